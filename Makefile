@@ -1,0 +1,46 @@
+# shoal build. `make` builds build/shoal; `make test` runs unit and integration tests;
+# `make test-asan` does the same with AddressSanitizer + UBSan.
+CC ?= cc
+BUILD ?= build
+PKGS := libuv raft sqlite3 libarchive jansson openssl
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+
+SRC := $(wildcard src/base/*.c src/api/*.c src/store/*.c src/raft/*.c src/manager/*.c \
+                  src/agent/*.c src/cli/*.c src/daemon/*.c)
+LIB_SRC := $(filter-out src/main.c,$(SRC))
+OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+
+all: $(BUILD)/shoal $(BUILD)/unit_tests
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libshoal.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/shoal: $(BUILD)/src/main.o $(BUILD)/libshoal.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libshoal.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: all
+	SHOAL_BIN=$(abspath $(BUILD)/shoal) UNIT_BIN=$(abspath $(BUILD)/unit_tests) \
+	  /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/
+
+test-asan:
+	$(MAKE) BUILD=build-asan CC=clang \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all test test-asan clean
+-include $(OBJ:.o=.d) $(BUILD)/src/main.d

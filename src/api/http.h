@@ -1,0 +1,102 @@
+/* HTTP/1.1 on libuv, framed by http-parser: the daemon's server side and the
+ * CLI's blocking client side.
+ *
+ * Server: one uv_pipe (Unix socket) listener; each connection parses requests
+ * with http-parser and hands each complete request to the router callback.
+ * The router answers now or later (after a Raft commit) with http_respond(),
+ * or streams with http_stream_*(). One request per connection at a time;
+ * keep-alive is honoured.
+ *
+ * Bodies: JSON bodies are kept in memory up to HTTP_MAX_BODY (larger ones get
+ * 413 without calling the router). Requests whose path starts with one of the
+ * server's spool prefixes (image uploads) are written to a temporary file
+ * instead, with no size cap; req->body_file names it and the server unlinks it
+ * after the response. */
+#ifndef SHOAL_API_HTTP_H
+#define SHOAL_API_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/err.h"
+
+#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_MAX_URL 8192
+
+struct http_conn;
+struct http_server;
+
+/* One parsed request. Owned by the server; valid until the response ends
+ * (http_respond() or http_stream_end()) or until on_abort fires. */
+struct http_req {
+    struct http_conn *conn;
+    const char *method;   /* "GET", "POST", "DELETE", ... */
+    char *path;           /* decoded path without the query: "/v1/services/web" */
+    char *query;          /* raw query string without '?', "" when absent */
+    char *body;           /* NUL-terminated body in memory, or NULL */
+    size_t body_len;
+    char *body_file;      /* spooled body's path (spool prefixes only), or NULL */
+    void *data;           /* free for the router */
+    /* Called at most once if the client goes away before the response ends
+     * (streams: `follow` readers). After it returns, `req` is freed: the
+     * router must drop every pointer to it. */
+    void (*on_abort)(struct http_req *req);
+};
+
+typedef void (*http_router_cb)(struct http_server *srv, struct http_req *req);
+
+/* Starts listening on a Unix socket at `path` (an old socket file is replaced;
+ * mode 0600: root only). `spool_dir` receives spooled bodies. */
+struct http_server *http_server_start(uv_loop_t *loop, const char *path, const char *spool_dir,
+                                      const char *const *spool_prefixes, http_router_cb router,
+                                      void *data, struct serr *err);
+void *http_server_data(struct http_server *srv);
+/* Closes the listener and every connection; frees everything in close callbacks. */
+void http_server_stop(struct http_server *srv);
+
+/* Looks up a query parameter (decoded copy in out[outlen]); false when absent. */
+bool http_query_get(const struct http_req *req, const char *key, char *out, size_t outlen);
+
+/* Sends a complete response. `body` is copied. Ends the request. */
+void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
+                  size_t len);
+/* Sends {"message": msg} with the status of err->kind (400/404/409/500/503). */
+void http_respond_error(struct http_req *req, const struct serr *err);
+
+/* Streaming responses (chunked transfer encoding). */
+void http_stream_start(struct http_req *req, int status, const char *content_type);
+void http_stream_write(struct http_req *req, const char *data, size_t len);
+void http_stream_end(struct http_req *req);
+
+/* ---- client (blocking; used by the CLI) ---- */
+
+/* "unix:///run/shoal/shoal.sock" or a plain path. */
+struct http_client;
+struct http_client *http_client_open(const char *host, struct serr *err);
+void http_client_close(struct http_client *c);
+
+struct http_response {
+    int status;
+    char *body; /* NUL-terminated, caller frees with free() */
+    size_t body_len;
+};
+
+/* Sends a request with an optional in-memory body and reads the whole reply. */
+int http_request(struct http_client *c, const char *method, const char *path,
+                 const char *content_type, const char *body, size_t body_len,
+                 struct http_response *resp, struct serr *err);
+/* Sends a file as the body (uploads). */
+int http_request_file(struct http_client *c, const char *method, const char *path,
+                      const char *file_path, struct http_response *resp, struct serr *err);
+/* Sends a request and calls on_data for each piece of the body as it
+ * arrives (streams: logs -f, run). Returns the status in *status. on_data
+ * returning non-zero stops reading. */
+int http_request_stream(struct http_client *c, const char *method, const char *path,
+                        const char *content_type, const char *body, size_t body_len,
+                        int *status,
+                        int (*on_data)(const char *data, size_t len, void *arg), void *arg,
+                        struct serr *err);
+
+#endif

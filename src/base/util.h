@@ -1,0 +1,45 @@
+/* Small helpers used everywhere: allocation, ids, time, files, parsers of
+ * sizes and durations.
+ *
+ * Out-of-memory policy: shoal does not try to survive allocation failure.
+ * xmalloc() and friends abort with a message; no caller checks for NULL. */
+#ifndef SHOAL_BASE_UTIL_H
+#define SHOAL_BASE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Writes `len` random lowercase hex characters and a NUL into out[len+1]. */
+void random_hex(char *out, size_t len);
+
+/* Wall clock and monotonic clock, in milliseconds. */
+int64_t now_ms(void);
+int64_t mono_ms(void);
+
+/* Reads a whole file into a new NUL-terminated buffer (caller frees).
+ * *len gets the size without the NUL when len is not NULL. */
+int read_file(const char *path, char **out, size_t *len, struct serr *err);
+/* Writes via a temporary file and rename(2), then fsyncs when `sync`. */
+int write_file_atomic(const char *path, const void *data, size_t len, bool sync,
+                      struct serr *err);
+int mkdir_p(const char *path, unsigned mode, struct serr *err);
+/* Removes a tree; does not cross mount points (skips them). Missing is ok. */
+int rm_rf(const char *path, struct serr *err);
+
+/* "512M", "1g", "1024", "1.5G" -> bytes (binary units, like docker). */
+int parse_size(const char *s, int64_t *bytes, struct serr *err);
+/* "10s", "1m30s", "500ms", "2h", "0" -> milliseconds (Go duration subset). */
+int parse_duration(const char *s, int64_t *ms, struct serr *err);
+/* Formats an age like docker: "5 seconds", "2 minutes", "3 hours". */
+void format_age(int64_t ms, char *out, size_t outlen);
+
+#endif
