@@ -1,0 +1,65 @@
+/* Image store: layers stored by digest, unpacked once, read with libarchive.
+ *
+ * Layout under the store's directory:
+ *   layers/<hex of diff_id>/root/   the unpacked layer, whiteouts converted to
+ *                                   overlayfs form (char device 0:0, and the
+ *                                   trusted.overlay.opaque=y xattr on opaque dirs)
+ *   layers/<hex>/size               bytes of the uncompressed layer tar
+ *   tmp/                            work area; a layer is unpacked in tmp/ and
+ *                                   renamed into layers/ when complete
+ *
+ * The store keeps no list of images: image descriptions (JSON, below) are
+ * cluster state and live in the Raft store. These functions block (disk I/O):
+ * the daemon calls them from libuv's thread pool. They are safe to call from
+ * several threads at once for different archives.
+ *
+ * Image description (jansson object, owned by the caller):
+ *   {"id": "sha256:<hex of the config blob>",
+ *    "tags": ["busybox:latest"],              // normalised NAME:TAG
+ *    "layers": ["sha256:<diff_id>", ...],     // bottom first
+ *    "size": <sum of layer sizes>,
+ *    "config": {"Env": [...], "Cmd": [...], "Entrypoint": [...],
+ *               "WorkingDir": "", "User": ""}} // absent keys omitted
+ */
+#ifndef SHOAL_AGENT_IMAGE_H
+#define SHOAL_AGENT_IMAGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/err.h"
+
+struct image_store;
+
+/* Opens (creating) the store under `dir`. Caller frees with image_store_close(). */
+int image_store_open(const char *dir, struct image_store **out, struct serr *err);
+void image_store_close(struct image_store *s);
+
+/* Turns "busybox" into "busybox:latest"; keeps "reg:5000/a/b:tag". Validates
+ * the reference (lowercase name components, tag [A-Za-z0-9_.-]{1,128}).
+ * Writes into out[outlen]. */
+int image_normalize_ref(const char *ref, char *out, size_t outlen, struct serr *err);
+
+/* `shoal image import`: a root filesystem tarball (any compression libarchive
+ * reads) becomes a one-layer image tagged `ref`. *image gets a new reference. */
+int image_import(struct image_store *s, const char *tar_path, const char *ref, json_t **image,
+                 struct serr *err);
+
+/* `shoal image load`: a `docker save` archive (manifest.json) or an OCI image
+ * layout tarball (oci-layout + index.json; gzip or plain layers). *images gets
+ * a new JSON array of descriptions, one per image in the archive, with the
+ * tags the archive names (OCI: annotation org.opencontainers.image.ref.name). */
+int image_load(struct image_store *s, const char *archive_path, json_t **images,
+               struct serr *err);
+
+/* Path of an unpacked layer's root ("sha256:..."), newly allocated, or NULL
+ * when the layer is not in the store. */
+char *image_layer_dir(struct image_store *s, const char *diff_id);
+
+/* True when every layer of the description is in the store. */
+bool image_has_layers(struct image_store *s, json_t *image);
+
+/* Removes every layer not named in `keep` (array of image descriptions). */
+int image_gc(struct image_store *s, json_t *keep, struct serr *err);
+
+#endif

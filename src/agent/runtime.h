@@ -1,0 +1,86 @@
+/* Container runtime: OCI bundles run by crun (runc accepted).
+ *
+ * A container's bundle lives in <containers_dir>/<id>/:
+ *   config.json   generated OCI runtime config
+ *   rootfs/       overlayfs mount point (lowerdirs = image layers, top first)
+ *   upper/ work/  overlay's upper and work directories
+ *
+ * Container spec (jansson object given to runtime_create, not kept):
+ *   {"args": ["httpd","-f"],            // required, already resolved with the image's
+ *                                        // Entrypoint/Cmd
+ *    "env": ["PATH=...","K=V"],          // final environment
+ *    "workdir": "/", "user": "0:0",      // numeric uid[:gid] (or absent = 0:0)
+ *    "hostname": "web-1",
+ *    "mounts": [{"type":"bind","source":"/abs/host/path","target":"/in/ctr",
+ *                "readonly":true}],     // volumes are already resolved to host paths
+ *    "limits": {"cpus": 0.5, "memory": 67108864},   // optional
+ *    "init": true,                        // run the small init (tini) as PID 1
+ *    "stop_signal": "SIGTERM"}
+ *
+ * Defaults every container gets: pid, mount, uts and ipc namespaces (host
+ * network), Docker's default capability set, a default seccomp profile,
+ * no-new-privileges, masked and read-only /proc paths, /dev, /dev/pts,
+ * /dev/shm, /dev/mqueue, read-only /sys, the host's /etc/resolv.conf and
+ * /etc/hosts read-only.
+ *
+ * Cgroups: on a pure v2 host crun's own cgroup manager places the container
+ * (cgroupsPath "/shoal/<id>", resources in config.json). On a v1 or hybrid
+ * host crun runs with --cgroup-manager=disabled and shoal creates
+ * /sys/fs/cgroup/<controller>/shoal/<id> itself (memory, cpu, cpuacct, pids),
+ * writes the limits and moves the container's PID there between `crun create`
+ * and `crun start`. On a hybrid host whose v2 mount still lists controllers
+ * (crun refuses those), runtime_init mounts each such controller as a v1
+ * hierarchy under /sys/fs/cgroup/<name>.
+ *
+ * All functions block (fork/exec of crun, mounts): call them from libuv's
+ * thread pool. They are thread safe for distinct ids. */
+#ifndef SHOAL_AGENT_RUNTIME_H
+#define SHOAL_AGENT_RUNTIME_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+enum cgroup_mode { CGROUP_V1, CGROUP_HYBRID, CGROUP_V2 };
+
+struct runtime {
+    char *runtime_path;   /* crun binary (default: "crun" found on PATH) */
+    char *runtime_root;   /* crun --root: its state directory */
+    char *containers_dir; /* bundles */
+    char *init_path;      /* static init bind-mounted as /sbin/shoal-init (tini-static) */
+    enum cgroup_mode cgroup_mode;
+};
+
+/* Fills `rt` (copies the strings), creates directories, detects the cgroup
+ * mode and fixes a hybrid host as described above. runtime_path NULL = crun. */
+int runtime_init(struct runtime *rt, const char *runtime_path, const char *runtime_root,
+                 const char *containers_dir, struct serr *err);
+void runtime_free(struct runtime *rt);
+
+/* Prepares the bundle (overlay over `layer_dirs`, bottom layer first, NULL
+ * terminated; config.json from `spec`) and runs `crun create`. The container's
+ * stdout and stderr are `out_fd`. Places the PID in cgroups (v1). On success
+ * *pid is the container's init PID, still stopped before exec; the caller
+ * then calls runtime_start. On failure nothing is left behind (bundle,
+ * mount, cgroups and crun state removed) and err says why in the user's
+ * terms: "bind source path does not exist: /x", "crun: executable file `foo`
+ * not found in $PATH"... */
+int runtime_create(struct runtime *rt, const char *id, json_t *spec,
+                   const char *const *layer_dirs, int out_fd, pid_t *pid, struct serr *err);
+
+/* `crun start`: the container's process execs its command. */
+int runtime_start(struct runtime *rt, const char *id, struct serr *err);
+
+/* Sends a signal to the container's init (crun kill). */
+int runtime_kill(struct runtime *rt, const char *id, int signo, struct serr *err);
+
+/* `crun delete --force`, unmounts the rootfs, removes cgroups and the bundle.
+ * Idempotent: a container already gone is not an error. */
+int runtime_delete(struct runtime *rt, const char *id, struct serr *err);
+
+/* CPU time (ns) and memory (bytes) used by the container's cgroup; 0 when unknown. */
+int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes);
+
+#endif
