@@ -1,0 +1,379 @@
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+struct store {
+    sqlite3 *db;
+    unsigned long long version;
+};
+
+struct table_def {
+    const char *name;
+    const char *keys[4]; /* generated key columns, NULL terminated */
+};
+
+static const struct table_def tables[] = {
+    {"meta", {NULL}},
+    {"nodes", {"hostname", NULL}},
+    {"images", {NULL}},
+    {"tags", {"image_id", NULL}},
+    {"services", {"name", NULL}},
+    {"tasks", {"service_id", "node_id", "slot", NULL}},
+};
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+
+static const char schema[] =
+    "CREATE TABLE meta (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    "CREATE TABLE nodes (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  hostname TEXT GENERATED ALWAYS AS (json_extract(data, '$.hostname')) STORED);"
+    "CREATE TABLE images (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    "CREATE TABLE tags (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  image_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.image_id')) STORED);"
+    "CREATE TABLE services (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
+    "CREATE UNIQUE INDEX services_name ON services(name);"
+    "CREATE TABLE tasks (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  service_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.service_id')) STORED,"
+    "  node_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.node_id')) STORED,"
+    "  slot TEXT GENERATED ALWAYS AS (json_extract(data, '$.slot')) STORED);"
+    "CREATE INDEX tasks_service ON tasks(service_id);"
+    "CREATE INDEX tasks_node ON tasks(node_id);";
+
+static const struct table_def *table_lookup(const char *name)
+{
+    for (size_t i = 0; name && i < NTABLES; i++)
+        if (strcmp(tables[i].name, name) == 0)
+            return &tables[i];
+    return NULL;
+}
+
+static bool table_has_key(const struct table_def *t, const char *column)
+{
+    if (strcmp(column, "id") == 0)
+        return true;
+    for (int i = 0; t->keys[i]; i++)
+        if (strcmp(t->keys[i], column) == 0)
+            return true;
+    return false;
+}
+
+int store_open(struct store **out, struct serr *err)
+{
+    struct store *s = xcalloc(1, sizeof(*s));
+    if (sqlite3_open(":memory:", &s->db) != SQLITE_OK) {
+        serr_set(err, SERR_INTERNAL, "sqlite open: %s", sqlite3_errmsg(s->db));
+        goto err_after_open;
+    }
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        serr_set(err, SERR_INTERNAL, "sqlite schema: %s", msg);
+        sqlite3_free(msg);
+        goto err_after_open;
+    }
+    *out = s;
+    return 0;
+
+err_after_open:
+    sqlite3_close(s->db);
+    free(s);
+    return -1;
+}
+
+void store_close(struct store *s)
+{
+    if (s == NULL)
+        return;
+    sqlite3_close(s->db);
+    free(s);
+}
+
+void store_result_free(struct store_result *r)
+{
+    if (r == NULL)
+        return;
+    for (int i = 0; i < r->ngroups; i++)
+        free(r->msg[i]);
+    free(r->msg);
+    free(r->status);
+    memset(r, 0, sizeof(*r));
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, struct serr *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        serr_set(err, SERR_INTERNAL, "%s", msg ? msg : "sqlite error");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs a statement with text parameters (NULL terminated) that returns no rows. */
+static int run_stmt(sqlite3 *db, const char *sql, const char *const *params, struct serr *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return serr_set(err, SERR_INTERNAL, "prepare: %s", sqlite3_errmsg(db));
+    for (int i = 0; params[i]; i++)
+        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    int changes = sqlite3_changes(db);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_CONSTRAINT)
+        return serr_set(err, SERR_CONFLICT, "conflict: %s", sqlite3_errmsg(db));
+    if (rc != SQLITE_DONE)
+        return serr_set(err, SERR_INTERNAL, "%s", sqlite3_errmsg(db));
+    return changes;
+}
+
+static int apply_put(sqlite3 *db, const char *table, json_t *obj, struct serr *err)
+{
+    const char *id = json_string_value(json_object_get(obj, "id"));
+    if (!json_is_object(obj) || id == NULL)
+        return serr_set(err, SERR_INVALID, "put: object without id");
+    char *data = json_dumps(obj, JSON_COMPACT);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (id, data) VALUES (?, ?) "
+             "ON CONFLICT(id) DO UPDATE SET data = excluded.data", table);
+    const char *params[] = {id, data, NULL};
+    int rc = run_stmt(db, sql, params, err);
+    free(data);
+    return rc < 0 ? -1 : 0;
+}
+
+static int apply_merge(sqlite3 *db, const char *table, const char *id, json_t *fields,
+                       struct serr *err)
+{
+    if (id == NULL || !json_is_object(fields))
+        return serr_set(err, SERR_INVALID, "merge: missing id or fields");
+    char *patch = json_dumps(fields, JSON_COMPACT);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "UPDATE %s SET data = json_patch(data, ?) WHERE id = ?", table);
+    const char *params[] = {patch, id, NULL};
+    int rc = run_stmt(db, sql, params, err);
+    free(patch);
+    if (rc == 0)
+        return serr_set(err, SERR_NOT_FOUND, "no such object in %s: %s", table, id);
+    return rc < 0 ? -1 : 0;
+}
+
+static int apply_del(sqlite3 *db, const char *table, const char *id, struct serr *err)
+{
+    if (id == NULL)
+        return serr_set(err, SERR_INVALID, "del: missing id");
+    char sql[128];
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", table);
+    const char *params[] = {id, NULL};
+    return run_stmt(db, sql, params, err) < 0 ? -1 : 0;
+}
+
+static int apply_op(sqlite3 *db, json_t *op, struct serr *err)
+{
+    const char *kind = json_string_value(json_object_get(op, "op"));
+    const struct table_def *t = table_lookup(json_string_value(json_object_get(op, "table")));
+    if (kind == NULL || t == NULL)
+        return serr_set(err, SERR_INVALID, "op without a known kind or table");
+    const char *id = json_string_value(json_object_get(op, "id"));
+    if (strcmp(kind, "put") == 0)
+        return apply_put(db, t->name, json_object_get(op, "obj"), err);
+    if (strcmp(kind, "merge") == 0)
+        return apply_merge(db, t->name, id, json_object_get(op, "fields"), err);
+    if (strcmp(kind, "del") == 0)
+        return apply_del(db, t->name, id, err);
+    return serr_set(err, SERR_INVALID, "unknown op '%s'", kind);
+}
+
+static int apply_group(sqlite3 *db, json_t *group, struct serr *err)
+{
+    if (!json_is_array(group))
+        return serr_set(err, SERR_INVALID, "group is not an array");
+    if (exec_sql(db, "SAVEPOINT grp", err) < 0)
+        return -1;
+    size_t i;
+    json_t *op;
+    json_array_foreach(group, i, op)
+    {
+        if (apply_op(db, op, err) < 0) {
+            exec_sql(db, "ROLLBACK TO grp; RELEASE grp", NULL);
+            return -1;
+        }
+    }
+    return exec_sql(db, "RELEASE grp", err);
+}
+
+int store_apply(struct store *s, const char *entry, size_t len, struct store_result *res,
+                struct serr *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(entry, len, 0, &jerr);
+    json_t *groups = json_object_get(root, "groups");
+    if (!json_is_array(groups)) {
+        json_decref(root);
+        return serr_set(err, SERR_INVALID, "raft entry is not a group list");
+    }
+    size_t n = json_array_size(groups);
+    if (res) {
+        res->ngroups = (int)n;
+        res->status = xcalloc(n, sizeof(int));
+        res->msg = xcalloc(n, sizeof(char *));
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct serr gerr = {0};
+        int rc = apply_group(s->db, json_array_get(groups, i), &gerr);
+        if (res) {
+            res->status[i] = rc < 0 ? -(int)gerr.kind - 1 : 0;
+            res->msg[i] = rc < 0 ? xstrdup(gerr.msg) : NULL;
+        }
+    }
+    s->version++;
+    json_decref(root);
+    return 0;
+}
+
+int store_snapshot(struct store *s, void **buf, size_t *len, struct serr *err)
+{
+    sqlite3_int64 size = 0;
+    unsigned char *data = sqlite3_serialize(s->db, "main", &size, 0);
+    if (data == NULL)
+        return serr_set(err, SERR_INTERNAL, "sqlite3_serialize failed");
+    *buf = xmalloc((size_t)size);
+    memcpy(*buf, data, (size_t)size);
+    *len = (size_t)size;
+    sqlite3_free(data);
+    return 0;
+}
+
+int store_restore(struct store *s, const void *buf, size_t len, struct serr *err)
+{
+    unsigned char *copy = sqlite3_malloc64(len);
+    if (copy == NULL)
+        return serr_set(err, SERR_INTERNAL, "out of memory restoring a snapshot");
+    memcpy(copy, buf, len);
+    int rc = sqlite3_deserialize(s->db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+                                 SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
+    if (rc != SQLITE_OK)
+        return serr_set(err, SERR_INTERNAL, "sqlite3_deserialize: %s", sqlite3_errstr(rc));
+    s->version++;
+    return 0;
+}
+
+/* Collects the data column of a query's rows into a JSON array. */
+static json_t *query_rows(sqlite3 *db, const char *sql, const char *const *params)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return out;
+    for (int i = 0; params && params[i]; i++)
+        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *data = (const char *)sqlite3_column_text(st, 0);
+        json_t *obj = data ? json_loads(data, 0, NULL) : NULL;
+        if (obj)
+            json_array_append_new(out, obj);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static json_t *first_or_null(json_t *rows)
+{
+    json_t *one = json_incref(json_array_get(rows, 0));
+    json_decref(rows);
+    return one;
+}
+
+json_t *store_get(struct store *s, const char *table, const char *id)
+{
+    if (table_lookup(table) == NULL || id == NULL)
+        return NULL;
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE id = ?", table);
+    const char *params[] = {id, NULL};
+    return first_or_null(query_rows(s->db, sql, params));
+}
+
+json_t *store_list(struct store *s, const char *table, const char *order_by)
+{
+    if (table_lookup(table) == NULL)
+        return json_array();
+    char *sql = xasprintf("SELECT data FROM %s ORDER BY %s", table, order_by ? order_by : "id");
+    json_t *rows = query_rows(s->db, sql, NULL);
+    free(sql);
+    return rows;
+}
+
+json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value)
+{
+    const struct table_def *t = table_lookup(table);
+    if (t == NULL || !table_has_key(t, column))
+        return json_array();
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ? ORDER BY id", table, column);
+    const char *params[] = {value, NULL};
+    return query_rows(s->db, sql, params);
+}
+
+static const char *name_column(const char *table)
+{
+    if (strcmp(table, "services") == 0)
+        return "name";
+    if (strcmp(table, "nodes") == 0)
+        return "hostname";
+    return NULL;
+}
+
+json_t *store_find(struct store *s, const char *table, const char *ref, struct serr *err)
+{
+    if (table_lookup(table) == NULL || ref == NULL || *ref == '\0')
+        return NULL;
+    json_t *exact = store_get(s, table, ref);
+    if (exact)
+        return exact;
+    const char *col = name_column(table);
+    if (col) {
+        json_t *named = first_or_null(store_list_where(s, table, col, ref));
+        if (named)
+            return named;
+    }
+    /* Unique prefix of the id; LIKE special characters in ref would widen the
+     * match, so compare with substr instead. */
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2",
+             table);
+    const char *params[] = {ref, NULL};
+    json_t *rows = query_rows(s->db, sql, params);
+    if (json_array_size(rows) > 1) {
+        json_decref(rows);
+        serr_set(err, SERR_CONFLICT, "'%s' matches more than one object; give more of the ID",
+                 ref);
+        return NULL;
+    }
+    return first_or_null(rows);
+}
+
+unsigned long long store_version(struct store *s)
+{
+    return s->version;
+}
+
+json_t *op_put(const char *table, json_t *obj)
+{
+    return json_pack("{s:s, s:s, s:o}", "op", "put", "table", table, "obj", obj);
+}
+
+json_t *op_merge(const char *table, const char *id, json_t *fields)
+{
+    return json_pack("{s:s, s:s, s:s, s:o}", "op", "merge", "table", table, "id", id, "fields",
+                     fields);
+}
+
+json_t *op_del(const char *table, const char *id)
+{
+    return json_pack("{s:s, s:s, s:s}", "op", "del", "table", table, "id", id);
+}

@@ -1,0 +1,65 @@
+/* Cluster state: an in-memory SQLite database, changed only by applying
+ * committed Raft entries (store_apply) and read by everyone on the loop.
+ *
+ * Every table holds JSON objects keyed by "id": nodes, images, tags (id =
+ * "name:tag", image_id), services, tasks, meta (cluster-wide facts). Key
+ * columns used in queries are generated from the JSON (service name, task
+ * service_id / node_id / slot).
+ *
+ * An entry is {"groups": [[op, ...], ...]}; each group is applied atomically
+ * (a savepoint) and succeeds or fails alone, so unrelated API writes can share
+ * one entry. Ops:
+ *   {"op":"put",   "table":T, "obj":{...,"id":ID}}     insert or replace
+ *   {"op":"merge", "table":T, "id":ID, "fields":{...}}  RFC 7396 merge patch
+ *   {"op":"del",   "table":T, "id":ID}
+ * Ops carry every value (ids, times): applying is deterministic. */
+#ifndef SHOAL_STORE_STORE_H
+#define SHOAL_STORE_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "base/err.h"
+
+struct store;
+
+/* Result of applying one entry: one status per group (0 ok, -1 failed with msg). */
+struct store_result {
+    int ngroups;
+    int *status;
+    char **msg;
+};
+void store_result_free(struct store_result *r);
+
+int store_open(struct store **out, struct serr *err);
+void store_close(struct store *s);
+
+/* Applies an entry. Returns -1 only when the entry itself is unreadable (then
+ * nothing changed); group failures are reported in *res (caller frees with
+ * store_result_free, res may be NULL). */
+int store_apply(struct store *s, const char *entry, size_t len, struct store_result *res,
+                struct serr *err);
+
+/* Serialized database (sqlite3_serialize); caller frees with free(). */
+int store_snapshot(struct store *s, void **buf, size_t *len, struct serr *err);
+/* Replaces the whole state with a snapshot. `buf` is not taken. */
+int store_restore(struct store *s, const void *buf, size_t len, struct serr *err);
+
+/* Queries. Every json_t returned is a new reference owned by the caller. */
+json_t *store_get(struct store *s, const char *table, const char *id);
+/* All rows of a table, ordered by the given SQL ORDER BY clause (NULL: id). */
+json_t *store_list(struct store *s, const char *table, const char *order_by);
+/* Rows where a generated key column equals a value (column in the table's list). */
+json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value);
+/* A service, task or node by full id, unique id prefix, or name (services:
+ * name; nodes: hostname). NULL when absent; SERR_CONFLICT when ambiguous. */
+json_t *store_find(struct store *s, const char *table, const char *ref, struct serr *err);
+/* Index of the last applied entry (meta "applied"), for watchers. */
+unsigned long long store_version(struct store *s);
+
+/* Op builders (new references). */
+json_t *op_put(const char *table, json_t *obj /* stolen */);
+json_t *op_merge(const char *table, const char *id, json_t *fields /* stolen */);
+json_t *op_del(const char *table, const char *id);
+
+#endif

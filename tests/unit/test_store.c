@@ -1,0 +1,104 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "unit.h"
+
+static int apply_str(struct store *s, const char *entry, struct store_result *res)
+{
+    return store_apply(s, entry, strlen(entry), res, NULL);
+}
+
+TEST(store_put_merge_del)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    struct store_result res;
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"put\",\"table\":\"services\",\"obj\":"
+                    "{\"id\":\"abc123\",\"name\":\"web\",\"replicas\":1}}]]}",
+                    &res) == 0);
+    CHECK(res.ngroups == 1 && res.status[0] == 0);
+    store_result_free(&res);
+    json_t *svc = store_find(s, "services", "web", NULL);
+    CHECK(svc && json_integer_value(json_object_get(svc, "replicas")) == 1);
+    json_decref(svc);
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"merge\",\"table\":\"services\",\"id\":\"abc123\","
+                    "\"fields\":{\"replicas\":3}}]]}",
+                    NULL) == 0);
+    svc = store_find(s, "services", "abc", NULL);
+    CHECK(svc && json_integer_value(json_object_get(svc, "replicas")) == 3);
+    json_decref(svc);
+    CHECK(apply_str(s, "{\"groups\":[[{\"op\":\"del\",\"table\":\"services\",\"id\":\"abc123\"}]]}",
+                    NULL) == 0);
+    CHECK(store_get(s, "services", "abc123") == NULL);
+    store_close(s);
+}
+
+TEST(store_groups_fail_alone)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    struct store_result res;
+    /* The second group reuses the name "web": it alone fails and changes nothing. */
+    CHECK(apply_str(s,
+                    "{\"groups\":["
+                    "[{\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"a\",\"name\":\"web\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"t1\",\"service_id\":\"b\"}},"
+                    " {\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"b\",\"name\":\"web\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"c\",\"name\":\"db\"}}]]}",
+                    &res) == 0);
+    CHECK(res.ngroups == 3 && res.status[0] == 0 && res.status[1] != 0 && res.status[2] == 0);
+    CHECK(strstr(res.msg[1], "UNIQUE") != NULL);
+    store_result_free(&res);
+    CHECK(store_get(s, "tasks", "t1") == NULL);
+    json_t *all = store_list(s, "services", NULL);
+    CHECK(json_array_size(all) == 2);
+    json_decref(all);
+    store_close(s);
+}
+
+TEST(store_rejects_garbage)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    struct serr err;
+    CHECK(store_apply(s, "nope", 4, NULL, &err) < 0);
+    CHECK(apply_str(s, "{\"groups\":[[{\"op\":\"put\",\"table\":\"x; DROP\"}]]}",
+                      NULL) == 0);
+    struct store_result res;
+    CHECK(apply_str(s, "{\"groups\":[[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{}}], 7]}", &res) ==
+          0);
+    CHECK(res.status[0] != 0 && res.status[1] != 0);
+    store_result_free(&res);
+    store_close(s);
+}
+
+TEST(store_snapshot_round_trip)
+{
+    struct store *a, *b;
+    CHECK(store_open(&a, NULL) == 0 && store_open(&b, NULL) == 0);
+    CHECK(apply_str(a,
+                    "{\"groups\":[[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":"
+                    "{\"id\":\"t1\",\"service_id\":\"s1\",\"node_id\":\"n1\",\"slot\":1}}]]}",
+                    NULL) == 0);
+    void *buf;
+    size_t len;
+    CHECK(store_snapshot(a, &buf, &len, NULL) == 0);
+    CHECK(store_restore(b, buf, len, NULL) == 0);
+    free(buf);
+    json_t *rows = store_list_where(b, "tasks", "node_id", "n1");
+    CHECK(json_array_size(rows) == 1);
+    json_decref(rows);
+    /* the restored copy keeps working: writes and generated columns */
+    CHECK(apply_str(b,
+                    "{\"groups\":[[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":"
+                    "{\"id\":\"t2\",\"service_id\":\"s1\",\"node_id\":\"n1\",\"slot\":2}}]]}",
+                    NULL) == 0);
+    rows = store_list_where(b, "tasks", "service_id", "s1");
+    CHECK(json_array_size(rows) == 2);
+    json_decref(rows);
+    store_close(a);
+    store_close(b);
+}
