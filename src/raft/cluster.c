@@ -1,0 +1,309 @@
+#include "raft/cluster.h"
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+
+struct proposal {
+    json_t *group;
+    cluster_propose_cb cb;
+    void *arg;
+    struct proposal *next;
+};
+
+struct cluster {
+    uv_loop_t *loop;
+    struct store *store;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    char *addr;
+    cluster_change_cb on_change;
+    void *change_arg;
+
+    struct proposal *queue_head, *queue_tail; /* waiting for the next entry */
+    struct proposal *in_flight;               /* the groups of the entry in flight */
+    struct raft_apply apply_req;
+    struct store_result last_result; /* set by the FSM, taken by the apply callback */
+    uv_timer_t flush_timer;          /* defers flushing out of the caller's stack */
+
+    bool stopping;
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+    int closing_handles;
+};
+
+static void fail_proposals(struct proposal *p, const char *msg)
+{
+    struct serr err;
+    serr_set(&err, SERR_UNAVAILABLE, "%s", msg);
+    while (p) {
+        struct proposal *next = p->next;
+        if (p->cb)
+            p->cb(p->arg, -1, &err);
+        json_decref(p->group);
+        free(p);
+        p = next;
+    }
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct cluster *c = fsm->data;
+    struct serr err;
+    store_result_free(&c->last_result);
+    *result = NULL;
+    if (store_apply(c->store, buf->base, buf->len, &c->last_result, &err) < 0)
+        log_error("raft entry not applied: %s", err.msg);
+    if (c->on_change)
+        c->on_change(c->change_arg);
+    return 0;
+}
+
+/* Version 1 FSM: raft frees the buffers with raft_free. */
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct cluster *c = fsm->data;
+    void *data;
+    size_t len;
+    if (store_snapshot(c->store, &data, &len, NULL) < 0)
+        return RAFT_NOMEM;
+    *bufs = raft_malloc(sizeof(**bufs));
+    void *copy = raft_malloc(len);
+    if (*bufs == NULL || copy == NULL) {
+        raft_free(*bufs);
+        raft_free(copy);
+        free(data);
+        return RAFT_NOMEM;
+    }
+    memcpy(copy, data, len);
+    free(data);
+    (*bufs)[0].base = copy;
+    (*bufs)[0].len = len;
+    *n_bufs = 1;
+    return 0;
+}
+
+/* On success the FSM owns buf->base (raft's contract) and frees it. */
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct cluster *c = fsm->data;
+    struct serr err;
+    if (store_restore(c->store, buf->base, buf->len, &err) < 0) {
+        log_error("snapshot restore: %s", err.msg);
+        return RAFT_CORRUPT;
+    }
+    raft_free(buf->base);
+    if (c->on_change)
+        c->on_change(c->change_arg);
+    return 0;
+}
+
+static void flush(struct cluster *c);
+
+static void apply_done(struct raft_apply *req, int status, void *result)
+{
+    struct cluster *c = req->data;
+    struct proposal *p = c->in_flight;
+    c->in_flight = NULL;
+    struct store_result res = c->last_result;
+    memset(&c->last_result, 0, sizeof(c->last_result));
+    int i = 0;
+    while (p) {
+        struct proposal *next = p->next;
+        struct serr err = {0};
+        int rc = 0;
+        if (status != 0) {
+            rc = serr_set(&err, SERR_UNAVAILABLE, "not committed: %s", raft_strerror(status));
+        } else if (i < res.ngroups && res.status[i] != 0) {
+            rc = serr_set(&err, (enum serr_kind)(-res.status[i] - 1), "%s", res.msg[i]);
+        }
+        if (p->cb)
+            p->cb(p->arg, rc, &err);
+        json_decref(p->group);
+        free(p);
+        p = next;
+        i++;
+    }
+    store_result_free(&res);
+    flush(c);
+}
+
+static void flush(struct cluster *c)
+{
+    if (c->in_flight || c->queue_head == NULL || c->stopping)
+        return;
+    if (c->raft.state != RAFT_LEADER) {
+        struct proposal *p = c->queue_head;
+        c->queue_head = c->queue_tail = NULL;
+        fail_proposals(p, "this manager is not the leader (no quorum?)");
+        return;
+    }
+    json_t *groups = json_array();
+    for (struct proposal *p = c->queue_head; p; p = p->next)
+        json_array_append(groups, p->group);
+    json_t *entry = json_pack("{s:o}", "groups", groups);
+    char *text = json_dumps(entry, JSON_COMPACT);
+    json_decref(entry);
+    size_t len = strlen(text);
+    struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
+    memcpy(buf.base, text, len);
+    free(text);
+    c->in_flight = c->queue_head;
+    c->queue_head = c->queue_tail = NULL;
+    c->apply_req.data = c;
+    int rv = raft_apply(&c->raft, &c->apply_req, &buf, 1, apply_done);
+    if (rv != 0) {
+        raft_free(buf.base);
+        struct proposal *p = c->in_flight;
+        c->in_flight = NULL;
+        fail_proposals(p, raft_strerror(rv));
+    }
+}
+
+static void flush_timer_cb(uv_timer_t *t)
+{
+    flush(t->data);
+}
+
+void cluster_propose(struct cluster *c, json_t *group, cluster_propose_cb cb, void *arg)
+{
+    struct proposal *p = xcalloc(1, sizeof(*p));
+    p->group = group;
+    p->cb = cb;
+    p->arg = arg;
+    if (c->queue_tail)
+        c->queue_tail->next = p;
+    else
+        c->queue_head = p;
+    c->queue_tail = p;
+    if (!c->stopping)
+        uv_timer_start(&c->flush_timer, flush_timer_cb, 0, 0);
+}
+
+bool cluster_is_leader(struct cluster *c)
+{
+    return c && c->raft.state == RAFT_LEADER;
+}
+
+bool cluster_busy(struct cluster *c)
+{
+    return c->in_flight != NULL || c->queue_head != NULL;
+}
+
+const char *cluster_addr(struct cluster *c)
+{
+    return c->addr;
+}
+
+static int bootstrap(struct cluster *c, const struct cluster_config *cfg, struct serr *err)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = raft_configuration_add(&conf, cfg->raft_id, cfg->addr, RAFT_VOTER);
+    if (rv == 0)
+        rv = raft_bootstrap(&c->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0)
+        return serr_set(err, SERR_INTERNAL, "raft bootstrap: %s", raft_errmsg(&c->raft));
+    return 0;
+}
+
+int cluster_start(uv_loop_t *loop, struct store *store, const struct cluster_config *cfg,
+                  cluster_change_cb on_change, void *change_arg, struct cluster **out,
+                  struct serr *err)
+{
+    if (mkdir_p(cfg->dir, 0700, err) < 0)
+        return -1;
+    struct cluster *c = xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->store = store;
+    c->addr = xstrdup(cfg->addr);
+    c->on_change = on_change;
+    c->change_arg = change_arg;
+    c->fsm = (struct raft_fsm){.version = 1, .data = c, .apply = fsm_apply,
+                               .snapshot = fsm_snapshot, .restore = fsm_restore};
+    int rv = raft_uv_tcp_init(&c->transport, loop);
+    if (rv != 0) {
+        serr_set(err, SERR_INTERNAL, "raft transport: %s", raft_strerror(rv));
+        goto err_after_alloc;
+    }
+    rv = raft_uv_init(&c->io, loop, cfg->dir, &c->transport);
+    if (rv != 0) {
+        serr_set(err, SERR_INTERNAL, "raft I/O in %s: %s", cfg->dir, c->io.errmsg);
+        goto err_after_transport;
+    }
+    rv = raft_init(&c->raft, &c->io, &c->fsm, cfg->raft_id, cfg->addr);
+    if (rv != 0) {
+        serr_set(err, SERR_INTERNAL, "raft init: %s", raft_strerror(rv));
+        goto err_after_io;
+    }
+    raft_set_snapshot_threshold(&c->raft, 512);
+    raft_set_snapshot_trailing(&c->raft, 128);
+    raft_set_election_timeout(&c->raft, 1000);
+    raft_set_heartbeat_timeout(&c->raft, 100);
+    if (cfg->bootstrap && bootstrap(c, cfg, err) < 0)
+        goto err_after_raft;
+    rv = raft_start(&c->raft);
+    if (rv != 0) {
+        serr_set(err, SERR_INTERNAL, "raft start on %s: %s", cfg->addr, raft_errmsg(&c->raft));
+        goto err_after_raft;
+    }
+    uv_timer_init(loop, &c->flush_timer);
+    c->flush_timer.data = c;
+    *out = c;
+    return 0;
+
+err_after_raft:
+    /* raft_init succeeded: its memory is released only through raft_close,
+     * which needs the loop to run; the daemon exits on this error anyway. */
+    return -1;
+err_after_io:
+    raft_uv_close(&c->io);
+err_after_transport:
+    raft_uv_tcp_close(&c->transport);
+err_after_alloc:
+    free(c->addr);
+    free(c);
+    return -1;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct cluster *c = h->data;
+    if (--c->closing_handles > 0)
+        return;
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    store_result_free(&c->last_result);
+    void (*done)(void *) = c->stop_done;
+    void *arg = c->stop_arg;
+    free(c->addr);
+    free(c);
+    if (done)
+        done(arg);
+}
+
+static void raft_closed(struct raft *r)
+{
+    struct cluster *c = r->data;
+    uv_close((uv_handle_t *)&c->flush_timer, handle_closed);
+}
+
+void cluster_stop(struct cluster *c, void (*done)(void *arg), void *arg)
+{
+    c->stopping = true;
+    c->stop_done = done;
+    c->stop_arg = arg;
+    struct proposal *p = c->queue_head;
+    c->queue_head = c->queue_tail = NULL;
+    fail_proposals(p, "the daemon is stopping");
+    c->closing_handles = 1;
+    c->raft.data = c;
+    raft_close(&c->raft, raft_closed);
+}
