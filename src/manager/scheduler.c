@@ -1,0 +1,161 @@
+#include "manager/scheduler.h"
+
+#include <string.h>
+
+#include "base/util.h"
+
+struct constraint {
+    char key[128];   /* "role", "hostname", "id", "labels.KEY" */
+    bool equal;      /* == or != */
+    char value[256];
+};
+
+static void trim_copy(char *out, size_t outlen, const char *start, size_t len)
+{
+    while (len > 0 && (*start == ' ' || *start == '\t')) {
+        start++;
+        len--;
+    }
+    while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+        len--;
+    if (len >= outlen)
+        len = outlen - 1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
+
+static int constraint_parse(const char *expr, struct constraint *c, struct serr *err)
+{
+    const char *op = strstr(expr, "==");
+    const char *ne = strstr(expr, "!=");
+    if (op == NULL || (ne && ne < op))
+        op = ne;
+    if (op == NULL)
+        return serr_set(err, SERR_INVALID, "constraint expected one operator from ==, !=: '%s'",
+                        expr);
+    c->equal = op[0] == '=';
+    char lhs[160];
+    trim_copy(lhs, sizeof(lhs), expr, (size_t)(op - expr));
+    trim_copy(c->value, sizeof(c->value), op + 2, strlen(op + 2));
+    if (strncmp(lhs, "node.", 5) != 0)
+        return serr_set(err, SERR_INVALID,
+                        "constraint '%s': key must be node.role, node.hostname, node.id or "
+                        "node.labels.KEY", expr);
+    snprintf(c->key, sizeof(c->key), "%s", lhs + 5);
+    bool known = strcmp(c->key, "role") == 0 || strcmp(c->key, "hostname") == 0 ||
+                 strcmp(c->key, "id") == 0 ||
+                 (strncmp(c->key, "labels.", 7) == 0 && c->key[7] != '\0');
+    if (!known)
+        return serr_set(err, SERR_INVALID,
+                        "constraint '%s': unknown key '%s' (use node.role, node.hostname, "
+                        "node.id or node.labels.KEY)", expr, lhs);
+    if (c->value[0] == '\0' || strstr(c->value, "==") || strstr(c->value, "!="))
+        return serr_set(err, SERR_INVALID, "constraint '%s': missing or invalid value", expr);
+    if (strcmp(c->key, "role") == 0 && strcmp(c->value, "manager") != 0 &&
+        strcmp(c->value, "worker") != 0)
+        return serr_set(err, SERR_INVALID, "constraint '%s': node.role is manager or worker",
+                        expr);
+    return 0;
+}
+
+int constraint_validate(const char *expr, struct serr *err)
+{
+    struct constraint c;
+    return constraint_parse(expr, &c, err);
+}
+
+static const char *node_attr(json_t *node, const char *key)
+{
+    if (strncmp(key, "labels.", 7) == 0)
+        return json_string_value(json_object_get(json_object_get(node, "labels"), key + 7));
+    return json_string_value(json_object_get(node, key));
+}
+
+bool constraint_match(const char *expr, json_t *node)
+{
+    struct constraint c;
+    if (constraint_parse(expr, &c, NULL) < 0)
+        return false;
+    const char *have = node_attr(node, c.key);
+    bool same = have != NULL && strcmp(have, c.value) == 0;
+    return c.equal ? same : !same;
+}
+
+bool node_eligible(json_t *node, json_t *constraints)
+{
+    const char *status = json_string_value(json_object_get(node, "status"));
+    const char *avail = json_string_value(json_object_get(node, "availability"));
+    if (!status || strcmp(status, "ready") != 0 || !avail || strcmp(avail, "active") != 0)
+        return false;
+    size_t i;
+    json_t *c;
+    json_array_foreach(constraints, i, c)
+    {
+        if (!constraint_match(json_string_value(c), node))
+            return false;
+    }
+    return true;
+}
+
+bool task_state_terminal(const char *state)
+{
+    static const char *const finals[] = {"complete", "failed", "rejected", "shutdown",
+                                         "orphaned", NULL};
+    for (int i = 0; state && finals[i]; i++)
+        if (strcmp(state, finals[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool task_live(json_t *t)
+{
+    const char *desired = json_string_value(json_object_get(t, "desired_state"));
+    return desired && strcmp(desired, "running") == 0 &&
+           !task_state_terminal(json_string_value(json_object_get(t, "state")));
+}
+
+static void count_on_node(json_t *tasks, const char *node_id, const char *service_id,
+                          int *same_service, int *total)
+{
+    *same_service = *total = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "node_id"));
+        if (n == NULL || strcmp(n, node_id) != 0 || !task_live(t))
+            continue;
+        (*total)++;
+        const char *s = json_string_value(json_object_get(t, "service_id"));
+        if (s && service_id && strcmp(s, service_id) == 0)
+            (*same_service)++;
+    }
+}
+
+json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
+                       json_t *constraints, struct serr *err)
+{
+    json_t *best = NULL;
+    int best_same = 0, best_total = 0;
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node)
+    {
+        if (!node_eligible(node, constraints))
+            continue;
+        int same, total;
+        count_on_node(tasks, json_string_value(json_object_get(node, "id")), service_id, &same,
+                      &total);
+        if (best == NULL || same < best_same || (same == best_same && total < best_total)) {
+            best = node;
+            best_same = same;
+            best_total = total;
+        }
+    }
+    if (best == NULL)
+        serr_set(err, SERR_UNAVAILABLE, "no suitable node (%zu node%s; none %s)",
+                 json_array_size(nodes), json_array_size(nodes) == 1 ? "" : "s",
+                 json_array_size(constraints) ? "ready, active and matching the constraints"
+                                              : "ready and active");
+    return best;
+}

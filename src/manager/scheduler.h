@@ -1,0 +1,30 @@
+/* Placement of tasks on nodes: constraint filter, then a spread score.
+ * Pure functions over JSON objects of the store (nodes, tasks): no I/O. */
+#ifndef SHOAL_MANAGER_SCHEDULER_H
+#define SHOAL_MANAGER_SCHEDULER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/err.h"
+
+/* Checks a constraint expression: node.role, node.hostname, node.id or
+ * node.labels.KEY, then == or !=, then a non-empty value. */
+int constraint_validate(const char *expr, struct serr *err);
+/* True when `node` satisfies `expr` (an invalid expression never matches). */
+bool constraint_match(const char *expr, json_t *node);
+
+/* Node can take new tasks: status ready, availability active, all constraints. */
+bool node_eligible(json_t *node, json_t *constraints /* array of strings or NULL */);
+
+/* Picks the node for a new task of `service_id`: among eligible nodes, the one
+ * with the fewest live tasks of that service, then the fewest live tasks.
+ * `tasks` is every task (live = desired running and not finished). Returns a
+ * borrowed node from `nodes`, or NULL with err saying why none fits. */
+json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
+                       json_t *constraints, struct serr *err);
+
+/* Task states that are final. */
+bool task_state_terminal(const char *state);
+
+#endif

@@ -1,0 +1,65 @@
+#include <string.h>
+
+#include "manager/scheduler.h"
+#include "unit.h"
+
+static json_t *node(const char *id, const char *host, const char *role, const char *avail)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "id", id, "hostname", host, "role",
+                     role, "availability", avail, "status", "ready", "labels", "zone", "a");
+}
+
+static json_t *task(const char *service, const char *node_id)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "service_id", service, "node_id", node_id,
+                     "desired_state", "running", "state", "running");
+}
+
+TEST(constraint_parse_and_match)
+{
+    struct serr err;
+    json_t *n = node("n1", "pi1", "manager", "active");
+    CHECK(constraint_validate("node.role==manager", NULL) == 0);
+    CHECK(constraint_match("node.role==manager", n));
+    CHECK(!constraint_match("node.role!=manager", n));
+    CHECK(constraint_match("node.hostname == pi1", n));
+    CHECK(constraint_match("node.labels.zone==a", n));
+    CHECK(constraint_match("node.labels.missing!=x", n));
+    CHECK(!constraint_match("node.labels.missing==x", n));
+    CHECK(constraint_match("node.id==n1", n));
+    CHECK(constraint_validate("node.role=manager", &err) < 0);
+    CHECK(strstr(err.msg, "operator") != NULL);
+    CHECK(constraint_validate("node.color==red", &err) < 0);
+    CHECK(constraint_validate("engine.labels.x==1", &err) < 0);
+    CHECK(constraint_validate("node.role==", &err) < 0);
+    CHECK(constraint_validate("node.role==boss", &err) < 0);
+    CHECK(constraint_validate("node.labels.==x", &err) < 0);
+    json_decref(n);
+}
+
+TEST(scheduler_spreads_and_filters)
+{
+    json_t *nodes = json_pack("[o,o,o]", node("n1", "a", "manager", "active"),
+                              node("n2", "b", "worker", "active"),
+                              node("n3", "c", "worker", "drain"));
+    json_t *tasks = json_pack("[o,o,o]", task("s1", "n1"), task("s1", "n1"), task("s2", "n2"));
+    /* fewest tasks of the same service wins: n2 has none of s1 */
+    json_t *pick = scheduler_pick(nodes, tasks, "s1", NULL, NULL);
+    CHECK_STR(json_string_value(json_object_get(pick, "id")), "n2");
+    /* constraint to managers: only n1 */
+    json_t *cons = json_pack("[s]", "node.role==manager");
+    pick = scheduler_pick(nodes, tasks, "s1", cons, NULL);
+    CHECK_STR(json_string_value(json_object_get(pick, "id")), "n1");
+    json_decref(cons);
+    /* the drained node never takes tasks */
+    cons = json_pack("[s]", "node.hostname==c");
+    struct serr err;
+    CHECK(scheduler_pick(nodes, tasks, "s1", cons, &err) == NULL);
+    CHECK(strstr(err.msg, "no suitable node") != NULL);
+    json_decref(cons);
+    /* ties on the service break on total load: s3 has no task; n2 has one, n1 two */
+    pick = scheduler_pick(nodes, tasks, "s3", NULL, NULL);
+    CHECK_STR(json_string_value(json_object_get(pick, "id")), "n2");
+    json_decref(nodes);
+    json_decref(tasks);
+}
