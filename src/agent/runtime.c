@@ -1,0 +1,422 @@
+/* Container runtime: bundles (overlay rootfs + config.json) run by crun.
+ * See agent/runtime.h for the contract. config.json is built in
+ * runtime_config.c, cgroups are handled in runtime_cgroup.c. */
+#include "agent/runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/runtime_internal.h"
+#include "base/util.h"
+
+extern char **environ;
+
+#define MAX_ID_LEN 128
+/* Static inits looked for when the runtime is set up; the first found is used. */
+static const char *const init_candidates[] = {"/usr/bin/tini-static", "/usr/local/bin/tini-static",
+                                              "/sbin/tini-static", NULL};
+
+static const char *find_init(void)
+{
+    for (size_t i = 0; init_candidates[i] != NULL; i++)
+        if (access(init_candidates[i], X_OK) == 0)
+            return init_candidates[i];
+    return NULL;
+}
+
+int runtime_init(struct runtime *rt, const char *runtime_path, const char *runtime_root,
+                 const char *containers_dir, struct serr *err)
+{
+    memset(rt, 0, sizeof(*rt));
+    rt->runtime_path = xstrdup(runtime_path ? runtime_path : "crun");
+    rt->runtime_root = xstrdup(runtime_root);
+    rt->containers_dir = xstrdup(containers_dir);
+    const char *init = find_init();
+    rt->init_path = init ? xstrdup(init) : NULL;
+    if (mkdir_p(runtime_root, 0700, err) < 0 || mkdir_p(containers_dir, 0711, err) < 0)
+        goto fail;
+    if (runtime_cgroup_detect(&rt->cgroup_mode, err) < 0)
+        goto fail;
+    if (rt->cgroup_mode == CGROUP_HYBRID && runtime_cgroup_fix_hybrid(err) < 0)
+        goto fail;
+    return 0;
+fail:
+    runtime_free(rt);
+    return -1;
+}
+
+void runtime_free(struct runtime *rt)
+{
+    free(rt->runtime_path);
+    free(rt->runtime_root);
+    free(rt->containers_dir);
+    free(rt->init_path);
+    memset(rt, 0, sizeof(*rt));
+}
+
+/* Ids become path components and crun arguments: keep them boring. */
+static int check_id(const char *id, struct serr *err)
+{
+    size_t len = id ? strlen(id) : 0;
+    if (len == 0 || len > MAX_ID_LEN || id[0] == '.' || id[0] == '-' ||
+        strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != len)
+        return serr_set(err, SERR_INVALID, "invalid container id \"%s\"", id ? id : "");
+    return 0;
+}
+
+static char *bundle_path(const struct runtime *rt, const char *id)
+{
+    return xasprintf("%s/%s", rt->containers_dir, id);
+}
+
+static bool path_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* ---- running crun ---------------------------------------------------- */
+
+/* The last error crun wrote to its JSON log, or NULL (caller frees). */
+static char *crun_log_error(const char *log_path)
+{
+    char *text = NULL, *found = NULL, *save = NULL;
+    if (log_path == NULL || read_file(log_path, &text, NULL, NULL) < 0)
+        return NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_t *entry = json_loads(line, 0, NULL);
+        const char *msg = json_string_value(json_object_get(entry, "msg"));
+        const char *level = json_string_value(json_object_get(entry, "level"));
+        if (msg != NULL && (level == NULL || strcmp(level, "error") == 0)) {
+            free(found);
+            found = xstrdup(msg);
+        }
+        json_decref(entry);
+    }
+    free(text);
+    return found;
+}
+
+static int crun_failed(const char *log_path, const char *command, int status, struct serr *err)
+{
+    char *msg = crun_log_error(log_path);
+    if (msg != NULL) {
+        /* A command that cannot be executed is the user's mistake. */
+        enum serr_kind kind = strstr(msg, "executable file") ? SERR_INVALID : SERR_INTERNAL;
+        serr_set(err, kind, "crun: %s", msg);
+        free(msg);
+        return -1;
+    }
+    if (WIFSIGNALED(status))
+        return serr_set(err, SERR_INTERNAL, "crun %s killed by signal %d", command,
+                        WTERMSIG(status));
+    return serr_set(err, SERR_INTERNAL, "crun %s failed with status %d", command,
+                    WEXITSTATUS(status));
+}
+
+/* stdin is /dev/null; stdout and stderr are out_fd (or /dev/null when < 0).
+ * The child gets default signal dispositions and an empty mask: whatever
+ * the daemon ignores or blocks (SIGPIPE...) must not leak into containers. */
+static int spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr, int out_fd)
+{
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawn_file_actions_init(actions);
+    posix_spawnattr_init(attr);
+    posix_spawnattr_setsigdefault(attr, &all);
+    posix_spawnattr_setsigmask(attr, &none);
+    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    posix_spawn_file_actions_addopen(actions, 0, "/dev/null", O_RDONLY, 0);
+    if (out_fd < 0) {
+        posix_spawn_file_actions_addopen(actions, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_adddup2(actions, 1, 2);
+    } else {
+        posix_spawn_file_actions_adddup2(actions, out_fd, 1);
+        posix_spawn_file_actions_adddup2(actions, out_fd, 2);
+    }
+    return 0;
+}
+
+static int spawn_and_wait(char *const argv[], int out_fd, int *status, struct serr *err)
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    spawn_setup(&actions, &attr, out_fd);
+    pid_t child;
+    int rc = posix_spawnp(&child, argv[0], &actions, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        return serr_errno(err, "cannot run %s", argv[0]);
+    }
+    /* Only our own child: the daemon reaps its other children itself. */
+    while (waitpid(child, status, 0) < 0) {
+        if (errno != EINTR)
+            return serr_errno(err, "waitpid %s", argv[0]);
+    }
+    return 0;
+}
+
+#define CRUN_MAX_ARGS 16
+
+/* Runs `crun <global options> <args...>` and waits for it. crun's own
+ * errors are read back from a JSON log in the bundle: its stderr may be
+ * the container's output. */
+static int run_crun(const struct runtime *rt, const char *id, const char *const *args, int out_fd,
+                    struct serr *err)
+{
+    char *bundle = bundle_path(rt, id);
+    char *log_path = path_exists(bundle) ? xasprintf("%s/crun.log", bundle) : NULL;
+    char *log_opt = log_path ? xasprintf("--log=file:%s", log_path) : NULL;
+    char *root_opt = xasprintf("--root=%s", rt->runtime_root);
+    const char *argv[CRUN_MAX_ARGS];
+    size_t n = 0;
+    argv[n++] = rt->runtime_path;
+    if (rt->cgroup_mode != CGROUP_V2)
+        argv[n++] = "--cgroup-manager=disabled";
+    argv[n++] = root_opt;
+    if (log_opt) {
+        argv[n++] = log_opt;
+        argv[n++] = "--log-format=json";
+    }
+    for (size_t i = 0; args[i] != NULL && n < CRUN_MAX_ARGS - 1; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+
+    if (log_path)
+        unlink(log_path); /* only this command's errors */
+    int status = 0;
+    int rc = spawn_and_wait((char *const *)argv, out_fd, &status, err);
+    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        rc = crun_failed(log_path, args[0], status, err);
+    free(bundle);
+    free(log_path);
+    free(log_opt);
+    free(root_opt);
+    return rc;
+}
+
+/* ---- rootfs ---------------------------------------------------------- */
+
+/* overlay's option string: lowerdir is top layer first, layers are given
+ * bottom first. ',' and ':' would be read as separators by the kernel. */
+static char *overlay_options(const char *bundle, const char *const *layers, struct serr *err)
+{
+    size_t count = 0, len = 0;
+    for (; layers[count] != NULL; count++) {
+        if (strpbrk(layers[count], ",:") != NULL) {
+            serr_set(err, SERR_INVALID, "layer path %s contains ',' or ':'", layers[count]);
+            return NULL;
+        }
+        len += strlen(layers[count]) + 1;
+    }
+    char *lower = xmalloc(len + 1), *p = lower;
+    for (size_t i = count; i-- > 0;)
+        p += sprintf(p, "%s%s", p == lower ? "" : ":", layers[i]);
+    char *opts = xasprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, bundle, bundle);
+    free(lower);
+    /* The kernel reads at most one page of mount options. */
+    if (strlen(opts) >= 4096) {
+        serr_set(err, SERR_INVALID, "too many image layers for an overlay mount (%zu)", count);
+        free(opts);
+        return NULL;
+    }
+    return opts;
+}
+
+static int mount_rootfs(const char *bundle, const char *const *layers, struct serr *err)
+{
+    char *opts = overlay_options(bundle, layers, err);
+    if (opts == NULL)
+        return -1;
+    char *rootfs = xasprintf("%s/rootfs", bundle);
+    int rc = 0;
+    if (mount("overlay", rootfs, "overlay", 0, opts) < 0)
+        rc = serr_errno(err, "mount overlay on %s", rootfs);
+    free(rootfs);
+    free(opts);
+    return rc;
+}
+
+static int unmount_rootfs(const char *bundle, struct serr *err)
+{
+    char *rootfs = xasprintf("%s/rootfs", bundle);
+    int rc = 0;
+    if (umount2(rootfs, 0) < 0 && errno != EINVAL && errno != ENOENT) {
+        /* Still busy (a process holding it open): detach, the kernel
+         * finishes when it is released. */
+        if (umount2(rootfs, MNT_DETACH) < 0 && errno != EINVAL)
+            rc = serr_errno(err, "unmount %s", rootfs);
+    }
+    free(rootfs);
+    return rc;
+}
+
+static int make_subdirs(const char *bundle, struct serr *err)
+{
+    static const char *const subdirs[] = {"rootfs", "upper", "work", NULL};
+    for (size_t i = 0; subdirs[i] != NULL; i++) {
+        char *dir = xasprintf("%s/%s", bundle, subdirs[i]);
+        int rc = mkdir(dir, 0755);
+        if (rc < 0)
+            serr_errno(err, "mkdir %s", dir);
+        free(dir);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int write_config(const struct runtime *rt, const char *id, const char *bundle, json_t *spec,
+                        struct serr *err)
+{
+    json_t *config = runtime_config_build(rt, id, spec, err);
+    if (config == NULL)
+        return -1;
+    char *text = json_dumps(config, JSON_INDENT(2));
+    json_decref(config);
+    if (text == NULL)
+        return serr_set(err, SERR_INTERNAL, "cannot serialize config.json");
+    char *path = xasprintf("%s/config.json", bundle);
+    int rc = write_file_atomic(path, text, strlen(text), false, err);
+    free(path);
+    free(text);
+    return rc;
+}
+
+static int prepare_bundle(const struct runtime *rt, const char *id, const char *bundle,
+                          json_t *spec, const char *const *layers, struct serr *err)
+{
+    if (make_subdirs(bundle, err) < 0 || mount_rootfs(bundle, layers, err) < 0)
+        return -1;
+    return write_config(rt, id, bundle, spec, err);
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
+{
+    char *path = xasprintf("%s/pid", bundle), *text = NULL;
+    int rc = read_file(path, &text, NULL, err);
+    if (rc == 0) {
+        long v = strtol(text, NULL, 10);
+        if (v <= 0)
+            rc = serr_set(err, SERR_INTERNAL, "bad pid in %s: \"%s\"", path, text);
+        else
+            *pid = (pid_t)v;
+    }
+    free(text);
+    free(path);
+    return rc;
+}
+
+static int crun_create(const struct runtime *rt, const char *id, const char *bundle, int out_fd,
+                       pid_t *pid, struct serr *err)
+{
+    char *bundle_opt = xasprintf("--bundle=%s", bundle);
+    char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
+    const char *args[] = {"create", bundle_opt, pid_opt, id, NULL};
+    int rc = run_crun(rt, id, args, out_fd, err);
+    if (rc == 0)
+        rc = read_pid_file(bundle, pid, err);
+    free(bundle_opt);
+    free(pid_opt);
+    return rc;
+}
+
+int runtime_create(struct runtime *rt, const char *id, json_t *spec,
+                   const char *const *layer_dirs, int out_fd, pid_t *pid, struct serr *err)
+{
+    /* Everything the user can get wrong is checked before touching the disk. */
+    if (check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
+        return -1;
+    if (layer_dirs == NULL || layer_dirs[0] == NULL)
+        return serr_set(err, SERR_INVALID, "container %s has no image layers", id);
+    char *bundle = bundle_path(rt, id);
+    if (mkdir(bundle, 0711) < 0) {
+        if (errno == EEXIST)
+            serr_set(err, SERR_CONFLICT, "container %s already exists", id);
+        else
+            serr_errno(err, "mkdir %s", bundle);
+        free(bundle);
+        return -1;
+    }
+    if (prepare_bundle(rt, id, bundle, spec, layer_dirs, err) < 0 ||
+        runtime_cgroup_create(rt, id, spec, err) < 0 ||
+        crun_create(rt, id, bundle, out_fd, pid, err) < 0 ||
+        runtime_cgroup_place(rt, id, *pid, err) < 0)
+        goto fail;
+    free(bundle);
+    return 0;
+fail:
+    runtime_delete(rt, id, NULL);
+    free(bundle);
+    return -1;
+}
+
+int runtime_start(struct runtime *rt, const char *id, struct serr *err)
+{
+    if (check_id(id, err) < 0)
+        return -1;
+    const char *args[] = {"start", id, NULL};
+    return run_crun(rt, id, args, -1, err);
+}
+
+int runtime_kill(struct runtime *rt, const char *id, int signo, struct serr *err)
+{
+    if (check_id(id, err) < 0)
+        return -1;
+    char sig[16];
+    snprintf(sig, sizeof(sig), "%d", signo);
+    const char *args[] = {"kill", id, sig, NULL};
+    return run_crun(rt, id, args, -1, err);
+}
+
+/* crun's state for `id` exists: delete it (killing what still runs). */
+static int crun_delete(const struct runtime *rt, const char *id, struct serr *err)
+{
+    char *state = xasprintf("%s/%s", rt->runtime_root, id);
+    bool known = path_exists(state);
+    free(state);
+    if (!known)
+        return 0;
+    const char *args[] = {"delete", "--force", id, NULL};
+    return run_crun(rt, id, args, -1, err);
+}
+
+int runtime_delete(struct runtime *rt, const char *id, struct serr *err)
+{
+    if (check_id(id, err) < 0)
+        return -1;
+    /* A container crun could not stop still uses its rootfs and cgroups:
+     * leave them for a later retry. */
+    if (crun_delete(rt, id, err) < 0)
+        return -1;
+    char *bundle = bundle_path(rt, id);
+    int rc = runtime_cgroup_remove(rt, id, err);
+    if (unmount_rootfs(bundle, err) < 0 || rm_rf(bundle, err) < 0)
+        rc = -1;
+    free(bundle);
+    return rc;
+}
+
+int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes)
+{
+    *cpu_ns = 0;
+    *mem_bytes = 0;
+    if (check_id(id, NULL) < 0)
+        return -1;
+    runtime_cgroup_stats(rt, id, cpu_ns, mem_bytes);
+    return 0;
+}

@@ -1,0 +1,262 @@
+/* Cgroups of containers: mode detection, the hybrid-host fix, and on v1 /
+ * hybrid hosts the cgroups shoal manages itself (crun runs there with
+ * --cgroup-manager=disabled). On v2 hosts crun owns the cgroup and this file
+ * only reads statistics. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/runtime_internal.h"
+#include "base/util.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+#define CGROUP_UNIFIED CGROUP_ROOT "/unified"
+#define CPU_PERIOD_US 100000
+/* A cgroup cannot be removed while its last tasks are still exiting after
+ * SIGKILL; wait this long for them. */
+#define RMDIR_TRIES 100
+#define RMDIR_PAUSE_NS (10 * 1000 * 1000)
+
+/* v1 controllers a container is placed in. "devices" is there because
+ * without crun's cgroup manager nothing else restricts device access. */
+static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", NULL};
+
+/* Docker's default device rules, in the devices.allow syntax. */
+static const char *const v1_device_allow[] = {
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+    "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", NULL,
+};
+
+static bool fs_is(const char *path, long magic)
+{
+    struct statfs st;
+    return statfs(path, &st) == 0 && (long)st.f_type == magic;
+}
+
+int runtime_cgroup_detect(enum cgroup_mode *mode, struct serr *err)
+{
+    if (fs_is(CGROUP_ROOT, CGROUP2_SUPER_MAGIC))
+        *mode = CGROUP_V2;
+    else if (fs_is(CGROUP_UNIFIED, CGROUP2_SUPER_MAGIC))
+        *mode = CGROUP_HYBRID;
+    else if (fs_is(CGROUP_ROOT, TMPFS_MAGIC))
+        *mode = CGROUP_V1;
+    else
+        return serr_set(err, SERR_INTERNAL, "no cgroup filesystem mounted at " CGROUP_ROOT);
+    return 0;
+}
+
+static bool blank(const char *s)
+{
+    return s[strspn(s, " \t\n")] == '\0';
+}
+
+static int mount_v1_controller(const char *name, struct serr *err)
+{
+    char *path = xasprintf(CGROUP_ROOT "/%s", name);
+    int rc = 0;
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        rc = serr_errno(err, "mkdir %s", path);
+    else if (mount("cgroup", path, "cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC, name) < 0 &&
+             errno != EBUSY)
+        rc = serr_errno(err, "mount cgroup controller %s on %s", name, path);
+    free(path);
+    return rc;
+}
+
+int runtime_cgroup_fix_hybrid(struct serr *err)
+{
+    char *controllers = NULL, *subtree = NULL;
+    int rc = 0;
+    if (read_file(CGROUP_UNIFIED "/cgroup.controllers", &controllers, NULL, err) < 0)
+        return -1;
+    if (read_file(CGROUP_UNIFIED "/cgroup.subtree_control", &subtree, NULL, err) < 0) {
+        free(controllers);
+        return -1;
+    }
+    /* Controllers enabled in the v2 tree are in use there and cannot move;
+     * crun will then explain what is wrong. */
+    if (!blank(subtree))
+        goto out;
+    char *save = NULL;
+    for (char *name = strtok_r(controllers, " \n", &save); name && rc == 0;
+         name = strtok_r(NULL, " \n", &save))
+        rc = mount_v1_controller(name, err);
+out:
+    free(controllers);
+    free(subtree);
+    return rc;
+}
+
+static char *v1_dir(const char *controller, const char *id)
+{
+    return xasprintf(CGROUP_ROOT "/%s/shoal/%s", controller, id);
+}
+
+static bool controller_mounted(const char *controller)
+{
+    char *path = xasprintf(CGROUP_ROOT "/%s", controller);
+    bool ok = fs_is(path, CGROUP_SUPER_MAGIC);
+    free(path);
+    return ok;
+}
+
+static int write_cgroup_file(const char *dir, const char *file, const char *value,
+                             struct serr *err)
+{
+    char *path = xasprintf("%s/%s", dir, file);
+    int rc = 0;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, value, strlen(value)) < 0)
+        rc = serr_errno(err, "write \"%s\" to %s", value, path);
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+static int write_limits(const char *controller, const char *dir, json_t *limits, struct serr *err)
+{
+    char value[64];
+    json_int_t memory = json_integer_value(json_object_get(limits, "memory"));
+    double cpus = json_number_value(json_object_get(limits, "cpus"));
+    if (strcmp(controller, "memory") == 0 && memory > 0) {
+        snprintf(value, sizeof(value), "%" JSON_INTEGER_FORMAT, memory);
+        return write_cgroup_file(dir, "memory.limit_in_bytes", value, err);
+    }
+    if (strcmp(controller, "cpu") == 0 && cpus > 0) {
+        long quota = (long)(cpus * CPU_PERIOD_US);
+        snprintf(value, sizeof(value), "%ld", quota < 1000 ? 1000 : quota);
+        if (write_cgroup_file(dir, "cpu.cfs_period_us", "100000", err) < 0)
+            return -1;
+        return write_cgroup_file(dir, "cpu.cfs_quota_us", value, err);
+    }
+    return 0;
+}
+
+static int write_device_rules(const char *dir, struct serr *err)
+{
+    if (write_cgroup_file(dir, "devices.deny", "a", err) < 0)
+        return -1;
+    for (size_t i = 0; v1_device_allow[i] != NULL; i++) {
+        if (write_cgroup_file(dir, "devices.allow", v1_device_allow[i], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int create_one(const char *controller, const char *id, json_t *spec, struct serr *err)
+{
+    char *dir = v1_dir(controller, id);
+    int rc = mkdir_p(dir, 0755, err);
+    if (rc == 0)
+        rc = write_limits(controller, dir, json_object_get(spec, "limits"), err);
+    if (rc == 0 && strcmp(controller, "devices") == 0)
+        rc = write_device_rules(dir, err);
+    free(dir);
+    return rc;
+}
+
+int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
+                          struct serr *err)
+{
+    if (rt->cgroup_mode == CGROUP_V2)
+        return 0;
+    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
+        if (!controller_mounted(v1_controllers[i]))
+            continue;
+        if (create_one(v1_controllers[i], id, spec, err) < 0) {
+            runtime_cgroup_remove(rt, id, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
+{
+    if (rt->cgroup_mode == CGROUP_V2)
+        return 0;
+    char value[32];
+    snprintf(value, sizeof(value), "%d", (int)pid);
+    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
+        if (!controller_mounted(v1_controllers[i]))
+            continue;
+        char *dir = v1_dir(v1_controllers[i], id);
+        int rc = write_cgroup_file(dir, "cgroup.procs", value, err);
+        free(dir);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int rmdir_patiently(const char *dir, struct serr *err)
+{
+    for (int i = 0; i < RMDIR_TRIES; i++) {
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY)
+            break;
+        struct timespec pause = {0, RMDIR_PAUSE_NS};
+        nanosleep(&pause, NULL);
+    }
+    return serr_errno(err, "remove cgroup %s", dir);
+}
+
+int runtime_cgroup_remove(const struct runtime *rt, const char *id, struct serr *err)
+{
+    if (rt->cgroup_mode == CGROUP_V2)
+        return 0; /* crun delete removes the cgroup it created */
+    int rc = 0;
+    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
+        char *dir = v1_dir(v1_controllers[i], id);
+        if (rmdir_patiently(dir, err) < 0)
+            rc = -1; /* keep going: remove as much as possible */
+        free(dir);
+    }
+    return rc;
+}
+
+/* First unsigned number in `path` after `key` (or at the start when key is NULL). */
+static uint64_t read_counter(const char *path, const char *key)
+{
+    char *text = NULL;
+    if (read_file(path, &text, NULL, NULL) < 0)
+        return 0;
+    const char *p = text;
+    if (key != NULL) {
+        p = strstr(text, key);
+        p = p ? p + strlen(key) : "";
+    }
+    uint64_t v = strtoull(p, NULL, 10);
+    free(text);
+    return v;
+}
+
+void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cpu_ns,
+                          uint64_t *mem_bytes)
+{
+    char *cpu_path, *mem_path;
+    if (rt->cgroup_mode == CGROUP_V2) {
+        cpu_path = xasprintf(CGROUP_ROOT "/shoal/%s/cpu.stat", id);
+        mem_path = xasprintf(CGROUP_ROOT "/shoal/%s/memory.current", id);
+        *cpu_ns = read_counter(cpu_path, "usage_usec ") * 1000;
+    } else {
+        cpu_path = xasprintf(CGROUP_ROOT "/cpuacct/shoal/%s/cpuacct.usage", id);
+        mem_path = xasprintf(CGROUP_ROOT "/memory/shoal/%s/memory.usage_in_bytes", id);
+        *cpu_ns = read_counter(cpu_path, NULL);
+    }
+    *mem_bytes = read_counter(mem_path, NULL);
+    free(cpu_path);
+    free(mem_path);
+}

@@ -1,0 +1,407 @@
+/* OCI runtime config.json for a container spec (see agent/runtime.h).
+ *
+ * Everything is built as jansson objects: user strings (args, env, paths)
+ * never get pasted into JSON text. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/runtime_internal.h"
+#include "base/util.h"
+
+#define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define CPU_PERIOD_US 100000
+#define NOFILE_LIMIT 1048576
+
+/* Docker's default capability set (moby oci/caps/defaults.go). */
+static const char *const default_caps[] = {
+    "CAP_CHOWN",      "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+    "CAP_MKNOD",      "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+    "CAP_SETFCAP",    "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+    "CAP_KILL",       "CAP_AUDIT_WRITE",  NULL,
+};
+
+/* Same lists as `crun spec` (and runc, Docker): kernel information a
+ * container has no business reading, and knobs it must not turn. */
+static const char *const masked_paths[] = {
+    "/proc/acpi",        "/proc/asound",      "/proc/kcore",       "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/sys/firmware",     "/proc/scsi",        NULL,
+};
+static const char *const readonly_paths[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL,
+};
+
+/* Seccomp profile choice: Docker's default profile is an allow list of
+ * ~350 syscalls with argument filters (clone flags, personality), large
+ * and tied to a libseccomp version. We use the inverse, smaller form:
+ * allow by default and return EPERM for the syscalls Docker's profile
+ * does not allow (or allows only with CAP_SYS_ADMIN & co, which containers
+ * do not get). Creating namespaces through clone(2) is still refused
+ * because CAP_SYS_ADMIN is not in the capability set. crun skips names
+ * the host's libseccomp does not know (checked with crun 1.8.1), so
+ * obsolete syscalls (_sysctl, create_module...) can stay in the list. */
+static const char *const seccomp_denied[] = {
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
+    "delete_module", "finit_module", "get_kernel_syms", "get_mempolicy", "init_module",
+    "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
+    "mbind", "mount", "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at",
+    "perf_event_open", "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace",
+    "query_module", "quotactl", "reboot", "request_key", "set_mempolicy", "setns",
+    "settimeofday", "swapon", "swapoff", "sysfs", "_sysctl", "umount2", "unshare", "uselib",
+    "userfaultfd", "ustat", NULL,
+};
+
+/* The host's native ABI and its 32-bit compat ABI, like Docker's archMap. */
+static const char *const seccomp_archs[] = {
+#if defined(__x86_64__)
+    "SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
+#elif defined(__aarch64__)
+    "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM",
+#elif defined(__i386__)
+    "SCMP_ARCH_X86",
+#elif defined(__arm__)
+    "SCMP_ARCH_ARM",
+#endif
+    NULL,
+};
+
+/* Kernel filesystems every container gets; options are comma separated. */
+static const struct {
+    const char *destination, *type, *source, *options;
+} base_mounts[] = {
+    {"/proc", "proc", "proc", NULL},
+    {"/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"},
+    {"/dev/pts", "devpts", "devpts", "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"},
+    {"/dev/shm", "tmpfs", "shm", "nosuid,noexec,nodev,mode=1777,size=65536k"},
+    {"/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"},
+    {"/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"},
+};
+
+/* Host files shared read-only so that name resolution works with host networking. */
+static const char *const host_files[] = {"/etc/resolv.conf", "/etc/hosts", NULL};
+
+static json_t *string_array(const char *const *items)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; items[i] != NULL; i++)
+        json_array_append_new(arr, json_string(items[i]));
+    return arr;
+}
+
+/* "a,b,c" -> ["a","b","c"] */
+static json_t *split_options(const char *csv)
+{
+    json_t *arr = json_array();
+    char *copy = xstrdup(csv);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        json_array_append_new(arr, json_string(tok));
+    free(copy);
+    return arr;
+}
+
+static bool is_string_array(json_t *v)
+{
+    if (!json_is_array(v))
+        return false;
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item))
+            return false;
+    }
+    return true;
+}
+
+static int parse_id_number(const char *s, const char *end, uint32_t *out)
+{
+    if (s == end || end - s > 10)
+        return -1;
+    uint64_t v = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* "uid[:gid]", numeric only: the rootfs's /etc/passwd is not consulted. */
+static int parse_user(const char *user, uint32_t *uid, uint32_t *gid, struct serr *err)
+{
+    *uid = 0;
+    *gid = 0;
+    if (user == NULL || *user == '\0')
+        return 0;
+    const char *colon = strchr(user, ':');
+    const char *uid_end = colon ? colon : user + strlen(user);
+    if (parse_id_number(user, uid_end, uid) < 0 ||
+        (colon && parse_id_number(colon + 1, colon + 1 + strlen(colon + 1), gid) < 0))
+        return serr_set(err, SERR_INVALID, "invalid user \"%s\": expected uid[:gid] (numbers)",
+                        user);
+    return 0;
+}
+
+static int check_bind(json_t *mount, struct serr *err)
+{
+    const char *type = json_string_value(json_object_get(mount, "type"));
+    const char *source = json_string_value(json_object_get(mount, "source"));
+    const char *target = json_string_value(json_object_get(mount, "target"));
+    if (type != NULL && strcmp(type, "bind") != 0)
+        return serr_set(err, SERR_INVALID, "invalid mount config: unsupported type \"%s\"", type);
+    if (source == NULL || source[0] != '/')
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"bind\": source must be an absolute path");
+    if (target == NULL || target[0] != '/')
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"bind\": target must be an absolute path");
+    struct stat st;
+    if (stat(source, &st) < 0)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"bind\": bind source path does not exist: %s",
+                        source);
+    return 0;
+}
+
+static int check_mounts(json_t *mounts, struct serr *err)
+{
+    if (mounts == NULL)
+        return 0;
+    if (!json_is_array(mounts))
+        return serr_set(err, SERR_INVALID, "mounts must be an array");
+    size_t i;
+    json_t *m;
+    json_array_foreach(mounts, i, m) {
+        if (!json_is_object(m))
+            return serr_set(err, SERR_INVALID, "mounts[%zu] must be an object", i);
+        if (check_bind(m, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_limits(json_t *limits, struct serr *err)
+{
+    if (limits == NULL)
+        return 0;
+    json_t *cpus = json_object_get(limits, "cpus");
+    json_t *memory = json_object_get(limits, "memory");
+    if (cpus && (!json_is_number(cpus) || json_number_value(cpus) < 0))
+        return serr_set(err, SERR_INVALID, "limits.cpus must be a positive number");
+    if (memory && (!json_is_integer(memory) || json_integer_value(memory) < 0))
+        return serr_set(err, SERR_INVALID, "limits.memory must be a positive integer (bytes)");
+    /* The kernel refuses a memory limit this low and the error would only
+     * surface as an obscure cgroup write failure. */
+    if (memory && json_integer_value(memory) > 0 && json_integer_value(memory) < 6 * 1024 * 1024)
+        return serr_set(err, SERR_INVALID, "minimum memory limit allowed is 6MB");
+    return 0;
+}
+
+int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err)
+{
+    if (!json_is_object(spec))
+        return serr_set(err, SERR_INVALID, "container spec must be an object");
+    json_t *args = json_object_get(spec, "args");
+    if (!is_string_array(args) || json_array_size(args) == 0)
+        return serr_set(err, SERR_INVALID, "no command specified");
+    json_t *env = json_object_get(spec, "env");
+    if (env != NULL && !is_string_array(env))
+        return serr_set(err, SERR_INVALID, "env must be an array of \"K=V\" strings");
+    const char *workdir = json_string_value(json_object_get(spec, "workdir"));
+    if (workdir != NULL && workdir[0] != '\0' && workdir[0] != '/')
+        return serr_set(err, SERR_INVALID, "working directory \"%s\" is not an absolute path",
+                        workdir);
+    uint32_t uid, gid;
+    if (parse_user(json_string_value(json_object_get(spec, "user")), &uid, &gid, err) < 0)
+        return -1;
+    if (json_is_true(json_object_get(spec, "init")) && rt->init_path == NULL)
+        return serr_set(err, SERR_INVALID, "init requested but no static init (tini-static) found");
+    if (check_mounts(json_object_get(spec, "mounts"), err) < 0)
+        return -1;
+    return check_limits(json_object_get(spec, "limits"), err);
+}
+
+static json_t *build_args(json_t *spec)
+{
+    json_t *args = json_array();
+    if (json_is_true(json_object_get(spec, "init"))) {
+        json_array_append_new(args, json_string(RUNTIME_INIT_TARGET));
+        json_array_append_new(args, json_string("--"));
+    }
+    json_array_extend(args, json_object_get(spec, "args"));
+    return args;
+}
+
+static json_t *build_env(json_t *spec)
+{
+    json_t *env = json_object_get(spec, "env");
+    if (env != NULL)
+        return json_deep_copy(env);
+    /* crun looks the command up in the container's PATH. */
+    json_t *arr = json_array();
+    json_array_append_new(arr, json_string(DEFAULT_PATH_ENV));
+    return arr;
+}
+
+static json_t *build_process(json_t *spec)
+{
+    uint32_t uid, gid;
+    parse_user(json_string_value(json_object_get(spec, "user")), &uid, &gid, NULL);
+    const char *cwd = json_string_value(json_object_get(spec, "workdir"));
+    if (cwd == NULL || *cwd == '\0')
+        cwd = "/";
+    json_t *caps = json_object();
+    json_object_set_new(caps, "bounding", string_array(default_caps));
+    json_object_set_new(caps, "effective", string_array(default_caps));
+    json_object_set_new(caps, "permitted", string_array(default_caps));
+    json_t *rlimits = json_pack("[{s:s, s:I, s:I}]", "type", "RLIMIT_NOFILE", "hard",
+                                (json_int_t)NOFILE_LIMIT, "soft", (json_int_t)NOFILE_LIMIT);
+    return json_pack("{s:b, s:{s:I, s:I}, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", 0, "user",
+                     "uid", (json_int_t)uid, "gid", (json_int_t)gid, "args", build_args(spec),
+                     "env", build_env(spec), "cwd", cwd, "capabilities", caps,
+                     "noNewPrivileges", 1, "rlimits", rlimits);
+}
+
+static json_t *mount_entry(const char *destination, const char *type, const char *source,
+                           const char *options)
+{
+    json_t *m = json_pack("{s:s, s:s, s:s}", "destination", destination, "type", type, "source",
+                          source);
+    if (options != NULL)
+        json_object_set_new(m, "options", split_options(options));
+    return m;
+}
+
+static void add_user_binds(json_t *mounts, json_t *spec)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(spec, "mounts"), i, m) {
+        bool readonly = json_is_true(json_object_get(m, "readonly"));
+        json_array_append_new(mounts, mount_entry(json_string_value(json_object_get(m, "target")),
+                                                  "bind",
+                                                  json_string_value(json_object_get(m, "source")),
+                                                  readonly ? "rbind,rprivate,ro" : "rbind,rprivate"));
+    }
+}
+
+static json_t *build_mounts(const struct runtime *rt, json_t *spec)
+{
+    json_t *mounts = json_array();
+    for (size_t i = 0; i < sizeof(base_mounts) / sizeof(base_mounts[0]); i++)
+        json_array_append_new(mounts, mount_entry(base_mounts[i].destination, base_mounts[i].type,
+                                                  base_mounts[i].source, base_mounts[i].options));
+    for (size_t i = 0; host_files[i] != NULL; i++) {
+        if (access(host_files[i], F_OK) == 0)
+            json_array_append_new(mounts,
+                                  mount_entry(host_files[i], "bind", host_files[i], "rbind,ro"));
+    }
+    if (json_is_true(json_object_get(spec, "init")))
+        json_array_append_new(mounts,
+                              mount_entry(RUNTIME_INIT_TARGET, "bind", rt->init_path, "bind,ro"));
+    add_user_binds(mounts, spec);
+    return mounts;
+}
+
+static json_t *build_seccomp(void)
+{
+    return json_pack("{s:s, s:o, s:[{s:o, s:s, s:i}]}", "defaultAction", "SCMP_ACT_ALLOW",
+                     "architectures", string_array(seccomp_archs), "syscalls", "names",
+                     string_array(seccomp_denied), "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM);
+}
+
+static json_t *build_namespaces(void)
+{
+    /* No network namespace: containers use the host network for now. No
+     * cgroup namespace: on v1 hosts crun does not manage cgroups for us. */
+    return json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type",
+                     "uts", "type", "ipc");
+}
+
+/* Device access rules Docker applies by default: mknod anything, use only
+ * the harmless character devices. Only used where crun owns the cgroup (v2);
+ * runtime_cgroup.c writes the same rules on v1. */
+static json_t *build_device_rules(void)
+{
+    static const struct {
+        int major, minor;
+    } allowed[] = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}};
+    json_t *rules = json_pack("[{s:b, s:s}, {s:b, s:s, s:s}, {s:b, s:s, s:s}]", "allow", 0,
+                              "access", "rwm", "allow", 1, "type", "c", "access", "m", "allow", 1,
+                              "type", "b", "access", "m");
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+        json_t *rule = json_pack("{s:b, s:s, s:I, s:s}", "allow", 1, "type", "c", "major",
+                                 (json_int_t)allowed[i].major, "access", "rwm");
+        if (allowed[i].minor >= 0)
+            json_object_set_new(rule, "minor", json_integer(allowed[i].minor));
+        json_array_append_new(rules, rule);
+    }
+    return rules;
+}
+
+static json_t *build_resources(json_t *spec)
+{
+    json_t *resources = json_object();
+    json_object_set_new(resources, "devices", build_device_rules());
+    json_t *limits = json_object_get(spec, "limits");
+    json_int_t memory = json_integer_value(json_object_get(limits, "memory"));
+    double cpus = json_number_value(json_object_get(limits, "cpus"));
+    if (memory > 0)
+        json_object_set_new(resources, "memory", json_pack("{s:I}", "limit", memory));
+    if (cpus > 0)
+        json_object_set_new(resources, "cpu",
+                            json_pack("{s:I, s:I}", "quota",
+                                      (json_int_t)(cpus * CPU_PERIOD_US), "period",
+                                      (json_int_t)CPU_PERIOD_US));
+    return resources;
+}
+
+static json_t *build_linux(const struct runtime *rt, const char *id, json_t *spec)
+{
+    json_t *linux_ = json_object();
+    json_object_set_new(linux_, "namespaces", build_namespaces());
+    json_object_set_new(linux_, "maskedPaths", string_array(masked_paths));
+    json_object_set_new(linux_, "readonlyPaths", string_array(readonly_paths));
+    json_object_set_new(linux_, "seccomp", build_seccomp());
+    if (rt->cgroup_mode == CGROUP_V2) {
+        char *path = xasprintf("/shoal/%s", id);
+        json_object_set_new(linux_, "cgroupsPath", json_string(path));
+        free(path);
+        json_object_set_new(linux_, "resources", build_resources(spec));
+    }
+    return linux_;
+}
+
+static const char *hostname_of(const char *id, json_t *spec, char *buf, size_t buflen)
+{
+    const char *hostname = json_string_value(json_object_get(spec, "hostname"));
+    if (hostname != NULL && *hostname != '\0')
+        return hostname;
+    /* Like Docker: the short id. */
+    snprintf(buf, buflen, "%.12s", id);
+    return buf;
+}
+
+json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *spec,
+                             struct serr *err)
+{
+    if (runtime_spec_check(rt, spec, err) < 0)
+        return NULL;
+    char short_id[16];
+    json_t *config = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.2",
+                               "process", build_process(spec), "root", "path", "rootfs",
+                               "readonly", 0, "hostname",
+                               hostname_of(id, spec, short_id, sizeof(short_id)), "mounts",
+                               build_mounts(rt, spec), "linux", build_linux(rt, id, spec));
+    if (config == NULL)
+        serr_set(err, SERR_INTERNAL, "cannot build the OCI config");
+    return config;
+}

@@ -1,0 +1,40 @@
+/* Pieces of the container runtime shared between runtime*.c files; not a
+ * public interface (see agent/runtime.h). */
+#ifndef SHOAL_AGENT_RUNTIME_INTERNAL_H
+#define SHOAL_AGENT_RUNTIME_INTERNAL_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent/runtime.h"
+#include "base/err.h"
+
+/* Where the static init appears inside every container that asks for it. */
+#define RUNTIME_INIT_TARGET "/sbin/shoal-init"
+
+/* runtime_config.c: builds the OCI config.json object for a validated spec
+ * (see runtime_spec_check). Returns a new reference or NULL with err set. */
+json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *spec,
+                             struct serr *err);
+
+/* runtime_config.c: checks what the user can get wrong before anything is
+ * created on disk: args, user, mounts (bind sources must exist), limits. */
+int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err);
+
+/* runtime_cgroup.c */
+int runtime_cgroup_detect(enum cgroup_mode *mode, struct serr *err);
+/* Hybrid hosts: moves controllers still attached to the v2 hierarchy to v1
+ * mounts so that crun accepts to run. */
+int runtime_cgroup_fix_hybrid(struct serr *err);
+/* v1/hybrid: creates the container's cgroups and writes the spec's limits. */
+int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
+                          struct serr *err);
+/* v1/hybrid: moves `pid` into the container's cgroups. */
+int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
+/* Removes the container's cgroups (v1/hybrid); missing ones are fine. */
+int runtime_cgroup_remove(const struct runtime *rt, const char *id, struct serr *err);
+void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cpu_ns,
+                          uint64_t *mem_bytes);
+
+#endif
