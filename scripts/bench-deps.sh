@@ -1,0 +1,5 @@
+#!/bin/bash
+# Everything scripts/deps.sh installs, plus what bench/ needs: Docker (dockerd, containerd,
+# runc, the docker CLI) to compare against, procps for ps/pgrep, util-linux for findmnt.
+set -euo pipefail
+exec "$(dirname "$0")/deps.sh" docker.io procps util-linux "$@"

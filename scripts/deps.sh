@@ -1,0 +1,29 @@
+#!/bin/bash
+# Install the packages shoal builds and tests with (Debian 12). Idempotent: a fast no-op
+# when every package is installed; runs `apt-get update` only when something is missing.
+# Usage: scripts/deps.sh [EXTRA-PACKAGE...]
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+PKGS=(build-essential pkg-config libraft-dev libuv1-dev libsqlite3-dev libarchive-dev
+      libssl-dev libhttp-parser-dev libjansson-dev crun busybox-static tini
+      python3-pytest clang valgrind "$@")
+
+missing=()
+for p in "${PKGS[@]}"; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# Update the lists first only if apt cannot resolve a missing package as they are; if the
+# install still fails (stale lists: 404 on download), update once and retry.
+if ! $SUDO apt-get install -y --no-install-recommends --dry-run "${missing[@]}" >/dev/null 2>&1; then
+    $SUDO apt-get update
+fi
+if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; then
+    $SUDO apt-get update
+    $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
