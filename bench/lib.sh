@@ -1,0 +1,211 @@
+# Shared code of the benchmarks; sourced by bench/*.sh (bash).
+#
+# Each stack (a shoal daemon, or dockerd with its containerd) runs in its own network, mount
+# and PID namespaces: `unshare` + tini as PID 1. So its traffic stays on its own loopback, and
+# when the stack stops, the kernel ends every process left in it (shims, containers) and drops
+# every mount it made. What can outlive it is removed by the stop functions: the temporary
+# directory and Docker's cgroup parent.
+#
+# A benchmark runs both sides in turn with `run_side SIDE FN`; FN prints `KEY VALUE` figure
+# lines, read back with `fig SIDE KEY`. The stack functions of a side are SIDE_start and
+# SIDE_stop; `cli SIDE ARGS...` runs that side's docker-like CLI.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH")
+SHOAL=${SHOAL:-$REPO/build/shoal}
+DOCKER=${DOCKER:-/usr/bin/docker}   # Debian's client, same version as its dockerd
+IMAGE=busybox:latest
+
+log() { echo "[$(date +%T)] $*" >&2; }
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+now() { echo "$EPOCHREALTIME"; }
+calc() { awk "BEGIN { printf \"%.3f\", $* }"; }   # calc '(1.5 - 0.2) * 1000'
+
+for c in unshare tini ip busybox "$DOCKER" dockerd; do
+    command -v "$c" >/dev/null || die "missing $c: run scripts/bench-deps.sh"
+done
+[ "$(id -u)" -eq 0 ] || die "must run as root (daemons, namespaces, cgroups)"
+
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/shoal-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+# make_rootfs OUT.tar: a busybox root filesystem: Debian's static busybox + one symlink per applet.
+make_rootfs() {
+    local r=$WORK/rootfs
+    [ -f "$1" ] && return
+    mkdir -p "$r"/{bin,dev,etc,proc,sys,tmp,root}
+    cp "$(command -v busybox)" "$r/bin/busybox"
+    for a in $("$r/bin/busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$r/etc/passwd"
+    echo 'root:x:0:' >"$r/etc/group"
+    tar -C "$r" -cf "$1" .
+}
+
+# ns_spawn DIR CMD...: run CMD in new net/mount/pid namespaces with lo up and tini as PID 1;
+# output goes to DIR/log, the unshare PID to DIR/ns.pid.
+ns_spawn() {
+    local dir=$1; shift
+    unshare --net --mount --pid --fork --kill-child --mount-proc --propagation private \
+        sh -c 'ip link set lo up && exec tini -- "$@"' sh "$@" >"$dir/log" 2>&1 &
+    echo $! >"$dir/ns.pid"
+}
+
+# ns_init DIR: host PID of the namespace's PID 1 (tini).
+ns_init() { pgrep -P "$(cat "$1/ns.pid")" | head -1; }
+
+# ns_alive DIR
+ns_alive() { [ -f "$1/ns.pid" ] && kill -0 "$(cat "$1/ns.pid")" 2>/dev/null; }
+
+# ns_stop DIR: SIGTERM to the daemon (through tini), SIGKILL to the namespace after 30 s.
+ns_stop() {
+    local dir=$1 i
+    ns_alive "$dir" || return 0
+    kill -TERM "$(ns_init "$dir")" 2>/dev/null || true
+    for i in $(seq 300); do ns_alive "$dir" || return 0; sleep 0.1; done
+    log "$dir: daemon did not stop in 30 s, killing its namespace"
+    kill -KILL "$(cat "$dir/ns.pid")" 2>/dev/null || true   # --kill-child: its PID 1 dies too
+    wait "$(cat "$dir/ns.pid")" 2>/dev/null || true
+}
+
+# ns_procs DIR own|tasks: host PIDs of the stack's own processes (in its PID namespace, tini
+# excepted), or of its containers' processes (descendants in other PID namespaces).
+ns_procs() {
+    ps -e -o pid=,ppid=,pidns= | awk -v init="$(ns_init "$1")" -v mode="$2" '
+        { pp[$1] = $2; ns[$1] = $3 }
+        END {
+            for (p in pp) {
+                for (q = pp[p]; q > 1 && q != init; q = pp[q]) ;
+                if (q != init) continue
+                if ((mode == "own") == (ns[p] == ns[init])) print p
+            }
+        }'
+}
+
+# rss_kb PID...: sum of VmRSS in kB.
+rss_kb() { local p; for p in "$@"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
+
+# ---- Docker Swarm ----
+DK=$WORK/docker
+docker_start() {
+    mkdir -p "$DK"
+    make_rootfs "$WORK/rootfs.tar"
+    # --iptables/--ip6tables=false: no firewall rules (own netns anyway); --bridge=none: no
+    # docker0, so containers not given a network get none; own cgroup parent, removed at stop.
+    ns_spawn "$DK" dockerd --data-root "$DK/data" --exec-root "$DK/exec" --pidfile "$DK/pid" \
+        -H "unix://$DK/docker.sock" --iptables=false --ip6tables=false --bridge=none \
+        --storage-driver=overlay2 --cgroup-parent="/shoal-bench-$$" --log-level=warn
+    local i
+    for i in $(seq 300); do
+        "$DOCKER" -H "unix://$DK/docker.sock" version >/dev/null 2>&1 && break
+        ns_alive "$DK" || { tail -20 "$DK/log" >&2; die "dockerd exited"; }
+        sleep 0.1
+    done
+    cli docker version >/dev/null || { tail -20 "$DK/log" >&2; die "dockerd did not answer in 30 s"; }
+    cli docker swarm init --advertise-addr 127.0.0.1 >/dev/null
+    cli docker import "$WORK/rootfs.tar" "$IMAGE" >/dev/null
+    log "docker: dockerd $(cli docker version -f '{{.Server.Version}}') up, swarm initialised, $IMAGE imported"
+}
+docker_stop() {
+    [ -d "$DK" ] || return 0
+    if ns_alive "$DK"; then
+        cli docker swarm leave --force >/dev/null 2>&1 || true
+        local ids; ids=$(cli docker ps -aq 2>/dev/null) || true
+        [ -z "$ids" ] || cli docker rm -f $ids >/dev/null 2>&1 || true
+    fi
+    ns_stop "$DK"
+    find /sys/fs/cgroup/*/"shoal-bench-$$" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    rm -rf "$DK"
+}
+
+# ---- shoal ----
+SH=$WORK/shoal
+shoal_start() {
+    [ -x "$SHOAL" ] || die "no shoal binary at $SHOAL (make, or set SHOAL=)"
+    mkdir -p "$SH/state" "$SH/run"
+    make_rootfs "$WORK/rootfs.tar"
+    local port i
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    ns_spawn "$SH" "$SHOAL" daemon --state-dir "$SH/state" --socket "$SH/shoal.sock" --run-dir "$SH/run"
+    for i in $(seq 300); do
+        [ -S "$SH/shoal.sock" ] && break
+        ns_alive "$SH" || { tail -20 "$SH/log" >&2; die "shoal daemon exited"; }
+        sleep 0.1
+    done
+    [ -S "$SH/shoal.sock" ] || { tail -20 "$SH/log" >&2; die "shoal daemon made no socket in 30 s"; }
+    cli shoal swarm init --advertise-addr "127.0.0.1:$port" >/dev/null
+    cli shoal image import "$WORK/rootfs.tar" "$IMAGE" >/dev/null
+    log "shoal: daemon up, swarm initialised on 127.0.0.1:$port, $IMAGE imported"
+}
+shoal_stop() {
+    [ -d "$SH" ] || return 0
+    ns_alive "$SH" && { cli shoal swarm leave --force >/dev/null 2>&1 || true; }
+    ns_stop "$SH"
+    rm -rf "$SH"
+}
+
+# cli SIDE ARGS...: the side's CLI against its daemon.
+cli() {
+    case $1 in
+    docker) shift; "$DOCKER" -H "unix://$DK/docker.sock" "$@" ;;
+    shoal) shift; "$SHOAL" -H "unix://$SH/shoal.sock" "$@" ;;
+    esac
+}
+
+# stack_dir SIDE
+stack_dir() { case $1 in docker) echo "$DK" ;; shoal) echo "$SH" ;; esac; }
+
+# replicas_running SIDE SERVICE: running task count of a service, as its CLI reports it.
+replicas_running() {
+    case $1 in
+    docker) cli docker service ls --filter "name=$2" --format '{{.Name}} {{.Replicas}}' |
+        awk -v n="$2" '$1 == n { split($2, r, "/"); print r[1] + 0; f = 1 } END { if (!f) print 0 }' ;;
+    shoal) cli shoal service ls --format json | python3 -c '
+import json, sys
+print(next((s["replicas_running"] for s in json.load(sys.stdin) if s["name"] == sys.argv[1]), 0))' "$2" ;;
+    esac
+}
+
+# wait_replicas SIDE SERVICE N TIMEOUT_S: poll until N tasks run; fails on timeout.
+wait_replicas() {
+    local end; end=$(calc "$(now) + $4")
+    while [ "$(replicas_running "$1" "$2")" -lt "$3" ]; do
+        awk "BEGIN { exit !($(now) > $end) }" && { echo "$1: $2: not $3 tasks running after $4 s" >&2; return 1; }
+        sleep 0.05
+    done
+}
+
+# wait_no_tasks SIDE TIMEOUT_S: poll until no container process is left in the stack.
+wait_no_tasks() {
+    local i
+    for i in $(seq $(($2 * 10))); do
+        [ -z "$(ns_procs "$(stack_dir "$1")" tasks)" ] && return 0
+        sleep 0.1
+    done
+    echo "$1: container processes still running after $2 s" >&2; return 1
+}
+
+# run_side SIDE FN: start the side's stack, run FN SIDE, stop the stack. FN's stdout (figure
+# lines) goes to $WORK/SIDE.fig. Returns non-zero, with the reason on stderr, if the side failed.
+run_side() {
+    local rc
+    set +e
+    (set -e; trap "$1_stop" EXIT; "$1_start"; "$2" "$1") >"$WORK/$1.fig"
+    rc=$?
+    set -e
+    [ $rc -eq 0 ] || log "$1: FAILED (exit $rc), see the messages above"
+    return $rc
+}
+
+# fig SIDE KEY: a figure printed by the side's FN, or "FAILED".
+fig() { awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "FAILED" }' "$WORK/$1.fig" 2>/dev/null || echo FAILED; }
+
+# ratio A B: A / B, or "-" when either is not a number.
+ratio() { [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && calc "$1 / $2" || echo -; }
+
+# both FN: run FN for shoal then for docker; sets FAILED=1 if a side failed.
+FAILED=0
+both() { local s; for s in ${SIDES:-shoal docker}; do run_side "$s" "$1" || FAILED=1; done; }
+
+machine() { echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), $(. /etc/os-release; echo "$PRETTY_NAME")"; }
