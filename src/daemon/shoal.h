@@ -1,0 +1,53 @@
+/* The daemon's shared context: one per process, owned by the loop thread.
+ * Modules receive it and never keep pointers into it past its lifetime. */
+#ifndef SHOAL_DAEMON_SHOAL_H
+#define SHOAL_DAEMON_SHOAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent/runtime.h"
+
+struct store;
+struct cluster;
+struct image_store;
+struct agent;
+struct http_server;
+
+#define SHOAL_VERSION "0.1.0"
+#define SHOAL_DEFAULT_PORT 2377
+
+struct shoal {
+    uv_loop_t *loop;
+    char *state_dir;   /* persistent: raft log, layers, volumes, container records */
+    char *run_dir;     /* volatile (tmpfs): logs, crun state */
+    char *socket_path; /* API */
+    char node_id[33];
+    char hostname[256];
+
+    struct store *store;     /* always open; empty while not in a swarm */
+    struct cluster *cluster; /* NULL while not in a swarm */
+    char *swarm_addr;        /* advertised raft address while in a swarm */
+    uint64_t raft_id;
+
+    struct image_store *images;
+    struct runtime rt;
+    struct agent *agent;
+    struct http_server *api;
+
+    uv_timer_t kick_timer;   /* coalesces "the state changed" into one reconcile */
+    uv_timer_t wakeup_timer; /* orchestrator's next deadline (restart delays, updates) */
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+};
+
+/* Schedules a reconcile pass (orchestrator on the leader, agent everywhere)
+ * on the next loop iteration. Cheap: many calls make one pass. */
+void shoal_kick(struct shoal *sh);
+
+/* Path helpers: newly allocated "<state_dir>/<rel>" and "<run_dir>/<rel>". */
+char *shoal_state_path(struct shoal *sh, const char *rel);
+char *shoal_run_path(struct shoal *sh, const char *rel);
+
+#endif

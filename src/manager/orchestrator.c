@@ -1,0 +1,362 @@
+#include "manager/orchestrator.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "manager/scheduler.h"
+#include "manager/service.h"
+#include "store/store.h"
+
+/* Finished tasks kept per slot, for `service ps` history (docker keeps 5). */
+#define TASK_HISTORY 4
+
+struct pass {
+    struct store *st;
+    json_t *ops;
+    json_t *nodes;
+    json_t *tasks; /* every task, updated in memory as ops are added */
+    int64_t now;
+    int64_t wake_at;
+};
+
+static const char *sget(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static bool str_is(json_t *o, const char *k, const char *v)
+{
+    const char *s = sget(o, k);
+    return s && strcmp(s, v) == 0;
+}
+
+static void wake_at(struct pass *p, int64_t when)
+{
+    if (p->wake_at == 0 || when < p->wake_at)
+        p->wake_at = when;
+}
+
+/* Records a change of a task both as an op and in the in-memory copy. */
+static void task_merge(struct pass *p, json_t *task, json_t *fields)
+{
+    json_object_update(task, fields);
+    json_array_append_new(p->ops, op_merge("tasks", sget(task, "id"), fields));
+}
+
+static void task_set_desired(struct pass *p, json_t *task, const char *desired)
+{
+    if (str_is(task, "desired_state", desired))
+        return;
+    task_merge(p, task, json_pack("{s:s}", "desired_state", desired));
+}
+
+static bool slot_equal(json_t *a, json_t *b)
+{
+    return json_equal(a, b);
+}
+
+static void try_assign(struct pass *p, json_t *svc, json_t *task)
+{
+    struct serr err = {0};
+    json_t *constraints = json_object_get(json_object_get(svc, "spec"), "constraints");
+    json_t *node = scheduler_pick(p->nodes, p->tasks, sget(svc, "id"), constraints, &err);
+    if (node == NULL) {
+        if (!str_is(task, "message", err.msg))
+            task_merge(p, task, json_pack("{s:s}", "message", err.msg));
+        return;
+    }
+    task_merge(p, task,
+               json_pack("{s:s, s:s, s:s, s:I, s:s}", "node_id", sget(node, "id"), "node_hostname",
+                         sget(node, "hostname"), "state", "assigned", "state_at",
+                         (json_int_t)p->now, "message", "scheduled"));
+}
+
+static void create_task(struct pass *p, json_t *svc, json_t *slot)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    char id[26];
+    random_hex(id, 25);
+    char name[300];
+    if (json_is_integer(slot))
+        snprintf(name, sizeof(name), "%s.%lld", sget(svc, "name"),
+                 (long long)json_integer_value(slot));
+    else
+        snprintf(name, sizeof(name), "%s.%s", sget(svc, "name"), json_string_value(slot));
+    json_t *task = json_pack("{s:s, s:s, s:s, s:O, s:s, s:O, s:s, s:s, s:I, s:s, s:s, s:I}", "id",
+                             id, "service_id", sget(svc, "id"), "service_name", sget(svc, "name"),
+                             "slot", slot, "name", name, "spec_version",
+                             json_object_get(svc, "version"), "desired_state", "running", "state",
+                             "pending", "state_at", (json_int_t)p->now, "message", "created",
+                             "error", "", "created_at", (json_int_t)p->now);
+    struct serr err = {0};
+    json_t *image = image_resolve(p->st, sget(spec, "image"), &err);
+    if (image) {
+        json_object_set_new(task, "container", task_container_spec(spec, image));
+        json_decref(image);
+    } else {
+        json_object_set_new(task, "container", json_pack("{s:O}", "image", json_object_get(spec, "image")));
+        json_object_set_new(task, "state", json_string("rejected"));
+        json_object_set_new(task, "error", json_string(err.msg));
+    }
+    json_object_set(task, "image", json_object_get(spec, "image"));
+    json_array_append(p->tasks, task);
+    json_array_append_new(p->ops, op_put("tasks", json_incref(task)));
+    if (image)
+        try_assign(p, svc, task);
+    /* try_assign recorded its merge as an op after the put: order preserved */
+    json_decref(task);
+}
+
+static bool should_restart(json_t *spec, json_t *task)
+{
+    const char *cond = sget(spec, "restart_condition");
+    if (cond && strcmp(cond, "none") == 0)
+        return false;
+    if (cond && strcmp(cond, "on-failure") == 0)
+        return !str_is(task, "state", "complete");
+    return true;
+}
+
+/* Newest task of a slot with desired state running, and newest task of the slot. */
+static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **latest)
+{
+    *current = *latest = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (!slot_equal(json_object_get(t, "slot"), slot))
+            continue;
+        json_int_t at = json_integer_value(json_object_get(t, "created_at"));
+        if (*latest == NULL || at > json_integer_value(json_object_get(*latest, "created_at")))
+            *latest = t;
+        if (str_is(t, "desired_state", "running") &&
+            (*current == NULL || at > json_integer_value(json_object_get(*current, "created_at"))))
+            *current = t;
+    }
+}
+
+static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *slot,
+                           json_t *update_candidates)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    json_t *cur, *last;
+    slot_tasks(tasks, slot, &cur, &last);
+    if (cur == NULL) {
+        if (last && !task_state_terminal(sget(last, "state")))
+            return; /* stop first: the previous task of this slot is still stopping */
+        if (last && !str_is(last, "state", "shutdown")) {
+            int64_t due = json_integer_value(json_object_get(last, "state_at")) +
+                          json_integer_value(json_object_get(spec, "restart_delay_ms"));
+            if (due > p->now) {
+                wake_at(p, due);
+                return;
+            }
+        }
+        create_task(p, svc, slot);
+        return;
+    }
+    if (task_state_terminal(sget(cur, "state"))) {
+        if (should_restart(spec, cur))
+            task_set_desired(p, cur, "shutdown");
+        return;
+    }
+    if (json_integer_value(json_object_get(cur, "spec_version")) <
+        json_integer_value(json_object_get(svc, "version"))) {
+        json_array_append(update_candidates, cur);
+        return;
+    }
+    if (str_is(cur, "state", "pending"))
+        try_assign(p, svc, cur);
+}
+
+/* Rolling update: replaces old-version tasks `parallelism` at a time (0 = all),
+ * waiting `delay_ms` after the last replacement started running. */
+static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *candidates)
+{
+    json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
+    json_int_t par = json_integer_value(json_object_get(uc, "parallelism"));
+    json_int_t delay = json_integer_value(json_object_get(uc, "delay_ms"));
+    json_int_t version = json_integer_value(json_object_get(svc, "version"));
+    int in_progress = 0;
+    int64_t last_running_at = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (json_integer_value(json_object_get(t, "spec_version")) != version)
+            continue;
+        if (str_is(t, "desired_state", "running") && str_is(t, "state", "running")) {
+            int64_t at = json_integer_value(json_object_get(t, "state_at"));
+            if (at > last_running_at)
+                last_running_at = at;
+        } else if (str_is(t, "desired_state", "running") && !task_state_terminal(sget(t, "state"))) {
+            in_progress++;
+        }
+    }
+    /* old tasks being stopped for the update count as in progress too */
+    json_array_foreach(tasks, i, t)
+    {
+        if (json_integer_value(json_object_get(t, "spec_version")) < version &&
+            !str_is(t, "desired_state", "running") && !task_state_terminal(sget(t, "state")))
+            in_progress++;
+    }
+    if (delay > 0 && last_running_at > 0 && last_running_at + delay > p->now) {
+        wake_at(p, last_running_at + delay);
+        return;
+    }
+    json_array_foreach(candidates, i, t)
+    {
+        if (par > 0 && in_progress >= par)
+            break;
+        task_set_desired(p, t, "shutdown");
+        in_progress++;
+    }
+}
+
+static json_t *wanted_slots(struct pass *p, json_t *svc)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    json_t *slots = json_array();
+    if (str_is(spec, "mode", "global")) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(p->nodes, i, n)
+        {
+            if (node_eligible(n, json_object_get(spec, "constraints")))
+                json_array_append(slots, json_object_get(n, "id"));
+        }
+        return slots;
+    }
+    json_int_t replicas = json_integer_value(json_object_get(spec, "replicas"));
+    for (json_int_t r = 1; r <= replicas; r++)
+        json_array_append_new(slots, json_integer(r));
+    return slots;
+}
+
+static bool slot_wanted(json_t *slots, json_t *slot)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(slots, i, s)
+    {
+        if (slot_equal(s, slot))
+            return true;
+    }
+    return false;
+}
+
+/* Forgets finished tasks beyond the history limit, oldest first. */
+static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
+{
+    json_t *old = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (slot_equal(json_object_get(t, "slot"), slot) && !str_is(t, "desired_state", "running") &&
+            task_state_terminal(sget(t, "state")))
+            json_array_append(old, t);
+    }
+    while (json_array_size(old) > TASK_HISTORY) {
+        size_t oldest = 0;
+        json_array_foreach(old, i, t)
+        {
+            if (json_integer_value(json_object_get(t, "created_at")) <
+                json_integer_value(json_object_get(json_array_get(old, oldest), "created_at")))
+                oldest = i;
+        }
+        json_array_append_new(p->ops, op_del("tasks", sget(json_array_get(old, oldest), "id")));
+        json_array_remove(old, oldest);
+    }
+    json_decref(old);
+}
+
+static void reconcile_service(struct pass *p, json_t *svc)
+{
+    json_t *tasks = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(p->tasks, i, t)
+    {
+        if (str_is(t, "service_id", sget(svc, "id")))
+            json_array_append(tasks, t);
+    }
+    json_t *slots = wanted_slots(p, svc);
+    json_array_foreach(tasks, i, t)
+    {
+        if (str_is(t, "desired_state", "running") && !slot_wanted(slots, json_object_get(t, "slot")))
+            task_set_desired(p, t, "shutdown");
+    }
+    json_t *candidates = json_array();
+    json_t *slot;
+    json_array_foreach(slots, i, slot) reconcile_slot(p, svc, tasks, slot, candidates);
+    if (json_array_size(candidates))
+        rolling_update(p, svc, tasks, candidates);
+    json_t *seen = json_array();
+    json_array_foreach(tasks, i, t)
+    {
+        json_t *s = json_object_get(t, "slot");
+        if (!slot_wanted(seen, s)) {
+            json_array_append(seen, s);
+            trim_history(p, tasks, s);
+        }
+    }
+    json_decref(seen);
+    json_decref(candidates);
+    json_decref(slots);
+    json_decref(tasks);
+}
+
+/* Tasks of removed services: stop them, then forget them once finished. */
+static void reap_orphans(struct pass *p)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(p->tasks, i, t)
+    {
+        json_t *svc = store_get(p->st, "services", sget(t, "service_id"));
+        if (svc) {
+            json_decref(svc);
+            continue;
+        }
+        bool unplaced = json_object_get(t, "node_id") == NULL;
+        if (task_state_terminal(sget(t, "state")) || unplaced)
+            json_array_append_new(p->ops, op_del("tasks", sget(t, "id")));
+        else
+            task_set_desired(p, t, "remove");
+    }
+}
+
+json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
+{
+    struct pass p = {.st = st, .ops = json_array(), .now = now};
+    p.nodes = store_list(st, "nodes", NULL);
+    p.tasks = store_list(st, "tasks", NULL);
+    json_t *services = store_list(st, "services", NULL);
+    size_t i;
+    json_t *svc;
+    json_array_foreach(services, i, svc) reconcile_service(&p, svc);
+    reap_orphans(&p);
+    json_decref(services);
+    json_decref(p.tasks);
+    json_decref(p.nodes);
+    *wake_at_ms = p.wake_at;
+    return p.ops;
+}
+
+int service_running_count(json_t *tasks)
+{
+    int n = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (str_is(t, "desired_state", "running") && str_is(t, "state", "running"))
+            n++;
+    }
+    return n;
+}

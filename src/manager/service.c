@@ -1,0 +1,415 @@
+#include "manager/service.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+
+#include "agent/image.h"
+#include "base/util.h"
+#include "manager/scheduler.h"
+#include "store/store.h"
+
+#define MAX_REPLICAS 100000
+
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return false;
+    return true;
+}
+
+json_t *image_resolve(struct store *st, const char *ref, struct serr *err)
+{
+    char norm[512];
+    if (ref == NULL || *ref == '\0') {
+        serr_set(err, SERR_INVALID, "image reference is empty");
+        return NULL;
+    }
+    if (image_normalize_ref(ref, norm, sizeof(norm), NULL) == 0) {
+        json_t *tag = store_get(st, "tags", norm);
+        if (tag) {
+            json_t *img = store_get(st, "images", json_string_value(json_object_get(tag, "image_id")));
+            json_decref(tag);
+            if (img)
+                return img;
+        }
+    }
+    char full[600];
+    snprintf(full, sizeof(full), "%s%s", strncmp(ref, "sha256:", 7) == 0 ? "" : "sha256:", ref);
+    struct serr ferr = {0};
+    json_t *img = strlen(ref) >= 4 ? store_find(st, "images", full, &ferr) : NULL;
+    if (img == NULL)
+        serr_set(err, SERR_NOT_FOUND, "No such image: %s", ref);
+    return img;
+}
+
+static int check_string_array(json_t *v, const char *field, struct serr *err)
+{
+    if (!json_is_array(v))
+        return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s))
+            return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
+    }
+    return 0;
+}
+
+static int check_env(json_t *env, struct serr *err)
+{
+    if (check_string_array(env, "env", err) < 0)
+        return -1;
+    size_t i;
+    json_t *e;
+    json_array_foreach(env, i, e)
+    {
+        const char *s = json_string_value(e);
+        const char *eq = strchr(s, '=');
+        if (eq == NULL || eq == s)
+            return serr_set(err, SERR_INVALID, "invalid environment variable '%s' (want KEY=VALUE)", s);
+    }
+    return 0;
+}
+
+static int check_mount(json_t *m, struct serr *err)
+{
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *src = json_string_value(json_object_get(m, "source"));
+    const char *dst = json_string_value(json_object_get(m, "target"));
+    json_t *ro = json_object_get(m, "readonly");
+    const char *key;
+    json_t *val;
+    json_object_foreach(m, key, val)
+    {
+        if (strcmp(key, "type") && strcmp(key, "source") && strcmp(key, "target") &&
+            strcmp(key, "readonly"))
+            return serr_set(err, SERR_INVALID, "mount: unknown field '%s'", key);
+    }
+    if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0))
+        return serr_set(err, SERR_INVALID, "mount: type must be bind or volume");
+    if (src == NULL || *src == '\0')
+        return serr_set(err, SERR_INVALID, "mount: source is required");
+    if (dst == NULL || dst[0] != '/')
+        return serr_set(err, SERR_INVALID, "mount: target must be an absolute path");
+    if (strcmp(type, "bind") == 0 && src[0] != '/')
+        return serr_set(err, SERR_INVALID, "mount: bind source must be an absolute path: %s", src);
+    if (strcmp(type, "volume") == 0 && !valid_name(src, 64))
+        return serr_set(err, SERR_INVALID, "mount: invalid volume name '%s'", src);
+    if (ro && !json_is_boolean(ro))
+        return serr_set(err, SERR_INVALID, "mount: readonly must be true or false");
+    return 0;
+}
+
+static int check_mounts(json_t *mounts, struct serr *err)
+{
+    if (!json_is_array(mounts))
+        return serr_set(err, SERR_INVALID, "mounts must be an array");
+    size_t i;
+    json_t *m;
+    json_array_foreach(mounts, i, m)
+    {
+        if (!json_is_object(m))
+            return serr_set(err, SERR_INVALID, "mounts must be objects");
+        if (check_mount(m, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_limits(json_t *limits, struct serr *err)
+{
+    if (!json_is_object(limits))
+        return serr_set(err, SERR_INVALID, "limits must be an object");
+    json_t *cpus = json_object_get(limits, "cpus");
+    json_t *mem = json_object_get(limits, "memory");
+    if (cpus && (!json_is_number(cpus) || !(json_number_value(cpus) > 0) ||
+                 json_number_value(cpus) > 1024))
+        return serr_set(err, SERR_INVALID, "limits.cpus must be a number above 0");
+    if (mem && (!json_is_integer(mem) || json_integer_value(mem) < 4 * 1024 * 1024))
+        return serr_set(err, SERR_INVALID, "limits.memory must be at least 4MiB");
+    return 0;
+}
+
+static int check_int(json_t *spec, const char *field, json_int_t min, json_int_t max,
+                     struct serr *err)
+{
+    json_t *v = json_object_get(spec, field);
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return serr_set(err, SERR_INVALID, "%s must be an integer from %lld to %lld", field,
+                        (long long)min, (long long)max);
+    return 0;
+}
+
+static int check_one_of(json_t *spec, const char *field, const char *const *allowed,
+                        struct serr *err)
+{
+    json_t *v = json_object_get(spec, field);
+    if (v == NULL)
+        return 0;
+    for (int i = 0; json_is_string(v) && allowed[i]; i++)
+        if (strcmp(json_string_value(v), allowed[i]) == 0)
+            return 0;
+    return serr_set(err, SERR_INVALID, "invalid %s (want %s%s%s%s%s)", field, allowed[0],
+                    allowed[1] ? ", " : "", allowed[1] ? allowed[1] : "",
+                    allowed[1] && allowed[2] ? ", " : "", allowed[1] && allowed[2] ? allowed[2] : "");
+}
+
+static int check_constraints(json_t *cons, struct serr *err)
+{
+    if (check_string_array(cons, "constraints", err) < 0)
+        return -1;
+    size_t i;
+    json_t *c;
+    json_array_foreach(cons, i, c)
+    {
+        if (constraint_validate(json_string_value(c), err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_update_config(json_t *uc, struct serr *err)
+{
+    if (!json_is_object(uc))
+        return serr_set(err, SERR_INVALID, "update_config must be an object");
+    if (check_int(uc, "parallelism", 0, MAX_REPLICAS, err) < 0 ||
+        check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0)
+        return serr_wrap(err, "update_config");
+    return 0;
+}
+
+static const char *const known_fields[] = {
+    "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
+    "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
+    "update_config", NULL};
+
+static int check_fields(json_t *spec, struct serr *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(spec, key, val)
+    {
+        int i = 0;
+        while (known_fields[i] && strcmp(known_fields[i], key) != 0)
+            i++;
+        if (known_fields[i] == NULL)
+            return serr_set(err, SERR_INVALID, "unknown field '%s' in service spec", key);
+    }
+    return 0;
+}
+
+static int validate(json_t *s, struct serr *err)
+{
+    static const char *const modes[] = {"replicated", "global", NULL};
+    static const char *const conds[] = {"any", "on-failure", "none", NULL};
+    const char *name = json_string_value(json_object_get(s, "name"));
+    if (check_fields(s, err) < 0)
+        return -1;
+    if (json_object_get(s, "name") && (name == NULL || !valid_name(name, 63)))
+        return serr_set(err, SERR_INVALID,
+                        "invalid service name '%s' (letters, digits, '_', '.', '-'; at most 63)",
+                        name ? name : "");
+    if (!json_is_string(json_object_get(s, "image")))
+        return serr_set(err, SERR_INVALID, "image is required");
+    if (check_one_of(s, "mode", modes, err) < 0 || check_one_of(s, "restart_condition", conds, err) < 0)
+        return -1;
+    if (check_int(s, "replicas", 0, MAX_REPLICAS, err) < 0 ||
+        check_int(s, "restart_delay_ms", 0, 86400000, err) < 0 ||
+        check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0)
+        return -1;
+    json_t *v;
+    if ((v = json_object_get(s, "args")) && check_string_array(v, "args", err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "env")) && check_env(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "mounts")) && check_mounts(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "limits")) && check_limits(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "init")) && !json_is_boolean(v))
+        return serr_set(err, SERR_INVALID, "init must be true or false");
+    if ((v = json_object_get(s, "constraints")) && check_constraints(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "update_config")) && check_update_config(v, err) < 0)
+        return -1;
+    const char *mode = json_string_value(json_object_get(s, "mode"));
+    if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
+        return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
+    return 0;
+}
+
+static void set_default(json_t *s, const char *key, json_t *value)
+{
+    if (json_object_get(s, key) == NULL)
+        json_object_set_new(s, key, value);
+    else
+        json_decref(value);
+}
+
+json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
+{
+    if (!json_is_object(spec)) {
+        serr_set(err, SERR_INVALID, "service spec must be a JSON object");
+        return NULL;
+    }
+    if (validate(spec, err) < 0)
+        return NULL;
+    json_t *img = image_resolve(st, json_string_value(json_object_get(spec, "image")), err);
+    if (img == NULL)
+        return NULL;
+    json_decref(img);
+    json_t *s = json_deep_copy(spec);
+    char norm[512];
+    if (image_normalize_ref(json_string_value(json_object_get(s, "image")), norm, sizeof(norm),
+                            NULL) == 0)
+        json_object_set_new(s, "image", json_string(norm));
+    set_default(s, "mode", json_string("replicated"));
+    if (strcmp(json_string_value(json_object_get(s, "mode")), "replicated") == 0)
+        set_default(s, "replicas", json_integer(1));
+    set_default(s, "env", json_array());
+    set_default(s, "mounts", json_array());
+    set_default(s, "constraints", json_array());
+    set_default(s, "restart_condition", json_string("any"));
+    set_default(s, "restart_delay_ms", json_integer(1000));
+    set_default(s, "stop_grace_period_ms", json_integer(10000));
+    set_default(s, "init", json_false());
+    set_default(s, "update_config", json_object());
+    json_t *uc = json_object_get(s, "update_config");
+    set_default(uc, "parallelism", json_integer(1));
+    set_default(uc, "delay_ms", json_integer(0));
+    return s;
+}
+
+/* Removes every env entry whose key equals `key` ("K" or "K=V" given). */
+static void env_remove(json_t *env, const char *entry)
+{
+    size_t klen = strcspn(entry, "=");
+    for (size_t i = json_array_size(env); i-- > 0;) {
+        const char *e = json_string_value(json_array_get(env, i));
+        if (e && strncmp(e, entry, klen) == 0 && (e[klen] == '=' || e[klen] == '\0'))
+            json_array_remove(env, i);
+    }
+}
+
+json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct serr *err)
+{
+    static const char *const fields[] = {"image", "env_add", "env_rm", "args", "replicas",
+                                         "update_config", NULL};
+    if (!json_is_object(patch)) {
+        serr_set(err, SERR_INVALID, "update must be a JSON object");
+        return NULL;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(patch, key, val)
+    {
+        int i = 0;
+        while (fields[i] && strcmp(fields[i], key) != 0)
+            i++;
+        if (fields[i] == NULL) {
+            serr_set(err, SERR_INVALID, "unknown field '%s' in service update", key);
+            return NULL;
+        }
+    }
+    json_t *s = json_deep_copy(spec);
+    json_t *env = json_object_get(s, "env");
+    json_t *v;
+    if ((v = json_object_get(patch, "env_rm")) && check_string_array(v, "env_rm", err) < 0)
+        goto err_after_copy;
+    if ((v = json_object_get(patch, "env_add")) && check_env(v, err) < 0)
+        goto err_after_copy;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(patch, "env_rm"), i, e) env_remove(env, json_string_value(e));
+    json_array_foreach(json_object_get(patch, "env_add"), i, e)
+    {
+        env_remove(env, json_string_value(e));
+        json_array_append(env, e);
+    }
+    if ((v = json_object_get(patch, "image")))
+        json_object_set(s, "image", v);
+    if ((v = json_object_get(patch, "args")))
+        json_object_set(s, "args", v);
+    if ((v = json_object_get(patch, "replicas"))) {
+        const char *mode = json_string_value(json_object_get(s, "mode"));
+        if (mode && strcmp(mode, "global") == 0) {
+            serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
+            goto err_after_copy;
+        }
+        json_object_set(s, "replicas", v);
+    }
+    if ((v = json_object_get(patch, "update_config")) && json_is_object(v))
+        json_object_update(json_object_get(s, "update_config"), v);
+    else if (v)
+        json_object_set(s, "update_config", v);
+    json_t *out = service_spec_normalize(st, s, err);
+    json_decref(s);
+    return out;
+
+err_after_copy:
+    json_decref(s);
+    return NULL;
+}
+
+int service_spec_template_changed(json_t *a, json_t *b)
+{
+    static const char *const fields[] = {"image", "args", "env", "mounts", "limits", "init",
+                                         "stop_grace_period_ms", NULL};
+    for (int i = 0; fields[i]; i++)
+        if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
+            (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))
+            return 1;
+    return 0;
+}
+
+static json_t *merged_env(json_t *image_env, json_t *spec_env)
+{
+    json_t *env = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(image_env, i, e)
+    {
+        if (json_is_string(e))
+            json_array_append(env, e);
+    }
+    if (json_array_size(env) == 0)
+        json_array_append_new(
+            env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    json_array_foreach(spec_env, i, e)
+    {
+        env_remove(env, json_string_value(e));
+        json_array_append(env, e);
+    }
+    return env;
+}
+
+json_t *task_container_spec(json_t *spec, json_t *image)
+{
+    json_t *cfg = json_object_get(image, "config");
+    json_t *args = json_array();
+    json_array_extend(args, json_object_get(cfg, "Entrypoint"));
+    json_t *cmd = json_object_get(spec, "args");
+    json_array_extend(args, json_array_size(cmd) ? cmd : json_object_get(cfg, "Cmd"));
+    const char *workdir = json_string_value(json_object_get(cfg, "WorkingDir"));
+    const char *user = json_string_value(json_object_get(cfg, "User"));
+    json_t *c = json_pack("{s:O, s:O, s:o, s:o, s:s, s:s, s:O, s:O, s:O}", "image",
+                          json_object_get(spec, "image"), "image_id", json_object_get(image, "id"),
+                          "args", args, "env",
+                          merged_env(json_object_get(cfg, "Env"), json_object_get(spec, "env")),
+                          "workdir", workdir && *workdir ? workdir : "/", "user",
+                          user && *user ? user : "0:0", "mounts", json_object_get(spec, "mounts"),
+                          "init", json_object_get(spec, "init"), "stop_grace_period_ms",
+                          json_object_get(spec, "stop_grace_period_ms"));
+    json_t *limits = json_object_get(spec, "limits");
+    if (limits)
+        json_object_set(c, "limits", limits);
+    return c;
+}

@@ -1,0 +1,31 @@
+/* Services as desired state: validation of specs and patches, image
+ * resolution, and the container spec each new task is given. */
+#ifndef SHOAL_MANAGER_SERVICE_H
+#define SHOAL_MANAGER_SERVICE_H
+
+#include <jansson.h>
+
+#include "base/err.h"
+
+struct store;
+
+/* Validates an API spec and returns a normalised copy (defaults filled in,
+ * image reference normalised to NAME:TAG). Unknown fields, bad values and
+ * unknown images are errors (SERR_INVALID / SERR_NOT_FOUND). */
+json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err);
+
+/* Applies an update patch (docs/api.md) to a spec: returns a new normalised spec. */
+json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct serr *err);
+
+/* True when two specs give tasks different containers (a rolling update is
+ * needed), false when only replicas/update_config/name changed. */
+int service_spec_template_changed(json_t *a, json_t *b);
+
+/* Finds an image by NAME[:TAG], full id or unique id prefix (new reference). */
+json_t *image_resolve(struct store *st, const char *ref, struct serr *err);
+
+/* The container spec of a new task: the image's Entrypoint/Cmd/Env/WorkingDir
+ * /User merged with the service spec (new reference). */
+json_t *task_container_spec(json_t *spec, json_t *image);
+
+#endif
