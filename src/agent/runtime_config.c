@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -251,6 +252,17 @@ static json_t *build_env(json_t *spec)
     return arr;
 }
 
+/* Docker's 1048576, unless our own hard limit is lower: without
+ * CAP_SYS_RESOURCE crun could not raise it and the container would fail. */
+static json_int_t nofile_limit(void)
+{
+    struct rlimit own;
+    if (getrlimit(RLIMIT_NOFILE, &own) == 0 && own.rlim_max != RLIM_INFINITY &&
+        own.rlim_max < NOFILE_LIMIT)
+        return (json_int_t)own.rlim_max;
+    return NOFILE_LIMIT;
+}
+
 static json_t *build_process(json_t *spec)
 {
     uint32_t uid, gid;
@@ -263,7 +275,7 @@ static json_t *build_process(json_t *spec)
     json_object_set_new(caps, "effective", string_array(default_caps));
     json_object_set_new(caps, "permitted", string_array(default_caps));
     json_t *rlimits = json_pack("[{s:s, s:I, s:I}]", "type", "RLIMIT_NOFILE", "hard",
-                                (json_int_t)NOFILE_LIMIT, "soft", (json_int_t)NOFILE_LIMIT);
+                                nofile_limit(), "soft", nofile_limit());
     return json_pack("{s:b, s:{s:I, s:I}, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", 0, "user",
                      "uid", (json_int_t)uid, "gid", (json_int_t)gid, "args", build_args(spec),
                      "env", build_env(spec), "cwd", cwd, "capabilities", caps,

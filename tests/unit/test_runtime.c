@@ -1,0 +1,554 @@
+/* Container runtime tests. They really run crun on a busybox rootfs, so they
+ * need root, crun, /bin/busybox and overlayfs; without them they pass
+ * without checking anything (and say so). Everything lives under a mkdtemp
+ * directory removed at the end. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/runtime.h"
+#include "agent/runtime_internal.h"
+#include "base/util.h"
+#include "unit.h"
+
+static const char *const busybox_applets[] = {"sh",    "echo", "sleep", "cat",     "id",
+                                              "pwd",   "touch", "mount", "unshare", "true",
+                                              "mkdir", "grep",  NULL};
+
+struct fixture {
+    char tmp[64];
+    char *layer;
+    const char *layers[2];
+    struct runtime rt;
+};
+
+static bool can_run_containers(void)
+{
+    if (geteuid() != 0 || access("/bin/busybox", X_OK) != 0 || system("command -v crun >/dev/null") != 0) {
+        fprintf(stderr, "skipped: needs root, crun and /bin/busybox\n");
+        return false;
+    }
+    return true;
+}
+
+static void copy_executable(const char *from, const char *to)
+{
+    char *data = NULL;
+    size_t len = 0;
+    CHECK(read_file(from, &data, &len, NULL) == 0);
+    CHECK(write_file_atomic(to, data, len, false, NULL) == 0);
+    CHECK(chmod(to, 0755) == 0);
+    free(data);
+}
+
+/* A one-layer image: /bin/busybox and its applets as symlinks. */
+static char *make_busybox_layer(const char *tmp)
+{
+    char *layer = xasprintf("%s/layer", tmp);
+    char *bin = xasprintf("%s/bin", layer);
+    CHECK(mkdir_p(bin, 0755, NULL) == 0);
+    char *busybox = xasprintf("%s/busybox", bin);
+    copy_executable("/bin/busybox", busybox);
+    for (size_t i = 0; busybox_applets[i] != NULL; i++) {
+        char *link = xasprintf("%s/%s", bin, busybox_applets[i]);
+        CHECK(symlink("busybox", link) == 0);
+        free(link);
+    }
+    char *mnt = xasprintf("%s/mnt", layer);
+    CHECK(mkdir(mnt, 0755) == 0);
+    free(mnt);
+    free(busybox);
+    free(bin);
+    return layer;
+}
+
+static void setup(struct fixture *fx)
+{
+    /* The containers' inits are reparented to us once crun exits. */
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    strcpy(fx->tmp, "/tmp/shoal-rt-XXXXXX");
+    CHECK(mkdtemp(fx->tmp) != NULL);
+    fx->layer = make_busybox_layer(fx->tmp);
+    fx->layers[0] = fx->layer;
+    fx->layers[1] = NULL;
+    char *root = xasprintf("%s/crun", fx->tmp), *dir = xasprintf("%s/containers", fx->tmp);
+    struct serr err = {0};
+    if (runtime_init(&fx->rt, NULL, root, dir, &err) < 0) {
+        fprintf(stderr, "runtime_init: %s\n", err.msg);
+        CHECK(0);
+    }
+    free(root);
+    free(dir);
+}
+
+static void teardown(struct fixture *fx)
+{
+    struct serr err = {0};
+    if (rm_rf(fx->tmp, &err) < 0)
+        fprintf(stderr, "cleanup %s: %s\n", fx->tmp, err.msg);
+    runtime_free(&fx->rt);
+    free(fx->layer);
+}
+
+static json_t *spec_of(const char *text)
+{
+    json_error_t jerr;
+    json_t *spec = json_loads(text, 0, &jerr);
+    if (spec == NULL)
+        fprintf(stderr, "bad test spec: %s\n", jerr.text);
+    CHECK(spec != NULL);
+    return spec;
+}
+
+static bool path_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static char *bundle_of(struct fixture *fx, const char *id)
+{
+    return xasprintf("%s/%s", fx->rt.containers_dir, id);
+}
+
+/* A created (not started) container whose output goes to *out_read. */
+static pid_t create_ok(struct fixture *fx, const char *id, const char *spec_text, int *out_read)
+{
+    int fds[2];
+    CHECK(pipe2(fds, O_CLOEXEC) == 0);
+    json_t *spec = spec_of(spec_text);
+    struct serr err = {0};
+    pid_t pid = 0;
+    int rc = runtime_create(&fx->rt, id, spec, fx->layers, fds[1], &pid, &err);
+    json_decref(spec);
+    close(fds[1]);
+    if (rc < 0)
+        fprintf(stderr, "runtime_create: %s\n", err.msg);
+    CHECK(rc == 0 && pid > 0);
+    *out_read = fds[0];
+    return pid;
+}
+
+static void start_ok(struct fixture *fx, const char *id)
+{
+    struct serr err = {0};
+    if (runtime_start(&fx->rt, id, &err) < 0) {
+        fprintf(stderr, "runtime_start: %s\n", err.msg);
+        CHECK(0);
+    }
+}
+
+/* Reads everything until the container closes its output. */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || (n += (size_t)r) == cap - 1)
+            break;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return n;
+}
+
+static int wait_status(pid_t pid)
+{
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    return status;
+}
+
+static void delete_ok(struct fixture *fx, const char *id)
+{
+    struct serr err = {0};
+    if (runtime_delete(&fx->rt, id, &err) < 0) {
+        fprintf(stderr, "runtime_delete: %s\n", err.msg);
+        CHECK(0);
+    }
+}
+
+/* Runs a container to completion: output in out, returns the wait status. */
+static double elapsed_ms(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static int run_to_exit(struct fixture *fx, const char *id, const char *spec_text, char *out,
+                       size_t cap)
+{
+    struct timespec t[5];
+    int out_read;
+    clock_gettime(CLOCK_MONOTONIC, &t[0]);
+    pid_t pid = create_ok(fx, id, spec_text, &out_read);
+    clock_gettime(CLOCK_MONOTONIC, &t[1]);
+    start_ok(fx, id);
+    clock_gettime(CLOCK_MONOTONIC, &t[2]);
+    read_all(out_read, out, cap);
+    int status = wait_status(pid);
+    clock_gettime(CLOCK_MONOTONIC, &t[3]);
+    delete_ok(fx, id);
+    clock_gettime(CLOCK_MONOTONIC, &t[4]);
+    fprintf(stderr, "%s: create %.1f ms, start %.1f ms, run %.1f ms, delete %.1f ms\n", id,
+            elapsed_ms(&t[0], &t[1]), elapsed_ms(&t[1], &t[2]), elapsed_ms(&t[2], &t[3]),
+            elapsed_ms(&t[3], &t[4]));
+    return status;
+}
+
+TEST(runtime_echo_and_exit_code)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    char out[256];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int status = run_to_exit(&fx, "echo1", "{\"args\":[\"sh\",\"-c\",\"echo hi; exit 3\"]}", out,
+                             sizeof(out));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "create+start+exit+delete of an echo: %.1f ms\n", elapsed_ms(&t0, &t1));
+    CHECK_STR(out, "hi\n");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    teardown(&fx);
+}
+
+TEST(runtime_env_workdir_user)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    char out[256];
+    int status = run_to_exit(&fx, "env1",
+                             "{\"args\":[\"sh\",\"-c\",\"echo $FOO; pwd; id -u; id -g; hostname\"],"
+                             " \"env\":[\"PATH=/bin\",\"FOO=bar baz\"], \"workdir\":\"/mnt\","
+                             " \"user\":\"1000:1001\", \"hostname\":\"web-1\"}",
+                             out, sizeof(out));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_STR(out, "bar baz\n/mnt\n1000\n1001\nweb-1\n");
+    teardown(&fx);
+}
+
+static char *read_text(const char *path)
+{
+    char *text = NULL;
+    CHECK(read_file(path, &text, NULL, NULL) == 0);
+    return text;
+}
+
+TEST(runtime_limits_reach_cgroups)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    int out_read;
+    pid_t pid = create_ok(&fx, "lim1",
+                          "{\"args\":[\"true\"], \"limits\":{\"memory\":67108864, \"cpus\":0.5}}",
+                          &out_read);
+    if (fx.rt.cgroup_mode == CGROUP_V2) {
+        char *mem = read_text("/sys/fs/cgroup/shoal/lim1/memory.max");
+        CHECK_STR(mem, "67108864\n");
+        free(mem);
+    } else {
+        char *mem = read_text("/sys/fs/cgroup/memory/shoal/lim1/memory.limit_in_bytes");
+        char *quota = read_text("/sys/fs/cgroup/cpu/shoal/lim1/cpu.cfs_quota_us");
+        char *procs = read_text("/sys/fs/cgroup/memory/shoal/lim1/cgroup.procs");
+        CHECK_STR(mem, "67108864\n");
+        CHECK_STR(quota, "50000\n");
+        CHECK(atoi(procs) == pid);
+        free(mem);
+        free(quota);
+        free(procs);
+    }
+    start_ok(&fx, "lim1");
+    char out[64];
+    read_all(out_read, out, sizeof(out));
+    CHECK(WIFEXITED(wait_status(pid)));
+    delete_ok(&fx, "lim1");
+    teardown(&fx);
+}
+
+TEST(runtime_bind_mounts)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    char *ro = xasprintf("%s/ro", fx.tmp), *rw = xasprintf("%s/rw", fx.tmp);
+    char *file = xasprintf("%s/f", ro);
+    CHECK(mkdir(ro, 0755) == 0 && mkdir(rw, 0755) == 0);
+    CHECK(write_file_atomic(file, "content\n", 8, false, NULL) == 0);
+    char *spec = xasprintf(
+        "{\"args\":[\"sh\",\"-c\",\"cat /ro/f; touch /ro/x 2>/dev/null; echo ro=$?; "
+        "touch /rw/y; echo rw=$?\"], \"mounts\":["
+        "{\"type\":\"bind\",\"source\":\"%s\",\"target\":\"/ro\",\"readonly\":true},"
+        "{\"type\":\"bind\",\"source\":\"%s\",\"target\":\"/rw\"}]}",
+        ro, rw);
+    char out[256];
+    run_to_exit(&fx, "bind1", spec, out, sizeof(out));
+    CHECK_STR(out, "content\nro=1\nrw=0\n");
+    char *created = xasprintf("%s/y", rw);
+    CHECK(path_exists(created));
+    free(created);
+    free(spec);
+    free(file);
+    free(ro);
+    free(rw);
+    teardown(&fx);
+}
+
+TEST(runtime_missing_bind_source)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    json_t *spec = spec_of("{\"args\":[\"true\"], \"mounts\":[{\"type\":\"bind\","
+                           "\"source\":\"/nonexistent/x\",\"target\":\"/x\"}]}");
+    struct serr err = {0};
+    pid_t pid = 0;
+    CHECK(runtime_create(&fx.rt, "bad1", spec, fx.layers, -1, &pid, &err) < 0);
+    CHECK(err.kind == SERR_INVALID);
+    CHECK_STR(err.msg, "invalid mount config for type \"bind\": bind source path does not exist: "
+                       "/nonexistent/x");
+    char *bundle = bundle_of(&fx, "bad1");
+    CHECK(!path_exists(bundle));
+    free(bundle);
+    json_decref(spec);
+    teardown(&fx);
+}
+
+static bool cgroup_left(const char *id)
+{
+    static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", "", NULL};
+    for (size_t i = 0; controllers[i] != NULL; i++) {
+        char *dir = xasprintf("/sys/fs/cgroup/%s/shoal/%s", controllers[i], id);
+        bool left = path_exists(dir);
+        free(dir);
+        if (left)
+            return true;
+    }
+    return false;
+}
+
+static bool mounted(const char *path)
+{
+    char *mountinfo = read_text("/proc/self/mountinfo");
+    char *needle = xasprintf(" %s ", path);
+    bool found = strstr(mountinfo, needle) != NULL;
+    free(needle);
+    free(mountinfo);
+    return found;
+}
+
+/* No bundle, no rootfs mount, no cgroup, no crun state. */
+static void check_nothing_left(struct fixture *fx, const char *id)
+{
+    char *bundle = bundle_of(fx, id);
+    char *rootfs = xasprintf("%s/rootfs", bundle);
+    char *state = xasprintf("%s/%s", fx->rt.runtime_root, id);
+    CHECK(!path_exists(bundle));
+    CHECK(!mounted(rootfs));
+    CHECK(!path_exists(state));
+    CHECK(!cgroup_left(id));
+    free(state);
+    free(rootfs);
+    free(bundle);
+}
+
+TEST(runtime_missing_executable)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    json_t *spec = spec_of("{\"args\":[\"nope\"], \"limits\":{\"memory\":67108864}}");
+    struct serr err = {0};
+    pid_t pid = 0;
+    int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    CHECK(runtime_create(&fx.rt, "noexec1", spec, fx.layers, out, &pid, &err) < 0);
+    close(out);
+    if (strstr(err.msg, "executable file `nope` not found in $PATH") == NULL)
+        fprintf(stderr, "unexpected error: %s\n", err.msg);
+    CHECK(strstr(err.msg, "executable file `nope` not found in $PATH") != NULL);
+    CHECK(err.kind == SERR_INVALID);
+    check_nothing_left(&fx, "noexec1");
+    json_decref(spec);
+    teardown(&fx);
+}
+
+TEST(runtime_init_is_pid1)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    CHECK(fx.rt.init_path != NULL);
+    char out[256];
+    run_to_exit(&fx, "init1", "{\"args\":[\"cat\",\"/proc/1/cmdline\"], \"init\":true}", out,
+                sizeof(out));
+    /* cmdline is NUL separated: the first word is enough. */
+    CHECK_STR(out, "/sbin/shoal-init");
+    teardown(&fx);
+}
+
+TEST(runtime_kill_and_delete)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    int out_read;
+    pid_t pid = create_ok(&fx, "kill1", "{\"args\":[\"sleep\",\"100\"]}", &out_read);
+    start_ok(&fx, "kill1");
+    uint64_t cpu_ns = 0, mem_bytes = 0;
+    CHECK(runtime_stats(&fx.rt, "kill1", &cpu_ns, &mem_bytes) == 0);
+    CHECK(mem_bytes > 0);
+    struct serr err = {0};
+    CHECK(runtime_kill(&fx.rt, "kill1", SIGKILL, &err) == 0);
+    int status = wait_status(pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(out_read);
+    delete_ok(&fx, "kill1");
+    check_nothing_left(&fx, "kill1");
+    delete_ok(&fx, "kill1"); /* idempotent */
+    teardown(&fx);
+}
+
+TEST(runtime_delete_running_container)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    int out_read;
+    pid_t pid = create_ok(&fx, "del1", "{\"args\":[\"sleep\",\"100\"]}", &out_read);
+    start_ok(&fx, "del1");
+    delete_ok(&fx, "del1");
+    CHECK(WIFSIGNALED(wait_status(pid)));
+    close(out_read);
+    check_nothing_left(&fx, "del1");
+    teardown(&fx);
+}
+
+TEST(runtime_seccomp_denies_mount_and_unshare)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    char out[512];
+    run_to_exit(&fx, "sec1",
+                "{\"args\":[\"sh\",\"-c\",\"unshare -u true 2>/dev/null; echo unshare=$?; "
+                "mount -t tmpfs t /mnt 2>/dev/null; echo mount=$?; grep Seccomp: /proc/self/status\"]}",
+                out, sizeof(out));
+    /* Both also need CAP_SYS_ADMIN; Seccomp 2 shows the filter is there. */
+    CHECK_STR(out, "unshare=1\nmount=1\nSeccomp:\t2\n");
+    teardown(&fx);
+}
+
+/* ---- config.json, no crun needed -------------------------------------- */
+
+static json_t *config_for(enum cgroup_mode mode, const char *spec_text)
+{
+    struct runtime rt = {.init_path = (char *)"/usr/bin/tini-static", .cgroup_mode = mode};
+    json_t *spec = spec_of(spec_text);
+    struct serr err = {0};
+    json_t *config = runtime_config_build(&rt, "c1", spec, &err);
+    json_decref(spec);
+    if (config == NULL)
+        fprintf(stderr, "runtime_config_build: %s\n", err.msg);
+    CHECK(config != NULL);
+    return config;
+}
+
+static bool has_namespace(json_t *config, const char *type)
+{
+    size_t i;
+    json_t *ns;
+    json_array_foreach(json_object_get(json_object_get(config, "linux"), "namespaces"), i, ns) {
+        if (strcmp(json_string_value(json_object_get(ns, "type")), type) == 0)
+            return true;
+    }
+    return false;
+}
+
+static json_t *mount_at(json_t *config, const char *destination)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(config, "mounts"), i, m) {
+        if (strcmp(json_string_value(json_object_get(m, "destination")), destination) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+TEST(runtime_config_v1)
+{
+    json_t *config = config_for(CGROUP_V1, "{\"args\":[\"a b\",\"\\\"q\\\"\"], \"user\":\"7:8\","
+                                           " \"init\":true, \"limits\":{\"memory\":67108864},"
+                                           " \"mounts\":[{\"type\":\"bind\",\"source\":\"/tmp\","
+                                           "\"target\":\"/data\",\"readonly\":true}]}");
+    json_t *process = json_object_get(config, "process");
+    json_t *args = json_object_get(process, "args");
+    CHECK(json_array_size(args) == 4);
+    CHECK_STR(json_string_value(json_array_get(args, 0)), "/sbin/shoal-init");
+    CHECK_STR(json_string_value(json_array_get(args, 2)), "a b");
+    CHECK_STR(json_string_value(json_array_get(args, 3)), "\"q\"");
+    CHECK(json_integer_value(json_object_get(json_object_get(process, "user"), "uid")) == 7);
+    CHECK(json_integer_value(json_object_get(json_object_get(process, "user"), "gid")) == 8);
+    CHECK_STR(json_string_value(json_object_get(process, "cwd")), "/");
+    CHECK(has_namespace(config, "pid") && has_namespace(config, "mount"));
+    CHECK(!has_namespace(config, "cgroup") && !has_namespace(config, "network"));
+    CHECK(mount_at(config, "/sys/fs/cgroup") == NULL);
+    CHECK(json_object_get(json_object_get(config, "linux"), "resources") == NULL);
+    json_t *data = mount_at(config, "/data");
+    CHECK(data != NULL);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(data, "options"), 2)), "ro");
+    CHECK(mount_at(config, "/sbin/shoal-init") != NULL);
+    json_decref(config);
+}
+
+TEST(runtime_config_v2_resources)
+{
+    json_t *config = config_for(CGROUP_V2, "{\"args\":[\"x\"], \"limits\":{\"memory\":67108864,"
+                                           " \"cpus\":1.5}}");
+    json_t *linux_ = json_object_get(config, "linux");
+    CHECK_STR(json_string_value(json_object_get(linux_, "cgroupsPath")), "/shoal/c1");
+    json_t *resources = json_object_get(linux_, "resources");
+    CHECK(json_integer_value(json_object_get(json_object_get(resources, "memory"), "limit")) ==
+          67108864);
+    CHECK(json_integer_value(json_object_get(json_object_get(resources, "cpu"), "quota")) ==
+          150000);
+    json_decref(config);
+}
+
+TEST(runtime_spec_rejects_bad_input)
+{
+    struct runtime rt = {.cgroup_mode = CGROUP_V1};
+    struct serr err = {0};
+    const char *bad[] = {
+        "{}", "{\"args\":[]}", "{\"args\":[1]}", "{\"args\":[\"x\"], \"user\":\"root\"}",
+        "{\"args\":[\"x\"], \"workdir\":\"rel\"}", "{\"args\":[\"x\"], \"init\":true}",
+        "{\"args\":[\"x\"], \"limits\":{\"memory\":1024}}", NULL,
+    };
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        json_t *spec = spec_of(bad[i]);
+        CHECK(runtime_spec_check(&rt, spec, &err) < 0 && err.kind == SERR_INVALID);
+        json_decref(spec);
+    }
+}
