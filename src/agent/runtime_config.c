@@ -241,15 +241,26 @@ static json_t *build_args(json_t *spec)
     return args;
 }
 
+static bool has_path_env(json_t *env)
+{
+    size_t i;
+    json_t *item;
+    json_array_foreach(env, i, item) {
+        if (strncmp(json_string_value(item), "PATH=", 5) == 0)
+            return true;
+    }
+    return false;
+}
+
 static json_t *build_env(json_t *spec)
 {
-    json_t *env = json_object_get(spec, "env");
-    if (env != NULL)
-        return json_deep_copy(env);
-    /* crun looks the command up in the container's PATH. */
-    json_t *arr = json_array();
-    json_array_append_new(arr, json_string(DEFAULT_PATH_ENV));
-    return arr;
+    json_t *spec_env = json_object_get(spec, "env");
+    json_t *env = spec_env ? json_deep_copy(spec_env) : json_array();
+    /* crun looks the command up in the container's PATH; like Docker, give
+     * one to images that set none. */
+    if (!has_path_env(env))
+        json_array_append_new(env, json_string(DEFAULT_PATH_ENV));
+    return env;
 }
 
 /* Docker's 1048576, unless our own hard limit is lower: without

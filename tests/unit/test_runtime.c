@@ -233,11 +233,11 @@ TEST(runtime_env_workdir_user)
     char out[256];
     int status = run_to_exit(&fx, "env1",
                              "{\"args\":[\"sh\",\"-c\",\"echo $FOO; pwd; id -u; id -g; hostname\"],"
-                             " \"env\":[\"PATH=/bin\",\"FOO=bar baz\"], \"workdir\":\"/mnt\","
+                             " \"env\":[\"PATH=/bin\",\"FOO=bar baz\"], \"workdir\":\"/srv/app\","
                              " \"user\":\"1000:1001\", \"hostname\":\"web-1\"}",
                              out, sizeof(out));
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK_STR(out, "bar baz\n/mnt\n1000\n1001\nweb-1\n");
+    CHECK_STR(out, "bar baz\n/srv/app\n1000\n1001\nweb-1\n");
     teardown(&fx);
 }
 
@@ -512,6 +512,9 @@ TEST(runtime_config_v1)
     CHECK(json_integer_value(json_object_get(json_object_get(process, "user"), "uid")) == 7);
     CHECK(json_integer_value(json_object_get(json_object_get(process, "user"), "gid")) == 8);
     CHECK_STR(json_string_value(json_object_get(process, "cwd")), "/");
+    json_t *env = json_object_get(process, "env");
+    CHECK(json_array_size(env) == 1 &&
+          strncmp(json_string_value(json_array_get(env, 0)), "PATH=", 5) == 0);
     CHECK(has_namespace(config, "pid") && has_namespace(config, "mount"));
     CHECK(!has_namespace(config, "cgroup") && !has_namespace(config, "network"));
     CHECK(mount_at(config, "/sys/fs/cgroup") == NULL);
