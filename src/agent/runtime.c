@@ -365,9 +365,27 @@ fail:
     return -1;
 }
 
-int runtime_start(struct runtime *rt, const char *id, struct serr *err)
+/* crun has state for `id` (created and not deleted). */
+static bool crun_knows(const struct runtime *rt, const char *id)
+{
+    char *state = xasprintf("%s/%s", rt->runtime_root, id);
+    bool known = path_exists(state);
+    free(state);
+    return known;
+}
+
+static int check_known(const struct runtime *rt, const char *id, struct serr *err)
 {
     if (check_id(id, err) < 0)
+        return -1;
+    if (!crun_knows(rt, id))
+        return serr_set(err, SERR_NOT_FOUND, "no such container: %s", id);
+    return 0;
+}
+
+int runtime_start(struct runtime *rt, const char *id, struct serr *err)
+{
+    if (check_known(rt, id, err) < 0)
         return -1;
     const char *args[] = {"start", id, NULL};
     return run_crun(rt, id, args, -1, err);
@@ -375,7 +393,7 @@ int runtime_start(struct runtime *rt, const char *id, struct serr *err)
 
 int runtime_kill(struct runtime *rt, const char *id, int signo, struct serr *err)
 {
-    if (check_id(id, err) < 0)
+    if (check_known(rt, id, err) < 0)
         return -1;
     char sig[16];
     snprintf(sig, sizeof(sig), "%d", signo);
@@ -386,10 +404,7 @@ int runtime_kill(struct runtime *rt, const char *id, int signo, struct serr *err
 /* crun's state for `id` exists: delete it (killing what still runs). */
 static int crun_delete(const struct runtime *rt, const char *id, struct serr *err)
 {
-    char *state = xasprintf("%s/%s", rt->runtime_root, id);
-    bool known = path_exists(state);
-    free(state);
-    if (!known)
+    if (!crun_knows(rt, id))
         return 0;
     const char *args[] = {"delete", "--force", id, NULL};
     return run_crun(rt, id, args, -1, err);

@@ -4,6 +4,7 @@
  * directory removed at the end. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,6 +426,9 @@ TEST(runtime_kill_and_delete)
     delete_ok(&fx, "kill1");
     check_nothing_left(&fx, "kill1");
     delete_ok(&fx, "kill1"); /* idempotent */
+    CHECK(runtime_kill(&fx.rt, "kill1", SIGTERM, &err) < 0 && err.kind == SERR_NOT_FOUND);
+    CHECK(runtime_start(&fx.rt, "kill1", &err) < 0 && err.kind == SERR_NOT_FOUND);
+    CHECK(runtime_kill(&fx.rt, "../x", SIGTERM, &err) < 0 && err.kind == SERR_INVALID);
     teardown(&fx);
 }
 
@@ -457,6 +461,46 @@ TEST(runtime_seccomp_denies_mount_and_unshare)
                 out, sizeof(out));
     /* Both also need CAP_SYS_ADMIN; Seccomp 2 shows the filter is there. */
     CHECK_STR(out, "unshare=1\nmount=1\nSeccomp:\t2\n");
+    teardown(&fx);
+}
+
+struct parallel_run {
+    struct fixture *fx;
+    char id[16];
+    char out[64];
+    int status;
+};
+
+static void *run_echo_thread(void *arg)
+{
+    struct parallel_run *run = arg;
+    char *spec = xasprintf("{\"args\":[\"echo\",\"%s\"]}", run->id);
+    run->status = run_to_exit(run->fx, run->id, spec, run->out, sizeof(run->out));
+    free(spec);
+    return NULL;
+}
+
+/* The daemon calls the runtime from libuv's thread pool. */
+TEST(runtime_parallel_containers)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    struct parallel_run runs[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        runs[i].fx = &fx;
+        snprintf(runs[i].id, sizeof(runs[i].id), "par%d", i);
+        CHECK(pthread_create(&threads[i], NULL, run_echo_thread, &runs[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        char want[32];
+        snprintf(want, sizeof(want), "%s\n", runs[i].id);
+        CHECK_STR(runs[i].out, want);
+        CHECK(WIFEXITED(runs[i].status) && WEXITSTATUS(runs[i].status) == 0);
+    }
     teardown(&fx);
 }
 
