@@ -1,0 +1,748 @@
+#include "agent/agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "agent/image.h"
+#include "api/http.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "raft/cluster.h"
+#include "store/store.h"
+
+static void ctr_maybe_free(struct ctr *c);
+static void ctr_maybe_finish(struct ctr *c);
+
+/* ---- paths and records ---- */
+
+char *ctr_record_path(struct ctr *c, const char *suffix)
+{
+    return xasprintf("%s/agent/%s.%s", c->sh->state_dir, c->id, suffix);
+}
+
+char *ctr_log_path(struct agent *a, const char *id, bool rotated)
+{
+    return xasprintf("%s/logs/%s.log%s", a->sh->run_dir, id, rotated ? ".1" : "");
+}
+
+static void record_write(struct ctr *c)
+{
+    json_t *rec = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:i, s:I, s:b, s:b, s:I, s:I}", "id",
+                            c->id, "task_id", c->task_id, "service_id", c->service_id, "name",
+                            c->name, "image", c->image, "pid", (int)c->pid, "start_time",
+                            (json_int_t)c->start_time, "local", c->local, "rm", c->rm,
+                            "created_at", (json_int_t)c->created_at, "grace_ms",
+                            (json_int_t)c->grace_ms);
+    char *text = json_dumps(rec, JSON_COMPACT);
+    char *path = ctr_record_path(c, "json");
+    struct serr err;
+    if (write_file_atomic(path, text, strlen(text), false, &err) < 0)
+        log_warn("container %s: %s", c->id, err.msg);
+    free(path);
+    free(text);
+    json_decref(rec);
+}
+
+/* Start time of a process in clock ticks since boot (field 22 of
+ * /proc/PID/stat), to tell a surviving container from a reused PID. */
+long long proc_start_time(pid_t pid)
+{
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (read_file(path, &text, NULL, NULL) < 0)
+        return -1;
+    char *p = strrchr(text, ')');
+    long long start = -1;
+    for (int field = 2; p && *p; p++) {
+        if (*p != ' ')
+            continue;
+        field++;
+        if (field == 22) {
+            start = strtoll(p + 1, NULL, 10);
+            break;
+        }
+    }
+    free(text);
+    return start;
+}
+
+/* ---- container objects ---- */
+
+struct ctr *ctr_new(struct agent *a, const char *id)
+{
+    struct ctr *c = xcalloc(1, sizeof(*c));
+    c->a = a;
+    c->sh = a->sh;
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->pidfd = -1;
+    c->log_fd = -1;
+    c->exit_code = -1;
+    c->at_line_start = true;
+    c->grace_ms = 10000;
+    c->created_at = now_ms();
+    uv_timer_init(a->sh->loop, &c->timer);
+    c->timer.data = c;
+    c->timer_open = true;
+    c->next = a->ctrs;
+    a->ctrs = c;
+    return c;
+}
+
+struct ctr *ctr_find(struct agent *a, const char *ref)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (strcmp(c->id, ref) == 0 || (c->task_id && strcmp(c->task_id, ref) == 0) ||
+            (c->local && c->name && strcmp(c->name, ref) == 0))
+            return c;
+    return NULL;
+}
+
+static void ctr_unlink(struct ctr *c)
+{
+    for (struct ctr **pp = &c->a->ctrs; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct ctr *c = h->data;
+    c->closing--;
+    ctr_maybe_free(c);
+}
+
+static void close_handle(struct ctr *c, uv_handle_t *h, bool *open)
+{
+    if (!*open)
+        return;
+    *open = false;
+    c->closing++;
+    uv_close(h, handle_closed);
+}
+
+static void ctr_close_handles(struct ctr *c)
+{
+    close_handle(c, (uv_handle_t *)&c->exit_poll, &c->poll_open);
+    close_handle(c, (uv_handle_t *)&c->out, &c->out_open);
+    close_handle(c, (uv_handle_t *)&c->timer, &c->timer_open);
+    if (c->pidfd >= 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    if (c->log_fd >= 0) {
+        close(c->log_fd);
+        c->log_fd = -1;
+    }
+}
+
+/* Frees a container once it is released (off the list) and its handles closed. */
+static void ctr_maybe_free(struct ctr *c)
+{
+    if (!c->released || c->closing > 0 || c->working)
+        return;
+    json_decref(c->rspec);
+    for (int i = 0; c->layers && c->layers[i]; i++)
+        free(c->layers[i]);
+    free(c->layers);
+    free(c->task_id);
+    free(c->service_id);
+    free(c->name);
+    free(c->image);
+    free(c->error);
+    free(c);
+}
+
+void ctr_release(struct ctr *c)
+{
+    if (c->released)
+        return;
+    ctr_unlink(c);
+    c->released = true;
+    followers_detach_ctr(c->a, c);
+    ctr_close_handles(c);
+    ctr_maybe_free(c);
+}
+
+/* ---- reporting ---- */
+
+static void report(struct ctr *c, json_t *fields)
+{
+    struct cluster *cl = c->sh->cluster;
+    if (c->task_id == NULL || cl == NULL) {
+        json_decref(fields);
+        return;
+    }
+    json_object_set_new(fields, "state_at", json_integer(now_ms()));
+    cluster_propose(cl, json_pack("[o]", op_merge("tasks", c->task_id, fields)), NULL, NULL);
+}
+
+/* ---- output ---- */
+
+static void log_rotate_if_needed(struct ctr *c)
+{
+    if (c->log_size < LOG_CAP)
+        return;
+    char *path = ctr_log_path(c->a, c->id, false);
+    char *old = ctr_log_path(c->a, c->id, true);
+    rename(path, old);
+    close(c->log_fd);
+    c->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    c->log_size = 0;
+    free(path);
+    free(old);
+}
+
+static void log_append(struct ctr *c, const char *data, size_t len)
+{
+    if (c->log_fd < 0)
+        return;
+    ssize_t w = write(c->log_fd, data, len);
+    if (w > 0)
+        c->log_size += (size_t)w;
+    log_rotate_if_needed(c);
+}
+
+static void out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct ctr *c = h->data;
+    buf->base = c->readbuf;
+    buf->len = sizeof(c->readbuf);
+}
+
+static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct ctr *c = s->data;
+    if (n > 0) {
+        log_append(c, buf->base, (size_t)n);
+        followers_output(c->a, c, buf->base, (size_t)n);
+        return;
+    }
+    if (n == 0)
+        return;
+    /* EOF or error: every writer closed the FIFO, the container is gone */
+    uv_read_stop(s);
+    close_handle(c, (uv_handle_t *)&c->out, &c->out_open);
+    c->out_eof = true;
+    ctr_maybe_finish(c);
+}
+
+static int open_output(struct ctr *c, struct serr *err)
+{
+    char *fifo = ctr_record_path(c, "fifo");
+    int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    free(fifo);
+    if (fd < 0)
+        return serr_errno(err, "open output of %s", c->id);
+    uv_pipe_init(c->sh->loop, &c->out, 0);
+    c->out.data = c;
+    c->out_open = true;
+    if (uv_pipe_open(&c->out, fd) != 0) {
+        close(fd);
+        return serr_set(err, SERR_INTERNAL, "uv_pipe_open failed");
+    }
+    uv_read_start((uv_stream_t *)&c->out, out_alloc, out_read);
+    char *log = ctr_log_path(c->a, c->id, false);
+    c->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    struct stat st;
+    if (c->log_fd >= 0 && fstat(c->log_fd, &st) == 0)
+        c->log_size = (size_t)st.st_size;
+    free(log);
+    return 0;
+}
+
+/* ---- exit ---- */
+
+static void eof_timeout(uv_timer_t *t)
+{
+    struct ctr *c = t->data;
+    /* The container exited but something still holds its output open: stop
+     * waiting for EOF. */
+    if (!c->out_eof) {
+        c->out_eof = true;
+        close_handle(c, (uv_handle_t *)&c->out, &c->out_open);
+        ctr_maybe_finish(c);
+    }
+}
+
+static void on_exit_poll(uv_poll_t *p, int status, int events)
+{
+    struct ctr *c = p->data;
+    int wstatus = 0;
+    pid_t r = waitpid(c->pid, &wstatus, WNOHANG);
+    if (r == 0)
+        return; /* spurious wake-up */
+    if (r == c->pid)
+        c->exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    else
+        c->exit_code = -1; /* not our child (adopted after a restart): code unknown */
+    c->exited = true;
+    close_handle(c, (uv_handle_t *)&c->exit_poll, &c->poll_open);
+    uv_timer_stop(&c->timer);
+    if (!c->out_eof)
+        uv_timer_start(&c->timer, eof_timeout, 1000, 0);
+    ctr_maybe_finish(c);
+}
+
+static int watch_exit(struct ctr *c, struct serr *err)
+{
+    c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+    if (c->pidfd < 0)
+        return serr_errno(err, "pidfd_open %d", (int)c->pid);
+    uv_poll_init(c->sh->loop, &c->exit_poll, c->pidfd);
+    c->exit_poll.data = c;
+    c->poll_open = true;
+    uv_poll_start(&c->exit_poll, UV_READABLE, on_exit_poll);
+    return 0;
+}
+
+static json_t *final_state(struct ctr *c)
+{
+    if (c->error)
+        return json_pack("{s:s, s:s, s:s}", "state", "rejected", "error", c->error, "message",
+                         "rejected");
+    if (c->stop_requested)
+        return json_pack("{s:s, s:s, s:i}", "state", "shutdown", "message", "shutdown",
+                         "exit_code", c->exit_code);
+    if (c->exit_code == 0)
+        return json_pack("{s:s, s:s, s:i}", "state", "complete", "message", "finished",
+                         "exit_code", 0);
+    char msg[128];
+    if (c->exit_code < 0)
+        snprintf(msg, sizeof(msg), "task: exited while the daemon was stopped (exit code unknown)");
+    else
+        snprintf(msg, sizeof(msg), "task: non-zero exit (%d)", c->exit_code);
+    return json_pack("{s:s, s:s, s:s, s:i}", "state", "failed", "error", msg, "message", "failed",
+                     "exit_code", c->exit_code);
+}
+
+static void work_delete(uv_work_t *w)
+{
+    struct ctr *c = w->data;
+    struct serr err;
+    if (runtime_delete(&c->sh->rt, c->id, &err) < 0)
+        log_warn("delete container %s: %s", c->id, err.msg);
+    char *rec = ctr_record_path(c, "json");
+    char *fifo = ctr_record_path(c, "fifo");
+    unlink(rec);
+    unlink(fifo);
+    free(rec);
+    free(fifo);
+}
+
+static void after_delete(uv_work_t *w, int status)
+{
+    struct ctr *c = w->data;
+    c->working = false;
+    c->phase = PH_DONE;
+    if (c->released) {
+        ctr_maybe_free(c);
+        return;
+    }
+    if (c->local && c->rm) {
+        char *log = ctr_log_path(c->a, c->id, false);
+        char *old = ctr_log_path(c->a, c->id, true);
+        unlink(log);
+        unlink(old);
+        free(log);
+        free(old);
+        ctr_release(c);
+        return;
+    }
+    if (c->task_id)
+        agent_kick(c->a);
+}
+
+/* Once the process is gone and its output drained: report, then delete the
+ * container in the thread pool. */
+static void ctr_maybe_finish(struct ctr *c)
+{
+    if (c->phase != PH_RUNNING || !c->exited || !c->out_eof)
+        return;
+    c->phase = PH_FINISHING;
+    uv_timer_stop(&c->timer);
+    report(c, final_state(c));
+    followers_exit(c->a, c);
+    c->working = true;
+    c->work.data = c;
+    uv_queue_work(c->sh->loop, &c->work, work_delete, after_delete);
+}
+
+/* ---- stop ---- */
+
+static void grace_expired(uv_timer_t *t)
+{
+    struct ctr *c = t->data;
+    if (!c->exited && c->pid > 0)
+        kill(c->pid, SIGKILL);
+}
+
+void ctr_stop(struct ctr *c)
+{
+    if (c->stop_requested && c->phase != PH_RUNNING)
+        return;
+    bool first = !c->stop_requested;
+    c->stop_requested = true;
+    if (c->phase != PH_RUNNING || c->exited || !first)
+        return; /* a container still being created is stopped when it is up */
+    kill(c->pid, SIGTERM);
+    uv_timer_start(&c->timer, grace_expired, (uint64_t)c->grace_ms, 0);
+}
+
+/* ---- create ---- */
+
+static void work_create(uv_work_t *w)
+{
+    struct ctr *c = w->data;
+    char *fifo = ctr_record_path(c, "fifo");
+    unlink(fifo);
+    int fd = -1;
+    if (mkfifo(fifo, 0600) < 0) {
+        serr_errno(&c->werr, "mkfifo %s", fifo);
+        goto out;
+    }
+    /* O_RDWR: the container holds a reader too, so its writes never fail with
+     * EPIPE while the daemon is away (the pipe buffer fills instead). */
+    fd = open(fifo, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        serr_errno(&c->werr, "open %s", fifo);
+        goto out;
+    }
+    if (runtime_create(&c->sh->rt, c->id, c->rspec, (const char *const *)c->layers, fd,
+                       &c->pid, &c->werr) < 0)
+        goto out;
+    c->start_time = proc_start_time(c->pid);
+    if (runtime_start(&c->sh->rt, c->id, &c->werr) < 0) {
+        struct serr ignored;
+        runtime_delete(&c->sh->rt, c->id, &ignored);
+        c->pid = 0;
+        goto out;
+    }
+    c->created = true;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (!c->created)
+        unlink(fifo);
+    free(fifo);
+}
+
+static void ctr_fail_to_start(struct ctr *c, const char *msg)
+{
+    c->error = xstrdup(msg);
+    c->exited = c->out_eof = true;
+    c->phase = PH_RUNNING; /* so that finish runs the usual path */
+    ctr_maybe_finish(c);
+}
+
+static void after_create(uv_work_t *w, int status)
+{
+    struct ctr *c = w->data;
+    c->working = false;
+    if (c->released) {
+        if (c->created) {
+            kill(c->pid, SIGKILL);
+            struct serr ignored;
+            runtime_delete(&c->sh->rt, c->id, &ignored);
+        }
+        ctr_maybe_free(c);
+        return;
+    }
+    if (!c->created) {
+        log_info("container %s (%s) did not start: %s", c->id, c->name, c->werr.msg);
+        ctr_fail_to_start(c, c->werr.msg);
+        return;
+    }
+    struct serr err;
+    if (open_output(c, &err) < 0 || watch_exit(c, &err) < 0) {
+        log_error("container %s: %s", c->id, err.msg);
+        kill(c->pid, SIGKILL);
+    }
+    record_write(c);
+    c->phase = PH_RUNNING;
+    report(c, json_pack("{s:s, s:s, s:i}", "state", "running", "message", "started", "pid",
+                        (int)c->pid));
+    if (c->stop_requested) {
+        c->stop_requested = false;
+        ctr_stop(c);
+    }
+}
+
+int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
+{
+    c->grace_ms = json_integer_value(json_object_get(container, "stop_grace_period_ms"));
+    if (json_object_get(container, "stop_grace_period_ms") == NULL)
+        c->grace_ms = 10000;
+    c->image = xstrdup(json_string_value(json_object_get(container, "image"))
+                           ? json_string_value(json_object_get(container, "image"))
+                           : "");
+    if (ctr_prepare_spec(c, container, err) < 0)
+        return -1;
+    c->phase = PH_CREATING;
+    c->working = true;
+    c->work.data = c;
+    uv_queue_work(c->sh->loop, &c->work, work_create, after_create);
+    return 0;
+}
+
+/* Starts a task's container; a container that cannot even be prepared is
+ * reported rejected at once. */
+static void start_task(struct agent *a, json_t *task)
+{
+    struct ctr *c = ctr_new(a, json_string_value(json_object_get(task, "id")));
+    c->task_id = xstrdup(c->id);
+    const char *sid = json_string_value(json_object_get(task, "service_id"));
+    c->service_id = sid ? xstrdup(sid) : NULL;
+    const char *name = json_string_value(json_object_get(task, "name"));
+    c->name = xstrdup(name ? name : c->id);
+    struct serr err = {0};
+    if (ctr_launch(c, json_object_get(task, "container"), &err) < 0)
+        ctr_fail_to_start(c, err.msg);
+}
+
+/* ---- adoption after a restart ---- */
+
+static void adopt(struct agent *a, json_t *rec)
+{
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    if (id == NULL)
+        return;
+    struct ctr *c = ctr_new(a, id);
+    const char *s;
+    c->task_id = (s = json_string_value(json_object_get(rec, "task_id"))) ? xstrdup(s) : NULL;
+    c->service_id = (s = json_string_value(json_object_get(rec, "service_id"))) ? xstrdup(s) : NULL;
+    c->name = xstrdup((s = json_string_value(json_object_get(rec, "name"))) ? s : id);
+    c->image = xstrdup((s = json_string_value(json_object_get(rec, "image"))) ? s : "");
+    c->pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
+    c->start_time = json_integer_value(json_object_get(rec, "start_time"));
+    c->local = json_is_true(json_object_get(rec, "local"));
+    c->rm = json_is_true(json_object_get(rec, "rm"));
+    c->created_at = json_integer_value(json_object_get(rec, "created_at"));
+    c->grace_ms = json_integer_value(json_object_get(rec, "grace_ms"));
+    c->created = true;
+    c->phase = PH_RUNNING;
+    struct serr err;
+    bool alive = c->pid > 0 && proc_start_time(c->pid) == c->start_time;
+    if (alive && open_output(c, &err) == 0 && watch_exit(c, &err) == 0) {
+        log_info("found running container %s (%s, pid %d)", c->id, c->name, (int)c->pid);
+        return;
+    }
+    log_info("container %s (%s) exited while the daemon was stopped", c->id, c->name);
+    c->exited = c->out_eof = true;
+    ctr_maybe_finish(c);
+}
+
+static void adopt_all(struct agent *a)
+{
+    char *dir = shoal_state_path(a->sh, "agent");
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        json_t *rec = json_load_file(path, 0, NULL);
+        if (rec)
+            adopt(a, rec);
+        json_decref(rec);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+}
+
+/* ---- sync with the store ---- */
+
+static void kick_cb(uv_timer_t *t)
+{
+    agent_sync(t->data);
+}
+
+void agent_kick(struct agent *a)
+{
+    uv_timer_start(&a->kick, kick_cb, 0, 0);
+}
+
+static const char *sget(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static bool task_finished(const char *state)
+{
+    static const char *const finals[] = {"complete", "failed", "rejected", "shutdown",
+                                         "orphaned", NULL};
+    for (int i = 0; state && finals[i]; i++)
+        if (strcmp(state, finals[i]) == 0)
+            return true;
+    return false;
+}
+
+static void sync_task(struct agent *a, json_t *task)
+{
+    const char *id = sget(task, "id");
+    const char *desired = sget(task, "desired_state");
+    const char *state = sget(task, "state");
+    struct ctr *c = ctr_find(a, id);
+    bool want_running = desired && strcmp(desired, "running") == 0;
+    if (c && c->phase == PH_DONE) {
+        if (task_finished(state))
+            ctr_release(c); /* the store has our final report */
+        return;
+    }
+    if (c) {
+        if (!want_running)
+            ctr_stop(c);
+        return;
+    }
+    if (want_running && state && strcmp(state, "assigned") == 0) {
+        start_task(a, task);
+    } else if (want_running && state && strcmp(state, "running") == 0) {
+        report_lost(a, id);
+    } else if (!want_running && !task_finished(state)) {
+        struct cluster *cl = a->sh->cluster;
+        if (cl)
+            cluster_propose(cl,
+                            json_pack("[o]", op_merge("tasks", id,
+                                                      json_pack("{s:s, s:s, s:I}", "state",
+                                                                "shutdown", "message", "shutdown",
+                                                                "state_at", (json_int_t)now_ms()))),
+                            NULL, NULL);
+    }
+}
+
+void report_lost(struct agent *a, const char *task_id)
+{
+    if (a->sh->cluster == NULL)
+        return;
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I}", "state", "failed", "message", "failed",
+                               "error", "task: container not found on the node",
+                               "state_at", (json_int_t)now_ms());
+    cluster_propose(a->sh->cluster, json_pack("[o]", op_merge("tasks", task_id, fields)), NULL,
+                    NULL);
+}
+
+void agent_sync(struct agent *a)
+{
+    if (a->closing)
+        return;
+    json_t *tasks = a->sh->cluster ? store_list_where(a->sh->store, "tasks", "node_id",
+                                                      a->sh->node_id)
+                                   : json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) sync_task(a, t);
+    /* containers whose task is gone from the store */
+    for (struct ctr *c = a->ctrs, *next; c; c = next) {
+        next = c->next;
+        if (c->task_id == NULL)
+            continue;
+        bool found = false;
+        json_array_foreach(tasks, i, t)
+        {
+            if (strcmp(sget(t, "id"), c->task_id) == 0)
+                found = true;
+        }
+        if (found)
+            continue;
+        if (c->phase == PH_DONE)
+            ctr_release(c);
+        else
+            ctr_stop(c);
+    }
+    json_decref(tasks);
+    if (a->stop_all_done && !agent_has_tasks(a)) {
+        void (*done)(void *) = a->stop_all_done;
+        a->stop_all_done = NULL;
+        done(a->stop_all_arg);
+    }
+}
+
+bool agent_has_tasks(struct agent *a)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (c->task_id && c->phase != PH_DONE)
+            return true;
+    return false;
+}
+
+static void stop_all_tick(uv_timer_t *t)
+{
+    agent_sync(t->data);
+}
+
+void agent_stop_all(struct agent *a, void (*done)(void *arg), void *arg)
+{
+    a->stop_all_done = done;
+    a->stop_all_arg = arg;
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (c->task_id)
+            ctr_stop(c);
+    /* the store is about to go away: check completion on a timer */
+    uv_timer_start(&a->stop_all_timer, stop_all_tick, 50, 50);
+    agent_sync(a);
+}
+
+int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
+{
+    struct agent *a = xcalloc(1, sizeof(*a));
+    a->sh = sh;
+    char *agent_dir = shoal_state_path(sh, "agent");
+    char *logs = shoal_run_path(sh, "logs");
+    int rc = mkdir_p(agent_dir, 0700, err);
+    if (rc == 0)
+        rc = mkdir_p(logs, 0700, err);
+    free(agent_dir);
+    free(logs);
+    if (rc < 0) {
+        free(a);
+        return -1;
+    }
+    uv_timer_init(sh->loop, &a->kick);
+    a->kick.data = a;
+    uv_timer_init(sh->loop, &a->stop_all_timer);
+    a->stop_all_timer.data = a;
+    adopt_all(a);
+    *out = a;
+    return 0;
+}
+
+static void agent_timer_closed(uv_handle_t *h)
+{
+    struct agent *a = h->data;
+    if (--a->closing_timers > 0)
+        return;
+    /* containers keep running; their handles close on their own */
+    void (*done)(void *) = a->close_done;
+    void *arg = a->close_arg;
+    free(a);
+    if (done)
+        done(arg);
+}
+
+void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
+{
+    a->closing = true;
+    a->close_done = done;
+    a->close_arg = arg;
+    followers_close_all(a);
+    while (a->ctrs)
+        ctr_release(a->ctrs);
+    a->closing_timers = 2;
+    uv_close((uv_handle_t *)&a->kick, agent_timer_closed);
+    uv_close((uv_handle_t *)&a->stop_all_timer, agent_timer_closed);
+}

@@ -1,0 +1,55 @@
+/* Node agent: runs the tasks assigned to this node as containers, reports
+ * their observed state, keeps their output, and finds running containers
+ * again after a daemon restart (live restore).
+ *
+ * Per container the daemon holds: a pidfd polled for exit, and the read end
+ * of a FIFO the container writes its stdout/stderr to. The container itself
+ * holds the FIFO open read-write, so it never gets EPIPE while the daemon is
+ * down; the daemon reopens the FIFO when it comes back. No helper process
+ * runs beside a container.
+ *
+ * Output is appended to <run_dir>/logs/<id>.log (tmpfs: RAM by default),
+ * rotated to .log.1 past LOG_CAP bytes. */
+#ifndef SHOAL_AGENT_AGENT_H
+#define SHOAL_AGENT_AGENT_H
+
+#include <jansson.h>
+
+#include "base/err.h"
+
+struct shoal;
+struct agent;
+struct http_req;
+
+#define LOG_CAP (1024 * 1024)
+
+/* Creates the agent and adopts containers that survived a restart. */
+int agent_start(struct shoal *sh, struct agent **out, struct serr *err);
+
+/* Compares the tasks the store assigns to this node with local containers:
+ * starts, stops and forgets. Called on every change of the store. */
+void agent_sync(struct agent *a);
+
+/* Stops every task container (swarm leave); `done` runs when all are gone. */
+void agent_stop_all(struct agent *a, void (*done)(void *arg), void *arg);
+
+/* Closes the agent's handles, leaving containers running (daemon restart).
+ * `done` runs once everything is closed and `a` is freed. */
+void agent_close(struct agent *a, void (*done)(void *arg), void *arg);
+
+/* POST /v1/containers/run: `body` is the request JSON; answers on `req`
+ * (201 {"id"} detached, or an NDJSON stream of output then {"exit":N}). */
+void agent_run(struct agent *a, struct http_req *req, json_t *body);
+
+/* GET /v1/containers: local (non-task) containers. */
+json_t *agent_list_local(struct agent *a);
+
+/* DELETE /v1/containers/{ref}: stops (force) and removes a local container. */
+int agent_remove_local(struct agent *a, const char *ref, int force, struct serr *err);
+
+/* Streams the logs of a service's tasks that ran on this node: the last
+ * `tail` lines of each (-1 = all), then, with follow, new output as it comes. */
+void agent_service_logs(struct agent *a, struct http_req *req, json_t *service, long tail,
+                        int follow);
+
+#endif

@@ -1,0 +1,94 @@
+/* Agent internals shared by agent.c (container lifecycle), agent_spec.c
+ * (container spec -> runtime spec) and agent_stream.c (run, logs,
+ * followers). Everything here lives on the loop thread, except the fields a
+ * uv_work_t callback touches while `working` is set (werr, pid, created). */
+#ifndef SHOAL_AGENT_AGENT_INT_H
+#define SHOAL_AGENT_AGENT_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "agent/agent.h"
+#include "base/err.h"
+
+struct shoal;
+struct follower;
+
+enum ctr_phase { PH_CREATING, PH_RUNNING, PH_FINISHING, PH_DONE };
+
+struct ctr {
+    struct agent *a;
+    struct shoal *sh; /* outlives the agent: used by thread-pool callbacks */
+    struct ctr *next;
+    char id[32];
+    char *task_id;    /* NULL for local containers (`shoal run`) */
+    char *service_id;
+    char *name;
+    char *image;
+    json_t *rspec;    /* runtime spec, built before creation */
+    char **layers;    /* layer dirs, bottom first, NULL terminated */
+    char *error;      /* why it could not start */
+    pid_t pid;
+    long long start_time;
+    int pidfd;
+    int log_fd;
+    size_t log_size;
+    int exit_code;    /* -1 = unknown */
+    int64_t created_at;
+    int64_t grace_ms;
+    enum ctr_phase phase;
+    bool local, rm;
+    bool created, exited, out_eof, stop_requested;
+    bool working;     /* a uv_work_t is queued */
+    bool released;    /* off the list; freed when handles and work are done */
+    bool at_line_start;
+    bool poll_open, out_open, timer_open;
+    int closing;      /* handles whose close callback is pending */
+    uv_poll_t exit_poll;
+    uv_pipe_t out;
+    uv_timer_t timer; /* grace period, then the wait for output EOF */
+    uv_work_t work;
+    struct serr werr;
+    char readbuf[16384];
+};
+
+struct agent {
+    struct shoal *sh;
+    struct ctr *ctrs;
+    struct follower *followers;
+    uv_timer_t kick;
+    uv_timer_t stop_all_timer;
+    void (*stop_all_done)(void *arg);
+    void *stop_all_arg;
+    void (*close_done)(void *arg);
+    void *close_arg;
+    int closing_timers;
+    bool closing;
+};
+
+/* agent.c */
+struct ctr *ctr_new(struct agent *a, const char *id);
+struct ctr *ctr_find(struct agent *a, const char *ref);
+int ctr_launch(struct ctr *c, json_t *container, struct serr *err);
+void ctr_stop(struct ctr *c);
+void ctr_release(struct ctr *c);
+char *ctr_record_path(struct ctr *c, const char *suffix);
+char *ctr_log_path(struct agent *a, const char *id, bool rotated);
+long long proc_start_time(pid_t pid);
+void agent_kick(struct agent *a);
+bool agent_has_tasks(struct agent *a);
+void report_lost(struct agent *a, const char *task_id);
+
+/* agent_spec.c: fills c->rspec and c->layers from a task's container spec */
+int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);
+
+/* agent_stream.c */
+void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len);
+void followers_exit(struct agent *a, struct ctr *c);
+void followers_detach_ctr(struct agent *a, struct ctr *c);
+void followers_close_all(struct agent *a);
+
+#endif

@@ -1,0 +1,93 @@
+/* From a task's container spec (cluster state) to what the runtime needs on
+ * this node: layer directories and a runtime spec with host paths. */
+#include <string.h>
+
+#include "agent/agent_int.h"
+#include "agent/image.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "store/store.h"
+
+static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
+{
+    const char *image_ref = json_string_value(json_object_get(container, "image"));
+    const char *image_id = json_string_value(json_object_get(container, "image_id"));
+    json_t *image = image_id ? store_get(c->sh->store, "images", image_id) : NULL;
+    if (image == NULL)
+        return serr_set(err, SERR_NOT_FOUND, "No such image: %s", image_ref ? image_ref : "?");
+    json_t *layers = json_object_get(image, "layers");
+    size_t n = json_array_size(layers);
+    c->layers = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        const char *diff = json_string_value(json_array_get(layers, i));
+        c->layers[i] = diff ? image_layer_dir(c->sh->images, diff) : NULL;
+        if (c->layers[i] == NULL) {
+            json_decref(image);
+            return serr_set(err, SERR_NOT_FOUND,
+                            "No such image: %s (layer %s is not on this node)", image_ref,
+                            diff ? diff : "?");
+        }
+    }
+    json_decref(image);
+    return 0;
+}
+
+/* Volumes are directories under <state_dir>/volumes/NAME/_data, made on first use. */
+static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(mounts, i, m)
+    {
+        const char *type = json_string_value(json_object_get(m, "type"));
+        const char *src = json_string_value(json_object_get(m, "source"));
+        json_t *bind = json_pack("{s:s, s:O, s:b}", "type", "bind", "target",
+                                 json_object_get(m, "target"), "readonly",
+                                 json_is_true(json_object_get(m, "readonly")));
+        if (type && strcmp(type, "volume") == 0) {
+            char *rel = xasprintf("volumes/%s/_data", src);
+            char *path = shoal_state_path(c->sh, rel);
+            free(rel);
+            if (mkdir_p(path, 0755, err) < 0) {
+                free(path);
+                json_decref(bind);
+                json_decref(out);
+                return NULL;
+            }
+            json_object_set_new(bind, "source", json_string(path));
+            free(path);
+        } else {
+            json_object_set_new(bind, "source", json_string(src ? src : ""));
+        }
+        json_array_append_new(out, bind);
+    }
+    return out;
+}
+
+int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
+{
+    if (!json_is_object(container))
+        return serr_set(err, SERR_INVALID, "task has no container spec");
+    json_t *args = json_object_get(container, "args");
+    if (json_array_size(args) == 0)
+        return serr_set(err, SERR_INVALID, "no command specified (the image has no Cmd)");
+    if (resolve_layers(c, container, err) < 0)
+        return -1;
+    json_t *mounts = resolve_mounts(c, json_object_get(container, "mounts"), err);
+    if (mounts == NULL)
+        return -1;
+    char hostname[13];
+    snprintf(hostname, sizeof(hostname), "%s", c->id);
+    c->rspec = json_pack("{s:O, s:O, s:O, s:O, s:s, s:o, s:b}", "args", args, "env",
+                         json_object_get(container, "env"), "workdir",
+                         json_object_get(container, "workdir"), "user",
+                         json_object_get(container, "user"), "hostname", hostname, "mounts",
+                         mounts, "init", json_is_true(json_object_get(container, "init")));
+    if (c->rspec == NULL)
+        return serr_set(err, SERR_INVALID, "task container spec is incomplete");
+    json_t *limits = json_object_get(container, "limits");
+    if (limits)
+        json_object_set(c->rspec, "limits", limits);
+    return 0;
+}

@@ -1,0 +1,373 @@
+/* Output of containers to API clients: `shoal run` attached streams (NDJSON),
+ * `service logs` (past lines, then with -f new output), and the list and
+ * removal of local containers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "agent/image.h"
+#include "api/http.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "manager/service.h"
+#include "store/store.h"
+
+struct follower {
+    struct agent *a;
+    struct http_req *req;
+    struct follower *next;
+    char ctr_id[32]; /* run: one container; "" for service logs */
+    char *service_id;
+};
+
+static void follower_unlink(struct follower *f)
+{
+    for (struct follower **pp = &f->a->followers; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    free(f->service_id);
+    free(f);
+}
+
+static void follower_abort(struct http_req *req)
+{
+    struct follower *f = req->data;
+    follower_unlink(f);
+}
+
+static struct follower *follower_add(struct agent *a, struct http_req *req)
+{
+    struct follower *f = xcalloc(1, sizeof(*f));
+    f->a = a;
+    f->req = req;
+    f->next = a->followers;
+    a->followers = f;
+    req->data = f;
+    req->on_abort = follower_abort;
+    return f;
+}
+
+static void follower_end(struct follower *f)
+{
+    f->req->on_abort = NULL;
+    http_stream_end(f->req);
+    follower_unlink(f);
+}
+
+/* JSON strings must be UTF-8: invalid bytes of container output become '?'. */
+static char *utf8_sanitize(const char *data, size_t len)
+{
+    char *out = xmalloc(len + 1);
+    size_t i = 0;
+    while (i < len) {
+        unsigned char ch = (unsigned char)data[i];
+        size_t n = ch < 0x80 ? 1 : (ch >> 5) == 6 ? 2 : (ch >> 4) == 14 ? 3 : (ch >> 3) == 30 ? 4 : 0;
+        bool ok = n > 0 && i + n <= len && ch != 0;
+        for (size_t k = 1; ok && k < n; k++)
+            ok = ((unsigned char)data[i + k] >> 6) == 2;
+        if (ok) {
+            memcpy(out + i, data + i, n);
+            i += n;
+        } else {
+            out[i++] = '?';
+        }
+    }
+    out[len] = '\0';
+    return out;
+}
+
+static void write_ndjson(struct http_req *req, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (text == NULL)
+        return;
+    size_t n = strlen(text);
+    text[n] = '\n';
+    http_stream_write(req, text, n + 1);
+    free(text);
+}
+
+static void task_prefix(struct agent *a, const char *name, const char *id, char *out, size_t len)
+{
+    snprintf(out, len, "%s.%.12s@%s    | ", name, id, a->sh->hostname);
+}
+
+/* Writes data with `prefix` at the start of every line; *at_line_start
+ * carries the state between chunks. */
+static void write_prefixed(struct http_req *req, const char *prefix, const char *data, size_t len,
+                           bool *at_line_start)
+{
+    size_t plen = strlen(prefix);
+    while (len > 0) {
+        if (*at_line_start)
+            http_stream_write(req, prefix, plen);
+        const char *nl = memchr(data, '\n', len);
+        size_t n = nl ? (size_t)(nl - data) + 1 : len;
+        http_stream_write(req, data, n);
+        *at_line_start = nl != NULL;
+        data += n;
+        len -= n;
+    }
+}
+
+void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len)
+{
+    char prefix[400];
+    task_prefix(a, c->name, c->id, prefix, sizeof(prefix));
+    bool line_start_after = c->at_line_start;
+    for (struct follower *f = a->followers; f; f = f->next) {
+        if (strcmp(f->ctr_id, c->id) == 0) {
+            char *text = utf8_sanitize(data, len);
+            write_ndjson(f->req, json_pack("{s:s}", "out", text));
+            free(text);
+        } else if (f->service_id && c->service_id && strcmp(f->service_id, c->service_id) == 0) {
+            bool state = c->at_line_start;
+            write_prefixed(f->req, prefix, data, len, &state);
+            line_start_after = state;
+        }
+    }
+    if (len > 0)
+        line_start_after = data[len - 1] == '\n';
+    c->at_line_start = line_start_after;
+}
+
+void followers_exit(struct agent *a, struct ctr *c)
+{
+    for (struct follower *f = a->followers, *next; f; f = next) {
+        next = f->next;
+        if (strcmp(f->ctr_id, c->id) != 0)
+            continue;
+        if (c->error)
+            write_ndjson(f->req, json_pack("{s:s}", "error", c->error));
+        else
+            write_ndjson(f->req, json_pack("{s:i}", "exit", c->exit_code));
+        follower_end(f);
+    }
+}
+
+void followers_detach_ctr(struct agent *a, struct ctr *c)
+{
+    for (struct follower *f = a->followers, *next; f; f = next) {
+        next = f->next;
+        if (strcmp(f->ctr_id, c->id) == 0)
+            follower_end(f);
+    }
+}
+
+void followers_close_all(struct agent *a)
+{
+    while (a->followers)
+        follower_end(a->followers);
+}
+
+/* ---- shoal run ---- */
+
+static int run_validate(json_t *body, struct serr *err)
+{
+    static const char *const fields[] = {"image", "args", "env", "name", "rm", "detach", "init", NULL};
+    if (!json_is_object(body))
+        return serr_set(err, SERR_INVALID, "request body must be a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        int i = 0;
+        while (fields[i] && strcmp(fields[i], key) != 0)
+            i++;
+        if (fields[i] == NULL)
+            return serr_set(err, SERR_INVALID, "unknown field '%s'", key);
+    }
+    if (!json_is_string(json_object_get(body, "image")))
+        return serr_set(err, SERR_INVALID, "image is required");
+    json_t *name = json_object_get(body, "name");
+    if (name && (!json_is_string(name) || json_string_length(name) == 0 ||
+                 json_string_length(name) > 64 || strchr(json_string_value(name), '/')))
+        return serr_set(err, SERR_INVALID, "invalid container name");
+    return 0;
+}
+
+/* The spec a service would have, turned into a task's container spec. */
+static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *err)
+{
+    json_t *spec = json_pack("{s:O, s:[], s:[], s:b, s:I}", "image", json_object_get(body, "image"),
+                             "mounts", "env", "init", json_is_true(json_object_get(body, "init")),
+                             "stop_grace_period_ms", (json_int_t)10000);
+    json_t *args = json_object_get(body, "args");
+    json_t *env = json_object_get(body, "env");
+    if (args)
+        json_object_set(spec, "args", args);
+    if (env)
+        json_object_set(spec, "env", env);
+    json_t *norm = service_spec_normalize(a->sh->store, spec, err);
+    json_decref(spec);
+    if (norm == NULL)
+        return NULL;
+    json_t *image = image_resolve(a->sh->store, json_string_value(json_object_get(norm, "image")), err);
+    json_t *container = image ? task_container_spec(norm, image) : NULL;
+    json_decref(image);
+    json_decref(norm);
+    return container;
+}
+
+void agent_run(struct agent *a, struct http_req *req, json_t *body)
+{
+    struct serr err = {0};
+    if (run_validate(body, &err) < 0) {
+        http_respond_error(req, &err);
+        return;
+    }
+    const char *name = json_string_value(json_object_get(body, "name"));
+    if (name && ctr_find(a, name)) {
+        serr_set(&err, SERR_CONFLICT, "the container name \"%s\" is already in use", name);
+        http_respond_error(req, &err);
+        return;
+    }
+    json_t *container = run_container_spec(a, body, &err);
+    if (container == NULL) {
+        http_respond_error(req, &err);
+        return;
+    }
+    char id[33];
+    random_hex(id, 32);
+    struct ctr *c = ctr_new(a, id);
+    c->local = true;
+    c->rm = json_is_true(json_object_get(body, "rm"));
+    c->name = xstrdup(name ? name : id);
+    int rc = ctr_launch(c, container, &err);
+    json_decref(container);
+    if (rc < 0) {
+        ctr_release(c);
+        http_respond_error(req, &err);
+        return;
+    }
+    if (json_is_true(json_object_get(body, "detach"))) {
+        char reply[64];
+        snprintf(reply, sizeof(reply), "{\"id\":\"%s\"}", id);
+        http_respond(req, 201, "application/json", reply, strlen(reply));
+        return;
+    }
+    http_stream_start(req, 200, "application/x-ndjson");
+    struct follower *f = follower_add(a, req);
+    snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
+}
+
+json_t *agent_list_local(struct agent *a)
+{
+    static const char *const phases[] = {"created", "running", "exited", "exited"};
+    json_t *out = json_array();
+    for (struct ctr *c = a->ctrs; c; c = c->next) {
+        if (!c->local)
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id, "name", c->name, "image",
+                              c->image ? c->image : "", "state", phases[c->phase], "created_at",
+                              (json_int_t)c->created_at);
+        json_object_set_new(o, "exit_code", c->exited ? json_integer(c->exit_code) : json_null());
+        if (c->error)
+            json_object_set_new(o, "error", json_string(c->error));
+        json_array_append_new(out, o);
+    }
+    return out;
+}
+
+int agent_remove_local(struct agent *a, const char *ref, int force, struct serr *err)
+{
+    struct ctr *c = ctr_find(a, ref);
+    if (c == NULL || !c->local)
+        return serr_set(err, SERR_NOT_FOUND, "No such container: %s", ref);
+    if (c->phase != PH_DONE && !force)
+        return serr_set(err, SERR_CONFLICT,
+                        "cannot remove running container %s: stop it first or use force", ref);
+    if (c->phase != PH_DONE) {
+        c->rm = true;
+        c->grace_ms = 0;
+        ctr_stop(c);
+        return 0;
+    }
+    char *log = ctr_log_path(a, c->id, false);
+    char *old = ctr_log_path(a, c->id, true);
+    unlink(log);
+    unlink(old);
+    free(log);
+    free(old);
+    ctr_release(c);
+    return 0;
+}
+
+/* ---- service logs ---- */
+
+static void write_tail(struct http_req *req, const char *prefix, const char *text, size_t len,
+                       long tail)
+{
+    size_t start = 0;
+    if (tail >= 0) {
+        long lines = 0;
+        size_t i = len;
+        if (i > 0 && text[i - 1] == '\n')
+            i--;
+        while (i > 0) {
+            if (text[i - 1] == '\n' && ++lines == tail)
+                break;
+            i--;
+        }
+        start = tail == 0 ? len : i;
+    }
+    bool at_start = true;
+    write_prefixed(req, prefix, text + start, len - start, &at_start);
+    if (!at_start)
+        http_stream_write(req, "\n", 1);
+}
+
+static char *read_task_log(struct agent *a, const char *id, size_t *len)
+{
+    char *paths[2] = {ctr_log_path(a, id, true), ctr_log_path(a, id, false)};
+    char *all = xstrdup("");
+    *len = 0;
+    for (int i = 0; i < 2; i++) {
+        char *text;
+        size_t n;
+        if (read_file(paths[i], &text, &n, NULL) == 0) {
+            all = xrealloc(all, *len + n + 1);
+            memcpy(all + *len, text, n + 1);
+            *len += n;
+            free(text);
+        }
+        free(paths[i]);
+    }
+    return all;
+}
+
+void agent_service_logs(struct agent *a, struct http_req *req, json_t *service, long tail,
+                        int follow)
+{
+    const char *sid = json_string_value(json_object_get(service, "id"));
+    json_t *tasks = store_list_where(a->sh->store, "tasks", "service_id", sid);
+    http_stream_start(req, 200, "text/plain; charset=utf-8");
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *node = json_string_value(json_object_get(t, "node_id"));
+        if (node == NULL || strcmp(node, a->sh->node_id) != 0)
+            continue;
+        const char *id = json_string_value(json_object_get(t, "id"));
+        const char *name = json_string_value(json_object_get(t, "name"));
+        size_t len;
+        char *text = read_task_log(a, id, &len);
+        char prefix[400];
+        task_prefix(a, name ? name : id, id, prefix, sizeof(prefix));
+        write_tail(req, prefix, text, len, tail);
+        free(text);
+    }
+    json_decref(tasks);
+    if (!follow) {
+        http_stream_end(req);
+        return;
+    }
+    struct follower *f = follower_add(a, req);
+    f->service_id = xstrdup(sid);
+}
