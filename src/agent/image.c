@@ -429,6 +429,20 @@ static bool plain_type(struct archive_entry *e)
     return t == AE_IFREG || t == AE_IFDIR || t == AE_IFLNK || archive_entry_hardlink(e);
 }
 
+/* libarchive's messages name the absolute paths we hand it; the user knows
+ * the archive's own names, so drop our work directory from the message. */
+static int hide_work_dir(struct serr *err, const char *dest)
+{
+    if (err == NULL)
+        return -1;
+    char *prefix = xasprintf("%s/", dest);
+    size_t n = strlen(prefix);
+    for (char *p = strstr(err->msg, prefix); p; p = strstr(p, prefix))
+        memmove(p, p + n, strlen(p + n) + 1);
+    free(prefix);
+    return -1;
+}
+
 static int unpack_entry(struct archive *in, struct archive *disk, struct archive_entry *e,
                         const char *dest, const struct unpack_opts *o, struct strlist *opaque,
                         struct serr *err)
@@ -451,14 +465,18 @@ static int unpack_entry(struct archive *in, struct archive *disk, struct archive
         case WH_META:
             return 0;
         case WH_FILE:
-            return write_whiteout(disk, dest, name, base, err);
+            if (write_whiteout(disk, dest, name, base, err) < 0)
+                return hide_work_dir(err, dest);
+            return 0;
         case WH_NONE:
             break;
         }
     }
     if (rebase_entry(e, dest, err) < 0)
         return -1;
-    return write_entry(in, disk, e, err);
+    if (write_entry(in, disk, e, err) < 0)
+        return hide_work_dir(err, dest);
+    return 0;
 }
 
 /* Opens (creating when missing) each component of `rel` under root_fd
@@ -965,6 +983,8 @@ static json_t *load_json_member(const char *work, const char *rel, char hex[HEX_
     json_t *j = NULL;
     if (read_file(path, &text, &len, err) < 0) {
         serr_wrap(err, "archive member %s", rel);
+        if (err)
+            err->kind = SERR_INVALID; /* e.g. a directory where a file belongs */
         goto out;
     }
     sha256_hex(text, len, hex);

@@ -591,81 +591,135 @@ TEST(image_load_concurrent)
 
 /* ---- OCI layout --------------------------------------------------------- */
 
-TEST(image_load_oci_gzip)
+/* An OCI layout with one gzip layer. With `nested`, index.json points at a
+ * multi-platform index whose entries are an attestation-like foreign platform
+ * and then this host's image. */
+struct oci_fixture {
+    char diff_id[72], config[72];
+    size_t layer_len;
+};
+
+static const char *host_arch(void)
 {
-    struct fixture f;
-    fixture_init(&f);
+#if defined(__x86_64__)
+    return "amd64";
+#elif defined(__aarch64__)
+    return "arm64";
+#else
+    return "unknown";
+#endif
+}
+
+static void make_oci_archive(struct fixture *f, const char *name, bool nested,
+                             struct oci_fixture *out)
+{
     const struct tentry files[] = {{'d', "app/", NULL}, {'f', "app/hello.txt", "hello"}};
     struct buf layer = make_tar(files, 2);
     struct buf gz = gzip_buf(&layer);
-    char diff_id[72], gz_digest[72], cfg_digest[72], man_digest[72];
-    sha256_of(layer.data, layer.len, diff_id);
+    char gz_digest[72], man_digest[72], list_digest[72];
+    sha256_of(layer.data, layer.len, out->diff_id);
     sha256_of(gz.data, gz.len, gz_digest);
+    out->layer_len = layer.len;
     char *cfg_text = xasprintf("{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":"
                                "{\"Entrypoint\":[\"/app/run\"],\"User\":\"1000\"},"
                                "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
-                               diff_id);
+                               out->diff_id);
     struct buf cfg = str_buf(cfg_text);
-    sha256_of(cfg.data, cfg.len, cfg_digest);
+    sha256_of(cfg.data, cfg.len, out->config);
     char *man_text = xasprintf(
         "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
         "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
         "\"digest\":\"%s\",\"size\":%zu},\"layers\":[{\"mediaType\":"
         "\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"%s\",\"size\":%zu}]}",
-        cfg_digest, cfg.len, gz_digest, gz.len);
+        out->config, cfg.len, gz_digest, gz.len);
     struct buf man = str_buf(man_text);
     sha256_of(man.data, man.len, man_digest);
+    /* the foreign entry points at a blob that is absent: it must not be read */
+    char *list_text = xasprintf(
+        "{\"schemaVersion\":2,\"manifests\":["
+        "{\"digest\":\"sha256:%064d\",\"platform\":{\"os\":\"unknown\",\"architecture\":"
+        "\"unknown\"}},{\"digest\":\"%s\",\"platform\":{\"os\":\"linux\",\"architecture\":"
+        "\"%s\"}}]}",
+        0, man_digest, host_arch());
+    struct buf list = str_buf(list_text);
+    sha256_of(list.data, list.len, list_digest);
     char *index_text = xasprintf(
-        "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":"
-        "\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"%s\",\"size\":%zu,"
-        "\"annotations\":{\"org.opencontainers.image.ref.name\":\"oci/img:1.0\"}}]}",
-        man_digest, man.len);
+        "{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"%s\",\"annotations\":"
+        "{\"org.opencontainers.image.ref.name\":\"oci/img:1.0\"}}]}",
+        nested ? list_digest : man_digest);
     struct buf index = str_buf(index_text);
     struct buf layout = str_buf("{\"imageLayoutVersion\":\"1.0.0\"}");
-    char *n_cfg = xasprintf("blobs/sha256/%s", cfg_digest + 7);
+    char *n_cfg = xasprintf("blobs/sha256/%s", out->config + 7);
     char *n_gz = xasprintf("blobs/sha256/%s", gz_digest + 7);
     char *n_man = xasprintf("blobs/sha256/%s", man_digest + 7);
-    const struct member m[] = {{"oci-layout", &layout}, {"index.json", &index},
-                               {n_man, &man},           {n_cfg, &cfg},
-                               {n_gz, &gz}};
-    char *path = fixture_path(&f, "oci.tar");
-    write_outer(path, m, 5);
-
-    json_t *images = load_ok(&f, "oci.tar");
-    CHECK(json_array_size(images) == 1);
-    json_t *img = json_array_get(images, 0);
-    CHECK_STR(json_string_value(json_object_get(img, "id")), cfg_digest);
-    CHECK_STR(json_string_value(json_array_get(json_object_get(img, "tags"), 0)), "oci/img:1.0");
-    CHECK_STR(json_string_value(json_array_get(json_object_get(img, "layers"), 0)), diff_id);
-    CHECK(json_integer_value(json_object_get(img, "size")) == (json_int_t)layer.len);
-    json_t *c = json_object_get(img, "config");
-    CHECK_STR(json_string_value(json_object_get(c, "User")), "1000");
-    CHECK_STR(json_string_value(json_array_get(json_object_get(c, "Entrypoint"), 0)), "/app/run");
-    char *root = image_layer_dir(f.store, diff_id);
-    CHECK(root != NULL);
-    char *hello = xasprintf("%s/app/hello.txt", root);
-    char *text;
-    CHECK(read_file(hello, &text, NULL, NULL) == 0);
-    CHECK_STR(text, "hello");
-    CHECK(count_entries(&f, "tmp") == 0);
-
-    free(text);
-    free(hello);
-    free(root);
-    json_decref(images);
+    char *n_list = xasprintf("blobs/sha256/%s", list_digest + 7);
+    const struct member m[] = {{"oci-layout", &layout}, {"index.json", &index}, {n_man, &man},
+                               {n_cfg, &cfg},           {n_gz, &gz},          {n_list, &list}};
+    char *path = fixture_path(f, name);
+    write_outer(path, m, nested ? 6 : 5);
     free(path);
+    free(n_list);
     free(n_man);
     free(n_gz);
     free(n_cfg);
     free(layout.data);
     free(index.data);
     free(index_text);
+    free(list.data);
+    free(list_text);
     free(man.data);
     free(man_text);
     free(cfg.data);
     free(cfg_text);
     free(gz.data);
     free(layer.data);
+}
+
+static void check_oci_image(struct fixture *f, json_t *images, const struct oci_fixture *o)
+{
+    CHECK(json_array_size(images) == 1);
+    json_t *img = json_array_get(images, 0);
+    CHECK_STR(json_string_value(json_object_get(img, "id")), o->config);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(img, "tags"), 0)), "oci/img:1.0");
+    /* diff_id hashes the uncompressed tar, not the gzip blob */
+    CHECK_STR(json_string_value(json_array_get(json_object_get(img, "layers"), 0)), o->diff_id);
+    CHECK(json_integer_value(json_object_get(img, "size")) == (json_int_t)o->layer_len);
+    json_t *c = json_object_get(img, "config");
+    CHECK_STR(json_string_value(json_object_get(c, "User")), "1000");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(c, "Entrypoint"), 0)), "/app/run");
+    char *root = image_layer_dir(f->store, o->diff_id);
+    CHECK(root != NULL);
+    char *hello = xasprintf("%s/app/hello.txt", root);
+    char *text;
+    CHECK(read_file(hello, &text, NULL, NULL) == 0);
+    CHECK_STR(text, "hello");
+    CHECK(count_entries(f, "tmp") == 0);
+    free(text);
+    free(hello);
+    free(root);
+}
+
+TEST(image_load_oci_gzip)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct oci_fixture o;
+    make_oci_archive(&f, "oci.tar", false, &o);
+    json_t *images = load_ok(&f, "oci.tar");
+    check_oci_image(&f, images, &o);
+    json_decref(images);
+    fixture_done(&f);
+}
+
+TEST(image_load_oci_multi_platform)
+{
+    struct fixture f;
+    fixture_init(&f);
+    struct oci_fixture o;
+    make_oci_archive(&f, "oci.tar", true, &o);
+    json_t *images = load_ok(&f, "oci.tar");
+    check_oci_image(&f, images, &o);
+    json_decref(images);
     fixture_done(&f);
 }
 
@@ -680,6 +734,7 @@ static void check_load_fails(struct fixture *f, const char *name)
     if (err.kind != SERR_INVALID)
         fprintf(stderr, "%s: kind %d: %s\n", name, err.kind, err.msg);
     CHECK(err.kind == SERR_INVALID);
+    CHECK(strstr(err.msg, "store/tmp") == NULL);
     CHECK(images == NULL);
     CHECK(count_entries(f, "tmp") == 0);
     free(path);
