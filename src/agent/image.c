@@ -1255,6 +1255,19 @@ static bool member_exists(const char *work, const char *rel)
     return ok;
 }
 
+/* Newer docker save archives are OCI layouts too; their manifest.json names
+ * the tags directly, so it wins. */
+static int load_extracted(struct image_store *s, const char *work, json_t *out, struct serr *err)
+{
+    if (member_exists(work, "manifest.json"))
+        return load_docker(s, work, out, err);
+    if (member_exists(work, "index.json"))
+        return load_oci(s, work, out, err);
+    return serr_set(err, SERR_INVALID,
+                    "not a docker save archive (no manifest.json) nor an OCI layout (no "
+                    "index.json)");
+}
+
 int image_load(struct image_store *s, const char *archive_path, json_t **images,
                struct serr *err)
 {
@@ -1263,16 +1276,8 @@ int image_load(struct image_store *s, const char *archive_path, json_t **images,
         return -1;
     json_t *out = json_array();
     int rc = extract_outer(archive_path, work, err);
-    if (rc < 0)
-        ; /* message set */
-    else if (member_exists(work, "manifest.json")) /* docker save; newer ones are OCI too */
-        rc = load_docker(s, work, out, err);
-    else if (member_exists(work, "index.json"))
-        rc = load_oci(s, work, out, err);
-    else
-        rc = serr_set(err, SERR_INVALID,
-                      "not a docker save archive (no manifest.json) nor an OCI layout (no "
-                      "index.json)");
+    if (rc == 0)
+        rc = load_extracted(s, work, out, err);
     discard_work_dir(work);
     if (rc < 0) {
         json_decref(out);
