@@ -198,8 +198,11 @@ run_side() {
     return $rc
 }
 
-# fig SIDE KEY: a figure printed by the side's FN, or "FAILED".
-fig() { awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "FAILED" }' "$WORK/$1.fig" 2>/dev/null || echo FAILED; }
+# fig SIDE KEY: a figure printed by the side's FN; "FAILED" if it has none, "-" if not run.
+fig() {
+    [ -f "$WORK/$1.fig" ] || { echo -; return; }
+    awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print "FAILED" }' "$WORK/$1.fig"
+}
 
 # ratio A B: A / B, or "-" when either is not a number.
 ratio() { [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && calc "$1 / $2" || echo -; }
