@@ -5,7 +5,7 @@ BUILD ?= build
 PKGS := libuv raft sqlite3 libarchive jansson openssl
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS))
+SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 
 SRC := $(wildcard src/base/*.c src/api/*.c src/store/*.c src/raft/*.c src/manager/*.c \
@@ -18,17 +18,17 @@ all: $(BUILD)/shoal $(BUILD)/unit_tests
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(SHOAL_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libshoal.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/shoal: $(BUILD)/src/main.o $(BUILD)/libshoal.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libshoal.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test: all
 	SHOAL_BIN=$(abspath $(BUILD)/shoal) UNIT_BIN=$(abspath $(BUILD)/unit_tests) \

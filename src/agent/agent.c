@@ -668,6 +668,7 @@ void agent_sync(struct agent *a)
     if (a->stop_all_done && !agent_has_tasks(a)) {
         void (*done)(void *) = a->stop_all_done;
         a->stop_all_done = NULL;
+        uv_timer_stop(&a->stop_all_timer);
         done(a->stop_all_arg);
     }
 }

@@ -1,11 +1,274 @@
+/* `shoal daemon`: one libuv loop running the API server, Raft, the
+ * orchestrator (when leader) and the agent. */
 #include "daemon/daemon.h"
 
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/image.h"
+#include "api/http.h"
+#include "api/routes.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "daemon/swarm.h"
+#include "manager/orchestrator.h"
+#include "raft/cluster.h"
+#include "store/store.h"
+
+char *shoal_state_path(struct shoal *sh, const char *rel)
+{
+    return xasprintf("%s/%s", sh->state_dir, rel);
+}
+
+char *shoal_run_path(struct shoal *sh, const char *rel)
+{
+    return xasprintf("%s/%s", sh->run_dir, rel);
+}
+
+/* ---- reconcile ---- */
+
+static void wakeup_cb(uv_timer_t *t)
+{
+    shoal_kick(t->data);
+}
+
+static void orchestrate(struct shoal *sh)
+{
+    if (sh->cluster == NULL || !cluster_is_leader(sh->cluster) || cluster_busy(sh->cluster))
+        return; /* a pass runs again after the entry in flight is applied */
+    int64_t now = now_ms(), wake = 0;
+    json_t *ops = orchestrator_pass(sh->store, now, &wake);
+    if (json_array_size(ops) > 0)
+        cluster_propose(sh->cluster, ops, NULL, NULL);
+    else
+        json_decref(ops);
+    if (wake > 0)
+        uv_timer_start(&sh->wakeup_timer, wakeup_cb, (uint64_t)(wake > now ? wake - now : 0), 0);
+}
+
+static void kick_cb(uv_timer_t *t)
+{
+    struct shoal *sh = t->data;
+    if (sh->stopping)
+        return;
+    orchestrate(sh);
+    agent_sync(sh->agent);
+}
+
+void shoal_kick(struct shoal *sh)
+{
+    if (!uv_is_active((uv_handle_t *)&sh->kick_timer))
+        uv_timer_start(&sh->kick_timer, kick_cb, 0, 0);
+}
+
+/* A slow periodic pass catches what no event announces (a wake-up lost to
+ * a failed proposal, a leadership change). */
+static void tick_cb(uv_timer_t *t)
+{
+    shoal_kick(t->data);
+}
+
+/* ---- shutdown ---- */
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void cluster_stopped(void *arg)
+{
+    (void)arg;
+}
+
+static void agent_closed(void *arg)
+{
+    struct shoal *sh = arg;
+    sh->agent = NULL;
+    if (sh->cluster) {
+        cluster_stop(sh->cluster, cluster_stopped, sh);
+        sh->cluster = NULL;
+    }
+    close_handle((uv_handle_t *)&sh->kick_timer);
+    close_handle((uv_handle_t *)&sh->wakeup_timer);
+    close_handle((uv_handle_t *)&sh->tick_timer);
+    close_handle((uv_handle_t *)&sh->sigterm);
+    close_handle((uv_handle_t *)&sh->sigint);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct shoal *sh = s->data;
+    if (sh->stopping)
+        return;
+    sh->stopping = true;
+    log_info("signal %d: stopping (containers keep running)", signum);
+    http_server_stop(sh->api);
+    sh->api = NULL;
+    agent_close(sh->agent, agent_closed, sh);
+}
+
+/* ---- start ---- */
+
+struct options {
+    const char *state_dir, *run_dir, *socket, *runtime;
+    bool debug;
+};
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"state-dir", required_argument, NULL, 's'}, {"run-dir", required_argument, NULL, 'r'},
+        {"socket", required_argument, NULL, 'S'},    {"runtime", required_argument, NULL, 'R'},
+        {"debug", no_argument, NULL, 'd'},           {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    *o = (struct options){.state_dir = "/var/lib/shoal", .run_dir = "/run/shoal"};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "dh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's': o->state_dir = optarg; break;
+        case 'r': o->run_dir = optarg; break;
+        case 'S': o->socket = optarg; break;
+        case 'R': o->runtime = optarg; break;
+        case 'd': o->debug = true; break;
+        case 'h':
+            printf("Usage: shoal daemon [--state-dir DIR] [--run-dir DIR] [--socket PATH] "
+                   "[--runtime PATH] [--debug]\n\n"
+                   "  --state-dir DIR  persistent state (default /var/lib/shoal)\n"
+                   "  --run-dir DIR    volatile state: logs, runtime state (default /run/shoal)\n"
+                   "  --socket PATH    API socket (default RUN_DIR/shoal.sock)\n"
+                   "  --runtime PATH   OCI runtime (default crun; runc is accepted)\n");
+            exit(0);
+        default:
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "shoal daemon: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* The node's identity survives restarts: <state_dir>/node_id. */
+static int load_node_id(struct shoal *sh, struct serr *err)
+{
+    char *path = shoal_state_path(sh, "node_id");
+    char *text = NULL;
+    int rc = 0;
+    if (read_file(path, &text, NULL, NULL) == 0 && strlen(text) >= 25) {
+        snprintf(sh->node_id, sizeof(sh->node_id), "%.25s", text);
+    } else {
+        random_hex(sh->node_id, 25);
+        rc = write_file_atomic(path, sh->node_id, strlen(sh->node_id), true, err);
+    }
+    free(text);
+    free(path);
+    return rc;
+}
+
+static int init_shoal(struct shoal *sh, const struct options *o, struct serr *err)
+{
+    sh->state_dir = realpath(o->state_dir, NULL);
+    if (sh->state_dir == NULL && (mkdir_p(o->state_dir, 0700, err) < 0 ||
+                                  (sh->state_dir = realpath(o->state_dir, NULL)) == NULL))
+        return serr_errno(err, "state dir %s", o->state_dir);
+    if (mkdir_p(o->run_dir, 0700, err) < 0 || (sh->run_dir = realpath(o->run_dir, NULL)) == NULL)
+        return serr_wrap(err, "run dir");
+    sh->socket_path = o->socket ? xstrdup(o->socket) : shoal_run_path(sh, "shoal.sock");
+    gethostname(sh->hostname, sizeof(sh->hostname) - 1);
+    if (load_node_id(sh, err) < 0 || store_open(&sh->store, err) < 0)
+        return -1;
+    char *images = shoal_state_path(sh, "images");
+    char *crun_root = shoal_run_path(sh, "runtime");
+    char *bundles = shoal_state_path(sh, "containers");
+    int rc = image_store_open(images, &sh->images, err);
+    if (rc == 0)
+        rc = runtime_init(&sh->rt, o->runtime, crun_root, bundles, err);
+    free(images);
+    free(crun_root);
+    free(bundles);
+    return rc;
+}
+
+static int start_services(struct shoal *sh, struct serr *err)
+{
+    uv_timer_init(sh->loop, &sh->kick_timer);
+    uv_timer_init(sh->loop, &sh->wakeup_timer);
+    uv_timer_init(sh->loop, &sh->tick_timer);
+    sh->kick_timer.data = sh->wakeup_timer.data = sh->tick_timer.data = sh;
+    if (agent_start(sh, &sh->agent, err) < 0)
+        return -1;
+    if (swarm_resume(sh, err) < 0)
+        return -1;
+    static const char *const spool[] = {"/v1/images/", NULL};
+    char *spool_dir = shoal_state_path(sh, "tmp");
+    if (mkdir_p(spool_dir, 0700, err) < 0) {
+        free(spool_dir);
+        return -1;
+    }
+    sh->api = http_server_start(sh->loop, sh->socket_path, spool_dir, spool, routes_dispatch, sh,
+                                err);
+    free(spool_dir);
+    if (sh->api == NULL)
+        return -1;
+    uv_timer_start(&sh->tick_timer, tick_cb, 1000, 1000);
+    uv_signal_init(sh->loop, &sh->sigterm);
+    uv_signal_init(sh->loop, &sh->sigint);
+    sh->sigterm.data = sh->sigint.data = sh;
+    uv_signal_start(&sh->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sh->sigint, on_signal, SIGINT);
+    shoal_kick(sh);
+    return 0;
+}
+
+static void free_shoal(struct shoal *sh)
+{
+    store_close(sh->store);
+    image_store_close(sh->images);
+    runtime_free(&sh->rt);
+    free(sh->state_dir);
+    free(sh->run_dir);
+    free(sh->socket_path);
+    free(sh->swarm_addr);
+}
 
 int daemon_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "shoal daemon: not implemented yet\n");
-    return 1;
+    struct options o;
+    if (parse_options(argc, argv, &o) < 0)
+        return 2;
+    if (o.debug)
+        log_set_level(LOG_DEBUG);
+    if (geteuid() != 0) {
+        fprintf(stderr, "shoal daemon: must run as root (containers, mounts, cgroups)\n");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* Containers are re-parented to the daemon when crun exits, so their exit
+     * status reaches us (waitpid on the pidfd's process). */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    struct shoal sh = {.loop = uv_default_loop()};
+    struct serr err = {0};
+    if (init_shoal(&sh, &o, &err) < 0 || start_services(&sh, &err) < 0) {
+        fprintf(stderr, "shoal daemon: %s\n", err.msg);
+        return 1;
+    }
+    log_info("shoal %s: node %s (%s), API on %s", SHOAL_VERSION, sh.node_id, sh.hostname,
+             sh.socket_path);
+    uv_run(sh.loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(sh.loop);
+    if (rc != 0)
+        log_warn("loop closed with handles still open");
+    free_shoal(&sh);
+    log_info("stopped");
+    return 0;
 }

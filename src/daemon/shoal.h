@@ -38,6 +38,7 @@ struct shoal {
 
     uv_timer_t kick_timer;   /* coalesces "the state changed" into one reconcile */
     uv_timer_t wakeup_timer; /* orchestrator's next deadline (restart delays, updates) */
+    uv_timer_t tick_timer;   /* a slow periodic pass */
     uv_signal_t sigterm, sigint;
     bool stopping;
 };

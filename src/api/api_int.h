@@ -1,0 +1,29 @@
+/* Helpers shared by the route files. */
+#ifndef SHOAL_API_API_INT_H
+#define SHOAL_API_API_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/err.h"
+
+struct shoal;
+struct http_req;
+
+void respond_json(struct http_req *req, int status, json_t *obj /* stolen */);
+void respond_err(struct http_req *req, enum serr_kind kind, const char *msg);
+bool require_leader(struct shoal *sh, struct http_req *req);
+bool require_swarm(struct shoal *sh, struct http_req *req);
+/* Proposes `group` (stolen); answers `status` + `reply` (stolen) when committed. */
+void propose_and_reply(struct shoal *sh, struct http_req *req, json_t *group, int status,
+                       json_t *reply);
+json_t *body_json(struct http_req *req, bool required);
+bool query_flag(struct http_req *req, const char *key);
+
+/* routes_images.c */
+void get_images(struct shoal *sh, struct http_req *req, char **args);
+void post_image_import(struct shoal *sh, struct http_req *req, char **args);
+void post_image_load(struct shoal *sh, struct http_req *req, char **args);
+void delete_image(struct shoal *sh, struct http_req *req, char **args);
+
+#endif
