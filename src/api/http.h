@@ -91,8 +91,9 @@ int http_request(struct http_client *c, const char *method, const char *path,
 int http_request_file(struct http_client *c, const char *method, const char *path,
                       const char *file_path, struct http_response *resp, struct serr *err);
 /* Sends a request and calls on_data for each piece of the body as it
- * arrives (streams: logs -f, run). Returns the status in *status. on_data
- * returning non-zero stops reading. */
+ * arrives (streams: logs -f, run). Returns the status in *status, which is
+ * set as soon as the headers arrive, so on_data may look at it to tell an
+ * error answer from the stream. on_data returning non-zero stops reading. */
 int http_request_stream(struct http_client *c, const char *method, const char *path,
                         const char *content_type, const char *body, size_t body_len,
                         int *status,

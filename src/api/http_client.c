@@ -134,6 +134,7 @@ static int send_head(struct http_client *c, const char *head, struct serr *err)
 
 struct reader {
     int status;
+    int *status_out; /* set when the headers arrive, for on_data to see */
     bool done;
     bool stopped; /* on_data asked to stop */
     int (*on_data)(const char *data, size_t len, void *arg);
@@ -144,6 +145,8 @@ static int on_resp_headers(http_parser *p)
 {
     struct reader *r = p->data;
     r->status = (int)p->status_code;
+    if (r->status_out != NULL)
+        *r->status_out = r->status;
     return 0;
 }
 
@@ -254,7 +257,7 @@ int http_request_stream(struct http_client *c, const char *method, const char *p
      * daemon's answer is still worth reading. */
     if (body_len > 0)
         send_all(c->fd, body, body_len);
-    struct reader r = {.on_data = on_data, .arg = arg};
+    struct reader r = {.on_data = on_data, .arg = arg, .status_out = status};
     rc = read_response(c, &r, err);
     if (status != NULL)
         *status = r.status;

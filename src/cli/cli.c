@@ -1,0 +1,607 @@
+/* CLI plumbing shared by every command: global flags and dispatch, messages,
+ * option parsing, API calls, waiting for services, tables. */
+#include "cli/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+
+static const char main_usage[] =
+    "Usage:  shoal [OPTIONS] COMMAND\n"
+    "\n"
+    "A small cluster orchestrator.\n"
+    "\n"
+    "Options:\n"
+    "  -H, --host string   Daemon socket to connect to (default " CLI_DEFAULT_HOST ",\n"
+    "                      or $SHOAL_HOST)\n"
+    "  -h, --help          Print usage\n"
+    "\n"
+    "Management Commands:\n"
+    "  image       Manage images\n"
+    "  node        Manage swarm nodes\n"
+    "  service     Manage swarm services\n"
+    "  swarm       Manage the swarm\n"
+    "\n"
+    "Commands:\n"
+    "  info        Display system-wide information\n"
+    "  ps          List containers\n"
+    "  rm          Remove one or more containers\n"
+    "  run         Run a command in a new container\n"
+    "  version     Show the shoal version information\n"
+    "  daemon      Run the shoal daemon\n"
+    "\n"
+    "Run 'shoal COMMAND --help' for more information on a command.\n";
+
+static const struct cli_cmd top_commands[] = {
+    {"swarm", NULL, cli_swarm, NULL},     {"node", NULL, cli_node, NULL},
+    {"image", NULL, cli_image, NULL},     {"service", NULL, cli_service, NULL},
+    {"version", NULL, cli_version, NULL}, {"info", NULL, cli_info, NULL},
+    {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
+    {"rm", NULL, cli_rm, NULL},           {NULL, NULL, NULL, NULL},
+};
+
+/* ---- messages ---- */
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("Error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "shoal %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nSee 'shoal %s --help'.\n", cmd);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_help(const char *text)
+{
+    fputs(text, stdout);
+    return CLI_EXIT_OK;
+}
+
+int cli_fail(const struct serr *err)
+{
+    cli_error("%s", err->msg);
+    return CLI_EXIT_ERROR;
+}
+
+/* ---- dispatch ---- */
+
+static const struct cli_cmd *find_cmd(const struct cli_cmd *cmds, const char *name)
+{
+    for (const struct cli_cmd *c = cmds; c->name != NULL; c++)
+        if (strcmp(c->name, name) == 0 || (c->alias && strcmp(c->alias, name) == 0))
+            return c;
+    return NULL;
+}
+
+static void print_group_help(const char *group, const struct cli_cmd *cmds, FILE *out)
+{
+    fprintf(out, "Usage:  shoal %s COMMAND\n\nCommands:\n", group);
+    for (const struct cli_cmd *c = cmds; c->name != NULL; c++)
+        fprintf(out, "  %-10s  %s\n", c->name, c->summary ? c->summary : "");
+    fprintf(out, "\nRun 'shoal %s COMMAND --help' for more information on a command.\n", group);
+}
+
+int cli_dispatch_group(struct cli *cli, const char *group, const struct cli_cmd *cmds, int argc,
+                       char **argv)
+{
+    if (argc < 2) {
+        print_group_help(group, cmds, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_group_help(group, cmds, stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_cmd *c = find_cmd(cmds, argv[1]);
+    if (c == NULL)
+        return cli_usage_error(group, "unknown command \"%s\"", argv[1]);
+    return c->fn(cli, argc - 1, argv + 1);
+}
+
+/* Global flags come before the command: -H HOST, --host HOST, --host=HOST. */
+static int parse_global_flags(struct cli *cli, int argc, char **argv, int *first)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            *first = -1;
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "shoal: flag needs an argument: %s\nSee 'shoal --help'.\n", a);
+                return CLI_EXIT_USAGE;
+            }
+            cli->host = argv[++i];
+        } else if (strncmp(a, "--host=", 7) == 0) {
+            cli->host = a + 7;
+        } else if (strncmp(a, "-H", 2) == 0) {
+            cli->host = a + 2;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+            *first = 0; /* like docker: shoal -v prints the version */
+            return CLI_EXIT_OK;
+        } else {
+            fprintf(stderr, "shoal: unknown flag: %s\nSee 'shoal --help'.\n", a);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    *first = i;
+    return CLI_EXIT_OK;
+}
+
+int cli_main(int argc, char **argv)
+{
+    struct cli cli = {.host = getenv("SHOAL_HOST")};
+    if (cli.host == NULL || cli.host[0] == '\0')
+        cli.host = CLI_DEFAULT_HOST;
+    int first = 0;
+    int rc = parse_global_flags(&cli, argc, argv, &first);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (first < 0)
+        return cli_help(main_usage);
+    if (first == 0) {
+        printf("shoal version %s\n", SHOAL_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (first >= argc) {
+        fputs(main_usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[first], "help") == 0)
+        return cli_help(main_usage);
+    const struct cli_cmd *c = find_cmd(top_commands, argv[first]);
+    if (c == NULL) {
+        fprintf(stderr, "shoal: '%s' is not a shoal command.\nSee 'shoal --help'.\n",
+                argv[first]);
+        return CLI_EXIT_USAGE;
+    }
+    /* Output order matters when stdout and stderr share a pipe. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    rc = c->fn(&cli, argc - first, argv + first);
+    http_client_close(cli.client);
+    return rc;
+}
+
+/* ---- option parsing ---- */
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               struct serr *err)
+{
+    char optstring[128];
+    snprintf(optstring, sizeof(optstring), "+:%s", shortopts);
+    opterr = 0;
+    int c = getopt_long(argc, argv, optstring, longopts, NULL);
+    /* The offending word is the last one getopt looked at. */
+    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    if (c == '?') {
+        if (optopt != 0 && word[0] == '-' && word[1] != '-')
+            serr_set(err, SERR_INVALID, "unknown shorthand flag: '%c' in %s", optopt, word);
+        else
+            serr_set(err, SERR_INVALID, "unknown flag: %s", word);
+    } else if (c == ':') {
+        serr_set(err, SERR_INVALID, "flag needs an argument: %s", word);
+        c = '?';
+    }
+    return c;
+}
+
+int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc, char **argv,
+              struct cli_flags *fl)
+{
+    static const struct option all[] = {
+        {"format", required_argument, NULL, 'F'}, {"force", no_argument, NULL, 'f'},
+        {"all", no_argument, NULL, 'a'},          {"follow", no_argument, NULL, 'l'},
+        {"tail", required_argument, NULL, 't'},   {"detach", no_argument, NULL, 'd'},
+        {"input", required_argument, NULL, 'i'},  {"advertise-addr", required_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},
+    };
+    struct option longopts[sizeof(all) / sizeof(all[0]) + 1];
+    size_t n = 0;
+    char shortopts[16] = "h";
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (all[i].val == 'h' || strchr(allowed, all[i].val) != NULL)
+            longopts[n++] = all[i];
+    memset(&longopts[n], 0, sizeof(longopts[n]));
+    if (strchr(allowed, 'f') || strchr(allowed, 'l'))
+        strcat(shortopts, "f");
+    if (strchr(allowed, 'a'))
+        strcat(shortopts, "a");
+    if (strchr(allowed, 'd'))
+        strcat(shortopts, "d");
+    if (strchr(allowed, 'i'))
+        strcat(shortopts, "i:");
+    memset(fl, 0, sizeof(*fl));
+    struct serr err;
+    optind = 0;
+    int c;
+    while ((c = cli_getopt(argc, argv, shortopts, longopts, &err)) != -1) {
+        switch (c) {
+        case 'h': return cli_help(usage);
+        case 'F':
+            if (cli_parse_format(optarg, &fl->json, &err) < 0)
+                return cli_usage_error(cmd, "%s", err.msg);
+            break;
+        case 'f':
+            /* -f is --follow for logs, --force elsewhere, as in docker. */
+            if (strchr(allowed, 'l'))
+                fl->follow = true;
+            else
+                fl->force = true;
+            break;
+        case 'a': fl->all = true; break;
+        case 'l': fl->follow = true; break;
+        case 't': fl->tail = optarg; break;
+        case 'd': fl->detach = true; break;
+        case 'i': fl->input = optarg; break;
+        case 'A': fl->advertise_addr = optarg; break;
+        default: return cli_usage_error(cmd, "%s", err.msg);
+        }
+    }
+    fl->first_arg = optind;
+    return -1;
+}
+
+int cli_nargs(const char *cmd, int have, int min, int max)
+{
+    if (have >= min && (max < 0 || have <= max))
+        return -1;
+    if (min == max)
+        return cli_usage_error(cmd, "requires exactly %d argument%s", min, min == 1 ? "" : "s");
+    if (have < min)
+        return cli_usage_error(cmd, "requires at least %d argument%s", min, min == 1 ? "" : "s");
+    if (max == 0)
+        return cli_usage_error(cmd, "accepts no arguments");
+    return cli_usage_error(cmd, "requires at most %d argument%s", max, max == 1 ? "" : "s");
+}
+
+int cli_parse_uint(const char *what, const char *s, int64_t max, int64_t *out, struct serr *err)
+{
+    const char *p = s;
+    if (*p == '\0')
+        return serr_set(err, SERR_INVALID, "invalid %s \"\": must be a non-negative integer", what);
+    int64_t v = 0;
+    for (; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            return serr_set(err, SERR_INVALID, "invalid %s \"%s\": must be a non-negative integer",
+                            what, s);
+        if (v > (max - (*p - '0')) / 10)
+            return serr_set(err, SERR_INVALID, "invalid %s \"%s\": must be at most %lld", what, s,
+                            (long long)max);
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_positive_double(const char *what, const char *s, double *out, struct serr *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !isfinite(v) || !(v > 0))
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": must be a positive number", what,
+                        s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_format(const char *s, bool *json, struct serr *err)
+{
+    if (strcmp(s, "json") == 0 || strcmp(s, "{{json .}}") == 0)
+        *json = true;
+    else if (strcmp(s, "table") == 0)
+        *json = false;
+    else
+        return serr_set(err, SERR_INVALID, "unsupported format \"%s\" (use json or table)", s);
+    return 0;
+}
+
+/* ---- API calls ---- */
+
+char *cli_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = xmalloc(strlen(s) * 3 + 1);
+    char *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (isalnum(*p) || strchr("-._~:@", *p) != NULL) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *cli_path(const char *fmt, const char *arg)
+{
+    char *escaped = cli_escape(arg);
+    char *path = xasprintf(fmt, escaped);
+    free(escaped);
+    return path;
+}
+
+static struct http_client *client(struct cli *cli, struct serr *err)
+{
+    if (cli->client == NULL)
+        cli->client = http_client_open(cli->host, err);
+    return cli->client;
+}
+
+/* An error answer's {"message"}, or the raw body when it is not JSON. */
+static int api_error(int status, const char *body, struct serr *err)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    enum serr_kind kind = status == 404   ? SERR_NOT_FOUND
+                          : status == 409 ? SERR_CONFLICT
+                          : status == 503 ? SERR_UNAVAILABLE
+                          : status < 500  ? SERR_INVALID
+                                          : SERR_INTERNAL;
+    if (msg != NULL)
+        serr_set(err, kind, "%s", msg);
+    else if (body[0] != '\0')
+        serr_set(err, kind, "%.400s", body);
+    else
+        serr_set(err, kind, "the daemon answered %d", status);
+    json_decref(j);
+    return -1;
+}
+
+static int parse_answer(struct http_response *resp, json_t **out, struct serr *err)
+{
+    int rc = 0;
+    if (resp->status >= 400) {
+        rc = api_error(resp->status, resp->body, err);
+    } else if (out != NULL) {
+        json_error_t jerr;
+        *out = resp->body_len == 0 ? json_null() : json_loads(resp->body, 0, &jerr);
+        if (*out == NULL)
+            rc = serr_set(err, SERR_INTERNAL, "bad JSON from the daemon: %s", jerr.text);
+    }
+    free(resp->body);
+    return rc;
+}
+
+int cli_call(struct cli *cli, const char *method, const char *path, json_t *body, json_t **out,
+             struct serr *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    struct http_client *c = client(cli, err);
+    if (c == NULL)
+        return -1;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    struct http_response resp;
+    int rc = http_request(c, method, path, text ? "application/json" : NULL, text,
+                          text ? strlen(text) : 0, &resp, err);
+    free(text);
+    if (rc < 0)
+        return -1;
+    return parse_answer(&resp, out, err);
+}
+
+int cli_call_file(struct cli *cli, const char *path, const char *file, json_t **out,
+                  struct serr *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    struct http_client *c = client(cli, err);
+    if (c == NULL)
+        return -1;
+    struct http_response resp;
+    if (http_request_file(c, "POST", path, file, &resp, err) < 0)
+        return -1;
+    return parse_answer(&resp, out, err);
+}
+
+/* Passes a stream on, but keeps an error answer's body for the message. */
+struct stream_ctx {
+    int status;
+    char error_body[2048];
+    size_t error_len;
+    int (*on_data)(const char *data, size_t len, void *arg);
+    void *arg;
+};
+
+static int stream_data(const char *data, size_t len, void *arg)
+{
+    struct stream_ctx *ctx = arg;
+    if (ctx->status < 400)
+        return ctx->on_data(data, len, ctx->arg);
+    size_t room = sizeof(ctx->error_body) - 1 - ctx->error_len;
+    size_t n = len < room ? len : room;
+    memcpy(ctx->error_body + ctx->error_len, data, n);
+    ctx->error_len += n;
+    ctx->error_body[ctx->error_len] = '\0';
+    return 0;
+}
+
+int cli_stream(struct cli *cli, const char *method, const char *path, json_t *body,
+               int (*on_data)(const char *data, size_t len, void *arg), void *arg,
+               struct serr *err)
+{
+    struct http_client *c = client(cli, err);
+    if (c == NULL)
+        return -1;
+    struct stream_ctx ctx = {.on_data = on_data, .arg = arg};
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    int rc = http_request_stream(c, method, path, text ? "application/json" : NULL, text,
+                                 text ? strlen(text) : 0, &ctx.status, stream_data, &ctx, err);
+    free(text);
+    if (rc < 0)
+        return -1;
+    if (ctx.status >= 400)
+        return api_error(ctx.status, ctx.error_body, err);
+    return 0;
+}
+
+/* ---- waiting for a service ---- */
+
+static bool converged(json_t *svc)
+{
+    return jint(svc, "replicas_running") == jint(svc, "replicas_desired") &&
+           strcmp(jstr(svc, "update_status"), "updating") != 0;
+}
+
+int cli_wait_converged(struct cli *cli, const char *service, struct serr *err)
+{
+    char *path = cli_path("/v1/services/%s", service);
+    int64_t deadline = mono_ms() + 60000;
+    int rc = -1;
+    for (;;) {
+        json_t *svc = NULL;
+        if (cli_call(cli, "GET", path, NULL, &svc, err) < 0)
+            break;
+        bool done = converged(svc);
+        json_decref(svc);
+        if (done) {
+            rc = 0;
+            break;
+        }
+        if (mono_ms() >= deadline) {
+            serr_set(err, SERR_UNAVAILABLE,
+                     "service %s did not converge within 60s (see 'shoal service ps %s')", service,
+                     service);
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    free(path);
+    return rc;
+}
+
+/* ---- output ---- */
+
+struct table {
+    int ncols;
+    size_t nrows, cap;
+    char **cells; /* nrows * ncols, row 0 is the header */
+};
+
+struct table *table_new(int ncols, const char *const *headers)
+{
+    struct table *t = xcalloc(1, sizeof(*t));
+    t->ncols = ncols;
+    table_add(t, headers);
+    return t;
+}
+
+void table_add(struct table *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->cells = xrealloc(t->cells, t->cap * (size_t)t->ncols * sizeof(char *));
+    }
+    for (int i = 0; i < t->ncols; i++)
+        t->cells[t->nrows * (size_t)t->ncols + (size_t)i] = xstrdup(cells[i] ? cells[i] : "");
+    t->nrows++;
+}
+
+void table_print_free(struct table *t)
+{
+    size_t *width = xcalloc((size_t)t->ncols, sizeof(size_t));
+    for (size_t r = 0; r < t->nrows; r++)
+        for (int i = 0; i < t->ncols; i++) {
+            size_t len = strlen(t->cells[r * (size_t)t->ncols + (size_t)i]);
+            if (len > width[i])
+                width[i] = len;
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (int i = 0; i < t->ncols; i++) {
+            const char *cell = t->cells[r * (size_t)t->ncols + (size_t)i];
+            /* The last column is not padded: no trailing blanks. */
+            if (i == t->ncols - 1)
+                printf("%s\n", cell);
+            else
+                printf("%-*s   ", (int)width[i], cell);
+        }
+    }
+    for (size_t k = 0; k < t->nrows * (size_t)t->ncols; k++)
+        free(t->cells[k]);
+    free(t->cells);
+    free(width);
+    free(t);
+}
+
+void cli_print_json(json_t *j, bool pretty)
+{
+    char *text = json_dumps(j, pretty ? JSON_INDENT(4) : JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text != NULL)
+        printf("%s\n", text);
+    free(text);
+}
+
+const char *jstr(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+int64_t jint(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)json_number_value(v);
+}
+
+void cli_capitalize(const char *s, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", s);
+    if (out[0] != '\0')
+        out[0] = (char)toupper((unsigned char)out[0]);
+}
+
+void cli_short_id(const char *id, char *out, size_t outlen)
+{
+    const char *colon = strchr(id, ':');
+    snprintf(out, outlen < 13 ? outlen : 13, "%s", colon ? colon + 1 : id);
+}
+
+void cli_human_size(int64_t bytes, char *out, size_t outlen)
+{
+    static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1000 && u < 5) {
+        v /= 1000;
+        u++;
+    }
+    snprintf(out, outlen, "%.4g%s", v, units[u]);
+}
+
+void cli_ago(int64_t at_ms, char *out, size_t outlen)
+{
+    char age[64];
+    int64_t delta = now_ms() - at_ms;
+    format_age(delta > 0 ? delta : 0, age, sizeof(age));
+    /* format_age starts a sentence ("Less than a second"); here it does not. */
+    age[0] = (char)tolower((unsigned char)age[0]);
+    snprintf(out, outlen, "%s ago", age);
+}

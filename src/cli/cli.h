@@ -1,0 +1,170 @@
+/* The shoal CLI: docker-like commands over the HTTP API (docs/api.md).
+ *
+ * Conventions: commands return the process exit code. API and connection
+ * errors print "Error: <message>" on stderr and give 1; bad command lines
+ * print a usage message and give 2. Commands never exit() themselves. */
+#ifndef SHOAL_CLI_CLI_H
+#define SHOAL_CLI_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_DEFAULT_HOST "unix:///run/shoal/shoal.sock"
+
+struct http_client;
+
+struct cli {
+    const char *host;
+    struct http_client *client; /* opened on first use */
+};
+
+/* A command: `argv[0]` is the command's own name ("ls", "run"). */
+typedef int (*cli_cmd_fn)(struct cli *cli, int argc, char **argv);
+
+struct cli_cmd {
+    const char *name;
+    const char *alias; /* or NULL */
+    cli_cmd_fn fn;
+    const char *summary;
+};
+
+/* Entry point for everything but `shoal daemon`. */
+int cli_main(int argc, char **argv);
+
+/* Command groups (one file each). */
+int cli_swarm(struct cli *cli, int argc, char **argv);
+int cli_node(struct cli *cli, int argc, char **argv);
+int cli_image(struct cli *cli, int argc, char **argv);
+int cli_service(struct cli *cli, int argc, char **argv);
+int cli_version(struct cli *cli, int argc, char **argv);
+int cli_info(struct cli *cli, int argc, char **argv);
+int cli_run(struct cli *cli, int argc, char **argv);
+int cli_ps(struct cli *cli, int argc, char **argv);
+int cli_rm(struct cli *cli, int argc, char **argv);
+
+/* Runs the subcommand named by argv[1] of a group; prints the group's help
+ * for --help or no subcommand. */
+int cli_dispatch_group(struct cli *cli, const char *group, const struct cli_cmd *cmds, int argc,
+                       char **argv);
+
+/* ---- messages ---- */
+
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "shoal CMD: message" and a hint to --help; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a usage text on stdout; returns CLI_EXIT_OK. */
+int cli_help(const char *text);
+
+/* ---- option parsing: getopt_long wrapper with clear messages ---- */
+
+struct option;
+/* getopt_long() stopping at the first non-option ("+"), with its messages
+ * in err instead of on stderr. Returns the option (optarg/optind as usual),
+ * -1 at the end, or '?' with err filled. Restarts when optind is 0. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               struct serr *err);
+
+/* The few flags simple commands share. `allowed` lists their letters:
+ * F --format, f -f/--force, a -a/--all, l -f/--follow, t --tail,
+ * d -d/--detach, i -i/--input, A --advertise-addr. */
+struct cli_flags {
+    bool json, force, all, follow, detach;
+    const char *tail, *input, *advertise_addr;
+    int first_arg; /* index of the first positional argument */
+};
+/* Returns -1 to go on, or the exit code to return (help printed: 0, bad
+ * flag: 2). `usage` is printed for --help. */
+int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc, char **argv,
+              struct cli_flags *fl);
+/* Checks the positional count: returns -1 when fine, else 2 after a message. */
+int cli_nargs(const char *cmd, int have, int min, int max);
+
+/* Strict parsers; they fill err (SERR_INVALID) with a message naming `what`. */
+int cli_parse_uint(const char *what, const char *s, int64_t max, int64_t *out, struct serr *err);
+int cli_parse_positive_double(const char *what, const char *s, double *out, struct serr *err);
+/* "--format json" or "table". */
+int cli_parse_format(const char *s, bool *json, struct serr *err);
+
+/* ---- service specs (cli_service_spec.c; pure, unit-tested) ---- */
+
+/* "type=bind,src=/a,dst=/b,readonly" -> {"type","source","target","readonly"}. */
+int cli_parse_mount(const char *text, json_t **mount, struct serr *err);
+/* "K=V" stays; "K" takes the value from the environment (like docker) or is
+ * skipped when unset: *out is NULL then. */
+int cli_parse_env(const char *text, char **out, struct serr *err);
+/* `service create` argv (argv[0] "create") -> spec JSON. Returns 0, 1 when
+ * --help was asked, or -1 with a usage message in err. */
+int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, struct serr *err);
+/* `service update` argv -> patch JSON and the service named. */
+int cli_build_service_patch(int argc, char **argv, json_t **patch, const char **service,
+                            bool *detach, struct serr *err);
+/* `run` argv (argv[0] "run") -> the /v1/containers/run body. */
+int cli_build_run_request(int argc, char **argv, json_t **request, struct serr *err);
+extern const char cli_run_usage[];
+extern const char cli_service_create_usage[];
+extern const char cli_service_update_usage[];
+
+/* ---- API calls ---- */
+
+/* Percent-encodes a path segment or query value (caller frees). */
+char *cli_escape(const char *s);
+/* Path built from a format whose %s arguments are escaped first. */
+char *cli_path(const char *fmt, const char *arg);
+
+/* Sends `body` (may be NULL) and parses the JSON answer into *out (may be
+ * NULL when not wanted; JSON null for an empty body). Status >= 400 and
+ * connection failures fill err with the API's message. */
+int cli_call(struct cli *cli, const char *method, const char *path, json_t *body, json_t **out,
+             struct serr *err);
+/* Same with a file as the body (uploads). */
+int cli_call_file(struct cli *cli, const char *path, const char *file, json_t **out,
+                  struct serr *err);
+/* Streams a response body to on_data; HTTP errors are reported through err. */
+int cli_stream(struct cli *cli, const char *method, const char *path, json_t *body,
+               int (*on_data)(const char *data, size_t len, void *arg), void *arg,
+               struct serr *err);
+/* `inspect`: GETs path_fmt for each name and prints a JSON array (exit 1
+ * if any is missing). */
+int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);
+/* DELETEs path_fmt+query for each name, printing the names removed. */
+int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, int argc,
+                    char **argv);
+/* Prints "Error: msg" and returns CLI_EXIT_ERROR. */
+int cli_fail(const struct serr *err);
+
+/* Polls the service every 100 ms, up to 60 s, until its replicas converge
+ * and no rolling update is running. */
+int cli_wait_converged(struct cli *cli, const char *service, struct serr *err);
+
+/* ---- output ---- */
+
+struct table;
+struct table *table_new(int ncols, const char *const *headers);
+/* Copies the cells; NULL prints as "". */
+void table_add(struct table *t, const char *const *cells);
+/* Prints with docker's alignment (3 spaces between columns) and frees. */
+void table_print_free(struct table *t);
+
+/* JSON for people (inspect) and for scripts (--format json). */
+void cli_print_json(json_t *j, bool pretty);
+
+/* Helpers for fields of API objects. */
+const char *jstr(json_t *obj, const char *key); /* "" when missing */
+int64_t jint(json_t *obj, const char *key);     /* 0 when missing */
+/* "ready" -> "Ready" into out. */
+void cli_capitalize(const char *s, char *out, size_t outlen);
+/* "sha256:abcdef..." -> "abcdef012345"; other ids are cut to 12 chars. */
+void cli_short_id(const char *id, char *out, size_t outlen);
+/* 1234567 -> "1.235MB" (docker's decimal units). */
+void cli_human_size(int64_t bytes, char *out, size_t outlen);
+/* A past Unix-ms time -> "5 seconds ago". */
+void cli_ago(int64_t at_ms, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,249 @@
+/* shoal run | ps | rm: containers local to the node that answers. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "cli/cli.h"
+
+/* Docker's exit code when the daemon, not the container, failed. */
+#define RUN_EXIT_DAEMON_ERROR 125
+
+const char cli_run_usage[] =
+    "Usage:  shoal run [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
+    "\n"
+    "Run a command in a new container\n"
+    "\n"
+    "Options:\n"
+    "  -d, --detach         Run container in background and print container ID\n"
+    "  -e, --env list       Set environment variables\n"
+    "      --init           Run an init inside the container that forwards signals and reaps "
+    "processes\n"
+    "      --name string    Assign a name to the container\n"
+    "      --rm             Automatically remove the container when it exits\n";
+
+static const struct option run_options[] = {
+    {"detach", no_argument, NULL, 'd'}, {"env", required_argument, NULL, 'e'},
+    {"init", no_argument, NULL, 'I'},   {"name", required_argument, NULL, 'n'},
+    {"rm", no_argument, NULL, 'r'},     {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
+{
+    char *env = NULL;
+    switch (opt) {
+    case 'd': json_object_set_new(req, "detach", json_true()); return 0;
+    case 'I': json_object_set_new(req, "init", json_true()); return 0;
+    case 'r': json_object_set_new(req, "rm", json_true()); return 0;
+    case 'n':
+        if (arg[0] == '\0')
+            return serr_set(err, SERR_INVALID, "invalid --name: empty");
+        json_object_set_new(req, "name", json_string(arg));
+        return 0;
+    case 'e':
+        if (cli_parse_env(arg, &env, err) < 0)
+            return -1;
+        if (env != NULL)
+            json_array_append_new(json_object_get(req, "env"), json_string(env));
+        free(env);
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
+int cli_build_run_request(int argc, char **argv, json_t **request, struct serr *err)
+{
+    json_t *req = json_pack("{s:[],s:[],s:b,s:b,s:b}", "args", "env", "rm", 0, "detach", 0,
+                            "init", 0);
+    optind = 0;
+    int opt, rc = 0;
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:h", run_options, err)) != -1) {
+        if (opt == '?')
+            rc = -1;
+        else if (opt == 'h')
+            rc = 1;
+        else
+            rc = run_option(req, opt, optarg, err);
+    }
+    if (rc == 0 && optind >= argc)
+        rc = serr_set(err, SERR_INVALID, "requires at least 1 argument (IMAGE)");
+    if (rc != 0) {
+        json_decref(req);
+        return rc;
+    }
+    json_object_set_new(req, "image", json_string(argv[optind]));
+    for (int i = optind + 1; i < argc; i++)
+        json_array_append_new(json_object_get(req, "args"), json_string(argv[i]));
+    *request = req;
+    return 0;
+}
+
+/* The attached stream: NDJSON lines {"out"}, then {"exit"} or {"error"}. */
+struct run_stream {
+    char *line;
+    size_t len, cap;
+    bool ended;
+    int exit_code;
+    char error[512];
+};
+
+static void run_line(struct run_stream *rs, const char *text)
+{
+    json_t *msg = json_loads(text, 0, NULL);
+    json_t *out = json_object_get(msg, "out");
+    json_t *code = json_object_get(msg, "exit");
+    json_t *error = json_object_get(msg, "error");
+    if (json_is_string(out)) {
+        fwrite(json_string_value(out), 1, json_string_length(out), stdout);
+        fflush(stdout);
+    } else if (json_is_integer(code)) {
+        rs->ended = true;
+        rs->exit_code = (int)json_integer_value(code);
+    } else if (error != NULL) {
+        rs->ended = true;
+        rs->exit_code = RUN_EXIT_DAEMON_ERROR;
+        snprintf(rs->error, sizeof(rs->error), "%s",
+                 json_is_string(error) ? json_string_value(error) : "unknown error");
+    }
+    json_decref(msg);
+}
+
+static int run_data(const char *data, size_t len, void *arg)
+{
+    struct run_stream *rs = arg;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n') {
+            rs->line[rs->len] = '\0';
+            run_line(rs, rs->line);
+            rs->len = 0;
+            continue;
+        }
+        if (rs->len + 2 > rs->cap) {
+            rs->cap = rs->cap ? rs->cap * 2 : 4096;
+            rs->line = xrealloc(rs->line, rs->cap);
+        }
+        rs->line[rs->len++] = data[i];
+    }
+    return 0;
+}
+
+static int run_attached(struct cli *cli, json_t *req)
+{
+    struct run_stream rs = {.exit_code = 0};
+    struct serr err;
+    int rc = cli_stream(cli, "POST", "/v1/containers/run", req, run_data, &rs, &err);
+    if (rc == 0 && rs.len > 0) { /* a last line without its newline */
+        rs.line[rs.len] = '\0';
+        run_line(&rs, rs.line);
+    }
+    free(rs.line);
+    if (rc < 0) {
+        cli_error("%s", err.msg);
+        return RUN_EXIT_DAEMON_ERROR;
+    }
+    if (rs.error[0] != '\0') {
+        cli_error("%s", rs.error);
+        return RUN_EXIT_DAEMON_ERROR;
+    }
+    if (!rs.ended) {
+        cli_error("the daemon ended the stream before the container exited");
+        return RUN_EXIT_DAEMON_ERROR;
+    }
+    return rs.exit_code;
+}
+
+int cli_run(struct cli *cli, int argc, char **argv)
+{
+    json_t *req;
+    struct serr err;
+    int rc = cli_build_run_request(argc, argv, &req, &err);
+    if (rc == 1)
+        return cli_help(cli_run_usage);
+    if (rc < 0)
+        return cli_usage_error("run", "%s", err.msg);
+    if (!json_is_true(json_object_get(req, "detach"))) {
+        rc = run_attached(cli, req);
+        json_decref(req);
+        return rc;
+    }
+    json_t *out;
+    rc = cli_call(cli, "POST", "/v1/containers/run", req, &out, &err);
+    json_decref(req);
+    if (rc < 0) {
+        cli_error("%s", err.msg);
+        return RUN_EXIT_DAEMON_ERROR;
+    }
+    printf("%s\n", jstr(out, "id"));
+    json_decref(out);
+    return CLI_EXIT_OK;
+}
+
+static const char ps_usage[] = "Usage:  shoal ps [OPTIONS]\n\nList containers\n\n"
+                               "Options:\n"
+                               "  -a, --all             Show all containers (default shows just "
+                               "running)\n"
+                               "      --format string   Format output (json or table)\n";
+
+static void container_row(struct table *t, json_t *c)
+{
+    char id[16], created[64], status[64], state[32];
+    cli_short_id(jstr(c, "id"), id, sizeof(id));
+    cli_ago(jint(c, "created_at"), created, sizeof(created));
+    cli_capitalize(jstr(c, "state"), state, sizeof(state));
+    if (strcmp(jstr(c, "state"), "exited") == 0)
+        snprintf(status, sizeof(status), "%s (%lld)", state, (long long)jint(c, "exit_code"));
+    else
+        snprintf(status, sizeof(status), "%s", state);
+    const char *cells[] = {id, jstr(c, "image"), created, status, jstr(c, "name")};
+    table_add(t, cells);
+}
+
+int cli_ps(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("ps", ps_usage, "aF", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("ps", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    json_t *list;
+    struct serr err;
+    if (cli_call(cli, "GET", "/v1/containers", NULL, &list, &err) < 0)
+        return cli_fail(&err);
+    /* Like docker, only running containers unless -a. */
+    json_t *shown = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) if (fl.all || strcmp(jstr(c, "state"), "running") == 0)
+        json_array_append(shown, c);
+    if (fl.json) {
+        cli_print_json(shown, false);
+    } else {
+        static const char *const head[] = {"CONTAINER ID", "IMAGE", "CREATED", "STATUS", "NAMES"};
+        struct table *t = table_new(5, head);
+        json_array_foreach(shown, i, c) container_row(t, c);
+        table_print_free(t);
+    }
+    json_decref(shown);
+    json_decref(list);
+    return CLI_EXIT_OK;
+}
+
+static const char rm_usage[] = "Usage:  shoal rm [OPTIONS] CONTAINER [CONTAINER...]\n\n"
+                               "Remove one or more containers\n\n"
+                               "Options:\n"
+                               "  -f, --force   Force the removal of a running container\n";
+
+int cli_rm(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("rm", rm_usage, "f", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("rm", argc - fl.first_arg, 1, -1)) >= 0)
+        return rc;
+    return cli_remove_each(cli, "/v1/containers/%s", fl.force ? "?force=1" : "",
+                           argc - fl.first_arg, argv + fl.first_arg);
+}

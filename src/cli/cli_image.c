@@ -1,0 +1,231 @@
+/* shoal image import | load | ls | rm */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "cli/cli.h"
+
+/* Uploads need a size up front (Content-Length), so stdin goes to a
+ * temporary file first. *tmp_path is set to the file to unlink. */
+static int spool_stdin(char **tmp_path, struct serr *err)
+{
+    const char *dir = getenv("TMPDIR");
+    char *path = xasprintf("%s/shoal-upload-XXXXXX", dir && dir[0] ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        serr_errno(err, "create a temporary file for stdin");
+        free(path);
+        return -1;
+    }
+    char buf[65536];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(STDIN_FILENO, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || write(fd, buf, (size_t)n) != n) {
+            rc = serr_errno(err, "spool stdin to %s", path);
+            break;
+        }
+    }
+    close(fd);
+    if (rc < 0) {
+        unlink(path);
+        free(path);
+        return -1;
+    }
+    *tmp_path = path;
+    return 0;
+}
+
+/* Uploads `file` ("-": stdin) to `path`. */
+static int upload(struct cli *cli, const char *path, const char *file, json_t **out,
+                  struct serr *err)
+{
+    char *tmp = NULL;
+    if (strcmp(file, "-") == 0) {
+        if (isatty(STDIN_FILENO))
+            return serr_set(err, SERR_INVALID, "refusing to read an archive from a terminal");
+        if (spool_stdin(&tmp, err) < 0)
+            return -1;
+        file = tmp;
+    }
+    int rc = cli_call_file(cli, path, file, out, err);
+    if (tmp != NULL) {
+        unlink(tmp);
+        free(tmp);
+    }
+    return rc;
+}
+
+static const char import_usage[] = "Usage:  shoal image import FILE|- NAME[:TAG]\n\n"
+                                   "Import the contents from a tarball to create a filesystem "
+                                   "image\n";
+
+static int image_import(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image import", import_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image import", argc - fl.first_arg, 2, 2)) >= 0)
+        return rc;
+    const char *file = argv[fl.first_arg], *name = argv[fl.first_arg + 1];
+    if (name[0] == '\0')
+        return cli_usage_error("image import", "invalid image name \"\"");
+    char *path = cli_path("/v1/images/import?name=%s", name);
+    json_t *image;
+    struct serr err;
+    rc = upload(cli, path, file, &image, &err);
+    free(path);
+    if (rc < 0)
+        return cli_fail(&err);
+    printf("%s\n", jstr(image, "id"));
+    json_decref(image);
+    return CLI_EXIT_OK;
+}
+
+static const char load_usage[] = "Usage:  shoal image load [OPTIONS]\n\n"
+                                 "Load an image from a tar archive (docker save or OCI layout) "
+                                 "or STDIN\n\n"
+                                 "Options:\n"
+                                 "  -i, --input string   Read from tar archive file, instead of "
+                                 "STDIN\n";
+
+static void print_loaded(json_t *images)
+{
+    size_t i, k;
+    json_t *image, *tag;
+    json_array_foreach(images, i, image) {
+        json_t *tags = json_object_get(image, "tags");
+        if (json_array_size(tags) == 0)
+            printf("Loaded image ID: %s\n", jstr(image, "id"));
+        json_array_foreach(tags, k, tag) printf("Loaded image: %s\n", json_string_value(tag));
+    }
+}
+
+static int image_load(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image load", load_usage, "i", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image load", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    json_t *images;
+    struct serr err;
+    if (upload(cli, "/v1/images/load", fl.input ? fl.input : "-", &images, &err) < 0)
+        return cli_fail(&err);
+    print_loaded(images);
+    json_decref(images);
+    return CLI_EXIT_OK;
+}
+
+static const char ls_usage[] = "Usage:  shoal image ls [OPTIONS]\n\nList images\n\n"
+                               "Options:\n"
+                               "      --format string   Format output (json or table)\n";
+
+/* "reg:5000/a/b:tag" -> repository "reg:5000/a/b", tag "tag". */
+static void split_tag(const char *ref, char *repo, size_t repo_len, char *tag, size_t tag_len)
+{
+    const char *slash = strrchr(ref, '/');
+    const char *colon = strrchr(slash ? slash : ref, ':');
+    if (colon == NULL) {
+        snprintf(repo, repo_len, "%s", ref);
+        snprintf(tag, tag_len, "latest");
+        return;
+    }
+    snprintf(repo, repo_len, "%.*s", (int)(colon - ref), ref);
+    snprintf(tag, tag_len, "%s", colon + 1);
+}
+
+static void image_rows(struct table *t, json_t *image)
+{
+    char id[16], size[32], created[64], repo[256], tag[128];
+    cli_short_id(jstr(image, "id"), id, sizeof(id));
+    cli_human_size(jint(image, "size"), size, sizeof(size));
+    cli_ago(jint(image, "created_at"), created, sizeof(created));
+    json_t *tags = json_object_get(image, "tags");
+    if (json_array_size(tags) == 0) {
+        const char *cells[] = {"<none>", "<none>", id, created, size};
+        table_add(t, cells);
+    }
+    size_t i;
+    json_t *ref;
+    json_array_foreach(tags, i, ref) {
+        split_tag(json_string_value(ref) ? json_string_value(ref) : "", repo, sizeof(repo), tag,
+                  sizeof(tag));
+        const char *cells[] = {repo, tag, id, created, size};
+        table_add(t, cells);
+    }
+}
+
+static int image_ls(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image ls", ls_usage, "F", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image ls", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    json_t *images;
+    struct serr err;
+    if (cli_call(cli, "GET", "/v1/images", NULL, &images, &err) < 0)
+        return cli_fail(&err);
+    if (fl.json) {
+        cli_print_json(images, false);
+    } else {
+        static const char *const head[] = {"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"};
+        struct table *t = table_new(5, head);
+        size_t i;
+        json_t *image;
+        json_array_foreach(images, i, image) image_rows(t, image);
+        table_print_free(t);
+    }
+    json_decref(images);
+    return CLI_EXIT_OK;
+}
+
+static const char rm_usage[] = "Usage:  shoal image rm [OPTIONS] IMAGE [IMAGE...]\n\n"
+                               "Remove one or more images\n\n"
+                               "Options:\n"
+                               "  -f, --force   Remove the image even if a service uses it\n";
+
+static int image_rm(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image rm", rm_usage, "f", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image rm", argc - fl.first_arg, 1, -1)) >= 0)
+        return rc;
+    rc = CLI_EXIT_OK;
+    for (int i = fl.first_arg; i < argc; i++) {
+        char *base = cli_path("/v1/images/%s", argv[i]);
+        char *path = xasprintf("%s%s", base, fl.force ? "?force=1" : "");
+        struct serr err;
+        if (cli_call(cli, "DELETE", path, NULL, NULL, &err) < 0)
+            rc = cli_fail(&err);
+        else
+            printf("Deleted: %s\n", argv[i]);
+        free(path);
+        free(base);
+    }
+    return rc;
+}
+
+static const struct cli_cmd image_cmds[] = {
+    {"import", NULL, image_import, "Import a root filesystem tarball as an image"},
+    {"load", NULL, image_load, "Load an image from a tar archive or STDIN"},
+    {"ls", "list", image_ls, "List images"},
+    {"rm", "remove", image_rm, "Remove one or more images"},
+    {NULL, NULL, NULL, NULL},
+};
+
+int cli_image(struct cli *cli, int argc, char **argv)
+{
+    return cli_dispatch_group(cli, "image", image_cmds, argc, argv);
+}

@@ -1,0 +1,496 @@
+/* Command lines of `service create` and `service update` turned into the spec
+ * and patch JSON of docs/api.md. No I/O: unit-tested without a daemon. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "cli/cli.h"
+
+/* Large enough for anyone; small enough that the daemon never overflows. */
+#define MAX_REPLICAS 100000
+
+const char cli_service_create_usage[] =
+    "Usage:  shoal service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
+    "\n"
+    "Create a new service\n"
+    "\n"
+    "Options:\n"
+    "      --constraint list              Placement constraints (node.role==manager)\n"
+    "  -d, --detach                       Exit immediately instead of waiting for the service "
+    "to converge\n"
+    "  -e, --env list                     Set environment variables\n"
+    "      --init                         Use an init inside each service container\n"
+    "      --limit-cpu decimal            Limit CPUs\n"
+    "      --limit-memory bytes           Limit Memory\n"
+    "      --mode string                  Service mode (replicated or global) (default "
+    "\"replicated\")\n"
+    "      --mount mount                  Attach a filesystem mount to the service\n"
+    "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
+    "      --name string                  Service name\n"
+    "      --replicas uint                Number of tasks (default 1)\n"
+    "      --restart-condition string     Restart when condition is met (\"none\", "
+    "\"on-failure\", \"any\")\n"
+    "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
+    "      --stop-grace-period duration   Time to wait before force killing a container\n"
+    "      --update-delay duration        Delay between updates\n"
+    "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
+    "(0 to update all at once)\n";
+
+const char cli_service_update_usage[] =
+    "Usage:  shoal service update [OPTIONS] SERVICE\n"
+    "\n"
+    "Update a service\n"
+    "\n"
+    "Options:\n"
+    "      --args command                 Service command args (replaces them)\n"
+    "  -d, --detach                       Exit immediately instead of waiting for the service "
+    "to converge\n"
+    "      --env-add list                 Add or update an environment variable\n"
+    "      --env-rm list                  Remove an environment variable\n"
+    "      --image string                 Service image tag\n"
+    "      --replicas uint                Number of tasks\n"
+    "      --update-delay duration        Delay between updates\n"
+    "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
+
+/* ---- mounts ---- */
+
+static const char *mount_key(const char *key)
+{
+    if (strcmp(key, "type") == 0)
+        return "type";
+    if (strcmp(key, "source") == 0 || strcmp(key, "src") == 0)
+        return "source";
+    if (strcmp(key, "target") == 0 || strcmp(key, "dst") == 0 ||
+        strcmp(key, "destination") == 0)
+        return "target";
+    if (strcmp(key, "readonly") == 0 || strcmp(key, "ro") == 0)
+        return "readonly";
+    return NULL;
+}
+
+static int parse_bool_word(const char *what, const char *v, bool *out, struct serr *err)
+{
+    if (v == NULL || strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
+        *out = false;
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "invalid value for %s: \"%s\" (use true or false)", what,
+                    v);
+}
+
+/* One "key[=value]" field of --mount into `mount`. */
+static int mount_field(json_t *mount, char *field, struct serr *err)
+{
+    char *eq = strchr(field, '=');
+    if (eq != NULL)
+        *eq = '\0';
+    const char *value = eq ? eq + 1 : NULL;
+    const char *key = mount_key(field);
+    if (key == NULL)
+        return serr_set(err, SERR_INVALID, "invalid mount: unknown key \"%s\"", field);
+    if (strcmp(key, "readonly") == 0) {
+        bool ro;
+        if (parse_bool_word("readonly", value, &ro, err) < 0)
+            return -1;
+        json_object_set_new(mount, key, json_boolean(ro));
+        return 0;
+    }
+    if (value == NULL || value[0] == '\0')
+        return serr_set(err, SERR_INVALID, "invalid mount: %s needs a value", field);
+    json_object_set_new(mount, key, json_string(value));
+    return 0;
+}
+
+static int check_mount(json_t *mount, struct serr *err)
+{
+    const char *type = json_string_value(json_object_get(mount, "type"));
+    if (type == NULL)
+        type = "volume"; /* docker's default */
+    if (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0)
+        return serr_set(err, SERR_INVALID, "invalid mount: type must be bind or volume, not \"%s\"",
+                        type);
+    json_object_set_new(mount, "type", json_string(type));
+    const char *target = json_string_value(json_object_get(mount, "target"));
+    if (target == NULL)
+        return serr_set(err, SERR_INVALID, "invalid mount: target (dst) is required");
+    if (target[0] != '/')
+        return serr_set(err, SERR_INVALID, "invalid mount: target \"%s\" must be an absolute path",
+                        target);
+    const char *source = json_string_value(json_object_get(mount, "source"));
+    if (source == NULL)
+        return serr_set(err, SERR_INVALID, "invalid mount: source (src) is required");
+    if (strcmp(type, "bind") == 0 && source[0] != '/')
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount: bind source \"%s\" must be an absolute path", source);
+    if (strcmp(type, "volume") == 0 && strchr(source, '/') != NULL)
+        return serr_set(err, SERR_INVALID, "invalid mount: volume name \"%s\" contains '/'",
+                        source);
+    return 0;
+}
+
+int cli_parse_mount(const char *text, json_t **mount, struct serr *err)
+{
+    json_t *m = json_object();
+    char *copy = xstrdup(text);
+    int rc = 0;
+    char *save = NULL;
+    for (char *field = strtok_r(copy, ",", &save); field && rc == 0;
+         field = strtok_r(NULL, ",", &save))
+        rc = mount_field(m, field, err);
+    free(copy);
+    if (rc == 0)
+        rc = check_mount(m, err);
+    if (rc < 0) {
+        json_decref(m);
+        return -1;
+    }
+    *mount = m;
+    return 0;
+}
+
+int cli_parse_env(const char *text, char **out, struct serr *err)
+{
+    *out = NULL;
+    const char *eq = strchr(text, '=');
+    if (text[0] == '\0' || eq == text)
+        return serr_set(err, SERR_INVALID, "invalid environment variable \"%s\"", text);
+    if (eq != NULL) {
+        *out = xstrdup(text);
+        return 0;
+    }
+    const char *value = getenv(text);
+    if (value != NULL)
+        *out = xasprintf("%s=%s", text, value);
+    return 0;
+}
+
+static int add_env(json_t *list, const char *text, struct serr *err)
+{
+    char *env = NULL;
+    if (cli_parse_env(text, &env, err) < 0)
+        return -1;
+    if (env != NULL)
+        json_array_append_new(list, json_string(env));
+    free(env);
+    return 0;
+}
+
+/* ---- shared option values ---- */
+
+static int set_duration(json_t *obj, const char *key, const char *flag, const char *s,
+                        struct serr *err)
+{
+    int64_t ms;
+    if (parse_duration(s, &ms, err) < 0)
+        return serr_wrap(err, "invalid argument for %s", flag);
+    json_object_set_new(obj, key, json_integer(ms));
+    return 0;
+}
+
+static int set_uint(json_t *obj, const char *key, const char *flag, const char *s, int64_t max,
+                    struct serr *err)
+{
+    int64_t v;
+    if (cli_parse_uint(flag, s, max, &v, err) < 0)
+        return -1;
+    json_object_set_new(obj, key, json_integer(v));
+    return 0;
+}
+
+static json_t *object_member(json_t *obj, const char *key)
+{
+    json_t *member = json_object_get(obj, key);
+    if (member == NULL) {
+        member = json_object();
+        json_object_set_new(obj, key, member);
+    }
+    return member;
+}
+
+static int check_constraint(const char *expr, struct serr *err)
+{
+    const char *op = strstr(expr, "==");
+    if (op == NULL)
+        op = strstr(expr, "!=");
+    if (op == NULL || op == expr || op[2] == '\0' || strncmp(expr, "node.", 5) != 0)
+        return serr_set(err, SERR_INVALID,
+                        "invalid constraint \"%s\" (use e.g. node.role==manager, "
+                        "node.labels.KEY!=VALUE)",
+                        expr);
+    return 0;
+}
+
+/* ---- service create ---- */
+
+enum {
+    OPT_NAME = 1000,
+    OPT_REPLICAS,
+    OPT_MODE,
+    OPT_MOUNT,
+    OPT_RESTART_CONDITION,
+    OPT_RESTART_DELAY,
+    OPT_LIMIT_CPU,
+    OPT_LIMIT_MEMORY,
+    OPT_INIT,
+    OPT_CONSTRAINT,
+    OPT_STOP_GRACE,
+    OPT_UPDATE_PARALLELISM,
+    OPT_UPDATE_DELAY,
+    OPT_IMAGE,
+    OPT_ENV_ADD,
+    OPT_ENV_RM,
+    OPT_ARGS,
+};
+
+static const struct option create_options[] = {
+    {"name", required_argument, NULL, OPT_NAME},
+    {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"env", required_argument, NULL, 'e'},
+    {"mount", required_argument, NULL, OPT_MOUNT},
+    {"restart-condition", required_argument, NULL, OPT_RESTART_CONDITION},
+    {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+    {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
+    {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
+    {"init", no_argument, NULL, OPT_INIT},
+    {"constraint", required_argument, NULL, OPT_CONSTRAINT},
+    {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
+    {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
+    {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    {"detach", no_argument, NULL, 'd'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int create_option(json_t *spec, int opt, const char *arg, bool *detach, struct serr *err)
+{
+    switch (opt) {
+    case OPT_NAME:
+        if (arg[0] == '\0')
+            return serr_set(err, SERR_INVALID, "invalid --name: empty");
+        json_object_set_new(spec, "name", json_string(arg));
+        return 0;
+    case OPT_REPLICAS:
+        return set_uint(spec, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_MODE:
+        if (strcmp(arg, "replicated") != 0 && strcmp(arg, "global") != 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --mode \"%s\": must be replicated or global", arg);
+        json_object_set_new(spec, "mode", json_string(arg));
+        return 0;
+    case 'e':
+        return add_env(json_object_get(spec, "env"), arg, err);
+    case OPT_MOUNT: {
+        json_t *mount;
+        if (cli_parse_mount(arg, &mount, err) < 0)
+            return -1;
+        json_array_append_new(json_object_get(spec, "mounts"), mount);
+        return 0;
+    }
+    case OPT_RESTART_CONDITION:
+        if (strcmp(arg, "any") != 0 && strcmp(arg, "on-failure") != 0 && strcmp(arg, "none") != 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --restart-condition \"%s\": must be any, on-failure or none",
+                            arg);
+        json_object_set_new(spec, "restart_condition", json_string(arg));
+        return 0;
+    case OPT_RESTART_DELAY:
+        return set_duration(spec, "restart_delay_ms", "--restart-delay", arg, err);
+    case OPT_LIMIT_CPU: {
+        double cpus;
+        if (cli_parse_positive_double("--limit-cpu", arg, &cpus, err) < 0)
+            return -1;
+        json_object_set_new(object_member(spec, "limits"), "cpus", json_real(cpus));
+        return 0;
+    }
+    case OPT_LIMIT_MEMORY: {
+        int64_t bytes;
+        if (parse_size(arg, &bytes, err) < 0)
+            return serr_wrap(err, "invalid argument for --limit-memory");
+        if (bytes <= 0)
+            return serr_set(err, SERR_INVALID, "invalid --limit-memory \"%s\": must be positive",
+                            arg);
+        json_object_set_new(object_member(spec, "limits"), "memory", json_integer(bytes));
+        return 0;
+    }
+    case OPT_INIT:
+        json_object_set_new(spec, "init", json_true());
+        return 0;
+    case OPT_CONSTRAINT:
+        if (check_constraint(arg, err) < 0)
+            return -1;
+        json_array_append_new(json_object_get(spec, "constraints"), json_string(arg));
+        return 0;
+    case OPT_STOP_GRACE:
+        return set_duration(spec, "stop_grace_period_ms", "--stop-grace-period", arg, err);
+    case OPT_UPDATE_PARALLELISM:
+        return set_uint(object_member(spec, "update_config"), "parallelism",
+                        "--update-parallelism", arg, MAX_REPLICAS, err);
+    case OPT_UPDATE_DELAY:
+        return set_duration(object_member(spec, "update_config"), "delay_ms", "--update-delay",
+                            arg, err);
+    case 'd':
+        *detach = true;
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
+/* Drops the empty lists created up front so the spec says only what was given. */
+static void drop_empty_arrays(json_t *spec)
+{
+    static const char *const keys[] = {"env", "mounts", "constraints"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (json_array_size(json_object_get(spec, keys[i])) == 0)
+            json_object_del(spec, keys[i]);
+}
+
+static json_t *string_array(int argc, char **argv)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < argc; i++)
+        json_array_append_new(arr, json_string(argv[i]));
+    return arr;
+}
+
+static int finish_spec(json_t *spec, int argc, char **argv, struct serr *err)
+{
+    if (optind >= argc)
+        return serr_set(err, SERR_INVALID, "requires at least 1 argument (IMAGE)");
+    if (argv[optind][0] == '\0')
+        return serr_set(err, SERR_INVALID, "invalid image: empty");
+    const char *mode = json_string_value(json_object_get(spec, "mode"));
+    if (mode != NULL && strcmp(mode, "global") == 0 && json_object_get(spec, "replicas"))
+        return serr_set(err, SERR_INVALID, "--replicas can only be used with replicated mode");
+    json_object_set_new(spec, "image", json_string(argv[optind]));
+    if (optind + 1 < argc)
+        json_object_set_new(spec, "args", string_array(argc - optind - 1, argv + optind + 1));
+    drop_empty_arrays(spec);
+    return 0;
+}
+
+int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, struct serr *err)
+{
+    json_t *s = json_object();
+    json_object_set_new(s, "env", json_array());
+    json_object_set_new(s, "mounts", json_array());
+    json_object_set_new(s, "constraints", json_array());
+    *detach = false;
+    optind = 0;
+    int opt, rc = 0;
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "e:dh", create_options, err)) != -1) {
+        if (opt == '?')
+            rc = -1;
+        else if (opt == 'h')
+            rc = 1;
+        else
+            rc = create_option(s, opt, optarg, detach, err);
+    }
+    if (rc == 0)
+        rc = finish_spec(s, argc, argv, err);
+    if (rc != 0) {
+        json_decref(s);
+        return rc;
+    }
+    *spec = s;
+    return 0;
+}
+
+/* ---- service update ---- */
+
+static const struct option update_options[] = {
+    {"image", required_argument, NULL, OPT_IMAGE},
+    {"env-add", required_argument, NULL, OPT_ENV_ADD},
+    {"env-rm", required_argument, NULL, OPT_ENV_RM},
+    {"args", required_argument, NULL, OPT_ARGS},
+    {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
+    {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    {"detach", no_argument, NULL, 'd'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* --args "httpd -f -p 80": split on blanks (docker splits shell words). */
+static json_t *split_args(const char *text)
+{
+    json_t *arr = json_array();
+    char *copy = xstrdup(text), *save = NULL;
+    for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+        json_array_append_new(arr, json_string(w));
+    free(copy);
+    return arr;
+}
+
+static int update_option(json_t *patch, int opt, const char *arg, bool *detach, struct serr *err)
+{
+    switch (opt) {
+    case OPT_IMAGE:
+        if (arg[0] == '\0')
+            return serr_set(err, SERR_INVALID, "invalid --image: empty");
+        json_object_set_new(patch, "image", json_string(arg));
+        return 0;
+    case OPT_ENV_ADD:
+        if (strchr(arg, '=') == NULL || arg[0] == '=')
+            return serr_set(err, SERR_INVALID, "invalid --env-add \"%s\": use KEY=VALUE", arg);
+        json_array_append_new(json_object_get(patch, "env_add"), json_string(arg));
+        return 0;
+    case OPT_ENV_RM:
+        if (arg[0] == '\0' || strchr(arg, '=') != NULL)
+            return serr_set(err, SERR_INVALID, "invalid --env-rm \"%s\": use KEY", arg);
+        json_array_append_new(json_object_get(patch, "env_rm"), json_string(arg));
+        return 0;
+    case OPT_ARGS:
+        json_object_set_new(patch, "args", split_args(arg));
+        return 0;
+    case OPT_REPLICAS:
+        return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_UPDATE_PARALLELISM:
+        return set_uint(object_member(patch, "update_config"), "parallelism",
+                        "--update-parallelism", arg, MAX_REPLICAS, err);
+    case OPT_UPDATE_DELAY:
+        return set_duration(object_member(patch, "update_config"), "delay_ms", "--update-delay",
+                            arg, err);
+    case 'd':
+        *detach = true;
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
+int cli_build_service_patch(int argc, char **argv, json_t **patch, const char **service,
+                            bool *detach, struct serr *err)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "env_add", json_array());
+    json_object_set_new(p, "env_rm", json_array());
+    *detach = false;
+    optind = 0;
+    int opt, rc = 0;
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "dh", update_options, err)) != -1) {
+        if (opt == '?')
+            rc = -1;
+        else if (opt == 'h')
+            rc = 1;
+        else
+            rc = update_option(p, opt, optarg, detach, err);
+    }
+    if (rc == 0 && argc - optind != 1)
+        rc = serr_set(err, SERR_INVALID, "requires exactly 1 argument (SERVICE)");
+    if (rc != 0) {
+        json_decref(p);
+        return rc;
+    }
+    static const char *const lists[] = {"env_add", "env_rm"};
+    for (size_t i = 0; i < 2; i++)
+        if (json_array_size(json_object_get(p, lists[i])) == 0)
+            json_object_del(p, lists[i]);
+    *service = argv[optind];
+    *patch = p;
+    return 0;
+}

@@ -1,0 +1,151 @@
+/* shoal version | info | swarm init | swarm leave */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "cli/cli.h"
+#include "daemon/shoal.h"
+
+static const char version_usage[] = "Usage:  shoal version\n\n"
+                                    "Show the shoal version information\n";
+
+int cli_version(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("version", version_usage, "F", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("version", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    struct serr err;
+    json_t *info = NULL;
+    int call = cli_call(cli, "GET", "/v1/info", NULL, &info, &err);
+    if (fl.json) {
+        json_t *out = json_pack("{s:{s:s}}", "client", "version", SHOAL_VERSION);
+        if (call == 0)
+            json_object_set_new(out, "server", json_pack("{s:s}", "version", jstr(info, "version")));
+        cli_print_json(out, false);
+        json_decref(out);
+    } else {
+        printf("Client:\n Version:  %s\n", SHOAL_VERSION);
+        if (call == 0)
+            printf("\nServer:\n Version:  %s\n", jstr(info, "version"));
+    }
+    json_decref(info);
+    /* Like docker: the client part is printed even without a daemon. */
+    return call < 0 ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
+static const char info_usage[] = "Usage:  shoal info [OPTIONS]\n\n"
+                                 "Display system-wide information\n\n"
+                                 "Options:\n"
+                                 "      --format string   Format output (json)\n";
+
+static const char *yes_no(json_t *obj, const char *key)
+{
+    return json_is_true(json_object_get(obj, key)) ? "true" : "false";
+}
+
+int cli_info(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("info", info_usage, "F", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("info", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    struct serr err;
+    json_t *info;
+    if (cli_call(cli, "GET", "/v1/info", NULL, &info, &err) < 0)
+        return cli_fail(&err);
+    if (fl.json) {
+        cli_print_json(info, false);
+        json_decref(info);
+        return CLI_EXIT_OK;
+    }
+    json_t *swarm = json_object_get(info, "swarm");
+    printf("Server Version: %s\n", jstr(info, "version"));
+    printf("Node ID: %s\n", jstr(info, "node_id"));
+    printf("Hostname: %s\n", jstr(info, "hostname"));
+    printf("Swarm: %s\n", jstr(swarm, "state"));
+    if (strcmp(jstr(swarm, "state"), "active") == 0) {
+        printf(" Cluster ID: %s\n", jstr(swarm, "cluster_id"));
+        printf(" Is Manager: %s\n", yes_no(swarm, "is_manager"));
+        printf(" Is Leader: %s\n", yes_no(swarm, "is_leader"));
+        printf(" Node Address: %s\n", jstr(swarm, "addr"));
+    }
+    json_decref(info);
+    return CLI_EXIT_OK;
+}
+
+static const char init_usage[] = "Usage:  shoal swarm init [OPTIONS]\n\n"
+                                 "Initialize a swarm\n\n"
+                                 "Options:\n"
+                                 "      --advertise-addr string   Advertised address "
+                                 "(format: IP[:PORT], default 127.0.0.1:2377)\n";
+
+static int swarm_init(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("swarm init", init_usage, "A", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("swarm init", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    json_t *body = json_object();
+    if (fl.advertise_addr != NULL) {
+        if (fl.advertise_addr[0] == '\0') {
+            json_decref(body);
+            return cli_usage_error("swarm init", "empty --advertise-addr");
+        }
+        /* Docker's default port when only an IP is given. */
+        char *addr = strchr(fl.advertise_addr, ':')
+                         ? xstrdup(fl.advertise_addr)
+                         : xasprintf("%s:%d", fl.advertise_addr, SHOAL_DEFAULT_PORT);
+        json_object_set_new(body, "advertise_addr", json_string(addr));
+        free(addr);
+    }
+    struct serr err;
+    json_t *out;
+    rc = cli_call(cli, "POST", "/v1/swarm/init", body, &out, &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(&err);
+    printf("Swarm initialized: current node (%s) is now a manager.\n", jstr(out, "node_id"));
+    json_decref(out);
+    return CLI_EXIT_OK;
+}
+
+static const char leave_usage[] = "Usage:  shoal swarm leave [OPTIONS]\n\n"
+                                  "Leave the swarm\n\n"
+                                  "Options:\n"
+                                  "  -f, --force   Force this node to leave the swarm, ignoring "
+                                  "warnings\n";
+
+static int swarm_leave(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("swarm leave", leave_usage, "f", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("swarm leave", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    struct serr err;
+    if (cli_call(cli, "POST", fl.force ? "/v1/swarm/leave?force=1" : "/v1/swarm/leave", NULL, NULL,
+                 &err) < 0)
+        return cli_fail(&err);
+    printf("Node left the swarm.\n");
+    return CLI_EXIT_OK;
+}
+
+static const struct cli_cmd swarm_cmds[] = {
+    {"init", NULL, swarm_init, "Initialize a swarm"},
+    {"leave", NULL, swarm_leave, "Leave the swarm"},
+    {NULL, NULL, NULL, NULL},
+};
+
+int cli_swarm(struct cli *cli, int argc, char **argv)
+{
+    return cli_dispatch_group(cli, "swarm", swarm_cmds, argc, argv);
+}
