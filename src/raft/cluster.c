@@ -150,9 +150,14 @@ static void flush(struct cluster *c)
     json_t *entry = json_pack("{s:o}", "groups", groups);
     char *text = json_dumps(entry, JSON_COMPACT);
     json_decref(entry);
+    /* libraft 0.15 writes entries as they are but its loader expects their
+     * sizes to be multiples of 8 (a segment with other sizes is declared
+     * corrupt on restart): pad with JSON whitespace. */
     size_t len = strlen(text);
-    struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
+    size_t padded = (len + 7) & ~(size_t)7;
+    struct raft_buffer buf = {.base = raft_malloc(padded), .len = padded};
     memcpy(buf.base, text, len);
+    memset((char *)buf.base + len, ' ', padded - len);
     free(text);
     c->in_flight = c->queue_head;
     c->queue_head = c->queue_tail = NULL;
