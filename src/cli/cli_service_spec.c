@@ -108,13 +108,12 @@ static int mount_field(json_t *mount, char *field, struct serr *err)
 
 static int check_mount(json_t *mount, struct serr *err)
 {
+    if (json_object_get(mount, "type") == NULL)
+        json_object_set_new(mount, "type", json_string("volume")); /* docker's default */
     const char *type = json_string_value(json_object_get(mount, "type"));
-    if (type == NULL)
-        type = "volume"; /* docker's default */
     if (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0)
         return serr_set(err, SERR_INVALID, "invalid mount: type must be bind or volume, not \"%s\"",
                         type);
-    json_object_set_new(mount, "type", json_string(type));
     const char *target = json_string_value(json_object_get(mount, "target"));
     if (target == NULL)
         return serr_set(err, SERR_INVALID, "invalid mount: target (dst) is required");

@@ -1,0 +1,211 @@
+/* CLI command lines -> API JSON, without a daemon. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "unit.h"
+
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+#define SPEC(err, spec, detach, ...)                                                               \
+    cli_build_service_spec(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), spec, detach, err)
+
+static const char *str_at(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+TEST(cli_mount_parsing)
+{
+    json_t *m;
+    struct serr err;
+    CHECK(cli_parse_mount("type=bind,src=/srv,dst=/www,readonly", &m, &err) == 0);
+    CHECK_STR(str_at(m, "type"), "bind");
+    CHECK_STR(str_at(m, "source"), "/srv");
+    CHECK_STR(str_at(m, "target"), "/www");
+    CHECK(json_is_true(json_object_get(m, "readonly")));
+    json_decref(m);
+    CHECK(cli_parse_mount("type=volume,source=data,destination=/data,ro=false", &m, &err) == 0);
+    CHECK_STR(str_at(m, "source"), "data");
+    CHECK(json_is_false(json_object_get(m, "readonly")));
+    json_decref(m);
+    CHECK(cli_parse_mount("type=bind,src=/a", &m, &err) < 0);
+    CHECK(strstr(err.msg, "target") != NULL);
+    CHECK(cli_parse_mount("type=tmpfs,dst=/a", &m, &err) < 0);
+    CHECK(strstr(err.msg, "bind or volume") != NULL);
+    CHECK(cli_parse_mount("type=bind,src=/a,dst=/b,color=red", &m, &err) < 0);
+    CHECK(strstr(err.msg, "unknown key \"color\"") != NULL);
+    CHECK(cli_parse_mount("type=bind,src=rel,dst=/b", &m, &err) < 0);
+    CHECK(cli_parse_mount("type=volume,src=a/b,dst=/b", &m, &err) < 0);
+    CHECK(cli_parse_mount("type=bind,src=/a,dst=/b,readonly=maybe", &m, &err) < 0);
+    CHECK(cli_parse_mount("", &m, &err) < 0);
+}
+
+TEST(cli_service_spec_full)
+{
+    json_t *spec;
+    bool detach;
+    struct serr err;
+    setenv("SHOAL_TEST_PASS", "through", 1);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--name", "web", "--replicas", "3", "-e", "A=1",
+               "--env", "SHOAL_TEST_PASS", "--env", "SHOAL_TEST_UNSET_XYZ",
+               "--mount", "type=volume,src=data,dst=/data", "--restart-condition", "on-failure",
+               "--restart-delay", "1500ms", "--limit-cpu", "0.5", "--limit-memory", "64M",
+               "--init", "--constraint", "node.role==manager", "--stop-grace-period", "3s",
+               "--update-parallelism", "2", "--update-delay", "1m", "-d", "busybox:latest",
+               "httpd", "-f", "-p", "8080") == 0);
+    CHECK(detach);
+    CHECK_STR(str_at(spec, "name"), "web");
+    CHECK(json_integer_value(json_object_get(spec, "replicas")) == 3);
+    CHECK_STR(str_at(spec, "image"), "busybox:latest");
+    json_t *args = json_object_get(spec, "args");
+    CHECK(json_array_size(args) == 4);
+    CHECK_STR(json_string_value(json_array_get(args, 2)), "-p");
+    json_t *env = json_object_get(spec, "env");
+    CHECK(json_array_size(env) == 2); /* the unset variable is skipped */
+    CHECK_STR(json_string_value(json_array_get(env, 1)), "SHOAL_TEST_PASS=through");
+    CHECK_STR(str_at(json_array_get(json_object_get(spec, "mounts"), 0), "target"), "/data");
+    CHECK_STR(str_at(spec, "restart_condition"), "on-failure");
+    CHECK(json_integer_value(json_object_get(spec, "restart_delay_ms")) == 1500);
+    json_t *limits = json_object_get(spec, "limits");
+    CHECK(json_real_value(json_object_get(limits, "cpus")) == 0.5);
+    CHECK(json_integer_value(json_object_get(limits, "memory")) == 64 * 1024 * 1024);
+    CHECK(json_is_true(json_object_get(spec, "init")));
+    CHECK_STR(json_string_value(json_array_get(json_object_get(spec, "constraints"), 0)),
+              "node.role==manager");
+    CHECK(json_integer_value(json_object_get(spec, "stop_grace_period_ms")) == 3000);
+    json_t *uc = json_object_get(spec, "update_config");
+    CHECK(json_integer_value(json_object_get(uc, "parallelism")) == 2);
+    CHECK(json_integer_value(json_object_get(uc, "delay_ms")) == 60000);
+    json_decref(spec);
+}
+
+TEST(cli_service_spec_minimal_and_options_stop_at_image)
+{
+    json_t *spec;
+    bool detach;
+    struct serr err;
+    /* Flags after IMAGE belong to the command. */
+    CHECK(SPEC(&err, &spec, &detach, "create", "busybox", "sh", "-c", "--replicas 3") == 0);
+    CHECK(!detach);
+    CHECK(json_object_get(spec, "replicas") == NULL);
+    CHECK(json_object_get(spec, "env") == NULL && json_object_get(spec, "mounts") == NULL);
+    CHECK(json_array_size(json_object_get(spec, "args")) == 3);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mode", "global", "busybox") == 0);
+    CHECK_STR(str_at(spec, "mode"), "global");
+    CHECK(json_object_get(spec, "args") == NULL);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--help") == 1);
+}
+
+TEST(cli_service_spec_errors)
+{
+    json_t *spec = NULL;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create") < 0);
+    CHECK(strstr(err.msg, "IMAGE") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--replicas", "-1", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--replicas", "2x", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--replicas", "99999999999999999999", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--replicas", "", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mode", "global", "--replicas", "2", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mode", "both", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--limit-cpu", "0", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--limit-cpu", "nan", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--limit-memory", "lots", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-delay", "10", "busybox") < 0);
+    CHECK(strstr(err.msg, "--restart-delay") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-condition", "always", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--constraint", "role=manager", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mount", "type=bind,dst=/a", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "-e", "=x", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--bogus", "busybox") < 0);
+    CHECK(strstr(err.msg, "unknown flag: --bogus") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "-x", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "busybox", "--name") == 0); /* a CMD argument */
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--name") < 0);
+    CHECK(strstr(err.msg, "needs an argument") != NULL);
+}
+
+TEST(cli_service_patch)
+{
+    json_t *patch;
+    const char *name;
+    bool detach;
+    struct serr err;
+    char **argv = ARGV("update", "--image", "busybox:2", "--env-add", "A=1", "--env-rm", "B",
+                       "--replicas", "0", "--update-parallelism", "1", "--update-delay", "2s",
+                       "-d", "web");
+    CHECK(cli_build_service_patch(15, argv, &patch, &name, &detach, &err) == 0);
+    CHECK_STR(name, "web");
+    CHECK(detach);
+    CHECK_STR(str_at(patch, "image"), "busybox:2");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "env_add"), 0)), "A=1");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "env_rm"), 0)), "B");
+    CHECK(json_integer_value(json_object_get(patch, "replicas")) == 0);
+    CHECK(json_integer_value(json_object_get(json_object_get(patch, "update_config"),
+                                             "delay_ms")) == 2000);
+    json_decref(patch);
+    char **only = ARGV("update", "--image", "b:3", "web");
+    CHECK(cli_build_service_patch(4, only, &patch, &name, &detach, &err) == 0);
+    CHECK(json_object_get(patch, "env_add") == NULL && !detach);
+    json_decref(patch);
+    char **none = ARGV("update", "--image", "b:3");
+    CHECK(cli_build_service_patch(3, none, &patch, &name, &detach, &err) < 0);
+    char **bad = ARGV("update", "--env-add", "NOEQUALS", "web");
+    CHECK(cli_build_service_patch(4, bad, &patch, &name, &detach, &err) < 0);
+}
+
+TEST(cli_run_request)
+{
+    json_t *req;
+    struct serr err;
+    char **argv = ARGV("run", "--rm", "--name", "t1", "-e", "K=V", "--init", "busybox", "echo",
+                       "-n", "hi");
+    CHECK(cli_build_run_request(11, argv, &req, &err) == 0);
+    CHECK(json_is_true(json_object_get(req, "rm")));
+    CHECK(json_is_false(json_object_get(req, "detach")));
+    CHECK(json_is_true(json_object_get(req, "init")));
+    CHECK_STR(str_at(req, "name"), "t1");
+    CHECK_STR(str_at(req, "image"), "busybox");
+    CHECK(json_array_size(json_object_get(req, "args")) == 3);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(req, "env"), 0)), "K=V");
+    json_decref(req);
+    char **detached = ARGV("run", "-d", "busybox");
+    CHECK(cli_build_run_request(3, detached, &req, &err) == 0);
+    CHECK(json_is_true(json_object_get(req, "detach")));
+    json_decref(req);
+    char **empty = ARGV("run", "--rm");
+    CHECK(cli_build_run_request(2, empty, &req, &err) < 0);
+}
+
+TEST(cli_formatting_helpers)
+{
+    char out[64];
+    cli_short_id("sha256:0123456789abcdef0123", out, sizeof(out));
+    CHECK_STR(out, "0123456789ab");
+    cli_short_id("abc", out, sizeof(out));
+    CHECK_STR(out, "abc");
+    cli_human_size(1234567, out, sizeof(out));
+    CHECK_STR(out, "1.235MB");
+    cli_human_size(512, out, sizeof(out));
+    CHECK_STR(out, "512B");
+    cli_human_size(4400000000LL, out, sizeof(out));
+    CHECK_STR(out, "4.4GB");
+    cli_capitalize("ready", out, sizeof(out));
+    CHECK_STR(out, "Ready");
+    cli_capitalize("", out, sizeof(out));
+    CHECK_STR(out, "");
+    char *esc = cli_escape("a b/c?d=e&f%");
+    CHECK_STR(esc, "a%20b%2Fc%3Fd%3De%26f%25");
+    free(esc);
+    int64_t n;
+    struct serr err;
+    CHECK(cli_parse_uint("--replicas", "42", 100, &n, &err) == 0 && n == 42);
+    CHECK(cli_parse_uint("--replicas", "101", 100, &n, &err) < 0);
+    CHECK(cli_parse_uint("--replicas", "+1", 100, &n, &err) < 0);
+}
