@@ -2,7 +2,7 @@
 # Sets everything up and runs shoal on this machine: Debian packages, build,
 # install to /usr/local/bin, a daemon on the embedded defaults, a single-node
 # swarm, a busybox image and a demo web service.
-# Usage: sudo ./scripts/demo.sh        (stop with: sudo ./scripts/demo.sh stop)
+# Usage (as root): ./scripts/demo.sh      (stop with: ./scripts/demo.sh stop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (containers, mounts, cgroups)" >&2; exit 1; }
@@ -63,5 +63,5 @@ shoal is running (daemon log: $LOG). Try:
   shoal run --rm busybox echo hi     a one-off container
   shoal service create --name sleepers --replicas 5 busybox sleep 1000
   shoal service scale sleepers=10
-  sudo ./scripts/demo.sh stop        stop everything
+  ./scripts/demo.sh stop             stop everything
 EOT
