@@ -416,11 +416,12 @@ TEST(runtime_kill_and_delete)
     pid_t pid = create_ok(&fx, "kill1", "{\"args\":[\"sleep\",\"100\"]}", &out_read);
     start_ok(&fx, "kill1");
     uint64_t cpu_ns = 0, mem_bytes = 0;
-    CHECK(runtime_stats(&fx.rt, "kill1", &cpu_ns, &mem_bytes) == 0);
-    CHECK(mem_bytes > 0);
+    int stats_rc = runtime_stats(&fx.rt, "kill1", &cpu_ns, &mem_bytes);
     struct serr err = {0};
     CHECK(runtime_kill(&fx.rt, "kill1", SIGKILL, &err) == 0);
     int status = wait_status(pid);
+    /* checked after the kill: a failed check must not leave the container behind */
+    CHECK(stats_rc == 0 && mem_bytes > 0);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     close(out_read);
     delete_ok(&fx, "kill1");
