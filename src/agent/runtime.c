@@ -178,12 +178,16 @@ static int run_crun(const struct runtime *rt, const char *id, const char *const 
 {
     char *bundle = bundle_path(rt, id);
     char *log_path = path_exists(bundle) ? xasprintf("%s/crun.log", bundle) : NULL;
-    char *log_opt = log_path ? xasprintf("--log=file:%s", log_path) : NULL;
+    /* runc takes a plain path after --log and has no --cgroup-manager: on v1
+     * and hybrid hosts it makes its own cgroups too, and shoal's placement
+     * then moves the process into shoal's. */
+    bool runc = strstr(rt->runtime_path, "runc") != NULL;
+    char *log_opt = log_path ? xasprintf(runc ? "--log=%s" : "--log=file:%s", log_path) : NULL;
     char *root_opt = xasprintf("--root=%s", rt->runtime_root);
     const char *argv[CRUN_MAX_ARGS];
     size_t n = 0;
     argv[n++] = rt->runtime_path;
-    if (rt->cgroup_mode != CGROUP_V2)
+    if (rt->cgroup_mode != CGROUP_V2 && !runc)
         argv[n++] = "--cgroup-manager=disabled";
     argv[n++] = root_opt;
     if (log_opt) {
