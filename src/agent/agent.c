@@ -610,7 +610,8 @@ static void sync_task(struct agent *a, json_t *task)
         return;
     }
     if (want_running && state && strcmp(state, "assigned") == 0) {
-        start_task(a, task);
+        if (a->stop_all_done == NULL) /* leaving: the orchestrator may still replace tasks */
+            start_task(a, task);
     } else if (want_running && state && strcmp(state, "running") == 0) {
         report_lost(a, id);
     } else if (!want_running && !task_finished(state)) {
