@@ -1,0 +1,391 @@
+"""Fixtures for shoal integration tests: a busybox rootfs, a fresh daemon per
+module (or per test), CLI and API helpers, and a teardown that checks that
+nothing (process, mount, cgroup) is left behind."""
+import glob
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHOAL_BIN = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "shoal"))
+BUSYBOX = "/bin/busybox"
+
+
+def wait_until(fn, timeout=20, interval=0.1, msg=None):
+    """Polls fn until it returns a truthy value; returns it. Fails after timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last_exc = e
+        if time.monotonic() > deadline:
+            detail = msg() if callable(msg) else msg
+            raise AssertionError(
+                "condition not met within %ss%s%s"
+                % (timeout, ": %s" % detail if detail else "", " (last error: %r)" % last_exc if last_exc else "")
+            )
+        time.sleep(interval)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pid_alive(pid):
+    if not pid or pid <= 0:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def make_rootfs_tar(path, extra=None):
+    """A busybox root filesystem: bin/busybox plus one symlink per applet.
+    extra: {path_in_tar: bytes} of additional regular files."""
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    with tarfile.open(path, "w") as tar:
+        for d in ("bin", "etc", "tmp", "proc", "sys", "dev"):
+            ti = tarfile.TarInfo(d)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = 0o1777 if d == "tmp" else 0o755
+            tar.addfile(ti)
+        tar.add(BUSYBOX, arcname="bin/busybox")
+        for a in applets:
+            if a == "busybox":
+                continue
+            ti = tarfile.TarInfo("bin/" + a)
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = "busybox"
+            tar.addfile(ti)
+        for name, data in (extra or {}).items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o644
+            import io
+
+            tar.addfile(ti, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def rootfs_tar(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rootfs")
+    return make_rootfs_tar(str(d / "busybox.tar"))
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class ApiResponse:
+    def __init__(self, status, body, headers):
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<ApiResponse %d %r>" % (self.status, self.body[:300])
+
+
+class Daemon:
+    def __init__(self, base):
+        self.base = base
+        os.makedirs(base, exist_ok=True)
+        self.state_dir = os.path.join(base, "state")
+        self.run_dir = os.path.join(base, "run")
+        self.sock = os.path.join(self.run_dir, "shoal.sock")
+        self.port = free_port()
+        self.proc = None
+        self.log_path = os.path.join(base, "daemon.log")
+        self.known_pids = set()
+        self.known_ids = set()
+        self.swarm_active = False
+
+    # ---- process control ----
+    def start(self):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir", self.run_dir],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited with %s:\n%s" % (self.proc.returncode, self.log_tail()))
+            if not os.path.exists(self.sock):
+                return False
+            return self.api("GET", "/v1/info").status == 200
+
+        try:
+            wait_until(ready, timeout=20)
+        except AssertionError:
+            raise AssertionError("daemon did not come up:\n" + self.log_tail())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("daemon did not exit on %s:\n%s" % (sig, self.log_tail()))
+        self.proc = None
+
+    def kill9(self):
+        self.stop(sig=signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def log_tail(self, n=60):
+        try:
+            with open(self.log_path, "rb") as f:
+                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    # ---- clients ----
+    def cli(self, *args, check=True, input=None, timeout=60):
+        env = dict(os.environ, SHOAL_HOST="unix://" + self.sock)
+        res = subprocess.run(
+            [SHOAL_BIN, "-H", "unix://" + self.sock] + [str(a) for a in args],
+            capture_output=True,
+            text=isinstance(input, str) or input is None,
+            input=input,
+            env=env,
+            timeout=timeout,
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(
+                "shoal %s failed (%d):\nstdout: %s\nstderr: %s"
+                % (" ".join(map(str, args)), res.returncode, res.stdout, res.stderr)
+            )
+        return res
+
+    def cli_json(self, *args):
+        out = self.cli(*args, "--format", "json").stdout
+        return json.loads(out)
+
+    def api(self, method, path, body=None, raw=None, headers=None, timeout=30):
+        conn = UnixHTTPConnection(self.sock, timeout=timeout)
+        try:
+            hdrs = dict(headers or {})
+            data = None
+            if raw is not None:
+                data = raw if isinstance(raw, bytes) else raw.encode()
+            elif body is not None:
+                data = json.dumps(body).encode()
+                hdrs.setdefault("Content-Type", "application/json")
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return ApiResponse(resp.status, resp.read(), dict(resp.getheaders()))
+        finally:
+            conn.close()
+
+    # ---- swarm / images ----
+    def init_swarm(self):
+        self.cli("swarm", "init", "--advertise-addr", "127.0.0.1:%d" % self.port)
+        self.swarm_active = True
+
+    def import_image(self, tar, name="busybox:latest"):
+        return self.cli("image", "import", tar, name)
+
+    # ---- state helpers ----
+    def tasks(self, service):
+        r = self.api("GET", "/v1/services/%s/tasks" % service)
+        assert r.status == 200, r
+        ts = r.json()
+        self.remember(ts)
+        return ts
+
+    def remember(self, tasks):
+        for t in tasks:
+            if t.get("pid"):
+                self.known_pids.add(t["pid"])
+            self.known_ids.add(t["id"])
+
+    def running_tasks(self, service):
+        return [t for t in self.tasks(service) if t["desired_state"] == "running" and t["state"] == "running"]
+
+    def service(self, name):
+        r = self.api("GET", "/v1/services/" + name)
+        assert r.status == 200, r
+        return r.json()
+
+    def wait_running(self, service, n, timeout=30, version=None):
+        def ok():
+            ts = self.running_tasks(service)
+            if version is not None:
+                ts = [t for t in ts if t["spec_version"] == version]
+            cur = [t for t in self.tasks(service) if t["desired_state"] == "running"]
+            return ts if len(ts) == n and len(cur) == n else None
+
+        return wait_until(ok, timeout=timeout, msg=lambda: json.dumps(self.tasks(service), indent=1)[:3000])
+
+    def logs(self, service, *extra):
+        return self.cli("service", "logs", *extra, service).stdout
+
+    # ---- teardown checks ----
+    def leftovers(self):
+        problems = []
+        for pid in self.known_pids:
+            if pid_alive(pid):
+                problems.append("process %d still alive" % pid)
+        with open("/proc/mounts") as f:
+            for line in f:
+                if self.base in line:
+                    problems.append("mount left: " + line.strip())
+        for cid in self.known_ids:
+            for d in glob.glob("/sys/fs/cgroup/*/shoal/%s" % cid) + glob.glob("/sys/fs/cgroup/shoal/%s" % cid):
+                if os.path.isdir(d):
+                    problems.append("cgroup left: " + d)
+        return problems
+
+    def teardown(self):
+        errors = []
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self.start()
+            # record every known task/container before leaving
+            try:
+                r = self.api("GET", "/v1/tasks")
+                if r.status == 200:
+                    self.remember(r.json())
+                r = self.api("GET", "/v1/containers")
+                if r.status == 200:
+                    for c in r.json():
+                        self.known_ids.add(c["id"])
+            except Exception:  # noqa: BLE001
+                pass
+            info = self.api("GET", "/v1/info").json()
+            if info["swarm"]["state"] == "active":
+                res = self.cli("swarm", "leave", "--force", check=False, timeout=120)
+                if res.returncode != 0:
+                    errors.append("swarm leave failed: %s" % res.stderr)
+            # local containers (shoal run -d) are not tasks
+            r = self.api("GET", "/v1/containers")
+            if r.status == 200:
+                for c in r.json():
+                    self.api("DELETE", "/v1/containers/%s?force=1" % c["id"])
+            self.stop()
+        except Exception as e:  # noqa: BLE001
+            errors.append("teardown: %r" % e)
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        try:
+            wait_until(lambda: not self.leftovers(), timeout=20)
+        except AssertionError:
+            errors.append("leftovers: %s" % self.leftovers())
+        if errors:
+            # best-effort cleanup so later tests are not affected
+            for pid in self.known_pids:
+                if pid_alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            with open("/proc/mounts") as f:
+                mps = [l.split()[1] for l in f if self.base in l]
+            for mp in reversed(mps):
+                subprocess.run(["umount", "-l", mp], check=False)
+        return errors
+
+
+def _make_daemon(tmp, rootfs_tar, swarm=True, image=True):
+    d = Daemon(tmp)
+    d.start()
+    if swarm:
+        d.init_swarm()
+        if image:
+            d.import_image(rootfs_tar)
+    return d
+
+
+@pytest.fixture
+def fresh_daemon(rootfs_tar):
+    """A daemon per test: swarm initialised, busybox:latest imported."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = _make_daemon(tmp, rootfs_tar)
+    yield d
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+@pytest.fixture
+def bare_daemon():
+    """A daemon per test, not in a swarm, no image."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = Daemon(tmp)
+    d.start()
+    yield d
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+@pytest.fixture(scope="module")
+def module_daemon(rootfs_tar):
+    """A daemon shared by a module's tests: swarm initialised, busybox:latest imported."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = _make_daemon(tmp, rootfs_tar)
+    yield d
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+@pytest.fixture
+def daemon(module_daemon):
+    """The module's shared daemon; checks after each test that it still answers."""
+    yield module_daemon
+    if module_daemon.proc is not None and module_daemon.proc.poll() is None:
+        assert module_daemon.api("GET", "/v1/info").status == 200
