@@ -46,4 +46,4 @@ clean:
 	rm -rf build build-asan
 
 .PHONY: all test test-asan clean
--include $(OBJ:.o=.d) $(BUILD)/src/main.d
+-include $(OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_SRC:%.c=$(BUILD)/%.d)

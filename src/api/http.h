@@ -39,6 +39,12 @@ struct http_req {
     size_t body_len;
     char *body_file;      /* spooled body's path (spool prefixes only), or NULL */
     void *data;           /* free for the router */
+    /* Cluster-port requests (http_server_adopt): remote is true and the TLS
+     * peer's certificate names peer_id and peer_role ("" without a client
+     * certificate: a joining node). Unix-socket requests: local root. */
+    bool remote;
+    const char *peer_id;
+    const char *peer_role;
     /* Called at most once if the client goes away before the response ends
      * (streams: `follow` readers). After it returns, `req` is freed: the
      * router must drop every pointer to it. */
@@ -53,6 +59,13 @@ struct http_server *http_server_start(uv_loop_t *loop, const char *path, const c
                                       const char *const *spool_prefixes, http_router_cb router,
                                       void *data, struct serr *err);
 void *http_server_data(struct http_server *srv);
+
+/* Serves HTTP on an already connected stream `fd` (the plain side of a TLS
+ * connection), whose first `initial_len` bytes were already read into
+ * `initial`. Takes `fd` (closed with the connection). 0, or -1 when the
+ * server is stopping (fd closed too). */
+int http_server_adopt(struct http_server *srv, int fd, const char *initial, size_t initial_len,
+                      const char *peer_id, const char *peer_role);
 /* Closes the listener and every connection; frees everything in close callbacks. */
 void http_server_stop(struct http_server *srv);
 

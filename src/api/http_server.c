@@ -83,6 +83,11 @@ struct http_conn {
     bool close_after_write;
     bool closing; /* uv_close() called */
     bool closed;  /* close callback ran */
+
+    /* Connections adopted from the cluster port: the TLS peer's identity. */
+    bool remote;
+    char peer_id[64];
+    char peer_role[16];
 };
 
 struct write_req {
@@ -357,6 +362,9 @@ static int on_message_begin(http_parser *p)
     free_request(conn);
     conn->req = xcalloc(1, sizeof(*conn->req));
     conn->req->conn = conn;
+    conn->req->remote = conn->remote;
+    conn->req->peer_id = conn->peer_id;
+    conn->req->peer_role = conn->peer_role;
     conn->body_cap = 0;
     conn->nheaders = 0;
     conn->header_was_value = false;
@@ -668,11 +676,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- listener ---- */
 
-static void on_connection(uv_stream_t *listener, int status)
+static struct http_conn *conn_new(struct http_server *srv)
 {
-    struct http_server *srv = listener->data;
-    if (status < 0 || srv->stopping)
-        return;
     struct http_conn *conn = xcalloc(1, sizeof(*conn));
     conn->srv = srv;
     conn->spool_fd = -1;
@@ -685,9 +690,42 @@ static void on_connection(uv_stream_t *listener, int status)
         srv->conns->prev = conn;
     srv->conns = conn;
     srv->live++;
+    return conn;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *srv = listener->data;
+    if (status < 0 || srv->stopping)
+        return;
+    struct http_conn *conn = conn_new(srv);
     if (uv_accept(listener, (uv_stream_t *)&conn->pipe) < 0 ||
         uv_read_start((uv_stream_t *)&conn->pipe, read_alloc, on_read) < 0)
         conn_close(conn);
+}
+
+int http_server_adopt(struct http_server *srv, int fd, const char *initial, size_t initial_len,
+                      const char *peer_id, const char *peer_role)
+{
+    if (srv->stopping)
+        return -1;
+    struct http_conn *conn = conn_new(srv);
+    snprintf(conn->peer_id, sizeof(conn->peer_id), "%s", peer_id ? peer_id : "");
+    snprintf(conn->peer_role, sizeof(conn->peer_role), "%s", peer_role ? peer_role : "");
+    conn->remote = true;
+    if (uv_pipe_open(&conn->pipe, fd) < 0) {
+        conn_close(conn);
+        return -1;
+    }
+    if (initial_len > 0)
+        append_input(conn, initial, initial_len);
+    if (uv_read_start((uv_stream_t *)&conn->pipe, read_alloc, on_read) < 0) {
+        conn_close(conn);
+        return -1;
+    }
+    if (initial_len > 0)
+        conn_process(conn);
+    return 0;
 }
 
 static void on_listener_closed(uv_handle_t *h)
