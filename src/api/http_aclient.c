@@ -1,0 +1,174 @@
+#include "api/http_aclient.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/util.h"
+
+#define MAX_BODY (64u * 1024 * 1024)
+
+struct areq {
+    uv_pipe_t pipe;
+    uv_write_t write;
+    uv_timer_t defer; /* reports failures after the caller's stack unwound */
+    http_parser parser;
+    char *out;        /* request bytes */
+    char *body;       /* response body in memory */
+    size_t body_len, body_cap;
+    int out_fd;
+    bool done, complete, pipe_open;
+    int handles;
+    char errmsg[160];
+    http_acb cb;
+    void *arg;
+};
+
+static http_parser_settings settings;
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct areq *r = h->data;
+    if (--r->handles > 0)
+        return;
+    free(r->out);
+    free(r->body);
+    free(r);
+}
+
+static void finish(struct areq *r, int status, const char *fmt, const char *detail)
+{
+    if (r->done)
+        return;
+    r->done = true;
+    if (status < 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg), fmt, detail ? detail : "");
+        r->cb(r->arg, -1, NULL, 0, r->errmsg);
+    } else {
+        r->cb(r->arg, status, r->out_fd >= 0 ? NULL : (r->body ? r->body : ""), r->body_len, NULL);
+    }
+    if (r->pipe_open)
+        uv_close((uv_handle_t *)&r->pipe, handle_closed);
+    uv_close((uv_handle_t *)&r->defer, handle_closed);
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct areq *r = p->data;
+    if (r->out_fd >= 0) {
+        while (len > 0) {
+            ssize_t w = write(r->out_fd, at, len);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return -1;
+            at += w;
+            len -= (size_t)w;
+        }
+        return 0;
+    }
+    if (r->body_len + len + 1 > MAX_BODY)
+        return -1;
+    if (r->body_len + len + 1 > r->body_cap) {
+        r->body_cap = (r->body_len + len + 1) * 2;
+        r->body = xrealloc(r->body, r->body_cap);
+    }
+    memcpy(r->body + r->body_len, at, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+static int on_complete(http_parser *p)
+{
+    struct areq *r = p->data;
+    r->complete = true;
+    return 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    buf->base = xmalloc(65536);
+    buf->len = 65536;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct areq *r = s->data;
+    if (n > 0) {
+        size_t used = http_parser_execute(&r->parser, &settings, buf->base, (size_t)n);
+        if (used != (size_t)n && !r->complete)
+            finish(r, -1, "malformed response: %s", http_errno_description(HTTP_PARSER_ERRNO(&r->parser)));
+    } else if (n < 0) {
+        http_parser_execute(&r->parser, &settings, NULL, 0); /* EOF ends a close-delimited body */
+        if (!r->complete)
+            finish(r, -1, "connection closed before the response ended%s", "");
+    }
+    free(buf->base);
+    if (r->complete)
+        finish(r, r->parser.status_code, NULL, NULL);
+}
+
+static void write_cb(uv_write_t *w, int status)
+{
+    struct areq *r = w->data;
+    if (status < 0)
+        finish(r, -1, "send failed: %s", uv_strerror(status));
+}
+
+static void fail_later(uv_timer_t *t)
+{
+    struct areq *r = t->data;
+    char msg[sizeof(r->errmsg)];
+    memcpy(msg, r->errmsg, sizeof(msg));
+    finish(r, -1, "%s", msg);
+}
+
+void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path,
+                   const char *content_type, const char *body, size_t len, int out_fd,
+                   http_acb cb, void *arg)
+{
+    if (settings.on_body == NULL) {
+        http_parser_settings_init(&settings);
+        settings.on_body = on_body;
+        settings.on_message_complete = on_complete;
+    }
+    struct areq *r = xcalloc(1, sizeof(*r));
+    r->cb = cb;
+    r->arg = arg;
+    r->out_fd = out_fd;
+    r->handles = 1;
+    uv_timer_init(loop, &r->defer);
+    r->defer.data = r;
+    http_parser_init(&r->parser, HTTP_RESPONSE);
+    r->parser.data = r;
+    uv_pipe_init(loop, &r->pipe, 0);
+    r->pipe.data = r;
+    if (uv_pipe_open(&r->pipe, fd) != 0) {
+        close(fd);
+        r->handles = 2;
+        uv_close((uv_handle_t *)&r->pipe, handle_closed);
+        snprintf(r->errmsg, sizeof(r->errmsg), "cannot use the connection");
+        uv_timer_start(&r->defer, fail_later, 0, 0);
+        return;
+    }
+    r->pipe_open = true;
+    r->handles = 2;
+    char *head = xasprintf("%s %s HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n"
+                           "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+                           method, path, content_type ? content_type : "application/json", len);
+    size_t hlen = strlen(head);
+    r->out = xmalloc(hlen + len);
+    memcpy(r->out, head, hlen);
+    if (len)
+        memcpy(r->out + hlen, body, len);
+    free(head);
+    uv_buf_t buf = uv_buf_init(r->out, (unsigned)(hlen + len));
+    r->write.data = r;
+    uv_write(&r->write, (uv_stream_t *)&r->pipe, &buf, 1, write_cb);
+    uv_read_start((uv_stream_t *)&r->pipe, alloc_cb, read_cb);
+}

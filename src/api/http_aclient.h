@@ -1,0 +1,24 @@
+/* Asynchronous one-shot HTTP/1.1 client on the daemon's loop: one request
+ * over an already connected stream (the plain side of a TLS connection from
+ * tlsproxy_connect), then the connection is closed. Used between nodes:
+ * agent sessions, forwarded writes, layer downloads. */
+#ifndef SHOAL_API_HTTP_ACLIENT_H
+#define SHOAL_API_HTTP_ACLIENT_H
+
+#include <stddef.h>
+#include <uv.h>
+
+/* `status` is the HTTP status, or -1 when the exchange failed (then `errmsg`
+ * says why and body is NULL). `body` (NUL-terminated) is valid only during
+ * the call; it is NULL when the body went to out_fd. */
+typedef void (*http_acb)(void *arg, int status, const char *body, size_t len, const char *errmsg);
+
+/* Takes `fd` (closed at the end). `body` is copied. When out_fd >= 0 the
+ * response body is written there instead of memory (not closed). The
+ * callback runs exactly once, never from within this call. Bodies kept in
+ * memory are capped at 64 MiB. */
+void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path,
+                   const char *content_type, const char *body, size_t len, int out_fd,
+                   http_acb cb, void *arg);
+
+#endif
