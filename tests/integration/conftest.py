@@ -207,7 +207,9 @@ class Daemon:
         return res
 
     def cli_json(self, *args):
-        out = self.cli(*args, "--format", "json").stdout
+        # COMMAND SUBCOMMAND --format json [ARGS]: the CLI wants flags before positional args
+        args = list(args[:2]) + ["--format", "json"] + list(args[2:])
+        out = self.cli(*args).stdout
         return json.loads(out)
 
     def api(self, method, path, body=None, raw=None, headers=None, timeout=30):

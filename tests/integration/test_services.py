@@ -1,0 +1,415 @@
+"""Services: create / scale / update / rm, modes, mounts, limits, restart
+policies, constraints, task errors, logs, desired-state reconciliation."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import SHOAL_BIN, pid_alive, wait_until
+
+GRACE = ("--stop-grace-period", "1s")
+
+
+def create(d, name, *args, detach=False):
+    extra = ("-d",) if detach else ()
+    return d.cli("service", "create", "--name", name, *GRACE, *extra, *args)
+
+
+def remove(d, name):
+    pids = [t["pid"] for t in d.tasks(name) if t.get("pid")]
+    d.cli("service", "rm", name)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20)
+
+
+def task_by_id(d, service, tid):
+    return [t for t in d.tasks(service) if t["id"] == tid][0]
+
+
+def read_file(path):
+    with open(path) as f:
+        return f.read()
+
+
+# ---- create / scale / update / rm ----
+
+def test_create_scale_rm(daemon):
+    d = daemon
+    r = create(d, "web", "--replicas", "3", "busybox", "sleep", "1000")
+    svc_id = r.stdout.split()[0]
+    tasks = d.wait_running("web", 3)
+    assert sorted(t["slot"] for t in tasks) == [1, 2, 3]
+    assert sorted(t["name"] for t in tasks) == ["web.1", "web.2", "web.3"]
+    for t in tasks:
+        assert pid_alive(t["pid"])
+        assert t["spec_version"] == 1
+        assert t["image"] == "busybox:latest"
+    svc = [s for s in d.cli_json("service", "ls") if s["name"] == "web"][0]
+    assert svc["id"] == svc_id
+    assert svc["replicas_running"] == 3 and svc["replicas_desired"] == 3
+    table = d.cli("service", "ls").stdout
+    assert "3/3" in table
+    insp = json.loads(d.cli("service", "inspect", "web").stdout)
+    assert insp[0]["spec"]["args"] == ["sleep", "1000"]
+    assert insp[0]["spec"]["replicas"] == 3
+    # by id prefix too
+    assert d.api("GET", "/v1/services/" + svc_id[:8]).json()["name"] == "web"
+
+    d.cli("service", "scale", "web=5")
+    tasks5 = d.wait_running("web", 5)
+    assert {t["id"] for t in tasks} <= {t["id"] for t in tasks5}, "scaling up must keep the old tasks"
+    assert d.service("web")["replicas_desired"] == 5
+
+    d.cli("service", "scale", "web=1")
+    tasks1 = d.wait_running("web", 1)
+    assert tasks1[0]["slot"] == 1
+    gone = [t["pid"] for t in tasks5 if t["slot"] != 1]
+    wait_until(lambda: not any(pid_alive(p) for p in gone), timeout=20)
+    svc = d.service("web")
+    assert svc["replicas_running"] == 1 and svc["replicas_desired"] == 1
+
+    # update --replicas works as scale too
+    d.cli("service", "update", "--replicas", "2", "web")
+    d.wait_running("web", 2)
+
+    pids = [t["pid"] for t in d.running_tasks("web")]
+    d.cli("service", "rm", "web")
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20)
+    assert d.api("GET", "/v1/services/web").status == 404
+    assert "web" not in [s["name"] for s in d.cli_json("service", "ls")]
+    # the containers are gone from the node, and the tasks from the store
+    wait_until(lambda: not [c for c in d.api("GET", "/v1/containers").json()
+                            if c["name"].startswith("web.")], timeout=20)
+    wait_until(lambda: not [t for t in d.api("GET", "/v1/tasks").json() if t["service_name"] == "web"],
+               timeout=20)
+
+
+def test_update_image_and_env_rolling(daemon, rootfs_tar):
+    d = daemon
+    d.cli("image", "import", rootfs_tar, "busybox:2")
+    create(d, "upd", "--replicas", "2", "--update-parallelism", "1", "--env", "COLOR=red",
+           "busybox", "sh", "-c", "echo COLOR=$COLOR FLAVOR=$FLAVOR; exec sleep 1000")
+    v1 = d.wait_running("upd", 2)
+    assert all(t["spec_version"] == 1 for t in v1)
+    wait_until(lambda: d.logs("upd").count("COLOR=red") == 2)
+
+    d.cli("service", "update", "--env-add", "FLAVOR=mint", "upd")
+    svc = d.service("upd")
+    assert svc["version"] == 2
+    assert "FLAVOR=mint" in svc["spec"]["env"] and "COLOR=red" in svc["spec"]["env"]
+    v2 = d.wait_running("upd", 2, version=2)
+    assert not {t["id"] for t in v1} & {t["id"] for t in v2}
+    for t in v1:
+        old = task_by_id(d, "upd", t["id"])
+        assert old["desired_state"] == "shutdown" and old["state"] == "shutdown"
+        assert not pid_alive(t["pid"])
+    # the new env reached the new containers
+    def new_lines():
+        out = d.logs("upd")
+        return [l for l in out.splitlines() if "FLAVOR=mint" in l]
+    lines = wait_until(lambda: len(new_lines()) == 2 and new_lines())
+    for t in v2:
+        assert any(t["id"][:12] in l for l in lines), (t["id"], lines)
+    wait_until(lambda: d.service("upd")["update_status"] == "completed")
+
+    d.cli("service", "update", "--image", "busybox:2", "upd")
+    v3 = d.wait_running("upd", 2, version=3)
+    assert all(t["image"] == "busybox:2" for t in v3)
+    assert d.service("upd")["spec"]["image"] == "busybox:2"
+
+    d.cli("service", "update", "--env-rm", "COLOR", "upd")
+    v4 = d.wait_running("upd", 2, version=4)
+    assert "COLOR=red" not in d.service("upd")["spec"]["env"]
+    wait_until(lambda: sum(1 for l in d.logs("upd").splitlines()
+                           if "COLOR= FLAVOR=mint" in l and any(t["id"][:12] in l for t in v4)) == 2)
+
+    # a patch that changes nothing in the template does not bump the version
+    d.cli("service", "update", "--replicas", "2", "upd")
+    assert d.service("upd")["version"] == 4
+    remove(d, "upd")
+
+
+def test_update_args(daemon):
+    d = daemon
+    create(d, "argsvc", "busybox", "sh", "-c", "echo first; exec sleep 1000")
+    d.wait_running("argsvc", 1)
+    d.cli("service", "update", "--args", "sh -c 'echo second; exec sleep 1000'", "argsvc")
+    d.wait_running("argsvc", 1, version=2)
+    wait_until(lambda: "second" in d.logs("argsvc"))
+    remove(d, "argsvc")
+
+
+def test_global_mode(daemon):
+    d = daemon
+    create(d, "glob", "--mode", "global", "busybox", "sleep", "1000")
+    tasks = d.wait_running("glob", 1)
+    node_id = d.api("GET", "/v1/info").json()["node_id"]
+    assert tasks[0]["node_id"] == node_id
+    assert tasks[0]["slot"] == node_id
+    svc = d.service("glob")
+    assert svc["spec"]["mode"] == "global"
+    assert svc["replicas_desired"] == 1 and svc["replicas_running"] == 1
+    # scale does not apply to a global service
+    r = d.cli("service", "scale", "glob=3", check=False)
+    assert r.returncode != 0 and "replicated" in r.stderr
+    assert len(d.running_tasks("glob")) == 1
+    remove(d, "glob")
+
+
+# ---- env / mounts / limits / init ----
+
+def test_env(daemon):
+    d = daemon
+    create(d, "envsvc", "--env", "A=1", "-e", "B=two words", "busybox", "sh", "-c",
+           'echo "A=$A B=$B"; exec sleep 1000')
+    d.wait_running("envsvc", 1)
+    wait_until(lambda: "A=1 B=two words" in d.logs("envsvc"))
+    remove(d, "envsvc")
+
+
+def test_bind_mount_readonly_and_rw(daemon, tmp_path):
+    d = daemon
+    ro = tmp_path / "ro"
+    rw = tmp_path / "rw"
+    ro.mkdir()
+    rw.mkdir()
+    (ro / "in.txt").write_text("from-host\n")
+    create(d, "binds", "--mount", "type=bind,src=%s,dst=/ro,readonly" % ro,
+           "--mount", "type=bind,src=%s,dst=/rw" % rw, "busybox", "sh", "-c",
+           "cat /ro/in.txt; if touch /ro/x 2>/dev/null; then echo RO-WRITABLE; else echo RO-DENIED; fi; "
+           "echo written > /rw/out.txt; exec sleep 1000")
+    d.wait_running("binds", 1)
+    wait_until(lambda: "RO-" in d.logs("binds"))
+    out = d.logs("binds")
+    assert "from-host" in out
+    assert "RO-DENIED" in out and "RO-WRITABLE" not in out
+    assert not (ro / "x").exists()
+    wait_until(lambda: (rw / "out.txt").exists() and (rw / "out.txt").read_text() == "written\n")
+    remove(d, "binds")
+
+
+def test_volume_persists_across_replacement(daemon):
+    d = daemon
+    create(d, "vol", "--restart-delay", "100ms", "--mount", "type=volume,src=voldata,dst=/data",
+           "busybox", "sh", "-c", "echo run >> /data/runs; echo RUNS=$(wc -l < /data/runs); exec sleep 1000")
+    t1 = d.wait_running("vol", 1)[0]
+    wait_until(lambda: "RUNS=1" in d.logs("vol"))
+    vol_file = os.path.join(d.state_dir, "volumes", "voldata", "_data", "runs")
+    assert read_file(vol_file) == "run\n"
+    os.kill(t1["pid"], signal.SIGKILL)
+    t2 = wait_until(lambda: [t for t in d.running_tasks("vol") if t["id"] != t1["id"]])[0]
+    assert t2["slot"] == 1
+    wait_until(lambda: "RUNS=2" in d.logs("vol"))
+    assert read_file(vol_file) == "run\nrun\n"
+    remove(d, "vol")
+    # the volume outlives the service
+    assert read_file(vol_file) == "run\nrun\n"
+
+
+def test_limit_memory_and_cpu(daemon):
+    d = daemon
+    create(d, "lim", "--limit-memory", "64m", "--limit-cpu", "0.5", "busybox", "sleep", "1000")
+    t = d.wait_running("lim", 1)[0]
+    mem = "/sys/fs/cgroup/memory/shoal/%s/memory.limit_in_bytes" % t["id"]
+    assert int(read_file(mem)) == 64 * 1024 * 1024
+    quota = int(read_file("/sys/fs/cgroup/cpu/shoal/%s/cpu.cfs_quota_us" % t["id"]))
+    period = int(read_file("/sys/fs/cgroup/cpu/shoal/%s/cpu.cfs_period_us" % t["id"]))
+    assert quota * 2 == period
+    # the container process is in that cgroup
+    procs = read_file("/sys/fs/cgroup/memory/shoal/%s/cgroup.procs" % t["id"]).split()
+    assert str(t["pid"]) in procs
+    svc = d.service("lim")
+    assert svc["spec"]["limits"]["memory"] == 64 * 1024 * 1024
+    assert svc["spec"]["limits"]["cpus"] == 0.5
+    remove(d, "lim")
+    wait_until(lambda: not os.path.exists(os.path.dirname(mem)))
+
+
+def test_init(daemon):
+    d = daemon
+    create(d, "withinit", "--init", "busybox", "sh", "-c",
+           "echo PID1=$(tr '\\0' ' ' < /proc/1/cmdline); exec sleep 1000")
+    t = d.wait_running("withinit", 1)[0]
+    wait_until(lambda: "PID1=" in d.logs("withinit"))
+    line = [l for l in d.logs("withinit").splitlines() if "PID1=" in l][0]
+    assert "PID1=/sbin/shoal-init" in line, line
+    # the init forwards SIGTERM: the service stops without waiting for the grace period to kill
+    remove(d, "withinit")
+    assert not pid_alive(t["pid"])
+
+
+# ---- constraints ----
+
+def test_constraints(daemon):
+    d = daemon
+    create(d, "onmgr", "--constraint", "node.role==manager", "busybox", "sleep", "1000")
+    d.wait_running("onmgr", 1)
+    create(d, "onworker", "--constraint", "node.role==worker", "busybox", "sleep", "1000", detach=True)
+
+    def pending():
+        ts = d.tasks("onworker")
+        return len(ts) == 1 and ts[0]["state"] == "pending" and "no suitable node" in ts[0]["message"] and ts
+    ts = wait_until(pending)
+    assert not ts[0].get("pid")
+    ps = d.cli_json("service", "ps", "onworker")
+    assert ps[0]["state"] == "pending" and "no suitable node" in ps[0]["message"]
+    assert d.service("onworker")["replicas_running"] == 0
+    # by hostname
+    host = d.api("GET", "/v1/info").json()["hostname"]
+    create(d, "onhost", "--constraint", "node.hostname==" + host, "busybox", "sleep", "1000")
+    d.wait_running("onhost", 1)
+    create(d, "nothost", "--constraint", "node.hostname!=" + host, "busybox", "sleep", "1000", detach=True)
+    wait_until(lambda: "no suitable node" in d.tasks("nothost")[0]["message"])
+    for s in ("onmgr", "onworker", "onhost", "nothost"):
+        remove(d, s)
+
+
+# ---- tasks that cannot start ----
+
+def test_missing_command_error(daemon):
+    d = daemon
+    create(d, "nocmd", "--restart-delay", "500ms", "busybox", "nope", detach=True)
+    want = "executable file `nope` not found"
+    wait_until(lambda: any(want in t["error"] for t in d.tasks("nocmd")),
+               msg=lambda: json.dumps(d.tasks("nocmd"))[:2000])
+    t = [t for t in d.tasks("nocmd") if want in t["error"]][0]
+    assert t["state"] in ("rejected", "failed"), t
+    ps = d.cli("service", "ps", "nocmd").stdout
+    assert want in ps, ps
+    # keeps retrying (restart any) but never runs
+    assert d.service("nocmd")["replicas_running"] == 0
+    remove(d, "nocmd")
+
+
+def test_bad_bind_source_error(daemon):
+    d = daemon
+    create(d, "badbind", "--mount", "type=bind,src=/nonexistent/shoal-test,dst=/x", "busybox",
+           "sleep", "1000", detach=True)
+    want = "bind source path does not exist"
+    wait_until(lambda: any(want in t["error"] for t in d.tasks("badbind")),
+               msg=lambda: json.dumps(d.tasks("badbind"))[:2000])
+    ps = d.cli("service", "ps", "badbind").stdout
+    assert want in ps, ps
+    remove(d, "badbind")
+
+
+# ---- restart policies / desired state ----
+
+def _wait_terminal(d, name):
+    return wait_until(lambda: [t for t in d.tasks(name)
+                               if t["state"] in ("complete", "failed", "rejected", "shutdown")])
+
+
+def _stays(d, name, n, seconds):
+    """Negative check: the service keeps exactly n tasks for a while (several restart delays)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert len(d.tasks(name)) == n, d.tasks(name)
+        time.sleep(0.1)
+
+
+def test_restart_condition_none(daemon):
+    d = daemon
+    create(d, "rnone", "--restart-condition", "none", "--restart-delay", "100ms", "busybox",
+           "sh", "-c", "exit 1", detach=True)
+    t = _wait_terminal(d, "rnone")[0]
+    assert t["state"] == "failed" and t["exit_code"] == 1, t
+    _stays(d, "rnone", 1, 1.5)
+    remove(d, "rnone")
+
+
+def test_restart_on_failure_exit0_not_restarted(daemon):
+    d = daemon
+    create(d, "rok", "--restart-condition", "on-failure", "--restart-delay", "100ms", "busybox",
+           "sh", "-c", "exit 0", detach=True)
+    t = _wait_terminal(d, "rok")[0]
+    assert t["state"] == "complete" and t["exit_code"] == 0, t
+    _stays(d, "rok", 1, 1.5)
+    remove(d, "rok")
+
+
+def test_restart_on_failure_exit1_restarted(daemon):
+    d = daemon
+    create(d, "rfail", "--restart-condition", "on-failure", "--restart-delay", "100ms", "busybox",
+           "sh", "-c", "exit 7", detach=True)
+    ts = wait_until(lambda: len(d.tasks("rfail")) >= 3 and d.tasks("rfail"))
+    failed = [t for t in ts if t["state"] == "failed"]
+    assert failed and all(t["exit_code"] == 7 for t in failed)
+    assert all(t["slot"] == 1 for t in ts)
+    remove(d, "rfail")
+
+
+def test_restart_any_exit0_restarted(daemon):
+    d = daemon
+    create(d, "rany", "--restart-delay", "100ms", "busybox", "sh", "-c", "exit 0", detach=True)
+    ts = wait_until(lambda: len(d.tasks("rany")) >= 2 and d.tasks("rany"))
+    assert any(t["state"] == "complete" for t in ts)
+    remove(d, "rany")
+
+
+def test_kill9_task_replaced(daemon):
+    d = daemon
+    create(d, "victim", "--replicas", "2", "busybox", "sleep", "1000")
+    tasks = d.wait_running("victim", 2)
+    ps = d.cli_json("service", "ps", "victim")
+    t1 = [t for t in ps if t["slot"] == 1 and t["desired_state"] == "running"][0]
+    other = [t for t in tasks if t["slot"] == 2][0]
+    os.kill(t1["pid"], signal.SIGKILL)
+    new = wait_until(lambda: [t for t in d.running_tasks("victim") if t["slot"] == 1 and t["id"] != t1["id"]])
+    assert new[0]["pid"] != t1["pid"] and pid_alive(new[0]["pid"])
+    old = task_by_id(d, "victim", t1["id"])
+    assert old["state"] == "failed" and old["desired_state"] == "shutdown", old
+    # the other slot is untouched
+    assert task_by_id(d, "victim", other["id"])["state"] == "running"
+    assert pid_alive(other["pid"])
+    remove(d, "victim")
+
+
+def test_task_history_is_bounded(daemon):
+    d = daemon
+    create(d, "churn", "--restart-delay", "0s", "busybox", "true", detach=True)
+    # a task that exits at once is restarted over and over; history stays bounded
+    wait_until(lambda: d.api("GET", "/v1/services/churn").json()["version"] == 1 and
+               sum(1 for t in d.tasks("churn") if t["state"] == "complete") >= 4)
+    time.sleep(1)
+    assert len(d.tasks("churn")) <= 6, d.tasks("churn")
+    remove(d, "churn")
+
+
+# ---- logs ----
+
+def test_logs_tail_and_follow(daemon):
+    d = daemon
+    create(d, "talker", "busybox", "sh", "-c",
+           "for i in 1 2 3 4 5; do echo line$i; done; while true; do sleep 0.2; echo tick; done")
+    t = d.wait_running("talker", 1)[0]
+    wait_until(lambda: "line5" in d.logs("talker"))
+    full = d.logs("talker")
+    assert full.index("line1") < full.index("line5")
+    for l in full.splitlines():
+        assert l.startswith("talker.1.%s@" % t["id"][:12]), l
+        assert " | " in l, l
+    wait_until(lambda: "tick" in d.logs("talker"))
+    tail = d.logs("talker", "--tail", "1").splitlines()
+    assert len(tail) == 1 and tail[0].endswith("tick"), tail
+    tail0 = d.logs("talker", "--tail", "0")
+    assert tail0 == ""
+
+    p = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "service", "logs", "-f", "talker"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        while len(seen) < 8:
+            line = p.stdout.readline()
+            assert line, "logs -f ended: %s" % p.stderr.read()
+            seen.append(line)
+        assert any("line1" in l for l in seen)
+        assert sum(1 for l in seen if l.rstrip().endswith("tick")) >= 2
+        assert p.poll() is None, "logs -f must stay open"
+    finally:
+        p.kill()
+        p.wait()
+    assert d.api("GET", "/v1/info").status == 200
+    remove(d, "talker")
