@@ -18,7 +18,6 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
-#include "raft/cluster.h"
 #include "store/store.h"
 
 static void ctr_maybe_free(struct ctr *c);
@@ -180,13 +179,12 @@ void ctr_release(struct ctr *c)
 
 static void report(struct ctr *c, json_t *fields)
 {
-    struct cluster *cl = c->sh->cluster;
-    if (c->task_id == NULL || cl == NULL) {
+    if (c->task_id == NULL) {
         json_decref(fields);
         return;
     }
     json_object_set_new(fields, "state_at", json_integer(now_ms()));
-    cluster_propose(cl, json_pack("[o]", op_merge("tasks", c->task_id, fields)), NULL, NULL);
+    shoal_report_task(c->sh, c->task_id, fields);
 }
 
 /* ---- output ---- */
@@ -615,35 +613,25 @@ static void sync_task(struct agent *a, json_t *task)
     } else if (want_running && state && strcmp(state, "running") == 0) {
         report_lost(a, id);
     } else if (!want_running && !task_finished(state)) {
-        struct cluster *cl = a->sh->cluster;
-        if (cl)
-            cluster_propose(cl,
-                            json_pack("[o]", op_merge("tasks", id,
-                                                      json_pack("{s:s, s:s, s:I}", "state",
-                                                                "shutdown", "message", "shutdown",
-                                                                "state_at", (json_int_t)now_ms()))),
-                            NULL, NULL);
+        shoal_report_task(a->sh, id,
+                          json_pack("{s:s, s:s, s:I}", "state", "shutdown", "message", "shutdown",
+                                    "state_at", (json_int_t)now_ms()));
     }
 }
 
 void report_lost(struct agent *a, const char *task_id)
 {
-    if (a->sh->cluster == NULL)
-        return;
     json_t *fields = json_pack("{s:s, s:s, s:s, s:I}", "state", "failed", "message", "failed",
                                "error", "task: container not found on the node",
                                "state_at", (json_int_t)now_ms());
-    cluster_propose(a->sh->cluster, json_pack("[o]", op_merge("tasks", task_id, fields)), NULL,
-                    NULL);
+    shoal_report_task(a->sh, task_id, fields);
 }
 
 void agent_sync(struct agent *a)
 {
     if (a->closing)
         return;
-    json_t *tasks = a->sh->cluster ? store_list_where(a->sh->store, "tasks", "node_id",
-                                                      a->sh->node_id)
-                                   : json_array();
+    json_t *tasks = shoal_assigned_tasks(a->sh);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t) sync_task(a, t);

@@ -12,7 +12,7 @@ static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
 {
     const char *image_ref = json_string_value(json_object_get(container, "image"));
     const char *image_id = json_string_value(json_object_get(container, "image_id"));
-    json_t *image = image_id ? store_get(c->sh->store, "images", image_id) : NULL;
+    json_t *image = image_id ? shoal_image_get(c->sh, image_id) : NULL;
     if (image == NULL)
         return serr_set(err, SERR_NOT_FOUND, "No such image: %s", image_ref ? image_ref : "?");
     json_t *layers = json_object_get(image, "layers");

@@ -32,6 +32,29 @@ char *shoal_run_path(struct shoal *sh, const char *rel)
     return xasprintf("%s/%s", sh->run_dir, rel);
 }
 
+/* ---- the agent's view of the cluster ---- */
+
+json_t *shoal_assigned_tasks(struct shoal *sh)
+{
+    if (sh->cluster)
+        return store_list_where(sh->store, "tasks", "node_id", sh->node_id);
+    return json_array();
+}
+
+json_t *shoal_image_get(struct shoal *sh, const char *image_id)
+{
+    return store_get(sh->store, "images", image_id);
+}
+
+void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields)
+{
+    if (sh->cluster == NULL) {
+        json_decref(fields);
+        return;
+    }
+    cluster_propose(sh->cluster, json_pack("[o]", op_merge("tasks", task_id, fields)), NULL, NULL);
+}
+
 /* ---- reconcile ---- */
 
 static void wakeup_cb(uv_timer_t *t)

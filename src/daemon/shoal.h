@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "agent/runtime.h"
@@ -46,6 +47,13 @@ struct shoal {
 /* Schedules a reconcile pass (orchestrator on the leader, agent everywhere)
  * on the next loop iteration. Cheap: many calls make one pass. */
 void shoal_kick(struct shoal *sh);
+
+/* The agent's view of the cluster, the same on managers (local store,
+ * reports proposed or forwarded to the leader) and on workers (the session
+ * with the leader). Each returns a new reference; report takes `fields`. */
+json_t *shoal_assigned_tasks(struct shoal *sh);
+json_t *shoal_image_get(struct shoal *sh, const char *image_id);
+void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields);
 
 /* Path helpers: newly allocated "<state_dir>/<rel>" and "<run_dir>/<rel>". */
 char *shoal_state_path(struct shoal *sh, const char *rel);
