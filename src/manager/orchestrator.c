@@ -331,6 +331,29 @@ static void reap_orphans(struct pass *p)
     }
 }
 
+/* Tasks on a node that is down are lost to the cluster: orphaned (a final
+ * state), so that restart policies start them elsewhere. */
+static void orphan_tasks_of_down_nodes(struct pass *p)
+{
+    size_t i, k;
+    json_t *n, *t;
+    json_array_foreach(p->nodes, i, n)
+    {
+        if (!str_is(n, "status", "down"))
+            continue;
+        json_array_foreach(p->tasks, k, t)
+        {
+            if (!str_is(t, "node_id", sget(n, "id")) || task_state_terminal(sget(t, "state")))
+                continue;
+            char msg[300];
+            snprintf(msg, sizeof(msg), "node %s is down", sget(n, "hostname"));
+            task_merge(p, t,
+                       json_pack("{s:s, s:s, s:s, s:I}", "state", "orphaned", "message",
+                                 "orphaned", "error", msg, "state_at", (json_int_t)p->now));
+        }
+    }
+}
+
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 {
     struct pass p = {.st = st, .ops = json_array(), .now = now};
@@ -339,6 +362,7 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     json_t *services = store_list(st, "services", NULL);
     size_t i;
     json_t *svc;
+    orphan_tasks_of_down_nodes(&p);
     json_array_foreach(services, i, svc) reconcile_service(&p, svc);
     reap_orphans(&p);
     json_decref(services);

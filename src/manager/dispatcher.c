@@ -1,0 +1,188 @@
+#include "manager/dispatcher.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "api/http.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "raft/cluster.h"
+#include "store/store.h"
+
+struct seen {
+    char node_id[64];
+    int64_t at; /* monotonic ms of the last heartbeat */
+};
+
+struct dispatcher {
+    struct shoal *sh;
+    uv_timer_t timer;
+    struct seen *seen;
+    size_t nseen;
+    bool was_leader;
+};
+
+static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
+{
+    for (size_t i = 0; i < d->nseen; i++)
+        if (strcmp(d->seen[i].node_id, node_id) == 0)
+            return &d->seen[i];
+    d->seen = xrealloc(d->seen, (d->nseen + 1) * sizeof(*d->seen));
+    struct seen *s = &d->seen[d->nseen++];
+    snprintf(s->node_id, sizeof(s->node_id), "%s", node_id);
+    s->at = mono_ms();
+    return s;
+}
+
+static void set_node_status(struct shoal *sh, json_t *node, const char *status, const char *msg)
+{
+    const char *id = json_string_value(json_object_get(node, "id"));
+    log_info("node %s (%s) is %s%s%s", json_string_value(json_object_get(node, "hostname")), id,
+             status, msg ? ": " : "", msg ? msg : "");
+    json_t *fields = json_pack("{s:s, s:s, s:I}", "status", status, "message", msg ? msg : "",
+                               "updated_at", (json_int_t)now_ms());
+    cluster_propose(sh->cluster, json_pack("[o]", op_merge("nodes", id, fields)), NULL, NULL);
+}
+
+/* Marks nodes whose heartbeats stopped as down. A new leader first gives
+ * every node a full period: it has seen none of them yet. */
+static void check_nodes(uv_timer_t *t)
+{
+    struct dispatcher *d = t->data;
+    struct shoal *sh = d->sh;
+    bool leader = cluster_is_leader(sh->cluster);
+    if (leader && !d->was_leader)
+        for (size_t i = 0; i < d->nseen; i++)
+            d->seen[i].at = mono_ms();
+    d->was_leader = leader;
+    if (!leader)
+        return;
+    json_t *nodes = store_list(sh->store, "nodes", NULL);
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        const char *status = json_string_value(json_object_get(n, "status"));
+        if (strcmp(id, sh->node_id) == 0) {
+            if (status && strcmp(status, "ready") != 0)
+                set_node_status(sh, n, "ready", NULL);
+            continue;
+        }
+        struct seen *s = seen_entry(d, id);
+        if (status && strcmp(status, "ready") == 0 && mono_ms() - s->at > NODE_DOWN_MS)
+            set_node_status(sh, n, "down", "heartbeat failure");
+    }
+    json_decref(nodes);
+}
+
+struct dispatcher *dispatcher_start(struct shoal *sh)
+{
+    struct dispatcher *d = xcalloc(1, sizeof(*d));
+    d->sh = sh;
+    uv_timer_init(sh->loop, &d->timer);
+    d->timer.data = d;
+    uv_timer_start(&d->timer, check_nodes, 1000, 500);
+    return d;
+}
+
+static void dispatcher_closed(uv_handle_t *h)
+{
+    struct dispatcher *d = h->data;
+    free(d->seen);
+    free(d);
+}
+
+void dispatcher_stop(struct dispatcher *d)
+{
+    if (d)
+        uv_close((uv_handle_t *)&d->timer, dispatcher_closed);
+}
+
+/* Reports are applied one group each: a report about a task deleted
+ * meanwhile fails alone. */
+static void apply_reports(struct shoal *sh, json_t *reports)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(reports, i, r)
+    {
+        const char *id = json_string_value(json_object_get(r, "id"));
+        json_t *fields = json_object_get(r, "fields");
+        if (id == NULL || !json_is_object(fields))
+            continue;
+        /* only observed-state fields: agents never write desired state */
+        json_t *allowed = json_object();
+        static const char *const keys[] = {"state", "state_at", "message", "error", "exit_code",
+                                           "pid", NULL};
+        for (int k = 0; keys[k]; k++)
+            if (json_object_get(fields, keys[k]))
+                json_object_set(allowed, keys[k], json_object_get(fields, keys[k]));
+        cluster_propose(sh->cluster, json_pack("[o]", op_merge("tasks", id, allowed)), NULL, NULL);
+    }
+}
+
+static json_t *manager_addrs(struct shoal *sh)
+{
+    json_t *nodes = store_list(sh->store, "nodes", NULL);
+    json_t *addrs = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *role = json_string_value(json_object_get(n, "role"));
+        if (role && strcmp(role, "manager") == 0)
+            json_array_append(addrs, json_object_get(n, "addr"));
+    }
+    json_decref(nodes);
+    return addrs;
+}
+
+static json_t *images_of(struct shoal *sh, json_t *tasks)
+{
+    json_t *images = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *id =
+            json_string_value(json_object_get(json_object_get(t, "container"), "image_id"));
+        if (id == NULL || json_object_get(images, id))
+            continue;
+        json_t *img = store_get(sh->store, "images", id);
+        if (img)
+            json_object_set_new(images, id, img);
+    }
+    return images;
+}
+
+void dispatcher_session(struct dispatcher *d, struct http_req *req)
+{
+    struct shoal *sh = d->sh;
+    if (!require_leader(sh, req))
+        return;
+    json_t *node = store_get(sh->store, "nodes", req->peer_id);
+    if (node == NULL) {
+        respond_err(req, SERR_NOT_FOUND, "this node is not part of the swarm (removed?)");
+        return;
+    }
+    json_t *body = body_json(req, true);
+    if (body == NULL) {
+        json_decref(node);
+        return;
+    }
+    seen_entry(d, req->peer_id)->at = mono_ms();
+    const char *status = json_string_value(json_object_get(node, "status"));
+    if (status && strcmp(status, "ready") != 0)
+        set_node_status(sh, node, "ready", NULL);
+    apply_reports(sh, json_object_get(body, "reports"));
+    json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
+    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?}", "tasks", tasks, "images",
+                              images_of(sh, tasks), "managers", manager_addrs(sh), "leader",
+                              sh->swarm_addr);
+    respond_json(req, 200, reply);
+    json_decref(body);
+    json_decref(node);
+}
