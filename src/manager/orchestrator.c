@@ -148,7 +148,8 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
     if (cur == NULL) {
         if (last && !task_state_terminal(sget(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
-        if (last && !str_is(last, "state", "shutdown")) {
+        /* the restart delay slows crash loops; a stop or a lost node is no crash */
+        if (last && !str_is(last, "state", "shutdown") && !str_is(last, "state", "orphaned")) {
             int64_t due = json_integer_value(json_object_get(last, "state_at")) +
                           json_integer_value(json_object_get(spec, "restart_delay_ms"));
             if (due > p->now) {
