@@ -232,8 +232,8 @@ void agent_run(struct agent *a, struct http_req *req, json_t *body)
         http_respond_error(req, &err);
         return;
     }
-    char id[33];
-    random_hex(id, 32);
+    char id[sizeof(((struct ctr *)0)->id)]; /* the id answered must be the one stored */
+    random_hex(id, sizeof(id) - 1);
     struct ctr *c = ctr_new(a, id);
     c->local = true;
     c->rm = json_is_true(json_object_get(body, "rm"));
