@@ -313,6 +313,10 @@ class Daemon:
             if r.status == 200:
                 for c in r.json():
                     self.api("DELETE", "/v1/containers/%s?force=1" % c["id"])
+                try:
+                    wait_until(lambda: self.api("GET", "/v1/containers").json() == [], timeout=20)
+                except AssertionError:
+                    errors.append("local containers not removed: %s" % self.api("GET", "/v1/containers").json())
             self.stop()
         except Exception as e:  # noqa: BLE001
             errors.append("teardown: %r" % e)
