@@ -312,3 +312,100 @@ void cluster_stop(struct cluster *c, void (*done)(void *arg), void *arg)
     c->raft.data = c;
     raft_close(&c->raft, raft_closed);
 }
+
+/* ---- membership ---- */
+
+struct change {
+    struct raft_change req;
+    struct cluster *c;
+    uint64_t id;
+    int step; /* add: 0 = adding, 1 = assigning */
+    cluster_change_cb_fn cb;
+    void *arg;
+};
+
+static void change_finish(struct change *ch, int status)
+{
+    struct serr err = {0};
+    int rc = 0;
+    if (status != 0)
+        rc = serr_set(&err, SERR_UNAVAILABLE, "raft membership change: %s", raft_strerror(status));
+    if (ch->cb)
+        ch->cb(ch->arg, rc, &err);
+    free(ch);
+}
+
+static void assign_done(struct raft_change *req, int status)
+{
+    change_finish(req->data, status);
+}
+
+static void add_done(struct raft_change *req, int status)
+{
+    struct change *ch = req->data;
+    if (status != 0) {
+        change_finish(ch, status);
+        return;
+    }
+    int rv = raft_assign(&ch->c->raft, &ch->req, ch->id, RAFT_VOTER, assign_done);
+    if (rv != 0)
+        change_finish(ch, rv);
+}
+
+static struct change *change_new(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg)
+{
+    struct change *ch = xcalloc(1, sizeof(*ch));
+    ch->c = c;
+    ch->id = id;
+    ch->cb = cb;
+    ch->arg = arg;
+    ch->req.data = ch;
+    return ch;
+}
+
+void cluster_add_voter(struct cluster *c, uint64_t id, const char *addr, cluster_change_cb_fn cb,
+                       void *arg)
+{
+    struct change *ch = change_new(c, id, cb, arg);
+    const struct raft_server *known = NULL;
+    for (unsigned i = 0; i < c->raft.configuration.n; i++)
+        if (c->raft.configuration.servers[i].id == id)
+            known = &c->raft.configuration.servers[i];
+    int rv = known ? raft_assign(&c->raft, &ch->req, id, RAFT_VOTER, assign_done)
+                   : raft_add(&c->raft, &ch->req, id, addr, add_done);
+    if (rv != 0)
+        change_finish(ch, rv);
+}
+
+void cluster_remove(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg)
+{
+    struct change *ch = change_new(c, id, cb, arg);
+    int rv = raft_remove(&c->raft, &ch->req, id, assign_done);
+    if (rv != 0)
+        change_finish(ch, rv);
+}
+
+void cluster_demote(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg)
+{
+    struct change *ch = change_new(c, id, cb, arg);
+    int rv = raft_assign(&c->raft, &ch->req, id, RAFT_SPARE, assign_done);
+    if (rv != 0)
+        change_finish(ch, rv);
+}
+
+const char *cluster_leader_addr(struct cluster *c)
+{
+    raft_id id;
+    const char *addr = NULL;
+    raft_leader(&c->raft, &id, &addr);
+    return addr ? addr : "";
+}
+
+bool cluster_has_voter(struct cluster *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->raft.configuration.n; i++)
+        if (c->raft.configuration.servers[i].id == id &&
+            c->raft.configuration.servers[i].role == RAFT_VOTER)
+            return true;
+    return false;
+}

@@ -39,6 +39,19 @@ int cluster_start(uv_loop_t *loop, struct store *store, const struct cluster_con
 void cluster_propose(struct cluster *c, json_t *group, cluster_propose_cb cb, void *arg);
 
 bool cluster_is_leader(struct cluster *c);
+
+/* Membership (leader only). `cb` runs once with 0 or -1 + err. */
+typedef void (*cluster_change_cb_fn)(void *arg, int status, const struct serr *err);
+/* Adds a server as a voter (raft_add, then raft_assign once caught up). */
+void cluster_add_voter(struct cluster *c, uint64_t id, const char *addr, cluster_change_cb_fn cb,
+                       void *arg);
+void cluster_remove(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg);
+/* Demotes a voter to a spare (kept in the configuration, not voting). */
+void cluster_demote(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg);
+/* The leader's raft address ("" when unknown). */
+const char *cluster_leader_addr(struct cluster *c);
+/* True when `id` is a voter of the current configuration. */
+bool cluster_has_voter(struct cluster *c, uint64_t id);
 /* True while proposals are queued or in flight (the orchestrator waits). */
 bool cluster_busy(struct cluster *c);
 const char *cluster_addr(struct cluster *c);
