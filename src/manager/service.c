@@ -61,9 +61,9 @@ static int check_string_array(json_t *v, const char *field, struct serr *err)
     return 0;
 }
 
-static int check_env(json_t *env, struct serr *err)
+static int check_env(json_t *env, const char *field, struct serr *err)
 {
-    if (check_string_array(env, "env", err) < 0)
+    if (check_string_array(env, field, err) < 0)
         return -1;
     size_t i;
     json_t *e;
@@ -122,10 +122,29 @@ static int check_mounts(json_t *mounts, struct serr *err)
     return 0;
 }
 
+/* Rejects keys of a nested object that are not in `known`. */
+static int check_keys(json_t *obj, const char *const *known, const char *what, struct serr *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", what, key);
+    }
+    return 0;
+}
+
 static int check_limits(json_t *limits, struct serr *err)
 {
+    static const char *const known[] = {"cpus", "memory", NULL};
     if (!json_is_object(limits))
         return serr_set(err, SERR_INVALID, "limits must be an object");
+    if (check_keys(limits, known, "limits", err) < 0)
+        return -1;
     json_t *cpus = json_object_get(limits, "cpus");
     json_t *mem = json_object_get(limits, "memory");
     if (cpus && (!json_is_number(cpus) || !(json_number_value(cpus) > 0) ||
@@ -178,8 +197,11 @@ static int check_constraints(json_t *cons, struct serr *err)
 
 static int check_update_config(json_t *uc, struct serr *err)
 {
+    static const char *const known[] = {"parallelism", "delay_ms", NULL};
     if (!json_is_object(uc))
         return serr_set(err, SERR_INVALID, "update_config must be an object");
+    if (check_keys(uc, known, "update_config", err) < 0)
+        return -1;
     if (check_int(uc, "parallelism", 0, MAX_REPLICAS, err) < 0 ||
         check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0)
         return serr_wrap(err, "update_config");
@@ -228,7 +250,7 @@ static int validate(json_t *s, struct serr *err)
     json_t *v;
     if ((v = json_object_get(s, "args")) && check_string_array(v, "args", err) < 0)
         return -1;
-    if ((v = json_object_get(s, "env")) && check_env(v, err) < 0)
+    if ((v = json_object_get(s, "env")) && check_env(v, "env", err) < 0)
         return -1;
     if ((v = json_object_get(s, "mounts")) && check_mounts(v, err) < 0)
         return -1;
@@ -324,7 +346,7 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     json_t *v;
     if ((v = json_object_get(patch, "env_rm")) && check_string_array(v, "env_rm", err) < 0)
         goto err_after_copy;
-    if ((v = json_object_get(patch, "env_add")) && check_env(v, err) < 0)
+    if ((v = json_object_get(patch, "env_add")) && check_env(v, "env_add", err) < 0)
         goto err_after_copy;
     size_t i;
     json_t *e;
