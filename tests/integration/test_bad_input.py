@@ -1,0 +1,283 @@
+"""Bad input through the CLI and straight to the API: a clear message, a
+non-zero exit / 4xx status, the state unchanged, and the daemon still up."""
+import json
+
+import pytest
+
+from conftest import wait_until
+
+GRACE = ("--stop-grace-period", "1s")
+
+
+@pytest.fixture(scope="module")
+def baseline(module_daemon):
+    d = module_daemon
+    d.cli("service", "create", "--name", "web", "--replicas", "2", *GRACE, "busybox", "sleep", "1000")
+    d.wait_running("web", 2)
+    wait_until(lambda: d.service("web")["replicas_running"] == 2)
+    return d
+
+
+def state(d):
+    svcs = d.cli_json("service", "ls")
+    insp = json.loads(d.cli("service", "inspect", "web").stdout)
+    tasks = sorted((t["id"], t["state"], t["desired_state"]) for t in d.api("GET", "/v1/tasks").json())
+    imgs = d.api("GET", "/v1/images").json()
+    return svcs, insp, tasks, imgs
+
+
+@pytest.fixture
+def unchanged(baseline):
+    """Yields the daemon; checks afterwards that nothing changed and that it still answers."""
+    d = baseline
+    before = state(d)
+    yield d
+    assert d.api("GET", "/v1/info").status == 200
+    after = state(d)
+    if after != before:
+        # put the baseline back so that the next tests are not affected
+        for s in d.api("GET", "/v1/services").json():
+            if s["name"] != "web":
+                d.api("DELETE", "/v1/services/" + s["id"])
+        wait_until(lambda: len(d.api("GET", "/v1/tasks").json()) == len(before[2]))
+    assert after == before
+
+
+def expect_cli_error(d, args, *fragments):
+    r = d.cli(*args, check=False)
+    assert r.returncode != 0, (args, r)
+    assert r.stderr.strip(), (args, r)
+    for f in fragments:
+        assert f in r.stderr, (args, r.stderr)
+    return r
+
+
+# ---- CLI ----
+
+def test_create_unknown_image(unchanged):
+    expect_cli_error(unchanged, ["service", "create", "--name", "x", "nosuch:img", "true"], "No such image")
+
+
+@pytest.mark.parametrize("cmd", [
+    ["service", "ps", "nosvc"],
+    ["service", "scale", "nosvc=2"],
+    ["service", "rm", "nosvc"],
+    ["service", "inspect", "nosvc"],
+    ["service", "update", "--replicas", "3", "nosvc"],
+    ["service", "logs", "nosvc"],
+])
+def test_unknown_service(unchanged, cmd):
+    expect_cli_error(unchanged, cmd, "nosvc", "not found")
+
+
+def test_duplicate_name(unchanged):
+    expect_cli_error(unchanged, ["service", "create", "--name", "web", "busybox", "true"], "already exists")
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--replicas", "-1"], "replicas"),
+    (["--replicas", "x"], "replicas"),
+    (["--limit-memory", "12Q"], "limit-memory"),
+    (["--limit-cpu", "0"], "cpu"),
+    (["--limit-cpu", "abc"], "limit-cpu"),
+    (["--stop-grace-period", "10"], "stop-grace-period"),
+    (["--restart-condition", "sometimes"], "restart"),
+    (["--restart-delay", "soon"], "restart-delay"),
+    (["--mode", "sideways"], "mode"),
+    (["--mount", "type=tmpfs,dst=/x"], "mount"),
+    (["--mount", "type=bind,src=relative/path,dst=/x"], "absolute"),
+    (["--constraint", "node.role=manager"], "constraint"),
+    (["--constraint", "foo==bar"], "foo"),
+    (["--constraint", "node.role==king"], "node.role"),
+    (["--limit-memory", "1k"], "memory"),
+])
+def test_bad_create_flags(unchanged, flags, fragment):
+    expect_cli_error(unchanged, ["service", "create", "--name", "bad", *flags, "busybox", "true"], fragment)
+
+
+@pytest.mark.parametrize("cmd,fragment", [
+    (["service", "scale", "web=x"], 'invalid replicas "x"'),
+    (["service", "scale", "web=-1"], 'invalid replicas "-1"'),
+    (["service", "scale", "web"], "web"),
+    (["service", "update", "--replicas", "-1", "web"], "replicas"),
+    (["service", "update", "--image", "nosuch:img", "web"], "No such image"),
+    (["service", "update", "--env-add", "NOEQUALS", "web"], "NOEQUALS"),
+    (["service", "logs", "--tail", "x", "web"], "tail"),
+    (["service", "create", "--name", "noimg"], "requires at least 1 argument"),
+    (["service", "create", "--bogus-flag", "busybox"], "bogus-flag"),
+])
+def test_bad_other_commands(unchanged, cmd, fragment):
+    expect_cli_error(unchanged, cmd, fragment)
+
+
+def test_image_rm_in_use(unchanged):
+    expect_cli_error(unchanged, ["image", "rm", "busybox:latest"], "service web uses it")
+
+
+# ---- API ----
+
+def api_error(d, method, path, status, *fragments, **kw):
+    r = d.api(method, path, **kw)
+    assert r.status == status, (method, path, r)
+    msg = r.json()["message"]
+    assert msg, r
+    for f in fragments:
+        assert f in msg, (f, msg)
+    return msg
+
+
+def test_api_malformed_json(unchanged):
+    api_error(unchanged, "POST", "/v1/services", 400, "malformed JSON",
+              raw=b'{"image": "busybox", "args": [', headers={"Content-Type": "application/json"})
+    api_error(unchanged, "POST", "/v1/services", 400, "malformed JSON", raw=b"not json at all")
+    api_error(unchanged, "POST", "/v1/services/web/update", 400, "malformed JSON", raw=b"{,}")
+    api_error(unchanged, "POST", "/v1/services/web/scale", 400, raw=b"{replicas: 3}")
+    api_error(unchanged, "POST", "/v1/swarm/init", 400, raw=b"{")
+    api_error(unchanged, "POST", "/v1/containers/run", 400, raw=b"[1,")
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"busybox"', b"42", b"null", b"true",
+                                  b'[{"image": "busybox"}]'])
+def test_api_not_an_object(unchanged, body):
+    api_error(unchanged, "POST", "/v1/services", 400, raw=body)
+    api_error(unchanged, "POST", "/v1/services/web/update", 400, raw=body)
+    api_error(unchanged, "POST", "/v1/services/web/scale", 400, raw=body)
+
+
+def test_api_empty_body(unchanged):
+    api_error(unchanged, "POST", "/v1/services", 400, raw=b"")
+    api_error(unchanged, "POST", "/v1/services/web/scale", 400, raw=b"")
+
+
+def test_api_body_too_large(unchanged):
+    big = json.dumps({"image": "busybox", "env": ["K=" + "x" * (1 << 20)]}).encode()
+    r = unchanged.api("POST", "/v1/services", raw=big)
+    assert r.status == 413, r
+    r = unchanged.api("POST", "/v1/services/web/update", raw=big)
+    assert r.status == 413, r
+
+
+def test_api_body_just_under_limit_is_parsed(unchanged):
+    """A large but allowed body is read whole and then rejected for its content, not its size."""
+    body = json.dumps({"image": "busybox", "env": ["K=" + "x" * 1000], "pad": "y" * (1000 * 1000)}).encode()
+    assert len(body) < (1 << 20)
+    api_error(unchanged, "POST", "/v1/services", 400, "unknown field", raw=body)
+
+
+@pytest.mark.parametrize("spec,fragment", [
+    ({"image": "busybox", "colour": "blue"}, "unknown field 'colour'"),
+    ({"image": "busybox", "mounts": [{"type": "bind", "source": "/tmp", "target": "/t", "bogus": 1}]},
+     "unknown field"),
+    ({"image": "busybox", "update_config": {"parallelism": 1, "nope": 2}}, "nope"),
+    ({"image": "busybox", "limits": {"memory": 67108864, "gpus": 1}}, "gpus"),
+])
+def test_api_unknown_fields(unchanged, spec, fragment):
+    api_error(unchanged, "POST", "/v1/services", 400, fragment, body=spec)
+
+
+@pytest.mark.parametrize("spec", [
+    {"image": 5},
+    {"image": ""},
+    {"name": "x"},
+    {"image": "busybox", "name": 7},
+    {"image": "busybox", "replicas": "3"},
+    {"image": "busybox", "replicas": -1},
+    {"image": "busybox", "replicas": 1.5},
+    {"image": "busybox", "args": "sleep 1000"},
+    {"image": "busybox", "args": ["sleep", 1000]},
+    {"image": "busybox", "env": "A=1"},
+    {"image": "busybox", "env": [1]},
+    {"image": "busybox", "env": ["NOEQUALS"]},
+    {"image": "busybox", "mounts": {"type": "bind"}},
+    {"image": "busybox", "mounts": ["/tmp:/tmp"]},
+    {"image": "busybox", "mounts": [{"type": "bind", "source": "/tmp", "target": "rel"}]},
+    {"image": "busybox", "mounts": [{"type": "volume", "source": "../etc", "target": "/x"}]},
+    {"image": "busybox", "mounts": [{"type": "bind", "source": "/tmp", "target": "/t", "readonly": "yes"}]},
+    {"image": "busybox", "restart_condition": "sometimes"},
+    {"image": "busybox", "restart_condition": 1},
+    {"image": "busybox", "restart_delay_ms": -5},
+    {"image": "busybox", "restart_delay_ms": "1s"},
+    {"image": "busybox", "limits": {"cpus": 0}},
+    {"image": "busybox", "limits": {"cpus": "1"}},
+    {"image": "busybox", "limits": {"memory": 10}},
+    {"image": "busybox", "limits": {"memory": "64m"}},
+    {"image": "busybox", "limits": []},
+    {"image": "busybox", "init": "yes"},
+    {"image": "busybox", "mode": "sideways"},
+    {"image": "busybox", "mode": "global", "replicas": 2},
+    {"image": "busybox", "constraints": "node.role==manager"},
+    {"image": "busybox", "constraints": ["node.role=manager"]},
+    {"image": "busybox", "constraints": ["foo==bar"]},
+    {"image": "busybox", "constraints": [5]},
+    {"image": "busybox", "stop_grace_period_ms": -1},
+    {"image": "busybox", "stop_grace_period_ms": "10s"},
+    {"image": "busybox", "update_config": {"parallelism": -1}},
+    {"image": "busybox", "update_config": "fast"},
+])
+def test_api_wrong_types(unchanged, spec):
+    api_error(unchanged, "POST", "/v1/services", 400, body=spec)
+
+
+def test_api_unknown_image_and_duplicate(unchanged):
+    api_error(unchanged, "POST", "/v1/services", 404, "No such image", body={"image": "nosuch:img"})
+    api_error(unchanged, "POST", "/v1/services", 409, "already exists", body={"image": "busybox", "name": "web"})
+
+
+@pytest.mark.parametrize("patch,fragment", [
+    ({"replicas": "3"}, "replicas"),
+    ({"replicas": -2}, "replicas"),
+    ({"image": "nosuch:img"}, "No such image"),
+    ({"env_add": ["NOEQUALS"]}, "NOEQUALS"),
+    ({"env_add": "A=1"}, "env_add"),
+    ({"args": "sleep"}, "args"),
+    ({"colour": "blue"}, "colour"),
+    ({"update_config": {"parallelism": "x"}}, "parallelism"),
+])
+def test_api_bad_update(unchanged, patch, fragment):
+    api_error(unchanged, "POST", "/v1/services/web/update", 400 if "image" not in patch else 404,
+              fragment, body=patch)
+
+
+@pytest.mark.parametrize("body", [{"replicas": "2"}, {"replicas": -1}, {"replicas": 2, "x": 1}, {},
+                                  {"replicas": 2.5}, {"replicas": None}])
+def test_api_bad_scale(unchanged, body):
+    api_error(unchanged, "POST", "/v1/services/web/scale", 400, body=body)
+
+
+def test_api_unknown_objects_and_routes(unchanged):
+    d = unchanged
+    api_error(d, "GET", "/v1/services/nosvc", 404, "nosvc")
+    api_error(d, "DELETE", "/v1/services/nosvc", 404, "nosvc")
+    api_error(d, "GET", "/v1/services/nosvc/tasks", 404)
+    api_error(d, "POST", "/v1/services/nosvc/scale", 404, body={"replicas": 1})
+    api_error(d, "POST", "/v1/services/nosvc/update", 404, body={"replicas": 1})
+    api_error(d, "GET", "/v1/no/such/route", 404)
+    api_error(d, "DELETE", "/v1/containers/nope", 404, "No such container")
+    api_error(d, "DELETE", "/v1/images/nope:1", 404)
+    api_error(d, "GET", "/v1/services/web/logs?tail=x", 400, "tail")
+    r = d.api("PUT", "/v1/services")
+    assert r.status == 405, r
+    api_error(d, "POST", "/v1/images/import", 400, "name")
+    api_error(d, "POST", "/v1/images/import?name=Bad%20Name", 400, raw=b"x" * 10)
+    api_error(d, "POST", "/v1/images/load", 400, raw=b"")
+    api_error(d, "POST", "/v1/images/load", 400, raw=b"garbage" * 100)
+    api_error(d, "POST", "/v1/containers/run", 400, body={"args": ["true"]})
+    api_error(d, "POST", "/v1/containers/run", 404, "No such image", body={"image": "nosuch", "args": ["true"]})
+
+
+def test_api_garbage_http(unchanged):
+    """Raw garbage on the socket does not take the daemon down."""
+    import socket
+    for payload in (b"\x00\x01\x02garbage\r\n\r\n", b"GET /v1/info HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                    b"POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"ima"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(unchanged.sock)
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+        assert unchanged.api("GET", "/v1/info").status == 200

@@ -1,0 +1,117 @@
+"""shoal run / ps / rm (containers local to the node)."""
+import pytest
+
+from conftest import pid_alive, wait_until
+
+
+def containers(d):
+    return d.api("GET", "/v1/containers").json()
+
+
+def by_name(d, name):
+    return [c for c in containers(d) if c["name"] == name]
+
+
+def test_run_rm_exit_code(daemon):
+    d = daemon
+    r = d.cli("run", "--rm", "--name", "hi3", "busybox", "sh", "-c", "echo hi; exit 3", check=False)
+    assert r.returncode == 3, r
+    assert r.stdout == "hi\n", r
+    wait_until(lambda: not by_name(d, "hi3"))
+    r = d.cli("run", "--rm", "busybox", "true", check=False)
+    assert r.returncode == 0 and r.stdout == ""
+
+
+def test_run_output_and_env(daemon):
+    d = daemon
+    r = d.cli("run", "--rm", "-e", "GREETING=hello there", "busybox", "sh", "-c",
+              'echo "$GREETING"; echo to-stderr >&2; seq 1 3')
+    assert "hello there" in r.stdout
+    assert "1\n2\n3\n" in r.stdout
+    assert "to-stderr" in r.stdout + r.stderr
+
+
+def test_run_init(daemon):
+    d = daemon
+    r = d.cli("run", "--rm", "--init", "busybox", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline")
+    assert r.stdout.startswith("/sbin/shoal-init"), r.stdout
+
+
+def test_run_without_rm_is_kept(daemon):
+    d = daemon
+    r = d.cli("run", "--name", "kept", "busybox", "sh", "-c", "exit 5", check=False)
+    assert r.returncode == 5
+    c = wait_until(lambda: [c for c in by_name(d, "kept") if c["state"] == "exited"])[0]
+    assert c["exit_code"] == 5
+    assert "kept" not in d.cli("ps").stdout
+    assert "kept" in d.cli("ps", "-a").stdout
+    d.cli("rm", "kept")
+    assert not by_name(d, "kept")
+
+
+def test_run_detached_ps_rm(daemon):
+    d = daemon
+    r = d.cli("run", "-d", "--name", "bg", "busybox", "sleep", "1000")
+    cid = r.stdout.strip()
+    assert len(cid) >= 12 and all(ch in "0123456789abcdef" for ch in cid), r.stdout
+    c = wait_until(lambda: [c for c in containers(d) if c["id"] == cid and c["state"] == "running"])[0]
+    assert c["name"] == "bg" and c["image"] == "busybox:latest"
+    assert cid[:12] in d.cli("ps").stdout
+    assert cid[:12] in d.cli("ps", "-a").stdout
+    ps = d.cli_json("ps", "-a")
+    assert cid in [x["id"] for x in ps]
+    # name taken
+    r = d.cli("run", "-d", "--name", "bg", "busybox", "sleep", "1", check=False)
+    assert r.returncode != 0 and "already in use" in r.stderr
+    # a running container needs -f
+    r = d.cli("rm", cid, check=False)
+    assert r.returncode != 0 and r.stderr.strip()
+    assert [c for c in containers(d) if c["id"] == cid]
+    d.cli("rm", "-f", cid)
+    wait_until(lambda: not [c for c in containers(d) if c["id"] == cid])
+    assert cid[:12] not in d.cli("ps", "-a").stdout
+
+
+@pytest.mark.xfail(reason="rm -f answers before the container is stopped and removed: "
+                          "`ps -a` still lists it right after (docker removes it before returning)",
+                   strict=True)
+def test_rm_force_is_synchronous(daemon):
+    d = daemon
+    cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    wait_until(lambda: [c for c in containers(d) if c["id"] == cid and c["state"] == "running"])
+    try:
+        d.cli("rm", "-f", cid)
+        assert not [c for c in containers(d) if c["id"] == cid]
+    finally:
+        wait_until(lambda: not [c for c in containers(d) if c["id"] == cid])
+
+
+def test_run_unknown_image(daemon):
+    d = daemon
+    before = containers(d)
+    r = d.cli("run", "--rm", "nosuchimage:1", "true", check=False)
+    assert r.returncode != 0
+    assert "No such image" in r.stderr, r.stderr
+    r = d.cli("run", "-d", "nosuchimage", "true", check=False)
+    assert r.returncode != 0 and "No such image" in r.stderr
+    assert containers(d) == before
+
+
+def test_run_missing_command(daemon):
+    d = daemon
+    r = d.cli("run", "--rm", "busybox", "nope", check=False)
+    assert r.returncode != 0
+    assert "executable file `nope` not found" in r.stdout + r.stderr, r
+    wait_until(lambda: not [c for c in containers(d) if c["state"] != "exited"])
+
+
+def test_rm_unknown(daemon):
+    d = daemon
+    r = d.cli("rm", "no-such-container", check=False)
+    assert r.returncode != 0 and "No such container" in r.stderr
+
+
+def test_run_needs_swarm(bare_daemon):
+    d = bare_daemon
+    r = d.cli("run", "--rm", "busybox", "true", check=False)
+    assert r.returncode != 0 and r.stderr.strip()
