@@ -74,7 +74,8 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                          (json_int_t)p->now, "message", "scheduled"));
 }
 
-static void create_task(struct pass *p, json_t *svc, json_t *slot)
+/* Returns the new task (owned by p->tasks). */
+static json_t *create_task(struct pass *p, json_t *svc, json_t *slot)
 {
     json_t *spec = json_object_get(svc, "spec");
     char id[26];
@@ -108,6 +109,7 @@ static void create_task(struct pass *p, json_t *svc, json_t *slot)
         try_assign(p, svc, task);
     /* try_assign recorded its merge as an op after the put: order preserved */
     json_decref(task);
+    return task;
 }
 
 static bool should_restart(json_t *spec, json_t *task)
@@ -157,7 +159,8 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
                 return;
             }
         }
-        create_task(p, svc, slot);
+        /* the rolling update of this pass must count it as in progress */
+        json_array_append(tasks, create_task(p, svc, slot));
         return;
     }
     if (task_state_terminal(sget(cur, "state"))) {
