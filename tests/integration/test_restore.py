@@ -128,3 +128,17 @@ def test_run_detached_survives_restart(fresh_daemon):
     assert mine() and mine()[0]["state"] == "running"
     d.cli("rm", "-f", "keeper")
     wait_until(lambda: not mine())  # rm -f answers before the removal ends: see test_run.py
+
+
+def test_restart_during_rolling_update(fresh_daemon):
+    d = fresh_daemon
+    d.cli("service", "create", "--name", "u", "--replicas", "3", "--update-delay", "500ms", *GRACE,
+          "busybox", "sleep", "1000")
+    old = d.wait_running("u", 3)
+    d.cli("service", "update", "-d", "--env-add", "X=1", "u")
+    wait_until(lambda: any(t["spec_version"] == 2 for t in d.tasks("u")))
+    d.restart()
+    d.wait_running("u", 3, version=2, timeout=40)
+    for t in old:
+        assert not pid_alive(t["pid"])
+    assert d.service("u")["update_status"] == "completed"

@@ -413,3 +413,99 @@ def test_logs_tail_and_follow(daemon):
         p.wait()
     assert d.api("GET", "/v1/info").status == 200
     remove(d, "talker")
+
+
+def test_rolling_update_parallelism_one(daemon):
+    """With parallelism 1, at most one replica is out of service at any time of the update."""
+    d = daemon
+    create(d, "roll", "--replicas", "3", "--update-parallelism", "1", "--update-delay", "300ms",
+           "--init", "busybox", "sleep", "1000")
+    old = d.wait_running("roll", 3)
+    d.cli("service", "update", "-d", "--env-add", "V=2", "roll")
+    low = 3
+    versions_seen = set()
+
+    def done():
+        nonlocal low
+        ts = d.tasks("roll")
+        running = [t for t in ts if t["state"] == "running"]
+        low = min(low, len(running))
+        versions_seen.update(t["spec_version"] for t in running)
+        cur = [t for t in running if t["spec_version"] == 2 and t["desired_state"] == "running"]
+        return len(cur) == 3
+    wait_until(done, timeout=40, interval=0.02)
+    assert low >= 2, "parallelism 1 took more than one replica down at once"
+    assert versions_seen == {1, 2}
+    for t in old:
+        assert not pid_alive(t["pid"])
+    wait_until(lambda: d.service("roll")["update_status"] == "completed")
+    remove(d, "roll")
+
+
+def test_scale_to_zero_and_back(daemon):
+    d = daemon
+    create(d, "zero", "--replicas", "2", "busybox", "sleep", "1000")
+    pids = [t["pid"] for t in d.wait_running("zero", 2)]
+    d.cli("service", "scale", "zero=0")
+    wait_until(lambda: not any(pid_alive(p) for p in pids))
+    svc = d.service("zero")
+    assert svc["replicas_desired"] == 0 and svc["replicas_running"] == 0
+    assert "0/0" in d.cli("service", "ls").stdout
+    d.cli("service", "scale", "zero=1")
+    d.wait_running("zero", 1)
+    remove(d, "zero")
+
+
+def test_parallel_creates(daemon):
+    import threading
+    d = daemon
+    errors = []
+
+    def mk(i):
+        try:
+            r = d.api("POST", "/v1/services", {"image": "busybox", "name": "par%d" % i,
+                                               "args": ["sleep", "1000"], "stop_grace_period_ms": 1000})
+            if r.status != 201:
+                errors.append(r)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    threads = [threading.Thread(target=mk, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    names = {s["name"] for s in d.api("GET", "/v1/services").json()}
+    assert {"par%d" % i for i in range(12)} <= names
+    for i in range(12):
+        d.wait_running("par%d" % i, 1)
+    for i in range(12):
+        remove(d, "par%d" % i)
+
+
+def test_logs_follow_sees_replacement_task(daemon):
+    d = daemon
+    create(d, "phoenix", "--restart-delay", "100ms", "busybox", "sh", "-c", "echo hello from $HOSTNAME; exec sleep 1000")
+    t = d.wait_running("phoenix", 1)[0]
+    wait_until(lambda: "hello from" in d.logs("phoenix"))
+    p = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "service", "logs", "-f", "phoenix"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline()
+        assert t["id"][:12] in first
+        os.kill(t["pid"], signal.SIGKILL)
+        t2 = wait_until(lambda: [x for x in d.running_tasks("phoenix") if x["id"] != t["id"]])[0]
+        line = p.stdout.readline()
+        assert t2["id"][:12] in line and "hello from" in line, line
+    finally:
+        p.kill()
+        p.wait()
+    remove(d, "phoenix")
+
+
+def test_logs_partial_last_line(daemon):
+    d = daemon
+    create(d, "nonl", "busybox", "sh", "-c", "printf 'no newline'; exec sleep 1000")
+    d.wait_running("nonl", 1)
+    wait_until(lambda: "no newline" in d.logs("nonl"))
+    remove(d, "nonl")
