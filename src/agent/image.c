@@ -708,6 +708,25 @@ static int publish_layer(struct image_store *s, const char *work, const char *he
     return rc;
 }
 
+/* Keeps the layer as it came (maybe compressed) in work/layer.blob, so that
+ * other nodes can fetch it and check its diff_id themselves. A hard link
+ * when the file is on the same filesystem, else a copy. */
+static int keep_blob(const char *path, const char *work, struct serr *err)
+{
+    char *blob = xasprintf("%s/layer.blob", work);
+    int rc = 0;
+    if (link(path, blob) < 0) {
+        char *data = NULL;
+        size_t len = 0;
+        rc = read_file(path, &data, &len, err);
+        if (rc == 0)
+            rc = write_file_atomic(blob, data, len, false, err);
+        free(data);
+    }
+    free(blob);
+    return rc;
+}
+
 /* Makes sure the layer in file `path` is in the store. When `expected` (the
  * config's diff_id) is given and already stored, the file is not unpacked;
  * otherwise the content must hash to it. `hex` gets the diff_id. */
@@ -739,6 +758,8 @@ static int ensure_layer(struct image_store *s, const char *path, const char *exp
     int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", *size);
     rc = write_file_atomic(size_path, text, (size_t)n, false, err);
     free(size_path);
+    if (rc == 0)
+        rc = keep_blob(path, work, err);
     if (rc == 0)
         rc = publish_layer(s, work, hex, err);
 out:
@@ -1321,4 +1342,26 @@ int image_gc(struct image_store *s, json_t *keep, struct serr *err)
     }
     closedir(d);
     return rc;
+}
+
+char *image_layer_blob(struct image_store *s, const char *diff_id)
+{
+    char hex[HEX_LEN + 1];
+    if (!parse_digest(diff_id, hex))
+        return NULL;
+    char *path = xasprintf("%s/%s/layer.blob", s->layers, hex);
+    if (access(path, R_OK) == 0)
+        return path;
+    free(path);
+    return NULL;
+}
+
+int image_add_layer(struct image_store *s, const char *path, const char *diff_id,
+                    struct serr *err)
+{
+    char expected[HEX_LEN + 1], hex[HEX_LEN + 1];
+    uint64_t size = 0;
+    if (!parse_digest(diff_id, expected))
+        return serr_set(err, SERR_INVALID, "invalid layer digest '%s'", diff_id);
+    return ensure_layer(s, path, expected, hex, &size, err);
 }

@@ -5,6 +5,8 @@
  *                                   overlayfs form (char device 0:0, and the
  *                                   trusted.overlay.opaque=y xattr on opaque dirs)
  *   layers/<hex>/size               bytes of the uncompressed layer tar
+ *   layers/<hex>/layer.blob         the layer file as it came (maybe compressed),
+ *                                   served to nodes that fetch the layer
  *   tmp/                            work area; a layer is unpacked in tmp/ and
  *                                   renamed into layers/ when complete
  *
@@ -55,6 +57,16 @@ int image_load(struct image_store *s, const char *archive_path, json_t **images,
 /* Path of an unpacked layer's root ("sha256:..."), newly allocated, or NULL
  * when the layer is not in the store. */
 char *image_layer_dir(struct image_store *s, const char *diff_id);
+
+/* The layer as it arrived (maybe compressed), for other nodes to fetch:
+ * newly allocated path, or NULL. Layers stored before this existed have none. */
+char *image_layer_blob(struct image_store *s, const char *diff_id);
+
+/* Adds a layer fetched from another node: unpacks `path` unless the layer is
+ * already stored, and fails (storing nothing) unless its content hashes to
+ * `diff_id`. */
+int image_add_layer(struct image_store *s, const char *path, const char *diff_id,
+                    struct serr *err);
 
 /* True when every layer of the description is in the store. */
 bool image_has_layers(struct image_store *s, json_t *image);
