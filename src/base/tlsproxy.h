@@ -1,0 +1,74 @@
+/* TLS for libuv protocols that speak plain streams (HTTP, Raft).
+ *
+ * After the TLS handshake on a TCP connection the caller gets a plain file
+ * descriptor: one end of an AF_UNIX SOCK_STREAM socketpair (nonblocking,
+ * close-on-exec) that it can hand to uv_pipe_open(). The proxy holds the other
+ * end and pumps bytes between it and the TLS connection on the same loop, with
+ * OpenSSL memory BIOs (no threads).
+ *
+ * Ownership: the caller owns plain_fd from the callback on and must close it
+ * (uv_close on the pipe it opened, or close()). The proxy owns the TCP side
+ * and its end of the pair. EOF on either side shuts the other side's write
+ * direction down (TLS close_notify + TCP FIN, or shutdown(SHUT_WR) on the pair);
+ * once both directions ended, or on any error, everything is closed and freed.
+ * Closing plain_fd is therefore how the caller ends a connection.
+ *
+ * Back-pressure: a side is not read while more than TLSPROXY_HIGH_WATER bytes
+ * wait to be written to the other side.
+ *
+ * TLS 1.3 clients finish the handshake before the server has checked their
+ * certificate, so a client waits for the server's first session ticket (shoal
+ * servers, see manager/ca.c, send one) or application data before it reports
+ * success: a refused client certificate shows as a failed connect, not as a
+ * connection that closes at once.
+ *
+ * The SSL_CTX must stay alive while connections made with it exist (OpenSSL
+ * keeps a reference per connection, so SSL_CTX_free after tlsproxy_listen or
+ * tlsproxy_connect is fine). */
+#ifndef SHOAL_BASE_TLSPROXY_H
+#define SHOAL_BASE_TLSPROXY_H
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "base/err.h"
+
+#define TLSPROXY_HIGH_WATER (1024 * 1024)
+#define TLSPROXY_HANDSHAKE_TIMEOUT_MS 5000
+
+struct tlsproxy_listener;
+
+/* A server-side connection whose handshake completed. peer_node_id and peer_role
+ * are the client certificate's CN and OU, "" without one. The strings live only
+ * during the call. */
+typedef void (*tlsproxy_accept_cb)(void *data, int plain_fd, const char *peer_node_id,
+                                   const char *peer_role, const char *peer_addr);
+
+/* Called exactly once per tlsproxy_connect() that returned 0. status 0: plain_fd
+ * is the caller's and peer_* name the server's certificate. status < 0 (a UV_*
+ * code, UV_ETIMEDOUT after TLSPROXY_HANDSHAKE_TIMEOUT_MS, UV_EPROTO for TLS
+ * failures): plain_fd is -1 and errmsg says why, e.g. "connect to 10.0.0.2:2377:
+ * connection refused" or "TLS handshake with 10.0.0.2:2377 failed: the manager's
+ * CA does not match the token's digest". */
+typedef void (*tlsproxy_connect_cb)(void *data, int status, int plain_fd,
+                                    const char *peer_node_id, const char *peer_role,
+                                    const char *errmsg);
+
+/* Listens on "IP:PORT" (IPv4, or [IPv6]:PORT; port 0 picks a free one, see
+ * tlsproxy_listener_port). Handshakes that do not finish within
+ * TLSPROXY_HANDSHAKE_TIMEOUT_MS, or fail, are dropped (logged at debug level);
+ * cb sees only completed ones. The listener takes its own reference on ctx. */
+int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_accept_cb cb,
+                    void *data, struct tlsproxy_listener **out, struct serr *err);
+int tlsproxy_listener_port(const struct tlsproxy_listener *l);
+/* Stops listening and drops connections still in their handshake; connections
+ * already given to the callback live on. done(arg) runs once the listener is
+ * freed (done may be NULL). */
+void tlsproxy_listener_close(struct tlsproxy_listener *l, void (*done)(void *), void *arg);
+
+/* Connects to "IP:PORT" and runs the client handshake; the result goes to cb.
+ * Fails synchronously only on a bad address. */
+int tlsproxy_connect(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_connect_cb cb,
+                     void *data, struct serr *err);
+
+#endif
