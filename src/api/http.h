@@ -85,10 +85,25 @@ void http_stream_end(struct http_req *req);
 
 /* ---- client (blocking; used by the CLI) ---- */
 
-/* "unix:///run/shoal/shoal.sock" or a plain path. */
+/* `host` is "unix:///run/shoal/shoal.sock", a plain path, or "tcp://HOST[:PORT]"
+ * (port 2377 by default; "[IPv6]:PORT" works too). tcp hosts speak HTTP over
+ * TLS 1.2+ to a manager's cluster port: the client presents tls_dir/cert.pem
+ * with tls_dir/key.pem and trusts exactly the CA in tls_dir/ca.pem (no host
+ * name check: shoal certificates name node ids). Missing files fail at once
+ * with a message saying how to get them (`shoal swarm admin-cert`). */
+#define HTTP_TLS_CA_FILE "ca.pem"
+#define HTTP_TLS_CERT_FILE "cert.pem"
+#define HTTP_TLS_KEY_FILE "key.pem"
 struct http_client;
+/* Connects at once (and runs the TLS handshake for tcp hosts). tls_dir NULL
+ * means http_client_tls_dir(NULL). */
+struct http_client *http_client_open_tls(const char *host, const char *tls_dir,
+                                         struct serr *err);
+/* http_client_open_tls(host, NULL, err). */
 struct http_client *http_client_open(const char *host, struct serr *err);
 void http_client_close(struct http_client *c);
+/* `given` when set, else $SHOAL_TLS_DIR, else $HOME/.shoal (caller frees). */
+char *http_client_tls_dir(const char *given);
 
 struct http_response {
     int status;

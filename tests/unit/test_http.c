@@ -420,6 +420,6 @@ TEST(http_client_refused)
     CHECK(http_client_open("unix:///nonexistent/shoal.sock", &err) == NULL);
     CHECK(err.kind == SERR_UNAVAILABLE);
     CHECK(strstr(err.msg, "Is the daemon running?") != NULL);
-    CHECK(http_client_open("tcp://1.2.3.4:2375", &err) == NULL);
+    CHECK(http_client_open("ftp://1.2.3.4:2375", &err) == NULL);
     CHECK(err.kind == SERR_INVALID);
 }
