@@ -223,3 +223,26 @@ def test_rm_tag_and_unknown(daemon, rootfs_tar):
     assert r.returncode != 0 and r.stderr.strip()
     assert d.api("DELETE", "/v1/images/no-such-image:1").status == 404
     assert d.api("GET", "/v1/info").status == 200
+
+
+def test_rm_force_in_use_keeps_running_task(daemon, rootfs_tar):
+    """Removing an image a service runs on: the running task keeps its rootfs; a replacement
+    task is rejected with "No such image"."""
+    import os
+    import signal
+
+    from conftest import wait_until
+    d = daemon
+    d.cli("image", "import", rootfs_tar, "solo:1")
+    d.cli("service", "create", "--name", "solo", "--restart-delay", "100ms", "--stop-grace-period", "1s",
+          "solo:1", "sh", "-c", "while true; do cat /bin/sh > /dev/null && echo alive; sleep 0.2; done")
+    t = d.wait_running("solo", 1)[0]
+    d.cli("image", "rm", "-f", "solo:1")
+    assert "solo:1" not in _tags(d)
+    n = d.logs("solo").count("alive")
+    wait_until(lambda: d.logs("solo").count("alive") > n + 2)
+    assert d.tasks("solo")[0]["id"] == t["id"] and d.tasks("solo")[0]["state"] == "running"
+    os.kill(t["pid"], signal.SIGKILL)
+    wait_until(lambda: any(x["state"] == "rejected" and "No such image: solo:1" in x["error"]
+                           for x in d.tasks("solo")))
+    d.cli("service", "rm", "solo")

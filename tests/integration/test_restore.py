@@ -142,3 +142,23 @@ def test_restart_during_rolling_update(fresh_daemon):
     for t in old:
         assert not pid_alive(t["pid"])
     assert d.service("u")["update_status"] == "completed"
+
+
+def test_exit_while_down_restart_none_not_replaced(fresh_daemon):
+    d = fresh_daemon
+    d.cli("service", "create", "--name", "once", "--restart-condition", "none", "--restart-delay", "100ms",
+          *GRACE, "busybox", "sleep", "1000")
+    t = d.wait_running("once", 1)[0]
+    d.stop()
+    os.kill(t["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(t["pid"]))
+    d.start()
+    wait_until(lambda: d.tasks("once")[0]["state"] == "failed")
+    ts = d.tasks("once")
+    assert len(ts) == 1 and ts[0]["id"] == t["id"]
+    assert "exited while the daemon was stopped" in ts[0]["error"]
+    # negative check over several restart delays: still no replacement
+    for _ in range(10):
+        assert len(d.tasks("once")) == 1
+        import time
+        time.sleep(0.1)
