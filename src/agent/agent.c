@@ -17,6 +17,7 @@
 #include "api/http.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "daemon/layers.h"
 #include "daemon/shoal.h"
 #include "store/store.h"
 
@@ -153,6 +154,7 @@ static void ctr_maybe_free(struct ctr *c)
     if (!c->released || c->closing > 0 || c->working)
         return;
     json_decref(c->rspec);
+    json_decref(c->pending_container);
     for (int i = 0; c->layers && c->layers[i]; i++)
         free(c->layers[i]);
     free(c->layers);
@@ -495,8 +497,35 @@ int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
     return 0;
 }
 
-/* Starts a task's container; a container that cannot even be prepared is
- * reported rejected at once. */
+static void launch_or_fail(struct ctr *c, json_t *container)
+{
+    struct serr err = {0};
+    if (ctr_launch(c, container, &err) < 0)
+        ctr_fail_to_start(c, err.msg);
+}
+
+static void layers_fetched(void *arg, int status, const char *errmsg)
+{
+    struct ctr *c = arg;
+    c->working = false;
+    json_t *container = c->pending_container;
+    c->pending_container = NULL;
+    if (c->released) {
+        json_decref(container);
+        ctr_maybe_free(c);
+        return;
+    }
+    c->phase = PH_RUNNING;
+    if (status < 0)
+        ctr_fail_to_start(c, errmsg);
+    else
+        launch_or_fail(c, container);
+    json_decref(container);
+}
+
+/* Starts a task's container, after fetching the image's layers from a
+ * manager when this node lacks them. A container that cannot even be
+ * prepared is reported rejected at once. */
 static void start_task(struct agent *a, json_t *task)
 {
     struct ctr *c = ctr_new(a, json_string_value(json_object_get(task, "id")));
@@ -505,9 +534,18 @@ static void start_task(struct agent *a, json_t *task)
     c->service_id = sid ? xstrdup(sid) : NULL;
     const char *name = json_string_value(json_object_get(task, "name"));
     c->name = xstrdup(name ? name : c->id);
-    struct serr err = {0};
-    if (ctr_launch(c, json_object_get(task, "container"), &err) < 0)
-        ctr_fail_to_start(c, err.msg);
+    json_t *container = json_object_get(task, "container");
+    const char *image_id = json_string_value(json_object_get(container, "image_id"));
+    json_t *image = image_id ? shoal_image_get(a->sh, image_id) : NULL;
+    if (image && !image_has_layers(a->sh->images, image)) {
+        c->phase = PH_CREATING;
+        c->working = true;
+        c->pending_container = json_incref(container);
+        layers_fetch(a->sh, image, layers_fetched, c);
+    } else {
+        launch_or_fail(c, container);
+    }
+    json_decref(image);
 }
 
 /* ---- adoption after a restart ---- */
@@ -632,6 +670,8 @@ void agent_sync(struct agent *a)
     if (a->closing)
         return;
     json_t *tasks = shoal_assigned_tasks(a->sh);
+    if (tasks == NULL)
+        return; /* a worker that has not heard from the leader yet: change nothing */
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t) sync_task(a, t);

@@ -29,6 +29,7 @@ struct ctr {
     char *name;
     char *image;
     json_t *rspec;    /* runtime spec, built before creation */
+    json_t *pending_container; /* task container spec kept while layers are fetched */
     char **layers;    /* layer dirs, bottom first, NULL terminated */
     char *error;      /* why it could not start */
     pid_t pid;

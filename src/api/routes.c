@@ -10,7 +10,11 @@
 #include "api/http.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "api/http_aclient.h"
+#include "daemon/clusternet.h"
+#include "daemon/layers.h"
 #include "daemon/swarm.h"
+#include "manager/dispatcher.h"
 #include "manager/orchestrator.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
@@ -37,12 +41,8 @@ void respond_err(struct http_req *req, enum serr_kind kind, const char *msg)
 /* Writes need this node to be the leader of a swarm. */
 bool require_leader(struct shoal *sh, struct http_req *req)
 {
-    if (sh->cluster == NULL) {
-        respond_err(req, SERR_UNAVAILABLE,
-                    "This node is not a swarm manager. Use \"shoal swarm init\" or \"shoal swarm "
-                    "join\" to connect this node to swarm and try again.");
+    if (!require_swarm(sh, req))
         return false;
-    }
     if (!cluster_is_leader(sh->cluster)) {
         respond_err(req, SERR_UNAVAILABLE, "no leader in the swarm: writes are refused until "
                                            "a quorum of managers is back");
@@ -55,9 +55,15 @@ bool require_swarm(struct shoal *sh, struct http_req *req)
 {
     if (sh->cluster)
         return true;
-    respond_err(req, SERR_UNAVAILABLE,
-                "This node is not a swarm manager. Use \"shoal swarm init\" or \"shoal swarm "
-                "join\" to connect this node to swarm and try again.");
+    if (strcmp(sh->role, "worker") == 0)
+        respond_err(req, SERR_UNAVAILABLE,
+                    "This node is not a swarm manager. Worker nodes can't be used to view or modify "
+                    "cluster state. Please run this command on a manager node or promote the "
+                    "current node to a manager.");
+    else
+        respond_err(req, SERR_UNAVAILABLE,
+                    "This node is not a swarm manager. Use \"shoal swarm init\" or \"shoal swarm "
+                    "join\" to connect this node to swarm and try again.");
     return false;
 }
 
@@ -120,11 +126,11 @@ bool query_flag(struct http_req *req, const char *key)
 static void get_info(struct shoal *sh, struct http_req *req, char **args)
 {
     json_t *meta = store_get(sh->store, "meta", "cluster");
-    json_t *swarm = json_pack("{s:s, s:s?, s:b, s:b, s:s?}", "state",
-                              sh->cluster ? "active" : "inactive", "cluster_id",
+    json_t *swarm = json_pack("{s:s, s:s?, s:b, s:b, s:s?, s:s}", "state",
+                              sh->role[0] ? "active" : "inactive", "cluster_id",
                               json_string_value(json_object_get(meta, "cluster_id")), "is_manager",
                               sh->cluster != NULL, "is_leader", cluster_is_leader(sh->cluster),
-                              "addr", sh->swarm_addr);
+                              "addr", sh->swarm_addr, "role", sh->role);
     json_decref(meta);
     respond_json(req, 200,
                  json_pack("{s:s, s:s, s:s, s:o, s:s}", "node_id", sh->node_id, "hostname",
@@ -156,8 +162,12 @@ static json_t *node_view(struct shoal *sh, json_t *node)
     const char *role = json_string_value(json_object_get(n, "role"));
     const char *ms = "";
     if (role && strcmp(role, "manager") == 0) {
-        bool self = strcmp(json_string_value(json_object_get(n, "id")), sh->node_id) == 0;
-        ms = self && cluster_is_leader(sh->cluster) ? "leader" : "reachable";
+        const char *addr = json_string_value(json_object_get(n, "addr"));
+        const char *status = json_string_value(json_object_get(n, "status"));
+        if (addr && strcmp(addr, cluster_leader_addr(sh->cluster)) == 0)
+            ms = "leader";
+        else
+            ms = status && strcmp(status, "ready") == 0 ? "reachable" : "unreachable";
     }
     json_object_set_new(n, "manager_status", json_string(ms));
     return n;
@@ -190,6 +200,117 @@ static void get_node(struct shoal *sh, struct http_req *req, char **args)
     }
     respond_json(req, 200, node_view(sh, n));
     json_decref(n);
+}
+
+static json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref)
+{
+    struct serr err = {0};
+    json_t *n = store_find(sh->store, "nodes", ref, &err);
+    if (n == NULL) {
+        if (err.msg[0] == '\0')
+            serr_set(&err, SERR_NOT_FOUND, "node %s not found", ref);
+        http_respond_error(req, &err);
+    }
+    return n;
+}
+
+static int apply_node_update(json_t *node, json_t *body, struct serr *err)
+{
+    static const char *const fields[] = {"availability", "role", "labels_add", "labels_rm", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        int i = 0;
+        while (fields[i] && strcmp(fields[i], key) != 0)
+            i++;
+        if (fields[i] == NULL)
+            return serr_set(err, SERR_INVALID, "unknown field '%s' in node update", key);
+    }
+    const char *avail = json_string_value(json_object_get(body, "availability"));
+    const char *role = json_string_value(json_object_get(body, "role"));
+    if (json_object_get(body, "availability") &&
+        (!avail || (strcmp(avail, "active") && strcmp(avail, "pause") && strcmp(avail, "drain"))))
+        return serr_set(err, SERR_INVALID, "availability must be active, pause or drain");
+    if (json_object_get(body, "role") &&
+        (!role || (strcmp(role, "manager") && strcmp(role, "worker"))))
+        return serr_set(err, SERR_INVALID, "role must be manager or worker");
+    json_t *labels = json_object_get(node, "labels");
+    if (!json_is_object(labels)) {
+        labels = json_object();
+        json_object_set_new(node, "labels", labels);
+    }
+    json_t *add = json_object_get(body, "labels_add");
+    json_t *rm = json_object_get(body, "labels_rm");
+    if ((add && !json_is_object(add)) || (rm && !json_is_array(rm)))
+        return serr_set(err, SERR_INVALID, "labels_add is an object, labels_rm an array");
+    size_t i;
+    json_array_foreach(rm, i, v) if (json_is_string(v)) json_object_del(labels, json_string_value(v));
+    json_object_foreach(add, key, v)
+    {
+        if (!json_is_string(v) || *key == '\0')
+            return serr_set(err, SERR_INVALID, "labels must be non-empty keys with string values");
+        json_object_set(labels, key, v);
+    }
+    if (avail)
+        json_object_set_new(node, "availability", json_string(avail));
+    if (role)
+        json_object_set_new(node, "role", json_string(role));
+    json_object_set_new(node, "updated_at", json_integer(now_ms()));
+    return 0;
+}
+
+static void post_node_update(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *node = find_node(sh, req, args[0]);
+    if (node == NULL)
+        return;
+    json_t *body = body_json(req, true);
+    struct serr err = {0};
+    if (body && apply_node_update(node, body, &err) < 0) {
+        http_respond_error(req, &err);
+    } else if (body) {
+        const char *role = json_string_value(json_object_get(node, "role"));
+        if (strcmp(role, "worker") == 0 && strcmp(json_string_value(json_object_get(node, "id")),
+                                                  sh->node_id) == 0) {
+            respond_err(req, SERR_CONFLICT, "the leader cannot demote itself: demote it from "
+                                            "another manager after a leadership change");
+        } else {
+            json_t *view = node_view(sh, node);
+            propose_and_reply(sh, req, json_pack("[o]", op_put("nodes", json_incref(node))), 200,
+                              view);
+        }
+    }
+    json_decref(body);
+    json_decref(node);
+}
+
+static void delete_node(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *node = find_node(sh, req, args[0]);
+    if (node == NULL)
+        return;
+    const char *id = json_string_value(json_object_get(node, "id"));
+    const char *status = json_string_value(json_object_get(node, "status"));
+    const char *role = json_string_value(json_object_get(node, "role"));
+    if (strcmp(id, sh->node_id) == 0) {
+        respond_err(req, SERR_CONFLICT, "a node cannot remove itself: use \"shoal swarm leave\"");
+    } else if (strcmp(role, "manager") == 0) {
+        respond_err(req, SERR_CONFLICT, "node is a manager: demote it first (shoal node demote)");
+    } else if (strcmp(status, "down") != 0 && !query_flag(req, "force")) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "node %s is not down and can't be removed (use --force)",
+                 args[0]);
+        respond_err(req, SERR_CONFLICT, msg);
+    } else {
+        propose_and_reply(sh, req, json_pack("[o]", op_del("nodes", id)), 200,
+                          json_pack("{s:s}", "id", id));
+    }
+    json_decref(node);
 }
 
 /* ---- services ---- */
@@ -484,36 +605,143 @@ static void delete_container(struct shoal *sh, struct http_req *req, char **args
         http_respond(req, 200, "application/json", "{}", 2);
 }
 
+/* ---- swarm membership ---- */
+
+static void post_swarm_join(struct shoal *sh, struct http_req *req, char **args)
+{
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    swarm_join(sh, req, body);
+    json_decref(body);
+}
+
+static void get_join_token(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    swarm_join_token(sh, req, args[0], query_flag(req, "rotate"));
+}
+
+static void post_cluster_join(struct shoal *sh, struct http_req *req, char **args)
+{
+    swarm_accept_join(sh, req);
+}
+
+static void post_cluster_session(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (sh->dispatcher == NULL || !cluster_is_leader(sh->cluster)) {
+        respond_not_leader(sh, req);
+        return;
+    }
+    dispatcher_session(sh->dispatcher, req);
+}
+
+static void get_layer(struct shoal *sh, struct http_req *req, char **args)
+{
+    layers_serve(sh, req, args[0]);
+}
+
+/* ---- forwarding to the leader ---- */
+
+struct forward {
+    struct shoal *sh;
+    struct http_req *req;
+    char *path;
+};
+
+static void forward_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
+{
+    struct forward *f = arg;
+    if (status < 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "forwarding to the leader failed: %s", errmsg);
+        respond_err(f->req, SERR_UNAVAILABLE, msg);
+    } else {
+        http_respond(f->req, status, "application/json", body, len);
+    }
+    free(f->path);
+    free(f);
+}
+
+static void forward_connected(void *arg, int fd, const char *errmsg)
+{
+    struct forward *f = arg;
+    if (fd < 0) {
+        forward_answer(f, -1, NULL, 0, errmsg);
+        return;
+    }
+    http_arequest(f->sh->loop, fd, f->req->method, f->path, "application/json", f->req->body,
+                  f->req->body_len, -1, forward_answer, f);
+}
+
+/* A write reaching a manager that is not the leader goes to the leader. */
+static bool forward_if_follower(struct shoal *sh, struct http_req *req)
+{
+    if (sh->cluster == NULL || cluster_is_leader(sh->cluster) || strcmp(req->method, "GET") == 0)
+        return false;
+    const char *leader = cluster_leader_addr(sh->cluster);
+    if (*leader == '\0') {
+        respond_err(req, SERR_UNAVAILABLE, "no leader in the swarm: writes are refused until a "
+                                           "quorum of managers is back");
+        return true;
+    }
+    if (req->body_file) {
+        respond_err(req, SERR_UNAVAILABLE, "uploads go to the leader: run this on the leader");
+        return true;
+    }
+    struct forward *f = xcalloc(1, sizeof(*f));
+    f->sh = sh;
+    f->req = req;
+    f->path = req->query[0] ? xasprintf("%s?%s", req->path, req->query) : xstrdup(req->path);
+    clusternet_connect(sh, leader, forward_connected, f);
+    return true;
+}
+
 /* ---- dispatch ---- */
 
 typedef void (*handler_fn)(struct shoal *sh, struct http_req *req, char **args);
+
+/* Who may call a route: the local socket (root) always; over the cluster
+ * port, managers and admin certificates for the API, any node for the
+ * session, anyone with a token for joining. */
+enum access { LOCAL_ONLY, CLUSTER_API, NODE_SESSION, JOINING };
 
 static const struct route {
     const char *method;
     const char *pattern; /* '*' matches one path segment */
     handler_fn fn;
+    enum access access;
+    bool forward; /* a write the leader must do */
 } routes[] = {
-    {"GET", "/v1/info", get_info},
-    {"POST", "/v1/swarm/init", post_swarm_init},
-    {"POST", "/v1/swarm/leave", post_swarm_leave},
-    {"GET", "/v1/nodes", get_nodes},
-    {"GET", "/v1/nodes/*", get_node},
-    {"GET", "/v1/images", get_images},
-    {"POST", "/v1/images/import", post_image_import},
-    {"POST", "/v1/images/load", post_image_load},
-    {"DELETE", "/v1/images/*", delete_image},
-    {"GET", "/v1/services", get_services},
-    {"POST", "/v1/services", post_service},
-    {"GET", "/v1/services/*", get_service},
-    {"DELETE", "/v1/services/*", delete_service},
-    {"POST", "/v1/services/*/update", post_service_update},
-    {"POST", "/v1/services/*/scale", post_service_scale},
-    {"GET", "/v1/services/*/tasks", get_service_tasks},
-    {"GET", "/v1/services/*/logs", get_service_logs},
-    {"GET", "/v1/tasks", get_tasks},
-    {"POST", "/v1/containers/run", post_container_run},
-    {"GET", "/v1/containers", get_containers},
-    {"DELETE", "/v1/containers/*", delete_container},
+    {"GET", "/v1/info", get_info, CLUSTER_API, false},
+    {"POST", "/v1/swarm/init", post_swarm_init, LOCAL_ONLY, false},
+    {"POST", "/v1/swarm/join", post_swarm_join, LOCAL_ONLY, false},
+    {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL_ONLY, false},
+    {"GET", "/v1/swarm/join-token/*", get_join_token, CLUSTER_API, true},
+    {"POST", "/v1/cluster/join", post_cluster_join, JOINING, false},
+    {"POST", "/v1/cluster/session", post_cluster_session, NODE_SESSION, false},
+    {"GET", "/v1/layers/*", get_layer, NODE_SESSION, false},
+    {"GET", "/v1/nodes", get_nodes, CLUSTER_API, false},
+    {"GET", "/v1/nodes/*", get_node, CLUSTER_API, false},
+    {"POST", "/v1/nodes/*/update", post_node_update, CLUSTER_API, true},
+    {"DELETE", "/v1/nodes/*", delete_node, CLUSTER_API, true},
+    {"GET", "/v1/images", get_images, CLUSTER_API, false},
+    {"POST", "/v1/images/import", post_image_import, CLUSTER_API, true},
+    {"POST", "/v1/images/load", post_image_load, CLUSTER_API, true},
+    {"DELETE", "/v1/images/*", delete_image, CLUSTER_API, true},
+    {"GET", "/v1/services", get_services, CLUSTER_API, false},
+    {"POST", "/v1/services", post_service, CLUSTER_API, true},
+    {"GET", "/v1/services/*", get_service, CLUSTER_API, false},
+    {"DELETE", "/v1/services/*", delete_service, CLUSTER_API, true},
+    {"POST", "/v1/services/*/update", post_service_update, CLUSTER_API, true},
+    {"POST", "/v1/services/*/scale", post_service_scale, CLUSTER_API, true},
+    {"GET", "/v1/services/*/tasks", get_service_tasks, CLUSTER_API, false},
+    {"GET", "/v1/services/*/logs", get_service_logs, LOCAL_ONLY, false},
+    {"GET", "/v1/tasks", get_tasks, CLUSTER_API, false},
+    {"POST", "/v1/containers/run", post_container_run, LOCAL_ONLY, false},
+    {"GET", "/v1/containers", get_containers, LOCAL_ONLY, false},
+    {"DELETE", "/v1/containers/*", delete_container, LOCAL_ONLY, false},
 };
 
 /* Matches a path against a pattern; captured segments point into `buf`. */
@@ -550,6 +778,22 @@ static bool match(const char *pattern, const char *path, char *buf, size_t bufle
     return *p == '\0' || (*p == '/' && p[1] == '\0');
 }
 
+static bool remote_allowed(const struct route *r, struct http_req *req)
+{
+    const char *role = req->peer_role;
+    switch (r->access) {
+    case JOINING:
+        return true;
+    case NODE_SESSION:
+        return role[0] != '\0' && strcmp(role, "admin") != 0;
+    case CLUSTER_API:
+        return strcmp(role, "manager") == 0 || strcmp(role, "admin") == 0;
+    case LOCAL_ONLY:
+    default:
+        return false;
+    }
+}
+
 void routes_dispatch(struct http_server *srv, struct http_req *req)
 {
     struct shoal *sh = http_server_data(srv);
@@ -560,10 +804,17 @@ void routes_dispatch(struct http_server *srv, struct http_req *req)
         if (!match(routes[i].pattern, req->path, buf, sizeof(buf), args))
             continue;
         path_known = true;
-        if (strcmp(routes[i].method, req->method) == 0) {
-            routes[i].fn(sh, req, args);
+        if (strcmp(routes[i].method, req->method) != 0)
+            continue;
+        if (req->remote && !remote_allowed(&routes[i], req)) {
+            respond_err(req, SERR_INVALID, "permission denied: this certificate may not call "
+                                           "this API");
             return;
         }
+        if (routes[i].forward && forward_if_follower(sh, req))
+            return;
+        routes[i].fn(sh, req, args);
+        return;
     }
     if (path_known)
         http_respond(req, 405, "application/json", "{\"message\":\"method not allowed\"}", 32);

@@ -17,7 +17,10 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "daemon/clusternet.h"
+#include "daemon/session.h"
 #include "daemon/swarm.h"
+#include "manager/dispatcher.h"
 #include "manager/orchestrator.h"
 #include "raft/cluster.h"
 #include "store/store.h"
@@ -38,21 +41,30 @@ json_t *shoal_assigned_tasks(struct shoal *sh)
 {
     if (sh->cluster)
         return store_list_where(sh->store, "tasks", "node_id", sh->node_id);
+    if (sh->session)
+        return session_tasks(sh->session);
     return json_array();
 }
 
 json_t *shoal_image_get(struct shoal *sh, const char *image_id)
 {
-    return store_get(sh->store, "images", image_id);
+    if (sh->cluster)
+        return store_get(sh->store, "images", image_id);
+    return sh->session ? session_image(sh->session, image_id) : NULL;
 }
 
+/* The leader proposes reports itself; every other node sends them with its
+ * next heartbeat. */
 void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields)
 {
-    if (sh->cluster == NULL) {
+    if (sh->cluster && cluster_is_leader(sh->cluster)) {
+        cluster_propose(sh->cluster, json_pack("[o]", op_merge("tasks", task_id, fields)), NULL,
+                        NULL);
+    } else if (sh->session) {
+        session_report(sh->session, task_id, fields);
+    } else {
         json_decref(fields);
-        return;
     }
-    cluster_propose(sh->cluster, json_pack("[o]", op_merge("tasks", task_id, fields)), NULL, NULL);
 }
 
 /* ---- reconcile ---- */
@@ -106,18 +118,25 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
-static void cluster_stopped(void *arg)
+static void cluster_stopped_free_net(void *arg)
 {
-    (void)arg;
+    clusternet_free(arg);
 }
 
 static void agent_closed(void *arg)
 {
     struct shoal *sh = arg;
     sh->agent = NULL;
+    session_stop(sh->session);
+    sh->session = NULL;
+    dispatcher_stop(sh->dispatcher);
+    sh->dispatcher = NULL;
+    clusternet_stop(sh);
     if (sh->cluster) {
-        cluster_stop(sh->cluster, cluster_stopped, sh);
+        cluster_stop(sh->cluster, cluster_stopped_free_net, sh);
         sh->cluster = NULL;
+    } else {
+        clusternet_free(sh);
     }
     close_handle((uv_handle_t *)&sh->kick_timer);
     close_handle((uv_handle_t *)&sh->wakeup_timer);

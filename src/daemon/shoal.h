@@ -15,6 +15,9 @@ struct cluster;
 struct image_store;
 struct agent;
 struct http_server;
+struct net;
+struct session;
+struct dispatcher;
 
 #define SHOAL_VERSION "0.1.0"
 #define SHOAL_DEFAULT_PORT 2377
@@ -29,8 +32,12 @@ struct shoal {
 
     struct store *store;     /* always open; empty while not in a swarm */
     struct cluster *cluster; /* NULL while not in a swarm */
-    char *swarm_addr;        /* advertised raft address while in a swarm */
+    char *swarm_addr;        /* advertised cluster address while in a swarm */
     uint64_t raft_id;
+    char role[16];           /* "manager" or "worker" while in a swarm, else "" */
+    struct net *net;         /* cluster port: TLS contexts, listener, raft transport */
+    struct session *session; /* heartbeats to the leader (every node but the leader) */
+    struct dispatcher *dispatcher; /* managers: the leader side of sessions */
 
     struct image_store *images;
     struct runtime rt;

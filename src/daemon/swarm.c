@@ -8,10 +8,16 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "api/api_int.h"
 #include "api/http.h"
+#include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "daemon/clusternet.h"
+#include "daemon/session.h"
 #include "daemon/shoal.h"
+#include "manager/ca.h"
+#include "manager/dispatcher.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
@@ -23,34 +29,172 @@ static void on_store_change(void *arg)
     shoal_kick(arg);
 }
 
-static int start_cluster(struct shoal *sh, bool bootstrap, struct serr *err)
+/* ---- files: swarm.json, tls/, ca/ ---- */
+
+static char *state_file(struct shoal *sh, const char *rel)
 {
-    char *dir = shoal_state_path(sh, "raft");
-    struct cluster_config cfg = {
-        .dir = dir, .raft_id = sh->raft_id, .addr = sh->swarm_addr, .bootstrap = bootstrap};
+    return shoal_state_path(sh, rel);
+}
+
+static int write_text(struct shoal *sh, const char *rel, const char *text, struct serr *err)
+{
+    char *path = state_file(sh, rel);
+    int rc = write_file_atomic(path, text, strlen(text), true, err);
+    free(path);
+    return rc;
+}
+
+static char *read_text(struct shoal *sh, const char *rel, struct serr *err)
+{
+    char *path = state_file(sh, rel), *text = NULL;
+    int rc = read_file(path, &text, NULL, err);
+    free(path);
+    return rc == 0 ? text : NULL;
+}
+
+static int write_swarm_file(struct shoal *sh, const char *cluster_id, json_t *managers,
+                            struct serr *err)
+{
+    char raft_id[17];
+    snprintf(raft_id, sizeof(raft_id), "%016llx", (unsigned long long)sh->raft_id);
+    json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:O}", "addr", sh->swarm_addr, "raft_id", raft_id,
+                            "cluster_id", cluster_id, "role", sh->role, "managers", managers);
+    char *text = json_dumps(cfg, JSON_INDENT(2));
+    int rc = write_text(sh, "swarm.json", text, err);
+    free(text);
+    json_decref(cfg);
+    return rc;
+}
+
+static void forget_swarm_files(struct shoal *sh)
+{
+    static const char *const paths[] = {"swarm.json", "raft", "tls", "ca", NULL};
+    for (int i = 0; paths[i]; i++) {
+        char *path = state_file(sh, paths[i]);
+        rm_rf(path, NULL);
+        free(path);
+    }
+}
+
+static int write_node_tls(struct shoal *sh, const char *ca, const char *cert, const char *key,
+                          struct serr *err)
+{
+    char *dir = state_file(sh, "tls");
+    int rc = mkdir_p(dir, 0700, err);
+    free(dir);
+    if (rc == 0)
+        rc = write_text(sh, "tls/ca.crt", ca, err);
+    if (rc == 0)
+        rc = write_text(sh, "tls/node.crt", cert, err);
+    if (rc == 0)
+        rc = write_text(sh, "tls/node.key", key, err);
+    return rc;
+}
+
+/* The CA (key, certificate, join secrets) is cluster state, in the store's
+ * meta "ca", so any manager that becomes leader can sign. The library works
+ * on files: this writes them under <state_dir>/ca/ from the store. */
+char *swarm_ca_dir(struct shoal *sh, struct serr *err)
+{
+    json_t *ca = store_get(sh->store, "meta", "ca");
+    if (ca == NULL) {
+        serr_set(err, SERR_UNAVAILABLE, "the cluster has no CA yet");
+        return NULL;
+    }
+    char *dir = state_file(sh, "ca");
+    static const char *const files[][2] = {{"ca/ca.crt", "cert"}, {"ca/ca.key", "key"},
+                                           {"ca/tokens.json", "tokens"}};
+    int rc = mkdir_p(dir, 0700, err);
+    for (size_t i = 0; rc == 0 && i < 3; i++) {
+        const char *want = json_string_value(json_object_get(ca, files[i][1]));
+        char *have = read_text(sh, files[i][0], NULL);
+        if (want && (have == NULL || strcmp(have, want) != 0))
+            rc = write_text(sh, files[i][0], want, err);
+        free(have);
+    }
+    json_decref(ca);
+    if (rc < 0) {
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* The CA files as a meta object for the store (new reference). */
+static json_t *ca_meta(struct shoal *sh, struct serr *err)
+{
+    char *cert = read_text(sh, "ca/ca.crt", err);
+    char *key = cert ? read_text(sh, "ca/ca.key", err) : NULL;
+    char *tokens = key ? read_text(sh, "ca/tokens.json", err) : NULL;
+    json_t *meta = tokens ? json_pack("{s:s, s:s, s:s, s:s}", "id", "ca", "cert", cert, "key", key,
+                                      "tokens", tokens)
+                          : NULL;
+    free(cert);
+    free(key);
+    free(tokens);
+    return meta;
+}
+
+/* ---- starting the node's parts ---- */
+
+static int start_cluster_mode(struct shoal *sh, bool bootstrap, bool force_new,
+                              struct serr *err)
+{
+    char *dir = state_file(sh, "raft");
+    struct cluster_config cfg = {.dir = dir,
+                                 .raft_id = sh->raft_id,
+                                 .addr = sh->swarm_addr,
+                                 .bootstrap = bootstrap,
+                                 .force_new = force_new,
+                                 .transport = clusternet_raft_transport(sh)};
     int rc = cluster_start(sh->loop, sh->store, &cfg, on_store_change, sh, &sh->cluster, err);
     free(dir);
     return rc;
 }
 
+static int start_cluster(struct shoal *sh, bool bootstrap, struct serr *err)
+{
+    return start_cluster_mode(sh, bootstrap, false, err);
+}
+
+/* Certificates loaded; managers: raft, cluster port, dispatcher; everyone:
+ * the session with the leader. */
+static int start_member(struct shoal *sh, bool bootstrap, json_t *managers, struct serr *err)
+{
+    if (clusternet_load_tls(sh, err) < 0)
+        return -1;
+    if (strcmp(sh->role, "manager") == 0) {
+        if (start_cluster(sh, bootstrap, err) < 0)
+            return -1;
+        if (clusternet_listen(sh, err) < 0)
+            return -1;
+        sh->dispatcher = dispatcher_start(sh);
+    }
+    sh->session = session_start(sh, managers);
+    return 0;
+}
+
 int swarm_resume(struct shoal *sh, struct serr *err)
 {
-    char *path = shoal_state_path(sh, "swarm.json");
+    char *path = state_file(sh, "swarm.json");
     json_t *cfg = json_load_file(path, 0, NULL);
     free(path);
     if (cfg == NULL)
         return 0; /* not in a swarm */
     const char *addr = json_string_value(json_object_get(cfg, "addr"));
     const char *raft_id = json_string_value(json_object_get(cfg, "raft_id"));
+    const char *role = json_string_value(json_object_get(cfg, "role"));
     if (addr == NULL || raft_id == NULL) {
         json_decref(cfg);
         return serr_set(err, SERR_INTERNAL, "swarm.json is damaged");
     }
     sh->swarm_addr = xstrdup(addr);
     sh->raft_id = strtoull(raft_id, NULL, 16);
+    snprintf(sh->role, sizeof(sh->role), "%s", role ? role : "manager");
+    log_info("resuming swarm membership as a %s, address %s", sh->role, sh->swarm_addr);
+    int rc = start_member(sh, false, json_object_get(cfg, "managers"), err);
     json_decref(cfg);
-    log_info("resuming swarm membership, raft address %s", sh->swarm_addr);
-    return start_cluster(sh, false, err);
+    return rc;
 }
 
 json_t *swarm_self_node(struct shoal *sh, const char *role)
@@ -58,13 +202,16 @@ json_t *swarm_self_node(struct shoal *sh, const char *role)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long long mem = (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
     json_int_t now = (json_int_t)now_ms();
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{s:i, s:I}, s:I, s:I}", "id",
+    char raft_id[17];
+    snprintf(raft_id, sizeof(raft_id), "%016llx", (unsigned long long)sh->raft_id);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{s:i, s:I}, s:I, s:I, s:s}", "id",
                      sh->node_id, "hostname", sh->hostname, "addr", sh->swarm_addr, "role", role,
                      "availability", "active", "status", "ready", "labels", "resources", "cpus",
-                     (int)cpus, "memory", (json_int_t)mem, "created_at", now, "updated_at", now);
+                     (int)cpus, "memory", (json_int_t)mem, "created_at", now, "updated_at", now,
+                     "raft_id", raft_id);
 }
 
-/* "IP", "IP:PORT" -> "IP:PORT" (IPv4 only: the raft TCP transport's limit). */
+/* "IP", "IP:PORT" -> "IP:PORT" (IPv4). */
 static int parse_addr(const char *in, char *out, size_t outlen, struct serr *err)
 {
     char ip[64];
@@ -72,22 +219,48 @@ static int parse_addr(const char *in, char *out, size_t outlen, struct serr *err
     const char *colon = strrchr(in, ':');
     size_t iplen = colon ? (size_t)(colon - in) : strlen(in);
     if (iplen == 0 || iplen >= sizeof(ip))
-        return serr_set(err, SERR_INVALID, "invalid advertise address '%s' (want IP[:PORT])", in);
+        return serr_set(err, SERR_INVALID, "invalid address '%s' (want IP[:PORT])", in);
     memcpy(ip, in, iplen);
     ip[iplen] = '\0';
     if (colon) {
         char *end;
         port = strtol(colon + 1, &end, 10);
         if (*end != '\0' || port < 1 || port > 65535)
-            return serr_set(err, SERR_INVALID, "invalid port in advertise address '%s'", in);
+            return serr_set(err, SERR_INVALID, "invalid port in address '%s'", in);
     }
     struct in_addr a;
     if (inet_pton(AF_INET, ip, &a) != 1)
-        return serr_set(err, SERR_INVALID, "invalid advertise address '%s' (want an IPv4 address)",
-                        in);
+        return serr_set(err, SERR_INVALID, "invalid address '%s' (want an IPv4 address)", in);
     snprintf(out, outlen, "%s:%ld", ip, port);
     return 0;
 }
+
+static void new_raft_id(struct shoal *sh)
+{
+    do {
+        if (getrandom(&sh->raft_id, sizeof(sh->raft_id), 0) != sizeof(sh->raft_id))
+            abort();
+    } while (sh->raft_id == 0 || sh->raft_id > (1ULL << 62));
+}
+
+static int issue_own_cert(struct shoal *sh, const char *ca_dir, const char *role, struct serr *err)
+{
+    char *key = NULL, *csr = NULL, *cert = NULL, *ca = NULL;
+    int rc = node_key_csr(sh->node_id, &key, &csr, err);
+    if (rc == 0)
+        rc = ca_sign(ca_dir, csr, sh->node_id, role, &cert, err);
+    if (rc == 0)
+        rc = ca_cert_pem(ca_dir, &ca, err);
+    if (rc == 0)
+        rc = write_node_tls(sh, ca, cert, key, err);
+    free(key);
+    free(csr);
+    free(cert);
+    free(ca);
+    return rc;
+}
+
+/* ---- swarm init ---- */
 
 struct init_ctx {
     struct shoal *sh;
@@ -112,7 +285,7 @@ static void init_committed(void *arg, int status, const struct serr *err)
         snprintf(reply, sizeof(reply), "{\"node_id\":\"%s\",\"cluster_id\":\"%s\"}",
                  ctx->sh->node_id, ctx->cluster_id);
         http_respond(ctx->req, 200, "application/json", reply, strlen(reply));
-        log_info("swarm initialized: cluster %s, raft address %s", ctx->cluster_id,
+        log_info("swarm initialized: cluster %s, address %s", ctx->cluster_id,
                  ctx->sh->swarm_addr);
     }
     uv_close((uv_handle_t *)&ctx->timer, init_ctx_closed);
@@ -122,56 +295,103 @@ static void init_wait_leader(uv_timer_t *t)
 {
     struct init_ctx *ctx = t->data;
     struct shoal *sh = ctx->sh;
+    struct serr err = {0};
     if (!cluster_is_leader(sh->cluster)) {
         if (mono_ms() < ctx->deadline)
             return;
         uv_timer_stop(t);
-        struct serr err;
         serr_set(&err, SERR_UNAVAILABLE, "the new cluster elected no leader in time");
         init_committed(ctx, -1, &err);
         return;
     }
     uv_timer_stop(t);
+    json_t *ca = ca_meta(sh, &err);
+    if (ca == NULL) {
+        init_committed(ctx, -1, &err);
+        return;
+    }
     json_int_t now = (json_int_t)now_ms();
-    json_t *group = json_pack("[o, o]",
+    json_t *group = json_pack("[o, o, o]",
                               op_put("meta", json_pack("{s:s, s:s, s:I}", "id", "cluster",
                                                        "cluster_id", ctx->cluster_id,
                                                        "created_at", now)),
-                              op_put("nodes", swarm_self_node(sh, "manager")));
+                              op_put("meta", ca), op_put("nodes", swarm_self_node(sh, "manager")));
     cluster_propose(sh->cluster, group, init_committed, ctx);
 }
 
-static int write_swarm_file(struct shoal *sh, const char *cluster_id, struct serr *err)
+static int init_files(struct shoal *sh, const char *cluster_id, struct serr *err)
 {
-    char raft_id[17];
-    snprintf(raft_id, sizeof(raft_id), "%016llx", (unsigned long long)sh->raft_id);
-    json_t *cfg = json_pack("{s:s, s:s, s:s}", "addr", sh->swarm_addr, "raft_id", raft_id,
-                            "cluster_id", cluster_id);
-    char *text = json_dumps(cfg, JSON_INDENT(2));
-    char *path = shoal_state_path(sh, "swarm.json");
-    int rc = write_file_atomic(path, text, strlen(text), true, err);
-    free(path);
-    free(text);
-    json_decref(cfg);
+    char *ca_dir = state_file(sh, "ca");
+    int rc = ca_create(ca_dir, err);
+    if (rc == 0)
+        rc = issue_own_cert(sh, ca_dir, "manager", err);
+    free(ca_dir);
+    json_t *managers = json_pack("[s]", sh->swarm_addr);
+    if (rc == 0)
+        rc = write_swarm_file(sh, cluster_id, managers, err);
+    json_decref(managers);
     return rc;
 }
 
-static void forget_swarm_files(struct shoal *sh)
+/* ---- --force-new-cluster: a lone surviving manager takes over ---- */
+
+struct recover_ctx {
+    struct shoal *sh;
+    struct http_req *req;
+};
+
+/* The store is rebuilt from the raft log when raft starts: start from empty. */
+static void reset_store(struct shoal *sh)
 {
-    char *path = shoal_state_path(sh, "swarm.json");
-    char *raft = shoal_state_path(sh, "raft");
-    unlink(path);
-    rm_rf(raft, NULL);
-    free(path);
-    free(raft);
+    struct serr err = {0};
+    store_close(sh->store);
+    if (store_open(&sh->store, &err) < 0) {
+        log_error("store: %s", err.msg);
+        abort();
+    }
 }
+
+static void recover_stopped(void *arg)
+{
+    struct recover_ctx *r = arg;
+    struct shoal *sh = r->sh;
+    struct serr err = {0};
+    reset_store(sh);
+    if (start_cluster_mode(sh, false, true, &err) < 0) {
+        http_respond_error(r->req, &err);
+    } else {
+        log_info("forced a new cluster: this manager is the only voter");
+        respond_json(r->req, 200, json_pack("{s:s}", "node_id", sh->node_id));
+    }
+    free(r);
+}
+
+static void force_new_cluster(struct shoal *sh, struct http_req *req)
+{
+    if (strcmp(sh->role, "manager") != 0 || sh->cluster == NULL) {
+        respond_err(req, SERR_INVALID, "--force-new-cluster needs a node that was a manager");
+        return;
+    }
+    struct recover_ctx *r = xcalloc(1, sizeof(*r));
+    r->sh = sh;
+    r->req = req;
+    struct cluster *c = sh->cluster;
+    sh->cluster = NULL;
+    cluster_stop(c, recover_stopped, r);
+}
+
+static const char already_member[] = "This node is already part of a swarm. Use \"shoal swarm "
+                                     "leave\" to leave this swarm and join another one.";
 
 void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
 {
     struct serr err = {0};
-    if (sh->cluster) {
-        serr_set(&err, SERR_CONFLICT, "This node is already part of a swarm. Use \"shoal swarm "
-                                      "leave\" to leave this swarm and join another one.");
+    if (json_is_true(json_object_get(body, "force_new_cluster"))) {
+        force_new_cluster(sh, req);
+        return;
+    }
+    if (sh->role[0]) {
+        serr_set(&err, SERR_CONFLICT, "%s", already_member);
         http_respond_error(req, &err);
         return;
     }
@@ -185,15 +405,18 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
     ctx->sh = sh;
     ctx->req = req;
     random_hex(ctx->cluster_id, 32);
-    do {
-        if (getrandom(&sh->raft_id, sizeof(sh->raft_id), 0) != sizeof(sh->raft_id))
-            abort();
-    } while (sh->raft_id == 0);
+    new_raft_id(sh);
     free(sh->swarm_addr);
     sh->swarm_addr = xstrdup(addr);
+    snprintf(sh->role, sizeof(sh->role), "manager");
     forget_swarm_files(sh); /* leftovers of a half-finished leave */
-    if (write_swarm_file(sh, ctx->cluster_id, &err) < 0 || start_cluster(sh, true, &err) < 0) {
-        sh->cluster = NULL;
+    json_t *managers = json_pack("[s]", addr);
+    int rc = init_files(sh, ctx->cluster_id, &err);
+    if (rc == 0)
+        rc = start_member(sh, true, managers, &err);
+    json_decref(managers);
+    if (rc < 0) {
+        swarm_stop_member(sh);
         forget_swarm_files(sh);
         http_respond_error(req, &err);
         free(ctx);
@@ -205,48 +428,368 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
     uv_timer_start(&ctx->timer, init_wait_leader, 0, 5);
 }
 
+/* ---- join (the joining node's side) ---- */
+
+struct join_ctx {
+    struct shoal *sh;
+    struct http_req *req;
+    char digest[65];
+    char secret[64];
+    char remote[96];
+    char addr[96];
+    char *key_pem;
+    char *request; /* JSON body sent to the manager */
+    bool retried;
+};
+
+static void join_ctx_free(struct join_ctx *j)
+{
+    free(j->key_pem);
+    free(j->request);
+    free(j);
+}
+
+static void join_fail(struct join_ctx *j, enum serr_kind kind, const char *msg)
+{
+    struct shoal *sh = j->sh;
+    sh->role[0] = '\0';
+    free(sh->swarm_addr);
+    sh->swarm_addr = NULL;
+    respond_err(j->req, kind, msg);
+    join_ctx_free(j);
+}
+
+static void join_send(struct join_ctx *j);
+
+static void join_finish(struct join_ctx *j, json_t *answer)
+{
+    struct shoal *sh = j->sh;
+    struct serr err = {0};
+    const char *role = json_string_value(json_object_get(answer, "role"));
+    const char *cert = json_string_value(json_object_get(answer, "cert"));
+    const char *ca = json_string_value(json_object_get(answer, "ca"));
+    const char *cluster_id = json_string_value(json_object_get(answer, "cluster_id"));
+    json_t *managers = json_object_get(answer, "managers");
+    if (!role || !cert || !ca || !cluster_id) {
+        join_fail(j, SERR_INTERNAL, "the manager's answer to join is incomplete");
+        return;
+    }
+    snprintf(sh->role, sizeof(sh->role), "%s", role);
+    if (write_node_tls(sh, ca, cert, j->key_pem, &err) < 0 ||
+        write_swarm_file(sh, cluster_id, managers, &err) < 0 ||
+        start_member(sh, false, managers, &err) < 0) {
+        swarm_stop_member(sh);
+        forget_swarm_files(sh);
+        join_fail(j, err.kind, err.msg);
+        return;
+    }
+    log_info("joined the swarm %s as a %s", cluster_id, role);
+    respond_json(j->req, 200, json_pack("{s:s, s:s}", "node_id", sh->node_id, "role", role));
+    join_ctx_free(j);
+}
+
+static void join_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
+{
+    struct join_ctx *j = arg;
+    json_t *answer = body ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *leader = json_string_value(json_object_get(answer, "leader"));
+    if (status == 503 && leader && *leader && !j->retried && strcmp(leader, j->remote) != 0) {
+        j->retried = true; /* that manager is not the leader: ask the leader */
+        snprintf(j->remote, sizeof(j->remote), "%s", leader);
+        json_decref(answer);
+        join_send(j);
+        return;
+    }
+    if (status == 200 && answer) {
+        join_finish(j, answer);
+    } else {
+        const char *msg = json_string_value(json_object_get(answer, "message"));
+        char text[600];
+        snprintf(text, sizeof(text), "join refused by %s: %s", j->remote,
+                 msg ? msg : errmsg ? errmsg : "bad answer");
+        join_fail(j, status == 400 || status == 403 ? SERR_INVALID
+                                                    : status < 0 ? SERR_UNAVAILABLE : SERR_INTERNAL,
+                  text);
+    }
+    json_decref(answer);
+}
+
+static void join_connected(void *arg, int fd, const char *errmsg)
+{
+    struct join_ctx *j = arg;
+    if (fd < 0) {
+        char text[600];
+        snprintf(text, sizeof(text), "cannot join through %s: %s", j->remote, errmsg);
+        join_fail(j, SERR_UNAVAILABLE, text);
+        return;
+    }
+    http_arequest(j->sh->loop, fd, "POST", "/v1/cluster/join", "application/json", j->request,
+                  strlen(j->request), -1, join_answer, j);
+}
+
+static void join_send(struct join_ctx *j)
+{
+    clusternet_connect_pinned(j->sh, j->remote, j->digest, join_connected, j);
+}
+
+static int join_prepare(struct shoal *sh, struct join_ctx *j, json_t *body, struct serr *err)
+{
+    const char *token = json_string_value(json_object_get(body, "token"));
+    const char *remote = json_string_value(json_object_get(body, "remote_addr"));
+    const char *addr = json_string_value(json_object_get(body, "advertise_addr"));
+    if (token == NULL || remote == NULL)
+        return serr_set(err, SERR_INVALID, "join needs a token and a manager address");
+    if (token_parse(token, j->digest, j->secret, sizeof(j->secret), err) < 0)
+        return -1;
+    if (parse_addr(remote, j->remote, sizeof(j->remote), err) < 0)
+        return serr_wrap(err, "manager");
+    if (parse_addr(addr && *addr ? addr : "127.0.0.1", j->addr, sizeof(j->addr), err) < 0)
+        return serr_wrap(err, "advertise address");
+    char *csr = NULL;
+    if (node_key_csr(sh->node_id, &j->key_pem, &csr, err) < 0)
+        return -1;
+    new_raft_id(sh);
+    free(sh->swarm_addr);
+    sh->swarm_addr = xstrdup(j->addr);
+    json_t *self = swarm_self_node(sh, "worker");
+    json_t *req = json_pack("{s:s, s:s, s:o}", "secret", j->secret, "csr", csr, "node", self);
+    j->request = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    free(csr);
+    return 0;
+}
+
+void swarm_join(struct shoal *sh, struct http_req *req, json_t *body)
+{
+    struct serr err = {0};
+    if (sh->role[0]) {
+        serr_set(&err, SERR_CONFLICT, "%s", already_member);
+        http_respond_error(req, &err);
+        return;
+    }
+    struct join_ctx *j = xcalloc(1, sizeof(*j));
+    j->sh = sh;
+    j->req = req;
+    if (join_prepare(sh, j, body, &err) < 0) {
+        free(sh->swarm_addr);
+        sh->swarm_addr = NULL;
+        http_respond_error(req, &err);
+        join_ctx_free(j);
+        return;
+    }
+    forget_swarm_files(sh);
+    snprintf(sh->role, sizeof(sh->role), "joining");
+    join_send(j);
+}
+
+/* ---- join (the leader's side) ---- */
+
+struct accept_ctx {
+    struct shoal *sh;
+    struct http_req *req;
+    json_t *reply;
+};
+
+static void accept_committed(void *arg, int status, const struct serr *err)
+{
+    struct accept_ctx *a = arg;
+    if (status < 0) {
+        http_respond_error(a->req, err);
+        json_decref(a->reply);
+    } else {
+        respond_json(a->req, 200, a->reply);
+    }
+    free(a);
+}
+
+void respond_not_leader(struct shoal *sh, struct http_req *req)
+{
+    const char *leader = sh->cluster ? cluster_leader_addr(sh->cluster) : "";
+    respond_json(req, 503,
+                 json_pack("{s:s, s:s}", "message", "this manager is not the leader", "leader",
+                           leader));
+}
+
+static json_t *manager_addrs(struct shoal *sh)
+{
+    json_t *nodes = store_list(sh->store, "nodes", NULL), *addrs = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *role = json_string_value(json_object_get(n, "role"));
+        if (role && strcmp(role, "manager") == 0)
+            json_array_append(addrs, json_object_get(n, "addr"));
+    }
+    json_decref(nodes);
+    return addrs;
+}
+
+/* Checks the secret, signs the node's CSR with the role the secret grants,
+ * and records the node. Managers become raft voters through the
+ * dispatcher's membership reconciliation once their raft is up. */
+void swarm_accept_join(struct shoal *sh, struct http_req *req)
+{
+    if (sh->cluster == NULL || !cluster_is_leader(sh->cluster)) {
+        respond_not_leader(sh, req);
+        return;
+    }
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    struct serr err = {0};
+    const char *secret = json_string_value(json_object_get(body, "secret"));
+    const char *csr = json_string_value(json_object_get(body, "csr"));
+    json_t *node = json_object_get(body, "node");
+    const char *node_id = json_string_value(json_object_get(node, "id"));
+    char role[16], *cert = NULL, *ca = NULL;
+    char *dir = NULL;
+    if (!secret || !csr || !node_id || !json_string_value(json_object_get(node, "addr"))) {
+        serr_set(&err, SERR_INVALID, "join request is incomplete");
+    } else if ((dir = swarm_ca_dir(sh, &err)) != NULL &&
+               ca_token_check(dir, secret, role, &err) == 0 &&
+               ca_sign(dir, csr, node_id, role, &cert, &err) == 0 &&
+               ca_cert_pem(dir, &ca, &err) == 0) {
+        json_t *meta = store_get(sh->store, "meta", "cluster");
+        json_t *rec = json_deep_copy(node);
+        json_object_set_new(rec, "role", json_string(role));
+        json_object_set_new(rec, "status", json_string("ready"));
+        json_object_set_new(rec, "availability", json_string("active"));
+        json_t *managers = manager_addrs(sh);
+        if (strcmp(role, "manager") == 0)
+            json_array_append(managers, json_object_get(node, "addr"));
+        struct accept_ctx *a = xcalloc(1, sizeof(*a));
+        a->sh = sh;
+        a->req = req;
+        a->reply = json_pack("{s:s, s:s, s:s, s:O, s:o, s:s}", "role", role, "cert", cert, "ca",
+                             ca, "cluster_id", json_object_get(meta, "cluster_id"), "managers",
+                             managers, "leader", sh->swarm_addr);
+        json_decref(meta);
+        log_info("node %s (%s) joins as a %s", json_string_value(json_object_get(node, "hostname")),
+                 node_id, role);
+        cluster_propose(sh->cluster, json_pack("[o]", op_put("nodes", rec)), accept_committed, a);
+    }
+    if (err.msg[0])
+        http_respond_error(req, &err);
+    free(dir);
+    free(cert);
+    free(ca);
+    json_decref(body);
+}
+
+/* ---- join tokens ---- */
+
+struct token_ctx {
+    struct http_req *req;
+    json_t *reply;
+};
+
+static void token_committed(void *arg, int status, const struct serr *err)
+{
+    struct token_ctx *t = arg;
+    if (status < 0) {
+        http_respond_error(t->req, err);
+        json_decref(t->reply);
+    } else {
+        respond_json(t->req, 200, t->reply);
+    }
+    free(t);
+}
+
+void swarm_join_token(struct shoal *sh, struct http_req *req, const char *role, bool rotate)
+{
+    struct serr err = {0};
+    if (strcmp(role, "worker") != 0 && strcmp(role, "manager") != 0) {
+        respond_err(req, SERR_INVALID, "join token role is worker or manager");
+        return;
+    }
+    char *dir = swarm_ca_dir(sh, &err);
+    char token[200];
+    if (dir == NULL || (rotate && ca_token_rotate(dir, role, &err) < 0) ||
+        ca_token(dir, role, token, sizeof(token), &err) < 0) {
+        http_respond_error(req, &err);
+        free(dir);
+        return;
+    }
+    free(dir);
+    char command[400];
+    snprintf(command, sizeof(command), "shoal swarm join --token %s %s", token, sh->swarm_addr);
+    json_t *reply = json_pack("{s:s, s:s, s:s}", "role", role, "token", token, "command", command);
+    if (!rotate) {
+        respond_json(req, 200, reply);
+        return;
+    }
+    json_t *meta = ca_meta(sh, &err);
+    if (meta == NULL) {
+        http_respond_error(req, &err);
+        json_decref(reply);
+        return;
+    }
+    struct token_ctx *t = xcalloc(1, sizeof(*t));
+    t->req = req;
+    t->reply = reply;
+    cluster_propose(sh->cluster, json_pack("[o]", op_put("meta", meta)), token_committed, t);
+}
+
+/* ---- leave ---- */
+
+void swarm_stop_member(struct shoal *sh)
+{
+    session_stop(sh->session);
+    sh->session = NULL;
+    dispatcher_stop(sh->dispatcher);
+    sh->dispatcher = NULL;
+    clusternet_stop(sh);
+}
+
 struct leave_ctx {
     struct shoal *sh;
     struct http_req *req;
 };
 
-static void leave_cluster_stopped(void *arg)
+static void leave_done(struct leave_ctx *ctx)
 {
-    struct leave_ctx *ctx = arg;
     struct shoal *sh = ctx->sh;
+    clusternet_free(sh);
     forget_swarm_files(sh);
-    store_close(sh->store);
-    struct serr err;
-    if (store_open(&sh->store, &err) < 0) {
-        log_error("store: %s", err.msg);
-        abort();
-    }
+    reset_store(sh);
     free(sh->swarm_addr);
     sh->swarm_addr = NULL;
     sh->raft_id = 0;
+    sh->role[0] = '\0';
     agent_sync(sh->agent); /* forgets the finished task containers */
     http_respond(ctx->req, 200, "application/json", "{}", 2);
     log_info("left the swarm");
     free(ctx);
 }
 
+static void leave_cluster_stopped(void *arg)
+{
+    leave_done(arg);
+}
+
 static void leave_tasks_stopped(void *arg)
 {
     struct leave_ctx *ctx = arg;
-    struct cluster *c = ctx->sh->cluster;
-    ctx->sh->cluster = NULL;
-    cluster_stop(c, leave_cluster_stopped, ctx);
+    struct shoal *sh = ctx->sh;
+    swarm_stop_member(sh);
+    struct cluster *c = sh->cluster;
+    sh->cluster = NULL;
+    if (c)
+        cluster_stop(c, leave_cluster_stopped, ctx);
+    else
+        leave_done(ctx);
 }
 
 void swarm_leave(struct shoal *sh, struct http_req *req, int force)
 {
     struct serr err = {0};
-    if (sh->cluster == NULL) {
+    if (sh->role[0] == '\0' || strcmp(sh->role, "joining") == 0) {
         serr_set(&err, SERR_UNAVAILABLE, "This node is not part of a swarm");
         http_respond_error(req, &err);
         return;
     }
-    if (!force) {
+    if (!force && strcmp(sh->role, "manager") == 0) {
         serr_set(&err, SERR_CONFLICT,
                  "You are attempting to leave the swarm on a node that is participating as a "
                  "manager. Removing the last manager erases all current state of the swarm. Use "
@@ -258,4 +801,54 @@ void swarm_leave(struct shoal *sh, struct http_req *req, int force)
     ctx->sh = sh;
     ctx->req = req;
     agent_stop_all(sh->agent, leave_tasks_stopped, ctx);
+}
+
+/* ---- role changes (promote, demote) ---- */
+
+int swarm_new_csr(struct shoal *sh, char **key_pem, char **csr_pem, struct serr *err)
+{
+    return node_key_csr(sh->node_id, key_pem, csr_pem, err);
+}
+
+/* The leader signed a certificate for this node's new role: take it, then
+ * start or stop the manager's parts. */
+int swarm_change_role(struct shoal *sh, const char *role, const char *cert, const char *key,
+                      struct serr *err)
+{
+    char *ca = read_text(sh, "tls/ca.crt", err);
+    if (ca == NULL || write_node_tls(sh, ca, cert, key, err) < 0) {
+        free(ca);
+        return -1;
+    }
+    free(ca);
+    if (clusternet_load_tls(sh, err) < 0)
+        return -1;
+    char *path = state_file(sh, "swarm.json");
+    json_t *cfg = json_load_file(path, 0, NULL);
+    if (cfg) {
+        json_object_set_new(cfg, "role", json_string(role));
+        json_dump_file(cfg, path, JSON_INDENT(2));
+        json_decref(cfg);
+    }
+    free(path);
+    log_info("this node is now a %s", role);
+    snprintf(sh->role, sizeof(sh->role), "%s", role);
+    if (strcmp(role, "manager") == 0) {
+        reset_store(sh);
+        if (start_cluster(sh, false, err) < 0 || clusternet_listen(sh, err) < 0)
+            return -1;
+        sh->dispatcher = dispatcher_start(sh);
+        return 0;
+    }
+    dispatcher_stop(sh->dispatcher);
+    sh->dispatcher = NULL;
+    clusternet_stop(sh);
+    struct cluster *c = sh->cluster;
+    sh->cluster = NULL;
+    if (c)
+        cluster_stop(c, NULL, NULL);
+    char *raft = state_file(sh, "raft");
+    rm_rf(raft, NULL); /* a later promotion starts with an empty log */
+    free(raft);
+    return 0;
 }

@@ -1,22 +1,45 @@
-/* Swarm membership of this node: init (new one-voter Raft cluster), resume
- * after a restart, leave. Keeps <state_dir>/swarm.json, the node's raft id
- * and address. */
+/* Swarm membership of this node: init (new cluster with its CA), join with a
+ * token, resume after a restart, leave; and the leader's side of joining.
+ * Keeps <state_dir>/swarm.json (address, raft id, role, managers),
+ * <state_dir>/tls/ (CA, node certificate and key) and, on managers,
+ * <state_dir>/ca/ (written from the store). */
 #ifndef SHOAL_DAEMON_SWARM_H
 #define SHOAL_DAEMON_SWARM_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "base/err.h"
 
 struct shoal;
 struct http_req;
 
-/* Starts raft again when swarm.json exists (daemon start). */
+/* Starts the node's swarm parts again when swarm.json exists. */
 int swarm_resume(struct shoal *sh, struct serr *err);
 
-/* POST /v1/swarm/init and /v1/swarm/leave: answer on req when done. */
+/* Local API: POST /v1/swarm/init, /join, /leave; GET /v1/swarm/join-token/ROLE. */
 void swarm_init(struct shoal *sh, struct http_req *req, json_t *body);
+void swarm_join(struct shoal *sh, struct http_req *req, json_t *body);
 void swarm_leave(struct shoal *sh, struct http_req *req, int force);
+void swarm_join_token(struct shoal *sh, struct http_req *req, const char *role, bool rotate);
+
+/* Cluster port: POST /v1/cluster/join from a node holding a token. */
+void swarm_accept_join(struct shoal *sh, struct http_req *req);
+/* 503 with {"message", "leader": address} so that the caller can retry there. */
+void respond_not_leader(struct shoal *sh, struct http_req *req);
+
+/* Writes the cluster CA from the store into <state_dir>/ca/ and returns that
+ * directory (caller frees), or NULL. Managers only. */
+char *swarm_ca_dir(struct shoal *sh, struct serr *err);
+
+/* A new key and CSR for this node (role changes). */
+int swarm_new_csr(struct shoal *sh, char **key_pem, char **csr_pem, struct serr *err);
+/* Installs the certificate for `role` and starts or stops the manager parts. */
+int swarm_change_role(struct shoal *sh, const char *role, const char *cert, const char *key,
+                      struct serr *err);
+
+/* Stops the session, dispatcher and cluster listener (not raft). */
+void swarm_stop_member(struct shoal *sh);
 
 /* The node object of this node (new reference) for the nodes table. */
 json_t *swarm_self_node(struct shoal *sh, const char *role);

@@ -8,6 +8,8 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "daemon/swarm.h"
+#include "manager/ca.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
@@ -22,6 +24,7 @@ struct dispatcher {
     struct seen *seen;
     size_t nseen;
     bool was_leader;
+    bool changing; /* a raft membership change is in flight */
 };
 
 static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
@@ -44,6 +47,48 @@ static void set_node_status(struct shoal *sh, json_t *node, const char *status, 
     json_t *fields = json_pack("{s:s, s:s, s:I}", "status", status, "message", msg ? msg : "",
                                "updated_at", (json_int_t)now_ms());
     cluster_propose(sh->cluster, json_pack("[o]", op_merge("nodes", id, fields)), NULL, NULL);
+}
+
+static void membership_done(void *arg, int status, const struct serr *err)
+{
+    struct dispatcher *d = arg;
+    d->changing = false;
+    if (status < 0)
+        log_warn("raft membership: %s", err->msg);
+}
+
+/* Raft voters follow the nodes' roles: a manager node becomes a voter once
+ * its raft answers (retried every tick), a demoted one is removed. One
+ * change at a time: raft allows no more. */
+static void reconcile_membership(struct dispatcher *d, json_t *nodes)
+{
+    struct shoal *sh = d->sh;
+    if (d->changing)
+        return;
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *rid = json_string_value(json_object_get(n, "raft_id"));
+        const char *role = json_string_value(json_object_get(n, "role"));
+        const char *addr = json_string_value(json_object_get(n, "addr"));
+        const char *status = json_string_value(json_object_get(n, "status"));
+        if (rid == NULL || role == NULL || addr == NULL)
+            continue;
+        uint64_t id = strtoull(rid, NULL, 16);
+        bool voter = cluster_has_voter(sh->cluster, id);
+        if (strcmp(role, "manager") == 0 && !voter && status && strcmp(status, "ready") == 0) {
+            d->changing = true;
+            log_info("adding manager %s (%s) as a raft voter", json_string_value(json_object_get(n, "hostname")), addr);
+            cluster_add_voter(sh->cluster, id, addr, membership_done, d);
+            return;
+        }
+        if (strcmp(role, "worker") == 0 && voter) {
+            d->changing = true;
+            cluster_remove(sh->cluster, id, membership_done, d);
+            return;
+        }
+    }
 }
 
 /* Marks nodes whose heartbeats stopped as down. A new leader first gives
@@ -75,6 +120,7 @@ static void check_nodes(uv_timer_t *t)
         if (status && strcmp(status, "ready") == 0 && mono_ms() - s->at > NODE_DOWN_MS)
             set_node_status(sh, n, "down", "heartbeat failure");
     }
+    reconcile_membership(d, nodes);
     json_decref(nodes);
 }
 
@@ -158,6 +204,24 @@ static json_t *images_of(struct shoal *sh, json_t *tasks)
     return images;
 }
 
+/* A node whose role changed (promote, demote) sends a CSR: it gets a
+ * certificate for its new role, which the cluster port checks. */
+static void renew_certificate(struct shoal *sh, json_t *node, const char *csr, json_t *reply)
+{
+    if (csr == NULL)
+        return;
+    struct serr err = {0};
+    char *dir = swarm_ca_dir(sh, &err);
+    char *cert = NULL;
+    if (dir && ca_sign(dir, csr, json_string_value(json_object_get(node, "id")),
+                       json_string_value(json_object_get(node, "role")), &cert, &err) == 0)
+        json_object_set_new(reply, "cert", json_string(cert));
+    else
+        log_warn("certificate renewal: %s", err.msg);
+    free(cert);
+    free(dir);
+}
+
 void dispatcher_session(struct dispatcher *d, struct http_req *req)
 {
     struct shoal *sh = d->sh;
@@ -179,9 +243,10 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
         set_node_status(sh, node, "ready", NULL);
     apply_reports(sh, json_object_get(body, "reports"));
     json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
-    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?}", "tasks", tasks, "images",
+    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O}", "tasks", tasks, "images",
                               images_of(sh, tasks), "managers", manager_addrs(sh), "leader",
-                              sh->swarm_addr);
+                              sh->swarm_addr, "role", json_object_get(node, "role"));
+    renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
     respond_json(req, 200, reply);
     json_decref(body);
     json_decref(node);

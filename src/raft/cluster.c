@@ -20,7 +20,8 @@ struct cluster {
     struct store *store;
     struct raft raft;
     struct raft_io io;
-    struct raft_uv_transport transport;
+    struct raft_uv_transport transport; /* the library's TCP one, when own_transport */
+    bool own_transport;
     struct raft_fsm fsm;
     char *addr;
     cluster_change_cb on_change;
@@ -219,6 +220,19 @@ static int bootstrap(struct cluster *c, const struct cluster_config *cfg, struct
     return 0;
 }
 
+static int recover_alone(struct cluster *c, const struct cluster_config *cfg, struct serr *err)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = raft_configuration_add(&conf, cfg->raft_id, cfg->addr, RAFT_VOTER);
+    if (rv == 0)
+        rv = raft_recover(&c->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0)
+        return serr_set(err, SERR_INTERNAL, "raft recover: %s", raft_errmsg(&c->raft));
+    return 0;
+}
+
 int cluster_start(uv_loop_t *loop, struct store *store, const struct cluster_config *cfg,
                   cluster_change_cb on_change, void *change_arg, struct cluster **out,
                   struct serr *err)
@@ -233,12 +247,14 @@ int cluster_start(uv_loop_t *loop, struct store *store, const struct cluster_con
     c->change_arg = change_arg;
     c->fsm = (struct raft_fsm){.version = 1, .data = c, .apply = fsm_apply,
                                .snapshot = fsm_snapshot, .restore = fsm_restore};
-    int rv = raft_uv_tcp_init(&c->transport, loop);
+    struct raft_uv_transport *transport = cfg->transport ? cfg->transport : &c->transport;
+    c->own_transport = cfg->transport == NULL;
+    int rv = c->own_transport ? raft_uv_tcp_init(&c->transport, loop) : 0;
     if (rv != 0) {
         serr_set(err, SERR_INTERNAL, "raft transport: %s", raft_strerror(rv));
         goto err_after_alloc;
     }
-    rv = raft_uv_init(&c->io, loop, cfg->dir, &c->transport);
+    rv = raft_uv_init(&c->io, loop, cfg->dir, transport);
     if (rv != 0) {
         serr_set(err, SERR_INTERNAL, "raft I/O in %s: %s", cfg->dir, c->io.errmsg);
         goto err_after_transport;
@@ -253,6 +269,8 @@ int cluster_start(uv_loop_t *loop, struct store *store, const struct cluster_con
     raft_set_election_timeout(&c->raft, 1000);
     raft_set_heartbeat_timeout(&c->raft, 100);
     if (cfg->bootstrap && bootstrap(c, cfg, err) < 0)
+        goto err_after_raft;
+    if (cfg->force_new && recover_alone(c, cfg, err) < 0)
         goto err_after_raft;
     rv = raft_start(&c->raft);
     if (rv != 0) {
@@ -271,7 +289,8 @@ err_after_raft:
 err_after_io:
     raft_uv_close(&c->io);
 err_after_transport:
-    raft_uv_tcp_close(&c->transport);
+    if (c->own_transport)
+        raft_uv_tcp_close(&c->transport);
 err_after_alloc:
     free(c->addr);
     free(c);
@@ -284,7 +303,8 @@ static void handle_closed(uv_handle_t *h)
     if (--c->closing_handles > 0)
         return;
     raft_uv_close(&c->io);
-    raft_uv_tcp_close(&c->transport);
+    if (c->own_transport)
+        raft_uv_tcp_close(&c->transport);
     store_result_free(&c->last_result);
     void (*done)(void *) = c->stop_done;
     void *arg = c->stop_arg;

@@ -21,6 +21,10 @@ struct cluster_config {
     uint64_t raft_id; /* this server's raft id, never 0 */
     const char *addr; /* "IP:PORT" this server listens on and is known by */
     bool bootstrap;   /* first start of a new cluster: a one-voter configuration */
+    bool force_new;   /* keep the log but make this server the only voter
+                         (recovery of a lone surviving manager) */
+    /* Transport to use (NULL: plain TCP from the raft library). Not owned. */
+    struct raft_uv_transport *transport;
 };
 
 /* Called on the loop after each applied entry or restored snapshot. */

@@ -1,0 +1,39 @@
+/* The cluster port: node-to-node links over mutual TLS. One listener on the
+ * advertised address carries both Raft (connections that start with the
+ * line "RAFT <id> <address>") and the HTTP API (everything else), so a
+ * node needs one open port. Outgoing links give a plain file descriptor once
+ * the TLS handshake is done; the TLS work happens in src/base/tlsproxy.c. */
+#ifndef SHOAL_DAEMON_CLUSTERNET_H
+#define SHOAL_DAEMON_CLUSTERNET_H
+
+#include "base/err.h"
+
+struct shoal;
+struct raft_uv_transport;
+
+/* fd >= 0: a connected plain stream (caller owns it); else errmsg says why. */
+typedef void (*clusternet_connect_cb)(void *arg, int fd, const char *errmsg);
+
+/* Connects to another node with this node's certificate. */
+void clusternet_connect(struct shoal *sh, const char *addr, clusternet_connect_cb cb, void *arg);
+
+/* Connects to a manager to join: no client certificate; the server's CA must
+ * have the sha256 `ca_digest` (hex) from the join token. */
+void clusternet_connect_pinned(struct shoal *sh, const char *addr, const char *ca_digest,
+                               clusternet_connect_cb cb, void *arg);
+
+/* Starts the listener on sh->swarm_addr (managers). */
+int clusternet_listen(struct shoal *sh, struct serr *err);
+void clusternet_stop(struct shoal *sh);
+/* Stops the listener and forgets the certificates (swarm leave, exit). Raft
+ * must be closed first: it uses the transport. */
+void clusternet_free(struct shoal *sh);
+
+/* Loads (or reloads) this node's certificate, key and CA from
+ * <state_dir>/tls/. */
+int clusternet_load_tls(struct shoal *sh, struct serr *err);
+
+/* A raft transport over the cluster port (for cluster_start). */
+struct raft_uv_transport *clusternet_raft_transport(struct shoal *sh);
+
+#endif

@@ -1,0 +1,31 @@
+/* Internals of the cluster port shared by clusternet.c (Raft/HTTP split, raft
+ * transport) and clusternet_tls.c (certificates, TLS links). */
+#ifndef SHOAL_DAEMON_CLUSTERNET_INT_H
+#define SHOAL_DAEMON_CLUSTERNET_INT_H
+
+#include <openssl/ssl.h>
+#include <raft.h>
+#include <raft/uv.h>
+
+struct shoal;
+struct tlsproxy_listener;
+struct raft_connect;
+
+struct net {
+    struct shoal *sh;
+    SSL_CTX *server_ctx; /* presents the node certificate; client certs optional */
+    SSL_CTX *client_ctx; /* presents the node certificate; verifies against the CA */
+    struct tlsproxy_listener *listener;
+    struct raft_uv_transport transport;
+    raft_uv_accept_cb raft_accept;
+    raft_id raft_id;
+    char raft_addr[96];
+    struct raft_connect *connects; /* raft connects in progress */
+};
+
+/* The daemon's net state, made on first use. */
+struct net *net_get(struct shoal *sh);
+/* A connection whose TLS handshake completed: Raft or HTTP. Takes fd. */
+void net_incoming(struct net *net, int fd, const char *peer_id, const char *peer_role);
+
+#endif

@@ -1,0 +1,245 @@
+#include "daemon/session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "api/http_aclient.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "daemon/clusternet.h"
+#include "daemon/shoal.h"
+#include "daemon/swarm.h"
+#include "manager/dispatcher.h"
+#include "raft/cluster.h"
+
+struct session {
+    struct shoal *sh;
+    uv_timer_t timer;
+    json_t *pending;  /* reports not sent yet */
+    json_t *inflight; /* reports of the heartbeat in flight */
+    json_t *tasks;    /* NULL until the first answer */
+    json_t *images;
+    json_t *managers;
+    size_t target;    /* index in managers */
+    char *renew_key; /* key of a certificate being renewed for a new role */
+    char *renew_csr;
+    bool busy;
+    bool stopping;
+    bool timer_closed;
+    int failures;
+};
+
+static void requeue_inflight(struct session *s)
+{
+    json_array_extend(s->inflight, s->pending);
+    json_decref(s->pending);
+    s->pending = s->inflight;
+    s->inflight = json_array();
+}
+
+static void next_manager(struct session *s)
+{
+    if (json_array_size(s->managers) > 0)
+        s->target = (s->target + 1) % json_array_size(s->managers);
+}
+
+static void use_leader(struct session *s, const char *leader)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(s->managers, i, m)
+    {
+        if (strcmp(json_string_value(m), leader) == 0) {
+            s->target = i;
+            return;
+        }
+    }
+    json_array_append_new(s->managers, json_string(leader));
+    s->target = json_array_size(s->managers) - 1;
+}
+
+/* The leader's view of this node's role wins: ask for a certificate of the
+ * new role (a CSR in the next heartbeat), then switch when it comes. */
+static void follow_role(struct session *s, const char *role, const char *cert)
+{
+    struct shoal *sh = s->sh;
+    if (role == NULL || strcmp(role, sh->role) == 0) {
+        free(s->renew_key);
+        free(s->renew_csr);
+        s->renew_key = s->renew_csr = NULL;
+        return;
+    }
+    struct serr err = {0};
+    if (cert && s->renew_key) {
+        if (swarm_change_role(sh, role, cert, s->renew_key, &err) < 0)
+            log_error("role change to %s: %s", role, err.msg);
+        free(s->renew_key);
+        free(s->renew_csr);
+        s->renew_key = s->renew_csr = NULL;
+        return;
+    }
+    if (s->renew_key == NULL && swarm_new_csr(sh, &s->renew_key, &s->renew_csr, &err) < 0)
+        log_error("role change to %s: %s", role, err.msg);
+}
+
+static void apply_answer(struct session *s, json_t *answer)
+{
+    json_t *tasks = json_object_get(answer, "tasks");
+    json_t *images = json_object_get(answer, "images");
+    json_t *managers = json_object_get(answer, "managers");
+    if (json_is_array(tasks)) {
+        json_decref(s->tasks);
+        s->tasks = json_incref(tasks);
+    }
+    if (json_is_object(images)) {
+        json_decref(s->images);
+        s->images = json_incref(images);
+    }
+    if (json_array_size(managers) > 0) {
+        const char *cur = json_string_value(json_array_get(s->managers, s->target));
+        char *keep = cur ? xstrdup(cur) : NULL;
+        json_decref(s->managers);
+        s->managers = json_deep_copy(managers);
+        s->target = 0;
+        if (keep)
+            use_leader(s, keep);
+        free(keep);
+    }
+    const char *leader = json_string_value(json_object_get(answer, "leader"));
+    if (leader)
+        use_leader(s, leader);
+    follow_role(s, json_string_value(json_object_get(answer, "role")),
+                json_string_value(json_object_get(answer, "cert")));
+}
+
+static void session_free(struct session *s)
+{
+    free(s->renew_key);
+    free(s->renew_csr);
+    json_decref(s->pending);
+    json_decref(s->inflight);
+    json_decref(s->tasks);
+    json_decref(s->images);
+    json_decref(s->managers);
+    free(s);
+}
+
+static void on_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
+{
+    struct session *s = arg;
+    s->busy = false;
+    if (s->stopping) {
+        if (s->timer_closed)
+            session_free(s);
+        return;
+    }
+    json_t *answer = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    if (answer == NULL) {
+        if (s->failures++ % 20 == 0)
+            log_warn("session with %s: %s", json_string_value(json_array_get(s->managers, s->target)),
+                     errmsg ? errmsg : body ? body : "bad answer");
+        requeue_inflight(s);
+        next_manager(s);
+        return;
+    }
+    if (s->failures > 0)
+        log_info("session with %s established",
+                 json_string_value(json_array_get(s->managers, s->target)));
+    s->failures = 0;
+    json_decref(s->inflight);
+    s->inflight = json_array();
+    apply_answer(s, answer);
+    json_decref(answer);
+    shoal_kick(s->sh);
+}
+
+static void on_connected(void *arg, int fd, const char *errmsg)
+{
+    struct session *s = arg;
+    if (fd < 0) {
+        on_answer(s, -1, NULL, 0, errmsg);
+        return;
+    }
+    json_t *body = json_pack("{s:O, s:s?}", "reports", s->inflight, "csr", s->renew_csr);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    http_arequest(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
+                  strlen(text), -1, on_answer, s);
+    free(text);
+}
+
+static void heartbeat(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    const char *target = json_string_value(json_array_get(s->managers, s->target));
+    if (s->busy || target == NULL)
+        return;
+    if (s->sh->cluster && cluster_is_leader(s->sh->cluster)) {
+        /* the leader reports to itself directly; queued reports go in now */
+        size_t i;
+        json_t *r;
+        json_array_foreach(s->pending, i, r)
+        {
+            shoal_report_task(s->sh, json_string_value(json_object_get(r, "id")),
+                              json_incref(json_object_get(r, "fields")));
+        }
+        json_array_clear(s->pending);
+        return;
+    }
+    s->busy = true;
+    json_decref(s->inflight);
+    s->inflight = s->pending;
+    s->pending = json_array();
+    clusternet_connect(s->sh, target, on_connected, s);
+}
+
+struct session *session_start(struct shoal *sh, json_t *managers)
+{
+    struct session *s = xcalloc(1, sizeof(*s));
+    s->sh = sh;
+    s->pending = json_array();
+    s->inflight = json_array();
+    s->images = json_object();
+    s->managers = json_is_array(managers) ? json_deep_copy(managers) : json_array();
+    uv_timer_init(sh->loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, heartbeat, 0, HEARTBEAT_MS);
+    return s;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    s->timer_closed = true;
+    if (!s->busy)
+        session_free(s); /* else on_answer frees it */
+}
+
+void session_stop(struct session *s)
+{
+    if (s == NULL)
+        return;
+    s->stopping = true;
+    uv_close((uv_handle_t *)&s->timer, timer_closed);
+}
+
+void session_report(struct session *s, const char *task_id, json_t *fields)
+{
+    json_array_append_new(s->pending, json_pack("{s:s, s:o}", "id", task_id, "fields", fields));
+}
+
+json_t *session_tasks(struct session *s)
+{
+    return s->tasks ? json_incref(s->tasks) : NULL;
+}
+
+json_t *session_image(struct session *s, const char *image_id)
+{
+    return json_incref(json_object_get(s->images, image_id));
+}
+
+json_t *session_managers(struct session *s)
+{
+    return s->managers;
+}
