@@ -90,6 +90,8 @@ def test_duplicate_name(unchanged):
     (["--constraint", "foo==bar"], "foo"),
     (["--constraint", "node.role==king"], "node.role"),
     (["--limit-memory", "1k"], "memory"),
+    (["--name", "bad name!"], "invalid service name"),
+    (["--mount", "type=bind,src=/tmp"], "target"),
 ])
 def test_bad_create_flags(unchanged, flags, fragment):
     expect_cli_error(unchanged, ["service", "create", "--name", "bad", *flags, "busybox", "true"], fragment)
@@ -281,3 +283,48 @@ def test_api_garbage_http(unchanged):
             pass
         s.close()
         assert unchanged.api("GET", "/v1/info").status == 200
+
+
+def _chunked_post(d, path, body, chunk):
+    from conftest import UnixHTTPConnection
+    c = UnixHTTPConnection(d.sock)
+    try:
+        c.putrequest("POST", path)
+        c.putheader("Transfer-Encoding", "chunked")
+        c.putheader("Content-Type", "application/json")
+        c.endheaders()
+        for i in range(0, len(body), chunk):
+            part = body[i:i + chunk]
+            c.send(b"%x\r\n" % len(part) + part + b"\r\n")
+        c.send(b"0\r\n\r\n")
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def test_api_chunked_too_large(unchanged):
+    big = json.dumps({"image": "busybox", "env": ["K=" + "x" * (2 << 20)]}).encode()
+    status, body = _chunked_post(unchanged, "/v1/services", big, 65536)
+    assert status == 413, body
+
+
+def test_api_content_length_lie(unchanged):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(unchanged.sock)
+    s.sendall(b"POST /v1/services HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n{")
+    assert b" 413 " in s.recv(500)
+    s.close()
+
+
+def test_api_chunked_body_accepted(baseline):
+    d = baseline
+    body = json.dumps({"image": "busybox", "name": "chunky", "args": ["sleep", "1000"],
+                       "stop_grace_period_ms": 1000}).encode()
+    status, resp = _chunked_post(d, "/v1/services", body, 7)
+    assert status == 201, resp
+    d.wait_running("chunky", 1)
+    d.cli("service", "rm", "chunky")
+    wait_until(lambda: not [t for t in d.api("GET", "/v1/tasks").json() if t["service_name"] == "chunky"])
