@@ -22,9 +22,12 @@ static const char main_usage[] =
     "A small cluster orchestrator.\n"
     "\n"
     "Options:\n"
-    "  -H, --host string   Daemon socket to connect to (default " CLI_DEFAULT_HOST ",\n"
-    "                      or $SHOAL_HOST)\n"
-    "  -h, --help          Print usage\n"
+    "  -H, --host string      Daemon socket to connect to (default " CLI_DEFAULT_HOST ",\n"
+    "                         or $SHOAL_HOST); tcp://HOST:PORT reaches a manager's\n"
+    "                         cluster port over TLS\n"
+    "      --tls-dir string   Client certificate for tcp:// hosts (default $SHOAL_TLS_DIR,\n"
+    "                         or ~/.shoal; see 'shoal swarm admin-cert')\n"
+    "  -h, --help             Print usage\n"
     "\n"
     "Management Commands:\n"
     "  image       Manage images\n"
@@ -121,7 +124,8 @@ int cli_dispatch_group(struct cli *cli, const char *group, const struct cli_cmd 
     return c->fn(cli, argc - 1, argv + 1);
 }
 
-/* Global flags come before the command: -H HOST, --host HOST, --host=HOST. */
+/* Global flags come before the command: -H HOST, --host HOST, --host=HOST,
+ * --tls-dir DIR, --tls-dir=DIR. */
 static int parse_global_flags(struct cli *cli, int argc, char **argv, int *first)
 {
     int i = 1;
@@ -138,6 +142,14 @@ static int parse_global_flags(struct cli *cli, int argc, char **argv, int *first
             cli->host = argv[++i];
         } else if (strncmp(a, "--host=", 7) == 0) {
             cli->host = a + 7;
+        } else if (strcmp(a, "--tls-dir") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "shoal: flag needs an argument: %s\nSee 'shoal --help'.\n", a);
+                return CLI_EXIT_USAGE;
+            }
+            cli->tls_dir = argv[++i];
+        } else if (strncmp(a, "--tls-dir=", 10) == 0) {
+            cli->tls_dir = a + 10;
         } else if (strncmp(a, "-H", 2) == 0) {
             cli->host = a + 2;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
@@ -351,7 +363,7 @@ char *cli_path(const char *fmt, const char *arg)
 static struct http_client *client(struct cli *cli, struct serr *err)
 {
     if (cli->client == NULL)
-        cli->client = http_client_open(cli->host, err);
+        cli->client = http_client_open_tls(cli->host, cli->tls_dir, err);
     return cli->client;
 }
 

@@ -22,6 +22,7 @@ struct http_client;
 
 struct cli {
     const char *host;
+    const char *tls_dir; /* --tls-dir, or NULL: $SHOAL_TLS_DIR, then ~/.shoal */
     struct http_client *client; /* opened on first use */
 };
 
@@ -108,6 +109,32 @@ int cli_build_service_patch(int argc, char **argv, json_t **patch, const char **
 /* `run` argv (argv[0] "run") -> the /v1/containers/run body. */
 int cli_build_run_request(int argc, char **argv, json_t **request, struct serr *err);
 extern const char cli_run_usage[];
+
+/* ---- swarm and node command lines (pure, unit-tested) ----
+ * Like the service builders: 0, 1 when --help was asked, or -1 with a usage
+ * message in err. argv[0] is the command's own name. */
+
+/* "IP" -> "IP:2377"; "IP:PORT" and "[V6]:PORT" stay (caller frees). */
+char *cli_addr_with_port(const char *addr);
+/* `swarm init` -> {"advertise_addr","force_new_cluster"} (each optional). */
+int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err);
+/* `swarm join --token T [--advertise-addr A] HOST[:PORT]` ->
+ * {"token","remote_addr","advertise_addr"}. */
+int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err);
+struct cli_join_token_opts {
+    const char *role; /* "worker" or "manager" */
+    bool rotate, quiet;
+};
+int cli_parse_join_token(int argc, char **argv, struct cli_join_token_opts *opts,
+                         struct serr *err);
+/* `swarm admin-cert [-o DIR]`: *dir is NULL without -o. */
+int cli_parse_admin_cert(int argc, char **argv, const char **dir, struct serr *err);
+/* `node update` -> {"availability","role","labels_add":{},"labels_rm":[]} and
+ * the node named. At least one change is required. */
+int cli_build_node_update(int argc, char **argv, json_t **patch, const char **node,
+                          struct serr *err);
+extern const char cli_swarm_join_usage[];
+extern const char cli_node_update_usage[];
 extern const char cli_service_create_usage[];
 extern const char cli_service_update_usage[];
 

@@ -1,7 +1,10 @@
-/* shoal node ls | inspect */
+/* shoal node ls | inspect | promote | demote | update | rm */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "cli/cli.h"
 
 static const char ls_usage[] = "Usage:  shoal node ls [OPTIONS]\n\nList nodes in the swarm\n\n"
@@ -65,9 +68,211 @@ static int node_inspect(struct cli *cli, int argc, char **argv)
     return cli_inspect(cli, "/v1/nodes/%s", argc - fl.first_arg, argv + fl.first_arg);
 }
 
+/* ---- update ---- */
+
+const char cli_node_update_usage[] =
+    "Usage:  shoal node update [OPTIONS] NODE\n\n"
+    "Update a node\n\n"
+    "Options:\n"
+    "      --availability string   Availability of the node (\"active\", \"pause\", \"drain\")\n"
+    "      --label-add list        Add or update a node label (key=value)\n"
+    "      --label-rm list         Remove a node label if exists\n"
+    "      --role string           Role of the node (\"worker\", \"manager\")\n";
+
+static bool one_of(const char *value, const char *const *allowed)
+{
+    for (; *allowed != NULL; allowed++)
+        if (strcmp(value, *allowed) == 0)
+            return true;
+    return false;
+}
+
+/* Docker's `key=value`; a bare `key` sets an empty value. */
+static int add_label(json_t *labels, const char *text, struct serr *err)
+{
+    size_t key_len = strcspn(text, "=");
+    if (key_len == 0)
+        return serr_set(err, SERR_INVALID, "invalid --label-add \"%s\": empty key", text);
+    char *key = xasprintf("%.*s", (int)key_len, text);
+    const char *value = text[key_len] == '=' ? text + key_len + 1 : "";
+    json_object_set_new(labels, key, json_string(value));
+    free(key);
+    return 0;
+}
+
+static int node_update_option(json_t *p, int opt, const char *arg, struct serr *err)
+{
+    static const char *const availabilities[] = {"active", "pause", "drain", NULL};
+    static const char *const roles[] = {"worker", "manager", NULL};
+    switch (opt) {
+    case 'a':
+        if (!one_of(arg, availabilities))
+            return serr_set(err, SERR_INVALID,
+                            "invalid --availability \"%s\": must be active, pause or drain", arg);
+        json_object_set_new(p, "availability", json_string(arg));
+        return 0;
+    case 'r':
+        if (!one_of(arg, roles))
+            return serr_set(err, SERR_INVALID,
+                            "invalid --role \"%s\": must be worker or manager", arg);
+        json_object_set_new(p, "role", json_string(arg));
+        return 0;
+    case 'L': return add_label(json_object_get(p, "labels_add"), arg, err);
+    default:
+        if (arg[0] == '\0' || strchr(arg, '=') != NULL)
+            return serr_set(err, SERR_INVALID, "invalid --label-rm \"%s\": give a label key",
+                            arg);
+        json_array_append_new(json_object_get(p, "labels_rm"), json_string(arg));
+        return 0;
+    }
+}
+
+/* Drops the label lists nobody filled; true when something is left to change. */
+static bool prune_patch(json_t *p)
+{
+    if (json_object_size(json_object_get(p, "labels_add")) == 0)
+        json_object_del(p, "labels_add");
+    if (json_array_size(json_object_get(p, "labels_rm")) == 0)
+        json_object_del(p, "labels_rm");
+    return json_object_size(p) > 0;
+}
+
+int cli_build_node_update(int argc, char **argv, json_t **patch, const char **node,
+                          struct serr *err)
+{
+    static const struct option opts[] = {
+        {"availability", required_argument, NULL, 'a'},
+        {"role", required_argument, NULL, 'r'},
+        {"label-add", required_argument, NULL, 'L'},
+        {"label-rm", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    json_t *p = json_pack("{s:o,s:o}", "labels_add", json_object(), "labels_rm", json_array());
+    optind = 0;
+    int opt, rc = 0;
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "h", opts, err)) != -1) {
+        if (opt == '?')
+            rc = -1;
+        else if (opt == 'h')
+            rc = 1;
+        else
+            rc = node_update_option(p, opt, optarg, err);
+    }
+    if (rc == 0 && argc - optind != 1)
+        rc = serr_set(err, SERR_INVALID, "requires exactly 1 argument (NODE)");
+    if (rc == 0 && !prune_patch(p))
+        rc = serr_set(err, SERR_INVALID,
+                      "nothing to update: give --availability, --role, --label-add or --label-rm");
+    if (rc != 0) {
+        json_decref(p);
+        return rc;
+    }
+    *node = argv[optind];
+    *patch = p;
+    return 0;
+}
+
+static int post_node_update(struct cli *cli, const char *node, json_t *patch, struct serr *err)
+{
+    char *path = cli_path("/v1/nodes/%s/update", node);
+    int rc = cli_call(cli, "POST", path, patch, NULL, err);
+    free(path);
+    return rc;
+}
+
+static int node_update(struct cli *cli, int argc, char **argv)
+{
+    json_t *patch;
+    const char *node;
+    struct serr err;
+    int rc = cli_build_node_update(argc, argv, &patch, &node, &err);
+    if (rc == 1)
+        return cli_help(cli_node_update_usage);
+    if (rc < 0)
+        return cli_usage_error("node update", "%s", err.msg);
+    rc = post_node_update(cli, node, patch, &err);
+    json_decref(patch);
+    if (rc < 0)
+        return cli_fail(&err);
+    printf("%s\n", node);
+    return CLI_EXIT_OK;
+}
+
+/* ---- promote / demote ---- */
+
+static const char promote_usage[] = "Usage:  shoal node promote NODE [NODE...]\n\n"
+                                    "Promote one or more nodes to manager in the swarm\n";
+static const char demote_usage[] = "Usage:  shoal node demote NODE [NODE...]\n\n"
+                                   "Demote one or more nodes from manager in the swarm\n";
+
+/* Sets the role of each node, going on after a failure like docker. */
+static int set_roles(struct cli *cli, const char *role, int argc, char **argv)
+{
+    json_t *patch = json_pack("{s:s}", "role", role);
+    int rc = CLI_EXIT_OK;
+    bool promote = strcmp(role, "manager") == 0;
+    for (int i = 0; i < argc; i++) {
+        struct serr err;
+        if (post_node_update(cli, argv[i], patch, &err) < 0)
+            rc = cli_fail(&err);
+        else if (promote)
+            printf("Node %s promoted to a manager in the swarm.\n", argv[i]);
+        else
+            printf("Manager %s demoted in the swarm.\n", argv[i]);
+    }
+    json_decref(patch);
+    return rc;
+}
+
+static int node_promote(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("node promote", promote_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("node promote", argc - fl.first_arg, 1, -1)) >= 0)
+        return rc;
+    return set_roles(cli, "manager", argc - fl.first_arg, argv + fl.first_arg);
+}
+
+static int node_demote(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("node demote", demote_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("node demote", argc - fl.first_arg, 1, -1)) >= 0)
+        return rc;
+    return set_roles(cli, "worker", argc - fl.first_arg, argv + fl.first_arg);
+}
+
+/* ---- rm ---- */
+
+static const char rm_usage[] = "Usage:  shoal node rm [OPTIONS] NODE [NODE...]\n\n"
+                               "Remove one or more nodes from the swarm\n\n"
+                               "Options:\n"
+                               "  -f, --force   Force remove a node from the swarm\n";
+
+static int node_rm(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("node rm", rm_usage, "f", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("node rm", argc - fl.first_arg, 1, -1)) >= 0)
+        return rc;
+    return cli_remove_each(cli, "/v1/nodes/%s", fl.force ? "?force=1" : "", argc - fl.first_arg,
+                           argv + fl.first_arg);
+}
+
 static const struct cli_cmd node_cmds[] = {
+    {"demote", NULL, node_demote, "Demote one or more nodes from manager in the swarm"},
     {"inspect", NULL, node_inspect, "Display detailed information on one or more nodes"},
     {"ls", "list", node_ls, "List nodes in the swarm"},
+    {"promote", NULL, node_promote, "Promote one or more nodes to manager in the swarm"},
+    {"rm", "remove", node_rm, "Remove one or more nodes from the swarm"},
+    {"update", NULL, node_update, "Update a node"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -1,4 +1,4 @@
-/* shoal version | info | swarm init | swarm leave */
+/* shoal version | info */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,75 +77,4 @@ int cli_info(struct cli *cli, int argc, char **argv)
     }
     json_decref(info);
     return CLI_EXIT_OK;
-}
-
-static const char init_usage[] = "Usage:  shoal swarm init [OPTIONS]\n\n"
-                                 "Initialize a swarm\n\n"
-                                 "Options:\n"
-                                 "      --advertise-addr string   Advertised address "
-                                 "(format: IP[:PORT], default 127.0.0.1:2377)\n";
-
-static int swarm_init(struct cli *cli, int argc, char **argv)
-{
-    struct cli_flags fl;
-    int rc = cli_flags("swarm init", init_usage, "A", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("swarm init", argc - fl.first_arg, 0, 0)) >= 0)
-        return rc;
-    json_t *body = json_object();
-    if (fl.advertise_addr != NULL) {
-        if (fl.advertise_addr[0] == '\0') {
-            json_decref(body);
-            return cli_usage_error("swarm init", "empty --advertise-addr");
-        }
-        /* Docker's default port when only an IP is given. */
-        char *addr = strchr(fl.advertise_addr, ':')
-                         ? xstrdup(fl.advertise_addr)
-                         : xasprintf("%s:%d", fl.advertise_addr, SHOAL_DEFAULT_PORT);
-        json_object_set_new(body, "advertise_addr", json_string(addr));
-        free(addr);
-    }
-    struct serr err;
-    json_t *out;
-    rc = cli_call(cli, "POST", "/v1/swarm/init", body, &out, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(&err);
-    printf("Swarm initialized: current node (%s) is now a manager.\n", jstr(out, "node_id"));
-    json_decref(out);
-    return CLI_EXIT_OK;
-}
-
-static const char leave_usage[] = "Usage:  shoal swarm leave [OPTIONS]\n\n"
-                                  "Leave the swarm\n\n"
-                                  "Options:\n"
-                                  "  -f, --force   Force this node to leave the swarm, ignoring "
-                                  "warnings\n";
-
-static int swarm_leave(struct cli *cli, int argc, char **argv)
-{
-    struct cli_flags fl;
-    int rc = cli_flags("swarm leave", leave_usage, "f", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("swarm leave", argc - fl.first_arg, 0, 0)) >= 0)
-        return rc;
-    struct serr err;
-    if (cli_call(cli, "POST", fl.force ? "/v1/swarm/leave?force=1" : "/v1/swarm/leave", NULL, NULL,
-                 &err) < 0)
-        return cli_fail(&err);
-    printf("Node left the swarm.\n");
-    return CLI_EXIT_OK;
-}
-
-static const struct cli_cmd swarm_cmds[] = {
-    {"init", NULL, swarm_init, "Initialize a swarm"},
-    {"leave", NULL, swarm_leave, "Leave the swarm"},
-    {NULL, NULL, NULL, NULL},
-};
-
-int cli_swarm(struct cli *cli, int argc, char **argv)
-{
-    return cli_dispatch_group(cli, "swarm", swarm_cmds, argc, argv);
 }
