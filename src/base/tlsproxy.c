@@ -78,7 +78,6 @@ struct write_req {
 
 static void conn_close(struct conn *c);
 static void close_after_flush(struct conn *c);
-static void drive(struct conn *c);
 static void pump_tls_to_plain(struct conn *c);
 static void on_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_plain_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -369,9 +368,9 @@ static void on_plain_written(uv_write_t *req, int status)
     }
     if (c->tcp_paused && c->plain_pending <= LOW_WATER) {
         c->tcp_paused = false;
+        /* rbio is empty: the pump drained it before pausing. */
         if (!c->tls_eof)
             uv_read_start((uv_stream_t *)&c->tcp, alloc_chunk, on_tcp_read);
-        drive(c); /* nothing is buffered in rbio, but this keeps the invariant simple */
     }
 }
 

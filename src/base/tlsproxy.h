@@ -24,7 +24,11 @@
  *
  * The SSL_CTX must stay alive while connections made with it exist (OpenSSL
  * keeps a reference per connection, so SSL_CTX_free after tlsproxy_listen or
- * tlsproxy_connect is fine). */
+ * tlsproxy_connect is fine).
+ *
+ * The process must ignore SIGPIPE (the daemon does): a caller that closes its fd
+ * while data is on the way makes the proxy's next write fail with EPIPE, which
+ * ends the connection. */
 #ifndef SHOAL_BASE_TLSPROXY_H
 #define SHOAL_BASE_TLSPROXY_H
 
@@ -67,7 +71,8 @@ int tlsproxy_listener_port(const struct tlsproxy_listener *l);
 void tlsproxy_listener_close(struct tlsproxy_listener *l, void (*done)(void *), void *arg);
 
 /* Connects to "IP:PORT" and runs the client handshake; the result goes to cb.
- * Fails synchronously only on a bad address. */
+ * Fails synchronously (and then never calls cb) on a bad address or when the
+ * connect cannot even start. */
 int tlsproxy_connect(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_connect_cb cb,
                      void *data, struct serr *err);
 

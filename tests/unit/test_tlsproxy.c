@@ -459,3 +459,114 @@ TEST(tlsproxy_connect_failures)
     SSL_CTX_free(client);
     pki_free(&p);
 }
+
+/* ---- the server ends a connection; the listener closes mid-handshake ---- */
+
+static bool client_saw_eof;
+
+static void on_accept_and_hang_up(void *data, int plain_fd, const char *peer_id,
+                                  const char *peer_role, const char *peer_addr)
+{
+    (void)data, (void)peer_id, (void)peer_role, (void)peer_addr;
+    accepted++;
+    close(plain_fd);
+    close_listener();
+}
+
+static void eof_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    free(buf->base);
+    if (nread == UV_EOF)
+        client_saw_eof = true;
+    if (nread < 0)
+        uv_close((uv_handle_t *)s, free_handle);
+}
+
+static void on_connect_expect_eof(void *data, int status, int plain_fd, const char *peer_id,
+                                  const char *peer_role, const char *errmsg)
+{
+    (void)data, (void)peer_id, (void)peer_role;
+    connect_status = status;
+    snprintf(connect_msg, sizeof(connect_msg), "%s", errmsg);
+    if (status < 0)
+        return;
+    uv_pipe_t *pipe = xmalloc(sizeof(*pipe));
+    CHECK(uv_pipe_init(&loop, pipe, 0) == 0);
+    CHECK(uv_pipe_open(pipe, plain_fd) == 0);
+    uv_read_start((uv_stream_t *)pipe, alloc_buf, eof_read);
+}
+
+TEST(tlsproxy_server_hangs_up)
+{
+    struct pki p;
+    struct serr err;
+    pki_make(&p);
+    SSL_CTX *server = server_ctx_for(&p, true);
+    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
+    setup();
+    client_saw_eof = false;
+    CHECK(tlsproxy_listen(&loop, "127.0.0.1:0", server, on_accept_and_hang_up, NULL, &listener,
+                          &err) == 0);
+    char *addr = xasprintf("127.0.0.1:%d", tlsproxy_listener_port(listener));
+    CHECK(tlsproxy_connect(&loop, addr, client, on_connect_expect_eof, NULL, &err) == 0);
+    finish();
+    CHECK(connect_status == 0);
+    CHECK(accepted == 1);
+    CHECK(client_saw_eof);
+    free(addr);
+    SSL_CTX_free(client);
+    SSL_CTX_free(server);
+    pki_free(&p);
+}
+
+static int listener_done_calls;
+
+static void on_listener_done(void *arg)
+{
+    CHECK(arg == &listener_done_calls);
+    listener_done_calls++;
+}
+
+static void close_listener_later(uv_timer_t *t)
+{
+    tlsproxy_listener_close(listener, on_listener_done, &listener_done_calls);
+    listener = NULL;
+    uv_close((uv_handle_t *)t, free_handle);
+}
+
+static void on_raw_connected(uv_connect_t *req, int status)
+{
+    CHECK(status == 0);
+    /* Leave the server waiting for a ClientHello (accepted by then), then close
+     * the listener. */
+    uv_timer_t *timer = xmalloc(sizeof(*timer));
+    uv_timer_init(&loop, timer);
+    uv_timer_start(timer, close_listener_later, 100, 0);
+    uv_read_start(req->handle, alloc_buf, eof_read);
+    free(req);
+}
+
+TEST(tlsproxy_listener_close_drops_handshakes)
+{
+    struct pki p;
+    pki_make(&p);
+    SSL_CTX *server = server_ctx_for(&p, true);
+    setup();
+    client_saw_eof = false;
+    listener_done_calls = 0;
+    char *addr = listen_on_free_port(server);
+    SSL_CTX_free(server); /* the listener holds its own reference */
+
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", tlsproxy_listener_port(listener), &sa);
+    uv_tcp_t *raw = xmalloc(sizeof(*raw));
+    uv_tcp_init(&loop, raw);
+    uv_connect_t *req = xmalloc(sizeof(*req));
+    CHECK(uv_tcp_connect(req, raw, (struct sockaddr *)&sa, on_raw_connected) == 0);
+    finish();
+    CHECK(listener_done_calls == 1);
+    CHECK(client_saw_eof); /* the half-open handshake was dropped */
+    CHECK(accepted == 0);
+    free(addr);
+    pki_free(&p);
+}
