@@ -59,6 +59,9 @@ int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
             rc = 1;
         else if (opt == 'A')
             rc = set_addr(b, "advertise_addr", "--advertise-addr", optarg, err);
+        else if (strcmp(argv[optind - 1], "--force-new-cluster") != 0)
+            /* getopt_long takes prefixes; this one is too dangerous to guess. */
+            rc = serr_set(err, SERR_INVALID, "unknown flag: %s", argv[optind - 1]);
         else
             json_object_set_new(b, "force_new_cluster", json_true());
     }

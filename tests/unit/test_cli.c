@@ -209,3 +209,160 @@ TEST(cli_formatting_helpers)
     CHECK(cli_parse_uint("--replicas", "101", 100, &n, &err) < 0);
     CHECK(cli_parse_uint("--replicas", "+1", 100, &n, &err) < 0);
 }
+
+TEST(cli_swarm_init_flags)
+{
+    json_t *body;
+    struct serr err;
+    CHECK(cli_build_swarm_init(ARGC("init"), ARGV("init"), &body, &err) == 0);
+    CHECK(json_object_size(body) == 0);
+    json_decref(body);
+    CHECK(cli_build_swarm_init(ARGC("init", "--advertise-addr", "10.0.0.1", "--force-new-cluster"),
+                               ARGV("init", "--advertise-addr", "10.0.0.1", "--force-new-cluster"),
+                               &body, &err) == 0);
+    CHECK_STR(str_at(body, "advertise_addr"), "10.0.0.1:2377");
+    CHECK(json_is_true(json_object_get(body, "force_new_cluster")));
+    json_decref(body);
+    CHECK(cli_build_swarm_init(ARGC("init", "--help"), ARGV("init", "--help"), &body, &err) == 1);
+    CHECK(cli_build_swarm_init(ARGC("init", "x"), ARGV("init", "x"), &body, &err) < 0);
+    CHECK(strstr(err.msg, "no arguments") != NULL);
+    CHECK(cli_build_swarm_init(ARGC("init", "--advertise-addr", ""),
+                               ARGV("init", "--advertise-addr", ""), &body, &err) < 0);
+    CHECK(cli_build_swarm_init(ARGC("init", "--force"), ARGV("init", "--force"), &body, &err) < 0);
+    CHECK(strstr(err.msg, "unknown flag: --force") != NULL);
+}
+
+TEST(cli_swarm_join_flags)
+{
+    json_t *body;
+    struct serr err;
+    CHECK(cli_build_swarm_join(ARGC("join", "--token", "SHOAL-1-x-y", "10.0.0.1:2377"),
+                               ARGV("join", "--token", "SHOAL-1-x-y", "10.0.0.1:2377"), &body,
+                               &err) == 0);
+    CHECK_STR(str_at(body, "token"), "SHOAL-1-x-y");
+    CHECK_STR(str_at(body, "remote_addr"), "10.0.0.1:2377");
+    CHECK(json_object_get(body, "advertise_addr") == NULL);
+    json_decref(body);
+    CHECK(cli_build_swarm_join(
+              ARGC("join", "--advertise-addr=10.0.0.2:4000", "--token=T", "10.0.0.1"),
+              ARGV("join", "--advertise-addr=10.0.0.2:4000", "--token=T", "10.0.0.1"), &body,
+              &err) == 0);
+    CHECK_STR(str_at(body, "advertise_addr"), "10.0.0.2:4000");
+    CHECK_STR(str_at(body, "remote_addr"), "10.0.0.1:2377"); /* docker's default port */
+    json_decref(body);
+    CHECK(cli_build_swarm_join(ARGC("join", "10.0.0.1:2377"), ARGV("join", "10.0.0.1:2377"),
+                               &body, &err) < 0);
+    CHECK(strstr(err.msg, "--token is required") != NULL);
+    CHECK(cli_build_swarm_join(ARGC("join", "--token", "T"), ARGV("join", "--token", "T"), &body,
+                               &err) < 0);
+    CHECK(strstr(err.msg, "HOST:PORT") != NULL);
+    CHECK(cli_build_swarm_join(ARGC("join", "--token", "T", "a:1", "b:2"),
+                               ARGV("join", "--token", "T", "a:1", "b:2"), &body, &err) < 0);
+    CHECK(cli_build_swarm_join(ARGC("join", "--token", "", "a:1"),
+                               ARGV("join", "--token", "", "a:1"), &body, &err) < 0);
+    CHECK(cli_build_swarm_join(ARGC("join", "--token"), ARGV("join", "--token"), &body, &err) < 0);
+    CHECK(strstr(err.msg, "flag needs an argument: --token") != NULL);
+    CHECK(cli_build_swarm_join(ARGC("join", "-h"), ARGV("join", "-h"), &body, &err) == 1);
+}
+
+TEST(cli_addr_with_port)
+{
+    char *a = cli_addr_with_port("10.0.0.1");
+    CHECK_STR(a, "10.0.0.1:2377");
+    free(a);
+    a = cli_addr_with_port("10.0.0.1:9");
+    CHECK_STR(a, "10.0.0.1:9");
+    free(a);
+    a = cli_addr_with_port("[::1]");
+    CHECK_STR(a, "[::1]:2377");
+    free(a);
+    a = cli_addr_with_port("[::1]:9");
+    CHECK_STR(a, "[::1]:9");
+    free(a);
+}
+
+TEST(cli_join_token_flags)
+{
+    struct cli_join_token_opts o;
+    struct serr err;
+    CHECK(cli_parse_join_token(ARGC("join-token", "worker"), ARGV("join-token", "worker"), &o,
+                               &err) == 0);
+    CHECK_STR(o.role, "worker");
+    CHECK(!o.quiet && !o.rotate);
+    CHECK(cli_parse_join_token(ARGC("join-token", "-q", "--rotate", "manager"),
+                               ARGV("join-token", "-q", "--rotate", "manager"), &o, &err) == 0);
+    CHECK_STR(o.role, "manager");
+    CHECK(o.quiet && o.rotate);
+    CHECK(cli_parse_join_token(ARGC("join-token", "--quiet", "worker"),
+                               ARGV("join-token", "--quiet", "worker"), &o, &err) == 0);
+    CHECK(o.quiet);
+    CHECK(cli_parse_join_token(ARGC("join-token"), ARGV("join-token"), &o, &err) < 0);
+    CHECK(cli_parse_join_token(ARGC("join-token", "admin"), ARGV("join-token", "admin"), &o,
+                               &err) < 0);
+    CHECK(strstr(err.msg, "worker or manager") != NULL);
+    CHECK(cli_parse_join_token(ARGC("join-token", "-x", "worker"), ARGV("join-token", "-x", "worker"),
+                               &o, &err) < 0);
+    CHECK(strstr(err.msg, "unknown shorthand flag: 'x'") != NULL);
+    CHECK(cli_parse_join_token(ARGC("join-token", "--help"), ARGV("join-token", "--help"), &o,
+                               &err) == 1);
+}
+
+TEST(cli_admin_cert_flags)
+{
+    const char *dir;
+    struct serr err;
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert"), ARGV("admin-cert"), &dir, &err) == 0);
+    CHECK(dir == NULL);
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "-o", "/tmp/x"), ARGV("admin-cert", "-o", "/tmp/x"),
+                               &dir, &err) == 0);
+    CHECK_STR(dir, "/tmp/x");
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "--output=/y"), ARGV("admin-cert", "--output=/y"),
+                               &dir, &err) == 0);
+    CHECK_STR(dir, "/y");
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "-o"), ARGV("admin-cert", "-o"), &dir, &err) < 0);
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "-o", ""), ARGV("admin-cert", "-o", ""), &dir,
+                               &err) < 0);
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "extra"), ARGV("admin-cert", "extra"), &dir,
+                               &err) < 0);
+}
+
+#define NODE_UPDATE(err, patch, node, ...)                                                         \
+    cli_build_node_update(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), patch, node, err)
+
+TEST(cli_node_update_flags)
+{
+    json_t *p;
+    const char *node;
+    struct serr err;
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--availability", "drain", "--role", "manager",
+                      "--label-add", "zone=a", "--label-add", "ssd", "--label-add", "k=v=w",
+                      "--label-rm", "old", "--label-rm", "older", "node-1") == 0);
+    CHECK_STR(node, "node-1");
+    CHECK_STR(str_at(p, "availability"), "drain");
+    CHECK_STR(str_at(p, "role"), "manager");
+    json_t *add = json_object_get(p, "labels_add");
+    CHECK(json_object_size(add) == 3);
+    CHECK_STR(str_at(add, "zone"), "a");
+    CHECK_STR(str_at(add, "ssd"), "");
+    CHECK_STR(str_at(add, "k"), "v=w");
+    json_t *rm = json_object_get(p, "labels_rm");
+    CHECK(json_array_size(rm) == 2);
+    CHECK_STR(json_string_value(json_array_get(rm, 1)), "older");
+    json_decref(p);
+    /* Only what was given is sent. */
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--availability=pause", "n") == 0);
+    CHECK(json_object_size(p) == 1);
+    json_decref(p);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "n") < 0);
+    CHECK(strstr(err.msg, "nothing to update") != NULL);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--availability", "paused", "n") < 0);
+    CHECK(strstr(err.msg, "active, pause or drain") != NULL);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--role", "admin", "n") < 0);
+    CHECK(strstr(err.msg, "worker or manager") != NULL);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--label-add", "=x", "n") < 0);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--label-rm", "", "n") < 0);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--role", "worker") < 0);
+    CHECK(strstr(err.msg, "exactly 1 argument") != NULL);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--role", "worker", "a", "b") < 0);
+    CHECK(NODE_UPDATE(&err, &p, &node, "update", "--help") == 1);
+}
