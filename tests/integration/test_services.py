@@ -509,3 +509,64 @@ def test_logs_partial_last_line(daemon):
     d.wait_running("nonl", 1)
     wait_until(lambda: "no newline" in d.logs("nonl"))
     remove(d, "nonl")
+
+
+def test_logs_tail_is_per_task(daemon):
+    d = daemon
+    create(d, "two", "--replicas", "2", "busybox", "sh", "-c", "echo a; echo b; echo last; exec sleep 1000")
+    ts = d.wait_running("two", 2)
+    wait_until(lambda: sum(l.endswith("| last") for l in d.logs("two").splitlines()) == 2)
+    tail = d.logs("two", "--tail", "1").splitlines()
+    assert len(tail) == 2 and all(l.endswith("| last") for l in tail), tail
+    assert {l.split("@")[0] for l in tail} == {"%s.%s" % (t["name"], t["id"][:12]) for t in ts}
+    remove(d, "two")
+
+
+def test_readonly_volume(daemon):
+    d = daemon
+    create(d, "rovol", "--mount", "type=volume,src=rodata,dst=/d,readonly", "busybox", "sh", "-c",
+           "if touch /d/x 2>/dev/null; then echo VOL-WRITABLE; else echo VOL-DENIED; fi; exec sleep 1000")
+    d.wait_running("rovol", 1)
+    wait_until(lambda: "VOL-" in d.logs("rovol"))
+    assert "VOL-DENIED" in d.logs("rovol")
+    remove(d, "rovol")
+
+
+def test_global_with_no_eligible_node(daemon):
+    d = daemon
+    create(d, "gnone", "--mode", "global", "--constraint", "node.role==worker", "busybox", "sleep", "1000",
+           detach=True)
+    svc = d.service("gnone")
+    assert svc["replicas_desired"] == 0
+    # negative check: no task is ever created
+    for _ in range(10):
+        assert d.tasks("gnone") == []
+        time.sleep(0.1)
+    remove(d, "gnone")
+
+
+def test_zero_replicas_and_rm_of_pending(daemon):
+    d = daemon
+    create(d, "none0", "--replicas", "0", "busybox", "sleep", "1000")
+    assert d.service("none0")["replicas_desired"] == 0 and d.tasks("none0") == []
+    create(d, "pend", "--replicas", "2", "--constraint", "node.role==worker", "busybox", "sleep", "1000",
+           detach=True)
+    wait_until(lambda: len(d.tasks("pend")) == 2)
+    d.cli("service", "rm", "pend", "none0")
+    wait_until(lambda: not [t for t in d.api("GET", "/v1/tasks").json() if t["service_name"] in ("pend", "none0")])
+
+
+def test_rm_during_rolling_update(daemon):
+    d = daemon
+    create(d, "midupd", "--replicas", "3", "--update-delay", "1s", "busybox", "sleep", "1000")
+    d.wait_running("midupd", 3)
+    d.cli("service", "update", "-d", "--env-add", "Z=1", "midupd")
+    wait_until(lambda: any(t["spec_version"] == 2 for t in d.tasks("midupd")))
+    pids = [t["pid"] for t in d.tasks("midupd") if t.get("pid")]
+    d.cli("service", "rm", "midupd")
+    wait_until(lambda: not any(pid_alive(p) for p in pids))
+    wait_until(lambda: not [t for t in d.api("GET", "/v1/tasks").json() if t["service_name"] == "midupd"])
+    # negative check: nothing comes back
+    for _ in range(10):
+        assert not [t for t in d.api("GET", "/v1/tasks").json() if t["service_name"] == "midupd"]
+        time.sleep(0.1)
