@@ -2,6 +2,7 @@
 #include "manager/ca.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -716,11 +717,17 @@ fail:
 
 /* The pinned digest lives in the context's ex_data, freed with the context. */
 static int pin_index = -1;
+static pthread_once_t pin_index_once = PTHREAD_ONCE_INIT;
 
 static void pin_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
     (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
     free(ptr);
+}
+
+static void make_pin_index(void)
+{
+    pin_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, pin_free);
 }
 
 static int pin_fail(X509_STORE_CTX *store_ctx, int code, const char *why)
@@ -783,8 +790,7 @@ SSL_CTX *tls_ctx_new_pinning(const char *digest_hex, struct serr *err)
         serr_set(err, SERR_INVALID, "CA digest is not 64 lowercase hex characters");
         return NULL;
     }
-    if (pin_index < 0)
-        pin_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, pin_free);
+    pthread_once(&pin_index_once, make_pin_index);
     SSL_CTX *ctx = ctx_base(false, err);
     if (ctx == NULL)
         return NULL;
