@@ -336,13 +336,22 @@ static void reap_orphans(struct pass *p)
 }
 
 /* Tasks on a node that is down are lost to the cluster: orphaned (a final
- * state), so that restart policies start them elsewhere. */
+ * state), so that restart policies start them elsewhere. Tasks on a drained
+ * node are stopped, and started elsewhere. */
 static void orphan_tasks_of_down_nodes(struct pass *p)
 {
     size_t i, k;
     json_t *n, *t;
     json_array_foreach(p->nodes, i, n)
     {
+        if (str_is(n, "availability", "drain")) {
+            /* drained: stop its tasks; their slots get new tasks elsewhere */
+            json_array_foreach(p->tasks, k, t)
+            {
+                if (str_is(t, "node_id", sget(n, "id")) && str_is(t, "desired_state", "running"))
+                    task_set_desired(p, t, "shutdown");
+            }
+        }
         if (!str_is(n, "status", "down"))
             continue;
         json_array_foreach(p->tasks, k, t)
