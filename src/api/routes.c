@@ -14,6 +14,7 @@
 #include "daemon/clusternet.h"
 #include "daemon/layers.h"
 #include "daemon/swarm.h"
+#include "manager/ca.h"
 #include "manager/dispatcher.h"
 #include "manager/orchestrator.h"
 #include "manager/scheduler.h"
@@ -623,6 +624,24 @@ static void get_join_token(struct shoal *sh, struct http_req *req, char **args)
     swarm_join_token(sh, req, args[0], query_flag(req, "rotate"));
 }
 
+/* A client certificate for remote CLI access (root on a manager only). */
+static void get_admin_cert(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    struct serr err = {0};
+    char *dir = swarm_ca_dir(sh, &err);
+    char *key = NULL, *cert = NULL, *ca = NULL;
+    if (dir && ca_issue_admin(dir, &key, &cert, &err) == 0 && ca_cert_pem(dir, &ca, &err) == 0)
+        respond_json(req, 200, json_pack("{s:s, s:s, s:s}", "ca", ca, "cert", cert, "key", key));
+    else
+        http_respond_error(req, &err);
+    free(dir);
+    free(key);
+    free(cert);
+    free(ca);
+}
+
 static void post_cluster_join(struct shoal *sh, struct http_req *req, char **args)
 {
     swarm_accept_join(sh, req);
@@ -719,6 +738,7 @@ static const struct route {
     {"POST", "/v1/swarm/join", post_swarm_join, LOCAL_ONLY, false},
     {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL_ONLY, false},
     {"GET", "/v1/swarm/join-token/*", get_join_token, CLUSTER_API, true},
+    {"GET", "/v1/swarm/admin-cert", get_admin_cert, LOCAL_ONLY, false},
     {"POST", "/v1/cluster/join", post_cluster_join, JOINING, false},
     {"POST", "/v1/cluster/session", post_cluster_session, NODE_SESSION, false},
     {"GET", "/v1/layers/*", get_layer, NODE_SESSION, false},
