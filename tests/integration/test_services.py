@@ -477,10 +477,12 @@ def test_parallel_creates(daemon):
     assert not errors
     names = {s["name"] for s in d.api("GET", "/v1/services").json()}
     assert {"par%d" % i for i in range(12)} <= names
+    pids = []
     for i in range(12):
-        d.wait_running("par%d" % i, 1)
-    for i in range(12):
-        remove(d, "par%d" % i)
+        pids += [t["pid"] for t in d.wait_running("par%d" % i, 1)]
+    d.cli("service", "rm", *["par%d" % i for i in range(12)])
+    wait_until(lambda: not any(pid_alive(p) for p in pids))
+    assert not {"par%d" % i for i in range(12)} & {s["name"] for s in d.api("GET", "/v1/services").json()}
 
 
 def test_logs_follow_sees_replacement_task(daemon):
