@@ -351,6 +351,7 @@ static int conn_send(struct http_client *c, const char *data, size_t len)
         if (c->ssl != NULL) {
             size_t n = 0;
             ERR_clear_error();
+            errno = 0;
             if (SSL_write_ex(c->ssl, data, len, &n) != 1) {
                 if (errno == 0)
                     errno = EPROTO;

@@ -1,9 +1,7 @@
 /* shoal version | info */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "base/util.h"
 #include "cli/cli.h"
 #include "daemon/shoal.h"
 

@@ -300,8 +300,8 @@ TEST(cli_join_token_flags)
     CHECK(cli_parse_join_token(ARGC("join-token", "admin"), ARGV("join-token", "admin"), &o,
                                &err) < 0);
     CHECK(strstr(err.msg, "worker or manager") != NULL);
-    CHECK(cli_parse_join_token(ARGC("join-token", "-x", "worker"), ARGV("join-token", "-x", "worker"),
-                               &o, &err) < 0);
+    CHECK(cli_parse_join_token(ARGC("join-token", "-x", "worker"),
+                               ARGV("join-token", "-x", "worker"), &o, &err) < 0);
     CHECK(strstr(err.msg, "unknown shorthand flag: 'x'") != NULL);
     CHECK(cli_parse_join_token(ARGC("join-token", "--help"), ARGV("join-token", "--help"), &o,
                                &err) == 1);
@@ -313,11 +313,11 @@ TEST(cli_admin_cert_flags)
     struct serr err;
     CHECK(cli_parse_admin_cert(ARGC("admin-cert"), ARGV("admin-cert"), &dir, &err) == 0);
     CHECK(dir == NULL);
-    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "-o", "/tmp/x"), ARGV("admin-cert", "-o", "/tmp/x"),
-                               &dir, &err) == 0);
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "-o", "/tmp/x"),
+                               ARGV("admin-cert", "-o", "/tmp/x"), &dir, &err) == 0);
     CHECK_STR(dir, "/tmp/x");
-    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "--output=/y"), ARGV("admin-cert", "--output=/y"),
-                               &dir, &err) == 0);
+    CHECK(cli_parse_admin_cert(ARGC("admin-cert", "--output=/y"),
+                               ARGV("admin-cert", "--output=/y"), &dir, &err) == 0);
     CHECK_STR(dir, "/y");
     CHECK(cli_parse_admin_cert(ARGC("admin-cert", "-o"), ARGV("admin-cert", "-o"), &dir, &err) < 0);
     CHECK(cli_parse_admin_cert(ARGC("admin-cert", "-o", ""), ARGV("admin-cert", "-o", ""), &dir,
