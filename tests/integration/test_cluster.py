@@ -1,0 +1,225 @@
+"""Multi-node clusters (issue 3): joining with tokens over mutual TLS, Raft
+across managers, leader and worker failures, drain, constraints, role changes,
+remote CLI. Real daemons on loopback ports, real containers."""
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from cluster import Cluster
+from conftest import wait_until
+
+
+@pytest.fixture
+def cluster3x2(rootfs_tar):
+    c = Cluster(managers=3, workers=2, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+@pytest.fixture
+def cluster1x2(rootfs_tar):
+    c = Cluster(managers=1, workers=2, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+def roles(c, via=None):
+    return sorted((n["role"], n["manager_status"]) for n in c.nodes_view(via))
+
+
+def task_nodes(d, service):
+    return [t["node_id"] for t in d.running_tasks(service)]
+
+
+def test_join_builds_three_managers_and_two_workers(cluster3x2):
+    c = cluster3x2
+    assert roles(c) == [("manager", "leader"), ("manager", "reachable"), ("manager", "reachable"),
+                        ("worker", ""), ("worker", "")]
+    # every manager serves the replicated state; a worker refuses with docker's message
+    for d in c.nodes[1:3]:
+        wait_until(lambda: len(d.cli_json("node", "ls")) == 5, timeout=20)
+    res = c.nodes[4].cli("node", "ls", check=False)
+    assert res.returncode != 0 and "Worker nodes can't be used" in res.stderr
+    out = c.leader.cli("node", "ls").stdout
+    assert "Leader" in out and out.count("Reachable") == 2
+
+
+def test_bad_tokens_are_refused(cluster1x2, tmp_path):
+    c = cluster1x2
+    from conftest import Daemon
+
+    d = Daemon(str(tmp_path / "intruder"))
+    d.start()
+    try:
+        good = c.token("worker")
+        digest, secret = good.split("-")[2], good.split("-")[3]
+        target = "127.0.0.1:%d" % c.leader.port
+        cases = [
+            ("SHOAL-1-%s-%s" % (digest, "x" * 25), "invalid join token"),
+            ("SHOAL-1-%s-%s" % ("0" * 64, secret), "does not match"),
+            ("not-a-token", "invalid join token"),
+        ]
+        for token, why in cases:
+            res = d.cli("swarm", "join", "--token", token, target, check=False)
+            assert res.returncode != 0, token
+            assert why in res.stderr, res.stderr
+        # a rotated token no longer works
+        c.leader.cli("swarm", "join-token", "--rotate", "worker")
+        res = d.cli("swarm", "join", "--token", good, target, check=False)
+        assert res.returncode != 0 and "invalid join token" in res.stderr
+        assert len(c.nodes_view()) == 3
+        assert d.api("GET", "/v1/info").json()["swarm"]["state"] == "inactive"
+        # the new token works
+        d.cli("swarm", "join", "--token", c.token("worker"), target)
+        c.nodes.append(d)
+        c.wait_nodes_ready(4)
+    except Exception:
+        if d not in c.nodes:
+            d.kill9()
+        raise
+
+
+def test_replicas_spread_and_survive_a_worker_death(cluster1x2):
+    c = cluster1x2
+    lead = c.leader
+    lead.cli("service", "create", "--name", "web", "--replicas", "6", "--stop-grace-period", "1s",
+             "busybox", "sleep", "1000")
+    lead.wait_running("web", 6, timeout=60)
+    ids = {c.node_id(d) for d in c.nodes}
+    assert set(task_nodes(lead, "web")) == ids  # spread over all three nodes
+    victim = c.nodes[2]
+    victim_id = c.node_id(victim)
+    c.kill_node(victim)
+    wait_until(lambda: [n for n in c.nodes_view() if n["id"] == victim_id][0]["status"] == "down",
+               timeout=15)
+    ts = lead.wait_running("web", 6, timeout=30)
+    assert victim_id not in {t["node_id"] for t in ts}
+    orphaned = [t for t in lead.tasks("web") if t["state"] == "orphaned"]
+    assert orphaned and all("is down" in t["error"] for t in orphaned)
+
+
+def test_leader_death_elects_a_new_leader_and_keeps_services(cluster3x2):
+    c = cluster3x2
+    c.leader.cli("service", "create", "--name", "keep", "--replicas", "3", "--stop-grace-period",
+                 "1s", "busybox", "sleep", "1000")
+    c.leader.wait_running("keep", 3, timeout=60)
+    old = c.leader
+    c.kill_node(old)
+    survivors = c.nodes[1:3]
+    new = wait_until(lambda: c.find_leader(survivors), timeout=20)
+    # writes are accepted again, through any manager (forwarded to the leader)
+    other = [d for d in survivors if d is not new][0]
+    wait_until(lambda: other.cli("service", "scale", "keep=4", check=False).returncode == 0,
+               timeout=20)
+    svc = new.service("keep")
+    assert svc["spec"]["replicas"] == 4
+    new.wait_running("keep", 4, timeout=40)
+    # no acknowledged service lost, on every surviving manager
+    for d in survivors:
+        assert [s["name"] for s in d.cli_json("service", "ls")] == ["keep"]
+
+
+def test_without_quorum_writes_fail_and_reads_answer(cluster3x2):
+    c = cluster3x2
+    c.leader.cli("service", "create", "--name", "q", "--replicas", "1", "busybox", "sleep", "1000")
+    c.kill_node(c.nodes[0])
+    c.kill_node(c.nodes[1])
+    last = c.nodes[2]
+    time.sleep(2.5)  # past an election timeout: nobody can win with one vote of three
+    res = last.cli("service", "scale", "q=2", check=False)
+    assert res.returncode != 0 and "no leader" in res.stderr, res.stderr
+    assert [s["name"] for s in last.cli_json("service", "ls")] == ["q"]
+    # the lone survivor takes over with --force-new-cluster, state intact
+    last.cli("swarm", "init", "--force-new-cluster")
+    wait_until(lambda: last.api("GET", "/v1/info").json()["swarm"]["is_leader"], timeout=20)
+    wait_until(lambda: last.cli("service", "scale", "q=2", check=False).returncode == 0, timeout=20)
+    assert last.service("q")["spec"]["replicas"] == 2
+
+
+def test_drain_moves_tasks_and_constraints_place_them(cluster1x2):
+    c = cluster1x2
+    lead = c.leader
+    w1, w2 = c.nodes[1], c.nodes[2]
+    w1_id, w2_id = c.node_id(w1), c.node_id(w2)
+    lead.cli("node", "update", "--label-add", "zone=a", w1_id)
+    lead.cli("service", "create", "--name", "zoned", "--replicas", "2", "--constraint",
+             "node.labels.zone==a", "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    ts = lead.wait_running("zoned", 2, timeout=60)
+    assert {t["node_id"] for t in ts} == {w1_id}
+    lead.cli("service", "create", "--name", "workers", "--replicas", "4", "--constraint",
+             "node.role==worker", "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    ts = lead.wait_running("workers", 4, timeout=60)
+    assert {t["node_id"] for t in ts} <= {w1_id, w2_id}
+    lead.cli("node", "update", "--availability", "drain", w1_id)
+    ts = lead.wait_running("workers", 4, timeout=60)
+    assert {t["node_id"] for t in ts} == {w2_id}
+    # nothing else can take the zoned tasks: they wait with a reason
+    wait_until(lambda: all(t["state"] == "pending" and "no suitable node" in t["message"]
+                           for t in lead.tasks("zoned") if t["desired_state"] == "running"),
+               timeout=30)
+    lead.cli("node", "update", "--availability", "active", w1_id)
+    lead.wait_running("zoned", 2, timeout=60)
+
+
+def test_promote_and_demote(cluster1x2):
+    c = cluster1x2
+    lead = c.leader
+    w1 = c.nodes[1]
+    w1_id = c.node_id(w1)
+    lead.cli("node", "promote", w1_id)
+    wait_until(lambda: [n for n in c.nodes_view() if n["id"] == w1_id][0]["manager_status"]
+               == "reachable", timeout=20)
+    wait_until(lambda: w1.cli("node", "ls", check=False).returncode == 0, timeout=20)
+    lead.cli("node", "demote", w1_id)
+    wait_until(lambda: w1.cli("node", "ls", check=False).returncode != 0, timeout=20)
+    assert [n for n in c.nodes_view() if n["id"] == w1_id][0]["role"] == "worker"
+
+
+def test_a_hung_manager_comes_back(cluster3x2):
+    c = cluster3x2
+    m3 = c.nodes[2]
+    os.kill(m3.proc.pid, signal.SIGSTOP)  # its links go silent
+    try:
+        c.leader.cli("service", "create", "--name", "during", "busybox", "sleep", "1000")
+        wait_until(lambda: any(n["status"] == "down" for n in c.nodes_view()), timeout=15)
+    finally:
+        os.kill(m3.proc.pid, signal.SIGCONT)
+    c.wait_nodes_ready(5, timeout=20)
+    # it caught up with what happened while it was away
+    wait_until(lambda: [s["name"] for s in m3.cli_json("service", "ls")] == ["during"], timeout=20)
+
+
+def test_worker_restart_keeps_its_containers(cluster1x2):
+    c = cluster1x2
+    lead, w = c.leader, c.nodes[1]
+    w_id = c.node_id(w)
+    lead.cli("service", "create", "--name", "stay", "--replicas", "3", "--constraint",
+             "node.id==" + w_id, "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    before = {(t["id"], t["pid"]) for t in lead.wait_running("stay", 3, timeout=60)}
+    w.restart()
+    c.wait_nodes_ready(3)
+    time.sleep(1.5)  # a few heartbeats: nothing gets replaced
+    after = {(t["id"], t["pid"]) for t in lead.wait_running("stay", 3, timeout=30)}
+    assert before == after
+
+
+def test_remote_cli_with_the_admin_certificate(cluster1x2, tmp_path):
+    c = cluster1x2
+    certs = str(tmp_path / "certs")
+    c.leader.cli("swarm", "admin-cert", "-o", certs)
+    assert oct(os.stat(os.path.join(certs, "key.pem")).st_mode & 0o777) == "0o600"
+    host = "tcp://127.0.0.1:%d" % c.leader.port
+    import subprocess
+    from conftest import SHOAL_BIN
+
+    res = subprocess.run([SHOAL_BIN, "-H", host, "--tls-dir", certs, "node", "ls"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("Ready") == 3
+    # without the certificate: refused
+    res = subprocess.run([SHOAL_BIN, "-H", host, "--tls-dir", str(tmp_path / "none"), "node", "ls"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode != 0
