@@ -572,3 +572,23 @@ def test_rm_during_rolling_update(daemon):
     for _ in range(10):
         assert not [t for t in d.api("GET", "/v1/tasks").json() if t["service_name"] == "midupd"]
         time.sleep(0.1)
+
+
+def test_stop_sends_sigterm_then_sigkill(daemon):
+    d = daemon
+    # handles SIGTERM: stops cleanly long before its (long) grace period
+    d.cli("service", "create", "--name", "polite", "--stop-grace-period", "5m", "busybox", "sh", "-c",
+          "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done")
+    # ignores SIGTERM (PID 1 without a handler): killed once its grace period is over
+    d.cli("service", "create", "--name", "rude", "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    p = d.wait_running("polite", 1)[0]
+    r = d.wait_running("rude", 1)[0]
+    wait_until(lambda: "ready" in d.logs("polite"))
+    d.cli("service", "scale", "polite=0", "rude=0")
+    wait_until(lambda: task_by_id(d, "polite", p["id"])["state"] == "shutdown", timeout=20)
+    assert task_by_id(d, "polite", p["id"])["exit_code"] == 0
+    assert "got TERM" in d.logs("polite")
+    wait_until(lambda: task_by_id(d, "rude", r["id"])["state"] == "shutdown")
+    assert task_by_id(d, "rude", r["id"])["exit_code"] == 137
+    remove(d, "polite")
+    remove(d, "rude")
