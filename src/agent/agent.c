@@ -87,6 +87,7 @@ struct ctr *ctr_new(struct agent *a, const char *id)
     snprintf(c->id, sizeof(c->id), "%s", id);
     c->pidfd = -1;
     c->log_fd = -1;
+    c->out_rfd = -1;
     c->exit_code = -1;
     c->at_line_start = true;
     c->grace_ms = 10000;
@@ -242,7 +243,8 @@ static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static int open_output(struct ctr *c, struct serr *err)
 {
     char *fifo = ctr_record_path(c, "fifo");
-    int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = c->out_rfd >= 0 ? c->out_rfd : open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    c->out_rfd = -1;
     free(fifo);
     if (fd < 0)
         return serr_errno(err, "open output of %s", c->id);
@@ -420,6 +422,9 @@ static void work_create(uv_work_t *w)
         serr_errno(&c->werr, "open %s", fifo);
         goto out;
     }
+    /* Our reader, open before the start: a container that exits before
+     * after_create runs must not take its buffered output away with it. */
+    c->out_rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (runtime_create(&c->sh->rt, c->id, c->rspec, (const char *const *)c->layers, fd,
                        &c->pid, &c->werr) < 0)
         goto out;
@@ -434,6 +439,10 @@ static void work_create(uv_work_t *w)
 out:
     if (fd >= 0)
         close(fd);
+    if (!c->created && c->out_rfd >= 0) {
+        close(c->out_rfd);
+        c->out_rfd = -1;
+    }
     if (!c->created)
         unlink(fifo);
     free(fifo);
@@ -452,6 +461,10 @@ static void after_create(uv_work_t *w, int status)
     struct ctr *c = w->data;
     c->working = false;
     if (c->released) {
+        if (c->out_rfd >= 0) {
+            close(c->out_rfd);
+            c->out_rfd = -1;
+        }
         if (c->created) {
             kill(c->pid, SIGKILL);
             struct serr ignored;

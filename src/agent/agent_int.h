@@ -36,6 +36,7 @@ struct ctr {
     long long start_time;
     int pidfd;
     int log_fd;
+    int out_rfd;      /* read end of the output FIFO opened before the start, or -1 */
     size_t log_size;
     int exit_code;    /* -1 = unknown */
     int64_t created_at;
