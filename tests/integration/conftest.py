@@ -281,6 +281,11 @@ class Daemon:
             for line in f:
                 if self.base in line:
                     problems.append("mount left: " + line.strip())
+        bundles = os.path.join(self.state_dir, "containers")
+        if os.path.isdir(bundles):
+            for cid in os.listdir(bundles):
+                problems.append("container bundle left: " + cid)
+                self.known_ids.add(cid)
         for cid in self.known_ids:
             for d in glob.glob("/sys/fs/cgroup/*/shoal/%s" % cid) + glob.glob("/sys/fs/cgroup/shoal/%s" % cid):
                 if os.path.isdir(d):

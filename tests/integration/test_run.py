@@ -115,3 +115,21 @@ def test_run_needs_swarm(bare_daemon):
     d = bare_daemon
     r = d.cli("run", "--rm", "busybox", "true", check=False)
     assert r.returncode != 0 and r.stderr.strip()
+
+
+def test_fast_exit_output_never_lost(daemon):
+    """A container that exits at once still delivers its output (regression: ~10% were lost)."""
+    d = daemon
+    for i in range(40):
+        r = d.cli("run", "--rm", "busybox", "echo", "hi-%d" % i, check=False)
+        assert (r.returncode, r.stdout) == (0, "hi-%d\n" % i), (i, r)
+
+
+def test_fast_exit_service_logs_kept(daemon):
+    d = daemon
+    d.cli("service", "create", "-d", "--name", "quick", "--replicas", "6", "--restart-condition", "none",
+          "busybox", "echo", "quick-done")
+    wait_until(lambda: len([t for t in d.tasks("quick") if t["state"] == "complete"]) == 6)
+    lines = [l for l in d.logs("quick").splitlines() if l.endswith("| quick-done")]
+    assert len(lines) == 6, d.logs("quick")
+    d.cli("service", "rm", "quick")
