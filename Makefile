@@ -9,7 +9,7 @@ SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags
 LDLIBS += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 
 SRC := $(wildcard src/base/*.c src/api/*.c src/store/*.c src/raft/*.c src/manager/*.c \
-                  src/agent/*.c src/cli/*.c src/daemon/*.c)
+                  src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
 OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/*.c)

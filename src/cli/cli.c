@@ -15,6 +15,7 @@
 #include "api/http.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "dev/dev.h"
 
 static const char main_usage[] =
     "Usage:  shoal [OPTIONS] COMMAND\n"
@@ -30,6 +31,7 @@ static const char main_usage[] =
     "  -h, --help             Print usage\n"
     "\n"
     "Management Commands:\n"
+    "  dev         Run a test cluster of N nodes on this machine\n"
     "  image       Manage images\n"
     "  node        Manage swarm nodes\n"
     "  service     Manage swarm services\n"
@@ -50,7 +52,8 @@ static const struct cli_cmd top_commands[] = {
     {"image", NULL, cli_image, NULL},     {"service", NULL, cli_service, NULL},
     {"version", NULL, cli_version, NULL}, {"info", NULL, cli_info, NULL},
     {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
-    {"rm", NULL, cli_rm, NULL},           {NULL, NULL, NULL, NULL},
+    {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
+    {NULL, NULL, NULL, NULL},
 };
 
 /* ---- messages ---- */

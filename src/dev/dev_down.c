@@ -1,0 +1,252 @@
+/* `shoal dev down`: removes everything a dev cluster made, in the order that
+ * lets each step succeed: processes first (they hold mounts, cgroups and
+ * namespaces), then mounts, cgroups, links and namespaces, then the files.
+ * Every step finds its objects on the machine itself (namespaces by name,
+ * processes by namespace, mounts by path), so it also cleans up after a
+ * partial `up` or a second `down`. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <glob.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "dev/dev_int.h"
+
+#define KILL_WAIT_MS 2000
+
+struct pid_list {
+    pid_t *pids;
+    int count;
+};
+
+static void pid_list_add(struct pid_list *l, pid_t pid)
+{
+    for (int i = 0; i < l->count; i++)
+        if (l->pids[i] == pid)
+            return;
+    l->pids = xrealloc(l->pids, (size_t)(l->count + 1) * sizeof(pid_t));
+    l->pids[l->count++] = pid;
+}
+
+static void kill_and_note(struct pid_list *killed, pid_t pid)
+{
+    if (pid > 1 && pid != getpid() && kill(pid, SIGKILL) == 0)
+        pid_list_add(killed, pid);
+}
+
+/* ---- processes ---- */
+
+/* Daemons and their containers (host network: the node's namespace) all live
+ * in the cluster's namespaces; every such process goes. */
+static void kill_in_namespaces(const ino_t *inodes, int count, struct pid_list *killed)
+{
+    if (count == 0)
+        return;
+    DIR *proc = opendir("/proc");
+    if (proc == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(proc)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof(path), "/proc/%s/ns/net", e->d_name);
+        if (stat(path, &st) < 0)
+            continue;
+        for (int i = 0; i < count; i++)
+            if (inodes[i] != 0 && st.st_ino == inodes[i])
+                kill_and_note(killed, (pid_t)atoi(e->d_name));
+    }
+    closedir(proc);
+}
+
+/* A daemon of the state file whose namespace is already gone (deleted by
+ * hand) is recognized by its command line, which names its socket. */
+static bool cmdline_has(pid_t pid, const char *arg)
+{
+    char path[64], *text = NULL;
+    size_t len;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    if (read_file(path, &text, &len, NULL) < 0)
+        return false;
+    bool found = false;
+    for (size_t off = 0; off < len && !found; off += strlen(text + off) + 1)
+        found = strcmp(text + off, arg) == 0;
+    free(text);
+    return found;
+}
+
+static void kill_recorded_daemons(const char *dir, const char *name, struct pid_list *killed)
+{
+    struct dev_cluster c;
+    struct serr err;
+    if (dev_cluster_load(&c, dir, name, &err) < 0)
+        return;
+    for (int i = 0; i < c.n; i++)
+        if (c.nodes[i].pid > 0 && cmdline_has(c.nodes[i].pid, c.nodes[i].socket))
+            kill_and_note(killed, c.nodes[i].pid);
+    dev_cluster_free(&c);
+}
+
+static void wait_gone(const struct pid_list *killed)
+{
+    int64_t deadline = mono_ms() + KILL_WAIT_MS;
+    for (int i = 0; i < killed->count; i++)
+        /* A zombie has already let go of its mounts and namespaces. */
+        while (dev_pid_running(killed->pids[i]) && mono_ms() < deadline) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+}
+
+/* ---- container cgroups ---- */
+
+/* Each running container has a record state/agent/<id>.json; its cgroups
+ * are /sys/fs/cgroup/shoal/<id> (v2) or /sys/fs/cgroup/<ctrl>/shoal/<id>. */
+static void collect_cgroups(const char *cluster_dir, glob_t *cgroups)
+{
+    glob_t records;
+    char *pattern = xasprintf("%s/node-*/state/agent/*.json", cluster_dir);
+    int flags = 0;
+    if (glob(pattern, 0, NULL, &records) == 0) {
+        for (size_t i = 0; i < records.gl_pathc; i++) {
+            json_t *rec = json_load_file(records.gl_pathv[i], 0, NULL);
+            const char *id = json_string_value(json_object_get(rec, "id"));
+            if (id != NULL && strchr(id, '/') == NULL && strchr(id, '*') == NULL) {
+                char *v2 = xasprintf("/sys/fs/cgroup/shoal/%s", id);
+                char *v1 = xasprintf("/sys/fs/cgroup/*/shoal/%s", id);
+                glob(v2, flags, NULL, cgroups);
+                flags = GLOB_APPEND;
+                glob(v1, flags, NULL, cgroups);
+                free(v2);
+                free(v1);
+            }
+            json_decref(rec);
+        }
+        globfree(&records);
+    }
+    if (flags == 0)
+        memset(cgroups, 0, sizeof(*cgroups));
+    free(pattern);
+}
+
+static void kill_cgroup(const char *cgroup, struct pid_list *killed)
+{
+    char *path = xasprintf("%s/cgroup.procs", cgroup);
+    FILE *f = fopen(path, "re");
+    free(path);
+    if (f == NULL)
+        return;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1)
+        kill_and_note(killed, (pid_t)pid);
+    fclose(f);
+}
+
+static void remove_cgroups(const glob_t *cgroups)
+{
+    for (size_t i = 0; i < cgroups->gl_pathc; i++) {
+        /* A cgroup whose last process just died may still be busy a moment. */
+        for (int tries = 0; rmdir(cgroups->gl_pathv[i]) < 0 && errno == EBUSY && tries < 50;
+             tries++) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* ---- mounts ---- */
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+static int cmp_deepest_first(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+static void unmount_under(const char *cluster_dir)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (f == NULL)
+        return;
+    size_t dlen = strlen(cluster_dir), count = 0;
+    char **mounts = NULL, line[4096], point[4096];
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
+            continue;
+        unescape_octal(point);
+        if (strncmp(point, cluster_dir, dlen) != 0 || (point[dlen] != '/' && point[dlen] != 0))
+            continue;
+        mounts = xrealloc(mounts, (count + 1) * sizeof(char *));
+        mounts[count++] = xstrdup(point);
+    }
+    fclose(f);
+    if (count > 0)
+        qsort(mounts, count, sizeof(char *), cmp_deepest_first);
+    for (size_t i = 0; i < count; i++) {
+        umount2(mounts[i], MNT_DETACH);
+        free(mounts[i]);
+    }
+    free(mounts);
+}
+
+/* ---- all of it ---- */
+
+int dev_down(const char *dir, const char *name, struct serr *err)
+{
+    if (dev_check_name(name, err) < 0)
+        return -1;
+    char *cluster_dir = xasprintf("%s/%s", dir, name);
+    int *idx;
+    int count = dev_net_list(name, &idx);
+    ino_t *inodes = xcalloc((size_t)count + 1, sizeof(ino_t));
+    for (int k = 0; k < count; k++) {
+        char netns[40];
+        snprintf(netns, sizeof(netns), "shoal-%s-%d", name, idx[k]);
+        inodes[k] = dev_netns_inode(netns);
+    }
+    struct pid_list killed = {0};
+    kill_in_namespaces(inodes, count, &killed);
+    kill_recorded_daemons(dir, name, &killed);
+    glob_t cgroups;
+    collect_cgroups(cluster_dir, &cgroups);
+    for (size_t i = 0; i < cgroups.gl_pathc; i++)
+        kill_cgroup(cgroups.gl_pathv[i], &killed);
+    wait_gone(&killed);
+    unmount_under(cluster_dir);
+    remove_cgroups(&cgroups);
+    int rc = dev_net_destroy(name, err);
+    if (rc == 0)
+        rc = rm_rf(cluster_dir, err);
+    globfree(&cgroups);
+    free(killed.pids);
+    free(inodes);
+    free(idx);
+    free(cluster_dir);
+    return rc;
+}

@@ -1,0 +1,110 @@
+/* `shoal dev`: internals shared by the dev cluster's files.
+ *
+ * A dev cluster NAME on this machine is, for node i in 1..N:
+ *   network namespace  shoal-NAME-i   (/run/netns/shoal-NAME-i)
+ *   veth pair          sh-NAME-i (host end, on bridge shoal-NAME) <-> eth0 in the namespace
+ *   address            subnet base + i, on eth0
+ *   directory          DIR/NAME/node-i/{state,run,daemon.log}
+ *   daemon             `shoal daemon` in the namespace, hostname node-i (own UTS namespace)
+ * and DIR/NAME/cluster.json records it. Every name derives from (DIR, NAME, i),
+ * so `dev down` can clean up after a partial `up` without the state file. */
+#ifndef SHOAL_DEV_DEV_INT_H
+#define SHOAL_DEV_DEV_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+#define DEV_DEFAULT_NAME "dev"
+#define DEV_DEFAULT_DIR "/var/lib/shoal-dev"
+#define DEV_DEFAULT_SUBNET "10.213.0.0/24"
+#define DEV_MAX_NODES 250
+/* Interface names are at most 15 characters: "sh-NAME-250" must fit. */
+#define DEV_MAX_NAME 8
+#define DEV_CLUSTER_PORT 2377
+
+struct dev_node {
+    int index;          /* 1-based */
+    char name[16];      /* "node-3" (also its hostname) */
+    char netns[32];     /* "shoal-dev-3" */
+    char veth[16];      /* host end of the veth pair: "sh-dev-3" */
+    char addr[16];      /* "10.213.0.3" */
+    char role[16];      /* "manager", "worker", or "" while not joined */
+    char *dir;          /* DIR/NAME/node-3 */
+    char *state_dir;    /* .../state */
+    char *run_dir;      /* .../run */
+    char *socket;       /* .../run/shoal.sock */
+    char *log;          /* .../daemon.log */
+    pid_t pid;          /* the daemon, 0 when not started */
+};
+
+struct dev_cluster {
+    char name[DEV_MAX_NAME + 1];
+    char bridge[16];    /* "shoal-NAME" */
+    char subnet[32];    /* "10.213.0.0/24" as given (normalized) */
+    uint32_t net;       /* subnet base, host order */
+    int prefix;         /* subnet prefix length */
+    char *dir;          /* DIR/NAME */
+    int managers;
+    int n;
+    struct dev_node *nodes; /* n of them */
+};
+
+/* ---- dev_state.c: the cluster's description and its state file ---- */
+
+/* Checks NAME (1..8 of [a-z0-9]) and fills every derived name for n nodes. */
+int dev_cluster_init(struct dev_cluster *c, const char *dir, const char *name, int n,
+                     int managers, const char *subnet, struct serr *err);
+void dev_cluster_free(struct dev_cluster *c);
+char *dev_cluster_file(const struct dev_cluster *c); /* DIR/NAME/cluster.json; caller frees */
+int dev_cluster_save(const struct dev_cluster *c, struct serr *err);
+/* Reads DIR/NAME/cluster.json; SERR_NOT_FOUND when there is none. */
+int dev_cluster_load(struct dev_cluster *c, const char *dir, const char *name,
+                     struct serr *err);
+/* Checks NAME alone (for commands that do not build a cluster). */
+int dev_check_name(const char *name, struct serr *err);
+/* "node-3", "3" -> 3; 0 when it is neither. */
+int dev_node_index(const char *text);
+
+/* ---- dev_net.c: namespaces, links, addresses ---- */
+
+/* "10.213.0.0/24" -> base (host order, host bits cleared) and prefix (8..24). */
+int dev_parse_subnet(const char *text, uint32_t *net, int *prefix, struct serr *err);
+/* Fails when a route of this machine's main table overlaps the subnet. */
+int dev_check_routes(uint32_t net, int prefix, struct serr *err);
+/* Bridge, namespaces and veth pairs, all in one `ip -batch` process. */
+int dev_net_create(const struct dev_cluster *c, struct serr *err);
+/* Inside a node's namespace (after setns): lo and eth0 up, eth0's address. */
+int dev_net_configure_inside(const char *addr, int prefix, struct serr *err);
+/* Deletes the namespaces shoal-NAME-* that exist and the bridge; missing is fine. */
+int dev_net_destroy(const char *name, struct serr *err);
+/* Indices i of the namespaces shoal-NAME-i that exist now, ascending; returns
+ * the count (caller frees *out). */
+int dev_net_list(const char *name, int **out);
+/* The inode of /run/netns/NS (0 when missing): identifies the namespace. */
+ino_t dev_netns_inode(const char *netns);
+/* Enters the namespace (setns). */
+int dev_netns_enter(const char *netns, struct serr *err);
+
+/* ---- dev_node.c: daemons and the swarm ---- */
+
+/* Forks every daemon into its namespace; fills pids. */
+int dev_start_daemons(struct dev_cluster *c, struct serr *err);
+/* Waits until every daemon answers GET /v1/info, or one dies, or timeout. */
+int dev_wait_daemons(struct dev_cluster *c, int64_t timeout_ms, struct serr *err);
+/* Init on node 1, then joins in parallel. Returns 0, 1 when this daemon has
+ * no join API yet (404), -1 on error. */
+int dev_form_swarm(struct dev_cluster *c, struct serr *err);
+/* True when pid exists and is not a zombie. */
+bool dev_pid_running(pid_t pid);
+/* True when pid is a live (not zombie) process in the node's namespace. */
+bool dev_daemon_alive(const struct dev_node *node);
+
+/* ---- dev_down.c ---- */
+
+/* Removes everything of cluster NAME under DIR; fine when nothing exists. */
+int dev_down(const char *dir, const char *name, struct serr *err);
+
+#endif

@@ -1,0 +1,304 @@
+/* The dev cluster's network: one bridge, one namespace and veth pair per node.
+ *
+ * Host-side links are made by one `ip -batch -` process for the whole cluster
+ * (one fork+exec instead of 3N). The namespace side (addresses, links up) is
+ * set with plain ioctls by each node's daemon process right after it enters
+ * its namespace, so it costs no process at all and runs in parallel. The
+ * bridge has no address: the host's routing table stays untouched and nodes
+ * only reach each other. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "dev/dev_int.h"
+
+#define NETNS_DIR "/run/netns"
+
+extern char **environ;
+
+static uint32_t prefix_mask(int prefix)
+{
+    return prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
+}
+
+int dev_parse_subnet(const char *text, uint32_t *net, int *prefix, struct serr *err)
+{
+    char ip[32];
+    const char *slash = strchr(text, '/');
+    size_t iplen = slash ? (size_t)(slash - text) : 0;
+    char *end = NULL;
+    long len = slash ? strtol(slash + 1, &end, 10) : -1;
+    struct in_addr a;
+    if (slash == NULL || iplen >= sizeof(ip) || end == slash + 1 || *end != '\0')
+        return serr_set(err, SERR_INVALID, "invalid subnet '%s' (want IP/PREFIX)", text);
+    memcpy(ip, text, iplen);
+    ip[iplen] = '\0';
+    if (inet_pton(AF_INET, ip, &a) != 1)
+        return serr_set(err, SERR_INVALID, "invalid subnet '%s' (want an IPv4 address)", text);
+    if (len < 8 || len > 24)
+        return serr_set(err, SERR_INVALID, "invalid subnet '%s': prefix must be 8 to 24", text);
+    *prefix = (int)len;
+    *net = ntohl(a.s_addr) & prefix_mask(*prefix);
+    return 0;
+}
+
+/* /proc/net/route prints addresses as the raw 32-bit value in hex. */
+static uint32_t route_hex(const char *s)
+{
+    return ntohl((uint32_t)strtoul(s, NULL, 16));
+}
+
+int dev_check_routes(uint32_t net, int prefix, struct serr *err)
+{
+    FILE *f = fopen("/proc/net/route", "re");
+    if (f == NULL)
+        return serr_errno(err, "/proc/net/route");
+    char line[512], iface[64], dst[16], gw[16], mask[16];
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        unsigned flags, refcnt, use, metric;
+        if (sscanf(line, "%63s %15s %15s %x %u %u %u %15s", iface, dst, gw, &flags, &refcnt,
+                   &use, &metric, mask) != 8 || strcmp(iface, "Iface") == 0)
+            continue;
+        uint32_t rdst = route_hex(dst), rmask = route_hex(mask);
+        if (rmask == 0)
+            continue; /* the default route covers everything; it is no clash */
+        uint32_t common = rmask & prefix_mask(prefix);
+        if ((rdst & common) != (net & common)) 
+            continue;
+        struct in_addr a = {.s_addr = htonl(rdst)};
+        char text[16];
+        inet_ntop(AF_INET, &a, text, sizeof(text));
+        rc = serr_set(err, SERR_CONFLICT,
+                      "subnet overlaps the route to %s/%d on %s: pick another with --subnet",
+                      text, 32 - __builtin_ctz(rmask), iface);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Runs `ip [-force] -batch -` with `script` on its stdin. */
+static int ip_batch(const char *script, bool force, struct serr *err)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return serr_errno(err, "pipe");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[0], 0);
+    char *argv_force[] = {"ip", "-force", "-batch", "-", NULL};
+    char *argv_plain[] = {"ip", "-batch", "-", NULL};
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "ip", &fa, NULL, force ? argv_force : argv_plain, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[0]);
+    if (rc != 0) {
+        close(pipefd[1]);
+        errno = rc;
+        return serr_errno(err, "cannot run ip (iproute2)");
+    }
+    size_t len = strlen(script), off = 0;
+    while (off < len) {
+        ssize_t w = write(pipefd[1], script + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            break; /* ip stopped reading: its exit status tells why */
+        off += (size_t)w;
+    }
+    close(pipefd[1]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return serr_set(err, SERR_INTERNAL, "ip -batch failed (see the message above)");
+    return 0;
+}
+
+/* Appends to a growing script. */
+static void script_add(char **script, size_t *len, const char *fmt, const char *a,
+                       const char *b)
+{
+    char *line = xasprintf(fmt, a, b);
+    size_t add = strlen(line);
+    *script = xrealloc(*script, *len + add + 1);
+    memcpy(*script + *len, line, add + 1);
+    *len += add;
+    free(line);
+}
+
+int dev_net_create(const struct dev_cluster *c, struct serr *err)
+{
+    char *script = xstrdup("");
+    size_t len = 0;
+    script_add(&script, &len, "link add %s type bridge\n", c->bridge, NULL);
+    /* No IPv6 link-local address on the host side: the host stays out of it. */
+    script_add(&script, &len, "link set %s addrgenmode none up\n", c->bridge, NULL);
+    for (int i = 0; i < c->n; i++) {
+        const struct dev_node *node = &c->nodes[i];
+        script_add(&script, &len, "netns add %s\n", node->netns, NULL);
+        script_add(&script, &len, "link add %s type veth peer name eth0 netns %s\n", node->veth,
+                   node->netns);
+        script_add(&script, &len, "link set %s addrgenmode none master %s up\n", node->veth,
+                   c->bridge);
+    }
+    int rc = ip_batch(script, false, err);
+    free(script);
+    return rc < 0 ? serr_wrap(err, "creating the network of dev cluster '%s'", c->name) : 0;
+}
+
+static int set_flag_up(int fd, const char *ifname, struct serr *err)
+{
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        return serr_errno(err, "%s: get flags", ifname);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+        return serr_errno(err, "%s: set up", ifname);
+    return 0;
+}
+
+static int set_inet(int fd, const char *ifname, unsigned long request, uint32_t value,
+                    struct serr *err)
+{
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(value)};
+    memcpy(&ifr.ifr_addr, &sin, sizeof(sin));
+    if (ioctl(fd, request, &ifr) < 0)
+        return serr_errno(err, "%s: set address", ifname);
+    return 0;
+}
+
+int dev_net_configure_inside(const char *addr, int prefix, struct serr *err)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, addr, &a) != 1)
+        return serr_set(err, SERR_INVALID, "bad address %s", addr);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return serr_errno(err, "socket");
+    uint32_t ip = ntohl(a.s_addr), mask = prefix_mask(prefix);
+    /* The netmask after the address: the kernel first gives a classful mask. */
+    int rc = set_flag_up(fd, "lo", err);
+    if (rc == 0)
+        rc = set_inet(fd, "eth0", SIOCSIFADDR, ip, err);
+    if (rc == 0)
+        rc = set_inet(fd, "eth0", SIOCSIFNETMASK, mask, err);
+    if (rc == 0)
+        rc = set_inet(fd, "eth0", SIOCSIFBRDADDR, ip | ~mask, err);
+    if (rc == 0)
+        rc = set_flag_up(fd, "eth0", err);
+    close(fd);
+    return rc;
+}
+
+/* "shoal-NAME-12" -> 12 when the name has this cluster's prefix, else 0. */
+static int netns_index(const char *entry, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    if (strncmp(entry, prefix, plen) != 0)
+        return 0;
+    return dev_node_index(entry + plen);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Indices of the entries of `dir` named PREFIX<i>. */
+static int list_indices(const char *dir, const char *prefix, int **out)
+{
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int i = netns_index(e->d_name, prefix);
+        if (i <= 0)
+            continue;
+        *out = xrealloc(*out, (size_t)(count + 1) * sizeof(int));
+        (*out)[count++] = i;
+    }
+    closedir(d);
+    if (count > 0)
+        qsort(*out, (size_t)count, sizeof(int), cmp_int);
+    return count;
+}
+
+int dev_net_list(const char *name, int **out)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "shoal-%s-", name);
+    return list_indices(NETNS_DIR, prefix, out);
+}
+
+int dev_net_destroy(const char *name, struct serr *err)
+{
+    char *script = xstrdup(""), prefix[32], bridge[32];
+    size_t len = 0;
+    int *idx;
+    /* Veths first: a namespace's deletion frees its links only later (the
+     * kernel cleans up asynchronously), and a quick `up` again would find
+     * the old host ends still there. Deleting one end deletes the pair. */
+    snprintf(prefix, sizeof(prefix), "sh-%s-", name);
+    int count = list_indices("/sys/class/net", prefix, &idx);
+    for (int k = 0; k < count; k++) {
+        char veth[32];
+        snprintf(veth, sizeof(veth), "%s%d", prefix, idx[k]);
+        script_add(&script, &len, "link del %s\n", veth, NULL);
+    }
+    free(idx);
+    count = dev_net_list(name, &idx);
+    for (int k = 0; k < count; k++) {
+        char netns[40];
+        snprintf(netns, sizeof(netns), "shoal-%s-%d", name, idx[k]);
+        script_add(&script, &len, "netns del %s\n", netns, NULL);
+    }
+    free(idx);
+    snprintf(bridge, sizeof(bridge), "shoal-%s", name);
+    char *sys = xasprintf("/sys/class/net/%s", bridge);
+    if (access(sys, F_OK) == 0)
+        script_add(&script, &len, "link del %s\n", bridge, NULL);
+    free(sys);
+    int rc = len > 0 ? ip_batch(script, true, err) : 0;
+    free(script);
+    return rc;
+}
+
+ino_t dev_netns_inode(const char *netns)
+{
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof(path), NETNS_DIR "/%s", netns);
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+int dev_netns_enter(const char *netns, struct serr *err)
+{
+    char path[64];
+    snprintf(path, sizeof(path), NETNS_DIR "/%s", netns);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return serr_errno(err, "namespace %s", netns);
+    int rc = setns(fd, CLONE_NEWNET);
+    close(fd);
+    return rc < 0 ? serr_errno(err, "entering namespace %s", netns) : 0;
+}
