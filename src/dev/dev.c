@@ -15,6 +15,7 @@
 #include "dev/dev_int.h"
 
 #define DAEMON_START_TIMEOUT_MS 15000
+#define CONVERGE_TIMEOUT_MS 15000
 
 static const char up_usage[] =
     "Usage:  shoal dev up -n N [OPTIONS]\n"
@@ -204,6 +205,8 @@ static int up_cluster(struct dev_cluster *c, const struct dev_args *a)
     }
     int joined = dev_form_swarm(c, &err);
     dev_cluster_save(c, NULL);
+    if (joined == 0 && dev_wait_converged(c, CONVERGE_TIMEOUT_MS, &err) < 0)
+        joined = -1;
     if (joined < 0) {
         cli_error("%s", err.msg);
         fprintf(stderr, "The nodes are up but the swarm is not complete; see the logs in "

@@ -97,6 +97,9 @@ int dev_wait_daemons(struct dev_cluster *c, int64_t timeout_ms, struct serr *err
 /* Init on node 1, then joins in parallel. Returns 0, 1 when this daemon has
  * no join API yet (404), -1 on error. */
 int dev_form_swarm(struct dev_cluster *c, struct serr *err);
+/* Waits until every manager's state lists all nodes as ready, so that any
+ * manager answers `node ls` in full when `up` returns. */
+int dev_wait_converged(const struct dev_cluster *c, int64_t timeout_ms, struct serr *err);
 /* True when pid exists and is not a zombie. */
 bool dev_pid_running(pid_t pid);
 /* True when pid is a live (not zombie) process in the node's namespace. */

@@ -289,3 +289,39 @@ int dev_form_swarm(struct dev_cluster *c, struct serr *err)
     free(worker_token);
     return rc;
 }
+
+/* True when the node's copy of the cluster state lists every node as ready. */
+static bool sees_all_ready(const struct dev_cluster *c, const struct dev_node *node)
+{
+    json_t *nodes = NULL;
+    struct serr err;
+    if (node_call(node, "GET", "/v1/nodes", NULL, &nodes, &err) < 0)
+        return false;
+    size_t i, ready = 0;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *status = json_string_value(json_object_get(n, "status"));
+        ready += status != NULL && strcmp(status, "ready") == 0;
+    }
+    json_decref(nodes);
+    return ready == (size_t)c->n;
+}
+
+int dev_wait_converged(const struct dev_cluster *c, int64_t timeout_ms, struct serr *err)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (int i = 0; i < c->n; i++) {
+        const struct dev_node *node = &c->nodes[i];
+        if (strcmp(node->role, "manager") != 0)
+            continue;
+        while (!sees_all_ready(c, node)) {
+            if (mono_ms() > deadline)
+                return serr_set(err, SERR_UNAVAILABLE,
+                                "%s does not see all %d nodes ready after %lld ms: see %s",
+                                node->name, c->n, (long long)timeout_ms, node->log);
+            sleep_ms(WAIT_POLL_MS);
+        }
+    }
+    return 0;
+}

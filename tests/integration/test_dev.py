@@ -1,0 +1,236 @@
+"""`shoal dev`: N-node clusters on this machine, one network namespace and
+daemon per node on one bridge. Each test uses its own cluster name and
+subnet and always runs `dev down` at the end; network traffic stays inside
+the namespaces the tests make."""
+import glob
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import SHOAL_BIN, wait_until
+
+DEV_DIR = "/var/lib/shoal-dev"
+
+
+def shoal(*args, check=True, timeout=60):
+    r = subprocess.run([SHOAL_BIN, *args], capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError("shoal %s -> %d\nstdout: %s\nstderr: %s"
+                             % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def netns_list():
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+
+
+def link_exists(name):
+    return os.path.exists("/sys/class/net/" + name)
+
+
+def pid_running(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def mounts_under(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path + "/")]
+
+
+class DevCluster:
+    """One `shoal dev` cluster, named after the test and its pid, on its own
+    /24 so that tests never share addresses."""
+
+    count = 0
+
+    def __init__(self, tag):
+        DevCluster.count += 1
+        self.name = "%s%05d%02d" % (tag, os.getpid() % 100000, DevCluster.count % 100)
+        self.subnet = "10.213.%d.0/24" % (100 + DevCluster.count)
+        self.prefix = self.subnet.rsplit(".", 1)[0]
+        self.dir = os.path.join(DEV_DIR, self.name)
+
+    def up(self, n, *extra, check=True):
+        return shoal("dev", "up", "-n", str(n), "--name", self.name, "--subnet", self.subnet,
+                     *extra, check=check)
+
+    def down(self, check=True):
+        return shoal("dev", "down", "--name", self.name, check=check)
+
+    def ls_json(self):
+        return json.loads(shoal("dev", "ls", "--name", self.name, "--format", "json").stdout)
+
+    def exec(self, node, *cmd, check=True):
+        return shoal("dev", "exec", node, "--name", self.name, "--", *cmd, check=check)
+
+    def addr(self, i):
+        return "%s.%d" % (self.prefix, i)
+
+    def netns(self, i):
+        return "shoal-%s-%d" % (self.name, i)
+
+    def state(self):
+        with open(os.path.join(self.dir, "cluster.json")) as f:
+            return json.load(f)
+
+    def assert_gone(self, pids):
+        assert not [ns for ns in netns_list() if ns.startswith("shoal-%s-" % self.name)]
+        assert not link_exists("shoal-" + self.name)
+        assert not glob.glob("/sys/class/net/sh-%s-*" % self.name)
+        assert not [p for p in pids if pid_running(p)]
+        assert not mounts_under(self.dir)
+        assert not os.path.exists(self.dir)
+
+
+@pytest.fixture
+def dev(request):
+    c = DevCluster("t")
+    yield c
+    c.down(check=False)
+
+
+def tcp_reaches(netns, addr, port):
+    """Connects from inside a namespace (the only place our traffic goes)."""
+    code = ("import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2])), 2);"
+            "s.close()")
+    r = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c", code, addr, str(port)],
+                       capture_output=True, text=True, timeout=10)
+    return r.returncode == 0
+
+
+def test_up_ls_exec_down(dev):
+    r = dev.up(3)
+    assert "node-3" in r.stdout and dev.addr(3) in r.stdout
+    assert "shoal dev exec node-1 --name %s -- shoal node ls" % dev.name in r.stdout
+
+    nodes = dev.ls_json()
+    assert [n["name"] for n in nodes] == ["node-1", "node-2", "node-3"]
+    assert all(n["alive"] for n in nodes)
+    assert [n["role"] for n in nodes] == ["manager", "worker", "worker"]
+    table = shoal("dev", "ls", "--name", dev.name).stdout
+    assert table.count("alive") == 3, table
+
+    # Each node's daemon answers on its own socket with its own hostname.
+    info = dev.exec("node-2", "shoal", "info").stdout
+    assert "Hostname: node-2" in info, info
+    assert "Node Address: %s:2377" % dev.addr(2) in info, info
+    assert dev.exec("3", "sh", "-c", "echo $SHOAL_HOST").stdout.strip() == \
+        "unix://%s/node-3/run/shoal.sock" % dev.dir
+
+    # One swarm: the manager sees every node ready, by hostname.
+    listing = dev.exec("node-1", "shoal", "node", "ls", "--format", "json").stdout
+    seen = {n["hostname"]: n for n in json.loads(listing)}
+    assert sorted(seen) == ["node-1", "node-2", "node-3"]
+    assert all(n["status"] == "ready" for n in seen.values())
+
+    # Nodes reach each other on the bridge, from inside their namespaces.
+    assert tcp_reaches(dev.netns(2), dev.addr(1), 2377)
+    assert tcp_reaches(dev.netns(3), dev.addr(1), 2377)
+
+    pids = [n["pid"] for n in nodes]
+    dev.down()
+    dev.assert_gone(pids)
+
+
+def test_managers_and_state_file(dev):
+    dev.up(4, "--managers", "2")
+    state = dev.state()
+    assert state["subnet"] == dev.subnet
+    assert [n["role"] for n in state["nodes"]] == ["manager", "manager", "worker", "worker"]
+    assert [n["netns"] for n in state["nodes"]] == [dev.netns(i) for i in range(1, 5)]
+    listing = json.loads(dev.exec("node-2", "shoal", "node", "ls", "--format", "json").stdout)
+    assert sorted(n["role"] for n in listing) == ["manager", "manager", "worker", "worker"]
+
+
+def test_up_twice_fails_and_down_twice_is_fine(dev):
+    dev.up(1)
+    r = dev.up(1, check=False)
+    assert r.returncode != 0
+    assert "dev cluster '%s' exists: run `shoal dev down --name %s` first" % (dev.name, dev.name) \
+        in r.stderr
+    assert dev.ls_json()[0]["alive"], "the failed up must not harm the running cluster"
+    pid = dev.state()["nodes"][0]["pid"]
+    dev.down()
+    dev.down()
+    dev.assert_gone([pid])
+
+
+def test_down_after_partial_up(dev):
+    """What an interrupted `up` leaves (namespaces, links, a daemon and its
+    directory but no state file) goes too."""
+    dev.up(2)
+    pids = [n["pid"] for n in dev.state()["nodes"]]
+    os.unlink(os.path.join(dev.dir, "cluster.json"))
+    dev.down()
+    dev.assert_gone(pids)
+
+
+def test_down_stops_containers(dev, rootfs_tar):
+    dev.up(3)
+    dev.exec("node-1", "shoal", "image", "import", rootfs_tar, "busybox:latest")
+    dev.exec("node-1", "shoal", "service", "create", "--name", "sleepy", "--replicas", "3",
+             "busybox", "sleep", "1000")
+    records = wait_until(lambda: len(glob.glob(dev.dir + "/node-*/state/agent/*.json")) == 3
+                         and glob.glob(dev.dir + "/node-*/state/agent/*.json"), timeout=30)
+    pids = [n["pid"] for n in dev.state()["nodes"]]
+    ids = []
+    for rec in records:
+        with open(rec) as f:
+            r = json.load(f)
+        pids.append(r["pid"])
+        ids.append(r["id"])
+    assert mounts_under(dev.dir)
+    dev.down()
+    dev.assert_gone(pids)
+    for cid in ids:
+        assert not glob.glob("/sys/fs/cgroup/*/shoal/%s" % cid)
+        assert not os.path.exists("/sys/fs/cgroup/shoal/%s" % cid)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-n", "0"], "invalid node count 0"),
+    (["-n", "251"], "invalid node count 251"),
+    (["-n", "2", "--managers", "3"], "invalid manager count 3"),
+    (["-n", "2", "--subnet", "10.213.0.0/28x"], "invalid subnet"),
+    (["-n", "2", "--name", "Bad-Name"], "invalid name"),
+    (["-n", "2", "--name", "muchtoolong"], "invalid name"),
+    ([], "the number of nodes is required"),
+])
+def test_bad_up_arguments(args, message):
+    r = shoal("dev", "up", *args, check=False)
+    assert r.returncode == 2, r
+    assert message in r.stderr, r.stderr
+
+
+def test_subnet_overlapping_a_route_is_refused(dev):
+    with open("/proc/net/route") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    routed = [r for r in rows if r[7] != "00000000"]
+    if not routed:
+        pytest.skip("no route but the default one")
+    dst = int(routed[0][1], 16).to_bytes(4, "little")
+    subnet = "%d.%d.%d.0/24" % (dst[0], dst[1], dst[2])
+    r = shoal("dev", "up", "-n", "1", "--name", dev.name, "--subnet", subnet, check=False)
+    assert r.returncode == 1
+    assert "subnet overlaps the route" in r.stderr, r.stderr
+    assert not os.path.exists(dev.dir)
+
+
+def test_exec_unknown_node_and_cluster(dev):
+    dev.up(2)
+    r = dev.exec("node-3", "true", check=False)
+    assert r.returncode == 1
+    assert "no node 'node-3' in dev cluster '%s'" % dev.name in r.stderr
+    r = dev.exec("web", "true", check=False)
+    assert r.returncode == 1
+    r = shoal("dev", "exec", "node-1", "--name", "nosuch", "--", "true", check=False)
+    assert r.returncode == 1 and "no dev cluster 'nosuch'" in r.stderr, r.stderr
+    r = dev.exec("node-1", "sh", "-c", "exit 7", check=False)
+    assert r.returncode == 7
