@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,28 @@ struct dev_args {
     char *positional[2];
     int npositional;
     char **command; /* the words after "--" (exec); argv's NULL ends them */
+    char dir_buf[PATH_MAX];
 };
+
+/* Mount points are compared with paths under DIR: DIR is made canonical
+ * (absolute, no symlinks, no "." or trailing slash) when it exists. */
+static int canonical_dir(struct dev_args *a, struct serr *err)
+{
+    char resolved[PATH_MAX];
+    if (realpath(a->dir, resolved) != NULL) {
+        snprintf(a->dir_buf, sizeof(a->dir_buf), "%s", resolved);
+        a->dir = a->dir_buf;
+        return 0;
+    }
+    char cwd[PATH_MAX] = "";
+    if (a->dir[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL)
+        return serr_errno(err, "getcwd");
+    int len = snprintf(a->dir_buf, sizeof(a->dir_buf), "%s%s%s", cwd, cwd[0] ? "/" : "", a->dir);
+    if (len >= (int)sizeof(a->dir_buf))
+        return serr_set(err, SERR_INVALID, "--dir: path too long");
+    a->dir = a->dir_buf;
+    return 0;
+}
 
 /* Options may come before or after positional words; "--" ends them.
  * Returns -1 to go on, or the exit code to return. */
@@ -121,6 +143,8 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
         default: return cli_usage_error(cmd, "%s", err.msg);
         }
     }
+    if (strcmp(a->dir, DEV_DEFAULT_DIR) != 0 && canonical_dir(a, &err) < 0)
+        return cli_usage_error(cmd, "%s", err.msg);
     return -1;
 }
 
@@ -149,7 +173,10 @@ static bool cluster_exists(const struct dev_cluster *c)
     int count = dev_net_list(c->name, &idx);
     free(idx);
     char *bridge = xasprintf("/sys/class/net/%s", c->bridge);
-    bool exists = count > 0 || access(bridge, F_OK) == 0 || access(c->dir, F_OK) == 0;
+    char *veth = xasprintf("/sys/class/net/%s", c->nodes[0].veth);
+    bool exists = count > 0 || access(bridge, F_OK) == 0 || access(veth, F_OK) == 0 ||
+                  access(c->dir, F_OK) == 0;
+    free(veth);
     free(bridge);
     return exists;
 }
@@ -235,6 +262,12 @@ static int dev_up(struct cli *cli, int argc, char **argv)
     struct dev_cluster c;
     if (dev_cluster_init(&c, a.dir, a.name, (int)a.nodes, (int)a.managers, a.subnet, &err) < 0)
         return cli_usage_error("dev up", "%s", err.msg);
+    /* The arguments are good: make DIR so its canonical name is known. */
+    if (strcmp(a.dir, DEV_DEFAULT_DIR) != 0 && mkdir_p(a.dir, 0755, NULL) == 0 &&
+        canonical_dir(&a, &err) == 0) {
+        dev_cluster_free(&c);
+        dev_cluster_init(&c, a.dir, a.name, (int)a.nodes, (int)a.managers, a.subnet, &err);
+    }
     rc = need_root() < 0 ? CLI_EXIT_ERROR : up_cluster(&c, &a);
     dev_cluster_free(&c);
     return rc;

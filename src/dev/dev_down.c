@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,12 @@ int dev_down(const char *dir, const char *name, struct serr *err)
     if (dev_check_name(name, err) < 0)
         return -1;
     char *cluster_dir = xasprintf("%s/%s", dir, name);
+    /* mountinfo names mount points by their canonical path. */
+    char *canonical = realpath(cluster_dir, NULL);
+    if (canonical != NULL) {
+        free(cluster_dir);
+        cluster_dir = canonical;
+    }
     int *idx;
     int count = dev_net_list(name, &idx);
     ino_t *inodes = xcalloc((size_t)count + 1, sizeof(ino_t));

@@ -234,3 +234,24 @@ def test_exec_unknown_node_and_cluster(dev):
     assert r.returncode == 1 and "no dev cluster 'nosuch'" in r.stderr, r.stderr
     r = dev.exec("node-1", "sh", "-c", "exit 7", check=False)
     assert r.returncode == 7
+
+
+def test_own_dir_through_a_symlink(tmp_path):
+    """--dir may be relative or a symlink: `down` still finds every mount."""
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(str(real), str(tmp_path / "link"))
+    c = DevCluster("d")
+    try:
+        r = subprocess.run([SHOAL_BIN, "dev", "up", "-n", "2", "--name", c.name, "--subnet",
+                            c.subnet, "--dir", "link"], cwd=str(tmp_path), capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "--dir %s" % real in r.stdout
+        info = shoal("dev", "exec", "node-1", "--name", c.name, "--dir", str(tmp_path / "link"),
+                     "--", "shoal", "info").stdout
+        assert "Hostname: node-1" in info
+    finally:
+        shoal("dev", "down", "--name", c.name, "--dir", str(real))
+    assert not os.path.exists(str(real / c.name))
+    assert not [ns for ns in netns_list() if ns.startswith("shoal-%s-" % c.name)]
