@@ -216,6 +216,33 @@ static void unmount_under(const char *cluster_dir)
     free(mounts);
 }
 
+/* ---- links and namespaces ---- */
+
+static bool network_left(const char *name)
+{
+    int *idx;
+    int count = dev_net_list(name, &idx);
+    free(idx);
+    char path[64];
+    snprintf(path, sizeof(path), "/sys/class/net/shoal-%s", name);
+    return count > 0 || access(path, F_OK) == 0;
+}
+
+/* An `up` killed while its `ip -batch` ran leaves that ip process going on
+ * for some milliseconds: what it makes after a pass is removed by the next. */
+static int destroy_network(const char *name, struct serr *err)
+{
+    for (int pass = 0; pass < 3; pass++) {
+        if (dev_net_destroy(name, err) < 0)
+            return -1;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (!network_left(name))
+            return 0;
+    }
+    return serr_set(err, SERR_INTERNAL, "namespaces or bridge of '%s' are still there", name);
+}
+
 /* ---- all of it ---- */
 
 int dev_down(const char *dir, const char *name, struct serr *err)
@@ -247,7 +274,7 @@ int dev_down(const char *dir, const char *name, struct serr *err)
     wait_gone(&killed);
     unmount_under(cluster_dir);
     remove_cgroups(&cgroups);
-    int rc = dev_net_destroy(name, err);
+    int rc = destroy_network(name, err);
     if (rc == 0)
         rc = rm_rf(cluster_dir, err);
     globfree(&cgroups);

@@ -20,12 +20,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/util.h"
 #include "dev/dev_int.h"
 
 #define NETNS_DIR "/run/netns"
+/* How long the kernel gets to remove veths with their namespaces. */
+#define VETH_GONE_WAIT_MS 500
 
 extern char **environ;
 
@@ -90,6 +93,17 @@ int dev_check_routes(uint32_t net, int prefix, struct serr *err)
     return rc;
 }
 
+/* iproute2's own place first: root's PATH does not always hold sbin, and a
+ * PATH search tries every directory before it. */
+static const char *ip_path(void)
+{
+    static const char *const known[] = {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (access(known[i], X_OK) == 0)
+            return known[i];
+    return "ip";
+}
+
 /* Runs `ip [-force] -batch -` with `script` on its stdin. */
 static int ip_batch(const char *script, bool force, struct serr *err)
 {
@@ -102,7 +116,7 @@ static int ip_batch(const char *script, bool force, struct serr *err)
     char *argv_force[] = {"ip", "-force", "-batch", "-", NULL};
     char *argv_plain[] = {"ip", "-batch", "-", NULL};
     pid_t pid;
-    int rc = posix_spawnp(&pid, "ip", &fa, NULL, force ? argv_force : argv_plain, environ);
+    int rc = posix_spawnp(&pid, ip_path(), &fa, NULL, force ? argv_force : argv_plain, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[0]);
     if (rc != 0) {
@@ -250,23 +264,33 @@ int dev_net_list(const char *name, int **out)
     return list_indices(NETNS_DIR, prefix, out);
 }
 
-int dev_net_destroy(const char *name, struct serr *err)
+/* Appends "link del" for every host end of a veth pair still there. */
+static size_t script_del_veths(const char *name, char **script, size_t *len)
 {
-    char *script = xstrdup(""), prefix[32], bridge[32];
-    size_t len = 0;
+    char prefix[32];
     int *idx;
-    /* Veths first: a namespace's deletion frees its links only later (the
-     * kernel cleans up asynchronously), and a quick `up` again would find
-     * the old host ends still there. Deleting one end deletes the pair. */
     snprintf(prefix, sizeof(prefix), "sh-%s-", name);
     int count = list_indices("/sys/class/net", prefix, &idx);
     for (int k = 0; k < count; k++) {
         char veth[32];
         snprintf(veth, sizeof(veth), "%s%d", prefix, idx[k]);
-        script_add(&script, &len, "link del %s\n", veth, NULL);
+        script_add(script, len, "link del %s\n", veth, NULL);
     }
     free(idx);
-    count = dev_net_list(name, &idx);
+    return (size_t)count;
+}
+
+/* Deleting a namespace takes its veth pairs with it, all in one batch of the
+ * kernel's asynchronous clean-up; deleting them one by one would cost a
+ * grace period (~20 ms) each. So: namespaces, then the bridge, then a wait
+ * for the host ends to go, and only what stays (a namespace someone still
+ * holds open) is deleted by name. */
+int dev_net_destroy(const char *name, struct serr *err)
+{
+    char *script = xstrdup(""), bridge[32];
+    size_t len = 0;
+    int *idx;
+    int count = dev_net_list(name, &idx);
     for (int k = 0; k < count; k++) {
         char netns[40];
         snprintf(netns, sizeof(netns), "shoal-%s-%d", name, idx[k]);
@@ -279,6 +303,19 @@ int dev_net_destroy(const char *name, struct serr *err)
         script_add(&script, &len, "link del %s\n", bridge, NULL);
     free(sys);
     int rc = len > 0 ? ip_batch(script, true, err) : 0;
+    int64_t deadline = mono_ms() + VETH_GONE_WAIT_MS;
+    for (;;) {
+        len = 0;
+        script[0] = '\0';
+        if (rc < 0 || script_del_veths(name, &script, &len) == 0)
+            break;
+        if (mono_ms() > deadline) {
+            rc = ip_batch(script, true, err);
+            break;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 2 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     free(script);
     return rc;
 }
