@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,6 +51,9 @@ static void daemon_child(const struct dev_cluster *c, const struct dev_node *nod
         dprintf(logfd, "shoal dev: %s: %s\n", node->name, err.msg);
         _exit(126);
     }
+    /* Whatever the caller left open (a CI job's pipe) must not stay open for
+     * the daemon's lifetime; the dup2()ed 0-2 do not get the flag. */
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     dup2(nullfd, STDIN_FILENO);
     dup2(logfd, STDOUT_FILENO);
     dup2(logfd, STDERR_FILENO);
