@@ -165,10 +165,12 @@ static json_t *node_view(struct shoal *sh, json_t *node)
     if (role && strcmp(role, "manager") == 0) {
         const char *addr = json_string_value(json_object_get(n, "addr"));
         const char *status = json_string_value(json_object_get(n, "status"));
+        const char *rid = json_string_value(json_object_get(n, "raft_id"));
+        bool voter = rid && cluster_has_voter(sh->cluster, strtoull(rid, NULL, 16));
         if (addr && strcmp(addr, cluster_leader_addr(sh->cluster)) == 0)
             ms = "leader";
-        else
-            ms = status && strcmp(status, "ready") == 0 ? "reachable" : "unreachable";
+        else /* a manager counts once it votes: before, it cannot help a quorum */
+            ms = voter && status && strcmp(status, "ready") == 0 ? "reachable" : "unreachable";
     }
     json_object_set_new(n, "manager_status", json_string(ms));
     return n;

@@ -27,6 +27,11 @@ class Cluster:
         for i, d in enumerate(self.nodes[1:], start=2):
             self.join(d, "manager" if i <= managers else "worker")
         self.wait_nodes_ready(len(self.nodes))
+        # managers count once raft made them voters
+        wait_until(lambda: sorted(n["manager_status"] for n in self.nodes_view()
+                                  if n["role"] == "manager")
+                   == ["leader"] + ["reachable"] * (managers - 1), timeout=30,
+                   msg=lambda: json.dumps(self.nodes_view(), indent=1))
 
     def token(self, role, via=None):
         return (via or self.leader).cli("swarm", "join-token", "-q", role).stdout.strip()

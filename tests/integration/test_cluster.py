@@ -112,7 +112,7 @@ def test_leader_death_elects_a_new_leader_and_keeps_services(cluster3x2):
     new = wait_until(lambda: c.find_leader(survivors), timeout=20)
     # writes are accepted again, through any manager (forwarded to the leader)
     other = [d for d in survivors if d is not new][0]
-    wait_until(lambda: other.cli("service", "scale", "keep=4", check=False).returncode == 0,
+    wait_until(lambda: other.cli("service", "scale", "-d", "keep=4", check=False).returncode == 0,
                timeout=20)
     svc = new.service("keep")
     assert svc["spec"]["replicas"] == 4
@@ -129,13 +129,13 @@ def test_without_quorum_writes_fail_and_reads_answer(cluster3x2):
     c.kill_node(c.nodes[1])
     last = c.nodes[2]
     time.sleep(2.5)  # past an election timeout: nobody can win with one vote of three
-    res = last.cli("service", "scale", "q=2", check=False)
+    res = last.cli("service", "scale", "-d", "q=2", check=False)
     assert res.returncode != 0 and "no leader" in res.stderr, res.stderr
     assert [s["name"] for s in last.cli_json("service", "ls")] == ["q"]
     # the lone survivor takes over with --force-new-cluster, state intact
     last.cli("swarm", "init", "--force-new-cluster")
     wait_until(lambda: last.api("GET", "/v1/info").json()["swarm"]["is_leader"], timeout=20)
-    wait_until(lambda: last.cli("service", "scale", "q=2", check=False).returncode == 0, timeout=20)
+    wait_until(lambda: last.cli("service", "scale", "-d", "q=2", check=False).returncode == 0, timeout=20)
     assert last.service("q")["spec"]["replicas"] == 2
 
 
