@@ -344,6 +344,12 @@ class Daemon:
                 mps = [l.split()[1] for l in f if self.base in l]
             for mp in reversed(mps):
                 subprocess.run(["umount", "-l", mp], check=False)
+            for cid in self.known_ids:
+                for cg in glob.glob("/sys/fs/cgroup/*/shoal/%s" % cid) + glob.glob("/sys/fs/cgroup/shoal/%s" % cid):
+                    try:
+                        os.rmdir(cg)
+                    except OSError:
+                        pass
         return errors
 
 
