@@ -277,6 +277,9 @@ int dev_down(const char *dir, const char *name, struct serr *err)
     int rc = destroy_network(name, err);
     if (rc == 0)
         rc = rm_rf(cluster_dir, err);
+    /* The default DIR is ours: gone with the last cluster (fails if not empty). */
+    if (rc == 0 && strcmp(dir, DEV_DEFAULT_DIR) == 0)
+        rmdir(dir);
     globfree(&cgroups);
     free(killed.pids);
     free(inodes);
