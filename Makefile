@@ -37,7 +37,13 @@ test: all
 	SHOAL_BIN=$(abspath $(BUILD)/shoal) UNIT_BIN=$(abspath $(BUILD)/unit_tests) \
 	  /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/
 
+# Sanitizer reports of every shoal process the tests run go to build-asan/sanitizer/;
+# tests/test_zz_sanitizers.py fails when any report is there.
+test-asan: export ASAN_OPTIONS = log_path=$(abspath build-asan)/sanitizer/asan
+test-asan: export UBSAN_OPTIONS = log_path=$(abspath build-asan)/sanitizer/ubsan:print_stacktrace=1
+test-asan: export SHOAL_SANITIZER_DIR = $(abspath build-asan)/sanitizer
 test-asan:
+	rm -rf build-asan/sanitizer && mkdir -p build-asan/sanitizer
 	$(MAKE) BUILD=build-asan CC=clang \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test

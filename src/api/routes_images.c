@@ -181,8 +181,11 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args)
     const char *id = json_string_value(json_object_get(img, "id"));
     json_t *all_tags = image_tags(sh, id);
     char norm[512];
-    bool by_tag = image_normalize_ref(args[0], norm, sizeof(norm), NULL) == 0 &&
-                  store_get(sh->store, "tags", norm) != NULL;
+    json_t *tag = image_normalize_ref(args[0], norm, sizeof(norm), NULL) == 0
+                      ? store_get(sh->store, "tags", norm)
+                      : NULL;
+    bool by_tag = tag != NULL;
+    json_decref(tag);
     json_t *gone = by_tag ? json_pack("[s]", norm) : json_incref(all_tags);
     const char *user = image_user(sh, gone, id);
     if (user && !query_flag(req, "force")) {

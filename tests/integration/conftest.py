@@ -148,6 +148,9 @@ class Daemon:
             stdin=subprocess.DEVNULL,
         )
         log.close()
+        if os.environ.get("SHOAL_PID_LOG"):  # which test ran which daemon (sanitizer reports)
+            with open(os.environ["SHOAL_PID_LOG"], "a") as f:
+                f.write("%d %s\n" % (self.proc.pid, os.environ.get("PYTEST_CURRENT_TEST", "")))
 
         def ready():
             if self.proc.poll() is not None:
