@@ -49,12 +49,16 @@ static void set_node_status(struct shoal *sh, json_t *node, const char *status, 
     cluster_propose(sh->cluster, json_pack("[o]", op_merge("nodes", id, fields)), NULL, NULL);
 }
 
+static void check_nodes(uv_timer_t *t);
+
 static void membership_done(void *arg, int status, const struct serr *err)
 {
     struct dispatcher *d = arg;
     d->changing = false;
     if (status < 0)
         log_warn("raft membership: %s", err->msg);
+    else /* the next manager need not wait for the next tick */
+        uv_timer_start(&d->timer, check_nodes, 0, 500);
 }
 
 /* Raft voters follow the nodes' roles: a manager node becomes a voter once

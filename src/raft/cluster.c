@@ -266,7 +266,7 @@ int cluster_start(uv_loop_t *loop, struct store *store, const struct cluster_con
     }
     raft_set_snapshot_threshold(&c->raft, 512);
     raft_set_snapshot_trailing(&c->raft, 128);
-    raft_set_election_timeout(&c->raft, 1000);
+    raft_set_election_timeout(&c->raft, 600); /* leader loss noticed in 0.6-1.2 s */
     raft_set_heartbeat_timeout(&c->raft, 100);
     if (cfg->bootstrap && bootstrap(c, cfg, err) < 0)
         goto err_after_raft;
