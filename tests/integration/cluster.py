@@ -1,45 +1,118 @@
-"""Multi-node clusters of real daemons on this machine for the integration
-tests: N daemons on loopback ports (each its own state, run dir and cluster
-port), joined with real tokens over mutual TLS."""
-import glob
+"""Multi-node clusters for the integration tests, made with `shoal dev`: one
+network namespace, address, hostname, state directory and daemon per node on
+one bridge, joined with real tokens over mutual TLS. Traffic stays inside
+the namespaces the test made; `destroy` removes everything."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
 
-from conftest import Daemon, pid_alive, wait_until
+from conftest import SHOAL_BIN, Daemon, wait_until
+
+_count = [0]
+
+
+def _run(*args, check=True, timeout=120):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError("%s -> %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+class _NodeProcess:
+    """What the tests use of a Popen: the daemon's pid inside the namespace."""
+
+    def __init__(self, node):
+        self.node = node
+
+    @property
+    def pid(self):
+        return self.node.daemon_pid()
+
+    def poll(self):
+        return None if self.node.daemon_pid() else 0
+
+
+class DevNode(Daemon):
+    """A node of a dev cluster: the conftest's clients, and process control
+    through the node's namespace."""
+
+    def __init__(self, cluster, index, addr):
+        super().__init__(os.path.join(cluster.dir, cluster.name, "node-%d" % index))
+        self.cluster = cluster
+        self.index = index
+        self.name = "node-%d" % index
+        self.addr = addr
+        self.port = 2377
+        self.netns = "shoal-%s-%d" % (cluster.name, index)
+        self.veth = "sh-%s-%d" % (cluster.name, index)
+        self.proc = _NodeProcess(self)
+
+    def netns_pids(self):
+        r = _run("ip", "netns", "pids", self.netns, check=False)
+        return [int(p) for p in r.stdout.split()]
+
+    def daemon_pid(self):
+        for pid in self.netns_pids():
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 1 and argv[1] == b"daemon" and self.state_dir.encode() in argv:
+                return pid
+        return None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        subprocess.Popen([SHOAL_BIN, "dev", "exec", self.name, "--name", self.cluster.name, "--dir",
+                          self.cluster.dir, "--", SHOAL_BIN, "daemon", "--state-dir", self.state_dir,
+                          "--run-dir", self.run_dir, "--socket", self.sock],
+                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+        log.close()
+        wait_until(lambda: self.api("GET", "/v1/info").status == 200, timeout=20)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        pid = self.daemon_pid()
+        if pid:
+            os.kill(pid, sig)
+            wait_until(lambda: self.daemon_pid() is None, timeout=timeout)
+
+    def kill9(self):
+        self.stop(sig=signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def exec(self, *cmd, check=True):
+        return _run(SHOAL_BIN, "dev", "exec", self.name, "--name", self.cluster.name, "--dir",
+                    self.cluster.dir, "--", *cmd, check=check)
 
 
 class Cluster:
     def __init__(self, managers=1, workers=0, rootfs_tar=None):
-        self.base = tempfile.mkdtemp(prefix="shoal-cl-")
-        self.nodes = []
-        for i in range(managers + workers):
-            d = Daemon(os.path.join(self.base, "node-%d" % (i + 1)))
-            d.start()
-            self.nodes.append(d)
+        _count[0] += 1
+        self.name = "c%d%d" % (os.getpid() % 10000, _count[0] % 100)
+        self.prefix = "10.213.%d" % (150 + _count[0] % 100)
+        self.dir = tempfile.mkdtemp(prefix="shoal-cl-")
+        n = managers + workers
+        _run(SHOAL_BIN, "dev", "up", "-n", str(n), "--managers", str(managers), "--name", self.name,
+             "--subnet", self.prefix + ".0/24", "--dir", self.dir)
+        self.nodes = [DevNode(self, i, "%s.%d" % (self.prefix, i)) for i in range(1, n + 1)]
         self.leader = self.nodes[0]
-        self.leader.init_swarm()
         if rootfs_tar:
             self.leader.import_image(rootfs_tar)
-        for i, d in enumerate(self.nodes[1:], start=2):
-            self.join(d, "manager" if i <= managers else "worker")
-        self.wait_nodes_ready(len(self.nodes))
-        # managers count once raft made them voters
-        wait_until(lambda: sorted(n["manager_status"] for n in self.nodes_view()
-                                  if n["role"] == "manager")
+        self.wait_nodes_ready(n)
+        wait_until(lambda: sorted(x["manager_status"] for x in self.nodes_view()
+                                  if x["role"] == "manager")
                    == ["leader"] + ["reachable"] * (managers - 1), timeout=30,
                    msg=lambda: json.dumps(self.nodes_view(), indent=1))
 
     def token(self, role, via=None):
         return (via or self.leader).cli("swarm", "join-token", "-q", role).stdout.strip()
-
-    def join(self, d, role, via=None):
-        via = via or self.leader
-        return d.cli("swarm", "join", "--token", self.token(role, via), "--advertise-addr",
-                     "127.0.0.1:%d" % d.port, "127.0.0.1:%d" % via.port)
 
     def node_id(self, d):
         return d.api("GET", "/v1/info").json()["node_id"]
@@ -55,8 +128,6 @@ class Cluster:
 
     def find_leader(self, among):
         for d in among:
-            if d.proc is None or d.proc.poll() is not None:
-                continue
             try:
                 if d.api("GET", "/v1/info", timeout=2).json()["swarm"]["is_leader"]:
                     return d
@@ -64,49 +135,23 @@ class Cluster:
                 pass
         return None
 
-    def container_pids(self, d):
-        pids = []
-        for rec in glob.glob(os.path.join(d.state_dir, "agent", "*.json")):
-            try:
-                with open(rec) as f:
-                    pids.append(json.load(f)["pid"])
-            except (OSError, ValueError, KeyError):
-                pass
-        return pids
-
     def kill_node(self, d):
         """A board dies: its daemon and its containers."""
-        d.kill9()
-        for pid in self.container_pids(d):
+        for pid in d.netns_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        wait_until(lambda: not d.netns_pids(), timeout=10)
+
+    def cut_link(self, d):
+        _run("ip", "link", "set", d.veth, "down")
+
+    def restore_link(self, d):
+        _run("ip", "link", "set", d.veth, "up")
 
     def destroy(self):
-        """Kills everything and checks that nothing is left behind."""
-        for d in self.nodes:
-            if d.proc is not None and d.proc.poll() is None:
-                try:
-                    os.kill(d.proc.pid, signal.SIGCONT)
-                except OSError:
-                    pass
-            self.kill_node(d)
-        ids = set()
-        for d in self.nodes:
-            ids |= d.known_ids
-            for rec in glob.glob(os.path.join(d.state_dir, "agent", "*.json")):
-                ids.add(os.path.basename(rec)[:-5])
-        wait_until(lambda: not any(pid_alive(p) for d in self.nodes for p in self.container_pids(d)),
-                   timeout=10)
-        with open("/proc/mounts") as f:
-            mounts = [l.split()[1] for l in f if self.base in l]
-        for mp in reversed(mounts):
-            subprocess.run(["umount", "-l", mp], check=False)
-        for cid in ids:
-            for d in glob.glob("/sys/fs/cgroup/*/shoal/%s" % cid):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
-        shutil.rmtree(self.base, ignore_errors=True)
+        _run(SHOAL_BIN, "dev", "down", "--name", self.name, "--dir", self.dir, check=False)
+        leftovers = [l for l in open("/proc/mounts") if self.dir in l]
+        assert not leftovers, leftovers
+        os.rmdir(self.dir) if os.path.isdir(self.dir) and not os.listdir(self.dir) else None
