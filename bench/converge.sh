@@ -23,6 +23,6 @@ measure() {
 both measure
 for n in $NS; do
     s=$(fig shoal "converge$n"); d=$(fig docker "converge$n")
-    printf 'converge N=%-4s shoal %8s s  swarm %8s s  ratio %s\n' "$n" "$s" "$d" "$(ratio "$s" "$d")"
+    printf 'converge N=%-4s shoal %8s s  swarm %8s s  shoal/swarm %s\n' "$n" "$s" "$d" "$(ratio "$s" "$d")"
 done
 exit $FAILED

@@ -20,7 +20,7 @@ measure() {
 }
 
 both measure
-printf 'footprint, %s tasks up (RSS, containers excluded)  shoal %8s MB (%s procs)  swarm %8s MB (%s procs)  ratio %s\n' \
+printf 'footprint, %s tasks up (RSS, containers excluded)  shoal %8s MB (%s procs)  swarm %8s MB (%s procs)  shoal/swarm %s\n' \
     "$TASKS" "$(fig shoal rss_mb)" "$(fig shoal procs)" "$(fig docker rss_mb)" "$(fig docker procs)" \
     "$(ratio "$(fig shoal rss_mb)" "$(fig docker rss_mb)")"
 exit $FAILED

@@ -110,9 +110,9 @@ docker_start() {
 docker_stop() {
     [ -d "$DK" ] || return 0
     if ns_alive "$DK"; then
-        cli docker swarm leave --force >/dev/null 2>&1 || true
-        local ids; ids=$(cli docker ps -aq 2>/dev/null) || true
-        [ -z "$ids" ] || cli docker rm -f $ids >/dev/null 2>&1 || true
+        cli_to 60 docker swarm leave --force >/dev/null 2>&1 || true
+        local ids; ids=$(cli_to 30 docker ps -aq 2>/dev/null) || true
+        [ -z "$ids" ] || cli_to 60 docker rm -f $ids >/dev/null 2>&1 || true
     fi
     ns_stop "$DK"
     find /sys/fs/cgroup/*/"shoal-bench-$$" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -140,18 +140,20 @@ shoal_start() {
 }
 shoal_stop() {
     [ -d "$SH" ] || return 0
-    ns_alive "$SH" && { cli shoal swarm leave --force >/dev/null 2>&1 || true; }
+    ns_alive "$SH" && { cli_to 60 shoal swarm leave --force >/dev/null 2>&1 || true; }
     ns_stop "$SH"
     rm -rf "$SH"
 }
 
-# cli SIDE ARGS...: the side's CLI against its daemon.
-cli() {
-    case $1 in
-    docker) shift; "$DOCKER" -H "unix://$DK/docker.sock" "$@" ;;
-    shoal) shift; "$SHOAL" -H "unix://$SH/shoal.sock" "$@" ;;
-    esac
+# cli_to SECS SIDE ARGS...: the side's CLI against its daemon, killed after SECS (0: no limit,
+# and no extra timeout process in the way of what is timed). cli SIDE ARGS...: with a 120 s limit.
+cli_to() {
+    local t=$1 side=$2 bin sock
+    shift 2
+    case $side in docker) bin=$DOCKER sock=$DK/docker.sock ;; shoal) bin=$SHOAL sock=$SH/shoal.sock ;; esac
+    if [ "$t" = 0 ]; then "$bin" -H "unix://$sock" "$@"; else timeout "$t" "$bin" -H "unix://$sock" "$@"; fi
 }
+cli() { cli_to "${CLI_TIMEOUT:-120}" "$@"; }
 
 # stack_dir SIDE
 stack_dir() { case $1 in docker) echo "$DK" ;; shoal) echo "$SH" ;; esac; }

@@ -11,7 +11,7 @@ measure() {
     [ "$out" = hi ] || { echo "$side: run printed: $out" >&2; return 1; }
     t0=$(now)
     for i in $(seq "$RUNS"); do
-        out=$(cli "$side" run --rm "$IMAGE" echo hi 2>&1)
+        out=$(cli_to 0 "$side" run --rm "$IMAGE" echo hi 2>&1)
         [ "$out" = hi ] || { echo "$side: run $i printed: $out" >&2; return 1; }
     done
     t1=$(now)
@@ -21,5 +21,5 @@ measure() {
 
 both measure
 s=$(fig shoal run_ms); d=$(fig docker run_ms)
-printf 'run --rm echo hi (mean of %s)  shoal %8s ms  docker %8s ms  ratio %s\n' "$RUNS" "$s" "$d" "$(ratio "$s" "$d")"
+printf 'run --rm echo hi (mean of %s)  shoal %8s ms  docker %8s ms  shoal/docker %s\n' "$RUNS" "$s" "$d" "$(ratio "$s" "$d")"
 exit $FAILED
