@@ -723,6 +723,17 @@ bool agent_has_tasks(struct agent *a)
     return false;
 }
 
+/* Metrics: the task containers whose process runs now. */
+json_t *agent_running_tasks(struct agent *a)
+{
+    json_t *out = json_array();
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (c->task_id && c->phase == PH_RUNNING && c->created && !c->exited)
+            json_array_append_new(out, json_pack("{s:s, s:s, s:I}", "id", c->task_id, "container",
+                                                 c->id, "pid", (json_int_t)c->pid));
+    return out;
+}
+
 static void stop_all_tick(uv_timer_t *t)
 {
     agent_sync(t->data);

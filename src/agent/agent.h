@@ -52,4 +52,7 @@ int agent_remove_local(struct agent *a, const char *ref, int force, struct serr 
 void agent_service_logs(struct agent *a, struct http_req *req, json_t *service, long tail,
                         int follow);
 
+/* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
+json_t *agent_running_tasks(struct agent *a);
+
 #endif

@@ -1,0 +1,128 @@
+/* Node metrics parsers and sampler, on samples recorded from a real node
+ * (tests/unit/data/metrics: proc/stat.1 and stat.2 one second apart,
+ * meminfo, loadavg, and a thermal tree with two zones). */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/metrics.h"
+#include "base/util.h"
+#include "unit.h"
+
+/* Tests run from the repository root (make test), like __FILE__'s path. */
+#define DATA "tests/unit/data/metrics"
+
+static char *data_file(const char *rel)
+{
+    char *path = xasprintf(DATA "/%s", rel);
+    char *text = NULL;
+    struct serr err;
+    if (read_file(path, &text, NULL, &err) < 0) {
+        fprintf(stderr, "%s (run the unit tests from the repository root)\n", err.msg);
+        exit(1);
+    }
+    free(path);
+    return text;
+}
+
+static bool near(double a, double b)
+{
+    return fabs(a - b) < 0.01;
+}
+
+TEST(metrics_stat_cpu_percent_between_two_samples)
+{
+    char *t1 = data_file("proc/stat.1"), *t2 = data_file("proc/stat.2");
+    struct cpu_times a, b;
+    int ncpus = 0;
+    CHECK(metrics_parse_stat(t1, &a, &ncpus) == 0 && ncpus == 2);
+    CHECK(metrics_parse_stat(t2, &b, &ncpus) == 0);
+    /* deltas: user 26, system 39, idle 131, iowait 1 -> 65 busy of 197 */
+    CHECK(b.total - a.total == 197 && b.busy - a.busy == 65);
+    CHECK(near(metrics_cpu_percent(&a, &b), 100.0 * 65 / 197));
+    CHECK(metrics_cpu_percent(&b, &b) == 0);  /* no time passed */
+    CHECK(metrics_cpu_percent(&b, &a) == 0);  /* counters went back (never above 100) */
+    CHECK(metrics_parse_stat("intr 1 2 3\n", &a, &ncpus) < 0);
+    CHECK(metrics_parse_stat("cpu0 1 2 3 4\n", &a, &ncpus) < 0); /* no aggregate line */
+    free(t1);
+    free(t2);
+}
+
+TEST(metrics_meminfo_used_is_total_minus_available)
+{
+    char *text = data_file("proc/meminfo");
+    uint64_t total, used;
+    CHECK(metrics_parse_meminfo(text, &total, &used) == 0);
+    CHECK(total == 24684084ULL * 1024);
+    CHECK(used == (24684084ULL - 24200788ULL) * 1024);
+    /* old kernels: no MemAvailable, MemFree stands in */
+    CHECK(metrics_parse_meminfo("MemTotal: 1000 kB\nMemFree: 400 kB\n", &total, &used) == 0);
+    CHECK(total == 1000 * 1024 && used == 600 * 1024);
+    CHECK(metrics_parse_meminfo("MemFree: 400 kB\n", &total, &used) < 0);
+    free(text);
+}
+
+TEST(metrics_loadavg)
+{
+    char *text = data_file("proc/loadavg");
+    double load[3];
+    CHECK(metrics_parse_loadavg(text, load) == 0);
+    CHECK(near(load[0], 1.80) && near(load[1], 1.43) && near(load[2], 1.03));
+    CHECK(metrics_parse_loadavg("garbage", load) < 0);
+    free(text);
+}
+
+TEST(metrics_thermal_takes_the_hottest_zone)
+{
+    double c = 0;
+    CHECK(metrics_thermal_max(DATA, &c));
+    CHECK(near(c, 47.25));
+    CHECK(!metrics_thermal_max(DATA "/nowhere", &c)); /* no sensors: unknown, not 0 */
+}
+
+TEST(metrics_sample_on_a_recorded_tree)
+{
+    struct metrics_sampler s;
+    metrics_sampler_init(&s, DATA, NULL, NULL);
+    json_t *sample;
+    CHECK(metrics_sample(&s, "/", &sample) == 0);
+    static const char *const keys[] = {"at", "cpu_percent", "cpus", "mem_total", "mem_used",
+                                       "disk_total", "disk_used", "load1", "load5", "load15",
+                                       "temp_c", "tasks", NULL};
+    for (int i = 0; keys[i]; i++)
+        CHECK(json_object_get(sample, keys[i]) != NULL);
+    /* the first sample averages since boot */
+    double cpu = json_real_value(json_object_get(sample, "cpu_percent"));
+    CHECK(cpu > 0 && cpu < 100);
+    CHECK(json_integer_value(json_object_get(sample, "cpus")) == 2);
+    CHECK(json_integer_value(json_object_get(sample, "mem_used")) ==
+          (json_int_t)(24684084LL - 24200788LL) * 1024);
+    CHECK(json_integer_value(json_object_get(sample, "disk_total")) > 0);
+    CHECK(near(json_real_value(json_object_get(sample, "temp_c")), 47.25));
+    CHECK(json_array_size(json_object_get(sample, "tasks")) == 0);
+    json_decref(sample);
+    /* same counters again: nothing ran in between */
+    CHECK(metrics_sample(&s, "/", &sample) == 0);
+    CHECK(json_real_value(json_object_get(sample, "cpu_percent")) == 0);
+    json_decref(sample);
+    metrics_sampler_free(&s);
+
+    metrics_sampler_init(&s, DATA "/nowhere", NULL, NULL);
+    CHECK(metrics_sample(&s, "/", &sample) < 0 && sample == NULL);
+    metrics_sampler_free(&s);
+}
+
+TEST(metrics_sample_of_this_machine)
+{
+    struct metrics_sampler s;
+    metrics_sampler_init(&s, "", NULL, NULL);
+    json_t *sample;
+    CHECK(metrics_sample(&s, "/", &sample) == 0);
+    json_int_t total = json_integer_value(json_object_get(sample, "mem_total"));
+    json_int_t used = json_integer_value(json_object_get(sample, "mem_used"));
+    CHECK(total > 0 && used > 0 && used <= total);
+    CHECK(json_object_get(sample, "temp_c") != NULL); /* a number or null */
+    json_decref(sample);
+    metrics_sampler_free(&s);
+}
