@@ -11,7 +11,8 @@ LDLIBS += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
 SRC := $(wildcard src/base/*.c src/api/*.c src/store/*.c src/raft/*.c src/manager/*.c \
                   src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
-OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ui_assets.o
+UI_FILES := $(wildcard src/ui/*.html src/ui/*.js src/ui/*.css)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
 all: $(BUILD)/shoal $(BUILD)/unit_tests
@@ -20,6 +21,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The dashboard's files, compiled in (src/api/ui_assets.h).
+$(BUILD)/gen/ui_assets.c: $(UI_FILES) scripts/embed_ui.py
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   $@"
+	@/usr/bin/python3 scripts/embed_ui.py $@ $(UI_FILES)
+
+$(BUILD)/gen/ui_assets.o: $(BUILD)/gen/ui_assets.c
+	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libshoal.a: $(OBJ)
 	@rm -f $@

@@ -43,6 +43,9 @@ struct http_req {
      * peer's certificate names peer_id and peer_role ("" without a client
      * certificate: a joining node). Unix-socket requests: local root. */
     bool remote;
+    /* The Authorization header's value ("" when absent; truncated past 159
+     * bytes): the dashboard listener's bearer tokens. */
+    char authorization[160];
     const char *peer_id;
     const char *peer_role;
     /* Called at most once if the client goes away before the response ends
@@ -58,6 +61,10 @@ typedef void (*http_router_cb)(struct http_server *srv, struct http_req *req);
 struct http_server *http_server_start(uv_loop_t *loop, const char *path, const char *spool_dir,
                                       const char *const *spool_prefixes, http_router_cb router,
                                       void *data, struct serr *err);
+/* Plain HTTP on TCP (the dashboard): every request is remote with an empty
+ * peer_role, so the router decides what an unauthenticated peer may do. */
+struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr *addr,
+                                          http_router_cb router, void *data, struct serr *err);
 void *http_server_data(struct http_server *srv);
 
 /* Serves HTTP on an already connected stream `fd` (the plain side of a TLS
@@ -75,6 +82,9 @@ bool http_query_get(const struct http_req *req, const char *key, char *out, size
 /* Sends a complete response. `body` is copied. Ends the request. */
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
                   size_t len);
+/* http_respond() with extra header lines ("Name: value\r\n"...; NULL for none). */
+void http_respond_with(struct http_req *req, int status, const char *content_type,
+                       const char *extra_headers, const char *body, size_t len);
 /* Sends {"message": msg} with the status of err->kind (400/404/409/500/503). */
 void http_respond_error(struct http_req *req, const struct serr *err);
 

@@ -37,7 +37,11 @@
 
 struct http_server {
     uv_loop_t *loop;
-    uv_pipe_t listener;
+    union { /* a Unix socket (the API) or TCP (the dashboard) */
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+    } listener;
+    bool tcp; /* TCP peers are remote, without a certificate: peer_role "" */
     char *spool_dir;
     char **spool_prefixes; /* NULL-terminated copies */
     http_router_cb router;
@@ -70,6 +74,7 @@ struct http_conn {
     char hdr_name[16]; /* only short names matter (Expect) */
     size_t hdr_name_len;
     bool hdr_is_expect;
+    bool hdr_is_authorization;
 
     bool dispatched;   /* the router has the request */
     bool streaming;    /* chunked response started */
@@ -322,14 +327,24 @@ static void conn_write(struct http_conn *conn, const char *head, size_t head_len
     conn->writes_in_flight++;
 }
 
+static void write_head_with(struct http_conn *conn, int status, const char *content_type,
+                            const char *extra, const char *framing, const char *body,
+                            size_t body_len)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%s\r\n",
+                     status, status_reason(status),
+                     content_type ? content_type : "application/json", extra ? extra : "",
+                     framing, conn->keep_alive ? "" : "Connection: close\r\n");
+    if (n >= (int)sizeof(head))
+        n = (int)sizeof(head) - 1; /* callers pass short fixed header lines */
+    conn_write(conn, head, (size_t)n, body, body_len, NULL, 0);
+}
+
 static void write_head(struct http_conn *conn, int status, const char *content_type,
                        const char *framing, const char *body, size_t body_len)
 {
-    char head[512];
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s\r\n", status,
-                     status_reason(status), content_type ? content_type : "application/json",
-                     framing, conn->keep_alive ? "" : "Connection: close\r\n");
-    conn_write(conn, head, (size_t)n, body, body_len, NULL, 0);
+    write_head_with(conn, status, content_type, NULL, framing, body, body_len);
 }
 
 /* Answers a request that never reaches the router, then closes. */
@@ -370,6 +385,7 @@ static int on_message_begin(http_parser *p)
     conn->header_was_value = false;
     conn->hdr_name_len = 0;
     conn->hdr_is_expect = false;
+    conn->hdr_is_authorization = false;
     conn->rejected = 0;
     conn->discard_body = false;
     return 0;
@@ -408,11 +424,22 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+static void append_bounded(char *dst, size_t size, const char *src, size_t len)
+{
+    size_t used = strlen(dst), room = size - 1 - used;
+    memcpy(dst + used, src, len < room ? len : room);
+    dst[used + (len < room ? len : room)] = '\0';
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *conn = parser_conn(p);
     if (!conn->header_was_value && strcasecmp(conn->hdr_name, "Expect") == 0)
         conn->hdr_is_expect = len >= 3 && strncmp(at, "100", 3) == 0;
+    if (!conn->header_was_value)
+        conn->hdr_is_authorization = strcasecmp(conn->hdr_name, "Authorization") == 0;
+    if (conn->hdr_is_authorization) /* the value may come in pieces */
+        append_bounded(conn->req->authorization, sizeof(conn->req->authorization), at, len);
     conn->header_was_value = true;
     return 0;
 }
@@ -699,6 +726,9 @@ static void on_connection(uv_stream_t *listener, int status)
     if (status < 0 || srv->stopping)
         return;
     struct http_conn *conn = conn_new(srv);
+    conn->remote = srv->tcp;
+    /* libuv accepts a TCP connection into a pipe handle too (both are plain
+     * stream fds on Unix), so connections keep one handle type. */
     if (uv_accept(listener, (uv_stream_t *)&conn->pipe) < 0 ||
         uv_read_start((uv_stream_t *)&conn->pipe, read_alloc, on_read) < 0)
         conn_close(conn);
@@ -763,7 +793,7 @@ static int bind_private(struct http_server *srv, const char *path, struct serr *
     /* The umask closes the window between bind() and chmod() in which
      * another user could connect. */
     mode_t old_mask = umask(0177);
-    int rc = uv_pipe_bind(&srv->listener, path);
+    int rc = uv_pipe_bind(&srv->listener.pipe, path);
     umask(old_mask);
     if (rc < 0)
         return serr_set(err, SERR_INTERNAL, "listen on %s: %s", path, uv_strerror(rc));
@@ -775,16 +805,10 @@ static int bind_private(struct http_server *srv, const char *path, struct serr *
     return 0;
 }
 
-struct http_server *http_server_start(uv_loop_t *loop, const char *path, const char *spool_dir,
+static struct http_server *server_new(uv_loop_t *loop, const char *spool_dir,
                                       const char *const *spool_prefixes, http_router_cb router,
-                                      void *data, struct serr *err)
+                                      void *data)
 {
-    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        serr_set(err, SERR_INVALID, "socket path %s is too long", path);
-        return NULL;
-    }
-    if (remove_old_socket(path, err) < 0)
-        return NULL;
     init_parser_settings();
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     srv->loop = loop;
@@ -798,9 +822,42 @@ struct http_server *http_server_start(uv_loop_t *loop, const char *path, const c
     srv->router = router;
     srv->data = data;
     srv->live = 1;
-    uv_pipe_init(loop, &srv->listener, 0);
-    srv->listener.data = srv;
+    return srv;
+}
+
+struct http_server *http_server_start(uv_loop_t *loop, const char *path, const char *spool_dir,
+                                      const char *const *spool_prefixes, http_router_cb router,
+                                      void *data, struct serr *err)
+{
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        serr_set(err, SERR_INVALID, "socket path %s is too long", path);
+        return NULL;
+    }
+    if (remove_old_socket(path, err) < 0)
+        return NULL;
+    struct http_server *srv = server_new(loop, spool_dir, spool_prefixes, router, data);
+    uv_pipe_init(loop, &srv->listener.pipe, 0);
+    srv->listener.pipe.data = srv;
     if (bind_private(srv, path, err) < 0) {
+        srv->stopping = true;
+        uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+        return NULL;
+    }
+    return srv;
+}
+
+struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr *addr,
+                                          http_router_cb router, void *data, struct serr *err)
+{
+    struct http_server *srv = server_new(loop, NULL, NULL, router, data);
+    srv->tcp = true;
+    uv_tcp_init(loop, &srv->listener.tcp);
+    srv->listener.tcp.data = srv;
+    int rc = uv_tcp_bind(&srv->listener.tcp, addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener.tcp, 128, on_connection);
+    if (rc < 0) {
+        serr_set(err, SERR_INVALID, "listen: %s", uv_strerror(rc));
         srv->stopping = true;
         uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
         return NULL;
@@ -837,13 +894,19 @@ static bool answerable(struct http_req *req)
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
                   size_t len)
 {
+    http_respond_with(req, status, content_type, NULL, body, len);
+}
+
+void http_respond_with(struct http_req *req, int status, const char *content_type,
+                       const char *extra_headers, const char *body, size_t len)
+{
     struct http_conn *conn = req->conn;
     /* Gone before the client sees the answer, so it can rely on that. */
     drop_spool_file(req);
     if (answerable(req)) {
         char framing[64];
         snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", len);
-        write_head(conn, status, content_type, framing, body, len);
+        write_head_with(conn, status, content_type, extra_headers, framing, body, len);
     }
     finish_request(conn);
 }

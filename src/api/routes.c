@@ -7,6 +7,7 @@
 
 #include "agent/agent.h"
 #include "api/api_int.h"
+#include "api/dashboard.h"
 #include "api/http.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
@@ -761,6 +762,8 @@ static const struct route {
     {"GET", "/v1/services/*/tasks", get_service_tasks, CLUSTER_API, false},
     {"GET", "/v1/services/*/logs", get_service_logs, LOCAL_ONLY, false},
     {"GET", "/v1/tasks", get_tasks, CLUSTER_API, false},
+    {"GET", "/v1/events", dashboard_get_events, CLUSTER_API, false},
+    {"GET", "/v1/dashboard/url", dashboard_get_url, LOCAL_ONLY, false},
     {"POST", "/v1/containers/run", post_container_run, LOCAL_ONLY, false},
     {"GET", "/v1/containers", get_containers, LOCAL_ONLY, false},
     {"DELETE", "/v1/containers/*", delete_container, LOCAL_ONLY, false},

@@ -31,6 +31,7 @@ static const char main_usage[] =
     "  -h, --help             Print usage\n"
     "\n"
     "Management Commands:\n"
+    "  dashboard   The web dashboard's link (shoal dashboard url)\n"
     "  dev         Run a test cluster of N nodes on this machine\n"
     "  image       Manage images\n"
     "  node        Manage swarm nodes\n"
@@ -53,6 +54,7 @@ static const struct cli_cmd top_commands[] = {
     {"version", NULL, cli_version, NULL}, {"info", NULL, cli_info, NULL},
     {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
     {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
+    {"dashboard", NULL, cli_dashboard, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -49,6 +49,7 @@ int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);
 int cli_ps(struct cli *cli, int argc, char **argv);
 int cli_rm(struct cli *cli, int argc, char **argv);
+int cli_dashboard(struct cli *cli, int argc, char **argv);
 
 /* Runs the subcommand named by argv[1] of a group; prints the group's help
  * for --help or no subcommand. */

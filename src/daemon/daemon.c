@@ -12,12 +12,16 @@
 
 #include "agent/agent.h"
 #include "agent/image.h"
+#include "api/dashboard.h"
+#include "api/events.h"
 #include "api/http.h"
 #include "api/routes.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "daemon/clusternet.h"
+#include "daemon/node_metrics.h"
+#include "daemon/node_metrics.h"
 #include "daemon/session.h"
 #include "daemon/swarm.h"
 #include "manager/dispatcher.h"
@@ -99,6 +103,7 @@ static void kick_cb(uv_timer_t *t)
 
 void shoal_kick(struct shoal *sh)
 {
+    events_changed(sh->events); /* state changes reach here: tell the dashboards */
     if (!uv_is_active((uv_handle_t *)&sh->kick_timer))
         uv_timer_start(&sh->kick_timer, kick_cb, 0, 0);
 }
@@ -152,15 +157,23 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     sh->stopping = true;
     log_info("signal %d: stopping (containers keep running)", signum);
+    events_hub_stop(sh->events); /* ends the streams while their connections live */
+    sh->events = NULL;
+    dashboard_stop(sh->dashboard);
+    sh->dashboard = NULL;
     http_server_stop(sh->api);
     sh->api = NULL;
+    node_metrics_stop(sh->metrics); /* it reads the agent's list */
+    sh->metrics = NULL;
+    node_metrics_stop(sh->metrics); /* it reads the agent's list */
+    sh->metrics = NULL;
     agent_close(sh->agent, agent_closed, sh);
 }
 
 /* ---- start ---- */
 
 struct options {
-    const char *state_dir, *run_dir, *socket, *runtime;
+    const char *state_dir, *run_dir, *socket, *runtime, *dashboard_addr;
     bool debug;
 };
 
@@ -170,6 +183,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"state-dir", required_argument, NULL, 's'}, {"run-dir", required_argument, NULL, 'r'},
         {"socket", required_argument, NULL, 'S'},    {"runtime", required_argument, NULL, 'R'},
         {"debug", no_argument, NULL, 'd'},           {"help", no_argument, NULL, 'h'},
+        {"dashboard-addr", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0}};
     *o = (struct options){.state_dir = "/var/lib/shoal", .run_dir = "/run/shoal"};
     int ch;
@@ -180,14 +194,17 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'r': o->run_dir = optarg; break;
         case 'S': o->socket = optarg; break;
         case 'R': o->runtime = optarg; break;
+        case 'D': o->dashboard_addr = optarg; break;
         case 'd': o->debug = true; break;
         case 'h':
             printf("Usage: shoal daemon [--state-dir DIR] [--run-dir DIR] [--socket PATH] "
-                   "[--runtime PATH] [--debug]\n\n"
+                   "[--runtime PATH] [--dashboard-addr IP:PORT] [--debug]\n\n"
                    "  --state-dir DIR  persistent state (default /var/lib/shoal)\n"
                    "  --run-dir DIR    volatile state: logs, runtime state (default /run/shoal)\n"
                    "  --socket PATH    API socket (default RUN_DIR/shoal.sock)\n"
-                   "  --runtime PATH   OCI runtime (default crun; runc is accepted)\n");
+                   "  --runtime PATH   OCI runtime (default crun; runc is accepted)\n"
+                   "  --dashboard-addr IP:PORT  serve the web dashboard there (plain HTTP,\n"
+                   "                   token required: shoal dashboard url); off by default\n");
             exit(0);
         default:
             return -1;
@@ -241,7 +258,7 @@ static int init_shoal(struct shoal *sh, const struct options *o, struct serr *er
     return rc;
 }
 
-static int start_services(struct shoal *sh, struct serr *err)
+static int start_services(struct shoal *sh, const struct options *o, struct serr *err)
 {
     uv_timer_init(sh->loop, &sh->kick_timer);
     uv_timer_init(sh->loop, &sh->wakeup_timer);
@@ -249,6 +266,8 @@ static int start_services(struct shoal *sh, struct serr *err)
     sh->kick_timer.data = sh->wakeup_timer.data = sh->tick_timer.data = sh;
     if (agent_start(sh, &sh->agent, err) < 0)
         return -1;
+    sh->metrics = node_metrics_start(sh);
+    sh->metrics = node_metrics_start(sh);
     if (swarm_resume(sh, err) < 0)
         return -1;
     static const char *const spool[] = {"/v1/images/", NULL};
@@ -261,6 +280,9 @@ static int start_services(struct shoal *sh, struct serr *err)
                                 err);
     free(spool_dir);
     if (sh->api == NULL)
+        return -1;
+    sh->events = events_hub_new(sh->loop, sh->store);
+    if (o->dashboard_addr && dashboard_start(sh, o->dashboard_addr, err) < 0)
         return -1;
     uv_timer_start(&sh->tick_timer, tick_cb, 1000, 1000);
     uv_signal_init(sh->loop, &sh->sigterm);
@@ -300,7 +322,7 @@ int daemon_main(int argc, char **argv)
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     struct shoal sh = {.loop = uv_default_loop()};
     struct serr err = {0};
-    if (init_shoal(&sh, &o, &err) < 0 || start_services(&sh, &err) < 0) {
+    if (init_shoal(&sh, &o, &err) < 0 || start_services(&sh, &o, &err) < 0) {
         fprintf(stderr, "shoal daemon: %s\n", err.msg);
         return 1;
     }

@@ -18,6 +18,9 @@ struct http_server;
 struct net;
 struct session;
 struct dispatcher;
+struct node_metrics;
+struct events_hub;
+struct dashboard;
 
 #define SHOAL_VERSION "0.1.0"
 #define SHOAL_DEFAULT_PORT 2377
@@ -43,6 +46,9 @@ struct shoal {
     struct runtime rt;
     struct agent *agent;
     struct http_server *api;
+    struct node_metrics *metrics; /* this node's samples (daemon/node_metrics.h) */
+    struct events_hub *events;   /* GET /v1/events streams */
+    struct dashboard *dashboard; /* --dashboard-addr, else NULL */
 
     uv_timer_t kick_timer;   /* coalesces "the state changed" into one reconcile */
     uv_timer_t wakeup_timer; /* orchestrator's next deadline (restart delays, updates) */
