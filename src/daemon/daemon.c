@@ -21,7 +21,6 @@
 #include "daemon/shoal.h"
 #include "daemon/clusternet.h"
 #include "daemon/node_metrics.h"
-#include "daemon/node_metrics.h"
 #include "daemon/session.h"
 #include "daemon/swarm.h"
 #include "manager/dispatcher.h"
@@ -165,8 +164,6 @@ static void on_signal(uv_signal_t *s, int signum)
     sh->api = NULL;
     node_metrics_stop(sh->metrics); /* it reads the agent's list */
     sh->metrics = NULL;
-    node_metrics_stop(sh->metrics); /* it reads the agent's list */
-    sh->metrics = NULL;
     agent_close(sh->agent, agent_closed, sh);
 }
 
@@ -266,7 +263,6 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     sh->kick_timer.data = sh->wakeup_timer.data = sh->tick_timer.data = sh;
     if (agent_start(sh, &sh->agent, err) < 0)
         return -1;
-    sh->metrics = node_metrics_start(sh);
     sh->metrics = node_metrics_start(sh);
     if (swarm_resume(sh, err) < 0)
         return -1;
