@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
+#include "daemon/node_metrics.h"
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "manager/dispatcher.h"
@@ -161,7 +162,8 @@ static void on_connected(void *arg, int fd, const char *errmsg)
         on_answer(s, -1, NULL, 0, errmsg);
         return;
     }
-    json_t *body = json_pack("{s:O, s:s?}", "reports", s->inflight, "csr", s->renew_csr);
+    json_t *body = json_pack("{s:O, s:s?, s:O?}", "reports", s->inflight, "csr", s->renew_csr,
+                             "metrics", node_metrics_latest(s->sh->metrics));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     http_arequest(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,

@@ -10,6 +10,7 @@
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "manager/ca.h"
+#include "manager/stats.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
@@ -23,6 +24,7 @@ struct dispatcher {
     uv_timer_t timer;
     struct seen *seen;
     size_t nseen;
+    struct stats *stats; /* node metrics sent with heartbeats */
     bool was_leader;
     bool changing; /* a raft membership change is in flight */
 };
@@ -132,6 +134,7 @@ struct dispatcher *dispatcher_start(struct shoal *sh)
 {
     struct dispatcher *d = xcalloc(1, sizeof(*d));
     d->sh = sh;
+    d->stats = stats_new();
     uv_timer_init(sh->loop, &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, check_nodes, 1000, 500);
@@ -142,6 +145,7 @@ static void dispatcher_closed(uv_handle_t *h)
 {
     struct dispatcher *d = h->data;
     free(d->seen);
+    stats_free(d->stats);
     free(d);
 }
 
@@ -246,6 +250,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
     if (status && strcmp(status, "ready") != 0)
         set_node_status(sh, node, "ready", NULL);
     apply_reports(sh, json_object_get(body, "reports"));
+    stats_record(d->stats, req->peer_id, json_object_get(body, "metrics"), mono_ms());
     json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
     json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O}", "tasks", tasks, "images",
                               images_of(sh, tasks), "managers", manager_addrs(sh), "leader",
@@ -254,4 +259,9 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
     respond_json(req, 200, reply);
     json_decref(body);
     json_decref(node);
+}
+
+struct stats *dispatcher_stats(struct dispatcher *d)
+{
+    return d->stats;
 }

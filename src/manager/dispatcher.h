@@ -9,6 +9,7 @@
 struct shoal;
 struct http_req;
 struct dispatcher;
+struct stats;
 
 /* A node is down after this long without a heartbeat. */
 #define NODE_DOWN_MS 3000
@@ -20,5 +21,8 @@ void dispatcher_stop(struct dispatcher *d);
 
 /* POST /v1/cluster/session from a node (mTLS identity in req->peer_id). */
 void dispatcher_session(struct dispatcher *d, struct http_req *req);
+
+/* Node metrics the leader received (and its own, recorded by the daemon). */
+struct stats *dispatcher_stats(struct dispatcher *d);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "agent/metrics.h"
 #include "base/util.h"
+#include "manager/stats.h"
 #include "unit.h"
 
 /* Tests run from the repository root (make test), like __FILE__'s path. */
@@ -125,4 +126,35 @@ TEST(metrics_sample_of_this_machine)
     CHECK(json_object_get(sample, "temp_c") != NULL); /* a number or null */
     json_decref(sample);
     metrics_sampler_free(&s);
+}
+
+static json_t *fake_sample(json_int_t at, double cpu)
+{
+    return json_pack("{s:I, s:f, s:I, s:n, s:f}", "at", at, "cpu_percent", cpu, "mem_used",
+                     (json_int_t)1000, "temp_c", "load1", 0.5);
+}
+
+TEST(stats_keep_one_point_every_10s_for_an_hour)
+{
+    struct stats *st = stats_new();
+    CHECK(stats_latest(st, "n1") == NULL && json_array_size(stats_history(st, "n1")) == 0);
+    /* two hours of samples every 2 s: 5 samples per kept point */
+    for (int i = 0; i < 3600; i++) {
+        json_t *s = fake_sample(1000000 + i * 2000, i % 100);
+        stats_record(st, "n1", s, (int64_t)i * 2000);
+        stats_record(st, "n1", s, (int64_t)i * 2000 + 500); /* the same sample again */
+        json_decref(s);
+    }
+    json_t *h = stats_history(st, "n1");
+    CHECK(json_array_size(h) == STATS_HISTORY_POINTS);
+    json_int_t first = json_integer_value(json_object_get(json_array_get(h, 0), "at"));
+    json_int_t last = json_integer_value(json_object_get(json_array_get(h, 359), "at"));
+    CHECK(last - first == 359 * 10000); /* oldest first, 10 s apart, the last hour */
+    CHECK(json_is_null(json_object_get(json_array_get(h, 0), "temp_c")));
+    CHECK(json_integer_value(json_object_get(stats_latest(st, "n1"), "at")) ==
+          1000000 + 3599 * 2000);
+    json_decref(h);
+    stats_record(st, "n2", json_null(), 0); /* not a sample: ignored */
+    CHECK(stats_latest(st, "n2") == NULL);
+    stats_free(st);
 }

@@ -1,0 +1,29 @@
+/* The leader's memory of node metrics: per node the latest sample (as the
+ * node sent it) and an hour of history, one point every 10 s kept in a ring
+ * buffer. In memory only: a new leader starts empty. A node that goes down
+ * keeps its history (its latest sample then shows when it was taken). */
+#ifndef SHOAL_MANAGER_STATS_H
+#define SHOAL_MANAGER_STATS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define STATS_POINT_EVERY_MS 10000
+#define STATS_HISTORY_POINTS 360 /* one hour */
+
+struct stats;
+
+struct stats *stats_new(void);
+void stats_free(struct stats *st);
+
+/* Records a node's sample (borrowed; a copy is kept). `mono_now` (ms)
+ * decides whether it also becomes a history point. The same sample sent
+ * again (same "at": heartbeats outpace sampling) is ignored. */
+void stats_record(struct stats *st, const char *node_id, json_t *sample, int64_t mono_now);
+
+/* The node's latest sample (borrowed) or NULL. */
+json_t *stats_latest(struct stats *st, const char *node_id);
+/* Its history, oldest first: [{"at","cpu_percent","mem_used","temp_c","load1"}] (new). */
+json_t *stats_history(struct stats *st, const char *node_id);
+
+#endif
