@@ -19,6 +19,7 @@
 #include "base/util.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
+#include "manager/scheduler.h"
 #include "store/store.h"
 
 static void ctr_maybe_free(struct ctr *c);
@@ -631,16 +632,6 @@ static const char *sget(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static bool task_finished(const char *state)
-{
-    static const char *const finals[] = {"complete", "failed", "rejected", "shutdown",
-                                         "orphaned", NULL};
-    for (int i = 0; state && finals[i]; i++)
-        if (strcmp(state, finals[i]) == 0)
-            return true;
-    return false;
-}
-
 static void sync_task(struct agent *a, json_t *task)
 {
     const char *id = sget(task, "id");
@@ -649,7 +640,7 @@ static void sync_task(struct agent *a, json_t *task)
     struct ctr *c = ctr_find(a, id);
     bool want_running = desired && strcmp(desired, "running") == 0;
     if (c && c->phase == PH_DONE) {
-        if (task_finished(state))
+        if (task_state_terminal(state))
             ctr_release(c); /* the store has our final report */
         return;
     }
@@ -663,7 +654,7 @@ static void sync_task(struct agent *a, json_t *task)
             start_task(a, task);
     } else if (want_running && state && strcmp(state, "running") == 0) {
         report_lost(a, id);
-    } else if (!want_running && !task_finished(state)) {
+    } else if (!want_running && !task_state_terminal(state)) {
         shoal_report_task(a->sh, id,
                           json_pack("{s:s, s:s, s:I}", "state", "shutdown", "message", "shutdown",
                                     "state_at", (json_int_t)now_ms()));

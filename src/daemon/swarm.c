@@ -610,7 +610,7 @@ void respond_not_leader(struct shoal *sh, struct http_req *req)
                            leader));
 }
 
-static json_t *manager_addrs(struct shoal *sh)
+json_t *swarm_manager_addrs(struct shoal *sh)
 {
     json_t *nodes = store_list(sh->store, "nodes", NULL), *addrs = json_array();
     size_t i;
@@ -655,7 +655,7 @@ void swarm_accept_join(struct shoal *sh, struct http_req *req)
         json_object_set_new(rec, "role", json_string(role));
         json_object_set_new(rec, "status", json_string("ready"));
         json_object_set_new(rec, "availability", json_string("active"));
-        json_t *managers = manager_addrs(sh);
+        json_t *managers = swarm_manager_addrs(sh);
         if (strcmp(role, "manager") == 0)
             json_array_append(managers, json_object_get(node, "addr"));
         struct accept_ctx *a = xcalloc(1, sizeof(*a));

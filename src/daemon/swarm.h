@@ -41,6 +41,9 @@ int swarm_change_role(struct shoal *sh, const char *role, const char *cert, cons
 /* Stops the session, dispatcher and cluster listener (not raft). */
 void swarm_stop_member(struct shoal *sh);
 
+/* The cluster addresses of every manager node in the store (new reference). */
+json_t *swarm_manager_addrs(struct shoal *sh);
+
 /* The node object of this node (new reference) for the nodes table. */
 json_t *swarm_self_node(struct shoal *sh, const char *role);
 

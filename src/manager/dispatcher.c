@@ -178,22 +178,6 @@ static void apply_reports(struct shoal *sh, json_t *reports)
     }
 }
 
-static json_t *manager_addrs(struct shoal *sh)
-{
-    json_t *nodes = store_list(sh->store, "nodes", NULL);
-    json_t *addrs = json_array();
-    size_t i;
-    json_t *n;
-    json_array_foreach(nodes, i, n)
-    {
-        const char *role = json_string_value(json_object_get(n, "role"));
-        if (role && strcmp(role, "manager") == 0)
-            json_array_append(addrs, json_object_get(n, "addr"));
-    }
-    json_decref(nodes);
-    return addrs;
-}
-
 static json_t *images_of(struct shoal *sh, json_t *tasks)
 {
     json_t *images = json_object();
@@ -253,7 +237,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
     stats_record(d->stats, req->peer_id, json_object_get(body, "metrics"), mono_ms());
     json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
     json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O}", "tasks", tasks, "images",
-                              images_of(sh, tasks), "managers", manager_addrs(sh), "leader",
+                              images_of(sh, tasks), "managers", swarm_manager_addrs(sh), "leader",
                               sh->swarm_addr, "role", json_object_get(node, "role"));
     renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
     respond_json(req, 200, reply);
