@@ -113,7 +113,9 @@ static void serve_asset(struct http_req *req)
     bool is_page = strcmp(a->name, "index.html") == 0;
     const char *headers = is_page ? "Cache-Control: no-cache\r\n"
                                     "X-Content-Type-Options: nosniff\r\n"
-                                    "Content-Security-Policy: default-src 'self'\r\n"
+                                    /* inline style attributes: colours and bar widths */
+                                    "Content-Security-Policy: default-src 'self'; "
+                                    "style-src 'self' 'unsafe-inline'\r\n"
                                   : "Cache-Control: public, max-age=31536000, immutable\r\n"
                                     "X-Content-Type-Options: nosniff\r\n";
     http_respond_with(req, 200, a->content_type, headers, (const char *)a->data,
