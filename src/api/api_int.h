@@ -19,11 +19,20 @@ void propose_and_reply(struct shoal *sh, struct http_req *req, json_t *group, in
                        json_t *reply);
 json_t *body_json(struct http_req *req, bool required);
 bool query_flag(struct http_req *req, const char *key);
+/* The service with replicas_running, replicas_desired and update_status (new). */
+json_t *service_view(struct shoal *sh, json_t *svc);
+/* Sends the request to the leader over the cluster port and relays its
+ * answer; `answer_type` (a literal) is the content type of a 2xx answer. */
+void forward_to_leader(struct shoal *sh, struct http_req *req, const char *answer_type);
 
 /* routes_images.c */
 void get_images(struct shoal *sh, struct http_req *req, char **args);
 void post_image_import(struct shoal *sh, struct http_req *req, char **args);
 void post_image_load(struct shoal *sh, struct http_req *req, char **args);
 void delete_image(struct shoal *sh, struct http_req *req, char **args);
+
+/* routes_metrics.c */
+void get_node_stats(struct shoal *sh, struct http_req *req, char **args);
+void get_prometheus(struct shoal *sh, struct http_req *req, char **args);
 
 #endif

@@ -337,7 +337,7 @@ static json_int_t desired_replicas(struct shoal *sh, json_t *spec)
     return n;
 }
 
-static json_t *service_view(struct shoal *sh, json_t *svc)
+json_t *service_view(struct shoal *sh, json_t *svc)
 {
     json_t *v = json_deep_copy(svc);
     json_t *tasks = store_list_where(sh->store, "tasks", "service_id",
@@ -670,6 +670,7 @@ struct forward {
     struct shoal *sh;
     struct http_req *req;
     char *path;
+    const char *answer_type; /* of a successful answer; errors are JSON */
 };
 
 static void forward_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
@@ -680,7 +681,8 @@ static void forward_answer(void *arg, int status, const char *body, size_t len, 
         snprintf(msg, sizeof(msg), "forwarding to the leader failed: %s", errmsg);
         respond_err(f->req, SERR_UNAVAILABLE, msg);
     } else {
-        http_respond(f->req, status, "application/json", body, len);
+        http_respond(f->req, status, status < 300 ? f->answer_type : "application/json", body,
+                     len);
     }
     free(f->path);
     free(f);
@@ -712,12 +714,24 @@ static bool forward_if_follower(struct shoal *sh, struct http_req *req)
         respond_err(req, SERR_UNAVAILABLE, "uploads go to the leader: run this on the leader");
         return true;
     }
+    forward_to_leader(sh, req, "application/json");
+    return true;
+}
+
+/* Also for reads only the leader can answer (node stats). */
+void forward_to_leader(struct shoal *sh, struct http_req *req, const char *answer_type)
+{
+    const char *leader = cluster_leader_addr(sh->cluster);
+    if (*leader == '\0') {
+        respond_err(req, SERR_UNAVAILABLE, "no leader in the swarm: only the leader can answer");
+        return;
+    }
     struct forward *f = xcalloc(1, sizeof(*f));
     f->sh = sh;
     f->req = req;
+    f->answer_type = answer_type;
     f->path = req->query[0] ? xasprintf("%s?%s", req->path, req->query) : xstrdup(req->path);
     clusternet_connect(sh, leader, forward_connected, f);
-    return true;
 }
 
 /* ---- dispatch ---- */
@@ -746,6 +760,8 @@ static const struct route {
     {"POST", "/v1/cluster/session", post_cluster_session, NODE_SESSION, false},
     {"GET", "/v1/layers/*", get_layer, NODE_SESSION, false},
     {"GET", "/v1/nodes", get_nodes, CLUSTER_API, false},
+    {"GET", "/v1/nodes/stats", get_node_stats, CLUSTER_API, false}, /* before nodes/{id} */
+    {"GET", "/metrics", get_prometheus, CLUSTER_API, false},
     {"GET", "/v1/nodes/*", get_node, CLUSTER_API, false},
     {"POST", "/v1/nodes/*/update", post_node_update, CLUSTER_API, true},
     {"DELETE", "/v1/nodes/*", delete_node, CLUSTER_API, true},

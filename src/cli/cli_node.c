@@ -247,6 +247,84 @@ static int node_demote(struct cli *cli, int argc, char **argv)
     return set_roles(cli, "worker", argc - fl.first_arg, argv + fl.first_arg);
 }
 
+/* ---- stats ---- */
+
+static const char stats_usage[] = "Usage:  shoal node stats [OPTIONS]\n\n"
+                                  "Display the nodes' resource usage (the leader's latest samples)\n\n"
+                                  "Options:\n"
+                                  "      --format string   Format output (json or table)\n";
+
+/* Binary units like docker stats' memory column: "1.5MiB", "3.8GiB". */
+static void binary_size(double bytes, char *out, size_t outlen)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(out, outlen, u == 0 ? "%.0f%s" : "%.1f%s", bytes, units[u]);
+}
+
+static void used_of_total(json_t *latest, const char *used, const char *total, char *out,
+                          size_t outlen)
+{
+    char u[32], t[32];
+    binary_size(json_number_value(json_object_get(latest, used)), u, sizeof(u));
+    binary_size(json_number_value(json_object_get(latest, total)), t, sizeof(t));
+    snprintf(out, outlen, "%s / %s", u, t);
+}
+
+static void stats_row(struct table *t, json_t *entry)
+{
+    char id[16], status[32], cpu[16] = "-", mem[64] = "-", disk[64] = "-", load[48] = "-",
+                                 temp[16] = "-";
+    cli_short_id(jstr(entry, "node_id"), id, sizeof(id));
+    cli_capitalize(jstr(entry, "status"), status, sizeof(status));
+    json_t *s = json_object_get(entry, "latest");
+    if (json_is_object(s)) {
+        snprintf(cpu, sizeof(cpu), "%.1f%%", json_number_value(json_object_get(s, "cpu_percent")));
+        used_of_total(s, "mem_used", "mem_total", mem, sizeof(mem));
+        used_of_total(s, "disk_used", "disk_total", disk, sizeof(disk));
+        snprintf(load, sizeof(load), "%.2f %.2f %.2f",
+                 json_number_value(json_object_get(s, "load1")),
+                 json_number_value(json_object_get(s, "load5")),
+                 json_number_value(json_object_get(s, "load15")));
+        if (json_is_number(json_object_get(s, "temp_c")))
+            snprintf(temp, sizeof(temp), "%.1f\u00b0C",
+                     json_number_value(json_object_get(s, "temp_c")));
+    }
+    const char *cells[] = {id, jstr(entry, "hostname"), status, cpu, mem, disk, load, temp};
+    table_add(t, cells);
+}
+
+static int node_stats(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("node stats", stats_usage, "F", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("node stats", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    struct serr err;
+    json_t *entries;
+    if (cli_call(cli, "GET", "/v1/nodes/stats", NULL, &entries, &err) < 0)
+        return cli_fail(&err);
+    if (fl.json) {
+        cli_print_json(entries, false);
+    } else {
+        static const char *const head[] = {"NODE", "HOSTNAME", "STATUS", "CPU %",
+                                           "MEMORY", "DISK", "LOAD", "TEMP"};
+        struct table *t = table_new(8, head);
+        size_t i;
+        json_t *e;
+        json_array_foreach(entries, i, e) stats_row(t, e);
+        table_print_free(t);
+    }
+    json_decref(entries);
+    return CLI_EXIT_OK;
+}
+
 /* ---- rm ---- */
 
 static const char rm_usage[] = "Usage:  shoal node rm [OPTIONS] NODE [NODE...]\n\n"
@@ -272,6 +350,7 @@ static const struct cli_cmd node_cmds[] = {
     {"ls", "list", node_ls, "List nodes in the swarm"},
     {"promote", NULL, node_promote, "Promote one or more nodes to manager in the swarm"},
     {"rm", "remove", node_rm, "Remove one or more nodes from the swarm"},
+    {"stats", NULL, node_stats, "Display the nodes' resource usage"},
     {"update", NULL, node_update, "Update a node"},
     {NULL, NULL, NULL, NULL},
 };
