@@ -137,7 +137,9 @@ static json_t *fake_sample(json_int_t at, double cpu)
 TEST(stats_keep_one_point_every_10s_for_an_hour)
 {
     struct stats *st = stats_new();
-    CHECK(stats_latest(st, "n1") == NULL && json_array_size(stats_history(st, "n1")) == 0);
+    json_t *h = stats_history(st, "n1");
+    CHECK(stats_latest(st, "n1") == NULL && json_array_size(h) == 0);
+    json_decref(h);
     /* two hours of samples every 2 s: 5 samples per kept point */
     for (int i = 0; i < 3600; i++) {
         json_t *s = fake_sample(1000000 + i * 2000, i % 100);
@@ -145,7 +147,7 @@ TEST(stats_keep_one_point_every_10s_for_an_hour)
         stats_record(st, "n1", s, (int64_t)i * 2000 + 500); /* the same sample again */
         json_decref(s);
     }
-    json_t *h = stats_history(st, "n1");
+    h = stats_history(st, "n1");
     CHECK(json_array_size(h) == STATS_HISTORY_POINTS);
     json_int_t first = json_integer_value(json_object_get(json_array_get(h, 0), "at"));
     json_int_t last = json_integer_value(json_object_get(json_array_get(h, 359), "at"));
