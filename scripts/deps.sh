@@ -1,13 +1,17 @@
 #!/bin/bash
-# Install the packages shoal builds and tests with (Debian 12). Idempotent: a fast no-op
+# Install the packages shoal builds and tests with (Debian 12; chromium, nodejs and npm
+# run the dashboard's browser tests). Idempotent: a fast no-op
 # when every package is installed; runs `apt-get update` only when something is missing.
 # Usage: scripts/deps.sh [EXTRA-PACKAGE...]
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
+# Debian's npm only when no npm is there: NodeSource's nodejs ships its own and
+# conflicts with Debian's package.
+NPM=(); command -v npm >/dev/null || NPM=(npm)
 PKGS=(build-essential pkg-config libraft-dev libuv1-dev libsqlite3-dev libarchive-dev
       libssl-dev libhttp-parser-dev libjansson-dev crun busybox-static tini
-      python3-pytest clang valgrind "$@")
+      python3-pytest clang valgrind chromium nodejs "${NPM[@]}" "$@")
 
 missing=()
 for p in "${PKGS[@]}"; do

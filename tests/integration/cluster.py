@@ -68,7 +68,7 @@ class DevNode(Daemon):
         log = open(self.log_path, "ab")
         subprocess.Popen([SHOAL_BIN, "dev", "exec", self.name, "--name", self.cluster.name, "--dir",
                           self.cluster.dir, "--", SHOAL_BIN, "daemon", "--state-dir", self.state_dir,
-                          "--run-dir", self.run_dir, "--socket", self.sock],
+                          "--run-dir", self.run_dir, "--socket", self.sock] + list(self.extra_args),
                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True)
         log.close()

@@ -135,6 +135,7 @@ class Daemon:
         self.known_pids = set()
         self.known_ids = set()
         self.swarm_active = False
+        self.extra_args = []  # more `shoal daemon` flags (--dashboard-addr ...)
 
     # ---- process control ----
     def start(self):
@@ -142,7 +143,8 @@ class Daemon:
             os.unlink(self.sock)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir", self.run_dir],
+            [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir", self.run_dir]
+            + list(self.extra_args),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -1,0 +1,148 @@
+// Browser tests of the dashboard: Debian's Chromium driven by playwright-core.
+// Started by tests/integration/test_dashboard.py, which makes the cluster and
+// passes it here through the environment:
+//   DASHBOARD_BASE   http://127.0.0.1:PORT (node-1's dashboard, inside its netns)
+//   DASHBOARD_TOKEN  the read-only token
+//   SHOAL_BIN, SHOAL_SOCK   the CLI and node-1's API socket (for scale)
+//   SERVICE          a running replicated service; HOSTNAMES: comma-separated
+//   SCREENSHOT_DIR   where the PNGs go
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (k) => { if (!process.env[k]) throw new Error(`${k} is not set`); return process.env[k]; };
+const BASE = env("DASHBOARD_BASE"), TOKEN = env("DASHBOARD_TOKEN");
+const SERVICE = env("SERVICE"), HOSTNAMES = env("HOSTNAMES").split(",");
+const SHOTS = env("SCREENSHOT_DIR");
+const LIVE_MS = 5000; // "within a few seconds" of the cluster state changing
+
+let browser, profile; // a persistent context: Playwright's way to use our own empty profile
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  profile = mkdtempSync(join(tmpdir(), "shoal-chromium-"));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true, // --headless
+    viewport: { width: 1280, height: 720 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  rmSync(profile, { recursive: true, force: true });
+});
+
+async function api(path) {
+  const resp = await fetch(BASE + path, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(resp.status, 200, `${path}: ${resp.status}`);
+  return resp.json();
+}
+
+const running = async () => (await api("/v1/tasks")).filter((t) => t.state === "running");
+const runningOf = async (svc) => (await running()).filter((t) => t.service_name === svc);
+
+async function poll(fn, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function openDashboard(token) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e));
+  await page.goto(`${BASE}/ui/#token=${token}`);
+  return page;
+}
+
+const boxes = (page, sel) => page.locator(`#visualizer .task${sel}`).count();
+
+test("a wrong token is refused", async () => {
+  const resp = await fetch(`${BASE}/v1/nodes`, { headers: { Authorization: "Bearer nope" } });
+  assert.equal(resp.status, 401);
+  assert.match((await resp.json()).message, /access denied/);
+  const page = await openDashboard("0123456789abcdef0123456789abcdef");
+  await page.getByText("Access denied").waitFor({ timeout: 10000 });
+  assert.equal(await page.locator("#visualizer .node").count(), 0);
+  await page.screenshot({ path: join(SHOTS, "dashboard-denied.png") });
+  await page.close();
+});
+
+test("the visualizer lists every node and every running task", async () => {
+  const page = await openDashboard(TOKEN);
+  await page.locator("#live.on").waitFor({ timeout: 10000 });
+  const tasks = await running();
+  await page.waitForFunction((n) => document.querySelectorAll("#visualizer .node").length === n,
+                             HOSTNAMES.length, { timeout: 10000 });
+  const shown = await page.locator("#visualizer .node").evaluateAll(
+    (cols) => cols.map((c) => c.dataset.hostname));
+  assert.deepEqual([...shown].sort(), [...HOSTNAMES].sort());
+  for (const t of tasks) {
+    const box = page.locator(`#visualizer [data-task="${t.id}"]`);
+    await box.waitFor({ timeout: 5000 });
+    assert.equal(await box.getAttribute("data-state"), "running");
+    // each task sits in the column of its node
+    const column = page.locator(`#visualizer .node:has([data-task="${t.id}"])`);
+    assert.equal(await column.getAttribute("data-node"), t.node_id);
+  }
+  assert.equal(await page.locator("#visualizer .node-head .leader").count(), 1);
+  await page.screenshot({ path: join(SHOTS, "dashboard-visualizer.png") });
+  await page.close();
+});
+
+test("scaling a service and killing a task show up live, without a reload", async () => {
+  const page = await openDashboard(TOKEN);
+  await page.locator("#live.on").waitFor({ timeout: 10000 });
+  await page.evaluate(() => { window.sameDocument = true; });
+  const before = (await runningOf(SERVICE)).length;
+  await page.waitForFunction(([s, n]) => document.querySelectorAll(
+    `#visualizer .task[data-service="${s}"][data-state="running"]`).length === n,
+    [SERVICE, before], { timeout: 10000 });
+
+  // scale up: once the cluster runs them, the page shows them within LIVE_MS
+  const target = before + 3;
+  execFileSync(env("SHOAL_BIN"), ["-H", `unix://${env("SHOAL_SOCK")}`, "service", "scale",
+                                   "--detach", `${SERVICE}=${target}`], { stdio: "pipe" });
+  await poll(async () => (await runningOf(SERVICE)).length === target, 60000, "the scale-up");
+  await page.waitForFunction(([s, n]) => document.querySelectorAll(
+    `#visualizer .task[data-service="${s}"][data-state="running"]`).length === n,
+    [SERVICE, target], { timeout: LIVE_MS });
+  await page.screenshot({ path: join(SHOTS, "dashboard-scaled.png") });
+
+  // kill -9 one task's process: its box stops showing it as running
+  const victim = (await runningOf(SERVICE)).find((t) => t.pid > 0);
+  assert.ok(victim, "a running task with a pid");
+  process.kill(victim.pid, "SIGKILL");
+  await page.waitForFunction((id) => {
+    const el = document.querySelector(`#visualizer [data-task="${id}"]`);
+    return !el || el.dataset.state !== "running";
+  }, victim.id, { timeout: LIVE_MS });
+  // ...and the orchestrator's replacement appears too
+  await poll(async () => (await runningOf(SERVICE)).length === target, 60000, "the replacement");
+  await page.waitForFunction(([s, n]) => document.querySelectorAll(
+    `#visualizer .task[data-service="${s}"][data-state="running"]`).length === n,
+    [SERVICE, target], { timeout: LIVE_MS });
+
+  assert.equal(await page.evaluate(() => window.sameDocument), true, "the page was reloaded");
+
+  await page.click('#tabs button[data-view="events"]');
+  await page.getByText(`task ${victim.name} failed`).first().waitFor({ timeout: LIVE_MS });
+  await page.getByText(/task .* started/).first().waitFor({ timeout: LIVE_MS });
+  await page.screenshot({ path: join(SHOTS, "dashboard-events.png") });
+
+  await page.click('#tabs button[data-view="services"]');
+  const row = page.locator(`#services tr[data-service="${SERVICE}"] .replicas`);
+  assert.equal((await row.textContent()).trim(), `${target}/${target}`);
+  await page.screenshot({ path: join(SHOTS, "dashboard-services.png") });
+  await page.close();
+});
