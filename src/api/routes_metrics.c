@@ -17,6 +17,8 @@
 #include "store/store.h"
 
 #define PROMETHEUS_TYPE "text/plain; version=0.0.4"
+/* exact for byte counts, and 0.1 stays 0.1 (not 0.10000000000000001) */
+#define VALUE_FMT "%.15g"
 
 /* ---- /v1/nodes/stats ---- */
 
@@ -123,7 +125,7 @@ static void node_sample(FILE *f, const char *metric, json_t *entry, double value
     fprintf(f, "%s{", metric);
     put_label(f, "node", json_string_value(json_object_get(entry, "node_id")), true);
     put_label(f, "hostname", json_string_value(json_object_get(entry, "hostname")), false);
-    fprintf(f, "} %.17g\n", value);
+    fprintf(f, "} " VALUE_FMT "\n", value);
 }
 
 static bool node_ready(json_t *entry)
@@ -185,7 +187,7 @@ static void task_sample(FILE *f, const char *metric, json_t *entry, json_t *task
     put_label(f, "name", json_string_value(json_object_get(task, "name")), false);
     put_label(f, "service", json_string_value(json_object_get(task, "service_name")), false);
     put_label(f, "node", json_string_value(json_object_get(entry, "node_id")), false);
-    fprintf(f, "} %.17g\n", value);
+    fprintf(f, "} " VALUE_FMT "\n", value);
 }
 
 /* The running tasks of ready nodes, from their latest samples. */
