@@ -523,7 +523,15 @@ static int send_head(struct http_client *c, const char *head, struct serr *err)
         if (conn_send(c, head, strlen(head)) == 0)
             return 0;
         int saved = errno;
+        bool tls = c->ssl != NULL;
         client_disconnect(c);
+        if (fresh && tls && (saved == ECONNRESET || saved == EPIPE))
+            /* TLS 1.3: a server that refuses our certificate resets the
+             * connection after the handshake, often before its alert is read */
+            return serr_set(err, SERR_UNAVAILABLE,
+                            "%s refused the TLS connection (%s): is the client certificate in %s "
+                            "from this swarm?",
+                            c->host, strerror(saved), c->tls_dir);
         if (fresh) {
             errno = saved;
             return serr_errno(err, "send request to %s", c->host);

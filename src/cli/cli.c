@@ -205,11 +205,14 @@ int cli_main(int argc, char **argv)
 
 /* ---- option parsing ---- */
 
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
-               struct serr *err)
+/* permute: flags may follow the positional arguments (`service ps web
+ * --format json`, as docker allows); commands whose arguments end with a
+ * command line to run (service create, run) stop at the first one instead. */
+static int getopt_mode(int argc, char **argv, const char *shortopts,
+                       const struct option *longopts, bool permute, struct serr *err)
 {
     char optstring[128];
-    snprintf(optstring, sizeof(optstring), "+:%s", shortopts);
+    snprintf(optstring, sizeof(optstring), "%s:%s", permute ? "" : "+", shortopts);
     opterr = 0;
     int c = getopt_long(argc, argv, optstring, longopts, NULL);
     /* The offending word is the last one getopt looked at. */
@@ -224,6 +227,12 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
         c = '?';
     }
     return c;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               struct serr *err)
+{
+    return getopt_mode(argc, argv, shortopts, longopts, false, err);
 }
 
 int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc, char **argv,
@@ -255,7 +264,7 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
     struct serr err;
     optind = 0;
     int c;
-    while ((c = cli_getopt(argc, argv, shortopts, longopts, &err)) != -1) {
+    while ((c = getopt_mode(argc, argv, shortopts, longopts, true, &err)) != -1) {
         switch (c) {
         case 'h': return cli_help(usage);
         case 'F':
