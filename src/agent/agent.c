@@ -174,6 +174,7 @@ void ctr_release(struct ctr *c)
         return;
     ctr_unlink(c);
     c->released = true;
+    ctr_answer_remover(c);
     followers_detach_ctr(c->a, c);
     ctr_close_handles(c);
     ctr_maybe_free(c);

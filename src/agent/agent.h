@@ -44,8 +44,11 @@ void agent_run(struct agent *a, struct http_req *req, json_t *body);
 /* GET /v1/containers: local (non-task) containers. */
 json_t *agent_list_local(struct agent *a);
 
-/* DELETE /v1/containers/{ref}: stops (force) and removes a local container. */
-int agent_remove_local(struct agent *a, const char *ref, int force, struct serr *err);
+/* DELETE /v1/containers/{ref}: stops (force) and removes a local container.
+ * 0: removed, answer now; 1: being stopped, `req` is answered once it is
+ * gone; -1: error in err. */
+int agent_remove_local(struct agent *a, const char *ref, int force, struct http_req *req,
+                       struct serr *err);
 
 /* Streams the logs of a service's tasks that ran on this node: the last
  * `tail` lines of each (-1 = all), then, with follow, new output as it comes. */

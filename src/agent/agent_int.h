@@ -30,6 +30,7 @@ struct ctr {
     char *image;
     json_t *rspec;    /* runtime spec, built before creation */
     json_t *pending_container; /* task container spec kept while layers are fetched */
+    struct http_req *rm_req;   /* an `rm -f` waiting for this container to be gone */
     char **layers;    /* layer dirs, bottom first, NULL terminated */
     char *error;      /* why it could not start */
     pid_t pid;
@@ -92,5 +93,6 @@ void followers_output(struct agent *a, struct ctr *c, const char *data, size_t l
 void followers_exit(struct agent *a, struct ctr *c);
 void followers_detach_ctr(struct agent *a, struct ctr *c);
 void followers_close_all(struct agent *a);
+void ctr_answer_remover(struct ctr *c);
 
 #endif

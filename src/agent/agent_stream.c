@@ -274,7 +274,25 @@ json_t *agent_list_local(struct agent *a)
     return out;
 }
 
-int agent_remove_local(struct agent *a, const char *ref, int force, struct serr *err)
+static void remover_gone(struct http_req *req)
+{
+    struct ctr *c = req->data;
+    c->rm_req = NULL;
+}
+
+/* Answers a pending `rm -f` once its container is gone (from ctr_release). */
+void ctr_answer_remover(struct ctr *c)
+{
+    struct http_req *req = c->rm_req;
+    if (req == NULL)
+        return;
+    c->rm_req = NULL;
+    req->on_abort = NULL;
+    http_respond(req, 200, "application/json", "{}", 2);
+}
+
+int agent_remove_local(struct agent *a, const char *ref, int force, struct http_req *req,
+                       struct serr *err)
 {
     struct ctr *c = ctr_find(a, ref);
     if (c == NULL || !c->local)
@@ -283,10 +301,15 @@ int agent_remove_local(struct agent *a, const char *ref, int force, struct serr 
         return serr_set(err, SERR_CONFLICT,
                         "cannot remove running container %s: stop it first or use force", ref);
     if (c->phase != PH_DONE) {
+        if (c->rm_req)
+            return serr_set(err, SERR_CONFLICT, "container %s is already being removed", ref);
         c->rm = true;
         c->grace_ms = 0;
+        c->rm_req = req; /* answered when it is gone, like docker */
+        req->data = c;
+        req->on_abort = remover_gone;
         ctr_stop(c);
-        return 0;
+        return 1;
     }
     char *log = ctr_log_path(a, c->id, false);
     char *old = ctr_log_path(a, c->id, true);

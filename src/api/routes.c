@@ -603,9 +603,10 @@ static void get_containers(struct shoal *sh, struct http_req *req, char **args)
 static void delete_container(struct shoal *sh, struct http_req *req, char **args)
 {
     struct serr err = {0};
-    if (agent_remove_local(sh->agent, args[0], query_flag(req, "force"), &err) < 0)
+    int rc = agent_remove_local(sh->agent, args[0], query_flag(req, "force"), req, &err);
+    if (rc < 0)
         http_respond_error(req, &err);
-    else
+    else if (rc == 0)
         http_respond(req, 200, "application/json", "{}", 2);
 }
 

@@ -72,9 +72,6 @@ def test_run_detached_ps_rm(daemon):
     assert cid[:12] not in d.cli("ps", "-a").stdout
 
 
-@pytest.mark.xfail(reason="rm -f answers before the container is stopped and removed: "
-                          "`ps -a` still lists it right after (docker removes it before returning)",
-                   strict=True)
 def test_rm_force_is_synchronous(daemon):
     d = daemon
     cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
