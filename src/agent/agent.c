@@ -175,6 +175,7 @@ void ctr_release(struct ctr *c)
     ctr_unlink(c);
     c->released = true;
     ctr_answer_remover(c);
+    ctr_answer_starter(c);
     followers_detach_ctr(c->a, c);
     ctr_close_handles(c);
     ctr_maybe_free(c);
@@ -453,6 +454,7 @@ out:
 static void ctr_fail_to_start(struct ctr *c, const char *msg)
 {
     c->error = xstrdup(msg);
+    ctr_answer_starter(c);
     c->exited = c->out_eof = true;
     c->phase = PH_RUNNING; /* so that finish runs the usual path */
     ctr_maybe_finish(c);
@@ -487,6 +489,7 @@ static void after_create(uv_work_t *w, int status)
     }
     record_write(c);
     c->phase = PH_RUNNING;
+    ctr_answer_starter(c);
     report(c, json_pack("{s:s, s:s, s:i}", "state", "running", "message", "started", "pid",
                         (int)c->pid));
     if (c->stop_requested) {

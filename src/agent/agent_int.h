@@ -31,6 +31,7 @@ struct ctr {
     json_t *rspec;    /* runtime spec, built before creation */
     json_t *pending_container; /* task container spec kept while layers are fetched */
     struct http_req *rm_req;   /* an `rm -f` waiting for this container to be gone */
+    struct http_req *start_req; /* a detached `run` waiting for this container to start */
     char **layers;    /* layer dirs, bottom first, NULL terminated */
     char *error;      /* why it could not start */
     pid_t pid;
@@ -94,5 +95,6 @@ void followers_exit(struct agent *a, struct ctr *c);
 void followers_detach_ctr(struct agent *a, struct ctr *c);
 void followers_close_all(struct agent *a);
 void ctr_answer_remover(struct ctr *c);
+void ctr_answer_starter(struct ctr *c);
 
 #endif

@@ -214,6 +214,33 @@ static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *er
     return container;
 }
 
+static void starter_gone(struct http_req *req)
+{
+    struct ctr *c = req->data;
+    c->start_req = NULL;
+}
+
+/* Answers a detached `run` once its container started (201 {"id"}) or could
+ * not start (the reason). */
+void ctr_answer_starter(struct ctr *c)
+{
+    struct http_req *req = c->start_req;
+    if (req == NULL)
+        return;
+    c->start_req = NULL;
+    req->on_abort = NULL;
+    if (c->error || !c->created) {
+        struct serr err;
+        serr_set(&err, c->error ? SERR_INVALID : SERR_UNAVAILABLE, "%s",
+                 c->error ? c->error : "the container was removed before it started");
+        http_respond_error(req, &err);
+        return;
+    }
+    char reply[64];
+    snprintf(reply, sizeof(reply), "{\"id\":\"%s\"}", c->id);
+    http_respond(req, 201, "application/json", reply, strlen(reply));
+}
+
 void agent_run(struct agent *a, struct http_req *req, json_t *body)
 {
     struct serr err = {0};
@@ -246,9 +273,9 @@ void agent_run(struct agent *a, struct http_req *req, json_t *body)
         return;
     }
     if (json_is_true(json_object_get(body, "detach"))) {
-        char reply[64];
-        snprintf(reply, sizeof(reply), "{\"id\":\"%s\"}", id);
-        http_respond(req, 201, "application/json", reply, strlen(reply));
+        c->start_req = req; /* answered once it runs (or failed to), like docker */
+        req->data = c;
+        req->on_abort = starter_gone;
         return;
     }
     http_stream_start(req, 200, "application/x-ndjson");
