@@ -157,7 +157,17 @@ void dispatcher_stop(struct dispatcher *d)
 
 /* Reports are applied one group each: a report about a task deleted
  * meanwhile fails alone. */
-static void apply_reports(struct shoal *sh, json_t *reports)
+/* True when the task is assigned to `node_id`: a node reports only its own. */
+static bool task_on_node(struct shoal *sh, const char *task_id, const char *node_id)
+{
+    json_t *t = store_get(sh->store, "tasks", task_id);
+    const char *on = json_string_value(json_object_get(t, "node_id"));
+    bool mine = on && strcmp(on, node_id) == 0;
+    json_decref(t);
+    return mine;
+}
+
+static void apply_reports(struct shoal *sh, const char *node_id, json_t *reports)
 {
     size_t i;
     json_t *r;
@@ -165,7 +175,7 @@ static void apply_reports(struct shoal *sh, json_t *reports)
     {
         const char *id = json_string_value(json_object_get(r, "id"));
         json_t *fields = json_object_get(r, "fields");
-        if (id == NULL || !json_is_object(fields))
+        if (id == NULL || !json_is_object(fields) || !task_on_node(sh, id, node_id))
             continue;
         /* only observed-state fields: agents never write desired state */
         json_t *allowed = json_object();
@@ -233,7 +243,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
     const char *status = json_string_value(json_object_get(node, "status"));
     if (status && strcmp(status, "ready") != 0)
         set_node_status(sh, node, "ready", NULL);
-    apply_reports(sh, json_object_get(body, "reports"));
+    apply_reports(sh, req->peer_id, json_object_get(body, "reports"));
     stats_record(d->stats, req->peer_id, json_object_get(body, "metrics"), mono_ms());
     json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
     json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O}", "tasks", tasks, "images",
