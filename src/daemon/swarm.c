@@ -644,8 +644,13 @@ void swarm_accept_join(struct shoal *sh, struct http_req *req)
     const char *node_id = json_string_value(json_object_get(node, "id"));
     char role[16], *cert = NULL, *ca = NULL;
     char *dir = NULL;
+    json_t *existing = node_id ? store_get(sh->store, "nodes", node_id) : NULL;
+    const char *existing_status = json_string_value(json_object_get(existing, "status"));
     if (!secret || !csr || !node_id || !json_string_value(json_object_get(node, "addr"))) {
         serr_set(&err, SERR_INVALID, "join request is incomplete");
+    } else if (existing_status && strcmp(existing_status, "down") != 0) {
+        /* an id is a certificate's identity: only a node that is gone may rejoin with it */
+        serr_set(&err, SERR_CONFLICT, "a node with id %s is already in the swarm", node_id);
     } else if ((dir = swarm_ca_dir(sh, &err)) != NULL &&
                ca_token_check(dir, secret, role, &err) == 0 &&
                ca_sign(dir, csr, node_id, role, &cert, &err) == 0 &&
@@ -655,6 +660,7 @@ void swarm_accept_join(struct shoal *sh, struct http_req *req)
         json_object_set_new(rec, "role", json_string(role));
         json_object_set_new(rec, "status", json_string("ready"));
         json_object_set_new(rec, "availability", json_string("active"));
+        json_object_set_new(rec, "labels", json_object()); /* labels are the managers' to set */
         json_t *managers = swarm_manager_addrs(sh);
         if (strcmp(role, "manager") == 0)
             json_array_append(managers, json_object_get(node, "addr"));
@@ -671,6 +677,7 @@ void swarm_accept_join(struct shoal *sh, struct http_req *req)
     }
     if (err.msg[0])
         http_respond_error(req, &err);
+    json_decref(existing);
     free(dir);
     free(cert);
     free(ca);
@@ -757,6 +764,12 @@ static void leave_done(struct leave_ctx *ctx)
     sh->swarm_addr = NULL;
     sh->raft_id = 0;
     sh->role[0] = '\0';
+    /* like docker, a node that joins again is a new node: its old record
+     * stays Down in the swarm it left until a manager removes it */
+    random_hex(sh->node_id, 25);
+    struct serr err = {0};
+    if (write_text(sh, "node_id", sh->node_id, &err) < 0)
+        log_warn("node id: %s", err.msg);
     agent_sync(sh->agent); /* forgets the finished task containers */
     http_respond(ctx->req, 200, "application/json", "{}", 2);
     log_info("left the swarm");
