@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "api/api_int.h"
@@ -696,8 +697,22 @@ static void forward_connected(void *arg, int fd, const char *errmsg)
         forward_answer(f, -1, NULL, 0, errmsg);
         return;
     }
-    http_arequest(f->sh->loop, fd, f->req->method, f->path, "application/json", f->req->body,
-                  f->req->body_len, -1, forward_answer, f);
+    const char *body = f->req->body;
+    size_t len = f->req->body_len;
+    char *upload = NULL;
+    struct serr err = {0};
+    if (f->req->body_file) { /* an image upload: the leader unpacks and records it */
+        if (read_file(f->req->body_file, &upload, &len, &err) < 0) {
+            close(fd);
+            forward_answer(f, -1, NULL, 0, err.msg);
+            return;
+        }
+        body = upload;
+    }
+    http_arequest(f->sh->loop, fd, f->req->method, f->path,
+                  f->req->body_file ? "application/x-tar" : "application/json", body, len, -1,
+                  forward_answer, f);
+    free(upload);
 }
 
 /* A write reaching a manager that is not the leader goes to the leader. */
@@ -709,10 +724,6 @@ static bool forward_if_follower(struct shoal *sh, struct http_req *req)
     if (*leader == '\0') {
         respond_err(req, SERR_UNAVAILABLE, "no leader in the swarm: writes are refused until a "
                                            "quorum of managers is back");
-        return true;
-    }
-    if (req->body_file) {
-        respond_err(req, SERR_UNAVAILABLE, "uploads go to the leader: run this on the leader");
         return true;
     }
     forward_to_leader(sh, req, "application/json");

@@ -26,6 +26,12 @@ def cluster1x2(rootfs_tar):
     c.destroy()
 
 
+def _rootfs(c):
+    from conftest import make_rootfs_tar
+
+    return make_rootfs_tar(os.path.join(c.dir, "busybox2.tar"))
+
+
 def roles(c, via=None):
     return sorted((n["role"], n["manager_status"]) for n in c.nodes_view(via))
 
@@ -117,6 +123,9 @@ def test_leader_death_elects_a_new_leader_and_keeps_services(cluster3x2):
     svc = new.service("keep")
     assert svc["spec"]["replicas"] == 4
     new.wait_running("keep", 4, timeout=40)
+    # an image upload reaching a follower goes to the leader too
+    other.import_image(_rootfs(c), "busybox:v2")
+    assert "busybox:v2" in [t for i in new.cli_json("image", "ls") for t in i["tags"]]
     # no acknowledged service lost, on every surviving manager
     for d in survivors:
         assert [s["name"] for s in d.cli_json("service", "ls")] == ["keep"]
