@@ -7,12 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (containers, mounts, cgroups)" >&2; exit 1; }
 LOG=/var/log/shoal.log
+PIDFILE=/run/shoal-demo.pid
 PORT=${SHOAL_DEMO_PORT:-8080}
+DASHBOARD_PORT=${SHOAL_DASHBOARD_PORT:-8081}
 
 if [ "${1:-}" = stop ]; then
     shoal service rm demo 2>/dev/null || true
     shoal swarm leave --force 2>/dev/null || true
-    pkill -TERM -x shoal 2>/dev/null || true
+    # only the daemon this script started (other shoal daemons may run here)
+    if [ -f "$PIDFILE" ]; then kill -TERM "$(cat "$PIDFILE")" 2>/dev/null || true; rm -f "$PIDFILE"; fi
     echo "shoal stopped."
     exit 0
 fi
@@ -22,7 +25,8 @@ make -j"$(nproc)"
 install -m 0755 build/shoal /usr/local/bin/shoal
 
 if ! shoal info >/dev/null 2>&1; then
-    nohup shoal daemon >>"$LOG" 2>&1 &
+    nohup shoal daemon --dashboard-addr "127.0.0.1:$DASHBOARD_PORT" >>"$LOG" 2>&1 &
+    echo $! >"$PIDFILE"
     for _ in $(seq 100); do shoal info >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 shoal info >/dev/null || { echo "the daemon did not start; see $LOG" >&2; exit 1; }
@@ -55,6 +59,7 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 echo "curl http://127.0.0.1:$PORT/  ->  ${out:-no answer yet}"
+echo "dashboard: $(shoal dashboard url 2>/dev/null || echo 'off (the daemon was started without --dashboard-addr)')"
 cat <<EOT
 
 shoal is running (daemon log: $LOG). Try:

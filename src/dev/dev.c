@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/http.h"
 #include "base/util.h"
 #include "cli/cli.h"
 #include "dev/dev_int.h"
@@ -181,6 +182,29 @@ static bool cluster_exists(const struct dev_cluster *c)
     return exists;
 }
 
+/* node-1's dashboard address with its read-only token, or NULL. */
+static char *dashboard_url(const struct dev_node *node)
+{
+    struct serr err;
+    char *host = xasprintf("unix://%s", node->socket);
+    struct http_client *hc = http_client_open(host, &err);
+    free(host);
+    if (hc == NULL)
+        return NULL;
+    struct http_response resp = {0};
+    char *url = NULL;
+    if (http_request(hc, "GET", "/v1/dashboard/url", NULL, NULL, 0, &resp, &err) == 0 &&
+        resp.status == 200) {
+        json_t *answer = json_loads(resp.body, 0, NULL);
+        const char *u = json_string_value(json_object_get(answer, "url"));
+        url = u ? xstrdup(u) : NULL;
+        json_decref(answer);
+    }
+    free(resp.body);
+    http_client_close(hc);
+    return url;
+}
+
 static void print_summary(const struct dev_cluster *c, const struct dev_args *a, bool joined,
                           int64_t took_ms)
 {
@@ -203,6 +227,10 @@ static void print_summary(const struct dev_cluster *c, const struct dev_args *a,
     printf("\n");
     if (joined)
         printf("Manager: %s (%s:%d)\n", first->name, first->addr, DEV_CLUSTER_PORT);
+    char *url = dashboard_url(first);
+    if (url)
+        printf("Web:     %s\n", url);
+    free(url);
     printf("CLI:     shoal dev exec node-1%s -- shoal node ls\n", flags);
     printf("   or:   export SHOAL_HOST=unix://%s\n", first->socket);
     printf("Logs:    %s/node-*/daemon.log\n", c->dir);

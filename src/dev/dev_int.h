@@ -52,6 +52,11 @@ struct dev_cluster {
     struct dev_node *nodes; /* n of them */
 };
 
+/* The port managers of a dev cluster serve their dashboard on. */
+#define DEV_DASHBOARD_PORT 8080
+/* "A.B.C.D/P": the bridge's address (the subnet's last host address). */
+void dev_bridge_addr(const struct dev_cluster *c, char *out, size_t outlen);
+
 /* ---- dev_state.c: the cluster's description and its state file ---- */
 
 /* Checks NAME (1..8 of [a-z0-9]) and fills every derived name for n nodes. */

@@ -154,13 +154,27 @@ static void script_add(char **script, size_t *len, const char *fmt, const char *
     free(line);
 }
 
+void dev_bridge_addr(const struct dev_cluster *c, char *out, size_t outlen)
+{
+    uint32_t last = c->net | (c->prefix >= 32 ? 0 : (0xffffffffu >> c->prefix));
+    struct in_addr a = {.s_addr = htonl(last - 1)};
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &a, text, sizeof(text));
+    snprintf(out, outlen, "%s/%d", text, c->prefix);
+}
+
 int dev_net_create(const struct dev_cluster *c, struct serr *err)
 {
     char *script = xstrdup("");
     size_t len = 0;
     script_add(&script, &len, "link add %s type bridge\n", c->bridge, NULL);
-    /* No IPv6 link-local address on the host side: the host stays out of it. */
+    /* No IPv6 link-local address on the host side. The bridge takes the
+     * subnet's last address so that this machine reaches the nodes (a browser
+     * on the managers' dashboards); `up` refused subnets that overlap a route. */
     script_add(&script, &len, "link set %s addrgenmode none up\n", c->bridge, NULL);
+    char host_addr[40];
+    dev_bridge_addr(c, host_addr, sizeof(host_addr));
+    script_add(&script, &len, "addr add %s dev %s\n", host_addr, c->bridge);
     for (int i = 0; i < c->n; i++) {
         const struct dev_node *node = &c->nodes[i];
         script_add(&script, &len, "netns add %s\n", node->netns, NULL);

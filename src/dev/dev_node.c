@@ -1,6 +1,7 @@
 /* The dev cluster's daemons: one `shoal daemon` per node inside the node's
  * network namespace, then the swarm formed through their API sockets. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -57,9 +58,13 @@ static void daemon_child(const struct dev_cluster *c, const struct dev_node *nod
     dup2(nullfd, STDIN_FILENO);
     dup2(logfd, STDOUT_FILENO);
     dup2(logfd, STDERR_FILENO);
+    /* managers serve the dashboard on their own address */
+    char dashboard[40];
+    snprintf(dashboard, sizeof(dashboard), "%s:%d", node->addr, DEV_DASHBOARD_PORT);
+    bool manager = node->index <= c->managers;
     char *argv[] = {"shoal",          "daemon",           "--state-dir", node->state_dir,
                     "--run-dir",      node->run_dir,      "--socket",    node->socket,
-                    NULL};
+                    manager ? "--dashboard-addr" : NULL,  dashboard,     NULL};
     signal(SIGPIPE, SIG_DFL);
     execv("/proc/self/exe", argv);
     dprintf(STDERR_FILENO, "shoal dev: exec /proc/self/exe: %s\n", strerror(errno));
