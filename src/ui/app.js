@@ -1,12 +1,17 @@
-/* shoal dashboard: polls nothing; fetches nodes/services/tasks once per
- * server-sent "change" event and renders three views. No framework: each
- * view is one innerHTML, and the visualizer only rewrites the node columns
- * whose HTML changed (fast with 100 nodes and 3,000 tasks). */
+/* shoal dashboard: fetches nodes/services/tasks once per server-sent "change"
+ * event, and every 10 s (node stats change without store changes), and renders
+ * four views. No framework: each view is one innerHTML (sparklines are SVG path
+ * strings), and the visualizer only rewrites the node columns whose HTML
+ * changed (fast with 100 nodes and 3,000 tasks). */
 "use strict";
 
 const state = { token: "", snapshot: null, events: [], view: "visualizer", columns: new Map(),
-                fetching: false, again: false, source: null };
+                fetching: false, again: false, source: null, stats: null, statsAt: 0,
+                nodesHtml: "" };
 const MAX_EVENTS = 300;
+const TICK_MS = 10000;       /* stats refresh without store changes */
+const STATS_MAX_AGE = 5000;  /* outside the Nodes tab, change events reuse stats this fresh */
+const HOUR_MS = 3600000;
 
 /* ---- helpers ---- */
 
@@ -49,40 +54,63 @@ function banner(text) {
 
 /* ---- data ---- */
 
-/* /v1/nodes/stats is optional (older daemons): a map node id -> latest sample. */
+/* /v1/nodes/stats is optional (older daemons): node id -> {latest, history, tasks}. */
 function statsByNode(stats) {
   const out = new Map();
   const list = Array.isArray(stats) ? stats : stats && typeof stats === "object"
     ? Object.entries(stats).map(([id, v]) => Object.assign({ node_id: id }, v)) : [];
   for (const s of list) {
     const id = s.node_id || s.id;
-    if (id) out.set(id, s.latest || s.sample || s);
+    if (!id) continue;
+    const latest = s.latest !== undefined ? s.latest : s.sample || s;
+    out.set(id, { latest: latest || null, history: Array.isArray(s.history) ? s.history : [],
+                  tasks: Array.isArray(s.tasks) ? s.tasks : (latest && latest.tasks) || [] });
   }
   return out;
 }
 
-async function fetchSnapshot() {
-  const [nodes, services, tasks, stats] = await Promise.all([
-    api("/v1/nodes"), api("/v1/services"), api("/v1/tasks"),
-    api("/v1/nodes/stats").catch(() => null)]);
-  return { nodes, services, tasks, stats: statsByNode(stats), at: Date.now() };
+/* Stats are big (an hour of history per node): a change event re-fetches them
+ * only on the Nodes tab, when forced (the 10 s tick) or when they are stale. */
+async function fetchStats(force) {
+  if (!force && state.stats && state.view !== "nodes" && Date.now() - state.statsAt < STATS_MAX_AGE)
+    return state.stats;
+  const at = Date.now();
+  const stats = statsByNode(await api("/v1/nodes/stats").catch(() => null));
+  state.stats = stats;
+  state.statsAt = at;
+  return stats;
 }
 
-/* One fetch at a time; changes arriving meanwhile make one more. */
-async function refresh() {
-  if (state.fetching) { state.again = true; return; }
+/* One fetch at a time; changes arriving meanwhile make one more. The views are
+ * drawn as soon as nodes, services and tasks are in, then again with the stats
+ * (the biggest answer) when they differ from the ones already shown. */
+async function refresh(force) {
+  if (state.fetching) { state.again = true; state.againForce = state.againForce || !!force; return; }
   state.fetching = true;
   try {
-    const snap = await fetchSnapshot();
+    const stats = fetchStats(force);
+    stats.catch(() => {});
+    const [nodes, services, tasks] = await Promise.all([
+      api("/v1/nodes"), api("/v1/services"), api("/v1/tasks")]);
+    const snap = { nodes, services, tasks, stats: state.stats || new Map(), at: Date.now() };
     if (state.snapshot) deriveEvents(state.snapshot, snap);
     state.snapshot = snap;
     banner("");
     render();
+    const fresh = await stats;
+    if (fresh !== snap.stats && state.snapshot === snap) {
+      snap.stats = fresh;
+      render();
+    }
   } catch (e) {
     showError(e);
   } finally {
     state.fetching = false;
-    if (state.again) { state.again = false; refresh(); }
+    if (state.again) {
+      const f = state.againForce;
+      state.again = state.againForce = false;
+      refresh(f);
+    }
   }
 }
 
@@ -132,6 +160,7 @@ function render() {
                              `${running} running tasks`;
   if (state.view === "visualizer") renderVisualizer(s);
   else if (state.view === "services") renderServices(s);
+  else if (state.view === "nodes") renderNodes(s);
   else renderEvents();
 }
 
@@ -163,34 +192,48 @@ function taskBox(t) {
          `${esc(t.state)}</div>`;
 }
 
-function nodeColumn(n, tasks, st) {
+function nodeHead(n, st) {
   const leader = n.manager_status === "leader" ? ' <span class="leader" title="leader">★</span>' : "";
-  return `<div class="node-head"><div class="node-name" title="${esc(n.addr)}">${esc(n.hostname)}` +
+  return `<div class="node-name" title="${esc(n.addr)}">${esc(n.hostname)}` +
          `${leader}</div><div class="node-meta">${esc(n.role)} · <span class="st-${esc(n.status)}">` +
-         `${esc(n.status)}</span> · ${esc(n.availability)}</div>${nodeBars(st)}</div>` +
-         `<div class="tasks">${tasks.length ? tasks.map(taskBox).join("")
-                                            : '<div class="empty">no tasks</div>'}</div>`;
+         `${esc(n.status)}</span> · ${esc(n.availability)}</div>${nodeBars(st)}`;
 }
 
-/* Rewrites only the columns whose HTML changed; rebuilds when nodes come or go. */
+function nodeTasks(tasks) {
+  return tasks.length ? tasks.map(taskBox).join("") : '<div class="empty">no tasks</div>';
+}
+
+/* Each column is a head (name, status, bars: changes with the stats) and a task
+ * list (changes with the store), cached apart as HTML strings: a 10 s stats tick
+ * rewrites only heads. When nodes come or go, the whole view is one innerHTML. */
 function renderVisualizer(s) {
   const byNode = new Map(s.nodes.map((n) => [n.id, []]));
   for (const t of s.tasks) if (visibleTask(t) && byNode.has(t.node_id)) byNode.get(t.node_id).push(t);
   const root = $("visualizer");
   const ids = s.nodes.map((n) => n.id).join(",");
+  const parts = s.nodes.map((n) => {
+    const st = s.stats.get(n.id);
+    return { n, head: nodeHead(n, st && st.latest), tasks: nodeTasks(byNode.get(n.id)),
+             cls: `node${n.status === "down" ? " down" : ""}` };
+  });
   if (root.dataset.nodes !== ids) {
-    root.innerHTML = s.nodes.map((n) => `<div class="node" data-node="${esc(n.id)}"></div>`).join("");
-    root.dataset.nodes = ids;
     state.columns.clear();
+    root.innerHTML = parts.map((p) => {
+      state.columns.set(p.n.id, p);
+      return `<div class="${p.cls}" data-node="${esc(p.n.id)}" data-hostname="${esc(p.n.hostname)}">` +
+             `<div class="node-head">${p.head}</div><div class="tasks">${p.tasks}</div></div>`;
+    }).join("");
+    root.dataset.nodes = ids;
+    return;
   }
   const cols = root.children;
-  s.nodes.forEach((n, i) => {
-    const html = nodeColumn(n, byNode.get(n.id), s.stats.get(n.id));
-    if (state.columns.get(n.id) === html) return;
-    state.columns.set(n.id, html);
-    cols[i].innerHTML = html;
-    cols[i].className = `node${n.status === "down" ? " down" : ""}`;
-    cols[i].dataset.hostname = n.hostname;
+  parts.forEach((p, i) => {
+    const old = state.columns.get(p.n.id), col = cols[i];
+    if (old.head !== p.head) col.firstElementChild.innerHTML = p.head;
+    if (old.tasks !== p.tasks) col.lastElementChild.innerHTML = p.tasks;
+    if (old.cls !== p.cls) col.className = p.cls;
+    if (col.dataset.hostname !== p.n.hostname) col.dataset.hostname = p.n.hostname;
+    state.columns.set(p.n.id, p);
   });
 }
 
@@ -217,6 +260,110 @@ function renderServices(s) {
   $("services").innerHTML = `<table><thead><tr><th>Name</th><th>Mode</th><th>Replicas</th>` +
     `<th>Image</th><th>Update</th><th>Tasks</th></tr></thead><tbody>${rows ||
     '<tr><td colspan="6" class="empty">no services</td></tr>'}</tbody></table>`;
+}
+
+/* ---- nodes: figures and sparklines of the last hour ---- */
+
+const SPARK_W = 96, SPARK_H = 22;
+const DASH = "—";
+
+/* An SVG sparkline of pts ([at, value], oldest first) over the hour before `now`,
+ * as one path string: one point per pixel column (the highest), and gaps over
+ * 30 s (or null values) break the line. max: the top of the scale (at least the
+ * highest value). */
+function sparkline(pts, now, max, cls) {
+  let top = max || 0;
+  for (const p of pts) if (p[1] != null && p[1] > top) top = p[1];
+  if (!(top > 0)) top = 1;
+  const from = now - HOUR_MS;
+  let d = "", prev = -Infinity, lone = false, col = -1, peak = 0, move = false;
+  const flush = () => {
+    if (col < 0) return;
+    if (move && lone) d += "h0"; /* a lone point still shows, as a dot (round caps) */
+    d += `${move ? "M" : "L"}${col} ${(SPARK_H - 1 - (peak * (SPARK_H - 2)) / top).toFixed(1)}`;
+    lone = move;
+    col = -1;
+  };
+  for (const [at, v] of pts) {
+    if (v == null || at < from) { flush(); prev = -Infinity; continue; }
+    const x = Math.min(SPARK_W, Math.round(((at - from) * SPARK_W) / HOUR_MS));
+    const gap = at - prev > 30000;
+    prev = at;
+    if (x === col && !gap) { if (v > peak) peak = v; continue; }
+    flush();
+    col = x; peak = v; move = gap;
+  }
+  flush();
+  if (lone) d += "h0";
+  return `<svg class="spark ${cls || ""}" viewBox="0 0 ${SPARK_W} ${SPARK_H}" width="${SPARK_W}"` +
+         ` height="${SPARK_H}" preserveAspectRatio="none"><path d="${d}"/></svg>`;
+}
+
+/* The points of one field: history then the latest sample when newer. */
+function series(st, field) {
+  const out = [];
+  for (const p of st.history) out.push([Number(p.at), p[field] == null ? null : Number(p[field])]);
+  const l = st.latest;
+  if (l && l.at != null && (!out.length || Number(l.at) > out[out.length - 1][0]))
+    out.push([Number(l.at), l[field] == null ? null : Number(l[field])]);
+  return out;
+}
+
+const fixed = (v, n) => (v == null || !isFinite(v) ? DASH : Number(v).toFixed(n));
+
+function taskChip(t) {
+  const svc = t.service_name || "";
+  return `<span class="chip" data-task="${esc(t.id)}"><span class="swatch" style="background:` +
+         `${serviceColour(svc)}"></span>${esc(t.name || String(t.id || "").slice(0, 12))}` +
+         ` <span class="dim">${fixed(t.cpu_percent, 1)}% · ${t.mem_bytes != null ? bytes(t.mem_bytes) : DASH}` +
+         `</span></span>`;
+}
+
+function nodeRow(n, st, now) {
+  const l = st && st.latest;
+  const empty = `<td class="num">${DASH}</td>`;
+  let cells;
+  if (!l) {
+    cells = empty.repeat(5);
+  } else {
+    const cpu = series(st, "cpu_percent"), mem = series(st, "mem_used"), load = series(st, "load1");
+    const temp = series(st, "temp_c");
+    const hasTemp = temp.some((p) => p[1] != null);
+    cells = `<td class="num cpu"><span class="fig">${fixed(l.cpu_percent, 1)}%</span>` +
+            `${sparkline(cpu, now, 100, "cpu")}</td>` +
+            `<td class="num mem"><span class="fig">${bytes(l.mem_used)} / ${bytes(l.mem_total)}</span>` +
+            `${sparkline(mem, now, l.mem_total, "mem")}</td>` +
+            `<td class="num disk"><span class="fig">${bytes(l.disk_used)} / ${bytes(l.disk_total)}</span>` +
+            `<div class="bar"><i style="width:${pct(l.disk_total ? 100 * l.disk_used / l.disk_total : 0)}%">` +
+            `</i></div></td>` +
+            `<td class="num load"><span class="fig">${fixed(l.load1, 2)} ${fixed(l.load5, 2)} ` +
+            `${fixed(l.load15, 2)}</span>${sparkline(load, now, l.cpus || 1, "load")}</td>` +
+            `<td class="num temp"><span class="fig">${l.temp_c == null ? DASH : fixed(l.temp_c, 0) + "°C"}` +
+            `</span>${hasTemp ? sparkline(temp, now, 100, "temp") : ""}</td>`;
+  }
+  const tasks = st && st.tasks.length ? st.tasks.map(taskChip).join("") : '<span class="empty">no tasks</span>';
+  const seen = l && l.at ? ` title="last sample ${esc(new Date(Number(l.at)).toLocaleTimeString())}"` : "";
+  return `<tr class="node-row${n.status === "down" ? " down" : ""}" data-node="${esc(n.id)}"` +
+         ` data-hostname="${esc(n.hostname)}"><td${seen}><b>${esc(n.hostname)}</b>` +
+         `${n.manager_status === "leader" ? ' <span class="leader" title="leader">★</span>' : ""}` +
+         `<div class="node-meta">${esc(n.role)} · <span class="st-${esc(n.status)}">${esc(n.status)}` +
+         `</span></div></td>${cells}<td class="node-tasks">${tasks}</td></tr>`;
+}
+
+/* One innerHTML, and none when nothing changed (the 10 s tick often brings nothing new). */
+function renderNodes(s) {
+  /* the daemon's clock: the newest sample, so that a skewed browser clock does not shift lines */
+  let now = 0;
+  for (const st of s.stats.values()) if (st.latest && Number(st.latest.at) > now) now = Number(st.latest.at);
+  if (!now) now = Date.now();
+  const rows = s.nodes.map((n) => nodeRow(n, s.stats.get(n.id), now)).join("");
+  const html = `<table class="nodes"><thead><tr><th>Node</th><th>CPU</th><th>Memory</th>` +
+    `<th>Disk</th><th>Load 1 5 15</th><th>Temp</th><th>Tasks (CPU · memory)</th></tr></thead>` +
+    `<tbody>${rows || '<tr><td colspan="7" class="empty">no nodes</td></tr>'}</tbody></table>` +
+    `<p class="dim note">Lines: the last hour (one point per 10 s, kept by the leader).</p>`;
+  if (html === state.nodesHtml) return;
+  state.nodesHtml = html;
+  $("nodes").innerHTML = html;
 }
 
 function renderEvents() {
@@ -255,6 +402,7 @@ function selectView(view) {
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.view === view);
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== view;
   render();
+  if (view === "nodes" && state.snapshot) refresh(); /* fresh stats */
 }
 
 async function start() {
@@ -271,8 +419,9 @@ async function start() {
     showError(e);
     return;
   }
-  await refresh();
+  await refresh(true);
   connectEvents();
+  setInterval(() => { if (!document.hidden) refresh(true); }, TICK_MS);
 }
 
 start();

@@ -100,6 +100,38 @@ test("the visualizer lists every node and every running task", async () => {
   await page.close();
 });
 
+test("the nodes tab shows every node's figures, sparklines and tasks", async () => {
+  const page = await openDashboard(TOKEN);
+  await page.locator("#live.on").waitFor({ timeout: 10000 });
+  await page.click('#tabs button[data-view="nodes"]');
+  assert.equal(await page.locator("#visualizer").isVisible(), false);
+  // every node: a row with a CPU figure and a drawn CPU sparkline (workers' samples come
+  // with their heartbeats; the tab re-fetches stats every 10 s)
+  await page.waitForFunction((hosts) => hosts.every((h) => {
+    const row = document.querySelector(`#nodes tr.node-row[data-hostname="${h}"]`);
+    const cpu = row && row.querySelector("td.cpu");
+    const path = cpu && cpu.querySelector("svg.spark path");
+    return cpu && /^\d+(\.\d)?%$/.test(cpu.querySelector(".fig").textContent) &&
+           path && /^M[\d.]+ [\d.]+/.test(path.getAttribute("d"));
+  }), HOSTNAMES, { timeout: 30000 });
+  for (const h of HOSTNAMES) {
+    const row = page.locator(`#nodes tr.node-row[data-hostname="${h}"]`);
+    assert.match(await row.locator("td.mem .fig").textContent(), /B \/ .*B$/);
+    assert.match(await row.locator("td.disk .fig").textContent(), /B \/ .*B$/);
+    assert.match(await row.locator("td.load .fig").textContent(), /^[\d.]+ [\d.]+ [\d.]+$/);
+    assert.match(await row.locator("td.temp .fig").textContent(), /^(—|\d+°C)$/);
+  }
+  // each running task under its node, with its CPU % and memory
+  const tasks = await running();
+  await page.waitForFunction((ts) => ts.every((t) => document.querySelector(
+    `#nodes tr.node-row[data-node="${t.node_id}"] .node-tasks [data-task="${t.id}"]`)),
+    tasks.map((t) => ({ id: t.id, node_id: t.node_id })), { timeout: 30000 });
+  const chip = await page.locator(`#nodes [data-task="${tasks[0].id}"]`).textContent();
+  assert.match(chip, new RegExp(`^${tasks[0].name} [\\d.]+% · [\\d.]+[kMG]?B$`));
+  await page.screenshot({ path: join(SHOTS, "dashboard-nodes.png") });
+  await page.close();
+});
+
 test("scaling a service and killing a task show up live, without a reload", async () => {
   const page = await openDashboard(TOKEN);
   await page.locator("#live.on").waitFor({ timeout: 10000 });
