@@ -209,8 +209,20 @@ static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, r
     return 0;
 }
 
+static void close_deferred(uv_timer_t *timer)
+{
+    struct net *net = timer->data;
+    raft_uv_transport_close_cb cb = net->close_cb;
+    net->close_cb = NULL;
+    uv_close((uv_handle_t *)timer, (uv_close_cb)free);
+    if (cb)
+        cb(&net->transport);
+}
+
 /* Pending connects are answered RAFT_CANCELED now; their sockets are
- * closed when they complete. */
+ * closed when they complete. The close callback runs on a later loop
+ * iteration: raft's own close path goes on after this call returns and must
+ * not see the transport closed under it. */
 static void t_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
     struct net *net = t->impl;
@@ -221,8 +233,11 @@ static void t_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
             rc->cb(rc->req, NULL, RAFT_CANCELED);
         }
     }
-    if (cb)
-        cb(t);
+    net->close_cb = cb;
+    uv_timer_t *timer = xmalloc(sizeof(*timer));
+    uv_timer_init(net->sh->loop, timer);
+    timer->data = net;
+    uv_timer_start(timer, close_deferred, 0, 0);
 }
 
 struct raft_uv_transport *clusternet_raft_transport(struct shoal *sh)

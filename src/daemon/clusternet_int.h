@@ -21,6 +21,7 @@ struct net {
     raft_id raft_id;
     char raft_addr[96];
     struct raft_connect *connects; /* raft connects in progress */
+    raft_uv_transport_close_cb close_cb; /* raft's, until the deferred close runs */
 };
 
 /* The daemon's net state, made on first use. */
