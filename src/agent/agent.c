@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 
 #include "agent/agent_int.h"
 #include "agent/image.h"
+#include "agent/net.h"
 #include "api/http.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -37,14 +39,26 @@ char *ctr_log_path(struct agent *a, const char *id, bool rotated)
     return xasprintf("%s/logs/%s.log%s", a->sh->run_dir, id, rotated ? ".1" : "");
 }
 
+/* The task's address as text, or NULL on the host network. */
+static const char *addr_text(struct ctr *c, char *buf)
+{
+    if (c->addr == 0)
+        return NULL;
+    net_format_ip(c->addr, buf);
+    return buf;
+}
+
 static void record_write(struct ctr *c)
 {
+    char addr[16];
     json_t *rec = json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:i, s:I, s:b, s:b, s:I, s:I}", "id",
                             c->id, "task_id", c->task_id, "service_id", c->service_id, "name",
                             c->name, "image", c->image, "pid", (int)c->pid, "start_time",
                             (json_int_t)c->start_time, "local", c->local, "rm", c->rm,
                             "created_at", (json_int_t)c->created_at, "grace_ms",
                             (json_int_t)c->grace_ms);
+    if (addr_text(c, addr))
+        json_object_set_new(rec, "addr", json_string(addr));
     char *text = json_dumps(rec, JSON_COMPACT);
     char *path = ctr_record_path(c, "json");
     struct serr err;
@@ -339,6 +353,7 @@ static void work_delete(uv_work_t *w)
     struct serr err;
     if (runtime_delete(&c->sh->rt, c->id, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
+    net_task_delete(c->id); /* after the container: nothing holds the namespace now */
     char *rec = ctr_record_path(c, "json");
     char *fifo = ctr_record_path(c, "fifo");
     unlink(rec);
@@ -428,6 +443,9 @@ static void work_create(uv_work_t *w)
     /* Our reader, open before the start: a container that exits before
      * after_create runs must not take its buffered output away with it. */
     c->out_rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    /* crun joins the namespace: it must exist before `crun create` */
+    if (c->addr != 0 && net_task_create(c->id, c->sh->bridge, c->addr, &c->werr) < 0)
+        goto out;
     if (runtime_create(&c->sh->rt, c->id, c->rspec, (const char *const *)c->layers, fd,
                        &c->pid, &c->werr) < 0)
         goto out;
@@ -448,6 +466,8 @@ out:
     }
     if (!c->created)
         unlink(fifo);
+    if (!c->created && c->addr != 0)
+        net_task_delete(c->id);
     free(fifo);
 }
 
@@ -473,6 +493,7 @@ static void after_create(uv_work_t *w, int status)
             kill(c->pid, SIGKILL);
             struct serr ignored;
             runtime_delete(&c->sh->rt, c->id, &ignored);
+            net_task_delete(c->id);
         }
         ctr_maybe_free(c);
         return;
@@ -490,8 +511,9 @@ static void after_create(uv_work_t *w, int status)
     record_write(c);
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
-    report(c, json_pack("{s:s, s:s, s:i}", "state", "running", "message", "started", "pid",
-                        (int)c->pid));
+    char addr[16];
+    report(c, json_pack("{s:s, s:s, s:i, s:s?}", "state", "running", "message", "started", "pid",
+                        (int)c->pid, "addr", addr_text(c, addr)));
     if (c->stop_requested) {
         c->stop_requested = false;
         ctr_stop(c);
@@ -585,6 +607,9 @@ static void adopt(struct agent *a, json_t *rec)
     c->rm = json_is_true(json_object_get(rec, "rm"));
     c->created_at = json_integer_value(json_object_get(rec, "created_at"));
     c->grace_ms = json_integer_value(json_object_get(rec, "grace_ms"));
+    struct in_addr in;
+    if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
+        c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
     c->created = true;
     c->phase = PH_RUNNING;
     struct serr err;
@@ -636,6 +661,12 @@ static const char *sget(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
+static bool task_waits_for_bridge(struct agent *a, json_t *task)
+{
+    const char *network = sget(json_object_get(task, "container"), "network");
+    return network && strcmp(network, "bridge") == 0 && !agent_net_ready(a);
+}
+
 static void sync_task(struct agent *a, json_t *task)
 {
     const char *id = sget(task, "id");
@@ -654,6 +685,8 @@ static void sync_task(struct agent *a, json_t *task)
         return;
     }
     if (want_running && state && strcmp(state, "assigned") == 0) {
+        if (task_waits_for_bridge(a, task))
+            return; /* started by the kick that follows the bridge's set-up */
         if (a->stop_all_done == NULL) /* leaving: the orchestrator may still replace tasks */
             start_task(a, task);
     } else if (want_running && state && strcmp(state, "running") == 0) {
@@ -677,6 +710,7 @@ void agent_sync(struct agent *a)
 {
     if (a->closing)
         return;
+    agent_net_sync(a);
     json_t *tasks = shoal_assigned_tasks(a->sh);
     if (tasks == NULL)
         return; /* a worker that has not heard from the leader yet: change nothing */
@@ -765,6 +799,7 @@ int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
     a->kick.data = a;
     uv_timer_init(sh->loop, &a->stop_all_timer);
     a->stop_all_timer.data = a;
+    a->net = agent_net_new(a);
     adopt_all(a);
     *out = a;
     return 0;
@@ -791,6 +826,8 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
     followers_close_all(a);
     while (a->ctrs)
         ctr_release(a->ctrs);
+    agent_net_close(a->net); /* the bridge, routes and namespaces stay: live restore */
+    a->net = NULL;
     a->closing_timers = 2;
     uv_close((uv_handle_t *)&a->kick, agent_timer_closed);
     uv_close((uv_handle_t *)&a->stop_all_timer, agent_timer_closed);

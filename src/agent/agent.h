@@ -33,6 +33,10 @@ void agent_sync(struct agent *a);
 /* Stops every task container (swarm leave); `done` runs when all are gone. */
 void agent_stop_all(struct agent *a, void (*done)(void *arg), void *arg);
 
+/* Removes the node's bridge, routes and NAT table (swarm leave, after
+ * agent_stop_all). Blocks briefly. */
+void agent_net_leave(struct agent *a);
+
 /* Closes the agent's handles, leaving containers running (daemon restart).
  * `done` runs once everything is closed and `a` is freed. */
 void agent_close(struct agent *a, void (*done)(void *arg), void *arg);

@@ -35,6 +35,7 @@ struct ctr {
     char **layers;    /* layer dirs, bottom first, NULL terminated */
     char *error;      /* why it could not start */
     pid_t pid;
+    uint32_t addr;    /* bridged: the address of its eth0 (host order); 0: host network */
     long long start_time;
     int pidfd;
     int log_fd;
@@ -63,6 +64,7 @@ struct agent {
     struct shoal *sh;
     struct ctr *ctrs;
     struct follower *followers;
+    struct agent_net *net; /* agent_net.c */
     uv_timer_t kick;
     uv_timer_t stop_all_timer;
     void (*stop_all_done)(void *arg);
@@ -85,6 +87,13 @@ long long proc_start_time(pid_t pid);
 void agent_kick(struct agent *a);
 bool agent_has_tasks(struct agent *a);
 void report_lost(struct agent *a, const char *task_id);
+
+/* agent_net.c: the node's bridge, routes and NAT; task addresses */
+struct agent_net *agent_net_new(struct agent *a);
+void agent_net_close(struct agent_net *n);
+void agent_net_sync(struct agent *a);
+bool agent_net_ready(struct agent *a);
+int agent_net_alloc(struct agent *a, uint32_t *addr, struct serr *err);
 
 /* agent_spec.c: fills c->rspec and c->layers from a task's container spec */
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);

@@ -4,6 +4,7 @@
 
 #include "agent/agent_int.h"
 #include "agent/image.h"
+#include "agent/net.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "store/store.h"
@@ -65,6 +66,27 @@ static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
     return out;
 }
 
+/* A bridged container gets an address now (on the loop: the allocator
+ * needs no lock) and the path of the namespace work_create makes. A local
+ * container (`shoal run`) on a node outside a swarm has no subnet: it
+ * keeps the host network. */
+static int prepare_network(struct ctr *c, const char *network, struct serr *err)
+{
+    if (network == NULL || strcmp(network, "bridge") != 0)
+        return 0;
+    if (!agent_net_ready(c->a)) {
+        if (c->local)
+            return 0;
+        return serr_set(err, SERR_UNAVAILABLE, "the node's bridge network is not ready");
+    }
+    if (agent_net_alloc(c->a, &c->addr, err) < 0)
+        return -1;
+    char path[128];
+    net_netns_path(c->id, path, sizeof(path));
+    json_object_set_new(c->rspec, "netns", json_string(path));
+    return 0;
+}
+
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
 {
     if (!json_is_object(container))
@@ -89,5 +111,5 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
     json_t *limits = json_object_get(container, "limits");
     if (limits)
         json_object_set(c->rspec, "limits", limits);
-    return 0;
+    return prepare_network(c, json_string_value(json_object_get(container, "network")), err);
 }

@@ -169,7 +169,8 @@ void followers_close_all(struct agent *a)
 
 static int run_validate(json_t *body, struct serr *err)
 {
-    static const char *const fields[] = {"image", "args", "env", "name", "rm", "detach", "init", NULL};
+    static const char *const fields[] = {"image", "args", "env", "name", "rm", "detach", "init",
+                                         "network", NULL};
     if (!json_is_object(body))
         return serr_set(err, SERR_INVALID, "request body must be a JSON object");
     const char *key;
@@ -203,6 +204,8 @@ static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *er
         json_object_set(spec, "args", args);
     if (env)
         json_object_set(spec, "env", env);
+    if (json_object_get(body, "network"))
+        json_object_set(spec, "network", json_object_get(body, "network"));
     json_t *norm = service_spec_normalize(a->sh->store, spec, err);
     json_decref(spec);
     if (norm == NULL)

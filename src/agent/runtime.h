@@ -15,10 +15,11 @@
  *                "readonly":true}],     // volumes are already resolved to host paths
  *    "limits": {"cpus": 0.5, "memory": 67108864},   // optional
  *    "init": true,                        // run the small init (tini) as PID 1
- *    "stop_signal": "SIGTERM"}
+ *    "stop_signal": "SIGTERM",
+ *    "netns": "/run/netns/shoal-<id>"}  // optional: join this network namespace
  *
- * Defaults every container gets: pid, mount, uts and ipc namespaces (host
- * network), Docker's default capability set, a default seccomp profile,
+ * Defaults every container gets: pid, mount, uts and ipc namespaces (the host
+ * network unless "netns" is given), Docker's default capability set, a default seccomp profile,
  * no-new-privileges, masked and read-only /proc paths, /dev, /dev/pts,
  * /dev/shm, /dev/mqueue, read-only /sys, the host's /etc/resolv.conf and
  * /etc/hosts read-only.

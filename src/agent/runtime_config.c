@@ -341,12 +341,17 @@ static json_t *build_seccomp(void)
                      string_array(seccomp_denied), "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM);
 }
 
-static json_t *build_namespaces(void)
+static json_t *build_namespaces(json_t *spec)
 {
-    /* No network namespace: containers use the host network for now. No
-     * cgroup namespace: on v1 hosts crun does not manage cgroups for us. */
-    return json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type",
-                     "uts", "type", "ipc");
+    /* No cgroup namespace: on v1 hosts crun does not manage cgroups for us. */
+    json_t *ns = json_pack("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type",
+                           "uts", "type", "ipc");
+    /* A bridged task joins the namespace the agent prepared (agent/net.h);
+     * without one the container shares the host's network. */
+    const char *netns = json_string_value(json_object_get(spec, "netns"));
+    if (netns != NULL)
+        json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "network", "path", netns));
+    return ns;
 }
 
 /* Device access rules Docker applies by default: mknod anything, use only
@@ -390,7 +395,7 @@ static json_t *build_resources(json_t *spec)
 static json_t *build_linux(const struct runtime *rt, const char *id, json_t *spec)
 {
     json_t *linux_ = json_object();
-    json_object_set_new(linux_, "namespaces", build_namespaces());
+    json_object_set_new(linux_, "namespaces", build_namespaces(spec));
     json_object_set_new(linux_, "maskedPaths", string_array(masked_paths));
     json_object_set_new(linux_, "readonlyPaths", string_array(readonly_paths));
     json_object_set_new(linux_, "seccomp", build_seccomp());

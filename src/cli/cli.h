@@ -101,6 +101,8 @@ int cli_parse_mount(const char *text, json_t **mount, struct serr *err);
 /* "K=V" stays; "K" takes the value from the environment (like docker) or is
  * skipped when unset: *out is NULL then. */
 int cli_parse_env(const char *text, char **out, struct serr *err);
+/* --network bridge|host: sets "network" in `obj`. */
+int cli_set_network(json_t *obj, const char *arg, struct serr *err);
 /* `service create` argv (argv[0] "create") -> spec JSON. Returns 0, 1 when
  * --help was asked, or -1 with a usage message in err. */
 int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, struct serr *err);

@@ -21,12 +21,15 @@ const char cli_run_usage[] =
     "      --init           Run an init inside the container that forwards signals and reaps "
     "processes\n"
     "      --name string    Assign a name to the container\n"
+    "      --network string Network: bridge (own address, in a swarm) or host (default "
+    "\"host\")\n"
     "      --rm             Automatically remove the container when it exits\n";
 
 static const struct option run_options[] = {
     {"detach", no_argument, NULL, 'd'}, {"env", required_argument, NULL, 'e'},
     {"init", no_argument, NULL, 'I'},   {"name", required_argument, NULL, 'n'},
     {"rm", no_argument, NULL, 'r'},     {"help", no_argument, NULL, 'h'},
+    {"network", required_argument, NULL, 'N'},
     {NULL, 0, NULL, 0},
 };
 
@@ -37,6 +40,7 @@ static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
     case 'd': json_object_set_new(req, "detach", json_true()); return 0;
     case 'I': json_object_set_new(req, "init", json_true()); return 0;
     case 'r': json_object_set_new(req, "rm", json_true()); return 0;
+    case 'N': return cli_set_network(req, arg, err);
     case 'n':
         if (arg[0] == '\0')
             return serr_set(err, SERR_INVALID, "invalid --name: empty");

@@ -28,6 +28,8 @@ const char cli_service_create_usage[] =
     "      --mount mount                  Attach a filesystem mount to the service\n"
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
     "      --name string                  Service name\n"
+    "      --network string               Network of the tasks: bridge (own address in the\n"
+    "                                     node's subnet) or host (default \"host\")\n"
     "      --replicas uint                Number of tasks (default 1)\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
@@ -152,6 +154,15 @@ int cli_parse_mount(const char *text, json_t **mount, struct serr *err)
     return 0;
 }
 
+int cli_set_network(json_t *obj, const char *arg, struct serr *err)
+{
+    if (strcmp(arg, "bridge") != 0 && strcmp(arg, "host") != 0)
+        return serr_set(err, SERR_INVALID, "invalid --network \"%s\": must be bridge or host",
+                        arg);
+    json_object_set_new(obj, "network", json_string(arg));
+    return 0;
+}
+
 int cli_parse_env(const char *text, char **out, struct serr *err)
 {
     *out = NULL;
@@ -244,6 +255,7 @@ enum {
     OPT_ENV_ADD,
     OPT_ENV_RM,
     OPT_ARGS,
+    OPT_NETWORK,
 };
 
 static const struct option create_options[] = {
@@ -261,6 +273,7 @@ static const struct option create_options[] = {
     {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    {"network", required_argument, NULL, OPT_NETWORK},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -320,6 +333,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_INIT:
         json_object_set_new(spec, "init", json_true());
         return 0;
+    case OPT_NETWORK:
+        return cli_set_network(spec, arg, err);
     case OPT_CONSTRAINT:
         if (check_constraint(arg, err) < 0)
             return -1;

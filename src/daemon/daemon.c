@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "agent/image.h"
+#include "agent/net.h"
 #include "api/dashboard.h"
 #include "api/events.h"
 #include "api/http.h"
@@ -54,6 +55,13 @@ json_t *shoal_image_get(struct shoal *sh, const char *image_id)
     if (sh->cluster)
         return store_get(sh->store, "images", image_id);
     return sh->session ? session_image(sh->session, image_id) : NULL;
+}
+
+json_t *shoal_nodes(struct shoal *sh)
+{
+    if (sh->cluster)
+        return swarm_node_addrs(sh);
+    return sh->session ? session_nodes(sh->session) : NULL;
 }
 
 /* The leader proposes reports itself; every other node sends them with its
@@ -170,7 +178,7 @@ static void on_signal(uv_signal_t *s, int signum)
 /* ---- start ---- */
 
 struct options {
-    const char *state_dir, *run_dir, *socket, *runtime, *dashboard_addr;
+    const char *state_dir, *run_dir, *socket, *runtime, *dashboard_addr, *bridge;
     bool debug;
 };
 
@@ -181,8 +189,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"socket", required_argument, NULL, 'S'},    {"runtime", required_argument, NULL, 'R'},
         {"debug", no_argument, NULL, 'd'},           {"help", no_argument, NULL, 'h'},
         {"dashboard-addr", required_argument, NULL, 'D'},
+        {"bridge", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0}};
-    *o = (struct options){.state_dir = "/var/lib/shoal", .run_dir = "/run/shoal"};
+    *o = (struct options){.state_dir = "/var/lib/shoal", .run_dir = "/run/shoal",
+                          .bridge = NET_BRIDGE};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "dh", longopts, NULL)) != -1) {
@@ -192,16 +202,19 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'S': o->socket = optarg; break;
         case 'R': o->runtime = optarg; break;
         case 'D': o->dashboard_addr = optarg; break;
+        case 'B': o->bridge = optarg; break;
         case 'd': o->debug = true; break;
         case 'h':
             printf("Usage: shoal daemon [--state-dir DIR] [--run-dir DIR] [--socket PATH] "
-                   "[--runtime PATH] [--dashboard-addr IP:PORT] [--debug]\n\n"
+                   "[--runtime PATH] [--dashboard-addr IP:PORT] [--bridge NAME] [--debug]\n\n"
                    "  --state-dir DIR  persistent state (default /var/lib/shoal)\n"
                    "  --run-dir DIR    volatile state: logs, runtime state (default /run/shoal)\n"
                    "  --socket PATH    API socket (default RUN_DIR/shoal.sock)\n"
                    "  --runtime PATH   OCI runtime (default crun; runc is accepted)\n"
                    "  --dashboard-addr IP:PORT  serve the web dashboard there (plain HTTP,\n"
-                   "                   token required: shoal dashboard url); off by default\n");
+                   "                   token required: shoal dashboard url); off by default\n"
+                   "  --bridge NAME    bridge of the bridged tasks (default shoal0); daemons\n"
+                   "                   sharing a network namespace need one each\n");
             exit(0);
         default:
             return -1;
@@ -209,6 +222,11 @@ static int parse_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc) {
         fprintf(stderr, "shoal daemon: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!net_valid_ifname(o->bridge)) {
+        fprintf(stderr, "shoal daemon: invalid --bridge '%s' (letters, digits, '_', '-'; at "
+                        "most 15)\n", o->bridge);
         return -1;
     }
     return 0;
@@ -240,6 +258,7 @@ static int init_shoal(struct shoal *sh, const struct options *o, struct serr *er
     if (mkdir_p(o->run_dir, 0700, err) < 0 || (sh->run_dir = realpath(o->run_dir, NULL)) == NULL)
         return serr_wrap(err, "run dir");
     sh->socket_path = o->socket ? xstrdup(o->socket) : shoal_run_path(sh, "shoal.sock");
+    sh->bridge = o->bridge;
     gethostname(sh->hostname, sizeof(sh->hostname) - 1);
     if (load_node_id(sh, err) < 0 || store_open(&sh->store, err) < 0)
         return -1;

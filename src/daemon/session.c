@@ -22,6 +22,7 @@ struct session {
     json_t *tasks;    /* NULL until the first answer */
     json_t *images;
     json_t *managers;
+    json_t *nodes;    /* [{"id","addr","subnet"}]: task networking */
     size_t target;    /* index in managers */
     char *renew_key; /* key of a certificate being renewed for a new role */
     char *renew_csr;
@@ -93,6 +94,10 @@ static void apply_answer(struct session *s, json_t *answer)
         json_decref(s->tasks);
         s->tasks = json_incref(tasks);
     }
+    if (json_is_array(json_object_get(answer, "nodes"))) {
+        json_decref(s->nodes);
+        s->nodes = json_incref(json_object_get(answer, "nodes"));
+    }
     if (json_is_object(images)) {
         json_decref(s->images);
         s->images = json_incref(images);
@@ -123,6 +128,7 @@ static void session_free(struct session *s)
     json_decref(s->tasks);
     json_decref(s->images);
     json_decref(s->managers);
+    json_decref(s->nodes);
     free(s);
 }
 
@@ -239,6 +245,11 @@ json_t *session_tasks(struct session *s)
 json_t *session_image(struct session *s, const char *image_id)
 {
     return json_incref(json_object_get(s->images, image_id));
+}
+
+json_t *session_nodes(struct session *s)
+{
+    return s->nodes ? json_incref(s->nodes) : NULL;
 }
 
 json_t *session_managers(struct session *s)

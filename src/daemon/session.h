@@ -23,5 +23,7 @@ json_t *session_tasks(struct session *s);
 json_t *session_image(struct session *s, const char *image_id);
 /* The manager addresses last known (borrowed). */
 json_t *session_managers(struct session *s);
+/* The nodes' addresses and subnets of the last answer (new reference), NULL before one. */
+json_t *session_nodes(struct session *s);
 
 #endif

@@ -44,6 +44,7 @@ struct shoal {
 
     struct image_store *images;
     struct runtime rt;
+    const char *bridge;      /* bridged tasks' bridge (--bridge, default NET_BRIDGE) */
     struct agent *agent;
     struct http_server *api;
     struct node_metrics *metrics; /* this node's samples (daemon/node_metrics.h) */
@@ -66,6 +67,8 @@ void shoal_kick(struct shoal *sh);
  * with the leader). Each returns a new reference; report takes `fields`. */
 json_t *shoal_assigned_tasks(struct shoal *sh);
 json_t *shoal_image_get(struct shoal *sh, const char *image_id);
+/* Every node's [{"id","addr","subnet"}] (daemon/swarm.h); NULL when unknown. */
+json_t *shoal_nodes(struct shoal *sh);
 void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields);
 
 /* Path helpers: newly allocated "<state_dir>/<rel>" and "<run_dir>/<rel>". */

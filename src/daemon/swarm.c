@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/net.h"
 #include "api/api_int.h"
 #include "api/http.h"
 #include "api/http_aclient.h"
@@ -268,6 +269,7 @@ struct init_ctx {
     uv_timer_t timer;
     int64_t deadline;
     char cluster_id[33];
+    char pool[24]; /* --default-addr-pool */
 };
 
 static void init_ctx_closed(uv_handle_t *h)
@@ -312,9 +314,10 @@ static void init_wait_leader(uv_timer_t *t)
     }
     json_int_t now = (json_int_t)now_ms();
     json_t *group = json_pack("[o, o, o]",
-                              op_put("meta", json_pack("{s:s, s:s, s:I}", "id", "cluster",
+                              op_put("meta", json_pack("{s:s, s:s, s:I, s:s}", "id", "cluster",
                                                        "cluster_id", ctx->cluster_id,
-                                                       "created_at", now)),
+                                                       "created_at", now, "default_addr_pool",
+                                                       ctx->pool)),
                               op_put("meta", ca), op_put("nodes", swarm_self_node(sh, "manager")));
     cluster_propose(sh->cluster, group, init_committed, ctx);
 }
@@ -380,6 +383,25 @@ static void force_new_cluster(struct shoal *sh, struct http_req *req)
     cluster_stop(c, recover_stopped, r);
 }
 
+/* --default-addr-pool: a CIDR of a /24 or larger, normalized ("10.42.0.0/16"). */
+static int check_pool(json_t *value, char *out, size_t outlen, struct serr *err)
+{
+    const char *text = json_is_string(value) ? json_string_value(value) : NET_DEFAULT_POOL;
+    uint32_t net;
+    int prefix;
+    if (value != NULL && !json_is_string(value))
+        return serr_set(err, SERR_INVALID, "default_addr_pool must be a string");
+    if (net_parse_cidr(text, &net, &prefix, err) < 0)
+        return serr_wrap(err, "--default-addr-pool");
+    if (prefix > 24 || prefix < 8)
+        return serr_set(err, SERR_INVALID,
+                        "--default-addr-pool: want a prefix between /8 and /24, not /%d", prefix);
+    char ip[16];
+    net_format_ip(net, ip);
+    snprintf(out, outlen, "%s/%d", ip, prefix);
+    return 0;
+}
+
 static const char already_member[] = "This node is already part of a swarm. Use \"shoal swarm "
                                      "leave\" to leave this swarm and join another one.";
 
@@ -402,6 +424,12 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
         return;
     }
     struct init_ctx *ctx = xcalloc(1, sizeof(*ctx));
+    if (check_pool(json_object_get(body, "default_addr_pool"), ctx->pool, sizeof(ctx->pool),
+                   &err) < 0) {
+        http_respond_error(req, &err);
+        free(ctx);
+        return;
+    }
     ctx->sh = sh;
     ctx->req = req;
     random_hex(ctx->cluster_id, 32);
@@ -625,6 +653,22 @@ json_t *swarm_manager_addrs(struct shoal *sh)
     return addrs;
 }
 
+json_t *swarm_node_addrs(struct shoal *sh)
+{
+    json_t *nodes = store_list(sh->store, "nodes", NULL), *out = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        if (json_object_get(n, "subnet"))
+            json_array_append_new(out, json_pack("{s:O, s:O, s:O}", "id", json_object_get(n, "id"),
+                                                 "addr", json_object_get(n, "addr"), "subnet",
+                                                 json_object_get(n, "subnet")));
+    }
+    json_decref(nodes);
+    return out;
+}
+
 /* Checks the secret, signs the node's CSR with the role the secret grants,
  * and records the node. Managers become raft voters through the
  * dispatcher's membership reconciliation once their raft is up. */
@@ -771,6 +815,7 @@ static void leave_done(struct leave_ctx *ctx)
     if (write_text(sh, "node_id", sh->node_id, &err) < 0)
         log_warn("node id: %s", err.msg);
     agent_sync(sh->agent); /* forgets the finished task containers */
+    agent_net_leave(sh->agent);
     http_respond(ctx->req, 200, "application/json", "{}", 2);
     log_info("left the swarm");
     free(ctx);

@@ -43,6 +43,9 @@ void swarm_stop_member(struct shoal *sh);
 
 /* The cluster addresses of every manager node in the store (new reference). */
 json_t *swarm_manager_addrs(struct shoal *sh);
+/* What task networking needs of every node with a subnet:
+ * [{"id","addr","subnet"}] (new reference). */
+json_t *swarm_node_addrs(struct shoal *sh);
 
 /* The node object of this node (new reference) for the nodes table. */
 json_t *swarm_self_node(struct shoal *sh, const char *role);

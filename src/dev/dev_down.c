@@ -228,6 +228,30 @@ static bool network_left(const char *name)
     return count > 0 || access(path, F_OK) == 0;
 }
 
+/* Bridged tasks have their own network namespace, /run/netns/shoal-<id>
+ * (agent/net.h), made by the node's daemon: gone with the processes that
+ * used it once its mount goes. Found through the nodes' container records. */
+static void remove_task_netns(const char *cluster_dir)
+{
+    glob_t records;
+    char *pattern = xasprintf("%s/node-*/state/agent/*.json", cluster_dir);
+    if (glob(pattern, 0, NULL, &records) == 0) {
+        for (size_t i = 0; i < records.gl_pathc; i++) {
+            json_t *rec = json_load_file(records.gl_pathv[i], 0, NULL);
+            const char *id = json_string_value(json_object_get(rec, "id"));
+            if (id != NULL && strchr(id, '/') == NULL) {
+                char *path = xasprintf("/run/netns/shoal-%s", id);
+                umount2(path, MNT_DETACH);
+                unlink(path);
+                free(path);
+            }
+            json_decref(rec);
+        }
+        globfree(&records);
+    }
+    free(pattern);
+}
+
 /* An `up` killed while its `ip -batch` ran leaves that ip process going on
  * for some milliseconds: what it makes after a pass is removed by the next. */
 static int destroy_network(const char *name, struct serr *err)
@@ -273,6 +297,7 @@ int dev_down(const char *dir, const char *name, struct serr *err)
         kill_cgroup(cgroups.gl_pathv[i], &killed);
     wait_gone(&killed);
     unmount_under(cluster_dir);
+    remove_task_netns(cluster_dir);
     remove_cgroups(&cgroups);
     int rc = destroy_network(name, err);
     if (rc == 0)

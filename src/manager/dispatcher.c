@@ -11,6 +11,7 @@
 #include "daemon/swarm.h"
 #include "manager/ca.h"
 #include "manager/stats.h"
+#include "manager/subnets.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
@@ -27,6 +28,7 @@ struct dispatcher {
     struct stats *stats; /* node metrics sent with heartbeats */
     bool was_leader;
     bool changing; /* a raft membership change is in flight */
+    bool assigning; /* a node's subnet is being proposed */
 };
 
 static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
@@ -52,6 +54,33 @@ static void set_node_status(struct shoal *sh, json_t *node, const char *status, 
 }
 
 static void check_nodes(uv_timer_t *t);
+
+static void subnet_assigned(void *arg, int status, const struct serr *err)
+{
+    struct dispatcher *d = arg;
+    d->assigning = false;
+    if (status < 0)
+        log_warn("node subnet: %s", err->msg);
+}
+
+/* Nodes get their /24 here, one proposal at a time, rather than in the join
+ * request: racing joins then never pick the same one. */
+static void assign_subnets(struct dispatcher *d, json_t *nodes)
+{
+    if (d->assigning)
+        return;
+    json_t *meta = store_get(d->sh->store, "meta", "cluster");
+    struct serr err = {0};
+    json_t *op = subnets_next_op(nodes, subnets_pool(meta), &err);
+    json_decref(meta);
+    if (op == NULL) {
+        if (err.msg[0])
+            log_warn("node subnet: %s", err.msg);
+        return;
+    }
+    d->assigning = true;
+    cluster_propose(d->sh->cluster, json_pack("[o]", op), subnet_assigned, d);
+}
 
 static void membership_done(void *arg, int status, const struct serr *err)
 {
@@ -127,6 +156,7 @@ static void check_nodes(uv_timer_t *t)
             set_node_status(sh, n, "down", "heartbeat failure");
     }
     reconcile_membership(d, nodes);
+    assign_subnets(d, nodes);
     json_decref(nodes);
 }
 
@@ -180,7 +210,7 @@ static void apply_reports(struct shoal *sh, const char *node_id, json_t *reports
         /* only observed-state fields: agents never write desired state */
         json_t *allowed = json_object();
         static const char *const keys[] = {"state", "state_at", "message", "error", "exit_code",
-                                           "pid", NULL};
+                                           "pid", "addr", NULL};
         for (int k = 0; keys[k]; k++)
             if (json_object_get(fields, keys[k]))
                 json_object_set(allowed, keys[k], json_object_get(fields, keys[k]));
@@ -246,9 +276,10 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
     apply_reports(sh, req->peer_id, json_object_get(body, "reports"));
     stats_record(d->stats, req->peer_id, json_object_get(body, "metrics"), mono_ms());
     json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
-    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O}", "tasks", tasks, "images",
+    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O, s:o}", "tasks", tasks, "images",
                               images_of(sh, tasks), "managers", swarm_manager_addrs(sh), "leader",
-                              sh->swarm_addr, "role", json_object_get(node, "role"));
+                              sh->swarm_addr, "role", json_object_get(node, "role"), "nodes",
+                              swarm_node_addrs(sh));
     renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
     respond_json(req, 200, reply);
     json_decref(body);

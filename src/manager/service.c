@@ -211,7 +211,7 @@ static int check_update_config(json_t *uc, struct serr *err)
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
-    "update_config", NULL};
+    "update_config", "network", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -232,6 +232,7 @@ static int validate(json_t *s, struct serr *err)
 {
     static const char *const modes[] = {"replicated", "global", NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
+    static const char *const networks[] = {"bridge", "host", NULL};
     const char *name = json_string_value(json_object_get(s, "name"));
     if (check_fields(s, err) < 0)
         return -1;
@@ -241,7 +242,8 @@ static int validate(json_t *s, struct serr *err)
                         name ? name : "");
     if (!json_is_string(json_object_get(s, "image")))
         return serr_set(err, SERR_INVALID, "image is required");
-    if (check_one_of(s, "mode", modes, err) < 0 || check_one_of(s, "restart_condition", conds, err) < 0)
+    if (check_one_of(s, "mode", modes, err) < 0 || check_one_of(s, "restart_condition", conds, err) < 0 ||
+        check_one_of(s, "network", networks, err) < 0)
         return -1;
     if (check_int(s, "replicas", 0, MAX_REPLICAS, err) < 0 ||
         check_int(s, "restart_delay_ms", 0, 86400000, err) < 0 ||
@@ -303,6 +305,7 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     set_default(s, "restart_delay_ms", json_integer(1000));
     set_default(s, "stop_grace_period_ms", json_integer(10000));
     set_default(s, "init", json_false());
+    set_default(s, "network", json_string(SERVICE_DEFAULT_NETWORK));
     set_default(s, "update_config", json_object());
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
@@ -384,7 +387,7 @@ err_after_copy:
 int service_spec_template_changed(json_t *a, json_t *b)
 {
     static const char *const fields[] = {"image", "args", "env", "mounts", "limits", "init",
-                                         "stop_grace_period_ms", NULL};
+                                         "stop_grace_period_ms", "network", NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))
@@ -433,5 +436,8 @@ json_t *task_container_spec(json_t *spec, json_t *image)
     json_t *limits = json_object_get(spec, "limits");
     if (limits)
         json_object_set(c, "limits", limits);
+    json_t *network = json_object_get(spec, "network");
+    if (network)
+        json_object_set(c, "network", network);
     return c;
 }

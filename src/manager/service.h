@@ -9,6 +9,10 @@
 
 struct store;
 
+/* The network a service's tasks get when its spec names none: "bridge" (a
+ * namespace and address of the node's subnet, agent/net.h) or "host". */
+#define SERVICE_DEFAULT_NETWORK "host"
+
 /* Validates an API spec and returns a normalised copy (defaults filled in,
  * image reference normalised to NAME:TAG). Unknown fields, bad values and
  * unknown images are errors (SERR_INVALID / SERR_NOT_FOUND). */

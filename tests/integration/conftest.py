@@ -122,6 +122,9 @@ class ApiResponse:
         return "<ApiResponse %d %r>" % (self.status, self.body[:300])
 
 
+_daemons = [0]
+
+
 class Daemon:
     def __init__(self, base):
         self.base = base
@@ -136,6 +139,10 @@ class Daemon:
         self.known_ids = set()
         self.swarm_active = False
         self.extra_args = []  # more `shoal daemon` flags (--dashboard-addr ...)
+        # Daemons of the host's namespace run side by side: a bridge and a task subnet each.
+        _daemons[0] += 1
+        self.net_index = _daemons[0] % 250
+        self.bridge = "shtest%d" % self.net_index
 
     # ---- process control ----
     def start(self):
@@ -143,8 +150,8 @@ class Daemon:
             os.unlink(self.sock)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir", self.run_dir]
-            + list(self.extra_args),
+            [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir", self.run_dir,
+             "--bridge", self.bridge] + list(self.extra_args),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -235,7 +242,8 @@ class Daemon:
 
     # ---- swarm / images ----
     def init_swarm(self):
-        self.cli("swarm", "init", "--advertise-addr", "127.0.0.1:%d" % self.port)
+        self.cli("swarm", "init", "--advertise-addr", "127.0.0.1:%d" % self.port,
+                 "--default-addr-pool", "10.201.%d.0/24" % self.net_index)
         self.swarm_active = True
 
     def import_image(self, tar, name="busybox:latest"):

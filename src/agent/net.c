@@ -1,0 +1,269 @@
+/* Task networking: the kernel side (see agent/net.h). Every change is a
+ * short script given to `ip -batch -` or `nft -f -` on stdin, so user data
+ * never meets a shell and one process makes many changes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/net.h"
+#include "base/log.h"
+#include "base/util.h"
+
+extern char **environ;
+
+/* The tool's usual place first: root's PATH does not always hold sbin. */
+static const char *tool_path(const char *name)
+{
+    static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
+    static __thread char path[64];
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    return name;
+}
+
+static void write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return; /* the tool stopped reading: its exit status tells why */
+        data += w;
+        len -= (size_t)w;
+    }
+}
+
+/* Reads the tool's stderr into buf (NUL-terminated, trailing newline cut). */
+static void read_errors(int fd, char *buf, size_t buflen)
+{
+    size_t off = 0;
+    ssize_t r;
+    while (off + 1 < buflen && ((r = read(fd, buf + off, buflen - 1 - off)) > 0 ||
+                                (r < 0 && errno == EINTR)))
+        off += r > 0 ? (size_t)r : 0;
+    buf[off] = '\0';
+    while (off > 0 && buf[off - 1] == '\n')
+        buf[--off] = '\0';
+}
+
+/* Runs `argv` (argv[0] a tool name) with `script` on stdin. On failure err
+ * has the tool's own message. */
+static int run_script(char *const argv[], const char *script, struct serr *err)
+{
+    int in[2] = {-1, -1}, errp[2] = {-1, -1};
+    int rc = -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+        serr_errno(err, "pipe");
+        goto out;
+    }
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+    pid_t pid;
+    int sr = posix_spawn(&pid, tool_path(argv[0]), &fa, NULL, argv, environ);
+    close(in[0]);
+    close(errp[1]);
+    in[0] = errp[1] = -1;
+    if (sr != 0) {
+        errno = sr;
+        serr_errno(err, "cannot run %s", argv[0]);
+        goto out;
+    }
+    /* Scripts are a few KiB at most: they fit the pipe, and the tool's
+     * error output is read after. */
+    write_all(in[1], script, strlen(script));
+    close(in[1]);
+    in[1] = -1;
+    char msg[400];
+    read_errors(errp[0], msg, sizeof(msg));
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        rc = 0;
+    else
+        serr_set(err, SERR_INTERNAL, "%s: %s", argv[0], msg[0] ? msg : "failed");
+out:
+    for (int i = 0; i < 2; i++) {
+        if (in[i] >= 0)
+            close(in[i]);
+        if (errp[i] >= 0)
+            close(errp[i]);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+static int ip_batch(const char *script, bool force, struct serr *err)
+{
+    char *force_argv[] = {"ip", "-force", "-batch", "-", NULL};
+    char *plain_argv[] = {"ip", "-batch", "-", NULL};
+    return run_script(force ? force_argv : plain_argv, script, err);
+}
+
+static int nft_script(const char *script, struct serr *err)
+{
+    char *argv[] = {"nft", "-f", "-", NULL};
+    return run_script(argv, script, err);
+}
+
+/* A growing script: printf-style appends. */
+struct script {
+    char *text;
+    size_t len;
+};
+
+__attribute__((format(printf, 2, 3))) static void script_add(struct script *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = NULL;
+    int n = vasprintf(&line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    s->text = xrealloc(s->text, s->len + (size_t)n + 1);
+    memcpy(s->text + s->len, line, (size_t)n + 1);
+    s->len += (size_t)n;
+    free(line);
+}
+
+/* ---- node: bridge, forwarding, NAT ---- */
+
+static int write_sysctl(const char *path, const char *value, struct serr *err)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return serr_errno(err, "open %s", path);
+    ssize_t w = write(fd, value, strlen(value));
+    close(fd);
+    return w < 0 ? serr_errno(err, "write %s", path) : 0;
+}
+
+/* The table is named after the bridge: one per bridge, replaced whole. */
+static int nat_apply(const char *bridge, const char *subnet, const char *const *exempt,
+                     size_t nexempt, struct serr *err)
+{
+    struct script s = {0};
+    script_add(&s, "table ip %s\ndelete table ip %s\ntable ip %s {\n", bridge, bridge, bridge);
+    script_add(&s, " chain postrouting {\n  type nat hook postrouting priority srcnat;\n");
+    script_add(&s, "  ip saddr %s oifname != \"%s\" ", subnet, bridge);
+    if (nexempt > 0) {
+        script_add(&s, "ip daddr != {");
+        for (size_t i = 0; i < nexempt; i++)
+            script_add(&s, "%s%s", i ? ", " : " ", exempt[i]);
+        script_add(&s, " } ");
+    }
+    script_add(&s, "masquerade\n }\n}\n");
+    int rc = nft_script(s.text, err);
+    free(s.text);
+    return rc;
+}
+
+int net_setup(const char *bridge, uint32_t subnet, const char *const *exempt, size_t nexempt,
+              struct serr *err)
+{
+    char net[16], gw[16], cidr[24];
+    net_format_ip(subnet, net);
+    net_format_ip(subnet + 1, gw);
+    snprintf(cidr, sizeof(cidr), "%s/24", net);
+    struct script s = {0};
+    if (if_nametoindex(bridge) == 0)
+        script_add(&s, "link add %s type bridge\n", bridge);
+    /* replace: a restarted daemon, or a node given another subnet, converges */
+    script_add(&s, "addr flush dev %s\n", bridge);
+    script_add(&s, "addr add %s/24 dev %s\nlink set %s up\n", gw, bridge, bridge);
+    int rc = ip_batch(s.text, false, err);
+    free(s.text);
+    if (rc == 0)
+        rc = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n", err);
+    if (rc == 0)
+        rc = nat_apply(bridge, cidr, exempt, nexempt, err);
+    return rc < 0 ? serr_wrap(err, "network setup") : 0;
+}
+
+int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err)
+{
+    struct script s = {0};
+    script_add(&s, "route flush proto %d\n", NET_ROUTE_PROTO);
+    for (size_t i = 0; i < n; i++)
+        script_add(&s, "route replace %s via %s proto %d\n", routes[i].subnet, routes[i].via,
+                   NET_ROUTE_PROTO);
+    int rc = ip_batch(s.text, false, err);
+    free(s.text);
+    return rc < 0 ? serr_wrap(err, "routes to the other nodes") : 0;
+}
+
+void net_teardown(const char *bridge)
+{
+    struct serr err;
+    char *ip = xasprintf("route flush proto %d\nlink del %s\n", NET_ROUTE_PROTO, bridge);
+    if (ip_batch(ip, true, &err) < 0)
+        log_debug("network teardown: %s", err.msg);
+    free(ip);
+    char *nft = xasprintf("table ip %s\ndelete table ip %s\n", bridge, bridge);
+    if (nft_script(nft, &err) < 0)
+        log_debug("network teardown: %s", err.msg);
+    free(nft);
+}
+
+/* ---- tasks ---- */
+
+/* `ip -n NETNS -batch -`: batch lines cannot name a namespace themselves. */
+static int ip_batch_in(const char *netns, const char *script, struct serr *err)
+{
+    char *argv[] = {"ip", "-n", (char *)netns, "-batch", "-", NULL};
+    return run_script(argv, script, err);
+}
+
+int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err)
+{
+    char veth[IFNAMSIZ], addr[16], gw[16], netns[64];
+    net_veth_name(id, veth, sizeof(veth));
+    net_format_ip(host, addr);
+    net_format_ip((host & 0xffffff00u) + 1, gw);
+    snprintf(netns, sizeof(netns), "shoal-%s", id);
+    net_task_delete(id); /* leftovers of a try cut short (daemon killed) */
+    struct script outside = {0}, inside = {0};
+    script_add(&outside, "netns add %s\n", netns);
+    script_add(&outside, "link add %s type veth peer name eth0 netns %s\n", veth, netns);
+    script_add(&outside, "link set %s master %s up\n", veth, bridge);
+    script_add(&inside, "link set lo up\naddr add %s/24 dev eth0\nlink set eth0 up\n", addr);
+    script_add(&inside, "route add default via %s\n", gw);
+    int rc = ip_batch(outside.text, false, err);
+    if (rc == 0)
+        rc = ip_batch_in(netns, inside.text, err);
+    free(outside.text);
+    free(inside.text);
+    if (rc < 0) {
+        net_task_delete(id);
+        return serr_wrap(err, "task network");
+    }
+    return 0;
+}
+
+void net_task_delete(const char *id)
+{
+    char veth[IFNAMSIZ], path[128];
+    net_veth_name(id, veth, sizeof(veth));
+    net_netns_path(id, path, sizeof(path));
+    if (if_nametoindex(veth) == 0 && access(path, F_OK) != 0)
+        return; /* nothing to do: no need to run ip */
+    char *script = xasprintf("link del %s\nnetns del shoal-%s\n", veth, id);
+    struct serr err;
+    ip_batch(script, true, &err); /* -force: whichever part is left goes */
+    free(script);
+}

@@ -1,0 +1,70 @@
+/* Task networking on one node: a bridge (`shoal0`, address .1 of the node's
+ * /24), a veth pair and a network namespace (/run/netns/shoal-<id>) per task,
+ * routes to the other nodes' subnets, NAT (nftables masquerade) to the
+ * outside. Kernel changes go through `ip -batch -` and `nft -f -`
+ * (posix_spawn, no shell).
+ *
+ * The net_* functions that change the kernel block: call them from libuv's
+ * thread pool (or where blocking is acceptable: leaving the swarm). The
+ * address helpers are pure. */
+#ifndef SHOAL_AGENT_NET_H
+#define SHOAL_AGENT_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define NET_DEFAULT_POOL "10.42.0.0/16"
+#define NET_BRIDGE "shoal0"
+#define NET_NETNS_DIR "/run/netns"
+/* Routes to other nodes' subnets carry this protocol number, so a restarted
+ * daemon can find (and flush) its own routes without touching others. */
+#define NET_ROUTE_PROTO 213
+
+/* ---- addresses (pure) ---- */
+
+/* "10.42.0.0/16" -> network (host order, host bits cleared) and prefix. */
+int net_parse_cidr(const char *text, uint32_t *network, int *prefix, struct serr *err);
+/* Host-order address -> dotted text; out must hold 16 bytes. */
+void net_format_ip(uint32_t ip, char *out);
+/* The lowest /24 of the pool that no node has yet (`taken`: networks of /24s). */
+int net_pick_subnet(uint32_t pool, int pool_prefix, const uint32_t *taken, size_t ntaken,
+                    uint32_t *subnet, struct serr *err);
+/* The lowest free host address .2 .. .254 of a /24 (.1 is the bridge). */
+int net_pick_host(uint32_t subnet, const uint32_t *used, size_t nused, uint32_t *host,
+                  struct serr *err);
+/* An interface name safe in ip and nft scripts: [A-Za-z0-9_-], 1..15 characters. */
+bool net_valid_ifname(const char *name);
+/* The veth's host end for a task: "vsh" + the id's first 11 characters. */
+void net_veth_name(const char *id, char *out, size_t outlen);
+
+/* ---- kernel (blocking) ---- */
+
+struct net_route {
+    char subnet[20]; /* "10.42.1.0/24" */
+    char via[16];    /* the node's address */
+};
+
+/* Creates the bridge if missing with address .1/24 of `subnet`, up;
+ * enables IPv4 forwarding; (re)writes the nft table that masquerades the
+ * subnet's traffic leaving through another interface, except towards the
+ * `nexempt` subnets (other nodes: their tasks see real source addresses). */
+int net_setup(const char *bridge, uint32_t subnet, const char *const *exempt, size_t nexempt,
+              struct serr *err);
+/* Replaces the routes this daemon made (NET_ROUTE_PROTO) with `routes`. */
+int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err);
+/* Removes the bridge, our routes and our nft table (swarm leave). Idempotent. */
+void net_teardown(const char *bridge);
+
+/* Network namespace shoal-<id> with eth0 = `host`/24, lo up, default route
+ * via .1, the veth's other end on the bridge. Leftovers of an earlier try
+ * are removed first. On failure nothing is left. */
+int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err);
+/* Removes the namespace and the veth. Idempotent. */
+void net_task_delete(const char *id);
+/* "/run/netns/shoal-<id>" into out. */
+void net_netns_path(const char *id, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,144 @@
+"""Service networking, phase 1: a network namespace and an address per task
+on a per-node bridge, routes between the nodes' subnets, NAT, and
+`--network host`. Real two-node clusters in network namespaces (`shoal dev`);
+no traffic leaves them. Each test checks that leaving the swarm removes
+everything the daemons made: task namespaces, veths, the bridge, routes and
+the nft table."""
+import ipaddress
+import json
+import os
+import subprocess
+
+import pytest
+
+from cluster import Cluster
+from conftest import wait_until
+
+ROUTE_PROTO = "213"
+
+
+def sh(*args, check=True):
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise AssertionError("%s -> %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r.stdout
+
+
+def task_netns():
+    return sorted(n for n in os.listdir("/run/netns") if n.startswith("shoal-")) \
+        if os.path.isdir("/run/netns") else []
+
+
+def node_leftovers(node):
+    """What shoal made in a node's namespace and is still there."""
+    ns = node.netns
+    problems = []
+    links = sh("ip", "-n", ns, "-o", "link", "show")
+    for line in links.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        if name == "shoal0" or name.startswith("vsh"):
+            problems.append("%s: link %s" % (node.name, name))
+    routes = sh("ip", "-n", ns, "route", "show", "proto", ROUTE_PROTO).strip()
+    if routes:
+        problems.append("%s: routes %s" % (node.name, routes))
+    tables = sh("ip", "netns", "exec", ns, "nft", "list", "tables")
+    if "shoal0" in tables:
+        problems.append("%s: nft table shoal0" % node.name)
+    return problems
+
+
+@pytest.fixture
+def cluster(rootfs_tar):
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    try:
+        yield c
+        lead = c.leader
+        task_ids = [t["id"] for t in lead.api("GET", "/v1/tasks").json()]
+        for s in lead.api("GET", "/v1/services").json():
+            lead.cli("service", "rm", s["name"])
+        wait_until(lambda: not [t for t in lead.api("GET", "/v1/tasks").json()
+                                if t["state"] in ("running", "assigned", "pending")], timeout=30)
+        for node in reversed(c.nodes):
+            node.cli("swarm", "leave", "--force", timeout=120)
+        left = ["netns " + n for n in task_netns() if n in ["shoal-" + i for i in task_ids]]
+        problems = left + [p for node in c.nodes for p in node_leftovers(node)]
+        assert not problems, problems
+    finally:
+        c.destroy()
+
+
+def node_subnets(c):
+    return {n["id"]: n.get("subnet") for n in c.nodes_view()}
+
+
+def running_task(lead, service):
+    ts = lead.wait_running(service, 1, timeout=30)
+    return ts[0]
+
+
+def test_each_node_gets_a_subnet_and_each_task_an_address(cluster):
+    c = cluster
+    lead = c.leader
+    subnets = wait_until(lambda: (lambda s: s if all(s.values()) else None)(node_subnets(c)),
+                         timeout=10)
+    assert sorted(subnets.values()) == ["10.42.0.0/24", "10.42.1.0/24"]
+    lead.cli("service", "create", "--name", "web", "--network", "bridge", "--constraint",
+             "node.role==worker", "busybox", "sh", "-c",
+             "echo hello-from-web > /tmp/index.html && exec httpd -f -p 8080 -h /tmp")
+    web = running_task(lead, "web")
+    assert ipaddress.ip_address(web["addr"]) in ipaddress.ip_network(subnets[web["node_id"]])
+    assert web["addr"] != ipaddress.ip_network(subnets[web["node_id"]])[1]  # .1 is the bridge
+    # a task on the other node reaches it through the routes between the nodes
+    lead.cli("service", "create", "--name", "client", "--network", "bridge", "--constraint",
+             "node.role==manager", "-e", "TARGET=" + web["addr"], "busybox", "sh", "-c",
+             "while true; do wget -q -O - http://$TARGET:8080/index.html; sleep 0.5; done")
+    client = running_task(lead, "client")
+    assert client["node_id"] != web["node_id"]
+    assert ipaddress.ip_address(client["addr"]) in ipaddress.ip_network(subnets[client["node_id"]])
+    wait_until(lambda: "hello-from-web" in lead.logs("client"), timeout=20,
+               msg=lambda: lead.logs("client"))
+    # the node itself (not a container) reaches the task on the other node too
+    out = c.leader.exec("busybox", "wget", "-q", "-O", "-",
+                        "http://%s:8080/index.html" % web["addr"]).stdout
+    assert "hello-from-web" in out
+    # the task's namespace is the one the agent made, named after the task
+    assert "shoal-" + web["id"] in task_netns()
+
+
+def test_host_network_keeps_the_nodes_network(cluster):
+    c = cluster
+    lead = c.leader
+    lead.cli("service", "create", "--name", "hostweb", "--network", "host", "--constraint",
+             "node.role==manager", "busybox", "sh", "-c",
+             "echo on-the-host > /tmp/index.html && exec httpd -f -p 8081 -h /tmp")
+    t = running_task(lead, "hostweb")
+    assert "addr" not in t
+    assert lead.service("hostweb")["spec"]["network"] == "host" \
+        if "spec" in lead.service("hostweb") else True
+    out = wait_until(lambda: c.leader.exec("busybox", "wget", "-q", "-O", "-",
+                                           "http://127.0.0.1:8081/index.html", check=False).stdout,
+                     timeout=10)
+    assert "on-the-host" in out
+
+
+def test_addresses_survive_a_daemon_restart(cluster):
+    c = cluster
+    lead = c.leader
+    worker = c.nodes[1]
+    lead.cli("service", "create", "--name", "keep", "--network", "bridge", "--constraint",
+             "node.role==worker", "busybox", "sh", "-c",
+             "echo kept > /tmp/index.html && exec httpd -f -p 8080 -h /tmp")
+    first = running_task(lead, "keep")
+    worker.restart()
+    c.wait_nodes_ready(2)
+    # the same task, still answering on its address (namespace and veth kept)
+    out = wait_until(lambda: c.leader.exec("busybox", "wget", "-q", "-O", "-",
+                                           "http://%s:8080/index.html" % first["addr"],
+                                           check=False).stdout, timeout=20)
+    assert "kept" in out
+    assert running_task(lead, "keep")["id"] == first["id"]
+    # a new task on that node does not get the restored task's address
+    lead.cli("service", "create", "--name", "second", "--network", "bridge", "--constraint",
+             "node.role==worker", "busybox", "sleep", "1000")
+    second = running_task(lead, "second")
+    assert second["addr"] != first["addr"]

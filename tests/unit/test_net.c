@@ -1,0 +1,87 @@
+/* Task networking's pure parts: CIDR parsing, the leader's subnet choice,
+ * the agent's address choice. */
+#include <string.h>
+
+#include "agent/net.h"
+#include "manager/subnets.h"
+#include "unit.h"
+
+static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
+{
+    return (a << 24) | (b << 16) | (c << 8) | d;
+}
+
+TEST(net_parse_cidr_normalizes)
+{
+    uint32_t net;
+    int prefix;
+    CHECK(net_parse_cidr("10.42.7.9/16", &net, &prefix, NULL) == 0);
+    CHECK(net == ip4(10, 42, 0, 0) && prefix == 16);
+    CHECK(net_parse_cidr("10.42.0.0", &net, &prefix, NULL) < 0);
+    CHECK(net_parse_cidr("10.42.0.0/33", &net, &prefix, NULL) < 0);
+    CHECK(net_parse_cidr("10.42.0/16", &net, &prefix, NULL) < 0);
+    CHECK(net_parse_cidr("10.42.0.0/", &net, &prefix, NULL) < 0);
+    char text[16];
+    net_format_ip(ip4(192, 168, 1, 254), text);
+    CHECK_STR(text, "192.168.1.254");
+}
+
+TEST(net_pick_subnet_lowest_free)
+{
+    uint32_t taken[] = {ip4(10, 42, 0, 0), ip4(10, 42, 2, 0)}, subnet;
+    CHECK(net_pick_subnet(ip4(10, 42, 0, 0), 16, taken, 2, &subnet, NULL) == 0);
+    CHECK(subnet == ip4(10, 42, 1, 0));
+    CHECK(net_pick_subnet(ip4(10, 42, 0, 0), 16, NULL, 0, &subnet, NULL) == 0);
+    CHECK(subnet == ip4(10, 42, 0, 0));
+    /* a /23 holds two /24s */
+    uint32_t full[] = {ip4(10, 0, 0, 0), ip4(10, 0, 1, 0)};
+    struct serr err;
+    CHECK(net_pick_subnet(ip4(10, 0, 0, 0), 23, full, 2, &subnet, &err) < 0);
+    CHECK(strstr(err.msg, "no free /24") != NULL);
+    CHECK(net_pick_subnet(ip4(10, 0, 0, 0), 25, NULL, 0, &subnet, NULL) < 0);
+}
+
+TEST(net_pick_host_skips_bridge_and_used)
+{
+    uint32_t subnet = ip4(10, 42, 1, 0), host;
+    CHECK(net_pick_host(subnet, NULL, 0, &host, NULL) == 0);
+    CHECK(host == ip4(10, 42, 1, 2)); /* .1 is the bridge */
+    uint32_t used[] = {ip4(10, 42, 1, 2), ip4(10, 42, 1, 4)};
+    CHECK(net_pick_host(subnet, used, 2, &host, NULL) == 0);
+    CHECK(host == ip4(10, 42, 1, 3));
+    uint32_t all[253];
+    for (unsigned h = 2; h < 255; h++)
+        all[h - 2] = subnet + h;
+    CHECK(net_pick_host(subnet, all, 253, &host, NULL) < 0); /* .255 is broadcast */
+}
+
+TEST(net_names_fit_interfaces)
+{
+    char veth[16], path[128];
+    net_veth_name("0123456789abcdef0123456789", veth, sizeof(veth));
+    CHECK_STR(veth, "vsh0123456789a");
+    CHECK(strlen(veth) < 16);
+    net_netns_path("abc", path, sizeof(path));
+    CHECK_STR(path, "/run/netns/shoal-abc");
+}
+
+TEST(subnets_next_op_assigns_first_node_without_one)
+{
+    json_t *nodes = json_loads("[{\"id\":\"a\",\"subnet\":\"10.9.0.0/24\"},{\"id\":\"b\"},"
+                               "{\"id\":\"c\"}]",
+                               0, NULL);
+    json_t *op = subnets_next_op(nodes, "10.9.0.0/16", NULL);
+    CHECK(op != NULL);
+    char *text = json_dumps(op, JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK(strstr(text, "\"b\"") != NULL && strstr(text, "10.9.1.0/24") != NULL);
+    free(text);
+    json_decref(op);
+    /* every node has one: nothing to do */
+    json_object_set_new(json_array_get(nodes, 1), "subnet", json_string("10.9.1.0/24"));
+    json_object_set_new(json_array_get(nodes, 2), "subnet", json_string("10.9.2.0/24"));
+    CHECK(subnets_next_op(nodes, "10.9.0.0/16", NULL) == NULL);
+    json_decref(nodes);
+    json_t *meta = json_loads("{\"id\":\"cluster\"}", 0, NULL);
+    CHECK_STR(subnets_pool(meta), NET_DEFAULT_POOL);
+    json_decref(meta);
+}
