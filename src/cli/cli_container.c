@@ -22,7 +22,7 @@ const char cli_run_usage[] =
     "processes\n"
     "      --name string    Assign a name to the container\n"
     "      --network string Network: bridge (own address, in a swarm) or host (default "
-    "\"host\")\n"
+    "\"bridge\")\n"
     "      --rm             Automatically remove the container when it exits\n";
 
 static const struct option run_options[] = {

@@ -29,7 +29,7 @@ const char cli_service_create_usage[] =
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
     "      --name string                  Service name\n"
     "      --network string               Network of the tasks: bridge (own address in the\n"
-    "                                     node's subnet) or host (default \"host\")\n"
+    "                                     node's subnet) or host (default \"bridge\")\n"
     "      --replicas uint                Number of tasks (default 1)\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"

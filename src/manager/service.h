@@ -11,7 +11,7 @@ struct store;
 
 /* The network a service's tasks get when its spec names none: "bridge" (a
  * namespace and address of the node's subnet, agent/net.h) or "host". */
-#define SERVICE_DEFAULT_NETWORK "host"
+#define SERVICE_DEFAULT_NETWORK "bridge"
 
 /* Validates an API spec and returns a normalised copy (defaults filled in,
  * image reference normalised to NAME:TAG). Unknown fields, bad values and
