@@ -20,6 +20,26 @@ def _run(*args, check=True, timeout=120):
     return r
 
 
+def _routed_prefixes():
+    """The 10.213.X.0/24 subnets this machine routes now (other clusters)."""
+    taken = set()
+    with open("/proc/net/route") as f:
+        for line in f.readlines()[1:]:
+            dst = int(line.split()[1], 16).to_bytes(4, "little")
+            if dst[0] == 10 and dst[1] == 213:
+                taken.add(dst[2])
+    return taken
+
+
+def _free_prefix(start):
+    """A /24 no other dev cluster uses (another test run may be going on)."""
+    taken = _routed_prefixes()
+    for x in list(range(start, 250)) + list(range(1, start)):
+        if x not in taken:
+            return "10.213.%d" % x
+    raise AssertionError("no free 10.213.X.0/24 subnet")
+
+
 class _NodeProcess:
     """What the tests use of a Popen: the daemon's pid inside the namespace."""
 
@@ -96,7 +116,7 @@ class Cluster:
     def __init__(self, managers=1, workers=0, rootfs_tar=None):
         _count[0] += 1
         self.name = "c%d%d" % (os.getpid() % 10000, _count[0] % 100)
-        self.prefix = "10.213.%d" % (150 + _count[0] % 100)
+        self.prefix = _free_prefix(150 + _count[0] % 100)
         self.dir = tempfile.mkdtemp(prefix="shoal-cl-")
         n = managers + workers
         _run(SHOAL_BIN, "dev", "up", "-n", str(n), "--managers", str(managers), "--name", self.name,

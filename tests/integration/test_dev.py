@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from cluster import _free_prefix
 from conftest import SHOAL_BIN, wait_until
 
 DEV_DIR = "/var/lib/shoal-dev"
@@ -53,7 +54,7 @@ class DevCluster:
     def __init__(self, tag):
         DevCluster.count += 1
         self.name = "%s%05d%02d" % (tag, os.getpid() % 100000, DevCluster.count % 100)
-        self.subnet = "10.213.%d.0/24" % (100 + DevCluster.count)
+        self.subnet = _free_prefix(100 + DevCluster.count) + ".0/24"
         self.prefix = self.subnet.rsplit(".", 1)[0]
         self.dir = os.path.join(DEV_DIR, self.name)
 
