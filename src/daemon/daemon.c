@@ -21,6 +21,7 @@
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "daemon/clusternet.h"
+#include "daemon/layers.h"
 #include "daemon/node_metrics.h"
 #include "daemon/session.h"
 #include "daemon/swarm.h"
@@ -106,6 +107,7 @@ static void kick_cb(uv_timer_t *t)
         return;
     orchestrate(sh);
     agent_sync(sh->agent);
+    layers_replicate(sh);
 }
 
 void shoal_kick(struct shoal *sh)

@@ -169,3 +169,46 @@ void layers_serve(struct shoal *sh, struct http_req *req, const char *diff_id)
     free(data);
     free(path);
 }
+
+/* ---- managers keep a copy of every image ---- */
+
+struct replication {
+    struct shoal *sh;
+    bool busy;
+    int64_t failed_at; /* after a failure, wait before trying again */
+};
+
+static struct replication replication;
+
+static void replicated(void *arg, int status, const char *errmsg)
+{
+    struct replication *r = arg;
+    r->busy = false;
+    if (status < 0) {
+        log_warn("image replication: %s", errmsg);
+        r->failed_at = mono_ms();
+    } else {
+        shoal_kick(r->sh); /* the next image, if any */
+    }
+}
+
+void layers_replicate(struct shoal *sh)
+{
+    if (replication.busy || sh->cluster == NULL || sh->session == NULL)
+        return;
+    if (replication.failed_at && mono_ms() - replication.failed_at < 10000)
+        return;
+    json_t *images = store_list(sh->store, "images", NULL);
+    size_t i;
+    json_t *img;
+    json_array_foreach(images, i, img)
+    {
+        if (image_has_layers(sh->images, img))
+            continue;
+        replication.sh = sh;
+        replication.busy = true;
+        layers_fetch(sh, img, replicated, &replication);
+        break;
+    }
+    json_decref(images);
+}

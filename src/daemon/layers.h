@@ -15,6 +15,11 @@ typedef void (*layers_cb)(void *arg, int status, const char *errmsg);
  * store, trying each known manager in turn. cb runs once, later. */
 void layers_fetch(struct shoal *sh, json_t *image, layers_cb cb, void *arg);
 
+/* On a manager: fetches the layers of one image of the store it lacks (one
+ * at a time; called on every change), so that an image outlives the manager
+ * it was uploaded to. */
+void layers_replicate(struct shoal *sh);
+
 /* GET /v1/layers/{diff_id}: the layer as stored. */
 void layers_serve(struct shoal *sh, struct http_req *req, const char *diff_id);
 
