@@ -664,7 +664,9 @@ static const char *sget(json_t *o, const char *k)
 static bool task_waits_for_bridge(struct agent *a, json_t *task)
 {
     const char *network = sget(json_object_get(task, "container"), "network");
-    return network && strcmp(network, "bridge") == 0 && !agent_net_ready(a);
+    /* a set-up that failed rejects the task instead, with the reason */
+    return network && strcmp(network, "bridge") == 0 && !agent_net_ready(a) &&
+           agent_net_error(a) == NULL;
 }
 
 static void sync_task(struct agent *a, json_t *task)

@@ -93,6 +93,8 @@ struct agent_net *agent_net_new(struct agent *a);
 void agent_net_close(struct agent_net *n);
 void agent_net_sync(struct agent *a);
 bool agent_net_ready(struct agent *a);
+/* Why the last set-up of the bridge failed, or NULL. */
+const char *agent_net_error(struct agent *a);
 int agent_net_alloc(struct agent *a, uint32_t *addr, struct serr *err);
 
 /* agent_spec.c: fills c->rspec and c->layers from a task's container spec */

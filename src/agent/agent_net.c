@@ -69,6 +69,11 @@ bool agent_net_ready(struct agent *a)
     return a->net->ready;
 }
 
+const char *agent_net_error(struct agent *a)
+{
+    return a->net->last_error[0] ? a->net->last_error : NULL;
+}
+
 /* "IP:PORT" -> "IP" */
 static void addr_ip(const char *addr, char *out, size_t outlen)
 {
@@ -154,6 +159,13 @@ void agent_net_sync(struct agent *a)
     struct agent_net *n = a->net;
     if (n->working)
         return; /* its completion kicks the agent again */
+    if (n->ready && !net_link_exists(n->bridge)) {
+        /* someone removed our bridge: make it again before the next task */
+        log_warn("bridge %s is gone: setting it up again", n->bridge);
+        n->ready = false;
+        free(n->applied);
+        n->applied = NULL;
+    }
     json_t *nodes = a->sh->role[0] ? shoal_nodes(a->sh) : NULL;
     if (nodes == NULL)
         return;

@@ -77,7 +77,9 @@ static int prepare_network(struct ctr *c, const char *network, struct serr *err)
     if (!agent_net_ready(c->a)) {
         if (c->local)
             return 0;
-        return serr_set(err, SERR_UNAVAILABLE, "the node's bridge network is not ready");
+        return serr_set(err, SERR_UNAVAILABLE, "the node's bridge network is not ready%s%s",
+                        agent_net_error(c->a) ? ": " : "",
+                        agent_net_error(c->a) ? agent_net_error(c->a) : "");
     }
     if (agent_net_alloc(c->a, &c->addr, err) < 0)
         return -1;

@@ -183,9 +183,8 @@ int net_setup(const char *bridge, uint32_t subnet, const char *const *exempt, si
     struct script s = {0};
     if (if_nametoindex(bridge) == 0)
         script_add(&s, "link add %s type bridge\n", bridge);
-    /* replace: a restarted daemon, or a node given another subnet, converges */
-    script_add(&s, "addr flush dev %s\n", bridge);
-    script_add(&s, "addr add %s/24 dev %s\nlink set %s up\n", gw, bridge, bridge);
+    /* replace: a restarted daemon converges without a gap for the running tasks */
+    script_add(&s, "addr replace %s/24 dev %s\nlink set %s up\n", gw, bridge, bridge);
     int rc = ip_batch(s.text, false, err);
     free(s.text);
     if (rc == 0)
@@ -205,6 +204,11 @@ int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err)
     int rc = ip_batch(s.text, false, err);
     free(s.text);
     return rc < 0 ? serr_wrap(err, "routes to the other nodes") : 0;
+}
+
+bool net_link_exists(const char *name)
+{
+    return if_nametoindex(name) != 0;
 }
 
 void net_teardown(const char *bridge)

@@ -55,6 +55,8 @@ int net_setup(const char *bridge, uint32_t subnet, const char *const *exempt, si
               struct serr *err);
 /* Replaces the routes this daemon made (NET_ROUTE_PROTO) with `routes`. */
 int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err);
+/* True when the interface exists (one cheap syscall). */
+bool net_link_exists(const char *name);
 /* Removes the bridge, our routes and our nft table (swarm leave). Idempotent. */
 void net_teardown(const char *bridge);
 

@@ -2,6 +2,7 @@
 network namespace, address, hostname, state directory and daemon per node on
 one bridge, joined with real tokens over mutual TLS. Traffic stays inside
 the namespaces the test made; `destroy` removes everything."""
+import glob
 import json
 import os
 import signal
@@ -156,8 +157,20 @@ class Cluster:
         return None
 
     def kill_node(self, d):
-        """A board dies: its daemon and its containers."""
-        for pid in d.netns_pids():
+        """A board dies: its daemon and its containers (bridged ones run in namespaces of
+        their own: found through the node's container records)."""
+        pids = d.netns_pids()
+        for rec in glob.glob(os.path.join(d.state_dir, "agent", "*.json")):
+            try:
+                with open(rec) as f:
+                    r = json.load(f)
+                with open("/proc/%d/stat" % r["pid"]) as f:
+                    start = int(f.read().rsplit(")", 1)[1].split()[19])
+                if start == r["start_time"]:  # not a reused pid
+                    pids.append(r["pid"])
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+        for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

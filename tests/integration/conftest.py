@@ -139,10 +139,12 @@ class Daemon:
         self.known_ids = set()
         self.swarm_active = False
         self.extra_args = []  # more `shoal daemon` flags (--dashboard-addr ...)
-        # Daemons of the host's namespace run side by side: a bridge and a task subnet each.
+        # Daemons of the host's namespace run side by side (and test runs too): a bridge and
+        # a task subnet each.
         _daemons[0] += 1
         self.net_index = _daemons[0] % 250
-        self.bridge = "shtest%d" % self.net_index
+        self.pool = "10.%d.%d.0/24" % (100 + os.getpid() % 50, self.net_index)
+        self.bridge = "sht%d-%d" % (os.getpid() % 10000, self.net_index)
 
     # ---- process control ----
     def start(self):
@@ -243,7 +245,7 @@ class Daemon:
     # ---- swarm / images ----
     def init_swarm(self):
         self.cli("swarm", "init", "--advertise-addr", "127.0.0.1:%d" % self.port,
-                 "--default-addr-pool", "10.201.%d.0/24" % self.net_index)
+                 "--default-addr-pool", self.pool)
         self.swarm_active = True
 
     def import_image(self, tar, name="busybox:latest"):

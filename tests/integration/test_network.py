@@ -142,3 +142,31 @@ def test_addresses_survive_a_daemon_restart(cluster):
              "node.role==worker", "busybox", "sleep", "1000")
     second = running_task(lead, "second")
     assert second["addr"] != first["addr"]
+
+
+def test_default_addr_pool_and_bridged_run(fresh_daemon):
+    """A single node on the host's namespace: its own bridge (--bridge, conftest) and pool."""
+    d = fresh_daemon
+    pool = d.pool
+    node = wait_until(lambda: (lambda n: n if n.get("subnet") else None)(
+        d.api("GET", "/v1/nodes").json()[0]), timeout=10)
+    assert node["subnet"] == pool
+    d.cli("service", "create", "--name", "b", "busybox", "sleep", "1000")
+    t = d.wait_running("b", 1)[0]
+    assert ipaddress.ip_address(t["addr"]) in ipaddress.ip_network(pool)
+    assert d.service("b")["spec"]["network"] == "bridge"
+    # `shoal run` in a swarm: bridged too; its eth0 has an address of the pool
+    out = d.cli("run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+    assert pool.rsplit(".", 1)[0] + "." in out, out
+    out = d.cli("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link").stdout
+    assert d.bridge in out, out
+
+
+def test_bad_addr_pool_and_network_are_refused(bare_daemon):
+    d = bare_daemon
+    r = d.cli("swarm", "init", "--default-addr-pool", "10.0.0.0/30", check=False)
+    assert r.returncode != 0 and "/8 and /24" in r.stderr, r.stderr
+    r = d.cli("swarm", "init", "--default-addr-pool", "nonsense", check=False)
+    assert r.returncode != 0 and "CIDR" in r.stderr, r.stderr
+    r = d.cli("service", "create", "--network", "overlay", "busybox", "true", check=False)
+    assert r.returncode != 0 and "bridge or host" in r.stderr, r.stderr
