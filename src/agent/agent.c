@@ -347,6 +347,19 @@ static json_t *final_state(struct ctr *c)
                      "exit_code", c->exit_code);
 }
 
+/* <state>/agent/<id>.netns exists while the task's network namespace may. */
+static int netns_mark(struct ctr *c, bool present)
+{
+    char *path = ctr_record_path(c, "netns");
+    int rc = 0;
+    if (present && write_file_atomic(path, "", 0, false, &c->werr) < 0)
+        rc = -1;
+    if (!present)
+        unlink(path);
+    free(path);
+    return rc;
+}
+
 static void work_delete(uv_work_t *w)
 {
     struct ctr *c = w->data;
@@ -354,6 +367,7 @@ static void work_delete(uv_work_t *w)
     if (runtime_delete(&c->sh->rt, c->id, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
     net_task_delete(c->id); /* after the container: nothing holds the namespace now */
+    netns_mark(c, false);
     char *rec = ctr_record_path(c, "json");
     char *fifo = ctr_record_path(c, "fifo");
     unlink(rec);
@@ -443,8 +457,10 @@ static void work_create(uv_work_t *w)
     /* Our reader, open before the start: a container that exits before
      * after_create runs must not take its buffered output away with it. */
     c->out_rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    /* crun joins the namespace: it must exist before `crun create` */
-    if (c->addr != 0 && net_task_create(c->id, c->sh->bridge, c->addr, &c->werr) < 0)
+    /* crun joins the namespace: it must exist before `crun create`. The
+     * marker lets a daemon killed before the record exists find it again. */
+    if (c->addr != 0 && (netns_mark(c, true) < 0 ||
+                         net_task_create(c->id, c->sh->bridge, c->addr, &c->werr) < 0))
         goto out;
     if (runtime_create(&c->sh->rt, c->id, c->rspec, (const char *const *)c->layers, fd,
                        &c->pid, &c->werr) < 0)
@@ -466,8 +482,10 @@ out:
     }
     if (!c->created)
         unlink(fifo);
-    if (!c->created && c->addr != 0)
+    if (!c->created && c->addr != 0) {
         net_task_delete(c->id);
+        netns_mark(c, false);
+    }
     free(fifo);
 }
 
@@ -623,6 +641,26 @@ static void adopt(struct agent *a, json_t *rec)
     ctr_maybe_finish(c);
 }
 
+/* Namespaces of containers that never got a record (the daemon died while
+ * creating them): nothing else would remove them. Blocks, once at start. */
+static void sweep_orphan_netns(struct agent *a, const char *dir, const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 7 || strcmp(name + n - 6, ".netns") != 0)
+        return;
+    char *id = xasprintf("%.*s", (int)(n - 6), name);
+    char *rec = xasprintf("%s/%s.json", dir, id);
+    if (access(rec, F_OK) != 0) {
+        log_info("removing the network namespace of unfinished container %s", id);
+        net_task_delete(id);
+        char *mark = xasprintf("%s/%s", dir, name);
+        unlink(mark);
+        free(mark);
+    }
+    free(rec);
+    free(id);
+}
+
 static void adopt_all(struct agent *a)
 {
     char *dir = shoal_state_path(a->sh, "agent");
@@ -630,6 +668,7 @@ static void adopt_all(struct agent *a)
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
         size_t n = strlen(de->d_name);
+        sweep_orphan_netns(a, dir, de->d_name);
         if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
             continue;
         char *path = xasprintf("%s/%s", dir, de->d_name);

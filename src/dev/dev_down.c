@@ -234,18 +234,15 @@ static bool network_left(const char *name)
 static void remove_task_netns(const char *cluster_dir)
 {
     glob_t records;
-    char *pattern = xasprintf("%s/node-*/state/agent/*.json", cluster_dir);
+    /* <id>.netns markers: also the containers that never got a record */
+    char *pattern = xasprintf("%s/node-*/state/agent/*.netns", cluster_dir);
     if (glob(pattern, 0, NULL, &records) == 0) {
         for (size_t i = 0; i < records.gl_pathc; i++) {
-            json_t *rec = json_load_file(records.gl_pathv[i], 0, NULL);
-            const char *id = json_string_value(json_object_get(rec, "id"));
-            if (id != NULL && strchr(id, '/') == NULL) {
-                char *path = xasprintf("/run/netns/shoal-%s", id);
-                umount2(path, MNT_DETACH);
-                unlink(path);
-                free(path);
-            }
-            json_decref(rec);
+            const char *base = strrchr(records.gl_pathv[i], '/') + 1;
+            char *path = xasprintf("/run/netns/shoal-%.*s", (int)(strlen(base) - 6), base);
+            umount2(path, MNT_DETACH);
+            unlink(path);
+            free(path);
         }
         globfree(&records);
     }

@@ -170,3 +170,18 @@ def test_bad_addr_pool_and_network_are_refused(bare_daemon):
     assert r.returncode != 0 and "CIDR" in r.stderr, r.stderr
     r = d.cli("service", "create", "--network", "overlay", "busybox", "true", check=False)
     assert r.returncode != 0 and "bridge or host" in r.stderr, r.stderr
+
+
+def test_namespace_of_an_unfinished_container_is_removed_at_start(fresh_daemon):
+    """A daemon killed between making a task's namespace and writing its record: the
+    marker <state>/agent/<id>.netns lets the next start remove the namespace."""
+    d = fresh_daemon
+    cid = "feed" + os.urandom(11).hex()[:21]
+    sh("ip", "netns", "add", "shoal-" + cid)
+    try:
+        open(os.path.join(d.state_dir, "agent", cid + ".netns"), "w").close()
+        d.restart()
+        wait_until(lambda: "shoal-" + cid not in task_netns(), timeout=10)
+        assert not os.path.exists(os.path.join(d.state_dir, "agent", cid + ".netns"))
+    finally:
+        sh("ip", "netns", "del", "shoal-" + cid, check=False)
