@@ -1,6 +1,8 @@
 # shoal build. `make` builds build/shoal; `make test` runs unit and integration tests;
 # `make test-asan` does the same with AddressSanitizer + UBSan.
 CC ?= cc
+# No "Entering/Leaving directory" lines: the test runner's summary must end the output.
+MAKEFLAGS += --no-print-directory
 BUILD ?= build
 PKGS := libuv raft sqlite3 libarchive jansson openssl
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
