@@ -32,19 +32,6 @@ static const char *tool_path(const char *name)
     return name;
 }
 
-static void write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, data, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return; /* the tool stopped reading: its exit status tells why */
-        data += w;
-        len -= (size_t)w;
-    }
-}
-
 /* Reads the tool's stderr into buf (NUL-terminated, trailing newline cut). */
 static void read_errors(int fd, char *buf, size_t buflen)
 {
@@ -84,7 +71,8 @@ static int run_script(char *const argv[], const char *script, struct serr *err)
     }
     /* Scripts are a few KiB at most: they fit the pipe, and the tool's
      * error output is read after. */
-    write_all(in[1], script, strlen(script));
+    /* a failed write means the tool stopped reading: its exit status tells why */
+    (void)write_all(in[1], script, strlen(script));
     close(in[1]);
     in[1] = -1;
     char msg[400];

@@ -59,27 +59,11 @@ static void finish(struct areq *r, int status, const char *fmt, const char *deta
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct areq *r = p->data;
-    if (r->out_fd >= 0) {
-        while (len > 0) {
-            ssize_t w = write(r->out_fd, at, len);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0)
-                return -1;
-            at += w;
-            len -= (size_t)w;
-        }
-        return 0;
-    }
+    if (r->out_fd >= 0)
+        return write_all(r->out_fd, at, len);
     if (r->body_len + len + 1 > MAX_BODY)
         return -1;
-    if (r->body_len + len + 1 > r->body_cap) {
-        r->body_cap = (r->body_len + len + 1) * 2;
-        r->body = xrealloc(r->body, r->body_cap);
-    }
-    memcpy(r->body + r->body_len, at, len);
-    r->body_len += len;
-    r->body[r->body_len] = '\0';
+    buf_append(&r->body, &r->body_len, &r->body_cap, at, len);
     return 0;
 }
 

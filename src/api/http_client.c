@@ -629,16 +629,7 @@ struct collect {
 static int collect_body(const char *data, size_t len, void *arg)
 {
     struct collect *col = arg;
-    if (col->len + len + 1 > col->cap) {
-        size_t cap = col->cap ? col->cap : 4096;
-        while (cap < col->len + len + 1)
-            cap *= 2;
-        col->data = xrealloc(col->data, cap);
-        col->cap = cap;
-    }
-    memcpy(col->data + col->len, data, len);
-    col->len += len;
-    col->data[col->len] = '\0';
+    buf_append(&col->data, &col->len, &col->cap, data, len);
     return 0;
 }
 

@@ -513,20 +513,6 @@ static int on_headers_complete(http_parser *p)
     return 0;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *conn = parser_conn(p);
@@ -548,16 +534,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
         conn->discard_body = true;
         return 0;
     }
-    if (req->body_len + len + 1 > conn->body_cap) {
-        size_t cap = conn->body_cap ? conn->body_cap : 4096;
-        while (cap < req->body_len + len + 1)
-            cap *= 2;
-        req->body = xrealloc(req->body, cap);
-        conn->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, at, len);
-    req->body_len += len;
-    req->body[req->body_len] = '\0';
+    buf_append(&req->body, &req->body_len, &conn->body_cap, at, len);
     return 0;
 }
 

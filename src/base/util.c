@@ -141,17 +141,8 @@ int write_file_atomic(const char *path, const void *data, size_t len, bool sync,
         free(tmp);
         return -1;
     }
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            goto err_after_open;
-        p += w;
-        left -= (size_t)w;
-    }
+    if (write_all(fd, data, len) < 0)
+        goto err_after_open;
     if (sync && fsync(fd) < 0)
         goto err_after_open;
     close(fd);
@@ -170,6 +161,35 @@ err_after_open:
     unlink(tmp);
     free(tmp);
     return -1;
+}
+
+int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+void buf_append(char **data, size_t *len, size_t *cap, const char *src, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + n + 1)
+            c *= 2;
+        *data = xrealloc(*data, c);
+        *cap = c;
+    }
+    memcpy(*data + *len, src, n);
+    *len += n;
+    (*data)[*len] = '\0';
 }
 
 int mkdir_p(const char *path, unsigned mode, struct serr *err)

@@ -31,6 +31,11 @@ int read_file(const char *path, char **out, size_t *len, struct serr *err);
 /* Writes via a temporary file and rename(2), then fsyncs when `sync`. */
 int write_file_atomic(const char *path, const void *data, size_t len, bool sync,
                       struct serr *err);
+/* write(2) until all of `data` is written (EINTR retried); 0 or -1 with errno. */
+int write_all(int fd, const void *data, size_t len);
+/* Appends to a growable NUL-terminated buffer (*data may be NULL at first):
+ * *len bytes used, *cap allocated; doubles as it grows. */
+void buf_append(char **data, size_t *len, size_t *cap, const char *src, size_t n);
 int mkdir_p(const char *path, unsigned mode, struct serr *err);
 /* Removes a tree; does not cross mount points (skips them). Missing is ok. */
 int rm_rf(const char *path, struct serr *err);

@@ -152,20 +152,6 @@ static void unlink_connect(struct raft_connect *rc)
         }
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, data, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        data += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 static void raft_connected(void *arg, int fd, const char *errmsg)
 {
     struct raft_connect *rc = arg;

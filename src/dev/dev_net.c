@@ -124,15 +124,8 @@ static int ip_batch(const char *script, bool force, struct serr *err)
         errno = rc;
         return serr_errno(err, "cannot run ip (iproute2)");
     }
-    size_t len = strlen(script), off = 0;
-    while (off < len) {
-        ssize_t w = write(pipefd[1], script + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            break; /* ip stopped reading: its exit status tells why */
-        off += (size_t)w;
-    }
+    /* a failed write means ip stopped reading: its exit status tells why */
+    (void)write_all(pipefd[1], script, strlen(script));
     close(pipefd[1]);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
