@@ -405,14 +405,6 @@ void cluster_remove(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, voi
         change_finish(ch, rv);
 }
 
-void cluster_demote(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg)
-{
-    struct change *ch = change_new(c, id, cb, arg);
-    int rv = raft_assign(&c->raft, &ch->req, id, RAFT_SPARE, assign_done);
-    if (rv != 0)
-        change_finish(ch, rv);
-}
-
 const char *cluster_leader_addr(struct cluster *c)
 {
     raft_id id;

@@ -50,8 +50,6 @@ typedef void (*cluster_change_cb_fn)(void *arg, int status, const struct serr *e
 void cluster_add_voter(struct cluster *c, uint64_t id, const char *addr, cluster_change_cb_fn cb,
                        void *arg);
 void cluster_remove(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg);
-/* Demotes a voter to a spare (kept in the configuration, not voting). */
-void cluster_demote(struct cluster *c, uint64_t id, cluster_change_cb_fn cb, void *arg);
 /* The leader's raft address ("" when unknown). */
 const char *cluster_leader_addr(struct cluster *c);
 /* True when `id` is a voter of the current configuration. */
