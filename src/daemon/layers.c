@@ -176,8 +176,10 @@ struct replication {
     struct shoal *sh;
     bool busy;
     int64_t failed_at; /* after a failure, wait before trying again */
+    json_t *complete;  /* ids of images whose layers are all here: not checked again */
 };
 
+/* One daemon per process: the replication state is the process's. */
 static struct replication replication;
 
 static void replicated(void *arg, int status, const char *errmsg)
@@ -192,6 +194,8 @@ static void replicated(void *arg, int status, const char *errmsg)
     }
 }
 
+/* Runs on every change of the store: images already known complete cost a
+ * hash lookup, not a look at the disk. */
 void layers_replicate(struct shoal *sh)
 {
     if (replication.busy || sh->cluster == NULL || sh->session == NULL)
@@ -199,16 +203,25 @@ void layers_replicate(struct shoal *sh)
     if (replication.failed_at && mono_ms() - replication.failed_at < 10000)
         return;
     json_t *images = store_list(sh->store, "images", NULL);
+    json_t *complete = json_object(); /* rebuilt: forgets removed images */
     size_t i;
     json_t *img;
     json_array_foreach(images, i, img)
     {
-        if (image_has_layers(sh->images, img))
+        const char *id = json_string_value(json_object_get(img, "id"));
+        if (id == NULL)
             continue;
-        replication.sh = sh;
-        replication.busy = true;
-        layers_fetch(sh, img, replicated, &replication);
-        break;
+        if (json_object_get(replication.complete, id) || image_has_layers(sh->images, img)) {
+            json_object_set_new(complete, id, json_true());
+            continue;
+        }
+        if (!replication.busy) {
+            replication.sh = sh;
+            replication.busy = true;
+            layers_fetch(sh, img, replicated, &replication);
+        }
     }
+    json_decref(replication.complete);
+    replication.complete = complete;
     json_decref(images);
 }
