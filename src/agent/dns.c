@@ -357,8 +357,8 @@ static void forward(struct dns_listener *l, const struct sockaddr_in *client, co
 {
     struct dns_server *s = l->s;
     if (s->nupstreams == 0 || s->nfwds >= DNS_MAX_FORWARDS) {
-        if (s->nupstreams)
-            log_warn("dns: %d queries in flight upstream already, SERVFAIL", DNS_MAX_FORWARDS);
+        if (s->nupstreams) /* debug: a flood must not flood the log too */
+            log_debug("dns: %d queries in flight upstream already, SERVFAIL", DNS_MAX_FORWARDS);
         reply_status(l, client, q, LDNS_RCODE_SERVFAIL, true);
         return;
     }

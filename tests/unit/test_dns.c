@@ -432,10 +432,11 @@ TEST(dns_upstream_timeout_servfail)
     snprintf(self, sizeof(self), "127.0.0.1:%d", port);
     const char *ups3[] = {self};
     dns_server_set_upstreams(s, ups3, 1);
+    dns_server_set_timeout(s, 1500);
     t0 = mono_ms();
     p = ask(&loop, fd, port, "example.org", LDNS_RR_TYPE_A, 0x4444);
     CHECK(ldns_pkt_get_rcode(p) == LDNS_RCODE_SERVFAIL);
-    CHECK(mono_ms() - t0 < 140);
+    CHECK(mono_ms() - t0 < 1000);
     ldns_pkt_free(p);
 
     close(dead);
