@@ -10,10 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/net.h"
+#include "agent/net_int.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -47,7 +50,7 @@ static void read_errors(int fd, char *buf, size_t buflen)
 
 /* Runs `argv` (argv[0] a tool name) with `script` on stdin. On failure err
  * has the tool's own message. */
-static int run_script(char *const argv[], const char *script, struct serr *err)
+int run_script(char *const argv[], const char *script, struct serr *err)
 {
     int in[2] = {-1, -1}, errp[2] = {-1, -1};
     int rc = -1;
@@ -95,7 +98,7 @@ out:
     return rc;
 }
 
-static int ip_batch(const char *script, bool force, struct serr *err)
+int ip_batch(const char *script, bool force, struct serr *err)
 {
     char *force_argv[] = {"ip", "-force", "-batch", "-", NULL};
     char *plain_argv[] = {"ip", "-batch", "-", NULL};
@@ -108,13 +111,8 @@ static int nft_script(const char *script, struct serr *err)
     return run_script(argv, script, err);
 }
 
-/* A growing script: printf-style appends. */
-struct script {
-    char *text;
-    size_t len;
-};
-
-__attribute__((format(printf, 2, 3))) static void script_add(struct script *s, const char *fmt, ...)
+/* A growing script (agent/net_int.h): printf-style appends. */
+void script_add(struct script *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -199,13 +197,30 @@ bool net_link_exists(const char *name)
     return if_nametoindex(name) != 0;
 }
 
+int net_link_mtu(const char *name)
+{
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = ioctl(fd, SIOCGIFMTU, &ifr);
+    close(fd);
+    return rc < 0 ? -1 : ifr.ifr_mtu;
+}
+
 void net_teardown(const char *bridge)
 {
     struct serr err;
-    char *ip = xasprintf("route flush proto %d\nlink del %s\n", NET_ROUTE_PROTO, bridge);
-    if (ip_batch(ip, true, &err) < 0)
+    char vx[IFNAMSIZ];
+    net_vxlan_name(bridge, vx, sizeof(vx));
+    struct script ip = {0};
+    script_add(&ip, "route flush proto %d\nlink del %s\n", NET_ROUTE_PROTO, bridge);
+    if (net_link_exists(vx)) /* its forwarding entries and neighbours go with it */
+        script_add(&ip, "link del %s\n", vx);
+    if (ip_batch(ip.text, true, &err) < 0)
         log_debug("network teardown: %s", err.msg);
-    free(ip);
+    free(ip.text);
     char *nft = xasprintf("table ip %s\ndelete table ip %s\n", bridge, bridge);
     if (nft_script(nft, &err) < 0)
         log_debug("network teardown: %s", err.msg);
@@ -223,15 +238,19 @@ static int ip_batch_in(const char *netns, const char *script, struct serr *err)
 
 int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err)
 {
-    char veth[IFNAMSIZ], addr[16], gw[16], netns[64];
+    char veth[IFNAMSIZ], addr[16], gw[16], netns[64], mtu[16] = "";
     net_veth_name(id, veth, sizeof(veth));
+    int bridge_mtu = net_link_mtu(bridge);
+    if (bridge_mtu > 0)
+        snprintf(mtu, sizeof(mtu), " mtu %d", bridge_mtu);
     net_format_ip(host, addr);
     net_format_ip((host & 0xffffff00u) + 1, gw);
     snprintf(netns, sizeof(netns), "shoal-%s", id);
     net_task_delete(id); /* leftovers of a try cut short (daemon killed) */
     struct script outside = {0}, inside = {0};
     script_add(&outside, "netns add %s\n", netns);
-    script_add(&outside, "link add %s type veth peer name eth0 netns %s\n", veth, netns);
+    script_add(&outside, "link add %s%s type veth peer name eth0%s netns %s\n", veth, mtu, mtu,
+               netns);
     script_add(&outside, "link set %s master %s up\n", veth, bridge);
     script_add(&inside, "link set lo up\naddr add %s/24 dev eth0\nlink set eth0 up\n", addr);
     script_add(&inside, "route add default via %s\n", gw);

@@ -1,7 +1,8 @@
 /* Task networking on one node: a bridge (`shoal0`, address .1 of the node's
  * /24), a veth pair and a network namespace (/run/netns/shoal-<id>) per task,
- * routes to the other nodes' subnets, NAT (nftables masquerade) to the
- * outside. Kernel changes go through `ip -batch -` and `nft -f -`
+ * routes to the other nodes' subnets (direct, or through a VXLAN device:
+ * the cluster's overlay mode), NAT (nftables masquerade) to the outside.
+ * Kernel changes go through `ip -batch -`, `bridge -batch -` and `nft -f -`
  * (posix_spawn, no shell).
  *
  * The net_* functions that change the kernel block: call them from libuv's
@@ -57,16 +58,52 @@ int net_setup(const char *bridge, uint32_t subnet, const char *const *exempt, si
 int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err);
 /* True when the interface exists (one cheap syscall). */
 bool net_link_exists(const char *name);
-/* Removes the bridge, our routes and our nft table (swarm leave). Idempotent. */
+/* The interface's MTU, -1 when it does not exist. */
+int net_link_mtu(const char *name);
+/* Removes the bridge, the VXLAN device, our routes and our nft table (swarm
+ * leave). Idempotent. */
 void net_teardown(const char *bridge);
 
 /* Network namespace shoal-<id> with eth0 = `host`/24, lo up, default route
- * via .1, the veth's other end on the bridge. Leftovers of an earlier try
+ * via .1, the veth's other end on the bridge. Both ends get the bridge's MTU
+ * (smaller than usual with the VXLAN overlay). Leftovers of an earlier try
  * are removed first. On failure nothing is left. */
 int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err);
 /* Removes the namespace and the veth. Idempotent. */
 void net_task_delete(const char *id);
 /* "/run/netns/shoal-<id>" into out. */
 void net_netns_path(const char *id, char *out, size_t outlen);
+
+/* ---- VXLAN overlay (agent/net_vxlan.c) ----
+ * The cluster's overlay mode (`swarm init --overlay`): "direct" routes
+ * other nodes' subnets via their addresses (one L2 segment); "vxlan" routes
+ * them through a VXLAN device, for nodes that only reach each other by IP.
+ * Everything is written, nothing learned: a fixed VNI, each node's device
+ * MAC derived from its address, one forwarding entry and one neighbour per
+ * peer. */
+
+#define NET_OVERLAY_DIRECT "direct"
+#define NET_OVERLAY_VXLAN "vxlan"
+#define NET_VXLAN_VNI 4242
+#define NET_VXLAN_PORT 4789
+/* What encapsulation adds: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+#define NET_VXLAN_OVERHEAD 50
+
+/* The VXLAN device's name for a bridge (daemons sharing a namespace have a
+ * bridge each): bridge + "vx" when that fits 15 characters, else the
+ * bridge's first 9 characters, 4 hex digits of a hash of its name, "vx". */
+void net_vxlan_name(const char *bridge, char *out, size_t outlen);
+/* The VXLAN device MAC of the node with underlay address `ip` (host order):
+ * "02:53:" + the address's bytes in hex. out must hold 18 bytes. */
+void net_vxlan_mac(uint32_t ip, char *out);
+/* Makes (if missing) the bridge's VXLAN device: VNI NET_VXLAN_VNI, UDP port
+ * NET_VXLAN_PORT, source `local_ip`, no learning, MAC from `local_ip`, MTU
+ * of the interface holding `local_ip` less NET_VXLAN_OVERHEAD (the bridge
+ * gets that MTU too), up. Then for each distinct `via` of `routes` (peer
+ * nodes' underlay addresses) a forwarding entry and a permanent neighbour,
+ * and replaces the routes this daemon made (NET_ROUTE_PROTO) with
+ * `SUBNET via PEER dev VX onlink`. Idempotent. Blocks. */
+int net_vxlan_apply(const char *bridge, const char *local_ip, const struct net_route *routes,
+                    size_t n, struct serr *err);
 
 #endif

@@ -65,6 +65,39 @@ TEST(net_names_fit_interfaces)
     CHECK_STR(path, "/run/netns/shoal-abc");
 }
 
+TEST(net_vxlan_name_fits_and_follows_the_bridge)
+{
+    char vx[16], other[16];
+    net_vxlan_name("shoal0", vx, sizeof(vx));
+    CHECK_STR(vx, "shoal0vx");
+    net_vxlan_name("sht1234-12", vx, sizeof(vx));
+    CHECK_STR(vx, "sht1234-12vx");
+    net_vxlan_name("abcdefghijklm", vx, sizeof(vx)); /* 13 + 2: still fits */
+    CHECK_STR(vx, "abcdefghijklmvx");
+    /* longer: 9 characters, 4 hex digits of a hash, "vx"; two bridges that
+     * share their first 9 characters get two names */
+    net_vxlan_name("abcdefghijklmn", vx, sizeof(vx));
+    net_vxlan_name("abcdefghijklmo", other, sizeof(other));
+    CHECK(strlen(vx) == 15 && strlen(other) == 15);
+    CHECK(strncmp(vx, "abcdefghi", 9) == 0 && strcmp(vx + 13, "vx") == 0);
+    CHECK(strcmp(vx, other) != 0);
+    CHECK(net_valid_ifname(vx) && net_valid_ifname(other));
+    /* the same bridge, the same name (a restarted daemon finds its device) */
+    net_vxlan_name("abcdefghijklmn", other, sizeof(other));
+    CHECK_STR(vx, other);
+}
+
+TEST(net_vxlan_mac_from_the_address)
+{
+    char mac[18];
+    net_vxlan_mac(ip4(10, 213, 0, 2), mac);
+    CHECK_STR(mac, "02:53:0a:d5:00:02");
+    net_vxlan_mac(ip4(192, 168, 255, 1), mac);
+    CHECK_STR(mac, "02:53:c0:a8:ff:01");
+    net_vxlan_mac(0, mac);
+    CHECK_STR(mac, "02:53:00:00:00:00");
+}
+
 TEST(subnets_next_op_assigns_first_node_without_one)
 {
     json_t *nodes = json_loads("[{\"id\":\"a\",\"subnet\":\"10.9.0.0/24\"},{\"id\":\"b\"},"

@@ -1,0 +1,27 @@
+/* Internals shared by the kernel side of task networking (net.c,
+ * net_vxlan.c): scripts for `ip -batch -`, `bridge -batch -` and `nft -f -`,
+ * run without a shell. Not for use outside src/agent/net*.c. */
+#ifndef SHOAL_AGENT_NET_INT_H
+#define SHOAL_AGENT_NET_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/err.h"
+
+/* A growing script; start it zeroed, free(text) when done. */
+struct script {
+    char *text;
+    size_t len;
+};
+
+/* Appends a printf-formatted line (or part of one). Aborts on allocation failure. */
+__attribute__((format(printf, 2, 3))) void script_add(struct script *s, const char *fmt, ...);
+/* Runs `argv` (argv[0] a tool name, looked up in the sbin and bin
+ * directories) with `script` on stdin. On failure err has the tool's own
+ * message. Blocks. */
+int run_script(char *const argv[], const char *script, struct serr *err);
+/* `ip -batch -`, with -force (go on after a failed line) when `force`. */
+int ip_batch(const char *script, bool force, struct serr *err);
+
+#endif
