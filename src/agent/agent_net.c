@@ -23,6 +23,8 @@ struct agent_net {
     /* the work's input and result */
     char *want_key;
     uint32_t want_subnet;
+    bool want_vxlan;      /* the cluster's overlay mode (shoal_overlay) */
+    char want_local[16];  /* this node's address: the VXLAN tunnels' source */
     struct net_route *routes;
     size_t nroutes;
     const char **exempt;
@@ -84,13 +86,14 @@ static void addr_ip(const char *addr, char *out, size_t outlen)
 
 /* Fills the wanted state from the node list; false when this node has no
  * subnet yet. The key describes it, to skip work when nothing changed. */
-static bool plan(struct agent_net *n, json_t *nodes, const char *self_id)
+static bool plan(struct agent_net *n, json_t *nodes, const char *self_id, const char *overlay)
 {
     size_t count = json_array_size(nodes), i;
     json_t *node;
     n->routes = xcalloc(count + 1, sizeof(*n->routes));
     n->exempt = xcalloc(count + 1, sizeof(*n->exempt));
-    n->want_key = xstrdup("");
+    n->want_vxlan = strcmp(overlay, NET_OVERLAY_VXLAN) == 0;
+    n->want_key = xasprintf("%s;", overlay);
     bool found = false;
     json_array_foreach(nodes, i, node)
     {
@@ -103,6 +106,7 @@ static bool plan(struct agent_net *n, json_t *nodes, const char *self_id)
             continue;
         if (strcmp(id, self_id) == 0) {
             n->want_subnet = net;
+            addr_ip(addr, n->want_local, sizeof(n->want_local));
             found = true;
         } else {
             struct net_route *r = &n->routes[n->nroutes++];
@@ -122,7 +126,9 @@ static void work_apply(uv_work_t *w)
     struct agent_net *n = w->data;
     n->rc = net_setup(n->bridge, n->want_subnet, n->exempt, n->nroutes, &n->err);
     if (n->rc == 0)
-        n->rc = net_routes_apply(n->routes, n->nroutes, &n->err);
+        n->rc = n->want_vxlan ? net_vxlan_apply(n->bridge, n->want_local, n->routes, n->nroutes,
+                                                &n->err)
+                              : net_routes_apply(n->routes, n->nroutes, &n->err);
 }
 
 static void after_apply(uv_work_t *w, int status)
@@ -170,7 +176,7 @@ void agent_net_sync(struct agent *a)
     if (nodes == NULL)
         return;
     /* The node list's JSON (tasks, images...) is tiny: planning every kick is cheap. */
-    bool have_subnet = plan(n, nodes, a->sh->node_id);
+    bool have_subnet = plan(n, nodes, a->sh->node_id, shoal_overlay(a->sh));
     bool changed = n->applied == NULL || strcmp(n->applied, n->want_key) != 0;
     if (!have_subnet || !changed) {
         clear_want(n);

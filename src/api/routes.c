@@ -129,11 +129,12 @@ bool query_flag(struct http_req *req, const char *key)
 static void get_info(struct shoal *sh, struct http_req *req, char **args)
 {
     json_t *meta = store_get(sh->store, "meta", "cluster");
-    json_t *swarm = json_pack("{s:s, s:s?, s:b, s:b, s:s?, s:s}", "state",
+    json_t *swarm = json_pack("{s:s, s:s?, s:b, s:b, s:s?, s:s, s:s?}", "state",
                               sh->role[0] ? "active" : "inactive", "cluster_id",
                               json_string_value(json_object_get(meta, "cluster_id")), "is_manager",
                               sh->cluster != NULL, "is_leader", cluster_is_leader(sh->cluster),
-                              "addr", sh->swarm_addr, "role", sh->role);
+                              "addr", sh->swarm_addr, "role", sh->role, "overlay",
+                              sh->role[0] ? shoal_overlay(sh) : NULL);
     json_decref(meta);
     respond_json(req, 200,
                  json_pack("{s:s, s:s, s:s, s:o, s:s}", "node_id", sh->node_id, "hostname",

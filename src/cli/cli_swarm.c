@@ -41,7 +41,10 @@ static const char init_usage[] =
     "127.0.0.1:2377)\n"
     "      --default-addr-pool CIDR  Address pool of the task networks, one /24 per node\n"
     "                                (default 10.42.0.0/16)\n"
-    "      --force-new-cluster       Force create a new cluster from current state\n";
+    "      --force-new-cluster       Force create a new cluster from current state\n"
+    "      --overlay string          How nodes reach each other's task subnets: direct\n"
+    "                                (routes, nodes on one L2 segment) or vxlan (VXLAN\n"
+    "                                tunnels, UDP 4789, for routed nodes) (default direct)\n";
 
 int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
 {
@@ -49,6 +52,7 @@ int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
         {"advertise-addr", required_argument, NULL, 'A'},
         {"force-new-cluster", no_argument, NULL, 'N'},
         {"default-addr-pool", required_argument, NULL, 'P'},
+        {"overlay", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -64,6 +68,8 @@ int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
             rc = set_addr(b, "advertise_addr", "--advertise-addr", optarg, err);
         else if (opt == 'P') /* checked by the daemon */
             json_object_set_new(b, "default_addr_pool", json_string(optarg));
+        else if (opt == 'O') /* checked by the daemon */
+            json_object_set_new(b, "overlay", json_string(optarg));
         else if (strcmp(argv[optind - 1], "--force-new-cluster") != 0)
             /* getopt_long takes prefixes; this one is too dangerous to guess. */
             rc = serr_set(err, SERR_INVALID, "unknown flag: %s", argv[optind - 1]);

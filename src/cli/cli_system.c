@@ -72,6 +72,8 @@ int cli_info(struct cli *cli, int argc, char **argv)
         printf(" Is Manager: %s\n", yes_no(swarm, "is_manager"));
         printf(" Is Leader: %s\n", yes_no(swarm, "is_leader"));
         printf(" Node Address: %s\n", jstr(swarm, "addr"));
+        if (json_object_get(swarm, "overlay"))
+            printf(" Overlay: %s\n", jstr(swarm, "overlay"));
     }
     json_decref(info);
     return CLI_EXIT_OK;

@@ -65,6 +65,17 @@ json_t *shoal_nodes(struct shoal *sh)
     return sh->session ? session_nodes(sh->session) : NULL;
 }
 
+const char *shoal_overlay(struct shoal *sh)
+{
+    json_t *meta = sh->cluster ? store_get(sh->store, "meta", "cluster") : NULL;
+    const char *mode = meta ? json_string_value(json_object_get(meta, "overlay"))
+                       : sh->session ? session_overlay(sh->session)
+                                     : NULL;
+    bool vxlan = mode != NULL && strcmp(mode, NET_OVERLAY_VXLAN) == 0;
+    json_decref(meta);
+    return vxlan ? NET_OVERLAY_VXLAN : NET_OVERLAY_DIRECT;
+}
+
 /* The leader proposes reports itself; every other node sends them with its
  * next heartbeat. */
 void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields)

@@ -1,5 +1,6 @@
 #include "daemon/session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,7 @@ struct session {
     json_t *images;
     json_t *managers;
     json_t *nodes;    /* [{"id","addr","subnet"}]: task networking */
+    char overlay[16]; /* the cluster's overlay mode, "" until an answer has one */
     size_t target;    /* index in managers */
     char *renew_key; /* key of a certificate being renewed for a new role */
     char *renew_csr;
@@ -98,6 +100,9 @@ static void apply_answer(struct session *s, json_t *answer)
         json_decref(s->nodes);
         s->nodes = json_incref(json_object_get(answer, "nodes"));
     }
+    const char *overlay = json_string_value(json_object_get(answer, "overlay"));
+    if (overlay)
+        snprintf(s->overlay, sizeof(s->overlay), "%s", overlay);
     if (json_is_object(images)) {
         json_decref(s->images);
         s->images = json_incref(images);
@@ -250,6 +255,11 @@ json_t *session_image(struct session *s, const char *image_id)
 json_t *session_nodes(struct session *s)
 {
     return s->nodes ? json_incref(s->nodes) : NULL;
+}
+
+const char *session_overlay(struct session *s)
+{
+    return s->overlay[0] ? s->overlay : NULL;
 }
 
 json_t *session_managers(struct session *s)

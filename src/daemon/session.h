@@ -25,5 +25,7 @@ json_t *session_image(struct session *s, const char *image_id);
 json_t *session_managers(struct session *s);
 /* The nodes' addresses and subnets of the last answer (new reference), NULL before one. */
 json_t *session_nodes(struct session *s);
+/* The cluster's overlay mode of the last answer (owned by the session), NULL before one. */
+const char *session_overlay(struct session *s);
 
 #endif

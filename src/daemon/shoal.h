@@ -69,6 +69,10 @@ json_t *shoal_assigned_tasks(struct shoal *sh);
 json_t *shoal_image_get(struct shoal *sh, const char *image_id);
 /* Every node's [{"id","addr","subnet"}] (daemon/swarm.h); NULL when unknown. */
 json_t *shoal_nodes(struct shoal *sh);
+/* The cluster's overlay mode, NET_OVERLAY_DIRECT or NET_OVERLAY_VXLAN (a
+ * static string): the store's meta "cluster" on managers, the session's
+ * last answer on workers; NET_OVERLAY_DIRECT when unknown. */
+const char *shoal_overlay(struct shoal *sh);
 void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields);
 
 /* Path helpers: newly allocated "<state_dir>/<rel>" and "<run_dir>/<rel>". */

@@ -270,6 +270,7 @@ struct init_ctx {
     int64_t deadline;
     char cluster_id[33];
     char pool[24]; /* --default-addr-pool */
+    const char *overlay; /* --overlay: NET_OVERLAY_DIRECT or NET_OVERLAY_VXLAN */
 };
 
 static void init_ctx_closed(uv_handle_t *h)
@@ -314,10 +315,10 @@ static void init_wait_leader(uv_timer_t *t)
     }
     json_int_t now = (json_int_t)now_ms();
     json_t *group = json_pack("[o, o, o]",
-                              op_put("meta", json_pack("{s:s, s:s, s:I, s:s}", "id", "cluster",
-                                                       "cluster_id", ctx->cluster_id,
+                              op_put("meta", json_pack("{s:s, s:s, s:I, s:s, s:s}", "id",
+                                                       "cluster", "cluster_id", ctx->cluster_id,
                                                        "created_at", now, "default_addr_pool",
-                                                       ctx->pool)),
+                                                       ctx->pool, "overlay", ctx->overlay)),
                               op_put("meta", ca), op_put("nodes", swarm_self_node(sh, "manager")));
     cluster_propose(sh->cluster, group, init_committed, ctx);
 }
@@ -402,6 +403,24 @@ static int check_pool(json_t *value, char *out, size_t outlen, struct serr *err)
     return 0;
 }
 
+/* --overlay: how nodes reach each other's task subnets (agent/net.h). */
+static int check_overlay(json_t *value, const char **out, struct serr *err)
+{
+    if (json_is_null(value))
+        value = NULL;
+    if (value != NULL && !json_is_string(value))
+        return serr_set(err, SERR_INVALID, "overlay must be a string");
+    const char *text = value ? json_string_value(value) : NET_OVERLAY_DIRECT;
+    if (strcmp(text, NET_OVERLAY_DIRECT) == 0)
+        *out = NET_OVERLAY_DIRECT;
+    else if (strcmp(text, NET_OVERLAY_VXLAN) == 0)
+        *out = NET_OVERLAY_VXLAN;
+    else
+        return serr_set(err, SERR_INVALID, "--overlay: want " NET_OVERLAY_DIRECT
+                        " or " NET_OVERLAY_VXLAN ", not '%s'", text);
+    return 0;
+}
+
 static const char already_member[] = "This node is already part of a swarm. Use \"shoal swarm "
                                      "leave\" to leave this swarm and join another one.";
 
@@ -425,7 +444,8 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
     }
     struct init_ctx *ctx = xcalloc(1, sizeof(*ctx));
     if (check_pool(json_object_get(body, "default_addr_pool"), ctx->pool, sizeof(ctx->pool),
-                   &err) < 0) {
+                   &err) < 0 ||
+        check_overlay(json_object_get(body, "overlay"), &ctx->overlay, &err) < 0) {
         http_respond_error(req, &err);
         free(ctx);
         return;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/net.h"
 #include "api/http.h"
 #include "base/util.h"
 #include "cli/cli.h"
@@ -30,6 +31,7 @@ static const char up_usage[] =
     "      --managers int     How many of them are managers (default 1)\n"
     "      --name string      Cluster name, 1 to 8 of [a-z0-9] (default \"dev\")\n"
     "      --subnet string    Node addresses (default " DEV_DEFAULT_SUBNET ")\n"
+    "      --overlay string   swarm init --overlay: direct or vxlan (default direct)\n"
     "      --dir string       Where node state and logs go (default " DEV_DEFAULT_DIR ")\n";
 
 static const char ls_usage[] = "Usage:  shoal dev ls [OPTIONS]\n"
@@ -66,6 +68,7 @@ static const char down_usage[] =
 
 struct dev_args {
     const char *name, *dir, *subnet;
+    const char *overlay; /* NULL: the daemon's default */
     int64_t nodes, managers;
     bool have_nodes, json;
     char *positional[2];
@@ -103,7 +106,8 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
         {"nodes", required_argument, NULL, 'n'}, {"managers", required_argument, NULL, 'm'},
         {"name", required_argument, NULL, 'N'},  {"subnet", required_argument, NULL, 's'},
         {"dir", required_argument, NULL, 'D'},   {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"overlay", required_argument, NULL, 'O'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     *a = (struct dev_args){.name = DEV_DEFAULT_NAME, .dir = DEV_DEFAULT_DIR,
                            .subnet = DEV_DEFAULT_SUBNET, .managers = 1};
@@ -137,6 +141,13 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
         case 'N': a->name = optarg; break;
         case 's': a->subnet = optarg; break;
         case 'D': a->dir = optarg; break;
+        case 'O':
+            /* checked here too: a typo must not leave a cluster half made */
+            if (strcmp(optarg, NET_OVERLAY_DIRECT) != 0 && strcmp(optarg, NET_OVERLAY_VXLAN) != 0)
+                return cli_usage_error(cmd, "--overlay: want " NET_OVERLAY_DIRECT
+                                       " or " NET_OVERLAY_VXLAN ", not '%s'", optarg);
+            a->overlay = optarg;
+            break;
         case 'F':
             if (cli_parse_format(optarg, &a->json, &err) < 0)
                 return cli_usage_error(cmd, "%s", err.msg);
@@ -258,7 +269,7 @@ static int up_cluster(struct dev_cluster *c, const struct dev_args *a)
         fprintf(stderr, "The cluster is partly up; `shoal dev down%s` removes it.\n", flags);
         return CLI_EXIT_ERROR;
     }
-    int joined = dev_form_swarm(c, &err);
+    int joined = dev_form_swarm(c, a->overlay, &err);
     dev_cluster_save(c, NULL);
     if (joined == 0 && dev_wait_converged(c, CONVERGE_TIMEOUT_MS, &err) < 0)
         joined = -1;

@@ -99,9 +99,10 @@ int dev_netns_enter(const char *netns, struct serr *err);
 int dev_start_daemons(struct dev_cluster *c, struct serr *err);
 /* Waits until every daemon answers GET /v1/info, or one dies, or timeout. */
 int dev_wait_daemons(struct dev_cluster *c, int64_t timeout_ms, struct serr *err);
-/* Init on node 1, then joins in parallel. Returns 0, 1 when this daemon has
- * no join API yet (404), -1 on error. */
-int dev_form_swarm(struct dev_cluster *c, struct serr *err);
+/* Init on node 1 (with `swarm init --overlay OVERLAY` unless NULL), then
+ * joins in parallel. Returns 0, 1 when this daemon has no join API yet
+ * (404), -1 on error. */
+int dev_form_swarm(struct dev_cluster *c, const char *overlay, struct serr *err);
 /* Waits until every manager's state lists all nodes as ready, so that any
  * manager answers `node ls` in full when `up` returns. */
 int dev_wait_converged(const struct dev_cluster *c, int64_t timeout_ms, struct serr *err);

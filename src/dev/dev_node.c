@@ -235,12 +235,14 @@ static int fetch_token(const struct dev_node *leader, const char *role, char **t
     return t ? 0 : serr_set(err, SERR_INTERNAL, "no token in the %s join-token answer", role);
 }
 
-static int init_first(struct dev_cluster *c, struct serr *err)
+static int init_first(struct dev_cluster *c, const char *overlay, struct serr *err)
 {
     struct dev_node *first = &c->nodes[0];
     char advertise[32];
     snprintf(advertise, sizeof(advertise), "%s:%d", first->addr, DEV_CLUSTER_PORT);
     json_t *body = json_pack("{s:s}", "advertise_addr", advertise);
+    if (overlay)
+        json_object_set_new(body, "overlay", json_string(overlay));
     int rc = node_call(first, "POST", "/v1/swarm/init", body, NULL, err);
     json_decref(body);
     if (rc < 0)
@@ -278,9 +280,9 @@ static int join_all(struct dev_cluster *c, char *manager_token, char *worker_tok
     return rc;
 }
 
-int dev_form_swarm(struct dev_cluster *c, struct serr *err)
+int dev_form_swarm(struct dev_cluster *c, const char *overlay, struct serr *err)
 {
-    if (init_first(c, err) < 0)
+    if (init_first(c, overlay, err) < 0)
         return -1;
     if (c->n == 1)
         return 0;

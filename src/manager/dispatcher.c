@@ -276,10 +276,10 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
     apply_reports(sh, req->peer_id, json_object_get(body, "reports"));
     stats_record(d->stats, req->peer_id, json_object_get(body, "metrics"), mono_ms());
     json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
-    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O, s:o}", "tasks", tasks, "images",
+    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O, s:o, s:s}", "tasks", tasks, "images",
                               images_of(sh, tasks), "managers", swarm_manager_addrs(sh), "leader",
                               sh->swarm_addr, "role", json_object_get(node, "role"), "nodes",
-                              swarm_node_addrs(sh));
+                              swarm_node_addrs(sh), "overlay", shoal_overlay(sh));
     renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
     respond_json(req, 200, reply);
     json_decref(body);

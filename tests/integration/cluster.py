@@ -114,14 +114,15 @@ class DevNode(Daemon):
 
 
 class Cluster:
-    def __init__(self, managers=1, workers=0, rootfs_tar=None):
+    def __init__(self, managers=1, workers=0, rootfs_tar=None, overlay=None):
         _count[0] += 1
         self.name = "c%d%d" % (os.getpid() % 10000, _count[0] % 100)
         self.prefix = _free_prefix(150 + _count[0] % 100)
         self.dir = tempfile.mkdtemp(prefix="shoal-cl-")
         n = managers + workers
         _run(SHOAL_BIN, "dev", "up", "-n", str(n), "--managers", str(managers), "--name", self.name,
-             "--subnet", self.prefix + ".0/24", "--dir", self.dir)
+             "--subnet", self.prefix + ".0/24", "--dir", self.dir,
+             *(["--overlay", overlay] if overlay else []))
         self.nodes = [DevNode(self, i, "%s.%d" % (self.prefix, i)) for i in range(1, n + 1)]
         self.leader = self.nodes[0]
         if rootfs_tar:

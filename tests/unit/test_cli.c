@@ -230,6 +230,12 @@ TEST(cli_swarm_init_flags)
                                ARGV("init", "--advertise-addr", ""), &body, &err) < 0);
     CHECK(cli_build_swarm_init(ARGC("init", "--force"), ARGV("init", "--force"), &body, &err) < 0);
     CHECK(strstr(err.msg, "unknown flag: --force") != NULL);
+    /* --overlay goes to the daemon as given: it checks the value */
+    CHECK(cli_build_swarm_init(ARGC("init", "--overlay", "vxlan"), ARGV("init", "--overlay", "vxlan"),
+                               &body, &err) == 0);
+    CHECK_STR(str_at(body, "overlay"), "vxlan");
+    json_decref(body);
+    CHECK(cli_build_swarm_init(ARGC("init", "--overlay"), ARGV("init", "--overlay"), &body, &err) < 0);
 }
 
 TEST(cli_swarm_join_flags)
