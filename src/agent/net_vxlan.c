@@ -113,9 +113,11 @@ int net_vxlan_apply(const char *bridge, const char *local_ip, const struct net_r
         script_add(&ip, "link del %s\n", vx);
         exists = false;
     }
-    if (!exists)
-        script_add(&ip, "link add %s type vxlan id %d dstport %d local %s nolearning\n", vx,
-                   NET_VXLAN_VNI, NET_VXLAN_PORT, local_ip);
+    if (!exists) /* no IPv6 link-local: its multicast would only be dropped (no flooding) */
+        script_add(&ip,
+                   "link add %s type vxlan id %d dstport %d local %s nolearning\n"
+                   "link set %s addrgenmode none\n",
+                   vx, NET_VXLAN_VNI, NET_VXLAN_PORT, local_ip, vx);
     /* tasks' packets must fit once wrapped: the bridge (and so the tasks'
      * veths, net_task_create) take the device's MTU */
     script_add(&ip, "link set %s address %s mtu %d up\nlink set %s mtu %d\n", vx, mac, mtu,
