@@ -430,6 +430,73 @@ int runtime_delete(struct runtime *rt, const char *id, struct serr *err)
     return rc;
 }
 
+/* FILES.process.json: the container's process with other args, no terminal. */
+static int write_exec_process(const struct runtime *rt, const char *id, const char *const *argv,
+                              const char *path, struct serr *err)
+{
+    char *config_path = xasprintf("%s/%s/config.json", rt->containers_dir, id);
+    json_error_t jerr;
+    json_t *config = json_load_file(config_path, 0, &jerr);
+    free(config_path);
+    json_t *process = json_object_get(config, "process");
+    if (!json_is_object(process)) {
+        json_decref(config);
+        return serr_set(err, SERR_NOT_FOUND, "no config for container %s", id);
+    }
+    json_t *args = json_array();
+    for (size_t i = 0; argv[i] != NULL; i++)
+        json_array_append_new(args, json_string(argv[i]));
+    json_object_set_new(process, "args", args);
+    json_object_set_new(process, "terminal", json_false());
+    json_object_del(process, "consoleSize");
+    char *text = json_dumps(process, JSON_COMPACT);
+    json_decref(config);
+    int rc = write_file_atomic(path, text, strlen(text), false, err);
+    free(text);
+    return rc;
+}
+
+int runtime_exec_start(struct runtime *rt, const char *id, const char *const *argv,
+                       const char *files, int out_fd, pid_t *child, struct serr *err)
+{
+    if (check_known(rt, id, err) < 0)
+        return -1;
+    char *process_path = xasprintf("%s.process.json", files);
+    char *process_opt = xasprintf("--process=%s", process_path);
+    char *pid_opt = xasprintf("--pid-file=%s.pid", files);
+    char *root_opt = xasprintf("--root=%s", rt->runtime_root);
+    int rc = write_exec_process(rt, id, argv, process_path, err);
+    if (rc == 0) {
+        bool runc = strstr(rt->runtime_path, "runc") != NULL;
+        const char *args[8];
+        size_t n = 0;
+        args[n++] = rt->runtime_path;
+        if (rt->cgroup_mode != CGROUP_V2 && !runc)
+            args[n++] = "--cgroup-manager=disabled";
+        args[n++] = root_opt;
+        args[n++] = "exec";
+        args[n++] = process_opt;
+        args[n++] = pid_opt;
+        args[n++] = id;
+        args[n] = NULL;
+        posix_spawn_file_actions_t actions;
+        posix_spawnattr_t attr;
+        spawn_setup(&actions, &attr, out_fd);
+        int e = posix_spawnp(child, args[0], &actions, &attr, (char *const *)args, environ);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        if (e != 0) {
+            errno = e;
+            rc = serr_errno(err, "cannot run %s", args[0]);
+        }
+    }
+    free(process_path);
+    free(process_opt);
+    free(pid_opt);
+    free(root_opt);
+    return rc;
+}
+
 int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes)
 {
     *cpu_ns = 0;

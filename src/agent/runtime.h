@@ -82,6 +82,19 @@ int runtime_kill(struct runtime *rt, const char *id, int signo, struct serr *err
  * Idempotent: a container already gone is not an error. */
 int runtime_delete(struct runtime *rt, const char *id, struct serr *err);
 
+/* Starts `argv` (NULL terminated) inside the running container `id` with
+ * `crun exec`, under the settings of the container's own process (user, env,
+ * cwd, capabilities, seccomp, no-new-privileges) read from its config.json.
+ * `files` is a path prefix for what crun needs: FILES.process.json (written
+ * here) and FILES.pid (written by crun: the command's pid, in the host's pid
+ * namespace); the caller removes both. stdout and stderr are out_fd, crun's
+ * own errors included. Does not wait: *child is the crun process, the
+ * caller's child, which the caller must reap; its exit status is the
+ * command's. On v1 and hybrid hosts (crun without a cgroup manager) the
+ * command stays in the daemon's cgroups, not the container's. */
+int runtime_exec_start(struct runtime *rt, const char *id, const char *const *argv,
+                       const char *files, int out_fd, pid_t *child, struct serr *err);
+
 /* CPU time (ns) and memory (bytes) used by the container's cgroup; 0 when unknown. */
 int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes);
 
