@@ -210,7 +210,7 @@ static void apply_reports(struct shoal *sh, const char *node_id, json_t *reports
         /* only observed-state fields: agents never write desired state */
         json_t *allowed = json_object();
         static const char *const keys[] = {"state", "state_at", "message", "error", "exit_code",
-                                           "pid", "addr", NULL};
+                                           "pid", "addr", "health", NULL};
         for (int k = 0; keys[k]; k++)
             if (json_object_get(fields, keys[k]))
                 json_object_set(allowed, keys[k], json_object_get(fields, keys[k]));

@@ -208,10 +208,35 @@ static int check_update_config(json_t *uc, struct serr *err)
     return 0;
 }
 
+/* healthcheck: {"cmd", "interval_ms", "timeout_ms", "retries", "start_period_ms"}.
+ * Durations are at least 1 ms (0 has no use: Docker's "inherit" needs an
+ * image's own check, which shoal does not import); the start period may be 0. */
+static int check_healthcheck(json_t *hc, struct serr *err)
+{
+    static const char *const known[] = {"cmd", "interval_ms", "timeout_ms", "retries",
+                                        "start_period_ms", NULL};
+    if (!json_is_object(hc))
+        return serr_set(err, SERR_INVALID, "healthcheck must be an object");
+    if (check_keys(hc, known, "healthcheck", err) < 0)
+        return -1;
+    json_t *cmd = json_object_get(hc, "cmd");
+    if (cmd == NULL)
+        return serr_set(err, SERR_INVALID, "healthcheck: cmd is required");
+    const char *text = json_string_value(cmd);
+    if (text == NULL || text[strspn(text, " \t\n")] == '\0')
+        return serr_set(err, SERR_INVALID, "healthcheck: cmd must be a non-empty string");
+    if (check_int(hc, "interval_ms", 1, 86400000, err) < 0 ||
+        check_int(hc, "timeout_ms", 1, 86400000, err) < 0 ||
+        check_int(hc, "retries", 1, 1000000, err) < 0 ||
+        check_int(hc, "start_period_ms", 0, 86400000, err) < 0)
+        return serr_wrap(err, "healthcheck");
+    return 0;
+}
+
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
-    "update_config", "network", NULL};
+    "update_config", "network", "healthcheck", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -264,6 +289,9 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "update_config")) && check_update_config(v, err) < 0)
         return -1;
+    v = json_object_get(s, "healthcheck");
+    if (v && !json_is_null(v) && check_healthcheck(v, err) < 0)
+        return -1;
     const char *mode = json_string_value(json_object_get(s, "mode"));
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
         return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
@@ -276,6 +304,23 @@ static void set_default(json_t *s, const char *key, json_t *value)
         json_object_set_new(s, key, value);
     else
         json_decref(value);
+}
+
+/* Docker's defaults; a null healthcheck (what an update sends to remove it)
+ * is dropped. */
+static void healthcheck_defaults(json_t *s)
+{
+    json_t *hc = json_object_get(s, "healthcheck");
+    if (json_is_null(hc)) {
+        json_object_del(s, "healthcheck");
+        return;
+    }
+    if (hc == NULL)
+        return;
+    set_default(hc, "interval_ms", json_integer(30000));
+    set_default(hc, "timeout_ms", json_integer(30000));
+    set_default(hc, "retries", json_integer(3));
+    set_default(hc, "start_period_ms", json_integer(0));
 }
 
 json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
@@ -310,6 +355,7 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
     set_default(uc, "delay_ms", json_integer(0));
+    healthcheck_defaults(s);
     return s;
 }
 
@@ -324,10 +370,28 @@ static void env_remove(json_t *env, const char *entry)
     }
 }
 
+/* patch "healthcheck": null removes it; an object's fields replace the
+ * current ones (the result is validated with the spec). */
+static int patch_healthcheck(json_t *s, json_t *v, struct serr *err)
+{
+    if (json_is_null(v)) {
+        json_object_del(s, "healthcheck");
+        return 0;
+    }
+    if (!json_is_object(v))
+        return serr_set(err, SERR_INVALID, "healthcheck must be an object or null");
+    json_t *hc = json_object_get(s, "healthcheck");
+    if (json_is_object(hc))
+        json_object_update(hc, v);
+    else
+        json_object_set(s, "healthcheck", v);
+    return 0;
+}
+
 json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct serr *err)
 {
     static const char *const fields[] = {"image", "env_add", "env_rm", "args", "replicas",
-                                         "update_config", NULL};
+                                         "update_config", "healthcheck", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -375,6 +439,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         json_object_update(json_object_get(s, "update_config"), v);
     else if (v)
         json_object_set(s, "update_config", v);
+    if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
+        goto err_after_copy;
     json_t *out = service_spec_normalize(st, s, err);
     json_decref(s);
     return out;
@@ -387,7 +453,8 @@ err_after_copy:
 int service_spec_template_changed(json_t *a, json_t *b)
 {
     static const char *const fields[] = {"image", "args", "env", "mounts", "limits", "init",
-                                         "stop_grace_period_ms", "network", NULL};
+                                         "stop_grace_period_ms", "network", "healthcheck",
+                                         NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))
@@ -439,5 +506,8 @@ json_t *task_container_spec(json_t *spec, json_t *image)
     json_t *network = json_object_get(spec, "network");
     if (network)
         json_object_set(c, "network", network);
+    json_t *healthcheck = json_object_get(spec, "healthcheck");
+    if (json_is_object(healthcheck))
+        json_object_set(c, "healthcheck", healthcheck);
     return c;
 }
