@@ -59,6 +59,8 @@ static void record_write(struct ctr *c)
                             (json_int_t)c->grace_ms);
     if (addr_text(c, addr))
         json_object_set_new(rec, "addr", json_string(addr));
+    if (c->healthcheck)
+        json_object_set(rec, "healthcheck", c->healthcheck); /* checks resume after a restart */
     char *text = json_dumps(rec, JSON_COMPACT);
     char *path = ctr_record_path(c, "json");
     struct serr err;
@@ -171,6 +173,7 @@ static void ctr_maybe_free(struct ctr *c)
         return;
     json_decref(c->rspec);
     json_decref(c->pending_container);
+    json_decref(c->healthcheck);
     for (int i = 0; c->layers && c->layers[i]; i++)
         free(c->layers[i]);
     free(c->layers);
@@ -188,6 +191,7 @@ void ctr_release(struct ctr *c)
         return;
     ctr_unlink(c);
     c->released = true;
+    health_stop(c);
     ctr_answer_remover(c);
     ctr_answer_starter(c);
     followers_detach_ctr(c->a, c);
@@ -308,6 +312,7 @@ static void on_exit_poll(uv_poll_t *p, int status, int events)
     else
         c->exit_code = -1; /* not our child (adopted after a restart): code unknown */
     c->exited = true;
+    health_stop(c);
     close_handle(c, (uv_handle_t *)&c->exit_poll, &c->poll_open);
     uv_timer_stop(&c->timer);
     if (!c->out_eof)
@@ -332,6 +337,10 @@ static json_t *final_state(struct ctr *c)
     if (c->error)
         return json_pack("{s:s, s:s, s:s}", "state", "rejected", "error", c->error, "message",
                          "rejected");
+    if (c->unhealthy) /* stopped by the agent: whatever its exit code, the task failed */
+        return json_pack("{s:s, s:s, s:s, s:i}", "state", "failed", "error",
+                         "task: container unhealthy", "message", "failed", "exit_code",
+                         c->exit_code);
     if (c->stop_requested)
         return json_pack("{s:s, s:s, s:i}", "state", "shutdown", "message", "shutdown",
                          "exit_code", c->exit_code);
@@ -425,6 +434,7 @@ static void grace_expired(uv_timer_t *t)
 
 void ctr_stop(struct ctr *c)
 {
+    health_stop(c);
     if (c->stop_requested && c->phase != PH_RUNNING)
         return;
     bool first = !c->stop_requested;
@@ -532,6 +542,8 @@ static void after_create(uv_work_t *w, int status)
     char addr[16];
     report(c, json_pack("{s:s, s:s, s:i, s:s?}", "state", "running", "message", "started", "pid",
                         (int)c->pid, "addr", addr_text(c, addr)));
+    if (!c->stop_requested)
+        health_start(c);
     if (c->stop_requested) {
         c->stop_requested = false;
         ctr_stop(c);
@@ -546,6 +558,8 @@ int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
     c->image = xstrdup(json_string_value(json_object_get(container, "image"))
                            ? json_string_value(json_object_get(container, "image"))
                            : "");
+    json_t *hc = json_object_get(container, "healthcheck");
+    c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     if (ctr_prepare_spec(c, container, err) < 0)
         return -1;
     c->phase = PH_CREATING;
@@ -625,6 +639,8 @@ static void adopt(struct agent *a, json_t *rec)
     c->rm = json_is_true(json_object_get(rec, "rm"));
     c->created_at = json_integer_value(json_object_get(rec, "created_at"));
     c->grace_ms = json_integer_value(json_object_get(rec, "grace_ms"));
+    json_t *hc = json_object_get(rec, "healthcheck");
+    c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     struct in_addr in;
     if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
@@ -634,6 +650,7 @@ static void adopt(struct agent *a, json_t *rec)
     bool alive = c->pid > 0 && proc_start_time(c->pid) == c->start_time;
     if (alive && open_output(c, &err) == 0 && watch_exit(c, &err) == 0) {
         log_info("found running container %s (%s, pid %d)", c->id, c->name, (int)c->pid);
+        health_start(c); /* from `starting` again: the state is not kept */
         return;
     }
     log_info("container %s (%s) exited while the daemon was stopped", c->id, c->name);

@@ -16,6 +16,7 @@
 
 struct shoal;
 struct follower;
+struct health;
 
 enum ctr_phase { PH_CREATING, PH_RUNNING, PH_FINISHING, PH_DONE };
 
@@ -32,6 +33,8 @@ struct ctr {
     json_t *pending_container; /* task container spec kept while layers are fetched */
     struct http_req *rm_req;   /* an `rm -f` waiting for this container to be gone */
     struct http_req *start_req; /* a detached `run` waiting for this container to start */
+    json_t *healthcheck; /* the task's {cmd, interval_ms...} or NULL (kept in the record) */
+    struct health *health; /* checks running (agent_health.c), or NULL */
     char **layers;    /* layer dirs, bottom first, NULL terminated */
     char *error;      /* why it could not start */
     pid_t pid;
@@ -47,6 +50,7 @@ struct ctr {
     enum ctr_phase phase;
     bool local, rm;
     bool created, exited, out_eof, stop_requested;
+    bool unhealthy;   /* stopped because its health check failed: the task fails */
     bool working;     /* a uv_work_t is queued */
     bool released;    /* off the list; freed when handles and work are done */
     bool at_line_start;
@@ -96,6 +100,33 @@ bool agent_net_ready(struct agent *a);
 /* Why the last set-up of the bridge failed, or NULL. */
 const char *agent_net_error(struct agent *a);
 int agent_net_alloc(struct agent *a, uint32_t *addr, struct serr *err);
+
+/* agent_health.c: health checks (Docker's HEALTHCHECK CMD-SHELL semantics).
+ * A task container whose spec has a healthcheck runs `/bin/sh -c CMD` inside
+ * itself every interval (crun exec, started in the thread pool, waited for on
+ * the loop through a pidfd, killed past the timeout) and reports the task's
+ * `health` on every change: starting, healthy, unhealthy. */
+enum health_status { HEALTH_STARTING, HEALTH_HEALTHY, HEALTH_UNHEALTHY };
+
+struct health_state {
+    enum health_status status;
+    int failures; /* consecutive failures that counted */
+};
+
+/* One probe's result into `s` (pure): a success makes it healthy; a failure
+ * while still starting inside the start period does not count; `retries`
+ * consecutive counted failures make it unhealthy. True when the status
+ * changed. */
+bool health_apply(struct health_state *s, bool ok, bool in_start_period, int retries);
+const char *health_status_name(enum health_status status);
+
+/* Starts checking c (a running task container with c->healthcheck), from
+ * `starting`; the first probe runs one interval later. When the container
+ * turns unhealthy, c->unhealthy is set and the container is stopped. */
+void health_start(struct ctr *c);
+/* Stops checking c (stop, exit, release). A probe in flight is killed; its
+ * state is freed on its own once the probe is reaped. Idempotent. */
+void health_stop(struct ctr *c);
 
 /* agent_spec.c: fills c->rspec and c->layers from a task's container spec */
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);
