@@ -115,6 +115,17 @@ static const char ps_usage[] = "Usage:  shoal service ps [OPTIONS] SERVICE\n\n"
                                "Options:\n"
                                "      --format string   Format output (json or table)\n";
 
+/* " (healthy)" after a running task's state, as `docker ps` does after "Up". */
+static void append_health(json_t *task, char *current, size_t size)
+{
+    const char *health = jstr(task, "health");
+    if (health[0] == '\0' || strcmp(jstr(task, "state"), "running") != 0)
+        return;
+    size_t len = strlen(current);
+    snprintf(current + len, size - len, strcmp(health, "starting") == 0 ? " (health: %s)" : " (%s)",
+             health);
+}
+
 static void task_row(struct table *t, json_t *task)
 {
     char id[16], desired[32], state[32], current[128], ago[64];
@@ -123,6 +134,7 @@ static void task_row(struct table *t, json_t *task)
     cli_capitalize(jstr(task, "state"), state, sizeof(state));
     cli_ago(jint(task, "state_at"), ago, sizeof(ago));
     snprintf(current, sizeof(current), "%s %s", state, ago);
+    append_health(task, current, sizeof(current));
     const char *node = jstr(task, "node_hostname");
     const char *cells[] = {id,      jstr(task, "name"), jstr(task, "image"), node[0] ? node : "",
                            desired, current,            jstr(task, "error")};

@@ -9,6 +9,20 @@
 
 /* Large enough for anyone; small enough that the daemon never overflows. */
 #define MAX_REPLICAS 100000
+#define MAX_HEALTH_RETRIES 1000000
+
+#define HEALTH_USAGE                                                                               \
+    "      --health-cmd string            Command to run to check health (/bin/sh -c CMD\n"     \
+    "                                     inside the container; exit 0 = healthy)\n"             \
+    "      --health-interval duration     Time between running the check (ms|s|m|h)\n"          \
+    "                                     (default 30s)\n"                                       \
+    "      --health-retries int           Consecutive failures needed to report unhealthy\n"    \
+    "                                     (default 3)\n"                                         \
+    "      --health-start-period duration Start period for the container to initialize\n"     \
+    "                                     before failures count (default 0s)\n"                  \
+    "      --health-timeout duration      Maximum time to allow one check to run (default\n"    \
+    "                                     30s)\n"                                                \
+    "      --no-healthcheck               No health check (update: remove it)\n"
 
 const char cli_service_create_usage[] =
     "Usage:  shoal service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
@@ -20,6 +34,7 @@ const char cli_service_create_usage[] =
     "  -d, --detach                       Exit immediately instead of waiting for the service "
     "to converge\n"
     "  -e, --env list                     Set environment variables\n"
+    HEALTH_USAGE
     "      --init                         Use an init inside each service container\n"
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
@@ -50,6 +65,7 @@ const char cli_service_update_usage[] =
     "to converge\n"
     "      --env-add list                 Add or update an environment variable\n"
     "      --env-rm list                  Remove an environment variable\n"
+    HEALTH_USAGE
     "      --image string                 Service image tag\n"
     "      --replicas uint                Number of tasks\n"
     "      --update-delay duration        Delay between updates\n"
@@ -256,7 +272,100 @@ enum {
     OPT_ENV_RM,
     OPT_ARGS,
     OPT_NETWORK,
+    OPT_HEALTH_CMD,
+    OPT_HEALTH_INTERVAL,
+    OPT_HEALTH_RETRIES,
+    OPT_HEALTH_START_PERIOD,
+    OPT_HEALTH_TIMEOUT,
+    OPT_NO_HEALTHCHECK,
 };
+
+/* The same flags for create and update. */
+#define HEALTH_OPTIONS                                                                             \
+    {"health-cmd", required_argument, NULL, OPT_HEALTH_CMD},                                       \
+    {"health-interval", required_argument, NULL, OPT_HEALTH_INTERVAL},                             \
+    {"health-retries", required_argument, NULL, OPT_HEALTH_RETRIES},                               \
+    {"health-start-period", required_argument, NULL, OPT_HEALTH_START_PERIOD},                     \
+    {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},                               \
+    {"no-healthcheck", no_argument, NULL, OPT_NO_HEALTHCHECK}
+
+/* ---- health checks: --health-* and --no-healthcheck into "healthcheck" ---- */
+
+static bool is_health_option(int opt)
+{
+    return opt >= OPT_HEALTH_CMD && opt <= OPT_NO_HEALTHCHECK;
+}
+
+/* A duration of at least 1ms (0 would mean "the image's", which shoal has not). */
+static int set_health_duration(json_t *hc, const char *key, const char *flag, const char *arg,
+                               bool zero_ok, struct serr *err)
+{
+    int64_t ms;
+    if (parse_duration(arg, &ms, err) < 0)
+        return serr_wrap(err, "invalid argument for %s", flag);
+    if (ms == 0 && !zero_ok)
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": must be at least 1ms", flag, arg);
+    json_object_set_new(hc, key, json_integer(ms));
+    return 0;
+}
+
+/* `obj` is the spec or the patch: "healthcheck" becomes an object of the
+ * fields given, or null for --no-healthcheck; mixing both is an error. */
+static int health_option(json_t *obj, int opt, const char *arg, struct serr *err)
+{
+    json_t *hc = json_object_get(obj, "healthcheck");
+    if (opt == OPT_NO_HEALTHCHECK) {
+        if (json_is_object(hc))
+            goto conflict;
+        json_object_set_new(obj, "healthcheck", json_null());
+        return 0;
+    }
+    if (json_is_null(hc))
+        goto conflict;
+    if (hc == NULL) {
+        hc = json_object();
+        json_object_set_new(obj, "healthcheck", hc);
+    }
+    switch (opt) {
+    case OPT_HEALTH_CMD:
+        if (arg[strspn(arg, " \t\n")] == '\0')
+            return serr_set(err, SERR_INVALID, "invalid --health-cmd: empty");
+        json_object_set_new(hc, "cmd", json_string(arg));
+        return 0;
+    case OPT_HEALTH_INTERVAL:
+        return set_health_duration(hc, "interval_ms", "--health-interval", arg, false, err);
+    case OPT_HEALTH_TIMEOUT:
+        return set_health_duration(hc, "timeout_ms", "--health-timeout", arg, false, err);
+    case OPT_HEALTH_START_PERIOD:
+        return set_health_duration(hc, "start_period_ms", "--health-start-period", arg, true,
+                                   err);
+    case OPT_HEALTH_RETRIES: {
+        int64_t n;
+        if (cli_parse_uint("--health-retries", arg, MAX_HEALTH_RETRIES, &n, err) < 0)
+            return -1;
+        if (n < 1)
+            return serr_set(err, SERR_INVALID, "invalid --health-retries \"%s\": must be at least 1",
+                            arg);
+        json_object_set_new(hc, "retries", json_integer(n));
+        return 0;
+    }
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+conflict:
+    return serr_set(err, SERR_INVALID, "--no-healthcheck conflicts with --health-* options");
+}
+
+/* service create: --no-healthcheck alone leaves no check (images bring
+ * none); the other --health-* options need a command. */
+static int health_finish_create(json_t *spec, struct serr *err)
+{
+    json_t *hc = json_object_get(spec, "healthcheck");
+    if (json_is_null(hc))
+        json_object_del(spec, "healthcheck");
+    else if (hc != NULL && json_object_get(hc, "cmd") == NULL)
+        return serr_set(err, SERR_INVALID, "--health-* options need --health-cmd");
+    return 0;
+}
 
 static const struct option create_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
@@ -274,6 +383,7 @@ static const struct option create_options[] = {
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
     {"network", required_argument, NULL, OPT_NETWORK},
+    HEALTH_OPTIONS,
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -281,6 +391,8 @@ static const struct option create_options[] = {
 
 static int create_option(json_t *spec, int opt, const char *arg, bool *detach, struct serr *err)
 {
+    if (is_health_option(opt))
+        return health_option(spec, opt, arg, err);
     switch (opt) {
     case OPT_NAME:
         if (arg[0] == '\0')
@@ -407,6 +519,8 @@ int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, s
     }
     if (rc == 0)
         rc = finish_spec(s, argc, argv, err);
+    if (rc == 0)
+        rc = health_finish_create(s, err);
     if (rc != 0) {
         json_decref(s);
         return rc;
@@ -425,6 +539,7 @@ static const struct option update_options[] = {
     {"replicas", required_argument, NULL, OPT_REPLICAS},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    HEALTH_OPTIONS,
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -443,6 +558,8 @@ static json_t *split_args(const char *text)
 
 static int update_option(json_t *patch, int opt, const char *arg, bool *detach, struct serr *err)
 {
+    if (is_health_option(opt))
+        return health_option(patch, opt, arg, err);
     switch (opt) {
     case OPT_IMAGE:
         if (arg[0] == '\0')
