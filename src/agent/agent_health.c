@@ -13,6 +13,7 @@
  * A struct health belongs to its container until health_stop detaches it
  * (h->c = NULL); it then finishes the probe in flight (killing it), and
  * frees itself in the close callback of its last handle, never sooner. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -188,6 +189,60 @@ static void work_collect(uv_work_t *w)
     }
 }
 
+#define KILL_TREE_MAX 1024
+
+/* Adds to `tree` (n entries, the first the root) every process whose parent
+ * is in it, stopping each so that it forks no more. One pass over /proc. */
+static size_t find_descendants(pid_t *tree, size_t n)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL && n < KILL_TREE_MAX) {
+        pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
+        if (pid <= 0)
+            continue;
+        char path[64], *text = NULL;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (read_file(path, &text, NULL, NULL) < 0)
+            continue;
+        const char *p = strrchr(text, ')'); /* the name may hold anything */
+        pid_t ppid = 0;
+        if (p && p[1] == ' ' && p[2] != '\0' && p[3] == ' ')
+            ppid = (pid_t)strtol(p + 4, NULL, 10);
+        free(text);
+        bool known = false, child = false;
+        for (size_t i = 0; i < n; i++) {
+            known = known || tree[i] == pid;
+            child = child || tree[i] == ppid;
+        }
+        if (child && !known) {
+            kill(pid, SIGSTOP);
+            tree[n++] = pid;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* SIGKILLs `root` and its descendants (what `sh -c` started): Docker kills
+ * only the command, which leaves its children running in the container. */
+static void kill_tree(pid_t root)
+{
+    pid_t tree[KILL_TREE_MAX];
+    size_t n = 1;
+    tree[0] = root;
+    kill(root, SIGSTOP);
+    /* until a pass finds nothing new: a process forked before its parent
+     * stopped is found by the next one (deeper ones too) */
+    for (size_t before = 0; before != n;) {
+        before = n;
+        n = find_descendants(tree, n);
+    }
+    for (size_t i = 0; i < n; i++)
+        kill(tree[i], SIGKILL);
+}
+
 static void work_kill(uv_work_t *w)
 {
     struct health *h = w->data;
@@ -198,10 +253,7 @@ static void work_kill(uv_work_t *w)
     free(text);
     free(path);
     if (pid > 0) {
-        /* its children too when it leads a process group */
-        if (getpgid(pid) == pid)
-            kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
+        kill_tree(pid);
     } else {
         kill(h->child, SIGKILL); /* not started yet: crun itself */
     }
