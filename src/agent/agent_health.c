@@ -4,11 +4,13 @@
  * One probe at a time per container, and only on the loop thread, except
  * the three thread-pool steps (`working` set while one is queued):
  *   spawn    write the exec process file, start `crun exec` (runtime.c)
- *   kill     past the timeout: SIGKILL the command (its pid from crun's pid
- *            file, its process group when it leads one)
- *   collect  read the command's output, remove the probe's files
- * In between, the loop waits for crun's exit on a pidfd and times the probe
- * with `timer`, which otherwise waits for the next interval.
+ *   kill     past the timeout: SIGKILL the command and what it started (its
+ *            pid from crun's pid file)
+ *   collect  remove the probe's files
+ * In between, the loop waits for crun's exit on a pidfd, times the probe
+ * with `timer` (which otherwise waits for the next interval), and reads the
+ * command's output from a pipe, keeping its first HEALTH_OUTPUT_MAX bytes
+ * (a file could fill the run directory's tmpfs with a chatty check).
  *
  * A struct health belongs to its container until health_stop detaches it
  * (h->c = NULL); it then finishes the probe in flight (killing it), and
@@ -41,7 +43,7 @@ struct health {
     char id[32];      /* the container (crun's id) */
     char *task_id;
     char *cmd;
-    char *files; /* <run_dir>/health/<id>: prefix of .process.json, .pid, .out */
+    char *files; /* <run_dir>/health/<id>: prefix of .process.json and .pid */
     int64_t interval_ms, timeout_ms, start_period_ms;
     int retries;
     int64_t started_at; /* mono_ms() when checking began: the start period counts from here */
@@ -51,13 +53,16 @@ struct health {
     pid_t child; /* crun exec, our child until reaped */
     int pidfd;
     bool timed_out, killed;
-    bool exit_ready;  /* crun ended while the kill step ran: reaped after it */
-    int exit_code;    /* of the last probe; -1 when it could not run */
-    char *output;     /* of the last probe (collect), or why it could not run */
+    bool exit_ready;                    /* crun ended while the kill step ran: reaped after it */
+    int exit_code;                      /* of the last probe; -1 when it could not run */
+    char output[HEALTH_OUTPUT_MAX + 1]; /* of the probe, or why it could not run */
+    size_t output_len;
+    int out_fd;       /* read end of the probe's output pipe, until `out` takes it */
     uv_timer_t timer; /* next probe, probe timeout, then the wait after the kill */
     uv_poll_t poll;   /* crun's pidfd while a probe runs */
+    uv_pipe_t out;    /* the probe's output while it runs */
     uv_work_t work;
-    bool working, timer_open, poll_open;
+    bool working, timer_open, poll_open, out_open;
     int closing; /* handles whose close callback is pending */
     struct serr werr;
 };
@@ -102,7 +107,6 @@ static void health_closed(uv_handle_t *handle)
     free(h->task_id);
     free(h->cmd);
     free(h->files);
-    free(h->output);
     free(h);
 }
 
@@ -120,12 +124,63 @@ static void close_poll(struct health *h)
     }
 }
 
+static void output_add(struct health *h, const char *data, size_t len)
+{
+    size_t room = HEALTH_OUTPUT_MAX - h->output_len;
+    if (len > room)
+        len = room; /* the rest is read and dropped */
+    memcpy(h->output + h->output_len, data, len);
+    h->output_len += len;
+    h->output[h->output_len] = '\0';
+}
+
+static void output_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    static char sink[16384]; /* loop thread only; the data is copied at once */
+    buf->base = sink;
+    buf->len = sizeof(sink);
+}
+
+static void close_output(struct health *h)
+{
+    if (h->out_open) {
+        h->out_open = false;
+        h->closing++;
+        uv_close((uv_handle_t *)&h->out, health_closed);
+    }
+}
+
+static void output_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+    struct health *h = stream->data;
+    if (n > 0)
+        output_add(h, buf->base, (size_t)n);
+    else if (n < 0)
+        close_output(h); /* EOF: every writer is gone */
+}
+
+/* crun exited: what is in the pipe now is the output (a descendant that
+ * still holds the pipe is not waited for). The fd is non-blocking. */
+static void output_finish(struct health *h)
+{
+    uv_os_fd_t fd;
+    if (h->out_open && uv_fileno((uv_handle_t *)&h->out, &fd) == 0) {
+        char buf[4096];
+        ssize_t n;
+        /* bounded: a descendant may still be writing */
+        for (int i = 0; i < 32 && (n = read(fd, buf, sizeof(buf))) > 0; i++)
+            output_add(h, buf, (size_t)n);
+    }
+    close_output(h);
+}
+
 /* Detached and nothing in flight: close the handles; the last close frees. */
 static void maybe_free(struct health *h)
 {
     if (h->c != NULL || h->working || h->probe != PROBE_IDLE)
         return;
     close_poll(h);
+    close_output(h);
     if (h->timer_open) {
         h->timer_open = false;
         h->closing++;
@@ -147,41 +202,32 @@ static void work_spawn(uv_work_t *w)
 {
     struct health *h = w->data;
     char *dir = shoal_run_path(h->sh, "health");
-    char *out_path = xasprintf("%s.out", h->files);
+    int fds[2] = {-1, -1};
     h->child = 0;
-    int fd = -1;
+    h->out_fd = -1;
     if (mkdir_p(dir, 0700, &h->werr) < 0)
         goto out;
-    fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        serr_errno(&h->werr, "open %s", out_path);
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        serr_errno(&h->werr, "pipe");
         goto out;
     }
     const char *argv[] = {"/bin/sh", "-c", h->cmd, NULL};
-    if (runtime_exec_start(&h->sh->rt, h->id, argv, h->files, fd, &h->child, &h->werr) < 0)
+    if (runtime_exec_start(&h->sh->rt, h->id, argv, h->files, fds[1], &h->child, &h->werr) < 0)
         h->child = 0;
 out:
-    if (fd >= 0)
-        close(fd);
-    free(out_path);
+    if (fds[1] >= 0)
+        close(fds[1]);
+    if (h->child > 0)
+        h->out_fd = fds[0];
+    else if (fds[0] >= 0)
+        close(fds[0]);
     free(dir);
 }
 
 static void work_collect(uv_work_t *w)
 {
     struct health *h = w->data;
-    static const char *const suffixes[] = {"process.json", "pid", "out", NULL};
-    char *out_path = xasprintf("%s.out", h->files);
-    int fd = open(out_path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char buf[HEALTH_OUTPUT_MAX + 1];
-        ssize_t n = read(fd, buf, HEALTH_OUTPUT_MAX);
-        buf[n > 0 ? n : 0] = '\0';
-        free(h->output);
-        h->output = xstrdup(buf);
-        close(fd);
-    }
-    free(out_path);
+    static const char *const suffixes[] = {"process.json", "pid", NULL};
     for (size_t i = 0; suffixes[i] != NULL; i++) {
         char *path = xasprintf("%s.%s", h->files, suffixes[i]);
         unlink(path);
@@ -259,6 +305,20 @@ static void work_kill(uv_work_t *w)
     }
 }
 
+#define LOG_OUTPUT_MAX 200
+
+/* The start of the output on one line, for the log: control characters
+ * become spaces, trailing ones go, "..." marks a cut. */
+static void log_excerpt(const struct health *h, char out[LOG_OUTPUT_MAX + 4])
+{
+    size_t n = h->output_len < LOG_OUTPUT_MAX ? h->output_len : LOG_OUTPUT_MAX;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)h->output[i] < ' ' ? ' ' : h->output[i];
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    strcpy(out + n, h->output_len > LOG_OUTPUT_MAX ? "..." : "");
+}
+
 static void after_collect(uv_work_t *w, int status)
 {
     struct health *h = w->data;
@@ -271,13 +331,17 @@ static void after_collect(uv_work_t *w, int status)
     bool ok = !h->timed_out && h->exit_code == 0;
     bool in_start = mono_ms() - h->started_at < h->start_period_ms;
     enum health_status before = h->st.status;
-    if (!ok)
-        log_debug("container %s: health check failed (%s): %s", h->id,
-                  h->timed_out ? "timed out" : "non-zero exit", h->output ? h->output : "");
+    char said[LOG_OUTPUT_MAX + 4];
+    log_excerpt(h, said);
+    if (!ok && h->timed_out)
+        log_debug("container %s: health check timed out: %s", h->id, said);
+    else if (!ok)
+        log_debug("container %s: health check failed (exit code %d): %s", h->id, h->exit_code,
+                  said);
     if (health_apply(&h->st, ok, in_start, h->retries)) {
         log_info("container %s (%s): %s -> %s%s%s", h->id, h->c->name, health_status_name(before),
-                 health_status_name(h->st.status), ok ? "" : ", last check: ",
-                 ok ? "" : (h->timed_out ? "timed out" : (h->output ? h->output : "")));
+                 health_status_name(h->st.status),
+                 ok ? "" : ", last check: ", ok ? "" : (h->timed_out ? "timed out" : said));
         report(h);
     }
     if (h->st.status == HEALTH_UNHEALTHY) {
@@ -296,6 +360,7 @@ static void probe_exited(struct health *h, int wstatus)
     h->child = 0;
     uv_timer_stop(&h->timer);
     close_poll(h);
+    output_finish(h);
     h->probe = PROBE_COLLECTING;
     h->working = true;
     uv_queue_work(h->sh->loop, &h->work, work_collect, after_collect);
@@ -371,8 +436,8 @@ static void after_spawn(uv_work_t *w, int status)
     struct health *h = w->data;
     h->working = false;
     if (h->child <= 0) {
-        free(h->output);
-        h->output = xstrdup(h->werr.msg);
+        h->output_len = 0;
+        output_add(h, h->werr.msg, strlen(h->werr.msg));
         h->exit_code = -1;
         h->probe = PROBE_COLLECTING;
         h->working = true;
@@ -380,6 +445,16 @@ static void after_spawn(uv_work_t *w, int status)
         return;
     }
     h->probe = PROBE_RUNNING;
+    h->output_len = 0;
+    h->output[0] = '\0';
+    uv_pipe_init(h->sh->loop, &h->out, 0);
+    h->out.data = h;
+    h->out_open = true;
+    if (uv_pipe_open(&h->out, h->out_fd) == 0)
+        uv_read_start((uv_stream_t *)&h->out, output_alloc, output_read);
+    else
+        close(h->out_fd); /* no output then; the handle closes with the probe */
+    h->out_fd = -1;
     h->pidfd = (int)syscall(SYS_pidfd_open, h->child, 0);
     if (h->pidfd < 0) {
         /* cannot watch it: wait for it here, after killing it (rare) */
@@ -458,6 +533,7 @@ void health_start(struct ctr *c)
     h->start_period_ms = json_is_integer(sp) ? json_integer_value(sp) : 0;
     h->started_at = mono_ms();
     h->pidfd = -1;
+    h->out_fd = -1;
     h->work.data = h;
     uv_timer_init(c->sh->loop, &h->timer);
     h->timer.data = h;
