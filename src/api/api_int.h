@@ -31,6 +31,12 @@ void post_image_import(struct shoal *sh, struct http_req *req, char **args);
 void post_image_load(struct shoal *sh, struct http_req *req, char **args);
 void delete_image(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_networks.c */
+void get_networks(struct shoal *sh, struct http_req *req, char **args);
+void get_network(struct shoal *sh, struct http_req *req, char **args);
+void post_network(struct shoal *sh, struct http_req *req, char **args);
+void delete_network(struct shoal *sh, struct http_req *req, char **args);
+
 /* routes_metrics.c */
 void get_node_stats(struct shoal *sh, struct http_req *req, char **args);
 void get_prometheus(struct shoal *sh, struct http_req *req, char **args);

@@ -20,6 +20,7 @@
 #include "manager/dispatcher.h"
 #include "manager/orchestrator.h"
 #include "manager/scheduler.h"
+#include "manager/netmodel.h"
 #include "manager/service.h"
 #include "raft/cluster.h"
 #include "store/store.h"
@@ -435,6 +436,11 @@ static void post_service(struct shoal *sh, struct http_req *req, char **args)
     json_int_t now = (json_int_t)now_ms();
     json_t *svc = json_pack("{s:s, s:s, s:i, s:o, s:I, s:I}", "id", id, "name", name, "version", 1,
                             "spec", spec, "created_at", now, "updated_at", now);
+    if (service_endpoint_assign(sh->store, svc, spec, &err) < 0) {
+        http_respond_error(req, &err);
+        json_decref(svc);
+        return;
+    }
     json_t *reply = json_pack("{s:s, s:s}", "id", id, "name", name);
     propose_and_reply(sh, req, json_pack("[o]", op_put("services", svc)), 201, reply);
 }
@@ -451,6 +457,12 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
     json_object_set_new(next, "spec", spec);
     json_object_set_new(next, "version", json_integer(version));
     json_object_set_new(next, "updated_at", json_integer(now_ms()));
+    struct serr err = {0};
+    if (service_endpoint_assign(sh->store, next, spec, &err) < 0) {
+        http_respond_error(req, &err);
+        json_decref(next);
+        return;
+    }
     json_t *reply = json_pack("{s:O, s:O, s:I}", "id", json_object_get(svc, "id"), "name",
                               json_object_get(svc, "name"), "version", version);
     propose_and_reply(sh, req, json_pack("[o]", op_put("services", next)), 200, reply);
@@ -791,6 +803,10 @@ static const struct route {
     {"GET", "/v1/services/*/tasks", get_service_tasks, CLUSTER_API, false},
     {"GET", "/v1/services/*/logs", get_service_logs, LOCAL_ONLY, false},
     {"GET", "/v1/tasks", get_tasks, CLUSTER_API, false},
+    {"GET", "/v1/networks", get_networks, CLUSTER_API, false},
+    {"POST", "/v1/networks", post_network, CLUSTER_API, true},
+    {"GET", "/v1/networks/*", get_network, CLUSTER_API, false},
+    {"DELETE", "/v1/networks/*", delete_network, CLUSTER_API, true},
     {"GET", "/v1/events", dashboard_get_events, CLUSTER_API, false},
     {"GET", "/v1/dashboard/url", dashboard_get_url, LOCAL_ONLY, false},
     {"POST", "/v1/containers/run", post_container_run, LOCAL_ONLY, false},

@@ -34,6 +34,7 @@ static const char main_usage[] =
     "  dashboard   The web dashboard's link (shoal dashboard url)\n"
     "  dev         Run a test cluster of N nodes on this machine\n"
     "  image       Manage images\n"
+    "  network     Manage networks\n"
     "  node        Manage swarm nodes\n"
     "  service     Manage swarm services\n"
     "  swarm       Manage the swarm\n"
@@ -54,7 +55,7 @@ static const struct cli_cmd top_commands[] = {
     {"version", NULL, cli_version, NULL}, {"info", NULL, cli_info, NULL},
     {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
     {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
-    {"dashboard", NULL, cli_dashboard, NULL},
+    {"dashboard", NULL, cli_dashboard, NULL}, {"network", NULL, cli_network, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -44,6 +44,7 @@ int cli_swarm(struct cli *cli, int argc, char **argv);
 int cli_node(struct cli *cli, int argc, char **argv);
 int cli_image(struct cli *cli, int argc, char **argv);
 int cli_service(struct cli *cli, int argc, char **argv);
+int cli_network(struct cli *cli, int argc, char **argv);
 int cli_version(struct cli *cli, int argc, char **argv);
 int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);
@@ -103,6 +104,8 @@ int cli_parse_mount(const char *text, json_t **mount, struct serr *err);
 int cli_parse_env(const char *text, char **out, struct serr *err);
 /* --network bridge|host: sets "network" in `obj`. */
 int cli_set_network(json_t *obj, const char *arg, struct serr *err);
+/* -p "8080:80[/udp]" or "published=8080,target=80[,protocol=udp][,mode=host]" -> port object. */
+int cli_parse_publish(const char *text, json_t **port, struct serr *err);
 /* `service create` argv (argv[0] "create") -> spec JSON. Returns 0, 1 when
  * --help was asked, or -1 with a usage message in err. */
 int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, struct serr *err);

@@ -79,8 +79,19 @@ static void service_row(struct table *t, json_t *svc)
     const char *mode = jstr(spec, "mode");
     snprintf(replicas, sizeof(replicas), "%lld/%lld", (long long)jint(svc, "replicas_running"),
              (long long)jint(svc, "replicas_desired"));
-    const char *cells[] = {id, jstr(svc, "name"), mode[0] ? mode : "replicated", replicas,
-                           jstr(spec, "image")};
+    char ports[256] = "";
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(spec, "ports"), i, p)
+    {
+        size_t len = strlen(ports);
+        /* docker's "*:8080->80/tcp" */
+        snprintf(ports + len, sizeof(ports) - len, "%s*:%lld->%lld/%s", len ? ", " : "",
+                 (long long)jint(p, "published"), (long long)jint(p, "target"),
+                 jstr(p, "protocol"));
+    }
+    const char *cells[] = {id,     jstr(svc, "name"), mode[0] ? mode : "replicated", replicas,
+                           jstr(spec, "image"), ports};
     table_add(t, cells);
 }
 
@@ -99,8 +110,8 @@ static int service_ls(struct cli *cli, int argc, char **argv)
     if (fl.json) {
         cli_print_json(list, false);
     } else {
-        static const char *const head[] = {"ID", "NAME", "MODE", "REPLICAS", "IMAGE"};
-        struct table *t = table_new(5, head);
+        static const char *const head[] = {"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"};
+        struct table *t = table_new(6, head);
         size_t i;
         json_t *svc;
         json_array_foreach(list, i, svc) service_row(t, svc);
@@ -137,7 +148,7 @@ static void task_row(struct table *t, json_t *task)
     append_health(task, current, sizeof(current));
     const char *node = jstr(task, "node_hostname");
     const char *cells[] = {id,      jstr(task, "name"), jstr(task, "image"), node[0] ? node : "",
-                           desired, current,            jstr(task, "error")};
+                           desired, current,            jstr(task, "addr"),  jstr(task, "error")};
     table_add(t, cells);
 }
 
@@ -160,8 +171,8 @@ static int service_ps(struct cli *cli, int argc, char **argv)
         cli_print_json(list, false);
     } else {
         static const char *const head[] = {"ID",           "NAME",          "IMAGE", "NODE",
-                                           "DESIRED STATE", "CURRENT STATE", "ERROR"};
-        struct table *t = table_new(7, head);
+                                           "DESIRED STATE", "CURRENT STATE", "ADDR",  "ERROR"};
+        struct table *t = table_new(8, head);
         size_t i;
         json_t *task;
         json_array_foreach(list, i, task) task_row(t, task);

@@ -44,7 +44,11 @@ const char cli_service_create_usage[] =
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
     "      --name string                  Service name\n"
     "      --network string               Network of the tasks: bridge (own address in the\n"
-    "                                     node's subnet) or host (default \"bridge\")\n"
+    "                                     node's subnet), a user network, or host\n"
+    "                                     (default \"bridge\")\n"
+    "  -p, --publish port                 Publish a port: PUBLISHED:TARGET[/udp] or\n"
+    "                                     published=P,target=T[,protocol=tcp|udp]\n"
+    "                                     [,mode=ingress|host]\n"
     "      --replicas uint                Number of tasks (default 1)\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
@@ -67,6 +71,8 @@ const char cli_service_update_usage[] =
     "      --env-rm list                  Remove an environment variable\n"
     HEALTH_USAGE
     "      --image string                 Service image tag\n"
+    "      --publish-add port             Add or update a published port (as -p of create)\n"
+    "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
     "      --update-delay duration        Delay between updates\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
@@ -172,10 +178,117 @@ int cli_parse_mount(const char *text, json_t **mount, struct serr *err)
 
 int cli_set_network(json_t *obj, const char *arg, struct serr *err)
 {
-    if (strcmp(arg, "bridge") != 0 && strcmp(arg, "host") != 0)
-        return serr_set(err, SERR_INVALID, "invalid --network \"%s\": must be bridge or host",
-                        arg);
+    if (arg[0] == '\0' || strpbrk(arg, "/ \t\n") != NULL)
+        return serr_set(err, SERR_INVALID,
+                        "invalid --network \"%s\": give bridge, host or a network's name", arg);
     json_object_set_new(obj, "network", json_string(arg));
+    return 0;
+}
+
+/* ---- published ports ---- */
+
+static int parse_port_number(const char *what, const char *s, json_t *port, const char *key,
+                             struct serr *err)
+{
+    int64_t v;
+    if (cli_parse_uint(what, s, 65535, &v, err) < 0)
+        return -1;
+    if (v == 0)
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": ports are 1 to 65535", what, s);
+    json_object_set_new(port, key, json_integer(v));
+    return 0;
+}
+
+/* "8080:80", "8080:80/udp" */
+static int publish_short(const char *text, json_t *port, struct serr *err)
+{
+    char *copy = xstrdup(text);
+    char *slash = strchr(copy, '/'), *colon = strchr(copy, ':');
+    int rc = 0;
+    if (slash) {
+        *slash = '\0';
+        if (strcmp(slash + 1, "tcp") != 0 && strcmp(slash + 1, "udp") != 0)
+            rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": protocol must be tcp or udp",
+                          text);
+        else
+            json_object_set_new(port, "protocol", json_string(slash + 1));
+    }
+    if (rc == 0 && colon == NULL)
+        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": use PUBLISHED:TARGET[/udp]", text);
+    if (rc == 0) {
+        *colon = '\0';
+        rc = parse_port_number("published port", copy, port, "published", err);
+    }
+    if (rc == 0)
+        rc = parse_port_number("target port", colon + 1, port, "target", err);
+    free(copy);
+    return rc;
+}
+
+/* One "key=value" of the long form. */
+static int publish_field(json_t *port, char *field, struct serr *err)
+{
+    char *eq = strchr(field, '=');
+    if (eq == NULL)
+        return serr_set(err, SERR_INVALID, "invalid port field \"%s\": use key=value", field);
+    *eq = '\0';
+    const char *v = eq + 1;
+    if (strcmp(field, "published") == 0 || strcmp(field, "target") == 0)
+        return parse_port_number(field, v, port, field, err);
+    if (strcmp(field, "protocol") == 0 && (strcmp(v, "tcp") == 0 || strcmp(v, "udp") == 0))
+        json_object_set_new(port, "protocol", json_string(v));
+    else if (strcmp(field, "mode") == 0 && (strcmp(v, "ingress") == 0 || strcmp(v, "host") == 0))
+        json_object_set_new(port, "mode", json_string(v));
+    else
+        return serr_set(err, SERR_INVALID,
+                        "invalid port field %s=%s (published, target, protocol=tcp|udp, "
+                        "mode=ingress|host)", field, v);
+    return 0;
+}
+
+static int publish_long(const char *text, json_t *port, struct serr *err)
+{
+    char *copy = xstrdup(text), *save = NULL;
+    int rc = 0;
+    for (char *f = strtok_r(copy, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save))
+        rc = publish_field(port, f, err);
+    free(copy);
+    if (rc == 0 && (!json_object_get(port, "published") || !json_object_get(port, "target")))
+        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": published and target are required",
+                      text);
+    return rc;
+}
+
+int cli_parse_publish(const char *text, json_t **port, struct serr *err)
+{
+    json_t *p = json_object();
+    int rc = strchr(text, '=') ? publish_long(text, p, err) : publish_short(text, p, err);
+    if (rc < 0) {
+        json_decref(p);
+        return -1;
+    }
+    *port = p;
+    return 0;
+}
+
+/* "8080" or "8080/udp" */
+static int check_publish_rm(const char *text, struct serr *err)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (end == text || v < 1 || v > 65535 ||
+        (*end != '\0' && strcmp(end, "/tcp") != 0 && strcmp(end, "/udp") != 0))
+        return serr_set(err, SERR_INVALID, "invalid --publish-rm \"%s\": use PUBLISHED[/udp]",
+                        text);
+    return 0;
+}
+
+static int add_publish(json_t *list, const char *text, struct serr *err)
+{
+    json_t *port;
+    if (cli_parse_publish(text, &port, err) < 0)
+        return -1;
+    json_array_append_new(list, port);
     return 0;
 }
 
@@ -278,6 +391,8 @@ enum {
     OPT_HEALTH_START_PERIOD,
     OPT_HEALTH_TIMEOUT,
     OPT_NO_HEALTHCHECK,
+    OPT_PUBLISH_ADD,
+    OPT_PUBLISH_RM,
 };
 
 /* The same flags for create and update. */
@@ -384,6 +499,7 @@ static const struct option create_options[] = {
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
+    {"publish", required_argument, NULL, 'p'},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -447,6 +563,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_NETWORK:
         return cli_set_network(spec, arg, err);
+    case 'p':
+        return add_publish(json_object_get(spec, "ports"), arg, err);
     case OPT_CONSTRAINT:
         if (check_constraint(arg, err) < 0)
             return -1;
@@ -470,7 +588,7 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
 /* Drops the empty lists created up front so the spec says only what was given. */
 static void drop_empty_arrays(json_t *spec)
 {
-    static const char *const keys[] = {"env", "mounts", "constraints"};
+    static const char *const keys[] = {"env", "mounts", "constraints", "ports"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (json_array_size(json_object_get(spec, keys[i])) == 0)
             json_object_del(spec, keys[i]);
@@ -506,10 +624,11 @@ int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, s
     json_object_set_new(s, "env", json_array());
     json_object_set_new(s, "mounts", json_array());
     json_object_set_new(s, "constraints", json_array());
+    json_object_set_new(s, "ports", json_array());
     *detach = false;
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "e:dh", create_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "e:p:dh", create_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
@@ -540,6 +659,8 @@ static const struct option update_options[] = {
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
     HEALTH_OPTIONS,
+    {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
+    {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -579,6 +700,13 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_ARGS:
         json_object_set_new(patch, "args", split_args(arg));
         return 0;
+    case OPT_PUBLISH_ADD:
+        return add_publish(json_object_get(patch, "publish_add"), arg, err);
+    case OPT_PUBLISH_RM:
+        if (check_publish_rm(arg, err) < 0)
+            return -1;
+        json_array_append_new(json_object_get(patch, "publish_rm"), json_string(arg));
+        return 0;
     case OPT_REPLICAS:
         return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
     case OPT_UPDATE_PARALLELISM:
@@ -600,6 +728,8 @@ int cli_build_service_patch(int argc, char **argv, json_t **patch, const char **
     json_t *p = json_object();
     json_object_set_new(p, "env_add", json_array());
     json_object_set_new(p, "env_rm", json_array());
+    json_object_set_new(p, "publish_add", json_array());
+    json_object_set_new(p, "publish_rm", json_array());
     *detach = false;
     optind = 0;
     int opt, rc = 0;
@@ -617,8 +747,8 @@ int cli_build_service_patch(int argc, char **argv, json_t **patch, const char **
         json_decref(p);
         return rc;
     }
-    static const char *const lists[] = {"env_add", "env_rm"};
-    for (size_t i = 0; i < 2; i++)
+    static const char *const lists[] = {"env_add", "env_rm", "publish_add", "publish_rm"};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
         if (json_array_size(json_object_get(p, lists[i])) == 0)
             json_object_del(p, lists[i]);
     *service = argv[optind];

@@ -76,6 +76,13 @@ const char *shoal_overlay(struct shoal *sh)
     return vxlan ? NET_OVERLAY_VXLAN : NET_OVERLAY_DIRECT;
 }
 
+json_t *shoal_mesh(struct shoal *sh)
+{
+    if (sh->cluster && sh->dispatcher)
+        return json_incref(dispatcher_mesh(sh->dispatcher));
+    return sh->session ? session_mesh(sh->session) : NULL;
+}
+
 /* The leader proposes reports itself; every other node sends them with its
  * next heartbeat. */
 void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields)

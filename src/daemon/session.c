@@ -25,6 +25,7 @@ struct session {
     json_t *managers;
     json_t *nodes;    /* [{"id","addr","subnet"}]: task networking */
     char overlay[16]; /* the cluster's overlay mode, "" until an answer has one */
+    json_t *mesh;     /* networks and services' endpoints (manager/netmodel.h) */
     size_t target;    /* index in managers */
     char *renew_key; /* key of a certificate being renewed for a new role */
     char *renew_csr;
@@ -103,6 +104,10 @@ static void apply_answer(struct session *s, json_t *answer)
     const char *overlay = json_string_value(json_object_get(answer, "overlay"));
     if (overlay)
         snprintf(s->overlay, sizeof(s->overlay), "%s", overlay);
+    if (json_is_object(json_object_get(answer, "mesh"))) {
+        json_decref(s->mesh);
+        s->mesh = json_incref(json_object_get(answer, "mesh"));
+    }
     if (json_is_object(images)) {
         json_decref(s->images);
         s->images = json_incref(images);
@@ -134,6 +139,7 @@ static void session_free(struct session *s)
     json_decref(s->images);
     json_decref(s->managers);
     json_decref(s->nodes);
+    json_decref(s->mesh);
     free(s);
 }
 
@@ -260,6 +266,11 @@ json_t *session_nodes(struct session *s)
 const char *session_overlay(struct session *s)
 {
     return s->overlay[0] ? s->overlay : NULL;
+}
+
+json_t *session_mesh(struct session *s)
+{
+    return s->mesh ? json_incref(s->mesh) : NULL;
 }
 
 json_t *session_managers(struct session *s)

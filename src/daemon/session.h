@@ -24,6 +24,8 @@ json_t *session_image(struct session *s, const char *image_id);
 /* The manager addresses last known (borrowed). */
 json_t *session_managers(struct session *s);
 /* The nodes' addresses and subnets of the last answer (new reference), NULL before one. */
+/* The mesh of the last heartbeat answer (new reference), or NULL. */
+json_t *session_mesh(struct session *s);
 json_t *session_nodes(struct session *s);
 /* The cluster's overlay mode of the last answer (owned by the session), NULL before one. */
 const char *session_overlay(struct session *s);

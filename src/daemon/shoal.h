@@ -73,6 +73,9 @@ json_t *shoal_nodes(struct shoal *sh);
  * static string): the store's meta "cluster" on managers, the session's
  * last answer on workers; NET_OVERLAY_DIRECT when unknown. */
 const char *shoal_overlay(struct shoal *sh);
+/* Networks and services' endpoints for the agent (manager/netmodel.h
+ * mesh_build), new reference or NULL. */
+json_t *shoal_mesh(struct shoal *sh);
 void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields);
 
 /* Path helpers: newly allocated "<state_dir>/<rel>" and "<run_dir>/<rel>". */

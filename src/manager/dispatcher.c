@@ -10,6 +10,7 @@
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "manager/ca.h"
+#include "manager/netmodel.h"
 #include "manager/stats.h"
 #include "manager/subnets.h"
 #include "raft/cluster.h"
@@ -29,6 +30,8 @@ struct dispatcher {
     bool was_leader;
     bool changing; /* a raft membership change is in flight */
     bool assigning; /* a node's subnet is being proposed */
+    json_t *mesh;   /* mesh_build() at store version mesh_version: shared by heartbeats */
+    unsigned long long mesh_version;
 };
 
 static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
@@ -175,6 +178,7 @@ static void dispatcher_closed(uv_handle_t *h)
 {
     struct dispatcher *d = h->data;
     free(d->seen);
+    json_decref(d->mesh);
     stats_free(d->stats);
     free(d);
 }
@@ -254,6 +258,17 @@ static void renew_certificate(struct shoal *sh, json_t *node, const char *csr, j
     free(dir);
 }
 
+json_t *dispatcher_mesh(struct dispatcher *d)
+{
+    unsigned long long version = store_version(d->sh->store);
+    if (d->mesh == NULL || d->mesh_version != version) {
+        json_decref(d->mesh);
+        d->mesh = mesh_build(d->sh->store);
+        d->mesh_version = version;
+    }
+    return d->mesh;
+}
+
 void dispatcher_session(struct dispatcher *d, struct http_req *req)
 {
     struct shoal *sh = d->sh;
@@ -280,6 +295,7 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
                               images_of(sh, tasks), "managers", swarm_manager_addrs(sh), "leader",
                               sh->swarm_addr, "role", json_object_get(node, "role"), "nodes",
                               swarm_node_addrs(sh), "overlay", shoal_overlay(sh));
+    json_object_set(reply, "mesh", dispatcher_mesh(d));
     renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
     respond_json(req, 200, reply);
     json_decref(body);

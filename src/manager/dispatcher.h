@@ -6,6 +6,8 @@
 #ifndef SHOAL_MANAGER_DISPATCHER_H
 #define SHOAL_MANAGER_DISPATCHER_H
 
+#include <jansson.h>
+
 struct shoal;
 struct http_req;
 struct dispatcher;
@@ -21,6 +23,10 @@ void dispatcher_stop(struct dispatcher *d);
 
 /* POST /v1/cluster/session from a node (mTLS identity in req->peer_id). */
 void dispatcher_session(struct dispatcher *d, struct http_req *req);
+
+/* The mesh (manager/netmodel.h) of the store's current version, cached
+ * (borrowed: valid until the store changes). */
+json_t *dispatcher_mesh(struct dispatcher *d);
 
 /* Node metrics the leader received (and its own, recorded by the daemon). */
 struct stats *dispatcher_stats(struct dispatcher *d);

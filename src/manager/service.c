@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/image.h"
@@ -195,6 +196,51 @@ static int check_constraints(json_t *cons, struct serr *err)
     return 0;
 }
 
+/* One published port: {published, target, protocol?, mode?}; defaults are
+ * filled in (tcp, ingress). */
+static int check_port(json_t *p, struct serr *err)
+{
+    static const char *const known[] = {"published", "target", "protocol", "mode", NULL};
+    static const char *const protocols[] = {"tcp", "udp", NULL};
+    static const char *const modes[] = {"ingress", "host", NULL};
+    if (!json_is_object(p))
+        return serr_set(err, SERR_INVALID, "each port must be an object");
+    if (check_keys(p, known, "port", err) < 0)
+        return -1;
+    if (!json_object_get(p, "published") || !json_object_get(p, "target"))
+        return serr_set(err, SERR_INVALID, "a port needs published and target");
+    if (check_int(p, "published", 1, 65535, err) < 0 || check_int(p, "target", 1, 65535, err) < 0 ||
+        check_one_of(p, "protocol", protocols, err) < 0 || check_one_of(p, "mode", modes, err) < 0)
+        return serr_wrap(err, "port");
+    if (json_object_get(p, "protocol") == NULL)
+        json_object_set_new(p, "protocol", json_string("tcp"));
+    if (json_object_get(p, "mode") == NULL)
+        json_object_set_new(p, "mode", json_string("ingress"));
+    return 0;
+}
+
+static int check_ports(json_t *ports, struct serr *err)
+{
+    if (!json_is_array(ports))
+        return serr_set(err, SERR_INVALID, "ports must be an array");
+    size_t i, j;
+    json_t *p, *q;
+    json_array_foreach(ports, i, p)
+    {
+        if (check_port(p, err) < 0)
+            return -1;
+        for (j = 0; j < i; j++) {
+            q = json_array_get(ports, j);
+            if (json_equal(json_object_get(p, "published"), json_object_get(q, "published")) &&
+                json_equal(json_object_get(p, "protocol"), json_object_get(q, "protocol")))
+                return serr_set(err, SERR_INVALID, "port %lld/%s is published twice",
+                                (long long)json_integer_value(json_object_get(p, "published")),
+                                json_string_value(json_object_get(p, "protocol")));
+        }
+    }
+    return 0;
+}
+
 static int check_update_config(json_t *uc, struct serr *err)
 {
     static const char *const known[] = {"parallelism", "delay_ms", NULL};
@@ -236,7 +282,7 @@ static int check_healthcheck(json_t *hc, struct serr *err)
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
-    "update_config", "network", "healthcheck", NULL};
+    "update_config", "network", "healthcheck", "ports", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -257,7 +303,6 @@ static int validate(json_t *s, struct serr *err)
 {
     static const char *const modes[] = {"replicated", "global", NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
-    static const char *const networks[] = {"bridge", "host", NULL};
     const char *name = json_string_value(json_object_get(s, "name"));
     if (check_fields(s, err) < 0)
         return -1;
@@ -267,9 +312,11 @@ static int validate(json_t *s, struct serr *err)
                         name ? name : "");
     if (!json_is_string(json_object_get(s, "image")))
         return serr_set(err, SERR_INVALID, "image is required");
-    if (check_one_of(s, "mode", modes, err) < 0 || check_one_of(s, "restart_condition", conds, err) < 0 ||
-        check_one_of(s, "network", networks, err) < 0)
+    if (check_one_of(s, "mode", modes, err) < 0 || check_one_of(s, "restart_condition", conds, err) < 0)
         return -1;
+    json_t *network = json_object_get(s, "network");
+    if (network && (!json_is_string(network) || json_string_length(network) == 0))
+        return serr_set(err, SERR_INVALID, "network must be a network's name");
     if (check_int(s, "replicas", 0, MAX_REPLICAS, err) < 0 ||
         check_int(s, "restart_delay_ms", 0, 86400000, err) < 0 ||
         check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0)
@@ -291,6 +338,8 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     v = json_object_get(s, "healthcheck");
     if (v && !json_is_null(v) && check_healthcheck(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "ports")) && check_ports(v, err) < 0)
         return -1;
     const char *mode = json_string_value(json_object_get(s, "mode"));
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
@@ -351,6 +400,7 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     set_default(s, "stop_grace_period_ms", json_integer(10000));
     set_default(s, "init", json_false());
     set_default(s, "network", json_string(SERVICE_DEFAULT_NETWORK));
+    set_default(s, "ports", json_array());
     set_default(s, "update_config", json_object());
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
@@ -388,10 +438,62 @@ static int patch_healthcheck(json_t *s, json_t *v, struct serr *err)
     return 0;
 }
 
+/* True when `p` is the port `key` names: "P" or "P/PROTOCOL" (tcp by default). */
+static bool port_is(json_t *p, const char *key)
+{
+    char *end;
+    long published = strtol(key, &end, 10);
+    const char *proto = *end == '/' ? end + 1 : "tcp";
+    const char *pp = json_string_value(json_object_get(p, "protocol"));
+    return (*end == '\0' || *end == '/') &&
+           json_integer_value(json_object_get(p, "published")) == published &&
+           strcmp(pp ? pp : "tcp", proto) == 0;
+}
+
+static void ports_remove(json_t *ports, const char *key)
+{
+    for (size_t i = json_array_size(ports); i-- > 0;)
+        if (port_is(json_array_get(ports, i), key))
+            json_array_remove(ports, i);
+}
+
+/* publish_rm: ["8080", "53/udp"]; publish_add: port objects (replacing
+ * the same published port). */
+static int patch_ports(json_t *spec, json_t *patch, struct serr *err)
+{
+    json_t *rm = json_object_get(patch, "publish_rm"), *add = json_object_get(patch, "publish_add");
+    if (rm && check_string_array(rm, "publish_rm", err) < 0)
+        return -1;
+    if (add && !json_is_array(add))
+        return serr_set(err, SERR_INVALID, "publish_add must be an array");
+    json_t *ports = json_object_get(spec, "ports");
+    if (!json_is_array(ports)) {
+        ports = json_array();
+        json_object_set_new(spec, "ports", ports);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(rm, i, v) ports_remove(ports, json_string_value(v));
+    json_array_foreach(add, i, v)
+    {
+        if (check_port(v, err) < 0)
+            return -1;
+        char key[32];
+        snprintf(key, sizeof(key), "%lld/%s",
+                 (long long)json_integer_value(json_object_get(v, "published")),
+                 json_string_value(json_object_get(v, "protocol")));
+        ports_remove(ports, key);
+        json_array_append(ports, v);
+    }
+    return 0;
+}
+
 json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct serr *err)
 {
-    static const char *const fields[] = {"image", "env_add", "env_rm", "args", "replicas",
-                                         "update_config", "healthcheck", NULL};
+    static const char *const fields[] = {"image",       "env_add",    "env_rm",
+                                         "args",        "replicas",   "update_config",
+                                         "healthcheck", "publish_add", "publish_rm",
+                                         NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -423,6 +525,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         env_remove(env, json_string_value(e));
         json_array_append(env, e);
     }
+    if (patch_ports(s, patch, err) < 0)
+        goto err_after_copy;
     if ((v = json_object_get(patch, "image")))
         json_object_set(s, "image", v);
     if ((v = json_object_get(patch, "args")))

@@ -5,6 +5,7 @@
 
 #include "agent/net.h"
 #include "base/util.h"
+#include "manager/netmodel.h"
 #include "store/store.h"
 
 const char *subnets_pool(json_t *cluster_meta)
@@ -49,6 +50,7 @@ json_t *subnets_next_op(json_t *nodes, const char *pool, struct serr *err)
         return NULL;
     uint32_t *taken = xcalloc(json_array_size(nodes) + 1, sizeof(*taken));
     size_t ntaken = taken_subnets(nodes, taken);
+    taken[ntaken++] = net_vip_block(pool_net, prefix); /* the services' virtual IPs */
     int rc = net_pick_subnet(pool_net, prefix, taken, ntaken, &subnet, err);
     free(taken);
     if (rc < 0)

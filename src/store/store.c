@@ -23,6 +23,7 @@ static const struct table_def tables[] = {
     {"tags", {"image_id", NULL}},
     {"services", {"name", NULL}},
     {"tasks", {"service_id", "node_id", "slot", NULL}},
+    {"networks", {"name", NULL}},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -42,6 +43,13 @@ static const char schema[] =
     "  slot TEXT GENERATED ALWAYS AS (json_extract(data, '$.slot')) STORED);"
     "CREATE INDEX tasks_service ON tasks(service_id);"
     "CREATE INDEX tasks_node ON tasks(node_id);";
+
+/* Tables added since the first release: also made in restored snapshots of
+ * older stores. */
+static const char schema_additions[] =
+    "CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS networks_name ON networks(name);";
 
 static const struct table_def *table_lookup(const char *name)
 {
@@ -69,7 +77,8 @@ int store_open(struct store **out, struct serr *err)
         goto err_after_open;
     }
     char *msg = NULL;
-    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(s->db, schema_additions, NULL, NULL, &msg) != SQLITE_OK) {
         serr_set(err, SERR_INTERNAL, "sqlite schema: %s", msg);
         sqlite3_free(msg);
         goto err_after_open;
@@ -258,6 +267,12 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
                                  SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
     if (rc != SQLITE_OK)
         return serr_set(err, SERR_INTERNAL, "sqlite3_deserialize: %s", sqlite3_errstr(rc));
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, schema_additions, NULL, NULL, &msg) != SQLITE_OK) {
+        serr_set(err, SERR_INTERNAL, "sqlite schema: %s", msg ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
     s->version++;
     return 0;
 }
@@ -321,7 +336,7 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
 
 static const char *name_column(const char *table)
 {
-    if (strcmp(table, "services") == 0)
+    if (strcmp(table, "services") == 0 || strcmp(table, "networks") == 0)
         return "name";
     if (strcmp(table, "nodes") == 0)
         return "hostname";

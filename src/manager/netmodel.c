@@ -1,0 +1,500 @@
+/* User networks, published ports, virtual IPs and the mesh (netmodel.h). */
+#include "manager/netmodel.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/net.h"
+#include "base/util.h"
+#include "manager/subnets.h"
+#include "store/store.h"
+
+/* ---- pure helpers ---- */
+
+static uint32_t prefix_mask(int prefix)
+{
+    return prefix <= 0 ? 0 : 0xffffffffu << (32 - prefix);
+}
+
+bool net_ranges_overlap(uint32_t a, int aprefix, uint32_t b, int bprefix)
+{
+    uint32_t mask = prefix_mask(aprefix < bprefix ? aprefix : bprefix);
+    return (a & mask) == (b & mask);
+}
+
+bool net_slice(uint32_t pool, uint32_t node_subnet, uint32_t net, int prefix, uint32_t *slice)
+{
+    if (prefix > 23 || node_subnet < pool)
+        return false;
+    uint64_t k = (node_subnet - pool) >> 8;
+    uint64_t count = 1ull << (24 - prefix);
+    if (k + 1 >= count) /* the last /24 holds the virtual IPs */
+        return false;
+    *slice = net + (uint32_t)(k << 8);
+    return true;
+}
+
+uint32_t net_vip_block(uint32_t net, int prefix)
+{
+    return (net | ~prefix_mask(prefix)) & 0xffffff00u;
+}
+
+/* ---- networks ---- */
+
+static bool valid_network_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 63 || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return false;
+    return true;
+}
+
+static bool is_builtin(const char *name)
+{
+    return strcmp(name, NETWORK_BRIDGE) == 0 || strcmp(name, NETWORK_HOST) == 0;
+}
+
+static const char *pool_of(struct store *st, char *buf, size_t buflen)
+{
+    json_t *meta = store_get(st, "meta", "cluster");
+    snprintf(buf, buflen, "%s", subnets_pool(meta));
+    json_decref(meta);
+    return buf;
+}
+
+/* Every range of ours: the pool, then the user networks, as "name" -> CIDR. */
+static json_t *ranges(struct store *st)
+{
+    char pool[32];
+    json_t *out = json_pack("[{s:s, s:s}]", "name", NETWORK_BRIDGE, "subnet",
+                            pool_of(st, pool, sizeof(pool)));
+    json_t *nets = store_list(st, "networks", "name");
+    size_t i;
+    json_t *n;
+    json_array_foreach(nets, i, n)
+        json_array_append_new(out, json_pack("{s:O, s:O}", "name", json_object_get(n, "name"),
+                                             "subnet", json_object_get(n, "subnet")));
+    json_decref(nets);
+    return out;
+}
+
+/* A route of this host (other than ours) that shares addresses with the
+ * range: the network would shadow it. Only the leader's view: the nodes'
+ * LANs are usually one. */
+static bool host_route_overlap(uint32_t net, int prefix, json_t *ours, char *what, size_t len)
+{
+    FILE *f = fopen("/proc/net/route", "r");
+    if (f == NULL)
+        return false;
+    char line[256], iface[32];
+    unsigned dst, gw, flags, refcnt, use, metric, mask;
+    bool found = false;
+    if (fgets(line, sizeof(line), f) == NULL) /* header */
+        line[0] = '\0';
+    while (!found && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%31s %x %x %x %u %u %u %x", iface, &dst, &gw, &flags, &refcnt, &use,
+                   &metric, &mask) != 8 || mask == 0)
+            continue;
+        uint32_t rdst = __builtin_bswap32(dst), rmask = __builtin_bswap32(mask);
+        int rprefix = __builtin_popcount(rmask);
+        bool inside_ours = false;
+        size_t i;
+        json_t *r;
+        json_array_foreach(ours, i, r)
+        {
+            uint32_t o;
+            int op;
+            if (net_parse_cidr(json_string_value(json_object_get(r, "subnet")), &o, &op, NULL) ==
+                    0 &&
+                rprefix >= op && net_ranges_overlap(o, op, rdst, rprefix))
+                inside_ours = true;
+        }
+        if (!inside_ours && net_ranges_overlap(net, prefix, rdst, rprefix)) {
+            char ip[16];
+            net_format_ip(rdst, ip);
+            snprintf(what, len, "%s/%d on %s", ip, rprefix, iface);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* 0 when the range is free; else err names what it overlaps. */
+static int check_range(json_t *ours, uint32_t net, int prefix, struct serr *err)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(ours, i, r)
+    {
+        const char *cidr = json_string_value(json_object_get(r, "subnet"));
+        uint32_t o;
+        int op;
+        if (net_parse_cidr(cidr, &o, &op, NULL) == 0 && net_ranges_overlap(net, prefix, o, op))
+            return serr_set(err, SERR_CONFLICT, "subnet overlaps network %s (%s)",
+                            json_string_value(json_object_get(r, "name")), cidr);
+    }
+    char what[64];
+    if (host_route_overlap(net, prefix, ours, what, sizeof(what)))
+        return serr_set(err, SERR_CONFLICT, "subnet overlaps a network of this host (%s)", what);
+    return 0;
+}
+
+/* The first free 10.X.0.0/16 above 10.42. */
+static int pick_range(json_t *ours, char *out, size_t len, struct serr *err)
+{
+    for (uint32_t x = 43; x < 255; x++) {
+        uint32_t net = (10u << 24) | (x << 16);
+        if (check_range(ours, net, 16, NULL) == 0) {
+            char ip[16];
+            net_format_ip(net, ip);
+            snprintf(out, len, "%s/16", ip);
+            return 0;
+        }
+    }
+    return serr_set(err, SERR_UNAVAILABLE, "no free 10.X.0.0/16 left: give --subnet");
+}
+
+static int network_subnet(json_t *ours, json_t *body, char *out, size_t len, struct serr *err)
+{
+    json_t *v = json_object_get(body, "subnet");
+    if (v == NULL || json_is_null(v))
+        return pick_range(ours, out, len, err);
+    uint32_t net;
+    int prefix;
+    if (!json_is_string(v) || net_parse_cidr(json_string_value(v), &net, &prefix, err) < 0)
+        return serr_set(err, SERR_INVALID, "subnet must be a CIDR like 10.50.0.0/16");
+    if (prefix < 8 || prefix > 23)
+        return serr_set(err, SERR_INVALID,
+                        "subnet %s: the prefix must be /8 to /23 (a /24 per node, plus one for "
+                        "the virtual IPs)", json_string_value(v));
+    if (check_range(ours, net, prefix, err) < 0)
+        return -1;
+    char ip[16];
+    net_format_ip(net, ip);
+    snprintf(out, len, "%s/%d", ip, prefix);
+    return 0;
+}
+
+json_t *network_new(struct store *st, json_t *body, struct serr *err)
+{
+    static const char *const known[] = {"name", "subnet", NULL};
+    const char *key;
+    json_t *val;
+    if (!json_is_object(body)) {
+        serr_set(err, SERR_INVALID, "network must be a JSON object");
+        return NULL;
+    }
+    json_object_foreach(body, key, val)
+    {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL) {
+            serr_set(err, SERR_INVALID, "unknown field '%s' in network", key);
+            return NULL;
+        }
+    }
+    const char *name = json_string_value(json_object_get(body, "name"));
+    if (!valid_network_name(name)) {
+        serr_set(err, SERR_INVALID,
+                 "invalid network name '%s' (letters, digits, '_', '.', '-'; at most 63)",
+                 name ? name : "");
+        return NULL;
+    }
+    json_t *dup = store_list_where(st, "networks", "name", name);
+    bool taken = is_builtin(name) || json_array_size(dup) > 0;
+    json_decref(dup);
+    if (taken) {
+        serr_set(err, SERR_CONFLICT, "network %s already exists", name);
+        return NULL;
+    }
+    json_t *ours = ranges(st);
+    char subnet[24];
+    int rc = network_subnet(ours, body, subnet, sizeof(subnet), err);
+    json_decref(ours);
+    if (rc < 0)
+        return NULL;
+    char id[26];
+    random_hex(id, 25);
+    return json_pack("{s:s, s:s, s:s, s:I}", "id", id, "name", name, "subnet", subnet,
+                     "created_at", (json_int_t)now_ms());
+}
+
+json_t *network_services(struct store *st, const char *name)
+{
+    json_t *svcs = store_list(st, "services", "name"), *out = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(svcs, i, s)
+    {
+        const char *net = json_string_value(json_object_get(json_object_get(s, "spec"), "network"));
+        if (net && strcmp(net, name) == 0)
+            json_array_append(out, json_object_get(s, "name"));
+    }
+    json_decref(svcs);
+    return out;
+}
+
+static json_t *builtin(struct store *st, const char *name)
+{
+    char pool[32];
+    json_t *n = json_pack("{s:s, s:s, s:s, s:b}", "id", name, "name", name, "driver",
+                          strcmp(name, NETWORK_HOST) == 0 ? "host" : "bridge", "builtin", 1);
+    if (strcmp(name, NETWORK_BRIDGE) == 0)
+        json_object_set_new(n, "subnet", json_string(pool_of(st, pool, sizeof(pool))));
+    return n;
+}
+
+static json_t *with_services(struct store *st, json_t *n)
+{
+    json_object_set_new(n, "services",
+                        network_services(st, json_string_value(json_object_get(n, "name"))));
+    return n;
+}
+
+json_t *network_list(struct store *st)
+{
+    json_t *out = json_pack("[o, o]", with_services(st, builtin(st, NETWORK_BRIDGE)),
+                            with_services(st, builtin(st, NETWORK_HOST)));
+    json_t *nets = store_list(st, "networks", "name");
+    size_t i;
+    json_t *n;
+    json_array_foreach(nets, i, n)
+    {
+        json_object_set_new(n, "driver", json_string("bridge"));
+        json_array_append_new(out, with_services(st, json_incref(n)));
+    }
+    json_decref(nets);
+    return out;
+}
+
+json_t *network_find(struct store *st, const char *ref, struct serr *err)
+{
+    if (ref && is_builtin(ref))
+        return with_services(st, builtin(st, ref));
+    json_t *byname = store_list_where(st, "networks", "name", ref ? ref : "");
+    json_t *n = json_incref(json_array_get(byname, 0));
+    json_decref(byname);
+    if (n == NULL)
+        n = store_find(st, "networks", ref, err);
+    if (n == NULL) {
+        if (err && err->msg[0] == '\0')
+            serr_set(err, SERR_NOT_FOUND, "network %s not found", ref ? ref : "");
+        return NULL;
+    }
+    json_object_set_new(n, "driver", json_string("bridge"));
+    return with_services(st, n);
+}
+
+/* ---- services: ports and virtual IPs ---- */
+
+static const char *sget(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static int check_port_free(struct store *st, json_t *svc, json_t *port, struct serr *err)
+{
+    json_int_t published = json_integer_value(json_object_get(port, "published"));
+    const char *proto = sget(port, "protocol");
+    json_t *svcs = store_list(st, "services", "name");
+    size_t i, j;
+    json_t *other, *p;
+    int rc = 0;
+    json_array_foreach(svcs, i, other)
+    {
+        if (rc < 0 || strcmp(sget(other, "id"), sget(svc, "id")) == 0)
+            continue;
+        json_array_foreach(json_object_get(json_object_get(other, "spec"), "ports"), j, p)
+        {
+            if (json_integer_value(json_object_get(p, "published")) == published &&
+                strcmp(sget(p, "protocol"), proto) == 0) {
+                rc = serr_set(err, SERR_CONFLICT, "port %lld/%s is already published by service %s",
+                              (long long)published, proto, sget(other, "name"));
+                break;
+            }
+        }
+    }
+    json_decref(svcs);
+    return rc;
+}
+
+/* The nodes' cluster ports are the swarm's own. */
+static int check_port_not_cluster(struct store *st, json_t *port, struct serr *err)
+{
+    json_int_t published = json_integer_value(json_object_get(port, "published"));
+    json_t *nodes = store_list(st, "nodes", NULL);
+    size_t i;
+    json_t *n;
+    int rc = 0;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *addr = sget(n, "addr"), *colon = addr ? strrchr(addr, ':') : NULL;
+        if (rc == 0 && strcmp(sget(port, "protocol"), "tcp") == 0 && colon &&
+            atoll(colon + 1) == published)
+            rc = serr_set(err, SERR_CONFLICT, "port %lld/tcp is the swarm's cluster port on %s",
+                          (long long)published, addr);
+    }
+    json_decref(nodes);
+    return rc;
+}
+
+/* The network's range: the pool for "bridge". */
+static int network_range(struct store *st, const char *name, uint32_t *net, int *prefix,
+                         struct serr *err)
+{
+    char pool[32];
+    const char *cidr = pool_of(st, pool, sizeof(pool));
+    json_t *n = NULL;
+    if (strcmp(name, NETWORK_BRIDGE) != 0) {
+        json_t *found = store_list_where(st, "networks", "name", name);
+        n = json_incref(json_array_get(found, 0));
+        json_decref(found);
+        if (n == NULL)
+            return serr_set(err, SERR_NOT_FOUND, "network %s not found (see `shoal network ls`)",
+                            name);
+        cidr = sget(n, "subnet");
+    }
+    int rc = net_parse_cidr(cidr, net, prefix, err);
+    json_decref(n);
+    return rc;
+}
+
+static bool parse_ip(const char *text, uint32_t *ip)
+{
+    struct in_addr a;
+    if (text == NULL || inet_pton(AF_INET, text, &a) != 1)
+        return false;
+    *ip = ntohl(a.s_addr);
+    return true;
+}
+
+/* The lowest address of the block no other service of the network has. */
+static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t block,
+                    uint32_t *vip, struct serr *err)
+{
+    json_t *svcs = store_list(st, "services", NULL);
+    bool used[256] = {false};
+    size_t i;
+    json_t *s;
+    json_array_foreach(svcs, i, s)
+    {
+        const char *net = sget(json_object_get(s, "spec"), "network");
+        const char *v = sget(s, "vip");
+        if (strcmp(sget(s, "id"), sget(svc, "id")) == 0 || !net || strcmp(net, network) != 0 ||
+            !v)
+            continue;
+        uint32_t a;
+        if (parse_ip(v, &a) && (a & 0xffffff00u) == block)
+            used[a & 0xff] = true;
+    }
+    json_decref(svcs);
+    for (uint32_t h = 2; h < 255; h++)
+        if (!used[h]) {
+            *vip = block + h;
+            return 0;
+        }
+    return serr_set(err, SERR_UNAVAILABLE, "network %s has no virtual IP left (254 services)",
+                    network);
+}
+
+static bool vip_in_block(const char *vip, uint32_t block)
+{
+    uint32_t a;
+    return parse_ip(vip, &a) && (a & 0xffffff00u) == block;
+}
+
+int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct serr *err)
+{
+    const char *network = sget(spec, "network");
+    json_t *ports = json_object_get(spec, "ports");
+    size_t i;
+    json_t *p;
+    if (network == NULL || strcmp(network, NETWORK_HOST) == 0) {
+        json_object_del(svc, "vip");
+        if (json_array_size(ports) > 0)
+            return serr_set(err, SERR_INVALID, "a service on the host network listens on the "
+                                               "nodes' ports itself: it cannot publish ports");
+        return 0;
+    }
+    uint32_t net, vip = 0;
+    int prefix;
+    if (network_range(st, network, &net, &prefix, err) < 0)
+        return -1;
+    json_array_foreach(ports, i, p)
+    {
+        if (check_port_free(st, svc, p, err) < 0 || check_port_not_cluster(st, p, err) < 0)
+            return -1;
+    }
+    uint32_t block = net_vip_block(net, prefix);
+    if (vip_in_block(sget(svc, "vip"), block))
+        return 0;
+    if (pick_vip(st, svc, network, block, &vip, err) < 0)
+        return -1;
+    char text[16];
+    net_format_ip(vip, text);
+    json_object_set_new(svc, "vip", json_string(text));
+    return 0;
+}
+
+/* ---- the mesh ---- */
+
+static bool in_rotation(json_t *task)
+{
+    const char *desired = sget(task, "desired_state");
+    if (desired == NULL || strcmp(desired, "running") != 0)
+        return false;
+    const char *state = sget(task, "state"), *health = sget(task, "health");
+    if (state == NULL || strcmp(state, "running") != 0 || sget(task, "addr") == NULL)
+        return false;
+    if (json_object_get(json_object_get(task, "container"), "healthcheck") == NULL)
+        return true;
+    return health && strcmp(health, "healthy") == 0;
+}
+
+static json_t *endpoints(struct store *st, json_t *svc)
+{
+    json_t *tasks = store_list_where(st, "tasks", "service_id", sget(svc, "id"));
+    json_t *out = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (in_rotation(t))
+            json_array_append_new(out, json_pack("{s:O, s:O}", "addr", json_object_get(t, "addr"),
+                                                 "node_id", json_object_get(t, "node_id")));
+    }
+    json_decref(tasks);
+    return out;
+}
+
+json_t *mesh_build(struct store *st)
+{
+    json_t *svcs = store_list(st, "services", "name"), *out = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(svcs, i, s)
+    {
+        json_t *spec = json_object_get(s, "spec");
+        const char *network = sget(spec, "network");
+        if (network == NULL || strcmp(network, NETWORK_HOST) == 0 || sget(s, "vip") == NULL)
+            continue;
+        json_t *ports = json_object_get(spec, "ports");
+        json_array_append_new(out, json_pack("{s:O, s:s, s:O, s:o, s:o}", "name",
+                                             json_object_get(s, "name"), "network", network, "vip",
+                                             json_object_get(s, "vip"), "ports",
+                                             ports ? json_incref(ports) : json_array(),
+                                             "endpoints", endpoints(st, s)));
+    }
+    json_decref(svcs);
+    char pool[32];
+    return json_pack("{s:s, s:o, s:o}", "pool", pool_of(st, pool, sizeof(pool)), "networks",
+                     ranges(st), "services", out);
+}
