@@ -369,6 +369,20 @@ static int netns_mark(struct ctr *c, bool present)
     return rc;
 }
 
+/* The container's /etc/resolv.conf: the DNS server of the node, on its
+ * bridge's .1 (agent_dns.c); it forwards other names to the host's. */
+static int write_resolv_conf(struct ctr *c)
+{
+    char gw[16];
+    net_format_ip((c->addr & 0xffffff00u) + 1, gw);
+    char *text = xasprintf("nameserver %s\noptions ndots:0\n", gw);
+    char *path = ctr_record_path(c, "resolv");
+    int rc = write_file_atomic(path, text, strlen(text), false, &c->werr);
+    free(path);
+    free(text);
+    return rc;
+}
+
 static void work_delete(uv_work_t *w)
 {
     struct ctr *c = w->data;
@@ -379,10 +393,13 @@ static void work_delete(uv_work_t *w)
     netns_mark(c, false);
     char *rec = ctr_record_path(c, "json");
     char *fifo = ctr_record_path(c, "fifo");
+    char *resolv = ctr_record_path(c, "resolv");
     unlink(rec);
     unlink(fifo);
+    unlink(resolv);
     free(rec);
     free(fifo);
+    free(resolv);
 }
 
 static void after_delete(uv_work_t *w, int status)
@@ -469,8 +486,8 @@ static void work_create(uv_work_t *w)
     c->out_rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     /* crun joins the namespace: it must exist before `crun create`. The
      * marker lets a daemon killed before the record exists find it again. */
-    if (c->addr != 0 && (netns_mark(c, true) < 0 ||
-                         net_task_create(c->id, c->sh->bridge, c->addr, &c->werr) < 0))
+    if (c->addr != 0 && (netns_mark(c, true) < 0 || write_resolv_conf(c) < 0 ||
+                         net_task_create(c->id, c->bridge, c->addr, &c->werr) < 0))
         goto out;
     if (runtime_create(&c->sh->rt, c->id, c->rspec, (const char *const *)c->layers, fd,
                        &c->pid, &c->werr) < 0)
@@ -721,7 +738,7 @@ static bool task_waits_for_bridge(struct agent *a, json_t *task)
 {
     const char *network = sget(json_object_get(task, "container"), "network");
     /* a set-up that failed rejects the task instead, with the reason */
-    return network && strcmp(network, "bridge") == 0 && !agent_net_ready(a) &&
+    return network && strcmp(network, "host") != 0 && !agent_net_ready(a, network) &&
            agent_net_error(a) == NULL;
 }
 

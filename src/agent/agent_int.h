@@ -39,6 +39,7 @@ struct ctr {
     char *error;      /* why it could not start */
     pid_t pid;
     uint32_t addr;    /* bridged: the address of its eth0 (host order); 0: host network */
+    char bridge[16];  /* bridged: the bridge of its network (set before creation) */
     long long start_time;
     int pidfd;
     int log_fd;
@@ -92,14 +93,19 @@ void agent_kick(struct agent *a);
 bool agent_has_tasks(struct agent *a);
 void report_lost(struct agent *a, const char *task_id);
 
-/* agent_net.c: the node's bridge, routes and NAT; task addresses */
+/* agent_net.c: the node's bridges, routes, NAT and mesh; task addresses */
 struct agent_net *agent_net_new(struct agent *a);
 void agent_net_close(struct agent_net *n);
 void agent_net_sync(struct agent *a);
-bool agent_net_ready(struct agent *a);
-/* Why the last set-up of the bridge failed, or NULL. */
+/* True when the network's bridge is up on this node. */
+bool agent_net_ready(struct agent *a, const char *network);
+/* Why the last set-up failed, or NULL. */
 const char *agent_net_error(struct agent *a);
-int agent_net_alloc(struct agent *a, uint32_t *addr, struct serr *err);
+/* A free address of the node's /24 of `network` and its bridge (16 bytes). */
+int agent_net_attach(struct agent *a, const char *network, char *bridge, uint32_t *addr,
+                     struct serr *err);
+/* The mesh the kernel has now (borrowed; NULL before the first set-up). */
+json_t *agent_net_mesh(struct agent *a);
 
 /* agent_health.c: health checks (Docker's HEALTHCHECK CMD-SHELL semantics).
  * A task container whose spec has a healthcheck runs `/bin/sh -c CMD` inside

@@ -1,7 +1,9 @@
 /* The agent's side of task networking (agent/net.h): keeps the node's
- * bridge, NAT and routes in line with the node list, and hands out task
- * addresses of the node's /24. Runs on the loop; kernel changes go to the
- * thread pool. */
+ * bridges (one per network), routes, NAT, published ports and virtual IPs
+ * in line with the node list and the mesh (manager/netmodel.h), and hands
+ * out task addresses. Runs on the loop; kernel changes go to the thread
+ * pool. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,24 +12,35 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "manager/netmodel.h"
+
+/* What one pass wants the kernel to have. */
+struct net_want {
+    char *key; /* everything below, to skip work when nothing changed */
+    char *nft;
+    struct net_bridge *bridges;
+    size_t nbridges;
+    char **stale; /* bridges of networks gone */
+    size_t nstale;
+    struct net_route *routes;
+    size_t nroutes;
+    json_t *local; /* network name -> {"bridge", "slice"} */
+    bool vxlan;    /* the cluster's overlay mode (shoal_overlay) */
+    char self_ip[16]; /* this node's address: the VXLAN tunnels' source */
+};
 
 struct agent_net {
     struct agent *a; /* NULL once the agent closed: the work in flight frees this */
-    const char *bridge; /* the daemon's --bridge: outlives us */
+    const char *bridge; /* the daemon's --bridge (the "bridge" network's): outlives us */
     uv_work_t work;
     bool working;
-    bool ready;          /* the bridge is up for `subnet` */
+    bool ready;          /* the kernel has `applied` */
     bool teardown_after; /* swarm left while the work ran */
-    uint32_t subnet;
-    char *applied;       /* what the kernel has (want_key of the last success) */
-    /* the work's input and result */
-    char *want_key;
-    uint32_t want_subnet;
-    bool want_vxlan;      /* the cluster's overlay mode (shoal_overlay) */
-    char want_local[16];  /* this node's address: the VXLAN tunnels' source */
-    struct net_route *routes;
-    size_t nroutes;
-    const char **exempt;
+    char *applied;       /* the key of the last success */
+    json_t *local;       /* its networks on this node: name -> {"bridge", "slice"} */
+    json_t *mesh;        /* the mesh it was made from (DNS answers) */
+    struct net_want want; /* the work's input */
+    json_t *want_mesh;
     int rc;
     struct serr err;
     char last_error[sizeof(((struct serr *)0)->msg)];
@@ -38,23 +51,29 @@ struct agent_net *agent_net_new(struct agent *a)
     struct agent_net *n = xcalloc(1, sizeof(*n));
     n->a = a;
     n->bridge = a->sh->bridge;
+    n->local = json_object();
     return n;
 }
 
-static void clear_want(struct agent_net *n)
+static void want_clear(struct net_want *w)
 {
-    free(n->want_key);
-    free(n->routes);
-    free(n->exempt);
-    n->want_key = NULL;
-    n->routes = NULL;
-    n->exempt = NULL;
-    n->nroutes = 0;
+    free(w->key);
+    free(w->nft);
+    free(w->bridges);
+    for (size_t i = 0; i < w->nstale; i++)
+        free(w->stale[i]);
+    free(w->stale);
+    free(w->routes);
+    json_decref(w->local);
+    memset(w, 0, sizeof(*w));
 }
 
 static void net_free(struct agent_net *n)
 {
-    clear_want(n);
+    want_clear(&n->want);
+    json_decref(n->want_mesh);
+    json_decref(n->local);
+    json_decref(n->mesh);
     free(n->applied);
     free(n);
 }
@@ -66,9 +85,9 @@ void agent_net_close(struct agent_net *n)
         net_free(n);
 }
 
-bool agent_net_ready(struct agent *a)
+bool agent_net_ready(struct agent *a, const char *network)
 {
-    return a->net->ready;
+    return a->net->ready && json_object_get(a->net->local, network) != NULL;
 }
 
 const char *agent_net_error(struct agent *a)
@@ -84,55 +103,212 @@ static void addr_ip(const char *addr, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)(len < outlen ? len : outlen - 1), addr);
 }
 
-/* Fills the wanted state from the node list; false when this node has no
- * subnet yet. The key describes it, to skip work when nothing changed. */
-static bool plan(struct agent_net *n, json_t *nodes, const char *self_id, const char *overlay)
+static const char *sget(json_t *o, const char *key)
 {
-    size_t count = json_array_size(nodes), i;
-    json_t *node;
-    n->routes = xcalloc(count + 1, sizeof(*n->routes));
-    n->exempt = xcalloc(count + 1, sizeof(*n->exempt));
-    n->want_vxlan = strcmp(overlay, NET_OVERLAY_VXLAN) == 0;
-    n->want_key = xasprintf("%s;", overlay);
-    bool found = false;
+    return json_string_value(json_object_get(o, key));
+}
+
+static bool parse_cidr(json_t *o, const char *key, uint32_t *net, int *prefix)
+{
+    const char *text = sget(o, key);
+    return text && net_parse_cidr(text, net, prefix, NULL) == 0;
+}
+
+static void cidr24(uint32_t net, char *out)
+{
+    char ip[16];
+    net_format_ip(net, ip);
+    snprintf(out, 20, "%s/24", ip);
+}
+
+/* The bridge of a network on this node: the daemon's own for "bridge". */
+static void bridge_name(struct agent_net *n, json_t *network, char *out)
+{
+    if (strcmp(sget(network, "name"), NETWORK_BRIDGE) == 0)
+        snprintf(out, 16, "%s", n->bridge);
+    else
+        snprintf(out, 16, "shn%.12s", sget(network, "id") ? sget(network, "id") : "");
+}
+
+/* Bridges of this node: one per network that has a /24 for it. */
+static void plan_bridges(struct agent_net *n, json_t *networks, uint32_t pool, uint32_t self,
+                         json_t *rules)
+{
+    struct net_want *w = &n->want;
+    json_t *list = json_array();
+    w->bridges = xcalloc(json_array_size(networks) + 1, sizeof(*w->bridges));
+    size_t i;
+    json_t *net;
+    json_array_foreach(networks, i, net)
+    {
+        uint32_t base, slice;
+        int prefix;
+        if (!parse_cidr(net, "subnet", &base, &prefix) || !net_slice(pool, self, base, prefix, &slice))
+            continue;
+        struct net_bridge *b = &w->bridges[w->nbridges++];
+        bridge_name(n, net, b->name);
+        b->slice = slice;
+        char cidr[20];
+        cidr24(slice, cidr);
+        json_object_set_new(w->local, sget(net, "name"),
+                            json_pack("{s:s, s:I}", "bridge", b->name, "slice", (json_int_t)slice));
+        json_array_append_new(list, json_pack("{s:s, s:s}", "name", b->name, "slice", cidr));
+    }
+    json_object_set_new(rules, "bridges", list);
+}
+
+/* Routes to the other nodes' /24s of every network. */
+static void plan_routes(struct agent_net *n, json_t *nodes, json_t *networks, uint32_t pool,
+                        const char *self_id)
+{
+    struct net_want *w = &n->want;
+    w->routes = xcalloc(json_array_size(nodes) * json_array_size(networks) + 1, sizeof(*w->routes));
+    size_t i, j;
+    json_t *node, *net;
     json_array_foreach(nodes, i, node)
     {
-        const char *id = json_string_value(json_object_get(node, "id"));
-        const char *subnet = json_string_value(json_object_get(node, "subnet"));
-        const char *addr = json_string_value(json_object_get(node, "addr"));
-        uint32_t net;
+        uint32_t subnet, base, slice;
         int prefix;
-        if (!id || !subnet || !addr || net_parse_cidr(subnet, &net, &prefix, NULL) < 0)
+        const char *addr = sget(node, "addr"), *id = sget(node, "id");
+        if (!id || !addr || strcmp(id, self_id) == 0 || !parse_cidr(node, "subnet", &subnet, &prefix))
             continue;
-        if (strcmp(id, self_id) == 0) {
-            n->want_subnet = net;
-            addr_ip(addr, n->want_local, sizeof(n->want_local));
-            found = true;
-        } else {
-            struct net_route *r = &n->routes[n->nroutes++];
-            snprintf(r->subnet, sizeof(r->subnet), "%s", subnet);
+        json_array_foreach(networks, j, net)
+        {
+            if (!parse_cidr(net, "subnet", &base, &prefix) ||
+                !net_slice(pool, subnet, base, prefix, &slice))
+                continue;
+            struct net_route *r = &w->routes[w->nroutes++];
+            cidr24(slice, r->subnet);
             addr_ip(addr, r->via, sizeof(r->via));
-            n->exempt[n->nroutes - 1] = r->subnet;
         }
-        char *key = xasprintf("%s%s=%s;", n->want_key, subnet, addr);
-        free(n->want_key);
-        n->want_key = key;
     }
-    return found;
+}
+
+static json_t *vip_blocks(json_t *networks)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *net;
+    json_array_foreach(networks, i, net)
+    {
+        uint32_t base;
+        int prefix;
+        char cidr[20];
+        if (!parse_cidr(net, "subnet", &base, &prefix) || prefix > 23)
+            continue;
+        cidr24(net_vip_block(base, prefix), cidr);
+        json_array_append_new(out, json_string(cidr));
+    }
+    return out;
+}
+
+/* Applied bridges no longer wanted (the "bridge" network's is never stale). */
+static void plan_stale(struct agent_net *n)
+{
+    struct net_want *w = &n->want;
+    const char *name;
+    json_t *v;
+    w->stale = xcalloc(json_object_size(n->local) + 1, sizeof(*w->stale));
+    json_object_foreach(n->local, name, v)
+    {
+        if (json_object_get(w->local, name) == NULL)
+            w->stale[w->nstale++] = xstrdup(sget(v, "bridge"));
+    }
+}
+
+static char *plan_key(struct net_want *w, const char *overlay)
+{
+    char *key = xasprintf("%s;%s;%s", overlay, w->self_ip, w->nft);
+    for (size_t i = 0; i < w->nroutes; i++) {
+        char *next = xasprintf("%s%s>%s;", key, w->routes[i].subnet, w->routes[i].via);
+        free(key);
+        key = next;
+    }
+    return key;
+}
+
+/* Fills n->want from the node list and the mesh; false when this node has
+ * no subnet yet (or no mesh came yet). */
+static bool plan(struct agent_net *n, json_t *nodes, json_t *mesh, const char *self_id,
+                 const char *overlay)
+{
+    uint32_t pool, self = 0;
+    int prefix;
+    size_t i;
+    json_t *node;
+    if (!parse_cidr(mesh, "pool", &pool, &prefix))
+        return false;
+    json_array_foreach(nodes, i, node)
+    {
+        if (strcmp(sget(node, "id") ? sget(node, "id") : "", self_id) != 0)
+            continue;
+        if (!parse_cidr(node, "subnet", &self, &prefix) || sget(node, "addr") == NULL)
+            return false;
+        addr_ip(sget(node, "addr"), n->want.self_ip, sizeof(n->want.self_ip));
+    }
+    if (self == 0)
+        return false;
+    json_t *networks = json_object_get(mesh, "networks");
+    json_t *rules = json_pack("{s:s, s:O, s:o, s:O}", "self", self_id, "networks", networks,
+                              "vip_blocks", vip_blocks(networks), "services",
+                              json_object_get(mesh, "services"));
+    n->want.local = json_object();
+    plan_bridges(n, networks, pool, self, rules);
+    plan_routes(n, nodes, networks, pool, self_id);
+    plan_stale(n);
+    n->want.nft = net_rules_script(n->bridge, rules);
+    json_decref(rules);
+    n->want.vxlan = strcmp(overlay, NET_OVERLAY_VXLAN) == 0;
+    n->want.key = plan_key(&n->want, overlay);
+    return true;
 }
 
 static void work_apply(uv_work_t *w)
 {
     struct agent_net *n = w->data;
-    n->rc = net_setup(n->bridge, n->want_subnet, n->exempt, n->nroutes, &n->err);
+    struct net_want *want = &n->want;
+    n->rc = net_apply(want->bridges, want->nbridges, want->stale, want->nstale, want->nft, &n->err);
     if (n->rc == 0)
-        n->rc = n->want_vxlan ? net_vxlan_apply(n->bridge, n->want_local, n->routes, n->nroutes,
-                                                &n->err)
-                              : net_routes_apply(n->routes, n->nroutes, &n->err);
+        n->rc = want->vxlan ? net_vxlan_apply(n->bridge, want->bridges, want->nbridges,
+                                              want->self_ip, want->routes, want->nroutes, &n->err)
+                            : net_routes_apply(want->routes, want->nroutes, &n->err);
+}
+
+static void applied(struct agent_net *n)
+{
+    free(n->applied);
+    n->applied = n->want.key;
+    n->want.key = NULL;
+    json_decref(n->local);
+    n->local = n->want.local;
+    n->want.local = NULL;
+    json_decref(n->mesh);
+    n->mesh = n->want_mesh;
+    n->want_mesh = NULL;
+    if (!n->ready || n->last_error[0])
+        log_info("task network ready: %zu bridge(s), %zu route(s) to other nodes",
+                 n->want.nbridges, n->want.nroutes);
+    n->ready = true;
+    n->last_error[0] = '\0';
+    agent_kick(n->a); /* tasks waiting for their bridge */
+}
+
+static void teardown(struct agent_net *n)
+{
+    char **names = xcalloc(json_object_size(n->local) + 1, sizeof(*names));
+    size_t count = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(n->local, name, v) names[count++] = (char *)sget(v, "bridge");
+    net_bridges_delete(names, count);
+    free(names);
+    net_teardown(n->bridge);
+    json_object_clear(n->local);
 }
 
 static void after_apply(uv_work_t *w, int status)
 {
+    (void)status;
     struct agent_net *n = w->data;
     n->working = false;
     if (n->a == NULL) {
@@ -141,23 +317,19 @@ static void after_apply(uv_work_t *w, int status)
     }
     if (n->teardown_after) {
         n->teardown_after = false;
-        net_teardown(n->bridge);
+        json_decref(n->local);
+        n->local = json_incref(n->want.local);
+        teardown(n);
     } else if (n->rc == 0) {
-        free(n->applied);
-        n->applied = n->want_key;
-        n->want_key = NULL;
-        n->subnet = n->want_subnet;
-        n->ready = true;
-        n->last_error[0] = '\0';
-        log_info("task network ready: bridge %s, %zu route(s) to other nodes", n->bridge,
-                 n->nroutes);
-        agent_kick(n->a); /* tasks waiting for the bridge */
+        applied(n);
     } else if (strcmp(n->last_error, n->err.msg) != 0) {
         /* retried on the next kick (at least every second); said once */
         snprintf(n->last_error, sizeof(n->last_error), "%s", n->err.msg);
         log_warn("%s", n->err.msg);
     }
-    clear_want(n);
+    want_clear(&n->want);
+    json_decref(n->want_mesh);
+    n->want_mesh = NULL;
 }
 
 void agent_net_sync(struct agent *a)
@@ -173,19 +345,17 @@ void agent_net_sync(struct agent *a)
         n->applied = NULL;
     }
     json_t *nodes = a->sh->role[0] ? shoal_nodes(a->sh) : NULL;
-    if (nodes == NULL)
-        return;
-    /* The node list's JSON (tasks, images...) is tiny: planning every kick is cheap. */
-    bool have_subnet = plan(n, nodes, a->sh->node_id, shoal_overlay(a->sh));
-    bool changed = n->applied == NULL || strcmp(n->applied, n->want_key) != 0;
-    if (!have_subnet || !changed) {
-        clear_want(n);
-        json_decref(nodes);
+    json_t *mesh = nodes ? shoal_mesh(a->sh) : NULL;
+    bool planned = mesh && plan(n, nodes, mesh, a->sh->node_id, shoal_overlay(a->sh));
+    json_decref(nodes);
+    if (!planned || (n->applied && strcmp(n->applied, n->want.key) == 0)) {
+        want_clear(&n->want);
+        json_decref(mesh);
         return;
     }
+    n->want_mesh = mesh;
     n->working = true;
     n->work.data = n;
-    json_decref(nodes);
     uv_queue_work(a->sh->loop, &n->work, work_apply, after_apply);
 }
 
@@ -193,26 +363,37 @@ void agent_net_leave(struct agent *a)
 {
     struct agent_net *n = a->net;
     n->ready = false;
-    n->subnet = 0;
     free(n->applied);
     n->applied = NULL;
     if (n->working)
         n->teardown_after = true;
     else
-        net_teardown(n->bridge); /* once, while leaving: blocking is acceptable here */
+        teardown(n); /* once, while leaving: blocking is acceptable here */
 }
 
-int agent_net_alloc(struct agent *a, uint32_t *addr, struct serr *err)
+int agent_net_attach(struct agent *a, const char *network, char *bridge, uint32_t *addr,
+                     struct serr *err)
 {
+    json_t *local = json_object_get(a->net->local, network);
+    if (local == NULL)
+        return serr_set(err, SERR_UNAVAILABLE, "network %s is not set up on this node", network);
+    uint32_t slice = (uint32_t)json_integer_value(json_object_get(local, "slice"));
     size_t count = 0;
     for (struct ctr *c = a->ctrs; c; c = c->next)
         count++;
     uint32_t *used = xcalloc(count + 1, sizeof(*used));
     size_t nused = 0;
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (c->addr != 0 && c->phase != PH_DONE)
+        if (c->addr != 0 && c->phase != PH_DONE && (c->addr & 0xffffff00u) == slice)
             used[nused++] = c->addr;
-    int rc = net_pick_host(a->net->subnet, used, nused, addr, err);
+    int rc = net_pick_host(slice, used, nused, addr, err);
     free(used);
+    if (rc == 0)
+        snprintf(bridge, 16, "%s", sget(local, "bridge"));
     return rc;
+}
+
+json_t *agent_net_mesh(struct agent *a)
+{
+    return a->net->mesh;
 }

@@ -66,26 +66,29 @@ static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
     return out;
 }
 
-/* A bridged container gets an address now (on the loop: the allocator
- * needs no lock) and the path of the namespace work_create makes. A local
- * container (`shoal run`) on a node outside a swarm has no subnet: it
- * keeps the host network. */
+/* A container on one of our networks gets an address now (on the loop:
+ * the allocator needs no lock), the path of the namespace work_create
+ * makes, and the node's DNS server. A local container (`shoal run`) on a
+ * node outside a swarm has no network: it keeps the host's. */
 static int prepare_network(struct ctr *c, const char *network, struct serr *err)
 {
-    if (network == NULL || strcmp(network, "bridge") != 0)
+    if (network == NULL || strcmp(network, "host") == 0)
         return 0;
-    if (!agent_net_ready(c->a)) {
-        if (c->local)
+    if (!agent_net_ready(c->a, network)) {
+        if (c->local && strcmp(network, "bridge") == 0)
             return 0;
-        return serr_set(err, SERR_UNAVAILABLE, "the node's bridge network is not ready%s%s",
-                        agent_net_error(c->a) ? ": " : "",
+        return serr_set(err, SERR_UNAVAILABLE, "network %s is not ready on this node%s%s",
+                        network, agent_net_error(c->a) ? ": " : "",
                         agent_net_error(c->a) ? agent_net_error(c->a) : "");
     }
-    if (agent_net_alloc(c->a, &c->addr, err) < 0)
+    if (agent_net_attach(c->a, network, c->bridge, &c->addr, err) < 0)
         return -1;
     char path[128];
     net_netns_path(c->id, path, sizeof(path));
     json_object_set_new(c->rspec, "netns", json_string(path));
+    char *resolv = ctr_record_path(c, "resolv");
+    json_object_set_new(c->rspec, "resolv_conf", json_string(resolv));
+    free(resolv);
     return 0;
 }
 

@@ -139,45 +139,42 @@ static int write_sysctl(const char *path, const char *value, struct serr *err)
     return w < 0 ? serr_errno(err, "write %s", path) : 0;
 }
 
-/* The table is named after the bridge: one per bridge, replaced whole. */
-static int nat_apply(const char *bridge, const char *subnet, const char *const *exempt,
-                     size_t nexempt, struct serr *err)
+int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, size_t nstale,
+              const char *nft, struct serr *err)
 {
     struct script s = {0};
-    script_add(&s, "table ip %s\ndelete table ip %s\ntable ip %s {\n", bridge, bridge, bridge);
-    script_add(&s, " chain postrouting {\n  type nat hook postrouting priority srcnat;\n");
-    script_add(&s, "  ip saddr %s oifname != \"%s\" ", subnet, bridge);
-    if (nexempt > 0) {
-        script_add(&s, "ip daddr != {");
-        for (size_t i = 0; i < nexempt; i++)
-            script_add(&s, "%s%s", i ? ", " : " ", exempt[i]);
-        script_add(&s, " } ");
+    script_add(&s, "\n"); /* an empty batch is fine */
+    for (size_t i = 0; i < nstale; i++)
+        if (if_nametoindex(stale[i]) != 0)
+            script_add(&s, "link del %s\n", stale[i]);
+    for (size_t i = 0; i < n; i++) {
+        char gw[16];
+        net_format_ip(bridges[i].slice + 1, gw);
+        if (if_nametoindex(bridges[i].name) == 0)
+            script_add(&s, "link add %s type bridge\n", bridges[i].name);
+        /* replace: a restarted daemon converges without a gap for the running tasks */
+        script_add(&s, "addr replace %s/24 dev %s\nlink set %s up\n", gw, bridges[i].name,
+                   bridges[i].name);
     }
-    script_add(&s, "masquerade\n }\n}\n");
-    int rc = nft_script(s.text, err);
-    free(s.text);
-    return rc;
-}
-
-int net_setup(const char *bridge, uint32_t subnet, const char *const *exempt, size_t nexempt,
-              struct serr *err)
-{
-    char net[16], gw[16], cidr[24];
-    net_format_ip(subnet, net);
-    net_format_ip(subnet + 1, gw);
-    snprintf(cidr, sizeof(cidr), "%s/24", net);
-    struct script s = {0};
-    if (if_nametoindex(bridge) == 0)
-        script_add(&s, "link add %s type bridge\n", bridge);
-    /* replace: a restarted daemon converges without a gap for the running tasks */
-    script_add(&s, "addr replace %s/24 dev %s\nlink set %s up\n", gw, bridge, bridge);
     int rc = ip_batch(s.text, false, err);
     free(s.text);
     if (rc == 0)
         rc = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n", err);
     if (rc == 0)
-        rc = nat_apply(bridge, cidr, exempt, nexempt, err);
+        rc = nft_script(nft, err);
     return rc < 0 ? serr_wrap(err, "network setup") : 0;
+}
+
+void net_bridges_delete(char *const *names, size_t n)
+{
+    struct script s = {0};
+    script_add(&s, "\n");
+    for (size_t i = 0; i < n; i++)
+        script_add(&s, "link del %s\n", names[i]);
+    struct serr err;
+    if (ip_batch(s.text, true, &err) < 0)
+        log_debug("network teardown: %s", err.msg);
+    free(s.text);
 }
 
 int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err)

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base/err.h"
 
 #define NET_DEFAULT_POOL "10.42.0.0/16"
@@ -41,6 +43,21 @@ bool net_valid_ifname(const char *name);
 /* The veth's host end for a task: "vsh" + the id's first 11 characters. */
 void net_veth_name(const char *id, char *out, size_t outlen);
 
+/* ---- the nftables table (pure) ---- */
+
+/* Connection marks of the table's rules: traffic to a published port
+ * (ingress: masqueraded, crosses networks), to a host-mode port, and to a
+ * virtual IP. */
+#define NET_MARK_INGRESS 0x5ea1
+#define NET_MARK_VIP 0x5ea2
+#define NET_MARK_HOSTPORT 0x5ea3
+
+/* The script that replaces table `ip TABLE` with the node's rules. `plan`:
+ * {"self": node id, "bridges": [{name, slice}], "networks": [{name,
+ * subnet}], "vip_blocks": [CIDR], "services": the mesh's services}
+ * (manager/netmodel.h). Caller frees. */
+char *net_rules_script(const char *table, json_t *plan);
+
 /* ---- kernel (blocking) ---- */
 
 struct net_route {
@@ -48,12 +65,19 @@ struct net_route {
     char via[16];    /* the node's address */
 };
 
-/* Creates the bridge if missing with address .1/24 of `subnet`, up;
- * enables IPv4 forwarding; (re)writes the nft table that masquerades the
- * subnet's traffic leaving through another interface, except towards the
- * `nexempt` subnets (other nodes: their tasks see real source addresses). */
-int net_setup(const char *bridge, uint32_t subnet, const char *const *exempt, size_t nexempt,
-              struct serr *err);
+/* A bridge of this node: one per network, holding the node's /24 of it. */
+struct net_bridge {
+    char name[16];
+    uint32_t slice; /* network address of the /24 (host order); the bridge has .1 */
+};
+
+/* Makes each bridge if missing with address .1/24 of its slice, up;
+ * deletes the `stale` bridges (networks gone); enables IPv4 forwarding;
+ * loads `nft` (net_rules_script) in one transaction. */
+int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, size_t nstale,
+              const char *nft, struct serr *err);
+/* Deletes bridges (best effort). */
+void net_bridges_delete(char *const *names, size_t n);
 /* Replaces the routes this daemon made (NET_ROUTE_PROTO) with `routes`. */
 int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err);
 /* True when the interface exists (one cheap syscall). */
@@ -98,12 +122,14 @@ void net_vxlan_name(const char *bridge, char *out, size_t outlen);
 void net_vxlan_mac(uint32_t ip, char *out);
 /* Makes (if missing) the bridge's VXLAN device: VNI NET_VXLAN_VNI, UDP port
  * NET_VXLAN_PORT, source `local_ip`, no learning, MAC from `local_ip`, MTU
- * of the interface holding `local_ip` less NET_VXLAN_OVERHEAD (the bridge
- * gets that MTU too), up. Then for each distinct `via` of `routes` (peer
+ * of the interface holding `local_ip` less NET_VXLAN_OVERHEAD (`bridges`,
+ * the node's bridges, get that MTU too), up. The device is named after
+ * `bridge` (the daemon's). Then for each distinct `via` of `routes` (peer
  * nodes' underlay addresses) a forwarding entry and a permanent neighbour,
  * and replaces the routes this daemon made (NET_ROUTE_PROTO) with
  * `SUBNET via PEER dev VX onlink`. Idempotent. Blocks. */
-int net_vxlan_apply(const char *bridge, const char *local_ip, const struct net_route *routes,
-                    size_t n, struct serr *err);
+int net_vxlan_apply(const char *bridge, const struct net_bridge *bridges, size_t nbridges,
+                    const char *local_ip, const struct net_route *routes, size_t n,
+                    struct serr *err);
 
 #endif

@@ -87,8 +87,9 @@ static bool via_seen(const struct net_route *routes, size_t i)
     return false;
 }
 
-int net_vxlan_apply(const char *bridge, const char *local_ip, const struct net_route *routes,
-                    size_t n, struct serr *err)
+int net_vxlan_apply(const char *bridge, const struct net_bridge *bridges, size_t nbridges,
+                    const char *local_ip, const struct net_route *routes, size_t n,
+                    struct serr *err)
 {
     char vx[IFNAMSIZ], mac[18];
     net_vxlan_name(bridge, vx, sizeof(vx));
@@ -120,8 +121,9 @@ int net_vxlan_apply(const char *bridge, const char *local_ip, const struct net_r
                    vx, NET_VXLAN_VNI, NET_VXLAN_PORT, local_ip, vx);
     /* tasks' packets must fit once wrapped: the bridge (and so the tasks'
      * veths, net_task_create) take the device's MTU */
-    script_add(&ip, "link set %s address %s mtu %d up\nlink set %s mtu %d\n", vx, mac, mtu,
-               bridge, mtu);
+    script_add(&ip, "link set %s address %s mtu %d up\n", vx, mac, mtu);
+    for (size_t i = 0; i < nbridges; i++)
+        script_add(&ip, "link set %s mtu %d\n", bridges[i].name, mtu);
     /* departed peers' neighbours and routes go; the others are written again */
     script_add(&ip, "neigh flush dev %s nud permanent\nroute flush proto %d\n", vx,
                NET_ROUTE_PROTO);

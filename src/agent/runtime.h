@@ -16,7 +16,8 @@
  *    "limits": {"cpus": 0.5, "memory": 67108864},   // optional
  *    "init": true,                        // run the small init (tini) as PID 1
  *    "stop_signal": "SIGTERM",
- *    "netns": "/run/netns/shoal-<id>"}  // optional: join this network namespace
+ *    "netns": "/run/netns/shoal-<id>",  // optional: join this network namespace
+ *    "resolv_conf": "/path"}           // optional: mounted as /etc/resolv.conf
  *
  * Defaults every container gets: pid, mount, uts and ipc namespaces (the host
  * network unless "netns" is given), Docker's default capability set, a default seccomp profile,

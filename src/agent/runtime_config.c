@@ -322,10 +322,13 @@ static json_t *build_mounts(const struct runtime *rt, json_t *spec)
     for (size_t i = 0; i < sizeof(base_mounts) / sizeof(base_mounts[0]); i++)
         json_array_append_new(mounts, mount_entry(base_mounts[i].destination, base_mounts[i].type,
                                                   base_mounts[i].source, base_mounts[i].options));
+    const char *resolv = json_string_value(json_object_get(spec, "resolv_conf"));
     for (size_t i = 0; host_files[i] != NULL; i++) {
-        if (access(host_files[i], F_OK) == 0)
-            json_array_append_new(mounts,
-                                  mount_entry(host_files[i], "bind", host_files[i], "rbind,ro"));
+        const char *source = host_files[i];
+        if (resolv && strcmp(source, "/etc/resolv.conf") == 0)
+            source = resolv; /* the node's DNS server, for tasks on our networks */
+        if (access(source, F_OK) == 0)
+            json_array_append_new(mounts, mount_entry(host_files[i], "bind", source, "rbind,ro"));
     }
     if (json_is_true(json_object_get(spec, "init")))
         json_array_append_new(mounts,

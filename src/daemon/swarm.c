@@ -394,9 +394,9 @@ static int check_pool(json_t *value, char *out, size_t outlen, struct serr *err)
         return serr_set(err, SERR_INVALID, "default_addr_pool must be a string");
     if (net_parse_cidr(text, &net, &prefix, err) < 0)
         return serr_wrap(err, "--default-addr-pool");
-    if (prefix > 24 || prefix < 8)
+    if (prefix > 23 || prefix < 8) /* a /24 per node, and the last for virtual IPs */
         return serr_set(err, SERR_INVALID,
-                        "--default-addr-pool: want a prefix between /8 and /24, not /%d", prefix);
+                        "--default-addr-pool: want a prefix between /8 and /23, not /%d", prefix);
     char ip[16];
     net_format_ip(net, ip);
     snprintf(out, outlen, "%s/%d", ip, prefix);

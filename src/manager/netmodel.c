@@ -72,14 +72,15 @@ static const char *pool_of(struct store *st, char *buf, size_t buflen)
 static json_t *ranges(struct store *st)
 {
     char pool[32];
-    json_t *out = json_pack("[{s:s, s:s}]", "name", NETWORK_BRIDGE, "subnet",
-                            pool_of(st, pool, sizeof(pool)));
+    json_t *out = json_pack("[{s:s, s:s, s:s}]", "id", NETWORK_BRIDGE, "name", NETWORK_BRIDGE,
+                            "subnet", pool_of(st, pool, sizeof(pool)));
     json_t *nets = store_list(st, "networks", "name");
     size_t i;
     json_t *n;
     json_array_foreach(nets, i, n)
-        json_array_append_new(out, json_pack("{s:O, s:O}", "name", json_object_get(n, "name"),
-                                             "subnet", json_object_get(n, "subnet")));
+        json_array_append_new(out, json_pack("{s:O, s:O, s:O}", "id", json_object_get(n, "id"),
+                                             "name", json_object_get(n, "name"), "subnet",
+                                             json_object_get(n, "subnet")));
     json_decref(nets);
     return out;
 }

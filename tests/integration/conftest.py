@@ -142,8 +142,10 @@ class Daemon:
         # Daemons of the host's namespace run side by side (and test runs too): a bridge and
         # a task subnet each.
         _daemons[0] += 1
-        self.net_index = _daemons[0] % 250
-        self.pool = "10.%d.%d.0/24" % (100 + os.getpid() % 50, self.net_index)
+        self.net_index = _daemons[0] % 125
+        # a /23: the node's /24, and the last one for the services' virtual IPs
+        self.pool = "10.%d.%d.0/23" % (100 + os.getpid() % 50, 2 * self.net_index)
+        self.subnet = "10.%d.%d.0/24" % (100 + os.getpid() % 50, 2 * self.net_index)
         self.bridge = "sht%d-%d" % (os.getpid() % 10000, self.net_index)
 
     # ---- process control ----

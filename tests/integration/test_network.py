@@ -147,7 +147,7 @@ def test_addresses_survive_a_daemon_restart(cluster):
 def test_default_addr_pool_and_bridged_run(fresh_daemon):
     """A single node on the host's namespace: its own bridge (--bridge, conftest) and pool."""
     d = fresh_daemon
-    pool = d.pool
+    pool = d.subnet
     node = wait_until(lambda: (lambda n: n if n.get("subnet") else None)(
         d.api("GET", "/v1/nodes").json()[0]), timeout=10)
     assert node["subnet"] == pool
@@ -165,11 +165,11 @@ def test_default_addr_pool_and_bridged_run(fresh_daemon):
 def test_bad_addr_pool_and_network_are_refused(bare_daemon):
     d = bare_daemon
     r = d.cli("swarm", "init", "--default-addr-pool", "10.0.0.0/30", check=False)
-    assert r.returncode != 0 and "/8 and /24" in r.stderr, r.stderr
+    assert r.returncode != 0 and "/8 and /23" in r.stderr, r.stderr
     r = d.cli("swarm", "init", "--default-addr-pool", "nonsense", check=False)
     assert r.returncode != 0 and "CIDR" in r.stderr, r.stderr
-    r = d.cli("service", "create", "--network", "overlay", "busybox", "true", check=False)
-    assert r.returncode != 0 and "bridge or host" in r.stderr, r.stderr
+    r = d.cli("service", "create", "--network", "a/b", "busybox", "true", check=False)
+    assert r.returncode != 0 and "bridge, host or a network" in r.stderr, r.stderr
 
 
 def test_namespace_of_an_unfinished_container_is_removed_at_start(fresh_daemon):
