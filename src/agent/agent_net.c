@@ -4,10 +4,12 @@
  * out task addresses. Runs on the loop; kernel changes go to the thread
  * pool. */
 #include <arpa/inet.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/agent_int.h"
+#include "agent/dns.h"
 #include "agent/net.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -39,6 +41,7 @@ struct agent_net {
     char *applied;       /* the key of the last success */
     json_t *local;       /* its networks on this node: name -> {"bridge", "slice"} */
     json_t *mesh;        /* the mesh it was made from (DNS answers) */
+    struct dns_server *dns; /* on .1 of each bridge: service names for the tasks */
     struct net_want want; /* the work's input */
     json_t *want_mesh;
     int rc;
@@ -46,12 +49,15 @@ struct agent_net {
     char last_error[sizeof(((struct serr *)0)->msg)];
 };
 
+static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *addrs, size_t max);
+
 struct agent_net *agent_net_new(struct agent *a)
 {
     struct agent_net *n = xcalloc(1, sizeof(*n));
     n->a = a;
     n->bridge = a->sh->bridge;
     n->local = json_object();
+    n->dns = dns_server_new(a->sh->loop, dns_lookup, n);
     return n;
 }
 
@@ -81,6 +87,8 @@ static void net_free(struct agent_net *n)
 void agent_net_close(struct agent_net *n)
 {
     n->a = NULL;
+    dns_server_close(n->dns);
+    n->dns = NULL;
     if (!n->working)
         net_free(n);
 }
@@ -274,8 +282,37 @@ static void work_apply(uv_work_t *w)
                             : net_routes_apply(want->routes, want->nroutes, &n->err);
 }
 
+static void bridge_gw(json_t *local_entry, char *out)
+{
+    net_format_ip((uint32_t)json_integer_value(json_object_get(local_entry, "slice")) + 1, out);
+}
+
+/* The DNS server answers on the .1 of every bridge of `now`, no longer on
+ * those only in `before`. */
+static void dns_follow(struct agent_net *n, json_t *before, json_t *now)
+{
+    const char *name;
+    json_t *v;
+    char gw[16];
+    json_object_foreach(before, name, v)
+    {
+        if (json_object_get(now, name) == NULL) {
+            bridge_gw(v, gw);
+            dns_server_unlisten(n->dns, gw);
+        }
+    }
+    json_object_foreach(now, name, v)
+    {
+        struct serr err = {0};
+        bridge_gw(v, gw);
+        if (dns_server_listen(n->dns, gw, 53, &err) < 0)
+            log_warn("DNS server on %s: %s", gw, err.msg);
+    }
+}
+
 static void applied(struct agent_net *n)
 {
+    dns_follow(n, n->local, n->want.local);
     free(n->applied);
     n->applied = n->want.key;
     n->want.key = NULL;
@@ -295,6 +332,10 @@ static void applied(struct agent_net *n)
 
 static void teardown(struct agent_net *n)
 {
+    json_t *none = json_object();
+    if (n->dns)
+        dns_follow(n, n->local, none);
+    json_decref(none);
     char **names = xcalloc(json_object_size(n->local) + 1, sizeof(*names));
     size_t count = 0;
     const char *name;
@@ -396,4 +437,59 @@ int agent_net_attach(struct agent *a, const char *network, char *bridge, uint32_
 json_t *agent_net_mesh(struct agent *a)
 {
     return a->net->mesh;
+}
+
+/* ---- DNS answers: NAME -> the service's virtual IP, tasks.NAME -> its
+ * tasks' addresses, for services of the asking task's network ---- */
+
+static const char *client_network(json_t *mesh, uint32_t client)
+{
+    size_t i;
+    json_t *net;
+    json_array_foreach(json_object_get(mesh, "networks"), i, net)
+    {
+        uint32_t base;
+        int prefix;
+        if (parse_cidr(net, "subnet", &base, &prefix) &&
+            (client & (prefix ? 0xffffffffu << (32 - prefix) : 0)) == base)
+            return sget(net, "name");
+    }
+    return NULL;
+}
+
+static bool parse_ip(const char *text, uint32_t *ip)
+{
+    struct in_addr a;
+    if (text == NULL || inet_pton(AF_INET, text, &a) != 1)
+        return false;
+    *ip = ntohl(a.s_addr);
+    return true;
+}
+
+static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *addrs, size_t max)
+{
+    struct agent_net *n = ctx;
+    const char *network = client_network(n->mesh, client);
+    bool tasks = strncmp(name, "tasks.", 6) == 0;
+    const char *svc_name = tasks ? name + 6 : name;
+    size_t i, j;
+    json_t *svc, *e;
+    if (network == NULL)
+        return -1;
+    json_array_foreach(json_object_get(n->mesh, "services"), i, svc)
+    {
+        const char *sname = sget(svc, "name"), *snet = sget(svc, "network");
+        if (!sname || !snet || strcasecmp(sname, svc_name) != 0 || strcmp(snet, network) != 0)
+            continue;
+        if (!tasks)
+            return max > 0 && parse_ip(sget(svc, "vip"), &addrs[0]) ? 1 : 0;
+        int count = 0;
+        json_array_foreach(json_object_get(svc, "endpoints"), j, e)
+        {
+            if ((size_t)count < max && parse_ip(sget(e, "addr"), &addrs[count]))
+                count++;
+        }
+        return count;
+    }
+    return -1;
 }

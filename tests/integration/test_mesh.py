@@ -279,3 +279,37 @@ def test_bad_network_and_port_input(cluster, lead):
     assert [p["published"] for p in ports] == [8092], ports
     fails("service", "update", "--publish-add", "8090:80/udp", "p1",
           want="port 8090/udp is already published by service p8")
+
+
+def in_task_fs(task, *cmd):
+    """A busybox applet in the task's network and mount namespaces and root:
+    it reads the task's own /etc/resolv.conf."""
+    return subprocess.run(["timeout", "8", "nsenter", "-t", str(task["pid"]), "-n", "-m", "-r",
+                           "--", "/bin/busybox"] + list(cmd), capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_dns_names_of_services(cluster, lead):
+    lead.cli("service", "create", "--name", "dnsweb", "--replicas", "2", "busybox", *WEB)
+    lead.cli("network", "create", "other")
+    lead.cli("service", "create", "--name", "elsewhere", "--network", "other", "busybox",
+             "sleep", "1000")
+    lead.cli("service", "create", "--name", "dnsclient", "busybox", "sleep", "1000")
+    web = running(lead, "dnsweb", 2)
+    client = running(lead, "dnsclient", 1)[0]
+    other = running(lead, "elsewhere", 1)[0]
+    vip = lead.service("dnsweb")["vip"]
+    r = in_task_fs(client, "cat", "/etc/resolv.conf")
+    assert "nameserver 10.42." in r.stdout, r.stdout
+    r = wait_until(lambda: (lambda r: r if vip in r.stdout else None)(
+        in_task_fs(client, "nslookup", "dnsweb")), timeout=20)
+    r = in_task_fs(client, "nslookup", "tasks.dnsweb")
+    assert {t["addr"] for t in web} <= set(r.stdout.split()), r.stdout
+    # the name works for real traffic through the virtual IP
+    r = in_task_fs(client, "wget", "-q", "-O", "-", "http://dnsweb/index.html")
+    assert r.stdout.strip() in {t["id"][:12] for t in web}, (r.stdout, r.stderr)
+    # a task of another network does not see the service's name
+    r = in_task_fs(other, "nslookup", "dnsweb")
+    assert vip not in r.stdout, r.stdout
+    r = in_task_fs(client, "nslookup", "elsewhere")
+    assert lead.service("elsewhere")["vip"] not in r.stdout, r.stdout
