@@ -163,8 +163,10 @@ def test_drain_moves_tasks_and_constraints_place_them(cluster1x2):
     ts = lead.wait_running("workers", 4, timeout=60)
     assert {t["node_id"] for t in ts} <= {w1_id, w2_id}
     lead.cli("node", "update", "--availability", "drain", w1_id)
-    ts = lead.wait_running("workers", 4, timeout=60)
-    assert {t["node_id"] for t in ts} == {w2_id}
+    # the drain is committed before the orchestrator acts on it: wait for its effect
+    wait_until(lambda: len(lead.running_tasks("workers")) == 4 and
+               {t["node_id"] for t in lead.running_tasks("workers")} == {w2_id}, timeout=60,
+               msg=lambda: lead.tasks("workers"))
     # nothing else can take the zoned tasks: they wait with a reason
     wait_until(lambda: all(t["state"] == "pending" and "no suitable node" in t["message"]
                            for t in lead.tasks("zoned") if t["desired_state"] == "running"),
