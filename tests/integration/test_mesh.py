@@ -313,3 +313,27 @@ def test_dns_names_of_services(cluster, lead):
     assert vip not in r.stdout, r.stdout
     r = in_task_fs(client, "nslookup", "elsewhere")
     assert lead.service("elsewhere")["vip"] not in r.stdout, r.stdout
+
+
+def test_unhealthy_task_leaves_the_rotation(cluster, lead):
+    lead.cli("service", "create", "--name", "hc", "--replicas", "2", "-p", "8083:80",
+             "--health-cmd", "test -f /tmp/ok", "--health-interval", "200ms",
+             "--health-retries", "2", "busybox", "sh", "-c",
+             "touch /tmp/ok && hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp")
+    wait_until(lambda: [t.get("health") for t in lead.running_tasks("hc")] == ["healthy"] * 2,
+               timeout=30, msg=lambda: lead.tasks("hc"))
+    tasks = lead.running_tasks("hc")
+    node = cluster.nodes[1].addr
+    wait_until(lambda: len({try_get(node, 8083) for _ in range(10)} - {None}) == 2, timeout=20)
+    victim = tasks[0]
+    r = in_task_fs(victim, "rm", "/tmp/ok")
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: any(t["id"] == victim["id"] and t.get("health") == "unhealthy"
+                           for t in lead.tasks("hc")), timeout=20, msg=lambda: lead.tasks("hc"))
+    # from now on no answer comes from the unhealthy task
+    wait_until(lambda: all(try_get(node, 8083) != victim["id"][:12] for _ in range(10)),
+               timeout=10)
+    assert victim["id"][:12] not in {try_get(node, 8083) for _ in range(20)}
+    # and a new healthy task takes its place
+    wait_until(lambda: len([t for t in lead.running_tasks("hc") if t.get("health") == "healthy"
+                            and t["id"] != victim["id"]]) == 2, timeout=30)

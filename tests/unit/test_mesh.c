@@ -1,0 +1,97 @@
+/* Routing mesh's pure parts: network ranges and slices, the nft table text,
+ * `-p` parsing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/net.h"
+#include "cli/cli.h"
+#include "manager/netmodel.h"
+#include "unit.h"
+
+static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
+{
+    return (a << 24) | (b << 16) | (c << 8) | d;
+}
+
+TEST(net_ranges_overlap_both_ways)
+{
+    CHECK(net_ranges_overlap(ip4(10, 42, 0, 0), 16, ip4(10, 42, 5, 0), 24));
+    CHECK(net_ranges_overlap(ip4(10, 42, 5, 0), 24, ip4(10, 42, 0, 0), 16));
+    CHECK(!net_ranges_overlap(ip4(10, 42, 0, 0), 16, ip4(10, 43, 0, 0), 16));
+    CHECK(net_ranges_overlap(ip4(10, 0, 0, 0), 8, ip4(10, 200, 0, 0), 16));
+}
+
+TEST(net_slice_follows_the_nodes_pool_index)
+{
+    uint32_t slice;
+    /* third /24 of the pool -> third /24 of the network */
+    CHECK(net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 2, 0), ip4(10, 77, 0, 0), 16, &slice));
+    CHECK(slice == ip4(10, 77, 2, 0));
+    /* a /23 has one /24 for nodes (the last holds virtual IPs) */
+    CHECK(net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 0, 0), ip4(10, 9, 0, 0), 23, &slice));
+    CHECK(!net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 1, 0), ip4(10, 9, 0, 0), 23, &slice));
+    CHECK(!net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 0, 0), ip4(10, 9, 0, 0), 24, &slice));
+    CHECK(net_vip_block(ip4(10, 42, 0, 0), 16) == ip4(10, 42, 255, 0));
+    CHECK(net_vip_block(ip4(10, 9, 0, 0), 23) == ip4(10, 9, 1, 0));
+}
+
+static json_t *plan(void)
+{
+    return json_loads(
+        "{\"self\":\"n1\",\"bridges\":[{\"name\":\"shoal0\",\"slice\":\"10.42.0.0/24\"}],"
+        "\"networks\":[{\"name\":\"bridge\",\"subnet\":\"10.42.0.0/16\"},"
+        "{\"name\":\"a\",\"subnet\":\"10.43.0.0/16\"}],\"vip_blocks\":[\"10.42.255.0/24\"],"
+        "\"services\":[{\"name\":\"web\",\"network\":\"bridge\",\"vip\":\"10.42.255.2\","
+        "\"ports\":[{\"published\":8080,\"target\":80,\"protocol\":\"tcp\",\"mode\":\"ingress\"},"
+        "{\"published\":53,\"target\":5353,\"protocol\":\"udp\",\"mode\":\"host\"}],"
+        "\"endpoints\":[{\"addr\":\"10.42.0.2\",\"node_id\":\"n1\"},"
+        "{\"addr\":\"10.42.1.2\",\"node_id\":\"n2\"}]},"
+        "{\"name\":\"idle\",\"network\":\"bridge\",\"vip\":\"10.42.255.3\","
+        "\"ports\":[{\"published\":9000,\"target\":9000,\"protocol\":\"tcp\",\"mode\":\"ingress\"}],"
+        "\"endpoints\":[]}]}",
+        0, NULL);
+}
+
+TEST(net_rules_script_balances_ports_and_virtual_ips)
+{
+    json_t *p = plan();
+    char *s = net_rules_script("shoal0", p);
+    CHECK(strstr(s, "table ip shoal0\ndelete table ip shoal0\n") == s);
+    CHECK(strstr(s, "fib daddr type local tcp dport 8080 ct mark set 0x5ea1 dnat to numgen inc "
+                    "mod 2 map { 0 : 10.42.0.2, 1 : 10.42.1.2 } : 80") != NULL);
+    /* host mode: this node's endpoint only */
+    CHECK(strstr(s, "udp dport 53 ct mark set 0x5ea3 dnat to 10.42.0.2 : 5353") != NULL);
+    CHECK(strstr(s, "ip daddr 10.42.255.2 ct mark set 0x5ea2 dnat to numgen inc mod 2") != NULL);
+    /* no endpoint: no translation (the VIP is rejected by the filter) */
+    CHECK(strstr(s, "dport 9000") == NULL && strstr(s, "10.42.255.3") == NULL);
+    CHECK(strstr(s, "ct state new ip daddr { 10.42.255.0/24 } reject") != NULL);
+    CHECK(strstr(s, "ip saddr 10.43.0.0/16 ip daddr { 10.42.0.0/16, 10.43.0.0/16 } ip daddr != "
+                    "10.43.0.0/16 drop") != NULL);
+    CHECK(strstr(s, "ip saddr 10.42.0.0/24 oifname != \"shoal0\" ip daddr != { 10.42.0.0/16, "
+                    "10.43.0.0/16 } masquerade") != NULL);
+    free(s);
+    json_decref(p);
+}
+
+TEST(cli_parse_publish_forms)
+{
+    json_t *port = NULL;
+    struct serr err = {0};
+    CHECK(cli_parse_publish("8080:80", &port, &err) == 0);
+    CHECK(json_integer_value(json_object_get(port, "published")) == 8080);
+    CHECK(json_integer_value(json_object_get(port, "target")) == 80);
+    CHECK(json_object_get(port, "protocol") == NULL);
+    json_decref(port);
+    CHECK(cli_parse_publish("53:5353/udp", &port, &err) == 0);
+    CHECK_STR(json_string_value(json_object_get(port, "protocol")), "udp");
+    json_decref(port);
+    CHECK(cli_parse_publish("published=1,target=2,mode=host,protocol=tcp", &port, &err) == 0);
+    CHECK_STR(json_string_value(json_object_get(port, "mode")), "host");
+    json_decref(port);
+    CHECK(cli_parse_publish("80", &port, &err) < 0);
+    CHECK(cli_parse_publish("0:80", &port, &err) < 0);
+    CHECK(cli_parse_publish("8080:80/sctp", &port, &err) < 0);
+    CHECK(cli_parse_publish("published=1", &port, &err) < 0);
+    CHECK(cli_parse_publish("published=1,target=2,colour=red", &port, &err) < 0);
+    CHECK(strstr(err.msg, "colour") != NULL);
+}
