@@ -42,10 +42,10 @@ fi
 mkdir -p /var/lib/shoal-demo/www
 echo "<h1>Hello from shoal</h1>" > /var/lib/shoal-demo/www/index.html
 if ! shoal service inspect demo >/dev/null 2>&1; then
-    # host network: no published ports yet, and the page is read on the host's port
-    shoal service create --name demo --replicas 1 --init --network host \
+    # two replicas behind a published port: the routing mesh balances between them
+    shoal service create --name demo --replicas 2 --init -p "$PORT:80" \
         --mount type=bind,src=/var/lib/shoal-demo/www,dst=/www,readonly \
-        busybox:latest httpd -f -p "$PORT" -h /www
+        busybox:latest httpd -f -p 80 -h /www
 fi
 
 echo

@@ -160,6 +160,11 @@ int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, si
     free(s.text);
     if (rc == 0)
         rc = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n", err);
+    /* 127.0.0.1:PORT of a published port is translated to a task's address:
+     * the kernel must accept a loopback source leaving by another device
+     * (until masqueraded); the table drops 127/8 arriving from outside */
+    if (rc == 0)
+        rc = write_sysctl("/proc/sys/net/ipv4/conf/all/route_localnet", "1\n", err);
     if (rc == 0)
         rc = nft_script(nft, err);
     return rc < 0 ? serr_wrap(err, "network setup") : 0;

@@ -168,10 +168,20 @@ static void add_filter_chain(struct text *t, json_t *plan)
     add(t, " }\n");
 }
 
+/* Published ports answer on 127.0.0.1 too: that needs route_localnet
+ * (net_apply), which would also let other hosts send to 127.0.0.0/8 here;
+ * such packets are dropped as they come in (as kube-proxy does). */
+static void add_localnet_chain(struct text *t)
+{
+    add(t, " chain localnet {\n  type filter hook prerouting priority raw; policy accept;\n");
+    add(t, "  iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n }\n");
+}
+
 char *net_rules_script(const char *table, json_t *plan)
 {
     struct text t = {0};
     add(&t, "table ip %s\ndelete table ip %s\ntable ip %s {\n", table, table, table);
+    add_localnet_chain(&t);
     add_nat_chains(&t, plan);
     add_filter_chain(&t, plan);
     add(&t, "}\n");

@@ -17,6 +17,7 @@ import pytest
 
 from cluster import Cluster
 from conftest import make_rootfs_tar, wait_until
+from test_network import node_leftovers
 
 UDP_ECHO_C = r"""
 #include <arpa/inet.h>
@@ -70,6 +71,14 @@ def cluster(mesh_rootfs):
     c = Cluster(managers=1, workers=3, rootfs_tar=mesh_rootfs)
     try:
         yield c
+        # user networks were made on every node: leaving removes their bridges too
+        c.leader.cli("network", "create", "last")
+        wait_until(lambda: all("shn" in n.exec("ip", "-o", "link").stdout for n in c.nodes),
+                   timeout=20)
+        for node in reversed(c.nodes):
+            node.cli("swarm", "leave", "--force", timeout=120)
+        problems = [p for node in c.nodes for p in node_leftovers(node)]
+        assert not problems, problems
     finally:
         c.destroy()
 
@@ -121,6 +130,11 @@ def test_published_port_answers_from_every_node_and_balances(cluster, lead):
         got = wait_until(lambda: try_get(node.addr, 8080), timeout=20,
                          msg="node %s does not answer on 8080" % node.name)
         assert got in hostnames, (got, hostnames)
+    # on a node itself, 127.0.0.1 and the node's own address answer too
+    for target in ("127.0.0.1", cluster.nodes[3].addr):
+        r = cluster.nodes[3].exec("timeout", "5", "busybox", "wget", "-q", "-O", "-",
+                                  "http://%s:8080/index.html" % target, check=False)
+        assert r.stdout.strip() in hostnames, (target, r.stdout, r.stderr)
     seen = collections.Counter(http_get(cluster.nodes[1].addr, 8080) for _ in range(30))
     assert set(seen) <= hostnames
     assert len(seen) >= 2, seen

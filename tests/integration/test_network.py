@@ -36,7 +36,7 @@ def node_leftovers(node):
     links = sh("ip", "-n", ns, "-o", "link", "show")
     for line in links.splitlines():
         name = line.split(":")[1].strip().split("@")[0]
-        if name == "shoal0" or name.startswith("vsh"):
+        if name == "shoal0" or name.startswith("vsh") or name.startswith("shn"):
             problems.append("%s: link %s" % (node.name, name))
     routes = sh("ip", "-n", ns, "route", "show", "proto", ROUTE_PROTO).strip()
     if routes:
