@@ -347,6 +347,52 @@ static int check_port_not_cluster(struct store *st, json_t *port, struct serr *e
     return rc;
 }
 
+/* True when a socket of this host (the leader's namespace) listens on the
+ * port: /proc/net/{tcp,tcp6} in state LISTEN, /proc/net/{udp,udp6} bound. */
+static bool port_listening(json_int_t port, const char *proto)
+{
+    bool tcp = strcmp(proto, "tcp") == 0, found = false;
+    const char *files[] = {tcp ? "/proc/net/tcp" : "/proc/net/udp",
+                           tcp ? "/proc/net/tcp6" : "/proc/net/udp6"};
+    for (size_t i = 0; i < 2 && !found; i++) {
+        FILE *f = fopen(files[i], "r");
+        char line[512], local[64];
+        unsigned lport, state;
+        while (f && !found && fgets(line, sizeof(line), f)) {
+            if (sscanf(line, " %*[^:]: %63[0-9A-Fa-f]:%x %*s %x", local, &lport, &state) == 3 &&
+                (json_int_t)lport == port && state == (tcp ? 0x0Au : 0x07u))
+                found = true;
+        }
+        if (f)
+            fclose(f);
+    }
+    return found;
+}
+
+/* A port the service did not publish yet must not be one a process of the
+ * leader's host listens on: the mesh would take its connections away. */
+static int check_port_unused(struct store *st, json_t *svc, json_t *port, struct serr *err)
+{
+    json_int_t published = json_integer_value(json_object_get(port, "published"));
+    const char *proto = sget(port, "protocol");
+    json_t *old = store_get(st, "services", sget(svc, "id"));
+    size_t i;
+    json_t *p;
+    bool had = false;
+    json_array_foreach(json_object_get(json_object_get(old, "spec"), "ports"), i, p)
+    {
+        if (json_integer_value(json_object_get(p, "published")) == published &&
+            strcmp(sget(p, "protocol"), proto) == 0)
+            had = true;
+    }
+    json_decref(old);
+    if (!had && port_listening(published, proto))
+        return serr_set(err, SERR_CONFLICT,
+                        "port %lld/%s is in use on this manager (a process listens on it)",
+                        (long long)published, proto);
+    return 0;
+}
+
 /* The network's range: the pool for "bridge". */
 static int network_range(struct store *st, const char *name, uint32_t *net, int *prefix,
                          struct serr *err)
@@ -431,7 +477,8 @@ int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct 
         return -1;
     json_array_foreach(ports, i, p)
     {
-        if (check_port_free(st, svc, p, err) < 0 || check_port_not_cluster(st, p, err) < 0)
+        if (check_port_free(st, svc, p, err) < 0 || check_port_not_cluster(st, p, err) < 0 ||
+            check_port_unused(st, svc, p, err) < 0)
             return -1;
     }
     uint32_t block = net_vip_block(net, prefix);

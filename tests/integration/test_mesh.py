@@ -121,28 +121,28 @@ def in_container(lead, task, *cmd):
 
 
 def test_published_port_answers_from_every_node_and_balances(cluster, lead):
-    lead.cli("service", "create", "--name", "web", "--replicas", "3", "-p", "8080:80",
+    lead.cli("service", "create", "--name", "web", "--replicas", "3", "-p", "8088:80",
              "busybox", *WEB)
     tasks = running(lead, "web", 3)
     hostnames = {t["id"][:12] for t in tasks}
     # every node answers, including those without a replica
     for node in cluster.nodes:
-        got = wait_until(lambda: try_get(node.addr, 8080), timeout=20,
-                         msg="node %s does not answer on 8080" % node.name)
+        got = wait_until(lambda: try_get(node.addr, 8088), timeout=20,
+                         msg="node %s does not answer on 8088" % node.name)
         assert got in hostnames, (got, hostnames)
     # on a node itself, 127.0.0.1 and the node's own address answer too
     for target in ("127.0.0.1", cluster.nodes[3].addr):
         r = cluster.nodes[3].exec("timeout", "5", "busybox", "wget", "-q", "-O", "-",
-                                  "http://%s:8080/index.html" % target, check=False)
+                                  "http://%s:8088/index.html" % target, check=False)
         assert r.stdout.strip() in hostnames, (target, r.stdout, r.stderr)
-    seen = collections.Counter(http_get(cluster.nodes[1].addr, 8080) for _ in range(30))
+    seen = collections.Counter(http_get(cluster.nodes[1].addr, 8088) for _ in range(30))
     assert set(seen) <= hostnames
     assert len(seen) >= 2, seen
     svc = lead.service("web")
-    assert svc["spec"]["ports"] == [{"published": 8080, "target": 80, "protocol": "tcp",
+    assert svc["spec"]["ports"] == [{"published": 8088, "target": 80, "protocol": "tcp",
                                      "mode": "ingress"}]
     ls = lead.cli("service", "ls").stdout
-    assert "*:8080->80/tcp" in ls, ls
+    assert "*:8088->80/tcp" in ls, ls
     ps = lead.cli("service", "ps", "web").stdout
     assert "ADDR" in ps and tasks[0]["addr"] in ps, ps
 
@@ -276,6 +276,9 @@ def test_bad_network_and_port_input(cluster, lead):
           want="port 8090/tcp is already published by service p1")
     fails("service", "create", "--name", "p3", "-p", "2377:80", "busybox", *WEB,
           want="cluster port")
+    # the dev cluster's managers serve their dashboard on 8080
+    fails("service", "create", "--name", "p3", "-p", "8080:80", "busybox", *WEB,
+          want="port 8080/tcp is in use on this manager")
     fails("service", "create", "--name", "p4", "-p", "80", "busybox", *WEB,
           want="PUBLISHED:TARGET")
     fails("service", "create", "--name", "p5", "-p", "70000:80", "busybox", *WEB, want="65535")
