@@ -26,6 +26,7 @@ struct session {
     json_t *nodes;    /* [{"id","addr","subnet"}]: task networking */
     char overlay[16]; /* the cluster's overlay mode, "" until an answer has one */
     json_t *mesh;     /* networks and services' endpoints (manager/netmodel.h) */
+    char mesh_tag[40]; /* the leader's name for that mesh: sent back, it is not sent again */
     size_t target;    /* index in managers */
     char *renew_key; /* key of a certificate being renewed for a new role */
     char *renew_csr;
@@ -107,6 +108,8 @@ static void apply_answer(struct session *s, json_t *answer)
     if (json_is_object(json_object_get(answer, "mesh"))) {
         json_decref(s->mesh);
         s->mesh = json_incref(json_object_get(answer, "mesh"));
+        const char *tag = json_string_value(json_object_get(answer, "mesh_tag"));
+        snprintf(s->mesh_tag, sizeof(s->mesh_tag), "%s", tag ? tag : "");
     }
     if (json_is_object(images)) {
         json_decref(s->images);
@@ -179,8 +182,9 @@ static void on_connected(void *arg, int fd, const char *errmsg)
         on_answer(s, -1, NULL, 0, errmsg);
         return;
     }
-    json_t *body = json_pack("{s:O, s:s?, s:O?}", "reports", s->inflight, "csr", s->renew_csr,
-                             "metrics", node_metrics_latest(s->sh->metrics));
+    json_t *body = json_pack("{s:O, s:s?, s:O?, s:s}", "reports", s->inflight, "csr",
+                             s->renew_csr, "metrics", node_metrics_latest(s->sh->metrics),
+                             "mesh_tag", s->mesh_tag);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     http_arequest(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,

@@ -32,6 +32,11 @@ struct dispatcher {
     bool assigning; /* a node's subnet is being proposed */
     json_t *mesh;   /* mesh_build() at store version mesh_version: shared by heartbeats */
     unsigned long long mesh_version;
+    /* names the content of `mesh`: nodes that have it are not sent it again.
+     * A random prefix per dispatcher: another leader's tags never match. */
+    char mesh_tag[40];
+    unsigned long long mesh_changes;
+    char tag_prefix[9];
 };
 
 static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
@@ -168,6 +173,7 @@ struct dispatcher *dispatcher_start(struct shoal *sh)
     struct dispatcher *d = xcalloc(1, sizeof(*d));
     d->sh = sh;
     d->stats = stats_new();
+    random_hex(d->tag_prefix, 8);
     uv_timer_init(sh->loop, &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, check_nodes, 1000, 500);
@@ -262,8 +268,12 @@ json_t *dispatcher_mesh(struct dispatcher *d)
 {
     unsigned long long version = store_version(d->sh->store);
     if (d->mesh == NULL || d->mesh_version != version) {
+        json_t *mesh = mesh_build(d->sh->store);
+        if (d->mesh == NULL || !json_equal(mesh, d->mesh))
+            snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix,
+                     ++d->mesh_changes);
         json_decref(d->mesh);
-        d->mesh = mesh_build(d->sh->store);
+        d->mesh = mesh;
         d->mesh_version = version;
     }
     return d->mesh;
@@ -295,7 +305,12 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
                               images_of(sh, tasks), "managers", swarm_manager_addrs(sh), "leader",
                               sh->swarm_addr, "role", json_object_get(node, "role"), "nodes",
                               swarm_node_addrs(sh), "overlay", shoal_overlay(sh));
-    json_object_set(reply, "mesh", dispatcher_mesh(d));
+    json_t *mesh = dispatcher_mesh(d);
+    const char *have = json_string_value(json_object_get(body, "mesh_tag"));
+    if (have == NULL || strcmp(have, d->mesh_tag) != 0) {
+        json_object_set(reply, "mesh", mesh);
+        json_object_set_new(reply, "mesh_tag", json_string(d->mesh_tag));
+    }
     renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
     respond_json(req, 200, reply);
     json_decref(body);
