@@ -390,6 +390,11 @@ void agent_net_sync(struct agent *a)
     bool planned = mesh && plan(n, nodes, mesh, a->sh->node_id, shoal_overlay(a->sh));
     json_decref(nodes);
     if (!planned || (n->applied && strcmp(n->applied, n->want.key) == 0)) {
+        if (planned && n->ready) { /* the kernel is up to date; the names may not be */
+            json_decref(n->mesh);
+            n->mesh = mesh;
+            mesh = NULL;
+        }
         want_clear(&n->want);
         json_decref(mesh);
         return;

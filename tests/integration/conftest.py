@@ -139,6 +139,7 @@ class Daemon:
         self.known_ids = set()
         self.swarm_active = False
         self.extra_args = []  # more `shoal daemon` flags (--dashboard-addr ...)
+        self.wrapper = []  # runs the daemon under this command (valgrind ...)
         # Daemons of the host's namespace run side by side (and test runs too): a bridge and
         # a task subnet each.
         _daemons[0] += 1
@@ -154,8 +155,8 @@ class Daemon:
             os.unlink(self.sock)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir", self.run_dir,
-             "--bridge", self.bridge] + list(self.extra_args),
+            list(self.wrapper) + [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir",
+                                  self.run_dir, "--bridge", self.bridge] + list(self.extra_args),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
