@@ -462,15 +462,6 @@ static const char *client_network(json_t *mesh, uint32_t client)
     return NULL;
 }
 
-static bool parse_ip(const char *text, uint32_t *ip)
-{
-    struct in_addr a;
-    if (text == NULL || inet_pton(AF_INET, text, &a) != 1)
-        return false;
-    *ip = ntohl(a.s_addr);
-    return true;
-}
-
 static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *addrs, size_t max)
 {
     struct agent_net *n = ctx;
@@ -487,11 +478,11 @@ static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *ad
         if (!sname || !snet || strcasecmp(sname, svc_name) != 0 || strcmp(snet, network) != 0)
             continue;
         if (!tasks)
-            return max > 0 && parse_ip(sget(svc, "vip"), &addrs[0]) ? 1 : 0;
+            return max > 0 && net_parse_ip(sget(svc, "vip"), &addrs[0]) ? 1 : 0;
         int count = 0;
         json_array_foreach(json_object_get(svc, "endpoints"), j, e)
         {
-            if ((size_t)count < max && parse_ip(sget(e, "addr"), &addrs[count]))
+            if ((size_t)count < max && net_parse_ip(sget(e, "addr"), &addrs[count]))
                 count++;
         }
         return count;

@@ -30,6 +30,8 @@
 
 /* "10.42.0.0/16" -> network (host order, host bits cleared) and prefix. */
 int net_parse_cidr(const char *text, uint32_t *network, int *prefix, struct serr *err);
+/* Dotted text -> host-order address; false when it is not one. */
+bool net_parse_ip(const char *text, uint32_t *ip);
 /* Host-order address -> dotted text; out must hold 16 bytes. */
 void net_format_ip(uint32_t ip, char *out);
 /* The lowest /24 of the pool that no node has yet (`taken`: networks of /24s). */

@@ -27,6 +27,15 @@ int net_parse_cidr(const char *text, uint32_t *network, int *prefix, struct serr
     return 0;
 }
 
+bool net_parse_ip(const char *text, uint32_t *ip)
+{
+    struct in_addr a;
+    if (text == NULL || inet_pton(AF_INET, text, &a) != 1)
+        return false;
+    *ip = ntohl(a.s_addr);
+    return true;
+}
+
 void net_format_ip(uint32_t ip, char *out)
 {
     snprintf(out, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);

@@ -1,5 +1,5 @@
 /* Internals shared by the kernel side of task networking (net.c,
- * net_vxlan.c): scripts for `ip -batch -`, `bridge -batch -` and `nft -f -`,
+ * net_vxlan.c, net_rules.c): scripts for `ip -batch -`, `bridge -batch -` and `nft -f -`,
  * run without a shell. Not for use outside src/agent/net*.c. */
 #ifndef SHOAL_AGENT_NET_INT_H
 #define SHOAL_AGENT_NET_INT_H

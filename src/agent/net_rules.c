@@ -1,31 +1,13 @@
 /* The node's nftables table (agent/net.h net_rules_script): NAT to the
  * outside, the routing mesh of published ports, services' virtual IPs, and
  * the isolation of networks. Pure: JSON in, script out. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/net.h"
+#include "agent/net_int.h"
 #include "base/util.h"
-
-struct text {
-    char *s;
-    size_t len, cap;
-};
-
-__attribute__((format(printf, 2, 3))) static void add(struct text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *piece = NULL;
-    int n = vasprintf(&piece, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        abort();
-    buf_append(&t->s, &t->len, &t->cap, piece, (size_t)n);
-    free(piece);
-}
 
 static const char *sget(json_t *o, const char *key)
 {
@@ -34,32 +16,32 @@ static const char *sget(json_t *o, const char *key)
 }
 
 /* "{ a, b, c }" of one string field of each element (or the strings). */
-static void add_set(struct text *t, json_t *items, const char *field)
+static void add_set(struct script *t, json_t *items, const char *field)
 {
     size_t i;
     json_t *it;
-    add(t, "{ ");
+    script_add(t, "{ ");
     json_array_foreach(items, i, it)
-        add(t, "%s%s", i ? ", " : "", field ? sget(it, field) : json_string_value(it));
-    add(t, " }");
+        script_add(t, "%s%s", i ? ", " : "", field ? sget(it, field) : json_string_value(it));
+    script_add(t, " }");
 }
 
 /* "dnat to A" or "dnat to numgen inc mod N map { 0 : A, 1 : B }" of the
  * endpoints; `port` appended when non-zero. */
-static void add_dnat(struct text *t, json_t *endpoints, json_int_t port)
+static void add_dnat(struct script *t, json_t *endpoints, json_int_t port)
 {
     size_t n = json_array_size(endpoints), i;
     json_t *e;
     if (n == 1) {
-        add(t, "dnat to %s", sget(json_array_get(endpoints, 0), "addr"));
+        script_add(t, "dnat to %s", sget(json_array_get(endpoints, 0), "addr"));
     } else {
-        add(t, "dnat to numgen inc mod %zu map { ", n);
-        json_array_foreach(endpoints, i, e) add(t, "%s%zu : %s", i ? ", " : "", i, sget(e, "addr"));
-        add(t, " }");
+        script_add(t, "dnat to numgen inc mod %zu map { ", n);
+        json_array_foreach(endpoints, i, e) script_add(t, "%s%zu : %s", i ? ", " : "", i, sget(e, "addr"));
+        script_add(t, " }");
     }
     if (port > 0)
-        add(t, " : %lld", (long long)port);
-    add(t, "\n");
+        script_add(t, " : %lld", (long long)port);
+    script_add(t, "\n");
 }
 
 /* The endpoints a published port balances over: all of them in ingress
@@ -81,7 +63,7 @@ static json_t *port_endpoints(json_t *svc, json_t *port, const char *self)
 }
 
 /* Published ports: traffic to any address of this node. */
-static void add_port_rules(struct text *t, json_t *services, const char *self)
+static void add_port_rules(struct script *t, json_t *services, const char *self)
 {
     size_t i, j;
     json_t *svc, *port;
@@ -92,7 +74,7 @@ static void add_port_rules(struct text *t, json_t *services, const char *self)
             json_t *eps = port_endpoints(svc, port, self);
             bool host = strcmp(sget(port, "mode"), "host") == 0;
             if (json_array_size(eps) > 0) {
-                add(t, "  fib daddr type local %s dport %lld ct mark set 0x%x ", sget(port, "protocol"),
+                script_add(t, "  fib daddr type local %s dport %lld ct mark set 0x%x ", sget(port, "protocol"),
                     (long long)json_integer_value(json_object_get(port, "published")),
                     host ? NET_MARK_HOSTPORT : NET_MARK_INGRESS);
                 add_dnat(t, eps, json_integer_value(json_object_get(port, "target")));
@@ -102,7 +84,7 @@ static void add_port_rules(struct text *t, json_t *services, const char *self)
     }
 }
 
-static void add_vip_rules(struct text *t, json_t *services)
+static void add_vip_rules(struct script *t, json_t *services)
 {
     size_t i;
     json_t *svc;
@@ -111,79 +93,79 @@ static void add_vip_rules(struct text *t, json_t *services)
         json_t *eps = json_object_get(svc, "endpoints");
         if (json_array_size(eps) == 0 || sget(svc, "vip")[0] == '\0')
             continue;
-        add(t, "  ip daddr %s ct mark set 0x%x ", sget(svc, "vip"), NET_MARK_VIP);
+        script_add(t, "  ip daddr %s ct mark set 0x%x ", sget(svc, "vip"), NET_MARK_VIP);
         add_dnat(t, eps, 0);
     }
 }
 
-static void add_nat_chains(struct text *t, json_t *plan)
+static void add_nat_chains(struct script *t, json_t *plan)
 {
     json_t *services = json_object_get(plan, "services");
     const char *self = sget(plan, "self");
-    add(t, " chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n");
+    script_add(t, " chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n");
     add_port_rules(t, services, self);
     add_vip_rules(t, services);
-    add(t, " }\n chain output {\n  type nat hook output priority -100; policy accept;\n");
+    script_add(t, " }\n chain output {\n  type nat hook output priority -100; policy accept;\n");
     add_port_rules(t, services, self);
-    add(t, " }\n chain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n");
-    add(t, "  ct mark 0x%x masquerade\n", NET_MARK_INGRESS);
+    script_add(t, " }\n chain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n");
+    script_add(t, "  ct mark 0x%x masquerade\n", NET_MARK_INGRESS);
     size_t i;
     json_t *b;
     json_array_foreach(json_object_get(plan, "bridges"), i, b)
     {
         /* a task reaching a virtual IP served on its own bridge: the answer
          * must come back through us, not straight over the bridge */
-        add(t, "  ct mark 0x%x ip saddr %s ip daddr %s masquerade\n", NET_MARK_VIP,
+        script_add(t, "  ct mark 0x%x ip saddr %s ip daddr %s masquerade\n", NET_MARK_VIP,
             sget(b, "slice"), sget(b, "slice"));
-        add(t, "  ip saddr %s oifname != \"%s\" ip daddr != ", sget(b, "slice"), sget(b, "name"));
+        script_add(t, "  ip saddr %s oifname != \"%s\" ip daddr != ", sget(b, "slice"), sget(b, "name"));
         add_set(t, json_object_get(plan, "networks"), "subnet");
-        add(t, " masquerade\n");
+        script_add(t, " masquerade\n");
     }
-    add(t, " }\n");
+    script_add(t, " }\n");
 }
 
 /* Virtual IPs with no endpoint and traffic between networks are refused
  * where it enters: on the sender's node, before any masquerade. */
-static void add_filter_chain(struct text *t, json_t *plan)
+static void add_filter_chain(struct script *t, json_t *plan)
 {
     json_t *networks = json_object_get(plan, "networks");
-    add(t, " chain isolation {\n  type filter hook forward priority filter; policy accept;\n");
-    add(t, "  ct mark { 0x%x, 0x%x } accept\n", NET_MARK_INGRESS, NET_MARK_HOSTPORT);
+    script_add(t, " chain isolation {\n  type filter hook forward priority filter; policy accept;\n");
+    script_add(t, "  ct mark { 0x%x, 0x%x } accept\n", NET_MARK_INGRESS, NET_MARK_HOSTPORT);
     json_t *blocks = json_object_get(plan, "vip_blocks");
     if (json_array_size(blocks) > 0) {
-        add(t, "  ct state new ip daddr ");
+        script_add(t, "  ct state new ip daddr ");
         add_set(t, blocks, NULL);
-        add(t, " reject\n");
+        script_add(t, " reject\n");
     }
     size_t i;
     json_t *n;
     if (json_array_size(networks) > 1) {
         json_array_foreach(networks, i, n)
         {
-            add(t, "  ip saddr %s ip daddr ", sget(n, "subnet"));
+            script_add(t, "  ip saddr %s ip daddr ", sget(n, "subnet"));
             add_set(t, networks, "subnet");
-            add(t, " ip daddr != %s drop\n", sget(n, "subnet"));
+            script_add(t, " ip daddr != %s drop\n", sget(n, "subnet"));
         }
     }
-    add(t, " }\n");
+    script_add(t, " }\n");
 }
 
 /* Published ports answer on 127.0.0.1 too: that needs route_localnet
  * (net_apply), which would also let other hosts send to 127.0.0.0/8 here;
  * such packets are dropped as they come in (as kube-proxy does). */
-static void add_localnet_chain(struct text *t)
+static void add_localnet_chain(struct script *t)
 {
-    add(t, " chain localnet {\n  type filter hook prerouting priority raw; policy accept;\n");
-    add(t, "  iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n }\n");
+    script_add(t, " chain localnet {\n  type filter hook prerouting priority raw; policy accept;\n");
+    script_add(t, "  iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n }\n");
 }
 
 char *net_rules_script(const char *table, json_t *plan)
 {
-    struct text t = {0};
-    add(&t, "table ip %s\ndelete table ip %s\ntable ip %s {\n", table, table, table);
+    struct script t = {0};
+    script_add(&t, "table ip %s\ndelete table ip %s\ntable ip %s {\n", table, table, table);
     add_localnet_chain(&t);
     add_nat_chains(&t, plan);
     add_filter_chain(&t, plan);
-    add(&t, "}\n");
-    return t.s;
+    script_add(&t, "}\n");
+    return t.text;
 }

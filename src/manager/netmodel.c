@@ -414,15 +414,6 @@ static int network_range(struct store *st, const char *name, uint32_t *net, int 
     return rc;
 }
 
-static bool parse_ip(const char *text, uint32_t *ip)
-{
-    struct in_addr a;
-    if (text == NULL || inet_pton(AF_INET, text, &a) != 1)
-        return false;
-    *ip = ntohl(a.s_addr);
-    return true;
-}
-
 /* The lowest address of the block no other service of the network has. */
 static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t block,
                     uint32_t *vip, struct serr *err)
@@ -439,7 +430,7 @@ static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t
             !v)
             continue;
         uint32_t a;
-        if (parse_ip(v, &a) && (a & 0xffffff00u) == block)
+        if (net_parse_ip(v, &a) && (a & 0xffffff00u) == block)
             used[a & 0xff] = true;
     }
     json_decref(svcs);
@@ -455,7 +446,7 @@ static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t
 static bool vip_in_block(const char *vip, uint32_t block)
 {
     uint32_t a;
-    return parse_ip(vip, &a) && (a & 0xffffff00u) == block;
+    return net_parse_ip(vip, &a) && (a & 0xffffff00u) == block;
 }
 
 int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct serr *err)
