@@ -23,7 +23,8 @@ def state(d):
     insp = json.loads(d.cli("service", "inspect", "web").stdout)
     tasks = sorted((t["id"], t["state"], t["desired_state"]) for t in d.api("GET", "/v1/tasks").json())
     imgs = d.api("GET", "/v1/images").json()
-    return svcs, insp, tasks, imgs
+    nets = d.api("GET", "/v1/networks").json()
+    return svcs, insp, tasks, imgs, nets
 
 
 @pytest.fixture
@@ -215,6 +216,18 @@ def test_api_unknown_fields(unchanged, spec, fragment):
     {"image": "busybox", "stop_grace_period_ms": "10s"},
     {"image": "busybox", "update_config": {"parallelism": -1}},
     {"image": "busybox", "update_config": "fast"},
+    {"image": "busybox", "ports": "80:80"},
+    {"image": "busybox", "ports": [80]},
+    {"image": "busybox", "ports": [{"published": 80}]},
+    {"image": "busybox", "ports": [{"published": "80", "target": 80}]},
+    {"image": "busybox", "ports": [{"published": 80, "target": 0}]},
+    {"image": "busybox", "ports": [{"published": 80, "target": 80, "protocol": "sctp"}]},
+    {"image": "busybox", "ports": [{"published": 80, "target": 80, "mode": 1}]},
+    {"image": "busybox", "ports": [{"published": 80, "target": 80, "extra": 1}]},
+    {"image": "busybox", "ports": [{"published": 80, "target": 80},
+                                   {"published": 80, "target": 81}]},
+    {"image": "busybox", "network": 5},
+    {"image": "busybox", "network": ""},
 ])
 def test_api_wrong_types(unchanged, spec):
     api_error(unchanged, "POST", "/v1/services", 400, body=spec)
@@ -234,6 +247,9 @@ def test_api_unknown_image_and_duplicate(unchanged):
     ({"args": "sleep"}, "args"),
     ({"colour": "blue"}, "colour"),
     ({"update_config": {"parallelism": "x"}}, "parallelism"),
+    ({"publish_add": "80:80"}, "publish_add"),
+    ({"publish_add": [{"published": 80}]}, "published and target"),
+    ({"publish_rm": [80]}, "publish_rm"),
 ])
 def test_api_bad_update(unchanged, patch, fragment):
     api_error(unchanged, "POST", "/v1/services/web/update", 400 if "image" not in patch else 404,
@@ -328,3 +344,16 @@ def test_api_chunked_body_accepted(baseline):
     d.wait_running("chunky", 1)
     d.cli("service", "rm", "chunky")
     wait_until(lambda: not [t for t in d.api("GET", "/v1/tasks").json() if t["service_name"] == "chunky"])
+
+
+@pytest.mark.parametrize("body,status,fragment", [
+    ({}, 400, "invalid network name"),
+    ({"name": 5}, 400, "invalid network name"),
+    ({"name": "a b"}, 400, "invalid network name"),
+    ({"name": "n", "subnet": 10}, 400, "CIDR"),
+    ({"name": "n", "subnet": "10.1.0.0/30"}, 400, "/8 to /23"),
+    ({"name": "n", "colour": "red"}, 400, "colour"),
+    ({"name": "bridge"}, 409, "already exists"),
+])
+def test_api_bad_network(unchanged, body, status, fragment):
+    api_error(unchanged, "POST", "/v1/networks", status, fragment, body=body)
