@@ -237,6 +237,12 @@ function renderVisualizer(s) {
   });
 }
 
+/* Published ports as `service ls` shows them: "*:8080->80/tcp". */
+function ports(spec) {
+  return (spec.ports || []).map((p) =>
+    `*:${p.published}->${p.target}/${p.protocol}${p.mode === "host" ? " (host)" : ""}`).join(", ");
+}
+
 function renderServices(s) {
   const tasksBySvc = new Map();
   for (const t of s.tasks) {
@@ -250,16 +256,18 @@ function renderServices(s) {
     const ok = svc.replicas_running >= svc.replicas_desired;
     const tasks = (tasksBySvc.get(svc.id) || []).map((t) =>
       `<span class="chip" title="${esc(t.state)}">${esc(t.name)} @ ${esc(hosts.get(t.node_id) || "?")}` +
-      ` <span class="${t.state === "running" ? "ok" : "warn"}">${esc(t.state)}</span></span>`).join("");
+      ` <span class="${t.state === "running" && t.health !== "unhealthy" ? "ok" : "warn"}">` +
+      `${esc(t.state)}${t.health ? ` (${esc(t.health)})` : ""}</span></span>`).join("");
     return `<tr data-service="${esc(svc.name)}"><td><span class="swatch" style="background:` +
            `${serviceColour(svc.name)}"></span>${esc(svc.name)}</td>` +
            `<td>${esc(spec.mode || "replicated")}</td>` +
            `<td class="replicas ${ok ? "ok" : "warn"}">${svc.replicas_running}/${svc.replicas_desired}</td>` +
-           `<td>${esc(spec.image)}</td><td>${esc(svc.update_status || "")}</td><td>${tasks}</td></tr>`;
+           `<td>${esc(spec.image)}</td><td class="ports">${esc(ports(spec))}</td>` +
+           `<td>${esc(svc.update_status || "")}</td><td>${tasks}</td></tr>`;
   }).join("");
   $("services").innerHTML = `<table><thead><tr><th>Name</th><th>Mode</th><th>Replicas</th>` +
-    `<th>Image</th><th>Update</th><th>Tasks</th></tr></thead><tbody>${rows ||
-    '<tr><td colspan="6" class="empty">no services</td></tr>'}</tbody></table>`;
+    `<th>Image</th><th>Ports</th><th>Update</th><th>Tasks</th></tr></thead><tbody>${rows ||
+    '<tr><td colspan="7" class="empty">no services</td></tr>'}</tbody></table>`;
 }
 
 /* ---- nodes: figures and sparklines of the last hour ---- */

@@ -174,7 +174,7 @@ def test_dashboard_in_a_browser(dash_cluster):
     c = dash_cluster
     lead = c.leader
     lead.cli("service", "create", "--name", "web", "--replicas", "4", "--stop-grace-period", "1s",
-             "busybox", "sleep", "1000")
+             "-p", "8090:80", "busybox", "sleep", "1000")
     lead.cli("service", "create", "--name", "cache", "--replicas", "2", "--stop-grace-period",
              "1s", "busybox", "sleep", "1000")
     lead.wait_running("web", 4, timeout=60)

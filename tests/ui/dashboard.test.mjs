@@ -175,6 +175,8 @@ test("scaling a service and killing a task show up live, without a reload", asyn
   await page.click('#tabs button[data-view="services"]');
   const row = page.locator(`#services tr[data-service="${SERVICE}"] .replicas`);
   assert.equal((await row.textContent()).trim(), `${target}/${target}`);
+  const portsCell = page.locator(`#services tr[data-service="${SERVICE}"] .ports`);
+  assert.equal((await portsCell.textContent()).trim(), "*:8090->80/tcp");
   await page.screenshot({ path: join(SHOTS, "dashboard-services.png") });
   await page.close();
 });
