@@ -1,5 +1,6 @@
 #!/bin/bash
 # Everything scripts/deps.sh installs, plus what bench/ needs: Docker (dockerd, containerd,
-# runc, the docker CLI) to compare against, procps for ps/pgrep, util-linux for findmnt.
+# runc, the docker CLI) to compare against, procps for ps/pgrep, util-linux for findmnt, wrk and
+# haproxy for bench/mesh.sh.
 set -euo pipefail
-exec "$(dirname "$0")/deps.sh" docker.io procps util-linux "$@"
+exec "$(dirname "$0")/deps.sh" docker.io procps util-linux wrk haproxy "$@"

@@ -1,0 +1,218 @@
+#!/bin/bash
+# Requests per second through the routing mesh, against a replica directly and against HAProxy
+# balancing over the same replicas, in one run. Goal: the mesh at least 90% of direct and at
+# least HAProxy's figure.
+#
+# A `shoal dev` cluster of 3 nodes (network namespaces on a bridge) runs a service of 3 replicas
+# of busybox httpd, published on PORT (ingress mode: every node answers, nft DNAT round-robin to
+# the replicas). wrk and HAProxy run in a client network namespace made here, on the cluster's
+# bridge beside the nodes (.200), with a route to each node's task subnet via that node, as a
+# machine on the nodes' LAN would have. (The host's own namespace cannot be given those routes:
+# every dev cluster on this machine uses the same task pool.) The same wrk run for each target:
+#   direct   a replica's task address:80 (the replica on node MESH_NODE; routed via that node)
+#   mesh     node MESH_NODE's address:PORT (DNAT + masquerade there; 2 of 3 connections then go
+#            on to a replica on another node)
+#   haproxy  HAProxy in the client namespace (127.0.0.1:PORT), `mode tcp`, `balance roundrobin`
+#            over the 3 task addresses (HAPROXY_MODE=http for an HTTP proxy)
+# ROUNDS rounds, the targets interleaved; each figure is the median over the rounds.
+# Prints `KEY VALUE` figure lines, then a table. Exits non-zero if a measurement failed, not if a
+# goal is missed. Removes everything it made (client namespace, HAProxy, cluster, files) on any
+# exit. Installs nothing: scripts/bench-deps.sh installs wrk and haproxy.
+# Usage: bench/mesh.sh   (as root; env: THREADS=2 CONNS=32 DURATION=10 WARMUP=3 ROUNDS=3
+#                         PORT=8000 MESH_NODE=1 HAPROXY_MODE=tcp SHOAL=build/shoal)
+set -euo pipefail
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH")
+SHOAL=${SHOAL:-$REPO/build/shoal}
+THREADS=${THREADS:-2} CONNS=${CONNS:-32} DURATION=${DURATION:-10} WARMUP=${WARMUP:-3} ROUNDS=${ROUNDS:-3}
+PORT=${PORT:-8000}   # not 8080: `shoal dev up` serves the dashboard there on the manager
+MESH_NODE=${MESH_NODE:-1} HAPROXY_MODE=${HAPROXY_MODE:-tcp}
+NODES=3 REPLICAS=3
+
+log() { echo "[$(date +%T)] $*" >&2; }
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (dev cluster, namespaces)"
+[ -x "$SHOAL" ] || die "no shoal binary at $SHOAL (make, or set SHOAL=)"
+for c in wrk haproxy ip python3 busybox timeout; do
+    command -v "$c" >/dev/null || die "missing $c: run scripts/bench-deps.sh"
+done
+case $HAPROXY_MODE in tcp | http) ;; *) die "HAPROXY_MODE: tcp or http" ;; esac
+
+# A 10.213.X.0/24 no other dev cluster routes now (tests/integration/cluster.py _free_prefix;
+# test clusters start at 150, `shoal dev up` defaults to 0, so start at 90).
+free_prefix() {
+    local taken x h
+    taken=$(awk 'NR > 1 && substr($2, 7, 2) == "0A" && substr($2, 5, 2) == "D5" { print substr($2, 3, 2) }' /proc/net/route)
+    for x in $(seq 90 249) $(seq 1 89); do
+        printf -v h '%02X' "$x"
+        grep -qx "$h" <<<"$taken" || { echo "10.213.$x"; return; }
+    done
+    die "no free 10.213.X.0/24 subnet"
+}
+
+NAME=bm$(($$ % 1000000))    # dev cluster name: 1 to 8 of [a-z0-9]
+PFX=$(free_prefix)
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/shoal-bench-mesh.XXXXXX")
+CLNS=shoalbench-$NAME CLV=sbc-$NAME CLADDR=$PFX.200
+HAPROXY_PID=
+SOCK=unix://$WORK/$NAME/node-1/run/shoal.sock
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$HAPROXY_PID" ]; then kill "$HAPROXY_PID" 2>/dev/null; wait "$HAPROXY_PID" 2>/dev/null; fi
+    if [ $rc -ne 0 ] && [ -s "$WORK/haproxy.log" ]; then log "haproxy's output:"; tail -20 "$WORK/haproxy.log" >&2; fi
+    ip netns del "$CLNS" 2>/dev/null       # takes the veth pair with it
+    ip link del "$CLV" 2>/dev/null
+    if [ -d "$WORK/$NAME" ]; then
+        "$SHOAL" dev down --name "$NAME" --dir "$WORK" >/dev/null 2>"$WORK/down.err" ||
+            { log "shoal dev down failed:"; cat "$WORK/down.err" >&2; }
+    fi
+    if grep -q " $WORK" /proc/mounts; then
+        log "mounts left under $WORK, not removing it"
+    else
+        rm -rf --one-file-system "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cl() { "$SHOAL" -H "$SOCK" "$@"; }
+in_client() { ip netns exec "$CLNS" "$@"; }
+
+# wait_for SECS WHAT CMD...: poll CMD every 0.2 s until it succeeds.
+wait_for() {
+    local secs=$1 what=$2 _
+    shift 2
+    for _ in $(seq $((secs * 5))); do "$@" && return 0; sleep 0.2; done
+    die "$what: not after $secs s"
+}
+
+# json_of PY < JSON: evaluate a Python expression over the parsed JSON `j`, print its lines.
+json_of() { python3 -c 'import json, sys; j = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# ---- cluster and service ----
+log "dev cluster $NAME on $PFX.0/24 in $WORK"
+"$SHOAL" dev up -n "$NODES" --name "$NAME" --subnet "$PFX.0/24" --dir "$WORK" >"$WORK/up.log"
+"$REPO/scripts/busybox-rootfs.sh" "$WORK/busybox.tar"
+cl image import "$WORK/busybox.tar" busybox:latest >/dev/null
+nodes_ready() {
+    [ "$(cl node ls --format json | json_of 'len([n for n in j if n["status"] == "ready" and n.get("subnet")])')" = "$NODES" ]
+}
+wait_for 30 "$NODES nodes ready with a subnet" nodes_ready
+cl service create --name web --replicas "$REPLICAS" -p "$PORT:80" busybox \
+    sh -c 'hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp' >/dev/null
+tasks_up() {
+    cl service ps --format json web >"$WORK/tasks.json" &&
+        [ "$(json_of 'len([t for t in j if t["state"] == "running" and t.get("addr")])' <"$WORK/tasks.json")" = "$REPLICAS" ]
+}
+wait_for 60 "$REPLICAS replicas running with an address" tasks_up
+# "ADDR NODE-HOSTNAME ID" of each running replica
+json_of '"\n".join("%s %s %s" % (t["addr"], t["node_hostname"], t["id"][:12]) for t in j if t["state"] == "running")' \
+    <"$WORK/tasks.json" >"$WORK/replicas"
+log "replicas: $(tr '\n' ' ' <"$WORK/replicas")"
+DIRECT=$(awk -v n="node-$MESH_NODE" '$2 == n { print $1; exit }' "$WORK/replicas")
+[ -n "$DIRECT" ] || die "no replica on node-$MESH_NODE (spread scheduling expected one per node)"
+MESH=$PFX.$MESH_NODE
+
+# ---- client namespace: on the cluster's bridge, routes to the task subnets ----
+ip netns add "$CLNS"
+ip link add "$CLV" type veth peer name eth0 netns "$CLNS"
+ip link set "$CLV" master "shoal-$NAME" up
+in_client ip link set lo up
+in_client ip addr add "$CLADDR/24" dev eth0
+in_client ip link set eth0 up
+cl node ls --format json | json_of '"\n".join("%s %s" % (n["subnet"], n["addr"].split(":")[0]) for n in j)' |
+    while read -r subnet via; do in_client ip route add "$subnet" via "$via"; done
+
+# ---- HAProxy over the same replicas ----
+{
+    printf 'global\n    maxconn 4096\n'
+    printf 'defaults\n    mode %s\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n' "$HAPROXY_MODE"
+    printf 'frontend fe\n    bind 127.0.0.1:%s\n    default_backend be\n' "$PORT"
+    printf 'backend be\n    balance roundrobin\n'
+    awk '{ printf "    server %s %s:80\n", $3, $1 }' "$WORK/replicas"
+} >"$WORK/haproxy.cfg"
+in_client haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy rejects $WORK/haproxy.cfg"
+ip netns exec "$CLNS" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+HAPROXY_PID=$!   # not through a function (a subshell): ip netns exec execs haproxy, same pid
+
+declare -A URL=([direct]="http://$DIRECT/index.html" [mesh]="http://$MESH:$PORT/index.html"
+                [haproxy]="http://127.0.0.1:$PORT/index.html")
+TARGETS=(direct mesh haproxy)
+
+# answers URL: the body is the hostname (container id) of one of the replicas.
+answers() {
+    local body
+    body=$(in_client timeout 3 busybox wget -q -O - "$1" 2>/dev/null) || return 1
+    awk -v b="$body" '$3 == b { f = 1 } END { exit !f }' "$WORK/replicas"
+}
+for t in "${TARGETS[@]}"; do wait_for 20 "$t (${URL[$t]}) answering with a replica's hostname" answers "${URL[$t]}"; done
+
+# ---- measurements ----
+# to_ms VALUE: wrk's "1.95ms" / "420.09us" / "1.01s" in ms.
+to_ms() {
+    awk -v v="$1" 'BEGIN { u = v; sub(/^[0-9.]+/, "", u); n = v + 0
+        printf "%.2f", u == "us" ? n / 1000 : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n }'
+}
+# measure TARGET ROUND: warm-up, then the measured wrk run; prints "TARGET ROUND requests/s
+# p50_ms p99_ms errors" (errors: socket errors + non-2xx answers).
+measure() {
+    local t=$1 r=$2 out rps
+    log "round $r, $t: ${URL[$t]}: ${WARMUP} s warm-up, then wrk -t$THREADS -c$CONNS -d${DURATION}s --latency"
+    in_client wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "${URL[$t]}" >/dev/null
+    out=$(in_client wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${URL[$t]}")
+    echo "$out" >"$WORK/wrk-$t-$r.txt"
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+    [[ $rps =~ ^[0-9.]+$ ]] || { echo "$out" >&2; die "$t: no Requests/sec in wrk's output"; }
+    echo "$t $r $rps $(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")" \
+        "$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")" \
+        "$(awk '/Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
+                /Non-2xx or 3xx/ { e += $NF } END { print e + 0 }' <<<"$out")"
+}
+# median: of the numbers on stdin.
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# col TARGET N: column N of the target's rounds.
+col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$WORK/rounds"; }
+
+echo "# bench/mesh $(date -u '+%F %T UTC'), $(nproc) cores, $(uname -r), shoal $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s --latency (after ${WARMUP} s warm-up), $ROUNDS rounds, busybox httpd x $REPLICAS on $NODES nodes, haproxy mode $HAPROXY_MODE"
+# Rounds interleave the targets, each round starting one further along, so that load from
+# elsewhere on the machine falls on all of them alike; each figure is the median over rounds.
+: >"$WORK/rounds"
+for r in $(seq "$ROUNDS"); do
+    for i in 0 1 2; do
+        t=${TARGETS[$(((i + r - 1) % 3))]}
+        measure "$t" "$r" >>"$WORK/rounds"
+        echo "${t}_rps_r$r $(awk -v t="$t" -v r="$r" '$1 == t && $2 == r { print $3 }' "$WORK/rounds")"
+    done
+done
+for t in "${TARGETS[@]}"; do
+    echo "${t}_rps $(col "$t" 3 | median)"
+    echo "${t}_p50_ms $(col "$t" 4 | median)"
+    echo "${t}_p99_ms $(col "$t" 5 | median)"
+    echo "${t}_errors $(col "$t" 6 | awk '{ s += $1 } END { print s + 0 }')"
+done | tee "$WORK/figs"
+fig() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/figs"; }
+md=$(calc "$(fig mesh_rps) / $(fig direct_rps)")
+mh=$(calc "$(fig mesh_rps) / $(fig haproxy_rps)")
+g1=$(awk -v r="$md" 'BEGIN { print (r >= 0.9) ? "met" : "not_met" }')
+g2=$(awk -v r="$mh" 'BEGIN { print (r >= 1) ? "met" : "not_met" }')
+echo "mesh_over_direct $md"
+echo "mesh_over_haproxy $mh"
+echo "goal_mesh_90pct_of_direct $g1"
+echo "goal_mesh_at_least_haproxy $g2"
+
+echo
+echo "median of $ROUNDS rounds; requests/s of each round in brackets"
+printf '%-8s %-28s %-26s %9s %9s %7s\n' target url "requests/s" "p50 ms" "p99 ms" errors
+for t in "${TARGETS[@]}"; do
+    printf '%-8s %-28s %-26s %9s %9s %7s\n' "$t" "${URL[$t]#http://}" \
+        "$(fig "${t}_rps") [$(col "$t" 3 | paste -sd' ')]" \
+        "$(fig "${t}_p50_ms")" "$(fig "${t}_p99_ms")" "$(fig "${t}_errors")"
+done
+echo "mesh/direct  $md (goal >= 0.9: ${g1/_/ })"
+echo "mesh/haproxy $mh (goal >= 1: ${g2/_/ })"
