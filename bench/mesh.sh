@@ -8,7 +8,8 @@
 # the replicas). wrk and HAProxy run in a client network namespace made here, on the cluster's
 # bridge beside the nodes (.200), with a route to each node's task subnet via that node, as a
 # machine on the nodes' LAN would have. (The host's own namespace cannot be given those routes:
-# every dev cluster on this machine uses the same task pool.) The same wrk run for each target:
+# every dev cluster on this machine uses the same task pool; tcp_tw_reuse=1 there, see below.)
+# The same wrk run for each target:
 #   direct   a replica's task address:80 (the replica on node MESH_NODE; routed via that node)
 #   mesh     node MESH_NODE's address:PORT (DNAT + masquerade there; 2 of 3 connections then go
 #            on to a replica on another node)
@@ -125,6 +126,12 @@ ip link set "$CLV" master "shoal-$NAME" up
 in_client ip link set lo up
 in_client ip addr add "$CLADDR/24" dev eth0
 in_client ip link set eth0 up
+# wrk opens a connection per request (busybox httpd closes after each answer): ~4,000 a second
+# from one address to one destination, many of them closed by wrk first, so a 10 s run leaves
+# ~14,000 of the 28,000 local ports in TIME_WAIT towards that destination for a minute. Without
+# reuse of those ports, a run to the same destination within that minute crawled (by hand:
+# 3,800 -> 600 requests/s), which would penalise whichever target came back first.
+in_client sysctl -q -w net.ipv4.tcp_tw_reuse=1
 cl node ls --format json | json_of '"\n".join("%s %s" % (n["subnet"], n["addr"].split(":")[0]) for n in j)' |
     while read -r subnet via; do in_client ip route add "$subnet" via "$via"; done
 
