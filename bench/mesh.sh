@@ -185,7 +185,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 # col TARGET N: column N of the target's rounds.
 col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$WORK/rounds"; }
 
-echo "# bench/mesh $(date -u '+%F %T UTC'), $(nproc) cores, $(uname -r), shoal $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "# bench/mesh $(date -u '+%F %T UTC'), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $(uname -r), shoal $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s --latency (after ${WARMUP} s warm-up), $ROUNDS rounds, busybox httpd x $REPLICAS on $NODES nodes, haproxy mode $HAPROXY_MODE"
 # Rounds interleave the targets, each round starting one further along, so that load from
 # elsewhere on the machine falls on all of them alike; each figure is the median over rounds.
