@@ -26,6 +26,16 @@ static void add_set(struct script *t, json_t *items, const char *field)
     script_add(t, " }");
 }
 
+/* "{ "a", "b" }": quoted names (interfaces) of one field of each element. */
+static void add_quoted_set(struct script *t, json_t *items, const char *field)
+{
+    size_t i;
+    json_t *it;
+    script_add(t, "{ ");
+    json_array_foreach(items, i, it) script_add(t, "%s\"%s\"", i ? ", " : "", sget(it, field));
+    script_add(t, " }");
+}
+
 /* "dnat to A" or "dnat to numgen inc mod N map { 0 : A, 1 : B }" of the
  * endpoints; `port` appended when non-zero. */
 static void add_dnat(struct script *t, json_t *endpoints, json_int_t port)
@@ -108,9 +118,19 @@ static void add_nat_chains(struct script *t, json_t *plan)
     script_add(t, " }\n chain output {\n  type nat hook output priority -100; policy accept;\n");
     add_port_rules(t, services, self);
     script_add(t, " }\n chain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n");
-    script_add(t, "  ct mark 0x%x masquerade\n", NET_MARK_INGRESS);
+    json_t *bridges = json_object_get(plan, "bridges");
+    /* An ingress connection sent on to another node is masqueraded: the
+     * answer must come back through this node, which translated it. One
+     * served here comes back through here anyway (the task's gateway), and
+     * keeps the client's address, unless the client is on this node itself
+     * (loopback, or a task on the bridge: the answer would skip us). */
+    script_add(t, "  ct mark 0x%x oifname != ", NET_MARK_INGRESS);
+    add_quoted_set(t, bridges, "name");
+    script_add(t, " masquerade\n  ct mark 0x%x ip saddr { 127.0.0.0/8", NET_MARK_INGRESS);
     size_t i;
     json_t *b;
+    json_array_foreach(bridges, i, b) script_add(t, ", %s", sget(b, "slice"));
+    script_add(t, " } masquerade\n");
     json_array_foreach(json_object_get(plan, "bridges"), i, b)
     {
         /* a task reaching a virtual IP served on its own bridge: the answer

@@ -65,6 +65,9 @@ TEST(net_rules_script_balances_ports_and_virtual_ips)
     /* no endpoint: no translation (the VIP is rejected by the filter) */
     CHECK(strstr(s, "dport 9000") == NULL && strstr(s, "10.42.255.3") == NULL);
     CHECK(strstr(s, "ct state new ip daddr { 10.42.255.0/24 } reject") != NULL);
+    /* masqueraded when sent on to another node, or when the client is on this one */
+    CHECK(strstr(s, "ct mark 0x5ea1 oifname != { \"shoal0\" } masquerade") != NULL);
+    CHECK(strstr(s, "ct mark 0x5ea1 ip saddr { 127.0.0.0/8, 10.42.0.0/24 } masquerade") != NULL);
     CHECK(strstr(s, "ip saddr 10.43.0.0/16 ip daddr { 10.42.0.0/16, 10.43.0.0/16 } ip daddr != "
                     "10.43.0.0/16 drop") != NULL);
     CHECK(strstr(s, "ip saddr 10.42.0.0/24 oifname != \"shoal0\" ip daddr != { 10.42.0.0/16, "
