@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -181,6 +182,32 @@ def test_tasks_on_different_nodes_talk_through_vxlan(cluster):
                                              "http://%s:8080/index.html" % web3["addr"],
                                              check=False).stdout, timeout=20)
     assert "hello-from-" + web3["addr"] in out
+
+
+def test_user_network_and_published_port_over_vxlan(cluster):
+    """A user network's /24s are routed through the tunnels too, its bridges take the
+    overlay's MTU, and the routing mesh's connections to other nodes cross them whole."""
+    c = cluster
+    lead = c.leader
+    lead.cli("network", "create", "--subnet", "10.66.0.0/16", "vxnet")
+    lead.cli("service", "create", "--name", "big", "--mode", "global", "--network", "vxnet",
+             "-p", "8089:8080", "busybox", "sh", "-c",
+             "yes vxlan | head -c %d > /tmp/big && exec httpd -f -p 8080 -h /tmp" % BIG)
+    webs = lead.wait_running("big", 3, timeout=40)
+    assert all(w["addr"].startswith("10.66.") for w in webs), webs
+    for n in c.nodes:
+        # each node routes the other two nodes' /24s of both networks through the device
+        wait_until(lambda: len(routes_of(n)) == 4, timeout=20, msg=lambda: routes_of(n))
+        assert all(r["dev"] == VX for r in routes_of(n))
+        bridges = [l["ifname"] for l in ip_json(n.netns, "link", "show", "type", "bridge")]
+        shn = [b for b in bridges if b.startswith("shn")]
+        assert len(shn) == 1, bridges
+        assert link_mtu(n.netns, shn[0]) == link_mtu(n.netns, "eth0") - 50
+    # every node's published port serves the whole file, whichever replica answers
+    for n in c.nodes:
+        for _ in range(3):
+            with urllib.request.urlopen("http://%s:8089/big" % n.addr, timeout=10) as r:
+                assert len(r.read()) == BIG
 
 
 def test_bad_overlay_is_refused(bare_daemon, tmp_path):
