@@ -64,7 +64,7 @@ echo "dashboard: $(shoal dashboard url 2>/dev/null || echo 'off (the daemon was 
 cat <<EOT
 
 shoal is running (daemon log: $LOG). Try:
-  shoal service ps demo              the demo's task
+  shoal service ps demo              the demo's two tasks (port 8080 balances over them)
   shoal service logs demo            its output
   shoal run --rm busybox echo hi     a one-off container
   shoal service create --name sleepers --replicas 5 busybox sleep 1000
