@@ -442,7 +442,10 @@ static void post_service(struct shoal *sh, struct http_req *req, char **args)
         return;
     }
     json_t *reply = json_pack("{s:s, s:s}", "id", id, "name", name);
-    propose_and_reply(sh, req, json_pack("[o]", op_put("services", svc)), 201, reply);
+    json_t *group = json_array();
+    service_port_ops(group, id, NULL, spec);
+    json_array_insert_new(group, 0, op_put("services", svc));
+    propose_and_reply(sh, req, group, 201, reply);
 }
 
 /* Replaces a service's spec; a changed task template bumps the version. */
@@ -465,7 +468,10 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
     }
     json_t *reply = json_pack("{s:O, s:O, s:I}", "id", json_object_get(svc, "id"), "name",
                               json_object_get(svc, "name"), "version", version);
-    propose_and_reply(sh, req, json_pack("[o]", op_put("services", next)), 200, reply);
+    json_t *group = json_array();
+    service_port_ops(group, json_string_value(json_object_get(svc, "id")), old, spec);
+    json_array_insert_new(group, 0, op_put("services", next));
+    propose_and_reply(sh, req, group, 200, reply);
 }
 
 static void post_service_update(struct shoal *sh, struct http_req *req, char **args)
@@ -521,7 +527,9 @@ static void delete_service(struct shoal *sh, struct http_req *req, char **args)
         return;
     const char *id = json_string_value(json_object_get(svc, "id"));
     json_t *reply = json_pack("{s:s}", "id", id);
-    propose_and_reply(sh, req, json_pack("[o]", op_del("services", id)), 200, reply);
+    json_t *group = json_pack("[o]", op_del("services", id));
+    service_port_ops(group, id, json_object_get(svc, "spec"), NULL);
+    propose_and_reply(sh, req, group, 200, reply);
     json_decref(svc);
 }
 

@@ -483,6 +483,45 @@ int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct 
     return 0;
 }
 
+static void port_key(json_t *port, char *out, size_t len)
+{
+    snprintf(out, len, "%lld/%s", (long long)json_integer_value(json_object_get(port, "published")),
+             sget(port, "protocol") ? sget(port, "protocol") : "tcp");
+}
+
+static bool spec_has_port(json_t *spec, const char *key)
+{
+    size_t i;
+    json_t *p;
+    char k[32];
+    json_array_foreach(json_object_get(spec, "ports"), i, p)
+    {
+        port_key(p, k, sizeof(k));
+        if (strcmp(k, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+void service_port_ops(json_t *group, const char *service_id, json_t *old_spec, json_t *spec)
+{
+    size_t i;
+    json_t *p;
+    char key[32];
+    json_array_foreach(json_object_get(old_spec, "ports"), i, p)
+    {
+        port_key(p, key, sizeof(key));
+        if (!spec_has_port(spec, key))
+            json_array_append_new(group, op_del("ports", key));
+    }
+    json_array_foreach(json_object_get(spec, "ports"), i, p)
+    {
+        port_key(p, key, sizeof(key));
+        json_array_append_new(group, op_put("ports", json_pack("{s:s, s:s}", "id", key,
+                                                               "service_id", service_id)));
+    }
+}
+
 /* ---- the mesh ---- */
 
 static bool in_rotation(json_t *task)

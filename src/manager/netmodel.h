@@ -41,6 +41,12 @@ json_t *network_services(struct store *st, const char *name);
  * keeping the one it has when the network did not change. */
 int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct serr *err);
 
+/* Ops (store.h) that record who publishes which port (table "ports", ids
+ * like "8080/tcp"; a port another service holds makes the group fail):
+ * puts for `spec`'s ports, dels for those only `old_spec` has. Either may
+ * be NULL. Appended to `group`. */
+void service_port_ops(json_t *group, const char *service_id, json_t *old_spec, json_t *spec);
+
 /* What nodes apply (docs/design.md, Networking): {"pool", "networks":
  * [{name, subnet}], "services": [{name, network, vip, ports, endpoints:
  * [{addr, node_id}]}]}. Endpoints are the running tasks in rotation

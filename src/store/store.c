@@ -24,6 +24,7 @@ static const struct table_def tables[] = {
     {"services", {"name", NULL}},
     {"tasks", {"service_id", "node_id", "slot", NULL}},
     {"networks", {"name", NULL}},
+    {"ports", {NULL}}, /* "8080/tcp" -> {"service_id"}: who publishes it */
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -49,7 +50,14 @@ static const char schema[] =
 static const char schema_additions[] =
     "CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS networks_name ON networks(name);";
+    "CREATE UNIQUE INDEX IF NOT EXISTS networks_name ON networks(name);"
+    /* Two services never share a virtual IP, nor a published port: the
+     * leader checks before proposing; these catch two proposals racing. */
+    "CREATE UNIQUE INDEX IF NOT EXISTS services_vip ON services(json_extract(data, '$.vip'));"
+    "CREATE TABLE IF NOT EXISTS ports (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
+    "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
+    "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";
 
 static const struct table_def *table_lookup(const char *name)
 {

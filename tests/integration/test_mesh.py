@@ -296,6 +296,11 @@ def test_bad_network_and_port_input(cluster, lead):
     assert [p["published"] for p in ports] == [8092], ports
     fails("service", "update", "--publish-add", "8090:80/udp", "p1",
           want="port 8090/udp is already published by service p8")
+    # ports given up (by update, by removal) can be taken again
+    lead.cli("service", "create", "--name", "p9", "-p", "8090:80", "busybox", "sleep", "1000")
+    lead.cli("service", "rm", "p1")
+    lead.cli("service", "update", "--publish-add", "8092:80", "p9")
+    assert [p["published"] for p in lead.service("p9")["spec"]["ports"]] == [8090, 8092]
 
 
 def in_task_fs(task, *cmd):

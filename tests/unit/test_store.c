@@ -59,6 +59,33 @@ TEST(store_groups_fail_alone)
     store_close(s);
 }
 
+TEST(store_ports_and_virtual_ips_have_one_owner)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    struct store_result res;
+    /* two services racing for one port, then for one virtual IP: the second of each fails */
+    CHECK(apply_str(s,
+                    "{\"groups\":["
+                    "[{\"op\":\"put\",\"table\":\"ports\",\"obj\":{\"id\":\"80/tcp\",\"service_id\":\"a\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"ports\",\"obj\":{\"id\":\"80/tcp\",\"service_id\":\"b\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"ports\",\"obj\":{\"id\":\"80/tcp\",\"service_id\":\"a\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"a\",\"name\":\"x\",\"vip\":\"10.1.255.2\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"b\",\"name\":\"y\",\"vip\":\"10.1.255.2\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"c\",\"name\":\"z\"}}],"
+                    "[{\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"d\",\"name\":\"w\"}}]]}",
+                    &res) == 0);
+    CHECK(res.ngroups == 7 && res.status[0] == 0 && res.status[1] != 0 && res.status[2] == 0);
+    CHECK(strstr(res.msg[1], "another service") != NULL);
+    CHECK(res.status[3] == 0 && res.status[4] != 0);
+    CHECK(res.status[5] == 0 && res.status[6] == 0); /* no virtual IP: no conflict */
+    store_result_free(&res);
+    json_t *p = store_get(s, "ports", "80/tcp");
+    CHECK_STR(json_string_value(json_object_get(p, "service_id")), "a");
+    json_decref(p);
+    store_close(s);
+}
+
 TEST(store_rejects_garbage)
 {
     struct store *s;
