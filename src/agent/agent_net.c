@@ -4,6 +4,7 @@
  * out task addresses. Runs on the loop; kernel changes go to the thread
  * pool. */
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <strings.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,14 +374,33 @@ static void after_apply(uv_work_t *w, int status)
     n->want_mesh = NULL;
 }
 
+/* A device the last set-up made that no longer exists (deleted by hand),
+ * or NULL. One cheap syscall per device. */
+static const char *missing_link(struct agent_net *n)
+{
+    static __thread char vx[IF_NAMESIZE];
+    const char *name;
+    json_t *v;
+    json_object_foreach(n->local, name, v)
+    {
+        if (!net_link_exists(sget(v, "bridge")))
+            return sget(v, "bridge");
+    }
+    net_vxlan_name(n->bridge, vx, sizeof(vx));
+    if (n->applied && strncmp(n->applied, NET_OVERLAY_VXLAN ";", 6) == 0 && !net_link_exists(vx))
+        return vx;
+    return NULL;
+}
+
 void agent_net_sync(struct agent *a)
 {
     struct agent_net *n = a->net;
     if (n->working)
         return; /* its completion kicks the agent again */
-    if (n->ready && !net_link_exists(n->bridge)) {
-        /* someone removed our bridge: make it again before the next task */
-        log_warn("bridge %s is gone: setting it up again", n->bridge);
+    const char *gone = n->ready ? missing_link(n) : NULL;
+    if (gone) {
+        /* someone removed one of our devices: make them again before the next task */
+        log_warn("%s is gone: setting the network up again", gone);
         n->ready = false;
         free(n->applied);
         n->applied = NULL;

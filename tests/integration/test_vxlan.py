@@ -203,11 +203,23 @@ def test_user_network_and_published_port_over_vxlan(cluster):
         shn = [b for b in bridges if b.startswith("shn")]
         assert len(shn) == 1, bridges
         assert link_mtu(n.netns, shn[0]) == link_mtu(n.netns, "eth0") - 50
+    def whole(addr):
+        """Three answers in a row carry the whole file (the forwarding entries are
+        written just after the routes: the first tries may come before them)."""
+        for _ in range(3):
+            with urllib.request.urlopen("http://%s:8089/big" % addr, timeout=10) as r:
+                if len(r.read()) != BIG:
+                    return False
+        return True
+
     # every node's published port serves the whole file, whichever replica answers
     for n in c.nodes:
-        for _ in range(3):
-            with urllib.request.urlopen("http://%s:8089/big" % n.addr, timeout=10) as r:
-                assert len(r.read()) == BIG
+        wait_until(lambda: whole(n.addr), timeout=20)
+    # a device deleted by hand is made again (with its routes)
+    w = c.nodes[1]
+    sh("ip", "-n", w.netns, "link", "del", VX)
+    wait_until(lambda: len(routes_of(w)) == 4, timeout=20, msg=lambda: routes_of(w))
+    wait_until(lambda: whole(w.addr), timeout=20)
 
 
 def test_bad_overlay_is_refused(bare_daemon, tmp_path):
