@@ -228,10 +228,11 @@ static void plan_stale(struct agent_net *n)
 static char *plan_key(struct net_want *w, const char *overlay)
 {
     char *key = xasprintf("%s;%s;%s", overlay, w->self_ip, w->nft);
+    size_t len = strlen(key), cap = len + 1;
     for (size_t i = 0; i < w->nroutes; i++) {
-        char *next = xasprintf("%s%s>%s;", key, w->routes[i].subnet, w->routes[i].via);
-        free(key);
-        key = next;
+        char route[48];
+        int n = snprintf(route, sizeof(route), "%s>%s;", w->routes[i].subnet, w->routes[i].via);
+        buf_append(&key, &len, &cap, route, (size_t)n);
     }
     return key;
 }

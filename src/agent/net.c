@@ -121,9 +121,7 @@ void script_add(struct script *s, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         abort();
-    s->text = xrealloc(s->text, s->len + (size_t)n + 1);
-    memcpy(s->text + s->len, line, (size_t)n + 1);
-    s->len += (size_t)n;
+    buf_append(&s->text, &s->len, &s->cap, line, (size_t)n); /* doubles: linear in the end */
     free(line);
 }
 

@@ -12,7 +12,7 @@
 /* A growing script; start it zeroed, free(text) when done. */
 struct script {
     char *text;
-    size_t len;
+    size_t len, cap;
 };
 
 /* Appends a printf-formatted line (or part of one). Aborts on allocation failure. */
