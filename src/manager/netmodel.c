@@ -415,6 +415,33 @@ static int network_range(struct store *st, const char *name, uint32_t *net, int 
 }
 
 /* The lowest address of the block no other service of the network has. */
+/* Virtual IPs handed out lately: their services may not be committed yet
+ * (creates in flight), so the next pick must not give them again. A
+ * proposal is committed or failed well within VIP_HOLD_MS. */
+#define VIP_HOLD_MS 10000
+static struct {
+    uint32_t vip;
+    int64_t at;
+} handed_out[256];
+
+static bool recently_handed_out(uint32_t vip, int64_t now)
+{
+    for (size_t i = 0; i < sizeof(handed_out) / sizeof(handed_out[0]); i++)
+        if (handed_out[i].vip == vip && now - handed_out[i].at < VIP_HOLD_MS)
+            return true;
+    return false;
+}
+
+static void hand_out(uint32_t vip, int64_t now)
+{
+    size_t oldest = 0;
+    for (size_t i = 1; i < sizeof(handed_out) / sizeof(handed_out[0]); i++)
+        if (handed_out[i].at < handed_out[oldest].at)
+            oldest = i;
+    handed_out[oldest].vip = vip;
+    handed_out[oldest].at = now;
+}
+
 static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t block,
                     uint32_t *vip, struct serr *err)
 {
@@ -434,9 +461,11 @@ static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t
             used[a & 0xff] = true;
     }
     json_decref(svcs);
+    int64_t now = mono_ms();
     for (uint32_t h = 2; h < 255; h++)
-        if (!used[h]) {
+        if (!used[h] && !recently_handed_out(block + h, now)) {
             *vip = block + h;
+            hand_out(*vip, now);
             return 0;
         }
     return serr_set(err, SERR_UNAVAILABLE, "network %s has no virtual IP left (254 services)",

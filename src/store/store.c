@@ -54,6 +54,8 @@ static const char schema_additions[] =
     /* Two services never share a virtual IP, nor a published port: the
      * leader checks before proposing; these catch two proposals racing. */
     "CREATE UNIQUE INDEX IF NOT EXISTS services_vip ON services(json_extract(data, '$.vip'));"
+    "CREATE UNIQUE INDEX IF NOT EXISTS networks_subnet"
+    "  ON networks(json_extract(data, '$.subnet'));"
     "CREATE TABLE IF NOT EXISTS ports (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"

@@ -490,8 +490,11 @@ def test_parallel_creates(daemon):
     for t in threads:
         t.join()
     assert not errors
-    names = {s["name"] for s in d.api("GET", "/v1/services").json()}
+    svcs = d.api("GET", "/v1/services").json()
+    names = {s["name"] for s in svcs}
     assert {"par%d" % i for i in range(12)} <= names
+    vips = [s["vip"] for s in svcs if s["name"].startswith("par")]
+    assert len(set(vips)) == 12, vips  # creates in flight never get the same virtual IP
     pids = []
     for i in range(12):
         pids += [t["pid"] for t in d.wait_running("par%d" % i, 1)]
