@@ -354,15 +354,19 @@ static void after_apply(uv_work_t *w, int status)
     (void)status;
     struct agent_net *n = w->data;
     n->working = false;
-    if (n->a == NULL) {
-        net_free(n);
-        return;
-    }
-    if (n->teardown_after) {
+    bool left = n->teardown_after;
+    if (left) { /* even when closing: nothing of ours stays in the kernel */
         n->teardown_after = false;
         json_decref(n->local);
         n->local = json_incref(n->want.local);
         teardown(n);
+    }
+    if (n->a == NULL) {
+        net_free(n);
+        return;
+    }
+    if (left) {
+        /* torn down above */
     } else if (n->rc == 0) {
         applied(n);
     } else if (strcmp(n->last_error, n->err.msg) != 0) {

@@ -95,6 +95,11 @@ def test_daemon_under_valgrind(rootfs_tar):
         code = proc.wait(timeout=120)
         d.proc = None
     report = open(log).read()
+    # leaving tore down what the node had made, even if a network pass was running then
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert " %s:" % d.bridge not in links and " %s@" % d.bridge not in links, links
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert "table ip %s\n" % d.bridge not in tables + "\n", tables
     assert code == 0 and not report.strip(), "exit %s\n%s\n%s" % (code, report[-8000:],
                                                                    d.log_tail())
     shutil.rmtree(tmp, ignore_errors=True)
