@@ -41,6 +41,7 @@ struct agent_net {
     bool teardown_after; /* swarm left while the work ran */
     char *applied;       /* the key of the last success */
     json_t *local;       /* its networks on this node: name -> {"bridge", "slice"} */
+    char *local_path;    /* `local` as last saved: bridges made before a restart */
     json_t *mesh;        /* the mesh it was made from (DNS answers) */
     struct dns_server *dns; /* on .1 of each bridge: service names for the tasks */
     struct net_want want; /* the work's input */
@@ -52,12 +53,50 @@ struct agent_net {
 
 static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *addrs, size_t max);
 
+/* True for a bridge name this daemon may have made: its own, or a user
+ * network's (bridge_name). Anything else in the saved file is ignored, so a
+ * damaged file cannot make us delete the host's devices. */
+static bool ours(struct agent_net *n, const char *name)
+{
+    return name && strlen(name) < IF_NAMESIZE &&
+           (strcmp(name, n->bridge) == 0 || (strncmp(name, "shn", 3) == 0 && name[3]));
+}
+
+/* The networks set up before this daemon started (saved by local_save), so
+ * that the bridges of networks removed meanwhile are found stale. */
+static json_t *local_load(struct agent_net *n)
+{
+    json_t *saved = json_load_file(n->local_path, 0, NULL);
+    json_t *local = json_object();
+    const char *name;
+    json_t *v;
+    json_object_foreach(saved, name, v)
+    {
+        json_t *bridge = json_object_get(v, "bridge");
+        if (json_is_integer(json_object_get(v, "slice")) && ours(n, json_string_value(bridge)))
+            json_object_set(local, name, v);
+    }
+    json_decref(saved);
+    return local;
+}
+
+static void local_save(struct agent_net *n)
+{
+    char *text = json_dumps(n->local, JSON_COMPACT);
+    struct serr err;
+    if (text == NULL || write_file_atomic(n->local_path, text, strlen(text), false, &err) < 0)
+        log_warn("saving this node's networks to %s: %s", n->local_path,
+                 text ? err.msg : "out of memory");
+    free(text);
+}
+
 struct agent_net *agent_net_new(struct agent *a)
 {
     struct agent_net *n = xcalloc(1, sizeof(*n));
     n->a = a;
     n->bridge = a->sh->bridge;
-    n->local = json_object();
+    n->local_path = shoal_state_path(a->sh, "networks.local");
+    n->local = local_load(n);
     n->dns = dns_server_new(a->sh->loop, dns_lookup, n);
     return n;
 }
@@ -82,6 +121,7 @@ static void net_free(struct agent_net *n)
     json_decref(n->local);
     json_decref(n->mesh);
     free(n->applied);
+    free(n->local_path);
     free(n);
 }
 
@@ -211,7 +251,8 @@ static json_t *vip_blocks(json_t *networks)
     return out;
 }
 
-/* Applied bridges no longer wanted (the "bridge" network's is never stale). */
+/* Applied bridges no longer wanted (the "bridge" network's is never stale):
+ * the network is gone, or it is a new network of the same name. */
 static void plan_stale(struct agent_net *n)
 {
     struct net_want *w = &n->want;
@@ -220,7 +261,8 @@ static void plan_stale(struct agent_net *n)
     w->stale = xcalloc(json_object_size(n->local) + 1, sizeof(*w->stale));
     json_object_foreach(n->local, name, v)
     {
-        if (json_object_get(w->local, name) == NULL)
+        json_t *wanted = json_object_get(w->local, name);
+        if (wanted == NULL || strcmp(sget(wanted, "bridge"), sget(v, "bridge")) != 0)
             w->stale[w->nstale++] = xstrdup(sget(v, "bridge"));
     }
 }
@@ -321,6 +363,7 @@ static void applied(struct agent_net *n)
     json_decref(n->local);
     n->local = n->want.local;
     n->want.local = NULL;
+    local_save(n);
     json_decref(n->mesh);
     n->mesh = n->want_mesh;
     n->want_mesh = NULL;
@@ -347,6 +390,7 @@ static void teardown(struct agent_net *n)
     free(names);
     net_teardown(n->bridge);
     json_object_clear(n->local);
+    local_save(n);
 }
 
 static void after_apply(uv_work_t *w, int status)

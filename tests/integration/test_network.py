@@ -185,3 +185,53 @@ def test_namespace_of_an_unfinished_container_is_removed_at_start(fresh_daemon):
         assert not os.path.exists(os.path.join(d.state_dir, "agent", cid + ".netns"))
     finally:
         sh("ip", "netns", "del", "shoal-" + cid, check=False)
+
+
+def bridges_in(node):
+    links = sh("ip", "-n", node.netns, "-o", "link", "show", "type", "bridge")
+    return {line.split(":")[1].strip() for line in links.splitlines()}
+
+
+def network_bridge(lead, name):
+    net = [n for n in lead.api("GET", "/v1/networks").json() if n["name"] == name][0]
+    return "shn" + net["id"][:12]
+
+
+def test_bridge_of_a_network_removed_while_a_node_was_down_goes(cluster):
+    """The node learns at its next start that the network went (or was made again under the
+    same name): its old bridge is deleted, the new one made."""
+    c = cluster
+    lead, worker = c.leader, c.nodes[1]
+    lead.cli("network", "create", "old")
+    first = network_bridge(lead, "old")
+    wait_until(lambda: first in bridges_in(worker), timeout=20, msg=lambda: bridges_in(worker))
+    lead.cli("network", "create", "gone")
+    gone = network_bridge(lead, "gone")
+    wait_until(lambda: gone in bridges_in(worker), timeout=20, msg=lambda: bridges_in(worker))
+    worker.stop()
+    lead.cli("network", "rm", "old", "gone")
+    lead.cli("network", "create", "old")
+    second = network_bridge(lead, "old")
+    assert second != first
+    assert {first, gone} <= bridges_in(worker)  # a stopped daemon leaves its bridges be
+    worker.start()
+    c.wait_nodes_ready(2)
+    wait_until(lambda: second in bridges_in(worker) and not {first, gone} & bridges_in(worker),
+               timeout=20, msg=lambda: bridges_in(worker))
+
+
+@pytest.mark.parametrize("saved", ['{"x": {"bridge": "lo", "slice": 1}, "y": 5, "z": {}}',
+                                   "not json {", ""])
+def test_a_damaged_saved_network_list_harms_nothing(fresh_daemon, saved):
+    """networks.local names the bridges made before a restart; only names shoal gives its
+    bridges are ever taken from it."""
+    d = fresh_daemon
+    wait_until(lambda: os.path.exists(os.path.join(d.state_dir, "networks.local")), timeout=20)
+    d.stop()
+    with open(os.path.join(d.state_dir, "networks.local"), "w") as f:
+        f.write(saved)
+    d.start()
+    d.cli("service", "create", "--name", "after", "busybox", "sleep", "1000")
+    assert d.wait_running("after", 1, timeout=30)[0]["addr"]
+    assert "UP" in sh("ip", "link", "show", "lo")
+    assert d.bridge in sh("ip", "-o", "link", "show", "type", "bridge")
