@@ -1,13 +1,17 @@
 /* The embedded DNS server (agent/dns.h). Everything runs on one libuv loop.
  *
- * Ownership: the server owns its listeners and its forwards (queries in
- * flight upstream); each of those owns its libuv handles and is freed in the
- * close callback of its last handle. The server counts every open handle and
- * is freed when the count drops to zero after dns_server_close(). Received
- * datagrams land in the server's one buffer (callbacks never overlap on a
- * loop); answers go out with uv_udp_try_send, so no buffer outlives a call:
- * a datagram the kernel will not take now is dropped, as UDP may be, and the
- * client asks again. */
+ * Ownership: the server owns its listeners, its TCP connections and its
+ * forwards (queries in flight upstream); each of those owns its libuv handles
+ * and is freed in the close callback of its last handle. The server counts
+ * every open handle and is freed when the count drops to zero after
+ * dns_server_close(). Received datagrams land in the server's one buffer
+ * (callbacks never overlap on a loop); UDP answers go out with
+ * uv_udp_try_send, so no buffer outlives a call: a datagram the kernel will
+ * not take now is dropped, as UDP may be, and the client asks again. A TCP
+ * connection reads into its own buffer; each TCP answer is a write request
+ * owning a copy of the message, freed when the write completes. A forward
+ * keeps where its answer goes (a dns_peer); a listener or connection that
+ * closes first clears itself from the peers of the forwards in flight. */
 #include "agent/dns.h"
 
 #include <arpa/inet.h>
@@ -31,18 +35,45 @@ struct dns_listener {
     struct dns_server *s;
     struct dns_listener *next;
     uv_udp_t udp;
+    uv_tcp_t tcp;            /* the same address and port, for answers too large for UDP */
+    int handles;             /* open handles; freed at 0 */
     struct sockaddr_in addr; /* as bound: the port is the real one */
+};
+
+/* A client's TCP connection: queries and answers framed by a two-byte length
+ * (RFC 1035 4.2.2, RFC 7766), several per connection, answered as they come. */
+struct dns_conn {
+    struct dns_server *s;
+    struct dns_listener *l; /* accepted there; NULL once unlistened */
+    struct dns_conn *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t idle; /* closes a connection left unused for DNS_TCP_IDLE_MS */
+    int handles;     /* open handles; freed at 0 */
+    int pending;     /* its queries forwarded upstream, not answered yet */
+    bool eof;        /* the client sent all it will: close once `pending` is 0 */
+    bool closing;
+    struct sockaddr_in client;
+    size_t len;                    /* bytes of buf holding unanswered input */
+    uint8_t buf[2 + UINT16_MAX];   /* a whole message at most */
+};
+
+/* Where an answer goes: a UDP client of a listener, or a TCP connection. Both
+ * NULL once that listener or connection is gone (the answer is dropped). */
+struct dns_peer {
+    struct dns_server *s;
+    struct dns_listener *l;  /* UDP */
+    struct dns_conn *conn;   /* TCP */
+    struct sockaddr_in client;
 };
 
 /* A query forwarded upstream, from its arrival to its answer or failure. */
 struct dns_fwd {
     struct dns_server *s;
-    struct dns_listener *l; /* where the client asked; NULL once unlistened */
+    struct dns_peer peer; /* where the answer goes */
     struct dns_fwd *prev, *next;
     uv_udp_t udp;     /* ephemeral socket: the upstream's answer comes here */
     uv_timer_t timer; /* the current upstream's deadline */
     int handles;      /* open handles; freed at 0 */
-    struct sockaddr_in client;
     struct sockaddr_in to; /* the upstream asked now */
     size_t next_upstream;  /* index in s->upstreams of the one to try next */
     uint16_t client_id, id;
@@ -56,6 +87,8 @@ struct dns_server {
     dns_lookup_fn lookup;
     void *ctx;
     struct dns_listener *listeners;
+    struct dns_conn *conns;
+    size_t nconns;
     struct dns_fwd *fwds;
     size_t nfwds;
     struct sockaddr_in *upstreams;
@@ -81,8 +114,40 @@ static void listener_closed(uv_handle_t *h)
 {
     struct dns_listener *l = h->data;
     struct dns_server *s = l->s;
-    free(l);
+    if (--l->handles == 0)
+        free(l);
     server_unref(s);
+}
+
+static void conn_closed(uv_handle_t *h)
+{
+    struct dns_conn *c = h->data;
+    struct dns_server *s = c->s;
+    if (--c->handles == 0)
+        free(c);
+    server_unref(s);
+}
+
+/* Unlinks the connection and closes it; forwards still due to it will drop
+ * their answers. */
+static void conn_close(struct dns_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    struct dns_server *s = c->s;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    for (struct dns_fwd *f = s->fwds; f; f = f->next)
+        if (f->peer.conn == c)
+            f->peer.conn = NULL;
+    uv_close((uv_handle_t *)&c->tcp, conn_closed);
+    uv_close((uv_handle_t *)&c->idle, conn_closed);
 }
 
 static void fwd_closed(uv_handle_t *h)
@@ -113,13 +178,49 @@ static void fwd_drop(struct dns_fwd *f)
 
 /* ---- sending ---- */
 
-static void send_raw(struct dns_listener *l, const struct sockaddr_in *to, const uint8_t *data,
-                     size_t len)
+struct tcp_write {
+    uv_write_t req;
+    uint8_t data[]; /* length prefix, then the message */
+};
+
+static void tcp_written(uv_write_t *req, int status)
 {
+    (void)status; /* a failed write ends in a read error, which closes the connection */
+    free(req->data);
+}
+
+/* Queues `data` on the connection with its length prefix (len <= UINT16_MAX). */
+static void send_tcp(struct dns_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->closing)
+        return;
+    struct tcp_write *w = xmalloc(sizeof(*w) + 2 + len);
+    w->req.data = w;
+    w->data[0] = (uint8_t)(len >> 8);
+    w->data[1] = (uint8_t)len;
+    memcpy(w->data + 2, data, len);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)(2 + len));
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, tcp_written);
+    if (rc < 0) {
+        log_debug("dns: answer to %s over TCP dropped: %s", inet_ntoa(c->client.sin_addr),
+                  uv_strerror(rc));
+        free(w);
+    }
+}
+
+static void send_raw(const struct dns_peer *p, const uint8_t *data, size_t len)
+{
+    if (p->conn) {
+        send_tcp(p->conn, data, len);
+        return;
+    }
+    if (p->l == NULL)
+        return; /* its listener is gone */
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int rc = uv_udp_try_send(&l->udp, &b, 1, (const struct sockaddr *)to);
+    int rc = uv_udp_try_send(&p->l->udp, &b, 1, (const struct sockaddr *)&p->client);
     if (rc < 0)
-        log_debug("dns: answer to %s dropped: %s", inet_ntoa(to->sin_addr), uv_strerror(rc));
+        log_debug("dns: answer to %s dropped: %s", inet_ntoa(p->client.sin_addr),
+                  uv_strerror(rc));
 }
 
 /* The answer's wire form in *wire (caller frees), or -1. */
@@ -136,12 +237,12 @@ static int to_wire(ldns_pkt *a, uint8_t **wire, size_t *len)
     return 0;
 }
 
-static void send_pkt(struct dns_listener *l, const struct sockaddr_in *to, ldns_pkt *a)
+static void send_pkt(const struct dns_peer *p, ldns_pkt *a)
 {
     uint8_t *wire;
     size_t len;
     if (to_wire(a, &wire, &len) == 0)
-        send_raw(l, to, wire, len);
+        send_raw(p, wire, len);
     free(wire);
 }
 
@@ -172,11 +273,11 @@ static ldns_pkt *answer_new(const ldns_pkt *q, ldns_pkt_rcode rcode, bool with_q
     return a;
 }
 
-static void reply_status(struct dns_listener *l, const struct sockaddr_in *to, const ldns_pkt *q,
-                         ldns_pkt_rcode rcode, bool with_question)
+static void reply_status(const struct dns_peer *p, const ldns_pkt *q, ldns_pkt_rcode rcode,
+                         bool with_question)
 {
     ldns_pkt *a = answer_new(q, rcode, with_question);
-    send_pkt(l, to, a);
+    send_pkt(p, a);
     ldns_pkt_free(a);
 }
 
@@ -201,19 +302,21 @@ static ldns_rr *a_record(const ldns_rdf *owner, uint32_t addr)
 }
 
 /* Answers a name of ours: its addresses for A (rotated, as many as fit the
- * client's UDP size, TC when some did not), nothing for other types. */
-static void answer_ours(struct dns_listener *l, const struct sockaddr_in *client,
-                        const ldns_pkt *q, const ldns_rr *question, const uint32_t *addrs,
-                        size_t n)
+ * client's UDP size, TC when some did not; all of them over TCP), nothing for
+ * other types. */
+static void answer_ours(const struct dns_peer *p, const ldns_pkt *q, const ldns_rr *question,
+                        const uint32_t *addrs, size_t n)
 {
     size_t limit = DNS_UDP_SIZE;
-    if (ldns_pkt_edns(q)) {
+    if (p->conn) {
+        limit = UINT16_MAX;
+    } else if (ldns_pkt_edns(q)) {
         size_t offered = ldns_pkt_edns_udp_size(q);
         limit = offered < DNS_UDP_SIZE ? DNS_UDP_SIZE : offered > DNS_EDNS_SIZE ? DNS_EDNS_SIZE : offered;
     }
     if (ldns_rr_get_type(question) != LDNS_RR_TYPE_A)
         n = 0;
-    size_t start = n ? l->s->rotation++ % n : 0;
+    size_t start = n ? p->s->rotation++ % n : 0;
     size_t fit = n;
     for (;;) {
         ldns_pkt *a = answer_new(q, LDNS_RCODE_NOERROR, true);
@@ -229,7 +332,7 @@ static void answer_ours(struct dns_listener *l, const struct sockaddr_in *client
         if (rc < 0)
             return;
         if (len <= limit || fit == 0) {
-            send_raw(l, client, wire, len);
+            send_raw(p, wire, len);
             free(wire);
             return;
         }
@@ -269,16 +372,19 @@ static bool is_own_address(const struct dns_server *s, const struct sockaddr_in 
  * client's), or SERVFAIL when `answer` is NULL; then drops it. */
 static void fwd_finish(struct dns_fwd *f, const uint8_t *answer, size_t len)
 {
-    if (f->l && answer) {
-        send_raw(f->l, &f->client, answer, len);
-    } else if (f->l) {
+    struct dns_conn *c = f->peer.conn;
+    if (answer) {
+        send_raw(&f->peer, answer, len);
+    } else if (f->peer.l || c) {
         ldns_pkt *q = NULL;
         LDNS_ID_SET(f->query, f->client_id);
         if (ldns_wire2pkt(&q, f->query, f->len) == LDNS_STATUS_OK)
-            reply_status(f->l, &f->client, q, LDNS_RCODE_SERVFAIL, true);
+            reply_status(&f->peer, q, LDNS_RCODE_SERVFAIL, true);
         ldns_pkt_free(q);
     }
     fwd_drop(f);
+    if (c && --c->pending == 0 && c->eof)
+        conn_close(c);
 }
 
 static void fwd_timeout(uv_timer_t *t);
@@ -352,20 +458,21 @@ static void on_upstream(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struc
 }
 
 /* Forwards the query `data` of `q` (a name not ours) upstream. */
-static void forward(struct dns_listener *l, const struct sockaddr_in *client, const ldns_pkt *q,
-                    const ldns_rr *question, const uint8_t *data, size_t len)
+static void forward(const struct dns_peer *p, const ldns_pkt *q, const ldns_rr *question,
+                    const uint8_t *data, size_t len)
 {
-    struct dns_server *s = l->s;
+    struct dns_server *s = p->s;
     if (s->nupstreams == 0 || s->nfwds >= DNS_MAX_FORWARDS) {
         if (s->nupstreams) /* debug: a flood must not flood the log too */
             log_debug("dns: %d queries in flight upstream already, SERVFAIL", DNS_MAX_FORWARDS);
-        reply_status(l, client, q, LDNS_RCODE_SERVFAIL, true);
+        reply_status(p, q, LDNS_RCODE_SERVFAIL, true);
         return;
     }
     struct dns_fwd *f = xcalloc(1, sizeof(*f));
     f->s = s;
-    f->l = l;
-    f->client = *client;
+    f->peer = *p;
+    if (p->conn)
+        p->conn->pending++;
     f->client_id = ldns_pkt_id(q);
     f->query = xmalloc(len);
     memcpy(f->query, data, len);
@@ -418,10 +525,10 @@ static char *lookup_name(const ldns_rr *question)
     return text;
 }
 
-static void handle_query(struct dns_listener *l, const struct sockaddr_in *client,
-                         const uint8_t *data, size_t len)
+static void handle_query(const struct dns_peer *p, const uint8_t *data, size_t len)
 {
-    struct dns_server *s = l->s;
+    struct dns_server *s = p->s;
+    const struct sockaddr_in *client = &p->client;
     if (len < LDNS_HEADER_SIZE || LDNS_QR_WIRE(data))
         return; /* not a query: never answer answers */
     ldns_pkt *q = NULL;
@@ -433,11 +540,11 @@ static void handle_query(struct dns_listener *l, const struct sockaddr_in *clien
         return;
     }
     if (ldns_pkt_get_opcode(q) != LDNS_PACKET_QUERY) {
-        reply_status(l, client, q, LDNS_RCODE_NOTIMPL, false);
+        reply_status(p, q, LDNS_RCODE_NOTIMPL, false);
         goto out;
     }
     if (ldns_pkt_qdcount(q) != 1) {
-        reply_status(l, client, q, LDNS_RCODE_FORMERR, false);
+        reply_status(p, q, LDNS_RCODE_FORMERR, false);
         goto out;
     }
     const ldns_rr *question = ldns_rr_list_rr(ldns_pkt_question(q), 0);
@@ -450,10 +557,10 @@ static void handle_query(struct dns_listener *l, const struct sockaddr_in *clien
         free(name);
     }
     if (found >= 0)
-        answer_ours(l, client, q, question, addrs,
+        answer_ours(p, q, question, addrs,
                     (size_t)found > DNS_MAX_ADDRS ? DNS_MAX_ADDRS : (size_t)found);
     else
-        forward(l, client, q, question, data, len);
+        forward(p, q, question, data, len);
 out:
     ldns_pkt_free(q);
 }
@@ -472,7 +579,130 @@ static void on_query(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct s
         log_debug("dns: receive: %s", uv_strerror((int)n));
     if (n <= 0 || from == NULL || from->sa_family != AF_INET || (flags & UV_UDP_PARTIAL))
         return;
-    handle_query(l, (const struct sockaddr_in *)from, (const uint8_t *)buf->base, (size_t)n);
+    struct dns_peer p = {.s = l->s, .l = l, .client = *(const struct sockaddr_in *)from};
+    handle_query(&p, (const uint8_t *)buf->base, (size_t)n);
+}
+
+/* ---- TCP ---- */
+
+static void conn_idle(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void alloc_cb_conn(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    struct dns_conn *c = h->data;
+    *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(sizeof(c->buf) - c->len));
+}
+
+/* Answers every whole message in the buffer and keeps the rest. */
+static void conn_drain(struct dns_conn *c)
+{
+    size_t at = 0;
+    while (!c->closing && c->len - at >= 2) {
+        size_t mlen = ((size_t)c->buf[at] << 8) | c->buf[at + 1];
+        if (c->len - at < 2 + mlen)
+            break;
+        struct dns_peer p = {.s = c->s, .conn = c, .client = c->client};
+        handle_query(&p, c->buf + at + 2, mlen);
+        at += 2 + mlen;
+    }
+    memmove(c->buf, c->buf + at, c->len - at);
+    c->len -= at;
+}
+
+static void on_conn_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct dns_conn *c = h->data;
+    if (n == UV_EOF) { /* answer what was asked, then close */
+        uv_read_stop(h);
+        c->eof = true;
+        if (c->pending == 0)
+            conn_close(c);
+        return;
+    }
+    if (n < 0) {
+        log_debug("dns: TCP client %s: %s", inet_ntoa(c->client.sin_addr), uv_strerror((int)n));
+        conn_close(c);
+        return;
+    }
+    c->len += (size_t)n;
+    uv_timer_again(&c->idle);
+    conn_drain(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct dns_listener *l = server->data;
+    struct dns_server *s = l->s;
+    if (status < 0)
+        return;
+    struct dns_conn *c = xcalloc(1, sizeof(*c));
+    c->s = s;
+    c->l = l;
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->idle);
+    c->tcp.data = c->idle.data = c;
+    c->handles = 2;
+    s->handles += 2;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    int namelen = sizeof(c->client);
+    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        rc = uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->client, &namelen);
+    if (rc == 0 && s->nconns > DNS_MAX_CONNS)
+        rc = UV_EMFILE;
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb_conn, on_conn_read);
+    if (rc < 0) {
+        log_debug("dns: TCP connection refused: %s", uv_strerror(rc));
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->idle, conn_idle, DNS_TCP_IDLE_MS, DNS_TCP_IDLE_MS);
+}
+
+/* TCP on the listener's address and port; UDP goes on without it when that
+ * fails (a warning: only answers too large for UDP need it). */
+static void listen_tcp(struct dns_listener *l)
+{
+    struct dns_server *s = l->s;
+    uv_tcp_init(s->loop, &l->tcp);
+    l->tcp.data = l;
+    l->handles++;
+    s->handles++;
+    int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&l->addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 16, on_connection);
+    if (rc < 0) {
+        log_warn("dns: no TCP on %s:%d (answers stay UDP-sized): %s",
+                 inet_ntoa(l->addr.sin_addr), ntohs(l->addr.sin_port), uv_strerror(rc));
+        uv_close((uv_handle_t *)&l->tcp, listener_closed);
+    }
+}
+
+/* Closes the listener's sockets and the connections it accepted. */
+static void listener_close(struct dns_listener *l)
+{
+    struct dns_server *s = l->s;
+    for (struct dns_fwd *f = s->fwds; f; f = f->next)
+        if (f->peer.l == l)
+            f->peer.l = NULL;
+    for (struct dns_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->l == l)
+            conn_close(c);
+    }
+    uv_close((uv_handle_t *)&l->udp, listener_closed);
+    if (!uv_is_closing((uv_handle_t *)&l->tcp))
+        uv_close((uv_handle_t *)&l->tcp, listener_closed);
 }
 
 /* ---- the server ---- */
@@ -517,6 +747,7 @@ int dns_server_listen(struct dns_server *s, const char *ip, int port, struct ser
     l->s = s;
     uv_udp_init(s->loop, &l->udp);
     l->udp.data = l;
+    l->handles = 1;
     s->handles++;
     int rc = uv_udp_bind(&l->udp, (const struct sockaddr *)&addr, 0);
     int namelen = sizeof(l->addr);
@@ -529,6 +760,7 @@ int dns_server_listen(struct dns_server *s, const char *ip, int port, struct ser
         return serr_set(err, rc == UV_EADDRINUSE ? SERR_CONFLICT : SERR_INTERNAL,
                         "dns: listen on %s:%d: %s", ip, port, uv_strerror(rc));
     }
+    listen_tcp(l);
     l->next = s->listeners;
     s->listeners = l;
     return 0;
@@ -559,10 +791,7 @@ void dns_server_unlisten(struct dns_server *s, const char *ip)
             continue;
         }
         *pl = l->next;
-        for (struct dns_fwd *f = s->fwds; f; f = f->next)
-            if (f->l == l)
-                f->l = NULL;
-        uv_close((uv_handle_t *)&l->udp, listener_closed);
+        listener_close(l);
     }
 }
 
@@ -608,8 +837,10 @@ void dns_server_close(struct dns_server *s)
     while (s->listeners) {
         struct dns_listener *l = s->listeners;
         s->listeners = l->next;
-        uv_close((uv_handle_t *)&l->udp, listener_closed);
+        listener_close(l);
     }
+    while (s->conns)
+        conn_close(s->conns);
     while (s->fwds)
         fwd_drop(s->fwds);
     if (s->handles == 0) {

@@ -4,8 +4,12 @@
  * transaction id, to the host's resolvers over UDP.
  *
  * Everything runs on the caller's libuv loop, no threads; DNS wire parsing and
- * building is ldns's. IPv4 only, UDP only (no TCP: an answer that does not fit
- * the client's UDP size is truncated and flagged TC).
+ * building is ldns's. IPv4 only. UDP and TCP on the same address and port: an
+ * answer that does not fit the client's UDP size (512 bytes, or its EDNS size
+ * up to 4096) is truncated and flagged TC, and the client asks again over TCP,
+ * where the whole answer goes (length-prefixed messages, several per
+ * connection, at most DNS_MAX_CONNS connections, each closed after
+ * DNS_TCP_IDLE_MS without a query).
  *
  * Our answers: A records with TTL 0, in an order rotated on every answer (round
  * robin), AA set, RD echoed, RA set (we recurse by forwarding). Any other type
@@ -13,7 +17,7 @@
  * than one question get FORMERR, other opcodes NOTIMP; packets ldns cannot
  * parse, and answers, are dropped.
  *
- * Forwarding: one ephemeral UDP socket per query in flight (random source port
+ * Forwarding (for UDP and TCP clients alike): one ephemeral UDP socket per query in flight (random source port
  * and random id), tried on each upstream in turn for DNS_UPSTREAM_TIMEOUT_MS;
  * when all fail, or none is configured, the client gets SERVFAIL. At most
  * DNS_MAX_FORWARDS queries are in flight; beyond that, SERVFAIL at once. */
@@ -28,6 +32,8 @@
 
 #define DNS_UPSTREAM_TIMEOUT_MS 2000
 #define DNS_MAX_FORWARDS 256
+#define DNS_MAX_CONNS 64
+#define DNS_TCP_IDLE_MS 10000
 /* The most addresses one answer may carry (the lookup's `max`). */
 #define DNS_MAX_ADDRS 256
 
@@ -47,8 +53,10 @@ typedef int (*dns_lookup_fn)(void *ctx, uint32_t client, const char *name, uint3
  * dns_server_close() only. */
 struct dns_server *dns_server_new(uv_loop_t *loop, dns_lookup_fn lookup, void *ctx);
 
-/* Serves UDP on ip:port (IPv4 text; port 0 picks a free port, see
- * dns_server_port()); may be called for several addresses (one socket each).
+/* Serves UDP and TCP on ip:port (IPv4 text; port 0 picks a free UDP port, see
+ * dns_server_port(), and TCP takes the same); may be called for several
+ * addresses (one socket of each kind per address). Without TCP (its port is
+ * taken) it warns and serves UDP alone.
  * Returns 0, or -1 with err set (bad address, address in use). Listening again
  * on an address and port already served is a no-op. */
 int dns_server_listen(struct dns_server *s, const char *ip, int port, struct serr *err);

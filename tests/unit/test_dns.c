@@ -3,6 +3,7 @@
  * answers. Each test ends by closing the server and checking that the loop
  * closes (no handle left). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -604,5 +605,240 @@ TEST(dns_listen_unlisten)
     ldns_pkt_free(p);
 
     close(fd);
+    finish(&loop, s);
+}
+
+/* ---- TCP ---- */
+
+struct tcp_client {
+    int fd;
+    size_t len;
+    uint8_t buf[2 + 65535 + 4096];
+};
+
+static void tcp_connect(struct tcp_client *c, uv_loop_t *loop, int port)
+{
+    c->len = 0;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(c->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int rc = connect(c->fd, (struct sockaddr *)&a, sizeof(a));
+    CHECK(rc == 0 || errno == EINPROGRESS);
+    /* the loop accepts it */
+    for (int i = 0; i < 20; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+}
+
+static void tcp_write_all(struct tcp_client *c, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        CHECK(n > 0 || errno == EAGAIN);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        }
+    }
+}
+
+/* The query framed for TCP (caller frees); *len gets its size with the prefix. */
+static uint8_t *tcp_query(const char *name, uint16_t id, size_t *len)
+{
+    size_t qlen;
+    uint8_t *wire = query_wire(name, LDNS_RR_TYPE_A, id, false, &qlen);
+    uint8_t *framed = xmalloc(qlen + 2);
+    framed[0] = (uint8_t)(qlen >> 8);
+    framed[1] = (uint8_t)qlen;
+    memcpy(framed + 2, wire, qlen);
+    free(wire);
+    *len = qlen + 2;
+    return framed;
+}
+
+static void tcp_ask(struct tcp_client *c, const char *name, uint16_t id)
+{
+    size_t len;
+    uint8_t *q = tcp_query(name, id, &len);
+    tcp_write_all(c, q, len);
+    free(q);
+}
+
+/* Runs the loop until a whole message is in; NULL when the connection
+ * closed or timeout_ms passed first. *closed tells the first. */
+static ldns_pkt *tcp_answer(uv_loop_t *loop, struct tcp_client *c, int timeout_ms, bool *closed)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    if (closed)
+        *closed = false;
+    for (;;) {
+        if (c->len >= 2) {
+            size_t mlen = ((size_t)c->buf[0] << 8) | c->buf[1];
+            if (c->len >= 2 + mlen) {
+                ldns_pkt *p = NULL;
+                CHECK(ldns_wire2pkt(&p, c->buf + 2, mlen) == LDNS_STATUS_OK);
+                memmove(c->buf, c->buf + 2 + mlen, c->len - 2 - mlen);
+                c->len -= 2 + mlen;
+                return p;
+            }
+        }
+        if (mono_ms() >= end)
+            return NULL;
+        uv_run(loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+        if (n > 0) {
+            c->len += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            if (closed)
+                *closed = true;
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        poll(&pfd, 1, 5);
+    }
+}
+
+TEST(dns_tcp_whole_answers)
+{
+    uv_loop_t loop;
+    struct names t = {0};
+    int port;
+    struct dns_server *s = serve(&loop, &t, &port);
+    struct tcp_client *c = xcalloc(1, sizeof(*c));
+    tcp_connect(c, &loop, port);
+
+    /* All 100 addresses, no TC: what a client truncated over UDP asks for. */
+    tcp_ask(c, "many", 11);
+    ldns_pkt *p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 11);
+    CHECK(!ldns_pkt_tc(p) && ldns_pkt_ancount(p) == 100);
+    CHECK(t.last_client == IP(127, 0, 0, 1));
+    ldns_pkt_free(p);
+
+    /* Two queries in one write, then one sent a byte at a time: three answers, in order. */
+    size_t l1, l2, l3;
+    uint8_t *q1 = tcp_query("web", 12, &l1), *q2 = tcp_query("tasks.web", 13, &l2);
+    uint8_t *both = xmalloc(l1 + l2);
+    memcpy(both, q1, l1);
+    memcpy(both + l1, q2, l2);
+    tcp_write_all(c, both, l1 + l2);
+    uint8_t *q3 = tcp_query("empty", 14, &l3);
+    for (size_t i = 0; i < l3; i++) {
+        tcp_write_all(c, q3 + i, 1);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    free(q1);
+    free(q2);
+    free(q3);
+    free(both);
+    p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 12 && ldns_pkt_ancount(p) == 1);
+    ldns_pkt_free(p);
+    p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 13 && ldns_pkt_ancount(p) == 3);
+    ldns_pkt_free(p);
+    p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 14 && ldns_pkt_ancount(p) == 0);
+    ldns_pkt_free(p);
+
+    /* A name not ours goes upstream (over UDP) and the answer comes back on
+     * the connection, even after the client closed its sending side. */
+    struct serr err;
+    struct dns_server *up = dns_server_new(&loop, upstream_lookup, NULL);
+    dns_server_set_upstreams(up, NULL, 0);
+    CHECK(dns_server_listen(up, "127.0.0.1", 0, &err) == 0);
+    char upaddr[32];
+    snprintf(upaddr, sizeof(upaddr), "127.0.0.1:%d", dns_server_port(up, "127.0.0.1"));
+    const char *ups[] = {upaddr};
+    dns_server_set_upstreams(s, ups, 1);
+    tcp_ask(c, "ext.example", 15);
+    CHECK(shutdown(c->fd, SHUT_WR) == 0);
+    p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 15);
+    CHECK(ldns_pkt_ancount(p) == 1 && answer_addr(p, 0) == IP(1, 2, 3, 4));
+    ldns_pkt_free(p);
+    bool closed;
+    CHECK(tcp_answer(&loop, c, 3000, &closed) == NULL && closed); /* then it closes */
+    close(c->fd);
+
+    free(c);
+    dns_server_close(up);
+    finish(&loop, s);
+}
+
+TEST(dns_tcp_bad_clients)
+{
+    uv_loop_t loop;
+    struct names t = {0};
+    int port;
+    struct dns_server *s = serve(&loop, &t, &port);
+    int dead = udp_socket("127.0.0.1", 0);
+    char deadaddr[32];
+    snprintf(deadaddr, sizeof(deadaddr), "127.0.0.1:%d", socket_port(dead));
+    const char *ups[] = {deadaddr};
+    dns_server_set_upstreams(s, ups, 1);
+    struct tcp_client *c = xcalloc(1, sizeof(*c));
+
+    /* An empty message, garbage, a message cut short, then a good query:
+     * the connection still answers (garbage is dropped as over UDP). */
+    tcp_connect(c, &loop, port);
+    uint8_t junk[] = {0, 0, 0, 5, 1, 2, 3, 4, 5};
+    tcp_write_all(c, junk, sizeof(junk));
+    tcp_ask(c, "web", 21);
+    ldns_pkt *p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 21);
+    ldns_pkt_free(p);
+    /* A length of 65535 and then hanging up mid-message. */
+    uint8_t big[] = {0xff, 0xff, 1, 2, 3};
+    tcp_write_all(c, big, sizeof(big));
+    close(c->fd);
+
+    /* A client that hangs up with a query still upstream (which never answers). */
+    tcp_connect(c, &loop, port);
+    tcp_ask(c, "example.org", 22);
+    uint8_t buf[512];
+    int got = 0;
+    for (int i = 0; i < 1000 && !got; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (recv(dead, buf, sizeof(buf), 0) > 0)
+            got = 1;
+        else
+            usleep(1000);
+    }
+    CHECK(got);
+    close(c->fd);
+    for (int i = 0; i < 50; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+
+    /* More connections than DNS_MAX_CONNS: the ones beyond are closed at once,
+     * the others still answer. */
+    int fds[DNS_MAX_CONNS + 1];
+    for (int i = 0; i <= DNS_MAX_CONNS; i++) {
+        tcp_connect(c, &loop, port);
+        fds[i] = c->fd;
+    }
+    c->fd = fds[DNS_MAX_CONNS];
+    c->len = 0;
+    bool closed;
+    CHECK(tcp_answer(&loop, c, 3000, &closed) == NULL && closed);
+    c->fd = fds[0];
+    tcp_ask(c, "web", 23);
+    p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 23);
+    ldns_pkt_free(p);
+
+    /* Closing with open connections and a TCP query upstream: no leak, no handle left. */
+    tcp_ask(c, "example.org", 24);
+    for (int i = 0; i < 50; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    dns_server_unlisten(s, "127.0.0.1");
+    CHECK(tcp_answer(&loop, c, 3000, &closed) == NULL && closed);
+    for (int i = 0; i <= DNS_MAX_CONNS; i++)
+        close(fds[i]);
+    free(c);
+    close(dead);
     finish(&loop, s);
 }
