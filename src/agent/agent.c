@@ -560,7 +560,7 @@ static void after_create(uv_work_t *w, int status)
     report(c, json_pack("{s:s, s:s, s:i, s:s?}", "state", "running", "message", "started", "pid",
                         (int)c->pid, "addr", addr_text(c, addr)));
     if (!c->stop_requested)
-        health_start(c);
+        health_start(c, false);
     if (c->stop_requested) {
         c->stop_requested = false;
         ctr_stop(c);
@@ -667,7 +667,7 @@ static void adopt(struct agent *a, json_t *rec)
     bool alive = c->pid > 0 && proc_start_time(c->pid) == c->start_time;
     if (alive && open_output(c, &err) == 0 && watch_exit(c, &err) == 0) {
         log_info("found running container %s (%s, pid %d)", c->id, c->name, (int)c->pid);
-        health_start(c); /* from `starting` again: the state is not kept */
+        health_start(c, true);
         return;
     }
     log_info("container %s (%s) exited while the daemon was stopped", c->id, c->name);

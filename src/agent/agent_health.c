@@ -510,7 +510,7 @@ static int64_t hc_int(json_t *hc, const char *key, int64_t dflt)
     return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : dflt;
 }
 
-void health_start(struct ctr *c)
+void health_start(struct ctr *c, bool adopted)
 {
     const char *cmd = json_string_value(json_object_get(c->healthcheck, "cmd"));
     if (c->health != NULL || c->task_id == NULL || cmd == NULL || *cmd == '\0')
@@ -532,6 +532,11 @@ void health_start(struct ctr *c)
     json_t *sp = json_object_get(c->healthcheck, "start_period_ms");
     h->start_period_ms = json_is_integer(sp) ? json_integer_value(sp) : 0;
     h->started_at = mono_ms();
+    if (adopted) {
+        h->announced = true;
+        int64_t age = c->created_at > 0 ? now_ms() - c->created_at : INT64_MAX / 2;
+        h->started_at -= age > 0 ? age : 0;
+    }
     h->pidfd = -1;
     h->out_fd = -1;
     h->work.data = h;

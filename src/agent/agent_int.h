@@ -128,8 +128,12 @@ const char *health_status_name(enum health_status status);
 
 /* Starts checking c (a running task container with c->healthcheck), from
  * `starting`; the first probe runs one interval later. When the container
- * turns unhealthy, c->unhealthy is set and the container is stopped. */
-void health_start(struct ctr *c);
+ * turns unhealthy, c->unhealthy is set and the container is stopped.
+ * `adopted`: c ran before this daemon started; its task keeps the health the
+ * cluster knows (no `starting` is reported, which would take it out of the
+ * mesh), the first probe runs at once and the start period counts from the
+ * container's creation. */
+void health_start(struct ctr *c, bool adopted);
 /* Stops checking c (stop, exit, release). A probe in flight is killed; its
  * state is freed on its own once the probe is reaped. Idempotent. */
 void health_stop(struct ctr *c);

@@ -269,6 +269,21 @@ def test_checks_resume_after_restart(fresh_daemon, tmp_path):
     d.wait_running("hrest", 1)
 
 
+def test_restart_keeps_a_healthy_task_healthy(fresh_daemon):
+    """A daemon restart (live restore) does not send a healthy task back to `starting`,
+    which would take it out of the routing mesh until its next check (here 10 s away)."""
+    d = fresh_daemon
+    create(d, "hkeep", "--health-cmd", "true", "--health-interval", "10s", "busybox", "sleep",
+           "1000")
+    t = wait_health(d, "hkeep", "healthy", timeout=40)
+    d.restart()
+    end = time.time() + 6
+    while time.time() < end:
+        x = [x for x in d.tasks("hkeep") if x["id"] == t["id"]][0]
+        assert x["state"] == "running" and x.get("health") == "healthy", x
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def cluster1x1(rootfs_tar):
     from cluster import Cluster
