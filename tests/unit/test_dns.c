@@ -178,6 +178,17 @@ static struct dns_server *serve(uv_loop_t *loop, struct names *t, int *port)
     return s;
 }
 
+/* Makes a socket that never answers the server's only upstream; its fd. */
+static int dead_upstream(struct dns_server *s)
+{
+    int dead = udp_socket("127.0.0.1", 0);
+    char deadaddr[32];
+    snprintf(deadaddr, sizeof(deadaddr), "127.0.0.1:%d", socket_port(dead));
+    const char *ups[] = {deadaddr};
+    dns_server_set_upstreams(s, ups, 1);
+    return dead;
+}
+
 /* ---- tests ---- */
 
 TEST(dns_answers_our_names)
@@ -401,11 +412,7 @@ TEST(dns_upstream_timeout_servfail)
     struct names t = {0};
     int port;
     struct dns_server *s = serve(&loop, &t, &port);
-    int dead = udp_socket("127.0.0.1", 0);
-    char deadaddr[32];
-    snprintf(deadaddr, sizeof(deadaddr), "127.0.0.1:%d", socket_port(dead));
-    const char *ups[] = {deadaddr};
-    dns_server_set_upstreams(s, ups, 1);
+    int dead = dead_upstream(s);
     int fd = udp_socket("127.0.0.1", 0);
 
     /* The default timeout, as shipped. */
@@ -418,6 +425,8 @@ TEST(dns_upstream_timeout_servfail)
     ldns_pkt_free(p);
 
     /* Two dead upstreams: each gets its timeout. */
+    char deadaddr[32];
+    snprintf(deadaddr, sizeof(deadaddr), "127.0.0.1:%d", socket_port(dead));
     const char *ups2[] = {deadaddr, deadaddr};
     dns_server_set_upstreams(s, ups2, 2);
     dns_server_set_timeout(s, 150);
@@ -539,11 +548,7 @@ TEST(dns_close_with_forward_in_flight)
     struct names t = {0};
     int port;
     struct dns_server *s = serve(&loop, &t, &port);
-    int dead = udp_socket("127.0.0.1", 0);
-    char deadaddr[32];
-    snprintf(deadaddr, sizeof(deadaddr), "127.0.0.1:%d", socket_port(dead));
-    const char *ups[] = {deadaddr};
-    dns_server_set_upstreams(s, ups, 1);
+    int dead = dead_upstream(s);
     int fd = udp_socket("127.0.0.1", 0);
 
     for (int i = 0; i < 3; i++)
@@ -775,11 +780,7 @@ TEST(dns_tcp_bad_clients)
     struct names t = {0};
     int port;
     struct dns_server *s = serve(&loop, &t, &port);
-    int dead = udp_socket("127.0.0.1", 0);
-    char deadaddr[32];
-    snprintf(deadaddr, sizeof(deadaddr), "127.0.0.1:%d", socket_port(dead));
-    const char *ups[] = {deadaddr};
-    dns_server_set_upstreams(s, ups, 1);
+    int dead = dead_upstream(s);
     struct tcp_client *c = xcalloc(1, sizeof(*c));
 
     /* An empty message, garbage, a message cut short, then a good query:
