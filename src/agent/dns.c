@@ -194,6 +194,13 @@ static void send_tcp(struct dns_conn *c, const uint8_t *data, size_t len)
 {
     if (c->closing)
         return;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > DNS_TCP_MAX_QUEUED) {
+        /* a client that asks and does not read: it would hold our memory */
+        log_debug("dns: TCP client %s does not read its answers: closed",
+                  inet_ntoa(c->client.sin_addr));
+        conn_close(c);
+        return;
+    }
     struct tcp_write *w = xmalloc(sizeof(*w) + 2 + len);
     w->req.data = w;
     w->data[0] = (uint8_t)(len >> 8);

@@ -34,6 +34,9 @@
 #define DNS_MAX_FORWARDS 256
 #define DNS_MAX_CONNS 64
 #define DNS_TCP_IDLE_MS 10000
+/* Answers waiting for a TCP client to read them, in bytes, beyond which the
+ * connection is closed. */
+#define DNS_TCP_MAX_QUEUED (256 * 1024)
 /* The most addresses one answer may carry (the lookup's `max`). */
 #define DNS_MAX_ADDRS 256
 

@@ -843,3 +843,48 @@ TEST(dns_tcp_bad_clients)
     close(dead);
     finish(&loop, s);
 }
+
+TEST(dns_tcp_client_that_does_not_read)
+{
+    uv_loop_t loop;
+    struct names t = {0};
+    int port;
+    struct dns_server *s = serve(&loop, &t, &port);
+    struct tcp_client *c = xcalloc(1, sizeof(*c));
+    tcp_connect(c, &loop, port);
+    int small = 4096;
+    CHECK(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
+
+    /* 100 addresses per answer, about 1.6 kB: 4,000 of them are far more than
+     * the socket buffers and DNS_TCP_MAX_QUEUED. */
+    size_t qlen;
+    uint8_t *q = tcp_query("many", 1, &qlen);
+    bool closed = false;
+    int64_t end = mono_ms() + 10000; /* fails, not hangs, should the server not close */
+    for (int i = 0; i < 4000 && !closed && mono_ms() < end; i++) {
+        size_t off = 0;
+        while (off < qlen && !closed && mono_ms() < end) {
+            ssize_t n = send(c->fd, q + off, qlen - off, MSG_NOSIGNAL);
+            if (n > 0)
+                off += (size_t)n;
+            else if (errno == EAGAIN)
+                uv_run(&loop, UV_RUN_NOWAIT);
+            else
+                closed = true; /* reset by the server already */
+        }
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    free(q);
+    /* What did arrive can be read; then the connection is closed. */
+    size_t answers = 0;
+    ldns_pkt *p;
+    while (mono_ms() < end + 10000 && (p = tcp_answer(&loop, c, 3000, &closed)) != NULL) {
+        answers++;
+        ldns_pkt_free(p);
+    }
+    CHECK(closed);
+    CHECK(answers < 4000);
+    close(c->fd);
+    free(c);
+    finish(&loop, s);
+}
