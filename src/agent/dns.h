@@ -37,8 +37,10 @@
 /* Answers waiting for a TCP client to read them, in bytes, beyond which the
  * connection is closed. */
 #define DNS_TCP_MAX_QUEUED (256 * 1024)
-/* The most addresses one answer may carry (the lookup's `max`). */
-#define DNS_MAX_ADDRS 256
+/* The most addresses one answer may carry (the lookup's `max`): 16 bytes
+ * each, they fill one TCP message (64 kB) with room for the header, the
+ * question and an OPT record. */
+#define DNS_MAX_ADDRS 4000
 
 struct dns_server;
 

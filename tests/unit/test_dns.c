@@ -44,6 +44,11 @@ static int lookup(void *ctx, uint32_t client, const char *name, uint32_t *addrs,
     }
     if (strcmp(name, "empty") == 0)
         return 0;
+    if (strncmp(name, "huge", 4) == 0) { /* more than an answer may carry */
+        for (uint32_t i = 0; i < max; i++)
+            addrs[i] = IP(10, 43, 0, 0) + i;
+        return DNS_MAX_ADDRS + 100;
+    }
     if (strcmp(name, "many") == 0) {
         for (uint32_t i = 0; i < 100 && i < max; i++)
             addrs[i] = IP(10, 42, 1, 1 + i);
@@ -721,6 +726,21 @@ TEST(dns_tcp_whole_answers)
     CHECK(p != NULL && ldns_pkt_id(p) == 11);
     CHECK(!ldns_pkt_tc(p) && ldns_pkt_ancount(p) == 100);
     CHECK(t.last_client == IP(127, 0, 0, 1));
+    ldns_pkt_free(p);
+    /* As many as one message holds (a service of thousands of tasks). */
+    char longest[254] = "huge", label[64];
+    memset(label, 'x', 63);
+    label[63] = '\0';
+    for (int i = 0; i < 4; i++) /* 4 + 3 * 64 + 57 = 253 characters */
+        snprintf(longest + strlen(longest), sizeof(longest) - strlen(longest), ".%.*s",
+                 i < 3 ? 63 : 56, label);
+    CHECK(strlen(longest) == 253);
+    tcp_ask(c, longest, 9);
+    p = tcp_answer(&loop, c, 3000, NULL);
+    CHECK(p != NULL && ldns_pkt_id(p) == 9);
+    CHECK(!ldns_pkt_tc(p) && ldns_pkt_ancount(p) == DNS_MAX_ADDRS);
+    uint32_t first = answer_addr(p, 0);
+    CHECK(first >= IP(10, 43, 0, 0) && first < IP(10, 43, 0, 0) + DNS_MAX_ADDRS);
     ldns_pkt_free(p);
 
     /* Two queries in one write, then one sent a byte at a time: three answers, in order. */
