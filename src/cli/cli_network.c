@@ -10,6 +10,8 @@ static const char create_usage[] =
     "Usage:  shoal network create [OPTIONS] NETWORK\n\n"
     "Create a network: services on different networks cannot reach each other\n\n"
     "Options:\n"
+    "  -d, --driver string   overlay, the only driver: every network spans the cluster\n"
+    "                        (accepted for Docker's `-d overlay`)\n"
     "      --subnet string   Address range in CIDR format, /8 to /23 (default: the first\n"
     "                        free 10.X.0.0/16); each node gets a /24 of it\n";
 
@@ -17,17 +19,22 @@ static const char create_usage[] =
 static int build_create(int argc, char **argv, json_t **body, struct serr *err)
 {
     static const struct option opts[] = {{"subnet", required_argument, NULL, 's'},
+                                         {"driver", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     json_t *b = json_object();
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "h", opts, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "hd:", opts, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
             rc = 1;
-        else
+        else if (opt == 'd' && strcmp(optarg, "overlay") != 0)
+            rc = serr_set(err, SERR_INVALID,
+                          "driver '%s' is not supported: shoal networks are 'overlay' (they span "
+                          "the cluster)", optarg);
+        else if (opt == 's')
             json_object_set_new(b, "subnet", json_string(optarg));
     }
     if (rc == 0 && argc - optind != 1)

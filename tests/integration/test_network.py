@@ -162,6 +162,18 @@ def test_default_addr_pool_and_bridged_run(fresh_daemon):
     assert d.bridge in out, out
 
 
+def test_network_create_takes_dockers_overlay_driver(fresh_daemon):
+    d = fresh_daemon
+    r = d.cli("network", "create", "-d", "macvlan", "mv", check=False)
+    assert r.returncode != 0 and "driver 'macvlan' is not supported" in r.stderr, r.stderr
+    assert "mv" not in [n["name"] for n in d.api("GET", "/v1/networks").json()]
+    d.cli("network", "create", "-d", "overlay", "ov")
+    d.cli("network", "create", "--driver=overlay", "ov2")
+    names = [n["name"] for n in d.api("GET", "/v1/networks").json()]
+    assert "ov" in names and "ov2" in names
+    d.cli("network", "rm", "ov", "ov2")
+
+
 def test_bad_addr_pool_and_network_are_refused(bare_daemon):
     d = bare_daemon
     r = d.cli("swarm", "init", "--default-addr-pool", "10.0.0.0/30", check=False)
