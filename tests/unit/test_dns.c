@@ -875,13 +875,16 @@ TEST(dns_tcp_client_that_does_not_read)
     int small = 4096;
     CHECK(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
 
-    /* 100 addresses per answer, about 1.6 kB: 4,000 of them are far more than
-     * the socket buffers and DNS_TCP_MAX_QUEUED. */
+    /* 100 addresses per answer, about 1.6 kB. Queries go on until the server
+     * closes the connection: once the kernel's buffers are full (a few MB at
+     * most) and DNS_TCP_MAX_QUEUED more wait. Sending then fails. The cap (64 MB
+     * of answers) and the deadline only turn a server that never closes into
+     * a failure rather than a hang. */
     size_t qlen;
     uint8_t *q = tcp_query("many", 1, &qlen);
     bool closed = false;
-    int64_t end = mono_ms() + 10000; /* fails, not hangs, should the server not close */
-    for (int i = 0; i < 4000 && !closed && mono_ms() < end; i++) {
+    int64_t end = mono_ms() + 120000;
+    for (int i = 0; i < 40000 && !closed && mono_ms() < end; i++) {
         size_t off = 0;
         while (off < qlen && !closed && mono_ms() < end) {
             ssize_t n = send(c->fd, q + off, qlen - off, MSG_NOSIGNAL);
@@ -890,20 +893,12 @@ TEST(dns_tcp_client_that_does_not_read)
             else if (errno == EAGAIN)
                 uv_run(&loop, UV_RUN_NOWAIT);
             else
-                closed = true; /* reset by the server already */
+                closed = true; /* EPIPE or ECONNRESET: the server closed */
         }
         uv_run(&loop, UV_RUN_NOWAIT);
     }
     free(q);
-    /* What did arrive can be read; then the connection is closed. */
-    size_t answers = 0;
-    ldns_pkt *p;
-    while (mono_ms() < end + 10000 && (p = tcp_answer(&loop, c, 3000, &closed)) != NULL) {
-        answers++;
-        ldns_pkt_free(p);
-    }
     CHECK(closed);
-    CHECK(answers < 4000);
     close(c->fd);
     free(c);
     finish(&loop, s);
