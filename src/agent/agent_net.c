@@ -52,6 +52,7 @@ struct agent_net {
 };
 
 static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *addrs, size_t max);
+static const char *sget(json_t *o, const char *key);
 
 /* True for a bridge name this daemon may have made: its own, or a user
  * network's (bridge_name). Anything else in the saved file is ignored, so a
@@ -80,14 +81,42 @@ static json_t *local_load(struct agent_net *n)
     return local;
 }
 
-static void local_save(struct agent_net *n)
+static void local_write(struct agent_net *n, json_t *local)
 {
-    char *text = json_dumps(n->local, JSON_COMPACT);
+    char *text = json_dumps(local, JSON_COMPACT);
     struct serr err;
     if (text == NULL || write_file_atomic(n->local_path, text, strlen(text), false, &err) < 0)
         log_warn("saving this node's networks to %s: %s", n->local_path,
                  text ? err.msg : "out of memory");
     free(text);
+}
+
+static void local_save(struct agent_net *n)
+{
+    local_write(n, n->local);
+}
+
+/* Before a pass: what it may leave in the kernel should the daemon stop
+ * before it completes, the applied bridges and the wanted ones (a bridge
+ * replaced under the same network name is kept under "NAME/replaced", a
+ * name no network can have). */
+static void local_save_ahead(struct agent_net *n)
+{
+    json_t *both = json_copy(n->local);
+    const char *name;
+    json_t *v;
+    json_object_foreach(n->want.local, name, v)
+    {
+        json_t *had = json_object_get(both, name);
+        if (had && strcmp(sget(had, "bridge"), sget(v, "bridge")) != 0) {
+            char *key = xasprintf("%s/replaced", name);
+            json_object_set(both, key, had);
+            free(key);
+        }
+        json_object_set(both, name, v);
+    }
+    local_write(n, both);
+    json_decref(both);
 }
 
 struct agent_net *agent_net_new(struct agent *a)
@@ -409,11 +438,9 @@ static void after_apply(uv_work_t *w, int status)
         net_free(n);
         return;
     }
-    if (left) {
-        /* torn down above */
-    } else if (n->rc == 0) {
+    if (!left && n->rc == 0) {
         applied(n);
-    } else if (strcmp(n->last_error, n->err.msg) != 0) {
+    } else if (!left && strcmp(n->last_error, n->err.msg) != 0) {
         /* retried on the next kick (at least every second); said once */
         snprintf(n->last_error, sizeof(n->last_error), "%s", n->err.msg);
         log_warn("%s", n->err.msg);
@@ -468,6 +495,7 @@ void agent_net_sync(struct agent *a)
         json_decref(mesh);
         return;
     }
+    local_save_ahead(n);
     n->want_mesh = mesh;
     n->working = true;
     n->work.data = n;
