@@ -44,7 +44,7 @@ struct dns_listener {
  * (RFC 1035 4.2.2, RFC 7766), several per connection, answered as they come. */
 struct dns_conn {
     struct dns_server *s;
-    struct dns_listener *l; /* accepted there; NULL once unlistened */
+    struct dns_listener *l; /* accepted there: unlistening it closes the connection */
     struct dns_conn *prev, *next;
     uv_tcp_t tcp;
     uv_timer_t idle; /* closes a connection left unused for DNS_TCP_IDLE_MS */
