@@ -205,6 +205,44 @@ def test_bind_mount_readonly_and_rw(daemon, tmp_path):
     remove(d, "binds")
 
 
+def test_readonly_bind_is_recursive(daemon, tmp_path):
+    """A readonly bind of a tree with a submount: the submount is read-only inside too."""
+    d = daemon
+    src = tmp_path / "tree"
+    sub = src / "sub"
+    sub.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(sub)], check=True)
+    try:
+        create(d, "rrobind", "--mount", "type=bind,src=%s,dst=/host,readonly" % src, "busybox",
+               "sh", "-c", "if touch /host/sub/x 2>/dev/null; then echo SUB-WRITABLE; "
+               "else echo SUB-DENIED; fi; exec sleep 1000")
+        d.wait_running("rrobind", 1)
+        wait_until(lambda: "SUB-" in d.logs("rrobind"))
+        out = d.logs("rrobind")
+        assert "SUB-DENIED" in out and "SUB-WRITABLE" not in out, out
+        assert not (sub / "x").exists()
+        remove(d, "rrobind")
+    finally:
+        subprocess.run(["umount", "-l", str(sub)], check=False)
+
+
+def test_bind_target_reserved_refused(daemon, tmp_path):
+    """Binds over what the runtime sets up are refused at create, with the reason (mounts
+    cannot be changed by an update)."""
+    d = daemon
+    for target in ("/", "/proc", "/sys/", "/dev", "/x/../dev/pts"):
+        res = d.cli("service", "create", "--name", "badtarget", "--mount",
+                    "type=bind,src=%s,dst=%s" % (tmp_path, target), "busybox", "sleep", "1000",
+                    check=False)
+        assert res.returncode != 0, target
+        assert "is reserved" in res.stderr, res.stderr
+    assert d.api("GET", "/v1/services/badtarget").status == 404
+    r = d.api("POST", "/v1/services", body={
+        "name": "badtarget", "image": "busybox", "args": ["sleep", "1000"],
+        "mounts": [{"type": "bind", "source": str(tmp_path), "target": "//proc/."}]})
+    assert r.status == 400 and "is reserved" in r.json()["message"], r
+
+
 def test_volume_persists_across_replacement(daemon):
     d = daemon
     create(d, "vol", "--restart-delay", "100ms", "--mount", "type=volume,src=voldata,dst=/data",
