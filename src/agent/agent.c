@@ -781,6 +781,59 @@ void report_lost(struct agent *a, const char *task_id)
     shoal_report_task(a->sh, task_id, fields);
 }
 
+/* The container of this id (not name) still on the agent's list. */
+static bool ctr_listed(struct agent *a, const char *id)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* A log file's container id: "<id>.log" or "<id>.log.1", else false. */
+static bool log_file_id(const char *name, char *id, size_t idlen)
+{
+    const char *dot = strstr(name, ".log");
+    if (dot == NULL || dot == name || (strcmp(dot, ".log") != 0 && strcmp(dot, ".log.1") != 0) ||
+        (size_t)(dot - name) >= idlen)
+        return false;
+    snprintf(id, idlen, "%.*s", (int)(dot - name), name);
+    return true;
+}
+
+/* Logs go with their task: a log whose container is off the list and whose
+ * task this node no longer has (out of the history, service removed, swarm
+ * left, or gone while the daemon was stopped) is removed. `tasks` is the
+ * node's whole list, history included. */
+static void sweep_logs(struct agent *a, json_t *tasks)
+{
+    json_t *known = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *id = sget(t, "id");
+        if (id)
+            json_object_set_new(known, id, json_true());
+    }
+    char *dir = shoal_run_path(a->sh, "logs");
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char id[256];
+        if (!log_file_id(de->d_name, id, sizeof(id)) || json_object_get(known, id) ||
+            ctr_listed(a, id))
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        unlink(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    json_decref(known);
+}
+
 void agent_sync(struct agent *a)
 {
     if (a->closing)
@@ -810,6 +863,7 @@ void agent_sync(struct agent *a)
         else
             ctr_stop(c);
     }
+    sweep_logs(a, tasks);
     json_decref(tasks);
     if (a->stop_all_done && !agent_has_tasks(a)) {
         void (*done)(void *) = a->stop_all_done;

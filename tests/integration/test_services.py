@@ -541,6 +541,46 @@ def test_parallel_creates(daemon):
     assert not {"par%d" % i for i in range(12)} & {s["name"] for s in d.api("GET", "/v1/services").json()}
 
 
+def _log_ids(d):
+    """Task/container ids of the daemon's log files (<id>.log, <id>.log.1)."""
+    logs = os.path.join(d.run_dir, "logs")
+    return {name.split(".log")[0] for name in os.listdir(logs)}
+
+
+def test_logs_go_with_their_tasks(daemon, tmp_path):
+    """A crash-looping service keeps as many log files as tasks in its history; none stay
+    after `service rm`, nor after a restart for tasks the node no longer knows."""
+    d = daemon
+    runs = tmp_path / "runs"
+    runs.write_text("")
+    create(d, "crashy", "--restart-delay", "50ms", "--mount",
+           "type=bind,src=%s,dst=/runs" % runs, "busybox", "sh", "-c",
+           "echo run >> /runs; echo crashed; exit 1", detach=True)
+    wait_until(lambda: runs.read_text().count("run") >= 12, timeout=60)
+    svc_id = d.service("crashy")["id"]
+
+    def every_log_has_its_task():
+        return _log_ids(d) <= {t["id"] for t in d.api("GET", "/v1/tasks").json()}
+
+    # every log belongs to a task of the store; the history (4 finished + 1) bounds them
+    wait_until(every_log_has_its_task, timeout=20,
+               msg=lambda: "logs %s, tasks %s" % (sorted(_log_ids(d)), d.tasks("crashy")))
+    assert len(_log_ids(d) & {t["id"] for t in d.tasks("crashy")}) <= 6
+    assert runs.read_text().count("run") > 6
+    seen = {t["id"] for t in d.tasks("crashy")}
+    d.cli("service", "rm", "crashy")
+    wait_until(lambda: not (_log_ids(d) & seen) and
+               not [t for t in d.api("GET", "/v1/tasks").json() if t["service_id"] == svc_id],
+               timeout=20, msg=lambda: "logs %s" % sorted(_log_ids(d)))
+    # a log of a task this node does not know (left while the daemon was stopped) goes at start
+    d.stop()
+    stray = os.path.join(d.run_dir, "logs", "0123456789abcdef0123456789.log")
+    with open(stray, "w") as f:
+        f.write("old\n")
+    d.start()
+    wait_until(lambda: not os.path.exists(stray), timeout=20)
+
+
 def test_logs_follow_sees_replacement_task(daemon):
     d = daemon
     create(d, "phoenix", "--restart-delay", "100ms", "busybox", "sh", "-c", "echo hello from $HOSTNAME; exec sleep 1000")
