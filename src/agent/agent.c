@@ -174,6 +174,7 @@ static void ctr_maybe_free(struct ctr *c)
     json_decref(c->rspec);
     json_decref(c->pending_container);
     json_decref(c->healthcheck);
+    json_decref(c->layer_ids);
     for (int i = 0; c->layers && c->layers[i]; i++)
         free(c->layers[i]);
     free(c->layers);
@@ -890,6 +891,20 @@ json_t *agent_running_tasks(struct agent *a)
             json_array_append_new(out, json_pack("{s:s, s:s, s:I}", "id", c->task_id, "container",
                                                  c->id, "pid", (json_int_t)c->pid));
     return out;
+}
+
+void agent_layer_users(struct agent *a, json_t *users, json_t *keep)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next) {
+        json_object_set_new(users, c->id, json_true());
+        size_t i;
+        json_t *l;
+        json_array_foreach(c->layer_ids, i, l)
+        {
+            if (json_is_string(l))
+                json_object_set_new(keep, json_string_value(l), json_true());
+        }
+    }
 }
 
 static void stop_all_tick(uv_timer_t *t)

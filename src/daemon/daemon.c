@@ -126,6 +126,7 @@ static void kick_cb(uv_timer_t *t)
     orchestrate(sh);
     agent_sync(sh->agent);
     layers_replicate(sh);
+    layers_gc_pass(sh);
 }
 
 void shoal_kick(struct shoal *sh)
