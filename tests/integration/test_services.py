@@ -222,6 +222,18 @@ def test_readonly_bind_is_recursive(daemon, tmp_path):
         assert "SUB-DENIED" in out and "SUB-WRITABLE" not in out, out
         assert not (sub / "x").exists()
         remove(d, "rrobind")
+        # the whole host: /host/proc, /host/sys and every other submount are read-only too
+        create(d, "rrohost", "--mount", "type=bind,src=/,dst=/host,readonly", "busybox",
+               "sh", "-c", "if touch /host%s/y 2>/dev/null; then echo HOST-WRITABLE; "
+               "else echo HOST-DENIED; fi; grep -c ' /host/proc proc ro,' /proc/mounts; "
+               "exec sleep 1000" % sub)
+        d.wait_running("rrohost", 1)
+        wait_until(lambda: "HOST-" in d.logs("rrohost"))
+        out = d.logs("rrohost")
+        assert "HOST-DENIED" in out and "HOST-WRITABLE" not in out, out
+        assert "| 1" in out, out  # /host/proc is mounted ro
+        assert not (sub / "y").exists()
+        remove(d, "rrohost")
     finally:
         subprocess.run(["umount", "-l", str(sub)], check=False)
 
