@@ -247,9 +247,12 @@ void layers_hold(struct shoal *sh)
     gc.holds++;
 }
 
+/* A producer that failed half-way (an archive whose third layer is corrupt,
+ * a proposal refused) leaves layers no image names: look again. */
 void layers_release(struct shoal *sh)
 {
-    if (--gc.holds == 0 && gc.wanted)
+    gc.wanted = true;
+    if (--gc.holds == 0)
         shoal_kick(sh);
 }
 

@@ -27,7 +27,8 @@ void layers_replicate(struct shoal *sh);
  * after the daemon starts and whenever an image or a container goes away,
  * never while a producer holds the store: an upload from its start until its
  * images are committed (or failed), a layer fetch until its callback returned.
- * A run wanted meanwhile happens when the last hold is released. */
+ * A run wanted meanwhile happens when the last hold is released, and every
+ * release asks for one (a producer that failed half-way leaves layers behind). */
 void layers_hold(struct shoal *sh);
 void layers_release(struct shoal *sh);
 /* Called on every pass (after agent_sync): runs the GC when wanted. */

@@ -170,3 +170,31 @@ def test_unused_layers_removed_at_start(fresh_daemon, tmp_path):
     wait_until(lambda: not os.path.exists(stray), timeout=20)
     assert len(os.listdir(busybox_layers)) == 1  # busybox:latest's
     d.cli("run", "--rm", "busybox", "true")
+
+
+def test_failed_load_leaves_no_layers(fresh_daemon, tmp_path):
+    """An archive whose second layer is corrupt: the first, already unpacked, does not stay."""
+    d = fresh_daemon
+    layers_dir = os.path.join(d.state_dir, "images", "layers")
+    before = set(os.listdir(layers_dir))
+    with open(_small_tar(str(tmp_path / "good.tar"), b"good-first-layer\n"), "rb") as f:
+        good = f.read()
+    bad = b"not a tar" * 100
+    diffs = [hashlib.sha256(good).hexdigest(), hashlib.sha256(bad).hexdigest()]
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                      "rootfs": {"type": "layers",
+                                 "diff_ids": ["sha256:" + x for x in diffs]}}).encode()
+    cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["half:1"],
+                            "Layers": [x + "/layer.tar" for x in diffs]}]).encode()
+    archive = str(tmp_path / "half.tar")
+    with tarfile.open(archive, "w") as tar:
+        for name, data in ((cfg_name, cfg), (diffs[0] + "/layer.tar", good),
+                           (diffs[1] + "/layer.tar", bad), ("manifest.json", manifest)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    r = d.cli("image", "load", "-i", archive, check=False)
+    assert r.returncode != 0, r.stdout
+    wait_until(lambda: set(os.listdir(layers_dir)) == before, timeout=20,
+               msg=lambda: "layers: %s" % os.listdir(layers_dir))
