@@ -69,7 +69,7 @@ void runtime_free(struct runtime *rt);
 /* When a bind mount at `target` would hide what the runtime sets up ("/",
  * "/proc", "/sys", "/dev", "/dev/pts", the init's path), the reserved path
  * it names (after removing "//", "." and ".."): a static string; else NULL.
- * Pure: service specs are checked with it at create and update. */
+ * Pure: service specs are checked with it (manager/service.c). */
 const char *runtime_reserved_target(const char *target);
 
 /* Prepares the bundle (overlay over `layer_dirs`, bottom layer first, NULL

@@ -171,6 +171,7 @@ static bool normalize_path(const char *path, char *out, size_t outlen)
         if (n == 2 && p[0] == '.' && p[1] == '.') {
             while (len > 0 && out[len] != '/')
                 len--;
+            out[len] = '\0';
             p += n;
             continue;
         }
@@ -230,14 +231,16 @@ static bool first_submount(const char *dir, char *out, size_t outlen)
     if (f == NULL)
         return false;
     size_t dlen = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
-    char line[8192], point[4096];
+    char *line = NULL, point[4096];
+    size_t cap = 0;
     bool found = false;
-    while (!found && fgets(line, sizeof(line), f)) {
+    while (!found && getline(&line, &cap, f) > 0) {
         if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
             continue;
         unescape_octal(point);
         found = strncmp(point, dir, dlen) == 0 && point[dlen] == '/' && point[dlen + 1] != '\0';
     }
+    free(line);
     fclose(f);
     if (found)
         snprintf(out, outlen, "%s", point);

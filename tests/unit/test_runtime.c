@@ -633,6 +633,7 @@ TEST(runtime_reserved_targets)
         {"/proc/", "/proc"},  {"//proc/.", "/proc"}, {"/x/../proc", "/proc"},
         {"/../sys", "/sys"},  {"/dev", "/dev"},      {"/dev//pts/", "/dev/pts"},
         {"/a/..", "/"},       {"/sbin/shoal-init", "/sbin/shoal-init"},
+        {"/a/b/../..", "/"},  {"/a/b/../../proc", "/proc"}, {"/dev/x/../pts", "/dev/pts"},
     };
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
         const char *got = runtime_reserved_target(reserved[i][0]);
@@ -640,6 +641,7 @@ TEST(runtime_reserved_targets)
         CHECK_STR(got, reserved[i][1]);
     }
     const char *fine[] = {"/data", "/proc2", "/dev/shm", "/sys/fs/cgroup", "/host", "/a/proc",
+                          "/a/b/../proc", "/../a/./b",
                           "/etc/hosts", "relative", NULL};
     for (size_t i = 0; fine[i] != NULL; i++)
         CHECK(runtime_reserved_target(fine[i]) == NULL);
