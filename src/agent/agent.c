@@ -174,6 +174,7 @@ static void ctr_maybe_free(struct ctr *c)
     json_decref(c->rspec);
     json_decref(c->pending_container);
     json_decref(c->healthcheck);
+    json_decref(c->layer_ids);
     for (int i = 0; c->layers && c->layers[i]; i++)
         free(c->layers[i]);
     free(c->layers);
@@ -781,6 +782,59 @@ void report_lost(struct agent *a, const char *task_id)
     shoal_report_task(a->sh, task_id, fields);
 }
 
+/* The container of this id (not name) still on the agent's list. */
+static bool ctr_listed(struct agent *a, const char *id)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* A log file's container id: "<id>.log" or "<id>.log.1", else false. */
+static bool log_file_id(const char *name, char *id, size_t idlen)
+{
+    const char *dot = strstr(name, ".log");
+    if (dot == NULL || dot == name || (strcmp(dot, ".log") != 0 && strcmp(dot, ".log.1") != 0) ||
+        (size_t)(dot - name) >= idlen)
+        return false;
+    snprintf(id, idlen, "%.*s", (int)(dot - name), name);
+    return true;
+}
+
+/* Logs go with their task: a log whose container is off the list and whose
+ * task this node no longer has (out of the history, service removed, swarm
+ * left, or gone while the daemon was stopped) is removed. `tasks` is the
+ * node's whole list, history included. */
+static void sweep_logs(struct agent *a, json_t *tasks)
+{
+    json_t *known = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *id = sget(t, "id");
+        if (id)
+            json_object_set_new(known, id, json_true());
+    }
+    char *dir = shoal_run_path(a->sh, "logs");
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char id[256];
+        if (!log_file_id(de->d_name, id, sizeof(id)) || json_object_get(known, id) ||
+            ctr_listed(a, id))
+            continue;
+        char *path = xasprintf("%s/%s", dir, de->d_name);
+        unlink(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    json_decref(known);
+}
+
 void agent_sync(struct agent *a)
 {
     if (a->closing)
@@ -810,6 +864,7 @@ void agent_sync(struct agent *a)
         else
             ctr_stop(c);
     }
+    sweep_logs(a, tasks);
     json_decref(tasks);
     if (a->stop_all_done && !agent_has_tasks(a)) {
         void (*done)(void *) = a->stop_all_done;
@@ -836,6 +891,20 @@ json_t *agent_running_tasks(struct agent *a)
             json_array_append_new(out, json_pack("{s:s, s:s, s:I}", "id", c->task_id, "container",
                                                  c->id, "pid", (json_int_t)c->pid));
     return out;
+}
+
+void agent_layer_users(struct agent *a, json_t *users, json_t *keep)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next) {
+        json_object_set_new(users, c->id, json_true());
+        size_t i;
+        json_t *l;
+        json_array_foreach(c->layer_ids, i, l)
+        {
+            if (json_is_string(l))
+                json_object_set_new(keep, json_string_value(l), json_true());
+        }
+    }
 }
 
 static void stop_all_tick(uv_timer_t *t)

@@ -62,4 +62,9 @@ void agent_service_logs(struct agent *a, struct http_req *req, json_t *service, 
 /* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
 json_t *agent_running_tasks(struct agent *a);
 
+/* For the layer GC (daemon/layers.h): adds the id of every container on the
+ * agent's list to `users` and the diff_ids of its image's layers to `keep`
+ * (both sets: JSON objects). */
+void agent_layer_users(struct agent *a, json_t *users, json_t *keep);
+
 #endif

@@ -36,6 +36,7 @@ struct ctr {
     json_t *healthcheck; /* the task's {cmd, interval_ms...} or NULL (kept in the record) */
     struct health *health; /* checks running (agent_health.c), or NULL */
     char **layers;    /* layer dirs, bottom first, NULL terminated */
+    json_t *layer_ids; /* their diff_ids, kept from the layer GC (NULL when adopted) */
     char *error;      /* why it could not start */
     pid_t pid;
     uint32_t addr;    /* bridged: the address of its eth0 (host order); 0: host network */

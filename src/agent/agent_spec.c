@@ -17,6 +17,7 @@ static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
     if (image == NULL)
         return serr_set(err, SERR_NOT_FOUND, "No such image: %s", image_ref ? image_ref : "?");
     json_t *layers = json_object_get(image, "layers");
+    c->layer_ids = json_incref(layers); /* claimed before they are resolved */
     size_t n = json_array_size(layers);
     c->layers = xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++) {

@@ -1310,37 +1310,138 @@ int image_load(struct image_store *s, const char *archive_path, json_t **images,
 
 /* ---- gc ----------------------------------------------------------------- */
 
-static bool layer_kept(json_t *keep, const char *hex)
+void image_keep_layers(json_t *keep, json_t *image)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(image, "layers"), i, l)
+    {
+        if (json_is_string(l))
+            json_object_set_new(keep, json_string_value(l), json_true());
+    }
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *str)
+{
+    char *out = str;
+    for (const char *p = str; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *out++ = *p;
+        }
+    }
+    *out = '\0';
+}
+
+/* Adds to `used` ("sha256:<hex>" -> true) the store's layers named in one
+ * overlay's "lowerdir=a:b:c" option (a mountinfo line). */
+static void note_lowerdirs(struct image_store *s, const char *line, json_t *used)
+{
+    const char *opt = strstr(line, "lowerdir=");
+    if (opt == NULL)
+        return;
+    opt += strlen("lowerdir=");
+    char *dirs = xasprintf("%.*s", (int)strcspn(opt, ", \n"), opt);
+    size_t prefix = strlen(s->layers);
+    char *save = NULL;
+    for (char *dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        unescape_octal(dir);
+        if (strncmp(dir, s->layers, prefix) != 0 || dir[prefix] != '/')
+            continue;
+        char hex[HEX_LEN + 1];
+        snprintf(hex, sizeof(hex), "%s", dir + prefix + 1);
+        if (is_hex_name(hex)) {
+            char digest[HEX_LEN + 8];
+            snprintf(digest, sizeof(digest), "sha256:%s", hex);
+            json_object_set_new(used, digest, json_true());
+        }
+    }
+    free(dirs);
+}
+
+/* The store's layers under a mounted overlay (a container's rootfs, whatever
+ * started it: this daemon, an earlier one, a crashed create). */
+static json_t *mounted_layers(struct image_store *s)
+{
+    json_t *used = json_object();
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (f == NULL)
+        return used;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        const char *sep = strstr(line, " - overlay ");
+        if (sep != NULL)
+            note_lowerdirs(s, sep, used);
+    }
+    free(line);
+    fclose(f);
+    return used;
+}
+
+static bool layer_wanted(json_t *keep, json_t *mounted, const char *hex)
 {
     char digest[HEX_LEN + 8];
     snprintf(digest, sizeof(digest), "sha256:%s", hex);
-    size_t i;
-    json_t *image;
-    json_array_foreach(keep, i, image)
-    {
-        if (array_has_string(json_object_get(image, "layers"), digest))
-            return true;
+    return json_object_get(keep, digest) != NULL || json_object_get(mounted, digest) != NULL;
+}
+
+/* Moves layers/<hex> into `*trash` (made on first use). */
+static int move_to_trash(struct image_store *s, const char *hex, char **trash, struct serr *err)
+{
+    if (*trash == NULL && (*trash = make_work_dir(s, "gc", err)) == NULL)
+        return -1;
+    char *from = xasprintf("%s/%s", s->layers, hex);
+    char *to = xasprintf("%s/%s", *trash, hex);
+    int rc = 0;
+    if (rename(from, to) < 0 && errno != ENOENT)
+        rc = serr_errno(err, "rename %s to %s", from, to);
+    free(from);
+    free(to);
+    return rc;
+}
+
+int image_gc_detach(struct image_store *s, json_t *keep, char **trash, struct serr *err)
+{
+    *trash = NULL;
+    if (!json_is_object(keep))
+        return serr_set(err, SERR_INVALID, "image gc: expected a set of layer digests");
+    DIR *d = opendir(s->layers);
+    if (d == NULL)
+        return serr_errno(err, "open %s", s->layers);
+    json_t *mounted = mounted_layers(s);
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (is_hex_name(de->d_name) && !layer_wanted(keep, mounted, de->d_name))
+            rc = move_to_trash(s, de->d_name, trash, err);
     }
-    return false;
+    closedir(d);
+    json_decref(mounted);
+    return rc;
+}
+
+void image_gc_purge(char *trash)
+{
+    discard_work_dir(trash);
 }
 
 int image_gc(struct image_store *s, json_t *keep, struct serr *err)
 {
     if (!json_is_array(keep))
         return serr_set(err, SERR_INVALID, "image gc: expected an array of images");
-    DIR *d = opendir(s->layers);
-    if (d == NULL)
-        return serr_errno(err, "open %s", s->layers);
-    int rc = 0;
-    struct dirent *de;
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (!is_hex_name(de->d_name) || layer_kept(keep, de->d_name))
-            continue;
-        char *path = xasprintf("%s/%s", s->layers, de->d_name);
-        rc = rm_rf(path, err);
-        free(path);
-    }
-    closedir(d);
+    json_t *layers = json_object();
+    size_t i;
+    json_t *image;
+    json_array_foreach(keep, i, image) image_keep_layers(layers, image);
+    char *trash = NULL;
+    int rc = image_gc_detach(s, layers, &trash, err);
+    image_gc_purge(trash);
+    json_decref(layers);
     return rc;
 }
 

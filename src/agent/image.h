@@ -71,7 +71,22 @@ int image_add_layer(struct image_store *s, const char *path, const char *diff_id
 /* True when every layer of the description is in the store. */
 bool image_has_layers(struct image_store *s, json_t *image);
 
-/* Removes every layer not named in `keep` (array of image descriptions). */
+/* Garbage collection. A layer is removed when it is neither in `keep` nor
+ * under a mounted overlay (a container's rootfs, /proc/self/mountinfo).
+ * Callers make sure nothing adds or claims layers meanwhile (daemon/layers.h:
+ * no upload or fetch in flight).
+ *
+ * image_gc_detach: moves each such layer out of layers/ into a fresh
+ * directory under tmp/ (renames only: quick, fine on the loop thread);
+ * `keep` is a set, a JSON object whose keys are "sha256:<diff_id>". *trash
+ * gets that directory (newly allocated) or NULL when nothing was moved.
+ * image_gc_purge: deletes it and frees the path (slow: the thread pool);
+ * NULL is fine. What a crash leaves in tmp/ goes at the next open.
+ * image_gc: both at once, keeping the layers of `keep` (array of image
+ * descriptions). image_keep_layers adds an image's layers to a set. */
+int image_gc_detach(struct image_store *s, json_t *keep, char **trash, struct serr *err);
+void image_gc_purge(char *trash);
 int image_gc(struct image_store *s, json_t *keep, struct serr *err);
+void image_keep_layers(json_t *keep, json_t *image);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +34,17 @@ static const char *find_init(void)
     return NULL;
 }
 
+/* mount_setattr(2) with no valid target fails with EBADF or EINVAL where
+ * the kernel has it, ENOSYS where it does not. */
+static bool kernel_has_mount_setattr(void)
+{
+#ifdef SYS_mount_setattr
+    return syscall(SYS_mount_setattr, -1, "", 0, NULL, (size_t)0) == 0 || errno != ENOSYS;
+#else
+    return false;
+#endif
+}
+
 int runtime_init(struct runtime *rt, const char *runtime_path, const char *runtime_root,
                  const char *containers_dir, struct serr *err)
 {
@@ -46,6 +58,7 @@ int runtime_init(struct runtime *rt, const char *runtime_path, const char *runti
         goto fail;
     if (runtime_cgroup_detect(&rt->cgroup_mode, err) < 0)
         goto fail;
+    rt->recursive_ro = kernel_has_mount_setattr();
     if (rt->cgroup_mode == CGROUP_HYBRID && runtime_cgroup_fix_hybrid(err) < 0)
         goto fail;
     return 0;

@@ -54,6 +54,10 @@ struct runtime {
     char *containers_dir; /* bundles */
     char *init_path;      /* static init bind-mounted as /sbin/shoal-init (tini-static) */
     enum cgroup_mode cgroup_mode;
+    /* The kernel has mount_setattr (Linux 5.12+): a readonly bind is made
+     * read-only recursively (crun's "rro"), submounts included. Without it,
+     * a readonly bind of a tree with submounts is refused. */
+    bool recursive_ro;
 };
 
 /* Fills `rt` (copies the strings), creates directories, detects the cgroup
@@ -61,6 +65,12 @@ struct runtime {
 int runtime_init(struct runtime *rt, const char *runtime_path, const char *runtime_root,
                  const char *containers_dir, struct serr *err);
 void runtime_free(struct runtime *rt);
+
+/* When a bind mount at `target` would hide what the runtime sets up ("/",
+ * "/proc", "/sys", "/dev", "/dev/pts", the init's path), the reserved path
+ * it names (after removing "//", "." and ".."): a static string; else NULL.
+ * Pure: service specs are checked with it (manager/service.c). */
+const char *runtime_reserved_target(const char *target);
 
 /* Prepares the bundle (overlay over `layer_dirs`, bottom layer first, NULL
  * terminated; config.json from `spec`) and runs `crun create`. The container's

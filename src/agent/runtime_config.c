@@ -151,7 +151,122 @@ static int parse_user(const char *user, uint32_t *uid, uint32_t *gid, struct ser
     return 0;
 }
 
-static int check_bind(json_t *mount, struct serr *err)
+/* Mount points the runtime itself sets up: a bind there hides them and
+ * every start of the container fails. */
+static const char *const reserved_targets[] = {"/", "/proc", "/sys", "/dev", "/dev/pts", NULL};
+
+/* `path` (absolute) without "//", "." and ".." components, into out[outlen]
+ * ("/" at least). False when it does not fit. */
+static bool normalize_path(const char *path, char *out, size_t outlen)
+{
+    size_t len = 0;
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0 || (n == 1 && p[0] == '.')) {
+            p += n;
+            continue;
+        }
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (len > 0 && out[len] != '/')
+                len--;
+            out[len] = '\0';
+            p += n;
+            continue;
+        }
+        if (len + 1 + n >= outlen)
+            return false;
+        out[len++] = '/';
+        memcpy(out + len, p, n);
+        len += n;
+        p += n;
+        out[len] = '\0';
+    }
+    if (len == 0) {
+        if (outlen < 2)
+            return false;
+        out[len++] = '/';
+    }
+    out[len] = '\0';
+    return true;
+}
+
+const char *runtime_reserved_target(const char *target)
+{
+    if (target == NULL || target[0] != '/')
+        return NULL;
+    char norm[4096];
+    if (!normalize_path(target, norm, sizeof(norm)))
+        return NULL;
+    for (size_t i = 0; reserved_targets[i] != NULL; i++)
+        if (strcmp(norm, reserved_targets[i]) == 0)
+            return reserved_targets[i];
+    if (strcmp(norm, RUNTIME_INIT_TARGET) == 0)
+        return RUNTIME_INIT_TARGET;
+    return NULL;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* The first mount point strictly below `dir` (canonical path) in
+ * /proc/self/mountinfo, copied to out[outlen]; false when there is none. */
+static bool first_submount(const char *dir, char *out, size_t outlen)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (f == NULL)
+        return false;
+    size_t dlen = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
+    char *line = NULL, point[4096];
+    size_t cap = 0;
+    bool found = false;
+    while (!found && getline(&line, &cap, f) > 0) {
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
+            continue;
+        unescape_octal(point);
+        found = strncmp(point, dir, dlen) == 0 && point[dlen] == '/' && point[dlen + 1] != '\0';
+    }
+    free(line);
+    fclose(f);
+    if (found)
+        snprintf(out, outlen, "%s", point);
+    return found;
+}
+
+/* Without mount_setattr a readonly bind would leave the submounts of its
+ * source writable: refused rather than made half read-only. */
+static int check_readonly_tree(const struct runtime *rt, const char *source, struct serr *err)
+{
+    if (rt->recursive_ro)
+        return 0;
+    char *real = realpath(source, NULL);
+    char sub[4096];
+    bool has_sub = real != NULL && first_submount(real, sub, sizeof(sub));
+    free(real);
+    if (has_sub)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"bind\": readonly bind of %s: %s is "
+                        "mounted below it and this kernel cannot make it read-only (needs "
+                        "mount_setattr, Linux 5.12 or later)",
+                        source, sub);
+    return 0;
+}
+
+static int check_bind(const struct runtime *rt, json_t *mount, struct serr *err)
 {
     const char *type = json_string_value(json_object_get(mount, "type"));
     const char *source = json_string_value(json_object_get(mount, "source"));
@@ -164,15 +279,23 @@ static int check_bind(json_t *mount, struct serr *err)
     if (target == NULL || target[0] != '/')
         return serr_set(err, SERR_INVALID,
                         "invalid mount config for type \"bind\": target must be an absolute path");
+    const char *reserved = runtime_reserved_target(target);
+    if (reserved != NULL)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"bind\": target %s is reserved: the "
+                        "container's %s is set up by the runtime",
+                        target, reserved);
     struct stat st;
     if (stat(source, &st) < 0)
         return serr_set(err, SERR_INVALID,
                         "invalid mount config for type \"bind\": bind source path does not exist: %s",
                         source);
+    if (json_is_true(json_object_get(mount, "readonly")))
+        return check_readonly_tree(rt, source, err);
     return 0;
 }
 
-static int check_mounts(json_t *mounts, struct serr *err)
+static int check_mounts(const struct runtime *rt, json_t *mounts, struct serr *err)
 {
     if (mounts == NULL)
         return 0;
@@ -183,7 +306,7 @@ static int check_mounts(json_t *mounts, struct serr *err)
     json_array_foreach(mounts, i, m) {
         if (!json_is_object(m))
             return serr_set(err, SERR_INVALID, "mounts[%zu] must be an object", i);
-        if (check_bind(m, err) < 0)
+        if (check_bind(rt, m, err) < 0)
             return -1;
     }
     return 0;
@@ -225,7 +348,7 @@ int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err)
         return -1;
     if (json_is_true(json_object_get(spec, "init")) && rt->init_path == NULL)
         return serr_set(err, SERR_INVALID, "init requested but no static init (tini-static) found");
-    if (check_mounts(json_object_get(spec, "mounts"), err) < 0)
+    if (check_mounts(rt, json_object_get(spec, "mounts"), err) < 0)
         return -1;
     return check_limits(json_object_get(spec, "limits"), err);
 }
@@ -303,8 +426,12 @@ static json_t *mount_entry(const char *destination, const char *type, const char
     return m;
 }
 
-static void add_user_binds(json_t *mounts, json_t *spec)
+/* A readonly bind is read-only all the way down where the kernel can do it
+ * (crun's "rro": mount_setattr with AT_RECURSIVE); runtime_spec_check
+ * refuses trees with submounts where it cannot. */
+static void add_user_binds(const struct runtime *rt, json_t *mounts, json_t *spec)
 {
+    const char *ro_options = rt->recursive_ro ? "rbind,rprivate,ro,rro" : "rbind,rprivate,ro";
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(spec, "mounts"), i, m) {
@@ -312,7 +439,7 @@ static void add_user_binds(json_t *mounts, json_t *spec)
         json_array_append_new(mounts, mount_entry(json_string_value(json_object_get(m, "target")),
                                                   "bind",
                                                   json_string_value(json_object_get(m, "source")),
-                                                  readonly ? "rbind,rprivate,ro" : "rbind,rprivate"));
+                                                  readonly ? ro_options : "rbind,rprivate"));
     }
 }
 
@@ -333,7 +460,7 @@ static json_t *build_mounts(const struct runtime *rt, json_t *spec)
     if (json_is_true(json_object_get(spec, "init")))
         json_array_append_new(mounts,
                               mount_entry(RUNTIME_INIT_TARGET, "bind", rt->init_path, "bind,ro"));
-    add_user_binds(mounts, spec);
+    add_user_binds(rt, mounts, spec);
     return mounts;
 }
 

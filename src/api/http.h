@@ -10,8 +10,9 @@
  * Bodies: JSON bodies are kept in memory up to HTTP_MAX_BODY (larger ones get
  * 413 without calling the router). Requests whose path starts with one of the
  * server's spool prefixes (image uploads) are written to a temporary file
- * instead, with no size cap; req->body_file names it and the server unlinks it
- * after the response. */
+ * instead, up to the server's spool cap (http_server_set_spool_max; a larger
+ * one gets 413 and leaves no file); req->body_file names it and the server
+ * unlinks it after the response. */
 #ifndef SHOAL_API_HTTP_H
 #define SHOAL_API_HTTP_H
 
@@ -61,6 +62,8 @@ typedef void (*http_router_cb)(struct http_server *srv, struct http_req *req);
 struct http_server *http_server_start(uv_loop_t *loop, const char *path, const char *spool_dir,
                                       const char *const *spool_prefixes, http_router_cb router,
                                       void *data, struct serr *err);
+/* Caps spooled bodies at `max_bytes` (0: no cap, the default). */
+void http_server_set_spool_max(struct http_server *srv, uint64_t max_bytes);
 /* Plain HTTP on TCP (the dashboard): every request is remote with an empty
  * peer_role, so the router decides what an unauthenticated peer may do. */
 struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr *addr,

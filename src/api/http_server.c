@@ -44,6 +44,7 @@ struct http_server {
     bool tcp; /* TCP peers are remote, without a certificate: peer_role "" */
     char *spool_dir;
     char **spool_prefixes; /* NULL-terminated copies */
+    uint64_t spool_max;    /* bytes a spooled body may have; 0: no cap */
     http_router_cb router;
     void *data;
     struct http_conn *conns;
@@ -69,6 +70,7 @@ struct http_conn {
     size_t url_len;
     size_t body_cap;
     int spool_fd;
+    uint64_t spooled; /* bytes written to the spool file */
     int nheaders;
     bool header_was_value;
     char hdr_name[16]; /* only short names matter (Expect) */
@@ -388,6 +390,7 @@ static int on_message_begin(http_parser *p)
     conn->hdr_is_authorization = false;
     conn->rejected = 0;
     conn->discard_body = false;
+    conn->spooled = 0;
     return 0;
 }
 
@@ -486,6 +489,34 @@ static int open_spool_file(struct http_conn *conn)
     return 0;
 }
 
+/* "4 GiB": the largest unit that divides n exactly. */
+static void format_size(uint64_t n, char *out, size_t outlen)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    size_t u = 0;
+    while (u + 1 < sizeof(units) / sizeof(units[0]) && n >= 1024 && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    snprintf(out, outlen, "%llu %s", (unsigned long long)n, units[u]);
+}
+
+/* 413 for a spooled body over the server's cap; the rest of the body is
+ * read and dropped, and nothing of it stays on disk. */
+static void reject_too_large_upload(struct http_conn *conn)
+{
+    if (conn->spool_fd >= 0) {
+        close(conn->spool_fd);
+        conn->spool_fd = -1;
+    }
+    drop_spool_file(conn->req);
+    char limit[32], msg[160];
+    format_size(conn->srv->spool_max, limit, sizeof(limit));
+    snprintf(msg, sizeof(msg), "upload is too large (limit %s: shoal daemon --max-upload)", limit);
+    reject(conn, 413, msg);
+    conn->discard_body = true;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct http_conn *conn = parser_conn(p);
@@ -495,7 +526,11 @@ static int on_headers_complete(http_parser *p)
         reject(conn, 400, "malformed request path");
         return -1;
     }
-    if (is_spooled(conn->srv, req->path)) {
+    if (is_spooled(conn->srv, req->path) && conn->srv->spool_max > 0 &&
+        (p->flags & F_CONTENTLENGTH) && p->content_length > conn->srv->spool_max) {
+        reject_too_large_upload(conn);
+        return 0;
+    } else if (is_spooled(conn->srv, req->path)) {
         if (open_spool_file(conn) < 0) {
             reject(conn, 500, "cannot store the request body");
             return -1;
@@ -519,7 +554,13 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct http_req *req = conn->req;
     if (conn->discard_body)
         return 0;
+    if (conn->spool_fd >= 0 && conn->srv->spool_max > 0 &&
+        conn->spooled + len > conn->srv->spool_max) {
+        reject_too_large_upload(conn);
+        return 0;
+    }
     if (conn->spool_fd >= 0) {
+        conn->spooled += len;
         /* Blocking write: spool files live on local disk, and a slow disk
          * only delays this one upload's loop iteration. */
         if (write_all(conn->spool_fd, at, len) < 0) {
@@ -821,6 +862,11 @@ struct http_server *http_server_start(uv_loop_t *loop, const char *path, const c
         return NULL;
     }
     return srv;
+}
+
+void http_server_set_spool_max(struct http_server *srv, uint64_t max_bytes)
+{
+    srv->spool_max = max_bytes;
 }
 
 struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr *addr,

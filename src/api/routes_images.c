@@ -7,7 +7,9 @@
 #include "api/api_int.h"
 #include "api/http.h"
 #include "base/util.h"
+#include "daemon/layers.h"
 #include "daemon/shoal.h"
+#include "raft/cluster.h"
 #include "manager/service.h"
 #include "store/store.h"
 
@@ -86,18 +88,33 @@ static json_t *image_ops(json_t *images, int64_t now)
     return group;
 }
 
+/* The images are in the store (or will never be): their layers are the
+ * GC's to judge again. */
+static void upload_committed(void *arg, int status, const struct serr *err)
+{
+    struct upload *u = arg;
+    if (status < 0) {
+        http_respond_error(u->req, err);
+    } else {
+        json_t *reply = u->load ? json_incref(u->images) : json_incref(json_array_get(u->images, 0));
+        respond_json(u->req, u->load ? 200 : 201, reply);
+    }
+    layers_release(u->sh);
+    json_decref(u->images);
+    free(u);
+}
+
 static void upload_done(uv_work_t *w, int status)
 {
     struct upload *u = w->data;
-    if (u->images == NULL) {
-        http_respond_error(u->req, &u->err);
-    } else if (!require_leader(u->sh, u->req)) {
-        json_decref(u->images);
-    } else {
-        json_t *reply = u->load ? json_incref(u->images) : json_incref(json_array_get(u->images, 0));
-        propose_and_reply(u->sh, u->req, image_ops(u->images, now_ms()), u->load ? 200 : 201, reply);
-        json_decref(u->images);
+    if (u->images != NULL && require_leader(u->sh, u->req)) {
+        cluster_propose(u->sh->cluster, image_ops(u->images, now_ms()), upload_committed, u);
+        return;
     }
+    if (u->images == NULL)
+        http_respond_error(u->req, &u->err);
+    layers_release(u->sh);
+    json_decref(u->images);
     free(u);
 }
 
@@ -106,6 +123,7 @@ static void start_upload(struct shoal *sh, struct http_req *req, struct upload *
     u->sh = sh;
     u->req = req;
     u->work.data = u;
+    layers_hold(sh); /* the layers it stores are not the GC's until committed */
     uv_queue_work(sh->loop, &u->work, upload_work, upload_done);
 }
 

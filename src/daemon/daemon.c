@@ -126,6 +126,7 @@ static void kick_cb(uv_timer_t *t)
     orchestrate(sh);
     agent_sync(sh->agent);
     layers_replicate(sh);
+    layers_gc_pass(sh);
 }
 
 void shoal_kick(struct shoal *sh)
@@ -197,8 +198,12 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- start ---- */
 
+/* Image uploads larger than this are refused (413) unless --max-upload says otherwise. */
+#define DEFAULT_MAX_UPLOAD (4LL * 1024 * 1024 * 1024)
+
 struct options {
     const char *state_dir, *run_dir, *socket, *runtime, *dashboard_addr, *bridge;
+    int64_t max_upload; /* bytes; 0: no cap */
     bool debug;
 };
 
@@ -210,9 +215,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"debug", no_argument, NULL, 'd'},           {"help", no_argument, NULL, 'h'},
         {"dashboard-addr", required_argument, NULL, 'D'},
         {"bridge", required_argument, NULL, 'B'},
+        {"max-upload", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0}};
     *o = (struct options){.state_dir = "/var/lib/shoal", .run_dir = "/run/shoal",
-                          .bridge = NET_BRIDGE};
+                          .bridge = NET_BRIDGE, .max_upload = DEFAULT_MAX_UPLOAD};
+    struct serr err = {0};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "dh", longopts, NULL)) != -1) {
@@ -223,10 +230,17 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'R': o->runtime = optarg; break;
         case 'D': o->dashboard_addr = optarg; break;
         case 'B': o->bridge = optarg; break;
+        case 'U':
+            if (parse_size(optarg, &o->max_upload, &err) < 0) {
+                fprintf(stderr, "shoal daemon: --max-upload: %s\n", err.msg);
+                return -1;
+            }
+            break;
         case 'd': o->debug = true; break;
         case 'h':
             printf("Usage: shoal daemon [--state-dir DIR] [--run-dir DIR] [--socket PATH] "
-                   "[--runtime PATH] [--dashboard-addr IP:PORT] [--bridge NAME] [--debug]\n\n"
+                   "[--runtime PATH] [--dashboard-addr IP:PORT] [--bridge NAME] [--max-upload SIZE] "
+                   "[--debug]\n\n"
                    "  --state-dir DIR  persistent state (default /var/lib/shoal)\n"
                    "  --run-dir DIR    volatile state: logs, runtime state (default /run/shoal)\n"
                    "  --socket PATH    API socket (default RUN_DIR/shoal.sock)\n"
@@ -234,7 +248,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                    "  --dashboard-addr IP:PORT  serve the web dashboard there (plain HTTP,\n"
                    "                   token required: shoal dashboard url); off by default\n"
                    "  --bridge NAME    bridge of the bridged tasks (default shoal0); daemons\n"
-                   "                   sharing a network namespace need one each\n");
+                   "                   sharing a network namespace need one each\n"
+                   "  --max-upload SIZE  largest image upload accepted (default 4G; 0: no cap)\n");
             exit(0);
         default:
             return -1;
@@ -307,7 +322,9 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
         return -1;
     static const char *const spool[] = {"/v1/images/", NULL};
     char *spool_dir = shoal_state_path(sh, "tmp");
-    if (mkdir_p(spool_dir, 0700, err) < 0) {
+    /* Upload spools and layer downloads left by a daemon killed mid-way:
+     * nothing else uses the directory before the API starts. */
+    if (rm_rf(spool_dir, err) < 0 || mkdir_p(spool_dir, 0700, err) < 0) {
         free(spool_dir);
         return -1;
     }
@@ -316,6 +333,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     free(spool_dir);
     if (sh->api == NULL)
         return -1;
+    http_server_set_spool_max(sh->api, (uint64_t)o->max_upload);
     sh->events = events_hub_new(sh->loop, sh->store);
     if (o->dashboard_addr && dashboard_start(sh, o->dashboard_addr, err) < 0)
         return -1;

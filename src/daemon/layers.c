@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/agent.h"
 #include "agent/image.h"
 #include "api/api_int.h"
 #include "api/http.h"
@@ -37,6 +38,7 @@ static void fetch_next(struct fetch *f);
 static void fetch_done(struct fetch *f, int status, const char *msg)
 {
     f->cb(f->arg, status, msg);
+    layers_release(f->sh); /* after cb: a task has claimed its layers by now */
     json_decref(f->missing);
     json_decref(f->managers);
     free(f->tmp);
@@ -128,6 +130,7 @@ static json_t *known_managers(struct shoal *sh)
 void layers_fetch(struct shoal *sh, json_t *image, layers_cb cb, void *arg)
 {
     struct fetch *f = xcalloc(1, sizeof(*f));
+    layers_hold(sh);
     f->sh = sh;
     f->cb = cb;
     f->arg = arg;
@@ -223,5 +226,126 @@ void layers_replicate(struct shoal *sh)
     }
     json_decref(replication.complete);
     replication.complete = complete;
+    json_decref(images);
+}
+
+/* ---- garbage collection ---- */
+
+struct gc {
+    int holds;      /* producers in flight */
+    bool started;   /* the first pass after start has run */
+    bool wanted;    /* a run is due once nothing holds the store */
+    json_t *users;  /* ids of the images and containers seen by the last pass */
+};
+
+/* One daemon per process: the GC state is the process's. */
+static struct gc gc;
+
+void layers_hold(struct shoal *sh)
+{
+    (void)sh;
+    gc.holds++;
+}
+
+/* A producer that failed half-way (an archive whose third layer is corrupt,
+ * a proposal refused) leaves layers no image names: look again. */
+void layers_release(struct shoal *sh)
+{
+    gc.wanted = true;
+    if (--gc.holds == 0)
+        shoal_kick(sh);
+}
+
+/* The images whose layers this node keeps, or NULL when it cannot tell yet
+ * (a worker that has not heard from the leader). */
+static json_t *known_images(struct shoal *sh)
+{
+    if (sh->cluster)
+        return store_list(sh->store, "images", NULL);
+    json_t *tasks = shoal_assigned_tasks(sh);
+    if (tasks == NULL)
+        return NULL;
+    json_t *images = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *id = json_string_value(
+            json_object_get(json_object_get(t, "container"), "image_id"));
+        json_t *img = id ? shoal_image_get(sh, id) : NULL;
+        if (img)
+            json_array_append_new(images, img);
+    }
+    json_decref(tasks);
+    return images;
+}
+
+static void purge_work(uv_work_t *w)
+{
+    image_gc_purge(w->data);
+}
+
+static void purge_done(uv_work_t *w, int status)
+{
+    (void)status;
+    free(w);
+}
+
+static void gc_run(struct shoal *sh, json_t *keep)
+{
+    char *trash = NULL;
+    struct serr err = {0};
+    if (image_gc_detach(sh->images, keep, &trash, &err) < 0)
+        log_warn("layer gc: %s", err.msg);
+    if (trash == NULL)
+        return;
+    log_info("layer gc: removing the layers no image or container uses");
+    uv_work_t *w = xcalloc(1, sizeof(*w));
+    w->data = trash;
+    uv_queue_work(sh->loop, w, purge_work, purge_done);
+}
+
+/* True when an id of `before` is not in `now`: an image or container left. */
+static bool someone_left(json_t *before, json_t *now)
+{
+    const char *id;
+    json_t *v;
+    json_object_foreach(before, id, v)
+    {
+        if (json_object_get(now, id) == NULL)
+            return true;
+    }
+    return false;
+}
+
+void layers_gc_pass(struct shoal *sh)
+{
+    if (sh->agent == NULL)
+        return;
+    json_t *images = known_images(sh);
+    if (images == NULL)
+        return;
+    json_t *users = json_object();
+    json_t *keep = json_object();
+    size_t i;
+    json_t *img;
+    json_array_foreach(images, i, img)
+    {
+        const char *id = json_string_value(json_object_get(img, "id"));
+        if (id)
+            json_object_set_new(users, id, json_true());
+        image_keep_layers(keep, img);
+    }
+    agent_layer_users(sh->agent, users, keep);
+    if (!gc.started || (gc.users && someone_left(gc.users, users)))
+        gc.wanted = true;
+    gc.started = true;
+    json_decref(gc.users);
+    gc.users = users;
+    if (gc.wanted && gc.holds == 0) {
+        gc.wanted = false;
+        gc_run(sh, keep);
+    }
+    json_decref(keep);
     json_decref(images);
 }

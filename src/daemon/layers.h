@@ -20,6 +20,20 @@ void layers_fetch(struct shoal *sh, json_t *image, layers_cb cb, void *arg);
  * it was uploaded to. */
 void layers_replicate(struct shoal *sh);
 
+/* Layer garbage collection (agent/image.h image_gc_detach). The layers kept:
+ * those of the images this node knows (managers: every image of the store;
+ * workers: the images of their tasks, history included), those of the agent's
+ * containers and those mounted under an overlay. It runs at the first pass
+ * after the daemon starts and whenever an image or a container goes away,
+ * never while a producer holds the store: an upload from its start until its
+ * images are committed (or failed), a layer fetch until its callback returned.
+ * A run wanted meanwhile happens when the last hold is released, and every
+ * release asks for one (a producer that failed half-way leaves layers behind). */
+void layers_hold(struct shoal *sh);
+void layers_release(struct shoal *sh);
+/* Called on every pass (after agent_sync): runs the GC when wanted. */
+void layers_gc_pass(struct shoal *sh);
+
 /* GET /v1/layers/{diff_id}: the layer as stored. */
 void layers_serve(struct shoal *sh, struct http_req *req, const char *diff_id);
 

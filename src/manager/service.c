@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agent/image.h"
+#include "agent/runtime.h"
 #include "base/util.h"
 #include "manager/scheduler.h"
 #include "store/store.h"
@@ -98,6 +99,11 @@ static int check_mount(json_t *m, struct serr *err)
         return serr_set(err, SERR_INVALID, "mount: source is required");
     if (dst == NULL || dst[0] != '/')
         return serr_set(err, SERR_INVALID, "mount: target must be an absolute path");
+    const char *reserved = runtime_reserved_target(dst);
+    if (reserved != NULL)
+        return serr_set(err, SERR_INVALID,
+                        "mount: target %s is reserved: the container's %s is set up by the runtime",
+                        dst, reserved);
     if (strcmp(type, "bind") == 0 && src[0] != '/')
         return serr_set(err, SERR_INVALID, "mount: bind source must be an absolute path: %s", src);
     if (strcmp(type, "volume") == 0 && !valid_name(src, 64))

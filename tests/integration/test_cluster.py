@@ -219,6 +219,29 @@ def test_worker_restart_keeps_its_containers(cluster1x2):
     assert before == after
 
 
+def test_layers_leave_every_node_with_their_image(cluster1x2):
+    """A worker keeps the layers of its tasks' images; once the service and the image are
+    removed, no node keeps the layer."""
+    from conftest import make_rootfs_tar
+
+    c = cluster1x2
+    lead, w = c.leader, c.nodes[1]
+    tar = make_rootfs_tar(os.path.join(c.dir, "gcbox.tar"), extra={"gc.txt": b"cluster-gc\n"})
+    lead.cli("image", "import", tar, "gcbox:1")
+    img = [i for i in lead.api("GET", "/v1/images").json() if "gcbox:1" in i["tags"]][0]
+    hexid = img["layers"][0].split(":", 1)[1]
+    lead.cli("service", "create", "--name", "gcsvc", "--constraint", "node.id==" + c.node_id(w),
+             "--stop-grace-period", "1s", "gcbox:1", "sleep", "1000")
+    lead.wait_running("gcsvc", 1, timeout=60)
+    on_worker = os.path.join(w.state_dir, "images", "layers", hexid)
+    on_leader = os.path.join(lead.state_dir, "images", "layers", hexid)
+    assert os.path.isdir(on_worker) and os.path.isdir(on_leader)
+    lead.cli("service", "rm", "gcsvc")
+    lead.cli("image", "rm", "gcbox:1")
+    wait_until(lambda: not os.path.exists(on_worker) and not os.path.exists(on_leader),
+               timeout=30)
+
+
 def test_remote_cli_with_the_admin_certificate(cluster1x2, tmp_path):
     c = cluster1x2
     certs = str(tmp_path / "certs")

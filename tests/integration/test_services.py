@@ -205,6 +205,56 @@ def test_bind_mount_readonly_and_rw(daemon, tmp_path):
     remove(d, "binds")
 
 
+def test_readonly_bind_is_recursive(daemon, tmp_path):
+    """A readonly bind of a tree with a submount: the submount is read-only inside too."""
+    d = daemon
+    src = tmp_path / "tree"
+    sub = src / "sub"
+    sub.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(sub)], check=True)
+    try:
+        create(d, "rrobind", "--mount", "type=bind,src=%s,dst=/host,readonly" % src, "busybox",
+               "sh", "-c", "if touch /host/sub/x 2>/dev/null; then echo SUB-WRITABLE; "
+               "else echo SUB-DENIED; fi; exec sleep 1000")
+        d.wait_running("rrobind", 1)
+        wait_until(lambda: "SUB-" in d.logs("rrobind"))
+        out = d.logs("rrobind")
+        assert "SUB-DENIED" in out and "SUB-WRITABLE" not in out, out
+        assert not (sub / "x").exists()
+        remove(d, "rrobind")
+        # the whole host: /host/proc, /host/sys and every other submount are read-only too
+        create(d, "rrohost", "--mount", "type=bind,src=/,dst=/host,readonly", "busybox",
+               "sh", "-c", "if touch /host%s/y 2>/dev/null; then echo HOST-WRITABLE; "
+               "else echo HOST-DENIED; fi; grep -c ' /host/proc proc ro,' /proc/mounts; "
+               "exec sleep 1000" % sub)
+        d.wait_running("rrohost", 1)
+        wait_until(lambda: "HOST-" in d.logs("rrohost"))
+        out = d.logs("rrohost")
+        assert "HOST-DENIED" in out and "HOST-WRITABLE" not in out, out
+        assert "| 1" in out, out  # /host/proc is mounted ro
+        assert not (sub / "y").exists()
+        remove(d, "rrohost")
+    finally:
+        subprocess.run(["umount", "-l", str(sub)], check=False)
+
+
+def test_bind_target_reserved_refused(daemon, tmp_path):
+    """Binds over what the runtime sets up are refused at create, with the reason (mounts
+    cannot be changed by an update)."""
+    d = daemon
+    for target in ("/", "/proc", "/sys/", "/dev", "/x/../dev/pts"):
+        res = d.cli("service", "create", "--name", "badtarget", "--mount",
+                    "type=bind,src=%s,dst=%s" % (tmp_path, target), "busybox", "sleep", "1000",
+                    check=False)
+        assert res.returncode != 0, target
+        assert "is reserved" in res.stderr, res.stderr
+    assert d.api("GET", "/v1/services/badtarget").status == 404
+    r = d.api("POST", "/v1/services", body={
+        "name": "badtarget", "image": "busybox", "args": ["sleep", "1000"],
+        "mounts": [{"type": "bind", "source": str(tmp_path), "target": "//proc/."}]})
+    assert r.status == 400 and "is reserved" in r.json()["message"], r
+
+
 def test_volume_persists_across_replacement(daemon):
     d = daemon
     create(d, "vol", "--restart-delay", "100ms", "--mount", "type=volume,src=voldata,dst=/data",
@@ -501,6 +551,46 @@ def test_parallel_creates(daemon):
     d.cli("service", "rm", *["par%d" % i for i in range(12)])
     wait_until(lambda: not any(pid_alive(p) for p in pids))
     assert not {"par%d" % i for i in range(12)} & {s["name"] for s in d.api("GET", "/v1/services").json()}
+
+
+def _log_ids(d):
+    """Task/container ids of the daemon's log files (<id>.log, <id>.log.1)."""
+    logs = os.path.join(d.run_dir, "logs")
+    return {name.split(".log")[0] for name in os.listdir(logs)}
+
+
+def test_logs_go_with_their_tasks(daemon, tmp_path):
+    """A crash-looping service keeps as many log files as tasks in its history; none stay
+    after `service rm`, nor after a restart for tasks the node no longer knows."""
+    d = daemon
+    runs = tmp_path / "runs"
+    runs.write_text("")
+    create(d, "crashy", "--restart-delay", "50ms", "--mount",
+           "type=bind,src=%s,dst=/runs" % runs, "busybox", "sh", "-c",
+           "echo run >> /runs; echo crashed; exit 1", detach=True)
+    wait_until(lambda: runs.read_text().count("run") >= 12, timeout=60)
+    svc_id = d.service("crashy")["id"]
+
+    def every_log_has_its_task():
+        return _log_ids(d) <= {t["id"] for t in d.api("GET", "/v1/tasks").json()}
+
+    # every log belongs to a task of the store; the history (4 finished + 1) bounds them
+    wait_until(every_log_has_its_task, timeout=20,
+               msg=lambda: "logs %s, tasks %s" % (sorted(_log_ids(d)), d.tasks("crashy")))
+    assert len(_log_ids(d) & {t["id"] for t in d.tasks("crashy")}) <= 6
+    assert runs.read_text().count("run") > 6
+    seen = {t["id"] for t in d.tasks("crashy")}
+    d.cli("service", "rm", "crashy")
+    wait_until(lambda: not (_log_ids(d) & seen) and
+               not [t for t in d.api("GET", "/v1/tasks").json() if t["service_id"] == svc_id],
+               timeout=20, msg=lambda: "logs %s" % sorted(_log_ids(d)))
+    # a log of a task this node does not know (left while the daemon was stopped) goes at start
+    d.stop()
+    stray = os.path.join(d.run_dir, "logs", "0123456789abcdef0123456789.log")
+    with open(stray, "w") as f:
+        f.write("old\n")
+    d.start()
+    wait_until(lambda: not os.path.exists(stray), timeout=20)
 
 
 def test_logs_follow_sees_replacement_task(daemon):

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -866,6 +867,53 @@ TEST(image_gc_unreferenced)
 
     json_decref(keep);
     json_decref(loaded);
+    json_decref(busybox);
+    free(tar);
+    fixture_done(&f);
+}
+
+/* A layer under a mounted overlay (a running container's rootfs) survives a
+ * gc that keeps nothing; it goes once unmounted. The detach step moves it to
+ * tmp/ and leaves layers/ without it at once. */
+TEST(image_gc_keeps_mounted_layers)
+{
+    struct fixture f;
+    fixture_init(&f);
+    make_busybox_rootfs(&f);
+    char *tar = fixture_path(&f, "rootfs.tar");
+    struct serr err;
+    json_t *busybox = NULL;
+    CHECK(image_import(f.store, tar, "busybox", &busybox, &err) == 0);
+    const char *diff = json_string_value(json_array_get(json_object_get(busybox, "layers"), 0));
+    char *lower = image_layer_dir(f.store, diff);
+    CHECK(lower != NULL);
+    char *upper = fixture_path(&f, "upper"), *work = fixture_path(&f, "work");
+    char *root = fixture_path(&f, "mnt");
+    CHECK(mkdir(upper, 0755) == 0 && mkdir(work, 0755) == 0 && mkdir(root, 0755) == 0);
+    char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    CHECK(mount("overlay", root, "overlay", 0, opts) == 0);
+
+    json_t *none = json_array();
+    CHECK(image_gc(f.store, none, &err) == 0);
+    CHECK(image_has_layers(f.store, busybox));
+    CHECK(umount2(root, 0) == 0);
+    json_t *keep = json_object();
+    char *trash = NULL;
+    CHECK(image_gc_detach(f.store, keep, &trash, &err) == 0);
+    CHECK(trash != NULL);
+    CHECK(!image_has_layers(f.store, busybox));
+    CHECK(count_entries(&f, "layers") == 0);
+    image_gc_purge(trash);
+    CHECK(count_entries(&f, "tmp") == 0);
+    CHECK(image_gc_detach(f.store, keep, &trash, &err) == 0 && trash == NULL);
+
+    json_decref(keep);
+    json_decref(none);
+    free(opts);
+    free(root);
+    free(work);
+    free(upper);
+    free(lower);
     json_decref(busybox);
     free(tar);
     fixture_done(&f);

@@ -515,7 +515,8 @@ TEST(runtime_parallel_containers)
 
 static json_t *config_for(enum cgroup_mode mode, const char *spec_text)
 {
-    struct runtime rt = {.init_path = (char *)"/usr/bin/tini-static", .cgroup_mode = mode};
+    struct runtime rt = {.init_path = (char *)"/usr/bin/tini-static", .cgroup_mode = mode,
+                         .recursive_ro = true};
     json_t *spec = spec_of(spec_text);
     struct serr err = {0};
     json_t *config = runtime_config_build(&rt, "c1", spec, &err);
@@ -573,8 +574,84 @@ TEST(runtime_config_v1)
     json_t *data = mount_at(config, "/data");
     CHECK(data != NULL);
     CHECK_STR(json_string_value(json_array_get(json_object_get(data, "options"), 2)), "ro");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(data, "options"), 3)), "rro");
     CHECK(mount_at(config, "/sbin/shoal-init") != NULL);
     json_decref(config);
+}
+
+TEST(runtime_config_readonly_bind_recursive)
+{
+    char dir[] = "/tmp/shoal-rro-XXXXXX"; /* no submounts, unlike /tmp on a busy host */
+    CHECK(mkdtemp(dir) != NULL);
+    char *text = xasprintf("{\"args\":[\"x\"], \"mounts\":[{\"type\":\"bind\",\"source\":\"%s\","
+                           "\"target\":\"/ro\",\"readonly\":true}, {\"type\":\"bind\","
+                           "\"source\":\"%s\",\"target\":\"/rw\"}]}",
+                           dir, dir);
+    json_t *spec = spec_of(text);
+    for (int recursive = 0; recursive <= 1; recursive++) {
+        struct runtime rt = {.cgroup_mode = CGROUP_V1, .recursive_ro = recursive};
+        struct serr err = {0};
+        json_t *config = runtime_config_build(&rt, "c1", spec, &err);
+        CHECK(config != NULL);
+        json_t *ro = json_object_get(mount_at(config, "/ro"), "options");
+        json_t *rw = json_object_get(mount_at(config, "/rw"), "options");
+        CHECK(json_array_size(ro) == (recursive ? 4u : 3u)); /* rro only with mount_setattr */
+        CHECK_STR(json_string_value(json_array_get(ro, 0)), "rbind");
+        CHECK_STR(json_string_value(json_array_get(ro, 2)), "ro");
+        if (recursive)
+            CHECK_STR(json_string_value(json_array_get(ro, 3)), "rro");
+        CHECK(json_array_size(rw) == 2);
+        json_decref(config);
+    }
+    json_decref(spec);
+    free(text);
+    CHECK(rmdir(dir) == 0);
+}
+
+/* Without mount_setattr, a readonly bind of a tree with submounts is refused
+ * (/ has /proc below it everywhere); a tree without them is fine. */
+TEST(runtime_spec_readonly_tree_without_mount_setattr)
+{
+    struct runtime rt = {.cgroup_mode = CGROUP_V1, .recursive_ro = false};
+    struct serr err = {0};
+    json_t *spec = spec_of("{\"args\":[\"x\"], \"mounts\":[{\"type\":\"bind\",\"source\":\"/\","
+                           "\"target\":\"/host\",\"readonly\":true}]}");
+    CHECK(runtime_spec_check(&rt, spec, &err) < 0 && err.kind == SERR_INVALID);
+    CHECK(strstr(err.msg, "mounted below it") != NULL);
+    json_decref(spec);
+    rt.recursive_ro = true;
+    spec = spec_of("{\"args\":[\"x\"], \"mounts\":[{\"type\":\"bind\",\"source\":\"/\","
+                   "\"target\":\"/host\",\"readonly\":true}]}");
+    CHECK(runtime_spec_check(&rt, spec, &err) == 0);
+    json_decref(spec);
+}
+
+TEST(runtime_reserved_targets)
+{
+    const char *reserved[][2] = {
+        {"/", "/"},           {"//", "/"},          {"/proc", "/proc"},
+        {"/proc/", "/proc"},  {"//proc/.", "/proc"}, {"/x/../proc", "/proc"},
+        {"/../sys", "/sys"},  {"/dev", "/dev"},      {"/dev//pts/", "/dev/pts"},
+        {"/a/..", "/"},       {"/sbin/shoal-init", "/sbin/shoal-init"},
+        {"/a/b/../..", "/"},  {"/a/b/../../proc", "/proc"}, {"/dev/x/../pts", "/dev/pts"},
+    };
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        const char *got = runtime_reserved_target(reserved[i][0]);
+        CHECK(got != NULL);
+        CHECK_STR(got, reserved[i][1]);
+    }
+    const char *fine[] = {"/data", "/proc2", "/dev/shm", "/sys/fs/cgroup", "/host", "/a/proc",
+                          "/a/b/../proc", "/../a/./b",
+                          "/etc/hosts", "relative", NULL};
+    for (size_t i = 0; fine[i] != NULL; i++)
+        CHECK(runtime_reserved_target(fine[i]) == NULL);
+    struct runtime rt = {.cgroup_mode = CGROUP_V1};
+    struct serr err = {0};
+    json_t *spec = spec_of("{\"args\":[\"x\"], \"mounts\":[{\"type\":\"bind\",\"source\":\"/tmp\","
+                           "\"target\":\"/proc/\"}]}");
+    CHECK(runtime_spec_check(&rt, spec, &err) < 0 && err.kind == SERR_INVALID);
+    CHECK(strstr(err.msg, "reserved") != NULL);
+    json_decref(spec);
 }
 
 TEST(runtime_config_v2_resources)
