@@ -467,14 +467,11 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
         return;
     }
     char listen[40], addr[40];
-    if (choose_addrs(sh, body, NULL, listen, addr, &err) < 0) {
-        http_respond_error(req, &err);
-        return;
-    }
     struct init_ctx *ctx = xcalloc(1, sizeof(*ctx));
     if (check_pool(json_object_get(body, "default_addr_pool"), ctx->pool, sizeof(ctx->pool),
                    &err) < 0 ||
-        check_overlay(json_object_get(body, "overlay"), &ctx->overlay, &err) < 0) {
+        check_overlay(json_object_get(body, "overlay"), &ctx->overlay, &err) < 0 ||
+        choose_addrs(sh, body, NULL, listen, addr, &err) < 0) {
         http_respond_error(req, &err);
         free(ctx);
         return;
