@@ -9,7 +9,7 @@ the end."""
 import json
 import os
 import shutil
-import signal
+import socket
 import subprocess
 import tempfile
 
@@ -71,6 +71,9 @@ class Board(Daemon):
                                       "sh", "-c", script], stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
+        if os.environ.get("SHOAL_PID_LOG"):  # which test ran which daemon (sanitizer reports)
+            with open(os.environ["SHOAL_PID_LOG"], "a") as f:
+                f.write("%d %s\n" % (self.proc.pid, os.environ.get("PYTEST_CURRENT_TEST", "")))
 
         def ready():
             if self.proc.poll() is not None:
@@ -255,3 +258,21 @@ def test_restart_keeps_the_addresses(lab):
     assert "0.0.0.0:2377" in listening, listening
     for name in ("node2", "node3", "node4"):
         wait_until(lambda: node_view(n1, name).get("status") == "ready", timeout=60)
+
+
+def test_busy_cluster_port_leaves_the_node_out_of_the_swarm(bare_daemon):
+    """A listen address that cannot be bound fails init cleanly: not half a manager."""
+    d = bare_daemon
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        port = busy.getsockname()[1]
+        r = d.cli("swarm", "init", "--listen-addr", "127.0.0.1:%d" % port, "--default-addr-pool",
+                  d.pool, check=False)
+        assert r.returncode != 0 and "cluster port 127.0.0.1:%d" % port in r.stderr, r.stderr
+        assert d.api("GET", "/v1/info").json()["swarm"]["state"] == "inactive"
+    finally:
+        busy.close()
+    d.cli("swarm", "init", "--listen-addr", "127.0.0.1:%d" % d.port, "--default-addr-pool", d.pool)
+    assert d.api("GET", "/v1/info").json()["swarm"]["addr"] == "127.0.0.1:%d" % d.port
