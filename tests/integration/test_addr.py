@@ -276,3 +276,20 @@ def test_busy_cluster_port_leaves_the_node_out_of_the_swarm(bare_daemon):
         busy.close()
     d.cli("swarm", "init", "--listen-addr", "127.0.0.1:%d" % d.port, "--default-addr-pool", d.pool)
     assert d.api("GET", "/v1/info").json()["swarm"]["addr"] == "127.0.0.1:%d" % d.port
+
+
+def test_a_restarted_worker_finds_the_manager_by_name(lab):
+    """The managers a worker remembers are gone (addresses changed): the name it joined
+    through is resolved again and brings it back."""
+    n1, n2 = lab.boards[0], lab.boards[1]
+    n2.stop()
+    path = os.path.join(n2.state_dir, "swarm.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["managers"] = [lab.prefix + ".99:2377"]  # nobody there
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    n2.start()
+    wait_until(lambda: "session with node1.local.lan:2377 established" in n2.log_tail(200),
+               timeout=60, msg=lambda: n2.log_tail(30))
+    wait_until(lambda: node_view(n1, "node2").get("status") == "ready", timeout=30)
