@@ -68,15 +68,23 @@ struct connecting {
     SSL_CTX *ctx;
     SSL_CTX *own_ctx; /* pinning context made for this connect */
     struct addr_hostport target; /* a host name, resolved before the connect */
-    char ip[16];                 /* what it resolved to */
+    char ip[16];                 /* the address being tried */
     uv_getaddrinfo_t resolve;
+    struct addrinfo *addrs;      /* what the name resolved to (freed at the end) */
+    struct addrinfo *next;       /* the address to try if this one fails */
 };
+
+static void connect_next(struct connecting *c);
 
 static void connected(void *data, int status, int fd, const char *peer_id, const char *peer_role,
                       const char *errmsg)
 {
     struct connecting *c = data;
     char named[700];
+    if (status < 0 && c->next) { /* the name has more addresses: the next one */
+        connect_next(c);
+        return;
+    }
     if (status < 0 && c->ip[0]) {
         /* tlsproxy names the IP; the user knows the manager by its name */
         char prefix[64];
@@ -89,6 +97,7 @@ static void connected(void *data, int status, int fd, const char *peer_id, const
         errmsg = named;
     }
     SSL_CTX_free(c->own_ctx);
+    uv_freeaddrinfo(c->addrs);
     c->cb(c->arg, status < 0 ? -1 : fd, errmsg ? errmsg : "connection failed");
     free(c);
 }
@@ -121,14 +130,21 @@ static void connected_later(struct shoal *sh, struct connecting *c, const char *
     uv_timer_start(&l->timer, later_fire, 0, 0);
 }
 
-static void connect_ip(struct connecting *c, const char *addr)
+/* Tries the name's next address (errors name the last one tried). */
+static void connect_next(struct connecting *c)
 {
+    struct addrinfo *ai = c->next;
+    c->next = ai->ai_next;
+    uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, c->ip, sizeof(c->ip));
+    char addr[40];
+    snprintf(addr, sizeof(addr), "%s:%d", c->ip, c->target.port);
     struct serr err = {0};
     if (tlsproxy_connect(c->sh->loop, addr, c->ctx, connected, c, &err) < 0)
         connected(c, -1, -1, NULL, NULL, err.msg);
 }
 
-/* Names are resolved again on every connect: a board's address may change. */
+/* Names are resolved again on every connect: a board's address may change.
+ * Each of their IPv4 addresses is tried in turn. */
 static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct connecting *c = req->data;
@@ -140,11 +156,8 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         connected(c, -1, -1, NULL, NULL, msg);
         return;
     }
-    uv_ip4_name((const struct sockaddr_in *)res->ai_addr, c->ip, sizeof(c->ip));
-    uv_freeaddrinfo(res);
-    char addr[40];
-    snprintf(addr, sizeof(addr), "%s:%d", c->ip, c->target.port);
-    connect_ip(c, addr);
+    c->addrs = c->next = res;
+    connect_next(c);
 }
 
 static void start_connect(struct shoal *sh, const char *addr, SSL_CTX *ctx, SSL_CTX *own,
