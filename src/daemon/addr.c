@@ -139,8 +139,8 @@ static int local_ip(const struct addr_env *env, const char *host, const char *fl
         return 0;
     if (count > 1)
         return serr_set(err, SERR_INVALID,
-                        "%s: interface %s has several IPv4 addresses (%s): pass one of them",
-                        flag, host, found);
+                        "%s: interface %s has several IPv4 addresses (%s): pass one of them", flag,
+                        host, found);
     return serr_set(err, SERR_INVALID,
                     "%s: '%s' is neither an IPv4 address nor a network interface with one "
                     "(interfaces: %s)",

@@ -24,7 +24,7 @@
 
 struct addr_hostport {
     char host[ADDR_HOST_MAX];
-    int port;      /* default_port when the text has none */
+    int port; /* default_port when the text has none */
     bool has_port;
 };
 
@@ -49,9 +49,9 @@ struct addr_iface {
 struct addr_env {
     struct addr_iface *ifs; /* owned (addr_env_free) */
     size_t nifs;
-    char route_if[16]; /* interface of the IPv4 default route, "" when none */
+    char route_if[16];   /* interface of the IPv4 default route, "" when none */
     char route_err[200]; /* why the default route is ambiguous, else "" */
-    char source_ip[16]; /* join: this host's address toward the manager, else "" */
+    char source_ip[16];  /* join: this host's address toward the manager, else "" */
 };
 
 /* The interface of the default route in /proc/net/route's text: the

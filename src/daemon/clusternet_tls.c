@@ -1,8 +1,8 @@
 /* Certificates and TLS links of the cluster port. */
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
 
 #include "base/log.h"
 #include "base/tlsproxy.h"
@@ -70,8 +70,8 @@ struct connecting {
     struct addr_hostport target; /* a host name, resolved before the connect */
     char ip[16];                 /* the address being tried */
     uv_getaddrinfo_t resolve;
-    struct addrinfo *addrs;      /* what the name resolved to (freed at the end) */
-    struct addrinfo *next;       /* the address to try if this one fails */
+    struct addrinfo *addrs; /* what the name resolved to (freed at the end) */
+    struct addrinfo *next;  /* the address to try if this one fails */
 };
 
 static void connect_next(struct connecting *c);
@@ -184,8 +184,7 @@ static void start_connect(struct shoal *sh, const char *addr, SSL_CTX *ctx, SSL_
                                     &hints)) == 0) {
         return;
     } else {
-        serr_set(&err, SERR_UNAVAILABLE, "cannot resolve %s: %s", c->target.host,
-                 uv_strerror(rc));
+        serr_set(&err, SERR_UNAVAILABLE, "cannot resolve %s: %s", c->target.host, uv_strerror(rc));
     }
     /* the callback must not run from within the caller's call */
     connected_later(sh, c, err.msg);

@@ -438,7 +438,8 @@ static int check_overlay(json_t *value, const char **out, struct serr *err)
 static int choose_addrs(struct shoal *sh, json_t *body, const char *toward_ip, char *listen,
                         char *advertise, struct serr *err)
 {
-    json_t *lis = json_object_get(body, "listen_addr"), *adv = json_object_get(body, "advertise_addr");
+    json_t *lis = json_object_get(body, "listen_addr");
+    json_t *adv = json_object_get(body, "advertise_addr");
     if ((lis && !json_is_string(lis) && !json_is_null(lis)) ||
         (adv && !json_is_string(adv) && !json_is_null(adv)))
         return serr_set(err, SERR_INVALID, "listen_addr and advertise_addr must be strings");
@@ -551,7 +552,8 @@ static void join_finish(struct join_ctx *j, json_t *answer)
     const char *cluster_id = json_string_value(json_object_get(answer, "cluster_id"));
     /* a name is kept: resolved again when the managers' addresses have changed */
     const char *join_addr = addr_is_ipv4(j->manager.host) ? NULL : j->given;
-    json_t *managers = managers_with(json_object_get(answer, "managers"), join_addr);
+    json_t *known = json_object_get(answer, "managers");
+    json_t *managers = managers_with(known, join_addr);
     if (!role || !cert || !ca || !cluster_id) {
         json_decref(managers);
         join_fail(j, SERR_INTERNAL, "the manager's answer to join is incomplete");
@@ -559,7 +561,7 @@ static void join_finish(struct join_ctx *j, json_t *answer)
     }
     snprintf(sh->role, sizeof(sh->role), "%s", role);
     if (write_node_tls(sh, ca, cert, j->key_pem, &err) < 0 ||
-        write_swarm_file(sh, cluster_id, json_object_get(answer, "managers"), join_addr, &err) < 0 ||
+        write_swarm_file(sh, cluster_id, known, join_addr, &err) < 0 ||
         start_member(sh, false, managers, &err) < 0) {
         json_decref(managers);
         swarm_stop_member(sh);

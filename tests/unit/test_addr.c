@@ -126,8 +126,10 @@ TEST(addr_pick_defaults)
 TEST(addr_pick_interface_names)
 {
     struct addr_iface ifs[] = {
-        {"lo", "127.0.0.1", false},    {"eth0", "192.168.1.20", true},
-        {"eth1", "10.0.0.2", true},    {"eth1", "10.0.0.3", true},
+        {"lo", "127.0.0.1", false},
+        {"eth0", "192.168.1.20", true},
+        {"eth1", "10.0.0.2", true},
+        {"eth1", "10.0.0.3", true},
     };
     struct addr_env env = {.ifs = ifs, .nifs = 4, .route_if = "eth0"};
     char listen[40], adv[40];

@@ -223,9 +223,10 @@ TEST(cli_swarm_init_flags)
     CHECK_STR(str_at(body, "advertise_addr"), "10.0.0.1"); /* the daemon picks the port */
     CHECK(json_is_true(json_object_get(body, "force_new_cluster")));
     json_decref(body);
-    CHECK(cli_build_swarm_init(ARGC("init", "--listen-addr", "eth0:4000", "--advertise-addr", "eth1"),
-                               ARGV("init", "--listen-addr", "eth0:4000", "--advertise-addr", "eth1"),
-                               &body, &err) == 0);
+    CHECK(
+        cli_build_swarm_init(ARGC("init", "--listen-addr", "eth0:4000", "--advertise-addr", "eth1"),
+                             ARGV("init", "--listen-addr", "eth0:4000", "--advertise-addr", "eth1"),
+                             &body, &err) == 0);
     CHECK_STR(str_at(body, "listen_addr"), "eth0:4000");
     CHECK_STR(str_at(body, "advertise_addr"), "eth1");
     json_decref(body);
