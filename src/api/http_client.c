@@ -281,8 +281,7 @@ static int tcp_connect(struct http_client *c, struct serr *err)
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(c->node, c->port, &hints, &res);
     if (gai != 0)
-        return serr_set(err, SERR_UNAVAILABLE, "cannot resolve %s: %s", c->host,
-                        gai_strerror(gai));
+        return serr_set(err, SERR_UNAVAILABLE, "cannot resolve %s: %s", c->node, gai_strerror(gai));
     int fd = -1, saved = 0;
     for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
         if ((fd = connect_bounded(ai)) < 0)

@@ -19,13 +19,15 @@ char *cli_addr_with_port(const char *addr)
     return xasprintf("%s:%d", addr, SHOAL_DEFAULT_PORT);
 }
 
-/* Sets body[key] to the address with a port, refusing an empty one. */
+/* Sets body[key] to the address, refusing an empty one. `with_port`: a
+ * missing port becomes 2377 (the manager's HOST); else the daemon picks
+ * the port (--listen-addr and --advertise-addr default to each other's). */
 static int set_addr(json_t *body, const char *key, const char *flag, const char *addr,
-                    struct serr *err)
+                    bool with_port, struct serr *err)
 {
     if (addr[0] == '\0')
         return serr_set(err, SERR_INVALID, "empty %s", flag);
-    char *full = cli_addr_with_port(addr);
+    char *full = with_port ? cli_addr_with_port(addr) : xstrdup(addr);
     json_object_set_new(body, key, json_string(full));
     free(full);
     return 0;
@@ -37,8 +39,11 @@ static const char init_usage[] =
     "Usage:  shoal swarm init [OPTIONS]\n\n"
     "Initialize a swarm\n\n"
     "Options:\n"
-    "      --advertise-addr string   Advertised address (format: IP[:PORT], default "
-    "127.0.0.1:2377)\n"
+    "      --advertise-addr string   Advertised address (format: <ip|interface>[:port]);\n"
+    "                                default: the listen address if it is specific, else\n"
+    "                                the address of the default route's interface\n"
+    "      --listen-addr string      Listen address (format: <ip|interface>[:port])\n"
+    "                                (default 0.0.0.0:2377)\n"
     "      --default-addr-pool CIDR  Address pool of the task networks, one /24 per node\n"
     "                                (default 10.42.0.0/16)\n"
     "      --force-new-cluster       Force create a new cluster from current state\n"
@@ -50,6 +55,7 @@ int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
 {
     static const struct option opts[] = {
         {"advertise-addr", required_argument, NULL, 'A'},
+        {"listen-addr", required_argument, NULL, 'L'},
         {"force-new-cluster", no_argument, NULL, 'N'},
         {"default-addr-pool", required_argument, NULL, 'P'},
         {"overlay", required_argument, NULL, 'O'},
@@ -65,7 +71,9 @@ int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
         else if (opt == 'h')
             rc = 1;
         else if (opt == 'A')
-            rc = set_addr(b, "advertise_addr", "--advertise-addr", optarg, err);
+            rc = set_addr(b, "advertise_addr", "--advertise-addr", optarg, false, err);
+        else if (opt == 'L')
+            rc = set_addr(b, "listen_addr", "--listen-addr", optarg, false, err);
         else if (opt == 'P') /* checked by the daemon */
             json_object_set_new(b, "default_addr_pool", json_string(optarg));
         else if (opt == 'O') /* checked by the daemon */
@@ -126,14 +134,20 @@ static int swarm_init(struct cli *cli, int argc, char **argv)
 const char cli_swarm_join_usage[] =
     "Usage:  shoal swarm join [OPTIONS] HOST:PORT\n\n"
     "Join a swarm as a node and/or manager\n\n"
+    "HOST is the IP address or host name of a manager; PORT defaults to 2377.\n\n"
     "Options:\n"
-    "      --advertise-addr string   Advertised address (format: IP[:PORT])\n"
+    "      --advertise-addr string   Advertised address (format: <ip|interface>[:port]);\n"
+    "                                default: the listen address if it is specific, else\n"
+    "                                this host's address toward the manager\n"
+    "      --listen-addr string      Listen address (format: <ip|interface>[:port])\n"
+    "                                (default 0.0.0.0:2377)\n"
     "      --token string            Token for entry into the swarm\n";
 
 int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err)
 {
     static const struct option opts[] = {
         {"advertise-addr", required_argument, NULL, 'A'},
+        {"listen-addr", required_argument, NULL, 'L'},
         {"token", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -147,7 +161,9 @@ int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err)
         else if (opt == 'h')
             rc = 1;
         else if (opt == 'A')
-            rc = set_addr(b, "advertise_addr", "--advertise-addr", optarg, err);
+            rc = set_addr(b, "advertise_addr", "--advertise-addr", optarg, false, err);
+        else if (opt == 'L')
+            rc = set_addr(b, "listen_addr", "--listen-addr", optarg, false, err);
         else if (optarg[0] == '\0')
             rc = serr_set(err, SERR_INVALID, "empty --token");
         else
@@ -158,7 +174,7 @@ int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err)
     if (rc == 0 && json_object_get(b, "token") == NULL)
         rc = serr_set(err, SERR_INVALID, "--token is required (see 'shoal swarm join-token')");
     if (rc == 0)
-        rc = set_addr(b, "remote_addr", "HOST:PORT", argv[optind], err);
+        rc = set_addr(b, "remote_addr", "HOST:PORT", argv[optind], true, err);
     if (rc != 0) {
         json_decref(b);
         return rc;

@@ -14,7 +14,10 @@ struct raft_uv_transport;
 /* fd >= 0: a connected plain stream (caller owns it); else errmsg says why. */
 typedef void (*clusternet_connect_cb)(void *arg, int fd, const char *errmsg);
 
-/* Connects to another node with this node's certificate. */
+/* Connects to another node with this node's certificate. addr is "IP:PORT"
+ * or "NAME:PORT": a name is resolved (getaddrinfo, off the loop) on every
+ * call, and errors name it: "cannot resolve NAME: ...", "cannot connect to
+ * NAME:PORT (IP): ...". */
 void clusternet_connect(struct shoal *sh, const char *addr, clusternet_connect_cb cb, void *arg);
 
 /* Connects to a manager to join: no client certificate; the server's CA must
@@ -22,7 +25,7 @@ void clusternet_connect(struct shoal *sh, const char *addr, clusternet_connect_c
 void clusternet_connect_pinned(struct shoal *sh, const char *addr, const char *ca_digest,
                                clusternet_connect_cb cb, void *arg);
 
-/* Starts the listener on sh->swarm_addr (managers). */
+/* Starts the listener on sh->listen_addr, else sh->swarm_addr (managers). */
 int clusternet_listen(struct shoal *sh, struct serr *err);
 void clusternet_stop(struct shoal *sh);
 /* Stops the listener and forgets the certificates (swarm leave, exit). Raft

@@ -1,4 +1,5 @@
 /* Certificates and TLS links of the cluster port. */
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include "base/log.h"
 #include "base/tlsproxy.h"
 #include "base/util.h"
+#include "daemon/addr.h"
 #include "daemon/clusternet.h"
 #include "daemon/clusternet_int.h"
 #include "daemon/shoal.h"
@@ -60,16 +62,42 @@ int clusternet_load_tls(struct shoal *sh, struct serr *err)
 }
 
 struct connecting {
+    struct shoal *sh;
     clusternet_connect_cb cb;
     void *arg;
+    SSL_CTX *ctx;
     SSL_CTX *own_ctx; /* pinning context made for this connect */
+    struct addr_hostport target; /* a host name, resolved before the connect */
+    char ip[16];                 /* the address being tried */
+    uv_getaddrinfo_t resolve;
+    struct addrinfo *addrs; /* what the name resolved to (freed at the end) */
+    struct addrinfo *next;  /* the address to try if this one fails */
 };
+
+static void connect_next(struct connecting *c);
 
 static void connected(void *data, int status, int fd, const char *peer_id, const char *peer_role,
                       const char *errmsg)
 {
     struct connecting *c = data;
+    char named[700];
+    if (status < 0 && c->next) { /* the name has more addresses: the next one */
+        connect_next(c);
+        return;
+    }
+    if (status < 0 && c->ip[0]) {
+        /* tlsproxy names the IP; the user knows the manager by its name */
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "connect to %s:%d: ", c->ip, c->target.port);
+        const char *reason = errmsg ? errmsg : "connection failed";
+        if (strncmp(reason, prefix, strlen(prefix)) == 0)
+            reason += strlen(prefix);
+        snprintf(named, sizeof(named), "cannot connect to %s:%d (%s): %s", c->target.host,
+                 c->target.port, c->ip, reason);
+        errmsg = named;
+    }
     SSL_CTX_free(c->own_ctx);
+    uv_freeaddrinfo(c->addrs);
     c->cb(c->arg, status < 0 ? -1 : fd, errmsg ? errmsg : "connection failed");
     free(c);
 }
@@ -102,18 +130,61 @@ static void connected_later(struct shoal *sh, struct connecting *c, const char *
     uv_timer_start(&l->timer, later_fire, 0, 0);
 }
 
+/* Tries the name's next address (errors name the last one tried). */
+static void connect_next(struct connecting *c)
+{
+    struct addrinfo *ai = c->next;
+    c->next = ai->ai_next;
+    uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, c->ip, sizeof(c->ip));
+    char addr[40];
+    snprintf(addr, sizeof(addr), "%s:%d", c->ip, c->target.port);
+    struct serr err = {0};
+    if (tlsproxy_connect(c->sh->loop, addr, c->ctx, connected, c, &err) < 0)
+        connected(c, -1, -1, NULL, NULL, err.msg);
+}
+
+/* Names are resolved again on every connect: a board's address may change.
+ * Each of their IPv4 addresses is tried in turn. */
+static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct connecting *c = req->data;
+    if (status < 0 || res == NULL) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "cannot resolve %s: %s", c->target.host,
+                 status < 0 ? uv_strerror(status) : "no IPv4 address");
+        uv_freeaddrinfo(res);
+        connected(c, -1, -1, NULL, NULL, msg);
+        return;
+    }
+    c->addrs = c->next = res;
+    connect_next(c);
+}
+
 static void start_connect(struct shoal *sh, const char *addr, SSL_CTX *ctx, SSL_CTX *own,
                           clusternet_connect_cb cb, void *arg)
 {
     struct connecting *c = xcalloc(1, sizeof(*c));
+    c->sh = sh;
     c->cb = cb;
     c->arg = arg;
+    c->ctx = ctx;
     c->own_ctx = own;
+    c->resolve.data = c;
     struct serr err = {0};
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    int rc;
     if (ctx == NULL) {
         serr_set(&err, SERR_UNAVAILABLE, "this node has no cluster certificate");
-    } else if (tlsproxy_connect(sh->loop, addr, ctx, connected, c, &err) == 0) {
+    } else if (addr_split(addr, SHOAL_DEFAULT_PORT, &c->target, &err) < 0) {
+        /* the message says what is wrong with addr */
+    } else if (addr_is_ipv4(c->target.host)) {
+        if (tlsproxy_connect(sh->loop, addr, ctx, connected, c, &err) == 0)
+            return;
+    } else if ((rc = uv_getaddrinfo(sh->loop, &c->resolve, resolved, c->target.host, NULL,
+                                    &hints)) == 0) {
         return;
+    } else {
+        serr_set(&err, SERR_UNAVAILABLE, "cannot resolve %s: %s", c->target.host, uv_strerror(rc));
     }
     /* the callback must not run from within the caller's call */
     connected_later(sh, c, err.msg);
@@ -145,10 +216,10 @@ int clusternet_listen(struct shoal *sh, struct serr *err)
         return 0;
     if (net->server_ctx == NULL && clusternet_load_tls(sh, err) < 0)
         return -1;
-    if (tlsproxy_listen(sh->loop, sh->swarm_addr, net->server_ctx, accepted, net, &net->listener,
-                        err) < 0)
-        return serr_wrap(err, "cluster port %s", sh->swarm_addr);
-    log_info("cluster port listening on %s (mutual TLS)", sh->swarm_addr);
+    const char *addr = sh->listen_addr ? sh->listen_addr : sh->swarm_addr;
+    if (tlsproxy_listen(sh->loop, addr, net->server_ctx, accepted, net, &net->listener, err) < 0)
+        return serr_wrap(err, "cluster port %s", addr);
+    log_info("cluster port listening on %s (mutual TLS), advertised as %s", addr, sh->swarm_addr);
     return 0;
 }
 

@@ -356,6 +356,7 @@ static void free_shoal(struct shoal *sh)
     free(sh->run_dir);
     free(sh->socket_path);
     free(sh->swarm_addr);
+    free(sh->listen_addr);
 }
 
 int daemon_main(int argc, char **argv)

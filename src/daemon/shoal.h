@@ -36,6 +36,7 @@ struct shoal {
     struct store *store;     /* always open; empty while not in a swarm */
     struct cluster *cluster; /* NULL while not in a swarm */
     char *swarm_addr;        /* advertised cluster address while in a swarm */
+    char *listen_addr;       /* where the cluster port listens ("IP:PORT"), NULL: swarm_addr */
     uint64_t raft_id;
     char role[16];           /* "manager" or "worker" while in a swarm, else "" */
     struct net *net;         /* cluster port: TLS contexts, listener, raft transport */

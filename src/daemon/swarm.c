@@ -1,6 +1,7 @@
 #include "daemon/swarm.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "daemon/addr.h"
 #include "daemon/clusternet.h"
 #include "daemon/session.h"
 #include "daemon/shoal.h"
@@ -53,13 +55,17 @@ static char *read_text(struct shoal *sh, const char *rel, struct serr *err)
     return rc == 0 ? text : NULL;
 }
 
+/* join_addr: the manager's host name the node joined through, kept to be
+ * resolved again (NULL when it joined through an IP, or for init). */
 static int write_swarm_file(struct shoal *sh, const char *cluster_id, json_t *managers,
-                            struct serr *err)
+                            const char *join_addr, struct serr *err)
 {
     char raft_id[17];
     snprintf(raft_id, sizeof(raft_id), "%016llx", (unsigned long long)sh->raft_id);
-    json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:O}", "addr", sh->swarm_addr, "raft_id", raft_id,
-                            "cluster_id", cluster_id, "role", sh->role, "managers", managers);
+    json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s?, s:s?}", "addr", sh->swarm_addr,
+                            "raft_id", raft_id, "cluster_id", cluster_id, "role", sh->role,
+                            "managers", managers, "listen_addr", sh->listen_addr, "join_addr",
+                            join_addr);
     char *text = json_dumps(cfg, JSON_INDENT(2));
     int rc = write_text(sh, "swarm.json", text, err);
     free(text);
@@ -165,14 +171,40 @@ static int start_member(struct shoal *sh, bool bootstrap, json_t *managers, stru
     if (clusternet_load_tls(sh, err) < 0)
         return -1;
     if (strcmp(sh->role, "manager") == 0) {
-        if (start_cluster(sh, bootstrap, err) < 0)
-            return -1;
+        /* the port first: a busy one fails before raft runs */
         if (clusternet_listen(sh, err) < 0)
+            return -1;
+        if (start_cluster(sh, bootstrap, err) < 0)
             return -1;
         sh->dispatcher = dispatcher_start(sh);
     }
     sh->session = session_start(sh, managers);
     return 0;
+}
+
+/* The managers to try first: those known, then the name joined through
+ * (new reference). */
+static json_t *managers_with(json_t *managers, const char *join_addr)
+{
+    json_t *out = json_is_array(managers) ? json_deep_copy(managers) : json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(out, i, m)
+    {
+        if (join_addr && strcmp(json_string_value(m) ? json_string_value(m) : "", join_addr) == 0)
+            join_addr = NULL;
+    }
+    if (join_addr)
+        json_array_append_new(out, json_string(join_addr));
+    return out;
+}
+
+static void set_addrs(struct shoal *sh, const char *listen, const char *advertise)
+{
+    free(sh->listen_addr);
+    free(sh->swarm_addr);
+    sh->listen_addr = listen ? xstrdup(listen) : NULL;
+    sh->swarm_addr = advertise ? xstrdup(advertise) : NULL;
 }
 
 int swarm_resume(struct shoal *sh, struct serr *err)
@@ -189,11 +221,14 @@ int swarm_resume(struct shoal *sh, struct serr *err)
         json_decref(cfg);
         return serr_set(err, SERR_INTERNAL, "swarm.json is damaged");
     }
-    sh->swarm_addr = xstrdup(addr);
+    set_addrs(sh, json_string_value(json_object_get(cfg, "listen_addr")), addr);
     sh->raft_id = strtoull(raft_id, NULL, 16);
     snprintf(sh->role, sizeof(sh->role), "%s", role ? role : "manager");
     log_info("resuming swarm membership as a %s, address %s", sh->role, sh->swarm_addr);
-    int rc = start_member(sh, false, json_object_get(cfg, "managers"), err);
+    json_t *managers = managers_with(json_object_get(cfg, "managers"),
+                                     json_string_value(json_object_get(cfg, "join_addr")));
+    int rc = start_member(sh, false, managers, err);
+    json_decref(managers);
     json_decref(cfg);
     return rc;
 }
@@ -210,30 +245,6 @@ json_t *swarm_self_node(struct shoal *sh, const char *role)
                      "availability", "active", "status", "ready", "labels", "resources", "cpus",
                      (int)cpus, "memory", (json_int_t)mem, "created_at", now, "updated_at", now,
                      "raft_id", raft_id);
-}
-
-/* "IP", "IP:PORT" -> "IP:PORT" (IPv4). */
-static int parse_addr(const char *in, char *out, size_t outlen, struct serr *err)
-{
-    char ip[64];
-    long port = SHOAL_DEFAULT_PORT;
-    const char *colon = strrchr(in, ':');
-    size_t iplen = colon ? (size_t)(colon - in) : strlen(in);
-    if (iplen == 0 || iplen >= sizeof(ip))
-        return serr_set(err, SERR_INVALID, "invalid address '%s' (want IP[:PORT])", in);
-    memcpy(ip, in, iplen);
-    ip[iplen] = '\0';
-    if (colon) {
-        char *end;
-        port = strtol(colon + 1, &end, 10);
-        if (*end != '\0' || port < 1 || port > 65535)
-            return serr_set(err, SERR_INVALID, "invalid port in address '%s'", in);
-    }
-    struct in_addr a;
-    if (inet_pton(AF_INET, ip, &a) != 1)
-        return serr_set(err, SERR_INVALID, "invalid address '%s' (want an IPv4 address)", in);
-    snprintf(out, outlen, "%s:%ld", ip, port);
-    return 0;
 }
 
 static void new_raft_id(struct shoal *sh)
@@ -332,7 +343,7 @@ static int init_files(struct shoal *sh, const char *cluster_id, struct serr *err
     free(ca_dir);
     json_t *managers = json_pack("[s]", sh->swarm_addr);
     if (rc == 0)
-        rc = write_swarm_file(sh, cluster_id, managers, err);
+        rc = write_swarm_file(sh, cluster_id, managers, NULL, err);
     json_decref(managers);
     return rc;
 }
@@ -421,6 +432,26 @@ static int check_overlay(json_t *value, const char **out, struct serr *err)
     return 0;
 }
 
+/* The listen and advertise addresses ("IP:PORT", 40 bytes each) from the
+ * request's listen_addr and advertise_addr (daemon/addr.h); toward_ip: the
+ * manager a join goes to. */
+static int choose_addrs(struct shoal *sh, json_t *body, const char *toward_ip, char *listen,
+                        char *advertise, struct serr *err)
+{
+    json_t *lis = json_object_get(body, "listen_addr");
+    json_t *adv = json_object_get(body, "advertise_addr");
+    if ((lis && !json_is_string(lis) && !json_is_null(lis)) ||
+        (adv && !json_is_string(adv) && !json_is_null(adv)))
+        return serr_set(err, SERR_INVALID, "listen_addr and advertise_addr must be strings");
+    struct addr_env env;
+    if (addr_env_load(&env, sh->bridge, toward_ip, err) < 0)
+        return -1;
+    int rc = addr_pick(&env, json_string_value(lis), json_string_value(adv), listen, 40,
+                       advertise, 40, err);
+    addr_env_free(&env);
+    return rc;
+}
+
 static const char already_member[] = "This node is already part of a swarm. Use \"shoal swarm "
                                      "leave\" to leave this swarm and join another one.";
 
@@ -436,16 +467,12 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
         http_respond_error(req, &err);
         return;
     }
-    const char *want = json_string_value(json_object_get(body, "advertise_addr"));
-    char addr[96];
-    if (parse_addr(want && *want ? want : "127.0.0.1", addr, sizeof(addr), &err) < 0) {
-        http_respond_error(req, &err);
-        return;
-    }
+    char listen[40], addr[40];
     struct init_ctx *ctx = xcalloc(1, sizeof(*ctx));
     if (check_pool(json_object_get(body, "default_addr_pool"), ctx->pool, sizeof(ctx->pool),
                    &err) < 0 ||
-        check_overlay(json_object_get(body, "overlay"), &ctx->overlay, &err) < 0) {
+        check_overlay(json_object_get(body, "overlay"), &ctx->overlay, &err) < 0 ||
+        choose_addrs(sh, body, NULL, listen, addr, &err) < 0) {
         http_respond_error(req, &err);
         free(ctx);
         return;
@@ -454,8 +481,7 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
     ctx->req = req;
     random_hex(ctx->cluster_id, 32);
     new_raft_id(sh);
-    free(sh->swarm_addr);
-    sh->swarm_addr = xstrdup(addr);
+    set_addrs(sh, listen, addr);
     snprintf(sh->role, sizeof(sh->role), "manager");
     forget_swarm_files(sh); /* leftovers of a half-finished leave */
     json_t *managers = json_pack("[s]", addr);
@@ -466,6 +492,10 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
     if (rc < 0) {
         swarm_stop_member(sh);
         forget_swarm_files(sh);
+        if (sh->cluster == NULL) { /* else it stays a manager whose raft runs */
+            sh->role[0] = '\0';
+            set_addrs(sh, NULL, NULL);
+        }
         http_respond_error(req, &err);
         free(ctx);
         return;
@@ -481,10 +511,13 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
 struct join_ctx {
     struct shoal *sh;
     struct http_req *req;
+    json_t *body; /* the local request: listen_addr, advertise_addr */
+    uv_getaddrinfo_t resolve;
+    struct addr_hostport manager; /* as given: an IPv4 address or a host name */
+    char given[ADDR_HOST_MAX + 8]; /* "HOST:PORT" */
+    char remote[ADDR_HOST_MAX + 8]; /* where the join goes: given, then the leader it names */
     char digest[65];
     char secret[64];
-    char remote[96];
-    char addr[96];
     char *key_pem;
     char *request; /* JSON body sent to the manager */
     bool retried;
@@ -492,6 +525,7 @@ struct join_ctx {
 
 static void join_ctx_free(struct join_ctx *j)
 {
+    json_decref(j->body);
     free(j->key_pem);
     free(j->request);
     free(j);
@@ -501,8 +535,7 @@ static void join_fail(struct join_ctx *j, enum serr_kind kind, const char *msg)
 {
     struct shoal *sh = j->sh;
     sh->role[0] = '\0';
-    free(sh->swarm_addr);
-    sh->swarm_addr = NULL;
+    set_addrs(sh, NULL, NULL);
     respond_err(j->req, kind, msg);
     join_ctx_free(j);
 }
@@ -517,21 +550,27 @@ static void join_finish(struct join_ctx *j, json_t *answer)
     const char *cert = json_string_value(json_object_get(answer, "cert"));
     const char *ca = json_string_value(json_object_get(answer, "ca"));
     const char *cluster_id = json_string_value(json_object_get(answer, "cluster_id"));
-    json_t *managers = json_object_get(answer, "managers");
+    /* a name is kept: resolved again when the managers' addresses have changed */
+    const char *join_addr = addr_is_ipv4(j->manager.host) ? NULL : j->given;
+    json_t *known = json_object_get(answer, "managers");
+    json_t *managers = managers_with(known, join_addr);
     if (!role || !cert || !ca || !cluster_id) {
+        json_decref(managers);
         join_fail(j, SERR_INTERNAL, "the manager's answer to join is incomplete");
         return;
     }
     snprintf(sh->role, sizeof(sh->role), "%s", role);
     if (write_node_tls(sh, ca, cert, j->key_pem, &err) < 0 ||
-        write_swarm_file(sh, cluster_id, managers, &err) < 0 ||
+        write_swarm_file(sh, cluster_id, known, join_addr, &err) < 0 ||
         start_member(sh, false, managers, &err) < 0) {
+        json_decref(managers);
         swarm_stop_member(sh);
         forget_swarm_files(sh);
         join_fail(j, err.kind, err.msg);
         return;
     }
-    log_info("joined the swarm %s as a %s", cluster_id, role);
+    json_decref(managers);
+    log_info("joined the swarm %s as a %s, address %s", cluster_id, role, sh->swarm_addr);
     respond_json(j->req, 200, json_pack("{s:s, s:s}", "node_id", sh->node_id, "role", role));
     join_ctx_free(j);
 }
@@ -552,7 +591,7 @@ static void join_answer(void *arg, int status, const char *body, size_t len, con
         join_finish(j, answer);
     } else {
         const char *msg = json_string_value(json_object_get(answer, "message"));
-        char text[600];
+        char text[800];
         snprintf(text, sizeof(text), "join refused by %s: %s", j->remote,
                  msg ? msg : errmsg ? errmsg : "bad answer");
         join_fail(j, status == 400 || status == 403 ? SERR_INVALID
@@ -566,8 +605,11 @@ static void join_connected(void *arg, int fd, const char *errmsg)
 {
     struct join_ctx *j = arg;
     if (fd < 0) {
-        char text[600];
-        snprintf(text, sizeof(text), "cannot join through %s: %s", j->remote, errmsg);
+        char text[900];
+        if (strncmp(errmsg, "cannot ", 7) == 0) /* it names the manager already */
+            snprintf(text, sizeof(text), "cannot join the swarm: %s", errmsg);
+        else
+            snprintf(text, sizeof(text), "cannot join through %s: %s", j->remote, errmsg);
         join_fail(j, SERR_UNAVAILABLE, text);
         return;
     }
@@ -580,31 +622,67 @@ static void join_send(struct join_ctx *j)
     clusternet_connect_pinned(j->sh, j->remote, j->digest, join_connected, j);
 }
 
-static int join_prepare(struct shoal *sh, struct join_ctx *j, json_t *body, struct serr *err)
+/* The token and the manager's address; the rest waits for the manager's IP. */
+static int join_prepare(struct join_ctx *j, json_t *body, struct serr *err)
 {
     const char *token = json_string_value(json_object_get(body, "token"));
     const char *remote = json_string_value(json_object_get(body, "remote_addr"));
-    const char *addr = json_string_value(json_object_get(body, "advertise_addr"));
     if (token == NULL || remote == NULL)
         return serr_set(err, SERR_INVALID, "join needs a token and a manager address");
     if (token_parse(token, j->digest, j->secret, sizeof(j->secret), err) < 0)
         return -1;
-    if (parse_addr(remote, j->remote, sizeof(j->remote), err) < 0)
+    if (addr_split(remote, SHOAL_DEFAULT_PORT, &j->manager, err) < 0)
         return serr_wrap(err, "manager");
-    if (parse_addr(addr && *addr ? addr : "127.0.0.1", j->addr, sizeof(j->addr), err) < 0)
-        return serr_wrap(err, "advertise address");
+    if (!addr_is_ipv4(j->manager.host) && !addr_is_hostname(j->manager.host))
+        return serr_set(err, SERR_INVALID,
+                        "manager: invalid address '%s' (want an IPv4 address or a host name)",
+                        remote);
+    snprintf(j->given, sizeof(j->given), "%s:%d", j->manager.host, j->manager.port);
+    snprintf(j->remote, sizeof(j->remote), "%s", j->given);
+    j->body = json_incref(body);
+    return 0;
+}
+
+/* This node's addresses (the manager's IP known), its key and the request. */
+static int join_request(struct join_ctx *j, const char *manager_ip, struct serr *err)
+{
+    struct shoal *sh = j->sh;
+    char listen[40], addr[40];
+    if (choose_addrs(sh, j->body, manager_ip, listen, addr, err) < 0)
+        return -1;
     char *csr = NULL;
     if (node_key_csr(sh->node_id, &j->key_pem, &csr, err) < 0)
         return -1;
     new_raft_id(sh);
-    free(sh->swarm_addr);
-    sh->swarm_addr = xstrdup(j->addr);
+    set_addrs(sh, listen, addr);
     json_t *self = swarm_self_node(sh, "worker");
     json_t *req = json_pack("{s:s, s:s, s:o}", "secret", j->secret, "csr", csr, "node", self);
     j->request = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     free(csr);
     return 0;
+}
+
+static void join_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *res)
+{
+    struct join_ctx *j = r->data;
+    struct serr err = {0};
+    char ip[16] = "";
+    if (status == 0 && res)
+        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, ip, sizeof(ip));
+    uv_freeaddrinfo(res);
+    if (ip[0] == '\0') {
+        char text[400];
+        snprintf(text, sizeof(text), "cannot resolve %s: %s", j->manager.host,
+                 status < 0 ? uv_strerror(status) : "no IPv4 address");
+        join_fail(j, SERR_UNAVAILABLE, text);
+        return;
+    }
+    if (join_request(j, ip, &err) < 0) {
+        join_fail(j, err.kind, err.msg);
+        return;
+    }
+    join_send(j);
 }
 
 void swarm_join(struct shoal *sh, struct http_req *req, json_t *body)
@@ -618,16 +696,21 @@ void swarm_join(struct shoal *sh, struct http_req *req, json_t *body)
     struct join_ctx *j = xcalloc(1, sizeof(*j));
     j->sh = sh;
     j->req = req;
-    if (join_prepare(sh, j, body, &err) < 0) {
-        free(sh->swarm_addr);
-        sh->swarm_addr = NULL;
+    j->resolve.data = j;
+    if (join_prepare(j, body, &err) < 0) {
         http_respond_error(req, &err);
         join_ctx_free(j);
         return;
     }
     forget_swarm_files(sh);
     snprintf(sh->role, sizeof(sh->role), "joining");
-    join_send(j);
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    int rc = uv_getaddrinfo(sh->loop, &j->resolve, join_resolved, j->manager.host, NULL, &hints);
+    if (rc < 0) {
+        char text[400];
+        snprintf(text, sizeof(text), "cannot resolve %s: %s", j->manager.host, uv_strerror(rc));
+        join_fail(j, SERR_UNAVAILABLE, text);
+    }
 }
 
 /* ---- join (the leader's side) ---- */
@@ -824,8 +907,7 @@ static void leave_done(struct leave_ctx *ctx)
     clusternet_free(sh);
     forget_swarm_files(sh);
     reset_store(sh);
-    free(sh->swarm_addr);
-    sh->swarm_addr = NULL;
+    set_addrs(sh, NULL, NULL);
     sh->raft_id = 0;
     sh->role[0] = '\0';
     /* like docker, a node that joins again is a new node: its old record

@@ -1,6 +1,7 @@
 /* Swarm membership of this node: init (new cluster with its CA), join with a
  * token, resume after a restart, leave; and the leader's side of joining.
- * Keeps <state_dir>/swarm.json (address, raft id, role, managers),
+ * Keeps <state_dir>/swarm.json (advertise and listen addresses, raft id, role,
+ * managers, the manager's host name joined through),
  * <state_dir>/tls/ (CA, node certificate and key) and, on managers,
  * <state_dir>/ca/ (written from the store). */
 #ifndef SHOAL_DAEMON_SWARM_H

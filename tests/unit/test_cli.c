@@ -220,8 +220,15 @@ TEST(cli_swarm_init_flags)
     CHECK(cli_build_swarm_init(ARGC("init", "--advertise-addr", "10.0.0.1", "--force-new-cluster"),
                                ARGV("init", "--advertise-addr", "10.0.0.1", "--force-new-cluster"),
                                &body, &err) == 0);
-    CHECK_STR(str_at(body, "advertise_addr"), "10.0.0.1:2377");
+    CHECK_STR(str_at(body, "advertise_addr"), "10.0.0.1"); /* the daemon picks the port */
     CHECK(json_is_true(json_object_get(body, "force_new_cluster")));
+    json_decref(body);
+    CHECK(
+        cli_build_swarm_init(ARGC("init", "--listen-addr", "eth0:4000", "--advertise-addr", "eth1"),
+                             ARGV("init", "--listen-addr", "eth0:4000", "--advertise-addr", "eth1"),
+                             &body, &err) == 0);
+    CHECK_STR(str_at(body, "listen_addr"), "eth0:4000");
+    CHECK_STR(str_at(body, "advertise_addr"), "eth1");
     json_decref(body);
     CHECK(cli_build_swarm_init(ARGC("init", "--help"), ARGV("init", "--help"), &body, &err) == 1);
     CHECK(cli_build_swarm_init(ARGC("init", "x"), ARGV("init", "x"), &body, &err) < 0);
@@ -255,6 +262,13 @@ TEST(cli_swarm_join_flags)
               &err) == 0);
     CHECK_STR(str_at(body, "advertise_addr"), "10.0.0.2:4000");
     CHECK_STR(str_at(body, "remote_addr"), "10.0.0.1:2377"); /* docker's default port */
+    json_decref(body);
+    CHECK(cli_build_swarm_join(
+              ARGC("join", "--listen-addr", "0.0.0.0:4000", "--token", "T", "node1.local.lan"),
+              ARGV("join", "--listen-addr", "0.0.0.0:4000", "--token", "T", "node1.local.lan"),
+              &body, &err) == 0);
+    CHECK_STR(str_at(body, "listen_addr"), "0.0.0.0:4000");
+    CHECK_STR(str_at(body, "remote_addr"), "node1.local.lan:2377");
     json_decref(body);
     CHECK(cli_build_swarm_join(ARGC("join", "10.0.0.1:2377"), ARGV("join", "10.0.0.1:2377"),
                                &body, &err) < 0);
