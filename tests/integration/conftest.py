@@ -247,8 +247,9 @@ class Daemon:
 
     # ---- swarm / images ----
     def init_swarm(self):
+        # Host-namespace test daemons listen on loopback only.
         self.cli("swarm", "init", "--advertise-addr", "127.0.0.1:%d" % self.port,
-                 "--default-addr-pool", self.pool)
+                 "--listen-addr", "127.0.0.1:%d" % self.port, "--default-addr-pool", self.pool)
         self.swarm_active = True
 
     def import_image(self, tar, name="busybox:latest"):
