@@ -492,25 +492,65 @@ int cli_stream(struct cli *cli, const char *method, const char *path, json_t *bo
 
 /* ---- waiting for a service ---- */
 
-static bool converged(json_t *svc)
+/* How long the same placement failure may last before the wait gives up
+ * (a node that is still starting or joining does not end it). */
+#define WAIT_UNPLACED_MS 5000
+
+struct wait_state {
+    char pending[512]; /* the reason a task is not placed, as last seen */
+    int64_t pending_since;
+};
+
+/* One look at the service: 1 converged, 0 not yet, -1 will not (err says why).
+ * Converged: every wanted task runs or has finished for good (a one-shot
+ * task), and no rolling update is going on. */
+static int wait_step(json_t *svc, const char *service, struct wait_state *ws, struct serr *err)
 {
-    return jint(svc, "replicas_running") == jint(svc, "replicas_desired") &&
-           strcmp(jstr(svc, "update_status"), "updating") != 0;
+    int64_t done = jint(svc, "replicas_completed") + jint(svc, "replicas_failed");
+    bool updating = strcmp(jstr(svc, "update_status"), "updating") == 0;
+    if (!updating && jint(svc, "replicas_running") + done == jint(svc, "replicas_desired")) {
+        if (jint(svc, "replicas_failed") == 0)
+            return 1;
+        return serr_set(err, SERR_UNAVAILABLE,
+                        "service %s: %lld of %lld tasks failed: %s (see 'shoal service ps %s')",
+                        service, (long long)jint(svc, "replicas_failed"),
+                        (long long)jint(svc, "replicas_desired"), jstr(svc, "failed_reason"),
+                        service);
+    }
+    const char *reason = jstr(svc, "pending_reason");
+    if (reason[0] == '\0') {
+        ws->pending[0] = '\0';
+        return 0;
+    }
+    if (strcmp(reason, ws->pending) != 0) {
+        /* docker prints it in its progress lines: say it, and give it a little time */
+        fprintf(stderr, "waiting: a task is not placed: %s\n", reason);
+        snprintf(ws->pending, sizeof(ws->pending), "%s", reason);
+        ws->pending_since = mono_ms();
+        return 0;
+    }
+    if (mono_ms() - ws->pending_since < WAIT_UNPLACED_MS)
+        return 0;
+    return serr_set(err, SERR_UNAVAILABLE,
+                    "service %s: a task cannot be placed: %s; it stays pending until a node "
+                    "fits (see 'shoal service ps %s')",
+                    service, reason, service);
 }
 
 int cli_wait_converged(struct cli *cli, const char *service, struct serr *err)
 {
     char *path = cli_path("/v1/services/%s", service);
     int64_t deadline = mono_ms() + 60000;
+    struct wait_state ws = {.pending_since = 0};
     int rc = -1;
     for (;;) {
         json_t *svc = NULL;
         if (cli_call(cli, "GET", path, NULL, &svc, err) < 0)
             break;
-        bool done = converged(svc);
+        int step = wait_step(svc, service, &ws, err);
         json_decref(svc);
-        if (done) {
-            rc = 0;
+        if (step != 0) {
+            rc = step > 0 ? 0 : -1;
             break;
         }
         if (mono_ms() >= deadline) {

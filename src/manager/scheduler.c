@@ -1,5 +1,6 @@
 #include "manager/scheduler.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -81,12 +82,16 @@ bool constraint_match(const char *expr, json_t *node)
     return c.equal ? same : !same;
 }
 
-bool node_eligible(json_t *node, json_t *constraints)
+/* Swarm's ReadyFilter: status ready and availability active. */
+static bool node_available(json_t *node)
 {
     const char *status = json_string_value(json_object_get(node, "status"));
     const char *avail = json_string_value(json_object_get(node, "availability"));
-    if (!status || strcmp(status, "ready") != 0 || !avail || strcmp(avail, "active") != 0)
-        return false;
+    return status && strcmp(status, "ready") == 0 && avail && strcmp(avail, "active") == 0;
+}
+
+static bool constraints_match(json_t *node, json_t *constraints)
+{
     size_t i;
     json_t *c;
     json_array_foreach(constraints, i, c)
@@ -95,6 +100,11 @@ bool node_eligible(json_t *node, json_t *constraints)
             return false;
     }
     return true;
+}
+
+bool node_eligible(json_t *node, json_t *constraints)
+{
+    return node_available(node) && constraints_match(node, constraints);
 }
 
 bool task_state_terminal(const char *state)
@@ -132,17 +142,49 @@ static void count_on_node(json_t *tasks, const char *node_id, const char *servic
     }
 }
 
+static void explain_stage(char *buf, size_t size, int count, const char *one, const char *many)
+{
+    if (count == 0)
+        return;
+    size_t len = strlen(buf);
+    char stage[128];
+    snprintf(stage, sizeof(stage), count == 1 ? one : many, count);
+    snprintf(buf + len, size - len, "%s%s", len ? "; " : "", stage);
+}
+
+void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size)
+{
+    char stages[256] = "";
+    explain_stage(stages, sizeof(stages), r->unavailable, "%d node not available for new tasks",
+                  "%d nodes not available for new tasks");
+    explain_stage(stages, sizeof(stages), r->constraints,
+                  "scheduling constraints not satisfied on %d node",
+                  "scheduling constraints not satisfied on %d nodes");
+    if (stages[0] == '\0')
+        snprintf(buf, size, "no suitable node (no node in the swarm)");
+    else
+        snprintf(buf, size, "no suitable node (%s)", stages);
+}
+
 json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
                        json_t *constraints, struct serr *err)
 {
     json_t *best = NULL;
     int best_same = 0, best_total = 0;
+    struct sched_rejects rejects = {0};
     size_t i;
     json_t *node;
     json_array_foreach(nodes, i, node)
     {
-        if (!node_eligible(node, constraints))
+        /* filter stages in Swarm's order; a node counts at the first it fails */
+        if (!node_available(node)) {
+            rejects.unavailable++;
             continue;
+        }
+        if (!constraints_match(node, constraints)) {
+            rejects.constraints++;
+            continue;
+        }
         int same, total;
         count_on_node(tasks, json_string_value(json_object_get(node, "id")), service_id, &same,
                       &total);
@@ -152,10 +194,10 @@ json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
             best_total = total;
         }
     }
-    if (best == NULL)
-        serr_set(err, SERR_UNAVAILABLE, "no suitable node (%zu node%s; none %s)",
-                 json_array_size(nodes), json_array_size(nodes) == 1 ? "" : "s",
-                 json_array_size(constraints) ? "ready, active and matching the constraints"
-                                              : "ready and active");
+    if (best == NULL) {
+        char why[300];
+        scheduler_explain(&rejects, why, sizeof(why));
+        serr_set(err, SERR_UNAVAILABLE, "%s", why);
+    }
     return best;
 }

@@ -345,6 +345,53 @@ def test_restart_on_failure_exit0_not_restarted(daemon):
     remove(d, "rok")
 
 
+def test_one_shot_service_completes_and_is_not_replaced(daemon):
+    """restart none: finished tasks show DESIRED Shutdown, CURRENT Complete (as Swarm), the
+    create without -d returns once every task finished, and nothing replaces them."""
+    d = daemon
+    r = create(d, "once", "--replicas", "3", "--restart-condition", "none", "--restart-delay",
+               "100ms", "busybox", "sh", "-c", "exit 0")
+    assert "converged" in r.stdout, r.stdout + r.stderr
+    ts = d.tasks("once")
+    assert len(ts) == 3 and all(t["state"] == "complete" for t in ts), ts
+    wait_until(lambda: all(t["desired_state"] == "shutdown" for t in d.tasks("once")))
+    _stays(d, "once", 3, 1.5)
+    svc = d.service("once")
+    assert (svc["replicas_running"], svc["replicas_desired"], svc["replicas_completed"],
+            svc["replicas_failed"]) == (0, 3, 3, 0), svc
+    assert "0/3 (3/3 completed)" in d.cli("service", "ls").stdout
+    rows = [line for line in d.cli("service", "ps", "once").stdout.splitlines() if "once." in line]
+    assert len(rows) == 3 and all("Shutdown" in row and "Complete" in row for row in rows), rows
+    # a new task template runs the slots again
+    d.cli("service", "update", "--env-add", "AGAIN=1", "once")
+    ts = wait_until(lambda: [t for t in d.tasks("once") if t["spec_version"] == 2])
+    assert len(ts) == 3 and all(t["state"] == "complete" for t in ts), ts
+    remove(d, "once")
+
+
+def test_one_shot_failure_is_reported(daemon):
+    d = daemon
+    r = d.cli("service", "create", "--name", "oncebad", *GRACE, "--restart-condition", "none",
+              "busybox", "sh", "-c", "exit 3", check=False)
+    assert r.returncode == 1, r
+    assert "1 of 1 tasks failed: task: non-zero exit (3)" in r.stderr, r.stderr
+    t = d.tasks("oncebad")[0]
+    assert (t["desired_state"], t["state"]) == ("shutdown", "failed"), t
+    assert "0/1 (0/1 completed, 1 failed)" in d.cli("service", "ls").stdout
+    remove(d, "oncebad")
+
+
+def test_on_failure_success_completes_without_wait(daemon):
+    d = daemon
+    r = create(d, "okonce", "--restart-condition", "on-failure", "--restart-delay", "100ms",
+               "busybox", "true")
+    assert "converged" in r.stdout
+    t = d.tasks("okonce")[0]
+    assert (t["desired_state"], t["state"]) == ("shutdown", "complete"), t
+    _stays(d, "okonce", 1, 1.0)
+    remove(d, "okonce")
+
+
 def test_restart_on_failure_exit1_restarted(daemon):
     d = daemon
     create(d, "rfail", "--restart-condition", "on-failure", "--restart-delay", "100ms", "busybox",
@@ -352,6 +399,8 @@ def test_restart_on_failure_exit1_restarted(daemon):
     ts = wait_until(lambda: len(d.tasks("rfail")) >= 3 and d.tasks("rfail"))
     failed = [t for t in ts if t["state"] == "failed"]
     assert failed and all(t["exit_code"] == 7 for t in failed)
+    # each failed task is stopped for good (desired shutdown) and replaced in its slot
+    assert any(t["desired_state"] == "shutdown" for t in failed), failed
     assert all(t["slot"] == 1 for t in ts)
     remove(d, "rfail")
 
