@@ -263,22 +263,48 @@ def test_constraints(daemon):
     d.wait_running("onmgr", 1)
     create(d, "onworker", "--constraint", "node.role==worker", "busybox", "sleep", "1000", detach=True)
 
+    why = "no suitable node (scheduling constraints not satisfied on 1 node)"
+
     def pending():
         ts = d.tasks("onworker")
-        return len(ts) == 1 and ts[0]["state"] == "pending" and "no suitable node" in ts[0]["message"] and ts
+        return len(ts) == 1 and ts[0]["state"] == "pending" and ts[0]["error"] == why and ts
     ts = wait_until(pending)
     assert not ts[0].get("pid")
     ps = d.cli_json("service", "ps", "onworker")
-    assert ps[0]["state"] == "pending" and "no suitable node" in ps[0]["message"]
+    assert ps[0]["state"] == "pending" and ps[0]["error"] == why
+    assert why in d.cli("service", "ps", "onworker").stdout  # the ERROR column
+    assert d.service("onworker")["pending_reason"] == why
     assert d.service("onworker")["replicas_running"] == 0
     # by hostname
     host = d.api("GET", "/v1/info").json()["hostname"]
     create(d, "onhost", "--constraint", "node.hostname==" + host, "busybox", "sleep", "1000")
     d.wait_running("onhost", 1)
     create(d, "nothost", "--constraint", "node.hostname!=" + host, "busybox", "sleep", "1000", detach=True)
-    wait_until(lambda: "no suitable node" in d.tasks("nothost")[0]["message"])
+    wait_until(lambda: "no suitable node" in d.tasks("nothost")[0]["error"])
     for s in ("onmgr", "onworker", "onhost", "nothost"):
         remove(d, s)
+
+
+def test_unplaceable_task_reason_ends_the_wait_and_clears_when_placed(daemon):
+    d = daemon
+    why = "no suitable node (scheduling constraints not satisfied on 1 node)"
+    r = d.cli("service", "create", "--name", "zoneb", *GRACE, "--constraint",
+              "node.labels.zone==b", "busybox", "sleep", "1000", check=False)
+    # the wait ends with the reason (not "did not converge" after 60 s)
+    assert r.returncode == 1, r
+    assert "cannot be placed: " + why in r.stderr, r.stderr
+    t = d.tasks("zoneb")[0]
+    assert (t["state"], t["error"], t["message"]) == ("pending", why, "pending task scheduling")
+    # one entry for the reason, not one per pass: the task does not change while it waits
+    time.sleep(1)
+    assert d.tasks("zoneb")[0] == t
+    node = d.cli_json("node", "ls")[0]["id"]
+    d.cli("node", "update", "--label-add", "zone=b", node)
+    t = d.wait_running("zoneb", 1)[0]
+    assert t["error"] == "", t
+    assert "pending_reason" not in d.service("zoneb")
+    d.cli("node", "update", "--label-rm", "zone", node)
+    remove(d, "zoneb")
 
 
 # ---- tasks that cannot start ----
