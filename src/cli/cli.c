@@ -206,27 +206,66 @@ int cli_main(int argc, char **argv)
 
 /* ---- option parsing ---- */
 
+/* The word getopt works on, for messages: inside a cluster of short flags
+ * ("-it") optind does not move, so argv[optind - 1] would be the word before
+ * it. -1: the next call starts a new word. Reset when optind is 0. */
+static int getopt_word = -1;
+
+/* The word a new getopt call looks at: from `from` on, skipping the
+ * arguments that are no flags when permuting (getopt does the same). */
+static int next_flag_word(int argc, char **argv, int from, bool permute)
+{
+    for (int j = from; permute && j < argc; j++)
+        if (argv[j][0] == '-' && argv[j][1] != '\0')
+            return j;
+    return from;
+}
+
+/* getopt's complaint in pflag's (docker's) words, naming the flag. */
+static void getopt_message(int c, const char *word, struct serr *err)
+{
+    bool is_long = strncmp(word, "--", 2) == 0;
+    if (c == ':' && is_long)
+        serr_set(err, SERR_INVALID, "flag needs an argument: %s", word);
+    else if (c == ':')
+        serr_set(err, SERR_INVALID, "flag needs an argument: '%c' in %s", optopt, word);
+    else if (is_long && optopt != 0 && strchr(word, '=') != NULL)
+        serr_set(err, SERR_INVALID, "flag takes no value: %s", word);
+    else if (!is_long && optopt != 0)
+        serr_set(err, SERR_INVALID, "unknown shorthand flag: '%c' in %s", optopt, word);
+    else
+        serr_set(err, SERR_INVALID, "unknown flag: %s", word);
+}
+
 /* permute: flags may follow the positional arguments (`service ps web
  * --format json`, as docker allows); commands whose arguments end with a
- * command line to run (service create, run) stop at the first one instead. */
+ * command line to run (service create, run) stop at the first one instead.
+ * Short flags combine as in docker: -it is -i -t, -eK=V is -e K=V. */
 static int getopt_mode(int argc, char **argv, const char *shortopts,
                        const struct option *longopts, bool permute, struct serr *err)
 {
     char optstring[128];
     snprintf(optstring, sizeof(optstring), "%s:%s", permute ? "" : "+", shortopts);
+    if (optind == 0)
+        getopt_word = -1;
+    int from = optind == 0 ? 1 : optind;
     opterr = 0;
+    optopt = 0;
     int c = getopt_long(argc, argv, optstring, longopts, NULL);
-    /* The offending word is the last one getopt looked at. */
-    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
-    if (c == '?') {
-        if (optopt != 0 && word[0] == '-' && word[1] != '-')
-            serr_set(err, SERR_INVALID, "unknown shorthand flag: '%c' in %s", optopt, word);
-        else
-            serr_set(err, SERR_INVALID, "unknown flag: %s", word);
-    } else if (c == ':') {
-        serr_set(err, SERR_INVALID, "flag needs an argument: %s", word);
+    if (c == -1) {
+        getopt_word = -1;
+        return c;
+    }
+    if (getopt_word < 0)
+        getopt_word = next_flag_word(argc, argv, from, permute);
+    const char *word = getopt_word < argc ? argv[getopt_word] : "";
+    if (c == '?' || c == ':') {
+        getopt_message(c, word, err);
         c = '?';
     }
+    /* past the word (its last flag, or a flag with its value): a new one next */
+    if (optind > getopt_word || strncmp(word, "--", 2) == 0)
+        getopt_word = -1;
     return c;
 }
 
