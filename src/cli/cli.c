@@ -550,10 +550,11 @@ static int wait_step(json_t *svc, const char *service, struct wait_state *ws, st
     if (!updating && jint(svc, "replicas_running") + done == jint(svc, "replicas_desired")) {
         if (jint(svc, "replicas_failed") == 0)
             return 1;
+        const char *why = jstr(svc, "failed_reason");
         return serr_set(err, SERR_UNAVAILABLE,
                         "service %s: %lld of %lld tasks failed: %s (see 'shoal service ps %s')",
                         service, (long long)jint(svc, "replicas_failed"),
-                        (long long)jint(svc, "replicas_desired"), jstr(svc, "failed_reason"),
+                        (long long)jint(svc, "replicas_desired"), why[0] ? why : "no error given",
                         service);
     }
     const char *reason = jstr(svc, "pending_reason");
