@@ -533,7 +533,7 @@ int cli_stream(struct cli *cli, const char *method, const char *path, json_t *bo
 
 /* How long the same placement failure may last before the wait gives up
  * (a node that is still starting or joining does not end it). */
-#define WAIT_UNPLACED_MS 5000
+#define WAIT_UNPLACED_MS 10000
 
 struct wait_state {
     char pending[512]; /* the reason a task is not placed, as last seen */
