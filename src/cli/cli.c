@@ -124,6 +124,11 @@ int cli_dispatch_group(struct cli *cli, const char *group, const struct cli_cmd 
         print_group_help(group, cmds, stdout);
         return CLI_EXIT_OK;
     }
+    if (argv[1][0] == '-' && argv[1][1] != '\0') { /* a flag before the subcommand */
+        if (argv[1][1] == '-')
+            return cli_usage_error(group, "unknown flag: %s", argv[1]);
+        return cli_usage_error(group, "unknown shorthand flag: '%c' in %s", argv[1][1], argv[1]);
+    }
     const struct cli_cmd *c = find_cmd(cmds, argv[1]);
     if (c == NULL)
         return cli_usage_error(group, "unknown command \"%s\"", argv[1]);
@@ -161,6 +166,10 @@ static int parse_global_flags(struct cli *cli, int argc, char **argv, int *first
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
             *first = 0; /* like docker: shoal -v prints the version */
             return CLI_EXIT_OK;
+        } else if (a[1] != '-' && a[1] != '\0') {
+            fprintf(stderr, "shoal: unknown shorthand flag: '%c' in %s\nSee 'shoal --help'.\n",
+                    a[1], a);
+            return CLI_EXIT_USAGE;
         } else {
             fprintf(stderr, "shoal: unknown flag: %s\nSee 'shoal --help'.\n", a);
             return CLI_EXIT_USAGE;
