@@ -1,5 +1,6 @@
 #include "manager/scheduler.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -142,24 +143,30 @@ static void count_on_node(json_t *tasks, const char *node_id, const char *servic
     }
 }
 
-static void explain_stage(char *buf, size_t size, int count, const char *one, const char *many)
+/* Appends one stage's explanation, "; "-separated. */
+__attribute__((format(printf, 3, 4))) static void explain_stage(char *buf, size_t size,
+                                                                const char *fmt, ...)
 {
-    if (count == 0)
-        return;
     size_t len = strlen(buf);
-    char stage[128];
-    snprintf(stage, sizeof(stage), count == 1 ? one : many, count);
-    snprintf(buf + len, size - len, "%s%s", len ? "; " : "", stage);
+    if (len > 0 && len + 2 < size) {
+        memcpy(buf + len, "; ", 3);
+        len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
 }
 
 void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size)
 {
     char stages[256] = "";
-    explain_stage(stages, sizeof(stages), r->unavailable, "%d node not available for new tasks",
-                  "%d nodes not available for new tasks");
-    explain_stage(stages, sizeof(stages), r->constraints,
-                  "scheduling constraints not satisfied on %d node",
-                  "scheduling constraints not satisfied on %d nodes");
+    if (r->unavailable > 0)
+        explain_stage(stages, sizeof(stages), "%d node%s not available for new tasks",
+                      r->unavailable, r->unavailable == 1 ? "" : "s");
+    if (r->constraints > 0)
+        explain_stage(stages, sizeof(stages), "scheduling constraints not satisfied on %d node%s",
+                      r->constraints, r->constraints == 1 ? "" : "s");
     if (stages[0] == '\0')
         snprintf(buf, size, "no suitable node (no node in the swarm)");
     else
