@@ -356,9 +356,17 @@ json_t *service_view(struct shoal *sh, json_t *svc)
             json_integer_value(json_object_get(t, "spec_version")) < version)
             updating = true;
     }
-    json_object_set_new(v, "replicas_running", json_integer(service_running_count(tasks)));
+    struct service_counts counts;
+    service_count_tasks(svc, tasks, &counts);
+    json_object_set_new(v, "replicas_running", json_integer(counts.running));
     json_object_set_new(v, "replicas_desired",
                         json_integer(desired_replicas(sh, json_object_get(svc, "spec"))));
+    json_object_set_new(v, "replicas_completed", json_integer(counts.completed));
+    json_object_set_new(v, "replicas_failed", json_integer(counts.failed));
+    if (counts.pending_reason)
+        json_object_set_new(v, "pending_reason", json_string(counts.pending_reason));
+    if (counts.failed_reason)
+        json_object_set_new(v, "failed_reason", json_string(counts.failed_reason));
     json_object_set_new(v, "update_status",
                         json_string(updating ? "updating" : version > 1 ? "completed" : ""));
     json_decref(tasks);

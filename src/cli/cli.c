@@ -124,6 +124,11 @@ int cli_dispatch_group(struct cli *cli, const char *group, const struct cli_cmd 
         print_group_help(group, cmds, stdout);
         return CLI_EXIT_OK;
     }
+    if (argv[1][0] == '-' && argv[1][1] != '\0') { /* a flag before the subcommand */
+        if (argv[1][1] == '-')
+            return cli_usage_error(group, "unknown flag: %s", argv[1]);
+        return cli_usage_error(group, "unknown shorthand flag: '%c' in %s", argv[1][1], argv[1]);
+    }
     const struct cli_cmd *c = find_cmd(cmds, argv[1]);
     if (c == NULL)
         return cli_usage_error(group, "unknown command \"%s\"", argv[1]);
@@ -161,6 +166,10 @@ static int parse_global_flags(struct cli *cli, int argc, char **argv, int *first
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
             *first = 0; /* like docker: shoal -v prints the version */
             return CLI_EXIT_OK;
+        } else if (a[1] != '-' && a[1] != '\0') {
+            fprintf(stderr, "shoal: unknown shorthand flag: '%c' in %s\nSee 'shoal --help'.\n",
+                    a[1], a);
+            return CLI_EXIT_USAGE;
         } else {
             fprintf(stderr, "shoal: unknown flag: %s\nSee 'shoal --help'.\n", a);
             return CLI_EXIT_USAGE;
@@ -206,27 +215,66 @@ int cli_main(int argc, char **argv)
 
 /* ---- option parsing ---- */
 
+/* The word getopt works on, for messages: inside a cluster of short flags
+ * ("-it") optind does not move, so argv[optind - 1] would be the word before
+ * it. -1: the next call starts a new word. Reset when optind is 0. */
+static int getopt_word = -1;
+
+/* The word a new getopt call looks at: from `from` on, skipping the
+ * arguments that are no flags when permuting (getopt does the same). */
+static int next_flag_word(int argc, char **argv, int from, bool permute)
+{
+    for (int j = from; permute && j < argc; j++)
+        if (argv[j][0] == '-' && argv[j][1] != '\0')
+            return j;
+    return from;
+}
+
+/* getopt's complaint in pflag's (docker's) words, naming the flag. */
+static void getopt_message(int c, const char *word, struct serr *err)
+{
+    bool is_long = strncmp(word, "--", 2) == 0;
+    if (c == ':' && is_long)
+        serr_set(err, SERR_INVALID, "flag needs an argument: %s", word);
+    else if (c == ':')
+        serr_set(err, SERR_INVALID, "flag needs an argument: '%c' in %s", optopt, word);
+    else if (is_long && optopt != 0 && strchr(word, '=') != NULL)
+        serr_set(err, SERR_INVALID, "flag takes no value: %s", word);
+    else if (!is_long && optopt != 0)
+        serr_set(err, SERR_INVALID, "unknown shorthand flag: '%c' in %s", optopt, word);
+    else
+        serr_set(err, SERR_INVALID, "unknown flag: %s", word);
+}
+
 /* permute: flags may follow the positional arguments (`service ps web
  * --format json`, as docker allows); commands whose arguments end with a
- * command line to run (service create, run) stop at the first one instead. */
+ * command line to run (service create, run) stop at the first one instead.
+ * Short flags combine as in docker: -it is -i -t, -eK=V is -e K=V. */
 static int getopt_mode(int argc, char **argv, const char *shortopts,
                        const struct option *longopts, bool permute, struct serr *err)
 {
     char optstring[128];
     snprintf(optstring, sizeof(optstring), "%s:%s", permute ? "" : "+", shortopts);
+    if (optind == 0)
+        getopt_word = -1;
+    int from = optind == 0 ? 1 : optind;
     opterr = 0;
+    optopt = 0;
     int c = getopt_long(argc, argv, optstring, longopts, NULL);
-    /* The offending word is the last one getopt looked at. */
-    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
-    if (c == '?') {
-        if (optopt != 0 && word[0] == '-' && word[1] != '-')
-            serr_set(err, SERR_INVALID, "unknown shorthand flag: '%c' in %s", optopt, word);
-        else
-            serr_set(err, SERR_INVALID, "unknown flag: %s", word);
-    } else if (c == ':') {
-        serr_set(err, SERR_INVALID, "flag needs an argument: %s", word);
+    if (c == -1) {
+        getopt_word = -1;
+        return c;
+    }
+    if (getopt_word < 0)
+        getopt_word = next_flag_word(argc, argv, from, permute);
+    const char *word = getopt_word < argc ? argv[getopt_word] : "";
+    if (c == '?' || c == ':') {
+        getopt_message(c, word, err);
         c = '?';
     }
+    /* past the word (its last flag, or a flag with its value): a new one next */
+    if (optind > getopt_word || strncmp(word, "--", 2) == 0)
+        getopt_word = -1;
     return c;
 }
 
@@ -492,25 +540,66 @@ int cli_stream(struct cli *cli, const char *method, const char *path, json_t *bo
 
 /* ---- waiting for a service ---- */
 
-static bool converged(json_t *svc)
+/* How long the same placement failure may last before the wait gives up
+ * (a node that is still starting or joining does not end it). */
+#define WAIT_UNPLACED_MS 10000
+
+struct wait_state {
+    char pending[512]; /* the reason a task is not placed, as last seen */
+    int64_t pending_since;
+};
+
+/* One look at the service: 1 converged, 0 not yet, -1 will not (err says why).
+ * Converged: every wanted task runs or has finished for good (a one-shot
+ * task), and no rolling update is going on. */
+static int wait_step(json_t *svc, const char *service, struct wait_state *ws, struct serr *err)
 {
-    return jint(svc, "replicas_running") == jint(svc, "replicas_desired") &&
-           strcmp(jstr(svc, "update_status"), "updating") != 0;
+    int64_t done = jint(svc, "replicas_completed") + jint(svc, "replicas_failed");
+    bool updating = strcmp(jstr(svc, "update_status"), "updating") == 0;
+    if (!updating && jint(svc, "replicas_running") + done == jint(svc, "replicas_desired")) {
+        if (jint(svc, "replicas_failed") == 0)
+            return 1;
+        const char *why = jstr(svc, "failed_reason");
+        return serr_set(err, SERR_UNAVAILABLE,
+                        "service %s: %lld of %lld tasks failed: %s (see 'shoal service ps %s')",
+                        service, (long long)jint(svc, "replicas_failed"),
+                        (long long)jint(svc, "replicas_desired"), why[0] ? why : "no error given",
+                        service);
+    }
+    const char *reason = jstr(svc, "pending_reason");
+    if (reason[0] == '\0') {
+        ws->pending[0] = '\0';
+        return 0;
+    }
+    if (strcmp(reason, ws->pending) != 0) {
+        /* docker prints it in its progress lines: say it, and give it a little time */
+        fprintf(stderr, "waiting: a task is not placed: %s\n", reason);
+        snprintf(ws->pending, sizeof(ws->pending), "%s", reason);
+        ws->pending_since = mono_ms();
+        return 0;
+    }
+    if (mono_ms() - ws->pending_since < WAIT_UNPLACED_MS)
+        return 0;
+    return serr_set(err, SERR_UNAVAILABLE,
+                    "service %s: a task cannot be placed: %s; it stays pending until a node "
+                    "fits (see 'shoal service ps %s')",
+                    service, reason, service);
 }
 
 int cli_wait_converged(struct cli *cli, const char *service, struct serr *err)
 {
     char *path = cli_path("/v1/services/%s", service);
     int64_t deadline = mono_ms() + 60000;
+    struct wait_state ws = {.pending_since = 0};
     int rc = -1;
     for (;;) {
         json_t *svc = NULL;
         if (cli_call(cli, "GET", path, NULL, &svc, err) < 0)
             break;
-        bool done = converged(svc);
+        int step = wait_step(svc, service, &ws, err);
         json_decref(svc);
-        if (done) {
-            rc = 0;
+        if (step != 0) {
+            rc = step > 0 ? 0 : -1;
             break;
         }
         if (mono_ms() >= deadline) {

@@ -173,7 +173,9 @@ int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, in
 int cli_fail(const struct serr *err);
 
 /* Polls the service every 100 ms, up to 60 s, until its replicas converge
- * and no rolling update is running. */
+ * (each wanted task running, or finished for good: a one-shot task) and no
+ * rolling update is running. Fails early when such a finished task failed,
+ * or when a task could not be placed for a few seconds (with the reason). */
 int cli_wait_converged(struct cli *cli, const char *service, struct serr *err);
 
 /* ---- output ---- */

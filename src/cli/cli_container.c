@@ -20,16 +20,21 @@ const char cli_run_usage[] =
     "  -e, --env list       Set environment variables\n"
     "      --init           Run an init inside the container that forwards signals and reaps "
     "processes\n"
+    "  -i, --interactive    Not supported yet: the container gets no input\n"
     "      --name string    Assign a name to the container\n"
     "      --network string Network: bridge (own address, in a swarm) or host (default "
     "\"bridge\")\n"
-    "      --rm             Automatically remove the container when it exits\n";
+    "      --rm             Automatically remove the container when it exits\n"
+    "  -t, --tty            Not supported yet: the output is passed on, without a terminal\n"
+    "\n"
+    "Short flags combine: -de K=V is -d -e K=V.\n";
 
 static const struct option run_options[] = {
     {"detach", no_argument, NULL, 'd'}, {"env", required_argument, NULL, 'e'},
     {"init", no_argument, NULL, 'I'},   {"name", required_argument, NULL, 'n'},
     {"rm", no_argument, NULL, 'r'},     {"help", no_argument, NULL, 'h'},
     {"network", required_argument, NULL, 'N'},
+    {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
     {NULL, 0, NULL, 0},
 };
 
@@ -41,6 +46,14 @@ static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
     case 'I': json_object_set_new(req, "init", json_true()); return 0;
     case 'r': json_object_set_new(req, "rm", json_true()); return 0;
     case 'N': return cli_set_network(req, arg, err);
+    case 'i':
+    case 't':
+        /* docker's -it: parsed, so the message names what is missing, not a flag */
+        return serr_set(err, SERR_INVALID,
+                        "%s is not supported yet: shoal run passes the container's output on, "
+                        "but gives it no input and no terminal (leave out -i and -t; for a "
+                        "shell, give the commands: IMAGE sh -c '...')",
+                        opt == 'i' ? "-i/--interactive" : "-t/--tty");
     case 'n':
         if (arg[0] == '\0')
             return serr_set(err, SERR_INVALID, "invalid --name: empty");
@@ -63,7 +76,7 @@ int cli_build_run_request(int argc, char **argv, json_t **request, struct serr *
                             "init", 0);
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:h", run_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:hit", run_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')

@@ -74,11 +74,22 @@ static const char ls_usage[] = "Usage:  shoal service ls [OPTIONS]\n\nList servi
 static void service_row(struct table *t, json_t *svc)
 {
     json_t *spec = json_object_get(svc, "spec");
-    char id[16], replicas[48];
+    char id[16], replicas[128];
     cli_short_id(jstr(svc, "id"), id, sizeof(id));
     const char *mode = jstr(spec, "mode");
-    snprintf(replicas, sizeof(replicas), "%lld/%lld", (long long)jint(svc, "replicas_running"),
-             (long long)jint(svc, "replicas_desired"));
+    int n = snprintf(replicas, sizeof(replicas), "%lld/%lld",
+                     (long long)jint(svc, "replicas_running"),
+                     (long long)jint(svc, "replicas_desired"));
+    /* finished one-shot tasks, as docker shows a job's: "0/3 (3/3 completed)" */
+    if (jint(svc, "replicas_completed") + jint(svc, "replicas_failed") > 0)
+        n += snprintf(replicas + n, sizeof(replicas) - (size_t)n, " (%lld/%lld completed",
+                      (long long)jint(svc, "replicas_completed"),
+                      (long long)jint(svc, "replicas_desired"));
+    if (jint(svc, "replicas_failed") > 0)
+        n += snprintf(replicas + n, sizeof(replicas) - (size_t)n, ", %lld failed",
+                      (long long)jint(svc, "replicas_failed"));
+    if (jint(svc, "replicas_completed") + jint(svc, "replicas_failed") > 0)
+        snprintf(replicas + n, sizeof(replicas) - (size_t)n, ")");
     char ports[256] = "";
     size_t i;
     json_t *p;

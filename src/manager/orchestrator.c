@@ -64,14 +64,16 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
     json_t *constraints = json_object_get(json_object_get(svc, "spec"), "constraints");
     json_t *node = scheduler_pick(p->nodes, p->tasks, sget(svc, "id"), constraints, &err);
     if (node == NULL) {
-        if (!str_is(task, "message", err.msg))
-            task_merge(p, task, json_pack("{s:s}", "message", err.msg));
+        /* as Swarm: the reason in the task's error; one entry per change, not per pass */
+        if (!str_is(task, "error", err.msg))
+            task_merge(p, task, json_pack("{s:s, s:s}", "message", "pending task scheduling",
+                                          "error", err.msg));
         return;
     }
     task_merge(p, task,
-               json_pack("{s:s, s:s, s:s, s:I, s:s}", "node_id", sget(node, "id"), "node_hostname",
-                         sget(node, "hostname"), "state", "assigned", "state_at",
-                         (json_int_t)p->now, "message", "scheduled"));
+               json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", sget(node, "id"),
+                         "node_hostname", sget(node, "hostname"), "state", "assigned", "state_at",
+                         (json_int_t)p->now, "message", "scheduled", "error", ""));
 }
 
 /* Returns the new task (owned by p->tasks). */
@@ -112,6 +114,7 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot)
     return task;
 }
 
+/* For a finished task: does its restart policy start it again? */
 static bool should_restart(json_t *spec, json_t *task)
 {
     const char *cond = sget(spec, "restart_condition");
@@ -120,6 +123,18 @@ static bool should_restart(json_t *spec, json_t *task)
     if (cond && strcmp(cond, "on-failure") == 0)
         return !str_is(task, "state", "complete");
     return true;
+}
+
+bool task_finished_for_good(json_t *svc, json_t *task)
+{
+    const char *state = sget(task, "state");
+    /* "shutdown" is a stop asked for (update, drain, scale): the slot goes on */
+    if (!task_state_terminal(state) || strcmp(state, "shutdown") == 0)
+        return false;
+    if (json_integer_value(json_object_get(task, "spec_version")) <
+        json_integer_value(json_object_get(svc, "version")))
+        return false; /* a new task template runs the slot again */
+    return !should_restart(json_object_get(svc, "spec"), task);
 }
 
 /* Newest task of a slot with desired state running, and newest task of the slot. */
@@ -150,6 +165,8 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
     if (cur == NULL) {
         if (last && !task_state_terminal(sget(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
+        if (last && task_finished_for_good(svc, last))
+            return; /* done: its restart policy does not run it again */
         /* the restart delay slows crash loops; a stop or a lost node is no crash */
         if (last && !str_is(last, "state", "shutdown") && !str_is(last, "state", "orphaned")) {
             int64_t due = json_integer_value(json_object_get(last, "state_at")) +
@@ -164,8 +181,9 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
         return;
     }
     if (task_state_terminal(sget(cur, "state"))) {
-        if (should_restart(spec, cur))
-            task_set_desired(p, cur, "shutdown");
+        /* no longer wanted running: either a new task replaces it (next pass, after the
+         * restart delay) or the slot is done (task_finished_for_good), as Swarm shows it */
+        task_set_desired(p, cur, "shutdown");
         return;
     }
     if (json_integer_value(json_object_get(cur, "spec_version")) <
@@ -385,15 +403,54 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     return p.ops;
 }
 
-int service_running_count(json_t *tasks)
+/* Newest task of its slot among `tasks`? */
+static bool newest_of_slot(json_t *tasks, json_t *task)
 {
-    int n = 0;
+    json_int_t at = json_integer_value(json_object_get(task, "created_at"));
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (str_is(t, "desired_state", "running") && str_is(t, "state", "running"))
-            n++;
+        if (t != task && slot_equal(json_object_get(t, "slot"), json_object_get(task, "slot")) &&
+            json_integer_value(json_object_get(t, "created_at")) > at)
+            return false;
     }
-    return n;
+    return true;
+}
+
+static bool slot_in_spec(json_t *spec, json_t *slot)
+{
+    if (!json_is_integer(slot))
+        return true; /* a global service's slot: a node */
+    json_int_t n = json_integer_value(slot);
+    return n >= 1 && n <= json_integer_value(json_object_get(spec, "replicas"));
+}
+
+void service_count_tasks(json_t *svc, json_t *tasks, struct service_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *spec = json_object_get(svc, "spec");
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (str_is(t, "desired_state", "running")) {
+            if (str_is(t, "state", "running"))
+                out->running++;
+            else if (str_is(t, "state", "pending") && sget(t, "error") && sget(t, "error")[0] &&
+                     out->pending_reason == NULL)
+                out->pending_reason = sget(t, "error");
+            continue;
+        }
+        if (!task_finished_for_good(svc, t) || !slot_in_spec(spec, json_object_get(t, "slot")) ||
+            !newest_of_slot(tasks, t))
+            continue;
+        if (str_is(t, "state", "complete")) {
+            out->completed++;
+        } else {
+            out->failed++;
+            if (out->failed_reason == NULL)
+                out->failed_reason = sget(t, "error");
+        }
+    }
 }

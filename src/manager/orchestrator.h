@@ -7,6 +7,7 @@
 #define SHOAL_MANAGER_ORCHESTRATOR_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct store;
@@ -16,8 +17,19 @@ struct store;
  * (0 = none). `now` is wall-clock ms, chosen by the leader. */
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms);
 
-/* Live = desired running and not finished; counted as "running" in listings
- * when its state is running. */
-int service_running_count(json_t *tasks);
+/* A finished task its restart policy does not run again (restart condition
+ * none, or on-failure after a success), of the service's current template:
+ * its slot is done, no task replaces it. Its desired state is shutdown. */
+bool task_finished_for_good(json_t *svc, json_t *task);
+
+/* What the tasks of a service (all of them, any order) say about it. */
+struct service_counts {
+    int running;   /* desired running, state running */
+    int completed; /* slots done: their task completed */
+    int failed;    /* slots done: their task failed, was rejected or lost */
+    const char *pending_reason; /* why a task waits to be placed, or NULL (borrowed) */
+    const char *failed_reason;  /* error of a failed done slot, or NULL (borrowed) */
+};
+void service_count_tasks(json_t *svc, json_t *tasks, struct service_counts *out);
 
 #endif

@@ -1,5 +1,7 @@
 #include "manager/scheduler.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/util.h"
@@ -81,12 +83,16 @@ bool constraint_match(const char *expr, json_t *node)
     return c.equal ? same : !same;
 }
 
-bool node_eligible(json_t *node, json_t *constraints)
+/* Swarm's ReadyFilter: status ready and availability active. */
+static bool node_available(json_t *node)
 {
     const char *status = json_string_value(json_object_get(node, "status"));
     const char *avail = json_string_value(json_object_get(node, "availability"));
-    if (!status || strcmp(status, "ready") != 0 || !avail || strcmp(avail, "active") != 0)
-        return false;
+    return status && strcmp(status, "ready") == 0 && avail && strcmp(avail, "active") == 0;
+}
+
+static bool constraints_match(json_t *node, json_t *constraints)
+{
     size_t i;
     json_t *c;
     json_array_foreach(constraints, i, c)
@@ -95,6 +101,11 @@ bool node_eligible(json_t *node, json_t *constraints)
             return false;
     }
     return true;
+}
+
+bool node_eligible(json_t *node, json_t *constraints)
+{
+    return node_available(node) && constraints_match(node, constraints);
 }
 
 bool task_state_terminal(const char *state)
@@ -132,17 +143,55 @@ static void count_on_node(json_t *tasks, const char *node_id, const char *servic
     }
 }
 
+/* Appends one stage's explanation, "; "-separated. */
+__attribute__((format(printf, 3, 4))) static void explain_stage(char *buf, size_t size,
+                                                                const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    if (len > 0 && len + 2 < size) {
+        memcpy(buf + len, "; ", 3);
+        len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, size - len, fmt, ap);
+    va_end(ap);
+}
+
+void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size)
+{
+    char stages[256] = "";
+    if (r->unavailable > 0)
+        explain_stage(stages, sizeof(stages), "%d node%s not available for new tasks",
+                      r->unavailable, r->unavailable == 1 ? "" : "s");
+    if (r->constraints > 0)
+        explain_stage(stages, sizeof(stages), "scheduling constraints not satisfied on %d node%s",
+                      r->constraints, r->constraints == 1 ? "" : "s");
+    if (stages[0] == '\0')
+        snprintf(buf, size, "no suitable node (no node in the swarm)");
+    else
+        snprintf(buf, size, "no suitable node (%s)", stages);
+}
+
 json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
                        json_t *constraints, struct serr *err)
 {
     json_t *best = NULL;
     int best_same = 0, best_total = 0;
+    struct sched_rejects rejects = {0};
     size_t i;
     json_t *node;
     json_array_foreach(nodes, i, node)
     {
-        if (!node_eligible(node, constraints))
+        /* filter stages in Swarm's order; a node counts at the first it fails */
+        if (!node_available(node)) {
+            rejects.unavailable++;
             continue;
+        }
+        if (!constraints_match(node, constraints)) {
+            rejects.constraints++;
+            continue;
+        }
         int same, total;
         count_on_node(tasks, json_string_value(json_object_get(node, "id")), service_id, &same,
                       &total);
@@ -152,10 +201,10 @@ json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
             best_total = total;
         }
     }
-    if (best == NULL)
-        serr_set(err, SERR_UNAVAILABLE, "no suitable node (%zu node%s; none %s)",
-                 json_array_size(nodes), json_array_size(nodes) == 1 ? "" : "s",
-                 json_array_size(constraints) ? "ready, active and matching the constraints"
-                                              : "ready and active");
+    if (best == NULL) {
+        char why[300];
+        scheduler_explain(&rejects, why, sizeof(why));
+        serr_set(err, SERR_UNAVAILABLE, "%s", why);
+    }
     return best;
 }

@@ -17,10 +17,20 @@ bool constraint_match(const char *expr, json_t *node);
 /* Node can take new tasks: status ready, availability active, all constraints. */
 bool node_eligible(json_t *node, json_t *constraints /* array of strings or NULL */);
 
+/* Nodes a placement turned down, counted at the first filter stage each fails. */
+struct sched_rejects {
+    int unavailable; /* not ready, or availability drain/pause */
+    int constraints; /* ready and active, but a constraint does not match */
+};
+/* Swarm's wording: "no suitable node (1 node not available for new tasks;
+ * scheduling constraints not satisfied on 4 nodes)". */
+void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size);
+
 /* Picks the node for a new task of `service_id`: among eligible nodes, the one
  * with the fewest live tasks of that service, then the fewest live tasks.
  * `tasks` is every task (live = desired running and not finished). Returns a
- * borrowed node from `nodes`, or NULL with err saying why none fits. */
+ * borrowed node from `nodes`, or NULL with err saying why none fits
+ * (scheduler_explain's message: the same inputs give the same text). */
 json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
                        json_t *constraints, struct serr *err);
 

@@ -188,7 +188,7 @@ function taskBox(t) {
     ? " not-running failed" : " not-running";
   return `<div class="task${cls}" data-task="${esc(t.id)}" data-service="${esc(t.service_name)}"` +
          ` data-state="${esc(t.state)}" style="background:${serviceColour(t.service_name || "")}"` +
-         ` title="${esc(t.name)} ${esc(t.state)} ${esc(t.message)}"><b>${esc(t.name)}</b>` +
+         ` title="${esc(t.name)} ${esc(t.state)} ${esc(t.error || t.message)}"><b>${esc(t.name)}</b>` +
          `${esc(t.state)}</div>`;
 }
 

@@ -167,12 +167,16 @@ def test_drain_moves_tasks_and_constraints_place_them(cluster1x2):
     wait_until(lambda: len(lead.running_tasks("workers")) == 4 and
                {t["node_id"] for t in lead.running_tasks("workers")} == {w2_id}, timeout=60,
                msg=lambda: lead.tasks("workers"))
-    # nothing else can take the zoned tasks: they wait with a reason
-    wait_until(lambda: all(t["state"] == "pending" and "no suitable node" in t["message"]
+    # nothing else can take the zoned tasks: they wait with Swarm's reason, counted per filter
+    why = ("no suitable node (1 node not available for new tasks; "
+           "scheduling constraints not satisfied on 2 nodes)")
+    wait_until(lambda: all(t["state"] == "pending" and t["error"] == why
                            for t in lead.tasks("zoned") if t["desired_state"] == "running"),
-               timeout=30)
+               timeout=30, msg=lambda: lead.tasks("zoned"))
+    assert why in lead.cli("service", "ps", "zoned").stdout
     lead.cli("node", "update", "--availability", "active", w1_id)
-    lead.wait_running("zoned", 2, timeout=60)
+    ts = lead.wait_running("zoned", 2, timeout=60)
+    assert all(t["error"] == "" for t in ts), ts
 
 
 def test_promote_and_demote(cluster1x2):

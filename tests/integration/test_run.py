@@ -37,6 +37,27 @@ def test_run_init(daemon):
     assert r.stdout.startswith("/sbin/shoal-init"), r.stdout
 
 
+def test_run_combined_short_flags(daemon):
+    d = daemon
+    # -it: parsed, and refused with what shoal cannot do (was "unknown flag: run")
+    r = d.cli("run", "-it", "--rm", "busybox", "sh", check=False)
+    assert r.returncode == 2 and "shoal run: -i/--interactive is not supported yet" in r.stderr, r
+    assert "unknown flag" not in r.stderr
+    r = d.cli("run", "-rm", "busybox", "true", check=False)
+    assert r.returncode == 2 and "shoal run: unknown shorthand flag: 'r' in -rm" in r.stderr, r
+    r = d.cli("service", "ps", "x", "-qa", check=False)
+    assert r.returncode == 2 and "shoal service ps: unknown shorthand flag: 'q' in -qa" in r.stderr
+    r = d.cli("service", "-q", "ls", check=False)  # a flag before the subcommand
+    assert r.returncode == 2 and "shoal service: unknown shorthand flag: 'q' in -q" in r.stderr
+    # booleans and a flag with its value combine
+    r = d.cli("run", "--rm", "-eGREETING=hi", "busybox", "sh", "-c", 'echo "$GREETING"')
+    assert r.stdout == "hi\n", r
+    assert not by_name(d, "combined")
+    r = d.cli("run", "-de", "K=V", "--name", "combined", "busybox", "sleep", "1000")
+    wait_until(lambda: by_name(d, "combined") and by_name(d, "combined")[0]["state"] == "running")
+    d.cli("rm", "-f", "combined")
+
+
 def test_run_without_rm_is_kept(daemon):
     d = daemon
     r = d.cli("run", "--name", "kept", "busybox", "sh", "-c", "exit 5", check=False)

@@ -313,22 +313,48 @@ def test_constraints(daemon):
     d.wait_running("onmgr", 1)
     create(d, "onworker", "--constraint", "node.role==worker", "busybox", "sleep", "1000", detach=True)
 
+    why = "no suitable node (scheduling constraints not satisfied on 1 node)"
+
     def pending():
         ts = d.tasks("onworker")
-        return len(ts) == 1 and ts[0]["state"] == "pending" and "no suitable node" in ts[0]["message"] and ts
+        return len(ts) == 1 and ts[0]["state"] == "pending" and ts[0]["error"] == why and ts
     ts = wait_until(pending)
     assert not ts[0].get("pid")
     ps = d.cli_json("service", "ps", "onworker")
-    assert ps[0]["state"] == "pending" and "no suitable node" in ps[0]["message"]
+    assert ps[0]["state"] == "pending" and ps[0]["error"] == why
+    assert why in d.cli("service", "ps", "onworker").stdout  # the ERROR column
+    assert d.service("onworker")["pending_reason"] == why
     assert d.service("onworker")["replicas_running"] == 0
     # by hostname
     host = d.api("GET", "/v1/info").json()["hostname"]
     create(d, "onhost", "--constraint", "node.hostname==" + host, "busybox", "sleep", "1000")
     d.wait_running("onhost", 1)
     create(d, "nothost", "--constraint", "node.hostname!=" + host, "busybox", "sleep", "1000", detach=True)
-    wait_until(lambda: "no suitable node" in d.tasks("nothost")[0]["message"])
+    wait_until(lambda: "no suitable node" in d.tasks("nothost")[0]["error"])
     for s in ("onmgr", "onworker", "onhost", "nothost"):
         remove(d, s)
+
+
+def test_unplaceable_task_reason_ends_the_wait_and_clears_when_placed(daemon):
+    d = daemon
+    why = "no suitable node (scheduling constraints not satisfied on 1 node)"
+    r = d.cli("service", "create", "--name", "zoneb", *GRACE, "--constraint",
+              "node.labels.zone==b", "busybox", "sleep", "1000", check=False)
+    # the wait ends with the reason (not "did not converge" after 60 s)
+    assert r.returncode == 1, r
+    assert "cannot be placed: " + why in r.stderr, r.stderr
+    t = d.tasks("zoneb")[0]
+    assert (t["state"], t["error"], t["message"]) == ("pending", why, "pending task scheduling")
+    # one entry for the reason, not one per pass: the task does not change while it waits
+    time.sleep(1)
+    assert d.tasks("zoneb")[0] == t
+    node = d.cli_json("node", "ls")[0]["id"]
+    d.cli("node", "update", "--label-add", "zone=b", node)
+    t = d.wait_running("zoneb", 1)[0]
+    assert t["error"] == "", t
+    assert "pending_reason" not in d.service("zoneb")
+    d.cli("node", "update", "--label-rm", "zone", node)
+    remove(d, "zoneb")
 
 
 # ---- tasks that cannot start ----
@@ -395,6 +421,53 @@ def test_restart_on_failure_exit0_not_restarted(daemon):
     remove(d, "rok")
 
 
+def test_one_shot_service_completes_and_is_not_replaced(daemon):
+    """restart none: finished tasks show DESIRED Shutdown, CURRENT Complete (as Swarm), the
+    create without -d returns once every task finished, and nothing replaces them."""
+    d = daemon
+    r = create(d, "once", "--replicas", "3", "--restart-condition", "none", "--restart-delay",
+               "100ms", "busybox", "sh", "-c", "exit 0")
+    assert "converged" in r.stdout, r.stdout + r.stderr
+    ts = d.tasks("once")
+    assert len(ts) == 3 and all(t["state"] == "complete" for t in ts), ts
+    wait_until(lambda: all(t["desired_state"] == "shutdown" for t in d.tasks("once")))
+    _stays(d, "once", 3, 1.5)
+    svc = d.service("once")
+    assert (svc["replicas_running"], svc["replicas_desired"], svc["replicas_completed"],
+            svc["replicas_failed"]) == (0, 3, 3, 0), svc
+    assert "0/3 (3/3 completed)" in d.cli("service", "ls").stdout
+    rows = [line for line in d.cli("service", "ps", "once").stdout.splitlines() if "once." in line]
+    assert len(rows) == 3 and all("Shutdown" in row and "Complete" in row for row in rows), rows
+    # a new task template runs the slots again
+    d.cli("service", "update", "--env-add", "AGAIN=1", "once")
+    ts = wait_until(lambda: [t for t in d.tasks("once") if t["spec_version"] == 2])
+    assert len(ts) == 3 and all(t["state"] == "complete" for t in ts), ts
+    remove(d, "once")
+
+
+def test_one_shot_failure_is_reported(daemon):
+    d = daemon
+    r = d.cli("service", "create", "--name", "oncebad", *GRACE, "--restart-condition", "none",
+              "busybox", "sh", "-c", "exit 3", check=False)
+    assert r.returncode == 1, r
+    assert "1 of 1 tasks failed: task: non-zero exit (3)" in r.stderr, r.stderr
+    t = d.tasks("oncebad")[0]
+    assert (t["desired_state"], t["state"]) == ("shutdown", "failed"), t
+    assert "0/1 (0/1 completed, 1 failed)" in d.cli("service", "ls").stdout
+    remove(d, "oncebad")
+
+
+def test_on_failure_success_completes_without_wait(daemon):
+    d = daemon
+    r = create(d, "okonce", "--restart-condition", "on-failure", "--restart-delay", "100ms",
+               "busybox", "true")
+    assert "converged" in r.stdout
+    t = d.tasks("okonce")[0]
+    assert (t["desired_state"], t["state"]) == ("shutdown", "complete"), t
+    _stays(d, "okonce", 1, 1.0)
+    remove(d, "okonce")
+
+
 def test_restart_on_failure_exit1_restarted(daemon):
     d = daemon
     create(d, "rfail", "--restart-condition", "on-failure", "--restart-delay", "100ms", "busybox",
@@ -402,6 +475,8 @@ def test_restart_on_failure_exit1_restarted(daemon):
     ts = wait_until(lambda: len(d.tasks("rfail")) >= 3 and d.tasks("rfail"))
     failed = [t for t in ts if t["state"] == "failed"]
     assert failed and all(t["exit_code"] == 7 for t in failed)
+    # each failed task is stopped for good (desired shutdown) and replaced in its slot
+    assert any(t["desired_state"] == "shutdown" for t in failed), failed
     assert all(t["slot"] == 1 for t in ts)
     remove(d, "rfail")
 

@@ -183,6 +183,50 @@ TEST(cli_run_request)
     CHECK(cli_build_run_request(2, empty, &req, &err) < 0);
 }
 
+#define RUN(err, req, ...) cli_build_run_request(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), req, err)
+
+TEST(cli_combined_short_flags)
+{
+    json_t *req;
+    struct serr err;
+    /* as docker: booleans combine, and the last may take its value, joined or not */
+    CHECK(RUN(&err, &req, "run", "-de", "K=V", "busybox") == 0);
+    CHECK(json_is_true(json_object_get(req, "detach")));
+    CHECK_STR(json_string_value(json_array_get(json_object_get(req, "env"), 0)), "K=V");
+    json_decref(req);
+    CHECK(RUN(&err, &req, "run", "-deK=V", "busybox") == 0);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(req, "env"), 0)), "K=V");
+    json_decref(req);
+    /* -it is parsed: the message says what is missing, not "unknown flag: run" */
+    CHECK(RUN(&err, &req, "run", "-it", "busybox", "sh") < 0);
+    CHECK(strstr(err.msg, "-i/--interactive is not supported yet") != NULL);
+    CHECK(RUN(&err, &req, "run", "-d", "--tty", "busybox", "sh") < 0);
+    CHECK(strstr(err.msg, "-t/--tty is not supported yet") != NULL);
+    /* every error names the flag and the word it is in */
+    CHECK(RUN(&err, &req, "run", "-rm", "busybox") < 0);
+    CHECK_STR(err.msg, "unknown shorthand flag: 'r' in -rm");
+    CHECK(RUN(&err, &req, "run", "-dx", "busybox") < 0);
+    CHECK_STR(err.msg, "unknown shorthand flag: 'x' in -dx");
+    CHECK(RUN(&err, &req, "run", "--name", "n", "-xd", "busybox") < 0);
+    CHECK_STR(err.msg, "unknown shorthand flag: 'x' in -xd");
+    CHECK(RUN(&err, &req, "run", "-d", "-e") < 0);
+    CHECK_STR(err.msg, "flag needs an argument: 'e' in -e");
+    CHECK(RUN(&err, &req, "run", "-de") < 0);
+    CHECK_STR(err.msg, "flag needs an argument: 'e' in -de");
+    CHECK(RUN(&err, &req, "run", "--bogus", "busybox") < 0);
+    CHECK_STR(err.msg, "unknown flag: --bogus");
+    CHECK(RUN(&err, &req, "run", "--detach=yes", "busybox") < 0);
+    CHECK_STR(err.msg, "flag takes no value: --detach=yes");
+    /* a parse that stopped in the middle of a word leaves nothing behind */
+    CHECK(RUN(&err, &req, "run", "-dxd", "busybox") < 0);
+    CHECK(RUN(&err, &req, "run", "-xd", "busybox") < 0);
+    CHECK_STR(err.msg, "unknown shorthand flag: 'x' in -xd");
+    bool detach;
+    json_t *spec;
+    CHECK(SPEC(&err, &spec, &detach, "create", "-dq", "busybox") < 0);
+    CHECK_STR(err.msg, "unknown shorthand flag: 'q' in -dq");
+}
+
 TEST(cli_formatting_helpers)
 {
     char out[64];

@@ -63,3 +63,43 @@ TEST(scheduler_spreads_and_filters)
     json_decref(nodes);
     json_decref(tasks);
 }
+
+TEST(scheduler_reason_counts_each_filter_stage)
+{
+    json_t *down = node("n4", "node-4", "worker", "active");
+    json_object_set_new(down, "status", json_string("down"));
+    json_t *nodes = json_pack("[o,o,o,o,o]", node("n1", "node-1", "manager", "active"),
+                              node("n2", "node-2", "worker", "active"),
+                              node("n3", "node-3", "worker", "drain"), down,
+                              node("n5", "node-5", "worker", "pause"));
+    json_t *tasks = json_array();
+    struct serr err;
+    /* Swarm's example: the bracket is no pattern, so no hostname matches */
+    json_t *cons = json_pack("[s]", "node.hostname==node-[1-4]");
+    CHECK(scheduler_pick(nodes, tasks, "s1", cons, &err) == NULL);
+    CHECK_STR(err.msg, "no suitable node (3 nodes not available for new tasks; "
+                       "scheduling constraints not satisfied on 2 nodes)");
+    json_decref(cons);
+    /* one of each, singular */
+    cons = json_pack("[s]", "node.role==worker");
+    json_array_remove(nodes, 4);
+    json_array_remove(nodes, 3);
+    json_array_remove(nodes, 1);
+    CHECK(scheduler_pick(nodes, tasks, "s1", cons, &err) == NULL);
+    CHECK_STR(err.msg, "no suitable node (1 node not available for new tasks; "
+                       "scheduling constraints not satisfied on 1 node)");
+    /* same inputs, same text: the orchestrator proposes a change only when it differs */
+    struct serr again;
+    CHECK(scheduler_pick(nodes, tasks, "s1", cons, &again) == NULL);
+    CHECK_STR(again.msg, err.msg);
+    json_decref(cons);
+    /* only unavailable nodes; and none at all */
+    json_array_remove(nodes, 0);
+    CHECK(scheduler_pick(nodes, tasks, "s1", NULL, &err) == NULL);
+    CHECK_STR(err.msg, "no suitable node (1 node not available for new tasks)");
+    json_array_clear(nodes);
+    CHECK(scheduler_pick(nodes, tasks, "s1", NULL, &err) == NULL);
+    CHECK_STR(err.msg, "no suitable node (no node in the swarm)");
+    json_decref(nodes);
+    json_decref(tasks);
+}

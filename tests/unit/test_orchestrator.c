@@ -1,0 +1,152 @@
+/* Orchestrator passes over a real store: one-shot slots, the pending reason. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/orchestrator.h"
+#include "store/store.h"
+#include "unit.h"
+
+/* Applies one pass's ops as one entry (as the leader proposes them); returns how many. */
+static size_t apply_ops(struct store *st, json_t *ops)
+{
+    size_t n = json_array_size(ops);
+    json_t *entry = json_pack("{s:[o]}", "groups", ops);
+    char *text = json_dumps(entry, JSON_COMPACT);
+    struct store_result res;
+    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
+    CHECK(res.ngroups == 1 && res.status[0] == 0);
+    store_result_free(&res);
+    free(text);
+    json_decref(entry);
+    return n;
+}
+
+static size_t pass(struct store *st, int64_t now)
+{
+    int64_t wake = 0;
+    return apply_ops(st, orchestrator_pass(st, now, &wake));
+}
+
+static struct store *store_with_node(void)
+{
+    struct store *st;
+    CHECK(store_open(&st, NULL) == 0);
+    json_t *ops = json_pack(
+        "[o,o,o]",
+        op_put("nodes", json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", "n1", "hostname", "node-1",
+                                  "role", "manager", "status", "ready", "availability", "active")),
+        op_put("images", json_pack("{s:s, s:{}}", "id", "sha256:abc", "config")),
+        op_put("tags", json_pack("{s:s, s:s}", "id", "busybox:latest", "image_id", "sha256:abc")));
+    apply_ops(st, ops);
+    return st;
+}
+
+static void put_service(struct store *st, const char *id, json_t *spec /* stolen */)
+{
+    json_object_set_new(spec, "image", json_string("busybox:latest"));
+    json_object_set_new(spec, "mode", json_string("replicated"));
+    json_object_set_new(spec, "restart_delay_ms", json_integer(0));
+    apply_ops(st, json_pack("[o]", op_put("services",
+                                          json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", id,
+                                                    "version", 1, "spec", spec))));
+}
+
+/* The agent's report: every task of the store ends in `state`. */
+static void finish_all(struct store *st, const char *state, int64_t at)
+{
+    json_t *tasks = store_list(st, "tasks", NULL);
+    json_t *ops = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        json_array_append_new(ops, op_merge("tasks", json_string_value(json_object_get(t, "id")),
+                                            json_pack("{s:s, s:I}", "state", state, "state_at",
+                                                      (json_int_t)at)));
+    }
+    apply_ops(st, ops);
+    json_decref(tasks);
+}
+
+TEST(orchestrator_one_shot_slots_end)
+{
+    struct store *st = store_with_node();
+    put_service(st, "once", json_pack("{s:i, s:s}", "replicas", 2, "restart_condition", "none"));
+    CHECK(pass(st, 1000) == 4); /* two tasks, each assigned */
+    finish_all(st, "complete", 2000);
+    CHECK(pass(st, 3000) == 2); /* desired shutdown, as Swarm shows a finished task */
+    CHECK(pass(st, 4000) == 0); /* and nothing replaces them */
+    json_t *tasks = store_list(st, "tasks", NULL);
+    CHECK(json_array_size(tasks) == 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(tasks, 0), "desired_state")),
+              "shutdown");
+    json_t *svc = store_get(st, "services", "once");
+    CHECK(task_finished_for_good(svc, json_array_get(tasks, 0)));
+    struct service_counts counts;
+    service_count_tasks(svc, tasks, &counts);
+    CHECK(counts.running == 0 && counts.completed == 2 && counts.failed == 0);
+    json_decref(svc);
+    json_decref(tasks);
+    store_close(st);
+}
+
+TEST(orchestrator_on_failure_restarts_only_failures)
+{
+    struct store *st = store_with_node();
+    put_service(st, "onf", json_pack("{s:i, s:s}", "replicas", 1, "restart_condition",
+                                     "on-failure"));
+    CHECK(pass(st, 1000) == 2);
+    finish_all(st, "failed", 2000);
+    CHECK(pass(st, 3000) == 1); /* desired shutdown */
+    CHECK(pass(st, 4000) == 2); /* a new task in the slot, assigned */
+    finish_all(st, "complete", 5000);
+    pass(st, 6000);
+    CHECK(pass(st, 7000) == 0);
+    json_t *tasks = store_list(st, "tasks", NULL);
+    CHECK(json_array_size(tasks) == 2);
+    json_t *svc = store_get(st, "services", "onf");
+    struct service_counts counts;
+    service_count_tasks(svc, tasks, &counts);
+    CHECK(counts.completed == 1 && counts.failed == 0); /* the failed one was replaced */
+    json_decref(svc);
+    json_decref(tasks);
+    store_close(st);
+}
+
+TEST(orchestrator_pending_reason_one_entry_per_change)
+{
+    struct store *st = store_with_node();
+    put_service(st, "zoned", json_pack("{s:i, s:s, s:[s]}", "replicas", 1, "restart_condition",
+                                       "any", "constraints", "node.hostname==node-[1-4]"));
+    CHECK(pass(st, 1000) == 2); /* the task, and its reason */
+    json_t *first = store_list(st, "tasks", NULL);
+    json_t *t = json_array_get(first, 0);
+    CHECK_STR(json_string_value(json_object_get(t, "state")), "pending");
+    CHECK_STR(json_string_value(json_object_get(t, "error")),
+              "no suitable node (scheduling constraints not satisfied on 1 node)");
+    CHECK(pass(st, 2000) == 0); /* unchanged: no entry */
+    apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
+                                            json_pack("{s:s}", "availability", "drain"))));
+    CHECK(pass(st, 3000) == 1);
+    json_t *tasks = store_list(st, "tasks", NULL);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(tasks, 0), "error")),
+              "no suitable node (1 node not available for new tasks)");
+    json_t *svc = store_get(st, "services", "zoned");
+    struct service_counts counts;
+    service_count_tasks(svc, tasks, &counts);
+    CHECK_STR(counts.pending_reason, "no suitable node (1 node not available for new tasks)");
+    json_decref(tasks);
+    json_decref(first);
+    /* placed: the reason goes */
+    apply_ops(st, json_pack("[o,o]",
+                            op_merge("nodes", "n1", json_pack("{s:s}", "availability", "active")),
+                            op_merge("services", "zoned",
+                                     json_pack("{s:{s:[]}}", "spec", "constraints"))));
+    CHECK(pass(st, 4000) == 1);
+    tasks = store_list(st, "tasks", NULL);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(tasks, 0), "state")), "assigned");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(tasks, 0), "error")), "");
+    json_decref(svc);
+    json_decref(tasks);
+    store_close(st);
+}
