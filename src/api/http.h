@@ -47,12 +47,15 @@ struct http_req {
      * bytes): the dashboard listener's bearer tokens. */
     char authorization[160];
     const char *peer_id;
-    const char *peer_role;
+    const char *peer_role; /* also HTTP_ROLE_READ_ONLY: the dashboard's read-only token */
     /* Called at most once if the client goes away before the response ends
      * (streams: `follow` readers). After it returns, `req` is freed: the
      * router must drop every pointer to it. */
     void (*on_abort)(struct http_req *req);
 };
+
+/* The peer_role the dashboard gives requests made with its read-only token. */
+#define HTTP_ROLE_READ_ONLY "read-only"
 
 typedef void (*http_router_cb)(struct http_server *srv, struct http_req *req);
 
@@ -78,6 +81,9 @@ void http_server_stop(struct http_server *srv);
 
 /* Looks up a query parameter (decoded copy in out[outlen]); false when absent. */
 bool http_query_get(const struct http_req *req, const char *key, char *out, size_t outlen);
+
+/* The connection closes once the answer to `req` is out (no keep-alive). */
+void http_close_after_response(struct http_req *req);
 
 /* Sends a complete response. `body` is copied. Ends the request. */
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,

@@ -174,6 +174,8 @@ static const char *status_reason(int status)
     case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
@@ -868,6 +870,11 @@ static bool answerable(struct http_req *req)
     return !req->conn->closing;
 }
 
+void http_close_after_response(struct http_req *req)
+{
+    req->conn->keep_alive = false;
+}
+
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
                   size_t len)
 {
@@ -895,6 +902,7 @@ static int error_status(enum serr_kind kind)
     case SERR_NOT_FOUND: return 404;
     case SERR_CONFLICT: return 409;
     case SERR_UNAVAILABLE: return 503;
+    case SERR_FORBIDDEN: return 403;
     case SERR_INTERNAL: return 500;
     }
     return 500;
