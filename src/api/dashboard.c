@@ -186,6 +186,7 @@ int dashboard_start(struct shoal *sh, const char *addr, struct serr *err)
         free(d);
         return serr_wrap(err, "dashboard on %s", addr);
     }
+    http_server_set_limits(d->http, &sh->net_limits);
     sh->dashboard = d;
     log_info("dashboard on http://%s/ui/ (shoal dashboard url prints the link)", addr);
     return 0;

@@ -70,6 +70,27 @@ struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr
                                           http_router_cb router, void *data, struct serr *err);
 void *http_server_data(struct http_server *srv);
 
+/* Limits against clients that hold connections (docs/design.md, "Security
+ * model"). The timeouts apply to remote connections only (the TCP listener's
+ * and adopted ones; the root-only Unix socket has none); the caps to the
+ * connections the TCP listener accepts (the cluster port's are counted in
+ * tlsproxy). A connection over a cap is closed at once. 0 means no limit.
+ *   request_timeout_ms: a request's headers must arrive within it, and its
+ *     body may pause no longer (also the wait for a new connection's first
+ *     request, and for a client to read an answer: no progress that long);
+ *   idle_timeout_ms: a keep-alive connection with no request in progress.
+ * A request the router has (a write waiting for Raft, a stream: events,
+ * logs -f) has no timeout. */
+struct http_limits {
+    int max_conns;
+    int max_conns_per_addr;
+    unsigned request_timeout_ms;
+    unsigned idle_timeout_ms;
+};
+void http_server_set_limits(struct http_server *srv, const struct http_limits *limits);
+/* Connections open on the server now (tests, metrics). */
+int http_server_conn_count(const struct http_server *srv);
+
 /* Serves HTTP on an already connected stream `fd` (the plain side of a TLS
  * connection), whose first `initial_len` bytes were already read into
  * `initial`. Takes `fd` (closed with the connection). 0, or -1 when the

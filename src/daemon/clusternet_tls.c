@@ -148,6 +148,8 @@ int clusternet_listen(struct shoal *sh, struct serr *err)
     if (tlsproxy_listen(sh->loop, sh->swarm_addr, net->server_ctx, accepted, net, &net->listener,
                         err) < 0)
         return serr_wrap(err, "cluster port %s", sh->swarm_addr);
+    tlsproxy_listener_set_caps(net->listener, sh->net_limits.max_conns,
+                               sh->net_limits.max_conns_per_addr);
     log_info("cluster port listening on %s (mutual TLS)", sh->swarm_addr);
     return 0;
 }
