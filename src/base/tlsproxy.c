@@ -45,6 +45,7 @@ struct tlsproxy_listener {
     struct conn *all;
     int nconns;
     int max_conns, max_per_addr; /* 0: no cap */
+    bool (*exempt)(void *data, const char *ip); /* from max_conns */
     bool closed;
     struct log_limit refused_log;
 };
@@ -687,7 +688,7 @@ static void format_ip(const struct sockaddr_storage *sa, char *out, size_t outle
 /* Which cap a new connection from `ip` would go over, or NULL. */
 static const char *over_cap(const struct tlsproxy_listener *l, const char *ip)
 {
-    if (l->max_conns > 0 && l->nconns >= l->max_conns)
+    if (l->max_conns > 0 && l->nconns >= l->max_conns && (l->exempt == NULL || !l->exempt(l->data, ip)))
         return "connections";
     if (l->max_per_addr <= 0)
         return NULL;
@@ -708,10 +709,12 @@ static void refuse_over_cap(struct tlsproxy_listener *l, struct conn *c, const c
     conn_close(c);
 }
 
-void tlsproxy_listener_set_caps(struct tlsproxy_listener *l, int max_conns, int max_per_addr)
+void tlsproxy_listener_set_caps(struct tlsproxy_listener *l, int max_conns, int max_per_addr,
+                                bool (*exempt)(void *data, const char *ip))
 {
     l->max_conns = max_conns;
     l->max_per_addr = max_per_addr;
+    l->exempt = exempt;
 }
 
 int tlsproxy_listener_conn_count(const struct tlsproxy_listener *l)

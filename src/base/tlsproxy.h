@@ -33,6 +33,7 @@
 #define SHOAL_BASE_TLSPROXY_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <uv.h>
 
 #include "base/err.h"
@@ -67,8 +68,12 @@ int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_ac
 int tlsproxy_listener_port(const struct tlsproxy_listener *l);
 /* Caps on the connections the listener holds at once (handshaking or open,
  * until both sides closed), in all and from one IP address; 0: no cap. A
- * connection over a cap is closed at once (logged, rate-limited). */
-void tlsproxy_listener_set_caps(struct tlsproxy_listener *l, int max_conns, int max_per_addr);
+ * connection over a cap is closed at once (logged, rate-limited). The
+ * listener's cap does not refuse addresses for which exempt(data, ip) is
+ * true (other nodes: a flood from many addresses must not cut heartbeats);
+ * the per-address cap holds for them too. exempt may be NULL. */
+void tlsproxy_listener_set_caps(struct tlsproxy_listener *l, int max_conns, int max_per_addr,
+                                bool (*exempt)(void *data, const char *ip));
 int tlsproxy_listener_conn_count(const struct tlsproxy_listener *l);
 /* Stops listening and drops connections still in their handshake; connections
  * already given to the callback live on. done(arg) runs once the listener is
