@@ -7,11 +7,12 @@ import re
 import shutil
 import socket
 import ssl
+import subprocess
 import tempfile
 
 import pytest
 
-from conftest import ROOT, Daemon, free_port, wait_until
+from conftest import ROOT, SHOAL_BIN, Daemon, free_port, wait_until
 
 # Short limits so that the tests see them act (the defaults are 1000/100/10 s/60 s).
 MAX_CONNS = 30
@@ -292,3 +293,13 @@ def test_idle_connection_closed_but_event_stream_lives(sec):
     finally:
         for s in (stream, idle, silent):
             s.close()
+
+
+@pytest.mark.parametrize("flag,value", [("--max-connections", "0"),
+                                        ("--max-connections-per-ip", "-1"),
+                                        ("--request-timeout", "10s"),
+                                        ("--idle-timeout", "")])
+def test_limit_flags_are_checked(flag, value):
+    r = subprocess.run([SHOAL_BIN, "daemon", flag, value], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2 and flag in r.stderr and "whole number" in r.stderr, r
