@@ -688,24 +688,24 @@ static void format_ip(const struct sockaddr_storage *sa, char *out, size_t outle
 /* Which cap a new connection from `ip` would go over, or NULL. */
 static const char *over_cap(const struct tlsproxy_listener *l, const char *ip)
 {
-    if (l->max_conns > 0 && l->nconns >= l->max_conns && (l->exempt == NULL || !l->exempt(l->data, ip)))
+    bool exempt = l->exempt != NULL && l->exempt(l->data, ip);
+    if (!exempt && l->max_conns > 0 && l->nconns >= l->max_conns)
         return "connections";
-    if (l->max_per_addr <= 0)
+    int per_addr = exempt ? l->max_conns : l->max_per_addr;
+    if (per_addr <= 0)
         return NULL;
     int same = 0;
     for (const struct conn *c = l->all; c != NULL; c = c->all_next)
         same += strcmp(c->ip, ip) == 0;
-    return same >= l->max_per_addr ? "connections from one address" : NULL;
+    return same >= per_addr ? "connections from one address" : NULL;
 }
 
 static void refuse_over_cap(struct tlsproxy_listener *l, struct conn *c, const char *what)
 {
     unsigned long suppressed;
     if (log_limit_allow(&l->refused_log, uv_now(c->loop), REFUSED_LOG_INTERVAL_MS, &suppressed))
-        log_warn("cluster port: refused a connection from %s: more than %d %s (%lu more "
-                 "refused since the last message)", c->ip[0] ? c->ip : "?",
-                 strcmp(what, "connections") == 0 ? l->max_conns : l->max_per_addr, what,
-                 suppressed);
+        log_warn("cluster port: refused a connection from %s: too many %s (%lu more refused "
+                 "since the last message)", c->ip[0] ? c->ip : "?", what, suppressed);
     conn_close(c);
 }
 

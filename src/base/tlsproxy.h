@@ -68,10 +68,11 @@ int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_ac
 int tlsproxy_listener_port(const struct tlsproxy_listener *l);
 /* Caps on the connections the listener holds at once (handshaking or open,
  * until both sides closed), in all and from one IP address; 0: no cap. A
- * connection over a cap is closed at once (logged, rate-limited). The
- * listener's cap does not refuse addresses for which exempt(data, ip) is
- * true (other nodes: a flood from many addresses must not cut heartbeats);
- * the per-address cap holds for them too. exempt may be NULL. */
+ * connection over a cap is closed at once (logged, rate-limited). Addresses
+ * for which exempt(data, ip) is true (other nodes: a flood from many
+ * addresses must not cut heartbeats, nor a burst of forwarded writes) are
+ * not refused by the listener's cap, and may hold max_conns connections
+ * instead of max_per_addr. exempt may be NULL. */
 void tlsproxy_listener_set_caps(struct tlsproxy_listener *l, int max_conns, int max_per_addr,
                                 bool (*exempt)(void *data, const char *ip));
 int tlsproxy_listener_conn_count(const struct tlsproxy_listener *l);

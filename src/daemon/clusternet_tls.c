@@ -154,7 +154,7 @@ static void host_of(const char *addr, char *out, size_t outlen)
 #define NODE_IPS_TTL_MS 1000
 
 /* Whether `ip` is a node's address (re-read from the store at most once a
- * second: this runs for each connection over the cap, during a flood). */
+ * second: this runs for each connection accepted, during a flood too). */
 static bool node_ip(void *data, const char *ip)
 {
     struct net *net = data;
