@@ -88,8 +88,6 @@ struct http_limits {
     unsigned idle_timeout_ms;
 };
 void http_server_set_limits(struct http_server *srv, const struct http_limits *limits);
-/* Connections open on the server now (tests, metrics). */
-int http_server_conn_count(const struct http_server *srv);
 
 /* Serves HTTP on an already connected stream `fd` (the plain side of a TLS
  * connection), whose first `initial_len` bytes were already read into

@@ -10,7 +10,13 @@
  * Ownership: the server owns connections, a connection owns its current
  * request. A request handed to the router stays valid until the router ends
  * the response or on_abort returns, even if the socket closed meanwhile: the
- * connection struct then outlives its handle (conn_release). */
+ * connection struct then outlives its handle (conn_release).
+ *
+ * Limits (http_server_set_limits): a remote connection carries a deadline,
+ * moved on by each step of a request (its first byte, the end of its headers,
+ * each piece of body, the end of its answer) and cleared while the router has
+ * the request; a sweep timer closes those past it. The TCP listener counts
+ * its connections and closes at once one over a cap. */
 #include "api/http.h"
 
 #include <errno.h>
@@ -936,11 +942,6 @@ struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr
 void *http_server_data(struct http_server *srv)
 {
     return srv->data;
-}
-
-int http_server_conn_count(const struct http_server *srv)
-{
-    return srv->nconns;
 }
 
 /* A reader taking an answer in makes progress: it gets another
