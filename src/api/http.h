@@ -11,7 +11,8 @@
  * 413 without calling the router). Requests whose path starts with one of the
  * server's spool prefixes (image uploads) are written to a temporary file
  * instead, with no size cap; req->body_file names it and the server unlinks it
- * after the response. */
+ * after the response. Only local, manager and admin peers spool; cluster-port
+ * peers without a certificate get HTTP_MAX_ANON_BODY. */
 #ifndef SHOAL_API_HTTP_H
 #define SHOAL_API_HTTP_H
 
@@ -23,6 +24,8 @@
 #include "base/err.h"
 
 #define HTTP_MAX_BODY (1024 * 1024)
+/* Cluster-port peers without a certificate (joining nodes): no spooling. */
+#define HTTP_MAX_ANON_BODY (64 * 1024)
 #define HTTP_MAX_URL 8192
 
 struct http_conn;

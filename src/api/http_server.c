@@ -518,6 +518,37 @@ static int open_spool_file(struct http_conn *conn)
     return 0;
 }
 
+/* Peers the cluster port adopted without a certificate may only join: small
+ * bodies, kept in memory, whatever the path (an upload would otherwise be
+ * spooled to disk before the router refuses it). Workers do not upload. */
+static bool anonymous(const struct http_conn *conn)
+{
+    return conn->remote && !conn->srv->tcp && conn->peer_role[0] == '\0';
+}
+
+static bool may_spool(const struct http_conn *conn)
+{
+    return !conn->remote || strcmp(conn->peer_role, "manager") == 0 ||
+           strcmp(conn->peer_role, "admin") == 0;
+}
+
+static size_t body_limit(const struct http_conn *conn)
+{
+    return anonymous(conn) ? HTTP_MAX_ANON_BODY : HTTP_MAX_BODY;
+}
+
+static void reject_too_large(struct http_conn *conn)
+{
+    char msg[64];
+    size_t limit = body_limit(conn);
+    if (limit % (1024 * 1024) == 0)
+        snprintf(msg, sizeof(msg), "request body is too large (limit %zu MiB)", limit >> 20);
+    else
+        snprintf(msg, sizeof(msg), "request body is too large (limit %zu KiB)", limit >> 10);
+    reject(conn, 413, msg);
+    conn->discard_body = true;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct http_conn *conn = parser_conn(p);
@@ -528,15 +559,14 @@ static int on_headers_complete(http_parser *p)
         reject(conn, 400, "malformed request path");
         return -1;
     }
-    if (is_spooled(conn->srv, req->path)) {
+    if (is_spooled(conn->srv, req->path) && may_spool(conn)) {
         if (open_spool_file(conn) < 0) {
             reject(conn, 500, "cannot store the request body");
             return -1;
         }
-    } else if ((p->flags & F_CONTENTLENGTH) && p->content_length > HTTP_MAX_BODY) {
+    } else if ((p->flags & F_CONTENTLENGTH) && p->content_length > body_limit(conn)) {
         /* Answer now; keep reading the body to let the client finish sending. */
-        reject(conn, 413, "request body is too large (limit 1 MiB)");
-        conn->discard_body = true;
+        reject_too_large(conn);
         return 0;
     }
     if (conn->hdr_is_expect) {
@@ -563,9 +593,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
         }
         return 0;
     }
-    if (req->body_len + len > HTTP_MAX_BODY) {
-        reject(conn, 413, "request body is too large (limit 1 MiB)");
-        conn->discard_body = true;
+    if (req->body_len + len > body_limit(conn)) {
+        reject_too_large(conn);
         return 0;
     }
     buf_append(&req->body, &req->body_len, &conn->body_cap, at, len);

@@ -308,3 +308,30 @@ def test_limit_flags_are_checked(flag, value):
     r = subprocess.run([SHOAL_BIN, "daemon", flag, value], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 2 and flag in r.stderr and "whole number" in r.stderr, r
+
+
+def test_cluster_port_without_certificate_cannot_upload(sec):
+    """An upload from a peer without a certificate is not spooled to disk
+    before the refusal: its bodies are small and kept in memory."""
+    spool = os.path.join(sec.state_dir, "tmp")
+    for path, size in (("/v1/images/import?name=x", 50 * 1024 * 1024),
+                       ("/v1/images/load", 50 * 1024 * 1024),
+                       ("/v1/cluster/join", 100 * 1024)):
+        s = tls_connect(sec.port)
+        try:
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                      % (path.encode(), size) + b"x" * 65536)
+            head = read_head(s)
+            assert head.startswith(b"HTTP/1.1 413"), (path, head)
+            assert b"64 KiB" in head
+        finally:
+            s.close()
+        assert not [f for f in os.listdir(spool) if f.startswith("upload-")]
+    # the join route still works for what it needs (a small body): its own answer
+    s = tls_connect(sec.port)
+    try:
+        request(s, "POST", "/v1/cluster/join", body=b'{"token":"SHOAL-1-x"}')
+        head = read_head(s)
+        assert not head.startswith(b"HTTP/1.1 413") and not head.startswith(b"HTTP/1.1 403"), head
+    finally:
+        s.close()
