@@ -62,6 +62,7 @@ struct http_server {
     int live; /* listener + connection structs (+ sweep timer) not yet freed */
     bool stopping;
     struct http_limits limits;
+    http_gate_cb gate;
     uv_timer_t sweep; /* closes remote connections past their deadline */
     bool sweeping;
     struct log_limit refused_log;
@@ -559,6 +560,13 @@ static int on_headers_complete(http_parser *p)
         reject(conn, 400, "malformed request path");
         return -1;
     }
+    bool has_body = (p->flags & F_CHUNKED) ||
+                    ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+    if (has_body && conn->srv->gate != NULL && !conn->srv->gate(conn->srv, req)) {
+        reject(conn, 401, "access denied: a valid credential is required to send a body");
+        conn->discard_body = true;
+        return 0;
+    }
     if (is_spooled(conn->srv, req->path) && may_spool(conn)) {
         if (open_spool_file(conn) < 0) {
             reject(conn, 500, "cannot store the request body");
@@ -1004,6 +1012,11 @@ static void on_sweep(uv_timer_t *t)
 static void on_sweep_closed(uv_handle_t *h)
 {
     server_release(h->data);
+}
+
+void http_server_set_gate(struct http_server *srv, http_gate_cb gate)
+{
+    srv->gate = gate;
 }
 
 void http_server_set_limits(struct http_server *srv, const struct http_limits *limits)

@@ -335,3 +335,17 @@ def test_cluster_port_without_certificate_cannot_upload(sec):
         assert not head.startswith(b"HTTP/1.1 413") and not head.startswith(b"HTTP/1.1 403"), head
     finally:
         s.close()
+
+
+def test_dashboard_reads_no_body_without_a_token(sec):
+    """A body without a token is refused at once (401), before it is read."""
+    s = socket.create_connection(("127.0.0.1", sec.dashboard_port), timeout=15)
+    try:
+        s.sendall(b"POST /v1/services HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n{")
+        head = read_head(s)
+        assert head.startswith(b"HTTP/1.1 401"), head
+    finally:
+        s.close()
+    # with a token, the body is read and the API answers
+    status, head = status_of(sec.dashboard_port, "POST", "/v1/services", sec.admin, b"{}")
+    assert status == 400, head  # the spec's fault, past the gate
