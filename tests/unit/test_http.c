@@ -520,7 +520,7 @@ static void caps(void)
     /* A place freed is a place taken again. */
     close(a1);
     int a4 = -1;
-    for (int i = 0; i < 300; i++) { /* until the server noticed a1's end */
+    for (int i = 0; i < 1500; i++) { /* until the server noticed a1's end (30 s at most) */
         a4 = tcp_connect("127.0.0.1");
         usleep(20000);
         if (still_open(a4))
