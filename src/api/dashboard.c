@@ -80,7 +80,7 @@ static bool token_equal(const char *given, const char *token)
 }
 
 /* The bearer token, or ?token= (EventSource cannot send headers). */
-static void request_token(struct http_req *req, char *out, size_t outlen)
+static void request_token(const struct http_req *req, char *out, size_t outlen)
 {
     const char *bearer = "Bearer ";
     out[0] = '\0';
@@ -132,6 +132,16 @@ static void deny(struct http_req *req, int status, const char *msg)
                       status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, body, (size_t)n);
 }
 
+/* Bodies are read only for holders of a token (http_gate_cb). */
+static bool dashboard_gate(struct http_server *srv, const struct http_req *req)
+{
+    struct shoal *sh = http_server_data(srv);
+    struct dashboard *d = sh->dashboard;
+    char token[TOKEN_LEN + 8];
+    request_token(req, token, sizeof(token));
+    return token_equal(token, d->admin_token) || token_equal(token, d->read_only_token);
+}
+
 static void dashboard_route(struct http_server *srv, struct http_req *req)
 {
     struct shoal *sh = http_server_data(srv);
@@ -152,12 +162,10 @@ static void dashboard_route(struct http_server *srv, struct http_req *req)
         deny(req, 401, "access denied: a valid dashboard token is required");
         return;
     }
-    if (!admin && !read) {
-        deny(req, 403, "read-only token: only GET requests are allowed");
-        return;
-    }
-    /* Authenticated: the API as an admin certificate sees it on the cluster port. */
-    req->peer_role = "admin";
+    /* Authenticated: the admin token sees the API as an admin certificate
+     * does on the cluster port; the read-only token gets the routes whose
+     * access is READ (routes.c decides, 403 for the others). */
+    req->peer_role = admin ? "admin" : HTTP_ROLE_READ_ONLY;
     routes_dispatch(srv, req);
 }
 
@@ -188,6 +196,8 @@ int dashboard_start(struct shoal *sh, const char *addr, struct serr *err)
         free(d);
         return serr_wrap(err, "dashboard on %s", addr);
     }
+    http_server_set_limits(d->http, &sh->net_limits);
+    http_server_set_gate(d->http, dashboard_gate);
     sh->dashboard = d;
     log_info("dashboard on http://%s/ui/ (shoal dashboard url prints the link)", addr);
     return 0;

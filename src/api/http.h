@@ -12,7 +12,8 @@
  * server's spool prefixes (image uploads) are written to a temporary file
  * instead, up to the server's spool cap (http_server_set_spool_max; a larger
  * one gets 413 and leaves no file); req->body_file names it and the server
- * unlinks it after the response. */
+ * unlinks it after the response. Only local, manager and admin peers spool;
+ * cluster-port peers without a certificate get HTTP_MAX_ANON_BODY. */
 #ifndef SHOAL_API_HTTP_H
 #define SHOAL_API_HTTP_H
 
@@ -24,6 +25,8 @@
 #include "base/err.h"
 
 #define HTTP_MAX_BODY (1024 * 1024)
+/* Cluster-port peers without a certificate (joining nodes): no spooling. */
+#define HTTP_MAX_ANON_BODY (64 * 1024)
 #define HTTP_MAX_URL 8192
 
 struct http_conn;
@@ -48,12 +51,15 @@ struct http_req {
      * bytes): the dashboard listener's bearer tokens. */
     char authorization[160];
     const char *peer_id;
-    const char *peer_role;
+    const char *peer_role; /* also HTTP_ROLE_READ_ONLY: the dashboard's read-only token */
     /* Called at most once if the client goes away before the response ends
      * (streams: `follow` readers). After it returns, `req` is freed: the
      * router must drop every pointer to it. */
     void (*on_abort)(struct http_req *req);
 };
+
+/* The peer_role the dashboard gives requests made with its read-only token. */
+#define HTTP_ROLE_READ_ONLY "read-only"
 
 typedef void (*http_router_cb)(struct http_server *srv, struct http_req *req);
 
@@ -70,6 +76,32 @@ struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr
                                           http_router_cb router, void *data, struct serr *err);
 void *http_server_data(struct http_server *srv);
 
+/* Limits against clients that hold connections (docs/design.md, "Security
+ * model"). The timeouts apply to remote connections only (the TCP listener's
+ * and adopted ones; the root-only Unix socket has none); the caps to the
+ * connections the TCP listener accepts (the cluster port's are counted in
+ * tlsproxy). A connection over a cap is closed at once. 0 means no limit.
+ *   request_timeout_ms: a request's headers must arrive within it, and its
+ *     body may pause no longer (also the wait for a new connection's first
+ *     request, and for a client to read an answer: no progress that long);
+ *   idle_timeout_ms: a keep-alive connection with no request in progress.
+ * A request the router has (a write waiting for Raft, a stream: events,
+ * logs -f) has no timeout. */
+struct http_limits {
+    int max_conns;
+    int max_conns_per_addr;
+    unsigned request_timeout_ms;
+    unsigned idle_timeout_ms;
+};
+void http_server_set_limits(struct http_server *srv, const struct http_limits *limits);
+/* A check of a request that comes with a body, made once its headers are in
+ * (method, path, query and authorization are set; the body is not): false
+ * answers 401 at once and drops the body unread, so that clients without a
+ * credential cannot make the server hold bodies in memory. Requests without
+ * a body always reach the router. */
+typedef bool (*http_gate_cb)(struct http_server *srv, const struct http_req *req);
+void http_server_set_gate(struct http_server *srv, http_gate_cb gate);
+
 /* Serves HTTP on an already connected stream `fd` (the plain side of a TLS
  * connection), whose first `initial_len` bytes were already read into
  * `initial`. Takes `fd` (closed with the connection). 0, or -1 when the
@@ -81,6 +113,9 @@ void http_server_stop(struct http_server *srv);
 
 /* Looks up a query parameter (decoded copy in out[outlen]); false when absent. */
 bool http_query_get(const struct http_req *req, const char *key, char *out, size_t outlen);
+
+/* The connection closes once the answer to `req` is out (no keep-alive). */
+void http_close_after_response(struct http_req *req);
 
 /* Sends a complete response. `body` is copied. Ends the request. */
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,

@@ -10,7 +10,13 @@
  * Ownership: the server owns connections, a connection owns its current
  * request. A request handed to the router stays valid until the router ends
  * the response or on_abort returns, even if the socket closed meanwhile: the
- * connection struct then outlives its handle (conn_release). */
+ * connection struct then outlives its handle (conn_release).
+ *
+ * Limits (http_server_set_limits): a remote connection carries a deadline,
+ * moved on by each step of a request (its first byte, the end of its headers,
+ * each piece of body, the end of its answer) and cleared while the router has
+ * the request; a sweep timer closes those past it. The TCP listener counts
+ * its connections and closes at once one over a cap. */
 #include "api/http.h"
 
 #include <errno.h>
@@ -21,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -34,6 +42,9 @@
 /* A streaming reader this far behind is treated as gone (memory guard). */
 #define MAX_WRITE_QUEUE (64 * 1024 * 1024)
 #define READ_CHUNK (64 * 1024)
+/* How often deadlines are checked, at most (a timeout may run over by this). */
+#define SWEEP_MAX_MS 1000
+#define REFUSED_LOG_INTERVAL_MS 10000
 
 struct http_server {
     uv_loop_t *loop;
@@ -48,8 +59,14 @@ struct http_server {
     http_router_cb router;
     void *data;
     struct http_conn *conns;
-    int live; /* listener + connection structs not yet freed */
+    int nconns; /* in `conns` */
+    int live; /* listener + connection structs (+ sweep timer) not yet freed */
     bool stopping;
+    struct http_limits limits;
+    http_gate_cb gate;
+    uv_timer_t sweep; /* closes remote connections past their deadline */
+    bool sweeping;
+    struct log_limit refused_log;
 };
 
 struct http_conn {
@@ -95,6 +112,12 @@ struct http_conn {
     bool remote;
     char peer_id[64];
     char peer_role[16];
+    char peer_ip[INET6_ADDRSTRLEN]; /* TCP listener's connections: for the per-address cap */
+
+    /* Remote connections: closed at this uv_now() unless the router has the
+     * request (0: no deadline). write_queued notices a reader's progress. */
+    uint64_t deadline;
+    size_t write_queued;
 };
 
 struct write_req {
@@ -104,6 +127,12 @@ struct write_req {
 };
 
 static http_parser_settings parser_settings;
+
+/* Remote connections must make progress within `ms` from now. */
+static void set_deadline(struct http_conn *conn, unsigned ms)
+{
+    conn->deadline = conn->remote && ms > 0 ? uv_now(conn->srv->loop) + ms : 0;
+}
 
 static void conn_process(struct http_conn *conn);
 static void conn_close(struct http_conn *conn);
@@ -176,6 +205,8 @@ static const char *status_reason(int status)
     case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
@@ -262,6 +293,7 @@ static void on_conn_closed(uv_handle_t *h)
         srv->conns = conn->next;
     if (conn->next)
         conn->next->prev = conn->prev;
+    srv->nconns--;
     conn->closed = true;
     if (conn->dispatched && conn->req->on_abort != NULL) {
         void (*on_abort)(struct http_req *) = conn->req->on_abort;
@@ -391,6 +423,7 @@ static int on_message_begin(http_parser *p)
     conn->rejected = 0;
     conn->discard_body = false;
     conn->spooled = 0;
+    set_deadline(conn, conn->srv->limits.request_timeout_ms); /* for the headers */
     return 0;
 }
 
@@ -501,6 +534,34 @@ static void format_size(uint64_t n, char *out, size_t outlen)
     snprintf(out, outlen, "%llu %s", (unsigned long long)n, units[u]);
 }
 
+/* Peers the cluster port adopted without a certificate may only join: small
+ * bodies, kept in memory, whatever the path (an upload would otherwise be
+ * spooled to disk before the router refuses it). Workers do not upload. */
+static bool anonymous(const struct http_conn *conn)
+{
+    return conn->remote && !conn->srv->tcp && conn->peer_role[0] == '\0';
+}
+
+static bool may_spool(const struct http_conn *conn)
+{
+    return !conn->remote || strcmp(conn->peer_role, "manager") == 0 ||
+           strcmp(conn->peer_role, "admin") == 0;
+}
+
+static size_t body_limit(const struct http_conn *conn)
+{
+    return anonymous(conn) ? HTTP_MAX_ANON_BODY : HTTP_MAX_BODY;
+}
+
+static void reject_too_large(struct http_conn *conn)
+{
+    char limit[32], msg[80];
+    format_size(body_limit(conn), limit, sizeof(limit));
+    snprintf(msg, sizeof(msg), "request body is too large (limit %s)", limit);
+    reject(conn, 413, msg);
+    conn->discard_body = true;
+}
+
 /* 413 for a spooled body over the server's cap; the rest of the body is
  * read and dropped, and nothing of it stays on disk. */
 static void reject_too_large_upload(struct http_conn *conn)
@@ -521,24 +582,32 @@ static int on_headers_complete(http_parser *p)
 {
     struct http_conn *conn = parser_conn(p);
     struct http_req *req = conn->req;
+    set_deadline(conn, conn->srv->limits.request_timeout_ms); /* for the body's progress */
     req->method = http_method_str((enum http_method)p->method);
     if (split_url(conn) < 0) {
         reject(conn, 400, "malformed request path");
         return -1;
     }
-    if (is_spooled(conn->srv, req->path) && conn->srv->spool_max > 0 &&
-        (p->flags & F_CONTENTLENGTH) && p->content_length > conn->srv->spool_max) {
+    bool has_body = (p->flags & F_CHUNKED) ||
+                    ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
+    if (has_body && conn->srv->gate != NULL && !conn->srv->gate(conn->srv, req)) {
+        reject(conn, 401, "access denied: a valid credential is required to send a body");
+        conn->discard_body = true;
+        return 0;
+    }
+    bool spool = is_spooled(conn->srv, req->path) && may_spool(conn);
+    if (spool && conn->srv->spool_max > 0 && (p->flags & F_CONTENTLENGTH) &&
+        p->content_length > conn->srv->spool_max) {
         reject_too_large_upload(conn);
         return 0;
-    } else if (is_spooled(conn->srv, req->path)) {
+    } else if (spool) {
         if (open_spool_file(conn) < 0) {
             reject(conn, 500, "cannot store the request body");
             return -1;
         }
-    } else if ((p->flags & F_CONTENTLENGTH) && p->content_length > HTTP_MAX_BODY) {
+    } else if ((p->flags & F_CONTENTLENGTH) && p->content_length > body_limit(conn)) {
         /* Answer now; keep reading the body to let the client finish sending. */
-        reject(conn, 413, "request body is too large (limit 1 MiB)");
-        conn->discard_body = true;
+        reject_too_large(conn);
         return 0;
     }
     if (conn->hdr_is_expect) {
@@ -552,6 +621,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *conn = parser_conn(p);
     struct http_req *req = conn->req;
+    set_deadline(conn, conn->srv->limits.request_timeout_ms);
     if (conn->discard_body)
         return 0;
     if (conn->spool_fd >= 0 && conn->srv->spool_max > 0 &&
@@ -570,9 +640,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
         }
         return 0;
     }
-    if (req->body_len + len > HTTP_MAX_BODY) {
-        reject(conn, 413, "request body is too large (limit 1 MiB)");
-        conn->discard_body = true;
+    if (req->body_len + len > body_limit(conn)) {
+        reject_too_large(conn);
         return 0;
     }
     buf_append(&req->body, &req->body_len, &conn->body_cap, at, len);
@@ -599,6 +668,7 @@ static int on_message_complete(http_parser *p)
 
 static void dispatch(struct http_conn *conn)
 {
+    conn->deadline = 0; /* the router's: a write waiting for Raft, a stream */
     conn->dispatched = true;
     conn->streaming = false;
     conn->srv->router(conn->srv, conn->req);
@@ -616,7 +686,9 @@ static void finish_request(struct http_conn *conn)
         conn_release(conn);
         return;
     }
+    set_deadline(conn, conn->srv->limits.idle_timeout_ms);
     if (!conn->keep_alive || conn->peer_gone || conn->close_after_write) {
+        set_deadline(conn, conn->srv->limits.request_timeout_ms); /* to read the answer */
         close_when_written(conn);
         return;
     }
@@ -734,8 +806,55 @@ static struct http_conn *conn_new(struct http_server *srv)
     if (srv->conns)
         srv->conns->prev = conn;
     srv->conns = conn;
+    srv->nconns++;
     srv->live++;
     return conn;
+}
+
+/* The peer's IP address in text (empty when unknown). */
+static void peer_ip(struct http_conn *conn)
+{
+    uv_os_fd_t fd;
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    conn->peer_ip[0] = '\0';
+    if (uv_fileno((uv_handle_t *)&conn->pipe, &fd) < 0 ||
+        getpeername(fd, (struct sockaddr *)&sa, &len) < 0)
+        return;
+    if (sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, conn->peer_ip,
+                  sizeof(conn->peer_ip));
+    else if (sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, conn->peer_ip,
+                  sizeof(conn->peer_ip));
+}
+
+/* Which cap (if any) `conn`, just accepted and counted, goes over. */
+static const char *over_cap(struct http_server *srv, struct http_conn *conn)
+{
+    const struct http_limits *lim = &srv->limits;
+    if (lim->max_conns > 0 && srv->nconns > lim->max_conns)
+        return "connections";
+    if (lim->max_conns_per_addr <= 0)
+        return NULL;
+    int same = 0;
+    for (struct http_conn *c = srv->conns; c != NULL; c = c->next)
+        if (strcmp(c->peer_ip, conn->peer_ip) == 0)
+            same++;
+    return same > lim->max_conns_per_addr ? "connections from one address" : NULL;
+}
+
+static void refuse_over_cap(struct http_server *srv, struct http_conn *conn, const char *what)
+{
+    unsigned long suppressed;
+    int cap = strcmp(what, "connections") == 0 ? srv->limits.max_conns
+                                               : srv->limits.max_conns_per_addr;
+    if (log_limit_allow(&srv->refused_log, uv_now(srv->loop), REFUSED_LOG_INTERVAL_MS,
+                        &suppressed))
+        log_warn("http: refused a connection from %s: more than %d %s (%lu more refused "
+                 "since the last message)", conn->peer_ip[0] ? conn->peer_ip : "?", cap, what,
+                 suppressed);
+    conn_close(conn);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -747,8 +866,20 @@ static void on_connection(uv_stream_t *listener, int status)
     conn->remote = srv->tcp;
     /* libuv accepts a TCP connection into a pipe handle too (both are plain
      * stream fds on Unix), so connections keep one handle type. */
-    if (uv_accept(listener, (uv_stream_t *)&conn->pipe) < 0 ||
-        uv_read_start((uv_stream_t *)&conn->pipe, read_alloc, on_read) < 0)
+    if (uv_accept(listener, (uv_stream_t *)&conn->pipe) < 0) {
+        conn_close(conn);
+        return;
+    }
+    if (srv->tcp) {
+        peer_ip(conn);
+        const char *cap = over_cap(srv, conn);
+        if (cap != NULL) {
+            refuse_over_cap(srv, conn, cap);
+            return;
+        }
+    }
+    set_deadline(conn, srv->limits.request_timeout_ms); /* for the first request */
+    if (uv_read_start((uv_stream_t *)&conn->pipe, read_alloc, on_read) < 0)
         conn_close(conn);
 }
 
@@ -761,6 +892,7 @@ int http_server_adopt(struct http_server *srv, int fd, const char *initial, size
     snprintf(conn->peer_id, sizeof(conn->peer_id), "%s", peer_id ? peer_id : "");
     snprintf(conn->peer_role, sizeof(conn->peer_role), "%s", peer_role ? peer_role : "");
     conn->remote = true;
+    set_deadline(conn, srv->limits.request_timeout_ms); /* for the first request */
     if (uv_pipe_open(&conn->pipe, fd) < 0) {
         conn_close(conn);
         return -1;
@@ -893,6 +1025,63 @@ void *http_server_data(struct http_server *srv)
     return srv->data;
 }
 
+/* A reader taking an answer in makes progress: it gets another
+ * request_timeout from now (an idle deadline further away stays). */
+static void note_reader_progress(struct http_conn *conn)
+{
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&conn->pipe);
+    bool progressed = queued < conn->write_queued;
+    conn->write_queued = queued;
+    uint64_t later = uv_now(conn->srv->loop) + conn->srv->limits.request_timeout_ms;
+    if (progressed && later > conn->deadline)
+        conn->deadline = later;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct http_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop);
+    for (struct http_conn *conn = srv->conns; conn != NULL; conn = conn->next) {
+        if (conn->deadline == 0 || conn->dispatched || conn->closing)
+            continue;
+        note_reader_progress(conn);
+        if (now >= conn->deadline) {
+            log_debug("http: closing a connection from %s: no request or progress in time",
+                      conn->peer_ip[0] ? conn->peer_ip : conn->peer_id[0] ? conn->peer_id : "?");
+            conn_close(conn); /* unlinked in its close callback, later */
+        }
+    }
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+    server_release(h->data);
+}
+
+void http_server_set_gate(struct http_server *srv, http_gate_cb gate)
+{
+    srv->gate = gate;
+}
+
+void http_server_set_limits(struct http_server *srv, const struct http_limits *limits)
+{
+    srv->limits = *limits;
+    unsigned shortest = limits->request_timeout_ms;
+    if (limits->idle_timeout_ms > 0 && (shortest == 0 || limits->idle_timeout_ms < shortest))
+        shortest = limits->idle_timeout_ms;
+    if (shortest == 0 || srv->stopping)
+        return;
+    if (!srv->sweeping) {
+        uv_timer_init(srv->loop, &srv->sweep);
+        srv->sweep.data = srv;
+        uv_unref((uv_handle_t *)&srv->sweep);
+        srv->sweeping = true;
+        srv->live++;
+    }
+    uint64_t every = shortest / 4 < SWEEP_MAX_MS ? shortest / 4 : SWEEP_MAX_MS;
+    uv_timer_start(&srv->sweep, on_sweep, every ? every : 1, every ? every : 1);
+}
+
 void http_server_stop(struct http_server *srv)
 {
     if (srv->stopping)
@@ -901,6 +1090,8 @@ void http_server_stop(struct http_server *srv)
     /* Take a reference so the struct survives the loop below. */
     srv->live++;
     uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    if (srv->sweeping)
+        uv_close((uv_handle_t *)&srv->sweep, on_sweep_closed);
     for (struct http_conn *conn = srv->conns; conn != NULL; conn = conn->next)
         conn_close(conn);
     server_release(srv);
@@ -912,6 +1103,11 @@ void http_server_stop(struct http_server *srv)
 static bool answerable(struct http_req *req)
 {
     return !req->conn->closing;
+}
+
+void http_close_after_response(struct http_req *req)
+{
+    req->conn->keep_alive = false;
 }
 
 void http_respond(struct http_req *req, int status, const char *content_type, const char *body,
@@ -941,6 +1137,7 @@ static int error_status(enum serr_kind kind)
     case SERR_NOT_FOUND: return 404;
     case SERR_CONFLICT: return 409;
     case SERR_UNAVAILABLE: return 503;
+    case SERR_FORBIDDEN: return 403;
     case SERR_INTERNAL: return 500;
     }
     return 500;

@@ -653,9 +653,22 @@ static void post_swarm_join(struct shoal *sh, struct http_req *req, char **args)
 
 static void get_join_token(struct shoal *sh, struct http_req *req, char **args)
 {
+    char unused[8];
+    if (http_query_get(req, "rotate", unused, sizeof(unused))) {
+        respond_err(req, SERR_INVALID, "a GET changes nothing: rotate with "
+                                       "POST /v1/swarm/join-token/ROLE/rotate");
+        return;
+    }
     if (!require_leader(sh, req))
         return;
-    swarm_join_token(sh, req, args[0], query_flag(req, "rotate"));
+    swarm_join_token(sh, req, args[0], false);
+}
+
+static void post_join_token_rotate(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    swarm_join_token(sh, req, args[0], true);
 }
 
 /* A client certificate for remote CLI access (root on a manager only). */
@@ -779,10 +792,20 @@ void forward_to_leader(struct shoal *sh, struct http_req *req, const char *answe
 
 typedef void (*handler_fn)(struct shoal *sh, struct http_req *req, char **args);
 
-/* Who may call a route: the local socket (root) always; over the cluster
- * port, managers and admin certificates for the API, any node for the
- * session, anyone with a token for joining. */
-enum access { LOCAL_ONLY, CLUSTER_API, NODE_SESSION, JOINING };
+/* Who may call a route. The local Unix socket (root) may call all of them;
+ * over the network the credential decides (docs/design.md, "Security
+ * model"):
+ *   LOCAL   this machine's root only (the Unix socket)
+ *   READ    cluster state without secrets: managers, admin certificates,
+ *           both dashboard tokens
+ *   SECRET  reads that answer a secret (join tokens): managers, admin
+ *           certificates, the admin dashboard token
+ *   WRITE   changes: managers, admin certificates, the admin dashboard token
+ *   NODE    a node's own business (session, layers): node certificates
+ *   PUBLIC  anyone who reaches the port (joining: the token in the body is
+ *           the credential)
+ * No GET changes state. */
+enum access { LOCAL, READ, SECRET, WRITE, NODE, PUBLIC };
 
 static const struct route {
     const char *method;
@@ -791,43 +814,44 @@ static const struct route {
     enum access access;
     bool forward; /* a write the leader must do */
 } routes[] = {
-    {"GET", "/v1/info", get_info, CLUSTER_API, false},
-    {"POST", "/v1/swarm/init", post_swarm_init, LOCAL_ONLY, false},
-    {"POST", "/v1/swarm/join", post_swarm_join, LOCAL_ONLY, false},
-    {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL_ONLY, false},
-    {"GET", "/v1/swarm/join-token/*", get_join_token, CLUSTER_API, true},
-    {"GET", "/v1/swarm/admin-cert", get_admin_cert, LOCAL_ONLY, false},
-    {"POST", "/v1/cluster/join", post_cluster_join, JOINING, false},
-    {"POST", "/v1/cluster/session", post_cluster_session, NODE_SESSION, false},
-    {"GET", "/v1/layers/*", get_layer, NODE_SESSION, false},
-    {"GET", "/v1/nodes", get_nodes, CLUSTER_API, false},
-    {"GET", "/v1/nodes/stats", get_node_stats, CLUSTER_API, false}, /* before nodes/{id} */
-    {"GET", "/metrics", get_prometheus, CLUSTER_API, false},
-    {"GET", "/v1/nodes/*", get_node, CLUSTER_API, false},
-    {"POST", "/v1/nodes/*/update", post_node_update, CLUSTER_API, true},
-    {"DELETE", "/v1/nodes/*", delete_node, CLUSTER_API, true},
-    {"GET", "/v1/images", get_images, CLUSTER_API, false},
-    {"POST", "/v1/images/import", post_image_import, CLUSTER_API, true},
-    {"POST", "/v1/images/load", post_image_load, CLUSTER_API, true},
-    {"DELETE", "/v1/images/*", delete_image, CLUSTER_API, true},
-    {"GET", "/v1/services", get_services, CLUSTER_API, false},
-    {"POST", "/v1/services", post_service, CLUSTER_API, true},
-    {"GET", "/v1/services/*", get_service, CLUSTER_API, false},
-    {"DELETE", "/v1/services/*", delete_service, CLUSTER_API, true},
-    {"POST", "/v1/services/*/update", post_service_update, CLUSTER_API, true},
-    {"POST", "/v1/services/*/scale", post_service_scale, CLUSTER_API, true},
-    {"GET", "/v1/services/*/tasks", get_service_tasks, CLUSTER_API, false},
-    {"GET", "/v1/services/*/logs", get_service_logs, LOCAL_ONLY, false},
-    {"GET", "/v1/tasks", get_tasks, CLUSTER_API, false},
-    {"GET", "/v1/networks", get_networks, CLUSTER_API, false},
-    {"POST", "/v1/networks", post_network, CLUSTER_API, true},
-    {"GET", "/v1/networks/*", get_network, CLUSTER_API, false},
-    {"DELETE", "/v1/networks/*", delete_network, CLUSTER_API, true},
-    {"GET", "/v1/events", dashboard_get_events, CLUSTER_API, false},
-    {"GET", "/v1/dashboard/url", dashboard_get_url, LOCAL_ONLY, false},
-    {"POST", "/v1/containers/run", post_container_run, LOCAL_ONLY, false},
-    {"GET", "/v1/containers", get_containers, LOCAL_ONLY, false},
-    {"DELETE", "/v1/containers/*", delete_container, LOCAL_ONLY, false},
+    {"GET", "/v1/info", get_info, READ, false},
+    {"POST", "/v1/swarm/init", post_swarm_init, LOCAL, false},
+    {"POST", "/v1/swarm/join", post_swarm_join, LOCAL, false},
+    {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL, false},
+    {"GET", "/v1/swarm/join-token/*", get_join_token, SECRET, false},
+    {"POST", "/v1/swarm/join-token/*/rotate", post_join_token_rotate, WRITE, true},
+    {"GET", "/v1/swarm/admin-cert", get_admin_cert, LOCAL, false},
+    {"POST", "/v1/cluster/join", post_cluster_join, PUBLIC, false},
+    {"POST", "/v1/cluster/session", post_cluster_session, NODE, false},
+    {"GET", "/v1/layers/*", get_layer, NODE, false},
+    {"GET", "/v1/nodes", get_nodes, READ, false},
+    {"GET", "/v1/nodes/stats", get_node_stats, READ, false}, /* before nodes/{id} */
+    {"GET", "/metrics", get_prometheus, READ, false},
+    {"GET", "/v1/nodes/*", get_node, READ, false},
+    {"POST", "/v1/nodes/*/update", post_node_update, WRITE, true},
+    {"DELETE", "/v1/nodes/*", delete_node, WRITE, true},
+    {"GET", "/v1/images", get_images, READ, false},
+    {"POST", "/v1/images/import", post_image_import, WRITE, true},
+    {"POST", "/v1/images/load", post_image_load, WRITE, true},
+    {"DELETE", "/v1/images/*", delete_image, WRITE, true},
+    {"GET", "/v1/services", get_services, READ, false},
+    {"POST", "/v1/services", post_service, WRITE, true},
+    {"GET", "/v1/services/*", get_service, READ, false},
+    {"DELETE", "/v1/services/*", delete_service, WRITE, true},
+    {"POST", "/v1/services/*/update", post_service_update, WRITE, true},
+    {"POST", "/v1/services/*/scale", post_service_scale, WRITE, true},
+    {"GET", "/v1/services/*/tasks", get_service_tasks, READ, false},
+    {"GET", "/v1/services/*/logs", get_service_logs, LOCAL, false},
+    {"GET", "/v1/tasks", get_tasks, READ, false},
+    {"GET", "/v1/networks", get_networks, READ, false},
+    {"POST", "/v1/networks", post_network, WRITE, true},
+    {"GET", "/v1/networks/*", get_network, READ, false},
+    {"DELETE", "/v1/networks/*", delete_network, WRITE, true},
+    {"GET", "/v1/events", dashboard_get_events, READ, false},
+    {"GET", "/v1/dashboard/url", dashboard_get_url, LOCAL, false},
+    {"POST", "/v1/containers/run", post_container_run, LOCAL, false},
+    {"GET", "/v1/containers", get_containers, LOCAL, false},
+    {"DELETE", "/v1/containers/*", delete_container, LOCAL, false},
 };
 
 /* Matches a path against a pattern; captured segments point into `buf`. */
@@ -867,17 +891,37 @@ static bool match(const char *pattern, const char *path, char *buf, size_t bufle
 static bool remote_allowed(const struct route *r, struct http_req *req)
 {
     const char *role = req->peer_role;
+    bool full = strcmp(role, "manager") == 0 || strcmp(role, "admin") == 0;
     switch (r->access) {
-    case JOINING:
+    case PUBLIC:
         return true;
-    case NODE_SESSION:
-        return role[0] != '\0' && strcmp(role, "admin") != 0;
-    case CLUSTER_API:
-        return strcmp(role, "manager") == 0 || strcmp(role, "admin") == 0;
-    case LOCAL_ONLY:
+    case NODE:
+        return role[0] != '\0' && strcmp(role, "admin") != 0 &&
+               strcmp(role, HTTP_ROLE_READ_ONLY) != 0;
+    case READ:
+        return full || strcmp(role, HTTP_ROLE_READ_ONLY) == 0;
+    case SECRET:
+    case WRITE:
+        return full;
+    case LOCAL:
     default:
         return false;
     }
+}
+
+/* 403 with the reason; a peer without a certificate (only joining is open
+ * to it) is disconnected after the answer. */
+static void deny(struct http_req *req)
+{
+    const char *role = req->peer_role;
+    if (role[0] == '\0')
+        http_close_after_response(req);
+    respond_err(req, SERR_FORBIDDEN,
+                strcmp(role, HTTP_ROLE_READ_ONLY) == 0
+                    ? "permission denied: the read-only dashboard token may not read secrets "
+                      "or make changes"
+                : role[0] == '\0' ? "permission denied: this API needs a client certificate"
+                                   : "permission denied: this certificate may not call this API");
 }
 
 void routes_dispatch(struct http_server *srv, struct http_req *req)
@@ -893,8 +937,7 @@ void routes_dispatch(struct http_server *srv, struct http_req *req)
         if (strcmp(routes[i].method, req->method) != 0)
             continue;
         if (req->remote && !remote_allowed(&routes[i], req)) {
-            respond_err(req, SERR_INVALID, "permission denied: this certificate may not call "
-                                           "this API");
+            deny(req);
             return;
         }
         if (routes[i].forward && forward_if_follower(sh, req))

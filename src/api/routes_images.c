@@ -88,6 +88,22 @@ static json_t *image_ops(json_t *images, int64_t now)
     return group;
 }
 
+/* The daemon's spool file is no business of the client's: its path in a
+ * message becomes "the upload". */
+static void hide_spool_path(struct serr *err, const char *spool_path)
+{
+    size_t plen = spool_path ? strlen(spool_path) : 0;
+    char *at;
+    while (plen > 0 && (at = strstr(err->msg, spool_path)) != NULL) {
+        static const char word[] = "the upload";
+        size_t tail = strlen(at + plen) + 1;
+        if (plen < sizeof(word) - 1)
+            return; /* never longer than the message it replaces */
+        memcpy(at, word, sizeof(word) - 1);
+        memmove(at + sizeof(word) - 1, at + plen, tail);
+    }
+}
+
 /* The images are in the store (or will never be): their layers are the
  * GC's to judge again. */
 static void upload_committed(void *arg, int status, const struct serr *err)
@@ -111,8 +127,10 @@ static void upload_done(uv_work_t *w, int status)
         cluster_propose(u->sh->cluster, image_ops(u->images, now_ms()), upload_committed, u);
         return;
     }
-    if (u->images == NULL)
+    if (u->images == NULL) {
+        hide_spool_path(&u->err, u->req->body_file);
         http_respond_error(u->req, &u->err);
+    }
     layers_release(u->sh);
     json_decref(u->images);
     free(u);

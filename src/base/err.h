@@ -13,6 +13,7 @@ enum serr_kind {
     SERR_NOT_FOUND,    /* 404 */
     SERR_CONFLICT,     /* 409: duplicate name, object in use */
     SERR_UNAVAILABLE,  /* 503: no leader, no quorum, not a swarm manager */
+    SERR_FORBIDDEN,    /* 403: the caller's credential may not do this */
 };
 
 struct serr {

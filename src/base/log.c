@@ -29,3 +29,17 @@ void slog(enum log_level level, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
 }
+
+int log_limit_allow(struct log_limit *l, unsigned long long now_ms, unsigned long long interval_ms,
+                    unsigned long *suppressed)
+{
+    if (l->logged && now_ms - l->last_ms < interval_ms) {
+        l->suppressed++;
+        return 0;
+    }
+    *suppressed = l->suppressed;
+    l->suppressed = 0;
+    l->last_ms = now_ms;
+    l->logged = 1;
+    return 1;
+}

@@ -27,6 +27,7 @@
 #define RECORD_CHUNK (16 * 1024)
 #define LOW_WATER (TLSPROXY_HIGH_WATER / 2)
 #define FLUSH_TIMEOUT_MS 1000
+#define REFUSED_LOG_INTERVAL_MS 10000
 
 enum conn_state { HANDSHAKE, WAIT_TICKET, OPEN, FLUSHING, CLOSING };
 
@@ -39,6 +40,14 @@ struct tlsproxy_listener {
     void (*done)(void *);
     void *done_arg;
     int port;
+    /* Every connection accepted and not yet freed, handshaking or open: the
+     * caps count them. The struct outlives its handle while they live. */
+    struct conn *all;
+    int nconns;
+    int max_conns, max_per_addr; /* 0: no cap */
+    bool (*exempt)(void *data, const char *ip); /* from max_conns */
+    bool closed;
+    struct log_limit refused_log;
 };
 
 struct conn {
@@ -63,6 +72,9 @@ struct conn {
     /* server side */
     struct tlsproxy_listener *listener; /* while in its handshaking list */
     struct conn *next, *prev;
+    struct tlsproxy_listener *owner; /* accepted it: until freed */
+    struct conn *all_next, *all_prev;
+    char ip[64];
     /* client side */
     tlsproxy_connect_cb connect_cb;
     void *data;
@@ -237,11 +249,36 @@ static void on_flush_timeout(uv_timer_t *t)
     conn_close(t->data);
 }
 
+static void listener_free(struct tlsproxy_listener *l)
+{
+    SSL_CTX_free(l->ctx);
+    free(l);
+}
+
+/* A freed connection leaves its listener's count (and frees a closed
+ * listener with the last one). */
+static void leave_owner(struct conn *c)
+{
+    struct tlsproxy_listener *l = c->owner;
+    if (l == NULL)
+        return;
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        l->all = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    c->owner = NULL;
+    if (--l->nconns == 0 && l->closed)
+        listener_free(l);
+}
+
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     if (--c->open_handles > 0)
         return;
+    leave_owner(c);
     SSL_free(c->ssl);
     free(c);
 }
@@ -640,6 +677,51 @@ static void tune_tcp(struct conn *c)
 
 /* ---- server ---- */
 
+static void format_ip(const struct sockaddr_storage *sa, char *out, size_t outlen)
+{
+    if (sa->ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)sa, out, outlen);
+    else
+        uv_ip4_name((const struct sockaddr_in *)sa, out, outlen);
+}
+
+/* Which cap a new connection from `ip` would go over, or NULL. */
+static const char *over_cap(const struct tlsproxy_listener *l, const char *ip)
+{
+    bool exempt = l->exempt != NULL && l->exempt(l->data, ip);
+    if (!exempt && l->max_conns > 0 && l->nconns >= l->max_conns)
+        return "connections";
+    int per_addr = exempt ? l->max_conns : l->max_per_addr;
+    if (per_addr <= 0)
+        return NULL;
+    int same = 0;
+    for (const struct conn *c = l->all; c != NULL; c = c->all_next)
+        same += strcmp(c->ip, ip) == 0;
+    return same >= per_addr ? "connections from one address" : NULL;
+}
+
+static void refuse_over_cap(struct tlsproxy_listener *l, struct conn *c, const char *what)
+{
+    unsigned long suppressed;
+    if (log_limit_allow(&l->refused_log, uv_now(c->loop), REFUSED_LOG_INTERVAL_MS, &suppressed))
+        log_warn("cluster port: refused a connection from %s: too many %s (%lu more refused "
+                 "since the last message)", c->ip[0] ? c->ip : "?", what, suppressed);
+    conn_close(c);
+}
+
+void tlsproxy_listener_set_caps(struct tlsproxy_listener *l, int max_conns, int max_per_addr,
+                                bool (*exempt)(void *data, const char *ip))
+{
+    l->max_conns = max_conns;
+    l->max_per_addr = max_per_addr;
+    l->exempt = exempt;
+}
+
+int tlsproxy_listener_conn_count(const struct tlsproxy_listener *l)
+{
+    return l->nconns;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct tlsproxy_listener *l = server->data;
@@ -654,8 +736,21 @@ static void on_connection(uv_stream_t *server, int status)
     }
     struct sockaddr_storage sa;
     int len = sizeof(sa);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0)
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
         format_addr(&sa, c->addr, sizeof(c->addr));
+        format_ip(&sa, c->ip, sizeof(c->ip));
+    }
+    const char *cap = over_cap(l, c->ip);
+    if (cap != NULL) {
+        refuse_over_cap(l, c, cap);
+        return;
+    }
+    c->owner = l;
+    c->all_next = l->all;
+    if (l->all)
+        l->all->all_prev = c;
+    l->all = c;
+    l->nconns++;
     c->listener = l;
     c->next = l->handshaking;
     if (c->next)
@@ -705,8 +800,9 @@ static void on_listener_closed(uv_handle_t *h)
     struct tlsproxy_listener *l = h->data;
     void (*done)(void *) = l->done;
     void *arg = l->done_arg;
-    SSL_CTX_free(l->ctx);
-    free(l);
+    l->closed = true;
+    if (l->nconns == 0)
+        listener_free(l);
     if (done)
         done(arg);
 }

@@ -33,6 +33,7 @@
 #define SHOAL_BASE_TLSPROXY_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <uv.h>
 
 #include "base/err.h"
@@ -65,6 +66,16 @@ typedef void (*tlsproxy_connect_cb)(void *data, int status, int plain_fd,
 int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_accept_cb cb,
                     void *data, struct tlsproxy_listener **out, struct serr *err);
 int tlsproxy_listener_port(const struct tlsproxy_listener *l);
+/* Caps on the connections the listener holds at once (handshaking or open,
+ * until both sides closed), in all and from one IP address; 0: no cap. A
+ * connection over a cap is closed at once (logged, rate-limited). Addresses
+ * for which exempt(data, ip) is true (other nodes: a flood from many
+ * addresses must not cut heartbeats, nor a burst of forwarded writes) are
+ * not refused by the listener's cap, and may hold max_conns connections
+ * instead of max_per_addr. exempt may be NULL. */
+void tlsproxy_listener_set_caps(struct tlsproxy_listener *l, int max_conns, int max_per_addr,
+                                bool (*exempt)(void *data, const char *ip));
+int tlsproxy_listener_conn_count(const struct tlsproxy_listener *l);
 /* Stops listening and drops connections still in their handshake; connections
  * already given to the callback live on. done(arg) runs once the listener is
  * freed (done may be NULL). */

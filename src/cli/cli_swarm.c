@@ -254,9 +254,9 @@ static int swarm_join_token(struct cli *cli, int argc, char **argv)
         return cli_usage_error("swarm join-token", "%s", err.msg);
     char path[64];
     snprintf(path, sizeof(path), "/v1/swarm/join-token/%s%s", opts.role,
-             opts.rotate ? "?rotate=1" : "");
+             opts.rotate ? "/rotate" : "");
     json_t *out;
-    if (cli_call(cli, "GET", path, NULL, &out, &err) < 0)
+    if (cli_call(cli, opts.rotate ? "POST" : "GET", path, NULL, &out, &err) < 0)
         return cli_fail(&err);
     if (opts.rotate && !opts.quiet)
         printf("Successfully rotated %s join token.\n\n", opts.role);

@@ -29,6 +29,12 @@ struct incoming {
     char peer_role[16];
 };
 
+static void adopt_http(struct net *net, int fd, const char *peer_id, const char *peer_role)
+{
+    if (net->sh->api == NULL || http_server_adopt(net->sh->api, fd, NULL, 0, peer_id, peer_role) < 0)
+        close(fd);
+}
+
 static void incoming_closed(uv_handle_t *h)
 {
     free(h->data);
@@ -82,11 +88,8 @@ static void incoming_readable(uv_poll_t *p, int status, int events)
         return; /* wait for more */
     if (!raft) {
         uv_poll_stop(p);
-        int fd = in->fd;
-        incoming_drop(in, false);
-        if (in->net->sh->api == NULL ||
-            http_server_adopt(in->net->sh->api, fd, NULL, 0, in->peer_id, in->peer_role) < 0)
-            close(fd);
+        incoming_drop(in, false); /* frees `in` later: its poll handle goes first */
+        adopt_http(in->net, in->fd, in->peer_id, in->peer_role);
         return;
     }
     char *nl = memchr(buf, '\n', (size_t)n);
@@ -105,9 +108,15 @@ static void incoming_readable(uv_poll_t *p, int status, int events)
     accept_raft(in, buf);
 }
 
-/* Called by the secure listener for each connection whose handshake is done. */
+/* Called by the secure listener for each connection whose handshake is done.
+ * Only managers speak Raft: the others go to the HTTP server at once, whose
+ * timeouts then hold them (no wait for a preamble that may never come). */
 void net_incoming(struct net *net, int fd, const char *peer_id, const char *peer_role)
 {
+    if (peer_role == NULL || strcmp(peer_role, "manager") != 0) {
+        adopt_http(net, fd, peer_id, peer_role);
+        return;
+    }
     struct incoming *in = xcalloc(1, sizeof(*in));
     in->net = net;
     in->fd = fd;

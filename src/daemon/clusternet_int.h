@@ -3,7 +3,9 @@
 #ifndef SHOAL_DAEMON_CLUSTERNET_INT_H
 #define SHOAL_DAEMON_CLUSTERNET_INT_H
 
+#include <jansson.h>
 #include <openssl/ssl.h>
+#include <stdint.h>
 #include <raft.h>
 #include <raft/uv.h>
 
@@ -22,6 +24,8 @@ struct net {
     char raft_addr[96];
     struct raft_connect *connects; /* raft connects in progress */
     raft_uv_transport_close_cb close_cb; /* raft's, until the deferred close runs */
+    json_t *node_ips;       /* the swarm's node addresses (IPs), for the listener's cap */
+    uint64_t node_ips_at;   /* uv_now() when read from the store */
 };
 
 /* The daemon's net state, made on first use. */

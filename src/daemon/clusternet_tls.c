@@ -12,6 +12,7 @@
 #include "daemon/clusternet_int.h"
 #include "daemon/shoal.h"
 #include "manager/ca.h"
+#include "store/store.h"
 
 struct net *net_get(struct shoal *sh)
 {
@@ -209,6 +210,50 @@ static void accepted(void *data, int fd, const char *peer_id, const char *peer_r
     net_incoming(data, fd, peer_id, peer_role);
 }
 
+/* "IP:PORT" or "[IP6]:PORT" -> IP. */
+static void host_of(const char *addr, char *out, size_t outlen)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t len = colon ? (size_t)(colon - addr) : strlen(addr);
+    if (len >= 2 && addr[0] == '[' && addr[len - 1] == ']') {
+        addr++;
+        len -= 2;
+    }
+    snprintf(out, outlen, "%.*s", (int)len, addr);
+}
+
+#define NODE_IPS_TTL_MS 1000
+
+/* Whether `ip` is a node's address (re-read from the store at most once a
+ * second: this runs for each connection accepted, during a flood too). */
+static bool node_ip(void *data, const char *ip)
+{
+    struct net *net = data;
+    uint64_t now = uv_now(net->sh->loop);
+    if (net->node_ips == NULL || now - net->node_ips_at >= NODE_IPS_TTL_MS) {
+        json_decref(net->node_ips);
+        net->node_ips = json_array();
+        net->node_ips_at = now;
+        json_t *nodes = store_list(net->sh->store, "nodes", "hostname");
+        size_t i;
+        json_t *n;
+        json_array_foreach(nodes, i, n)
+        {
+            const char *addr = json_string_value(json_object_get(n, "addr"));
+            char host[64];
+            if (addr == NULL)
+                continue;
+            host_of(addr, host, sizeof(host));
+            json_array_append_new(net->node_ips, json_string(host));
+        }
+        json_decref(nodes);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(net->node_ips, i, v) if (strcmp(json_string_value(v), ip) == 0) return true;
+    return false;
+}
+
 int clusternet_listen(struct shoal *sh, struct serr *err)
 {
     struct net *net = net_get(sh);
@@ -219,6 +264,8 @@ int clusternet_listen(struct shoal *sh, struct serr *err)
     const char *addr = sh->listen_addr ? sh->listen_addr : sh->swarm_addr;
     if (tlsproxy_listen(sh->loop, addr, net->server_ctx, accepted, net, &net->listener, err) < 0)
         return serr_wrap(err, "cluster port %s", addr);
+    tlsproxy_listener_set_caps(net->listener, sh->net_limits.max_conns,
+                               sh->net_limits.max_conns_per_addr, node_ip);
     log_info("cluster port listening on %s (mutual TLS), advertised as %s", addr, sh->swarm_addr);
     return 0;
 }
@@ -239,6 +286,7 @@ void clusternet_free(struct shoal *sh)
     if (net == NULL)
         return;
     clusternet_stop(sh);
+    json_decref(net->node_ips);
     SSL_CTX_free(net->server_ctx);
     SSL_CTX_free(net->client_ctx);
     free(net);

@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,7 +206,51 @@ struct options {
     const char *state_dir, *run_dir, *socket, *runtime, *dashboard_addr, *bridge;
     int64_t max_upload; /* bytes; 0: no cap */
     bool debug;
+    struct http_limits limits;
 };
+
+/* Defaults of the network listeners' limits (docs/design.md, "Security model"). */
+#define DEFAULT_MAX_CONNS 1000
+#define DEFAULT_MAX_CONNS_PER_ADDR 100
+#define DEFAULT_REQUEST_TIMEOUT_S 10
+#define DEFAULT_IDLE_TIMEOUT_S 60
+
+/* A positive count for flag `name`; -1 (message printed) otherwise. */
+static long positive_flag(const char *name, const char *value, long max)
+{
+    char *end;
+    long n = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || n < 1 || n > max) {
+        fprintf(stderr, "shoal daemon: --%s wants a whole number from 1 to %ld, got '%s'\n",
+                name, max, value);
+        return -1;
+    }
+    return n;
+}
+
+static int limit_option(int ch, const char *value, struct http_limits *l)
+{
+    long n;
+    switch (ch) {
+    case 'C':
+        n = positive_flag("max-connections", value, 1000000);
+        l->max_conns = (int)n;
+        break;
+    case 'P':
+        n = positive_flag("max-connections-per-ip", value, 1000000);
+        l->max_conns_per_addr = (int)n;
+        break;
+    case 'T':
+        n = positive_flag("request-timeout", value, 86400);
+        l->request_timeout_ms = (unsigned)n * 1000;
+        break;
+    default: /* 'I' */
+        n = positive_flag("idle-timeout", value, 86400);
+        l->idle_timeout_ms = (unsigned)n * 1000;
+        break;
+    }
+    return n < 0 ? -1 : 0;
+}
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -216,9 +261,17 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"dashboard-addr", required_argument, NULL, 'D'},
         {"bridge", required_argument, NULL, 'B'},
         {"max-upload", required_argument, NULL, 'U'},
+        {"max-connections", required_argument, NULL, 'C'},
+        {"max-connections-per-ip", required_argument, NULL, 'P'},
+        {"request-timeout", required_argument, NULL, 'T'},
+        {"idle-timeout", required_argument, NULL, 'I'},
         {NULL, 0, NULL, 0}};
     *o = (struct options){.state_dir = "/var/lib/shoal", .run_dir = "/run/shoal",
-                          .bridge = NET_BRIDGE, .max_upload = DEFAULT_MAX_UPLOAD};
+                          .bridge = NET_BRIDGE, .max_upload = DEFAULT_MAX_UPLOAD,
+                          .limits = {.max_conns = DEFAULT_MAX_CONNS,
+                                     .max_conns_per_addr = DEFAULT_MAX_CONNS_PER_ADDR,
+                                     .request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_S * 1000,
+                                     .idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_S * 1000}};
     struct serr err = {0};
     int ch;
     optind = 1;
@@ -237,10 +290,19 @@ static int parse_options(int argc, char **argv, struct options *o)
             }
             break;
         case 'd': o->debug = true; break;
+        case 'C':
+        case 'P':
+        case 'T':
+        case 'I':
+            if (limit_option(ch, optarg, &o->limits) < 0)
+                return -1;
+            break;
         case 'h':
             printf("Usage: shoal daemon [--state-dir DIR] [--run-dir DIR] [--socket PATH] "
                    "[--runtime PATH] [--dashboard-addr IP:PORT] [--bridge NAME] [--max-upload SIZE] "
-                   "[--debug]\n\n"
+                   "[--debug]\n"
+                   "       [--max-connections N] [--max-connections-per-ip N] "
+                   "[--request-timeout S] [--idle-timeout S]\n\n"
                    "  --state-dir DIR  persistent state (default /var/lib/shoal)\n"
                    "  --run-dir DIR    volatile state: logs, runtime state (default /run/shoal)\n"
                    "  --socket PATH    API socket (default RUN_DIR/shoal.sock)\n"
@@ -249,7 +311,16 @@ static int parse_options(int argc, char **argv, struct options *o)
                    "                   token required: shoal dashboard url); off by default\n"
                    "  --bridge NAME    bridge of the bridged tasks (default shoal0); daemons\n"
                    "                   sharing a network namespace need one each\n"
-                   "  --max-upload SIZE  largest image upload accepted (default 4G; 0: no cap)\n");
+                   "  --max-upload SIZE  largest image upload accepted (default 4G; 0: no cap)\n"
+                   "  --max-connections N  connections each network listener (dashboard,\n"
+                   "                   cluster port) holds at once (default %d)\n"
+                   "  --max-connections-per-ip N  of those, from one IP address (default %d)\n"
+                   "  --request-timeout S  seconds a network client has to send a request's\n"
+                   "                   headers, or to go on with its body (default %d)\n"
+                   "  --idle-timeout S seconds a network keep-alive connection may wait\n"
+                   "                   between requests (default %d)\n",
+                   DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_ADDR, DEFAULT_REQUEST_TIMEOUT_S,
+                   DEFAULT_IDLE_TIMEOUT_S);
             exit(0);
         default:
             return -1;
@@ -284,6 +355,32 @@ static int load_node_id(struct shoal *sh, struct serr *err)
     return rc;
 }
 
+/* Descriptors: the soft limit goes up to the hard one, and the network
+ * listeners may hold at most half of them (a cluster-port connection takes
+ * three: TCP and a socketpair; a dashboard one takes one), so the daemon's
+ * own work (sockets to other nodes, network passes, files) never hits EMFILE
+ * however many clients connect. */
+static void reserve_fds(struct http_limits *l)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t budget = rl.rlim_cur / 2, per_conn = 3 + 1; /* cluster port + dashboard */
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)l->max_conns * per_conn > budget) {
+        int fit = (int)(budget / per_conn);
+        log_warn("--max-connections %d lowered to %d: the daemon may open %llu files", l->max_conns,
+                 fit > 1 ? fit : 1, (unsigned long long)rl.rlim_cur);
+        l->max_conns = fit > 1 ? fit : 1;
+    }
+    if (l->max_conns_per_addr > l->max_conns)
+        l->max_conns_per_addr = l->max_conns;
+}
+
 static int init_shoal(struct shoal *sh, const struct options *o, struct serr *err)
 {
     sh->state_dir = realpath(o->state_dir, NULL);
@@ -294,6 +391,8 @@ static int init_shoal(struct shoal *sh, const struct options *o, struct serr *er
         return serr_wrap(err, "run dir");
     sh->socket_path = o->socket ? xstrdup(o->socket) : shoal_run_path(sh, "shoal.sock");
     sh->bridge = o->bridge;
+    sh->net_limits = o->limits;
+    reserve_fds(&sh->net_limits);
     gethostname(sh->hostname, sizeof(sh->hostname) - 1);
     if (load_node_id(sh, err) < 0 || store_open(&sh->store, err) < 0)
         return -1;
@@ -334,6 +433,10 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     if (sh->api == NULL)
         return -1;
     http_server_set_spool_max(sh->api, (uint64_t)o->max_upload);
+    /* Its remote connections come from the cluster port (capped there). */
+    http_server_set_limits(sh->api, &(struct http_limits){
+                                        .request_timeout_ms = sh->net_limits.request_timeout_ms,
+                                        .idle_timeout_ms = sh->net_limits.idle_timeout_ms});
     sh->events = events_hub_new(sh->loop, sh->store);
     if (o->dashboard_addr && dashboard_start(sh, o->dashboard_addr, err) < 0)
         return -1;

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "agent/runtime.h"
+#include "api/http.h"
 
 struct store;
 struct cluster;
@@ -51,6 +52,9 @@ struct shoal {
     struct node_metrics *metrics; /* this node's samples (daemon/node_metrics.h) */
     struct events_hub *events;   /* GET /v1/events streams */
     struct dashboard *dashboard; /* --dashboard-addr, else NULL */
+    /* The network listeners' limits (dashboard, cluster port; daemon flags,
+     * docs/design.md "Security model"); the caps apply to each listener. */
+    struct http_limits net_limits;
 
     uv_timer_t kick_timer;   /* coalesces "the state changed" into one reconcile */
     uv_timer_t wakeup_timer; /* orchestrator's next deadline (restart delays, updates) */

@@ -202,7 +202,12 @@ json_t *network_new(struct store *st, json_t *body, struct serr *err)
             return NULL;
         }
     }
-    const char *name = json_string_value(json_object_get(body, "name"));
+    json_t *name_value = json_object_get(body, "name");
+    if (name_value && !json_is_string(name_value)) {
+        serr_set(err, SERR_INVALID, "name: expected a string");
+        return NULL;
+    }
+    const char *name = json_string_value(name_value);
     if (!valid_network_name(name)) {
         serr_set(err, SERR_INVALID,
                  "invalid network name '%s' (letters, digits, '_', '.', '-'; at most 63)",

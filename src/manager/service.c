@@ -154,10 +154,13 @@ static int check_limits(json_t *limits, struct serr *err)
         return -1;
     json_t *cpus = json_object_get(limits, "cpus");
     json_t *mem = json_object_get(limits, "memory");
-    if (cpus && (!json_is_number(cpus) || !(json_number_value(cpus) > 0) ||
-                 json_number_value(cpus) > 1024))
+    if (cpus && !json_is_number(cpus))
+        return serr_set(err, SERR_INVALID, "limits.cpus: expected a number");
+    if (cpus && (!(json_number_value(cpus) > 0) || json_number_value(cpus) > 1024))
         return serr_set(err, SERR_INVALID, "limits.cpus must be a number above 0");
-    if (mem && (!json_is_integer(mem) || json_integer_value(mem) < 4 * 1024 * 1024))
+    if (mem && !json_is_integer(mem))
+        return serr_set(err, SERR_INVALID, "limits.memory: expected an integer (bytes)");
+    if (mem && json_integer_value(mem) < 4 * 1024 * 1024)
         return serr_set(err, SERR_INVALID, "limits.memory must be at least 4MiB");
     return 0;
 }
@@ -168,7 +171,9 @@ static int check_int(json_t *spec, const char *field, json_int_t min, json_int_t
     json_t *v = json_object_get(spec, field);
     if (v == NULL)
         return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+    if (!json_is_integer(v))
+        return serr_set(err, SERR_INVALID, "%s: expected an integer", field);
+    if (json_integer_value(v) < min || json_integer_value(v) > max)
         return serr_set(err, SERR_INVALID, "%s must be an integer from %lld to %lld", field,
                         (long long)min, (long long)max);
     return 0;
@@ -180,7 +185,9 @@ static int check_one_of(json_t *spec, const char *field, const char *const *allo
     json_t *v = json_object_get(spec, field);
     if (v == NULL)
         return 0;
-    for (int i = 0; json_is_string(v) && allowed[i]; i++)
+    if (!json_is_string(v))
+        return serr_set(err, SERR_INVALID, "%s: expected a string", field);
+    for (int i = 0; allowed[i]; i++)
         if (strcmp(json_string_value(v), allowed[i]) == 0)
             return 0;
     return serr_set(err, SERR_INVALID, "invalid %s (want %s%s%s%s%s)", field, allowed[0],
@@ -312,6 +319,12 @@ static int validate(json_t *s, struct serr *err)
     const char *name = json_string_value(json_object_get(s, "name"));
     if (check_fields(s, err) < 0)
         return -1;
+    static const char *const strings[] = {"name", "image", "network", NULL};
+    for (int i = 0; strings[i]; i++) {
+        json_t *v = json_object_get(s, strings[i]);
+        if (v && !json_is_null(v) && !json_is_string(v))
+            return serr_set(err, SERR_INVALID, "%s: expected a string", strings[i]);
+    }
     if (json_object_get(s, "name") && (name == NULL || !valid_name(name, 63)))
         return serr_set(err, SERR_INVALID,
                         "invalid service name '%s' (letters, digits, '_', '.', '-'; at most 63)",

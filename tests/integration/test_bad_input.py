@@ -233,6 +233,22 @@ def test_api_wrong_types(unchanged, spec):
     api_error(unchanged, "POST", "/v1/services", 400, body=spec)
 
 
+@pytest.mark.parametrize("spec,fragment", [
+    ({"image": "busybox", "name": 123}, "name: expected a string"),
+    ({"image": 5}, "image: expected a string"),
+    ({"image": "busybox", "network": 5}, "network: expected a string"),
+    ({"image": "busybox", "limits": {"memory": "lots"}}, "limits.memory: expected an integer"),
+    ({"image": "busybox", "limits": {"cpus": "1"}}, "limits.cpus: expected a number"),
+    ({"image": "busybox", "replicas": "3"}, "replicas: expected an integer"),
+    ({"image": "busybox", "restart_condition": 1}, "restart_condition: expected a string"),
+    ({"image": "busybox", "ports": [{"published": "80", "target": 80}]},
+     "published: expected an integer"),
+])
+def test_api_wrong_types_say_what_was_expected(unchanged, spec, fragment):
+    msg = api_error(unchanged, "POST", "/v1/services", 400, fragment, body=spec)
+    assert "''" not in msg and "at least" not in msg, msg
+
+
 def test_api_unknown_image_and_duplicate(unchanged):
     api_error(unchanged, "POST", "/v1/services", 404, "No such image", body={"image": "nosuch:img"})
     api_error(unchanged, "POST", "/v1/services", 409, "already exists", body={"image": "busybox", "name": "web"})
@@ -348,7 +364,7 @@ def test_api_chunked_body_accepted(baseline):
 
 @pytest.mark.parametrize("body,status,fragment", [
     ({}, 400, "invalid network name"),
-    ({"name": 5}, 400, "invalid network name"),
+    ({"name": 5}, 400, "name: expected a string"),
     ({"name": "a b"}, 400, "invalid network name"),
     ({"name": "n", "subnet": 10}, 400, "CIDR"),
     ({"name": "n", "subnet": "10.1.0.0/30"}, 400, "/8 to /23"),

@@ -257,6 +257,12 @@ def test_remote_cli_with_the_admin_certificate(cluster1x2, tmp_path):
     # from another board (namespace), over the cluster network
     res = c.nodes[1].exec(SHOAL_BIN, "-H", host, "--tls-dir", certs, "node", "ls")
     assert res.stdout.count("Ready") == 3, res.stdout
+    # the admin certificate reads and rotates join tokens (a POST)
+    before = c.token("worker")
+    res = c.nodes[1].exec(SHOAL_BIN, "-H", host, "--tls-dir", certs, "swarm", "join-token",
+                          "--rotate", "worker")
+    assert "Successfully rotated worker join token." in res.stdout, res.stdout
+    assert c.token("worker") != before and c.token("worker") in res.stdout
     res = c.nodes[1].exec(SHOAL_BIN, "-H", host, "--tls-dir", str(tmp_path / "none"), "node", "ls",
                           check=False)
     assert res.returncode != 0

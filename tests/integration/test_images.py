@@ -125,6 +125,11 @@ def test_import_bad_input(daemon, tmp_path):
     junk.write_bytes(b"this is not a tarball at all" * 10)
     r = d.cli("image", "import", str(junk), "junk", check=False)
     assert r.returncode != 0 and r.stderr.strip()
+    # the daemon's spool file is not named to the client
+    assert "upload-" not in r.stderr and d.state_dir not in r.stderr, r.stderr
+    for path in ("/v1/images/import?name=junk", "/v1/images/load"):
+        r = d.api("POST", path, raw=b"this is not an archive" * 10)
+        assert r.status == 400 and "upload-" not in r.text and "/tmp/" not in r.text, r
     r = d.cli("image", "import", str(tmp_path / "missing.tar"), "junk", check=False)
     assert r.returncode != 0 and r.stderr.strip()
     r = d.api("POST", "/v1/images/import", raw=b"xx")

@@ -1,5 +1,6 @@
 /* HTTP server and client: a server on a libuv loop in this thread with a tiny
  * router, driven by the blocking client from a second thread. */
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,6 +9,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "api/http.h"
@@ -75,6 +79,10 @@ static void router(struct http_server *srv, struct http_req *req)
         http_stream_write(req, "line 1\n", 7); /* and never ends */
     } else if (strcmp(req->method, "POST") == 0) {
         http_respond(req, 200, "application/json", req->body ? req->body : "", req->body_len);
+    } else if (strcmp(req->path, "/forbidden") == 0) {
+        struct serr err;
+        serr_set(&err, SERR_FORBIDDEN, "not with this credential");
+        http_respond_error(req, &err);
     } else if (strncmp(req->path, "/missing", 8) == 0) {
         struct serr err;
         serr_set(&err, SERR_NOT_FOUND, "no such thing");
@@ -100,6 +108,82 @@ static void *client_thread(void *arg)
     client_body();
     uv_async_send(&stop_async);
     return NULL;
+}
+
+static int tcp_port;
+
+/* Runs `body` in a thread against a fresh TCP server (127.0.0.1) with
+ * `limits`; tcp_port names its port. */
+static void with_tcp_server(void (*body)(void), const struct http_limits *limits)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    /* A free port: bound, named, released, then taken by the server. */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    CHECK(bind(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    CHECK(getsockname(probe, (struct sockaddr *)&sa, &len) == 0);
+    close(probe);
+    tcp_port = ntohs(sa.sin_port);
+    struct serr err;
+    server = http_server_start_tcp(&loop, (struct sockaddr *)&sa, router, NULL, &err);
+    CHECK(server != NULL);
+    http_server_set_limits(server, limits);
+    uv_async_init(&loop, &stop_async, on_stop);
+    client_body = body;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, client_thread, NULL) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* A connection to the TCP server from `source` (127.0.0.x). */
+static int tcp_connect(const char *source)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &src.sin_addr);
+    CHECK(bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0);
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)tcp_port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&dst, sizeof(dst)) == 0);
+    return fd;
+}
+
+/* Waits (up to 30 s) for the server to close fd: true on EOF or reset. */
+static bool closed_by_server(int fd)
+{
+    char buf[4096];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (int i = 0; i < 300; i++) {
+        if (poll(&p, 1, 100) == 1) {
+            ssize_t n = recv(fd, buf, sizeof(buf), 0);
+            if (n <= 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* True when the server has not closed fd (nothing to read, no EOF). */
+static bool still_open(int fd)
+{
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/* Sends a whole GET and reads the answer's head. */
+static void exchange(int fd, const char *path, char *out, size_t outlen)
+{
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    CHECK(send(fd, req, (size_t)n, MSG_NOSIGNAL) == n);
+    ssize_t got = recv(fd, out, outlen - 1, 0);
+    CHECK(got > 0);
+    out[got] = '\0';
 }
 
 /* Runs `body` in a thread against a fresh server; checks a clean shutdown. */
@@ -412,6 +496,80 @@ TEST(http_stop_closes_everything)
 {
     with_server(stop_with_open_stream);
     CHECK(atomic_load(&aborted) == 1);
+}
+
+/* ---- limits (TCP listener) ---- */
+
+static void caps(void)
+{
+    char head[1024];
+    /* Two from one address are served; the third is closed at once. */
+    int a1 = tcp_connect("127.0.0.1"), a2 = tcp_connect("127.0.0.1");
+    int a3 = tcp_connect("127.0.0.1");
+    CHECK(closed_by_server(a3));
+    exchange(a1, "/x", head, sizeof(head));
+    CHECK(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    exchange(a2, "/forbidden", head, sizeof(head));
+    CHECK(strncmp(head, "HTTP/1.1 403 Forbidden", 22) == 0);
+    /* Another address gets the listener's last place, then the cap. */
+    int b1 = tcp_connect("127.0.0.2"), b2 = tcp_connect("127.0.0.2");
+    CHECK(closed_by_server(b2));
+    exchange(b1, "/x", head, sizeof(head));
+    CHECK(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    CHECK(still_open(a1) && still_open(a2));
+    /* A place freed is a place taken again. */
+    close(a1);
+    int a4 = -1;
+    for (int i = 0; i < 1500; i++) { /* until the server noticed a1's end (30 s at most) */
+        a4 = tcp_connect("127.0.0.1");
+        usleep(20000);
+        if (still_open(a4))
+            break;
+        close(a4);
+        a4 = -1;
+    }
+    CHECK(a4 >= 0);
+    exchange(a4, "/x", head, sizeof(head));
+    CHECK(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    int fds[] = {a2, a3, a4, b1, b2};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        close(fds[i]);
+}
+
+TEST(http_tcp_caps_per_listener_and_address)
+{
+    struct http_limits limits = {.max_conns = 3, .max_conns_per_addr = 2};
+    with_tcp_server(caps, &limits);
+}
+
+static void timeouts(void)
+{
+    char head[1024];
+    /* A half-sent request, a silent connection, an idle keep-alive one:
+     * each is closed; a stream the router holds is not. */
+    int half = tcp_connect("127.0.0.1");
+    CHECK(send(half, "GET /x HTTP/1.1\r\nHo", 20, MSG_NOSIGNAL) == 20);
+    int silent = tcp_connect("127.0.0.1");
+    int idle = tcp_connect("127.0.0.1");
+    exchange(idle, "/x", head, sizeof(head));
+    CHECK(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    int follow = tcp_connect("127.0.0.1");
+    exchange(follow, "/follow", head, sizeof(head));
+    CHECK(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    CHECK(closed_by_server(half));
+    CHECK(closed_by_server(silent));
+    CHECK(closed_by_server(idle));
+    CHECK(still_open(follow));
+    close(half);
+    close(silent);
+    close(idle);
+    close(follow);
+}
+
+TEST(http_tcp_request_and_idle_timeouts)
+{
+    struct http_limits limits = {.request_timeout_ms = 200, .idle_timeout_ms = 300};
+    with_tcp_server(timeouts, &limits);
 }
 
 TEST(http_client_refused)

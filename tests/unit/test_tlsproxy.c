@@ -1,5 +1,6 @@
 /* TLS proxy: mutual TLS between a listener and clients on 127.0.0.1, echo over
  * the plain fds, refusals (foreign CA, wrong pin, no certificate), timeouts. */
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -567,6 +568,78 @@ TEST(tlsproxy_listener_close_drops_handshakes)
     CHECK(listener_done_calls == 1);
     CHECK(client_saw_eof); /* the half-open handshake was dropped */
     CHECK(accepted == 0);
+    free(addr);
+    pki_free(&p);
+}
+
+/* ---- connection caps ---- */
+
+static int blocking_connect(const char *source, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)port);
+    CHECK(bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0);
+    CHECK(connect(fd, (struct sockaddr *)&dst, sizeof(dst)) == 0);
+    return fd;
+}
+
+static bool exempt_dot_two(void *data, const char *ip)
+{
+    (void)data;
+    return strcmp(ip, "127.0.0.2") == 0;
+}
+
+struct cap_check {
+    uv_timer_t timer;
+    int held, refused, exempt;
+    int rounds;
+};
+
+static bool got_eof(int fd)
+{
+    char byte;
+    return recv(fd, &byte, 1, MSG_DONTWAIT) == 0;
+}
+
+/* Until the listener holds the first and the exempt connection and the
+ * second one was closed (30 s at most), then ends everything. */
+static void check_caps(uv_timer_t *t)
+{
+    struct cap_check *c = t->data;
+    bool done = tlsproxy_listener_conn_count(listener) == 2 && got_eof(c->refused);
+    if (!done && ++c->rounds < 3000)
+        return;
+    CHECK(done);
+    CHECK(!got_eof(c->held) && !got_eof(c->exempt));
+    close(c->held);
+    close(c->refused);
+    close(c->exempt);
+    close_listener();
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+TEST(tlsproxy_caps_refuse_at_once_but_not_exempt_addresses)
+{
+    struct pki p;
+    pki_make(&p);
+    SSL_CTX *server = server_ctx_for(&p, false);
+    setup();
+    char *addr = listen_on_free_port(server);
+    SSL_CTX_free(server);
+    tlsproxy_listener_set_caps(listener, 1, 0, exempt_dot_two);
+    int port = tlsproxy_listener_port(listener);
+    /* Queued in the backlog in this order before the loop accepts them. */
+    struct cap_check c = {.held = blocking_connect("127.0.0.1", port),
+                          .refused = blocking_connect("127.0.0.1", port),
+                          .exempt = blocking_connect("127.0.0.2", port)};
+    uv_timer_init(&loop, &c.timer);
+    c.timer.data = &c;
+    uv_timer_start(&c.timer, check_caps, 10, 10);
+    finish();
+    CHECK(accepted == 0); /* no handshake was made */
     free(addr);
     pki_free(&p);
 }
