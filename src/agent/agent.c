@@ -855,6 +855,18 @@ void agent_stop_all(struct agent *a, void (*done)(void *arg), void *arg)
     agent_sync(a);
 }
 
+/* A command exec'd in a container outliving its crun (a health check killed
+ * under load) becomes our zombie: the container could not end before it is
+ * reaped. */
+static void on_sigchld(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    int n = runtime_reap_orphans();
+    if (n > 0)
+        log_debug("reaped %d orphaned process(es) of containers", n);
+    (void)s;
+}
+
 int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
 {
     struct agent *a = xcalloc(1, sizeof(*a));
@@ -874,6 +886,10 @@ int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
     a->kick.data = a;
     uv_timer_init(sh->loop, &a->stop_all_timer);
     a->stop_all_timer.data = a;
+    uv_signal_init(sh->loop, &a->sigchld);
+    a->sigchld.data = a;
+    uv_signal_start(&a->sigchld, on_sigchld, SIGCHLD);
+    runtime_reap_orphans(); /* any left from before a restart */
     a->net = agent_net_new(a);
     adopt_all(a);
     *out = a;
@@ -903,7 +919,8 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
         ctr_release(a->ctrs);
     agent_net_close(a->net); /* the bridge, routes and namespaces stay: live restore */
     a->net = NULL;
-    a->closing_timers = 2;
+    a->closing_timers = 3;
     uv_close((uv_handle_t *)&a->kick, agent_timer_closed);
     uv_close((uv_handle_t *)&a->stop_all_timer, agent_timer_closed);
+    uv_close((uv_handle_t *)&a->sigchld, agent_timer_closed);
 }

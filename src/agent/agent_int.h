@@ -72,6 +72,7 @@ struct agent {
     struct agent_net *net; /* agent_net.c */
     uv_timer_t kick;
     uv_timer_t stop_all_timer;
+    uv_signal_t sigchld; /* reaps orphans of containers (runtime_reap_orphans) */
     void (*stop_all_done)(void *arg);
     void *stop_all_arg;
     void (*close_done)(void *arg);

@@ -3,6 +3,7 @@
  * runtime_config.c, cgroups are handled in runtime_cgroup.c. */
 #include "agent/runtime.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -454,6 +455,61 @@ static int write_exec_process(const struct runtime *rt, const char *id, const ch
     int rc = write_file_atomic(path, text, strlen(text), false, err);
     free(text);
     return rc;
+}
+
+/* The NSpid levels of a process ("NSpid: 812 7": 2, the last pid 7), its
+ * state and parent, from /proc/PID/status; false when gone. */
+static bool proc_ns_info(const char *pid, int *levels, long *last, char *state, long *ppid)
+{
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/%s/status", pid);
+    if (read_file(path, &text, NULL, NULL) < 0)
+        return false;
+    *levels = 0;
+    *state = '?';
+    *ppid = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "State:", 6) == 0)
+            sscanf(line + 6, " %c", state);
+        else if (strncmp(line, "PPid:", 5) == 0)
+            *ppid = strtol(line + 5, NULL, 10);
+        else if (strncmp(line, "NSpid:", 6) == 0)
+            for (char *p = line + 6, *end;; p = end) {
+                long v = strtol(p, &end, 10);
+                if (end == p)
+                    break;
+                *last = v;
+                ++*levels;
+            }
+    }
+    free(text);
+    return *levels > 0;
+}
+
+int runtime_reap_orphans(void)
+{
+    int own_levels = 0, reaped = 0;
+    long own_last, ppid;
+    char state;
+    if (!proc_ns_info("self", &own_levels, &own_last, &state, &ppid))
+        return 0;
+    /* every process: /proc/PID/task/TID/children is not in every kernel */
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        int levels;
+        long last;
+        if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+            !proc_ns_info(de->d_name, &levels, &last, &state, &ppid))
+            continue;
+        if (ppid == (long)getpid() && state == 'Z' && levels > own_levels && last != 1 &&
+            waitpid((pid_t)strtol(de->d_name, NULL, 10), NULL, WNOHANG) > 0)
+            reaped++;
+    }
+    if (d)
+        closedir(d);
+    return reaped;
 }
 
 int runtime_exec_start(struct runtime *rt, const char *id, const char *const *argv,
