@@ -781,6 +781,14 @@ void report_lost(struct agent *a, const char *task_id)
     shoal_report_task(a->sh, task_id, fields);
 }
 
+static void stop_all_finish(struct agent *a)
+{
+    void (*done)(void *) = a->stop_all_done;
+    a->stop_all_done = NULL;
+    uv_timer_stop(&a->stop_all_timer);
+    done(a->stop_all_arg);
+}
+
 void agent_sync(struct agent *a)
 {
     if (a->closing)
@@ -811,12 +819,8 @@ void agent_sync(struct agent *a)
             ctr_stop(c);
     }
     json_decref(tasks);
-    if (a->stop_all_done && !agent_has_tasks(a)) {
-        void (*done)(void *) = a->stop_all_done;
-        a->stop_all_done = NULL;
-        uv_timer_stop(&a->stop_all_timer);
-        done(a->stop_all_arg);
-    }
+    if (a->stop_all_done && !agent_has_tasks(a))
+        stop_all_finish(a);
 }
 
 bool agent_has_tasks(struct agent *a)
@@ -838,18 +842,56 @@ json_t *agent_running_tasks(struct agent *a)
     return out;
 }
 
+/* Past the grace periods, what still runs is killed, whatever it does; a
+ * container that still does not end (a process stuck in the kernel) is left
+ * behind so that leaving ends in bounded time. */
+#define STOP_ALL_KILL_AFTER_MS 5000
+#define STOP_ALL_GIVE_UP_AFTER_MS 30000
+
+static void stop_all_kill(struct agent *a)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (c->task_id && c->phase == PH_RUNNING && !c->exited && c->pid > 0) {
+            log_warn("container %s did not stop within its grace period: killing it", c->id);
+            kill(c->pid, SIGKILL);
+        }
+    runtime_reap_orphans();
+}
+
 static void stop_all_tick(uv_timer_t *t)
 {
-    agent_sync(t->data);
+    struct agent *a = t->data;
+    int64_t now = mono_ms();
+    if (a->stop_all_kill_at && now >= a->stop_all_kill_at) {
+        a->stop_all_kill_at = 0;
+        stop_all_kill(a);
+    }
+    if (!agent_has_tasks(a)) {
+        stop_all_finish(a);
+        return;
+    }
+    if (now >= a->stop_all_give_up_at) {
+        for (struct ctr *c = a->ctrs; c; c = c->next)
+            if (c->task_id && c->phase != PH_DONE)
+                log_error("container %s of task %s did not end: left behind", c->id, c->task_id);
+        stop_all_finish(a);
+        return;
+    }
+    agent_sync(a);
 }
 
 void agent_stop_all(struct agent *a, void (*done)(void *arg), void *arg)
 {
     a->stop_all_done = done;
     a->stop_all_arg = arg;
+    int64_t grace = 0;
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (c->task_id)
+        if (c->task_id) {
             ctr_stop(c);
+            grace = c->grace_ms > grace ? c->grace_ms : grace;
+        }
+    a->stop_all_kill_at = mono_ms() + grace + STOP_ALL_KILL_AFTER_MS;
+    a->stop_all_give_up_at = a->stop_all_kill_at + STOP_ALL_GIVE_UP_AFTER_MS;
     /* the store is about to go away: check completion on a timer */
     uv_timer_start(&a->stop_all_timer, stop_all_tick, 50, 50);
     agent_sync(a);
