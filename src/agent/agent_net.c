@@ -366,7 +366,7 @@ static void work_apply(uv_work_t *w)
     struct agent_net *n = w->data;
     struct net_want *want = &n->want;
     n->rc = net_apply(want->bridges, want->nbridges, want->stale, want->nstale, want->nft,
-                      want->localnet, n->localnet_path, &n->err);
+                      want->localnet, n->localnet_path, n->bridge, &n->err);
     if (n->rc == 0)
         n->rc = want->vxlan ? net_vxlan_apply(n->bridge, want->bridges, want->nbridges,
                                               want->self_ip, want->routes, want->nroutes, &n->err)
@@ -436,7 +436,7 @@ static void teardown(struct agent_net *n)
     net_bridges_delete(names, count);
     free(names);
     struct serr err = {0};
-    if (net_localnet_restore(n->localnet_path, &err) < 0) /* before its guard goes */
+    if (net_localnet_restore(n->localnet_path, n->bridge, &err) < 0) /* before its guard goes */
         log_warn("restoring route_localnet: %s", err.msg);
     net_teardown(n->bridge);
     json_object_clear(n->local);

@@ -81,10 +81,14 @@ struct net_bridge {
  * unless that holds one already (or the value is 1 already); without it,
  * restores the saved value (net_localnet_restore). */
 int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, size_t nstale,
-              const char *nft, bool localnet, const char *localnet_saved, struct serr *err);
+              const char *nft, bool localnet, const char *localnet_saved, const char *table,
+              struct serr *err);
 /* Puts back the route_localnet value net_apply saved in `saved` and removes
- * the file; nothing when there is none. */
-int net_localnet_restore(const char *saved, struct serr *err);
+ * the file; nothing when there is none. The value stays 1 while another
+ * nft table than `table` (our own) has the NET_LOCALNET_USER chain: another
+ * daemon of the namespace publishing ports. */
+#define NET_LOCALNET_USER "publishes_ports"
+int net_localnet_restore(const char *saved, const char *table, struct serr *err);
 /* Deletes bridges (best effort). */
 void net_bridges_delete(char *const *names, size_t n);
 /* Replaces the routes this daemon made (NET_ROUTE_PROTO) with `routes`. */
