@@ -86,12 +86,14 @@ def localnet_values(node):
 
 
 def unchanged(node, before):
-    """The values found before, on the interfaces there were; interfaces made
-    since (bridge, veths) have the default's."""
+    """The values found before, on the interfaces there still are; interfaces
+    made since (bridge, veths) have the default's."""
     now = localnet_values(node)
     default = before["/proc/sys/net/ipv4/conf/default/route_localnet"]
-    return all(now.get(k) == v for k, v in before.items()) and \
-        all(v == default for k, v in now.items() if k not in before)
+    return all(now[k] == v for k, v in before.items() if k in now) and \
+        all(v == default for k, v in now.items() if k not in before) and \
+        now["/proc/sys/net/ipv4/conf/all/route_localnet"] == \
+        before["/proc/sys/net/ipv4/conf/all/route_localnet"]
 
 
 def link_of(netns, addr):
