@@ -483,8 +483,25 @@ static bool vip_in_block(const char *vip, uint32_t block)
     return net_parse_ip(vip, &a) && (a & 0xffffff00u) == block;
 }
 
+/* A network named in another case ("--network MyNet" for "mynet"): the
+ * spec keeps the network's own name, which the mesh and the agents compare
+ * exactly. */
+static void network_name_canonical(struct store *st, json_t *spec)
+{
+    const char *network = sget(spec, "network");
+    if (network == NULL)
+        return;
+    const char *builtin = builtin_named(network);
+    json_t *found = builtin ? NULL : store_find_name(st, "networks", network, NULL);
+    const char *name = builtin ? builtin : found ? sget(found, "name") : NULL;
+    if (name && strcmp(name, network) != 0)
+        json_object_set_new(spec, "network", json_string(name));
+    json_decref(found);
+}
+
 int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct serr *err)
 {
+    network_name_canonical(st, spec);
     const char *network = sget(spec, "network");
     json_t *ports = json_object_get(spec, "ports");
     size_t i;

@@ -382,6 +382,14 @@ def test_network_names_unique_regardless_of_case(baseline):
         assert d.api("GET", "/v1/networks/a_b.C-D").json()["name"] == "A_B.c-d"
         names = [n["name"] for n in d.api("GET", "/v1/networks").json()]
         assert names.count("A_B.c-d") == 1 and "a_b.c-d" not in names, names
+        # a service names the network in any case; its spec keeps the network's own name
+        d.cli("service", "create", "--name", "oncase", "--network", "a_b.C-D", *GRACE, "busybox",
+              "sleep", "1000")
+        assert d.service("oncase")["spec"]["network"] == "A_B.c-d"
+        assert d.api("GET", "/v1/networks/A_B.c-d").json()["services"] == ["oncase"]
     finally:
+        d.cli("service", "rm", "oncase", check=False)
+        wait_until(lambda: not [t for t in d.api("GET", "/v1/tasks").json()
+                                if t["service_name"] == "oncase"], timeout=30)
         d.cli("network", "rm", "a_b.c-d")
     assert "A_B.c-d" not in [n["name"] for n in d.api("GET", "/v1/networks").json()]
