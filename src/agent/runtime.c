@@ -487,6 +487,54 @@ static bool proc_ns_info(const char *pid, int *levels, long *last, char *state, 
     return *levels > 0;
 }
 
+/* Reaps `pid` when it is a zombie child of ours in a pid namespace deeper
+ * than ours (`own_levels`) and not that namespace's init. */
+static bool reap_if_orphan(const char *pid, int own_levels)
+{
+    int levels;
+    long last, ppid;
+    char state;
+    if (pid[0] < '1' || pid[0] > '9' || !proc_ns_info(pid, &levels, &last, &state, &ppid))
+        return false;
+    return ppid == (long)getpid() && state == 'Z' && levels > own_levels && last != 1 &&
+           waitpid((pid_t)strtol(pid, NULL, 10), NULL, WNOHANG) > 0;
+}
+
+/* Our children, from /proc/self/task/TID/children (one list per thread),
+ * as "PID PID ...": NULL when the kernel has no such file. */
+static char *own_children(void)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    struct dirent *de;
+    char *all = NULL;
+    size_t len = 0, cap = 0;
+    bool missing = false;
+    while (tasks && !missing && (de = readdir(tasks)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[96], *text = NULL;
+        size_t n = 0;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name);
+        if (read_file(path, &text, &n, NULL) < 0) {
+            /* the thread is still there but not the file: a kernel without
+             * it (else a thread that just ended) */
+            snprintf(path, sizeof(path), "/proc/self/task/%s", de->d_name);
+            missing = access(path, F_OK) == 0;
+            continue;
+        }
+        buf_append(&all, &len, &cap, text, n);
+        buf_append(&all, &len, &cap, " ", 1);
+        free(text);
+    }
+    if (tasks)
+        closedir(tasks);
+    if (tasks == NULL || missing) {
+        free(all);
+        return NULL;
+    }
+    return all ? all : xstrdup("");
+}
+
 int runtime_reap_orphans(void)
 {
     int own_levels = 0, reaped = 0;
@@ -494,19 +542,18 @@ int runtime_reap_orphans(void)
     char state;
     if (!proc_ns_info("self", &own_levels, &own_last, &state, &ppid))
         return 0;
-    /* every process: /proc/PID/task/TID/children is not in every kernel */
+    char *children = own_children(), *save = NULL;
+    if (children) {
+        for (char *pid = strtok_r(children, " ", &save); pid; pid = strtok_r(NULL, " ", &save))
+            reaped += reap_if_orphan(pid, own_levels);
+        free(children);
+        return reaped;
+    }
+    /* every process: not every kernel has the children files */
     DIR *d = opendir("/proc");
     struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        int levels;
-        long last;
-        if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
-            !proc_ns_info(de->d_name, &levels, &last, &state, &ppid))
-            continue;
-        if (ppid == (long)getpid() && state == 'Z' && levels > own_levels && last != 1 &&
-            waitpid((pid_t)strtol(de->d_name, NULL, 10), NULL, WNOHANG) > 0)
-            reaped++;
-    }
+    while (d && (de = readdir(d)) != NULL)
+        reaped += reap_if_orphan(de->d_name, own_levels);
     if (d)
         closedir(d);
     return reaped;
