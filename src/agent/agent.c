@@ -835,6 +835,14 @@ static void sweep_logs(struct agent *a, json_t *tasks)
     json_decref(known);
 }
 
+static void stop_all_finish(struct agent *a)
+{
+    void (*done)(void *) = a->stop_all_done;
+    a->stop_all_done = NULL;
+    uv_timer_stop(&a->stop_all_timer);
+    done(a->stop_all_arg);
+}
+
 void agent_sync(struct agent *a)
 {
     if (a->closing)
@@ -866,12 +874,8 @@ void agent_sync(struct agent *a)
     }
     sweep_logs(a, tasks);
     json_decref(tasks);
-    if (a->stop_all_done && !agent_has_tasks(a)) {
-        void (*done)(void *) = a->stop_all_done;
-        a->stop_all_done = NULL;
-        uv_timer_stop(&a->stop_all_timer);
-        done(a->stop_all_arg);
-    }
+    if (a->stop_all_done && !agent_has_tasks(a))
+        stop_all_finish(a);
 }
 
 bool agent_has_tasks(struct agent *a)
@@ -907,21 +911,71 @@ void agent_layer_users(struct agent *a, json_t *users, json_t *keep)
     }
 }
 
+/* Past the grace periods, what still runs is killed, whatever it does; a
+ * container that still does not end (a process stuck in the kernel) is left
+ * behind so that leaving ends in bounded time. */
+#define STOP_ALL_KILL_AFTER_MS 5000
+#define STOP_ALL_GIVE_UP_AFTER_MS 30000
+
+static void stop_all_kill(struct agent *a)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (c->task_id && c->phase == PH_RUNNING && !c->exited && c->pid > 0) {
+            log_warn("container %s did not stop within its grace period: killing it", c->id);
+            kill(c->pid, SIGKILL);
+        }
+    runtime_reap_orphans();
+}
+
 static void stop_all_tick(uv_timer_t *t)
 {
-    agent_sync(t->data);
+    struct agent *a = t->data;
+    int64_t now = mono_ms();
+    if (a->stop_all_kill_at && now >= a->stop_all_kill_at) {
+        a->stop_all_kill_at = 0;
+        stop_all_kill(a);
+    }
+    if (!agent_has_tasks(a)) {
+        stop_all_finish(a);
+        return;
+    }
+    if (now >= a->stop_all_give_up_at) {
+        for (struct ctr *c = a->ctrs; c; c = c->next)
+            if (c->task_id && c->phase != PH_DONE)
+                log_error("container %s of task %s did not end: left behind", c->id, c->task_id);
+        stop_all_finish(a);
+        return;
+    }
+    agent_sync(a);
 }
 
 void agent_stop_all(struct agent *a, void (*done)(void *arg), void *arg)
 {
     a->stop_all_done = done;
     a->stop_all_arg = arg;
+    int64_t grace = 0;
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (c->task_id)
+        if (c->task_id) {
             ctr_stop(c);
+            grace = c->grace_ms > grace ? c->grace_ms : grace;
+        }
+    a->stop_all_kill_at = mono_ms() + grace + STOP_ALL_KILL_AFTER_MS;
+    a->stop_all_give_up_at = a->stop_all_kill_at + STOP_ALL_GIVE_UP_AFTER_MS;
     /* the store is about to go away: check completion on a timer */
     uv_timer_start(&a->stop_all_timer, stop_all_tick, 50, 50);
     agent_sync(a);
+}
+
+/* A command exec'd in a container outliving its crun (a health check killed
+ * under load) becomes our zombie: the container could not end before it is
+ * reaped. */
+static void on_sigchld(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    int n = runtime_reap_orphans();
+    if (n > 0)
+        log_debug("reaped %d orphaned process(es) of containers", n);
+    (void)s;
 }
 
 int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
@@ -943,6 +997,10 @@ int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
     a->kick.data = a;
     uv_timer_init(sh->loop, &a->stop_all_timer);
     a->stop_all_timer.data = a;
+    uv_signal_init(sh->loop, &a->sigchld);
+    a->sigchld.data = a;
+    uv_signal_start(&a->sigchld, on_sigchld, SIGCHLD);
+    runtime_reap_orphans(); /* any left from before a restart */
     a->net = agent_net_new(a);
     adopt_all(a);
     *out = a;
@@ -972,7 +1030,8 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
         ctr_release(a->ctrs);
     agent_net_close(a->net); /* the bridge, routes and namespaces stay: live restore */
     a->net = NULL;
-    a->closing_timers = 2;
+    a->closing_timers = 3;
     uv_close((uv_handle_t *)&a->kick, agent_timer_closed);
     uv_close((uv_handle_t *)&a->stop_all_timer, agent_timer_closed);
+    uv_close((uv_handle_t *)&a->sigchld, agent_timer_closed);
 }

@@ -30,7 +30,10 @@ int agent_start(struct shoal *sh, struct agent **out, struct serr *err);
  * starts, stops and forgets. Called on every change of the store. */
 void agent_sync(struct agent *a);
 
-/* Stops every task container (swarm leave); `done` runs when all are gone. */
+/* Stops every task container (swarm leave); `done` runs when all are gone,
+ * or in bounded time whatever they do: what still runs 5 s past the longest
+ * grace period is SIGKILLed, and 30 s later `done` runs anyway (the
+ * containers that did not end are logged and left behind). */
 void agent_stop_all(struct agent *a, void (*done)(void *arg), void *arg);
 
 /* Removes the node's bridge, routes and NAT table (swarm leave, after

@@ -4,8 +4,8 @@
  * One probe at a time per container, and only on the loop thread, except
  * the three thread-pool steps (`working` set while one is queued):
  *   spawn    write the exec process file, start `crun exec` (runtime.c)
- *   kill     past the timeout: SIGKILL the command and what it started (its
- *            pid from crun's pid file)
+ *   kill     past the timeout: SIGKILL the command and what it started (the
+ *            descendants of crun exec; crun then reaps them and ends)
  *   collect  remove the probe's files
  * In between, the loop waits for crun's exit on a pidfd, times the probe
  * with `timer` (which otherwise waits for the next interval), and reads the
@@ -271,9 +271,11 @@ static size_t find_descendants(pid_t *tree, size_t n)
     return n;
 }
 
-/* SIGKILLs `root` and its descendants (what `sh -c` started): Docker kills
- * only the command, which leaves its children running in the container. */
-static void kill_tree(pid_t root)
+/* SIGKILLs the descendants of `root` (what `sh -c` started: Docker kills only
+ * the command, which leaves its children running in the container), and
+ * `root` too unless `spare_root`, which is then continued. Returns how many
+ * descendants there were. */
+static size_t kill_tree(pid_t root, bool spare_root)
 {
     pid_t tree[KILL_TREE_MAX];
     size_t n = 1;
@@ -285,24 +287,25 @@ static void kill_tree(pid_t root)
         before = n;
         n = find_descendants(tree, n);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = spare_root ? 1 : 0; i < n; i++)
         kill(tree[i], SIGKILL);
+    if (spare_root)
+        kill(root, SIGCONT);
+    return n - 1;
 }
 
+/* Kills what crun exec started, from crun down, but not crun: it reaps its
+ * command and ends, which on_probe_exit sees. A command whose crun died first
+ * would be reparented to the daemon (runtime_reap_orphans), and crun killed
+ * half-way leaves its helpers behind. Only a crun that started nothing yet
+ * is killed itself. (The pid file is not needed: the tree holds the
+ * command, even before crun wrote the file, which is what a loaded machine
+ * shows.) */
 static void work_kill(uv_work_t *w)
 {
     struct health *h = w->data;
-    char *path = xasprintf("%s.pid", h->files), *text = NULL;
-    pid_t pid = 0;
-    if (read_file(path, &text, NULL, NULL) == 0)
-        pid = (pid_t)strtol(text, NULL, 10);
-    free(text);
-    free(path);
-    if (pid > 0) {
-        kill_tree(pid);
-    } else {
-        kill(h->child, SIGKILL); /* not started yet: crun itself */
-    }
+    if (kill_tree(h->child, true) == 0)
+        kill(h->child, SIGKILL);
 }
 
 #define LOG_OUTPUT_MAX 200

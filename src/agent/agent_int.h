@@ -73,8 +73,11 @@ struct agent {
     struct agent_net *net; /* agent_net.c */
     uv_timer_t kick;
     uv_timer_t stop_all_timer;
+    uv_signal_t sigchld; /* reaps orphans of containers (runtime_reap_orphans) */
     void (*stop_all_done)(void *arg);
     void *stop_all_arg;
+    int64_t stop_all_kill_at;    /* mono_ms: SIGKILL what still runs (and reap) */
+    int64_t stop_all_give_up_at; /* mono_ms: done without what still does not end */
     void (*close_done)(void *arg);
     void *close_arg;
     int closing_timers;

@@ -29,6 +29,7 @@ struct net_want {
     size_t nroutes;
     json_t *local; /* network name -> {"bridge", "slice"} */
     bool vxlan;    /* the cluster's overlay mode (shoal_overlay) */
+    bool localnet; /* some port is published: route_localnet on (net_apply) */
     char self_ip[16]; /* this node's address: the VXLAN tunnels' source */
 };
 
@@ -42,6 +43,7 @@ struct agent_net {
     char *applied;       /* the key of the last success */
     json_t *local;       /* its networks on this node: name -> {"bridge", "slice"} */
     char *local_path;    /* `local` as last saved: bridges made before a restart */
+    char *localnet_path; /* route_localnet's value before we set it (net_apply) */
     json_t *mesh;        /* the mesh it was made from (DNS answers) */
     struct dns_server *dns; /* on .1 of each bridge: service names for the tasks */
     struct net_want want; /* the work's input */
@@ -125,6 +127,7 @@ struct agent_net *agent_net_new(struct agent *a)
     n->a = a;
     n->bridge = a->sh->bridge;
     n->local_path = shoal_state_path(a->sh, "networks.local");
+    n->localnet_path = shoal_state_path(a->sh, "route_localnet.saved");
     n->local = local_load(n);
     n->dns = dns_server_new(a->sh->loop, dns_lookup, n);
     return n;
@@ -151,6 +154,7 @@ static void net_free(struct agent_net *n)
     json_decref(n->mesh);
     free(n->applied);
     free(n->local_path);
+    free(n->localnet_path);
     free(n);
 }
 
@@ -296,9 +300,21 @@ static void plan_stale(struct agent_net *n)
     }
 }
 
+static bool publishes_ports(json_t *services)
+{
+    size_t i;
+    json_t *svc;
+    json_array_foreach(services, i, svc)
+    {
+        if (json_array_size(json_object_get(svc, "ports")) > 0)
+            return true;
+    }
+    return false;
+}
+
 static char *plan_key(struct net_want *w, const char *overlay)
 {
-    char *key = xasprintf("%s;%s;%s", overlay, w->self_ip, w->nft);
+    char *key = xasprintf("%s;%d;%s;%s", overlay, w->localnet, w->self_ip, w->nft);
     size_t len = strlen(key), cap = len + 1;
     for (size_t i = 0; i < w->nroutes; i++) {
         char route[48];
@@ -338,6 +354,7 @@ static bool plan(struct agent_net *n, json_t *nodes, json_t *mesh, const char *s
     plan_routes(n, nodes, networks, pool, self_id);
     plan_stale(n);
     n->want.nft = net_rules_script(n->bridge, rules);
+    n->want.localnet = publishes_ports(json_object_get(mesh, "services"));
     json_decref(rules);
     n->want.vxlan = strcmp(overlay, NET_OVERLAY_VXLAN) == 0;
     n->want.key = plan_key(&n->want, overlay);
@@ -348,7 +365,8 @@ static void work_apply(uv_work_t *w)
 {
     struct agent_net *n = w->data;
     struct net_want *want = &n->want;
-    n->rc = net_apply(want->bridges, want->nbridges, want->stale, want->nstale, want->nft, &n->err);
+    n->rc = net_apply(want->bridges, want->nbridges, want->stale, want->nstale, want->nft,
+                      want->localnet, n->localnet_path, n->bridge, &n->err);
     if (n->rc == 0)
         n->rc = want->vxlan ? net_vxlan_apply(n->bridge, want->bridges, want->nbridges,
                                               want->self_ip, want->routes, want->nroutes, &n->err)
@@ -417,6 +435,9 @@ static void teardown(struct agent_net *n)
     json_object_foreach(n->local, name, v) names[count++] = (char *)sget(v, "bridge");
     net_bridges_delete(names, count);
     free(names);
+    struct serr err = {0};
+    if (net_localnet_restore(n->localnet_path, n->bridge, &err) < 0) /* before its guard goes */
+        log_warn("restoring route_localnet: %s", err.msg);
     net_teardown(n->bridge);
     json_object_clear(n->local);
     local_save(n);

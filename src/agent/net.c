@@ -137,8 +137,111 @@ static int write_sysctl(const char *path, const char *value, struct serr *err)
     return w < 0 ? serr_errno(err, "write %s", path) : 0;
 }
 
+#define ROUTE_LOCALNET "/proc/sys/net/ipv4/conf/all/route_localnet"
+
+/* "0" or "1" from a sysctl or a saved copy of it, or NULL. */
+static const char *localnet_value(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(path, &text, &len, NULL) < 0)
+        return NULL;
+    const char *v = len > 0 && text[0] == '1' ? "1\n" : len > 0 && text[0] == '0' ? "0\n" : NULL;
+    free(text);
+    return v;
+}
+
+/* Turns route_localnet on, having saved the value found in `saved` the first
+ * time (a value saved earlier is the host's: it is kept). */
+static int localnet_on(const char *saved, struct serr *err)
+{
+    if (localnet_value(saved) == NULL) {
+        const char *found = localnet_value(ROUTE_LOCALNET);
+        if (found == NULL)
+            return serr_set(err, SERR_INTERNAL, "cannot read %s", ROUTE_LOCALNET);
+        if (strcmp(found, "1\n") == 0)
+            return 0; /* the host's own setting: nothing to save or restore */
+        if (write_file_atomic(saved, found, strlen(found), true, err) < 0)
+            return -1;
+    }
+    return write_sysctl(ROUTE_LOCALNET, "1\n", err);
+}
+
+/* `nft list tables ip` (the names, one a line after "table ip "), or NULL. */
+static char *nft_tables(void)
+{
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0)
+        return NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    char *argv[] = {"nft", "list", "tables", "ip", NULL};
+    pid_t pid;
+    int sr = posix_spawn(&pid, tool_path("nft"), &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    char *text = NULL;
+    if (sr == 0) {
+        char buf[8192];
+        read_errors(out[0], buf, sizeof(buf)); /* reads it all: a few lines */
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            text = xstrdup(buf);
+    }
+    close(out[0]);
+    return text;
+}
+
+/* Another daemon of this network namespace (daemons side by side, as the
+ * tests run them) publishes ports: its table has the NET_LOCALNET_USER chain
+ * (and the guard that drops 127/8 from outside); it needs route_localnet. Unknown (nft failed) counts as yes: keeping the
+ * value with the guards in place is safe, taking it from under a published
+ * port is not. */
+static bool localnet_used_by_another(const char *own_table)
+{
+    char *tables = nft_tables(), *save = NULL;
+    if (tables == NULL)
+        return true;
+    bool used = false;
+    for (char *line = strtok_r(tables, "\n", &save); line && !used;
+         line = strtok_r(NULL, "\n", &save)) {
+        const char *name = strncmp(line, "table ip ", 9) == 0 ? line + 9 : NULL;
+        if (name == NULL || strcmp(name, own_table) == 0 || !net_valid_ifname(name))
+            continue;
+        char *argv[] = {"nft", "list", "chain", "ip", (char *)name, NET_LOCALNET_USER, NULL};
+        used = run_script(argv, "", NULL) == 0;
+    }
+    free(tables);
+    return used;
+}
+
+int net_localnet_restore(const char *saved, const char *own_table, struct serr *err)
+{
+    const char *value = localnet_value(saved);
+    if (value == NULL) {
+        unlink(saved); /* never ours to restore, or damaged: the kernel keeps its value */
+        return 0;
+    }
+    if (strcmp(value, "0\n") == 0 && localnet_used_by_another(own_table)) {
+        /* the saved value stays: put back by a later pass or leave of ours */
+        log_info("route_localnet stays 1 while another shoal daemon of this namespace publishes "
+                 "ports (its table drops 127/8 arriving from outside)");
+        return 0;
+    }
+    if (write_sysctl(ROUTE_LOCALNET, value, err) < 0)
+        return -1;
+    if (unlink(saved) < 0 && errno != ENOENT)
+        return serr_errno(err, "remove %s", saved);
+    return 0;
+}
+
 int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, size_t nstale,
-              const char *nft, struct serr *err)
+              const char *nft, bool localnet, const char *localnet_saved, const char *table,
+              struct serr *err)
 {
     struct script s = {0};
     script_add(&s, "\n"); /* an empty batch is fine */
@@ -160,11 +263,13 @@ int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, si
         rc = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n", err);
     /* 127.0.0.1:PORT of a published port is translated to a task's address:
      * the kernel must accept a loopback source leaving by another device
-     * (until masqueraded); the table drops 127/8 arriving from outside */
-    if (rc == 0)
-        rc = write_sysctl("/proc/sys/net/ipv4/conf/all/route_localnet", "1\n", err);
+     * (until masqueraded). Turned on only while ports are published, and
+     * only once the table that drops 127/8 arriving from outside is in. */
     if (rc == 0)
         rc = nft_script(nft, err);
+    if (rc == 0)
+        rc = localnet ? localnet_on(localnet_saved, err)
+                      : net_localnet_restore(localnet_saved, table, err);
     return rc < 0 ? serr_wrap(err, "network setup") : 0;
 }
 

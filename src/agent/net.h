@@ -75,9 +75,20 @@ struct net_bridge {
 
 /* Makes each bridge if missing with address .1/24 of its slice, up;
  * deletes the `stale` bridges (networks gone); enables IPv4 forwarding;
- * loads `nft` (net_rules_script) in one transaction. */
+ * loads `nft` (net_rules_script) in one transaction. Then, with `localnet`
+ * (ports are published: 127.0.0.1:PORT is translated to tasks), turns
+ * route_localnet on, first saving the value found into `localnet_saved`
+ * unless that holds one already (or the value is 1 already); without it,
+ * restores the saved value (net_localnet_restore). */
 int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, size_t nstale,
-              const char *nft, struct serr *err);
+              const char *nft, bool localnet, const char *localnet_saved, const char *table,
+              struct serr *err);
+/* Puts back the route_localnet value net_apply saved in `saved` and removes
+ * the file; nothing when there is none. The value stays 1 while another
+ * nft table than `table` (our own) has the NET_LOCALNET_USER chain: another
+ * daemon of the namespace publishing ports. */
+#define NET_LOCALNET_USER "publishes_ports"
+int net_localnet_restore(const char *saved, const char *table, struct serr *err);
 /* Deletes bridges (best effort). */
 void net_bridges_delete(char *const *names, size_t n);
 /* Replaces the routes this daemon made (NET_ROUTE_PROTO) with `routes`. */

@@ -173,17 +173,28 @@ static void add_filter_chain(struct script *t, json_t *plan)
 /* Published ports answer on 127.0.0.1 too: that needs route_localnet
  * (net_apply), which would also let other hosts send to 127.0.0.0/8 here;
  * such packets are dropped as they come in (as kube-proxy does). */
-static void add_localnet_chain(struct script *t)
+static void add_localnet_chain(struct script *t, json_t *services)
 {
     script_add(t, " chain localnet {\n  type filter hook prerouting priority raw; policy accept;\n");
     script_add(t, "  iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n }\n");
+    /* an empty chain that says route_localnet is needed (net_localnet_restore:
+     * another daemon of the namespace must not take it away) */
+    size_t i;
+    json_t *svc;
+    json_array_foreach(services, i, svc)
+    {
+        if (json_array_size(json_object_get(svc, "ports")) > 0) {
+            script_add(t, " chain " NET_LOCALNET_USER " {\n }\n");
+            break;
+        }
+    }
 }
 
 char *net_rules_script(const char *table, json_t *plan)
 {
     struct script t = {0};
     script_add(&t, "table ip %s\ndelete table ip %s\ntable ip %s {\n", table, table, table);
-    add_localnet_chain(&t);
+    add_localnet_chain(&t, json_object_get(plan, "services"));
     add_nat_chains(&t, plan);
     add_filter_chain(&t, plan);
     script_add(&t, "}\n");

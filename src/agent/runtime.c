@@ -3,6 +3,7 @@
  * runtime_config.c, cgroups are handled in runtime_cgroup.c. */
 #include "agent/runtime.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -467,6 +468,108 @@ static int write_exec_process(const struct runtime *rt, const char *id, const ch
     int rc = write_file_atomic(path, text, strlen(text), false, err);
     free(text);
     return rc;
+}
+
+/* The NSpid levels of a process ("NSpid: 812 7": 2, the last pid 7), its
+ * state and parent, from /proc/PID/status; false when gone. */
+static bool proc_ns_info(const char *pid, int *levels, long *last, char *state, long *ppid)
+{
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/%s/status", pid);
+    if (read_file(path, &text, NULL, NULL) < 0)
+        return false;
+    *levels = 0;
+    *state = '?';
+    *ppid = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "State:", 6) == 0)
+            sscanf(line + 6, " %c", state);
+        else if (strncmp(line, "PPid:", 5) == 0)
+            *ppid = strtol(line + 5, NULL, 10);
+        else if (strncmp(line, "NSpid:", 6) == 0)
+            for (char *p = line + 6, *end;; p = end) {
+                long v = strtol(p, &end, 10);
+                if (end == p)
+                    break;
+                *last = v;
+                ++*levels;
+            }
+    }
+    free(text);
+    return *levels > 0;
+}
+
+/* Reaps `pid` when it is a zombie child of ours in a pid namespace deeper
+ * than ours (`own_levels`) and not that namespace's init. */
+static bool reap_if_orphan(const char *pid, int own_levels)
+{
+    int levels;
+    long last, ppid;
+    char state;
+    if (pid[0] < '1' || pid[0] > '9' || !proc_ns_info(pid, &levels, &last, &state, &ppid))
+        return false;
+    return ppid == (long)getpid() && state == 'Z' && levels > own_levels && last != 1 &&
+           waitpid((pid_t)strtol(pid, NULL, 10), NULL, WNOHANG) > 0;
+}
+
+/* Our children, from /proc/self/task/TID/children (one list per thread),
+ * as "PID PID ...": NULL when the kernel has no such file. */
+static char *own_children(void)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    struct dirent *de;
+    char *all = NULL;
+    size_t len = 0, cap = 0;
+    bool missing = false;
+    while (tasks && !missing && (de = readdir(tasks)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[96], *text = NULL;
+        size_t n = 0;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name);
+        if (read_file(path, &text, &n, NULL) < 0) {
+            /* the thread is still there but not the file: a kernel without
+             * it (else a thread that just ended) */
+            snprintf(path, sizeof(path), "/proc/self/task/%s", de->d_name);
+            missing = access(path, F_OK) == 0;
+            continue;
+        }
+        buf_append(&all, &len, &cap, text, n);
+        buf_append(&all, &len, &cap, " ", 1);
+        free(text);
+    }
+    if (tasks)
+        closedir(tasks);
+    if (tasks == NULL || missing) {
+        free(all);
+        return NULL;
+    }
+    return all ? all : xstrdup("");
+}
+
+int runtime_reap_orphans(void)
+{
+    int own_levels = 0, reaped = 0;
+    long own_last, ppid;
+    char state;
+    if (!proc_ns_info("self", &own_levels, &own_last, &state, &ppid))
+        return 0;
+    char *children = own_children(), *save = NULL;
+    if (children) {
+        for (char *pid = strtok_r(children, " ", &save); pid; pid = strtok_r(NULL, " ", &save))
+            reaped += reap_if_orphan(pid, own_levels);
+        free(children);
+        return reaped;
+    }
+    /* every process: not every kernel has the children files */
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        reaped += reap_if_orphan(de->d_name, own_levels);
+    if (d)
+        closedir(d);
+    return reaped;
 }
 
 int runtime_exec_start(struct runtime *rt, const char *id, const char *const *argv,

@@ -103,6 +103,14 @@ int runtime_delete(struct runtime *rt, const char *id, struct serr *err);
  * caller's child, which the caller must reap; its exit status is the
  * command's. On v1 and hybrid hosts (crun without a cgroup manager) the
  * command stays in the daemon's cgroups, not the container's. */
+/* Reaps the daemon's zombie children that live in a container's pid
+ * namespace without being its init: commands of `crun exec` whose crun died
+ * first, reparented to the daemon (a child subreaper). Nobody else waits for
+ * them, and until they are reaped the kernel holds their container's init in
+ * its exit (zap_pid_ns_processes): the container never ends. Returns how many
+ * were reaped. Never touches the daemon's own children (crun, ip, nft) nor
+ * containers' inits, whose waiters need their status. */
+int runtime_reap_orphans(void);
 int runtime_exec_start(struct runtime *rt, const char *id, const char *const *argv,
                        const char *files, int out_fd, pid_t *child, struct serr *err);
 

@@ -431,12 +431,12 @@ static void post_service(struct shoal *sh, struct http_req *req, char **args)
         json_object_set_new(spec, "name", json_string(name));
     }
     const char *name = json_string_value(json_object_get(spec, "name"));
-    json_t *dup = store_list_where(sh->store, "services", "name", name);
-    bool taken = json_array_size(dup) > 0;
-    json_decref(dup);
-    if (taken) {
-        serr_set(&err, SERR_CONFLICT, "service %s already exists (name conflicts with an "
-                                      "existing object)", name);
+    json_t *dup = store_find_name(sh->store, "services", name, NULL);
+    if (dup) {
+        serr_set(&err, SERR_CONFLICT, "service %s already exists (name conflicts with service "
+                 "%s: names are unique regardless of case)", name,
+                 json_string_value(json_object_get(dup, "name")));
+        json_decref(dup);
         http_respond_error(req, &err);
         json_decref(spec);
         return;
@@ -452,7 +452,7 @@ static void post_service(struct shoal *sh, struct http_req *req, char **args)
     json_t *reply = json_pack("{s:s, s:s}", "id", id, "name", name);
     json_t *group = json_array();
     service_port_ops(group, id, NULL, spec);
-    json_array_insert_new(group, 0, op_put("services", svc));
+    json_array_insert_new(group, 0, op_put_unique_name("services", svc));
     propose_and_reply(sh, req, group, 201, reply);
 }
 

@@ -44,7 +44,7 @@ void post_network(struct shoal *sh, struct http_req *req, char **args)
     json_t *reply = json_pack("{s:O, s:O, s:O}", "id", json_object_get(net, "id"), "name",
                               json_object_get(net, "name"), "subnet",
                               json_object_get(net, "subnet"));
-    propose_and_reply(sh, req, json_pack("[o]", op_put("networks", net)), 201, reply);
+    propose_and_reply(sh, req, json_pack("[o]", op_put_unique_name("networks", net)), 201, reply);
 }
 
 void delete_network(struct shoal *sh, struct http_req *req, char **args)

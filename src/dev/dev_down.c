@@ -47,8 +47,10 @@ static void kill_and_note(struct pid_list *killed, pid_t pid)
 /* ---- processes ---- */
 
 /* Daemons and their containers (host network: the node's namespace) all live
- * in the cluster's namespaces; every such process goes. */
-static void kill_in_namespaces(const ino_t *inodes, int count, struct pid_list *killed)
+ * in the cluster's namespaces; every such process goes. `kind` is "net" or
+ * "pid" (/proc/PID/ns/KIND). */
+static void kill_in_namespaces(const char *kind, const ino_t *inodes, int count,
+                               struct pid_list *killed)
 {
     if (count == 0)
         return;
@@ -61,7 +63,7 @@ static void kill_in_namespaces(const ino_t *inodes, int count, struct pid_list *
             continue;
         char path[64];
         struct stat st;
-        snprintf(path, sizeof(path), "/proc/%s/ns/net", e->d_name);
+        snprintf(path, sizeof(path), "/proc/%s/ns/%s", e->d_name, kind);
         if (stat(path, &st) < 0)
             continue;
         for (int i = 0; i < count; i++)
@@ -110,35 +112,124 @@ static void wait_gone(const struct pid_list *killed)
         }
 }
 
-/* ---- container cgroups ---- */
+/* ---- the nodes' containers ---- */
 
-/* Each running container has a record state/agent/<id>.json; its cgroups
- * are /sys/fs/cgroup/shoal/<id> (v2) or /sys/fs/cgroup/<ctrl>/shoal/<id>. */
-static void collect_cgroups(const char *cluster_dir, glob_t *cgroups)
+struct id_list {
+    char **ids;
+    int count;
+};
+
+static void id_list_add(struct id_list *l, const char *id, size_t len)
 {
-    glob_t records;
-    char *pattern = xasprintf("%s/node-*/state/agent/*.json", cluster_dir);
-    int flags = 0;
-    if (glob(pattern, 0, NULL, &records) == 0) {
-        for (size_t i = 0; i < records.gl_pathc; i++) {
-            json_t *rec = json_load_file(records.gl_pathv[i], 0, NULL);
-            const char *id = json_string_value(json_object_get(rec, "id"));
-            if (id != NULL && strchr(id, '/') == NULL && strchr(id, '*') == NULL) {
-                char *v2 = xasprintf("/sys/fs/cgroup/shoal/%s", id);
-                char *v1 = xasprintf("/sys/fs/cgroup/*/shoal/%s", id);
-                glob(v2, flags, NULL, cgroups);
-                flags = GLOB_APPEND;
-                glob(v1, flags, NULL, cgroups);
-                free(v2);
-                free(v1);
+    /* ids become paths and glob patterns: only what the agent makes */
+    if (len == 0 || len > 64 || strspn(id, "0123456789abcdefghijklmnopqrstuvwxyz") < len)
+        return;
+    for (int i = 0; i < l->count; i++)
+        if (strlen(l->ids[i]) == len && strncmp(l->ids[i], id, len) == 0)
+            return;
+    l->ids = xrealloc(l->ids, (size_t)(l->count + 1) * sizeof(char *));
+    l->ids[l->count++] = xasprintf("%.*s", (int)len, id);
+}
+
+static void id_list_free(struct id_list *l)
+{
+    for (int i = 0; i < l->count; i++)
+        free(l->ids[i]);
+    free(l->ids);
+}
+
+/* The containers the nodes made, from every trace one leaves in the
+ * cluster's directory, whatever state its daemon is in (killed before it
+ * wrote a record, or after it removed one): its record state/agent/ID.json,
+ * its network namespace marker ID.netns, crun's state run/runtime/ID, its
+ * bundle state/containers/ID. */
+static void collect_container_ids(const char *cluster_dir, struct id_list *ids)
+{
+    static const char *const patterns[] = {"node-*/state/agent/*.json",
+                                           "node-*/state/agent/*.netns",
+                                           "node-*/run/runtime/*", "node-*/state/containers/*",
+                                           NULL};
+    for (int p = 0; patterns[p]; p++) {
+        char *pattern = xasprintf("%s/%s", cluster_dir, patterns[p]);
+        glob_t found;
+        if (glob(pattern, 0, NULL, &found) == 0) {
+            for (size_t i = 0; i < found.gl_pathc; i++) {
+                const char *base = strrchr(found.gl_pathv[i], '/') + 1;
+                const char *dot = strchr(base, '.');
+                id_list_add(ids, base, dot ? (size_t)(dot - base) : strlen(base));
             }
-            json_decref(rec);
+            globfree(&found);
         }
-        globfree(&records);
+        free(pattern);
+    }
+}
+
+/* Field 22 of /proc/PID/stat (start time), -1 when gone. */
+static long long start_time_of(pid_t pid)
+{
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (read_file(path, &text, NULL, NULL) < 0)
+        return -1;
+    long long start = -1;
+    char *p = strrchr(text, ')');
+    for (int field = 2; p && *p && start < 0; p++)
+        if (*p == ' ' && ++field == 22)
+            start = strtoll(p + 1, NULL, 10);
+    free(text);
+    return start;
+}
+
+/* The pid namespaces of the recorded containers whose init still runs (the
+ * same process: its start time matches), and their network namespaces
+ * (/run/netns/shoal-ID, bridged tasks): everything in them goes, processes
+ * that left the container's cgroups too (health checks' `crun exec`). */
+static void collect_namespaces(const char *cluster_dir, const struct id_list *ids, ino_t **pid_ns,
+                               int *npid, ino_t **net_ns, int *nnet)
+{
+    *pid_ns = xcalloc((size_t)ids->count + 1, sizeof(ino_t));
+    *net_ns = xcalloc((size_t)ids->count + 1, sizeof(ino_t));
+    *npid = *nnet = 0;
+    for (int i = 0; i < ids->count; i++) {
+        char netns[96];
+        snprintf(netns, sizeof(netns), "shoal-%s", ids->ids[i]);
+        ino_t net = dev_netns_inode(netns);
+        if (net != 0)
+            (*net_ns)[(*nnet)++] = net;
+        char *pattern = xasprintf("%s/node-*/state/agent/%s.json", cluster_dir, ids->ids[i]);
+        glob_t found;
+        if (glob(pattern, 0, NULL, &found) == 0) {
+            json_t *rec = json_load_file(found.gl_pathv[0], 0, NULL);
+            pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
+            long long start = json_integer_value(json_object_get(rec, "start_time"));
+            char path[64];
+            struct stat st;
+            snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+            if (pid > 1 && start > 0 && start_time_of(pid) == start && stat(path, &st) == 0)
+                (*pid_ns)[(*npid)++] = st.st_ino;
+            json_decref(rec);
+            globfree(&found);
+        }
+        free(pattern);
+    }
+}
+
+/* A container's cgroups are /sys/fs/cgroup/shoal/<id> (v2) or
+ * /sys/fs/cgroup/<ctrl>/shoal/<id>. */
+static void collect_cgroups(const struct id_list *ids, glob_t *cgroups)
+{
+    int flags = 0;
+    for (int i = 0; i < ids->count; i++) {
+        char *v2 = xasprintf("/sys/fs/cgroup/shoal/%s", ids->ids[i]);
+        char *v1 = xasprintf("/sys/fs/cgroup/*/shoal/%s", ids->ids[i]);
+        glob(v2, flags, NULL, cgroups);
+        flags = GLOB_APPEND;
+        glob(v1, flags, NULL, cgroups);
+        free(v2);
+        free(v1);
     }
     if (flags == 0)
         memset(cgroups, 0, sizeof(*cgroups));
-    free(pattern);
 }
 
 static void kill_cgroup(const char *cgroup, struct pid_list *killed)
@@ -230,23 +321,15 @@ static bool network_left(const char *name)
 
 /* Bridged tasks have their own network namespace, /run/netns/shoal-<id>
  * (agent/net.h), made by the node's daemon: gone with the processes that
- * used it once its mount goes. Found through the nodes' container records. */
-static void remove_task_netns(const char *cluster_dir)
+ * used it once its mount goes. */
+static void remove_task_netns(const struct id_list *ids)
 {
-    glob_t records;
-    /* <id>.netns markers: also the containers that never got a record */
-    char *pattern = xasprintf("%s/node-*/state/agent/*.netns", cluster_dir);
-    if (glob(pattern, 0, NULL, &records) == 0) {
-        for (size_t i = 0; i < records.gl_pathc; i++) {
-            const char *base = strrchr(records.gl_pathv[i], '/') + 1;
-            char *path = xasprintf("/run/netns/shoal-%.*s", (int)(strlen(base) - 6), base);
-            umount2(path, MNT_DETACH);
-            unlink(path);
-            free(path);
-        }
-        globfree(&records);
+    for (int i = 0; i < ids->count; i++) {
+        char *path = xasprintf("/run/netns/shoal-%s", ids->ids[i]);
+        umount2(path, MNT_DETACH);
+        unlink(path);
+        free(path);
     }
-    free(pattern);
 }
 
 /* An `up` killed while its `ip -batch` ran leaves that ip process going on
@@ -286,16 +369,27 @@ int dev_down(const char *dir, const char *name, struct serr *err)
         inodes[k] = dev_netns_inode(netns);
     }
     struct pid_list killed = {0};
-    kill_in_namespaces(inodes, count, &killed);
+    kill_in_namespaces("net", inodes, count, &killed);
     kill_recorded_daemons(dir, name, &killed);
+    /* the containers, whatever their daemon did (it may be long dead) */
+    struct id_list ids = {0};
+    collect_container_ids(cluster_dir, &ids);
+    ino_t *pid_ns, *net_ns;
+    int npid, nnet;
+    collect_namespaces(cluster_dir, &ids, &pid_ns, &npid, &net_ns, &nnet);
+    kill_in_namespaces("pid", pid_ns, npid, &killed);
+    kill_in_namespaces("net", net_ns, nnet, &killed);
     glob_t cgroups;
-    collect_cgroups(cluster_dir, &cgroups);
+    collect_cgroups(&ids, &cgroups);
     for (size_t i = 0; i < cgroups.gl_pathc; i++)
         kill_cgroup(cgroups.gl_pathv[i], &killed);
     wait_gone(&killed);
     unmount_under(cluster_dir);
-    remove_task_netns(cluster_dir);
+    remove_task_netns(&ids);
     remove_cgroups(&cgroups);
+    id_list_free(&ids);
+    free(pid_ns);
+    free(net_ns);
     int rc = destroy_network(name, err);
     if (rc == 0)
         rc = rm_rf(cluster_dir, err);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent/net.h"
 #include "base/util.h"
@@ -55,9 +56,12 @@ static bool valid_network_name(const char *s)
     return true;
 }
 
-static bool is_builtin(const char *name)
+/* The built-in network a name means in any case ("Bridge": "bridge"), or NULL. */
+static const char *builtin_named(const char *name)
 {
-    return strcmp(name, NETWORK_BRIDGE) == 0 || strcmp(name, NETWORK_HOST) == 0;
+    if (strcasecmp(name, NETWORK_BRIDGE) == 0)
+        return NETWORK_BRIDGE;
+    return strcasecmp(name, NETWORK_HOST) == 0 ? NETWORK_HOST : NULL;
 }
 
 static const char *pool_of(struct store *st, char *buf, size_t buflen)
@@ -214,11 +218,16 @@ json_t *network_new(struct store *st, json_t *body, struct serr *err)
                  name ? name : "");
         return NULL;
     }
-    json_t *dup = store_list_where(st, "networks", "name", name);
-    bool taken = is_builtin(name) || json_array_size(dup) > 0;
-    json_decref(dup);
+    json_t *dup = store_find_name(st, "networks", name, NULL);
+    const char *taken = builtin_named(name) ? builtin_named(name)
+                        : dup ? json_string_value(json_object_get(dup, "name")) : NULL;
     if (taken) {
-        serr_set(err, SERR_CONFLICT, "network %s already exists", name);
+        if (strcmp(taken, name) == 0)
+            serr_set(err, SERR_CONFLICT, "network %s already exists", name);
+        else
+            serr_set(err, SERR_CONFLICT, "network %s already exists (name conflicts with network "
+                     "%s: names are unique regardless of case)", name, taken);
+        json_decref(dup);
         return NULL;
     }
     json_t *ours = ranges(st);
@@ -283,13 +292,9 @@ json_t *network_list(struct store *st)
 
 json_t *network_find(struct store *st, const char *ref, struct serr *err)
 {
-    if (ref && is_builtin(ref))
-        return with_services(st, builtin(st, ref));
-    json_t *byname = store_list_where(st, "networks", "name", ref ? ref : "");
-    json_t *n = json_incref(json_array_get(byname, 0));
-    json_decref(byname);
-    if (n == NULL)
-        n = store_find(st, "networks", ref, err);
+    if (ref && builtin_named(ref))
+        return with_services(st, builtin(st, builtin_named(ref)));
+    json_t *n = store_find(st, "networks", ref, err);
     if (n == NULL) {
         if (err && err->msg[0] == '\0')
             serr_set(err, SERR_NOT_FOUND, "network %s not found", ref ? ref : "");
@@ -483,8 +488,25 @@ static bool vip_in_block(const char *vip, uint32_t block)
     return net_parse_ip(vip, &a) && (a & 0xffffff00u) == block;
 }
 
+/* A network named in another case ("--network MyNet" for "mynet"): the
+ * spec keeps the network's own name, which the mesh and the agents compare
+ * exactly. */
+static void network_name_canonical(struct store *st, json_t *spec)
+{
+    const char *network = sget(spec, "network");
+    if (network == NULL)
+        return;
+    const char *builtin = builtin_named(network);
+    json_t *found = builtin ? NULL : store_find_name(st, "networks", network, NULL);
+    const char *name = builtin ? builtin : found ? sget(found, "name") : NULL;
+    if (name && strcmp(name, network) != 0)
+        json_object_set_new(spec, "network", json_string(name));
+    json_decref(found);
+}
+
 int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct serr *err)
 {
+    network_name_canonical(st, spec);
     const char *network = sget(spec, "network");
     json_t *ports = json_object_get(spec, "ports");
     size_t i;

@@ -57,6 +57,11 @@ static const char schema_additions[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS networks_subnet"
     "  ON networks(json_extract(data, '$.subnet'));"
     "CREATE TABLE IF NOT EXISTS ports (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    /* Names are unique regardless of case (swarmkit's rule). Not a UNIQUE
+     * index: a store from before the rule may hold "web" and "Web", and must
+     * still load; puts with "unique_name" check against this index instead. */
+    "CREATE INDEX IF NOT EXISTS services_name_nocase ON services(name COLLATE NOCASE);"
+    "CREATE INDEX IF NOT EXISTS networks_name_nocase ON networks(name COLLATE NOCASE);"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";
@@ -150,11 +155,39 @@ static int run_stmt(sqlite3 *db, const char *sql, const char *const *params, str
     return changes;
 }
 
-static int apply_put(sqlite3 *db, const char *table, json_t *obj, struct serr *err)
+static const char *name_column(const char *table);
+
+/* Refuses obj when another object of the table has its name in any case. */
+static int check_name_free(sqlite3 *db, const char *table, json_t *obj, struct serr *err)
+{
+    const char *col = name_column(table);
+    const char *name = json_string_value(json_object_get(obj, col ? col : "name"));
+    if (col == NULL || name == NULL)
+        return serr_set(err, SERR_INVALID, "put: unique_name on %s without a name", table);
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE %s = ?1 COLLATE NOCASE AND id != ?2 LIMIT 1",
+             col, table, col);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return serr_set(err, SERR_INTERNAL, "prepare: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, json_string_value(json_object_get(obj, "id")), -1, SQLITE_TRANSIENT);
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        rc = serr_set(err, SERR_CONFLICT, "name %s is already taken by %s (names are unique "
+                      "regardless of case)", name, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int apply_put(sqlite3 *db, const char *table, json_t *obj, bool unique_name,
+                     struct serr *err)
 {
     const char *id = json_string_value(json_object_get(obj, "id"));
     if (!json_is_object(obj) || id == NULL)
         return serr_set(err, SERR_INVALID, "put: object without id");
+    if (unique_name && check_name_free(db, table, obj, err) < 0)
+        return -1;
     char *data = json_dumps(obj, JSON_COMPACT);
     char sql[160];
     snprintf(sql, sizeof(sql), "INSERT INTO %s (id, data) VALUES (?, ?) "
@@ -199,7 +232,8 @@ static int apply_op(sqlite3 *db, json_t *op, struct serr *err)
         return serr_set(err, SERR_INVALID, "op without a known kind or table");
     const char *id = json_string_value(json_object_get(op, "id"));
     if (strcmp(kind, "put") == 0)
-        return apply_put(db, t->name, json_object_get(op, "obj"), err);
+        return apply_put(db, t->name, json_object_get(op, "obj"),
+                         json_is_true(json_object_get(op, "unique_name")), err);
     if (strcmp(kind, "merge") == 0)
         return apply_merge(db, t->name, id, json_object_get(op, "fields"), err);
     if (strcmp(kind, "del") == 0)
@@ -353,6 +387,28 @@ static const char *name_column(const char *table)
     return NULL;
 }
 
+json_t *store_find_name(struct store *s, const char *table, const char *name, struct serr *err)
+{
+    const char *col = table_lookup(table) ? name_column(table) : NULL;
+    if (col == NULL || name == NULL)
+        return NULL;
+    json_t *exact = first_or_null(store_list_where(s, table, col, name));
+    if (exact)
+        return exact;
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ? COLLATE NOCASE LIMIT 2", table,
+             col);
+    const char *params[] = {name, NULL};
+    json_t *rows = query_rows(s->db, sql, params);
+    if (json_array_size(rows) > 1) { /* only in a store from before the rule */
+        json_decref(rows);
+        serr_set(err, SERR_CONFLICT, "'%s' matches more than one name in another case; give "
+                 "the exact name or the ID", name);
+        return NULL;
+    }
+    return first_or_null(rows);
+}
+
 json_t *store_find(struct store *s, const char *table, const char *ref, struct serr *err)
 {
     if (table_lookup(table) == NULL || ref == NULL || *ref == '\0')
@@ -362,9 +418,15 @@ json_t *store_find(struct store *s, const char *table, const char *ref, struct s
         return exact;
     const char *col = name_column(table);
     if (col) {
-        json_t *named = first_or_null(store_list_where(s, table, col, ref));
+        struct serr name_err = {0};
+        json_t *named = store_find_name(s, table, ref, &name_err);
         if (named)
             return named;
+        if (name_err.msg[0]) {
+            if (err)
+                *err = name_err;
+            return NULL;
+        }
     }
     /* Unique prefix of the id; LIKE special characters in ref would widen the
      * match, so compare with substr instead. */
@@ -390,6 +452,13 @@ unsigned long long store_version(struct store *s)
 json_t *op_put(const char *table, json_t *obj)
 {
     return json_pack("{s:s, s:s, s:o}", "op", "put", "table", table, "obj", obj);
+}
+
+json_t *op_put_unique_name(const char *table, json_t *obj)
+{
+    json_t *op = op_put(table, obj);
+    json_object_set_new(op, "unique_name", json_true());
+    return op;
 }
 
 json_t *op_merge(const char *table, const char *id, json_t *fields)

@@ -10,6 +10,9 @@
  * (a savepoint) and succeeds or fails alone, so unrelated API writes can share
  * one entry. Ops:
  *   {"op":"put",   "table":T, "obj":{...,"id":ID}}     insert or replace
+ *      with "unique_name":true: refused when another object has the name in
+ *      any case (a flag, not a UNIQUE index: entries and snapshots written
+ *      before the rule, which may hold such names, still apply)
  *   {"op":"merge", "table":T, "id":ID, "fields":{...}}  RFC 7396 merge patch
  *   {"op":"del",   "table":T, "id":ID}
  * Ops carry every value (ids, times): applying is deterministic. */
@@ -54,11 +57,19 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
 /* A service, task or node by full id, unique id prefix, or name (services:
  * name; nodes: hostname). NULL when absent; SERR_CONFLICT when ambiguous. */
 json_t *store_find(struct store *s, const char *table, const char *ref, struct serr *err);
+/* A service or network by name (nodes: hostname), names being unique
+ * regardless of case: the exact name first, else the one name equal but for
+ * case. NULL when absent; SERR_CONFLICT when two names differ from it only in
+ * case (a store from before the rule). */
+json_t *store_find_name(struct store *s, const char *table, const char *name, struct serr *err);
 /* Index of the last applied entry (meta "applied"), for watchers. */
 unsigned long long store_version(struct store *s);
 
 /* Op builders (new references). */
 json_t *op_put(const char *table, json_t *obj /* stolen */);
+/* A put that the store refuses (SERR_CONFLICT) when another object of the
+ * table has the same name in any case: creates racing cannot both pass. */
+json_t *op_put_unique_name(const char *table, json_t *obj /* stolen */);
 json_t *op_merge(const char *table, const char *id, json_t *fields /* stolen */);
 json_t *op_del(const char *table, const char *id);
 

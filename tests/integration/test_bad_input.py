@@ -373,3 +373,39 @@ def test_api_chunked_body_accepted(baseline):
 ])
 def test_api_bad_network(unchanged, body, status, fragment):
     api_error(unchanged, "POST", "/v1/networks", status, fragment, body=body)
+
+
+def test_names_unique_regardless_of_case(unchanged):
+    """Names are unique regardless of case (swarmkit's rule) and found in any
+    case: `Web` after `web` is refused with the reason, `service inspect WEB`
+    finds `web`."""
+    d = unchanged
+    expect_cli_error(d, ["service", "create", "--name", "WEB", "busybox", "true"],
+                     "service WEB already exists", "conflicts with service web",
+                     "regardless of case")
+    api_error(d, "POST", "/v1/services", 409, "regardless of case",
+              body={"image": "busybox", "name": "wEb"})
+    assert d.service("WEB")["id"] == d.service("web")["id"]
+    api_error(d, "POST", "/v1/networks", 409, "conflicts with network bridge",
+              body={"name": "BRIDGE"})
+
+
+def test_network_names_unique_regardless_of_case(baseline):
+    d = baseline
+    d.cli("network", "create", "A_B.c-d")
+    try:
+        expect_cli_error(d, ["network", "create", "a_b.c-d"], "conflicts with network A_B.c-d")
+        assert d.api("GET", "/v1/networks/a_b.C-D").json()["name"] == "A_B.c-d"
+        names = [n["name"] for n in d.api("GET", "/v1/networks").json()]
+        assert names.count("A_B.c-d") == 1 and "a_b.c-d" not in names, names
+        # a service names the network in any case; its spec keeps the network's own name
+        d.cli("service", "create", "--name", "oncase", "--network", "a_b.C-D", *GRACE, "busybox",
+              "sleep", "1000")
+        assert d.service("oncase")["spec"]["network"] == "A_B.c-d"
+        assert d.api("GET", "/v1/networks/A_B.c-d").json()["services"] == ["oncase"]
+    finally:
+        d.cli("service", "rm", "oncase", check=False)
+        wait_until(lambda: not [t for t in d.api("GET", "/v1/tasks").json()
+                                if t["service_name"] == "oncase"], timeout=30)
+        d.cli("network", "rm", "a_b.c-d")
+    assert "A_B.c-d" not in [n["name"] for n in d.api("GET", "/v1/networks").json()]

@@ -5,6 +5,7 @@ the namespaces the tests make."""
 import glob
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -256,3 +257,48 @@ def test_own_dir_through_a_symlink(tmp_path):
         shoal("dev", "down", "--name", c.name, "--dir", str(real))
     assert not os.path.exists(str(real / c.name))
     assert not [ns for ns in netns_list() if ns.startswith("shoal-%s-" % c.name)]
+
+
+def pid_ns_members(ns):
+    out = []
+    for p in glob.glob("/proc/[0-9]*"):
+        try:
+            if os.readlink(p + "/ns/pid") == ns and pid_running(int(p[6:])):
+                out.append(int(p[6:]))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def test_down_ends_the_containers_of_a_dead_daemon(dev, rootfs_tar):
+    """A node's daemon killed (-9) with running tasks: its containers live on,
+    reparented to init; `down` still ends every process, mount, cgroup and
+    network namespace the cluster made, found from any trace they left."""
+    dev.up(2)
+    dev.exec("node-1", "shoal", "image", "import", rootfs_tar, "busybox:latest")
+    dev.exec("node-1", "shoal", "service", "create", "--name", "sleepy", "--replicas", "4",
+             "--health-cmd", "sleep 1000", "--health-interval", "200ms", "busybox", "sh", "-c",
+             "sleep 1000 & sleep 1000")
+    records = wait_until(lambda: len(glob.glob(dev.dir + "/node-2/state/agent/*.json")) >= 1
+                         and glob.glob(dev.dir + "/node-2/state/agent/*.json"), timeout=60)
+    daemon = [n["pid"] for n in dev.state()["nodes"]][1]
+    ctrs = []
+    for rec in records:
+        with open(rec) as f:
+            r = json.load(f)
+        wait_until(lambda: len(pid_ns_members(os.readlink("/proc/%d/ns/pid" % r["pid"]))) >= 3,
+                   timeout=30)  # sh, its two sleeps; health checks too
+        ctrs.append((r["id"], os.readlink("/proc/%d/ns/pid" % r["pid"])))
+    os.kill(daemon, signal.SIGKILL)
+    wait_until(lambda: not pid_running(daemon), timeout=10)
+    assert all(pid_ns_members(ns) for _, ns in ctrs)
+    # as if it had been killed before writing its record: crun's state, the
+    # bundle and the namespace marker are the traces left
+    os.unlink(records[0])
+    dev.down()
+    dev.assert_gone([daemon])
+    for cid, ns in ctrs:
+        assert not pid_ns_members(ns), cid
+        assert not glob.glob("/sys/fs/cgroup/*/shoal/%s" % cid)
+        assert not os.path.exists("/sys/fs/cgroup/shoal/%s" % cid)
+        assert "shoal-" + cid not in netns_list()

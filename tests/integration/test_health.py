@@ -8,6 +8,7 @@ while the test keeps the file there."""
 import glob
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -312,3 +313,60 @@ def test_worker_reports_health_with_its_heartbeats(cluster1x1):
     assert "container unhealthy" in x["error"] and x["health"] == "unhealthy"
     wait_until(lambda: current(lead, "hw") and current(lead, "hw")["id"] != first["id"], timeout=30)
     lead.cli("service", "rm", "hw")
+
+
+def daemon_zombies(d):
+    """Zombie children of the daemon: nobody reaps them."""
+    out = []
+    for p in glob.glob("/proc/[0-9]*/status"):
+        try:
+            with open(p) as f:
+                fields = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except OSError:
+            continue
+        if int(fields["PPid"]) == d.proc.pid and fields["State"].strip().startswith("Z"):
+            out.append((p, fields["Name"].strip(), fields["NSpid"].split()))
+    return out
+
+
+@pytest.fixture
+def cpu_load():
+    """Every core busy (two `yes` per core) while the test runs: the races
+    of a loaded machine, where crun exec is slow to start its command."""
+    hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
+            for _ in range(2 * (os.cpu_count() or 1))]
+    try:
+        yield
+    finally:
+        for p in hogs:
+            p.kill()
+            p.wait()
+
+
+def test_timed_out_checks_under_load_never_keep_the_container(daemon, cpu_load):
+    """Checks killed while crun exec is still starting them: killing crun
+    orphaned the command to the daemon (a child subreaper), whose unreaped
+    zombie kept the container's init in the kernel's pid namespace teardown:
+    `service rm` never ended the task, leave hung and left the mount, bundle
+    and cgroups behind."""
+    d = daemon
+    for round in range(3):
+        create(d, "horphan", "--init", "--health-cmd", "sleep 30; echo late",
+               "--health-timeout", "300ms",
+               *FAST, "--health-retries", "1000", "busybox", "sleep", "1000")
+        t = wait_until(lambda: current(d, "horphan"), timeout=60)
+        ns = os.readlink("/proc/%d/ns/pid" % t["pid"])
+        time.sleep(3)  # a dozen checks, each killed as it starts
+        remove(d, "horphan")
+        wait_until(lambda: not [z for z in daemon_zombies(d) if len(z[2]) > 1], timeout=10,
+                   msg=lambda: daemon_zombies(d))
+        assert not [p for p in glob.glob("/proc/[0-9]*") if _pid_ns(p) == ns], round
+        wait_until(lambda: not [x for x in d.api("GET", "/v1/tasks").json()
+                                if x["service_name"] == "horphan"], timeout=30)
+
+
+def _pid_ns(proc_dir):
+    try:
+        return os.readlink(proc_dir + "/ns/pid")
+    except OSError:
+        return None

@@ -325,6 +325,9 @@ def test_dns_names_of_services(cluster, lead):
     assert "nameserver 10.42." in r.stdout, r.stdout
     r = wait_until(lambda: (lambda r: r if vip in r.stdout else None)(
         in_task_fs(client, "nslookup", "dnsweb")), timeout=20)
+    # DNS names match in any case (RFC 4343), as service names are unique regardless of case
+    r = in_task_fs(client, "nslookup", "DnsWEB")
+    assert vip in r.stdout, r.stdout
     r = in_task_fs(client, "nslookup", "tasks.dnsweb")
     assert {t["addr"] for t in web} <= set(r.stdout.split()), r.stdout
     # the name works for real traffic through the virtual IP

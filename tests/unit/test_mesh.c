@@ -76,6 +76,24 @@ TEST(net_rules_script_balances_ports_and_virtual_ips)
     json_decref(p);
 }
 
+TEST(net_rules_script_guards_127_8_and_says_who_needs_route_localnet)
+{
+    json_t *p = plan();
+    char *s = net_rules_script("shoal0", p);
+    /* before any translation (raw, ahead of dstnat): 127/8 only from lo */
+    CHECK(strstr(s, "chain localnet {\n  type filter hook prerouting priority raw; policy "
+                    "accept;\n  iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n }") != NULL);
+    CHECK(strstr(s, "chain " NET_LOCALNET_USER " {") != NULL);
+    free(s);
+    /* no published port: the guard stays, route_localnet is not needed */
+    json_object_set_new(p, "services", json_array());
+    s = net_rules_script("shoal0", p);
+    CHECK(strstr(s, "ip daddr 127.0.0.0/8 drop") != NULL);
+    CHECK(strstr(s, NET_LOCALNET_USER) == NULL);
+    free(s);
+    json_decref(p);
+}
+
 TEST(cli_parse_publish_forms)
 {
     json_t *port = NULL;

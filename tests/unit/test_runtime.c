@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -682,4 +683,57 @@ TEST(runtime_spec_rejects_bad_input)
         CHECK(runtime_spec_check(&rt, spec, &err) < 0 && err.kind == SERR_INVALID);
         json_decref(spec);
     }
+}
+
+/* A process of a child pid namespace whose parent (like crun exec) died
+ * first is reparented to us, the subreaper, and must be reaped by us: the
+ * namespace's init, and our own children of our namespace, are left to
+ * their waiters. */
+TEST(runtime_reaps_orphans_of_container_namespaces_only)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: needs root\n");
+        return;
+    }
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t helper = fork();
+    if (helper == 0) { /* crun's part: a new pid namespace, its init, one more process */
+        if (unshare(CLONE_NEWPID) < 0)
+            _exit(1);
+        pid_t init = fork();
+        if (init == 0) {
+            pause();
+            _exit(0);
+        }
+        pid_t other = fork();
+        if (other == 0)
+            _exit(0); /* a zombie of the helper, then ours */
+        pid_t pids[2] = {init, other};
+        (void)!write(fds[1], pids, sizeof(pids));
+        _exit(0);
+    }
+    close(fds[1]);
+    pid_t pids[2] = {0, 0};
+    CHECK(read(fds[0], pids, sizeof(pids)) == (ssize_t)sizeof(pids));
+    close(fds[0]);
+    CHECK(waitpid(helper, NULL, 0) == helper);
+    pid_t own = fork(); /* a zombie of ours in our namespace: someone waits for it */
+    if (own == 0)
+        _exit(7);
+    int reaped = 0;
+    for (int i = 0; i < 500 && reaped == 0; i++) {
+        reaped = runtime_reap_orphans();
+        if (reaped == 0)
+            usleep(10000);
+    }
+    CHECK(reaped == 1);
+    CHECK(waitpid(pids[1], NULL, WNOHANG) < 0 && errno == ECHILD); /* it was the one */
+    CHECK(kill(pids[0], 0) == 0);                                   /* the init is untouched */
+    int status = 0;
+    CHECK(waitpid(own, &status, 0) == own && WEXITSTATUS(status) == 7);
+    kill(pids[0], SIGKILL);
+    CHECK(waitpid(pids[0], NULL, 0) == pids[0]);
+    CHECK(prctl(PR_SET_CHILD_SUBREAPER, 0) == 0);
 }
