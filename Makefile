@@ -4,7 +4,7 @@ CC ?= cc
 # No "Entering/Leaving directory" lines: the test runner's summary must end the output.
 MAKEFLAGS += --no-print-directory
 BUILD ?= build
-PKGS := libuv raft sqlite3 libarchive jansson openssl ldns
+PKGS := libuv raft sqlite3 libarchive jansson openssl ldns libcurl
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS ?= -O2 -g
 SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS))

@@ -183,28 +183,85 @@ static bool tag_ok(const char *tag)
     return true;
 }
 
-int image_normalize_ref(const char *ref, char *out, size_t outlen, struct serr *err)
+/* Docker Hub's names: "docker.io/library/x" and "library/x" are "x". */
+static void set_familiar_name(struct image_ref *r)
 {
+    const char *path = r->path;
+    bool hub = strcmp(r->domain, IMAGE_DEFAULT_DOMAIN) == 0;
+    if (hub && strncmp(path, "library/", 8) == 0 && strchr(path + 8, '/') == NULL)
+        path += 8;
+    snprintf(r->name, sizeof(r->name), "%s%s%s", hub ? "" : r->domain, hub ? "" : "/", path);
+}
+
+/* Splits NAME into domain and path as Docker does: the first component is a
+ * registry when it has a '.' or a ':' or is "localhost". */
+static int split_domain(const char *ref, const char *name, size_t len, struct image_ref *r,
+                        struct serr *err)
+{
+    const char *slash = memchr(name, '/', len);
+    bool has_domain = slash && looks_like_domain(name, (size_t)(slash - name));
+    const char *path = has_domain ? slash + 1 : name;
+    size_t path_len = len - (size_t)(path - name);
+    if (has_domain)
+        snprintf(r->domain, sizeof(r->domain), "%.*s", (int)(slash - name), name);
+    else
+        snprintf(r->domain, sizeof(r->domain), "%s", IMAGE_DEFAULT_DOMAIN);
+    if (strcmp(r->domain, "index.docker.io") == 0)
+        snprintf(r->domain, sizeof(r->domain), "%s", IMAGE_DEFAULT_DOMAIN);
+    bool hub = strcmp(r->domain, IMAGE_DEFAULT_DOMAIN) == 0;
+    bool official = hub && memchr(path, '/', path_len) == NULL;
+    int n = snprintf(r->path, sizeof(r->path), "%s%.*s", official ? "library/" : "", (int)path_len,
+                     path);
+    if (n < 0 || (size_t)n >= sizeof(r->path))
+        return serr_set(err, SERR_INVALID, "reference '%s' is too long", ref);
+    set_familiar_name(r);
+    return 0;
+}
+
+int image_parse_ref(const char *ref, struct image_ref *r, struct serr *err)
+{
+    memset(r, 0, sizeof(*r));
     if (ref == NULL || *ref == '\0')
         return serr_set(err, SERR_INVALID, "empty image reference");
-    if (strchr(ref, '@'))
-        return serr_set(err, SERR_INVALID, "invalid reference '%s': digests are not supported",
-                        ref);
+    const char *at = strchr(ref, '@');
+    if (at) {
+        char hex[HEX_LEN + 1];
+        if (!parse_digest(at + 1, hex))
+            return serr_set(err, SERR_INVALID,
+                            "invalid reference '%s': a digest is sha256: and 64 hex digits", ref);
+        snprintf(r->digest, sizeof(r->digest), "%s", at + 1);
+    }
+    size_t len = at ? (size_t)(at - ref) : strlen(ref);
     /* A ':' after the last '/' starts the tag; one before it is a registry port. */
-    const char *slash = strrchr(ref, '/');
-    const char *colon = strrchr(slash ? slash : ref, ':');
-    size_t name_len = colon ? (size_t)(colon - ref) : strlen(ref);
-    const char *tag = colon ? colon + 1 : "latest";
+    const char *slash = memrchr(ref, '/', len);
+    const char *colon =
+        memrchr(slash ? slash : ref, ':', len - (size_t)((slash ? slash : ref) - ref));
+    size_t name_len = colon ? (size_t)(colon - ref) : len;
+    if (colon)
+        snprintf(r->tag, sizeof(r->tag), "%.*s", (int)(len - name_len - 1), colon + 1);
+    else if (!at)
+        snprintf(r->tag, sizeof(r->tag), "latest");
     if (name_len == 0 || name_len > 255 || !name_ok(ref, name_len))
         return serr_set(err, SERR_INVALID,
                         "invalid reference '%s': name must be lowercase letters, digits and "
                         "separators (. _ __ -), components split by '/'",
                         ref);
-    if (!tag_ok(tag))
+    if ((colon || !at) && (len - name_len > 129 || !tag_ok(r->tag)))
         return serr_set(err, SERR_INVALID,
                         "invalid reference '%s': tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
                         ref);
-    int n = snprintf(out, outlen, "%.*s:%s", (int)name_len, ref, tag);
+    return split_domain(ref, ref, name_len, r, err);
+}
+
+int image_normalize_ref(const char *ref, char *out, size_t outlen, struct serr *err)
+{
+    struct image_ref r;
+    if (image_parse_ref(ref, &r, err) < 0)
+        return -1;
+    if (r.digest[0])
+        return serr_set(err, SERR_INVALID, "invalid reference '%s': digests are not supported here",
+                        ref);
+    int n = snprintf(out, outlen, "%s:%s", r.name, r.tag);
     if (n < 0 || (size_t)n >= outlen)
         return serr_set(err, SERR_INVALID, "reference '%s' is too long", ref);
     return 0;
@@ -819,6 +876,50 @@ static json_t *describe(const char *id_hex, json_t *tags, json_t *layers, uint64
     json_object_set_new(d, "size", json_integer((json_int_t)size));
     json_object_set_new(d, "config", runtime_config(image_config));
     return d;
+}
+
+int image_describe_config(struct image_store *s, const char *config, size_t len, json_t *tags,
+                          json_t **image, struct serr *err)
+{
+    json_error_t jerr;
+    json_t *cfg = json_loadb(config, len, 0, &jerr);
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
+        return serr_set(err, SERR_INVALID, "image config is not a JSON object: %s", jerr.text);
+    }
+    json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    json_t *layers = json_array();
+    uint64_t total = 0;
+    int rc = json_is_array(diff_ids)
+                 ? 0
+                 : serr_set(err, SERR_INVALID, "image config has no rootfs.diff_ids");
+    size_t i;
+    json_t *d;
+    json_array_foreach(diff_ids, i, d)
+    {
+        char hex[HEX_LEN + 1];
+        uint64_t size = 0;
+        if (rc < 0)
+            break;
+        if (!parse_digest(json_string_value(d), hex))
+            rc = serr_set(err, SERR_INVALID, "image config: invalid diff_id %zu", i);
+        else if (!layer_present(s, hex))
+            rc = serr_set(err, SERR_NOT_FOUND, "layer sha256:%s is not in the store", hex);
+        else
+            rc = read_layer_size(s, hex, &size, err);
+        json_array_append(layers, d);
+        total += size;
+    }
+    if (rc == 0) {
+        char id[HEX_LEN + 1];
+        sha256_hex(config, len, id);
+        json_t *no_tags = json_array();
+        *image = describe(id, tags ? tags : no_tags, layers, total, cfg);
+        json_decref(no_tags);
+    }
+    json_decref(layers);
+    json_decref(cfg);
+    return rc;
 }
 
 static bool array_has_string(json_t *array, const char *s)

@@ -39,8 +39,33 @@ void image_store_close(struct image_store *s);
 
 /* Turns "busybox" into "busybox:latest"; keeps "reg:5000/a/b:tag". Validates
  * the reference (lowercase name components, tag [A-Za-z0-9_.-]{1,128}).
+ * Docker Hub's long forms are shortened as Docker shows them:
+ * "docker.io/library/busybox" and "library/busybox" are "busybox:latest".
+ * A reference with a digest is refused (image_parse_ref takes it).
  * Writes into out[outlen]. */
 int image_normalize_ref(const char *ref, char *out, size_t outlen, struct serr *err);
+
+/* A reference as Docker reads it: [DOMAIN/]PATH[:TAG][@sha256:HEX].
+ *   "nginx"                      -> docker.io, library/nginx, tag latest
+ *   "reg.local:5000/a/b@sha256:.." -> reg.local:5000, a/b, no tag, the digest
+ * The domain is the first component when it has a '.' or ':' or is
+ * "localhost"; otherwise docker.io ("index.docker.io" too). */
+#define IMAGE_DEFAULT_DOMAIN "docker.io"
+struct image_ref {
+    char domain[256]; /* "docker.io", "reg.local:5000" */
+    char path[300];   /* repository in the registry: "library/nginx" */
+    char tag[132];    /* "" when only a digest was given */
+    char digest[72];  /* "sha256:<hex>" or "" */
+    char name[560];   /* the short name the store uses: "nginx", "reg.local:5000/a/b" */
+};
+int image_parse_ref(const char *ref, struct image_ref *r, struct serr *err);
+
+/* A pulled image: the description of the image whose config blob is
+ * config[len] (id: its sha256), once every layer its rootfs.diff_ids names
+ * is in the store (sizes read from the store). *image gets a new reference,
+ * tagged `tags` (array, copied; NULL: none). */
+int image_describe_config(struct image_store *s, const char *config, size_t len, json_t *tags,
+                          json_t **image, struct serr *err);
 
 /* `shoal image import`: a root filesystem tarball (any compression libarchive
  * reads) becomes a one-layer image tagged `ref`. *image gets a new reference. */

@@ -27,8 +27,25 @@ void forward_to_leader(struct shoal *sh, struct http_req *req, const char *answe
 
 /* routes_images.c */
 void get_images(struct shoal *sh, struct http_req *req, char **args);
+void get_image(struct shoal *sh, struct http_req *req, char **args);
 void post_image_import(struct shoal *sh, struct http_req *req, char **args);
 void post_image_load(struct shoal *sh, struct http_req *req, char **args);
+void post_image_pull(struct shoal *sh, struct http_req *req, char **args);
+void post_registry_login(struct shoal *sh, struct http_req *req, char **args);
+/* Service create/update with an image the store lacks: image_needs_pull says
+ * whether obj's "image" is such a registry reference; image_pull_then pulls
+ * it on the leader (credentials from obj's "registry_auth" {"username",
+ * "password"}), commits it, pins obj's "image" to NAME[:TAG]@sha256:DIGEST
+ * and calls then(sh, req, obj, arg); a failed pull answers "No such image"
+ * with the registry's error. */
+typedef void (*image_pulled_fn)(struct shoal *sh, struct http_req *req, json_t *obj,
+                                const char *arg);
+bool image_needs_pull(struct shoal *sh, json_t *obj);
+/* A tag in the store whose image came from a registry: obj's "image" becomes
+ * NAME:TAG@DIGEST (the digest it was pulled with), as Swarm pins it. */
+void image_pin(struct shoal *sh, json_t *obj);
+void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const char *arg,
+                     image_pulled_fn then);
 void delete_image(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_networks.c */

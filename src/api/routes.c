@@ -409,16 +409,13 @@ static void get_service(struct shoal *sh, struct http_req *req, char **args)
     json_decref(svc);
 }
 
-static void post_service(struct shoal *sh, struct http_req *req, char **args)
+/* `body` borrowed; its image is in the store (or never will be). */
+static void create_service(struct shoal *sh, struct http_req *req, json_t *body, const char *arg)
 {
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
-    if (body == NULL)
-        return;
     struct serr err = {0};
+    json_object_del(body, "registry_auth"); /* used for the pull; never stored */
+    image_pin(sh, body);
     json_t *spec = service_spec_normalize(sh->store, body, &err);
-    json_decref(body);
     if (spec == NULL) {
         http_respond_error(req, &err);
         return;
@@ -456,6 +453,20 @@ static void post_service(struct shoal *sh, struct http_req *req, char **args)
     propose_and_reply(sh, req, group, 201, reply);
 }
 
+static void post_service(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    if (image_needs_pull(sh, body)) /* a registry's image: pulled and pinned first */
+        image_pull_then(sh, req, body, NULL, create_service);
+    else
+        create_service(sh, req, body, NULL);
+    json_decref(body);
+}
+
 /* Replaces a service's spec; a changed task template bumps the version. */
 static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, json_t *spec)
 {
@@ -482,6 +493,23 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
     propose_and_reply(sh, req, group, 200, reply);
 }
 
+/* `patch` borrowed; its image (if any) is in the store or never will be. */
+static void update_service(struct shoal *sh, struct http_req *req, json_t *patch, const char *name)
+{
+    json_t *svc = find_service(sh, req, name);
+    if (svc == NULL)
+        return;
+    struct serr err = {0};
+    json_object_del(patch, "registry_auth"); /* used for the pull; never stored */
+    image_pin(sh, patch);
+    json_t *spec = service_spec_patch(sh->store, json_object_get(svc, "spec"), patch, &err);
+    if (spec == NULL)
+        http_respond_error(req, &err);
+    else
+        replace_spec(sh, req, svc, spec);
+    json_decref(svc);
+}
+
 static void post_service_update(struct shoal *sh, struct http_req *req, char **args)
 {
     if (!require_leader(sh, req))
@@ -489,16 +517,15 @@ static void post_service_update(struct shoal *sh, struct http_req *req, char **a
     json_t *svc = find_service(sh, req, args[0]);
     if (svc == NULL)
         return;
-    json_t *patch = body_json(req, true);
-    struct serr err = {0};
-    json_t *spec = patch ? service_spec_patch(sh->store, json_object_get(svc, "spec"), patch, &err)
-                         : NULL;
-    if (patch && spec == NULL)
-        http_respond_error(req, &err);
-    if (spec)
-        replace_spec(sh, req, svc, spec);
-    json_decref(patch);
     json_decref(svc);
+    json_t *patch = body_json(req, true);
+    if (patch == NULL)
+        return;
+    if (image_needs_pull(sh, patch)) /* a registry's image: pulled and pinned first */
+        image_pull_then(sh, req, patch, args[0], update_service);
+    else
+        update_service(sh, req, patch, args[0]);
+    json_decref(patch);
 }
 
 static void post_service_scale(struct shoal *sh, struct http_req *req, char **args)
@@ -809,7 +836,7 @@ enum access { LOCAL, READ, SECRET, WRITE, NODE, PUBLIC };
 
 static const struct route {
     const char *method;
-    const char *pattern; /* '*' matches one path segment */
+    const char *pattern; /* '*' matches one path segment, a final '**' the rest */
     handler_fn fn;
     enum access access;
     bool forward; /* a write the leader must do */
@@ -833,7 +860,10 @@ static const struct route {
     {"GET", "/v1/images", get_images, READ, false},
     {"POST", "/v1/images/import", post_image_import, WRITE, true},
     {"POST", "/v1/images/load", post_image_load, WRITE, true},
-    {"DELETE", "/v1/images/*", delete_image, WRITE, true},
+    {"POST", "/v1/images/pull", post_image_pull, WRITE, true},
+    {"POST", "/v1/registry/login", post_registry_login, WRITE, false},
+    {"DELETE", "/v1/images/**", delete_image, WRITE, true},
+    {"GET", "/v1/images/**", get_image, READ, false},
     {"GET", "/v1/services", get_services, READ, false},
     {"POST", "/v1/services", post_service, WRITE, true},
     {"GET", "/v1/services/*", get_service, READ, false},
@@ -862,6 +892,12 @@ static bool match(const char *pattern, const char *path, char *buf, size_t bufle
     char *p = buf;
     const char *q = pattern;
     while (*q) {
+        if (q[0] == '*' && q[1] == '*') { /* the rest of the path, '/' included (image names) */
+            if (*p == '\0' || nargs == 4)
+                return false;
+            args[nargs++] = p;
+            return q[2] == '\0';
+        }
         if (*q == '*') {
             char *seg = p;
             while (*p && *p != '/')

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agent/image.h"
+#include "agent/registry.h"
 #include "api/api_int.h"
 #include "api/http.h"
 #include "base/util.h"
@@ -42,6 +43,21 @@ void get_images(struct shoal *sh, struct http_req *req, char **args)
     json_array_foreach(all, i, img) json_array_append_new(out, image_view(sh, img));
     json_decref(all);
     respond_json(req, 200, out);
+}
+
+/* GET /v1/images/{ref|id}: one image, tags and repository digests included. */
+void get_image(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    struct serr err = {0};
+    json_t *img = image_resolve(sh->store, args[0], &err);
+    if (img == NULL) {
+        http_respond_error(req, &err);
+        return;
+    }
+    respond_json(req, 200, image_view(sh, img));
+    json_decref(img);
 }
 
 struct upload {
@@ -182,8 +198,380 @@ void post_image_load(struct shoal *sh, struct http_req *req, char **args)
     start_upload(sh, req, u);
 }
 
-/* Services whose spec names the tag or the image id. */
-static const char *image_user(struct shoal *sh, json_t *tags, const char *image_id)
+/* ---- pulls from registries ---- */
+
+/* POST /v1/images/pull {"ref", "platform"?, "username"?, "password"?}: the
+ * leader pulls in the thread pool and streams progress as JSON lines
+ * ({"id","status","current","total"}); the last line is {"image": ...,
+ * "status": "Status: ..."} once the image is committed, or {"error": msg}.
+ * The layers stay on the leader; other nodes fetch them from managers. */
+struct pull {
+    struct shoal *sh;
+    struct http_req *req; /* NULL once the client went away */
+    uv_work_t work;
+    uv_async_t async;
+    uv_mutex_t lock;
+    json_t *pending; /* progress lines from the thread, under lock */
+    char *ref, *platform, *username, *password, *spool;
+    json_t *image; /* result */
+    int fetched;
+    bool new_tag;
+    struct serr err;
+    /* image_pull_then: no stream; `then` continues the request with obj */
+    image_pulled_fn then;
+    json_t *obj;
+    char *arg;
+};
+
+static void pull_send(struct pull *p, json_t *line /* stolen */)
+{
+    if (p->req && p->then == NULL) {
+        char *text = json_dumps(line, JSON_COMPACT);
+        http_stream_write(p->req, text, strlen(text));
+        http_stream_write(p->req, "\n", 1);
+        free(text);
+    }
+    json_decref(line);
+}
+
+static void pull_flush(uv_async_t *a)
+{
+    struct pull *p = a->data;
+    uv_mutex_lock(&p->lock);
+    json_t *lines = p->pending;
+    p->pending = json_array();
+    uv_mutex_unlock(&p->lock);
+    size_t i;
+    json_t *line;
+    json_array_foreach(lines, i, line) pull_send(p, json_incref(line));
+    json_decref(lines);
+}
+
+static void pull_progress(void *arg, const char *id, const char *status, uint64_t cur,
+                          uint64_t total)
+{
+    struct pull *p = arg;
+    json_t *line = json_pack("{s:s, s:s}", "id", id, "status", status);
+    if (total || cur) {
+        json_object_set_new(line, "current", json_integer((json_int_t)cur));
+        json_object_set_new(line, "total", json_integer((json_int_t)total));
+    }
+    uv_mutex_lock(&p->lock);
+    json_array_append_new(p->pending, line);
+    uv_mutex_unlock(&p->lock);
+    uv_async_send(&p->async);
+}
+
+static void pull_work(uv_work_t *w)
+{
+    struct pull *p = w->data;
+    const char *const *insecure = (const char *const *)p->sh->insecure_registries;
+    struct registry_opts o = {.spool_dir = p->spool,
+                              .platform = p->platform,
+                              .insecure = insecure,
+                              .username = p->username,
+                              .allowed = (const char *const *)p->sh->allowed_registries,
+                              .password = p->password,
+                              .progress = p->then ? NULL : pull_progress,
+                              .progress_arg = p};
+    registry_pull(p->sh->images, &o, p->ref, &p->image, &p->fetched, &p->err);
+}
+
+static void pull_closed(uv_handle_t *h)
+{
+    struct pull *p = h->data;
+    uv_mutex_destroy(&p->lock);
+    json_decref(p->pending);
+    json_decref(p->image);
+    free(p->ref);
+    free(p->platform);
+    free(p->username);
+    free(p->password);
+    free(p->spool);
+    json_decref(p->obj);
+    free(p->arg);
+    free(p);
+}
+
+/* image_pull_then's end: the request goes on with the image pinned, or
+ * gets the error. */
+static void pull_continue(struct pull *p, json_t *last)
+{
+    struct http_req *req = p->req;
+    if (req == NULL)
+        return;
+    req->on_abort = NULL;
+    const char *error = json_string_value(json_object_get(last, "error"));
+    if (error) {
+        struct serr err;
+        serr_set(&err, SERR_NOT_FOUND, "No such image: %s (pull: %s)", p->ref, error);
+        http_respond_error(req, &err);
+        return;
+    }
+    struct image_ref r;
+    const char *digests =
+        json_string_value(json_array_get(json_object_get(p->image, "digests"), 0));
+    const char *at = digests ? strchr(digests, '@') : NULL;
+    if (image_parse_ref(p->ref, &r, NULL) == 0 && at) {
+        json_object_set_new(p->obj, "image",
+                            json_sprintf("%s%s%s%s", r.name, r.tag[0] ? ":" : "", r.tag, at));
+    }
+    p->then(p->sh, req, p->obj, p->arg);
+}
+
+/* The last line, the end of the stream, and the pull's resources. */
+static void pull_end(struct pull *p, json_t *last /* stolen */)
+{
+    pull_flush(&p->async);
+    if (p->then) {
+        pull_continue(p, last);
+        json_decref(last);
+    } else {
+        pull_send(p, last);
+        if (p->req) {
+            p->req->on_abort = NULL;
+            http_stream_end(p->req);
+        }
+    }
+    layers_release(p->sh);
+    uv_close((uv_handle_t *)&p->async, pull_closed);
+}
+
+static void pull_committed(void *arg, int status, const struct serr *err)
+{
+    struct pull *p = arg;
+    if (status < 0) {
+        pull_end(p, json_pack("{s:s}", "error", err->msg));
+        return;
+    }
+    const char *tag = json_string_value(json_array_get(json_object_get(p->image, "tags"), 0));
+    const char *digest = json_string_value(json_array_get(json_object_get(p->image, "digests"), 0));
+    const char *name = tag ? tag : digest;
+    char line[700];
+    snprintf(line, sizeof(line), "Status: %s %s",
+             p->fetched > 0 || p->new_tag ? "Downloaded newer image for"
+                                          : "Image is up to date for",
+             name ? name : "");
+    pull_end(p, json_pack("{s:s, s:s, s:O}", "id", "", "status", line, "image", p->image));
+}
+
+/* Another image's digests stay with the stored description. */
+static void merge_digests(struct shoal *sh, json_t *image)
+{
+    json_t *old = store_get(sh->store, "images", json_string_value(json_object_get(image, "id")));
+    json_t *digests = json_object_get(image, "digests");
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(old, "digests"), i, d)
+    {
+        bool have = false;
+        size_t k;
+        json_t *e;
+        json_array_foreach(digests, k, e) have = have || json_equal(d, e);
+        if (!have)
+            json_array_append(digests, d);
+    }
+    json_decref(old);
+}
+
+static void pull_done(uv_work_t *w, int status)
+{
+    struct pull *p = w->data;
+    if (p->image == NULL) {
+        pull_end(p, json_pack("{s:s}", "error", p->err.msg));
+        return;
+    }
+    if (!cluster_is_leader(p->sh->cluster)) {
+        pull_end(p, json_pack("{s:s}", "error",
+                              "this manager lost the leadership during the "
+                              "pull: try again"));
+        return;
+    }
+    merge_digests(p->sh, p->image);
+    const char *tag = json_string_value(json_array_get(json_object_get(p->image, "tags"), 0));
+    json_t *old_tag = tag ? store_get(p->sh->store, "tags", tag) : NULL;
+    p->new_tag =
+        tag && !json_equal(json_object_get(old_tag, "image_id"), json_object_get(p->image, "id"));
+    json_decref(old_tag);
+    json_t *images = json_pack("[O]", p->image);
+    cluster_propose(p->sh->cluster, image_ops(images, now_ms()), pull_committed, p);
+    json_decref(images);
+}
+
+static void pull_abort(struct http_req *req)
+{
+    struct pull *p = req->data;
+    p->req = NULL; /* the pull goes on: its image is committed all the same */
+}
+
+static char *body_string(json_t *body, const char *key)
+{
+    const char *v = json_string_value(json_object_get(body, key));
+    return v && v[0] ? xstrdup(v) : NULL;
+}
+
+static struct pull *pull_new(struct shoal *sh, struct http_req *req, const char *ref)
+{
+    struct pull *p = xcalloc(1, sizeof(*p));
+    p->sh = sh;
+    p->req = req;
+    p->ref = xstrdup(ref);
+    p->spool = shoal_state_path(sh, "tmp");
+    p->pending = json_array();
+    return p;
+}
+
+static void pull_start(struct pull *p)
+{
+    uv_mutex_init(&p->lock);
+    uv_async_init(p->sh->loop, &p->async, pull_flush);
+    p->async.data = p;
+    p->work.data = p;
+    p->req->data = p;
+    p->req->on_abort = pull_abort;
+    layers_hold(p->sh); /* the layers it stores are not the GC's until committed */
+    uv_queue_work(p->sh->loop, &p->work, pull_work, pull_done);
+}
+
+void image_pin(struct shoal *sh, json_t *obj)
+{
+    const char *ref = json_string_value(json_object_get(obj, "image"));
+    struct image_ref r;
+    if (ref == NULL || strchr(ref, '@') || image_parse_ref(ref, &r, NULL) < 0)
+        return;
+    json_t *img = image_resolve(sh->store, ref, NULL);
+    size_t n = strlen(r.name), i;
+    json_t *d;
+    json_array_foreach(json_object_get(img, "digests"), i, d)
+    {
+        const char *s = json_string_value(d);
+        if (s && strncmp(s, r.name, n) == 0 && s[n] == '@') {
+            json_object_set_new(obj, "image", json_sprintf("%s:%s%s", r.name, r.tag, s + n));
+            break;
+        }
+    }
+    json_decref(img);
+}
+
+bool image_needs_pull(struct shoal *sh, json_t *obj)
+{
+    const char *ref = json_string_value(json_object_get(obj, "image"));
+    struct image_ref r;
+    if (ref == NULL || image_parse_ref(ref, &r, NULL) < 0)
+        return false;
+    json_t *img = image_resolve(sh->store, ref, NULL);
+    json_decref(img);
+    return img == NULL;
+}
+
+void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const char *arg,
+                     image_pulled_fn then)
+{
+    struct pull *p = pull_new(sh, req, json_string_value(json_object_get(obj, "image")));
+    json_t *auth = json_object_get(obj, "registry_auth");
+    p->username = body_string(auth, "username");
+    p->password = body_string(auth, "password");
+    p->obj = json_incref(obj);
+    p->arg = arg ? xstrdup(arg) : NULL;
+    p->then = then;
+    pull_start(p);
+}
+
+void post_image_pull(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    struct serr err = {0};
+    struct image_ref ref;
+    const char *text = json_string_value(json_object_get(body, "ref"));
+    const char *platform = json_string_value(json_object_get(body, "platform"));
+    if (text == NULL)
+        serr_set(&err, SERR_INVALID, "pull needs {\"ref\": IMAGE}");
+    if (err.msg[0] || image_parse_ref(text, &ref, &err) < 0 ||
+        (platform && platform[0] && registry_check_platform(platform, &err) < 0)) {
+        http_respond_error(req, &err);
+        json_decref(body);
+        return;
+    }
+    struct pull *p = pull_new(sh, req, text);
+    p->platform = body_string(body, "platform");
+    p->username = body_string(body, "username");
+    p->password = body_string(body, "password");
+    json_decref(body);
+    http_stream_start(req, 200, "application/x-ndjson");
+    pull_start(p);
+}
+
+/* POST /v1/registry/login {"registry","username","password"}: checks the
+ * credentials against the registry (the CLI keeps them). */
+struct login {
+    struct http_req *req;
+    struct shoal *sh;
+    uv_work_t work;
+    json_t *body;
+    struct serr err;
+    int rc;
+};
+
+static void login_work(uv_work_t *w)
+{
+    struct login *l = w->data;
+    struct registry_opts o = {
+        .insecure = (const char *const *)l->sh->insecure_registries,
+        .username = json_string_value(json_object_get(l->body, "username")),
+        .password = json_string_value(json_object_get(l->body, "password")),
+    };
+    l->rc = registry_login(&o, json_string_value(json_object_get(l->body, "registry")), &l->err);
+}
+
+static void login_done(uv_work_t *w, int status)
+{
+    struct login *l = w->data;
+    if (l->rc < 0)
+        http_respond_error(l->req, &l->err);
+    else
+        respond_json(l->req, 200, json_pack("{s:s}", "status", "Login Succeeded"));
+    json_decref(l->body);
+    free(l);
+}
+
+void post_registry_login(struct shoal *sh, struct http_req *req, char **args)
+{
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    if (!json_is_string(json_object_get(body, "registry")) ||
+        !json_is_string(json_object_get(body, "username")) ||
+        !json_is_string(json_object_get(body, "password"))) {
+        respond_err(req, SERR_INVALID, "login needs {\"registry\", \"username\", \"password\"}");
+        json_decref(body);
+        return;
+    }
+    struct login *l = xcalloc(1, sizeof(*l));
+    l->req = req;
+    l->sh = sh;
+    l->body = body;
+    l->work.data = l;
+    uv_queue_work(sh->loop, &l->work, login_work, login_done);
+}
+
+/* A pinned "NAME:TAG@DIGEST" that resolves to the image. */
+static bool pinned_to(struct shoal *sh, const char *ref, const char *image_id)
+{
+    if (ref == NULL || strchr(ref, '@') == NULL)
+        return false;
+    json_t *img = image_resolve(sh->store, ref, NULL);
+    bool same = img && strcmp(json_string_value(json_object_get(img, "id")), image_id) == 0;
+    json_decref(img);
+    return same;
+}
+
+/* Services whose spec names the tag or the image id (or, when the image
+ * itself goes, a digest pinned to it). */
+static const char *image_user(struct shoal *sh, json_t *tags, const char *image_id, bool last)
 {
     static char name[256];
     json_t *services = store_list(sh->store, "services", NULL);
@@ -193,7 +581,7 @@ static const char *image_user(struct shoal *sh, json_t *tags, const char *image_
     json_array_foreach(services, i, svc)
     {
         const char *ref = json_string_value(json_object_get(json_object_get(svc, "spec"), "image"));
-        bool uses = ref && strcmp(ref, image_id) == 0;
+        bool uses = (ref && strcmp(ref, image_id) == 0) || (last && pinned_to(sh, ref, image_id));
         json_array_foreach(tags, k, tag) uses = uses || (ref && strcmp(ref, json_string_value(tag)) == 0);
         if (uses && user == NULL) {
             snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(svc, "name")));
@@ -223,7 +611,8 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args)
     bool by_tag = tag != NULL;
     json_decref(tag);
     json_t *gone = by_tag ? json_pack("[s]", norm) : json_incref(all_tags);
-    const char *user = image_user(sh, gone, id);
+    bool last = json_array_size(all_tags) <= json_array_size(gone);
+    const char *user = image_user(sh, gone, id, last);
     if (user && !query_flag(req, "force")) {
         char msg[700];
         snprintf(msg, sizeof(msg), "unable to remove image %s: service %s uses it (use force)",
@@ -234,7 +623,6 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args)
         size_t i;
         json_t *t;
         json_array_foreach(gone, i, t) json_array_append_new(group, op_del("tags", json_string_value(t)));
-        bool last = json_array_size(all_tags) <= json_array_size(gone);
         if (last)
             json_array_append_new(group, op_del("images", id));
         json_t *reply = json_pack("{s:O, s:b}", "untagged", gone, "deleted", last);

@@ -41,6 +41,8 @@ static const char main_usage[] =
     "\n"
     "Commands:\n"
     "  info        Display system-wide information\n"
+    "  login       Log in to a registry\n"
+    "  logout      Log out from a registry\n"
     "  ps          List containers\n"
     "  rm          Remove one or more containers\n"
     "  run         Run a command in a new container\n"
@@ -56,6 +58,7 @@ static const struct cli_cmd top_commands[] = {
     {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
     {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
     {"dashboard", NULL, cli_dashboard, NULL}, {"network", NULL, cli_network, NULL},
+    {"login", NULL, cli_login, NULL},     {"logout", NULL, cli_logout, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

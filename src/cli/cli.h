@@ -51,6 +51,13 @@ int cli_run(struct cli *cli, int argc, char **argv);
 int cli_ps(struct cli *cli, int argc, char **argv);
 int cli_rm(struct cli *cli, int argc, char **argv);
 int cli_dashboard(struct cli *cli, int argc, char **argv);
+/* cli_registry.c */
+int cli_image_pull(struct cli *cli, int argc, char **argv);
+int cli_login(struct cli *cli, int argc, char **argv);
+int cli_logout(struct cli *cli, int argc, char **argv);
+/* Adds "registry_auth": {"username","password"} to a service spec or patch
+ * when the CLI has credentials for its image's registry (shoal login). */
+void cli_registry_auth(json_t *obj);
 
 /* Runs the subcommand named by argv[1] of a group; prints the group's help
  * for --help or no subcommand. */

@@ -1,5 +1,6 @@
-/* shoal image import | load | ls | rm */
+/* shoal image import | load | ls | rm (pull: cli_registry.c) */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,7 @@ static int image_load(struct cli *cli, int argc, char **argv)
 
 static const char ls_usage[] = "Usage:  shoal image ls [OPTIONS]\n\nList images\n\n"
                                "Options:\n"
+                               "      --digests         Show digests\n"
                                "      --format string   Format output (json or table)\n";
 
 /* "reg:5000/a/b:tag" -> repository "reg:5000/a/b", tag "tag". */
@@ -142,51 +144,112 @@ static void split_tag(const char *ref, char *repo, size_t repo_len, char *tag, s
     snprintf(tag, tag_len, "%s", colon + 1);
 }
 
-static void image_rows(struct table *t, json_t *image)
+/* The digest the image was pulled with from `repo` ("sha256:..."), or "<none>". */
+static const char *repo_digest(json_t *image, const char *repo)
+{
+    size_t i, n = strlen(repo);
+    json_t *d;
+    json_array_foreach(json_object_get(image, "digests"), i, d)
+    {
+        const char *s = json_string_value(d);
+        if (s && strncmp(s, repo, n) == 0 && s[n] == '@')
+            return s + n + 1;
+    }
+    return "<none>";
+}
+
+/* One row; the DIGEST column only with --digests. */
+static void add_row(struct table *t, bool digests, const char *repo, const char *tag,
+                    const char *digest, const char *id, const char *created, const char *size)
+{
+    const char *with[] = {repo, tag, digest, id, created, size};
+    const char *without[] = {repo, tag, id, created, size};
+    table_add(t, digests ? with : without);
+}
+
+static void image_rows(struct table *t, json_t *image, bool digests)
 {
     char id[16], size[32], created[64], repo[256], tag[128];
     cli_short_id(jstr(image, "id"), id, sizeof(id));
     cli_human_size(jint(image, "size"), size, sizeof(size));
     cli_ago(jint(image, "created_at"), created, sizeof(created));
     json_t *tags = json_object_get(image, "tags");
-    if (json_array_size(tags) == 0) {
-        const char *cells[] = {"<none>", "<none>", id, created, size};
-        table_add(t, cells);
-    }
     size_t i;
     json_t *ref;
     json_array_foreach(tags, i, ref) {
         split_tag(json_string_value(ref) ? json_string_value(ref) : "", repo, sizeof(repo), tag,
                   sizeof(tag));
-        const char *cells[] = {repo, tag, id, created, size};
-        table_add(t, cells);
+        add_row(t, digests, repo, tag, repo_digest(image, repo), id, created, size);
+    }
+    if (json_array_size(tags) > 0)
+        return;
+    json_t *ds = json_object_get(image, "digests");
+    if (json_array_size(ds) == 0)
+        add_row(t, digests, "<none>", "<none>", "<none>", id, created, size);
+    json_array_foreach(ds, i, ref) { /* pulled by digest only: docker shows the repository */
+        const char *s = json_string_value(ref) ? json_string_value(ref) : "";
+        const char *at = strchr(s, '@');
+        snprintf(repo, sizeof(repo), "%.*s", at ? (int)(at - s) : 0, s);
+        add_row(t, digests, repo, "<none>", at ? at + 1 : "<none>", id, created, size);
     }
 }
 
 static int image_ls(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("image ls", ls_usage, "F", argc, argv, &fl);
+    static const struct option longopts[] = {{"format", required_argument, NULL, 'F'},
+                                             {"digests", no_argument, NULL, 'D'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    struct cli_flags fl = {0};
+    bool digests = false;
+    struct serr err;
+    optind = 0;
+    int c;
+    while ((c = cli_getopt(argc, argv, "h", longopts, &err)) != -1) {
+        switch (c) {
+        case 'F':
+            if (cli_parse_format(optarg, &fl.json, &err) < 0)
+                return cli_usage_error("image ls", "%s", err.msg);
+            break;
+        case 'D': digests = true; break;
+        case 'h': return cli_help(ls_usage);
+        default: return cli_usage_error("image ls", "%s", err.msg);
+        }
+    }
+    int rc = cli_nargs("image ls", argc - optind, 0, 0);
     if (rc >= 0)
         return rc;
-    if ((rc = cli_nargs("image ls", argc - fl.first_arg, 0, 0)) >= 0)
-        return rc;
     json_t *images;
-    struct serr err;
     if (cli_call(cli, "GET", "/v1/images", NULL, &images, &err) < 0)
         return cli_fail(&err);
     if (fl.json) {
         cli_print_json(images, false);
     } else {
         static const char *const head[] = {"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"};
-        struct table *t = table_new(5, head);
+        static const char *const head_digests[] = {"REPOSITORY", "TAG",     "DIGEST",
+                                                   "IMAGE ID",   "CREATED", "SIZE"};
+        struct table *t = digests ? table_new(6, head_digests) : table_new(5, head);
         size_t i;
         json_t *image;
-        json_array_foreach(images, i, image) image_rows(t, image);
+        json_array_foreach(images, i, image) image_rows(t, image, digests);
         table_print_free(t);
     }
     json_decref(images);
     return CLI_EXIT_OK;
+}
+
+static const char inspect_usage[] = "Usage:  shoal image inspect IMAGE [IMAGE...]\n\n"
+                                    "Display detailed information on one or more images\n";
+
+static int image_inspect(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image inspect", inspect_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image inspect", argc - fl.first_arg, 1, -1)) >= 0)
+        return rc;
+    return cli_inspect(cli, "/v1/images/%s", argc - fl.first_arg, argv + fl.first_arg);
 }
 
 static const char rm_usage[] = "Usage:  shoal image rm [OPTIONS] IMAGE [IMAGE...]\n\n"
@@ -219,8 +282,10 @@ static int image_rm(struct cli *cli, int argc, char **argv)
 
 static const struct cli_cmd image_cmds[] = {
     {"import", NULL, image_import, "Import a root filesystem tarball as an image"},
+    {"inspect", NULL, image_inspect, "Display detailed information on one or more images"},
     {"load", NULL, image_load, "Load an image from a tar archive or STDIN"},
     {"ls", "list", image_ls, "List images"},
+    {"pull", NULL, cli_image_pull, "Download an image from a registry"},
     {"rm", "remove", image_rm, "Remove one or more images"},
     {NULL, NULL, NULL, NULL},
 };

@@ -32,6 +32,7 @@ static int service_create(struct cli *cli, int argc, char **argv)
     if (rc < 0)
         return cli_usage_error("service create", "%s", err.msg);
     json_t *svc = NULL;
+    cli_registry_auth(spec); /* for a pull of an image the cluster lacks */
     rc = cli_call(cli, "POST", "/v1/services", spec, &svc, &err);
     json_decref(spec);
     if (rc < 0)
@@ -56,6 +57,7 @@ static int service_update(struct cli *cli, int argc, char **argv)
     if (rc < 0)
         return cli_usage_error("service update", "%s", err.msg);
     char *path = cli_path("/v1/services/%s/update", name);
+    cli_registry_auth(patch);
     rc = cli_call(cli, "POST", path, patch, NULL, &err);
     free(path);
     json_decref(patch);

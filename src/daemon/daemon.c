@@ -14,6 +14,7 @@
 #include "agent/agent.h"
 #include "agent/image.h"
 #include "agent/net.h"
+#include "agent/registry.h"
 #include "api/dashboard.h"
 #include "api/events.h"
 #include "api/http.h"
@@ -22,6 +23,7 @@
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "daemon/clusternet.h"
+#include "daemon/daemon_config.h"
 #include "daemon/layers.h"
 #include "daemon/node_metrics.h"
 #include "daemon/session.h"
@@ -204,6 +206,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 struct options {
     const char *state_dir, *run_dir, *socket, *runtime, *dashboard_addr, *bridge;
+    const char *config; /* --config, NULL: DAEMON_CONFIG_DEFAULT when it exists */
     int64_t max_upload; /* bytes; 0: no cap */
     bool debug;
     struct http_limits limits;
@@ -232,7 +235,7 @@ static int limit_option(int ch, const char *value, struct http_limits *l)
 {
     long n;
     switch (ch) {
-    case 'C':
+    case 'M':
         n = positive_flag("max-connections", value, 1000000);
         l->max_conns = (int)n;
         break;
@@ -261,10 +264,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"dashboard-addr", required_argument, NULL, 'D'},
         {"bridge", required_argument, NULL, 'B'},
         {"max-upload", required_argument, NULL, 'U'},
-        {"max-connections", required_argument, NULL, 'C'},
+        {"max-connections", required_argument, NULL, 'M'},
         {"max-connections-per-ip", required_argument, NULL, 'P'},
         {"request-timeout", required_argument, NULL, 'T'},
         {"idle-timeout", required_argument, NULL, 'I'},
+        {"config", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0}};
     *o = (struct options){.state_dir = "/var/lib/shoal", .run_dir = "/run/shoal",
                           .bridge = NET_BRIDGE, .max_upload = DEFAULT_MAX_UPLOAD,
@@ -283,6 +287,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'R': o->runtime = optarg; break;
         case 'D': o->dashboard_addr = optarg; break;
         case 'B': o->bridge = optarg; break;
+        case 'C': o->config = optarg; break;
         case 'U':
             if (parse_size(optarg, &o->max_upload, &err) < 0) {
                 fprintf(stderr, "shoal daemon: --max-upload: %s\n", err.msg);
@@ -290,7 +295,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             }
             break;
         case 'd': o->debug = true; break;
-        case 'C':
+        case 'M':
         case 'P':
         case 'T':
         case 'I':
@@ -300,7 +305,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'h':
             printf("Usage: shoal daemon [--state-dir DIR] [--run-dir DIR] [--socket PATH] "
                    "[--runtime PATH] [--dashboard-addr IP:PORT] [--bridge NAME] [--max-upload SIZE] "
-                   "[--debug]\n"
+                   "[--config PATH] [--debug]\n"
                    "       [--max-connections N] [--max-connections-per-ip N] "
                    "[--request-timeout S] [--idle-timeout S]\n\n"
                    "  --state-dir DIR  persistent state (default /var/lib/shoal)\n"
@@ -312,6 +317,8 @@ static int parse_options(int argc, char **argv, struct options *o)
                    "  --bridge NAME    bridge of the bridged tasks (default shoal0); daemons\n"
                    "                   sharing a network namespace need one each\n"
                    "  --max-upload SIZE  largest image upload accepted (default 4G; 0: no cap)\n"
+                   "  --config PATH    configuration file (default /etc/shoal/daemon.json when\n"
+                   "                   it exists; keys in docs/design.md)\n"
                    "  --max-connections N  connections each network listener (dashboard,\n"
                    "                   cluster port) holds at once (default %d)\n"
                    "  --max-connections-per-ip N  of those, from one IP address (default %d)\n"
@@ -383,6 +390,8 @@ static void reserve_fds(struct http_limits *l)
 
 static int init_shoal(struct shoal *sh, const struct options *o, struct serr *err)
 {
+    if (daemon_config_load(sh, o->config, err) < 0) /* first: a bad file leaves nothing */
+        return -1;
     sh->state_dir = realpath(o->state_dir, NULL);
     if (sh->state_dir == NULL && (mkdir_p(o->state_dir, 0700, err) < 0 ||
                                   (sh->state_dir = realpath(o->state_dir, NULL)) == NULL))
@@ -419,7 +428,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     sh->metrics = node_metrics_start(sh);
     if (swarm_resume(sh, err) < 0)
         return -1;
-    static const char *const spool[] = {"/v1/images/", NULL};
+    static const char *const spool[] = {"/v1/images/import", "/v1/images/load", NULL};
     char *spool_dir = shoal_state_path(sh, "tmp");
     /* Upload spools and layer downloads left by a daemon killed mid-way:
      * nothing else uses the directory before the API starts. */
@@ -454,6 +463,7 @@ static void free_shoal(struct shoal *sh)
 {
     store_close(sh->store);
     image_store_close(sh->images);
+    daemon_config_free(sh);
     runtime_free(&sh->rt);
     free(sh->state_dir);
     free(sh->run_dir);
@@ -474,6 +484,11 @@ int daemon_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    registry_global_init(); /* before any thread: curl_global_init is not thread-safe */
+    /* A registry pull holds a thread-pool thread for its whole download; libuv's
+     * default of 4 would let four slow pulls stall uploads, layer GC and name
+     * lookups. Read by libuv at the first uv_queue_work. */
+    setenv("UV_THREADPOOL_SIZE", "16", 0);
     /* Containers are re-parented to the daemon when crun exits, so their exit
      * status reaches us (waitpid on the pidfd's process). */
     prctl(PR_SET_CHILD_SUBREAPER, 1);

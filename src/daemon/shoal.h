@@ -45,6 +45,8 @@ struct shoal {
     struct dispatcher *dispatcher; /* managers: the leader side of sessions */
 
     struct image_store *images;
+    char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */
+    char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */
     struct runtime rt;
     const char *bridge;      /* bridged tasks' bridge (--bridge, default NET_BRIDGE) */
     struct agent *agent;

@@ -24,12 +24,43 @@ static bool valid_name(const char *s, size_t max)
     return true;
 }
 
+/* "NAME@sha256:..." (a tag before the '@' is ignored, as Docker does): the
+ * image pulled with that manifest digest from that repository. */
+static json_t *image_by_repo_digest(struct store *st, const char *ref)
+{
+    struct image_ref r;
+    if (image_parse_ref(ref, &r, NULL) < 0 || r.digest[0] == '\0')
+        return NULL;
+    char *want = xasprintf("%s@%s", r.name, r.digest);
+    json_t *all = store_list(st, "images", NULL);
+    json_t *found = NULL;
+    size_t i, k;
+    json_t *img, *d;
+    json_array_foreach(all, i, img)
+    {
+        json_array_foreach(json_object_get(img, "digests"), k, d)
+        {
+            if (found == NULL && json_is_string(d) && strcmp(json_string_value(d), want) == 0)
+                found = json_incref(img);
+        }
+    }
+    json_decref(all);
+    free(want);
+    return found;
+}
+
 json_t *image_resolve(struct store *st, const char *ref, struct serr *err)
 {
     char norm[512];
     if (ref == NULL || *ref == '\0') {
         serr_set(err, SERR_INVALID, "image reference is empty");
         return NULL;
+    }
+    if (strchr(ref, '@')) {
+        json_t *img = image_by_repo_digest(st, ref);
+        if (img == NULL)
+            serr_set(err, SERR_NOT_FOUND, "No such image: %s", ref);
+        return img;
     }
     if (image_normalize_ref(ref, norm, sizeof(norm), NULL) == 0) {
         json_t *tag = store_get(st, "tags", norm);

@@ -139,6 +139,10 @@ class Daemon:
         self.known_ids = set()
         self.swarm_active = False
         self.extra_args = []  # more `shoal daemon` flags (--dashboard-addr ...)
+        # Pulls stay on loopback: a service of an unknown image must not reach docker.io.
+        self.config_path = os.path.join(base, "daemon.json")
+        with open(self.config_path, "w") as f:
+            json.dump({"allowed-registries": ["127.0.0.0/8", "localhost"]}, f)
         self.wrapper = []  # runs the daemon under this command (valgrind ...)
         # Daemons of the host's namespace run side by side (and test runs too): a bridge and
         # a task subnet each.
@@ -156,7 +160,8 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             list(self.wrapper) + [SHOAL_BIN, "daemon", "--state-dir", self.state_dir, "--run-dir",
-                                  self.run_dir, "--bridge", self.bridge] + list(self.extra_args),
+                                  self.run_dir, "--bridge", self.bridge, "--config", self.config_path]
+            + list(self.extra_args),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/image.h"
+#include "agent/registry.h"
 #include "base/util.h"
 #include "unit.h"
 
@@ -244,6 +245,43 @@ TEST(image_normalize_ref_cases)
     free(long_ref);
     struct serr err;
     CHECK(image_normalize_ref("busybox", out, 8, &err) < 0 && err.kind == SERR_INVALID);
+}
+
+static void check_parse(const char *in, const char *domain, const char *path, const char *tag,
+                        const char *digest, const char *name)
+{
+    struct image_ref r;
+    struct serr err;
+    CHECK(image_parse_ref(in, &r, &err) == 0);
+    CHECK_STR(r.domain, domain);
+    CHECK_STR(r.path, path);
+    CHECK_STR(r.tag, tag);
+    CHECK_STR(r.digest, digest);
+    CHECK_STR(r.name, name);
+}
+
+TEST(image_parse_ref_docker_forms)
+{
+    const char *d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    check_parse("nginx", "docker.io", "library/nginx", "latest", "", "nginx");
+    check_parse("library/nginx:1.25", "docker.io", "library/nginx", "1.25", "", "nginx");
+    check_parse("docker.io/library/nginx:1.25", "docker.io", "library/nginx", "1.25", "", "nginx");
+    check_parse("index.docker.io/user/app", "docker.io", "user/app", "latest", "", "user/app");
+    check_parse("user/app:v1", "docker.io", "user/app", "v1", "", "user/app");
+    check_parse("localhost/app", "localhost", "app", "latest", "", "localhost/app");
+    char *ref = xasprintf("reg.local:5000/a/b@%s", d);
+    check_parse(ref, "reg.local:5000", "a/b", "", d, "reg.local:5000/a/b");
+    free(ref);
+    ref = xasprintf("127.0.0.1:5000/a:v2@%s", d);
+    check_parse(ref, "127.0.0.1:5000", "a", "v2", d, "127.0.0.1:5000/a");
+    free(ref);
+    struct image_ref r;
+    struct serr err;
+    CHECK(image_parse_ref("a@sha256:0000", &r, &err) < 0 && err.kind == SERR_INVALID);
+    CHECK(image_parse_ref("a@", &r, &err) < 0);
+    CHECK(image_parse_ref("A/b", &r, &err) < 0);
+    check_ref("docker.io/library/busybox", "busybox:latest");
+    check_ref("library/busybox:1", "busybox:1");
 }
 
 /* ---- import ------------------------------------------------------------- */
@@ -917,4 +955,30 @@ TEST(image_gc_keeps_mounted_layers)
     json_decref(busybox);
     free(tar);
     fixture_done(&f);
+}
+
+/* ---- registry helpers ---------------------------------------------------- */
+
+TEST(registry_insecure_and_platforms)
+{
+    const char *const insecure[] = {"reg.lan:5000", "10.1.0.0/16", "plain.lan", NULL};
+    CHECK(registry_is_insecure(NULL, "127.0.0.1:5000"));
+    CHECK(registry_is_insecure(NULL, "127.9.9.9"));
+    CHECK(registry_is_insecure(NULL, "localhost:5000"));
+    CHECK(!registry_is_insecure(NULL, "docker.io"));
+    CHECK(!registry_is_insecure(NULL, "128.0.0.1:5000"));
+    CHECK(registry_is_insecure(insecure, "reg.lan:5000"));
+    CHECK(!registry_is_insecure(insecure, "reg.lan:5001"));
+    CHECK(registry_is_insecure(insecure, "10.1.200.3:443"));
+    CHECK(!registry_is_insecure(insecure, "10.2.0.1"));
+    CHECK(registry_is_insecure(insecure, "plain.lan:8080"));
+    struct serr err;
+    CHECK(registry_check_platform("linux/amd64", &err) == 0);
+    CHECK(registry_check_platform("linux/arm/v7", &err) == 0);
+    CHECK(registry_check_platform(registry_host_platform(), &err) == 0);
+    CHECK(registry_check_platform("linux", &err) < 0 && err.kind == SERR_INVALID);
+    CHECK(registry_check_platform("linux/", &err) < 0);
+    CHECK(registry_check_platform("/amd64", &err) < 0);
+    CHECK(registry_check_platform("linux/arm/v7/x", &err) < 0);
+    CHECK(registry_check_platform("linux/arm/", &err) < 0);
 }

@@ -1,0 +1,92 @@
+#include "daemon/daemon_config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/util.h"
+#include "daemon/shoal.h"
+
+/* "host[:port]" or "a.b.c.d/bits". */
+static bool registry_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == ':' || c == '/' || c == '[' || c == ']';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int load_list(char ***out, const char *key, json_t *v, const char *path, struct serr *err)
+{
+    if (!json_is_array(v))
+        return serr_set(err, SERR_INVALID, "%s: %s must be an array of strings", path, key);
+    char **list = xcalloc(json_array_size(v) + 1, sizeof(*list));
+    *out = list;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        const char *s = json_string_value(e);
+        if (s == NULL || !registry_name_ok(s))
+            return serr_set(err, SERR_INVALID, "%s: %s[%zu]: expected \"host[:port]\" or a CIDR",
+                            path, key, i);
+        list[i] = xstrdup(s);
+    }
+    return 0;
+}
+
+int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
+{
+    const char *file = path ? path : DAEMON_CONFIG_DEFAULT;
+    struct stat st;
+    if (path == NULL && stat(file, &st) < 0 && errno == ENOENT)
+        return 0;
+    json_error_t jerr;
+    json_t *cfg = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    if (cfg == NULL)
+        return serr_set(err, SERR_INVALID, "configuration %s: %s", file, jerr.text);
+    int rc = json_is_object(cfg) ? 0
+                                 : serr_set(err, SERR_INVALID,
+                                            "configuration %s: expected a "
+                                            "JSON object",
+                                            file);
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg, key, v)
+    {
+        if (rc < 0)
+            break;
+        if (strcmp(key, "insecure-registries") == 0 && sh->insecure_registries == NULL)
+            rc = load_list(&sh->insecure_registries, key, v, file, err);
+        else if (strcmp(key, "allowed-registries") == 0 && sh->allowed_registries == NULL)
+            rc = load_list(&sh->allowed_registries, key, v, file, err);
+        else
+            rc = serr_set(err, SERR_INVALID, "configuration %s: unknown key '%s'", file, key);
+    }
+    json_decref(cfg);
+    if (rc < 0)
+        daemon_config_free(sh);
+    return rc;
+}
+
+static void free_list(char ***list)
+{
+    for (size_t i = 0; *list && (*list)[i]; i++)
+        free((*list)[i]);
+    free(*list);
+    *list = NULL;
+}
+
+void daemon_config_free(struct shoal *sh)
+{
+    free_list(&sh->insecure_registries);
+    free_list(&sh->allowed_registries);
+}

@@ -1,0 +1,22 @@
+/* The daemon's configuration file (JSON, like Docker's daemon.json):
+ * `shoal daemon --config PATH`, else /etc/shoal/daemon.json when it exists.
+ * Keys (docs/design.md "Daemon configuration"):
+ *   "insecure-registries": ["host:port", "10.0.0.0/8", ...]  registries reached
+ *       over plain HTTP or TLS without certificate checks (127.0.0.0/8 always is)
+ *   "allowed-registries": [...]  same form: the only registries pulls may use
+ *       (absent: any); an air-gapped cluster names its own registry here
+ * Unknown keys are refused, so a typo does not go unnoticed. */
+#ifndef SHOAL_DAEMON_DAEMON_CONFIG_H
+#define SHOAL_DAEMON_DAEMON_CONFIG_H
+
+#include "base/err.h"
+
+#define DAEMON_CONFIG_DEFAULT "/etc/shoal/daemon.json"
+
+struct shoal;
+
+/* `path` NULL: the default file, which may be missing. Fills sh's settings. */
+int daemon_config_load(struct shoal *sh, const char *path, struct serr *err);
+void daemon_config_free(struct shoal *sh);
+
+#endif

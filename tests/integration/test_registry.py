@@ -1,0 +1,789 @@
+"""image pull from registries: Debian's docker-registry (distribution 2.8) on a loopback port,
+one plain HTTP and one with TLS + htpasswd; images pushed into it with skopeo from OCI
+layouts the tests build (busybox-based, several layers, a whiteout, a multi-platform index).
+A small fake registry (python) answers what a real one will not: garbage JSON, bearer-token
+auth, a connection dropped mid-blob."""
+import base64
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+
+import pytest
+
+from conftest import SHOAL_BIN, free_port, wait_until
+
+REGISTRY_BIN = shutil.which("docker-registry")
+SKOPEO = shutil.which("skopeo")
+pytestmark = pytest.mark.skipif(not REGISTRY_BIN or not SKOPEO,
+                                reason="docker-registry and skopeo are needed (scripts/deps.sh)")
+
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(os.uname().machine, "amd64")
+
+
+def _sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tar(entries):
+    """entries: [(name, bytes or None for a directory)] -> tar bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in entries:
+            ti = tarfile.TarInfo(name)
+            if data is None:
+                ti.type = tarfile.DIRTYPE
+                ti.mode = 0o755
+                tar.addfile(ti)
+            else:
+                ti.size = len(data)
+                ti.mode = 0o644
+                tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Layout:
+    """An OCI image layout directory built blob by blob."""
+
+    def __init__(self, path):
+        self.path = path
+        os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
+        with open(os.path.join(path, "oci-layout"), "w") as f:
+            f.write('{"imageLayoutVersion":"1.0.0"}')
+        self.index = []
+        self.blobs = {}
+
+    def blob(self, data, media_type):
+        digest = "sha256:" + _sha(data)
+        with open(os.path.join(self.path, "blobs", "sha256", _sha(data)), "wb") as f:
+            f.write(data)
+        self.blobs[digest] = data
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    def image(self, layers, cmd, env=None, arch=HOST_ARCH, variant=None):
+        """layers: [(tar bytes, gzip?)] -> the manifest's descriptor."""
+        descs, diff_ids = [], []
+        for raw, comp in layers:  # comp: True (gzip), False (plain) or "zstd"
+            diff_ids.append("sha256:" + _sha(raw))
+            if comp == "zstd":
+                data = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True,
+                                      check=True).stdout
+                mt = "application/vnd.oci.image.layer.v1.tar+zstd"
+            else:
+                data = gzip.compress(raw, mtime=0) if comp else raw
+                mt = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if comp else "")
+            descs.append(self.blob(data, mt))
+        cfg = {"architecture": arch, "os": "linux",
+               "config": {"Env": env or ["PATH=/bin"], "Cmd": cmd},
+               "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        if variant:
+            cfg["variant"] = variant
+        cfg_desc = self.blob(json.dumps(cfg).encode(), "application/vnd.oci.image.config.v1+json")
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": cfg_desc, "layers": descs}
+        return self.blob(json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
+
+    def multi(self, entries):
+        """entries: [(manifest descriptor, arch, variant)] -> the index's descriptor."""
+        ms = []
+        for desc, arch, variant in entries:
+            d = dict(desc)
+            d["platform"] = {"os": "linux", "architecture": arch}
+            if variant:
+                d["platform"]["variant"] = variant
+            ms.append(d)
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                 "manifests": ms}
+        return self.blob(json.dumps(index).encode(), "application/vnd.oci.image.index.v1+json")
+
+    def tag(self, desc, name):
+        d = dict(desc)
+        d["annotations"] = {"org.opencontainers.image.ref.name": name}
+        self.index.append(d)
+        with open(os.path.join(self.path, "index.json"), "w") as f:
+            json.dump({"schemaVersion": 2, "manifests": self.index}, f)
+
+
+class Registry:
+    """docker-registry on a loopback port; tls: certificate + htpasswd (user test/secret)."""
+
+    def __init__(self, base, tls=False, netns=None, host="127.0.0.1"):
+        self.base = base
+        # netns: runs (and is pushed to) inside that network namespace, on `host`
+        self.wrap = ["nsenter", "--net=/run/netns/" + netns] if netns else []
+        self.port = free_port()
+        self.host = host
+        self.addr = "%s:%d" % (host, self.port)
+        self.storage = os.path.join(base, "storage")
+        self.tls = tls
+        os.makedirs(self.storage)
+        cfg = ["version: 0.1", "log:", "  level: warn", "storage:", "  filesystem:",
+               "    rootdirectory: " + self.storage, "  delete:", "    enabled: true",
+               "http:", "  addr: " + self.addr]
+        if tls:
+            cert, key = os.path.join(base, "cert.pem"), os.path.join(base, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", key, "-out", cert], check=True, capture_output=True)
+            htpasswd = os.path.join(base, "htpasswd")
+            out = subprocess.run(["htpasswd", "-Bbn", "test", "secret"], check=True,
+                                 capture_output=True, text=True).stdout
+            with open(htpasswd, "w") as f:
+                f.write(out)
+            cfg += ["  tls:", "    certificate: " + cert, "    key: " + key,
+                    "auth:", "  htpasswd:", "    realm: shoal-test", "    path: " + htpasswd]
+        self.config = os.path.join(base, "config.yml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        self.proc = None
+
+    def start(self):
+        log = open(os.path.join(self.base, "registry.log"), "ab")
+        self.proc = subprocess.Popen(self.wrap + [REGISTRY_BIN, "serve", self.config], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        probe = "import socket; socket.create_connection(('%s', %d), 1).close()" % (self.host, self.port)
+        wait_until(lambda: subprocess.run(self.wrap + ["/usr/bin/python3", "-c", probe],
+                                          capture_output=True).returncode == 0, timeout=20)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def push(self, layout, tag, repo, all_platforms=False, docker_format=False):
+        """Copies a tag of the layout as it is (OCI, digests kept) or converted to
+        Docker's v2 schema 2 manifests and manifest lists."""
+        args = [SKOPEO, "copy", "--quiet", "--dest-tls-verify=false"]
+        args += ["--format", "v2s2"] if docker_format else ["--preserve-digests"]
+        if self.tls:
+            args += ["--dest-creds", "test:secret"]
+        if all_platforms:
+            args += ["--all"]
+        subprocess.run(self.wrap + args + ["oci:%s:%s" % (layout.path, tag),
+                                           "docker://%s/%s" % (self.addr, repo)],
+                       check=True, capture_output=True, timeout=120)
+
+    def blob_file(self, digest):
+        hexd = digest.split(":", 1)[1]
+        return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256", hexd[:2],
+                            hexd, "data")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, rootfs_tar):
+    """The test images in one OCI layout: app (3 layers: busybox gzip, data files,
+    a whiteout of one of them, plain tar), multi (an index: this host, arm64, arm/v7),
+    armonly (an index without this host's platform), bad (a layer to corrupt)."""
+    d = tmp_path_factory.mktemp("layout")
+    lay = Layout(str(d / "oci"))
+    with open(rootfs_tar, "rb") as f:
+        base = f.read()
+    data = _tar([("data", None), ("data/a.txt", b"a\n"), ("data/b.txt", b"b\n")])
+    upper = _tar([("data", None), ("data/.wh.a.txt", b""), ("hello.txt", b"pulled-image\n")])
+    app = lay.image([(base, True), (data, True), (upper, False)], ["cat", "/hello.txt"],
+                    env=["PATH=/bin", "FROM=registry"])
+    lay.tag(app, "app")
+    per_arch = {}
+    for arch, variant in ((HOST_ARCH, None), ("arm64", "v8"), ("arm", "v7")):
+        if arch == HOST_ARCH and per_arch.get(arch):
+            continue
+        marker = _tar([("arch.txt", ("%s%s\n" % (arch, "/" + variant if variant else "")).encode())])
+        per_arch[(arch, variant)] = lay.image([(base, True), (marker, True)], ["cat", "/arch.txt"],
+                                              arch=arch, variant=variant)
+    multi = lay.multi([(desc, a, v) for (a, v), desc in per_arch.items()])
+    lay.tag(multi, "multi")
+    arm_only = lay.multi([(desc, a, v) for (a, v), desc in per_arch.items() if a != HOST_ARCH])
+    lay.tag(arm_only, "armonly")
+    bad_layer = _tar([("bad.txt", b"x" * 5000)])
+    bad = lay.image([(base, True), (bad_layer, True)], ["true"])
+    lay.tag(bad, "bad")
+    lay.bad_layer = "sha256:" + _sha(gzip.compress(bad_layer, mtime=0))
+    if shutil.which("zstd"):
+        z = lay.image([(base, True), (_tar([("z.txt", b"zstd-layer\n")]), "zstd")], ["cat", "/z.txt"])
+        lay.tag(z, "zstd")
+    lay.app = app
+    lay.multi_desc = multi
+    return lay
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, images):
+    r = Registry(str(tmp_path_factory.mktemp("registry")))
+    r.start()
+    for tag, repo, all_p in (("app", "test/app:v1", False), ("multi", "test/multi:1", True),
+                             ("armonly", "test/armonly:1", True), ("bad", "test/bad:1", False)):
+        r.push(images, tag, repo, all_p)
+    if shutil.which("zstd"):
+        r.push(images, "zstd", "test/zstd:1")
+    r.push(images, "app", "docker/app:v1", docker_format=True)
+    r.push(images, "multi", "docker/multi:1", True, docker_format=True)
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory, images):
+    r = Registry(str(tmp_path_factory.mktemp("tlsregistry")), tls=True)
+    r.start()
+    r.push(images, "app", "private/app:v1")
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """The CLI's credentials go to a temporary HOME."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SHOAL_CONFIG", raising=False)
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    return tmp_path
+
+
+def _image(d, tag):
+    for img in d.api("GET", "/v1/images").json():
+        if tag in img["tags"]:
+            return img
+    return None
+
+
+def _layer_dirs(d):
+    return set(os.listdir(os.path.join(d.state_dir, "images", "layers")))
+
+
+def _spools(d):
+    return [f for f in os.listdir(os.path.join(d.state_dir, "tmp")) if f.startswith("blob-")]
+
+
+# ---- pulls from the plain registry ----
+
+def test_pull_by_tag_runs_and_second_pull_fetches_nothing(daemon, registry, images):
+    d = daemon
+    ref = registry.addr + "/test/app:v1"
+    r = d.cli("image", "pull", ref)
+    assert "v1: Pulling from test/app" in r.stdout
+    assert "Pull complete" in r.stdout
+    assert "Digest: " + images.app["digest"] in r.stdout
+    assert "Status: Downloaded newer image for " + ref in r.stdout
+    assert r.stdout.rstrip().endswith(ref)
+    img = _image(d, ref)
+    assert img is not None and len(img["layers"]) == 3
+    assert img["digests"] == [registry.addr + "/test/app@" + images.app["digest"]]
+    r = d.cli("run", "--rm", ref, "sh", "-c", "cat /hello.txt; ls /data; echo env=$FROM")
+    assert "pulled-image" in r.stdout
+    assert "b.txt" in r.stdout and "a.txt" not in r.stdout  # the whiteout hides a.txt
+    assert "env=registry" in r.stdout
+    # again: every layer is there, nothing is downloaded
+    r = d.cli("image", "pull", ref)
+    assert "Downloading" not in r.stdout and "Pull complete" not in r.stdout
+    assert r.stdout.count("Already exists") == 3
+    assert "Status: Image is up to date for " + ref in r.stdout
+    assert not _spools(d)
+
+
+def test_pull_by_digest_and_quiet(daemon, registry, images):
+    d = daemon
+    ref = "%s/test/app@%s" % (registry.addr, images.app["digest"])
+    r = d.cli("image", "pull", "-q", ref)
+    assert r.stdout.strip() == ref
+    r = d.cli("run", "--rm", ref, "cat", "/hello.txt")
+    assert "pulled-image" in r.stdout
+
+
+def test_pull_index_picks_the_platform(daemon, registry):
+    d = daemon
+    ref = registry.addr + "/test/multi:1"
+    d.cli("image", "pull", ref)
+    assert d.cli("run", "--rm", ref).stdout.strip() == HOST_ARCH
+    other = "arm64" if HOST_ARCH != "arm64" else "amd64"
+    if other == "arm64":  # a foreign platform: pulled (not run)
+        r = d.cli("image", "pull", "--platform", "linux/arm64", ref)
+        assert "Pull complete" in r.stdout
+
+
+def test_pull_docker_schema2_manifest_and_list(daemon, registry):
+    d = daemon
+    out = subprocess.run([SKOPEO, "inspect", "--raw", "--tls-verify=false",
+                          "docker://%s/docker/multi:1" % registry.addr], check=True,
+                         capture_output=True, text=True).stdout
+    assert "manifest.list.v2+json" in out
+    ref = registry.addr + "/docker/app:v1"
+    d.cli("image", "pull", ref)
+    assert "pulled-image" in d.cli("run", "--rm", ref, "cat", "/hello.txt").stdout
+    ref = registry.addr + "/docker/multi:1"
+    d.cli("image", "pull", ref)
+    assert d.cli("run", "--rm", ref).stdout.strip() == HOST_ARCH
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="zstd is needed to build the layer")
+def test_pull_zstd_layer(daemon, registry):
+    ref = registry.addr + "/test/zstd:1"
+    daemon.cli("image", "pull", ref)
+    assert daemon.cli("run", "--rm", ref).stdout.strip() == "zstd-layer"
+
+
+def test_pull_index_without_this_platform_lists_platforms(daemon, registry):
+    r = daemon.cli("image", "pull", registry.addr + "/test/armonly:1", check=False)
+    assert r.returncode == 1
+    assert "no matching manifest for linux/%s" % HOST_ARCH in r.stderr
+    assert "linux/arm/v7" in r.stderr
+    r = daemon.cli("image", "pull", "--platform", "linux", registry.addr + "/test/armonly:1", check=False)
+    assert r.returncode != 0 and "OS/ARCH" in r.stderr
+
+
+def test_pull_unknown_tag_and_repository(daemon, registry):
+    r = daemon.cli("image", "pull", registry.addr + "/test/app:nope", check=False)
+    assert r.returncode == 1
+    assert "manifest for %s/test/app:nope not found" % registry.addr in r.stderr
+    r = daemon.cli("image", "pull", registry.addr + "/test/nothing", check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_pull_unreachable_registry_names_the_address(daemon):
+    port = free_port()
+    r = daemon.cli("image", "pull", "127.0.0.1:%d/x/y:1" % port, check=False)
+    assert r.returncode == 1
+    assert "cannot reach registry 127.0.0.1:%d" % port in r.stderr
+    assert "http://127.0.0.1:%d/v2/" % port in r.stderr
+
+
+def test_pull_bad_reference(daemon):
+    r = daemon.cli("image", "pull", "UPPER/case", check=False)
+    assert r.returncode == 1 and "invalid reference" in r.stderr
+
+
+def test_corrupt_blob_is_refused_and_nothing_stored(daemon, registry, images):
+    d = daemon
+    path = registry.blob_file(images.bad_layer)
+    with open(path, "rb") as f:
+        good = f.read()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(bytes(bad))
+    try:
+        layers_before = _layer_dirs(d)
+        r = d.cli("image", "pull", registry.addr + "/test/bad:1", check=False)
+        assert r.returncode == 1
+        assert "does not match its digest" in r.stderr and images.bad_layer in r.stderr
+        assert _image(d, registry.addr + "/test/bad:1") is None
+        assert not _spools(d)
+        # only the busybox layer it shares with app may be new; never the bad one
+        bad_diff = _sha(_tar([("bad.txt", b"x" * 5000)]))
+        assert bad_diff not in _layer_dirs(d) - layers_before
+    finally:
+        with open(path, "wb") as f:
+            f.write(good)
+    r = d.cli("image", "pull", registry.addr + "/test/bad:1")
+    assert "Pull complete" in r.stdout
+
+
+# ---- TLS + htpasswd ----
+
+def test_tls_registry_needs_login(daemon, tls_registry, home):
+    d = daemon
+    ref = tls_registry.addr + "/private/app:v1"
+    r = d.cli("image", "pull", ref, check=False)
+    assert r.returncode == 1
+    assert "shoal login " + tls_registry.addr in r.stderr
+    r = d.cli("login", "-u", "test", "--password-stdin", tls_registry.addr, input="wrong\n", check=False)
+    assert r.returncode == 1 and "wrong username or password" in r.stderr
+    assert not (home / ".shoal" / "config.json").exists()
+    r = d.cli("login", "-u", "test", "--password-stdin", tls_registry.addr, input="secret\n")
+    assert "Login Succeeded" in r.stdout
+    cfg = home / ".shoal" / "config.json"
+    assert (cfg.stat().st_mode & 0o777) == 0o600
+    r = d.cli("image", "pull", ref)
+    assert "Status: Downloaded newer image for " + ref in r.stdout
+    assert "pulled-image" in d.cli("run", "--rm", ref, "cat", "/hello.txt").stdout
+    r = d.cli("logout", tls_registry.addr)
+    assert "Removing login credentials" in r.stdout
+    assert tls_registry.addr not in cfg.read_text()
+
+
+def test_docker_config_credentials_are_read(daemon, tls_registry, home):
+    d = daemon
+    os.makedirs(home / ".docker")
+    auth = base64.b64encode(b"test:secret").decode()
+    (home / ".docker" / "config.json").write_text(json.dumps({"auths": {tls_registry.addr: {"auth": auth}}}))
+    d.cli("image", "pull", "-q", tls_registry.addr + "/private/app:v1")
+    (home / ".docker" / "config.json").write_text(json.dumps(
+        {"auths": {tls_registry.addr: {"auth": base64.b64encode(b"test:bad").decode()}}}))
+    r = d.cli("image", "pull", tls_registry.addr + "/private/app:v1", check=False)
+    assert r.returncode == 1 and "wrong username or password" in r.stderr
+
+
+# ---- a fake registry for what a real one does not do ----
+
+class FakeRegistry:
+    """Serves a layout's blobs on a loopback port over plain HTTP. token: bearer-token auth
+    as Docker Hub does it (user test/secret). stall: a blob digest whose answer stops
+    half-way until `release` is set (then the connection drops). manifests: extra
+    {repo:tag -> raw bytes} (garbage)."""
+
+    def __init__(self, layout, token=False):
+        self.layout = layout
+        self.token = token
+        self.tags = {}
+        self.raw = {}
+        self.stall = None
+        self.gates = {}  # blob digest -> Event its answer waits for
+        self.asked = {}  # blob digest -> Event set when it is asked for
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        self.requests = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def send(self, status, body=b"", ctype="application/json", headers=None):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def authorized(self):
+                if not fake.token:
+                    return True
+                if self.headers.get("Authorization") == "Bearer good-token":
+                    return True
+                realm = "http://%s/token" % fake.addr
+                self.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                          headers={"WWW-Authenticate": 'Bearer realm="%s",service="fake"' % realm})
+                return False
+
+            def do_GET(self):
+                fake.requests.append(self.path)
+                if self.path.startswith("/token"):
+                    want = "Basic " + base64.b64encode(b"test:secret").decode()
+                    if self.headers.get("Authorization") != want:
+                        return self.send(401, b'{"details":"bad credentials"}')
+                    return self.send(200, b'{"token":"good-token"}')
+                if not self.authorized():
+                    return
+                if self.path == "/v2/":
+                    return self.send(200, b"{}")
+                parts = self.path.split("/")  # /v2/REPO.../manifests|blobs/REF
+                kind, ref, repo = parts[-2], parts[-1], "/".join(parts[2:-2])
+                if kind == "manifests":
+                    key = "%s:%s" % (repo, ref)
+                    if key in fake.raw:
+                        return self.send(200, fake.raw[key], "application/vnd.oci.image.manifest.v1+json")
+                    digest = fake.tags.get(key, ref)
+                    data = fake.layout.blobs.get(digest)
+                    if data is None:
+                        return self.send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+                    return self.send(200, data, json.loads(data).get("mediaType", "application/json"))
+                fake.asked.setdefault(ref, threading.Event()).set()
+                if ref in fake.gates and not fake.gates[ref].wait(30):
+                    return self.send(500, b'{"errors":[{"code":"UNKNOWN","message":"gate timeout"}]}')
+                data = fake.layout.blobs.get(ref)
+                if data is None:
+                    return self.send(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}')
+                if ref == fake.stall:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    fake.stalled.set()
+                    fake.release.wait(60)
+                    self.close_connection = True
+                    return
+                self.send(200, data, "application/octet-stream")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.addr = "127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_registry(images):
+    f = FakeRegistry(images)
+    f.tags["test/app:v1"] = images.app["digest"]
+    yield f
+    f.stop()
+
+
+def test_garbage_manifest_is_a_clear_error(daemon, fake_registry):
+    fake_registry.raw["test/junk:1"] = b"{this is not json"
+    r = daemon.cli("image", "pull", fake_registry.addr + "/test/junk:1", check=False)
+    assert r.returncode == 1
+    assert "invalid manifest for %s/test/junk:1" % fake_registry.addr in r.stderr
+    fake_registry.raw["test/junk:2"] = b'{"schemaVersion": 2, "layers": 7}'
+    r = daemon.cli("image", "pull", fake_registry.addr + "/test/junk:2", check=False)
+    assert r.returncode == 1 and "manifest without a valid config or layers" in r.stderr
+
+
+def test_bearer_token_auth(daemon, images, home):
+    fake = FakeRegistry(images, token=True)
+    try:
+        fake.tags["team/app:v1"] = images.app["digest"]
+        ref = fake.addr + "/team/app:v1"
+        r = daemon.cli("image", "pull", ref, check=False)
+        assert r.returncode == 1 and "shoal login" in r.stderr
+        r = daemon.cli("login", "-u", "test", "--password-stdin", fake.addr, input="nope\n", check=False)
+        assert r.returncode == 1 and "wrong username or password" in r.stderr
+        daemon.cli("login", "-u", "test", "--password-stdin", fake.addr, input="secret\n")
+        r = daemon.cli("image", "pull", ref)
+        assert "Status: " in r.stdout
+        assert any(p.startswith("/token") and "scope=repository%3Ateam%2Fapp%3Apull" in p
+                   for p in fake.requests)
+    finally:
+        fake.stop()
+
+
+def test_dropped_connection_then_second_pull_completes(fresh_daemon, fake_registry, images):
+    d = fresh_daemon
+    ref = fake_registry.addr + "/test/app:v1"
+    layer = images.app  # its manifest's second layer (data files) drops half-way
+    manifest = json.loads(images.blobs[layer["digest"]])
+    fake_registry.stall = manifest["layers"][1]["digest"]
+    fake_registry.release.set()  # no waiting: the connection just drops
+    r = d.cli("image", "pull", ref, check=False)
+    assert r.returncode == 1
+    assert manifest["layers"][1]["digest"] in r.stderr
+    assert _image(d, ref) is None and not _spools(d)
+    fake_registry.stall = None
+    r = d.cli("image", "pull", ref)
+    assert "Status: Downloaded newer image" in r.stdout
+    assert "pulled-image" in d.cli("run", "--rm", ref, "cat", "/hello.txt").stdout
+
+
+def test_daemon_killed_mid_pull_then_pull_completes(fresh_daemon, fake_registry, images):
+    d = fresh_daemon
+    ref = fake_registry.addr + "/test/app:v1"
+    manifest = json.loads(images.blobs[images.app["digest"]])
+    fake_registry.stall = manifest["layers"][1]["digest"]
+    proc = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "image", "pull", ref],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert fake_registry.stalled.wait(60), "the pull never reached the stalled blob"
+        wait_until(lambda: _spools(d), timeout=30)
+        d.kill9()
+    finally:
+        proc.communicate(timeout=60)
+    fake_registry.release.set()
+    d.start()
+    assert not _spools(d)
+    assert _image(d, ref) is None
+    fake_registry.stall = None
+    r = d.cli("image", "pull", ref)
+    assert "Status: Downloaded newer image" in r.stdout
+    assert "pulled-image" in d.cli("run", "--rm", ref, "cat", "/hello.txt").stdout
+
+
+# ---- services ----
+
+def test_service_from_registry_pins_the_digest(daemon, registry, images):
+    d = daemon
+    ref = registry.addr + "/test/app:v1"
+    d.api("DELETE", "/v1/images/%s?force=1" % ref)
+    assert _image(d, ref) is None
+    d.cli("service", "create", "--name", "pulled", ref, "sh", "-c", "cat /hello.txt; sleep 1000")
+    try:
+        pinned = "%s@%s" % (ref, images.app["digest"])
+        svc = d.service("pulled")
+        assert svc["spec"]["image"] == pinned
+        inspect = json.loads(d.cli("service", "inspect", "pulled").stdout)
+        assert inspect[0]["spec"]["image"] == pinned
+        d.wait_running("pulled", 1)
+        wait_until(lambda: "pulled-image" in d.logs("pulled"))
+        # the pinned image is in use: removing it (every tag: by id) needs force
+        r = d.cli("image", "rm", _image(d, ref)["id"], check=False)
+        assert r.returncode == 1 and "service pulled uses it" in r.stderr
+        # update to another registry image: pulled and pinned too
+        multi = registry.addr + "/test/multi:1"
+        d.cli("service", "update", "--image", multi, "pulled")
+        img = _image(d, multi)
+        assert d.service("pulled")["spec"]["image"] == "%s@%s" % (multi, img["digests"][0].split("@")[1])
+        # unknown tag: the service is not changed, the error says why
+        r = d.cli("service", "update", "--image", registry.addr + "/test/app:nope", "pulled", check=False)
+        assert r.returncode == 1 and "No such image" in r.stderr and "not found" in r.stderr
+    finally:
+        d.cli("service", "rm", "pulled")
+
+
+def test_service_of_unknown_image_stays_on_allowed_registries(daemon):
+    r = daemon.cli("service", "create", "--name", "x", "nosuch:img", "true", check=False)
+    assert r.returncode == 1
+    assert "No such image: nosuch:img" in r.stderr and "allowed-registries" in r.stderr
+
+
+# ---- image inspect, image ls --digests ----
+
+def test_image_inspect_and_ls_digests(daemon, registry, images):
+    d = daemon
+    ref = registry.addr + "/test/app:v1"
+    d.cli("image", "pull", "-q", ref)
+    out = json.loads(d.cli("image", "inspect", ref).stdout)
+    assert len(out) == 1
+    img = out[0]
+    assert ref in img["tags"]
+    assert registry.addr + "/test/app@" + images.app["digest"] in img["digests"]
+    assert img["platform"] == "linux/" + HOST_ARCH
+    assert img["config"]["Cmd"] == ["cat", "/hello.txt"]
+    assert len(img["layers"]) == 3
+    # by id and by repository digest too
+    assert json.loads(d.cli("image", "inspect", img["id"]).stdout)[0]["id"] == img["id"]
+    by_digest = "%s/test/app@%s" % (registry.addr, images.app["digest"])
+    assert json.loads(d.cli("image", "inspect", by_digest).stdout)[0]["id"] == img["id"]
+    r = d.cli("image", "inspect", "nosuch:img", check=False)
+    assert r.returncode == 1 and "No such image" in r.stderr
+    lines = d.cli("image", "ls", "--digests").stdout.splitlines()
+    assert lines[0].split() == ["REPOSITORY", "TAG", "DIGEST", "IMAGE", "ID", "CREATED", "SIZE"]
+    row = [l for l in lines if l.startswith(registry.addr + "/test/app ")]
+    assert row and row[0].split()[1] == "v1" and row[0].split()[2] == images.app["digest"]
+    assert "DIGEST" not in d.cli("image", "ls").stdout
+    # a name with '/' and a port is one argument of image rm too
+    d.cli("image", "rm", "-f", ref)
+    assert _image(d, ref) is None
+
+
+# ---- a cluster: the leader pulls once, the other nodes get the layers from managers ----
+
+def test_cluster_pull_on_a_follower_and_worker_runs_the_pinned_image(rootfs_tar, images, tmp_path):
+    """The registry listens on the leader's loopback only: a pull asked of the other
+    manager runs on the leader; a worker (no registry in reach) runs the service's
+    pinned image with layers fetched from the managers."""
+    from cluster import Cluster
+
+    c = Cluster(managers=2, workers=1, rootfs_tar=rootfs_tar)
+    reg = None
+    try:
+        lead, follower, worker = c.nodes
+        reg = Registry(str(tmp_path / "reg"), netns=lead.netns)
+        reg.start()
+        reg.push(images, "app", "test/app:v1")
+        ref = reg.addr + "/test/app:v1"
+        r = follower.cli("image", "pull", ref)
+        assert "Status: Downloaded newer image for " + ref in r.stdout
+        wait_until(lambda: any(ref in i["tags"] for i in follower.api("GET", "/v1/images").json()))
+        # a service of an image the cluster lacks: the leader pulls and pins it
+        multi = reg.addr + "/test/multi:1"
+        reg.push(images, "multi", "test/multi:1", True)
+        lead.cli("service", "create", "--name", "far", "--constraint", "node.id==" + c.node_id(worker),
+                 multi, "sh", "-c", "cat /arch.txt; sleep 1000")
+        spec_image = lead.service("far")["spec"]["image"]
+        assert spec_image.startswith(multi + "@sha256:")
+        task = lead.wait_running("far", 1, timeout=60)[0]
+        assert task["node_id"] == c.node_id(worker) and task["image"] == spec_image
+        with open("/proc/%d/root/arch.txt" % task["pid"]) as f:  # the worker's container
+            assert f.read().strip() == HOST_ARCH
+        img = [i for i in lead.api("GET", "/v1/images").json() if i["id"] == task["container"]["image_id"]][0]
+        for layer in img["layers"]:  # fetched from the managers over the cluster port
+            assert os.path.isdir(os.path.join(worker.state_dir, "images", "layers", layer.split(":")[1]))
+        lead.cli("service", "rm", "far")
+    finally:
+        if reg:
+            reg.stop()
+        c.destroy()
+
+
+def test_pull_on_a_terminal_rewrites_layer_lines(fresh_daemon, registry):
+    """On a terminal each layer keeps one line, rewritten in place (cursor up, clear line)."""
+    import pty
+
+    master, slave = pty.openpty()
+    ref = registry.addr + "/test/app:v1"
+    proc = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + fresh_daemon.sock, "image", "pull", ref],
+                            stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    proc.stderr.close()
+    text = out.decode()
+    assert "\x1b[" in text and "A\r\x1b[2K" in text  # a layer's line rewritten
+    assert "Pull complete" in text and text.rstrip().endswith(ref)
+
+
+def test_layers_download_in_parallel(fresh_daemon, fake_registry, images):
+    """Each of the two missing layers is answered only once the other has been asked for:
+    a pull that fetched one layer at a time would fail."""
+    d = fresh_daemon
+    manifest = json.loads(images.blobs[images.app["digest"]])
+    a, b = manifest["layers"][1]["digest"], manifest["layers"][2]["digest"]
+    for x in (a, b):
+        fake_registry.asked[x] = threading.Event()
+    fake_registry.gates = {a: fake_registry.asked[b], b: fake_registry.asked[a]}
+    r = d.cli("image", "pull", fake_registry.addr + "/test/app:v1")
+    assert "Status: Downloaded newer image" in r.stdout
+
+
+# ---- daemon.json ----
+
+@pytest.mark.parametrize("content, message", [
+    ('{"insecure-registry": ["a:5000"]}', "unknown key 'insecure-registry'"),
+    ('{"insecure-registries": "a:5000"}', "insecure-registries must be an array of strings"),
+    ('{"allowed-registries": ["a b"]}', "allowed-registries[0]: expected"),
+    ('{"insecure-registries": [', "configuration"),
+    (None, "configuration"),
+])
+def test_daemon_config_errors_stop_the_daemon(tmp_path, content, message):
+    cfg = tmp_path / "daemon.json"
+    if content is not None:
+        cfg.write_text(content)
+    r = subprocess.run([SHOAL_BIN, "daemon", "--config", str(cfg), "--state-dir", str(tmp_path / "state"),
+                        "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert message in r.stderr and str(cfg) in r.stderr
+
+
+def test_insecure_registries_from_daemon_json(rootfs_tar, images, tmp_path):
+    """A plain-HTTP registry on a node's own (non-loopback) address is refused until
+    daemon.json names it in insecure-registries."""
+    from cluster import Cluster
+
+    c = Cluster(managers=1, rootfs_tar=rootfs_tar)
+    reg = None
+    try:
+        node = c.leader
+        reg = Registry(str(tmp_path / "reg"), netns=node.netns, host=node.addr)
+        reg.start()
+        reg.push(images, "app", "test/app:v1")
+        ref = reg.addr + "/test/app:v1"
+        r = node.cli("image", "pull", ref, check=False)
+        assert r.returncode == 1
+        assert "cannot reach registry " + reg.addr in r.stderr and "https://" + reg.addr in r.stderr
+        assert "http://" + reg.addr not in r.stderr  # no plain-HTTP attempt
+        cfg = tmp_path / "daemon.json"
+        cfg.write_text(json.dumps({"insecure-registries": [reg.addr]}))
+        node.extra_args = ["--config", str(cfg)]
+        node.restart()
+        c.wait_nodes_ready(1)
+        r = node.cli("image", "pull", ref)
+        assert "Status: Downloaded newer image for " + ref in r.stdout
+    finally:
+        if reg:
+            reg.stop()
+        c.destroy()
