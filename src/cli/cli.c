@@ -550,7 +550,24 @@ int cli_stream(struct cli *cli, const char *method, const char *path, json_t *bo
 struct wait_state {
     char pending[512]; /* the reason a task is not placed, as last seen */
     int64_t pending_since;
+    int64_t running_since; /* a one-shot service first seen all running; 0: not */
 };
+
+/* A one-shot task (restart condition none) may still fail after it started:
+ * as `docker service create` verifies, its service converges once every task
+ * has finished, or once they have all run this long. */
+#define WAIT_ONE_SHOT_VERIFY_MS 5000
+
+/* Whether a service whose tasks all run (some not finished) has converged. */
+static bool running_converged(json_t *svc, struct wait_state *ws)
+{
+    const char *cond = jstr(json_object_get(svc, "spec"), "restart_condition");
+    if (strcmp(cond, "none") != 0)
+        return true;
+    if (ws->running_since == 0)
+        ws->running_since = mono_ms();
+    return mono_ms() - ws->running_since >= WAIT_ONE_SHOT_VERIFY_MS;
+}
 
 /* One look at the service: 1 converged, 0 not yet, -1 will not (err says why).
  * Converged: every wanted task runs or has finished for good (a one-shot
@@ -559,7 +576,11 @@ static int wait_step(json_t *svc, const char *service, struct wait_state *ws, st
 {
     int64_t done = jint(svc, "replicas_completed") + jint(svc, "replicas_failed");
     bool updating = strcmp(jstr(svc, "update_status"), "updating") == 0;
-    if (!updating && jint(svc, "replicas_running") + done == jint(svc, "replicas_desired")) {
+    int64_t desired = jint(svc, "replicas_desired");
+    bool all_there = !updating && jint(svc, "replicas_running") + done == desired;
+    if (!all_there || done == desired)
+        ws->running_since = 0;
+    if (all_there && (done == desired || running_converged(svc, ws))) {
         if (jint(svc, "replicas_failed") == 0)
             return 1;
         const char *why = jstr(svc, "failed_reason");

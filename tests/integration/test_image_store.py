@@ -134,7 +134,8 @@ def test_image_rm_frees_unused_layers(fresh_daemon, tmp_path):
     wait_until(lambda: not os.path.exists(shared), timeout=20)
     busybox = _layer_dir(d, _image(d, "busybox:latest")["layers"][0])
     assert os.path.isdir(busybox)
-    assert [n for n in os.listdir(os.path.join(d.state_dir, "images", "tmp"))] == []
+    # removed layers are renamed into tmp/ and deleted on the thread pool
+    wait_until(lambda: os.listdir(os.path.join(d.state_dir, "images", "tmp")) == [], timeout=20)
 
 
 def test_running_container_keeps_its_layers(fresh_daemon, tmp_path):
