@@ -1,0 +1,60 @@
+/* Helpers shared by the libFuzzer targets (tests/fuzz/fuzz_*.c, docs/testing.md).
+ * Each target is one translation unit linked with build-fuzz/libshoal.a. */
+#ifndef SHOAL_TESTS_FUZZ_H
+#define SHOAL_TESTS_FUZZ_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* The input as a NUL-terminated string (caller frees). */
+static inline char *fuzz_string(const uint8_t *data, size_t size)
+{
+    char *s = xmalloc(size + 1);
+    memcpy(s, data, size);
+    s[size] = '\0';
+    return s;
+}
+
+/* A new temporary directory (caller frees the path and removes the directory). */
+static inline char *fuzz_tmpdir(const char *what)
+{
+    char *dir = xasprintf("/tmp/shoal-fuzz-%s-XXXXXX", what);
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+    return dir;
+}
+
+/* Splits the input at NUL bytes into at most `max` strings (argv style):
+ * returns how many, each a pointer into `text` (a fuzz_string copy). */
+static inline int fuzz_split(char *text, size_t size, char **out, int max)
+{
+    int n = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= size && n < max; i++) {
+        if (i == size || text[i] == '\0') {
+            out[n++] = text + start;
+            start = i + 1;
+        }
+    }
+    return n;
+}
+
+/* The targets' log lines would flood the fuzzer's output. */
+static inline void fuzz_quiet(void)
+{
+    log_set_level(LOG_ERROR + 1);
+}
+
+#endif
