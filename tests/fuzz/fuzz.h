@@ -51,6 +51,14 @@ static inline int fuzz_split(char *text, size_t size, char **out, int max)
     return n;
 }
 
+/* With SHOAL_FUZZ_VERBOSE set, says why an input was refused (to check
+ * that a seed gets as far as it should: `SHOAL_FUZZ_VERBOSE=1 build-fuzz/fuzz_x seed`). */
+static inline void fuzz_result(const char *what, int rc, const struct serr *err)
+{
+    if (getenv("SHOAL_FUZZ_VERBOSE"))
+        fprintf(stderr, "fuzz: %s: %s\n", what, rc == 0 ? "ok" : err->msg);
+}
+
 /* The targets' log lines would flood the fuzzer's output. */
 static inline void fuzz_quiet(void)
 {

@@ -103,6 +103,7 @@ static void one_body(int kind, json_t *body)
         apply_node_update(out, body, &err);
         break;
     }
+    fuzz_result("body", out ? 0 : -1, &err);
     json_decref(out);
 }
 

@@ -59,6 +59,7 @@ static void command_line(int kind, char *text, size_t size)
     case 4: rc = cli_build_swarm_join(argc, argv, &obj, &err); break;
     default: rc = cli_build_node_update(argc, argv, &obj, &name, &err); break;
     }
+    fuzz_result(names[kind], rc, &err);
     if (rc == 0)
         json_decref(obj);
 }

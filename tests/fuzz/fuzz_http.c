@@ -22,12 +22,18 @@ static void fuzz_router(struct http_server *srv, struct http_req *req)
 {
     char buf[HTTP_MAX_URL], value[256];
     char *args[4] = {0};
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (match(routes[i].pattern, req->path, buf, sizeof(buf), args) &&
-            strcmp(routes[i].method, req->method) == 0) {
+    bool known = false;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && !known; i++) {
+        known = match(routes[i].pattern, req->path, buf, sizeof(buf), args) &&
+                strcmp(routes[i].method, req->method) == 0;
+        if (known)
             remote_allowed(&routes[i], req);
-            break;
-        }
+    }
+    if (!known) { /* like "service %s not found": the path in an error */
+        struct serr err;
+        serr_set(&err, SERR_NOT_FOUND, "%s not found", req->path);
+        http_respond_error(req, &err);
+        return;
     }
     http_query_get(req, "tail", value, sizeof(value));
     query_flag(req, "force");
