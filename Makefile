@@ -60,7 +60,7 @@ test-asan:
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
-# libFuzzer targets (tests/fuzz/fuzz_*.c, docs/testing.md) in build-fuzz/: the library
+# libFuzzer targets (tests/fuzz/fuzz_*.c, docs/fuzzing.md) in build-fuzz/: the library
 # built with coverage instrumentation and ASan+UBSan, each target linked with libFuzzer.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \

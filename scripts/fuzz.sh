@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs one libFuzzer target for a while (docs/testing.md, "Fuzzing").
+# Runs one libFuzzer target for a while (docs/fuzzing.md).
 # Usage: scripts/fuzz.sh TARGET MINUTES [LIBFUZZER-OPTION...]
 #        scripts/fuzz.sh --list
 # TARGET is a tests/fuzz/fuzz_TARGET.c (http, dns, image, ...). New inputs the run

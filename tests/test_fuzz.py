@@ -1,7 +1,7 @@
 """Builds the libFuzzer targets (tests/fuzz/fuzz_*.c, `make fuzz`) and runs each
 for SHOAL_FUZZ_SECONDS (default 20) over its committed corpus
 (tests/fuzz/corpus/TARGET). Any crash, leak, sanitizer report or hang fails
-with the reproducer's path; docs/testing.md says how to replay it.
+with the reproducer's path; docs/fuzzing.md says how to replay it.
 
 Runs in the normal pass of the suite only: the targets carry their own
 AddressSanitizer + UBSan, so the `make test-asan` pass skips them."""

@@ -1,4 +1,4 @@
-/* Helpers shared by the libFuzzer targets (tests/fuzz/fuzz_*.c, docs/testing.md).
+/* Helpers shared by the libFuzzer targets (tests/fuzz/fuzz_*.c, docs/fuzzing.md).
  * Each target is one translation unit linked with build-fuzz/libshoal.a. */
 #ifndef SHOAL_TESTS_FUZZ_H
 #define SHOAL_TESTS_FUZZ_H
