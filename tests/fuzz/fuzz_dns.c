@@ -1,9 +1,13 @@
-/* DNS queries to the tasks' embedded server (agent/dns.c): each input is one
- * query packet as it arrives over UDP, answered from a lookup that claims a
- * few names (one with enough addresses to need truncation) and, for the rest,
- * forwarded to no upstream (SERVFAIL). Answers go to a loopback socket of
- * ours and are read back to check they parse. */
+/* DNS queries to the tasks' embedded server (agent/dns.c). Each input is
+ * used twice: as one query packet as it arrives over UDP, and as the bytes a
+ * client sends on a TCP connection (length-prefixed messages) before it
+ * half-closes. The lookup claims a few names (one with enough addresses to
+ * need truncation); the rest are forwarded to no upstream (SERVFAIL). Every
+ * answer is read back (from a loopback socket of ours) and must parse; a TCP
+ * connection must be closed by the server once the client is done. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,26 +60,74 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* Reads back every answer sent to us: each must be a DNS message we can parse. */
-static void read_answers(void)
+static void check_answer(const uint8_t *buf, size_t len)
+{
+    ldns_pkt *a = NULL;
+    if (ldns_wire2pkt(&a, buf, len) != LDNS_STATUS_OK || !ldns_pkt_qr(a))
+        abort(); /* we sent something that is not an answer */
+    ldns_pkt_free(a);
+}
+
+/* Reads back every UDP answer sent to us. */
+static void read_udp_answers(void)
 {
     static uint8_t buf[65536];
     ssize_t n;
     while ((n = recv(client_fd, buf, sizeof(buf), 0)) > 0) {
-        ldns_pkt *a = NULL;
-        if (ldns_wire2pkt(&a, buf, (size_t)n) != LDNS_STATUS_OK || !ldns_pkt_qr(a))
-            abort(); /* we sent something that is not an answer */
         if (n > DNS_EDNS_SIZE)
             abort(); /* too large for UDP */
-        ldns_pkt_free(a);
+        check_answer(buf, (size_t)n);
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void over_udp(const uint8_t *data, size_t size)
 {
     struct dns_peer p = {.s = server, .l = server->listeners, .client = client_addr};
     handle_query(&p, data, size);
     uv_run(&loop, UV_RUN_NOWAIT);
-    read_answers();
+    read_udp_answers();
+}
+
+/* Sends the input on a new TCP connection, half-closes, and reads the
+ * answers until the server closes. */
+static void over_tcp(const uint8_t *data, size_t size)
+{
+    static uint8_t buf[2 + UINT16_MAX + 65536];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in to = server->listeners->addr;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 ||
+        write_all(fd, data, size) < 0 || shutdown(fd, SHUT_WR) < 0)
+        abort();
+    size_t have = 0;
+    for (;;) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, buf + have, sizeof(buf) - have, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            break;
+        if (n < 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            poll(&p, 1, 1);
+            continue;
+        }
+        have += (size_t)n;
+        size_t at = 0;
+        while (have - at >= 2 && have - at >= 2 + ((size_t)buf[at] << 8 | buf[at + 1])) {
+            size_t len = (size_t)buf[at] << 8 | buf[at + 1];
+            check_answer(buf + at + 2, len);
+            at += 2 + len;
+        }
+        memmove(buf, buf + at, have - at);
+        have -= at;
+    }
+    if (have != 0)
+        abort(); /* an answer cut short */
+    close(fd);
+    uv_run(&loop, UV_RUN_NOWAIT); /* close callbacks */
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    over_udp(data, size);
+    over_tcp(data, size);
     return 0;
 }
