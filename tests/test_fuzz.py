@@ -25,8 +25,10 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("SHOAL_SANITIZER_DIR")),
 
 @pytest.fixture(scope="module")
 def fuzz_build():
+    # Not the variables of a `make test` this runs under (its BUILD, CC, jobserver).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     res = subprocess.run(["make", "-C", ROOT, "-j%d" % (os.cpu_count() or 1), "fuzz"],
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=1800, env=env)
     assert res.returncode == 0, "make fuzz failed:\n" + res.stdout[-3000:] + res.stderr[-3000:]
     return BUILD
 

@@ -76,6 +76,16 @@ static bool closed_by_daemon(struct peer *p)
     return false;
 }
 
+/* Closes the peer's side and everything the daemon side still holds. */
+static void peer_finish(struct peer *p)
+{
+    close(p->fds[1]);
+    if (p->sh.api)
+        http_server_stop(p->sh.api);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&p->loop) == 0);
+}
+
 static void send_text(struct peer *p, const char *text)
 {
     CHECK(write_all(p->fds[1], text, strlen(text)) == 0);
@@ -92,7 +102,7 @@ TEST(cluster_preamble_partial_raft_line_then_eof_closes)
     net_incoming(&p.net, p.fds[0], "peer", "manager");
     CHECK(closed_by_daemon(&p));
     CHECK(seen.id == 0);
-    close(p.fds[1]);
+    peer_finish(&p);
 }
 
 /* The line may come in pieces; the bytes after it stay for raft. */
@@ -110,7 +120,7 @@ TEST(cluster_preamble_raft_line_in_pieces)
     CHECK(seen.id == 7);
     CHECK_STR(seen.addr, "10.0.0.1:2377");
     CHECK_STR(seen.rest, "raft-bytes");
-    close(p.fds[1]);
+    peer_finish(&p);
 }
 
 /* Anything else is HTTP, the bytes read to tell included. */
@@ -130,9 +140,7 @@ TEST(cluster_preamble_http_request)
     CHECK(shutdown(p.fds[1], SHUT_WR) == 0);
     CHECK(closed_by_daemon(&p));
     CHECK_STR(seen.http_path, "/v1/info");
-    close(p.fds[1]);
-    http_server_stop(p.sh.api);
-    uv_run(&p.loop, UV_RUN_DEFAULT);
+    peer_finish(&p);
     CHECK(rm_rf(dir, NULL) == 0);
     free(sock);
 }
