@@ -3,15 +3,18 @@
  * (docker save or OCI layout), unpacked into an image store in a new
  * temporary directory that is removed after each input. The first byte picks
  * import or load. Files the archives write are capped at 16 MiB each
- * (RLIMIT_FSIZE) so that a compression bomb fails instead of filling /tmp. */
+ * (RLIMIT_FSIZE) so that a compression bomb fails instead of filling /tmp.
+ * Seeds try to write through symlinks to OUTSIDE: it must never appear. */
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/image.h"
 #include "fuzz.h"
 
 #define MAX_FILE_SIZE (16 * 1024 * 1024)
+#define OUTSIDE "/tmp/shoal-fuzz-outside"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -53,6 +56,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_decref(out);
     image_store_close(store);
+    struct stat st;
+    if (lstat(OUTSIDE, &st) == 0) {
+        fprintf(stderr, "fuzz: the archive wrote %s, outside its directory\n", OUTSIDE);
+        abort();
+    }
     if (rm_rf(dir, &err) < 0) {
         fprintf(stderr, "fuzz: %s\n", err.msg);
         abort();
