@@ -1,9 +1,11 @@
 /* The JSON bodies of the API's writes, as the leader handles them before
  * proposing: service create (manager/service.c spec validation, virtual IP and
  * port assignment), service update/scale patches, network create
- * (manager/netmodel.c) and node update (api/routes.c). The first byte picks
- * the body; the rest is the body as it came over HTTP. */
+ * (manager/netmodel.c), node update (api/routes.c) and the metrics of a
+ * node's heartbeat (POST /v1/cluster/session, manager/stats.c). The first
+ * byte picks the body; the rest is the body as it came over HTTP. */
 #include "fuzz.h"
+#include "manager/stats.h"
 
 /* apply_node_update() is static: the routes are compiled in here. */
 #include "api/routes.c"
@@ -13,6 +15,8 @@
 static struct store *st;
 static json_t *base_spec; /* an existing service's spec, for patches */
 static json_t *image;
+static struct stats *node_stats;
+static int64_t mono_now; /* a heartbeat every 10 s: each input adds a point */
 
 static void put(const char *table, json_t *obj)
 {
@@ -56,6 +60,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (service_endpoint_assign(st, svc, base_spec, &err) < 0)
         abort();
     put("services", svc);
+    node_stats = stats_new();
     return 0;
 }
 
@@ -97,10 +102,15 @@ static void one_body(int kind, json_t *body)
     case 2:
         out = network_new(st, body, &err);
         break;
-    default:
+    case 3:
         out = json_pack("{s:s, s:s, s:s, s:{s:s}}", "id", "n1", "role", "manager",
                         "availability", "active", "labels", "zone", "east");
         apply_node_update(out, body, &err);
+        break;
+    default: /* what dispatcher_session() keeps of a heartbeat */
+        mono_now += STATS_POINT_EVERY_MS;
+        stats_record(node_stats, "n1", json_object_get(body, "metrics"), mono_now);
+        out = stats_history(node_stats, "n1");
         break;
     }
     fuzz_result("body", out ? 0 : -1, &err);
@@ -114,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *body = json_loadb((const char *)data + 1, size - 1, 0, NULL);
     if (body == NULL)
         return 0;
-    one_body(data[0] % 4, body);
+    one_body(data[0] % 5, body);
     json_decref(body);
     return 0;
 }
