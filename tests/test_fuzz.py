@@ -33,8 +33,9 @@ def fuzz_build():
     return BUILD
 
 
-def _fuzzer_env():
+def _fuzzer_env(tmp):
     env = dict(os.environ)
+    env["TMPDIR"] = tmp  # the targets' work directories; a crash leaves its own there
     # The suite's sanitizer settings (log files) would hide the reports here.
     for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         env.pop(var, None)
@@ -54,8 +55,10 @@ def test_fuzz(fuzz_build, target, tmp_path):
     cmd = [os.path.join(fuzz_build, "fuzz_" + target), "-max_total_time=%d" % SECONDS,
            "-timeout=30", "-rss_limit_mb=2048", "-print_final_stats=1",
            "-artifact_prefix=" + artifacts + "/", str(new_inputs), corpus]
+    work = tmp_path / "tmp"
+    work.mkdir()
     res = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                         env=_fuzzer_env(), timeout=SECONDS + 600)
+                         env=_fuzzer_env(str(work)), timeout=SECONDS + 600)
     out = res.stdout + res.stderr
     written = re.findall(r"Test unit written to (\S+)", out)
     summary = re.findall(r"^SUMMARY: .*$", out, re.M)

@@ -25,10 +25,12 @@ static inline char *fuzz_string(const uint8_t *data, size_t size)
     return s;
 }
 
-/* A new temporary directory (caller frees the path and removes the directory). */
+/* A new temporary directory under $TMPDIR or /tmp (caller frees the path and
+ * removes the directory). */
 static inline char *fuzz_tmpdir(const char *what)
 {
-    char *dir = xasprintf("/tmp/shoal-fuzz-%s-XXXXXX", what);
+    const char *tmp = getenv("TMPDIR");
+    char *dir = xasprintf("%s/shoal-fuzz-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         abort();
