@@ -95,9 +95,14 @@ static void over_tcp(const uint8_t *data, size_t size)
     static uint8_t buf[2 + UINT16_MAX + 65536];
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in to = server->listeners->addr;
-    if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 ||
-        write_all(fd, data, size) < 0 || shutdown(fd, SHUT_WR) < 0)
+    if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+        perror("fuzz: dns tcp connect");
         abort();
+    }
+    if (write_all(fd, data, size) < 0 || shutdown(fd, SHUT_WR) < 0) {
+        perror("fuzz: dns tcp write");
+        abort();
+    }
     size_t have = 0;
     for (;;) {
         uv_run(&loop, UV_RUN_NOWAIT);
