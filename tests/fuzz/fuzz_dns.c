@@ -93,9 +93,15 @@ static void over_udp(const uint8_t *data, size_t size)
 static void over_tcp(const uint8_t *data, size_t size)
 {
     static uint8_t buf[2 + UINT16_MAX + 65536];
+    static uint32_t next_source;
+    /* Each connection leaves a TIME_WAIT on our side (we close first): a new
+     * loopback source address every time keeps ports from running out. */
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    from.sin_addr.s_addr = htonl(0x7f010000u | (next_source++ % 0xfffe + 1));
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in to = server->listeners->addr;
-    if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+    if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
         perror("fuzz: dns tcp connect");
         abort();
     }
