@@ -60,8 +60,24 @@ test-asan:
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
-clean:
-	rm -rf build build-asan
+# libFuzzer targets (tests/fuzz/fuzz_*.c, docs/fuzzing.md) in build-fuzz/: the library
+# built with coverage instrumentation and ASan+UBSan, each target linked with libFuzzer.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined
+fuzz:
+	@$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_CFLAGS)" \
+	  LDFLAGS="-fsanitize=fuzzer,address,undefined" fuzz-targets
 
-.PHONY: all test test-asan clean
--include $(OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_SRC:%.c=$(BUILD)/%.d)
+fuzz-targets: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libshoal.a
+	@echo "  LD      $@"
+	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libshoal.a $(LDLIBS)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all test test-asan fuzz fuzz-targets clean
+-include $(OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_SRC:%.c=$(BUILD)/%.d) \
+         $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%.d)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Install the packages shoal builds and tests with (Debian 12; chromium, nodejs and npm
-# run the dashboard's browser tests). Idempotent: a fast no-op
+# run the dashboard's browser tests; libclang-rt-14-dev holds clang's libFuzzer, for
+# `make fuzz`). Idempotent: a fast no-op
 # when every package is installed; runs `apt-get update` only when something is missing.
 # Usage: scripts/deps.sh [EXTRA-PACKAGE...]
 set -euo pipefail
@@ -12,7 +13,7 @@ NPM=(); command -v npm >/dev/null || NPM=(npm)
 PKGS=(build-essential pkg-config libraft-dev libuv1-dev libsqlite3-dev libarchive-dev
       libssl-dev libhttp-parser-dev libjansson-dev libldns-dev libcurl4-openssl-dev crun
       busybox-static tini docker-registry skopeo apache2-utils zstd
-      python3-pytest clang valgrind chromium nodejs nftables iproute2 "${NPM[@]}" "$@")
+      python3-pytest clang libclang-rt-14-dev valgrind chromium nodejs nftables iproute2 "${NPM[@]}" "$@")
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -222,6 +222,14 @@ static const char *status_reason(int status)
 static char *error_body(const char *message)
 {
     json_t *obj = json_pack("{s:s}", "message", message);
+    if (obj == NULL) { /* not UTF-8: bytes of the request's path in the message */
+        char *ascii = xstrdup(message);
+        for (char *p = ascii; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        obj = json_pack("{s:s}", "message", ascii);
+        free(ascii);
+    }
     char *text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     return text;

@@ -31,6 +31,10 @@ void respond_json(struct http_req *req, int status, json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(obj);
+    if (text == NULL) { /* obj NULL: a json_pack() of a string that is not UTF-8 */
+        respond_err(req, SERR_INTERNAL, "the answer cannot be encoded as JSON");
+        return;
+    }
     http_respond(req, status, "application/json", text, strlen(text));
     free(text);
 }

@@ -27,11 +27,16 @@ struct incoming {
     int fd;
     char peer_id[64];
     char peer_role[16];
+    /* The bytes read so far: a part of the RAFT line, or the start of HTTP. */
+    char line[PREAMBLE_MAX + 1];
+    size_t len;
 };
 
-static void adopt_http(struct net *net, int fd, const char *peer_id, const char *peer_role)
+/* Hands the connection to the HTTP server with the bytes already read of it. */
+static void adopt_http(struct net *net, int fd, const char *read, size_t len, const char *peer_id,
+                       const char *peer_role)
 {
-    if (net->sh->api == NULL || http_server_adopt(net->sh->api, fd, NULL, 0, peer_id, peer_role) < 0)
+    if (net->sh->api == NULL || http_server_adopt(net->sh->api, fd, read, len, peer_id, peer_role) < 0)
         close(fd);
 }
 
@@ -71,41 +76,44 @@ static void accept_raft(struct incoming *in, const char *line)
     incoming_drop(in, false);
 }
 
+/* Reads the preamble up to its newline (never past it: what follows is the
+ * Raft stream). Bytes are consumed as they come, so a peer that sends part
+ * of a line and then waits or half-closes leaves the socket quiet or at EOF
+ * (the poll is level-triggered: unread bytes would make it fire forever). */
 static void incoming_readable(uv_poll_t *p, int status, int events)
 {
     struct incoming *in = p->data;
-    char buf[PREAMBLE_MAX + 1];
-    ssize_t n = status < 0 ? -1 : recv(in->fd, buf, PREAMBLE_MAX, MSG_PEEK);
+    char *at = in->line + in->len;
+    ssize_t n = status < 0 ? -1 : recv(in->fd, at, PREAMBLE_MAX - in->len, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR) && status >= 0)
         return;
     if (n <= 0) {
         incoming_drop(in, true);
         return;
     }
-    buf[n] = '\0';
-    bool raft = strncmp(buf, "RAFT ", (size_t)(n < 5 ? n : 5)) == 0;
-    if (raft && n < 5)
-        return; /* wait for more */
-    if (!raft) {
-        uv_poll_stop(p);
-        incoming_drop(in, false); /* frees `in` later: its poll handle goes first */
-        adopt_http(in->net, in->fd, in->peer_id, in->peer_role);
-        return;
-    }
-    char *nl = memchr(buf, '\n', (size_t)n);
-    if (nl == NULL) {
-        if (n >= PREAMBLE_MAX)
-            incoming_drop(in, true);
-        return;
-    }
-    size_t linelen = (size_t)(nl - buf) + 1;
-    if (recv(in->fd, buf, linelen, 0) != (ssize_t)linelen) {
+    char *nl = memchr(at, '\n', (size_t)n);
+    size_t take = nl ? (size_t)(nl - at) + 1 : (size_t)n;
+    if (recv(in->fd, at, take, 0) != (ssize_t)take) {
         incoming_drop(in, true);
         return;
     }
-    buf[linelen - 1] = '\0';
+    in->len += take;
+    in->line[in->len] = '\0';
+    bool raft = strncmp(in->line, "RAFT ", in->len < 5 ? in->len : 5) == 0;
+    if (!raft) {
+        uv_poll_stop(p);
+        adopt_http(in->net, in->fd, in->line, in->len, in->peer_id, in->peer_role);
+        incoming_drop(in, false);
+        return;
+    }
+    if (nl == NULL) {
+        if (in->len >= PREAMBLE_MAX)
+            incoming_drop(in, true);
+        return; /* wait for the rest of the line */
+    }
+    in->line[in->len - 1] = '\0';
     uv_poll_stop(p);
-    accept_raft(in, buf);
+    accept_raft(in, in->line);
 }
 
 /* Called by the secure listener for each connection whose handshake is done.
@@ -114,7 +122,7 @@ static void incoming_readable(uv_poll_t *p, int status, int events)
 void net_incoming(struct net *net, int fd, const char *peer_id, const char *peer_role)
 {
     if (peer_role == NULL || strcmp(peer_role, "manager") != 0) {
-        adopt_http(net, fd, peer_id, peer_role);
+        adopt_http(net, fd, NULL, 0, peer_id, peer_role);
         return;
     }
     struct incoming *in = xcalloc(1, sizeof(*in));

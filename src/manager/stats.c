@@ -81,7 +81,8 @@ static void add_point(struct node_stats *ns, json_t *sample)
     ns->ring[ns->head] = (struct point){
         .at = json_integer_value(json_object_get(sample, "at")),
         .cpu_percent = isnan(cpu) ? 0 : cpu,
-        .mem_used = isnan(mem) ? 0 : (int64_t)mem,
+        /* a node's number: out of int64 range (or NaN) is no value */
+        .mem_used = mem >= 0 && mem < 0x1p63 ? (int64_t)mem : 0,
         .temp_c = number(sample, "temp_c"),
         .load1 = isnan(load) ? 0 : load,
     };

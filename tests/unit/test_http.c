@@ -87,6 +87,10 @@ static void router(struct http_server *srv, struct http_req *req)
         struct serr err;
         serr_set(&err, SERR_NOT_FOUND, "no such thing");
         http_respond_error(req, &err);
+    } else if (strncmp(req->path, "/named/", 7) == 0) { /* like "service %s not found" */
+        struct serr err;
+        serr_set(&err, SERR_NOT_FOUND, "%s not found", req->path + 7);
+        http_respond_error(req, &err);
     } else {
         bool has = http_query_get(req, "x", value, sizeof(value));
         respond_json(req, 200, json_pack("{s:s,s:s,s:s,s:b}", "method", req->method, "path",
@@ -281,6 +285,34 @@ static void get_and_query_body(void)
 TEST(http_get_query_decoding)
 {
     with_server(get_and_query_body);
+}
+
+/* A path segment that decodes to bytes that are not UTF-8, in an error
+ * message: the answer is still JSON (it crashed the daemon: found by fuzz_http). */
+static void error_with_path_bytes(void)
+{
+    struct serr err = {0};
+    struct http_client *c = http_client_open(sock_path, &err);
+    CHECK(c != NULL);
+    struct http_response resp;
+    CHECK(http_request(c, "GET", "/named/%F3x%C3%A9", NULL, NULL, 0, &resp, &err) == 0);
+    CHECK(resp.status == 404);
+    json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
+    CHECK(j != NULL);
+    CHECK_STR(json_string_value(json_object_get(j, "message")), "?x?? not found");
+    json_decref(j);
+    free(resp.body);
+    CHECK(http_request(c, "GET", "/named/%C3%A9", NULL, NULL, 0, &resp, &err) == 0);
+    j = json_loadb(resp.body, resp.body_len, 0, NULL);
+    CHECK_STR(json_string_value(json_object_get(j, "message")), "\xc3\xa9 not found");
+    json_decref(j);
+    free(resp.body);
+    http_client_close(c);
+}
+
+TEST(http_error_message_not_utf8)
+{
+    with_server(error_with_path_bytes);
 }
 
 static void post_json_body(void)

@@ -160,3 +160,23 @@ TEST(stats_keep_one_point_every_10s_for_an_hour)
     CHECK(stats_latest(st, "n2") == NULL);
     stats_free(st);
 }
+
+/* Numbers in a node's sample that do not fit the history's types are no value
+ * (1e300 into an int64 was undefined behaviour: found by fuzz_api_json). */
+TEST(stats_sample_out_of_range_numbers)
+{
+    struct stats *st = stats_new();
+    json_t *s = json_pack("{s:I, s:f, s:f}", "at", (json_int_t)1, "mem_used", 1e300, "cpu_percent",
+                          -1e300);
+    stats_record(st, "n1", s, 0);
+    json_decref(s);
+    s = json_pack("{s:I, s:f}", "at", (json_int_t)2, "mem_used", -5.0);
+    stats_record(st, "n1", s, STATS_POINT_EVERY_MS);
+    json_decref(s);
+    json_t *h = stats_history(st, "n1");
+    CHECK(json_array_size(h) == 2);
+    CHECK(json_integer_value(json_object_get(json_array_get(h, 0), "mem_used")) == 0);
+    CHECK(json_integer_value(json_object_get(json_array_get(h, 1), "mem_used")) == 0);
+    json_decref(h);
+    stats_free(st);
+}
