@@ -3,12 +3,34 @@
 CC ?= cc
 # No "Entering/Leaving directory" lines: the test runner's summary must end the output.
 MAKEFLAGS += --no-print-directory
+# Cross builds: `make ARCH=armhf` or `make ARCH=arm64` (Debian architecture names) build into
+# build-ARCH/ with Debian's cross compiler, against a sysroot of the target's Debian
+# libraries that scripts/sysroot.sh downloads into build-ARCH/sysroot (docs/packaging.md).
+HOST_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+# only from the command line: some environments export ARCH=x86_64 and the like
+ifneq ($(origin ARCH),command line)
+ARCH := $(HOST_ARCH)
+endif
+ifneq ($(ARCH),$(HOST_ARCH))
+TRIPLET := $(or $(word 2,$(subst :, ,$(filter $(ARCH):%,armhf:arm-linux-gnueabihf \
+             arm64:aarch64-linux-gnu amd64:x86_64-linux-gnu))),$(error unknown ARCH $(ARCH)))
+BUILD ?= build-$(ARCH)
+SYSROOT ?= $(abspath $(BUILD))/sysroot
+CC := $(TRIPLET)-gcc --sysroot=$(SYSROOT)
+PKG_CONFIG := PKG_CONFIG_SYSROOT_DIR=$(SYSROOT) PKG_CONFIG_LIBDIR=$(SYSROOT)/usr/lib/$(TRIPLET)/pkgconfig:$(SYSROOT)/usr/share/pkgconfig pkg-config
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+ifneq ($(shell scripts/sysroot.sh $(ARCH) $(SYSROOT) >&2 && echo ok),ok)
+$(error scripts/sysroot.sh $(ARCH) failed)
+endif
+endif
+endif
+PKG_CONFIG ?= pkg-config
 BUILD ?= build
 PKGS := libuv raft sqlite3 libarchive jansson openssl ldns libcurl
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS ?= -O2 -g
-SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS))
-LDLIBS += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags $(PKGS))
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lhttp_parser -lm
 
 SRC := $(wildcard src/base/*.c src/api/*.c src/store/*.c src/raft/*.c src/manager/*.c \
                   src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
@@ -75,9 +97,20 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libshoal.a
 	@echo "  LD      $@"
 	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libshoal.a $(LDLIBS)
 
+# Debian package: `make deb` (this machine's architecture) or `make deb ARCH=armhf|arm64` gives
+# build-deb-ARCH/shoal_VERSION_ARCH.deb, built with Debian's hardening flags (dpkg-buildflags)
+# by scripts/package.sh (docs/packaging.md).
+DEB_FLAGS = $(shell DEB_HOST_ARCH=$(ARCH) DEB_BUILD_OPTIONS= DEB_BUILD_MAINT_OPTIONS=hardening=+all \
+              dpkg-buildflags --get $(1) 2>/dev/null)
+deb:
+	@$(MAKE) ARCH=$(ARCH) BUILD=build-deb-$(ARCH) SYSROOT=$(abspath build-$(ARCH))/sysroot \
+	  CFLAGS="$(call DEB_FLAGS,CFLAGS) $(call DEB_FLAGS,CPPFLAGS)" \
+	  LDFLAGS="$(call DEB_FLAGS,LDFLAGS)" build-deb-$(ARCH)/shoal
+	@scripts/package.sh $(ARCH) build-deb-$(ARCH) $(if $(TRIPLET),$(abspath build-$(ARCH))/sysroot)
+
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all test test-asan fuzz fuzz-targets clean
+.PHONY: all test test-asan fuzz fuzz-targets deb clean
 -include $(OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_SRC:%.c=$(BUILD)/%.d) \
          $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%.d)

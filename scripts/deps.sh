@@ -15,6 +15,11 @@ PKGS=(build-essential pkg-config libraft-dev libuv1-dev libsqlite3-dev libarchiv
       busybox-static tini docker-registry skopeo apache2-utils zstd
       python3-pytest clang libclang-rt-14-dev valgrind chromium nodejs nftables iproute2 "${NPM[@]}" "$@")
 
+# Cross builds for armhf/arm64 and their tests under qemu-user, .deb packages checked by lintian
+# (docs/packaging.md); mmdebstrap makes the fresh Debian root the package is installed in.
+# The ARM libraries come in a sysroot made by scripts/sysroot.sh.
+PKGS+=(gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu qemu-user-static file dpkg-dev lintian mmdebstrap)
+
 missing=()
 for p in "${PKGS[@]}"; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

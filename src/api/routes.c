@@ -10,6 +10,7 @@
 #include "api/api_int.h"
 #include "api/dashboard.h"
 #include "api/http.h"
+#include "base/platform.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "api/http_aclient.h"
@@ -142,11 +143,12 @@ static void get_info(struct shoal *sh, struct http_req *req, char **args)
                               sh->role[0] ? shoal_overlay(sh) : NULL);
     json_decref(meta);
     respond_json(req, 200,
-                 json_pack("{s:s, s:s, s:s, s:o, s:s}", "node_id", sh->node_id, "hostname",
+                 json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "node_id", sh->node_id, "hostname",
                            sh->hostname, "version", SHOAL_VERSION, "swarm", swarm, "cgroup_mode",
                            sh->rt.cgroup_mode == CGROUP_V2       ? "v2"
                            : sh->rt.cgroup_mode == CGROUP_HYBRID ? "hybrid"
-                                                                 : "v1"));
+                                                                 : "v1",
+                           "platform", platform_self()));
 }
 
 static void post_swarm_init(struct shoal *sh, struct http_req *req, char **args)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/platform.h"
 #include "base/util.h"
 #include "cli/cli.h"
 
@@ -13,14 +14,15 @@ static const char ls_usage[] = "Usage:  shoal node ls [OPTIONS]\n\nList nodes in
 
 static void node_row(struct table *t, json_t *node, const char *self_id)
 {
-    char id[64], status[32], availability[32], manager[32];
+    char id[64], status[32], availability[32], manager[32], platform[64];
     /* Docker marks the node answering with " *". */
     snprintf(id, sizeof(id), "%s%s", jstr(node, "id"),
              strcmp(jstr(node, "id"), self_id) == 0 ? " *" : "");
     cli_capitalize(jstr(node, "status"), status, sizeof(status));
     cli_capitalize(jstr(node, "availability"), availability, sizeof(availability));
     cli_capitalize(jstr(node, "manager_status"), manager, sizeof(manager));
-    const char *cells[] = {id, jstr(node, "hostname"), status, availability, manager};
+    platform_format(json_object_get(node, "platform"), platform, sizeof(platform));
+    const char *cells[] = {id, jstr(node, "hostname"), status, availability, manager, platform};
     table_add(t, cells);
 }
 
@@ -42,8 +44,8 @@ static int node_ls(struct cli *cli, int argc, char **argv)
         /* Only for the " *" marker: a failure here is not worth an error. */
         cli_call(cli, "GET", "/v1/info", NULL, &info, &err);
         static const char *const head[] = {"ID", "HOSTNAME", "STATUS", "AVAILABILITY",
-                                           "MANAGER STATUS"};
-        struct table *t = table_new(5, head);
+                                           "MANAGER STATUS", "PLATFORM"};
+        struct table *t = table_new(6, head);
         size_t i;
         json_t *node;
         json_array_foreach(nodes, i, node) node_row(t, node, jstr(info, "node_id"));

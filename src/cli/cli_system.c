@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/platform.h"
 #include "cli/cli.h"
 #include "daemon/shoal.h"
 
@@ -66,6 +67,9 @@ int cli_info(struct cli *cli, int argc, char **argv)
     printf("Server Version: %s\n", jstr(info, "version"));
     printf("Node ID: %s\n", jstr(info, "node_id"));
     printf("Hostname: %s\n", jstr(info, "hostname"));
+    char platform[64];
+    platform_format(json_object_get(info, "platform"), platform, sizeof(platform));
+    printf("Platform: %s\n", platform);
     printf("Swarm: %s\n", jstr(swarm, "state"));
     if (strcmp(jstr(swarm, "state"), "active") == 0) {
         printf(" Cluster ID: %s\n", jstr(swarm, "cluster_id"));

@@ -14,6 +14,7 @@
 #include "api/http.h"
 #include "api/http_aclient.h"
 #include "base/log.h"
+#include "base/platform.h"
 #include "base/util.h"
 #include "daemon/addr.h"
 #include "daemon/clusternet.h"
@@ -240,11 +241,11 @@ json_t *swarm_self_node(struct shoal *sh, const char *role)
     json_int_t now = (json_int_t)now_ms();
     char raft_id[17];
     snprintf(raft_id, sizeof(raft_id), "%016llx", (unsigned long long)sh->raft_id);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{s:i, s:I}, s:I, s:I, s:s}", "id",
-                     sh->node_id, "hostname", sh->hostname, "addr", sh->swarm_addr, "role", role,
-                     "availability", "active", "status", "ready", "labels", "resources", "cpus",
-                     (int)cpus, "memory", (json_int_t)mem, "created_at", now, "updated_at", now,
-                     "raft_id", raft_id);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{s:i, s:I}, s:I, s:I, s:s, s:o}",
+                     "id", sh->node_id, "hostname", sh->hostname, "addr", sh->swarm_addr, "role",
+                     role, "availability", "active", "status", "ready", "labels", "resources",
+                     "cpus", (int)cpus, "memory", (json_int_t)mem, "created_at", now, "updated_at",
+                     now, "raft_id", raft_id, "platform", platform_self());
 }
 
 static void new_raft_id(struct shoal *sh)

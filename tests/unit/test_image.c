@@ -644,6 +644,8 @@ static const char *host_arch(void)
     return "amd64";
 #elif defined(__aarch64__)
     return "arm64";
+#elif defined(__arm__)
+    return "arm";
 #else
     return "unknown";
 #endif
