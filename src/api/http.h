@@ -66,6 +66,10 @@ struct http_server *http_server_start(uv_loop_t *loop, const char *path, const c
 struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr *addr,
                                           http_router_cb router, void *data, struct serr *err);
 void *http_server_data(struct http_server *srv);
+/* Header lines ("Name: value\r\n", valid until the next call, or NULL) that
+ * `fn` gives for every complete response without headers of its own: a
+ * manager's applied raft index (X-Shoal-Applied). */
+void http_server_set_headers(struct http_server *srv, const char *(*fn)(void *data));
 
 /* Serves HTTP on an already connected stream `fd` (the plain side of a TLS
  * connection), whose first `initial_len` bytes were already read into

@@ -49,6 +49,7 @@ struct http_server {
     struct http_conn *conns;
     int live; /* listener + connection structs not yet freed */
     bool stopping;
+    const char *(*headers)(void *data); /* http_server_set_headers */
 };
 
 struct http_conn {
@@ -847,6 +848,11 @@ void *http_server_data(struct http_server *srv)
     return srv->data;
 }
 
+void http_server_set_headers(struct http_server *srv, const char *(*fn)(void *data))
+{
+    srv->headers = fn;
+}
+
 void http_server_stop(struct http_server *srv)
 {
     if (srv->stopping)
@@ -883,6 +889,8 @@ void http_respond_with(struct http_req *req, int status, const char *content_typ
     if (answerable(req)) {
         char framing[64];
         snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", len);
+        if (extra_headers == NULL && conn->srv->headers)
+            extra_headers = conn->srv->headers(conn->srv->data);
         write_head_with(conn, status, content_type, extra_headers, framing, body, len);
     }
     finish_request(conn);

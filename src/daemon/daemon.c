@@ -316,6 +316,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     free(spool_dir);
     if (sh->api == NULL)
         return -1;
+    http_server_set_headers(sh->api, routes_headers);
     sh->events = events_hub_new(sh->loop, sh->store);
     if (o->dashboard_addr && dashboard_start(sh, o->dashboard_addr, err) < 0)
         return -1;

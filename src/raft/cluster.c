@@ -215,6 +215,11 @@ const char *cluster_addr(struct cluster *c)
     return c->addr;
 }
 
+uint64_t cluster_last_applied(struct cluster *c)
+{
+    return raft_last_applied(&c->raft);
+}
+
 static int bootstrap(struct cluster *c, const struct cluster_config *cfg, struct serr *err)
 {
     struct raft_configuration conf;
