@@ -228,8 +228,11 @@ static void on_connected(void *arg, int fd, const char *errmsg)
                              "mesh_tag", s->mesh_tag);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    http_arequest(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
-                  strlen(text), -1, on_answer, s);
+    /* a manager that stopped answering (paused, cut off) is left in time
+     * for the next one to hear from this node before it is declared down */
+    struct http_aopts opts = {.timeout_ms = NODE_DOWN_MS - HEARTBEAT_MS};
+    http_arequest_opts(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
+                       strlen(text), -1, &opts, on_answer, s);
     free(text);
 }
 
