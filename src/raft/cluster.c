@@ -29,6 +29,8 @@ struct cluster {
 
     struct proposal *queue_head, *queue_tail; /* waiting for the next entry */
     struct proposal *in_flight;               /* the groups of the entry in flight */
+    uint64_t applied; /* the last entry whose callback ran: raft's own count
+                         (raft_last_applied) moves only after the callback */
     struct store_result last_result; /* set by the FSM, taken by the apply callback */
     uv_timer_t flush_timer;          /* defers flushing out of the caller's stack */
 
@@ -117,6 +119,8 @@ static void flush_timer_cb(uv_timer_t *t)
 static void apply_done(struct raft_apply *req, int status, void *result)
 {
     struct cluster *c = req->data;
+    if (status == 0 && req->index > c->applied)
+        c->applied = req->index; /* the answers below name it as applied */
     free(req);
     struct proposal *p = c->in_flight;
     c->in_flight = NULL;
@@ -217,7 +221,8 @@ const char *cluster_addr(struct cluster *c)
 
 uint64_t cluster_last_applied(struct cluster *c)
 {
-    return raft_last_applied(&c->raft);
+    uint64_t n = raft_last_applied(&c->raft);
+    return n > c->applied ? n : c->applied;
 }
 
 static int bootstrap(struct cluster *c, const struct cluster_config *cfg, struct serr *err)
