@@ -335,8 +335,9 @@ static void reap_orphans(struct pass *p)
     }
 }
 
-/* A node down for this long has lost its tasks (then started elsewhere). */
-#define ORPHAN_GRACE_MS 4000
+/* A node down for this long has lost its tasks (then started elsewhere):
+ * a board back within NODE_DOWN_MS + this keeps them. */
+#define ORPHAN_GRACE_MS 3000
 
 /* Tasks on a node that is down are lost to the cluster: orphaned (a final
  * state), so that restart policies start them elsewhere, once the node has
