@@ -27,7 +27,7 @@ struct areq {
     char errmsg[160];
     char field[24];   /* the header field being read, truncated */
     size_t field_len;
-    bool in_applied;  /* reading X-Shoal-Applied's value */
+    bool value_seen;  /* a value came: the next field callback starts a new name */
     uint64_t *applied;
     http_acb cb;
     void *arg;
@@ -75,8 +75,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct areq *r = p->data;
-    if (r->in_applied) { /* a new field starts */
-        r->in_applied = false;
+    if (r->value_seen) { /* a new field starts */
+        r->value_seen = false;
         r->field_len = 0;
     }
     for (size_t i = 0; i < len && r->field_len + 1 < sizeof(r->field); i++)
@@ -92,7 +92,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         for (size_t i = 0; i < len; i++)
             if (at[i] >= '0' && at[i] <= '9')
                 *r->applied = *r->applied * 10 + (uint64_t)(at[i] - '0');
-    r->in_applied = true; /* the next field callback starts a new name */
+    r->value_seen = true; /* the next field callback starts a new name */
     return 0;
 }
 
