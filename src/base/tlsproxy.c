@@ -67,7 +67,10 @@ struct conn {
     tlsproxy_connect_cb connect_cb;
     void *data;
     bool reported;
+    struct conn *all_next, *all_prev; /* every live connection (tlsproxy_close_all) */
 };
+
+static struct conn *all_conns;
 
 struct write_req {
     uv_write_t req;
@@ -242,6 +245,12 @@ static void on_conn_handle_closed(uv_handle_t *h)
     struct conn *c = h->data;
     if (--c->open_handles > 0)
         return;
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        all_conns = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
     SSL_free(c->ssl);
     free(c);
 }
@@ -629,7 +638,25 @@ static struct conn *conn_new(uv_loop_t *loop, SSL_CTX *ctx, const char *addr)
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
     uv_timer_start(&c->timer, on_handshake_timeout, TLSPROXY_HANDSHAKE_TIMEOUT_MS, 0);
+    c->all_next = all_conns;
+    if (all_conns)
+        all_conns->all_prev = c;
+    all_conns = c;
     return c;
+}
+
+void tlsproxy_close_all(uv_loop_t *loop)
+{
+    struct conn *next;
+    for (struct conn *c = all_conns; c; c = next) {
+        next = c->all_next;
+        if (c->loop != loop || c->state == CLOSING)
+            continue;
+        if (c->connect_cb && !c->reported)
+            fail(c, UV_ECANCELED, "connect to %s: the daemon is stopping", c->addr);
+        else
+            conn_close(c);
+    }
 }
 
 static void tune_tcp(struct conn *c)

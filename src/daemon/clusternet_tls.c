@@ -168,6 +168,7 @@ void clusternet_free(struct shoal *sh)
     if (net == NULL)
         return;
     clusternet_stop(sh);
+    tlsproxy_close_all(sh->loop); /* raft is closed: what is left goes too */
     SSL_CTX_free(net->server_ctx);
     SSL_CTX_free(net->client_ctx);
     free(net);

@@ -181,9 +181,17 @@ static void agent_closed(void *arg)
  * anyway: everything durable is already on disk. */
 #define STOP_GRACE_MS 15000
 
+static void log_open_handle(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h) && h != arg)
+        log_warn("still open: %s handle %p (%s)", uv_handle_type_name(uv_handle_get_type(h)),
+                 (void *)h, uv_is_active(h) ? "active" : "inactive");
+}
+
 static void stop_overdue(uv_timer_t *t)
 {
     log_error("stopping takes more than %d s: exiting now", STOP_GRACE_MS / 1000);
+    uv_walk(t->loop, log_open_handle, t);
     _exit(1);
 }
 

@@ -109,6 +109,9 @@ def test_sigterm_is_honoured_while_peers_are_paused(cluster3):
         res = m1.cli("service", "create", "-d", "--name", "x", "busybox", "sleep", "1", check=False)
         assert res.returncode != 0
         m1.stop(timeout=30)  # SIGTERM: it ends, no SIGKILL needed
+        with open(m1.log_path) as f:
+            log = f.read()
+        assert "stopped" in log.splitlines()[-1] and "stopping takes more than" not in log, log[-2000:]
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
