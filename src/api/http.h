@@ -75,6 +75,10 @@ void http_server_set_spool_max(struct http_server *srv, uint64_t max_bytes);
 struct http_server *http_server_start_tcp(uv_loop_t *loop, const struct sockaddr *addr,
                                           http_router_cb router, void *data, struct serr *err);
 void *http_server_data(struct http_server *srv);
+/* Header lines ("Name: value\r\n", valid until the next call, or NULL) that
+ * `fn` gives for every complete response without headers of its own: a
+ * manager's applied raft index (X-Shoal-Applied). */
+void http_server_set_headers(struct http_server *srv, const char *(*fn)(void *data));
 
 /* Limits against clients that hold connections (docs/design.md, "Security
  * model"). The timeouts apply to remote connections only (the TCP listener's

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -24,6 +25,10 @@ struct areq {
     bool done, complete, pipe_open;
     int handles;
     char errmsg[160];
+    char field[24];   /* the header field being read, truncated */
+    size_t field_len;
+    bool value_seen;  /* a value came: the next field callback starts a new name */
+    uint64_t *applied;
     http_acb cb;
     void *arg;
 };
@@ -67,6 +72,30 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct areq *r = p->data;
+    if (r->value_seen) { /* a new field starts */
+        r->value_seen = false;
+        r->field_len = 0;
+    }
+    for (size_t i = 0; i < len && r->field_len + 1 < sizeof(r->field); i++)
+        r->field[r->field_len++] = at[i];
+    r->field[r->field_len] = '\0';
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct areq *r = p->data;
+    if (r->field_len > 0 && strcasecmp(r->field, "X-Shoal-Applied") == 0 && r->applied)
+        for (size_t i = 0; i < len; i++)
+            if (at[i] >= '0' && at[i] <= '9')
+                *r->applied = *r->applied * 10 + (uint64_t)(at[i] - '0');
+    r->value_seen = true; /* the next field callback starts a new name */
+    return 0;
+}
+
 static int on_complete(http_parser *p)
 {
     struct areq *r = p->data;
@@ -104,6 +133,14 @@ static void write_cb(uv_write_t *w, int status)
         finish(r, -1, "send failed: %s", uv_strerror(status));
 }
 
+static void on_timeout(uv_timer_t *t)
+{
+    struct areq *r = t->data;
+    char within[32];
+    snprintf(within, sizeof(within), "%s", r->errmsg);
+    finish(r, -1, "no answer within %s", within);
+}
+
 static void fail_later(uv_timer_t *t)
 {
     struct areq *r = t->data;
@@ -116,14 +153,26 @@ void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path
                    const char *content_type, const char *body, size_t len, int out_fd,
                    http_acb cb, void *arg)
 {
+    http_arequest_opts(loop, fd, method, path, content_type, body, len, out_fd, NULL, cb, arg);
+}
+
+void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char *path,
+                        const char *content_type, const char *body, size_t len, int out_fd,
+                        const struct http_aopts *opts, http_acb cb, void *arg)
+{
     if (settings.on_body == NULL) {
         http_parser_settings_init(&settings);
         settings.on_body = on_body;
         settings.on_message_complete = on_complete;
+        settings.on_header_field = on_header_field;
+        settings.on_header_value = on_header_value;
     }
     struct areq *r = xcalloc(1, sizeof(*r));
     r->cb = cb;
     r->arg = arg;
+    r->applied = opts ? opts->applied : NULL;
+    if (r->applied)
+        *r->applied = 0;
     r->out_fd = out_fd;
     r->handles = 1;
     uv_timer_init(loop, &r->defer);
@@ -155,4 +204,8 @@ void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path
     r->write.data = r;
     uv_write(&r->write, (uv_stream_t *)&r->pipe, &buf, 1, write_cb);
     uv_read_start((uv_stream_t *)&r->pipe, alloc_cb, read_cb);
+    if (opts && opts->timeout_ms > 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "%.1f s", opts->timeout_ms / 1000.0);
+        uv_timer_start(&r->defer, on_timeout, opts->timeout_ms, 0);
+    }
 }

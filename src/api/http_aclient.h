@@ -6,6 +6,7 @@
 #define SHOAL_API_HTTP_ACLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 /* `status` is the HTTP status, or -1 when the exchange failed (then `errmsg`
@@ -20,5 +21,17 @@ typedef void (*http_acb)(void *arg, int status, const char *body, size_t len, co
 void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path,
                    const char *content_type, const char *body, size_t len, int out_fd,
                    http_acb cb, void *arg);
+
+struct http_aopts {
+    unsigned timeout_ms; /* 0: none; else the exchange fails after that long */
+    /* When not NULL: set to the answer's X-Shoal-Applied header (the raft
+     * index the answering manager had applied), 0 when absent, before `cb`. */
+    uint64_t *applied;
+};
+
+/* http_arequest with options (`opts` is read during this call only). */
+void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char *path,
+                        const char *content_type, const char *body, size_t len, int out_fd,
+                        const struct http_aopts *opts, http_acb cb, void *arg);
 
 #endif

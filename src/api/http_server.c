@@ -67,6 +67,7 @@ struct http_server {
     uv_timer_t sweep; /* closes remote connections past their deadline */
     bool sweeping;
     struct log_limit refused_log;
+    const char *(*headers)(void *data); /* http_server_set_headers */
 };
 
 struct http_conn {
@@ -1090,6 +1091,11 @@ void http_server_set_limits(struct http_server *srv, const struct http_limits *l
     uv_timer_start(&srv->sweep, on_sweep, every ? every : 1, every ? every : 1);
 }
 
+void http_server_set_headers(struct http_server *srv, const char *(*fn)(void *data))
+{
+    srv->headers = fn;
+}
+
 void http_server_stop(struct http_server *srv)
 {
     if (srv->stopping)
@@ -1133,6 +1139,8 @@ void http_respond_with(struct http_req *req, int status, const char *content_typ
     if (answerable(req)) {
         char framing[64];
         snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", len);
+        if (extra_headers == NULL && conn->srv->headers)
+            extra_headers = conn->srv->headers(conn->srv->data);
         write_head_with(conn, status, content_type, extra_headers, framing, body, len);
     }
     finish_request(conn);

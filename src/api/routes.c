@@ -10,6 +10,7 @@
 #include "api/api_int.h"
 #include "api/dashboard.h"
 #include "api/http.h"
+#include "base/log.h"
 #include "base/platform.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
@@ -743,33 +744,133 @@ static void get_layer(struct shoal *sh, struct http_req *req, char **args)
 
 /* ---- forwarding to the leader ---- */
 
+/* How long a write waits for a leader (an election, a leader that does not
+ * answer connections yet), and how long its answer waits for this manager's
+ * store to apply it, so that the client reading here next sees it. */
+#define FORWARD_LEADER_WAIT_MS 8000
+#define FORWARD_RETRY_MS 100
+#define FORWARD_APPLY_WAIT_MS 5000
+#define FORWARD_APPLY_POLL_MS 10
+
 struct forward {
     struct shoal *sh;
     struct http_req *req;
     char *path;
     const char *answer_type; /* of a successful answer; errors are JSON */
+    bool write;              /* else a read only the leader answers */
+    int64_t deadline;        /* mono_ms: stop looking for a leader */
+    uv_timer_t timer;        /* retries, then the wait for the applied index */
+    uint64_t applied;        /* the leader's X-Shoal-Applied */
+    int status;              /* the leader's answer, kept while waiting */
+    char *body;
+    size_t body_len;
+    char lasterr[200];
 };
+
+static void forward_try(struct forward *f);
+
+static void forward_closed(uv_handle_t *h)
+{
+    struct forward *f = h->data;
+    free(f->path);
+    free(f->body);
+    free(f);
+}
+
+static void forward_end(struct forward *f)
+{
+    uv_close((uv_handle_t *)&f->timer, forward_closed);
+}
+
+static void forward_fail(struct forward *f, const char *msg)
+{
+    respond_err(f->req, SERR_UNAVAILABLE, msg);
+    forward_end(f);
+}
+
+static void forward_respond(struct forward *f)
+{
+    http_respond(f->req, f->status, f->status < 300 ? f->answer_type : "application/json",
+                 f->body ? f->body : "", f->body_len);
+    forward_end(f);
+}
+
+static void forward_retry_cb(uv_timer_t *t)
+{
+    forward_try(t->data);
+}
+
+/* A leader that refused or never got the request: try again (the same or a
+ * new leader) until the deadline. */
+static void forward_retry(struct forward *f, const char *why)
+{
+    snprintf(f->lasterr, sizeof(f->lasterr), "%s", why);
+    if (f->sh->stopping || mono_ms() >= f->deadline) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s", why);
+        forward_fail(f, msg);
+        return;
+    }
+    uv_timer_start(&f->timer, forward_retry_cb, FORWARD_RETRY_MS, 0);
+}
+
+/* The answer waits until this manager has applied what the leader had: a
+ * client that reads here next (the CLI's wait) sees its own write. */
+static void forward_wait_applied(uv_timer_t *t)
+{
+    struct forward *f = t->data;
+    struct cluster *c = f->sh->cluster;
+    if (c == NULL || f->sh->stopping || cluster_last_applied(c) >= f->applied ||
+        mono_ms() >= f->deadline) {
+        if (c && cluster_last_applied(c) < f->applied)
+            log_warn("answering a forwarded write before this manager applied it (%llu < %llu)",
+                     (unsigned long long)cluster_last_applied(c),
+                     (unsigned long long)f->applied);
+        forward_respond(f);
+        return;
+    }
+    uv_timer_start(&f->timer, forward_wait_applied, FORWARD_APPLY_POLL_MS, 0);
+}
+
+/* A 503 the leader gave before doing anything: safe to send again. */
+static bool refused_upfront(int status, const char *body)
+{
+    return status == 503 && body &&
+           (strstr(body, "no leader in the swarm") || strstr(body, "not the leader"));
+}
 
 static void forward_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
 {
     struct forward *f = arg;
     if (status < 0) {
+        /* sent, but no answer: the leader may have applied it, never resent */
         char msg[300];
-        snprintf(msg, sizeof(msg), "forwarding to the leader failed: %s", errmsg);
-        respond_err(f->req, SERR_UNAVAILABLE, msg);
-    } else {
-        http_respond(f->req, status, status < 300 ? f->answer_type : "application/json", body,
-                     len);
+        snprintf(msg, sizeof(msg), "forwarding to the leader failed: %s (the write may have "
+                                   "been applied: check before retrying)", errmsg);
+        forward_fail(f, msg);
+        return;
     }
-    free(f->path);
-    free(f);
+    if (refused_upfront(status, body)) {
+        forward_retry(f, "no leader in the swarm: writes are refused until a quorum of managers "
+                         "is back");
+        return;
+    }
+    f->status = status;
+    f->body = xmalloc(len + 1);
+    memcpy(f->body, body, len);
+    f->body[len] = '\0';
+    f->body_len = len;
+    f->deadline = mono_ms() + FORWARD_APPLY_WAIT_MS;
+    forward_wait_applied(&f->timer);
 }
 
 static void forward_connected(void *arg, int fd, const char *errmsg)
 {
     struct forward *f = arg;
-    if (fd < 0) {
-        forward_answer(f, -1, NULL, 0, errmsg);
+    if (fd < 0) { /* nothing sent: a dead or former leader; look again */
+        char msg[300];
+        snprintf(msg, sizeof(msg), "forwarding to the leader failed: %s", errmsg);
+        forward_retry(f, msg);
         return;
     }
     const char *body = f->req->body;
@@ -779,46 +880,84 @@ static void forward_connected(void *arg, int fd, const char *errmsg)
     if (f->req->body_file) { /* an image upload: the leader unpacks and records it */
         if (read_file(f->req->body_file, &upload, &len, &err) < 0) {
             close(fd);
-            forward_answer(f, -1, NULL, 0, err.msg);
+            forward_fail(f, err.msg);
             return;
         }
         body = upload;
     }
-    http_arequest(f->sh->loop, fd, f->req->method, f->path,
-                  f->req->body_file ? "application/x-tar" : "application/json", body, len, -1,
-                  forward_answer, f);
+    struct http_aopts opts = {.applied = &f->applied};
+    http_arequest_opts(f->sh->loop, fd, f->req->method, f->path,
+                       f->req->body_file ? "application/x-tar" : "application/json", body, len, -1,
+                       &opts, forward_answer, f);
     free(upload);
 }
 
-/* A write reaching a manager that is not the leader goes to the leader. */
+static void forward_try(struct forward *f)
+{
+    struct shoal *sh = f->sh;
+    if (sh->cluster == NULL || sh->stopping) {
+        forward_fail(f, "the daemon is stopping");
+        return;
+    }
+    if (cluster_is_leader(sh->cluster) && sh->api) {
+        /* elected while the write waited: this manager does it */
+        struct http_req *req = f->req;
+        forward_end(f);
+        routes_dispatch(sh->api, req);
+        return;
+    }
+    const char *leader = cluster_leader_addr(sh->cluster);
+    if (*leader == '\0' || strcmp(leader, cluster_addr(sh->cluster)) == 0) {
+        forward_retry(f, f->write ? "no leader in the swarm: writes are refused until a "
+                                         "quorum of managers is back"
+                                       : "no leader in the swarm: only the leader can answer");
+        return;
+    }
+    clusternet_connect(sh, leader, forward_connected, f);
+}
+
+static void forward_start(struct shoal *sh, struct http_req *req, const char *answer_type,
+                          bool write)
+{
+    struct forward *f = xcalloc(1, sizeof(*f));
+    f->sh = sh;
+    f->req = req;
+    f->answer_type = answer_type;
+    f->write = write;
+    f->deadline = mono_ms() + FORWARD_LEADER_WAIT_MS;
+    f->path = req->query[0] ? xasprintf("%s?%s", req->path, req->query) : xstrdup(req->path);
+    uv_timer_init(sh->loop, &f->timer);
+    f->timer.data = f;
+    forward_try(f);
+}
+
+/* A write reaching a manager that is not the leader goes to the leader,
+ * waiting a little for one during an election. */
 static bool forward_if_follower(struct shoal *sh, struct http_req *req)
 {
     if (sh->cluster == NULL || cluster_is_leader(sh->cluster) || strcmp(req->method, "GET") == 0)
         return false;
-    const char *leader = cluster_leader_addr(sh->cluster);
-    if (*leader == '\0') {
-        respond_err(req, SERR_UNAVAILABLE, "no leader in the swarm: writes are refused until a "
-                                           "quorum of managers is back");
-        return true;
-    }
-    forward_to_leader(sh, req, "application/json");
+    forward_start(sh, req, "application/json", true);
     return true;
 }
 
 /* Also for reads only the leader can answer (node stats). */
 void forward_to_leader(struct shoal *sh, struct http_req *req, const char *answer_type)
 {
-    const char *leader = cluster_leader_addr(sh->cluster);
-    if (*leader == '\0') {
-        respond_err(req, SERR_UNAVAILABLE, "no leader in the swarm: only the leader can answer");
-        return;
-    }
-    struct forward *f = xcalloc(1, sizeof(*f));
-    f->sh = sh;
-    f->req = req;
-    f->answer_type = answer_type;
-    f->path = req->query[0] ? xasprintf("%s?%s", req->path, req->query) : xstrdup(req->path);
-    clusternet_connect(sh, leader, forward_connected, f);
+    forward_start(sh, req, answer_type, false);
+}
+
+/* Every answer of a manager says which raft index it had applied: a manager
+ * that forwarded a write waits for it before answering its client. */
+const char *routes_headers(void *data)
+{
+    static char line[48];
+    struct shoal *sh = data;
+    if (sh->cluster == NULL)
+        return NULL;
+    snprintf(line, sizeof(line), "X-Shoal-Applied: %llu\r\n",
+             (unsigned long long)cluster_last_applied(sh->cluster));
+    return line;
 }
 
 /* ---- dispatch ---- */

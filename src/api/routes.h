@@ -7,5 +7,7 @@ struct http_req;
 
 /* http_router_cb; the server's data is the daemon's struct shoal. */
 void routes_dispatch(struct http_server *srv, struct http_req *req);
+/* For http_server_set_headers: "X-Shoal-Applied: N" on a manager. */
+const char *routes_headers(void *data);
 
 #endif

@@ -79,7 +79,10 @@ struct conn {
     tlsproxy_connect_cb connect_cb;
     void *data;
     bool reported;
+    struct conn *live_next, *live_prev; /* every live connection (tlsproxy_close_all) */
 };
+
+static struct conn *live_conns;
 
 struct write_req {
     uv_write_t req;
@@ -279,6 +282,12 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     leave_owner(c);
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else
+        live_conns = c->live_next;
+    if (c->live_next)
+        c->live_next->live_prev = c->live_prev;
     SSL_free(c->ssl);
     free(c);
 }
@@ -666,7 +675,25 @@ static struct conn *conn_new(uv_loop_t *loop, SSL_CTX *ctx, const char *addr)
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
     uv_timer_start(&c->timer, on_handshake_timeout, TLSPROXY_HANDSHAKE_TIMEOUT_MS, 0);
+    c->live_next = live_conns;
+    if (live_conns)
+        live_conns->live_prev = c;
+    live_conns = c;
     return c;
+}
+
+void tlsproxy_close_all(uv_loop_t *loop)
+{
+    struct conn *next;
+    for (struct conn *c = live_conns; c; c = next) {
+        next = c->live_next;
+        if (c->loop != loop || c->state == CLOSING)
+            continue;
+        if (c->connect_cb && !c->reported)
+            fail(c, UV_ECANCELED, "connect to %s: the daemon is stopping", c->addr);
+        else
+            conn_close(c);
+    }
 }
 
 static void tune_tcp(struct conn *c)

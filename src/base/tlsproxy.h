@@ -87,4 +87,10 @@ void tlsproxy_listener_close(struct tlsproxy_listener *l, void (*done)(void *), 
 int tlsproxy_connect(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_connect_cb cb,
                      void *data, struct serr *err);
 
+/* Closes every connection of `loop` at once, whatever it waits for (a peer
+ * that reads nothing keeps a connection whose caller closed its fd alive:
+ * back-pressure stops the proxy from reading that end). For a daemon that
+ * stops; connects still in progress fail with UV_ECANCELED. */
+void tlsproxy_close_all(uv_loop_t *loop);
+
 #endif

@@ -287,6 +287,7 @@ void clusternet_free(struct shoal *sh)
         return;
     clusternet_stop(sh);
     json_decref(net->node_ips);
+    tlsproxy_close_all(sh->loop); /* raft is closed: what is left goes too */
     SSL_CTX_free(net->server_ctx);
     SSL_CTX_free(net->client_ctx);
     free(net);

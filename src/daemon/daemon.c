@@ -181,13 +181,35 @@ static void agent_closed(void *arg)
     close_handle((uv_handle_t *)&sh->sigint);
 }
 
+/* A stop that hangs (a peer that never answers, raft waiting on I/O) ends
+ * anyway: everything durable is already on disk. */
+#define STOP_GRACE_MS 15000
+
+static void log_open_handle(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h) && h != arg)
+        log_warn("still open: %s handle %p (%s)", uv_handle_type_name(uv_handle_get_type(h)),
+                 (void *)h, uv_is_active(h) ? "active" : "inactive");
+}
+
+static void stop_overdue(uv_timer_t *t)
+{
+    log_error("stopping takes more than %d s: exiting now", STOP_GRACE_MS / 1000);
+    uv_walk(t->loop, log_open_handle, t);
+    _exit(1);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct shoal *sh = s->data;
-    if (sh->stopping)
-        return;
+    if (sh->stopping) {
+        log_warn("signal %d again: exiting now", signum);
+        _exit(1);
+    }
     sh->stopping = true;
     log_info("signal %d: stopping (containers keep running)", signum);
+    uv_timer_start(&sh->stop_timer, stop_overdue, STOP_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&sh->stop_timer); /* it does not keep the loop */
     events_hub_stop(sh->events); /* ends the streams while their connections live */
     sh->events = NULL;
     dashboard_stop(sh->dashboard);
@@ -422,6 +444,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     uv_timer_init(sh->loop, &sh->kick_timer);
     uv_timer_init(sh->loop, &sh->wakeup_timer);
     uv_timer_init(sh->loop, &sh->tick_timer);
+    uv_timer_init(sh->loop, &sh->stop_timer);
     sh->kick_timer.data = sh->wakeup_timer.data = sh->tick_timer.data = sh;
     if (agent_start(sh, &sh->agent, err) < 0)
         return -1;
@@ -446,6 +469,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     http_server_set_limits(sh->api, &(struct http_limits){
                                         .request_timeout_ms = sh->net_limits.request_timeout_ms,
                                         .idle_timeout_ms = sh->net_limits.idle_timeout_ms});
+    http_server_set_headers(sh->api, routes_headers);
     sh->events = events_hub_new(sh->loop, sh->store);
     if (o->dashboard_addr && dashboard_start(sh, o->dashboard_addr, err) < 0)
         return -1;
@@ -500,6 +524,8 @@ int daemon_main(int argc, char **argv)
     }
     log_info("shoal %s: node %s (%s), API on %s", SHOAL_VERSION, sh.node_id, sh.hostname,
              sh.socket_path);
+    uv_run(sh.loop, UV_RUN_DEFAULT);
+    close_handle((uv_handle_t *)&sh.stop_timer);
     uv_run(sh.loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(sh.loop);
     if (rc != 0)

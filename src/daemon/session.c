@@ -52,6 +52,8 @@ static void next_manager(struct session *s)
 
 static void use_leader(struct session *s, const char *leader)
 {
+    if (leader == NULL || *leader == '\0')
+        return;
     size_t i;
     json_t *m;
     json_array_foreach(s->managers, i, m)
@@ -63,6 +65,45 @@ static void use_leader(struct session *s, const char *leader)
     }
     json_array_append_new(s->managers, json_string(leader));
     s->target = json_array_size(s->managers) - 1;
+}
+
+/* Adds the managers this node knows of that the list lacks: on a manager,
+ * the nodes of its own store (the list written at swarm init holds only its
+ * own address). The current target stays. */
+static void learn_managers(struct session *s)
+{
+    if (s->sh->cluster == NULL)
+        return;
+    json_t *known = swarm_manager_addrs(s->sh);
+    size_t i, k;
+    json_t *m, *have;
+    json_array_foreach(known, i, m)
+    {
+        bool listed = false;
+        json_array_foreach(s->managers, k, have) listed |= json_equal(have, m);
+        if (!listed && json_is_string(m))
+            json_array_append(s->managers, m);
+    }
+    json_decref(known);
+}
+
+/* After a failed heartbeat: the leader named by the answer ("this manager is
+ * not the leader" carries a hint), else the one this manager's raft knows,
+ * else the next manager of the list. */
+static void follow_leader(struct session *s, int status, const char *body, size_t len)
+{
+    learn_managers(s);
+    json_t *answer = status > 0 && body ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *hint = json_string_value(json_object_get(answer, "leader"));
+    const char *ours = s->sh->cluster ? cluster_leader_addr(s->sh->cluster) : "";
+    const char *cur = json_string_value(json_array_get(s->managers, s->target));
+    if (hint && *hint && !(cur && strcmp(cur, hint) == 0))
+        use_leader(s, hint);
+    else if (*ours && !(cur && strcmp(cur, ours) == 0))
+        use_leader(s, ours);
+    else
+        next_manager(s);
+    json_decref(answer);
 }
 
 /* The leader's view of this node's role wins: ask for a certificate of the
@@ -161,7 +202,7 @@ static void on_answer(void *arg, int status, const char *body, size_t len, const
             log_warn("session with %s: %s", json_string_value(json_array_get(s->managers, s->target)),
                      errmsg ? errmsg : body ? body : "bad answer");
         requeue_inflight(s);
-        next_manager(s);
+        follow_leader(s, status, body, len);
         return;
     }
     if (s->failures > 0)
@@ -187,8 +228,11 @@ static void on_connected(void *arg, int fd, const char *errmsg)
                              "mesh_tag", s->mesh_tag);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    http_arequest(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
-                  strlen(text), -1, on_answer, s);
+    /* a manager that stopped answering (paused, cut off) is left in time
+     * for the next one to hear from this node before it is declared down */
+    struct http_aopts opts = {.timeout_ms = NODE_DOWN_MS - HEARTBEAT_MS};
+    http_arequest_opts(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
+                       strlen(text), -1, &opts, on_answer, s);
     free(text);
 }
 

@@ -353,8 +353,13 @@ static void reap_orphans(struct pass *p)
     }
 }
 
+/* A node down for this long has lost its tasks (then started elsewhere):
+ * a board back within NODE_DOWN_MS + this keeps them. */
+#define ORPHAN_GRACE_MS 3000
+
 /* Tasks on a node that is down are lost to the cluster: orphaned (a final
- * state), so that restart policies start them elsewhere. Tasks on a drained
+ * state), so that restart policies start them elsewhere, once the node has
+ * been down for ORPHAN_GRACE_MS. Tasks on a drained
  * node are stopped, and started elsewhere. */
 static void orphan_tasks_of_down_nodes(struct pass *p)
 {
@@ -372,6 +377,12 @@ static void orphan_tasks_of_down_nodes(struct pass *p)
         }
         if (!str_is(n, "status", "down"))
             continue;
+        /* a short blip (a paused or rebooting board) keeps its tasks */
+        int64_t lost_at = json_integer_value(json_object_get(n, "updated_at")) + ORPHAN_GRACE_MS;
+        if (lost_at > p->now) {
+            wake_at(p, lost_at);
+            continue;
+        }
         json_array_foreach(p->tasks, k, t)
         {
             if (!str_is(t, "node_id", sget(n, "id")) || task_state_terminal(sget(t, "state")))

@@ -29,7 +29,8 @@ struct cluster {
 
     struct proposal *queue_head, *queue_tail; /* waiting for the next entry */
     struct proposal *in_flight;               /* the groups of the entry in flight */
-    struct raft_apply apply_req;
+    uint64_t applied; /* the last entry whose callback ran: raft's own count
+                         (raft_last_applied) moves only after the callback */
     struct store_result last_result; /* set by the FSM, taken by the apply callback */
     uv_timer_t flush_timer;          /* defers flushing out of the caller's stack */
 
@@ -107,9 +108,20 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 static void flush(struct cluster *c);
 
+static void flush_timer_cb(uv_timer_t *t)
+{
+    flush(t->data);
+}
+
+/* One request per entry: raft may still hold a request while it runs its
+ * callback (it walks its queue of requests when leadership is lost), so a
+ * request is never handed to raft again; it is freed by its callback. */
 static void apply_done(struct raft_apply *req, int status, void *result)
 {
     struct cluster *c = req->data;
+    if (status == 0 && req->index > c->applied)
+        c->applied = req->index; /* the answers below name it as applied */
+    free(req);
     struct proposal *p = c->in_flight;
     c->in_flight = NULL;
     struct store_result res = c->last_result;
@@ -132,7 +144,10 @@ static void apply_done(struct raft_apply *req, int status, void *result)
         i++;
     }
     store_result_free(&res);
-    flush(c);
+    /* The next batch goes on the next loop turn, never from within raft's
+     * callback (re-entering raft_apply from there crashed the leader). */
+    if (c->queue_head && !c->stopping)
+        uv_timer_start(&c->flush_timer, flush_timer_cb, 0, 0);
 }
 
 static void flush(struct cluster *c)
@@ -162,19 +177,16 @@ static void flush(struct cluster *c)
     free(text);
     c->in_flight = c->queue_head;
     c->queue_head = c->queue_tail = NULL;
-    c->apply_req.data = c;
-    int rv = raft_apply(&c->raft, &c->apply_req, &buf, 1, apply_done);
+    struct raft_apply *req = xcalloc(1, sizeof(*req));
+    req->data = c;
+    int rv = raft_apply(&c->raft, req, &buf, 1, apply_done);
     if (rv != 0) {
+        free(req);
         raft_free(buf.base);
         struct proposal *p = c->in_flight;
         c->in_flight = NULL;
         fail_proposals(p, raft_strerror(rv));
     }
-}
-
-static void flush_timer_cb(uv_timer_t *t)
-{
-    flush(t->data);
 }
 
 void cluster_propose(struct cluster *c, json_t *group, cluster_propose_cb cb, void *arg)
@@ -205,6 +217,12 @@ bool cluster_busy(struct cluster *c)
 const char *cluster_addr(struct cluster *c)
 {
     return c->addr;
+}
+
+uint64_t cluster_last_applied(struct cluster *c)
+{
+    uint64_t n = raft_last_applied(&c->raft);
+    return n > c->applied ? n : c->applied;
 }
 
 static int bootstrap(struct cluster *c, const struct cluster_config *cfg, struct serr *err)
@@ -335,8 +353,11 @@ void cluster_stop(struct cluster *c, void (*done)(void *arg), void *arg)
 
 /* ---- membership ---- */
 
+/* Two requests, so the one raft hands back in add_done is never given to it
+ * again from within that callback. */
 struct change {
-    struct raft_change req;
+    struct raft_change req;        /* raft_add, or the only step */
+    struct raft_change assign_req; /* raft_assign after raft_add */
     struct cluster *c;
     uint64_t id;
     int step; /* add: 0 = adding, 1 = assigning */
@@ -367,7 +388,7 @@ static void add_done(struct raft_change *req, int status)
         change_finish(ch, status);
         return;
     }
-    int rv = raft_assign(&ch->c->raft, &ch->req, ch->id, RAFT_VOTER, assign_done);
+    int rv = raft_assign(&ch->c->raft, &ch->assign_req, ch->id, RAFT_VOTER, assign_done);
     if (rv != 0)
         change_finish(ch, rv);
 }
@@ -380,6 +401,7 @@ static struct change *change_new(struct cluster *c, uint64_t id, cluster_change_
     ch->cb = cb;
     ch->arg = arg;
     ch->req.data = ch;
+    ch->assign_req.data = ch;
     return ch;
 }
 

@@ -57,6 +57,8 @@ bool cluster_has_voter(struct cluster *c, uint64_t id);
 /* True while proposals are queued or in flight (the orchestrator waits). */
 bool cluster_busy(struct cluster *c);
 const char *cluster_addr(struct cluster *c);
+/* The index of the last entry applied to the store. */
+uint64_t cluster_last_applied(struct cluster *c);
 
 /* Stops raft; `done` runs once every handle is closed and `c` is freed.
  * Pending proposals fail with SERR_UNAVAILABLE. */

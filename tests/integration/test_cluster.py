@@ -88,20 +88,29 @@ def test_bad_tokens_are_refused(cluster1x3):
     c.wait_nodes_ready(4)
 
 
-def test_replicas_spread_and_survive_a_worker_death(cluster1x2):
-    c = cluster1x2
+@pytest.fixture(params=[1, 3], ids=["1-manager", "3-managers"])
+def cluster_nx2(request, rootfs_tar):
+    c = Cluster(managers=request.param, workers=2, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+def test_replicas_spread_and_survive_a_worker_death(cluster_nx2):
+    c = cluster_nx2
     lead = c.leader
     lead.cli("service", "create", "--name", "web", "--replicas", "6", "--stop-grace-period", "1s",
              "busybox", "sleep", "1000")
     lead.wait_running("web", 6, timeout=60)
     ids = {c.node_id(d) for d in c.nodes}
     assert set(task_nodes(lead, "web")) == ids  # spread over all three nodes
-    victim = c.nodes[2]
+    victim = c.nodes[-1]  # a worker
     victim_id = c.node_id(victim)
     c.kill_node(victim)
     wait_until(lambda: [n for n in c.nodes_view() if n["id"] == victim_id][0]["status"] == "down",
                timeout=15)
-    ts = lead.wait_running("web", 6, timeout=30)
+    # after a grace (a short blip keeps its tasks), they run elsewhere
+    wait_until(lambda: victim_id not in set(task_nodes(lead, "web")), timeout=40)
+    ts = lead.wait_running("web", 6, timeout=40)
     assert victim_id not in {t["node_id"] for t in ts}
     orphaned = [t for t in lead.tasks("web") if t["state"] == "orphaned"]
     assert orphaned and all("is down" in t["error"] for t in orphaned)

@@ -1,0 +1,172 @@
+"""Three managers under stress (issue 9): a create of hundreds of tasks, a
+manager paused and resumed, the leader killed while a client writes, SIGTERM
+while peers are paused. Real daemons in namespaces (`shoal dev`), real raft."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from cluster import Cluster
+from conftest import SHOAL_BIN, wait_until
+
+
+@pytest.fixture
+def cluster3(rootfs_tar):
+    c = Cluster(managers=3, workers=0, rootfs_tar=rootfs_tar)
+    yield c
+    for d in c.nodes:  # a test that failed half-way may leave one stopped
+        pid = d.daemon_pid()
+        if pid:
+            os.kill(pid, signal.SIGCONT)
+    c.destroy()
+
+
+@pytest.fixture
+def cluster3x1(rootfs_tar):
+    c = Cluster(managers=3, workers=1, rootfs_tar=rootfs_tar)
+    yield c
+    for d in c.nodes:
+        pid = d.daemon_pid()
+        if pid:
+            os.kill(pid, signal.SIGCONT)
+    c.destroy()
+
+
+def managers_back(c, via):
+    """Every node ready, one leader and the other managers reachable."""
+    view = c.nodes_view(via)
+    ok = all(n["status"] == "ready" for n in view) and sorted(
+        n["manager_status"] for n in view if n["role"] == "manager") == ["leader", "reachable", "reachable"]
+    return view if ok else None
+
+
+def test_hundreds_of_replicas_on_three_managers(cluster3):
+    c = cluster3
+    # every node has the image first: the test is about raft, not 200 layer downloads at once
+    c.nodes[0].cli("service", "create", "--mode", "global", "--name", "warm", "busybox", "sleep", "100000")
+    c.nodes[0].wait_running("warm", 3, timeout=120)
+    c.nodes[0].cli("service", "rm", "warm")
+    c.nodes[0].cli("service", "create", "-d", "--replicas", "200", "--name", "b200", "busybox",
+                   "sleep", "100000")
+    c.nodes[0].wait_running("b200", 200, timeout=600)
+    for d in c.nodes:  # no manager's daemon died on the way
+        assert d.daemon_pid(), d.name
+    wait_until(lambda: managers_back(c, c.nodes[0]), timeout=30,
+               msg=lambda: json.dumps(c.nodes_view(c.nodes[0]), indent=1))
+    c.nodes[0].cli("service", "rm", "b200")
+
+
+def _pause(d, seconds):
+    pid = d.daemon_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _running_ids_on(d, service, node_id):
+    return sorted(t["id"] for t in d.running_tasks(service) if t["node_id"] == node_id)
+
+
+def test_a_paused_manager_comes_back_with_its_tasks(cluster3x1):
+    c = cluster3x1
+    m1, m2 = c.nodes[0], c.nodes[1]
+    m1_id = c.node_id(m1)
+    m1.cli("service", "create", "--name", "p", "--replicas", "4", "--stop-grace-period", "1s",
+           "busybox", "sleep", "100000")
+    m1.wait_running("p", 4, timeout=60)
+    # the leader, which made the swarm (its own address is all it wrote at init),
+    # stalls 7 s: another manager leads, and it comes back Ready + Reachable
+    _pause(m1, 7)
+    wait_until(lambda: managers_back(c, m2), timeout=30, msg=lambda: json.dumps(c.nodes_view(m2), indent=1))
+    m2.wait_running("p", 4, timeout=60)
+    # writes work through it
+    wait_until(lambda: m1.cli("service", "scale", "-d", "p=5", check=False).returncode == 0, timeout=30)
+    m2.wait_running("p", 5, timeout=60)
+    # a 3 s stall (an SD card): its healthy tasks are kept, the same ones
+    before = wait_until(lambda: _running_ids_on(m2, "p", m1_id), timeout=60)
+    _pause(m1, 3)
+    wait_until(lambda: managers_back(c, m2), timeout=30, msg=lambda: json.dumps(c.nodes_view(m2), indent=1))
+    wait_until(lambda: _running_ids_on(m2, "p", m1_id) == before, timeout=30,
+               msg=lambda: json.dumps(m2.tasks("p"), indent=1)[:3000])
+    m2.wait_running("p", 5, timeout=60)
+
+
+def test_sigterm_is_honoured_while_peers_are_paused(cluster3):
+    c = cluster3
+    m1, m2, m3 = c.nodes
+    pids = [m2.daemon_pid(), m3.daemon_pid()]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        # the leader loses its quorum; its sessions and forwards talk to stopped peers
+        wait_until(lambda: m1.api("GET", "/v1/info").json()["swarm"]["is_leader"] is False, timeout=30)
+        res = m1.cli("service", "create", "-d", "--name", "x", "busybox", "sleep", "1", check=False)
+        assert res.returncode != 0
+        m1.stop(timeout=30)  # SIGTERM: it ends, no SIGKILL needed
+        with open(m1.log_path) as f:
+            log = f.read()
+        assert "stopped" in log.splitlines()[-1] and "stopping takes more than" not in log, log[-2000:]
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    # the other two still make a quorum and have a leader
+    wait_until(lambda: c.find_leader([m2, m3]), timeout=30)
+    m2.stop(timeout=30)  # with no leader (one of two): SIGTERM still works
+    m3.stop(timeout=30)
+
+
+def _create(d, name):
+    """One attempt through `d`: ("ok" | "failed" | "unknown", stderr)."""
+    r = subprocess.run([SHOAL_BIN, "-H", "unix://" + d.sock, "service", "create", "--replicas", "0",
+                        "--name", name, "busybox", "sleep", "1000"],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode == 0:
+        return "ok", ""
+    # no answer after the request left: the only outcome the client cannot know
+    return ("unknown" if "may have been applied" in r.stderr else "failed"), r.stderr.strip()
+
+
+def test_writes_while_the_leader_dies(cluster3):
+    c = cluster3
+    old, via = c.nodes[0], c.nodes[1]
+    results = []
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            name = "w%d" % i
+            i += 1
+            outcome, err = _create(via, name)
+            results.append((time.monotonic(), name, outcome, err))
+            time.sleep(0.2)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        wait_until(lambda: len(results) >= 3, timeout=60)
+        killed_at = time.monotonic()
+        c.kill_node(old)
+        wait_until(lambda: len([r for r in results if r[0] > killed_at and r[2] == "ok"]) >= 5, timeout=90,
+                   msg=lambda: results[-5:])
+    finally:
+        stop.set()
+        t.join(timeout=150)
+    survivors = c.nodes[1:]
+    leader = wait_until(lambda: c.find_leader(survivors), timeout=30)
+    for d in survivors:
+        wait_until(lambda: d.api("GET", "/v1/info").json()["swarm"].get("is_leader") is not None, timeout=10)
+        stored = {s["name"] for s in d.cli_json("service", "ls")}
+        for _, name, outcome, err in results:
+            if outcome == "ok":  # every acknowledged write is there
+                assert name in stored, (d.name, name)
+            elif outcome == "failed":  # a failure is a real one
+                wait_until(lambda: name not in {s["name"] for s in leader.cli_json("service", "ls")},
+                           timeout=5, msg="%s reported failed (%s) but stored" % (name, err))
+    assert not [r for r in results if "not found" in r[3]], results

@@ -1,0 +1,81 @@
+/* The daemon's one-shot HTTP client: the applied index a manager answers
+ * with, and the timeout that leaves a manager that does not answer. */
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/http_aclient.h"
+#include "unit.h"
+
+struct answer {
+    int calls;
+    int status;
+    char body[64];
+    char errmsg[160];
+};
+
+static void on_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
+{
+    struct answer *a = arg;
+    a->calls++;
+    a->status = status;
+    snprintf(a->body, sizeof(a->body), "%.*s", (int)len, body ? body : "");
+    snprintf(a->errmsg, sizeof(a->errmsg), "%s", errmsg ? errmsg : "");
+}
+
+TEST(aclient_reads_the_applied_index)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    static const char reply[] = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                                "X-Shoal-Applied: 1234\r\nContent-Length: 2\r\n\r\n{}";
+    CHECK(write(sv[1], reply, strlen(reply)) == (ssize_t)strlen(reply));
+    struct answer a = {0};
+    uint64_t applied = 99;
+    struct http_aopts opts = {.applied = &applied};
+    http_arequest_opts(&loop, sv[0], "POST", "/v1/services", NULL, "{}", 2, -1, &opts, on_answer, &a);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(a.calls == 1 && a.status == 201);
+    CHECK_STR(a.body, "{}");
+    CHECK(applied == 1234);
+    close(sv[1]);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST(aclient_without_the_header_reads_zero)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    static const char reply[] = "HTTP/1.1 200 OK\r\nX-Shoal-Appliedx: 7\r\nContent-Length: 0\r\n\r\n";
+    CHECK(write(sv[1], reply, strlen(reply)) == (ssize_t)strlen(reply));
+    struct answer a = {0};
+    uint64_t applied = 99;
+    struct http_aopts opts = {.applied = &applied};
+    http_arequest_opts(&loop, sv[0], "GET", "/", NULL, NULL, 0, -1, &opts, on_answer, &a);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(a.calls == 1 && a.status == 200 && applied == 0);
+    close(sv[1]);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST(aclient_gives_up_on_a_silent_peer)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    struct answer a = {0};
+    struct http_aopts opts = {.timeout_ms = 100};
+    http_arequest_opts(&loop, sv[0], "POST", "/v1/cluster/session", NULL, "{}", 2, -1, &opts,
+                       on_answer, &a);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the peer never answers: only the timeout ends it */
+    CHECK(a.calls == 1 && a.status == -1);
+    CHECK(strstr(a.errmsg, "no answer within 0.1 s") != NULL);
+    close(sv[1]);
+    CHECK(uv_loop_close(&loop) == 0);
+}
