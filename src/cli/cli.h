@@ -45,6 +45,8 @@ int cli_node(struct cli *cli, int argc, char **argv);
 int cli_image(struct cli *cli, int argc, char **argv);
 int cli_service(struct cli *cli, int argc, char **argv);
 int cli_network(struct cli *cli, int argc, char **argv);
+int cli_secret(struct cli *cli, int argc, char **argv);
+int cli_config(struct cli *cli, int argc, char **argv);
 int cli_version(struct cli *cli, int argc, char **argv);
 int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);

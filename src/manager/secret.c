@@ -1,0 +1,162 @@
+#include "manager/secret.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/util.h"
+#include "store/store.h"
+
+const char *secret_table(const char *kind)
+{
+    if (kind && (strcmp(kind, "secrets") == 0 || strcmp(kind, "configs") == 0))
+        return kind;
+    return NULL;
+}
+
+const char *secret_noun(const char *table)
+{
+    return strcmp(table, "secrets") == 0 ? "secret" : "config";
+}
+
+char *base64_encode(const unsigned char *data, size_t len)
+{
+    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    return out;
+}
+
+unsigned char *base64_decode(const char *text, size_t *len)
+{
+    size_t n = strlen(text);
+    if (n % 4 != 0)
+        return NULL;
+    unsigned char *out = xmalloc(n / 4 * 3 + 1);
+    int got = n ? EVP_DecodeBlock(out, (const unsigned char *)text, (int)n) : 0;
+    if (got < 0) {
+        free(out);
+        return NULL;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes */
+    size_t pad = (n >= 1 && text[n - 1] == '=') + (n >= 2 && text[n - 2] == '=');
+    *len = (size_t)got - pad;
+    return out;
+}
+
+/* Docker's rule for secret and config names. */
+static bool valid_secret_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 64 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+            return false;
+    return true;
+}
+
+static int check_body(json_t *body, const char *noun, struct serr *err)
+{
+    static const char *const known[] = {"name", "data", NULL};
+    if (!json_is_object(body))
+        return serr_set(err, SERR_INVALID, "%s must be a JSON object", noun);
+    const char *key;
+    json_t *val;
+    json_object_foreach(body, key, val)
+    {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return serr_set(err, SERR_INVALID, "unknown field '%s' in %s", key, noun);
+        if (!json_is_string(val))
+            return serr_set(err, SERR_INVALID, "%s: expected a string", key);
+    }
+    const char *name = json_string_value(json_object_get(body, "name"));
+    if (!valid_secret_name(name))
+        return serr_set(err, SERR_INVALID, "invalid %s name '%s' (letters, digits, '_', '.', "
+                        "'-', starting and ending with a letter or digit; at most 64)",
+                        noun, name ? name : "");
+    return 0;
+}
+
+static int check_data(json_t *body, const char *noun, struct serr *err)
+{
+    const char *text = json_string_value(json_object_get(body, "data"));
+    if (text == NULL)
+        return serr_set(err, SERR_INVALID, "data is required (base64)");
+    size_t len = 0;
+    unsigned char *raw = base64_decode(text, &len);
+    if (raw == NULL)
+        return serr_set(err, SERR_INVALID, "data: not valid base64");
+    free(raw);
+    if (len == 0 || len > SECRET_MAX_SIZE)
+        return serr_set(err, SERR_INVALID, "%s data must be larger than 0 and at most 500 KB "
+                        "(%zu bytes given)", noun, len);
+    return 0;
+}
+
+json_t *secret_new(struct store *st, const char *table, json_t *body, struct serr *err)
+{
+    const char *noun = secret_noun(table);
+    if (check_body(body, noun, err) < 0 || check_data(body, noun, err) < 0)
+        return NULL;
+    const char *name = json_string_value(json_object_get(body, "name"));
+    json_t *dup = store_find_name(st, table, name, NULL);
+    if (dup) {
+        const char *taken = json_string_value(json_object_get(dup, "name"));
+        if (strcmp(taken, name) == 0)
+            serr_set(err, SERR_CONFLICT, "%s %s already exists", noun, name);
+        else
+            serr_set(err, SERR_CONFLICT, "%s %s already exists (name conflicts with %s %s: "
+                     "names are unique regardless of case)", noun, name, noun, taken);
+        json_decref(dup);
+        return NULL;
+    }
+    char id[26];
+    random_hex(id, 25);
+    json_int_t now = (json_int_t)now_ms();
+    return json_pack("{s:s, s:s, s:O, s:I, s:I}", "id", id, "name", name, "data",
+                     json_object_get(body, "data"), "created_at", now, "updated_at", now);
+}
+
+json_t *secret_find(struct store *st, const char *table, const char *ref, struct serr *err)
+{
+    json_t *rec = store_find(st, table, ref, err);
+    if (rec == NULL && err && err->msg[0] == '\0')
+        serr_set(err, SERR_NOT_FOUND, "%s %s not found", secret_noun(table), ref ? ref : "");
+    return rec;
+}
+
+json_t *secret_view(const char *table, json_t *rec)
+{
+    json_t *v = json_deep_copy(rec);
+    if (strcmp(table, "secrets") == 0) {
+        json_object_del(v, "data");
+        json_object_del(v, "data_enc");
+    }
+    return v;
+}
+
+json_t *secret_users(struct store *st, const char *table, const char *name)
+{
+    json_t *svcs = store_list(st, "services", "name"), *out = json_array();
+    size_t i, j;
+    json_t *s, *ref;
+    json_array_foreach(svcs, i, s)
+    {
+        json_t *refs = json_object_get(json_object_get(s, "spec"), table);
+        json_array_foreach(refs, j, ref)
+        {
+            const char *src = json_string_value(json_object_get(ref, "source"));
+            if (src && strcasecmp(src, name) == 0) {
+                json_array_append(out, json_object_get(s, "name"));
+                break;
+            }
+        }
+    }
+    json_decref(svcs);
+    return out;
+}

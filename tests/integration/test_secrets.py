@@ -1,0 +1,125 @@
+"""Secrets and configs (issue 15): create/ls/inspect/rm as Docker Swarm's,
+names unique regardless of case, data never shown for secrets nor to the
+read-only dashboard token, size limit, encryption at rest."""
+import base64
+import json
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from conftest import Daemon, free_port
+from test_security import status_of
+
+SECRET = b"s3cr3t-Pa55w0rd-\x01\x02-zebra-quokka"
+
+
+@pytest.fixture(scope="module")
+def sd():
+    """A one-node swarm with the dashboard on 127.0.0.1."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = Daemon(tmp)
+    d.dashboard_port = free_port()
+    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
+    d.start()
+    d.init_swarm()
+    d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
+    d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+    yield d
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+def inspect(d, kind, name):
+    return json.loads(d.cli(kind, "inspect", name).stdout)
+
+
+def write(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def test_secret_create_ls_inspect_rm(sd, tmp_path):
+    sid = sd.cli("secret", "create", "db_pass", write(tmp_path, "pw", SECRET)).stdout.strip()
+    assert len(sid) == 25
+    out = sd.cli("secret", "ls").stdout
+    assert "db_pass" in out and sid in out and "ID" in out
+    listed = sd.cli_json("secret", "ls")
+    assert [s["name"] for s in listed] == ["db_pass"]
+    for view in [sd.cli("secret", "inspect", "db_pass").stdout,
+                 sd.cli("secret", "inspect", sid[:8]).stdout,
+                 sd.cli("secret", "ls", "--format", "json").stdout,
+                 sd.api("GET", "/v1/secrets/db_pass").text]:
+        assert "db_pass" in view
+        assert "data" not in view and base64.b64encode(SECRET).decode() not in view
+    # from stdin
+    sd.cli("secret", "create", "from_stdin", "-", input="hello\n")
+    assert inspect(sd, "secret", "from_stdin")[0]["name"] == "from_stdin"
+    assert sd.cli("secret", "rm", "db_pass", "from_stdin").returncode == 0
+    assert sd.cli_json("secret", "ls") == []
+    r = sd.cli("secret", "inspect", "db_pass", check=False)
+    assert r.returncode != 0 and "not found" in r.stderr
+
+
+def test_config_inspect_shows_data(sd, tmp_path):
+    sd.cli("config", "create", "nginx.conf", write(tmp_path, "c", b"worker_processes 1;\n"))
+    [c] = inspect(sd, "config", "nginx.conf")
+    assert base64.b64decode(c["data"]) == b"worker_processes 1;\n"
+    assert [x["name"] for x in sd.cli_json("config", "ls")] == ["nginx.conf"]
+    # configs and secrets are separate namespaces
+    sd.cli("secret", "create", "nginx.conf", write(tmp_path, "s", b"x"))
+    sd.cli("secret", "rm", "nginx.conf")
+    sd.cli("config", "rm", "nginx.conf")
+
+
+def test_secret_bad_input(sd, tmp_path):
+    r = sd.cli("secret", "create", "nofile", str(tmp_path / "missing"), check=False)
+    assert r.returncode != 0 and "missing" in r.stderr
+    big = write(tmp_path, "big", b"x" * (500 * 1024 + 1))
+    r = sd.cli("secret", "create", "big", big, check=False)
+    assert r.returncode != 0 and "500 KB" in r.stderr
+    # the server checks too (an API client bypassing the CLI)
+    r = sd.api("POST", "/v1/secrets", {"name": "big",
+                                       "data": base64.b64encode(b"x" * (500 * 1024 + 1)).decode()})
+    assert r.status == 400 and "500 KB" in r.text
+    assert sd.api("POST", "/v1/secrets", {"name": "e", "data": ""}).status == 400
+    assert sd.api("POST", "/v1/secrets", {"name": "e", "data": "!!!!"}).status == 400
+    assert sd.api("POST", "/v1/secrets", {"name": "e", "data": "eA==", "x": "1"}).status == 400
+    r = sd.cli("secret", "create", "bad/name", write(tmp_path, "b", b"x"), check=False)
+    assert r.returncode != 0 and "invalid secret name" in r.stderr
+    exactly = write(tmp_path, "max", b"y" * (500 * 1024))
+    sd.cli("secret", "create", "Token", exactly)
+    r = sd.cli("secret", "create", "token", write(tmp_path, "t", b"other"), check=False)
+    assert r.returncode != 0 and "regardless of case" in r.stderr, r.stderr
+    r = sd.cli("secret", "create", "Token", write(tmp_path, "t", b"other"), check=False)
+    assert r.returncode != 0 and "already exists" in r.stderr
+    # found in another case, removed by its name
+    assert inspect(sd, "secret", "TOKEN")[0]["name"] == "Token"
+    sd.cli("secret", "rm", "token")
+    assert sd.cli_json("secret", "ls") == []
+    r = sd.cli("secret", "rm", "nosuch", check=False)
+    assert r.returncode != 0 and "not found" in r.stderr
+
+
+def test_read_only_token_never_reads_secret_data(sd, tmp_path):
+    sd.cli("secret", "create", "ro_check", write(tmp_path, "s", SECRET))
+    sd.cli("config", "create", "ro_conf", write(tmp_path, "c", b"conf-bytes"))
+    port = sd.dashboard_port
+    status, head = status_of(port, "GET", "/v1/secrets", sd.ro)
+    assert status == 200
+    status, head = status_of(port, "GET", "/v1/secrets/ro_check", sd.ro)
+    assert status == 200 and SECRET not in head
+    status, head = status_of(port, "GET", "/v1/configs/ro_conf", sd.ro)
+    assert status == 403
+    status, head = status_of(port, "POST", "/v1/secrets", sd.ro, b'{"name":"x","data":"eA=="}')
+    assert status == 403
+    status, head = status_of(port, "DELETE", "/v1/secrets/ro_check", sd.ro)
+    assert status == 403
+    status, _ = status_of(port, "GET", "/v1/configs/ro_conf", sd.admin)
+    assert status == 200
+    sd.cli("secret", "rm", "ro_check")
+    sd.cli("config", "rm", "ro_conf")
