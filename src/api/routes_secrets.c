@@ -1,10 +1,12 @@
 /* Secret and config routes (manager/secret.h). The kind is the first path
  * segment: /v1/secrets/... and /v1/configs/... share these handlers. */
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include "api/api_int.h"
 #include "api/http.h"
 #include "daemon/shoal.h"
+#include "daemon/swarm.h"
 #include "manager/secret.h"
 #include "store/store.h"
 
@@ -46,6 +48,20 @@ void get_secret(struct shoal *sh, struct http_req *req, char **args)
     respond_json(req, 200, view);
 }
 
+/* The leader encrypts a secret before proposing it: the plaintext never
+ * enters a Raft entry. */
+static int encrypt(struct shoal *sh, json_t *rec, struct serr *err)
+{
+    unsigned char key[SECRET_KEY_LEN];
+    if (swarm_secrets_key(sh, key, err) < 0) {
+        err->kind = SERR_UNAVAILABLE;
+        return -1;
+    }
+    int rc = secret_encrypt_record(rec, key, err);
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
 void post_secret(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
@@ -58,6 +74,10 @@ void post_secret(struct shoal *sh, struct http_req *req, char **args)
     struct serr err = {0};
     json_t *rec = secret_new(sh->store, table, body, &err);
     json_decref(body);
+    if (rec && strcmp(table, "secrets") == 0 && encrypt(sh, rec, &err) < 0) {
+        json_decref(rec);
+        rec = NULL;
+    }
     if (rec == NULL) {
         http_respond_error(req, &err);
         return;

@@ -67,7 +67,7 @@ static void use_leader(struct session *s, const char *leader)
 
 /* The leader's view of this node's role wins: ask for a certificate of the
  * new role (a CSR in the next heartbeat), then switch when it comes. */
-static void follow_role(struct session *s, const char *role, const char *cert)
+static void follow_role(struct session *s, const char *role, const char *cert, json_t *answer)
 {
     struct shoal *sh = s->sh;
     if (role == NULL || strcmp(role, sh->role) == 0) {
@@ -78,6 +78,8 @@ static void follow_role(struct session *s, const char *role, const char *cert)
     }
     struct serr err = {0};
     if (cert && s->renew_key) {
+        if (strcmp(role, "manager") == 0 && swarm_secrets_key_take(sh, answer, &err) < 0)
+            log_error("the secrets key: %s", err.msg);
         if (swarm_change_role(sh, role, cert, s->renew_key, &err) < 0)
             log_error("role change to %s: %s", role, err.msg);
         free(s->renew_key);
@@ -129,7 +131,7 @@ static void apply_answer(struct session *s, json_t *answer)
     if (leader)
         use_leader(s, leader);
     follow_role(s, json_string_value(json_object_get(answer, "role")),
-                json_string_value(json_object_get(answer, "cert")));
+                json_string_value(json_object_get(answer, "cert")), answer);
 }
 
 static void session_free(struct session *s)

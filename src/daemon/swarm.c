@@ -339,6 +339,8 @@ static int init_files(struct shoal *sh, const char *cluster_id, struct serr *err
     char *ca_dir = state_file(sh, "ca");
     int rc = ca_create(ca_dir, err);
     if (rc == 0)
+        rc = swarm_secrets_key_init(sh, err);
+    if (rc == 0)
         rc = issue_own_cert(sh, ca_dir, "manager", err);
     free(ca_dir);
     json_t *managers = json_pack("[s]", sh->swarm_addr);
@@ -561,6 +563,7 @@ static void join_finish(struct join_ctx *j, json_t *answer)
     }
     snprintf(sh->role, sizeof(sh->role), "%s", role);
     if (write_node_tls(sh, ca, cert, j->key_pem, &err) < 0 ||
+        swarm_secrets_key_take(sh, answer, &err) < 0 ||
         write_swarm_file(sh, cluster_id, known, join_addr, &err) < 0 ||
         start_member(sh, false, managers, &err) < 0) {
         json_decref(managers);
@@ -817,6 +820,8 @@ void swarm_accept_join(struct shoal *sh, struct http_req *req)
         a->reply = json_pack("{s:s, s:s, s:s, s:O, s:o, s:s}", "role", role, "cert", cert, "ca",
                              ca, "cluster_id", json_object_get(meta, "cluster_id"), "managers",
                              managers, "leader", sh->swarm_addr);
+        if (strcmp(role, "manager") == 0)
+            swarm_secrets_key_offer(sh, a->reply);
         json_decref(meta);
         log_info("node %s (%s) joins as a %s", json_string_value(json_object_get(node, "hostname")),
                  node_id, role);
@@ -891,6 +896,7 @@ void swarm_stop_member(struct shoal *sh)
 {
     session_stop(sh->session);
     sh->session = NULL;
+    swarm_secrets_key_drop(sh);
     dispatcher_stop(sh->dispatcher);
     sh->dispatcher = NULL;
     clusternet_stop(sh);
@@ -1000,6 +1006,7 @@ int swarm_change_role(struct shoal *sh, const char *role, const char *cert, cons
         sh->dispatcher = dispatcher_start(sh);
         return 0;
     }
+    swarm_secrets_key_drop(sh);
     dispatcher_stop(sh->dispatcher);
     sh->dispatcher = NULL;
     clusternet_stop(sh);

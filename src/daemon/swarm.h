@@ -33,6 +33,15 @@ void respond_not_leader(struct shoal *sh, struct http_req *req);
  * directory (caller frees), or NULL. Managers only. */
 char *swarm_ca_dir(struct shoal *sh, struct serr *err);
 
+/* The managers' secrets data key (swarm_secrets.c): made at init (no-op
+ * when present), read, added to an answer for a new manager ("secrets_key"),
+ * saved from such an answer (no-op without it), removed at demotion. */
+int swarm_secrets_key_init(struct shoal *sh, struct serr *err);
+int swarm_secrets_key(struct shoal *sh, unsigned char key[32], struct serr *err);
+void swarm_secrets_key_offer(struct shoal *sh, json_t *reply);
+int swarm_secrets_key_take(struct shoal *sh, json_t *answer, struct serr *err);
+void swarm_secrets_key_drop(struct shoal *sh);
+
 /* A new key and CSR for this node (role changes). */
 int swarm_new_csr(struct shoal *sh, char **key_pem, char **csr_pem, struct serr *err);
 /* Installs the certificate for `role` and starts or stops the manager parts. */

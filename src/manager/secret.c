@@ -1,10 +1,14 @@
 #include "manager/secret.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "store/store.h"
@@ -159,4 +163,154 @@ json_t *secret_users(struct store *st, const char *table, const char *name)
     }
     json_decref(svcs);
     return out;
+}
+
+/* ---- encryption at rest ---- */
+
+#define NONCE_LEN 12
+#define TAG_LEN 16
+
+char *secret_seal(const unsigned char key[SECRET_KEY_LEN], const char *aad,
+                  const unsigned char *data, size_t len, struct serr *err)
+{
+    size_t total = NONCE_LEN + len + TAG_LEN;
+    unsigned char *buf = xmalloc(total);
+    unsigned char *ct = buf + NONCE_LEN;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+    bool ok = ctx && RAND_bytes(buf, NONCE_LEN) == 1 &&
+              EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) == 1 &&
+              EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
+              EVP_EncryptUpdate(ctx, ct, &n, data, (int)len) == 1 &&
+              EVP_EncryptFinal_ex(ctx, ct + n, &fin) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, ct + len) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    char *out = ok ? base64_encode(buf, total) : NULL;
+    free(buf);
+    if (!ok)
+        serr_set(err, SERR_INTERNAL, "encrypting a secret failed (OpenSSL)");
+    return out;
+}
+
+unsigned char *secret_unseal(const unsigned char key[SECRET_KEY_LEN], const char *aad,
+                             const char *sealed, size_t *len, struct serr *err)
+{
+    size_t total = 0;
+    unsigned char *buf = sealed ? base64_decode(sealed, &total) : NULL;
+    if (buf == NULL || total < NONCE_LEN + TAG_LEN) {
+        free(buf);
+        serr_set(err, SERR_INTERNAL, "a stored secret is malformed");
+        return NULL;
+    }
+    size_t ctlen = total - NONCE_LEN - TAG_LEN;
+    unsigned char *ct = buf + NONCE_LEN, *out = xmalloc(ctlen + 1);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, fin = 0;
+    bool ok = ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) == 1 &&
+              EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) == 1 &&
+              EVP_DecryptUpdate(ctx, out, &n, ct, (int)ctlen) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, ct + ctlen) == 1 &&
+              EVP_DecryptFinal_ex(ctx, out + n, &fin) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    free(buf);
+    if (!ok) {
+        OPENSSL_cleanse(out, ctlen);
+        free(out);
+        serr_set(err, SERR_INTERNAL, "a stored secret does not decrypt with this manager's key");
+        return NULL;
+    }
+    *len = ctlen;
+    return out;
+}
+
+int secret_encrypt_record(json_t *rec, const unsigned char key[SECRET_KEY_LEN], struct serr *err)
+{
+    size_t len = 0;
+    const char *text = json_string_value(json_object_get(rec, "data"));
+    unsigned char *raw = text ? base64_decode(text, &len) : NULL;
+    if (raw == NULL)
+        return serr_set(err, SERR_INVALID, "data: not valid base64");
+    char *sealed = secret_seal(key, json_string_value(json_object_get(rec, "id")), raw, len, err);
+    OPENSSL_cleanse(raw, len);
+    free(raw);
+    if (sealed == NULL)
+        return -1;
+    json_object_del(rec, "data");
+    json_object_set_new(rec, "data_enc", json_string(sealed));
+    free(sealed);
+    return 0;
+}
+
+unsigned char *secret_record_data(json_t *rec, const unsigned char key[SECRET_KEY_LEN],
+                                  size_t *len, struct serr *err)
+{
+    const char *sealed = json_string_value(json_object_get(rec, "data_enc"));
+    if (sealed)
+        return secret_unseal(key, json_string_value(json_object_get(rec, "id")), sealed, len,
+                             err);
+    const char *text = json_string_value(json_object_get(rec, "data"));
+    unsigned char *raw = text ? base64_decode(text, len) : NULL;
+    if (raw == NULL)
+        serr_set(err, SERR_INTERNAL, "a stored %s has no data", "record");
+    return raw;
+}
+
+int secret_key_create(const char *path, struct serr *err)
+{
+    if (access(path, F_OK) == 0)
+        return 0;
+    unsigned char key[SECRET_KEY_LEN];
+    if (RAND_bytes(key, sizeof(key)) != 1)
+        return serr_set(err, SERR_INTERNAL, "no random bytes for the secrets key");
+    char hex[2 * SECRET_KEY_LEN + 2];
+    for (size_t i = 0; i < sizeof(key); i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    OPENSSL_cleanse(key, sizeof(key));
+    int rc = secret_key_write(path, hex, err);
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return rc;
+}
+
+int secret_key_write(const char *path, const char *hex, struct serr *err)
+{
+    if (strlen(hex) != 2 * SECRET_KEY_LEN)
+        return serr_set(err, SERR_INVALID, "the secrets key is malformed");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return serr_errno(err, "%s", path);
+    int rc = write_all(fd, hex, strlen(hex)) == 0 && fsync(fd) == 0 ? 0 : -1;
+    close(fd);
+    return rc < 0 ? serr_errno(err, "writing %s", path) : 0;
+}
+
+int secret_key_read_hex(const char *path, char hex[2 * SECRET_KEY_LEN + 1], struct serr *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(path, &text, &len, err) < 0)
+        return serr_wrap(err, "this manager has no secrets key");
+    int rc = 0;
+    if (len != 2 * SECRET_KEY_LEN)
+        rc = serr_set(err, SERR_INTERNAL, "%s is malformed", path);
+    else
+        memcpy(hex, text, len + 1);
+    OPENSSL_cleanse(text, len);
+    free(text);
+    return rc;
+}
+
+int secret_key_read(const char *path, unsigned char key[SECRET_KEY_LEN], struct serr *err)
+{
+    char hex[2 * SECRET_KEY_LEN + 1];
+    if (secret_key_read_hex(path, hex, err) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < SECRET_KEY_LEN; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            rc = serr_set(err, SERR_INTERNAL, "%s is malformed", path);
+        key[i] = (unsigned char)v;
+    }
+    OPENSSL_cleanse(hex, sizeof(hex));
+    return rc;
 }

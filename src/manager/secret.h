@@ -32,6 +32,34 @@ json_t *secret_view(const char *table, json_t *rec);
  * "configs" entries with "source" equal to its name). */
 json_t *secret_users(struct store *st, const char *table, const char *name);
 
+/* ---- encryption at rest (AES-256-GCM, OpenSSL EVP) ----
+ * A secret's data is kept in the store as "data_enc": base64 of a 12-byte
+ * random nonce, the ciphertext and the 16-byte tag, with the record's id as
+ * additional data (a ciphertext moved to another record does not open). The
+ * 32-byte data key is the managers' (a file in their state dir, never in the
+ * store nor the Raft log). */
+#define SECRET_KEY_LEN 32
+
+/* Encrypts `len` bytes: a new base64 string, NULL on an OpenSSL failure. */
+char *secret_seal(const unsigned char key[SECRET_KEY_LEN], const char *aad,
+                  const unsigned char *data, size_t len, struct serr *err);
+/* Decrypts what secret_seal made: new buffer (*len bytes), NULL when the
+ * text is malformed, the key wrong or the data changed. */
+unsigned char *secret_unseal(const unsigned char key[SECRET_KEY_LEN], const char *aad,
+                             const char *sealed, size_t *len, struct serr *err);
+/* A secret record's "data" (base64 plaintext) replaced by "data_enc". */
+int secret_encrypt_record(json_t *rec, const unsigned char key[SECRET_KEY_LEN], struct serr *err);
+/* A record's plaintext (secrets: decrypted; configs: decoded); caller frees. */
+unsigned char *secret_record_data(json_t *rec, const unsigned char key[SECRET_KEY_LEN],
+                                  size_t *len, struct serr *err);
+
+/* The key file: created (random, mode 0600) when absent / read (32 bytes). */
+int secret_key_create(const char *path, struct serr *err);
+int secret_key_read(const char *path, unsigned char key[SECRET_KEY_LEN], struct serr *err);
+/* The key as 64 hex digits (how it travels to a new manager, over TLS). */
+int secret_key_read_hex(const char *path, char hex[2 * SECRET_KEY_LEN + 1], struct serr *err);
+int secret_key_write(const char *path, const char *hex, struct serr *err);
+
 /* Base64 (standard alphabet, padded). decode: NULL when malformed; *len set. */
 char *base64_encode(const unsigned char *data, size_t len);
 unsigned char *base64_decode(const char *text, size_t *len);
