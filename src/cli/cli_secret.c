@@ -214,3 +214,74 @@ int cli_config(struct cli *cli, int argc, char **argv)
 {
     return cli_dispatch_group(cli, "config", config_cmds, argc, argv);
 }
+
+/* ---- --secret / --config of service create and update ---- */
+
+static int ref_field(json_t *ref, const char *flag, char *field, struct serr *err)
+{
+    char *eq = strchr(field, '=');
+    if (eq == NULL)
+        return serr_set(err, SERR_INVALID, "invalid field '%s' in %s: use key=value", field,
+                        flag);
+    *eq = '\0';
+    const char *key = field, *val = eq + 1;
+    if (strcmp(key, "src") == 0)
+        key = "source";
+    if (strcmp(key, "source") == 0 || strcmp(key, "target") == 0 || strcmp(key, "uid") == 0 ||
+        strcmp(key, "gid") == 0) {
+        if (*val == '\0')
+            return serr_set(err, SERR_INVALID, "invalid %s: %s is empty", flag, key);
+        json_object_set_new(ref, key, json_string(val));
+        return 0;
+    }
+    if (strcmp(key, "mode") == 0) {
+        char *end = NULL;
+        long mode = strtol(val, &end, 8);
+        if (*val == '\0' || *end != '\0' || mode < 0 || mode > 0777)
+            return serr_set(err, SERR_INVALID, "invalid mode '%s' in %s: an octal file mode "
+                            "such as 0400", val, flag);
+        json_object_set_new(ref, "mode", json_integer(mode));
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "invalid field '%s' in %s (source, target, uid, gid, "
+                    "mode)", key, flag);
+}
+
+/* "NAME" or "source=NAME,target=T,uid=U,gid=G,mode=0400" -> {"source", ...}. */
+static json_t *parse_ref(const char *flag, const char *arg, struct serr *err)
+{
+    json_t *ref = json_object();
+    if (strchr(arg, '=') == NULL) {
+        json_object_set_new(ref, "source", json_string(arg));
+        return ref;
+    }
+    char *copy = xstrdup(arg), *save = NULL;
+    int rc = 0;
+    for (char *f = strtok_r(copy, ",", &save); rc == 0 && f; f = strtok_r(NULL, ",", &save))
+        rc = ref_field(ref, flag, f, err);
+    free(copy);
+    if (rc == 0 && json_object_get(ref, "source") == NULL)
+        rc = serr_set(err, SERR_INVALID, "invalid %s \"%s\": source is required", flag, arg);
+    if (rc < 0) {
+        json_decref(ref);
+        return NULL;
+    }
+    return ref;
+}
+
+int cli_add_secret_ref(json_t *obj, const char *key, const char *flag, const char *arg,
+                       struct serr *err)
+{
+    if (arg[0] == '\0')
+        return serr_set(err, SERR_INVALID, "invalid %s: empty", flag);
+    json_t *list = json_object_get(obj, key);
+    if (list == NULL) {
+        list = json_array();
+        json_object_set_new(obj, key, list);
+    }
+    size_t n = strlen(key);
+    if (n > 3 && strcmp(key + n - 3, "_rm") == 0)
+        return json_array_append_new(list, json_string(arg));
+    json_t *ref = parse_ref(flag, arg, err);
+    return ref ? json_array_append_new(list, ref) : -1;
+}

@@ -26,6 +26,7 @@ struct session {
     json_t *nodes;    /* [{"id","addr","subnet"}]: task networking */
     char overlay[16]; /* the cluster's overlay mode, "" until an answer has one */
     json_t *mesh;     /* networks and services' endpoints (manager/netmodel.h) */
+    json_t *secret_data; /* {id: base64} of our tasks' secrets and configs: memory only */
     char mesh_tag[40]; /* the leader's name for that mesh: sent back, it is not sent again */
     size_t target;    /* index in managers */
     char *renew_key; /* key of a certificate being renewed for a new role */
@@ -91,6 +92,35 @@ static void follow_role(struct session *s, const char *role, const char *cert, j
         log_error("role change to %s: %s", role, err.msg);
 }
 
+/* Adds what the leader sent, forgets what no task of ours uses any more. */
+static void keep_secrets(struct session *s, json_t *sent)
+{
+    if (s->secret_data == NULL)
+        s->secret_data = json_object();
+    if (json_is_object(sent))
+        json_object_update(s->secret_data, sent);
+    json_t *used = swarm_secrets_used(s->tasks);
+    const char *id;
+    json_t *v, *tmp;
+    json_object_foreach_safe(s->secret_data, tmp, id, v)
+    {
+        if (json_object_get(used, id) == NULL)
+            json_object_del(s->secret_data, id);
+    }
+    json_decref(used);
+}
+
+char *session_secret(struct session *s, const char *id, struct serr *err)
+{
+    const char *data = json_string_value(json_object_get(s->secret_data, id));
+    if (data == NULL) {
+        serr_set(err, SERR_UNAVAILABLE, "the data of secret or config %s has not reached this "
+                 "node yet", id);
+        return NULL;
+    }
+    return xstrdup(data);
+}
+
 static void apply_answer(struct session *s, json_t *answer)
 {
     json_t *tasks = json_object_get(answer, "tasks");
@@ -100,6 +130,7 @@ static void apply_answer(struct session *s, json_t *answer)
         json_decref(s->tasks);
         s->tasks = json_incref(tasks);
     }
+    keep_secrets(s, json_object_get(answer, "secret_data"));
     if (json_is_array(json_object_get(answer, "nodes"))) {
         json_decref(s->nodes);
         s->nodes = json_incref(json_object_get(answer, "nodes"));
@@ -145,6 +176,7 @@ static void session_free(struct session *s)
     json_decref(s->managers);
     json_decref(s->nodes);
     json_decref(s->mesh);
+    json_decref(s->secret_data);
     free(s);
 }
 
@@ -187,6 +219,11 @@ static void on_connected(void *arg, int fd, const char *errmsg)
     json_t *body = json_pack("{s:O, s:s?, s:O?, s:s}", "reports", s->inflight, "csr",
                              s->renew_csr, "metrics", node_metrics_latest(s->sh->metrics),
                              "mesh_tag", s->mesh_tag);
+    json_t *have = json_array();
+    const char *id;
+    json_t *v;
+    json_object_foreach(s->secret_data, id, v) json_array_append_new(have, json_string(id));
+    json_object_set_new(body, "secret_ids", have);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     http_arequest(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,

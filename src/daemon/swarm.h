@@ -41,6 +41,15 @@ int swarm_secrets_key(struct shoal *sh, unsigned char key[32], struct serr *err)
 void swarm_secrets_key_offer(struct shoal *sh, json_t *reply);
 int swarm_secrets_key_take(struct shoal *sh, json_t *answer, struct serr *err);
 void swarm_secrets_key_drop(struct shoal *sh);
+/* The leader's session answer to a node: "secret_data" {id: base64} of the
+ * secrets and configs its tasks (desired running) use and `have` (the ids
+ * it holds) lacks. Nothing else ever sends a secret's data to a node. */
+void swarm_secrets_for_node(struct shoal *sh, json_t *tasks, json_t *have, json_t *reply);
+/* {id: true} of the secrets and configs the tasks (desired running) use. */
+json_t *swarm_secrets_used(json_t *tasks);
+/* A secret's or config's data (base64) for a task of this node: managers
+ * decrypt the store's record, workers have it from their session. */
+char *shoal_secret_data(struct shoal *sh, const char *table, const char *id, struct serr *err);
 
 /* A new key and CSR for this node (role changes). */
 int swarm_new_csr(struct shoal *sh, char **key_pem, char **csr_pem, struct serr *err);

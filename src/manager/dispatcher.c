@@ -315,6 +315,8 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
         json_object_set_new(reply, "mesh_tag", json_string(d->mesh_tag));
     }
     renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
+    swarm_secrets_for_node(sh, json_object_get(reply, "tasks"),
+                           json_object_get(body, "secret_ids"), reply);
     respond_json(req, 200, reply);
     json_decref(body);
     json_decref(node);

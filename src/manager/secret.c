@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "agent/runtime.h"
 #include "base/util.h"
 #include "store/store.h"
 
@@ -313,4 +314,176 @@ int secret_key_read(const char *path, unsigned char key[SECRET_KEY_LEN], struct 
     }
     OPENSSL_cleanse(hex, sizeof(hex));
     return rc;
+}
+
+/* ---- references from service specs ---- */
+
+/* Where a reference is mounted: secrets under /run/secrets/ unless absolute,
+ * configs at /NAME unless absolute. */
+static char *default_target(const char *table, const char *target)
+{
+    if (target[0] == '/')
+        return xstrdup(target);
+    return strcmp(table, "secrets") == 0 ? xasprintf("/run/secrets/%s", target)
+                                         : xasprintf("/%s", target);
+}
+
+static int check_ref_keys(json_t *ref, const char *noun, struct serr *err)
+{
+    static const char *const known[] = {"source", "target", "uid", "gid", "mode", "id", NULL};
+    const char *key;
+    json_t *val;
+    json_object_foreach(ref, key, val)
+    {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", noun, key);
+    }
+    json_t *mode = json_object_get(ref, "mode");
+    if (mode && (!json_is_integer(mode) || json_integer_value(mode) < 0 ||
+                 json_integer_value(mode) > 0777))
+        return serr_set(err, SERR_INVALID, "%s: mode must be an octal file mode up to 0777",
+                        noun);
+    static const char *const ids[] = {"uid", "gid", NULL};
+    for (int i = 0; ids[i]; i++) {
+        json_t *v = json_object_get(ref, ids[i]);
+        char *end = NULL;
+        if (v && (!json_is_string(v) || strtoul(json_string_value(v), &end, 10) > 0xfffffffeUL ||
+                  end == json_string_value(v) || *end != '\0'))
+            return serr_set(err, SERR_INVALID, "%s: %s must be a number", noun, ids[i]);
+    }
+    const char *target = json_string_value(json_object_get(ref, "target"));
+    if (json_object_get(ref, "target") &&
+        (target == NULL || *target == '\0' || strstr(target, "..") || strchr(target, '\n')))
+        return serr_set(err, SERR_INVALID, "%s: invalid target", noun);
+    return 0;
+}
+
+/* One reference, normalised: the stored name and id, the absolute target,
+ * uid/gid "0" and mode 0444 by default (new reference, NULL with err). */
+static json_t *normalize_ref(struct store *st, const char *table, json_t *ref, struct serr *err)
+{
+    const char *noun = secret_noun(table);
+    if (json_is_string(ref))
+        ref = json_pack("{s:O}", "source", ref);
+    else
+        json_incref(ref);
+    json_t *out = NULL, *rec = NULL;
+    const char *source = json_string_value(json_object_get(ref, "source"));
+    if (!json_is_object(ref) || check_ref_keys(ref, noun, err) < 0)
+        goto done;
+    if (source == NULL) {
+        serr_set(err, SERR_INVALID, "%s: source (the %s's name) is required", noun, noun);
+        goto done;
+    }
+    if ((rec = store_find_name(st, table, source, err)) == NULL) {
+        if (err->msg[0] == '\0')
+            serr_set(err, SERR_NOT_FOUND, "%s not found: %s", noun, source);
+        goto done;
+    }
+    const char *name = json_string_value(json_object_get(rec, "name"));
+    const char *target = json_string_value(json_object_get(ref, "target"));
+    char *path = default_target(table, target ? target : name);
+    const char *reserved = runtime_reserved_target(path);
+    if (reserved || strcmp(path, "/") == 0) {
+        serr_set(err, SERR_INVALID, "%s: target %s is reserved: the container's %s is set up "
+                 "by the runtime", noun, path, reserved ? reserved : "/");
+        free(path);
+        goto done;
+    }
+    json_t *mode = json_object_get(ref, "mode");
+    const char *uid = json_string_value(json_object_get(ref, "uid"));
+    const char *gid = json_string_value(json_object_get(ref, "gid"));
+    out = json_pack("{s:s, s:O, s:s, s:s, s:s, s:I}", "source", name, "id",
+                    json_object_get(rec, "id"), "target", path, "uid", uid ? uid : "0", "gid",
+                    gid ? gid : "0", "mode", mode ? json_integer_value(mode) : (json_int_t)0444);
+    free(path);
+done:
+    json_decref(rec);
+    json_decref(ref);
+    return out;
+}
+
+int secret_refs_normalize(struct store *st, json_t *spec, struct serr *err)
+{
+    static const char *const tables[] = {"secrets", "configs", NULL};
+    for (int t = 0; tables[t]; t++) {
+        json_t *refs = json_object_get(spec, tables[t]);
+        if (refs == NULL)
+            continue;
+        if (!json_is_array(refs))
+            return serr_set(err, SERR_INVALID, "%s must be an array", tables[t]);
+        json_t *norm = json_array();
+        size_t i, j;
+        json_t *ref, *other;
+        json_array_foreach(refs, i, ref)
+        {
+            json_t *n = normalize_ref(st, tables[t], ref, err);
+            if (n == NULL) {
+                json_decref(norm);
+                return -1;
+            }
+            json_array_foreach(norm, j, other)
+            {
+                if (strcmp(json_string_value(json_object_get(other, "target")),
+                           json_string_value(json_object_get(n, "target"))) == 0) {
+                    serr_set(err, SERR_INVALID, "%s and %s are both mounted at %s",
+                             json_string_value(json_object_get(other, "source")),
+                             json_string_value(json_object_get(n, "source")),
+                             json_string_value(json_object_get(n, "target")));
+                    json_decref(n);
+                    json_decref(norm);
+                    return -1;
+                }
+            }
+            json_array_append_new(norm, n);
+        }
+        if (json_array_size(norm) == 0) /* absent when unused: specs from before compare equal */
+            json_decref(norm), json_object_del(spec, tables[t]);
+        else
+            json_object_set_new(spec, tables[t], norm);
+    }
+    return 0;
+}
+
+int secret_refs_patch(json_t *spec, json_t *patch, struct serr *err)
+{
+    static const char *const tables[] = {"secrets", "configs", NULL};
+    for (int t = 0; tables[t]; t++) {
+        char rm_key[16], add_key[16];
+        snprintf(rm_key, sizeof(rm_key), "%s_rm", tables[t]);
+        snprintf(add_key, sizeof(add_key), "%s_add", tables[t]);
+        json_t *rm = json_object_get(patch, rm_key), *add = json_object_get(patch, add_key);
+        if ((rm && !json_is_array(rm)) || (add && !json_is_array(add)))
+            return serr_set(err, SERR_INVALID, "%s and %s must be arrays", rm_key, add_key);
+        json_t *refs = json_object_get(spec, tables[t]);
+        if (!json_is_array(refs)) {
+            refs = json_array();
+            json_object_set_new(spec, tables[t], refs);
+        }
+        size_t i;
+        json_t *name;
+        json_array_foreach(rm, i, name)
+        {
+            bool found = false;
+            for (size_t k = json_array_size(refs); k-- > 0;) {
+                const char *src = json_string_value(json_object_get(json_array_get(refs, k),
+                                                                    "source"));
+                if (src && json_string_value(name) &&
+                    strcasecmp(src, json_string_value(name)) == 0) {
+                    json_array_remove(refs, k);
+                    found = true;
+                }
+            }
+            if (!found)
+                return serr_set(err, SERR_NOT_FOUND, "%s_rm: the service does not use %s %s",
+                                tables[t], secret_noun(tables[t]),
+                                json_string_value(name) ? json_string_value(name) : "?");
+        }
+        if (add)
+            json_array_extend(refs, add);
+    }
+    return 0;
 }

@@ -60,6 +60,17 @@ int secret_key_read(const char *path, unsigned char key[SECRET_KEY_LEN], struct 
 int secret_key_read_hex(const char *path, char hex[2 * SECRET_KEY_LEN + 1], struct serr *err);
 int secret_key_write(const char *path, const char *hex, struct serr *err);
 
+/* ---- references from service specs ----
+ * spec "secrets" / "configs": [{"source": NAME, "target", "uid", "gid",
+ * "mode"}] (a bare NAME string is accepted). Normalised in place: the stored
+ * name (any case given), its "id", an absolute target (secrets:
+ * /run/secrets/TARGET, configs: /TARGET; TARGET defaults to the name), uid
+ * and gid "0", mode 0444. Unknown names are SERR_NOT_FOUND. */
+int secret_refs_normalize(struct store *st, json_t *spec, struct serr *err);
+/* Applies an update's secrets_rm/secrets_add/configs_rm/configs_add (names
+ * to remove; references to add, normalised later). */
+int secret_refs_patch(json_t *spec, json_t *patch, struct serr *err);
+
 /* Base64 (standard alphabet, padded). decode: NULL when malformed; *len set. */
 char *base64_encode(const unsigned char *data, size_t len);
 unsigned char *base64_decode(const char *text, size_t *len);

@@ -9,21 +9,22 @@ import tempfile
 
 import pytest
 
-from conftest import Daemon, free_port
+from conftest import Daemon, free_port, wait_until
 from test_security import status_of
 
 SECRET = b"s3cr3t-Pa55w0rd-\x01\x02-zebra-quokka"
 
 
 @pytest.fixture(scope="module")
-def sd():
-    """A one-node swarm with the dashboard on 127.0.0.1."""
+def sd(rootfs_tar):
+    """A one-node swarm with the dashboard on 127.0.0.1, busybox imported."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
     d = Daemon(tmp)
     d.dashboard_port = free_port()
     d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
     d.start()
     d.init_swarm()
+    d.import_image(rootfs_tar)
     d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
     d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
     yield d
@@ -165,3 +166,67 @@ def test_secret_encrypted_at_rest(sd, tmp_path):
     assert os.stat(key).st_mode & 0o777 == 0o600
     assert inspect(sd, "secret", "at_rest")[0]["name"] == "at_rest"
     sd.cli("secret", "rm", "at_rest")
+
+
+GRACE = ["--stop-grace-period", "1s", "--detach"]
+
+
+def test_service_reads_secret_and_config(sd, tmp_path):
+    sd.cli("secret", "create", "api_key", write(tmp_path, "k", SECRET))
+    sd.cli("secret", "create", "other", write(tmp_path, "o", b"second-secret"))
+    sd.cli("config", "create", "app.conf", write(tmp_path, "c", b"color=blue\n"))
+    sd.cli("service", "create", "--name", "reader", *GRACE, "--secret", "API_KEY",
+           "--secret", "source=other,target=/etc/other.txt,mode=0400,uid=100",
+           "--config", "app.conf", "--config", "source=app.conf,target=/etc/app.conf",
+           "busybox", "sh", "-c",
+           "cat /run/secrets/api_key; echo; ls -ln /etc/other.txt; cat /etc/other.txt; echo; "
+           "cat /app.conf /etc/app.conf; grep -c /run/secrets /proc/mounts; sleep 1000")
+    sd.wait_running("reader", 1)
+    want = SECRET.decode("latin-1")
+    logs = wait_until(lambda: (lambda t: t if "color=blue" in t else None)(sd.logs("reader")),
+                      timeout=30)
+    assert SECRET.decode() in logs, logs
+    assert "second-secret" in logs and "-r--------" in logs and " 100 " in logs, logs
+    assert logs.count("color=blue") == 2, logs
+    # the spec names the secret by its stored name; inspect shows who uses it
+    spec = sd.service("reader")["spec"]
+    assert [s["source"] for s in spec["secrets"]] == ["api_key", "other"]
+    assert spec["secrets"][0]["target"] == "/run/secrets/api_key"
+    assert inspect(sd, "secret", "api_key")[0]["services"] == ["reader"]
+    # removal refused while in use
+    r = sd.cli("secret", "rm", "api_key", check=False)
+    assert r.returncode != 0 and "in use by service reader" in r.stderr, r.stderr
+    r = sd.cli("config", "rm", "app.conf", check=False)
+    assert r.returncode != 0 and "in use" in r.stderr
+    # the data is on a tmpfs of the run dir, never in the state dir
+    assert files_holding(sd.state_dir, [SECRET, b"second-secret"]) == []
+    with open("/proc/mounts") as f:
+        assert any(" tmpfs " in l and "/secrets/" in l for l in f)
+    # rotation: a new secret replaces the old one
+    sd.cli("secret", "create", "api_key_v2", write(tmp_path, "k2", b"rotated-value"))
+    sd.cli("service", "update", "--secret-rm", "api_key", "--secret-add",
+           "source=api_key_v2,target=api_key", "--detach", "reader")
+    wait_until(lambda: "rotated-value" in sd.logs("reader"), timeout=60)
+    sd.cli("secret", "rm", "api_key")  # no longer used
+    sd.cli("service", "rm", "reader")
+    wait_until(lambda: sd.tasks("reader") == [] if sd.api("GET", "/v1/services/reader").status == 200 else True)
+    def unmounted():
+        with open("/proc/mounts") as f:
+            return not any("/secrets/" in l for l in f if sd.run_dir in l)
+    wait_until(unmounted, timeout=30)
+    for name in ["api_key_v2", "other"]:
+        sd.cli("secret", "rm", name)
+    sd.cli("config", "rm", "app.conf")
+
+
+def test_service_secret_bad_input(sd, tmp_path):
+    r = sd.cli("service", "create", "--name", "nosecret", *GRACE, "--secret", "missing",
+               "busybox", "true", check=False)
+    assert r.returncode != 0 and "secret not found: missing" in r.stderr, r.stderr
+    r = sd.cli("service", "create", "--name", "badref", *GRACE, "--secret",
+               "source=x,color=red", "busybox", "true", check=False)
+    assert r.returncode != 0 and "color" in r.stderr
+    r = sd.cli("service", "create", "--name", "badref", *GRACE, "--secret",
+               "source=x,mode=999", "busybox", "true", check=False)
+    assert r.returncode != 0 and "mode" in r.stderr
+    assert sd.api("GET", "/v1/services/nosecret").status == 404
