@@ -2,6 +2,7 @@
 names unique regardless of case, data never shown for secrets nor to the
 read-only dashboard token, size limit, encryption at rest."""
 import base64
+import glob
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import tempfile
 
 import pytest
 
+from cluster import Cluster
 from conftest import Daemon, free_port, wait_until
 from test_security import status_of
 
@@ -230,3 +232,57 @@ def test_service_secret_bad_input(sd, tmp_path):
                "source=x,mode=999", "busybox", "true", check=False)
     assert r.returncode != 0 and "mode" in r.stderr
     assert sd.api("GET", "/v1/services/nosecret").status == 404
+
+
+# ---- a cluster: the key reaches managers only, the data only nodes that use it ----
+
+def container_pids(node):
+    pids = []
+    for rec in glob.glob(os.path.join(node.state_dir, "agent", "*.json")):
+        with open(rec) as f:
+            pids.append(json.load(f)["pid"])
+    return pids
+
+
+def test_cluster_secret_only_where_used(rootfs_tar, tmp_path):
+    c = Cluster(managers=2, workers=2, rootfs_tar=rootfs_tar)
+    try:
+        lead, m2, w1, w2 = c.nodes
+        key = open(os.path.join(lead.state_dir, "ca", "secrets.key"), "rb").read()
+        # a joined manager has the managers' data key; workers have none
+        assert open(os.path.join(m2.state_dir, "ca", "secrets.key"), "rb").read() == key
+        for w in (w1, w2):
+            assert not os.path.exists(os.path.join(w.state_dir, "ca", "secrets.key"))
+        # created through the follower (forwarded to the leader)
+        secret = b"cluster-" + os.urandom(8).hex().encode()
+        m2.cli("secret", "create", "db", write(tmp_path, "s", secret))
+        w1_id = c.node_id(w1)
+        lead.cli("node", "update", "--label-add", "zone=a", w1_id)
+        lead.cli("service", "create", "--name", "uses", "--constraint", "node.labels.zone==a",
+                 "--secret", "db", "--stop-grace-period", "1s", "--detach", "busybox",
+                 "sleep", "1000")
+        ts = lead.wait_running("uses", 1, timeout=60)
+        assert ts[0]["node_id"] == w1_id
+        # the container on w1 reads it, through its own root
+        pids = wait_until(lambda: container_pids(w1), timeout=30)
+        with open("/proc/%d/root/run/secrets/db" % pids[0], "rb") as f:
+            assert f.read() == secret
+        # no node wrote it to disk; the worker without the task has no copy at all
+        for n in c.nodes:
+            assert files_holding(n.state_dir, [secret, base64.b64encode(secret)]) == [], n.name
+        assert files_holding(w2.run_dir, [secret, base64.b64encode(secret)]) == []
+        assert not os.path.exists(os.path.join(w2.run_dir, "secrets"))
+        # a promoted worker gets the key with its manager certificate; demoted, it drops it
+        w2_id = c.node_id(w2)
+        lead.cli("node", "promote", w2_id)
+        w2key = os.path.join(w2.state_dir, "ca", "secrets.key")
+        wait_until(lambda: os.path.exists(w2key), timeout=30)
+        assert open(w2key, "rb").read() == key
+        assert os.stat(w2key).st_mode & 0o777 == 0o600
+        lead.cli("node", "demote", w2_id)
+        wait_until(lambda: not os.path.exists(w2key), timeout=30)
+        lead.cli("service", "rm", "uses")
+        wait_until(lambda: lead.cli("secret", "rm", "db", check=False).returncode == 0,
+                   timeout=30)
+    finally:
+        c.destroy()
