@@ -72,12 +72,10 @@ int ctr_secret_mounts(struct ctr *c, json_t *container, json_t *mounts, struct s
     if (rc == 0 && mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                          "mode=0700,size=16m") < 0)
         rc = serr_errno(err, "mounting a tmpfs for the task's secrets at %s", dir);
-    size_t i;
-    json_t *ref;
-    json_array_foreach(secrets, i, ref) if (rc == 0) rc =
-        write_one(c->sh, dir, i, "secrets", ref, mounts, err);
-    json_array_foreach(configs, i, ref) if (rc == 0) rc =
-        write_one(c->sh, dir, i, "configs", ref, mounts, err);
+    for (size_t i = 0; rc == 0 && i < json_array_size(secrets); i++)
+        rc = write_one(c->sh, dir, i, "secrets", json_array_get(secrets, i), mounts, err);
+    for (size_t i = 0; rc == 0 && i < json_array_size(configs); i++)
+        rc = write_one(c->sh, dir, i, "configs", json_array_get(configs, i), mounts, err);
     free(dir);
     if (rc < 0)
         ctr_secret_cleanup(c->sh, c->id);

@@ -403,7 +403,8 @@ enum {
     OPT_PUBLISH_RM,
 };
 
-/* --secret and --config (cli_add_secret_ref): flag, key, in create and update. */
+/* --secret and --config (cli_add_secret_ref): flag, key, in create and update
+ * (the option tables use OPT_SECRET_REFS + the index here). */
 enum { OPT_SECRET_REFS = 1900 };
 static const struct secret_flag {
     const char *flag, *key;
@@ -411,7 +412,6 @@ static const struct secret_flag {
     {"secret", "secrets"},         {"config", "configs"},           {"secret-add", "secrets_add"},
     {"secret-rm", "secrets_rm"},   {"config-add", "configs_add"},   {"config-rm", "configs_rm"},
 };
-#define SECRET_OPTION(i) {secret_flags[i].flag, required_argument, NULL, OPT_SECRET_REFS + (i)}
 
 static bool is_secret_option(int opt)
 {
@@ -532,8 +532,8 @@ static const struct option create_options[] = {
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
     {"publish", required_argument, NULL, 'p'},
-    SECRET_OPTION(0),
-    SECRET_OPTION(1),
+    {"secret", required_argument, NULL, OPT_SECRET_REFS + 0},
+    {"config", required_argument, NULL, OPT_SECRET_REFS + 1},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -697,10 +697,10 @@ static const struct option update_options[] = {
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
-    SECRET_OPTION(2),
-    SECRET_OPTION(3),
-    SECRET_OPTION(4),
-    SECRET_OPTION(5),
+    {"secret-add", required_argument, NULL, OPT_SECRET_REFS + 2},
+    {"secret-rm", required_argument, NULL, OPT_SECRET_REFS + 3},
+    {"config-add", required_argument, NULL, OPT_SECRET_REFS + 4},
+    {"config-rm", required_argument, NULL, OPT_SECRET_REFS + 5},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},

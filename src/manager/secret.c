@@ -440,10 +440,12 @@ int secret_refs_normalize(struct store *st, json_t *spec, struct serr *err)
             }
             json_array_append_new(norm, n);
         }
-        if (json_array_size(norm) == 0) /* absent when unused: specs from before compare equal */
-            json_decref(norm), json_object_del(spec, tables[t]);
-        else
+        if (json_array_size(norm) == 0) { /* absent when unused: older specs compare equal */
+            json_decref(norm);
+            json_object_del(spec, tables[t]);
+        } else {
             json_object_set_new(spec, tables[t], norm);
+        }
     }
     return 0;
 }
