@@ -38,14 +38,15 @@ static int write_one(struct shoal *sh, const char *dir, size_t index, const char
     free(data);
     if (raw == NULL)
         return serr_set(err, SERR_INTERNAL, "%s %s: malformed data", secret_noun(table), id);
+    const char *uid = json_string_value(json_object_get(ref, "uid"));
+    const char *gid = json_string_value(json_object_get(ref, "gid"));
+    json_t *mode = json_object_get(ref, "mode");
     char *path = xasprintf("%s/%c%zu", dir, table[0], index);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int rc = fd < 0 || write_all(fd, raw, len) < 0 ? -1 : 0;
-    if (rc == 0 && (fchown(fd, (uid_t)strtoul(json_string_value(json_object_get(ref, "uid")),
-                                              NULL, 10),
-                           (gid_t)strtoul(json_string_value(json_object_get(ref, "gid")), NULL,
-                                          10)) < 0 ||
-                    fchmod(fd, (mode_t)json_integer_value(json_object_get(ref, "mode"))) < 0))
+    if (rc == 0 && (fchown(fd, uid ? (uid_t)strtoul(uid, NULL, 10) : 0,
+                           gid ? (gid_t)strtoul(gid, NULL, 10) : 0) < 0 ||
+                    fchmod(fd, mode ? (mode_t)json_integer_value(mode) : 0444) < 0))
         rc = -1;
     if (rc < 0)
         serr_errno(err, "writing %s %s", secret_noun(table), id);
