@@ -42,6 +42,7 @@ void get_secrets(struct shoal *sh, struct http_req *req, char **args);
 void get_secret(struct shoal *sh, struct http_req *req, char **args);
 void post_secret(struct shoal *sh, struct http_req *req, char **args);
 void delete_secret(struct shoal *sh, struct http_req *req, char **args);
+void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_metrics.c */
 void get_node_stats(struct shoal *sh, struct http_req *req, char **args);

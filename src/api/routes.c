@@ -818,6 +818,7 @@ static const struct route {
     {"POST", "/v1/swarm/init", post_swarm_init, LOCAL, false},
     {"POST", "/v1/swarm/join", post_swarm_join, LOCAL, false},
     {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL, false},
+    {"POST", "/v1/swarm/unlock", post_swarm_unlock, LOCAL, false},
     {"GET", "/v1/swarm/join-token/*", get_join_token, SECRET, false},
     {"POST", "/v1/swarm/join-token/*/rotate", post_join_token_rotate, WRITE, true},
     {"GET", "/v1/swarm/admin-cert", get_admin_cert, LOCAL, false},

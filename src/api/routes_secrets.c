@@ -114,3 +114,20 @@ void delete_secret(struct shoal *sh, struct http_req *req, char **args)
     json_decref(users);
     json_decref(rec);
 }
+
+/* POST /v1/swarm/unlock {"key": "SWMKEY-1-..."} (local: the Unix socket only). */
+void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    struct serr err = {0};
+    if (swarm_unlock(sh, json_string_value(json_object_get(body, "key")), &err) < 0)
+        http_respond_error(req, &err);
+    else
+        respond_json(req, 200, json_object());
+    json_decref(body);
+}

@@ -282,11 +282,14 @@ struct init_ctx {
     char cluster_id[33];
     char pool[24]; /* --default-addr-pool */
     const char *overlay; /* --overlay: NET_OVERLAY_DIRECT or NET_OVERLAY_VXLAN */
+    char *unlock_key;    /* --autolock */
 };
 
 static void init_ctx_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct init_ctx *ctx = h->data;
+    free(ctx->unlock_key);
+    free(ctx);
 }
 
 static void init_committed(void *arg, int status, const struct serr *err)
@@ -295,10 +298,9 @@ static void init_committed(void *arg, int status, const struct serr *err)
     if (status < 0) {
         http_respond_error(ctx->req, err);
     } else {
-        char reply[200];
-        snprintf(reply, sizeof(reply), "{\"node_id\":\"%s\",\"cluster_id\":\"%s\"}",
-                 ctx->sh->node_id, ctx->cluster_id);
-        http_respond(ctx->req, 200, "application/json", reply, strlen(reply));
+        respond_json(ctx->req, 200, json_pack("{s:s, s:s, s:s?}", "node_id", ctx->sh->node_id,
+                                               "cluster_id", ctx->cluster_id, "unlock_key",
+                                               ctx->unlock_key));
         log_info("swarm initialized: cluster %s, address %s", ctx->cluster_id,
                  ctx->sh->swarm_addr);
     }
@@ -488,6 +490,8 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
     forget_swarm_files(sh); /* leftovers of a half-finished leave */
     json_t *managers = json_pack("[s]", addr);
     int rc = init_files(sh, ctx->cluster_id, &err);
+    if (rc == 0 && json_is_true(json_object_get(body, "autolock")))
+        rc = swarm_secrets_key_lock(sh, &ctx->unlock_key, &err);
     if (rc == 0)
         rc = start_member(sh, true, managers, &err);
     json_decref(managers);
@@ -499,6 +503,7 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
             set_addrs(sh, NULL, NULL);
         }
         http_respond_error(req, &err);
+        free(ctx->unlock_key);
         free(ctx);
         return;
     }

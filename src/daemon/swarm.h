@@ -41,6 +41,11 @@ int swarm_secrets_key(struct shoal *sh, unsigned char key[32], struct serr *err)
 void swarm_secrets_key_offer(struct shoal *sh, json_t *reply);
 int swarm_secrets_key_take(struct shoal *sh, json_t *answer, struct serr *err);
 void swarm_secrets_key_drop(struct shoal *sh);
+/* swarm init --autolock: the key file replaced by the key sealed with a new
+ * unlock key ("SWMKEY-1-BASE64", *unlock_key, caller frees), the key kept in
+ * memory; after a restart secrets are refused until swarm_unlock. */
+int swarm_secrets_key_lock(struct shoal *sh, char **unlock_key, struct serr *err);
+int swarm_unlock(struct shoal *sh, const char *unlock_key, struct serr *err);
 /* The leader's session answer to a node: "secret_data" {id: base64} of the
  * secrets and configs its tasks (desired running) use and `have` (the ids
  * it holds) lacks. Nothing else ever sends a secret's data to a node. */

@@ -5,6 +5,7 @@ import base64
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -286,3 +287,35 @@ def test_cluster_secret_only_where_used(rootfs_tar, tmp_path):
                    timeout=30)
     finally:
         c.destroy()
+
+
+def test_autolock_unlock(bare_daemon, tmp_path):
+    d = bare_daemon
+    out = d.cli("swarm", "init", "--autolock", "--advertise-addr", "127.0.0.1:%d" % d.port,
+                "--listen-addr", "127.0.0.1:%d" % d.port, "--default-addr-pool", d.pool).stdout
+    d.swarm_active = True
+    m = re.search(r"(SWMKEY-1-\S+)", out)
+    assert m, out
+    unlock_key = m.group(1)
+    ca = os.path.join(d.state_dir, "ca")
+    # only the sealed key is on disk
+    assert not os.path.exists(os.path.join(ca, "secrets.key"))
+    assert os.path.exists(os.path.join(ca, "secrets.key.locked"))
+    d.cli("secret", "create", "before", write(tmp_path, "s", b"locked-secret"))
+    # not locked while the daemon runs
+    r = d.cli("swarm", "unlock", input=unlock_key + "\n", check=False)
+    assert r.returncode != 0 and "not locked" in r.stderr
+    d.restart()
+    wait_until(lambda: d.api("GET", "/v1/info").json()["swarm"]["is_leader"], timeout=30)
+    r = d.cli("secret", "create", "after", write(tmp_path, "s", b"x"), check=False)
+    assert r.returncode != 0 and "locked" in r.stderr and "swarm unlock" in r.stderr, r.stderr
+    # listing still works: names and ids are not locked
+    assert [s["name"] for s in d.cli_json("secret", "ls")] == ["before"]
+    r = d.cli("swarm", "unlock", input="SWMKEY-1-" + "A" * 44 + "\n", check=False)
+    assert r.returncode != 0 and "invalid unlock key" in r.stderr, r.stderr
+    r = d.cli("swarm", "unlock", input="garbage\n", check=False)
+    assert r.returncode != 0 and "invalid unlock key" in r.stderr
+    d.cli("swarm", "unlock", input=unlock_key + "\n")
+    d.cli("secret", "create", "after", write(tmp_path, "s", b"x"))
+    assert files_holding(d.state_dir, [b"locked-secret"]) == []
+    d.cli("secret", "rm", "before", "after")
