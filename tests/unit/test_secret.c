@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "cli/cli.h"
 #include "manager/secret.h"
 #include "unit.h"
 
@@ -99,4 +100,41 @@ TEST(secret_key_file)
     unlink(path);
     rmdir(dir);
     free(path);
+}
+
+TEST(secret_cli_refs)
+{
+    json_t *spec = json_object();
+    struct serr err = {0};
+    CHECK(cli_add_secret_ref(spec, "secrets", "--secret", "db", &err) == 0);
+    CHECK(cli_add_secret_ref(spec, "secrets", "--secret",
+                             "source=api,target=/etc/api,uid=100,gid=101,mode=0400", &err) == 0);
+    json_t *refs = json_object_get(spec, "secrets");
+    CHECK(json_array_size(refs) == 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(refs, 0), "source")), "db");
+    json_t *api = json_array_get(refs, 1);
+    CHECK_STR(json_string_value(json_object_get(api, "target")), "/etc/api");
+    CHECK_STR(json_string_value(json_object_get(api, "uid")), "100");
+    CHECK(json_integer_value(json_object_get(api, "mode")) == 0400);
+    CHECK(cli_add_secret_ref(spec, "secrets", "--secret", "source=x,color=red", &err) < 0);
+    CHECK(strstr(err.msg, "color") != NULL);
+    CHECK(cli_add_secret_ref(spec, "secrets", "--secret", "source=x,mode=999", &err) < 0);
+    CHECK(cli_add_secret_ref(spec, "secrets", "--secret", "target=/x", &err) < 0);
+    CHECK(strstr(err.msg, "source is required") != NULL);
+    CHECK(cli_add_secret_ref(spec, "secrets", "--secret", "", &err) < 0);
+    CHECK(cli_add_secret_ref(spec, "secrets_rm", "--secret-rm", "db", &err) == 0);
+    CHECK(json_is_string(json_array_get(json_object_get(spec, "secrets_rm"), 0)));
+    /* the patch: rm by name in any case, then add */
+    json_t *patch = json_pack("{s:[s], s:[{s:s}]}", "secrets_rm", "DB", "secrets_add", "source",
+                              "new");
+    CHECK(secret_refs_patch(spec, patch, &err) == 0);
+    refs = json_object_get(spec, "secrets");
+    CHECK(json_array_size(refs) == 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(refs, 1), "source")), "new");
+    json_decref(patch);
+    patch = json_pack("{s:[s]}", "secrets_rm", "nosuch");
+    CHECK(secret_refs_patch(spec, patch, &err) < 0);
+    CHECK(strstr(err.msg, "does not use") != NULL);
+    json_decref(patch);
+    json_decref(spec);
 }
