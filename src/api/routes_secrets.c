@@ -25,7 +25,12 @@ void get_secrets(struct shoal *sh, struct http_req *req, char **args)
     json_t *rows = store_list(sh->store, table, "name"), *out = json_array();
     size_t i;
     json_t *r;
-    json_array_foreach(rows, i, r) json_array_append_new(out, secret_view(table, r));
+    json_array_foreach(rows, i, r)
+    {
+        json_t *v = secret_view(table, r);
+        json_object_del(v, "data"); /* a listing is read level: no config data either */
+        json_array_append_new(out, v);
+    }
     json_decref(rows);
     respond_json(req, 200, out);
 }

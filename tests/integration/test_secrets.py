@@ -3,6 +3,7 @@ names unique regardless of case, data never shown for secrets nor to the
 read-only dashboard token, size limit, encryption at rest."""
 import base64
 import glob
+import http.client
 import json
 import os
 import re
@@ -119,6 +120,14 @@ def test_read_only_token_never_reads_secret_data(sd, tmp_path):
     assert status == 200 and SECRET not in head
     status, head = status_of(port, "GET", "/v1/configs/ro_conf", sd.ro)
     assert status == 403
+    for path in ["/v1/configs", "/v1/secrets", "/v1/secrets/ro_check"]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        conn.request("GET", path, headers={"Authorization": "Bearer " + sd.ro})
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        assert resp.status == 200 and b"ro_" in body, (path, body)
+        assert b"data" not in body and base64.b64encode(b"conf-bytes") not in body, body
     status, head = status_of(port, "POST", "/v1/secrets", sd.ro, b'{"name":"x","data":"eA=="}')
     assert status == 403
     status, head = status_of(port, "DELETE", "/v1/secrets/ro_check", sd.ro)
