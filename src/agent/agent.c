@@ -391,6 +391,7 @@ static void work_delete(uv_work_t *w)
     if (runtime_delete(&c->sh->rt, c->id, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
     net_task_delete(c->id); /* after the container: nothing holds the namespace now */
+    ctr_secret_cleanup(c->sh, c->id);
     netns_mark(c, false);
     char *rec = ctr_record_path(c, "json");
     char *fifo = ctr_record_path(c, "fifo");

@@ -153,4 +153,10 @@ void followers_close_all(struct agent *a);
 void ctr_answer_remover(struct ctr *c);
 void ctr_answer_starter(struct ctr *c);
 
+/* agent_secrets.c: the task's secrets and configs on a tmpfs of their own,
+ * bind mounts added to `mounts` (the runtime spec's); cleanup unmounts and
+ * removes it (nothing there: no-op). */
+int ctr_secret_mounts(struct ctr *c, json_t *container, json_t *mounts, struct serr *err);
+void ctr_secret_cleanup(struct shoal *sh, const char *ctr_id);
+
 #endif

@@ -105,6 +105,10 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
     json_t *mounts = resolve_mounts(c, json_object_get(container, "mounts"), err);
     if (mounts == NULL)
         return -1;
+    if (ctr_secret_mounts(c, container, mounts, err) < 0) {
+        json_decref(mounts);
+        return -1;
+    }
     char hostname[13];
     snprintf(hostname, sizeof(hostname), "%s", c->id);
     c->rspec = json_pack("{s:O, s:O, s:O, s:O, s:s, s:o, s:b}", "args", args, "env",

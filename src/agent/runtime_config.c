@@ -436,10 +436,14 @@ static void add_user_binds(const struct runtime *rt, json_t *mounts, json_t *spe
     json_t *m;
     json_array_foreach(json_object_get(spec, "mounts"), i, m) {
         bool readonly = json_is_true(json_object_get(m, "readonly"));
+        /* a single file (a task's secret): no submounts, and crun's rro opens a directory */
+        bool file = json_is_true(json_object_get(m, "file"));
         json_array_append_new(mounts, mount_entry(json_string_value(json_object_get(m, "target")),
                                                   "bind",
                                                   json_string_value(json_object_get(m, "source")),
-                                                  readonly ? ro_options : "rbind,rprivate"));
+                                                  file       ? "bind,rprivate,ro"
+                                                  : readonly ? ro_options
+                                                             : "rbind,rprivate"));
     }
 }
 

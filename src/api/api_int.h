@@ -54,6 +54,13 @@ void get_network(struct shoal *sh, struct http_req *req, char **args);
 void post_network(struct shoal *sh, struct http_req *req, char **args);
 void delete_network(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_secrets.c (secrets and configs) */
+void get_secrets(struct shoal *sh, struct http_req *req, char **args);
+void get_secret(struct shoal *sh, struct http_req *req, char **args);
+void post_secret(struct shoal *sh, struct http_req *req, char **args);
+void delete_secret(struct shoal *sh, struct http_req *req, char **args);
+void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args);
+
 /* routes_metrics.c */
 void get_node_stats(struct shoal *sh, struct http_req *req, char **args);
 void get_prometheus(struct shoal *sh, struct http_req *req, char **args);

@@ -990,6 +990,7 @@ static const struct route {
     {"POST", "/v1/swarm/init", post_swarm_init, LOCAL, false},
     {"POST", "/v1/swarm/join", post_swarm_join, LOCAL, false},
     {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL, false},
+    {"POST", "/v1/swarm/unlock", post_swarm_unlock, LOCAL, false},
     {"GET", "/v1/swarm/join-token/*", get_join_token, SECRET, false},
     {"POST", "/v1/swarm/join-token/*/rotate", post_join_token_rotate, WRITE, true},
     {"GET", "/v1/swarm/admin-cert", get_admin_cert, LOCAL, false},
@@ -1022,6 +1023,16 @@ static const struct route {
     {"POST", "/v1/networks", post_network, WRITE, true},
     {"GET", "/v1/networks/*", get_network, READ, false},
     {"DELETE", "/v1/networks/*", delete_network, WRITE, true},
+    /* names and ids are readable as Docker shows them; a secret's data is
+     * never served by these routes (secret_view) */
+    {"GET", "/v1/secrets", get_secrets, READ, false},
+    {"POST", "/v1/secrets", post_secret, WRITE, true},
+    {"GET", "/v1/secrets/*", get_secret, READ, false},
+    {"DELETE", "/v1/secrets/*", delete_secret, WRITE, true},
+    {"GET", "/v1/configs", get_secrets, READ, false},
+    {"POST", "/v1/configs", post_secret, WRITE, true},
+    {"GET", "/v1/configs/*", get_secret, SECRET, false}, /* shows the data */
+    {"DELETE", "/v1/configs/*", delete_secret, WRITE, true},
     {"GET", "/v1/events", dashboard_get_events, READ, false},
     {"GET", "/v1/dashboard/url", dashboard_get_url, LOCAL, false},
     {"POST", "/v1/containers/run", post_container_run, LOCAL, false},

@@ -31,11 +31,13 @@ static const char main_usage[] =
     "  -h, --help             Print usage\n"
     "\n"
     "Management Commands:\n"
+    "  config      Manage swarm configs\n"
     "  dashboard   The web dashboard's link (shoal dashboard url)\n"
     "  dev         Run a test cluster of N nodes on this machine\n"
     "  image       Manage images\n"
     "  network     Manage networks\n"
     "  node        Manage swarm nodes\n"
+    "  secret      Manage swarm secrets\n"
     "  service     Manage swarm services\n"
     "  swarm       Manage the swarm\n"
     "\n"
@@ -59,6 +61,7 @@ static const struct cli_cmd top_commands[] = {
     {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
     {"dashboard", NULL, cli_dashboard, NULL}, {"network", NULL, cli_network, NULL},
     {"login", NULL, cli_login, NULL},     {"logout", NULL, cli_logout, NULL},
+    {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -45,6 +45,14 @@ int cli_node(struct cli *cli, int argc, char **argv);
 int cli_image(struct cli *cli, int argc, char **argv);
 int cli_service(struct cli *cli, int argc, char **argv);
 int cli_network(struct cli *cli, int argc, char **argv);
+int cli_secret(struct cli *cli, int argc, char **argv);
+int cli_config(struct cli *cli, int argc, char **argv);
+/* --secret/--config (create; key "secrets"/"configs": "NAME" or
+ * "source=,target=,uid=,gid=,mode=") and --secret-add/-rm, --config-add/-rm
+ * (update; keys "secrets_add", "secrets_rm"...: rm takes names) appended to
+ * obj[key]. */
+int cli_add_secret_ref(json_t *obj, const char *key, const char *flag, const char *arg,
+                       struct serr *err);
 int cli_version(struct cli *cli, int argc, char **argv);
 int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);

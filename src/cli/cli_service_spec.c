@@ -50,9 +50,13 @@ const char cli_service_create_usage[] =
     "                                     published=P,target=T[,protocol=tcp|udp]\n"
     "                                     [,mode=ingress|host]\n"
     "      --replicas uint                Number of tasks (default 1)\n"
+    "      --config config                Mount a config: NAME (at /NAME) or\n"
+    "                                     source=NAME,target=PATH[,uid=,gid=,mode=0444]\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
+    "      --secret secret                Mount a secret: NAME (at /run/secrets/NAME) or\n"
+    "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
     "      --update-delay duration        Delay between updates\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
@@ -74,6 +78,10 @@ const char cli_service_update_usage[] =
     "      --publish-add port             Add or update a published port (as -p of create)\n"
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
+    "      --secret-add secret            Add a secret (as --secret of create)\n"
+    "      --secret-rm string             Remove a secret (its name)\n"
+    "      --config-add config            Add a config (as --config of create)\n"
+    "      --config-rm string             Remove a config (its name)\n"
     "      --update-delay duration        Delay between updates\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
 
@@ -395,6 +403,30 @@ enum {
     OPT_PUBLISH_RM,
 };
 
+/* --secret and --config (cli_add_secret_ref): flag, key, in create and update
+ * (the option tables use OPT_SECRET_REFS + the index here). */
+enum { OPT_SECRET_REFS = 1900 };
+static const struct secret_flag {
+    const char *flag, *key;
+} secret_flags[] = {
+    {"secret", "secrets"},         {"config", "configs"},           {"secret-add", "secrets_add"},
+    {"secret-rm", "secrets_rm"},   {"config-add", "configs_add"},   {"config-rm", "configs_rm"},
+};
+
+static bool is_secret_option(int opt)
+{
+    return opt >= OPT_SECRET_REFS &&
+           opt < OPT_SECRET_REFS + (int)(sizeof(secret_flags) / sizeof(secret_flags[0]));
+}
+
+static int secret_option(json_t *obj, int opt, const char *arg, struct serr *err)
+{
+    const struct secret_flag *f = &secret_flags[opt - OPT_SECRET_REFS];
+    char flag[24];
+    snprintf(flag, sizeof(flag), "--%s", f->flag);
+    return cli_add_secret_ref(obj, f->key, flag, arg, err);
+}
+
 /* The same flags for create and update. */
 #define HEALTH_OPTIONS                                                                             \
     {"health-cmd", required_argument, NULL, OPT_HEALTH_CMD},                                       \
@@ -500,6 +532,8 @@ static const struct option create_options[] = {
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
     {"publish", required_argument, NULL, 'p'},
+    {"secret", required_argument, NULL, OPT_SECRET_REFS + 0},
+    {"config", required_argument, NULL, OPT_SECRET_REFS + 1},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -509,6 +543,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
 {
     if (is_health_option(opt))
         return health_option(spec, opt, arg, err);
+    if (is_secret_option(opt))
+        return secret_option(spec, opt, arg, err);
     switch (opt) {
     case OPT_NAME:
         if (arg[0] == '\0')
@@ -661,6 +697,10 @@ static const struct option update_options[] = {
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
+    {"secret-add", required_argument, NULL, OPT_SECRET_REFS + 2},
+    {"secret-rm", required_argument, NULL, OPT_SECRET_REFS + 3},
+    {"config-add", required_argument, NULL, OPT_SECRET_REFS + 4},
+    {"config-rm", required_argument, NULL, OPT_SECRET_REFS + 5},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -681,6 +721,8 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
 {
     if (is_health_option(opt))
         return health_option(patch, opt, arg, err);
+    if (is_secret_option(opt))
+        return secret_option(patch, opt, arg, err);
     switch (opt) {
     case OPT_IMAGE:
         if (arg[0] == '\0')

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "api/http.h"
@@ -46,6 +47,8 @@ static const char init_usage[] =
     "                                (default 0.0.0.0:2377)\n"
     "      --default-addr-pool CIDR  Address pool of the task networks, one /24 per node\n"
     "                                (default 10.42.0.0/16)\n"
+    "      --autolock                Keep the managers' secrets key locked with an unlock\n"
+    "                                key after a restart (shoal swarm unlock)\n"
     "      --force-new-cluster       Force create a new cluster from current state\n"
     "      --overlay string          How nodes reach each other's task subnets: direct\n"
     "                                (routes, nodes on one L2 segment) or vxlan (VXLAN\n"
@@ -59,6 +62,7 @@ int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
         {"force-new-cluster", no_argument, NULL, 'N'},
         {"default-addr-pool", required_argument, NULL, 'P'},
         {"overlay", required_argument, NULL, 'O'},
+        {"autolock", no_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -78,6 +82,8 @@ int cli_build_swarm_init(int argc, char **argv, json_t **body, struct serr *err)
             json_object_set_new(b, "default_addr_pool", json_string(optarg));
         else if (opt == 'O') /* checked by the daemon */
             json_object_set_new(b, "overlay", json_string(optarg));
+        else if (opt == 'K')
+            json_object_set_new(b, "autolock", json_true());
         else if (strcmp(argv[optind - 1], "--force-new-cluster") != 0)
             /* getopt_long takes prefixes; this one is too dangerous to guess. */
             rc = serr_set(err, SERR_INVALID, "unknown flag: %s", argv[optind - 1]);
@@ -122,11 +128,47 @@ static int swarm_init(struct cli *cli, int argc, char **argv)
     if (rc < 0)
         return cli_fail(&err);
     printf("Swarm initialized: current node (%s) is now a manager.\n\n", jstr(out, "node_id"));
+    char unlock_key[128];
+    snprintf(unlock_key, sizeof(unlock_key), "%s", jstr(out, "unlock_key"));
     json_decref(out);
     print_join_command(cli, "worker");
     printf("\nTo add a manager to this swarm, run 'shoal swarm join-token manager' and follow "
            "the instructions.\n");
+    if (unlock_key[0])
+        printf("\nTo unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"
+               "command and provide the following key:\n\n    %s\n\n"
+               "Please remember to store this key in a password manager, since without it you\n"
+               "will not be able to use the swarm's secrets after a manager restarts.\n",
+               unlock_key);
+    explicit_bzero(unlock_key, sizeof(unlock_key));
     return CLI_EXIT_OK;
+}
+
+static const char unlock_usage[] =
+    "Usage:  shoal swarm unlock\n\n"
+    "Unlock the secrets of a manager of an autolocked swarm after a restart (the unlock key\n"
+    "is read from standard input)\n";
+
+static int swarm_unlock(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("swarm unlock", unlock_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("swarm unlock", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    char key[256] = "";
+    if (isatty(0))
+        fputs("Please enter unlock key: ", stderr);
+    if (fgets(key, sizeof(key), stdin) == NULL)
+        key[0] = '\0';
+    key[strcspn(key, "\r\n")] = '\0';
+    json_t *body = json_pack("{s:s}", "key", key);
+    explicit_bzero(key, sizeof(key));
+    struct serr err;
+    rc = cli_call(cli, "POST", "/v1/swarm/unlock", body, NULL, &err);
+    json_decref(body);
+    return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
 }
 
 /* ---- join ---- */
@@ -398,6 +440,7 @@ static const struct cli_cmd swarm_cmds[] = {
     {"join", NULL, swarm_join, "Join a swarm as a node and/or manager"},
     {"join-token", NULL, swarm_join_token, "Manage join tokens"},
     {"leave", NULL, swarm_leave, "Leave the swarm"},
+    {"unlock", NULL, swarm_unlock, "Unlock the secrets of an autolocked manager"},
     {NULL, NULL, NULL, NULL},
 };
 

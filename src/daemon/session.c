@@ -26,6 +26,7 @@ struct session {
     json_t *nodes;    /* [{"id","addr","subnet"}]: task networking */
     char overlay[16]; /* the cluster's overlay mode, "" until an answer has one */
     json_t *mesh;     /* networks and services' endpoints (manager/netmodel.h) */
+    json_t *secret_data; /* {id: base64} of our tasks' secrets and configs: memory only */
     char mesh_tag[40]; /* the leader's name for that mesh: sent back, it is not sent again */
     size_t target;    /* index in managers */
     char *renew_key; /* key of a certificate being renewed for a new role */
@@ -108,7 +109,7 @@ static void follow_leader(struct session *s, int status, const char *body, size_
 
 /* The leader's view of this node's role wins: ask for a certificate of the
  * new role (a CSR in the next heartbeat), then switch when it comes. */
-static void follow_role(struct session *s, const char *role, const char *cert)
+static void follow_role(struct session *s, const char *role, const char *cert, json_t *answer)
 {
     struct shoal *sh = s->sh;
     if (role == NULL || strcmp(role, sh->role) == 0) {
@@ -119,6 +120,8 @@ static void follow_role(struct session *s, const char *role, const char *cert)
     }
     struct serr err = {0};
     if (cert && s->renew_key) {
+        if (strcmp(role, "manager") == 0 && swarm_secrets_key_take(sh, answer, &err) < 0)
+            log_error("the secrets key: %s", err.msg);
         if (swarm_change_role(sh, role, cert, s->renew_key, &err) < 0)
             log_error("role change to %s: %s", role, err.msg);
         free(s->renew_key);
@@ -130,6 +133,35 @@ static void follow_role(struct session *s, const char *role, const char *cert)
         log_error("role change to %s: %s", role, err.msg);
 }
 
+/* Adds what the leader sent, forgets what no task of ours uses any more. */
+static void keep_secrets(struct session *s, json_t *sent)
+{
+    if (s->secret_data == NULL)
+        s->secret_data = json_object();
+    if (json_is_object(sent))
+        json_object_update(s->secret_data, sent);
+    json_t *used = swarm_secrets_used(s->tasks);
+    const char *id;
+    json_t *v, *tmp;
+    json_object_foreach_safe(s->secret_data, tmp, id, v)
+    {
+        if (json_object_get(used, id) == NULL)
+            json_object_del(s->secret_data, id);
+    }
+    json_decref(used);
+}
+
+char *session_secret(struct session *s, const char *id, struct serr *err)
+{
+    const char *data = json_string_value(json_object_get(s->secret_data, id));
+    if (data == NULL) {
+        serr_set(err, SERR_UNAVAILABLE, "the data of secret or config %s has not reached this "
+                 "node yet", id);
+        return NULL;
+    }
+    return xstrdup(data);
+}
+
 static void apply_answer(struct session *s, json_t *answer)
 {
     json_t *tasks = json_object_get(answer, "tasks");
@@ -139,6 +171,7 @@ static void apply_answer(struct session *s, json_t *answer)
         json_decref(s->tasks);
         s->tasks = json_incref(tasks);
     }
+    keep_secrets(s, json_object_get(answer, "secret_data"));
     if (json_is_array(json_object_get(answer, "nodes"))) {
         json_decref(s->nodes);
         s->nodes = json_incref(json_object_get(answer, "nodes"));
@@ -170,7 +203,7 @@ static void apply_answer(struct session *s, json_t *answer)
     if (leader)
         use_leader(s, leader);
     follow_role(s, json_string_value(json_object_get(answer, "role")),
-                json_string_value(json_object_get(answer, "cert")));
+                json_string_value(json_object_get(answer, "cert")), answer);
 }
 
 static void session_free(struct session *s)
@@ -184,6 +217,7 @@ static void session_free(struct session *s)
     json_decref(s->managers);
     json_decref(s->nodes);
     json_decref(s->mesh);
+    json_decref(s->secret_data);
     free(s);
 }
 
@@ -226,6 +260,11 @@ static void on_connected(void *arg, int fd, const char *errmsg)
     json_t *body = json_pack("{s:O, s:s?, s:O?, s:s}", "reports", s->inflight, "csr",
                              s->renew_csr, "metrics", node_metrics_latest(s->sh->metrics),
                              "mesh_tag", s->mesh_tag);
+    json_t *have = json_array();
+    const char *id;
+    json_t *v;
+    json_object_foreach(s->secret_data, id, v) json_array_append_new(have, json_string(id));
+    json_object_set_new(body, "secret_ids", have);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     /* a manager that stopped answering (paused, cut off) is left in time

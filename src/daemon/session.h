@@ -8,6 +8,7 @@
 
 struct shoal;
 struct session;
+struct serr;
 
 /* `managers`: array of "IP:PORT" to try first (borrowed). */
 struct session *session_start(struct shoal *sh, json_t *managers);
@@ -20,6 +21,9 @@ void session_report(struct session *s, const char *task_id, json_t *fields);
  * before the first answer: the agent must not act on an empty list it has
  * not been given. */
 json_t *session_tasks(struct session *s);
+/* The data (base64, new string) of a secret or config of this node's tasks,
+ * as the leader sent it (kept in memory only). */
+char *session_secret(struct session *s, const char *id, struct serr *err);
 json_t *session_image(struct session *s, const char *image_id);
 /* The manager addresses last known (borrowed). */
 json_t *session_managers(struct session *s);

@@ -40,6 +40,7 @@ struct shoal {
     char *listen_addr;       /* where the cluster port listens ("IP:PORT"), NULL: swarm_addr */
     uint64_t raft_id;
     char role[16];           /* "manager" or "worker" while in a swarm, else "" */
+    char secrets_key[65];    /* autolock: the secrets data key (hex) once unlocked, else "" */
     struct net *net;         /* cluster port: TLS contexts, listener, raft transport */
     struct session *session; /* heartbeats to the leader (every node but the leader) */
     struct dispatcher *dispatcher; /* managers: the leader side of sessions */

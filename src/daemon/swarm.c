@@ -283,11 +283,14 @@ struct init_ctx {
     char cluster_id[33];
     char pool[24]; /* --default-addr-pool */
     const char *overlay; /* --overlay: NET_OVERLAY_DIRECT or NET_OVERLAY_VXLAN */
+    char *unlock_key;    /* --autolock */
 };
 
 static void init_ctx_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct init_ctx *ctx = h->data;
+    free(ctx->unlock_key);
+    free(ctx);
 }
 
 static void init_committed(void *arg, int status, const struct serr *err)
@@ -296,10 +299,9 @@ static void init_committed(void *arg, int status, const struct serr *err)
     if (status < 0) {
         http_respond_error(ctx->req, err);
     } else {
-        char reply[200];
-        snprintf(reply, sizeof(reply), "{\"node_id\":\"%s\",\"cluster_id\":\"%s\"}",
-                 ctx->sh->node_id, ctx->cluster_id);
-        http_respond(ctx->req, 200, "application/json", reply, strlen(reply));
+        respond_json(ctx->req, 200, json_pack("{s:s, s:s, s:s?}", "node_id", ctx->sh->node_id,
+                                               "cluster_id", ctx->cluster_id, "unlock_key",
+                                               ctx->unlock_key));
         log_info("swarm initialized: cluster %s, address %s", ctx->cluster_id,
                  ctx->sh->swarm_addr);
     }
@@ -339,6 +341,8 @@ static int init_files(struct shoal *sh, const char *cluster_id, struct serr *err
 {
     char *ca_dir = state_file(sh, "ca");
     int rc = ca_create(ca_dir, err);
+    if (rc == 0)
+        rc = swarm_secrets_key_init(sh, err);
     if (rc == 0)
         rc = issue_own_cert(sh, ca_dir, "manager", err);
     free(ca_dir);
@@ -487,6 +491,8 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
     forget_swarm_files(sh); /* leftovers of a half-finished leave */
     json_t *managers = json_pack("[s]", addr);
     int rc = init_files(sh, ctx->cluster_id, &err);
+    if (rc == 0 && json_is_true(json_object_get(body, "autolock")))
+        rc = swarm_secrets_key_lock(sh, &ctx->unlock_key, &err);
     if (rc == 0)
         rc = start_member(sh, true, managers, &err);
     json_decref(managers);
@@ -498,6 +504,7 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
             set_addrs(sh, NULL, NULL);
         }
         http_respond_error(req, &err);
+        free(ctx->unlock_key);
         free(ctx);
         return;
     }
@@ -562,6 +569,7 @@ static void join_finish(struct join_ctx *j, json_t *answer)
     }
     snprintf(sh->role, sizeof(sh->role), "%s", role);
     if (write_node_tls(sh, ca, cert, j->key_pem, &err) < 0 ||
+        swarm_secrets_key_take(sh, answer, &err) < 0 ||
         write_swarm_file(sh, cluster_id, known, join_addr, &err) < 0 ||
         start_member(sh, false, managers, &err) < 0) {
         json_decref(managers);
@@ -818,6 +826,8 @@ void swarm_accept_join(struct shoal *sh, struct http_req *req)
         a->reply = json_pack("{s:s, s:s, s:s, s:O, s:o, s:s}", "role", role, "cert", cert, "ca",
                              ca, "cluster_id", json_object_get(meta, "cluster_id"), "managers",
                              managers, "leader", sh->swarm_addr);
+        if (strcmp(role, "manager") == 0)
+            swarm_secrets_key_offer(sh, a->reply);
         json_decref(meta);
         log_info("node %s (%s) joins as a %s", json_string_value(json_object_get(node, "hostname")),
                  node_id, role);
@@ -892,6 +902,7 @@ void swarm_stop_member(struct shoal *sh)
 {
     session_stop(sh->session);
     sh->session = NULL;
+    swarm_secrets_key_drop(sh);
     dispatcher_stop(sh->dispatcher);
     sh->dispatcher = NULL;
     clusternet_stop(sh);
@@ -1001,6 +1012,7 @@ int swarm_change_role(struct shoal *sh, const char *role, const char *cert, cons
         sh->dispatcher = dispatcher_start(sh);
         return 0;
     }
+    swarm_secrets_key_drop(sh);
     dispatcher_stop(sh->dispatcher);
     sh->dispatcher = NULL;
     clusternet_stop(sh);

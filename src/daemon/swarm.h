@@ -33,6 +33,29 @@ void respond_not_leader(struct shoal *sh, struct http_req *req);
  * directory (caller frees), or NULL. Managers only. */
 char *swarm_ca_dir(struct shoal *sh, struct serr *err);
 
+/* The managers' secrets data key (swarm_secrets.c): made at init (no-op
+ * when present), read, added to an answer for a new manager ("secrets_key"),
+ * saved from such an answer (no-op without it), removed at demotion. */
+int swarm_secrets_key_init(struct shoal *sh, struct serr *err);
+int swarm_secrets_key(struct shoal *sh, unsigned char key[32], struct serr *err);
+void swarm_secrets_key_offer(struct shoal *sh, json_t *reply);
+int swarm_secrets_key_take(struct shoal *sh, json_t *answer, struct serr *err);
+void swarm_secrets_key_drop(struct shoal *sh);
+/* swarm init --autolock: the key file replaced by the key sealed with a new
+ * unlock key ("SWMKEY-1-BASE64", *unlock_key, caller frees), the key kept in
+ * memory; after a restart secrets are refused until swarm_unlock. */
+int swarm_secrets_key_lock(struct shoal *sh, char **unlock_key, struct serr *err);
+int swarm_unlock(struct shoal *sh, const char *unlock_key, struct serr *err);
+/* The leader's session answer to a node: "secret_data" {id: base64} of the
+ * secrets and configs its tasks (desired running) use and `have` (the ids
+ * it holds) lacks. Nothing else ever sends a secret's data to a node. */
+void swarm_secrets_for_node(struct shoal *sh, json_t *tasks, json_t *have, json_t *reply);
+/* {id: true} of the secrets and configs the tasks (desired running) use. */
+json_t *swarm_secrets_used(json_t *tasks);
+/* A secret's or config's data (base64) for a task of this node: managers
+ * decrypt the store's record, workers have it from their session. */
+char *shoal_secret_data(struct shoal *sh, const char *table, const char *id, struct serr *err);
+
 /* A new key and CSR for this node (role changes). */
 int swarm_new_csr(struct shoal *sh, char **key_pem, char **csr_pem, struct serr *err);
 /* Installs the certificate for `role` and starts or stops the manager parts. */

@@ -256,9 +256,12 @@ static void renew_certificate(struct shoal *sh, json_t *node, const char *csr, j
     char *dir = swarm_ca_dir(sh, &err);
     char *cert = NULL;
     if (dir && ca_sign(dir, csr, json_string_value(json_object_get(node, "id")),
-                       json_string_value(json_object_get(node, "role")), &cert, &err) == 0)
+                       json_string_value(json_object_get(node, "role")), &cert, &err) == 0) {
         json_object_set_new(reply, "cert", json_string(cert));
-    else
+        const char *role = json_string_value(json_object_get(node, "role"));
+        if (role && strcmp(role, "manager") == 0) /* a promoted node: the secrets key too */
+            swarm_secrets_key_offer(sh, reply);
+    } else
         log_warn("certificate renewal: %s", err.msg);
     free(cert);
     free(dir);
@@ -312,6 +315,8 @@ void dispatcher_session(struct dispatcher *d, struct http_req *req)
         json_object_set_new(reply, "mesh_tag", json_string(d->mesh_tag));
     }
     renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
+    swarm_secrets_for_node(sh, json_object_get(reply, "tasks"),
+                           json_object_get(body, "secret_ids"), reply);
     respond_json(req, 200, reply);
     json_decref(body);
     json_decref(node);

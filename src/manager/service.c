@@ -9,6 +9,7 @@
 #include "agent/runtime.h"
 #include "base/util.h"
 #include "manager/scheduler.h"
+#include "manager/secret.h"
 #include "store/store.h"
 
 #define MAX_REPLICAS 100000
@@ -326,7 +327,7 @@ static int check_healthcheck(json_t *hc, struct serr *err)
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
-    "update_config", "network", "healthcheck", "ports", NULL};
+    "update_config", "network", "healthcheck", "ports", "secrets", "configs", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -435,6 +436,10 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
         return NULL;
     json_decref(img);
     json_t *s = json_deep_copy(spec);
+    if (secret_refs_normalize(st, s, err) < 0) {
+        json_decref(s);
+        return NULL;
+    }
     char norm[512];
     if (image_normalize_ref(json_string_value(json_object_get(s, "image")), norm, sizeof(norm),
                             NULL) == 0)
@@ -543,7 +548,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     static const char *const fields[] = {"image",       "env_add",    "env_rm",
                                          "args",        "replicas",   "update_config",
                                          "healthcheck", "publish_add", "publish_rm",
-                                         NULL};
+                                         "secrets_add", "secrets_rm", "configs_add",
+                                         "configs_rm", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -575,7 +581,7 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         env_remove(env, json_string_value(e));
         json_array_append(env, e);
     }
-    if (patch_ports(s, patch, err) < 0)
+    if (patch_ports(s, patch, err) < 0 || secret_refs_patch(s, patch, err) < 0)
         goto err_after_copy;
     if ((v = json_object_get(patch, "image")))
         json_object_set(s, "image", v);
@@ -608,7 +614,7 @@ int service_spec_template_changed(json_t *a, json_t *b)
 {
     static const char *const fields[] = {"image", "args", "env", "mounts", "limits", "init",
                                          "stop_grace_period_ms", "network", "healthcheck",
-                                         NULL};
+                                         "secrets", "configs", NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))
@@ -663,5 +669,9 @@ json_t *task_container_spec(json_t *spec, json_t *image)
     json_t *healthcheck = json_object_get(spec, "healthcheck");
     if (json_is_object(healthcheck))
         json_object_set(c, "healthcheck", healthcheck);
+    if (json_array_size(json_object_get(spec, "secrets"))) /* references, never the data */
+        json_object_set(c, "secrets", json_object_get(spec, "secrets"));
+    if (json_array_size(json_object_get(spec, "configs")))
+        json_object_set(c, "configs", json_object_get(spec, "configs"));
     return c;
 }

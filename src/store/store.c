@@ -25,6 +25,8 @@ static const struct table_def tables[] = {
     {"tasks", {"service_id", "node_id", "slot", NULL}},
     {"networks", {"name", NULL}},
     {"ports", {NULL}}, /* "8080/tcp" -> {"service_id"}: who publishes it */
+    {"secrets", {"name", NULL}},
+    {"configs", {"name", NULL}},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -62,6 +64,12 @@ static const char schema_additions[] =
      * still load; puts with "unique_name" check against this index instead. */
     "CREATE INDEX IF NOT EXISTS services_name_nocase ON services(name COLLATE NOCASE);"
     "CREATE INDEX IF NOT EXISTS networks_name_nocase ON networks(name COLLATE NOCASE);"
+    "CREATE TABLE IF NOT EXISTS secrets (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
+    "CREATE INDEX IF NOT EXISTS secrets_name_nocase ON secrets(name COLLATE NOCASE);"
+    "CREATE TABLE IF NOT EXISTS configs (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
+    "CREATE INDEX IF NOT EXISTS configs_name_nocase ON configs(name COLLATE NOCASE);"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";
@@ -380,7 +388,8 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
 
 static const char *name_column(const char *table)
 {
-    if (strcmp(table, "services") == 0 || strcmp(table, "networks") == 0)
+    if (strcmp(table, "services") == 0 || strcmp(table, "networks") == 0 ||
+        strcmp(table, "secrets") == 0 || strcmp(table, "configs") == 0)
         return "name";
     if (strcmp(table, "nodes") == 0)
         return "hostname";

@@ -2,7 +2,8 @@
  * committed Raft entries (store_apply) and read by everyone on the loop.
  *
  * Every table holds JSON objects keyed by "id": nodes, images, tags (id =
- * "name:tag", image_id), services, tasks, meta (cluster-wide facts). Key
+ * "name:tag", image_id), services, tasks, meta (cluster-wide facts), secrets
+ * and configs (manager/secret.h). Key
  * columns used in queries are generated from the JSON (service name, task
  * service_id / node_id / slot).
  *
