@@ -57,10 +57,12 @@ json_t *agent_list_local(struct agent *a);
 int agent_remove_local(struct agent *a, const char *ref, int force, struct http_req *req,
                        struct serr *err);
 
-/* Streams the logs of a service's tasks that ran on this node: the last
- * `tail` lines of each (-1 = all), then, with follow, new output as it comes. */
-void agent_service_logs(struct agent *a, struct http_req *req, json_t *service, long tail,
-                        int follow);
+/* POST /v1/node/logs: the log lines of some of a service's tasks on this
+ * node, body {"service", "tasks": [ids], "tail": N (-1 = all, per task),
+ * "since": TS, "follow": bool}, as text lines "TS TASKID LINE". With follow,
+ * an empty line ends the past lines, then new output of the service's
+ * tasks here comes as it is written. */
+void agent_node_logs(struct agent *a, struct http_req *req, json_t *body);
 
 /* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
 json_t *agent_running_tasks(struct agent *a);

@@ -25,6 +25,7 @@ struct areq {
     int handles;
     char errmsg[160];
     http_acb cb;
+    http_achunk chunk_cb; /* streaming: the body of a 2xx answer goes here */
     void *arg;
 };
 
@@ -59,6 +60,10 @@ static void finish(struct areq *r, int status, const char *fmt, const char *deta
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct areq *r = p->data;
+    if (r->chunk_cb && p->status_code / 100 == 2) {
+        r->chunk_cb(r->arg, at, len);
+        return r->done ? -1 : 0; /* cancelled from the callback */
+    }
     if (r->out_fd >= 0)
         return write_all(r->out_fd, at, len);
     if (r->body_len + len + 1 > MAX_BODY)
@@ -112,9 +117,9 @@ static void fail_later(uv_timer_t *t)
     finish(r, -1, "%s", msg);
 }
 
-void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path,
-                   const char *content_type, const char *body, size_t len, int out_fd,
-                   http_acb cb, void *arg)
+static struct areq *arequest_start(uv_loop_t *loop, int fd, const char *method, const char *path,
+                                   const char *content_type, const char *body, size_t len,
+                                   int out_fd, http_achunk chunk_cb, http_acb cb, void *arg)
 {
     if (settings.on_body == NULL) {
         http_parser_settings_init(&settings);
@@ -123,6 +128,7 @@ void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path
     }
     struct areq *r = xcalloc(1, sizeof(*r));
     r->cb = cb;
+    r->chunk_cb = chunk_cb;
     r->arg = arg;
     r->out_fd = out_fd;
     r->handles = 1;
@@ -138,7 +144,7 @@ void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path
         uv_close((uv_handle_t *)&r->pipe, handle_closed);
         snprintf(r->errmsg, sizeof(r->errmsg), "cannot use the connection");
         uv_timer_start(&r->defer, fail_later, 0, 0);
-        return;
+        return r;
     }
     r->pipe_open = true;
     r->handles = 2;
@@ -155,4 +161,31 @@ void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path
     r->write.data = r;
     uv_write(&r->write, (uv_stream_t *)&r->pipe, &buf, 1, write_cb);
     uv_read_start((uv_stream_t *)&r->pipe, alloc_cb, read_cb);
+    return r;
+}
+
+void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path,
+                   const char *content_type, const char *body, size_t len, int out_fd,
+                   http_acb cb, void *arg)
+{
+    arequest_start(loop, fd, method, path, content_type, body, len, out_fd, NULL, cb, arg);
+}
+
+struct areq *http_arequest_stream(uv_loop_t *loop, int fd, const char *method, const char *path,
+                                  const char *body, size_t len, http_achunk chunk, http_acb cb,
+                                  void *arg)
+{
+    return arequest_start(loop, fd, method, path, NULL, body, len, -1, chunk, cb, arg);
+}
+
+void http_arequest_cancel(struct areq *r)
+{
+    if (r->done)
+        return;
+    r->done = true;
+    if (r->pipe_open) {
+        uv_read_stop((uv_stream_t *)&r->pipe);
+        uv_close((uv_handle_t *)&r->pipe, handle_closed);
+    }
+    uv_close((uv_handle_t *)&r->defer, handle_closed);
 }

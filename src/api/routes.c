@@ -592,11 +592,39 @@ static void get_tasks(struct shoal *sh, struct http_req *req, char **args)
     respond_json(req, 200, sorted_tasks(store_list(sh->store, "tasks", NULL)));
 }
 
+static void logs_of(struct shoal *sh, struct http_req *req, json_t *svc, const char *task_id);
+
 static void get_service_logs(struct shoal *sh, struct http_req *req, char **args)
 {
     json_t *svc = find_service(sh, req, args[0]);
     if (svc == NULL)
         return;
+    logs_of(sh, req, svc, NULL);
+    json_decref(svc);
+}
+
+static void get_task_logs(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    struct serr err = {0};
+    json_t *task = store_find(sh->store, "tasks", args[0], &err);
+    const char *sid = json_string_value(json_object_get(task, "service_id"));
+    json_t *svc = sid ? store_get(sh->store, "services", sid) : NULL;
+    if (svc == NULL) {
+        if (err.msg[0] == '\0')
+            serr_set(&err, SERR_NOT_FOUND, "no such service or task: %s", args[0]);
+        http_respond_error(req, &err);
+    } else {
+        logs_of(sh, req, svc, json_string_value(json_object_get(task, "id")));
+    }
+    json_decref(svc);
+    json_decref(task);
+}
+
+/* The logs of a service's tasks (task_id: only that one). */
+static void logs_of(struct shoal *sh, struct http_req *req, json_t *svc, const char *task_id)
+{
     char v[32];
     long tail = -1;
     if (http_query_get(req, "tail", v, sizeof(v)) && strcmp(v, "all") != 0) {
@@ -604,12 +632,26 @@ static void get_service_logs(struct shoal *sh, struct http_req *req, char **args
         tail = strtol(v, &end, 10);
         if (*end != '\0' || tail < 0) {
             respond_err(req, SERR_INVALID, "tail must be a non-negative number or \"all\"");
-            json_decref(svc);
             return;
         }
     }
-    agent_service_logs(sh->agent, req, svc, tail, query_flag(req, "follow"));
-    json_decref(svc);
+    char since_in[64] = "", since[32] = "";
+    struct serr err = {0};
+    if (http_query_get(req, "since", since_in, sizeof(since_in)) && since_in[0] &&
+        logs_since_ts(since_in, (long double)now_ms() * 1e6L, since, &err) < 0) {
+        http_respond_error(req, &err);
+        return;
+    }
+    service_logs_fanout(sh, req, svc, task_id, tail, since);
+}
+
+static void post_node_logs(struct shoal *sh, struct http_req *req, char **args)
+{
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    agent_node_logs(sh->agent, req, body);
+    json_decref(body);
 }
 
 /* ---- containers ---- */
@@ -841,8 +883,10 @@ static const struct route {
     {"POST", "/v1/services/*/update", post_service_update, WRITE, true},
     {"POST", "/v1/services/*/scale", post_service_scale, WRITE, true},
     {"GET", "/v1/services/*/tasks", get_service_tasks, READ, false},
-    {"GET", "/v1/services/*/logs", get_service_logs, LOCAL, false},
+    {"GET", "/v1/services/*/logs", get_service_logs, SECRET, false},
+    {"POST", "/v1/node/logs", post_node_logs, NODE, false},
     {"GET", "/v1/tasks", get_tasks, READ, false},
+    {"GET", "/v1/tasks/*/logs", get_task_logs, SECRET, false},
     {"GET", "/v1/networks", get_networks, READ, false},
     {"POST", "/v1/networks", post_network, WRITE, true},
     {"GET", "/v1/networks/*", get_network, READ, false},

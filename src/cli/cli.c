@@ -41,6 +41,7 @@ static const char main_usage[] =
     "\n"
     "Commands:\n"
     "  info        Display system-wide information\n"
+    "  logs        Fetch the logs of a service or task\n"
     "  ps          List containers\n"
     "  rm          Remove one or more containers\n"
     "  run         Run a command in a new container\n"
@@ -56,6 +57,7 @@ static const struct cli_cmd top_commands[] = {
     {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
     {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
     {"dashboard", NULL, cli_dashboard, NULL}, {"network", NULL, cli_network, NULL},
+    {"logs", NULL, cli_logs, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

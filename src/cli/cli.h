@@ -50,6 +50,9 @@ int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);
 int cli_ps(struct cli *cli, int argc, char **argv);
 int cli_rm(struct cli *cli, int argc, char **argv);
+/* `shoal logs SERVICE|TASK` (cli_service.c). */
+int cli_logs(struct cli *cli, int argc, char **argv);
+int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv);
 int cli_dashboard(struct cli *cli, int argc, char **argv);
 
 /* Runs the subcommand named by argv[1] of a group; prints the group's help

@@ -320,12 +320,18 @@ static int service_rm(struct cli *cli, int argc, char **argv)
 
 /* ---- logs ---- */
 
-static const char logs_usage[] = "Usage:  shoal service logs [OPTIONS] SERVICE\n\n"
-                                 "Fetch the logs of a service\n\n"
-                                 "Options:\n"
-                                 "  -f, --follow        Follow log output\n"
-                                 "      --tail string   Number of lines to show from the end of "
-                                 "the logs (default \"all\")\n";
+static const char logs_usage[] =
+    "Usage:  shoal service logs [OPTIONS] SERVICE|TASK\n\n"
+    "Fetch the logs of a service or task (of every node, merged by time)\n\n"
+    "Options:\n"
+    "  -f, --follow         Follow log output\n"
+    "      --no-task-ids    Do not include task IDs in output\n"
+    "      --no-trunc       Do not truncate output\n"
+    "      --raw            Do not neatly format logs\n"
+    "      --since string   Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or\n"
+    "                       relative (e.g. \"42m\" for 42 minutes)\n"
+    "  -n, --tail string    Number of lines to show from the end of the logs (default \"all\")\n"
+    "  -t, --timestamps     Show timestamps\n";
 
 static int write_stdout(const char *data, size_t len, void *arg)
 {
@@ -336,31 +342,120 @@ static int write_stdout(const char *data, size_t len, void *arg)
     return 0;
 }
 
-static int service_logs(struct cli *cli, int argc, char **argv)
+/* Appends "&key=value" (value escaped) to the query. */
+static void query_add(char **query, const char *key, const char *value)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("service logs", logs_usage, "lt", argc, argv, &fl);
-    if (rc >= 0)
+    char *esc = cli_escape(value);
+    char *q = xasprintf("%s&%s=%s", *query, key, esc);
+    free(esc);
+    free(*query);
+    *query = q;
+}
+
+/* The value of --name=V or --name V (advancing *i); NULL when absent. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* Parses the logs flags into a query string ("&k=v..."); the positional
+ * argument in *target. Returns -1 to go on, else the exit code. */
+static int logs_query(const char *cmd, int argc, char **argv, char **query, const char **target)
+{
+    *query = xstrdup("");
+    *target = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        bool missing = false;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(logs_usage, stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "--follow") == 0) {
+            query_add(query, "follow", "1");
+        } else if (strcmp(a, "--timestamps") == 0) {
+            query_add(query, "timestamps", "1");
+        } else if (strcmp(a, "--raw") == 0) {
+            query_add(query, "raw", "1");
+        } else if (strcmp(a, "--no-task-ids") == 0) {
+            query_add(query, "no_task_ids", "1");
+        } else if (strcmp(a, "--no-trunc") == 0) {
+            query_add(query, "no_trunc", "1");
+        } else if ((v = flag_value(argc, argv, &i, "--tail", &missing)) ||
+                   (v = flag_value(argc, argv, &i, "-n", &missing))) {
+            int64_t tail;
+            struct serr err;
+            if (strcmp(v, "all") != 0 && cli_parse_uint("--tail", v, INT32_MAX, &tail, &err) < 0)
+                return cli_usage_error(cmd, "%s", err.msg);
+            query_add(query, "tail", v);
+        } else if ((v = flag_value(argc, argv, &i, "--since", &missing))) {
+            query_add(query, "since", v);
+        } else if (missing) {
+            return cli_usage_error(cmd, "flag needs an argument: %s", a);
+        } else if (a[0] == '-' && a[1] != '-' && a[1] != '\0' && strspn(a + 1, "ft") == strlen(a + 1)) {
+            for (const char *c = a + 1; *c; c++)
+                query_add(query, *c == 'f' ? "follow" : "timestamps", "1");
+        } else if (a[0] == '-') {
+            return cli_usage_error(cmd, "unknown flag: %s", a);
+        } else if (*target == NULL) {
+            *target = a;
+        } else {
+            return cli_usage_error(cmd, "\"%s\" requires exactly 1 argument.", cmd);
+        }
+    }
+    if (*target == NULL)
+        return cli_usage_error(cmd, "\"%s\" requires exactly 1 argument.", cmd);
+    return -1;
+}
+
+/* `service logs` and `shoal logs`: a service, else a task (id or prefix). */
+int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv)
+{
+    char *query;
+    const char *target;
+    int rc = logs_query(cmd, argc, argv, &query, &target);
+    if (rc >= 0) {
+        free(query);
         return rc;
-    if ((rc = cli_nargs("service logs", argc - fl.first_arg, 1, 1)) >= 0)
-        return rc;
-    struct serr err;
-    int64_t tail = -1;
-    if (fl.tail != NULL && strcmp(fl.tail, "all") != 0 &&
-        cli_parse_uint("--tail", fl.tail, INT32_MAX, &tail, &err) < 0)
-        return cli_usage_error("service logs", "%s", err.msg);
-    char *base = cli_path("/v1/services/%s/logs", argv[fl.first_arg]);
-    char query[64] = "";
-    if (tail >= 0)
-        snprintf(query, sizeof(query), "tail=%lld", (long long)tail);
-    if (fl.follow)
-        snprintf(query + strlen(query), sizeof(query) - strlen(query), "%sfollow=1",
-                 query[0] ? "&" : "");
-    char *path = xasprintf("%s%s%s", base, query[0] ? "?" : "", query);
+    }
+    struct serr err = {0};
+    char *base = cli_path("/v1/services/%s", target);
+    json_t *svc = NULL;
+    bool is_service = cli_call(cli, "GET", base, NULL, &svc, &err) == 0;
+    json_decref(svc);
+    free(base);
+    if (!is_service && err.kind != SERR_NOT_FOUND) {
+        free(query);
+        return cli_fail(&err);
+    }
+    base = cli_path(is_service ? "/v1/services/%s/logs" : "/v1/tasks/%s/logs", target);
+    char *path = xasprintf("%s?%s", base, query[0] ? query + 1 : "");
+    memset(&err, 0, sizeof(err));
     rc = cli_stream(cli, "GET", path, NULL, write_stdout, NULL, &err);
     free(path);
     free(base);
+    free(query);
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
+static int service_logs(struct cli *cli, int argc, char **argv)
+{
+    return cli_logs_of(cli, "service logs", argc, argv);
+}
+
+int cli_logs(struct cli *cli, int argc, char **argv)
+{
+    return cli_logs_of(cli, "logs", argc, argv);
 }
 
 static const struct cli_cmd service_cmds[] = {
