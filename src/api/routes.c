@@ -953,6 +953,15 @@ static bool remote_allowed(const struct route *r, struct http_req *req)
     }
 }
 
+/* A worker's cluster port serves managers the node's own business (the
+ * logs of its tasks), nothing else: its store is not the cluster's. */
+static bool worker_serves(struct shoal *sh, const struct route *r, struct http_req *req)
+{
+    if (strcmp(sh->role, "worker") != 0)
+        return true;
+    return r->access == NODE && strcmp(req->peer_role, "manager") == 0;
+}
+
 /* 403 with the reason; a peer without a certificate (only joining is open
  * to it) is disconnected after the answer. */
 static void deny(struct http_req *req)
@@ -980,7 +989,7 @@ void routes_dispatch(struct http_server *srv, struct http_req *req)
         path_known = true;
         if (strcmp(routes[i].method, req->method) != 0)
             continue;
-        if (req->remote && !remote_allowed(&routes[i], req)) {
+        if (req->remote && (!remote_allowed(&routes[i], req) || !worker_serves(sh, &routes[i], req))) {
             deny(req);
             return;
         }

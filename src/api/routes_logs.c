@@ -160,7 +160,8 @@ static void emit_line(struct logs_fanout *lf, const char *line, size_t len)
 {
     if (lf->req == NULL)
         return;
-    const char *sp = len > TS_LEN + 1 && line[TS_LEN] == ' '
+    const char *sp = len > TS_LEN + 1 && line[TS_LEN] == ' ' && line[4] == '-' &&
+                             line[TS_LEN - 1] == 'Z'
                          ? memchr(line + TS_LEN + 1, ' ', len - TS_LEN - 1)
                          : NULL;
     if (sp == NULL) {

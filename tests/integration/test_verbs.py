@@ -1,0 +1,111 @@
+"""What a Docker Swarm user types (issue 15): cluster-wide service logs.
+Real dev clusters in network namespaces, real containers."""
+import http.client
+import json
+import os
+import re
+import select
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from cluster import Cluster
+from conftest import SHOAL_BIN, wait_until
+
+TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
+TICKER = ["sh", "-c", 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.3; done']
+
+
+@pytest.fixture
+def cluster1x2(rootfs_tar):
+    c = Cluster(managers=1, workers=2, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+def _prefix_node(line):
+    """'talk.1.abcdef012345@node-2    | ...' -> 'node-2'."""
+    m = re.match(r"^talk\.\d+\.[0-9a-f]{12}@(\S+)    \| ", line)
+    return m.group(1) if m else None
+
+
+def _ticker_on_three_nodes(c):
+    lead = c.leader
+    lead.cli("service", "create", "--name", "talk", "--replicas", "3", "--stop-grace-period", "1s",
+             "busybox", *TICKER)
+    ts = lead.wait_running("talk", 3, timeout=60)
+    assert len({t["node_id"] for t in ts}) == 3, ts
+    # every task said something already
+    wait_until(lambda: len({_prefix_node(l) for l in lead.logs("talk").splitlines()}) == 3,
+               timeout=30, msg=lambda: lead.logs("talk"))
+    return lead
+
+
+def test_service_logs_from_every_node_merged_by_time(cluster1x2):
+    c = cluster1x2
+    lead = _ticker_on_three_nodes(c)
+    out = lead.logs("talk", "-t").splitlines()
+    nodes = {_prefix_node(l) for l in out}
+    assert nodes == {"node-1", "node-2", "node-3"}, out
+    stamps = []
+    for line in out:
+        m = re.match(r"^talk\.\d+\.[0-9a-f]{12}@node-\d    \| (%s) tick \d+$" % TS, line)
+        assert m, line
+        stamps.append(m.group(1))
+    assert stamps == sorted(stamps)  # interleaved by time, not node after node
+    # --tail is per task; --raw and --no-task-ids as docker's
+    wait_until(lambda: len(lead.logs("talk", "--tail", "2").splitlines()) == 6, timeout=10)
+    raw = lead.logs("talk", "--raw", "--tail", "1").splitlines()
+    assert len(raw) == 3 and all(re.match(r"^tick \d+$", l) for l in raw), raw
+    short = lead.logs("talk", "--no-task-ids", "--tail", "1").splitlines()
+    assert all(re.match(r"^talk\.\d+@node-\d    \| tick \d+$", l) for l in short), short
+    # --since: a time in the future gives nothing, a duration the recent lines
+    assert lead.logs("talk", "--since", "2999-01-01T00:00:00Z") == ""
+    assert len(lead.logs("talk", "--since", "1h").splitlines()) >= 3
+    res = lead.cli("service", "logs", "--since", "yesterday", "talk", check=False)
+    assert res.returncode != 0 and "since" in res.stderr
+    # one task: `shoal logs TASK`
+    task = [t for t in lead.running_tasks("talk") if t["node_id"] == c.node_id(c.nodes[2])][0]
+    one = lead.cli("logs", "--tail", "3", task["id"][:12]).stdout.splitlines()
+    assert len(one) == 3 and all(_prefix_node(l) == "node-3" for l in one), one
+
+
+def test_service_logs_follow_sees_a_workers_new_lines(cluster1x2):
+    c = cluster1x2
+    lead = _ticker_on_three_nodes(c)
+    p = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + lead.sock, "service", "logs", "-f",
+                          "--tail", "0", "talk"], stdout=subprocess.PIPE, text=True)
+    try:
+        seen = set()
+        deadline = time.time() + 30
+        while len(seen) < 3 and time.time() < deadline:
+            r, _, _ = select.select([p.stdout], [], [], 1)
+            if r:
+                line = p.stdout.readline()
+                assert line, "the stream ended"
+                seen.add(_prefix_node(line))
+        assert seen == {"node-1", "node-2", "node-3"}, seen
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_service_logs_over_tcp_with_the_admin_certificate(cluster1x2, tmp_path):
+    c = cluster1x2
+    lead = _ticker_on_three_nodes(c)
+    certs = str(tmp_path / "certs")
+    lead.cli("swarm", "admin-cert", "-o", certs)
+    host = "tcp://%s:2377" % lead.addr
+    res = c.nodes[1].exec(SHOAL_BIN, "-H", host, "--tls-dir", certs, "service", "logs", "--tail",
+                          "1", "talk")
+    assert {_prefix_node(l) for l in res.stdout.splitlines()} == {"node-1", "node-2", "node-3"}
+    # the node-level route is for node certificates only
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem"))
+    conn = http.client.HTTPSConnection(c.nodes[2].addr, 2377, context=ctx, timeout=10)
+    conn.request("POST", "/v1/node/logs", body=json.dumps({"service": "00", "tasks": []}))
+    assert conn.getresponse().status == 403
+    conn.close()
