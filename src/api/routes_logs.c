@@ -50,33 +50,6 @@ struct logs_up {
 
 /* ---- --since ---- */
 
-/* Parses a duration such as "90s", "10m", "1h30m" (Go's units h, m, s, ms). */
-static bool parse_duration_ns(const char *s, long double *ns)
-{
-    *ns = 0;
-    if (*s == '\0')
-        return false;
-    while (*s) {
-        char *end;
-        long double v = strtold(s, &end);
-        if (end == s || v < 0)
-            return false;
-        s = end;
-        long double unit = 0;
-        if (strncmp(s, "ms", 2) == 0) {
-            unit = 1e6;
-            s += 2;
-        } else if (*s == 'h' || *s == 'm' || *s == 's') {
-            unit = *s == 'h' ? 3600e9L : *s == 'm' ? 60e9L : 1e9L;
-            s++;
-        } else {
-            return false;
-        }
-        *ns += v * unit;
-    }
-    return true;
-}
-
 static void format_ts(long double unix_ns, char *out)
 {
     time_t sec = (time_t)(unix_ns / 1e9L);
@@ -119,8 +92,9 @@ int logs_since_ts(const char *in, long double now_ns, char *out, struct serr *er
         format_ts(ns, out);
         return 0;
     }
-    if (parse_duration_ns(in, &ns)) {
-        format_ts(now_ns - ns, out);
+    int64_t ms;
+    if (parse_duration(in, &ms, NULL) == 0) { /* 10m, 1h30m */
+        format_ts(now_ns - (long double)ms * 1e6L, out);
         return 0;
     }
     return serr_set(err, SERR_INVALID,
