@@ -286,6 +286,12 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
     return getopt_mode(argc, argv, shortopts, longopts, false, err);
 }
 
+/* Set by a listing's flags for table_print_free: --format TEMPLATE, -q,
+ * --filter (one command per process). */
+static const char *table_template;
+static bool table_quiet;
+static json_t *table_filters;
+
 int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc, char **argv,
               struct cli_flags *fl)
 {
@@ -294,7 +300,8 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
         {"all", no_argument, NULL, 'a'},          {"follow", no_argument, NULL, 'l'},
         {"tail", required_argument, NULL, 't'},   {"detach", no_argument, NULL, 'd'},
         {"input", required_argument, NULL, 'i'},  {"advertise-addr", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},
+        {"help", no_argument, NULL, 'h'},         {"quiet", no_argument, NULL, 'q'},
+        {"filter", required_argument, NULL, 'L'},
     };
     struct option longopts[sizeof(all) / sizeof(all[0]) + 1];
     size_t n = 0;
@@ -311,6 +318,11 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
         strcat(shortopts, "d");
     if (strchr(allowed, 'i'))
         strcat(shortopts, "i:");
+    if (strchr(allowed, 'Q')) /* a listing: -q, --filter and templates */
+        strcat(shortopts, "q");
+    for (size_t i = 0; i < n; i++)
+        if ((longopts[i].val == 'q' || longopts[i].val == 'L') && !strchr(allowed, 'Q'))
+            memmove(&longopts[i], &longopts[i + 1], (n-- - i) * sizeof(longopts[0])), i--;
     memset(fl, 0, sizeof(*fl));
     struct serr err;
     optind = 0;
@@ -318,7 +330,20 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
     while ((c = getopt_mode(argc, argv, shortopts, longopts, true, &err)) != -1) {
         switch (c) {
         case 'h': return cli_help(usage);
+        case 'q': table_quiet = true; break;
+        case 'L':
+            if (table_filters == NULL)
+                table_filters = json_object();
+            if (cli_filter_add(table_filters, optarg, &err) < 0)
+                return cli_usage_error(cmd, "%s", err.msg);
+            break;
         case 'F':
+            if (strchr(allowed, 'Q') && (strstr(optarg, "{{") || strncmp(optarg, "table ", 6) == 0) &&
+                strcmp(optarg, "{{json .}}") != 0) {
+                table_template = optarg; /* rows of the table as Go-style templates */
+                fl->json = false;
+                break;
+            }
             if (cli_parse_format(optarg, &fl->json, &err) < 0)
                 return cli_usage_error(cmd, "%s", err.msg);
             break;
@@ -643,8 +668,142 @@ void table_add(struct table *t, const char *const *cells)
     t->nrows++;
 }
 
+/* "DESIRED STATE" -> "DesiredState", "ID" stays: Docker's field names. */
+static char *field_name(const char *header)
+{
+    char *out = xstrdup(header);
+    size_t o = 0;
+    bool word_start = true;
+    for (const char *p = header; *p; p++) {
+        if (*p == ' ') {
+            word_start = true;
+            continue;
+        }
+        out[o++] = word_start ? *p : (char)tolower((unsigned char)*p);
+        word_start = false;
+    }
+    out[o] = '\0';
+    if (strcmp(out, "Id") == 0)
+        strcpy(out, "ID");
+    return out;
+}
+
+static json_t *row_object(struct table *t, size_t r, bool header_text)
+{
+    json_t *obj = json_object();
+    for (int i = 0; i < t->ncols; i++) {
+        char *key = field_name(t->cells[i]);
+        json_object_set_new(obj, key, json_string(t->cells[(header_text ? 0 : r) * (size_t)t->ncols + (size_t)i]));
+        free(key);
+    }
+    return obj;
+}
+
+static void table_free(struct table *t)
+{
+    for (size_t k = 0; k < t->nrows * (size_t)t->ncols; k++)
+        free(t->cells[k]);
+    free(t->cells);
+    free(t);
+}
+
+/* A template line split at tabs into `ncols` cells (short lines padded). */
+static void add_template_line(struct table **out, char *line)
+{
+    int n = 1;
+    for (char *p = line; *p; p++)
+        n += *p == '\t';
+    if (*out == NULL) {
+        *out = xcalloc(1, sizeof(**out));
+        (*out)->ncols = n;
+    }
+    const char **cells = xcalloc((size_t)(*out)->ncols, sizeof(char *));
+    char *save = line;
+    for (int i = 0; i < (*out)->ncols; i++)
+        cells[i] = save ? strsep(&save, "\t") : "";
+    table_add(*out, cells);
+    free(cells);
+}
+
+struct table_custom {
+    const char *tmpl; /* NULL: the table's own columns */
+    bool as_table, quiet;
+    json_t *filters;
+};
+
+/* -q, --filter, --format TEMPLATE: the rows as objects keyed by field name. */
+static int table_print_custom(struct table *t, const struct table_custom *c, struct serr *err)
+{
+    struct table *out = NULL;
+    if (c->as_table && c->tmpl == NULL) { /* filtered, as it is */
+        out = xcalloc(1, sizeof(*out));
+        out->ncols = t->ncols;
+        table_add(out, (const char *const *)t->cells);
+    } else if (c->as_table) {
+        json_t *head = row_object(t, 0, true);
+        char *line = cli_template_expand(c->tmpl, head, err);
+        json_decref(head);
+        if (line == NULL)
+            return -1;
+        add_template_line(&out, line);
+        free(line);
+    }
+    int rc = 0;
+    for (size_t r = 1; r < t->nrows && rc == 0; r++) {
+        json_t *row = row_object(t, r, false);
+        bool match = true;
+        if (c->filters && cli_filter_match(row, c->filters, &match, err) < 0)
+            rc = -1;
+        if (rc == 0 && match) {
+            if (c->quiet) {
+                printf("%s\n", t->cells[r * (size_t)t->ncols]);
+            } else if (c->tmpl) {
+                char *line = cli_template_expand(c->tmpl, row, err);
+                if (line == NULL)
+                    rc = -1;
+                else if (c->as_table)
+                    add_template_line(&out, line);
+                else
+                    printf("%s\n", line);
+                free(line);
+            } else {
+                table_add(out, (const char *const *)&t->cells[r * (size_t)t->ncols]);
+            }
+        }
+        json_decref(row);
+    }
+    if (out && rc == 0 && !c->quiet)
+        table_print_free(out);
+    else if (out)
+        table_free(out);
+    return rc;
+}
+
 void table_print_free(struct table *t)
 {
+    if (table_template || table_quiet || table_filters) {
+        struct table_custom c = {.quiet = table_quiet, .filters = table_filters, .as_table = true};
+        if (table_template) {
+            c.as_table = strncmp(table_template, "table", 5) == 0;
+            c.tmpl = table_template + (c.as_table ? 5 : 0);
+            while (c.as_table && *c.tmpl == ' ')
+                c.tmpl++;
+            if (*c.tmpl == '\0')
+                c.tmpl = NULL;
+        }
+        table_template = NULL; /* the table printed from here is a plain one */
+        table_quiet = false;
+        table_filters = NULL;
+        struct serr err = {0};
+        int rc = table_print_custom(t, &c, &err);
+        json_decref(c.filters);
+        table_free(t);
+        if (rc < 0) {
+            fprintf(stderr, "Error: %s\n", err.msg);
+            exit(CLI_EXIT_ERROR);
+        }
+        return;
+    }
     size_t *width = xcalloc((size_t)t->ncols, sizeof(size_t));
     for (size_t r = 0; r < t->nrows; r++)
         for (int i = 0; i < t->ncols; i++) {

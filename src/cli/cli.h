@@ -190,6 +190,16 @@ void table_add(struct table *t, const char *const *cells);
 /* Prints with docker's alignment (3 spaces between columns) and frees. */
 void table_print_free(struct table *t);
 
+/* cli_template.c: --format '{{.Name}} {{json .}}' over one JSON object (fields
+ * by name, any case, "-"/"_"/" " ignored; functions json, upper, lower;
+ * \t and \n). NULL with err on an unknown field or bad syntax. */
+char *cli_template_expand(const char *tmpl, json_t *obj, struct serr *err);
+/* --filter KEY=VALUE into {"KEY":[values]}. */
+int cli_filter_add(json_t *filters, const char *arg, struct serr *err);
+/* Whether a row (fields as strings) passes: id by prefix, name by substring,
+ * others equal in any case; keys AND, values of a key OR (docker's). */
+int cli_filter_match(json_t *row, json_t *filters, bool *match, struct serr *err);
+
 /* JSON for people (inspect) and for scripts (--format json). */
 void cli_print_json(json_t *j, bool pretty);
 

@@ -126,7 +126,10 @@ static int image_load(struct cli *cli, int argc, char **argv)
 
 static const char ls_usage[] = "Usage:  shoal image ls [OPTIONS]\n\nList images\n\n"
                                "Options:\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 /* "reg:5000/a/b:tag" -> repository "reg:5000/a/b", tag "tag". */
 static void split_tag(const char *ref, char *repo, size_t repo_len, char *tag, size_t tag_len)
@@ -166,7 +169,7 @@ static void image_rows(struct table *t, json_t *image)
 static int image_ls(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("image ls", ls_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("image ls", ls_usage, "FQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("image ls", argc - fl.first_arg, 0, 0)) >= 0)

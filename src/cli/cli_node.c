@@ -9,7 +9,10 @@
 
 static const char ls_usage[] = "Usage:  shoal node ls [OPTIONS]\n\nList nodes in the swarm\n\n"
                                "Options:\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 static void node_row(struct table *t, json_t *node, const char *self_id)
 {
@@ -27,7 +30,7 @@ static void node_row(struct table *t, json_t *node, const char *self_id)
 static int node_ls(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("node ls", ls_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("node ls", ls_usage, "FQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("node ls", argc - fl.first_arg, 0, 0)) >= 0)

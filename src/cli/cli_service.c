@@ -69,7 +69,10 @@ static int service_update(struct cli *cli, int argc, char **argv)
 
 static const char ls_usage[] = "Usage:  shoal service ls [OPTIONS]\n\nList services\n\n"
                                "Options:\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 static void service_row(struct table *t, json_t *svc)
 {
@@ -109,7 +112,7 @@ static void service_row(struct table *t, json_t *svc)
 static int service_ls(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("service ls", ls_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("service ls", ls_usage, "FQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("service ls", argc - fl.first_arg, 0, 0)) >= 0)
@@ -166,7 +169,7 @@ static void task_row(struct table *t, json_t *task)
 static int service_ps(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("service ps", ps_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("service ps", ps_usage, "FQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("service ps", argc - fl.first_arg, 1, 1)) >= 0)
