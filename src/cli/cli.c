@@ -301,13 +301,14 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
         {"tail", required_argument, NULL, 't'},   {"detach", no_argument, NULL, 'd'},
         {"input", required_argument, NULL, 'i'},  {"advertise-addr", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},         {"quiet", no_argument, NULL, 'q'},
-        {"filter", required_argument, NULL, 'L'},
+        {"filter", required_argument, NULL, 'L'}, {"no-trunc", no_argument, NULL, 'T'},
     };
     struct option longopts[sizeof(all) / sizeof(all[0]) + 1];
     size_t n = 0;
     char shortopts[16] = "h";
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (all[i].val == 'h' || strchr(allowed, all[i].val) != NULL)
+        if (all[i].val == 'h' || strchr(allowed, all[i].val) != NULL ||
+            (strchr("qL", all[i].val) && strchr(allowed, 'Q')))
             longopts[n++] = all[i];
     memset(&longopts[n], 0, sizeof(longopts[n]));
     if (strchr(allowed, 'f') || strchr(allowed, 'l'))
@@ -320,9 +321,6 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
         strcat(shortopts, "i:");
     if (strchr(allowed, 'Q')) /* a listing: -q, --filter and templates */
         strcat(shortopts, "q");
-    for (size_t i = 0; i < n; i++)
-        if ((longopts[i].val == 'q' || longopts[i].val == 'L') && !strchr(allowed, 'Q'))
-            memmove(&longopts[i], &longopts[i + 1], (n-- - i) * sizeof(longopts[0])), i--;
     memset(fl, 0, sizeof(*fl));
     struct serr err;
     optind = 0;
@@ -331,6 +329,7 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
         switch (c) {
         case 'h': return cli_help(usage);
         case 'q': table_quiet = true; break;
+        case 'T': fl->no_trunc = true; break;
         case 'L':
             if (table_filters == NULL)
                 table_filters = json_object();
@@ -338,8 +337,7 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
                 return cli_usage_error(cmd, "%s", err.msg);
             break;
         case 'F':
-            if (strchr(allowed, 'Q') && (strstr(optarg, "{{") || strncmp(optarg, "table ", 6) == 0) &&
-                strcmp(optarg, "{{json .}}") != 0) {
+            if (strchr(allowed, 'Q') && (strstr(optarg, "{{") || strncmp(optarg, "table ", 6) == 0)) {
                 table_template = optarg; /* rows of the table as Go-style templates */
                 fl->json = false;
                 break;

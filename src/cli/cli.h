@@ -53,6 +53,9 @@ int cli_rm(struct cli *cli, int argc, char **argv);
 /* `shoal logs SERVICE|TASK` (cli_service.c). */
 int cli_logs(struct cli *cli, int argc, char **argv);
 int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv);
+struct cli_flags;
+/* Tasks as `service ps` prints them (cli_service.c). */
+void cli_print_tasks(json_t *tasks, const struct cli_flags *fl);
 int cli_dashboard(struct cli *cli, int argc, char **argv);
 
 /* Runs the subcommand named by argv[1] of a group; prints the group's help
@@ -82,6 +85,7 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
  * d -d/--detach, i -i/--input, A --advertise-addr. */
 struct cli_flags {
     bool json, force, all, follow, detach;
+    bool no_trunc; /* 'T' */
     const char *tail, *input, *advertise_addr;
     int first_arg; /* index of the first positional argument */
 };

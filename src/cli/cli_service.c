@@ -138,6 +138,7 @@ static int service_ls(struct cli *cli, int argc, char **argv)
 static const char ps_usage[] = "Usage:  shoal service ps [OPTIONS] SERVICE\n\n"
                                "List the tasks of a service\n\n"
                                "Options:\n"
+                               "      --no-trunc        Do not truncate output\n"
                                "      --format string   Format output (json or table)\n";
 
 /* " (healthy)" after a running task's state, as `docker ps` does after "Up". */
@@ -151,10 +152,13 @@ static void append_health(json_t *task, char *current, size_t size)
              health);
 }
 
-static void task_row(struct table *t, json_t *task)
+static void task_row(struct table *t, json_t *task, bool no_trunc)
 {
-    char id[16], desired[32], state[32], current[128], ago[64];
-    cli_short_id(jstr(task, "id"), id, sizeof(id));
+    char id[64], desired[32], state[32], current[128], ago[64];
+    if (no_trunc)
+        snprintf(id, sizeof(id), "%s", jstr(task, "id"));
+    else
+        cli_short_id(jstr(task, "id"), id, sizeof(id));
     cli_capitalize(jstr(task, "desired_state"), desired, sizeof(desired));
     cli_capitalize(jstr(task, "state"), state, sizeof(state));
     cli_ago(jint(task, "state_at"), ago, sizeof(ago));
@@ -169,7 +173,7 @@ static void task_row(struct table *t, json_t *task)
 static int service_ps(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("service ps", ps_usage, "FQ", argc, argv, &fl);
+    int rc = cli_flags("service ps", ps_usage, "FQT", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("service ps", argc - fl.first_arg, 1, 1)) >= 0)
@@ -181,19 +185,24 @@ static int service_ps(struct cli *cli, int argc, char **argv)
     free(path);
     if (rc < 0)
         return cli_fail(&err);
-    if (fl.json) {
-        cli_print_json(list, false);
-    } else {
-        static const char *const head[] = {"ID",           "NAME",          "IMAGE", "NODE",
-                                           "DESIRED STATE", "CURRENT STATE", "ADDR",  "ERROR"};
-        struct table *t = table_new(8, head);
-        size_t i;
-        json_t *task;
-        json_array_foreach(list, i, task) task_row(t, task);
-        table_print_free(t);
-    }
+    cli_print_tasks(list, &fl);
     json_decref(list);
     return CLI_EXIT_OK;
+}
+
+void cli_print_tasks(json_t *tasks, const struct cli_flags *fl)
+{
+    if (fl->json) {
+        cli_print_json(tasks, false);
+        return;
+    }
+    static const char *const head[] = {"ID",           "NAME",          "IMAGE", "NODE",
+                                       "DESIRED STATE", "CURRENT STATE", "ADDR",  "ERROR"};
+    struct table *t = table_new(8, head);
+    size_t i;
+    json_t *task;
+    json_array_foreach(tasks, i, task) task_row(t, task, fl->no_trunc);
+    table_print_free(t);
 }
 
 /* Like docker inspect: a JSON array of the objects named; a missing one is

@@ -109,3 +109,51 @@ def test_service_logs_over_tcp_with_the_admin_certificate(cluster1x2, tmp_path):
     conn.request("POST", "/v1/node/logs", body=json.dumps({"service": "00", "tasks": []}))
     assert conn.getresponse().status == 403
     conn.close()
+
+
+def test_node_ps_and_listing_filters_quiet_and_templates(cluster1x2):
+    c = cluster1x2
+    lead = c.leader
+    lead.cli("service", "create", "--name", "web", "--replicas", "3", "--stop-grace-period", "1s",
+             "busybox", "sleep", "1000")
+    lead.cli("service", "create", "--name", "db", "--stop-grace-period", "1s", "busybox", "sleep",
+             "1000")
+    ts = lead.wait_running("web", 3, timeout=60)
+    lead.wait_running("db", 1, timeout=60)
+    # node ps: the current node by default, or the nodes named
+    worker_tasks = [t for t in ts if t["node_id"] == c.node_id(c.nodes[2])]
+    on_worker = [t for t in lead.api("GET", "/v1/tasks").json()
+                 if t["node_id"] == c.node_id(c.nodes[2])]
+    out = lead.cli("node", "ps", "node-3").stdout.splitlines()
+    assert out[0].split()[:3] == ["ID", "NAME", "IMAGE"]
+    assert len(out) == 1 + len(on_worker) and all("node-3" in l for l in out[1:]), out
+    mine = lead.cli("node", "ps", "-q").stdout.split()
+    all_lead = [t for t in lead.api("GET", "/v1/tasks").json()
+                if t["node_id"] == c.node_id(lead)]
+    assert sorted(mine) == sorted(t["id"][:12] for t in all_lead)
+    full = lead.cli("node", "ps", "--no-trunc", "-q", "node-1", "node-2", "node-3").stdout.split()
+    assert len(full) == 4 and all(len(i) == 25 for i in full), full
+    # service ps --filter
+    res = lead.cli("service", "ps", "--filter", "node=node-3", "-q", "web").stdout.split()
+    assert res == [t["id"][:12] for t in worker_tasks]
+    assert lead.cli("service", "ps", "--filter", "desired-state=shutdown", "-q", "web").stdout == ""
+    res = lead.cli("service", "ps", "--no-trunc", "--format", "{{.ID}}", "db").stdout.split()
+    assert res == [lead.tasks("db")[0]["id"]]
+    # -q, --filter and templates on listings
+    assert sorted(lead.cli("service", "ls", "-q").stdout.split()) == sorted(
+        s["id"][:12] for s in lead.api("GET", "/v1/services").json())
+    out = lead.cli("service", "ls", "--filter", "name=we", "--format", "{{.Name}} {{.Replicas}}")
+    assert out.stdout == "web 3/3\n"
+    line = lead.cli("service", "ls", "--filter", "name=db", "--format", "{{json .}}").stdout
+    assert json.loads(line)["Name"] == "db" and json.loads(line)["Replicas"] == "1/1"
+    out = lead.cli("service", "ls", "--format", "table {{.Name}}\\t{{.Mode}}").stdout.splitlines()
+    assert out[0].split() == ["NAME", "MODE"] and sorted(out[1:]) == [
+        "db     replicated", "web    replicated"], out
+    out = lead.cli("node", "ls", "--filter", "role=x", check=False)
+    assert out.returncode != 0 and "invalid filter 'role'" in out.stderr
+    hosts = lead.cli("node", "ls", "--format", "{{.Hostname}}").stdout.split()
+    assert sorted(h.rstrip("*") for h in hosts) == ["node-1", "node-2", "node-3"], hosts
+    assert lead.cli("network", "ls", "--filter", "name=bridge", "--format", "{{.Name}}").stdout
+    assert lead.cli("image", "ls", "-q").stdout.strip()
+    res = lead.cli("service", "ls", "--format", "{{.Nope}}", check=False)
+    assert res.returncode != 0 and 'no field "Nope"' in res.stderr
