@@ -14,6 +14,7 @@
 #define SHOAL_AGENT_AGENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "base/err.h"
 
@@ -49,7 +50,7 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg);
 void agent_run(struct agent *a, struct http_req *req, json_t *body);
 
 /* GET /v1/containers: local (non-task) containers. */
-json_t *agent_list_local(struct agent *a);
+json_t *agent_list_local(struct agent *a, bool with_tasks);
 
 /* DELETE /v1/containers/{ref}: stops (force) and removes a local container.
  * 0: removed, answer now; 1: being stopped, `req` is answered once it is

@@ -290,16 +290,20 @@ void agent_run(struct agent *a, struct http_req *req, json_t *body)
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
 }
 
-json_t *agent_list_local(struct agent *a)
+json_t *agent_list_local(struct agent *a, bool with_tasks)
 {
     static const char *const phases[] = {"created", "running", "exited", "exited"};
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next) {
-        if (!c->local)
+        if (!c->local && !(with_tasks && c->task_id))
             continue;
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id, "name", c->name, "image",
+        char *name = c->local ? xstrdup(c->name) : xasprintf("%s.%s", c->name, c->task_id);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id, "name", name, "image",
                               c->image ? c->image : "", "state", phases[c->phase], "created_at",
                               (json_int_t)c->created_at);
+        free(name);
+        if (c->task_id)
+            json_object_set_new(o, "task_id", json_string(c->task_id));
         json_object_set_new(o, "exit_code", c->exited ? json_integer(c->exit_code) : json_null());
         if (c->error)
             json_object_set_new(o, "error", json_string(c->error));

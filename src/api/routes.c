@@ -669,7 +669,7 @@ static void post_container_run(struct shoal *sh, struct http_req *req, char **ar
 
 static void get_containers(struct shoal *sh, struct http_req *req, char **args)
 {
-    respond_json(req, 200, agent_list_local(sh->agent));
+    respond_json(req, 200, agent_list_local(sh->agent, query_flag(req, "tasks")));
 }
 
 static void delete_container(struct shoal *sh, struct http_req *req, char **args)

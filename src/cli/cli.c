@@ -681,7 +681,7 @@ static char *field_name(const char *header)
         word_start = false;
     }
     out[o] = '\0';
-    if (strcmp(out, "Id") == 0)
+    if (strcmp(out, "Id") == 0 || strcmp(out, "ContainerId") == 0)
         strcpy(out, "ID");
     return out;
 }

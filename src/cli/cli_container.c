@@ -230,7 +230,7 @@ int cli_ps(struct cli *cli, int argc, char **argv)
         return rc;
     json_t *list;
     struct serr err;
-    if (cli_call(cli, "GET", "/v1/containers", NULL, &list, &err) < 0)
+    if (cli_call(cli, "GET", "/v1/containers?tasks=1", NULL, &list, &err) < 0)
         return cli_fail(&err);
     /* Like docker, only running containers unless -a. */
     json_t *shown = json_array();

@@ -160,6 +160,11 @@ int cli_filter_match(json_t *row, json_t *filters, bool *match, struct serr *err
     json_object_foreach(filters, key, values)
     {
         json_t *cell = field_get(row, key, strlen(key));
+        if (cell == NULL) { /* name=: NAMES in `ps` */
+            char *plural = xasprintf("%ss", key);
+            cell = field_get(row, plural, strlen(plural));
+            free(plural);
+        }
         if (!json_is_string(cell))
             return serr_set(err, SERR_INVALID, "invalid filter '%s'", key);
         const char *have = json_string_value(cell);

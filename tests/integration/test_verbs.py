@@ -155,5 +155,10 @@ def test_node_ps_and_listing_filters_quiet_and_templates(cluster1x2):
     assert sorted(h.rstrip("*") for h in hosts) == ["node-1", "node-2", "node-3"], hosts
     assert lead.cli("network", "ls", "--filter", "name=bridge", "--format", "{{.Name}}").stdout
     assert lead.cli("image", "ls", "-q").stdout.strip()
+    # shoal ps shows the node's task containers too (docker's NAME.SLOT.TASKID)
+    names = lead.cli("ps", "--format", "{{.Names}}").stdout.split()
+    assert sorted(names) == sorted("%s.%s" % (t["name"], t["id"]) for t in all_lead), names
+    assert lead.cli("ps", "-q", "--filter", "name=db.1.").stdout.split() == [
+        t["id"][:12] for t in all_lead if t["name"] == "db.1"]
     res = lead.cli("service", "ls", "--format", "{{.Nope}}", check=False)
     assert res.returncode != 0 and 'no field "Nope"' in res.stderr
