@@ -613,7 +613,7 @@ static void get_task_logs(struct shoal *sh, struct http_req *req, char **args)
     json_t *svc = sid ? store_get(sh->store, "services", sid) : NULL;
     if (svc == NULL) {
         if (err.msg[0] == '\0')
-            serr_set(&err, SERR_NOT_FOUND, "no such service or task: %s", args[0]);
+            serr_set(&err, SERR_NOT_FOUND, "service or task %s not found", args[0]);
         http_respond_error(req, &err);
     } else {
         logs_of(sh, req, svc, json_string_value(json_object_get(task, "id")));
