@@ -465,6 +465,7 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
         version++;
     json_object_set_new(spec, "name", json_string(json_string_value(json_object_get(svc, "name"))));
     json_t *next = json_deep_copy(svc);
+    json_object_set(next, "previous_spec", old); /* for `service rollback`, as Swarm's */
     json_object_set_new(next, "spec", spec);
     json_object_set_new(next, "version", json_integer(version));
     json_object_set_new(next, "updated_at", json_integer(now_ms()));
@@ -498,6 +499,25 @@ static void post_service_update(struct shoal *sh, struct http_req *req, char **a
     if (spec)
         replace_spec(sh, req, svc, spec);
     json_decref(patch);
+    json_decref(svc);
+}
+
+/* Back to the spec before the last update (which becomes the previous one). */
+static void post_service_rollback(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *svc = find_service(sh, req, args[0]);
+    if (svc == NULL)
+        return;
+    json_t *previous = json_object_get(svc, "previous_spec");
+    if (!json_is_object(previous)) {
+        char *msg = xasprintf("service %s has no previous spec to roll back to", args[0]);
+        respond_err(req, SERR_CONFLICT, msg);
+        free(msg);
+    } else {
+        replace_spec(sh, req, svc, json_deep_copy(previous));
+    }
     json_decref(svc);
 }
 
@@ -882,6 +902,7 @@ static const struct route {
     {"DELETE", "/v1/services/*", delete_service, WRITE, true},
     {"POST", "/v1/services/*/update", post_service_update, WRITE, true},
     {"POST", "/v1/services/*/scale", post_service_scale, WRITE, true},
+    {"POST", "/v1/services/*/rollback", post_service_rollback, WRITE, true},
     {"GET", "/v1/services/*/tasks", get_service_tasks, READ, false},
     {"GET", "/v1/services/*/logs", get_service_logs, SECRET, false},
     {"POST", "/v1/node/logs", post_node_logs, NODE, false},

@@ -44,8 +44,62 @@ static int service_create(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+static const char rollback_usage[] = "Usage:  shoal service rollback [OPTIONS] SERVICE\n\n"
+                                     "Revert changes to a service's configuration\n\n"
+                                     "Options:\n"
+                                     "  -d, --detach   Exit immediately instead of waiting for the "
+                                     "service to converge\n";
+
+static int rollback_to_previous(struct cli *cli, const char *name, bool detach)
+{
+    struct serr err;
+    char *path = cli_path("/v1/services/%s/rollback", name);
+    int rc = cli_call(cli, "POST", path, NULL, NULL, &err);
+    free(path);
+    if (rc < 0)
+        return cli_fail(&err);
+    printf("%s\nrollback: manually requested rollback\n", name);
+    return wait_unless_detached(cli, name, detach);
+}
+
+static int service_rollback(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("service rollback", rollback_usage, "d", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("service rollback", argc - fl.first_arg, 1, 1)) >= 0)
+        return rc;
+    return rollback_to_previous(cli, argv[fl.first_arg], fl.detach);
+}
+
+/* `service update --rollback [-d] SERVICE`: the same as `service rollback`
+ * (no other change may come with it, as in docker). */
+static int update_rollback(struct cli *cli, int argc, char **argv)
+{
+    bool detach = false;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--rollback") == 0)
+            continue;
+        if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--detach") == 0)
+            detach = true;
+        else if (argv[i][0] == '-' || name)
+            return cli_usage_error("service update",
+                                   "--rollback takes no other change (got %s)", argv[i]);
+        else
+            name = argv[i];
+    }
+    if (name == NULL)
+        return cli_usage_error("service update", "requires exactly 1 argument");
+    return rollback_to_previous(cli, name, detach);
+}
+
 static int service_update(struct cli *cli, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--rollback") == 0)
+            return update_rollback(cli, argc, argv);
     json_t *patch = NULL;
     const char *name = NULL;
     bool detach = false;
@@ -475,6 +529,7 @@ static const struct cli_cmd service_cmds[] = {
     {"inspect", NULL, service_inspect, "Display detailed information on one or more services"},
     {"logs", NULL, service_logs, "Fetch the logs of a service"},
     {"ls", "list", service_ls, "List services"},
+    {"rollback", NULL, service_rollback, "Revert changes to a service's configuration"},
     {"ps", NULL, service_ps, "List the tasks of a service"},
     {"rm", "remove", service_rm, "Remove one or more services"},
     {"scale", NULL, service_scale, "Scale one or multiple replicated services"},

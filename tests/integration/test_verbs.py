@@ -162,3 +162,28 @@ def test_node_ps_and_listing_filters_quiet_and_templates(cluster1x2):
         t["id"][:12] for t in all_lead if t["name"] == "db.1"]
     res = lead.cli("service", "ls", "--format", "{{.Nope}}", check=False)
     assert res.returncode != 0 and 'no field "Nope"' in res.stderr
+
+
+def test_service_rollback_to_the_previous_spec(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "rb", "--stop-grace-period", "1s", "busybox", "sleep",
+          "1000")
+    d.wait_running("rb", 1)
+    res = d.cli("service", "rollback", "rb", check=False)
+    assert res.returncode != 0 and "no previous spec" in res.stderr
+    d.cli("service", "update", "--args", "sleep 999", "rb")
+    d.wait_running("rb", 1, version=2)
+    assert d.service("rb")["previous_spec"]["args"] == ["sleep", "1000"]
+    out = d.cli("service", "rollback", "rb").stdout
+    assert "rollback: manually requested rollback" in out
+    t = d.wait_running("rb", 1, version=3)[0]
+    assert d.service("rb")["spec"]["args"] == ["sleep", "1000"]
+    with open("/proc/%d/cmdline" % t["pid"]) as f:
+        assert f.read().split("\0")[:2] == ["sleep", "1000"]
+    # update --rollback goes back again (the rolled-back spec is the previous one now)
+    d.cli("service", "update", "--rollback", "rb")
+    d.wait_running("rb", 1, version=4)
+    assert d.service("rb")["spec"]["args"] == ["sleep", "999"]
+    res = d.cli("service", "update", "--rollback", "--args", "x", "rb", check=False)
+    assert res.returncode == 2 and "--rollback takes no other change" in res.stderr
+    d.cli("service", "rm", "rb")
