@@ -466,6 +466,8 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
     json_object_set_new(spec, "name", json_string(json_string_value(json_object_get(svc, "name"))));
     json_t *next = json_deep_copy(svc);
     json_object_set(next, "previous_spec", old); /* for `service rollback`, as Swarm's */
+    if (service_spec_template_changed(old, spec)) /* watched by the orchestrator */
+        json_object_set_new(next, "update_state", json_string("updating"));
     json_object_set_new(next, "spec", spec);
     json_object_set_new(next, "version", json_integer(version));
     json_object_set_new(next, "updated_at", json_integer(now_ms()));

@@ -55,6 +55,8 @@ const char cli_service_create_usage[] =
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
     "      --update-delay duration        Delay between updates\n"
+    "      --update-failure-action string Action on update failure (\"pause\", \"continue\",\n"
+    "                                     \"rollback\") (default \"pause\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
     "(0 to update all at once)\n";
 
@@ -75,6 +77,7 @@ const char cli_service_update_usage[] =
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
     "      --update-delay duration        Delay between updates\n"
+    "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
 
 /* ---- mounts ---- */
@@ -380,6 +383,7 @@ enum {
     OPT_STOP_GRACE,
     OPT_UPDATE_PARALLELISM,
     OPT_UPDATE_DELAY,
+    OPT_UPDATE_FAILURE_ACTION,
     OPT_IMAGE,
     OPT_ENV_ADD,
     OPT_ENV_RM,
@@ -497,6 +501,7 @@ static const struct option create_options[] = {
     {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
     {"publish", required_argument, NULL, 'p'},
@@ -578,6 +583,12 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_UPDATE_DELAY:
         return set_duration(object_member(spec, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
+    case OPT_UPDATE_FAILURE_ACTION:
+        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
+        json_object_set_new(object_member(spec, "update_config"), "failure_action", json_string(arg));
+        return 0;
     case 'd':
         *detach = true;
         return 0;
@@ -658,6 +669,7 @@ static const struct option update_options[] = {
     {"replicas", required_argument, NULL, OPT_REPLICAS},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
@@ -715,6 +727,12 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_UPDATE_DELAY:
         return set_duration(object_member(patch, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
+    case OPT_UPDATE_FAILURE_ACTION:
+        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
+        json_object_set_new(object_member(patch, "update_config"), "failure_action", json_string(arg));
+        return 0;
     case 'd':
         *detach = true;
         return 0;

@@ -256,11 +256,17 @@ static int check_ports(json_t *ports, struct serr *err)
 
 static int check_update_config(json_t *uc, struct serr *err)
 {
-    static const char *const known[] = {"parallelism", "delay_ms", NULL};
+    static const char *const known[] = {"parallelism", "delay_ms", "failure_action", NULL};
     if (!json_is_object(uc))
         return serr_set(err, SERR_INVALID, "update_config must be an object");
     if (check_keys(uc, known, "update_config", err) < 0)
         return -1;
+    json_t *fa = json_object_get(uc, "failure_action");
+    const char *action = json_string_value(fa);
+    if (fa && (action == NULL || (strcmp(action, "pause") != 0 && strcmp(action, "continue") != 0 &&
+                                  strcmp(action, "rollback") != 0)))
+        return serr_set(err, SERR_INVALID,
+                        "update_config: failure_action must be pause, continue or rollback");
     if (check_int(uc, "parallelism", 0, MAX_REPLICAS, err) < 0 ||
         check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0)
         return serr_wrap(err, "update_config");

@@ -187,3 +187,26 @@ def test_service_rollback_to_the_previous_spec(daemon):
     res = d.cli("service", "update", "--rollback", "--args", "x", "rb", check=False)
     assert res.returncode == 2 and "--rollback takes no other change" in res.stderr
     d.cli("service", "rm", "rb")
+
+
+def test_update_failure_action_rollback_and_pause(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "ar", "--replicas", "2", "--stop-grace-period", "1s",
+          "--restart-delay", "200ms", "busybox", "sleep", "1000")
+    d.wait_running("ar", 2)
+    res = d.cli("service", "update", "--update-failure-action", "sometimes", "ar", check=False)
+    assert res.returncode == 2 and "--update-failure-action" in res.stderr
+    # the new tasks exit 1: the update rolls back by itself
+    d.cli("service", "update", "-d", "--update-failure-action", "rollback", "--args", "false", "ar")
+    wait_until(lambda: d.service("ar").get("update_state") == "rollback_completed", timeout=60,
+               msg=lambda: json.dumps(d.service("ar"), indent=1))
+    svc = d.service("ar")
+    assert svc["spec"]["args"] == ["sleep", "1000"] and svc["previous_spec"]["args"] == ["false"]
+    d.wait_running("ar", 2, version=svc["version"])
+    # pause: the update stops after the first failed task, the other old task keeps running
+    d.cli("service", "update", "-d", "--update-failure-action", "pause", "--args", "false", "ar")
+    wait_until(lambda: d.service("ar").get("update_state") == "paused", timeout=60)
+    v = d.service("ar")["version"]
+    old_running = [t for t in d.running_tasks("ar") if t["spec_version"] < v]
+    assert len(old_running) == 1, d.tasks("ar")
+    d.cli("service", "rm", "ar")
