@@ -77,6 +77,12 @@ const char cli_service_update_usage[] =
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
     "      --update-delay duration        Delay between updates\n"
+    "      --constraint-add list          Add or update a placement constraint\n"
+    "      --constraint-rm list           Remove a constraint\n"
+    "      --force                        Force update even if no changes require it\n"
+    "      --limit-cpu decimal            Limit CPUs\n"
+    "      --limit-memory bytes           Limit Memory\n"
+    "      --rollback                     Rollback to previous specification\n"
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
 
@@ -384,6 +390,9 @@ enum {
     OPT_UPDATE_PARALLELISM,
     OPT_UPDATE_DELAY,
     OPT_UPDATE_FAILURE_ACTION,
+    OPT_CONSTRAINT_ADD,
+    OPT_CONSTRAINT_RM,
+    OPT_FORCE,
     OPT_IMAGE,
     OPT_ENV_ADD,
     OPT_ENV_RM,
@@ -673,10 +682,23 @@ static const struct option update_options[] = {
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
+    {"constraint-add", required_argument, NULL, OPT_CONSTRAINT_ADD},
+    {"constraint-rm", required_argument, NULL, OPT_CONSTRAINT_RM},
+    {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
+    {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
+    {"force", no_argument, NULL, OPT_FORCE},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+static json_t *object_array(json_t *obj, const char *key)
+{
+    json_t *a = json_object_get(obj, key);
+    if (!json_is_array(a))
+        json_object_set_new(obj, key, a = json_array());
+    return a;
+}
 
 /* --args "httpd -f -p 80": split on blanks (docker splits shell words). */
 static json_t *split_args(const char *text)
@@ -694,6 +716,20 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     if (is_health_option(opt))
         return health_option(patch, opt, arg, err);
     switch (opt) {
+    case OPT_LIMIT_CPU:
+    case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
+        return create_option(patch, opt, arg, detach, err);
+    case OPT_CONSTRAINT_ADD:
+        if (check_constraint(arg, err) < 0)
+            return -1;
+        json_array_append_new(object_array(patch, "constraints_add"), json_string(arg));
+        return 0;
+    case OPT_CONSTRAINT_RM:
+        json_array_append_new(object_array(patch, "constraints_rm"), json_string(arg));
+        return 0;
+    case OPT_FORCE:
+        json_object_set_new(patch, "force", json_true());
+        return 0;
     case OPT_IMAGE:
         if (arg[0] == '\0')
             return serr_set(err, SERR_INVALID, "invalid --image: empty");

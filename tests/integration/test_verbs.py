@@ -210,3 +210,29 @@ def test_update_failure_action_rollback_and_pause(daemon):
     old_running = [t for t in d.running_tasks("ar") if t["spec_version"] < v]
     assert len(old_running) == 1, d.tasks("ar")
     d.cli("service", "rm", "ar")
+
+
+def test_update_force_constraints_and_limits(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "up", "--stop-grace-period", "1s", "busybox", "sleep",
+          "1000")
+    first = d.wait_running("up", 1)[0]
+    # --force replaces the task though nothing else changed
+    d.cli("service", "update", "--force", "up")
+    t = d.wait_running("up", 1, version=2)[0]
+    assert t["id"] != first["id"] and d.service("up")["spec"]["force_update"] == 1
+    d.cli("service", "update", "--limit-memory", "64M", "--limit-cpu", "0.5", "up")
+    spec = d.service("up")["spec"]
+    assert spec["limits"]["memory"] == 64 * 1024 * 1024 and spec["limits"]["cpus"] == 0.5
+    d.cli("service", "update", "--limit-memory", "32M", "up")
+    spec = d.service("up")["spec"]
+    assert spec["limits"]["memory"] == 32 * 1024 * 1024 and spec["limits"]["cpus"] == 0.5
+    d.cli("service", "update", "--constraint-add", "node.role==manager", "--constraint-add",
+          "node.role!=worker", "up")
+    assert d.service("up")["spec"]["constraints"] == ["node.role==manager", "node.role!=worker"]
+    d.cli("service", "update", "--constraint-rm", "node.role!=worker", "up")
+    assert d.service("up")["spec"]["constraints"] == ["node.role==manager"]
+    d.wait_running("up", 1, version=d.service("up")["version"])
+    res = d.cli("service", "update", "--constraint-add", "bogus", "up", check=False)
+    assert res.returncode == 2 and "bogus" in res.stderr
+    d.cli("service", "rm", "up")
