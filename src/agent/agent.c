@@ -228,11 +228,30 @@ static void log_rotate_if_needed(struct ctr *c)
     free(old);
 }
 
+/* Every line in the file starts with the time its first bytes came
+ * (LOG_TS_LEN characters and a space), so that logs of tasks on several
+ * nodes can be merged by time. */
 static void log_append(struct ctr *c, const char *data, size_t len)
 {
     if (c->log_fd < 0)
         return;
-    ssize_t w = write(c->log_fd, data, len);
+    char ts[LOG_TS_LEN + 2];
+    log_timestamp(ts);
+    ts[LOG_TS_LEN] = ' ';
+    char *out = NULL;
+    size_t out_len = 0, out_cap = 0;
+    bool line_start = c->at_line_start;
+    for (size_t i = 0; i < len;) {
+        if (line_start)
+            buf_append(&out, &out_len, &out_cap, ts, LOG_TS_LEN + 1);
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (data + i)) + 1 : len - i;
+        buf_append(&out, &out_len, &out_cap, data + i, n);
+        line_start = nl != NULL;
+        i += n;
+    }
+    ssize_t w = write(c->log_fd, out, out_len);
+    free(out);
     if (w > 0)
         c->log_size += (size_t)w;
     log_rotate_if_needed(c);

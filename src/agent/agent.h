@@ -14,6 +14,7 @@
 #define SHOAL_AGENT_AGENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "base/err.h"
 
@@ -49,7 +50,7 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg);
 void agent_run(struct agent *a, struct http_req *req, json_t *body);
 
 /* GET /v1/containers: local (non-task) containers. */
-json_t *agent_list_local(struct agent *a);
+json_t *agent_list_local(struct agent *a, bool with_tasks);
 
 /* DELETE /v1/containers/{ref}: stops (force) and removes a local container.
  * 0: removed, answer now; 1: being stopped, `req` is answered once it is
@@ -57,10 +58,12 @@ json_t *agent_list_local(struct agent *a);
 int agent_remove_local(struct agent *a, const char *ref, int force, struct http_req *req,
                        struct serr *err);
 
-/* Streams the logs of a service's tasks that ran on this node: the last
- * `tail` lines of each (-1 = all), then, with follow, new output as it comes. */
-void agent_service_logs(struct agent *a, struct http_req *req, json_t *service, long tail,
-                        int follow);
+/* POST /v1/node/logs: the log lines of some of a service's tasks on this
+ * node, body {"service", "tasks": [ids], "tail": N (-1 = all, per task),
+ * "since": TS, "follow": bool}, as text lines "TS TASKID LINE". With follow,
+ * an empty line ends the past lines, then new output of the service's
+ * tasks here comes as it is written. */
+void agent_node_logs(struct agent *a, struct http_req *req, json_t *body);
 
 /* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
 json_t *agent_running_tasks(struct agent *a);

@@ -146,6 +146,10 @@ void health_stop(struct ctr *c);
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);
 
 /* agent_stream.c */
+/* Log timestamps: "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (UTC, fixed width, so they
+ * sort as text). `out` has room for LOG_TS_LEN + 1 bytes. */
+#define LOG_TS_LEN 30
+void log_timestamp(char *out);
 void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len);
 void followers_exit(struct agent *a, struct ctr *c);
 void followers_detach_ctr(struct agent *a, struct ctr *c);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/agent_int.h"
@@ -92,48 +93,51 @@ static void write_ndjson(struct http_req *req, json_t *obj)
     free(text);
 }
 
-static void task_prefix(struct agent *a, const char *name, const char *id, char *out, size_t len)
+void log_timestamp(char *out)
 {
-    snprintf(out, len, "%s.%.12s@%s    | ", name, id, a->sh->hostname);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char sec[24];
+    strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, LOG_TS_LEN + 1, "%.19s.%09ldZ", sec, (long)ts.tv_nsec);
 }
 
-/* Writes data with `prefix` at the start of every line; *at_line_start
- * carries the state between chunks. */
-static void write_prefixed(struct http_req *req, const char *prefix, const char *data, size_t len,
-                           bool *at_line_start)
+/* Writes one node log line: "TS TASKID TEXT\n" (a line without its end
+ * gets one, so lines of several tasks never mix). */
+static void write_node_line(struct http_req *req, const char *ts, const char *task_id,
+                            const char *text, size_t len)
 {
-    size_t plen = strlen(prefix);
-    while (len > 0) {
-        if (*at_line_start)
-            http_stream_write(req, prefix, plen);
-        const char *nl = memchr(data, '\n', len);
-        size_t n = nl ? (size_t)(nl - data) + 1 : len;
-        http_stream_write(req, data, n);
-        *at_line_start = nl != NULL;
-        data += n;
-        len -= n;
-    }
+    char head[LOG_TS_LEN + 80];
+    int n = snprintf(head, sizeof(head), "%s %s ", ts, task_id);
+    http_stream_write(req, head, (size_t)n);
+    http_stream_write(req, text, len);
+    if (len == 0 || text[len - 1] != '\n')
+        http_stream_write(req, "\n", 1);
 }
 
 void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len)
 {
-    char prefix[400];
-    task_prefix(a, c->name, c->id, prefix, sizeof(prefix));
-    bool line_start_after = c->at_line_start;
+    char ts[LOG_TS_LEN + 1];
+    log_timestamp(ts);
+    const char *task_id = c->task_id ? c->task_id : c->id;
     for (struct follower *f = a->followers; f; f = f->next) {
         if (strcmp(f->ctr_id, c->id) == 0) {
             char *text = utf8_sanitize(data, len);
             write_ndjson(f->req, json_pack("{s:s}", "out", text));
             free(text);
         } else if (f->service_id && c->service_id && strcmp(f->service_id, c->service_id) == 0) {
-            bool state = c->at_line_start;
-            write_prefixed(f->req, prefix, data, len, &state);
-            line_start_after = state;
+            for (size_t i = 0; i < len;) {
+                const char *nl = memchr(data + i, '\n', len - i);
+                size_t n = nl ? (size_t)(nl - (data + i)) + 1 : len - i;
+                write_node_line(f->req, ts, task_id, data + i, n);
+                i += n;
+            }
         }
     }
     if (len > 0)
-        line_start_after = data[len - 1] == '\n';
-    c->at_line_start = line_start_after;
+        c->at_line_start = data[len - 1] == '\n';
 }
 
 void followers_exit(struct agent *a, struct ctr *c)
@@ -286,16 +290,20 @@ void agent_run(struct agent *a, struct http_req *req, json_t *body)
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
 }
 
-json_t *agent_list_local(struct agent *a)
+json_t *agent_list_local(struct agent *a, bool with_tasks)
 {
     static const char *const phases[] = {"created", "running", "exited", "exited"};
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next) {
-        if (!c->local)
+        if (!c->local && !(with_tasks && c->task_id))
             continue;
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id, "name", c->name, "image",
+        char *name = c->local ? xstrdup(c->name) : xasprintf("%s.%s", c->name, c->task_id);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id, "name", name, "image",
                               c->image ? c->image : "", "state", phases[c->phase], "created_at",
                               (json_int_t)c->created_at);
+        free(name);
+        if (c->task_id)
+            json_object_set_new(o, "task_id", json_string(c->task_id));
         json_object_set_new(o, "exit_code", c->exited ? json_integer(c->exit_code) : json_null());
         if (c->error)
             json_object_set_new(o, "error", json_string(c->error));
@@ -351,28 +359,12 @@ int agent_remove_local(struct agent *a, const char *ref, int force, struct http_
     return 0;
 }
 
-/* ---- service logs ---- */
+/* ---- logs of tasks on this node (for the manager that merges them) ---- */
 
-static void write_tail(struct http_req *req, const char *prefix, const char *text, size_t len,
-                       long tail)
+static bool is_log_ts(const char *line, size_t len)
 {
-    size_t start = 0;
-    if (tail >= 0) {
-        long lines = 0;
-        size_t i = len;
-        if (i > 0 && text[i - 1] == '\n')
-            i--;
-        while (i > 0) {
-            if (text[i - 1] == '\n' && ++lines == tail)
-                break;
-            i--;
-        }
-        start = tail == 0 ? len : i;
-    }
-    bool at_start = true;
-    write_prefixed(req, prefix, text + start, len - start, &at_start);
-    if (!at_start)
-        http_stream_write(req, "\n", 1);
+    return len > LOG_TS_LEN && line[LOG_TS_LEN] == ' ' && line[4] == '-' && line[10] == 'T' &&
+           line[LOG_TS_LEN - 1] == 'Z';
 }
 
 static char *read_task_log(struct agent *a, const char *id, size_t *len)
@@ -394,33 +386,88 @@ static char *read_task_log(struct agent *a, const char *id, size_t *len)
     return all;
 }
 
-void agent_service_logs(struct agent *a, struct http_req *req, json_t *service, long tail,
-                        int follow)
+struct log_line {
+    char ts[LOG_TS_LEN + 1];
+    const char *text;
+    size_t len;
+};
+
+/* The lines of a task's log since `since` ("" = all), the last `tail` of
+ * them (-1 = all). Lines from before timestamps were written take the time
+ * of the line before (or the epoch). */
+static void write_task_history(struct agent *a, struct http_req *req, const char *task_id,
+                               const char *since, long tail)
 {
-    const char *sid = json_string_value(json_object_get(service, "id"));
-    json_t *tasks = store_list_where(a->sh->store, "tasks", "service_id", sid);
+    size_t len;
+    char *text = read_task_log(a, task_id, &len);
+    struct log_line *lines = NULL;
+    size_t count = 0, cap = 0;
+    char last_ts[LOG_TS_LEN + 1] = "1970-01-01T00:00:00.000000000Z";
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (text + i)) + 1 : len - i;
+        const char *line = text + i;
+        i += n;
+        if (is_log_ts(line, n)) {
+            memcpy(last_ts, line, LOG_TS_LEN);
+            line += LOG_TS_LEN + 1;
+            n -= LOG_TS_LEN + 1;
+        }
+        if (since[0] && strcmp(last_ts, since) < 0)
+            continue;
+        if (count == cap)
+            lines = xrealloc(lines, (cap = cap ? cap * 2 : 64) * sizeof(*lines));
+        memcpy(lines[count].ts, last_ts, sizeof(last_ts));
+        lines[count].text = line;
+        lines[count].len = n;
+        count++;
+    }
+    size_t first = tail >= 0 && (size_t)tail < count ? count - (size_t)tail : 0;
+    for (size_t k = first; k < count; k++)
+        write_node_line(req, lines[k].ts, task_id, lines[k].text, lines[k].len);
+    free(lines);
+    free(text);
+}
+
+static bool is_hex_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+void agent_node_logs(struct agent *a, struct http_req *req, json_t *body)
+{
+    const char *sid = json_string_value(json_object_get(body, "service"));
+    json_t *tasks = json_object_get(body, "tasks");
+    json_t *tail_v = json_object_get(body, "tail");
+    const char *since = json_string_value(json_object_get(body, "since"));
+    if (!is_hex_id(sid) || !json_is_array(tasks) || (tail_v && !json_is_integer(tail_v)) ||
+        (since && strlen(since) > LOG_TS_LEN)) {
+        struct serr err;
+        serr_set(&err, SERR_INVALID, "expected {service, tasks: [...], tail, since, follow}");
+        http_respond_error(req, &err);
+        return;
+    }
+    long tail = tail_v ? (long)json_integer_value(tail_v) : -1;
     http_stream_start(req, 200, "text/plain; charset=utf-8");
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        const char *node = json_string_value(json_object_get(t, "node_id"));
-        if (node == NULL || strcmp(node, a->sh->node_id) != 0)
-            continue;
-        const char *id = json_string_value(json_object_get(t, "id"));
-        const char *name = json_string_value(json_object_get(t, "name"));
-        size_t len;
-        char *text = read_task_log(a, id, &len);
-        char prefix[400];
-        task_prefix(a, name ? name : id, id, prefix, sizeof(prefix));
-        write_tail(req, prefix, text, len, tail);
-        free(text);
+        if (is_hex_id(json_string_value(t)))
+            write_task_history(a, req, json_string_value(t), since ? since : "", tail);
     }
-    json_decref(tasks);
-    if (!follow) {
+    if (!json_is_true(json_object_get(body, "follow"))) {
         http_stream_end(req);
         return;
     }
+    http_stream_write(req, "\n", 1); /* the end of the past lines */
     struct follower *f = follower_add(a, req);
     f->service_id = xstrdup(sid);
 }
+

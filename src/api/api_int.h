@@ -25,6 +25,16 @@ json_t *service_view(struct shoal *sh, json_t *svc);
  * answer; `answer_type` (a literal) is the content type of a 2xx answer. */
 void forward_to_leader(struct shoal *sh, struct http_req *req, const char *answer_type);
 
+/* routes_logs.c */
+/* `since` (RFC 3339 in UTC, Unix seconds, or a duration before now_ns) as a
+ * log timestamp "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" in out[31]. */
+int logs_since_ts(const char *in, long double now_ns, char *out, struct serr *err);
+/* Answers GET /v1/services/{id}/logs: the lines of the service's tasks on
+ * every node, merged by time (task_id: only that task's; since: a log
+ * timestamp or ""). */
+void service_logs_fanout(struct shoal *sh, struct http_req *req, json_t *svc,
+                         const char *task_id, long tail, const char *since);
+
 /* routes_images.c */
 void get_images(struct shoal *sh, struct http_req *req, char **args);
 void get_image(struct shoal *sh, struct http_req *req, char **args);

@@ -30,6 +30,7 @@ struct areq {
     bool value_seen;  /* a value came: the next field callback starts a new name */
     uint64_t *applied;
     http_acb cb;
+    http_achunk chunk_cb; /* streaming: the body of a 2xx answer goes here */
     void *arg;
 };
 
@@ -64,6 +65,10 @@ static void finish(struct areq *r, int status, const char *fmt, const char *deta
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct areq *r = p->data;
+    if (r->chunk_cb && p->status_code / 100 == 2) {
+        r->chunk_cb(r->arg, at, len);
+        return r->done ? -1 : 0; /* cancelled from the callback */
+    }
     if (r->out_fd >= 0)
         return write_all(r->out_fd, at, len);
     if (r->body_len + len + 1 > MAX_BODY)
@@ -149,16 +154,10 @@ static void fail_later(uv_timer_t *t)
     finish(r, -1, "%s", msg);
 }
 
-void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path,
-                   const char *content_type, const char *body, size_t len, int out_fd,
-                   http_acb cb, void *arg)
-{
-    http_arequest_opts(loop, fd, method, path, content_type, body, len, out_fd, NULL, cb, arg);
-}
-
-void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char *path,
-                        const char *content_type, const char *body, size_t len, int out_fd,
-                        const struct http_aopts *opts, http_acb cb, void *arg)
+static struct areq *arequest_start(uv_loop_t *loop, int fd, const char *method, const char *path,
+                                   const char *content_type, const char *body, size_t len,
+                                   int out_fd, const struct http_aopts *opts,
+                                   http_achunk chunk_cb, http_acb cb, void *arg)
 {
     if (settings.on_body == NULL) {
         http_parser_settings_init(&settings);
@@ -169,6 +168,7 @@ void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char 
     }
     struct areq *r = xcalloc(1, sizeof(*r));
     r->cb = cb;
+    r->chunk_cb = chunk_cb;
     r->arg = arg;
     r->applied = opts ? opts->applied : NULL;
     if (r->applied)
@@ -187,7 +187,7 @@ void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char 
         uv_close((uv_handle_t *)&r->pipe, handle_closed);
         snprintf(r->errmsg, sizeof(r->errmsg), "cannot use the connection");
         uv_timer_start(&r->defer, fail_later, 0, 0);
-        return;
+        return r;
     }
     r->pipe_open = true;
     r->handles = 2;
@@ -208,4 +208,38 @@ void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char 
         snprintf(r->errmsg, sizeof(r->errmsg), "%.1f s", opts->timeout_ms / 1000.0);
         uv_timer_start(&r->defer, on_timeout, opts->timeout_ms, 0);
     }
+    return r;
+}
+
+void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char *path,
+                        const char *content_type, const char *body, size_t len, int out_fd,
+                        const struct http_aopts *opts, http_acb cb, void *arg)
+{
+    arequest_start(loop, fd, method, path, content_type, body, len, out_fd, opts, NULL, cb, arg);
+}
+
+void http_arequest(uv_loop_t *loop, int fd, const char *method, const char *path,
+                   const char *content_type, const char *body, size_t len, int out_fd,
+                   http_acb cb, void *arg)
+{
+    arequest_start(loop, fd, method, path, content_type, body, len, out_fd, NULL, NULL, cb, arg);
+}
+
+struct areq *http_arequest_stream(uv_loop_t *loop, int fd, const char *method, const char *path,
+                                  const char *body, size_t len, http_achunk chunk, http_acb cb,
+                                  void *arg)
+{
+    return arequest_start(loop, fd, method, path, NULL, body, len, -1, NULL, chunk, cb, arg);
+}
+
+void http_arequest_cancel(struct areq *r)
+{
+    if (r->done)
+        return;
+    r->done = true;
+    if (r->pipe_open) {
+        uv_read_stop((uv_stream_t *)&r->pipe);
+        uv_close((uv_handle_t *)&r->pipe, handle_closed);
+    }
+    uv_close((uv_handle_t *)&r->defer, handle_closed);
 }

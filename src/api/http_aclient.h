@@ -34,4 +34,16 @@ void http_arequest_opts(uv_loop_t *loop, int fd, const char *method, const char 
                         const char *content_type, const char *body, size_t len, int out_fd,
                         const struct http_aopts *opts, http_acb cb, void *arg);
 
+/* Streaming (a long answer, e.g. followed logs): the body of a 2xx answer
+ * goes to `chunk` as it comes, then `cb` runs once at the end (with body
+ * "") or on failure; other answers are kept and given to `cb`. The handle
+ * is valid until `cb` runs; http_arequest_cancel() before that closes the
+ * connection and `cb` is not called (it may be called from `chunk`). */
+struct areq;
+typedef void (*http_achunk)(void *arg, const char *data, size_t len);
+struct areq *http_arequest_stream(uv_loop_t *loop, int fd, const char *method, const char *path,
+                                  const char *body, size_t len, http_achunk chunk, http_acb cb,
+                                  void *arg);
+void http_arequest_cancel(struct areq *r);
+
 #endif

@@ -483,6 +483,9 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
         version++;
     json_object_set_new(spec, "name", json_string(json_string_value(json_object_get(svc, "name"))));
     json_t *next = json_deep_copy(svc);
+    json_object_set(next, "previous_spec", old); /* for `service rollback`, as Swarm's */
+    if (service_spec_template_changed(old, spec)) /* watched by the orchestrator */
+        json_object_set_new(next, "update_state", json_string("updating"));
     json_object_set_new(next, "spec", spec);
     json_object_set_new(next, "version", json_integer(version));
     json_object_set_new(next, "updated_at", json_integer(now_ms()));
@@ -533,6 +536,25 @@ static void post_service_update(struct shoal *sh, struct http_req *req, char **a
     else
         update_service(sh, req, patch, args[0]);
     json_decref(patch);
+}
+
+/* Back to the spec before the last update (which becomes the previous one). */
+static void post_service_rollback(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *svc = find_service(sh, req, args[0]);
+    if (svc == NULL)
+        return;
+    json_t *previous = json_object_get(svc, "previous_spec");
+    if (!json_is_object(previous)) {
+        char *msg = xasprintf("service %s has no previous spec to roll back to", args[0]);
+        respond_err(req, SERR_CONFLICT, msg);
+        free(msg);
+    } else {
+        replace_spec(sh, req, svc, json_deep_copy(previous));
+    }
+    json_decref(svc);
 }
 
 static void post_service_scale(struct shoal *sh, struct http_req *req, char **args)
@@ -626,11 +648,39 @@ static void get_tasks(struct shoal *sh, struct http_req *req, char **args)
     respond_json(req, 200, sorted_tasks(store_list(sh->store, "tasks", NULL)));
 }
 
+static void logs_of(struct shoal *sh, struct http_req *req, json_t *svc, const char *task_id);
+
 static void get_service_logs(struct shoal *sh, struct http_req *req, char **args)
 {
     json_t *svc = find_service(sh, req, args[0]);
     if (svc == NULL)
         return;
+    logs_of(sh, req, svc, NULL);
+    json_decref(svc);
+}
+
+static void get_task_logs(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    struct serr err = {0};
+    json_t *task = store_find(sh->store, "tasks", args[0], &err);
+    const char *sid = json_string_value(json_object_get(task, "service_id"));
+    json_t *svc = sid ? store_get(sh->store, "services", sid) : NULL;
+    if (svc == NULL) {
+        if (err.msg[0] == '\0')
+            serr_set(&err, SERR_NOT_FOUND, "service or task %s not found", args[0]);
+        http_respond_error(req, &err);
+    } else {
+        logs_of(sh, req, svc, json_string_value(json_object_get(task, "id")));
+    }
+    json_decref(svc);
+    json_decref(task);
+}
+
+/* The logs of a service's tasks (task_id: only that one). */
+static void logs_of(struct shoal *sh, struct http_req *req, json_t *svc, const char *task_id)
+{
     char v[32];
     long tail = -1;
     if (http_query_get(req, "tail", v, sizeof(v)) && strcmp(v, "all") != 0) {
@@ -638,12 +688,26 @@ static void get_service_logs(struct shoal *sh, struct http_req *req, char **args
         tail = strtol(v, &end, 10);
         if (*end != '\0' || tail < 0) {
             respond_err(req, SERR_INVALID, "tail must be a non-negative number or \"all\"");
-            json_decref(svc);
             return;
         }
     }
-    agent_service_logs(sh->agent, req, svc, tail, query_flag(req, "follow"));
-    json_decref(svc);
+    char since_in[64] = "", since[32] = "";
+    struct serr err = {0};
+    if (http_query_get(req, "since", since_in, sizeof(since_in)) && since_in[0] &&
+        logs_since_ts(since_in, (long double)now_ms() * 1e6L, since, &err) < 0) {
+        http_respond_error(req, &err);
+        return;
+    }
+    service_logs_fanout(sh, req, svc, task_id, tail, since);
+}
+
+static void post_node_logs(struct shoal *sh, struct http_req *req, char **args)
+{
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    agent_node_logs(sh->agent, req, body);
+    json_decref(body);
 }
 
 /* ---- containers ---- */
@@ -661,7 +725,7 @@ static void post_container_run(struct shoal *sh, struct http_req *req, char **ar
 
 static void get_containers(struct shoal *sh, struct http_req *req, char **args)
 {
-    respond_json(req, 200, agent_list_local(sh->agent));
+    respond_json(req, 200, agent_list_local(sh->agent, query_flag(req, "tasks")));
 }
 
 static void delete_container(struct shoal *sh, struct http_req *req, char **args)
@@ -1016,9 +1080,12 @@ static const struct route {
     {"DELETE", "/v1/services/*", delete_service, WRITE, true},
     {"POST", "/v1/services/*/update", post_service_update, WRITE, true},
     {"POST", "/v1/services/*/scale", post_service_scale, WRITE, true},
+    {"POST", "/v1/services/*/rollback", post_service_rollback, WRITE, true},
     {"GET", "/v1/services/*/tasks", get_service_tasks, READ, false},
-    {"GET", "/v1/services/*/logs", get_service_logs, LOCAL, false},
+    {"GET", "/v1/services/*/logs", get_service_logs, SECRET, false},
+    {"POST", "/v1/node/logs", post_node_logs, NODE, false},
     {"GET", "/v1/tasks", get_tasks, READ, false},
+    {"GET", "/v1/tasks/*/logs", get_task_logs, SECRET, false},
     {"GET", "/v1/networks", get_networks, READ, false},
     {"POST", "/v1/networks", post_network, WRITE, true},
     {"GET", "/v1/networks/*", get_network, READ, false},
@@ -1101,6 +1168,15 @@ static bool remote_allowed(const struct route *r, struct http_req *req)
     }
 }
 
+/* A worker's cluster port serves managers the node's own business (the
+ * logs of its tasks), nothing else: its store is not the cluster's. */
+static bool worker_serves(struct shoal *sh, const struct route *r, struct http_req *req)
+{
+    if (strcmp(sh->role, "worker") != 0)
+        return true;
+    return r->access == NODE && strcmp(req->peer_role, "manager") == 0;
+}
+
 /* 403 with the reason; a peer without a certificate (only joining is open
  * to it) is disconnected after the answer. */
 static void deny(struct http_req *req)
@@ -1128,7 +1204,7 @@ void routes_dispatch(struct http_server *srv, struct http_req *req)
         path_known = true;
         if (strcmp(routes[i].method, req->method) != 0)
             continue;
-        if (req->remote && !remote_allowed(&routes[i], req)) {
+        if (req->remote && (!remote_allowed(&routes[i], req) || !worker_serves(sh, &routes[i], req))) {
             deny(req);
             return;
         }

@@ -45,6 +45,7 @@ static const char main_usage[] =
     "  info        Display system-wide information\n"
     "  login       Log in to a registry\n"
     "  logout      Log out from a registry\n"
+    "  logs        Fetch the logs of a service or task\n"
     "  ps          List containers\n"
     "  rm          Remove one or more containers\n"
     "  run         Run a command in a new container\n"
@@ -62,6 +63,7 @@ static const struct cli_cmd top_commands[] = {
     {"dashboard", NULL, cli_dashboard, NULL}, {"network", NULL, cli_network, NULL},
     {"login", NULL, cli_login, NULL},     {"logout", NULL, cli_logout, NULL},
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
+    {"logs", NULL, cli_logs, NULL},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -290,6 +292,12 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
     return getopt_mode(argc, argv, shortopts, longopts, false, err);
 }
 
+/* Set by a listing's flags for table_print_free: --format TEMPLATE, -q,
+ * --filter (one command per process). */
+static const char *table_template;
+static bool table_quiet;
+static json_t *table_filters;
+
 int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc, char **argv,
               struct cli_flags *fl)
 {
@@ -298,13 +306,16 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
         {"all", no_argument, NULL, 'a'},          {"follow", no_argument, NULL, 'l'},
         {"tail", required_argument, NULL, 't'},   {"detach", no_argument, NULL, 'd'},
         {"input", required_argument, NULL, 'i'},  {"advertise-addr", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},
+        {"help", no_argument, NULL, 'h'},         {"quiet", no_argument, NULL, 'q'},
+        {"filter", required_argument, NULL, 'L'}, {"no-trunc", no_argument, NULL, 'T'},
+        {"digests", no_argument, NULL, 'G'},
     };
     struct option longopts[sizeof(all) / sizeof(all[0]) + 1];
     size_t n = 0;
     char shortopts[16] = "h";
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (all[i].val == 'h' || strchr(allowed, all[i].val) != NULL)
+        if (all[i].val == 'h' || strchr(allowed, all[i].val) != NULL ||
+            (strchr("qL", all[i].val) && strchr(allowed, 'Q')))
             longopts[n++] = all[i];
     memset(&longopts[n], 0, sizeof(longopts[n]));
     if (strchr(allowed, 'f') || strchr(allowed, 'l'))
@@ -315,6 +326,8 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
         strcat(shortopts, "d");
     if (strchr(allowed, 'i'))
         strcat(shortopts, "i:");
+    if (strchr(allowed, 'Q')) /* a listing: -q, --filter and templates */
+        strcat(shortopts, "q");
     memset(fl, 0, sizeof(*fl));
     struct serr err;
     optind = 0;
@@ -322,7 +335,21 @@ int cli_flags(const char *cmd, const char *usage, const char *allowed, int argc,
     while ((c = getopt_mode(argc, argv, shortopts, longopts, true, &err)) != -1) {
         switch (c) {
         case 'h': return cli_help(usage);
+        case 'q': table_quiet = true; break;
+        case 'T': fl->no_trunc = true; break;
+        case 'G': fl->digests = true; break;
+        case 'L':
+            if (table_filters == NULL)
+                table_filters = json_object();
+            if (cli_filter_add(table_filters, optarg, &err) < 0)
+                return cli_usage_error(cmd, "%s", err.msg);
+            break;
         case 'F':
+            if (strchr(allowed, 'Q') && (strstr(optarg, "{{") || strncmp(optarg, "table ", 6) == 0)) {
+                table_template = optarg; /* rows of the table as Go-style templates */
+                fl->json = false;
+                break;
+            }
             if (cli_parse_format(optarg, &fl->json, &err) < 0)
                 return cli_usage_error(cmd, "%s", err.msg);
             break;
@@ -668,8 +695,142 @@ void table_add(struct table *t, const char *const *cells)
     t->nrows++;
 }
 
+/* "DESIRED STATE" -> "DesiredState", "ID" stays: Docker's field names. */
+static char *field_name(const char *header)
+{
+    char *out = xstrdup(header);
+    size_t o = 0;
+    bool word_start = true;
+    for (const char *p = header; *p; p++) {
+        if (*p == ' ') {
+            word_start = true;
+            continue;
+        }
+        out[o++] = word_start ? *p : (char)tolower((unsigned char)*p);
+        word_start = false;
+    }
+    out[o] = '\0';
+    if (strcmp(out, "Id") == 0 || strcmp(out, "ContainerId") == 0)
+        strcpy(out, "ID");
+    return out;
+}
+
+static json_t *row_object(struct table *t, size_t r, bool header_text)
+{
+    json_t *obj = json_object();
+    for (int i = 0; i < t->ncols; i++) {
+        char *key = field_name(t->cells[i]);
+        json_object_set_new(obj, key, json_string(t->cells[(header_text ? 0 : r) * (size_t)t->ncols + (size_t)i]));
+        free(key);
+    }
+    return obj;
+}
+
+static void table_free(struct table *t)
+{
+    for (size_t k = 0; k < t->nrows * (size_t)t->ncols; k++)
+        free(t->cells[k]);
+    free(t->cells);
+    free(t);
+}
+
+/* A template line split at tabs into `ncols` cells (short lines padded). */
+static void add_template_line(struct table **out, char *line)
+{
+    int n = 1;
+    for (char *p = line; *p; p++)
+        n += *p == '\t';
+    if (*out == NULL) {
+        *out = xcalloc(1, sizeof(**out));
+        (*out)->ncols = n;
+    }
+    const char **cells = xcalloc((size_t)(*out)->ncols, sizeof(char *));
+    char *save = line;
+    for (int i = 0; i < (*out)->ncols; i++)
+        cells[i] = save ? strsep(&save, "\t") : "";
+    table_add(*out, cells);
+    free(cells);
+}
+
+struct table_custom {
+    const char *tmpl; /* NULL: the table's own columns */
+    bool as_table, quiet;
+    json_t *filters;
+};
+
+/* -q, --filter, --format TEMPLATE: the rows as objects keyed by field name. */
+static int table_print_custom(struct table *t, const struct table_custom *c, struct serr *err)
+{
+    struct table *out = NULL;
+    if (c->as_table && c->tmpl == NULL) { /* filtered, as it is */
+        out = xcalloc(1, sizeof(*out));
+        out->ncols = t->ncols;
+        table_add(out, (const char *const *)t->cells);
+    } else if (c->as_table) {
+        json_t *head = row_object(t, 0, true);
+        char *line = cli_template_expand(c->tmpl, head, err);
+        json_decref(head);
+        if (line == NULL)
+            return -1;
+        add_template_line(&out, line);
+        free(line);
+    }
+    int rc = 0;
+    for (size_t r = 1; r < t->nrows && rc == 0; r++) {
+        json_t *row = row_object(t, r, false);
+        bool match = true;
+        if (c->filters && cli_filter_match(row, c->filters, &match, err) < 0)
+            rc = -1;
+        if (rc == 0 && match) {
+            if (c->quiet) {
+                printf("%s\n", t->cells[r * (size_t)t->ncols]);
+            } else if (c->tmpl) {
+                char *line = cli_template_expand(c->tmpl, row, err);
+                if (line == NULL)
+                    rc = -1;
+                else if (c->as_table)
+                    add_template_line(&out, line);
+                else
+                    printf("%s\n", line);
+                free(line);
+            } else {
+                table_add(out, (const char *const *)&t->cells[r * (size_t)t->ncols]);
+            }
+        }
+        json_decref(row);
+    }
+    if (out && rc == 0 && !c->quiet)
+        table_print_free(out);
+    else if (out)
+        table_free(out);
+    return rc;
+}
+
 void table_print_free(struct table *t)
 {
+    if (table_template || table_quiet || table_filters) {
+        struct table_custom c = {.quiet = table_quiet, .filters = table_filters, .as_table = true};
+        if (table_template) {
+            c.as_table = strncmp(table_template, "table", 5) == 0;
+            c.tmpl = table_template + (c.as_table ? 5 : 0);
+            while (c.as_table && *c.tmpl == ' ')
+                c.tmpl++;
+            if (*c.tmpl == '\0')
+                c.tmpl = NULL;
+        }
+        table_template = NULL; /* the table printed from here is a plain one */
+        table_quiet = false;
+        table_filters = NULL;
+        struct serr err = {0};
+        int rc = table_print_custom(t, &c, &err);
+        json_decref(c.filters);
+        table_free(t);
+        if (rc < 0) {
+            fprintf(stderr, "Error: %s\n", err.msg);
+            exit(CLI_EXIT_ERROR);
+        }
+        return;
+    }
     size_t *width = xcalloc((size_t)t->ncols, sizeof(size_t));
     for (size_t r = 0; r < t->nrows; r++)
         for (int i = 0; i < t->ncols; i++) {

@@ -58,6 +58,12 @@ int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);
 int cli_ps(struct cli *cli, int argc, char **argv);
 int cli_rm(struct cli *cli, int argc, char **argv);
+/* `shoal logs SERVICE|TASK` (cli_service.c). */
+int cli_logs(struct cli *cli, int argc, char **argv);
+int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv);
+struct cli_flags;
+/* Tasks as `service ps` prints them (cli_service.c). */
+void cli_print_tasks(json_t *tasks, const struct cli_flags *fl);
 int cli_dashboard(struct cli *cli, int argc, char **argv);
 /* cli_registry.c */
 int cli_image_pull(struct cli *cli, int argc, char **argv);
@@ -94,6 +100,8 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
  * d -d/--detach, i -i/--input, A --advertise-addr. */
 struct cli_flags {
     bool json, force, all, follow, detach;
+    bool no_trunc; /* 'T' */
+    bool digests;  /* 'G': --digests */
     const char *tail, *input, *advertise_addr;
     int first_arg; /* index of the first positional argument */
 };
@@ -201,6 +209,16 @@ struct table *table_new(int ncols, const char *const *headers);
 void table_add(struct table *t, const char *const *cells);
 /* Prints with docker's alignment (3 spaces between columns) and frees. */
 void table_print_free(struct table *t);
+
+/* cli_template.c: --format '{{.Name}} {{json .}}' over one JSON object (fields
+ * by name, any case, "-"/"_"/" " ignored; functions json, upper, lower;
+ * \t and \n). NULL with err on an unknown field or bad syntax. */
+char *cli_template_expand(const char *tmpl, json_t *obj, struct serr *err);
+/* --filter KEY=VALUE into {"KEY":[values]}. */
+int cli_filter_add(json_t *filters, const char *arg, struct serr *err);
+/* Whether a row (fields as strings) passes: id by prefix, name by substring,
+ * others equal in any case; keys AND, values of a key OR (docker's). */
+int cli_filter_match(json_t *row, json_t *filters, bool *match, struct serr *err);
 
 /* JSON for people (inspect) and for scripts (--format json). */
 void cli_print_json(json_t *j, bool pretty);

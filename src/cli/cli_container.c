@@ -201,7 +201,10 @@ static const char ps_usage[] = "Usage:  shoal ps [OPTIONS]\n\nList containers\n\
                                "Options:\n"
                                "  -a, --all             Show all containers (default shows just "
                                "running)\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 static void container_row(struct table *t, json_t *c)
 {
@@ -220,14 +223,14 @@ static void container_row(struct table *t, json_t *c)
 int cli_ps(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("ps", ps_usage, "aF", argc, argv, &fl);
+    int rc = cli_flags("ps", ps_usage, "aFQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("ps", argc - fl.first_arg, 0, 0)) >= 0)
         return rc;
     json_t *list;
     struct serr err;
-    if (cli_call(cli, "GET", "/v1/containers", NULL, &list, &err) < 0)
+    if (cli_call(cli, "GET", "/v1/containers?tasks=1", NULL, &list, &err) < 0)
         return cli_fail(&err);
     /* Like docker, only running containers unless -a. */
     json_t *shown = json_array();

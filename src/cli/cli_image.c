@@ -128,7 +128,10 @@ static int image_load(struct cli *cli, int argc, char **argv)
 static const char ls_usage[] = "Usage:  shoal image ls [OPTIONS]\n\nList images\n\n"
                                "Options:\n"
                                "      --digests         Show digests\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 /* "reg:5000/a/b:tag" -> repository "reg:5000/a/b", tag "tag". */
 static void split_tag(const char *ref, char *repo, size_t repo_len, char *tag, size_t tag_len)
@@ -196,30 +199,15 @@ static void image_rows(struct table *t, json_t *image, bool digests)
 
 static int image_ls(struct cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"format", required_argument, NULL, 'F'},
-                                             {"digests", no_argument, NULL, 'D'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
-    struct cli_flags fl = {0};
-    bool digests = false;
-    struct serr err;
-    optind = 0;
-    int c;
-    while ((c = cli_getopt(argc, argv, "h", longopts, &err)) != -1) {
-        switch (c) {
-        case 'F':
-            if (cli_parse_format(optarg, &fl.json, &err) < 0)
-                return cli_usage_error("image ls", "%s", err.msg);
-            break;
-        case 'D': digests = true; break;
-        case 'h': return cli_help(ls_usage);
-        default: return cli_usage_error("image ls", "%s", err.msg);
-        }
-    }
-    int rc = cli_nargs("image ls", argc - optind, 0, 0);
+    struct cli_flags fl;
+    int rc = cli_flags("image ls", ls_usage, "FQG", argc, argv, &fl);
     if (rc >= 0)
         return rc;
+    if ((rc = cli_nargs("image ls", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    bool digests = fl.digests;
     json_t *images;
+    struct serr err;
     if (cli_call(cli, "GET", "/v1/images", NULL, &images, &err) < 0)
         return cli_fail(&err);
     if (fl.json) {

@@ -68,12 +68,15 @@ static int network_create(struct cli *cli, int argc, char **argv)
 
 static const char ls_usage[] = "Usage:  shoal network ls [OPTIONS]\n\nList networks\n\n"
                                "Options:\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 static int network_ls(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("network ls", ls_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("network ls", ls_usage, "FQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("network ls", argc - fl.first_arg, 0, 0)) >= 0)

@@ -10,7 +10,10 @@
 
 static const char ls_usage[] = "Usage:  shoal node ls [OPTIONS]\n\nList nodes in the swarm\n\n"
                                "Options:\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 static void node_row(struct table *t, json_t *node, const char *self_id)
 {
@@ -29,7 +32,7 @@ static void node_row(struct table *t, json_t *node, const char *self_id)
 static int node_ls(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("node ls", ls_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("node ls", ls_usage, "FQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("node ls", argc - fl.first_arg, 0, 0)) >= 0)
@@ -346,11 +349,75 @@ static int node_rm(struct cli *cli, int argc, char **argv)
                            argv + fl.first_arg);
 }
 
+/* ---- ps ---- */
+
+static const char ps_usage[] =
+    "Usage:  shoal node ps [OPTIONS] [NODE...]\n\n"
+    "List tasks running on one or more nodes, defaults to current node\n\n"
+    "Options:\n"
+    "      --filter filter   Filter output based on conditions provided\n"
+    "      --format string   Format output (json, table or a Go template)\n"
+    "      --no-trunc        Do not truncate output\n"
+    "  -q, --quiet           Only display task IDs\n";
+
+static int node_ps(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("node ps", ps_usage, "FQT", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    struct serr err;
+    json_t *ids = json_array();
+    if (fl.first_arg == argc) { /* this node */
+        json_t *info;
+        if (cli_call(cli, "GET", "/v1/info", NULL, &info, &err) < 0) {
+            json_decref(ids);
+            return cli_fail(&err);
+        }
+        json_array_append(ids, json_object_get(info, "node_id"));
+        json_decref(info);
+    }
+    for (int i = fl.first_arg; i < argc; i++) {
+        char *path = cli_path("/v1/nodes/%s", argv[i]);
+        json_t *node;
+        rc = cli_call(cli, "GET", path, NULL, &node, &err);
+        free(path);
+        if (rc < 0) {
+            json_decref(ids);
+            return cli_fail(&err);
+        }
+        json_array_append(ids, json_object_get(node, "id"));
+        json_decref(node);
+    }
+    json_t *tasks;
+    if (cli_call(cli, "GET", "/v1/tasks", NULL, &tasks, &err) < 0) {
+        json_decref(ids);
+        return cli_fail(&err);
+    }
+    json_t *shown = json_array();
+    size_t i, k;
+    json_t *t, *id;
+    json_array_foreach(tasks, i, t)
+    {
+        json_array_foreach(ids, k, id)
+        {
+            if (json_equal(json_object_get(t, "node_id"), id))
+                json_array_append(shown, t);
+        }
+    }
+    cli_print_tasks(shown, &fl);
+    json_decref(shown);
+    json_decref(tasks);
+    json_decref(ids);
+    return CLI_EXIT_OK;
+}
+
 static const struct cli_cmd node_cmds[] = {
     {"demote", NULL, node_demote, "Demote one or more nodes from manager in the swarm"},
     {"inspect", NULL, node_inspect, "Display detailed information on one or more nodes"},
     {"ls", "list", node_ls, "List nodes in the swarm"},
     {"promote", NULL, node_promote, "Promote one or more nodes to manager in the swarm"},
+    {"ps", NULL, node_ps, "List tasks running on one or more nodes, defaults to current node"},
     {"rm", "remove", node_rm, "Remove one or more nodes from the swarm"},
     {"stats", NULL, node_stats, "Display the nodes' resource usage"},
     {"update", NULL, node_update, "Update a node"},

@@ -45,8 +45,62 @@ static int service_create(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+static const char rollback_usage[] = "Usage:  shoal service rollback [OPTIONS] SERVICE\n\n"
+                                     "Revert changes to a service's configuration\n\n"
+                                     "Options:\n"
+                                     "  -d, --detach   Exit immediately instead of waiting for the "
+                                     "service to converge\n";
+
+static int rollback_to_previous(struct cli *cli, const char *name, bool detach)
+{
+    struct serr err;
+    char *path = cli_path("/v1/services/%s/rollback", name);
+    int rc = cli_call(cli, "POST", path, NULL, NULL, &err);
+    free(path);
+    if (rc < 0)
+        return cli_fail(&err);
+    printf("%s\nrollback: manually requested rollback\n", name);
+    return wait_unless_detached(cli, name, detach);
+}
+
+static int service_rollback(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("service rollback", rollback_usage, "d", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("service rollback", argc - fl.first_arg, 1, 1)) >= 0)
+        return rc;
+    return rollback_to_previous(cli, argv[fl.first_arg], fl.detach);
+}
+
+/* `service update --rollback [-d] SERVICE`: the same as `service rollback`
+ * (no other change may come with it, as in docker). */
+static int update_rollback(struct cli *cli, int argc, char **argv)
+{
+    bool detach = false;
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--rollback") == 0)
+            continue;
+        if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--detach") == 0)
+            detach = true;
+        else if (argv[i][0] == '-' || name)
+            return cli_usage_error("service update",
+                                   "--rollback takes no other change (got %s)", argv[i]);
+        else
+            name = argv[i];
+    }
+    if (name == NULL)
+        return cli_usage_error("service update", "requires exactly 1 argument");
+    return rollback_to_previous(cli, name, detach);
+}
+
 static int service_update(struct cli *cli, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--rollback") == 0)
+            return update_rollback(cli, argc, argv);
     json_t *patch = NULL;
     const char *name = NULL;
     bool detach = false;
@@ -71,7 +125,10 @@ static int service_update(struct cli *cli, int argc, char **argv)
 
 static const char ls_usage[] = "Usage:  shoal service ls [OPTIONS]\n\nList services\n\n"
                                "Options:\n"
-                               "      --format string   Format output (json or table)\n";
+                               "      --filter filter   Filter output based on conditions provided\n"
+                               "      --format string   Format output (json, table, a Go template such as\n"
+                               "                        '{{.Name}}' or 'table {{.ID}}\\t{{.Name}}')\n"
+                               "  -q, --quiet           Only display IDs\n";
 
 static void service_row(struct table *t, json_t *svc)
 {
@@ -111,7 +168,7 @@ static void service_row(struct table *t, json_t *svc)
 static int service_ls(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("service ls", ls_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("service ls", ls_usage, "FQ", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("service ls", argc - fl.first_arg, 0, 0)) >= 0)
@@ -137,6 +194,7 @@ static int service_ls(struct cli *cli, int argc, char **argv)
 static const char ps_usage[] = "Usage:  shoal service ps [OPTIONS] SERVICE\n\n"
                                "List the tasks of a service\n\n"
                                "Options:\n"
+                               "      --no-trunc        Do not truncate output\n"
                                "      --format string   Format output (json or table)\n";
 
 /* " (healthy)" after a running task's state, as `docker ps` does after "Up". */
@@ -150,10 +208,13 @@ static void append_health(json_t *task, char *current, size_t size)
              health);
 }
 
-static void task_row(struct table *t, json_t *task)
+static void task_row(struct table *t, json_t *task, bool no_trunc)
 {
-    char id[16], desired[32], state[32], current[128], ago[64];
-    cli_short_id(jstr(task, "id"), id, sizeof(id));
+    char id[64], desired[32], state[32], current[128], ago[64];
+    if (no_trunc)
+        snprintf(id, sizeof(id), "%s", jstr(task, "id"));
+    else
+        cli_short_id(jstr(task, "id"), id, sizeof(id));
     cli_capitalize(jstr(task, "desired_state"), desired, sizeof(desired));
     cli_capitalize(jstr(task, "state"), state, sizeof(state));
     cli_ago(jint(task, "state_at"), ago, sizeof(ago));
@@ -168,7 +229,7 @@ static void task_row(struct table *t, json_t *task)
 static int service_ps(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
-    int rc = cli_flags("service ps", ps_usage, "F", argc, argv, &fl);
+    int rc = cli_flags("service ps", ps_usage, "FQT", argc, argv, &fl);
     if (rc >= 0)
         return rc;
     if ((rc = cli_nargs("service ps", argc - fl.first_arg, 1, 1)) >= 0)
@@ -180,19 +241,24 @@ static int service_ps(struct cli *cli, int argc, char **argv)
     free(path);
     if (rc < 0)
         return cli_fail(&err);
-    if (fl.json) {
-        cli_print_json(list, false);
-    } else {
-        static const char *const head[] = {"ID",           "NAME",          "IMAGE", "NODE",
-                                           "DESIRED STATE", "CURRENT STATE", "ADDR",  "ERROR"};
-        struct table *t = table_new(8, head);
-        size_t i;
-        json_t *task;
-        json_array_foreach(list, i, task) task_row(t, task);
-        table_print_free(t);
-    }
+    cli_print_tasks(list, &fl);
     json_decref(list);
     return CLI_EXIT_OK;
+}
+
+void cli_print_tasks(json_t *tasks, const struct cli_flags *fl)
+{
+    if (fl->json) {
+        cli_print_json(tasks, false);
+        return;
+    }
+    static const char *const head[] = {"ID",           "NAME",          "IMAGE", "NODE",
+                                       "DESIRED STATE", "CURRENT STATE", "ADDR",  "ERROR"};
+    struct table *t = table_new(8, head);
+    size_t i;
+    json_t *task;
+    json_array_foreach(tasks, i, task) task_row(t, task, fl->no_trunc);
+    table_print_free(t);
 }
 
 /* Like docker inspect: a JSON array of the objects named; a missing one is
@@ -322,12 +388,18 @@ static int service_rm(struct cli *cli, int argc, char **argv)
 
 /* ---- logs ---- */
 
-static const char logs_usage[] = "Usage:  shoal service logs [OPTIONS] SERVICE\n\n"
-                                 "Fetch the logs of a service\n\n"
-                                 "Options:\n"
-                                 "  -f, --follow        Follow log output\n"
-                                 "      --tail string   Number of lines to show from the end of "
-                                 "the logs (default \"all\")\n";
+static const char logs_usage[] =
+    "Usage:  shoal service logs [OPTIONS] SERVICE|TASK\n\n"
+    "Fetch the logs of a service or task (of every node, merged by time)\n\n"
+    "Options:\n"
+    "  -f, --follow         Follow log output\n"
+    "      --no-task-ids    Do not include task IDs in output\n"
+    "      --no-trunc       Do not truncate output\n"
+    "      --raw            Do not neatly format logs\n"
+    "      --since string   Show logs since timestamp (e.g. \"2013-01-02T13:23:37Z\") or\n"
+    "                       relative (e.g. \"42m\" for 42 minutes)\n"
+    "  -n, --tail string    Number of lines to show from the end of the logs (default \"all\")\n"
+    "  -t, --timestamps     Show timestamps\n";
 
 static int write_stdout(const char *data, size_t len, void *arg)
 {
@@ -338,31 +410,120 @@ static int write_stdout(const char *data, size_t len, void *arg)
     return 0;
 }
 
-static int service_logs(struct cli *cli, int argc, char **argv)
+/* Appends "&key=value" (value escaped) to the query. */
+static void query_add(char **query, const char *key, const char *value)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("service logs", logs_usage, "lt", argc, argv, &fl);
-    if (rc >= 0)
+    char *esc = cli_escape(value);
+    char *q = xasprintf("%s&%s=%s", *query, key, esc);
+    free(esc);
+    free(*query);
+    *query = q;
+}
+
+/* The value of --name=V or --name V (advancing *i); NULL when absent. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* Parses the logs flags into a query string ("&k=v..."); the positional
+ * argument in *target. Returns -1 to go on, else the exit code. */
+static int logs_query(const char *cmd, int argc, char **argv, char **query, const char **target)
+{
+    *query = xstrdup("");
+    *target = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        bool missing = false;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(logs_usage, stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "--follow") == 0) {
+            query_add(query, "follow", "1");
+        } else if (strcmp(a, "--timestamps") == 0) {
+            query_add(query, "timestamps", "1");
+        } else if (strcmp(a, "--raw") == 0) {
+            query_add(query, "raw", "1");
+        } else if (strcmp(a, "--no-task-ids") == 0) {
+            query_add(query, "no_task_ids", "1");
+        } else if (strcmp(a, "--no-trunc") == 0) {
+            query_add(query, "no_trunc", "1");
+        } else if ((v = flag_value(argc, argv, &i, "--tail", &missing)) ||
+                   (v = flag_value(argc, argv, &i, "-n", &missing))) {
+            int64_t tail;
+            struct serr err;
+            if (strcmp(v, "all") != 0 && cli_parse_uint("--tail", v, INT32_MAX, &tail, &err) < 0)
+                return cli_usage_error(cmd, "%s", err.msg);
+            query_add(query, "tail", v);
+        } else if ((v = flag_value(argc, argv, &i, "--since", &missing))) {
+            query_add(query, "since", v);
+        } else if (missing) {
+            return cli_usage_error(cmd, "flag needs an argument: %s", a);
+        } else if (a[0] == '-' && a[1] != '-' && a[1] != '\0' && strspn(a + 1, "ft") == strlen(a + 1)) {
+            for (const char *c = a + 1; *c; c++)
+                query_add(query, *c == 'f' ? "follow" : "timestamps", "1");
+        } else if (a[0] == '-') {
+            return cli_usage_error(cmd, "unknown flag: %s", a);
+        } else if (*target == NULL) {
+            *target = a;
+        } else {
+            return cli_usage_error(cmd, "\"%s\" requires exactly 1 argument.", cmd);
+        }
+    }
+    if (*target == NULL)
+        return cli_usage_error(cmd, "\"%s\" requires exactly 1 argument.", cmd);
+    return -1;
+}
+
+/* `service logs` and `shoal logs`: a service, else a task (id or prefix). */
+int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv)
+{
+    char *query;
+    const char *target;
+    int rc = logs_query(cmd, argc, argv, &query, &target);
+    if (rc >= 0) {
+        free(query);
         return rc;
-    if ((rc = cli_nargs("service logs", argc - fl.first_arg, 1, 1)) >= 0)
-        return rc;
-    struct serr err;
-    int64_t tail = -1;
-    if (fl.tail != NULL && strcmp(fl.tail, "all") != 0 &&
-        cli_parse_uint("--tail", fl.tail, INT32_MAX, &tail, &err) < 0)
-        return cli_usage_error("service logs", "%s", err.msg);
-    char *base = cli_path("/v1/services/%s/logs", argv[fl.first_arg]);
-    char query[64] = "";
-    if (tail >= 0)
-        snprintf(query, sizeof(query), "tail=%lld", (long long)tail);
-    if (fl.follow)
-        snprintf(query + strlen(query), sizeof(query) - strlen(query), "%sfollow=1",
-                 query[0] ? "&" : "");
-    char *path = xasprintf("%s%s%s", base, query[0] ? "?" : "", query);
+    }
+    struct serr err = {0};
+    char *base = cli_path("/v1/services/%s", target);
+    json_t *svc = NULL;
+    bool is_service = cli_call(cli, "GET", base, NULL, &svc, &err) == 0;
+    json_decref(svc);
+    free(base);
+    if (!is_service && err.kind != SERR_NOT_FOUND) {
+        free(query);
+        return cli_fail(&err);
+    }
+    base = cli_path(is_service ? "/v1/services/%s/logs" : "/v1/tasks/%s/logs", target);
+    char *path = xasprintf("%s?%s", base, query[0] ? query + 1 : "");
+    memset(&err, 0, sizeof(err));
     rc = cli_stream(cli, "GET", path, NULL, write_stdout, NULL, &err);
     free(path);
     free(base);
+    free(query);
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
+static int service_logs(struct cli *cli, int argc, char **argv)
+{
+    return cli_logs_of(cli, "service logs", argc, argv);
+}
+
+int cli_logs(struct cli *cli, int argc, char **argv)
+{
+    return cli_logs_of(cli, "logs", argc, argv);
 }
 
 static const struct cli_cmd service_cmds[] = {
@@ -370,6 +531,7 @@ static const struct cli_cmd service_cmds[] = {
     {"inspect", NULL, service_inspect, "Display detailed information on one or more services"},
     {"logs", NULL, service_logs, "Fetch the logs of a service"},
     {"ls", "list", service_ls, "List services"},
+    {"rollback", NULL, service_rollback, "Revert changes to a service's configuration"},
     {"ps", NULL, service_ps, "List the tasks of a service"},
     {"rm", "remove", service_rm, "Remove one or more services"},
     {"scale", NULL, service_scale, "Scale one or multiple replicated services"},

@@ -59,6 +59,8 @@ const char cli_service_create_usage[] =
     "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
     "      --update-delay duration        Delay between updates\n"
+    "      --update-failure-action string Action on update failure (\"pause\", \"continue\",\n"
+    "                                     \"rollback\") (default \"pause\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
     "(0 to update all at once)\n";
 
@@ -83,6 +85,13 @@ const char cli_service_update_usage[] =
     "      --config-add config            Add a config (as --config of create)\n"
     "      --config-rm string             Remove a config (its name)\n"
     "      --update-delay duration        Delay between updates\n"
+    "      --constraint-add list          Add or update a placement constraint\n"
+    "      --constraint-rm list           Remove a constraint\n"
+    "      --force                        Force update even if no changes require it\n"
+    "      --limit-cpu decimal            Limit CPUs\n"
+    "      --limit-memory bytes           Limit Memory\n"
+    "      --rollback                     Rollback to previous specification\n"
+    "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
 
 /* ---- mounts ---- */
@@ -388,6 +397,10 @@ enum {
     OPT_STOP_GRACE,
     OPT_UPDATE_PARALLELISM,
     OPT_UPDATE_DELAY,
+    OPT_UPDATE_FAILURE_ACTION,
+    OPT_CONSTRAINT_ADD,
+    OPT_CONSTRAINT_RM,
+    OPT_FORCE,
     OPT_IMAGE,
     OPT_ENV_ADD,
     OPT_ENV_RM,
@@ -529,6 +542,7 @@ static const struct option create_options[] = {
     {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
     {"publish", required_argument, NULL, 'p'},
@@ -614,6 +628,12 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_UPDATE_DELAY:
         return set_duration(object_member(spec, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
+    case OPT_UPDATE_FAILURE_ACTION:
+        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
+        json_object_set_new(object_member(spec, "update_config"), "failure_action", json_string(arg));
+        return 0;
     case 'd':
         *detach = true;
         return 0;
@@ -694,6 +714,7 @@ static const struct option update_options[] = {
     {"replicas", required_argument, NULL, OPT_REPLICAS},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
+    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
@@ -701,10 +722,23 @@ static const struct option update_options[] = {
     {"secret-rm", required_argument, NULL, OPT_SECRET_REFS + 3},
     {"config-add", required_argument, NULL, OPT_SECRET_REFS + 4},
     {"config-rm", required_argument, NULL, OPT_SECRET_REFS + 5},
+    {"constraint-add", required_argument, NULL, OPT_CONSTRAINT_ADD},
+    {"constraint-rm", required_argument, NULL, OPT_CONSTRAINT_RM},
+    {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
+    {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
+    {"force", no_argument, NULL, OPT_FORCE},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+static json_t *object_array(json_t *obj, const char *key)
+{
+    json_t *a = json_object_get(obj, key);
+    if (!json_is_array(a))
+        json_object_set_new(obj, key, a = json_array());
+    return a;
+}
 
 /* --args "httpd -f -p 80": split on blanks (docker splits shell words). */
 static json_t *split_args(const char *text)
@@ -724,6 +758,20 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     if (is_secret_option(opt))
         return secret_option(patch, opt, arg, err);
     switch (opt) {
+    case OPT_LIMIT_CPU:
+    case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
+        return create_option(patch, opt, arg, detach, err);
+    case OPT_CONSTRAINT_ADD:
+        if (check_constraint(arg, err) < 0)
+            return -1;
+        json_array_append_new(object_array(patch, "constraints_add"), json_string(arg));
+        return 0;
+    case OPT_CONSTRAINT_RM:
+        json_array_append_new(object_array(patch, "constraints_rm"), json_string(arg));
+        return 0;
+    case OPT_FORCE:
+        json_object_set_new(patch, "force", json_true());
+        return 0;
     case OPT_IMAGE:
         if (arg[0] == '\0')
             return serr_set(err, SERR_INVALID, "invalid --image: empty");
@@ -757,6 +805,12 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_UPDATE_DELAY:
         return set_duration(object_member(patch, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
+    case OPT_UPDATE_FAILURE_ACTION:
+        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
+        json_object_set_new(object_member(patch, "update_config"), "failure_action", json_string(arg));
+        return 0;
     case 'd':
         *detach = true;
         return 0;

@@ -178,6 +178,10 @@ static int start_member(struct shoal *sh, bool bootstrap, json_t *managers, stru
         if (start_cluster(sh, bootstrap, err) < 0)
             return -1;
         sh->dispatcher = dispatcher_start(sh);
+    } else if (clusternet_listen(sh, err) < 0) {
+        /* a worker's port serves managers only (its tasks' logs): not fatal */
+        log_warn("%s: `service logs` cannot read this node's tasks", err->msg);
+        memset(err, 0, sizeof(*err));
     }
     sh->session = session_start(sh, managers);
     return 0;
@@ -1015,7 +1019,7 @@ int swarm_change_role(struct shoal *sh, const char *role, const char *cert, cons
     swarm_secrets_key_drop(sh);
     dispatcher_stop(sh->dispatcher);
     sh->dispatcher = NULL;
-    clusternet_stop(sh);
+    /* the cluster port stays: managers read this worker's task logs there */
     struct cluster *c = sh->cluster;
     sh->cluster = NULL;
     if (c)

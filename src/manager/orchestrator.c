@@ -195,6 +195,17 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
         try_assign(p, svc, cur);
 }
 
+/* With failure_action pause or rollback, a new task that fails within this
+ * time after it started running fails the update (Docker's default
+ * --update-monitor). */
+#define UPDATE_MONITOR_MS 5000
+
+static bool watches_failures(json_t *update_config)
+{
+    const char *action = sget(update_config, "failure_action");
+    return action && strcmp(action, "continue") != 0;
+}
+
 /* Rolling update: replaces old-version tasks `parallelism` at a time (0 = all),
  * waiting `delay_ms` after the last replacement started running. */
 static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *candidates)
@@ -202,6 +213,8 @@ static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *c
     json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
     json_int_t par = json_integer_value(json_object_get(uc, "parallelism"));
     json_int_t delay = json_integer_value(json_object_get(uc, "delay_ms"));
+    if (watches_failures(uc) && delay < UPDATE_MONITOR_MS)
+        delay = UPDATE_MONITOR_MS; /* a new task must hold that long before the next */
     json_int_t version = json_integer_value(json_object_get(svc, "version"));
     int in_progress = 0;
     int64_t last_running_at = 0;
@@ -237,6 +250,105 @@ static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *c
         task_set_desired(p, t, "shutdown");
         in_progress++;
     }
+}
+
+/* ---- update failure: --update-failure-action pause|continue|rollback ----
+ * svc.update_state: "updating" (set by an update that changes the task
+ * template), then "completed", or on a failed task of the new version
+ * "paused" (no more old tasks replaced until the next update) or
+ * "rollback_started" (the previous spec back) -> "rollback_completed" |
+ * "rollback_paused" (a rollback that fails too is not rolled back). */
+
+static void service_merge(struct pass *p, json_t *svc, json_t *fields)
+{
+    json_object_update(svc, fields);
+    json_array_append_new(p->ops, op_merge("services", sget(svc, "id"), fields));
+}
+
+static bool new_version_failed(json_t *svc, json_t *tasks)
+{
+    json_int_t version = json_integer_value(json_object_get(svc, "version"));
+    json_int_t since = json_integer_value(json_object_get(svc, "updated_at"));
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (json_integer_value(json_object_get(t, "spec_version")) == version &&
+            str_is(t, "state", "failed") &&
+            json_integer_value(json_object_get(t, "state_at")) >= since)
+            return true;
+    }
+    return false;
+}
+
+/* Every task wanted runs the new version (for the monitor time, when
+ * failures are watched). */
+static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
+{
+    json_int_t version = json_integer_value(json_object_get(svc, "version"));
+    bool watch = watches_failures(json_object_get(json_object_get(svc, "spec"), "update_config"));
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (!str_is(t, "desired_state", "running"))
+            continue;
+        if (json_integer_value(json_object_get(t, "spec_version")) != version ||
+            !str_is(t, "state", "running"))
+            return false;
+        int64_t held = json_integer_value(json_object_get(t, "state_at")) + UPDATE_MONITOR_MS;
+        if (watch && held > p->now) {
+            wake_at(p, held);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void start_rollback(struct pass *p, json_t *svc)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    json_t *next = json_deep_copy(svc);
+    json_object_set(next, "spec", json_object_get(svc, "previous_spec"));
+    json_object_set(next, "previous_spec", spec);
+    json_object_set_new(next, "version",
+                        json_integer(json_integer_value(json_object_get(svc, "version")) + 1));
+    json_object_set_new(next, "updated_at", json_integer(p->now));
+    json_object_set_new(next, "update_state", json_string("rollback_started"));
+    log_info("service %s: a task of the update failed, rolling back", sget(svc, "name"));
+    json_object_update(svc, next);
+    json_array_append_new(p->ops, op_put("services", next));
+}
+
+/* Returns whether old tasks may still be replaced in this pass. */
+static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates)
+{
+    const char *state = sget(svc, "update_state");
+    bool rolling_back = state && strcmp(state, "rollback_started") == 0;
+    if (state == NULL || (!rolling_back && strcmp(state, "updating") != 0))
+        return state == NULL || (strcmp(state, "paused") != 0 && strcmp(state, "rollback_paused") != 0);
+    if (!candidates && all_on_version(p, svc, tasks)) {
+        service_merge(p, svc, json_pack("{s:s}", "update_state",
+                                         rolling_back ? "rollback_completed" : "completed"));
+        return true;
+    }
+    if (!new_version_failed(svc, tasks))
+        return true;
+    json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
+    const char *action = sget(uc, "failure_action");
+    if (action == NULL || strcmp(action, "continue") == 0)
+        return true;
+    json_t *previous = json_object_get(svc, "previous_spec");
+    if (!rolling_back && strcmp(action, "rollback") == 0 && json_is_object(previous) &&
+        json_equal(json_object_get(previous, "ports"),
+                   json_object_get(json_object_get(svc, "spec"), "ports"))) {
+        start_rollback(p, svc);
+        return false;
+    }
+    log_info("service %s: a task of the update failed, the update is paused", sget(svc, "name"));
+    service_merge(p, svc, json_pack("{s:s}", "update_state",
+                                     rolling_back ? "rollback_paused" : "paused"));
+    return false;
 }
 
 static json_t *wanted_slots(struct pass *p, json_t *svc)
@@ -316,7 +428,8 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_t *candidates = json_array();
     json_t *slot;
     json_array_foreach(slots, i, slot) reconcile_slot(p, svc, tasks, slot, candidates);
-    if (json_array_size(candidates))
+    bool go_on = update_may_go_on(p, svc, tasks, json_array_size(candidates) > 0);
+    if (go_on && json_array_size(candidates))
         rolling_update(p, svc, tasks, candidates);
     json_t *seen = json_array();
     json_array_foreach(tasks, i, t)

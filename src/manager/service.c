@@ -288,11 +288,17 @@ static int check_ports(json_t *ports, struct serr *err)
 
 static int check_update_config(json_t *uc, struct serr *err)
 {
-    static const char *const known[] = {"parallelism", "delay_ms", NULL};
+    static const char *const known[] = {"parallelism", "delay_ms", "failure_action", NULL};
     if (!json_is_object(uc))
         return serr_set(err, SERR_INVALID, "update_config must be an object");
     if (check_keys(uc, known, "update_config", err) < 0)
         return -1;
+    json_t *fa = json_object_get(uc, "failure_action");
+    const char *action = json_string_value(fa);
+    if (fa && (action == NULL || (strcmp(action, "pause") != 0 && strcmp(action, "continue") != 0 &&
+                                  strcmp(action, "rollback") != 0)))
+        return serr_set(err, SERR_INVALID,
+                        "update_config: failure_action must be pause, continue or rollback");
     if (check_int(uc, "parallelism", 0, MAX_REPLICAS, err) < 0 ||
         check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0)
         return serr_wrap(err, "update_config");
@@ -327,7 +333,8 @@ static int check_healthcheck(json_t *hc, struct serr *err)
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
-    "update_config", "network", "healthcheck", "ports", "secrets", "configs", NULL};
+    "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
+    NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -383,6 +390,8 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "init")) && !json_is_boolean(v))
         return serr_set(err, SERR_INVALID, "init must be true or false");
+    if ((v = json_object_get(s, "force_update")) && check_int(s, "force_update", 0, INT32_MAX, err) < 0)
+        return -1;
     if ((v = json_object_get(s, "constraints")) && check_constraints(v, err) < 0)
         return -1;
     if ((v = json_object_get(s, "update_config")) && check_update_config(v, err) < 0)
@@ -543,13 +552,58 @@ static int patch_ports(json_t *spec, json_t *patch, struct serr *err)
     return 0;
 }
 
+/* constraints_add/_rm (lists of expressions), limits {cpus, memory} merged,
+ * force: the tasks are replaced even when nothing else changed (Docker's
+ * ForceUpdate counter). */
+static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr *err)
+{
+    json_t *rm = json_object_get(patch, "constraints_rm");
+    json_t *add = json_object_get(patch, "constraints_add");
+    if ((rm && check_string_array(rm, "constraints_rm", err) < 0) ||
+        (add && check_string_array(add, "constraints_add", err) < 0))
+        return -1;
+    json_t *cons = json_object_get(s, "constraints");
+    if (!json_is_array(cons))
+        json_object_set_new(s, "constraints", cons = json_array());
+    size_t i, k;
+    json_t *c, *have;
+    json_array_foreach(rm, i, c)
+    {
+        for (k = json_array_size(cons); k-- > 0;)
+            if (json_equal(json_array_get(cons, k), c))
+                json_array_remove(cons, k);
+    }
+    json_array_foreach(add, i, c)
+    {
+        bool dup = false;
+        json_array_foreach(cons, k, have) dup |= json_equal(have, c);
+        if (!dup)
+            json_array_append(cons, c);
+    }
+    json_t *limits = json_object_get(patch, "limits");
+    if (limits && !json_is_object(limits))
+        return serr_set(err, SERR_INVALID, "limits must be an object");
+    if (limits && json_is_object(json_object_get(s, "limits")))
+        json_object_update(json_object_get(s, "limits"), limits);
+    else if (limits)
+        json_object_set(s, "limits", limits);
+    json_t *force = json_object_get(patch, "force");
+    if (force && !json_is_boolean(force))
+        return serr_set(err, SERR_INVALID, "force must be a boolean");
+    if (json_is_true(force))
+        json_object_set_new(s, "force_update",
+                            json_integer(json_integer_value(json_object_get(s, "force_update")) + 1));
+    return 0;
+}
+
 json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct serr *err)
 {
     static const char *const fields[] = {"image",       "env_add",    "env_rm",
                                          "args",        "replicas",   "update_config",
                                          "healthcheck", "publish_add", "publish_rm",
                                          "secrets_add", "secrets_rm", "configs_add",
-                                         "configs_rm", NULL};
+                                         "configs_rm",  "limits",     "constraints_add",
+                                         "constraints_rm", "force",  NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -601,6 +655,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         json_object_set(s, "update_config", v);
     if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
         goto err_after_copy;
+    if (patch_constraints_limits_force(s, patch, err) < 0)
+        goto err_after_copy;
     json_t *out = service_spec_normalize(st, s, err);
     json_decref(s);
     return out;
@@ -614,7 +670,7 @@ int service_spec_template_changed(json_t *a, json_t *b)
 {
     static const char *const fields[] = {"image", "args", "env", "mounts", "limits", "init",
                                          "stop_grace_period_ms", "network", "healthcheck",
-                                         "secrets", "configs", NULL};
+                                         "secrets", "configs", "force_update", "constraints", NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))

@@ -45,8 +45,8 @@ def test_run_combined_short_flags(daemon):
     assert "unknown flag" not in r.stderr
     r = d.cli("run", "-rm", "busybox", "true", check=False)
     assert r.returncode == 2 and "shoal run: unknown shorthand flag: 'r' in -rm" in r.stderr, r
-    r = d.cli("service", "ps", "x", "-qa", check=False)
-    assert r.returncode == 2 and "shoal service ps: unknown shorthand flag: 'q' in -qa" in r.stderr
+    r = d.cli("service", "ps", "x", "-xa", check=False)
+    assert r.returncode == 2 and "shoal service ps: unknown shorthand flag: 'x' in -xa" in r.stderr
     r = d.cli("service", "-q", "ls", check=False)  # a flag before the subcommand
     assert r.returncode == 2 and "shoal service: unknown shorthand flag: 'q' in -q" in r.stderr
     # booleans and a flag with its value combine
