@@ -34,6 +34,7 @@ static const char main_usage[] =
     "  dashboard   The web dashboard's link (shoal dashboard url)\n"
     "  dev         Run a test cluster of N nodes on this machine\n"
     "  image       Manage images\n"
+    "  job         Batch jobs, OAR's way (sub, ls, inspect, rm, hold, resume)\n"
     "  network     Manage networks\n"
     "  node        Manage swarm nodes\n"
     "  service     Manage swarm services\n"
@@ -56,6 +57,7 @@ static const struct cli_cmd top_commands[] = {
     {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
     {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
     {"dashboard", NULL, cli_dashboard, NULL}, {"network", NULL, cli_network, NULL},
+    {"job", NULL, cli_job, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -45,6 +45,7 @@ int cli_node(struct cli *cli, int argc, char **argv);
 int cli_image(struct cli *cli, int argc, char **argv);
 int cli_service(struct cli *cli, int argc, char **argv);
 int cli_network(struct cli *cli, int argc, char **argv);
+int cli_job(struct cli *cli, int argc, char **argv);
 int cli_version(struct cli *cli, int argc, char **argv);
 int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);

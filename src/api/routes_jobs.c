@@ -1,0 +1,171 @@
+/* /v1/jobs: batch jobs (manager/jobs.h). Submissions are checked and given
+ * their id and time by the leader; the scheduling pass does the rest. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "api/http.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "manager/jobs.h"
+#include "store/store.h"
+
+static const char *sget(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static const char *const job_states[] = {"Waiting", "Hold", "toLaunch", "Launching", "Running",
+                                         "Finishing", "Terminated", "Error", NULL};
+
+static bool known_state(const char *s)
+{
+    for (int i = 0; job_states[i]; i++)
+        if (strcmp(job_states[i], s) == 0)
+            return true;
+    return false;
+}
+
+void get_jobs(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    char state[32];
+    bool filter = http_query_get(req, "state", state, sizeof(state));
+    if (filter && !known_state(state)) {
+        respond_err(req, SERR_INVALID, "unknown job state (Waiting, Hold, toLaunch, Launching, "
+                                       "Running, Finishing, Terminated, Error)");
+        return;
+    }
+    json_t *all = store_list(sh->store, "jobs", "CAST(id AS INTEGER)");
+    json_t *out = json_array();
+    size_t i;
+    json_t *job;
+    json_array_foreach(all, i, job)
+    {
+        if (!filter || strcmp(sget(job, "state"), state) == 0)
+            json_array_append(out, job);
+    }
+    json_decref(all);
+    respond_json(req, 200, out);
+}
+
+static json_t *find_job(struct shoal *sh, struct http_req *req, const char *id)
+{
+    json_t *job = store_get(sh->store, "jobs", id);
+    if (job == NULL) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "job %.100s not found", id);
+        respond_err(req, SERR_NOT_FOUND, msg);
+    }
+    return job;
+}
+
+void get_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    json_t *job = find_job(sh, req, args[0]);
+    if (job)
+        respond_json(req, 200, job);
+}
+
+void post_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    struct serr err = {0};
+    json_t *job = job_from_submission(sh->store, body, &err);
+    json_decref(body);
+    if (job == NULL) {
+        http_respond_error(req, &err);
+        return;
+    }
+    long long id = job_next_id(sh->store, &sh->job_last_id);
+    char idstr[24];
+    snprintf(idstr, sizeof(idstr), "%lld", id);
+    json_object_set_new(job, "id", json_string(idstr));
+    json_object_set_new(job, "submitted_at", json_integer(now_ms()));
+    json_t *reply = json_pack("{s:s, s:s}", "id", idstr, "state", "Waiting");
+    json_t *group = json_pack("[o, o]", op_put("jobs", job),
+                              op_put("meta", json_pack("{s:s, s:I}", "id", "jobs", "last_id",
+                                                       (json_int_t)id)));
+    propose_and_reply(sh, req, group, 201, reply);
+}
+
+/* A state change asked for: `from` lists the states it applies to. */
+static void change_job(struct shoal *sh, struct http_req *req, const char *id, json_t *fields,
+                       const char *const *from, const char *verb)
+{
+    json_t *job = find_job(sh, req, id);
+    if (job == NULL) {
+        json_decref(fields);
+        return;
+    }
+    const char *state = sget(job, "state");
+    bool ok = false;
+    for (int i = 0; from[i]; i++)
+        ok = ok || strcmp(from[i], state) == 0;
+    if (!ok) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "cannot %s job %s: it is %s", verb, id, state);
+        respond_err(req, SERR_CONFLICT, msg);
+        json_decref(fields);
+    } else {
+        json_t *reply = json_pack("{s:s, s:O}", "id", id, "state",
+                                  json_object_get(fields, "state")
+                                      ? json_object_get(fields, "state")
+                                      : json_object_get(job, "state"));
+        propose_and_reply(sh, req, json_pack("[o]", op_merge("jobs", id, fields)), 200, reply);
+    }
+    json_decref(job);
+}
+
+void delete_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *job = find_job(sh, req, args[0]);
+    if (job == NULL)
+        return;
+    const char *state = sget(job, "state");
+    if (job_state_final(state)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "job %s has already ended (%s)", args[0], state);
+        respond_err(req, SERR_CONFLICT, msg);
+    } else if (job_state_active(state)) {
+        /* the pass stops its task; the job ends in Error with the reason */
+        static const char *const from[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
+        change_job(sh, req, args[0], json_pack("{s:s}", "kill_reason", "deleted by the user: killed"),
+                   from, "delete");
+    } else {
+        static const char *const from[] = {"Waiting", "Hold", NULL};
+        change_job(sh, req, args[0],
+                   json_pack("{s:s, s:s, s:I}", "state", "Error", "message",
+                             "deleted by the user before it started", "stopped_at",
+                             (json_int_t)now_ms()),
+                   from, "delete");
+    }
+    json_decref(job);
+}
+
+void post_job_hold(struct shoal *sh, struct http_req *req, char **args)
+{
+    static const char *const from[] = {"Waiting", NULL};
+    if (require_leader(sh, req))
+        change_job(sh, req, args[0], json_pack("{s:s, s:s}", "state", "Hold", "message", "held"),
+                   from, "hold");
+}
+
+void post_job_resume(struct shoal *sh, struct http_req *req, char **args)
+{
+    static const char *const from[] = {"Hold", NULL};
+    if (require_leader(sh, req))
+        change_job(sh, req, args[0], json_pack("{s:s, s:s}", "state", "Waiting", "message", ""),
+                   from, "resume");
+}

