@@ -290,10 +290,12 @@ static void follow_job(struct jpass *p, json_t *job)
     }
     int64_t started = iget(job, "started_at");
     int64_t deadline = started + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
-    if (started > 0 && p->now >= deadline && sget(job, "kill_reason") == NULL)
-        job_merge(p, job, json_pack("{s:s}", "kill_reason", "walltime exceeded: killed"));
-    else if (started > 0)
-        wake(p, deadline);
+    if (started > 0 && sget(job, "kill_reason") == NULL) {
+        if (p->now >= deadline)
+            job_merge(p, job, json_pack("{s:s}", "kill_reason", "walltime exceeded: killed"));
+        else
+            wake(p, deadline);
+    }
     if (sget(job, "kill_reason")) {
         task_stop(p, task);
         job_merge(p, job, json_pack("{s:s}", "state", "Finishing"));
