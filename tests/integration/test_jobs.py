@@ -144,3 +144,42 @@ def test_fifo_with_conservative_backfilling(jd):
     jd_ = wait_state(d, d_, "Terminated")
     assert jb["started_at"] <= jd_["started_at"]
     assert jc["started_at"] < jb["started_at"]
+
+
+# ---- a small dev cluster ----
+
+@pytest.fixture
+def cluster1x1(rootfs_tar):
+    from cluster import Cluster
+
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+def test_two_node_job_and_its_node_file(cluster1x1):
+    c = cluster1x1
+    lead = c.leader
+    c.wait_nodes_ready(2)
+    nodes = lead.api("GET", "/v1/nodes").json()
+    hosts = sorted(n["hostname"] for n in nodes)
+    cores = min(n["resources"]["cpus"] for n in nodes)
+    # the node file: one line per core of each node, both nodes, OAR's layout
+    jid = sub(lead, "-l", "/nodes=2/core=1,walltime=00:10:00",
+              'test "$(sort $OAR_NODEFILE | tr "\\n" " ")" = "%s " && exit 5' % " ".join(hosts))
+    j = wait_state(lead, jid, "Terminated", "Error", timeout=120)
+    assert j["state"] == "Terminated" and j["exit_code"] == 5, j
+    assert sorted(a["hostname"] for a in j["assigned"]) == hosts
+    task = [t for t in lead.api("GET", "/v1/tasks").json() if t["id"] == j["task_id"]][0]
+    assert task["node_id"] == j["assigned"][0]["node_id"]  # runs on its first node
+    # more nodes than the cluster has: refused at submission
+    r = lead.cli("job", "sub", "-l", "nodes=3", "true", check=False)
+    assert r.returncode == 1 and "impossible request: 3 nodes wanted, the cluster has 2" in r.stderr
+    # a whole-cluster job waits while a one-core job holds a node, then runs
+    small = sub(lead, "-l", "core=%d,walltime=0:10:0" % cores, "sleep 1000")
+    wait_state(lead, small, "Running", timeout=120)
+    big = sub(lead, "-l", "/nodes=2/core=%d" % cores, "true")
+    assert job(lead, big)["state"] == "Waiting"
+    lead.cli("job", "rm", small)
+    j = wait_state(lead, big, "Terminated", "Error", timeout=120)
+    assert j["state"] == "Terminated" and j["exit_code"] == 0, j
