@@ -48,5 +48,6 @@ void post_job(struct shoal *sh, struct http_req *req, char **args);
 void delete_job(struct shoal *sh, struct http_req *req, char **args);
 void post_job_hold(struct shoal *sh, struct http_req *req, char **args);
 void post_job_resume(struct shoal *sh, struct http_req *req, char **args);
+void get_job_logs(struct shoal *sh, struct http_req *req, char **args);
 
 #endif

@@ -853,6 +853,7 @@ static const struct route {
     {"DELETE", "/v1/jobs/*", delete_job, WRITE, true},
     {"POST", "/v1/jobs/*/hold", post_job_hold, WRITE, true},
     {"POST", "/v1/jobs/*/resume", post_job_resume, WRITE, true},
+    {"GET", "/v1/jobs/*/logs", get_job_logs, LOCAL, false},
     {"GET", "/v1/events", dashboard_get_events, READ, false},
     {"GET", "/v1/dashboard/url", dashboard_get_url, LOCAL, false},
     {"POST", "/v1/containers/run", post_container_run, LOCAL, false},

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "api/api_int.h"
 #include "api/http.h"
 #include "base/util.h"
@@ -168,4 +169,30 @@ void post_job_resume(struct shoal *sh, struct http_req *req, char **args)
     if (require_leader(sh, req))
         change_job(sh, req, args[0], json_pack("{s:s, s:s}", "state", "Waiting", "message", ""),
                    from, "resume");
+}
+
+/* The job's output, from this node's task logs (the node that ran it). */
+void get_job_logs(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    json_t *job = find_job(sh, req, args[0]);
+    if (job == NULL)
+        return;
+    json_t *task = sget(job, "task_id") ? store_get(sh->store, "tasks", sget(job, "task_id")) : NULL;
+    char msg[400];
+    if (task == NULL) {
+        snprintf(msg, sizeof(msg), "job %s has no output: it has not started", args[0]);
+        respond_err(req, SERR_CONFLICT, msg);
+    } else if (strcmp(sget(task, "node_id"), sh->node_id) != 0) {
+        snprintf(msg, sizeof(msg), "job %s ran on node %s: its output is read there (shoal -H "
+                 "on that node)", args[0], sget(task, "node_hostname"));
+        respond_err(req, SERR_CONFLICT, msg);
+    } else {
+        json_t *svc = json_pack("{s:O}", "id", json_object_get(task, "service_id"));
+        agent_service_logs(sh->agent, req, svc, -1, query_flag(req, "follow"));
+        json_decref(svc);
+    }
+    json_decref(task);
+    json_decref(job);
 }

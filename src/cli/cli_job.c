@@ -224,7 +224,39 @@ static int job_resume(struct cli *cli, int argc, char **argv)
     return job_action(cli, "job resume", resume_usage, "resume", argc, argv);
 }
 
+static const char logs_usage[] = "Usage:  shoal job logs [OPTIONS] JOB\n\n"
+                                 "Print a job's output (stdout and stderr), on the node that ran it\n\n"
+                                 "Options:\n"
+                                 "  -f, --follow   Follow log output\n";
+
+static int write_stdout(const char *data, size_t len, void *arg)
+{
+    (void)arg;
+    if (fwrite(data, 1, len, stdout) != len)
+        return -1; /* stdout closed (| head): stop reading */
+    fflush(stdout);
+    return 0;
+}
+
+static int job_logs(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("job logs", logs_usage, "l", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("job logs", argc - fl.first_arg, 1, 1)) >= 0)
+        return rc;
+    char *base = cli_path("/v1/jobs/%s/logs", argv[fl.first_arg]);
+    char *path = xasprintf("%s%s", base, fl.follow ? "?follow=1" : "");
+    struct serr err = {0};
+    rc = cli_stream(cli, "GET", path, NULL, write_stdout, NULL, &err);
+    free(path);
+    free(base);
+    return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
 static const struct cli_cmd job_cmds[] = {
+    {"logs", NULL, job_logs, "Print a job's output"},
     {"sub", "submit", job_sub, "Submit a batch job"},
     {"ls", "list", job_ls, "List jobs"},
     {"inspect", NULL, job_inspect, "Display detailed information on jobs"},

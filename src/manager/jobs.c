@@ -272,6 +272,9 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
                                "stopped_at", (json_int_t)p->now);
     if (code && json_integer_value(code) >= 0)
         json_object_set(fields, "exit_code", code);
+    if (json_object_get(job, "started_at") == NULL && strcmp(tstate, "rejected") != 0)
+        /* ended before a pass saw it running: it started when it was launched */
+        json_object_set(fields, "started_at", json_object_get(job, "scheduled_at"));
     job_merge(p, job, fields);
 }
 
@@ -376,8 +379,10 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
     random_hex(id, 25);
     snprintf(name, sizeof(name), "job.%s", sget(job, "id"));
     json_t *first = json_array_get(assigned, 0);
-    json_t *task = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I}",
-                             "id", id, "job_id", sget(job, "id"), "name", name, "container",
+    /* service_id: the task's logs are found as a service's (agent_service_logs) */
+    json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
+                             "s:I}", "id", id, "job_id", sget(job, "id"), "service_id", name,
+                             "name", name, "container",
                              container, "image", sget(job, "image"), "node_id",
                              sget(first, "node_id"), "node_hostname", sget(first, "hostname"),
                              "desired_state", "running", "state", "assigned", "state_at",

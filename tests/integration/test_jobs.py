@@ -52,7 +52,17 @@ def test_job_runs_with_env_and_nodefile(jd):
     assert j["request"] == "/nodes=1/core=2,walltime=0:05:00"
     ls = d.cli("job", "ls", "--state", "Terminated").stdout
     assert jid in ls and "envcheck" in ls
-    assert d.cli_json("job", "ls", "--state", "Running") == [] or True
+    assert all(j["state"] == "Terminated" for j in d.cli_json("job", "ls", "--state", "Terminated"))
+
+
+def test_job_logs(jd):
+    d = jd
+    jid = sub(d, "echo out-$OAR_JOB_ID; echo err-line >&2")
+    wait_state(d, jid, "Terminated")
+    out = d.cli("job", "logs", jid).stdout
+    assert "out-%s" % jid in out and "err-line" in out, out
+    r = d.cli("job", "logs", "424242", check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
 
 
 def test_bad_input_refused_nothing_stored(jd):
