@@ -49,5 +49,9 @@ void delete_job(struct shoal *sh, struct http_req *req, char **args);
 void post_job_hold(struct shoal *sh, struct http_req *req, char **args);
 void post_job_resume(struct shoal *sh, struct http_req *req, char **args);
 void get_job_logs(struct shoal *sh, struct http_req *req, char **args);
+void get_oar_jobs(struct shoal *sh, struct http_req *req, char **args);
+void get_oar_job(struct shoal *sh, struct http_req *req, char **args);
+void post_oar_job(struct shoal *sh, struct http_req *req, char **args);
+void delete_oar_job(struct shoal *sh, struct http_req *req, char **args);
 
 #endif

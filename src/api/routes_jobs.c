@@ -72,14 +72,9 @@ void get_job(struct shoal *sh, struct http_req *req, char **args)
         respond_json(req, 200, job);
 }
 
-void post_job(struct shoal *sh, struct http_req *req, char **args)
+/* Stores a submission (stolen); `oar`: answers in OAR's shape. */
+static void submit(struct shoal *sh, struct http_req *req, json_t *body, bool oar)
 {
-    (void)args;
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
-    if (body == NULL)
-        return;
     struct serr err = {0};
     json_t *job = job_from_submission(sh->store, body, &err);
     json_decref(body);
@@ -91,12 +86,137 @@ void post_job(struct shoal *sh, struct http_req *req, char **args)
     char idstr[24];
     snprintf(idstr, sizeof(idstr), "%lld", id);
     json_object_set_new(job, "id", json_string(idstr));
-    json_object_set_new(job, "submitted_at", json_integer(now_ms()));
-    json_t *reply = json_pack("{s:s, s:s}", "id", idstr, "state", "Waiting");
+    int64_t now = now_ms();
+    json_object_set_new(job, "submitted_at", json_integer(now));
+    json_t *reply = oar ? json_pack("{s:I, s:I, s:[{s:s+, s:s}]}", "id", (json_int_t)id,
+                                    "api_timestamp", (json_int_t)(now / 1000), "links", "href",
+                                    "/oarapi/jobs/", idstr, "rel", "self")
+                        : json_pack("{s:s, s:s}", "id", idstr, "state", "Waiting");
     json_t *group = json_pack("[o, o]", op_put("jobs", job),
                               op_put("meta", json_pack("{s:s, s:I}", "id", "jobs", "last_id",
                                                        (json_int_t)id)));
     propose_and_reply(sh, req, group, 201, reply);
+}
+
+void post_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body)
+        submit(sh, req, body, false);
+}
+
+/* ---- OAR's REST API (the routes an OAR client uses for jobs) ---- */
+
+static json_t *oar_job(json_t *job, bool full)
+{
+    const char *id = sget(job, "id");
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:[{s:s+, s:s}]}", "id",
+                          (json_int_t)atoll(id), "name", sget(job, "name") ? sget(job, "name") : "",
+                          "state", sget(job, "state"), "queue", sget(job, "queue"), "owner",
+                          "shoal", "submission_time",
+                          (json_int_t)(json_integer_value(json_object_get(job, "submitted_at")) / 1000),
+                          "links", "href", "/oarapi/jobs/", id, "rel", "self");
+    if (!full)
+        return o;
+    json_t *nodes = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(job, "assigned"), i, a)
+        json_array_append_new(nodes, json_string(sget(a, "hostname")));
+    json_object_set_new(o, "assigned_network_address", nodes);
+    json_object_set_new(o, "command", json_string(sget(job, "command")));
+    json_object_set_new(o, "wanted_resources", json_string(sget(job, "request")));
+    json_object_set(o, "exit_code", json_object_get(job, "exit_code") ? json_object_get(job, "exit_code") : json_null());
+    json_object_set_new(o, "start_time", json_integer(json_integer_value(json_object_get(job, "started_at")) / 1000));
+    json_object_set_new(o, "stop_time", json_integer(json_integer_value(json_object_get(job, "stopped_at")) / 1000));
+    json_object_set_new(o, "message", json_string(sget(job, "message") ? sget(job, "message") : ""));
+    return o;
+}
+
+void get_oar_jobs(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    json_t *all = store_list(sh->store, "jobs", "CAST(id AS INTEGER)");
+    json_t *items = json_array();
+    size_t i;
+    json_t *job;
+    json_array_foreach(all, i, job)
+    {
+        if (!job_state_final(sget(job, "state")))
+            json_array_append_new(items, oar_job(job, false)); /* OAR lists current jobs */
+    }
+    json_decref(all);
+    respond_json(req, 200, json_pack("{s:I, s:i, s:I, s:o}", "total", (json_int_t)json_array_size(items),
+                                     "offset", 0, "api_timestamp", (json_int_t)(now_ms() / 1000),
+                                     "items", items));
+}
+
+/* "7.json" -> "7" in buf; false for another suffix. */
+static bool oar_id(const char *arg, char *buf, size_t size)
+{
+    size_t n = strlen(arg);
+    if (n <= 5 || n - 5 >= size || strcmp(arg + n - 5, ".json") != 0)
+        return false;
+    memcpy(buf, arg, n - 5);
+    buf[n - 5] = '\0';
+    return true;
+}
+
+void get_oar_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    char id[64];
+    if (!require_swarm(sh, req))
+        return;
+    if (!oar_id(args[0], id, sizeof(id))) {
+        respond_err(req, SERR_NOT_FOUND, "page not found (want /oarapi/jobs/ID.json)");
+        return;
+    }
+    json_t *job = find_job(sh, req, id);
+    if (job)
+        respond_json(req, 200, oar_job(job, true));
+    json_decref(job);
+}
+
+/* OAR's body: {"resource", "command", "name"?, "queue"?, "type"?}. */
+void post_oar_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    json_t *sub = json_object();
+    const char *key;
+    json_t *val;
+    json_object_foreach(body, key, val)
+    {
+        const char *to = strcmp(key, "resource") == 0 ? "resources"
+                         : strcmp(key, "type") == 0   ? "types"
+                                                      : key;
+        if (strcmp(to, "types") == 0 && json_is_string(val))
+            json_object_set_new(sub, to, json_pack("[O]", val));
+        else
+            json_object_set(sub, to, val);
+    }
+    json_decref(body);
+    submit(sh, req, sub, true);
+}
+
+void delete_oar_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    char id[64];
+    if (!oar_id(args[0], id, sizeof(id))) {
+        respond_err(req, SERR_NOT_FOUND, "page not found (want /oarapi/jobs/ID.json)");
+        return;
+    }
+    char *one[1] = {id};
+    delete_job(sh, req, one);
 }
 
 /* A state change asked for: `from` lists the states it applies to. */

@@ -193,3 +193,25 @@ def test_two_node_job_and_its_node_file(cluster1x1):
     lead.cli("job", "rm", small)
     j = wait_state(lead, big, "Terminated", "Error", timeout=120)
     assert j["state"] == "Terminated" and j["exit_code"] == 0, j
+
+
+def test_oar_rest_round_trip(jd):
+    d = jd
+    r = d.api("POST", "/oarapi/jobs.json", {"resource": "/nodes=1,walltime=00:10:00",
+                                             "command": "sleep 600", "name": "oar1"})
+    assert r.status == 201, r.text
+    jid = r.json()["id"]
+    assert isinstance(jid, int) and r.json()["links"][0]["href"] == "/oarapi/jobs/%d" % jid
+    wait_state(d, str(jid), "Running")
+    items = d.api("GET", "/oarapi/jobs.json").json()["items"]
+    assert [i for i in items if i["id"] == jid][0]["state"] == "Running"
+    one = d.api("GET", "/oarapi/jobs/%d.json" % jid).json()
+    assert one["name"] == "oar1" and one["command"] == "sleep 600"
+    assert one["wanted_resources"] == "/nodes=1/core=1,walltime=0:10:00"
+    assert len(one["assigned_network_address"]) == 1
+    assert d.api("DELETE", "/oarapi/jobs/%d.json" % jid).status == 200
+    j = wait_state(d, str(jid), "Error")
+    assert "deleted" in j["message"]
+    assert d.api("GET", "/oarapi/jobs/%d" % jid).status == 404
+    r = d.api("POST", "/oarapi/jobs.json", {"resource": "nodes=5", "command": "true"})
+    assert r.status == 400 and "impossible request" in r.text
