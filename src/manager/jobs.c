@@ -263,8 +263,14 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
     json_t *code = json_object_get(task, "exit_code");
     const char *reason = sget(job, "kill_reason");
     const char *state = "Error", *msg = sget(task, "error");
-    if (reason && *reason)
+    char why[300];
+    if (reason && *reason) {
         msg = reason;
+    } else if (msg == NULL || *msg == '\0') {
+        /* stopped by the cluster (drain, node lost) without an error */
+        snprintf(why, sizeof(why), "task %s: %s", tstate, sget(task, "message") ? sget(task, "message") : "");
+        msg = why;
+    }
     else if (strcmp(tstate, "complete") == 0 ||
              (strcmp(tstate, "failed") == 0 && json_integer_value(code) >= 0 && code))
         state = "Terminated", msg = "";

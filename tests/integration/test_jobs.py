@@ -215,3 +215,16 @@ def test_oar_rest_round_trip(jd):
     assert d.api("GET", "/oarapi/jobs/%d" % jid).status == 404
     r = d.api("POST", "/oarapi/jobs.json", {"resource": "nodes=5", "command": "true"})
     assert r.status == 400 and "impossible request" in r.text
+
+
+def test_rm_right_after_submission_ends_the_job(jd):
+    d = jd
+    for _ in range(3):
+        jid = sub(d, "sleep 1000")
+        d.cli("job", "rm", jid)
+        j = wait_state(d, jid, "Error", "Terminated")
+        assert j["state"] == "Error" and "deleted" in j["message"], j
+        if j.get("task_id"):
+            wait_until(lambda: [t for t in d.api("GET", "/v1/tasks").json()
+                                if t["id"] == j["task_id"]][0]["state"]
+                       in ("shutdown", "complete", "failed", "rejected"), timeout=30)
