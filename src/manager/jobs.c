@@ -204,6 +204,7 @@ long long job_next_id(struct store *st, long long *last)
 struct jpass {
     struct store *st;
     json_t *nodes; /* eligible nodes, the scheduler's node indexes */
+    json_t *all_nodes;
     json_t *tasks;
     json_t *ops;
     int64_t now;
@@ -284,6 +285,22 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
     job_merge(p, job, fields);
 }
 
+/* The hostname of a node of the job that is down, or NULL. */
+static const char *down_node(struct jpass *p, json_t *job)
+{
+    size_t i, k;
+    json_t *a, *n;
+    json_array_foreach(json_object_get(job, "assigned"), i, a)
+    {
+        json_array_foreach(p->all_nodes, k, n)
+        {
+            if (str_is(n, "id", sget(a, "node_id")) && str_is(n, "status", "down"))
+                return sget(a, "hostname");
+        }
+    }
+    return NULL;
+}
+
 /* A job holding nodes: its state from its task's, the walltime, a kill. */
 static void follow_job(struct jpass *p, json_t *job)
 {
@@ -296,6 +313,12 @@ static void follow_job(struct jpass *p, json_t *job)
     if (task_state_terminal(sget(task, "state"))) {
         job_finish(p, job, task);
         return;
+    }
+    const char *down = down_node(p, job);
+    if (down && sget(job, "kill_reason") == NULL) {
+        char why[300];
+        snprintf(why, sizeof(why), "node %s is down: killed", down);
+        job_merge(p, job, json_pack("{s:s}", "kill_reason", why));
     }
     int64_t started = iget(job, "started_at");
     int64_t deadline = started + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
@@ -496,8 +519,8 @@ static void schedule(struct jpass *p, json_t *jobs)
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at)
 {
-    struct jpass p = {.st = st, .nodes = json_array(), .tasks = tasks, .ops = ops, .now = now,
-                      .wake_at = wake_at};
+    struct jpass p = {.st = st, .nodes = json_array(), .all_nodes = nodes, .tasks = tasks,
+                      .ops = ops, .now = now, .wake_at = wake_at};
     size_t i;
     json_t *n, *job;
     json_array_foreach(nodes, i, n)

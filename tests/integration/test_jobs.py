@@ -228,3 +228,15 @@ def test_rm_right_after_submission_ends_the_job(jd):
             wait_until(lambda: [t for t in d.api("GET", "/v1/tasks").json()
                                 if t["id"] == j["task_id"]][0]["state"]
                        in ("shutdown", "complete", "failed", "rejected"), timeout=30)
+
+
+def test_a_job_whose_node_dies_ends_in_error(cluster1x1):
+    c = cluster1x1
+    lead = c.leader
+    c.wait_nodes_ready(2)
+    jid = sub(lead, "-l", "/nodes=2/core=1,walltime=0:10:0", "sleep 1000")
+    wait_state(lead, jid, "Running", timeout=120)
+    worker = [d for d in c.nodes if d is not lead][0]
+    c.kill_node(worker)
+    j = wait_state(lead, jid, "Error", "Terminated", timeout=60)
+    assert j["state"] == "Error" and "is down" in j["message"], j
