@@ -267,14 +267,15 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
     char why[300];
     if (reason && *reason) {
         msg = reason;
+    } else if (strcmp(tstate, "complete") == 0 ||
+               (strcmp(tstate, "failed") == 0 && json_integer_value(code) >= 0 && code)) {
+        state = "Terminated", msg = "";
     } else if (msg == NULL || *msg == '\0') {
-        /* stopped by the cluster (drain, node lost) without an error */
-        snprintf(why, sizeof(why), "task %s: %s", tstate, sget(task, "message") ? sget(task, "message") : "");
+        /* stopped by the cluster (drain) without an error */
+        snprintf(why, sizeof(why), "task %s: %s", tstate,
+                 sget(task, "message") ? sget(task, "message") : "");
         msg = why;
     }
-    else if (strcmp(tstate, "complete") == 0 ||
-             (strcmp(tstate, "failed") == 0 && json_integer_value(code) >= 0 && code))
-        state = "Terminated", msg = "";
     json_t *fields = json_pack("{s:s, s:s, s:I}", "state", state, "message", msg ? msg : "",
                                "stopped_at", (json_int_t)p->now);
     if (code && json_integer_value(code) >= 0)

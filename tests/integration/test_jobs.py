@@ -19,7 +19,7 @@ def job(d, jid):
 
 def wait_state(d, jid, *states, timeout=60):
     return wait_until(lambda: job(d, jid)["state"] in states and job(d, jid), timeout=timeout,
-                      msg="job %s never reached %s" % (jid, states))
+                      msg="job %s never reached %s: %s" % (jid, states, job(d, jid)))
 
 
 def cleanup(d):
@@ -131,7 +131,7 @@ def test_hold_and_resume(jd):
     assert job(d, small)["state"] == "Hold"
     d.cli("job", "resume", small)
     j = wait_state(d, small, "Terminated", "Error")
-    assert j["state"] == "Terminated" and j["exit_code"] == 0, j
+    assert j["state"] == "Terminated" and j["exit_code"] == 0, (j["message"], j)
 
 
 def test_fifo_with_conservative_backfilling(jd):
@@ -178,7 +178,7 @@ def test_two_node_job_and_its_node_file(cluster1x1):
     jid = sub(lead, "-l", "/nodes=2/core=1,walltime=00:10:00",
               'test "$(sort $OAR_NODEFILE | tr "\\n" " ")" = "%s " && exit 5' % " ".join(hosts))
     j = wait_state(lead, jid, "Terminated", "Error", timeout=120)
-    assert j["state"] == "Terminated" and j["exit_code"] == 5, j
+    assert j["state"] == "Terminated" and j["exit_code"] == 5, (j["message"], j)
     assert sorted(a["hostname"] for a in j["assigned"]) == hosts
     task = [t for t in lead.api("GET", "/v1/tasks").json() if t["id"] == j["task_id"]][0]
     assert task["node_id"] == j["assigned"][0]["node_id"]  # runs on its first node
@@ -192,7 +192,7 @@ def test_two_node_job_and_its_node_file(cluster1x1):
     assert job(lead, big)["state"] == "Waiting"
     lead.cli("job", "rm", small)
     j = wait_state(lead, big, "Terminated", "Error", timeout=120)
-    assert j["state"] == "Terminated" and j["exit_code"] == 0, j
+    assert j["state"] == "Terminated" and j["exit_code"] == 0, (j["message"], j)
 
 
 def test_oar_rest_round_trip(jd):
