@@ -256,13 +256,13 @@ static int job_logs(struct cli *cli, int argc, char **argv)
 }
 
 static const struct cli_cmd job_cmds[] = {
-    {"logs", NULL, job_logs, "Print a job's output"},
     {"sub", "submit", job_sub, "Submit a batch job"},
     {"ls", "list", job_ls, "List jobs"},
     {"inspect", NULL, job_inspect, "Display detailed information on jobs"},
     {"rm", "del", job_rm, "Delete (kill) jobs"},
     {"hold", NULL, job_hold, "Hold waiting jobs"},
     {"resume", NULL, job_resume, "Resume held jobs"},
+    {"logs", NULL, job_logs, "Print a job's output"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -18,8 +18,11 @@ def job(d, jid):
 
 
 def wait_state(d, jid, *states, timeout=60):
-    return wait_until(lambda: job(d, jid)["state"] in states and job(d, jid), timeout=timeout,
-                      msg="job %s never reached %s: %s" % (jid, states, job(d, jid)))
+    try:
+        return wait_until(lambda: job(d, jid)["state"] in states and job(d, jid),
+                          timeout=timeout)
+    except AssertionError:
+        raise AssertionError("job %s never reached %s: %s" % (jid, states, job(d, jid)))
 
 
 def cleanup(d):
