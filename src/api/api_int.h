@@ -75,4 +75,17 @@ void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args);
 void get_node_stats(struct shoal *sh, struct http_req *req, char **args);
 void get_prometheus(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_jobs.c */
+void get_jobs(struct shoal *sh, struct http_req *req, char **args);
+void get_job(struct shoal *sh, struct http_req *req, char **args);
+void post_job(struct shoal *sh, struct http_req *req, char **args);
+void delete_job(struct shoal *sh, struct http_req *req, char **args);
+void post_job_hold(struct shoal *sh, struct http_req *req, char **args);
+void post_job_resume(struct shoal *sh, struct http_req *req, char **args);
+void get_job_logs(struct shoal *sh, struct http_req *req, char **args);
+void get_oar_jobs(struct shoal *sh, struct http_req *req, char **args);
+void get_oar_job(struct shoal *sh, struct http_req *req, char **args);
+void post_oar_job(struct shoal *sh, struct http_req *req, char **args);
+void delete_oar_job(struct shoal *sh, struct http_req *req, char **args);
+
 #endif

@@ -35,6 +35,7 @@ static const char main_usage[] =
     "  dashboard   The web dashboard's link (shoal dashboard url)\n"
     "  dev         Run a test cluster of N nodes on this machine\n"
     "  image       Manage images\n"
+    "  job         Batch jobs, OAR's way (sub, ls, inspect, rm, hold, resume)\n"
     "  network     Manage networks\n"
     "  node        Manage swarm nodes\n"
     "  secret      Manage swarm secrets\n"
@@ -64,6 +65,7 @@ static const struct cli_cmd top_commands[] = {
     {"login", NULL, cli_login, NULL},     {"logout", NULL, cli_logout, NULL},
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
     {"logs", NULL, cli_logs, NULL},
+    {"job", NULL, cli_job, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

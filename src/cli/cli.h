@@ -53,6 +53,7 @@ int cli_config(struct cli *cli, int argc, char **argv);
  * obj[key]. */
 int cli_add_secret_ref(json_t *obj, const char *key, const char *flag, const char *arg,
                        struct serr *err);
+int cli_job(struct cli *cli, int argc, char **argv);
 int cli_version(struct cli *cli, int argc, char **argv);
 int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);

@@ -44,6 +44,7 @@ struct shoal {
     struct net *net;         /* cluster port: TLS contexts, listener, raft transport */
     struct session *session; /* heartbeats to the leader (every node but the leader) */
     struct dispatcher *dispatcher; /* managers: the leader side of sessions */
+    long long job_last_id;   /* the highest batch job id this node gave as leader */
 
     struct image_store *images;
     char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */

@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "manager/jobs.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
 #include "store/store.h"
@@ -453,6 +454,8 @@ static void reap_orphans(struct pass *p)
     json_t *t;
     json_array_foreach(p->tasks, i, t)
     {
+        if (json_object_get(t, "job_id"))
+            continue; /* a job's task: manager/jobs.c */
         json_t *svc = store_get(p->st, "services", sget(t, "service_id"));
         if (svc) {
             json_decref(svc);
@@ -519,6 +522,7 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     json_t *svc;
     orphan_tasks_of_down_nodes(&p);
     json_array_foreach(services, i, svc) reconcile_service(&p, svc);
+    jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at);
     reap_orphans(&p);
     json_decref(services);
     json_decref(p.tasks);

@@ -27,6 +27,7 @@ static const struct table_def tables[] = {
     {"ports", {NULL}}, /* "8080/tcp" -> {"service_id"}: who publishes it */
     {"secrets", {"name", NULL}},
     {"configs", {"name", NULL}},
+    {"jobs", {"state", NULL}}, /* batch jobs (manager/jobs.h) */
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -59,6 +60,8 @@ static const char schema_additions[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS networks_subnet"
     "  ON networks(json_extract(data, '$.subnet'));"
     "CREATE TABLE IF NOT EXISTS ports (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  state TEXT GENERATED ALWAYS AS (json_extract(data, '$.state')) STORED);"
     /* Names are unique regardless of case (swarmkit's rule). Not a UNIQUE
      * index: a store from before the rule may hold "web" and "Web", and must
      * still load; puts with "unique_name" check against this index instead. */

@@ -1,0 +1,314 @@
+/* /v1/jobs: batch jobs (manager/jobs.h). Submissions are checked and given
+ * their id and time by the leader; the scheduling pass does the rest. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "api/api_int.h"
+#include "api/http.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "manager/jobs.h"
+#include "store/store.h"
+
+static const char *sget(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static const char *const job_states[] = {"Waiting", "Hold", "toLaunch", "Launching", "Running",
+                                         "Finishing", "Terminated", "Error", NULL};
+
+static bool known_state(const char *s)
+{
+    for (int i = 0; job_states[i]; i++)
+        if (strcmp(job_states[i], s) == 0)
+            return true;
+    return false;
+}
+
+void get_jobs(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    char state[32];
+    bool filter = http_query_get(req, "state", state, sizeof(state));
+    if (filter && !known_state(state)) {
+        respond_err(req, SERR_INVALID, "unknown job state (Waiting, Hold, toLaunch, Launching, "
+                                       "Running, Finishing, Terminated, Error)");
+        return;
+    }
+    json_t *all = store_list(sh->store, "jobs", "CAST(id AS INTEGER)");
+    json_t *out = json_array();
+    size_t i;
+    json_t *job;
+    json_array_foreach(all, i, job)
+    {
+        if (!filter || strcmp(sget(job, "state"), state) == 0)
+            json_array_append(out, job);
+    }
+    json_decref(all);
+    respond_json(req, 200, out);
+}
+
+static json_t *find_job(struct shoal *sh, struct http_req *req, const char *id)
+{
+    json_t *job = store_get(sh->store, "jobs", id);
+    if (job == NULL) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "job %.100s not found", id);
+        respond_err(req, SERR_NOT_FOUND, msg);
+    }
+    return job;
+}
+
+void get_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    json_t *job = find_job(sh, req, args[0]);
+    if (job)
+        respond_json(req, 200, job);
+}
+
+/* Stores a submission (stolen); `oar`: answers in OAR's shape. */
+static void submit(struct shoal *sh, struct http_req *req, json_t *body, bool oar)
+{
+    struct serr err = {0};
+    json_t *job = job_from_submission(sh->store, body, &err);
+    json_decref(body);
+    if (job == NULL) {
+        http_respond_error(req, &err);
+        return;
+    }
+    long long id = job_next_id(sh->store, &sh->job_last_id);
+    char idstr[24];
+    snprintf(idstr, sizeof(idstr), "%lld", id);
+    json_object_set_new(job, "id", json_string(idstr));
+    int64_t now = now_ms();
+    json_object_set_new(job, "submitted_at", json_integer(now));
+    json_t *reply = oar ? json_pack("{s:I, s:I, s:[{s:s+, s:s}]}", "id", (json_int_t)id,
+                                    "api_timestamp", (json_int_t)(now / 1000), "links", "href",
+                                    "/oarapi/jobs/", idstr, "rel", "self")
+                        : json_pack("{s:s, s:s}", "id", idstr, "state", "Waiting");
+    json_t *group = json_pack("[o, o]", op_put("jobs", job),
+                              op_put("meta", json_pack("{s:s, s:I}", "id", "jobs", "last_id",
+                                                       (json_int_t)id)));
+    propose_and_reply(sh, req, group, 201, reply);
+}
+
+void post_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body)
+        submit(sh, req, body, false);
+}
+
+/* ---- OAR's REST API (the routes an OAR client uses for jobs) ---- */
+
+static json_t *oar_job(json_t *job, bool full)
+{
+    const char *id = sget(job, "id");
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:[{s:s+, s:s}]}", "id",
+                          (json_int_t)atoll(id), "name", sget(job, "name") ? sget(job, "name") : "",
+                          "state", sget(job, "state"), "queue", sget(job, "queue"), "owner",
+                          "shoal", "submission_time",
+                          (json_int_t)(json_integer_value(json_object_get(job, "submitted_at")) / 1000),
+                          "links", "href", "/oarapi/jobs/", id, "rel", "self");
+    if (!full)
+        return o;
+    json_t *nodes = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(job, "assigned"), i, a)
+        json_array_append_new(nodes, json_string(sget(a, "hostname")));
+    json_object_set_new(o, "assigned_network_address", nodes);
+    json_object_set_new(o, "command", json_string(sget(job, "command")));
+    json_object_set_new(o, "wanted_resources", json_string(sget(job, "request")));
+    json_object_set(o, "exit_code", json_object_get(job, "exit_code") ? json_object_get(job, "exit_code") : json_null());
+    json_object_set_new(o, "start_time", json_integer(json_integer_value(json_object_get(job, "started_at")) / 1000));
+    json_object_set_new(o, "stop_time", json_integer(json_integer_value(json_object_get(job, "stopped_at")) / 1000));
+    json_object_set_new(o, "message", json_string(sget(job, "message") ? sget(job, "message") : ""));
+    return o;
+}
+
+void get_oar_jobs(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    json_t *all = store_list(sh->store, "jobs", "CAST(id AS INTEGER)");
+    json_t *items = json_array();
+    size_t i;
+    json_t *job;
+    json_array_foreach(all, i, job)
+    {
+        if (!job_state_final(sget(job, "state")))
+            json_array_append_new(items, oar_job(job, false)); /* OAR lists current jobs */
+    }
+    json_decref(all);
+    respond_json(req, 200, json_pack("{s:I, s:i, s:I, s:o}", "total", (json_int_t)json_array_size(items),
+                                     "offset", 0, "api_timestamp", (json_int_t)(now_ms() / 1000),
+                                     "items", items));
+}
+
+/* "7.json" -> "7" in buf; false for another suffix. */
+static bool oar_id(const char *arg, char *buf, size_t size)
+{
+    size_t n = strlen(arg);
+    if (n <= 5 || n - 5 >= size || strcmp(arg + n - 5, ".json") != 0)
+        return false;
+    memcpy(buf, arg, n - 5);
+    buf[n - 5] = '\0';
+    return true;
+}
+
+void get_oar_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    char id[64];
+    if (!require_swarm(sh, req))
+        return;
+    if (!oar_id(args[0], id, sizeof(id))) {
+        respond_err(req, SERR_NOT_FOUND, "page not found (want /oarapi/jobs/ID.json)");
+        return;
+    }
+    json_t *job = find_job(sh, req, id);
+    if (job)
+        respond_json(req, 200, oar_job(job, true));
+    json_decref(job);
+}
+
+/* OAR's body: {"resource", "command", "name"?, "queue"?, "type"?}. */
+void post_oar_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    json_t *sub = json_object();
+    const char *key;
+    json_t *val;
+    json_object_foreach(body, key, val)
+    {
+        const char *to = strcmp(key, "resource") == 0 ? "resources"
+                         : strcmp(key, "type") == 0   ? "types"
+                                                      : key;
+        if (strcmp(to, "types") == 0 && json_is_string(val))
+            json_object_set_new(sub, to, json_pack("[O]", val));
+        else
+            json_object_set(sub, to, val);
+    }
+    json_decref(body);
+    submit(sh, req, sub, true);
+}
+
+void delete_oar_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    char id[64];
+    if (!oar_id(args[0], id, sizeof(id))) {
+        respond_err(req, SERR_NOT_FOUND, "page not found (want /oarapi/jobs/ID.json)");
+        return;
+    }
+    char *one[1] = {id};
+    delete_job(sh, req, one);
+}
+
+/* A state change asked for: `from` lists the states it applies to. */
+static void change_job(struct shoal *sh, struct http_req *req, const char *id, json_t *fields,
+                       const char *const *from, const char *verb)
+{
+    json_t *job = find_job(sh, req, id);
+    if (job == NULL) {
+        json_decref(fields);
+        return;
+    }
+    const char *state = sget(job, "state");
+    bool ok = false;
+    for (int i = 0; from[i]; i++)
+        ok = ok || strcmp(from[i], state) == 0;
+    if (!ok) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "cannot %s job %s: it is %s", verb, id, state);
+        respond_err(req, SERR_CONFLICT, msg);
+        json_decref(fields);
+    } else {
+        json_t *reply = json_pack("{s:s, s:O}", "id", id, "state",
+                                  json_object_get(fields, "state")
+                                      ? json_object_get(fields, "state")
+                                      : json_object_get(job, "state"));
+        propose_and_reply(sh, req, json_pack("[o]", op_merge("jobs", id, fields)), 200, reply);
+    }
+    json_decref(job);
+}
+
+void delete_job(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *job = find_job(sh, req, args[0]);
+    if (job == NULL)
+        return;
+    const char *state = sget(job, "state");
+    if (job_state_final(state)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "job %s has already ended (%s)", args[0], state);
+        respond_err(req, SERR_CONFLICT, msg);
+    } else if (job_state_active(state)) {
+        /* the pass stops its task; the job ends in Error with the reason */
+        static const char *const from[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
+        change_job(sh, req, args[0], json_pack("{s:s}", "kill_reason", "deleted by the user: killed"),
+                   from, "delete");
+    } else {
+        static const char *const from[] = {"Waiting", "Hold", NULL};
+        change_job(sh, req, args[0],
+                   json_pack("{s:s, s:s, s:I}", "state", "Error", "message",
+                             "deleted by the user before it started", "stopped_at",
+                             (json_int_t)now_ms()),
+                   from, "delete");
+    }
+    json_decref(job);
+}
+
+void post_job_hold(struct shoal *sh, struct http_req *req, char **args)
+{
+    static const char *const from[] = {"Waiting", NULL};
+    if (require_leader(sh, req))
+        change_job(sh, req, args[0], json_pack("{s:s, s:s}", "state", "Hold", "message", "held"),
+                   from, "hold");
+}
+
+void post_job_resume(struct shoal *sh, struct http_req *req, char **args)
+{
+    static const char *const from[] = {"Hold", NULL};
+    if (require_leader(sh, req))
+        change_job(sh, req, args[0], json_pack("{s:s, s:s}", "state", "Waiting", "message", ""),
+                   from, "resume");
+}
+
+/* The job's output, read from the node that ran it (as service logs are). */
+void get_job_logs(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    json_t *job = find_job(sh, req, args[0]);
+    if (job == NULL)
+        return;
+    json_t *task = sget(job, "task_id") ? store_get(sh->store, "tasks", sget(job, "task_id")) : NULL;
+    if (task == NULL) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "job %s has no output: it has not started", args[0]);
+        respond_err(req, SERR_CONFLICT, msg);
+    } else {
+        json_t *svc = json_pack("{s:O}", "id", json_object_get(task, "service_id"));
+        service_logs_fanout(sh, req, svc, sget(task, "id"), -1, "");
+        json_decref(svc);
+    }
+    json_decref(task);
+    json_decref(job);
+}

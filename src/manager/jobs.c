@@ -1,0 +1,548 @@
+#include "manager/jobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "manager/jobs_sched.h"
+#include "manager/scheduler.h"
+#include "manager/service.h"
+#include "store/store.h"
+
+/* Where a job's node file is written inside its container. */
+#define JOB_NODEFILE_DIR "/tmp"
+
+static const char *sget(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static bool str_is(json_t *o, const char *k, const char *v)
+{
+    const char *s = sget(o, k);
+    return s && strcmp(s, v) == 0;
+}
+
+static int64_t iget(json_t *o, const char *k)
+{
+    return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+bool job_state_final(const char *state)
+{
+    return state && (strcmp(state, "Terminated") == 0 || strcmp(state, "Error") == 0);
+}
+
+bool job_state_active(const char *state)
+{
+    static const char *const active[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
+    for (int i = 0; state && active[i]; i++)
+        if (strcmp(state, active[i]) == 0)
+            return true;
+    return false;
+}
+
+static int queue_priority(const char *queue)
+{
+    if (queue && strcmp(queue, "admin") == 0)
+        return 10;
+    if (queue && strcmp(queue, "besteffort") == 0)
+        return 0;
+    return 5;
+}
+
+/* ---- submission ---- */
+
+static int node_cores(json_t *node)
+{
+    int n = (int)json_integer_value(json_object_get(json_object_get(node, "resources"), "cpus"));
+    return n > 0 ? n : 1;
+}
+
+/* Refuses a request no state of the cluster can ever satisfy. */
+static int check_possible(struct store *st, const struct job_res *r, struct serr *err)
+{
+    json_t *nodes = store_list(st, "nodes", NULL);
+    int big = 0, most = 0;
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        big += node_cores(n) >= r->cores;
+        if (node_cores(n) > most)
+            most = node_cores(n);
+    }
+    int total = (int)json_array_size(nodes);
+    json_decref(nodes);
+    if (big >= r->nodes)
+        return 0;
+    if (r->nodes > total)
+        return serr_set(err, SERR_INVALID, "impossible request: %d node%s wanted, the cluster has "
+                        "%d", r->nodes, r->nodes == 1 ? "" : "s", total);
+    return serr_set(err, SERR_INVALID, "impossible request: %d core%s on each of %d node%s wanted, "
+                    "%d node%s of the cluster ha%s that many (the most is %d)", r->cores,
+                    r->cores == 1 ? "" : "s", r->nodes, r->nodes == 1 ? "" : "s", big,
+                    big == 1 ? "" : "s", big == 1 ? "s" : "ve", most);
+}
+
+/* The image a job runs: the one named, else the first tag of the store
+ * (by name), so a cluster with one image needs no --image. */
+static json_t *job_image(struct store *st, const char *ref, char *name, size_t size,
+                         struct serr *err)
+{
+    json_t *tags = store_list(st, "tags", NULL);
+    if (ref == NULL && json_array_size(tags) > 0)
+        ref = sget(json_array_get(tags, 0), "id");
+    json_t *img = NULL;
+    if (ref) {
+        snprintf(name, size, "%s", ref);
+        img = image_resolve(st, ref, err);
+    } else {
+        serr_set(err, SERR_INVALID, "no image in the cluster: import one, or name one with --image");
+    }
+    json_decref(tags);
+    return img;
+}
+
+static int check_submission_keys(json_t *body, struct serr *err)
+{
+    static const char *const known[] = {"command", "resources", "queue", "types", "name",
+                                        "image", NULL};
+    const char *key;
+    json_t *val;
+    json_object_foreach(body, key, val)
+    {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return serr_set(err, SERR_INVALID, "job: unknown field '%s'", key);
+        if (strcmp(key, "types") != 0 && !json_is_string(val))
+            return serr_set(err, SERR_INVALID, "job: %s must be a string", key);
+    }
+    return 0;
+}
+
+/* Only besteffort is known: its jobs go to the besteffort queue. */
+static int check_types(json_t *types, const char **queue, struct serr *err)
+{
+    if (types == NULL)
+        return 0;
+    if (!json_is_array(types))
+        return serr_set(err, SERR_INVALID, "job: types must be an array of strings");
+    size_t i;
+    json_t *t;
+    json_array_foreach(types, i, t)
+    {
+        if (!json_is_string(t) || strcmp(json_string_value(t), "besteffort") != 0)
+            return serr_set(err, SERR_INVALID, "job: unknown type %s (known: besteffort)",
+                            json_is_string(t) ? json_string_value(t) : "(not a string)");
+        *queue = "besteffort";
+    }
+    return 0;
+}
+
+json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
+{
+    if (!json_is_object(body)) {
+        serr_set(err, SERR_INVALID, "job: expected an object");
+        return NULL;
+    }
+    if (check_submission_keys(body, err) < 0)
+        return NULL;
+    const char *command = sget(body, "command");
+    if (command == NULL || command[strspn(command, " \t\n")] == '\0') {
+        serr_set(err, SERR_INVALID, "job: a command is required");
+        return NULL;
+    }
+    const char *queue = sget(body, "queue") ? sget(body, "queue") : "default";
+    if (strcmp(queue, "admin") && strcmp(queue, "default") && strcmp(queue, "besteffort")) {
+        serr_set(err, SERR_INVALID, "unknown queue %s (queues: admin, default, besteffort)", queue);
+        return NULL;
+    }
+    struct job_res r;
+    if (check_types(json_object_get(body, "types"), &queue, err) < 0 ||
+        job_res_parse(sget(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
+        return NULL;
+    const char *name = sget(body, "name");
+    if (name && (strlen(name) > 100 || strpbrk(name, "/\n") != NULL)) {
+        serr_set(err, SERR_INVALID, "job: invalid name (at most 100 characters, no '/')");
+        return NULL;
+    }
+    char image_ref[512];
+    json_t *image = job_image(st, sget(body, "image"), image_ref, sizeof(image_ref), err);
+    if (image == NULL)
+        return NULL;
+    char request[128];
+    job_res_format(&r, request, sizeof(request));
+    json_t *types = json_object_get(body, "types");
+    json_t *job = json_pack("{s:s, s:s, s:s, s:O, s:{s:i, s:i, s:I}, s:s, s:s, s:s, s:o}",
+                            "command", command, "queue", queue, "image", image_ref, "image_id",
+                            json_object_get(image, "id"), "resources", "nodes", r.nodes, "cores",
+                            r.cores, "walltime_s", (json_int_t)r.walltime_s, "request", request,
+                            "state", "Waiting", "message", "", "types",
+                            types ? json_deep_copy(types) : json_array());
+    if (name)
+        json_object_set_new(job, "name", json_string(name));
+    json_decref(image);
+    return job;
+}
+
+long long job_next_id(struct store *st, long long *last)
+{
+    json_t *meta = store_get(st, "meta", "jobs");
+    long long stored = (long long)json_integer_value(json_object_get(meta, "last_id"));
+    json_decref(meta);
+    if (stored > *last)
+        *last = stored;
+    return ++*last;
+}
+
+/* ---- the pass ---- */
+
+struct jpass {
+    struct store *st;
+    json_t *nodes; /* eligible nodes, the scheduler's node indexes */
+    json_t *all_nodes;
+    json_t *tasks;
+    json_t *ops;
+    int64_t now;
+    int64_t *wake_at;
+};
+
+static void wake(struct jpass *p, int64_t when)
+{
+    if (*p->wake_at == 0 || when < *p->wake_at)
+        *p->wake_at = when;
+}
+
+static void job_merge(struct jpass *p, json_t *job, json_t *fields)
+{
+    /* only what changes: an unchanged job costs no entry */
+    const char *key;
+    json_t *val;
+    void *tmp;
+    json_object_foreach_safe(fields, tmp, key, val)
+    {
+        if (json_equal(json_object_get(job, key), val))
+            json_object_del(fields, key);
+    }
+    if (json_object_size(fields) == 0) {
+        json_decref(fields);
+        return;
+    }
+    json_object_update(job, fields);
+    json_array_append_new(p->ops, op_merge("jobs", sget(job, "id"), fields));
+}
+
+static json_t *find_task(json_t *tasks, const char *id)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (id && str_is(t, "id", id))
+            return t;
+    }
+    return NULL;
+}
+
+static void task_stop(struct jpass *p, json_t *task)
+{
+    if (!str_is(task, "desired_state", "running"))
+        return;
+    json_t *fields = json_pack("{s:s}", "desired_state", "shutdown");
+    json_object_update(task, fields);
+    json_array_append_new(p->ops, op_merge("tasks", sget(task, "id"), fields));
+}
+
+/* The job's state once its task is final. */
+static void job_finish(struct jpass *p, json_t *job, json_t *task)
+{
+    const char *tstate = sget(task, "state");
+    json_t *code = json_object_get(task, "exit_code");
+    const char *reason = sget(job, "kill_reason");
+    const char *state = "Error", *msg = sget(task, "error");
+    char why[300];
+    if (reason && *reason) {
+        msg = reason;
+    } else if (strcmp(tstate, "complete") == 0 ||
+               (strcmp(tstate, "failed") == 0 && json_integer_value(code) >= 0 && code)) {
+        state = "Terminated", msg = "";
+    } else if (msg == NULL || *msg == '\0') {
+        /* stopped by the cluster (drain) without an error */
+        snprintf(why, sizeof(why), "task %s: %s", tstate,
+                 sget(task, "message") ? sget(task, "message") : "");
+        msg = why;
+    }
+    json_t *fields = json_pack("{s:s, s:s, s:I}", "state", state, "message", msg ? msg : "",
+                               "stopped_at", (json_int_t)p->now);
+    if (code && json_integer_value(code) >= 0)
+        json_object_set(fields, "exit_code", code);
+    if (json_object_get(job, "started_at") == NULL && strcmp(tstate, "rejected") != 0)
+        /* ended before a pass saw it running: it started when it was launched */
+        json_object_set(fields, "started_at", json_object_get(job, "scheduled_at"));
+    job_merge(p, job, fields);
+}
+
+/* The hostname of a node of the job that is down, or NULL. */
+static const char *down_node(struct jpass *p, json_t *job)
+{
+    size_t i, k;
+    json_t *a, *n;
+    json_array_foreach(json_object_get(job, "assigned"), i, a)
+    {
+        json_array_foreach(p->all_nodes, k, n)
+        {
+            if (str_is(n, "id", sget(a, "node_id")) && str_is(n, "status", "down"))
+                return sget(a, "hostname");
+        }
+    }
+    return NULL;
+}
+
+/* A job holding nodes: its state from its task's, the walltime, a kill. */
+static void follow_job(struct jpass *p, json_t *job)
+{
+    json_t *task = find_task(p->tasks, sget(job, "task_id"));
+    if (task == NULL) {
+        job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message",
+                                    "the job's task is gone", "stopped_at", (json_int_t)p->now));
+        return;
+    }
+    if (task_state_terminal(sget(task, "state"))) {
+        job_finish(p, job, task);
+        return;
+    }
+    const char *down = down_node(p, job);
+    if (down && sget(job, "kill_reason") == NULL) {
+        char why[300];
+        snprintf(why, sizeof(why), "node %s is down: killed", down);
+        job_merge(p, job, json_pack("{s:s}", "kill_reason", why));
+    }
+    int64_t started = iget(job, "started_at");
+    int64_t deadline = started + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
+    if (started > 0 && sget(job, "kill_reason") == NULL) {
+        if (p->now >= deadline)
+            job_merge(p, job, json_pack("{s:s}", "kill_reason", "walltime exceeded: killed"));
+        else
+            wake(p, deadline);
+    }
+    if (sget(job, "kill_reason")) {
+        task_stop(p, task);
+        job_merge(p, job, json_pack("{s:s}", "state", "Finishing"));
+        return;
+    }
+    const char *ts = sget(task, "state");
+    if (strcmp(ts, "running") == 0) {
+        json_t *fields = json_pack("{s:s}", "state", "Running");
+        if (started == 0) {
+            json_int_t at = (json_int_t)iget(task, "state_at");
+            json_object_set_new(fields, "started_at", json_integer(at ? at : p->now));
+            wake(p, (at ? at : p->now) + iget(json_object_get(job, "resources"), "walltime_s") * 1000);
+        }
+        job_merge(p, job, fields);
+    } else if (strcmp(ts, "pending") != 0 && strcmp(ts, "assigned") != 0) {
+        job_merge(p, job, json_pack("{s:s}", "state", "Launching"));
+    }
+}
+
+/* The shell line a job runs: writes the node file, then runs the command
+ * (given in SHOAL_JOB_COMMAND) with sh -c, as OAR does with the user's shell. */
+static const char job_script[] =
+    "printf '%s\\n' $SHOAL_JOB_NODELIST > \"$SHOAL_NODEFILE\" && exec /bin/sh -c \"$SHOAL_JOB_COMMAND\"";
+
+static json_t *job_env(json_t *job, json_t *assigned)
+{
+    const char *id = sget(job, "id");
+    char nodefile[128];
+    snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_DIR "/shoal-nodefile-%s", id);
+    char *list = NULL;
+    size_t len = 0, cap = 0, i;
+    json_t *a;
+    json_array_foreach(assigned, i, a)
+    {
+        for (int64_t c = 0; c < iget(a, "cores"); c++) {
+            if (len)
+                buf_append(&list, &len, &cap, " ", 1);
+            buf_append(&list, &len, &cap, sget(a, "hostname"), strlen(sget(a, "hostname")));
+        }
+    }
+    json_t *env = json_pack("[s+, s+, s+, s+, s+, s+]", "SHOAL_JOB_ID=", id, "OAR_JOB_ID=", id,
+                            "SHOAL_NODEFILE=", nodefile, "OAR_NODEFILE=", nodefile,
+                            "SHOAL_JOB_NODELIST=", list ? list : "",
+                            "SHOAL_JOB_COMMAND=", sget(job, "command"));
+    free(list);
+    return env;
+}
+
+static void launch(struct jpass *p, json_t *job, const int *node_idx)
+{
+    json_t *res = json_object_get(job, "resources");
+    int nnodes = (int)iget(res, "nodes");
+    json_t *assigned = json_array();
+    for (int i = 0; i < nnodes; i++) {
+        json_t *n = json_array_get(p->nodes, (size_t)node_idx[i]);
+        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I}", "node_id", sget(n, "id"),
+                                                  "hostname", sget(n, "hostname"), "cores",
+                                                  (json_int_t)iget(res, "cores")));
+    }
+    struct serr err = {0};
+    json_t *image = image_resolve(p->st, sget(job, "image_id"), &err);
+    if (image == NULL) {
+        job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message", err.msg,
+                                    "stopped_at", (json_int_t)p->now));
+        json_decref(assigned);
+        return;
+    }
+    /* every field task_container_spec reads (a service spec has them normalised) */
+    json_t *spec = json_pack("{s:s, s:o, s:{s:I}, s:I, s:[], s:b}", "image", sget(job, "image"),
+                             "env", job_env(job, assigned), "limits", "cpus",
+                             (json_int_t)iget(res, "cores"), "stop_grace_period_ms",
+                             (json_int_t)JOB_KILL_GRACE_MS, "mounts", "init", 0);
+    json_t *container = task_container_spec(spec, image);
+    json_object_set_new(container, "args", json_pack("[s, s, s]", "/bin/sh", "-c", job_script));
+    json_decref(spec);
+    json_decref(image);
+    char id[26], name[64];
+    random_hex(id, 25);
+    snprintf(name, sizeof(name), "job.%s", sget(job, "id"));
+    json_t *first = json_array_get(assigned, 0);
+    /* service_id: the task's logs are found as a service's (agent_service_logs) */
+    json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
+                             "s:I}", "id", id, "job_id", sget(job, "id"), "service_id", name,
+                             "name", name, "container",
+                             container, "image", sget(job, "image"), "node_id",
+                             sget(first, "node_id"), "node_hostname", sget(first, "hostname"),
+                             "desired_state", "running", "state", "assigned", "state_at",
+                             (json_int_t)p->now, "message", "scheduled", "error", "",
+                             "created_at", (json_int_t)p->now);
+    json_array_append(p->tasks, task);
+    json_array_append_new(p->ops, op_put("tasks", task));
+    job_merge(p, job, json_pack("{s:s, s:o, s:s, s:I, s:s}", "state", "toLaunch", "assigned",
+                                assigned, "task_id", id, "scheduled_at", (json_int_t)p->now,
+                                "message", ""));
+}
+
+static int node_index(json_t *nodes, const char *id)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        if (id && str_is(n, "id", id))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Cores held by active jobs, until their walltime ends (at least now + 1). */
+static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
+{
+    size_t cap = 1, i, k;
+    json_t *job, *a;
+    json_array_foreach(jobs, i, job) cap += json_array_size(json_object_get(job, "assigned"));
+    struct sched_alloc *out = xcalloc(cap, sizeof(*out));
+    *n = 0;
+    json_array_foreach(jobs, i, job)
+    {
+        if (!job_state_active(sget(job, "state")))
+            continue;
+        int64_t start = iget(job, "started_at") ? iget(job, "started_at") : iget(job, "scheduled_at");
+        int64_t end = start + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
+        if (end <= p->now)
+            end = p->now + 1;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            int idx = node_index(p->nodes, sget(a, "node_id"));
+            if (idx >= 0)
+                out[(*n)++] = (struct sched_alloc){idx, (int)iget(a, "cores"), start, end};
+        }
+    }
+    return out;
+}
+
+static int cmp_waiting(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int px = queue_priority(sget(x, "queue")), py = queue_priority(sget(y, "queue"));
+    if (px != py)
+        return px > py ? -1 : 1;
+    long long ix = atoll(sget(x, "id")), iy = atoll(sget(y, "id"));
+    return ix < iy ? -1 : ix > iy;
+}
+
+static void schedule(struct jpass *p, json_t *jobs)
+{
+    size_t i;
+    json_t *job;
+    int nwaiting = 0;
+    json_t **waiting = xcalloc(json_array_size(jobs) + 1, sizeof(*waiting));
+    json_array_foreach(jobs, i, job)
+    {
+        if (str_is(job, "state", "Waiting"))
+            waiting[nwaiting++] = job;
+    }
+    if (nwaiting == 0) {
+        free(waiting);
+        return;
+    }
+    qsort(waiting, (size_t)nwaiting, sizeof(*waiting), cmp_waiting);
+    int nnodes = (int)json_array_size(p->nodes), nrunning;
+    struct sched_node *nodes = xcalloc((size_t)nnodes + 1, sizeof(*nodes));
+    json_t *n;
+    json_array_foreach(p->nodes, i, n) nodes[i].cores = node_cores(n);
+    struct sched_alloc *running = running_allocs(p, jobs, &nrunning);
+    struct sched_job *want = xcalloc((size_t)nwaiting, sizeof(*want));
+    for (int j = 0; j < nwaiting; j++) {
+        json_t *res = json_object_get(waiting[j], "resources");
+        want[j] = (struct sched_job){(int)iget(res, "nodes"), (int)iget(res, "cores"),
+                                     iget(res, "walltime_s") * 1000};
+    }
+    struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwaiting,
+                                              p->now);
+    for (int j = 0; j < nwaiting; j++) {
+        if (plans[j].start == p->now)
+            launch(p, waiting[j], plans[j].node_idx);
+        else
+            job_merge(p, waiting[j], json_pack("{s:s}", "message", plans[j].start < 0
+                ? "not enough nodes available (drained, paused or down)"
+                : "waiting for resources"));
+    }
+    sched_plans_free(plans, nwaiting);
+    free(want);
+    free(running);
+    free(nodes);
+    free(waiting);
+}
+
+void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
+               int64_t *wake_at)
+{
+    struct jpass p = {.st = st, .nodes = json_array(), .all_nodes = nodes, .tasks = tasks,
+                      .ops = ops, .now = now, .wake_at = wake_at};
+    size_t i;
+    json_t *n, *job;
+    json_array_foreach(nodes, i, n)
+    {
+        if (node_eligible(n, NULL))
+            json_array_append(p.nodes, n);
+    }
+    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    json_array_foreach(jobs, i, job)
+    {
+        const char *state = sget(job, "state");
+        json_t *task = find_task(tasks, sget(job, "task_id"));
+        if (job_state_final(state) && task && !task_state_terminal(sget(task, "state")))
+            task_stop(&p, task); /* deleted while its task was being made */
+        else if (!job_state_active(state) && !job_state_final(state) && task)
+            job_merge(&p, job, json_pack("{s:s, s:s}", "state", "Finishing", "kill_reason",
+                                         "held while launching: killed"));
+        if (job_state_active(sget(job, "state")))
+            follow_job(&p, job);
+    }
+    schedule(&p, jobs);
+    json_decref(jobs);
+    json_decref(p.nodes);
+}

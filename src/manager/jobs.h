@@ -1,0 +1,46 @@
+/* Batch jobs as desired state (issue 14): a "jobs" table in the Raft store,
+ * one task per job (on its first node) run by the agents as any task, and a
+ * scheduling pass on the leader (conservative backfilling, jobs_sched.h).
+ *
+ * A job: {"id": "7" (a number as text, decided by the leader), "name",
+ * "command", "image", "queue", "types", "resources": {"nodes","cores",
+ * "walltime_s"}, "request" (OAR text), "state" (OAR's), "submitted_at",
+ * "scheduled_at", "started_at", "stopped_at" (ms), "assigned": [{"node_id",
+ * "hostname", "cores"}], "task_id", "exit_code", "message", "kill_reason"}. */
+#ifndef SHOAL_MANAGER_JOBS_H
+#define SHOAL_MANAGER_JOBS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct store;
+
+/* SIGTERM to SIGKILL when a job is killed (walltime, rm). */
+#define JOB_KILL_GRACE_MS 5000
+
+/* States as OAR's. Final: Terminated, Error. */
+bool job_state_final(const char *state);
+/* A job holding its nodes: toLaunch, Launching, Running, Finishing. */
+bool job_state_active(const char *state);
+
+/* Validates a submission ({"command", "resources", "queue", "types",
+ * "name", "image"}) against the cluster and returns the job without id and
+ * times (new reference), or NULL with why (nothing is stored then): a
+ * malformed or impossible request, an unknown queue, image or type. */
+json_t *job_from_submission(struct store *st, json_t *body, struct serr *err);
+
+/* The next job id: above both `last` (the leader's memory of ids it gave,
+ * updated) and the store's meta "jobs". */
+long long job_next_id(struct store *st, long long *last);
+
+/* One pass on the leader: follows the tasks of active jobs, enforces
+ * walltimes, starts the waiting jobs the backfilling plan starts now.
+ * Appends ops; `tasks` is every task (new ones are appended); lowers
+ * *wake_at (0 = none) to the next walltime deadline. */
+void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
+               int64_t *wake_at);
+
+#endif

@@ -1,0 +1,217 @@
+#include "manager/jobs_sched.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+/* ---- resource requests ---- */
+
+static int parse_count(const char *key, const char *val, int max, int *out, struct serr *err)
+{
+    char *end = NULL;
+    long n = isdigit((unsigned char)val[0]) ? strtol(val, &end, 10) : -1;
+    if (end == NULL || *end != '\0' || n < 1 || n > max)
+        return serr_set(err, SERR_INVALID, "invalid resource request: %s=%s (want a number from "
+                        "1 to %d)", key, val, max);
+    *out = (int)n;
+    return 0;
+}
+
+/* H, H:M or H:M:S. */
+static int parse_walltime(const char *val, int64_t *out, struct serr *err)
+{
+    int64_t part[3] = {0, 0, 0};
+    int nparts = 0;
+    const char *p = val;
+    while (nparts < 3) {
+        if (!isdigit((unsigned char)*p))
+            break;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end - p > 7)
+            break;
+        part[nparts++] = v;
+        p = end;
+        if (*p != ':')
+            break;
+        p++;
+    }
+    if (nparts == 0 || *p != '\0' || (nparts > 1 && (part[1] > 59 || (nparts == 3 && part[2] > 59))))
+        return serr_set(err, SERR_INVALID, "invalid walltime '%s' (want hours, H:M or H:M:S)", val);
+    int64_t s = part[0] * 3600 + part[1] * 60 + part[2];
+    if (s <= 0)
+        return serr_set(err, SERR_INVALID, "walltime must be above zero");
+    *out = s;
+    return 0;
+}
+
+static int parse_item(char *item, struct job_res *r, struct serr *err)
+{
+    char *eq = strchr(item, '=');
+    if (eq == NULL || eq == item || eq[1] == '\0')
+        return serr_set(err, SERR_INVALID, "invalid resource request: '%s' (want KEY=VALUE)", item);
+    *eq = '\0';
+    const char *key = item, *val = eq + 1;
+    if (strcmp(key, "nodes") == 0 || strcmp(key, "host") == 0 || strcmp(key, "network_address") == 0)
+        return parse_count(key, val, JOB_MAX_NODES, &r->nodes, err);
+    if (strcmp(key, "core") == 0 || strcmp(key, "cpu") == 0 || strcmp(key, "resource_id") == 0)
+        return parse_count(key, val, 4096, &r->cores, err);
+    if (strcmp(key, "walltime") == 0)
+        return parse_walltime(val, &r->walltime_s, err);
+    return serr_set(err, SERR_INVALID, "invalid resource request: unknown resource '%s' (want "
+                    "nodes, core or walltime)", key);
+}
+
+int job_res_parse(const char *text, struct job_res *out, struct serr *err)
+{
+    struct job_res r = {1, 1, JOB_DEFAULT_WALLTIME_S};
+    if (text && strlen(text) > 512)
+        return serr_set(err, SERR_INVALID, "invalid resource request: too long");
+    char buf[520];
+    snprintf(buf, sizeof(buf), "%s", text ? text : "");
+    char *p = buf;
+    if (*p == '/')
+        p++;
+    int rc = 0;
+    bool seen_walltime = false;
+    while (rc == 0 && *p) {
+        size_t n = strcspn(p, "/,");
+        char sep = p[n];
+        p[n] = '\0';
+        if (n == 0)
+            return serr_set(err, SERR_INVALID, "invalid resource request: empty part in '%s'",
+                            text);
+        if (strncmp(p, "walltime=", 9) == 0) {
+            if (seen_walltime)
+                return serr_set(err, SERR_INVALID, "invalid resource request: walltime twice");
+            seen_walltime = true;
+        } else if (seen_walltime) {
+            return serr_set(err, SERR_INVALID, "invalid resource request: walltime must come last");
+        }
+        rc = parse_item(p, &r, err);
+        p += n + (sep ? 1 : 0);
+        if (sep && *p == '\0')
+            return serr_set(err, SERR_INVALID, "invalid resource request: trailing '%c'", sep);
+    }
+    if (rc == 0)
+        *out = r;
+    return rc;
+}
+
+void job_res_format(const struct job_res *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "/nodes=%d/core=%d,walltime=%lld:%02lld:%02lld", r->nodes, r->cores,
+             (long long)(r->walltime_s / 3600), (long long)(r->walltime_s / 60 % 60),
+             (long long)(r->walltime_s % 60));
+}
+
+/* ---- backfilling ---- */
+
+struct timeline {
+    struct sched_alloc *a;
+    int n, cap;
+};
+
+static void timeline_add(struct timeline *t, struct sched_alloc a)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->a = xrealloc(t->a, (size_t)t->cap * sizeof(*t->a));
+    }
+    t->a[t->n++] = a;
+}
+
+static int used_at(const struct timeline *t, int node, int64_t when)
+{
+    int used = 0;
+    for (int i = 0; i < t->n; i++)
+        if (t->a[i].node == node && t->a[i].start <= when && when < t->a[i].end)
+            used += t->a[i].cores;
+    return used;
+}
+
+/* Most cores of `node` in use at any moment of [start, end). */
+static int peak_use(const struct timeline *t, int node, int64_t start, int64_t end)
+{
+    int peak = used_at(t, node, start);
+    for (int i = 0; i < t->n; i++) {
+        if (t->a[i].node != node || t->a[i].start <= start || t->a[i].start >= end)
+            continue;
+        int u = used_at(t, node, t->a[i].start);
+        if (u > peak)
+            peak = u;
+    }
+    return peak;
+}
+
+/* Fills idx with the first job->nodes nodes that have its cores free over
+ * [start, start + walltime); false when fewer do. */
+static bool fits_at(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+                    const struct sched_job *job, int64_t start, int *idx)
+{
+    int found = 0;
+    for (int i = 0; i < nnodes && found < job->nodes; i++)
+        if (nodes[i].cores - peak_use(t, i, start, start + job->walltime) >= job->cores)
+            idx[found++] = i;
+    return found == job->nodes;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Earliest start at or after now: now or when an allocation ends. */
+static int64_t plan_one(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+                        const struct sched_job *job, int64_t now, int *idx)
+{
+    int big = 0;
+    for (int i = 0; i < nnodes; i++)
+        big += nodes[i].cores >= job->cores;
+    if (job->nodes < 1 || job->cores < 1 || job->walltime < 1 || big < job->nodes)
+        return -1;
+    int64_t *times = xmalloc(((size_t)t->n + 1) * sizeof(*times));
+    int ntimes = 0;
+    times[ntimes++] = now;
+    for (int i = 0; i < t->n; i++)
+        if (t->a[i].end > now)
+            times[ntimes++] = t->a[i].end;
+    qsort(times, (size_t)ntimes, sizeof(*times), cmp_i64);
+    int64_t start = -1;
+    for (int i = 0; i < ntimes && start < 0; i++)
+        if (fits_at(nodes, nnodes, t, job, times[i], idx))
+            start = times[i];
+    free(times);
+    return start; /* the last end always fits: the cluster is empty then */
+}
+
+struct sched_plan *sched_backfill(const struct sched_node *nodes, int nnodes,
+                                  const struct sched_alloc *running, int nrunning,
+                                  const struct sched_job *jobs, int njobs, int64_t now)
+{
+    struct timeline t = {0};
+    for (int i = 0; i < nrunning; i++)
+        timeline_add(&t, running[i]);
+    struct sched_plan *plans = xcalloc((size_t)(njobs ? njobs : 1), sizeof(*plans));
+    for (int j = 0; j < njobs; j++) {
+        int *idx = xcalloc((size_t)(jobs[j].nodes > 0 ? jobs[j].nodes : 1), sizeof(*idx));
+        plans[j].start = plan_one(nodes, nnodes, &t, &jobs[j], now, idx);
+        plans[j].node_idx = idx;
+        for (int k = 0; plans[j].start >= 0 && k < jobs[j].nodes; k++)
+            timeline_add(&t, (struct sched_alloc){idx[k], jobs[j].cores, plans[j].start,
+                                                   plans[j].start + jobs[j].walltime});
+    }
+    free(t.a);
+    return plans;
+}
+
+void sched_plans_free(struct sched_plan *plans, int n)
+{
+    for (int i = 0; plans && i < n; i++)
+        free(plans[i].node_idx);
+    free(plans);
+}

@@ -1,0 +1,245 @@
+"""Batch jobs (issue 14): submission with OAR's resource syntax, states,
+walltime, hold/resume, rm, FIFO with conservative backfilling, bad input."""
+import socket
+
+import pytest
+
+from conftest import wait_until
+
+
+def sub(d, *args):
+    return d.cli("job", "sub", *args).stdout.strip()
+
+
+def job(d, jid):
+    r = d.api("GET", "/v1/jobs/%s" % jid)
+    assert r.status == 200, r.text
+    return r.json()
+
+
+def wait_state(d, jid, *states, timeout=60):
+    try:
+        return wait_until(lambda: job(d, jid)["state"] in states and job(d, jid),
+                          timeout=timeout)
+    except AssertionError:
+        raise AssertionError("job %s never reached %s: %s" % (jid, states, job(d, jid)))
+
+
+def cleanup(d):
+    for j in d.api("GET", "/v1/jobs").json():
+        if j["state"] not in ("Terminated", "Error"):
+            d.cli("job", "rm", j["id"], check=False)
+    for j in d.api("GET", "/v1/jobs").json():
+        wait_state(d, j["id"], "Terminated", "Error")
+
+
+@pytest.fixture
+def jd(daemon):
+    yield daemon
+    cleanup(daemon)
+
+
+def test_job_runs_with_env_and_nodefile(jd):
+    d = jd
+    host = d.api("GET", "/v1/nodes").json()[0]["hostname"]
+    jid = sub(d, "-l", "/nodes=1/core=2,walltime=00:05:00", "-n", "envcheck",
+              'test "$SHOAL_JOB_ID" = "$OAR_JOB_ID" && test -n "$SHOAL_JOB_ID" && '
+              'test "$(cat $OAR_NODEFILE)" = "$(printf "%s\\n%s" ' + host + ' ' + host + ')" '
+              '&& exit 7')
+    j = wait_state(d, jid, "Terminated", "Error")
+    assert j["state"] == "Terminated", (j["message"], j)
+    assert j["exit_code"] == 7, j
+    assert j["name"] == "envcheck"
+    assert j["assigned"][0]["hostname"] == host and j["assigned"][0]["cores"] == 2
+    assert j["started_at"] <= j["stopped_at"]
+    assert j["request"] == "/nodes=1/core=2,walltime=0:05:00"
+    ls = d.cli("job", "ls", "--state", "Terminated").stdout
+    assert jid in ls and "envcheck" in ls
+    assert all(j["state"] == "Terminated" for j in d.cli_json("job", "ls", "--state", "Terminated"))
+
+
+def test_job_logs(jd):
+    d = jd
+    jid = sub(d, "echo out-$OAR_JOB_ID; echo err-line >&2")
+    wait_state(d, jid, "Terminated")
+    out = d.cli("job", "logs", jid).stdout
+    assert "out-%s" % jid in out and "err-line" in out, out
+    r = d.cli("job", "logs", "424242", check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_bad_input_refused_nothing_stored(jd):
+    d = jd
+    before = d.api("GET", "/v1/jobs").json()
+    cases = [
+        (("-l", "walltime=0", "true"), "walltime must be above zero"),
+        (("-l", "nodes=2", "true"), "impossible request: 2 nodes wanted, the cluster has 1"),
+        (("-l", "core=999", "true"), "impossible request"),
+        (("-l", "gpu=1", "true"), "unknown resource 'gpu'"),
+        (("-l", "nodes=two", "true"), "nodes=two"),
+        (("-q", "nope", "true"), "unknown queue nope"),
+        (("-t", "idempotentx", "true"), "unknown type"),
+        (("--image", "nosuch:1", "true"), "No such image"),
+    ]
+    for args, msg in cases:
+        r = d.cli("job", "sub", *args, check=False)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert msg in r.stderr, (args, r.stderr)
+    r = d.cli("job", "sub", check=False)
+    assert r.returncode == 2 and "requires a COMMAND" in r.stderr
+    assert d.api("GET", "/v1/jobs").json() == before
+    r = d.api("POST", "/v1/jobs", {"command": "true", "walltime": 3})
+    assert r.status == 400 and "unknown field 'walltime'" in r.text
+    assert d.api("GET", "/v1/jobs/999999").status == 404
+    assert d.api("GET", "/v1/jobs?state=Bogus").status == 400
+    r = d.cli("job", "rm", "999999", check=False)
+    assert r.returncode == 1 and "job 999999 not found" in r.stderr
+
+
+def test_walltime_kills_with_error(jd):
+    d = jd
+    jid = sub(d, "-l", "walltime=0:0:2", "trap 'exit 0' TERM; sleep 100 & wait")
+    j = wait_state(d, jid, "Terminated", "Error", timeout=60)
+    assert j["state"] == "Error", j
+    assert "walltime exceeded" in j["message"], j
+    tasks = [t for t in d.api("GET", "/v1/tasks").json() if t["id"] == j["task_id"]]
+    assert tasks and tasks[0]["state"] in ("shutdown", "complete", "failed"), tasks
+
+
+def test_rm_kills_a_running_job(jd):
+    d = jd
+    jid = sub(d, "-l", "core=1", "sleep 1000")
+    j = wait_state(d, jid, "Running")
+    d.cli("job", "rm", jid)
+    j = wait_state(d, jid, "Error", "Terminated")
+    assert j["state"] == "Error" and "deleted by the user" in j["message"], j
+    r = d.cli("job", "rm", jid, check=False)
+    assert r.returncode == 1 and "already ended" in r.stderr
+
+
+def test_hold_and_resume(jd):
+    d = jd
+    big = sub(d, "-l", "core=2", "sleep 1000")
+    wait_state(d, big, "Running")
+    small = sub(d, "-l", "core=1", "true")
+    assert job(d, small)["state"] == "Waiting"
+    d.cli("job", "hold", small)
+    assert job(d, small)["state"] == "Hold"
+    r = d.cli("job", "hold", small, check=False)
+    assert r.returncode == 1 and "it is Hold" in r.stderr
+    d.cli("job", "rm", big)
+    wait_state(d, big, "Error")
+    # held: the free cores do not start it
+    d.cli("job", "sub", "true")  # a pass runs; a later job may go first
+    assert job(d, small)["state"] == "Hold"
+    d.cli("job", "resume", small)
+    j = wait_state(d, small, "Terminated", "Error")
+    assert j["state"] == "Terminated" and j["exit_code"] == 0, (j["message"], j)
+
+
+def test_fifo_with_conservative_backfilling(jd):
+    """2 cores. A holds 1 core for up to 10 min; B wants both (waits for A's
+    end); C is short and fits in the hole beside A before B: it runs now; D
+    is long: beside A it would still hold a core when B is due, so it waits
+    behind B."""
+    d = jd
+    a = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    wait_state(d, a, "Running")
+    b = sub(d, "-l", "core=2,walltime=0:1:0", "true")
+    d_ = sub(d, "-l", "core=1,walltime=1:0:0", "true")
+    c = sub(d, "-l", "core=1,walltime=0:1:0", "true")
+    jc = wait_state(d, c, "Terminated")
+    assert jc["exit_code"] == 0
+    assert job(d, b)["state"] == "Waiting"
+    assert job(d, d_)["state"] == "Waiting"
+    d.cli("job", "rm", a)
+    jb = wait_state(d, b, "Terminated")
+    jd_ = wait_state(d, d_, "Terminated")
+    assert jb["started_at"] <= jd_["started_at"]
+    assert jc["started_at"] < jb["started_at"]
+
+
+# ---- a small dev cluster ----
+
+@pytest.fixture
+def cluster1x1(rootfs_tar):
+    from cluster import Cluster
+
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+def test_two_node_job_and_its_node_file(cluster1x1):
+    c = cluster1x1
+    lead = c.leader
+    c.wait_nodes_ready(2)
+    nodes = lead.api("GET", "/v1/nodes").json()
+    hosts = sorted(n["hostname"] for n in nodes)
+    cores = min(n["resources"]["cpus"] for n in nodes)
+    # the node file: one line per core of each node, both nodes, OAR's layout
+    jid = sub(lead, "-l", "/nodes=2/core=1,walltime=00:10:00",
+              'test "$(sort $OAR_NODEFILE | tr "\\n" " ")" = "%s " && exit 5' % " ".join(hosts))
+    j = wait_state(lead, jid, "Terminated", "Error", timeout=120)
+    assert j["state"] == "Terminated" and j["exit_code"] == 5, (j["message"], j)
+    assert sorted(a["hostname"] for a in j["assigned"]) == hosts
+    task = [t for t in lead.api("GET", "/v1/tasks").json() if t["id"] == j["task_id"]][0]
+    assert task["node_id"] == j["assigned"][0]["node_id"]  # runs on its first node
+    # more nodes than the cluster has: refused at submission
+    r = lead.cli("job", "sub", "-l", "nodes=3", "true", check=False)
+    assert r.returncode == 1 and "impossible request: 3 nodes wanted, the cluster has 2" in r.stderr
+    # a whole-cluster job waits while a one-core job holds a node, then runs
+    small = sub(lead, "-l", "core=%d,walltime=0:10:0" % cores, "sleep 1000")
+    wait_state(lead, small, "Running", timeout=120)
+    big = sub(lead, "-l", "/nodes=2/core=%d" % cores, "true")
+    assert job(lead, big)["state"] == "Waiting"
+    lead.cli("job", "rm", small)
+    j = wait_state(lead, big, "Terminated", "Error", timeout=120)
+    assert j["state"] == "Terminated" and j["exit_code"] == 0, (j["message"], j)
+
+
+def test_oar_rest_round_trip(jd):
+    d = jd
+    r = d.api("POST", "/oarapi/jobs.json", {"resource": "/nodes=1,walltime=00:10:00",
+                                             "command": "sleep 600", "name": "oar1"})
+    assert r.status == 201, r.text
+    jid = r.json()["id"]
+    assert isinstance(jid, int) and r.json()["links"][0]["href"] == "/oarapi/jobs/%d" % jid
+    wait_state(d, str(jid), "Running")
+    items = d.api("GET", "/oarapi/jobs.json").json()["items"]
+    assert [i for i in items if i["id"] == jid][0]["state"] == "Running"
+    one = d.api("GET", "/oarapi/jobs/%d.json" % jid).json()
+    assert one["name"] == "oar1" and one["command"] == "sleep 600"
+    assert one["wanted_resources"] == "/nodes=1/core=1,walltime=0:10:00"
+    assert len(one["assigned_network_address"]) == 1
+    assert d.api("DELETE", "/oarapi/jobs/%d.json" % jid).status == 200
+    j = wait_state(d, str(jid), "Error")
+    assert "deleted" in j["message"]
+    assert d.api("GET", "/oarapi/jobs/%d" % jid).status == 404
+    r = d.api("POST", "/oarapi/jobs.json", {"resource": "nodes=5", "command": "true"})
+    assert r.status == 400 and "impossible request" in r.text
+
+
+def test_rm_right_after_submission_ends_the_job(jd):
+    d = jd
+    for _ in range(3):
+        jid = sub(d, "sleep 1000")
+        d.cli("job", "rm", jid)
+        j = wait_state(d, jid, "Error", "Terminated")
+        assert j["state"] == "Error" and "deleted" in j["message"], j
+        if j.get("task_id"):
+            wait_until(lambda: [t for t in d.api("GET", "/v1/tasks").json()
+                                if t["id"] == j["task_id"]][0]["state"]
+                       in ("shutdown", "complete", "failed", "rejected"), timeout=30)
+
+
+def test_a_job_whose_node_dies_ends_in_error(cluster1x1):
+    c = cluster1x1
+    lead = c.leader
+    c.wait_nodes_ready(2)
+    jid = sub(lead, "-l", "/nodes=2/core=1,walltime=0:10:0", "sleep 1000")
+    wait_state(lead, jid, "Running", timeout=120)
+    worker = [d for d in c.nodes if d is not lead][0]
+    c.kill_node(worker)
+    j = wait_state(lead, jid, "Error", "Terminated", timeout=60)
+    assert j["state"] == "Error" and "is down" in j["message"], j
