@@ -440,13 +440,24 @@ static bool is_hex_id(const char *s)
     return true;
 }
 
+/* A batch job's tasks carry "job.N" as their service id (manager/jobs.c). */
+static bool is_job_ref(const char *s)
+{
+    if (s == NULL || strncmp(s, "job.", 4) != 0 || s[4] == '\0' || strlen(s) > 24)
+        return false;
+    for (s += 4; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
 void agent_node_logs(struct agent *a, struct http_req *req, json_t *body)
 {
     const char *sid = json_string_value(json_object_get(body, "service"));
     json_t *tasks = json_object_get(body, "tasks");
     json_t *tail_v = json_object_get(body, "tail");
     const char *since = json_string_value(json_object_get(body, "since"));
-    if (!is_hex_id(sid) || !json_is_array(tasks) || (tail_v && !json_is_integer(tail_v)) ||
+    if (!(is_hex_id(sid) || is_job_ref(sid)) || !json_is_array(tasks) || (tail_v && !json_is_integer(tail_v)) ||
         (since && strlen(since) > LOG_TS_LEN)) {
         struct serr err;
         serr_set(&err, SERR_INVALID, "expected {service, tasks: [...], tail, since, follow}");
