@@ -1215,8 +1215,14 @@ void routes_dispatch(struct http_server *srv, struct http_req *req)
         path_known = true;
         if (strcmp(routes[i].method, req->method) != 0)
             continue;
-        if (req->remote && (!remote_allowed(&routes[i], req) || !worker_serves(sh, &routes[i], req))) {
+        if (req->remote && !remote_allowed(&routes[i], req)) {
             deny(req);
+            return;
+        }
+        if (req->remote && !worker_serves(sh, &routes[i], req)) {
+            http_close_after_response(req);
+            respond_err(req, SERR_UNAVAILABLE, "this node is a worker: its cluster port serves "
+                                               "managers only (join or call a manager)");
             return;
         }
         if (routes[i].forward && forward_if_follower(sh, req))

@@ -100,12 +100,16 @@ class Lab:
         self.boards = []
         self.hosts_lines = "".join("%s.%d node%d.local.lan node%d\n" % (self.prefix, i, i, i)
                                    for i in range(1, 5))
-        # a name with two addresses: a worker (nothing listens on 2377), then the manager
-        self.hosts_lines += "%s.3 managers.local.lan\n%s.1 managers.local.lan\n" % (
-            self.prefix, self.prefix)
+        # a name with two addresses: one of the switch's, where nothing listens on 2377 (and
+        # that getaddrinfo sorts first, as closer to node4's), then the manager. Not a
+        # worker's: workers listen on 2377 too, for the managers' node-level requests.
+        self.unused = self.prefix + ".5"
+        self.hosts_lines += "%s managers.local.lan\n%s.1 managers.local.lan\n" % (
+            self.unused, self.prefix)
         sh("ip", "netns", "add", self.switch)
         sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.switch, "addr", "add", self.gateway + "/24", "dev", "br0")
+        sh("ip", "-n", self.switch, "addr", "add", self.unused + "/24", "dev", "br0")
         sh("ip", "-n", self.switch, "link", "set", "br0", "up")
 
     def add(self, addrs, default_route=True):
@@ -247,7 +251,7 @@ def test_ambiguous_host_is_refused_with_the_candidates(lab):
     # joining is not ambiguous: the address toward the manager is taken; and every address
     # of the manager's name is tried in turn
     first = n4.enter("getent", "ahostsv4", "managers.local.lan").stdout.split()[0]
-    assert first == lab.boards[2].addr, first
+    assert first == lab.unused, first
     n4.cli("swarm", "join", "--token", token(n1), "managers.local.lan")
     assert n4.swarm_addr() == n4.addr + ":2377"
     wait_until(lambda: node_view(n1, "node4").get("status") == "ready", timeout=30)
