@@ -16,6 +16,7 @@ daemons is not replayed)."""
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,6 +178,8 @@ class FaultRun:
             for d in self.cluster.nodes:
                 _run("ip", "link", "set", d.veth, "up", check=False)
             self.cluster.destroy()
+        if getattr(self, "_tmp", None):
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     # -- helpers --
     def leader(self):
