@@ -72,8 +72,7 @@ def cycle(d, i):
           "-p", "%d:80" % (18000 + i % 1000), "busybox", "sleep", "100000")
     d.wait_running(name, 1, timeout=60)
     d.cli("service", "update", "--env-add", "CYCLE=%d" % i, name)
-    d.wait_running(name, 1, timeout=60, version=d.service(name)["version"]
-                   if "version" in d.service(name) else None)
+    d.wait_running(name, 1, timeout=60, version=d.service(name)["version"])
     d.tasks(name)  # remembered for the leftover checks
     d.cli("service", "rm", name)
     out = d.cli("run", "--rm", "busybox", "echo", "soak%d" % i).stdout.strip()

@@ -107,6 +107,15 @@ class Writer(threading.Thread):
         self.stop_event.set()
         self.join(timeout=180)
 
+    def failure_messages(self):
+        """{message (first 100 characters): count} of the writes that did not succeed."""
+        out = {}
+        for r in self.results:
+            if r[4] != "ok":
+                key = "%s: %s" % (r[4], r[5][:100])
+                out[key] = out.get(key, 0) + 1
+        return out
+
     def summary(self):
         out = {}
         for r in self.results:
@@ -166,6 +175,10 @@ class FaultRun:
         m.cli("service", "create", "--replicas", str(BASE_REPLICAS), "--stop-grace-period", "1s",
               "--name", "base", "busybox", "sleep", "100000")
         m.wait_running("base", BASE_REPLICAS, timeout=120)
+        # one task on every node: a short pause always has a task to keep
+        m.cli("service", "create", "--mode", "global", "--stop-grace-period", "1s",
+              "--name", "everywhere", "busybox", "sleep", "100000")
+        m.wait_running("everywhere", len(c.nodes), timeout=120)
 
     def teardown(self):
         for pid in list(self.stopped):
@@ -260,12 +273,15 @@ class FaultRun:
     def short_pause(self, d):
         """A blip under the node-down time: its healthy tasks stay, the same ones."""
         node_id = self.cluster.node_id(d)
+        self.wait_restored(self.leader() or self.managers[0], "the fault before")
         before = self._running_on(d, node_id)
         self.faults.append(("short-pause", d.name, "2.0s, %d tasks" % len(before)))
         self._pause(d, 2.0)
         self.wait_healthy("a short pause of %s" % d.name)
         after = self._running_on(d, node_id)
-        if before and after != before:
+        if not before:
+            raise Finding("%s runs no task before its short pause" % d.name)
+        if after != before:
             raise Finding("%s lost healthy tasks over a 2 s pause: before %s, after %s" % (
                 d.name, before, after))
 
@@ -290,7 +306,7 @@ class FaultRun:
         elif kind == "pause":
             self.long_pause(self.rng.choice(nodes))
         else:
-            self.short_pause(self.rng.choice(self.workers or nodes))
+            self.short_pause(self.rng.choice(nodes))
         _log("fault %d: %s" % (len(self.faults), " ".join(self.faults[-1])))
         self.wait_healthy(" ".join(self.faults[-1]))
 
@@ -308,6 +324,8 @@ class FaultRun:
         finally:
             self.writer.stop()
         _log("writes: %s" % json.dumps(self.writer.summary(), sort_keys=True))
+        for msg, n in sorted(self.writer.failure_messages().items()):
+            _log("  %4d x %s" % (n, msg))
 
     # ---- checks ------------------------------------------------------------
     def check(self):
@@ -352,19 +370,7 @@ class FaultRun:
             if have != n and not (name in maybe and have == maybe[name]):
                 raise Finding("%s has %s replicas, an acknowledged write asked for %d\n%s" % (
                     name, have, n, self._results_for([name])))
-        # replica counts restored: running tasks match every spec
-        def restored():
-            tasks = lead.api("GET", "/v1/tasks").json()
-            for s in lead.api("GET", "/v1/services").json():
-                run = [t for t in tasks if t["service_id"] == s["id"] and t["desired_state"] == "running"
-                       and t["state"] == "running"]
-                if len(run) != _replicas(s):
-                    return None
-            return True
-        try:
-            wait_until(restored, timeout=120)
-        except AssertionError:
-            raise Finding("replica counts not restored: %s" % self._task_summary(lead))
+        self.wait_restored(lead, "the end of the run")
         self.check_views_converge()
         self.check_no_orphans(lead)
         return {"services": len(svcs), "acknowledged": len(wanted) - 1,
@@ -410,6 +416,27 @@ class FaultRun:
                           "processes seen (the check must see at least the %d of base)" % (
                               found, seen, BASE_REPLICAS))
 
+    def restored(self, lead):
+        """Every service runs as many tasks as its spec says."""
+        tasks = lead.api("GET", "/v1/tasks").json()
+        for s in lead.api("GET", "/v1/services").json():
+            run = [t for t in tasks if t["service_id"] == s["id"] and t["desired_state"] == "running"
+                   and t["state"] == "running"]
+            if len(run) != self._expected(s):
+                return None
+        return True
+
+    def wait_restored(self, lead, what):
+        try:
+            wait_until(lambda: self.restored(lead), timeout=120)
+        except AssertionError:
+            raise Finding("replica counts not restored after %s: %s" % (what, self._task_summary(lead)))
+
+    def _expected(self, s):
+        """Running tasks a service should have: its replicas, one a node if global."""
+        n = _replicas(s)
+        return len(self.cluster.nodes) if n is None else n
+
     def _results_for(self, names):
         return "\n".join(repr(r) for r in self.writer.results if r[2] in names)
 
@@ -419,7 +446,7 @@ class FaultRun:
         for s in d.api("GET", "/v1/services").json():
             ts = [(t["state"], t["desired_state"], t["node_id"][:6]) for t in tasks if t["service_id"] == s["id"]
                   and t["desired_state"] == "running"]
-            if len(ts) != _replicas(s) or any(x[0] != "running" for x in ts):
+            if len(ts) != self._expected(s) or any(x[0] != "running" for x in ts):
                 out.append((s["name"], _replicas(s), ts))
         return out
 
