@@ -8,7 +8,7 @@ subnet, files in its state dir (logs, layers, bundles) beyond the baseline's.
 
 Usage (as root): bench/soak.py [--cycles 1000] [--warmup 5]
 (SHOAL_BIN: the binary). Prints the figures; exit 1 when a check fails.
-tests/test_soak.py runs 30 cycles in the suite."""
+tests/integration/test_soak.py runs 20 cycles in the suite."""
 import argparse
 import glob
 import json

@@ -1,4 +1,4 @@
-"""The soak's short run (bench/soak.py, issue 10): 30 create/update/rm cycles
+"""The soak's short run (bench/soak.py, issue 10): 20 create/update/rm cycles
 of a service and `run --rm` containers on one daemon; RSS and fds back within
 10% of the baseline, nothing left behind (mounts, cgroups, netns, veths, nft
 rules, files in the state dir). The 1,000 cycles run by hand (docs/benchmarks.md).
@@ -22,5 +22,5 @@ def _soak_module():
 
 
 def test_soak_short_run():
-    r = _soak_module().soak(int(os.environ.get("SHOAL_SOAK_CYCLES", "30")))
+    r = _soak_module().soak(int(os.environ.get("SHOAL_SOAK_CYCLES", "20")))
     assert not r["problems"], r
