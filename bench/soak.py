@@ -10,7 +10,6 @@ Usage (as root): bench/soak.py [--cycles 1000] [--warmup 5]
 (SHOAL_BIN: the binary). Prints the figures; exit 1 when a check fails.
 tests/integration/test_soak.py runs 20 cycles in the suite."""
 import argparse
-import glob
 import json
 import os
 import shutil
