@@ -24,8 +24,11 @@ os.environ.setdefault("SHOAL_BIN", os.path.join(ROOT, "build", "shoal"))
 
 from conftest import Daemon, make_rootfs_tar, wait_until  # noqa: E402
 
-# the store's own files come and go (sqlite journal, raft snapshots)
+# the store's own files come and go (sqlite journal); raft's segments and
+# snapshots rotate (compared by count, not by name)
 VOLATILE = ("-wal", "-shm", "-journal", ".tmp")
+RAFT_DIR = "raft"
+RAFT_FILES_MAX = 16  # libraft keeps a few segments and two snapshots (+ .meta)
 
 
 def rss_kb(pid):
@@ -45,7 +48,7 @@ def state_files(d):
     for dirpath, dirnames, filenames in os.walk(d.state_dir):
         for n in filenames + [x for x in dirnames]:
             p = os.path.relpath(os.path.join(dirpath, n), d.state_dir)
-            if not p.endswith(VOLATILE):
+            if not p.endswith(VOLATILE) and not p.startswith(RAFT_DIR + "/"):
                 out.add(p)
     return out
 
@@ -87,8 +90,9 @@ def settle(d):
 
 def snapshot(d):
     pid = d.proc.pid
+    raft = os.path.join(d.state_dir, RAFT_DIR)
     return {"rss_kb": rss_kb(pid), "fds": fd_count(pid), "files": state_files(d),
-            "nft": nft_rules(d)}
+            "nft": nft_rules(d), "raft_files": len(os.listdir(raft)) if os.path.isdir(raft) else 0}
 
 
 def soak(cycles, warmup=5, log=print):
@@ -124,6 +128,8 @@ def soak(cycles, warmup=5, log=print):
         extra = sorted(a["files"] - b["files"])
         if extra:
             problems.append("files left in the state dir: %s" % extra[:20])
+        if a["raft_files"] > max(b["raft_files"], RAFT_FILES_MAX):
+            problems.append("raft files pile up: %d -> %d" % (b["raft_files"], a["raft_files"]))
         if a["nft"] != b["nft"]:
             problems.append("nft rules changed: %s" % sorted(set(a["nft"]) ^ set(b["nft"]))[:20])
         leftovers = d.leftovers()  # processes, mounts, bundles, cgroups of every task it saw
@@ -135,6 +141,7 @@ def soak(cycles, warmup=5, log=print):
         if v:
             problems.append("veths left: %s" % v)
         return {"cycles": cycles, "seconds": round(dt), "rss_kb": (b["rss_kb"], a["rss_kb"]),
+                "raft_files": (b["raft_files"], a["raft_files"]),
                 "fds": (b["fds"], a["fds"]), "problems": problems}
     finally:
         errors = d.teardown()
