@@ -31,7 +31,7 @@ if ! shoal info >/dev/null 2>&1; then
 fi
 shoal info >/dev/null || { echo "the daemon did not start; see $LOG" >&2; exit 1; }
 if ! shoal node ls >/dev/null 2>&1; then
-    shoal swarm init --advertise-addr 127.0.0.1
+    shoal swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1  # a one-machine demo: loopback only
 fi
 if ! shoal image ls --format json | grep -q '"busybox:latest"'; then
     tar=$(mktemp --suffix=.tar)
