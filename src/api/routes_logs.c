@@ -187,7 +187,8 @@ static void flush_history(struct logs_fanout *lf)
         count++;
         i += n;
     }
-    qsort(v, count, sizeof(*v), cmp_hist);
+    if (count > 0)
+        qsort(v, count, sizeof(*v), cmp_hist);
     for (size_t k = 0; k < count; k++)
         emit_line(lf, v[k].p, v[k].len);
     free(v);
