@@ -792,13 +792,23 @@ static void post_cluster_join(struct shoal *sh, struct http_req *req, char **arg
     swarm_accept_join(sh, req);
 }
 
+/* A node's heartbeat: the dispatcher (manager/dispatcher.h) answers it. */
 static void post_cluster_session(struct shoal *sh, struct http_req *req, char **args)
 {
     if (sh->dispatcher == NULL || !cluster_is_leader(sh->cluster)) {
         respond_not_leader(sh, req);
         return;
     }
-    dispatcher_session(sh->dispatcher, req);
+    json_t *heartbeat = body_json(req, true);
+    if (heartbeat == NULL)
+        return;
+    struct serr err = {0};
+    json_t *reply = dispatcher_heartbeat(sh->dispatcher, req->peer_id, heartbeat, &err);
+    json_decref(heartbeat);
+    if (reply)
+        respond_json(req, 200, reply);
+    else
+        http_respond_error(req, &err);
 }
 
 static void get_layer(struct shoal *sh, struct http_req *req, char **args)

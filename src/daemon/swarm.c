@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "daemon/addr.h"
 #include "daemon/clusternet.h"
+#include "daemon/dispatch_host.h"
 #include "daemon/session.h"
 #include "daemon/shoal.h"
 #include "manager/ca.h"
@@ -177,7 +178,7 @@ static int start_member(struct shoal *sh, bool bootstrap, json_t *managers, stru
             return -1;
         if (start_cluster(sh, bootstrap, err) < 0)
             return -1;
-        sh->dispatcher = dispatcher_start(sh);
+        sh->dispatcher = shoal_dispatcher_start(sh);
     } else if (clusternet_listen(sh, err) < 0) {
         /* a worker's port serves managers only (its tasks' logs): not fatal */
         log_warn("%s: `service logs` cannot read this node's tasks", err->msg);
@@ -1013,7 +1014,7 @@ int swarm_change_role(struct shoal *sh, const char *role, const char *cert, cons
         reset_store(sh);
         if (start_cluster(sh, false, err) < 0 || clusternet_listen(sh, err) < 0)
             return -1;
-        sh->dispatcher = dispatcher_start(sh);
+        sh->dispatcher = shoal_dispatcher_start(sh);
         return 0;
     }
     swarm_secrets_key_drop(sh);

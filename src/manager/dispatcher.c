@@ -3,13 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
-#include "api/http.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
-#include "daemon/swarm.h"
-#include "manager/ca.h"
 #include "manager/netmodel.h"
 #include "manager/stats.h"
 #include "manager/subnets.h"
@@ -22,7 +17,7 @@ struct seen {
 };
 
 struct dispatcher {
-    struct shoal *sh;
+    struct dispatcher_host host;
     uv_timer_t timer;
     struct seen *seen;
     size_t nseen;
@@ -39,6 +34,16 @@ struct dispatcher {
     char tag_prefix[9];
 };
 
+static struct store *store_of(struct dispatcher *d)
+{
+    return d->host.store(d->host.data);
+}
+
+static struct cluster *cluster_of(struct dispatcher *d)
+{
+    return d->host.cluster(d->host.data);
+}
+
 static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
 {
     for (size_t i = 0; i < d->nseen; i++)
@@ -51,14 +56,15 @@ static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
     return s;
 }
 
-static void set_node_status(struct shoal *sh, json_t *node, const char *status, const char *msg)
+static void set_node_status(struct dispatcher *d, json_t *node, const char *status, const char *msg)
 {
     const char *id = json_string_value(json_object_get(node, "id"));
     log_info("node %s (%s) is %s%s%s", json_string_value(json_object_get(node, "hostname")), id,
              status, msg ? ": " : "", msg ? msg : "");
     json_t *fields = json_pack("{s:s, s:s, s:I}", "status", status, "message", msg ? msg : "",
                                "updated_at", (json_int_t)now_ms());
-    cluster_propose(sh->cluster, json_pack("[o]", op_merge("nodes", id, fields)), NULL, NULL);
+    cluster_propose(cluster_of(d), json_pack("[o]", op_merge("nodes", id, fields)), NULL,
+                    NULL);
 }
 
 static void check_nodes(uv_timer_t *t);
@@ -77,7 +83,7 @@ static void assign_subnets(struct dispatcher *d, json_t *nodes)
 {
     if (d->assigning)
         return;
-    json_t *meta = store_get(d->sh->store, "meta", "cluster");
+    json_t *meta = store_get(store_of(d), "meta", "cluster");
     struct serr err = {0};
     json_t *op = subnets_next_op(nodes, subnets_pool(meta), &err);
     json_decref(meta);
@@ -87,7 +93,7 @@ static void assign_subnets(struct dispatcher *d, json_t *nodes)
         return;
     }
     d->assigning = true;
-    cluster_propose(d->sh->cluster, json_pack("[o]", op), subnet_assigned, d);
+    cluster_propose(cluster_of(d), json_pack("[o]", op), subnet_assigned, d);
 }
 
 static void membership_done(void *arg, int status, const struct serr *err)
@@ -105,7 +111,7 @@ static void membership_done(void *arg, int status, const struct serr *err)
  * change at a time: raft allows no more. */
 static void reconcile_membership(struct dispatcher *d, json_t *nodes)
 {
-    struct shoal *sh = d->sh;
+    struct cluster *cluster = cluster_of(d);
     if (d->changing)
         return;
     size_t i;
@@ -119,16 +125,16 @@ static void reconcile_membership(struct dispatcher *d, json_t *nodes)
         if (rid == NULL || role == NULL || addr == NULL)
             continue;
         uint64_t id = strtoull(rid, NULL, 16);
-        bool voter = cluster_has_voter(sh->cluster, id);
+        bool voter = cluster_has_voter(cluster, id);
         if (strcmp(role, "manager") == 0 && !voter && status && strcmp(status, "ready") == 0) {
             d->changing = true;
             log_info("adding manager %s (%s) as a raft voter", json_string_value(json_object_get(n, "hostname")), addr);
-            cluster_add_voter(sh->cluster, id, addr, membership_done, d);
+            cluster_add_voter(cluster, id, addr, membership_done, d);
             return;
         }
         if (strcmp(role, "worker") == 0 && voter) {
             d->changing = true;
-            cluster_remove(sh->cluster, id, membership_done, d);
+            cluster_remove(cluster, id, membership_done, d);
             return;
         }
     }
@@ -139,42 +145,41 @@ static void reconcile_membership(struct dispatcher *d, json_t *nodes)
 static void check_nodes(uv_timer_t *t)
 {
     struct dispatcher *d = t->data;
-    struct shoal *sh = d->sh;
-    bool leader = cluster_is_leader(sh->cluster);
+    bool leader = cluster_is_leader(cluster_of(d));
     if (leader && !d->was_leader)
         for (size_t i = 0; i < d->nseen; i++)
             d->seen[i].at = mono_ms();
     d->was_leader = leader;
     if (!leader)
         return;
-    json_t *nodes = store_list(sh->store, "nodes", NULL);
+    json_t *nodes = store_list(store_of(d), "nodes", NULL);
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
         const char *id = json_string_value(json_object_get(n, "id"));
         const char *status = json_string_value(json_object_get(n, "status"));
-        if (strcmp(id, sh->node_id) == 0) {
+        if (strcmp(id, d->host.node_id) == 0) {
             if (status && strcmp(status, "ready") != 0)
-                set_node_status(sh, n, "ready", NULL);
+                set_node_status(d, n, "ready", NULL);
             continue;
         }
         struct seen *s = seen_entry(d, id);
         if (status && strcmp(status, "ready") == 0 && mono_ms() - s->at > NODE_DOWN_MS)
-            set_node_status(sh, n, "down", "heartbeat failure");
+            set_node_status(d, n, "down", "heartbeat failure");
     }
     reconcile_membership(d, nodes);
     assign_subnets(d, nodes);
     json_decref(nodes);
 }
 
-struct dispatcher *dispatcher_start(struct shoal *sh)
+struct dispatcher *dispatcher_start(const struct dispatcher_host *host)
 {
     struct dispatcher *d = xcalloc(1, sizeof(*d));
-    d->sh = sh;
+    d->host = *host;
     d->stats = stats_new();
     random_hex(d->tag_prefix, 8);
-    uv_timer_init(sh->loop, &d->timer);
+    uv_timer_init(host->loop, &d->timer);
     d->timer.data = d;
     uv_timer_start(&d->timer, check_nodes, 1000, 500);
     return d;
@@ -195,19 +200,19 @@ void dispatcher_stop(struct dispatcher *d)
         uv_close((uv_handle_t *)&d->timer, dispatcher_closed);
 }
 
-/* Reports are applied one group each: a report about a task deleted
- * meanwhile fails alone. */
 /* True when the task is assigned to `node_id`: a node reports only its own. */
-static bool task_on_node(struct shoal *sh, const char *task_id, const char *node_id)
+static bool task_on_node(struct store *st, const char *task_id, const char *node_id)
 {
-    json_t *t = store_get(sh->store, "tasks", task_id);
+    json_t *t = store_get(st, "tasks", task_id);
     const char *on = json_string_value(json_object_get(t, "node_id"));
     bool mine = on && strcmp(on, node_id) == 0;
     json_decref(t);
     return mine;
 }
 
-static void apply_reports(struct shoal *sh, const char *node_id, json_t *reports)
+/* Reports are applied one group each: a report about a task deleted
+ * meanwhile fails alone. */
+static void apply_reports(struct dispatcher *d, const char *node_id, json_t *reports)
 {
     size_t i;
     json_t *r;
@@ -215,7 +220,7 @@ static void apply_reports(struct shoal *sh, const char *node_id, json_t *reports
     {
         const char *id = json_string_value(json_object_get(r, "id"));
         json_t *fields = json_object_get(r, "fields");
-        if (id == NULL || !json_is_object(fields) || !task_on_node(sh, id, node_id))
+        if (id == NULL || !json_is_object(fields) || !task_on_node(store_of(d), id, node_id))
             continue;
         /* only observed-state fields: agents never write desired state */
         json_t *allowed = json_object();
@@ -224,11 +229,12 @@ static void apply_reports(struct shoal *sh, const char *node_id, json_t *reports
         for (int k = 0; keys[k]; k++)
             if (json_object_get(fields, keys[k]))
                 json_object_set(allowed, keys[k], json_object_get(fields, keys[k]));
-        cluster_propose(sh->cluster, json_pack("[o]", op_merge("tasks", id, allowed)), NULL, NULL);
+        cluster_propose(cluster_of(d), json_pack("[o]", op_merge("tasks", id, allowed)), NULL,
+                        NULL);
     }
 }
 
-static json_t *images_of(struct shoal *sh, json_t *tasks)
+static json_t *images_of(struct store *st, json_t *tasks)
 {
     json_t *images = json_object();
     size_t i;
@@ -239,7 +245,7 @@ static json_t *images_of(struct shoal *sh, json_t *tasks)
             json_string_value(json_object_get(json_object_get(t, "container"), "image_id"));
         if (id == NULL || json_object_get(images, id))
             continue;
-        json_t *img = store_get(sh->store, "images", id);
+        json_t *img = store_get(st, "images", id);
         if (img)
             json_object_set_new(images, id, img);
     }
@@ -248,30 +254,29 @@ static json_t *images_of(struct shoal *sh, json_t *tasks)
 
 /* A node whose role changed (promote, demote) sends a CSR: it gets a
  * certificate for its new role, which the cluster port checks. */
-static void renew_certificate(struct shoal *sh, json_t *node, const char *csr, json_t *reply)
+static void renew_certificate(struct dispatcher *d, json_t *node, const char *csr, json_t *reply)
 {
     if (csr == NULL)
         return;
+    const struct dispatcher_host *h = &d->host;
     struct serr err = {0};
-    char *dir = swarm_ca_dir(sh, &err);
     char *cert = NULL;
-    if (dir && ca_sign(dir, csr, json_string_value(json_object_get(node, "id")),
-                       json_string_value(json_object_get(node, "role")), &cert, &err) == 0) {
+    const char *role = json_string_value(json_object_get(node, "role"));
+    if (h->sign_csr(h->data, csr, json_string_value(json_object_get(node, "id")), role, &cert,
+                    &err) == 0) {
         json_object_set_new(reply, "cert", json_string(cert));
-        const char *role = json_string_value(json_object_get(node, "role"));
         if (role && strcmp(role, "manager") == 0) /* a promoted node: the secrets key too */
-            swarm_secrets_key_offer(sh, reply);
+            h->secrets_key_offer(h->data, reply);
     } else
         log_warn("certificate renewal: %s", err.msg);
     free(cert);
-    free(dir);
 }
 
 json_t *dispatcher_mesh(struct dispatcher *d)
 {
-    unsigned long long version = store_version(d->sh->store);
+    unsigned long long version = store_version(store_of(d));
     if (d->mesh == NULL || d->mesh_version != version) {
-        json_t *mesh = mesh_build(d->sh->store);
+        json_t *mesh = mesh_build(store_of(d));
         if (d->mesh == NULL || !json_equal(mesh, d->mesh))
             snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix,
                      ++d->mesh_changes);
@@ -282,44 +287,49 @@ json_t *dispatcher_mesh(struct dispatcher *d)
     return d->mesh;
 }
 
-void dispatcher_session(struct dispatcher *d, struct http_req *req)
+/* The node's assignments and what it needs to run them. */
+static json_t *assignments(struct dispatcher *d, const char *node_id, json_t *node)
 {
-    struct shoal *sh = d->sh;
-    if (!require_leader(sh, req))
-        return;
-    json_t *node = store_get(sh->store, "nodes", req->peer_id);
-    if (node == NULL) {
-        respond_err(req, SERR_NOT_FOUND, "this node is not part of the swarm (removed?)");
-        return;
-    }
-    json_t *body = body_json(req, true);
-    if (body == NULL) {
-        json_decref(node);
-        return;
-    }
-    seen_entry(d, req->peer_id)->at = mono_ms();
-    const char *status = json_string_value(json_object_get(node, "status"));
-    if (status && strcmp(status, "ready") != 0)
-        set_node_status(sh, node, "ready", NULL);
-    apply_reports(sh, req->peer_id, json_object_get(body, "reports"));
-    stats_record(d->stats, req->peer_id, json_object_get(body, "metrics"), mono_ms());
-    json_t *tasks = store_list_where(sh->store, "tasks", "node_id", req->peer_id);
-    json_t *reply = json_pack("{s:o, s:o, s:o, s:s?, s:O, s:o, s:s}", "tasks", tasks, "images",
-                              images_of(sh, tasks), "managers", swarm_manager_addrs(sh), "leader",
-                              sh->swarm_addr, "role", json_object_get(node, "role"), "nodes",
-                              swarm_node_addrs(sh), "overlay", shoal_overlay(sh));
+    const struct dispatcher_host *h = &d->host;
+    json_t *tasks = store_list_where(store_of(d), "tasks", "node_id", node_id);
+    return json_pack("{s:o, s:o, s:o, s:s?, s:O, s:o, s:s}", "tasks", tasks, "images",
+                     images_of(store_of(d), tasks), "managers", h->manager_addrs(h->data), "leader",
+                     h->leader_addr(h->data), "role", json_object_get(node, "role"), "nodes",
+                     h->node_addrs(h->data), "overlay", h->overlay(h->data));
+}
+
+/* The mesh goes only to nodes whose copy is not the current one. */
+static void add_mesh(struct dispatcher *d, const char *have, json_t *reply)
+{
     json_t *mesh = dispatcher_mesh(d);
-    const char *have = json_string_value(json_object_get(body, "mesh_tag"));
     if (have == NULL || strcmp(have, d->mesh_tag) != 0) {
         json_object_set(reply, "mesh", mesh);
         json_object_set_new(reply, "mesh_tag", json_string(d->mesh_tag));
     }
-    renew_certificate(sh, node, json_string_value(json_object_get(body, "csr")), reply);
-    swarm_secrets_for_node(sh, json_object_get(reply, "tasks"),
-                           json_object_get(body, "secret_ids"), reply);
-    respond_json(req, 200, reply);
-    json_decref(body);
+}
+
+json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *heartbeat,
+                             struct serr *err)
+{
+    const struct dispatcher_host *h = &d->host;
+    json_t *node = store_get(store_of(d), "nodes", node_id);
+    if (node == NULL) {
+        serr_set(err, SERR_NOT_FOUND, "this node is not part of the swarm (removed?)");
+        return NULL;
+    }
+    seen_entry(d, node_id)->at = mono_ms();
+    const char *status = json_string_value(json_object_get(node, "status"));
+    if (status && strcmp(status, "ready") != 0)
+        set_node_status(d, node, "ready", NULL);
+    apply_reports(d, node_id, json_object_get(heartbeat, "reports"));
+    stats_record(d->stats, node_id, json_object_get(heartbeat, "metrics"), mono_ms());
+    json_t *reply = assignments(d, node_id, node);
+    add_mesh(d, json_string_value(json_object_get(heartbeat, "mesh_tag")), reply);
+    renew_certificate(d, node, json_string_value(json_object_get(heartbeat, "csr")), reply);
+    h->secrets_for_node(h->data, json_object_get(reply, "tasks"),
+                        json_object_get(heartbeat, "secret_ids"), reply);
     json_decref(node);
+    return reply;
 }
 
 struct stats *dispatcher_stats(struct dispatcher *d)
