@@ -1,0 +1,294 @@
+/* Table tests of orchestrator_pass: each case is a store state (nodes,
+ * services, tasks) and a few steps; a step may first apply an agent's report,
+ * then runs one pass at its time, compares the ops (summarised, one line
+ * each) and the wake time with the expected ones, and applies the ops as the
+ * leader would. JSON in the tables is written with ' for ". */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/orchestrator.h"
+#include "store/store.h"
+#include "table.h"
+#include "unit.h"
+
+struct step {
+    int64_t now;
+    const char *report; /* "NAME=STATE": the newest task NAME reports STATE at `now`; or NULL */
+    const char *ops;    /* the pass's ops, summarised (describe_op), "; " between them */
+    int64_t wake;       /* the pass's wake time (0: none) */
+};
+
+struct orch_case {
+    const char *name;
+    const char *nodes;    /* JSON array; missing fields: table_node (table.h) */
+    const char *services; /* JSON array; missing fields: service_defaults */
+    const char *tasks;    /* JSON array; missing fields: task_defaults; id is the name */
+    struct step steps[5]; /* up to the first with now == 0 */
+};
+
+static const struct orch_case cases[] = {
+    {"new_service_gets_its_replicas_spread",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'web', 'spec':{'replicas':2}}]",
+     "[]",
+     {{1000, NULL,
+       "put web.1; merge web.1 state=assigned node=n1; put web.2; merge web.2 state=assigned node=n2",
+       0},
+      {2000, NULL, "", 0}}},
+    {"scale_down_stops_the_highest_slots",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'web', 'spec':{'replicas':1}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1'}, {'id':'web.2', 'slot':2, 'node_id':'n2'},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n1'}]",
+     {{1000, NULL, "merge web.2 desired=shutdown; merge web.3 desired=shutdown", 0},
+      {2000, "web.2=shutdown", "", 0}}},
+    {"down_node_keeps_its_tasks_for_the_grace_then_they_move",
+     "[{'id':'n1'}, {'id':'n2', 'status':'down', 'updated_at':1000}]",
+     "[{'id':'web', 'spec':{'replicas':1, 'restart_delay_ms':60000}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n2'}]",
+     {{2000, NULL, "", 4000}, /* NODE_DOWN_MS after the last heartbeat, ORPHAN_GRACE_MS more */
+      {4000, NULL, "merge web.1 state=orphaned; merge web.1 desired=shutdown", 0},
+      /* a lost node is no crash: no restart delay */
+      {4001, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}},
+    {"restart_delay_is_a_wake_time",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'spec':{'replicas':1, 'restart_delay_ms':5000}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'state':'failed', 'state_at':1000}]",
+     {{2000, NULL, "merge web.1 desired=shutdown", 0},
+      {3000, NULL, "", 6000},
+      {5999, NULL, "", 6000},
+      {6000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}},
+    {"global_one_task_per_eligible_node",
+     "[{'id':'n1'}, {'id':'n2'}, {'id':'n3', 'availability':'drain'},"
+     " {'id':'n4', 'status':'down', 'updated_at':1000}]",
+     "[{'id':'agent', 'spec':{'mode':'global'}}]",
+     "[]",
+     {{1000, NULL,
+       "put agent.n1; merge agent.n1 state=assigned node=n1; "
+       "put agent.n2; merge agent.n2 state=assigned node=n2",
+       4000}, /* n4's grace */
+      {2000, NULL, "", 4000}}},
+    {"constraint_excludes_a_node",
+     "[{'id':'n1', 'role':'manager'}, {'id':'n2'}]",
+     "[{'id':'web', 'spec':{'replicas':2, 'constraints':['node.role==worker']}},"
+     " {'id':'mon', 'spec':{'mode':'global', 'constraints':['node.role!=manager']}}]",
+     "[]",
+     {{1000, NULL,
+       "put mon.n2; merge mon.n2 state=assigned node=n2; "
+       "put web.1; merge web.1 state=assigned node=n2; put web.2; merge web.2 state=assigned node=n2",
+       0}}},
+    {"one_shot_service_is_not_restarted",
+     "[{'id':'n1'}]",
+     "[{'id':'once', 'spec':{'replicas':1, 'restart_condition':'none'}}]",
+     "[{'id':'once.1', 'service_id':'once', 'slot':1, 'node_id':'n1'}]",
+     {{1000, "once.1=complete", "merge once.1 desired=shutdown", 0},
+      {2000, NULL, "", 0},
+      {90000, NULL, "", 0}}},
+    {"rolling_update_one_at_a_time_in_slot_order",
+     "[{'id':'n1'}, {'id':'n2'}, {'id':'n3'}]",
+     "[{'id':'web', 'version':2, 'spec':{'replicas':3, 'update_config':{'parallelism':1}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1'}, {'id':'web.2', 'slot':2, 'node_id':'n2'},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n3'}]",
+     {{1000, NULL, "merge web.1 desired=shutdown", 0},
+      {2000, NULL, "", 0}, /* the old task is still stopping */
+      {3000, "web.1=shutdown", "put web.1; merge web.1 state=assigned node=n1", 0},
+      {4000, NULL, "", 0}, /* the new one is not running yet */
+      {5000, "web.1=running", "merge web.2 desired=shutdown", 0}}},
+    {"rolling_update_delay_after_the_last_started",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'web', 'version':2,"
+     " 'spec':{'replicas':2, 'update_config':{'parallelism':1, 'delay_ms':10000}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n2'}]",
+     {{2000, NULL, "", 11000}, {11000, NULL, "merge web.2 desired=shutdown", 0}}},
+};
+
+/* ---- building the store ---- */
+
+/* Applies ops (stolen) as one entry, as the leader proposes a pass. */
+static void apply_ops(struct store *st, json_t *ops)
+{
+    json_t *entry = json_pack("{s:[o]}", "groups", ops);
+    char *text = json_dumps(entry, JSON_COMPACT);
+    struct store_result res;
+    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
+    CHECK(res.ngroups == 1 && res.status[0] == 0);
+    store_result_free(&res);
+    free(text);
+    json_decref(entry);
+}
+
+static json_t *service_defaults(json_t *svc)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    json_object_update_missing_new(
+        spec, json_pack("{s:s, s:s, s:i, s:s}", "image", "busybox:latest", "mode", "replicated",
+                        "restart_delay_ms", 0, "restart_condition", "any"));
+    json_object_update_missing_new(
+        svc, json_pack("{s:O, s:i}", "name", json_object_get(svc, "id"), "version", 1));
+    return svc;
+}
+
+static json_t *task_defaults(json_t *t)
+{
+    json_object_update_missing_new(
+        t, json_pack("{s:O, s:s, s:s, s:s, s:i, s:i, s:i}", "name", json_object_get(t, "id"),
+                     "service_id", "web", "desired_state", "running", "state", "running",
+                     "spec_version", 1, "created_at", 0, "state_at", 0));
+    return t;
+}
+
+static void put_all(json_t *ops, const char *table, const char *objs,
+                    json_t *(*defaults)(json_t *))
+{
+    json_t *list = table_json(objs);
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o) json_array_append_new(ops, op_put(table, defaults(json_incref(o))));
+    json_decref(list);
+}
+
+static struct store *store_of_case(const struct orch_case *c)
+{
+    struct store *st;
+    CHECK(store_open(&st, NULL) == 0);
+    json_t *ops = json_pack(
+        "[o,o]", op_put("images", json_pack("{s:s, s:{}}", "id", "sha256:abc", "config")),
+        op_put("tags", json_pack("{s:s, s:s}", "id", "busybox:latest", "image_id", "sha256:abc")));
+    put_all(ops, "nodes", c->nodes, table_node);
+    put_all(ops, "services", c->services, service_defaults);
+    put_all(ops, "tasks", c->tasks, task_defaults);
+    apply_ops(st, ops);
+    return st;
+}
+
+/* "NAME=STATE": the newest task named NAME reports STATE at `now`. */
+static void apply_report(struct store *st, const char *report, int64_t now)
+{
+    char name[64];
+    const char *eq = strchr(report, '=');
+    CHECK(eq != NULL && (size_t)(eq - report) < sizeof(name));
+    snprintf(name, sizeof(name), "%.*s", (int)(eq - report), report);
+    json_t *tasks = store_list(st, "tasks", NULL);
+    json_t *newest = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "name")), name) == 0 &&
+            (newest == NULL || json_integer_value(json_object_get(t, "created_at")) >
+                                   json_integer_value(json_object_get(newest, "created_at"))))
+            newest = t;
+    }
+    CHECK(newest != NULL);
+    apply_ops(st, json_pack("[o]", op_merge("tasks", json_string_value(json_object_get(newest, "id")),
+                                            json_pack("{s:s, s:I}", "state", eq + 1, "state_at",
+                                                      (json_int_t)now))));
+    json_decref(tasks);
+}
+
+/* ---- summarising ops ---- */
+
+static void append(char *buf, size_t size, const char *fmt, const char *a, const char *b)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, fmt, a, b);
+}
+
+/* Task ids are random: ops name tasks by their name, from the store or
+ * from a put earlier in the same pass. */
+static const char *task_name(json_t *names, const char *id)
+{
+    const char *name = json_string_value(json_object_get(names, id));
+    return name ? name : id;
+}
+
+/* One op as "put NAME", "del NAME", "merge NAME state=.. node=.. desired=.."
+ * (the fields among those present), "put service ID", "merge service ID
+ * update_state=..". */
+static void describe_op(json_t *op, json_t *names, char *buf, size_t size)
+{
+    const char *kind = json_string_value(json_object_get(op, "op"));
+    const char *table = json_string_value(json_object_get(op, "table"));
+    json_t *obj = json_object_get(op, "obj");
+    if (strcmp(table, "tasks") != 0) {
+        const char *id = obj ? json_string_value(json_object_get(obj, "id"))
+                             : json_string_value(json_object_get(op, "id"));
+        append(buf, size, "%s service %s", kind, id);
+        const char *us = json_string_value(
+            json_object_get(json_object_get(op, "fields"), "update_state"));
+        if (us)
+            append(buf, size, " %s=%s", "update_state", us);
+        return;
+    }
+    if (obj) {
+        json_object_set(names, json_string_value(json_object_get(obj, "id")),
+                        json_object_get(obj, "name"));
+        append(buf, size, "%s %s", kind, json_string_value(json_object_get(obj, "name")));
+        return;
+    }
+    append(buf, size, "%s %s", kind, task_name(names, json_string_value(json_object_get(op, "id"))));
+    static const char *const shown[][2] = {
+        {"state", "state"}, {"node_id", "node"}, {"desired_state", "desired"}};
+    json_t *fields = json_object_get(op, "fields");
+    for (size_t k = 0; k < sizeof(shown) / sizeof(shown[0]); k++) {
+        const char *v = json_string_value(json_object_get(fields, shown[k][0]));
+        if (v)
+            append(buf, size, " %s=%s", shown[k][1], v);
+    }
+}
+
+static void describe_ops(struct store *st, json_t *ops, char *buf, size_t size)
+{
+    json_t *names = json_object();
+    json_t *tasks = store_list(st, "tasks", NULL);
+    size_t i;
+    json_t *o;
+    json_array_foreach(tasks, i, o)
+        json_object_set(names, json_string_value(json_object_get(o, "id")), json_object_get(o, "name"));
+    buf[0] = '\0';
+    json_array_foreach(ops, i, o)
+    {
+        if (i > 0)
+            append(buf, size, "%s%s", "; ", "");
+        describe_op(o, names, buf, size);
+    }
+    json_decref(tasks);
+    json_decref(names);
+}
+
+/* Returns whether every step gave the ops and wake time of the table. */
+static bool run_case(const struct orch_case *c)
+{
+    struct store *st = store_of_case(c);
+    bool ok = true;
+    for (size_t s = 0; ok && s < sizeof(c->steps) / sizeof(c->steps[0]) && c->steps[s].now; s++) {
+        const struct step *step = &c->steps[s];
+        if (step->report)
+            apply_report(st, step->report, step->now);
+        int64_t wake = -1;
+        json_t *ops = orchestrator_pass(st, step->now, &wake);
+        char got[2048];
+        describe_ops(st, ops, got, sizeof(got));
+        ok = strcmp(got, step->ops) == 0 && wake == step->wake;
+        if (!ok)
+            fprintf(stderr, "%s, step %zu (now %lld):\n  ops  %s\n  want %s\n  wake %lld, want %lld\n",
+                    c->name, s + 1, (long long)step->now, got, step->ops, (long long)wake,
+                    (long long)step->wake);
+        if (json_array_size(ops))
+            apply_ops(st, ops);
+        else
+            json_decref(ops);
+    }
+    store_close(st);
+    return ok;
+}
+
+TEST(orchestrator_table)
+{
+    int failed = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        failed += !run_case(&cases[i]);
+    CHECK(failed == 0);
+}
