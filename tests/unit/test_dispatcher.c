@@ -1,0 +1,163 @@
+/* The dispatcher alone: JSON heartbeats in, assignments out, over a real
+ * store and a fake host (no cluster: the heartbeats here propose nothing). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/dispatcher.h"
+#include "store/store.h"
+#include "table.h"
+#include "unit.h"
+
+struct fake_host {
+    struct store *store;
+    char signed_for[64]; /* "NODE ROLE" of the last CSR signed */
+    int secrets_asked;
+};
+
+static struct store *fake_store(void *data)
+{
+    return ((struct fake_host *)data)->store;
+}
+
+static struct cluster *fake_cluster(void *data)
+{
+    return NULL;
+}
+
+static json_t *fake_managers(void *data)
+{
+    return json_pack("[s]", "10.0.0.1:2377");
+}
+
+static json_t *fake_nodes(void *data)
+{
+    return json_pack("[{s:s, s:s, s:s}]", "id", "n2", "addr", "10.0.0.2", "subnet",
+                     "10.10.2.0/24");
+}
+
+static const char *fake_leader(void *data)
+{
+    return "10.0.0.1:2377";
+}
+
+static const char *fake_overlay(void *data)
+{
+    return "direct";
+}
+
+static int fake_sign(void *data, const char *csr, const char *node_id, const char *role,
+                     char **cert, struct serr *err)
+{
+    struct fake_host *f = data;
+    snprintf(f->signed_for, sizeof(f->signed_for), "%s %s", node_id, role);
+    *cert = strdup("CERT");
+    return 0;
+}
+
+static void fake_key_offer(void *data, json_t *reply)
+{
+    json_object_set_new(reply, "secrets_key", json_string("KEY"));
+}
+
+static void fake_secrets(void *data, json_t *tasks, json_t *have, json_t *reply)
+{
+    ((struct fake_host *)data)->secrets_asked++;
+}
+
+static void apply(struct store *st, json_t *ops /* stolen */)
+{
+    json_t *entry = json_pack("{s:[o]}", "groups", ops);
+    char *text = json_dumps(entry, JSON_COMPACT);
+    CHECK(store_apply(st, text, strlen(text), NULL, NULL) == 0);
+    free(text);
+    json_decref(entry);
+}
+
+static struct dispatcher *start(uv_loop_t *loop, struct fake_host *f)
+{
+    CHECK(store_open(&f->store, NULL) == 0);
+    apply(f->store,
+          json_pack("[o,o,o,o]", op_put("nodes", table_node(table_json("{'id':'n1'}"))),
+                    op_put("nodes", table_node(table_json("{'id':'n2', 'role':'manager'}"))),
+                    op_put("images", table_json("{'id':'sha256:abc', 'config':{}}")),
+                    op_put("tasks", table_json("{'id':'t1', 'node_id':'n2', 'desired_state':"
+                                               "'running', 'container':{'image_id':'sha256:abc'}}"))));
+    struct dispatcher_host host = {
+        .data = f,
+        .loop = loop,
+        .node_id = "n1",
+        .store = fake_store,
+        .cluster = fake_cluster,
+        .manager_addrs = fake_managers,
+        .node_addrs = fake_nodes,
+        .leader_addr = fake_leader,
+        .overlay = fake_overlay,
+        .sign_csr = fake_sign,
+        .secrets_key_offer = fake_key_offer,
+        .secrets_for_node = fake_secrets,
+    };
+    return dispatcher_start(&host);
+}
+
+static void stop(uv_loop_t *loop, struct dispatcher *d, struct fake_host *f)
+{
+    dispatcher_stop(d);
+    CHECK(uv_run(loop, UV_RUN_DEFAULT) == 0); /* the timer closed: nothing left on the loop */
+    CHECK(uv_loop_close(loop) == 0);
+    store_close(f->store);
+}
+
+TEST(dispatcher_heartbeat_assignments)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct fake_host f = {0};
+    struct dispatcher *d = start(&loop, &f);
+    json_t *hb = json_object();
+    struct serr err = {0};
+    json_t *reply = dispatcher_heartbeat(d, "n2", hb, &err);
+    CHECK(reply != NULL);
+    CHECK(json_array_size(json_object_get(reply, "tasks")) == 1);
+    CHECK(json_object_get(json_object_get(reply, "images"), "sha256:abc") != NULL);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(reply, "managers"), 0)),
+              "10.0.0.1:2377");
+    CHECK_STR(json_string_value(json_object_get(reply, "leader")), "10.0.0.1:2377");
+    CHECK_STR(json_string_value(json_object_get(reply, "role")), "manager");
+    CHECK_STR(json_string_value(json_object_get(reply, "overlay")), "direct");
+    CHECK(json_array_size(json_object_get(reply, "nodes")) == 1);
+    CHECK(json_is_object(json_object_get(reply, "mesh")));
+    CHECK(json_is_string(json_object_get(reply, "mesh_tag")));
+    CHECK(json_object_get(reply, "cert") == NULL);
+    CHECK(f.secrets_asked == 1);
+    /* a node that has the mesh is not sent it again */
+    json_object_set(hb, "mesh_tag", json_object_get(reply, "mesh_tag"));
+    json_decref(reply);
+    reply = dispatcher_heartbeat(d, "n2", hb, &err);
+    CHECK(reply != NULL && json_object_get(reply, "mesh") == NULL);
+    json_decref(reply);
+    json_decref(hb);
+    stop(&loop, d, &f);
+}
+
+TEST(dispatcher_heartbeat_csr_and_unknown_node)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct fake_host f = {0};
+    struct dispatcher *d = start(&loop, &f);
+    /* a promoted node's CSR: its certificate, and the secrets key */
+    json_t *hb = json_pack("{s:s}", "csr", "CSR");
+    struct serr err = {0};
+    json_t *reply = dispatcher_heartbeat(d, "n2", hb, &err);
+    CHECK(reply != NULL);
+    CHECK_STR(f.signed_for, "n2 manager");
+    CHECK_STR(json_string_value(json_object_get(reply, "cert")), "CERT");
+    CHECK_STR(json_string_value(json_object_get(reply, "secrets_key")), "KEY");
+    json_decref(reply);
+    /* a removed node gets an error, not assignments */
+    CHECK(dispatcher_heartbeat(d, "gone", hb, &err) == NULL);
+    CHECK(err.kind == SERR_NOT_FOUND);
+    CHECK(strstr(err.msg, "not part of the swarm") != NULL);
+    json_decref(hb);
+    stop(&loop, d, &f);
+}
