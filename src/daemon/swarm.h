@@ -3,7 +3,8 @@
  * Keeps <state_dir>/swarm.json (advertise and listen addresses, raft id, role,
  * managers, the manager's host name joined through),
  * <state_dir>/tls/ (CA, node certificate and key) and, on managers,
- * <state_dir>/ca/ (written from the store). */
+ * <state_dir>/ca/ (written from the store).
+ * One concept per file: daemon/swarm_*.c, listed in swarm_int.h. */
 #ifndef SHOAL_DAEMON_SWARM_H
 #define SHOAL_DAEMON_SWARM_H
 
