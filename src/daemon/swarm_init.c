@@ -14,6 +14,7 @@
 #include "daemon/swarm.h"
 #include "daemon/swarm_int.h"
 #include "manager/ca.h"
+#include "tls/identity.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 

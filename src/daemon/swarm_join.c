@@ -17,7 +17,7 @@
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "daemon/swarm_int.h"
-#include "manager/ca.h"
+#include "tls/identity.h"
 
 struct join_ctx {
     struct shoal *sh;

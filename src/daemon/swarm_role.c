@@ -12,7 +12,7 @@
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "daemon/swarm_int.h"
-#include "manager/ca.h"
+#include "tls/identity.h"
 #include "manager/dispatcher.h"
 #include "raft/cluster.h"
 
