@@ -6,8 +6,6 @@
 #include <string.h>
 
 #include "agent/net.h"
-#include "api/api_int.h"
-#include "api/http.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
@@ -40,7 +38,8 @@ static int issue_own_cert(struct shoal *sh, const char *ca_dir, const char *role
 
 struct init_ctx {
     struct shoal *sh;
-    struct http_req *req;
+    swarm_done_cb done;
+    void *data;
     uv_timer_t timer;
     int64_t deadline;
     char cluster_id[33];
@@ -60,11 +59,12 @@ static void init_committed(void *arg, int status, const struct serr *err)
 {
     struct init_ctx *ctx = arg;
     if (status < 0) {
-        http_respond_error(ctx->req, err);
+        ctx->done(ctx->data, -1, NULL, err);
     } else {
-        respond_json(ctx->req, 200, json_pack("{s:s, s:s, s:s?}", "node_id", ctx->sh->node_id,
-                                               "cluster_id", ctx->cluster_id, "unlock_key",
-                                               ctx->unlock_key));
+        ctx->done(ctx->data, 0,
+                  json_pack("{s:s, s:s, s:s?}", "node_id", ctx->sh->node_id, "cluster_id",
+                            ctx->cluster_id, "unlock_key", ctx->unlock_key),
+                  NULL);
         log_info("swarm initialized: cluster %s, address %s", ctx->cluster_id,
                  ctx->sh->swarm_addr);
     }
@@ -120,7 +120,8 @@ static int init_files(struct shoal *sh, const char *cluster_id, struct serr *err
 
 struct recover_ctx {
     struct shoal *sh;
-    struct http_req *req;
+    swarm_done_cb done;
+    void *data;
 };
 
 static void recover_stopped(void *arg)
@@ -130,26 +131,26 @@ static void recover_stopped(void *arg)
     struct serr err = {0};
     swarm_reset_store(sh);
     if (swarm_start_cluster(sh, false, true, &err) < 0) {
-        http_respond_error(r->req, &err);
+        r->done(r->data, -1, NULL, &err);
     } else {
         log_info("forced a new cluster: this manager is the only voter");
-        respond_json(r->req, 200, json_pack("{s:s}", "node_id", sh->node_id));
+        r->done(r->data, 0, json_pack("{s:s}", "node_id", sh->node_id), NULL);
     }
     free(r);
 }
 
-static void force_new_cluster(struct shoal *sh, struct http_req *req)
+static int force_new_cluster(struct shoal *sh, swarm_done_cb done, void *data, struct serr *err)
 {
-    if (strcmp(sh->role, "manager") != 0 || sh->cluster == NULL) {
-        respond_err(req, SERR_INVALID, "--force-new-cluster needs a node that was a manager");
-        return;
-    }
+    if (strcmp(sh->role, "manager") != 0 || sh->cluster == NULL)
+        return serr_set(err, SERR_INVALID, "--force-new-cluster needs a node that was a manager");
     struct recover_ctx *r = xcalloc(1, sizeof(*r));
     r->sh = sh;
-    r->req = req;
+    r->done = done;
+    r->data = data;
     struct cluster *c = sh->cluster;
     sh->cluster = NULL;
     cluster_stop(c, recover_stopped, r);
+    return 0;
 }
 
 /* ---- swarm init ---- */
@@ -191,41 +192,35 @@ static int check_overlay(json_t *value, const char **out, struct serr *err)
     return 0;
 }
 
-void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
+int swarm_init(struct shoal *sh, json_t *body, swarm_done_cb done, void *data, struct serr *err)
 {
-    struct serr err = {0};
-    if (json_is_true(json_object_get(body, "force_new_cluster"))) {
-        force_new_cluster(sh, req);
-        return;
-    }
-    if (sh->role[0]) {
-        serr_set(&err, SERR_CONFLICT, "%s", swarm_already_member);
-        http_respond_error(req, &err);
-        return;
-    }
+    if (json_is_true(json_object_get(body, "force_new_cluster")))
+        return force_new_cluster(sh, done, data, err);
+    if (sh->role[0])
+        return serr_set(err, SERR_CONFLICT, "%s", swarm_already_member);
     char listen[40], addr[40];
     struct init_ctx *ctx = xcalloc(1, sizeof(*ctx));
     if (check_pool(json_object_get(body, "default_addr_pool"), ctx->pool, sizeof(ctx->pool),
-                   &err) < 0 ||
-        check_overlay(json_object_get(body, "overlay"), &ctx->overlay, &err) < 0 ||
-        swarm_choose_addrs(sh, body, NULL, listen, addr, &err) < 0) {
-        http_respond_error(req, &err);
+                   err) < 0 ||
+        check_overlay(json_object_get(body, "overlay"), &ctx->overlay, err) < 0 ||
+        swarm_choose_addrs(sh, body, NULL, listen, addr, err) < 0) {
         free(ctx);
-        return;
+        return -1;
     }
     ctx->sh = sh;
-    ctx->req = req;
+    ctx->done = done;
+    ctx->data = data;
     random_hex(ctx->cluster_id, 32);
     swarm_new_raft_id(sh);
     swarm_set_addrs(sh, listen, addr);
     snprintf(sh->role, sizeof(sh->role), "manager");
     swarm_state_forget(sh); /* leftovers of a half-finished leave */
     json_t *managers = json_pack("[s]", addr);
-    int rc = init_files(sh, ctx->cluster_id, &err);
+    int rc = init_files(sh, ctx->cluster_id, err);
     if (rc == 0 && json_is_true(json_object_get(body, "autolock")))
-        rc = swarm_secrets_key_lock(sh, &ctx->unlock_key, &err);
+        rc = swarm_secrets_key_lock(sh, &ctx->unlock_key, err);
     if (rc == 0)
-        rc = swarm_start_member(sh, true, managers, &err);
+        rc = swarm_start_member(sh, true, managers, err);
     json_decref(managers);
     if (rc < 0) {
         swarm_stop_member(sh);
@@ -234,13 +229,13 @@ void swarm_init(struct shoal *sh, struct http_req *req, json_t *body)
             sh->role[0] = '\0';
             swarm_set_addrs(sh, NULL, NULL);
         }
-        http_respond_error(req, &err);
         free(ctx->unlock_key);
         free(ctx);
-        return;
+        return -1;
     }
     uv_timer_init(sh->loop, &ctx->timer);
     ctx->timer.data = ctx;
     ctx->deadline = mono_ms() + LEADER_WAIT_MS;
     uv_timer_start(&ctx->timer, init_wait_leader, 0, 5);
+    return 0;
 }

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
-#include "api/http.h"
 #include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -21,7 +19,8 @@
 
 struct join_ctx {
     struct shoal *sh;
-    struct http_req *req;
+    swarm_done_cb done;
+    void *data;
     json_t *body; /* the local request: listen_addr, advertise_addr */
     uv_getaddrinfo_t resolve;
     struct addr_hostport manager; /* as given: an IPv4 address or a host name */
@@ -42,12 +41,19 @@ static void join_ctx_free(struct join_ctx *j)
     free(j);
 }
 
-static void join_fail(struct join_ctx *j, enum serr_kind kind, const char *msg)
+/* The node is in no swarm again. */
+static void join_undo(struct shoal *sh)
 {
-    struct shoal *sh = j->sh;
     sh->role[0] = '\0';
     swarm_set_addrs(sh, NULL, NULL);
-    respond_err(j->req, kind, msg);
+}
+
+static void join_fail(struct join_ctx *j, enum serr_kind kind, const char *msg)
+{
+    struct serr err;
+    join_undo(j->sh);
+    serr_set(&err, kind, "%s", msg);
+    j->done(j->data, -1, NULL, &err);
     join_ctx_free(j);
 }
 
@@ -83,7 +89,7 @@ static void join_finish(struct join_ctx *j, json_t *answer)
     }
     json_decref(managers);
     log_info("joined the swarm %s as a %s, address %s", cluster_id, role, sh->swarm_addr);
-    respond_json(j->req, 200, json_pack("{s:s, s:s}", "node_id", sh->node_id, "role", role));
+    j->done(j->data, 0, json_pack("{s:s, s:s}", "node_id", sh->node_id, "role", role), NULL);
     join_ctx_free(j);
 }
 
@@ -197,30 +203,28 @@ static void join_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *res)
     join_send(j);
 }
 
-void swarm_join(struct shoal *sh, struct http_req *req, json_t *body)
+int swarm_join(struct shoal *sh, json_t *body, swarm_done_cb done, void *data, struct serr *err)
 {
-    struct serr err = {0};
-    if (sh->role[0]) {
-        serr_set(&err, SERR_CONFLICT, "%s", swarm_already_member);
-        http_respond_error(req, &err);
-        return;
-    }
+    if (sh->role[0])
+        return serr_set(err, SERR_CONFLICT, "%s", swarm_already_member);
     struct join_ctx *j = xcalloc(1, sizeof(*j));
     j->sh = sh;
-    j->req = req;
+    j->done = done;
+    j->data = data;
     j->resolve.data = j;
-    if (join_prepare(j, body, &err) < 0) {
-        http_respond_error(req, &err);
+    if (join_prepare(j, body, err) < 0) {
         join_ctx_free(j);
-        return;
+        return -1;
     }
     swarm_state_forget(sh);
     snprintf(sh->role, sizeof(sh->role), "joining");
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     int rc = uv_getaddrinfo(sh->loop, &j->resolve, join_resolved, j->manager.host, NULL, &hints);
     if (rc < 0) {
-        char text[400];
-        snprintf(text, sizeof(text), "cannot resolve %s: %s", j->manager.host, uv_strerror(rc));
-        join_fail(j, SERR_UNAVAILABLE, text);
+        join_undo(sh);
+        serr_set(err, SERR_UNAVAILABLE, "cannot resolve %s: %s", j->manager.host, uv_strerror(rc));
+        join_ctx_free(j);
+        return -1;
     }
+    return 0;
 }

@@ -5,8 +5,6 @@
 
 #include "agent/agent.h"
 #include "agent/net.h"
-#include "api/api_int.h"
-#include "api/http.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
@@ -17,7 +15,8 @@
 
 struct leave_ctx {
     struct shoal *sh;
-    struct http_req *req;
+    swarm_done_cb done;
+    void *data;
 };
 
 static void leave_done(struct leave_ctx *ctx)
@@ -37,7 +36,7 @@ static void leave_done(struct leave_ctx *ctx)
         log_warn("node id: %s", err.msg);
     agent_sync(sh->agent); /* forgets the finished task containers */
     agent_net_leave(sh->agent);
-    http_respond(ctx->req, 200, "application/json", "{}", 2);
+    ctx->done(ctx->data, 0, json_object(), NULL);
     log_info("left the swarm");
     free(ctx);
 }
@@ -60,24 +59,19 @@ static void leave_tasks_stopped(void *arg)
         leave_done(ctx);
 }
 
-void swarm_leave(struct shoal *sh, struct http_req *req, int force)
+int swarm_leave(struct shoal *sh, bool force, swarm_done_cb done, void *data, struct serr *err)
 {
-    struct serr err = {0};
-    if (sh->role[0] == '\0' || strcmp(sh->role, "joining") == 0) {
-        serr_set(&err, SERR_UNAVAILABLE, "This node is not part of a swarm");
-        http_respond_error(req, &err);
-        return;
-    }
-    if (!force && strcmp(sh->role, "manager") == 0) {
-        serr_set(&err, SERR_CONFLICT,
-                 "You are attempting to leave the swarm on a node that is participating as a "
-                 "manager. Removing the last manager erases all current state of the swarm. Use "
-                 "`--force` to ignore this message.");
-        http_respond_error(req, &err);
-        return;
-    }
+    if (sh->role[0] == '\0' || strcmp(sh->role, "joining") == 0)
+        return serr_set(err, SERR_UNAVAILABLE, "This node is not part of a swarm");
+    if (!force && strcmp(sh->role, "manager") == 0)
+        return serr_set(err, SERR_CONFLICT,
+                        "You are attempting to leave the swarm on a node that is participating "
+                        "as a manager. Removing the last manager erases all current state of the "
+                        "swarm. Use `--force` to ignore this message.");
     struct leave_ctx *ctx = xcalloc(1, sizeof(*ctx));
     ctx->sh = sh;
-    ctx->req = req;
+    ctx->done = done;
+    ctx->data = data;
     agent_stop_all(sh->agent, leave_tasks_stopped, ctx);
+    return 0;
 }

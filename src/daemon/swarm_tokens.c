@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_int.h"
-#include "api/http.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
@@ -15,7 +13,8 @@
 #include "store/store.h"
 
 struct token_ctx {
-    struct http_req *req;
+    swarm_done_cb done;
+    void *data;
     json_t *reply;
 };
 
@@ -23,45 +22,58 @@ static void token_committed(void *arg, int status, const struct serr *err)
 {
     struct token_ctx *t = arg;
     if (status < 0) {
-        http_respond_error(t->req, err);
+        t->done(t->data, -1, NULL, err);
         json_decref(t->reply);
     } else {
-        respond_json(t->req, 200, t->reply);
+        t->done(t->data, 0, t->reply, NULL);
     }
     free(t);
 }
 
-void swarm_join_token(struct shoal *sh, struct http_req *req, const char *role, bool rotate)
+/* The answer with the role's token, after a new secret when `rotate`. */
+static json_t *token_reply(struct shoal *sh, const char *role, bool rotate, struct serr *err)
 {
-    struct serr err = {0};
     if (strcmp(role, "worker") != 0 && strcmp(role, "manager") != 0) {
-        respond_err(req, SERR_INVALID, "join token role is worker or manager");
-        return;
+        serr_set(err, SERR_INVALID, "join token role is worker or manager");
+        return NULL;
     }
-    char *dir = swarm_ca_dir(sh, &err);
+    char *dir = swarm_ca_dir(sh, err);
     char token[200];
-    if (dir == NULL || (rotate && ca_token_rotate(dir, role, &err) < 0) ||
-        ca_token(dir, role, token, sizeof(token), &err) < 0) {
-        http_respond_error(req, &err);
+    if (dir == NULL || (rotate && ca_token_rotate(dir, role, err) < 0) ||
+        ca_token(dir, role, token, sizeof(token), err) < 0) {
         free(dir);
-        return;
+        return NULL;
     }
     free(dir);
     char command[400];
     snprintf(command, sizeof(command), "shoal swarm join --token %s %s", token, sh->swarm_addr);
-    json_t *reply = json_pack("{s:s, s:s, s:s}", "role", role, "token", token, "command", command);
-    if (!rotate) {
-        respond_json(req, 200, reply);
-        return;
-    }
-    json_t *meta = swarm_state_ca_meta(sh, &err);
+    json_t *reply =
+        json_pack("{s:s, s:s, s:s}", "role", role, "token", token, "command", command);
+    if (reply == NULL)
+        serr_set(err, SERR_INTERNAL, "the answer cannot be encoded as JSON");
+    return reply;
+}
+
+json_t *swarm_join_token(struct shoal *sh, const char *role, struct serr *err)
+{
+    return token_reply(sh, role, false, err);
+}
+
+int swarm_join_token_rotate(struct shoal *sh, const char *role, swarm_done_cb done, void *data,
+                            struct serr *err)
+{
+    json_t *reply = token_reply(sh, role, true, err);
+    if (reply == NULL)
+        return -1;
+    json_t *meta = swarm_state_ca_meta(sh, err);
     if (meta == NULL) {
-        http_respond_error(req, &err);
         json_decref(reply);
-        return;
+        return -1;
     }
     struct token_ctx *t = xcalloc(1, sizeof(*t));
-    t->req = req;
+    t->done = done;
+    t->data = data;
     t->reply = reply;
     cluster_propose(sh->cluster, json_pack("[o]", op_put("meta", meta)), token_committed, t);
+    return 0;
 }
