@@ -14,6 +14,8 @@ void respond_json(struct http_req *req, int status, json_t *obj /* stolen */);
 void respond_err(struct http_req *req, enum serr_kind kind, const char *msg);
 bool require_leader(struct shoal *sh, struct http_req *req);
 bool require_swarm(struct shoal *sh, struct http_req *req);
+/* 503 with {"message", "leader": address} so that the caller can retry there. */
+void respond_not_leader(struct shoal *sh, struct http_req *req);
 /* Proposes `group` (stolen); answers `status` + `reply` (stolen) when committed. */
 void propose_and_reply(struct shoal *sh, struct http_req *req, json_t *group, int status,
                        json_t *reply);

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "tls/pem.h"
+#include "tls/tls_ctx.h"
 
 #define RECV_CHUNK (64 * 1024)
 /* The cluster port, where managers serve the API over TLS (SHOAL_DEFAULT_PORT). */
@@ -106,15 +108,6 @@ static BIO *sock_bio_new(struct http_client *c)
     return bio;
 }
 
-/* The reason of the last OpenSSL error, and an empty queue for the next call. */
-static const char *ssl_reason(void)
-{
-    unsigned long e = ERR_peek_last_error();
-    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
-    ERR_clear_error();
-    return reason != NULL ? reason : "unknown TLS error";
-}
-
 static bool last_error_is_alert(void)
 {
     /* Alerts received from the peer have reasons from SSL_AD_REASON_OFFSET on. */
@@ -150,44 +143,21 @@ static int check_readable(const char *dir, const char *file, struct serr *err)
     return rc;
 }
 
-static int tls_load_files(SSL_CTX *ctx, const char *dir, struct serr *err)
-{
-    char *ca = xasprintf("%s/" HTTP_TLS_CA_FILE, dir);
-    char *cert = xasprintf("%s/" HTTP_TLS_CERT_FILE, dir);
-    char *key = xasprintf("%s/" HTTP_TLS_KEY_FILE, dir);
-    int rc = 0;
-    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
-        rc = serr_set(err, SERR_INVALID, "bad CA certificate %s: %s", ca, ssl_reason());
-    else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-        rc = serr_set(err, SERR_INVALID, "bad client certificate %s: %s", cert, ssl_reason());
-    else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-             SSL_CTX_check_private_key(ctx) != 1)
-        rc = serr_set(err, SERR_INVALID, "bad client key %s: %s", key, ssl_reason());
-    free(ca);
-    free(cert);
-    free(key);
-    return rc;
-}
-
-/* TLS 1.2+, the server verified against the swarm CA only: shoal node
- * certificates name node ids, not host names, so there is no host check. */
+/* The server verified against the swarm CA only: shoal node certificates name
+ * node ids, not host names, so there is no host check (tls/tls_ctx.h). */
 static SSL_CTX *tls_client_ctx(const char *dir, struct serr *err)
 {
     static const char *const files[] = {HTTP_TLS_CA_FILE, HTTP_TLS_CERT_FILE, HTTP_TLS_KEY_FILE};
     for (size_t i = 0; i < 3; i++)
         if (check_readable(dir, files[i], err) < 0)
             return NULL;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL) {
-        serr_set(err, SERR_INTERNAL, "TLS setup: %s", ssl_reason());
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (tls_load_files(ctx, dir, err) < 0) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
+    char *ca = xasprintf("%s/" HTTP_TLS_CA_FILE, dir);
+    char *cert = xasprintf("%s/" HTTP_TLS_CERT_FILE, dir);
+    char *key = xasprintf("%s/" HTTP_TLS_KEY_FILE, dir);
+    SSL_CTX *ctx = tls_ctx_new_client_files(ca, cert, key, err);
+    free(ca);
+    free(cert);
+    free(key);
     return ctx;
 }
 
@@ -207,7 +177,7 @@ static int handshake_error(struct http_client *c, int ret, struct serr *err)
                         "TLS handshake with %s failed: %s (is it a shoal cluster port?)", c->host,
                         errno != 0 ? strerror(errno) : "the connection closed");
     return serr_set(err, SERR_UNAVAILABLE, "TLS handshake with %s failed: %s", c->host,
-                    ssl_reason());
+                    tls_last_reason());
 }
 
 /* Bounds a blocking socket's waits (0: no bound). */
@@ -224,7 +194,7 @@ static int tls_handshake(struct http_client *c, struct serr *err)
     c->ssl = SSL_new(c->tls);
     if (bio == NULL || c->ssl == NULL) {
         BIO_free(bio);
-        return serr_set(err, SERR_INTERNAL, "TLS setup: %s", ssl_reason());
+        return serr_set(err, SERR_INTERNAL, "TLS setup: %s", tls_last_reason());
     }
     SSL_set_bio(c->ssl, bio, bio);
     c->peer_eof = false;
@@ -396,8 +366,8 @@ static ssize_t tls_recv(struct http_client *c, char *buf, size_t len, struct ser
         return serr_set(err, SERR_UNAVAILABLE,
                         "%s refused the TLS connection (%s): is the client certificate in %s "
                         "from this swarm?",
-                        c->host, ssl_reason(), c->tls_dir);
-    return serr_set(err, SERR_UNAVAILABLE, "TLS error from %s: %s", c->host, ssl_reason());
+                        c->host, tls_last_reason(), c->tls_dir);
+    return serr_set(err, SERR_UNAVAILABLE, "TLS error from %s: %s", c->host, tls_last_reason());
 }
 
 /* Bytes read, 0 at EOF, -1 with err filled. */

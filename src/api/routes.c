@@ -48,6 +48,24 @@ void respond_err(struct http_req *req, enum serr_kind kind, const char *msg)
     http_respond_error(req, &err);
 }
 
+void respond_not_leader(struct shoal *sh, struct http_req *req)
+{
+    const char *leader = sh->cluster ? cluster_leader_addr(sh->cluster) : "";
+    respond_json(req, 503,
+                 json_pack("{s:s, s:s}", "message", "this manager is not the leader", "leader",
+                           leader));
+}
+
+/* The answer of a swarm operation (daemon/swarm.h); `data` is the request. */
+static void swarm_answer(void *data, int status, json_t *result, const struct serr *err)
+{
+    struct http_req *req = data;
+    if (status < 0)
+        http_respond_error(req, err);
+    else
+        respond_json(req, 200, result);
+}
+
 /* Writes need this node to be the leader of a swarm. */
 bool require_leader(struct shoal *sh, struct http_req *req)
 {
@@ -157,13 +175,17 @@ static void post_swarm_init(struct shoal *sh, struct http_req *req, char **args)
     json_t *body = body_json(req, false);
     if (body == NULL)
         return;
-    swarm_init(sh, req, body);
+    struct serr err = {0};
+    if (swarm_init(sh, body, swarm_answer, req, &err) < 0)
+        http_respond_error(req, &err);
     json_decref(body);
 }
 
 static void post_swarm_leave(struct shoal *sh, struct http_req *req, char **args)
 {
-    swarm_leave(sh, req, query_flag(req, "force"));
+    struct serr err = {0};
+    if (swarm_leave(sh, query_flag(req, "force"), swarm_answer, req, &err) < 0)
+        http_respond_error(req, &err);
 }
 
 /* ---- nodes ---- */
@@ -745,7 +767,9 @@ static void post_swarm_join(struct shoal *sh, struct http_req *req, char **args)
     json_t *body = body_json(req, true);
     if (body == NULL)
         return;
-    swarm_join(sh, req, body);
+    struct serr err = {0};
+    if (swarm_join(sh, body, swarm_answer, req, &err) < 0)
+        http_respond_error(req, &err);
     json_decref(body);
 }
 
@@ -759,14 +783,21 @@ static void get_join_token(struct shoal *sh, struct http_req *req, char **args)
     }
     if (!require_leader(sh, req))
         return;
-    swarm_join_token(sh, req, args[0], false);
+    struct serr err = {0};
+    json_t *reply = swarm_join_token(sh, args[0], &err);
+    if (reply == NULL)
+        http_respond_error(req, &err);
+    else
+        respond_json(req, 200, reply);
 }
 
 static void post_join_token_rotate(struct shoal *sh, struct http_req *req, char **args)
 {
     if (!require_leader(sh, req))
         return;
-    swarm_join_token(sh, req, args[0], true);
+    struct serr err = {0};
+    if (swarm_join_token_rotate(sh, args[0], swarm_answer, req, &err) < 0)
+        http_respond_error(req, &err);
 }
 
 /* A client certificate for remote CLI access (root on a manager only). */
@@ -789,7 +820,17 @@ static void get_admin_cert(struct shoal *sh, struct http_req *req, char **args)
 
 static void post_cluster_join(struct shoal *sh, struct http_req *req, char **args)
 {
-    swarm_accept_join(sh, req);
+    if (sh->cluster == NULL || !cluster_is_leader(sh->cluster)) {
+        respond_not_leader(sh, req);
+        return;
+    }
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    struct serr err = {0};
+    if (swarm_accept_join(sh, body, swarm_answer, req, &err) < 0)
+        http_respond_error(req, &err);
+    json_decref(body);
 }
 
 /* A node's heartbeat: the dispatcher (manager/dispatcher.h) answers it. */

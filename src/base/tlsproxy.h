@@ -18,7 +18,7 @@
  *
  * TLS 1.3 clients finish the handshake before the server has checked their
  * certificate, so a client waits for the server's first session ticket (shoal
- * servers, see manager/ca.c, send one) or application data before it reports
+ * servers, see tls/tls_ctx.c, send one) or application data before it reports
  * success: a refused client certificate shows as a failed connect, not as a
  * connection that closes at once.
  *

@@ -11,7 +11,7 @@
 #include "daemon/clusternet.h"
 #include "daemon/clusternet_int.h"
 #include "daemon/shoal.h"
-#include "manager/ca.h"
+#include "tls/tls_ctx.h"
 #include "store/store.h"
 
 struct net *net_get(struct shoal *sh)

@@ -3,7 +3,8 @@
  * Keeps <state_dir>/swarm.json (advertise and listen addresses, raft id, role,
  * managers, the manager's host name joined through),
  * <state_dir>/tls/ (CA, node certificate and key) and, on managers,
- * <state_dir>/ca/ (written from the store). */
+ * <state_dir>/ca/ (written from the store).
+ * One concept per file: daemon/swarm_*.c, listed in swarm_int.h. */
 #ifndef SHOAL_DAEMON_SWARM_H
 #define SHOAL_DAEMON_SWARM_H
 
@@ -13,21 +14,37 @@
 #include "base/err.h"
 
 struct shoal;
-struct http_req;
 
 /* Starts the node's swarm parts again when swarm.json exists. */
 int swarm_resume(struct shoal *sh, struct serr *err);
 
-/* Local API: POST /v1/swarm/init, /join, /leave; GET /v1/swarm/join-token/ROLE. */
-void swarm_init(struct shoal *sh, struct http_req *req, json_t *body);
-void swarm_join(struct shoal *sh, struct http_req *req, json_t *body);
-void swarm_leave(struct shoal *sh, struct http_req *req, int force);
-void swarm_join_token(struct shoal *sh, struct http_req *req, const char *role, bool rotate);
+/* How a swarm operation that outlives its call ends (libuv style): status 0
+ * and `result`, the answer (a new reference the callback takes over; NULL when
+ * it could not be encoded), or status -1 and `err` (result NULL). The swarm
+ * code speaks no HTTP: api/ turns this into the answer. */
+typedef void (*swarm_done_cb)(void *data, int status, json_t *result, const struct serr *err);
 
-/* Cluster port: POST /v1/cluster/join from a node holding a token. */
-void swarm_accept_join(struct shoal *sh, struct http_req *req);
-/* 503 with {"message", "leader": address} so that the caller can retry there. */
-void respond_not_leader(struct shoal *sh, struct http_req *req);
+/* The local API's operations (POST /v1/swarm/init, /join, /leave; `body` is
+ * the request's, borrowed). Each returns -1 with err set when it cannot start
+ * (done is then never called), else 0, and calls done(data, ...) exactly once,
+ * later, from the loop. */
+int swarm_init(struct shoal *sh, json_t *body, swarm_done_cb done, void *data, struct serr *err);
+int swarm_join(struct shoal *sh, json_t *body, swarm_done_cb done, void *data, struct serr *err);
+int swarm_leave(struct shoal *sh, bool force, swarm_done_cb done, void *data, struct serr *err);
+
+/* GET /v1/swarm/join-token/ROLE: {"role", "token", "command"} (new reference),
+ * or NULL with err set. */
+json_t *swarm_join_token(struct shoal *sh, const char *role, struct serr *err);
+/* POST /v1/swarm/join-token/ROLE/rotate: a new secret for the role, committed
+ * to the store; done gets the new token as swarm_join_token's. Returns as
+ * swarm_init. */
+int swarm_join_token_rotate(struct shoal *sh, const char *role, swarm_done_cb done, void *data,
+                            struct serr *err);
+
+/* Cluster port, POST /v1/cluster/join from a node holding a token (`body`
+ * borrowed), on the leader (the caller checked). Returns as swarm_init. */
+int swarm_accept_join(struct shoal *sh, json_t *body, swarm_done_cb done, void *data,
+                      struct serr *err);
 
 /* Writes the cluster CA from the store into <state_dir>/ca/ and returns that
  * directory (caller frees), or NULL. Managers only. */

@@ -1,8 +1,7 @@
-/* Cluster CA, join tokens and TLS contexts on OpenSSL 3. See ca.h. */
+/* The cluster CA and its join secrets, on OpenSSL 3. See ca.h. */
 #include "manager/ca.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,76 +17,18 @@
 #include <openssl/x509v3.h>
 
 #include "base/util.h"
+#include "tls/identity.h"
+#include "tls/pem.h"
 
 #define CA_YEARS 10
 #define NODE_CERT_DAYS 365
 /* Certificates start a little in the past so a node whose clock lags the
  * manager's by a few minutes still accepts them. */
 #define BACKDATE_SECONDS (5 * 60)
-#define TOKEN_PREFIX "SHOAL-1-"
 
 static const char *const join_roles[] = {"worker", "manager"};
 
 /* ---- small helpers ---- */
-
-/* Puts the newest OpenSSL error after `what` into err and clears the queue. */
-static int ssl_fail(struct serr *err, const char *what)
-{
-    unsigned long code = ERR_peek_last_error();
-    const char *reason = code ? ERR_reason_error_string(code) : NULL;
-    ERR_clear_error();
-    return serr_set(err, SERR_INTERNAL, "%s: %s", what, reason ? reason : "openssl error");
-}
-
-static char *bio_to_string(BIO *bio)
-{
-    char *data = NULL;
-    long len = BIO_get_mem_data(bio, &data);
-    char *copy = xmalloc((size_t)len + 1);
-    memcpy(copy, data, (size_t)len);
-    copy[len] = '\0';
-    return copy;
-}
-
-static char *cert_to_pem(X509 *cert)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL || !PEM_write_bio_X509(bio, cert))
-        abort(); /* memory BIOs only fail without memory, like xmalloc */
-    char *pem = bio_to_string(bio);
-    BIO_free(bio);
-    return pem;
-}
-
-static char *key_to_pem(EVP_PKEY *key)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL || !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL))
-        abort();
-    char *pem = bio_to_string(bio);
-    BIO_free(bio);
-    return pem;
-}
-
-static X509 *cert_from_pem(const char *pem, struct serr *err)
-{
-    BIO *bio = BIO_new_mem_buf(pem, -1);
-    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    if (cert == NULL)
-        ssl_fail(err, "read certificate");
-    return cert;
-}
-
-static EVP_PKEY *key_from_pem(const char *pem, struct serr *err)
-{
-    BIO *bio = BIO_new_mem_buf(pem, -1);
-    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    if (key == NULL)
-        ssl_fail(err, "read private key");
-    return key;
-}
 
 static bool role_is_valid(const char *role)
 {
@@ -161,14 +102,6 @@ static int set_validity(X509 *cert, long days)
     return 0;
 }
 
-static int add_name_entry(X509_NAME *name, const char *field, const char *value)
-{
-    return X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8, (const unsigned char *)value,
-                                      -1, -1, 0)
-               ? 0
-               : -1;
-}
-
 /* Adds one extension written in openssl.cnf syntax, e.g. "critical,CA:TRUE". */
 static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 {
@@ -183,14 +116,6 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
     return ok ? 0 : -1;
 }
 
-static EVP_PKEY *new_p256_key(struct serr *err)
-{
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    if (key == NULL)
-        ssl_fail(err, "generate P-256 key");
-    return key;
-}
-
 static X509 *new_self_signed_ca(EVP_PKEY *key, struct serr *err)
 {
     X509 *cert = X509_new();
@@ -198,7 +123,7 @@ static X509 *new_self_signed_ca(EVP_PKEY *key, struct serr *err)
         set_validity(cert, CA_YEARS * 365L + CA_YEARS / 4) < 0)
         goto fail;
     X509_NAME *name = X509_get_subject_name(cert);
-    if (add_name_entry(name, "CN", "shoal-ca") < 0 || !X509_set_issuer_name(cert, name) ||
+    if (name_entry_add(name, "CN", "shoal-ca") < 0 || !X509_set_issuer_name(cert, name) ||
         !X509_set_pubkey(cert, key))
         goto fail;
     if (add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
@@ -210,7 +135,7 @@ static X509 *new_self_signed_ca(EVP_PKEY *key, struct serr *err)
     return cert;
 fail:
     X509_free(cert);
-    ssl_fail(err, "create CA certificate");
+    tls_fail(err, "create CA certificate");
     return NULL;
 }
 
@@ -249,7 +174,7 @@ int ca_create(const char *dir, struct serr *err)
         serr_set(err, SERR_CONFLICT, "a CA already exists in %s", dir);
         goto out;
     }
-    if ((key = new_p256_key(err)) == NULL || (cert = new_self_signed_ca(key, err)) == NULL)
+    if ((key = p256_key_new(err)) == NULL || (cert = new_self_signed_ca(key, err)) == NULL)
         goto out;
     key_pem = key_to_pem(key);
     cert_pem = cert_to_pem(cert);
@@ -299,27 +224,7 @@ out:
     return rc;
 }
 
-/* ---- digests and tokens ---- */
-
-static void cert_digest_hex(X509 *cert, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (!X509_digest(cert, EVP_sha256(), md, &len) || len != 32)
-        abort(); /* only fails without memory */
-    for (unsigned i = 0; i < len; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-int ca_digest(const char *ca_pem, char out[65], struct serr *err)
-{
-    X509 *cert = cert_from_pem(ca_pem, err);
-    if (cert == NULL)
-        return -1;
-    cert_digest_hex(cert, out);
-    X509_free(cert);
-    return 0;
-}
+/* ---- join secrets ---- */
 
 static int load_tokens(const char *dir, json_t **out, struct serr *err)
 {
@@ -384,46 +289,6 @@ int ca_token_rotate(const char *dir, const char *role, struct serr *err)
     return rc;
 }
 
-static bool all_chars_in(const char *s, size_t len, const char *allowed)
-{
-    for (size_t i = 0; i < len; i++)
-        if (s[i] == '\0' || strchr(allowed, s[i]) == NULL)
-            return false;
-    return true;
-}
-
-int token_parse(const char *token, char digest[65], char *secret, size_t secretlen,
-                struct serr *err)
-{
-    const size_t prefix_len = strlen(TOKEN_PREFIX);
-    if (token == NULL || *token == '\0')
-        return serr_set(err, SERR_INVALID, "invalid join token: empty");
-    if (strncmp(token, TOKEN_PREFIX, prefix_len) != 0)
-        return serr_set(err, SERR_INVALID, "invalid join token: does not start with %s",
-                        TOKEN_PREFIX);
-    const char *hex = token + prefix_len;
-    if (strlen(hex) < CA_DIGEST_HEX_LEN ||
-        !all_chars_in(hex, CA_DIGEST_HEX_LEN, "0123456789abcdef"))
-        return serr_set(err, SERR_INVALID,
-                        "invalid join token: the CA digest is not 64 lowercase hex characters");
-    const char *rest = hex + CA_DIGEST_HEX_LEN;
-    if (*rest != '-')
-        return serr_set(err, SERR_INVALID,
-                        "invalid join token: expected '-' after the 64-character CA digest");
-    rest++;
-    if (strlen(rest) != CA_SECRET_LEN ||
-        !all_chars_in(rest, CA_SECRET_LEN, "abcdefghijklmnopqrstuvwxyz0123456789"))
-        return serr_set(err, SERR_INVALID,
-                        "invalid join token: the secret is not %d characters [a-z0-9]",
-                        CA_SECRET_LEN);
-    if (secretlen < CA_SECRET_LEN + 1)
-        return serr_set(err, SERR_INTERNAL, "join secret buffer too small");
-    memcpy(digest, hex, CA_DIGEST_HEX_LEN);
-    digest[CA_DIGEST_HEX_LEN] = '\0';
-    memcpy(secret, rest, CA_SECRET_LEN + 1);
-    return 0;
-}
-
 int ca_token_check(const char *dir, const char *secret, char role_out[16], struct serr *err)
 {
     json_t *tokens = NULL;
@@ -446,62 +311,6 @@ int ca_token_check(const char *dir, const char *secret, char role_out[16], struc
 }
 
 /* ---- CSRs and node certificates ---- */
-
-static X509_REQ *new_csr(const char *node_id, EVP_PKEY *key)
-{
-    X509_REQ *req = X509_REQ_new();
-    if (req == NULL || !X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
-        add_name_entry(X509_REQ_get_subject_name(req), "CN", node_id) < 0 ||
-        !X509_REQ_set_pubkey(req, key) || !X509_REQ_sign(req, key, EVP_sha256())) {
-        X509_REQ_free(req);
-        return NULL;
-    }
-    return req;
-}
-
-int node_key_csr(const char *node_id, char **key_pem, char **csr_pem, struct serr *err)
-{
-    if (node_id == NULL || *node_id == '\0')
-        return serr_set(err, SERR_INVALID, "empty node id");
-    EVP_PKEY *key = new_p256_key(err);
-    if (key == NULL)
-        return -1;
-    X509_REQ *req = new_csr(node_id, key);
-    if (req == NULL) {
-        EVP_PKEY_free(key);
-        return ssl_fail(err, "create CSR");
-    }
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL || !PEM_write_bio_X509_REQ(bio, req))
-        abort();
-    *csr_pem = bio_to_string(bio);
-    *key_pem = key_to_pem(key);
-    BIO_free(bio);
-    X509_REQ_free(req);
-    EVP_PKEY_free(key);
-    return 0;
-}
-
-static int name_text(const X509_NAME *name, int nid, char *out, size_t outlen)
-{
-    int pos = X509_NAME_get_index_by_NID(name, nid, -1);
-    if (pos < 0)
-        return -1;
-    /* Exactly one value: a second CN or OU would make the identity ambiguous. */
-    if (X509_NAME_get_index_by_NID(name, nid, pos) >= 0)
-        return -1;
-    X509_NAME_ENTRY *entry = X509_NAME_get_entry(name, pos);
-    unsigned char *utf8 = NULL;
-    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(entry));
-    int rc = -1;
-    if (len >= 0 && (size_t)len < outlen && memchr(utf8, '\0', (size_t)len) == NULL) {
-        memcpy(out, utf8, (size_t)len);
-        out[len] = '\0';
-        rc = 0;
-    }
-    OPENSSL_free(utf8);
-    return rc;
-}
 
 static X509_REQ *csr_from_pem_verified(const char *csr_pem, struct serr *err)
 {
@@ -526,7 +335,7 @@ static X509_REQ *csr_from_pem_verified(const char *csr_pem, struct serr *err)
 static int check_csr_cn(X509_REQ *req, const char *node_id, struct serr *err)
 {
     char cn[256];
-    if (name_text(X509_REQ_get_subject_name(req), NID_commonName, cn, sizeof(cn)) < 0)
+    if (name_entry_text(X509_REQ_get_subject_name(req), NID_commonName, cn, sizeof(cn)) < 0)
         return serr_set(err, SERR_INVALID, "certificate signing request: no single CN");
     if (strcmp(cn, node_id) != 0)
         return serr_set(err, SERR_INVALID,
@@ -543,7 +352,7 @@ static X509 *new_node_cert(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *node_pub,
         set_validity(cert, NODE_CERT_DAYS) < 0)
         goto fail;
     X509_NAME *name = X509_get_subject_name(cert);
-    if (add_name_entry(name, "OU", role) < 0 || add_name_entry(name, "CN", node_id) < 0 ||
+    if (name_entry_add(name, "OU", role) < 0 || name_entry_add(name, "CN", node_id) < 0 ||
         !X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) ||
         !X509_set_pubkey(cert, node_pub))
         goto fail;
@@ -578,7 +387,7 @@ int ca_sign(const char *dir, const char *csr_pem, const char *node_id, const cha
         goto out;
     cert = new_node_cert(ca_cert, ca_key, X509_REQ_get0_pubkey(req), node_id, role);
     if (cert == NULL) {
-        ssl_fail(err, "issue certificate");
+        tls_fail(err, "issue certificate");
         goto out;
     }
     *cert_pem = cert_to_pem(cert);
@@ -606,202 +415,4 @@ int ca_issue_admin(const char *dir, char **key_pem, char **cert_pem, struct serr
         *key_pem = NULL;
     }
     return rc;
-}
-
-int cert_identity(X509 *cert, char *node_id, size_t idlen, char *role, size_t rolelen,
-                  struct serr *err)
-{
-    const X509_NAME *name = X509_get_subject_name(cert);
-    if (name_text(name, NID_commonName, node_id, idlen) < 0)
-        return serr_set(err, SERR_INVALID, "certificate has no usable CN");
-    if (X509_NAME_get_index_by_NID(name, NID_organizationalUnitName, -1) < 0) {
-        if (rolelen > 0)
-            role[0] = '\0';
-        return 0;
-    }
-    if (name_text(name, NID_organizationalUnitName, role, rolelen) < 0)
-        return serr_set(err, SERR_INVALID, "certificate has no usable OU");
-    return 0;
-}
-
-int cert_identity_pem(const char *cert_pem, char *node_id, size_t idlen, char *role,
-                      size_t rolelen, struct serr *err)
-{
-    X509 *cert = cert_from_pem(cert_pem, err);
-    if (cert == NULL)
-        return -1;
-    int rc = cert_identity(cert, node_id, idlen, role, rolelen, err);
-    X509_free(cert);
-    return rc;
-}
-
-/* ---- TLS contexts ---- */
-
-static SSL_CTX *ctx_base(bool is_server, struct serr *err)
-{
-    SSL_CTX *ctx = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method());
-    if (ctx == NULL) {
-        ssl_fail(err, "create TLS context");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    /* TLS 1.2 only with forward-secret AEAD suites; 1.3 suites are all fine. */
-    if (!SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20")) {
-        SSL_CTX_free(ctx);
-        ssl_fail(err, "set TLS ciphers");
-        return NULL;
-    }
-    /* One TLS 1.3 ticket: tlsproxy clients wait for it to learn that the server
-     * accepted their certificate (TLS 1.3 clients finish before the server checks). */
-    if (is_server)
-        SSL_CTX_set_num_tickets(ctx, 1);
-    return ctx;
-}
-
-static int ctx_use_identity(SSL_CTX *ctx, X509 *ca, const char *cert_pem, const char *key_pem,
-                            struct serr *err)
-{
-    X509 *cert = cert_from_pem(cert_pem, err);
-    EVP_PKEY *key = cert ? key_from_pem(key_pem, err) : NULL;
-    int rc = -1;
-    if (key == NULL)
-        goto out;
-    if (!SSL_CTX_use_certificate(ctx, cert) || !SSL_CTX_use_PrivateKey(ctx, key) ||
-        !SSL_CTX_check_private_key(ctx) || !SSL_CTX_add1_chain_cert(ctx, ca)) {
-        ssl_fail(err, "use certificate and key");
-        goto out;
-    }
-    rc = 0;
-out:
-    EVP_PKEY_free(key);
-    X509_free(cert);
-    return rc;
-}
-
-SSL_CTX *tls_ctx_new(const char *ca_pem, const char *cert_pem, const char *key_pem, bool is_server,
-                     bool require_peer_cert, struct serr *err)
-{
-    if ((cert_pem == NULL) != (key_pem == NULL)) {
-        serr_set(err, SERR_INVALID, "a TLS certificate needs its key and the other way round");
-        return NULL;
-    }
-    X509 *ca = cert_from_pem(ca_pem, err);
-    if (ca == NULL)
-        return NULL;
-    SSL_CTX *ctx = ctx_base(is_server, err);
-    if (ctx == NULL)
-        goto fail;
-    if (!X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca)) {
-        ssl_fail(err, "trust CA");
-        goto fail;
-    }
-    if (cert_pem && ctx_use_identity(ctx, ca, cert_pem, key_pem, err) < 0)
-        goto fail;
-    if (is_server && !SSL_CTX_add_client_CA(ctx, ca)) {
-        ssl_fail(err, "announce CA");
-        goto fail;
-    }
-    int mode = SSL_VERIFY_PEER;
-    if (is_server && require_peer_cert)
-        mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    SSL_CTX_set_verify(ctx, mode, NULL);
-    SSL_CTX_set_verify_depth(ctx, 1); /* leaf and CA: shoal has no intermediates */
-    X509_free(ca);
-    return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    X509_free(ca);
-    return NULL;
-}
-
-/* The pinned digest lives in the context's ex_data, freed with the context. */
-static int pin_index = -1;
-static pthread_once_t pin_index_once = PTHREAD_ONCE_INIT;
-
-static void pin_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-    free(ptr);
-}
-
-static void make_pin_index(void)
-{
-    pin_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, pin_free);
-}
-
-static int pin_fail(X509_STORE_CTX *store_ctx, int code, const char *why)
-{
-    X509_STORE_CTX_set_error(store_ctx, code);
-    ERR_raise_data(ERR_LIB_USER, ERR_R_INTERNAL_ERROR, "%s", why);
-    return 0;
-}
-
-static X509 *find_pinned_ca(STACK_OF(X509) *chain, const char *digest_hex)
-{
-    for (int i = 0; i < sk_X509_num(chain); i++) {
-        X509 *cert = sk_X509_value(chain, i);
-        char hex[65];
-        cert_digest_hex(cert, hex);
-        if (CRYPTO_memcmp(hex, digest_hex, CA_DIGEST_HEX_LEN) == 0 && X509_check_ca(cert) > 0)
-            return cert;
-    }
-    return NULL;
-}
-
-/* Verifies `leaf` against `ca` alone, as a TLS server certificate. Returns the
- * X509_V_* result. */
-static int verify_against(X509 *ca, X509 *leaf, STACK_OF(X509) *untrusted)
-{
-    X509_STORE *store = X509_STORE_new();
-    X509_STORE_CTX *vctx = X509_STORE_CTX_new();
-    int result = X509_V_ERR_UNSPECIFIED;
-    if (store && vctx && X509_STORE_add_cert(store, ca) &&
-        X509_STORE_CTX_init(vctx, store, leaf, untrusted)) {
-        X509_STORE_CTX_set_purpose(vctx, X509_PURPOSE_SSL_SERVER);
-        result = X509_verify_cert(vctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(vctx);
-    }
-    X509_STORE_CTX_free(vctx);
-    X509_STORE_free(store);
-    return result;
-}
-
-static int pin_verify(X509_STORE_CTX *store_ctx, void *arg)
-{
-    SSL_CTX *ctx = arg;
-    const char *digest_hex = SSL_CTX_get_ex_data(ctx, pin_index);
-    STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(store_ctx);
-    X509 *leaf = X509_STORE_CTX_get0_cert(store_ctx);
-    X509 *ca = chain && digest_hex ? find_pinned_ca(chain, digest_hex) : NULL;
-    if (ca == NULL || leaf == NULL)
-        return pin_fail(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION,
-                        "the manager's CA does not match the token's digest");
-    int result = verify_against(ca, leaf, chain);
-    if (result != X509_V_OK)
-        return pin_fail(store_ctx, result, X509_verify_cert_error_string(result));
-    X509_STORE_CTX_set_error(store_ctx, X509_V_OK);
-    return 1;
-}
-
-SSL_CTX *tls_ctx_new_pinning(const char *digest_hex, struct serr *err)
-{
-    if (digest_hex == NULL || strlen(digest_hex) != CA_DIGEST_HEX_LEN ||
-        !all_chars_in(digest_hex, CA_DIGEST_HEX_LEN, "0123456789abcdef")) {
-        serr_set(err, SERR_INVALID, "CA digest is not 64 lowercase hex characters");
-        return NULL;
-    }
-    pthread_once(&pin_index_once, make_pin_index);
-    SSL_CTX *ctx = ctx_base(false, err);
-    if (ctx == NULL)
-        return NULL;
-    char *pinned = xstrdup(digest_hex);
-    if (pin_index < 0 || !SSL_CTX_set_ex_data(ctx, pin_index, pinned)) {
-        free(pinned);
-        SSL_CTX_free(ctx);
-        ssl_fail(err, "store CA digest");
-        return NULL;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_cert_verify_callback(ctx, pin_verify, ctx);
-    return ctx;
 }

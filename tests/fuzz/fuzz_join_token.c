@@ -1,10 +1,11 @@
-/* What a joining node sends the leader (manager/ca.c): join tokens
+/* What a joining node sends the leader (manager/ca.c, tls/identity.c): join tokens
  * (`swarm join --token`, token_parse), the secret checked against the CA's
  * (ca_token_check), and the certificate request the CA signs (ca_sign), plus
  * certificate identities (cert_identity_pem). The first byte picks which;
  * the rest is the text. */
 #include "fuzz.h"
 #include "manager/ca.h"
+#include "tls/identity.h"
 
 static char *ca_dir;
 

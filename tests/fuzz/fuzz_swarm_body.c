@@ -1,12 +1,13 @@
-/* The bodies of POST /v1/swarm/init and /v1/swarm/join (daemon/swarm.c):
- * the fields each handler reads, through the same checks, without starting a
- * cluster or connecting anywhere. With daemon/addr.c (the listen and
+/* The bodies of POST /v1/swarm/init and /v1/swarm/join (daemon/swarm_init.c,
+ * daemon/swarm_join.c): the fields each handler reads, through the same
+ * checks, without starting a cluster or connecting anywhere. With daemon/addr.c (the listen and
  * advertise address rules), the addresses go through addr_pick() on a fixed
  * set of interfaces instead of the host's. */
 #include "fuzz.h"
 
-/* check_pool(), check_overlay() and the address parsing are static. */
-#include "daemon/swarm.c"
+/* check_pool(), check_overlay() and join_prepare() are static. */
+#include "daemon/swarm_init.c"
+#include "daemon/swarm_join.c"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

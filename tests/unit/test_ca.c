@@ -9,6 +9,8 @@
 
 #include "base/util.h"
 #include "manager/ca.h"
+#include "tls/identity.h"
+#include "tls/tls_ctx.h"
 #include "unit.h"
 
 static char *make_ca(void)

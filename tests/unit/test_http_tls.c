@@ -14,6 +14,8 @@
 #include "api/http.h"
 #include "base/util.h"
 #include "manager/ca.h"
+#include "tls/identity.h"
+#include "tls/tls_ctx.h"
 #include "unit.h"
 
 /* ---- certificates ---- */

@@ -12,6 +12,8 @@
 #include "base/tlsproxy.h"
 #include "base/util.h"
 #include "manager/ca.h"
+#include "tls/identity.h"
+#include "tls/tls_ctx.h"
 #include "unit.h"
 
 #define BIG (2 * 1024 * 1024)
