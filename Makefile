@@ -33,7 +33,7 @@ SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -Isrc $(sh
 LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lhttp_parser -lm
 
 SRC := $(wildcard src/base/*.c src/api/*.c src/store/*.c src/raft/*.c src/manager/*.c \
-                  src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
+                  src/model/*.c src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
 OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ui_assets.o
 UI_FILES := $(wildcard src/ui/*.html src/ui/*.js src/ui/*.css)

@@ -21,7 +21,7 @@
 #include "base/util.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
-#include "manager/scheduler.h"
+#include "model/task.h"
 #include "store/store.h"
 
 static void ctr_maybe_free(struct ctr *c);

@@ -15,7 +15,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
-#include "manager/netmodel.h"
+#include "model/cidr.h"
 
 /* What one pass wants the kernel to have. */
 struct net_want {

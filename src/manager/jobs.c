@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "model/task.h"
 #include "manager/jobs_sched.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"

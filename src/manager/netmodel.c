@@ -8,40 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agent/net.h"
 #include "base/util.h"
+#include "model/cidr.h"
 #include "manager/subnets.h"
 #include "store/store.h"
-
-/* ---- pure helpers ---- */
-
-static uint32_t prefix_mask(int prefix)
-{
-    return prefix <= 0 ? 0 : 0xffffffffu << (32 - prefix);
-}
-
-bool net_ranges_overlap(uint32_t a, int aprefix, uint32_t b, int bprefix)
-{
-    uint32_t mask = prefix_mask(aprefix < bprefix ? aprefix : bprefix);
-    return (a & mask) == (b & mask);
-}
-
-bool net_slice(uint32_t pool, uint32_t node_subnet, uint32_t net, int prefix, uint32_t *slice)
-{
-    if (prefix > 23 || node_subnet < pool)
-        return false;
-    uint64_t k = (node_subnet - pool) >> 8;
-    uint64_t count = 1ull << (24 - prefix);
-    if (k + 1 >= count) /* the last /24 holds the virtual IPs */
-        return false;
-    *slice = net + (uint32_t)(k << 8);
-    return true;
-}
-
-uint32_t net_vip_block(uint32_t net, int prefix)
-{
-    return (net | ~prefix_mask(prefix)) & 0xffffff00u;
-}
 
 /* ---- networks ---- */
 

@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "model/task.h"
 #include "manager/jobs.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "model/task.h"
 
 struct constraint {
     char key[128];   /* "role", "hostname", "id", "labels.KEY" */
@@ -106,16 +107,6 @@ static bool constraints_match(json_t *node, json_t *constraints)
 bool node_eligible(json_t *node, json_t *constraints)
 {
     return node_available(node) && constraints_match(node, constraints);
-}
-
-bool task_state_terminal(const char *state)
-{
-    static const char *const finals[] = {"complete", "failed", "rejected", "shutdown",
-                                         "orphaned", NULL};
-    for (int i = 0; state && finals[i]; i++)
-        if (strcmp(state, finals[i]) == 0)
-            return true;
-    return false;
 }
 
 static bool task_live(json_t *t)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/image.h"
+#include "model/imageref.h"
 #include "agent/runtime.h"
 #include "base/util.h"
 #include "manager/scheduler.h"

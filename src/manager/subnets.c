@@ -3,9 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/net.h"
 #include "base/util.h"
-#include "manager/netmodel.h"
+#include "model/cidr.h"
 #include "store/store.h"
 
 const char *subnets_pool(json_t *cluster_meta)
