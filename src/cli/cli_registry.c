@@ -17,9 +17,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "agent/image.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "model/imageref.h"
 
 /* ---- credentials -------------------------------------------------------- */
 
