@@ -17,11 +17,12 @@
 #include "agent/image.h"
 #include "agent/net.h"
 #include "api/http.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
-#include "manager/scheduler.h"
+#include "model/task.h"
 #include "store/store.h"
 
 static void ctr_maybe_free(struct ctr *c);
@@ -750,14 +751,9 @@ void agent_kick(struct agent *a)
     uv_timer_start(&a->kick, kick_cb, 0, 0);
 }
 
-static const char *sget(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static bool task_waits_for_bridge(struct agent *a, json_t *task)
 {
-    const char *network = sget(json_object_get(task, "container"), "network");
+    const char *network = jstr(json_object_get(task, "container"), "network");
     /* a set-up that failed rejects the task instead, with the reason */
     return network && strcmp(network, "host") != 0 && !agent_net_ready(a, network) &&
            agent_net_error(a) == NULL;
@@ -765,9 +761,9 @@ static bool task_waits_for_bridge(struct agent *a, json_t *task)
 
 static void sync_task(struct agent *a, json_t *task)
 {
-    const char *id = sget(task, "id");
-    const char *desired = sget(task, "desired_state");
-    const char *state = sget(task, "state");
+    const char *id = jstr(task, "id");
+    const char *desired = jstr(task, "desired_state");
+    const char *state = jstr(task, "state");
     struct ctr *c = ctr_find(a, id);
     bool want_running = desired && strcmp(desired, "running") == 0;
     if (c && c->phase == PH_DONE) {
@@ -833,7 +829,7 @@ static void sweep_logs(struct agent *a, json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        const char *id = sget(t, "id");
+        const char *id = jstr(t, "id");
         if (id)
             json_object_set_new(known, id, json_true());
     }
@@ -882,7 +878,7 @@ void agent_sync(struct agent *a)
         bool found = false;
         json_array_foreach(tasks, i, t)
         {
-            if (strcmp(sget(t, "id"), c->task_id) == 0)
+            if (strcmp(jstr(t, "id"), c->task_id) == 0)
                 found = true;
         }
         if (found)

@@ -12,10 +12,11 @@
 #include "agent/agent_int.h"
 #include "agent/dns.h"
 #include "agent/net.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
-#include "manager/netmodel.h"
+#include "model/cidr.h"
 
 /* What one pass wants the kernel to have. */
 struct net_want {
@@ -54,8 +55,6 @@ struct agent_net {
 };
 
 static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *addrs, size_t max);
-static const char *sget(json_t *o, const char *key);
-
 /* True for a bridge name this daemon may have made: its own, or a user
  * network's (bridge_name). Anything else in the saved file is ignored, so a
  * damaged file cannot make us delete the host's devices. */
@@ -110,7 +109,7 @@ static void local_save_ahead(struct agent_net *n)
     json_object_foreach(n->want.local, name, v)
     {
         json_t *had = json_object_get(both, name);
-        if (had && strcmp(sget(had, "bridge"), sget(v, "bridge")) != 0) {
+        if (had && strcmp(jstr(had, "bridge"), jstr(v, "bridge")) != 0) {
             char *key = xasprintf("%s/replaced", name);
             json_object_set(both, key, had);
             free(key);
@@ -185,14 +184,9 @@ static void addr_ip(const char *addr, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)(len < outlen ? len : outlen - 1), addr);
 }
 
-static const char *sget(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
 static bool parse_cidr(json_t *o, const char *key, uint32_t *net, int *prefix)
 {
-    const char *text = sget(o, key);
+    const char *text = jstr(o, key);
     return text && net_parse_cidr(text, net, prefix, NULL) == 0;
 }
 
@@ -206,10 +200,10 @@ static void cidr24(uint32_t net, char *out)
 /* The bridge of a network on this node: the daemon's own for "bridge". */
 static void bridge_name(struct agent_net *n, json_t *network, char *out)
 {
-    if (strcmp(sget(network, "name"), NETWORK_BRIDGE) == 0)
+    if (strcmp(jstr(network, "name"), NETWORK_BRIDGE) == 0)
         snprintf(out, 16, "%s", n->bridge);
     else
-        snprintf(out, 16, "shn%.12s", sget(network, "id") ? sget(network, "id") : "");
+        snprintf(out, 16, "shn%.12s", jstr(network, "id") ? jstr(network, "id") : "");
 }
 
 /* Bridges of this node: one per network that has a /24 for it. */
@@ -232,7 +226,7 @@ static void plan_bridges(struct agent_net *n, json_t *networks, uint32_t pool, u
         b->slice = slice;
         char cidr[20];
         cidr24(slice, cidr);
-        json_object_set_new(w->local, sget(net, "name"),
+        json_object_set_new(w->local, jstr(net, "name"),
                             json_pack("{s:s, s:I}", "bridge", b->name, "slice", (json_int_t)slice));
         json_array_append_new(list, json_pack("{s:s, s:s}", "name", b->name, "slice", cidr));
     }
@@ -251,7 +245,7 @@ static void plan_routes(struct agent_net *n, json_t *nodes, json_t *networks, ui
     {
         uint32_t subnet, base, slice;
         int prefix;
-        const char *addr = sget(node, "addr"), *id = sget(node, "id");
+        const char *addr = jstr(node, "addr"), *id = jstr(node, "id");
         if (!id || !addr || strcmp(id, self_id) == 0 || !parse_cidr(node, "subnet", &subnet, &prefix))
             continue;
         json_array_foreach(networks, j, net)
@@ -295,8 +289,8 @@ static void plan_stale(struct agent_net *n)
     json_object_foreach(n->local, name, v)
     {
         json_t *wanted = json_object_get(w->local, name);
-        if (wanted == NULL || strcmp(sget(wanted, "bridge"), sget(v, "bridge")) != 0)
-            w->stale[w->nstale++] = xstrdup(sget(v, "bridge"));
+        if (wanted == NULL || strcmp(jstr(wanted, "bridge"), jstr(v, "bridge")) != 0)
+            w->stale[w->nstale++] = xstrdup(jstr(v, "bridge"));
     }
 }
 
@@ -337,11 +331,11 @@ static bool plan(struct agent_net *n, json_t *nodes, json_t *mesh, const char *s
         return false;
     json_array_foreach(nodes, i, node)
     {
-        if (strcmp(sget(node, "id") ? sget(node, "id") : "", self_id) != 0)
+        if (strcmp(jstr(node, "id") ? jstr(node, "id") : "", self_id) != 0)
             continue;
-        if (!parse_cidr(node, "subnet", &self, &prefix) || sget(node, "addr") == NULL)
+        if (!parse_cidr(node, "subnet", &self, &prefix) || jstr(node, "addr") == NULL)
             return false;
-        addr_ip(sget(node, "addr"), n->want.self_ip, sizeof(n->want.self_ip));
+        addr_ip(jstr(node, "addr"), n->want.self_ip, sizeof(n->want.self_ip));
     }
     if (self == 0)
         return false;
@@ -432,7 +426,7 @@ static void teardown(struct agent_net *n)
     size_t count = 0;
     const char *name;
     json_t *v;
-    json_object_foreach(n->local, name, v) names[count++] = (char *)sget(v, "bridge");
+    json_object_foreach(n->local, name, v) names[count++] = (char *)jstr(v, "bridge");
     net_bridges_delete(names, count);
     free(names);
     struct serr err = {0};
@@ -480,8 +474,8 @@ static const char *missing_link(struct agent_net *n)
     json_t *v;
     json_object_foreach(n->local, name, v)
     {
-        if (!net_link_exists(sget(v, "bridge")))
-            return sget(v, "bridge");
+        if (!net_link_exists(jstr(v, "bridge")))
+            return jstr(v, "bridge");
     }
     net_vxlan_name(n->bridge, vx, sizeof(vx));
     if (n->applied && strncmp(n->applied, NET_OVERLAY_VXLAN ";", 6) == 0 && !net_link_exists(vx))
@@ -553,7 +547,7 @@ int agent_net_attach(struct agent *a, const char *network, char *bridge, uint32_
     int rc = net_pick_host(slice, used, nused, addr, err);
     free(used);
     if (rc == 0)
-        snprintf(bridge, 16, "%s", sget(local, "bridge"));
+        snprintf(bridge, 16, "%s", jstr(local, "bridge"));
     return rc;
 }
 
@@ -575,7 +569,7 @@ static const char *client_network(json_t *mesh, uint32_t client)
         int prefix;
         if (parse_cidr(net, "subnet", &base, &prefix) &&
             (client & (prefix ? 0xffffffffu << (32 - prefix) : 0)) == base)
-            return sget(net, "name");
+            return jstr(net, "name");
     }
     return NULL;
 }
@@ -592,15 +586,15 @@ static int dns_lookup(void *ctx, uint32_t client, const char *name, uint32_t *ad
         return -1;
     json_array_foreach(json_object_get(n->mesh, "services"), i, svc)
     {
-        const char *sname = sget(svc, "name"), *snet = sget(svc, "network");
+        const char *sname = jstr(svc, "name"), *snet = jstr(svc, "network");
         if (!sname || !snet || strcasecmp(sname, svc_name) != 0 || strcmp(snet, network) != 0)
             continue;
         if (!tasks)
-            return max > 0 && net_parse_ip(sget(svc, "vip"), &addrs[0]) ? 1 : 0;
+            return max > 0 && net_parse_ip(jstr(svc, "vip"), &addrs[0]) ? 1 : 0;
         int count = 0;
         json_array_foreach(json_object_get(svc, "endpoints"), j, e)
         {
-            if ((size_t)count < max && net_parse_ip(sget(e, "addr"), &addrs[count]))
+            if ((size_t)count < max && net_parse_ip(jstr(e, "addr"), &addrs[count]))
                 count++;
         }
         return count;

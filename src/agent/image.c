@@ -27,8 +27,9 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "model/imageref.h"
 
-#define HEX_LEN 64                   /* sha256 in hex */
+#define HEX_LEN IMAGE_HEX_LEN
 #define READ_BLOCK (64 * 1024)
 #define MAX_INDEX_DEPTH 4            /* nested OCI indexes followed at most */
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -63,208 +64,12 @@ static void sha256_hex(const void *data, size_t len, char out[HEX_LEN + 1])
     hex_encode(md, mdlen, out);
 }
 
-/* Accepts exactly "sha256:<64 lowercase hex>" and copies the hex part. The
- * strictness matters: the hex becomes a path component under layers/. */
-static bool parse_digest(const char *digest, char hex[HEX_LEN + 1])
-{
-    if (digest == NULL || strncmp(digest, "sha256:", 7) != 0)
-        return false;
-    const char *h = digest + 7;
-    for (size_t i = 0; i < HEX_LEN; i++)
-        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f')))
-            return false;
-    if (h[HEX_LEN] != '\0')
-        return false;
-    memcpy(hex, h, HEX_LEN + 1);
-    return true;
-}
-
 static bool is_hex_name(const char *name)
 {
     char hex[HEX_LEN + 1];
     char digest[HEX_LEN + 8];
     snprintf(digest, sizeof(digest), "sha256:%s", name);
-    return strlen(name) == HEX_LEN && parse_digest(digest, hex);
-}
-
-/* ---- references --------------------------------------------------------- */
-
-static bool is_lower_alnum(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* A path component: [a-z0-9]+ ((\.|_|__|-+)[a-z0-9]+)*, over s[0..n). */
-static bool path_component_ok(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        if (!is_lower_alnum(s[i]))
-            return false;
-        while (i < n && is_lower_alnum(s[i]))
-            i++;
-        if (i == n)
-            return true;
-        size_t sep = i;
-        while (i < n && !is_lower_alnum(s[i]))
-            i++;
-        size_t seplen = i - sep;
-        bool dashes = strspn(s + sep, "-") >= seplen;
-        bool ok = dashes || (seplen == 1 && (s[sep] == '.' || s[sep] == '_')) ||
-                  (seplen == 2 && s[sep] == '_' && s[sep + 1] == '_');
-        if (!ok || i == n)
-            return false;
-    }
-    return n > 0;
-}
-
-/* A registry host: letters, digits, '.', '-', then an optional :port. */
-static bool domain_ok(const char *s, size_t n)
-{
-    size_t host = strcspn(s, ":");
-    if (host > n)
-        host = n;
-    if (host == 0)
-        return false;
-    for (size_t i = 0; i < host; i++) {
-        char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '-';
-        if (!ok)
-            return false;
-    }
-    if (host == n)
-        return true;
-    if (host + 1 == n)
-        return false;
-    for (size_t i = host + 1; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-    return true;
-}
-
-static bool looks_like_domain(const char *s, size_t n)
-{
-    return memchr(s, '.', n) || memchr(s, ':', n) || (n == 9 && memcmp(s, "localhost", 9) == 0);
-}
-
-static bool name_ok(const char *name, size_t len)
-{
-    const char *p = name, *end = name + len;
-    bool first = true;
-    while (p <= end) {
-        const char *slash = memchr(p, '/', (size_t)(end - p));
-        const char *stop = slash ? slash : end;
-        size_t n = (size_t)(stop - p);
-        bool ok = (first && slash && looks_like_domain(p, n)) ? domain_ok(p, n)
-                                                              : path_component_ok(p, n);
-        if (!ok)
-            return false;
-        if (!slash)
-            return true;
-        p = slash + 1;
-        first = false;
-    }
-    return false;
-}
-
-static bool tag_ok(const char *tag)
-{
-    size_t n = strlen(tag);
-    if (n == 0 || n > 128 || tag[0] == '.' || tag[0] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = tag[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '.' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-/* Docker Hub's names: "docker.io/library/x" and "library/x" are "x". */
-static void set_familiar_name(struct image_ref *r)
-{
-    const char *path = r->path;
-    bool hub = strcmp(r->domain, IMAGE_DEFAULT_DOMAIN) == 0;
-    if (hub && strncmp(path, "library/", 8) == 0 && strchr(path + 8, '/') == NULL)
-        path += 8;
-    snprintf(r->name, sizeof(r->name), "%s%s%s", hub ? "" : r->domain, hub ? "" : "/", path);
-}
-
-/* Splits NAME into domain and path as Docker does: the first component is a
- * registry when it has a '.' or a ':' or is "localhost". */
-static int split_domain(const char *ref, const char *name, size_t len, struct image_ref *r,
-                        struct serr *err)
-{
-    const char *slash = memchr(name, '/', len);
-    bool has_domain = slash && looks_like_domain(name, (size_t)(slash - name));
-    const char *path = has_domain ? slash + 1 : name;
-    size_t path_len = len - (size_t)(path - name);
-    if (has_domain)
-        snprintf(r->domain, sizeof(r->domain), "%.*s", (int)(slash - name), name);
-    else
-        snprintf(r->domain, sizeof(r->domain), "%s", IMAGE_DEFAULT_DOMAIN);
-    if (strcmp(r->domain, "index.docker.io") == 0)
-        snprintf(r->domain, sizeof(r->domain), "%s", IMAGE_DEFAULT_DOMAIN);
-    bool hub = strcmp(r->domain, IMAGE_DEFAULT_DOMAIN) == 0;
-    bool official = hub && memchr(path, '/', path_len) == NULL;
-    int n = snprintf(r->path, sizeof(r->path), "%s%.*s", official ? "library/" : "", (int)path_len,
-                     path);
-    if (n < 0 || (size_t)n >= sizeof(r->path))
-        return serr_set(err, SERR_INVALID, "reference '%s' is too long", ref);
-    set_familiar_name(r);
-    return 0;
-}
-
-int image_parse_ref(const char *ref, struct image_ref *r, struct serr *err)
-{
-    memset(r, 0, sizeof(*r));
-    if (ref == NULL || *ref == '\0')
-        return serr_set(err, SERR_INVALID, "empty image reference");
-    const char *at = strchr(ref, '@');
-    if (at) {
-        char hex[HEX_LEN + 1];
-        if (!parse_digest(at + 1, hex))
-            return serr_set(err, SERR_INVALID,
-                            "invalid reference '%s': a digest is sha256: and 64 hex digits", ref);
-        snprintf(r->digest, sizeof(r->digest), "%s", at + 1);
-    }
-    size_t len = at ? (size_t)(at - ref) : strlen(ref);
-    /* A ':' after the last '/' starts the tag; one before it is a registry port. */
-    const char *slash = memrchr(ref, '/', len);
-    const char *colon =
-        memrchr(slash ? slash : ref, ':', len - (size_t)((slash ? slash : ref) - ref));
-    size_t name_len = colon ? (size_t)(colon - ref) : len;
-    if (colon)
-        snprintf(r->tag, sizeof(r->tag), "%.*s", (int)(len - name_len - 1), colon + 1);
-    else if (!at)
-        snprintf(r->tag, sizeof(r->tag), "latest");
-    if (name_len == 0 || name_len > 255 || !name_ok(ref, name_len))
-        return serr_set(err, SERR_INVALID,
-                        "invalid reference '%s': name must be lowercase letters, digits and "
-                        "separators (. _ __ -), components split by '/'",
-                        ref);
-    if ((colon || !at) && (len - name_len > 129 || !tag_ok(r->tag)))
-        return serr_set(err, SERR_INVALID,
-                        "invalid reference '%s': tag must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
-                        ref);
-    return split_domain(ref, ref, name_len, r, err);
-}
-
-int image_normalize_ref(const char *ref, char *out, size_t outlen, struct serr *err)
-{
-    struct image_ref r;
-    if (image_parse_ref(ref, &r, err) < 0)
-        return -1;
-    if (r.digest[0])
-        return serr_set(err, SERR_INVALID, "invalid reference '%s': digests are not supported here",
-                        ref);
-    int n = snprintf(out, outlen, "%s:%s", r.name, r.tag);
-    if (n < 0 || (size_t)n >= outlen)
-        return serr_set(err, SERR_INVALID, "reference '%s' is too long", ref);
-    return 0;
+    return strlen(name) == HEX_LEN && image_parse_digest(digest, hex);
 }
 
 /* ---- store ------------------------------------------------------------ */
@@ -828,7 +633,7 @@ out:
 char *image_layer_dir(struct image_store *s, const char *diff_id)
 {
     char hex[HEX_LEN + 1];
-    if (!parse_digest(diff_id, hex) || !layer_present(s, hex))
+    if (!image_parse_digest(diff_id, hex) || !layer_present(s, hex))
         return NULL;
     return xasprintf("%s/%s/root", s->layers, hex);
 }
@@ -901,7 +706,7 @@ int image_describe_config(struct image_store *s, const char *config, size_t len,
         uint64_t size = 0;
         if (rc < 0)
             break;
-        if (!parse_digest(json_string_value(d), hex))
+        if (!image_parse_digest(json_string_value(d), hex))
             rc = serr_set(err, SERR_INVALID, "image config: invalid diff_id %zu", i);
         else if (!layer_present(s, hex))
             rc = serr_set(err, SERR_NOT_FOUND, "layer sha256:%s is not in the store", hex);
@@ -1156,7 +961,7 @@ static int load_image(struct image_store *s, const char *work, const struct imag
         const char *diff_id = json_string_value(json_array_get(diff_ids, i));
         char want[HEX_LEN + 1], got[HEX_LEN + 1];
         uint64_t size;
-        if (!parse_digest(diff_id, want)) {
+        if (!image_parse_digest(diff_id, want)) {
             serr_set(err, SERR_INVALID, "config %s: invalid diff_id", src->config);
             goto out;
         }
@@ -1231,7 +1036,7 @@ static json_t *load_oci_blob(const char *work, json_t *desc, struct serr *err)
 {
     char want[HEX_LEN + 1], got[HEX_LEN + 1];
     const char *digest = json_string_value(json_object_get(desc, "digest"));
-    if (!parse_digest(digest, want)) {
+    if (!image_parse_digest(digest, want)) {
         serr_set(err, SERR_INVALID, "unsupported or invalid digest '%s'", digest ? digest : "");
         return NULL;
     }
@@ -1297,7 +1102,7 @@ static int load_oci_manifest(struct image_store *s, const char *work, json_t *ma
     const char *cfg_digest =
         json_string_value(json_object_get(json_object_get(manifest, "config"), "digest"));
     json_t *layers = json_object_get(manifest, "layers");
-    if (!parse_digest(cfg_digest, hex) || !json_is_array(layers))
+    if (!image_parse_digest(cfg_digest, hex) || !json_is_array(layers))
         return serr_set(err, SERR_INVALID, "OCI manifest without a valid config or layers");
     char *cfg_rel = xasprintf("blobs/sha256/%s", hex);
     struct image_src src = {.config = cfg_rel, .config_digest = hex, .tags = tags};
@@ -1308,7 +1113,7 @@ static int load_oci_manifest(struct image_store *s, const char *work, json_t *ma
     json_array_foreach(layers, i, l)
     {
         char lhex[HEX_LEN + 1];
-        if (!parse_digest(json_string_value(json_object_get(l, "digest")), lhex)) {
+        if (!image_parse_digest(json_string_value(json_object_get(l, "digest")), lhex)) {
             rc = serr_set(err, SERR_INVALID, "OCI manifest: layer %zu has an invalid digest", i);
             break;
         }
@@ -1549,7 +1354,7 @@ int image_gc(struct image_store *s, json_t *keep, struct serr *err)
 char *image_layer_blob(struct image_store *s, const char *diff_id)
 {
     char hex[HEX_LEN + 1];
-    if (!parse_digest(diff_id, hex))
+    if (!image_parse_digest(diff_id, hex))
         return NULL;
     char *path = xasprintf("%s/%s/layer.blob", s->layers, hex);
     if (access(path, R_OK) == 0)
@@ -1563,7 +1368,7 @@ int image_add_layer(struct image_store *s, const char *path, const char *diff_id
 {
     char expected[HEX_LEN + 1], hex[HEX_LEN + 1];
     uint64_t size = 0;
-    if (!parse_digest(diff_id, expected))
+    if (!image_parse_digest(diff_id, expected))
         return serr_set(err, SERR_INVALID, "invalid layer digest '%s'", diff_id);
     return ensure_layer(s, path, expected, hex, &size, err);
 }

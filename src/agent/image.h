@@ -30,35 +30,13 @@
 #include <stdbool.h>
 
 #include "base/err.h"
+#include "model/imageref.h" /* image references, for this header's callers */
 
 struct image_store;
 
 /* Opens (creating) the store under `dir`. Caller frees with image_store_close(). */
 int image_store_open(const char *dir, struct image_store **out, struct serr *err);
 void image_store_close(struct image_store *s);
-
-/* Turns "busybox" into "busybox:latest"; keeps "reg:5000/a/b:tag". Validates
- * the reference (lowercase name components, tag [A-Za-z0-9_.-]{1,128}).
- * Docker Hub's long forms are shortened as Docker shows them:
- * "docker.io/library/busybox" and "library/busybox" are "busybox:latest".
- * A reference with a digest is refused (image_parse_ref takes it).
- * Writes into out[outlen]. */
-int image_normalize_ref(const char *ref, char *out, size_t outlen, struct serr *err);
-
-/* A reference as Docker reads it: [DOMAIN/]PATH[:TAG][@sha256:HEX].
- *   "nginx"                      -> docker.io, library/nginx, tag latest
- *   "reg.local:5000/a/b@sha256:.." -> reg.local:5000, a/b, no tag, the digest
- * The domain is the first component when it has a '.' or ':' or is
- * "localhost"; otherwise docker.io ("index.docker.io" too). */
-#define IMAGE_DEFAULT_DOMAIN "docker.io"
-struct image_ref {
-    char domain[256]; /* "docker.io", "reg.local:5000" */
-    char path[300];   /* repository in the registry: "library/nginx" */
-    char tag[132];    /* "" when only a digest was given */
-    char digest[72];  /* "sha256:<hex>" or "" */
-    char name[560];   /* the short name the store uses: "nginx", "reg.local:5000/a/b" */
-};
-int image_parse_ref(const char *ref, struct image_ref *r, struct serr *err);
 
 /* A pulled image: the description of the image whose config blob is
  * config[len] (id: its sha256), once every layer its rootfs.diff_ids names

@@ -18,28 +18,16 @@
 #include <jansson.h>
 
 #include "base/err.h"
+#include "model/cidr.h" /* addresses, for this header's callers */
 
-#define NET_DEFAULT_POOL "10.42.0.0/16"
 #define NET_BRIDGE "shoal0"
 #define NET_NETNS_DIR "/run/netns"
 /* Routes to other nodes' subnets carry this protocol number, so a restarted
  * daemon can find (and flush) its own routes without touching others. */
 #define NET_ROUTE_PROTO 213
 
-/* ---- addresses (pure) ---- */
+/* ---- names (pure; the address arithmetic is model/cidr.h) ---- */
 
-/* "10.42.0.0/16" -> network (host order, host bits cleared) and prefix. */
-int net_parse_cidr(const char *text, uint32_t *network, int *prefix, struct serr *err);
-/* Dotted text -> host-order address; false when it is not one. */
-bool net_parse_ip(const char *text, uint32_t *ip);
-/* Host-order address -> dotted text; out must hold 16 bytes. */
-void net_format_ip(uint32_t ip, char *out);
-/* The lowest /24 of the pool that no node has yet (`taken`: networks of /24s). */
-int net_pick_subnet(uint32_t pool, int pool_prefix, const uint32_t *taken, size_t ntaken,
-                    uint32_t *subnet, struct serr *err);
-/* The lowest free host address .2 .. .254 of a /24 (.1 is the bridge). */
-int net_pick_host(uint32_t subnet, const uint32_t *used, size_t nused, uint32_t *host,
-                  struct serr *err);
 /* An interface name safe in ip and nft scripts: [A-Za-z0-9_-], 1..15 characters. */
 bool net_valid_ifname(const char *name);
 /* The veth's host end for a task: "vsh" + the id's first 11 characters. */

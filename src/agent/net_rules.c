@@ -7,13 +7,8 @@
 
 #include "agent/net.h"
 #include "agent/net_int.h"
+#include "base/json_get.h"
 #include "base/util.h"
-
-static const char *sget(json_t *o, const char *key)
-{
-    const char *v = json_string_value(json_object_get(o, key));
-    return v ? v : "";
-}
 
 /* "{ a, b, c }" of one string field of each element (or the strings). */
 static void add_set(struct script *t, json_t *items, const char *field)
@@ -22,7 +17,10 @@ static void add_set(struct script *t, json_t *items, const char *field)
     json_t *it;
     script_add(t, "{ ");
     json_array_foreach(items, i, it)
-        script_add(t, "%s%s", i ? ", " : "", field ? sget(it, field) : json_string_value(it));
+    {
+        const char *v = field ? jstr_or(it, field, "") : json_string_value(it);
+        script_add(t, "%s%s", i ? ", " : "", v);
+    }
     script_add(t, " }");
 }
 
@@ -32,7 +30,8 @@ static void add_quoted_set(struct script *t, json_t *items, const char *field)
     size_t i;
     json_t *it;
     script_add(t, "{ ");
-    json_array_foreach(items, i, it) script_add(t, "%s\"%s\"", i ? ", " : "", sget(it, field));
+    json_array_foreach(items, i, it)
+        script_add(t, "%s\"%s\"", i ? ", " : "", jstr_or(it, field, ""));
     script_add(t, " }");
 }
 
@@ -43,10 +42,11 @@ static void add_dnat(struct script *t, json_t *endpoints, json_int_t port)
     size_t n = json_array_size(endpoints), i;
     json_t *e;
     if (n == 1) {
-        script_add(t, "dnat to %s", sget(json_array_get(endpoints, 0), "addr"));
+        script_add(t, "dnat to %s", jstr_or(json_array_get(endpoints, 0), "addr", ""));
     } else {
         script_add(t, "dnat to numgen inc mod %zu map { ", n);
-        json_array_foreach(endpoints, i, e) script_add(t, "%s%zu : %s", i ? ", " : "", i, sget(e, "addr"));
+        json_array_foreach(endpoints, i, e)
+            script_add(t, "%s%zu : %s", i ? ", " : "", i, jstr_or(e, "addr", ""));
         script_add(t, " }");
     }
     if (port > 0)
@@ -59,14 +59,14 @@ static void add_dnat(struct script *t, json_t *endpoints, json_int_t port)
 static json_t *port_endpoints(json_t *svc, json_t *port, const char *self)
 {
     json_t *all = json_object_get(svc, "endpoints");
-    if (strcmp(sget(port, "mode"), "host") != 0)
+    if (strcmp(jstr_or(port, "mode", ""), "host") != 0)
         return json_incref(all);
     json_t *mine = json_array();
     size_t i;
     json_t *e;
     json_array_foreach(all, i, e)
     {
-        if (strcmp(sget(e, "node_id"), self) == 0)
+        if (strcmp(jstr_or(e, "node_id", ""), self) == 0)
             json_array_append(mine, e);
     }
     return mine;
@@ -82,12 +82,12 @@ static void add_port_rules(struct script *t, json_t *services, const char *self)
         json_array_foreach(json_object_get(svc, "ports"), j, port)
         {
             json_t *eps = port_endpoints(svc, port, self);
-            bool host = strcmp(sget(port, "mode"), "host") == 0;
+            bool host = strcmp(jstr_or(port, "mode", ""), "host") == 0;
             if (json_array_size(eps) > 0) {
-                script_add(t, "  fib daddr type local %s dport %lld ct mark set 0x%x ", sget(port, "protocol"),
-                    (long long)json_integer_value(json_object_get(port, "published")),
-                    host ? NET_MARK_HOSTPORT : NET_MARK_INGRESS);
-                add_dnat(t, eps, json_integer_value(json_object_get(port, "target")));
+                script_add(t, "  fib daddr type local %s dport %lld ct mark set 0x%x ",
+                           jstr_or(port, "protocol", ""), (long long)jint(port, "published", 0),
+                           host ? NET_MARK_HOSTPORT : NET_MARK_INGRESS);
+                add_dnat(t, eps, jint(port, "target", 0));
             }
             json_decref(eps);
         }
@@ -101,9 +101,9 @@ static void add_vip_rules(struct script *t, json_t *services)
     json_array_foreach(services, i, svc)
     {
         json_t *eps = json_object_get(svc, "endpoints");
-        if (json_array_size(eps) == 0 || sget(svc, "vip")[0] == '\0')
+        if (json_array_size(eps) == 0 || jstr_or(svc, "vip", "")[0] == '\0')
             continue;
-        script_add(t, "  ip daddr %s ct mark set 0x%x ", sget(svc, "vip"), NET_MARK_VIP);
+        script_add(t, "  ip daddr %s ct mark set 0x%x ", jstr_or(svc, "vip", ""), NET_MARK_VIP);
         add_dnat(t, eps, 0);
     }
 }
@@ -111,7 +111,7 @@ static void add_vip_rules(struct script *t, json_t *services)
 static void add_nat_chains(struct script *t, json_t *plan)
 {
     json_t *services = json_object_get(plan, "services");
-    const char *self = sget(plan, "self");
+    const char *self = jstr_or(plan, "self", "");
     script_add(t, " chain prerouting {\n  type nat hook prerouting priority dstnat; policy accept;\n");
     add_port_rules(t, services, self);
     add_vip_rules(t, services);
@@ -129,15 +129,16 @@ static void add_nat_chains(struct script *t, json_t *plan)
     script_add(t, " masquerade\n  ct mark 0x%x ip saddr { 127.0.0.0/8", NET_MARK_INGRESS);
     size_t i;
     json_t *b;
-    json_array_foreach(bridges, i, b) script_add(t, ", %s", sget(b, "slice"));
+    json_array_foreach(bridges, i, b) script_add(t, ", %s", jstr_or(b, "slice", ""));
     script_add(t, " } masquerade\n");
     json_array_foreach(json_object_get(plan, "bridges"), i, b)
     {
         /* a task reaching a virtual IP served on its own bridge: the answer
          * must come back through us, not straight over the bridge */
         script_add(t, "  ct mark 0x%x ip saddr %s ip daddr %s masquerade\n", NET_MARK_VIP,
-            sget(b, "slice"), sget(b, "slice"));
-        script_add(t, "  ip saddr %s oifname != \"%s\" ip daddr != ", sget(b, "slice"), sget(b, "name"));
+                   jstr_or(b, "slice", ""), jstr_or(b, "slice", ""));
+        script_add(t, "  ip saddr %s oifname != \"%s\" ip daddr != ", jstr_or(b, "slice", ""),
+                   jstr_or(b, "name", ""));
         add_set(t, json_object_get(plan, "networks"), "subnet");
         script_add(t, " masquerade\n");
     }
@@ -162,9 +163,9 @@ static void add_filter_chain(struct script *t, json_t *plan)
     if (json_array_size(networks) > 1) {
         json_array_foreach(networks, i, n)
         {
-            script_add(t, "  ip saddr %s ip daddr ", sget(n, "subnet"));
+            script_add(t, "  ip saddr %s ip daddr ", jstr_or(n, "subnet", ""));
             add_set(t, networks, "subnet");
-            script_add(t, " ip daddr != %s drop\n", sget(n, "subnet"));
+            script_add(t, " ip daddr != %s drop\n", jstr_or(n, "subnet", ""));
         }
     }
     script_add(t, " }\n");

@@ -6,15 +6,11 @@
 #include "agent/agent.h"
 #include "api/api_int.h"
 #include "api/http.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "manager/jobs.h"
 #include "store/store.h"
-
-static const char *sget(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 static const char *const job_states[] = {"Waiting", "Hold", "toLaunch", "Launching", "Running",
                                          "Finishing", "Terminated", "Error", NULL};
@@ -45,7 +41,7 @@ void get_jobs(struct shoal *sh, struct http_req *req, char **args)
     json_t *job;
     json_array_foreach(all, i, job)
     {
-        if (!filter || strcmp(sget(job, "state"), state) == 0)
+        if (!filter || strcmp(jstr(job, "state"), state) == 0)
             json_array_append(out, job);
     }
     json_decref(all);
@@ -112,27 +108,28 @@ void post_job(struct shoal *sh, struct http_req *req, char **args)
 
 static json_t *oar_job(json_t *job, bool full)
 {
-    const char *id = sget(job, "id");
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:[{s:s+, s:s}]}", "id",
-                          (json_int_t)atoll(id), "name", sget(job, "name") ? sget(job, "name") : "",
-                          "state", sget(job, "state"), "queue", sget(job, "queue"), "owner",
-                          "shoal", "submission_time",
-                          (json_int_t)(json_integer_value(json_object_get(job, "submitted_at")) / 1000),
-                          "links", "href", "/oarapi/jobs/", id, "rel", "self");
+    const char *id = jstr(job, "id");
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:[{s:s+, s:s}]}", "id", (json_int_t)atoll(id),
+                  "name", jstr(job, "name") ? jstr(job, "name") : "", "state", jstr(job, "state"),
+                  "queue", jstr(job, "queue"), "owner", "shoal", "submission_time",
+                  (json_int_t)(jint(job, "submitted_at", 0) / 1000), "links", "href",
+                  "/oarapi/jobs/", id, "rel", "self");
     if (!full)
         return o;
     json_t *nodes = json_array();
     size_t i;
     json_t *a;
     json_array_foreach(json_object_get(job, "assigned"), i, a)
-        json_array_append_new(nodes, json_string(sget(a, "hostname")));
+        json_array_append_new(nodes, json_string(jstr(a, "hostname")));
     json_object_set_new(o, "assigned_network_address", nodes);
-    json_object_set_new(o, "command", json_string(sget(job, "command")));
-    json_object_set_new(o, "wanted_resources", json_string(sget(job, "request")));
+    json_object_set_new(o, "command", json_string(jstr(job, "command")));
+    json_object_set_new(o, "wanted_resources", json_string(jstr(job, "request")));
     json_object_set(o, "exit_code", json_object_get(job, "exit_code") ? json_object_get(job, "exit_code") : json_null());
-    json_object_set_new(o, "start_time", json_integer(json_integer_value(json_object_get(job, "started_at")) / 1000));
-    json_object_set_new(o, "stop_time", json_integer(json_integer_value(json_object_get(job, "stopped_at")) / 1000));
-    json_object_set_new(o, "message", json_string(sget(job, "message") ? sget(job, "message") : ""));
+    json_object_set_new(o, "start_time", json_integer(jint(job, "started_at", 0) / 1000));
+    json_object_set_new(o, "stop_time", json_integer(jint(job, "stopped_at", 0) / 1000));
+    json_object_set_new(o, "message",
+                        json_string(jstr(job, "message") ? jstr(job, "message") : ""));
     return o;
 }
 
@@ -147,7 +144,7 @@ void get_oar_jobs(struct shoal *sh, struct http_req *req, char **args)
     json_t *job;
     json_array_foreach(all, i, job)
     {
-        if (!job_state_final(sget(job, "state")))
+        if (!job_state_final(jstr(job, "state")))
             json_array_append_new(items, oar_job(job, false)); /* OAR lists current jobs */
     }
     json_decref(all);
@@ -228,7 +225,7 @@ static void change_job(struct shoal *sh, struct http_req *req, const char *id, j
         json_decref(fields);
         return;
     }
-    const char *state = sget(job, "state");
+    const char *state = jstr(job, "state");
     bool ok = false;
     for (int i = 0; from[i]; i++)
         ok = ok || strcmp(from[i], state) == 0;
@@ -254,7 +251,7 @@ void delete_job(struct shoal *sh, struct http_req *req, char **args)
     json_t *job = find_job(sh, req, args[0]);
     if (job == NULL)
         return;
-    const char *state = sget(job, "state");
+    const char *state = jstr(job, "state");
     if (job_state_final(state)) {
         char msg[160];
         snprintf(msg, sizeof(msg), "job %s has already ended (%s)", args[0], state);
@@ -299,14 +296,15 @@ void get_job_logs(struct shoal *sh, struct http_req *req, char **args)
     json_t *job = find_job(sh, req, args[0]);
     if (job == NULL)
         return;
-    json_t *task = sget(job, "task_id") ? store_get(sh->store, "tasks", sget(job, "task_id")) : NULL;
+    json_t *task =
+        jstr(job, "task_id") ? store_get(sh->store, "tasks", jstr(job, "task_id")) : NULL;
     if (task == NULL) {
         char msg[400];
         snprintf(msg, sizeof(msg), "job %s has no output: it has not started", args[0]);
         respond_err(req, SERR_CONFLICT, msg);
     } else {
         json_t *svc = json_pack("{s:O}", "id", json_object_get(task, "service_id"));
-        service_logs_fanout(sh, req, svc, sget(task, "id"), -1, "");
+        service_logs_fanout(sh, req, svc, jstr(task, "id"), -1, "");
         json_decref(svc);
     }
     json_decref(task);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "dev/dev.h"
@@ -593,7 +594,7 @@ struct wait_state {
 /* Whether a service whose tasks all run (some not finished) has converged. */
 static bool running_converged(json_t *svc, struct wait_state *ws)
 {
-    const char *cond = jstr(json_object_get(svc, "spec"), "restart_condition");
+    const char *cond = cli_str(json_object_get(svc, "spec"), "restart_condition");
     if (strcmp(cond, "none") != 0)
         return true;
     if (ws->running_since == 0)
@@ -606,23 +607,23 @@ static bool running_converged(json_t *svc, struct wait_state *ws)
  * task), and no rolling update is going on. */
 static int wait_step(json_t *svc, const char *service, struct wait_state *ws, struct serr *err)
 {
-    int64_t done = jint(svc, "replicas_completed") + jint(svc, "replicas_failed");
-    bool updating = strcmp(jstr(svc, "update_status"), "updating") == 0;
-    int64_t desired = jint(svc, "replicas_desired");
-    bool all_there = !updating && jint(svc, "replicas_running") + done == desired;
+    int64_t done = cli_int(svc, "replicas_completed") + cli_int(svc, "replicas_failed");
+    bool updating = strcmp(cli_str(svc, "update_status"), "updating") == 0;
+    int64_t desired = cli_int(svc, "replicas_desired");
+    bool all_there = !updating && cli_int(svc, "replicas_running") + done == desired;
     if (!all_there || done == desired)
         ws->running_since = 0;
     if (all_there && (done == desired || running_converged(svc, ws))) {
-        if (jint(svc, "replicas_failed") == 0)
+        if (cli_int(svc, "replicas_failed") == 0)
             return 1;
-        const char *why = jstr(svc, "failed_reason");
+        const char *why = cli_str(svc, "failed_reason");
         return serr_set(err, SERR_UNAVAILABLE,
                         "service %s: %lld of %lld tasks failed: %s (see 'shoal service ps %s')",
-                        service, (long long)jint(svc, "replicas_failed"),
-                        (long long)jint(svc, "replicas_desired"), why[0] ? why : "no error given",
-                        service);
+                        service, (long long)cli_int(svc, "replicas_failed"),
+                        (long long)cli_int(svc, "replicas_desired"),
+                        why[0] ? why : "no error given", service);
     }
-    const char *reason = jstr(svc, "pending_reason");
+    const char *reason = cli_str(svc, "pending_reason");
     if (reason[0] == '\0') {
         ws->pending[0] = '\0';
         return 0;
@@ -865,13 +866,12 @@ void cli_print_json(json_t *j, bool pretty)
     free(text);
 }
 
-const char *jstr(json_t *obj, const char *key)
+const char *cli_str(json_t *obj, const char *key)
 {
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "";
+    return jstr_or(obj, key, "");
 }
 
-int64_t jint(json_t *obj, const char *key)
+int64_t cli_int(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)json_number_value(v);

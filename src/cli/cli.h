@@ -225,8 +225,8 @@ int cli_filter_match(json_t *row, json_t *filters, bool *match, struct serr *err
 void cli_print_json(json_t *j, bool pretty);
 
 /* Helpers for fields of API objects. */
-const char *jstr(json_t *obj, const char *key); /* "" when missing */
-int64_t jint(json_t *obj, const char *key);     /* 0 when missing */
+const char *cli_str(json_t *obj, const char *key); /* "" when missing */
+int64_t cli_int(json_t *obj, const char *key);     /* 0 when missing */
 /* "ready" -> "Ready" into out. */
 void cli_capitalize(const char *s, char *out, size_t outlen);
 /* "sha256:abcdef..." -> "abcdef012345"; other ids are cut to 12 chars. */

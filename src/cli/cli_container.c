@@ -192,7 +192,7 @@ int cli_run(struct cli *cli, int argc, char **argv)
         cli_error("%s", err.msg);
         return RUN_EXIT_DAEMON_ERROR;
     }
-    printf("%s\n", jstr(out, "id"));
+    printf("%s\n", cli_str(out, "id"));
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -209,14 +209,14 @@ static const char ps_usage[] = "Usage:  shoal ps [OPTIONS]\n\nList containers\n\
 static void container_row(struct table *t, json_t *c)
 {
     char id[16], created[64], status[64], state[32];
-    cli_short_id(jstr(c, "id"), id, sizeof(id));
-    cli_ago(jint(c, "created_at"), created, sizeof(created));
-    cli_capitalize(jstr(c, "state"), state, sizeof(state));
-    if (strcmp(jstr(c, "state"), "exited") == 0)
-        snprintf(status, sizeof(status), "%s (%lld)", state, (long long)jint(c, "exit_code"));
+    cli_short_id(cli_str(c, "id"), id, sizeof(id));
+    cli_ago(cli_int(c, "created_at"), created, sizeof(created));
+    cli_capitalize(cli_str(c, "state"), state, sizeof(state));
+    if (strcmp(cli_str(c, "state"), "exited") == 0)
+        snprintf(status, sizeof(status), "%s (%lld)", state, (long long)cli_int(c, "exit_code"));
     else
         snprintf(status, sizeof(status), "%s", state);
-    const char *cells[] = {id, jstr(c, "image"), created, status, jstr(c, "name")};
+    const char *cells[] = {id, cli_str(c, "image"), created, status, cli_str(c, "name")};
     table_add(t, cells);
 }
 
@@ -236,7 +236,7 @@ int cli_ps(struct cli *cli, int argc, char **argv)
     json_t *shown = json_array();
     size_t i;
     json_t *c;
-    json_array_foreach(list, i, c) if (fl.all || strcmp(jstr(c, "state"), "running") == 0)
+    json_array_foreach(list, i, c) if (fl.all || strcmp(cli_str(c, "state"), "running") == 0)
         json_array_append(shown, c);
     if (fl.json) {
         cli_print_json(shown, false);

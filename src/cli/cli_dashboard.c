@@ -34,7 +34,7 @@ static int dashboard_url(struct cli *cli, int argc, char **argv)
     if (cli_call(cli, "GET", admin ? "/v1/dashboard/url?admin=1" : "/v1/dashboard/url", NULL,
                  &out, &err) < 0)
         return cli_fail(&err);
-    printf("%s\n", jstr(out, "url"));
+    printf("%s\n", cli_str(out, "url"));
     json_decref(out);
     return CLI_EXIT_OK;
 }

@@ -84,7 +84,7 @@ static int image_import(struct cli *cli, int argc, char **argv)
     free(path);
     if (rc < 0)
         return cli_fail(&err);
-    printf("%s\n", jstr(image, "id"));
+    printf("%s\n", cli_str(image, "id"));
     json_decref(image);
     return CLI_EXIT_OK;
 }
@@ -103,7 +103,7 @@ static void print_loaded(json_t *images)
     json_array_foreach(images, i, image) {
         json_t *tags = json_object_get(image, "tags");
         if (json_array_size(tags) == 0)
-            printf("Loaded image ID: %s\n", jstr(image, "id"));
+            printf("Loaded image ID: %s\n", cli_str(image, "id"));
         json_array_foreach(tags, k, tag) printf("Loaded image: %s\n", json_string_value(tag));
     }
 }
@@ -173,9 +173,9 @@ static void add_row(struct table *t, bool digests, const char *repo, const char 
 static void image_rows(struct table *t, json_t *image, bool digests)
 {
     char id[16], size[32], created[64], repo[256], tag[128];
-    cli_short_id(jstr(image, "id"), id, sizeof(id));
-    cli_human_size(jint(image, "size"), size, sizeof(size));
-    cli_ago(jint(image, "created_at"), created, sizeof(created));
+    cli_short_id(cli_str(image, "id"), id, sizeof(id));
+    cli_human_size(cli_int(image, "size"), size, sizeof(size));
+    cli_ago(cli_int(image, "created_at"), created, sizeof(created));
     json_t *tags = json_object_get(image, "tags");
     size_t i;
     json_t *ref;

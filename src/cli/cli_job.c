@@ -81,7 +81,7 @@ static int job_sub(struct cli *cli, int argc, char **argv)
     json_decref(body);
     if (rc < 0)
         return cli_fail(&err);
-    printf("%s\n", jstr(out, "id"));
+    printf("%s\n", cli_str(out, "id"));
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -106,12 +106,19 @@ static void print_jobs(json_t *list)
         json_array_foreach(json_object_get(j, "assigned"), k, a)
         {
             size_t used = strlen(nodes);
-            snprintf(nodes + used, sizeof(nodes) - used, "%s%s", k ? "," : "", jstr(a, "hostname"));
+            snprintf(nodes + used, sizeof(nodes) - used, "%s%s", k ? "," : "",
+                     cli_str(a, "hostname"));
         }
         if (json_object_get(j, "exit_code"))
-            snprintf(code, sizeof(code), "%lld", (long long)jint(j, "exit_code"));
-        const char *cells[] = {jstr(j, "id"), jstr(j, "name"), jstr(j, "state"), jstr(j, "queue"),
-                               jstr(j, "request"), nodes, code, jstr(j, "message")};
+            snprintf(code, sizeof(code), "%lld", (long long)cli_int(j, "exit_code"));
+        const char *cells[] = {cli_str(j, "id"),
+                               cli_str(j, "name"),
+                               cli_str(j, "state"),
+                               cli_str(j, "queue"),
+                               cli_str(j, "request"),
+                               nodes,
+                               code,
+                               cli_str(j, "message")};
         table_add(t, cells);
     }
     table_print_free(t);

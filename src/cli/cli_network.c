@@ -61,7 +61,7 @@ static int network_create(struct cli *cli, int argc, char **argv)
     json_decref(body);
     if (rc < 0)
         return cli_fail(&err);
-    printf("%s\n", jstr(out, "id"));
+    printf("%s\n", cli_str(out, "id"));
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -95,10 +95,10 @@ static int network_ls(struct cli *cli, int argc, char **argv)
         json_array_foreach(list, i, n)
         {
             char id[16], count[16];
-            cli_short_id(jstr(n, "id"), id, sizeof(id));
+            cli_short_id(cli_str(n, "id"), id, sizeof(id));
             snprintf(count, sizeof(count), "%zu", json_array_size(json_object_get(n, "services")));
-            const char *cells[] = {id, jstr(n, "name"), jstr(n, "driver"), jstr(n, "subnet"),
-                                   count};
+            const char *cells[] = {id, cli_str(n, "name"), cli_str(n, "driver"),
+                                   cli_str(n, "subnet"), count};
             table_add(t, cells);
         }
         table_print_free(t);

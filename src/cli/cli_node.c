@@ -19,13 +19,13 @@ static void node_row(struct table *t, json_t *node, const char *self_id)
 {
     char id[64], status[32], availability[32], manager[32], platform[64];
     /* Docker marks the node answering with " *". */
-    snprintf(id, sizeof(id), "%s%s", jstr(node, "id"),
-             strcmp(jstr(node, "id"), self_id) == 0 ? " *" : "");
-    cli_capitalize(jstr(node, "status"), status, sizeof(status));
-    cli_capitalize(jstr(node, "availability"), availability, sizeof(availability));
-    cli_capitalize(jstr(node, "manager_status"), manager, sizeof(manager));
+    snprintf(id, sizeof(id), "%s%s", cli_str(node, "id"),
+             strcmp(cli_str(node, "id"), self_id) == 0 ? " *" : "");
+    cli_capitalize(cli_str(node, "status"), status, sizeof(status));
+    cli_capitalize(cli_str(node, "availability"), availability, sizeof(availability));
+    cli_capitalize(cli_str(node, "manager_status"), manager, sizeof(manager));
     platform_format(json_object_get(node, "platform"), platform, sizeof(platform));
-    const char *cells[] = {id, jstr(node, "hostname"), status, availability, manager, platform};
+    const char *cells[] = {id, cli_str(node, "hostname"), status, availability, manager, platform};
     table_add(t, cells);
 }
 
@@ -51,7 +51,7 @@ static int node_ls(struct cli *cli, int argc, char **argv)
         struct table *t = table_new(6, head);
         size_t i;
         json_t *node;
-        json_array_foreach(nodes, i, node) node_row(t, node, jstr(info, "node_id"));
+        json_array_foreach(nodes, i, node) node_row(t, node, cli_str(info, "node_id"));
         table_print_free(t);
     }
     json_decref(info);
@@ -284,8 +284,8 @@ static void stats_row(struct table *t, json_t *entry)
 {
     char id[16], status[32], cpu[16] = "-", mem[64] = "-", disk[64] = "-", load[48] = "-",
                                  temp[16] = "-";
-    cli_short_id(jstr(entry, "node_id"), id, sizeof(id));
-    cli_capitalize(jstr(entry, "status"), status, sizeof(status));
+    cli_short_id(cli_str(entry, "node_id"), id, sizeof(id));
+    cli_capitalize(cli_str(entry, "status"), status, sizeof(status));
     json_t *s = json_object_get(entry, "latest");
     if (json_is_object(s)) {
         snprintf(cpu, sizeof(cpu), "%.1f%%", json_number_value(json_object_get(s, "cpu_percent")));
@@ -299,7 +299,7 @@ static void stats_row(struct table *t, json_t *entry)
             snprintf(temp, sizeof(temp), "%.1f\u00b0C",
                      json_number_value(json_object_get(s, "temp_c")));
     }
-    const char *cells[] = {id, jstr(entry, "hostname"), status, cpu, mem, disk, load, temp};
+    const char *cells[] = {id, cli_str(entry, "hostname"), status, cpu, mem, disk, load, temp};
     table_add(t, cells);
 }
 

@@ -17,9 +17,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "agent/image.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "model/imageref.h"
 
 /* ---- credentials -------------------------------------------------------- */
 
@@ -168,22 +168,22 @@ struct pull_view {
 
 static void layer_text(json_t *line, char *out, size_t outlen)
 {
-    const char *status = jstr(line, "status");
-    int64_t cur = jint(line, "current"), total = jint(line, "total");
+    const char *status = cli_str(line, "status");
+    int64_t cur = cli_int(line, "current"), total = cli_int(line, "total");
     if (strcmp(status, "Downloading") == 0 && total > 0) {
         char a[32], b[32];
         cli_human_size(cur, a, sizeof(a));
         cli_human_size(total, b, sizeof(b));
-        snprintf(out, outlen, "%s: Downloading  %s/%s", jstr(line, "id"), a, b);
+        snprintf(out, outlen, "%s: Downloading  %s/%s", cli_str(line, "id"), a, b);
     } else {
-        snprintf(out, outlen, "%s: %s", jstr(line, "id"), status);
+        snprintf(out, outlen, "%s: %s", cli_str(line, "id"), status);
     }
 }
 
 /* A terminal: one line per layer, rewritten in place as docker pull does. */
 static void show_tty(struct pull_view *v, json_t *line, const char *text)
 {
-    const char *id = jstr(line, "id");
+    const char *id = cli_str(line, "id");
     size_t n = json_array_size(v->ids), at = n;
     for (size_t i = 0; i < n; i++)
         if (strcmp(json_string_value(json_array_get(v->ids, i)), id) == 0)
@@ -200,7 +200,7 @@ static void show_tty(struct pull_view *v, json_t *line, const char *text)
 
 static void show_plain(struct pull_view *v, json_t *line, const char *text)
 {
-    const char *id = jstr(line, "id"), *status = jstr(line, "status");
+    const char *id = cli_str(line, "id"), *status = cli_str(line, "status");
     const char *before = json_string_value(json_object_get(v->last, id));
     if (before && strcmp(before, status) == 0)
         return; /* "Downloading" again: one line is enough without a terminal */
@@ -211,8 +211,8 @@ static void show_plain(struct pull_view *v, json_t *line, const char *text)
 
 static void show_status(struct pull_view *v, json_t *line)
 {
-    if (jstr(line, "id")[0] == '\0') { /* about the whole image */
-        printf("%s\n", jstr(line, "status"));
+    if (cli_str(line, "id")[0] == '\0') { /* about the whole image */
+        printf("%s\n", cli_str(line, "status"));
         fflush(stdout);
         return;
     }
@@ -232,13 +232,13 @@ static void pull_line(struct pull_view *v, const char *text, size_t len)
         return;
     }
     if (json_object_get(line, "error")) {
-        snprintf(v->error, sizeof(v->error), "%s", jstr(line, "error"));
+        snprintf(v->error, sizeof(v->error), "%s", cli_str(line, "error"));
     } else {
         if (json_object_get(line, "image")) {
             json_decref(v->image);
             v->image = json_incref(json_object_get(line, "image"));
         }
-        if (!v->quiet && jstr(line, "status")[0])
+        if (!v->quiet && cli_str(line, "status")[0])
             show_status(v, line);
     }
     json_decref(line);

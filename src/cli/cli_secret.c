@@ -74,7 +74,7 @@ static int kind_create(const struct kind *k, struct cli *cli, int argc, char **a
     json_decref(body);
     if (rc < 0)
         return cli_fail(&err);
-    printf("%s\n", jstr(out, "id"));
+    printf("%s\n", cli_str(out, "id"));
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -107,12 +107,12 @@ static int kind_ls(const struct kind *k, struct cli *cli, int argc, char **argv)
         json_array_foreach(list, i, s)
         {
             char id[32], created[32], updated[32];
-            snprintf(id, sizeof(id), "%.25s", jstr(s, "id"));
+            snprintf(id, sizeof(id), "%.25s", cli_str(s, "id"));
             format_age(now - json_integer_value(json_object_get(s, "created_at")), created,
                        sizeof(created));
             format_age(now - json_integer_value(json_object_get(s, "updated_at")), updated,
                        sizeof(updated));
-            const char *cells[] = {id, jstr(s, "name"), created, updated};
+            const char *cells[] = {id, cli_str(s, "name"), created, updated};
             table_add(t, cells);
         }
         table_print_free(t);

@@ -37,7 +37,7 @@ static int service_create(struct cli *cli, int argc, char **argv)
     json_decref(spec);
     if (rc < 0)
         return cli_fail(&err);
-    char *id = xstrdup(jstr(svc, "id"));
+    char *id = xstrdup(cli_str(svc, "id"));
     json_decref(svc);
     printf("%s\n", id);
     rc = wait_unless_detached(cli, id, detach);
@@ -134,20 +134,20 @@ static void service_row(struct table *t, json_t *svc)
 {
     json_t *spec = json_object_get(svc, "spec");
     char id[16], replicas[128];
-    cli_short_id(jstr(svc, "id"), id, sizeof(id));
-    const char *mode = jstr(spec, "mode");
+    cli_short_id(cli_str(svc, "id"), id, sizeof(id));
+    const char *mode = cli_str(spec, "mode");
     int n = snprintf(replicas, sizeof(replicas), "%lld/%lld",
-                     (long long)jint(svc, "replicas_running"),
-                     (long long)jint(svc, "replicas_desired"));
+                     (long long)cli_int(svc, "replicas_running"),
+                     (long long)cli_int(svc, "replicas_desired"));
     /* finished one-shot tasks, as docker shows a job's: "0/3 (3/3 completed)" */
-    if (jint(svc, "replicas_completed") + jint(svc, "replicas_failed") > 0)
+    if (cli_int(svc, "replicas_completed") + cli_int(svc, "replicas_failed") > 0)
         n += snprintf(replicas + n, sizeof(replicas) - (size_t)n, " (%lld/%lld completed",
-                      (long long)jint(svc, "replicas_completed"),
-                      (long long)jint(svc, "replicas_desired"));
-    if (jint(svc, "replicas_failed") > 0)
+                      (long long)cli_int(svc, "replicas_completed"),
+                      (long long)cli_int(svc, "replicas_desired"));
+    if (cli_int(svc, "replicas_failed") > 0)
         n += snprintf(replicas + n, sizeof(replicas) - (size_t)n, ", %lld failed",
-                      (long long)jint(svc, "replicas_failed"));
-    if (jint(svc, "replicas_completed") + jint(svc, "replicas_failed") > 0)
+                      (long long)cli_int(svc, "replicas_failed"));
+    if (cli_int(svc, "replicas_completed") + cli_int(svc, "replicas_failed") > 0)
         snprintf(replicas + n, sizeof(replicas) - (size_t)n, ")");
     char ports[256] = "";
     size_t i;
@@ -157,11 +157,11 @@ static void service_row(struct table *t, json_t *svc)
         size_t len = strlen(ports);
         /* docker's "*:8080->80/tcp" */
         snprintf(ports + len, sizeof(ports) - len, "%s*:%lld->%lld/%s", len ? ", " : "",
-                 (long long)jint(p, "published"), (long long)jint(p, "target"),
-                 jstr(p, "protocol"));
+                 (long long)cli_int(p, "published"), (long long)cli_int(p, "target"),
+                 cli_str(p, "protocol"));
     }
-    const char *cells[] = {id,     jstr(svc, "name"), mode[0] ? mode : "replicated", replicas,
-                           jstr(spec, "image"), ports};
+    const char *cells[] = {id,       cli_str(svc, "name"),   mode[0] ? mode : "replicated",
+                           replicas, cli_str(spec, "image"), ports};
     table_add(t, cells);
 }
 
@@ -200,8 +200,8 @@ static const char ps_usage[] = "Usage:  shoal service ps [OPTIONS] SERVICE\n\n"
 /* " (healthy)" after a running task's state, as `docker ps` does after "Up". */
 static void append_health(json_t *task, char *current, size_t size)
 {
-    const char *health = jstr(task, "health");
-    if (health[0] == '\0' || strcmp(jstr(task, "state"), "running") != 0)
+    const char *health = cli_str(task, "health");
+    if (health[0] == '\0' || strcmp(cli_str(task, "state"), "running") != 0)
         return;
     size_t len = strlen(current);
     snprintf(current + len, size - len, strcmp(health, "starting") == 0 ? " (health: %s)" : " (%s)",
@@ -212,17 +212,18 @@ static void task_row(struct table *t, json_t *task, bool no_trunc)
 {
     char id[64], desired[32], state[32], current[128], ago[64];
     if (no_trunc)
-        snprintf(id, sizeof(id), "%s", jstr(task, "id"));
+        snprintf(id, sizeof(id), "%s", cli_str(task, "id"));
     else
-        cli_short_id(jstr(task, "id"), id, sizeof(id));
-    cli_capitalize(jstr(task, "desired_state"), desired, sizeof(desired));
-    cli_capitalize(jstr(task, "state"), state, sizeof(state));
-    cli_ago(jint(task, "state_at"), ago, sizeof(ago));
+        cli_short_id(cli_str(task, "id"), id, sizeof(id));
+    cli_capitalize(cli_str(task, "desired_state"), desired, sizeof(desired));
+    cli_capitalize(cli_str(task, "state"), state, sizeof(state));
+    cli_ago(cli_int(task, "state_at"), ago, sizeof(ago));
     snprintf(current, sizeof(current), "%s %s", state, ago);
     append_health(task, current, sizeof(current));
-    const char *node = jstr(task, "node_hostname");
-    const char *cells[] = {id,      jstr(task, "name"), jstr(task, "image"), node[0] ? node : "",
-                           desired, current,            jstr(task, "addr"),  jstr(task, "error")};
+    const char *node = cli_str(task, "node_hostname");
+    const char *cells[] = {
+        id,      cli_str(task, "name"), cli_str(task, "image"), node[0] ? node : "", desired,
+        current, cli_str(task, "addr"), cli_str(task, "error")};
     table_add(t, cells);
 }
 

@@ -109,7 +109,7 @@ static void print_join_command(struct cli *cli, const char *role)
     struct serr err;
     if (cli_call(cli, "GET", path, NULL, &out, &err) == 0)
         printf("To add a %s to this swarm, run the following command:\n\n    %s\n", role,
-               jstr(out, "command"));
+               cli_str(out, "command"));
     json_decref(out);
 }
 
@@ -127,9 +127,9 @@ static int swarm_init(struct cli *cli, int argc, char **argv)
     json_decref(body);
     if (rc < 0)
         return cli_fail(&err);
-    printf("Swarm initialized: current node (%s) is now a manager.\n\n", jstr(out, "node_id"));
+    printf("Swarm initialized: current node (%s) is now a manager.\n\n", cli_str(out, "node_id"));
     char unlock_key[128];
-    snprintf(unlock_key, sizeof(unlock_key), "%s", jstr(out, "unlock_key"));
+    snprintf(unlock_key, sizeof(unlock_key), "%s", cli_str(out, "unlock_key"));
     json_decref(out);
     print_join_command(cli, "worker");
     printf("\nTo add a manager to this swarm, run 'shoal swarm join-token manager' and follow "
@@ -240,7 +240,7 @@ static int swarm_join(struct cli *cli, int argc, char **argv)
     if (rc < 0)
         return cli_fail(&err);
     printf("This node joined a swarm as a %s.\n",
-           strcmp(jstr(out, "role"), "manager") == 0 ? "manager" : "worker");
+           strcmp(cli_str(out, "role"), "manager") == 0 ? "manager" : "worker");
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -303,10 +303,10 @@ static int swarm_join_token(struct cli *cli, int argc, char **argv)
     if (opts.rotate && !opts.quiet)
         printf("Successfully rotated %s join token.\n\n", opts.role);
     if (opts.quiet)
-        printf("%s\n", jstr(out, "token"));
+        printf("%s\n", cli_str(out, "token"));
     else
         printf("To add a %s to this swarm, run the following command:\n\n    %s\n", opts.role,
-               jstr(out, "command"));
+               cli_str(out, "command"));
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -387,9 +387,9 @@ static int write_admin_cert(const char *dir, json_t *bundle, struct serr *err)
 {
     if (mkdir_p(dir, 0700, err) < 0)
         return -1;
-    if (write_pem(dir, HTTP_TLS_CA_FILE, jstr(bundle, "ca"), false, err) < 0 ||
-        write_pem(dir, HTTP_TLS_CERT_FILE, jstr(bundle, "cert"), false, err) < 0 ||
-        write_pem(dir, HTTP_TLS_KEY_FILE, jstr(bundle, "key"), true, err) < 0)
+    if (write_pem(dir, HTTP_TLS_CA_FILE, cli_str(bundle, "ca"), false, err) < 0 ||
+        write_pem(dir, HTTP_TLS_CERT_FILE, cli_str(bundle, "cert"), false, err) < 0 ||
+        write_pem(dir, HTTP_TLS_KEY_FILE, cli_str(bundle, "key"), true, err) < 0)
         return -1;
     return 0;
 }
@@ -399,7 +399,7 @@ static void print_remote_usage(struct cli *cli, const char *dir)
     json_t *info = NULL;
     struct serr err;
     cli_call(cli, "GET", "/v1/info", NULL, &info, &err);
-    const char *addr = jstr(json_object_get(info, "swarm"), "addr");
+    const char *addr = cli_str(json_object_get(info, "swarm"), "addr");
     if (addr[0] == '\0')
         addr = "MANAGER:2377";
     printf("Client certificate written to %s (" HTTP_TLS_CA_FILE ", " HTTP_TLS_CERT_FILE

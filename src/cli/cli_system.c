@@ -23,13 +23,14 @@ int cli_version(struct cli *cli, int argc, char **argv)
     if (fl.json) {
         json_t *out = json_pack("{s:{s:s}}", "client", "version", SHOAL_VERSION);
         if (call == 0)
-            json_object_set_new(out, "server", json_pack("{s:s}", "version", jstr(info, "version")));
+            json_object_set_new(out, "server",
+                                json_pack("{s:s}", "version", cli_str(info, "version")));
         cli_print_json(out, false);
         json_decref(out);
     } else {
         printf("Client:\n Version:  %s\n", SHOAL_VERSION);
         if (call == 0)
-            printf("\nServer:\n Version:  %s\n", jstr(info, "version"));
+            printf("\nServer:\n Version:  %s\n", cli_str(info, "version"));
     }
     json_decref(info);
     /* Like docker: the client part is printed even without a daemon. */
@@ -64,20 +65,20 @@ int cli_info(struct cli *cli, int argc, char **argv)
         return CLI_EXIT_OK;
     }
     json_t *swarm = json_object_get(info, "swarm");
-    printf("Server Version: %s\n", jstr(info, "version"));
-    printf("Node ID: %s\n", jstr(info, "node_id"));
-    printf("Hostname: %s\n", jstr(info, "hostname"));
+    printf("Server Version: %s\n", cli_str(info, "version"));
+    printf("Node ID: %s\n", cli_str(info, "node_id"));
+    printf("Hostname: %s\n", cli_str(info, "hostname"));
     char platform[64];
     platform_format(json_object_get(info, "platform"), platform, sizeof(platform));
     printf("Platform: %s\n", platform);
-    printf("Swarm: %s\n", jstr(swarm, "state"));
-    if (strcmp(jstr(swarm, "state"), "active") == 0) {
-        printf(" Cluster ID: %s\n", jstr(swarm, "cluster_id"));
+    printf("Swarm: %s\n", cli_str(swarm, "state"));
+    if (strcmp(cli_str(swarm, "state"), "active") == 0) {
+        printf(" Cluster ID: %s\n", cli_str(swarm, "cluster_id"));
         printf(" Is Manager: %s\n", yes_no(swarm, "is_manager"));
         printf(" Is Leader: %s\n", yes_no(swarm, "is_leader"));
-        printf(" Node Address: %s\n", jstr(swarm, "addr"));
+        printf(" Node Address: %s\n", cli_str(swarm, "addr"));
         if (json_object_get(swarm, "overlay"))
-            printf(" Overlay: %s\n", jstr(swarm, "overlay"));
+            printf(" Overlay: %s\n", cli_str(swarm, "overlay"));
     }
     json_decref(info);
     return CLI_EXIT_OK;

@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "daemon/addr.h"
 #include "daemon/clusternet.h"
+#include "daemon/dispatch_host.h"
 #include "daemon/session.h"
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
@@ -50,7 +51,7 @@ int swarm_start_member(struct shoal *sh, bool bootstrap, json_t *managers, struc
             return -1;
         if (swarm_start_cluster(sh, bootstrap, false, err) < 0)
             return -1;
-        sh->dispatcher = dispatcher_start(sh);
+        sh->dispatcher = shoal_dispatcher_start(sh);
     } else if (clusternet_listen(sh, err) < 0) {
         /* a worker's port serves managers only (its tasks' logs): not fatal */
         log_warn("%s: `service logs` cannot read this node's tasks", err->msg);

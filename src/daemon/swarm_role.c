@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
+#include "daemon/dispatch_host.h"
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "daemon/swarm_int.h"
@@ -48,7 +49,7 @@ int swarm_change_role(struct shoal *sh, const char *role, const char *cert, cons
         swarm_reset_store(sh);
         if (swarm_start_cluster(sh, false, false, err) < 0 || clusternet_listen(sh, err) < 0)
             return -1;
-        sh->dispatcher = dispatcher_start(sh);
+        sh->dispatcher = shoal_dispatcher_start(sh);
         return 0;
     }
     swarm_secrets_key_drop(sh);

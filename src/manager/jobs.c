@@ -4,25 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/util.h"
 #include "manager/jobs_sched.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
+#include "model/task.h"
 #include "store/store.h"
 
 /* Where a job's node file is written inside its container. */
 #define JOB_NODEFILE_DIR "/tmp"
-
-static const char *sget(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static bool str_is(json_t *o, const char *k, const char *v)
-{
-    const char *s = sget(o, k);
-    return s && strcmp(s, v) == 0;
-}
 
 static int64_t iget(json_t *o, const char *k)
 {
@@ -93,7 +84,7 @@ static json_t *job_image(struct store *st, const char *ref, char *name, size_t s
 {
     json_t *tags = store_list(st, "tags", NULL);
     if (ref == NULL && json_array_size(tags) > 0)
-        ref = sget(json_array_get(tags, 0), "id");
+        ref = jstr(json_array_get(tags, 0), "id");
     json_t *img = NULL;
     if (ref) {
         snprintf(name, size, "%s", ref);
@@ -151,27 +142,27 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
     }
     if (check_submission_keys(body, err) < 0)
         return NULL;
-    const char *command = sget(body, "command");
+    const char *command = jstr(body, "command");
     if (command == NULL || command[strspn(command, " \t\n")] == '\0') {
         serr_set(err, SERR_INVALID, "job: a command is required");
         return NULL;
     }
-    const char *queue = sget(body, "queue") ? sget(body, "queue") : "default";
+    const char *queue = jstr(body, "queue") ? jstr(body, "queue") : "default";
     if (strcmp(queue, "admin") && strcmp(queue, "default") && strcmp(queue, "besteffort")) {
         serr_set(err, SERR_INVALID, "unknown queue %s (queues: admin, default, besteffort)", queue);
         return NULL;
     }
     struct job_res r;
     if (check_types(json_object_get(body, "types"), &queue, err) < 0 ||
-        job_res_parse(sget(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
+        job_res_parse(jstr(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
         return NULL;
-    const char *name = sget(body, "name");
+    const char *name = jstr(body, "name");
     if (name && (strlen(name) > 100 || strpbrk(name, "/\n") != NULL)) {
         serr_set(err, SERR_INVALID, "job: invalid name (at most 100 characters, no '/')");
         return NULL;
     }
     char image_ref[512];
-    json_t *image = job_image(st, sget(body, "image"), image_ref, sizeof(image_ref), err);
+    json_t *image = job_image(st, jstr(body, "image"), image_ref, sizeof(image_ref), err);
     if (image == NULL)
         return NULL;
     char request[128];
@@ -233,7 +224,7 @@ static void job_merge(struct jpass *p, json_t *job, json_t *fields)
         return;
     }
     json_object_update(job, fields);
-    json_array_append_new(p->ops, op_merge("jobs", sget(job, "id"), fields));
+    json_array_append_new(p->ops, op_merge("jobs", jstr(job, "id"), fields));
 }
 
 static json_t *find_task(json_t *tasks, const char *id)
@@ -242,7 +233,7 @@ static json_t *find_task(json_t *tasks, const char *id)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (id && str_is(t, "id", id))
+        if (id && jstr_is(t, "id", id))
             return t;
     }
     return NULL;
@@ -250,20 +241,20 @@ static json_t *find_task(json_t *tasks, const char *id)
 
 static void task_stop(struct jpass *p, json_t *task)
 {
-    if (!str_is(task, "desired_state", "running"))
+    if (!jstr_is(task, "desired_state", "running"))
         return;
     json_t *fields = json_pack("{s:s}", "desired_state", "shutdown");
     json_object_update(task, fields);
-    json_array_append_new(p->ops, op_merge("tasks", sget(task, "id"), fields));
+    json_array_append_new(p->ops, op_merge("tasks", jstr(task, "id"), fields));
 }
 
 /* The job's state once its task is final. */
 static void job_finish(struct jpass *p, json_t *job, json_t *task)
 {
-    const char *tstate = sget(task, "state");
+    const char *tstate = jstr(task, "state");
     json_t *code = json_object_get(task, "exit_code");
-    const char *reason = sget(job, "kill_reason");
-    const char *state = "Error", *msg = sget(task, "error");
+    const char *reason = jstr(job, "kill_reason");
+    const char *state = "Error", *msg = jstr(task, "error");
     char why[300];
     if (reason && *reason) {
         msg = reason;
@@ -273,7 +264,7 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
     } else if (msg == NULL || *msg == '\0') {
         /* stopped by the cluster (drain) without an error */
         snprintf(why, sizeof(why), "task %s: %s", tstate,
-                 sget(task, "message") ? sget(task, "message") : "");
+                 jstr(task, "message") ? jstr(task, "message") : "");
         msg = why;
     }
     json_t *fields = json_pack("{s:s, s:s, s:I}", "state", state, "message", msg ? msg : "",
@@ -295,8 +286,8 @@ static const char *down_node(struct jpass *p, json_t *job)
     {
         json_array_foreach(p->all_nodes, k, n)
         {
-            if (str_is(n, "id", sget(a, "node_id")) && str_is(n, "status", "down"))
-                return sget(a, "hostname");
+            if (jstr_is(n, "id", jstr(a, "node_id")) && jstr_is(n, "status", "down"))
+                return jstr(a, "hostname");
         }
     }
     return NULL;
@@ -305,36 +296,36 @@ static const char *down_node(struct jpass *p, json_t *job)
 /* A job holding nodes: its state from its task's, the walltime, a kill. */
 static void follow_job(struct jpass *p, json_t *job)
 {
-    json_t *task = find_task(p->tasks, sget(job, "task_id"));
+    json_t *task = find_task(p->tasks, jstr(job, "task_id"));
     if (task == NULL) {
         job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message",
                                     "the job's task is gone", "stopped_at", (json_int_t)p->now));
         return;
     }
-    if (task_state_terminal(sget(task, "state"))) {
+    if (task_state_terminal(jstr(task, "state"))) {
         job_finish(p, job, task);
         return;
     }
     const char *down = down_node(p, job);
-    if (down && sget(job, "kill_reason") == NULL) {
+    if (down && jstr(job, "kill_reason") == NULL) {
         char why[300];
         snprintf(why, sizeof(why), "node %s is down: killed", down);
         job_merge(p, job, json_pack("{s:s}", "kill_reason", why));
     }
     int64_t started = iget(job, "started_at");
     int64_t deadline = started + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
-    if (started > 0 && sget(job, "kill_reason") == NULL) {
+    if (started > 0 && jstr(job, "kill_reason") == NULL) {
         if (p->now >= deadline)
             job_merge(p, job, json_pack("{s:s}", "kill_reason", "walltime exceeded: killed"));
         else
             wake(p, deadline);
     }
-    if (sget(job, "kill_reason")) {
+    if (jstr(job, "kill_reason")) {
         task_stop(p, task);
         job_merge(p, job, json_pack("{s:s}", "state", "Finishing"));
         return;
     }
-    const char *ts = sget(task, "state");
+    const char *ts = jstr(task, "state");
     if (strcmp(ts, "running") == 0) {
         json_t *fields = json_pack("{s:s}", "state", "Running");
         if (started == 0) {
@@ -355,7 +346,7 @@ static const char job_script[] =
 
 static json_t *job_env(json_t *job, json_t *assigned)
 {
-    const char *id = sget(job, "id");
+    const char *id = jstr(job, "id");
     char nodefile[128];
     snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_DIR "/shoal-nodefile-%s", id);
     char *list = NULL;
@@ -366,13 +357,13 @@ static json_t *job_env(json_t *job, json_t *assigned)
         for (int64_t c = 0; c < iget(a, "cores"); c++) {
             if (len)
                 buf_append(&list, &len, &cap, " ", 1);
-            buf_append(&list, &len, &cap, sget(a, "hostname"), strlen(sget(a, "hostname")));
+            buf_append(&list, &len, &cap, jstr(a, "hostname"), strlen(jstr(a, "hostname")));
         }
     }
     json_t *env = json_pack("[s+, s+, s+, s+, s+, s+]", "SHOAL_JOB_ID=", id, "OAR_JOB_ID=", id,
                             "SHOAL_NODEFILE=", nodefile, "OAR_NODEFILE=", nodefile,
                             "SHOAL_JOB_NODELIST=", list ? list : "",
-                            "SHOAL_JOB_COMMAND=", sget(job, "command"));
+                            "SHOAL_JOB_COMMAND=", jstr(job, "command"));
     free(list);
     return env;
 }
@@ -384,12 +375,12 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
     json_t *assigned = json_array();
     for (int i = 0; i < nnodes; i++) {
         json_t *n = json_array_get(p->nodes, (size_t)node_idx[i]);
-        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I}", "node_id", sget(n, "id"),
-                                                  "hostname", sget(n, "hostname"), "cores",
+        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I}", "node_id", jstr(n, "id"),
+                                                  "hostname", jstr(n, "hostname"), "cores",
                                                   (json_int_t)iget(res, "cores")));
     }
     struct serr err = {0};
-    json_t *image = image_resolve(p->st, sget(job, "image_id"), &err);
+    json_t *image = image_resolve(p->st, jstr(job, "image_id"), &err);
     if (image == NULL) {
         job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message", err.msg,
                                     "stopped_at", (json_int_t)p->now));
@@ -397,7 +388,7 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
         return;
     }
     /* every field task_container_spec reads (a service spec has them normalised) */
-    json_t *spec = json_pack("{s:s, s:o, s:{s:I}, s:I, s:[], s:b}", "image", sget(job, "image"),
+    json_t *spec = json_pack("{s:s, s:o, s:{s:I}, s:I, s:[], s:b}", "image", jstr(job, "image"),
                              "env", job_env(job, assigned), "limits", "cpus",
                              (json_int_t)iget(res, "cores"), "stop_grace_period_ms",
                              (json_int_t)JOB_KILL_GRACE_MS, "mounts", "init", 0);
@@ -407,14 +398,14 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
     json_decref(image);
     char id[26], name[64];
     random_hex(id, 25);
-    snprintf(name, sizeof(name), "job.%s", sget(job, "id"));
+    snprintf(name, sizeof(name), "job.%s", jstr(job, "id"));
     json_t *first = json_array_get(assigned, 0);
     /* service_id: the task's logs are found as a service's (agent_service_logs) */
     json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
-                             "s:I}", "id", id, "job_id", sget(job, "id"), "service_id", name,
+                             "s:I}", "id", id, "job_id", jstr(job, "id"), "service_id", name,
                              "name", name, "container",
-                             container, "image", sget(job, "image"), "node_id",
-                             sget(first, "node_id"), "node_hostname", sget(first, "hostname"),
+                             container, "image", jstr(job, "image"), "node_id",
+                             jstr(first, "node_id"), "node_hostname", jstr(first, "hostname"),
                              "desired_state", "running", "state", "assigned", "state_at",
                              (json_int_t)p->now, "message", "scheduled", "error", "",
                              "created_at", (json_int_t)p->now);
@@ -431,7 +422,7 @@ static int node_index(json_t *nodes, const char *id)
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
-        if (id && str_is(n, "id", id))
+        if (id && jstr_is(n, "id", id))
             return (int)i;
     }
     return -1;
@@ -447,7 +438,7 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
     *n = 0;
     json_array_foreach(jobs, i, job)
     {
-        if (!job_state_active(sget(job, "state")))
+        if (!job_state_active(jstr(job, "state")))
             continue;
         int64_t start = iget(job, "started_at") ? iget(job, "started_at") : iget(job, "scheduled_at");
         int64_t end = start + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
@@ -455,7 +446,7 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
             end = p->now + 1;
         json_array_foreach(json_object_get(job, "assigned"), k, a)
         {
-            int idx = node_index(p->nodes, sget(a, "node_id"));
+            int idx = node_index(p->nodes, jstr(a, "node_id"));
             if (idx >= 0)
                 out[(*n)++] = (struct sched_alloc){idx, (int)iget(a, "cores"), start, end};
         }
@@ -466,10 +457,10 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
 static int cmp_waiting(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    int px = queue_priority(sget(x, "queue")), py = queue_priority(sget(y, "queue"));
+    int px = queue_priority(jstr(x, "queue")), py = queue_priority(jstr(y, "queue"));
     if (px != py)
         return px > py ? -1 : 1;
-    long long ix = atoll(sget(x, "id")), iy = atoll(sget(y, "id"));
+    long long ix = atoll(jstr(x, "id")), iy = atoll(jstr(y, "id"));
     return ix < iy ? -1 : ix > iy;
 }
 
@@ -481,7 +472,7 @@ static void schedule(struct jpass *p, json_t *jobs)
     json_t **waiting = xcalloc(json_array_size(jobs) + 1, sizeof(*waiting));
     json_array_foreach(jobs, i, job)
     {
-        if (str_is(job, "state", "Waiting"))
+        if (jstr_is(job, "state", "Waiting"))
             waiting[nwaiting++] = job;
     }
     if (nwaiting == 0) {
@@ -532,14 +523,14 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     json_array_foreach(jobs, i, job)
     {
-        const char *state = sget(job, "state");
-        json_t *task = find_task(tasks, sget(job, "task_id"));
-        if (job_state_final(state) && task && !task_state_terminal(sget(task, "state")))
+        const char *state = jstr(job, "state");
+        json_t *task = find_task(tasks, jstr(job, "task_id"));
+        if (job_state_final(state) && task && !task_state_terminal(jstr(task, "state")))
             task_stop(&p, task); /* deleted while its task was being made */
         else if (!job_state_active(state) && !job_state_final(state) && task)
             job_merge(&p, job, json_pack("{s:s, s:s}", "state", "Finishing", "kill_reason",
                                          "held while launching: killed"));
-        if (job_state_active(sget(job, "state")))
+        if (job_state_active(jstr(job, "state")))
             follow_job(&p, job);
     }
     schedule(&p, jobs);

@@ -8,40 +8,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agent/net.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "manager/subnets.h"
+#include "model/cidr.h"
 #include "store/store.h"
-
-/* ---- pure helpers ---- */
-
-static uint32_t prefix_mask(int prefix)
-{
-    return prefix <= 0 ? 0 : 0xffffffffu << (32 - prefix);
-}
-
-bool net_ranges_overlap(uint32_t a, int aprefix, uint32_t b, int bprefix)
-{
-    uint32_t mask = prefix_mask(aprefix < bprefix ? aprefix : bprefix);
-    return (a & mask) == (b & mask);
-}
-
-bool net_slice(uint32_t pool, uint32_t node_subnet, uint32_t net, int prefix, uint32_t *slice)
-{
-    if (prefix > 23 || node_subnet < pool)
-        return false;
-    uint64_t k = (node_subnet - pool) >> 8;
-    uint64_t count = 1ull << (24 - prefix);
-    if (k + 1 >= count) /* the last /24 holds the virtual IPs */
-        return false;
-    *slice = net + (uint32_t)(k << 8);
-    return true;
-}
-
-uint32_t net_vip_block(uint32_t net, int prefix)
-{
-    return (net | ~prefix_mask(prefix)) & 0xffffff00u;
-}
 
 /* ---- networks ---- */
 
@@ -115,9 +86,8 @@ static bool host_route_overlap(uint32_t net, int prefix, json_t *ours, char *wha
         {
             uint32_t o;
             int op;
-            if (net_parse_cidr(json_string_value(json_object_get(r, "subnet")), &o, &op, NULL) ==
-                    0 &&
-                rprefix >= op && net_ranges_overlap(o, op, rdst, rprefix))
+            if (net_parse_cidr(jstr(r, "subnet"), &o, &op, NULL) == 0 && rprefix >= op &&
+                net_ranges_overlap(o, op, rdst, rprefix))
                 inside_ours = true;
         }
         if (!inside_ours && net_ranges_overlap(net, prefix, rdst, rprefix)) {
@@ -138,12 +108,12 @@ static int check_range(json_t *ours, uint32_t net, int prefix, struct serr *err)
     json_t *r;
     json_array_foreach(ours, i, r)
     {
-        const char *cidr = json_string_value(json_object_get(r, "subnet"));
+        const char *cidr = jstr(r, "subnet");
         uint32_t o;
         int op;
         if (net_parse_cidr(cidr, &o, &op, NULL) == 0 && net_ranges_overlap(net, prefix, o, op))
-            return serr_set(err, SERR_CONFLICT, "subnet overlaps network %s (%s)",
-                            json_string_value(json_object_get(r, "name")), cidr);
+            return serr_set(err, SERR_CONFLICT, "subnet overlaps network %s (%s)", jstr(r, "name"),
+                            cidr);
     }
     char what[64];
     if (host_route_overlap(net, prefix, ours, what, sizeof(what)))
@@ -219,8 +189,7 @@ json_t *network_new(struct store *st, json_t *body, struct serr *err)
         return NULL;
     }
     json_t *dup = store_find_name(st, "networks", name, NULL);
-    const char *taken = builtin_named(name) ? builtin_named(name)
-                        : dup ? json_string_value(json_object_get(dup, "name")) : NULL;
+    const char *taken = builtin_named(name) ? builtin_named(name) : dup ? jstr(dup, "name") : NULL;
     if (taken) {
         if (strcmp(taken, name) == 0)
             serr_set(err, SERR_CONFLICT, "network %s already exists", name);
@@ -249,7 +218,7 @@ json_t *network_services(struct store *st, const char *name)
     json_t *s;
     json_array_foreach(svcs, i, s)
     {
-        const char *net = json_string_value(json_object_get(json_object_get(s, "spec"), "network"));
+        const char *net = jstr(json_object_get(s, "spec"), "network");
         if (net && strcmp(net, name) == 0)
             json_array_append(out, json_object_get(s, "name"));
     }
@@ -269,8 +238,7 @@ static json_t *builtin(struct store *st, const char *name)
 
 static json_t *with_services(struct store *st, json_t *n)
 {
-    json_object_set_new(n, "services",
-                        network_services(st, json_string_value(json_object_get(n, "name"))));
+    json_object_set_new(n, "services", network_services(st, jstr(n, "name")));
     return n;
 }
 
@@ -306,29 +274,23 @@ json_t *network_find(struct store *st, const char *ref, struct serr *err)
 
 /* ---- services: ports and virtual IPs ---- */
 
-static const char *sget(json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
 static int check_port_free(struct store *st, json_t *svc, json_t *port, struct serr *err)
 {
-    json_int_t published = json_integer_value(json_object_get(port, "published"));
-    const char *proto = sget(port, "protocol");
+    json_int_t published = jint(port, "published", 0);
+    const char *proto = jstr(port, "protocol");
     json_t *svcs = store_list(st, "services", "name");
     size_t i, j;
     json_t *other, *p;
     int rc = 0;
     json_array_foreach(svcs, i, other)
     {
-        if (rc < 0 || strcmp(sget(other, "id"), sget(svc, "id")) == 0)
+        if (rc < 0 || strcmp(jstr(other, "id"), jstr(svc, "id")) == 0)
             continue;
         json_array_foreach(json_object_get(json_object_get(other, "spec"), "ports"), j, p)
         {
-            if (json_integer_value(json_object_get(p, "published")) == published &&
-                strcmp(sget(p, "protocol"), proto) == 0) {
+            if (jint(p, "published", 0) == published && strcmp(jstr(p, "protocol"), proto) == 0) {
                 rc = serr_set(err, SERR_CONFLICT, "port %lld/%s is already published by service %s",
-                              (long long)published, proto, sget(other, "name"));
+                              (long long)published, proto, jstr(other, "name"));
                 break;
             }
         }
@@ -340,15 +302,15 @@ static int check_port_free(struct store *st, json_t *svc, json_t *port, struct s
 /* The nodes' cluster ports are the swarm's own. */
 static int check_port_not_cluster(struct store *st, json_t *port, struct serr *err)
 {
-    json_int_t published = json_integer_value(json_object_get(port, "published"));
+    json_int_t published = jint(port, "published", 0);
     json_t *nodes = store_list(st, "nodes", NULL);
     size_t i;
     json_t *n;
     int rc = 0;
     json_array_foreach(nodes, i, n)
     {
-        const char *addr = sget(n, "addr"), *colon = addr ? strrchr(addr, ':') : NULL;
-        if (rc == 0 && strcmp(sget(port, "protocol"), "tcp") == 0 && colon &&
+        const char *addr = jstr(n, "addr"), *colon = addr ? strrchr(addr, ':') : NULL;
+        if (rc == 0 && strcmp(jstr(port, "protocol"), "tcp") == 0 && colon &&
             atoll(colon + 1) == published)
             rc = serr_set(err, SERR_CONFLICT, "port %lld/tcp is the swarm's cluster port on %s",
                           (long long)published, addr);
@@ -383,16 +345,15 @@ static bool port_listening(json_int_t port, const char *proto)
  * leader's host listens on: the mesh would take its connections away. */
 static int check_port_unused(struct store *st, json_t *svc, json_t *port, struct serr *err)
 {
-    json_int_t published = json_integer_value(json_object_get(port, "published"));
-    const char *proto = sget(port, "protocol");
-    json_t *old = store_get(st, "services", sget(svc, "id"));
+    json_int_t published = jint(port, "published", 0);
+    const char *proto = jstr(port, "protocol");
+    json_t *old = store_get(st, "services", jstr(svc, "id"));
     size_t i;
     json_t *p;
     bool had = false;
     json_array_foreach(json_object_get(json_object_get(old, "spec"), "ports"), i, p)
     {
-        if (json_integer_value(json_object_get(p, "published")) == published &&
-            strcmp(sget(p, "protocol"), proto) == 0)
+        if (jint(p, "published", 0) == published && strcmp(jstr(p, "protocol"), proto) == 0)
             had = true;
     }
     json_decref(old);
@@ -417,7 +378,7 @@ static int network_range(struct store *st, const char *name, uint32_t *net, int 
         if (n == NULL)
             return serr_set(err, SERR_NOT_FOUND, "network %s not found (see `shoal network ls`)",
                             name);
-        cidr = sget(n, "subnet");
+        cidr = jstr(n, "subnet");
     }
     int rc = net_parse_cidr(cidr, net, prefix, err);
     json_decref(n);
@@ -461,10 +422,9 @@ static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t
     json_t *s;
     json_array_foreach(svcs, i, s)
     {
-        const char *net = sget(json_object_get(s, "spec"), "network");
-        const char *v = sget(s, "vip");
-        if (strcmp(sget(s, "id"), sget(svc, "id")) == 0 || !net || strcmp(net, network) != 0 ||
-            !v)
+        const char *net = jstr(json_object_get(s, "spec"), "network");
+        const char *v = jstr(s, "vip");
+        if (strcmp(jstr(s, "id"), jstr(svc, "id")) == 0 || !net || strcmp(net, network) != 0 || !v)
             continue;
         uint32_t a;
         if (net_parse_ip(v, &a) && (a & 0xffffff00u) == block)
@@ -493,12 +453,12 @@ static bool vip_in_block(const char *vip, uint32_t block)
  * exactly. */
 static void network_name_canonical(struct store *st, json_t *spec)
 {
-    const char *network = sget(spec, "network");
+    const char *network = jstr(spec, "network");
     if (network == NULL)
         return;
     const char *builtin = builtin_named(network);
     json_t *found = builtin ? NULL : store_find_name(st, "networks", network, NULL);
-    const char *name = builtin ? builtin : found ? sget(found, "name") : NULL;
+    const char *name = builtin ? builtin : found ? jstr(found, "name") : NULL;
     if (name && strcmp(name, network) != 0)
         json_object_set_new(spec, "network", json_string(name));
     json_decref(found);
@@ -507,7 +467,7 @@ static void network_name_canonical(struct store *st, json_t *spec)
 int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct serr *err)
 {
     network_name_canonical(st, spec);
-    const char *network = sget(spec, "network");
+    const char *network = jstr(spec, "network");
     json_t *ports = json_object_get(spec, "ports");
     size_t i;
     json_t *p;
@@ -529,7 +489,7 @@ int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct 
             return -1;
     }
     uint32_t block = net_vip_block(net, prefix);
-    if (vip_in_block(sget(svc, "vip"), block))
+    if (vip_in_block(jstr(svc, "vip"), block))
         return 0;
     if (pick_vip(st, svc, network, block, &vip, err) < 0)
         return -1;
@@ -541,8 +501,8 @@ int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct 
 
 static void port_key(json_t *port, char *out, size_t len)
 {
-    snprintf(out, len, "%lld/%s", (long long)json_integer_value(json_object_get(port, "published")),
-             sget(port, "protocol") ? sget(port, "protocol") : "tcp");
+    snprintf(out, len, "%lld/%s", (long long)jint(port, "published", 0),
+             jstr(port, "protocol") ? jstr(port, "protocol") : "tcp");
 }
 
 static bool spec_has_port(json_t *spec, const char *key)
@@ -582,11 +542,11 @@ void service_port_ops(json_t *group, const char *service_id, json_t *old_spec, j
 
 static bool in_rotation(json_t *task)
 {
-    const char *desired = sget(task, "desired_state");
+    const char *desired = jstr(task, "desired_state");
     if (desired == NULL || strcmp(desired, "running") != 0)
         return false;
-    const char *state = sget(task, "state"), *health = sget(task, "health");
-    if (state == NULL || strcmp(state, "running") != 0 || sget(task, "addr") == NULL)
+    const char *state = jstr(task, "state"), *health = jstr(task, "health");
+    if (state == NULL || strcmp(state, "running") != 0 || jstr(task, "addr") == NULL)
         return false;
     if (json_object_get(json_object_get(task, "container"), "healthcheck") == NULL)
         return true;
@@ -595,7 +555,7 @@ static bool in_rotation(json_t *task)
 
 static json_t *endpoints(struct store *st, json_t *svc)
 {
-    json_t *tasks = store_list_where(st, "tasks", "service_id", sget(svc, "id"));
+    json_t *tasks = store_list_where(st, "tasks", "service_id", jstr(svc, "id"));
     json_t *out = json_array();
     size_t i;
     json_t *t;
@@ -617,8 +577,8 @@ json_t *mesh_build(struct store *st)
     json_array_foreach(svcs, i, s)
     {
         json_t *spec = json_object_get(s, "spec");
-        const char *network = sget(spec, "network");
-        if (network == NULL || strcmp(network, NETWORK_HOST) == 0 || sget(s, "vip") == NULL)
+        const char *network = jstr(spec, "network");
+        if (network == NULL || strcmp(network, NETWORK_HOST) == 0 || jstr(s, "vip") == NULL)
             continue;
         json_t *ports = json_object_get(spec, "ports");
         json_array_append_new(out, json_pack("{s:O, s:s, s:O, s:o, s:o}", "name",

@@ -15,11 +15,9 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "model/cidr.h" /* NETWORK_BRIDGE, NETWORK_HOST */
 
 struct store;
-
-#define NETWORK_BRIDGE "bridge"
-#define NETWORK_HOST "host"
 
 /* A new network record {id, name, subnet, created_at} from an API body
  * {"name", "subnet"?}: bad names, taken names, bad or overlapping ranges
@@ -52,14 +50,5 @@ void service_port_ops(json_t *group, const char *service_id, json_t *old_spec, j
  * [{addr, node_id}]}]}. Endpoints are the running tasks in rotation
  * (healthy, or without a health check). */
 json_t *mesh_build(struct store *st);
-
-/* Pure helpers (unit-tested). */
-/* True when the two ranges share an address. */
-bool net_ranges_overlap(uint32_t a, int aprefix, uint32_t b, int bprefix);
-/* The node's /24 in a network: the k-th /24 where k is the index of the
- * node's pool /24; false when the network has no such /24 (too small). */
-bool net_slice(uint32_t pool, uint32_t node_subnet, uint32_t net, int prefix, uint32_t *slice);
-/* The /24 holding a network's virtual IPs: its last. */
-uint32_t net_vip_block(uint32_t net, int prefix);
 
 #endif

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "manager/jobs.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
+#include "model/task.h"
 #include "store/store.h"
 
 /* Finished tasks kept per slot, for `service ps` history (docker keeps 5). */
@@ -23,17 +25,6 @@ struct pass {
     int64_t wake_at;
 };
 
-static const char *sget(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static bool str_is(json_t *o, const char *k, const char *v)
-{
-    const char *s = sget(o, k);
-    return s && strcmp(s, v) == 0;
-}
-
 static void wake_at(struct pass *p, int64_t when)
 {
     if (p->wake_at == 0 || when < p->wake_at)
@@ -44,12 +35,12 @@ static void wake_at(struct pass *p, int64_t when)
 static void task_merge(struct pass *p, json_t *task, json_t *fields)
 {
     json_object_update(task, fields);
-    json_array_append_new(p->ops, op_merge("tasks", sget(task, "id"), fields));
+    json_array_append_new(p->ops, op_merge("tasks", jstr(task, "id"), fields));
 }
 
 static void task_set_desired(struct pass *p, json_t *task, const char *desired)
 {
-    if (str_is(task, "desired_state", desired))
+    if (jstr_is(task, "desired_state", desired))
         return;
     task_merge(p, task, json_pack("{s:s}", "desired_state", desired));
 }
@@ -63,17 +54,17 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
     json_t *constraints = json_object_get(json_object_get(svc, "spec"), "constraints");
-    json_t *node = scheduler_pick(p->nodes, p->tasks, sget(svc, "id"), constraints, &err);
+    json_t *node = scheduler_pick(p->nodes, p->tasks, jstr(svc, "id"), constraints, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
-        if (!str_is(task, "error", err.msg))
+        if (!jstr_is(task, "error", err.msg))
             task_merge(p, task, json_pack("{s:s, s:s}", "message", "pending task scheduling",
                                           "error", err.msg));
         return;
     }
     task_merge(p, task,
-               json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", sget(node, "id"),
-                         "node_hostname", sget(node, "hostname"), "state", "assigned", "state_at",
+               json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", jstr(node, "id"),
+                         "node_hostname", jstr(node, "hostname"), "state", "assigned", "state_at",
                          (json_int_t)p->now, "message", "scheduled", "error", ""));
 }
 
@@ -85,18 +76,18 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot)
     random_hex(id, 25);
     char name[300];
     if (json_is_integer(slot))
-        snprintf(name, sizeof(name), "%s.%lld", sget(svc, "name"),
+        snprintf(name, sizeof(name), "%s.%lld", jstr(svc, "name"),
                  (long long)json_integer_value(slot));
     else
-        snprintf(name, sizeof(name), "%s.%s", sget(svc, "name"), json_string_value(slot));
-    json_t *task = json_pack("{s:s, s:s, s:s, s:O, s:s, s:O, s:s, s:s, s:I, s:s, s:s, s:I}", "id",
-                             id, "service_id", sget(svc, "id"), "service_name", sget(svc, "name"),
-                             "slot", slot, "name", name, "spec_version",
-                             json_object_get(svc, "version"), "desired_state", "running", "state",
-                             "pending", "state_at", (json_int_t)p->now, "message", "created",
-                             "error", "", "created_at", (json_int_t)p->now);
+        snprintf(name, sizeof(name), "%s.%s", jstr(svc, "name"), json_string_value(slot));
+    json_t *task =
+        json_pack("{s:s, s:s, s:s, s:O, s:s, s:O, s:s, s:s, s:I, s:s, s:s, s:I}", "id", id,
+                  "service_id", jstr(svc, "id"), "service_name", jstr(svc, "name"), "slot", slot,
+                  "name", name, "spec_version", json_object_get(svc, "version"), "desired_state",
+                  "running", "state", "pending", "state_at", (json_int_t)p->now, "message",
+                  "created", "error", "", "created_at", (json_int_t)p->now);
     struct serr err = {0};
-    json_t *image = image_resolve(p->st, sget(spec, "image"), &err);
+    json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);
     if (image) {
         json_object_set_new(task, "container", task_container_spec(spec, image));
         json_decref(image);
@@ -118,22 +109,21 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot)
 /* For a finished task: does its restart policy start it again? */
 static bool should_restart(json_t *spec, json_t *task)
 {
-    const char *cond = sget(spec, "restart_condition");
+    const char *cond = jstr(spec, "restart_condition");
     if (cond && strcmp(cond, "none") == 0)
         return false;
     if (cond && strcmp(cond, "on-failure") == 0)
-        return !str_is(task, "state", "complete");
+        return !jstr_is(task, "state", "complete");
     return true;
 }
 
 bool task_finished_for_good(json_t *svc, json_t *task)
 {
-    const char *state = sget(task, "state");
+    const char *state = jstr(task, "state");
     /* "shutdown" is a stop asked for (update, drain, scale): the slot goes on */
     if (!task_state_terminal(state) || strcmp(state, "shutdown") == 0)
         return false;
-    if (json_integer_value(json_object_get(task, "spec_version")) <
-        json_integer_value(json_object_get(svc, "version")))
+    if (jint(task, "spec_version", 0) < jint(svc, "version", 0))
         return false; /* a new task template runs the slot again */
     return !should_restart(json_object_get(svc, "spec"), task);
 }
@@ -148,11 +138,11 @@ static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **l
     {
         if (!slot_equal(json_object_get(t, "slot"), slot))
             continue;
-        json_int_t at = json_integer_value(json_object_get(t, "created_at"));
-        if (*latest == NULL || at > json_integer_value(json_object_get(*latest, "created_at")))
+        json_int_t at = jint(t, "created_at", 0);
+        if (*latest == NULL || at > jint(*latest, "created_at", 0))
             *latest = t;
-        if (str_is(t, "desired_state", "running") &&
-            (*current == NULL || at > json_integer_value(json_object_get(*current, "created_at"))))
+        if (jstr_is(t, "desired_state", "running") &&
+            (*current == NULL || at > jint(*current, "created_at", 0)))
             *current = t;
     }
 }
@@ -164,14 +154,13 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
     json_t *cur, *last;
     slot_tasks(tasks, slot, &cur, &last);
     if (cur == NULL) {
-        if (last && !task_state_terminal(sget(last, "state")))
+        if (last && !task_state_terminal(jstr(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
         if (last && task_finished_for_good(svc, last))
             return; /* done: its restart policy does not run it again */
         /* the restart delay slows crash loops; a stop or a lost node is no crash */
-        if (last && !str_is(last, "state", "shutdown") && !str_is(last, "state", "orphaned")) {
-            int64_t due = json_integer_value(json_object_get(last, "state_at")) +
-                          json_integer_value(json_object_get(spec, "restart_delay_ms"));
+        if (last && !jstr_is(last, "state", "shutdown") && !jstr_is(last, "state", "orphaned")) {
+            int64_t due = jint(last, "state_at", 0) + jint(spec, "restart_delay_ms", 0);
             if (due > p->now) {
                 wake_at(p, due);
                 return;
@@ -181,18 +170,17 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
         json_array_append(tasks, create_task(p, svc, slot));
         return;
     }
-    if (task_state_terminal(sget(cur, "state"))) {
+    if (task_state_terminal(jstr(cur, "state"))) {
         /* no longer wanted running: either a new task replaces it (next pass, after the
          * restart delay) or the slot is done (task_finished_for_good), as Swarm shows it */
         task_set_desired(p, cur, "shutdown");
         return;
     }
-    if (json_integer_value(json_object_get(cur, "spec_version")) <
-        json_integer_value(json_object_get(svc, "version"))) {
+    if (jint(cur, "spec_version", 0) < jint(svc, "version", 0)) {
         json_array_append(update_candidates, cur);
         return;
     }
-    if (str_is(cur, "state", "pending"))
+    if (jstr_is(cur, "state", "pending"))
         try_assign(p, svc, cur);
 }
 
@@ -203,7 +191,7 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
 
 static bool watches_failures(json_t *update_config)
 {
-    const char *action = sget(update_config, "failure_action");
+    const char *action = jstr(update_config, "failure_action");
     return action && strcmp(action, "continue") != 0;
 }
 
@@ -212,32 +200,33 @@ static bool watches_failures(json_t *update_config)
 static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *candidates)
 {
     json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
-    json_int_t par = json_integer_value(json_object_get(uc, "parallelism"));
-    json_int_t delay = json_integer_value(json_object_get(uc, "delay_ms"));
+    json_int_t par = jint(uc, "parallelism", 0);
+    json_int_t delay = jint(uc, "delay_ms", 0);
     if (watches_failures(uc) && delay < UPDATE_MONITOR_MS)
         delay = UPDATE_MONITOR_MS; /* a new task must hold that long before the next */
-    json_int_t version = json_integer_value(json_object_get(svc, "version"));
+    json_int_t version = jint(svc, "version", 0);
     int in_progress = 0;
     int64_t last_running_at = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (json_integer_value(json_object_get(t, "spec_version")) != version)
+        if (jint(t, "spec_version", 0) != version)
             continue;
-        if (str_is(t, "desired_state", "running") && str_is(t, "state", "running")) {
-            int64_t at = json_integer_value(json_object_get(t, "state_at"));
+        if (jstr_is(t, "desired_state", "running") && jstr_is(t, "state", "running")) {
+            int64_t at = jint(t, "state_at", 0);
             if (at > last_running_at)
                 last_running_at = at;
-        } else if (str_is(t, "desired_state", "running") && !task_state_terminal(sget(t, "state"))) {
+        } else if (jstr_is(t, "desired_state", "running") &&
+                   !task_state_terminal(jstr(t, "state"))) {
             in_progress++;
         }
     }
     /* old tasks being stopped for the update count as in progress too */
     json_array_foreach(tasks, i, t)
     {
-        if (json_integer_value(json_object_get(t, "spec_version")) < version &&
-            !str_is(t, "desired_state", "running") && !task_state_terminal(sget(t, "state")))
+        if (jint(t, "spec_version", 0) < version && !jstr_is(t, "desired_state", "running") &&
+            !task_state_terminal(jstr(t, "state")))
             in_progress++;
     }
     if (delay > 0 && last_running_at > 0 && last_running_at + delay > p->now) {
@@ -263,20 +252,19 @@ static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *c
 static void service_merge(struct pass *p, json_t *svc, json_t *fields)
 {
     json_object_update(svc, fields);
-    json_array_append_new(p->ops, op_merge("services", sget(svc, "id"), fields));
+    json_array_append_new(p->ops, op_merge("services", jstr(svc, "id"), fields));
 }
 
 static bool new_version_failed(json_t *svc, json_t *tasks)
 {
-    json_int_t version = json_integer_value(json_object_get(svc, "version"));
-    json_int_t since = json_integer_value(json_object_get(svc, "updated_at"));
+    json_int_t version = jint(svc, "version", 0);
+    json_int_t since = jint(svc, "updated_at", 0);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (json_integer_value(json_object_get(t, "spec_version")) == version &&
-            str_is(t, "state", "failed") &&
-            json_integer_value(json_object_get(t, "state_at")) >= since)
+        if (jint(t, "spec_version", 0) == version && jstr_is(t, "state", "failed") &&
+            jint(t, "state_at", 0) >= since)
             return true;
     }
     return false;
@@ -286,18 +274,17 @@ static bool new_version_failed(json_t *svc, json_t *tasks)
  * failures are watched). */
 static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
 {
-    json_int_t version = json_integer_value(json_object_get(svc, "version"));
+    json_int_t version = jint(svc, "version", 0);
     bool watch = watches_failures(json_object_get(json_object_get(svc, "spec"), "update_config"));
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (!str_is(t, "desired_state", "running"))
+        if (!jstr_is(t, "desired_state", "running"))
             continue;
-        if (json_integer_value(json_object_get(t, "spec_version")) != version ||
-            !str_is(t, "state", "running"))
+        if (jint(t, "spec_version", 0) != version || !jstr_is(t, "state", "running"))
             return false;
-        int64_t held = json_integer_value(json_object_get(t, "state_at")) + UPDATE_MONITOR_MS;
+        int64_t held = jint(t, "state_at", 0) + UPDATE_MONITOR_MS;
         if (watch && held > p->now) {
             wake_at(p, held);
             return false;
@@ -312,11 +299,10 @@ static void start_rollback(struct pass *p, json_t *svc)
     json_t *next = json_deep_copy(svc);
     json_object_set(next, "spec", json_object_get(svc, "previous_spec"));
     json_object_set(next, "previous_spec", spec);
-    json_object_set_new(next, "version",
-                        json_integer(json_integer_value(json_object_get(svc, "version")) + 1));
+    json_object_set_new(next, "version", json_integer(jint(svc, "version", 0) + 1));
     json_object_set_new(next, "updated_at", json_integer(p->now));
     json_object_set_new(next, "update_state", json_string("rollback_started"));
-    log_info("service %s: a task of the update failed, rolling back", sget(svc, "name"));
+    log_info("service %s: a task of the update failed, rolling back", jstr(svc, "name"));
     json_object_update(svc, next);
     json_array_append_new(p->ops, op_put("services", next));
 }
@@ -324,7 +310,7 @@ static void start_rollback(struct pass *p, json_t *svc)
 /* Returns whether old tasks may still be replaced in this pass. */
 static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates)
 {
-    const char *state = sget(svc, "update_state");
+    const char *state = jstr(svc, "update_state");
     bool rolling_back = state && strcmp(state, "rollback_started") == 0;
     if (state == NULL || (!rolling_back && strcmp(state, "updating") != 0))
         return state == NULL || (strcmp(state, "paused") != 0 && strcmp(state, "rollback_paused") != 0);
@@ -336,7 +322,7 @@ static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool ca
     if (!new_version_failed(svc, tasks))
         return true;
     json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
-    const char *action = sget(uc, "failure_action");
+    const char *action = jstr(uc, "failure_action");
     if (action == NULL || strcmp(action, "continue") == 0)
         return true;
     json_t *previous = json_object_get(svc, "previous_spec");
@@ -346,7 +332,7 @@ static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool ca
         start_rollback(p, svc);
         return false;
     }
-    log_info("service %s: a task of the update failed, the update is paused", sget(svc, "name"));
+    log_info("service %s: a task of the update failed, the update is paused", jstr(svc, "name"));
     service_merge(p, svc, json_pack("{s:s}", "update_state",
                                      rolling_back ? "rollback_paused" : "paused"));
     return false;
@@ -356,7 +342,7 @@ static json_t *wanted_slots(struct pass *p, json_t *svc)
 {
     json_t *spec = json_object_get(svc, "spec");
     json_t *slots = json_array();
-    if (str_is(spec, "mode", "global")) {
+    if (jstr_is(spec, "mode", "global")) {
         size_t i;
         json_t *n;
         json_array_foreach(p->nodes, i, n)
@@ -366,7 +352,7 @@ static json_t *wanted_slots(struct pass *p, json_t *svc)
         }
         return slots;
     }
-    json_int_t replicas = json_integer_value(json_object_get(spec, "replicas"));
+    json_int_t replicas = jint(spec, "replicas", 0);
     for (json_int_t r = 1; r <= replicas; r++)
         json_array_append_new(slots, json_integer(r));
     return slots;
@@ -392,19 +378,18 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (slot_equal(json_object_get(t, "slot"), slot) && !str_is(t, "desired_state", "running") &&
-            task_state_terminal(sget(t, "state")))
+        if (slot_equal(json_object_get(t, "slot"), slot) &&
+            !jstr_is(t, "desired_state", "running") && task_state_terminal(jstr(t, "state")))
             json_array_append(old, t);
     }
     while (json_array_size(old) > TASK_HISTORY) {
         size_t oldest = 0;
         json_array_foreach(old, i, t)
         {
-            if (json_integer_value(json_object_get(t, "created_at")) <
-                json_integer_value(json_object_get(json_array_get(old, oldest), "created_at")))
+            if (jint(t, "created_at", 0) < jint(json_array_get(old, oldest), "created_at", 0))
                 oldest = i;
         }
-        json_array_append_new(p->ops, op_del("tasks", sget(json_array_get(old, oldest), "id")));
+        json_array_append_new(p->ops, op_del("tasks", jstr(json_array_get(old, oldest), "id")));
         json_array_remove(old, oldest);
     }
     json_decref(old);
@@ -417,13 +402,14 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_t *t;
     json_array_foreach(p->tasks, i, t)
     {
-        if (str_is(t, "service_id", sget(svc, "id")))
+        if (jstr_is(t, "service_id", jstr(svc, "id")))
             json_array_append(tasks, t);
     }
     json_t *slots = wanted_slots(p, svc);
     json_array_foreach(tasks, i, t)
     {
-        if (str_is(t, "desired_state", "running") && !slot_wanted(slots, json_object_get(t, "slot")))
+        if (jstr_is(t, "desired_state", "running") &&
+            !slot_wanted(slots, json_object_get(t, "slot")))
             task_set_desired(p, t, "shutdown");
     }
     json_t *candidates = json_array();
@@ -456,14 +442,14 @@ static void reap_orphans(struct pass *p)
     {
         if (json_object_get(t, "job_id"))
             continue; /* a job's task: manager/jobs.c */
-        json_t *svc = store_get(p->st, "services", sget(t, "service_id"));
+        json_t *svc = store_get(p->st, "services", jstr(t, "service_id"));
         if (svc) {
             json_decref(svc);
             continue;
         }
         bool unplaced = json_object_get(t, "node_id") == NULL;
-        if (task_state_terminal(sget(t, "state")) || unplaced)
-            json_array_append_new(p->ops, op_del("tasks", sget(t, "id")));
+        if (task_state_terminal(jstr(t, "state")) || unplaced)
+            json_array_append_new(p->ops, op_del("tasks", jstr(t, "id")));
         else
             task_set_desired(p, t, "remove");
     }
@@ -483,28 +469,28 @@ static void orphan_tasks_of_down_nodes(struct pass *p)
     json_t *n, *t;
     json_array_foreach(p->nodes, i, n)
     {
-        if (str_is(n, "availability", "drain")) {
+        if (jstr_is(n, "availability", "drain")) {
             /* drained: stop its tasks; their slots get new tasks elsewhere */
             json_array_foreach(p->tasks, k, t)
             {
-                if (str_is(t, "node_id", sget(n, "id")) && str_is(t, "desired_state", "running"))
+                if (jstr_is(t, "node_id", jstr(n, "id")) && jstr_is(t, "desired_state", "running"))
                     task_set_desired(p, t, "shutdown");
             }
         }
-        if (!str_is(n, "status", "down"))
+        if (!jstr_is(n, "status", "down"))
             continue;
         /* a short blip (a paused or rebooting board) keeps its tasks */
-        int64_t lost_at = json_integer_value(json_object_get(n, "updated_at")) + ORPHAN_GRACE_MS;
+        int64_t lost_at = jint(n, "updated_at", 0) + ORPHAN_GRACE_MS;
         if (lost_at > p->now) {
             wake_at(p, lost_at);
             continue;
         }
         json_array_foreach(p->tasks, k, t)
         {
-            if (!str_is(t, "node_id", sget(n, "id")) || task_state_terminal(sget(t, "state")))
+            if (!jstr_is(t, "node_id", jstr(n, "id")) || task_state_terminal(jstr(t, "state")))
                 continue;
             char msg[300];
-            snprintf(msg, sizeof(msg), "node %s is down", sget(n, "hostname"));
+            snprintf(msg, sizeof(msg), "node %s is down", jstr(n, "hostname"));
             task_merge(p, t,
                        json_pack("{s:s, s:s, s:s, s:I}", "state", "orphaned", "message",
                                  "orphaned", "error", msg, "state_at", (json_int_t)p->now));
@@ -534,13 +520,13 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 /* Newest task of its slot among `tasks`? */
 static bool newest_of_slot(json_t *tasks, json_t *task)
 {
-    json_int_t at = json_integer_value(json_object_get(task, "created_at"));
+    json_int_t at = jint(task, "created_at", 0);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
         if (t != task && slot_equal(json_object_get(t, "slot"), json_object_get(task, "slot")) &&
-            json_integer_value(json_object_get(t, "created_at")) > at)
+            jint(t, "created_at", 0) > at)
             return false;
     }
     return true;
@@ -551,7 +537,7 @@ static bool slot_in_spec(json_t *spec, json_t *slot)
     if (!json_is_integer(slot))
         return true; /* a global service's slot: a node */
     json_int_t n = json_integer_value(slot);
-    return n >= 1 && n <= json_integer_value(json_object_get(spec, "replicas"));
+    return n >= 1 && n <= jint(spec, "replicas", 0);
 }
 
 void service_count_tasks(json_t *svc, json_t *tasks, struct service_counts *out)
@@ -562,23 +548,23 @@ void service_count_tasks(json_t *svc, json_t *tasks, struct service_counts *out)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (str_is(t, "desired_state", "running")) {
-            if (str_is(t, "state", "running"))
+        if (jstr_is(t, "desired_state", "running")) {
+            if (jstr_is(t, "state", "running"))
                 out->running++;
-            else if (str_is(t, "state", "pending") && sget(t, "error") && sget(t, "error")[0] &&
+            else if (jstr_is(t, "state", "pending") && jstr(t, "error") && jstr(t, "error")[0] &&
                      out->pending_reason == NULL)
-                out->pending_reason = sget(t, "error");
+                out->pending_reason = jstr(t, "error");
             continue;
         }
         if (!task_finished_for_good(svc, t) || !slot_in_spec(spec, json_object_get(t, "slot")) ||
             !newest_of_slot(tasks, t))
             continue;
-        if (str_is(t, "state", "complete")) {
+        if (jstr_is(t, "state", "complete")) {
             out->completed++;
         } else {
             out->failed++;
             if (out->failed_reason == NULL)
-                out->failed_reason = sget(t, "error");
+                out->failed_reason = jstr(t, "error");
         }
     }
 }

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/util.h"
+#include "model/task.h"
 
 struct constraint {
     char key[128];   /* "role", "hostname", "id", "labels.KEY" */
@@ -69,8 +71,8 @@ int constraint_validate(const char *expr, struct serr *err)
 static const char *node_attr(json_t *node, const char *key)
 {
     if (strncmp(key, "labels.", 7) == 0)
-        return json_string_value(json_object_get(json_object_get(node, "labels"), key + 7));
-    return json_string_value(json_object_get(node, key));
+        return jstr(json_object_get(node, "labels"), key + 7);
+    return jstr(node, key);
 }
 
 bool constraint_match(const char *expr, json_t *node)
@@ -86,8 +88,8 @@ bool constraint_match(const char *expr, json_t *node)
 /* Swarm's ReadyFilter: status ready and availability active. */
 static bool node_available(json_t *node)
 {
-    const char *status = json_string_value(json_object_get(node, "status"));
-    const char *avail = json_string_value(json_object_get(node, "availability"));
+    const char *status = jstr(node, "status");
+    const char *avail = jstr(node, "availability");
     return status && strcmp(status, "ready") == 0 && avail && strcmp(avail, "active") == 0;
 }
 
@@ -108,21 +110,10 @@ bool node_eligible(json_t *node, json_t *constraints)
     return node_available(node) && constraints_match(node, constraints);
 }
 
-bool task_state_terminal(const char *state)
-{
-    static const char *const finals[] = {"complete", "failed", "rejected", "shutdown",
-                                         "orphaned", NULL};
-    for (int i = 0; state && finals[i]; i++)
-        if (strcmp(state, finals[i]) == 0)
-            return true;
-    return false;
-}
-
 static bool task_live(json_t *t)
 {
-    const char *desired = json_string_value(json_object_get(t, "desired_state"));
-    return desired && strcmp(desired, "running") == 0 &&
-           !task_state_terminal(json_string_value(json_object_get(t, "state")));
+    const char *desired = jstr(t, "desired_state");
+    return desired && strcmp(desired, "running") == 0 && !task_state_terminal(jstr(t, "state"));
 }
 
 static void count_on_node(json_t *tasks, const char *node_id, const char *service_id,
@@ -133,11 +124,11 @@ static void count_on_node(json_t *tasks, const char *node_id, const char *servic
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        const char *n = json_string_value(json_object_get(t, "node_id"));
+        const char *n = jstr(t, "node_id");
         if (n == NULL || strcmp(n, node_id) != 0 || !task_live(t))
             continue;
         (*total)++;
-        const char *s = json_string_value(json_object_get(t, "service_id"));
+        const char *s = jstr(t, "service_id");
         if (s && service_id && strcmp(s, service_id) == 0)
             (*same_service)++;
     }
@@ -193,8 +184,7 @@ json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
             continue;
         }
         int same, total;
-        count_on_node(tasks, json_string_value(json_object_get(node, "id")), service_id, &same,
-                      &total);
+        count_on_node(tasks, jstr(node, "id"), service_id, &same, &total);
         if (best == NULL || same < best_same || (same == best_same && total < best_total)) {
             best = node;
             best_same = same;

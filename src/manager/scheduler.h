@@ -34,7 +34,4 @@ void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size);
 json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
                        json_t *constraints, struct serr *err);
 
-/* Task states that are final. */
-bool task_state_terminal(const char *state);
-
 #endif

@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/image.h"
 #include "agent/runtime.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "manager/scheduler.h"
 #include "manager/secret.h"
+#include "model/imageref.h"
 #include "store/store.h"
 
 #define MAX_REPLICAS 100000
@@ -66,7 +67,7 @@ json_t *image_resolve(struct store *st, const char *ref, struct serr *err)
     if (image_normalize_ref(ref, norm, sizeof(norm), NULL) == 0) {
         json_t *tag = store_get(st, "tags", norm);
         if (tag) {
-            json_t *img = store_get(st, "images", json_string_value(json_object_get(tag, "image_id")));
+            json_t *img = store_get(st, "images", jstr(tag, "image_id"));
             json_decref(tag);
             if (img)
                 return img;
@@ -113,9 +114,9 @@ static int check_env(json_t *env, const char *field, struct serr *err)
 
 static int check_mount(json_t *m, struct serr *err)
 {
-    const char *type = json_string_value(json_object_get(m, "type"));
-    const char *src = json_string_value(json_object_get(m, "source"));
-    const char *dst = json_string_value(json_object_get(m, "target"));
+    const char *type = jstr(m, "type");
+    const char *src = jstr(m, "source");
+    const char *dst = jstr(m, "target");
     json_t *ro = json_object_get(m, "readonly");
     const char *key;
     json_t *val;
@@ -279,8 +280,7 @@ static int check_ports(json_t *ports, struct serr *err)
             if (json_equal(json_object_get(p, "published"), json_object_get(q, "published")) &&
                 json_equal(json_object_get(p, "protocol"), json_object_get(q, "protocol")))
                 return serr_set(err, SERR_INVALID, "port %lld/%s is published twice",
-                                (long long)json_integer_value(json_object_get(p, "published")),
-                                json_string_value(json_object_get(p, "protocol")));
+                                (long long)jint(p, "published", 0), jstr(p, "protocol"));
         }
     }
     return 0;
@@ -355,7 +355,7 @@ static int validate(json_t *s, struct serr *err)
 {
     static const char *const modes[] = {"replicated", "global", NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
-    const char *name = json_string_value(json_object_get(s, "name"));
+    const char *name = jstr(s, "name");
     if (check_fields(s, err) < 0)
         return -1;
     static const char *const strings[] = {"name", "image", "network", NULL};
@@ -401,7 +401,7 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "ports")) && check_ports(v, err) < 0)
         return -1;
-    const char *mode = json_string_value(json_object_get(s, "mode"));
+    const char *mode = jstr(s, "mode");
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
         return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
     return 0;
@@ -440,7 +440,7 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     }
     if (validate(spec, err) < 0)
         return NULL;
-    json_t *img = image_resolve(st, json_string_value(json_object_get(spec, "image")), err);
+    json_t *img = image_resolve(st, jstr(spec, "image"), err);
     if (img == NULL)
         return NULL;
     json_decref(img);
@@ -450,11 +450,10 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
         return NULL;
     }
     char norm[512];
-    if (image_normalize_ref(json_string_value(json_object_get(s, "image")), norm, sizeof(norm),
-                            NULL) == 0)
+    if (image_normalize_ref(jstr(s, "image"), norm, sizeof(norm), NULL) == 0)
         json_object_set_new(s, "image", json_string(norm));
     set_default(s, "mode", json_string("replicated"));
-    if (strcmp(json_string_value(json_object_get(s, "mode")), "replicated") == 0)
+    if (strcmp(jstr(s, "mode"), "replicated") == 0)
         set_default(s, "replicas", json_integer(1));
     set_default(s, "env", json_array());
     set_default(s, "mounts", json_array());
@@ -508,9 +507,8 @@ static bool port_is(json_t *p, const char *key)
     char *end;
     long published = strtol(key, &end, 10);
     const char *proto = *end == '/' ? end + 1 : "tcp";
-    const char *pp = json_string_value(json_object_get(p, "protocol"));
-    return (*end == '\0' || *end == '/') &&
-           json_integer_value(json_object_get(p, "published")) == published &&
+    const char *pp = jstr(p, "protocol");
+    return (*end == '\0' || *end == '/') && jint(p, "published", 0) == published &&
            strcmp(pp ? pp : "tcp", proto) == 0;
 }
 
@@ -543,9 +541,8 @@ static int patch_ports(json_t *spec, json_t *patch, struct serr *err)
         if (check_port(v, err) < 0)
             return -1;
         char key[32];
-        snprintf(key, sizeof(key), "%lld/%s",
-                 (long long)json_integer_value(json_object_get(v, "published")),
-                 json_string_value(json_object_get(v, "protocol")));
+        snprintf(key, sizeof(key), "%lld/%s", (long long)jint(v, "published", 0),
+                 jstr(v, "protocol"));
         ports_remove(ports, key);
         json_array_append(ports, v);
     }
@@ -591,8 +588,7 @@ static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr 
     if (force && !json_is_boolean(force))
         return serr_set(err, SERR_INVALID, "force must be a boolean");
     if (json_is_true(force))
-        json_object_set_new(s, "force_update",
-                            json_integer(json_integer_value(json_object_get(s, "force_update")) + 1));
+        json_object_set_new(s, "force_update", json_integer(jint(s, "force_update", 0) + 1));
     return 0;
 }
 
@@ -642,7 +638,7 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     if ((v = json_object_get(patch, "args")))
         json_object_set(s, "args", v);
     if ((v = json_object_get(patch, "replicas"))) {
-        const char *mode = json_string_value(json_object_get(s, "mode"));
+        const char *mode = jstr(s, "mode");
         if (mode && strcmp(mode, "global") == 0) {
             serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
             goto err_after_copy;
@@ -706,8 +702,8 @@ json_t *task_container_spec(json_t *spec, json_t *image)
     json_array_extend(args, json_object_get(cfg, "Entrypoint"));
     json_t *cmd = json_object_get(spec, "args");
     json_array_extend(args, json_array_size(cmd) ? cmd : json_object_get(cfg, "Cmd"));
-    const char *workdir = json_string_value(json_object_get(cfg, "WorkingDir"));
-    const char *user = json_string_value(json_object_get(cfg, "User"));
+    const char *workdir = jstr(cfg, "WorkingDir");
+    const char *user = jstr(cfg, "User");
     json_t *c = json_pack("{s:O, s:O, s:o, s:o, s:s, s:s, s:O, s:O, s:O}", "image",
                           json_object_get(spec, "image"), "image_id", json_object_get(image, "id"),
                           "args", args, "env",

@@ -3,14 +3,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/net.h"
+#include "base/json_get.h"
 #include "base/util.h"
-#include "manager/netmodel.h"
+#include "model/cidr.h"
 #include "store/store.h"
 
 const char *subnets_pool(json_t *cluster_meta)
 {
-    const char *pool = json_string_value(json_object_get(cluster_meta, "default_addr_pool"));
+    const char *pool = jstr(cluster_meta, "default_addr_pool");
     return pool ? pool : NET_DEFAULT_POOL;
 }
 
@@ -23,7 +23,7 @@ static size_t taken_subnets(json_t *nodes, uint32_t *taken)
     {
         uint32_t net;
         int prefix;
-        const char *s = json_string_value(json_object_get(node, "subnet"));
+        const char *s = jstr(node, "subnet");
         if (s && net_parse_cidr(s, &net, &prefix, NULL) == 0)
             taken[n++] = net;
     }
@@ -41,7 +41,7 @@ json_t *subnets_next_op(json_t *nodes, const char *pool, struct serr *err)
             break;
         }
     }
-    const char *id = json_string_value(json_object_get(node, "id"));
+    const char *id = jstr(node, "id");
     if (id == NULL)
         return NULL;
     uint32_t pool_net, subnet;

@@ -1,5 +1,5 @@
-/* Routing mesh's pure parts: network ranges and slices, the nft table text,
- * `-p` parsing. */
+/* Routing mesh's pure parts: the nft table text, `-p` parsing (network
+ * ranges and slices: test_cidr.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,33 +7,6 @@
 #include "cli/cli.h"
 #include "manager/netmodel.h"
 #include "unit.h"
-
-static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
-{
-    return (a << 24) | (b << 16) | (c << 8) | d;
-}
-
-TEST(net_ranges_overlap_both_ways)
-{
-    CHECK(net_ranges_overlap(ip4(10, 42, 0, 0), 16, ip4(10, 42, 5, 0), 24));
-    CHECK(net_ranges_overlap(ip4(10, 42, 5, 0), 24, ip4(10, 42, 0, 0), 16));
-    CHECK(!net_ranges_overlap(ip4(10, 42, 0, 0), 16, ip4(10, 43, 0, 0), 16));
-    CHECK(net_ranges_overlap(ip4(10, 0, 0, 0), 8, ip4(10, 200, 0, 0), 16));
-}
-
-TEST(net_slice_follows_the_nodes_pool_index)
-{
-    uint32_t slice;
-    /* third /24 of the pool -> third /24 of the network */
-    CHECK(net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 2, 0), ip4(10, 77, 0, 0), 16, &slice));
-    CHECK(slice == ip4(10, 77, 2, 0));
-    /* a /23 has one /24 for nodes (the last holds virtual IPs) */
-    CHECK(net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 0, 0), ip4(10, 9, 0, 0), 23, &slice));
-    CHECK(!net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 1, 0), ip4(10, 9, 0, 0), 23, &slice));
-    CHECK(!net_slice(ip4(10, 42, 0, 0), ip4(10, 42, 0, 0), ip4(10, 9, 0, 0), 24, &slice));
-    CHECK(net_vip_block(ip4(10, 42, 0, 0), 16) == ip4(10, 42, 255, 0));
-    CHECK(net_vip_block(ip4(10, 9, 0, 0), 23) == ip4(10, 9, 1, 0));
-}
 
 static json_t *plan(void)
 {

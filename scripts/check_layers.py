@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Checks the folders' include graph against the layer table (docs/design.md, Layers).
+
+Every `#include "folder/x.h"` in a file under src/<dir>/ must name <dir> itself or a folder
+that ALLOWED lets <dir> use. The include lines issue #11 is still removing are listed in
+KNOWN: they are counted and printed as a warning, not an error. Anything else fails:
+a new include across the layers, or a folder of src/ the table does not place.
+
+Usage: scripts/check_layers.py [SRC_DIR]   (default: src/ next to this script)
+Exit status: 0 when no new violation, 1 otherwise.
+"""
+import os
+import re
+import sys
+
+# Who may include whom, bottom first. A folder always uses itself.
+ALLOWED = {
+    "base": set(),                                   # platform, errors, logs, JSON access
+    "store": {"base"},                               # the replicated state (SQLite)
+    "raft": {"base", "store"},                       # consensus, applies entries to the store
+    "model": {"base"},                               # what agent/ and manager/ share: task
+                                                     # states, image references, CIDR math
+    "tls": {"base"},                                 # node identity, PEM, every TLS context
+    "agent": {"base", "model", "store"},             # runs the node's tasks
+    "manager": {"base", "model", "tls", "store", "raft"},  # orchestrator, scheduler, dispatcher
+    # The top, as it is today: api/ and daemon/ call each other (struct shoal), and so do
+    # cli/ and dev/. Cutting those two cycles is the rest of issue #11.
+    "api": {"base", "tls", "store", "raft", "model", "agent", "manager", "daemon"},
+    "daemon": {"base", "tls", "store", "raft", "model", "agent", "manager", "api"},
+    "cli": {"base", "tls", "store", "raft", "model", "agent", "manager", "api", "daemon", "dev"},
+    "dev": {"base", "tls", "store", "raft", "model", "agent", "manager", "api", "daemon", "cli"},
+    "ui": set(),                                     # the dashboard's files: no C
+}
+
+# Includes across the layers that issue #11 is removing: (file under src/, included header).
+# Remove an entry when its include goes; the script says which entries are gone.
+KNOWN = {
+    # agent -> HTTP and the daemon: the upstream interface and the stream sink replace them
+    ("agent/agent.c", "api/http.h"),
+    ("agent/agent.c", "daemon/layers.h"),
+    ("agent/agent.c", "daemon/shoal.h"),
+    ("agent/agent_health.c", "daemon/shoal.h"),
+    ("agent/agent_net.c", "daemon/shoal.h"),
+    ("agent/agent_secrets.c", "daemon/shoal.h"),
+    ("agent/agent_secrets.c", "daemon/swarm.h"),
+    ("agent/agent_spec.c", "daemon/shoal.h"),
+    ("agent/agent_stream.c", "api/http.h"),
+    ("agent/agent_stream.c", "daemon/shoal.h"),
+    # agent <-> manager: what both need belongs in model/
+    ("agent/agent_secrets.c", "manager/secret.h"),
+    ("agent/agent_stream.c", "manager/service.h"),
+    ("manager/secret.c", "agent/runtime.h"),         # runtime_reserved_target
+    ("manager/service.c", "agent/runtime.h"),        # runtime_reserved_target
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([A-Za-z0-9_]+)/([^"]+)"')
+
+
+def scan(src):
+    """Yields (file relative to src, included folder, included path) for each include
+    of a file under src/<dir>/ that names a folder."""
+    for top in sorted(os.listdir(src)):
+        folder = os.path.join(src, top)
+        if not os.path.isdir(folder):
+            continue
+        for root, _, files in os.walk(folder):
+            for name in sorted(files):
+                if not name.endswith((".c", ".h")):
+                    continue
+                path = os.path.join(root, name)
+                rel = os.path.relpath(path, src).replace(os.sep, "/")
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        m = INCLUDE.match(line)
+                        if m:
+                            yield rel, m.group(1), m.group(1) + "/" + m.group(2)
+
+
+def check(src):
+    """Returns (errors, known violations found, known entries no longer found)."""
+    errors, known_found = [], set()
+    folders = sorted(d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
+    for d in folders:
+        if d not in ALLOWED:
+            errors.append(f"src/{d}/: a folder the layer table does not place "
+                          "(add it to ALLOWED in scripts/check_layers.py and docs/design.md)")
+    for rel, used, header in scan(src):
+        owner = rel.split("/", 1)[0]
+        if owner not in ALLOWED or used == owner or used not in folders:
+            continue
+        if used in ALLOWED[owner]:
+            continue
+        if (rel, header) in KNOWN:
+            known_found.add((rel, header))
+        else:
+            errors.append(f"src/{rel}: includes {header}, but {owner}/ may not use {used}/ "
+                          f"(it may use: {', '.join(sorted(ALLOWED[owner])) or 'nothing'})")
+    return errors, known_found, KNOWN - known_found
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "src")
+    errors, known_found, gone = check(src)
+    if known_found:
+        print(f"warning: {len(known_found)} known layer violations left (KNOWN in "
+              f"scripts/check_layers.py, issue #11)")
+    for rel, header in sorted(gone):
+        print(f"note: src/{rel} no longer includes {header}: remove it from KNOWN")
+    for e in errors:
+        print(f"error: {e}")
+    if errors:
+        print(f"{len(errors)} new layer violations (docs/design.md, Layers)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+/* Typed reads of JSON fields (json_get.h). */
+#include "base/json_get.h"
+
+#include <string.h>
+
+const char *jstr(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+const char *jstr_or(json_t *o, const char *key, const char *def)
+{
+    const char *s = jstr(o, key);
+    return s ? s : def;
+}
+
+bool jstr_is(json_t *o, const char *key, const char *want)
+{
+    const char *s = jstr(o, key);
+    return s && strcmp(s, want) == 0;
+}
+
+json_int_t jint(json_t *o, const char *key, json_int_t def)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+bool jbool(json_t *o, const char *key, bool def)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_boolean(v) ? json_is_true(v) : def;
+}

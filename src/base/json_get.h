@@ -1,0 +1,22 @@
+/* Typed reads of a field of a JSON object (store records, API bodies), one
+ * helper for every layer instead of a private copy per file. All are
+ * NULL-safe: a NULL object, a missing key and a value of another type read
+ * as "absent". What they return is borrowed from `o`. */
+#ifndef SHOAL_BASE_JSON_GET_H
+#define SHOAL_BASE_JSON_GET_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* The string at `key`, or NULL when absent or not a string. */
+const char *jstr(json_t *o, const char *key);
+/* The string at `key`, or `def` when absent or not a string. */
+const char *jstr_or(json_t *o, const char *key, const char *def);
+/* True when `key` holds the string `want` (false when absent). */
+bool jstr_is(json_t *o, const char *key, const char *want);
+/* The integer at `key`, or `def` when absent or not an integer. */
+json_int_t jint(json_t *o, const char *key, json_int_t def);
+/* The boolean at `key`, or `def` when absent or not a boolean. */
+bool jbool(json_t *o, const char *key, bool def);
+
+#endif
