@@ -632,3 +632,32 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args)
     json_decref(all_tags);
     json_decref(img);
 }
+
+/* ---- tags ---- */
+
+void post_image_tag(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    struct serr err = {0};
+    char target[512];
+    const char *text = json_string_value(json_object_get(body, "target"));
+    json_t *img = NULL;
+    if (text == NULL)
+        serr_set(&err, SERR_INVALID, "tag needs {\"target\": NAME[:TAG]}");
+    else if (image_normalize_ref(text, target, sizeof(target), &err) == 0)
+        img = image_resolve(sh->store, args[0], &err);
+    json_decref(body);
+    if (img == NULL) {
+        http_respond_error(req, &err);
+        return;
+    }
+    json_t *id = json_object_get(img, "id");
+    json_t *group = json_pack("[o]", op_put("tags", json_pack("{s:s, s:O}", "id", target,
+                                                              "image_id", id)));
+    propose_and_reply(sh, req, group, 201, json_pack("{s:O, s:s}", "id", id, "tag", target));
+    json_decref(img);
+}

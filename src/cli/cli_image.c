@@ -1,4 +1,4 @@
-/* shoal image import | load | ls | rm (pull: cli_registry.c) */
+/* shoal image import | load | ls | rm | tag | history (pull, push: cli_registry.c) */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -268,6 +268,27 @@ static int image_rm(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+static const char tag_usage[] = "Usage:  shoal image tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]\n\n"
+                                "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE\n";
+
+static int image_tag(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image tag", tag_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image tag", argc - fl.first_arg, 2, 2)) >= 0)
+        return rc;
+    const char *source = argv[fl.first_arg], *target = argv[fl.first_arg + 1];
+    struct serr err; /* the daemon checks both references */
+    char *path = cli_path("/v1/images/%s/tag", source);
+    json_t *body = json_pack("{s:s}", "target", target);
+    rc = cli_call(cli, "POST", path, body, NULL, &err);
+    json_decref(body);
+    free(path);
+    return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
 static const struct cli_cmd image_cmds[] = {
     {"import", NULL, image_import, "Import a root filesystem tarball as an image"},
     {"inspect", NULL, image_inspect, "Display detailed information on one or more images"},
@@ -275,6 +296,7 @@ static const struct cli_cmd image_cmds[] = {
     {"ls", "list", image_ls, "List images"},
     {"pull", NULL, cli_image_pull, "Download an image from a registry"},
     {"rm", "remove", image_rm, "Remove one or more images"},
+    {"tag", NULL, image_tag, "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -661,6 +661,31 @@ def test_image_inspect_and_ls_digests(daemon, registry, images):
     assert _image(d, ref) is None
 
 
+# ---- image tag ----
+
+def _tags(d):
+    return sorted(t for img in d.api("GET", "/v1/images").json() for t in img["tags"])
+
+
+def test_image_tag_normalizes_and_refuses_bad_references(daemon):
+    d = daemon
+    box = _image(d, "busybox:latest")
+    d.cli("image", "tag", "busybox", "docker.io/library/mybox")
+    assert _image(d, "mybox:latest")["id"] == box["id"]
+    d.cli("image", "tag", box["id"], "reg.local:5000/team/box:v2")  # by id, a registry and a tag
+    assert _image(d, "reg.local:5000/team/box:v2")["id"] == box["id"]
+    assert "mybox" in d.cli("run", "--rm", "mybox", "echo", "mybox").stdout
+    before = _tags(d)
+    for bad in ("Bad/Name", "x:bad:tag", "a@sha256:" + "0" * 64, ""):
+        r = d.cli("image", "tag", "busybox", bad, check=False)
+        assert r.returncode == 1 and ("invalid reference" in r.stderr or "empty" in r.stderr), r.stderr
+    r = d.cli("image", "tag", "nosuch:img", "other:1", check=False)
+    assert r.returncode == 1 and "No such image: nosuch:img" in r.stderr
+    assert _tags(d) == before
+    d.cli("image", "rm", "mybox", "reg.local:5000/team/box:v2")
+    assert _image(d, "busybox:latest") is not None
+
+
 # ---- a cluster: the leader pulls once, the other nodes get the layers from managers ----
 
 def test_cluster_pull_on_a_follower_and_worker_runs_the_pinned_image(rootfs_tar, images, tmp_path):
