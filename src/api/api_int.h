@@ -60,6 +60,8 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args);
 /* POST /v1/images/{name|id}/tag {"target": NAME[:TAG]}: the target tag
  * (normalised) now names the image. */
 void post_image_tag(struct shoal *sh, struct http_req *req, char **args);
+/* POST /v1/images/{NAME[:TAG]}/push: streams progress lines (docs/api.md). */
+void post_image_push(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_networks.c */
 void get_networks(struct shoal *sh, struct http_req *req, char **args);

@@ -295,6 +295,7 @@ static const struct cli_cmd image_cmds[] = {
     {"load", NULL, image_load, "Load an image from a tar archive or STDIN"},
     {"ls", "list", image_ls, "List images"},
     {"pull", NULL, cli_image_pull, "Download an image from a registry"},
+    {"push", NULL, cli_image_push, "Upload an image to a registry"},
     {"rm", "remove", image_rm, "Remove one or more images"},
     {"tag", NULL, image_tag, "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"},
     {NULL, NULL, NULL, NULL},

@@ -686,6 +686,120 @@ def test_image_tag_normalizes_and_refuses_bad_references(daemon):
     assert _image(d, "busybox:latest") is not None
 
 
+# ---- image push ----
+
+def _skopeo_inspect(addr, repo, raw=False):
+    args = [SKOPEO, "inspect", "--tls-verify=false"] + (["--raw"] if raw else [])
+    out = subprocess.run(args + ["docker://%s/%s" % (addr, repo)], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    return json.loads(out)
+
+
+def _pushed_digest(stdout, tag):
+    line = [l for l in stdout.splitlines() if l.startswith(tag + ": digest: sha256:")]
+    assert line, stdout
+    return line[0].split()[2]
+
+
+def test_push_pull_back_and_run_then_second_push_uploads_nothing(daemon, registry, images):
+    d = daemon
+    src = registry.addr + "/test/app:v1"
+    d.cli("image", "pull", "-q", src)
+    image_id = _image(d, src)["id"]
+    dst = registry.addr + "/pushed/app:v2"
+    d.cli("image", "tag", src, dst)
+    r = d.cli("image", "push", dst)
+    assert "The push refers to repository [%s/pushed/app]" % registry.addr in r.stdout
+    digest = _pushed_digest(r.stdout, "v2")
+    assert registry.addr + "/pushed/app@" + digest in _image(d, dst)["digests"]
+    # the registry serves what shoal pushed: skopeo agrees with the manifest
+    manifest = _skopeo_inspect(registry.addr, "pushed/app:v2", raw=True)
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert manifest["config"]["digest"] == image_id
+    info = _skopeo_inspect(registry.addr, "pushed/app:v2")
+    assert info["Digest"] == digest
+    assert info["Layers"] == [l["digest"] for l in manifest["layers"]]
+    # a layer whose stored blob came from test/app (gzip) is mounted from there, by the same
+    # digest; the others (the plain tar layer; the base layer, stored from busybox's import)
+    # are pushed as gzips shoal makes
+    source = [l["digest"] for l in json.loads(images.blobs[images.app["digest"]])["layers"]]
+    assert manifest["layers"][1]["digest"] == source[1]
+    for layer in manifest["layers"]:
+        word = "Mounted from test/app" if layer["digest"] in source else "Pushed"
+        assert "%s: %s" % (layer["digest"][7:19], word) in r.stdout, r.stdout
+    for layer in manifest["layers"]:  # each blob is what the manifest says, byte for byte
+        with open(registry.blob_file(layer["digest"]), "rb") as f:
+            data = f.read()
+        assert len(data) == layer["size"] and "sha256:" + _sha(data) == layer["digest"]
+    assert gzip.decompress(open(registry.blob_file(manifest["layers"][2]["digest"]), "rb").read())
+    # again: the registry has every blob (HEAD answers 200), nothing is uploaded
+    r = d.cli("image", "push", dst)
+    assert r.stdout.count("Layer already exists") == 3, r.stdout
+    assert "Pushed" not in r.stdout and "Mounted" not in r.stdout
+    assert _pushed_digest(r.stdout, "v2") == digest
+    # gone from the store, pulled back from where it was pushed, run
+    d.cli("image", "rm", "-f", src, dst)
+    assert _image(d, dst) is None
+    r = d.cli("image", "pull", dst)
+    assert "Digest: " + digest in r.stdout
+    assert _image(d, dst)["id"] == image_id
+    r = d.cli("run", "--rm", dst, "sh", "-c", "cat /hello.txt; ls /data; echo env=$FROM")
+    assert "pulled-image" in r.stdout and "b.txt" in r.stdout and "a.txt" not in r.stdout
+    assert "env=registry" in r.stdout
+    d.cli("image", "rm", "-f", dst)
+
+
+def test_push_imported_image_gzips_its_layer_the_same_each_time(daemon, registry):
+    d = daemon
+    dst = registry.addr + "/pushed/box:1"
+    d.cli("image", "tag", "busybox", dst)
+    try:
+        r = d.cli("image", "push", dst)
+        assert r.stdout.count(": Pushed") == 1 and "Mounted" not in r.stdout, r.stdout
+        digest = _pushed_digest(r.stdout, "1")
+        r = d.cli("image", "push", "-q", dst)
+        assert r.stdout.strip() == dst
+        info = _skopeo_inspect(registry.addr, "pushed/box:1")
+        assert info["Digest"] == digest and len(info["Layers"]) == 1
+        assert info["Architecture"] == HOST_ARCH and info["Os"] == "linux"
+        assert "hello" in d.cli("run", "--rm", dst, "echo", "hello").stdout
+    finally:
+        d.cli("image", "rm", dst)
+
+
+def test_push_errors(daemon, tls_registry, home):
+    d = daemon
+    r = d.cli("image", "push", "127.0.0.1:5999/nosuch/img:1", check=False)
+    assert r.returncode == 1 and "No such image: 127.0.0.1:5999/nosuch/img:1" in r.stderr
+    r = d.cli("image", "push", "Bad/Ref", check=False)
+    assert r.returncode == 1 and "invalid reference" in r.stderr
+    unreachable = "127.0.0.1:%d/x/box:1" % free_port()
+    d.cli("image", "tag", "busybox", unreachable)
+    secret = tls_registry.addr + "/private/box:1"
+    d.cli("image", "tag", "busybox", secret)
+    try:
+        r = d.cli("image", "push", unreachable, check=False)
+        assert r.returncode == 1 and "cannot reach registry " + unreachable.split("/")[0] in r.stderr
+        r = d.cli("image", "push", secret, check=False)
+        assert r.returncode == 1
+        assert "push access denied for " + secret.rsplit(":", 1)[0] in r.stderr
+        assert "shoal login " + tls_registry.addr in r.stderr
+        os.makedirs(home / ".docker")
+        bad = base64.b64encode(b"test:bad").decode()
+        (home / ".docker" / "config.json").write_text(json.dumps({"auths": {tls_registry.addr: {"auth": bad}}}))
+        r = d.cli("image", "push", secret, check=False)
+        assert r.returncode == 1 and "wrong username or password" in r.stderr
+        d.cli("login", "-u", "test", "--password-stdin", tls_registry.addr, input="secret\n")
+        r = d.cli("image", "push", secret)
+        assert r.stdout.count(": Pushed") == 1
+        info = json.loads(subprocess.run(
+            [SKOPEO, "inspect", "--tls-verify=false", "--creds", "test:secret",
+             "docker://" + secret], check=True, capture_output=True, text=True).stdout)
+        assert info["Digest"] == _pushed_digest(r.stdout, "1")
+    finally:
+        d.cli("image", "rm", unreachable, secret)
+
+
 # ---- a cluster: the leader pulls once, the other nodes get the layers from managers ----
 
 def test_cluster_pull_on_a_follower_and_worker_runs_the_pinned_image(rootfs_tar, images, tmp_path):
