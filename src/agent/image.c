@@ -888,6 +888,76 @@ int image_config_blob(struct image_store *s, const char *id, char **data, size_t
     return rc;
 }
 
+/* ---- history ------------------------------------------------------------ */
+
+/* Bytes of stored layer `diff_id`; 0 when unknown (not on this node). */
+static uint64_t layer_size_or_zero(struct image_store *s, const char *diff_id)
+{
+    char hex[HEX_LEN + 1];
+    uint64_t size = 0;
+    if (!parse_digest(diff_id, hex) || read_layer_size(s, hex, &size, NULL) < 0)
+        return 0;
+    return size;
+}
+
+static json_t *history_row(const char *created, const char *created_by, uint64_t size,
+                           const char *comment, bool empty)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:b}", "created", created ? created : "",
+                     "created_by", created_by ? created_by : "", "size", (json_int_t)size,
+                     "comment", comment ? comment : "", "empty_layer", empty);
+}
+
+/* One row per entry of the config's "history"; a config without one (an
+ * import) gets a row per layer. Rows that add a layer take the next diff_id. */
+static json_t *history_rows(struct image_store *s, json_t *cfg)
+{
+    json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    json_t *history = json_object_get(cfg, "history");
+    json_t *rows = json_array();
+    size_t i, layer = 0;
+    json_t *h;
+    json_array_foreach(history, i, h)
+    {
+        bool empty = json_is_true(json_object_get(h, "empty_layer"));
+        const char *diff_id = empty ? NULL : json_string_value(json_array_get(diff_ids, layer++));
+        json_array_insert_new(
+            rows, 0,
+            history_row(json_string_value(json_object_get(h, "created")),
+                        json_string_value(json_object_get(h, "created_by")),
+                        diff_id ? layer_size_or_zero(s, diff_id) : 0,
+                        json_string_value(json_object_get(h, "comment")), empty));
+    }
+    if (json_array_size(history) > 0)
+        return rows;
+    json_array_foreach(diff_ids, i, h)
+    {
+        json_array_insert_new(rows, 0,
+                              history_row(json_string_value(json_object_get(cfg, "created")), "",
+                                          layer_size_or_zero(s, json_string_value(h)), "", false));
+    }
+    return rows;
+}
+
+int image_history(struct image_store *s, const char *id, json_t **rows, struct serr *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (image_config_blob(s, id, &data, &len, err) < 0)
+        return -1;
+    json_error_t jerr;
+    json_t *cfg = json_loadb(data, len, 0, &jerr);
+    free(data);
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
+        return serr_set(err, SERR_INVALID, "config of image %s is not a JSON object: %s", id,
+                        jerr.text);
+    }
+    *rows = history_rows(s, cfg);
+    json_decref(cfg);
+    return 0;
+}
+
 /* ---- descriptions ------------------------------------------------------- */
 
 /* The subset of an image config's "config" object that containers need. */

@@ -97,6 +97,13 @@ char *image_layer_blob(struct image_store *s, const char *diff_id);
 int image_config_blob(struct image_store *s, const char *id, char **data, size_t *len,
                       struct serr *err);
 
+/* `image history`: *rows gets a new array, newest first, one object per
+ * entry of the config's "history" ({"created": RFC 3339 or "", "created_by",
+ * "size": bytes of the layer it added (0: none, or not on this node),
+ * "comment", "empty_layer": bool}); a config without history (an import)
+ * gives one row per layer. SERR_NOT_FOUND as image_config_blob. */
+int image_history(struct image_store *s, const char *id, json_t **rows, struct serr *err);
+
 /* Adds a layer fetched from another node: unpacks `path` unless the layer is
  * already stored, and fails (storing nothing) unless its content hashes to
  * `diff_id`. */

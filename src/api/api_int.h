@@ -62,6 +62,8 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args);
 void post_image_tag(struct shoal *sh, struct http_req *req, char **args);
 /* POST /v1/images/{NAME[:TAG]}/push: streams progress lines (docs/api.md). */
 void post_image_push(struct shoal *sh, struct http_req *req, char **args);
+/* GET /v1/images/{name|id}/history: the config's history, newest first. */
+void get_image_history(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_networks.c */
 void get_networks(struct shoal *sh, struct http_req *req, char **args);

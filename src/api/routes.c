@@ -1074,6 +1074,7 @@ static const struct route {
     {"POST", "/v1/registry/login", post_registry_login, WRITE, false},
     {"POST", "/v1/images/**/tag", post_image_tag, WRITE, true},
     {"POST", "/v1/images/**/push", post_image_push, WRITE, true},
+    {"GET", "/v1/images/**/history", get_image_history, READ, false},
     {"DELETE", "/v1/images/**", delete_image, WRITE, true},
     {"GET", "/v1/images/**", get_image, READ, false},
     {"GET", "/v1/services", get_services, READ, false},

@@ -768,3 +768,31 @@ void post_image_push(struct shoal *sh, struct http_req *req, char **args)
     http_stream_start(req, 200, "application/x-ndjson");
     pull_start(p);
 }
+
+/* GET /v1/images/{name|id}/history: the rows of image_history, each with
+ * "id" (the image's on the newest row, "<missing>" below, as Docker
+ * shows them). The config is in the store of the manager that stored the
+ * image: a follower without it asks the leader. */
+void get_image_history(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    struct serr err = {0};
+    json_t *img = image_resolve(sh->store, args[0], &err);
+    json_t *rows = NULL;
+    const char *id = json_string_value(json_object_get(img, "id"));
+    if (img && image_history(sh->images, id, &rows, &err) < 0 && err.kind == SERR_NOT_FOUND &&
+        !cluster_is_leader(sh->cluster)) {
+        json_decref(img);
+        forward_to_leader(sh, req, "application/json");
+        return;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) json_object_set_new(row, "id", json_string(i ? "<missing>" : id));
+    if (rows)
+        respond_json(req, 200, rows);
+    else
+        http_respond_error(req, &err);
+    json_decref(img);
+}

@@ -66,7 +66,7 @@ class Layout:
         self.blobs[digest] = data
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
-    def image(self, layers, cmd, env=None, arch=HOST_ARCH, variant=None):
+    def image(self, layers, cmd, env=None, arch=HOST_ARCH, variant=None, history=None):
         """layers: [(tar bytes, gzip?)] -> the manifest's descriptor."""
         descs, diff_ids = [], []
         for raw, comp in layers:  # comp: True (gzip), False (plain) or "zstd"
@@ -84,6 +84,8 @@ class Layout:
                "rootfs": {"type": "layers", "diff_ids": diff_ids}}
         if variant:
             cfg["variant"] = variant
+        if history:
+            cfg["history"] = history
         cfg_desc = self.blob(json.dumps(cfg).encode(), "application/vnd.oci.image.config.v1+json")
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": cfg_desc, "layers": descs}
@@ -798,6 +800,48 @@ def test_push_errors(daemon, tls_registry, home):
         assert info["Digest"] == _pushed_digest(r.stdout, "1")
     finally:
         d.cli("image", "rm", unreachable, secret)
+
+
+# ---- image history ----
+
+def test_image_history_from_the_config(daemon, registry, rootfs_tar, tmp_path):
+    d = daemon
+    lay = Layout(str(tmp_path / "oci"))
+    with open(rootfs_tar, "rb") as f:
+        base = f.read()
+    top = _tar([("hist.txt", b"history\n")])
+    long_cmd = "/bin/sh -c echo history > /hist.txt && " + "x" * 60
+    hist = [{"created": "2024-01-02T03:04:05Z", "created_by": "/bin/sh -c #(nop) ADD file:base in /",
+             "comment": "base layer"},
+            {"created": "2024-01-02T03:04:06Z", "created_by": "/bin/sh -c #(nop)  ENV A=1",
+             "empty_layer": True},
+            {"created": "2024-01-02T03:04:07.5Z", "created_by": long_cmd}]
+    lay.tag(lay.image([(base, True), (top, True)], ["cat", "/hist.txt"], history=hist), "hist")
+    registry.push(lay, "hist", "test/hist:1")
+    ref = registry.addr + "/test/hist:1"
+    d.cli("image", "pull", "-q", ref)
+    image_id = _image(d, ref)["id"]
+    rows = json.loads(d.cli("image", "history", "--format", "json", ref).stdout)
+    assert [r["created_by"] for r in rows] == [h["created_by"] for h in reversed(hist)]
+    assert [r["created"] for r in rows] == [h["created"] for h in reversed(hist)]
+    assert rows[0]["id"] == image_id and [r["id"] for r in rows[1:]] == ["<missing>"] * 2
+    assert [r["size"] for r in rows] == [len(top), 0, len(base)]  # bytes of each layer's tar
+    assert [r["empty_layer"] for r in rows] == [False, True, False]
+    assert rows[2]["comment"] == "base layer"
+    lines = d.cli("image", "history", ref).stdout.splitlines()
+    assert lines[0].split() == ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    assert len(lines) == 4 and lines[1].startswith(image_id[7:19] + " ")
+    assert "days ago" in lines[1]  # cli_ago's words for 2024
+    assert long_cmd[:42] + "..." in lines[1] and long_cmd not in lines[1]
+    assert lines[2].startswith("<missing>") and "0B" in lines[2]
+    assert lines[3].rstrip().endswith("base layer")
+    assert long_cmd in d.cli("image", "history", "--no-trunc", ref).stdout
+    # an imported image: a row for its layer
+    rows = json.loads(d.cli("image", "history", "--format", "json", "busybox").stdout)
+    assert len(rows) == 1 and rows[0]["id"] == _image(d, "busybox:latest")["id"] and rows[0]["size"] > 0
+    r = d.cli("image", "history", "nosuch:img", check=False)
+    assert r.returncode == 1 and "No such image: nosuch:img" in r.stderr
+    d.cli("image", "rm", ref)
 
 
 # ---- a cluster: the leader pulls once, the other nodes get the layers from managers ----
