@@ -173,6 +173,10 @@ class Registry:
                                            "docker://%s/%s" % (self.addr, repo)],
                        check=True, capture_output=True, timeout=120)
 
+    def log(self):
+        with open(os.path.join(self.base, "registry.log"), errors="replace") as f:
+            return f.read()
+
     def blob_file(self, digest):
         hexd = digest.split(":", 1)[1]
         return os.path.join(self.storage, "docker", "registry", "v2", "blobs", "sha256", hexd[:2],
@@ -734,11 +738,18 @@ def test_push_pull_back_and_run_then_second_push_uploads_nothing(daemon, registr
             data = f.read()
         assert len(data) == layer["size"] and "sha256:" + _sha(data) == layer["digest"]
     assert gzip.decompress(open(registry.blob_file(manifest["layers"][2]["digest"]), "rb").read())
-    # again: the registry has every blob (HEAD answers 200), nothing is uploaded
+    # again: the registry has every blob (HEAD answers 200), nothing is uploaded; its access
+    # log shows no new upload
+    uploads = registry.log().count("POST /v2/pushed/app/blobs/uploads/")
+    assert uploads >= 1
     r = d.cli("image", "push", dst)
     assert r.stdout.count("Layer already exists") == 3, r.stdout
     assert "Pushed" not in r.stdout and "Mounted" not in r.stdout
     assert _pushed_digest(r.stdout, "v2") == digest
+    assert registry.log().count("POST /v2/pushed/app/blobs/uploads/") == uploads
+    assert registry.log().count("HEAD /v2/pushed/app/blobs/sha256:") >= 8
+    last = [json.loads(l) for l in d.api("POST", "/v1/images/%s/push" % dst).body.decode().splitlines()][-1]
+    assert last["uploaded"] == 0 and last["digest"] == digest
     # gone from the store, pulled back from where it was pushed, run
     d.cli("image", "rm", "-f", src, dst)
     assert _image(d, dst) is None
@@ -767,6 +778,23 @@ def test_push_imported_image_gzips_its_layer_the_same_each_time(daemon, registry
         assert "hello" in d.cli("run", "--rm", dst, "echo", "hello").stdout
     finally:
         d.cli("image", "rm", dst)
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="zstd is needed")
+def test_push_zstd_layer_makes_an_oci_manifest(daemon, registry):
+    d = daemon
+    src, dst = registry.addr + "/test/zstd:1", registry.addr + "/pushed/zstd:1"
+    d.cli("image", "pull", "-q", src)
+    d.cli("image", "tag", src, dst)
+    r = d.cli("image", "push", dst)
+    manifest = _skopeo_inspect(registry.addr, "pushed/zstd:1", raw=True)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["layers"][1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    assert "Mounted from test/zstd" in r.stdout
+    d.cli("image", "rm", "-f", src, dst)
+    d.cli("image", "pull", "-q", dst)
+    assert "zstd-layer" in d.cli("run", "--rm", dst, "cat", "/z.txt").stdout
+    d.cli("image", "rm", "-f", dst)
 
 
 def test_push_errors(daemon, tls_registry, home):
