@@ -5,11 +5,10 @@
  * digest (an index or manifest list picks this node's platform), the config
  * blob (in memory, capped), then the layers the store lacks: blobs streamed
  * to spool files, a few at once, hashed on the way; each then unpacked into
- * the store (image_add_layer checks its diff_id). */
+ * the store (image_add_layer checks its diff_id). Push: registry_push.c,
+ * on the HTTP and authentication helpers here (registry_int.h). */
 #include "agent/registry.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -21,13 +20,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/registry_int.h"
 #include "base/util.h"
 
 #define MAX_MANIFEST (4 * 1024 * 1024)
 #define MAX_CONFIG (8 * 1024 * 1024)
-#define MAX_TOKEN (1024 * 1024)
 #define DEFAULT_PARALLEL 3
-#define PROGRESS_EVERY_MS 300
 
 static const char manifest_accept[] = "Accept: application/vnd.oci.image.index.v1+json, "
                                       "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -166,33 +164,13 @@ static int check_allowed(const struct registry_opts *o, const char *domain, stru
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-struct reg {
-    const struct registry_opts *o;
-    struct image_ref ref;
-    char base[300]; /* "https://host:port" */
-    char *authz;    /* "Authorization: ..." header, or NULL */
-    bool insecure;
-    bool push;      /* scopes ask for pull,push; errors say "push" */
-    struct image_store *store;
-};
-
-struct reply {
-    long status;
-    char *body;
-    size_t len, cap, max;
-    bool too_big;
-    char challenge[1024]; /* WWW-Authenticate of the last response */
-    char content_type[128];
-    char location[2048]; /* Location (upload sessions) */
-};
-
-static void reply_free(struct reply *r)
+void reg_reply_free(struct reply *r)
 {
     free(r->body);
     memset(r, 0, sizeof(*r));
 }
 
-static size_t mem_write(char *data, size_t size, size_t n, void *arg)
+size_t reg_mem_write(char *data, size_t size, size_t n, void *arg)
 {
     struct reply *r = arg;
     size_t len = size * n;
@@ -216,7 +194,7 @@ static void copy_header_value(const char *line, size_t len, size_t name_len, cha
     snprintf(out, outlen, "%.*s", (int)n, v);
 }
 
-static size_t header_cb(char *line, size_t size, size_t n, void *arg)
+size_t reg_header_cb(char *line, size_t size, size_t n, void *arg)
 {
     struct reply *r = arg;
     size_t len = size * n;
@@ -237,7 +215,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 }
 
 /* The options every request shares. */
-static CURL *easy_new(struct reg *g, const char *url, struct curl_slist *headers, char *errbuf)
+CURL *reg_easy_new(struct reg *g, const char *url, struct curl_slist *headers, char *errbuf)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
@@ -263,7 +241,7 @@ static CURL *easy_new(struct reg *g, const char *url, struct curl_slist *headers
     return h;
 }
 
-static const char *curl_message(CURLcode rc, const char *errbuf)
+const char *reg_curl_message(CURLcode rc, const char *errbuf)
 {
     return errbuf[0] ? errbuf : curl_easy_strerror(rc);
 }
@@ -282,10 +260,10 @@ static int get_mem(struct reg *g, const char *url, const char *accept, bool auth
     if (authorized && g->authz)
         headers = curl_slist_append(headers, g->authz);
     char errbuf[CURL_ERROR_SIZE];
-    CURL *h = easy_new(g, url, headers, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, mem_write);
+    CURL *h = reg_easy_new(g, url, headers, errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, reg_mem_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, reg_header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     if (basic_user) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
@@ -298,7 +276,7 @@ static int get_mem(struct reg *g, const char *url, const char *accept, bool auth
     if (r->too_big)
         ret = serr_set(err, SERR_INVALID, "%s: the answer is larger than %zu bytes", url, max);
     else if (rc != CURLE_OK)
-        ret = serr_set(err, SERR_UNAVAILABLE, "%s: %s", url, curl_message(rc, errbuf));
+        ret = serr_set(err, SERR_UNAVAILABLE, "%s: %s", url, reg_curl_message(rc, errbuf));
     curl_easy_cleanup(h);
     curl_slist_free_all(headers);
     if (r->body == NULL)
@@ -309,7 +287,7 @@ static int get_mem(struct reg *g, const char *url, const char *accept, bool auth
 }
 
 /* The registry's own error text: {"errors":[{"code","message"}]}. */
-static void registry_error_text(const struct reply *r, char *out, size_t outlen)
+void reg_error_text(const struct reply *r, char *out, size_t outlen)
 {
     json_t *j = json_loadb(r->body, r->len, 0, NULL);
     json_t *e = json_array_get(json_object_get(j, "errors"), 0);
@@ -359,7 +337,7 @@ static void set_authz(struct reg *g, char *header)
     g->authz = header;
 }
 
-static int unauthorized(struct reg *g, struct serr *err)
+int reg_unauthorized(struct reg *g, struct serr *err)
 {
     if (g->o->username)
         return serr_set(err, SERR_INVALID, "unauthorized: wrong username or password for %s",
@@ -392,7 +370,7 @@ static int bearer_token(struct reg *g, const char *params, const char *scope, st
     struct reply r;
     int rc = get_mem(g, url, NULL, false, g->o->username, g->o->password, MAX_TOKEN, &r, err);
     if (rc == 0 && (r.status == 401 || r.status == 403))
-        rc = unauthorized(g, err);
+        rc = reg_unauthorized(g, err);
     else if (rc == 0 && r.status != 200)
         rc = serr_set(err, SERR_UNAVAILABLE, "token server %s answered %ld", realm, r.status);
     json_t *j = rc == 0 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
@@ -404,7 +382,7 @@ static int bearer_token(struct reg *g, const char *params, const char *scope, st
     if (rc == 0)
         set_authz(g, xasprintf("Authorization: Bearer %s", token));
     json_decref(j);
-    reply_free(&r);
+    reg_reply_free(&r);
     free(url);
     return rc;
 }
@@ -412,7 +390,7 @@ static int bearer_token(struct reg *g, const char *params, const char *scope, st
 static int basic_authz(struct reg *g, struct serr *err)
 {
     if (g->o->username == NULL)
-        return unauthorized(g, err);
+        return reg_unauthorized(g, err);
     char *plain = xasprintf("%s:%s", g->o->username, g->o->password ? g->o->password : "");
     size_t n = strlen(plain);
     char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
@@ -424,7 +402,7 @@ static int basic_authz(struct reg *g, struct serr *err)
 }
 
 /* Answers a 401's challenge: sets g->authz. */
-static int answer_challenge(struct reg *g, const char *challenge, const char *scope,
+int reg_answer_challenge(struct reg *g, const char *challenge, const char *scope,
                             struct serr *err)
 {
     if (strncasecmp(challenge, "Bearer ", 7) == 0)
@@ -457,17 +435,17 @@ static int ping(struct reg *g, const char *scope, struct serr *err)
                           r.status);
         size_t used = strlen(tried);
         snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? "; " : "", err->msg);
-        reply_free(&r);
+        reg_reply_free(&r);
     }
     if (rc < 0) {
         serr_set(err, SERR_UNAVAILABLE, "cannot reach registry %s: %s", g->ref.domain, tried);
         return -1;
     }
     if (r.status == 401)
-        rc = answer_challenge(g, r.challenge, scope, err);
+        rc = reg_answer_challenge(g, r.challenge, scope, err);
     else if (g->o->username && strncasecmp(r.challenge, "Basic", 5) == 0)
         rc = basic_authz(g, err);
-    reply_free(&r);
+    reg_reply_free(&r);
     return rc;
 }
 
@@ -482,13 +460,13 @@ static int api_get(struct reg *g, const char *what, const char *accept, size_t m
     if (rc == 0 && r->status == 401) {
         char challenge[sizeof(r->challenge)];
         snprintf(challenge, sizeof(challenge), "%s", r->challenge);
-        reply_free(r);
-        rc = answer_challenge(g, challenge, scope, err);
+        reg_reply_free(r);
+        rc = reg_answer_challenge(g, challenge, scope, err);
         if (rc == 0)
             rc = get_mem(g, url, accept, true, NULL, NULL, max, r, err);
         if (rc == 0 && r->status == 401) {
-            reply_free(r);
-            rc = unauthorized(g, err);
+            reg_reply_free(r);
+            rc = reg_unauthorized(g, err);
         }
     }
     free(scope);
@@ -499,20 +477,20 @@ static int api_get(struct reg *g, const char *what, const char *accept, size_t m
 /* ---- digests ------------------------------------------------------------ */
 
 /* "sha256:<hex>" of a finished hash. */
-static void format_digest(const unsigned char *md, unsigned int mdlen, char out[72])
+void reg_format_digest(const unsigned char *md, unsigned int mdlen, char out[72])
 {
     char *p = out + sprintf(out, "sha256:");
     for (unsigned i = 0; i < mdlen && i < 32; i++)
         p += sprintf(p, "%02x", md[i]);
 }
 
-static void digest_of(const void *data, size_t len, char out[72])
+void reg_digest_of(const void *data, size_t len, char out[72])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
         abort(); /* allocation failure */
-    format_digest(md, mdlen, out);
+    reg_format_digest(md, mdlen, out);
 }
 
 static bool digest_ok(const char *d)
@@ -523,12 +501,12 @@ static bool digest_ok(const char *d)
 }
 
 /* "sha256:0123456789ab..." -> "0123456789ab" (Docker's layer ids). */
-static void short_id(const char *digest, char out[13])
+void reg_short_id(const char *digest, char out[13])
 {
     snprintf(out, 13, "%s", strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest);
 }
 
-static void progress(struct reg *g, const char *id, const char *status, uint64_t cur,
+void reg_progress(struct reg *g, const char *id, const char *status, uint64_t cur,
                      uint64_t total)
 {
     if (g->o->progress)
@@ -575,7 +553,7 @@ static json_t *fetch_manifest(struct reg *g, const char *what, char digest[72], 
         return NULL;
     }
     char msg[300];
-    registry_error_text(&r, msg, sizeof(msg));
+    reg_error_text(&r, msg, sizeof(msg));
     if (r.status == 404)
         serr_set(err, SERR_NOT_FOUND, "manifest for %s not found%s", label,
                  msg[0] ? msg : ": manifest unknown");
@@ -583,14 +561,14 @@ static json_t *fetch_manifest(struct reg *g, const char *what, char digest[72], 
         serr_set(err, SERR_UNAVAILABLE, "manifest for %s: registry %s answered %ld%s", label,
                  g->ref.domain, r.status, msg);
     else {
-        digest_of(r.body, r.len, digest);
+        reg_digest_of(r.body, r.len, digest);
         if (digest_ok(what) && strcmp(what, digest) != 0)
             serr_set(err, SERR_INVALID, "manifest for %s does not match its digest (got %s)", label,
                      digest);
         else
             m = parse_manifest(g, &r, label, err);
     }
-    reply_free(&r);
+    reg_reply_free(&r);
     free(label);
     return m;
 }
@@ -638,7 +616,7 @@ static int fetch_config(struct reg *g, const char *digest, struct reply *r, stru
         return serr_wrap(err, "config %s", digest);
     char got[72] = "";
     if (r->status == 200)
-        digest_of(r->body, r->len, got);
+        reg_digest_of(r->body, r->len, got);
     if (r->status != 200)
         rc = serr_set(err, r->status == 404 ? SERR_NOT_FOUND : SERR_UNAVAILABLE,
                       "config %s: registry answered %ld", digest, r->status);
@@ -646,7 +624,7 @@ static int fetch_config(struct reg *g, const char *digest, struct reply *r, stru
         rc = serr_set(err, SERR_INVALID, "config blob %s does not match its digest (got %s)",
                       digest, got);
     if (rc < 0)
-        reply_free(r);
+        reg_reply_free(r);
     return rc;
 }
 
@@ -689,7 +667,7 @@ static size_t xfer_write(char *data, size_t size, size_t n, void *arg)
     int64_t now = mono_ms();
     if (now - x->last_progress >= PROGRESS_EVERY_MS) {
         x->last_progress = now;
-        progress(x->g, x->id, "Downloading", x->got, x->size);
+        reg_progress(x->g, x->id, "Downloading", x->got, x->size);
     }
     return len;
 }
@@ -710,12 +688,12 @@ static int xfer_start(struct xfer *x, struct serr *err)
     char *url = xasprintf("%s/v2/%s/blobs/%s", x->g->base, x->g->ref.path, x->digest);
     if (x->g->authz)
         x->headers = curl_slist_append(NULL, x->g->authz);
-    x->h = easy_new(x->g, url, x->headers, x->errbuf);
+    x->h = reg_easy_new(x->g, url, x->headers, x->errbuf);
     free(url);
     curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, xfer_write);
     curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
-    progress(x->g, x->id, "Pulling fs layer", 0, 0);
+    reg_progress(x->g, x->id, "Pulling fs layer", 0, 0);
     return 0;
 }
 
@@ -731,7 +709,7 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(x->md, md, &mdlen);
     char got[72];
-    format_digest(md, mdlen, got);
+    reg_format_digest(md, mdlen, got);
     if (x->write_failed)
         return;
     if (x->too_big)
@@ -739,7 +717,7 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
                  "blob %s is larger than the %" PRIu64 " bytes its manifest gives", x->digest,
                  x->size);
     else if (rc != CURLE_OK)
-        snprintf(x->error, sizeof(x->error), "blob %s: %s", x->digest, curl_message(rc, x->errbuf));
+        snprintf(x->error, sizeof(x->error), "blob %s: %s", x->digest, reg_curl_message(rc, x->errbuf));
     else if (status != 200)
         snprintf(x->error, sizeof(x->error), "blob %s: registry %s answered %ld", x->digest,
                  x->g->ref.domain, status);
@@ -749,7 +727,7 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
                  x->digest, got, x->got);
     else {
         x->ok = true;
-        progress(x->g, x->id, "Download complete", x->got, x->size);
+        reg_progress(x->g, x->id, "Download complete", x->got, x->size);
     }
 }
 
@@ -879,10 +857,10 @@ static int plan_layers(struct reg *g, struct plan *p, struct xfer **out, size_t 
             break;
         }
         char id[13];
-        short_id(digest, id);
+        reg_short_id(digest, id);
         char *dir = image_layer_dir(g->store, diff);
         if (dir) {
-            progress(g, id, "Already exists", 0, 0);
+            reg_progress(g, id, "Already exists", 0, 0);
             free(dir);
             continue;
         }
@@ -904,10 +882,10 @@ static int plan_layers(struct reg *g, struct plan *p, struct xfer **out, size_t 
 static int store_layers(struct reg *g, struct xfer *xs, size_t n, struct serr *err)
 {
     for (size_t i = 0; i < n; i++) {
-        progress(g, xs[i].id, "Extracting", 0, 0);
+        reg_progress(g, xs[i].id, "Extracting", 0, 0);
         if (image_add_layer(g->store, xs[i].path, xs[i].diff_id, err) < 0)
             return serr_wrap(err, "layer %s", xs[i].digest);
-        progress(g, xs[i].id, "Pull complete", 0, 0);
+        reg_progress(g, xs[i].id, "Pull complete", 0, 0);
         unlink(xs[i].path);
     }
     return 0;
@@ -935,7 +913,7 @@ static json_t *image_of(struct reg *g, struct plan *p, struct serr *err)
     return image;
 }
 
-static int reg_open(struct reg *g, const struct registry_opts *o, const char *ref, bool push,
+int reg_open(struct reg *g, const struct registry_opts *o, const char *ref, bool push,
                     struct serr *err)
 {
     memset(g, 0, sizeof(*g));
@@ -967,7 +945,7 @@ int registry_pull(struct image_store *s, const struct registry_opts *o, const ch
         char line[400];
         snprintf(line, sizeof(line), "%s: Pulling from %s", g.ref.tag[0] ? g.ref.tag : g.ref.digest,
                  g.ref.path);
-        progress(&g, "", line, 0, 0);
+        reg_progress(&g, "", line, 0, 0);
         rc = resolve_manifest(&g, &p, err);
     }
     if (rc == 0)
@@ -982,13 +960,13 @@ int registry_pull(struct image_store *s, const struct registry_opts *o, const ch
         *fetched = (int)n;
         char line[100];
         snprintf(line, sizeof(line), "Digest: %s", p.top_digest);
-        progress(&g, "", line, 0, 0);
+        reg_progress(&g, "", line, 0, 0);
     }
     for (size_t i = 0; xs && i < n; i++)
         xfer_free(&xs[i]);
     free(xs);
     json_decref(p.manifest);
-    reply_free(&p.config);
+    reg_reply_free(&p.config);
     free(g.authz);
     return rc;
 }
@@ -1003,517 +981,6 @@ int registry_resolve(const struct registry_opts *o, const char *ref, char digest
         rc = m ? 0 : -1;
         json_decref(m);
     }
-    free(g.authz);
-    return rc;
-}
-
-/* ---- push --------------------------------------------------------------- */
-
-/* A request's body: `data[len]` in memory, or the file `path` streamed. */
-struct body {
-    const char *data;
-    size_t len;
-    const char *path;
-    uint64_t size;
-    const char *content_type;
-    const char *id; /* the layer's short id for "Pushing" progress, or NULL */
-};
-
-struct send_ctx {
-    struct reg *g;
-    const struct body *b;
-    int64_t last_progress;
-};
-
-static int upload_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                           curl_off_t ulnow)
-{
-    (void)dltotal, (void)dlnow;
-    struct send_ctx *c = arg;
-    int64_t now = mono_ms();
-    if (c->b->id && ultotal > 0 && now - c->last_progress >= PROGRESS_EVERY_MS) {
-        c->last_progress = now;
-        progress(c->g, c->b->id, "Pushing", (uint64_t)ulnow, (uint64_t)ultotal);
-    }
-    return 0;
-}
-
-/* One request: HEAD, POST (no body) or PUT (body), with the authorization. */
-static int send_once(struct reg *g, const char *method, const char *url, const struct body *b,
-                     struct reply *r, struct serr *err)
-{
-    memset(r, 0, sizeof(*r));
-    r->max = MAX_TOKEN;
-    struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
-    if (g->authz)
-        headers = curl_slist_append(headers, g->authz);
-    char ctype[200];
-    snprintf(ctype, sizeof(ctype), "Content-Type: %s",
-             b && b->content_type ? b->content_type : "application/octet-stream");
-    headers = curl_slist_append(headers, ctype);
-    char errbuf[CURL_ERROR_SIZE];
-    CURL *h = easy_new(g, url, headers, errbuf);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* 202/201 carry Locations to keep */
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, mem_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    struct send_ctx ctx = {.g = g, .b = b};
-    FILE *f = NULL;
-    if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (b && b->path) {
-        f = fopen(b->path, "rb");
-        if (f == NULL) {
-            curl_easy_cleanup(h);
-            curl_slist_free_all(headers);
-            return serr_errno(err, "open %s", b->path);
-        }
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READDATA, f);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)b->size);
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, upload_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &ctx);
-    } else {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, b ? b->data : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(b ? b->len : 0));
-    }
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, strcmp(method, "HEAD") == 0 ? NULL : method);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    int ret = 0;
-    if (rc != CURLE_OK && !r->too_big)
-        ret = serr_set(err, SERR_UNAVAILABLE, "%s %s: %s", method, url, curl_message(rc, errbuf));
-    if (f)
-        fclose(f);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(headers);
-    buf_append(&r->body, &r->len, &r->cap, "\0", 1);
-    r->len--;
-    return ret;
-}
-
-/* send_once, answering a 401's challenge once (a token for pull,push). */
-static int send_req(struct reg *g, const char *method, const char *url, const struct body *b,
-                    struct reply *r, struct serr *err)
-{
-    int rc = send_once(g, method, url, b, r, err);
-    if (rc == 0 && r->status == 401) {
-        char challenge[sizeof(r->challenge)];
-        snprintf(challenge, sizeof(challenge), "%s", r->challenge);
-        reply_free(r);
-        char *scope = xasprintf("repository:%s:pull,push", g->ref.path);
-        rc = answer_challenge(g, challenge, scope, err);
-        free(scope);
-        if (rc == 0)
-            rc = send_once(g, method, url, b, r, err);
-        if (rc == 0 && r->status == 401) {
-            reply_free(r);
-            rc = unauthorized(g, err);
-        }
-    }
-    return rc;
-}
-
-/* An error from the registry about `what`, its own words included. */
-static int push_failed(struct reg *g, const struct reply *r, const char *what, struct serr *err)
-{
-    char msg[300];
-    registry_error_text(r, msg, sizeof(msg));
-    if (r->status == 401 || r->status == 403)
-        return serr_set(err, SERR_INVALID,
-                        "push access denied for %s (registry %s answered %ld%s): 'shoal login %s'",
-                        g->ref.name, g->ref.domain, r->status, msg, g->ref.domain);
-    return serr_set(err, SERR_UNAVAILABLE, "%s: registry %s answered %ld%s", what, g->ref.domain,
-                    r->status, msg);
-}
-
-/* An upload session's Location made absolute, `digest=` appended. */
-static char *upload_url(struct reg *g, const char *location, const char *digest)
-{
-    const char *sep = strchr(location, '?') ? "&" : "?";
-    if (location[0] == '/')
-        return xasprintf("%s%s%sdigest=%s", g->base, location, sep, digest);
-    return xasprintf("%s%sdigest=%s", location, sep, digest);
-}
-
-/* What a blob push did, for the progress line and the count. */
-enum blob_fate { BLOB_EXISTS, BLOB_MOUNTED, BLOB_PUSHED };
-
-/* Pushes one blob unless the registry has it: HEAD first, then a mount from
- * `from` (another repository of the same registry; NULL: none), else a
- * monolithic upload (POST, then PUT ?digest= with the bytes). */
-static int push_blob(struct reg *g, const char *digest, const struct body *b, const char *from,
-                     enum blob_fate *fate, struct serr *err)
-{
-    struct reply r;
-    char *url = xasprintf("%s/v2/%s/blobs/%s", g->base, g->ref.path, digest);
-    int rc = send_req(g, "HEAD", url, NULL, &r, err);
-    free(url);
-    if (rc == 0 && r.status == 200) {
-        *fate = BLOB_EXISTS;
-        reply_free(&r);
-        return 0;
-    }
-    if (rc == 0 && r.status != 404)
-        rc = push_failed(g, &r, digest, err);
-    reply_free(&r);
-    if (rc < 0)
-        return rc;
-    if (from)
-        url = xasprintf("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", g->base, g->ref.path, digest,
-                        from);
-    else
-        url = xasprintf("%s/v2/%s/blobs/uploads/", g->base, g->ref.path);
-    rc = send_req(g, "POST", url, NULL, &r, err);
-    free(url);
-    if (rc == 0 && r.status == 201 && from) {
-        *fate = BLOB_MOUNTED;
-        reply_free(&r);
-        return 0;
-    }
-    if (rc == 0 && (r.status != 202 || r.location[0] == '\0'))
-        rc = push_failed(g, &r, "start of an upload", err);
-    if (rc < 0) {
-        reply_free(&r);
-        return rc;
-    }
-    url = upload_url(g, r.location, digest);
-    reply_free(&r);
-    rc = send_req(g, "PUT", url, b, &r, err);
-    free(url);
-    if (rc == 0 && r.status != 201)
-        rc = push_failed(g, &r, digest, err);
-    reply_free(&r);
-    if (rc == 0)
-        *fate = BLOB_PUSHED;
-    return rc;
-}
-
-/* One layer as pushed: the blob file, its digest and size, its media type. */
-struct push_layer {
-    char digest[72], id[13];
-    uint64_t size;
-    char *path;  /* the store's layer.blob, or a gzip made in the spool */
-    bool spooled; /* path is ours to unlink */
-    bool zstd;
-};
-
-static void push_layer_free(struct push_layer *l)
-{
-    if (l->spooled && l->path)
-        unlink(l->path);
-    free(l->path);
-}
-
-/* sha256 and size of a file, read in blocks. */
-static int hash_file(const char *path, char digest[72], uint64_t *size, struct serr *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return serr_errno(err, "open %s", path);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-        abort();
-    char buf[65536];
-    ssize_t n;
-    int rc = 0;
-    *size = 0;
-    while ((n = read(fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = serr_errno(err, "read %s", path);
-            break;
-        }
-        EVP_DigestUpdate(md, buf, (size_t)n);
-        *size += (uint64_t)n;
-    }
-    close(fd);
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(md, out, &len);
-    EVP_MD_CTX_free(md);
-    format_digest(out, len, digest);
-    return rc;
-}
-
-/* The gzip being written: spool file, hash and size as it streams. */
-struct gz_out {
-    int fd;
-    EVP_MD_CTX *md;
-    uint64_t size;
-};
-
-static la_ssize_t gz_write(struct archive *a, void *arg, const void *buf, size_t n)
-{
-    struct gz_out *o = arg;
-    if (write_all(o->fd, buf, n) < 0) {
-        archive_set_error(a, errno, "write: %s", strerror(errno));
-        return -1;
-    }
-    EVP_DigestUpdate(o->md, buf, n);
-    o->size += n;
-    return (la_ssize_t)n;
-}
-
-/* Copies the decompressed bytes of `in` into the gzip writer `out`. */
-static int gz_copy(struct archive *in, struct archive *out, struct serr *err)
-{
-    struct archive_entry *e;
-    if (archive_read_next_header(in, &e) != ARCHIVE_OK)
-        return serr_set(err, SERR_INVALID, "read layer: %s", archive_error_string(in));
-    struct archive_entry *raw = archive_entry_new();
-    archive_entry_set_pathname(raw, "layer.tar");
-    archive_entry_set_filetype(raw, AE_IFREG);
-    int rc = archive_write_header(out, raw) == ARCHIVE_OK
-                 ? 0
-                 : serr_set(err, SERR_INTERNAL, "gzip layer: %s", archive_error_string(out));
-    archive_entry_free(raw);
-    char buf[65536];
-    la_ssize_t n;
-    while (rc == 0 && (n = archive_read_data(in, buf, sizeof(buf))) != 0) {
-        if (n < 0)
-            rc = serr_set(err, SERR_INVALID, "read layer: %s", archive_error_string(in));
-        else if (archive_write_data(out, buf, (size_t)n) != n)
-            rc = serr_set(err, SERR_INTERNAL, "gzip layer: %s", archive_error_string(out));
-    }
-    return rc;
-}
-
-/* A layer the store keeps uncompressed (or compressed otherwise than gzip
- * and zstd): a gzip of its tar in the spool, made with libarchive as it
- * streams, its digest computed on the way. No timestamp in the gzip header:
- * the same layer always gives the same blob, so a second push finds it. */
-static int gzip_layer(struct reg *g, const char *src, struct push_layer *l, struct serr *err)
-{
-    char *tmpl = xasprintf("%s/push-XXXXXX", g->o->spool_dir);
-    struct gz_out o = {.fd = mkostemp(tmpl, O_CLOEXEC)};
-    if (o.fd < 0) {
-        serr_errno(err, "create a spool file in %s", g->o->spool_dir);
-        free(tmpl);
-        return -1;
-    }
-    l->path = tmpl;
-    l->spooled = true;
-    o.md = EVP_MD_CTX_new();
-    if (o.md == NULL || EVP_DigestInit_ex(o.md, EVP_sha256(), NULL) != 1)
-        abort();
-    struct archive *in = archive_read_new(), *out = archive_write_new();
-    archive_read_support_filter_all(in);
-    archive_read_support_format_raw(in);
-    archive_write_add_filter_gzip(out);
-    archive_write_set_format_raw(out);
-    archive_write_set_filter_option(out, "gzip", "timestamp", NULL);
-    archive_write_set_bytes_in_last_block(out, 1); /* no zero padding after the gzip */
-    int rc = 0;
-    if (archive_read_open_filename(in, src, 65536) != ARCHIVE_OK)
-        rc = serr_set(err, SERR_INVALID, "read layer %s: %s", src, archive_error_string(in));
-    else if (archive_write_open(out, &o, NULL, gz_write, NULL) != ARCHIVE_OK)
-        rc = serr_set(err, SERR_INTERNAL, "gzip layer: %s", archive_error_string(out));
-    else
-        rc = gz_copy(in, out, err);
-    if (archive_write_close(out) != ARCHIVE_OK && rc == 0)
-        rc = serr_set(err, SERR_INTERNAL, "gzip layer: %s", archive_error_string(out));
-    archive_write_free(out);
-    archive_read_free(in);
-    close(o.fd);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_DigestFinal_ex(o.md, md, &mdlen);
-    EVP_MD_CTX_free(o.md);
-    format_digest(md, mdlen, l->digest);
-    l->size = o.size;
-    return rc;
-}
-
-/* The blob to push for layer `diff_id`: the stored blob itself when it is
- * gzip or zstd (a pulled layer keeps its registry digest), else a gzip. */
-static int prepare_layer(struct reg *g, const char *diff_id, struct push_layer *l,
-                         struct serr *err)
-{
-    char *blob = image_layer_blob(g->store, diff_id);
-    if (blob == NULL)
-        return serr_set(err, SERR_NOT_FOUND,
-                        "layer %s has no blob in this node's store (stored before shoal kept "
-                        "them, or on another manager): pull or load the image again",
-                        diff_id);
-    unsigned char magic[4] = {0};
-    int fd = open(blob, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, magic, sizeof(magic)) : -1;
-    if (fd >= 0)
-        close(fd);
-    int rc = 0;
-    bool gzip = n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    l->zstd = n == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd;
-    if (n < 0)
-        rc = serr_errno(err, "read %s", blob);
-    else if (gzip || l->zstd) {
-        l->path = blob;
-        blob = NULL;
-        rc = hash_file(l->path, l->digest, &l->size, err);
-    } else
-        rc = gzip_layer(g, blob, l, err);
-    free(blob);
-    short_id(l->digest, l->id);
-    return rc;
-}
-
-/* Another repository of this registry the image came from, for mounts. */
-static char *mount_source(struct reg *g, json_t *image)
-{
-    size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(image, "digests"), i, d)
-    {
-        struct image_ref r;
-        if (image_parse_ref(json_string_value(d), &r, NULL) == 0 &&
-            strcmp(r.domain, g->ref.domain) == 0 && strcmp(r.path, g->ref.path) != 0)
-            return xstrdup(r.path);
-    }
-    return NULL;
-}
-
-static const char *const fate_words[] = {"Layer already exists", "Mounted from", "Pushed"};
-
-static int push_layers(struct reg *g, struct push_layer *ls, size_t n, const char *from,
-                       int *uploaded, struct serr *err)
-{
-    for (size_t i = 0; i < n; i++)
-        progress(g, ls[i].id, "Preparing", 0, 0);
-    for (size_t i = 0; i < n; i++) {
-        struct body b = {.path = ls[i].path, .size = ls[i].size, .id = ls[i].id};
-        enum blob_fate fate;
-        if (push_blob(g, ls[i].digest, &b, from, &fate, err) < 0)
-            return serr_wrap(err, "layer %s", ls[i].digest);
-        char line[400];
-        snprintf(line, sizeof(line), "%s%s%s", fate_words[fate], fate == BLOB_MOUNTED ? " " : "",
-                 fate == BLOB_MOUNTED ? from : "");
-        progress(g, ls[i].id, line, 0, 0);
-        *uploaded += fate == BLOB_PUSHED;
-    }
-    return 0;
-}
-
-/* The manifest: Docker's v2 schema 2, or OCI when a layer is zstd (Docker's
- * media types have none). Newly allocated text. */
-static char *make_manifest(const char *config_digest, size_t config_len,
-                           const struct push_layer *ls, size_t n, const char **media_type)
-{
-    bool oci = false;
-    for (size_t i = 0; i < n; i++)
-        oci = oci || ls[i].zstd;
-    *media_type = oci ? "application/vnd.oci.image.manifest.v1+json"
-                      : "application/vnd.docker.distribution.manifest.v2+json";
-    json_t *layers = json_array();
-    for (size_t i = 0; i < n; i++) {
-        const char *mt = ls[i].zstd ? "application/vnd.oci.image.layer.v1.tar+zstd"
-                         : oci      ? "application/vnd.oci.image.layer.v1.tar+gzip"
-                                    : "application/vnd.docker.image.rootfs.diff.tar.gzip";
-        json_array_append_new(layers, json_pack("{s:s, s:I, s:s}", "mediaType", mt, "size",
-                                                (json_int_t)ls[i].size, "digest", ls[i].digest));
-    }
-    const char *config_type = oci ? "application/vnd.oci.image.config.v1+json"
-                                  : "application/vnd.docker.container.image.v1+json";
-    json_t *m = json_pack("{s:i, s:s, s:{s:s, s:I, s:s}, s:o}", "schemaVersion", 2, "mediaType",
-                          *media_type, "config", "mediaType", config_type, "size",
-                          (json_int_t)config_len, "digest", config_digest, "layers", layers);
-    char *text = json_dumps(m, JSON_INDENT(3) | JSON_PRESERVE_ORDER);
-    json_decref(m);
-    if (text == NULL)
-        abort(); /* allocation failure */
-    return text;
-}
-
-static int put_manifest(struct reg *g, const char *text, const char *media_type,
-                        char digest[72], struct serr *err)
-{
-    struct body b = {.data = text, .len = strlen(text), .content_type = media_type};
-    char *url = xasprintf("%s/v2/%s/manifests/%s", g->base, g->ref.path, g->ref.tag);
-    struct reply r;
-    int rc = send_req(g, "PUT", url, &b, &r, err);
-    free(url);
-    if (rc == 0 && r.status != 201)
-        rc = push_failed(g, &r, "manifest", err);
-    reply_free(&r);
-    if (rc == 0)
-        digest_of(text, b.len, digest);
-    return rc;
-}
-
-/* The layers' blobs, from the config's diff_ids (which must be the image's). */
-static int prepare_layers(struct reg *g, json_t *image, const char *config, size_t len,
-                          struct push_layer **out, size_t *count, struct serr *err)
-{
-    json_t *cfg = json_loadb(config, len, 0, NULL);
-    json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
-    int rc = 0;
-    if (!json_is_array(diff_ids) || !json_equal(diff_ids, json_object_get(image, "layers")))
-        rc = serr_set(err, SERR_INVALID, "image %s: its config's rootfs.diff_ids are not its layers",
-                      json_string_value(json_object_get(image, "id")));
-    size_t n = json_array_size(diff_ids);
-    struct push_layer *ls = xcalloc(n + 1, sizeof(*ls));
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = prepare_layer(g, json_string_value(json_array_get(diff_ids, i)), &ls[i], err);
-    json_decref(cfg);
-    *out = ls;
-    *count = n;
-    return rc;
-}
-
-int registry_push(struct image_store *s, const struct registry_opts *o, const char *ref,
-                  json_t *image, char digest[72], int *uploaded, struct serr *err)
-{
-    struct reg g;
-    char *config = NULL, *from = NULL, *manifest = NULL;
-    size_t config_len = 0, n = 0;
-    struct push_layer *ls = NULL;
-    *uploaded = 0;
-    int rc = reg_open(&g, o, ref, true, err);
-    g.store = s;
-    if (rc == 0 && g.ref.digest[0])
-        rc = serr_set(err, SERR_INVALID, "push needs a tag, not a digest: %s", ref);
-    if (rc == 0) {
-        char line[400];
-        snprintf(line, sizeof(line), "The push refers to repository [%s/%s]", g.ref.domain,
-                 g.ref.path);
-        progress(&g, "", line, 0, 0);
-        rc = image_config_blob(s, json_string_value(json_object_get(image, "id")), &config,
-                               &config_len, err);
-    }
-    if (rc == 0)
-        rc = prepare_layers(&g, image, config, config_len, &ls, &n, err);
-    from = rc == 0 ? mount_source(&g, image) : NULL;
-    if (rc == 0)
-        rc = push_layers(&g, ls, n, from, uploaded, err);
-    char config_digest[72];
-    enum blob_fate fate = BLOB_EXISTS;
-    if (rc == 0) {
-        digest_of(config, config_len, config_digest);
-        struct body b = {.data = config, .len = config_len};
-        rc = push_blob(&g, config_digest, &b, from, &fate, err);
-        if (rc < 0)
-            serr_wrap(err, "config %s", config_digest);
-        *uploaded += fate == BLOB_PUSHED;
-    }
-    const char *media_type = NULL;
-    if (rc == 0) {
-        manifest = make_manifest(config_digest, config_len, ls, n, &media_type);
-        rc = put_manifest(&g, manifest, media_type, digest, err);
-    }
-    if (rc == 0) {
-        char line[200];
-        snprintf(line, sizeof(line), "%s: digest: %s size: %zu", g.ref.tag, digest,
-                 strlen(manifest));
-        progress(&g, "", line, 0, 0);
-    }
-    for (size_t i = 0; ls && i < n; i++)
-        push_layer_free(&ls[i]);
-    free(ls);
-    free(manifest);
-    free(from);
-    free(config);
     free(g.authz);
     return rc;
 }
@@ -1545,8 +1012,8 @@ int registry_login(const struct registry_opts *o, const char *registry, struct s
         rc = get_mem(&g, url, NULL, true, NULL, NULL, MAX_TOKEN, &r, err);
         free(url);
         if (rc == 0 && r.status != 200)
-            rc = unauthorized(&g, err);
-        reply_free(&r);
+            rc = reg_unauthorized(&g, err);
+        reg_reply_free(&r);
     }
     free(g.authz);
     return rc;
