@@ -780,6 +780,33 @@ def test_push_imported_image_gzips_its_layer_the_same_each_time(daemon, registry
         d.cli("image", "rm", dst)
 
 
+def test_push_without_the_blob_or_config_in_the_store_says_so(daemon, registry):
+    d = daemon
+    dst = registry.addr + "/pushed/missing:1"
+    d.cli("image", "tag", "busybox", dst)
+    img = _image(d, dst)
+    store = os.path.join(d.state_dir, "images")
+    blob = os.path.join(store, "layers", img["layers"][0].split(":")[1], "layer.blob")
+    config = os.path.join(store, "configs", img["id"].split(":")[1])
+    try:
+        os.rename(blob, blob + ".away")
+        r = d.cli("image", "push", dst, check=False)
+        assert r.returncode == 1 and "layer %s has no blob" % img["layers"][0] in r.stderr
+        assert "pull or load the image again" in r.stderr
+        os.rename(blob + ".away", blob)
+        os.rename(config, config + ".away")
+        r = d.cli("image", "push", dst, check=False)
+        assert r.returncode == 1 and "the config of image %s is not" % img["id"] in r.stderr
+        r = d.cli("image", "history", dst, check=False)
+        assert r.returncode == 1 and "pull or load the image again" in r.stderr
+        assert "pushed/missing" not in registry.log()  # nothing was sent
+    finally:
+        for path in (blob, config):
+            if os.path.exists(path + ".away"):
+                os.rename(path + ".away", path)
+        d.cli("image", "rm", dst)
+
+
 @pytest.mark.skipif(not shutil.which("zstd"), reason="zstd is needed")
 def test_push_zstd_layer_makes_an_oci_manifest(daemon, registry):
     d = daemon
