@@ -903,9 +903,9 @@ static uint64_t layer_size_or_zero(struct image_store *s, const char *diff_id)
 static json_t *history_row(const char *created, const char *created_by, uint64_t size,
                            const char *comment, bool empty)
 {
-    return json_pack("{s:s, s:s, s:I, s:s, s:b}", "created", created ? created : "",
-                     "created_by", created_by ? created_by : "", "size", (json_int_t)size,
-                     "comment", comment ? comment : "", "empty_layer", empty);
+    return json_pack("{s:s, s:s, s:I, s:s, s:b}", "created", created ? created : "", "created_by",
+                     created_by ? created_by : "", "size", (json_int_t)size, "comment",
+                     comment ? comment : "", "empty_layer", empty);
 }
 
 /* One row per entry of the config's "history"; a config without one (an
@@ -921,12 +921,11 @@ static json_t *history_rows(struct image_store *s, json_t *cfg)
     {
         bool empty = json_is_true(json_object_get(h, "empty_layer"));
         const char *diff_id = empty ? NULL : json_string_value(json_array_get(diff_ids, layer++));
-        json_array_insert_new(
-            rows, 0,
-            history_row(json_string_value(json_object_get(h, "created")),
-                        json_string_value(json_object_get(h, "created_by")),
-                        diff_id ? layer_size_or_zero(s, diff_id) : 0,
-                        json_string_value(json_object_get(h, "comment")), empty));
+        json_array_insert_new(rows, 0,
+                              history_row(json_string_value(json_object_get(h, "created")),
+                                          json_string_value(json_object_get(h, "created_by")),
+                                          diff_id ? layer_size_or_zero(s, diff_id) : 0,
+                                          json_string_value(json_object_get(h, "comment")), empty));
     }
     if (json_array_size(history) > 0)
         return rows;

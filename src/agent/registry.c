@@ -198,8 +198,7 @@ size_t reg_header_cb(char *line, size_t size, size_t n, void *arg)
 {
     struct reply *r = arg;
     size_t len = size * n;
-    static const char www[] = "www-authenticate:", ctype[] = "content-type:",
-                      loc[] = "location:";
+    static const char www[] = "www-authenticate:", ctype[] = "content-type:", loc[] = "location:";
     if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new response (redirects) */
         r->challenge[0] = '\0';
         r->content_type[0] = '\0';
@@ -402,8 +401,7 @@ static int basic_authz(struct reg *g, struct serr *err)
 }
 
 /* Answers a 401's challenge: sets g->authz. */
-int reg_answer_challenge(struct reg *g, const char *challenge, const char *scope,
-                            struct serr *err)
+int reg_answer_challenge(struct reg *g, const char *challenge, const char *scope, struct serr *err)
 {
     if (strncasecmp(challenge, "Bearer ", 7) == 0)
         return bearer_token(g, challenge + 7, scope, err);
@@ -506,8 +504,7 @@ void reg_short_id(const char *digest, char out[13])
     snprintf(out, 13, "%s", strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest);
 }
 
-void reg_progress(struct reg *g, const char *id, const char *status, uint64_t cur,
-                     uint64_t total)
+void reg_progress(struct reg *g, const char *id, const char *status, uint64_t cur, uint64_t total)
 {
     if (g->o->progress)
         g->o->progress(g->o->progress_arg, id, status, cur, total);
@@ -717,7 +714,8 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
                  "blob %s is larger than the %" PRIu64 " bytes its manifest gives", x->digest,
                  x->size);
     else if (rc != CURLE_OK)
-        snprintf(x->error, sizeof(x->error), "blob %s: %s", x->digest, reg_curl_message(rc, x->errbuf));
+        snprintf(x->error, sizeof(x->error), "blob %s: %s", x->digest,
+                 reg_curl_message(rc, x->errbuf));
     else if (status != 200)
         snprintf(x->error, sizeof(x->error), "blob %s: registry %s answered %ld", x->digest,
                  x->g->ref.domain, status);
@@ -914,7 +912,7 @@ static json_t *image_of(struct reg *g, struct plan *p, struct serr *err)
 }
 
 int reg_open(struct reg *g, const struct registry_opts *o, const char *ref, bool push,
-                    struct serr *err)
+             struct serr *err)
 {
     memset(g, 0, sizeof(*g));
     g->o = o;

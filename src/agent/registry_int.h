@@ -20,7 +20,7 @@ struct reg {
     char base[300]; /* "https://host:port" */
     char *authz;    /* "Authorization: ..." header, or NULL */
     bool insecure;
-    bool push;      /* scopes ask for pull,push; errors say "push" */
+    bool push; /* scopes ask for pull,push; errors say "push" */
     struct image_store *store;
 };
 
@@ -47,8 +47,7 @@ const char *reg_curl_message(CURLcode rc, const char *errbuf);
 /* The registry's own error text, ": CODE: message", or "". */
 void reg_error_text(const struct reply *r, char *out, size_t outlen);
 /* Answers a 401's challenge for `scope`: sets g->authz. */
-int reg_answer_challenge(struct reg *g, const char *challenge, const char *scope,
-                         struct serr *err);
+int reg_answer_challenge(struct reg *g, const char *challenge, const char *scope, struct serr *err);
 /* The 401 message: wrong credentials, or "pull/push access denied". */
 int reg_unauthorized(struct reg *g, struct serr *err);
 /* "sha256:<hex>" of a finished hash, of a buffer; the 12-hex short id. */
@@ -56,8 +55,7 @@ void reg_format_digest(const unsigned char *md, unsigned int mdlen, char out[72]
 void reg_digest_of(const void *data, size_t len, char out[72]);
 void reg_short_id(const char *digest, char out[13]);
 /* Reports progress through g->o->progress when set. */
-void reg_progress(struct reg *g, const char *id, const char *status, uint64_t cur,
-                  uint64_t total);
+void reg_progress(struct reg *g, const char *id, const char *status, uint64_t cur, uint64_t total);
 /* Parses `ref`, checks allowed-registries, pings /v2/ (scheme, challenge for
  * pull, or pull,push when `push`). The caller frees g->authz. */
 int reg_open(struct reg *g, const struct registry_opts *o, const char *ref, bool push,

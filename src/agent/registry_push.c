@@ -93,7 +93,8 @@ static int send_once(struct reg *g, const char *method, const char *url, const s
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     int ret = 0;
     if (rc != CURLE_OK && !r->too_big)
-        ret = serr_set(err, SERR_UNAVAILABLE, "%s %s: %s", method, url, reg_curl_message(rc, errbuf));
+        ret =
+            serr_set(err, SERR_UNAVAILABLE, "%s %s: %s", method, url, reg_curl_message(rc, errbuf));
     if (f)
         fclose(f);
     curl_easy_cleanup(h);
@@ -204,7 +205,7 @@ static int push_blob(struct reg *g, const char *digest, const struct body *b, co
 struct push_layer {
     char digest[72], id[13];
     uint64_t size;
-    char *path;  /* the store's layer.blob, or a gzip made in the spool */
+    char *path;   /* the store's layer.blob, or a gzip made in the spool */
     bool spooled; /* path is ours to unlink */
     bool zstd;
 };
@@ -339,8 +340,7 @@ static int gzip_layer(struct reg *g, const char *src, struct push_layer *l, stru
 
 /* The blob to push for layer `diff_id`: the stored blob itself when it is
  * gzip or zstd (a pulled layer keeps its registry digest), else a gzip. */
-static int prepare_layer(struct reg *g, const char *diff_id, struct push_layer *l,
-                         struct serr *err)
+static int prepare_layer(struct reg *g, const char *diff_id, struct push_layer *l, struct serr *err)
 {
     char *blob = image_layer_blob(g->store, diff_id);
     if (blob == NULL)
@@ -355,7 +355,8 @@ static int prepare_layer(struct reg *g, const char *diff_id, struct push_layer *
         close(fd);
     int rc = 0;
     bool gzip = n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    l->zstd = n == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd;
+    l->zstd =
+        n == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd;
     if (n < 0)
         rc = serr_errno(err, "read %s", blob);
     else if (gzip || l->zstd) {
@@ -435,8 +436,8 @@ static char *make_manifest(const char *config_digest, size_t config_len,
     return text;
 }
 
-static int put_manifest(struct reg *g, const char *text, const char *media_type,
-                        char digest[72], struct serr *err)
+static int put_manifest(struct reg *g, const char *text, const char *media_type, char digest[72],
+                        struct serr *err)
 {
     struct body b = {.data = text, .len = strlen(text), .content_type = media_type};
     char *url = xasprintf("%s/v2/%s/manifests/%s", g->base, g->ref.path, g->ref.tag);
@@ -459,8 +460,9 @@ static int prepare_layers(struct reg *g, json_t *image, const char *config, size
     json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
     int rc = 0;
     if (!json_is_array(diff_ids) || !json_equal(diff_ids, json_object_get(image, "layers")))
-        rc = serr_set(err, SERR_INVALID, "image %s: its config's rootfs.diff_ids are not its layers",
-                      json_string_value(json_object_get(image, "id")));
+        rc =
+            serr_set(err, SERR_INVALID, "image %s: its config's rootfs.diff_ids are not its layers",
+                     json_string_value(json_object_get(image, "id")));
     size_t n = json_array_size(diff_ids);
     struct push_layer *ls = xcalloc(n + 1, sizeof(*ls));
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -526,4 +528,3 @@ int registry_push(struct image_store *s, const struct registry_opts *o, const ch
     free(g.authz);
     return rc;
 }
-

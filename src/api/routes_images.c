@@ -278,8 +278,7 @@ static void pull_work(uv_work_t *w)
                               .progress = p->then ? NULL : pull_progress,
                               .progress_arg = p};
     if (p->push)
-        p->rc = registry_push(p->sh->images, &o, p->ref, p->image, p->digest, &p->fetched,
-                              &p->err);
+        p->rc = registry_push(p->sh->images, &o, p->ref, p->image, p->digest, &p->fetched, &p->err);
     else
         registry_pull(p->sh->images, &o, p->ref, &p->image, &p->fetched, &p->err);
 }
@@ -412,7 +411,8 @@ static void push_end(struct pull *p, const char *note)
 {
     json_t *last = json_pack("{s:s, s:s, s:s, s:i}", "id", "", "status", note, "digest", p->digest,
                              "uploaded", p->fetched);
-    json_t *img = store_get(p->sh->store, "images", json_string_value(json_object_get(p->image, "id")));
+    json_t *img =
+        store_get(p->sh->store, "images", json_string_value(json_object_get(p->image, "id")));
     json_object_set_new(last, "image", img ? image_view(p->sh, img) : json_incref(p->image));
     json_decref(img);
     pull_end(p, last);
@@ -440,7 +440,8 @@ static void push_done(uv_work_t *w, int status)
         return;
     }
     struct image_ref r;
-    json_t *stored = store_get(p->sh->store, "images", json_string_value(json_object_get(p->image, "id")));
+    json_t *stored =
+        store_get(p->sh->store, "images", json_string_value(json_object_get(p->image, "id")));
     if (stored == NULL || !cluster_is_leader(p->sh->cluster) ||
         image_parse_ref(p->ref, &r, NULL) < 0) {
         json_decref(stored);
@@ -726,8 +727,8 @@ void post_image_tag(struct shoal *sh, struct http_req *req, char **args)
         return;
     }
     json_t *id = json_object_get(img, "id");
-    json_t *group = json_pack("[o]", op_put("tags", json_pack("{s:s, s:O}", "id", target,
-                                                              "image_id", id)));
+    json_t *group =
+        json_pack("[o]", op_put("tags", json_pack("{s:s, s:O}", "id", target, "image_id", id)));
     propose_and_reply(sh, req, group, 201, json_pack("{s:O, s:s}", "id", id, "tag", target));
     json_decref(img);
 }
@@ -789,7 +790,8 @@ void get_image_history(struct shoal *sh, struct http_req *req, char **args)
     }
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row) json_object_set_new(row, "id", json_string(i ? "<missing>" : id));
+    json_array_foreach(rows, i, row)
+        json_object_set_new(row, "id", json_string(i ? "<missing>" : id));
     if (rows)
         respond_json(req, 200, rows);
     else

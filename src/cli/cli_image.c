@@ -344,7 +344,8 @@ static int image_history(struct cli *cli, int argc, char **argv)
     struct table *t = table_new(5, head);
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         char id[80], created[64], by[4096], size[32];
         if (strcmp(jstr(row, "id"), "<missing>") == 0 || fl.no_trunc)
             snprintf(id, sizeof(id), "%s", jstr(row, "id"));

@@ -339,9 +339,8 @@ static const char push_usage[] = "Usage:  shoal image push [OPTIONS] NAME[:TAG]\
 
 int cli_image_push(struct cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"quiet", no_argument, NULL, 'q'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     bool quiet = false;
     struct serr err;
     optind = 0;
