@@ -40,6 +40,7 @@ struct image_store {
      * the store's own prefix. */
     char *dir;
     char *layers;
+    char *configs; /* configs/<hex>: image config blobs as they came */
     char *tmp;
 };
 
@@ -86,11 +87,12 @@ int image_store_open(const char *dir, struct image_store **out, struct serr *err
     struct image_store *s = xcalloc(1, sizeof(*s));
     s->dir = real;
     s->layers = xasprintf("%s/layers", real);
+    s->configs = xasprintf("%s/configs", real);
     s->tmp = xasprintf("%s/tmp", real);
     /* Whatever is in tmp/ was left by a crashed process: nothing else uses
      * this store before open returns. */
     if (rm_rf(s->tmp, err) < 0 || mkdir_p(s->layers, 0700, err) < 0 ||
-        mkdir_p(s->tmp, 0700, err) < 0) {
+        mkdir_p(s->configs, 0700, err) < 0 || mkdir_p(s->tmp, 0700, err) < 0) {
         image_store_close(s);
         return serr_wrap(err, "image store %s", dir);
     }
@@ -104,6 +106,7 @@ void image_store_close(struct image_store *s)
         return;
     free(s->dir);
     free(s->layers);
+    free(s->configs);
     free(s->tmp);
     free(s);
 }
@@ -655,6 +658,110 @@ bool image_has_layers(struct image_store *s, json_t *image)
     return true;
 }
 
+/* ---- config blobs ------------------------------------------------------- */
+
+/* Keeps an image's config blob (whose sha256 is the image id) for push and
+ * history; written once, atomically. */
+static int keep_config(struct image_store *s, const char *config, size_t len, struct serr *err)
+{
+    char hex[HEX_LEN + 1];
+    sha256_hex(config, len, hex);
+    char *path = xasprintf("%s/%s", s->configs, hex);
+    int rc = 0;
+    if (access(path, F_OK) != 0)
+        rc = write_file_atomic(path, config, len, false, err);
+    free(path);
+    return rc;
+}
+
+int image_config_blob(struct image_store *s, const char *id, char **data, size_t *len,
+                      struct serr *err)
+{
+    char hex[HEX_LEN + 1];
+    if (!image_parse_digest(id, hex))
+        return serr_set(err, SERR_INVALID, "invalid image id '%s'", id);
+    char *path = xasprintf("%s/%s", s->configs, hex);
+    int rc = 0;
+    if (access(path, F_OK) != 0)
+        rc = serr_set(err, SERR_NOT_FOUND,
+                      "the config of image %s is not in this node's store (stored before shoal "
+                      "kept configs, or on another manager): pull or load the image again",
+                      id);
+    else
+        rc = read_file(path, data, len, err);
+    free(path);
+    return rc;
+}
+
+/* ---- history ------------------------------------------------------------ */
+
+/* Bytes of stored layer `diff_id`; 0 when unknown (not on this node). */
+static uint64_t layer_size_or_zero(struct image_store *s, const char *diff_id)
+{
+    char hex[HEX_LEN + 1];
+    uint64_t size = 0;
+    if (!image_parse_digest(diff_id, hex) || read_layer_size(s, hex, &size, NULL) < 0)
+        return 0;
+    return size;
+}
+
+static json_t *history_row(const char *created, const char *created_by, uint64_t size,
+                           const char *comment, bool empty)
+{
+    return json_pack("{s:s, s:s, s:I, s:s, s:b}", "created", created ? created : "", "created_by",
+                     created_by ? created_by : "", "size", (json_int_t)size, "comment",
+                     comment ? comment : "", "empty_layer", empty);
+}
+
+/* One row per entry of the config's "history"; a config without one (an
+ * import) gets a row per layer. Rows that add a layer take the next diff_id. */
+static json_t *history_rows(struct image_store *s, json_t *cfg)
+{
+    json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    json_t *history = json_object_get(cfg, "history");
+    json_t *rows = json_array();
+    size_t i, layer = 0;
+    json_t *h;
+    json_array_foreach(history, i, h)
+    {
+        bool empty = json_is_true(json_object_get(h, "empty_layer"));
+        const char *diff_id = empty ? NULL : json_string_value(json_array_get(diff_ids, layer++));
+        json_array_insert_new(rows, 0,
+                              history_row(json_string_value(json_object_get(h, "created")),
+                                          json_string_value(json_object_get(h, "created_by")),
+                                          diff_id ? layer_size_or_zero(s, diff_id) : 0,
+                                          json_string_value(json_object_get(h, "comment")), empty));
+    }
+    if (json_array_size(history) > 0)
+        return rows;
+    json_array_foreach(diff_ids, i, h)
+    {
+        json_array_insert_new(rows, 0,
+                              history_row(json_string_value(json_object_get(cfg, "created")), "",
+                                          layer_size_or_zero(s, json_string_value(h)), "", false));
+    }
+    return rows;
+}
+
+int image_history(struct image_store *s, const char *id, json_t **rows, struct serr *err)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (image_config_blob(s, id, &data, &len, err) < 0)
+        return -1;
+    json_error_t jerr;
+    json_t *cfg = json_loadb(data, len, 0, &jerr);
+    free(data);
+    if (!json_is_object(cfg)) {
+        json_decref(cfg);
+        return serr_set(err, SERR_INVALID, "config of image %s is not a JSON object: %s", id,
+                        jerr.text);
+    }
+    *rows = history_rows(s, cfg);
+    json_decref(cfg);
+    return 0;
+}
+
 /* ---- descriptions ------------------------------------------------------- */
 
 /* The subset of an image config's "config" object that containers need. */
@@ -715,6 +822,8 @@ int image_describe_config(struct image_store *s, const char *config, size_t len,
         json_array_append(layers, d);
         total += size;
     }
+    if (rc == 0)
+        rc = keep_config(s, config, len, err);
     if (rc == 0) {
         char id[HEX_LEN + 1];
         sha256_hex(config, len, id);
@@ -840,6 +949,10 @@ int image_import(struct image_store *s, const char *tar_path, const char *ref, j
     if (ensure_layer(s, tar_path, NULL, hex, &size, err) < 0)
         return serr_wrap(err, "import %s", tar_path);
     char *cfg_text = import_config(hex);
+    if (keep_config(s, cfg_text, strlen(cfg_text), err) < 0) {
+        free(cfg_text);
+        return -1;
+    }
     json_t *cfg = json_loads(cfg_text, 0, NULL);
     char id[HEX_LEN + 1];
     sha256_hex(cfg_text, strlen(cfg_text), id);
@@ -933,6 +1046,21 @@ struct image_src {
     json_t *tags;              /* normalised */
 };
 
+/* keep_config for an archive's member. */
+static int keep_config_member(struct image_store *s, const char *work, const char *rel,
+                              struct serr *err)
+{
+    char *path = member_path(work, rel, err);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = path ? read_file(path, &data, &len, err) : -1;
+    if (rc == 0)
+        rc = keep_config(s, data, len, err);
+    free(data);
+    free(path);
+    return rc;
+}
+
 /* Stores the layers of one image and appends its description to `out`. */
 static int load_image(struct image_store *s, const char *work, const struct image_src *src,
                       json_t *out, struct serr *err)
@@ -976,6 +1104,8 @@ static int load_image(struct image_store *s, const char *work, const struct imag
         json_array_append_new(layers, json_sprintf("sha256:%s", got));
         total += size;
     }
+    if (keep_config_member(s, work, src->config, err) < 0)
+        goto out;
     add_image(out, describe(id, src->tags, layers, total, cfg));
     rc = 0;
 out:

@@ -6,7 +6,11 @@
  *                                   trusted.overlay.opaque=y xattr on opaque dirs)
  *   layers/<hex>/size               bytes of the uncompressed layer tar
  *   layers/<hex>/layer.blob         the layer file as it came (maybe compressed),
- *                                   served to nodes that fetch the layer
+ *                                   served to nodes that fetch the layer, pushed
+ *                                   to registries
+ *   configs/<hex of the config>     the image's config blob as it came (pull,
+ *                                   load, import), for push and history; small,
+ *                                   kept when the image goes
  *   tmp/                            work area; a layer is unpacked in tmp/ and
  *                                   renamed into layers/ when complete
  *
@@ -64,6 +68,19 @@ char *image_layer_dir(struct image_store *s, const char *diff_id);
 /* The layer as it arrived (maybe compressed), for other nodes to fetch:
  * newly allocated path, or NULL. Layers stored before this existed have none. */
 char *image_layer_blob(struct image_store *s, const char *diff_id);
+
+/* The config blob of image `id` ("sha256:<hex>"): *data (newly allocated,
+ * caller frees) and *len. SERR_NOT_FOUND when this store never kept it
+ * (images stored before configs were kept, or stored on another node). */
+int image_config_blob(struct image_store *s, const char *id, char **data, size_t *len,
+                      struct serr *err);
+
+/* `image history`: *rows gets a new array, newest first, one object per
+ * entry of the config's "history" ({"created": RFC 3339 or "", "created_by",
+ * "size": bytes of the layer it added (0: none, or not on this node),
+ * "comment", "empty_layer": bool}); a config without history (an import)
+ * gives one row per layer. SERR_NOT_FOUND as image_config_blob. */
+int image_history(struct image_store *s, const char *id, json_t **rows, struct serr *err);
 
 /* Adds a layer fetched from another node: unpacks `path` unless the layer is
  * already stored, and fails (storing nothing) unless its content hashes to

@@ -5,7 +5,8 @@
  * digest (an index or manifest list picks this node's platform), the config
  * blob (in memory, capped), then the layers the store lacks: blobs streamed
  * to spool files, a few at once, hashed on the way; each then unpacked into
- * the store (image_add_layer checks its diff_id). */
+ * the store (image_add_layer checks its diff_id). Push: registry_push.c,
+ * on the HTTP and authentication helpers here (registry_int.h). */
 #include "agent/registry.h"
 
 #include <arpa/inet.h>
@@ -19,13 +20,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/registry_int.h"
 #include "base/util.h"
 
 #define MAX_MANIFEST (4 * 1024 * 1024)
 #define MAX_CONFIG (8 * 1024 * 1024)
-#define MAX_TOKEN (1024 * 1024)
 #define DEFAULT_PARALLEL 3
-#define PROGRESS_EVERY_MS 300
 
 static const char manifest_accept[] = "Accept: application/vnd.oci.image.index.v1+json, "
                                       "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -164,31 +164,13 @@ static int check_allowed(const struct registry_opts *o, const char *domain, stru
 
 /* ---- HTTP --------------------------------------------------------------- */
 
-struct reg {
-    const struct registry_opts *o;
-    struct image_ref ref;
-    char base[300]; /* "https://host:port" */
-    char *authz;    /* "Authorization: ..." header, or NULL */
-    bool insecure;
-    struct image_store *store;
-};
-
-struct reply {
-    long status;
-    char *body;
-    size_t len, cap, max;
-    bool too_big;
-    char challenge[1024]; /* WWW-Authenticate of the last response */
-    char content_type[128];
-};
-
-static void reply_free(struct reply *r)
+void reg_reply_free(struct reply *r)
 {
     free(r->body);
     memset(r, 0, sizeof(*r));
 }
 
-static size_t mem_write(char *data, size_t size, size_t n, void *arg)
+size_t reg_mem_write(char *data, size_t size, size_t n, void *arg)
 {
     struct reply *r = arg;
     size_t len = size * n;
@@ -212,14 +194,17 @@ static void copy_header_value(const char *line, size_t len, size_t name_len, cha
     snprintf(out, outlen, "%.*s", (int)n, v);
 }
 
-static size_t header_cb(char *line, size_t size, size_t n, void *arg)
+size_t reg_header_cb(char *line, size_t size, size_t n, void *arg)
 {
     struct reply *r = arg;
     size_t len = size * n;
-    static const char www[] = "www-authenticate:", ctype[] = "content-type:";
+    static const char www[] = "www-authenticate:", ctype[] = "content-type:", loc[] = "location:";
     if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) { /* a new response (redirects) */
         r->challenge[0] = '\0';
         r->content_type[0] = '\0';
+        r->location[0] = '\0';
+    } else if (len > sizeof(loc) - 1 && strncasecmp(line, loc, sizeof(loc) - 1) == 0) {
+        copy_header_value(line, len, sizeof(loc) - 1, r->location, sizeof(r->location));
     } else if (len > sizeof(www) - 1 && strncasecmp(line, www, sizeof(www) - 1) == 0) {
         copy_header_value(line, len, sizeof(www) - 1, r->challenge, sizeof(r->challenge));
     } else if (len > sizeof(ctype) - 1 && strncasecmp(line, ctype, sizeof(ctype) - 1) == 0) {
@@ -229,7 +214,7 @@ static size_t header_cb(char *line, size_t size, size_t n, void *arg)
 }
 
 /* The options every request shares. */
-static CURL *easy_new(struct reg *g, const char *url, struct curl_slist *headers, char *errbuf)
+CURL *reg_easy_new(struct reg *g, const char *url, struct curl_slist *headers, char *errbuf)
 {
     CURL *h = curl_easy_init();
     if (h == NULL)
@@ -255,7 +240,7 @@ static CURL *easy_new(struct reg *g, const char *url, struct curl_slist *headers
     return h;
 }
 
-static const char *curl_message(CURLcode rc, const char *errbuf)
+const char *reg_curl_message(CURLcode rc, const char *errbuf)
 {
     return errbuf[0] ? errbuf : curl_easy_strerror(rc);
 }
@@ -274,10 +259,10 @@ static int get_mem(struct reg *g, const char *url, const char *accept, bool auth
     if (authorized && g->authz)
         headers = curl_slist_append(headers, g->authz);
     char errbuf[CURL_ERROR_SIZE];
-    CURL *h = easy_new(g, url, headers, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, mem_write);
+    CURL *h = reg_easy_new(g, url, headers, errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, reg_mem_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, reg_header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     if (basic_user) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
@@ -290,7 +275,7 @@ static int get_mem(struct reg *g, const char *url, const char *accept, bool auth
     if (r->too_big)
         ret = serr_set(err, SERR_INVALID, "%s: the answer is larger than %zu bytes", url, max);
     else if (rc != CURLE_OK)
-        ret = serr_set(err, SERR_UNAVAILABLE, "%s: %s", url, curl_message(rc, errbuf));
+        ret = serr_set(err, SERR_UNAVAILABLE, "%s: %s", url, reg_curl_message(rc, errbuf));
     curl_easy_cleanup(h);
     curl_slist_free_all(headers);
     if (r->body == NULL)
@@ -301,7 +286,7 @@ static int get_mem(struct reg *g, const char *url, const char *accept, bool auth
 }
 
 /* The registry's own error text: {"errors":[{"code","message"}]}. */
-static void registry_error_text(const struct reply *r, char *out, size_t outlen)
+void reg_error_text(const struct reply *r, char *out, size_t outlen)
 {
     json_t *j = json_loadb(r->body, r->len, 0, NULL);
     json_t *e = json_array_get(json_object_get(j, "errors"), 0);
@@ -351,15 +336,15 @@ static void set_authz(struct reg *g, char *header)
     g->authz = header;
 }
 
-static int unauthorized(struct reg *g, struct serr *err)
+int reg_unauthorized(struct reg *g, struct serr *err)
 {
     if (g->o->username)
         return serr_set(err, SERR_INVALID, "unauthorized: wrong username or password for %s",
                         g->ref.domain);
     return serr_set(err, SERR_INVALID,
-                    "pull access denied for %s, repository does not exist or may require "
+                    "%s access denied for %s, repository does not exist or may require "
                     "'shoal login %s'",
-                    g->ref.name, g->ref.domain);
+                    g->push ? "push" : "pull", g->ref.name, g->ref.domain);
 }
 
 /* Bearer: asks the realm for a token for `scope` (the challenge's own scope
@@ -384,7 +369,7 @@ static int bearer_token(struct reg *g, const char *params, const char *scope, st
     struct reply r;
     int rc = get_mem(g, url, NULL, false, g->o->username, g->o->password, MAX_TOKEN, &r, err);
     if (rc == 0 && (r.status == 401 || r.status == 403))
-        rc = unauthorized(g, err);
+        rc = reg_unauthorized(g, err);
     else if (rc == 0 && r.status != 200)
         rc = serr_set(err, SERR_UNAVAILABLE, "token server %s answered %ld", realm, r.status);
     json_t *j = rc == 0 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
@@ -396,7 +381,7 @@ static int bearer_token(struct reg *g, const char *params, const char *scope, st
     if (rc == 0)
         set_authz(g, xasprintf("Authorization: Bearer %s", token));
     json_decref(j);
-    reply_free(&r);
+    reg_reply_free(&r);
     free(url);
     return rc;
 }
@@ -404,7 +389,7 @@ static int bearer_token(struct reg *g, const char *params, const char *scope, st
 static int basic_authz(struct reg *g, struct serr *err)
 {
     if (g->o->username == NULL)
-        return unauthorized(g, err);
+        return reg_unauthorized(g, err);
     char *plain = xasprintf("%s:%s", g->o->username, g->o->password ? g->o->password : "");
     size_t n = strlen(plain);
     char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
@@ -416,8 +401,7 @@ static int basic_authz(struct reg *g, struct serr *err)
 }
 
 /* Answers a 401's challenge: sets g->authz. */
-static int answer_challenge(struct reg *g, const char *challenge, const char *scope,
-                            struct serr *err)
+int reg_answer_challenge(struct reg *g, const char *challenge, const char *scope, struct serr *err)
 {
     if (strncasecmp(challenge, "Bearer ", 7) == 0)
         return bearer_token(g, challenge + 7, scope, err);
@@ -449,17 +433,17 @@ static int ping(struct reg *g, const char *scope, struct serr *err)
                           r.status);
         size_t used = strlen(tried);
         snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? "; " : "", err->msg);
-        reply_free(&r);
+        reg_reply_free(&r);
     }
     if (rc < 0) {
         serr_set(err, SERR_UNAVAILABLE, "cannot reach registry %s: %s", g->ref.domain, tried);
         return -1;
     }
     if (r.status == 401)
-        rc = answer_challenge(g, r.challenge, scope, err);
+        rc = reg_answer_challenge(g, r.challenge, scope, err);
     else if (g->o->username && strncasecmp(r.challenge, "Basic", 5) == 0)
         rc = basic_authz(g, err);
-    reply_free(&r);
+    reg_reply_free(&r);
     return rc;
 }
 
@@ -469,18 +453,18 @@ static int api_get(struct reg *g, const char *what, const char *accept, size_t m
                    struct serr *err)
 {
     char *url = xasprintf("%s/v2/%s/%s", g->base, g->ref.path, what);
-    char *scope = xasprintf("repository:%s:pull", g->ref.path);
+    char *scope = xasprintf("repository:%s:%s", g->ref.path, g->push ? "pull,push" : "pull");
     int rc = get_mem(g, url, accept, true, NULL, NULL, max, r, err);
     if (rc == 0 && r->status == 401) {
         char challenge[sizeof(r->challenge)];
         snprintf(challenge, sizeof(challenge), "%s", r->challenge);
-        reply_free(r);
-        rc = answer_challenge(g, challenge, scope, err);
+        reg_reply_free(r);
+        rc = reg_answer_challenge(g, challenge, scope, err);
         if (rc == 0)
             rc = get_mem(g, url, accept, true, NULL, NULL, max, r, err);
         if (rc == 0 && r->status == 401) {
-            reply_free(r);
-            rc = unauthorized(g, err);
+            reg_reply_free(r);
+            rc = reg_unauthorized(g, err);
         }
     }
     free(scope);
@@ -491,20 +475,20 @@ static int api_get(struct reg *g, const char *what, const char *accept, size_t m
 /* ---- digests ------------------------------------------------------------ */
 
 /* "sha256:<hex>" of a finished hash. */
-static void format_digest(const unsigned char *md, unsigned int mdlen, char out[72])
+void reg_format_digest(const unsigned char *md, unsigned int mdlen, char out[72])
 {
     char *p = out + sprintf(out, "sha256:");
     for (unsigned i = 0; i < mdlen && i < 32; i++)
         p += sprintf(p, "%02x", md[i]);
 }
 
-static void digest_of(const void *data, size_t len, char out[72])
+void reg_digest_of(const void *data, size_t len, char out[72])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1)
         abort(); /* allocation failure */
-    format_digest(md, mdlen, out);
+    reg_format_digest(md, mdlen, out);
 }
 
 static bool digest_ok(const char *d)
@@ -515,13 +499,12 @@ static bool digest_ok(const char *d)
 }
 
 /* "sha256:0123456789ab..." -> "0123456789ab" (Docker's layer ids). */
-static void short_id(const char *digest, char out[13])
+void reg_short_id(const char *digest, char out[13])
 {
     snprintf(out, 13, "%s", strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest);
 }
 
-static void progress(struct reg *g, const char *id, const char *status, uint64_t cur,
-                     uint64_t total)
+void reg_progress(struct reg *g, const char *id, const char *status, uint64_t cur, uint64_t total)
 {
     if (g->o->progress)
         g->o->progress(g->o->progress_arg, id, status, cur, total);
@@ -567,7 +550,7 @@ static json_t *fetch_manifest(struct reg *g, const char *what, char digest[72], 
         return NULL;
     }
     char msg[300];
-    registry_error_text(&r, msg, sizeof(msg));
+    reg_error_text(&r, msg, sizeof(msg));
     if (r.status == 404)
         serr_set(err, SERR_NOT_FOUND, "manifest for %s not found%s", label,
                  msg[0] ? msg : ": manifest unknown");
@@ -575,14 +558,14 @@ static json_t *fetch_manifest(struct reg *g, const char *what, char digest[72], 
         serr_set(err, SERR_UNAVAILABLE, "manifest for %s: registry %s answered %ld%s", label,
                  g->ref.domain, r.status, msg);
     else {
-        digest_of(r.body, r.len, digest);
+        reg_digest_of(r.body, r.len, digest);
         if (digest_ok(what) && strcmp(what, digest) != 0)
             serr_set(err, SERR_INVALID, "manifest for %s does not match its digest (got %s)", label,
                      digest);
         else
             m = parse_manifest(g, &r, label, err);
     }
-    reply_free(&r);
+    reg_reply_free(&r);
     free(label);
     return m;
 }
@@ -630,7 +613,7 @@ static int fetch_config(struct reg *g, const char *digest, struct reply *r, stru
         return serr_wrap(err, "config %s", digest);
     char got[72] = "";
     if (r->status == 200)
-        digest_of(r->body, r->len, got);
+        reg_digest_of(r->body, r->len, got);
     if (r->status != 200)
         rc = serr_set(err, r->status == 404 ? SERR_NOT_FOUND : SERR_UNAVAILABLE,
                       "config %s: registry answered %ld", digest, r->status);
@@ -638,7 +621,7 @@ static int fetch_config(struct reg *g, const char *digest, struct reply *r, stru
         rc = serr_set(err, SERR_INVALID, "config blob %s does not match its digest (got %s)",
                       digest, got);
     if (rc < 0)
-        reply_free(r);
+        reg_reply_free(r);
     return rc;
 }
 
@@ -681,7 +664,7 @@ static size_t xfer_write(char *data, size_t size, size_t n, void *arg)
     int64_t now = mono_ms();
     if (now - x->last_progress >= PROGRESS_EVERY_MS) {
         x->last_progress = now;
-        progress(x->g, x->id, "Downloading", x->got, x->size);
+        reg_progress(x->g, x->id, "Downloading", x->got, x->size);
     }
     return len;
 }
@@ -702,12 +685,12 @@ static int xfer_start(struct xfer *x, struct serr *err)
     char *url = xasprintf("%s/v2/%s/blobs/%s", x->g->base, x->g->ref.path, x->digest);
     if (x->g->authz)
         x->headers = curl_slist_append(NULL, x->g->authz);
-    x->h = easy_new(x->g, url, x->headers, x->errbuf);
+    x->h = reg_easy_new(x->g, url, x->headers, x->errbuf);
     free(url);
     curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, xfer_write);
     curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
-    progress(x->g, x->id, "Pulling fs layer", 0, 0);
+    reg_progress(x->g, x->id, "Pulling fs layer", 0, 0);
     return 0;
 }
 
@@ -723,7 +706,7 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
     unsigned int mdlen = 0;
     EVP_DigestFinal_ex(x->md, md, &mdlen);
     char got[72];
-    format_digest(md, mdlen, got);
+    reg_format_digest(md, mdlen, got);
     if (x->write_failed)
         return;
     if (x->too_big)
@@ -731,7 +714,8 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
                  "blob %s is larger than the %" PRIu64 " bytes its manifest gives", x->digest,
                  x->size);
     else if (rc != CURLE_OK)
-        snprintf(x->error, sizeof(x->error), "blob %s: %s", x->digest, curl_message(rc, x->errbuf));
+        snprintf(x->error, sizeof(x->error), "blob %s: %s", x->digest,
+                 reg_curl_message(rc, x->errbuf));
     else if (status != 200)
         snprintf(x->error, sizeof(x->error), "blob %s: registry %s answered %ld", x->digest,
                  x->g->ref.domain, status);
@@ -741,7 +725,7 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
                  x->digest, got, x->got);
     else {
         x->ok = true;
-        progress(x->g, x->id, "Download complete", x->got, x->size);
+        reg_progress(x->g, x->id, "Download complete", x->got, x->size);
     }
 }
 
@@ -871,10 +855,10 @@ static int plan_layers(struct reg *g, struct plan *p, struct xfer **out, size_t 
             break;
         }
         char id[13];
-        short_id(digest, id);
+        reg_short_id(digest, id);
         char *dir = image_layer_dir(g->store, diff);
         if (dir) {
-            progress(g, id, "Already exists", 0, 0);
+            reg_progress(g, id, "Already exists", 0, 0);
             free(dir);
             continue;
         }
@@ -896,10 +880,10 @@ static int plan_layers(struct reg *g, struct plan *p, struct xfer **out, size_t 
 static int store_layers(struct reg *g, struct xfer *xs, size_t n, struct serr *err)
 {
     for (size_t i = 0; i < n; i++) {
-        progress(g, xs[i].id, "Extracting", 0, 0);
+        reg_progress(g, xs[i].id, "Extracting", 0, 0);
         if (image_add_layer(g->store, xs[i].path, xs[i].diff_id, err) < 0)
             return serr_wrap(err, "layer %s", xs[i].digest);
-        progress(g, xs[i].id, "Pull complete", 0, 0);
+        reg_progress(g, xs[i].id, "Pull complete", 0, 0);
         unlink(xs[i].path);
     }
     return 0;
@@ -927,16 +911,18 @@ static json_t *image_of(struct reg *g, struct plan *p, struct serr *err)
     return image;
 }
 
-static int reg_open(struct reg *g, const struct registry_opts *o, const char *ref, struct serr *err)
+int reg_open(struct reg *g, const struct registry_opts *o, const char *ref, bool push,
+             struct serr *err)
 {
     memset(g, 0, sizeof(*g));
     g->o = o;
+    g->push = push;
     if (image_parse_ref(ref, &g->ref, err) < 0)
         return -1;
     if (check_allowed(o, g->ref.domain, err) < 0)
         return -1;
     g->insecure = registry_is_insecure(o->insecure, g->ref.domain);
-    char *scope = xasprintf("repository:%s:pull", g->ref.path);
+    char *scope = xasprintf("repository:%s:%s", g->ref.path, push ? "pull,push" : "pull");
     int rc = ping(g, scope, err);
     free(scope);
     return rc;
@@ -951,13 +937,13 @@ int registry_pull(struct image_store *s, const struct registry_opts *o, const ch
     size_t n = 0;
     *image = NULL;
     *fetched = 0;
-    int rc = reg_open(&g, o, ref, err);
+    int rc = reg_open(&g, o, ref, false, err);
     g.store = s;
     if (rc == 0) {
         char line[400];
         snprintf(line, sizeof(line), "%s: Pulling from %s", g.ref.tag[0] ? g.ref.tag : g.ref.digest,
                  g.ref.path);
-        progress(&g, "", line, 0, 0);
+        reg_progress(&g, "", line, 0, 0);
         rc = resolve_manifest(&g, &p, err);
     }
     if (rc == 0)
@@ -972,13 +958,13 @@ int registry_pull(struct image_store *s, const struct registry_opts *o, const ch
         *fetched = (int)n;
         char line[100];
         snprintf(line, sizeof(line), "Digest: %s", p.top_digest);
-        progress(&g, "", line, 0, 0);
+        reg_progress(&g, "", line, 0, 0);
     }
     for (size_t i = 0; xs && i < n; i++)
         xfer_free(&xs[i]);
     free(xs);
     json_decref(p.manifest);
-    reply_free(&p.config);
+    reg_reply_free(&p.config);
     free(g.authz);
     return rc;
 }
@@ -987,7 +973,7 @@ int registry_resolve(const struct registry_opts *o, const char *ref, char digest
                      struct serr *err)
 {
     struct reg g;
-    int rc = reg_open(&g, o, ref, err);
+    int rc = reg_open(&g, o, ref, false, err);
     if (rc == 0) {
         json_t *m = fetch_manifest(&g, g.ref.digest[0] ? g.ref.digest : g.ref.tag, digest, err);
         rc = m ? 0 : -1;
@@ -1024,8 +1010,8 @@ int registry_login(const struct registry_opts *o, const char *registry, struct s
         rc = get_mem(&g, url, NULL, true, NULL, NULL, MAX_TOKEN, &r, err);
         free(url);
         if (rc == 0 && r.status != 200)
-            rc = unauthorized(&g, err);
-        reply_free(&r);
+            rc = reg_unauthorized(&g, err);
+        reg_reply_free(&r);
     }
     free(g.authz);
     return rc;

@@ -1,5 +1,5 @@
 /* Registry client: pulls images over the OCI distribution API (v2) into the
- * image store (agent/image.h).
+ * image store (agent/image.h), and pushes them back.
  *
  * libcurl does HTTP and TLS. Everything here blocks: the daemon calls it from
  * libuv's thread pool. One pull downloads the missing layers of an image a
@@ -63,6 +63,18 @@ int registry_check_platform(const char *platform, struct serr *err);
  * offers, or the blob whose bytes did not match. */
 int registry_pull(struct image_store *s, const struct registry_opts *o, const char *ref,
                   json_t **image, int *fetched, struct serr *err);
+
+/* Pushes `image` (a description, agent/image.h) as `ref` (NAME[:TAG]; a
+ * digest is refused): each layer's blob (the stored one when it is gzip or
+ * zstd, else a gzip made in o->spool_dir as it streams), then the config
+ * blob the store kept, then a Docker v2 schema 2 manifest (OCI when a layer
+ * is zstd) with PUT. A blob the registry has (HEAD) is not sent again; one
+ * another repository of the same registry has (the image's "digests") is
+ * mounted from there. *digest gets the manifest's digest, *uploaded the
+ * number of blobs sent. Errors name the registry (unreachable, 401) or the
+ * layer or config the store lacks. */
+int registry_push(struct image_store *s, const struct registry_opts *o, const char *ref,
+                  json_t *image, char digest[72], int *uploaded, struct serr *err);
 
 /* Resolves `ref` to the digest its tag points at now (the manifest or
  * index digest; no layer is fetched): digest[72] "sha256:...". */

@@ -59,6 +59,13 @@ void image_pin(struct shoal *sh, json_t *obj);
 void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const char *arg,
                      image_pulled_fn then);
 void delete_image(struct shoal *sh, struct http_req *req, char **args);
+/* POST /v1/images/{name|id}/tag {"target": NAME[:TAG]}: the target tag
+ * (normalised) now names the image. */
+void post_image_tag(struct shoal *sh, struct http_req *req, char **args);
+/* POST /v1/images/{NAME[:TAG]}/push: streams progress lines (docs/api.md). */
+void post_image_push(struct shoal *sh, struct http_req *req, char **args);
+/* GET /v1/images/{name|id}/history: the config's history, newest first. */
+void get_image_history(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_networks.c */
 void get_networks(struct shoal *sh, struct http_req *req, char **args);

@@ -1123,6 +1123,9 @@ static const struct route {
     {"POST", "/v1/images/load", post_image_load, WRITE, true},
     {"POST", "/v1/images/pull", post_image_pull, WRITE, true},
     {"POST", "/v1/registry/login", post_registry_login, WRITE, false},
+    {"POST", "/v1/images/**/tag", post_image_tag, WRITE, true},
+    {"POST", "/v1/images/**/push", post_image_push, WRITE, true},
+    {"GET", "/v1/images/**/history", get_image_history, READ, false},
     {"DELETE", "/v1/images/**", delete_image, WRITE, true},
     {"GET", "/v1/images/**", get_image, READ, false},
     {"GET", "/v1/services", get_services, READ, false},
@@ -1169,6 +1172,18 @@ static const struct route {
     {"DELETE", "/v1/containers/*", delete_container, LOCAL, false},
 };
 
+/* A pattern's '**' followed by a literal suffix ("/push"): `rest` ends
+ * with it after at least one byte, and it is cut off. Docker reads its
+ * /images/{name}/push this way: "a/push" is the push of image "a". */
+static bool cut_suffix(char *rest, const char *suffix)
+{
+    size_t n = strlen(rest), k = strlen(suffix);
+    if (n <= k || strcmp(rest + n - k, suffix) != 0)
+        return false;
+    rest[n - k] = '\0';
+    return true;
+}
+
 /* Matches a path against a pattern; captured segments point into `buf`. */
 static bool match(const char *pattern, const char *path, char *buf, size_t buflen, char **args)
 {
@@ -1181,7 +1196,7 @@ static bool match(const char *pattern, const char *path, char *buf, size_t bufle
             if (*p == '\0' || nargs == 4)
                 return false;
             args[nargs++] = p;
-            return q[2] == '\0';
+            return q[2] == '\0' || cut_suffix(p, q + 2);
         }
         if (*q == '*') {
             char *seg = p;

@@ -213,9 +213,12 @@ struct pull {
     uv_mutex_t lock;
     json_t *pending; /* progress lines from the thread, under lock */
     char *ref, *platform, *username, *password, *spool;
-    json_t *image; /* result */
-    int fetched;
+    json_t *image; /* result (push: the image to push) */
+    int fetched;   /* layers downloaded (push: blobs uploaded) */
     bool new_tag;
+    bool push;
+    int rc;
+    char digest[72]; /* push: the manifest's */
     struct serr err;
     /* image_pull_then: no stream; `then` continues the request with obj */
     image_pulled_fn then;
@@ -274,7 +277,10 @@ static void pull_work(uv_work_t *w)
                               .password = p->password,
                               .progress = p->then ? NULL : pull_progress,
                               .progress_arg = p};
-    registry_pull(p->sh->images, &o, p->ref, &p->image, &p->fetched, &p->err);
+    if (p->push)
+        p->rc = registry_push(p->sh->images, &o, p->ref, p->image, p->digest, &p->fetched, &p->err);
+    else
+        registry_pull(p->sh->images, &o, p->ref, &p->image, &p->fetched, &p->err);
 }
 
 static void pull_closed(uv_handle_t *h)
@@ -398,6 +404,71 @@ static void pull_done(uv_work_t *w, int status)
     json_decref(images);
 }
 
+/* ---- pushes to registries ---- */
+
+/* The push is done (and its digest committed, or not: `note`). */
+static void push_end(struct pull *p, const char *note)
+{
+    json_t *last = json_pack("{s:s, s:s, s:s, s:i}", "id", "", "status", note, "digest", p->digest,
+                             "uploaded", p->fetched);
+    json_t *img =
+        store_get(p->sh->store, "images", json_string_value(json_object_get(p->image, "id")));
+    json_object_set_new(last, "image", img ? image_view(p->sh, img) : json_incref(p->image));
+    json_decref(img);
+    pull_end(p, last);
+}
+
+static void push_committed(void *arg, int status, const struct serr *err)
+{
+    struct pull *p = arg;
+    if (status < 0) {
+        char note[600];
+        snprintf(note, sizeof(note), "pushed, but the digest was not recorded: %s", err->msg);
+        push_end(p, note);
+        return;
+    }
+    push_end(p, "");
+}
+
+/* The registry has the image: NAME@DIGEST joins the image's digests (as a
+ * pull records them), so `image ls --digests` and later pins show it. */
+static void push_done(uv_work_t *w, int status)
+{
+    struct pull *p = w->data;
+    if (p->rc < 0) {
+        pull_end(p, json_pack("{s:s}", "error", p->err.msg));
+        return;
+    }
+    struct image_ref r;
+    json_t *stored =
+        store_get(p->sh->store, "images", json_string_value(json_object_get(p->image, "id")));
+    if (stored == NULL || !cluster_is_leader(p->sh->cluster) ||
+        image_parse_ref(p->ref, &r, NULL) < 0) {
+        json_decref(stored);
+        push_end(p, "pushed; the image changed meanwhile: its digest was not recorded");
+        return;
+    }
+    json_t *digests = json_object_get(stored, "digests");
+    if (!json_is_array(digests)) {
+        digests = json_array();
+        json_object_set_new(stored, "digests", digests);
+    }
+    json_t *mine = json_sprintf("%s@%s", r.name, p->digest);
+    size_t i;
+    json_t *d;
+    json_array_foreach(digests, i, d)
+    {
+        const char *s = json_string_value(d);
+        if (s && strncmp(s, r.name, strlen(r.name)) == 0 && s[strlen(r.name)] == '@')
+            break; /* the tag's digest before this push: replaced */
+    }
+    if (i < json_array_size(digests))
+        json_array_set_new(digests, i, mine);
+    else
+        json_array_append_new(digests, mine);
+    cluster_propose(p->sh->cluster, json_pack("[o]", op_put("images", stored)), push_committed, p);
+}
+
 static void pull_abort(struct http_req *req)
 {
     struct pull *p = req->data;
@@ -430,7 +501,7 @@ static void pull_start(struct pull *p)
     p->req->data = p;
     p->req->on_abort = pull_abort;
     layers_hold(p->sh); /* the layers it stores are not the GC's until committed */
-    uv_queue_work(p->sh->loop, &p->work, pull_work, pull_done);
+    uv_queue_work(p->sh->loop, &p->work, pull_work, p->push ? push_done : pull_done);
 }
 
 void image_pin(struct shoal *sh, json_t *obj)
@@ -630,5 +701,100 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args)
     }
     json_decref(gone);
     json_decref(all_tags);
+    json_decref(img);
+}
+
+/* ---- tags ---- */
+
+void post_image_tag(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    struct serr err = {0};
+    char target[512];
+    const char *text = json_string_value(json_object_get(body, "target"));
+    json_t *img = NULL;
+    if (text == NULL)
+        serr_set(&err, SERR_INVALID, "tag needs {\"target\": NAME[:TAG]}");
+    else if (image_normalize_ref(text, target, sizeof(target), &err) == 0)
+        img = image_resolve(sh->store, args[0], &err);
+    json_decref(body);
+    if (img == NULL) {
+        http_respond_error(req, &err);
+        return;
+    }
+    json_t *id = json_object_get(img, "id");
+    json_t *group =
+        json_pack("[o]", op_put("tags", json_pack("{s:s, s:O}", "id", target, "image_id", id)));
+    propose_and_reply(sh, req, group, 201, json_pack("{s:O, s:s}", "id", id, "tag", target));
+    json_decref(img);
+}
+
+/* POST /v1/images/{NAME[:TAG]}/push {"username"?, "password"?}: the leader
+ * pushes the image from its store, streaming progress lines as a pull does;
+ * the last line is {"id":"","status":"","digest","uploaded","image"} or
+ * {"error"}. */
+void post_image_push(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, false);
+    if (body == NULL)
+        return; /* malformed: answered */
+    struct serr err = {0};
+    struct image_ref ref;
+    json_t *img = NULL;
+    if (image_parse_ref(args[0], &ref, &err) == 0) {
+        if (ref.digest[0])
+            serr_set(&err, SERR_INVALID, "push needs NAME[:TAG], not a digest: %s", args[0]);
+        else
+            img = image_resolve(sh->store, args[0], &err);
+    }
+    if (img == NULL) {
+        http_respond_error(req, &err);
+        json_decref(body);
+        return;
+    }
+    char norm[600];
+    snprintf(norm, sizeof(norm), "%s:%s", ref.name, ref.tag);
+    struct pull *p = pull_new(sh, req, norm);
+    p->push = true;
+    p->image = img;
+    p->username = body_string(body, "username");
+    p->password = body_string(body, "password");
+    json_decref(body);
+    http_stream_start(req, 200, "application/x-ndjson");
+    pull_start(p);
+}
+
+/* GET /v1/images/{name|id}/history: the rows of image_history, each with
+ * "id" (the image's on the newest row, "<missing>" below, as Docker
+ * shows them). The config is in the store of the manager that stored the
+ * image: a follower without it asks the leader. */
+void get_image_history(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    struct serr err = {0};
+    json_t *img = image_resolve(sh->store, args[0], &err);
+    json_t *rows = NULL;
+    const char *id = json_string_value(json_object_get(img, "id"));
+    if (img && image_history(sh->images, id, &rows, &err) < 0 && err.kind == SERR_NOT_FOUND &&
+        !cluster_is_leader(sh->cluster)) {
+        json_decref(img);
+        forward_to_leader(sh, req, "application/json");
+        return;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+        json_object_set_new(row, "id", json_string(i ? "<missing>" : id));
+    if (rows)
+        respond_json(req, 200, rows);
+    else
+        http_respond_error(req, &err);
     json_decref(img);
 }

@@ -68,6 +68,7 @@ void cli_print_tasks(json_t *tasks, const struct cli_flags *fl);
 int cli_dashboard(struct cli *cli, int argc, char **argv);
 /* cli_registry.c */
 int cli_image_pull(struct cli *cli, int argc, char **argv);
+int cli_image_push(struct cli *cli, int argc, char **argv);
 int cli_login(struct cli *cli, int argc, char **argv);
 int cli_logout(struct cli *cli, int argc, char **argv);
 /* Adds "registry_auth": {"username","password"} to a service spec or patch

@@ -1,9 +1,10 @@
-/* shoal image import | load | ls | rm (pull: cli_registry.c) */
+/* shoal image import | load | ls | rm | tag | history (pull, push: cli_registry.c) */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -268,13 +269,109 @@ static int image_rm(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+static const char tag_usage[] = "Usage:  shoal image tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]\n\n"
+                                "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE\n";
+
+static int image_tag(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image tag", tag_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image tag", argc - fl.first_arg, 2, 2)) >= 0)
+        return rc;
+    const char *source = argv[fl.first_arg], *target = argv[fl.first_arg + 1];
+    struct serr err; /* the daemon checks both references */
+    char *path = cli_path("/v1/images/%s/tag", source);
+    json_t *body = json_pack("{s:s}", "target", target);
+    rc = cli_call(cli, "POST", path, body, NULL, &err);
+    json_decref(body);
+    free(path);
+    return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
+static const char history_usage[] = "Usage:  shoal image history [OPTIONS] IMAGE\n\n"
+                                    "Show the history of an image\n\n"
+                                    "Options:\n"
+                                    "      --format string   Format output (json, table, a Go "
+                                    "template)\n"
+                                    "      --no-trunc        Don't truncate output\n";
+
+/* "2024-05-01T10:00:00.123Z" (UTC, as image configs write it) -> "3 weeks
+ * ago"; "N/A" when absent or unreadable. */
+static void created_ago(const char *rfc3339, char *out, size_t outlen)
+{
+    struct tm tm = {0};
+    const char *end = rfc3339[0] ? strptime(rfc3339, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (end == NULL) {
+        snprintf(out, outlen, "N/A");
+        return;
+    }
+    cli_ago((int64_t)timegm(&tm) * 1000, out, outlen);
+}
+
+/* Docker's CREATED BY column: 45 characters (Docker ends a cut with an
+ * ellipsis; "..." here, as the table counts bytes). */
+static void created_by_cell(const char *text, bool no_trunc, char *out, size_t outlen)
+{
+    if (no_trunc || strlen(text) <= 45)
+        snprintf(out, outlen, "%s", text);
+    else
+        snprintf(out, outlen, "%.42s...", text);
+}
+
+static int image_history(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("image history", history_usage, "FT", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("image history", argc - fl.first_arg, 1, 1)) >= 0)
+        return rc;
+    char *path = cli_path("/v1/images/%s/history", argv[fl.first_arg]);
+    json_t *rows;
+    struct serr err;
+    rc = cli_call(cli, "GET", path, NULL, &rows, &err);
+    free(path);
+    if (rc < 0)
+        return cli_fail(&err);
+    if (fl.json) {
+        cli_print_json(rows, false);
+        json_decref(rows);
+        return CLI_EXIT_OK;
+    }
+    static const char *const head[] = {"IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"};
+    struct table *t = table_new(5, head);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        char id[80], created[64], by[4096], size[32];
+        if (strcmp(cli_str(row, "id"), "<missing>") == 0 || fl.no_trunc)
+            snprintf(id, sizeof(id), "%s", cli_str(row, "id"));
+        else
+            cli_short_id(cli_str(row, "id"), id, sizeof(id));
+        created_ago(cli_str(row, "created"), created, sizeof(created));
+        created_by_cell(cli_str(row, "created_by"), fl.no_trunc, by, sizeof(by));
+        cli_human_size(cli_int(row, "size"), size, sizeof(size));
+        const char *cells[] = {id, created, by, size, cli_str(row, "comment")};
+        table_add(t, cells);
+    }
+    table_print_free(t);
+    json_decref(rows);
+    return CLI_EXIT_OK;
+}
+
 static const struct cli_cmd image_cmds[] = {
+    {"history", NULL, image_history, "Show the history of an image"},
     {"import", NULL, image_import, "Import a root filesystem tarball as an image"},
     {"inspect", NULL, image_inspect, "Display detailed information on one or more images"},
     {"load", NULL, image_load, "Load an image from a tar archive or STDIN"},
     {"ls", "list", image_ls, "List images"},
     {"pull", NULL, cli_image_pull, "Download an image from a registry"},
+    {"push", NULL, cli_image_push, "Upload an image to a registry"},
     {"rm", "remove", image_rm, "Remove one or more images"},
+    {"tag", NULL, image_tag, "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"},
     {NULL, NULL, NULL, NULL},
 };
 

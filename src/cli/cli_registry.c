@@ -1,10 +1,10 @@
-/* shoal image pull, shoal login, shoal logout.
+/* shoal image pull, shoal image push, shoal login, shoal logout.
  *
  * Credentials live with the client, as Docker keeps them: `shoal login`
  * checks them through the daemon and writes them to $SHOAL_CONFIG/config.json
  * (default ~/.shoal/config.json, mode 0600) in Docker's format
  * ({"auths": {"REGISTRY": {"auth": base64("user:password")}}});
- * ~/.docker/config.json ($DOCKER_CONFIG) is read too. A pull sends the
+ * ~/.docker/config.json ($DOCKER_CONFIG) is read too. A pull or push sends the
  * credentials for the image's registry with the request; the daemon keeps
  * none. */
 #include <errno.h>
@@ -170,11 +170,11 @@ static void layer_text(json_t *line, char *out, size_t outlen)
 {
     const char *status = cli_str(line, "status");
     int64_t cur = cli_int(line, "current"), total = cli_int(line, "total");
-    if (strcmp(status, "Downloading") == 0 && total > 0) {
+    if ((strcmp(status, "Downloading") == 0 || strcmp(status, "Pushing") == 0) && total > 0) {
         char a[32], b[32];
         cli_human_size(cur, a, sizeof(a));
         cli_human_size(total, b, sizeof(b));
-        snprintf(out, outlen, "%s: Downloading  %s/%s", cli_str(line, "id"), a, b);
+        snprintf(out, outlen, "%s: %s  %s/%s", cli_str(line, "id"), status, a, b);
     } else {
         snprintf(out, outlen, "%s: %s", cli_str(line, "id"), status);
     }
@@ -328,6 +328,61 @@ static int image_pull(struct cli *cli, int argc, char **argv)
 int cli_image_pull(struct cli *cli, int argc, char **argv)
 {
     return image_pull(cli, argc, argv);
+}
+
+/* ---- push --------------------------------------------------------------- */
+
+static const char push_usage[] = "Usage:  shoal image push [OPTIONS] NAME[:TAG]\n\n"
+                                 "Upload an image to a registry\n\n"
+                                 "Options:\n"
+                                 "  -q, --quiet   Suppress verbose output\n";
+
+int cli_image_push(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    bool quiet = false;
+    struct serr err;
+    optind = 0;
+    int c;
+    while ((c = cli_getopt(argc, argv, "qh", longopts, &err)) != -1) {
+        if (c == 'q')
+            quiet = true;
+        else if (c == 'h')
+            return cli_help(push_usage);
+        else
+            return cli_usage_error("image push", "%s", err.msg);
+    }
+    int rc = cli_nargs("image push", argc - optind, 1, 1);
+    if (rc >= 0)
+        return rc;
+    const char *ref = argv[optind];
+    struct image_ref r;
+    if (image_parse_ref(ref, &r, &err) < 0)
+        return cli_fail(&err);
+    if (r.digest[0])
+        return cli_usage_error("image push", "push needs NAME[:TAG], not a digest: %s", ref);
+    json_t *body = json_object();
+    add_creds(body, r.domain);
+    char *path = cli_path("/v1/images/%s/push", ref);
+    struct pull_view v = {
+        .tty = isatty(STDOUT_FILENO), .quiet = quiet, .ids = json_array(), .last = json_object()};
+    rc = cli_stream(cli, "POST", path, body, pull_data, &v, &err);
+    free(path);
+    json_decref(body);
+    if (rc == 0 && v.len > 0)
+        pull_line(&v, v.buf, v.len);
+    if (rc == 0 && v.error[0])
+        rc = serr_set(&err, SERR_INVALID, "%s", v.error);
+    else if (rc == 0 && v.image == NULL)
+        rc = serr_set(&err, SERR_INTERNAL, "the daemon ended the push without an answer");
+    if (rc == 0 && quiet)
+        printf("%s:%s\n", r.name, r.tag);
+    free(v.buf);
+    json_decref(v.ids);
+    json_decref(v.last);
+    json_decref(v.image);
+    return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
 }
 
 /* ---- login / logout ----------------------------------------------------- */

@@ -66,7 +66,7 @@ class Layout:
         self.blobs[digest] = data
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
-    def image(self, layers, cmd, env=None, arch=HOST_ARCH, variant=None):
+    def image(self, layers, cmd, env=None, arch=HOST_ARCH, variant=None, history=None):
         """layers: [(tar bytes, gzip?)] -> the manifest's descriptor."""
         descs, diff_ids = [], []
         for raw, comp in layers:  # comp: True (gzip), False (plain) or "zstd"
@@ -84,6 +84,8 @@ class Layout:
                "rootfs": {"type": "layers", "diff_ids": diff_ids}}
         if variant:
             cfg["variant"] = variant
+        if history:
+            cfg["history"] = history
         cfg_desc = self.blob(json.dumps(cfg).encode(), "application/vnd.oci.image.config.v1+json")
         manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "config": cfg_desc, "layers": descs}
@@ -170,6 +172,10 @@ class Registry:
         subprocess.run(self.wrap + args + ["oci:%s:%s" % (layout.path, tag),
                                            "docker://%s/%s" % (self.addr, repo)],
                        check=True, capture_output=True, timeout=120)
+
+    def log(self):
+        with open(os.path.join(self.base, "registry.log"), errors="replace") as f:
+            return f.read()
 
     def blob_file(self, digest):
         hexd = digest.split(":", 1)[1]
@@ -659,6 +665,238 @@ def test_image_inspect_and_ls_digests(daemon, registry, images):
     # a name with '/' and a port is one argument of image rm too
     d.cli("image", "rm", "-f", ref)
     assert _image(d, ref) is None
+
+
+# ---- image tag ----
+
+def _tags(d):
+    return sorted(t for img in d.api("GET", "/v1/images").json() for t in img["tags"])
+
+
+def test_image_tag_normalizes_and_refuses_bad_references(daemon):
+    d = daemon
+    box = _image(d, "busybox:latest")
+    d.cli("image", "tag", "busybox", "docker.io/library/mybox")
+    assert _image(d, "mybox:latest")["id"] == box["id"]
+    d.cli("image", "tag", box["id"], "reg.local:5000/team/box:v2")  # by id, a registry and a tag
+    assert _image(d, "reg.local:5000/team/box:v2")["id"] == box["id"]
+    assert "mybox" in d.cli("run", "--rm", "mybox", "echo", "mybox").stdout
+    before = _tags(d)
+    for bad in ("Bad/Name", "x:bad:tag", "a@sha256:" + "0" * 64, ""):
+        r = d.cli("image", "tag", "busybox", bad, check=False)
+        assert r.returncode == 1 and ("invalid reference" in r.stderr or "empty" in r.stderr), r.stderr
+    r = d.cli("image", "tag", "nosuch:img", "other:1", check=False)
+    assert r.returncode == 1 and "No such image: nosuch:img" in r.stderr
+    assert _tags(d) == before
+    d.cli("image", "rm", "mybox", "reg.local:5000/team/box:v2")
+    assert _image(d, "busybox:latest") is not None
+
+
+# ---- image push ----
+
+def _skopeo_inspect(addr, repo, raw=False):
+    args = [SKOPEO, "inspect", "--tls-verify=false"] + (["--raw"] if raw else [])
+    out = subprocess.run(args + ["docker://%s/%s" % (addr, repo)], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    return json.loads(out)
+
+
+def _pushed_digest(stdout, tag):
+    line = [l for l in stdout.splitlines() if l.startswith(tag + ": digest: sha256:")]
+    assert line, stdout
+    return line[0].split()[2]
+
+
+def test_push_pull_back_and_run_then_second_push_uploads_nothing(daemon, registry, images):
+    d = daemon
+    src = registry.addr + "/test/app:v1"
+    d.cli("image", "pull", "-q", src)
+    image_id = _image(d, src)["id"]
+    dst = registry.addr + "/pushed/app:v2"
+    d.cli("image", "tag", src, dst)
+    r = d.cli("image", "push", dst)
+    assert "The push refers to repository [%s/pushed/app]" % registry.addr in r.stdout
+    digest = _pushed_digest(r.stdout, "v2")
+    assert registry.addr + "/pushed/app@" + digest in _image(d, dst)["digests"]
+    # the registry serves what shoal pushed: skopeo agrees with the manifest
+    manifest = _skopeo_inspect(registry.addr, "pushed/app:v2", raw=True)
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert manifest["config"]["digest"] == image_id
+    info = _skopeo_inspect(registry.addr, "pushed/app:v2")
+    assert info["Digest"] == digest
+    assert info["Layers"] == [l["digest"] for l in manifest["layers"]]
+    # a layer whose stored blob came from test/app (gzip) is mounted from there, by the same
+    # digest; the others (the plain tar layer; the base layer, stored from busybox's import)
+    # are pushed as gzips shoal makes
+    source = [l["digest"] for l in json.loads(images.blobs[images.app["digest"]])["layers"]]
+    assert manifest["layers"][1]["digest"] == source[1]
+    for layer in manifest["layers"]:
+        word = "Mounted from test/app" if layer["digest"] in source else "Pushed"
+        assert "%s: %s" % (layer["digest"][7:19], word) in r.stdout, r.stdout
+    for layer in manifest["layers"]:  # each blob is what the manifest says, byte for byte
+        with open(registry.blob_file(layer["digest"]), "rb") as f:
+            data = f.read()
+        assert len(data) == layer["size"] and "sha256:" + _sha(data) == layer["digest"]
+    assert gzip.decompress(open(registry.blob_file(manifest["layers"][2]["digest"]), "rb").read())
+    # again: the registry has every blob (HEAD answers 200), nothing is uploaded; its access
+    # log shows no new upload
+    uploads = registry.log().count("POST /v2/pushed/app/blobs/uploads/")
+    assert uploads >= 1
+    r = d.cli("image", "push", dst)
+    assert r.stdout.count("Layer already exists") == 3, r.stdout
+    assert "Pushed" not in r.stdout and "Mounted" not in r.stdout
+    assert _pushed_digest(r.stdout, "v2") == digest
+    assert registry.log().count("POST /v2/pushed/app/blobs/uploads/") == uploads
+    assert registry.log().count("HEAD /v2/pushed/app/blobs/sha256:") >= 8
+    last = [json.loads(l) for l in d.api("POST", "/v1/images/%s/push" % dst).body.decode().splitlines()][-1]
+    assert last["uploaded"] == 0 and last["digest"] == digest
+    # gone from the store, pulled back from where it was pushed, run
+    d.cli("image", "rm", "-f", src, dst)
+    assert _image(d, dst) is None
+    r = d.cli("image", "pull", dst)
+    assert "Digest: " + digest in r.stdout
+    assert _image(d, dst)["id"] == image_id
+    r = d.cli("run", "--rm", dst, "sh", "-c", "cat /hello.txt; ls /data; echo env=$FROM")
+    assert "pulled-image" in r.stdout and "b.txt" in r.stdout and "a.txt" not in r.stdout
+    assert "env=registry" in r.stdout
+    d.cli("image", "rm", "-f", dst)
+
+
+def test_push_imported_image_gzips_its_layer_the_same_each_time(daemon, registry):
+    d = daemon
+    dst = registry.addr + "/pushed/box:1"
+    d.cli("image", "tag", "busybox", dst)
+    try:
+        r = d.cli("image", "push", dst)
+        assert r.stdout.count(": Pushed") == 1 and "Mounted" not in r.stdout, r.stdout
+        digest = _pushed_digest(r.stdout, "1")
+        r = d.cli("image", "push", "-q", dst)
+        assert r.stdout.strip() == dst
+        info = _skopeo_inspect(registry.addr, "pushed/box:1")
+        assert info["Digest"] == digest and len(info["Layers"]) == 1
+        assert info["Architecture"] == HOST_ARCH and info["Os"] == "linux"
+        assert "hello" in d.cli("run", "--rm", dst, "echo", "hello").stdout
+    finally:
+        d.cli("image", "rm", dst)
+
+
+def test_push_without_the_blob_or_config_in_the_store_says_so(daemon, registry):
+    d = daemon
+    dst = registry.addr + "/pushed/missing:1"
+    d.cli("image", "tag", "busybox", dst)
+    img = _image(d, dst)
+    store = os.path.join(d.state_dir, "images")
+    blob = os.path.join(store, "layers", img["layers"][0].split(":")[1], "layer.blob")
+    config = os.path.join(store, "configs", img["id"].split(":")[1])
+    try:
+        os.rename(blob, blob + ".away")
+        r = d.cli("image", "push", dst, check=False)
+        assert r.returncode == 1 and "layer %s has no blob" % img["layers"][0] in r.stderr
+        assert "pull or load the image again" in r.stderr
+        os.rename(blob + ".away", blob)
+        os.rename(config, config + ".away")
+        r = d.cli("image", "push", dst, check=False)
+        assert r.returncode == 1 and "the config of image %s is not" % img["id"] in r.stderr
+        r = d.cli("image", "history", dst, check=False)
+        assert r.returncode == 1 and "pull or load the image again" in r.stderr
+        assert "pushed/missing" not in registry.log()  # nothing was sent
+    finally:
+        for path in (blob, config):
+            if os.path.exists(path + ".away"):
+                os.rename(path + ".away", path)
+        d.cli("image", "rm", dst)
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="zstd is needed")
+def test_push_zstd_layer_makes_an_oci_manifest(daemon, registry):
+    d = daemon
+    src, dst = registry.addr + "/test/zstd:1", registry.addr + "/pushed/zstd:1"
+    d.cli("image", "pull", "-q", src)
+    d.cli("image", "tag", src, dst)
+    r = d.cli("image", "push", dst)
+    manifest = _skopeo_inspect(registry.addr, "pushed/zstd:1", raw=True)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["layers"][1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    assert "Mounted from test/zstd" in r.stdout
+    d.cli("image", "rm", "-f", src, dst)
+    d.cli("image", "pull", "-q", dst)
+    assert "zstd-layer" in d.cli("run", "--rm", dst, "cat", "/z.txt").stdout
+    d.cli("image", "rm", "-f", dst)
+
+
+def test_push_errors(daemon, tls_registry, home):
+    d = daemon
+    r = d.cli("image", "push", "127.0.0.1:5999/nosuch/img:1", check=False)
+    assert r.returncode == 1 and "No such image: 127.0.0.1:5999/nosuch/img:1" in r.stderr
+    r = d.cli("image", "push", "Bad/Ref", check=False)
+    assert r.returncode == 1 and "invalid reference" in r.stderr
+    unreachable = "127.0.0.1:%d/x/box:1" % free_port()
+    d.cli("image", "tag", "busybox", unreachable)
+    secret = tls_registry.addr + "/private/box:1"
+    d.cli("image", "tag", "busybox", secret)
+    try:
+        r = d.cli("image", "push", unreachable, check=False)
+        assert r.returncode == 1 and "cannot reach registry " + unreachable.split("/")[0] in r.stderr
+        r = d.cli("image", "push", secret, check=False)
+        assert r.returncode == 1
+        assert "push access denied for " + secret.rsplit(":", 1)[0] in r.stderr
+        assert "shoal login " + tls_registry.addr in r.stderr
+        os.makedirs(home / ".docker")
+        bad = base64.b64encode(b"test:bad").decode()
+        (home / ".docker" / "config.json").write_text(json.dumps({"auths": {tls_registry.addr: {"auth": bad}}}))
+        r = d.cli("image", "push", secret, check=False)
+        assert r.returncode == 1 and "wrong username or password" in r.stderr
+        d.cli("login", "-u", "test", "--password-stdin", tls_registry.addr, input="secret\n")
+        r = d.cli("image", "push", secret)
+        assert r.stdout.count(": Pushed") == 1
+        info = json.loads(subprocess.run(
+            [SKOPEO, "inspect", "--tls-verify=false", "--creds", "test:secret",
+             "docker://" + secret], check=True, capture_output=True, text=True).stdout)
+        assert info["Digest"] == _pushed_digest(r.stdout, "1")
+    finally:
+        d.cli("image", "rm", unreachable, secret)
+
+
+# ---- image history ----
+
+def test_image_history_from_the_config(daemon, registry, rootfs_tar, tmp_path):
+    d = daemon
+    lay = Layout(str(tmp_path / "oci"))
+    with open(rootfs_tar, "rb") as f:
+        base = f.read()
+    top = _tar([("hist.txt", b"history\n")])
+    long_cmd = "/bin/sh -c echo history > /hist.txt && " + "x" * 60
+    hist = [{"created": "2024-01-02T03:04:05Z", "created_by": "/bin/sh -c #(nop) ADD file:base in /",
+             "comment": "base layer"},
+            {"created": "2024-01-02T03:04:06Z", "created_by": "/bin/sh -c #(nop)  ENV A=1",
+             "empty_layer": True},
+            {"created": "2024-01-02T03:04:07.5Z", "created_by": long_cmd}]
+    lay.tag(lay.image([(base, True), (top, True)], ["cat", "/hist.txt"], history=hist), "hist")
+    registry.push(lay, "hist", "test/hist:1")
+    ref = registry.addr + "/test/hist:1"
+    d.cli("image", "pull", "-q", ref)
+    image_id = _image(d, ref)["id"]
+    rows = json.loads(d.cli("image", "history", "--format", "json", ref).stdout)
+    assert [r["created_by"] for r in rows] == [h["created_by"] for h in reversed(hist)]
+    assert [r["created"] for r in rows] == [h["created"] for h in reversed(hist)]
+    assert rows[0]["id"] == image_id and [r["id"] for r in rows[1:]] == ["<missing>"] * 2
+    assert [r["size"] for r in rows] == [len(top), 0, len(base)]  # bytes of each layer's tar
+    assert [r["empty_layer"] for r in rows] == [False, True, False]
+    assert rows[2]["comment"] == "base layer"
+    lines = d.cli("image", "history", ref).stdout.splitlines()
+    assert lines[0].split() == ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    assert len(lines) == 4 and lines[1].startswith(image_id[7:19] + " ")
+    assert "days ago" in lines[1]  # cli_ago's words for 2024
+    assert long_cmd[:42] + "..." in lines[1] and long_cmd not in lines[1]
+    assert lines[2].startswith("<missing>") and "0B" in lines[2]
+    assert lines[3].rstrip().endswith("base layer")
+    assert long_cmd in d.cli("image", "history", "--no-trunc", ref).stdout
+    # an imported image: a row for its layer
+    rows = json.loads(d.cli("image", "history", "--format", "json", "busybox").stdout)
+    assert len(rows) == 1 and rows[0]["id"] == _image(d, "busybox:latest")["id"] and rows[0]["size"] > 0
+    r = d.cli("image", "history", "nosuch:img", check=False)
+    assert r.returncode == 1 and "No such image: nosuch:img" in r.stderr
+    d.cli("image", "rm", ref)
 
 
 # ---- a cluster: the leader pulls once, the other nodes get the layers from managers ----

@@ -271,6 +271,41 @@ TEST(image_import_busybox)
     fixture_done(&f);
 }
 
+/* The store keeps the config blob (its sha256 is the id) for push and
+ * history; an import's history is a row for its one layer. */
+TEST(image_config_kept_and_history)
+{
+    struct fixture f;
+    fixture_init(&f);
+    make_busybox_rootfs(&f);
+    char *tar = fixture_path(&f, "rootfs.tar");
+    struct serr err;
+    json_t *img = NULL;
+    CHECK(image_import(f.store, tar, "busybox", &img, &err) == 0);
+    const char *id = json_string_value(json_object_get(img, "id"));
+    char *cfg = NULL;
+    size_t len = 0;
+    CHECK(image_config_blob(f.store, id, &cfg, &len, &err) == 0);
+    char digest[72];
+    sha256_of(cfg, len, digest);
+    CHECK_STR(digest, id);
+    json_t *rows = NULL;
+    CHECK(image_history(f.store, id, &rows, &err) == 0);
+    CHECK(json_array_size(rows) == 1);
+    json_t *row = json_array_get(rows, 0);
+    CHECK(json_integer_value(json_object_get(row, "size")) ==
+          json_integer_value(json_object_get(img, "size")));
+    CHECK(json_is_false(json_object_get(row, "empty_layer")));
+    json_decref(rows);
+    free(cfg);
+    const char *unknown = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    CHECK(image_config_blob(f.store, unknown, &cfg, &len, &err) < 0 && err.kind == SERR_NOT_FOUND);
+    CHECK(image_history(f.store, "nonsense", &rows, &err) < 0 && err.kind == SERR_INVALID);
+    json_decref(img);
+    free(tar);
+    fixture_done(&f);
+}
+
 TEST(image_import_bad_input)
 {
     struct fixture f;
