@@ -336,7 +336,7 @@ static void nodes_fanout(struct shoal *sh, struct http_req *req, bool file)
     json_array_foreach(nodes, i, n)
     {
         json_array_append_new(fo->results,
-                              json_pack("{s:O, s:O}", "node", json_object_get(n, "hostname"),
+                              json_pack("{s:O?, s:O?}", "node", json_object_get(n, "hostname"),
                                         "id", json_object_get(n, "id")));
     }
     /* every entry exists before the first result: a local one comes later, a

@@ -137,9 +137,15 @@ int cli_build_node_exec(int argc, char **argv, json_t **body, bool *group, struc
         return rc;
     }
     json_t *cmd = json_array();
-    for (int i = dashes + 1; i < argc; i++)
-        json_array_append_new(cmd, json_string(argv[i]));
     json_object_set_new(b, "argv", cmd);
+    for (int i = dashes + 1; i < argc; i++) {
+        json_t *arg = json_string(argv[i]);
+        if (arg == NULL) {
+            json_decref(b);
+            return serr_set(err, SERR_INVALID, "the command's arguments must be UTF-8 text");
+        }
+        json_array_append_new(cmd, arg);
+    }
     *body = b;
     return 0;
 }
@@ -163,8 +169,13 @@ int cli_build_node_cp(int argc, char **argv, json_t **body, const char **file, s
         return rc;
     }
     const char *slash = strrchr(pos[0], '/');
-    json_object_set_new(b, "file", json_pack("{s:s, s:s}", "path", dest, "name",
-                                             slash ? slash + 1 : pos[0]));
+    json_t *spec = json_pack("{s:s, s:s}", "path", dest, "name", slash ? slash + 1 : pos[0]);
+    if (spec == NULL || (slash && slash[1] == '\0')) {
+        json_decref(spec);
+        json_decref(b);
+        return serr_set(err, SERR_INVALID, "FILE must name a file and DEST be UTF-8 text");
+    }
+    json_object_set_new(b, "file", spec);
     *file = pos[0];
     *body = b;
     return 0;

@@ -226,7 +226,8 @@ struct file_write {
     uv_work_t work;
     node_exec_cb cb;
     void *arg;
-    char *path; /* the final path (DEST, or DEST/name for a directory) */
+    char *dest, *name;
+    char *path; /* the final path (DEST, or DEST/name for a directory): set by file_work */
     unsigned char *data;
     size_t len;
     unsigned mode;
@@ -234,10 +235,21 @@ struct file_write {
     int rc;
 };
 
+/* DEST, or DEST/name when DEST is a directory (or ends with '/'). */
+static char *file_target(const char *dest, const char *name)
+{
+    struct stat st;
+    size_t n = strlen(dest);
+    if ((n > 0 && dest[n - 1] == '/') || (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)))
+        return xasprintf("%s%s%s", dest, n > 0 && dest[n - 1] == '/' ? "" : "/", name);
+    return xstrdup(dest);
+}
+
 /* In the thread pool: a temporary file beside the target, renamed over it. */
 static void file_work(uv_work_t *w)
 {
     struct file_write *f = w->data;
+    f->path = file_target(f->dest, f->name); /* stat(): off the loop too */
     char *tmp = xasprintf("%s.shoal-cp-XXXXXX", f->path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -265,19 +277,11 @@ static void file_done(uv_work_t *w, int status)
                                      (json_int_t)f->len, "mode", (json_int_t)f->mode);
     f->cb(f->arg, result);
     json_decref(result);
+    free(f->dest);
+    free(f->name);
     free(f->path);
     free(f->data);
     free(f);
-}
-
-/* DEST, or DEST/name when DEST is a directory (or ends with '/'). */
-static char *file_target(const char *dest, const char *name)
-{
-    struct stat st;
-    size_t n = strlen(dest);
-    if ((n > 0 && dest[n - 1] == '/') || (stat(dest, &st) == 0 && S_ISDIR(st.st_mode)))
-        return xasprintf("%s%s%s", dest, n > 0 && dest[n - 1] == '/' ? "" : "/", name);
-    return xstrdup(dest);
 }
 
 static int copy_file(struct shoal *sh, json_t *file, node_exec_cb cb, void *arg,
@@ -305,7 +309,8 @@ static int copy_file(struct shoal *sh, json_t *file, node_exec_cb cb, void *arg,
     struct file_write *f = xcalloc(1, sizeof(*f));
     f->cb = cb;
     f->arg = arg;
-    f->path = file_target(dest, name);
+    f->dest = xstrdup(dest);
+    f->name = xstrdup(name);
     f->data = bytes;
     f->len = len;
     f->mode = (unsigned)mode;
