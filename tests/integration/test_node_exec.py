@@ -164,8 +164,8 @@ def test_every_call_is_an_event_with_who_what_and_where(c):
 
 
 def test_admin_certificate_may_read_only_token_and_workers_may_not(c, tmp_path):
-    """The admin certificate over TCP may; the read-only dashboard token and a
-    direct call of the node route with an admin certificate get 403."""
+    """The admin certificate over TCP may; the read-only dashboard token, and a
+    direct call of the node route with an admin or a worker certificate get 403."""
     lead = c.leader
     certs = str(tmp_path / "certs")
     lead.cli("swarm", "admin-cert", "-o", certs)
@@ -173,6 +173,9 @@ def test_admin_certificate_may_read_only_token_and_workers_may_not(c, tmp_path):
     r = c.nodes[1].exec(SHOAL_BIN, "-H", host, "--tls-dir", certs, "node", "exec", "-L",
                         "node-3", "--", "hostname", check=False)
     assert r.returncode == 0 and "node-3: node-3" in r.stdout, r.stderr
+    # who: the certificate's role and CN, in the manager's log (and its events stream)
+    assert re.search(r'node exec by admin \S+: .*"argv":\["hostname"\]', lead.log_tail(200)), \
+        lead.log_tail(30)
     # an admin certificate may not ask a node directly (node route: managers only)
     ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
     ctx.check_hostname = False
@@ -182,6 +185,16 @@ def test_admin_certificate_may_read_only_token_and_workers_may_not(c, tmp_path):
         conn.request("POST", "/v1/node/exec", body=json.dumps({"argv": ["true"]}))
         assert conn.getresponse().status == 403
         conn.close()
+    # a worker's certificate reaches a manager's node routes, never this one
+    wtls = os.path.join(c.nodes[1].state_dir, "tls")
+    wctx = ssl.create_default_context(cafile=os.path.join(wtls, "ca.crt"))
+    wctx.check_hostname = False
+    wctx.load_cert_chain(os.path.join(wtls, "node.crt"), os.path.join(wtls, "node.key"))
+    conn = http.client.HTTPSConnection(lead.addr, 2377, context=wctx, timeout=10)
+    conn.request("POST", "/v1/node/exec", body=json.dumps({"argv": ["true"]}))
+    resp = conn.getresponse()
+    assert resp.status == 403 and b"only managers" in resp.read()
+    conn.close()
     # the read-only dashboard token: 403
     port = free_port()
     lead.stop()
