@@ -97,4 +97,14 @@ void get_oar_job(struct shoal *sh, struct http_req *req, char **args);
 void post_oar_job(struct shoal *sh, struct http_req *req, char **args);
 void delete_oar_job(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_exec.c: node exec and node cp */
+/* The nodes (store records, in their order) a target {"glob", "regex",
+ * "list", "label", "role"} names (every one given must match; none: all
+ * nodes). *out is a new array; SERR_NOT_FOUND when no node matches or a
+ * listed name is no node's, SERR_INVALID for a malformed target. */
+int exec_target_nodes(json_t *nodes, json_t *target, json_t **out, struct serr *err);
+void post_nodes_exec(struct shoal *sh, struct http_req *req, char **args);
+void post_nodes_cp(struct shoal *sh, struct http_req *req, char **args);
+void post_node_exec(struct shoal *sh, struct http_req *req, char **args);
+
 #endif

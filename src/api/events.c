@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/http.h"
 #include "base/util.h"
@@ -84,6 +85,19 @@ void events_changed(struct events_hub *hub)
         return;
     uint64_t now = uv_now(hub->coalesce.loop), due = hub->last_sent_ms + EVENTS_COALESCE_MS;
     uv_timer_start(&hub->coalesce, coalesce_cb, due > now ? due - now : 0, 0);
+}
+
+void events_publish(struct events_hub *hub, const char *type, json_t *data)
+{
+    if (hub == NULL || hub->subs == NULL)
+        return;
+    char *json = json_dumps(data, JSON_COMPACT);
+    if (json == NULL)
+        return;
+    char *text = xasprintf("event: %s\ndata: %s\n\n", type, json);
+    broadcast(hub, text, strlen(text));
+    free(text);
+    free(json);
 }
 
 static void on_sub_abort(struct http_req *req)

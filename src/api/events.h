@@ -1,9 +1,11 @@
 /* Server-sent events (GET /v1/events): "the cluster state changed" pushes for
  * the dashboard. Clients re-fetch what they show on each event, so an event
- * carries only the store version; bursts of changes are coalesced. */
+ * carries only the store version; bursts of changes are coalesced. Audit
+ * events (events_publish) carry their data and are sent at once. */
 #ifndef SHOAL_API_EVENTS_H
 #define SHOAL_API_EVENTS_H
 
+#include <jansson.h>
 #include <uv.h>
 
 struct http_req;
@@ -20,6 +22,10 @@ struct events_hub *events_hub_new(uv_loop_t *loop, struct store *store);
 void events_changed(struct events_hub *hub);
 /* Answers `req` with a text/event-stream that lasts until the client goes. */
 void events_subscribe(struct events_hub *hub, struct http_req *req);
+/* An audit event ("event: TYPE\ndata: JSON") to every stream of this daemon,
+ * now (not coalesced): node exec and node cp calls with who, what and where.
+ * `data` is borrowed. */
+void events_publish(struct events_hub *hub, const char *type, json_t *data);
 /* Ends every stream, then frees the hub in its handles' close callbacks. */
 void events_hub_stop(struct events_hub *hub);
 

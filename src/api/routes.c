@@ -1115,6 +1115,11 @@ static const struct route {
     {"GET", "/v1/nodes", get_nodes, READ, false},
     {"GET", "/v1/nodes/stats", get_node_stats, READ, false}, /* before nodes/{id} */
     {"GET", "/metrics", get_prometheus, READ, false},
+    /* runs commands as root on node hosts: changes, as any write; each call is
+     * an audit event (routes_exec.c) */
+    {"POST", "/v1/nodes/exec", post_nodes_exec, WRITE, false},
+    {"POST", "/v1/nodes/cp", post_nodes_cp, WRITE, false},
+    {"POST", "/v1/node/exec", post_node_exec, NODE, false}, /* managers only (routes_exec.c) */
     {"GET", "/v1/nodes/*", get_node, READ, false},
     {"POST", "/v1/nodes/*/update", post_node_update, WRITE, true},
     {"DELETE", "/v1/nodes/*", delete_node, WRITE, true},

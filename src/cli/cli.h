@@ -164,6 +164,16 @@ int cli_parse_admin_cert(int argc, char **argv, const char **dir, struct serr *e
  * the node named. At least one change is required. */
 int cli_build_node_update(int argc, char **argv, json_t **patch, const char **node,
                           struct serr *err);
+/* `node exec [TARGET] [--timeout S] [--group] -- CMD...` -> {"target": {"glob",
+ * "regex", "list", "label", "role"}, "argv", "timeout"?}; *group for --group. */
+int cli_build_node_exec(int argc, char **argv, json_t **body, bool *group, struct serr *err);
+/* `node cp FILE [TARGET] DEST` -> {"target", "file": {"path": DEST, "name"}}
+ * (the caller adds the data and mode of *file). */
+int cli_build_node_cp(int argc, char **argv, json_t **body, const char **file,
+                      struct serr *err);
+/* cli_node_exec.c */
+int cli_node_exec(struct cli *cli, int argc, char **argv);
+int cli_node_cp(struct cli *cli, int argc, char **argv);
 extern const char cli_swarm_join_usage[];
 extern const char cli_node_update_usage[];
 extern const char cli_service_create_usage[];

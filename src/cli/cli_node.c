@@ -1,4 +1,4 @@
-/* shoal node ls | inspect | promote | demote | update | rm */
+/* shoal node ls | inspect | promote | demote | update | rm (exec, cp: cli_node_exec.c) */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,7 +413,9 @@ static int node_ps(struct cli *cli, int argc, char **argv)
 }
 
 static const struct cli_cmd node_cmds[] = {
+    {"cp", NULL, cli_node_cp, "Copy a file to the hosts of a set of nodes"},
     {"demote", NULL, node_demote, "Demote one or more nodes from manager in the swarm"},
+    {"exec", NULL, cli_node_exec, "Run a command on the hosts of a set of nodes"},
     {"inspect", NULL, node_inspect, "Display detailed information on one or more nodes"},
     {"ls", "list", node_ls, "List nodes in the swarm"},
     {"promote", NULL, node_promote, "Promote one or more nodes to manager in the swarm"},

@@ -43,6 +43,14 @@ static int load_list(char ***out, const char *key, json_t *v, const char *path, 
     return 0;
 }
 
+static int load_node_exec(struct shoal *sh, json_t *v, const char *path, struct serr *err)
+{
+    if (!json_is_boolean(v))
+        return serr_set(err, SERR_INVALID, "%s: node-exec must be true or false", path);
+    sh->node_exec_disabled = json_is_false(v);
+    return 0;
+}
+
 int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
 {
     const char *file = path ? path : DAEMON_CONFIG_DEFAULT;
@@ -68,6 +76,8 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
             rc = load_list(&sh->insecure_registries, key, v, file, err);
         else if (strcmp(key, "allowed-registries") == 0 && sh->allowed_registries == NULL)
             rc = load_list(&sh->allowed_registries, key, v, file, err);
+        else if (strcmp(key, "node-exec") == 0)
+            rc = load_node_exec(sh, v, file, err);
         else
             rc = serr_set(err, SERR_INVALID, "configuration %s: unknown key '%s'", file, key);
     }

@@ -5,6 +5,8 @@
  *       over plain HTTP or TLS without certificate checks (127.0.0.0/8 always is)
  *   "allowed-registries": [...]  same form: the only registries pulls may use
  *       (absent: any); an air-gapped cluster names its own registry here
+ *   "node-exec": false  this node refuses `shoal node exec` and `shoal node cp`
+ *       (default true: admins may run commands on the host and push files)
  * Unknown keys are refused, so a typo does not go unnoticed. */
 #ifndef SHOAL_DAEMON_DAEMON_CONFIG_H
 #define SHOAL_DAEMON_DAEMON_CONFIG_H

@@ -48,6 +48,7 @@ struct shoal {
 
     struct image_store *images;
     char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */
+    bool node_exec_disabled;    /* daemon.json "node-exec": false (node exec, node cp) */
     char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */
     struct runtime rt;
     const char *bridge;      /* bridged tasks' bridge (--bridge, default NET_BRIDGE) */
