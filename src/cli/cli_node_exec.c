@@ -212,33 +212,33 @@ static char *failure_of(json_t *r, bool cp)
         return NULL;
     if (json_is_true(json_object_get(r, "timed_out")))
         return xstrdup("timed out");
-    int64_t code = jint(r, "exit_code");
+    int64_t code = cli_int(r, "exit_code");
     return code == 0 ? NULL : xasprintf("exit %lld", (long long)code);
 }
 
 static void print_node(json_t *r, bool cp, bool group)
 {
-    const char *node = jstr(r, "node");
+    const char *node = cli_str(r, "node");
     const char *error = json_string_value(json_object_get(r, "error"));
     if (error) {
         fprintf(stderr, "%s: error: %s\n", node, error);
         return;
     }
     if (cp) {
-        printf("%s: %s (%lld bytes, mode %04llo)\n", node, jstr(r, "path"),
-               (long long)jint(r, "size"), (unsigned long long)jint(r, "mode"));
+        printf("%s: %s (%lld bytes, mode %04llo)\n", node, cli_str(r, "path"),
+               (long long)cli_int(r, "size"), (unsigned long long)cli_int(r, "mode"));
         return;
     }
     size_t len = 0;
-    unsigned char *out = base64_decode(jstr(r, "output"), &len);
+    unsigned char *out = base64_decode(cli_str(r, "output"), &len);
     print_output(node, (const char *)out, out ? len : 0, group);
     free(out);
     if (json_is_true(json_object_get(r, "truncated")))
         printf("%s: [output truncated at 1 MiB]\n", node);
     if (json_is_true(json_object_get(r, "timed_out")))
         fprintf(stderr, "%s: timed out: the command's process group was killed\n", node);
-    else if (jint(r, "exit_code") != 0)
-        fprintf(stderr, "%s: exit %lld\n", node, (long long)jint(r, "exit_code"));
+    else if (cli_int(r, "exit_code") != 0)
+        fprintf(stderr, "%s: exit %lld\n", node, (long long)cli_int(r, "exit_code"));
 }
 
 /* "3 nodes: 2 ok, 1 failed (node-3: exit 1)"; returns the failures. */
@@ -254,7 +254,7 @@ static int print_summary(json_t *nodes, bool cp)
         char *f = failure_of(r, cp);
         if (f == NULL)
             continue;
-        char *item = xasprintf("%s%s: %s", failed ? ", " : "", jstr(r, "node"), f);
+        char *item = xasprintf("%s%s: %s", failed ? ", " : "", cli_str(r, "node"), f);
         buf_append(&why, &why_len, &why_cap, item, strlen(item));
         free(item);
         free(f);
