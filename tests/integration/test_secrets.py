@@ -180,6 +180,26 @@ def test_secret_encrypted_at_rest(sd, tmp_path):
     sd.cli("secret", "rm", "at_rest")
 
 
+
+def test_ca_key_and_join_secrets_sealed_in_the_log(sd):
+    """The CA's private key and the join tokens' secrets are in no file of the
+    Raft log (segments, snapshots) in clear, before and after a rotation: the
+    store keeps them sealed with the managers' data key (issue 10)."""
+    raft = os.path.join(sd.state_dir, "raft")
+    with open(os.path.join(sd.state_dir, "ca", "ca.key")) as f:
+        key_lines = [l.encode() for l in f.read().splitlines() if l and not l.startswith("-----")]
+    assert key_lines
+    for rotate in (False, True):
+        if rotate:
+            sd.cli("swarm", "join-token", "--rotate", "worker")
+        tokens = [sd.cli("swarm", "join-token", "-q", role).stdout.strip()
+                  for role in ("worker", "manager")]
+        secrets = [t.rsplit("-", 1)[1].encode() for t in tokens]
+        assert all(len(x) >= 16 for x in secrets), tokens
+        assert files_holding(raft, key_lines + secrets) == []
+    # the cluster still signs: a service's task starts and the token answers
+    assert sd.api("GET", "/v1/swarm/join-token/worker").status == 200
+
 GRACE = ["--stop-grace-period", "1s", "--detach"]
 
 
