@@ -116,7 +116,7 @@ static json_t *oar_job(json_t *job, bool full)
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:[{s:s+, s:s}]}", "id",
                           (json_int_t)atoll(id), "name", sget(job, "name") ? sget(job, "name") : "",
                           "state", sget(job, "state"), "queue", sget(job, "queue"), "owner",
-                          "shoal", "submission_time",
+                          sget(job, "user") ? sget(job, "user") : "shoal", "submission_time",
                           (json_int_t)(json_integer_value(json_object_get(job, "submitted_at")) / 1000),
                           "links", "href", "/oarapi/jobs/", id, "rel", "self");
     if (!full)

@@ -108,7 +108,7 @@ static json_t *job_image(struct store *st, const char *ref, char *name, size_t s
 static int check_submission_keys(json_t *body, struct serr *err)
 {
     static const char *const known[] = {"command", "resources", "queue", "types", "name",
-                                        "image", NULL};
+                                        "image", "user", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(body, key, val)
@@ -170,6 +170,12 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         serr_set(err, SERR_INVALID, "job: invalid name (at most 100 characters, no '/')");
         return NULL;
     }
+    const char *user = sget(body, "user");
+    if (user && (*user == '\0' || strlen(user) > 64 || user[strspn(user, "abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] != '\0')) {
+        serr_set(err, SERR_INVALID, "job: invalid user (at most 64 letters, digits, '.', '_', '-')");
+        return NULL;
+    }
     char image_ref[512];
     json_t *image = job_image(st, sget(body, "image"), image_ref, sizeof(image_ref), err);
     if (image == NULL)
@@ -185,6 +191,8 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
                             types ? json_deep_copy(types) : json_array());
     if (name)
         json_object_set_new(job, "name", json_string(name));
+    if (user)
+        json_object_set_new(job, "user", json_string(user));
     json_decref(image);
     return job;
 }

@@ -1,10 +1,14 @@
 """Batch jobs (issue 14): submission with OAR's resource syntax, states,
-walltime, hold/resume, rm, FIFO with conservative backfilling, bad input."""
+walltime, hold/resume, rm, FIFO with conservative backfilling, bad input,
+the OAR commands (oarsub, oarstat... as links to shoal)."""
+import json
+import os
 import socket
+import subprocess
 
 import pytest
 
-from conftest import wait_until
+from conftest import SHOAL_BIN, wait_until
 
 
 def sub(d, *args):
@@ -243,3 +247,104 @@ def test_a_job_whose_node_dies_ends_in_error(cluster1x1):
     c.kill_node(worker)
     j = wait_state(lead, jid, "Error", "Terminated", timeout=60)
     assert j["state"] == "Error" and "is down" in j["message"], j
+
+
+# ---- the OAR commands: shoal called through links named oarsub, oarstat... ----
+
+def oar(d, tmp_path, cmd, *args, check=True):
+    link = tmp_path / cmd
+    if not link.exists():
+        link.symlink_to(SHOAL_BIN)
+    env = dict(os.environ, SHOAL_HOST="unix://" + d.sock, USER="alice")
+    r = subprocess.run([str(link)] + [str(a) for a in args], capture_output=True, text=True,
+                       env=env, timeout=60)
+    if check:
+        assert r.returncode == 0, (cmd, args, r.stdout, r.stderr)
+    return r
+
+
+def oarsub(d, tmp_path, *args):
+    out = oar(d, tmp_path, "oarsub", *args).stdout
+    assert out.startswith("OAR_JOB_ID="), out
+    return out.strip().split("=", 1)[1]
+
+
+def test_oar_commands(jd, tmp_path):
+    d = jd
+    jid = oarsub(d, tmp_path, "-l", "core=1,walltime=0:10:0", "-n", "oarjob", "sleep 1000")
+    j = wait_state(d, jid, "Running")
+    assert j["user"] == "alice" and j["name"] == "oarjob"
+    lines = oar(d, tmp_path, "oarstat").stdout.splitlines()
+    assert lines[0].split()[:2] == ["Job", "id"], lines
+    row = [line for line in lines if line.split()[0] == jid][0].split()
+    assert row[1:3] == ["oarjob", "alice"] and row[-2:] == ["R", "default"], row
+    assert jid in oar(d, tmp_path, "oarstat", "-u").stdout  # $USER
+    assert jid in oar(d, tmp_path, "oarstat", "-u", "alice").stdout
+    assert jid not in oar(d, tmp_path, "oarstat", "-u", "bob").stdout
+    js = json.loads(oar(d, tmp_path, "oarstat", "-j", jid, "-J").stdout)
+    assert js[jid]["state"] == "Running" and js[jid]["owner"] == "alice", js
+    assert js[jid]["wanted_resources"] == "/nodes=1/core=1,walltime=0:10:00"
+    full = oar(d, tmp_path, "oarstat", "-f", "-j", jid).stdout
+    assert "Job_Id: %s" % jid in full and "    state = Running" in full, full
+    assert oar(d, tmp_path, "oarstat", "-s", "-j", jid).stdout == "%s: Running\n" % jid
+    nodes = oar(d, tmp_path, "oarnodes").stdout
+    assert "state : Alive" in nodes and "jobs : %s" % jid in nodes, nodes
+    res = json.loads(oar(d, tmp_path, "oarnodes", "-J").stdout)
+    assert [r for r in res.values() if r["jobs"] == [int(jid)]], res
+    assert "1 : Alive" in oar(d, tmp_path, "oarnodes", "-s").stdout
+    r = oar(d, tmp_path, "oarhold", jid, check=False)
+    assert r.returncode == 1 and "it is Running" in r.stderr, r.stderr
+    assert oar(d, tmp_path, "oardel", jid).stdout == "Deleting the job = %s ...REGISTERED.\n" % jid
+    assert wait_state(d, jid, "Error")["message"].startswith("deleted by the user")
+    assert jid not in oar(d, tmp_path, "oarstat").stdout  # oarstat lists current jobs
+    assert "%s: Error" % jid in oar(d, tmp_path, "oarstat", "-s", "-j", jid).stdout
+    r = oar(d, tmp_path, "oardel", "999999", check=False)
+    assert r.returncode == 1 and "job 999999 not found" in r.stderr
+
+
+def test_oarsub_hold_resume_and_script(jd, tmp_path):
+    d = jd
+    big = oarsub(d, tmp_path, "-l", "core=2", "sleep 1000")
+    wait_state(d, big, "Running")
+    small = oarsub(d, tmp_path, "true")
+    assert "held" in oar(d, tmp_path, "oarhold", small).stdout
+    assert job(d, small)["state"] == "Hold"
+    oar(d, tmp_path, "oarresume", small)
+    assert job(d, small)["state"] == "Waiting"
+    oar(d, tmp_path, "oardel", big)
+    assert wait_state(d, small, "Terminated", "Error")["state"] == "Terminated"
+    # -S: #OAR lines of the script, the command line's options win
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\n#OAR -l core=2,walltime=0:05:00\n#OAR -n scanned\n"
+                      "#OAR --queue admin\necho hi\n")
+    jid = oarsub(d, tmp_path, "-S", "-q", "default", str(script))
+    j = job(d, jid)
+    assert j["request"] == "/nodes=1/core=2,walltime=0:05:00" and j["name"] == "scanned", j
+    assert j["queue"] == "default" and j["command"] == str(script), j
+
+
+def test_oar_commands_bad_input(jd, tmp_path):
+    d = jd
+    before = d.api("GET", "/v1/jobs").json()
+    for args, code, msg in [
+        (("-l", "walltime=0", "true"), 1, "walltime must be above zero"),
+        (("-l", "nodes=9", "true"), 1, "impossible request"),
+        (("-I",), 2, "interactive jobs (-I) are not supported yet"),
+        ((), 2, "requires a COMMAND"),
+        (("-S", str(tmp_path / "nosuch.sh")), 2, "cannot read the script"),
+        (("--bogus", "true"), 2, "unknown flag: --bogus"),
+    ]:
+        r = oar(d, tmp_path, "oarsub", *args, check=False)
+        assert r.returncode == code and msg in r.stderr, (args, r.returncode, r.stderr)
+        assert r.stdout == "", r.stdout
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#OAR -p gpu=yes\ntrue\n")
+    r = oar(d, tmp_path, "oarsub", "-S", str(bad), check=False)
+    assert r.returncode == 2 and "unsupported #OAR option '-p'" in r.stderr, r.stderr
+    assert d.api("GET", "/v1/jobs").json() == before
+    r = oar(d, tmp_path, "oardel", check=False)
+    assert r.returncode == 2 and "requires at least one JOB_ID" in r.stderr
+    r = oar(d, tmp_path, "oarstat", "-j", "999999", check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
+    r = oar(d, tmp_path, "oarstat", "extra", check=False)
+    assert r.returncode == 2 and "unexpected argument" in r.stderr
