@@ -21,6 +21,10 @@ static const char sub_usage[] =
     "  -q, --queue string      admin, default or besteffort (default \"default\")\n"
     "  -t, --type string       besteffort (the job goes to the besteffort queue)\n"
     "  -n, --name string       The job's name\n"
+    "  -a, --after JOB         Start only once JOB is Terminated (repeatable; JOB in Error:\n"
+    "                          this job ends in Error)\n"
+    "      --array N           Submit N jobs sharing an array id (SHOAL_ARRAY_INDEX and\n"
+    "                          OAR_ARRAY_INDEX 1..N); prints every id\n"
     "  -S, --scanscript        Read #OAR -l/-n/-q/-t lines from the script (COMMAND's first\n"
     "                          word); the command line's options win\n"
     "      --image string      Image to run in (default: the cluster's first image by name)\n";
@@ -31,6 +35,9 @@ static const struct option sub_opts[] = {{"resource", required_argument, NULL, '
                                          {"name", required_argument, NULL, 'n'},
                                          {"image", required_argument, NULL, 'i'},
                                          {"scanscript", no_argument, NULL, 'S'},
+                                         {"after", required_argument, NULL, 'a'},
+                                         {"anterior", required_argument, NULL, 'a'},
+                                         {"array", required_argument, NULL, 'A'},
                                          {"interactive", no_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -49,6 +56,18 @@ static int sub_option(json_t *b, json_t *types, int opt, const char *arg, struct
         json_object_set_new(b, opt == 'l' ? "resources" : opt == 'q' ? "queue"
                                : opt == 'n' ? "name" : "image", json_string(arg));
         return 0;
+    case 'a':
+        if (json_object_get(b, "after") == NULL)
+            json_object_set_new(b, "after", json_array());
+        json_array_append_new(json_object_get(b, "after"), json_string(arg));
+        return 0;
+    case 'A': {
+        int64_t n;
+        if (cli_parse_uint("--array", arg, 1000000, &n, err) < 0)
+            return -1;
+        json_object_set_new(b, "array", json_integer(n));
+        return 0;
+    }
     case 'I':
         return serr_set(err, SERR_INVALID, "interactive jobs (-I) are not supported yet");
     default:
@@ -156,7 +175,7 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
     optind = 0;
     int opt, rc = 0;
     bool scan = false;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SI", sub_opts, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SIa:", sub_opts, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
@@ -204,7 +223,9 @@ static int job_sub(struct cli *cli, int argc, char **argv)
     json_decref(body);
     if (rc < 0)
         return cli_fail(&err);
-    printf("%s\n", jstr(out, "id"));
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(out, "ids"), i, id) printf("%s\n", json_string_value(id));
     json_decref(out);
     return CLI_EXIT_OK;
 }

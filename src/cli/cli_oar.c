@@ -56,6 +56,8 @@ static const char oarsub_usage[] =
     "  -q, --queue Q         admin, default or besteffort\n"
     "  -t, --type T          besteffort\n"
     "  -n, --name NAME       The job's name\n"
+    "  -a, --anterior JOB    Start once JOB is Terminated (also --after)\n"
+    "      --array N         N jobs sharing an array id (OAR_ARRAY_INDEX 1..N)\n"
     "  -S, --scanscript      Read #OAR lines from the script\n"
     "      --image IMAGE     Image to run in\n";
 
@@ -68,11 +70,17 @@ static int oarsub(struct cli *cli, int argc, char **argv)
         return cli_help(oarsub_usage);
     if (rc < 0)
         return oar_usage_error("oarsub", "%s", err.msg);
+    bool array = json_object_get(body, "array") != NULL;
     rc = cli_call(cli, "POST", "/v1/jobs", body, &out, &err);
     json_decref(body);
     if (rc < 0)
         return oar_fail("oarsub", &err);
-    printf("OAR_JOB_ID=%s\n", jstr(out, "id"));
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(out, "ids"), i, id)
+        printf("OAR_JOB_ID=%s\n", json_string_value(id));
+    if (array)
+        printf("OAR_ARRAY_ID=%s\n", jstr(out, "id"));
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -84,6 +92,7 @@ static const char oarstat_usage[] =
     "List current jobs (shoal job ls)\n\n"
     "Options:\n"
     "  -j, --job ID          Only this job (repeatable; ended jobs too)\n"
+    "      --array ID        Only the jobs of this array (ended ones too)\n"
     "  -u, --user [USER]     Only this user's jobs (default: $USER)\n"
     "  -f, --full            Every field of each job\n"
     "  -s, --state           Only ID: state\n"
@@ -91,7 +100,7 @@ static const char oarstat_usage[] =
 
 struct oarstat_opts {
     json_t *ids; /* -j */
-    const char *user;
+    const char *user, *array;
     bool full, state, json;
 };
 
@@ -144,6 +153,12 @@ static json_t *oar_fields(json_t *job)
                           types ? json_incref(types) : json_array(), "assigned_network_address", hosts,
                           "wanted_resources", jstr(job, "request"), "submissionTime", sub,
                           "startTime", start, "stopTime", stop, "message", jstr(job, "message"));
+    json_t *after = json_object_get(job, "after");
+    json_object_set_new(o, "dependencies", after ? json_incref(after) : json_array());
+    if (*jstr(job, "array_id")) {
+        json_object_set_new(o, "array_id", json_integer(atoll(jstr(job, "array_id"))));
+        json_object_set_new(o, "array_index", json_integer(jint(job, "array_index")));
+    }
     json_object_set(o, "exit_code", json_object_get(job, "exit_code") ? json_object_get(job, "exit_code")
                                                                       : json_null());
     return o;
@@ -237,7 +252,8 @@ static int oarstat_jobs(struct cli *cli, const struct oarstat_opts *o, json_t **
     json_array_foreach(all, i, j)
     {
         const char *s = jstr(j, "state");
-        if (strcmp(s, "Terminated") != 0 && strcmp(s, "Error") != 0)
+        bool current = strcmp(s, "Terminated") != 0 && strcmp(s, "Error") != 0;
+        if (o->array ? strcmp(jstr(j, "array_id"), o->array) == 0 : current)
             json_array_append(jobs, j);
     }
     json_decref(all);
@@ -255,12 +271,15 @@ static int oarstat_parse(int argc, char **argv, struct oarstat_opts *o)
                                          {"full", no_argument, NULL, 'f'},
                                          {"state", no_argument, NULL, 's'},
                                          {"json", no_argument, NULL, 'J'},
+                                         {"array", required_argument, NULL, 'A'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct serr err = {0};
     optind = 0;
     int opt;
     while ((opt = cli_getopt(argc, argv, "hj:u::fsJ", opts, &err)) != -1) {
+        if (opt == 'A')
+            o->array = optarg;
         if (opt == '?')
             return oar_usage_error("oarstat", "%s", err.msg);
         if (opt == 'h')

@@ -108,7 +108,7 @@ static json_t *job_image(struct store *st, const char *ref, char *name, size_t s
 static int check_submission_keys(json_t *body, struct serr *err)
 {
     static const char *const known[] = {"command", "resources", "queue", "types", "name",
-                                        "image", "user", NULL};
+                                        "image", "user", "after", "array", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(body, key, val)
@@ -118,9 +118,40 @@ static int check_submission_keys(json_t *body, struct serr *err)
             i++;
         if (known[i] == NULL)
             return serr_set(err, SERR_INVALID, "job: unknown field '%s'", key);
-        if (strcmp(key, "types") != 0 && !json_is_string(val))
+        if (strcmp(key, "types") != 0 && strcmp(key, "after") != 0 &&
+            strcmp(key, "array") != 0 && !json_is_string(val))
             return serr_set(err, SERR_INVALID, "job: %s must be a string", key);
     }
+    return 0;
+}
+
+/* "after": job ids that must be Terminated first; each must exist. */
+static int check_after(struct store *st, json_t *after, struct serr *err)
+{
+    if (after == NULL)
+        return 0;
+    if (!json_is_array(after) || json_array_size(after) > 64)
+        return serr_set(err, SERR_INVALID, "job: after must be an array of at most 64 job ids");
+    size_t i;
+    json_t *id;
+    json_array_foreach(after, i, id)
+    {
+        json_t *dep = json_is_string(id) ? store_get(st, "jobs", json_string_value(id)) : NULL;
+        if (dep == NULL)
+            return serr_set(err, SERR_NOT_FOUND, "job: --after: job %s not found",
+                            json_is_string(id) ? json_string_value(id) : "(not a string)");
+        json_decref(dep);
+    }
+    return 0;
+}
+
+/* "array": how many jobs the submission makes (1 to JOB_MAX_ARRAY). */
+static int check_array(json_t *array, struct serr *err)
+{
+    if (array && (!json_is_integer(array) || json_integer_value(array) < 1 ||
+                  json_integer_value(array) > JOB_MAX_ARRAY))
+        return serr_set(err, SERR_INVALID, "job: array must be a number from 1 to %d",
+                        JOB_MAX_ARRAY);
     return 0;
 }
 
@@ -163,6 +194,8 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
     }
     struct job_res r;
     if (check_types(json_object_get(body, "types"), &queue, err) < 0 ||
+        check_after(st, json_object_get(body, "after"), err) < 0 ||
+        check_array(json_object_get(body, "array"), err) < 0 ||
         job_res_parse(sget(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
         return NULL;
     const char *name = sget(body, "name");
@@ -193,6 +226,10 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         json_object_set_new(job, "name", json_string(name));
     if (user)
         json_object_set_new(job, "user", json_string(user));
+    if (json_object_get(body, "after"))
+        json_object_set_new(job, "after", json_deep_copy(json_object_get(body, "after")));
+    if (json_object_get(body, "array"))
+        json_object_set(job, "array_size", json_object_get(body, "array"));
     json_decref(image);
     return job;
 }
@@ -382,6 +419,15 @@ static json_t *job_env(json_t *job, json_t *assigned)
                             "SHOAL_JOB_NODELIST=", list ? list : "",
                             "SHOAL_JOB_COMMAND=", sget(job, "command"));
     free(list);
+    if (sget(job, "array_id")) {
+        char index[24];
+        snprintf(index, sizeof(index), "%lld", (long long)iget(job, "array_index"));
+        json_t *more = json_pack("[s+, s+, s+, s+]", "SHOAL_ARRAY_ID=", sget(job, "array_id"),
+                                 "OAR_ARRAY_ID=", sget(job, "array_id"), "SHOAL_ARRAY_INDEX=",
+                                 index, "OAR_ARRAY_INDEX=", index);
+        json_array_extend(env, more);
+        json_decref(more);
+    }
     return env;
 }
 
@@ -481,6 +527,44 @@ static int cmp_waiting(const void *a, const void *b)
     return ix < iy ? -1 : ix > iy;
 }
 
+static json_t *find_job(json_t *jobs, const char *id)
+{
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        if (str_is(j, "id", id))
+            return j;
+    }
+    return NULL;
+}
+
+/* A waiting job's dependencies ("after", as OAR's -a): true when all are
+ * Terminated; one in Error (or gone) ends the job in Error, as OAR does. */
+static bool deps_done(struct jpass *p, json_t *jobs, json_t *job)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(job, "after"), i, id)
+    {
+        json_t *dep = find_job(jobs, json_string_value(id));
+        const char *state = dep ? sget(dep, "state") : "Error";
+        char why[160];
+        if (strcmp(state, "Error") == 0) {
+            snprintf(why, sizeof(why), "dependency: job %s ended in Error", json_string_value(id));
+            job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message", why,
+                                        "stopped_at", (json_int_t)p->now));
+            return false;
+        }
+        if (strcmp(state, "Terminated") != 0) {
+            snprintf(why, sizeof(why), "waiting for job %s to end", json_string_value(id));
+            job_merge(p, job, json_pack("{s:s}", "message", why));
+            return false;
+        }
+    }
+    return true;
+}
+
 static void schedule(struct jpass *p, json_t *jobs)
 {
     size_t i;
@@ -489,7 +573,7 @@ static void schedule(struct jpass *p, json_t *jobs)
     json_t **waiting = xcalloc(json_array_size(jobs) + 1, sizeof(*waiting));
     json_array_foreach(jobs, i, job)
     {
-        if (str_is(job, "state", "Waiting"))
+        if (str_is(job, "state", "Waiting") && deps_done(p, jobs, job))
             waiting[nwaiting++] = job;
     }
     if (nwaiting == 0) {

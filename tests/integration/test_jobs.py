@@ -1,6 +1,6 @@
 """Batch jobs (issue 14): submission with OAR's resource syntax, states,
 walltime, hold/resume, rm, FIFO with conservative backfilling, bad input,
-the OAR commands (oarsub, oarstat... as links to shoal)."""
+the OAR commands (oarsub, oarstat... as links to shoal), dependencies, arrays."""
 import json
 import os
 import socket
@@ -348,3 +348,60 @@ def test_oar_commands_bad_input(jd, tmp_path):
     assert r.returncode == 1 and "not found" in r.stderr
     r = oar(d, tmp_path, "oarstat", "extra", check=False)
     assert r.returncode == 2 and "unexpected argument" in r.stderr
+
+
+# ---- dependencies (--after, OAR's -a) and arrays (--array N) ----
+
+def test_after_waits_for_terminated_and_fails_on_error(jd, tmp_path):
+    d = jd
+    a = sub(d, "-l", "core=1", "sleep 3")
+    b = sub(d, "--after", a, "-l", "core=1", "true")
+    wait_state(d, a, "Running")
+    jb = job(d, b)
+    assert jb["state"] == "Waiting" and jb["after"] == [a], jb
+    assert wait_until(lambda: job(d, b)["message"] == "waiting for job %s to end" % a)
+    ja, jb = wait_state(d, a, "Terminated"), wait_state(d, b, "Terminated", "Error")
+    assert jb["state"] == "Terminated" and jb["started_at"] >= ja["stopped_at"], (ja, jb)
+    # the job it depends on ends in Error: so does it
+    e = sub(d, "sleep 1000")
+    f = oarsub(d, tmp_path, "-a", e, "true")  # OAR's -a (--anterior)
+    assert job(d, f)["after"] == [e]
+    d.cli("job", "rm", e)
+    jf = wait_state(d, f, "Terminated", "Error")
+    assert jf["state"] == "Error" and jf["message"] == "dependency: job %s ended in Error" % e, jf
+    assert "task_id" not in jf
+    # after a job that does not exist: refused, nothing stored
+    before = [j["id"] for j in d.api("GET", "/v1/jobs").json()]
+    r = d.cli("job", "sub", "--after", "999999", "true", check=False)
+    assert r.returncode == 1 and "--after: job 999999 not found" in r.stderr, r.stderr
+    r = d.api("POST", "/v1/jobs", {"command": "true", "after": "7"})
+    assert r.status == 400 and "after must be an array" in r.text
+    assert [j["id"] for j in d.api("GET", "/v1/jobs").json()] == before
+
+
+def test_array_jobs(jd, tmp_path):
+    d = jd
+    ids = d.cli("job", "sub", "--array", "3", "-n", "arr",
+                "echo idx=$OAR_ARRAY_INDEX/$SHOAL_ARRAY_INDEX arr=$OAR_ARRAY_ID/$SHOAL_ARRAY_ID"
+                ).stdout.split()
+    assert len(ids) == 3 and [int(i) for i in ids] == list(range(int(ids[0]), int(ids[0]) + 3))
+    for k, jid in enumerate(ids, 1):
+        j = wait_state(d, jid, "Terminated", "Error")
+        assert j["state"] == "Terminated", j
+        assert j["array_id"] == ids[0] and j["array_index"] == k and j["name"] == "arr", j
+        out = d.cli("job", "logs", jid).stdout
+        assert "idx=%d/%d arr=%s/%s" % (k, k, ids[0], ids[0]) in out, out
+    st = oar(d, tmp_path, "oarstat", "--array", ids[0], "-s").stdout
+    assert st == "".join("%s: Terminated\n" % i for i in ids), st
+    out = oar(d, tmp_path, "oarsub", "--array", "2", "true").stdout.split()
+    assert len(out) == 3 and out[0].startswith("OAR_JOB_ID=") and out[1].startswith("OAR_JOB_ID=")
+    assert out[2] == "OAR_ARRAY_ID=" + out[0].split("=")[1], out
+    js = json.loads(oar(d, tmp_path, "oarstat", "-J", "-j", out[1].split("=")[1]).stdout)
+    assert list(js.values())[0]["array_index"] == 2, js
+    before = [j["id"] for j in d.api("GET", "/v1/jobs").json()]
+    for n in ("0", "1001"):
+        r = d.cli("job", "sub", "--array", n, "true", check=False)
+        assert r.returncode == 1 and "array must be a number from 1 to 1000" in r.stderr, r.stderr
+    r = d.cli("job", "sub", "--array", "x", "true", check=False)
+    assert r.returncode == 2, r.stderr
+    assert [j["id"] for j in d.api("GET", "/v1/jobs").json()] == before
