@@ -23,6 +23,9 @@ static const char sub_usage[] =
     "  -n, --name string       The job's name\n"
     "  -a, --after JOB         Start only once JOB is Terminated (repeatable; JOB in Error:\n"
     "                          this job ends in Error)\n"
+    "  -r, --reservation TIME  Advance reservation: start at \"YYYY-MM-DD hh:mm:ss\" (the\n"
+    "                          manager's local time); refused unless the resources are free\n"
+    "                          then for the walltime\n"
     "      --array N           Submit N jobs sharing an array id (SHOAL_ARRAY_INDEX and\n"
     "                          OAR_ARRAY_INDEX 1..N); prints every id\n"
     "  -S, --scanscript        Read #OAR -l/-n/-q/-t lines from the script (COMMAND's first\n"
@@ -38,6 +41,7 @@ static const struct option sub_opts[] = {{"resource", required_argument, NULL, '
                                          {"after", required_argument, NULL, 'a'},
                                          {"anterior", required_argument, NULL, 'a'},
                                          {"array", required_argument, NULL, 'A'},
+                                         {"reservation", required_argument, NULL, 'r'},
                                          {"interactive", no_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -53,8 +57,10 @@ static int sub_option(json_t *b, json_t *types, int opt, const char *arg, struct
     case 'q':
     case 'n':
     case 'i':
+    case 'r':
         json_object_set_new(b, opt == 'l' ? "resources" : opt == 'q' ? "queue"
-                               : opt == 'n' ? "name" : "image", json_string(arg));
+                               : opt == 'n' ? "name" : opt == 'r' ? "reservation" : "image",
+                            json_string(arg));
         return 0;
     case 'a':
         if (json_object_get(b, "after") == NULL)
@@ -175,7 +181,7 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
     optind = 0;
     int opt, rc = 0;
     bool scan = false;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SIa:", sub_opts, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SIa:r:", sub_opts, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')

@@ -57,6 +57,7 @@ static const char oarsub_usage[] =
     "  -t, --type T          besteffort\n"
     "  -n, --name NAME       The job's name\n"
     "  -a, --anterior JOB    Start once JOB is Terminated (also --after)\n"
+    "  -r, --reservation T   Start at \"YYYY-MM-DD hh:mm:ss\" (advance reservation)\n"
     "      --array N         N jobs sharing an array id (OAR_ARRAY_INDEX 1..N)\n"
     "  -S, --scanscript      Read #OAR lines from the script\n"
     "      --image IMAGE     Image to run in\n";
@@ -71,6 +72,7 @@ static int oarsub(struct cli *cli, int argc, char **argv)
     if (rc < 0)
         return oar_usage_error("oarsub", "%s", err.msg);
     bool array = json_object_get(body, "array") != NULL;
+    bool reservation = json_object_get(body, "reservation") != NULL;
     rc = cli_call(cli, "POST", "/v1/jobs", body, &out, &err);
     json_decref(body);
     if (rc < 0)
@@ -79,6 +81,8 @@ static int oarsub(struct cli *cli, int argc, char **argv)
     json_t *id;
     json_array_foreach(json_object_get(out, "ids"), i, id)
         printf("OAR_JOB_ID=%s\n", json_string_value(id));
+    if (reservation)
+        printf("Reservation valid --> OK\n");
     if (array)
         printf("OAR_ARRAY_ID=%s\n", jstr(out, "id"));
     json_decref(out);

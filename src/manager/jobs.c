@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/util.h"
 #include "manager/jobs_sched.h"
@@ -108,7 +109,7 @@ static json_t *job_image(struct store *st, const char *ref, char *name, size_t s
 static int check_submission_keys(json_t *body, struct serr *err)
 {
     static const char *const known[] = {"command", "resources", "queue", "types", "name",
-                                        "image", "user", "after", "array", NULL};
+                                        "image", "user", "after", "array", "reservation", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(body, key, val)
@@ -143,6 +144,32 @@ static int check_after(struct store *st, json_t *after, struct serr *err)
         json_decref(dep);
     }
     return 0;
+}
+
+static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
+                             struct serr *err);
+
+/* "reservation": "YYYY-MM-DD hh:mm:ss" (the manager's local time, as OAR's
+ * server) -> *at in ms (0 without one); refused when malformed, past, or when
+ * the resources cannot be had then. */
+static int parse_reservation(struct store *st, const char *text, const struct job_res *r,
+                             int64_t *at, struct serr *err)
+{
+    *at = 0;
+    if (text == NULL)
+        return 0;
+    struct tm tm = {0};
+    const char *end = strptime(text, "%Y-%m-%d %H:%M:%S", &tm);
+    if (end == NULL || *end != '\0')
+        return serr_set(err, SERR_INVALID, "invalid reservation '%s' (want \"YYYY-MM-DD "
+                        "hh:mm:ss\")", text);
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    int64_t now = now_ms();
+    if (t == (time_t)-1 || (int64_t)t * 1000 < now / 1000 * 1000)
+        return serr_set(err, SERR_INVALID, "reservation refused: %s is in the past", text);
+    *at = (int64_t)t * 1000;
+    return check_reservation(st, r, *at, now, err);
 }
 
 /* "array": how many jobs the submission makes (1 to JOB_MAX_ARRAY). */
@@ -198,6 +225,9 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         check_array(json_object_get(body, "array"), err) < 0 ||
         job_res_parse(sget(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
         return NULL;
+    int64_t reservation_at;
+    if (parse_reservation(st, sget(body, "reservation"), &r, &reservation_at, err) < 0)
+        return NULL;
     const char *name = sget(body, "name");
     if (name && (strlen(name) > 100 || strpbrk(name, "/\n") != NULL)) {
         serr_set(err, SERR_INVALID, "job: invalid name (at most 100 characters, no '/')");
@@ -230,6 +260,8 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         json_object_set_new(job, "after", json_deep_copy(json_object_get(body, "after")));
     if (json_object_get(body, "array"))
         json_object_set(job, "array_size", json_object_get(body, "array"));
+    if (reservation_at)
+        json_object_set_new(job, "reservation_at", json_integer(reservation_at));
     json_decref(image);
     return job;
 }
@@ -517,6 +549,75 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
     return out;
 }
 
+/* The nodes of `all` that can take jobs (new array): the scheduler's indexes. */
+static json_t *eligible_nodes(json_t *all)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *node;
+    json_array_foreach(all, i, node)
+    {
+        if (node_eligible(node, NULL))
+            json_array_append(out, node);
+    }
+    return out;
+}
+
+/* The cores of each node of `nodes` (caller frees). */
+static struct sched_node *sched_nodes(json_t *nodes, int *n)
+{
+    *n = (int)json_array_size(nodes);
+    struct sched_node *out = xcalloc((size_t)*n + 1, sizeof(*out));
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node) out[i].cores = node_cores(node);
+    return out;
+}
+
+static struct sched_job sched_job_of(json_t *job)
+{
+    json_t *res = json_object_get(job, "resources");
+    return (struct sched_job){(int)iget(res, "nodes"), (int)iget(res, "cores"),
+                              iget(res, "walltime_s") * 1000, iget(job, "reservation_at")};
+}
+
+/* Whether a reservation of r at `at` fits beside the active jobs and the
+ * reservations already accepted (planned first, as the pass does). */
+static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
+                             struct serr *err)
+{
+    json_t *all = store_list(st, "nodes", NULL);
+    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .now = now};
+    int nnodes, nrunning, nwant = 0;
+    struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
+    struct sched_alloc *running = running_allocs(&p, jobs, &nrunning);
+    struct sched_job *want = xcalloc(json_array_size(jobs) + 1, sizeof(*want));
+    size_t i;
+    json_t *job;
+    json_array_foreach(jobs, i, job)
+    {
+        if (iget(job, "reservation_at") && str_is(job, "state", "Waiting"))
+            want[nwant++] = sched_job_of(job);
+    }
+    want[nwant++] = (struct sched_job){r->nodes, r->cores, r->walltime_s * 1000, at};
+    struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwant, now);
+    bool ok = plans[nwant - 1].start >= 0;
+    sched_plans_free(plans, nwant);
+    free(want);
+    free(running);
+    free(nodes);
+    json_decref(p.nodes);
+    json_decref(jobs);
+    json_decref(all);
+    if (ok)
+        return 0;
+    return serr_set(err, SERR_CONFLICT, "reservation refused: %d node%s with %d core%s each are "
+                    "not free from then for the walltime (running jobs and other reservations "
+                    "hold them)", r->nodes, r->nodes == 1 ? "" : "s", r->cores,
+                    r->cores == 1 ? "" : "s");
+}
+
 static int cmp_waiting(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
@@ -565,6 +666,21 @@ static bool deps_done(struct jpass *p, json_t *jobs, json_t *job)
     return true;
 }
 
+/* A reservation not starting now: its time, or why it cannot start. */
+static void wait_reservation(struct jpass *p, json_t *job, int64_t start)
+{
+    char msg[160] = "reservation: its resources are not free (drained, down or still held); "
+                    "it starts once they are";
+    if (start > p->now) {
+        time_t t = (time_t)(start / 1000);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(msg, sizeof(msg), "reservation: starts at %Y-%m-%d %H:%M:%S", &tm);
+        wake(p, start);
+    }
+    job_merge(p, job, json_pack("{s:s}", "message", msg));
+}
+
 static void schedule(struct jpass *p, json_t *jobs)
 {
     size_t i;
@@ -581,22 +697,19 @@ static void schedule(struct jpass *p, json_t *jobs)
         return;
     }
     qsort(waiting, (size_t)nwaiting, sizeof(*waiting), cmp_waiting);
-    int nnodes = (int)json_array_size(p->nodes), nrunning;
-    struct sched_node *nodes = xcalloc((size_t)nnodes + 1, sizeof(*nodes));
-    json_t *n;
-    json_array_foreach(p->nodes, i, n) nodes[i].cores = node_cores(n);
+    int nnodes, nrunning;
+    struct sched_node *nodes = sched_nodes(p->nodes, &nnodes);
     struct sched_alloc *running = running_allocs(p, jobs, &nrunning);
     struct sched_job *want = xcalloc((size_t)nwaiting, sizeof(*want));
-    for (int j = 0; j < nwaiting; j++) {
-        json_t *res = json_object_get(waiting[j], "resources");
-        want[j] = (struct sched_job){(int)iget(res, "nodes"), (int)iget(res, "cores"),
-                                     iget(res, "walltime_s") * 1000};
-    }
+    for (int j = 0; j < nwaiting; j++)
+        want[j] = sched_job_of(waiting[j]);
     struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwaiting,
                                               p->now);
     for (int j = 0; j < nwaiting; j++) {
         if (plans[j].start == p->now)
             launch(p, waiting[j], plans[j].node_idx);
+        else if (want[j].at > 0)
+            wait_reservation(p, waiting[j], plans[j].start);
         else
             job_merge(p, waiting[j], json_pack("{s:s}", "message", plans[j].start < 0
                 ? "not enough nodes available (drained, paused or down)"
@@ -612,15 +725,10 @@ static void schedule(struct jpass *p, json_t *jobs)
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at)
 {
-    struct jpass p = {.st = st, .nodes = json_array(), .all_nodes = nodes, .tasks = tasks,
-                      .ops = ops, .now = now, .wake_at = wake_at};
+    struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
+                      .tasks = tasks, .ops = ops, .now = now, .wake_at = wake_at};
     size_t i;
-    json_t *n, *job;
-    json_array_foreach(nodes, i, n)
-    {
-        if (node_eligible(n, NULL))
-            json_array_append(p.nodes, n);
-    }
+    json_t *job;
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     json_array_foreach(jobs, i, job)
     {

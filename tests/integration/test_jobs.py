@@ -1,10 +1,11 @@
 """Batch jobs (issue 14): submission with OAR's resource syntax, states,
 walltime, hold/resume, rm, FIFO with conservative backfilling, bad input,
-the OAR commands (oarsub, oarstat... as links to shoal), dependencies, arrays."""
+the OAR commands (oarsub, oarstat... as links to shoal), dependencies, arrays, advance reservations."""
 import json
 import os
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -405,3 +406,43 @@ def test_array_jobs(jd, tmp_path):
     r = d.cli("job", "sub", "--array", "x", "true", check=False)
     assert r.returncode == 2, r.stderr
     assert [j["id"] for j in d.api("GET", "/v1/jobs").json()] == before
+
+
+# ---- advance reservations (-r "YYYY-MM-DD hh:mm:ss") ----
+
+def at(seconds):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + seconds))
+
+
+def test_reservation_honoured_and_planned_around(jd, tmp_path):
+    d = jd
+    when = at(12)
+    r = sub(d, "-r", when, "-l", "core=2,walltime=0:1:0", "sleep 2")
+    jr = job(d, r)
+    assert jr["state"] == "Waiting" and jr["reservation_at"] > time.time() * 1000, jr
+    wait_until(lambda: job(d, r)["message"] == "reservation: starts at " + when, timeout=10)
+    # a long job would still hold a core at the reservation's time: it waits; a short one fits
+    # before it and runs now
+    long_ = sub(d, "-l", "core=1,walltime=0:10:0", "true")
+    short = sub(d, "-l", "core=1,walltime=0:0:5", "true")
+    assert wait_state(d, short, "Terminated", "Error")["state"] == "Terminated"
+    assert job(d, long_)["state"] == "Waiting"
+    # the reservation's resources are taken then: refused, nothing stored
+    before = [j["id"] for j in d.api("GET", "/v1/jobs").json()]
+    for args, msg in [
+        (("-r", when, "-l", "core=1"), "reservation refused: 1 node with 1 core each are not free"),
+        (("-r", at(-120)), "is in the past"),
+        (("-r", "tomorrow"), 'invalid reservation \'tomorrow\' (want "YYYY-MM-DD hh:mm:ss")'),
+        (("-r", at(60), "-l", "core=99"), "impossible request"),
+    ]:
+        res = d.cli("job", "sub", *args, "true", check=False)
+        assert res.returncode == 1 and msg in res.stderr, (args, res.stderr)
+    assert [j["id"] for j in d.api("GET", "/v1/jobs").json()] == before
+    jr = wait_state(d, r, "Terminated", "Error", timeout=60)
+    assert jr["state"] == "Terminated", jr
+    assert jr["reservation_at"] <= jr["started_at"] < jr["reservation_at"] + 10000, jr
+    jl = wait_state(d, long_, "Terminated", "Error")
+    assert jl["state"] == "Terminated" and jl["started_at"] >= jr["started_at"], jl
+    # oarsub -r says it is valid
+    out = oar(d, tmp_path, "oarsub", "-r", at(3600), "-l", "core=1,walltime=0:0:10", "true").stdout
+    assert out.splitlines()[1] == "Reservation valid --> OK", out
