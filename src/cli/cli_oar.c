@@ -54,7 +54,7 @@ static const char oarsub_usage[] =
     "Options:\n"
     "  -l, --resource R      Resources: /nodes=2/core=1,walltime=00:10:00\n"
     "  -q, --queue Q         admin, default or besteffort\n"
-    "  -t, --type T          besteffort\n"
+    "  -t, --type T          besteffort, idempotent\n"
     "  -n, --name NAME       The job's name\n"
     "  -a, --anterior JOB    Start once JOB is Terminated (also --after)\n"
     "  -r, --reservation T   Start at \"YYYY-MM-DD hh:mm:ss\" (advance reservation)\n"

@@ -30,6 +30,23 @@ static int64_t iget(json_t *o, const char *k)
     return (int64_t)json_integer_value(json_object_get(o, k));
 }
 
+static bool is_besteffort(json_t *job)
+{
+    return str_is(job, "queue", "besteffort");
+}
+
+static bool has_type(json_t *job, const char *type)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(job, "types"), i, t)
+    {
+        if (json_is_string(t) && strcmp(json_string_value(t), type) == 0)
+            return true;
+    }
+    return false;
+}
+
 bool job_state_final(const char *state)
 {
     return state && (strcmp(state, "Terminated") == 0 || strcmp(state, "Error") == 0);
@@ -182,7 +199,9 @@ static int check_array(json_t *array, struct serr *err)
     return 0;
 }
 
-/* Only besteffort is known: its jobs go to the besteffort queue. */
+/* besteffort (the job goes to the besteffort queue: it runs on idle cores
+ * and is killed when a normal job needs them) and idempotent (killed that
+ * way, it waits again instead of ending in Error). */
 static int check_types(json_t *types, const char **queue, struct serr *err)
 {
     if (types == NULL)
@@ -193,10 +212,12 @@ static int check_types(json_t *types, const char **queue, struct serr *err)
     json_t *t;
     json_array_foreach(types, i, t)
     {
-        if (!json_is_string(t) || strcmp(json_string_value(t), "besteffort") != 0)
-            return serr_set(err, SERR_INVALID, "job: unknown type %s (known: besteffort)",
-                            json_is_string(t) ? json_string_value(t) : "(not a string)");
-        *queue = "besteffort";
+        const char *type = json_string_value(t);
+        if (type == NULL || (strcmp(type, "besteffort") != 0 && strcmp(type, "idempotent") != 0))
+            return serr_set(err, SERR_INVALID, "job: unknown type %s (known: besteffort, "
+                            "idempotent)", type ? type : "(not a string)");
+        if (strcmp(type, "besteffort") == 0)
+            *queue = "besteffort";
     }
     return 0;
 }
@@ -334,9 +355,27 @@ static void task_stop(struct jpass *p, json_t *task)
     json_array_append_new(p->ops, op_merge("tasks", sget(task, "id"), fields));
 }
 
+/* A preempted idempotent job: Waiting again, as if new (same id). */
+static void requeue(struct jpass *p, json_t *job)
+{
+    static const char *const run_fields[] = {"assigned", "task_id", "scheduled_at", "started_at",
+                                             "stopped_at", "exit_code", "kill_reason", NULL};
+    for (int i = 0; run_fields[i]; i++)
+        json_object_del(job, run_fields[i]);
+    json_object_set_new(job, "state", json_string("Waiting"));
+    json_object_set_new(job, "message",
+                        json_string(JOB_PREEMPTED ": waiting again (idempotent)"));
+    json_object_set_new(job, "resubmitted", json_integer(iget(job, "resubmitted") + 1));
+    json_array_append_new(p->ops, op_put("jobs", json_deep_copy(job)));
+}
+
 /* The job's state once its task is final. */
 static void job_finish(struct jpass *p, json_t *job, json_t *task)
 {
+    if (str_is(job, "kill_reason", JOB_PREEMPTED) && has_type(job, "idempotent")) {
+        requeue(p, job);
+        return;
+    }
     const char *tstate = sget(task, "state");
     json_t *code = json_object_get(task, "exit_code");
     const char *reason = sget(job, "kill_reason");
@@ -523,8 +562,9 @@ static int node_index(json_t *nodes, const char *id)
     return -1;
 }
 
-/* Cores held by active jobs, until their walltime ends (at least now + 1). */
-static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
+/* Cores held by active jobs (best-effort ones too when `besteffort`), until
+ * their walltime ends (at least now + 1). */
+static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
 {
     size_t cap = 1, i, k;
     json_t *job, *a;
@@ -533,7 +573,7 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
     *n = 0;
     json_array_foreach(jobs, i, job)
     {
-        if (!job_state_active(sget(job, "state")))
+        if (!job_state_active(sget(job, "state")) || (!besteffort && is_besteffort(job)))
             continue;
         int64_t start = iget(job, "started_at") ? iget(job, "started_at") : iget(job, "scheduled_at");
         int64_t end = start + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
@@ -591,7 +631,7 @@ static int check_reservation(struct store *st, const struct job_res *r, int64_t 
     struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .now = now};
     int nnodes, nrunning, nwant = 0;
     struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
-    struct sched_alloc *running = running_allocs(&p, jobs, &nrunning);
+    struct sched_alloc *running = running_allocs(&p, jobs, false, &nrunning);
     struct sched_job *want = xcalloc(json_array_size(jobs) + 1, sizeof(*want));
     size_t i;
     json_t *job;
@@ -681,45 +721,155 @@ static void wait_reservation(struct jpass *p, json_t *job, int64_t start)
     job_merge(p, job, json_pack("{s:s}", "message", msg));
 }
 
-static void schedule(struct jpass *p, json_t *jobs)
+/* Cores of each node in use now by active jobs (caller frees). */
+static int *cores_in_use(const struct sched_alloc *allocs, int n, int nnodes)
+{
+    int *used = xcalloc((size_t)nnodes + 1, sizeof(*used));
+    for (int i = 0; i < n; i++)
+        used[allocs[i].node] += allocs[i].cores;
+    return used;
+}
+
+/* Kills best-effort jobs on node `idx` until `want` cores are freed there
+ * (or being freed: jobs already killed count). */
+static void preempt_on(struct jpass *p, json_t *jobs, int idx, int want)
+{
+    const char *node_id = sget(json_array_get(p->nodes, (size_t)idx), "id");
+    size_t i, k;
+    json_t *job, *a;
+    /* newest first, as OAR */
+    for (i = json_array_size(jobs); want > 0 && i-- > 0;) {
+        job = json_array_get(jobs, i);
+        if (!is_besteffort(job) || !job_state_active(sget(job, "state")))
+            continue;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            if (!str_is(a, "node_id", node_id))
+                continue;
+            want -= (int)iget(a, "cores");
+            if (sget(job, "kill_reason") == NULL) {
+                job_merge(p, job, json_pack("{s:s, s:s}", "kill_reason", JOB_PREEMPTED,
+                                            "state", "Finishing"));
+                json_t *task = find_task(p->tasks, sget(job, "task_id"));
+                if (task)
+                    task_stop(p, task);
+            }
+        }
+    }
+}
+
+/* A normal job planned now (best-effort jobs ignored): launched if the
+ * cores are free, else the best-effort jobs on them are killed and it waits
+ * for them to end. Its cores are counted in `used` either way. */
+static void start_or_preempt(struct jpass *p, json_t *jobs, json_t *job, const int *node_idx,
+                             int *used, const struct sched_node *nodes)
+{
+    json_t *res = json_object_get(job, "resources");
+    int nnodes = (int)iget(res, "nodes"), cores = (int)iget(res, "cores");
+    bool free_now = true;
+    for (int k = 0; k < nnodes; k++)
+        if (nodes[node_idx[k]].cores - used[node_idx[k]] < cores)
+            free_now = false;
+    if (free_now) {
+        launch(p, job, node_idx);
+    } else {
+        for (int k = 0; k < nnodes; k++) {
+            int lack = cores - (nodes[node_idx[k]].cores - used[node_idx[k]]);
+            if (lack > 0)
+                preempt_on(p, jobs, node_idx[k], lack);
+        }
+        job_merge(p, job, json_pack("{s:s}", "message",
+                                    "waiting for best-effort jobs on its nodes to be killed"));
+    }
+    for (int k = 0; k < nnodes; k++)
+        used[node_idx[k]] += cores;
+}
+
+/* Waiting jobs of one kind (best-effort or not), in queue order. */
+static json_t **waiting_jobs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
 {
     size_t i;
     json_t *job;
-    int nwaiting = 0;
-    json_t **waiting = xcalloc(json_array_size(jobs) + 1, sizeof(*waiting));
+    json_t **out = xcalloc(json_array_size(jobs) + 1, sizeof(*out));
+    *n = 0;
     json_array_foreach(jobs, i, job)
     {
-        if (str_is(job, "state", "Waiting") && deps_done(p, jobs, job))
-            waiting[nwaiting++] = job;
+        if (str_is(job, "state", "Waiting") && is_besteffort(job) == besteffort &&
+            deps_done(p, jobs, job))
+            out[(*n)++] = job;
     }
-    if (nwaiting == 0) {
-        free(waiting);
-        return;
-    }
-    qsort(waiting, (size_t)nwaiting, sizeof(*waiting), cmp_waiting);
-    int nnodes, nrunning;
-    struct sched_node *nodes = sched_nodes(p->nodes, &nnodes);
-    struct sched_alloc *running = running_allocs(p, jobs, &nrunning);
-    struct sched_job *want = xcalloc((size_t)nwaiting, sizeof(*want));
-    for (int j = 0; j < nwaiting; j++)
+    qsort(out, (size_t)*n, sizeof(*out), cmp_waiting);
+    return out;
+}
+
+static struct sched_plan *plan_waiting(struct jpass *p, json_t **waiting, int n,
+                                       const struct sched_node *nodes, int nnodes,
+                                       const struct sched_alloc *held, int nheld)
+{
+    struct sched_job *want = xcalloc((size_t)n + 1, sizeof(*want));
+    for (int j = 0; j < n; j++)
         want[j] = sched_job_of(waiting[j]);
-    struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwaiting,
-                                              p->now);
-    for (int j = 0; j < nwaiting; j++) {
-        if (plans[j].start == p->now)
-            launch(p, waiting[j], plans[j].node_idx);
-        else if (want[j].at > 0)
-            wait_reservation(p, waiting[j], plans[j].start);
-        else
-            job_merge(p, waiting[j], json_pack("{s:s}", "message", plans[j].start < 0
-                ? "not enough nodes available (drained, paused or down)"
-                : "waiting for resources"));
-    }
-    sched_plans_free(plans, nwaiting);
+    struct sched_plan *plans = sched_backfill(nodes, nnodes, held, nheld, want, n, p->now);
     free(want);
-    free(running);
+    return plans;
+}
+
+static void wait_message(struct jpass *p, json_t *job, int64_t start, const char *later)
+{
+    if (iget(job, "reservation_at") > 0)
+        wait_reservation(p, job, start);
+    else
+        job_merge(p, job, json_pack("{s:s}", "message", start < 0
+            ? "not enough nodes available (drained, paused or down)" : later));
+}
+
+/* Normal jobs are planned as if best-effort jobs were not there (they are
+ * killed when a normal job needs their cores now); best-effort jobs start
+ * only on cores idle now, beside the normal jobs starting now. */
+static void schedule(struct jpass *p, json_t *jobs)
+{
+    int nnormal, nbe, nnodes, nhard, nall;
+    json_t **normal = waiting_jobs(p, jobs, false, &nnormal);
+    json_t **be = waiting_jobs(p, jobs, true, &nbe);
+    struct sched_node *nodes = sched_nodes(p->nodes, &nnodes);
+    struct sched_alloc *hard = running_allocs(p, jobs, false, &nhard);
+    struct sched_alloc *all = running_allocs(p, jobs, true, &nall);
+    int *used = cores_in_use(all, nall, nnodes);
+    struct sched_plan *plans = plan_waiting(p, normal, nnormal, nodes, nnodes, hard, nhard);
+    /* what best-effort jobs must leave free: every active job, the normal ones starting now */
+    size_t cap = (size_t)nall + 1;
+    for (int j = 0; j < nnormal; j++)
+        cap += (size_t)iget(json_object_get(normal[j], "resources"), "nodes");
+    struct sched_alloc *held = xcalloc(cap, sizeof(*held));
+    int nheld = nall;
+    memcpy(held, all, (size_t)nall * sizeof(*held));
+    for (int j = 0; j < nnormal; j++) {
+        if (plans[j].start != p->now) {
+            wait_message(p, normal[j], plans[j].start, "waiting for resources");
+            continue;
+        }
+        start_or_preempt(p, jobs, normal[j], plans[j].node_idx, used, nodes);
+        json_t *res = json_object_get(normal[j], "resources");
+        for (int k = 0; k < (int)iget(res, "nodes"); k++)
+            held[nheld++] = (struct sched_alloc){plans[j].node_idx[k], (int)iget(res, "cores"),
+                                                 p->now, p->now + iget(res, "walltime_s") * 1000};
+    }
+    struct sched_plan *be_plans = plan_waiting(p, be, nbe, nodes, nnodes, held, nheld);
+    for (int j = 0; j < nbe; j++) {
+        if (be_plans[j].start == p->now)
+            launch(p, be[j], be_plans[j].node_idx);
+        else
+            wait_message(p, be[j], be_plans[j].start, "waiting for idle resources (best-effort)");
+    }
+    sched_plans_free(be_plans, nbe);
+    sched_plans_free(plans, nnormal);
+    free(held);
+    free(used);
+    free(all);
+    free(hard);
     free(nodes);
-    free(waiting);
+    free(be);
+    free(normal);
 }
 
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,

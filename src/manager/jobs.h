@@ -23,6 +23,9 @@ struct store;
 /* Most jobs one submission (--array N) makes. */
 #define JOB_MAX_ARRAY 1000
 
+/* The reason a best-effort job killed for a normal job ends with. */
+#define JOB_PREEMPTED "besteffort preempted"
+
 /* SIGTERM to SIGKILL when a job is killed (walltime, rm). */
 #define JOB_KILL_GRACE_MS 5000
 

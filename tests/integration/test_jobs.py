@@ -1,6 +1,6 @@
 """Batch jobs (issue 14): submission with OAR's resource syntax, states,
 walltime, hold/resume, rm, FIFO with conservative backfilling, bad input,
-the OAR commands (oarsub, oarstat... as links to shoal), dependencies, arrays, advance reservations."""
+the OAR commands (oarsub, oarstat... as links to shoal), dependencies, arrays, advance reservations, best-effort preemption."""
 import json
 import os
 import socket
@@ -83,7 +83,7 @@ def test_bad_input_refused_nothing_stored(jd):
         (("-l", "gpu=1", "true"), "unknown resource 'gpu'"),
         (("-l", "nodes=two", "true"), "nodes=two"),
         (("-q", "nope", "true"), "unknown queue nope"),
-        (("-t", "idempotentx", "true"), "unknown type"),
+        (("-t", "idempotentx", "true"), "unknown type idempotentx (known: besteffort, idempotent)"),
         (("--image", "nosuch:1", "true"), "No such image"),
     ]
     for args, msg in cases:
@@ -446,3 +446,35 @@ def test_reservation_honoured_and_planned_around(jd, tmp_path):
     # oarsub -r says it is valid
     out = oar(d, tmp_path, "oarsub", "-r", at(3600), "-l", "core=1,walltime=0:0:10", "true").stdout
     assert out.splitlines()[1] == "Reservation valid --> OK", out
+
+
+# ---- best-effort jobs (-t besteffort, -t idempotent) ----
+
+def test_besteffort_preempted_and_idempotent_waits_again(jd):
+    d = jd
+    be = sub(d, "-t", "besteffort", "-l", "core=2", "sleep 1000")
+    assert wait_state(d, be, "Running")["queue"] == "besteffort"
+    # a normal job needs one of its cores: the best-effort job is killed, the normal one runs
+    n1 = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    jb = wait_state(d, be, "Error", "Terminated")
+    assert jb["state"] == "Error" and jb["message"] == "besteffort preempted", jb
+    wait_state(d, n1, "Running")
+    # best-effort jobs run on idle cores only
+    be2 = sub(d, "-t", "besteffort", "-t", "idempotent", "-l", "core=1", "sleep 1000")
+    wait_state(d, be2, "Running")
+    be3 = sub(d, "-t", "besteffort", "-l", "core=1", "true")
+    wait_until(lambda: job(d, be3)["message"] == "waiting for idle resources (best-effort)",
+               timeout=10)
+    assert job(d, be3)["state"] == "Waiting"
+    # idempotent: preempted, it waits again (same id) instead of ending in Error
+    n2 = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    wait_state(d, n2, "Running")
+    j2 = wait_state(d, be2, "Waiting")
+    assert j2["resubmitted"] == 1 and "task_id" not in j2, j2
+    assert j2["message"] == "waiting for idle resources (best-effort)", j2
+    # the normal jobs end: the best-effort ones run
+    d.cli("job", "rm", n1, n2)
+    assert wait_state(d, be3, "Terminated", "Error")["state"] == "Terminated"
+    wait_state(d, be2, "Running")
+    r = d.cli("job", "sub", "-t", "idempotent,besteffort", "true", check=False)
+    assert r.returncode == 1 and "unknown type idempotent,besteffort" in r.stderr, r.stderr
