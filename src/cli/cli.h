@@ -58,6 +58,9 @@ int cli_job(struct cli *cli, int argc, char **argv);
  * /v1/jobs body (new reference, with "user" from $USER); 1 when help was
  * asked, <0 with err on bad input. -S reads the script's #OAR lines. */
 int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err);
+/* The user jobs are submitted as: $USER, else the account's name (what the
+ * client claims, as OAR's owner). */
+const char *cli_job_user(void);
 /* The OAR commands (oarsub, oarstat, oardel, oarnodes, oarhold, oarresume),
  * chosen by the basename of argv[0]; cli_oar_name: that name when it is one
  * of them, else NULL. */

@@ -152,8 +152,7 @@ static int scan_script(const char *command, json_t **out, struct serr *err)
     return 0;
 }
 
-/* The user a job is recorded as (claimed by the client, as OAR's owner). */
-static const char *sub_user(void)
+const char *cli_job_user(void)
 {
     const char *u = getenv("USER");
     if (u && *u)
@@ -212,7 +211,7 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
         json_decref(b);
         return rc;
     }
-    json_object_set_new(b, "user", json_string(sub_user()));
+    json_object_set_new(b, "user", json_string(cli_job_user()));
     *body = b;
     return 0;
 }

@@ -296,7 +296,7 @@ static int oarstat_parse(int argc, char **argv, struct oarstat_opts *o)
             if (o->user == NULL && optind < argc && argv[optind][0] != '-')
                 o->user = argv[optind++];
             if (o->user == NULL)
-                o->user = getenv("USER") ? getenv("USER") : "shoal";
+                o->user = cli_job_user();
         }
         o->full |= opt == 'f';
         o->state |= opt == 's';

@@ -246,6 +246,11 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         check_array(json_object_get(body, "array"), err) < 0 ||
         job_res_parse(sget(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
         return NULL;
+    if (sget(body, "reservation") && json_integer_value(json_object_get(body, "array")) > 1) {
+        serr_set(err, SERR_INVALID, "job: an array cannot be a reservation (each would want the "
+                 "same resources at the same time)");
+        return NULL;
+    }
     int64_t reservation_at;
     if (parse_reservation(st, sget(body, "reservation"), &r, &reservation_at, err) < 0)
         return NULL;

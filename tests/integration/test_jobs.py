@@ -434,6 +434,7 @@ def test_reservation_honoured_and_planned_around(jd, tmp_path):
         (("-r", at(-120)), "is in the past"),
         (("-r", "tomorrow"), 'invalid reservation \'tomorrow\' (want "YYYY-MM-DD hh:mm:ss")'),
         (("-r", at(60), "-l", "core=99"), "impossible request"),
+        (("-r", at(60), "--array", "2"), "an array cannot be a reservation"),
     ]:
         res = d.cli("job", "sub", *args, "true", check=False)
         assert res.returncode == 1 and msg in res.stderr, (args, res.stderr)
