@@ -239,6 +239,7 @@ static int job_sub(struct cli *cli, int argc, char **argv)
 static const char ls_usage[] =
     "Usage:  shoal job ls [OPTIONS]\n\nList jobs (as oarstat)\n\n"
     "Options:\n"
+    "  -u, --user string     Only this user's jobs\n"
     "      --state string    Only jobs in this state (Waiting, Hold, toLaunch, Launching,\n"
     "                        Running, Finishing, Terminated, Error)\n"
     "      --format string   Format output (json or table)\n";
@@ -270,17 +271,20 @@ static void print_jobs(json_t *list)
 static int job_ls(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"state", required_argument, NULL, 's'},
+                                         {"user", required_argument, NULL, 'u'},
                                          {"format", required_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *state = NULL;
+    const char *state = NULL, *user = NULL;
     bool json = false;
     struct serr err = {0};
     optind = 0;
     int opt;
-    while ((opt = cli_getopt(argc, argv, "h", opts, &err)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "hu:", opts, &err)) != -1) {
         if (opt == '?')
             return cli_usage_error("job ls", "%s", err.msg);
+        if (opt == 'u')
+            user = optarg;
         if (opt == 'h')
             return cli_help(ls_usage);
         if (opt == 's')
@@ -297,6 +301,9 @@ static int job_ls(struct cli *cli, int argc, char **argv)
     free(path);
     if (rc < 0)
         return cli_fail(&err);
+    for (size_t i = json_array_size(list); user && i-- > 0;)
+        if (strcmp(jstr(json_array_get(list, i), "user"), user) != 0)
+            json_array_remove(list, i);
     if (json)
         cli_print_json(list, false);
     else

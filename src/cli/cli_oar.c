@@ -321,7 +321,8 @@ static int oarstat(struct cli *cli, int argc, char **argv)
 
 /* ---- oardel, oarhold, oarresume ---- */
 
-static const char oardel_usage[] = "Usage: oardel JOB_ID [JOB_ID...]\n\n"
+static const char oardel_usage[] = "Usage: oardel JOB_ID [JOB_ID...]\n"
+                                   "       oardel --array ARRAY_ID\n\n"
                                    "Delete jobs (shoal job rm): a running job is killed\n";
 static const char oarhold_usage[] = "Usage: oarhold JOB_ID [JOB_ID...]\n\n"
                                     "Hold waiting jobs (shoal job hold)\n";
@@ -354,8 +355,53 @@ static int oar_each(struct cli *cli, const char *cmd, const char *usage, const c
     return status;
 }
 
+/* --array ID: the array's jobs not ended yet, as the ids oar_each takes
+ * (argv[0] the command's name; caller frees with free_words). */
+static int array_ids(struct cli *cli, const char *array, char ***out, int *n)
+{
+    json_t *all = NULL;
+    struct serr err = {0};
+    if (cli_call(cli, "GET", "/v1/jobs", NULL, &all, &err) < 0)
+        return oar_fail("oardel", &err);
+    char **ids = xcalloc(json_array_size(all) + 2, sizeof(*ids));
+    *n = 0;
+    ids[(*n)++] = xstrdup("oardel");
+    size_t i;
+    json_t *j;
+    json_array_foreach(all, i, j)
+    {
+        const char *s = jstr(j, "state");
+        if (strcmp(jstr(j, "array_id"), array) == 0 && strcmp(s, "Terminated") != 0 &&
+            strcmp(s, "Error") != 0)
+            ids[(*n)++] = xstrdup(jstr(j, "id"));
+    }
+    json_decref(all);
+    *out = ids;
+    if (*n > 1)
+        return CLI_EXIT_OK;
+    fprintf(stderr, "oardel: array %s has no job left to delete\n", array);
+    return CLI_EXIT_ERROR;
+}
+
+static void free_words(char **words, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(words[i]);
+    free(words);
+}
+
 static int oardel(struct cli *cli, int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--array") == 0) {
+        char **ids = NULL;
+        int n = 0;
+        int rc = array_ids(cli, argv[2], &ids, &n);
+        if (rc == CLI_EXIT_OK)
+            rc = oar_each(cli, "oardel", oardel_usage, "DELETE", "",
+                          "Deleting the job = %s ...REGISTERED.\n", n, ids);
+        free_words(ids, n);
+        return rc;
+    }
     return oar_each(cli, "oardel", oardel_usage, "DELETE", "",
                     "Deleting the job = %s ...REGISTERED.\n", argc, argv);
 }

@@ -282,6 +282,9 @@ def test_oar_commands(jd, tmp_path):
     assert jid in oar(d, tmp_path, "oarstat", "-u").stdout  # $USER
     assert jid in oar(d, tmp_path, "oarstat", "-u", "alice").stdout
     assert jid not in oar(d, tmp_path, "oarstat", "-u", "bob").stdout
+    mine = d.cli_json("job", "ls", "-u", "alice")
+    assert jid in [j["id"] for j in mine] and all(j["user"] == "alice" for j in mine), mine
+    assert d.cli_json("job", "ls", "-u", "bob") == []
     js = json.loads(oar(d, tmp_path, "oarstat", "-j", jid, "-J").stdout)
     assert js[jid]["state"] == "Running" and js[jid]["owner"] == "alice", js
     assert js[jid]["wanted_resources"] == "/nodes=1/core=1,walltime=0:10:00"
@@ -399,6 +402,17 @@ def test_array_jobs(jd, tmp_path):
     assert out[2] == "OAR_ARRAY_ID=" + out[0].split("=")[1], out
     js = json.loads(oar(d, tmp_path, "oarstat", "-J", "-j", out[1].split("=")[1]).stdout)
     assert list(js.values())[0]["array_index"] == 2, js
+    # oardel --array: the array's jobs not ended yet
+    arr = oar(d, tmp_path, "oarsub", "--array", "2", "sleep 1000").stdout.split()[-1]
+    assert arr.startswith("OAR_ARRAY_ID="), arr
+    arr = arr.split("=")[1]
+    dl = oar(d, tmp_path, "oardel", "--array", arr).stdout
+    assert dl == "Deleting the job = %s ...REGISTERED.\nDeleting the job = %d ...REGISTERED.\n" % (
+        arr, int(arr) + 1), dl
+    for jid in (arr, str(int(arr) + 1)):
+        wait_state(d, jid, "Error")
+    r = oar(d, tmp_path, "oardel", "--array", arr, check=False)
+    assert r.returncode == 1 and "has no job left" in r.stderr, r.stderr
     before = [j["id"] for j in d.api("GET", "/v1/jobs").json()]
     for n in ("0", "1001"):
         r = d.cli("job", "sub", "--array", n, "true", check=False)
