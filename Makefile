@@ -39,7 +39,14 @@ OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ui_assets.o
 UI_FILES := $(wildcard src/ui/*.html src/ui/*.js src/ui/*.css)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
-all: $(BUILD)/shoal $(BUILD)/unit_tests
+# The OAR commands are shoal under their names (src/cli/cli_oar.c): links beside it.
+OAR_CMDS := oarsub oarstat oardel oarnodes oarhold oarresume
+
+all: $(BUILD)/shoal $(BUILD)/unit_tests $(OAR_CMDS:%=$(BUILD)/%)
+
+$(OAR_CMDS:%=$(BUILD)/%):
+	@mkdir -p $(dir $@)
+	@ln -sfn shoal $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -31,10 +31,17 @@ rm -rf "$ROOT"
 install -D -m 755 "$BUILD/shoal" "$ROOT/usr/bin/shoal"
 # as dh_strip does; the debug information stays in BUILD_DIR/shoal
 $STRIP --remove-section=.comment --remove-section=.note --strip-unneeded "$ROOT/usr/bin/shoal"
+# the OAR commands: shoal under their names (src/cli/cli_oar.c)
+for cmd in oarsub oarstat oardel oarnodes oarhold oarresume; do
+    ln -s shoal "$ROOT/usr/bin/$cmd"
+done
 install -D -m 644 packaging/shoal.service "$ROOT/lib/systemd/system/shoal.service"
 install -D -m 644 packaging/daemon.json "$ROOT/etc/shoal/daemon.json"
 install -D -m 644 packaging/shoal.1 "$ROOT/usr/share/man/man1/shoal.1"
 gzip -9n "$ROOT/usr/share/man/man1/shoal.1"
+for cmd in oarsub oarstat oardel oarnodes oarhold oarresume; do
+    ln -s shoal.1.gz "$ROOT/usr/share/man/man1/$cmd.1.gz"
+done
 DOC="$ROOT/usr/share/doc/shoal"
 install -D -m 644 packaging/copyright "$DOC/copyright"
 {

@@ -1,4 +1,5 @@
-/* shoal: `shoal daemon ...` runs the node daemon; every other command is the CLI. */
+/* shoal: `shoal daemon ...` runs the node daemon; every other command is the
+ * CLI. Called as oarsub, oarstat... (a link to shoal), it is that OAR command. */
 #include <string.h>
 
 #include "cli/cli.h"
@@ -6,6 +7,9 @@
 
 int main(int argc, char **argv)
 {
+    const char *oar = argc > 0 ? cli_oar_name(argv[0]) : NULL;
+    if (oar)
+        return cli_oar_main(oar, argc, argv);
     if (argc > 1 && strcmp(argv[1], "daemon") == 0)
         return daemon_main(argc - 1, argv + 1);
     return cli_main(argc, argv);

@@ -68,6 +68,34 @@ void get_job(struct shoal *sh, struct http_req *req, char **args)
         respond_json(req, 200, job);
 }
 
+/* The jobs of a submission: one, or array_size copies sharing the first's
+ * id as array_id (indexes from 1). Appends their puts to group and their
+ * ids to ids; returns the last id given. */
+static long long number_jobs(struct shoal *sh, json_t *job, int64_t now, json_t *group,
+                             json_t *ids)
+{
+    json_int_t count = json_integer_value(json_object_get(job, "array_size"));
+    long long id = 0;
+    char first[24] = "";
+    for (json_int_t k = 1; k <= (count > 0 ? count : 1); k++) {
+        json_t *one = json_deep_copy(job);
+        id = job_next_id(sh->store, &sh->job_last_id);
+        char idstr[24];
+        snprintf(idstr, sizeof(idstr), "%lld", id);
+        if (k == 1)
+            snprintf(first, sizeof(first), "%s", idstr);
+        json_object_set_new(one, "id", json_string(idstr));
+        json_object_set_new(one, "submitted_at", json_integer(now));
+        if (count > 0) {
+            json_object_set_new(one, "array_id", json_string(first));
+            json_object_set_new(one, "array_index", json_integer(k));
+        }
+        json_array_append_new(ids, json_string(idstr));
+        json_array_append_new(group, op_put("jobs", one));
+    }
+    return id;
+}
+
 /* Stores a submission (stolen); `oar`: answers in OAR's shape. */
 static void submit(struct shoal *sh, struct http_req *req, json_t *body, bool oar)
 {
@@ -78,19 +106,18 @@ static void submit(struct shoal *sh, struct http_req *req, json_t *body, bool oa
         http_respond_error(req, &err);
         return;
     }
-    long long id = job_next_id(sh->store, &sh->job_last_id);
-    char idstr[24];
-    snprintf(idstr, sizeof(idstr), "%lld", id);
-    json_object_set_new(job, "id", json_string(idstr));
     int64_t now = now_ms();
-    json_object_set_new(job, "submitted_at", json_integer(now));
-    json_t *reply = oar ? json_pack("{s:I, s:I, s:[{s:s+, s:s}]}", "id", (json_int_t)id,
+    json_t *group = json_array(), *ids = json_array();
+    long long last = number_jobs(sh, job, now, group, ids);
+    json_decref(job);
+    const char *first = json_string_value(json_array_get(ids, 0));
+    json_t *reply = oar ? json_pack("{s:I, s:I, s:[{s:s+, s:s}]}", "id", (json_int_t)atoll(first),
                                     "api_timestamp", (json_int_t)(now / 1000), "links", "href",
-                                    "/oarapi/jobs/", idstr, "rel", "self")
-                        : json_pack("{s:s, s:s}", "id", idstr, "state", "Waiting");
-    json_t *group = json_pack("[o, o]", op_put("jobs", job),
-                              op_put("meta", json_pack("{s:s, s:I}", "id", "jobs", "last_id",
-                                                       (json_int_t)id)));
+                                    "/oarapi/jobs/", first, "rel", "self")
+                        : json_pack("{s:s, s:s, s:O}", "id", first, "state", "Waiting", "ids", ids);
+    json_decref(ids);
+    json_array_append_new(group, op_put("meta", json_pack("{s:s, s:I}", "id", "jobs", "last_id",
+                                                          (json_int_t)last)));
     propose_and_reply(sh, req, group, 201, reply);
 }
 
@@ -109,12 +136,12 @@ void post_job(struct shoal *sh, struct http_req *req, char **args)
 static json_t *oar_job(json_t *job, bool full)
 {
     const char *id = jstr(job, "id");
-    json_t *o =
-        json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:[{s:s+, s:s}]}", "id", (json_int_t)atoll(id),
-                  "name", jstr(job, "name") ? jstr(job, "name") : "", "state", jstr(job, "state"),
-                  "queue", jstr(job, "queue"), "owner", "shoal", "submission_time",
-                  (json_int_t)(jint(job, "submitted_at", 0) / 1000), "links", "href",
-                  "/oarapi/jobs/", id, "rel", "self");
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:[{s:s+, s:s}]}", "id",
+                          (json_int_t)atoll(id), "name", jstr(job, "name") ? jstr(job, "name") : "",
+                          "state", jstr(job, "state"), "queue", jstr(job, "queue"), "owner",
+                          jstr(job, "user") ? jstr(job, "user") : "shoal", "submission_time",
+                          (json_int_t)(json_integer_value(json_object_get(job, "submitted_at")) / 1000),
+                          "links", "href", "/oarapi/jobs/", id, "rel", "self");
     if (!full)
         return o;
     json_t *nodes = json_array();

@@ -54,6 +54,18 @@ int cli_config(struct cli *cli, int argc, char **argv);
 int cli_add_secret_ref(json_t *obj, const char *key, const char *flag, const char *arg,
                        struct serr *err);
 int cli_job(struct cli *cli, int argc, char **argv);
+/* `job sub`'s and oarsub's options (argv[0] the command's name) -> the
+ * /v1/jobs body (new reference, with "user" from $USER); 1 when help was
+ * asked, <0 with err on bad input. -S reads the script's #OAR lines. */
+int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err);
+/* The user jobs are submitted as: $USER, else the account's name (what the
+ * client claims, as OAR's owner). */
+const char *cli_job_user(void);
+/* The OAR commands (oarsub, oarstat, oardel, oarnodes, oarhold, oarresume),
+ * chosen by the basename of argv[0]; cli_oar_name: that name when it is one
+ * of them, else NULL. */
+const char *cli_oar_name(const char *argv0);
+int cli_oar_main(const char *name, int argc, char **argv);
 int cli_version(struct cli *cli, int argc, char **argv);
 int cli_info(struct cli *cli, int argc, char **argv);
 int cli_run(struct cli *cli, int argc, char **argv);

@@ -1,9 +1,12 @@
 /* shoal job sub | ls | inspect | rm | hold | resume: batch jobs, OAR's way
  * (manager/jobs.h). */
+#include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "cli/cli.h"
@@ -16,54 +19,199 @@ static const char sub_usage[] =
     "  -l, --resource string   Resources, OAR's syntax (default /nodes=1/core=1,walltime=2:00:00),\n"
     "                          e.g. /nodes=2/core=1,walltime=00:10:00 or core=4,walltime=1:0:0\n"
     "  -q, --queue string      admin, default or besteffort (default \"default\")\n"
-    "  -t, --type string       besteffort (the job goes to the besteffort queue)\n"
+    "  -t, --type string       besteffort (runs on idle cores only, killed when a normal job\n"
+    "                          needs them) or idempotent (killed that way, it waits again)\n"
     "  -n, --name string       The job's name\n"
+    "  -a, --after JOB         Start only once JOB is Terminated (repeatable; JOB in Error:\n"
+    "                          this job ends in Error)\n"
+    "  -r, --reservation TIME  Advance reservation: start at \"YYYY-MM-DD hh:mm:ss\" (the\n"
+    "                          manager's local time); refused unless the resources are free\n"
+    "                          then for the walltime\n"
+    "      --array N           Submit N jobs sharing an array id (SHOAL_ARRAY_INDEX and\n"
+    "                          OAR_ARRAY_INDEX 1..N); prints every id\n"
+    "  -S, --scanscript        Read #OAR -l/-n/-q/-t lines from the script (COMMAND's first\n"
+    "                          word); the command line's options win\n"
     "      --image string      Image to run in (default: the cluster's first image by name)\n";
 
-/* argv (argv[0] "sub") -> the /v1/jobs body; 1 when help was asked. */
-static int build_sub(int argc, char **argv, json_t **body, struct serr *err)
-{
-    static const struct option opts[] = {{"resource", required_argument, NULL, 'l'},
+static const struct option sub_opts[] = {{"resource", required_argument, NULL, 'l'},
                                          {"queue", required_argument, NULL, 'q'},
                                          {"type", required_argument, NULL, 't'},
                                          {"name", required_argument, NULL, 'n'},
                                          {"image", required_argument, NULL, 'i'},
+                                         {"scanscript", no_argument, NULL, 'S'},
+                                         {"after", required_argument, NULL, 'a'},
+                                         {"anterior", required_argument, NULL, 'a'},
+                                         {"array", required_argument, NULL, 'A'},
+                                         {"reservation", required_argument, NULL, 'r'},
+                                         {"interactive", no_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+
+/* One option of a submission into the body (types appended to `types`). */
+static int sub_option(json_t *b, json_t *types, int opt, const char *arg, struct serr *err)
+{
+    switch (opt) {
+    case 't':
+        json_array_append_new(types, json_string(arg));
+        return 0;
+    case 'l':
+    case 'q':
+    case 'n':
+    case 'i':
+    case 'r':
+        json_object_set_new(b, opt == 'l' ? "resources" : opt == 'q' ? "queue"
+                               : opt == 'n' ? "name" : opt == 'r' ? "reservation" : "image",
+                            json_string(arg));
+        return 0;
+    case 'a':
+        if (json_object_get(b, "after") == NULL)
+            json_object_set_new(b, "after", json_array());
+        json_array_append_new(json_object_get(b, "after"), json_string(arg));
+        return 0;
+    case 'A': {
+        int64_t n;
+        if (cli_parse_uint("--array", arg, 1000000, &n, err) < 0)
+            return -1;
+        json_object_set_new(b, "array", json_integer(n));
+        return 0;
+    }
+    case 'I':
+        return serr_set(err, SERR_INVALID, "interactive jobs (-I) are not supported yet");
+    default:
+        return serr_set(err, SERR_INVALID, "unknown option");
+    }
+}
+
+/* "#OAR -l nodes=2" or "#OAR --name=x": the option's letter and its value. */
+static int script_line(char *line, int *opt, char **arg, struct serr *err)
+{
+    char *p = line + 4;
+    p += strspn(p, " \t");
+    char *end = p + strcspn(p, " \t=");
+    char sep = *end;
+    *end = '\0';
+    char *val = sep ? end + 1 : end;
+    val += strspn(val, " \t");
+    val[strcspn(val, "\r\n")] = '\0';
+    size_t n = strlen(val);
+    while (n > 0 && (val[n - 1] == ' ' || val[n - 1] == '\t'))
+        val[--n] = '\0';
+    if (n >= 2 && (val[0] == '"' || val[0] == '\'') && val[n - 1] == val[0]) {
+        val[n - 1] = '\0';
+        val++;
+    }
+    *opt = 0;
+    if (p[0] == '-' && p[1] != '-' && p[1] && p[2] == '\0')
+        *opt = p[1];
+    for (int i = 0; *opt == 0 && p[0] == '-' && p[1] == '-' && sub_opts[i].name; i++)
+        if (strcmp(p + 2, sub_opts[i].name) == 0)
+            *opt = sub_opts[i].val;
+    if (*opt == 0 || strchr("lqtn", *opt) == NULL)
+        return serr_set(err, SERR_INVALID, "unsupported #OAR option '%s' (known: -l, -n, -q, -t)",
+                        p);
+    if (*val == '\0')
+        return serr_set(err, SERR_INVALID, "#OAR %s needs a value", p);
+    *arg = val;
+    return 0;
+}
+
+/* -S: the #OAR lines of the script into *out (a new body; types inside). */
+static int scan_script(const char *command, json_t **out, struct serr *err)
+{
+    char path[1024];
+    size_t n = strcspn(command, " \t");
+    snprintf(path, sizeof(path), "%.*s", (int)(n < sizeof(path) ? n : sizeof(path) - 1), command);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return serr_set(err, SERR_INVALID, "-S: cannot read the script %s: %s", path,
+                        strerror(errno));
+    json_t *b = json_object(), *types = json_array();
+    char line[1024];
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "#OAR", 4) != 0 || (line[4] != ' ' && line[4] != '\t'))
+            continue;
+        int opt;
+        char *arg = NULL;
+        rc = script_line(line, &opt, &arg, err);
+        if (rc == 0)
+            rc = sub_option(b, types, opt, arg, err);
+    }
+    fclose(f);
+    if (rc == 0 && json_array_size(types))
+        json_object_set(b, "types", types);
+    json_decref(types);
+    if (rc < 0) {
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg); /* err->msg is rewritten below */
+        serr_set(err, SERR_INVALID, "%s: %s", path, why);
+        json_decref(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+const char *cli_job_user(void)
+{
+    const char *u = getenv("USER");
+    if (u && *u)
+        return u;
+    struct passwd *pw = getpwuid(getuid());
+    return pw ? pw->pw_name : "shoal";
+}
+
+/* Joins the words of COMMAND [ARG...] with spaces (caller frees). */
+static char *join_words(int argc, char **argv)
+{
+    char *cmd = NULL;
+    size_t len = 0, cap = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0)
+            buf_append(&cmd, &len, &cap, " ", 1);
+        buf_append(&cmd, &len, &cap, argv[i], strlen(argv[i]));
+    }
+    return cmd;
+}
+
+int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
+{
     json_t *b = json_object();
     json_t *types = json_array();
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:", opts, err)) != -1) {
+    bool scan = false;
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SIa:r:", sub_opts, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
             rc = 1;
-        else if (opt == 't')
-            json_array_append_new(types, json_string(optarg));
+        else if (opt == 'S')
+            scan = true;
         else
-            json_object_set_new(b, opt == 'l' ? "resources" : opt == 'q' ? "queue"
-                                   : opt == 'n' ? "name" : "image", json_string(optarg));
+            rc = sub_option(b, types, opt, optarg, err);
     }
     if (rc == 0 && argc - optind < 1)
         rc = serr_set(err, SERR_INVALID, "requires a COMMAND");
+    if (rc == 0 && json_array_size(types))
+        json_object_set(b, "types", types);
+    json_decref(types);
+    if (rc == 0) {
+        char *cmd = join_words(argc - optind, argv + optind);
+        json_object_set_new(b, "command", json_string(cmd));
+        free(cmd);
+    }
+    json_t *script = NULL;
+    if (rc == 0 && scan && (rc = scan_script(cli_str(b, "command"), &script, err)) == 0) {
+        json_object_update(script, b); /* the command line wins */
+        json_decref(b);
+        b = script;
+    }
     if (rc != 0) {
-        json_decref(types);
         json_decref(b);
         return rc;
     }
-    char *cmd = NULL;
-    size_t len = 0, cap = 0;
-    for (int i = optind; i < argc; i++) {
-        if (i > optind)
-            buf_append(&cmd, &len, &cap, " ", 1);
-        buf_append(&cmd, &len, &cap, argv[i], strlen(argv[i]));
-    }
-    json_object_set_new(b, "command", json_string(cmd));
-    free(cmd);
-    if (json_array_size(types))
-        json_object_set(b, "types", types);
-    json_decref(types);
+    json_object_set_new(b, "user", json_string(cli_job_user()));
     *body = b;
     return 0;
 }
@@ -72,7 +220,7 @@ static int job_sub(struct cli *cli, int argc, char **argv)
 {
     json_t *body = NULL, *out;
     struct serr err = {0};
-    int rc = build_sub(argc, argv, &body, &err);
+    int rc = cli_build_job_sub(argc, argv, &body, &err);
     if (rc == 1)
         return cli_help(sub_usage);
     if (rc < 0)
@@ -81,7 +229,9 @@ static int job_sub(struct cli *cli, int argc, char **argv)
     json_decref(body);
     if (rc < 0)
         return cli_fail(&err);
-    printf("%s\n", cli_str(out, "id"));
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(out, "ids"), i, id) printf("%s\n", json_string_value(id));
     json_decref(out);
     return CLI_EXIT_OK;
 }
@@ -89,6 +239,7 @@ static int job_sub(struct cli *cli, int argc, char **argv)
 static const char ls_usage[] =
     "Usage:  shoal job ls [OPTIONS]\n\nList jobs (as oarstat)\n\n"
     "Options:\n"
+    "  -u, --user string     Only this user's jobs\n"
     "      --state string    Only jobs in this state (Waiting, Hold, toLaunch, Launching,\n"
     "                        Running, Finishing, Terminated, Error)\n"
     "      --format string   Format output (json or table)\n";
@@ -127,17 +278,20 @@ static void print_jobs(json_t *list)
 static int job_ls(struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"state", required_argument, NULL, 's'},
+                                         {"user", required_argument, NULL, 'u'},
                                          {"format", required_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *state = NULL;
+    const char *state = NULL, *user = NULL;
     bool json = false;
     struct serr err = {0};
     optind = 0;
     int opt;
-    while ((opt = cli_getopt(argc, argv, "h", opts, &err)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "hu:", opts, &err)) != -1) {
         if (opt == '?')
             return cli_usage_error("job ls", "%s", err.msg);
+        if (opt == 'u')
+            user = optarg;
         if (opt == 'h')
             return cli_help(ls_usage);
         if (opt == 's')
@@ -154,6 +308,9 @@ static int job_ls(struct cli *cli, int argc, char **argv)
     free(path);
     if (rc < 0)
         return cli_fail(&err);
+    for (size_t i = json_array_size(list); user && i-- > 0;)
+        if (strcmp(cli_str(json_array_get(list, i), "user"), user) != 0)
+            json_array_remove(list, i);
     if (json)
         cli_print_json(list, false);
     else

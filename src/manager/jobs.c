@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/json_get.h"
 #include "base/util.h"
@@ -18,6 +19,23 @@
 static int64_t iget(json_t *o, const char *k)
 {
     return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+static bool is_besteffort(json_t *job)
+{
+    return jstr_is(job, "queue", "besteffort");
+}
+
+static bool has_type(json_t *job, const char *type)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(job, "types"), i, t)
+    {
+        if (json_is_string(t) && strcmp(json_string_value(t), type) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool job_state_final(const char *state)
@@ -99,7 +117,7 @@ static json_t *job_image(struct store *st, const char *ref, char *name, size_t s
 static int check_submission_keys(json_t *body, struct serr *err)
 {
     static const char *const known[] = {"command", "resources", "queue", "types", "name",
-                                        "image", NULL};
+                                        "image", "user", "after", "array", "reservation", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(body, key, val)
@@ -109,13 +127,72 @@ static int check_submission_keys(json_t *body, struct serr *err)
             i++;
         if (known[i] == NULL)
             return serr_set(err, SERR_INVALID, "job: unknown field '%s'", key);
-        if (strcmp(key, "types") != 0 && !json_is_string(val))
+        if (strcmp(key, "types") != 0 && strcmp(key, "after") != 0 &&
+            strcmp(key, "array") != 0 && !json_is_string(val))
             return serr_set(err, SERR_INVALID, "job: %s must be a string", key);
     }
     return 0;
 }
 
-/* Only besteffort is known: its jobs go to the besteffort queue. */
+/* "after": job ids that must be Terminated first; each must exist. */
+static int check_after(struct store *st, json_t *after, struct serr *err)
+{
+    if (after == NULL)
+        return 0;
+    if (!json_is_array(after) || json_array_size(after) > 64)
+        return serr_set(err, SERR_INVALID, "job: after must be an array of at most 64 job ids");
+    size_t i;
+    json_t *id;
+    json_array_foreach(after, i, id)
+    {
+        json_t *dep = json_is_string(id) ? store_get(st, "jobs", json_string_value(id)) : NULL;
+        if (dep == NULL)
+            return serr_set(err, SERR_NOT_FOUND, "job: --after: job %s not found",
+                            json_is_string(id) ? json_string_value(id) : "(not a string)");
+        json_decref(dep);
+    }
+    return 0;
+}
+
+static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
+                             struct serr *err);
+
+/* "reservation": "YYYY-MM-DD hh:mm:ss" (the manager's local time, as OAR's
+ * server) -> *at in ms (0 without one); refused when malformed, past, or when
+ * the resources cannot be had then. */
+static int parse_reservation(struct store *st, const char *text, const struct job_res *r,
+                             int64_t *at, struct serr *err)
+{
+    *at = 0;
+    if (text == NULL)
+        return 0;
+    struct tm tm = {0};
+    const char *end = strptime(text, "%Y-%m-%d %H:%M:%S", &tm);
+    if (end == NULL || *end != '\0')
+        return serr_set(err, SERR_INVALID, "invalid reservation '%s' (want \"YYYY-MM-DD "
+                        "hh:mm:ss\")", text);
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    int64_t now = now_ms();
+    if (t == (time_t)-1 || (int64_t)t * 1000 < now / 1000 * 1000)
+        return serr_set(err, SERR_INVALID, "reservation refused: %s is in the past", text);
+    *at = (int64_t)t * 1000;
+    return check_reservation(st, r, *at, now, err);
+}
+
+/* "array": how many jobs the submission makes (1 to JOB_MAX_ARRAY). */
+static int check_array(json_t *array, struct serr *err)
+{
+    if (array && (!json_is_integer(array) || json_integer_value(array) < 1 ||
+                  json_integer_value(array) > JOB_MAX_ARRAY))
+        return serr_set(err, SERR_INVALID, "job: array must be a number from 1 to %d",
+                        JOB_MAX_ARRAY);
+    return 0;
+}
+
+/* besteffort (the job goes to the besteffort queue: it runs on idle cores
+ * and is killed when a normal job needs them) and idempotent (killed that
+ * way, it waits again instead of ending in Error). */
 static int check_types(json_t *types, const char **queue, struct serr *err)
 {
     if (types == NULL)
@@ -126,10 +203,12 @@ static int check_types(json_t *types, const char **queue, struct serr *err)
     json_t *t;
     json_array_foreach(types, i, t)
     {
-        if (!json_is_string(t) || strcmp(json_string_value(t), "besteffort") != 0)
-            return serr_set(err, SERR_INVALID, "job: unknown type %s (known: besteffort)",
-                            json_is_string(t) ? json_string_value(t) : "(not a string)");
-        *queue = "besteffort";
+        const char *type = json_string_value(t);
+        if (type == NULL || (strcmp(type, "besteffort") != 0 && strcmp(type, "idempotent") != 0))
+            return serr_set(err, SERR_INVALID, "job: unknown type %s (known: besteffort, "
+                            "idempotent)", type ? type : "(not a string)");
+        if (strcmp(type, "besteffort") == 0)
+            *queue = "besteffort";
     }
     return 0;
 }
@@ -154,11 +233,27 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
     }
     struct job_res r;
     if (check_types(json_object_get(body, "types"), &queue, err) < 0 ||
+        check_after(st, json_object_get(body, "after"), err) < 0 ||
+        check_array(json_object_get(body, "array"), err) < 0 ||
         job_res_parse(jstr(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
+        return NULL;
+    if (jstr(body, "reservation") && json_integer_value(json_object_get(body, "array")) > 1) {
+        serr_set(err, SERR_INVALID, "job: an array cannot be a reservation (each would want the "
+                 "same resources at the same time)");
+        return NULL;
+    }
+    int64_t reservation_at;
+    if (parse_reservation(st, jstr(body, "reservation"), &r, &reservation_at, err) < 0)
         return NULL;
     const char *name = jstr(body, "name");
     if (name && (strlen(name) > 100 || strpbrk(name, "/\n") != NULL)) {
         serr_set(err, SERR_INVALID, "job: invalid name (at most 100 characters, no '/')");
+        return NULL;
+    }
+    const char *user = jstr(body, "user");
+    if (user && (*user == '\0' || strlen(user) > 64 || user[strspn(user, "abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] != '\0')) {
+        serr_set(err, SERR_INVALID, "job: invalid user (at most 64 letters, digits, '.', '_', '-')");
         return NULL;
     }
     char image_ref[512];
@@ -176,6 +271,14 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
                             types ? json_deep_copy(types) : json_array());
     if (name)
         json_object_set_new(job, "name", json_string(name));
+    if (user)
+        json_object_set_new(job, "user", json_string(user));
+    if (json_object_get(body, "after"))
+        json_object_set_new(job, "after", json_deep_copy(json_object_get(body, "after")));
+    if (json_object_get(body, "array"))
+        json_object_set(job, "array_size", json_object_get(body, "array"));
+    if (reservation_at)
+        json_object_set_new(job, "reservation_at", json_integer(reservation_at));
     json_decref(image);
     return job;
 }
@@ -248,9 +351,27 @@ static void task_stop(struct jpass *p, json_t *task)
     json_array_append_new(p->ops, op_merge("tasks", jstr(task, "id"), fields));
 }
 
+/* A preempted idempotent job: Waiting again, as if new (same id). */
+static void requeue(struct jpass *p, json_t *job)
+{
+    static const char *const run_fields[] = {"assigned", "task_id", "scheduled_at", "started_at",
+                                             "stopped_at", "exit_code", "kill_reason", NULL};
+    for (int i = 0; run_fields[i]; i++)
+        json_object_del(job, run_fields[i]);
+    json_object_set_new(job, "state", json_string("Waiting"));
+    json_object_set_new(job, "message",
+                        json_string(JOB_PREEMPTED ": waiting again (idempotent)"));
+    json_object_set_new(job, "resubmitted", json_integer(iget(job, "resubmitted") + 1));
+    json_array_append_new(p->ops, op_put("jobs", json_deep_copy(job)));
+}
+
 /* The job's state once its task is final. */
 static void job_finish(struct jpass *p, json_t *job, json_t *task)
 {
+    if (jstr_is(job, "kill_reason", JOB_PREEMPTED) && has_type(job, "idempotent")) {
+        requeue(p, job);
+        return;
+    }
     const char *tstate = jstr(task, "state");
     json_t *code = json_object_get(task, "exit_code");
     const char *reason = jstr(job, "kill_reason");
@@ -365,6 +486,15 @@ static json_t *job_env(json_t *job, json_t *assigned)
                             "SHOAL_JOB_NODELIST=", list ? list : "",
                             "SHOAL_JOB_COMMAND=", jstr(job, "command"));
     free(list);
+    if (jstr(job, "array_id")) {
+        char index[24];
+        snprintf(index, sizeof(index), "%lld", (long long)iget(job, "array_index"));
+        json_t *more = json_pack("[s+, s+, s+, s+]", "SHOAL_ARRAY_ID=", jstr(job, "array_id"),
+                                 "OAR_ARRAY_ID=", jstr(job, "array_id"), "SHOAL_ARRAY_INDEX=",
+                                 index, "OAR_ARRAY_INDEX=", index);
+        json_array_extend(env, more);
+        json_decref(more);
+    }
     return env;
 }
 
@@ -428,8 +558,9 @@ static int node_index(json_t *nodes, const char *id)
     return -1;
 }
 
-/* Cores held by active jobs, until their walltime ends (at least now + 1). */
-static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
+/* Cores held by active jobs (best-effort ones too when `besteffort`), until
+ * their walltime ends (at least now + 1). */
+static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
 {
     size_t cap = 1, i, k;
     json_t *job, *a;
@@ -438,7 +569,7 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
     *n = 0;
     json_array_foreach(jobs, i, job)
     {
-        if (!job_state_active(jstr(job, "state")))
+        if (!job_state_active(jstr(job, "state")) || (!besteffort && is_besteffort(job)))
             continue;
         int64_t start = iget(job, "started_at") ? iget(job, "started_at") : iget(job, "scheduled_at");
         int64_t end = start + iget(json_object_get(job, "resources"), "walltime_s") * 1000;
@@ -454,6 +585,75 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, int *n)
     return out;
 }
 
+/* The nodes of `all` that can take jobs (new array): the scheduler's indexes. */
+static json_t *eligible_nodes(json_t *all)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *node;
+    json_array_foreach(all, i, node)
+    {
+        if (node_eligible(node, NULL))
+            json_array_append(out, node);
+    }
+    return out;
+}
+
+/* The cores of each node of `nodes` (caller frees). */
+static struct sched_node *sched_nodes(json_t *nodes, int *n)
+{
+    *n = (int)json_array_size(nodes);
+    struct sched_node *out = xcalloc((size_t)*n + 1, sizeof(*out));
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node) out[i].cores = node_cores(node);
+    return out;
+}
+
+static struct sched_job sched_job_of(json_t *job)
+{
+    json_t *res = json_object_get(job, "resources");
+    return (struct sched_job){(int)iget(res, "nodes"), (int)iget(res, "cores"),
+                              iget(res, "walltime_s") * 1000, iget(job, "reservation_at")};
+}
+
+/* Whether a reservation of r at `at` fits beside the active jobs and the
+ * reservations already accepted (planned first, as the pass does). */
+static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
+                             struct serr *err)
+{
+    json_t *all = store_list(st, "nodes", NULL);
+    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .now = now};
+    int nnodes, nrunning, nwant = 0;
+    struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
+    struct sched_alloc *running = running_allocs(&p, jobs, false, &nrunning);
+    struct sched_job *want = xcalloc(json_array_size(jobs) + 1, sizeof(*want));
+    size_t i;
+    json_t *job;
+    json_array_foreach(jobs, i, job)
+    {
+        if (iget(job, "reservation_at") && jstr_is(job, "state", "Waiting"))
+            want[nwant++] = sched_job_of(job);
+    }
+    want[nwant++] = (struct sched_job){r->nodes, r->cores, r->walltime_s * 1000, at};
+    struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwant, now);
+    bool ok = plans[nwant - 1].start >= 0;
+    sched_plans_free(plans, nwant);
+    free(want);
+    free(running);
+    free(nodes);
+    json_decref(p.nodes);
+    json_decref(jobs);
+    json_decref(all);
+    if (ok)
+        return 0;
+    return serr_set(err, SERR_CONFLICT, "reservation refused: %d node%s with %d core%s each are "
+                    "not free from then for the walltime (running jobs and other reservations "
+                    "hold them)", r->nodes, r->nodes == 1 ? "" : "s", r->cores,
+                    r->cores == 1 ? "" : "s");
+}
+
 static int cmp_waiting(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
@@ -464,62 +664,217 @@ static int cmp_waiting(const void *a, const void *b)
     return ix < iy ? -1 : ix > iy;
 }
 
-static void schedule(struct jpass *p, json_t *jobs)
+static json_t *find_job(json_t *jobs, const char *id)
+{
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        if (jstr_is(j, "id", id))
+            return j;
+    }
+    return NULL;
+}
+
+/* A waiting job's dependencies ("after", as OAR's -a): true when all are
+ * Terminated; one in Error (or gone) ends the job in Error, as OAR does. */
+static bool deps_done(struct jpass *p, json_t *jobs, json_t *job)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(job, "after"), i, id)
+    {
+        json_t *dep = find_job(jobs, json_string_value(id));
+        const char *state = dep ? jstr(dep, "state") : "Error";
+        char why[160];
+        if (strcmp(state, "Error") == 0) {
+            snprintf(why, sizeof(why), "dependency: job %s ended in Error", json_string_value(id));
+            job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message", why,
+                                        "stopped_at", (json_int_t)p->now));
+            return false;
+        }
+        if (strcmp(state, "Terminated") != 0) {
+            snprintf(why, sizeof(why), "waiting for job %s to end", json_string_value(id));
+            job_merge(p, job, json_pack("{s:s}", "message", why));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A reservation not starting now: its time, or why it cannot start. */
+static void wait_reservation(struct jpass *p, json_t *job, int64_t start)
+{
+    char msg[160] = "reservation: its resources are not free (drained, down or still held); "
+                    "it starts once they are";
+    if (start > p->now) {
+        time_t t = (time_t)(start / 1000);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(msg, sizeof(msg), "reservation: starts at %Y-%m-%d %H:%M:%S", &tm);
+        wake(p, start);
+    }
+    job_merge(p, job, json_pack("{s:s}", "message", msg));
+}
+
+/* Cores of each node in use now by active jobs (caller frees). */
+static int *cores_in_use(const struct sched_alloc *allocs, int n, int nnodes)
+{
+    int *used = xcalloc((size_t)nnodes + 1, sizeof(*used));
+    for (int i = 0; i < n; i++)
+        used[allocs[i].node] += allocs[i].cores;
+    return used;
+}
+
+/* Kills best-effort jobs on node `idx` until `want` cores are freed there
+ * (or being freed: jobs already killed count). */
+static void preempt_on(struct jpass *p, json_t *jobs, int idx, int want)
+{
+    const char *node_id = jstr(json_array_get(p->nodes, (size_t)idx), "id");
+    size_t i, k;
+    json_t *job, *a;
+    /* newest first, as OAR */
+    for (i = json_array_size(jobs); want > 0 && i-- > 0;) {
+        job = json_array_get(jobs, i);
+        if (!is_besteffort(job) || !job_state_active(jstr(job, "state")))
+            continue;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            if (!jstr_is(a, "node_id", node_id))
+                continue;
+            want -= (int)iget(a, "cores");
+            if (jstr(job, "kill_reason") == NULL) {
+                job_merge(p, job, json_pack("{s:s, s:s}", "kill_reason", JOB_PREEMPTED,
+                                            "state", "Finishing"));
+                json_t *task = find_task(p->tasks, jstr(job, "task_id"));
+                if (task)
+                    task_stop(p, task);
+            }
+        }
+    }
+}
+
+/* A normal job planned now (best-effort jobs ignored): launched if the
+ * cores are free, else the best-effort jobs on them are killed and it waits
+ * for them to end. Its cores are counted in `used` either way. */
+static void start_or_preempt(struct jpass *p, json_t *jobs, json_t *job, const int *node_idx,
+                             int *used, const struct sched_node *nodes)
+{
+    json_t *res = json_object_get(job, "resources");
+    int nnodes = (int)iget(res, "nodes"), cores = (int)iget(res, "cores");
+    bool free_now = true;
+    for (int k = 0; k < nnodes; k++)
+        if (nodes[node_idx[k]].cores - used[node_idx[k]] < cores)
+            free_now = false;
+    if (free_now) {
+        launch(p, job, node_idx);
+    } else {
+        for (int k = 0; k < nnodes; k++) {
+            int lack = cores - (nodes[node_idx[k]].cores - used[node_idx[k]]);
+            if (lack > 0)
+                preempt_on(p, jobs, node_idx[k], lack);
+        }
+        job_merge(p, job, json_pack("{s:s}", "message",
+                                    "waiting for best-effort jobs on its nodes to be killed"));
+    }
+    for (int k = 0; k < nnodes; k++)
+        used[node_idx[k]] += cores;
+}
+
+/* Waiting jobs of one kind (best-effort or not), in queue order. */
+static json_t **waiting_jobs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
 {
     size_t i;
     json_t *job;
-    int nwaiting = 0;
-    json_t **waiting = xcalloc(json_array_size(jobs) + 1, sizeof(*waiting));
+    json_t **out = xcalloc(json_array_size(jobs) + 1, sizeof(*out));
+    *n = 0;
     json_array_foreach(jobs, i, job)
     {
-        if (jstr_is(job, "state", "Waiting"))
-            waiting[nwaiting++] = job;
+        if (jstr_is(job, "state", "Waiting") && is_besteffort(job) == besteffort &&
+            deps_done(p, jobs, job))
+            out[(*n)++] = job;
     }
-    if (nwaiting == 0) {
-        free(waiting);
-        return;
-    }
-    qsort(waiting, (size_t)nwaiting, sizeof(*waiting), cmp_waiting);
-    int nnodes = (int)json_array_size(p->nodes), nrunning;
-    struct sched_node *nodes = xcalloc((size_t)nnodes + 1, sizeof(*nodes));
-    json_t *n;
-    json_array_foreach(p->nodes, i, n) nodes[i].cores = node_cores(n);
-    struct sched_alloc *running = running_allocs(p, jobs, &nrunning);
-    struct sched_job *want = xcalloc((size_t)nwaiting, sizeof(*want));
-    for (int j = 0; j < nwaiting; j++) {
-        json_t *res = json_object_get(waiting[j], "resources");
-        want[j] = (struct sched_job){(int)iget(res, "nodes"), (int)iget(res, "cores"),
-                                     iget(res, "walltime_s") * 1000};
-    }
-    struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwaiting,
-                                              p->now);
-    for (int j = 0; j < nwaiting; j++) {
-        if (plans[j].start == p->now)
-            launch(p, waiting[j], plans[j].node_idx);
-        else
-            job_merge(p, waiting[j], json_pack("{s:s}", "message", plans[j].start < 0
-                ? "not enough nodes available (drained, paused or down)"
-                : "waiting for resources"));
-    }
-    sched_plans_free(plans, nwaiting);
+    qsort(out, (size_t)*n, sizeof(*out), cmp_waiting);
+    return out;
+}
+
+static struct sched_plan *plan_waiting(struct jpass *p, json_t **waiting, int n,
+                                       const struct sched_node *nodes, int nnodes,
+                                       const struct sched_alloc *held, int nheld)
+{
+    struct sched_job *want = xcalloc((size_t)n + 1, sizeof(*want));
+    for (int j = 0; j < n; j++)
+        want[j] = sched_job_of(waiting[j]);
+    struct sched_plan *plans = sched_backfill(nodes, nnodes, held, nheld, want, n, p->now);
     free(want);
-    free(running);
+    return plans;
+}
+
+static void wait_message(struct jpass *p, json_t *job, int64_t start, const char *later)
+{
+    if (iget(job, "reservation_at") > 0)
+        wait_reservation(p, job, start);
+    else
+        job_merge(p, job, json_pack("{s:s}", "message", start < 0
+            ? "not enough nodes available (drained, paused or down)" : later));
+}
+
+/* Normal jobs are planned as if best-effort jobs were not there (they are
+ * killed when a normal job needs their cores now); best-effort jobs start
+ * only on cores idle now, beside the normal jobs starting now. */
+static void schedule(struct jpass *p, json_t *jobs)
+{
+    int nnormal, nbe, nnodes, nhard, nall;
+    json_t **normal = waiting_jobs(p, jobs, false, &nnormal);
+    json_t **be = waiting_jobs(p, jobs, true, &nbe);
+    struct sched_node *nodes = sched_nodes(p->nodes, &nnodes);
+    struct sched_alloc *hard = running_allocs(p, jobs, false, &nhard);
+    struct sched_alloc *all = running_allocs(p, jobs, true, &nall);
+    int *used = cores_in_use(all, nall, nnodes);
+    struct sched_plan *plans = plan_waiting(p, normal, nnormal, nodes, nnodes, hard, nhard);
+    /* what best-effort jobs must leave free: every active job, the normal ones starting now */
+    size_t cap = (size_t)nall + 1;
+    for (int j = 0; j < nnormal; j++)
+        cap += (size_t)iget(json_object_get(normal[j], "resources"), "nodes");
+    struct sched_alloc *held = xcalloc(cap, sizeof(*held));
+    int nheld = nall;
+    memcpy(held, all, (size_t)nall * sizeof(*held));
+    for (int j = 0; j < nnormal; j++) {
+        if (plans[j].start != p->now) {
+            wait_message(p, normal[j], plans[j].start, "waiting for resources");
+            continue;
+        }
+        start_or_preempt(p, jobs, normal[j], plans[j].node_idx, used, nodes);
+        json_t *res = json_object_get(normal[j], "resources");
+        for (int k = 0; k < (int)iget(res, "nodes"); k++)
+            held[nheld++] = (struct sched_alloc){plans[j].node_idx[k], (int)iget(res, "cores"),
+                                                 p->now, p->now + iget(res, "walltime_s") * 1000};
+    }
+    struct sched_plan *be_plans = plan_waiting(p, be, nbe, nodes, nnodes, held, nheld);
+    for (int j = 0; j < nbe; j++) {
+        if (be_plans[j].start == p->now)
+            launch(p, be[j], be_plans[j].node_idx);
+        else
+            wait_message(p, be[j], be_plans[j].start, "waiting for idle resources (best-effort)");
+    }
+    sched_plans_free(be_plans, nbe);
+    sched_plans_free(plans, nnormal);
+    free(held);
+    free(used);
+    free(all);
+    free(hard);
     free(nodes);
-    free(waiting);
+    free(be);
+    free(normal);
 }
 
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at)
 {
-    struct jpass p = {.st = st, .nodes = json_array(), .all_nodes = nodes, .tasks = tasks,
-                      .ops = ops, .now = now, .wake_at = wake_at};
+    struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
+                      .tasks = tasks, .ops = ops, .now = now, .wake_at = wake_at};
     size_t i;
-    json_t *n, *job;
-    json_array_foreach(nodes, i, n)
-    {
-        if (node_eligible(n, NULL))
-            json_array_append(p.nodes, n);
-    }
+    json_t *job;
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     json_array_foreach(jobs, i, job)
     {

@@ -4,7 +4,9 @@
  *
  * A job: {"id": "7" (a number as text, decided by the leader), "name",
  * "command", "image", "queue", "types", "resources": {"nodes","cores",
- * "walltime_s"}, "request" (OAR text), "state" (OAR's), "submitted_at",
+ * "walltime_s"}, "request" (OAR text), "user" (as the client says), "after"
+ * (ids of jobs that must be Terminated first), "array_id", "array_index"
+ * (from 1), "array_size" (jobs of an array), "state" (OAR's), "submitted_at",
  * "scheduled_at", "started_at", "stopped_at" (ms), "assigned": [{"node_id",
  * "hostname", "cores"}], "task_id", "exit_code", "message", "kill_reason"}. */
 #ifndef SHOAL_MANAGER_JOBS_H
@@ -18,6 +20,12 @@
 
 struct store;
 
+/* Most jobs one submission (--array N) makes. */
+#define JOB_MAX_ARRAY 1000
+
+/* The reason a best-effort job killed for a normal job ends with. */
+#define JOB_PREEMPTED "besteffort preempted"
+
 /* SIGTERM to SIGKILL when a job is killed (walltime, rm). */
 #define JOB_KILL_GRACE_MS 5000
 
@@ -27,9 +35,11 @@ bool job_state_final(const char *state);
 bool job_state_active(const char *state);
 
 /* Validates a submission ({"command", "resources", "queue", "types",
- * "name", "image"}) against the cluster and returns the job without id and
- * times (new reference), or NULL with why (nothing is stored then): a
- * malformed or impossible request, an unknown queue, image or type. */
+ * "name", "image", "user", "after", "array"}) against the cluster and returns
+ * the job without id and times (new reference; "array_size" when an array
+ * was asked: the caller makes that many), or NULL with why (nothing is stored
+ * then): a malformed or impossible request, an unknown queue, image, type or
+ * dependency. */
 json_t *job_from_submission(struct store *st, json_t *body, struct serr *err);
 
 /* The next job id: above both `last` (the leader's memory of ids it gave,

@@ -189,6 +189,28 @@ static int64_t plan_one(const struct sched_node *nodes, int nnodes, const struct
     return start; /* the last end always fits: the cluster is empty then */
 }
 
+/* A reservation: its time (now once past) or -1 when it does not fit then. */
+static int64_t plan_at(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+                       const struct sched_job *job, int64_t now, int *idx)
+{
+    int64_t at = job->at > now ? job->at : now;
+    if (job->nodes < 1 || job->cores < 1 || job->walltime < 1)
+        return -1;
+    return fits_at(nodes, nnodes, t, job, at, idx) ? at : -1;
+}
+
+static void plan_job(const struct sched_node *nodes, int nnodes, struct timeline *t,
+                     const struct sched_job *job, int64_t now, struct sched_plan *plan)
+{
+    int *idx = xcalloc((size_t)(job->nodes > 0 ? job->nodes : 1), sizeof(*idx));
+    plan->start = job->at > 0 ? plan_at(nodes, nnodes, t, job, now, idx)
+                              : plan_one(nodes, nnodes, t, job, now, idx);
+    plan->node_idx = idx;
+    for (int k = 0; plan->start >= 0 && k < job->nodes; k++)
+        timeline_add(t, (struct sched_alloc){idx[k], job->cores, plan->start,
+                                              plan->start + job->walltime});
+}
+
 struct sched_plan *sched_backfill(const struct sched_node *nodes, int nnodes,
                                   const struct sched_alloc *running, int nrunning,
                                   const struct sched_job *jobs, int njobs, int64_t now)
@@ -197,14 +219,10 @@ struct sched_plan *sched_backfill(const struct sched_node *nodes, int nnodes,
     for (int i = 0; i < nrunning; i++)
         timeline_add(&t, running[i]);
     struct sched_plan *plans = xcalloc((size_t)(njobs ? njobs : 1), sizeof(*plans));
-    for (int j = 0; j < njobs; j++) {
-        int *idx = xcalloc((size_t)(jobs[j].nodes > 0 ? jobs[j].nodes : 1), sizeof(*idx));
-        plans[j].start = plan_one(nodes, nnodes, &t, &jobs[j], now, idx);
-        plans[j].node_idx = idx;
-        for (int k = 0; plans[j].start >= 0 && k < jobs[j].nodes; k++)
-            timeline_add(&t, (struct sched_alloc){idx[k], jobs[j].cores, plans[j].start,
-                                                   plans[j].start + jobs[j].walltime});
-    }
+    for (int pass = 0; pass < 2; pass++) /* reservations, then the others */
+        for (int j = 0; j < njobs; j++)
+            if ((jobs[j].at > 0) == (pass == 0))
+                plan_job(nodes, nnodes, &t, &jobs[j], now, &plans[j]);
     free(t.a);
     return plans;
 }

@@ -46,6 +46,7 @@ struct sched_job {
     int nodes;
     int cores;
     int64_t walltime; /* same unit as the times */
+    int64_t at;       /* an advance reservation's start (0: none; now when past) */
 };
 
 /* Decision for one waiting job: its planned start and its nodes (indexes
@@ -56,10 +57,12 @@ struct sched_plan {
     int *node_idx; /* owned: free with sched_plans_free */
 };
 
-/* Conservative backfilling: every waiting job, in order, gets the earliest
- * start where it fits beside the running allocations and the plans of the
- * jobs before it, so a later job may start before an earlier one (in a hole)
- * but never delays it. Returns njobs plans (caller frees). */
+/* Conservative backfilling: advance reservations (`at`) first, in order, each
+ * at its time or -1 when it does not fit then; then every other waiting job,
+ * in order, gets the earliest start where it fits beside the running
+ * allocations, the reservations and the plans of the jobs before it, so a
+ * later job may start before an earlier one (in a hole) but never delays it
+ * nor a reservation. Returns njobs plans (caller frees). */
 struct sched_plan *sched_backfill(const struct sched_node *nodes, int nnodes,
                                   const struct sched_alloc *running, int nrunning,
                                   const struct sched_job *jobs, int njobs, int64_t now);

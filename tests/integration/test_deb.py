@@ -84,6 +84,9 @@ def test_deb_contents_and_lintian(deb):
     for path in ("./usr/bin/shoal", "./lib/systemd/system/shoal.service", "./etc/shoal/daemon.json",
                  "./usr/share/man/man1/shoal.1.gz", "./usr/share/doc/shoal/copyright"):
         assert path in files, files
+    for cmd in ("oarsub", "oarstat", "oardel", "oarnodes", "oarhold", "oarresume"):
+        assert "./usr/bin/%s -> shoal" % cmd in files, files
+        assert "./usr/share/man/man1/%s.1.gz -> shoal.1.gz" % cmd in files, files
     assert run(["dpkg-deb", "-I", deb, "conffiles"]).stdout.split() == ["/etc/shoal/daemon.json"]
     res = subprocess.run(["lintian", "--fail-on", "error,warning,info", "--info", deb], capture_output=True,
                          text=True, timeout=600)

@@ -1,10 +1,15 @@
 """Batch jobs (issue 14): submission with OAR's resource syntax, states,
-walltime, hold/resume, rm, FIFO with conservative backfilling, bad input."""
+walltime, hold/resume, rm, FIFO with conservative backfilling, bad input,
+the OAR commands (oarsub, oarstat... as links to shoal), dependencies, arrays, advance reservations, best-effort preemption."""
+import json
+import os
 import socket
+import subprocess
+import time
 
 import pytest
 
-from conftest import wait_until
+from conftest import SHOAL_BIN, wait_until
 
 
 def sub(d, *args):
@@ -78,7 +83,7 @@ def test_bad_input_refused_nothing_stored(jd):
         (("-l", "gpu=1", "true"), "unknown resource 'gpu'"),
         (("-l", "nodes=two", "true"), "nodes=two"),
         (("-q", "nope", "true"), "unknown queue nope"),
-        (("-t", "idempotentx", "true"), "unknown type"),
+        (("-t", "idempotentx", "true"), "unknown type idempotentx (known: besteffort, idempotent)"),
         (("--image", "nosuch:1", "true"), "No such image"),
     ]
     for args, msg in cases:
@@ -243,3 +248,248 @@ def test_a_job_whose_node_dies_ends_in_error(cluster1x1):
     c.kill_node(worker)
     j = wait_state(lead, jid, "Error", "Terminated", timeout=60)
     assert j["state"] == "Error" and "is down" in j["message"], j
+
+
+# ---- the OAR commands: shoal called through links named oarsub, oarstat... ----
+
+def oar(d, tmp_path, cmd, *args, check=True):
+    link = tmp_path / cmd
+    if not link.exists():
+        link.symlink_to(SHOAL_BIN)
+    env = dict(os.environ, SHOAL_HOST="unix://" + d.sock, USER="alice")
+    r = subprocess.run([str(link)] + [str(a) for a in args], capture_output=True, text=True,
+                       env=env, timeout=60)
+    if check:
+        assert r.returncode == 0, (cmd, args, r.stdout, r.stderr)
+    return r
+
+
+def oarsub(d, tmp_path, *args):
+    out = oar(d, tmp_path, "oarsub", *args).stdout
+    assert out.startswith("OAR_JOB_ID="), out
+    return out.strip().split("=", 1)[1]
+
+
+def test_oar_commands(jd, tmp_path):
+    d = jd
+    jid = oarsub(d, tmp_path, "-l", "core=1,walltime=0:10:0", "-n", "oarjob", "sleep 1000")
+    j = wait_state(d, jid, "Running")
+    assert j["user"] == "alice" and j["name"] == "oarjob"
+    lines = oar(d, tmp_path, "oarstat").stdout.splitlines()
+    assert lines[0].split()[:2] == ["Job", "id"], lines
+    row = [line for line in lines if line.split()[0] == jid][0].split()
+    assert row[1:3] == ["oarjob", "alice"] and row[-2:] == ["R", "default"], row
+    assert jid in oar(d, tmp_path, "oarstat", "-u").stdout  # $USER
+    assert jid in oar(d, tmp_path, "oarstat", "-u", "alice").stdout
+    assert jid not in oar(d, tmp_path, "oarstat", "-u", "bob").stdout
+    mine = d.cli_json("job", "ls", "-u", "alice")
+    assert jid in [j["id"] for j in mine] and all(j["user"] == "alice" for j in mine), mine
+    assert d.cli_json("job", "ls", "-u", "bob") == []
+    js = json.loads(oar(d, tmp_path, "oarstat", "-j", jid, "-J").stdout)
+    assert js[jid]["state"] == "Running" and js[jid]["owner"] == "alice", js
+    assert js[jid]["wanted_resources"] == "/nodes=1/core=1,walltime=0:10:00"
+    full = oar(d, tmp_path, "oarstat", "-f", "-j", jid).stdout
+    assert "Job_Id: %s" % jid in full and "    state = Running" in full, full
+    assert oar(d, tmp_path, "oarstat", "-s", "-j", jid).stdout == "%s: Running\n" % jid
+    nodes = oar(d, tmp_path, "oarnodes").stdout
+    assert "state : Alive" in nodes and "jobs : %s" % jid in nodes, nodes
+    res = json.loads(oar(d, tmp_path, "oarnodes", "-J").stdout)
+    assert [r for r in res.values() if r["jobs"] == [int(jid)]], res
+    assert "1 : Alive" in oar(d, tmp_path, "oarnodes", "-s").stdout
+    r = oar(d, tmp_path, "oarhold", jid, check=False)
+    assert r.returncode == 1 and "it is Running" in r.stderr, r.stderr
+    assert oar(d, tmp_path, "oardel", jid).stdout == "Deleting the job = %s ...REGISTERED.\n" % jid
+    assert wait_state(d, jid, "Error")["message"].startswith("deleted by the user")
+    assert jid not in oar(d, tmp_path, "oarstat").stdout  # oarstat lists current jobs
+    assert "%s: Error" % jid in oar(d, tmp_path, "oarstat", "-s", "-j", jid).stdout
+    r = oar(d, tmp_path, "oardel", "999999", check=False)
+    assert r.returncode == 1 and "job 999999 not found" in r.stderr
+
+
+def test_oarsub_hold_resume_and_script(jd, tmp_path):
+    d = jd
+    big = oarsub(d, tmp_path, "-l", "core=2", "sleep 1000")
+    wait_state(d, big, "Running")
+    small = oarsub(d, tmp_path, "true")
+    assert "held" in oar(d, tmp_path, "oarhold", small).stdout
+    assert job(d, small)["state"] == "Hold"
+    oar(d, tmp_path, "oarresume", small)
+    assert job(d, small)["state"] == "Waiting"
+    oar(d, tmp_path, "oardel", big)
+    assert wait_state(d, small, "Terminated", "Error")["state"] == "Terminated"
+    # -S: #OAR lines of the script, the command line's options win
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\n#OAR -l core=2,walltime=0:05:00\n#OAR -n scanned\n"
+                      "#OAR --queue admin\necho hi\n")
+    jid = oarsub(d, tmp_path, "-S", "-q", "default", str(script))
+    j = job(d, jid)
+    assert j["request"] == "/nodes=1/core=2,walltime=0:05:00" and j["name"] == "scanned", j
+    assert j["queue"] == "default" and j["command"] == str(script), j
+
+
+def test_oar_commands_bad_input(jd, tmp_path):
+    d = jd
+    before = d.api("GET", "/v1/jobs").json()
+    for args, code, msg in [
+        (("-l", "walltime=0", "true"), 1, "walltime must be above zero"),
+        (("-l", "nodes=9", "true"), 1, "impossible request"),
+        (("-I",), 2, "interactive jobs (-I) are not supported yet"),
+        ((), 2, "requires a COMMAND"),
+        (("-S", str(tmp_path / "nosuch.sh")), 2, "cannot read the script"),
+        (("--bogus", "true"), 2, "unknown flag: --bogus"),
+    ]:
+        r = oar(d, tmp_path, "oarsub", *args, check=False)
+        assert r.returncode == code and msg in r.stderr, (args, r.returncode, r.stderr)
+        assert r.stdout == "", r.stdout
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#OAR -p gpu=yes\ntrue\n")
+    r = oar(d, tmp_path, "oarsub", "-S", str(bad), check=False)
+    assert r.returncode == 2 and "unsupported #OAR option '-p'" in r.stderr, r.stderr
+    assert d.api("GET", "/v1/jobs").json() == before
+    r = oar(d, tmp_path, "oardel", check=False)
+    assert r.returncode == 2 and "requires at least one JOB_ID" in r.stderr
+    r = oar(d, tmp_path, "oarstat", "-j", "999999", check=False)
+    assert r.returncode == 1 and "not found" in r.stderr
+    r = oar(d, tmp_path, "oarstat", "extra", check=False)
+    assert r.returncode == 2 and "unexpected argument" in r.stderr
+
+
+# ---- dependencies (--after, OAR's -a) and arrays (--array N) ----
+
+def test_after_waits_for_terminated_and_fails_on_error(jd, tmp_path):
+    d = jd
+    a = sub(d, "-l", "core=1", "sleep 3")
+    b = sub(d, "--after", a, "-l", "core=1", "true")
+    wait_state(d, a, "Running")
+    jb = job(d, b)
+    assert jb["state"] == "Waiting" and jb["after"] == [a], jb
+    assert wait_until(lambda: job(d, b)["message"] == "waiting for job %s to end" % a)
+    ja, jb = wait_state(d, a, "Terminated"), wait_state(d, b, "Terminated", "Error")
+    assert jb["state"] == "Terminated" and jb["started_at"] >= ja["stopped_at"], (ja, jb)
+    # the job it depends on ends in Error: so does it
+    e = sub(d, "sleep 1000")
+    f = oarsub(d, tmp_path, "-a", e, "true")  # OAR's -a (--anterior)
+    assert job(d, f)["after"] == [e]
+    d.cli("job", "rm", e)
+    jf = wait_state(d, f, "Terminated", "Error")
+    assert jf["state"] == "Error" and jf["message"] == "dependency: job %s ended in Error" % e, jf
+    assert "task_id" not in jf
+    # after a job that does not exist: refused, nothing stored
+    before = [j["id"] for j in d.api("GET", "/v1/jobs").json()]
+    r = d.cli("job", "sub", "--after", "999999", "true", check=False)
+    assert r.returncode == 1 and "--after: job 999999 not found" in r.stderr, r.stderr
+    r = d.api("POST", "/v1/jobs", {"command": "true", "after": "7"})
+    assert r.status == 400 and "after must be an array" in r.text
+    assert [j["id"] for j in d.api("GET", "/v1/jobs").json()] == before
+
+
+def test_array_jobs(jd, tmp_path):
+    d = jd
+    ids = d.cli("job", "sub", "--array", "3", "-n", "arr",
+                "echo idx=$OAR_ARRAY_INDEX/$SHOAL_ARRAY_INDEX arr=$OAR_ARRAY_ID/$SHOAL_ARRAY_ID"
+                ).stdout.split()
+    assert len(ids) == 3 and [int(i) for i in ids] == list(range(int(ids[0]), int(ids[0]) + 3))
+    for k, jid in enumerate(ids, 1):
+        j = wait_state(d, jid, "Terminated", "Error")
+        assert j["state"] == "Terminated", j
+        assert j["array_id"] == ids[0] and j["array_index"] == k and j["name"] == "arr", j
+        out = d.cli("job", "logs", jid).stdout
+        assert "idx=%d/%d arr=%s/%s" % (k, k, ids[0], ids[0]) in out, out
+    st = oar(d, tmp_path, "oarstat", "--array", ids[0], "-s").stdout
+    assert st == "".join("%s: Terminated\n" % i for i in ids), st
+    out = oar(d, tmp_path, "oarsub", "--array", "2", "true").stdout.split()
+    assert len(out) == 3 and out[0].startswith("OAR_JOB_ID=") and out[1].startswith("OAR_JOB_ID=")
+    assert out[2] == "OAR_ARRAY_ID=" + out[0].split("=")[1], out
+    js = json.loads(oar(d, tmp_path, "oarstat", "-J", "-j", out[1].split("=")[1]).stdout)
+    assert list(js.values())[0]["array_index"] == 2, js
+    # oardel --array: the array's jobs not ended yet
+    arr = oar(d, tmp_path, "oarsub", "--array", "2", "sleep 1000").stdout.split()[-1]
+    assert arr.startswith("OAR_ARRAY_ID="), arr
+    arr = arr.split("=")[1]
+    dl = oar(d, tmp_path, "oardel", "--array", arr).stdout
+    assert dl == "Deleting the job = %s ...REGISTERED.\nDeleting the job = %d ...REGISTERED.\n" % (
+        arr, int(arr) + 1), dl
+    for jid in (arr, str(int(arr) + 1)):
+        wait_state(d, jid, "Error")
+    r = oar(d, tmp_path, "oardel", "--array", arr, check=False)
+    assert r.returncode == 1 and "has no job left" in r.stderr, r.stderr
+    before = [j["id"] for j in d.api("GET", "/v1/jobs").json()]
+    for n in ("0", "1001"):
+        r = d.cli("job", "sub", "--array", n, "true", check=False)
+        assert r.returncode == 1 and "array must be a number from 1 to 1000" in r.stderr, r.stderr
+    r = d.cli("job", "sub", "--array", "x", "true", check=False)
+    assert r.returncode == 2, r.stderr
+    assert [j["id"] for j in d.api("GET", "/v1/jobs").json()] == before
+
+
+# ---- advance reservations (-r "YYYY-MM-DD hh:mm:ss") ----
+
+def at(seconds):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + seconds))
+
+
+def test_reservation_honoured_and_planned_around(jd, tmp_path):
+    d = jd
+    when = at(12)
+    r = sub(d, "-r", when, "-l", "core=2,walltime=0:1:0", "sleep 2")
+    jr = job(d, r)
+    assert jr["state"] == "Waiting" and jr["reservation_at"] > time.time() * 1000, jr
+    wait_until(lambda: job(d, r)["message"] == "reservation: starts at " + when, timeout=10)
+    # a long job would still hold a core at the reservation's time: it waits; a short one fits
+    # before it and runs now
+    long_ = sub(d, "-l", "core=1,walltime=0:10:0", "true")
+    short = sub(d, "-l", "core=1,walltime=0:0:5", "true")
+    assert wait_state(d, short, "Terminated", "Error")["state"] == "Terminated"
+    assert job(d, long_)["state"] == "Waiting"
+    # the reservation's resources are taken then: refused, nothing stored
+    before = [j["id"] for j in d.api("GET", "/v1/jobs").json()]
+    for args, msg in [
+        (("-r", when, "-l", "core=1"), "reservation refused: 1 node with 1 core each are not free"),
+        (("-r", at(-120)), "is in the past"),
+        (("-r", "tomorrow"), 'invalid reservation \'tomorrow\' (want "YYYY-MM-DD hh:mm:ss")'),
+        (("-r", at(60), "-l", "core=99"), "impossible request"),
+        (("-r", at(60), "--array", "2"), "an array cannot be a reservation"),
+    ]:
+        res = d.cli("job", "sub", *args, "true", check=False)
+        assert res.returncode == 1 and msg in res.stderr, (args, res.stderr)
+    assert [j["id"] for j in d.api("GET", "/v1/jobs").json()] == before
+    jr = wait_state(d, r, "Terminated", "Error", timeout=60)
+    assert jr["state"] == "Terminated", jr
+    assert jr["reservation_at"] <= jr["started_at"] < jr["reservation_at"] + 10000, jr
+    jl = wait_state(d, long_, "Terminated", "Error")
+    assert jl["state"] == "Terminated" and jl["started_at"] >= jr["started_at"], jl
+    # oarsub -r says it is valid
+    out = oar(d, tmp_path, "oarsub", "-r", at(3600), "-l", "core=1,walltime=0:0:10", "true").stdout
+    assert out.splitlines()[1] == "Reservation valid --> OK", out
+
+
+# ---- best-effort jobs (-t besteffort, -t idempotent) ----
+
+def test_besteffort_preempted_and_idempotent_waits_again(jd):
+    d = jd
+    be = sub(d, "-t", "besteffort", "-l", "core=2", "sleep 1000")
+    assert wait_state(d, be, "Running")["queue"] == "besteffort"
+    # a normal job needs one of its cores: the best-effort job is killed, the normal one runs
+    n1 = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    jb = wait_state(d, be, "Error", "Terminated")
+    assert jb["state"] == "Error" and jb["message"] == "besteffort preempted", jb
+    wait_state(d, n1, "Running")
+    # best-effort jobs run on idle cores only
+    be2 = sub(d, "-t", "besteffort", "-t", "idempotent", "-l", "core=1", "sleep 1000")
+    wait_state(d, be2, "Running")
+    be3 = sub(d, "-t", "besteffort", "-l", "core=1", "true")
+    wait_until(lambda: job(d, be3)["message"] == "waiting for idle resources (best-effort)",
+               timeout=10)
+    assert job(d, be3)["state"] == "Waiting"
+    # idempotent: preempted, it waits again (same id) instead of ending in Error
+    n2 = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    wait_state(d, n2, "Running")
+    j2 = wait_state(d, be2, "Waiting")
+    assert j2["resubmitted"] == 1 and "task_id" not in j2, j2
+    assert j2["message"] == "waiting for idle resources (best-effort)", j2
+    # the normal jobs end: the best-effort ones run
+    d.cli("job", "rm", n1, n2)
+    assert wait_state(d, be3, "Terminated", "Error")["state"] == "Terminated"
+    wait_state(d, be2, "Running")
+    r = d.cli("job", "sub", "-t", "idempotent,besteffort", "true", check=False)
+    assert r.returncode == 1 and "unknown type idempotent,besteffort" in r.stderr, r.stderr

@@ -1,7 +1,9 @@
 /* CLI command lines -> API JSON, without a daemon. */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "unit.h"
@@ -429,4 +431,62 @@ TEST(cli_node_update_flags)
     CHECK(strstr(err.msg, "exactly 1 argument") != NULL);
     CHECK(NODE_UPDATE(&err, &p, &node, "update", "--role", "worker", "a", "b") < 0);
     CHECK(NODE_UPDATE(&err, &p, &node, "update", "--help") == 1);
+}
+
+#define JOB_SUB(err, body, ...) cli_build_job_sub(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), body, err)
+
+TEST(cli_job_sub_flags)
+{
+    json_t *b;
+    struct serr err;
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-l", "core=2", "-t", "besteffort", "-t", "idempotent",
+                  "-a", "3", "--after", "4", "--array", "5", "-r", "2030-01-02 03:04:05",
+                  "-n", "x", "sleep", "10") == 0);
+    CHECK_STR(str_at(b, "resources"), "core=2");
+    CHECK_STR(str_at(b, "command"), "sleep 10");
+    CHECK_STR(str_at(b, "user"), cli_job_user());
+    CHECK(*cli_job_user() != '\0');
+    CHECK_STR(str_at(b, "reservation"), "2030-01-02 03:04:05");
+    CHECK(json_array_size(json_object_get(b, "types")) == 2);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(b, "after"), 1)), "4");
+    CHECK(json_integer_value(json_object_get(b, "array")) == 5);
+    json_decref(b);
+    /* -S: the script's #OAR lines, the command line winning */
+    char path[] = "/tmp/shoal-unit-oarXXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char script[] = "#!/bin/sh\n#OAR -l nodes=2,walltime=1:0:0\n#OAR --name=scanned\n"
+                          "#OAR -q 'admin'\n#OAR -t besteffort\necho hi\n";
+    CHECK(write(fd, script, strlen(script)) == (ssize_t)strlen(script));
+    close(fd);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-S", "-q", "default", path) == 0);
+    CHECK_STR(str_at(b, "resources"), "nodes=2,walltime=1:0:0");
+    CHECK_STR(str_at(b, "name"), "scanned");
+    CHECK_STR(str_at(b, "queue"), "default");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(b, "types"), 0)), "besteffort");
+    CHECK_STR(str_at(b, "command"), path);
+    json_decref(b);
+    FILE *f = fopen(path, "a");
+    fputs("#OAR -p gpu=yes\n", f);
+    fclose(f);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-S", path) < 0);
+    CHECK(strstr(err.msg, "unsupported #OAR option '-p'") != NULL);
+    unlink(path);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-S", path) < 0);
+    CHECK(strstr(err.msg, "cannot read the script") != NULL);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-I", "true") < 0);
+    CHECK(strstr(err.msg, "not supported yet") != NULL);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "--array", "x", "true") < 0);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-l", "core=1") < 0);
+    CHECK(strstr(err.msg, "requires a COMMAND") != NULL);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-h") == 1);
+}
+
+TEST(cli_oar_names)
+{
+    CHECK_STR(cli_oar_name("/usr/bin/oarsub"), "oarsub");
+    CHECK_STR(cli_oar_name("oarstat"), "oarstat");
+    CHECK(cli_oar_name("/usr/bin/shoal") == NULL);
+    CHECK(cli_oar_name("oarsubx") == NULL);
+    CHECK(cli_oar_name("/oarsub/shoal") == NULL);
 }
