@@ -25,6 +25,11 @@ struct dispatcher {
     bool was_leader;
     bool changing; /* a raft membership change is in flight */
     bool assigning; /* a node's subnet is being proposed */
+    /* Proposals whose callback holds `d`: freed once the timer is closed
+     * (dispatcher_stop) and the last of them has come back (raft calls
+     * every callback, with an error when it stops). */
+    int inflight;
+    bool closed;
     json_t *mesh;   /* mesh_build() at store version mesh_version: shared by heartbeats */
     unsigned long long mesh_version;
     /* names the content of `mesh`: nodes that have it are not sent it again.
@@ -69,9 +74,24 @@ static void set_node_status(struct dispatcher *d, json_t *node, const char *stat
 
 static void check_nodes(uv_timer_t *t);
 
+static void dispatcher_free_when_idle(struct dispatcher *d);
+
+/* A proposal's callback came back: false when the dispatcher was stopped
+ * meanwhile (then it may be freed, and the answer is not for it). */
+static bool callback_returns(struct dispatcher *d)
+{
+    d->inflight--;
+    if (!d->closed)
+        return true;
+    dispatcher_free_when_idle(d);
+    return false;
+}
+
 static void subnet_assigned(void *arg, int status, const struct serr *err)
 {
     struct dispatcher *d = arg;
+    if (!callback_returns(d))
+        return;
     d->assigning = false;
     if (status < 0)
         log_warn("node subnet: %s", err->msg);
@@ -93,12 +113,15 @@ static void assign_subnets(struct dispatcher *d, json_t *nodes)
         return;
     }
     d->assigning = true;
+    d->inflight++;
     cluster_propose(cluster_of(d), json_pack("[o]", op), subnet_assigned, d);
 }
 
 static void membership_done(void *arg, int status, const struct serr *err)
 {
     struct dispatcher *d = arg;
+    if (!callback_returns(d))
+        return;
     d->changing = false;
     if (status < 0)
         log_warn("raft membership: %s", err->msg);
@@ -128,12 +151,14 @@ static void reconcile_membership(struct dispatcher *d, json_t *nodes)
         bool voter = cluster_has_voter(cluster, id);
         if (strcmp(role, "manager") == 0 && !voter && status && strcmp(status, "ready") == 0) {
             d->changing = true;
+            d->inflight++;
             log_info("adding manager %s (%s) as a raft voter", json_string_value(json_object_get(n, "hostname")), addr);
             cluster_add_voter(cluster, id, addr, membership_done, d);
             return;
         }
         if (strcmp(role, "worker") == 0 && voter) {
             d->changing = true;
+            d->inflight++;
             cluster_remove(cluster, id, membership_done, d);
             return;
         }
@@ -185,13 +210,21 @@ struct dispatcher *dispatcher_start(const struct dispatcher_host *host)
     return d;
 }
 
-static void dispatcher_closed(uv_handle_t *h)
+static void dispatcher_free_when_idle(struct dispatcher *d)
 {
-    struct dispatcher *d = h->data;
+    if (d->inflight > 0)
+        return;
     free(d->seen);
     json_decref(d->mesh);
     stats_free(d->stats);
     free(d);
+}
+
+static void dispatcher_closed(uv_handle_t *h)
+{
+    struct dispatcher *d = h->data;
+    d->closed = true;
+    dispatcher_free_when_idle(d);
 }
 
 void dispatcher_stop(struct dispatcher *d)
