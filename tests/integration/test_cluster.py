@@ -179,9 +179,11 @@ def test_drain_moves_tasks_and_constraints_place_them(cluster1x2):
     # nothing else can take the zoned tasks: they wait with Swarm's reason, counted per filter
     why = ("no suitable node (1 node not available for new tasks; "
            "scheduling constraints not satisfied on 2 nodes)")
-    wait_until(lambda: all(t["state"] == "pending" and t["error"] == why
-                           for t in lead.tasks("zoned") if t["desired_state"] == "running"),
-               timeout=30, msg=lambda: lead.tasks("zoned"))
+    # (both replacements exist: while the old tasks stop, none may be waiting yet)
+    def zoned_waiting():
+        want = [t for t in lead.tasks("zoned") if t["desired_state"] == "running"]
+        return len(want) == 2 and all(t["state"] == "pending" and t["error"] == why for t in want)
+    wait_until(zoned_waiting, timeout=30, msg=lambda: lead.tasks("zoned"))
     assert why in lead.cli("service", "ps", "zoned").stdout
     lead.cli("node", "update", "--availability", "active", w1_id)
     ts = lead.wait_running("zoned", 2, timeout=60)
