@@ -18,14 +18,18 @@
 
 #include "base/err.h"
 
-struct shoal;
 struct agent;
+struct agent_env;
+struct agent_upstream;
 struct http_req;
 
 #define LOG_CAP (1024 * 1024)
 
-/* Creates the agent and adopts containers that survived a restart. */
-int agent_start(struct shoal *sh, struct agent **out, struct serr *err);
+/* Creates the agent and adopts containers that survived a restart. `env`
+ * and `up` (agent/upstream.h) stay the caller's and must outlive the agent
+ * and its containers' work in the thread pool. */
+int agent_start(const struct agent_env *env, const struct agent_upstream *up, struct agent **out,
+                struct serr *err);
 
 /* Compares the tasks the store assigns to this node with local containers:
  * starts, stops and forgets. Called on every change of the store. */

@@ -11,9 +11,6 @@
 #include "agent/image.h"
 #include "api/http.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
-#include "manager/service.h"
-#include "store/store.h"
 
 struct follower {
     struct agent *a;
@@ -210,14 +207,8 @@ static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *er
         json_object_set(spec, "env", env);
     if (json_object_get(body, "network"))
         json_object_set(spec, "network", json_object_get(body, "network"));
-    json_t *norm = service_spec_normalize(a->sh->store, spec, err);
+    json_t *container = a->up->run_container_spec(a->up->data, spec, err);
     json_decref(spec);
-    if (norm == NULL)
-        return NULL;
-    json_t *image = image_resolve(a->sh->store, json_string_value(json_object_get(norm, "image")), err);
-    json_t *container = image ? task_container_spec(norm, image) : NULL;
-    json_decref(image);
-    json_decref(norm);
     return container;
 }
 
