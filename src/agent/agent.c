@@ -17,7 +17,6 @@
 #include "agent/image.h"
 #include "agent/net.h"
 #include "agent/runtime.h"
-#include "api/http.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "manager/scheduler.h"

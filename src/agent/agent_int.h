@@ -33,8 +33,8 @@ struct ctr {
     char *image;
     json_t *rspec;    /* runtime spec, built before creation */
     json_t *pending_container; /* task container spec kept while layers are fetched */
-    struct http_req *rm_req;   /* an `rm -f` waiting for this container to be gone */
-    struct http_req *start_req; /* a detached `run` waiting for this container to start */
+    struct agent_reply *rm_reply;    /* an `rm -f` waiting for this container to be gone */
+    struct agent_reply *start_reply; /* a detached `run` waiting for this container to start */
     json_t *healthcheck; /* the task's {cmd, interval_ms...} or NULL (kept in the record) */
     struct health *health; /* checks running (agent_health.c), or NULL */
     char **layers;    /* layer dirs, bottom first, NULL terminated */

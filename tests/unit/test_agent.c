@@ -5,7 +5,8 @@
  * a layer fetch that fails, adoption of a container that ended while the
  * daemon was stopped, logs swept with their task). The runtime's state
  * directory is empty and its cgroups are v2 ones (crun's to remove), so
- * deleting a container touches nothing outside the test's directory. */
+ * deleting a container touches nothing outside the test's directory. The
+ * agent's answers to clients go to a fake reply (agent/reply.h). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "agent/agent.h"
 #include "agent/image.h"
 #include "agent/net.h"
+#include "agent/reply.h"
 #include "agent/runtime.h"
 #include "agent/upstream.h"
 #include "base/util.h"
@@ -369,5 +371,104 @@ TEST(agent_sweeps_the_logs_of_tasks_gone)
     free(kept);
     free(gone);
     free(gone_old);
+    fixture_free(&fx);
+}
+
+/* A client of the agent: what it was answered. */
+struct fake_reply {
+    struct agent_reply r;
+    int status; /* 0 until answered; streams: 200 */
+    char error[256];
+    char *text; /* the JSON answer or the stream's content */
+    bool ended;
+};
+
+static void fr_respond(struct agent_reply *r, int status, const char *json)
+{
+    struct fake_reply *f = r->data;
+    f->status = status;
+    f->text = xstrdup(json);
+    f->ended = true;
+}
+
+static void fr_fail(struct agent_reply *r, const struct serr *err)
+{
+    struct fake_reply *f = r->data;
+    f->status = 400;
+    snprintf(f->error, sizeof(f->error), "%s", err->msg);
+    f->ended = true;
+}
+
+static void fr_stream_start(struct agent_reply *r, const char *content_type)
+{
+    struct fake_reply *f = r->data;
+    f->status = 200;
+    f->text = xstrdup("");
+}
+
+static void fr_stream_write(struct agent_reply *r, const char *buf, size_t len)
+{
+    struct fake_reply *f = r->data;
+    char *more = xasprintf("%s%.*s", f->text, (int)len, buf);
+    free(f->text);
+    f->text = more;
+}
+
+static void fr_stream_end(struct agent_reply *r)
+{
+    struct fake_reply *f = r->data;
+    f->ended = true;
+}
+
+static void fake_reply_init(struct fake_reply *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->r = (struct agent_reply){.data = f, .respond = fr_respond, .fail = fr_fail,
+                                .stream_start = fr_stream_start,
+                                .stream_write = fr_stream_write, .stream_end = fr_stream_end};
+}
+
+TEST(agent_answers_clients_through_a_reply)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    struct fake_reply rm;
+    fake_reply_init(&rm);
+    agent_remove_local(fx.agent, "nope", 1, &rm.r);
+    CHECK(rm.ended && rm.status == 400);
+    CHECK_STR(rm.error, "No such container: nope");
+
+    struct fake_reply run;
+    fake_reply_init(&run);
+    json_t *body = json_pack("{s:s, s:[s]}", "image", "busybox", "args", "true");
+    agent_run(fx.agent, &run.r, body); /* the upstream resolves no image */
+    json_decref(body);
+    CHECK(run.ended && run.status == 400);
+    CHECK_STR(run.error, "no images here");
+    fixture_free(&fx);
+}
+
+TEST(agent_streams_a_tasks_log_lines_with_their_time)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    add_task(&fx, "ab12", "shutdown", "complete", NULL); /* its logs stay */
+    char *log = xasprintf("%s/logs/ab12.log", fx.run_dir);
+    const char *text = "2026-01-02T03:04:05.000000001Z one\n"
+                       "2026-01-02T03:04:06.000000001Z two\n"
+                       "2026-01-02T03:04:07.000000001Z three\n";
+    CHECK(write_file_atomic(log, text, strlen(text), false, NULL) == 0);
+    struct fake_reply out;
+    fake_reply_init(&out);
+    json_t *body = json_pack("{s:s, s:[s], s:i}", "service", "c0ffee", "tasks", "ab12", "tail", 2);
+    agent_node_logs(fx.agent, &out.r, body);
+    json_decref(body);
+    CHECK(out.ended && out.status == 200);
+    CHECK_STR(out.text, "2026-01-02T03:04:06.000000001Z ab12 two\n"
+                        "2026-01-02T03:04:07.000000001Z ab12 three\n");
+    free(out.text);
+    free(log);
     fixture_free(&fx);
 }
