@@ -11,9 +11,15 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "base/base64.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "manager/secret.h"
+
+/* "secret" or "config", for messages. */
+static const char *noun(const char *table)
+{
+    return strcmp(table, "secrets") == 0 ? "secret" : "config";
+}
 
 static char *secrets_dir(const struct agent_env *env, const char *ctr_id)
 {
@@ -35,7 +41,7 @@ static int write_one(const struct agent_upstream *up, const char *dir, size_t in
     OPENSSL_cleanse(data, strlen(data));
     free(data);
     if (raw == NULL)
-        return serr_set(err, SERR_INTERNAL, "%s %s: malformed data", secret_noun(table), id);
+        return serr_set(err, SERR_INTERNAL, "%s %s: malformed data", noun(table), id);
     const char *uid = json_string_value(json_object_get(ref, "uid"));
     const char *gid = json_string_value(json_object_get(ref, "gid"));
     json_t *mode = json_object_get(ref, "mode");
@@ -47,7 +53,7 @@ static int write_one(const struct agent_upstream *up, const char *dir, size_t in
                     fchmod(fd, mode ? (mode_t)json_integer_value(mode) : 0444) < 0))
         rc = -1;
     if (rc < 0)
-        serr_errno(err, "writing %s %s", secret_noun(table), id);
+        serr_errno(err, "writing %s %s", noun(table), id);
     if (fd >= 0)
         close(fd);
     OPENSSL_cleanse(raw, len);
