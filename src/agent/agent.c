@@ -518,8 +518,8 @@ static void work_create(uv_work_t *w)
     if (c->addr != 0 && (netns_mark(c, true) < 0 || write_resolv_conf(c) < 0 ||
                          net_task_create(c->id, c->bridge, c->addr, &c->werr) < 0))
         goto out;
-    if (runtime_create(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, fd,
-                       &c->pid, &c->werr) < 0)
+    if (runtime_create(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, fd, &c->pid,
+                       &c->werr) < 0)
         goto out;
     c->start_time = proc_start_time(c->pid);
     if (runtime_start(c->env->rt, c->id, &c->werr) < 0) {
@@ -797,8 +797,8 @@ static void sync_task(struct agent *a, json_t *task)
         report_lost(a, id);
     } else if (!want_running && !task_state_terminal(state)) {
         a->up->report_task(a->up->data, id,
-                           json_pack("{s:s, s:s, s:I}", "state", "shutdown", "message",
-                                     "shutdown", "state_at", (json_int_t)now_ms()));
+                           json_pack("{s:s, s:s, s:I}", "state", "shutdown", "message", "shutdown",
+                                     "state_at", (json_int_t)now_ms()));
     }
 }
 

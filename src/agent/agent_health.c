@@ -39,8 +39,8 @@ enum probe_phase { PROBE_IDLE, PROBE_SPAWNING, PROBE_RUNNING, PROBE_COLLECTING }
 struct health {
     const struct agent_env *env; /* outlives the agent: used by thread-pool steps */
     const struct agent_upstream *up;
-    struct ctr *c;    /* NULL once detached */
-    char id[32];      /* the container (crun's id) */
+    struct ctr *c; /* NULL once detached */
+    char id[32];   /* the container (crun's id) */
     char *task_id;
     char *cmd;
     char *files; /* <run_dir>/health/<id>: prefix of .process.json and .pid */

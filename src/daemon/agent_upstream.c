@@ -43,7 +43,7 @@ json_t *shoal_nodes(struct shoal *sh)
 const char *shoal_overlay(struct shoal *sh)
 {
     json_t *meta = sh->cluster ? store_get(sh->store, "meta", "cluster") : NULL;
-    const char *mode = meta ? json_string_value(json_object_get(meta, "overlay"))
+    const char *mode = meta          ? json_string_value(json_object_get(meta, "overlay"))
                        : sh->session ? session_overlay(sh->session)
                                      : NULL;
     bool vxlan = mode != NULL && strcmp(mode, NET_OVERLAY_VXLAN) == 0;
@@ -122,7 +122,8 @@ static json_t *up_run_container_spec(void *data, json_t *spec, struct serr *err)
     json_t *norm = service_spec_normalize(sh->store, spec, err);
     if (norm == NULL)
         return NULL;
-    json_t *image = image_resolve(sh->store, json_string_value(json_object_get(norm, "image")), err);
+    json_t *image =
+        image_resolve(sh->store, json_string_value(json_object_get(norm, "image")), err);
     json_t *container = image ? task_container_spec(norm, image) : NULL;
     json_decref(image);
     json_decref(norm);

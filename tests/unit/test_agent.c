@@ -116,9 +116,13 @@ static void fixture_init(struct fixture *fx)
     fx->rt.runtime_root = xasprintf("%s/runtime", fx->run_dir);
     fx->rt.containers_dir = xasprintf("%s/containers", fx->state_dir);
     fx->rt.cgroup_mode = CGROUP_V2;
-    fx->env = (struct agent_env){.loop = &fx->loop, .rt = &fx->rt, .images = fx->images,
-                                 .state_dir = fx->state_dir, .run_dir = fx->run_dir,
-                                 .node_id = "node1", .bridge = "shoaltest0"};
+    fx->env = (struct agent_env){.loop = &fx->loop,
+                                 .rt = &fx->rt,
+                                 .images = fx->images,
+                                 .state_dir = fx->state_dir,
+                                 .run_dir = fx->run_dir,
+                                 .node_id = "node1",
+                                 .bridge = "shoaltest0"};
     fx->fake.tasks = json_array();
     fx->fake.images = json_object();
     fx->fake.reports = json_array();
@@ -181,8 +185,8 @@ static void fixture_free(struct fixture *fx)
 static void add_task(struct fixture *fx, const char *id, const char *desired, const char *state,
                      json_t *container)
 {
-    json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "service_id", "svc1", "name",
-                          id, "desired_state", desired, "state", state);
+    json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id, "service_id", "svc1", "name", id,
+                          "desired_state", desired, "state", state);
     if (container)
         json_object_set_new(t, "container", container);
     json_array_append_new(fx->fake.tasks, t);
@@ -423,9 +427,12 @@ static void fr_stream_end(struct agent_reply *r)
 static void fake_reply_init(struct fake_reply *f)
 {
     memset(f, 0, sizeof(*f));
-    f->r = (struct agent_reply){.data = f, .respond = fr_respond, .fail = fr_fail,
+    f->r = (struct agent_reply){.data = f,
+                                .respond = fr_respond,
+                                .fail = fr_fail,
                                 .stream_start = fr_stream_start,
-                                .stream_write = fr_stream_write, .stream_end = fr_stream_end};
+                                .stream_write = fr_stream_write,
+                                .stream_end = fr_stream_end};
 }
 
 TEST(agent_answers_clients_through_a_reply)
