@@ -3,19 +3,23 @@
  * No container is ever created: the paths covered are those that need no
  * runtime (tasks lost or no longer wanted, tasks rejected before creation,
  * a layer fetch that fails, adoption of a container that ended while the
- * daemon was stopped, logs swept with their task). The runtime's state
+ * daemon was stopped, a container adopted alive whose output is logged and
+ * whose exit is reported, logs swept with their task). The runtime's state
  * directory is empty and its cgroups are v2 ones (crun's to remove), so
  * deleting a container touches nothing outside the test's directory. The
  * agent's answers to clients go to a fake reply (agent/reply.h). */
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "agent/agent_int.h"
 #include "agent/image.h"
 #include "agent/net.h"
 #include "agent/reply.h"
@@ -150,6 +154,15 @@ static void fixture_start(struct fixture *fx)
 static void settle(struct fixture *fx)
 {
     for (int i = 0; i < 200; i++) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        usleep(2000);
+    }
+}
+
+/* Runs the loop until the fake holds `n` reports (5 s at most). */
+static void run_until_reports(struct fixture *fx, size_t n)
+{
+    for (int i = 0; i < 2500 && json_array_size(fx->fake.reports) < n; i++) {
         uv_run(&fx->loop, UV_RUN_NOWAIT);
         usleep(2000);
     }
@@ -353,6 +366,77 @@ TEST(agent_adopts_a_container_that_ended_while_stopped_as_failed)
     CHECK(json_array_size(fx.fake.reports) == 1);
     free(text);
     free(rec);
+    free(dir);
+    fixture_free(&fx);
+}
+
+/* A stand-in for a container that survived a daemon restart: it holds its
+ * output FIFO read-write (as containers do), says it is ready, waits for the
+ * word, writes a line and exits with code 3. */
+static pid_t fake_container(const char *fifo, int *go_fd)
+{
+    int ready[2], go[2];
+    CHECK(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int out = open(fifo, O_RDWR);
+        char ch;
+        if (out < 0 || write(ready[1], "r", 1) != 1 || read(go[0], &ch, 1) != 1)
+            _exit(99);
+        if (write(out, "hello\n", 6) != 6)
+            _exit(98);
+        _exit(3);
+    }
+    char ch;
+    CHECK(read(ready[0], &ch, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    *go_fd = go[1];
+    return pid;
+}
+
+TEST(agent_adopts_a_live_container_logs_its_output_and_reports_its_exit)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    char *dir = xasprintf("%s/agent", fx.state_dir);
+    CHECK(mkdir_p(dir, 0700, NULL) == 0);
+    char *fifo = xasprintf("%s/c1.fifo", dir);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    int go;
+    pid_t pid = fake_container(fifo, &go);
+    char *rec = xasprintf("%s/c1.json", dir);
+    char *text = xasprintf("{\"id\":\"c1\",\"task_id\":\"t1\",\"name\":\"web.1\",\"pid\":%d,"
+                           "\"start_time\":%lld,\"created_at\":1,\"grace_ms\":1000}",
+                           (int)pid, proc_start_time(pid));
+    CHECK(write_file_atomic(rec, text, strlen(text), false, NULL) == 0);
+    add_task(&fx, "t1", "running", "running", NULL);
+    fixture_start(&fx);
+    agent_sync(fx.agent);
+    CHECK(json_array_size(fx.fake.reports) == 0); /* found running: nothing to say */
+    json_t *running = agent_running_tasks(fx.agent);
+    CHECK(json_array_size(running) == 1);
+    CHECK_STR(field(json_array_get(running, 0), "id"), "t1");
+    json_decref(running);
+
+    CHECK(write(go, "g", 1) == 1);
+    run_until_reports(&fx, 1);
+    CHECK(json_array_size(fx.fake.reports) == 1);
+    CHECK_STR(field(report(&fx, 0), "state"), "failed");
+    CHECK_STR(field(report(&fx, 0), "error"), "task: non-zero exit (3)");
+    CHECK(json_integer_value(json_object_get(report(&fx, 0), "exit_code")) == 3);
+    char *log = xasprintf("%s/logs/c1.log", fx.run_dir), *logged = NULL;
+    CHECK(read_file(log, &logged, NULL, NULL) == 0);
+    CHECK(strlen(logged) == LOG_TS_LEN + 7 && strcmp(logged + LOG_TS_LEN, " hello\n") == 0);
+    settle(&fx);
+    CHECK(access(rec, F_OK) != 0 && access(fifo, F_OK) != 0); /* deleted with the container */
+    close(go);
+    free(logged);
+    free(log);
+    free(text);
+    free(rec);
+    free(fifo);
     free(dir);
     fixture_free(&fx);
 }
