@@ -16,28 +16,35 @@
 #include "agent/agent_int.h"
 #include "agent/image.h"
 #include "agent/net.h"
-#include "api/http.h"
+#include "agent/runtime.h"
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "daemon/layers.h"
-#include "daemon/shoal.h"
 #include "model/task.h"
-#include "store/store.h"
 
 static void ctr_maybe_free(struct ctr *c);
 static void ctr_maybe_finish(struct ctr *c);
 
 /* ---- paths and records ---- */
 
+char *agent_state_path(const struct agent_env *env, const char *rel)
+{
+    return xasprintf("%s/%s", env->state_dir, rel);
+}
+
+char *agent_run_path(const struct agent_env *env, const char *rel)
+{
+    return xasprintf("%s/%s", env->run_dir, rel);
+}
+
 char *ctr_record_path(struct ctr *c, const char *suffix)
 {
-    return xasprintf("%s/agent/%s.%s", c->sh->state_dir, c->id, suffix);
+    return xasprintf("%s/agent/%s.%s", c->env->state_dir, c->id, suffix);
 }
 
 char *ctr_log_path(struct agent *a, const char *id, bool rotated)
 {
-    return xasprintf("%s/logs/%s.log%s", a->sh->run_dir, id, rotated ? ".1" : "");
+    return xasprintf("%s/logs/%s.log%s", a->env->run_dir, id, rotated ? ".1" : "");
 }
 
 /* The task's address as text, or NULL on the host network. */
@@ -101,7 +108,8 @@ struct ctr *ctr_new(struct agent *a, const char *id)
 {
     struct ctr *c = xcalloc(1, sizeof(*c));
     c->a = a;
-    c->sh = a->sh;
+    c->env = a->env;
+    c->up = a->up;
     snprintf(c->id, sizeof(c->id), "%s", id);
     c->pidfd = -1;
     c->log_fd = -1;
@@ -110,7 +118,7 @@ struct ctr *ctr_new(struct agent *a, const char *id)
     c->at_line_start = true;
     c->grace_ms = 10000;
     c->created_at = now_ms();
-    uv_timer_init(a->sh->loop, &c->timer);
+    uv_timer_init(a->env->loop, &c->timer);
     c->timer.data = c;
     c->timer_open = true;
     c->next = a->ctrs;
@@ -210,7 +218,7 @@ static void report(struct ctr *c, json_t *fields)
         return;
     }
     json_object_set_new(fields, "state_at", json_integer(now_ms()));
-    shoal_report_task(c->sh, c->task_id, fields);
+    c->up->report_task(c->up->data, c->task_id, fields);
 }
 
 /* ---- output ---- */
@@ -290,7 +298,7 @@ static int open_output(struct ctr *c, struct serr *err)
     free(fifo);
     if (fd < 0)
         return serr_errno(err, "open output of %s", c->id);
-    uv_pipe_init(c->sh->loop, &c->out, 0);
+    uv_pipe_init(c->env->loop, &c->out, 0);
     c->out.data = c;
     c->out_open = true;
     if (uv_pipe_open(&c->out, fd) != 0) {
@@ -346,7 +354,7 @@ static int watch_exit(struct ctr *c, struct serr *err)
     c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
     if (c->pidfd < 0)
         return serr_errno(err, "pidfd_open %d", (int)c->pid);
-    uv_poll_init(c->sh->loop, &c->exit_poll, c->pidfd);
+    uv_poll_init(c->env->loop, &c->exit_poll, c->pidfd);
     c->exit_poll.data = c;
     c->poll_open = true;
     uv_poll_start(&c->exit_poll, UV_READABLE, on_exit_poll);
@@ -408,10 +416,10 @@ static void work_delete(uv_work_t *w)
 {
     struct ctr *c = w->data;
     struct serr err;
-    if (runtime_delete(&c->sh->rt, c->id, &err) < 0)
+    if (runtime_delete(c->env->rt, c->id, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
     net_task_delete(c->id); /* after the container: nothing holds the namespace now */
-    ctr_secret_cleanup(c->sh, c->id);
+    ctr_secret_cleanup(c->env, c->id);
     netns_mark(c, false);
     char *rec = ctr_record_path(c, "json");
     char *fifo = ctr_record_path(c, "fifo");
@@ -459,7 +467,7 @@ static void ctr_maybe_finish(struct ctr *c)
     followers_exit(c->a, c);
     c->working = true;
     c->work.data = c;
-    uv_queue_work(c->sh->loop, &c->work, work_delete, after_delete);
+    uv_queue_work(c->env->loop, &c->work, work_delete, after_delete);
 }
 
 /* ---- stop ---- */
@@ -511,13 +519,13 @@ static void work_create(uv_work_t *w)
     if (c->addr != 0 && (netns_mark(c, true) < 0 || write_resolv_conf(c) < 0 ||
                          net_task_create(c->id, c->bridge, c->addr, &c->werr) < 0))
         goto out;
-    if (runtime_create(&c->sh->rt, c->id, c->rspec, (const char *const *)c->layers, fd,
-                       &c->pid, &c->werr) < 0)
+    if (runtime_create(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, fd, &c->pid,
+                       &c->werr) < 0)
         goto out;
     c->start_time = proc_start_time(c->pid);
-    if (runtime_start(&c->sh->rt, c->id, &c->werr) < 0) {
+    if (runtime_start(c->env->rt, c->id, &c->werr) < 0) {
         struct serr ignored;
-        runtime_delete(&c->sh->rt, c->id, &ignored);
+        runtime_delete(c->env->rt, c->id, &ignored);
         c->pid = 0;
         goto out;
     }
@@ -559,7 +567,7 @@ static void after_create(uv_work_t *w, int status)
         if (c->created) {
             kill(c->pid, SIGKILL);
             struct serr ignored;
-            runtime_delete(&c->sh->rt, c->id, &ignored);
+            runtime_delete(c->env->rt, c->id, &ignored);
             net_task_delete(c->id);
         }
         ctr_maybe_free(c);
@@ -604,7 +612,7 @@ int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
     c->phase = PH_CREATING;
     c->working = true;
     c->work.data = c;
-    uv_queue_work(c->sh->loop, &c->work, work_create, after_create);
+    uv_queue_work(c->env->loop, &c->work, work_create, after_create);
     return 0;
 }
 
@@ -647,12 +655,12 @@ static void start_task(struct agent *a, json_t *task)
     c->name = xstrdup(name ? name : c->id);
     json_t *container = json_object_get(task, "container");
     const char *image_id = json_string_value(json_object_get(container, "image_id"));
-    json_t *image = image_id ? shoal_image_get(a->sh, image_id) : NULL;
-    if (image && !image_has_layers(a->sh->images, image)) {
+    json_t *image = image_id ? a->up->image_get(a->up->data, image_id) : NULL;
+    if (image && !image_has_layers(a->env->images, image)) {
         c->phase = PH_CREATING;
         c->working = true;
         c->pending_container = json_incref(container);
-        layers_fetch(a->sh, image, layers_fetched, c);
+        a->up->fetch_layers(a->up->data, image, layers_fetched, c);
     } else {
         launch_or_fail(c, container);
     }
@@ -719,7 +727,7 @@ static void sweep_orphan_netns(struct agent *a, const char *dir, const char *nam
 
 static void adopt_all(struct agent *a)
 {
-    char *dir = shoal_state_path(a->sh, "agent");
+    char *dir = agent_state_path(a->env, "agent");
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
@@ -784,9 +792,9 @@ static void sync_task(struct agent *a, json_t *task)
     } else if (want_running && state && strcmp(state, "running") == 0) {
         report_lost(a, id);
     } else if (!want_running && !task_state_terminal(state)) {
-        shoal_report_task(a->sh, id,
-                          json_pack("{s:s, s:s, s:I}", "state", "shutdown", "message", "shutdown",
-                                    "state_at", (json_int_t)now_ms()));
+        a->up->report_task(a->up->data, id,
+                           json_pack("{s:s, s:s, s:I}", "state", "shutdown", "message", "shutdown",
+                                     "state_at", (json_int_t)now_ms()));
     }
 }
 
@@ -795,7 +803,7 @@ void report_lost(struct agent *a, const char *task_id)
     json_t *fields = json_pack("{s:s, s:s, s:s, s:I}", "state", "failed", "message", "failed",
                                "error", "task: container not found on the node",
                                "state_at", (json_int_t)now_ms());
-    shoal_report_task(a->sh, task_id, fields);
+    a->up->report_task(a->up->data, task_id, fields);
 }
 
 /* The container of this id (not name) still on the agent's list. */
@@ -833,7 +841,7 @@ static void sweep_logs(struct agent *a, json_t *tasks)
         if (id)
             json_object_set_new(known, id, json_true());
     }
-    char *dir = shoal_run_path(a->sh, "logs");
+    char *dir = agent_run_path(a->env, "logs");
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
@@ -864,7 +872,7 @@ void agent_sync(struct agent *a)
     if (a->closing)
         return;
     agent_net_sync(a);
-    json_t *tasks = shoal_assigned_tasks(a->sh);
+    json_t *tasks = a->up->assigned_tasks(a->up->data);
     if (tasks == NULL)
         return; /* a worker that has not heard from the leader yet: change nothing */
     size_t i;
@@ -994,12 +1002,14 @@ static void on_sigchld(uv_signal_t *s, int signum)
     (void)s;
 }
 
-int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
+int agent_start(const struct agent_env *env, const struct agent_upstream *up, struct agent **out,
+                struct serr *err)
 {
     struct agent *a = xcalloc(1, sizeof(*a));
-    a->sh = sh;
-    char *agent_dir = shoal_state_path(sh, "agent");
-    char *logs = shoal_run_path(sh, "logs");
+    a->env = env;
+    a->up = up;
+    char *agent_dir = agent_state_path(env, "agent");
+    char *logs = agent_run_path(env, "logs");
     int rc = mkdir_p(agent_dir, 0700, err);
     if (rc == 0)
         rc = mkdir_p(logs, 0700, err);
@@ -1009,11 +1019,11 @@ int agent_start(struct shoal *sh, struct agent **out, struct serr *err)
         free(a);
         return -1;
     }
-    uv_timer_init(sh->loop, &a->kick);
+    uv_timer_init(env->loop, &a->kick);
     a->kick.data = a;
-    uv_timer_init(sh->loop, &a->stop_all_timer);
+    uv_timer_init(env->loop, &a->stop_all_timer);
     a->stop_all_timer.data = a;
-    uv_signal_init(sh->loop, &a->sigchld);
+    uv_signal_init(env->loop, &a->sigchld);
     a->sigchld.data = a;
     uv_signal_start(&a->sigchld, on_sigchld, SIGCHLD);
     runtime_reap_orphans(); /* any left from before a restart */

@@ -18,14 +18,18 @@
 
 #include "base/err.h"
 
-struct shoal;
 struct agent;
-struct http_req;
+struct agent_env;
+struct agent_upstream;
+struct agent_reply; /* agent/reply.h */
 
 #define LOG_CAP (1024 * 1024)
 
-/* Creates the agent and adopts containers that survived a restart. */
-int agent_start(struct shoal *sh, struct agent **out, struct serr *err);
+/* Creates the agent and adopts containers that survived a restart. `env`
+ * and `up` (agent/upstream.h) stay the caller's and must outlive the agent
+ * and its containers' work in the thread pool. */
+int agent_start(const struct agent_env *env, const struct agent_upstream *up, struct agent **out,
+                struct serr *err);
 
 /* Compares the tasks the store assigns to this node with local containers:
  * starts, stops and forgets. Called on every change of the store. */
@@ -45,25 +49,23 @@ void agent_net_leave(struct agent *a);
  * `done` runs once everything is closed and `a` is freed. */
 void agent_close(struct agent *a, void (*done)(void *arg), void *arg);
 
-/* POST /v1/containers/run: `body` is the request JSON; answers on `req`
+/* POST /v1/containers/run: `body` is the request JSON; answers through `r`
  * (201 {"id"} detached, or an NDJSON stream of output then {"exit":N}). */
-void agent_run(struct agent *a, struct http_req *req, json_t *body);
+void agent_run(struct agent *a, struct agent_reply *r, json_t *body);
 
 /* GET /v1/containers: local (non-task) containers. */
 json_t *agent_list_local(struct agent *a, bool with_tasks);
 
-/* DELETE /v1/containers/{ref}: stops (force) and removes a local container.
- * 0: removed, answer now; 1: being stopped, `req` is answered once it is
- * gone; -1: error in err. */
-int agent_remove_local(struct agent *a, const char *ref, int force, struct http_req *req,
-                       struct serr *err);
+/* DELETE /v1/containers/{ref}: stops (force) and removes a local container;
+ * answers through `r` (200 {}) once it is gone, or with why it cannot be. */
+void agent_remove_local(struct agent *a, const char *ref, int force, struct agent_reply *r);
 
 /* POST /v1/node/logs: the log lines of some of a service's tasks on this
  * node, body {"service", "tasks": [ids], "tail": N (-1 = all, per task),
  * "since": TS, "follow": bool}, as text lines "TS TASKID LINE". With follow,
  * an empty line ends the past lines, then new output of the service's
  * tasks here comes as it is written. */
-void agent_node_logs(struct agent *a, struct http_req *req, json_t *body);
+void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body);
 
 /* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
 json_t *agent_running_tasks(struct agent *a);

@@ -30,7 +30,6 @@
 #include "agent/runtime.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
 
 #define HEALTH_OUTPUT_MAX 4096   /* kept of a probe's output, like Docker */
 #define HEALTH_KILL_WAIT_MS 2000 /* after killing the command, before killing crun */
@@ -38,9 +37,10 @@
 enum probe_phase { PROBE_IDLE, PROBE_SPAWNING, PROBE_RUNNING, PROBE_COLLECTING };
 
 struct health {
-    struct shoal *sh; /* outlives the agent: used by thread-pool steps */
-    struct ctr *c;    /* NULL once detached */
-    char id[32];      /* the container (crun's id) */
+    const struct agent_env *env; /* outlives the agent: used by thread-pool steps */
+    const struct agent_upstream *up;
+    struct ctr *c; /* NULL once detached */
+    char id[32];   /* the container (crun's id) */
     char *task_id;
     char *cmd;
     char *files; /* <run_dir>/health/<id>: prefix of .process.json and .pid */
@@ -190,8 +190,8 @@ static void maybe_free(struct health *h)
 
 static void report(struct health *h)
 {
-    shoal_report_task(h->sh, h->task_id,
-                      json_pack("{s:s}", "health", health_status_name(h->st.status)));
+    h->up->report_task(h->up->data, h->task_id,
+                       json_pack("{s:s}", "health", health_status_name(h->st.status)));
 }
 
 /* ---- one probe ---- */
@@ -201,7 +201,7 @@ static void schedule(struct health *h, uint64_t delay_ms);
 static void work_spawn(uv_work_t *w)
 {
     struct health *h = w->data;
-    char *dir = shoal_run_path(h->sh, "health");
+    char *dir = agent_run_path(h->env, "health");
     int fds[2] = {-1, -1};
     h->child = 0;
     h->out_fd = -1;
@@ -212,7 +212,7 @@ static void work_spawn(uv_work_t *w)
         goto out;
     }
     const char *argv[] = {"/bin/sh", "-c", h->cmd, NULL};
-    if (runtime_exec_start(&h->sh->rt, h->id, argv, h->files, fds[1], &h->child, &h->werr) < 0)
+    if (runtime_exec_start(h->env->rt, h->id, argv, h->files, fds[1], &h->child, &h->werr) < 0)
         h->child = 0;
 out:
     if (fds[1] >= 0)
@@ -366,7 +366,7 @@ static void probe_exited(struct health *h, int wstatus)
     output_finish(h);
     h->probe = PROBE_COLLECTING;
     h->working = true;
-    uv_queue_work(h->sh->loop, &h->work, work_collect, after_collect);
+    uv_queue_work(h->env->loop, &h->work, work_collect, after_collect);
 }
 
 /* Reaps crun if it ended; true when it did. */
@@ -424,7 +424,7 @@ static void probe_kill(struct health *h)
     h->killed = true;
     uv_timer_stop(&h->timer);
     h->working = true;
-    uv_queue_work(h->sh->loop, &h->work, work_kill, after_kill);
+    uv_queue_work(h->env->loop, &h->work, work_kill, after_kill);
 }
 
 static void probe_timeout(uv_timer_t *t)
@@ -444,13 +444,13 @@ static void after_spawn(uv_work_t *w, int status)
         h->exit_code = -1;
         h->probe = PROBE_COLLECTING;
         h->working = true;
-        uv_queue_work(h->sh->loop, &h->work, work_collect, after_collect);
+        uv_queue_work(h->env->loop, &h->work, work_collect, after_collect);
         return;
     }
     h->probe = PROBE_RUNNING;
     h->output_len = 0;
     h->output[0] = '\0';
-    uv_pipe_init(h->sh->loop, &h->out, 0);
+    uv_pipe_init(h->env->loop, &h->out, 0);
     h->out.data = h;
     h->out_open = true;
     if (uv_pipe_open(&h->out, h->out_fd) == 0)
@@ -470,7 +470,7 @@ static void after_spawn(uv_work_t *w, int status)
         probe_exited(h, wstatus);
         return;
     }
-    uv_poll_init(h->sh->loop, &h->poll, h->pidfd);
+    uv_poll_init(h->env->loop, &h->poll, h->pidfd);
     h->poll.data = h;
     h->poll_open = true;
     uv_poll_start(&h->poll, UV_READABLE, on_probe_exit);
@@ -497,7 +497,7 @@ static void probe_start(uv_timer_t *t)
     h->timed_out = h->killed = h->exit_ready = false;
     h->exit_code = -1;
     h->working = true;
-    uv_queue_work(h->sh->loop, &h->work, work_spawn, after_spawn);
+    uv_queue_work(h->env->loop, &h->work, work_spawn, after_spawn);
 }
 
 static void schedule(struct health *h, uint64_t delay_ms)
@@ -519,12 +519,13 @@ void health_start(struct ctr *c, bool adopted)
     if (c->health != NULL || c->task_id == NULL || cmd == NULL || *cmd == '\0')
         return;
     struct health *h = xcalloc(1, sizeof(*h));
-    h->sh = c->sh;
+    h->env = c->env;
+    h->up = c->up;
     h->c = c;
     snprintf(h->id, sizeof(h->id), "%s", c->id);
     h->task_id = xstrdup(c->task_id);
     h->cmd = xstrdup(cmd);
-    h->files = shoal_run_path(c->sh, "health/");
+    h->files = agent_run_path(c->env, "health/");
     char *files = xasprintf("%s%s", h->files, c->id);
     free(h->files);
     h->files = files;
@@ -543,7 +544,7 @@ void health_start(struct ctr *c, bool adopted)
     h->pidfd = -1;
     h->out_fd = -1;
     h->work.data = h;
-    uv_timer_init(c->sh->loop, &h->timer);
+    uv_timer_init(c->env->loop, &h->timer);
     h->timer.data = h;
     h->timer_open = true;
     c->health = h;

@@ -12,9 +12,9 @@
 #include <uv.h>
 
 #include "agent/agent.h"
+#include "agent/upstream.h"
 #include "base/err.h"
 
-struct shoal;
 struct follower;
 struct health;
 
@@ -22,7 +22,9 @@ enum ctr_phase { PH_CREATING, PH_RUNNING, PH_FINISHING, PH_DONE };
 
 struct ctr {
     struct agent *a;
-    struct shoal *sh; /* outlives the agent: used by thread-pool callbacks */
+    /* the agent's: they outlive it, for thread-pool callbacks */
+    const struct agent_env *env;
+    const struct agent_upstream *up;
     struct ctr *next;
     char id[32];
     char *task_id;    /* NULL for local containers (`shoal run`) */
@@ -31,8 +33,8 @@ struct ctr {
     char *image;
     json_t *rspec;    /* runtime spec, built before creation */
     json_t *pending_container; /* task container spec kept while layers are fetched */
-    struct http_req *rm_req;   /* an `rm -f` waiting for this container to be gone */
-    struct http_req *start_req; /* a detached `run` waiting for this container to start */
+    struct agent_reply *rm_reply;    /* an `rm -f` waiting for this container to be gone */
+    struct agent_reply *start_reply; /* a detached `run` waiting for this container to start */
     json_t *healthcheck; /* the task's {cmd, interval_ms...} or NULL (kept in the record) */
     struct health *health; /* checks running (agent_health.c), or NULL */
     char **layers;    /* layer dirs, bottom first, NULL terminated */
@@ -67,7 +69,8 @@ struct ctr {
 };
 
 struct agent {
-    struct shoal *sh;
+    const struct agent_env *env;     /* handed down (agent/upstream.h) */
+    const struct agent_upstream *up;
     struct ctr *ctrs;
     struct follower *followers;
     struct agent_net *net; /* agent_net.c */
@@ -92,6 +95,9 @@ void ctr_stop(struct ctr *c);
 void ctr_release(struct ctr *c);
 char *ctr_record_path(struct ctr *c, const char *suffix);
 char *ctr_log_path(struct agent *a, const char *id, bool rotated);
+/* Newly allocated "<state_dir>/<rel>" and "<run_dir>/<rel>". */
+char *agent_state_path(const struct agent_env *env, const char *rel);
+char *agent_run_path(const struct agent_env *env, const char *rel);
 long long proc_start_time(pid_t pid);
 void agent_kick(struct agent *a);
 bool agent_has_tasks(struct agent *a);
@@ -161,6 +167,6 @@ void ctr_answer_starter(struct ctr *c);
  * bind mounts added to `mounts` (the runtime spec's); cleanup unmounts and
  * removes it (nothing there: no-op). */
 int ctr_secret_mounts(struct ctr *c, json_t *container, json_t *mounts, struct serr *err);
-void ctr_secret_cleanup(struct shoal *sh, const char *ctr_id);
+void ctr_secret_cleanup(const struct agent_env *env, const char *ctr_id);
 
 #endif

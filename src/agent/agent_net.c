@@ -15,7 +15,6 @@
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
 #include "model/cidr.h"
 
 /* What one pass wants the kernel to have. */
@@ -29,7 +28,7 @@ struct net_want {
     struct net_route *routes;
     size_t nroutes;
     json_t *local; /* network name -> {"bridge", "slice"} */
-    bool vxlan;    /* the cluster's overlay mode (shoal_overlay) */
+    bool vxlan;    /* the cluster's overlay mode (upstream) */
     bool localnet; /* some port is published: route_localnet on (net_apply) */
     char self_ip[16]; /* this node's address: the VXLAN tunnels' source */
 };
@@ -124,11 +123,11 @@ struct agent_net *agent_net_new(struct agent *a)
 {
     struct agent_net *n = xcalloc(1, sizeof(*n));
     n->a = a;
-    n->bridge = a->sh->bridge;
-    n->local_path = shoal_state_path(a->sh, "networks.local");
-    n->localnet_path = shoal_state_path(a->sh, "route_localnet.saved");
+    n->bridge = a->env->bridge;
+    n->local_path = agent_state_path(a->env, "networks.local");
+    n->localnet_path = agent_state_path(a->env, "route_localnet.saved");
     n->local = local_load(n);
-    n->dns = dns_server_new(a->sh->loop, dns_lookup, n);
+    n->dns = dns_server_new(a->env->loop, dns_lookup, n);
     return n;
 }
 
@@ -496,9 +495,10 @@ void agent_net_sync(struct agent *a)
         free(n->applied);
         n->applied = NULL;
     }
-    json_t *nodes = a->sh->role[0] ? shoal_nodes(a->sh) : NULL;
-    json_t *mesh = nodes ? shoal_mesh(a->sh) : NULL;
-    bool planned = mesh && plan(n, nodes, mesh, a->sh->node_id, shoal_overlay(a->sh));
+    const struct agent_upstream *up = a->up;
+    json_t *nodes = up->nodes(up->data);
+    json_t *mesh = nodes ? up->mesh(up->data) : NULL;
+    bool planned = mesh && plan(n, nodes, mesh, a->env->node_id, up->overlay(up->data));
     json_decref(nodes);
     if (!planned || (n->applied && strcmp(n->applied, n->want.key) == 0)) {
         if (planned && n->ready) { /* the kernel is up to date; the names may not be */
@@ -514,7 +514,7 @@ void agent_net_sync(struct agent *a)
     n->want_mesh = mesh;
     n->working = true;
     n->work.data = n;
-    uv_queue_work(a->sh->loop, &n->work, work_apply, after_apply);
+    uv_queue_work(a->env->loop, &n->work, work_apply, after_apply);
 }
 
 void agent_net_leave(struct agent *a)

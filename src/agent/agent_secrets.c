@@ -11,25 +11,29 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "base/base64.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
-#include "daemon/swarm.h"
-#include "manager/secret.h"
 
-static char *secrets_dir(struct shoal *sh, const char *ctr_id)
+/* "secret" or "config", for messages. */
+static const char *noun(const char *table)
+{
+    return strcmp(table, "secrets") == 0 ? "secret" : "config";
+}
+
+static char *secrets_dir(const struct agent_env *env, const char *ctr_id)
 {
     char *rel = xasprintf("secrets/%s", ctr_id);
-    char *dir = shoal_run_path(sh, rel);
+    char *dir = agent_run_path(env, rel);
     free(rel);
     return dir;
 }
 
-static int write_one(struct shoal *sh, const char *dir, size_t index, const char *table,
-                     json_t *ref, json_t *mounts, struct serr *err)
+static int write_one(const struct agent_upstream *up, const char *dir, size_t index,
+                     const char *table, json_t *ref, json_t *mounts, struct serr *err)
 {
     const char *id = json_string_value(json_object_get(ref, "id"));
-    char *data = id ? shoal_secret_data(sh, table, id, err) : NULL;
+    char *data = id ? up->secret_data(up->data, table, id, err) : NULL;
     if (data == NULL)
         return err->msg[0] ? -1 : serr_set(err, SERR_INVALID, "a reference without an id");
     size_t len = 0;
@@ -37,7 +41,7 @@ static int write_one(struct shoal *sh, const char *dir, size_t index, const char
     OPENSSL_cleanse(data, strlen(data));
     free(data);
     if (raw == NULL)
-        return serr_set(err, SERR_INTERNAL, "%s %s: malformed data", secret_noun(table), id);
+        return serr_set(err, SERR_INTERNAL, "%s %s: malformed data", noun(table), id);
     const char *uid = json_string_value(json_object_get(ref, "uid"));
     const char *gid = json_string_value(json_object_get(ref, "gid"));
     json_t *mode = json_object_get(ref, "mode");
@@ -49,7 +53,7 @@ static int write_one(struct shoal *sh, const char *dir, size_t index, const char
                     fchmod(fd, mode ? (mode_t)json_integer_value(mode) : 0444) < 0))
         rc = -1;
     if (rc < 0)
-        serr_errno(err, "writing %s %s", secret_noun(table), id);
+        serr_errno(err, "writing %s %s", noun(table), id);
     if (fd >= 0)
         close(fd);
     OPENSSL_cleanse(raw, len);
@@ -68,24 +72,24 @@ int ctr_secret_mounts(struct ctr *c, json_t *container, json_t *mounts, struct s
     json_t *configs = json_object_get(container, "configs");
     if (json_array_size(secrets) == 0 && json_array_size(configs) == 0)
         return 0;
-    char *dir = secrets_dir(c->sh, c->id);
+    char *dir = secrets_dir(c->env, c->id);
     int rc = mkdir_p(dir, 0700, err);
     if (rc == 0 && mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                          "mode=0700,size=16m") < 0)
         rc = serr_errno(err, "mounting a tmpfs for the task's secrets at %s", dir);
     for (size_t i = 0; rc == 0 && i < json_array_size(secrets); i++)
-        rc = write_one(c->sh, dir, i, "secrets", json_array_get(secrets, i), mounts, err);
+        rc = write_one(c->up, dir, i, "secrets", json_array_get(secrets, i), mounts, err);
     for (size_t i = 0; rc == 0 && i < json_array_size(configs); i++)
-        rc = write_one(c->sh, dir, i, "configs", json_array_get(configs, i), mounts, err);
+        rc = write_one(c->up, dir, i, "configs", json_array_get(configs, i), mounts, err);
     free(dir);
     if (rc < 0)
-        ctr_secret_cleanup(c->sh, c->id);
+        ctr_secret_cleanup(c->env, c->id);
     return rc;
 }
 
-void ctr_secret_cleanup(struct shoal *sh, const char *ctr_id)
+void ctr_secret_cleanup(const struct agent_env *env, const char *ctr_id)
 {
-    char *dir = secrets_dir(sh, ctr_id);
+    char *dir = secrets_dir(env, ctr_id);
     if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
         log_warn("unmounting %s: %s", dir, strerror(errno));
     rm_rf(dir, NULL);

@@ -6,14 +6,12 @@
 #include "agent/image.h"
 #include "agent/net.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
-#include "store/store.h"
 
 static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
 {
     const char *image_ref = json_string_value(json_object_get(container, "image"));
     const char *image_id = json_string_value(json_object_get(container, "image_id"));
-    json_t *image = image_id ? shoal_image_get(c->sh, image_id) : NULL;
+    json_t *image = image_id ? c->up->image_get(c->up->data, image_id) : NULL;
     if (image == NULL)
         return serr_set(err, SERR_NOT_FOUND, "No such image: %s", image_ref ? image_ref : "?");
     json_t *layers = json_object_get(image, "layers");
@@ -22,7 +20,7 @@ static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
     c->layers = xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++) {
         const char *diff = json_string_value(json_array_get(layers, i));
-        c->layers[i] = diff ? image_layer_dir(c->sh->images, diff) : NULL;
+        c->layers[i] = diff ? image_layer_dir(c->env->images, diff) : NULL;
         if (c->layers[i] == NULL) {
             json_decref(image);
             return serr_set(err, SERR_NOT_FOUND,
@@ -49,7 +47,7 @@ static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
                                  json_is_true(json_object_get(m, "readonly")));
         if (type && strcmp(type, "volume") == 0) {
             char *rel = xasprintf("volumes/%s/_data", src);
-            char *path = shoal_state_path(c->sh, rel);
+            char *path = agent_state_path(c->env, rel);
             free(rel);
             if (mkdir_p(path, 0755, err) < 0) {
                 free(path);

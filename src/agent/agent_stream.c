@@ -9,15 +9,12 @@
 
 #include "agent/agent_int.h"
 #include "agent/image.h"
-#include "api/http.h"
+#include "agent/reply.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
-#include "manager/service.h"
-#include "store/store.h"
 
 struct follower {
     struct agent *a;
-    struct http_req *req;
+    struct agent_reply *out;
     struct follower *next;
     char ctr_id[32]; /* run: one container; "" for service logs */
     char *service_id;
@@ -34,28 +31,27 @@ static void follower_unlink(struct follower *f)
     free(f);
 }
 
-static void follower_abort(struct http_req *req)
+static void follower_gone(struct agent_reply *out)
 {
-    struct follower *f = req->data;
-    follower_unlink(f);
+    follower_unlink(out->agent_data);
 }
 
-static struct follower *follower_add(struct agent *a, struct http_req *req)
+static struct follower *follower_add(struct agent *a, struct agent_reply *out)
 {
     struct follower *f = xcalloc(1, sizeof(*f));
     f->a = a;
-    f->req = req;
+    f->out = out;
     f->next = a->followers;
     a->followers = f;
-    req->data = f;
-    req->on_abort = follower_abort;
+    out->agent_data = f;
+    out->gone = follower_gone;
     return f;
 }
 
 static void follower_end(struct follower *f)
 {
-    f->req->on_abort = NULL;
-    http_stream_end(f->req);
+    f->out->gone = NULL;
+    f->out->stream_end(f->out);
     follower_unlink(f);
 }
 
@@ -81,7 +77,7 @@ static char *utf8_sanitize(const char *data, size_t len)
     return out;
 }
 
-static void write_ndjson(struct http_req *req, json_t *obj)
+static void write_ndjson(struct agent_reply *out, json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
@@ -89,7 +85,7 @@ static void write_ndjson(struct http_req *req, json_t *obj)
         return;
     size_t n = strlen(text);
     text[n] = '\n';
-    http_stream_write(req, text, n + 1);
+    out->stream_write(out, text, n + 1);
     free(text);
 }
 
@@ -106,15 +102,15 @@ void log_timestamp(char *out)
 
 /* Writes one node log line: "TS TASKID TEXT\n" (a line without its end
  * gets one, so lines of several tasks never mix). */
-static void write_node_line(struct http_req *req, const char *ts, const char *task_id,
+static void write_node_line(struct agent_reply *out, const char *ts, const char *task_id,
                             const char *text, size_t len)
 {
     char head[LOG_TS_LEN + 80];
     int n = snprintf(head, sizeof(head), "%s %s ", ts, task_id);
-    http_stream_write(req, head, (size_t)n);
-    http_stream_write(req, text, len);
+    out->stream_write(out, head, (size_t)n);
+    out->stream_write(out, text, len);
     if (len == 0 || text[len - 1] != '\n')
-        http_stream_write(req, "\n", 1);
+        out->stream_write(out, "\n", 1);
 }
 
 void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len)
@@ -125,13 +121,13 @@ void followers_output(struct agent *a, struct ctr *c, const char *data, size_t l
     for (struct follower *f = a->followers; f; f = f->next) {
         if (strcmp(f->ctr_id, c->id) == 0) {
             char *text = utf8_sanitize(data, len);
-            write_ndjson(f->req, json_pack("{s:s}", "out", text));
+            write_ndjson(f->out, json_pack("{s:s}", "out", text));
             free(text);
         } else if (f->service_id && c->service_id && strcmp(f->service_id, c->service_id) == 0) {
             for (size_t i = 0; i < len;) {
                 const char *nl = memchr(data + i, '\n', len - i);
                 size_t n = nl ? (size_t)(nl - (data + i)) + 1 : len - i;
-                write_node_line(f->req, ts, task_id, data + i, n);
+                write_node_line(f->out, ts, task_id, data + i, n);
                 i += n;
             }
         }
@@ -147,9 +143,9 @@ void followers_exit(struct agent *a, struct ctr *c)
         if (strcmp(f->ctr_id, c->id) != 0)
             continue;
         if (c->error)
-            write_ndjson(f->req, json_pack("{s:s}", "error", c->error));
+            write_ndjson(f->out, json_pack("{s:s}", "error", c->error));
         else
-            write_ndjson(f->req, json_pack("{s:i}", "exit", c->exit_code));
+            write_ndjson(f->out, json_pack("{s:i}", "exit", c->exit_code));
         follower_end(f);
     }
 }
@@ -210,60 +206,54 @@ static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *er
         json_object_set(spec, "env", env);
     if (json_object_get(body, "network"))
         json_object_set(spec, "network", json_object_get(body, "network"));
-    json_t *norm = service_spec_normalize(a->sh->store, spec, err);
+    json_t *container = a->up->run_container_spec(a->up->data, spec, err);
     json_decref(spec);
-    if (norm == NULL)
-        return NULL;
-    json_t *image = image_resolve(a->sh->store, json_string_value(json_object_get(norm, "image")), err);
-    json_t *container = image ? task_container_spec(norm, image) : NULL;
-    json_decref(image);
-    json_decref(norm);
     return container;
 }
 
-static void starter_gone(struct http_req *req)
+static void starter_gone(struct agent_reply *r)
 {
-    struct ctr *c = req->data;
-    c->start_req = NULL;
+    struct ctr *c = r->agent_data;
+    c->start_reply = NULL;
 }
 
 /* Answers a detached `run` once its container started (201 {"id"}) or could
  * not start (the reason). */
 void ctr_answer_starter(struct ctr *c)
 {
-    struct http_req *req = c->start_req;
-    if (req == NULL)
+    struct agent_reply *r = c->start_reply;
+    if (r == NULL)
         return;
-    c->start_req = NULL;
-    req->on_abort = NULL;
+    c->start_reply = NULL;
+    r->gone = NULL;
     if (c->error || !c->created) {
         struct serr err;
         serr_set(&err, c->error ? SERR_INVALID : SERR_UNAVAILABLE, "%s",
                  c->error ? c->error : "the container was removed before it started");
-        http_respond_error(req, &err);
+        r->fail(r, &err);
         return;
     }
     char reply[64];
     snprintf(reply, sizeof(reply), "{\"id\":\"%s\"}", c->id);
-    http_respond(req, 201, "application/json", reply, strlen(reply));
+    r->respond(r, 201, reply);
 }
 
-void agent_run(struct agent *a, struct http_req *req, json_t *body)
+void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
 {
     struct serr err = {0};
     if (run_validate(body, &err) < 0) {
-        http_respond_error(req, &err);
+        r->fail(r, &err);
         return;
     }
     const char *name = json_string_value(json_object_get(body, "name"));
     if (name && ctr_find(a, name)) {
         serr_set(&err, SERR_CONFLICT, "the container name \"%s\" is already in use", name);
-        http_respond_error(req, &err);
+        r->fail(r, &err);
         return;
     }
     json_t *container = run_container_spec(a, body, &err);
     if (container == NULL) {
-        http_respond_error(req, &err);
+        r->fail(r, &err);
         return;
     }
     char id[sizeof(((struct ctr *)0)->id)]; /* the id answered must be the one stored */
@@ -276,17 +266,17 @@ void agent_run(struct agent *a, struct http_req *req, json_t *body)
     json_decref(container);
     if (rc < 0) {
         ctr_release(c);
-        http_respond_error(req, &err);
+        r->fail(r, &err);
         return;
     }
     if (json_is_true(json_object_get(body, "detach"))) {
-        c->start_req = req; /* answered once it runs (or failed to), like docker */
-        req->data = c;
-        req->on_abort = starter_gone;
+        c->start_reply = r; /* answered once it runs (or failed to), like docker */
+        r->agent_data = c;
+        r->gone = starter_gone;
         return;
     }
-    http_stream_start(req, 200, "application/x-ndjson");
-    struct follower *f = follower_add(a, req);
+    r->stream_start(r, "application/x-ndjson");
+    struct follower *f = follower_add(a, r);
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
 }
 
@@ -312,25 +302,27 @@ json_t *agent_list_local(struct agent *a, bool with_tasks)
     return out;
 }
 
-static void remover_gone(struct http_req *req)
+static void remover_gone(struct agent_reply *r)
 {
-    struct ctr *c = req->data;
-    c->rm_req = NULL;
+    struct ctr *c = r->agent_data;
+    c->rm_reply = NULL;
 }
 
 /* Answers a pending `rm -f` once its container is gone (from ctr_release). */
 void ctr_answer_remover(struct ctr *c)
 {
-    struct http_req *req = c->rm_req;
-    if (req == NULL)
+    struct agent_reply *r = c->rm_reply;
+    if (r == NULL)
         return;
-    c->rm_req = NULL;
-    req->on_abort = NULL;
-    http_respond(req, 200, "application/json", "{}", 2);
+    c->rm_reply = NULL;
+    r->gone = NULL;
+    r->respond(r, 200, "{}");
 }
 
-int agent_remove_local(struct agent *a, const char *ref, int force, struct http_req *req,
-                       struct serr *err)
+/* 0: removed; 1: being stopped, `r` is answered once it is gone; -1: error
+ * in err. */
+static int remove_local(struct agent *a, const char *ref, int force, struct agent_reply *r,
+                        struct serr *err)
 {
     struct ctr *c = ctr_find(a, ref);
     if (c == NULL || !c->local)
@@ -339,13 +331,13 @@ int agent_remove_local(struct agent *a, const char *ref, int force, struct http_
         return serr_set(err, SERR_CONFLICT,
                         "cannot remove running container %s: stop it first or use force", ref);
     if (c->phase != PH_DONE) {
-        if (c->rm_req)
+        if (c->rm_reply)
             return serr_set(err, SERR_CONFLICT, "container %s is already being removed", ref);
         c->rm = true;
         c->grace_ms = 0;
-        c->rm_req = req; /* answered when it is gone, like docker */
-        req->data = c;
-        req->on_abort = remover_gone;
+        c->rm_reply = r; /* answered when it is gone, like docker */
+        r->agent_data = c;
+        r->gone = remover_gone;
         ctr_stop(c);
         return 1;
     }
@@ -357,6 +349,16 @@ int agent_remove_local(struct agent *a, const char *ref, int force, struct http_
     free(old);
     ctr_release(c);
     return 0;
+}
+
+void agent_remove_local(struct agent *a, const char *ref, int force, struct agent_reply *r)
+{
+    struct serr err = {0};
+    int rc = remove_local(a, ref, force, r, &err);
+    if (rc < 0)
+        r->fail(r, &err);
+    else if (rc == 0)
+        r->respond(r, 200, "{}");
 }
 
 /* ---- logs of tasks on this node (for the manager that merges them) ---- */
@@ -395,7 +397,7 @@ struct log_line {
 /* The lines of a task's log since `since` ("" = all), the last `tail` of
  * them (-1 = all). Lines from before timestamps were written take the time
  * of the line before (or the epoch). */
-static void write_task_history(struct agent *a, struct http_req *req, const char *task_id,
+static void write_task_history(struct agent *a, struct agent_reply *out, const char *task_id,
                                const char *since, long tail)
 {
     size_t len;
@@ -424,7 +426,7 @@ static void write_task_history(struct agent *a, struct http_req *req, const char
     }
     size_t first = tail >= 0 && (size_t)tail < count ? count - (size_t)tail : 0;
     for (size_t k = first; k < count; k++)
-        write_node_line(req, lines[k].ts, task_id, lines[k].text, lines[k].len);
+        write_node_line(out, lines[k].ts, task_id, lines[k].text, lines[k].len);
     free(lines);
     free(text);
 }
@@ -451,7 +453,7 @@ static bool is_job_ref(const char *s)
     return true;
 }
 
-void agent_node_logs(struct agent *a, struct http_req *req, json_t *body)
+void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body)
 {
     const char *sid = json_string_value(json_object_get(body, "service"));
     json_t *tasks = json_object_get(body, "tasks");
@@ -461,24 +463,24 @@ void agent_node_logs(struct agent *a, struct http_req *req, json_t *body)
         (since && strlen(since) > LOG_TS_LEN)) {
         struct serr err;
         serr_set(&err, SERR_INVALID, "expected {service, tasks: [...], tail, since, follow}");
-        http_respond_error(req, &err);
+        r->fail(r, &err);
         return;
     }
     long tail = tail_v ? (long)json_integer_value(tail_v) : -1;
-    http_stream_start(req, 200, "text/plain; charset=utf-8");
+    r->stream_start(r, "text/plain; charset=utf-8");
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
         if (is_hex_id(json_string_value(t)))
-            write_task_history(a, req, json_string_value(t), since ? since : "", tail);
+            write_task_history(a, r, json_string_value(t), since ? since : "", tail);
     }
     if (!json_is_true(json_object_get(body, "follow"))) {
-        http_stream_end(req);
+        r->stream_end(r);
         return;
     }
-    http_stream_write(req, "\n", 1); /* the end of the past lines */
-    struct follower *f = follower_add(a, req);
+    r->stream_write(r, "\n", 1); /* the end of the past lines */
+    struct follower *f = follower_add(a, r);
     f->service_id = xstrdup(sid);
 }
 

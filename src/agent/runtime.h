@@ -66,12 +66,6 @@ int runtime_init(struct runtime *rt, const char *runtime_path, const char *runti
                  const char *containers_dir, struct serr *err);
 void runtime_free(struct runtime *rt);
 
-/* When a bind mount at `target` would hide what the runtime sets up ("/",
- * "/proc", "/sys", "/dev", "/dev/pts", the init's path), the reserved path
- * it names (after removing "//", "." and ".."): a static string; else NULL.
- * Pure: service specs are checked with it (manager/service.c). */
-const char *runtime_reserved_target(const char *target);
-
 /* Prepares the bundle (overlay over `layer_dirs`, bottom layer first, NULL
  * terminated; config.json from `spec`) and runs `crun create`. The container's
  * stdout and stderr are `out_fd`. Places the PID in cgroups (v1). On success

@@ -151,62 +151,6 @@ static int parse_user(const char *user, uint32_t *uid, uint32_t *gid, struct ser
     return 0;
 }
 
-/* Mount points the runtime itself sets up: a bind there hides them and
- * every start of the container fails. */
-static const char *const reserved_targets[] = {"/", "/proc", "/sys", "/dev", "/dev/pts", NULL};
-
-/* `path` (absolute) without "//", "." and ".." components, into out[outlen]
- * ("/" at least). False when it does not fit. */
-static bool normalize_path(const char *path, char *out, size_t outlen)
-{
-    size_t len = 0;
-    for (const char *p = path; *p;) {
-        while (*p == '/')
-            p++;
-        size_t n = strcspn(p, "/");
-        if (n == 0 || (n == 1 && p[0] == '.')) {
-            p += n;
-            continue;
-        }
-        if (n == 2 && p[0] == '.' && p[1] == '.') {
-            while (len > 0 && out[len] != '/')
-                len--;
-            out[len] = '\0';
-            p += n;
-            continue;
-        }
-        if (len + 1 + n >= outlen)
-            return false;
-        out[len++] = '/';
-        memcpy(out + len, p, n);
-        len += n;
-        p += n;
-        out[len] = '\0';
-    }
-    if (len == 0) {
-        if (outlen < 2)
-            return false;
-        out[len++] = '/';
-    }
-    out[len] = '\0';
-    return true;
-}
-
-const char *runtime_reserved_target(const char *target)
-{
-    if (target == NULL || target[0] != '/')
-        return NULL;
-    char norm[4096];
-    if (!normalize_path(target, norm, sizeof(norm)))
-        return NULL;
-    for (size_t i = 0; reserved_targets[i] != NULL; i++)
-        if (strcmp(norm, reserved_targets[i]) == 0)
-            return reserved_targets[i];
-    if (strcmp(norm, RUNTIME_INIT_TARGET) == 0)
-        return RUNTIME_INIT_TARGET;
-    return NULL;
-}
-
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void unescape_octal(char *s)
 {
@@ -279,7 +223,7 @@ static int check_bind(const struct runtime *rt, json_t *mount, struct serr *err)
     if (target == NULL || target[0] != '/')
         return serr_set(err, SERR_INVALID,
                         "invalid mount config for type \"bind\": target must be an absolute path");
-    const char *reserved = runtime_reserved_target(target);
+    const char *reserved = mount_reserved_target(target);
     if (reserved != NULL)
         return serr_set(err, SERR_INVALID,
                         "invalid mount config for type \"bind\": target %s is reserved: the "

@@ -9,9 +9,10 @@
 
 #include "agent/runtime.h"
 #include "base/err.h"
+#include "model/mount.h"
 
 /* Where the static init appears inside every container that asks for it. */
-#define RUNTIME_INIT_TARGET "/sbin/shoal-init"
+#define RUNTIME_INIT_TARGET MOUNT_INIT_TARGET
 
 /* runtime_config.c: builds the OCI config.json object for a validated spec
  * (see runtime_spec_check). Returns a new reference or NULL with err set. */

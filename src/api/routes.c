@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "api/agent_reply.h"
 #include "api/api_int.h"
 #include "api/dashboard.h"
 #include "api/http.h"
@@ -728,7 +729,7 @@ static void post_node_logs(struct shoal *sh, struct http_req *req, char **args)
     json_t *body = body_json(req, true);
     if (body == NULL)
         return;
-    agent_node_logs(sh->agent, req, body);
+    agent_node_logs(sh->agent, agent_reply_http(req), body);
     json_decref(body);
 }
 
@@ -741,7 +742,7 @@ static void post_container_run(struct shoal *sh, struct http_req *req, char **ar
     json_t *body = body_json(req, true);
     if (body == NULL)
         return;
-    agent_run(sh->agent, req, body);
+    agent_run(sh->agent, agent_reply_http(req), body);
     json_decref(body);
 }
 
@@ -752,12 +753,7 @@ static void get_containers(struct shoal *sh, struct http_req *req, char **args)
 
 static void delete_container(struct shoal *sh, struct http_req *req, char **args)
 {
-    struct serr err = {0};
-    int rc = agent_remove_local(sh->agent, args[0], query_flag(req, "force"), req, &err);
-    if (rc < 0)
-        http_respond_error(req, &err);
-    else if (rc == 0)
-        http_respond(req, 200, "application/json", "{}", 2);
+    agent_remove_local(sh->agent, args[0], query_flag(req, "force"), agent_reply_http(req));
 }
 
 /* ---- swarm membership ---- */

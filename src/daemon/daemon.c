@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "daemon/agent_upstream.h"
 #include "daemon/clusternet.h"
 #include "daemon/daemon_config.h"
 #include "daemon/layers.h"
@@ -41,63 +42,6 @@ char *shoal_state_path(struct shoal *sh, const char *rel)
 char *shoal_run_path(struct shoal *sh, const char *rel)
 {
     return xasprintf("%s/%s", sh->run_dir, rel);
-}
-
-/* ---- the agent's view of the cluster ---- */
-
-json_t *shoal_assigned_tasks(struct shoal *sh)
-{
-    if (sh->cluster)
-        return store_list_where(sh->store, "tasks", "node_id", sh->node_id);
-    if (sh->session)
-        return session_tasks(sh->session);
-    return json_array();
-}
-
-json_t *shoal_image_get(struct shoal *sh, const char *image_id)
-{
-    if (sh->cluster)
-        return store_get(sh->store, "images", image_id);
-    return sh->session ? session_image(sh->session, image_id) : NULL;
-}
-
-json_t *shoal_nodes(struct shoal *sh)
-{
-    if (sh->cluster)
-        return swarm_node_addrs(sh);
-    return sh->session ? session_nodes(sh->session) : NULL;
-}
-
-const char *shoal_overlay(struct shoal *sh)
-{
-    json_t *meta = sh->cluster ? store_get(sh->store, "meta", "cluster") : NULL;
-    const char *mode = meta ? json_string_value(json_object_get(meta, "overlay"))
-                       : sh->session ? session_overlay(sh->session)
-                                     : NULL;
-    bool vxlan = mode != NULL && strcmp(mode, NET_OVERLAY_VXLAN) == 0;
-    json_decref(meta);
-    return vxlan ? NET_OVERLAY_VXLAN : NET_OVERLAY_DIRECT;
-}
-
-json_t *shoal_mesh(struct shoal *sh)
-{
-    if (sh->cluster && sh->dispatcher)
-        return json_incref(dispatcher_mesh(sh->dispatcher));
-    return sh->session ? session_mesh(sh->session) : NULL;
-}
-
-/* The leader proposes reports itself; every other node sends them with its
- * next heartbeat. */
-void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields)
-{
-    if (sh->cluster && cluster_is_leader(sh->cluster)) {
-        cluster_propose(sh->cluster, json_pack("[o]", op_merge("tasks", task_id, fields)), NULL,
-                        NULL);
-    } else if (sh->session) {
-        session_report(sh->session, task_id, fields);
-    } else {
-        json_decref(fields);
-    }
 }
 
 /* ---- reconcile ---- */
@@ -446,7 +390,9 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     uv_timer_init(sh->loop, &sh->tick_timer);
     uv_timer_init(sh->loop, &sh->stop_timer);
     sh->kick_timer.data = sh->wakeup_timer.data = sh->tick_timer.data = sh;
-    if (agent_start(sh, &sh->agent, err) < 0)
+    agent_env_from_shoal(sh, &sh->agent_env);
+    agent_upstream_from_shoal(sh, &sh->agent_upstream);
+    if (agent_start(&sh->agent_env, &sh->agent_upstream, &sh->agent, err) < 0)
         return -1;
     sh->metrics = node_metrics_start(sh);
     if (swarm_resume(sh, err) < 0)

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "agent/runtime.h"
+#include "agent/upstream.h"
 #include "api/http.h"
 
 struct store;
@@ -53,6 +54,8 @@ struct shoal {
     struct runtime rt;
     const char *bridge;      /* bridged tasks' bridge (--bridge, default NET_BRIDGE) */
     struct agent *agent;
+    struct agent_env agent_env;           /* the agent's, pointing into this */
+    struct agent_upstream agent_upstream; /* daemon/agent_upstream.h */
     struct http_server *api;
     struct node_metrics *metrics; /* this node's samples (daemon/node_metrics.h) */
     struct events_hub *events;   /* GET /v1/events streams */
@@ -73,7 +76,8 @@ struct shoal {
  * on the next loop iteration. Cheap: many calls make one pass. */
 void shoal_kick(struct shoal *sh);
 
-/* The agent's view of the cluster, the same on managers (local store,
+/* The agent's view of the cluster (daemon/agent_upstream.c, handed to the
+ * agent as its struct agent_upstream), the same on managers (local store,
  * reports proposed or forwarded to the leader) and on workers (the session
  * with the leader). Each returns a new reference; report takes `fields`. */
 json_t *shoal_assigned_tasks(struct shoal *sh);

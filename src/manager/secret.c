@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "agent/runtime.h"
+#include "model/mount.h"
 #include "base/util.h"
 #include "store/store.h"
 
@@ -24,30 +24,6 @@ const char *secret_table(const char *kind)
 const char *secret_noun(const char *table)
 {
     return strcmp(table, "secrets") == 0 ? "secret" : "config";
-}
-
-char *base64_encode(const unsigned char *data, size_t len)
-{
-    char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    return out;
-}
-
-unsigned char *base64_decode(const char *text, size_t *len)
-{
-    size_t n = strlen(text);
-    if (n % 4 != 0)
-        return NULL;
-    unsigned char *out = xmalloc(n / 4 * 3 + 1);
-    int got = n ? EVP_DecodeBlock(out, (const unsigned char *)text, (int)n) : 0;
-    if (got < 0) {
-        free(out);
-        return NULL;
-    }
-    /* EVP_DecodeBlock counts the padding as zero bytes */
-    size_t pad = (n >= 1 && text[n - 1] == '=') + (n >= 2 && text[n - 2] == '=');
-    *len = (size_t)got - pad;
-    return out;
 }
 
 /* Docker's rule for secret and config names. */
@@ -386,7 +362,7 @@ static json_t *normalize_ref(struct store *st, const char *table, json_t *ref, s
     const char *name = json_string_value(json_object_get(rec, "name"));
     const char *target = json_string_value(json_object_get(ref, "target"));
     char *path = default_target(table, target ? target : name);
-    const char *reserved = runtime_reserved_target(path);
+    const char *reserved = mount_reserved_target(path);
     if (reserved || strcmp(path, "/") == 0) {
         serr_set(err, SERR_INVALID, "%s: target %s is reserved: the container's %s is set up "
                  "by the runtime", noun, path, reserved ? reserved : "/");

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/base64.h" /* secrets' data is base64 */
 #include "base/err.h"
 
 struct store;
@@ -70,9 +71,5 @@ int secret_refs_normalize(struct store *st, json_t *spec, struct serr *err);
 /* Applies an update's secrets_rm/secrets_add/configs_rm/configs_add (names
  * to remove; references to add, normalised later). */
 int secret_refs_patch(json_t *spec, json_t *patch, struct serr *err);
-
-/* Base64 (standard alphabet, padded). decode: NULL when malformed; *len set. */
-char *base64_encode(const unsigned char *data, size_t len);
-unsigned char *base64_decode(const char *text, size_t *len);
 
 #endif

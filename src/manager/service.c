@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/runtime.h"
+#include "model/mount.h"
 #include "base/json_get.h"
 #include "base/util.h"
 #include "manager/scheduler.h"
@@ -132,7 +132,7 @@ static int check_mount(json_t *m, struct serr *err)
         return serr_set(err, SERR_INVALID, "mount: source is required");
     if (dst == NULL || dst[0] != '/')
         return serr_set(err, SERR_INVALID, "mount: target must be an absolute path");
-    const char *reserved = runtime_reserved_target(dst);
+    const char *reserved = mount_reserved_target(dst);
     if (reserved != NULL)
         return serr_set(err, SERR_INVALID,
                         "mount: target %s is reserved: the container's %s is set up by the runtime",

@@ -637,7 +637,7 @@ TEST(runtime_reserved_targets)
         {"/a/b/../..", "/"},  {"/a/b/../../proc", "/proc"}, {"/dev/x/../pts", "/dev/pts"},
     };
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-        const char *got = runtime_reserved_target(reserved[i][0]);
+        const char *got = mount_reserved_target(reserved[i][0]);
         CHECK(got != NULL);
         CHECK_STR(got, reserved[i][1]);
     }
@@ -645,7 +645,7 @@ TEST(runtime_reserved_targets)
                           "/a/b/../proc", "/../a/./b",
                           "/etc/hosts", "relative", NULL};
     for (size_t i = 0; fine[i] != NULL; i++)
-        CHECK(runtime_reserved_target(fine[i]) == NULL);
+        CHECK(mount_reserved_target(fine[i]) == NULL);
     struct runtime rt = {.cgroup_mode = CGROUP_V1};
     struct serr err = {0};
     json_t *spec = spec_of("{\"args\":[\"x\"], \"mounts\":[{\"type\":\"bind\",\"source\":\"/tmp\","
