@@ -3,6 +3,9 @@
 #include "daemon/daemon.h"
 
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
@@ -85,9 +88,34 @@ void shoal_kick(struct shoal *sh)
 
 /* A slow periodic pass catches what no event announces (a wake-up lost to
  * a failed proposal, a leadership change). */
+/* Boards have 1-2 GB: two malloc arenas rather than one per thread of the
+ * pools (each keeps its own free pages), and what is free handed back to
+ * the kernel once a minute, so the RSS follows what is in use rather than
+ * each arena's peak (docs/benchmarks.md, Soak). */
+#define TRIM_EVERY_TICKS 60
+
+static void memory_setup(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_ARENA_MAX, 2);
+#endif
+}
+
+static void memory_trim(struct shoal *sh)
+{
+#ifdef __GLIBC__
+    if (++sh->ticks % TRIM_EVERY_TICKS == 0)
+        malloc_trim(0);
+#else
+    (void)sh;
+#endif
+}
+
 static void tick_cb(uv_timer_t *t)
 {
-    shoal_kick(t->data);
+    struct shoal *sh = t->data;
+    memory_trim(sh);
+    shoal_kick(sh);
 }
 
 /* ---- shutdown ---- */
@@ -454,6 +482,7 @@ int daemon_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    memory_setup(); /* before any thread */
     registry_global_init(); /* before any thread: curl_global_init is not thread-safe */
     /* A registry pull holds a thread-pool thread for its whole download; libuv's
      * default of 4 would let four slow pulls stall uploads, layer GC and name

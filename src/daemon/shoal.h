@@ -67,6 +67,7 @@ struct shoal {
     uv_timer_t kick_timer;   /* coalesces "the state changed" into one reconcile */
     uv_timer_t wakeup_timer; /* orchestrator's next deadline (restart delays, updates) */
     uv_timer_t tick_timer;   /* a slow periodic pass */
+    unsigned long ticks;     /* tick_timer's count (memory trim every minute) */
     uv_timer_t stop_timer;   /* ends a stop that hangs */
     uv_signal_t sigterm, sigint;
     bool stopping;
