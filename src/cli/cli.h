@@ -158,6 +158,9 @@ struct cli_join_token_opts {
 };
 int cli_parse_join_token(int argc, char **argv, struct cli_join_token_opts *opts,
                          struct serr *err);
+/* `swarm update --task-history-limit N` -> {"task_history_limit": N} (-1:
+ * keep all). At least one change is required. */
+int cli_build_swarm_update(int argc, char **argv, json_t **body, struct serr *err);
 /* `swarm admin-cert [-o DIR]`: *dir is NULL without -o. */
 int cli_parse_admin_cert(int argc, char **argv, const char **dir, struct serr *err);
 /* `node update` -> {"availability","role","labels_add":{},"labels_rm":[]} and
