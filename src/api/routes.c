@@ -1186,6 +1186,7 @@ static const struct route {
     {"POST", "/v1/images/load", post_image_load, WRITE, true},
     {"POST", "/v1/images/pull", post_image_pull, WRITE, true},
     {"POST", "/v1/registry/login", post_registry_login, WRITE, false},
+    {"POST", "/v1/images/prune", post_images_prune, WRITE, true}, /* before images/{name}/.. */
     {"POST", "/v1/images/**/tag", post_image_tag, WRITE, true},
     {"POST", "/v1/images/**/push", post_image_push, WRITE, true},
     {"GET", "/v1/images/**/history", get_image_history, READ, false},
@@ -1233,6 +1234,8 @@ static const struct route {
     {"POST", "/v1/containers/run", post_container_run, LOCAL, false},
     {"GET", "/v1/containers", get_containers, LOCAL, false},
     {"DELETE", "/v1/containers/*", delete_container, LOCAL, false},
+    {"POST", "/v1/containers/prune", post_containers_prune, LOCAL, false},
+    {"GET", "/v1/system/df", get_system_df, READ, false},
 };
 
 /* A pattern's '**' followed by a literal suffix ("/push"): `rest` ends

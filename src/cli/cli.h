@@ -66,6 +66,14 @@ struct cli_flags;
 /* Tasks as `service ps` prints them (cli_service.c). */
 void cli_print_tasks(json_t *tasks, const struct cli_flags *fl);
 int cli_dashboard(struct cli *cli, int argc, char **argv);
+/* cli_prune.c: system df|prune|info, container ls|prune|rm, image prune. */
+int cli_system(struct cli *cli, int argc, char **argv);
+int cli_container(struct cli *cli, int argc, char **argv);
+int cli_image_prune(struct cli *cli, int argc, char **argv);
+/* `system prune [-a] [-f] [--volumes]`: 0, 1 when --help was asked, or -1
+ * with a usage message in err. */
+int cli_build_system_prune(int argc, char **argv, bool *all, bool *force, bool *volumes,
+                           struct serr *err);
 /* cli_registry.c */
 int cli_image_pull(struct cli *cli, int argc, char **argv);
 int cli_image_push(struct cli *cli, int argc, char **argv);

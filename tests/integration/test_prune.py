@@ -1,8 +1,44 @@
 """Cleanup (#16): task history limit, prune commands, system df, automatic image GC, and
 the cluster totals of `shoal info`."""
+import io
 import json
+import os
+import tarfile
 
-from conftest import wait_until
+import pytest
+
+from conftest import make_rootfs_tar, wait_until
+
+
+def _tiny_tar(path, text):
+    """An image that only holds one file: importable, small, distinct by its text."""
+    with tarfile.open(path, "w") as tar:
+        data = text.encode()
+        ti = tarfile.TarInfo("note.txt")
+        ti.size = len(data)
+        tar.addfile(ti, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tars(tmp_path_factory):
+    d = tmp_path_factory.mktemp("prune")
+    return {
+        "old": _tiny_tar(str(d / "old.tar"), "old\n"),
+        "new": _tiny_tar(str(d / "new.tar"), "new\n"),
+        "unused": _tiny_tar(str(d / "unused.tar"), "unused\n"),
+        "used": make_rootfs_tar(str(d / "used.tar"), extra={"used.txt": b"used\n"}),
+    }
+
+
+def _image_ids(d):
+    return {i["id"]: i for i in d.api("GET", "/v1/images").json()}
+
+
+def _id_of(d, ref):
+    r = d.api("GET", "/v1/images/" + ref)
+    assert r.status == 200, r
+    return r.json()["id"]
 
 
 def _slot_tasks(d, service, slot):
@@ -56,3 +92,83 @@ def test_info_shows_cluster_totals(daemon):
         assert "Task History Retention Limit: 5" in out, out
     finally:
         d.cli("service", "rm", "sleepy")
+
+
+def test_image_prune_removes_dangling_then_unused_never_a_used_one(daemon, tars, rootfs_tar):
+    d = daemon
+    d.import_image(tars["old"], "prunea:1")
+    old = _id_of(d, "prunea:1")
+    d.import_image(tars["new"], "prunea:1")  # the old one loses its tag: dangling
+    new = _id_of(d, "prunea:1")
+    d.import_image(tars["unused"], "unusedimg:1")
+    unused = _id_of(d, "unusedimg:1")
+    d.import_image(tars["used"], "usedimg:1")
+    used = _id_of(d, "usedimg:1")
+    assert old != new and _image_ids(d)[old]["tags"] == []
+    d.cli("service", "create", "--name", "user", "usedimg:1", "sleep", "1000")
+    try:
+        out = d.cli("image", "prune", "-f").stdout
+        assert "deleted: " + old in out and "Total reclaimed space:" in out, out
+        ids = _image_ids(d)
+        assert old not in ids and {new, unused, used} <= set(ids)
+
+        out = d.cli("image", "prune", "-a", "-f").stdout
+        assert "untagged: prunea:1" in out and "deleted: " + unused in out, out
+        ids = _image_ids(d)
+        assert new not in ids and unused not in ids and used in ids
+        # the service still runs, and a new task of it can start (its layers are there)
+        d.cli("service", "update", "--force", "user")
+        d.wait_running("user", 1)
+    finally:
+        d.cli("service", "rm", "user")
+        d.import_image(rootfs_tar)  # -a took busybox:latest (no service used it)
+
+
+def test_container_prune_removes_stopped_run_containers(daemon):
+    d = daemon
+    d.cli("run", "--name", "leftover", "busybox", "true")
+    ps = d.cli("ps", "-a").stdout
+    assert "leftover" in ps, ps
+    # a container whose exit is still being cleaned up is pruned at the next try
+    out = wait_until(lambda: (lambda o: o if "Deleted Containers:" in o else None)(
+        d.cli("container", "prune", "-f").stdout), timeout=10)
+    assert "Total reclaimed space:" in out, out
+    assert "leftover" not in d.cli("ps", "-a").stdout
+
+
+def test_system_df_agrees_with_what_exists(daemon, tars):
+    d = daemon
+    d.import_image(tars["unused"], "dfunused:1")
+    df = d.cli_json("system", "df")
+    images = d.api("GET", "/v1/images").json()
+    assert df["images"]["total"] == len(images)
+    assert df["images"]["size"] == sum(i.get("size", 0) for i in images)
+    unused = [i for i in images if i["tags"] == ["dfunused:1"]]
+    assert df["images"]["reclaimable"] >= unused[0]["size"] > 0
+    assert df["images"]["active"] < df["images"]["total"]
+    out = d.cli("system", "df").stdout
+    assert "Images" in out and "Local Volumes" in out and "Build Cache" in out, out
+    d.cli("image", "rm", "dfunused:1")
+
+
+def test_system_prune_without_force_and_no_tty_refuses(daemon):
+    r = daemon.cli("system", "prune", check=False, input="y\n")
+    assert r.returncode == 1 and "not a terminal" in r.stderr and "--force" in r.stderr, r
+    r = daemon.cli("image", "prune", "-a", check=False, input="")
+    assert r.returncode == 1 and "not a terminal" in r.stderr, r
+
+
+def test_system_prune_force(daemon, tars):
+    d = daemon
+    d.import_image(tars["old"], "sysprune:1")
+    old = _id_of(d, "sysprune:1")
+    d.import_image(tars["new"], "sysprune:1")
+    d.cli("run", "--name", "leftover2", "busybox", "true")
+    wait_until(lambda: "leftover2" in d.cli("ps", "-a").stdout)
+    out = d.cli("system", "prune", "-f").stdout
+    assert "deleted: " + old in out, out
+    # its container, unless its exit was still being cleaned up: then the next prune
+    wait_until(lambda: "leftover2" not in d.cli("ps", "-a").stdout
+               or not d.cli("system", "prune", "-f").stdout, timeout=10)
+    _id_of(d, "busybox:latest")  # tagged: not dangling, kept
+    d.cli("image", "rm", "sysprune:1")
