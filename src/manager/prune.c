@@ -111,3 +111,23 @@ long long prune_images_size(json_t *images)
     json_array_foreach(images, i, img) total += jint(img, "size", 0);
     return total;
 }
+
+json_t *prune_gc_choice(json_t *candidates, double used_pct, int high_pct, int low_pct,
+                        long long capacity)
+{
+    json_t *out = json_array();
+    if (used_pct <= high_pct)
+        return out;
+    double need = (used_pct - low_pct) / 100.0 * (double)capacity;
+    double chosen = 0;
+    size_t i;
+    json_t *img;
+    json_array_foreach(candidates, i, img)
+    {
+        if (chosen >= need)
+            break;
+        json_array_append(out, img);
+        chosen += (double)jint(img, "size", 0);
+    }
+    return out;
+}

@@ -33,4 +33,12 @@ json_t *prune_image_ops(json_t *candidates);
  * layer shared with a kept image as reclaimed too (as docker's estimate). */
 long long prune_images_size(json_t *images);
 
+/* The automatic image GC's choice (kubelet's rule): with the filesystem of
+ * the state dir `used_pct` percent full (0-100), above `high_pct` it frees
+ * enough to come down to `low_pct`: the least recently used candidates
+ * (prune_image_candidates order) whose sizes add up to (used - low) % of
+ * `capacity` bytes, or all of them. New array (empty at or below high). */
+json_t *prune_gc_choice(json_t *candidates, double used_pct, int high_pct, int low_pct,
+                        long long capacity);
+
 #endif

@@ -3,11 +3,14 @@ the cluster totals of `shoal info`."""
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
+import tempfile
 
 import pytest
 
-from conftest import make_rootfs_tar, wait_until
+from conftest import SHOAL_BIN, Daemon, make_rootfs_tar, wait_until
 
 
 def _tiny_tar(path, text):
@@ -172,3 +175,45 @@ def test_system_prune_force(daemon, tars):
                or not d.cli("system", "prune", "-f").stdout, timeout=10)
     _id_of(d, "busybox:latest")  # tagged: not dangling, kept
     d.cli("image", "rm", "sysprune:1")
+
+
+def test_automatic_image_gc_removes_unused_keeps_used(rootfs_tar, tars):
+    """A daemon whose GC threshold is always passed (1%): unused images go, least recently
+    used first, once older than the minimum age (10 s); a service's image stays."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = Daemon(tmp)
+    with open(d.config_path) as f:
+        cfg = json.load(f)
+    cfg.update({"image-gc-high-percent": 1, "image-gc-low-percent": 0})
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.start()
+    try:
+        d.init_swarm()
+        d.import_image(rootfs_tar)
+        d.import_image(tars["unused"], "gcunused:1")
+        unused = _id_of(d, "gcunused:1")
+        d.import_image(tars["used"], "gcused:1")
+        used = _id_of(d, "gcused:1")
+        d.cli("service", "create", "--name", "gcuser", "gcused:1", "sleep", "1000")
+        wait_until(lambda: unused not in _image_ids(d), timeout=40)
+        assert used in _image_ids(d)
+        assert "image gc: disk" in d.log_tail(200)
+        d.cli("service", "update", "--force", "gcuser")  # its layers are still there
+        d.wait_running("gcuser", 1)
+        d.cli("service", "rm", "gcuser")
+    finally:
+        errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+def test_gc_percents_are_checked(tmp_path):
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps({"image-gc-high-percent": 50, "image-gc-low-percent": 60}))
+    r = subprocess.run(
+        [SHOAL_BIN, "daemon", "--config", str(cfg), "--state-dir",
+         str(tmp_path / "s"), "--run-dir", str(tmp_path / "r")],
+        capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "image-gc-low-percent (60) must be below" in r.stderr, r

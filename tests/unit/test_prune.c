@@ -139,3 +139,24 @@ TEST(cli_swarm_update_history_limit)
     char *a4[] = {"update", NULL};
     CHECK(cli_build_swarm_update(1, a4, &body, &err) < 0 && body == NULL);
 }
+
+TEST(prune_gc_choice_frees_down_to_low_least_recently_used_first)
+{
+    json_t *c = json_pack("[{s:s, s:i}, {s:s, s:i}, {s:s, s:i}]", "id", "old", "size", 30, "id",
+                          "mid", "size", 30, "id", "new", "size", 30);
+    /* 90% of 1000 bytes used, 85/80: 100 bytes to free, all three (90 would not do) */
+    json_t *g = prune_gc_choice(c, 90, 85, 80, 1000);
+    CHECK(json_array_size(g) == 3);
+    json_decref(g);
+    /* 86%: 60 bytes: the two oldest */
+    g = prune_gc_choice(c, 86, 85, 80, 1000);
+    CHECK(json_array_size(g) == 2);
+    CHECK_STR(id_at(g, 0), "old");
+    CHECK_STR(id_at(g, 1), "mid");
+    json_decref(g);
+    /* at or below high: nothing */
+    g = prune_gc_choice(c, 85, 85, 80, 1000);
+    CHECK(json_array_size(g) == 0);
+    json_decref(g);
+    json_decref(c);
+}
