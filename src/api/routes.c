@@ -208,6 +208,22 @@ static void get_info(struct shoal *sh, struct http_req *req, char **args)
                            "platform", platform_self()));
 }
 
+/* GET /v1/swarm: the cluster and its settings (named fields only: the
+ * meta objects hold secrets beside them). */
+static void get_swarm(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    json_t *meta = store_get(sh->store, "meta", "cluster");
+    respond_json(req, 200,
+                 json_pack("{s:s?, s:I, s:s?, s:s, s:{s:I}}", "id", jstr(meta, "cluster_id"),
+                           "created_at", jint(meta, "created_at", 0), "default_addr_pool",
+                           jstr(meta, "default_addr_pool"), "overlay", shoal_overlay(sh), "spec",
+                           "task_history_limit", orchestrator_history_limit(sh->store)));
+    json_decref(meta);
+}
+
 /* POST /v1/swarm/update {"task_history_limit": N}: the cluster's settings. */
 static void post_swarm_update(struct shoal *sh, struct http_req *req, char **args)
 {
@@ -1163,6 +1179,7 @@ static const struct route {
     {"POST", "/v1/swarm/join", post_swarm_join, LOCAL, false},
     {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL, false},
     {"POST", "/v1/swarm/unlock", post_swarm_unlock, LOCAL, false},
+    {"GET", "/v1/swarm", get_swarm, READ, false},
     {"POST", "/v1/swarm/update", post_swarm_update, WRITE, true},
     {"GET", "/v1/swarm/join-token/*", get_join_token, SECRET, false},
     {"POST", "/v1/swarm/join-token/*/rotate", post_join_token_rotate, WRITE, true},

@@ -434,6 +434,29 @@ static int swarm_admin_cert(struct cli *cli, int argc, char **argv)
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
 }
 
+/* ---- inspect ---- */
+
+static const char inspect_usage[] = "Usage:  shoal swarm inspect\n\n"
+                                    "Display detailed information on the swarm (as a JSON array)\n";
+
+static int swarm_inspect(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("swarm inspect", inspect_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("swarm inspect", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    json_t *swarm;
+    struct serr err;
+    if (cli_call(cli, "GET", "/v1/swarm", NULL, &swarm, &err) < 0)
+        return cli_fail(&err);
+    json_t *out = json_pack("[o]", swarm);
+    cli_print_json(out, true);
+    json_decref(out);
+    return CLI_EXIT_OK;
+}
+
 /* ---- update ---- */
 
 static const char update_usage[] =
@@ -496,6 +519,7 @@ static const struct cli_cmd swarm_cmds[] = {
     {"admin-cert", NULL, swarm_admin_cert, "Write a client certificate for remote access"},
     {"init", NULL, swarm_init, "Initialize a swarm"},
     {"join", NULL, swarm_join, "Join a swarm as a node and/or manager"},
+    {"inspect", NULL, swarm_inspect, "Display detailed information on the swarm"},
     {"join-token", NULL, swarm_join_token, "Manage join tokens"},
     {"leave", NULL, swarm_leave, "Leave the swarm"},
     {"unlock", NULL, swarm_unlock, "Unlock the secrets of an autolocked manager"},

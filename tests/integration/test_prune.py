@@ -53,6 +53,8 @@ def test_task_history_limit_keeps_n_tasks_per_slot(daemon):
     d.cli("swarm", "update", "--task-history-limit", "3")
     try:
         assert d.cli_json("info")["swarm"]["task_history_limit"] == 3
+        sw = json.loads(d.cli("swarm", "inspect").stdout)
+        assert sw[0]["spec"] == {"task_history_limit": 3} and sw[0]["id"], sw
         d.cli("service", "create", "--detach", "--name", "crashy", "--restart-delay", "100ms",
               "busybox", "sh", "-c", "exit 1")
         # many restarts: the store never holds more than the limit for the slot
