@@ -38,9 +38,11 @@ static json_t *removed_view(json_t *candidates)
     size_t i;
     json_t *img;
     json_array_foreach(candidates, i, img)
+    {
         json_array_append_new(out, json_pack("{s:O, s:O, s:O}", "id", json_object_get(img, "id"),
                                              "tags", json_object_get(img, "tags"), "size",
                                              json_object_get(img, "size")));
+    }
     return out;
 }
 

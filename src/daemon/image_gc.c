@@ -2,13 +2,13 @@
 
 #include <sys/statvfs.h>
 
+#include "agent/agent.h"
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
 #include "manager/prune.h"
 #include "raft/cluster.h"
-#include "agent/agent.h"
 #include "store/store.h"
 
 /* One daemon per process: the last look is the process's. */
@@ -71,8 +71,8 @@ void image_gc_pass(struct shoal *sh)
     json_t *unused = prune_image_candidates(sh->store, in_use, true);
     json_t *candidates = old_enough(unused, now);
     json_decref(unused);
-    json_t *gone = prune_gc_choice(candidates, used_pct, sh->image_gc_high, sh->image_gc_low,
-                                   capacity);
+    json_t *gone =
+        prune_gc_choice(candidates, used_pct, sh->image_gc_high, sh->image_gc_low, capacity);
     if (json_array_size(gone) > 0) {
         log_removed(gone, used_pct, sh->image_gc_high);
         cluster_propose(sh->cluster, prune_image_ops(gone), NULL, NULL);

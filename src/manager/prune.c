@@ -81,7 +81,8 @@ json_t *prune_image_candidates(struct store *st, json_t *in_use, bool all)
         json_object_set_new(c, "tags", tags);
         /* insertion sort by created_at: oldest first, ties by id (the store's order) */
         size_t at = json_array_size(out);
-        while (at > 0 && jint(json_array_get(out, at - 1), "created_at", 0) > jint(c, "created_at", 0))
+        while (at > 0 &&
+               jint(json_array_get(out, at - 1), "created_at", 0) > jint(c, "created_at", 0))
             at--;
         json_array_insert_new(out, at, c);
     }

@@ -42,13 +42,13 @@ static struct store *fixture(void)
         image("sha256:j1", 10, 1000), image("sha256:a3", 5, 40), tag("unused:1", "sha256:a2"),
         tag("old:1", "sha256:a3"), tag("web:1", "sha256:s1"), tag("web:0", "sha256:p1"),
         tag("gone:1", "sha256:t1"));
-    json_array_append_new(g, op_put("services", json_pack("{s:s, s:s, s:{s:s}, s:{s:s}}", "id",
-                                                          "svc", "name", "web", "spec", "image",
-                                                          "web:1", "previous_spec", "image",
-                                                          "web:0")));
-    json_array_append_new(g, op_put("tasks", json_pack("{s:s, s:s, s:{s:s}}", "id", "t", "state",
-                                                       "failed", "container", "image_id",
-                                                       "sha256:t1")));
+    json_array_append_new(
+        g,
+        op_put("services", json_pack("{s:s, s:s, s:{s:s}, s:{s:s}}", "id", "svc", "name", "web",
+                                     "spec", "image", "web:1", "previous_spec", "image", "web:0")));
+    json_array_append_new(
+        g, op_put("tasks", json_pack("{s:s, s:s, s:{s:s}}", "id", "t", "state", "failed",
+                                     "container", "image_id", "sha256:t1")));
     json_array_append_new(g, op_put("jobs", json_pack("{s:s, s:s, s:s}", "id", "1", "state",
                                                       "running", "image_id", "sha256:j1")));
     apply(st, g);
