@@ -3,6 +3,7 @@ the cluster totals of `shoal info`."""
 import io
 import json
 import os
+import pty
 import shutil
 import subprocess
 import tarfile
@@ -161,6 +162,32 @@ def test_system_prune_without_force_and_no_tty_refuses(daemon):
     assert r.returncode == 1 and "not a terminal" in r.stderr and "--force" in r.stderr, r
     r = daemon.cli("image", "prune", "-a", check=False, input="")
     assert r.returncode == 1 and "not a terminal" in r.stderr, r
+
+
+def _prune_on_a_terminal(d, answer, *args):
+    """Runs `shoal ARGS` with a terminal as standard input, answering the prompt."""
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer.encode())
+        return subprocess.run([SHOAL_BIN, "-H", "unix://" + d.sock] + list(args), stdin=slave,
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+def test_prune_asks_on_a_terminal(daemon, tars):
+    d = daemon
+    d.import_image(tars["old"], "asked:1")
+    old = _id_of(d, "asked:1")
+    d.import_image(tars["new"], "asked:1")
+    r = _prune_on_a_terminal(d, "n\n", "image", "prune")
+    assert r.returncode == 1 and "Are you sure" in r.stdout and "Aborted" in r.stdout, r
+    assert old in _image_ids(d)
+    r = _prune_on_a_terminal(d, "y\n", "image", "prune")
+    assert r.returncode == 0 and "deleted: " + old in r.stdout, r
+    assert old not in _image_ids(d)
+    d.cli("image", "rm", "asked:1")
 
 
 def test_system_prune_force(daemon, tars):
