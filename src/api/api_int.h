@@ -67,6 +67,11 @@ void post_image_push(struct shoal *sh, struct http_req *req, char **args);
 /* GET /v1/images/{name|id}/history: the config's history, newest first. */
 void get_image_history(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_prune.c */
+void post_images_prune(struct shoal *sh, struct http_req *req, char **args);
+void post_containers_prune(struct shoal *sh, struct http_req *req, char **args);
+void get_system_df(struct shoal *sh, struct http_req *req, char **args);
+
 /* routes_networks.c */
 void get_networks(struct shoal *sh, struct http_req *req, char **args);
 void get_network(struct shoal *sh, struct http_req *req, char **args);

@@ -11,6 +11,7 @@
 #include "api/api_int.h"
 #include "api/dashboard.h"
 #include "api/http.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/platform.h"
 #include "base/util.h"
@@ -152,6 +153,38 @@ bool query_flag(struct http_req *req, const char *key)
 
 /* ---- system ---- */
 
+/* Cluster totals for `shoal info`, as `docker -H :4000 info` showed them. */
+static json_t *cluster_totals(struct shoal *sh)
+{
+    json_t *nodes = store_list(sh->store, "nodes", NULL);
+    json_int_t ready = 0, managers = 0, cpus = 0, memory = 0;
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        ready += jstr_is(n, "status", "ready");
+        managers += jstr_is(n, "role", "manager");
+        json_t *res = json_object_get(n, "resources");
+        cpus += jint(res, "cpus", 0);
+        memory += jint(res, "memory", 0);
+    }
+    json_t *tasks = store_list(sh->store, "tasks", NULL);
+    json_int_t running = 0;
+    json_t *t;
+    json_array_foreach(tasks, i, t) running += jstr_is(t, "state", "running");
+    json_t *services = store_list(sh->store, "services", NULL);
+    json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "nodes",
+                            (json_int_t)json_array_size(nodes), "nodes_ready", ready,
+                            "nodes_down", (json_int_t)json_array_size(nodes) - ready, "managers",
+                            managers, "services", (json_int_t)json_array_size(services), "tasks",
+                            (json_int_t)json_array_size(tasks), "tasks_running", running, "cpus",
+                            cpus, "memory", memory);
+    json_decref(services);
+    json_decref(tasks);
+    json_decref(nodes);
+    return out;
+}
+
 static void get_info(struct shoal *sh, struct http_req *req, char **args)
 {
     json_t *meta = store_get(sh->store, "meta", "cluster");
@@ -161,6 +194,11 @@ static void get_info(struct shoal *sh, struct http_req *req, char **args)
                               sh->cluster != NULL, "is_leader", cluster_is_leader(sh->cluster),
                               "addr", sh->swarm_addr, "role", sh->role, "overlay",
                               sh->role[0] ? shoal_overlay(sh) : NULL);
+    if (sh->cluster && meta) {
+        json_object_set_new(swarm, "task_history_limit",
+                            json_integer(orchestrator_history_limit(sh->store)));
+        json_object_set_new(swarm, "cluster", cluster_totals(sh));
+    }
     json_decref(meta);
     respond_json(req, 200,
                  json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "node_id", sh->node_id, "hostname",
@@ -169,6 +207,41 @@ static void get_info(struct shoal *sh, struct http_req *req, char **args)
                            : sh->rt.cgroup_mode == CGROUP_HYBRID ? "hybrid"
                                                                  : "v1",
                            "platform", platform_self()));
+}
+
+/* GET /v1/swarm: the cluster and its settings (named fields only: the
+ * meta objects hold secrets beside them). */
+static void get_swarm(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    json_t *meta = store_get(sh->store, "meta", "cluster");
+    respond_json(req, 200,
+                 json_pack("{s:s?, s:I, s:s?, s:s, s:{s:I}}", "id", jstr(meta, "cluster_id"),
+                           "created_at", jint(meta, "created_at", 0), "default_addr_pool",
+                           jstr(meta, "default_addr_pool"), "overlay", shoal_overlay(sh), "spec",
+                           "task_history_limit", orchestrator_history_limit(sh->store)));
+    json_decref(meta);
+}
+
+/* POST /v1/swarm/update {"task_history_limit": N}: the cluster's settings. */
+static void post_swarm_update(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_leader(sh, req))
+        return;
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    json_t *limit = json_object_get(body, "task_history_limit");
+    if (json_object_size(body) != 1 || !json_is_integer(limit) || json_integer_value(limit) < -1) {
+        respond_err(req, SERR_INVALID,
+                    "swarm update takes {\"task_history_limit\": N} (N >= 0, or -1: keep all)");
+    } else {
+        json_t *group = json_pack("[o]", op_merge("meta", "cluster", json_deep_copy(body)));
+        propose_and_reply(sh, req, group, 200, json_deep_copy(body));
+    }
+    json_decref(body);
 }
 
 static void post_swarm_init(struct shoal *sh, struct http_req *req, char **args)
@@ -1102,6 +1175,8 @@ static const struct route {
     {"POST", "/v1/swarm/join", post_swarm_join, LOCAL, false},
     {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL, false},
     {"POST", "/v1/swarm/unlock", post_swarm_unlock, LOCAL, false},
+    {"GET", "/v1/swarm", get_swarm, READ, false},
+    {"POST", "/v1/swarm/update", post_swarm_update, WRITE, true},
     {"GET", "/v1/swarm/join-token/*", get_join_token, SECRET, false},
     {"POST", "/v1/swarm/join-token/*/rotate", post_join_token_rotate, WRITE, true},
     {"GET", "/v1/swarm/admin-cert", get_admin_cert, LOCAL, false},
@@ -1124,6 +1199,7 @@ static const struct route {
     {"POST", "/v1/images/load", post_image_load, WRITE, true},
     {"POST", "/v1/images/pull", post_image_pull, WRITE, true},
     {"POST", "/v1/registry/login", post_registry_login, WRITE, false},
+    {"POST", "/v1/images/prune", post_images_prune, WRITE, true}, /* before images/{name}/.. */
     {"POST", "/v1/images/**/tag", post_image_tag, WRITE, true},
     {"POST", "/v1/images/**/push", post_image_push, WRITE, true},
     {"GET", "/v1/images/**/history", get_image_history, READ, false},
@@ -1171,6 +1247,8 @@ static const struct route {
     {"POST", "/v1/containers/run", post_container_run, LOCAL, false},
     {"GET", "/v1/containers", get_containers, LOCAL, false},
     {"DELETE", "/v1/containers/*", delete_container, LOCAL, false},
+    {"POST", "/v1/containers/prune", post_containers_prune, LOCAL, false},
+    {"GET", "/v1/system/df", get_system_df, READ, false},
 };
 
 /* A pattern's '**' followed by a literal suffix ("/push"): `rest` ends

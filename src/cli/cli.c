@@ -33,6 +33,7 @@ static const char main_usage[] =
     "\n"
     "Management Commands:\n"
     "  config      Manage swarm configs\n"
+    "  container   Manage containers of 'shoal run' (ls, prune, rm)\n"
     "  dashboard   The web dashboard's link (shoal dashboard url)\n"
     "  dev         Run a test cluster of N nodes on this machine\n"
     "  image       Manage images\n"
@@ -42,6 +43,7 @@ static const char main_usage[] =
     "  secret      Manage swarm secrets\n"
     "  service     Manage swarm services\n"
     "  swarm       Manage the swarm\n"
+    "  system      Manage shoal (df, info, prune)\n"
     "\n"
     "Commands:\n"
     "  info        Display system-wide information\n"
@@ -67,6 +69,8 @@ static const struct cli_cmd top_commands[] = {
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
     {"logs", NULL, cli_logs, NULL},
     {"job", NULL, cli_job, NULL},
+    {"system", NULL, cli_system, NULL},
+    {"container", NULL, cli_container, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -78,6 +78,14 @@ struct cli_flags;
 /* Tasks as `service ps` prints them (cli_service.c). */
 void cli_print_tasks(json_t *tasks, const struct cli_flags *fl);
 int cli_dashboard(struct cli *cli, int argc, char **argv);
+/* cli_prune.c: system df|prune|info, container ls|prune|rm, image prune. */
+int cli_system(struct cli *cli, int argc, char **argv);
+int cli_container(struct cli *cli, int argc, char **argv);
+int cli_image_prune(struct cli *cli, int argc, char **argv);
+/* `system prune [-a] [-f] [--volumes]`: 0, 1 when --help was asked, or -1
+ * with a usage message in err. */
+int cli_build_system_prune(int argc, char **argv, bool *all, bool *force, bool *volumes,
+                           struct serr *err);
 /* cli_registry.c */
 int cli_image_pull(struct cli *cli, int argc, char **argv);
 int cli_image_push(struct cli *cli, int argc, char **argv);
@@ -170,6 +178,9 @@ struct cli_join_token_opts {
 };
 int cli_parse_join_token(int argc, char **argv, struct cli_join_token_opts *opts,
                          struct serr *err);
+/* `swarm update --task-history-limit N` -> {"task_history_limit": N} (-1:
+ * keep all). At least one change is required. */
+int cli_build_swarm_update(int argc, char **argv, json_t **body, struct serr *err);
 /* `swarm admin-cert [-o DIR]`: *dir is NULL without -o. */
 int cli_parse_admin_cert(int argc, char **argv, const char **dir, struct serr *err);
 /* `node update` -> {"availability","role","labels_add":{},"labels_rm":[]} and

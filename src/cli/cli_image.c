@@ -368,6 +368,7 @@ static const struct cli_cmd image_cmds[] = {
     {"inspect", NULL, image_inspect, "Display detailed information on one or more images"},
     {"load", NULL, image_load, "Load an image from a tar archive or STDIN"},
     {"ls", "list", image_ls, "List images"},
+    {"prune", NULL, cli_image_prune, "Remove unused images"},
     {"pull", NULL, cli_image_pull, "Download an image from a registry"},
     {"push", NULL, cli_image_push, "Upload an image to a registry"},
     {"rm", "remove", image_rm, "Remove one or more images"},

@@ -434,13 +434,96 @@ static int swarm_admin_cert(struct cli *cli, int argc, char **argv)
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
 }
 
+/* ---- inspect ---- */
+
+static const char inspect_usage[] = "Usage:  shoal swarm inspect\n\n"
+                                    "Display detailed information on the swarm (as a JSON array)\n";
+
+static int swarm_inspect(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("swarm inspect", inspect_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("swarm inspect", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    json_t *swarm;
+    struct serr err;
+    if (cli_call(cli, "GET", "/v1/swarm", NULL, &swarm, &err) < 0)
+        return cli_fail(&err);
+    json_t *out = json_pack("[o]", swarm);
+    cli_print_json(out, true);
+    json_decref(out);
+    return CLI_EXIT_OK;
+}
+
+/* ---- update ---- */
+
+static const char update_usage[] =
+    "Usage:  shoal swarm update [OPTIONS]\n\n"
+    "Update the swarm\n\n"
+    "Options:\n"
+    "      --task-history-limit int   Task history retention limit (default 5; -1 keeps all)\n";
+
+int cli_build_swarm_update(int argc, char **argv, json_t **body, struct serr *err)
+{
+    static const struct option opts[] = {
+        {"task-history-limit", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *body = NULL;
+    optind = 0;
+    int opt;
+    json_t *out = json_object();
+    while ((opt = cli_getopt(argc, argv, "h", opts, err)) != -1) {
+        if (opt == 'h' || opt == '?') {
+            json_decref(out);
+            return opt == 'h' ? 1 : -1;
+        }
+        int64_t n = 0;
+        bool keep_all = strcmp(optarg, "-1") == 0;
+        if (!keep_all && cli_parse_uint("--task-history-limit", optarg, INT32_MAX, &n, err) < 0) {
+            json_decref(out);
+            return -1;
+        }
+        json_object_set_new(out, "task_history_limit", json_integer(keep_all ? -1 : n));
+    }
+    if (optind != argc || json_object_size(out) == 0) {
+        json_decref(out);
+        return serr_set(err, SERR_INVALID, optind != argc ? "accepts no arguments"
+                                                          : "nothing to update (see --help)");
+    }
+    *body = out;
+    return 0;
+}
+
+static int swarm_update(struct cli *cli, int argc, char **argv)
+{
+    json_t *body;
+    struct serr err;
+    int rc = cli_build_swarm_update(argc, argv, &body, &err);
+    if (rc == 1)
+        return cli_help(update_usage);
+    if (rc < 0)
+        return cli_usage_error("swarm update", "%s", err.msg);
+    rc = cli_call(cli, "POST", "/v1/swarm/update", body, NULL, &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(&err);
+    printf("Swarm updated.\n");
+    return CLI_EXIT_OK;
+}
+
 static const struct cli_cmd swarm_cmds[] = {
     {"admin-cert", NULL, swarm_admin_cert, "Write a client certificate for remote access"},
     {"init", NULL, swarm_init, "Initialize a swarm"},
     {"join", NULL, swarm_join, "Join a swarm as a node and/or manager"},
+    {"inspect", NULL, swarm_inspect, "Display detailed information on the swarm"},
     {"join-token", NULL, swarm_join_token, "Manage join tokens"},
     {"leave", NULL, swarm_leave, "Leave the swarm"},
     {"unlock", NULL, swarm_unlock, "Unlock the secrets of an autolocked manager"},
+    {"update", NULL, swarm_update, "Update the swarm"},
     {NULL, NULL, NULL, NULL},
 };
 

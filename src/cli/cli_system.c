@@ -47,6 +47,25 @@ static const char *yes_no(json_t *obj, const char *key)
     return json_is_true(json_object_get(obj, key)) ? "true" : "false";
 }
 
+/* A manager's view of the whole cluster (absent on workers). */
+static void print_cluster(json_t *swarm)
+{
+    json_t *c = json_object_get(swarm, "cluster");
+    if (c == NULL)
+        return;
+    char mem[32];
+    cli_human_size(cli_int(c, "memory"), mem, sizeof(mem));
+    printf(" Nodes: %lld (%lld ready, %lld down)\n", (long long)cli_int(c, "nodes"),
+           (long long)cli_int(c, "nodes_ready"), (long long)cli_int(c, "nodes_down"));
+    printf(" Managers: %lld\n", (long long)cli_int(c, "managers"));
+    printf(" Services: %lld\n", (long long)cli_int(c, "services"));
+    printf(" Tasks: %lld (%lld running)\n", (long long)cli_int(c, "tasks"),
+           (long long)cli_int(c, "tasks_running"));
+    printf(" CPUs: %lld\n", (long long)cli_int(c, "cpus"));
+    printf(" Total Memory: %s\n", mem);
+    printf(" Task History Retention Limit: %lld\n", (long long)cli_int(swarm, "task_history_limit"));
+}
+
 int cli_info(struct cli *cli, int argc, char **argv)
 {
     struct cli_flags fl;
@@ -79,6 +98,7 @@ int cli_info(struct cli *cli, int argc, char **argv)
         printf(" Node Address: %s\n", cli_str(swarm, "addr"));
         if (json_object_get(swarm, "overlay"))
             printf(" Overlay: %s\n", cli_str(swarm, "overlay"));
+        print_cluster(swarm);
     }
     json_decref(info);
     return CLI_EXIT_OK;

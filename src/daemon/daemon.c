@@ -28,6 +28,7 @@
 #include "daemon/agent_upstream.h"
 #include "daemon/clusternet.h"
 #include "daemon/daemon_config.h"
+#include "daemon/image_gc.h"
 #include "daemon/layers.h"
 #include "daemon/node_metrics.h"
 #include "daemon/session.h"
@@ -77,6 +78,7 @@ static void kick_cb(uv_timer_t *t)
     agent_sync(sh->agent);
     layers_replicate(sh);
     layers_gc_pass(sh);
+    image_gc_pass(sh);
 }
 
 void shoal_kick(struct shoal *sh)

@@ -51,9 +51,28 @@ static int load_node_exec(struct shoal *sh, json_t *v, const char *path, struct 
     return 0;
 }
 
+static int load_percent(int *out, const char *key, json_t *v, const char *path, struct serr *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100)
+        return serr_set(err, SERR_INVALID, "%s: %s must be an integer from 0 to 100", path, key);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int check_gc_percents(struct shoal *sh, const char *path, struct serr *err)
+{
+    if (sh->image_gc_low >= sh->image_gc_high && sh->image_gc_high < 100)
+        return serr_set(err, SERR_INVALID,
+                        "%s: image-gc-low-percent (%d) must be below image-gc-high-percent (%d)",
+                        path, sh->image_gc_low, sh->image_gc_high);
+    return 0;
+}
+
 int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
 {
     const char *file = path ? path : DAEMON_CONFIG_DEFAULT;
+    sh->image_gc_high = IMAGE_GC_HIGH_DEFAULT;
+    sh->image_gc_low = IMAGE_GC_LOW_DEFAULT;
     struct stat st;
     if (path == NULL && stat(file, &st) < 0 && errno == ENOENT)
         return 0;
@@ -78,10 +97,16 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
             rc = load_list(&sh->allowed_registries, key, v, file, err);
         else if (strcmp(key, "node-exec") == 0)
             rc = load_node_exec(sh, v, file, err);
+        else if (strcmp(key, "image-gc-high-percent") == 0)
+            rc = load_percent(&sh->image_gc_high, key, v, file, err);
+        else if (strcmp(key, "image-gc-low-percent") == 0)
+            rc = load_percent(&sh->image_gc_low, key, v, file, err);
         else
             rc = serr_set(err, SERR_INVALID, "configuration %s: unknown key '%s'", file, key);
     }
     json_decref(cfg);
+    if (rc == 0)
+        rc = check_gc_percents(sh, file, err);
     if (rc < 0)
         daemon_config_free(sh);
     return rc;

@@ -7,6 +7,9 @@
  *       (absent: any); an air-gapped cluster names its own registry here
  *   "node-exec": false  this node refuses `shoal node exec` and `shoal node cp`
  *       (default true: admins may run commands on the host and push files)
+ *   "image-gc-high-percent": 85, "image-gc-low-percent": 80  the automatic
+ *       image GC (daemon/image_gc.h): above high percent of the state dir's
+ *       filesystem used, unused images go until use is down to low (100: off)
  * Unknown keys are refused, so a typo does not go unnoticed. */
 #ifndef SHOAL_DAEMON_DAEMON_CONFIG_H
 #define SHOAL_DAEMON_DAEMON_CONFIG_H
@@ -14,6 +17,8 @@
 #include "base/err.h"
 
 #define DAEMON_CONFIG_DEFAULT "/etc/shoal/daemon.json"
+#define IMAGE_GC_HIGH_DEFAULT 85 /* kubelet's */
+#define IMAGE_GC_LOW_DEFAULT 80
 
 struct shoal;
 

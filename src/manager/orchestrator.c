@@ -13,14 +13,12 @@
 #include "model/task.h"
 #include "store/store.h"
 
-/* Finished tasks kept per slot, for `service ps` history (docker keeps 5). */
-#define TASK_HISTORY 4
-
 struct pass {
     struct store *st;
     json_t *ops;
     json_t *nodes;
     json_t *tasks; /* every task, updated in memory as ops are added */
+    json_int_t history_limit; /* orchestrator_history_limit */
     int64_t now;
     int64_t wake_at;
 };
@@ -370,29 +368,46 @@ static bool slot_wanted(json_t *slots, json_t *slot)
     return false;
 }
 
-/* Forgets finished tasks beyond the history limit, oldest first. */
+/* A task the slot's history may forget: finished and no longer wanted. */
+static bool task_dead(json_t *t)
+{
+    return !jstr_is(t, "desired_state", "running") && task_state_terminal(jstr(t, "state"));
+}
+
+/* Forgets dead tasks of the slot, oldest first, while the slot holds more
+ * tasks than the history limit (live tasks count but are never forgotten:
+ * Swarm's task reaper). The newest task stays whatever the limit: its state
+ * decides the slot's restart delay and whether the slot is done. */
 static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
 {
-    json_t *old = json_array();
+    if (p->history_limit < 0)
+        return;
+    json_t *cur, *newest;
+    slot_tasks(tasks, slot, &cur, &newest);
+    json_t *dead = json_array();
+    json_int_t in_slot = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (slot_equal(json_object_get(t, "slot"), slot) &&
-            !jstr_is(t, "desired_state", "running") && task_state_terminal(jstr(t, "state")))
-            json_array_append(old, t);
+        if (!slot_equal(json_object_get(t, "slot"), slot))
+            continue;
+        in_slot++;
+        if (task_dead(t) && t != newest)
+            json_array_append(dead, t);
     }
-    while (json_array_size(old) > TASK_HISTORY) {
+    while (in_slot > p->history_limit && json_array_size(dead) > 0) {
         size_t oldest = 0;
-        json_array_foreach(old, i, t)
+        json_array_foreach(dead, i, t)
         {
-            if (jint(t, "created_at", 0) < jint(json_array_get(old, oldest), "created_at", 0))
+            if (jint(t, "created_at", 0) < jint(json_array_get(dead, oldest), "created_at", 0))
                 oldest = i;
         }
-        json_array_append_new(p->ops, op_del("tasks", jstr(json_array_get(old, oldest), "id")));
-        json_array_remove(old, oldest);
+        json_array_append_new(p->ops, op_del("tasks", jstr(json_array_get(dead, oldest), "id")));
+        json_array_remove(dead, oldest);
+        in_slot--;
     }
-    json_decref(old);
+    json_decref(dead);
 }
 
 static void reconcile_service(struct pass *p, json_t *svc)
@@ -498,9 +513,18 @@ static void orphan_tasks_of_down_nodes(struct pass *p)
     }
 }
 
+json_int_t orchestrator_history_limit(struct store *st)
+{
+    json_t *meta = store_get(st, "meta", "cluster");
+    json_int_t limit = jint(meta, "task_history_limit", TASK_HISTORY_DEFAULT);
+    json_decref(meta);
+    return limit;
+}
+
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 {
     struct pass p = {.st = st, .ops = json_array(), .now = now};
+    p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
     p.tasks = store_list(st, "tasks", NULL);
     json_t *services = store_list(st, "services", NULL);

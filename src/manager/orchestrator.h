@@ -17,6 +17,14 @@ struct store;
  * (0 = none). `now` is wall-clock ms, chosen by the leader. */
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms);
 
+/* Tasks kept per slot, for `service ps` history (the cluster setting
+ * "task_history_limit" of meta "cluster", set by `swarm update
+ * --task-history-limit`). Live tasks count but are never removed; dead ones
+ * beyond the limit are, oldest first (the agents then remove their
+ * containers). Negative: keep every task. Swarm's default is 5. */
+#define TASK_HISTORY_DEFAULT 5
+json_int_t orchestrator_history_limit(struct store *st);
+
 /* A finished task its restart policy does not run again (restart condition
  * none, or on-failure after a success), of the service's current template:
  * its slot is done, no task replaces it. Its desired state is shutdown. */

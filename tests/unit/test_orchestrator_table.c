@@ -25,7 +25,17 @@ struct orch_case {
     const char *services; /* JSON array; missing fields: service_defaults */
     const char *tasks;    /* JSON array; missing fields: task_defaults; id is the name */
     struct step steps[5]; /* up to the first with now == 0 */
+    const char *cluster;  /* the cluster's settings (meta "cluster"), or NULL */
 };
+
+/* Five dead tasks of web's slot 1, h1 the oldest, h5 failed at 1000. */
+#define DEAD_TASKS                                                                                \
+    "{'id':'h1', 'slot':1, 'desired_state':'shutdown', 'state':'failed', 'created_at':1},"        \
+    "{'id':'h2', 'slot':1, 'desired_state':'shutdown', 'state':'failed', 'created_at':2},"        \
+    "{'id':'h3', 'slot':1, 'desired_state':'shutdown', 'state':'failed', 'created_at':3},"        \
+    "{'id':'h4', 'slot':1, 'desired_state':'shutdown', 'state':'failed', 'created_at':4},"        \
+    "{'id':'h5', 'slot':1, 'desired_state':'shutdown', 'state':'failed', 'created_at':5,"         \
+    " 'state_at':1000}"
 
 static const struct orch_case cases[] = {
     {"new_service_gets_its_replicas_spread",
@@ -35,14 +45,14 @@ static const struct orch_case cases[] = {
      {{1000, NULL,
        "put web.1; merge web.1 state=assigned node=n1; put web.2; merge web.2 state=assigned node=n2",
        0},
-      {2000, NULL, "", 0}}},
+      {2000, NULL, "", 0}}, NULL},
     {"scale_down_stops_the_highest_slots",
      "[{'id':'n1'}, {'id':'n2'}]",
      "[{'id':'web', 'spec':{'replicas':1}}]",
      "[{'id':'web.1', 'slot':1, 'node_id':'n1'}, {'id':'web.2', 'slot':2, 'node_id':'n2'},"
      " {'id':'web.3', 'slot':3, 'node_id':'n1'}]",
      {{1000, NULL, "merge web.2 desired=shutdown; merge web.3 desired=shutdown", 0},
-      {2000, "web.2=shutdown", "", 0}}},
+      {2000, "web.2=shutdown", "", 0}}, NULL},
     {"down_node_keeps_its_tasks_for_the_grace_then_they_move",
      "[{'id':'n1'}, {'id':'n2', 'status':'down', 'updated_at':1000}]",
      "[{'id':'web', 'spec':{'replicas':1, 'restart_delay_ms':60000}}]",
@@ -50,7 +60,7 @@ static const struct orch_case cases[] = {
      {{2000, NULL, "", 4000}, /* NODE_DOWN_MS after the last heartbeat, ORPHAN_GRACE_MS more */
       {4000, NULL, "merge web.1 state=orphaned; merge web.1 desired=shutdown", 0},
       /* a lost node is no crash: no restart delay */
-      {4001, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}},
+      {4001, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}, NULL},
     {"restart_delay_is_a_wake_time",
      "[{'id':'n1'}]",
      "[{'id':'web', 'spec':{'replicas':1, 'restart_delay_ms':5000}}]",
@@ -58,7 +68,7 @@ static const struct orch_case cases[] = {
      {{2000, NULL, "merge web.1 desired=shutdown", 0},
       {3000, NULL, "", 6000},
       {5999, NULL, "", 6000},
-      {6000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}},
+      {6000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}, NULL},
     {"global_one_task_per_eligible_node",
      "[{'id':'n1'}, {'id':'n2'}, {'id':'n3', 'availability':'drain'},"
      " {'id':'n4', 'status':'down', 'updated_at':1000}]",
@@ -68,7 +78,7 @@ static const struct orch_case cases[] = {
        "put agent.n1; merge agent.n1 state=assigned node=n1; "
        "put agent.n2; merge agent.n2 state=assigned node=n2",
        4000}, /* n4's grace */
-      {2000, NULL, "", 4000}}},
+      {2000, NULL, "", 4000}}, NULL},
     {"constraint_excludes_a_node",
      "[{'id':'n1', 'role':'manager'}, {'id':'n2'}]",
      "[{'id':'web', 'spec':{'replicas':2, 'constraints':['node.role==worker']}},"
@@ -77,14 +87,14 @@ static const struct orch_case cases[] = {
      {{1000, NULL,
        "put mon.n2; merge mon.n2 state=assigned node=n2; "
        "put web.1; merge web.1 state=assigned node=n2; put web.2; merge web.2 state=assigned node=n2",
-       0}}},
+       0}}, NULL},
     {"one_shot_service_is_not_restarted",
      "[{'id':'n1'}]",
      "[{'id':'once', 'spec':{'replicas':1, 'restart_condition':'none'}}]",
      "[{'id':'once.1', 'service_id':'once', 'slot':1, 'node_id':'n1'}]",
      {{1000, "once.1=complete", "merge once.1 desired=shutdown", 0},
       {2000, NULL, "", 0},
-      {90000, NULL, "", 0}}},
+      {90000, NULL, "", 0}}, NULL},
     {"rolling_update_one_at_a_time_in_slot_order",
      "[{'id':'n1'}, {'id':'n2'}, {'id':'n3'}]",
      "[{'id':'web', 'version':2, 'spec':{'replicas':3, 'update_config':{'parallelism':1}}}]",
@@ -94,14 +104,38 @@ static const struct orch_case cases[] = {
       {2000, NULL, "", 0}, /* the old task is still stopping */
       {3000, "web.1=shutdown", "put web.1; merge web.1 state=assigned node=n1", 0},
       {4000, NULL, "", 0}, /* the new one is not running yet */
-      {5000, "web.1=running", "merge web.2 desired=shutdown", 0}}},
+      {5000, "web.1=running", "merge web.2 desired=shutdown", 0}}, NULL},
     {"rolling_update_delay_after_the_last_started",
      "[{'id':'n1'}, {'id':'n2'}]",
      "[{'id':'web', 'version':2,"
      " 'spec':{'replicas':2, 'update_config':{'parallelism':1, 'delay_ms':10000}}}]",
      "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000},"
      " {'id':'web.2', 'slot':2, 'node_id':'n2'}]",
-     {{2000, NULL, "", 11000}, {11000, NULL, "merge web.2 desired=shutdown", 0}}},
+     {{2000, NULL, "", 11000}, {11000, NULL, "merge web.2 desired=shutdown", 0}}, NULL},
+    {"history_keeps_five_tasks_per_slot_by_default",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'spec':{'replicas':1}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'created_at':10}," DEAD_TASKS "]",
+     {{1000, NULL, "del h1", 0}, {2000, NULL, "", 0}}, NULL},
+    {"history_limit_is_the_cluster_setting",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'spec':{'replicas':1}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'created_at':10}," DEAD_TASKS "]",
+     {{1000, NULL, "del h1; del h2; del h3; del h4", 0}, {2000, NULL, "", 0}},
+     "{'task_history_limit':2}"},
+    {"history_limit_negative_keeps_everything",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'spec':{'replicas':1}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'created_at':10}," DEAD_TASKS "]",
+     {{1000, NULL, "", 0}},
+     "{'task_history_limit':-1}"},
+    /* the newest dead task still times the restart delay */
+    {"history_limit_zero_keeps_the_newest_task_of_a_slot",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'spec':{'replicas':1, 'restart_delay_ms':60000}}]",
+     "[" DEAD_TASKS "]",
+     {{2000, NULL, "del h1; del h2; del h3; del h4", 61000}},
+     "{'task_history_limit':0}"},
 };
 
 /* ---- building the store ---- */
@@ -159,6 +193,11 @@ static struct store *store_of_case(const struct orch_case *c)
     put_all(ops, "nodes", c->nodes, table_node);
     put_all(ops, "services", c->services, service_defaults);
     put_all(ops, "tasks", c->tasks, task_defaults);
+    if (c->cluster) {
+        json_t *meta = table_json(c->cluster);
+        json_object_set_new(meta, "id", json_string("cluster"));
+        json_array_append_new(ops, op_put("meta", meta));
+    }
     apply_ops(st, ops);
     return st;
 }
