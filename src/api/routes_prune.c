@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "agent/agent.h"
+#include "agent/reply.h"
 #include "api/api_int.h"
 #include "api/http.h"
 #include "base/json_get.h"
@@ -64,6 +65,41 @@ void post_images_prune(struct shoal *sh, struct http_req *req, char **args)
     json_decref(in_use);
 }
 
+/* A reply on the stack for agent_remove_local: an exited container is
+ * removed at once; one still being cleaned up is left for the next prune
+ * (the agent is told the reply is gone). */
+struct prune_reply {
+    struct agent_reply r;
+    bool answered;
+    int status;
+};
+
+static void prune_respond(struct agent_reply *r, int status, const char *json)
+{
+    (void)json;
+    struct prune_reply *p = r->data;
+    p->answered = true;
+    p->status = status;
+}
+
+static void prune_fail(struct agent_reply *r, const struct serr *err)
+{
+    (void)err;
+    struct prune_reply *p = r->data;
+    p->answered = true;
+    p->status = 0;
+}
+
+static bool remove_exited(struct agent *a, const char *id)
+{
+    struct prune_reply p = {.r = {.respond = prune_respond, .fail = prune_fail}};
+    p.r.data = &p;
+    agent_remove_local(a, id, 0, &p.r);
+    if (!p.answered && p.r.gone)
+        p.r.gone(&p.r);
+    return p.answered && p.status == 200;
+}
+
 /* POST /v1/containers/prune -> {"deleted": [{"id","name"}], "space_reclaimed"}:
  * this node's stopped containers of `shoal run` (task containers go with
  * their task: the history limit). */
@@ -76,9 +112,7 @@ void post_containers_prune(struct shoal *sh, struct http_req *req, char **args)
     json_t *c;
     json_array_foreach(ctrs, i, c)
     {
-        struct serr err = {0};
-        if (!jstr_is(c, "state", "exited") ||
-            agent_remove_local(sh->agent, jstr(c, "id"), 0, NULL, &err) != 0)
+        if (!jstr_is(c, "state", "exited") || !remove_exited(sh->agent, jstr(c, "id")))
             continue; /* running, or its exit still being cleaned up: not yet */
         json_array_append_new(deleted, json_pack("{s:O, s:O}", "id", json_object_get(c, "id"),
                                                  "name", json_object_get(c, "name")));
