@@ -142,7 +142,9 @@ class Daemon:
         # Pulls stay on loopback: a service of an unknown image must not reach docker.io.
         self.config_path = os.path.join(base, "daemon.json")
         with open(self.config_path, "w") as f:
-            json.dump({"allowed-registries": ["127.0.0.0/8", "localhost"]}, f)
+            # no automatic image GC (it would act on a CI machine's full disk; test_prune sets it)
+            json.dump({"allowed-registries": ["127.0.0.0/8", "localhost"],
+                       "image-gc-high-percent": 100}, f)
         self.wrapper = []  # runs the daemon under this command (valgrind ...)
         # Daemons of the host's namespace run side by side (and test runs too): a bridge and
         # a task subnet each.
