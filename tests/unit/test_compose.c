@@ -1,0 +1,441 @@
+/* Compose files -> stack plans (src/cli/compose.c). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "cli/compose.h"
+#include "unit.h"
+
+/* Parses and converts one file's text as stack "st"; NULL with err on failure. */
+static json_t *plan_of(const char *yaml, struct serr *err)
+{
+    json_t *doc, *plan = NULL;
+    if (compose_parse(yaml, strlen(yaml), "c.yml", &doc, err) < 0)
+        return NULL;
+    if (compose_convert(doc, "st", "/srv/app", &plan, err) < 0)
+        plan = NULL;
+    json_decref(doc);
+    return plan;
+}
+
+static json_t *must_plan(const char *yaml)
+{
+    struct serr err = {0};
+    json_t *plan = plan_of(yaml, &err);
+    if (plan == NULL)
+        fprintf(stderr, "unexpected error: %s\n", err.msg);
+    CHECK(plan != NULL);
+    return plan;
+}
+
+/* The error message for a file that must fail. */
+static const char *must_fail(const char *yaml)
+{
+    static struct serr err;
+    memset(&err, 0, sizeof(err));
+    json_t *plan = plan_of(yaml, &err);
+    if (plan) {
+        char *s = json_dumps(plan, 0);
+        fprintf(stderr, "unexpected success: %s\n", s);
+        free(s);
+    }
+    CHECK(plan == NULL);
+    return err.msg;
+}
+
+static json_t *service(json_t *plan, const char *name)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(plan, "services"), i, s)
+    {
+        if (strcmp(json_string_value(json_object_get(s, "name")), name) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static const char *str_at(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static void check_json(json_t *j, const char *expected)
+{
+    json_t *e = json_loads(expected, 0, NULL);
+    CHECK(e != NULL);
+    if (!json_equal(j, e)) {
+        char *s = json_dumps(j, JSON_SORT_KEYS);
+        fprintf(stderr, "got %s\nwant %s\n", s, expected);
+        free(s);
+    }
+    CHECK(json_equal(j, e));
+    json_decref(e);
+}
+
+TEST(compose_minimal_service_on_default_network)
+{
+    json_t *plan = must_plan("version: '3.8'\n"
+                             "services:\n"
+                             "  web:\n"
+                             "    image: busybox\n"
+                             "    command: httpd -f -p 8080\n");
+    json_t *web = service(plan, "st_web");
+    CHECK(web != NULL);
+    check_json(web, "{\"name\":\"st_web\",\"image\":\"busybox\",\"network\":\"st_default\","
+                    "\"args\":[\"httpd\",\"-f\",\"-p\",\"8080\"],"
+                    "\"labels\":{\"com.docker.stack.namespace\":\"st\"}}");
+    check_json(json_object_get(plan, "networks"), "[{\"name\":\"st_default\"}]");
+    CHECK(json_array_size(json_object_get(plan, "warnings")) == 0);
+    json_decref(plan);
+}
+
+TEST(compose_full_service)
+{
+    setenv("COMPOSE_T_TAG", "1.36", 1);
+    unsetenv("COMPOSE_T_UNSET");
+    json_t *plan = must_plan(
+        "x-common: &common\n"
+        "  stop_grace_period: 2s\n"
+        "services:\n"
+        "  app:\n"
+        "    <<: *common\n"
+        "    image: busybox:${COMPOSE_T_TAG}\n"
+        "    entrypoint: [\"/bin/sh\", \"-c\"]\n"
+        "    command: [\"echo $$HOME; sleep 1000\"]\n"
+        "    environment:\n"
+        "      MODE: ${COMPOSE_T_UNSET:-prod}\n"
+        "      PORT: '8080'\n"
+        "    ports:\n"
+        "      - \"8080:80\"\n"
+        "      - target: 53\n"
+        "        published: 5353\n"
+        "        protocol: udp\n"
+        "        mode: host\n"
+        "    volumes:\n"
+        "      - data:/data\n"
+        "      - ./html:/www:ro\n"
+        "      - type: bind\n"
+        "        source: /etc/hosts\n"
+        "        target: /h\n"
+        "        read_only: true\n"
+        "    networks: [back]\n"
+        "    healthcheck:\n"
+        "      test: [\"CMD\", \"wget\", \"-q\", \"http://localhost/a b\"]\n"
+        "      interval: 5s\n"
+        "      timeout: 1s\n"
+        "      retries: 2\n"
+        "      start_period: 1m30s\n"
+        "    secrets:\n"
+        "      - db_pw\n"
+        "      - source: db_pw\n"
+        "        target: other\n"
+        "        mode: 0400\n"
+        "    configs:\n"
+        "      - source: conf\n"
+        "        target: /etc/app.conf\n"
+        "    deploy:\n"
+        "      mode: replicated\n"
+        "      replicas: 3\n"
+        "      placement:\n"
+        "        constraints: [\"node.role == manager\", node.labels.disk!=hdd]\n"
+        "      resources:\n"
+        "        limits: {cpus: '0.5', memory: 64M}\n"
+        "      restart_policy: {condition: on-failure, delay: 500ms}\n"
+        "      update_config: {parallelism: 2, delay: 10s, failure_action: rollback}\n"
+        "      labels: [traefik.enable=true]\n"
+        "networks:\n"
+        "  back:\n"
+        "    driver: overlay\n"
+        "    ipam:\n"
+        "      config: [{subnet: 10.77.0.0/16}]\n"
+        "volumes:\n"
+        "  data:\n"
+        "secrets:\n"
+        "  db_pw:\n"
+        "    file: ./pw.txt\n"
+        "configs:\n"
+        "  conf:\n"
+        "    content: hello\n");
+    check_json(service(plan, "st_app"),
+               "{\"name\":\"st_app\",\"image\":\"busybox:1.36\",\"stop_grace_period_ms\":2000,"
+               "\"args\":[\"/bin/sh\",\"-c\",\"echo $HOME; sleep 1000\"],"
+               "\"env\":[\"MODE=prod\",\"PORT=8080\"],"
+               "\"ports\":[{\"published\":8080,\"target\":80},"
+               "{\"published\":5353,\"target\":53,\"protocol\":\"udp\",\"mode\":\"host\"}],"
+               "\"mounts\":[{\"type\":\"volume\",\"source\":\"st_data\",\"target\":\"/data\"},"
+               "{\"type\":\"bind\",\"source\":\"/srv/app/html\",\"target\":\"/www\",\"readonly\":true},"
+               "{\"type\":\"bind\",\"source\":\"/etc/hosts\",\"target\":\"/h\",\"readonly\":true}],"
+               "\"network\":\"st_back\","
+               "\"healthcheck\":{\"cmd\":\"wget -q 'http://localhost/a b'\",\"interval_ms\":5000,"
+               "\"timeout_ms\":1000,\"retries\":2,\"start_period_ms\":90000},"
+               "\"secrets\":[{\"source\":\"st_db_pw\",\"target\":\"db_pw\"},"
+               "{\"source\":\"st_db_pw\",\"target\":\"other\",\"mode\":256}],"
+               "\"configs\":[{\"source\":\"st_conf\",\"target\":\"/etc/app.conf\"}],"
+               "\"mode\":\"replicated\",\"replicas\":3,"
+               "\"constraints\":[\"node.role==manager\",\"node.labels.disk!=hdd\"],"
+               "\"limits\":{\"cpus\":0.5,\"memory\":67108864},"
+               "\"restart_condition\":\"on-failure\",\"restart_delay_ms\":500,"
+               "\"update_config\":{\"parallelism\":2,\"delay_ms\":10000,"
+               "\"failure_action\":\"rollback\"},"
+               "\"labels\":{\"com.docker.stack.namespace\":\"st\",\"traefik.enable\":\"true\"}}");
+    check_json(json_object_get(plan, "networks"),
+               "[{\"name\":\"st_back\",\"subnet\":\"10.77.0.0/16\"}]");
+    check_json(json_object_get(plan, "secrets"),
+               "[{\"name\":\"st_db_pw\",\"file\":\"/srv/app/pw.txt\"}]");
+    check_json(json_object_get(plan, "configs"), "[{\"name\":\"st_conf\",\"data\":\"hello\"}]");
+    json_decref(plan);
+}
+
+TEST(compose_environment_list_and_shell_value)
+{
+    setenv("COMPOSE_T_FROM_SHELL", "yes", 1);
+    unsetenv("COMPOSE_T_NOT_SET");
+    json_t *plan = must_plan("services:\n"
+                             "  a:\n"
+                             "    image: busybox\n"
+                             "    environment:\n"
+                             "      - A=1\n"
+                             "      - COMPOSE_T_FROM_SHELL\n"
+                             "      - COMPOSE_T_NOT_SET\n"
+                             "      - A=2\n");
+    check_json(json_object_get(service(plan, "st_a"), "env"),
+               "[\"COMPOSE_T_FROM_SHELL=yes\",\"A=2\"]");
+    json_decref(plan);
+}
+
+TEST(compose_env_file_then_environment)
+{
+    char dir[] = "/tmp/compose_test_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *file = xasprintf("%s/app.env", dir);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    fputs("# comment\n\nA=from_file\nB=b\n", f);
+    fclose(f);
+    const char *yaml = "services:\n  a:\n    image: busybox\n    env_file: app.env\n"
+                       "    environment: {A: override}\n";
+    json_t *doc, *plan;
+    struct serr err = {0};
+    CHECK(compose_parse(yaml, strlen(yaml), "c.yml", &doc, &err) == 0);
+    CHECK(compose_convert(doc, "st", dir, &plan, &err) == 0);
+    check_json(json_object_get(service(plan, "st_a"), "env"), "[\"B=b\",\"A=override\"]");
+    json_decref(doc);
+    json_decref(plan);
+    unlink(file);
+    rmdir(dir);
+    free(file);
+}
+
+TEST(compose_interpolation_forms)
+{
+    setenv("COMPOSE_T_SET", "v", 1);
+    setenv("COMPOSE_T_EMPTY", "", 1);
+    unsetenv("COMPOSE_T_UNSET");
+    json_t *plan = must_plan("services:\n"
+                             "  a:\n"
+                             "    image: busybox\n"
+                             "    environment:\n"
+                             "      - P=$COMPOSE_T_SET/${COMPOSE_T_SET}\n"
+                             "      - Q=${COMPOSE_T_EMPTY:-d1}${COMPOSE_T_EMPTY-d2}\n"
+                             "      - R=${COMPOSE_T_UNSET-d3}x$${NOT}\n"
+                             "      - S=${COMPOSE_T_SET:?must}\n");
+    check_json(json_object_get(service(plan, "st_a"), "env"),
+               "[\"P=v/v\",\"Q=d1\",\"R=d3x${NOT}\",\"S=v\"]");
+    json_decref(plan);
+    const char *msg = must_fail("services:\n  a:\n    image: ${COMPOSE_T_UNSET:?set the tag}\n");
+    CHECK(strstr(msg, "c.yml:3") != NULL);
+    CHECK(strstr(msg, "set the tag") != NULL);
+}
+
+TEST(compose_unknown_key_names_file_line_and_key)
+{
+    const char *msg = must_fail("version: '3'\n"
+                                "services:\n"
+                                "  web:\n"
+                                "    image: busybox\n"
+                                "    deploy:\n"
+                                "      replicas: 2\n"
+                                "      bogus: 1\n");
+    CHECK_STR(msg, "c.yml:7: services.web.deploy.bogus: unknown key");
+    msg = must_fail("services:\n  web:\n    image: busybox\n    imag: typo\n");
+    CHECK_STR(msg, "c.yml:4: services.web.imag: unknown key");
+    msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n      resources:\n"
+                    "        reservations: {cpus: '1'}\n");
+    CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations: not supported") ==
+          msg);
+    msg = must_fail("services:\n  web:\n    image: busybox\nfoo: 1\n");
+    CHECK_STR(msg, "c.yml:4: foo: unknown key");
+}
+
+TEST(compose_bad_values_name_their_key)
+{
+    const char *msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n"
+                                "      replicas: many\n");
+    CHECK(strstr(msg, "c.yml:5: services.web.deploy.replicas:") == msg);
+    msg = must_fail("services:\n  web:\n    image: busybox\n    ports: ['80']\n");
+    CHECK(strstr(msg, "c.yml:4: services.web.ports:") == msg);
+    msg = must_fail("services:\n  web:\n    image: busybox\n    volumes: [data:/d]\n");
+    CHECK(strstr(msg, "not declared") != NULL);
+    msg = must_fail("services:\n  web:\n    image: busybox\n    secrets: [pw]\n");
+    CHECK(strstr(msg, "c.yml:4: services.web.secrets:") == msg);
+    msg = must_fail("services:\n  web:\n    command: ls\n");
+    CHECK(strstr(msg, "needs an image") != NULL);
+    msg = must_fail("services:\n  web:\n    image: busybox\n    networks: [a, b]\n"
+                    "networks: {a: {}, b: {}}\n");
+    CHECK(strstr(msg, "exactly one network") != NULL);
+    msg = must_fail("services:\n  web:\n    image: busybox\n  web:\n    image: x\n");
+    CHECK(strstr(msg, "c.yml:4: duplicate key") == msg);
+    msg = must_fail("services:\n  web: [\n");
+    CHECK(strstr(msg, "c.yml:") == msg);
+}
+
+TEST(compose_ignored_keys_warn)
+{
+    json_t *plan = must_plan("services:\n"
+                             "  web:\n"
+                             "    build: .\n"
+                             "    image: busybox\n"
+                             "    depends_on: [db]\n"
+                             "    x-note: extension fields are skipped\n"
+                             "  db:\n"
+                             "    image: busybox\n");
+    json_t *w = json_object_get(plan, "warnings");
+    CHECK(json_array_size(w) == 2);
+    CHECK(strstr(json_string_value(json_array_get(w, 0)), "c.yml:3: services.web.build") != NULL);
+    json_decref(plan);
+}
+
+TEST(compose_merge_two_files)
+{
+    const char *base = "services:\n"
+                       "  web:\n"
+                       "    image: busybox\n"
+                       "    environment: [A=1, B=2]\n"
+                       "    deploy:\n"
+                       "      replicas: 1\n"
+                       "  db:\n"
+                       "    image: busybox\n";
+    const char *over = "services:\n"
+                       "  web:\n"
+                       "    image: busybox:2\n"
+                       "    environment:\n"
+                       "      B: three\n"
+                       "    deploy:\n"
+                       "      replicas: 4\n"
+                       "      bogus: x\n";
+    json_t *a, *b, *plan;
+    struct serr err = {0};
+    CHECK(compose_parse(base, strlen(base), "base.yml", &a, &err) == 0);
+    CHECK(compose_parse(over, strlen(over), "over.yml", &b, &err) == 0);
+    compose_merge(a, b);
+    CHECK(compose_convert(a, "st", ".", &plan, &err) < 0);
+    CHECK_STR(err.msg, "over.yml:8: services.web.deploy.bogus: unknown key");
+    json_object_del(json_object_get(json_object_get(json_object_get(a, "services"), "web"),
+                                    "deploy"),
+                    "bogus");
+    CHECK(compose_convert(a, "st", ".", &plan, &err) == 0);
+    json_t *web = service(plan, "st_web");
+    CHECK_STR(str_at(web, "image"), "busybox:2");
+    check_json(json_object_get(web, "env"), "[\"A=1\",\"B=three\"]");
+    CHECK(json_integer_value(json_object_get(web, "replicas")) == 4);
+    CHECK(service(plan, "st_db") != NULL);
+    json_decref(plan);
+    json_decref(a);
+    json_decref(b);
+}
+
+TEST(compose_external_and_named_objects)
+{
+    json_t *plan = must_plan("services:\n"
+                             "  web:\n"
+                             "    image: busybox\n"
+                             "    networks: [front]\n"
+                             "    secrets: [tls]\n"
+                             "    volumes: [shared:/s, local:/l]\n"
+                             "networks:\n"
+                             "  front:\n"
+                             "    external: true\n"
+                             "volumes:\n"
+                             "  shared: {name: the_shared}\n"
+                             "  local: {}\n"
+                             "secrets:\n"
+                             "  tls: {external: true}\n");
+    json_t *web = service(plan, "st_web");
+    CHECK_STR(str_at(web, "network"), "front");
+    CHECK_STR(str_at(json_array_get(json_object_get(web, "secrets"), 0), "source"), "tls");
+    CHECK_STR(str_at(json_array_get(json_object_get(web, "mounts"), 0), "source"), "the_shared");
+    CHECK_STR(str_at(json_array_get(json_object_get(web, "mounts"), 1), "source"), "st_local");
+    CHECK(json_array_size(json_object_get(plan, "networks")) == 0);
+    CHECK(json_array_size(json_object_get(plan, "secrets")) == 0);
+    json_decref(plan);
+}
+
+TEST(compose_global_mode_host_network_healthcheck_forms)
+{
+    json_t *plan = must_plan("services:\n"
+                             "  agent:\n"
+                             "    image: busybox\n"
+                             "    network_mode: host\n"
+                             "    healthcheck:\n"
+                             "      test: [\"CMD-SHELL\", \"test -e /tmp/ok || exit 1\"]\n"
+                             "    deploy: {mode: global}\n"
+                             "  quiet:\n"
+                             "    image: busybox\n"
+                             "    healthcheck: {disable: true}\n");
+    json_t *agent = service(plan, "st_agent");
+    CHECK_STR(str_at(agent, "network"), "host");
+    CHECK_STR(str_at(agent, "mode"), "global");
+    CHECK_STR(str_at(json_object_get(agent, "healthcheck"), "cmd"), "test -e /tmp/ok || exit 1");
+    CHECK(json_object_get(service(plan, "st_quiet"), "healthcheck") == NULL);
+    json_decref(plan);
+    const char *msg = must_fail("services:\n  a:\n    image: busybox\n"
+                                "    deploy: {mode: global, replicas: 2}\n");
+    CHECK(strstr(msg, "replicated mode") != NULL);
+}
+
+/* deploy: sections as public examples write them (docker docs, awesome-compose). */
+TEST(compose_real_world_deploy_sections)
+{
+    json_t *plan = must_plan("version: \"3.9\"\n"
+                             "services:\n"
+                             "  redis:\n"
+                             "    image: redis:alpine\n"
+                             "    deploy:\n"
+                             "      replicas: 6\n"
+                             "      update_config:\n"
+                             "        parallelism: 2\n"
+                             "        delay: 10s\n"
+                             "      restart_policy:\n"
+                             "        condition: on-failure\n"
+                             "  visualizer:\n"
+                             "    image: dockersamples/visualizer:stable\n"
+                             "    ports:\n"
+                             "      - \"8080:8080\"\n"
+                             "    stop_grace_period: 1m30s\n"
+                             "    volumes:\n"
+                             "      - \"/var/run/docker.sock:/var/run/docker.sock\"\n"
+                             "    deploy:\n"
+                             "      placement:\n"
+                             "        constraints:\n"
+                             "          - \"node.role==manager\"\n");
+    CHECK(json_integer_value(json_object_get(service(plan, "st_redis"), "replicas")) == 6);
+    json_decref(plan);
+    /* the voting app's worker: max_attempts and window are reported */
+    const char *msg = must_fail("version: \"3.9\"\n"
+                                "services:\n"
+                                "  worker:\n"
+                                "    image: dockersamples/examplevotingapp_worker\n"
+                                "    deploy:\n"
+                                "      mode: replicated\n"
+                                "      replicas: 1\n"
+                                "      labels: [APP=VOTING]\n"
+                                "      restart_policy:\n"
+                                "        condition: on-failure\n"
+                                "        delay: 10s\n"
+                                "        max_attempts: 3\n"
+                                "        window: 120s\n");
+    CHECK(strstr(msg, "c.yml:12: services.worker.deploy.restart_policy.max_attempts: not "
+                      "supported") == msg);
+}
