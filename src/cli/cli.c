@@ -41,6 +41,7 @@ static const char main_usage[] =
     "  node        Manage swarm nodes\n"
     "  secret      Manage swarm secrets\n"
     "  service     Manage swarm services\n"
+    "  stack       Manage stacks (Compose files)\n"
     "  swarm       Manage the swarm\n"
     "\n"
     "Commands:\n"
@@ -67,6 +68,7 @@ static const struct cli_cmd top_commands[] = {
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
     {"logs", NULL, cli_logs, NULL},
     {"job", NULL, cli_job, NULL},
+    {"stack", NULL, cli_stack, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

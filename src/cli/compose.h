@@ -41,6 +41,13 @@ int compose_load_files(const char *const *files, int nfiles, const char *stack, 
  * after a letter or digit; at most 40). */
 int compose_check_stack_name(const char *name, struct serr *err);
 
+/* Deploying again: the service update patch (caller frees *patch) from a
+ * running service's spec to the stack's. Returns 0 (an empty patch: no
+ * change), or 1 with *replace_why the field a patch cannot change (mounts,
+ * network...): the service must be replaced. */
+int stack_service_patch(json_t *old_spec, json_t *new_spec, json_t **patch,
+                        const char **replace_why);
+
 #define COMPOSE_NAMESPACE_LABEL "com.docker.stack.namespace"
 
 #endif

@@ -439,3 +439,72 @@ TEST(compose_real_world_deploy_sections)
     CHECK(strstr(msg, "c.yml:12: services.worker.deploy.restart_policy.max_attempts: not "
                       "supported") == msg);
 }
+
+/* ---- deploying again: stack_service_patch (src/cli/stack_diff.c) ---- */
+
+static json_t *patch_between(const char *stored, const char *wanted, const char **why)
+{
+    json_t *old = json_loads(stored, 0, NULL), *new = json_loads(wanted, 0, NULL), *patch;
+    CHECK(old != NULL && new != NULL);
+    stack_service_patch(old, new, &patch, why);
+    json_decref(old);
+    json_decref(new);
+    return patch;
+}
+
+/* A spec as the daemon stores it (its defaults filled in). */
+#define STORED                                                                                     \
+    "{\"name\":\"st_app\",\"labels\":{\"com.docker.stack.namespace\":\"st\"},"                   \
+    "\"secrets\":[{\"source\":\"st_pw\",\"id\":\"605f\",\"target\":\"/run/secrets/pw\","          \
+    "\"uid\":\"0\",\"gid\":\"0\",\"mode\":292}],\"image\":\"busybox:latest\","                   \
+    "\"args\":[\"sleep\",\"1000\"],\"env\":[\"MODE=prod\",\"X=1\"],\"network\":\"st_default\","  \
+    "\"mode\":\"replicated\",\"replicas\":1,\"mounts\":[],\"constraints\":[\"node.role==manager\"],"\
+    "\"restart_condition\":\"any\",\"restart_delay_ms\":1000,\"stop_grace_period_ms\":10000,"      \
+    "\"init\":false,\"ports\":[{\"published\":80,\"target\":8080,\"protocol\":\"tcp\","           \
+    "\"mode\":\"ingress\"}],\"update_config\":{\"parallelism\":1,\"delay_ms\":0}}"
+
+#define WANTED_HEAD                                                                                \
+    "{\"name\":\"st_app\",\"labels\":{\"com.docker.stack.namespace\":\"st\"},"                   \
+    "\"secrets\":[{\"source\":\"st_pw\",\"target\":\"pw\"}],\"network\":\"st_default\","
+
+TEST(stack_patch_nothing_changed)
+{
+    const char *why;
+    json_t *patch = patch_between(STORED, WANTED_HEAD "\"image\":\"busybox\","
+                                          "\"args\":[\"sleep\",\"1000\"],"
+                                          "\"env\":[\"MODE=prod\",\"X=1\"],"
+                                          "\"constraints\":[\"node.role==manager\"],"
+                                          "\"ports\":[{\"published\":80,\"target\":8080}]}",
+                                  &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+}
+
+TEST(stack_patch_changes)
+{
+    const char *why;
+    json_t *patch = patch_between(STORED, WANTED_HEAD "\"image\":\"busybox:2\","
+                                          "\"replicas\":3,"
+                                          "\"env\":[\"MODE=canary\"],"
+                                          "\"constraints\":[\"node.labels.ssd==1\"],"
+                                          "\"healthcheck\":{\"cmd\":\"true\"},"
+                                          "\"ports\":[{\"published\":81,\"target\":8080}]}",
+                                  &why);
+    CHECK(why == NULL);
+    check_json(patch, "{\"image\":\"busybox:2\",\"replicas\":3,\"args\":[],"
+                      "\"env_rm\":[\"MODE\",\"X\"],\"env_add\":[\"MODE=canary\"],"
+                      "\"constraints_rm\":[\"node.role==manager\"],"
+                      "\"constraints_add\":[\"node.labels.ssd==1\"],"
+                      "\"healthcheck\":{\"cmd\":\"true\",\"interval_ms\":30000,"
+                      "\"timeout_ms\":30000,\"retries\":3,\"start_period_ms\":0},"
+                      "\"publish_rm\":[\"80/tcp\"],\"publish_add\":[{\"published\":81,"
+                      "\"target\":8080,\"protocol\":\"tcp\",\"mode\":\"ingress\"}]}");
+    json_decref(patch);
+    /* a mount or the network cannot be patched: the service is replaced */
+    patch = patch_between(STORED, WANTED_HEAD "\"image\":\"busybox\",\"mounts\":[{\"type\":"
+                                  "\"volume\",\"source\":\"d\",\"target\":\"/d\"}]}",
+                          &why);
+    CHECK_STR(why, "mounts");
+    json_decref(patch);
+}
