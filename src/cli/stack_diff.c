@@ -13,9 +13,28 @@ static void set_default(json_t *obj, const char *key, json_t *value)
     json_decref(value);
 }
 
+/* "busybox" -> "busybox:latest"; the digest the leader pinned a pulled tag
+ * to ("nginx:1.25@sha256:...") is dropped when the file names a tag: the
+ * same tag deployed again is no change. */
+static void normalize_image(json_t *spec, bool drop_digest)
+{
+    const char *image = json_string_value(json_object_get(spec, "image"));
+    if (image == NULL)
+        return;
+    char tag[512], norm[512];
+    snprintf(tag, sizeof(tag), "%s", image);
+    char *at = strchr(tag, '@');
+    if (at && !drop_digest)
+        return; /* compared as written */
+    if (at && at != tag)
+        *at = '\0';
+    if (image_normalize_ref(tag, norm, sizeof(norm), NULL) == 0)
+        json_object_set_new(spec, "image", json_string(norm));
+}
+
 /* The daemon's defaults (manager/service.c), so that a spec compares equal
  * to the one it stored. */
-static json_t *with_defaults(json_t *spec)
+static json_t *with_defaults(json_t *spec, bool drop_digest)
 {
     json_t *s = json_deep_copy(spec);
     static const char *const not_compared[] = {"registry_auth", "force_update"};
@@ -68,10 +87,7 @@ static json_t *with_defaults(json_t *spec)
             set_default(v, "mode", json_integer(0444));
         }
     }
-    char norm[512];
-    const char *image = json_string_value(json_object_get(s, "image"));
-    if (image && image_normalize_ref(image, norm, sizeof(norm), NULL) == 0)
-        json_object_set_new(s, "image", json_string(norm));
+    normalize_image(s, drop_digest);
     return s;
 }
 
@@ -210,7 +226,9 @@ static void diff_values(json_t *old, json_t *new, json_t *patch)
 int stack_service_patch(json_t *old_spec, json_t *new_spec, json_t **patch,
                         const char **replace_why)
 {
-    json_t *old = with_defaults(old_spec), *new = with_defaults(new_spec);
+    const char *image = json_string_value(json_object_get(new_spec, "image"));
+    bool drop_digest = image && strchr(image, '@') == NULL;
+    json_t *old = with_defaults(old_spec, drop_digest), *new = with_defaults(new_spec, drop_digest);
     *replace_why = unpatchable(old, new);
     *patch = json_object();
     if (*replace_why == NULL) {

@@ -479,6 +479,15 @@ TEST(stack_patch_nothing_changed)
     CHECK(why == NULL);
     check_json(patch, "{}");
     json_decref(patch);
+    /* a pulled tag pinned to its digest by the leader is the same tag */
+    patch = patch_between("{\"name\":\"a\",\"image\":\"nginx:1.25@sha256:0123\"}",
+                          "{\"name\":\"a\",\"image\":\"nginx:1.25\"}", &why);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"nginx:1.25@sha256:0123\"}",
+                          "{\"name\":\"a\",\"image\":\"nginx@sha256:4567\"}", &why);
+    check_json(patch, "{\"image\":\"nginx@sha256:4567\"}");
+    json_decref(patch);
 }
 
 TEST(stack_patch_changes)
