@@ -1,6 +1,8 @@
 /* Compose files -> stack plans (src/cli/compose.c). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -516,4 +518,59 @@ TEST(stack_patch_changes)
                           &why);
     CHECK_STR(why, "mounts");
     json_decref(patch);
+}
+
+/* ---- the conformance set: the .yml files of tests/compose, each saying what it expects ---- */
+
+static void check_conformance_file(const char *path)
+{
+    char *text = NULL;
+    size_t len;
+    struct serr err = {0};
+    CHECK(read_file(path, &text, &len, &err) == 0);
+    char expect[512];
+    snprintf(expect, sizeof(expect), "%.*s", (int)strcspn(text, "\n"), text);
+    free(text);
+    json_t *plan = NULL;
+    const char *files[] = {path};
+    int rc = compose_load_files(files, 1, "t", &plan, &err);
+    int warnings = 0;
+    if (strncmp(expect, "# expect: error ", 16) == 0) {
+        if (rc == 0 || strncmp(err.msg, expect + 16, strlen(expect + 16)) != 0)
+            fprintf(stderr, "%s: got \"%s\"\n", path, rc == 0 ? "ok" : err.msg);
+        CHECK(rc < 0 && strncmp(err.msg, expect + 16, strlen(expect + 16)) == 0);
+        return;
+    }
+    if (rc < 0)
+        fprintf(stderr, "%s: %s\n", path, err.msg);
+    CHECK(rc == 0);
+    CHECK(strncmp(expect, "# expect: ok", 12) == 0);
+    sscanf(expect, "# expect: ok, %d warnings", &warnings);
+    if (json_array_size(json_object_get(plan, "warnings")) != (size_t)warnings) {
+        char *w = json_dumps(json_object_get(plan, "warnings"), JSON_INDENT(1));
+        fprintf(stderr, "%s: warnings %s\n", path, w);
+        free(w);
+    }
+    CHECK(json_array_size(json_object_get(plan, "warnings")) == (size_t)warnings);
+    CHECK(json_array_size(json_object_get(plan, "services")) > 0);
+    json_decref(plan);
+}
+
+TEST(compose_conformance)
+{
+    DIR *dir = opendir("tests/compose");
+    CHECK(dir != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".yml") != 0)
+            continue;
+        char *path = xasprintf("tests/compose/%s", e->d_name);
+        check_conformance_file(path);
+        free(path);
+        n++;
+    }
+    closedir(dir);
+    CHECK(n >= 12);
 }
