@@ -231,7 +231,9 @@ static json_t *top_entry(struct conv *c, const char *section, const char *name)
 static bool is_external(json_t *def)
 {
     json_t *ext = json_object_get(def, "external");
-    return json_is_object(ext) || (json_is_string(ext) && strcmp(json_string_value(ext), "true") == 0);
+    const char *s = json_string_value(ext);
+    return json_is_object(ext) ||
+           (s && (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "yes") == 0));
 }
 
 /* The object's name: its "name:" (or external's), the key of an external
@@ -1090,7 +1092,8 @@ static int svc_deploy(struct conv *c, const struct at *a, json_t *val, json_t *s
 static const struct key_rule service_rules[] = {
     {"image", svc_image, NULL, false},
     {"command", svc_words, NULL, false},
-    {"entrypoint", svc_words, NULL, false},
+    {"entrypoint", NULL, "a service runs its image's ENTRYPOINT (put the program in command)",
+     false},
     {"environment", svc_environment, NULL, false},
     {"env_file", svc_env_file, NULL, false},
     {"ports", svc_ports, NULL, false},
@@ -1146,12 +1149,11 @@ static const struct key_rule service_rules[] = {
     {NULL, NULL, NULL, false},
 };
 
-/* entrypoint + command -> args; env_file then environment -> env; network. */
+/* command -> args; env_file then environment -> env; network. */
 static void finish_service(struct conv *c, json_t *spec)
 {
     json_t *scratch = member(spec, SCRATCH);
     json_t *args = json_array();
-    json_array_extend(args, array_member(scratch, "entrypoint"));
     json_array_extend(args, array_member(scratch, "command"));
     if (json_array_size(args) > 0)
         json_object_set(spec, "args", args);

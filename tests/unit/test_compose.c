@@ -104,8 +104,7 @@ TEST(compose_full_service)
         "  app:\n"
         "    <<: *common\n"
         "    image: busybox:${COMPOSE_T_TAG}\n"
-        "    entrypoint: [\"/bin/sh\", \"-c\"]\n"
-        "    command: [\"echo $$HOME; sleep 1000\"]\n"
+        "    command: [\"/bin/sh\", \"-c\", \"echo $$HOME; sleep 1000\"]\n"
         "    environment:\n"
         "      MODE: ${COMPOSE_T_UNSET:-prod}\n"
         "      PORT: '8080'\n"
@@ -267,6 +266,8 @@ TEST(compose_unknown_key_names_file_line_and_key)
                     "        reservations: {cpus: '1'}\n");
     CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations: not supported") ==
           msg);
+    msg = must_fail("services:\n  web:\n    image: busybox\n    entrypoint: /bin/sh\n");
+    CHECK(strstr(msg, "c.yml:4: services.web.entrypoint: not supported by shoal: ") == msg);
     msg = must_fail("services:\n  web:\n    image: busybox\nfoo: 1\n");
     CHECK_STR(msg, "c.yml:4: foo: unknown key");
 }
