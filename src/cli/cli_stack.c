@@ -63,7 +63,11 @@ static const char deploy_usage[] =
     "Options:\n"
     "  -c, --compose-file strings   Path to a Compose file (repeatable: later files\n"
     "                               override earlier ones)\n"
-    "      --prune                  Prune services that are no longer referenced\n";
+    "  -d, --detach                 Do not wait (accepted for Docker's habits: stack\n"
+    "                               deploy never waits for the services to converge)\n"
+    "      --prune                  Prune services that are no longer referenced\n"
+    "      --with-registry-auth     Accepted for Docker's habits: the credentials of\n"
+    "                               'shoal login' are always sent\n";
 
 struct deploy {
     struct cli *cli;
@@ -275,6 +279,10 @@ static int parse_deploy(int argc, char **argv, const char ***files, int *nfiles,
 {
     static const struct option opts[] = {{"compose-file", required_argument, NULL, 'c'},
                                          {"prune", no_argument, NULL, 'P'},
+                                         /* Docker's; shoal always sends the credentials
+                                          * of `shoal login` and never waits here */
+                                         {"with-registry-auth", no_argument, NULL, 'R'},
+                                         {"detach", no_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     *files = xmalloc(sizeof(char *) * (size_t)argc);
@@ -282,14 +290,14 @@ static int parse_deploy(int argc, char **argv, const char ***files, int *nfiles,
     *prune = false;
     optind = 0;
     int opt;
-    while ((opt = cli_getopt(argc, argv, "c:h", opts, err)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "c:dh", opts, err)) != -1) {
         if (opt == '?')
             return -1;
         if (opt == 'h')
             return 1;
         if (opt == 'c')
             (*files)[(*nfiles)++] = optarg;
-        else
+        else if (opt == 'P')
             *prune = true;
     }
     if (*nfiles == 0)

@@ -136,7 +136,7 @@ def test_stack_deploy_update_prune_rm(daemon, tmp_path):
 
     # deploy again: db gone from the file (--prune), web scaled, app's env changed
     out = d.cli("stack", "deploy", "-c", tmp_path / "compose2.yml", "-c",
-                tmp_path / "override.yml", "--prune", "st").stdout
+                tmp_path / "override.yml", "--prune", "--with-registry-auth", "st").stdout
     assert "Updating service st_web" in out and "Updating service st_app" in out, out
     assert "Removing service st_db" in out, out
     assert "st_db" not in names(d, "services")
@@ -146,6 +146,12 @@ def test_stack_deploy_update_prune_rm(daemon, tmp_path):
     assert app_svc["version"] > version
     d.wait_running("st_app", 1, version=app_svc["version"])
     assert d.cli_json("stack", "ls") == [{"name": "st", "services": 2}]
+
+    # a stack's service rolls back as any service: to the spec before the deploy
+    d.cli("service", "rollback", "-d", "st_app")
+    wait_until(lambda: "MODE=prod" in d.service("st_app")["spec"]["env"], timeout=20)
+    assert d.service("st_app")["spec"]["labels"] == {"com.docker.stack.namespace": "st"}
+    d.wait_running("st_app", 1, version=d.service("st_app")["version"])
 
     out = d.cli("stack", "rm", "st").stdout
     assert "Removing service st_web" in out and "Removing network st_back" in out, out
