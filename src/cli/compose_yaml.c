@@ -107,10 +107,15 @@ static int interpolate(const char *s, const char *where, char **result, struct s
 
 /* ---- YAML nodes into JSON ---- */
 
+/* Aliases make a tree out of a graph: the copies are bounded ("billion
+ * laughs" files). */
+#define MAX_NODES 200000
+
 struct loader {
     yaml_document_t *doc;
     const char *name;
     int depth;
+    long nodes; /* converted so far */
 };
 
 static char *where(const struct loader *ld, const yaml_node_t *node)
@@ -153,7 +158,8 @@ static int merge_key(struct loader *ld, json_t *obj, yaml_node_t *value, struct 
         {
             if (strcmp(k, COMPOSE_POS) == 0 || json_object_get(obj, k))
                 continue;
-            json_object_set(obj, k, x);
+            /* a copy: a later file's merge changes each service's own */
+            json_object_set_new(obj, k, json_deep_copy(x));
             json_t *p = json_object_get(json_object_get(m, COMPOSE_POS), k);
             if (p)
                 json_object_set(positions(obj), k, p);
@@ -204,6 +210,9 @@ static int mapping_to_json(struct loader *ld, yaml_node_t *node, json_t **out, s
 
 static int node_to_json(struct loader *ld, yaml_node_t *node, json_t **out, struct serr *err)
 {
+    if (++ld->nodes > MAX_NODES)
+        return serr_set(err, SERR_INVALID, "%s: too large once its aliases are expanded",
+                        ld->name);
     if (++ld->depth > 64) { /* aliases can loop */
         ld->depth--;
         return serr_set(err, SERR_INVALID, "%s: nested too deeply", ld->name);
@@ -256,7 +265,7 @@ int compose_parse(const char *text, size_t len, const char *name, json_t **doc,
         return -1;
     }
     yaml_node_t *root = yaml_document_get_root_node(&ydoc);
-    struct loader ld = {&ydoc, name, 0};
+    struct loader ld = {&ydoc, name, 0, 0};
     int rc;
     if (root == NULL)
         rc = serr_set(err, SERR_INVALID, "%s: empty file", name);

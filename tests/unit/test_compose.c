@@ -575,3 +575,38 @@ TEST(compose_conformance)
     closedir(dir);
     CHECK(n >= 12);
 }
+
+TEST(compose_merge_keys_are_copies_and_aliases_bounded)
+{
+    const char *base = "x-d: &d\n"
+                       "  deploy: {replicas: 1}\n"
+                       "services:\n"
+                       "  a: {<<: *d, image: busybox}\n"
+                       "  b: {<<: *d, image: busybox}\n";
+    const char *over = "services:\n  a: {deploy: {replicas: 5}}\n";
+    json_t *x, *y, *plan;
+    struct serr err = {0};
+    CHECK(compose_parse(base, strlen(base), "base.yml", &x, &err) == 0);
+    CHECK(compose_parse(over, strlen(over), "over.yml", &y, &err) == 0);
+    compose_merge(x, y);
+    CHECK(compose_convert(x, "st", ".", &plan, &err) == 0);
+    CHECK(json_integer_value(json_object_get(service(plan, "st_a"), "replicas")) == 5);
+    CHECK(json_integer_value(json_object_get(service(plan, "st_b"), "replicas")) == 1);
+    json_decref(plan);
+    json_decref(x);
+    json_decref(y);
+    /* ten levels of ten aliases each: 10^10 nodes once expanded */
+    char yaml[4096] = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int i = 1; i <= 10; i++) {
+        size_t n = strlen(yaml);
+        snprintf(yaml + n, sizeof(yaml) - n, "a%d: &a%d [", i, i);
+        for (int j = 0; j < 10; j++) {
+            n = strlen(yaml);
+            snprintf(yaml + n, sizeof(yaml) - n, "%s*a%d", j ? ", " : "", i - 1);
+        }
+        n = strlen(yaml);
+        snprintf(yaml + n, sizeof(yaml) - n, "]\n");
+    }
+    CHECK(compose_parse(yaml, strlen(yaml), "laughs.yml", &x, &err) < 0);
+    CHECK(strstr(err.msg, "too large") != NULL);
+}
