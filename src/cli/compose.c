@@ -1199,6 +1199,10 @@ static int convert_service(struct conv *c, json_t *services, const char *key, js
     free(path);
     if (rc == 0 && json_object_get(spec, "image") == NULL)
         rc = fail(c, &a, "needs an image");
+    if (rc == 0 && strlen(c->stack) + 1 + strlen(key) > 63)
+        rc = fail(c, &a, "the service's name %s_%s is longer than 63 characters", c->stack, key);
+    /* the stack's own label, whatever deploy.labels say */
+    json_object_set_new(member(spec, "labels"), COMPOSE_NAMESPACE_LABEL, json_string(c->stack));
     const char *mode = json_string_value(json_object_get(spec, "mode"));
     if (rc == 0 && mode && strcmp(mode, "global") == 0 && json_object_get(spec, "replicas"))
         rc = fail(c, &a, "deploy.replicas can only be used with replicated mode");

@@ -292,6 +292,15 @@ TEST(compose_bad_values_name_their_key)
     CHECK(strstr(msg, "c.yml:4: duplicate key") == msg);
     msg = must_fail("services:\n  web: [\n");
     CHECK(strstr(msg, "c.yml:") == msg);
+    msg = must_fail("services:\n  a_service_name_that_is_quite_long_enough_to_pass_sixty_three_chars:\n"
+                    "    image: busybox\n");
+    CHECK(strstr(msg, "c.yml:2: services.a_service") == msg && strstr(msg, "longer than 63"));
+    /* deploy.labels cannot take the service out of its stack */
+    json_t *plan = must_plan("services:\n  a:\n    image: busybox\n    deploy:\n      labels:\n"
+                             "        com.docker.stack.namespace: other\n        team: x\n");
+    check_json(json_object_get(service(plan, "st_a"), "labels"),
+               "{\"com.docker.stack.namespace\":\"st\",\"team\":\"x\"}");
+    json_decref(plan);
 }
 
 TEST(compose_ignored_keys_warn)
