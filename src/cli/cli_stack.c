@@ -52,7 +52,8 @@ static bool in_stack_by_name(json_t *obj, const char *stack)
 {
     size_t n = strlen(stack);
     const char *name = cli_str(obj, "name");
-    return strncmp(name, stack, n) == 0 && name[n] == '_' && !json_is_true(json_object_get(obj, "builtin"));
+    return strncmp(name, stack, n) == 0 && name[n] == '_' &&
+           !json_is_true(json_object_get(obj, "builtin"));
 }
 
 /* ---- deploy ---- */
@@ -97,8 +98,8 @@ static int read_data_files(json_t *plan, struct serr *err)
             }
             if (len == 0 || len > SECRET_MAX_SIZE) {
                 free(data);
-                return serr_set(err, SERR_INVALID, "%s %s: %s is empty or over 500 KB",
-                                sections[s], cli_str(o, "name"), file);
+                return serr_set(err, SERR_INVALID, "%s %s: %s is empty or over 500 KB", sections[s],
+                                cli_str(o, "name"), file);
             }
             char *b64 = base64_encode((const unsigned char *)data, len);
             explicit_bzero(data, len);
@@ -130,9 +131,8 @@ static int check_owned(struct deploy *d, struct serr *err)
     {
         json_t *svc = find_named(d->services, cli_str(spec, "name"));
         if (svc && strcmp(namespace_of(svc), d->stack) != 0)
-            return serr_set(err, SERR_CONFLICT,
-                            "service %s exists and is not part of stack %s", cli_str(spec, "name"),
-                            d->stack);
+            return serr_set(err, SERR_CONFLICT, "service %s exists and is not part of stack %s",
+                            cli_str(spec, "name"), d->stack);
     }
     return 0;
 }
@@ -177,8 +177,7 @@ static int update_service(struct deploy *d, json_t *svc, json_t *spec, struct se
     const char *name = cli_str(spec, "name");
     int rc = 0;
     if (stack_service_patch(json_object_get(svc, "spec"), spec, &patch, &why) == 1) {
-        printf("Replacing service %s (%s changed: a service update cannot change it)\n", name,
-               why);
+        printf("Replacing service %s (%s changed: a service update cannot change it)\n", name, why);
         char *path = cli_path("/v1/services/%s", name);
         rc = cli_call(d->cli, "DELETE", path, NULL, NULL, err);
         free(path);
@@ -224,8 +223,7 @@ static int deploy_services(struct deploy *d, struct serr *err)
 
 /* A network or secret still used by a service being removed answers 409
  * for a moment: tried again for up to 10 s. */
-static int remove_object(struct cli *cli, const char *path_fmt, const char *name,
-                         struct serr *err)
+static int remove_object(struct cli *cli, const char *path_fmt, const char *name, struct serr *err)
 {
     char *path = cli_path(path_fmt, name);
     int rc = -1;

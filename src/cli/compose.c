@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/util.h"
 #include "cli/cli.h"
 #include "cli/compose.h"
@@ -32,7 +33,7 @@ struct at {
 
 static const char *pos_of(json_t *obj, const char *key)
 {
-    const char *p = json_string_value(json_object_get(json_object_get(obj, COMPOSE_POS), key));
+    const char *p = jstr(json_object_get(obj, COMPOSE_POS), key);
     return p ? p : "?";
 }
 
@@ -76,8 +77,8 @@ typedef int (*key_fn)(struct conv *c, const struct at *a, json_t *val, json_t *o
 
 struct key_rule {
     const char *key;
-    key_fn fn;          /* NULL: unsupported (error), or ignored with `warning` */
-    const char *why;    /* for unsupported keys: the reason; for ignored: the warning */
+    key_fn fn;       /* NULL: unsupported (error), or ignored with `warning` */
+    const char *why; /* for unsupported keys: the reason; for ignored: the warning */
     bool ignored;
 };
 
@@ -129,8 +130,8 @@ static char *child_path(const struct at *a)
 }
 
 /* Runs `rules` over the mapping at `a`. */
-static int walk_child(struct conv *c, const struct at *a, json_t *val,
-                      const struct key_rule *rules, json_t *out)
+static int walk_child(struct conv *c, const struct at *a, json_t *val, const struct key_rule *rules,
+                      json_t *out)
 {
     if (want_object(c, a, val) < 0)
         return -1;
@@ -241,8 +242,8 @@ static bool is_external(json_t *def)
 static char *object_name(struct conv *c, const char *section, const char *key)
 {
     json_t *def = top_entry(c, section, key);
-    const char *given = json_string_value(json_object_get(def, "name"));
-    const char *ext_name = json_string_value(json_object_get(json_object_get(def, "external"), "name"));
+    const char *given = jstr(def, "name");
+    const char *ext_name = jstr(json_object_get(def, "external"), "name");
     if (given || ext_name)
         return xstrdup(given ? given : ext_name);
     if (is_external(def))
@@ -436,7 +437,7 @@ static int svc_env_file(struct conv *c, const struct at *a, json_t *val, json_t 
     {
         const char *file = json_string_value(f);
         if (file == NULL && json_is_object(f))
-            file = json_string_value(json_object_get(f, "path"));
+            file = jstr(f, "path");
         if (file == NULL)
             return fail(c, a, "must be a list of files");
         if (read_env_file(c, a, file, env) < 0)
@@ -469,8 +470,10 @@ static int port_long(struct conv *c, const struct at *a, json_t *p, json_t *spec
         while (known[i] && strcmp(known[i], k) != 0)
             i++;
         if (known[i] == NULL)
-            return fail(c, a, "port key \"%s\" is not supported (target, published, protocol, "
-                              "mode)", k);
+            return fail(c, a,
+                        "port key \"%s\" is not supported (target, published, protocol, "
+                        "mode)",
+                        k);
         const char *s = json_string_value(v);
         if (s == NULL)
             return fail(c, a, "port %s must be a value", k);
@@ -570,12 +573,14 @@ static int volume_long(struct conv *c, const struct at *a, json_t *v, json_t *sp
     {
         if (!is_extension(k) && strcmp(k, "type") && strcmp(k, "source") && strcmp(k, "target") &&
             strcmp(k, "read_only"))
-            return fail(c, a, "volume key \"%s\" is not supported (type, source, target, "
-                              "read_only)", k);
+            return fail(c, a,
+                        "volume key \"%s\" is not supported (type, source, target, "
+                        "read_only)",
+                        k);
     }
-    const char *type = json_string_value(json_object_get(v, "type"));
-    const char *src = json_string_value(json_object_get(v, "source"));
-    const char *dst = json_string_value(json_object_get(v, "target"));
+    const char *type = jstr(v, "type");
+    const char *src = jstr(v, "source");
+    const char *dst = jstr(v, "target");
     if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0))
         return fail(c, a, "type must be volume or bind");
     if (src == NULL || dst == NULL)
@@ -752,14 +757,10 @@ static int hc_disable(struct conv *c, const struct at *a, json_t *val, json_t *h
 }
 
 static const struct key_rule healthcheck_rules[] = {
-    {"test", hc_test, NULL, false},
-    {"interval", hc_interval, NULL, false},
-    {"timeout", hc_timeout, NULL, false},
-    {"start_period", hc_start_period, NULL, false},
-    {"retries", hc_retries, NULL, false},
-    {"disable", hc_disable, NULL, false},
-    {"start_interval", NULL, NULL, false},
-    {NULL, NULL, NULL, false},
+    {"test", hc_test, NULL, false},        {"interval", hc_interval, NULL, false},
+    {"timeout", hc_timeout, NULL, false},  {"start_period", hc_start_period, NULL, false},
+    {"retries", hc_retries, NULL, false},  {"disable", hc_disable, NULL, false},
+    {"start_interval", NULL, NULL, false}, {NULL, NULL, NULL, false},
 };
 
 static int svc_healthcheck(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -789,8 +790,7 @@ static int parse_mode(struct conv *c, const struct at *a, const char *s, long *m
 static int secret_ref(struct conv *c, const struct at *a, const char *section, json_t *item,
                       json_t *list)
 {
-    const char *source = json_is_string(item) ? json_string_value(item)
-                                              : json_string_value(json_object_get(item, "source"));
+    const char *source = json_is_string(item) ? json_string_value(item) : jstr(item, "source");
     if (source == NULL)
         return fail(c, a, "each entry needs a source");
     if (top_entry(c, section, source) == NULL)
@@ -881,8 +881,10 @@ static int add_constraint(struct conv *c, const struct at *a, const char *expr, 
     const char *op = strstr(flat, "==") ? strstr(flat, "==") : strstr(flat, "!=");
     int rc = 0;
     if (op == NULL || strncmp(flat, "node.", 5) != 0 || op[2] == '\0')
-        rc = fail(c, a, "\"%s\": use node.role, node.hostname, node.id or node.labels.KEY "
-                        "with == or !=", expr);
+        rc = fail(c, a,
+                  "\"%s\": use node.role, node.hostname, node.id or node.labels.KEY "
+                  "with == or !=",
+                  expr);
     else
         json_array_append_new(array_member(spec, "constraints"), json_string(flat));
     free(flat);
@@ -1086,8 +1088,14 @@ static int svc_deploy(struct conv *c, const struct at *a, json_t *val, json_t *s
     return walk_child(c, a, val, deploy_rules, spec);
 }
 
-#define IGNORED(key) {key, NULL, "ignored: not used by stacks (as Docker)", true}
-#define UNSUPPORTED(key) {key, NULL, NULL, false}
+#define IGNORED(key)                                                                               \
+    {                                                                                              \
+        key, NULL, "ignored: not used by stacks (as Docker)", true                                 \
+    }
+#define UNSUPPORTED(key)                                                                           \
+    {                                                                                              \
+        key, NULL, NULL, false                                                                     \
+    }
 
 static const struct key_rule service_rules[] = {
     {"image", svc_image, NULL, false},
@@ -1177,7 +1185,7 @@ static void finish_service(struct conv *c, json_t *spec)
         json_object_set(spec, "env", env);
     json_decref(env);
     if (json_object_get(spec, "network") == NULL) {
-        const char *net = json_string_value(json_object_get(scratch, "network"));
+        const char *net = jstr(scratch, "network");
         char *name = object_name(c, "networks", net ? net : "default");
         json_object_set_new(spec, "network", json_string(name));
         free(name);
@@ -1191,8 +1199,8 @@ static int convert_service(struct conv *c, json_t *services, const char *key, js
     if (want_object(c, &a, def) < 0)
         return -1;
     char *name = xasprintf("%s_%s", c->stack, key);
-    json_t *spec = json_pack("{s:s, s:{s:s}}", "name", name, "labels", COMPOSE_NAMESPACE_LABEL,
-                             c->stack);
+    json_t *spec =
+        json_pack("{s:s, s:{s:s}}", "name", name, "labels", COMPOSE_NAMESPACE_LABEL, c->stack);
     free(name);
     char *path = xasprintf("services.%s", key);
     int rc = walk(c, def, path, service_rules, spec);
@@ -1203,10 +1211,11 @@ static int convert_service(struct conv *c, json_t *services, const char *key, js
         rc = fail(c, &a, "the service's name %s_%s is longer than 63 characters", c->stack, key);
     /* the stack's own label, whatever deploy.labels say */
     json_object_set_new(member(spec, "labels"), COMPOSE_NAMESPACE_LABEL, json_string(c->stack));
-    const char *mode = json_string_value(json_object_get(spec, "mode"));
+    const char *mode = jstr(spec, "mode");
     if (rc == 0 && mode && strcmp(mode, "global") == 0 && json_object_get(spec, "replicas"))
         rc = fail(c, &a, "deploy.replicas can only be used with replicated mode");
-    if (rc == 0 && json_object_get(spec, "network") && json_object_get(member(spec, SCRATCH), "network"))
+    if (rc == 0 && json_object_get(spec, "network") &&
+        json_object_get(member(spec, SCRATCH), "network"))
         rc = fail(c, &a, "network_mode: host and networks exclude each other");
     if (rc < 0) {
         json_decref(spec);
@@ -1225,7 +1234,7 @@ static bool plan_has(json_t *list, const char *name)
     json_t *o;
     json_array_foreach(list, i, o)
     {
-        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
+        if (strcmp(jstr(o, "name"), name) == 0)
             return true;
     }
     return false;
@@ -1268,18 +1277,17 @@ static int check_def(struct conv *c, const char *section, const char *key, json_
 
 static int network_def(struct conv *c, const char *key, json_t *def)
 {
-    static const char *const allowed[] = {"driver", "external", "name", "attachable", "ipam",
-                                          NULL};
+    static const char *const allowed[] = {"driver", "external", "name", "attachable", "ipam", NULL};
     if (check_def(c, "networks", key, def, allowed) < 0)
         return -1;
     json_t *nets = json_object_get(c->doc, "networks");
     struct at a = {def, "driver", "networks"};
-    const char *driver = json_string_value(json_object_get(def, "driver"));
+    const char *driver = jstr(def, "driver");
     if (driver && strcmp(driver, "overlay") != 0)
         return fail(c, &a, "only the overlay driver (shoal networks span the cluster)");
     json_t *ipam = json_object_get(def, "ipam");
     json_t *cfg = json_object_get(ipam, "config");
-    const char *subnet = json_string_value(json_object_get(json_array_get(cfg, 0), "subnet"));
+    const char *subnet = jstr(json_array_get(cfg, 0), "subnet");
     struct at ia = {def, "ipam", "networks"};
     if (ipam && (json_object_size(ipam) != 2 || json_array_size(cfg) != 1 || subnet == NULL ||
                  json_object_size(json_array_get(cfg, 0)) != 2))
@@ -1301,7 +1309,7 @@ static int volume_def(struct conv *c, const char *key, json_t *def)
     static const char *const allowed[] = {"driver", "external", "name", NULL};
     if (check_def(c, "volumes", key, def, allowed) < 0)
         return -1;
-    const char *driver = json_string_value(json_object_get(def, "driver"));
+    const char *driver = jstr(def, "driver");
     struct at a = {def, "driver", "volumes"};
     if (driver && strcmp(driver, "local") != 0)
         return fail(c, &a, "only the local driver");
@@ -1319,8 +1327,8 @@ static int data_def(struct conv *c, const char *section, const char *key, json_t
     struct at a = {json_object_get(c->doc, section), key, section};
     if (is_external(def))
         return 0;
-    const char *file = json_string_value(json_object_get(def, "file"));
-    const char *content = json_string_value(json_object_get(def, "content"));
+    const char *file = jstr(def, "file");
+    const char *content = jstr(def, "content");
     if ((file == NULL) == (content == NULL))
         return fail(c, &a, "needs file:%s or external: true", config ? " (or content:)" : "");
     char *name = object_name(c, section, key);
@@ -1345,7 +1353,7 @@ static void keep_used(json_t *plan)
     for (size_t s = 0; s < 3; s++) {
         json_t *list = json_object_get(plan, sections[s][0]);
         for (size_t i = json_array_size(list); i-- > 0;) {
-            const char *name = json_string_value(json_object_get(json_array_get(list, i), "name"));
+            const char *name = jstr(json_array_get(list, i), "name");
             bool used = false;
             size_t j;
             json_t *spec;
@@ -1358,7 +1366,7 @@ static void keep_used(json_t *plan)
                 json_t *ref;
                 json_array_foreach(json_is_array(v) ? v : NULL, k, ref)
                 {
-                    used |= strcmp(json_string_value(json_object_get(ref, "source")), name) == 0;
+                    used |= strcmp(jstr(ref, "source"), name) == 0;
                 }
             }
             if (!used)
@@ -1401,14 +1409,10 @@ static int top_ignored(struct conv *c, const struct at *a, json_t *val, json_t *
 }
 
 static const struct key_rule top_rules[] = {
-    {"version", top_ignored, NULL, false},
-    {"name", top_ignored, NULL, false},
-    {"services", top_ignored, NULL, false},
-    {"networks", top_ignored, NULL, false},
-    {"volumes", top_ignored, NULL, false},
-    {"secrets", top_ignored, NULL, false},
-    {"configs", top_ignored, NULL, false},
-    {NULL, NULL, NULL, false},
+    {"version", top_ignored, NULL, false},  {"name", top_ignored, NULL, false},
+    {"services", top_ignored, NULL, false}, {"networks", top_ignored, NULL, false},
+    {"volumes", top_ignored, NULL, false},  {"secrets", top_ignored, NULL, false},
+    {"configs", top_ignored, NULL, false},  {NULL, NULL, NULL, false},
 };
 
 static int convert_all(struct conv *c)
@@ -1449,7 +1453,8 @@ int compose_check_stack_name(const char *name, struct serr *err)
     if (!ok)
         return serr_set(err, SERR_INVALID,
                         "invalid stack name \"%s\": letters, digits, '-', '.' and '_' after a "
-                        "letter or digit, at most 40", name);
+                        "letter or digit, at most 40",
+                        name);
     return 0;
 }
 

@@ -19,8 +19,7 @@
 
 /* Parses one file's text (`name` for messages) into *doc (caller frees).
  * Variables come from getenv(). Errors: "FILE:LINE: why". */
-int compose_parse(const char *text, size_t len, const char *name, json_t **doc,
-                  struct serr *err);
+int compose_parse(const char *text, size_t len, const char *name, json_t **doc, struct serr *err);
 /* Merges `over` into `base` as `-c base -c over`: mappings key by key, other
  * values replaced (environment and labels lists merged by variable name). */
 void compose_merge(json_t *base, json_t *over);

@@ -211,8 +211,7 @@ static int mapping_to_json(struct loader *ld, yaml_node_t *node, json_t **out, s
 static int node_to_json(struct loader *ld, yaml_node_t *node, json_t **out, struct serr *err)
 {
     if (++ld->nodes > MAX_NODES)
-        return serr_set(err, SERR_INVALID, "%s: too large once its aliases are expanded",
-                        ld->name);
+        return serr_set(err, SERR_INVALID, "%s: too large once its aliases are expanded", ld->name);
     if (++ld->depth > 64) { /* aliases can loop */
         ld->depth--;
         return serr_set(err, SERR_INVALID, "%s: nested too deeply", ld->name);
@@ -235,7 +234,8 @@ static int node_to_json(struct loader *ld, yaml_node_t *node, json_t **out, stru
     } else {
         const char *text = (const char *)node->data.scalar.value;
         bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        if (plain && (strcmp(text, "") == 0 || strcmp(text, "~") == 0 || strcmp(text, "null") == 0)) {
+        if (plain &&
+            (strcmp(text, "") == 0 || strcmp(text, "~") == 0 || strcmp(text, "null") == 0)) {
             *out = json_null();
         } else {
             char *at = where(ld, node), *value = NULL;
@@ -251,8 +251,7 @@ static int node_to_json(struct loader *ld, yaml_node_t *node, json_t **out, stru
     return rc;
 }
 
-int compose_parse(const char *text, size_t len, const char *name, json_t **doc,
-                  struct serr *err)
+int compose_parse(const char *text, size_t len, const char *name, json_t **doc, struct serr *err)
 {
     yaml_parser_t parser;
     yaml_document_t ydoc;

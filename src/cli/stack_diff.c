@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "cli/compose.h"
 #include "model/imageref.h"
 
@@ -18,7 +19,7 @@ static void set_default(json_t *obj, const char *key, json_t *value)
  * same tag deployed again is no change. */
 static void normalize_image(json_t *spec, bool drop_digest)
 {
-    const char *image = json_string_value(json_object_get(spec, "image"));
+    const char *image = jstr(spec, "image");
     if (image == NULL)
         return;
     char tag[512], norm[512];
@@ -41,10 +42,10 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     for (size_t i = 0; i < 2; i++)
         json_object_del(s, not_compared[i]);
     set_default(s, "mode", json_string("replicated"));
-    if (strcmp(json_string_value(json_object_get(s, "mode")), "replicated") == 0)
+    if (strcmp(jstr(s, "mode"), "replicated") == 0)
         set_default(s, "replicas", json_integer(1));
-    static const char *const lists[] = {"env", "mounts", "constraints", "ports", "args",
-                                        "secrets", "configs"};
+    static const char *const lists[] = {"env",  "mounts",  "constraints", "ports",
+                                        "args", "secrets", "configs"};
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
         set_default(s, lists[i], json_array());
     set_default(s, "restart_condition", json_string("any"));
@@ -76,7 +77,7 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
         json_array_foreach(json_object_get(s, refs[r][0]), i, v)
         {
             json_object_del(v, "id");
-            const char *target = json_string_value(json_object_get(v, "target"));
+            const char *target = jstr(v, "target");
             if (target && target[0] != '/') {
                 char abs[512];
                 snprintf(abs, sizeof(abs), "%s%s", refs[r][1], target);
@@ -108,8 +109,15 @@ static bool same(json_t *a, json_t *b, const char *key)
 /* Fields a patch cannot change: the service is replaced. */
 static const char *unpatchable(json_t *old, json_t *new)
 {
-    static const char *const keys[] = {"mode", "mounts", "restart_condition", "restart_delay_ms",
-                                       "stop_grace_period_ms", "init", "network", "labels", NULL};
+    static const char *const keys[] = {"mode",
+                                       "mounts",
+                                       "restart_condition",
+                                       "restart_delay_ms",
+                                       "stop_grace_period_ms",
+                                       "init",
+                                       "network",
+                                       "labels",
+                                       NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]))
             return keys[i];
@@ -136,9 +144,9 @@ static json_t *rm_keys(json_t *list, bool ports)
         if (ports)
             snprintf(key, sizeof(key), "%lld/%s",
                      (long long)json_integer_value(json_object_get(v, "published")),
-                     json_string_value(json_object_get(v, "protocol")));
+                     jstr(v, "protocol"));
         else
-            snprintf(key, sizeof(key), "%s", json_string_value(json_object_get(v, "source")));
+            snprintf(key, sizeof(key), "%s", jstr(v, "source"));
         bool seen = false;
         size_t j;
         json_t *w;
@@ -212,8 +220,8 @@ static void diff_lists(json_t *old, json_t *new, json_t *patch)
 
 static void diff_values(json_t *old, json_t *new, json_t *patch)
 {
-    static const char *const keys[] = {"image", "args", "replicas", "update_config", "limits",
-                                       NULL};
+    static const char *const keys[] = {"image",         "args",   "replicas",
+                                       "update_config", "limits", NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]) && json_object_get(new, keys[i]))
             json_object_set(patch, keys[i], json_object_get(new, keys[i]));
@@ -226,7 +234,7 @@ static void diff_values(json_t *old, json_t *new, json_t *patch)
 int stack_service_patch(json_t *old_spec, json_t *new_spec, json_t **patch,
                         const char **replace_why)
 {
-    const char *image = json_string_value(json_object_get(new_spec, "image"));
+    const char *image = jstr(new_spec, "image");
     bool drop_digest = image && strchr(image, '@') == NULL;
     json_t *old = with_defaults(old_spec, drop_digest), *new = with_defaults(new_spec, drop_digest);
     *replace_why = unpatchable(old, new);
