@@ -22,7 +22,39 @@ static void append(char **out, size_t *len, const char *s, size_t n)
     (*out)[*len] = '\0';
 }
 
-/* "${...}" body without braces: NAME, NAME:-DEF, NAME-DEF, NAME:?ERR, NAME?ERR. */
+static int interpolate(const char *s, const char *where, char **result, struct serr *err);
+
+/* The '}' closing the "${" at s[0..1], past nested "${...}"; NULL if none. */
+static const char *closing_brace(const char *s)
+{
+    int depth = 0;
+    for (const char *p = s + 1; *p; p++) {
+        if (p[0] == '$' && (p[1] == '$' || p[1] == '{')) {
+            depth += p[1] == '{';
+            p++;
+        } else if (*p == '}') {
+            if (depth == 0)
+                return p;
+            depth--;
+        }
+    }
+    return NULL;
+}
+
+/* Appends the default or error text of "${NAME:-TEXT}", itself interpolated. */
+static int append_interpolated(const char *text, const char *where, char **out, size_t *len,
+                               struct serr *err)
+{
+    char *v;
+    if (interpolate(text, where, &v, err) < 0)
+        return -1;
+    append(out, len, v, strlen(v));
+    free(v);
+    return 0;
+}
+
+/* "${...}" body without braces: NAME, NAME:-DEF, NAME-DEF, NAME:?ERR, NAME?ERR
+ * (DEF and ERR may hold variables too). */
 static int expand_braced(const char *body, const char *where, char **out, size_t *len,
                          struct serr *err)
 {
@@ -42,13 +74,18 @@ static int expand_braced(const char *body, const char *where, char **out, size_t
         if (value)
             append(out, len, value, strlen(value));
     } else if (*kind == '-') {
-        const char *v = unset ? kind + 1 : value;
-        append(out, len, v, strlen(v));
-    } else if (*kind == '?') {
         if (unset)
-            rc = serr_set(err, SERR_INVALID, "%s: required variable %s is missing a value: %s",
-                          where, name, kind + 1);
+            rc = append_interpolated(kind + 1, where, out, len, err);
         else
+            append(out, len, value, strlen(value));
+    } else if (*kind == '?') {
+        char *msg = NULL;
+        size_t mlen = 0;
+        if (unset && (rc = append_interpolated(kind + 1, where, &msg, &mlen, err)) == 0)
+            rc = serr_set(err, SERR_INVALID, "%s: required variable %s is missing a value: %s",
+                          where, name, msg);
+        free(msg);
+        if (!unset)
             append(out, len, value, strlen(value));
     } else {
         rc = serr_set(err, SERR_INVALID, "%s: invalid interpolation \"${%s}\"", where, body);
@@ -74,7 +111,7 @@ static int interpolate(const char *s, const char *where, char **result, struct s
             append(&out, &len, "$", 1);
             s++;
         } else if (*s == '{') {
-            const char *close = strchr(s, '}');
+            const char *close = closing_brace(s);
             if (close == NULL) {
                 free(out);
                 return serr_set(err, SERR_INVALID, "%s: unclosed \"${\" in \"%s\"", where, dollar);

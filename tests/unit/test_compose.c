@@ -241,9 +241,10 @@ TEST(compose_interpolation_forms)
                              "      - P=$COMPOSE_T_SET/${COMPOSE_T_SET}\n"
                              "      - Q=${COMPOSE_T_EMPTY:-d1}${COMPOSE_T_EMPTY-d2}\n"
                              "      - R=${COMPOSE_T_UNSET-d3}x$${NOT}\n"
-                             "      - S=${COMPOSE_T_SET:?must}\n");
+                             "      - S=${COMPOSE_T_SET:?must}\n"
+                             "      - T=${COMPOSE_T_UNSET:-${COMPOSE_T_SET}-$$x}}\n");
     check_json(json_object_get(service(plan, "st_a"), "env"),
-               "[\"P=v/v\",\"Q=d1\",\"R=d3x${NOT}\",\"S=v\"]");
+               "[\"P=v/v\",\"Q=d1\",\"R=d3x${NOT}\",\"S=v\",\"T=v-$x}\"]");
     json_decref(plan);
     const char *msg = must_fail("services:\n  a:\n    image: ${COMPOSE_T_UNSET:?set the tag}\n");
     CHECK(strstr(msg, "c.yml:3") != NULL);
