@@ -22,7 +22,11 @@ static void append(char **out, size_t *len, const char *s, size_t n)
     (*out)[*len] = '\0';
 }
 
-static int interpolate(const char *s, const char *where, char **result, struct serr *err);
+/* Nesting of "${A:-${B:-...}}" allowed (each level is a call). */
+#define MAX_INTERPOLATION_DEPTH 8
+
+static int interpolate(const char *s, const char *where, int depth, char **result,
+                       struct serr *err);
 
 /* The '}' closing the "${" at s[0..1], past nested "${...}"; NULL if none. */
 static const char *closing_brace(const char *s)
@@ -42,11 +46,13 @@ static const char *closing_brace(const char *s)
 }
 
 /* Appends the default or error text of "${NAME:-TEXT}", itself interpolated. */
-static int append_interpolated(const char *text, const char *where, char **out, size_t *len,
-                               struct serr *err)
+static int append_interpolated(const char *text, const char *where, int depth, char **out,
+                               size_t *len, struct serr *err)
 {
     char *v;
-    if (interpolate(text, where, &v, err) < 0)
+    if (depth >= MAX_INTERPOLATION_DEPTH)
+        return serr_set(err, SERR_INVALID, "%s: interpolation nested too deeply", where);
+    if (interpolate(text, where, depth + 1, &v, err) < 0)
         return -1;
     append(out, len, v, strlen(v));
     free(v);
@@ -55,7 +61,7 @@ static int append_interpolated(const char *text, const char *where, char **out, 
 
 /* "${...}" body without braces: NAME, NAME:-DEF, NAME-DEF, NAME:?ERR, NAME?ERR
  * (DEF and ERR may hold variables too). */
-static int expand_braced(const char *body, const char *where, char **out, size_t *len,
+static int expand_braced(const char *body, const char *where, int depth, char **out, size_t *len,
                          struct serr *err)
 {
     size_t n = 0;
@@ -75,13 +81,13 @@ static int expand_braced(const char *body, const char *where, char **out, size_t
             append(out, len, value, strlen(value));
     } else if (*kind == '-') {
         if (unset)
-            rc = append_interpolated(kind + 1, where, out, len, err);
+            rc = append_interpolated(kind + 1, where, depth, out, len, err);
         else
             append(out, len, value, strlen(value));
     } else if (*kind == '?') {
         char *msg = NULL;
         size_t mlen = 0;
-        if (unset && (rc = append_interpolated(kind + 1, where, &msg, &mlen, err)) == 0)
+        if (unset && (rc = append_interpolated(kind + 1, where, depth, &msg, &mlen, err)) == 0)
             rc = serr_set(err, SERR_INVALID, "%s: required variable %s is missing a value: %s",
                           where, name, msg);
         free(msg);
@@ -95,7 +101,7 @@ static int expand_braced(const char *body, const char *where, char **out, size_t
 }
 
 /* `$$` is a `$`; `$NAME` and `${...}` take the environment's values. */
-static int interpolate(const char *s, const char *where, char **result, struct serr *err)
+static int interpolate(const char *s, const char *where, int depth, char **result, struct serr *err)
 {
     char *out = xstrdup("");
     size_t len = 0;
@@ -117,7 +123,7 @@ static int interpolate(const char *s, const char *where, char **result, struct s
                 return serr_set(err, SERR_INVALID, "%s: unclosed \"${\" in \"%s\"", where, dollar);
             }
             char *body = strndup(s + 1, (size_t)(close - s - 1));
-            int rc = expand_braced(body, where, &out, &len, err);
+            int rc = expand_braced(body, where, depth, &out, &len, err);
             free(body);
             if (rc < 0) {
                 free(out);
@@ -276,7 +282,7 @@ static int node_to_json(struct loader *ld, yaml_node_t *node, json_t **out, stru
             *out = json_null();
         } else {
             char *at = where(ld, node), *value = NULL;
-            rc = interpolate(text, at, &value, err);
+            rc = interpolate(text, at, 0, &value, err);
             free(at);
             if (rc == 0) {
                 *out = json_string(value);

@@ -246,7 +246,13 @@ TEST(compose_interpolation_forms)
     check_json(json_object_get(service(plan, "st_a"), "env"),
                "[\"P=v/v\",\"Q=d1\",\"R=d3x${NOT}\",\"S=v\",\"T=v-$x}\"]");
     json_decref(plan);
-    const char *msg = must_fail("services:\n  a:\n    image: ${COMPOSE_T_UNSET:?set the tag}\n");
+    const char *msg = must_fail("services:\n  a:\n    image: busybox\n    command: "
+                                "${COMPOSE_T_UNSET:-${COMPOSE_T_UNSET:-${COMPOSE_T_UNSET:-"
+                                "${COMPOSE_T_UNSET:-${COMPOSE_T_UNSET:-${COMPOSE_T_UNSET:-"
+                                "${COMPOSE_T_UNSET:-${COMPOSE_T_UNSET:-${COMPOSE_T_UNSET:-x"
+                                "}}}}}}}}}\n");
+    CHECK_STR(msg, "c.yml:4: interpolation nested too deeply");
+    msg = must_fail("services:\n  a:\n    image: ${COMPOSE_T_UNSET:?set the tag}\n");
     CHECK(strstr(msg, "c.yml:3") != NULL);
     CHECK(strstr(msg, "set the tag") != NULL);
 }
