@@ -1088,14 +1088,8 @@ static int svc_deploy(struct conv *c, const struct at *a, json_t *val, json_t *s
     return walk_child(c, a, val, deploy_rules, spec);
 }
 
-#define IGNORED(key)                                                                               \
-    {                                                                                              \
-        key, NULL, "ignored: not used by stacks (as Docker)", true                                 \
-    }
-#define UNSUPPORTED(key)                                                                           \
-    {                                                                                              \
-        key, NULL, NULL, false                                                                     \
-    }
+/* Keys with no handler: ignored with a warning, or refused. */
+#define IGNORED_WHY "ignored: not used by stacks (as Docker)"
 
 static const struct key_rule service_rules[] = {
     {"image", svc_image, NULL, false},
@@ -1115,44 +1109,44 @@ static const struct key_rule service_rules[] = {
     {"stop_grace_period", svc_stop_grace, NULL, false},
     {"init", svc_init, NULL, false},
     /* what `docker stack deploy` ignores ("Ignoring unsupported options") */
-    IGNORED("build"),
-    IGNORED("cgroupns_mode"),
-    IGNORED("cgroup_parent"),
-    IGNORED("devices"),
-    IGNORED("domainname"),
-    IGNORED("external_links"),
-    IGNORED("ipc"),
-    IGNORED("links"),
-    IGNORED("mac_address"),
-    IGNORED("pid"),
-    IGNORED("privileged"),
-    IGNORED("restart"),
-    IGNORED("security_opt"),
-    IGNORED("shm_size"),
-    IGNORED("userns_mode"),
-    IGNORED("container_name"),
-    IGNORED("depends_on"),
-    IGNORED("expose"),
+    {"build", NULL, IGNORED_WHY, true},
+    {"cgroupns_mode", NULL, IGNORED_WHY, true},
+    {"cgroup_parent", NULL, IGNORED_WHY, true},
+    {"devices", NULL, IGNORED_WHY, true},
+    {"domainname", NULL, IGNORED_WHY, true},
+    {"external_links", NULL, IGNORED_WHY, true},
+    {"ipc", NULL, IGNORED_WHY, true},
+    {"links", NULL, IGNORED_WHY, true},
+    {"mac_address", NULL, IGNORED_WHY, true},
+    {"pid", NULL, IGNORED_WHY, true},
+    {"privileged", NULL, IGNORED_WHY, true},
+    {"restart", NULL, IGNORED_WHY, true},
+    {"security_opt", NULL, IGNORED_WHY, true},
+    {"shm_size", NULL, IGNORED_WHY, true},
+    {"userns_mode", NULL, IGNORED_WHY, true},
+    {"container_name", NULL, IGNORED_WHY, true},
+    {"depends_on", NULL, IGNORED_WHY, true},
+    {"expose", NULL, IGNORED_WHY, true},
     /* what Swarm runs and shoal does not (yet) */
-    UNSUPPORTED("cap_add"),
-    UNSUPPORTED("cap_drop"),
-    UNSUPPORTED("credential_spec"),
-    UNSUPPORTED("dns"),
-    UNSUPPORTED("dns_opt"),
-    UNSUPPORTED("dns_search"),
-    UNSUPPORTED("extra_hosts"),
-    UNSUPPORTED("hostname"),
-    UNSUPPORTED("isolation"),
-    UNSUPPORTED("logging"),
-    UNSUPPORTED("read_only"),
-    UNSUPPORTED("stdin_open"),
-    UNSUPPORTED("stop_signal"),
-    UNSUPPORTED("sysctls"),
-    UNSUPPORTED("tmpfs"),
-    UNSUPPORTED("tty"),
-    UNSUPPORTED("ulimits"),
-    UNSUPPORTED("user"),
-    UNSUPPORTED("working_dir"),
+    {"cap_add", NULL, NULL, false},
+    {"cap_drop", NULL, NULL, false},
+    {"credential_spec", NULL, NULL, false},
+    {"dns", NULL, NULL, false},
+    {"dns_opt", NULL, NULL, false},
+    {"dns_search", NULL, NULL, false},
+    {"extra_hosts", NULL, NULL, false},
+    {"hostname", NULL, NULL, false},
+    {"isolation", NULL, NULL, false},
+    {"logging", NULL, NULL, false},
+    {"read_only", NULL, NULL, false},
+    {"stdin_open", NULL, NULL, false},
+    {"stop_signal", NULL, NULL, false},
+    {"sysctls", NULL, NULL, false},
+    {"tmpfs", NULL, NULL, false},
+    {"tty", NULL, NULL, false},
+    {"ulimits", NULL, NULL, false},
+    {"user", NULL, NULL, false},
+    {"working_dir", NULL, NULL, false},
     {"labels", NULL, "container labels (deploy.labels are the service's)", false},
     {NULL, NULL, NULL, false},
 };
@@ -1280,21 +1274,21 @@ static int network_def(struct conv *c, const char *key, json_t *def)
     static const char *const allowed[] = {"driver", "external", "name", "attachable", "ipam", NULL};
     if (check_def(c, "networks", key, def, allowed) < 0)
         return -1;
-    json_t *nets = json_object_get(c->doc, "networks");
-    struct at a = {def, "driver", "networks"};
+    char *path = xasprintf("networks.%s", key);
+    struct at a = {def, "driver", path}, ia = {def, "ipam", path};
     const char *driver = jstr(def, "driver");
-    if (driver && strcmp(driver, "overlay") != 0)
-        return fail(c, &a, "only the overlay driver (shoal networks span the cluster)");
     json_t *ipam = json_object_get(def, "ipam");
     json_t *cfg = json_object_get(ipam, "config");
     const char *subnet = jstr(json_array_get(cfg, 0), "subnet");
-    struct at ia = {def, "ipam", "networks"};
-    if (ipam && (json_object_size(ipam) != 2 || json_array_size(cfg) != 1 || subnet == NULL ||
-                 json_object_size(json_array_get(cfg, 0)) != 2))
-        return fail(c, &ia, "only ipam: {config: [{subnet: CIDR}]} is supported");
-    (void)nets;
-    if (is_external(def))
-        return 0;
+    int rc = 0;
+    if (driver && strcmp(driver, "overlay") != 0)
+        rc = fail(c, &a, "only the overlay driver (shoal networks span the cluster)");
+    else if (ipam && (json_object_size(ipam) != 2 || json_array_size(cfg) != 1 || subnet == NULL ||
+                      json_object_size(json_array_get(cfg, 0)) != 2))
+        rc = fail(c, &ia, "only ipam: {config: [{subnet: CIDR}]} is supported");
+    free(path);
+    if (rc < 0 || is_external(def))
+        return rc;
     char *name = object_name(c, "networks", key);
     json_t *net = json_pack("{s:s}", "name", name);
     free(name);
@@ -1310,10 +1304,11 @@ static int volume_def(struct conv *c, const char *key, json_t *def)
     if (check_def(c, "volumes", key, def, allowed) < 0)
         return -1;
     const char *driver = jstr(def, "driver");
-    struct at a = {def, "driver", "volumes"};
-    if (driver && strcmp(driver, "local") != 0)
-        return fail(c, &a, "only the local driver");
-    return 0;
+    char *path = xasprintf("volumes.%s", key);
+    struct at a = {def, "driver", path};
+    int rc = driver && strcmp(driver, "local") != 0 ? fail(c, &a, "only the local driver") : 0;
+    free(path);
+    return rc;
 }
 
 /* secrets and configs: file: (or content: for configs), or external. */

@@ -626,3 +626,17 @@ TEST(compose_merge_keys_are_copies_and_aliases_bounded)
     CHECK(compose_parse(yaml, strlen(yaml), "laughs.yml", &x, &err) < 0);
     CHECK(strstr(err.msg, "too large") != NULL);
 }
+
+TEST(compose_top_level_errors_name_the_object)
+{
+    const char *msg = must_fail("services:\n  a: {image: busybox, networks: [n]}\n"
+                                "networks:\n  n:\n    driver: bridge\n");
+    CHECK_STR(msg, "c.yml:5: networks.n.driver: only the overlay driver (shoal networks span the "
+                   "cluster)");
+    msg = must_fail("services:\n  a: {image: busybox}\nvolumes:\n  v:\n    driver: nfs\n");
+    CHECK_STR(msg, "c.yml:5: volumes.v.driver: only the local driver");
+    msg = must_fail("services:\n  a: {image: busybox}\nsecrets:\n  s:\n    environment: X\n");
+    CHECK_STR(msg, "c.yml:5: secrets.s.environment: not supported by shoal");
+    msg = must_fail("services:\n  a: {image: busybox}\nconfigs:\n  c: {}\n");
+    CHECK(strstr(msg, "c.yml:4: configs.c: needs file:") == msg);
+}
