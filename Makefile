@@ -26,7 +26,7 @@ endif
 endif
 PKG_CONFIG ?= pkg-config
 BUILD ?= build
-PKGS := libuv raft sqlite3 libarchive jansson openssl ldns libcurl
+PKGS := libuv raft sqlite3 libarchive jansson openssl ldns libcurl yaml-0.1
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS ?= -O2 -g
 SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags $(PKGS))

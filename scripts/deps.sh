@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 # conflicts with Debian's package.
 NPM=(); command -v npm >/dev/null || NPM=(npm)
 PKGS=(build-essential pkg-config libraft-dev libuv1-dev libsqlite3-dev libarchive-dev
-      libssl-dev libhttp-parser-dev libjansson-dev libldns-dev libcurl4-openssl-dev crun
+      libssl-dev libhttp-parser-dev libjansson-dev libldns-dev libcurl4-openssl-dev libyaml-dev crun
       busybox-static tini docker-registry skopeo apache2-utils zstd
       python3-pytest clang libclang-rt-14-dev valgrind chromium nodejs nftables iproute2 "${NPM[@]}" "$@")
 

@@ -13,7 +13,7 @@ set -euo pipefail
 ARCH=${1:?usage: sysroot.sh ARCH DIR}
 DIR=${2:?usage: sysroot.sh ARCH DIR}
 PKGS=(libc6-dev libuv1-dev libraft-dev libsqlite3-dev libarchive-dev libjansson-dev
-      libssl-dev libldns-dev libhttp-parser-dev)
+      libssl-dev libldns-dev libhttp-parser-dev libyaml-dev)
 # libcurl for the registry client, when the Makefile links it.
 PKGS+=(libcurl4-openssl-dev)
 

@@ -42,6 +42,7 @@ static const char main_usage[] =
     "  node        Manage swarm nodes\n"
     "  secret      Manage swarm secrets\n"
     "  service     Manage swarm services\n"
+    "  stack       Manage stacks (Compose files)\n"
     "  swarm       Manage the swarm\n"
     "  system      Manage shoal (df, info, prune)\n"
     "\n"
@@ -71,6 +72,7 @@ static const struct cli_cmd top_commands[] = {
     {"job", NULL, cli_job, NULL},
     {"system", NULL, cli_system, NULL},
     {"container", NULL, cli_container, NULL},
+    {"stack", NULL, cli_stack, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -75,6 +75,10 @@ int cli_rm(struct cli *cli, int argc, char **argv);
 int cli_logs(struct cli *cli, int argc, char **argv);
 int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv);
 struct cli_flags;
+/* Services as `service ls` prints them (cli_service.c). */
+void cli_print_services(json_t *services, bool json);
+/* `shoal stack deploy|ls|ps|services|rm` (cli_stack.c). */
+int cli_stack(struct cli *cli, int argc, char **argv);
 /* Tasks as `service ps` prints them (cli_service.c). */
 void cli_print_tasks(json_t *tasks, const struct cli_flags *fl);
 int cli_dashboard(struct cli *cli, int argc, char **argv);

@@ -177,18 +177,23 @@ static int service_ls(struct cli *cli, int argc, char **argv)
     struct serr err;
     if (cli_call(cli, "GET", "/v1/services", NULL, &list, &err) < 0)
         return cli_fail(&err);
-    if (fl.json) {
-        cli_print_json(list, false);
-    } else {
-        static const char *const head[] = {"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"};
-        struct table *t = table_new(6, head);
-        size_t i;
-        json_t *svc;
-        json_array_foreach(list, i, svc) service_row(t, svc);
-        table_print_free(t);
-    }
+    cli_print_services(list, fl.json);
     json_decref(list);
     return CLI_EXIT_OK;
+}
+
+void cli_print_services(json_t *services, bool json)
+{
+    if (json) {
+        cli_print_json(services, false);
+        return;
+    }
+    static const char *const head[] = {"ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"};
+    struct table *t = table_new(6, head);
+    size_t i;
+    json_t *svc;
+    json_array_foreach(services, i, svc) service_row(t, svc);
+    table_print_free(t);
 }
 
 static const char ps_usage[] = "Usage:  shoal service ps [OPTIONS] SERVICE\n\n"

@@ -334,7 +334,23 @@ static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
     "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
-    NULL};
+    "labels", NULL};
+
+/* labels: {"key": "value"} (the service's, as Swarm's; stacks mark theirs). */
+static int check_labels(json_t *labels, struct serr *err)
+{
+    const char *key;
+    json_t *val;
+    if (!json_is_object(labels))
+        return serr_set(err, SERR_INVALID, "labels: expected an object of strings");
+    json_object_foreach(labels, key, val)
+    {
+        if (key[0] == '\0' || !json_is_string(val))
+            return serr_set(err, SERR_INVALID, "labels: '%s' must be a non-empty key with a string",
+                            key);
+    }
+    return 0;
+}
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -400,6 +416,8 @@ static int validate(json_t *s, struct serr *err)
     if (v && !json_is_null(v) && check_healthcheck(v, err) < 0)
         return -1;
     if ((v = json_object_get(s, "ports")) && check_ports(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "labels")) && check_labels(v, err) < 0)
         return -1;
     const char *mode = jstr(s, "mode");
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
