@@ -68,7 +68,7 @@ def test_service_logs_from_every_node_merged_by_time(cluster1x2):
     assert res.returncode != 0 and "since" in res.stderr
     # one task: `shoal logs TASK`
     task = [t for t in lead.running_tasks("talk") if t["node_id"] == c.node_id(c.nodes[2])][0]
-    # (the task may have said fewer than 3 lines yet: it ticks once a second)
+    # (the task may have said fewer than 3 lines yet on a busy machine)
     one_task = lambda: lead.cli("logs", "--tail", "3", task["id"][:12]).stdout.splitlines()
     wait_until(lambda: len(one_task()) == 3, timeout=10, msg=one_task)
     one = one_task()
