@@ -7,6 +7,8 @@
  *       (absent: any); an air-gapped cluster names its own registry here
  *   "node-exec": false  this node refuses `shoal node exec` and `shoal node cp`
  *       (default true: admins may run commands on the host and push files)
+ *   "job-history": N  finished batch jobs kept (default 10000, manager/jobs.h);
+ *       the leader removes the oldest beyond N (the leader's setting applies)
  * Unknown keys are refused, so a typo does not go unnoticed. */
 #ifndef SHOAL_DAEMON_DAEMON_CONFIG_H
 #define SHOAL_DAEMON_DAEMON_CONFIG_H

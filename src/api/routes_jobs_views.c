@@ -1,0 +1,278 @@
+/* What the dashboard's Gantt and Resources views (and OAR's resources
+ * route) read: jobs laid on a time line with the backfilling plan of the
+ * waiting ones, and every core of every node with the job holding it. All
+ * read only: the plan is computed (manager/jobs.h jobs_plan), never stored. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "api/http.h"
+#include "base/json_get.h"
+#include "base/util.h"
+#include "daemon/shoal.h"
+#include "manager/jobs.h"
+#include "store/store.h"
+
+/* The default window: an hour back, three ahead. */
+#define GANTT_BEFORE_MS (3600 * 1000LL)
+#define GANTT_AFTER_MS (3 * 3600 * 1000LL)
+
+static int64_t iget(json_t *o, const char *k)
+{
+    return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+static int node_cores(json_t *node)
+{
+    int n = (int)iget(json_object_get(node, "resources"), "cpus");
+    return n > 0 ? n : 1;
+}
+
+/* OAR's resource state of a node: Alive, Absent (down, drained or paused:
+ * takes no new job) or Suspected (status not known yet). */
+static const char *oar_state(json_t *node)
+{
+    if (jstr_is(node, "status", "down"))
+        return "Absent";
+    if (!jstr_is(node, "status", "ready"))
+        return "Suspected";
+    return jstr_is(node, "availability", "active") ? "Alive" : "Absent";
+}
+
+/* ---- every core ---- */
+
+/* The cores of one node, numbered from *next (resource ids), the active
+ * jobs' cores laid from core 0 in job order (shoal gives a job a number of
+ * cores, the kernel picks which: the layout is the views'). */
+static void node_core_items(json_t *out, json_t *node, json_t *jobs, int *next)
+{
+    int cores = node_cores(node), c = 0;
+    const char *state = oar_state(node);
+    bool absent = strcmp(state, "Absent") == 0, suspected = strcmp(state, "Suspected") == 0;
+    json_t *holder = json_array();
+    size_t i, k;
+    json_t *job, *a;
+    json_array_foreach(jobs, i, job)
+    {
+        if (!job_state_active(jstr(job, "state")))
+            continue;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            if (!jstr_is(a, "node_id", jstr(node, "id")))
+                continue;
+            for (int64_t n = 0; n < iget(a, "cores"); n++)
+                json_array_append(holder, job);
+        }
+    }
+    for (c = 0; c < cores; c++) {
+        json_t *by = json_array_get(holder, (size_t)c);
+        bool be = by && jstr_is(by, "queue", "besteffort");
+        const char *status = absent ? "absent" : suspected ? "suspected" : !by ? "free"
+                             : be ? "besteffort" : "job";
+        json_t *item = json_pack("{s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:b}", "resource_id", *next,
+                                 "node_id", jstr(node, "id"), "network_address",
+                                 jstr(node, "hostname"), "cpuset", c, "state", state, "status",
+                                 status, "availability",
+                                 jstr(node, "availability") ? jstr(node, "availability") : "",
+                                 "besteffort", be);
+        json_object_set_new(item, "job_id", by ? json_string(jstr(by, "id")) : json_null());
+        json_array_append_new(out, item);
+        (*next)++;
+    }
+    json_decref(holder);
+}
+
+/* Every core of every node, nodes by hostname (new array). */
+static json_t *core_table(struct shoal *sh)
+{
+    json_t *nodes = store_list(sh->store, "nodes", "hostname");
+    json_t *jobs = store_list(sh->store, "jobs", "CAST(id AS INTEGER)");
+    json_t *out = json_array();
+    int next = 1;
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node) node_core_items(out, node, jobs, &next);
+    json_decref(jobs);
+    json_decref(nodes);
+    return out;
+}
+
+void get_resources(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    respond_json(req, 200, json_pack("{s:I, s:o}", "now", (json_int_t)now_ms(), "items",
+                                     core_table(sh)));
+}
+
+/* OAR's GET /oarapi/resources.json: {total, offset, api_timestamp, items:
+ * [{id, resource_id, network_address, host, state, core, cpuset, jobs}], links}. */
+void get_oar_resources(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    json_t *cores = core_table(sh), *items = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(cores, i, c)
+    {
+        json_int_t id = (json_int_t)iget(c, "resource_id");
+        json_t *held = json_array();
+        if (jstr(c, "job_id"))
+            json_array_append_new(held, json_integer(atoll(jstr(c, "job_id"))));
+        json_array_append_new(items, json_pack("{s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:s, s:o}",
+                                               "id", id, "resource_id", id, "network_address",
+                                               jstr(c, "network_address"), "host",
+                                               jstr(c, "network_address"), "state",
+                                               jstr(c, "state"), "core", id, "cpuset",
+                                               (json_int_t)iget(c, "cpuset"), "type", "default",
+                                               "jobs", held));
+    }
+    json_decref(cores);
+    respond_json(req, 200,
+                 json_pack("{s:I, s:i, s:I, s:o, s:[{s:s, s:s}]}", "total",
+                           (json_int_t)json_array_size(items), "offset", 0, "api_timestamp",
+                           (json_int_t)(now_ms() / 1000), "items", items, "links", "href",
+                           "/oarapi/resources.json", "rel", "self"));
+}
+
+/* ---- the time line ---- */
+
+/* A `from`/`to` query parameter in ms, else `fallback`; false (answered)
+ * when it is not a number. */
+static bool query_ms(struct http_req *req, const char *key, int64_t fallback, int64_t *out)
+{
+    char buf[32], *end;
+    *out = fallback;
+    if (!http_query_get(req, key, buf, sizeof(buf)) || *buf == '\0')
+        return true;
+    long long v = strtoll(buf, &end, 10);
+    if (*end != '\0' || v < 0) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "%s must be a time in milliseconds since the epoch", key);
+        respond_err(req, SERR_INVALID, msg);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static const char *hostname_of(json_t *nodes, const char *id)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        if (id && jstr_is(n, "id", id))
+            return jstr(n, "hostname");
+    }
+    return "?";
+}
+
+/* A waiting job's place in the plan: start, stop and nodes; false when
+ * the plan does not place it (a dependency, nodes missing). */
+static bool planned_bar(json_t *bar, json_t *job, json_t *plan, json_t *nodes)
+{
+    json_t *p = json_object_get(plan, jstr(job, "id"));
+    if (p == NULL)
+        return false;
+    int64_t start = iget(p, "start");
+    int64_t cores = iget(json_object_get(job, "resources"), "cores");
+    json_t *assigned = json_array();
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(p, "node_ids"), i, id)
+        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I}", "node_id",
+                                                  json_string_value(id), "hostname",
+                                                  hostname_of(nodes, json_string_value(id)),
+                                                  "cores", (json_int_t)cores));
+    json_object_set_new(bar, "start", json_integer(start));
+    json_object_set_new(bar, "assigned", assigned);
+    json_object_set_new(bar, "planned", json_true());
+    return true;
+}
+
+/* The job as a bar on [from, to), or NULL when it is outside (or never ran). */
+static json_t *gantt_bar(json_t *job, json_t *plan, json_t *nodes, int64_t now, int64_t from,
+                         int64_t to)
+{
+    static const char *const copied[] = {"id", "name", "state", "queue", "user", "types",
+                                         "request", "command", "message", "submitted_at",
+                                         "reservation_at", "exit_code", "array_id", NULL};
+    const char *state = jstr(job, "state");
+    int64_t walltime = iget(json_object_get(job, "resources"), "walltime_s") * 1000;
+    json_t *bar = json_object();
+    for (int i = 0; copied[i]; i++)
+        if (json_object_get(job, copied[i]))
+            json_object_set(bar, copied[i], json_object_get(job, copied[i]));
+    json_object_set_new(bar, "walltime_ms", json_integer(walltime));
+    json_object_set_new(bar, "besteffort", json_boolean(jstr_is(job, "queue", "besteffort")));
+    if (jstr_is(job, "state", "Waiting") || jstr_is(job, "state", "Hold")) {
+        if (!planned_bar(bar, job, plan, nodes)) /* listed, off the time line */
+            json_object_set_new(bar, "start", json_null());
+    } else {
+        int64_t start = iget(job, "started_at") ? iget(job, "started_at") : iget(job, "scheduled_at");
+        if (start == 0) {
+            json_decref(bar); /* ended before it ran */
+            return NULL;
+        }
+        json_object_set_new(bar, "start", json_integer(start));
+        json_object_set(bar, "assigned", json_object_get(job, "assigned"));
+        json_object_set_new(bar, "planned", json_false());
+    }
+    int64_t start = iget(bar, "start");
+    int64_t stop = job_state_final(state) ? iget(job, "stopped_at") : start + walltime;
+    if (job_state_active(state) && stop < now)
+        stop = now; /* past its walltime, being killed */
+    json_object_set_new(bar, "stop", json_object_get(bar, "start") && !json_is_null(json_object_get(bar, "start"))
+                                          ? json_integer(stop) : json_null());
+    if (job_state_final(state) && (stop < from || start >= to)) {
+        json_decref(bar);
+        return NULL;
+    }
+    return bar;
+}
+
+/* GET /v1/jobs/gantt?from=MS&to=MS: {now, from, to, nodes: [{id, hostname,
+ * cores, state, availability}], jobs: [bars]}: every job not ended, and the
+ * ended ones that ran in the window; waiting jobs at their planned start. */
+void get_jobs_gantt(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    int64_t now = now_ms(), from, to;
+    if (!query_ms(req, "from", now - GANTT_BEFORE_MS, &from) ||
+        !query_ms(req, "to", now + GANTT_AFTER_MS, &to))
+        return;
+    if (to <= from) {
+        respond_err(req, SERR_INVALID, "to must be after from");
+        return;
+    }
+    json_t *nodes = store_list(sh->store, "nodes", "hostname");
+    json_t *jobs = store_list(sh->store, "jobs", "CAST(id AS INTEGER)");
+    json_t *plan = jobs_plan(sh->store, now);
+    json_t *rows = json_array(), *bars = json_array();
+    size_t i;
+    json_t *n, *job;
+    json_array_foreach(nodes, i, n)
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:i, s:s, s:s}", "id", jstr(n, "id"),
+                                              "hostname", jstr(n, "hostname"), "cores",
+                                              node_cores(n), "state", oar_state(n),
+                                              "availability", jstr(n, "availability")
+                                                                  ? jstr(n, "availability") : ""));
+    json_array_foreach(jobs, i, job)
+    {
+        json_t *bar = gantt_bar(job, plan, nodes, now, from, to);
+        if (bar)
+            json_array_append_new(bars, bar);
+    }
+    json_decref(plan);
+    json_decref(jobs);
+    json_decref(nodes);
+    respond_json(req, 200, json_pack("{s:I, s:I, s:I, s:o, s:o}", "now", (json_int_t)now, "from",
+                                     (json_int_t)from, "to", (json_int_t)to, "nodes", rows,
+                                     "jobs", bars));
+}
