@@ -191,5 +191,6 @@ def test_dashboard_in_a_browser(dash_cluster):
     print(r.stdout, r.stderr)
     assert r.returncode == 0, "browser tests failed:\n%s\n%s\ndaemon log:\n%s" % (
         r.stdout[-6000:], r.stderr[-3000:], lead.log_tail())
-    for name in ("visualizer", "nodes", "services", "events", "scaled", "denied"):
+    for name in ("visualizer", "nodes", "services", "events", "scaled", "denied", "gantt",
+                 "resources"):
         assert os.path.getsize(os.path.join(SCREENSHOTS, "dashboard-%s.png" % name)) > 1000
