@@ -28,15 +28,29 @@ static int node_cores(json_t *node)
     return n > 0 ? n : 1;
 }
 
-/* OAR's resource state of a node: Alive, Absent (down, drained or paused:
- * takes no new job) or Suspected (status not known yet). */
+/* OAR's resource state of a node, as oarnodes says it (cli_oar.c): Dead
+ * when down, Absent when drained, paused or not ready, else Alive. */
 static const char *oar_state(json_t *node)
 {
     if (jstr_is(node, "status", "down"))
+        return "Dead";
+    if (!jstr_is(node, "status", "ready") || !jstr_is(node, "availability", "active"))
         return "Absent";
+    return "Alive";
+}
+
+/* A core as Monika shows it: absent (its node is down), suspected (its
+ * node's status is not known yet), best-effort or job (held), free, or
+ * absent again when its node takes no new job (drained, paused). */
+static const char *core_status(json_t *node, json_t *holder)
+{
+    if (jstr_is(node, "status", "down"))
+        return "absent";
     if (!jstr_is(node, "status", "ready"))
-        return "Suspected";
-    return jstr_is(node, "availability", "active") ? "Alive" : "Absent";
+        return "suspected";
+    if (holder)
+        return jstr_is(holder, "queue", "besteffort") ? "besteffort" : "job";
+    return jstr_is(node, "availability", "active") ? "free" : "absent";
 }
 
 /* ---- every core ---- */
@@ -47,8 +61,6 @@ static const char *oar_state(json_t *node)
 static void node_core_items(json_t *out, json_t *node, json_t *jobs, int *next)
 {
     int cores = node_cores(node), c = 0;
-    const char *state = oar_state(node);
-    bool absent = strcmp(state, "Absent") == 0, suspected = strcmp(state, "Suspected") == 0;
     json_t *holder = json_array();
     size_t i, k;
     json_t *job, *a;
@@ -67,12 +79,10 @@ static void node_core_items(json_t *out, json_t *node, json_t *jobs, int *next)
     for (c = 0; c < cores; c++) {
         json_t *by = json_array_get(holder, (size_t)c);
         bool be = by && jstr_is(by, "queue", "besteffort");
-        const char *status = absent ? "absent" : suspected ? "suspected" : !by ? "free"
-                             : be ? "besteffort" : "job";
         json_t *item = json_pack("{s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:b}", "resource_id", *next,
                                  "node_id", jstr(node, "id"), "network_address",
-                                 jstr(node, "hostname"), "cpuset", c, "state", state, "status",
-                                 status, "availability",
+                                 jstr(node, "hostname"), "cpuset", c, "state", oar_state(node), "status",
+                                 core_status(node, by), "availability",
                                  jstr(node, "availability") ? jstr(node, "availability") : "",
                                  "besteffort", be);
         json_object_set_new(item, "job_id", by ? json_string(jstr(by, "id")) : json_null());
@@ -107,7 +117,8 @@ void get_resources(struct shoal *sh, struct http_req *req, char **args)
 }
 
 /* OAR's GET /oarapi/resources.json: {total, offset, api_timestamp, items:
- * [{id, resource_id, network_address, host, state, core, cpuset, jobs}], links}. */
+ * [{id, resource_id, network_address, host, state, core, cpuset, jobs}], links};
+ * core and cpuset: the core's index on its node, as oarnodes numbers them. */
 void get_oar_resources(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
@@ -126,7 +137,7 @@ void get_oar_resources(struct shoal *sh, struct http_req *req, char **args)
                                                "id", id, "resource_id", id, "network_address",
                                                jstr(c, "network_address"), "host",
                                                jstr(c, "network_address"), "state",
-                                               jstr(c, "state"), "core", id, "cpuset",
+                                               jstr(c, "state"), "core", (json_int_t)iget(c, "cpuset"), "cpuset",
                                                (json_int_t)iget(c, "cpuset"), "type", "default",
                                                "jobs", held));
     }

@@ -497,7 +497,7 @@ def test_besteffort_preempted_and_idempotent_waits_again(jd):
 
 # ---- the views' data: Gantt, resources (OAR's and /v1) ----
 
-def test_gantt_plans_a_waiting_job_and_resources_show_cores(jd):
+def test_gantt_plans_a_waiting_job_and_resources_show_cores(jd, tmp_path):
     """2 cores: A holds both for 10 min; B waits, planned at A's walltime end
     (the plan is computed for the answer, nothing is written on GET)."""
     d = jd
@@ -518,6 +518,12 @@ def test_gantt_plans_a_waiting_job_and_resources_show_cores(jd):
     assert bars[b]["stop"] == bars[b]["start"] + 300000
     assert bars[b]["assigned"][0]["hostname"] == host and bars[b]["assigned"][0]["cores"] == 1
     assert job(d, b) == before  # a GET never writes
+    # a reservation sits at its time
+    r = sub(d, "-r", at(3600), "-l", "core=1,walltime=0:1:0", "true")
+    bars = {j["id"]: j for j in d.api("GET", "/v1/jobs/gantt").json()["jobs"]}
+    assert bars[r]["planned"] is True and bars[r]["start"] == job(d, r)["reservation_at"]
+    assert bars[r]["stop"] == bars[r]["start"] + 60000
+    d.cli("job", "rm", r)
     # a window that ends before now still lists the current jobs; bad windows are refused
     assert d.api("GET", "/v1/jobs/gantt?from=%d&to=%d" % (g["now"], g["now"] - 1)).status == 400
     assert d.api("GET", "/v1/jobs/gantt?from=abc").status == 400
@@ -535,7 +541,12 @@ def test_gantt_plans_a_waiting_job_and_resources_show_cores(jd):
         assert o["links"] == [{"href": "/oarapi/resources.json", "rel": "self"}]
         assert [(i["resource_id"], i["id"], i["network_address"], i["state"], i["core"],
                  i["jobs"]) for i in o["items"]] == \
-            [(1, 1, host, "Alive", 1, [int(a)]), (2, 2, host, "Alive", 2, [int(a)])]
+            [(1, 1, host, "Alive", 0, [int(a)]), (2, 2, host, "Alive", 1, [int(a)])]
+        # the same resources as oarnodes numbers them
+        oarn = json.loads(oar(d, tmp_path, "oarnodes", "-J").stdout)
+        assert {str(i["resource_id"]): {k: i[k] for k in ("resource_id", "network_address",
+                                                           "state", "core", "jobs")}
+                for i in o["items"]} == oarn
     # OAR's job routes beside them
     assert d.api("GET", "/oarapi/jobs/%s.json" % b).json()["state"] == "Waiting"
     assert d.api("DELETE", "/oarapi/jobs/%s.json" % b).status == 200
