@@ -182,13 +182,34 @@ static const char *hostname_of(json_t *nodes, const char *id)
     return "?";
 }
 
-/* A waiting job's place in the plan: start, stop and nodes; false when
- * the plan does not place it (a dependency, nodes missing). */
-static bool planned_bar(json_t *bar, json_t *job, json_t *plan, json_t *nodes)
+/* A bar's copy of the job's fields. */
+static json_t *bar_of(json_t *job, int64_t walltime)
 {
+    static const char *const copied[] = {"id", "name", "state", "queue", "user", "types",
+                                         "request", "command", "message", "submitted_at",
+                                         "reservation_at", "exit_code", "array_id", NULL};
+    json_t *bar = json_object();
+    for (int i = 0; copied[i]; i++)
+        if (json_object_get(job, copied[i]))
+            json_object_set(bar, copied[i], json_object_get(job, copied[i]));
+    json_object_set_new(bar, "walltime_ms", json_integer(walltime));
+    json_object_set_new(bar, "besteffort", json_boolean(jstr_is(job, "queue", "besteffort")));
+    return bar;
+}
+
+/* A waiting (or held) job at its place in the plan: start, stop and nodes,
+ * or start and stop null when the plan does not place it (held, a
+ * dependency, its nodes missing). */
+static json_t *planned_bar(json_t *job, int64_t walltime, json_t *plan, json_t *nodes)
+{
+    json_t *bar = bar_of(job, walltime);
     json_t *p = json_object_get(plan, jstr(job, "id"));
-    if (p == NULL)
-        return false;
+    json_object_set_new(bar, "planned", json_true());
+    if (p == NULL) {
+        json_object_set_new(bar, "start", json_null());
+        json_object_set_new(bar, "stop", json_null());
+        return bar;
+    }
     int64_t start = iget(p, "start");
     int64_t cores = iget(json_object_get(job, "resources"), "cores");
     json_t *assigned = json_array();
@@ -200,49 +221,35 @@ static bool planned_bar(json_t *bar, json_t *job, json_t *plan, json_t *nodes)
                                                   hostname_of(nodes, json_string_value(id)),
                                                   "cores", (json_int_t)cores));
     json_object_set_new(bar, "start", json_integer(start));
+    json_object_set_new(bar, "stop", json_integer(start + walltime));
     json_object_set_new(bar, "assigned", assigned);
-    json_object_set_new(bar, "planned", json_true());
-    return true;
+    return bar;
 }
 
-/* The job as a bar on [from, to), or NULL when it is outside (or never ran). */
+/* The job as a bar (new object), or NULL when it is not on [from, to): an
+ * ended job outside it, or one that ended before it ran. Running jobs end
+ * at their walltime (now when past it: being killed). */
 static json_t *gantt_bar(json_t *job, json_t *plan, json_t *nodes, int64_t now, int64_t from,
                          int64_t to)
 {
-    static const char *const copied[] = {"id", "name", "state", "queue", "user", "types",
-                                         "request", "command", "message", "submitted_at",
-                                         "reservation_at", "exit_code", "array_id", NULL};
     const char *state = jstr(job, "state");
     int64_t walltime = iget(json_object_get(job, "resources"), "walltime_s") * 1000;
-    json_t *bar = json_object();
-    for (int i = 0; copied[i]; i++)
-        if (json_object_get(job, copied[i]))
-            json_object_set(bar, copied[i], json_object_get(job, copied[i]));
-    json_object_set_new(bar, "walltime_ms", json_integer(walltime));
-    json_object_set_new(bar, "besteffort", json_boolean(jstr_is(job, "queue", "besteffort")));
-    if (jstr_is(job, "state", "Waiting") || jstr_is(job, "state", "Hold")) {
-        if (!planned_bar(bar, job, plan, nodes)) /* listed, off the time line */
-            json_object_set_new(bar, "start", json_null());
-    } else {
-        int64_t start = iget(job, "started_at") ? iget(job, "started_at") : iget(job, "scheduled_at");
-        if (start == 0) {
-            json_decref(bar); /* ended before it ran */
-            return NULL;
-        }
-        json_object_set_new(bar, "start", json_integer(start));
-        json_object_set(bar, "assigned", json_object_get(job, "assigned"));
-        json_object_set_new(bar, "planned", json_false());
-    }
-    int64_t start = iget(bar, "start");
-    int64_t stop = job_state_final(state) ? iget(job, "stopped_at") : start + walltime;
-    if (job_state_active(state) && stop < now)
-        stop = now; /* past its walltime, being killed */
-    json_object_set_new(bar, "stop", json_object_get(bar, "start") && !json_is_null(json_object_get(bar, "start"))
-                                          ? json_integer(stop) : json_null());
-    if (job_state_final(state) && (stop < from || start >= to)) {
-        json_decref(bar);
+    if (jstr_is(job, "state", "Waiting") || jstr_is(job, "state", "Hold"))
+        return planned_bar(job, walltime, plan, nodes);
+    int64_t start = iget(job, "started_at") ? iget(job, "started_at") : iget(job, "scheduled_at");
+    if (start == 0)
         return NULL;
-    }
+    bool ended = job_state_final(state);
+    int64_t stop = ended ? iget(job, "stopped_at") : start + walltime;
+    if (!ended && stop < now)
+        stop = now;
+    if (ended && (stop < from || start >= to))
+        return NULL;
+    json_t *bar = bar_of(job, walltime);
+    json_object_set_new(bar, "planned", json_false());
+    json_object_set_new(bar, "start", json_integer(start));
+    json_object_set_new(bar, "stop", json_integer(stop));
+    json_object_set(bar, "assigned", json_object_get(job, "assigned"));
     return bar;
 }
 
