@@ -1,6 +1,6 @@
 /* shoal dashboard: the batch jobs' views. Gantt (as OAR's Drawgantt): nodes
  * and their cores down the side, time across, past, running and planned jobs
- * (the backfilling plan, computed by the leader for GET /v1/jobs/gantt),
+ * (the backfilling plan, computed by the answering manager for GET /v1/jobs/gantt),
  * reservations, a "now" line, zoom and scroll, a job's details on click.
  * Resources (as Monika, GET /v1/resources): every core of every node, free,
  * held by a job, best-effort, absent or suspected. app.js calls renderGantt()
@@ -190,6 +190,15 @@ function ganttHtml(g) {
     ganttDetails(g);
 }
 
+/* The window one zoom step in (-1) or out (+1), around its middle. */
+function ganttZoom(step) {
+  const w = ganttWindow();
+  const i = GANTT_SPANS.indexOf(jobsView.span);
+  const span = GANTT_SPANS[Math.max(0, Math.min(GANTT_SPANS.length - 1, i + step))];
+  if (jobsView.start != null) jobsView.start = (w.from + w.to) / 2 - span / 2;
+  jobsView.span = span;
+}
+
 /* Zoom and scroll change the window and fetch it; a click on a bar shows its details. */
 function ganttClick(ev) {
   const tool = ev.target.closest("[data-gantt]");
@@ -197,16 +206,10 @@ function ganttClick(ev) {
   if (tool) {
     const w = ganttWindow();
     const act = tool.dataset.gantt;
-    const i = GANTT_SPANS.indexOf(jobsView.span);
     if (act === "now") jobsView.start = null;
     else if (act === "earlier") jobsView.start = w.from - jobsView.span / 2;
     else if (act === "later") jobsView.start = w.from + jobsView.span / 2;
-    else {
-      const span = GANTT_SPANS[Math.max(0, Math.min(GANTT_SPANS.length - 1, i + (act === "zoom-in" ? -1 : 1)))];
-      const mid = (w.from + w.to) / 2;
-      if (jobsView.start != null) jobsView.start = mid - span / 2;
-      jobsView.span = span;
-    }
+    else ganttZoom(act === "zoom-in" ? -1 : 1);
     renderGantt();
   } else if (ev.target.closest("[data-close]")) {
     jobsView.selected = null;
@@ -215,6 +218,21 @@ function ganttClick(ev) {
     jobsView.selected = bar.dataset.job;
     drawJobsView("gantt");
   }
+}
+
+/* Over the chart: Ctrl + wheel zooms, Shift + wheel (or a sideways wheel) scrolls; a plain
+ * wheel scrolls the page as usual. */
+function ganttWheel(ev) {
+  const sideways = Math.abs(ev.deltaX) > Math.abs(ev.deltaY);
+  if (!ev.target.closest(".gantt-time") || !(ev.ctrlKey || ev.shiftKey || sideways)) return;
+  ev.preventDefault();
+  if (ev.ctrlKey) {
+    ganttZoom(ev.deltaY < 0 ? -1 : 1);
+  } else {
+    const delta = sideways ? ev.deltaX : ev.deltaY;
+    jobsView.start = ganttWindow().from + Math.sign(delta) * jobsView.span / 8;
+  }
+  renderGantt();
 }
 
 /* ---- Resources ---- */
@@ -254,4 +272,6 @@ function resourcesHtml(r) {
     `<div class="res-nodes">${nodes || '<div class="empty">no nodes</div>'}</div>`;
 }
 
-$("gantt").addEventListener("click", ganttClick); /* this script comes after the views' sections */
+/* this script comes after the views' sections */
+$("gantt").addEventListener("click", ganttClick);
+$("gantt").addEventListener("wheel", ganttWheel, { passive: false });

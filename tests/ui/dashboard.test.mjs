@@ -241,6 +241,19 @@ test("the Gantt tab draws past, running and planned jobs, a now line, and detail
     await page.click('#gantt [data-gantt="earlier"]');
     await page.click('#gantt [data-gantt="now"]');
     await nowLine.waitFor({ timeout: LIVE_MS });
+    // Shift + wheel over the chart scrolls it, Ctrl + wheel zooms
+    const box = await page.locator("#gantt .gantt-rows").boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    for (const key of ["Shift", "Control"]) {
+      const was = await range();
+      await page.keyboard.down(key);
+      await page.mouse.wheel(0, 100);
+      await page.keyboard.up(key);
+      await page.waitForFunction((b) => document.querySelector("#gantt .gantt-bar-tools .dim").textContent !== b,
+                                 was, { timeout: LIVE_MS });
+    }
+    await page.click('#gantt [data-gantt="now"]');
+    await nowLine.waitFor({ timeout: LIVE_MS });
     // live: deleting the planned job takes its bar away without a reload
     cli("job", "rm", next);
     await page.waitForFunction((id) => !document.querySelector(`#gantt .gbar.planned[data-job="${id}"]`),
