@@ -102,6 +102,11 @@ void get_oar_job(struct shoal *sh, struct http_req *req, char **args);
 void post_oar_job(struct shoal *sh, struct http_req *req, char **args);
 void delete_oar_job(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_jobs_views.c: the Gantt and Resources views' data, OAR's resources */
+void get_jobs_gantt(struct shoal *sh, struct http_req *req, char **args);
+void get_resources(struct shoal *sh, struct http_req *req, char **args);
+void get_oar_resources(struct shoal *sh, struct http_req *req, char **args);
+
 /* routes_exec.c: node exec and node cp */
 /* The nodes (store records, in their order) a target {"glob", "regex",
  * "list", "label", "role"} names (every one given must match; none: all

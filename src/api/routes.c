@@ -1232,6 +1232,8 @@ static const struct route {
     {"GET", "/v1/configs/*", get_secret, SECRET, false}, /* shows the data */
     {"DELETE", "/v1/configs/*", delete_secret, WRITE, true},
     {"GET", "/v1/jobs", get_jobs, READ, false},
+    {"GET", "/v1/jobs/gantt", get_jobs_gantt, READ, false}, /* before jobs/{id} */
+    {"GET", "/v1/resources", get_resources, READ, false},
     {"POST", "/v1/jobs", post_job, WRITE, true},
     {"GET", "/v1/jobs/*", get_job, READ, false},
     {"DELETE", "/v1/jobs/*", delete_job, WRITE, true},
@@ -1241,6 +1243,8 @@ static const struct route {
     {"GET", "/oarapi/jobs.json", get_oar_jobs, READ, false},
     {"POST", "/oarapi/jobs.json", post_oar_job, WRITE, true},
     {"GET", "/oarapi/jobs/*", get_oar_job, READ, false},
+    {"GET", "/oarapi/resources.json", get_oar_resources, READ, false},
+    {"GET", "/oarapi/resources", get_oar_resources, READ, false}, /* JSON, as OAR's default */
     {"DELETE", "/oarapi/jobs/*", delete_oar_job, WRITE, true},
     {"GET", "/v1/events", dashboard_get_events, READ, false},
     {"GET", "/v1/dashboard/url", dashboard_get_url, LOCAL, false},

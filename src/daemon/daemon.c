@@ -34,6 +34,7 @@
 #include "daemon/session.h"
 #include "daemon/swarm.h"
 #include "manager/dispatcher.h"
+#include "manager/jobs.h"
 #include "manager/orchestrator.h"
 #include "raft/cluster.h"
 #include "store/store.h"
@@ -55,12 +56,20 @@ static void wakeup_cb(uv_timer_t *t)
     shoal_kick(t->data);
 }
 
+/* How often the leader trims the job history. */
+#define JOB_TRIM_EVERY_MS 1000
+
 static void orchestrate(struct shoal *sh)
 {
     if (sh->cluster == NULL || !cluster_is_leader(sh->cluster) || cluster_busy(sh->cluster))
         return; /* a pass runs again after the entry in flight is applied */
     int64_t now = now_ms(), wake = 0;
     json_t *ops = orchestrator_pass(sh->store, now, &wake);
+    if (now - sh->jobs_trimmed_at >= JOB_TRIM_EVERY_MS) {
+        /* reads every job: at most once a second (the 1 s tick passes again) */
+        jobs_trim_history(sh->store, sh->job_history ? sh->job_history : JOB_HISTORY_DEFAULT, ops);
+        sh->jobs_trimmed_at = now;
+    }
     if (json_array_size(ops) > 0)
         cluster_propose(sh->cluster, ops, NULL, NULL);
     else

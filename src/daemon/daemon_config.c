@@ -68,6 +68,15 @@ static int check_gc_percents(struct shoal *sh, const char *path, struct serr *er
     return 0;
 }
 
+static int load_job_history(struct shoal *sh, json_t *v, const char *path, struct serr *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 1)
+        return serr_set(err, SERR_INVALID, "%s: job-history must be a number of jobs above zero",
+                        path);
+    sh->job_history = (long long)json_integer_value(v);
+    return 0;
+}
+
 int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
 {
     const char *file = path ? path : DAEMON_CONFIG_DEFAULT;
@@ -101,6 +110,8 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
             rc = load_percent(&sh->image_gc_high, key, v, file, err);
         else if (strcmp(key, "image-gc-low-percent") == 0)
             rc = load_percent(&sh->image_gc_low, key, v, file, err);
+        else if (strcmp(key, "job-history") == 0)
+            rc = load_job_history(sh, v, file, err);
         else
             rc = serr_set(err, SERR_INVALID, "configuration %s: unknown key '%s'", file, key);
     }

@@ -10,6 +10,8 @@
  *   "image-gc-high-percent": 85, "image-gc-low-percent": 80  the automatic
  *       image GC (daemon/image_gc.h): above high percent of the state dir's
  *       filesystem used, unused images go until use is down to low (100: off)
+ *   "job-history": N  finished batch jobs kept (default 10000, manager/jobs.h);
+ *       the leader removes the oldest beyond N (the leader's setting applies)
  * Unknown keys are refused, so a typo does not go unnoticed. */
 #ifndef SHOAL_DAEMON_DAEMON_CONFIG_H
 #define SHOAL_DAEMON_DAEMON_CONFIG_H

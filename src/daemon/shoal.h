@@ -46,6 +46,8 @@ struct shoal {
     struct session *session; /* heartbeats to the leader (every node but the leader) */
     struct dispatcher *dispatcher; /* managers: the leader side of sessions */
     long long job_last_id;   /* the highest batch job id this node gave as leader */
+    long long job_history;   /* daemon.json "job-history": finished jobs kept (0: default) */
+    int64_t jobs_trimmed_at; /* when the leader last trimmed the job history (ms) */
 
     struct image_store *images;
     char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */

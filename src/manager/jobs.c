@@ -892,3 +892,111 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     json_decref(jobs);
     json_decref(p.nodes);
 }
+
+/* ---- the plan, read only ---- */
+
+/* plans[j] of waiting[j] into out: {id: {"start", "node_ids"}}. */
+static void plans_to_json(json_t *out, json_t *nodes, json_t **waiting, int n,
+                          const struct sched_plan *plans)
+{
+    for (int j = 0; j < n; j++) {
+        if (plans[j].start < 0)
+            continue;
+        json_t *ids = json_array();
+        int nn = (int)iget(json_object_get(waiting[j], "resources"), "nodes");
+        for (int k = 0; k < nn; k++)
+            json_array_append_new(ids, json_string(jstr(json_array_get(nodes, (size_t)plans[j].node_idx[k]), "id")));
+        json_object_set_new(out, jstr(waiting[j], "id"),
+                            json_pack("{s:I, s:o}", "start", (json_int_t)plans[j].start, "node_ids", ids));
+    }
+}
+
+/* As schedule(): normal jobs beside the normal active ones, then best-effort
+ * jobs beside every active job and the normal jobs starting now. The pass's
+ * ops (messages) go to a scratch array that is dropped. */
+json_t *jobs_plan(struct store *st, int64_t now)
+{
+    json_t *all_nodes = store_list(st, "nodes", NULL);
+    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    json_t *scratch = json_array(), *out = json_object();
+    int64_t wake_at = 0;
+    struct jpass p = {.st = st, .nodes = eligible_nodes(all_nodes), .all_nodes = all_nodes,
+                      .tasks = NULL, .ops = scratch, .now = now, .wake_at = &wake_at};
+    int nnormal, nbe, nnodes, nhard, nall;
+    json_t **normal = waiting_jobs(&p, jobs, false, &nnormal);
+    json_t **be = waiting_jobs(&p, jobs, true, &nbe);
+    struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
+    struct sched_alloc *hard = running_allocs(&p, jobs, false, &nhard);
+    struct sched_alloc *all = running_allocs(&p, jobs, true, &nall);
+    struct sched_plan *plans = plan_waiting(&p, normal, nnormal, nodes, nnodes, hard, nhard);
+    size_t cap = (size_t)nall + 1;
+    for (int j = 0; j < nnormal; j++)
+        cap += (size_t)iget(json_object_get(normal[j], "resources"), "nodes");
+    struct sched_alloc *held = xcalloc(cap, sizeof(*held));
+    int nheld = nall;
+    memcpy(held, all, (size_t)nall * sizeof(*held));
+    for (int j = 0; j < nnormal; j++) {
+        json_t *res = json_object_get(normal[j], "resources");
+        for (int k = 0; plans[j].start == now && k < (int)iget(res, "nodes"); k++)
+            held[nheld++] = (struct sched_alloc){plans[j].node_idx[k], (int)iget(res, "cores"),
+                                                 now, now + iget(res, "walltime_s") * 1000};
+    }
+    struct sched_plan *be_plans = plan_waiting(&p, be, nbe, nodes, nnodes, held, nheld);
+    plans_to_json(out, p.nodes, normal, nnormal, plans);
+    plans_to_json(out, p.nodes, be, nbe, be_plans);
+    sched_plans_free(be_plans, nbe);
+    sched_plans_free(plans, nnormal);
+    free(held);
+    free(all);
+    free(hard);
+    free(nodes);
+    free(be);
+    free(normal);
+    json_decref(p.nodes);
+    json_decref(scratch);
+    json_decref(jobs);
+    json_decref(all_nodes);
+    return out;
+}
+
+/* ---- history ---- */
+
+static int cmp_finished(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int64_t sx = iget(x, "stopped_at"), sy = iget(y, "stopped_at");
+    if (sx != sy)
+        return sx < sy ? -1 : 1;
+    long long ix = atoll(jstr(x, "id")), iy = atoll(jstr(y, "id"));
+    return ix < iy ? -1 : ix > iy;
+}
+
+void jobs_trim_history(struct store *st, long long keep, json_t *ops)
+{
+    json_t *jobs = store_list(st, "jobs", NULL);
+    json_t **done = xcalloc(json_array_size(jobs) + 1, sizeof(*done));
+    size_t n = 0, i;
+    json_t *job;
+    json_array_foreach(jobs, i, job)
+    {
+        if (job_state_final(jstr(job, "state")))
+            done[n++] = job;
+    }
+    if (keep < 0)
+        keep = 0;
+    if ((long long)n > keep) {
+        qsort(done, n, sizeof(*done), cmp_finished);
+        for (i = 0; i < n - (size_t)keep; i++) {
+            json_t *task = jstr(done[i], "task_id") ? store_get(st, "tasks", jstr(done[i], "task_id"))
+                                                    : NULL;
+            bool stopping = task && !task_state_terminal(jstr(task, "state"));
+            if (task && !stopping)
+                json_array_append_new(ops, op_del("tasks", jstr(task, "id")));
+            json_decref(task);
+            if (!stopping) /* else a later pass, once jobs_pass has stopped it */
+                json_array_append_new(ops, op_del("jobs", jstr(done[i], "id")));
+        }
+    }
+    free(done);
+    json_decref(jobs);
+}

@@ -53,4 +53,19 @@ long long job_next_id(struct store *st, long long *last);
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at);
 
+/* The backfilling plan of the waiting jobs as a pass at `now` would make it,
+ * read from the store without writing anything (GET /v1/jobs/gantt):
+ * {job id: {"start": ms, "node_ids": [...]}} (new reference) for the jobs
+ * the plan places; jobs waiting for a dependency, or that can never fit on
+ * the nodes up now, are absent. */
+json_t *jobs_plan(struct store *st, int64_t now);
+
+/* Finished jobs kept by default (daemon.json "job-history"). */
+#define JOB_HISTORY_DEFAULT 10000
+
+/* Appends to `ops` the deletes of the oldest finished jobs (by stop time,
+ * then id) beyond `keep`, with their finished tasks: the job history stays
+ * bounded. Called by the leader's pass; never writes itself. */
+void jobs_trim_history(struct store *st, long long keep, json_t *ops);
+
 #endif

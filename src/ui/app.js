@@ -161,6 +161,8 @@ function render() {
   if (state.view === "visualizer") renderVisualizer(s);
   else if (state.view === "services") renderServices(s);
   else if (state.view === "nodes") renderNodes(s);
+  else if (state.view === "gantt") renderGantt(); /* jobs.js */
+  else if (state.view === "resources") renderResources();
   else renderEvents();
 }
 

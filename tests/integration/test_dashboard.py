@@ -93,6 +93,12 @@ def test_tokens_gate_the_api(dash):
     # the admin token writes (the image is missing: the API's own answer, past the gate)
     status, _, body = http_get(port, "/v1/services", bearer(dash.admin), "POST", spec)
     assert status not in (401, 403), body
+    # the jobs' views read with the read-only token; OAR's delete is a write
+    for path in ("/v1/jobs/gantt", "/v1/resources", "/oarapi/resources.json"):
+        assert http_get(port, path, bearer(dash.ro))[0] == 200, path
+    status, _, body = http_get(port, "/oarapi/jobs/1.json", bearer(dash.ro), "DELETE")
+    assert status == 403 and b"read-only" in body
+    assert http_get(port, "/oarapi/jobs/1.json", bearer(dash.admin), "DELETE")[0] == 404
     # local-socket-only routes stay local even for the admin token
     assert http_get(port, "/v1/swarm/admin-cert", bearer(dash.admin))[0] == 403
 
@@ -191,5 +197,6 @@ def test_dashboard_in_a_browser(dash_cluster):
     print(r.stdout, r.stderr)
     assert r.returncode == 0, "browser tests failed:\n%s\n%s\ndaemon log:\n%s" % (
         r.stdout[-6000:], r.stderr[-3000:], lead.log_tail())
-    for name in ("visualizer", "nodes", "services", "events", "scaled", "denied"):
+    for name in ("visualizer", "nodes", "services", "events", "scaled", "denied", "gantt",
+                 "resources"):
         assert os.path.getsize(os.path.join(SCREENSHOTS, "dashboard-%s.png" % name)) > 1000

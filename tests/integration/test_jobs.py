@@ -493,3 +493,98 @@ def test_besteffort_preempted_and_idempotent_waits_again(jd):
     wait_state(d, be2, "Running")
     r = d.cli("job", "sub", "-t", "idempotent,besteffort", "true", check=False)
     assert r.returncode == 1 and "unknown type idempotent,besteffort" in r.stderr, r.stderr
+
+
+# ---- the views' data: Gantt, resources (OAR's and /v1) ----
+
+def test_gantt_plans_a_waiting_job_and_resources_show_cores(jd, tmp_path):
+    """2 cores: A holds both for 10 min; B waits, planned at A's walltime end
+    (the plan is computed for the answer, nothing is written on GET)."""
+    d = jd
+    a = sub(d, "-l", "core=2,walltime=0:10:0", "-n", "holder", "sleep 1000")
+    ja = wait_state(d, a, "Running")
+    b = sub(d, "-l", "core=1,walltime=0:5:0", "true")
+    wait_until(lambda: job(d, b)["message"] == "waiting for resources", timeout=10)
+    before = job(d, b)
+    g = d.api("GET", "/v1/jobs/gantt").json()
+    assert g["from"] < g["now"] < g["to"]
+    host = d.api("GET", "/v1/nodes").json()[0]["hostname"]
+    assert [(n["hostname"], n["cores"], n["state"]) for n in g["nodes"]] == [(host, 2, "Alive")]
+    bars = {j["id"]: j for j in g["jobs"]}
+    assert bars[a]["planned"] is False and bars[a]["start"] == ja["started_at"]
+    assert bars[a]["stop"] == ja["started_at"] + 600000 and bars[a]["name"] == "holder"
+    assert bars[b]["planned"] is True and bars[b]["state"] == "Waiting"
+    assert bars[b]["start"] == ja["started_at"] + 600000, (bars[b], ja)
+    assert bars[b]["stop"] == bars[b]["start"] + 300000
+    assert bars[b]["assigned"][0]["hostname"] == host and bars[b]["assigned"][0]["cores"] == 1
+    assert job(d, b) == before  # a GET never writes
+    # a reservation sits at its time
+    r = sub(d, "-r", at(3600), "-l", "core=1,walltime=0:1:0", "true")
+    bars = {j["id"]: j for j in d.api("GET", "/v1/jobs/gantt").json()["jobs"]}
+    assert bars[r]["planned"] is True and bars[r]["start"] == job(d, r)["reservation_at"]
+    assert bars[r]["stop"] == bars[r]["start"] + 60000
+    d.cli("job", "rm", r)
+    # a window that ends before now still lists the current jobs; bad windows are refused
+    assert d.api("GET", "/v1/jobs/gantt?from=%d&to=%d" % (g["now"], g["now"] - 1)).status == 400
+    assert d.api("GET", "/v1/jobs/gantt?from=abc").status == 400
+    # every core with the job holding it
+    cores = d.api("GET", "/v1/resources").json()["items"]
+    assert [(c["network_address"], c["cpuset"], c["status"], c["job_id"]) for c in cores] == \
+        [(host, 0, "job", a), (host, 1, "job", a)]
+    # OAR's shape
+    for path in ("/oarapi/resources.json", "/oarapi/resources"):
+        r = d.api("GET", path)
+        ctype = {k.lower(): v for k, v in r.headers.items()}["content-type"]
+        assert r.status == 200 and ctype.startswith("application/json"), path
+        o = r.json()
+        assert o["total"] == 2 and o["offset"] == 0 and isinstance(o["api_timestamp"], int)
+        assert o["links"] == [{"href": "/oarapi/resources.json", "rel": "self"}]
+        assert [(i["resource_id"], i["id"], i["network_address"], i["state"], i["core"],
+                 i["jobs"]) for i in o["items"]] == \
+            [(1, 1, host, "Alive", 0, [int(a)]), (2, 2, host, "Alive", 1, [int(a)])]
+        # the same resources as oarnodes numbers them
+        oarn = json.loads(oar(d, tmp_path, "oarnodes", "-J").stdout)
+        assert {str(i["resource_id"]): {k: i[k] for k in ("resource_id", "network_address",
+                                                           "state", "core", "jobs")}
+                for i in o["items"]} == oarn
+    # OAR's job routes beside them
+    assert d.api("GET", "/oarapi/jobs/%s.json" % b).json()["state"] == "Waiting"
+    assert d.api("DELETE", "/oarapi/jobs/%s.json" % b).status == 200
+    d.cli("job", "rm", a)
+    wait_state(d, a, "Error")
+    wait_until(lambda: [c["status"] for c in d.api("GET", "/v1/resources").json()["items"]]
+               == ["free", "free"], timeout=10)
+    # ended jobs stay on the time line, at their run
+    bars = {j["id"]: j for j in d.api("GET", "/v1/jobs/gantt").json()["jobs"]}
+    assert bars[a]["state"] == "Error" and bars[a]["stop"] == job(d, a)["stopped_at"]
+    assert b not in bars  # deleted before it ran: never on the time line
+
+
+def test_job_history_bounded(fresh_daemon):
+    d = fresh_daemon
+    with open(d.config_path) as f:
+        cfg = json.load(f)
+    cfg["job-history"] = 3
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.restart()
+    ids = [sub(d, "true") for _ in range(5)]
+    for jid in ids:
+        wait_until(lambda: d.api("GET", "/v1/jobs/%s" % jid).status == 404
+                   or job(d, jid)["state"] in ("Terminated", "Error"), timeout=60)
+    # the two oldest finished are removed by the leader's pass, their tasks with them
+    wait_until(lambda: [j["id"] for j in d.api("GET", "/v1/jobs").json()] == ids[2:], timeout=20)
+    tasks = [t for t in d.api("GET", "/v1/tasks").json() if t.get("job_id")]
+    assert sorted(t["job_id"] for t in tasks) == sorted(ids[2:]), tasks
+    # a bad setting is refused at start
+    cfg["job-history"] = 0
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.stop()
+    r = subprocess.run([SHOAL_BIN, "daemon", "--state-dir", d.state_dir, "--run-dir", d.run_dir,
+                        "--config", d.config_path], capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "job-history must be a number of jobs above zero" in r.stderr, r
+    del cfg["job-history"]
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.start()

@@ -180,3 +180,105 @@ test("scaling a service and killing a task show up live, without a reload", asyn
   await page.screenshot({ path: join(SHOTS, "dashboard-services.png") });
   await page.close();
 });
+
+// ---- batch jobs: Gantt and Resources ----
+
+const cli = (...args) => execFileSync(env("SHOAL_BIN"), ["-H", `unix://${env("SHOAL_SOCK")}`, ...args],
+                                      { encoding: "utf8" }).trim();
+const jobOf = (id) => api(`/v1/jobs/${id}`);
+
+test("the Gantt tab draws past, running and planned jobs, a now line, and details on click", async () => {
+  // a job that ran, one holding every core of every node, one planned after it
+  const past = cli("job", "sub", "-n", "pastjob", "true");
+  await poll(async () => (await jobOf(past)).state === "Terminated", 60000, "the first job's end");
+  const nodes = HOSTNAMES.length;
+  const cores = Math.min(...(await api("/v1/nodes")).map((n) => n.resources.cpus));
+  const big = cli("job", "sub", "-n", "bigjob", "-l", `/nodes=${nodes}/core=${cores},walltime=0:30:0`,
+                  "sleep 1000");
+  await poll(async () => (await jobOf(big)).state === "Running", 60000, "the big job running");
+  const next = cli("job", "sub", "-n", "nextjob", "-l", "core=1,walltime=0:10:0", "true");
+  try {
+    const page = await openDashboard(TOKEN);
+    await page.locator("#live.on").waitFor({ timeout: 10000 });
+    await page.click('#tabs button[data-view="gantt"]');
+    // a bar per node for the running job, labelled with its id
+    await page.waitForFunction((id) => document.querySelectorAll(
+      `#gantt .gbar.running[data-job="${id}"]`).length > 0, big, { timeout: LIVE_MS });
+    assert.equal(await page.locator(`#gantt .gbar.running[data-job="${big}"]`).count(), nodes);
+    assert.match(await page.locator(`#gantt .gbar[data-job="${big}"]`).first().textContent(),
+                 new RegExp(`^${big} bigjob`));
+    // the waiting job at its planned start: after the big one's walltime, right of "now"
+    const planned = page.locator(`#gantt .gbar.planned[data-job="${next}"]`);
+    await planned.waitFor({ timeout: LIVE_MS });
+    const nowLine = page.locator("#gantt .gantt-now");
+    assert.equal(await nowLine.count(), 1);
+    const nowX = (await nowLine.boundingBox()).x;
+    const bigBox = await page.locator(`#gantt .gbar[data-job="${big}"]`).first().boundingBox();
+    const plannedBox = await planned.boundingBox();
+    assert.ok(bigBox.x <= nowX + 1 && bigBox.x + bigBox.width > nowX, "the running bar spans now");
+    assert.ok(plannedBox.x >= bigBox.x + bigBox.width - 2, "planned after the running job");
+    // the job that ended, left of now
+    const pastBar = page.locator(`#gantt .gbar.past[data-job="${past}"]`);
+    await pastBar.waitFor({ timeout: LIVE_MS });
+    assert.ok((await pastBar.boundingBox()).x <= nowX);
+    // a click shows the job's details
+    await page.locator(`#gantt .gbar[data-job="${big}"]`).first().click();
+    const details = page.locator(`#gantt-details[data-job="${big}"]`);
+    await details.waitFor({ timeout: 2000 });
+    const text = await details.textContent();
+    assert.match(text, /bigjob/);
+    assert.match(text, /Running/);
+    assert.match(text, /sleep 1000/);
+    await page.screenshot({ path: join(SHOTS, "dashboard-gantt.png") });
+    await page.locator(`#gantt .gbar.planned[data-job="${next}"]`).click();
+    await page.locator(`#gantt-details[data-job="${next}"]`).getByText("Planned start").waitFor({ timeout: 2000 });
+    // zoom and scroll change the window
+    const range = () => page.locator("#gantt .gantt-bar-tools .dim").first().textContent();
+    const before = await range();
+    await page.click('#gantt [data-gantt="zoom-out"]');
+    await page.waitForFunction((b) => document.querySelector("#gantt .gantt-bar-tools .dim").textContent !== b,
+                               before, { timeout: LIVE_MS });
+    await page.click('#gantt [data-gantt="earlier"]');
+    await page.click('#gantt [data-gantt="now"]');
+    await nowLine.waitFor({ timeout: LIVE_MS });
+    // Shift + wheel over the chart scrolls it, Ctrl + wheel zooms
+    const box = await page.locator("#gantt .gantt-rows").boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    for (const key of ["Shift", "Control"]) {
+      const was = await range();
+      await page.keyboard.down(key);
+      await page.mouse.wheel(0, 100);
+      await page.keyboard.up(key);
+      await page.waitForFunction((b) => document.querySelector("#gantt .gantt-bar-tools .dim").textContent !== b,
+                                 was, { timeout: LIVE_MS });
+    }
+    await page.click('#gantt [data-gantt="now"]');
+    await nowLine.waitFor({ timeout: LIVE_MS });
+    // live: deleting the planned job takes its bar away without a reload
+    cli("job", "rm", next);
+    await page.waitForFunction((id) => !document.querySelector(`#gantt .gbar.planned[data-job="${id}"]`),
+                               next, { timeout: LIVE_MS });
+
+    // Resources: every core, held by the big job
+    await page.click('#tabs button[data-view="resources"]');
+    await page.waitForFunction((n) => document.querySelectorAll("#resources .core[data-core]").length === n,
+                               nodes * cores, { timeout: LIVE_MS });
+    assert.equal(await page.locator(`#resources .core[data-status="job"][data-job="${big}"]`).count(),
+                 nodes * cores);
+    for (const h of HOSTNAMES)
+      assert.equal(await page.locator(`#resources .res-node[data-hostname="${h}"] .core`).count(), cores);
+    assert.match(await page.locator(`#resources .core[data-job="${big}"]`).first().textContent(),
+                 new RegExp(`${big}$`));
+    await page.screenshot({ path: join(SHOTS, "dashboard-resources.png") });
+    // live: once the job is deleted its cores are free
+    cli("job", "rm", big);
+    await poll(async () => ["Error", "Terminated"].includes((await jobOf(big)).state), 60000, "the big job's end");
+    await page.waitForFunction((n) => document.querySelectorAll('#resources .core[data-status="free"]').length === n,
+                               nodes * cores, { timeout: LIVE_MS });
+    await page.close();
+  } finally {
+    for (const id of [big, next]) {
+      try { cli("job", "rm", id); } catch { /* ended already */ }
+    }
+  }
+});

@@ -1,0 +1,101 @@
+/* The jobs' read-only plan and the history bound, over a real store. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/jobs.h"
+#include "store/store.h"
+#include "unit.h"
+
+static void apply(struct store *st, json_t *ops /* stolen */)
+{
+    json_t *entry = json_pack("{s:[o]}", "groups", ops);
+    char *text = json_dumps(entry, JSON_COMPACT);
+    struct store_result res;
+    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
+    CHECK(res.ngroups == 1 && res.status[0] == 0);
+    store_result_free(&res);
+    free(text);
+    json_decref(entry);
+}
+
+/* One ready node of 2 cores. */
+static struct store *store_with_node(void)
+{
+    struct store *st;
+    CHECK(store_open(&st, NULL) == 0);
+    apply(st, json_pack("[o]", op_put("nodes", json_pack("{s:s, s:s, s:s, s:s, s:{s:i}}", "id",
+                                                         "n1", "hostname", "node-1", "status",
+                                                         "ready", "availability", "active",
+                                                         "resources", "cpus", 2))));
+    return st;
+}
+
+static json_t *a_job(const char *id, const char *state, int cores, int walltime_s)
+{
+    return json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i}}", "id", id, "state", state, "queue",
+                     "default", "resources", "nodes", 1, "cores", cores, "walltime_s",
+                     walltime_s);
+}
+
+TEST(jobs_plan_places_a_waiting_job_without_writing)
+{
+    struct store *st = store_with_node();
+    json_t *running = a_job("1", "Running", 2, 10);
+    json_object_set_new(running, "started_at", json_integer(1000));
+    json_object_set_new(running, "assigned", json_pack("[{s:s, s:s, s:i}]", "node_id", "n1",
+                                                       "hostname", "node-1", "cores", 2));
+    apply(st, json_pack("[o, o]", op_put("jobs", running), op_put("jobs", a_job("2", "Waiting", 1, 5))));
+    unsigned long long version = store_version(st);
+    json_t *plan = jobs_plan(st, 2000);
+    json_t *p = json_object_get(plan, "2");
+    CHECK(p != NULL && json_integer_value(json_object_get(p, "start")) == 11000);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(p, "node_ids"), 0)), "n1");
+    CHECK(json_object_get(plan, "1") == NULL);
+    CHECK(store_version(st) == version);
+    json_t *again = store_get(st, "jobs", "2");
+    CHECK(json_object_get(again, "message") == NULL); /* the pass's messages are dropped */
+    json_decref(again);
+    json_decref(plan);
+    store_close(st);
+}
+
+TEST(jobs_trim_history_removes_the_oldest_finished)
+{
+    struct store *st = store_with_node();
+    json_t *ops = json_array();
+    for (int i = 1; i <= 5; i++) {
+        char id[8], tid[8];
+        snprintf(id, sizeof(id), "%d", i);
+        snprintf(tid, sizeof(tid), "t%d", i);
+        json_t *job = a_job(id, i == 3 ? "Error" : "Terminated", 1, 10);
+        /* stop times out of id order: 5 ended first */
+        json_object_set_new(job, "stopped_at", json_integer(i == 5 ? 10 : 100 + i));
+        json_object_set_new(job, "task_id", json_string(tid));
+        json_array_append_new(ops, op_put("jobs", job));
+        json_array_append_new(ops, op_put("tasks", json_pack("{s:s, s:s, s:s, s:s}", "id", tid,
+                                                             "job_id", id, "state",
+                                                             i == 1 ? "running" : "complete",
+                                                             "desired_state", "shutdown")));
+    }
+    json_array_append_new(ops, op_put("jobs", a_job("6", "Waiting", 1, 10)));
+    apply(st, ops);
+    ops = json_array();
+    jobs_trim_history(st, 2, ops);
+    /* the 3 oldest by stop time: 5 and 2 go; 1 stays while its task runs (a later pass) */
+    char *text = json_dumps(ops, JSON_COMPACT);
+    CHECK(strstr(text, "\"id\":\"1\"") == NULL && strstr(text, "\"id\":\"t1\"") == NULL);
+    CHECK(strstr(text, "\"id\":\"5\"") && strstr(text, "\"id\":\"t5\""));
+    CHECK(strstr(text, "\"id\":\"2\"") && strstr(text, "\"id\":\"t2\""));
+    CHECK(strstr(text, "\"id\":\"3\"") == NULL && strstr(text, "\"id\":\"4\"") == NULL);
+    CHECK(strstr(text, "\"id\":\"6\"") == NULL);
+    free(text);
+    apply(st, ops);
+    json_t *left = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    CHECK(json_array_size(left) == 4); /* 1 (task running), 3, 4, 6 (waiting) */
+    json_decref(left);
+    ops = json_array();
+    jobs_trim_history(st, 5, ops);
+    CHECK(json_array_size(ops) == 0);
+    json_decref(ops);
+    store_close(st);
+}
