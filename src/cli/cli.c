@@ -32,6 +32,7 @@ static const char main_usage[] =
     "  -h, --help             Print usage\n"
     "\n"
     "Management Commands:\n"
+    "  alert       Alert rules and alerts (add, ls, rm, history)\n"
     "  config      Manage swarm configs\n"
     "  dashboard   The web dashboard's link (shoal dashboard url)\n"
     "  dev         Run a test cluster of N nodes on this machine\n"
@@ -67,6 +68,7 @@ static const struct cli_cmd top_commands[] = {
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
     {"logs", NULL, cli_logs, NULL},
     {"job", NULL, cli_job, NULL},
+    {"alert", NULL, cli_alert, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -7,6 +7,11 @@
  *       (absent: any); an air-gapped cluster names its own registry here
  *   "node-exec": false  this node refuses `shoal node exec` and `shoal node cp`
  *       (default true: admins may run commands on the host and push files)
+ *   "smtp-relay": "smtp://127.0.0.1:25"  the mail relay alert e-mails go
+ *       through (smtps:// for TLS); "smtp-from": the sender (default shoal@HOSTNAME)
+ *   "heat-threshold-celsius": 75  a node at or above it takes no new tasks
+ *       until it cools below it minus "heat-hysteresis-celsius" (default 5);
+ *       the leader's setting counts (absent or 0: off)
  * Unknown keys are refused, so a typo does not go unnoticed. */
 #ifndef SHOAL_DAEMON_DAEMON_CONFIG_H
 #define SHOAL_DAEMON_DAEMON_CONFIG_H

@@ -20,6 +20,7 @@ struct net;
 struct session;
 struct dispatcher;
 struct node_metrics;
+struct alerting;
 struct events_hub;
 struct dashboard;
 
@@ -50,6 +51,11 @@ struct shoal {
     char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */
     bool node_exec_disabled;    /* daemon.json "node-exec": false (node exec, node cp) */
     char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */
+    char *smtp_relay;           /* daemon.json "smtp-relay" (smtp://HOST:PORT), or NULL */
+    char *smtp_from;            /* daemon.json "smtp-from", or NULL: shoal@HOSTNAME */
+    double heat_threshold;      /* daemon.json "heat-threshold-celsius"; 0: off */
+    double heat_hysteresis;     /* daemon.json "heat-hysteresis-celsius" (default 5) */
+    struct alerting *alerting;  /* alert rules on the leader (daemon/alerting.h) */
     struct runtime rt;
     const char *bridge;      /* bridged tasks' bridge (--bridge, default NET_BRIDGE) */
     struct agent *agent;
