@@ -134,6 +134,16 @@ static void notify_done(uv_work_t *w, int status)
     notification_free(nt);
 }
 
+/* The alert's message on one line (it goes in a header). */
+static char *one_line(const char *s)
+{
+    char *out = xstrdup(s);
+    for (char *p = out; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    return out;
+}
+
 /* The e-mail as the relay gets it (headers, blank line, text; CRLF). */
 static char *email_message(const char *from, const char *to, const char *status, json_t *alert)
 {
@@ -141,11 +151,14 @@ static char *email_message(const char *from, const char *to, const char *status,
     time_t now = time(NULL);
     struct tm tm;
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
-    return xasprintf("Date: %s\r\nFrom: <%s>\r\nTo: <%s>\r\nSubject: [shoal] %s: %s\r\n"
-                     "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-                     "Alert %s is %s: %s\r\n",
-                     date, from, to, status, jstr_or(alert, "message", ""),
-                     jstr_or(alert, "rule", ""), status, jstr_or(alert, "message", ""));
+    char *message = one_line(jstr_or(alert, "message", ""));
+    char *text = xasprintf("Date: %s\r\nFrom: <%s>\r\nTo: <%s>\r\nSubject: [shoal] %s: %s\r\n"
+                           "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                           "Alert %s is %s: %s\r\n",
+                           date, from, to, status, message, jstr_or(alert, "rule", ""), status,
+                           message);
+    free(message);
+    return text;
 }
 
 static void notify_one(struct shoal *sh, json_t *target, const char *status, json_t *alert)
@@ -242,16 +255,31 @@ static void proposed(void *arg, int status, const struct serr *err)
         log_warn("alerts: committing failed: %s", err ? err->msg : "?");
 }
 
+/* The tasks only task-flapping rules read (reading every task each tick
+ * would cost with thousands): all of them, else an empty array. */
+static json_t *tasks_for(struct store *store, json_t *rules)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(rules, i, r)
+    {
+        if (jstr_is(r, "event", "task-flapping"))
+            return store_list(store, "tasks", NULL);
+    }
+    return json_array();
+}
+
 static void evaluate(struct alerting *a)
 {
     struct shoal *sh = a->sh;
     struct store *store = sh->store;
     json_t *nodes = store_list(store, "nodes", NULL);
+    json_t *rules = store_list(store, "alert_rules", NULL);
     struct alert_inputs in = {
-        .rules = store_list(store, "alert_rules", NULL),
+        .rules = rules,
         .nodes = nodes,
         .samples = latest_samples(sh, nodes),
-        .tasks = store_list(store, "tasks", NULL),
+        .tasks = tasks_for(store, rules),
         .open = store_list_where(store, "alerts", "state", "open"),
         .now = now_ms(),
     };

@@ -289,3 +289,28 @@ def test_read_only_token_cannot_add_alerts(ad):
     assert call("POST", "/v1/alerts", admin, rule)[0] == 201
     assert call("DELETE", "/v1/alerts/ro", ro)[0] == 403
     assert call("DELETE", "/v1/alerts/ro", admin)[0] == 200
+
+
+def test_node_down_opens_an_alert_that_resolves_when_it_is_back(rootfs_tar):
+    from cluster import Cluster
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    try:
+        leader, worker = c.nodes
+        wid = c.node_id(worker)
+        leader.cli("alert", "add", "--name", "down", "--event", "node-down")
+        assert history(leader) == []
+        worker.stop()
+
+        def opened():
+            return [a for a in history(leader) if a["state"] == "open"]
+
+        [a] = wait_until(opened, timeout=30, msg=lambda: leader.log_tail())
+        assert a["subject"] == "node-down" and a["node_id"] == wid and a["rule"] == "down"
+        assert "is down" in a["message"]
+        worker.start()
+        wait_until(lambda: [x for x in history(leader) if x["state"] == "resolved"], timeout=40,
+                   msg=lambda: json.dumps(history(leader)))
+        [past] = history(leader)
+        assert past["id"] == a["id"] and past["resolved_at"] >= past["since"]
+    finally:
+        c.destroy()
