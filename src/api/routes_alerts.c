@@ -1,5 +1,6 @@
 /* Alert routes (manager/alert.h): rules in "alert_rules", fired alerts in
  * "alerts"; the leader evaluates them (daemon/alerting.c). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
@@ -27,11 +28,36 @@ static json_t *find_rule(struct shoal *sh, const char *ref)
     return found;
 }
 
+/* A webhook URL may hold a secret (Slack's do, in the path): the read-only
+ * dashboard token sees "https://host/..." only. */
+static void redact_webhooks(json_t *rules)
+{
+    size_t i, j;
+    json_t *r, *n;
+    json_array_foreach(rules, i, r)
+    {
+        json_array_foreach(json_object_get(r, "notify"), j, n)
+        {
+            const char *url = jstr(n, "to"), *host = url ? strstr(url, "://") : NULL;
+            if (!jstr_is(n, "type", "webhook") || host == NULL)
+                continue;
+            size_t keep = (size_t)(host + 3 - url) + strcspn(host + 3, "/?#");
+            char *cut = xasprintf("%.*s/...", (int)keep, url);
+            json_object_set_new(n, "to", json_string(cut));
+            free(cut);
+        }
+    }
+}
+
 void get_alert_rules(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (require_swarm(sh, req))
-        respond_json(req, 200, store_list(sh->store, "alert_rules", "json_extract(data, '$.name')"));
+    if (!require_swarm(sh, req))
+        return;
+    json_t *rules = store_list(sh->store, "alert_rules", "json_extract(data, '$.name')");
+    if (req->peer_role && strcmp(req->peer_role, HTTP_ROLE_READ_ONLY) == 0)
+        redact_webhooks(rules);
+    respond_json(req, 200, rules);
 }
 
 /* Open alerts first, then past ones, newest first in each. */

@@ -286,7 +286,13 @@ def test_read_only_token_cannot_add_alerts(ad):
     assert call("GET", "/v1/alerts", ro)[0] == 200
     assert call("GET", "/v1/alerts/history", ro)[0] == 200
     assert ad.cli_json("alert", "ls") == []
+    rule["notify"] = ["webhook=https://hooks.example.org/services/T0/SECRET?x=1"]
     assert call("POST", "/v1/alerts", admin, rule)[0] == 201
+    status, body = call("GET", "/v1/alerts", ro)
+    assert status == 200 and json.loads(body)[0]["notify"] == [
+        {"type": "webhook", "to": "https://hooks.example.org/..."}]
+    status, body = call("GET", "/v1/alerts", admin)
+    assert json.loads(body)[0]["notify"][0]["to"].endswith("/SECRET?x=1")
     assert call("DELETE", "/v1/alerts/ro", ro)[0] == 403
     assert call("DELETE", "/v1/alerts/ro", admin)[0] == 200
 
