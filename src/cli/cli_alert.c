@@ -47,7 +47,7 @@ int cli_build_alert_add(int argc, char **argv, json_t **out, struct serr *err)
     optind = 0;
     int opt, rc = 0;
     while (rc == 0 && (opt = cli_getopt(argc, argv, "h", opts, err)) != -1) {
-        int64_t n;
+        int64_t n = 0;
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
@@ -56,7 +56,8 @@ int cli_build_alert_add(int argc, char **argv, json_t **out, struct serr *err)
             rc = set_number(body, "above", "--above", optarg, err);
         else if (opt == 'r') {
             rc = cli_parse_uint("--restarts", optarg, 1000, &n, err);
-            json_object_set_new(body, "restarts", json_integer(n));
+            if (rc == 0)
+                json_object_set_new(body, "restarts", json_integer(n));
         } else if (opt == 'y')
             json_array_append_new(json_object_get(body, "notify"), json_string(optarg));
         else {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/json_get.h"
+#include "cli/cli.h"
 #include "manager/alert.h"
 #include "table.h"
 #include "unit.h"
@@ -258,4 +259,50 @@ TEST(alert_rule_new_checks_its_input)
         CHECK(strstr(err.msg, bad[i][1]) != NULL);
         json_decref(r);
     }
+}
+
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
+
+TEST(cli_alert_add_command_line)
+{
+    json_t *b = NULL;
+    struct serr err = {0};
+    CHECK(cli_build_alert_add(ARGC("add", "--name", "c", "--metric", "cpu", "--above", "80.5",
+                                   "--for", "2m", "--node", "n1", "--notify", "webhook=http://h/",
+                                   "--notify", "email=a@b"),
+                              ARGV("add", "--name", "c", "--metric", "cpu", "--above", "80.5",
+                                   "--for", "2m", "--node", "n1", "--notify", "webhook=http://h/",
+                                   "--notify", "email=a@b"),
+                              &b, &err) == 0);
+    CHECK_STR(jstr(b, "name"), "c");
+    CHECK_STR(jstr(b, "metric"), "cpu");
+    CHECK(json_number_value(json_object_get(b, "above")) == 80.5);
+    CHECK_STR(jstr(b, "for"), "2m");
+    CHECK_STR(jstr(b, "node"), "n1");
+    CHECK(json_array_size(json_object_get(b, "notify")) == 2);
+    json_decref(b);
+    CHECK(cli_build_alert_add(ARGC("add", "--name", "f", "--event", "task-flapping", "--restarts",
+                                   "4", "--window", "10m"),
+                              ARGV("add", "--name", "f", "--event", "task-flapping", "--restarts",
+                                   "4", "--window", "10m"),
+                              &b, &err) == 0);
+    CHECK(jint(b, "restarts", 0) == 4);
+    CHECK_STR(jstr(b, "window"), "10m");
+    json_decref(b);
+    CHECK(cli_build_alert_add(ARGC("add", "--help"), ARGV("add", "--help"), &b, &err) == 1);
+    CHECK(cli_build_alert_add(ARGC("add", "--metric", "cpu"), ARGV("add", "--metric", "cpu"), &b,
+                              &err) < 0);
+    CHECK(strstr(err.msg, "--name is required") != NULL);
+    CHECK(cli_build_alert_add(ARGC("add", "--name", "x"), ARGV("add", "--name", "x"), &b, &err) <
+          0);
+    CHECK(strstr(err.msg, "one of --metric or --event") != NULL);
+    CHECK(cli_build_alert_add(ARGC("add", "--name", "x", "--metric", "cpu", "--above", "hot"),
+                              ARGV("add", "--name", "x", "--metric", "cpu", "--above", "hot"), &b,
+                              &err) < 0);
+    CHECK(strstr(err.msg, "not a number") != NULL);
+    CHECK(cli_build_alert_add(ARGC("add", "--name", "x", "--event", "node-down", "extra"),
+                              ARGV("add", "--name", "x", "--event", "node-down", "extra"), &b,
+                              &err) < 0);
+    CHECK(strstr(err.msg, "unexpected argument 'extra'") != NULL);
 }
