@@ -297,6 +297,23 @@ def test_read_only_token_cannot_add_alerts(ad):
     assert call("DELETE", "/v1/alerts/ro", admin)[0] == 200
 
 
+def test_task_restarting_in_a_loop_opens_an_alert(ad):
+    ad.cli("alert", "add", "--name", "flap", "--event", "task-flapping", "--restarts", "2",
+           "--window", "1m")
+    ad.cli("service", "create", "--detach", "--name", "crashy", "--restart-delay", "200ms",
+           "busybox:latest", "false")
+    try:
+        def opened():
+            return [a for a in history(ad) if a["state"] == "open" and a["rule"] == "flap"]
+
+        [a] = wait_until(opened, timeout=40, msg=lambda: json.dumps(ad.tasks("crashy")))
+        assert a["subject"] == "task crashy.1" and a["value"] >= 2 and a["threshold"] == 2
+        assert "task crashy.1 restarted" in a["message"]
+    finally:
+        ad.cli("service", "rm", "crashy")
+        ad.cli("alert", "rm", "flap")
+    wait_until(lambda: all(x["state"] == "resolved" for x in history(ad)), timeout=20)
+
 def test_node_down_opens_an_alert_that_resolves_when_it_is_back(rootfs_tar):
     from cluster import Cluster
     c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
