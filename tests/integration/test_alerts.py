@@ -337,3 +337,33 @@ def test_node_down_opens_an_alert_that_resolves_when_it_is_back(rootfs_tar):
         assert past["id"] == a["id"] and past["resolved_at"] >= past["since"]
     finally:
         c.destroy()
+
+
+def test_a_new_leader_continues_open_alerts(rootfs_tar):
+    from cluster import Cluster
+    c = Cluster(managers=3, workers=1, rootfs_tar=rootfs_tar)
+    try:
+        managers, worker = c.nodes[:3], c.nodes[3]
+        wid = c.node_id(worker)
+        leader = c.find_leader(managers)
+        leader.cli("alert", "add", "--name", "down", "--event", "node-down")
+        c.cut_link(worker)
+
+        def open_for(via, node_id):
+            return [a for a in history(via) if a["state"] == "open" and a["node_id"] == node_id]
+
+        [a] = wait_until(lambda: open_for(leader, wid), timeout=30)
+        old_id = c.node_id(leader)
+        c.kill_node(leader)
+        rest = [m for m in managers if m is not leader]
+        new = wait_until(lambda: c.find_leader(rest), timeout=30)
+        # the new leader finds the old one down: a second alert, the first one kept as it was
+        wait_until(lambda: open_for(new, old_id), timeout=30)
+        assert open_for(new, wid) == [a]
+        c.restore_link(worker)
+        wait_until(lambda: not open_for(new, wid), timeout=40,
+                   msg=lambda: json.dumps([c.nodes_view(new), history(new)]) + worker.log_tail())
+        [done] = [x for x in history(new) if x["id"] == a["id"]]
+        assert done["state"] == "resolved" and done["since"] == a["since"]
+    finally:
+        c.destroy()
