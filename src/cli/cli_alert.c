@@ -36,11 +36,16 @@ static int set_number(json_t *body, const char *key, const char *flag, const cha
 int cli_build_alert_add(int argc, char **argv, json_t **out, struct serr *err)
 {
     static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},   {"metric", required_argument, NULL, 'm'},
-        {"above", required_argument, NULL, 'a'},  {"for", required_argument, NULL, 'f'},
-        {"event", required_argument, NULL, 'e'},  {"restarts", required_argument, NULL, 'r'},
-        {"window", required_argument, NULL, 'w'}, {"node", required_argument, NULL, 'N'},
-        {"notify", required_argument, NULL, 'y'}, {"help", no_argument, NULL, 'h'},
+        {"name", required_argument, NULL, 'n'},
+        {"metric", required_argument, NULL, 'm'},
+        {"above", required_argument, NULL, 'a'},
+        {"for", required_argument, NULL, 'f'},
+        {"event", required_argument, NULL, 'e'},
+        {"restarts", required_argument, NULL, 'r'},
+        {"window", required_argument, NULL, 'w'},
+        {"node", required_argument, NULL, 'N'},
+        {"notify", required_argument, NULL, 'y'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     json_t *body = json_pack("{s:[]}", "notify");

@@ -18,8 +18,8 @@
 struct alerting {
     struct shoal *sh;
     uv_timer_t timer;
-    json_t *pending;  /* alert_evaluate's memory: {key: since} */
-    bool proposing;   /* the last changes are not committed yet: do not send them twice */
+    json_t *pending; /* alert_evaluate's memory: {key: since} */
+    bool proposing;  /* the last changes are not committed yet: do not send them twice */
 };
 
 /* ---- notifications (threadpool) ---- */
@@ -31,7 +31,7 @@ struct notification {
     char *body;       /* JSON for a webhook, the whole message for an e-mail */
     char *smtp_relay; /* e-mail: the relay URL and sender */
     char *smtp_from;
-    size_t sent;      /* e-mail: bytes of body read by curl */
+    size_t sent; /* e-mail: bytes of body read by curl */
     char error[CURL_ERROR_SIZE];
     bool ok;
 };
@@ -152,11 +152,11 @@ static char *email_message(const char *from, const char *to, const char *status,
     struct tm tm;
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
     char *message = one_line(jstr_or(alert, "message", ""));
-    char *text = xasprintf("Date: %s\r\nFrom: <%s>\r\nTo: <%s>\r\nSubject: [shoal] %s: %s\r\n"
-                           "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-                           "Alert %s is %s: %s\r\n",
-                           date, from, to, status, message, jstr_or(alert, "rule", ""), status,
-                           message);
+    char *text =
+        xasprintf("Date: %s\r\nFrom: <%s>\r\nTo: <%s>\r\nSubject: [shoal] %s: %s\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                  "Alert %s is %s: %s\r\n",
+                  date, from, to, status, message, jstr_or(alert, "rule", ""), status, message);
     free(message);
     return text;
 }
@@ -176,8 +176,8 @@ static void notify_one(struct shoal *sh, json_t *target, const char *status, jso
             return;
         }
         nt->smtp_relay = xstrdup(sh->smtp_relay);
-        nt->smtp_from = sh->smtp_from ? xstrdup(sh->smtp_from)
-                                      : xasprintf("shoal@%s", sh->hostname);
+        nt->smtp_from =
+            sh->smtp_from ? xstrdup(sh->smtp_from) : xasprintf("shoal@%s", sh->hostname);
         nt->body = email_message(nt->smtp_from, to, status, alert);
     } else {
         json_t *payload = json_pack("{s:s, s:O}", "status", status, "alert", alert);
@@ -239,10 +239,11 @@ static void heat_ops(struct shoal *sh, json_t *nodes, json_t *samples, json_t *o
     json_array_foreach(changes, i, c)
     {
         bool hot = jbool(c, "hot", false);
-        log_info("node %s is %s (%.1f °C)", jstr(c, "id"), hot ? "too hot: no new tasks" : "cool again",
+        log_info("node %s is %s (%.1f °C)", jstr(c, "id"),
+                 hot ? "too hot: no new tasks" : "cool again",
                  json_number_value(json_object_get(c, "temp_c")));
-        json_array_append_new(ops, op_merge("nodes", jstr(c, "id"),
-                                            json_pack("{s:b}", "hot", hot)));
+        json_array_append_new(ops,
+                              op_merge("nodes", jstr(c, "id"), json_pack("{s:b}", "hot", hot)));
     }
     json_decref(changes);
 }

@@ -39,8 +39,8 @@ static bool webhook_url_ok(const char *url)
 static bool email_ok(const char *addr)
 {
     const char *at = strchr(addr, '@');
-    return printable_word(addr) && at && at != addr && at[1] != '\0' && strchr(at + 1, '@') == NULL &&
-           strpbrk(addr, "<>,;\"") == NULL;
+    return printable_word(addr) && at && at != addr && at[1] != '\0' &&
+           strchr(at + 1, '@') == NULL && strpbrk(addr, "<>,;\"") == NULL;
 }
 
 /* "webhook=URL" | "email=ADDR" -> {"type","to"} */
@@ -79,7 +79,8 @@ static int add_notify(json_t *rule, json_t *list, struct serr *err)
     if (list == NULL)
         return 0;
     if (!json_is_array(list))
-        return serr_set(err, SERR_INVALID, "notify: expected a list of webhook=URL or email=ADDRESS");
+        return serr_set(err, SERR_INVALID,
+                        "notify: expected a list of webhook=URL or email=ADDRESS");
     size_t i;
     json_t *n;
     json_array_foreach(list, i, n)
@@ -93,8 +94,8 @@ static int add_notify(json_t *rule, json_t *list, struct serr *err)
 }
 
 /* An optional duration field ("2m") into rule[key] (ms). */
-static int add_duration(json_t *rule, json_t *body, const char *field, const char *key,
-                        int64_t def, struct serr *err)
+static int add_duration(json_t *rule, json_t *body, const char *field, const char *key, int64_t def,
+                        struct serr *err)
 {
     json_t *v = json_object_get(body, field);
     int64_t ms = def;
@@ -168,10 +169,10 @@ json_t *alert_rule_new(json_t *body, const char *id, int64_t now, struct serr *e
 
 /* A condition found to hold now, about one subject. */
 struct finding {
-    char key[200];      /* rule_id/subject */
+    char key[200];       /* rule_id/node_id/subject: one alert at a time per key */
     const char *node_id; /* borrowed, may be NULL */
     const char *hostname;
-    char subject[128];  /* "cpu", "node-down", "task web.1" */
+    char subject[128]; /* "cpu", "node-down", "task web.1" */
     double value;
     double threshold;
     char message[300];
@@ -270,7 +271,11 @@ static json_t *node_by_id(json_t *nodes, const char *id)
 {
     size_t i;
     json_t *node;
-    json_array_foreach(nodes, i, node) if (id && jstr_is(node, "id", id)) return node;
+    json_array_foreach(nodes, i, node)
+    {
+        if (id && jstr_is(node, "id", id))
+            return node;
+    }
     return NULL;
 }
 
@@ -315,9 +320,9 @@ static void find_flapping(const struct alert_inputs *in, json_t *rule, finding_f
         finding_init(&f, rule, node_by_id(in->nodes, jstr(latest, "node_id")), subject);
         f.value = (double)n;
         f.threshold = (double)restarts;
-        snprintf(f.message, sizeof(f.message), "task %s restarted %" JSON_INTEGER_FORMAT
-                 " times in %" JSON_INTEGER_FORMAT " s", jstr_or(latest, "name", slot), n,
-                 jint(rule, "window_ms", 0) / 1000);
+        snprintf(f.message, sizeof(f.message),
+                 "task %s restarted %" JSON_INTEGER_FORMAT " times in %" JSON_INTEGER_FORMAT " s",
+                 jstr_or(latest, "name", slot), n, jint(rule, "window_ms", 0) / 1000);
         fn(&f, arg);
     }
     json_decref(counts);
@@ -335,7 +340,11 @@ static json_t *open_alert(json_t *open, const char *key)
 {
     size_t i;
     json_t *a;
-    json_array_foreach(open, i, a) if (jstr_is(a, "key", key)) return a;
+    json_array_foreach(open, i, a)
+    {
+        if (jstr_is(a, "key", key))
+            return a;
+    }
     return NULL;
 }
 
@@ -356,8 +365,8 @@ static json_t *alert_record(struct eval *e, const struct finding *f, int64_t sin
     return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:f, s:f, s:s, s:I, s:s}", "id", id,
                      "key", f->key, "rule_id", jstr_or(e->rule, "id", ""), "rule",
                      jstr_or(e->rule, "name", ""), "node_id", f->node_id, "hostname", f->hostname,
-                     "subject", f->subject, "value", f->value, "threshold", f->threshold,
-                     "state", "open", "since", (json_int_t)since, "message", f->message);
+                     "subject", f->subject, "value", f->value, "threshold", f->threshold, "state",
+                     "open", "since", (json_int_t)since, "message", f->message);
 }
 
 static void on_finding(struct finding *f, void *arg)
@@ -370,8 +379,8 @@ static void on_finding(struct finding *f, void *arg)
     int64_t since = json_integer_value(p);
     if (e->in->now - since < jint(e->rule, "for_ms", 0) || open_alert(e->in->open, f->key))
         return;
-    json_array_append_new(e->changes, json_pack("{s:s, s:o}", "action", "fire", "alert",
-                                                alert_record(e, f, since)));
+    json_array_append_new(
+        e->changes, json_pack("{s:s, s:o}", "action", "fire", "alert", alert_record(e, f, since)));
 }
 
 static void evaluate_rule(struct eval *e)
@@ -412,8 +421,8 @@ static void settle(struct eval *e)
 
 json_t *alert_evaluate(const struct alert_inputs *in, json_t *pending)
 {
-    struct eval e = {.in = in, .pending = pending, .holding = json_object(),
-                     .changes = json_array()};
+    struct eval e = {
+        .in = in, .pending = pending, .holding = json_object(), .changes = json_array()};
     size_t i;
     json_array_foreach(in->rules, i, e.rule) evaluate_rule(&e);
     settle(&e);
@@ -442,8 +451,8 @@ json_t *heat_changes(json_t *nodes, json_t *samples, double threshold, double hy
         else if (hot && temp < threshold - hysteresis)
             want = false;
         if (want != hot)
-            json_array_append_new(out, json_pack("{s:s, s:b, s:o}", "id", id, "hot", want,
-                                                 "temp_c", known ? json_real(temp) : json_null()));
+            json_array_append_new(out, json_pack("{s:s, s:b, s:o}", "id", id, "hot", want, "temp_c",
+                                                 known ? json_real(temp) : json_null()));
     }
     return out;
 }

@@ -108,10 +108,12 @@ static void apply_changes(json_t *open, json_t *changes)
             json_array_append(open, alert);
             continue;
         }
-        json_array_foreach(open, j, a) if (jstr_is(a, "key", jstr(alert, "key")))
+        json_array_foreach(open, j, a)
         {
-            json_array_remove(open, j);
-            break;
+            if (jstr_is(a, "key", jstr(alert, "key"))) {
+                json_array_remove(open, j);
+                break;
+            }
         }
     }
 }
