@@ -89,6 +89,12 @@ void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args);
 void get_node_stats(struct shoal *sh, struct http_req *req, char **args);
 void get_prometheus(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_alerts.c */
+void get_alert_rules(struct shoal *sh, struct http_req *req, char **args);
+void get_alert_history(struct shoal *sh, struct http_req *req, char **args);
+void post_alert_rule(struct shoal *sh, struct http_req *req, char **args);
+void delete_alert_rule(struct shoal *sh, struct http_req *req, char **args);
+
 /* routes_jobs.c */
 void get_jobs(struct shoal *sh, struct http_req *req, char **args);
 void get_job(struct shoal *sh, struct http_req *req, char **args);

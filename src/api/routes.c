@@ -1231,6 +1231,11 @@ static const struct route {
     {"POST", "/v1/configs", post_secret, WRITE, true},
     {"GET", "/v1/configs/*", get_secret, SECRET, false}, /* shows the data */
     {"DELETE", "/v1/configs/*", delete_secret, WRITE, true},
+    /* the read-only token sees webhook URLs cut after the host (routes_alerts.c) */
+    {"GET", "/v1/alerts", get_alert_rules, READ, false},
+    {"POST", "/v1/alerts", post_alert_rule, WRITE, true},
+    {"GET", "/v1/alerts/history", get_alert_history, READ, false},
+    {"DELETE", "/v1/alerts/*", delete_alert_rule, WRITE, true},
     {"GET", "/v1/jobs", get_jobs, READ, false},
     {"GET", "/v1/jobs/gantt", get_jobs_gantt, READ, false}, /* before jobs/{id} */
     {"GET", "/v1/resources", get_resources, READ, false},

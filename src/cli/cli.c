@@ -32,6 +32,7 @@ static const char main_usage[] =
     "  -h, --help             Print usage\n"
     "\n"
     "Management Commands:\n"
+    "  alert       Alert rules and alerts (add, ls, rm, history)\n"
     "  config      Manage swarm configs\n"
     "  container   Manage containers of 'shoal run' (ls, prune, rm)\n"
     "  dashboard   The web dashboard's link (shoal dashboard url)\n"
@@ -73,6 +74,7 @@ static const struct cli_cmd top_commands[] = {
     {"system", NULL, cli_system, NULL},
     {"container", NULL, cli_container, NULL},
     {"stack", NULL, cli_stack, NULL},
+    {"alert", NULL, cli_alert, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

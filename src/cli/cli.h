@@ -54,6 +54,11 @@ int cli_config(struct cli *cli, int argc, char **argv);
 int cli_add_secret_ref(json_t *obj, const char *key, const char *flag, const char *arg,
                        struct serr *err);
 int cli_job(struct cli *cli, int argc, char **argv);
+int cli_alert(struct cli *cli, int argc, char **argv);
+/* `alert add` argv (argv[0] "add") -> the POST /v1/alerts body: 0, 1 when
+ * --help was asked, or -1 with a usage message in err. */
+int cli_build_alert_add(int argc, char **argv, json_t **body, struct serr *err);
+extern const char cli_alert_add_usage[];
 /* `job sub`'s and oarsub's options (argv[0] the command's name) -> the
  * /v1/jobs body (new reference, with "user" from $USER); 1 when help was
  * asked, <0 with err on bad input. -S reads the script's #OAR lines. */

@@ -30,6 +30,7 @@
 #include "daemon/daemon_config.h"
 #include "daemon/image_gc.h"
 #include "daemon/layers.h"
+#include "daemon/alerting.h"
 #include "daemon/node_metrics.h"
 #include "daemon/session.h"
 #include "daemon/swarm.h"
@@ -199,6 +200,8 @@ static void on_signal(uv_signal_t *s, int signum)
     sh->dashboard = NULL;
     http_server_stop(sh->api);
     sh->api = NULL;
+    alerting_stop(sh->alerting);
+    sh->alerting = NULL;
     node_metrics_stop(sh->metrics); /* it reads the agent's list */
     sh->metrics = NULL;
     agent_close(sh->agent, agent_closed, sh);
@@ -434,6 +437,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     if (agent_start(&sh->agent_env, &sh->agent_upstream, &sh->agent, err) < 0)
         return -1;
     sh->metrics = node_metrics_start(sh);
+    sh->alerting = alerting_start(sh);
     if (swarm_resume(sh, err) < 0)
         return -1;
     static const char *const spool[] = {"/v1/images/import", "/v1/images/load", NULL};

@@ -77,11 +77,34 @@ static int load_job_history(struct shoal *sh, json_t *v, const char *path, struc
     return 0;
 }
 
+static int load_string(char **out, const char *key, json_t *v, const char *prefix,
+                       const char *path, struct serr *err)
+{
+    const char *s = json_string_value(v);
+    if (s == NULL || s[0] == '\0' || (prefix && strncmp(s, prefix, strlen(prefix)) != 0))
+        return serr_set(err, SERR_INVALID, "%s: %s must be a string%s%s", path, key,
+                        prefix ? " starting with " : "", prefix ? prefix : "");
+    free(*out);
+    *out = xstrdup(s);
+    return 0;
+}
+
+static int load_celsius(double *out, const char *key, json_t *v, const char *path,
+                        struct serr *err)
+{
+    if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 200)
+        return serr_set(err, SERR_INVALID, "%s: %s must be a number of degrees (0 to 200)", path,
+                        key);
+    *out = json_number_value(v);
+    return 0;
+}
+
 int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
 {
     const char *file = path ? path : DAEMON_CONFIG_DEFAULT;
     sh->image_gc_high = IMAGE_GC_HIGH_DEFAULT;
     sh->image_gc_low = IMAGE_GC_LOW_DEFAULT;
+    sh->heat_hysteresis = 5;
     struct stat st;
     if (path == NULL && stat(file, &st) < 0 && errno == ENOENT)
         return 0;
@@ -112,6 +135,14 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
             rc = load_percent(&sh->image_gc_low, key, v, file, err);
         else if (strcmp(key, "job-history") == 0)
             rc = load_job_history(sh, v, file, err);
+        else if (strcmp(key, "smtp-relay") == 0)
+            rc = load_string(&sh->smtp_relay, key, v, "smtp", file, err);
+        else if (strcmp(key, "smtp-from") == 0)
+            rc = load_string(&sh->smtp_from, key, v, NULL, file, err);
+        else if (strcmp(key, "heat-threshold-celsius") == 0)
+            rc = load_celsius(&sh->heat_threshold, key, v, file, err);
+        else if (strcmp(key, "heat-hysteresis-celsius") == 0)
+            rc = load_celsius(&sh->heat_hysteresis, key, v, file, err);
         else
             rc = serr_set(err, SERR_INVALID, "configuration %s: unknown key '%s'", file, key);
     }
@@ -135,4 +166,7 @@ void daemon_config_free(struct shoal *sh)
 {
     free_list(&sh->insecure_registries);
     free_list(&sh->allowed_registries);
+    free(sh->smtp_relay);
+    free(sh->smtp_from);
+    sh->smtp_relay = sh->smtp_from = NULL;
 }

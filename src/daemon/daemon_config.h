@@ -12,6 +12,11 @@
  *       filesystem used, unused images go until use is down to low (100: off)
  *   "job-history": N  finished batch jobs kept (default 10000, manager/jobs.h);
  *       the leader removes the oldest beyond N (the leader's setting applies)
+ *   "smtp-relay": "smtp://127.0.0.1:25"  the mail relay alert e-mails go
+ *       through (smtps:// for TLS); "smtp-from": the sender (default shoal@HOSTNAME)
+ *   "heat-threshold-celsius": 75  a node at or above it takes no new tasks
+ *       until it cools below it minus "heat-hysteresis-celsius" (default 5);
+ *       the leader's setting counts (absent or 0: off)
  * Unknown keys are refused, so a typo does not go unnoticed. */
 #ifndef SHOAL_DAEMON_DAEMON_CONFIG_H
 #define SHOAL_DAEMON_DAEMON_CONFIG_H

@@ -21,6 +21,7 @@ struct net;
 struct session;
 struct dispatcher;
 struct node_metrics;
+struct alerting;
 struct events_hub;
 struct dashboard;
 
@@ -55,6 +56,11 @@ struct shoal {
     int image_gc_high;          /* daemon.json "image-gc-high-percent" (daemon/image_gc.h) */
     int image_gc_low;           /* daemon.json "image-gc-low-percent" */
     char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */
+    char *smtp_relay;           /* daemon.json "smtp-relay" (smtp://HOST:PORT), or NULL */
+    char *smtp_from;            /* daemon.json "smtp-from", or NULL: shoal@HOSTNAME */
+    double heat_threshold;      /* daemon.json "heat-threshold-celsius"; 0: off */
+    double heat_hysteresis;     /* daemon.json "heat-hysteresis-celsius" (default 5) */
+    struct alerting *alerting;  /* alert rules on the leader (daemon/alerting.h) */
     struct runtime rt;
     const char *bridge;      /* bridged tasks' bridge (--bridge, default NET_BRIDGE) */
     struct agent *agent;

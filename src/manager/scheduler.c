@@ -105,9 +105,15 @@ static bool constraints_match(json_t *node, json_t *constraints)
     return true;
 }
 
+/* Heat (manager/alert.h): the leader flags a node too hot for new tasks. */
+static bool node_hot(json_t *node)
+{
+    return jbool(node, "hot", false);
+}
+
 bool node_eligible(json_t *node, json_t *constraints)
 {
-    return node_available(node) && constraints_match(node, constraints);
+    return node_available(node) && !node_hot(node) && constraints_match(node, constraints);
 }
 
 static bool task_live(json_t *t)
@@ -155,6 +161,9 @@ void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size)
     if (r->unavailable > 0)
         explain_stage(stages, sizeof(stages), "%d node%s not available for new tasks",
                       r->unavailable, r->unavailable == 1 ? "" : "s");
+    if (r->hot > 0)
+        explain_stage(stages, sizeof(stages), "%d node%s too hot", r->hot,
+                      r->hot == 1 ? "" : "s");
     if (r->constraints > 0)
         explain_stage(stages, sizeof(stages), "scheduling constraints not satisfied on %d node%s",
                       r->constraints, r->constraints == 1 ? "" : "s");
@@ -177,6 +186,10 @@ json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
         /* filter stages in Swarm's order; a node counts at the first it fails */
         if (!node_available(node)) {
             rejects.unavailable++;
+            continue;
+        }
+        if (node_hot(node)) {
+            rejects.hot++;
             continue;
         }
         if (!constraints_match(node, constraints)) {

@@ -14,13 +14,15 @@ int constraint_validate(const char *expr, struct serr *err);
 /* True when `node` satisfies `expr` (an invalid expression never matches). */
 bool constraint_match(const char *expr, json_t *node);
 
-/* Node can take new tasks: status ready, availability active, all constraints. */
+/* Node can take new tasks: status ready, availability active, not hot, all
+ * constraints. */
 bool node_eligible(json_t *node, json_t *constraints /* array of strings or NULL */);
 
 /* Nodes a placement turned down, counted at the first filter stage each fails. */
 struct sched_rejects {
     int unavailable; /* not ready, or availability drain/pause */
-    int constraints; /* ready and active, but a constraint does not match */
+    int hot;         /* available, but flagged "hot" (node too hot, manager/alert.h) */
+    int constraints; /* available and cool, but a constraint does not match */
 };
 /* Swarm's wording: "no suitable node (1 node not available for new tasks;
  * scheduling constraints not satisfied on 4 nodes)". */

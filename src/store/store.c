@@ -28,6 +28,8 @@ static const struct table_def tables[] = {
     {"secrets", {"name", NULL}},
     {"configs", {"name", NULL}},
     {"jobs", {"state", NULL}}, /* batch jobs (manager/jobs.h) */
+    {"alert_rules", {NULL}}, /* manager/alert.h */
+    {"alerts", {"state", NULL}},
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -73,6 +75,9 @@ static const char schema_additions[] =
     "CREATE TABLE IF NOT EXISTS configs (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
     "CREATE INDEX IF NOT EXISTS configs_name_nocase ON configs(name COLLATE NOCASE);"
+    "CREATE TABLE IF NOT EXISTS alert_rules (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  state TEXT GENERATED ALWAYS AS (json_extract(data, '$.state')) STORED);"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";

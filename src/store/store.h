@@ -3,7 +3,7 @@
  *
  * Every table holds JSON objects keyed by "id": nodes, images, tags (id =
  * "name:tag", image_id), services, tasks, meta (cluster-wide facts), secrets
- * and configs (manager/secret.h). Key
+ * and configs (manager/secret.h), alert_rules and alerts (manager/alert.h). Key
  * columns used in queries are generated from the JSON (service name, task
  * service_id / node_id / slot).
  *

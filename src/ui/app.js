@@ -163,6 +163,7 @@ function render() {
   else if (state.view === "nodes") renderNodes(s);
   else if (state.view === "gantt") renderGantt(); /* jobs.js */
   else if (state.view === "resources") renderResources();
+  else if (state.view === "alerts") renderAlerts(); /* alerts.js */
   else renderEvents();
 }
 
@@ -196,8 +197,9 @@ function taskBox(t) {
 
 function nodeHead(n, st) {
   const leader = n.manager_status === "leader" ? ' <span class="leader" title="leader">★</span>' : "";
+  const hot = n.hot ? ' <span class="hot" title="too hot: no new tasks until it cools">hot</span>' : "";
   return `<div class="node-name" title="${esc(n.addr)}">${esc(n.hostname)}` +
-         `${leader}</div><div class="node-meta">${esc(n.role)} · <span class="st-${esc(n.status)}">` +
+         `${leader}${hot}</div><div class="node-meta">${esc(n.role)} · <span class="st-${esc(n.status)}">` +
          `${esc(n.status)}</span> · ${esc(n.availability)}</div>${nodeBars(st)}`;
 }
 
@@ -216,7 +218,7 @@ function renderVisualizer(s) {
   const parts = s.nodes.map((n) => {
     const st = s.stats.get(n.id);
     return { n, head: nodeHead(n, st && st.latest), tasks: nodeTasks(byNode.get(n.id)),
-             cls: `node${n.status === "down" ? " down" : ""}` };
+             cls: `node${n.status === "down" ? " down" : ""}${n.hot ? " hot" : ""}` };
   });
   if (root.dataset.nodes !== ids) {
     state.columns.clear();

@@ -282,3 +282,25 @@ test("the Gantt tab draws past, running and planned jobs, a now line, and detail
     }
   }
 });
+
+test("the Alerts tab lists rules live; the read-only link cannot add one", async () => {
+  const page = await openDashboard(TOKEN);
+  await page.click('#tabs button[data-view="alerts"]');
+  await page.getByText("Open alerts (0)").waitFor({ timeout: LIVE_MS });
+  const shoal = (...args) => execFileSync(env("SHOAL_BIN"),
+    ["-H", `unix://${env("SHOAL_SOCK")}`, "alert", ...args]);
+  shoal("add", "--name", "ui-down", "--event", "node-down", "--notify", "email=ops@example.org");
+  try {
+    const rule = page.locator('#alerts tr[data-rule="ui-down"]');
+    await rule.waitFor({ timeout: LIVE_MS });
+    assert.match(await rule.textContent(), /node-down.*all.*email=ops@example\.org/);
+    await page.fill('#alert-form input[name="name"]', "ui-cpu");
+    await page.fill('#alert-form input[name="above"]', "90");
+    await page.click('#alert-form button[type="submit"]');
+    await page.getByText("this link is read-only").waitFor({ timeout: LIVE_MS });
+  } finally {
+    shoal("rm", "ui-down");
+  }
+  await page.locator('#alerts tr[data-rule="ui-down"]').waitFor({ state: "detached", timeout: LIVE_MS });
+  await page.close();
+});

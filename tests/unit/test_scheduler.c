@@ -103,3 +103,20 @@ TEST(scheduler_reason_counts_each_filter_stage)
     json_decref(nodes);
     json_decref(tasks);
 }
+
+TEST(scheduler_skips_hot_nodes_with_the_reason)
+{
+    json_t *hot = node("n1", "node-1", "worker", "active");
+    json_object_set_new(hot, "hot", json_true());
+    json_t *nodes = json_pack("[o]", hot), *tasks = json_array();
+    struct serr err;
+    CHECK(!node_eligible(hot, NULL));
+    CHECK(scheduler_pick(nodes, tasks, "s1", NULL, &err) == NULL);
+    CHECK_STR(err.msg, "no suitable node (1 node too hot)");
+    json_array_append_new(nodes, node("n2", "node-2", "worker", "active"));
+    json_t *picked = scheduler_pick(nodes, tasks, "s1", NULL, &err);
+    CHECK(picked != NULL);
+    CHECK_STR(json_string_value(json_object_get(picked, "id")), "n2");
+    json_decref(nodes);
+    json_decref(tasks);
+}
