@@ -162,6 +162,16 @@ char *session_secret(struct session *s, const char *id, struct serr *err)
     return xstrdup(data);
 }
 
+/* A new list of managers outlives a restart (swarm.json). */
+static void remember_managers(struct session *s, json_t *managers)
+{
+    if (json_equal(s->managers, managers))
+        return;
+    struct serr err = {0};
+    if (swarm_remember_managers(s->sh, managers, &err) < 0)
+        log_warn("keeping the managers' addresses: %s", err.msg);
+}
+
 static void apply_answer(struct session *s, json_t *answer)
 {
     json_t *tasks = json_object_get(answer, "tasks");
@@ -190,6 +200,7 @@ static void apply_answer(struct session *s, json_t *answer)
         s->images = json_incref(images);
     }
     if (json_array_size(managers) > 0) {
+        remember_managers(s, managers);
         const char *cur = json_string_value(json_array_get(s->managers, s->target));
         char *keep = cur ? xstrdup(cur) : NULL;
         json_decref(s->managers);

@@ -48,6 +48,10 @@ int swarm_accept_join(struct shoal *sh, json_t *body, swarm_done_cb done, void *
 
 /* Writes the cluster CA from the store into <state_dir>/ca/ and returns that
  * directory (caller frees), or NULL. Managers only. */
+/* The managers' addresses a node learnt from the leader, kept in swarm.json
+ * (written only when they changed) so a restarted node finds a leader even
+ * when the managers it joined through are gone. */
+int swarm_remember_managers(struct shoal *sh, json_t *managers, struct serr *err);
 char *swarm_ca_dir(struct shoal *sh, struct serr *err);
 
 /* The managers' secrets data key (swarm_secrets.c): made at init (no-op

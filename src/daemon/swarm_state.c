@@ -45,6 +45,25 @@ int swarm_state_save(struct shoal *sh, const char *cluster_id, json_t *managers,
     return rc;
 }
 
+int swarm_remember_managers(struct shoal *sh, json_t *managers, struct serr *err)
+{
+    char *path = shoal_state_path(sh, "swarm.json");
+    json_error_t jerr;
+    json_t *cfg = json_load_file(path, 0, &jerr);
+    int rc = 0;
+    if (cfg == NULL) {
+        rc = serr_set(err, SERR_INTERNAL, "%s: %s", path, jerr.text);
+    } else if (!json_equal(json_object_get(cfg, "managers"), managers)) {
+        json_object_set(cfg, "managers", managers);
+        char *text = json_dumps(cfg, JSON_INDENT(2));
+        rc = swarm_state_write_text(sh, "swarm.json", text, err);
+        free(text);
+    }
+    json_decref(cfg);
+    free(path);
+    return rc;
+}
+
 void swarm_state_forget(struct shoal *sh)
 {
     static const char *const paths[] = {"swarm.json", "raft", "tls", "ca", NULL};

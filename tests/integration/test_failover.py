@@ -172,3 +172,42 @@ def test_writes_while_the_leader_dies(cluster3):
                 wait_until(lambda: name not in {s["name"] for s in leader.cli_json("service", "ls")},
                            timeout=5, msg="%s reported failed (%s) but stored" % (name, err))
     assert not [r for r in results if "not found" in r[3]], results
+
+
+def test_a_restarted_worker_finds_managers_promoted_after_it_joined(rootfs_tar):
+    """A worker joined through node-1 when it was the only manager; node-2 and
+    node-3 are promoted later. With the worker stopped, node-1 dies: restarted,
+    the worker reaches the new leader (the managers' list it learnt from the
+    leader is kept in swarm.json), not only the dead manager it joined through."""
+    c = Cluster(managers=1, workers=3, rootfs_tar=rootfs_tar)
+    try:
+        m1, m2, m3, w = c.nodes
+        for d in (m2, m3):
+            m1.cli("node", "promote", c.node_id(d))
+        wait_until(lambda: managers_back(c, m1), timeout=40,
+                   msg=lambda: json.dumps(c.nodes_view(m1), indent=1))
+        w_id = c.node_id(w)
+        # the worker's heartbeats brought the new list: wait until it is on disk
+        swarm_json = os.path.join(w.state_dir, "swarm.json")
+        wait_until(lambda: len(json.load(open(swarm_json))["managers"]) == 3, timeout=20,
+                   msg=lambda: open(swarm_json).read())
+        w.stop()
+        c.kill_node(m1)
+        m1.kill9()
+        lead = None
+        def new_leader():
+            nonlocal lead
+            lead = c.find_leader([m2, m3])
+            return lead
+        wait_until(new_leader, timeout=30)
+        status = lambda: [n for n in c.nodes_view(lead) if n["id"] == w_id][0]["status"]
+        wait_until(lambda: status() == "down", timeout=30, msg=lambda: c.nodes_view(lead))
+        w.start()
+        wait_until(lambda: status() == "ready", timeout=40,
+                   msg=lambda: json.dumps(c.nodes_view(lead), indent=1))
+        lead.cli("service", "create", "--name", "onw", "--constraint", "node.role==worker",
+                 "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+        ts = lead.wait_running("onw", 1, timeout=60)
+        assert ts[0]["node_id"] == w_id, ts
+    finally:
+        c.destroy()
