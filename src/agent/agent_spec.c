@@ -111,15 +111,20 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
     }
     char hostname[13];
     snprintf(hostname, sizeof(hostname), "%s", c->id);
+    const char *spec_hostname = json_string_value(json_object_get(container, "hostname"));
     c->rspec = json_pack("{s:O, s:O, s:O, s:O, s:s, s:o, s:b}", "args", args, "env",
                          json_object_get(container, "env"), "workdir",
                          json_object_get(container, "workdir"), "user",
-                         json_object_get(container, "user"), "hostname", hostname, "mounts",
+                         json_object_get(container, "user"), "hostname",
+                         spec_hostname ? spec_hostname : hostname, "mounts",
                          mounts, "init", json_is_true(json_object_get(container, "init")));
     if (c->rspec == NULL)
         return serr_set(err, SERR_INVALID, "task container spec is incomplete");
     json_t *limits = json_object_get(container, "limits");
     if (limits)
         json_object_set(c->rspec, "limits", limits);
+    json_t *labels = json_object_get(container, "labels");
+    if (labels)
+        json_object_set(c->rspec, "annotations", labels);
     return prepare_network(c, json_string_value(json_object_get(container, "network")), err);
 }

@@ -563,7 +563,12 @@ json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *s
                                "readonly", 0, "hostname",
                                hostname_of(id, spec, short_id, sizeof(short_id)), "mounts",
                                build_mounts(rt, spec), "linux", build_linux(rt, id, spec));
-    if (config == NULL)
+    if (config == NULL) {
         serr_set(err, SERR_INTERNAL, "cannot build the OCI config");
+        return NULL;
+    }
+    json_t *annotations = json_object_get(spec, "annotations"); /* --container-label */
+    if (json_is_object(annotations))
+        json_object_set(config, "annotations", annotations);
     return config;
 }

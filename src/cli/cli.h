@@ -124,6 +124,9 @@ int cli_parse_format(const char *s, bool *json, struct serr *err);
 
 /* "type=bind,src=/a,dst=/b,readonly" -> {"type","source","target","readonly"}. */
 int cli_parse_mount(const char *text, json_t **mount, struct serr *err);
+
+/* --user: "UID" or "UID:GID" in decimal; else SERR_INVALID naming the flag. */
+int cli_check_user(const char *user, struct serr *err);
 /* "K=V" stays; "K" takes the value from the environment (like docker) or is
  * skipped when unset: *out is NULL then. */
 int cli_parse_env(const char *text, char **out, struct serr *err);

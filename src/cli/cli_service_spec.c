@@ -33,9 +33,15 @@ const char cli_service_create_usage[] =
     "      --constraint list              Placement constraints (node.role==manager)\n"
     "  -d, --detach                       Exit immediately instead of waiting for the service "
     "to converge\n"
+    "      --container-label list         Container labels (KEY=VALUE; OCI annotations)\n"
     "  -e, --env list                     Set environment variables\n"
+    "      --entrypoint command           Overwrite the default ENTRYPOINT of the image\n"
+    "                                     (the image's CMD is dropped too)\n"
     HEALTH_USAGE
+    "      --hostname string              Container hostname (default: the task's short\n"
+    "                                     container id)\n"
     "      --init                         Use an init inside each service container\n"
+    "  -l, --label list                   Service labels (KEY=VALUE)\n"
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
     "      --mode string                  Service mode (replicated or global) (default "
@@ -62,7 +68,9 @@ const char cli_service_create_usage[] =
     "      --update-failure-action string Action on update failure (\"pause\", \"continue\",\n"
     "                                     \"rollback\") (default \"pause\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
-    "(0 to update all at once)\n";
+    "(0 to update all at once)\n"
+    "  -u, --user string                  UID[:GID] (numbers) the command runs as\n"
+    "  -w, --workdir string               Working directory inside the container\n";
 
 const char cli_service_update_usage[] =
     "Usage:  shoal service update [OPTIONS] SERVICE\n"
@@ -414,6 +422,16 @@ enum {
     OPT_NO_HEALTHCHECK,
     OPT_PUBLISH_ADD,
     OPT_PUBLISH_RM,
+    OPT_HOSTNAME,
+    OPT_USER,
+    OPT_WORKDIR,
+    OPT_ENTRYPOINT,
+    OPT_LABEL,
+    OPT_CONTAINER_LABEL,
+    OPT_LABEL_ADD,
+    OPT_LABEL_RM,
+    OPT_MOUNT_ADD,
+    OPT_MOUNT_RM,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -527,6 +545,85 @@ static int health_finish_create(json_t *spec, struct serr *err)
     return 0;
 }
 
+/* --args "httpd -f -p 80": split on blanks (docker splits shell words). */
+static json_t *split_args(const char *text)
+{
+    json_t *arr = json_array();
+    char *copy = xstrdup(text), *save = NULL;
+    for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+        json_array_append_new(arr, json_string(w));
+    free(copy);
+    return arr;
+}
+
+/* ---- the container: --hostname, --user, --workdir, --entrypoint, labels ---- */
+
+static bool is_container_option(int opt)
+{
+    return opt == OPT_HOSTNAME || opt == 'u' || opt == 'w' || opt == OPT_ENTRYPOINT ||
+           opt == 'l' || opt == OPT_CONTAINER_LABEL;
+}
+
+/* "KEY=VALUE" or "KEY" (an empty value, as Docker) into obj[key]. */
+static int add_label(json_t *obj, const char *key, const char *flag, const char *arg,
+                     struct serr *err)
+{
+    size_t klen = strcspn(arg, "=");
+    if (klen == 0 || strcspn(arg, " \t\n") < klen)
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": use KEY=VALUE", flag, arg);
+    char *label_key = xstrdup(arg);
+    label_key[klen] = '\0';
+    json_object_set_new(object_member(obj, key), label_key,
+                        json_string(arg[klen] == '=' ? arg + klen + 1 : ""));
+    free(label_key);
+    return 0;
+}
+
+int cli_check_user(const char *user, struct serr *err)
+{
+    const char *colon = strchr(user, ':');
+    size_t ulen = colon ? (size_t)(colon - user) : strlen(user);
+    bool ok = ulen > 0 && strspn(user, "0123456789") == ulen &&
+              (colon == NULL || (colon[1] != '\0' && strspn(colon + 1, "0123456789") ==
+                                                         strlen(colon + 1)));
+    if (!ok)
+        return serr_set(err, SERR_INVALID,
+                        "invalid --user \"%s\": give UID or UID:GID as numbers (user names "
+                        "are not looked up in the image)",
+                        user);
+    return 0;
+}
+
+static int container_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    switch (opt) {
+    case OPT_HOSTNAME:
+        if (arg[0] == '\0' || strpbrk(arg, " \t\n/") != NULL)
+            return serr_set(err, SERR_INVALID, "invalid --hostname \"%s\"", arg);
+        json_object_set_new(spec, "hostname", json_string(arg));
+        return 0;
+    case 'u':
+        if (cli_check_user(arg, err) < 0)
+            return -1;
+        json_object_set_new(spec, "user", json_string(arg));
+        return 0;
+    case 'w':
+        if (arg[0] != '/')
+            return serr_set(err, SERR_INVALID,
+                            "invalid --workdir \"%s\": must be an absolute path", arg);
+        json_object_set_new(spec, "workdir", json_string(arg));
+        return 0;
+    case OPT_ENTRYPOINT:
+        json_object_set_new(spec, "entrypoint", split_args(arg));
+        return 0;
+    case 'l':
+        return add_label(spec, "labels", "--label", arg, err);
+    case OPT_CONTAINER_LABEL:
+        return add_label(spec, "container_labels", "--container-label", arg, err);
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
 static const struct option create_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
@@ -548,6 +645,12 @@ static const struct option create_options[] = {
     {"publish", required_argument, NULL, 'p'},
     {"secret", required_argument, NULL, OPT_SECRET_REFS + 0},
     {"config", required_argument, NULL, OPT_SECRET_REFS + 1},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"user", required_argument, NULL, 'u'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+    {"label", required_argument, NULL, 'l'},
+    {"container-label", required_argument, NULL, OPT_CONTAINER_LABEL},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -559,6 +662,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return health_option(spec, opt, arg, err);
     if (is_secret_option(opt))
         return secret_option(spec, opt, arg, err);
+    if (is_container_option(opt))
+        return container_option(spec, opt, arg, err);
     switch (opt) {
     case OPT_NAME:
         if (arg[0] == '\0')
@@ -684,7 +789,7 @@ int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, s
     *detach = false;
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "e:p:dh", create_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "e:p:u:w:l:dh", create_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
@@ -738,17 +843,6 @@ static json_t *object_array(json_t *obj, const char *key)
     if (!json_is_array(a))
         json_object_set_new(obj, key, a = json_array());
     return a;
-}
-
-/* --args "httpd -f -p 80": split on blanks (docker splits shell words). */
-static json_t *split_args(const char *text)
-{
-    json_t *arr = json_array();
-    char *copy = xstrdup(text), *save = NULL;
-    for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
-        json_array_append_new(arr, json_string(w));
-    free(copy);
-    return arr;
 }
 
 static int update_option(json_t *patch, int opt, const char *arg, bool *detach, struct serr *err)

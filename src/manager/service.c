@@ -10,6 +10,7 @@
 #include "base/util.h"
 #include "manager/scheduler.h"
 #include "manager/secret.h"
+#include "manager/service_container.h"
 #include "model/imageref.h"
 #include "store/store.h"
 
@@ -334,7 +335,7 @@ static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
     "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
-    NULL};
+    "hostname", "user", "workdir", "entrypoint", "labels", "container_labels", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -400,6 +401,8 @@ static int validate(json_t *s, struct serr *err)
     if (v && !json_is_null(v) && check_healthcheck(v, err) < 0)
         return -1;
     if ((v = json_object_get(s, "ports")) && check_ports(v, err) < 0)
+        return -1;
+    if (service_container_check(s, err) < 0)
         return -1;
     const char *mode = jstr(s, "mode");
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
@@ -666,7 +669,9 @@ int service_spec_template_changed(json_t *a, json_t *b)
 {
     static const char *const fields[] = {"image", "args", "env", "mounts", "limits", "init",
                                          "stop_grace_period_ms", "network", "healthcheck",
-                                         "secrets", "configs", "force_update", "constraints", NULL};
+                                         "secrets", "configs", "force_update", "constraints",
+                                         "hostname", "user", "workdir", "entrypoint",
+                                         "container_labels", NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))
@@ -698,10 +703,7 @@ static json_t *merged_env(json_t *image_env, json_t *spec_env)
 json_t *task_container_spec(json_t *spec, json_t *image)
 {
     json_t *cfg = json_object_get(image, "config");
-    json_t *args = json_array();
-    json_array_extend(args, json_object_get(cfg, "Entrypoint"));
-    json_t *cmd = json_object_get(spec, "args");
-    json_array_extend(args, json_array_size(cmd) ? cmd : json_object_get(cfg, "Cmd"));
+    json_t *args = service_task_args(spec, cfg);
     const char *workdir = jstr(cfg, "WorkingDir");
     const char *user = jstr(cfg, "User");
     json_t *c = json_pack("{s:O, s:O, s:o, s:o, s:s, s:s, s:O, s:O, s:O}", "image",
@@ -725,5 +727,6 @@ json_t *task_container_spec(json_t *spec, json_t *image)
         json_object_set(c, "secrets", json_object_get(spec, "secrets"));
     if (json_array_size(json_object_get(spec, "configs")))
         json_object_set(c, "configs", json_object_get(spec, "configs"));
+    service_container_apply(spec, c);
     return c;
 }

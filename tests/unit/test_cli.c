@@ -430,3 +430,33 @@ TEST(cli_node_update_flags)
     CHECK(NODE_UPDATE(&err, &p, &node, "update", "--role", "worker", "a", "b") < 0);
     CHECK(NODE_UPDATE(&err, &p, &node, "update", "--help") == 1);
 }
+
+TEST(cli_service_spec_container_flags)
+{
+    json_t *spec;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--hostname", "web-1", "-u", "1000:100", "-w",
+               "/srv", "--entrypoint", "sh -c", "-l", "tier=front", "--label", "flag",
+               "--container-label", "a.b=c", "busybox", "echo hi") == 0);
+    CHECK_STR(str_at(spec, "hostname"), "web-1");
+    CHECK_STR(str_at(spec, "user"), "1000:100");
+    CHECK_STR(str_at(spec, "workdir"), "/srv");
+    json_t *ep = json_object_get(spec, "entrypoint");
+    CHECK(json_array_size(ep) == 2);
+    CHECK_STR(json_string_value(json_array_get(ep, 1)), "-c");
+    CHECK_STR(str_at(json_object_get(spec, "labels"), "tier"), "front");
+    CHECK_STR(str_at(json_object_get(spec, "labels"), "flag"), "");
+    CHECK_STR(str_at(json_object_get(spec, "container_labels"), "a.b"), "c");
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www-data", "busybox") < 0);
+    CHECK(strstr(err.msg, "--user") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "1:", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--workdir", "srv", "busybox") < 0);
+    CHECK(strstr(err.msg, "--workdir") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--hostname", "a b", "busybox") < 0);
+    CHECK(strstr(err.msg, "--hostname") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--label", "=x", "busybox") < 0);
+    CHECK(strstr(err.msg, "--label") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--container-label", "", "busybox") < 0);
+}

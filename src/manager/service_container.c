@@ -1,0 +1,167 @@
+/* The fields of a service spec that shape its tasks' containers beyond
+ * image, args and env: hostname, user, workdir, entrypoint, labels and
+ * container labels (docs/api.md). Checked here; copied into each task's
+ * container spec by task_container_spec. */
+#include "manager/service_container.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json_get.h"
+
+#define MAX_LABELS 256
+#define MAX_LABEL_LEN 4096
+
+/* RFC 1123: dot-separated labels of letters, digits and '-', each 1 to 63
+ * long, not starting or ending with '-'; at most 253 in all. */
+static bool valid_hostname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    const char *p = s;
+    while (*p) {
+        size_t len = strcspn(p, ".");
+        if (len == 0 || len > 63 || p[0] == '-' || p[len - 1] == '-')
+            return false;
+        for (size_t i = 0; i < len; i++)
+            if (!isalnum((unsigned char)p[i]) && p[i] != '-')
+                return false;
+        p += len;
+        if (*p == '.' && *++p == '\0')
+            return false;
+    }
+    return true;
+}
+
+/* "uid" or "uid:gid", decimal numbers: the runtime sets ids, it reads no
+ * /etc/passwd of the image. */
+static bool valid_id(const char *s, size_t len)
+{
+    if (len == 0 || len > 10)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return strtoull(s, NULL, 10) <= UINT32_MAX - 1;
+}
+
+bool service_valid_user(const char *s)
+{
+    const char *colon = strchr(s, ':');
+    if (colon == NULL)
+        return valid_id(s, strlen(s));
+    return valid_id(s, (size_t)(colon - s)) && valid_id(colon + 1, strlen(colon + 1));
+}
+
+static int check_string_field(json_t *spec, const char *field, json_t **out, struct serr *err)
+{
+    *out = json_object_get(spec, field);
+    if (*out != NULL && !json_is_string(*out))
+        return serr_set(err, SERR_INVALID, "%s: expected a string", field);
+    return 0;
+}
+
+static int check_hostname_user_workdir(json_t *spec, struct serr *err)
+{
+    json_t *v;
+    if (check_string_field(spec, "hostname", &v, err) < 0)
+        return -1;
+    if (v && !valid_hostname(json_string_value(v)))
+        return serr_set(err, SERR_INVALID,
+                        "invalid hostname '%s' (letters, digits, '-' and '.'; labels of at most "
+                        "63, 253 in all)",
+                        json_string_value(v));
+    if (check_string_field(spec, "user", &v, err) < 0)
+        return -1;
+    if (v && !service_valid_user(json_string_value(v)))
+        return serr_set(err, SERR_INVALID,
+                        "invalid user '%s': give uid or uid:gid as numbers (names are not looked "
+                        "up in the image)",
+                        json_string_value(v));
+    if (check_string_field(spec, "workdir", &v, err) < 0)
+        return -1;
+    if (v && json_string_value(v)[0] != '/')
+        return serr_set(err, SERR_INVALID, "invalid workdir '%s': must be an absolute path",
+                        json_string_value(v));
+    return 0;
+}
+
+static int check_entrypoint(json_t *v, struct serr *err)
+{
+    if (!json_is_array(v))
+        return serr_set(err, SERR_INVALID, "entrypoint must be an array of strings");
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s))
+            return serr_set(err, SERR_INVALID, "entrypoint must be an array of strings");
+    }
+    return 0;
+}
+
+int service_check_labels(json_t *labels, const char *field, struct serr *err)
+{
+    if (!json_is_object(labels))
+        return serr_set(err, SERR_INVALID, "%s must be an object of strings", field);
+    if (json_object_size(labels) > MAX_LABELS)
+        return serr_set(err, SERR_INVALID, "%s: at most %d labels", field, MAX_LABELS);
+    const char *key;
+    json_t *val;
+    json_object_foreach(labels, key, val)
+    {
+        if (key[0] == '\0' || strlen(key) > MAX_LABEL_LEN || strpbrk(key, "= \t\n") != NULL)
+            return serr_set(err, SERR_INVALID, "%s: invalid label key '%s'", field, key);
+        if (!json_is_string(val) || json_string_length(val) > MAX_LABEL_LEN)
+            return serr_set(err, SERR_INVALID, "%s.%s: expected a string (at most %d bytes)",
+                            field, key, MAX_LABEL_LEN);
+    }
+    return 0;
+}
+
+int service_container_check(json_t *spec, struct serr *err)
+{
+    if (check_hostname_user_workdir(spec, err) < 0)
+        return -1;
+    json_t *v;
+    if ((v = json_object_get(spec, "entrypoint")) && check_entrypoint(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(spec, "labels")) && service_check_labels(v, "labels", err) < 0)
+        return -1;
+    if ((v = json_object_get(spec, "container_labels")) &&
+        service_check_labels(v, "container_labels", err) < 0)
+        return -1;
+    return 0;
+}
+
+void service_container_apply(json_t *spec, json_t *container)
+{
+    static const char *const copied[] = {"hostname", "user", "workdir", NULL};
+    for (int i = 0; copied[i]; i++) {
+        json_t *v = json_object_get(spec, copied[i]);
+        if (json_is_string(v))
+            json_object_set(container, copied[i], v);
+    }
+    json_t *labels = json_object_get(spec, "container_labels");
+    if (json_object_size(labels) > 0)
+        json_object_set(container, "labels", labels);
+}
+
+json_t *service_task_args(json_t *spec, json_t *image_config)
+{
+    json_t *args = json_array();
+    json_t *entrypoint = json_object_get(spec, "entrypoint");
+    json_t *cmd = json_object_get(spec, "args");
+    if (entrypoint != NULL) {
+        /* as swarmkit: an entrypoint of the spec drops the image's Cmd too */
+        json_array_extend(args, entrypoint);
+        json_array_extend(args, cmd);
+        return args;
+    }
+    json_array_extend(args, json_object_get(image_config, "Entrypoint"));
+    json_array_extend(args, json_array_size(cmd) ? cmd : json_object_get(image_config, "Cmd"));
+    return args;
+}

@@ -1,0 +1,61 @@
+"""Service flags of issue #15 end to end: the flag, the spec shown by
+`service inspect`, the manager's refusal of bad values, and the real
+container (read from inside the task through its logs)."""
+import json
+
+from conftest import pid_alive, wait_until
+
+GRACE = ("--stop-grace-period", "1s")
+
+
+def create(d, name, *args, check=True):
+    return d.cli("service", "create", "--name", name, *GRACE, *args, check=check)
+
+
+def remove(d, name):
+    pids = [t["pid"] for t in d.tasks(name) if t.get("pid")]
+    d.cli("service", "rm", name)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20)
+
+
+def spec_of(d, name):
+    return json.loads(d.cli("service", "inspect", name).stdout)[0]["spec"]
+
+
+def refused(d, name, *args, says):
+    """A bad value: non-zero exit, the flag or field named, nothing stored."""
+    r = create(d, name, *args, "busybox", "true", check=False)
+    assert r.returncode != 0, r.stdout
+    assert says in r.stderr, r.stderr
+    assert d.api("GET", "/v1/services/" + name).status == 404
+
+
+def test_hostname_user_workdir_entrypoint_labels(daemon):
+    d = daemon
+    create(d, "ctr", "--hostname", "web-one", "--user", "1234:567", "--workdir", "/tmp",
+           "--entrypoint", "sh -c", "--label", "tier=front", "--container-label", "team=ops",
+           "busybox", "echo H=$(hostname) ID=$(id -u):$(id -g) PWD=$(pwd); sleep 1000")
+    d.wait_running("ctr", 1)
+    wait_until(lambda: "H=" in d.logs("ctr"))
+    out = d.logs("ctr")
+    assert "H=web-one ID=1234:567 PWD=/tmp" in out, out
+    spec = spec_of(d, "ctr")
+    assert spec["hostname"] == "web-one" and spec["user"] == "1234:567"
+    assert spec["workdir"] == "/tmp" and spec["entrypoint"] == ["sh", "-c"]
+    assert spec["labels"] == {"tier": "front"}
+    assert spec["container_labels"] == {"team": "ops"}
+    remove(d, "ctr")
+
+
+def test_container_flags_bad_values(daemon):
+    d = daemon
+    refused(d, "bad1", "--user", "nobody", says="--user")
+    refused(d, "bad2", "--workdir", "tmp", says="--workdir")
+    refused(d, "bad3", "--hostname", "a b", says="--hostname")
+    refused(d, "bad4", "--label", "=v", says="--label")
+    # the manager checks what the API is given
+    r = d.api("POST", "/v1/services", {"name": "bad5", "image": "busybox", "hostname": "-x"})
+    assert r.status == 400 and "hostname" in r.text, r
+    r = d.api("POST", "/v1/services", {"name": "bad6", "image": "busybox", "user": "root"})
+    assert r.status == 400 and "user" in r.text, r
+    assert d.api("GET", "/v1/services/bad5").status == 404
