@@ -34,6 +34,20 @@ static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
     return 0;
 }
 
+/* A tmpfs of the task (--mount type=tmpfs): the runtime mounts it. */
+static json_t *tmpfs_mount(json_t *m)
+{
+    json_t *out = json_pack("{s:s, s:O, s:b}", "type", "tmpfs", "target",
+                            json_object_get(m, "target"), "readonly",
+                            json_is_true(json_object_get(m, "readonly")));
+    json_t *size = json_object_get(m, "tmpfs_size"), *mode = json_object_get(m, "tmpfs_mode");
+    if (size)
+        json_object_set(out, "size", size);
+    if (mode)
+        json_object_set(out, "mode", mode);
+    return out;
+}
+
 /* Volumes are directories under <state_dir>/volumes/NAME/_data, made on first use. */
 static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
 {
@@ -44,6 +58,10 @@ static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
     {
         const char *type = json_string_value(json_object_get(m, "type"));
         const char *src = json_string_value(json_object_get(m, "source"));
+        if (type && strcmp(type, "tmpfs") == 0) {
+            json_array_append_new(out, tmpfs_mount(m));
+            continue;
+        }
         json_t *bind = json_pack("{s:s, s:O, s:b}", "type", "bind", "target",
                                  json_object_get(m, "target"), "readonly",
                                  json_is_true(json_object_get(m, "readonly")));

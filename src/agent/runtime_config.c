@@ -295,6 +295,25 @@ static int check_bind(const struct runtime *rt, json_t *mount, struct serr *err)
     return 0;
 }
 
+static int check_tmpfs(json_t *mount, struct serr *err)
+{
+    const char *target = json_string_value(json_object_get(mount, "target"));
+    if (target == NULL || target[0] != '/')
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"tmpfs\": target must be an absolute path");
+    const char *reserved = runtime_reserved_target(target);
+    if (reserved != NULL)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"tmpfs\": target %s is reserved", target);
+    return 0;
+}
+
+static bool is_tmpfs(json_t *mount)
+{
+    const char *type = json_string_value(json_object_get(mount, "type"));
+    return type != NULL && strcmp(type, "tmpfs") == 0;
+}
+
 static int check_mounts(const struct runtime *rt, json_t *mounts, struct serr *err)
 {
     if (mounts == NULL)
@@ -306,7 +325,7 @@ static int check_mounts(const struct runtime *rt, json_t *mounts, struct serr *e
     json_array_foreach(mounts, i, m) {
         if (!json_is_object(m))
             return serr_set(err, SERR_INVALID, "mounts[%zu] must be an object", i);
-        if (check_bind(rt, m, err) < 0)
+        if (is_tmpfs(m) ? check_tmpfs(m, err) < 0 : check_bind(rt, m, err) < 0)
             return -1;
     }
     return 0;
@@ -426,6 +445,24 @@ static json_t *mount_entry(const char *destination, const char *type, const char
     return m;
 }
 
+/* Docker's tmpfs options: nosuid, nodev, noexec off (as Swarm), size and
+ * mode when given. */
+static json_t *tmpfs_entry(json_t *m)
+{
+    char options[128];
+    int n = snprintf(options, sizeof(options), "nosuid,nodev%s",
+                     json_is_true(json_object_get(m, "readonly")) ? ",ro" : "");
+    json_t *size = json_object_get(m, "size"), *mode = json_object_get(m, "mode");
+    if (json_is_integer(size))
+        n += snprintf(options + n, sizeof(options) - (size_t)n, ",size=%lld",
+                      (long long)json_integer_value(size));
+    if (json_is_integer(mode))
+        snprintf(options + n, sizeof(options) - (size_t)n, ",mode=%llo",
+                 (unsigned long long)json_integer_value(mode));
+    return mount_entry(json_string_value(json_object_get(m, "target")), "tmpfs", "tmpfs",
+                       options);
+}
+
 /* A readonly bind is read-only all the way down where the kernel can do it
  * (crun's "rro": mount_setattr with AT_RECURSIVE); runtime_spec_check
  * refuses trees with submounts where it cannot. */
@@ -435,6 +472,10 @@ static void add_user_binds(const struct runtime *rt, json_t *mounts, json_t *spe
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(spec, "mounts"), i, m) {
+        if (is_tmpfs(m)) {
+            json_array_append_new(mounts, tmpfs_entry(m));
+            continue;
+        }
         bool readonly = json_is_true(json_object_get(m, "readonly"));
         /* a single file (a task's secret): no submounts, and crun's rro opens a directory */
         bool file = json_is_true(json_object_get(m, "file"));

@@ -48,6 +48,7 @@ const char cli_service_create_usage[] =
     "\"replicated\")\n"
     "      --mount mount                  Attach a filesystem mount to the service\n"
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
+    "                                     (type=tmpfs,dst=DST[,tmpfs-size=64m][,tmpfs-mode=1777])\n"
     "      --name string                  Service name\n"
     "      --network string               Network of the tasks: bridge (own address in the\n"
     "                                     node's subnet), a user network, or host\n"
@@ -115,6 +116,10 @@ static const char *mount_key(const char *key)
         return "target";
     if (strcmp(key, "readonly") == 0 || strcmp(key, "ro") == 0)
         return "readonly";
+    if (strcmp(key, "tmpfs-size") == 0)
+        return "tmpfs_size";
+    if (strcmp(key, "tmpfs-mode") == 0)
+        return "tmpfs_mode";
     return NULL;
 }
 
@@ -130,6 +135,30 @@ static int parse_bool_word(const char *what, const char *v, bool *out, struct se
     }
     return serr_set(err, SERR_INVALID, "invalid value for %s: \"%s\" (use true or false)", what,
                     v);
+}
+
+static int tmpfs_size_field(json_t *mount, const char *value, struct serr *err)
+{
+    int64_t bytes;
+    if (parse_size(value, &bytes, err) < 0)
+        return serr_wrap(err, "invalid mount: tmpfs-size");
+    if (bytes <= 0)
+        return serr_set(err, SERR_INVALID, "invalid mount: tmpfs-size \"%s\" must be positive",
+                        value);
+    json_object_set_new(mount, "tmpfs_size", json_integer(bytes));
+    return 0;
+}
+
+/* Octal permission bits, as Docker's tmpfs-mode=1770. */
+static int tmpfs_mode_field(json_t *mount, const char *value, struct serr *err)
+{
+    char *end;
+    long mode = strtol(value, &end, 8);
+    if (*end != '\0' || mode < 0 || mode > 07777)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount: tmpfs-mode \"%s\" (octal permissions, e.g. 1777)", value);
+    json_object_set_new(mount, "tmpfs_mode", json_integer(mode));
+    return 0;
 }
 
 /* One "key[=value]" field of --mount into `mount`. */
@@ -151,7 +180,18 @@ static int mount_field(json_t *mount, char *field, struct serr *err)
     }
     if (value == NULL || value[0] == '\0')
         return serr_set(err, SERR_INVALID, "invalid mount: %s needs a value", field);
+    if (strcmp(key, "tmpfs_size") == 0)
+        return tmpfs_size_field(mount, value, err);
+    if (strcmp(key, "tmpfs_mode") == 0)
+        return tmpfs_mode_field(mount, value, err);
     json_object_set_new(mount, key, json_string(value));
+    return 0;
+}
+
+static int check_tmpfs_mount(json_t *mount, struct serr *err)
+{
+    if (json_object_get(mount, "source") != NULL)
+        return serr_set(err, SERR_INVALID, "invalid mount: a tmpfs mount takes no source");
     return 0;
 }
 
@@ -160,15 +200,20 @@ static int check_mount(json_t *mount, struct serr *err)
     if (json_object_get(mount, "type") == NULL)
         json_object_set_new(mount, "type", json_string("volume")); /* docker's default */
     const char *type = json_string_value(json_object_get(mount, "type"));
-    if (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0)
-        return serr_set(err, SERR_INVALID, "invalid mount: type must be bind or volume, not \"%s\"",
-                        type);
+    bool tmpfs = strcmp(type, "tmpfs") == 0;
+    if (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0 && !tmpfs)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount: type must be bind, volume or tmpfs, not \"%s\"", type);
+    if (!tmpfs && (json_object_get(mount, "tmpfs_size") || json_object_get(mount, "tmpfs_mode")))
+        return serr_set(err, SERR_INVALID, "invalid mount: tmpfs-* options need type=tmpfs");
     const char *target = json_string_value(json_object_get(mount, "target"));
     if (target == NULL)
         return serr_set(err, SERR_INVALID, "invalid mount: target (dst) is required");
     if (target[0] != '/')
         return serr_set(err, SERR_INVALID, "invalid mount: target \"%s\" must be an absolute path",
                         target);
+    if (tmpfs)
+        return check_tmpfs_mount(mount, err);
     const char *source = json_string_value(json_object_get(mount, "source"));
     if (source == NULL)
         return serr_set(err, SERR_INVALID, "invalid mount: source (src) is required");

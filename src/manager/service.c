@@ -113,23 +113,51 @@ static int check_env(json_t *env, const char *field, struct serr *err)
     return 0;
 }
 
+/* Rejects keys of a nested object that are not in `known`. */
+static int check_keys(json_t *obj, const char *const *known, const char *what, struct serr *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", what, key);
+    }
+    return 0;
+}
+
+static int check_tmpfs_mount(json_t *m, struct serr *err)
+{
+    if (json_object_get(m, "source") != NULL)
+        return serr_set(err, SERR_INVALID, "mount: a tmpfs mount takes no source");
+    json_t *size = json_object_get(m, "tmpfs_size"), *mode = json_object_get(m, "tmpfs_mode");
+    if (size && (!json_is_integer(size) || json_integer_value(size) <= 0))
+        return serr_set(err, SERR_INVALID, "mount: tmpfs_size must be a positive integer (bytes)");
+    if (mode && (!json_is_integer(mode) || json_integer_value(mode) < 0 ||
+                 json_integer_value(mode) > 07777))
+        return serr_set(err, SERR_INVALID, "mount: tmpfs_mode must be permission bits (0 to 07777)");
+    return 0;
+}
+
 static int check_mount(json_t *m, struct serr *err)
 {
+    static const char *const known[] = {"type",       "source",     "target", "readonly",
+                                        "tmpfs_size", "tmpfs_mode", NULL};
     const char *type = jstr(m, "type");
     const char *src = jstr(m, "source");
     const char *dst = jstr(m, "target");
     json_t *ro = json_object_get(m, "readonly");
-    const char *key;
-    json_t *val;
-    json_object_foreach(m, key, val)
-    {
-        if (strcmp(key, "type") && strcmp(key, "source") && strcmp(key, "target") &&
-            strcmp(key, "readonly"))
-            return serr_set(err, SERR_INVALID, "mount: unknown field '%s'", key);
-    }
-    if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0))
-        return serr_set(err, SERR_INVALID, "mount: type must be bind or volume");
-    if (src == NULL || *src == '\0')
+    if (check_keys(m, known, "mount", err) < 0)
+        return -1;
+    bool tmpfs = type && strcmp(type, "tmpfs") == 0;
+    if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0 && !tmpfs))
+        return serr_set(err, SERR_INVALID, "mount: type must be bind, volume or tmpfs");
+    if (!tmpfs && (json_object_get(m, "tmpfs_size") || json_object_get(m, "tmpfs_mode")))
+        return serr_set(err, SERR_INVALID, "mount: tmpfs_size and tmpfs_mode need type tmpfs");
+    if (!tmpfs && (src == NULL || *src == '\0'))
         return serr_set(err, SERR_INVALID, "mount: source is required");
     if (dst == NULL || dst[0] != '/')
         return serr_set(err, SERR_INVALID, "mount: target must be an absolute path");
@@ -138,12 +166,14 @@ static int check_mount(json_t *m, struct serr *err)
         return serr_set(err, SERR_INVALID,
                         "mount: target %s is reserved: the container's %s is set up by the runtime",
                         dst, reserved);
+    if (ro && !json_is_boolean(ro))
+        return serr_set(err, SERR_INVALID, "mount: readonly must be true or false");
+    if (tmpfs)
+        return check_tmpfs_mount(m, err);
     if (strcmp(type, "bind") == 0 && src[0] != '/')
         return serr_set(err, SERR_INVALID, "mount: bind source must be an absolute path: %s", src);
     if (strcmp(type, "volume") == 0 && !valid_name(src, 64))
         return serr_set(err, SERR_INVALID, "mount: invalid volume name '%s'", src);
-    if (ro && !json_is_boolean(ro))
-        return serr_set(err, SERR_INVALID, "mount: readonly must be true or false");
     return 0;
 }
 
@@ -159,22 +189,6 @@ static int check_mounts(json_t *mounts, struct serr *err)
             return serr_set(err, SERR_INVALID, "mounts must be objects");
         if (check_mount(m, err) < 0)
             return -1;
-    }
-    return 0;
-}
-
-/* Rejects keys of a nested object that are not in `known`. */
-static int check_keys(json_t *obj, const char *const *known, const char *what, struct serr *err)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val)
-    {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL)
-            return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", what, key);
     }
     return 0;
 }

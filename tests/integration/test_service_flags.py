@@ -59,3 +59,31 @@ def test_container_flags_bad_values(daemon):
     r = d.api("POST", "/v1/services", {"name": "bad6", "image": "busybox", "user": "root"})
     assert r.status == 400 and "user" in r.text, r
     assert d.api("GET", "/v1/services/bad5").status == 404
+
+
+def test_tmpfs_mount(daemon):
+    d = daemon
+    create(d, "tmp", "--mount", "type=tmpfs,target=/scratch,tmpfs-size=8m,tmpfs-mode=1770",
+           "busybox", "sh", "-c",
+           "grep ' /scratch ' /proc/mounts; stat -c MODE=%a /scratch; "
+           "echo hi > /scratch/f && echo WROTE; sleep 1000")
+    d.wait_running("tmp", 1)
+    wait_until(lambda: "WROTE" in d.logs("tmp"))
+    out = d.logs("tmp")
+    line = [l for l in out.splitlines() if " /scratch " in l][0]
+    assert " tmpfs " in line and "size=8192k" in line and "nosuid" in line, line
+    assert "MODE=1770" in out, out
+    mount = spec_of(d, "tmp")["mounts"][0]
+    assert mount == {"type": "tmpfs", "target": "/scratch", "tmpfs_size": 8 << 20,
+                     "tmpfs_mode": 0o1770}, mount
+    remove(d, "tmp")
+
+
+def test_tmpfs_mount_bad_values(daemon):
+    d = daemon
+    refused(d, "badt1", "--mount", "type=tmpfs,src=/x,dst=/a", says="no source")
+    refused(d, "badt2", "--mount", "type=tmpfs,dst=/a,tmpfs-size=big", says="tmpfs-size")
+    refused(d, "badt3", "--mount", "type=tmpfs,dst=/proc", says="reserved")
+    r = d.api("POST", "/v1/services", {"name": "badt4", "image": "busybox", "mounts": [
+        {"type": "tmpfs", "target": "/a", "tmpfs_size": -1}]})
+    assert r.status == 400 and "tmpfs_size" in r.text, r
