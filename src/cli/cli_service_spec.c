@@ -101,7 +101,15 @@ const char cli_service_update_usage[] =
     "      --limit-memory bytes           Limit Memory\n"
     "      --rollback                     Rollback to previous specification\n"
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
-    "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
+    "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n"
+    "      --hostname, -u/--user, -w/--workdir, --entrypoint  As create (replace)\n"
+    "      --label-add list               Add or update a service label (KEY=VALUE)\n"
+    "      --label-rm list                Remove a service label (KEY)\n"
+    "      --container-label-add list     Add or update a container label\n"
+    "      --container-label-rm list      Remove a container label (KEY)\n"
+    "      --mount-add mount              Add or update a mount (as --mount; same target\n"
+    "                                     replaced)\n"
+    "      --mount-rm string              Remove a mount (its target path)\n";
 
 /* ---- mounts ---- */
 
@@ -477,6 +485,8 @@ enum {
     OPT_LABEL_RM,
     OPT_MOUNT_ADD,
     OPT_MOUNT_RM,
+    OPT_CONTAINER_LABEL_ADD,
+    OPT_CONTAINER_LABEL_RM,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -728,7 +738,7 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_MOUNT: {
         json_t *mount;
         if (cli_parse_mount(arg, &mount, err) < 0)
-            return -1;
+            return serr_wrap(err, "--mount");
         json_array_append_new(json_object_get(spec, "mounts"), mount);
         return 0;
     }
@@ -877,6 +887,16 @@ static const struct option update_options[] = {
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"user", required_argument, NULL, 'u'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+    {"label-add", required_argument, NULL, OPT_LABEL_ADD},
+    {"label-rm", required_argument, NULL, OPT_LABEL_RM},
+    {"container-label-add", required_argument, NULL, OPT_CONTAINER_LABEL_ADD},
+    {"container-label-rm", required_argument, NULL, OPT_CONTAINER_LABEL_RM},
+    {"mount-add", required_argument, NULL, OPT_MOUNT_ADD},
+    {"mount-rm", required_argument, NULL, OPT_MOUNT_RM},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -890,12 +910,63 @@ static json_t *object_array(json_t *obj, const char *key)
     return a;
 }
 
+static bool is_update_list_option(int opt)
+{
+    return opt == OPT_LABEL_ADD || opt == OPT_LABEL_RM || opt == OPT_CONTAINER_LABEL_ADD ||
+           opt == OPT_CONTAINER_LABEL_RM || opt == OPT_MOUNT_ADD || opt == OPT_MOUNT_RM;
+}
+
+/* A label key or a mount target to remove. */
+static int add_removal(json_t *patch, const char *key, const char *flag, const char *arg,
+                       struct serr *err)
+{
+    if (arg[0] == '\0' || strpbrk(arg, "= \t\n") != NULL)
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": give a %s", flag, arg,
+                        strcmp(key, "mounts_rm") == 0 ? "mount's target" : "label's key");
+    json_array_append_new(object_array(patch, key), json_string(arg));
+    return 0;
+}
+
+/* --label-add/-rm, --container-label-add/-rm, --mount-add/-rm */
+static int update_list_option(json_t *patch, int opt, const char *arg, struct serr *err)
+{
+    switch (opt) {
+    case OPT_LABEL_ADD:
+        return add_label(patch, "labels_add", "--label-add", arg, err);
+    case OPT_LABEL_RM:
+        return add_removal(patch, "labels_rm", "--label-rm", arg, err);
+    case OPT_CONTAINER_LABEL_ADD:
+        return add_label(patch, "container_labels_add", "--container-label-add", arg, err);
+    case OPT_CONTAINER_LABEL_RM:
+        return add_removal(patch, "container_labels_rm", "--container-label-rm", arg, err);
+    case OPT_MOUNT_ADD: {
+        json_t *mount;
+        if (cli_parse_mount(arg, &mount, err) < 0)
+            return serr_wrap(err, "--mount-add");
+        json_array_append_new(object_array(patch, "mounts_add"), mount);
+        return 0;
+    }
+    case OPT_MOUNT_RM:
+        if (arg[0] != '/')
+            return serr_set(err, SERR_INVALID,
+                            "invalid --mount-rm \"%s\": give the mount's target (absolute path)",
+                            arg);
+        json_array_append_new(object_array(patch, "mounts_rm"), json_string(arg));
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
 static int update_option(json_t *patch, int opt, const char *arg, bool *detach, struct serr *err)
 {
     if (is_health_option(opt))
         return health_option(patch, opt, arg, err);
     if (is_secret_option(opt))
         return secret_option(patch, opt, arg, err);
+    if (is_container_option(opt))
+        return container_option(patch, opt, arg, err);
+    if (is_update_list_option(opt))
+        return update_list_option(patch, opt, arg, err);
     switch (opt) {
     case OPT_LIMIT_CPU:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
@@ -968,7 +1039,7 @@ int cli_build_service_patch(int argc, char **argv, json_t **patch, const char **
     *detach = false;
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "dh", update_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "u:w:dh", update_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')

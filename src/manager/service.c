@@ -628,7 +628,11 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         int i = 0;
         while (fields[i] && strcmp(fields[i], key) != 0)
             i++;
-        if (fields[i] == NULL) {
+        int k = 0;
+        while (service_container_patch_fields[k] &&
+               strcmp(service_container_patch_fields[k], key) != 0)
+            k++;
+        if (fields[i] == NULL && service_container_patch_fields[k] == NULL) {
             serr_set(err, SERR_INVALID, "unknown field '%s' in service update", key);
             return NULL;
         }
@@ -668,7 +672,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         json_object_set(s, "update_config", v);
     if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
         goto err_after_copy;
-    if (patch_constraints_limits_force(s, patch, err) < 0)
+    if (patch_constraints_limits_force(s, patch, err) < 0 ||
+        service_container_patch(s, patch, err) < 0)
         goto err_after_copy;
     json_t *out = service_spec_normalize(st, s, err);
     json_decref(s);

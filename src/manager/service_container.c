@@ -165,3 +165,96 @@ json_t *service_task_args(json_t *spec, json_t *image_config)
     json_array_extend(args, json_array_size(cmd) ? cmd : json_object_get(image_config, "Cmd"));
     return args;
 }
+
+/* obj[key] (an object) with the keys of `rm` removed and `add` merged in. */
+static int patch_labels(json_t *s, const char *key, json_t *add, json_t *rm, struct serr *err)
+{
+    char field[40];
+    snprintf(field, sizeof(field), "%s_add", key);
+    if (add && service_check_labels(add, field, err) < 0)
+        return -1;
+    if (rm && !json_is_array(rm))
+        return serr_set(err, SERR_INVALID, "%s_rm must be an array of keys", key);
+    if (add == NULL && rm == NULL)
+        return 0;
+    json_t *labels = json_object_get(s, key);
+    if (!json_is_object(labels))
+        json_object_set_new(s, key, labels = json_object());
+    size_t i;
+    json_t *k;
+    json_array_foreach(rm, i, k)
+    {
+        if (!json_is_string(k))
+            return serr_set(err, SERR_INVALID, "%s_rm must be an array of keys", key);
+        json_object_del(labels, json_string_value(k));
+    }
+    json_object_update(labels, add);
+    return 0;
+}
+
+static void mounts_remove(json_t *mounts, const char *target)
+{
+    for (size_t i = json_array_size(mounts); i-- > 0;) {
+        const char *t = jstr(json_array_get(mounts, i), "target");
+        if (t && strcmp(t, target) == 0)
+            json_array_remove(mounts, i);
+    }
+}
+
+/* mounts_rm: targets; mounts_add: mount objects replacing a mount of the
+ * same target (checked with the whole spec afterwards). */
+static int patch_mounts(json_t *s, json_t *add, json_t *rm, struct serr *err)
+{
+    if ((rm && !json_is_array(rm)) || (add && !json_is_array(add)))
+        return serr_set(err, SERR_INVALID, "mounts_add and mounts_rm must be arrays");
+    json_t *mounts = json_object_get(s, "mounts");
+    if (!json_is_array(mounts))
+        json_object_set_new(s, "mounts", mounts = json_array());
+    size_t i;
+    json_t *v;
+    json_array_foreach(rm, i, v)
+    {
+        if (!json_is_string(v))
+            return serr_set(err, SERR_INVALID, "mounts_rm must be an array of targets");
+        mounts_remove(mounts, json_string_value(v));
+    }
+    json_array_foreach(add, i, v)
+    {
+        if (!json_is_object(v) || !json_is_string(json_object_get(v, "target")))
+            return serr_set(err, SERR_INVALID, "mounts_add: each mount needs a target");
+        mounts_remove(mounts, jstr(v, "target"));
+        json_array_append(mounts, v);
+    }
+    return 0;
+}
+
+/* hostname, user, workdir, entrypoint: a value replaces the current one,
+ * null removes it (back to the default or the image's). */
+static void patch_replaced(json_t *s, json_t *patch)
+{
+    static const char *const replaced[] = {"hostname", "user", "workdir", "entrypoint", NULL};
+    for (int i = 0; replaced[i]; i++) {
+        json_t *v = json_object_get(patch, replaced[i]);
+        if (json_is_null(v))
+            json_object_del(s, replaced[i]);
+        else if (v)
+            json_object_set(s, replaced[i], v);
+    }
+}
+
+const char *const service_container_patch_fields[] = {
+    "hostname",   "user",      "workdir",   "entrypoint",           "labels_add",
+    "labels_rm",  "mounts_add", "mounts_rm", "container_labels_add", "container_labels_rm",
+    NULL};
+
+int service_container_patch(json_t *s, json_t *patch, struct serr *err)
+{
+    patch_replaced(s, patch);
+    if (patch_labels(s, "labels", json_object_get(patch, "labels_add"),
+                     json_object_get(patch, "labels_rm"), err) < 0 ||
+        patch_labels(s, "container_labels", json_object_get(patch, "container_labels_add"),
+                     json_object_get(patch, "container_labels_rm"), err) < 0)
+        return -1;
+    return patch_mounts(s, json_object_get(patch, "mounts_add"),
+                        json_object_get(patch, "mounts_rm"), err);
+}

@@ -27,4 +27,11 @@ void service_container_apply(json_t *spec, json_t *container);
  * or the image's Entrypoint followed by the spec's args or the image's Cmd. */
 json_t *service_task_args(json_t *spec, json_t *image_config);
 
+/* The fields of an update patch handled here (NULL-terminated). */
+extern const char *const service_container_patch_fields[];
+
+/* Applies those fields of `patch` to the spec copy `s` (docs/api.md, patch);
+ * the result is validated with the whole spec afterwards. */
+int service_container_patch(json_t *s, json_t *patch, struct serr *err);
+
 #endif

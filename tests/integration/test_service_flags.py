@@ -87,3 +87,25 @@ def test_tmpfs_mount_bad_values(daemon):
     r = d.api("POST", "/v1/services", {"name": "badt4", "image": "busybox", "mounts": [
         {"type": "tmpfs", "target": "/a", "tmpfs_size": -1}]})
     assert r.status == 400 and "tmpfs_size" in r.text, r
+
+
+def test_update_labels_mounts_and_container_fields(daemon):
+    d = daemon
+    create(d, "upd", "--label", "a=1", "--label", "b=2", "--mount", "type=tmpfs,dst=/one",
+           "busybox", "sh", "-c", "echo H=$(hostname) M=$(grep -c ' /one \\| /two ' /proc/mounts); sleep 1000")
+    d.wait_running("upd", 1)
+    d.cli("service", "update", "--label-add", "c=3", "--label-rm", "a", "upd")
+    spec = spec_of(d, "upd")
+    assert spec["labels"] == {"b": "2", "c": "3"}
+    assert d.service("upd")["spec"]["labels"] == {"b": "2", "c": "3"}
+    d.cli("service", "update", "--mount-add", "type=tmpfs,dst=/two", "--mount-rm", "/one",
+          "--hostname", "renamed", "upd")
+    spec = spec_of(d, "upd")
+    assert [m["target"] for m in spec["mounts"]] == ["/two"] and spec["hostname"] == "renamed"
+    wait_until(lambda: "H=renamed M=1" in d.logs("upd"), timeout=30)
+    r = d.cli("service", "update", "--mount-rm", "two", "upd", check=False)
+    assert r.returncode != 0 and "--mount-rm" in r.stderr
+    r = d.cli("service", "update", "--mount-add", "type=tmpfs,dst=/sys", "upd", check=False)
+    assert r.returncode != 0 and "reserved" in r.stderr
+    assert spec_of(d, "upd")["mounts"] == spec["mounts"]
+    remove(d, "upd")

@@ -472,3 +472,33 @@ TEST(cli_service_spec_container_flags)
     CHECK(strstr(err.msg, "--label") != NULL);
     CHECK(SPEC(&err, &spec, &detach, "create", "--container-label", "", "busybox") < 0);
 }
+
+#define PATCH(err, patch, name, ...)                                                               \
+    cli_build_service_patch(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), patch, name, &(bool){false}, err)
+
+TEST(cli_service_patch_container_flags)
+{
+    json_t *patch;
+    const char *name;
+    struct serr err;
+    CHECK(PATCH(&err, &patch, &name, "update", "--label-add", "a=1", "--label-rm", "b",
+                "--container-label-add", "c=2", "--mount-add", "type=tmpfs,dst=/t",
+                "--mount-rm", "/data", "--hostname", "h", "-u", "5", "-w", "/w", "web") == 0);
+    CHECK_STR(name, "web");
+    CHECK_STR(str_at(json_object_get(patch, "labels_add"), "a"), "1");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "labels_rm"), 0)), "b");
+    CHECK_STR(str_at(json_object_get(patch, "container_labels_add"), "c"), "2");
+    CHECK_STR(str_at(json_array_get(json_object_get(patch, "mounts_add"), 0), "type"), "tmpfs");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "mounts_rm"), 0)), "/data");
+    CHECK_STR(str_at(patch, "hostname"), "h");
+    CHECK_STR(str_at(patch, "user"), "5");
+    CHECK_STR(str_at(patch, "workdir"), "/w");
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--mount-rm", "data", "web") < 0);
+    CHECK(strstr(err.msg, "--mount-rm") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--mount-add", "type=tmpfs", "web") < 0);
+    CHECK(strstr(err.msg, "--mount-add") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--label-rm", "a=b", "web") < 0);
+    CHECK(strstr(err.msg, "--label-rm") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--label-add", "=b", "web") < 0);
+}
