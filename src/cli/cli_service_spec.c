@@ -1,5 +1,6 @@
 /* Command lines of `service create` and `service update` turned into the spec
- * and patch JSON of docs/api.md. No I/O: unit-tested without a daemon. */
+ * and patch JSON of docs/api.md. No I/O but reading --env-file: unit-tested
+ * without a daemon. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ const char cli_service_create_usage[] =
     "to converge\n"
     "      --container-label list         Container labels (KEY=VALUE; OCI annotations)\n"
     "  -e, --env list                     Set environment variables\n"
+    "      --env-file list                Read in a file of environment variables\n"
     "      --entrypoint command           Overwrite the default ENTRYPOINT of the image\n"
     "                                     (the image's CMD is dropped too)\n"
     HEALTH_USAGE
@@ -62,6 +64,10 @@ const char cli_service_create_usage[] =
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
+    "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
+    "                                     (default 0: no maximum)\n"
+    "      --restart-window duration      Window used to evaluate the restart policy\n"
+    "                                     (default: unbounded)\n"
     "      --secret secret                Mount a secret: NAME (at /run/secrets/NAME) or\n"
     "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
@@ -397,6 +403,41 @@ static int add_env(json_t *list, const char *text, struct serr *err)
     return 0;
 }
 
+int cli_parse_env_lines(const char *text, json_t *list, struct serr *err)
+{
+    char *copy = xstrdup(text), *save = NULL;
+    int rc = 0, line = 0;
+    for (char *l = strtok_r(copy, "\n", &save); l && rc == 0; l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        l += strspn(l, " \t");
+        size_t n = strlen(l);
+        while (n > 0 && (l[n - 1] == '\r' || l[n - 1] == ' ' || l[n - 1] == '\t'))
+            l[--n] = '\0';
+        if (l[0] == '\0' || l[0] == '#')
+            continue;
+        rc = add_env(list, l, err);
+        if (rc < 0)
+            serr_wrap(err, "line %d", line);
+    }
+    free(copy);
+    return rc;
+}
+
+/* --env-file PATH: read here, in the CLI, as Docker does (the daemon may
+ * be on another host). */
+static int add_env_file(json_t *list, const char *path, struct serr *err)
+{
+    size_t len;
+    char *text = NULL;
+    if (read_file(path, &text, &len, err) < 0)
+        return serr_wrap(err, "--env-file");
+    int rc = cli_parse_env_lines(text, list, err);
+    free(text);
+    if (rc < 0)
+        return serr_wrap(err, "--env-file %s", path);
+    return 0;
+}
+
 /* ---- shared option values ---- */
 
 static int set_duration(json_t *obj, const char *key, const char *flag, const char *s,
@@ -487,6 +528,9 @@ enum {
     OPT_MOUNT_RM,
     OPT_CONTAINER_LABEL_ADD,
     OPT_CONTAINER_LABEL_RM,
+    OPT_RESTART_MAX_ATTEMPTS,
+    OPT_RESTART_WINDOW,
+    OPT_ENV_FILE,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -687,6 +731,9 @@ static const struct option create_options[] = {
     {"mount", required_argument, NULL, OPT_MOUNT},
     {"restart-condition", required_argument, NULL, OPT_RESTART_CONDITION},
     {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+    {"restart-max-attempts", required_argument, NULL, OPT_RESTART_MAX_ATTEMPTS},
+    {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
+    {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"init", no_argument, NULL, OPT_INIT},
@@ -751,6 +798,13 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_RESTART_DELAY:
         return set_duration(spec, "restart_delay_ms", "--restart-delay", arg, err);
+    case OPT_RESTART_MAX_ATTEMPTS:
+        return set_uint(spec, "restart_max_attempts", "--restart-max-attempts", arg, 1000000,
+                        err);
+    case OPT_RESTART_WINDOW:
+        return set_duration(spec, "restart_window_ms", "--restart-window", arg, err);
+    case OPT_ENV_FILE:
+        return add_env_file(json_object_get(spec, "env"), arg, err);
     case OPT_LIMIT_CPU: {
         double cpus;
         if (cli_parse_positive_double("--limit-cpu", arg, &cpus, err) < 0)

@@ -349,7 +349,8 @@ static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
     "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
-    "hostname", "user", "workdir", "entrypoint", "labels", "container_labels", NULL};
+    "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
+    "restart_max_attempts", "restart_window_ms", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -392,7 +393,9 @@ static int validate(json_t *s, struct serr *err)
         return serr_set(err, SERR_INVALID, "network must be a network's name");
     if (check_int(s, "replicas", 0, MAX_REPLICAS, err) < 0 ||
         check_int(s, "restart_delay_ms", 0, 86400000, err) < 0 ||
-        check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0)
+        check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0 ||
+        check_int(s, "restart_max_attempts", 0, 1000000, err) < 0 ||
+        check_int(s, "restart_window_ms", 0, 31LL * 86400000, err) < 0)
         return -1;
     json_t *v;
     if ((v = json_object_get(s, "args")) && check_string_array(v, "args", err) < 0)

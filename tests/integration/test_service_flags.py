@@ -2,6 +2,7 @@
 `service inspect`, the manager's refusal of bad values, and the real
 container (read from inside the task through its logs)."""
 import json
+import time
 
 from conftest import pid_alive, wait_until
 
@@ -109,3 +110,36 @@ def test_update_labels_mounts_and_container_fields(daemon):
     assert r.returncode != 0 and "reserved" in r.stderr
     assert spec_of(d, "upd")["mounts"] == spec["mounts"]
     remove(d, "upd")
+
+
+def test_env_file(daemon, tmp_path):
+    d = daemon
+    f = tmp_path / "app.env"
+    f.write_text("# settings\nCOLOR=blue\n\nGREETING=hello world\n")
+    create(d, "envf", "--env-file", str(f), "-e", "COLOR=red", "busybox", "sh", "-c",
+           "echo C=$COLOR G=$GREETING; sleep 1000")
+    d.wait_running("envf", 1)
+    wait_until(lambda: "C=" in d.logs("envf"))
+    assert "C=red G=hello world" in d.logs("envf")
+    assert "GREETING=hello world" in spec_of(d, "envf")["env"]
+    remove(d, "envf")
+    refused(d, "badenv", "--env-file", str(tmp_path / "missing.env"), says="--env-file")
+
+
+def test_restart_max_attempts(daemon):
+    d = daemon
+    create(d, "crash", "-d", "--restart-max-attempts", "2", "--restart-delay", "100ms",
+           "busybox", "sh", "-c", "exit 3")
+    assert spec_of(d, "crash")["restart_max_attempts"] == 2
+
+    def given_up():
+        svc = d.service("crash")
+        return svc if svc.get("replicas_failed") == 1 else None
+
+    wait_until(given_up, timeout=30)
+    time.sleep(1.5)  # and nothing starts again
+    tasks = d.tasks("crash")
+    assert len(tasks) == 3, json.dumps(tasks, indent=1)
+    assert all(t["state"] == "failed" for t in tasks)
+    d.cli("service", "rm", "crash")
+    refused(d, "badmax", "--restart-max-attempts", "x", says="--restart-max-attempts")

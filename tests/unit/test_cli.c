@@ -502,3 +502,28 @@ TEST(cli_service_patch_container_flags)
     CHECK(strstr(err.msg, "--label-rm") != NULL);
     CHECK(PATCH(&err, &patch, &name, "update", "--label-add", "=b", "web") < 0);
 }
+
+TEST(cli_env_file_lines_and_restart_flags)
+{
+    json_t *list = json_array();
+    struct serr err;
+    CHECK(cli_parse_env_lines("# comment\n\nA=1\r\n  B=two words  \nC=\n", list, &err) == 0);
+    CHECK(json_array_size(list) == 3);
+    CHECK_STR(json_string_value(json_array_get(list, 1)), "B=two words");
+    CHECK(cli_parse_env_lines("A=1\n=bad\n", list, &err) < 0);
+    CHECK(strstr(err.msg, "line 2") != NULL);
+    json_decref(list);
+    json_t *spec;
+    bool detach;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-max-attempts", "3", "--restart-window",
+               "1m", "busybox") == 0);
+    CHECK(json_integer_value(json_object_get(spec, "restart_max_attempts")) == 3);
+    CHECK(json_integer_value(json_object_get(spec, "restart_window_ms")) == 60000);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-max-attempts", "-1", "busybox") < 0);
+    CHECK(strstr(err.msg, "--restart-max-attempts") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-window", "soon", "busybox") < 0);
+    CHECK(strstr(err.msg, "--restart-window") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--env-file", "/nonexistent/env", "busybox") < 0);
+    CHECK(strstr(err.msg, "--env-file") != NULL);
+}
