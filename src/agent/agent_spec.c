@@ -5,8 +5,10 @@
 #include "agent/agent_int.h"
 #include "agent/image.h"
 #include "agent/net.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "model/container_opts.h"
 #include "store/store.h"
 
 static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
@@ -111,6 +113,23 @@ static int prepare_network(struct ctr *c, const char *network, struct serr *err)
     return 0;
 }
 
+/* --stop-signal (checked by the manager) and --dns: the nameservers of the
+ * resolv.conf work_create writes, on the host network too. */
+static int prepare_stop_and_dns(struct ctr *c, json_t *container)
+{
+    c->stop_signal = container_signal_number(jstr(container, "stop_signal"));
+    if (c->stop_signal < 0)
+        c->stop_signal = 0;
+    json_t *dns = json_object_get(container, "dns");
+    if (json_array_size(dns) == 0)
+        return 0;
+    c->dns = json_incref(dns);
+    char *resolv = ctr_record_path(c, "resolv");
+    json_object_set_new(c->rspec, "resolv_conf", json_string(resolv));
+    free(resolv);
+    return 0;
+}
+
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
 {
     if (!json_is_object(container))
@@ -144,5 +163,14 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
     json_t *labels = json_object_get(container, "labels");
     if (labels)
         json_object_set(c->rspec, "annotations", labels);
-    return prepare_network(c, json_string_value(json_object_get(container, "network")), err);
+    static const char *const runtime_options[] = {"read_only", "cap_add", "cap_drop", "sysctls",
+                                                  "ulimits", NULL};
+    for (int i = 0; runtime_options[i]; i++) {
+        json_t *v = json_object_get(container, runtime_options[i]);
+        if (v)
+            json_object_set(c->rspec, runtime_options[i], v);
+    }
+    if (prepare_network(c, json_string_value(json_object_get(container, "network")), err) < 0)
+        return -1;
+    return prepare_stop_and_dns(c, container);
 }

@@ -131,6 +131,9 @@ int cli_check_user(const char *user, struct serr *err);
 /* The lines of an --env-file (KEY=VALUE or KEY from the environment; blank
  * lines and # comments skipped) appended to `list`; errors give the line. */
 int cli_parse_env_lines(const char *text, json_t *list, struct serr *err);
+
+/* --ulimit NAME=SOFT[:HARD] into ulimits[NAME] = {soft, hard}. */
+int cli_parse_ulimit(const char *text, json_t *ulimits, struct serr *err);
 /* "K=V" stays; "K" takes the value from the environment (like docker) or is
  * skipped when unset: *out is NULL then. */
 int cli_parse_env(const char *text, char **out, struct serr *err);

@@ -1,12 +1,16 @@
 /* Command lines of `service create` and `service update` turned into the spec
  * and patch JSON of docs/api.md. No I/O but reading --env-file: unit-tested
  * without a daemon. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "cli/cli.h"
+#include "model/container_opts.h"
 
 /* Large enough for anyone; small enough that the daemon never overflows. */
 #define MAX_REPLICAS 100000
@@ -31,9 +35,12 @@ const char cli_service_create_usage[] =
     "Create a new service\n"
     "\n"
     "Options:\n"
+    "      --cap-add list                 Add Linux capabilities (NET_ADMIN, ..., ALL)\n"
+    "      --cap-drop list                Drop Linux capabilities\n"
     "      --constraint list              Placement constraints (node.role==manager)\n"
     "  -d, --detach                       Exit immediately instead of waiting for the service "
     "to converge\n"
+    "      --dns list                     Set custom DNS servers (replace the node's)\n"
     "      --container-label list         Container labels (KEY=VALUE; OCI annotations)\n"
     "  -e, --env list                     Set environment variables\n"
     "      --env-file list                Read in a file of environment variables\n"
@@ -46,6 +53,7 @@ const char cli_service_create_usage[] =
     "  -l, --label list                   Service labels (KEY=VALUE)\n"
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
+    "      --limit-pids int               Limit the number of processes (cgroup pids.max)\n"
     "      --mode string                  Service mode (replicated or global) (default "
     "\"replicated\")\n"
     "      --mount mount                  Attach a filesystem mount to the service\n"
@@ -58,6 +66,7 @@ const char cli_service_create_usage[] =
     "  -p, --publish port                 Publish a port: PUBLISHED:TARGET[/udp] or\n"
     "                                     published=P,target=T[,protocol=tcp|udp]\n"
     "                                     [,mode=ingress|host]\n"
+    "      --read-only                    Mount the container's root filesystem as read only\n"
     "      --replicas uint                Number of tasks (default 1)\n"
     "      --config config                Mount a config: NAME (at /NAME) or\n"
     "                                     source=NAME,target=PATH[,uid=,gid=,mode=0444]\n"
@@ -71,6 +80,10 @@ const char cli_service_create_usage[] =
     "      --secret secret                Mount a secret: NAME (at /run/secrets/NAME) or\n"
     "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
+    "      --stop-signal string           Signal to stop the container (default SIGTERM)\n"
+    "      --sysctl list                  Sysctl options (namespaced ones: net.*, kernel.shm*,\n"
+    "                                     kernel.msg*, kernel.sem, fs.mqueue.*)\n"
+    "      --ulimit ulimit                Ulimit options (nofile=SOFT[:HARD], nproc, ...)\n"
     "      --update-delay duration        Delay between updates\n"
     "      --update-failure-action string Action on update failure (\"pause\", \"continue\",\n"
     "                                     \"rollback\") (default \"pause\")\n"
@@ -105,6 +118,7 @@ const char cli_service_update_usage[] =
     "      --force                        Force update even if no changes require it\n"
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
+    "      --limit-pids int               Limit the number of processes\n"
     "      --rollback                     Rollback to previous specification\n"
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n"
@@ -470,6 +484,14 @@ static json_t *object_member(json_t *obj, const char *key)
     return member;
 }
 
+static json_t *object_array(json_t *obj, const char *key)
+{
+    json_t *a = json_object_get(obj, key);
+    if (!json_is_array(a))
+        json_object_set_new(obj, key, a = json_array());
+    return a;
+}
+
 static int check_constraint(const char *expr, struct serr *err)
 {
     const char *op = strstr(expr, "==");
@@ -531,6 +553,14 @@ enum {
     OPT_RESTART_MAX_ATTEMPTS,
     OPT_RESTART_WINDOW,
     OPT_ENV_FILE,
+    OPT_READ_ONLY,
+    OPT_CAP_ADD,
+    OPT_CAP_DROP,
+    OPT_SYSCTL,
+    OPT_ULIMIT,
+    OPT_DNS,
+    OPT_LIMIT_PIDS,
+    OPT_STOP_SIGNAL,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -723,6 +753,126 @@ static int container_option(json_t *spec, int opt, const char *arg, struct serr 
     return serr_set(err, SERR_INVALID, "unexpected option");
 }
 
+/* ---- --read-only, --cap-add/-drop, --sysctl, --ulimit, --dns, --limit-pids,
+ * --stop-signal ---- */
+
+/* "net_admin", "NET_ADMIN", "CAP_NET_ADMIN" -> "CAP_NET_ADMIN"; "ALL" kept;
+ * several may be given comma-separated. */
+static int add_caps(json_t *spec, const char *key, const char *flag, const char *arg,
+                    struct serr *err)
+{
+    char *copy = xstrdup(arg), *save = NULL;
+    int rc = 0;
+    for (char *c = strtok_r(copy, ",", &save); c && rc == 0; c = strtok_r(NULL, ",", &save)) {
+        for (char *p = c; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        char *name = strcmp(c, "ALL") == 0 || strncmp(c, "CAP_", 4) == 0 ? xstrdup(c)
+                                                                           : xasprintf("CAP_%s", c);
+        if (strcmp(name, "ALL") != 0 && !container_cap_known(name))
+            rc = serr_set(err, SERR_INVALID, "invalid %s \"%s\": unknown capability", flag, c);
+        else
+            json_array_append_new(object_array(spec, key), json_string(name));
+        free(name);
+    }
+    free(copy);
+    if (rc == 0 && json_array_size(json_object_get(spec, key)) == 0)
+        rc = serr_set(err, SERR_INVALID, "invalid %s: empty", flag);
+    return rc;
+}
+
+int cli_parse_ulimit(const char *text, json_t *ulimits, struct serr *err)
+{
+    const char *eq = strchr(text, '=');
+    char name[32];
+    if (eq == NULL || eq == text || (size_t)(eq - text) >= sizeof(name))
+        return serr_set(err, SERR_INVALID, "invalid --ulimit \"%s\": use NAME=SOFT[:HARD]", text);
+    snprintf(name, sizeof(name), "%.*s", (int)(eq - text), text);
+    if (container_ulimit_resource(name, NULL) < 0)
+        return serr_set(err, SERR_INVALID,
+                        "invalid --ulimit \"%s\": unknown limit %s (nofile, nproc, core, ...)",
+                        text, name);
+    char *end;
+    errno = 0;
+    long long soft = strtoll(eq + 1, &end, 10), hard = soft;
+    if (end != eq + 1 && *end == ':') {
+        const char *h = end + 1;
+        hard = strtoll(h, &end, 10);
+        if (end == h)
+            end = (char *)"x";
+    }
+    if (errno != 0 || end == eq + 1 || *end != '\0' || soft < 0 || hard < soft)
+        return serr_set(err, SERR_INVALID,
+                        "invalid --ulimit \"%s\": use NAME=SOFT[:HARD], 0 <= SOFT <= HARD", text);
+    json_object_set_new(ulimits, name, json_pack("{s:I, s:I}", "soft", (json_int_t)soft, "hard",
+                                                 (json_int_t)hard));
+    return 0;
+}
+
+static int add_sysctl(json_t *spec, const char *arg, struct serr *err)
+{
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg || eq[1] == '\0')
+        return serr_set(err, SERR_INVALID, "invalid --sysctl \"%s\": use KEY=VALUE", arg);
+    char *key = xstrdup(arg);
+    key[eq - arg] = '\0';
+    bool ok = container_sysctl_allowed(key, true);
+    if (ok)
+        json_object_set_new(object_member(spec, "sysctls"), key, json_string(eq + 1));
+    free(key);
+    if (!ok)
+        return serr_set(err, SERR_INVALID,
+                        "invalid --sysctl \"%s\": not a namespaced sysctl (kernel.msg*, "
+                        "kernel.sem, kernel.shm*, fs.mqueue.*, net.*)",
+                        arg);
+    return 0;
+}
+
+static int add_dns(json_t *spec, const char *arg, struct serr *err)
+{
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, arg, buf) != 1 && inet_pton(AF_INET6, arg, buf) != 1)
+        return serr_set(err, SERR_INVALID, "invalid --dns \"%s\": not an IP address", arg);
+    json_array_append_new(object_array(spec, "dns"), json_string(arg));
+    return 0;
+}
+
+static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    switch (opt) {
+    case OPT_READ_ONLY:
+        json_object_set_new(spec, "read_only", json_true());
+        return 0;
+    case OPT_CAP_ADD:
+        return add_caps(spec, "cap_add", "--cap-add", arg, err);
+    case OPT_CAP_DROP:
+        return add_caps(spec, "cap_drop", "--cap-drop", arg, err);
+    case OPT_SYSCTL:
+        return add_sysctl(spec, arg, err);
+    case OPT_ULIMIT:
+        return cli_parse_ulimit(arg, object_member(spec, "ulimits"), err);
+    case OPT_DNS:
+        return add_dns(spec, arg, err);
+    case OPT_LIMIT_PIDS: {
+        int64_t n;
+        if (cli_parse_uint("--limit-pids", arg, INT32_MAX, &n, err) < 0)
+            return -1;
+        if (n < 1)
+            return serr_set(err, SERR_INVALID, "invalid --limit-pids \"%s\": at least 1", arg);
+        json_object_set_new(object_member(spec, "limits"), "pids", json_integer(n));
+        return 0;
+    }
+    case OPT_STOP_SIGNAL:
+        if (container_signal_number(arg) < 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --stop-signal \"%s\": a signal name or number (SIGINT, "
+                            "TERM, 15)",
+                            arg);
+        json_object_set_new(spec, "stop_signal", json_string(arg));
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
 static const struct option create_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
@@ -753,6 +903,14 @@ static const struct option create_options[] = {
     {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
     {"label", required_argument, NULL, 'l'},
     {"container-label", required_argument, NULL, OPT_CONTAINER_LABEL},
+    {"read-only", no_argument, NULL, OPT_READ_ONLY},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+    {"sysctl", required_argument, NULL, OPT_SYSCTL},
+    {"ulimit", required_argument, NULL, OPT_ULIMIT},
+    {"dns", required_argument, NULL, OPT_DNS},
+    {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
+    {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -766,6 +924,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return secret_option(spec, opt, arg, err);
     if (is_container_option(opt))
         return container_option(spec, opt, arg, err);
+    if (opt >= OPT_READ_ONLY && opt <= OPT_STOP_SIGNAL)
+        return runtime_option(spec, opt, arg, err);
     switch (opt) {
     case OPT_NAME:
         if (arg[0] == '\0')
@@ -940,6 +1100,7 @@ static const struct option update_options[] = {
     {"constraint-rm", required_argument, NULL, OPT_CONSTRAINT_RM},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
+    {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
     {"force", no_argument, NULL, OPT_FORCE},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"user", required_argument, NULL, 'u'},
@@ -955,14 +1116,6 @@ static const struct option update_options[] = {
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
-
-static json_t *object_array(json_t *obj, const char *key)
-{
-    json_t *a = json_object_get(obj, key);
-    if (!json_is_array(a))
-        json_object_set_new(obj, key, a = json_array());
-    return a;
-}
 
 static bool is_update_list_option(int opt)
 {
@@ -1022,6 +1175,8 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     if (is_update_list_option(opt))
         return update_list_option(patch, opt, arg, err);
     switch (opt) {
+    case OPT_LIMIT_PIDS:
+        return runtime_option(patch, opt, arg, err);
     case OPT_LIMIT_CPU:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
         return create_option(patch, opt, arg, detach, err);

@@ -195,7 +195,7 @@ static int check_mounts(json_t *mounts, struct serr *err)
 
 static int check_limits(json_t *limits, struct serr *err)
 {
-    static const char *const known[] = {"cpus", "memory", NULL};
+    static const char *const known[] = {"cpus", "memory", "pids", NULL};
     if (!json_is_object(limits))
         return serr_set(err, SERR_INVALID, "limits must be an object");
     if (check_keys(limits, known, "limits", err) < 0)
@@ -210,6 +210,9 @@ static int check_limits(json_t *limits, struct serr *err)
         return serr_set(err, SERR_INVALID, "limits.memory: expected an integer (bytes)");
     if (mem && json_integer_value(mem) < 4 * 1024 * 1024)
         return serr_set(err, SERR_INVALID, "limits.memory must be at least 4MiB");
+    json_t *pids = json_object_get(limits, "pids");
+    if (pids && (!json_is_integer(pids) || json_integer_value(pids) < 1))
+        return serr_set(err, SERR_INVALID, "limits.pids must be an integer of at least 1");
     return 0;
 }
 
@@ -350,7 +353,8 @@ static const char *const known_fields[] = {
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
     "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
     "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
-    "restart_max_attempts", "restart_window_ms", NULL};
+    "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
+    "ulimits", "stop_signal", "dns", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -693,7 +697,9 @@ int service_spec_template_changed(json_t *a, json_t *b)
                                          "stop_grace_period_ms", "network", "healthcheck",
                                          "secrets", "configs", "force_update", "constraints",
                                          "hostname", "user", "workdir", "entrypoint",
-                                         "container_labels", NULL};
+                                         "container_labels", "read_only", "cap_add",
+                                         "cap_drop", "sysctls", "ulimits", "stop_signal",
+                                         "dns", NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))

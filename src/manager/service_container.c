@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include "base/json_get.h"
+#include "model/container_opts.h"
 
 #define MAX_LABELS 256
 #define MAX_LABEL_LEN 4096
@@ -122,8 +125,106 @@ int service_check_labels(json_t *labels, const char *field, struct serr *err)
     return 0;
 }
 
+static int check_caps(json_t *caps, const char *field, struct serr *err)
+{
+    if (!json_is_array(caps))
+        return serr_set(err, SERR_INVALID, "%s must be an array of capabilities", field);
+    size_t i;
+    json_t *c;
+    json_array_foreach(caps, i, c)
+    {
+        const char *name = json_string_value(c);
+        if (name == NULL || (strcmp(name, "ALL") != 0 && !container_cap_known(name)))
+            return serr_set(err, SERR_INVALID,
+                            "%s: unknown capability '%s' (CAP_NET_ADMIN, CAP_SYS_TIME, ... or ALL)",
+                            field, name ? name : "?");
+    }
+    return 0;
+}
+
+static int check_sysctls(json_t *sysctls, bool own_network, struct serr *err)
+{
+    if (!json_is_object(sysctls))
+        return serr_set(err, SERR_INVALID, "sysctls must be an object of strings");
+    const char *key;
+    json_t *val;
+    json_object_foreach(sysctls, key, val)
+    {
+        if (!json_is_string(val) || json_string_length(val) == 0)
+            return serr_set(err, SERR_INVALID, "sysctls.%s: expected a non-empty string", key);
+        if (!container_sysctl_allowed(key, own_network))
+            return serr_set(err, SERR_INVALID,
+                            "sysctl '%s' is not allowed: only namespaced ones (kernel.msg*, "
+                            "kernel.sem, kernel.shm*, fs.mqueue.*, net.* off the host network)",
+                            key);
+    }
+    return 0;
+}
+
+static int check_ulimits(json_t *ulimits, struct serr *err)
+{
+    if (!json_is_object(ulimits))
+        return serr_set(err, SERR_INVALID, "ulimits must be an object");
+    const char *key;
+    json_t *val;
+    json_object_foreach(ulimits, key, val)
+    {
+        if (container_ulimit_resource(key, NULL) < 0)
+            return serr_set(err, SERR_INVALID, "ulimits: unknown limit '%s' (nofile, nproc, core, ...)",
+                            key);
+        json_t *soft = json_object_get(val, "soft"), *hard = json_object_get(val, "hard");
+        if (!json_is_integer(soft) || !json_is_integer(hard) || json_integer_value(soft) < 0 ||
+            json_integer_value(hard) < json_integer_value(soft) || json_object_size(val) != 2)
+            return serr_set(err, SERR_INVALID,
+                            "ulimits.%s: expected {\"soft\": N, \"hard\": M} with 0 <= N <= M", key);
+    }
+    return 0;
+}
+
+static int check_dns(json_t *dns, struct serr *err)
+{
+    if (!json_is_array(dns))
+        return serr_set(err, SERR_INVALID, "dns must be an array of IP addresses");
+    size_t i;
+    json_t *a;
+    json_array_foreach(dns, i, a)
+    {
+        unsigned char buf[16];
+        const char *s = json_string_value(a);
+        if (s == NULL || (inet_pton(AF_INET, s, buf) != 1 && inet_pton(AF_INET6, s, buf) != 1))
+            return serr_set(err, SERR_INVALID, "dns: '%s' is not an IP address", s ? s : "?");
+    }
+    return 0;
+}
+
+/* read_only, cap_add, cap_drop, sysctls, ulimits, stop_signal, dns */
+static int check_runtime_options(json_t *spec, struct serr *err)
+{
+    json_t *v;
+    if ((v = json_object_get(spec, "read_only")) && !json_is_boolean(v))
+        return serr_set(err, SERR_INVALID, "read_only must be true or false");
+    if ((v = json_object_get(spec, "cap_add")) && check_caps(v, "cap_add", err) < 0)
+        return -1;
+    if ((v = json_object_get(spec, "cap_drop")) && check_caps(v, "cap_drop", err) < 0)
+        return -1;
+    const char *network = jstr(spec, "network");
+    bool own_network = network == NULL || strcmp(network, "host") != 0;
+    if ((v = json_object_get(spec, "sysctls")) && check_sysctls(v, own_network, err) < 0)
+        return -1;
+    if ((v = json_object_get(spec, "ulimits")) && check_ulimits(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(spec, "stop_signal")) &&
+        container_signal_number(json_string_value(v)) < 0)
+        return serr_set(err, SERR_INVALID, "invalid stop_signal (SIGTERM, SIGINT, TERM, 15, ...)");
+    if ((v = json_object_get(spec, "dns")) && check_dns(v, err) < 0)
+        return -1;
+    return 0;
+}
+
 int service_container_check(json_t *spec, struct serr *err)
 {
+    if (check_runtime_options(spec, err) < 0)
+        return -1;
     if (check_hostname_user_workdir(spec, err) < 0)
         return -1;
     json_t *v;
@@ -139,10 +240,12 @@ int service_container_check(json_t *spec, struct serr *err)
 
 void service_container_apply(json_t *spec, json_t *container)
 {
-    static const char *const copied[] = {"hostname", "user", "workdir", NULL};
+    static const char *const copied[] = {"hostname",  "user",    "workdir",     "read_only",
+                                         "cap_add",   "cap_drop", "sysctls",    "ulimits",
+                                         "stop_signal", "dns",    NULL};
     for (int i = 0; copied[i]; i++) {
         json_t *v = json_object_get(spec, copied[i]);
-        if (json_is_string(v))
+        if (v != NULL && !json_is_null(v))
             json_object_set(container, copied[i], v);
     }
     json_t *labels = json_object_get(spec, "container_labels");

@@ -143,3 +143,61 @@ def test_restart_max_attempts(daemon):
     assert all(t["state"] == "failed" for t in tasks)
     d.cli("service", "rm", "crash")
     refused(d, "badmax", "--restart-max-attempts", "x", says="--restart-max-attempts")
+
+
+def read_file(path):
+    with open(path) as f:
+        return f.read()
+
+
+# Docker's default capabilities as CapEff bits (CHOWN .. AUDIT_WRITE)
+DEFAULT_CAPS = 0x00000000a80425fb
+
+
+def test_read_only_caps_sysctl_ulimit_dns_pids(daemon):
+    d = daemon
+    create(d, "rt", "--read-only", "--mount", "type=tmpfs,dst=/scratch",
+           "--cap-drop", "chown", "--cap-add", "NET_ADMIN", "--sysctl", "kernel.shmmni=2048",
+           "--ulimit", "nofile=1024:2048", "--dns", "192.0.2.53", "--limit-pids", "64",
+           "--stop-signal", "SIGINT",
+           "busybox", "sh", "-c",
+           "touch /rootfile 2>/dev/null && echo ROOT-WRITABLE || echo ROOT-REFUSED; "
+           "touch /scratch/f && echo TMPFS-OK; "
+           "grep CapEff /proc/self/status; echo SHMMNI=$(cat /proc/sys/kernel/shmmni); "
+           "echo NOFILE=$(ulimit -n):$(ulimit -Hn); grep nameserver /etc/resolv.conf; "
+           "echo DONE; trap 'echo GOT-INT; exit 0' INT; while true; do sleep 0.2; done")
+    t = d.wait_running("rt", 1)[0]
+    wait_until(lambda: "DONE" in d.logs("rt"))
+    out = d.logs("rt")
+    assert "ROOT-REFUSED" in out and "TMPFS-OK" in out, out
+    capeff = int([l for l in out.splitlines() if "CapEff" in l][0].split()[-1], 16)
+    assert capeff == (DEFAULT_CAPS & ~1) | (1 << 12), hex(capeff)
+    assert "SHMMNI=2048" in out and "NOFILE=1024:2048" in out, out
+    ns = [l.split()[-1] for l in out.splitlines() if "nameserver" in l]
+    assert ns == ["192.0.2.53"], out
+    assert read_file("/sys/fs/cgroup/pids/shoal/%s/pids.max" % t["id"]).strip() == "64"
+    spec = spec_of(d, "rt")
+    assert spec["read_only"] is True and spec["cap_add"] == ["CAP_NET_ADMIN"]
+    assert spec["cap_drop"] == ["CAP_CHOWN"] and spec["sysctls"] == {"kernel.shmmni": "2048"}
+    assert spec["ulimits"] == {"nofile": {"soft": 1024, "hard": 2048}}
+    assert spec["dns"] == ["192.0.2.53"] and spec["limits"]["pids"] == 64
+    assert spec["stop_signal"] == "SIGINT"
+    d.cli("service", "scale", "rt=0")  # stopped with SIGINT, which the task traps
+    wait_until(lambda: "GOT-INT" in d.logs("rt"), timeout=20)
+    remove(d, "rt")
+
+
+def test_runtime_flags_bad_values(daemon):
+    d = daemon
+    refused(d, "badr1", "--cap-add", "NET_WIZARD", says="--cap-add")
+    refused(d, "badr2", "--sysctl", "vm.swappiness=10", says="--sysctl")
+    refused(d, "badr3", "--ulimit", "nofile=10:5", says="--ulimit")
+    refused(d, "badr4", "--ulimit", "files=10", says="--ulimit")
+    refused(d, "badr5", "--dns", "resolver.local", says="--dns")
+    refused(d, "badr6", "--limit-pids", "0", says="--limit-pids")
+    refused(d, "badr7", "--stop-signal", "SIGFOO", says="--stop-signal")
+    refused(d, "badr8", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1",
+            says="net.ipv4.ip_forward")
+    r = d.api("POST", "/v1/services", {"name": "badr9", "image": "busybox",
+                                       "cap_add": ["CAP_NOPE"]})
+    assert r.status == 400 and "cap_add" in r.text, r

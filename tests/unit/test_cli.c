@@ -527,3 +527,41 @@ TEST(cli_env_file_lines_and_restart_flags)
     CHECK(SPEC(&err, &spec, &detach, "create", "--env-file", "/nonexistent/env", "busybox") < 0);
     CHECK(strstr(err.msg, "--env-file") != NULL);
 }
+
+TEST(cli_runtime_flags)
+{
+    json_t *spec;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--read-only", "--cap-add", "net_admin,SYS_TIME",
+               "--cap-drop", "ALL", "--sysctl", "net.core.somaxconn=1024", "--ulimit",
+               "nofile=100", "--ulimit", "nproc=5:10", "--dns", "10.0.0.2", "--limit-pids", "7",
+               "--stop-signal", "INT", "busybox") == 0);
+    CHECK(json_is_true(json_object_get(spec, "read_only")));
+    json_t *add = json_object_get(spec, "cap_add");
+    CHECK(json_array_size(add) == 2);
+    CHECK_STR(json_string_value(json_array_get(add, 0)), "CAP_NET_ADMIN");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(spec, "cap_drop"), 0)), "ALL");
+    CHECK_STR(str_at(json_object_get(spec, "sysctls"), "net.core.somaxconn"), "1024");
+    json_t *nofile = json_object_get(json_object_get(spec, "ulimits"), "nofile");
+    CHECK(json_integer_value(json_object_get(nofile, "soft")) == 100);
+    CHECK(json_integer_value(json_object_get(nofile, "hard")) == 100);
+    json_t *nproc = json_object_get(json_object_get(spec, "ulimits"), "nproc");
+    CHECK(json_integer_value(json_object_get(nproc, "hard")) == 10);
+    CHECK(json_integer_value(json_object_get(json_object_get(spec, "limits"), "pids")) == 7);
+    CHECK_STR(str_at(spec, "stop_signal"), "INT");
+    json_decref(spec);
+    json_t *u = json_object();
+    CHECK(cli_parse_ulimit("nofile=", u, &err) < 0);
+    CHECK(cli_parse_ulimit("nofile=1:", u, &err) < 0);
+    CHECK(cli_parse_ulimit("nofile=-1", u, &err) < 0);
+    CHECK(cli_parse_ulimit("=1", u, &err) < 0);
+    CHECK(json_object_size(u) == 0);
+    json_decref(u);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--cap-add", "CAP_WIZARD", "busybox") < 0);
+    CHECK(strstr(err.msg, "--cap-add") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--sysctl", "kernel.panic=1", "busybox") < 0);
+    CHECK(strstr(err.msg, "--sysctl") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--dns", "999.1.1.1", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--stop-signal", "SIGWHAT", "busybox") < 0);
+}
