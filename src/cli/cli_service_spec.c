@@ -67,7 +67,10 @@ const char cli_service_create_usage[] =
     "                                     published=P,target=T[,protocol=tcp|udp]\n"
     "                                     [,mode=ingress|host]\n"
     "      --read-only                    Mount the container's root filesystem as read only\n"
+    "      --placement-pref pref          Add a placement preference (spread=node.labels.KEY)\n"
     "      --replicas uint                Number of tasks (default 1)\n"
+    "      --replicas-max-per-node uint   Maximum number of tasks per node (default 0 =\n"
+    "                                     unlimited)\n"
     "      --config config                Mount a config: NAME (at /NAME) or\n"
     "                                     source=NAME,target=PATH[,uid=,gid=,mode=0444]\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
@@ -108,6 +111,7 @@ const char cli_service_update_usage[] =
     "      --publish-add port             Add or update a published port (as -p of create)\n"
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
+    "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
     "      --secret-add secret            Add a secret (as --secret of create)\n"
     "      --secret-rm string             Remove a secret (its name)\n"
     "      --config-add config            Add a config (as --config of create)\n"
@@ -561,6 +565,8 @@ enum {
     OPT_DNS,
     OPT_LIMIT_PIDS,
     OPT_STOP_SIGNAL,
+    OPT_MAX_PER_NODE,
+    OPT_PLACEMENT_PREF,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -861,6 +867,16 @@ static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *e
         json_object_set_new(object_member(spec, "limits"), "pids", json_integer(n));
         return 0;
     }
+    case OPT_MAX_PER_NODE:
+        return set_uint(spec, "max_replicas_per_node", "--replicas-max-per-node", arg,
+                        MAX_REPLICAS, err);
+    case OPT_PLACEMENT_PREF:
+        if (strncmp(arg, "spread=node.labels.", 19) != 0 || arg[19] == '\0')
+            return serr_set(err, SERR_INVALID,
+                            "invalid --placement-pref \"%s\": use spread=node.labels.KEY", arg);
+        json_array_append_new(object_array(spec, "placement_preferences"),
+                              json_pack("{s:s}", "spread", arg + 7));
+        return 0;
     case OPT_STOP_SIGNAL:
         if (container_signal_number(arg) < 0)
             return serr_set(err, SERR_INVALID,
@@ -911,6 +927,8 @@ static const struct option create_options[] = {
     {"dns", required_argument, NULL, OPT_DNS},
     {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
     {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
+    {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
+    {"placement-pref", required_argument, NULL, OPT_PLACEMENT_PREF},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -924,7 +942,7 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return secret_option(spec, opt, arg, err);
     if (is_container_option(opt))
         return container_option(spec, opt, arg, err);
-    if (opt >= OPT_READ_ONLY && opt <= OPT_STOP_SIGNAL)
+    if (opt >= OPT_READ_ONLY && opt <= OPT_PLACEMENT_PREF)
         return runtime_option(spec, opt, arg, err);
     switch (opt) {
     case OPT_NAME:
@@ -1101,6 +1119,7 @@ static const struct option update_options[] = {
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
+    {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
     {"force", no_argument, NULL, OPT_FORCE},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"user", required_argument, NULL, 'u'},
@@ -1176,6 +1195,7 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return update_list_option(patch, opt, arg, err);
     switch (opt) {
     case OPT_LIMIT_PIDS:
+    case OPT_MAX_PER_NODE:
         return runtime_option(patch, opt, arg, err);
     case OPT_LIMIT_CPU:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */

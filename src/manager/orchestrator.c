@@ -53,8 +53,11 @@ static bool slot_equal(json_t *a, json_t *b)
 static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
-    json_t *constraints = json_object_get(json_object_get(svc, "spec"), "constraints");
-    json_t *node = scheduler_pick(p->nodes, p->tasks, jstr(svc, "id"), constraints, &err);
+    json_t *spec = json_object_get(svc, "spec");
+    struct placement pl = {.constraints = json_object_get(spec, "constraints"),
+                           .preferences = json_object_get(spec, "placement_preferences"),
+                           .max_per_node = (int)jint(spec, "max_replicas_per_node", 0)};
+    json_t *node = scheduler_pick_placement(p->nodes, p->tasks, jstr(svc, "id"), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))

@@ -260,6 +260,25 @@ static int check_constraints(json_t *cons, struct serr *err)
     return 0;
 }
 
+/* [{"spread": "node.labels.KEY"}, ...] */
+static int check_preferences(json_t *prefs, struct serr *err)
+{
+    if (!json_is_array(prefs) || json_array_size(prefs) > 8)
+        return serr_set(err, SERR_INVALID,
+                        "placement_preferences must be an array of at most 8 {\"spread\": ...}");
+    size_t i;
+    json_t *p;
+    json_array_foreach(prefs, i, p)
+    {
+        if (!json_is_object(p) || json_object_size(p) != 1)
+            return serr_set(err, SERR_INVALID,
+                            "placement_preferences: each is {\"spread\": \"node.labels.KEY\"}");
+        if (placement_spread_validate(jstr(p, "spread"), err) < 0)
+            return serr_wrap(err, "placement_preferences");
+    }
+    return 0;
+}
+
 /* One published port: {published, target, protocol?, mode?}; defaults are
  * filled in (tcp, ingress). */
 static int check_port(json_t *p, struct serr *err)
@@ -354,7 +373,7 @@ static const char *const known_fields[] = {
     "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
     "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
     "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
-    "ulimits", "stop_signal", "dns", NULL};
+    "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -425,7 +444,14 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if (service_container_check(s, err) < 0)
         return -1;
+    if (check_int(s, "max_replicas_per_node", 0, MAX_REPLICAS, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "placement_preferences")) && check_preferences(v, err) < 0)
+        return -1;
     const char *mode = jstr(s, "mode");
+    if (mode && strcmp(mode, "global") == 0 && jint(s, "max_replicas_per_node", 0) > 0)
+        return serr_set(err, SERR_INVALID,
+                        "max_replicas_per_node can only be used with replicated mode");
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
         return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
     return 0;

@@ -201,3 +201,31 @@ def test_runtime_flags_bad_values(daemon):
     r = d.api("POST", "/v1/services", {"name": "badr9", "image": "busybox",
                                        "cap_add": ["CAP_NOPE"]})
     assert r.status == 400 and "cap_add" in r.text, r
+
+
+def test_replicas_max_per_node_and_placement_pref(daemon):
+    d = daemon
+    create(d, "mpn", "-d", "--replicas", "3", "--replicas-max-per-node", "1",
+           "--placement-pref", "spread=node.labels.rack", "busybox", "sleep", "1000")
+
+    def one_running_two_pending():
+        ts = d.tasks("mpn")
+        running = [t for t in ts if t["state"] == "running"]
+        pending = [t for t in ts if t["state"] == "pending"]
+        return ts if len(running) == 1 and len(pending) == 2 else None
+
+    ts = wait_until(one_running_two_pending, timeout=30)
+    for t in ts:
+        if t["state"] == "pending":
+            assert "max replicas per node limit exceeded on 1 node" in t["error"], t
+    assert "max replicas per node" in d.service("mpn").get("pending_reason", "")
+    ps = d.cli("service", "ps", "mpn").stdout
+    assert "max replicas per node" in ps, ps
+    spec = spec_of(d, "mpn")
+    assert spec["max_replicas_per_node"] == 1
+    assert spec["placement_preferences"] == [{"spread": "node.labels.rack"}]
+    d.cli("service", "update", "-d", "--replicas-max-per-node", "0", "mpn")
+    d.wait_running("mpn", 3)
+    remove(d, "mpn")
+    refused(d, "badp1", "--placement-pref", "spread=node.role", says="--placement-pref")
+    refused(d, "badp2", "--mode", "global", "--replicas-max-per-node", "1", says="replicated")
