@@ -63,9 +63,10 @@ const char cli_service_create_usage[] =
     "      --network string               Network of the tasks: bridge (own address in the\n"
     "                                     node's subnet), a user network, or host\n"
     "                                     (default \"bridge\")\n"
-    "  -p, --publish port                 Publish a port: PUBLISHED:TARGET[/udp] or\n"
+    "  -p, --publish port                 Publish a port: [PUBLISHED:]TARGET[/udp] or\n"
     "                                     published=P,target=T[,protocol=tcp|udp]\n"
-    "                                     [,mode=ingress|host]\n"
+    "                                     [,mode=ingress|host] (no PUBLISHED: one of\n"
+    "                                     30000-32767 is chosen)\n"
     "      --read-only                    Mount the container's root filesystem as read only\n"
     "      --placement-pref pref          Add a placement preference (spread=node.labels.KEY)\n"
     "      --replicas uint                Number of tasks (default 1)\n"
@@ -315,13 +316,13 @@ static int publish_short(const char *text, json_t *port, struct serr *err)
         else
             json_object_set_new(port, "protocol", json_string(slash + 1));
     }
-    if (rc == 0 && colon == NULL)
-        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": use PUBLISHED:TARGET[/udp]", text);
-    if (rc == 0) {
+    if (rc == 0 && colon == NULL) /* "3000": the target; the manager chooses the port */
+        rc = parse_port_number("target port", copy, port, "target", err);
+    else if (rc == 0) {
         *colon = '\0';
         rc = parse_port_number("published port", copy, port, "published", err);
     }
-    if (rc == 0)
+    if (rc == 0 && colon != NULL)
         rc = parse_port_number("target port", colon + 1, port, "target", err);
     free(copy);
     return rc;
@@ -355,9 +356,8 @@ static int publish_long(const char *text, json_t *port, struct serr *err)
     for (char *f = strtok_r(copy, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save))
         rc = publish_field(port, f, err);
     free(copy);
-    if (rc == 0 && (!json_object_get(port, "published") || !json_object_get(port, "target")))
-        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": published and target are required",
-                      text);
+    if (rc == 0 && !json_object_get(port, "target"))
+        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": target is required", text);
     return rc;
 }
 

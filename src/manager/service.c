@@ -290,8 +290,8 @@ static int check_port(json_t *p, struct serr *err)
         return serr_set(err, SERR_INVALID, "each port must be an object");
     if (check_keys(p, known, "port", err) < 0)
         return -1;
-    if (!json_object_get(p, "published") || !json_object_get(p, "target"))
-        return serr_set(err, SERR_INVALID, "a port needs published and target");
+    if (!json_object_get(p, "target")) /* without published: one is chosen */
+        return serr_set(err, SERR_INVALID, "a port needs a target");
     if (check_int(p, "published", 1, 65535, err) < 0 || check_int(p, "target", 1, 65535, err) < 0 ||
         check_one_of(p, "protocol", protocols, err) < 0 || check_one_of(p, "mode", modes, err) < 0)
         return serr_wrap(err, "port");

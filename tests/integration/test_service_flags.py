@@ -229,3 +229,23 @@ def test_replicas_max_per_node_and_placement_pref(daemon):
     remove(d, "mpn")
     refused(d, "badp1", "--placement-pref", "spread=node.role", says="--placement-pref")
     refused(d, "badp2", "--mode", "global", "--replicas-max-per-node", "1", says="replicated")
+
+
+def test_publish_target_only_chooses_a_port(daemon):
+    d = daemon
+    create(d, "pa", "-d", "-p", "3000", "busybox", "sleep", "1000")
+    create(d, "pb", "-d", "-p", "3000", "-p", "8125/udp", "busybox", "sleep", "1000")
+    pa = spec_of(d, "pa")["ports"]
+    pb = spec_of(d, "pb")["ports"]
+    assert pa[0]["target"] == 3000 and 30000 <= pa[0]["published"] <= 32767, pa
+    assert pb[0]["target"] == 3000 and 30000 <= pb[0]["published"] <= 32767, pb
+    assert pa[0]["published"] != pb[0]["published"]
+    assert pb[1]["protocol"] == "udp" and 30000 <= pb[1]["published"] <= 32767
+    # kept on update; a new target-only port gets another
+    d.cli("service", "update", "-d", "--publish-add", "4000", "pa")
+    pa2 = spec_of(d, "pa")["ports"]
+    assert pa2[0] == pa[0] and pa2[1]["target"] == 4000
+    assert pa2[1]["published"] not in (pa[0]["published"], pb[0]["published"])
+    remove(d, "pa")
+    remove(d, "pb")
+    refused(d, "badport", "-p", "70000", says="port")
