@@ -48,7 +48,7 @@ const char cli_service_create_usage[] =
     "                                     (the image's CMD is dropped too)\n"
     HEALTH_USAGE
     "      --hostname string              Container hostname (default: the task's short\n"
-    "                                     container id)\n"
+    "                                     container id; {{.Task.Slot}}, {{.Service.Name}}...)\n"
     "      --init                         Use an init inside each service container\n"
     "  -l, --label list                   Service labels (KEY=VALUE)\n"
     "      --limit-cpu decimal            Limit CPUs\n"

@@ -10,6 +10,7 @@
 #include "manager/jobs.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
+#include "manager/service_container.h"
 #include "model/task.h"
 #include "store/store.h"
 
@@ -71,6 +72,26 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                          (json_int_t)p->now, "message", "scheduled", "error", ""));
 }
 
+/* --hostname templates ({{.Task.Slot}}, ...) for this task. */
+static void expand_hostname(json_t *svc, json_t *task)
+{
+    json_t *container = json_object_get(task, "container");
+    const char *tmpl = jstr(container, "hostname");
+    if (tmpl == NULL || strstr(tmpl, "{{") == NULL)
+        return;
+    char slot[64];
+    json_t *s = json_object_get(task, "slot");
+    if (json_is_integer(s))
+        snprintf(slot, sizeof(slot), "%lld", (long long)json_integer_value(s));
+    else
+        snprintf(slot, sizeof(slot), "%s", json_string_value(s) ? json_string_value(s) : "");
+    char *hostname = service_hostname_expand(tmpl, jstr(svc, "id"), jstr(svc, "name"),
+                                             jstr(task, "id"), jstr(task, "name"), slot);
+    if (hostname != NULL)
+        json_object_set_new(container, "hostname", json_string(hostname));
+    free(hostname);
+}
+
 /* Restarts of a slot under this task template (--restart-max-attempts):
  * the new task counts one more than the `previous` task of its slot when
  * that one failed or completed, the same after a stop or a lost node, none
@@ -121,6 +142,7 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
     json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);
     if (image) {
         json_object_set_new(task, "container", task_container_spec(spec, image));
+        expand_hostname(svc, task);
         json_decref(image);
     } else {
         json_object_set_new(task, "container", json_pack("{s:O}", "image", json_object_get(spec, "image")));

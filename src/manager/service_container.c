@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 
 #include "base/json_get.h"
+#include "base/util.h"
 #include "model/container_opts.h"
 
 #define MAX_LABELS 256
@@ -67,16 +68,76 @@ static int check_string_field(json_t *spec, const char *field, json_t **out, str
     return 0;
 }
 
+/* The placeholder "{{NAME}}" at `p` (its end at `end`), or -1. */
+static int placeholder_index(const char *p, const char *end, const char *const *names)
+{
+    size_t n = (size_t)(end - p - 2);
+    for (int i = 0; names[i]; i += 2)
+        if (strlen(names[i]) == n && strncmp(p + 2, names[i], n) == 0)
+            return i;
+    return -1;
+}
+
+/* `tmpl` with each {{NAME}} replaced (names: NULL-terminated pairs NAME,
+ * value); NULL for an unknown or unclosed placeholder. Caller frees. */
+static char *expand(const char *tmpl, const char *const *names)
+{
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    for (const char *p = tmpl; *p;) {
+        const char *open = strstr(p, "{{");
+        if (open == NULL)
+            open = p + strlen(p);
+        buf_append(&out, &len, &cap, p, (size_t)(open - p));
+        if (*open == '\0')
+            break;
+        const char *end = strstr(open, "}}");
+        int i = end ? placeholder_index(open, end, names) : -1;
+        if (i < 0) {
+            free(out);
+            return NULL;
+        }
+        buf_append(&out, &len, &cap, names[i + 1], strlen(names[i + 1]));
+        p = end + 2;
+    }
+    buf_append(&out, &len, &cap, "", 0);
+    return out;
+}
+
+char *service_hostname_expand(const char *tmpl, const char *service_id, const char *service_name,
+                              const char *task_id, const char *task_name, const char *slot)
+{
+    const char *const names[] = {".Service.ID", service_id, ".Service.Name", service_name,
+                                 ".Task.ID",    task_id,    ".Task.Name",    task_name,
+                                 ".Task.Slot",  slot,       NULL};
+    return expand(tmpl, names);
+}
+
+static int check_hostname(const char *tmpl, struct serr *err)
+{
+    char *sample = service_hostname_expand(tmpl, "sid", "svc", "tid", "svc.1", "1");
+    if (sample == NULL)
+        return serr_set(err, SERR_INVALID,
+                        "invalid hostname '%s': templates are {{.Service.Name}}, {{.Service.ID}}, "
+                        "{{.Task.Name}}, {{.Task.ID}}, {{.Task.Slot}}",
+                        tmpl);
+    bool ok = valid_hostname(sample);
+    free(sample);
+    if (!ok)
+        return serr_set(err, SERR_INVALID,
+                        "invalid hostname '%s' (letters, digits, '-' and '.'; labels of at most "
+                        "63, 253 in all)",
+                        tmpl);
+    return 0;
+}
+
 static int check_hostname_user_workdir(json_t *spec, struct serr *err)
 {
     json_t *v;
     if (check_string_field(spec, "hostname", &v, err) < 0)
         return -1;
-    if (v && !valid_hostname(json_string_value(v)))
-        return serr_set(err, SERR_INVALID,
-                        "invalid hostname '%s' (letters, digits, '-' and '.'; labels of at most "
-                        "63, 253 in all)",
-                        json_string_value(v));
+    if (v && check_hostname(json_string_value(v), err) < 0)
+        return -1;
     if (check_string_field(spec, "user", &v, err) < 0)
         return -1;
     if (v && !service_valid_user(json_string_value(v)))

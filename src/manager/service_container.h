@@ -27,6 +27,13 @@ void service_container_apply(json_t *spec, json_t *container);
  * or the image's Entrypoint followed by the spec's args or the image's Cmd. */
 json_t *service_task_args(json_t *spec, json_t *image_config);
 
+/* A hostname template of the spec for one task: {{.Service.Name}},
+ * {{.Service.ID}}, {{.Task.Name}}, {{.Task.ID}}, {{.Task.Slot}} replaced
+ * (Swarm's; node placeholders are not known when the task is made). NULL
+ * for an unknown placeholder; caller frees. */
+char *service_hostname_expand(const char *tmpl, const char *service_id, const char *service_name,
+                              const char *task_id, const char *task_name, const char *slot);
+
 /* The fields of an update patch handled here (NULL-terminated). */
 extern const char *const service_container_patch_fields[];
 

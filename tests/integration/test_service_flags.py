@@ -48,6 +48,19 @@ def test_hostname_user_workdir_entrypoint_labels(daemon):
     remove(d, "ctr")
 
 
+def test_hostname_template(daemon):
+    d = daemon
+    create(d, "tpl", "--replicas", "2", "--hostname", "{{.Service.Name}}-{{.Task.Slot}}",
+           "busybox", "sh", "-c", "echo H=$(hostname); sleep 1000")
+    d.wait_running("tpl", 2)
+    wait_until(lambda: d.logs("tpl").count("H=") == 2)
+    out = d.logs("tpl")
+    assert "H=tpl-1" in out and "H=tpl-2" in out, out
+    assert spec_of(d, "tpl")["hostname"] == "{{.Service.Name}}-{{.Task.Slot}}"
+    remove(d, "tpl")
+    refused(d, "badtpl", "--hostname", "{{.Node.Hostname}}", says="templates")
+
+
 def test_container_flags_bad_values(daemon):
     d = daemon
     refused(d, "bad1", "--user", "nobody", says="--user")

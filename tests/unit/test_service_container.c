@@ -1,4 +1,5 @@
 /* Service spec fields of the task containers (manager/service_container.c). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "manager/service_container.h"
@@ -52,4 +53,21 @@ TEST(service_container_entrypoint_drops_image_cmd)
     json_decref(args);
     json_decref(spec);
     json_decref(cfg);
+}
+
+TEST(service_hostname_templates)
+{
+    char *h = service_hostname_expand("{{.Service.Name}}-{{.Task.Slot}}", "sid", "web", "tid",
+                                      "web.3", "3");
+    CHECK_STR(h, "web-3");
+    free(h);
+    h = service_hostname_expand("plain", "s", "n", "t", "n.1", "1");
+    CHECK_STR(h, "plain");
+    free(h);
+    CHECK(service_hostname_expand("{{.Node.Hostname}}", "s", "n", "t", "n.1", "1") == NULL);
+    CHECK(service_hostname_expand("x{{.Task.Slot", "s", "n", "t", "n.1", "1") == NULL);
+    struct serr err;
+    CHECK(check_json("{\"hostname\": \"w-{{.Task.Slot}}\"}", &err) == 0);
+    CHECK(check_json("{\"hostname\": \"w-{{.Node.ID}}\"}", &err) < 0);
+    CHECK(strstr(err.msg, "templates") != NULL);
 }
