@@ -113,6 +113,9 @@ const char cli_service_update_usage[] =
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
     "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
+    "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
+    "      --restart-window duration      Window used to evaluate the restart policy\n"
+    "      --stop-signal string           Signal to stop the container\n"
     "      --secret-add secret            Add a secret (as --secret of create)\n"
     "      --secret-rm string             Remove a secret (its name)\n"
     "      --config-add config            Add a config (as --config of create)\n"
@@ -1120,6 +1123,9 @@ static const struct option update_options[] = {
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
     {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
+    {"restart-max-attempts", required_argument, NULL, OPT_RESTART_MAX_ATTEMPTS},
+    {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
+    {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
     {"force", no_argument, NULL, OPT_FORCE},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"user", required_argument, NULL, 'u'},
@@ -1196,7 +1202,11 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     switch (opt) {
     case OPT_LIMIT_PIDS:
     case OPT_MAX_PER_NODE:
+    case OPT_STOP_SIGNAL:
         return runtime_option(patch, opt, arg, err);
+    case OPT_RESTART_MAX_ATTEMPTS:
+    case OPT_RESTART_WINDOW:
+        return create_option(patch, opt, arg, detach, err);
     case OPT_LIMIT_CPU:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
         return create_option(patch, opt, arg, detach, err);

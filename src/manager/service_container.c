@@ -392,13 +392,20 @@ static int patch_mounts(json_t *s, json_t *add, json_t *rm, struct serr *err)
     return 0;
 }
 
-/* hostname, user, workdir, entrypoint, max_replicas_per_node: a value replaces the current one,
+/* hostname, user, workdir, entrypoint, max_replicas_per_node, restart_max_attempts,
+ * restart_window_ms, stop_signal: a value replaces the current one,
  * null removes it (back to the default or the image's). */
 static void patch_replaced(json_t *s, json_t *patch)
 {
-    static const char *const replaced[] = {"hostname",   "user",
-                                           "workdir",    "entrypoint",
-                                           "max_replicas_per_node", NULL};
+    static const char *const replaced[] = {"hostname",
+                                           "user",
+                                           "workdir",
+                                           "entrypoint",
+                                           "max_replicas_per_node",
+                                           "restart_max_attempts",
+                                           "restart_window_ms",
+                                           "stop_signal",
+                                           NULL};
     for (int i = 0; replaced[i]; i++) {
         json_t *v = json_object_get(patch, replaced[i]);
         if (json_is_null(v))
@@ -411,7 +418,7 @@ static void patch_replaced(json_t *s, json_t *patch)
 const char *const service_container_patch_fields[] = {
     "hostname",   "user",      "workdir",   "entrypoint",           "labels_add",
     "labels_rm",  "mounts_add", "mounts_rm", "container_labels_add", "container_labels_rm",
-    "max_replicas_per_node", NULL};
+    "max_replicas_per_node", "restart_max_attempts", "restart_window_ms", "stop_signal", NULL};
 
 int service_container_patch(json_t *s, json_t *patch, struct serr *err)
 {

@@ -112,6 +112,13 @@ def test_update_labels_mounts_and_container_fields(daemon):
     spec = spec_of(d, "upd")
     assert spec["labels"] == {"b": "2", "c": "3"}
     assert d.service("upd")["spec"]["labels"] == {"b": "2", "c": "3"}
+    v = d.service("upd")["version"]
+    d.cli("service", "update", "--restart-max-attempts", "5", "--restart-window", "1m",
+          "--replicas-max-per-node", "2", "upd")
+    svc = d.service("upd")
+    assert svc["version"] == v, "restart and placement fields do not replace tasks"
+    assert svc["spec"]["restart_max_attempts"] == 5 and svc["spec"]["restart_window_ms"] == 60000
+    assert svc["spec"]["max_replicas_per_node"] == 2
     d.cli("service", "update", "--mount-add", "type=tmpfs,dst=/two", "--mount-rm", "/one",
           "--hostname", "renamed", "upd")
     spec = spec_of(d, "upd")
