@@ -424,26 +424,6 @@ static int add_env(json_t *list, const char *text, struct serr *err)
     return 0;
 }
 
-int cli_parse_env_lines(const char *text, json_t *list, struct serr *err)
-{
-    char *copy = xstrdup(text), *save = NULL;
-    int rc = 0, line = 0;
-    for (char *l = strtok_r(copy, "\n", &save); l && rc == 0; l = strtok_r(NULL, "\n", &save)) {
-        line++;
-        l += strspn(l, " \t");
-        size_t n = strlen(l);
-        while (n > 0 && (l[n - 1] == '\r' || l[n - 1] == ' ' || l[n - 1] == '\t'))
-            l[--n] = '\0';
-        if (l[0] == '\0' || l[0] == '#')
-            continue;
-        rc = add_env(list, l, err);
-        if (rc < 0)
-            serr_wrap(err, "line %d", line);
-    }
-    free(copy);
-    return rc;
-}
-
 /* --env-file PATH: read here, in the CLI, as Docker does (the daemon may
  * be on another host). */
 static int add_env_file(json_t *list, const char *path, struct serr *err)
@@ -479,24 +459,6 @@ static int set_uint(json_t *obj, const char *key, const char *flag, const char *
         return -1;
     json_object_set_new(obj, key, json_integer(v));
     return 0;
-}
-
-static json_t *object_member(json_t *obj, const char *key)
-{
-    json_t *member = json_object_get(obj, key);
-    if (member == NULL) {
-        member = json_object();
-        json_object_set_new(obj, key, member);
-    }
-    return member;
-}
-
-static json_t *object_array(json_t *obj, const char *key)
-{
-    json_t *a = json_object_get(obj, key);
-    if (!json_is_array(a))
-        json_object_set_new(obj, key, a = json_array());
-    return a;
 }
 
 static int check_constraint(const char *expr, struct serr *err)
@@ -702,36 +664,6 @@ static bool is_container_option(int opt)
            opt == 'l' || opt == OPT_CONTAINER_LABEL;
 }
 
-/* "KEY=VALUE" or "KEY" (an empty value, as Docker) into obj[key]. */
-static int add_label(json_t *obj, const char *key, const char *flag, const char *arg,
-                     struct serr *err)
-{
-    size_t klen = strcspn(arg, "=");
-    if (klen == 0 || strcspn(arg, " \t\n") < klen)
-        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": use KEY=VALUE", flag, arg);
-    char *label_key = xstrdup(arg);
-    label_key[klen] = '\0';
-    json_object_set_new(object_member(obj, key), label_key,
-                        json_string(arg[klen] == '=' ? arg + klen + 1 : ""));
-    free(label_key);
-    return 0;
-}
-
-int cli_check_user(const char *user, struct serr *err)
-{
-    const char *colon = strchr(user, ':');
-    size_t ulen = colon ? (size_t)(colon - user) : strlen(user);
-    bool ok = ulen > 0 && strspn(user, "0123456789") == ulen &&
-              (colon == NULL || (colon[1] != '\0' && strspn(colon + 1, "0123456789") ==
-                                                         strlen(colon + 1)));
-    if (!ok)
-        return serr_set(err, SERR_INVALID,
-                        "invalid --user \"%s\": give UID or UID:GID as numbers (user names "
-                        "are not looked up in the image)",
-                        user);
-    return 0;
-}
-
 static int container_option(json_t *spec, int opt, const char *arg, struct serr *err)
 {
     switch (opt) {
@@ -755,95 +687,15 @@ static int container_option(json_t *spec, int opt, const char *arg, struct serr 
         json_object_set_new(spec, "entrypoint", split_args(arg));
         return 0;
     case 'l':
-        return add_label(spec, "labels", "--label", arg, err);
+        return cli_add_label(spec, "labels", "--label", arg, err);
     case OPT_CONTAINER_LABEL:
-        return add_label(spec, "container_labels", "--container-label", arg, err);
+        return cli_add_label(spec, "container_labels", "--container-label", arg, err);
     }
     return serr_set(err, SERR_INVALID, "unexpected option");
 }
 
 /* ---- --read-only, --cap-add/-drop, --sysctl, --ulimit, --dns, --limit-pids,
  * --stop-signal ---- */
-
-/* "net_admin", "NET_ADMIN", "CAP_NET_ADMIN" -> "CAP_NET_ADMIN"; "ALL" kept;
- * several may be given comma-separated. */
-static int add_caps(json_t *spec, const char *key, const char *flag, const char *arg,
-                    struct serr *err)
-{
-    char *copy = xstrdup(arg), *save = NULL;
-    int rc = 0;
-    for (char *c = strtok_r(copy, ",", &save); c && rc == 0; c = strtok_r(NULL, ",", &save)) {
-        for (char *p = c; *p; p++)
-            *p = (char)toupper((unsigned char)*p);
-        char *name = strcmp(c, "ALL") == 0 || strncmp(c, "CAP_", 4) == 0 ? xstrdup(c)
-                                                                           : xasprintf("CAP_%s", c);
-        if (strcmp(name, "ALL") != 0 && !container_cap_known(name))
-            rc = serr_set(err, SERR_INVALID, "invalid %s \"%s\": unknown capability", flag, c);
-        else
-            json_array_append_new(object_array(spec, key), json_string(name));
-        free(name);
-    }
-    free(copy);
-    if (rc == 0 && json_array_size(json_object_get(spec, key)) == 0)
-        rc = serr_set(err, SERR_INVALID, "invalid %s: empty", flag);
-    return rc;
-}
-
-int cli_parse_ulimit(const char *text, json_t *ulimits, struct serr *err)
-{
-    const char *eq = strchr(text, '=');
-    char name[32];
-    if (eq == NULL || eq == text || (size_t)(eq - text) >= sizeof(name))
-        return serr_set(err, SERR_INVALID, "invalid --ulimit \"%s\": use NAME=SOFT[:HARD]", text);
-    snprintf(name, sizeof(name), "%.*s", (int)(eq - text), text);
-    if (container_ulimit_resource(name, NULL) < 0)
-        return serr_set(err, SERR_INVALID,
-                        "invalid --ulimit \"%s\": unknown limit %s (nofile, nproc, core, ...)",
-                        text, name);
-    char *end;
-    errno = 0;
-    long long soft = strtoll(eq + 1, &end, 10), hard = soft;
-    if (end != eq + 1 && *end == ':') {
-        const char *h = end + 1;
-        hard = strtoll(h, &end, 10);
-        if (end == h)
-            end = (char *)"x";
-    }
-    if (errno != 0 || end == eq + 1 || *end != '\0' || soft < 0 || hard < soft)
-        return serr_set(err, SERR_INVALID,
-                        "invalid --ulimit \"%s\": use NAME=SOFT[:HARD], 0 <= SOFT <= HARD", text);
-    json_object_set_new(ulimits, name, json_pack("{s:I, s:I}", "soft", (json_int_t)soft, "hard",
-                                                 (json_int_t)hard));
-    return 0;
-}
-
-static int add_sysctl(json_t *spec, const char *arg, struct serr *err)
-{
-    const char *eq = strchr(arg, '=');
-    if (eq == NULL || eq == arg || eq[1] == '\0')
-        return serr_set(err, SERR_INVALID, "invalid --sysctl \"%s\": use KEY=VALUE", arg);
-    char *key = xstrdup(arg);
-    key[eq - arg] = '\0';
-    bool ok = container_sysctl_allowed(key, true);
-    if (ok)
-        json_object_set_new(object_member(spec, "sysctls"), key, json_string(eq + 1));
-    free(key);
-    if (!ok)
-        return serr_set(err, SERR_INVALID,
-                        "invalid --sysctl \"%s\": not a namespaced sysctl (kernel.msg*, "
-                        "kernel.sem, kernel.shm*, fs.mqueue.*, net.*)",
-                        arg);
-    return 0;
-}
-
-static int add_dns(json_t *spec, const char *arg, struct serr *err)
-{
-    unsigned char buf[16];
-    if (inet_pton(AF_INET, arg, buf) != 1 && inet_pton(AF_INET6, arg, buf) != 1)
-        return serr_set(err, SERR_INVALID, "invalid --dns \"%s\": not an IP address", arg);
-    json_array_append_new(object_array(spec, "dns"), json_string(arg));
-    return 0;
-}
 
 static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *err)
 {
@@ -852,22 +704,22 @@ static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *e
         json_object_set_new(spec, "read_only", json_true());
         return 0;
     case OPT_CAP_ADD:
-        return add_caps(spec, "cap_add", "--cap-add", arg, err);
+        return cli_add_caps(spec, "cap_add", "--cap-add", arg, err);
     case OPT_CAP_DROP:
-        return add_caps(spec, "cap_drop", "--cap-drop", arg, err);
+        return cli_add_caps(spec, "cap_drop", "--cap-drop", arg, err);
     case OPT_SYSCTL:
-        return add_sysctl(spec, arg, err);
+        return cli_add_sysctl(spec, arg, err);
     case OPT_ULIMIT:
-        return cli_parse_ulimit(arg, object_member(spec, "ulimits"), err);
+        return cli_parse_ulimit(arg, cli_json_member(spec, "ulimits"), err);
     case OPT_DNS:
-        return add_dns(spec, arg, err);
+        return cli_add_dns(spec, arg, err);
     case OPT_LIMIT_PIDS: {
         int64_t n;
         if (cli_parse_uint("--limit-pids", arg, INT32_MAX, &n, err) < 0)
             return -1;
         if (n < 1)
             return serr_set(err, SERR_INVALID, "invalid --limit-pids \"%s\": at least 1", arg);
-        json_object_set_new(object_member(spec, "limits"), "pids", json_integer(n));
+        json_object_set_new(cli_json_member(spec, "limits"), "pids", json_integer(n));
         return 0;
     }
     case OPT_MAX_PER_NODE:
@@ -877,7 +729,7 @@ static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *e
         if (strncmp(arg, "spread=node.labels.", 19) != 0 || arg[19] == '\0')
             return serr_set(err, SERR_INVALID,
                             "invalid --placement-pref \"%s\": use spread=node.labels.KEY", arg);
-        json_array_append_new(object_array(spec, "placement_preferences"),
+        json_array_append_new(cli_json_array(spec, "placement_preferences"),
                               json_pack("{s:s}", "spread", arg + 7));
         return 0;
     case OPT_STOP_SIGNAL:
@@ -990,7 +842,7 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         double cpus;
         if (cli_parse_positive_double("--limit-cpu", arg, &cpus, err) < 0)
             return -1;
-        json_object_set_new(object_member(spec, "limits"), "cpus", json_real(cpus));
+        json_object_set_new(cli_json_member(spec, "limits"), "cpus", json_real(cpus));
         return 0;
     }
     case OPT_LIMIT_MEMORY: {
@@ -1000,7 +852,7 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         if (bytes <= 0)
             return serr_set(err, SERR_INVALID, "invalid --limit-memory \"%s\": must be positive",
                             arg);
-        json_object_set_new(object_member(spec, "limits"), "memory", json_integer(bytes));
+        json_object_set_new(cli_json_member(spec, "limits"), "memory", json_integer(bytes));
         return 0;
     }
     case OPT_INIT:
@@ -1018,16 +870,16 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_STOP_GRACE:
         return set_duration(spec, "stop_grace_period_ms", "--stop-grace-period", arg, err);
     case OPT_UPDATE_PARALLELISM:
-        return set_uint(object_member(spec, "update_config"), "parallelism",
+        return set_uint(cli_json_member(spec, "update_config"), "parallelism",
                         "--update-parallelism", arg, MAX_REPLICAS, err);
     case OPT_UPDATE_DELAY:
-        return set_duration(object_member(spec, "update_config"), "delay_ms", "--update-delay",
+        return set_duration(cli_json_member(spec, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
     case OPT_UPDATE_FAILURE_ACTION:
         if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
             return serr_set(err, SERR_INVALID,
                             "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(object_member(spec, "update_config"), "failure_action", json_string(arg));
+        json_object_set_new(cli_json_member(spec, "update_config"), "failure_action", json_string(arg));
         return 0;
     case 'd':
         *detach = true;
@@ -1155,7 +1007,7 @@ static int add_removal(json_t *patch, const char *key, const char *flag, const c
     if (arg[0] == '\0' || strpbrk(arg, "= \t\n") != NULL)
         return serr_set(err, SERR_INVALID, "invalid %s \"%s\": give a %s", flag, arg,
                         strcmp(key, "mounts_rm") == 0 ? "mount's target" : "label's key");
-    json_array_append_new(object_array(patch, key), json_string(arg));
+    json_array_append_new(cli_json_array(patch, key), json_string(arg));
     return 0;
 }
 
@@ -1164,18 +1016,18 @@ static int update_list_option(json_t *patch, int opt, const char *arg, struct se
 {
     switch (opt) {
     case OPT_LABEL_ADD:
-        return add_label(patch, "labels_add", "--label-add", arg, err);
+        return cli_add_label(patch, "labels_add", "--label-add", arg, err);
     case OPT_LABEL_RM:
         return add_removal(patch, "labels_rm", "--label-rm", arg, err);
     case OPT_CONTAINER_LABEL_ADD:
-        return add_label(patch, "container_labels_add", "--container-label-add", arg, err);
+        return cli_add_label(patch, "container_labels_add", "--container-label-add", arg, err);
     case OPT_CONTAINER_LABEL_RM:
         return add_removal(patch, "container_labels_rm", "--container-label-rm", arg, err);
     case OPT_MOUNT_ADD: {
         json_t *mount;
         if (cli_parse_mount(arg, &mount, err) < 0)
             return serr_wrap(err, "--mount-add");
-        json_array_append_new(object_array(patch, "mounts_add"), mount);
+        json_array_append_new(cli_json_array(patch, "mounts_add"), mount);
         return 0;
     }
     case OPT_MOUNT_RM:
@@ -1183,7 +1035,7 @@ static int update_list_option(json_t *patch, int opt, const char *arg, struct se
             return serr_set(err, SERR_INVALID,
                             "invalid --mount-rm \"%s\": give the mount's target (absolute path)",
                             arg);
-        json_array_append_new(object_array(patch, "mounts_rm"), json_string(arg));
+        json_array_append_new(cli_json_array(patch, "mounts_rm"), json_string(arg));
         return 0;
     }
     return serr_set(err, SERR_INVALID, "unexpected option");
@@ -1213,10 +1065,10 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_CONSTRAINT_ADD:
         if (check_constraint(arg, err) < 0)
             return -1;
-        json_array_append_new(object_array(patch, "constraints_add"), json_string(arg));
+        json_array_append_new(cli_json_array(patch, "constraints_add"), json_string(arg));
         return 0;
     case OPT_CONSTRAINT_RM:
-        json_array_append_new(object_array(patch, "constraints_rm"), json_string(arg));
+        json_array_append_new(cli_json_array(patch, "constraints_rm"), json_string(arg));
         return 0;
     case OPT_FORCE:
         json_object_set_new(patch, "force", json_true());
@@ -1249,16 +1101,16 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_REPLICAS:
         return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
     case OPT_UPDATE_PARALLELISM:
-        return set_uint(object_member(patch, "update_config"), "parallelism",
+        return set_uint(cli_json_member(patch, "update_config"), "parallelism",
                         "--update-parallelism", arg, MAX_REPLICAS, err);
     case OPT_UPDATE_DELAY:
-        return set_duration(object_member(patch, "update_config"), "delay_ms", "--update-delay",
+        return set_duration(cli_json_member(patch, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
     case OPT_UPDATE_FAILURE_ACTION:
         if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
             return serr_set(err, SERR_INVALID,
                             "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(object_member(patch, "update_config"), "failure_action", json_string(arg));
+        json_object_set_new(cli_json_member(patch, "update_config"), "failure_action", json_string(arg));
         return 0;
     case 'd':
         *detach = true;

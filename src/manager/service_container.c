@@ -107,9 +107,9 @@ static char *expand(const char *tmpl, const char *const *names)
 char *service_hostname_expand(const char *tmpl, const char *service_id, const char *service_name,
                               const char *task_id, const char *task_name, const char *slot)
 {
-    const char *const names[] = {".Service.ID", service_id, ".Service.Name", service_name,
-                                 ".Task.ID",    task_id,    ".Task.Name",    task_name,
-                                 ".Task.Slot",  slot,       NULL};
+    const char *const names[] = {
+        ".Service.ID", service_id, ".Service.Name", service_name, ".Task.ID", task_id,
+        ".Task.Name",  task_name,  ".Task.Slot",    slot,         NULL};
     return expand(tmpl, names);
 }
 
@@ -180,8 +180,8 @@ int service_check_labels(json_t *labels, const char *field, struct serr *err)
         if (key[0] == '\0' || strlen(key) > MAX_LABEL_LEN || strpbrk(key, "= \t\n") != NULL)
             return serr_set(err, SERR_INVALID, "%s: invalid label key '%s'", field, key);
         if (!json_is_string(val) || json_string_length(val) > MAX_LABEL_LEN)
-            return serr_set(err, SERR_INVALID, "%s.%s: expected a string (at most %d bytes)",
-                            field, key, MAX_LABEL_LEN);
+            return serr_set(err, SERR_INVALID, "%s.%s: expected a string (at most %d bytes)", field,
+                            key, MAX_LABEL_LEN);
     }
     return 0;
 }
@@ -231,13 +231,14 @@ static int check_ulimits(json_t *ulimits, struct serr *err)
     json_object_foreach(ulimits, key, val)
     {
         if (container_ulimit_resource(key, NULL) < 0)
-            return serr_set(err, SERR_INVALID, "ulimits: unknown limit '%s' (nofile, nproc, core, ...)",
-                            key);
+            return serr_set(err, SERR_INVALID,
+                            "ulimits: unknown limit '%s' (nofile, nproc, core, ...)", key);
         json_t *soft = json_object_get(val, "soft"), *hard = json_object_get(val, "hard");
         if (!json_is_integer(soft) || !json_is_integer(hard) || json_integer_value(soft) < 0 ||
             json_integer_value(hard) < json_integer_value(soft) || json_object_size(val) != 2)
             return serr_set(err, SERR_INVALID,
-                            "ulimits.%s: expected {\"soft\": N, \"hard\": M} with 0 <= N <= M", key);
+                            "ulimits.%s: expected {\"soft\": N, \"hard\": M} with 0 <= N <= M",
+                            key);
     }
     return 0;
 }
@@ -301,9 +302,9 @@ int service_container_check(json_t *spec, struct serr *err)
 
 void service_container_apply(json_t *spec, json_t *container)
 {
-    static const char *const copied[] = {"hostname",  "user",    "workdir",     "read_only",
-                                         "cap_add",   "cap_drop", "sysctls",    "ulimits",
-                                         "stop_signal", "dns",    NULL};
+    static const char *const copied[] = {"hostname",    "user",     "workdir", "read_only",
+                                         "cap_add",     "cap_drop", "sysctls", "ulimits",
+                                         "stop_signal", "dns",      NULL};
     for (int i = 0; copied[i]; i++) {
         json_t *v = json_object_get(spec, copied[i]);
         if (v != NULL && !json_is_null(v))
@@ -415,10 +416,21 @@ static void patch_replaced(json_t *s, json_t *patch)
     }
 }
 
-const char *const service_container_patch_fields[] = {
-    "hostname",   "user",      "workdir",   "entrypoint",           "labels_add",
-    "labels_rm",  "mounts_add", "mounts_rm", "container_labels_add", "container_labels_rm",
-    "max_replicas_per_node", "restart_max_attempts", "restart_window_ms", "stop_signal", NULL};
+const char *const service_container_patch_fields[] = {"hostname",
+                                                      "user",
+                                                      "workdir",
+                                                      "entrypoint",
+                                                      "labels_add",
+                                                      "labels_rm",
+                                                      "mounts_add",
+                                                      "mounts_rm",
+                                                      "container_labels_add",
+                                                      "container_labels_rm",
+                                                      "max_replicas_per_node",
+                                                      "restart_max_attempts",
+                                                      "restart_window_ms",
+                                                      "stop_signal",
+                                                      NULL};
 
 int service_container_patch(json_t *s, json_t *patch, struct serr *err)
 {
