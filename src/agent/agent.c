@@ -415,7 +415,8 @@ static int write_resolv_conf(struct ctr *c)
 {
     char gw[16];
     net_format_ip((c->addr & 0xffffff00u) + 1, gw);
-    char *text = c->dns ? dns_resolv_text(c->dns) : xasprintf("nameserver %s\noptions ndots:0\n", gw);
+    char *text = c->dns ? dns_resolv_text(c->dns)
+                        : xasprintf("nameserver %s\noptions ndots:0\n", gw);
     char *path = ctr_record_path(c, "resolv");
     int rc = write_file_atomic(path, text, strlen(text), false, &c->werr);
     free(path);

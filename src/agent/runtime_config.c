@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "agent/runtime_internal.h"
-#include "model/container_opts.h"
 #include "base/util.h"
+#include "model/container_opts.h"
 
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CPU_PERIOD_US 100000
