@@ -137,10 +137,12 @@ int cli_add_label(json_t *obj, const char *key, const char *flag, const char *ar
 /* "net_admin,SYS_TIME" / "CAP_X" / "ALL" appended to obj[key] as "CAP_X" names. */
 int cli_add_caps(json_t *obj, const char *key, const char *flag, const char *arg,
                  struct serr *err);
-/* --sysctl KEY=VALUE (namespaced keys only) into obj["sysctls"]. */
-int cli_add_sysctl(json_t *obj, const char *arg, struct serr *err);
-/* --dns IP appended to obj["dns"]. */
-int cli_add_dns(json_t *obj, const char *arg, struct serr *err);
+/* --sysctl KEY=VALUE (namespaced keys only) into the object obj[key]. */
+int cli_add_sysctl(json_t *obj, const char *key, const char *flag, const char *arg,
+                   struct serr *err);
+/* --dns IP appended to obj[key]. */
+int cli_add_dns(json_t *obj, const char *key, const char *flag, const char *arg,
+                struct serr *err);
 /* --user: "UID" or "UID:GID" in decimal; else SERR_INVALID naming the flag. */
 int cli_check_user(const char *user, struct serr *err);
 

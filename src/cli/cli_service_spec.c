@@ -137,7 +137,16 @@ const char cli_service_update_usage[] =
     "      --container-label-rm list      Remove a container label (KEY)\n"
     "      --mount-add mount              Add or update a mount (as --mount; same target\n"
     "                                     replaced)\n"
-    "      --mount-rm string              Remove a mount (its target path)\n";
+    "      --mount-rm string              Remove a mount (its target path)\n"
+    "      --read-only[=false]            Root filesystem read only (or not)\n"
+    "      --sysctl-add list              Add or update a sysctl option (KEY=VALUE)\n"
+    "      --sysctl-rm list               Remove a sysctl option (KEY)\n"
+    "      --ulimit-add ulimit            Add or update a ulimit (NAME=SOFT[:HARD])\n"
+    "      --ulimit-rm list               Remove a ulimit (NAME)\n"
+    "      --dns-add list                 Add a custom DNS server\n"
+    "      --dns-rm list                  Remove a custom DNS server\n"
+    "      --placement-pref-add pref      Add a placement preference\n"
+    "      --placement-pref-rm pref       Remove a placement preference\n";
 
 /* ---- mounts ---- */
 
@@ -532,6 +541,15 @@ enum {
     OPT_STOP_SIGNAL,
     OPT_MAX_PER_NODE,
     OPT_PLACEMENT_PREF,
+    OPT_UPDATE_READ_ONLY,
+    OPT_SYSCTL_ADD,
+    OPT_SYSCTL_RM,
+    OPT_ULIMIT_ADD,
+    OPT_ULIMIT_RM,
+    OPT_DNS_ADD,
+    OPT_DNS_RM,
+    OPT_PLACEMENT_PREF_ADD,
+    OPT_PLACEMENT_PREF_RM,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -697,6 +715,17 @@ static int container_option(json_t *spec, int opt, const char *arg, struct serr 
 /* ---- --read-only, --cap-add/-drop, --sysctl, --ulimit, --dns, --limit-pids,
  * --stop-signal ---- */
 
+/* "spread=node.labels.KEY" appended to obj[key] as {"spread": "node.labels.KEY"}. */
+static int add_placement_pref(json_t *obj, const char *key, const char *flag, const char *arg,
+                              struct serr *err)
+{
+    if (strncmp(arg, "spread=node.labels.", 19) != 0 || arg[19] == '\0')
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": use spread=node.labels.KEY", flag,
+                        arg);
+    json_array_append_new(cli_json_array(obj, key), json_pack("{s:s}", "spread", arg + 7));
+    return 0;
+}
+
 static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *err)
 {
     switch (opt) {
@@ -708,11 +737,11 @@ static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *e
     case OPT_CAP_DROP:
         return cli_add_caps(spec, "cap_drop", "--cap-drop", arg, err);
     case OPT_SYSCTL:
-        return cli_add_sysctl(spec, arg, err);
+        return cli_add_sysctl(spec, "sysctls", "--sysctl", arg, err);
     case OPT_ULIMIT:
         return cli_parse_ulimit(arg, cli_json_member(spec, "ulimits"), err);
     case OPT_DNS:
-        return cli_add_dns(spec, arg, err);
+        return cli_add_dns(spec, "dns", "--dns", arg, err);
     case OPT_LIMIT_PIDS: {
         int64_t n;
         if (cli_parse_uint("--limit-pids", arg, INT32_MAX, &n, err) < 0)
@@ -726,12 +755,7 @@ static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *e
         return set_uint(spec, "max_replicas_per_node", "--replicas-max-per-node", arg,
                         MAX_REPLICAS, err);
     case OPT_PLACEMENT_PREF:
-        if (strncmp(arg, "spread=node.labels.", 19) != 0 || arg[19] == '\0')
-            return serr_set(err, SERR_INVALID,
-                            "invalid --placement-pref \"%s\": use spread=node.labels.KEY", arg);
-        json_array_append_new(cli_json_array(spec, "placement_preferences"),
-                              json_pack("{s:s}", "spread", arg + 7));
-        return 0;
+        return add_placement_pref(spec, "placement_preferences", "--placement-pref", arg, err);
     case OPT_STOP_SIGNAL:
         if (container_signal_number(arg) < 0)
             return serr_set(err, SERR_INVALID,
@@ -978,6 +1002,15 @@ static const struct option update_options[] = {
     {"restart-max-attempts", required_argument, NULL, OPT_RESTART_MAX_ATTEMPTS},
     {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
     {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
+    {"read-only", optional_argument, NULL, OPT_UPDATE_READ_ONLY},
+    {"sysctl-add", required_argument, NULL, OPT_SYSCTL_ADD},
+    {"sysctl-rm", required_argument, NULL, OPT_SYSCTL_RM},
+    {"ulimit-add", required_argument, NULL, OPT_ULIMIT_ADD},
+    {"ulimit-rm", required_argument, NULL, OPT_ULIMIT_RM},
+    {"dns-add", required_argument, NULL, OPT_DNS_ADD},
+    {"dns-rm", required_argument, NULL, OPT_DNS_RM},
+    {"placement-pref-add", required_argument, NULL, OPT_PLACEMENT_PREF_ADD},
+    {"placement-pref-rm", required_argument, NULL, OPT_PLACEMENT_PREF_RM},
     {"force", no_argument, NULL, OPT_FORCE},
     {"hostname", required_argument, NULL, OPT_HOSTNAME},
     {"user", required_argument, NULL, 'u'},
@@ -997,21 +1030,22 @@ static const struct option update_options[] = {
 static bool is_update_list_option(int opt)
 {
     return opt == OPT_LABEL_ADD || opt == OPT_LABEL_RM || opt == OPT_CONTAINER_LABEL_ADD ||
-           opt == OPT_CONTAINER_LABEL_RM || opt == OPT_MOUNT_ADD || opt == OPT_MOUNT_RM;
+           opt == OPT_CONTAINER_LABEL_RM || opt == OPT_MOUNT_ADD || opt == OPT_MOUNT_RM ||
+           (opt >= OPT_UPDATE_READ_ONLY && opt <= OPT_PLACEMENT_PREF_RM);
 }
 
-/* A label key or a mount target to remove. */
+/* A key to remove (a label's, a sysctl's, a ulimit's name). */
 static int add_removal(json_t *patch, const char *key, const char *flag, const char *arg,
                        struct serr *err)
 {
     if (arg[0] == '\0' || strpbrk(arg, "= \t\n") != NULL)
-        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": give a %s", flag, arg,
-                        strcmp(key, "mounts_rm") == 0 ? "mount's target" : "label's key");
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": give the KEY alone", flag, arg);
     json_array_append_new(cli_json_array(patch, key), json_string(arg));
     return 0;
 }
 
-/* --label-add/-rm, --container-label-add/-rm, --mount-add/-rm */
+/* --label-add/-rm, --container-label-add/-rm, --mount-add/-rm, --read-only,
+ * --sysctl-add/-rm, --ulimit-add/-rm, --dns-add/-rm, --placement-pref-add/-rm */
 static int update_list_option(json_t *patch, int opt, const char *arg, struct serr *err)
 {
     switch (opt) {
@@ -1030,6 +1064,31 @@ static int update_list_option(json_t *patch, int opt, const char *arg, struct se
         json_array_append_new(cli_json_array(patch, "mounts_add"), mount);
         return 0;
     }
+    case OPT_UPDATE_READ_ONLY: { /* --read-only[=true|false] */
+        bool ro;
+        if (parse_bool_word("--read-only", arg, &ro, err) < 0)
+            return -1;
+        json_object_set_new(patch, "read_only", json_boolean(ro));
+        return 0;
+    }
+    case OPT_SYSCTL_ADD:
+        return cli_add_sysctl(patch, "sysctls_add", "--sysctl-add", arg, err);
+    case OPT_SYSCTL_RM:
+        return add_removal(patch, "sysctls_rm", "--sysctl-rm", arg, err);
+    case OPT_ULIMIT_ADD:
+        return cli_parse_ulimit(arg, cli_json_member(patch, "ulimits_add"), err);
+    case OPT_ULIMIT_RM:
+        return add_removal(patch, "ulimits_rm", "--ulimit-rm", arg, err);
+    case OPT_DNS_ADD:
+        return cli_add_dns(patch, "dns_add", "--dns-add", arg, err);
+    case OPT_DNS_RM:
+        return cli_add_dns(patch, "dns_rm", "--dns-rm", arg, err);
+    case OPT_PLACEMENT_PREF_ADD:
+        return add_placement_pref(patch, "placement_preferences_add", "--placement-pref-add",
+                                  arg, err);
+    case OPT_PLACEMENT_PREF_RM:
+        return add_placement_pref(patch, "placement_preferences_rm", "--placement-pref-rm", arg,
+                                  err);
     case OPT_MOUNT_RM:
         if (arg[0] != '/')
             return serr_set(err, SERR_INVALID,

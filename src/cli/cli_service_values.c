@@ -110,31 +110,33 @@ int cli_parse_ulimit(const char *text, json_t *ulimits, struct serr *err)
     return 0;
 }
 
-int cli_add_sysctl(json_t *spec, const char *arg, struct serr *err)
+int cli_add_sysctl(json_t *obj, const char *key_name, const char *flag, const char *arg,
+                   struct serr *err)
 {
     const char *eq = strchr(arg, '=');
     if (eq == NULL || eq == arg || eq[1] == '\0')
-        return serr_set(err, SERR_INVALID, "invalid --sysctl \"%s\": use KEY=VALUE", arg);
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": use KEY=VALUE", flag, arg);
     char *key = xstrdup(arg);
     key[eq - arg] = '\0';
     bool ok = container_sysctl_allowed(key, true);
     if (ok)
-        json_object_set_new(cli_json_member(spec, "sysctls"), key, json_string(eq + 1));
+        json_object_set_new(cli_json_member(obj, key_name), key, json_string(eq + 1));
     free(key);
     if (!ok)
         return serr_set(err, SERR_INVALID,
-                        "invalid --sysctl \"%s\": not a namespaced sysctl (kernel.msg*, "
+                        "invalid %s \"%s\": not a namespaced sysctl (kernel.msg*, "
                         "kernel.sem, kernel.shm*, fs.mqueue.*, net.*)",
-                        arg);
+                        flag, arg);
     return 0;
 }
 
-int cli_add_dns(json_t *spec, const char *arg, struct serr *err)
+int cli_add_dns(json_t *obj, const char *key, const char *flag, const char *arg,
+                struct serr *err)
 {
     unsigned char buf[16];
     if (inet_pton(AF_INET, arg, buf) != 1 && inet_pton(AF_INET6, arg, buf) != 1)
-        return serr_set(err, SERR_INVALID, "invalid --dns \"%s\": not an IP address", arg);
-    json_array_append_new(cli_json_array(spec, "dns"), json_string(arg));
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": not an IP address", flag, arg);
+    json_array_append_new(cli_json_array(obj, key), json_string(arg));
     return 0;
 }
 

@@ -331,29 +331,66 @@ json_t *service_task_args(json_t *spec, json_t *image_config)
     return args;
 }
 
-/* obj[key] (an object) with the keys of `rm` removed and `add` merged in. */
-static int patch_labels(json_t *s, const char *key, json_t *add, json_t *rm, struct serr *err)
+/* s[key] (an object) less the keys of patch[key_rm], with patch[key_add]
+ * merged in: labels, container_labels, sysctls, ulimits. The values are
+ * checked with the whole spec afterwards. */
+static int patch_object(json_t *s, const char *key, json_t *patch, struct serr *err)
 {
-    char field[40];
-    snprintf(field, sizeof(field), "%s_add", key);
-    if (add && service_check_labels(add, field, err) < 0)
-        return -1;
+    char add_key[48], rm_key[48];
+    snprintf(add_key, sizeof(add_key), "%s_add", key);
+    snprintf(rm_key, sizeof(rm_key), "%s_rm", key);
+    json_t *add = json_object_get(patch, add_key), *rm = json_object_get(patch, rm_key);
+    if (add && !json_is_object(add))
+        return serr_set(err, SERR_INVALID, "%s must be an object", add_key);
     if (rm && !json_is_array(rm))
-        return serr_set(err, SERR_INVALID, "%s_rm must be an array of keys", key);
+        return serr_set(err, SERR_INVALID, "%s must be an array of keys", rm_key);
     if (add == NULL && rm == NULL)
         return 0;
-    json_t *labels = json_object_get(s, key);
-    if (!json_is_object(labels))
-        json_object_set_new(s, key, labels = json_object());
+    json_t *obj = json_object_get(s, key);
+    if (!json_is_object(obj))
+        json_object_set_new(s, key, obj = json_object());
     size_t i;
     json_t *k;
     json_array_foreach(rm, i, k)
     {
         if (!json_is_string(k))
-            return serr_set(err, SERR_INVALID, "%s_rm must be an array of keys", key);
-        json_object_del(labels, json_string_value(k));
+            return serr_set(err, SERR_INVALID, "%s must be an array of keys", rm_key);
+        json_object_del(obj, json_string_value(k));
     }
-    json_object_update(labels, add);
+    json_object_update(obj, add);
+    return 0;
+}
+
+/* s[key] (an array) less the elements equal to those of patch[key_rm],
+ * then those of patch[key_add] not there yet: dns, placement_preferences. */
+static int patch_list(json_t *s, const char *key, json_t *patch, struct serr *err)
+{
+    char add_key[48], rm_key[48];
+    snprintf(add_key, sizeof(add_key), "%s_add", key);
+    snprintf(rm_key, sizeof(rm_key), "%s_rm", key);
+    json_t *add = json_object_get(patch, add_key), *rm = json_object_get(patch, rm_key);
+    if ((add && !json_is_array(add)) || (rm && !json_is_array(rm)))
+        return serr_set(err, SERR_INVALID, "%s and %s must be arrays", add_key, rm_key);
+    if (add == NULL && rm == NULL)
+        return 0;
+    json_t *list = json_object_get(s, key);
+    if (!json_is_array(list))
+        json_object_set_new(s, key, list = json_array());
+    size_t i, k;
+    json_t *v, *have;
+    json_array_foreach(rm, i, v)
+    {
+        for (k = json_array_size(list); k-- > 0;)
+            if (json_equal(json_array_get(list, k), v))
+                json_array_remove(list, k);
+    }
+    json_array_foreach(add, i, v)
+    {
+        bool dup = false;
+        json_array_foreach(list, k, have) dup |= json_equal(have, v);
+        if (!dup)
+            json_array_append(list, v);
+    }
     return 0;
 }
 
@@ -394,7 +431,7 @@ static int patch_mounts(json_t *s, json_t *add, json_t *rm, struct serr *err)
 }
 
 /* hostname, user, workdir, entrypoint, max_replicas_per_node, restart_max_attempts,
- * restart_window_ms, stop_signal: a value replaces the current one,
+ * restart_window_ms, stop_signal, read_only: a value replaces the current one,
  * null removes it (back to the default or the image's). */
 static void patch_replaced(json_t *s, json_t *patch)
 {
@@ -406,6 +443,7 @@ static void patch_replaced(json_t *s, json_t *patch)
                                            "restart_max_attempts",
                                            "restart_window_ms",
                                            "stop_signal",
+                                           "read_only",
                                            NULL};
     for (int i = 0; replaced[i]; i++) {
         json_t *v = json_object_get(patch, replaced[i]);
@@ -416,30 +454,44 @@ static void patch_replaced(json_t *s, json_t *patch)
     }
 }
 
-const char *const service_container_patch_fields[] = {"hostname",
-                                                      "user",
-                                                      "workdir",
-                                                      "entrypoint",
-                                                      "labels_add",
-                                                      "labels_rm",
-                                                      "mounts_add",
-                                                      "mounts_rm",
-                                                      "container_labels_add",
-                                                      "container_labels_rm",
-                                                      "max_replicas_per_node",
-                                                      "restart_max_attempts",
-                                                      "restart_window_ms",
-                                                      "stop_signal",
-                                                      NULL};
+const char *const service_container_patch_fields[] = {
+    "hostname",
+    "user",
+    "workdir",
+    "entrypoint",
+    "max_replicas_per_node",
+    "restart_max_attempts",
+    "restart_window_ms",
+    "stop_signal",
+    "read_only",
+    "labels_add",
+    "labels_rm",
+    "container_labels_add",
+    "container_labels_rm",
+    "sysctls_add",
+    "sysctls_rm",
+    "ulimits_add",
+    "ulimits_rm",
+    "dns_add",
+    "dns_rm",
+    "placement_preferences_add",
+    "placement_preferences_rm",
+    "mounts_add",
+    "mounts_rm",
+    NULL};
 
 int service_container_patch(json_t *s, json_t *patch, struct serr *err)
 {
+    static const char *const objects[] = {"labels", "container_labels", "sysctls", "ulimits",
+                                          NULL};
+    static const char *const lists[] = {"dns", "placement_preferences", NULL};
     patch_replaced(s, patch);
-    if (patch_labels(s, "labels", json_object_get(patch, "labels_add"),
-                     json_object_get(patch, "labels_rm"), err) < 0 ||
-        patch_labels(s, "container_labels", json_object_get(patch, "container_labels_add"),
-                     json_object_get(patch, "container_labels_rm"), err) < 0)
-        return -1;
+    for (int i = 0; objects[i]; i++)
+        if (patch_object(s, objects[i], patch, err) < 0)
+            return -1;
+    for (int i = 0; lists[i]; i++)
+        if (patch_list(s, lists[i], patch, err) < 0)
+            return -1;
     return patch_mounts(s, json_object_get(patch, "mounts_add"),
                         json_object_get(patch, "mounts_rm"), err);
 }

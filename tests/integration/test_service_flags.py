@@ -269,3 +269,26 @@ def test_publish_target_only_chooses_a_port(daemon):
     remove(d, "pa")
     remove(d, "pb")
     refused(d, "badport", "-p", "70000", says="port")
+
+
+def test_update_runtime_lists(daemon):
+    d = daemon
+    create(d, "rl", "--sysctl", "kernel.shmmni=2048", "--dns", "192.0.2.1", "busybox", "sh", "-c",
+           "echo S=$(cat /proc/sys/kernel/shmmni) N=$(grep -c nameserver /etc/resolv.conf) "
+           "RO=$(touch /x 2>/dev/null && echo no || echo yes); sleep 1000")
+    d.wait_running("rl", 1)
+    d.cli("service", "update", "--sysctl-add", "kernel.shmmni=1024", "--dns-add", "192.0.2.2",
+          "--read-only", "--placement-pref-add", "spread=node.labels.rack", "rl")
+    spec = spec_of(d, "rl")
+    assert spec["sysctls"] == {"kernel.shmmni": "1024"} and spec["read_only"] is True
+    assert spec["dns"] == ["192.0.2.1", "192.0.2.2"]
+    assert spec["placement_preferences"] == [{"spread": "node.labels.rack"}]
+    wait_until(lambda: "S=1024 N=2 RO=yes" in d.logs("rl"), timeout=30)
+    d.cli("service", "update", "--dns-rm", "192.0.2.1", "--sysctl-rm", "kernel.shmmni",
+          "--read-only=false", "--placement-pref-rm", "spread=node.labels.rack", "rl")
+    spec = spec_of(d, "rl")
+    assert spec["dns"] == ["192.0.2.2"] and spec["sysctls"] == {} and spec["read_only"] is False
+    assert spec["placement_preferences"] == []
+    r = d.cli("service", "update", "--ulimit-add", "nofile=9:1", "rl", check=False)
+    assert r.returncode != 0 and "--ulimit" in r.stderr
+    remove(d, "rl")

@@ -565,3 +565,33 @@ TEST(cli_runtime_flags)
     CHECK(SPEC(&err, &spec, &detach, "create", "--dns", "999.1.1.1", "busybox") < 0);
     CHECK(SPEC(&err, &spec, &detach, "create", "--stop-signal", "SIGWHAT", "busybox") < 0);
 }
+
+TEST(cli_service_patch_runtime_lists)
+{
+    json_t *patch;
+    const char *name;
+    struct serr err;
+    CHECK(PATCH(&err, &patch, &name, "update", "--read-only=false", "--sysctl-add",
+                "kernel.shmmni=9", "--sysctl-rm", "kernel.sem", "--ulimit-add", "nproc=3",
+                "--ulimit-rm", "core", "--dns-add", "10.0.0.9", "--dns-rm", "10.0.0.8",
+                "--placement-pref-add", "spread=node.labels.rack", "--placement-pref-rm",
+                "spread=node.labels.zone", "web") == 0);
+    CHECK(json_is_false(json_object_get(patch, "read_only")));
+    CHECK_STR(str_at(json_object_get(patch, "sysctls_add"), "kernel.shmmni"), "9");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "sysctls_rm"), 0)),
+              "kernel.sem");
+    CHECK(json_object_get(json_object_get(patch, "ulimits_add"), "nproc") != NULL);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "dns_rm"), 0)), "10.0.0.8");
+    json_t *pref = json_array_get(json_object_get(patch, "placement_preferences_rm"), 0);
+    CHECK_STR(str_at(pref, "spread"), "node.labels.zone");
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--read-only", "web") == 0);
+    CHECK(json_is_true(json_object_get(patch, "read_only")));
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--read-only=maybe", "web") < 0);
+    CHECK(PATCH(&err, &patch, &name, "update", "--dns-add", "x", "web") < 0);
+    CHECK(strstr(err.msg, "--dns-add") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--sysctl-add", "vm.x=1", "web") < 0);
+    CHECK(strstr(err.msg, "--sysctl-add") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--sysctl-rm", "a=b", "web") < 0);
+}
