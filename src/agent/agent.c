@@ -69,6 +69,8 @@ static void record_write(struct ctr *c)
         json_object_set_new(rec, "addr", json_string(addr));
     if (c->healthcheck)
         json_object_set(rec, "healthcheck", c->healthcheck); /* checks resume after a restart */
+    if (c->stop_signal > 0)
+        json_object_set_new(rec, "stop_signal", json_integer(c->stop_signal));
     char *text = json_dumps(rec, JSON_COMPACT);
     char *path = ctr_record_path(c, "json");
     struct serr err;
@@ -183,6 +185,7 @@ static void ctr_maybe_free(struct ctr *c)
     json_decref(c->rspec);
     json_decref(c->pending_container);
     json_decref(c->healthcheck);
+    json_decref(c->dns);
     json_decref(c->layer_ids);
     for (int i = 0; c->layers && c->layers[i]; i++)
         free(c->layers[i]);
@@ -398,13 +401,30 @@ static int netns_mark(struct ctr *c, bool present)
     return rc;
 }
 
+/* --dns: the given nameservers, in order (as Docker: they replace the
+ * others, so service names are not resolved). */
+static char *dns_resolv_text(json_t *dns)
+{
+    char *text = xstrdup("");
+    size_t i;
+    json_t *a;
+    json_array_foreach(dns, i, a)
+    {
+        char *more = xasprintf("%snameserver %s\n", text, json_string_value(a));
+        free(text);
+        text = more;
+    }
+    return text;
+}
+
 /* The container's /etc/resolv.conf: the DNS server of the node, on its
  * bridge's .1 (agent_dns.c); it forwards other names to the host's. */
 static int write_resolv_conf(struct ctr *c)
 {
     char gw[16];
     net_format_ip((c->addr & 0xffffff00u) + 1, gw);
-    char *text = xasprintf("nameserver %s\noptions ndots:0\n", gw);
+    char *text = c->dns ? dns_resolv_text(c->dns)
+                        : xasprintf("nameserver %s\noptions ndots:0\n", gw);
     char *path = ctr_record_path(c, "resolv");
     int rc = write_file_atomic(path, text, strlen(text), false, &c->werr);
     free(path);
@@ -488,7 +508,7 @@ void ctr_stop(struct ctr *c)
     c->stop_requested = true;
     if (c->phase != PH_RUNNING || c->exited || !first)
         return; /* a container still being created is stopped when it is up */
-    kill(c->pid, SIGTERM);
+    kill(c->pid, c->stop_signal > 0 ? c->stop_signal : SIGTERM);
     uv_timer_start(&c->timer, grace_expired, (uint64_t)c->grace_ms, 0);
 }
 
@@ -518,6 +538,8 @@ static void work_create(uv_work_t *w)
      * marker lets a daemon killed before the record exists find it again. */
     if (c->addr != 0 && (netns_mark(c, true) < 0 || write_resolv_conf(c) < 0 ||
                          net_task_create(c->id, c->bridge, c->addr, &c->werr) < 0))
+        goto out;
+    if (c->addr == 0 && c->dns && write_resolv_conf(c) < 0) /* --dns on the host network */
         goto out;
     if (runtime_create(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, fd, &c->pid,
                        &c->werr) < 0)
@@ -686,6 +708,7 @@ static void adopt(struct agent *a, json_t *rec)
     c->rm = json_is_true(json_object_get(rec, "rm"));
     c->created_at = json_integer_value(json_object_get(rec, "created_at"));
     c->grace_ms = json_integer_value(json_object_get(rec, "grace_ms"));
+    c->stop_signal = (int)json_integer_value(json_object_get(rec, "stop_signal"));
     json_t *hc = json_object_get(rec, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     struct in_addr in;

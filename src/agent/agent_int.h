@@ -51,6 +51,8 @@ struct ctr {
     int exit_code;    /* -1 = unknown */
     int64_t created_at;
     int64_t grace_ms;
+    int stop_signal;  /* --stop-signal; 0: SIGTERM */
+    json_t *dns;      /* --dns: nameservers of its resolv.conf, or NULL */
     enum ctr_phase phase;
     bool local, rm;
     bool created, exited, out_eof, stop_requested;

@@ -5,7 +5,9 @@
 #include "agent/agent_int.h"
 #include "agent/image.h"
 #include "agent/net.h"
+#include "base/json_get.h"
 #include "base/util.h"
+#include "model/container_opts.h"
 
 static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
 {
@@ -32,6 +34,20 @@ static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
     return 0;
 }
 
+/* A tmpfs of the task (--mount type=tmpfs): the runtime mounts it. */
+static json_t *tmpfs_mount(json_t *m)
+{
+    json_t *out = json_pack("{s:s, s:O, s:b}", "type", "tmpfs", "target",
+                            json_object_get(m, "target"), "readonly",
+                            json_is_true(json_object_get(m, "readonly")));
+    json_t *size = json_object_get(m, "tmpfs_size"), *mode = json_object_get(m, "tmpfs_mode");
+    if (size)
+        json_object_set(out, "size", size);
+    if (mode)
+        json_object_set(out, "mode", mode);
+    return out;
+}
+
 /* Volumes are directories under <state_dir>/volumes/NAME/_data, made on first use. */
 static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
 {
@@ -42,6 +58,10 @@ static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
     {
         const char *type = json_string_value(json_object_get(m, "type"));
         const char *src = json_string_value(json_object_get(m, "source"));
+        if (type && strcmp(type, "tmpfs") == 0) {
+            json_array_append_new(out, tmpfs_mount(m));
+            continue;
+        }
         json_t *bind = json_pack("{s:s, s:O, s:b}", "type", "bind", "target",
                                  json_object_get(m, "target"), "readonly",
                                  json_is_true(json_object_get(m, "readonly")));
@@ -91,6 +111,23 @@ static int prepare_network(struct ctr *c, const char *network, struct serr *err)
     return 0;
 }
 
+/* --stop-signal (checked by the manager) and --dns: the nameservers of the
+ * resolv.conf work_create writes, on the host network too. */
+static int prepare_stop_and_dns(struct ctr *c, json_t *container)
+{
+    c->stop_signal = container_signal_number(jstr(container, "stop_signal"));
+    if (c->stop_signal < 0)
+        c->stop_signal = 0;
+    json_t *dns = json_object_get(container, "dns");
+    if (json_array_size(dns) == 0)
+        return 0;
+    c->dns = json_incref(dns);
+    char *resolv = ctr_record_path(c, "resolv");
+    json_object_set_new(c->rspec, "resolv_conf", json_string(resolv));
+    free(resolv);
+    return 0;
+}
+
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
 {
     if (!json_is_object(container))
@@ -109,15 +146,29 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
     }
     char hostname[13];
     snprintf(hostname, sizeof(hostname), "%s", c->id);
+    const char *spec_hostname = json_string_value(json_object_get(container, "hostname"));
     c->rspec = json_pack("{s:O, s:O, s:O, s:O, s:s, s:o, s:b}", "args", args, "env",
                          json_object_get(container, "env"), "workdir",
                          json_object_get(container, "workdir"), "user",
-                         json_object_get(container, "user"), "hostname", hostname, "mounts",
+                         json_object_get(container, "user"), "hostname",
+                         spec_hostname ? spec_hostname : hostname, "mounts",
                          mounts, "init", json_is_true(json_object_get(container, "init")));
     if (c->rspec == NULL)
         return serr_set(err, SERR_INVALID, "task container spec is incomplete");
     json_t *limits = json_object_get(container, "limits");
     if (limits)
         json_object_set(c->rspec, "limits", limits);
-    return prepare_network(c, json_string_value(json_object_get(container, "network")), err);
+    json_t *labels = json_object_get(container, "labels");
+    if (labels)
+        json_object_set(c->rspec, "annotations", labels);
+    static const char *const runtime_options[] = {"read_only", "cap_add", "cap_drop", "sysctls",
+                                                  "ulimits", NULL};
+    for (int i = 0; runtime_options[i]; i++) {
+        json_t *v = json_object_get(container, runtime_options[i]);
+        if (v)
+            json_object_set(c->rspec, runtime_options[i], v);
+    }
+    if (prepare_network(c, json_string_value(json_object_get(container, "network")), err) < 0)
+        return -1;
+    return prepare_stop_and_dns(c, container);
 }

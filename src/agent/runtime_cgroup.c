@@ -133,6 +133,11 @@ static int write_limits(const char *controller, const char *dir, json_t *limits,
         snprintf(value, sizeof(value), "%" JSON_INTEGER_FORMAT, memory);
         return write_cgroup_file(dir, "memory.limit_in_bytes", value, err);
     }
+    json_int_t pids = json_integer_value(json_object_get(limits, "pids"));
+    if (strcmp(controller, "pids") == 0 && pids > 0) { /* --limit-pids */
+        snprintf(value, sizeof(value), "%" JSON_INTEGER_FORMAT, pids);
+        return write_cgroup_file(dir, "pids.max", value, err);
+    }
     if (strcmp(controller, "cpu") == 0 && cpus > 0) {
         long quota = (long)(cpus * CPU_PERIOD_US);
         snprintf(value, sizeof(value), "%ld", quota < 1000 ? 1000 : quota);

@@ -13,6 +13,7 @@
 
 #include "agent/runtime_internal.h"
 #include "base/util.h"
+#include "model/container_opts.h"
 
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define CPU_PERIOD_US 100000
@@ -239,6 +240,25 @@ static int check_bind(const struct runtime *rt, json_t *mount, struct serr *err)
     return 0;
 }
 
+static int check_tmpfs(json_t *mount, struct serr *err)
+{
+    const char *target = json_string_value(json_object_get(mount, "target"));
+    if (target == NULL || target[0] != '/')
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"tmpfs\": target must be an absolute path");
+    const char *reserved = mount_reserved_target(target);
+    if (reserved != NULL)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount config for type \"tmpfs\": target %s is reserved", target);
+    return 0;
+}
+
+static bool is_tmpfs(json_t *mount)
+{
+    const char *type = json_string_value(json_object_get(mount, "type"));
+    return type != NULL && strcmp(type, "tmpfs") == 0;
+}
+
 static int check_mounts(const struct runtime *rt, json_t *mounts, struct serr *err)
 {
     if (mounts == NULL)
@@ -250,7 +270,7 @@ static int check_mounts(const struct runtime *rt, json_t *mounts, struct serr *e
     json_array_foreach(mounts, i, m) {
         if (!json_is_object(m))
             return serr_set(err, SERR_INVALID, "mounts[%zu] must be an object", i);
-        if (check_bind(rt, m, err) < 0)
+        if (is_tmpfs(m) ? check_tmpfs(m, err) < 0 : check_bind(rt, m, err) < 0)
             return -1;
     }
     return 0;
@@ -341,6 +361,69 @@ static json_int_t nofile_limit(void)
     return NOFILE_LIMIT;
 }
 
+static bool names_all(json_t *caps)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(caps, i, c)
+    {
+        if (json_is_string(c) && strcmp(json_string_value(c), "ALL") == 0)
+            return true;
+    }
+    return false;
+}
+
+static void caps_remove(json_t *set, const char *name)
+{
+    for (size_t i = json_array_size(set); i-- > 0;)
+        if (strcmp(json_string_value(json_array_get(set, i)), name) == 0)
+            json_array_remove(set, i);
+}
+
+/* Docker's default set, less cap_drop, plus cap_add ("ALL" in either). */
+static json_t *capability_set(json_t *spec)
+{
+    json_t *add = json_object_get(spec, "cap_add"), *drop = json_object_get(spec, "cap_drop");
+    json_t *set = names_all(add) ? string_array(container_all_caps) : string_array(default_caps);
+    size_t i;
+    json_t *c;
+    if (names_all(drop))
+        json_array_clear(set);
+    json_array_foreach(drop, i, c) caps_remove(set, json_string_value(c));
+    json_array_foreach(add, i, c)
+    {
+        const char *name = json_string_value(c);
+        if (strcmp(name, "ALL") != 0) {
+            caps_remove(set, name);
+            json_array_append(set, c);
+        }
+    }
+    return set;
+}
+
+/* RLIMIT_NOFILE as Docker's default, then the spec's ulimits
+ * ({"nofile": {"soft": N, "hard": M}}). */
+static json_t *build_rlimits(json_t *spec)
+{
+    json_t *ulimits = json_object_get(spec, "ulimits");
+    json_t *rlimits = json_array();
+    if (json_object_get(ulimits, "nofile") == NULL)
+        json_array_append_new(rlimits, json_pack("{s:s, s:I, s:I}", "type", "RLIMIT_NOFILE",
+                                                 "hard", nofile_limit(), "soft", nofile_limit()));
+    const char *name;
+    json_t *lim;
+    json_object_foreach(ulimits, name, lim)
+    {
+        const char *oci;
+        if (container_ulimit_resource(name, &oci) >= 0)
+            json_array_append_new(rlimits,
+                                  json_pack("{s:s, s:O, s:O}", "type", oci, "hard",
+                                            json_object_get(lim, "hard"), "soft",
+                                            json_object_get(lim, "soft")));
+    }
+    return rlimits;
+}
+
 static json_t *build_process(json_t *spec)
 {
     uint32_t uid, gid;
@@ -349,11 +432,11 @@ static json_t *build_process(json_t *spec)
     if (cwd == NULL || *cwd == '\0')
         cwd = "/";
     json_t *caps = json_object();
-    json_object_set_new(caps, "bounding", string_array(default_caps));
-    json_object_set_new(caps, "effective", string_array(default_caps));
-    json_object_set_new(caps, "permitted", string_array(default_caps));
-    json_t *rlimits = json_pack("[{s:s, s:I, s:I}]", "type", "RLIMIT_NOFILE", "hard",
-                                nofile_limit(), "soft", nofile_limit());
+    json_t *set = capability_set(spec);
+    json_object_set(caps, "bounding", set);
+    json_object_set(caps, "effective", set);
+    json_object_set_new(caps, "permitted", set);
+    json_t *rlimits = build_rlimits(spec);
     return json_pack("{s:b, s:{s:I, s:I}, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", 0, "user",
                      "uid", (json_int_t)uid, "gid", (json_int_t)gid, "args", build_args(spec),
                      "env", build_env(spec), "cwd", cwd, "capabilities", caps,
@@ -370,6 +453,24 @@ static json_t *mount_entry(const char *destination, const char *type, const char
     return m;
 }
 
+/* Docker's tmpfs options: nosuid, nodev, noexec off (as Swarm), size and
+ * mode when given. */
+static json_t *tmpfs_entry(json_t *m)
+{
+    char options[128];
+    int n = snprintf(options, sizeof(options), "nosuid,nodev%s",
+                     json_is_true(json_object_get(m, "readonly")) ? ",ro" : "");
+    json_t *size = json_object_get(m, "size"), *mode = json_object_get(m, "mode");
+    if (json_is_integer(size))
+        n += snprintf(options + n, sizeof(options) - (size_t)n, ",size=%lld",
+                      (long long)json_integer_value(size));
+    if (json_is_integer(mode))
+        snprintf(options + n, sizeof(options) - (size_t)n, ",mode=%llo",
+                 (unsigned long long)json_integer_value(mode));
+    return mount_entry(json_string_value(json_object_get(m, "target")), "tmpfs", "tmpfs",
+                       options);
+}
+
 /* A readonly bind is read-only all the way down where the kernel can do it
  * (crun's "rro": mount_setattr with AT_RECURSIVE); runtime_spec_check
  * refuses trees with submounts where it cannot. */
@@ -379,6 +480,10 @@ static void add_user_binds(const struct runtime *rt, json_t *mounts, json_t *spe
     size_t i;
     json_t *m;
     json_array_foreach(json_object_get(spec, "mounts"), i, m) {
+        if (is_tmpfs(m)) {
+            json_array_append_new(mounts, tmpfs_entry(m));
+            continue;
+        }
         bool readonly = json_is_true(json_object_get(m, "readonly"));
         /* a single file (a task's secret): no submounts, and crun's rro opens a directory */
         bool file = json_is_true(json_object_get(m, "file"));
@@ -462,6 +567,9 @@ static json_t *build_resources(json_t *spec)
     double cpus = json_number_value(json_object_get(limits, "cpus"));
     if (memory > 0)
         json_object_set_new(resources, "memory", json_pack("{s:I}", "limit", memory));
+    json_int_t pids = json_integer_value(json_object_get(limits, "pids"));
+    if (pids > 0)
+        json_object_set_new(resources, "pids", json_pack("{s:I}", "limit", pids));
     if (cpus > 0)
         json_object_set_new(resources, "cpu",
                             json_pack("{s:I, s:I}", "quota",
@@ -477,6 +585,9 @@ static json_t *build_linux(const struct runtime *rt, const char *id, json_t *spe
     json_object_set_new(linux_, "maskedPaths", string_array(masked_paths));
     json_object_set_new(linux_, "readonlyPaths", string_array(readonly_paths));
     json_object_set_new(linux_, "seccomp", build_seccomp());
+    json_t *sysctls = json_object_get(spec, "sysctls");
+    if (json_is_object(sysctls))
+        json_object_set(linux_, "sysctl", sysctls);
     if (rt->cgroup_mode == CGROUP_V2) {
         char *path = xasprintf("/shoal/%s", id);
         json_object_set_new(linux_, "cgroupsPath", json_string(path));
@@ -504,10 +615,16 @@ json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *s
     char short_id[16];
     json_t *config = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.2",
                                "process", build_process(spec), "root", "path", "rootfs",
-                               "readonly", 0, "hostname",
+                               "readonly", json_is_true(json_object_get(spec, "read_only")),
+                               "hostname",
                                hostname_of(id, spec, short_id, sizeof(short_id)), "mounts",
                                build_mounts(rt, spec), "linux", build_linux(rt, id, spec));
-    if (config == NULL)
+    if (config == NULL) {
         serr_set(err, SERR_INTERNAL, "cannot build the OCI config");
+        return NULL;
+    }
+    json_t *annotations = json_object_get(spec, "annotations"); /* --container-label */
+    if (json_is_object(annotations))
+        json_object_set(config, "annotations", annotations);
     return config;
 }

@@ -153,6 +153,34 @@ int cli_parse_format(const char *s, bool *json, struct serr *err);
 
 /* "type=bind,src=/a,dst=/b,readonly" -> {"type","source","target","readonly"}. */
 int cli_parse_mount(const char *text, json_t **mount, struct serr *err);
+
+/* Container flag values (cli_service_values.c). Each adds to the spec or
+ * patch `obj` and on a bad value returns SERR_INVALID naming `flag`. */
+/* obj[key] (borrowed): an empty object made when absent; an empty array made
+ * when it is not an array. */
+json_t *cli_json_member(json_t *obj, const char *key);
+json_t *cli_json_array(json_t *obj, const char *key);
+/* "KEY=VALUE" or "KEY" (empty value) into the object obj[key]. */
+int cli_add_label(json_t *obj, const char *key, const char *flag, const char *arg,
+                  struct serr *err);
+/* "net_admin,SYS_TIME" / "CAP_X" / "ALL" appended to obj[key] as "CAP_X" names. */
+int cli_add_caps(json_t *obj, const char *key, const char *flag, const char *arg,
+                 struct serr *err);
+/* --sysctl KEY=VALUE (namespaced keys only) into the object obj[key]. */
+int cli_add_sysctl(json_t *obj, const char *key, const char *flag, const char *arg,
+                   struct serr *err);
+/* --dns IP appended to obj[key]. */
+int cli_add_dns(json_t *obj, const char *key, const char *flag, const char *arg,
+                struct serr *err);
+/* --user: "UID" or "UID:GID" in decimal; else SERR_INVALID naming the flag. */
+int cli_check_user(const char *user, struct serr *err);
+
+/* The lines of an --env-file (KEY=VALUE or KEY from the environment; blank
+ * lines and # comments skipped) appended to `list`; errors give the line. */
+int cli_parse_env_lines(const char *text, json_t *list, struct serr *err);
+
+/* --ulimit NAME=SOFT[:HARD] into ulimits[NAME] = {soft, hard}. */
+int cli_parse_ulimit(const char *text, json_t *ulimits, struct serr *err);
 /* "K=V" stays; "K" takes the value from the environment (like docker) or is
  * skipped when unset: *out is NULL then. */
 int cli_parse_env(const char *text, char **out, struct serr *err);

@@ -1,11 +1,16 @@
 /* Command lines of `service create` and `service update` turned into the spec
- * and patch JSON of docs/api.md. No I/O: unit-tested without a daemon. */
+ * and patch JSON of docs/api.md. No I/O but reading --env-file: unit-tested
+ * without a daemon. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
 #include "cli/cli.h"
+#include "model/container_opts.h"
 
 /* Large enough for anyone; small enough that the daemon never overflows. */
 #define MAX_REPLICAS 100000
@@ -30,39 +35,66 @@ const char cli_service_create_usage[] =
     "Create a new service\n"
     "\n"
     "Options:\n"
+    "      --cap-add list                 Add Linux capabilities (NET_ADMIN, ..., ALL)\n"
+    "      --cap-drop list                Drop Linux capabilities\n"
     "      --constraint list              Placement constraints (node.role==manager)\n"
     "  -d, --detach                       Exit immediately instead of waiting for the service "
     "to converge\n"
+    "      --dns list                     Set custom DNS servers (replace the node's)\n"
+    "      --container-label list         Container labels (KEY=VALUE; OCI annotations)\n"
     "  -e, --env list                     Set environment variables\n"
+    "      --env-file list                Read in a file of environment variables\n"
+    "      --entrypoint command           Overwrite the default ENTRYPOINT of the image\n"
+    "                                     (the image's CMD is dropped too)\n"
     HEALTH_USAGE
+    "      --hostname string              Container hostname (default: the task's short\n"
+    "                                     container id; {{.Task.Slot}}, {{.Service.Name}}...)\n"
     "      --init                         Use an init inside each service container\n"
+    "  -l, --label list                   Service labels (KEY=VALUE)\n"
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
+    "      --limit-pids int               Limit the number of processes (cgroup pids.max)\n"
     "      --mode string                  Service mode (replicated or global) (default "
     "\"replicated\")\n"
     "      --mount mount                  Attach a filesystem mount to the service\n"
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
+    "                                     (type=tmpfs,dst=DST[,tmpfs-size=64m][,tmpfs-mode=1777])\n"
     "      --name string                  Service name\n"
     "      --network string               Network of the tasks: bridge (own address in the\n"
     "                                     node's subnet), a user network, or host\n"
     "                                     (default \"bridge\")\n"
-    "  -p, --publish port                 Publish a port: PUBLISHED:TARGET[/udp] or\n"
+    "  -p, --publish port                 Publish a port: [PUBLISHED:]TARGET[/udp] or\n"
     "                                     published=P,target=T[,protocol=tcp|udp]\n"
-    "                                     [,mode=ingress|host]\n"
+    "                                     [,mode=ingress|host] (no PUBLISHED: one of\n"
+    "                                     30000-32767 is chosen)\n"
+    "      --read-only                    Mount the container's root filesystem as read only\n"
+    "      --placement-pref pref          Add a placement preference (spread=node.labels.KEY)\n"
     "      --replicas uint                Number of tasks (default 1)\n"
+    "      --replicas-max-per-node uint   Maximum number of tasks per node (default 0 =\n"
+    "                                     unlimited)\n"
     "      --config config                Mount a config: NAME (at /NAME) or\n"
     "                                     source=NAME,target=PATH[,uid=,gid=,mode=0444]\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
+    "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
+    "                                     (default 0: no maximum)\n"
+    "      --restart-window duration      Window used to evaluate the restart policy\n"
+    "                                     (default: unbounded)\n"
     "      --secret secret                Mount a secret: NAME (at /run/secrets/NAME) or\n"
     "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
+    "      --stop-signal string           Signal to stop the container (default SIGTERM)\n"
+    "      --sysctl list                  Sysctl options (namespaced ones: net.*, kernel.shm*,\n"
+    "                                     kernel.msg*, kernel.sem, fs.mqueue.*)\n"
+    "      --ulimit ulimit                Ulimit options (nofile=SOFT[:HARD], nproc, ...)\n"
     "      --update-delay duration        Delay between updates\n"
     "      --update-failure-action string Action on update failure (\"pause\", \"continue\",\n"
     "                                     \"rollback\") (default \"pause\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
-    "(0 to update all at once)\n";
+    "(0 to update all at once)\n"
+    "  -u, --user string                  UID[:GID] (numbers) the command runs as\n"
+    "  -w, --workdir string               Working directory inside the container\n";
 
 const char cli_service_update_usage[] =
     "Usage:  shoal service update [OPTIONS] SERVICE\n"
@@ -80,6 +112,10 @@ const char cli_service_update_usage[] =
     "      --publish-add port             Add or update a published port (as -p of create)\n"
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
+    "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
+    "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
+    "      --restart-window duration      Window used to evaluate the restart policy\n"
+    "      --stop-signal string           Signal to stop the container\n"
     "      --secret-add secret            Add a secret (as --secret of create)\n"
     "      --secret-rm string             Remove a secret (its name)\n"
     "      --config-add config            Add a config (as --config of create)\n"
@@ -90,9 +126,27 @@ const char cli_service_update_usage[] =
     "      --force                        Force update even if no changes require it\n"
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
+    "      --limit-pids int               Limit the number of processes\n"
     "      --rollback                     Rollback to previous specification\n"
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
-    "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n";
+    "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n"
+    "      --hostname, -u/--user, -w/--workdir, --entrypoint  As create (replace)\n"
+    "      --label-add list               Add or update a service label (KEY=VALUE)\n"
+    "      --label-rm list                Remove a service label (KEY)\n"
+    "      --container-label-add list     Add or update a container label\n"
+    "      --container-label-rm list      Remove a container label (KEY)\n"
+    "      --mount-add mount              Add or update a mount (as --mount; same target\n"
+    "                                     replaced)\n"
+    "      --mount-rm string              Remove a mount (its target path)\n"
+    "      --read-only[=false]            Root filesystem read only (or not)\n"
+    "      --sysctl-add list              Add or update a sysctl option (KEY=VALUE)\n"
+    "      --sysctl-rm list               Remove a sysctl option (KEY)\n"
+    "      --ulimit-add ulimit            Add or update a ulimit (NAME=SOFT[:HARD])\n"
+    "      --ulimit-rm list               Remove a ulimit (NAME)\n"
+    "      --dns-add list                 Add a custom DNS server\n"
+    "      --dns-rm list                  Remove a custom DNS server\n"
+    "      --placement-pref-add pref      Add a placement preference\n"
+    "      --placement-pref-rm pref       Remove a placement preference\n";
 
 /* ---- mounts ---- */
 
@@ -107,6 +161,10 @@ static const char *mount_key(const char *key)
         return "target";
     if (strcmp(key, "readonly") == 0 || strcmp(key, "ro") == 0)
         return "readonly";
+    if (strcmp(key, "tmpfs-size") == 0)
+        return "tmpfs_size";
+    if (strcmp(key, "tmpfs-mode") == 0)
+        return "tmpfs_mode";
     return NULL;
 }
 
@@ -122,6 +180,30 @@ static int parse_bool_word(const char *what, const char *v, bool *out, struct se
     }
     return serr_set(err, SERR_INVALID, "invalid value for %s: \"%s\" (use true or false)", what,
                     v);
+}
+
+static int tmpfs_size_field(json_t *mount, const char *value, struct serr *err)
+{
+    int64_t bytes;
+    if (parse_size(value, &bytes, err) < 0)
+        return serr_wrap(err, "invalid mount: tmpfs-size");
+    if (bytes <= 0)
+        return serr_set(err, SERR_INVALID, "invalid mount: tmpfs-size \"%s\" must be positive",
+                        value);
+    json_object_set_new(mount, "tmpfs_size", json_integer(bytes));
+    return 0;
+}
+
+/* Octal permission bits, as Docker's tmpfs-mode=1770. */
+static int tmpfs_mode_field(json_t *mount, const char *value, struct serr *err)
+{
+    char *end;
+    long mode = strtol(value, &end, 8);
+    if (*end != '\0' || mode < 0 || mode > 07777)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount: tmpfs-mode \"%s\" (octal permissions, e.g. 1777)", value);
+    json_object_set_new(mount, "tmpfs_mode", json_integer(mode));
+    return 0;
 }
 
 /* One "key[=value]" field of --mount into `mount`. */
@@ -143,7 +225,18 @@ static int mount_field(json_t *mount, char *field, struct serr *err)
     }
     if (value == NULL || value[0] == '\0')
         return serr_set(err, SERR_INVALID, "invalid mount: %s needs a value", field);
+    if (strcmp(key, "tmpfs_size") == 0)
+        return tmpfs_size_field(mount, value, err);
+    if (strcmp(key, "tmpfs_mode") == 0)
+        return tmpfs_mode_field(mount, value, err);
     json_object_set_new(mount, key, json_string(value));
+    return 0;
+}
+
+static int check_tmpfs_mount(json_t *mount, struct serr *err)
+{
+    if (json_object_get(mount, "source") != NULL)
+        return serr_set(err, SERR_INVALID, "invalid mount: a tmpfs mount takes no source");
     return 0;
 }
 
@@ -152,15 +245,20 @@ static int check_mount(json_t *mount, struct serr *err)
     if (json_object_get(mount, "type") == NULL)
         json_object_set_new(mount, "type", json_string("volume")); /* docker's default */
     const char *type = json_string_value(json_object_get(mount, "type"));
-    if (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0)
-        return serr_set(err, SERR_INVALID, "invalid mount: type must be bind or volume, not \"%s\"",
-                        type);
+    bool tmpfs = strcmp(type, "tmpfs") == 0;
+    if (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0 && !tmpfs)
+        return serr_set(err, SERR_INVALID,
+                        "invalid mount: type must be bind, volume or tmpfs, not \"%s\"", type);
+    if (!tmpfs && (json_object_get(mount, "tmpfs_size") || json_object_get(mount, "tmpfs_mode")))
+        return serr_set(err, SERR_INVALID, "invalid mount: tmpfs-* options need type=tmpfs");
     const char *target = json_string_value(json_object_get(mount, "target"));
     if (target == NULL)
         return serr_set(err, SERR_INVALID, "invalid mount: target (dst) is required");
     if (target[0] != '/')
         return serr_set(err, SERR_INVALID, "invalid mount: target \"%s\" must be an absolute path",
                         target);
+    if (tmpfs)
+        return check_tmpfs_mount(mount, err);
     const char *source = json_string_value(json_object_get(mount, "source"));
     if (source == NULL)
         return serr_set(err, SERR_INVALID, "invalid mount: source (src) is required");
@@ -230,13 +328,13 @@ static int publish_short(const char *text, json_t *port, struct serr *err)
         else
             json_object_set_new(port, "protocol", json_string(slash + 1));
     }
-    if (rc == 0 && colon == NULL)
-        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": use PUBLISHED:TARGET[/udp]", text);
-    if (rc == 0) {
+    if (rc == 0 && colon == NULL) /* "3000": the target; the manager chooses the port */
+        rc = parse_port_number("target port", copy, port, "target", err);
+    else if (rc == 0) {
         *colon = '\0';
         rc = parse_port_number("published port", copy, port, "published", err);
     }
-    if (rc == 0)
+    if (rc == 0 && colon != NULL)
         rc = parse_port_number("target port", colon + 1, port, "target", err);
     free(copy);
     return rc;
@@ -270,9 +368,8 @@ static int publish_long(const char *text, json_t *port, struct serr *err)
     for (char *f = strtok_r(copy, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save))
         rc = publish_field(port, f, err);
     free(copy);
-    if (rc == 0 && (!json_object_get(port, "published") || !json_object_get(port, "target")))
-        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": published and target are required",
-                      text);
+    if (rc == 0 && !json_object_get(port, "target"))
+        rc = serr_set(err, SERR_INVALID, "invalid port \"%s\": target is required", text);
     return rc;
 }
 
@@ -336,6 +433,21 @@ static int add_env(json_t *list, const char *text, struct serr *err)
     return 0;
 }
 
+/* --env-file PATH: read here, in the CLI, as Docker does (the daemon may
+ * be on another host). */
+static int add_env_file(json_t *list, const char *path, struct serr *err)
+{
+    size_t len;
+    char *text = NULL;
+    if (read_file(path, &text, &len, err) < 0)
+        return serr_wrap(err, "--env-file");
+    int rc = cli_parse_env_lines(text, list, err);
+    free(text);
+    if (rc < 0)
+        return serr_wrap(err, "--env-file %s", path);
+    return 0;
+}
+
 /* ---- shared option values ---- */
 
 static int set_duration(json_t *obj, const char *key, const char *flag, const char *s,
@@ -356,16 +468,6 @@ static int set_uint(json_t *obj, const char *key, const char *flag, const char *
         return -1;
     json_object_set_new(obj, key, json_integer(v));
     return 0;
-}
-
-static json_t *object_member(json_t *obj, const char *key)
-{
-    json_t *member = json_object_get(obj, key);
-    if (member == NULL) {
-        member = json_object();
-        json_object_set_new(obj, key, member);
-    }
-    return member;
 }
 
 static int check_constraint(const char *expr, struct serr *err)
@@ -414,6 +516,40 @@ enum {
     OPT_NO_HEALTHCHECK,
     OPT_PUBLISH_ADD,
     OPT_PUBLISH_RM,
+    OPT_HOSTNAME,
+    OPT_USER,
+    OPT_WORKDIR,
+    OPT_ENTRYPOINT,
+    OPT_LABEL,
+    OPT_CONTAINER_LABEL,
+    OPT_LABEL_ADD,
+    OPT_LABEL_RM,
+    OPT_MOUNT_ADD,
+    OPT_MOUNT_RM,
+    OPT_CONTAINER_LABEL_ADD,
+    OPT_CONTAINER_LABEL_RM,
+    OPT_RESTART_MAX_ATTEMPTS,
+    OPT_RESTART_WINDOW,
+    OPT_ENV_FILE,
+    OPT_READ_ONLY,
+    OPT_CAP_ADD,
+    OPT_CAP_DROP,
+    OPT_SYSCTL,
+    OPT_ULIMIT,
+    OPT_DNS,
+    OPT_LIMIT_PIDS,
+    OPT_STOP_SIGNAL,
+    OPT_MAX_PER_NODE,
+    OPT_PLACEMENT_PREF,
+    OPT_UPDATE_READ_ONLY,
+    OPT_SYSCTL_ADD,
+    OPT_SYSCTL_RM,
+    OPT_ULIMIT_ADD,
+    OPT_ULIMIT_RM,
+    OPT_DNS_ADD,
+    OPT_DNS_RM,
+    OPT_PLACEMENT_PREF_ADD,
+    OPT_PLACEMENT_PREF_RM,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -527,6 +663,111 @@ static int health_finish_create(json_t *spec, struct serr *err)
     return 0;
 }
 
+/* --args "httpd -f -p 80": split on blanks (docker splits shell words). */
+static json_t *split_args(const char *text)
+{
+    json_t *arr = json_array();
+    char *copy = xstrdup(text), *save = NULL;
+    for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+        json_array_append_new(arr, json_string(w));
+    free(copy);
+    return arr;
+}
+
+/* ---- the container: --hostname, --user, --workdir, --entrypoint, labels ---- */
+
+static bool is_container_option(int opt)
+{
+    return opt == OPT_HOSTNAME || opt == 'u' || opt == 'w' || opt == OPT_ENTRYPOINT ||
+           opt == 'l' || opt == OPT_CONTAINER_LABEL;
+}
+
+static int container_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    switch (opt) {
+    case OPT_HOSTNAME:
+        if (arg[0] == '\0' || strpbrk(arg, " \t\n/") != NULL)
+            return serr_set(err, SERR_INVALID, "invalid --hostname \"%s\"", arg);
+        json_object_set_new(spec, "hostname", json_string(arg));
+        return 0;
+    case 'u':
+        if (cli_check_user(arg, err) < 0)
+            return -1;
+        json_object_set_new(spec, "user", json_string(arg));
+        return 0;
+    case 'w':
+        if (arg[0] != '/')
+            return serr_set(err, SERR_INVALID,
+                            "invalid --workdir \"%s\": must be an absolute path", arg);
+        json_object_set_new(spec, "workdir", json_string(arg));
+        return 0;
+    case OPT_ENTRYPOINT:
+        json_object_set_new(spec, "entrypoint", split_args(arg));
+        return 0;
+    case 'l':
+        return cli_add_label(spec, "labels", "--label", arg, err);
+    case OPT_CONTAINER_LABEL:
+        return cli_add_label(spec, "container_labels", "--container-label", arg, err);
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
+/* ---- --read-only, --cap-add/-drop, --sysctl, --ulimit, --dns, --limit-pids,
+ * --stop-signal ---- */
+
+/* "spread=node.labels.KEY" appended to obj[key] as {"spread": "node.labels.KEY"}. */
+static int add_placement_pref(json_t *obj, const char *key, const char *flag, const char *arg,
+                              struct serr *err)
+{
+    if (strncmp(arg, "spread=node.labels.", 19) != 0 || arg[19] == '\0')
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": use spread=node.labels.KEY", flag,
+                        arg);
+    json_array_append_new(cli_json_array(obj, key), json_pack("{s:s}", "spread", arg + 7));
+    return 0;
+}
+
+static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    switch (opt) {
+    case OPT_READ_ONLY:
+        json_object_set_new(spec, "read_only", json_true());
+        return 0;
+    case OPT_CAP_ADD:
+        return cli_add_caps(spec, "cap_add", "--cap-add", arg, err);
+    case OPT_CAP_DROP:
+        return cli_add_caps(spec, "cap_drop", "--cap-drop", arg, err);
+    case OPT_SYSCTL:
+        return cli_add_sysctl(spec, "sysctls", "--sysctl", arg, err);
+    case OPT_ULIMIT:
+        return cli_parse_ulimit(arg, cli_json_member(spec, "ulimits"), err);
+    case OPT_DNS:
+        return cli_add_dns(spec, "dns", "--dns", arg, err);
+    case OPT_LIMIT_PIDS: {
+        int64_t n;
+        if (cli_parse_uint("--limit-pids", arg, INT32_MAX, &n, err) < 0)
+            return -1;
+        if (n < 1)
+            return serr_set(err, SERR_INVALID, "invalid --limit-pids \"%s\": at least 1", arg);
+        json_object_set_new(cli_json_member(spec, "limits"), "pids", json_integer(n));
+        return 0;
+    }
+    case OPT_MAX_PER_NODE:
+        return set_uint(spec, "max_replicas_per_node", "--replicas-max-per-node", arg,
+                        MAX_REPLICAS, err);
+    case OPT_PLACEMENT_PREF:
+        return add_placement_pref(spec, "placement_preferences", "--placement-pref", arg, err);
+    case OPT_STOP_SIGNAL:
+        if (container_signal_number(arg) < 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --stop-signal \"%s\": a signal name or number (SIGINT, "
+                            "TERM, 15)",
+                            arg);
+        json_object_set_new(spec, "stop_signal", json_string(arg));
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
 static const struct option create_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
@@ -535,6 +776,9 @@ static const struct option create_options[] = {
     {"mount", required_argument, NULL, OPT_MOUNT},
     {"restart-condition", required_argument, NULL, OPT_RESTART_CONDITION},
     {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+    {"restart-max-attempts", required_argument, NULL, OPT_RESTART_MAX_ATTEMPTS},
+    {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
+    {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"init", no_argument, NULL, OPT_INIT},
@@ -548,6 +792,22 @@ static const struct option create_options[] = {
     {"publish", required_argument, NULL, 'p'},
     {"secret", required_argument, NULL, OPT_SECRET_REFS + 0},
     {"config", required_argument, NULL, OPT_SECRET_REFS + 1},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"user", required_argument, NULL, 'u'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+    {"label", required_argument, NULL, 'l'},
+    {"container-label", required_argument, NULL, OPT_CONTAINER_LABEL},
+    {"read-only", no_argument, NULL, OPT_READ_ONLY},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+    {"sysctl", required_argument, NULL, OPT_SYSCTL},
+    {"ulimit", required_argument, NULL, OPT_ULIMIT},
+    {"dns", required_argument, NULL, OPT_DNS},
+    {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
+    {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
+    {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
+    {"placement-pref", required_argument, NULL, OPT_PLACEMENT_PREF},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -559,6 +819,10 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return health_option(spec, opt, arg, err);
     if (is_secret_option(opt))
         return secret_option(spec, opt, arg, err);
+    if (is_container_option(opt))
+        return container_option(spec, opt, arg, err);
+    if (opt >= OPT_READ_ONLY && opt <= OPT_PLACEMENT_PREF)
+        return runtime_option(spec, opt, arg, err);
     switch (opt) {
     case OPT_NAME:
         if (arg[0] == '\0')
@@ -578,7 +842,7 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_MOUNT: {
         json_t *mount;
         if (cli_parse_mount(arg, &mount, err) < 0)
-            return -1;
+            return serr_wrap(err, "--mount");
         json_array_append_new(json_object_get(spec, "mounts"), mount);
         return 0;
     }
@@ -591,11 +855,18 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_RESTART_DELAY:
         return set_duration(spec, "restart_delay_ms", "--restart-delay", arg, err);
+    case OPT_RESTART_MAX_ATTEMPTS:
+        return set_uint(spec, "restart_max_attempts", "--restart-max-attempts", arg, 1000000,
+                        err);
+    case OPT_RESTART_WINDOW:
+        return set_duration(spec, "restart_window_ms", "--restart-window", arg, err);
+    case OPT_ENV_FILE:
+        return add_env_file(json_object_get(spec, "env"), arg, err);
     case OPT_LIMIT_CPU: {
         double cpus;
         if (cli_parse_positive_double("--limit-cpu", arg, &cpus, err) < 0)
             return -1;
-        json_object_set_new(object_member(spec, "limits"), "cpus", json_real(cpus));
+        json_object_set_new(cli_json_member(spec, "limits"), "cpus", json_real(cpus));
         return 0;
     }
     case OPT_LIMIT_MEMORY: {
@@ -605,7 +876,7 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         if (bytes <= 0)
             return serr_set(err, SERR_INVALID, "invalid --limit-memory \"%s\": must be positive",
                             arg);
-        json_object_set_new(object_member(spec, "limits"), "memory", json_integer(bytes));
+        json_object_set_new(cli_json_member(spec, "limits"), "memory", json_integer(bytes));
         return 0;
     }
     case OPT_INIT:
@@ -623,16 +894,16 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_STOP_GRACE:
         return set_duration(spec, "stop_grace_period_ms", "--stop-grace-period", arg, err);
     case OPT_UPDATE_PARALLELISM:
-        return set_uint(object_member(spec, "update_config"), "parallelism",
+        return set_uint(cli_json_member(spec, "update_config"), "parallelism",
                         "--update-parallelism", arg, MAX_REPLICAS, err);
     case OPT_UPDATE_DELAY:
-        return set_duration(object_member(spec, "update_config"), "delay_ms", "--update-delay",
+        return set_duration(cli_json_member(spec, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
     case OPT_UPDATE_FAILURE_ACTION:
         if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
             return serr_set(err, SERR_INVALID,
                             "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(object_member(spec, "update_config"), "failure_action", json_string(arg));
+        json_object_set_new(cli_json_member(spec, "update_config"), "failure_action", json_string(arg));
         return 0;
     case 'd':
         *detach = true;
@@ -684,7 +955,7 @@ int cli_build_service_spec(int argc, char **argv, json_t **spec, bool *detach, s
     *detach = false;
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "e:p:dh", create_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "e:p:u:w:l:dh", create_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
@@ -726,29 +997,107 @@ static const struct option update_options[] = {
     {"constraint-rm", required_argument, NULL, OPT_CONSTRAINT_RM},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
+    {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
+    {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
+    {"restart-max-attempts", required_argument, NULL, OPT_RESTART_MAX_ATTEMPTS},
+    {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
+    {"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
+    {"read-only", optional_argument, NULL, OPT_UPDATE_READ_ONLY},
+    {"sysctl-add", required_argument, NULL, OPT_SYSCTL_ADD},
+    {"sysctl-rm", required_argument, NULL, OPT_SYSCTL_RM},
+    {"ulimit-add", required_argument, NULL, OPT_ULIMIT_ADD},
+    {"ulimit-rm", required_argument, NULL, OPT_ULIMIT_RM},
+    {"dns-add", required_argument, NULL, OPT_DNS_ADD},
+    {"dns-rm", required_argument, NULL, OPT_DNS_RM},
+    {"placement-pref-add", required_argument, NULL, OPT_PLACEMENT_PREF_ADD},
+    {"placement-pref-rm", required_argument, NULL, OPT_PLACEMENT_PREF_RM},
     {"force", no_argument, NULL, OPT_FORCE},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"user", required_argument, NULL, 'u'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+    {"label-add", required_argument, NULL, OPT_LABEL_ADD},
+    {"label-rm", required_argument, NULL, OPT_LABEL_RM},
+    {"container-label-add", required_argument, NULL, OPT_CONTAINER_LABEL_ADD},
+    {"container-label-rm", required_argument, NULL, OPT_CONTAINER_LABEL_RM},
+    {"mount-add", required_argument, NULL, OPT_MOUNT_ADD},
+    {"mount-rm", required_argument, NULL, OPT_MOUNT_RM},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-static json_t *object_array(json_t *obj, const char *key)
+static bool is_update_list_option(int opt)
 {
-    json_t *a = json_object_get(obj, key);
-    if (!json_is_array(a))
-        json_object_set_new(obj, key, a = json_array());
-    return a;
+    return opt == OPT_LABEL_ADD || opt == OPT_LABEL_RM || opt == OPT_CONTAINER_LABEL_ADD ||
+           opt == OPT_CONTAINER_LABEL_RM || opt == OPT_MOUNT_ADD || opt == OPT_MOUNT_RM ||
+           (opt >= OPT_UPDATE_READ_ONLY && opt <= OPT_PLACEMENT_PREF_RM);
 }
 
-/* --args "httpd -f -p 80": split on blanks (docker splits shell words). */
-static json_t *split_args(const char *text)
+/* A key to remove (a label's, a sysctl's, a ulimit's name). */
+static int add_removal(json_t *patch, const char *key, const char *flag, const char *arg,
+                       struct serr *err)
 {
-    json_t *arr = json_array();
-    char *copy = xstrdup(text), *save = NULL;
-    for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
-        json_array_append_new(arr, json_string(w));
-    free(copy);
-    return arr;
+    if (arg[0] == '\0' || strpbrk(arg, "= \t\n") != NULL)
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": give the KEY alone", flag, arg);
+    json_array_append_new(cli_json_array(patch, key), json_string(arg));
+    return 0;
+}
+
+/* --label-add/-rm, --container-label-add/-rm, --mount-add/-rm, --read-only,
+ * --sysctl-add/-rm, --ulimit-add/-rm, --dns-add/-rm, --placement-pref-add/-rm */
+static int update_list_option(json_t *patch, int opt, const char *arg, struct serr *err)
+{
+    switch (opt) {
+    case OPT_LABEL_ADD:
+        return cli_add_label(patch, "labels_add", "--label-add", arg, err);
+    case OPT_LABEL_RM:
+        return add_removal(patch, "labels_rm", "--label-rm", arg, err);
+    case OPT_CONTAINER_LABEL_ADD:
+        return cli_add_label(patch, "container_labels_add", "--container-label-add", arg, err);
+    case OPT_CONTAINER_LABEL_RM:
+        return add_removal(patch, "container_labels_rm", "--container-label-rm", arg, err);
+    case OPT_MOUNT_ADD: {
+        json_t *mount;
+        if (cli_parse_mount(arg, &mount, err) < 0)
+            return serr_wrap(err, "--mount-add");
+        json_array_append_new(cli_json_array(patch, "mounts_add"), mount);
+        return 0;
+    }
+    case OPT_UPDATE_READ_ONLY: { /* --read-only[=true|false] */
+        bool ro;
+        if (parse_bool_word("--read-only", arg, &ro, err) < 0)
+            return -1;
+        json_object_set_new(patch, "read_only", json_boolean(ro));
+        return 0;
+    }
+    case OPT_SYSCTL_ADD:
+        return cli_add_sysctl(patch, "sysctls_add", "--sysctl-add", arg, err);
+    case OPT_SYSCTL_RM:
+        return add_removal(patch, "sysctls_rm", "--sysctl-rm", arg, err);
+    case OPT_ULIMIT_ADD:
+        return cli_parse_ulimit(arg, cli_json_member(patch, "ulimits_add"), err);
+    case OPT_ULIMIT_RM:
+        return add_removal(patch, "ulimits_rm", "--ulimit-rm", arg, err);
+    case OPT_DNS_ADD:
+        return cli_add_dns(patch, "dns_add", "--dns-add", arg, err);
+    case OPT_DNS_RM:
+        return cli_add_dns(patch, "dns_rm", "--dns-rm", arg, err);
+    case OPT_PLACEMENT_PREF_ADD:
+        return add_placement_pref(patch, "placement_preferences_add", "--placement-pref-add",
+                                  arg, err);
+    case OPT_PLACEMENT_PREF_RM:
+        return add_placement_pref(patch, "placement_preferences_rm", "--placement-pref-rm", arg,
+                                  err);
+    case OPT_MOUNT_RM:
+        if (arg[0] != '/')
+            return serr_set(err, SERR_INVALID,
+                            "invalid --mount-rm \"%s\": give the mount's target (absolute path)",
+                            arg);
+        json_array_append_new(cli_json_array(patch, "mounts_rm"), json_string(arg));
+        return 0;
+    }
+    return serr_set(err, SERR_INVALID, "unexpected option");
 }
 
 static int update_option(json_t *patch, int opt, const char *arg, bool *detach, struct serr *err)
@@ -757,17 +1106,28 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return health_option(patch, opt, arg, err);
     if (is_secret_option(opt))
         return secret_option(patch, opt, arg, err);
+    if (is_container_option(opt))
+        return container_option(patch, opt, arg, err);
+    if (is_update_list_option(opt))
+        return update_list_option(patch, opt, arg, err);
     switch (opt) {
+    case OPT_LIMIT_PIDS:
+    case OPT_MAX_PER_NODE:
+    case OPT_STOP_SIGNAL:
+        return runtime_option(patch, opt, arg, err);
+    case OPT_RESTART_MAX_ATTEMPTS:
+    case OPT_RESTART_WINDOW:
+        return create_option(patch, opt, arg, detach, err);
     case OPT_LIMIT_CPU:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
         return create_option(patch, opt, arg, detach, err);
     case OPT_CONSTRAINT_ADD:
         if (check_constraint(arg, err) < 0)
             return -1;
-        json_array_append_new(object_array(patch, "constraints_add"), json_string(arg));
+        json_array_append_new(cli_json_array(patch, "constraints_add"), json_string(arg));
         return 0;
     case OPT_CONSTRAINT_RM:
-        json_array_append_new(object_array(patch, "constraints_rm"), json_string(arg));
+        json_array_append_new(cli_json_array(patch, "constraints_rm"), json_string(arg));
         return 0;
     case OPT_FORCE:
         json_object_set_new(patch, "force", json_true());
@@ -800,16 +1160,16 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_REPLICAS:
         return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
     case OPT_UPDATE_PARALLELISM:
-        return set_uint(object_member(patch, "update_config"), "parallelism",
+        return set_uint(cli_json_member(patch, "update_config"), "parallelism",
                         "--update-parallelism", arg, MAX_REPLICAS, err);
     case OPT_UPDATE_DELAY:
-        return set_duration(object_member(patch, "update_config"), "delay_ms", "--update-delay",
+        return set_duration(cli_json_member(patch, "update_config"), "delay_ms", "--update-delay",
                             arg, err);
     case OPT_UPDATE_FAILURE_ACTION:
         if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
             return serr_set(err, SERR_INVALID,
                             "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(object_member(patch, "update_config"), "failure_action", json_string(arg));
+        json_object_set_new(cli_json_member(patch, "update_config"), "failure_action", json_string(arg));
         return 0;
     case 'd':
         *detach = true;
@@ -829,7 +1189,7 @@ int cli_build_service_patch(int argc, char **argv, json_t **patch, const char **
     *detach = false;
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "dh", update_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "u:w:dh", update_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')

@@ -464,6 +464,42 @@ static void network_name_canonical(struct store *st, json_t *spec)
     json_decref(found);
 }
 
+/* Docker's range for published ports it chooses (-p TARGET). */
+#define DYNAMIC_PORT_FIRST 30000
+#define DYNAMIC_PORT_LAST 32767
+
+static bool spec_publishes(json_t *ports, json_int_t published, const char *proto)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(ports, i, p)
+    {
+        if (jint(p, "published", 0) == published && strcmp(jstr(p, "protocol"), proto) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A port given with its target only gets the first port of the range that
+ * no service publishes, no node's cluster port is, and nothing listens on. */
+static int choose_published(struct store *st, json_t *svc, json_t *ports, json_t *port,
+                            struct serr *err)
+{
+    const char *proto = jstr(port, "protocol");
+    for (json_int_t n = DYNAMIC_PORT_FIRST; n <= DYNAMIC_PORT_LAST; n++) {
+        if (spec_publishes(ports, n, proto))
+            continue;
+        json_object_set_new(port, "published", json_integer(n));
+        struct serr ignored;
+        if (check_port_free(st, svc, port, &ignored) == 0 &&
+            check_port_not_cluster(st, port, &ignored) == 0 && !port_listening(n, proto))
+            return 0;
+    }
+    json_object_del(port, "published");
+    return serr_set(err, SERR_CONFLICT, "no free port to publish in %d-%d", DYNAMIC_PORT_FIRST,
+                    DYNAMIC_PORT_LAST);
+}
+
 int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct serr *err)
 {
     network_name_canonical(st, spec);
@@ -482,6 +518,11 @@ int service_endpoint_assign(struct store *st, json_t *svc, json_t *spec, struct 
     int prefix;
     if (network_range(st, network, &net, &prefix, err) < 0)
         return -1;
+    json_array_foreach(ports, i, p)
+    {
+        if (jint(p, "published", 0) == 0 && choose_published(st, svc, ports, p, err) < 0)
+            return -1;
+    }
     json_array_foreach(ports, i, p)
     {
         if (check_port_free(st, svc, p, err) < 0 || check_port_not_cluster(st, p, err) < 0 ||

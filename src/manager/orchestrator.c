@@ -10,6 +10,7 @@
 #include "manager/jobs.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
+#include "manager/service_container.h"
 #include "model/task.h"
 #include "store/store.h"
 
@@ -51,8 +52,11 @@ static bool slot_equal(json_t *a, json_t *b)
 static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
-    json_t *constraints = json_object_get(json_object_get(svc, "spec"), "constraints");
-    json_t *node = scheduler_pick(p->nodes, p->tasks, jstr(svc, "id"), constraints, &err);
+    json_t *spec = json_object_get(svc, "spec");
+    struct placement pl = {.constraints = json_object_get(spec, "constraints"),
+                           .preferences = json_object_get(spec, "placement_preferences"),
+                           .max_per_node = (int)jint(spec, "max_replicas_per_node", 0)};
+    json_t *node = scheduler_pick_placement(p->nodes, p->tasks, jstr(svc, "id"), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))
@@ -66,8 +70,55 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                          (json_int_t)p->now, "message", "scheduled", "error", ""));
 }
 
-/* Returns the new task (owned by p->tasks). */
-static json_t *create_task(struct pass *p, json_t *svc, json_t *slot)
+/* --hostname templates ({{.Task.Slot}}, ...) for this task. */
+static void expand_hostname(json_t *svc, json_t *task)
+{
+    json_t *container = json_object_get(task, "container");
+    const char *tmpl = jstr(container, "hostname");
+    if (tmpl == NULL || strstr(tmpl, "{{") == NULL)
+        return;
+    char slot[64];
+    json_t *s = json_object_get(task, "slot");
+    if (json_is_integer(s))
+        snprintf(slot, sizeof(slot), "%lld", (long long)json_integer_value(s));
+    else
+        snprintf(slot, sizeof(slot), "%s", json_string_value(s) ? json_string_value(s) : "");
+    char *hostname = service_hostname_expand(tmpl, jstr(svc, "id"), jstr(svc, "name"),
+                                             jstr(task, "id"), jstr(task, "name"), slot);
+    if (hostname != NULL)
+        json_object_set_new(container, "hostname", json_string(hostname));
+    free(hostname);
+}
+
+/* Restarts of a slot under this task template (--restart-max-attempts):
+ * the new task counts one more than the `previous` task of its slot when
+ * that one failed or completed, the same after a stop or a lost node, none
+ * after a new template; with --restart-window the count starts again once
+ * the window since the first counted restart has passed. */
+static void count_restart(struct pass *p, json_t *svc, json_t *previous, json_t *task)
+{
+    if (previous == NULL || jint(previous, "spec_version", 0) != jint(svc, "version", 0))
+        return;
+    json_int_t attempts = jint(previous, "restart_attempts", 0);
+    json_int_t since = jint(previous, "restart_window_start", p->now);
+    bool stopped = jstr_is(previous, "state", "shutdown") || jstr_is(previous, "state", "orphaned");
+    json_int_t window = jint(json_object_get(svc, "spec"), "restart_window_ms", 0);
+    if (!stopped) {
+        if (attempts == 0 || (window > 0 && p->now - since > window)) {
+            attempts = 0;
+            since = p->now;
+        }
+        attempts++;
+    }
+    if (attempts == 0)
+        return;
+    json_object_set_new(task, "restart_attempts", json_integer(attempts));
+    json_object_set_new(task, "restart_window_start", json_integer(since));
+}
+
+/* Returns the new task (owned by p->tasks); `previous` is the slot's last
+ * task or NULL. */
+static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *previous)
 {
     json_t *spec = json_object_get(svc, "spec");
     char id[26];
@@ -84,10 +135,12 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot)
                   "name", name, "spec_version", json_object_get(svc, "version"), "desired_state",
                   "running", "state", "pending", "state_at", (json_int_t)p->now, "message",
                   "created", "error", "", "created_at", (json_int_t)p->now);
+    count_restart(p, svc, previous, task);
     struct serr err = {0};
     json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);
     if (image) {
         json_object_set_new(task, "container", task_container_spec(spec, image));
+        expand_hostname(svc, task);
         json_decref(image);
     } else {
         json_object_set_new(task, "container", json_pack("{s:O}", "image", json_object_get(spec, "image")));
@@ -110,6 +163,12 @@ static bool should_restart(json_t *spec, json_t *task)
     const char *cond = jstr(spec, "restart_condition");
     if (cond && strcmp(cond, "none") == 0)
         return false;
+    json_int_t max = jint(spec, "restart_max_attempts", 0);
+    json_int_t window = jint(spec, "restart_window_ms", 0);
+    bool window_over = window > 0 && jint(task, "state_at", 0) -
+                                             jint(task, "restart_window_start", 0) > window;
+    if (max > 0 && !window_over && jint(task, "restart_attempts", 0) >= max)
+        return false; /* --restart-max-attempts reached (within --restart-window) */
     if (cond && strcmp(cond, "on-failure") == 0)
         return !jstr_is(task, "state", "complete");
     return true;
@@ -165,7 +224,7 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
             }
         }
         /* the rolling update of this pass must count it as in progress */
-        json_array_append(tasks, create_task(p, svc, slot));
+        json_array_append(tasks, create_task(p, svc, slot, last));
         return;
     }
     if (task_state_terminal(jstr(cur, "state"))) {

@@ -167,17 +167,84 @@ void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size)
     if (r->constraints > 0)
         explain_stage(stages, sizeof(stages), "scheduling constraints not satisfied on %d node%s",
                       r->constraints, r->constraints == 1 ? "" : "s");
+    if (r->max_per_node > 0)
+        explain_stage(stages, sizeof(stages), "max replicas per node limit exceeded on %d node%s",
+                      r->max_per_node, r->max_per_node == 1 ? "" : "s");
     if (stages[0] == '\0')
         snprintf(buf, size, "no suitable node (no node in the swarm)");
     else
         snprintf(buf, size, "no suitable node (%s)", stages);
 }
 
-json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
-                       json_t *constraints, struct serr *err)
+int placement_spread_validate(const char *descriptor, struct serr *err)
+{
+    if (descriptor == NULL || strncmp(descriptor, "node.labels.", 12) != 0 ||
+        descriptor[12] == '\0')
+        return serr_set(err, SERR_INVALID,
+                        "invalid spread preference '%s' (use node.labels.KEY)",
+                        descriptor ? descriptor : "");
+    return 0;
+}
+
+/* Live tasks of the service on nodes whose label `key` ("rack") has the same
+ * value as on `node`. */
+static int count_in_group(json_t *nodes, json_t *tasks, const char *service_id, json_t *node,
+                          const char *key)
+{
+    const char *want = jstr(json_object_get(node, "labels"), key);
+    int count = 0;
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        const char *have = jstr(json_object_get(n, "labels"), key);
+        if (strcmp(have ? have : "", want ? want : "") != 0)
+            continue;
+        int same, total;
+        count_on_node(tasks, jstr(n, "id"), service_id, &same, &total);
+        count += same;
+    }
+    return count;
+}
+
+#define MAX_PREFERENCES 8
+
+/* A candidate's score: the group counts of each preference, then its own
+ * same-service and total counts; lower is better, compared in order. */
+struct score {
+    int v[MAX_PREFERENCES + 2];
+    int n;
+};
+
+static void score_node(json_t *nodes, json_t *tasks, const char *service_id, json_t *node,
+                       json_t *preferences, int same, int total, struct score *sc)
+{
+    sc->n = 0;
+    size_t i;
+    json_t *pref;
+    json_array_foreach(preferences, i, pref)
+    {
+        const char *spread = jstr(pref, "spread");
+        if (sc->n < MAX_PREFERENCES && spread && strncmp(spread, "node.labels.", 12) == 0)
+            sc->v[sc->n++] = count_in_group(nodes, tasks, service_id, node, spread + 12);
+    }
+    sc->v[sc->n++] = same;
+    sc->v[sc->n++] = total;
+}
+
+static bool score_better(const struct score *a, const struct score *b)
+{
+    for (int i = 0; i < a->n; i++)
+        if (a->v[i] != b->v[i])
+            return a->v[i] < b->v[i];
+    return false;
+}
+
+json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *service_id,
+                                 const struct placement *pl, struct serr *err)
 {
     json_t *best = NULL;
-    int best_same = 0, best_total = 0;
+    struct score best_score = {0}, sc;
     struct sched_rejects rejects = {0};
     size_t i;
     json_t *node;
@@ -192,16 +259,20 @@ json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
             rejects.hot++;
             continue;
         }
-        if (!constraints_match(node, constraints)) {
+        if (!constraints_match(node, pl->constraints)) {
             rejects.constraints++;
             continue;
         }
         int same, total;
         count_on_node(tasks, jstr(node, "id"), service_id, &same, &total);
-        if (best == NULL || same < best_same || (same == best_same && total < best_total)) {
+        if (pl->max_per_node > 0 && same >= pl->max_per_node) {
+            rejects.max_per_node++;
+            continue;
+        }
+        score_node(nodes, tasks, service_id, node, pl->preferences, same, total, &sc);
+        if (best == NULL || score_better(&sc, &best_score)) {
             best = node;
-            best_same = same;
-            best_total = total;
+            best_score = sc;
         }
     }
     if (best == NULL) {
@@ -210,4 +281,11 @@ json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
         serr_set(err, SERR_UNAVAILABLE, "%s", why);
     }
     return best;
+}
+
+json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
+                       json_t *constraints, struct serr *err)
+{
+    struct placement pl = {.constraints = constraints};
+    return scheduler_pick_placement(nodes, tasks, service_id, &pl, err);
 }

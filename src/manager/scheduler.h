@@ -23,6 +23,7 @@ struct sched_rejects {
     int unavailable; /* not ready, or availability drain/pause */
     int hot;         /* available, but flagged "hot" (node too hot, manager/alert.h) */
     int constraints; /* available and cool, but a constraint does not match */
+    int max_per_node; /* it runs max_replicas_per_node tasks of the service already */
 };
 /* Swarm's wording: "no suitable node (1 node not available for new tasks;
  * scheduling constraints not satisfied on 4 nodes)". */
@@ -35,5 +36,23 @@ void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size);
  * (scheduler_explain's message: the same inputs give the same text). */
 json_t *scheduler_pick(json_t *nodes, json_t *tasks, const char *service_id,
                        json_t *constraints, struct serr *err);
+
+/* What a service spec says about placement (borrowed JSON). */
+struct placement {
+    json_t *constraints;   /* array of expressions, or NULL */
+    json_t *preferences;   /* [{"spread": "node.labels.KEY"}], or NULL */
+    int max_per_node;      /* 0: no maximum */
+};
+
+/* Checks "node.labels.KEY" (what spread preferences name). */
+int placement_spread_validate(const char *descriptor, struct serr *err);
+
+/* scheduler_pick with Swarm's other placement rules: nodes already running
+ * max_per_node live tasks of the service are filtered out (after the
+ * constraints); then, preference by preference, the nodes whose value of
+ * the label has the fewest live tasks of the service win (nodes without the
+ * label share the empty value), before the spread of scheduler_pick. */
+json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *service_id,
+                                 const struct placement *pl, struct serr *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include "base/util.h"
 #include "manager/scheduler.h"
 #include "manager/secret.h"
+#include "manager/service_container.h"
 #include "model/imageref.h"
 #include "store/store.h"
 
@@ -112,23 +113,51 @@ static int check_env(json_t *env, const char *field, struct serr *err)
     return 0;
 }
 
+/* Rejects keys of a nested object that are not in `known`. */
+static int check_keys(json_t *obj, const char *const *known, const char *what, struct serr *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] == NULL)
+            return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", what, key);
+    }
+    return 0;
+}
+
+static int check_tmpfs_mount(json_t *m, struct serr *err)
+{
+    if (json_object_get(m, "source") != NULL)
+        return serr_set(err, SERR_INVALID, "mount: a tmpfs mount takes no source");
+    json_t *size = json_object_get(m, "tmpfs_size"), *mode = json_object_get(m, "tmpfs_mode");
+    if (size && (!json_is_integer(size) || json_integer_value(size) <= 0))
+        return serr_set(err, SERR_INVALID, "mount: tmpfs_size must be a positive integer (bytes)");
+    if (mode && (!json_is_integer(mode) || json_integer_value(mode) < 0 ||
+                 json_integer_value(mode) > 07777))
+        return serr_set(err, SERR_INVALID, "mount: tmpfs_mode must be permission bits (0 to 07777)");
+    return 0;
+}
+
 static int check_mount(json_t *m, struct serr *err)
 {
+    static const char *const known[] = {"type",       "source",     "target", "readonly",
+                                        "tmpfs_size", "tmpfs_mode", NULL};
     const char *type = jstr(m, "type");
     const char *src = jstr(m, "source");
     const char *dst = jstr(m, "target");
     json_t *ro = json_object_get(m, "readonly");
-    const char *key;
-    json_t *val;
-    json_object_foreach(m, key, val)
-    {
-        if (strcmp(key, "type") && strcmp(key, "source") && strcmp(key, "target") &&
-            strcmp(key, "readonly"))
-            return serr_set(err, SERR_INVALID, "mount: unknown field '%s'", key);
-    }
-    if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0))
-        return serr_set(err, SERR_INVALID, "mount: type must be bind or volume");
-    if (src == NULL || *src == '\0')
+    if (check_keys(m, known, "mount", err) < 0)
+        return -1;
+    bool tmpfs = type && strcmp(type, "tmpfs") == 0;
+    if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0 && !tmpfs))
+        return serr_set(err, SERR_INVALID, "mount: type must be bind, volume or tmpfs");
+    if (!tmpfs && (json_object_get(m, "tmpfs_size") || json_object_get(m, "tmpfs_mode")))
+        return serr_set(err, SERR_INVALID, "mount: tmpfs_size and tmpfs_mode need type tmpfs");
+    if (!tmpfs && (src == NULL || *src == '\0'))
         return serr_set(err, SERR_INVALID, "mount: source is required");
     if (dst == NULL || dst[0] != '/')
         return serr_set(err, SERR_INVALID, "mount: target must be an absolute path");
@@ -137,12 +166,14 @@ static int check_mount(json_t *m, struct serr *err)
         return serr_set(err, SERR_INVALID,
                         "mount: target %s is reserved: the container's %s is set up by the runtime",
                         dst, reserved);
+    if (ro && !json_is_boolean(ro))
+        return serr_set(err, SERR_INVALID, "mount: readonly must be true or false");
+    if (tmpfs)
+        return check_tmpfs_mount(m, err);
     if (strcmp(type, "bind") == 0 && src[0] != '/')
         return serr_set(err, SERR_INVALID, "mount: bind source must be an absolute path: %s", src);
     if (strcmp(type, "volume") == 0 && !valid_name(src, 64))
         return serr_set(err, SERR_INVALID, "mount: invalid volume name '%s'", src);
-    if (ro && !json_is_boolean(ro))
-        return serr_set(err, SERR_INVALID, "mount: readonly must be true or false");
     return 0;
 }
 
@@ -162,25 +193,9 @@ static int check_mounts(json_t *mounts, struct serr *err)
     return 0;
 }
 
-/* Rejects keys of a nested object that are not in `known`. */
-static int check_keys(json_t *obj, const char *const *known, const char *what, struct serr *err)
-{
-    const char *key;
-    json_t *val;
-    json_object_foreach(obj, key, val)
-    {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL)
-            return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", what, key);
-    }
-    return 0;
-}
-
 static int check_limits(json_t *limits, struct serr *err)
 {
-    static const char *const known[] = {"cpus", "memory", NULL};
+    static const char *const known[] = {"cpus", "memory", "pids", NULL};
     if (!json_is_object(limits))
         return serr_set(err, SERR_INVALID, "limits must be an object");
     if (check_keys(limits, known, "limits", err) < 0)
@@ -195,6 +210,9 @@ static int check_limits(json_t *limits, struct serr *err)
         return serr_set(err, SERR_INVALID, "limits.memory: expected an integer (bytes)");
     if (mem && json_integer_value(mem) < 4 * 1024 * 1024)
         return serr_set(err, SERR_INVALID, "limits.memory must be at least 4MiB");
+    json_t *pids = json_object_get(limits, "pids");
+    if (pids && (!json_is_integer(pids) || json_integer_value(pids) < 1))
+        return serr_set(err, SERR_INVALID, "limits.pids must be an integer of at least 1");
     return 0;
 }
 
@@ -242,6 +260,25 @@ static int check_constraints(json_t *cons, struct serr *err)
     return 0;
 }
 
+/* [{"spread": "node.labels.KEY"}, ...] */
+static int check_preferences(json_t *prefs, struct serr *err)
+{
+    if (!json_is_array(prefs) || json_array_size(prefs) > 8)
+        return serr_set(err, SERR_INVALID,
+                        "placement_preferences must be an array of at most 8 {\"spread\": ...}");
+    size_t i;
+    json_t *p;
+    json_array_foreach(prefs, i, p)
+    {
+        if (!json_is_object(p) || json_object_size(p) != 1)
+            return serr_set(err, SERR_INVALID,
+                            "placement_preferences: each is {\"spread\": \"node.labels.KEY\"}");
+        if (placement_spread_validate(jstr(p, "spread"), err) < 0)
+            return serr_wrap(err, "placement_preferences");
+    }
+    return 0;
+}
+
 /* One published port: {published, target, protocol?, mode?}; defaults are
  * filled in (tcp, ingress). */
 static int check_port(json_t *p, struct serr *err)
@@ -253,8 +290,8 @@ static int check_port(json_t *p, struct serr *err)
         return serr_set(err, SERR_INVALID, "each port must be an object");
     if (check_keys(p, known, "port", err) < 0)
         return -1;
-    if (!json_object_get(p, "published") || !json_object_get(p, "target"))
-        return serr_set(err, SERR_INVALID, "a port needs published and target");
+    if (!json_object_get(p, "target")) /* without published: one is chosen */
+        return serr_set(err, SERR_INVALID, "a port needs a target");
     if (check_int(p, "published", 1, 65535, err) < 0 || check_int(p, "target", 1, 65535, err) < 0 ||
         check_one_of(p, "protocol", protocols, err) < 0 || check_one_of(p, "mode", modes, err) < 0)
         return serr_wrap(err, "port");
@@ -334,23 +371,9 @@ static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
     "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
-    "labels", NULL};
-
-/* labels: {"key": "value"} (the service's, as Swarm's; stacks mark theirs). */
-static int check_labels(json_t *labels, struct serr *err)
-{
-    const char *key;
-    json_t *val;
-    if (!json_is_object(labels))
-        return serr_set(err, SERR_INVALID, "labels: expected an object of strings");
-    json_object_foreach(labels, key, val)
-    {
-        if (key[0] == '\0' || !json_is_string(val))
-            return serr_set(err, SERR_INVALID, "labels: '%s' must be a non-empty key with a string",
-                            key);
-    }
-    return 0;
-}
+    "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
+    "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
+    "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -393,7 +416,9 @@ static int validate(json_t *s, struct serr *err)
         return serr_set(err, SERR_INVALID, "network must be a network's name");
     if (check_int(s, "replicas", 0, MAX_REPLICAS, err) < 0 ||
         check_int(s, "restart_delay_ms", 0, 86400000, err) < 0 ||
-        check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0)
+        check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0 ||
+        check_int(s, "restart_max_attempts", 0, 1000000, err) < 0 ||
+        check_int(s, "restart_window_ms", 0, 31LL * 86400000, err) < 0)
         return -1;
     json_t *v;
     if ((v = json_object_get(s, "args")) && check_string_array(v, "args", err) < 0)
@@ -417,9 +442,16 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "ports")) && check_ports(v, err) < 0)
         return -1;
-    if ((v = json_object_get(s, "labels")) && check_labels(v, err) < 0)
+    if (service_container_check(s, err) < 0)
+        return -1;
+    if (check_int(s, "max_replicas_per_node", 0, MAX_REPLICAS, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "placement_preferences")) && check_preferences(v, err) < 0)
         return -1;
     const char *mode = jstr(s, "mode");
+    if (mode && strcmp(mode, "global") == 0 && jint(s, "max_replicas_per_node", 0) > 0)
+        return serr_set(err, SERR_INVALID,
+                        "max_replicas_per_node can only be used with replicated mode");
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
         return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
     return 0;
@@ -629,7 +661,11 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         int i = 0;
         while (fields[i] && strcmp(fields[i], key) != 0)
             i++;
-        if (fields[i] == NULL) {
+        int k = 0;
+        while (service_container_patch_fields[k] &&
+               strcmp(service_container_patch_fields[k], key) != 0)
+            k++;
+        if (fields[i] == NULL && service_container_patch_fields[k] == NULL) {
             serr_set(err, SERR_INVALID, "unknown field '%s' in service update", key);
             return NULL;
         }
@@ -669,7 +705,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         json_object_set(s, "update_config", v);
     if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
         goto err_after_copy;
-    if (patch_constraints_limits_force(s, patch, err) < 0)
+    if (patch_constraints_limits_force(s, patch, err) < 0 ||
+        service_container_patch(s, patch, err) < 0)
         goto err_after_copy;
     json_t *out = service_spec_normalize(st, s, err);
     json_decref(s);
@@ -684,7 +721,11 @@ int service_spec_template_changed(json_t *a, json_t *b)
 {
     static const char *const fields[] = {"image", "args", "env", "mounts", "limits", "init",
                                          "stop_grace_period_ms", "network", "healthcheck",
-                                         "secrets", "configs", "force_update", "constraints", NULL};
+                                         "secrets", "configs", "force_update", "constraints",
+                                         "hostname", "user", "workdir", "entrypoint",
+                                         "container_labels", "read_only", "cap_add",
+                                         "cap_drop", "sysctls", "ulimits", "stop_signal",
+                                         "dns", NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))
@@ -716,10 +757,7 @@ static json_t *merged_env(json_t *image_env, json_t *spec_env)
 json_t *task_container_spec(json_t *spec, json_t *image)
 {
     json_t *cfg = json_object_get(image, "config");
-    json_t *args = json_array();
-    json_array_extend(args, json_object_get(cfg, "Entrypoint"));
-    json_t *cmd = json_object_get(spec, "args");
-    json_array_extend(args, json_array_size(cmd) ? cmd : json_object_get(cfg, "Cmd"));
+    json_t *args = service_task_args(spec, cfg);
     const char *workdir = jstr(cfg, "WorkingDir");
     const char *user = jstr(cfg, "User");
     json_t *c = json_pack("{s:O, s:O, s:o, s:o, s:s, s:s, s:O, s:O, s:O}", "image",
@@ -743,5 +781,6 @@ json_t *task_container_spec(json_t *spec, json_t *image)
         json_object_set(c, "secrets", json_object_get(spec, "secrets"));
     if (json_array_size(json_object_get(spec, "configs")))
         json_object_set(c, "configs", json_object_get(spec, "configs"));
+    service_container_apply(spec, c);
     return c;
 }

@@ -243,8 +243,8 @@ def test_api_wrong_types(unchanged, spec):
     ({"image": "busybox", "restart_condition": 1}, "restart_condition: expected a string"),
     ({"image": "busybox", "ports": [{"published": "80", "target": 80}]},
      "published: expected an integer"),
-    ({"image": "busybox", "labels": ["a=b"]}, "labels: expected an object of strings"),
-    ({"image": "busybox", "labels": {"a": 1}}, "labels: 'a' must be a non-empty key with a string"),
+    ({"image": "busybox", "labels": ["a=b"]}, "labels must be an object of strings"),
+    ({"image": "busybox", "labels": {"a": 1}}, "labels.a: expected a string"),
 ])
 def test_api_wrong_types_say_what_was_expected(unchanged, spec, fragment):
     msg = api_error(unchanged, "POST", "/v1/services", 400, fragment, body=spec)

@@ -34,8 +34,20 @@ TEST(cli_mount_parsing)
     json_decref(m);
     CHECK(cli_parse_mount("type=bind,src=/a", &m, &err) < 0);
     CHECK(strstr(err.msg, "target") != NULL);
-    CHECK(cli_parse_mount("type=tmpfs,dst=/a", &m, &err) < 0);
-    CHECK(strstr(err.msg, "bind or volume") != NULL);
+    CHECK(cli_parse_mount("type=tmpfs,dst=/a,tmpfs-size=64m,tmpfs-mode=1770", &m, &err) == 0);
+    CHECK_STR(str_at(m, "type"), "tmpfs");
+    CHECK(json_integer_value(json_object_get(m, "tmpfs_size")) == 64 * 1024 * 1024);
+    CHECK(json_integer_value(json_object_get(m, "tmpfs_mode")) == 01770);
+    CHECK(json_object_get(m, "source") == NULL);
+    json_decref(m);
+    CHECK(cli_parse_mount("type=tmpfs,src=/x,dst=/a", &m, &err) < 0);
+    CHECK(strstr(err.msg, "no source") != NULL);
+    CHECK(cli_parse_mount("type=tmpfs,dst=/a,tmpfs-size=lots", &m, &err) < 0);
+    CHECK(strstr(err.msg, "tmpfs-size") != NULL);
+    CHECK(cli_parse_mount("type=tmpfs,dst=/a,tmpfs-mode=9", &m, &err) < 0);
+    CHECK(cli_parse_mount("type=bind,src=/a,dst=/b,tmpfs-size=1m", &m, &err) < 0);
+    CHECK(cli_parse_mount("type=nfs,dst=/a", &m, &err) < 0);
+    CHECK(strstr(err.msg, "bind, volume or tmpfs") != NULL);
     CHECK(cli_parse_mount("type=bind,src=/a,dst=/b,color=red", &m, &err) < 0);
     CHECK(strstr(err.msg, "unknown key \"color\"") != NULL);
     CHECK(cli_parse_mount("type=bind,src=rel,dst=/b", &m, &err) < 0);
@@ -489,4 +501,157 @@ TEST(cli_oar_names)
     CHECK(cli_oar_name("/usr/bin/shoal") == NULL);
     CHECK(cli_oar_name("oarsubx") == NULL);
     CHECK(cli_oar_name("/oarsub/shoal") == NULL);
+}
+
+TEST(cli_service_spec_container_flags)
+{
+    json_t *spec;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--hostname", "web-1", "-u", "1000:100", "-w",
+               "/srv", "--entrypoint", "sh -c", "-l", "tier=front", "--label", "flag",
+               "--container-label", "a.b=c", "busybox", "echo hi") == 0);
+    CHECK_STR(str_at(spec, "hostname"), "web-1");
+    CHECK_STR(str_at(spec, "user"), "1000:100");
+    CHECK_STR(str_at(spec, "workdir"), "/srv");
+    json_t *ep = json_object_get(spec, "entrypoint");
+    CHECK(json_array_size(ep) == 2);
+    CHECK_STR(json_string_value(json_array_get(ep, 1)), "-c");
+    CHECK_STR(str_at(json_object_get(spec, "labels"), "tier"), "front");
+    CHECK_STR(str_at(json_object_get(spec, "labels"), "flag"), "");
+    CHECK_STR(str_at(json_object_get(spec, "container_labels"), "a.b"), "c");
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www-data", "busybox") < 0);
+    CHECK(strstr(err.msg, "--user") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "1:", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--workdir", "srv", "busybox") < 0);
+    CHECK(strstr(err.msg, "--workdir") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--hostname", "a b", "busybox") < 0);
+    CHECK(strstr(err.msg, "--hostname") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--label", "=x", "busybox") < 0);
+    CHECK(strstr(err.msg, "--label") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--container-label", "", "busybox") < 0);
+}
+
+#define PATCH(err, patch, name, ...)                                                               \
+    cli_build_service_patch(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), patch, name, &(bool){false}, err)
+
+TEST(cli_service_patch_container_flags)
+{
+    json_t *patch;
+    const char *name;
+    struct serr err;
+    CHECK(PATCH(&err, &patch, &name, "update", "--label-add", "a=1", "--label-rm", "b",
+                "--container-label-add", "c=2", "--mount-add", "type=tmpfs,dst=/t",
+                "--mount-rm", "/data", "--hostname", "h", "-u", "5", "-w", "/w", "web") == 0);
+    CHECK_STR(name, "web");
+    CHECK_STR(str_at(json_object_get(patch, "labels_add"), "a"), "1");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "labels_rm"), 0)), "b");
+    CHECK_STR(str_at(json_object_get(patch, "container_labels_add"), "c"), "2");
+    CHECK_STR(str_at(json_array_get(json_object_get(patch, "mounts_add"), 0), "type"), "tmpfs");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "mounts_rm"), 0)), "/data");
+    CHECK_STR(str_at(patch, "hostname"), "h");
+    CHECK_STR(str_at(patch, "user"), "5");
+    CHECK_STR(str_at(patch, "workdir"), "/w");
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--mount-rm", "data", "web") < 0);
+    CHECK(strstr(err.msg, "--mount-rm") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--mount-add", "type=tmpfs", "web") < 0);
+    CHECK(strstr(err.msg, "--mount-add") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--label-rm", "a=b", "web") < 0);
+    CHECK(strstr(err.msg, "--label-rm") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--label-add", "=b", "web") < 0);
+}
+
+TEST(cli_env_file_lines_and_restart_flags)
+{
+    json_t *list = json_array();
+    struct serr err;
+    CHECK(cli_parse_env_lines("# comment\n\nA=1\r\n  B=two words  \nC=\n", list, &err) == 0);
+    CHECK(json_array_size(list) == 3);
+    CHECK_STR(json_string_value(json_array_get(list, 1)), "B=two words");
+    CHECK(cli_parse_env_lines("A=1\n=bad\n", list, &err) < 0);
+    CHECK(strstr(err.msg, "line 2") != NULL);
+    json_decref(list);
+    json_t *spec;
+    bool detach;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-max-attempts", "3", "--restart-window",
+               "1m", "busybox") == 0);
+    CHECK(json_integer_value(json_object_get(spec, "restart_max_attempts")) == 3);
+    CHECK(json_integer_value(json_object_get(spec, "restart_window_ms")) == 60000);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-max-attempts", "-1", "busybox") < 0);
+    CHECK(strstr(err.msg, "--restart-max-attempts") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--restart-window", "soon", "busybox") < 0);
+    CHECK(strstr(err.msg, "--restart-window") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--env-file", "/nonexistent/env", "busybox") < 0);
+    CHECK(strstr(err.msg, "--env-file") != NULL);
+}
+
+TEST(cli_runtime_flags)
+{
+    json_t *spec;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--read-only", "--cap-add", "net_admin,SYS_TIME",
+               "--cap-drop", "ALL", "--sysctl", "net.core.somaxconn=1024", "--ulimit",
+               "nofile=100", "--ulimit", "nproc=5:10", "--dns", "10.0.0.2", "--limit-pids", "7",
+               "--stop-signal", "INT", "busybox") == 0);
+    CHECK(json_is_true(json_object_get(spec, "read_only")));
+    json_t *add = json_object_get(spec, "cap_add");
+    CHECK(json_array_size(add) == 2);
+    CHECK_STR(json_string_value(json_array_get(add, 0)), "CAP_NET_ADMIN");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(spec, "cap_drop"), 0)), "ALL");
+    CHECK_STR(str_at(json_object_get(spec, "sysctls"), "net.core.somaxconn"), "1024");
+    json_t *nofile = json_object_get(json_object_get(spec, "ulimits"), "nofile");
+    CHECK(json_integer_value(json_object_get(nofile, "soft")) == 100);
+    CHECK(json_integer_value(json_object_get(nofile, "hard")) == 100);
+    json_t *nproc = json_object_get(json_object_get(spec, "ulimits"), "nproc");
+    CHECK(json_integer_value(json_object_get(nproc, "hard")) == 10);
+    CHECK(json_integer_value(json_object_get(json_object_get(spec, "limits"), "pids")) == 7);
+    CHECK_STR(str_at(spec, "stop_signal"), "INT");
+    json_decref(spec);
+    json_t *u = json_object();
+    CHECK(cli_parse_ulimit("nofile=", u, &err) < 0);
+    CHECK(cli_parse_ulimit("nofile=1:", u, &err) < 0);
+    CHECK(cli_parse_ulimit("nofile=-1", u, &err) < 0);
+    CHECK(cli_parse_ulimit("=1", u, &err) < 0);
+    CHECK(json_object_size(u) == 0);
+    json_decref(u);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--cap-add", "CAP_WIZARD", "busybox") < 0);
+    CHECK(strstr(err.msg, "--cap-add") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--sysctl", "kernel.panic=1", "busybox") < 0);
+    CHECK(strstr(err.msg, "--sysctl") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--dns", "999.1.1.1", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--stop-signal", "SIGWHAT", "busybox") < 0);
+}
+
+TEST(cli_service_patch_runtime_lists)
+{
+    json_t *patch;
+    const char *name;
+    struct serr err;
+    CHECK(PATCH(&err, &patch, &name, "update", "--read-only=false", "--sysctl-add",
+                "kernel.shmmni=9", "--sysctl-rm", "kernel.sem", "--ulimit-add", "nproc=3",
+                "--ulimit-rm", "core", "--dns-add", "10.0.0.9", "--dns-rm", "10.0.0.8",
+                "--placement-pref-add", "spread=node.labels.rack", "--placement-pref-rm",
+                "spread=node.labels.zone", "web") == 0);
+    CHECK(json_is_false(json_object_get(patch, "read_only")));
+    CHECK_STR(str_at(json_object_get(patch, "sysctls_add"), "kernel.shmmni"), "9");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "sysctls_rm"), 0)),
+              "kernel.sem");
+    CHECK(json_object_get(json_object_get(patch, "ulimits_add"), "nproc") != NULL);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "dns_rm"), 0)), "10.0.0.8");
+    json_t *pref = json_array_get(json_object_get(patch, "placement_preferences_rm"), 0);
+    CHECK_STR(str_at(pref, "spread"), "node.labels.zone");
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--read-only", "web") == 0);
+    CHECK(json_is_true(json_object_get(patch, "read_only")));
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--read-only=maybe", "web") < 0);
+    CHECK(PATCH(&err, &patch, &name, "update", "--dns-add", "x", "web") < 0);
+    CHECK(strstr(err.msg, "--dns-add") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--sysctl-add", "vm.x=1", "web") < 0);
+    CHECK(strstr(err.msg, "--sysctl-add") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--sysctl-rm", "a=b", "web") < 0);
 }

@@ -82,7 +82,16 @@ TEST(cli_parse_publish_forms)
     CHECK(cli_parse_publish("published=1,target=2,mode=host,protocol=tcp", &port, &err) == 0);
     CHECK_STR(json_string_value(json_object_get(port, "mode")), "host");
     json_decref(port);
-    CHECK(cli_parse_publish("80", &port, &err) < 0);
+    /* target only (-p 3000): the manager chooses the published port */
+    CHECK(cli_parse_publish("3000", &port, &err) == 0);
+    CHECK(json_integer_value(json_object_get(port, "target")) == 3000);
+    CHECK(json_object_get(port, "published") == NULL);
+    json_decref(port);
+    CHECK(cli_parse_publish("target=53,protocol=udp", &port, &err) == 0);
+    CHECK(json_object_get(port, "published") == NULL);
+    json_decref(port);
+    CHECK(cli_parse_publish("0", &port, &err) < 0);
+    CHECK(cli_parse_publish("x/udp", &port, &err) < 0);
     CHECK(cli_parse_publish("0:80", &port, &err) < 0);
     CHECK(cli_parse_publish("8080:80/sctp", &port, &err) < 0);
     CHECK(cli_parse_publish("published=1", &port, &err) < 0);

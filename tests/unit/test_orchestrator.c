@@ -150,3 +150,51 @@ TEST(orchestrator_pending_reason_one_entry_per_change)
     json_decref(tasks);
     store_close(st);
 }
+
+static size_t count_tasks(struct store *st)
+{
+    json_t *tasks = store_list(st, "tasks", NULL);
+    size_t n = json_array_size(tasks);
+    json_decref(tasks);
+    return n;
+}
+
+/* --restart-max-attempts 2: the first task and two restarts, then the slot is done. */
+TEST(orchestrator_restart_max_attempts)
+{
+    struct store *st = store_with_node();
+    put_service(st, "max", json_pack("{s:i, s:i}", "replicas", 1, "restart_max_attempts", 2));
+    int64_t now = 1000;
+    pass(st, now);
+    for (int round = 0; round < 5; round++) {
+        finish_all(st, "failed", now += 1000);
+        pass(st, now += 1000);
+        pass(st, now += 1000);
+    }
+    CHECK(count_tasks(st) == 3);
+    json_t *tasks = store_list(st, "tasks", NULL);
+    json_t *svc = store_get(st, "services", "max");
+    struct service_counts counts;
+    service_count_tasks(svc, tasks, &counts);
+    CHECK(counts.failed == 1 && counts.running == 0);
+    json_decref(svc);
+    json_decref(tasks);
+    store_close(st);
+}
+
+/* With a window, failures further apart than the window never reach the maximum. */
+TEST(orchestrator_restart_window_resets_the_count)
+{
+    struct store *st = store_with_node();
+    put_service(st, "win", json_pack("{s:i, s:i, s:i}", "replicas", 1, "restart_max_attempts", 1,
+                                     "restart_window_ms", 500));
+    int64_t now = 1000;
+    pass(st, now);
+    for (int round = 0; round < 4; round++) {
+        finish_all(st, "failed", now += 1000);
+        pass(st, now += 1000);
+        pass(st, now += 1000);
+    }
+    CHECK(count_tasks(st) >= 5);
+    store_close(st);
+}

@@ -737,3 +737,52 @@ TEST(runtime_reaps_orphans_of_container_namespaces_only)
     CHECK(waitpid(pids[0], NULL, 0) == pids[0]);
     CHECK(prctl(PR_SET_CHILD_SUBREAPER, 0) == 0);
 }
+
+static bool has_string(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The service flags of issue #15 in config.json. */
+TEST(runtime_config_service_flags)
+{
+    json_t *config = config_for(
+        CGROUP_V2, "{\"args\":[\"true\"], \"read_only\":true, \"cap_add\":[\"CAP_NET_ADMIN\"],"
+                   "\"cap_drop\":[\"CAP_CHOWN\"], \"sysctls\":{\"kernel.shmmni\":\"2048\"},"
+                   "\"ulimits\":{\"nofile\":{\"soft\":10,\"hard\":20}}, \"limits\":{\"pids\":7},"
+                   "\"annotations\":{\"team\":\"ops\"}, \"hostname\":\"web-1\", \"mounts\":"
+                   "[{\"type\":\"tmpfs\",\"target\":\"/t\",\"size\":1048576,\"mode\":1023}]}");
+    CHECK(json_is_true(json_object_get(json_object_get(config, "root"), "readonly")));
+    json_t *caps = json_object_get(json_object_get(config, "process"), "capabilities");
+    CHECK(has_string(json_object_get(caps, "effective"), "CAP_NET_ADMIN"));
+    CHECK(!has_string(json_object_get(caps, "bounding"), "CAP_CHOWN"));
+    CHECK(has_string(json_object_get(caps, "permitted"), "CAP_KILL"));
+    json_t *rl = json_object_get(json_object_get(config, "process"), "rlimits");
+    CHECK(json_array_size(rl) == 1);
+    CHECK(json_integer_value(json_object_get(json_array_get(rl, 0), "soft")) == 10);
+    json_t *linux_ = json_object_get(config, "linux");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(linux_, "sysctl"), "kernel.shmmni")),
+              "2048");
+    json_t *pids = json_object_get(json_object_get(linux_, "resources"), "pids");
+    CHECK(json_integer_value(json_object_get(pids, "limit")) == 7);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(config, "annotations"), "team")),
+              "ops");
+    CHECK_STR(json_string_value(json_object_get(config, "hostname")), "web-1");
+    json_t *mounts = json_object_get(config, "mounts");
+    json_t *last = json_array_get(mounts, json_array_size(mounts) - 1);
+    CHECK_STR(json_string_value(json_object_get(last, "type")), "tmpfs");
+    CHECK_STR(json_string_value(json_object_get(last, "destination")), "/t");
+    json_t *opts = json_object_get(last, "options");
+    CHECK(has_string(opts, "size=1048576") && has_string(opts, "mode=1777"));
+    json_decref(config);
+    config = config_for(CGROUP_V2, "{\"args\":[\"true\"], \"cap_drop\":[\"ALL\"]}");
+    caps = json_object_get(json_object_get(config, "process"), "capabilities");
+    CHECK(json_array_size(json_object_get(caps, "effective")) == 0);
+    json_decref(config);
+}

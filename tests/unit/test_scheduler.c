@@ -120,3 +120,54 @@ TEST(scheduler_skips_hot_nodes_with_the_reason)
     json_decref(nodes);
     json_decref(tasks);
 }
+
+static json_t *rack_node(const char *id, const char *rack)
+{
+    json_t *n = node(id, id, "worker", "active");
+    json_object_set_new(json_object_get(n, "labels"), "rack", json_string(rack));
+    return n;
+}
+
+/* --placement-pref spread=node.labels.rack: the rack with fewer tasks of the
+ * service wins over the node with fewer tasks. */
+TEST(scheduler_spread_preference_over_label_values)
+{
+    json_t *nodes = json_pack("[o,o,o]", rack_node("a1", "a"), rack_node("a2", "a"),
+                              rack_node("b1", "b"));
+    json_t *tasks = json_pack("[o,o]", task("s1", "a1"), task("s1", "b1"));
+    json_t *prefs = json_pack("[{s:s}]", "spread", "node.labels.rack");
+    struct placement pl = {.preferences = prefs};
+    /* plain spread: a2 (no task); by rack: a has 1, b has 1, then a2's 0 wins too */
+    json_t *pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, NULL);
+    CHECK_STR(json_string_value(json_object_get(pick, "id")), "a2");
+    json_array_append_new(tasks, task("s1", "a2"));
+    /* now rack a has 2, b has 1: b1 though it already runs one */
+    pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, NULL);
+    CHECK_STR(json_string_value(json_object_get(pick, "id")), "b1");
+    pl.preferences = NULL;
+    pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, NULL);
+    CHECK_STR(json_string_value(json_object_get(pick, "id")), "a1"); /* first of equal nodes */
+    struct serr err;
+    CHECK(placement_spread_validate("node.labels.rack", &err) == 0);
+    CHECK(placement_spread_validate("node.role", &err) < 0);
+    CHECK(placement_spread_validate("node.labels.", &err) < 0);
+    json_decref(prefs);
+    json_decref(nodes);
+    json_decref(tasks);
+}
+
+TEST(scheduler_max_replicas_per_node)
+{
+    json_t *nodes = json_pack("[o,o]", node("n1", "a", "manager", "active"),
+                              node("n2", "b", "worker", "drain"));
+    json_t *tasks = json_pack("[o]", task("s1", "n1"));
+    struct placement pl = {.max_per_node = 1};
+    struct serr err;
+    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) == NULL);
+    CHECK_STR(err.msg, "no suitable node (1 node not available for new tasks; max replicas per "
+                       "node limit exceeded on 1 node)");
+    pl.max_per_node = 2;
+    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) != NULL);
+    json_decref(nodes);
+    json_decref(tasks);
+}
