@@ -85,7 +85,7 @@ def test_duplicate_name(unchanged):
     (["--restart-condition", "sometimes"], "restart"),
     (["--restart-delay", "soon"], "restart-delay"),
     (["--mode", "sideways"], "mode"),
-    (["--mount", "type=tmpfs,dst=/x"], "mount"),
+    (["--mount", "type=nfs,dst=/x"], "mount"),
     (["--mount", "type=bind,src=relative/path,dst=/x"], "absolute"),
     (["--constraint", "node.role=manager"], "constraint"),
     (["--constraint", "foo==bar"], "foo"),
@@ -266,7 +266,7 @@ def test_api_unknown_image_and_duplicate(unchanged):
     ({"colour": "blue"}, "colour"),
     ({"update_config": {"parallelism": "x"}}, "parallelism"),
     ({"publish_add": "80:80"}, "publish_add"),
-    ({"publish_add": [{"published": 80}]}, "published and target"),
+    ({"publish_add": [{"published": 80}]}, "a port needs a target"),
     ({"publish_rm": [80]}, "publish_rm"),
 ])
 def test_api_bad_update(unchanged, patch, fragment):
