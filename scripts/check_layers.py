@@ -23,12 +23,13 @@ ALLOWED = {
     "tls": {"base"},                                 # node identity, PEM, every TLS context
     "agent": {"base", "model"},                      # runs the node's tasks
     "manager": {"base", "model", "tls", "store", "raft"},  # orchestrator, scheduler, dispatcher
-    # The top, as it is today: api/ and daemon/ call each other (struct shoal), and so do
-    # cli/ and dev/. Cutting those two cycles is the rest of issue #11.
+    # The top: api/ and daemon/ call each other (routes see struct shoal), and so do cli/
+    # and dev/ (`shoal dev` is a CLI command that runs CLI commands in its nodes).
     "api": {"base", "tls", "store", "raft", "model", "agent", "manager", "daemon"},
     "daemon": {"base", "tls", "store", "raft", "model", "agent", "manager", "api"},
-    "cli": {"base", "tls", "store", "raft", "model", "agent", "manager", "api", "daemon", "dev"},
-    "dev": {"base", "tls", "store", "raft", "model", "agent", "manager", "api", "daemon", "cli"},
+    # The client side: the CLI speaks HTTP (api/'s client) and sees no daemon internals.
+    "cli": {"base", "tls", "model", "api", "dev"},
+    "dev": {"base", "tls", "model", "agent", "api", "cli"},
     "ui": set(),                                     # the dashboard's files: no C
 }
 

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 ARCH=${1:?usage: package.sh ARCH BUILD_DIR [SYSROOT]}
 BUILD=${2:?usage: package.sh ARCH BUILD_DIR [SYSROOT]}
 SYSROOT=${3:-}
-VERSION=$(sed -n 's/^#define SHOAL_VERSION "\(.*\)"$/\1/p' src/daemon/shoal.h)
-[ -n "$VERSION" ] || { echo "package: no SHOAL_VERSION in src/daemon/shoal.h" >&2; exit 1; }
+VERSION=$(sed -n 's/^#define SHOAL_VERSION "\(.*\)"$/\1/p' src/base/version.h)
+[ -n "$VERSION" ] || { echo "package: no SHOAL_VERSION in src/base/version.h" >&2; exit 1; }
 case "$ARCH" in
 amd64) TRIPLET=x86_64-linux-gnu ;;
 armhf) TRIPLET=arm-linux-gnueabihf ;;

@@ -15,7 +15,7 @@
 #include "api/http.h"
 #include "base/json_get.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
+#include "base/version.h"
 #include "dev/dev.h"
 
 static const char main_usage[] =

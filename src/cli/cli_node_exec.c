@@ -8,7 +8,7 @@
 
 #include "base/util.h"
 #include "cli/cli.h"
-#include "manager/secret.h"
+#include "base/base64.h"
 
 #define TARGET_OPTIONS                                                                             \
     "Target (one of each may be combined; default: all nodes):\n"                                \

@@ -6,7 +6,8 @@
 
 #include "base/util.h"
 #include "cli/cli.h"
-#include "manager/secret.h"
+#include "base/base64.h"
+#include "model/secret.h"
 
 /* One of the two kinds: its noun and API path. */
 struct kind {

@@ -10,7 +10,8 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "cli/compose.h"
-#include "manager/secret.h"
+#include "base/base64.h"
+#include "model/secret.h"
 
 /* ---- the stack's objects as the daemon has them ---- */
 

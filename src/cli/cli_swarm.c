@@ -9,7 +9,7 @@
 #include "api/http.h"
 #include "base/util.h"
 #include "cli/cli.h"
-#include "daemon/shoal.h"
+#include "base/version.h"
 
 char *cli_addr_with_port(const char *addr)
 {

@@ -4,7 +4,7 @@
 
 #include "base/platform.h"
 #include "cli/cli.h"
-#include "daemon/shoal.h"
+#include "base/version.h"
 
 static const char version_usage[] = "Usage:  shoal version\n\n"
                                     "Show the shoal version information\n";

@@ -11,6 +11,7 @@
 #include "agent/runtime.h"
 #include "agent/upstream.h"
 #include "api/http.h"
+#include "base/version.h"
 
 struct store;
 struct cluster;
@@ -25,8 +26,6 @@ struct alerting;
 struct events_hub;
 struct dashboard;
 
-#define SHOAL_VERSION "0.1.0"
-#define SHOAL_DEFAULT_PORT 2377
 
 struct shoal {
     uv_loop_t *loop;

@@ -12,10 +12,10 @@
 
 #include "base/base64.h" /* secrets' data is base64 */
 #include "base/err.h"
+#include "model/secret.h"
 
 struct store;
 
-#define SECRET_MAX_SIZE (500 * 1024)
 
 /* "secrets" or "configs" (the store table) from an API kind; NULL if neither. */
 const char *secret_table(const char *kind);
