@@ -20,6 +20,10 @@ void respond_not_leader(struct shoal *sh, struct http_req *req);
 void propose_and_reply(struct shoal *sh, struct http_req *req, json_t *group, int status,
                        json_t *reply);
 json_t *body_json(struct http_req *req, bool required);
+/* On the leader, the request's JSON body (new reference); NULL once the
+ * request is answered (not the leader: 503 with its address; no body or a
+ * malformed one: 400). */
+json_t *leader_body(struct shoal *sh, struct http_req *req);
 bool query_flag(struct http_req *req, const char *key);
 /* The service with replicas_running, replicas_desired and update_status (new). */
 json_t *service_view(struct shoal *sh, json_t *svc);

@@ -144,6 +144,11 @@ json_t *body_json(struct http_req *req, bool required)
     return obj;
 }
 
+json_t *leader_body(struct shoal *sh, struct http_req *req)
+{
+    return require_leader(sh, req) ? body_json(req, true) : NULL;
+}
+
 bool query_flag(struct http_req *req, const char *key)
 {
     char v[16];
@@ -228,9 +233,7 @@ static void get_swarm(struct shoal *sh, struct http_req *req, char **args)
 /* POST /v1/swarm/update {"task_history_limit": N}: the cluster's settings. */
 static void post_swarm_update(struct shoal *sh, struct http_req *req, char **args)
 {
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     json_t *limit = json_object_get(body, "task_history_limit");
@@ -558,9 +561,7 @@ static void create_service(struct shoal *sh, struct http_req *req, json_t *body,
 
 static void post_service(struct shoal *sh, struct http_req *req, char **args)
 {
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     if (image_needs_pull(sh, body)) /* a registry's image: pulled and pinned first */

@@ -81,9 +81,7 @@ void get_alert_history(struct shoal *sh, struct http_req *req, char **args)
 void post_alert_rule(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     char id[25];

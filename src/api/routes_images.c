@@ -550,9 +550,7 @@ void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const 
 
 void post_image_pull(struct shoal *sh, struct http_req *req, char **args)
 {
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     struct serr err = {0};
@@ -708,9 +706,7 @@ void delete_image(struct shoal *sh, struct http_req *req, char **args)
 
 void post_image_tag(struct shoal *sh, struct http_req *req, char **args)
 {
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     struct serr err = {0};

@@ -210,9 +210,7 @@ void get_oar_job(struct shoal *sh, struct http_req *req, char **args)
 void post_oar_job(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     json_t *sub = json_object();

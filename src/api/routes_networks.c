@@ -29,9 +29,7 @@ void get_network(struct shoal *sh, struct http_req *req, char **args)
 void post_network(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     struct serr err = {0};

@@ -70,9 +70,7 @@ static int encrypt(struct shoal *sh, json_t *rec, struct serr *err)
 void post_secret(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (!require_leader(sh, req))
-        return;
-    json_t *body = body_json(req, true);
+    json_t *body = leader_body(sh, req);
     if (body == NULL)
         return;
     const char *table = kind_of(req);
