@@ -546,6 +546,8 @@ static void *load_thread(void *arg)
     json_t *images = NULL;
     struct serr err;
     job->rc = image_load(job->f->store, path, &images, &err);
+    if (job->rc != 0)
+        fprintf(stderr, "load %s: %s\n", job->name, err.msg);
     json_decref(images);
     free(path);
     return NULL;
