@@ -67,6 +67,11 @@ void agent_remove_local(struct agent *a, const char *ref, int force, struct agen
  * tasks here comes as it is written. */
 void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body);
 
+/* `shoal exec`: runs body's {cmd: [...], env: ["K=V"], user, workdir, stdin
+ * (base64)} in the running container `ref` (id, name or task id) and
+ * streams frames on `r` (agent_exec.c: stdout, stderr, then the exit code). */
+void agent_exec(struct agent *a, const char *ref, json_t *body, struct agent_reply *r);
+
 /* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
 json_t *agent_running_tasks(struct agent *a);
 
