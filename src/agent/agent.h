@@ -71,6 +71,8 @@ void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body);
  * (base64)} in the running container `ref` (id, name or task id) and
  * streams frames on `r` (agent_exec.c: stdout, stderr, then the exit code). */
 void agent_exec(struct agent *a, const char *ref, json_t *body, struct agent_reply *r);
+/* A container of this node answers to `ref` (id, local name or task id). */
+bool agent_has_container(struct agent *a, const char *ref);
 
 /* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
 json_t *agent_running_tasks(struct agent *a);

@@ -243,3 +243,8 @@ void agent_exec(struct agent *a, const char *ref, json_t *body, struct agent_rep
     if (exec_start(a, ref, body, r, &err) < 0)
         r->fail(r, &err);
 }
+
+bool agent_has_container(struct agent *a, const char *ref)
+{
+    return ctr_find(a, ref) != NULL;
+}

@@ -797,16 +797,6 @@ static void logs_of(struct shoal *sh, struct http_req *req, json_t *svc, const c
     service_logs_fanout(sh, req, svc, task_id, tail, since);
 }
 
-/* `shoal exec` in a container or task of this node (agent_exec.c). */
-static void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
-{
-    json_t *body = body_json(req, true);
-    if (body == NULL)
-        return;
-    agent_exec(sh->agent, args[0], body, agent_reply_http(req));
-    json_decref(body);
-}
-
 static void post_node_logs(struct shoal *sh, struct http_req *req, char **args)
 {
     json_t *body = body_json(req, true);
@@ -1266,7 +1256,8 @@ static const struct route {
     {"POST", "/v1/containers/run", post_container_run, LOCAL, false},
     {"GET", "/v1/containers", get_containers, LOCAL, false},
     {"DELETE", "/v1/containers/*", delete_container, LOCAL, false},
-    {"POST", "/v1/containers/*/exec", post_container_exec, WRITE, false},
+    {"POST", "/v1/containers/*/exec", post_container_exec, WRITE, false}, /* routes_cexec.c */
+    {"POST", "/v1/node/containers/*/exec", post_node_container_exec, NODE, false},
     {"POST", "/v1/containers/prune", post_containers_prune, LOCAL, false},
     {"GET", "/v1/system/df", get_system_df, READ, false},
 };

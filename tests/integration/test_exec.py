@@ -81,3 +81,26 @@ def test_exec_needs_write_access(d):
         assert conn.getresponse().status == 403
     finally:
         conn.close()
+
+
+def test_task_on_a_worker_from_the_manager(rootfs_tar):
+    from cluster import Cluster
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    try:
+        lead = c.leader
+        worker_id = c.node_id(c.nodes[1])
+        lead.cli("service", "create", "--name", "far", "--constraint", "node.role==worker",
+                 "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+        task = lead.wait_running("far", 1, timeout=60)[0]
+        assert task["node_id"] == worker_id
+        r = lead.cli("exec", "-e", "X=far", task["id"][:12], "sh", "-c",
+                     'echo "$X $(hostname)"; echo e >&2; exit 4', check=False)
+        assert r.returncode == 4 and r.stderr == "e\n", r
+        assert r.stdout.startswith("far "), r
+        r = lead.cli("exec", "-i", task["id"], "cat", input="through the manager\n")
+        assert r.stdout == "through the manager\n", r
+        # on the worker itself the CLI reaches the task's container directly
+        r = c.nodes[1].cli("exec", task["id"], "true", check=False)
+        assert r.returncode == 0, r
+    finally:
+        c.destroy()
