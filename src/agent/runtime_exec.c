@@ -66,8 +66,11 @@ static int build_process(json_t *process, const struct runtime_exec_opts *o, str
     for (size_t i = 0; o->argv[i] != NULL; i++)
         json_array_append_new(args, json_string(o->argv[i]));
     json_object_set_new(process, "args", args);
-    json_object_set_new(process, "terminal", json_false());
+    json_object_set_new(process, "terminal", json_boolean(o->console_socket != NULL));
     json_object_del(process, "consoleSize");
+    if (o->console_socket && o->rows > 0 && o->cols > 0)
+        json_object_set_new(process, "consoleSize", json_pack("{s:i,s:i}", "height", o->rows,
+                                                               "width", o->cols));
     if (o->cwd && o->cwd[0] != '/')
         return serr_set(err, SERR_INVALID, "invalid workdir \"%s\": not an absolute path", o->cwd);
     if (o->cwd)
@@ -116,7 +119,7 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
         free(process_path);
         return NULL;
     }
-    char **args = xcalloc(8, sizeof(*args));
+    char **args = xcalloc(10, sizeof(*args));
     size_t n = 0;
     args[n++] = xstrdup(rt->runtime_path);
     if (rt->cgroup_mode != CGROUP_V2 && strstr(rt->runtime_path, "runc") == NULL)
@@ -124,6 +127,10 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
     args[n++] = xasprintf("--root=%s", rt->runtime_root);
     args[n++] = xstrdup("exec");
     args[n++] = xasprintf("--process=%s", process_path);
+    if (o->console_socket) {
+        args[n++] = xstrdup("--tty");
+        args[n++] = xasprintf("--console-socket=%s", o->console_socket);
+    }
     args[n++] = xstrdup(id);
     free(process_path);
     return args;

@@ -166,13 +166,160 @@ void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
 
 /* Only managers ask (a worker's certificate may not run commands in
  * another node's containers). */
+static bool manager_asks(struct http_req *req);
+
 void post_node_container_exec(struct shoal *sh, struct http_req *req, char **args)
 {
-    if (req->remote && strcmp(req->peer_role, "manager") != 0) {
-        respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may exec in a "
-                                         "node's containers");
+    if (!manager_asks(req))
         return;
-    }
     log_info("exec in %s asked by %s", args[0], req->remote ? req->peer_id : "local");
     exec_here(sh, req, args[0]);
+}
+
+/* ---- input and resize of an interactive session ---- */
+
+static void answer_local(struct http_req *req, int rc, const struct serr *err)
+{
+    if (rc < 0)
+        http_respond_error(req, err);
+    else
+        http_respond(req, 200, "application/json", "{}", 2);
+}
+
+static void session_here(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+{
+    struct serr err = {0};
+    char v[16];
+    if (resize) {
+        int rows = http_query_get(req, "h", v, sizeof(v)) ? atoi(v) : 0;
+        int cols = http_query_get(req, "w", v, sizeof(v)) ? atoi(v) : 0;
+        answer_local(req, agent_exec_resize(sh->agent, id, rows, cols, &err), &err);
+        return;
+    }
+    bool close = query_flag(req, "close");
+    answer_local(req, agent_exec_input(sh->agent, id, req->body, req->body_len, close, &err),
+                 &err);
+}
+
+struct input_relay {
+    struct http_req *req; /* NULL once the client left */
+    char *path;
+    char *body;
+    size_t len;
+    struct shoal *sh;
+};
+
+static void input_relay_free(struct input_relay *x)
+{
+    free(x->path);
+    free(x->body);
+    free(x);
+}
+
+static void input_relay_done(void *arg, int status, const char *body, size_t len,
+                             const char *errmsg)
+{
+    struct input_relay *x = arg;
+    if (x->req) {
+        struct http_req *req = x->req;
+        req->data = NULL;
+        req->on_abort = NULL;
+        if (status > 0) {
+            http_respond(req, status, "application/json", body, len);
+        } else {
+            struct serr err;
+            serr_set(&err, SERR_UNAVAILABLE, "cannot reach the session's node: %s", errmsg);
+            http_respond_error(req, &err);
+        }
+    }
+    input_relay_free(x);
+}
+
+static void input_relay_connected(void *arg, int fd, const char *errmsg)
+{
+    struct input_relay *x = arg;
+    if (fd < 0 || x->req == NULL) {
+        if (fd >= 0)
+            close(fd);
+        input_relay_done(x, -1, NULL, 0, errmsg ? errmsg : "gone");
+        return;
+    }
+    http_arequest(x->sh->loop, fd, "POST", x->path, "application/octet-stream", x->body, x->len,
+                  -1, input_relay_done, x);
+}
+
+/* The client left: the node's answer is dropped when it comes. */
+static void input_relay_aborted(struct http_req *req)
+{
+    struct input_relay *x = req->data;
+    x->req = NULL;
+}
+
+static void session_on_node(struct shoal *sh, struct http_req *req, const char *addr,
+                            const char *id, bool resize)
+{
+    struct input_relay *x = xcalloc(1, sizeof(*x));
+    x->sh = sh;
+    x->req = req;
+    x->path = xasprintf("/v1/node/exec/%s/%s?%s", id, resize ? "resize" : "input", req->query);
+    x->len = req->body_len;
+    x->body = xmalloc(x->len + 1);
+    if (x->len)
+        memcpy(x->body, req->body, x->len);
+    req->data = x;
+    req->on_abort = input_relay_aborted;
+    clusternet_connect(sh, addr, input_relay_connected, x);
+}
+
+/* A session's id starts with its node's id: a manager sends the input there. */
+static void session_call(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+{
+    const char *dash = strrchr(id, '-');
+    size_t node_len = dash ? (size_t)(dash - id) : 0;
+    bool here = node_len == 0 || strcmp(sh->role, "manager") != 0 ||
+                (strlen(sh->node_id) == node_len && strncmp(sh->node_id, id, node_len) == 0);
+    if (here) {
+        session_here(sh, req, id, resize);
+        return;
+    }
+    char node_id[80];
+    snprintf(node_id, sizeof(node_id), "%.*s", (int)node_len, id);
+    json_t *node = store_get(sh->store, "nodes", node_id);
+    const char *addr = json_string_value(json_object_get(node, "addr"));
+    if (addr == NULL || addr[0] == '\0')
+        respond_err(req, SERR_NOT_FOUND, "No such exec session");
+    else
+        session_on_node(sh, req, addr, id, resize);
+    json_decref(node);
+}
+
+void post_exec_input(struct shoal *sh, struct http_req *req, char **args)
+{
+    session_call(sh, req, args[0], false);
+}
+
+void post_exec_resize(struct shoal *sh, struct http_req *req, char **args)
+{
+    session_call(sh, req, args[0], true);
+}
+
+static bool manager_asks(struct http_req *req)
+{
+    if (!req->remote || strcmp(req->peer_role, "manager") == 0)
+        return true;
+    respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may exec in a node's "
+                                     "containers");
+    return false;
+}
+
+void post_node_exec_input(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (manager_asks(req))
+        session_here(sh, req, args[0], false);
+}
+
+void post_node_exec_resize(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (manager_asks(req))
+        session_here(sh, req, args[0], true);
 }
