@@ -12,6 +12,7 @@
 #include "api/api_int.h"
 #include "api/http.h"
 #include "api/http_aclient.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
@@ -146,6 +147,24 @@ static void exec_task(struct shoal *sh, struct http_req *req, json_t *task)
     json_decref(node);
 }
 
+/* "SERVICE.SLOT" (as `service ps` names tasks): its running task. */
+static json_t *running_task_named(struct shoal *sh, const char *name)
+{
+    json_t *tasks = store_list(sh->store, "tasks", NULL);
+    json_t *found = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr_is(t, "name", name) && jstr_is(t, "state", "running")) {
+            found = json_incref(t);
+            break;
+        }
+    }
+    json_decref(tasks);
+    return found;
+}
+
 void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
 {
     const char *ref = args[0];
@@ -155,6 +174,8 @@ void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
     }
     struct serr err = {0};
     json_t *task = store_find(sh->store, "tasks", ref, &err);
+    if (task == NULL && err.msg[0] == '\0')
+        task = running_task_named(sh, ref);
     if (task != NULL)
         exec_task(sh, req, task);
     else if (err.msg[0])

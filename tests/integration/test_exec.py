@@ -208,5 +208,29 @@ def test_task_on_a_worker_from_the_manager(rootfs_tar):
         # on the worker itself the CLI reaches the task's container directly
         r = c.nodes[1].cli("exec", task["id"], "true", check=False)
         assert r.returncode == 0, r
+        # SERVICE.SLOT names the running task; a terminal through the manager
+        import fcntl
+        import os
+        import signal
+        import struct
+        import termios
+        pid, fd = _exec_in_pty(lead, "-it", "far.1", "sh", rows=30, cols=100)
+        try:
+            assert b"# " in _read_until(fd, b"# ")
+            os.write(fd, b"echo $((6*7))\n")
+            assert b"42" in _read_until(fd, b"42")
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            os.kill(pid, signal.SIGWINCH)
+            for _ in range(50):
+                os.write(fd, b"stty size\n")
+                out = _read_until(fd, b"40 120", timeout=0.4)
+                if b"40 120" in out:
+                    break
+            assert b"40 120" in out, out
+            os.write(fd, b"exit 5\n")
+            _read_until(fd, b"never", timeout=2)
+            assert _wait_exit(pid) == 5
+        finally:
+            os.close(fd)
     finally:
         c.destroy()
