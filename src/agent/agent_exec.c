@@ -22,8 +22,10 @@
 #include "base/util.h"
 
 struct exec_cmd {
-    struct agent *a;
+    struct agent *a;         /* only while linked */
+    uv_loop_t *loop;
     struct exec_cmd *next;   /* on a->execs while the session takes input */
+    bool linked;
     char id[80];             /* the session's (interactive), "" otherwise */
     struct agent_reply *out; /* NULL once the client left */
     char *files;             /* path prefix of FILES.process.json, FILES.sock */
@@ -57,6 +59,9 @@ static void write_frame(struct agent_reply *out, int stream, const char *data, s
 
 static void session_unlink(struct exec_cmd *x)
 {
+    if (!x->linked)
+        return;
+    x->linked = false;
     for (struct exec_cmd **pp = &x->a->execs; *pp; pp = &(*pp)->next)
         if (*pp == x) {
             *pp = x->next;
@@ -78,6 +83,7 @@ static void cmd_closed(uv_handle_t *h)
         return;
     unlink_file(x->files, "process.json");
     unlink_file(x->files, "sock");
+    unlink_file(x->files, "pid");
     if (x->console_fd >= 0)
         close(x->console_fd);
     free(x->files);
@@ -168,14 +174,34 @@ static void given_input_written(uv_write_t *w, int status)
     close_input(w->data); /* EOF for the command */
 }
 
-/* The client left: the command is killed; its end frees everything. */
+/* The command crun started (a process of the host's pid namespace), as
+ * crun wrote it down; 0 when not (yet) known. */
+static pid_t command_pid(struct exec_cmd *x)
+{
+    char *path = xasprintf("%s.pid", x->files);
+    char *text = NULL;
+    size_t len;
+    pid_t pid = 0;
+    if (read_file(path, &text, &len, NULL) == 0)
+        pid = (pid_t)atol(text);
+    free(text);
+    free(path);
+    return pid;
+}
+
+/* The client left: the command and crun are killed; their end frees
+ * everything. */
 static void client_gone(struct agent_reply *r)
 {
     struct exec_cmd *x = r->agent_data;
     x->out = NULL;
     session_unlink(x);
-    if (!x->exited)
-        uv_process_kill(&x->proc, SIGKILL);
+    if (x->exited)
+        return;
+    pid_t pid = command_pid(x);
+    if (pid > 0)
+        kill(pid, SIGKILL);
+    uv_process_kill(&x->proc, SIGKILL);
 }
 
 /* ---- the terminal ---- */
@@ -218,7 +244,7 @@ static void console_ready(uv_poll_t *p, int status, int events)
     if (master < 0)
         return; /* crun reports its failure on stderr and exits */
     set_size(master, x->rows, x->cols);
-    uv_pipe_init(x->a->env->loop, &x->term, 0);
+    uv_pipe_init(x->loop, &x->term, 0);
     x->term.data = x;
     x->open_handles++;
     x->term_open = true;
@@ -244,7 +270,7 @@ static int console_listen(struct exec_cmd *x, char **path, struct serr *err)
     if (x->console_fd < 0 || bind(x->console_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         listen(x->console_fd, 1) < 0)
         return serr_errno(err, "console socket %s", *path);
-    uv_poll_init(x->a->env->loop, &x->console, x->console_fd);
+    uv_poll_init(x->loop, &x->console, x->console_fd);
     x->console.data = x;
     x->open_handles++;
     x->console_open = true;
@@ -256,7 +282,7 @@ static int console_listen(struct exec_cmd *x, char **path, struct serr *err)
 
 static int spawn_cmd(struct exec_cmd *x, char **argv, struct serr *err)
 {
-    uv_loop_t *loop = x->a->env->loop;
+    uv_loop_t *loop = x->loop;
     uv_pipe_init(loop, &x->in, 0);
     uv_pipe_init(loop, &x->pipes[0], 0);
     uv_pipe_init(loop, &x->pipes[1], 0);
@@ -357,6 +383,7 @@ static void start_session(struct exec_cmd *x)
     snprintf(x->id, sizeof(x->id), "%s-%s", node && node[0] ? node : "local", rnd);
     x->next = x->a->execs;
     x->a->execs = x;
+    x->linked = true;
 }
 
 /* Frees what a failed start before the spawn left: the console socket's
@@ -387,6 +414,7 @@ static int exec_start(struct agent *a, const char *ref, json_t *body, struct age
         return serr_set(err, SERR_CONFLICT, "container %s is not running", ref);
     struct exec_cmd *x = xcalloc(1, sizeof(*x));
     x->a = a;
+    x->loop = a->env->loop;
     x->console_fd = -1;
     const char **argv = NULL;
     char **crun = NULL;

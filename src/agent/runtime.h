@@ -111,7 +111,8 @@ int runtime_exec_start(struct runtime *rt, const char *id, const char *const *ar
 /* `shoal exec`: a command in the running container `id`, with the settings
  * of its own process changed as asked (user "uid[:gid]", cwd absolute, env
  * entries "K=V" replacing the container's own K). Writes FILES.process.json
- * (the caller removes it) and returns the crun command line to spawn, NULL
+ * (the caller removes it; crun writes the command's host pid to FILES.pid,
+ * the caller's to remove too) and returns the crun command line to spawn, NULL
  * terminated (free with runtime_exec_argv_free), or NULL with err set. crun
  * exits with the command's status. Without console_socket the process's
  * stdio is the spawner's; with it the process gets a terminal whose master

@@ -119,7 +119,7 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
         free(process_path);
         return NULL;
     }
-    char **args = xcalloc(10, sizeof(*args));
+    char **args = xcalloc(12, sizeof(*args));
     size_t n = 0;
     args[n++] = xstrdup(rt->runtime_path);
     if (rt->cgroup_mode != CGROUP_V2 && strstr(rt->runtime_path, "runc") == NULL)
@@ -127,6 +127,7 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
     args[n++] = xasprintf("--root=%s", rt->runtime_root);
     args[n++] = xstrdup("exec");
     args[n++] = xasprintf("--process=%s", process_path);
+    args[n++] = xasprintf("--pid-file=%s.pid", files);
     if (o->console_socket) {
         args[n++] = xstrdup("--tty");
         args[n++] = xasprintf("--console-socket=%s", o->console_socket);

@@ -189,6 +189,25 @@ def test_interactive_stdin_is_streamed(d):
     assert p.wait(timeout=20) == 0
 
 
+
+def test_client_gone_kills_the_command(d):
+    import subprocess
+    from conftest import SHOAL_BIN
+    for args in (["box"], ["-i", "box"]):
+        p = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "exec"] + args +
+                             ["sh", "-c", "echo started; exec sleep 777"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "started\n"
+        assert "sleep 777" in d.cli("exec", "box", "ps").stdout
+        p.kill()
+        p.wait()
+        wait_until(lambda: "sleep 777" not in d.cli("exec", "box", "ps").stdout, timeout=10)
+    # nothing left behind in the daemon's run directory either
+    import os
+    exec_dir = os.path.join(d.run_dir, "exec")
+    wait_until(lambda: os.listdir(exec_dir) == [], timeout=10, msg=lambda: os.listdir(exec_dir))
+
+
 def test_task_on_a_worker_from_the_manager(rootfs_tar):
     from cluster import Cluster
     c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
