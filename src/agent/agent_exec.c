@@ -45,7 +45,8 @@ struct exec_cmd {
 };
 
 /* A frame as Docker's: the stream (1 stdout, 2 stderr, 3 the exit code as
- * decimal text, 4 the session's id), three zero bytes, the payload's
+ * decimal text, 4 the session's id: input is taken from then on), three
+ * zero bytes, the payload's
  * length big-endian. */
 static void write_frame(struct agent_reply *out, int stream, const char *data, size_t len)
 {
@@ -255,6 +256,8 @@ static void console_ready(uv_poll_t *p, int status, int events)
     }
     x->open_outputs++;
     uv_read_start((uv_stream_t *)&x->term, alloc_buf, output_read);
+    if (x->out) /* the terminal takes input from now on */
+        write_frame(x->out, 4, x->id, strlen(x->id));
 }
 
 /* A unix socket at FILES.sock that crun connects to; read as it comes. */
@@ -435,7 +438,7 @@ static int exec_start(struct agent *a, const char *ref, json_t *body, struct age
     r->agent_data = x;
     r->gone = client_gone;
     r->stream_start(r, "application/vnd.shoal.raw-stream");
-    if (x->id[0])
+    if (x->id[0] && !x->tty) /* a terminal's session: once crun sent it */
         write_frame(r, 4, x->id, strlen(x->id));
     return 0;
 }

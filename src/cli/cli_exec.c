@@ -186,7 +186,7 @@ static void terminal_raw(void)
         return;
     struct termios t = saved_termios;
     cfmakeraw(&t);
-    if (tcsetattr(0, TCSAFLUSH, &t) == 0) {
+    if (tcsetattr(0, TCSANOW, &t) == 0) { /* keeps what was typed ahead */
         raw_mode = true;
         atexit(terminal_restore);
     }

@@ -69,6 +69,10 @@ def test_errors(d):
     assert r.returncode == 1 and "expected uid[:gid]" in r.stderr, r
     r = d.cli("exec", "-w", "rel", "box", "true", check=False)
     assert r.returncode == 1 and "not an absolute path" in r.stderr, r
+    d.cli("run", "--name", "ended", "busybox", "true")
+    r = d.cli("exec", "ended", "true", check=False)
+    assert r.returncode == 1 and "container ended is not running" in r.stderr, r
+    d.cli("rm", "-f", "ended")
 
 
 def test_exec_needs_write_access(d):
@@ -170,6 +174,19 @@ def test_tty_through_a_pty(d):
         os.write(fd, b"exit 3\n")
         _read_until(fd, b"never", timeout=2)
         assert _wait_exit(pid) == 3
+    finally:
+        os.close(fd)
+
+
+
+def test_tty_input_typed_at_once(d):
+    import os
+    pid, fd = _exec_in_pty(d, "-it", "box", "sh", "-c", "read x; echo got-$x; exit 9")
+    try:
+        os.write(fd, b"abc\n")  # before the terminal exists in the container
+        out = _read_until(fd, b"got-abc")
+        assert b"got-abc" in out, out
+        assert _wait_exit(pid) == 9
     finally:
         os.close(fd)
 
