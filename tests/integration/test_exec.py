@@ -225,7 +225,7 @@ def test_client_gone_kills_the_command(d):
     wait_until(lambda: os.listdir(exec_dir) == [], timeout=10, msg=lambda: os.listdir(exec_dir))
 
 
-def test_task_on_a_worker_from_the_manager(rootfs_tar):
+def test_task_on_a_worker_from_the_manager(rootfs_tar, tmp_path):
     from cluster import Cluster
     c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
     try:
@@ -268,5 +268,23 @@ def test_task_on_a_worker_from_the_manager(rootfs_tar):
             assert _wait_exit(pid) == 5
         finally:
             os.close(fd)
+        # over -H tcp:// with the admin certificate, stdin streamed
+        import ssl
+        from conftest import SHOAL_BIN
+        certs = str(tmp_path / "certs")
+        lead.cli("swarm", "admin-cert", "-o", certs)
+        host = "tcp://%s:2377" % lead.addr
+        r = c.nodes[1].exec("sh", "-c", "echo over-tcp | %s -H %s --tls-dir %s exec -i far.1 cat"
+                            % (SHOAL_BIN, host, certs))
+        assert r.stdout == "over-tcp\n", r
+        # the node-level route is for managers only
+        ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem"))
+        conn = http.client.HTTPSConnection(c.nodes[1].addr, 2377, context=ctx, timeout=10)
+        conn.request("POST", "/v1/node/containers/%s/exec" % task["id"],
+                     body=json.dumps({"cmd": ["true"]}))
+        assert conn.getresponse().status == 403
+        conn.close()
     finally:
         c.destroy()
