@@ -67,6 +67,20 @@ void agent_remove_local(struct agent *a, const char *ref, int force, struct agen
  * tasks here comes as it is written. */
 void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body);
 
+/* `shoal exec`: runs body's {cmd: [...], env: ["K=V"], user, workdir, stdin
+ * (base64)} in the running container `ref` (id, name or task id) and
+ * streams frames on `r` (agent_exec.c: stdout, stderr, then the exit code). */
+void agent_exec(struct agent *a, const char *ref, json_t *body, struct agent_reply *r);
+/* Input of an interactive exec session (the id of the answer's frame 4):
+ * `data` goes to the command's stdin (or its terminal); `close` ends its
+ * stdin once what came before is written (no effect with a terminal). */
+int agent_exec_input(struct agent *a, const char *id, const char *data, size_t len, bool close,
+                     struct serr *err);
+/* The size of a session's terminal (the command gets SIGWINCH). */
+int agent_exec_resize(struct agent *a, const char *id, int rows, int cols, struct serr *err);
+/* A container of this node answers to `ref` (id, local name or task id). */
+bool agent_has_container(struct agent *a, const char *ref);
+
 /* The task containers running now: [{"id":TASK,"container","pid"}] (new). */
 json_t *agent_running_tasks(struct agent *a);
 

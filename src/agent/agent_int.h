@@ -75,6 +75,7 @@ struct agent {
     const struct agent_upstream *up;
     struct ctr *ctrs;
     struct follower *followers;
+    struct exec_cmd *execs; /* interactive `shoal exec` sessions (agent_exec.c) */
     struct agent_net *net; /* agent_net.c */
     uv_timer_t kick;
     uv_timer_t stop_all_timer;

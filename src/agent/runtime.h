@@ -108,6 +108,27 @@ int runtime_reap_orphans(void);
 int runtime_exec_start(struct runtime *rt, const char *id, const char *const *argv,
                        const char *files, int out_fd, pid_t *child, struct serr *err);
 
+/* `shoal exec`: a command in the running container `id`, with the settings
+ * of its own process changed as asked (user "uid[:gid]", cwd absolute, env
+ * entries "K=V" replacing the container's own K). Writes FILES.process.json
+ * (the caller removes it; crun writes the command's host pid to FILES.pid,
+ * the caller's to remove too) and returns the crun command line to spawn, NULL
+ * terminated (free with runtime_exec_argv_free), or NULL with err set. crun
+ * exits with the command's status. Without console_socket the process's
+ * stdio is the spawner's; with it the process gets a terminal whose master
+ * crun sends over that unix socket (SCM_RIGHTS), rows x cols when given. */
+struct runtime_exec_opts {
+    const char *const *argv; /* NULL terminated */
+    const char *user;        /* or NULL: the container's */
+    const char *cwd;         /* or NULL: the container's */
+    json_t *env;             /* array of "K=V", or NULL */
+    const char *console_socket; /* a terminal: the socket's path; NULL: none */
+    int rows, cols;             /* the terminal's size (0: crun's default) */
+};
+char **runtime_exec_prepare(const struct runtime *rt, const char *id,
+                            const struct runtime_exec_opts *o, const char *files, struct serr *err);
+void runtime_exec_argv_free(char **argv);
+
 /* CPU time (ns) and memory (bytes) used by the container's cgroup; 0 when unknown. */
 int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes);
 

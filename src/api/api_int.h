@@ -127,4 +127,14 @@ void post_nodes_exec(struct shoal *sh, struct http_req *req, char **args);
 void post_nodes_cp(struct shoal *sh, struct http_req *req, char **args);
 void post_node_exec(struct shoal *sh, struct http_req *req, char **args);
 
+/* routes_cexec.c: `shoal exec` in a container or task; a task of another
+ * node through that node (POST /v1/node/containers/{task}/exec). */
+void post_container_exec(struct shoal *sh, struct http_req *req, char **args);
+void post_node_container_exec(struct shoal *sh, struct http_req *req, char **args);
+/* The input and terminal size of an interactive session, routed by its id. */
+void post_exec_input(struct shoal *sh, struct http_req *req, char **args);
+void post_exec_resize(struct shoal *sh, struct http_req *req, char **args);
+void post_node_exec_input(struct shoal *sh, struct http_req *req, char **args);
+void post_node_exec_resize(struct shoal *sh, struct http_req *req, char **args);
+
 #endif

@@ -1257,6 +1257,12 @@ static const struct route {
     {"POST", "/v1/containers/run", post_container_run, LOCAL, false},
     {"GET", "/v1/containers", get_containers, LOCAL, false},
     {"DELETE", "/v1/containers/*", delete_container, LOCAL, false},
+    {"POST", "/v1/containers/*/exec", post_container_exec, WRITE, false}, /* routes_cexec.c */
+    {"POST", "/v1/node/containers/*/exec", post_node_container_exec, NODE, false},
+    {"POST", "/v1/exec/*/input", post_exec_input, WRITE, false},
+    {"POST", "/v1/exec/*/resize", post_exec_resize, WRITE, false},
+    {"POST", "/v1/node/exec/*/input", post_node_exec_input, NODE, false},
+    {"POST", "/v1/node/exec/*/resize", post_node_exec_resize, NODE, false},
     {"POST", "/v1/containers/prune", post_containers_prune, LOCAL, false},
     {"GET", "/v1/system/df", get_system_df, READ, false},
 };

@@ -51,6 +51,7 @@ static const char main_usage[] =
     "  info        Display system-wide information\n"
     "  login       Log in to a registry\n"
     "  logout      Log out from a registry\n"
+    "  exec        Execute a command in a running container\n"
     "  logs        Fetch the logs of a service or task\n"
     "  ps          List containers\n"
     "  rm          Remove one or more containers\n"
@@ -70,6 +71,7 @@ static const struct cli_cmd top_commands[] = {
     {"login", NULL, cli_login, NULL},     {"logout", NULL, cli_logout, NULL},
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
     {"logs", NULL, cli_logs, NULL},
+    {"exec", NULL, cli_exec, NULL},
     {"job", NULL, cli_job, NULL},
     {"system", NULL, cli_system, NULL},
     {"container", NULL, cli_container, NULL},

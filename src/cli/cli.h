@@ -78,6 +78,7 @@ int cli_ps(struct cli *cli, int argc, char **argv);
 int cli_rm(struct cli *cli, int argc, char **argv);
 /* `shoal logs SERVICE|TASK` (cli_service.c). */
 int cli_logs(struct cli *cli, int argc, char **argv);
+int cli_exec(struct cli *cli, int argc, char **argv);
 int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv);
 struct cli_flags;
 /* Services as `service ls` prints them (cli_service.c). */

@@ -1,0 +1,346 @@
+/* `shoal exec` from any manager: a container of this node runs the command
+ * here (agent_exec); a task of another node is asked of that node over the
+ * cluster port with this manager's certificate (POST
+ * /v1/node/containers/{task}/exec), whose answer, frames as the agent
+ * writes them, is relayed as it comes. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "api/agent_reply.h"
+#include "api/api_int.h"
+#include "api/http.h"
+#include "api/http_aclient.h"
+#include "base/json_get.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "daemon/clusternet.h"
+#include "daemon/shoal.h"
+#include "store/store.h"
+
+#define EXEC_CONTENT_TYPE "application/vnd.shoal.raw-stream"
+
+struct exec_relay {
+    struct shoal *sh;
+    struct http_req *req; /* NULL once the client left */
+    struct areq *areq;    /* while the node answers */
+    char *path;
+    char *body;
+    bool started;
+};
+
+static void relay_free(struct exec_relay *x)
+{
+    free(x->path);
+    free(x->body);
+    free(x);
+}
+
+/* The client's request is answered: it no longer points at the relay. */
+static struct http_req *relay_detach(struct exec_relay *x)
+{
+    struct http_req *req = x->req;
+    req->data = NULL;
+    req->on_abort = NULL;
+    x->req = NULL;
+    return req;
+}
+
+static void relay_chunk(void *arg, const char *data, size_t len)
+{
+    struct exec_relay *x = arg;
+    if (!x->started) {
+        http_stream_start(x->req, 200, EXEC_CONTENT_TYPE);
+        x->started = true;
+    }
+    http_stream_write(x->req, data, len);
+}
+
+static void relay_done(void *arg, int status, const char *body, size_t len, const char *errmsg)
+{
+    struct exec_relay *x = arg;
+    x->areq = NULL;
+    struct http_req *req = relay_detach(x);
+    if (x->started || (status >= 200 && status < 300)) {
+        if (!x->started)
+            http_stream_start(req, 200, EXEC_CONTENT_TYPE);
+        http_stream_end(req); /* without an exit frame when the node went away */
+    } else if (status > 0) {
+        http_respond(req, status, "application/json", body, len);
+    } else {
+        struct serr err;
+        serr_set(&err, SERR_UNAVAILABLE, "cannot reach the task's node: %s", errmsg);
+        http_respond_error(req, &err);
+    }
+    relay_free(x);
+}
+
+static void relay_connected(void *arg, int fd, const char *errmsg)
+{
+    struct exec_relay *x = arg;
+    if (x->req == NULL) { /* the client went away meanwhile */
+        if (fd >= 0)
+            close(fd);
+        relay_free(x);
+        return;
+    }
+    if (fd < 0) {
+        relay_done(x, -1, NULL, 0, errmsg);
+        return;
+    }
+    x->areq = http_arequest_stream(x->sh->loop, fd, "POST", x->path, x->body, strlen(x->body),
+                                   relay_chunk, relay_done, x);
+}
+
+/* The client left: the node's answer is cut, which ends the command there. */
+static void relay_aborted(struct http_req *req)
+{
+    struct exec_relay *x = req->data;
+    x->req = NULL;
+    if (x->areq) {
+        http_arequest_cancel(x->areq);
+        relay_free(x);
+    } /* else the connection is being made: relay_connected frees */
+}
+
+static void relay_to_node(struct shoal *sh, struct http_req *req, const char *addr,
+                          const char *task_id)
+{
+    struct exec_relay *x = xcalloc(1, sizeof(*x));
+    x->sh = sh;
+    x->req = req;
+    x->path = xasprintf("/v1/node/containers/%s/exec", task_id);
+    x->body = xmalloc(req->body_len + 1);
+    if (req->body_len)
+        memcpy(x->body, req->body, req->body_len);
+    x->body[req->body_len] = '\0';
+    req->data = x;
+    req->on_abort = relay_aborted;
+    clusternet_connect(sh, addr, relay_connected, x);
+}
+
+static void exec_here(struct shoal *sh, struct http_req *req, const char *ref)
+{
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
+    agent_exec(sh->agent, ref, body, agent_reply_http(req));
+    json_decref(body);
+}
+
+/* A manager finds a task in the store; it runs here or on its node. */
+static void exec_task(struct shoal *sh, struct http_req *req, json_t *task)
+{
+    const char *task_id = json_string_value(json_object_get(task, "id"));
+    const char *node_id = json_string_value(json_object_get(task, "node_id"));
+    if (node_id == NULL || strcmp(node_id, sh->node_id) == 0) {
+        exec_here(sh, req, task_id);
+        return;
+    }
+    json_t *node = store_get(sh->store, "nodes", node_id);
+    const char *addr = json_string_value(json_object_get(node, "addr"));
+    if (addr == NULL || addr[0] == '\0')
+        respond_err(req, SERR_UNAVAILABLE, "the task's node has no address");
+    else
+        relay_to_node(sh, req, addr, task_id);
+    json_decref(node);
+}
+
+/* "SERVICE.SLOT" (as `service ps` names tasks): its running task. */
+static json_t *running_task_named(struct shoal *sh, const char *name)
+{
+    json_t *tasks = store_list(sh->store, "tasks", NULL);
+    json_t *found = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr_is(t, "name", name) && jstr_is(t, "state", "running")) {
+            found = json_incref(t);
+            break;
+        }
+    }
+    json_decref(tasks);
+    return found;
+}
+
+void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
+{
+    const char *ref = args[0];
+    if (agent_has_container(sh->agent, ref) || strcmp(sh->role, "manager") != 0) {
+        exec_here(sh, req, ref);
+        return;
+    }
+    struct serr err = {0};
+    json_t *task = store_find(sh->store, "tasks", ref, &err);
+    if (task == NULL && err.msg[0] == '\0')
+        task = running_task_named(sh, ref);
+    if (task != NULL)
+        exec_task(sh, req, task);
+    else if (err.msg[0])
+        http_respond_error(req, &err);
+    else
+        exec_here(sh, req, ref); /* "No such container" */
+    json_decref(task);
+}
+
+/* Only managers ask (a worker's certificate may not run commands in
+ * another node's containers). */
+static bool manager_asks(struct http_req *req);
+
+void post_node_container_exec(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!manager_asks(req))
+        return;
+    log_info("exec in %s asked by %s", args[0], req->remote ? req->peer_id : "local");
+    exec_here(sh, req, args[0]);
+}
+
+/* ---- input and resize of an interactive session ---- */
+
+static void answer_local(struct http_req *req, int rc, const struct serr *err)
+{
+    if (rc < 0)
+        http_respond_error(req, err);
+    else
+        http_respond(req, 200, "application/json", "{}", 2);
+}
+
+static void session_here(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+{
+    struct serr err = {0};
+    char v[16];
+    if (resize) {
+        int rows = http_query_get(req, "h", v, sizeof(v)) ? atoi(v) : 0;
+        int cols = http_query_get(req, "w", v, sizeof(v)) ? atoi(v) : 0;
+        answer_local(req, agent_exec_resize(sh->agent, id, rows, cols, &err), &err);
+        return;
+    }
+    bool close = query_flag(req, "close");
+    answer_local(req, agent_exec_input(sh->agent, id, req->body, req->body_len, close, &err),
+                 &err);
+}
+
+struct input_relay {
+    struct http_req *req; /* NULL once the client left */
+    char *path;
+    char *body;
+    size_t len;
+    struct shoal *sh;
+};
+
+static void input_relay_free(struct input_relay *x)
+{
+    free(x->path);
+    free(x->body);
+    free(x);
+}
+
+static void input_relay_done(void *arg, int status, const char *body, size_t len,
+                             const char *errmsg)
+{
+    struct input_relay *x = arg;
+    if (x->req) {
+        struct http_req *req = x->req;
+        req->data = NULL;
+        req->on_abort = NULL;
+        if (status > 0) {
+            http_respond(req, status, "application/json", body, len);
+        } else {
+            struct serr err;
+            serr_set(&err, SERR_UNAVAILABLE, "cannot reach the session's node: %s", errmsg);
+            http_respond_error(req, &err);
+        }
+    }
+    input_relay_free(x);
+}
+
+static void input_relay_connected(void *arg, int fd, const char *errmsg)
+{
+    struct input_relay *x = arg;
+    if (fd < 0 || x->req == NULL) {
+        if (fd >= 0)
+            close(fd);
+        input_relay_done(x, -1, NULL, 0, errmsg ? errmsg : "gone");
+        return;
+    }
+    http_arequest(x->sh->loop, fd, "POST", x->path, "application/octet-stream", x->body, x->len,
+                  -1, input_relay_done, x);
+}
+
+/* The client left: the node's answer is dropped when it comes. */
+static void input_relay_aborted(struct http_req *req)
+{
+    struct input_relay *x = req->data;
+    x->req = NULL;
+}
+
+static void session_on_node(struct shoal *sh, struct http_req *req, const char *addr,
+                            const char *id, bool resize)
+{
+    struct input_relay *x = xcalloc(1, sizeof(*x));
+    x->sh = sh;
+    x->req = req;
+    x->path = xasprintf("/v1/node/exec/%s/%s?%s", id, resize ? "resize" : "input", req->query);
+    x->len = req->body_len;
+    x->body = xmalloc(x->len + 1);
+    if (x->len)
+        memcpy(x->body, req->body, x->len);
+    req->data = x;
+    req->on_abort = input_relay_aborted;
+    clusternet_connect(sh, addr, input_relay_connected, x);
+}
+
+/* A session's id starts with its node's id: a manager sends the input there. */
+static void session_call(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+{
+    const char *dash = strrchr(id, '-');
+    size_t node_len = dash ? (size_t)(dash - id) : 0;
+    bool here = node_len == 0 || strcmp(sh->role, "manager") != 0 ||
+                (strlen(sh->node_id) == node_len && strncmp(sh->node_id, id, node_len) == 0);
+    if (here) {
+        session_here(sh, req, id, resize);
+        return;
+    }
+    char node_id[80];
+    snprintf(node_id, sizeof(node_id), "%.*s", (int)node_len, id);
+    json_t *node = store_get(sh->store, "nodes", node_id);
+    const char *addr = json_string_value(json_object_get(node, "addr"));
+    if (addr == NULL || addr[0] == '\0')
+        respond_err(req, SERR_NOT_FOUND, "No such exec session");
+    else
+        session_on_node(sh, req, addr, id, resize);
+    json_decref(node);
+}
+
+void post_exec_input(struct shoal *sh, struct http_req *req, char **args)
+{
+    session_call(sh, req, args[0], false);
+}
+
+void post_exec_resize(struct shoal *sh, struct http_req *req, char **args)
+{
+    session_call(sh, req, args[0], true);
+}
+
+static bool manager_asks(struct http_req *req)
+{
+    if (!req->remote || strcmp(req->peer_role, "manager") == 0)
+        return true;
+    respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may exec in a node's "
+                                     "containers");
+    return false;
+}
+
+void post_node_exec_input(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (manager_asks(req))
+        session_here(sh, req, args[0], false);
+}
+
+void post_node_exec_resize(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (manager_asks(req))
+        session_here(sh, req, args[0], true);
+}

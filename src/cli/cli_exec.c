@@ -1,0 +1,309 @@
+/* shoal exec: a command in a running container or task (of any node when
+ * asked of a manager); its output and exit code as the command's own. With
+ * -i or -t it is a session: the answer's first frame names it, and a thread
+ * sends stdin and the terminal's size as other requests (docs/api.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "base/util.h"
+#include "cli/cli.h"
+
+static const char exec_usage[] =
+    "Usage:  shoal exec [OPTIONS] CONTAINER|TASK COMMAND [ARG...]\n\n"
+    "Execute a command in a running container (the CLI exits with its exit code)\n\n"
+    "Options:\n"
+    "  -e, --env KEY=VALUE   Set an environment variable (repeatable)\n"
+    "  -i, --interactive     Send stdin to the command\n"
+    "  -t, --tty             Allocate a pseudo-TTY (the local terminal in raw mode)\n"
+    "  -u, --user UID[:GID]  Run as this user (numbers)\n"
+    "  -w, --workdir DIR     Working directory inside the container\n";
+
+/* Exit code when the command's own could not be had (as docker exec). */
+#define EXEC_EXIT_NO_CODE 126
+
+/* Frames of the answer (docs/api.md): 8-byte headers, then payloads. */
+struct session;
+
+struct frames {
+    struct session *session; /* NULL: no -i nor -t */
+    unsigned char head[8];
+    size_t head_len;
+    size_t left; /* payload bytes still to come */
+    int stream;
+    char text[128]; /* the payload of a frame 3 or 4 */
+    size_t text_len;
+    int code;
+    bool have_code;
+};
+
+static void session_start(struct session *s, const char *id, size_t len);
+
+/* Stdout and stderr pass on as they come; the exit code (3) and the
+ * session's id (4) once their frame is whole. */
+static void payload(struct frames *f, const char *data, size_t n)
+{
+    if (f->stream == 1)
+        fwrite(data, 1, n, stdout);
+    else if (f->stream == 2)
+        fwrite(data, 1, n, stderr);
+    else if (f->text_len + n < sizeof(f->text)) {
+        memcpy(f->text + f->text_len, data, n);
+        f->text_len += n;
+    }
+}
+
+static void frame_done(struct frames *f)
+{
+    f->text[f->text_len] = '\0';
+    if (f->stream == 3) {
+        f->code = atoi(f->text);
+        f->have_code = true;
+    } else if (f->stream == 4 && f->session) {
+        session_start(f->session, f->text, f->text_len);
+    }
+    f->text_len = 0;
+}
+
+static int on_frames(const char *data, size_t len, void *arg)
+{
+    struct frames *f = arg;
+    while (len > 0) {
+        if (f->left == 0 && f->head_len < 8) {
+            f->head[f->head_len++] = (unsigned char)*data++;
+            len--;
+            if (f->head_len == 8) {
+                f->stream = f->head[0];
+                f->left = (size_t)f->head[4] << 24 | (size_t)f->head[5] << 16 |
+                          (size_t)f->head[6] << 8 | f->head[7];
+                f->head_len = f->left ? 8 : 0;
+                if (f->left == 0)
+                    frame_done(f);
+            }
+            continue;
+        }
+        size_t n = len < f->left ? len : f->left;
+        payload(f, data, n);
+        data += n;
+        len -= n;
+        if ((f->left -= n) == 0) {
+            f->head_len = 0;
+            frame_done(f);
+        }
+    }
+    fflush(stdout);
+    return 0;
+}
+
+static int parse_exec(int argc, char **argv, json_t *req, bool *interactive, bool *tty,
+                      struct serr *err)
+{
+    static const struct option longopts[] = {
+        {"env", required_argument, NULL, 'e'},   {"interactive", no_argument, NULL, 'i'},
+        {"tty", no_argument, NULL, 't'},         {"user", required_argument, NULL, 'u'},
+        {"workdir", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    json_t *env = json_array();
+    json_object_set_new(req, "env", env);
+    int opt;
+    optind = 0;
+    while ((opt = cli_getopt(argc, argv, "e:itu:w:h", longopts, err)) != -1) {
+        switch (opt) {
+        case 'e':
+            if (strchr(optarg, '=') == NULL || optarg[0] == '=')
+                return serr_set(err, SERR_INVALID, "invalid env \"%s\": expected KEY=VALUE",
+                                optarg);
+            json_array_append_new(env, json_string(optarg));
+            break;
+        case 'i':
+            *interactive = true;
+            break;
+        case 't':
+            *tty = true;
+            break;
+        case 'u':
+            json_object_set_new(req, "user", json_string(optarg));
+            break;
+        case 'w':
+            json_object_set_new(req, "workdir", json_string(optarg));
+            break;
+        case 'h':
+            return 1;
+        default:
+            return -1;
+        }
+    }
+    if (argc - optind < 2)
+        return serr_set(err, SERR_INVALID, "requires a container and a command");
+    json_t *cmd = json_array();
+    for (int i = optind + 1; i < argc; i++)
+        json_array_append_new(cmd, json_string(argv[i]));
+    json_object_set_new(req, "cmd", cmd);
+    return 0;
+}
+
+/* ---- a session: stdin and the terminal's size, sent by a thread ---- */
+
+struct session {
+    const char *host, *tls_dir;
+    bool interactive, tty;
+    char id[128];
+    pthread_t thread;
+    bool started;
+};
+
+static volatile sig_atomic_t window_changed;
+static struct termios saved_termios;
+static bool raw_mode;
+
+static void on_winch(int sig)
+{
+    (void)sig;
+    window_changed = 1;
+}
+
+static void terminal_restore(void)
+{
+    if (raw_mode)
+        tcsetattr(0, TCSAFLUSH, &saved_termios);
+    raw_mode = false;
+}
+
+/* The local terminal passes every key on (Ctrl-C to the container's tty). */
+static void terminal_raw(void)
+{
+    if (!isatty(0) || tcgetattr(0, &saved_termios) < 0)
+        return;
+    struct termios t = saved_termios;
+    cfmakeraw(&t);
+    if (tcsetattr(0, TCSANOW, &t) == 0) { /* keeps what was typed ahead */
+        raw_mode = true;
+        atexit(terminal_restore);
+    }
+}
+
+static bool window_size(int *rows, int *cols)
+{
+    struct winsize ws;
+    if ((ioctl(1, TIOCGWINSZ, &ws) < 0 && ioctl(0, TIOCGWINSZ, &ws) < 0) || ws.ws_row == 0)
+        return false;
+    *rows = ws.ws_row;
+    *cols = ws.ws_col;
+    return true;
+}
+
+static int session_post(struct session *s, struct http_client **c, const char *what,
+                        const char *query, const char *data, size_t len)
+{
+    struct serr err;
+    if (*c == NULL && (*c = http_client_open_tls(s->host, s->tls_dir, &err)) == NULL)
+        return -1;
+    char *path = xasprintf("/v1/exec/%s/%s%s%s", s->id, what, query[0] ? "?" : "", query);
+    struct http_response resp = {0};
+    int rc = http_request(*c, "POST", path, "application/octet-stream", data, len, &resp, &err);
+    free(path);
+    free(resp.body);
+    return rc < 0 || resp.status / 100 != 2 ? -1 : 0;
+}
+
+static void send_size(struct session *s, struct http_client **c)
+{
+    int rows, cols;
+    window_changed = 0;
+    if (!window_size(&rows, &cols))
+        return;
+    char q[48];
+    snprintf(q, sizeof(q), "h=%d&w=%d", rows, cols);
+    session_post(s, c, "resize", q, NULL, 0);
+}
+
+/* Until stdin ends (then, without a terminal, the command's stdin ends
+ * too) or the session is gone; the process exits with the command. */
+static void *session_main(void *arg)
+{
+    struct session *s = arg;
+    struct http_client *c = NULL;
+    bool reading = s->interactive;
+    char buf[4096];
+    for (;;) {
+        if (s->tty && window_changed)
+            send_size(s, &c);
+        struct pollfd p = {.fd = 0, .events = POLLIN};
+        int n = poll(&p, reading ? 1 : 0, 200);
+        if (n <= 0)
+            continue;
+        ssize_t got = read(0, buf, sizeof(buf));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            reading = false;
+            if (!s->tty)
+                session_post(s, &c, "input", "close=1", NULL, 0);
+            continue;
+        }
+        if (session_post(s, &c, "input", "", buf, (size_t)got) < 0)
+            reading = false; /* the command ended or takes no input */
+    }
+    return NULL;
+}
+
+static void session_start(struct session *s, const char *id, size_t len)
+{
+    if (s->started || len == 0 || len >= sizeof(s->id))
+        return;
+    memcpy(s->id, id, len);
+    s->id[len] = '\0';
+    s->started = pthread_create(&s->thread, NULL, session_main, s) == 0;
+    if (s->started)
+        pthread_detach(s->thread);
+}
+
+int cli_exec(struct cli *cli, int argc, char **argv)
+{
+    json_t *req = json_object();
+    bool interactive = false, tty = false;
+    struct serr err;
+    int rc = parse_exec(argc, argv, req, &interactive, &tty, &err);
+    if (rc != 0) {
+        json_decref(req);
+        return rc == 1 ? cli_help(exec_usage) : cli_usage_error("exec", "%s", err.msg);
+    }
+    struct session s = {.host = cli->host, .tls_dir = cli->tls_dir, .interactive = interactive,
+                        .tty = tty};
+    struct frames f = {.session = interactive || tty ? &s : NULL};
+    json_object_set_new(req, "interactive", json_boolean(interactive));
+    json_object_set_new(req, "tty", json_boolean(tty));
+    int rows, cols;
+    if (tty && window_size(&rows, &cols)) {
+        json_object_set_new(req, "rows", json_integer(rows));
+        json_object_set_new(req, "cols", json_integer(cols));
+    }
+    if (tty) {
+        signal(SIGWINCH, on_winch);
+        if (interactive)
+            terminal_raw();
+    }
+    char *path = xasprintf("/v1/containers/%s/exec", argv[optind]);
+    rc = cli_stream(cli, "POST", path, req, on_frames, &f, &err);
+    free(path);
+    json_decref(req);
+    fflush(stdout);
+    terminal_restore();
+    if (rc < 0)
+        return cli_fail(&err);
+    if (!f.have_code) {
+        cli_error("the command's exit code was not received");
+        return EXEC_EXIT_NO_CODE;
+    }
+    return f.code;
+}

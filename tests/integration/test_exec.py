@@ -1,0 +1,290 @@
+"""shoal exec: commands in running containers (output, exit code, -e, -w,
+-u, stdin), errors, and the access an exec needs."""
+import http.client
+import json
+import shutil
+import tempfile
+
+import pytest
+
+from conftest import Daemon, free_port, wait_until
+
+
+@pytest.fixture(scope="module")
+def d(rootfs_tar):
+    """A one-node swarm with busybox and the dashboard port (tokens)."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    dm = Daemon(tmp)
+    dm.dashboard_port = free_port()
+    dm.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % dm.dashboard_port]
+    dm.start()
+    dm.init_swarm()
+    dm.import_image(rootfs_tar)
+    dm.cli("run", "-d", "--name", "box", "busybox", "sleep", "1000")
+    wait_until(lambda: [c for c in dm.api("GET", "/v1/containers").json()
+                        if c["name"] == "box" and c["state"] == "running"])
+    yield dm
+    dm.cli("rm", "-f", "box", check=False)
+    errors = dm.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + dm.log_tail()
+
+
+def test_output_and_exit_code(d):
+    r = d.cli("exec", "box", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
+    assert r.returncode == 7, r
+    assert r.stdout == "out\n" and r.stderr == "err\n", r
+    r = d.cli("exec", "box", "true")
+    assert r.returncode == 0 and r.stdout == ""
+    big = d.cli("exec", "box", "seq", "1", "20000").stdout
+    assert big.splitlines()[-1] == "20000" and len(big.splitlines()) == 20000
+
+
+def test_env_workdir_user(d):
+    r = d.cli("exec", "-e", "A=1", "-e", "B=two words", "-w", "/tmp", "-u", "1000:1001", "box",
+              "sh", "-c", 'echo "$A,$B"; pwd; id -u; id -g')
+    assert r.stdout == "1,two words\n/tmp\n1000\n1001\n", r
+    # the container's own settings otherwise
+    r = d.cli("exec", "box", "sh", "-c", "pwd; id -u")
+    assert r.stdout == "/\n0\n", r
+
+
+def test_stdin_piped(d):
+    r = d.cli("exec", "-i", "box", "cat", input="hi\nthere\n")
+    assert r.stdout == "hi\nthere\n", r
+    # without -i the command's stdin is empty
+    r = d.cli("exec", "box", "cat", input="ignored\n")
+    assert r.stdout == "", r
+
+
+def test_errors(d):
+    r = d.cli("exec", "nosuch", "true", check=False)
+    assert r.returncode == 1 and "No such container: nosuch" in r.stderr, r
+    r = d.cli("exec", "box", "/no/such/binary", check=False)
+    assert r.returncode != 0, r
+    r = d.cli("exec", "box", check=False)
+    assert r.returncode == 2 and "requires a container and a command" in r.stderr, r
+    r = d.cli("exec", "-u", "root", "box", "true", check=False)
+    assert r.returncode == 1 and "expected uid[:gid]" in r.stderr, r
+    r = d.cli("exec", "-w", "rel", "box", "true", check=False)
+    assert r.returncode == 1 and "not an absolute path" in r.stderr, r
+    d.cli("run", "--name", "ended", "busybox", "true")
+    r = d.cli("exec", "ended", "true", check=False)
+    assert r.returncode == 1 and "container ended is not running" in r.stderr, r
+    d.cli("rm", "-f", "ended")
+
+
+def test_exec_needs_write_access(d):
+    ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
+    conn = http.client.HTTPConnection("127.0.0.1", d.dashboard_port, timeout=10)
+    try:
+        conn.request("POST", "/v1/containers/box/exec", body=json.dumps({"cmd": ["true"]}),
+                     headers={"Authorization": "Bearer " + ro,
+                              "Content-Type": "application/json"})
+        assert conn.getresponse().status == 403
+    finally:
+        conn.close()
+
+
+def _read_until(fd, want, timeout=20):
+    """Output until `want`; busybox's line editing asks where the cursor is
+    (ESC [6n) and waits: answered as a terminal would."""
+    import os
+    import select
+    import time
+    out = b""
+    end = time.time() + timeout
+    while want not in out and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if b"\x1b[6n" in chunk:
+                os.write(fd, b"\x1b[1;1R")
+    return out
+
+
+def _exec_in_pty(d, *args, rows=24, cols=80):
+    """`shoal exec ARGS` with a pty as its terminal: (pid, master fd)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    from conftest import SHOAL_BIN
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "exec"] + list(args))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return pid, fd
+
+
+def _wait_exit(pid, timeout=20):
+    import os
+    import time
+    end = time.time() + timeout
+    while time.time() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("shoal exec did not end")
+
+
+def test_tty_through_a_pty(d):
+    import fcntl
+    import os
+    import signal
+    import struct
+    import termios
+    pid, fd = _exec_in_pty(d, "-it", "box", "sh", rows=30, cols=100)
+    try:
+        assert b"# " in _read_until(fd, b"# ")  # the prompt: the CLI's terminal is raw now
+        os.write(fd, b"echo $((6*7))\n")
+        out = _read_until(fd, b"42")
+        assert b"42" in out, out
+        os.write(fd, b"stty size\n")
+        out = _read_until(fd, b"30 100")
+        assert b"30 100" in out, out
+        # the local terminal changes size: the CLI passes it on (SIGWINCH)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        import time
+        for _ in range(50):
+            os.write(fd, b"stty size\n")
+            out = _read_until(fd, b"40 120", timeout=0.4)
+            if b"40 120" in out:
+                break
+        assert b"40 120" in out, out
+        # Ctrl-C goes through the terminal to the command, not to the CLI
+        os.write(fd, b"sleep 100\n")
+        time.sleep(0.5)
+        os.write(fd, b"\x03")
+        os.write(fd, b"echo after-$((1+1))\n")
+        out = _read_until(fd, b"after-2")
+        assert b"after-2" in out, out
+        os.write(fd, b"exit 3\n")
+        _read_until(fd, b"never", timeout=2)
+        assert _wait_exit(pid) == 3
+    finally:
+        os.close(fd)
+
+
+
+def test_tty_input_typed_at_once(d):
+    import os
+    pid, fd = _exec_in_pty(d, "-it", "box", "sh", "-c", "read x; echo got-$x; exit 9")
+    try:
+        os.write(fd, b"abc\n")  # before the terminal exists in the container
+        out = _read_until(fd, b"got-abc")
+        assert b"got-abc" in out, out
+        assert _wait_exit(pid) == 9
+    finally:
+        os.close(fd)
+
+
+def test_interactive_stdin_is_streamed(d):
+    import subprocess
+    from conftest import SHOAL_BIN
+    p = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "exec", "-i", "box", "sh", "-c",
+                          "while read l; do echo got-$l; done"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p.stdin.write("one\n")
+    p.stdin.flush()
+    assert p.stdout.readline() == "got-one\n"  # before stdin ended
+    p.stdin.write("two\n")
+    p.stdin.close()
+    assert p.stdout.read() == "got-two\n"
+    assert p.wait(timeout=20) == 0
+
+
+
+def test_client_gone_kills_the_command(d):
+    import subprocess
+    from conftest import SHOAL_BIN
+    for args in (["box"], ["-i", "box"]):
+        p = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "exec"] + args +
+                             ["sh", "-c", "echo started; exec sleep 777"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "started\n"
+        assert "sleep 777" in d.cli("exec", "box", "ps").stdout
+        p.kill()
+        p.wait()
+        wait_until(lambda: "sleep 777" not in d.cli("exec", "box", "ps").stdout, timeout=10)
+    # nothing left behind in the daemon's run directory either
+    import os
+    exec_dir = os.path.join(d.run_dir, "exec")
+    wait_until(lambda: os.listdir(exec_dir) == [], timeout=10, msg=lambda: os.listdir(exec_dir))
+
+
+def test_task_on_a_worker_from_the_manager(rootfs_tar, tmp_path):
+    from cluster import Cluster
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    try:
+        lead = c.leader
+        worker_id = c.node_id(c.nodes[1])
+        lead.cli("service", "create", "--name", "far", "--constraint", "node.role==worker",
+                 "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+        task = lead.wait_running("far", 1, timeout=60)[0]
+        assert task["node_id"] == worker_id
+        r = lead.cli("exec", "-e", "X=far", task["id"][:12], "sh", "-c",
+                     'echo "$X $(hostname)"; echo e >&2; exit 4', check=False)
+        assert r.returncode == 4 and r.stderr == "e\n", r
+        assert r.stdout.startswith("far "), r
+        r = lead.cli("exec", "-i", task["id"], "cat", input="through the manager\n")
+        assert r.stdout == "through the manager\n", r
+        # on the worker itself the CLI reaches the task's container directly
+        r = c.nodes[1].cli("exec", task["id"], "true", check=False)
+        assert r.returncode == 0, r
+        # SERVICE.SLOT names the running task; a terminal through the manager
+        import fcntl
+        import os
+        import signal
+        import struct
+        import termios
+        pid, fd = _exec_in_pty(lead, "-it", "far.1", "sh", rows=30, cols=100)
+        try:
+            assert b"# " in _read_until(fd, b"# ")
+            os.write(fd, b"echo $((6*7))\n")
+            assert b"42" in _read_until(fd, b"42")
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            os.kill(pid, signal.SIGWINCH)
+            for _ in range(50):
+                os.write(fd, b"stty size\n")
+                out = _read_until(fd, b"40 120", timeout=0.4)
+                if b"40 120" in out:
+                    break
+            assert b"40 120" in out, out
+            os.write(fd, b"exit 5\n")
+            _read_until(fd, b"never", timeout=2)
+            assert _wait_exit(pid) == 5
+        finally:
+            os.close(fd)
+        # over -H tcp:// with the admin certificate, stdin streamed
+        import ssl
+        from conftest import SHOAL_BIN
+        certs = str(tmp_path / "certs")
+        lead.cli("swarm", "admin-cert", "-o", certs)
+        host = "tcp://%s:2377" % lead.addr
+        r = c.nodes[1].exec("sh", "-c", "echo over-tcp | %s -H %s --tls-dir %s exec -i far.1 cat"
+                            % (SHOAL_BIN, host, certs))
+        assert r.stdout == "over-tcp\n", r
+        # the node-level route is for managers only
+        ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem"))
+        conn = http.client.HTTPSConnection(c.nodes[1].addr, 2377, context=ctx, timeout=10)
+        conn.request("POST", "/v1/node/containers/%s/exec" % task["id"],
+                     body=json.dumps({"cmd": ["true"]}))
+        assert conn.getresponse().status == 403
+        conn.close()
+    finally:
+        c.destroy()
