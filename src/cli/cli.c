@@ -16,7 +16,6 @@
 #include "base/json_get.h"
 #include "base/util.h"
 #include "base/version.h"
-#include "dev/dev.h"
 
 static const char main_usage[] =
     "Usage:  shoal [OPTIONS] COMMAND\n"

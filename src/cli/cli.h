@@ -47,6 +47,9 @@ int cli_service(struct cli *cli, int argc, char **argv);
 int cli_network(struct cli *cli, int argc, char **argv);
 int cli_secret(struct cli *cli, int argc, char **argv);
 int cli_config(struct cli *cli, int argc, char **argv);
+/* `shoal dev`: defined in src/dev/, a layer above the CLI that uses its
+ * framework (the command table names it; nothing here includes dev/). */
+int cli_dev(struct cli *cli, int argc, char **argv);
 /* --secret/--config (create; key "secrets"/"configs": "NAME" or
  * "source=,target=,uid=,gid=,mode=") and --secret-add/-rm, --config-add/-rm
  * (update; keys "secrets_add", "secrets_rm"...: rm takes names) appended to

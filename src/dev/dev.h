@@ -3,8 +3,6 @@
 #ifndef SHOAL_DEV_DEV_H
 #define SHOAL_DEV_DEV_H
 
-struct cli;
-
-int cli_dev(struct cli *cli, int argc, char **argv);
+#include "cli/cli.h" /* cli_dev, the entry point */
 
 #endif
