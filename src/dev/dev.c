@@ -491,6 +491,9 @@ static int exec_in_node(const struct dev_cluster *c, const struct dev_node *node
     enter_daemon_uts(node);
     if (enter_daemon_mnt(node, &err) < 0)
         return cli_fail(&err);
+    if (c->nvolumes > 0 && !dev_daemon_alive(node))
+        fprintf(stderr, "shoal dev: %s's daemon is not running: its -v directories are not "
+                        "mounted here\n", node->name);
     char *host = xasprintf("unix://%s", node->socket);
     setenv("SHOAL_HOST", host, 1);
     free(host);

@@ -337,6 +337,11 @@ def test_volume_shared_by_every_node(dev, tmp_path):
     assert target not in mount_points()
     assert os.listdir(target) == []
     pids = [n["pid"] for n in dev.ls_json()]
+    # a node whose daemon died has no mount namespace left to enter: said so
+    os.kill(pids[2], signal.SIGKILL)
+    wait_until(lambda: not pid_running(pids[2]), timeout=10)
+    r = dev_shell(dev, "node-3", "--", "ls", target)
+    assert "node-3's daemon is not running: its -v directories are not mounted" in r.stderr
     dev.down()
     dev.assert_gone(pids)
     assert target not in mount_points()
