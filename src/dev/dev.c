@@ -1,4 +1,4 @@
-/* `shoal dev`: the command lines of up, ls, exec and down. */
+/* `shoal dev`: the command lines of up, ls, exec, shell and down. */
 #include "dev/dev.h"
 
 #include <errno.h>
