@@ -1,4 +1,4 @@
-/* `shoal dev`: the command lines of up, ls, exec and down. */
+/* `shoal dev`: the command lines of up, ls, exec, shell and down. */
 #include "dev/dev.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/net.h"
@@ -32,7 +33,9 @@ static const char up_usage[] =
     "      --name string      Cluster name, 1 to 8 of [a-z0-9] (default \"dev\")\n"
     "      --subnet string    Node addresses (default " DEV_DEFAULT_SUBNET ")\n"
     "      --overlay string   swarm init --overlay: direct or vxlan (default direct)\n"
-    "      --dir string       Where node state and logs go (default " DEV_DEFAULT_DIR ")\n";
+    "      --dir string       Where node state and logs go (default " DEV_DEFAULT_DIR ")\n"
+    "  -v, --volume list      HOST_DIR:DIR: HOST_DIR (made if missing) shared by every\n"
+    "                         node at DIR, in each node's own mount namespace\n";
 
 static const char ls_usage[] = "Usage:  shoal dev ls [OPTIONS]\n"
                                "\n"
@@ -54,6 +57,17 @@ static const char exec_usage[] =
     "      --name string   Cluster name (default \"dev\")\n"
     "      --dir string    State directory (default " DEV_DEFAULT_DIR ")\n";
 
+static const char shell_usage[] =
+    "Usage:  shoal dev shell [NODE] [OPTIONS] [-- COMMAND [ARG...]]\n"
+    "\n"
+    "Open a shell ($SHELL, or /bin/sh) inside a node's namespaces (network, hostname,\n"
+    "mounts), or run COMMAND there, with SHOAL_HOST set to its daemon (NODE is node-I\n"
+    "or I, default node-1); the exit status is the shell's or COMMAND's\n"
+    "\n"
+    "Options:\n"
+    "      --name string   Cluster name (default \"dev\")\n"
+    "      --dir string    State directory (default " DEV_DEFAULT_DIR ")\n";
+
 static const char down_usage[] =
     "Usage:  shoal dev down [OPTIONS]\n"
     "\n"
@@ -66,7 +80,11 @@ static const char down_usage[] =
 
 /* ---- command lines ---- */
 
+#define DEV_MAX_VOLUMES 32
+
 struct dev_args {
+    const char *volumes[DEV_MAX_VOLUMES]; /* -v values, checked by dev_volume_add() */
+    int nvolumes;
     const char *name, *dir, *subnet;
     const char *overlay; /* NULL: the daemon's default */
     int64_t nodes, managers;
@@ -107,6 +125,7 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
         {"name", required_argument, NULL, 'N'},  {"subnet", required_argument, NULL, 's'},
         {"dir", required_argument, NULL, 'D'},   {"format", required_argument, NULL, 'F'},
         {"overlay", required_argument, NULL, 'O'}, {"help", no_argument, NULL, 'h'},
+        {"volume", required_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
     };
     *a = (struct dev_args){.name = DEV_DEFAULT_NAME, .dir = DEV_DEFAULT_DIR,
@@ -114,7 +133,7 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
     struct serr err;
     optind = 0;
     for (;;) {
-        int c = cli_getopt(argc, argv, "hn:", longopts, &err);
+        int c = cli_getopt(argc, argv, "hn:v:", longopts, &err);
         if (c == -1) {
             if (optind > 1 && strcmp(argv[optind - 1], "--") == 0) {
                 a->command = argv + optind;
@@ -139,6 +158,13 @@ static int parse_args(const char *cmd, const char *usage, int argc, char **argv,
                 return cli_usage_error(cmd, "%s", err.msg);
             break;
         case 'N': a->name = optarg; break;
+        case 'v':
+            if (strcmp(cmd, "dev up") != 0)
+                return cli_usage_error(cmd, "-v is an option of `dev up`");
+            if (a->nvolumes == DEV_MAX_VOLUMES)
+                return cli_usage_error(cmd, "-v: at most %d volumes", DEV_MAX_VOLUMES);
+            a->volumes[a->nvolumes++] = optarg;
+            break;
         case 's': a->subnet = optarg; break;
         case 'D': a->dir = optarg; break;
         case 'O':
@@ -286,6 +312,15 @@ static int up_cluster(struct dev_cluster *c, const struct dev_args *a)
     return CLI_EXIT_OK;
 }
 
+/* Checks every -v against the cluster's directory; nothing is made yet. */
+static int add_volumes(struct dev_cluster *c, const struct dev_args *a, struct serr *err)
+{
+    for (int i = 0; i < a->nvolumes; i++)
+        if (dev_volume_add(c, a->volumes[i], err) < 0)
+            return -1;
+    return 0;
+}
+
 static int dev_up(struct cli *cli, int argc, char **argv)
 {
     struct dev_args a;
@@ -301,11 +336,19 @@ static int dev_up(struct cli *cli, int argc, char **argv)
     struct dev_cluster c;
     if (dev_cluster_init(&c, a.dir, a.name, (int)a.nodes, (int)a.managers, a.subnet, &err) < 0)
         return cli_usage_error("dev up", "%s", err.msg);
+    if (add_volumes(&c, &a, &err) < 0) {
+        dev_cluster_free(&c);
+        return cli_usage_error("dev up", "%s", err.msg);
+    }
     /* The arguments are good: make DIR so its canonical name is known. */
     if (strcmp(a.dir, DEV_DEFAULT_DIR) != 0 && mkdir_p(a.dir, 0755, NULL) == 0 &&
         canonical_dir(&a, &err) == 0) {
         dev_cluster_free(&c);
         dev_cluster_init(&c, a.dir, a.name, (int)a.nodes, (int)a.managers, a.subnet, &err);
+        if (add_volumes(&c, &a, &err) < 0) {
+            dev_cluster_free(&c);
+            return cli_usage_error("dev up", "%s", err.msg);
+        }
     }
     rc = need_root() < 0 ? CLI_EXIT_ERROR : up_cluster(&c, &a);
     dev_cluster_free(&c);
@@ -392,6 +435,53 @@ static void enter_daemon_uts(const struct dev_node *node)
     }
 }
 
+/* The daemon's mount namespace when it has its own (volumes, -v), so that
+ * DIR shows what the node sees; the working directory is kept if it exists
+ * there. */
+static int enter_daemon_mnt(const struct dev_node *node, struct serr *err)
+{
+    char path[64];
+    struct stat theirs, ours;
+    snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)node->pid);
+    if (!dev_daemon_alive(node) || stat(path, &theirs) < 0 ||
+        stat("/proc/self/ns/mnt", &ours) < 0 || theirs.st_ino == ours.st_ino)
+        return 0;
+    char cwd[PATH_MAX];
+    bool have_cwd = getcwd(cwd, sizeof(cwd)) != NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return serr_errno(err, "open %s", path);
+    int rc = setns(fd, CLONE_NEWNS);
+    close(fd);
+    if (rc < 0)
+        return serr_errno(err, "%s: entering its mount namespace", node->name);
+    if (!have_cwd || chdir(cwd) < 0) {
+        if (chdir("/") < 0) {
+            /* "/" always exists */
+        }
+    }
+    return 0;
+}
+
+/* This binary's directory first in PATH: `shoal` typed in `dev shell` (or in
+ * `dev exec NODE -- sh -c ...`) is the shoal that made the cluster. */
+static void put_self_in_path(void)
+{
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0)
+        return;
+    self[len] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash == NULL || slash == self)
+        return;
+    *slash = '\0';
+    const char *path = getenv("PATH");
+    char *joined = xasprintf("%s%s%s", self, path && path[0] ? ":" : "", path ? path : "");
+    setenv("PATH", joined, 1);
+    free(joined);
+}
+
 static int exec_in_node(const struct dev_cluster *c, const struct dev_node *node,
                         char **command)
 {
@@ -399,9 +489,15 @@ static int exec_in_node(const struct dev_cluster *c, const struct dev_node *node
     if (dev_netns_enter(node->netns, &err) < 0)
         return cli_fail(&err);
     enter_daemon_uts(node);
+    if (enter_daemon_mnt(node, &err) < 0)
+        return cli_fail(&err);
+    if (c->nvolumes > 0 && !dev_daemon_alive(node))
+        fprintf(stderr, "shoal dev: %s's daemon is not running: its -v directories are not "
+                        "mounted here\n", node->name);
     char *host = xasprintf("unix://%s", node->socket);
     setenv("SHOAL_HOST", host, 1);
     free(host);
+    put_self_in_path();
     fflush(NULL);
     /* "shoal" means this binary: the one that made the cluster. */
     if (strcmp(command[0], "shoal") == 0)
@@ -443,6 +539,38 @@ static int dev_exec(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+/* ---- shell ---- */
+
+static int dev_shell(struct cli *cli, int argc, char **argv)
+{
+    struct dev_args a;
+    int rc = parse_args("dev shell", shell_usage, argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    if (a.npositional > 1)
+        return cli_usage_error("dev shell", "put \"--\" before the command: "
+                                            "shoal dev shell [NODE] -- COMMAND");
+    const char *shell = getenv("SHELL");
+    char *interactive[] = {(char *)(shell && shell[0] ? shell : "/bin/sh"), NULL};
+    char **command = a.command && a.command[0] ? a.command : interactive;
+    const char *which = a.npositional ? a.positional[0] : "node-1";
+    struct dev_cluster c;
+    if (load_cluster(&a, &c) < 0)
+        return CLI_EXIT_ERROR;
+    int i = dev_node_index(which);
+    if (i < 1 || i > c.n) {
+        cli_error("no node '%s' in dev cluster '%s' (nodes: node-1 to node-%d)", which, c.name,
+                  c.n);
+        rc = CLI_EXIT_ERROR;
+    } else if (need_root() < 0) {
+        rc = CLI_EXIT_ERROR;
+    } else {
+        rc = exec_in_node(&c, &c.nodes[i - 1], command);
+    }
+    dev_cluster_free(&c);
+    return rc;
+}
+
 /* ---- down ---- */
 
 static int dev_down_cmd(struct cli *cli, int argc, char **argv)
@@ -465,6 +593,7 @@ static const struct cli_cmd dev_cmds[] = {
     {"up", NULL, dev_up, "Start a cluster of N nodes on this machine"},
     {"ls", NULL, dev_ls, "List the nodes and whether their daemons run"},
     {"exec", NULL, dev_exec, "Run a command in a node's namespace, SHOAL_HOST set"},
+    {"shell", NULL, dev_shell, "Open a shell (or run a command) inside a node's namespaces"},
     {"down", NULL, dev_down_cmd, "Remove the cluster and everything it made"},
     {NULL, NULL, NULL, NULL},
 };

@@ -347,6 +347,17 @@ static int destroy_network(const char *name, struct serr *err)
     return serr_set(err, SERR_INTERNAL, "namespaces or bridge of '%s' are still there", name);
 }
 
+/* The directories `up -v` made for DIR: their mounts ended with the daemons. */
+static void remove_made_mountpoints(const char *dir, const char *name)
+{
+    struct dev_cluster c;
+    struct serr err;
+    if (dev_cluster_load(&c, dir, name, &err) < 0)
+        return;
+    dev_volumes_remove_made(&c);
+    dev_cluster_free(&c);
+}
+
 /* ---- all of it ---- */
 
 int dev_down(const char *dir, const char *name, struct serr *err)
@@ -385,6 +396,7 @@ int dev_down(const char *dir, const char *name, struct serr *err)
         kill_cgroup(cgroups.gl_pathv[i], &killed);
     wait_gone(&killed);
     unmount_under(cluster_dir);
+    remove_made_mountpoints(dir, name);
     remove_task_netns(&ids);
     remove_cgroups(&cgroups);
     id_list_free(&ids);

@@ -5,7 +5,8 @@
  *   veth pair          sh-NAME-i (host end, on bridge shoal-NAME) <-> eth0 in the namespace
  *   address            subnet base + i, on eth0
  *   directory          DIR/NAME/node-i/{state,run,daemon.log}
- *   daemon             `shoal daemon` in the namespace, hostname node-i (own UTS namespace)
+ *   daemon             `shoal daemon` in the namespace, hostname node-i (own UTS namespace;
+ *                      own mount namespace too when volumes are given: dev_volume.c)
  * and DIR/NAME/cluster.json records it. Every name derives from (DIR, NAME, i),
  * so `dev down` can clean up after a partial `up` without the state file. */
 #ifndef SHOAL_DEV_DEV_INT_H
@@ -14,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #include "base/err.h"
 
@@ -40,6 +43,13 @@ struct dev_node {
     pid_t pid;          /* the daemon, 0 when not started */
 };
 
+/* -v HOST_DIR:DIR: HOST_DIR bound at DIR in every node's mount namespace. */
+struct dev_volume {
+    char *host;
+    char *dir;
+    char *made; /* the topmost directory `up` made for DIR, NULL when DIR existed */
+};
+
 struct dev_cluster {
     char name[DEV_MAX_NAME + 1];
     char bridge[16];    /* "shoal-NAME" */
@@ -50,6 +60,8 @@ struct dev_cluster {
     int managers;
     int n;
     struct dev_node *nodes; /* n of them */
+    struct dev_volume *volumes; /* nvolumes of them (-v), owned */
+    int nvolumes;
 };
 
 /* The port managers of a dev cluster serve their dashboard on. */
@@ -110,6 +122,22 @@ int dev_wait_converged(const struct dev_cluster *c, int64_t timeout_ms, struct s
 bool dev_pid_running(pid_t pid);
 /* True when pid is a live (not zombie) process in the node's namespace. */
 bool dev_daemon_alive(const struct dev_node *node);
+
+/* ---- dev_volume.c: -v HOST_DIR:DIR ---- */
+
+/* Checks one -v value against c (its dir set) and appends it; nothing is made. */
+int dev_volume_add(struct dev_cluster *c, const char *spec, struct serr *err);
+void dev_volumes_free(struct dev_cluster *c);
+/* Makes every HOST_DIR and DIR that is missing (before the daemons start). */
+int dev_volumes_prepare(struct dev_cluster *c, struct serr *err);
+/* Removes the empty directories `up` made for each DIR (after the daemons). */
+void dev_volumes_remove_made(const struct dev_cluster *c);
+/* Reads the "volumes" array of cluster.json into c. */
+void dev_volumes_load(struct dev_cluster *c, json_t *volumes);
+json_t *dev_volumes_json(const struct dev_cluster *c);
+/* In a daemon's child: its own mount namespace with every volume bound;
+ * nothing when there is no volume. */
+int dev_volumes_mount_inside(const struct dev_cluster *c, struct serr *err);
 
 /* ---- dev_down.c ---- */
 

@@ -48,7 +48,7 @@ static void daemon_child(const struct dev_cluster *c, const struct dev_node *nod
     setsid();
     if (dev_netns_enter(node->netns, &err) < 0 ||
         dev_net_configure_inside(node->addr, c->prefix, &err) < 0 ||
-        enter_uts(node->name, &err) < 0) {
+        enter_uts(node->name, &err) < 0 || dev_volumes_mount_inside(c, &err) < 0) {
         dprintf(logfd, "shoal dev: %s: %s\n", node->name, err.msg);
         _exit(126);
     }
@@ -84,6 +84,8 @@ static int prepare_node_dirs(const struct dev_node *node, struct serr *err)
 
 int dev_start_daemons(struct dev_cluster *c, struct serr *err)
 {
+    if (dev_volumes_prepare(c, err) < 0)
+        return -1;
     for (int i = 0; i < c->n; i++)
         if (prepare_node_dirs(&c->nodes[i], err) < 0)
             return -1;

@@ -94,6 +94,7 @@ void dev_cluster_free(struct dev_cluster *c)
     }
     free(c->nodes);
     free(c->dir);
+    dev_volumes_free(c);
     memset(c, 0, sizeof(*c));
 }
 
@@ -115,9 +116,10 @@ int dev_cluster_save(const struct dev_cluster *c, struct serr *err)
     json_t *nodes = json_array();
     for (int i = 0; i < c->n; i++)
         json_array_append_new(nodes, node_json(&c->nodes[i]));
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "name", c->name, "dir", c->dir,
+    json_t *volumes = dev_volumes_json(c);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "name", c->name, "dir", c->dir,
                             "bridge", c->bridge, "subnet", c->subnet, "managers", c->managers,
-                            "nodes", nodes);
+                            "nodes", nodes, "volumes", volumes);
     char *text = json_dumps(doc, JSON_INDENT(2));
     char *path = dev_cluster_file(c);
     int rc = write_file_atomic(path, text, strlen(text), false, err);
@@ -166,8 +168,10 @@ int dev_cluster_load(struct dev_cluster *c, const char *dir, const char *name,
                           subnet ? subnet : DEV_DEFAULT_SUBNET, err);
     if (rc < 0)
         serr_wrap(err, "%s", path);
-    else
+    else {
         load_nodes(c, nodes);
+        dev_volumes_load(c, json_object_get(doc, "volumes"));
+    }
     json_decref(doc);
     free(path);
     return rc;

@@ -5,8 +5,11 @@ the namespaces the tests make."""
 import glob
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -302,3 +305,153 @@ def test_down_ends_the_containers_of_a_dead_daemon(dev, rootfs_tar):
         assert not glob.glob("/sys/fs/cgroup/*/shoal/%s" % cid)
         assert not os.path.exists("/sys/fs/cgroup/shoal/%s" % cid)
         assert "shoal-" + cid not in netns_list()
+
+
+# ---- -v HOST_DIR:DIR and `dev shell` ----
+
+def mount_points():
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+def dev_shell(dev, *args, check=True):
+    return shoal("dev", "shell", *args[:1], "--name", dev.name, *args[1:], check=check)
+
+
+def test_volume_shared_by_every_node(dev, tmp_path):
+    host = tmp_path / "data"                        # made by `up`
+    top = "/srv/shoal-t-%s" % dev.name              # DIR's missing parent: made, then removed
+    target = top + "/data"
+    r = dev.up(3, "-v", "%s:%s" % (host, target))
+    assert host.is_dir()
+    assert dev.state()["volumes"] == [{"host": str(host), "dir": target, "made": top}]
+    (host / "file").write_text("from the host\n")
+    for i in (1, 2, 3):
+        out = dev_shell(dev, "node-%d" % i, "--", "cat", target + "/file").stdout
+        assert out == "from the host\n"
+        assert dev.exec(str(i), "cat", target + "/file").stdout == "from the host\n"
+    # the daemon's processes see it: written from a node, read on the host
+    dev.exec("node-2", "sh", "-c", "echo from node-2 > %s/back" % target)
+    assert (host / "back").read_text() == "from node-2\n"
+    # the mounts are the nodes' own: the host's view is untouched
+    assert target not in mount_points()
+    assert os.listdir(target) == []
+    pids = [n["pid"] for n in dev.ls_json()]
+    # a node whose daemon died has no mount namespace left to enter: said so
+    os.kill(pids[2], signal.SIGKILL)
+    wait_until(lambda: not pid_running(pids[2]), timeout=10)
+    r = dev_shell(dev, "node-3", "--", "ls", target)
+    assert "node-3's daemon is not running: its -v directories are not mounted" in r.stderr
+    dev.down()
+    dev.assert_gone(pids)
+    assert target not in mount_points()
+    assert not os.path.exists(top)
+    assert (host / "file").read_text() == "from the host\n"   # the data stays
+
+
+@pytest.mark.parametrize("volume,message", [
+    ("data:/data", "HOST_DIR 'data' is not an absolute path"),
+    ("/srv/x:data", "DIR 'data' is not an absolute path"),
+    ("/srv/x", "want HOST_DIR:DIR"),
+    ("/srv/x:/data:ro", "no ':' in paths"),
+    ("/srv/x:/", "DIR '/' is reserved"),
+    ("/srv/x:/etc", "DIR '/etc' is reserved"),
+    ("/srv/x:/proc/data", "is under /proc, which is reserved"),
+    ("/srv/x:/var/lib", "would cover or lie in the cluster's directory"),
+    ("/srv/x:/data/../etc", "want a plain absolute path"),
+    ("/srv/x:/data/", "want a plain absolute path"),
+])
+def test_bad_volumes_are_refused(dev, volume, message):
+    host = "/srv/x"
+    existed = os.path.exists(host)
+    r = dev.up(1, "-v", volume, check=False)
+    assert r.returncode == 2, r
+    assert message in r.stderr, r.stderr
+    assert not os.path.exists(dev.dir)
+    assert not [ns for ns in netns_list() if ns.startswith("shoal-%s-" % dev.name)]
+    assert os.path.exists(host) == existed
+
+
+def test_volume_given_twice_or_on_a_file(dev, tmp_path):
+    r = dev.up(1, "-v", "%s:/data" % tmp_path, "-v", "%s:/data" % tmp_path, check=False)
+    assert r.returncode == 2 and "DIR '/data' given twice" in r.stderr, r.stderr
+    (tmp_path / "f").write_text("")
+    r = dev.up(1, "-v", "%s/f:/data" % tmp_path, check=False)
+    assert r.returncode == 2 and "exists and is not a directory" in r.stderr, r.stderr
+    assert not os.path.exists(dev.dir)
+    r = shoal("dev", "exec", "node-1", "--name", dev.name, "-v", "/a:/b", "--", "true",
+              check=False)
+    assert r.returncode == 2 and "-v is an option of `dev up`" in r.stderr, r.stderr
+
+
+def test_volume_cluster_with_containers_goes_down(dev, rootfs_tar, tmp_path):
+    """Tasks bind DIR (the node's view) and write to the host's directory; `down`
+    ends them and leaves nothing, their mounts being in the nodes' namespaces."""
+    host = tmp_path / "shared"
+    target = "/srv/shoal-t-%s" % dev.name
+    dev.up(2, "-v", "%s:%s" % (host, target))
+    dev.exec("node-1", "shoal", "image", "import", rootfs_tar, "busybox:latest")
+    dev.exec("node-1", "shoal", "service", "create", "--name", "writer", "--replicas", "2",
+             "--mount", "type=bind,src=%s,dst=/shared" % target, "busybox", "sh", "-c",
+             "touch /shared/task-$$-$(cat /proc/sys/kernel/random/uuid); sleep 1000")
+    wait_until(lambda: len(list(host.glob("task-*"))) >= 2, timeout=60)
+    pids = [n["pid"] for n in dev.ls_json()]
+    dev.down()
+    dev.assert_gone(pids)
+    assert target not in mount_points() and not os.path.exists(target)
+
+
+def test_shell_runs_in_the_node(dev):
+    dev.up(2)
+    r = dev_shell(dev, "node-2", "--", "ip", "-o", "-4", "addr", "show", "eth0")
+    assert " %s/24 " % dev.addr(2) in r.stdout, r.stdout
+    assert dev_shell(dev, "node-2", "--", "hostname").stdout.strip() == "node-2"
+    # node-1 by default; SHOAL_HOST and `shoal` on PATH: the CLI works inside
+    r = shoal("dev", "shell", "--name", dev.name, "--", "sh", "-c",
+              "hostname; echo $SHOAL_HOST; shoal node ls --format json")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "node-1"
+    assert lines[1] == "unix://%s/node-1/run/shoal.sock" % dev.dir
+    assert sorted(n["hostname"] for n in json.loads("\n".join(lines[2:]))) == \
+        ["node-1", "node-2"]
+    assert dev_shell(dev, "2", "--", "sh", "-c", "exit 5", check=False).returncode == 5
+    r = dev_shell(dev, "node-3", "--", "true", check=False)
+    assert r.returncode == 1 and "no node 'node-3'" in r.stderr, r.stderr
+
+
+def read_until(fd, want, timeout=20):
+    out = b""
+    deadline = time.monotonic() + timeout
+    while want not in out and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def test_interactive_shell_through_a_pty(dev):
+    dev.up(2)
+    pid, fd = pty.fork()
+    if pid == 0:
+        env = dict(os.environ, SHELL="/bin/sh", PS1="$ ")
+        try:
+            os.execve(SHOAL_BIN, [SHOAL_BIN, "dev", "shell", "node-2", "--name", dev.name], env)
+        finally:
+            os._exit(127)
+    try:
+        read_until(fd, b"$ ")
+        os.write(fd, b"echo $((6*7)); hostname\n")
+        out = read_until(fd, b"node-2\r\n")
+        assert b"42\r\n" in out and b"node-2\r\n" in out, out
+        os.write(fd, b"exit 3\n")
+        read_until(fd, b"never", timeout=5)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 3
