@@ -95,7 +95,7 @@ docker_start() {
     # docker0, so containers not given a network get none; own cgroup parent, removed at stop.
     ns_spawn "$DK" dockerd --data-root "$DK/data" --exec-root "$DK/exec" --pidfile "$DK/pid" \
         -H "unix://$DK/docker.sock" --iptables=false --ip6tables=false --bridge=none \
-        --storage-driver=overlay2 --cgroup-parent="/shoal-bench-$$" --log-level=warn
+        --storage-driver=overlay2 --cgroup-parent="/shoal-bench-$$" --log-level=warn ${DOCKERD_ARGS:-}
     local i
     for i in $(seq 300); do
         "$DOCKER" -H "unix://$DK/docker.sock" version >/dev/null 2>&1 && break
