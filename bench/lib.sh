@@ -86,6 +86,12 @@ ns_procs() {
 # rss_kb PID...: sum of VmRSS in kB.
 rss_kb() { local p; for p in "$@"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
 
+# pss_kb PID...: sum of Pss (/proc/PID/smaps_rollup: shared pages divided among their users) in kB.
+pss_kb() { local p; for p in "$@"; do awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
+
+# uss_kb PID...: sum of Private_Clean + Private_Dirty (smaps_rollup: pages no other process maps) in kB.
+uss_kb() { local p; for p in "$@"; do awk '/^Private_(Clean|Dirty):/ { s += $2 } END { print s + 0 }' "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
+
 # ---- Docker Swarm ----
 DK=$WORK/docker
 docker_start() {
