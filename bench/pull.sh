@@ -12,8 +12,8 @@ LAYERS=${LAYERS:-5}
 LAYER_MB=${LAYER_MB:-20}
 POLL=${POLL:-0.02}
 REPO_TAG=bench/big:v1
-for c in docker-registry skopeo nsenter gzip sha256sum; do
-    command -v "$c" >/dev/null || die "missing $c: apt-get install docker-registry skopeo"
+for c in docker-registry skopeo nsenter gzip sha256sum /usr/bin/time; do
+    command -v "$c" >/dev/null || die "missing $c: scripts/bench-deps.sh"
 done
 
 # make_layout DIR: an OCI layout with tag v1: LAYERS gzip layers of LAYER_MB of random bytes.
@@ -65,10 +65,11 @@ registry_up() {
         >"$d/registry/log" 2>&1 </dev/null &
     disown   # killed with the namespace: no "Killed" notice
     for i in $(seq 100); do
-        in_ns "$side" curl -sf "http://$REG/v2/" >/dev/null 2>&1 && break
+        in_ns "$side" bash -c 'exec 3<>"/dev/tcp/${1%:*}/${1#*:}"' sh "$REG" 2>/dev/null && break
         sleep 0.1
     done
-    in_ns "$side" curl -sf "http://$REG/v2/" >/dev/null || { tail "$d/registry/log" >&2; die "$side: registry did not answer"; }
+    in_ns "$side" bash -c 'exec 3<>"/dev/tcp/${1%:*}/${1#*:}"' sh "$REG" ||
+        { tail "$d/registry/log" >&2; die "$side: registry did not answer"; }
     in_ns "$side" skopeo copy --quiet --dest-tls-verify=false --format v2s2 \
         "oci:$WORK/layout:v1" "docker://$REG/$REPO_TAG" >&2
 }
@@ -108,28 +109,29 @@ pull_cmd() {
 }
 
 measure() {
-    local side=$1 t0 t1 pid peak idle hwm=0
+    local side=$1 dir t0 t1 pid peak idle
+    dir=$(stack_dir_any "$side")
     registry_up "$side"
     idle=$(rss_kb $(daemon_pids "$side"))
     t0=$(now)
-    pull_cmd "$side" >"$(stack_dir_any "$side")/pull.out" 2>&1 &
+    pull_cmd "$side" >"$dir/pull.out" 2>&1 &
     pid=$!
     peak=$(peak_rss_while "$pid" "$side")
-    wait "$pid" || { cat "$(stack_dir_any "$side")/pull.out" >&2; return 1; }
+    wait "$pid" || { cat "$dir/pull.out" >&2; return 1; }
     t1=$(now)
-    [ "$side" = skopeo ] || hwm=$(hwm_kb $(daemon_pids "$side"))
     echo "pull_s $(calc "$t1 - $t0")"
-    if [ "$side" = skopeo ]; then
-        peak=$(awk '/^maxrss_kb/ { print $2 }' "$SK/time"); idle=0
+    if [ "$side" = skopeo ]; then   # a client: its own peak, no daemon before or after
+        peak=$(awk '/^maxrss_kb/ { print $2 }' "$SK/time")
         [ "$(du -sm "$SK/out" | cut -f1)" -ge "$((LAYERS * LAYER_MB))" ] || { echo "skopeo: dir: too small" >&2; return 1; }
+        printf 'idle_mb -\nhwm_mb -\n'
     else
+        echo "hwm_mb $(calc "$(hwm_kb $(daemon_pids "$side")) / 1024")"
+        echo "idle_mb $(calc "$idle / 1024")"
         cli "$side" image inspect "$REG/$REPO_TAG" >/dev/null || { echo "$side: image not stored" >&2; return 1; }
+        log "$side: processes seen during the pull: $(sort -u "$WORK/$side.comms" 2>/dev/null | tr '\n' ' ')"
     fi
-    echo "idle_mb $(calc "$idle / 1024")"
     echo "peak_mb $(calc "$peak / 1024")"
-    echo "hwm_mb $(calc "$hwm / 1024")"
-    [ ! -f "$WORK/$side.comms" ] || log "$side: processes seen during the pull: $(sort -u "$WORK/$side.comms" | tr '\n' ' ')"
-    log "$side: pulled in $(calc "$t1 - $t0") s, RSS $(calc "$idle / 1024") MB before, $(calc "$peak / 1024") MB at most"
+    log "$side: pulled in $(calc "$t1 - $t0") s, peak RSS $(calc "$peak / 1024") MB"
 }
 
 log "making the image: $LAYERS layers of $LAYER_MB MB of random bytes"
