@@ -1,26 +1,66 @@
 #!/bin/bash
-# Memory of the orchestrator itself with TASKS tasks (busybox sleep) up: the sum of VmRSS of
-# every process of the stack but the containers' own. Swarm: dockerd + containerd + one
-# containerd-shim per task; shoal: the daemon + any helper it runs. Read SETTLE s after the
-# tasks are all running.   Usage: bench/footprint.sh   (env: TASKS=20, SETTLE=5, SIDES=...)
+# Memory of the orchestrator itself, idle and with TASKS tasks (busybox sleep) up: the sum of
+# VmRSS, of Pss and of private pages (USS) (smaps_rollup), of every process of the stack but the containers' own.
+# Swarm: dockerd + containerd (+ one containerd-shim per task); shoal: the daemon + any helper
+# it runs. Idle: SETTLE s after the stack is up (swarm initialised, busybox imported); with
+# tasks: SETTLE s after they are all running. KIND=service: `service create --replicas TASKS`;
+# KIND=run: TASKS times `run -d` (Docker without Swarm's tasks, shoal's plain containers).
+# Usage: bench/footprint.sh   (env: TASKS=20, SETTLE=5, KIND=service|run, SIDES=...)
 source "$(dirname "$0")/lib.sh"
 TASKS=${TASKS:-20}
+KIND=${KIND:-service}
 
-measure() {
-    local side=$1 out pids
-    out=$(cli "$side" service create -d --name fp --replicas "$TASKS" "$IMAGE" sleep 1000 2>&1) ||
-        { echo "$out" >&2; return 1; }
-    wait_replicas "$side" fp "$TASKS" 300
-    sleep "${SETTLE:-5}"
+# sample SIDE NAME: NAME_rss_mb, NAME_pss_mb, NAME_procs figure lines of the stack's own processes.
+sample() {
+    local side=$1 pids
     pids=$(ns_procs "$(stack_dir "$side")" own)
-    echo "rss_mb $(calc "$(rss_kb $pids) / 1024")"
-    echo "procs $(echo $pids | wc -w)"
-    log "$side: $(ps -o comm= -p "$(echo $pids | tr ' ' ,)" | sort | uniq -c | awk '{ printf "%s %s; ", $1, $2 }')" \
+    echo "$2_rss_mb $(calc "$(rss_kb $pids) / 1024")"
+    echo "$2_pss_mb $(calc "$(pss_kb $pids) / 1024")"
+    echo "$2_uss_mb $(calc "$(uss_kb $pids) / 1024")"
+    echo "$2_procs $(echo $pids | wc -w)"
+    log "$side, $2: $(ps -o comm= -p "$(echo $pids | tr ' ' ,)" | sort | uniq -c | awk '{ printf "%s %s; ", $1, $2 }')" \
         "$(ns_procs "$(stack_dir "$side")" tasks | wc -l) processes in containers (not counted)"
 }
 
+# start_tasks SIDE: TASKS sleeps up, as KIND says; returns once they all run.
+start_tasks() {
+    local side=$1 out i
+    if [ "$KIND" = service ]; then
+        out=$(cli "$side" service create -d --name fp --replicas "$TASKS" "$IMAGE" sleep 1000 2>&1) ||
+            { echo "$out" >&2; return 1; }
+        wait_replicas "$side" fp "$TASKS" 300
+        return
+    fi
+    for i in $(seq "$TASKS"); do
+        out=$(cli "$side" run -d "$IMAGE" sleep 1000 2>&1) || { echo "$out" >&2; return 1; }
+    done
+    for i in $(seq 300); do
+        [ "$(ns_procs "$(stack_dir "$side")" tasks | wc -l)" -ge "$TASKS" ] && return 0
+        sleep 0.1
+    done
+    echo "$side: not $TASKS containers running after 30 s" >&2; return 1
+}
+
+measure() {
+    sleep "${SETTLE:-5}"
+    sample "$1" idle
+    start_tasks "$1"
+    sleep "${SETTLE:-5}"
+    sample "$1" tasks
+}
+
 both measure
-printf 'footprint, %s tasks up (RSS, containers excluded)  shoal %8s MB (%s procs)  swarm %8s MB (%s procs)  shoal/swarm %s\n' \
-    "$TASKS" "$(fig shoal rss_mb)" "$(fig shoal procs)" "$(fig docker rss_mb)" "$(fig docker procs)" \
-    "$(ratio "$(fig shoal rss_mb)" "$(fig docker rss_mb)")"
+row() {
+    printf '%-28s shoal %8s MB  swarm %8s MB  shoal/swarm %s\n' "$1" "$(fig shoal "$2")" "$(fig docker "$2")" \
+        "$(ratio "$(fig shoal "$2")" "$(fig docker "$2")")"
+}
+echo "footprint (containers' own processes excluded; $KIND)"
+row "idle, RSS" idle_rss_mb
+row "idle, PSS" idle_pss_mb
+row "idle, USS (private)" idle_uss_mb
+row "$TASKS tasks up, RSS" tasks_rss_mb
+row "$TASKS tasks up, PSS" tasks_pss_mb
+row "$TASKS tasks up, USS (private)" tasks_uss_mb
+printf 'processes: idle shoal %s swarm %s; %s tasks up shoal %s swarm %s\n' "$(fig shoal idle_procs)" \
+    "$(fig docker idle_procs)" "$TASKS" "$(fig shoal tasks_procs)" "$(fig docker tasks_procs)"
 exit $FAILED

@@ -86,6 +86,12 @@ ns_procs() {
 # rss_kb PID...: sum of VmRSS in kB.
 rss_kb() { local p; for p in "$@"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
 
+# pss_kb PID...: sum of Pss (/proc/PID/smaps_rollup: shared pages divided among their users) in kB.
+pss_kb() { local p; for p in "$@"; do awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
+
+# uss_kb PID...: sum of Private_Clean + Private_Dirty (smaps_rollup: pages no other process maps) in kB.
+uss_kb() { local p; for p in "$@"; do awk '/^Private_(Clean|Dirty):/ { s += $2 } END { print s + 0 }' "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
+
 # ---- Docker Swarm ----
 DK=$WORK/docker
 docker_start() {
@@ -95,7 +101,7 @@ docker_start() {
     # docker0, so containers not given a network get none; own cgroup parent, removed at stop.
     ns_spawn "$DK" dockerd --data-root "$DK/data" --exec-root "$DK/exec" --pidfile "$DK/pid" \
         -H "unix://$DK/docker.sock" --iptables=false --ip6tables=false --bridge=none \
-        --storage-driver=overlay2 --cgroup-parent="/shoal-bench-$$" --log-level=warn
+        --storage-driver=overlay2 --cgroup-parent="/shoal-bench-$$" --log-level=warn ${DOCKERD_ARGS:-}
     local i
     for i in $(seq 300); do
         "$DOCKER" -H "unix://$DK/docker.sock" version >/dev/null 2>&1 && break
