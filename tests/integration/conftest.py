@@ -48,6 +48,16 @@ def free_port():
     return port
 
 
+def proc_start(pid):
+    """The process's start time (clock ticks since boot), None when there is none:
+    with it a pid is told apart from a later process given the same number."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def pid_alive(pid):
     if not pid or pid <= 0:
         return False
@@ -272,8 +282,9 @@ class Daemon:
 
     def remember(self, tasks):
         for t in tasks:
-            if t.get("pid"):
-                self.known_pids.add(t["pid"])
+            start = proc_start(t["pid"]) if t.get("pid") else None
+            if start is not None:  # (one gone already cannot be left over)
+                self.known_pids.add((t["pid"], start))
             self.known_ids.add(t["id"])
 
     def running_tasks(self, service):
@@ -300,8 +311,8 @@ class Daemon:
     # ---- teardown checks ----
     def leftovers(self):
         problems = []
-        for pid in self.known_pids:
-            if pid_alive(pid):
+        for pid, start in self.known_pids:
+            if proc_start(pid) == start and pid_alive(pid):
                 problems.append("process %d still alive" % pid)
         with open("/proc/mounts") as f:
             for line in f:
@@ -360,8 +371,8 @@ class Daemon:
             errors.append("leftovers: %s" % self.leftovers())
         if errors:
             # best-effort cleanup so later tests are not affected
-            for pid in self.known_pids:
-                if pid_alive(pid):
+            for pid, start in self.known_pids:
+                if proc_start(pid) == start and pid_alive(pid):
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except OSError:
