@@ -181,6 +181,7 @@ static void ctr_maybe_free(struct ctr *c)
     if (!c->released || c->closing > 0 || c->working)
         return;
     json_decref(c->rspec);
+    json_decref(c->restores);
     json_decref(c->pending_container);
     json_decref(c->healthcheck);
     json_decref(c->layer_ids);
@@ -500,6 +501,8 @@ static void work_create(uv_work_t *w)
     char *fifo = ctr_record_path(c, "fifo");
     unlink(fifo);
     int fd = -1;
+    if (ctr_volume_restore(c, &c->werr) < 0)
+        goto out;
     if (mkfifo(fifo, 0600) < 0) {
         serr_errno(&c->werr, "mkfifo %s", fifo);
         goto out;
@@ -607,8 +610,14 @@ int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
                            : "");
     json_t *hc = json_object_get(container, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
+    json_decref(c->restores); /* a relaunch decides again */
+    c->restores = NULL;
     if (ctr_prepare_spec(c, container, err) < 0)
         return -1;
+    char *restoring = ctr_volume_restoring(c);
+    if (restoring)
+        report(c, json_pack("{s:s, s:s}", "state", "restoring", "message", restoring));
+    free(restoring);
     c->phase = PH_CREATING;
     c->working = true;
     c->work.data = c;
@@ -1028,6 +1037,7 @@ int agent_start(const struct agent_env *env, const struct agent_upstream *up, st
     uv_signal_start(&a->sigchld, on_sigchld, SIGCHLD);
     runtime_reap_orphans(); /* any left from before a restart */
     a->net = agent_net_new(a);
+    agent_volumes_start(a);
     adopt_all(a);
     *out = a;
     return 0;
@@ -1056,7 +1066,9 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
         ctr_release(a->ctrs);
     agent_net_close(a->net); /* the bridge, routes and namespaces stay: live restore */
     a->net = NULL;
-    a->closing_timers = 3;
+    agent_volumes_stop(a);
+    a->closing_timers = 4;
+    uv_close((uv_handle_t *)&a->volumes_timer, agent_timer_closed);
     uv_close((uv_handle_t *)&a->kick, agent_timer_closed);
     uv_close((uv_handle_t *)&a->stop_all_timer, agent_timer_closed);
     uv_close((uv_handle_t *)&a->sigchld, agent_timer_closed);

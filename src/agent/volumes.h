@@ -42,4 +42,24 @@ int volumes_restore(const char *archive, const char *vol_dir, bool replace, stru
 /* The policy.json of `name` in the backup dir (new), NULL when none. */
 json_t *volumes_policy(const char *backup_dir, const char *name);
 
+/* ---- on the loop: by request (agent_volumes.c) ----
+ * `cb` runs once, later, on the loop, with the result (borrowed: {"name",
+ * "path", "size", "created_at", "sha256"} of the new backup; a restore's
+ * {"name", "restored": path}) or NULL and why. -1: err says why at once and
+ * `cb` is never called. */
+typedef void (*agent_volume_cb)(void *arg, json_t *result, const struct serr *err);
+
+/* Backs up the volume's data on this node now: its policy's hook first (in a
+ * running container of this node that mounts it, `/bin/sh -c HOOK` through
+ * crun exec; a failing hook fails the backup), its policy's retention after.
+ * SERR_NOT_FOUND when this node has no data of it, SERR_INVALID without a
+ * backup dir. */
+int agent_volume_backup(struct agent *a, const char *name, agent_volume_cb cb, void *arg,
+                        struct serr *err);
+/* Replaces the volume's data on this node with backup `from` (its file
+ * name; NULL: the newest), verified first. SERR_CONFLICT while a container
+ * of this node uses it, SERR_NOT_FOUND when there is no such backup. */
+int agent_volume_restore(struct agent *a, const char *name, const char *from, agent_volume_cb cb,
+                         void *arg, struct serr *err);
+
 #endif
