@@ -101,7 +101,8 @@ static bool ctr_running(struct ctr *c)
     return c->phase == PH_RUNNING && c->created && !c->exited;
 }
 
-/* A container of this node that uses the volume (running ones first), or NULL. */
+/* A container of this node that uses the volume: running (for the hook), or
+ * also one being created (a restore must wait for both); NULL when none. */
 static struct ctr *user_of(struct agent *a, const char *name, bool running_only)
 {
     char *dir = vol_dir_of(a->env, name), *data = xasprintf("%s/_data", dir);
@@ -110,7 +111,8 @@ static struct ctr *user_of(struct agent *a, const char *name, bool running_only)
         if (ctr_running(c) && ctr_mounts(c, data))
             found = c;
     for (struct ctr *c = a->ctrs; c && !found && !running_only; c = c->next)
-        if (!c->released && c->phase != PH_DONE && ctr_mounts(c, data))
+        if (!c->released && (c->phase == PH_CREATING || (c->phase == PH_RUNNING && !c->exited)) &&
+            ctr_mounts(c, data))
             found = c;
     free(data);
     free(dir);

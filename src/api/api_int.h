@@ -79,6 +79,11 @@ void get_volume(struct shoal *sh, struct http_req *req, char **args);
 void post_volume(struct shoal *sh, struct http_req *req, char **args);
 void delete_volume(struct shoal *sh, struct http_req *req, char **args);
 void post_volumes_prune(struct shoal *sh, struct http_req *req, char **args);
+/* routes_volume_backups.c */
+void post_volume_backup(struct shoal *sh, struct http_req *req, char **args);
+void post_volume_restore(struct shoal *sh, struct http_req *req, char **args);
+void get_volume_backups(struct shoal *sh, struct http_req *req, char **args);
+void post_node_volume(struct shoal *sh, struct http_req *req, char **args);
 void get_system_df(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_networks.c */

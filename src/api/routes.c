@@ -1234,6 +1234,10 @@ static const struct route {
     {"POST", "/v1/volumes", post_volume, WRITE, true},
     {"POST", "/v1/volumes/prune", post_volumes_prune, WRITE, true}, /* before volumes/NAME */
     {"GET", "/v1/volumes/*", get_volume, READ, false},
+    {"POST", "/v1/volumes/*/backup", post_volume_backup, WRITE, true},
+    {"POST", "/v1/volumes/*/restore", post_volume_restore, WRITE, true},
+    {"GET", "/v1/volumes/*/backups", get_volume_backups, READ, false},
+    {"POST", "/v1/node/volume", post_node_volume, NODE, false}, /* managers only */
     {"DELETE", "/v1/volumes/*", delete_volume, WRITE, true},
     {"GET", "/v1/configs", get_secrets, READ, false},
     {"POST", "/v1/configs", post_secret, WRITE, true},

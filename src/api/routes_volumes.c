@@ -5,6 +5,7 @@
  * leader holds it (other nodes keep the directory: docs/design.md). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api_int.h"
 #include "api/http.h"
@@ -24,25 +25,6 @@ static char *local_dir(struct shoal *sh, const char *name)
     return path;
 }
 
-/* The node holding the volume: that of a running task using it, else of
- * any task using it, else the one it was created on ("" when none). */
-static const char *holder(json_t *rec, json_t *tasks)
-{
-    size_t i;
-    json_t *t;
-    json_array_foreach(tasks, i, t)
-    {
-        if (jstr_is(t, "state", "running") && jstr(t, "node_id"))
-            return jstr(t, "node_id");
-    }
-    json_array_foreach(tasks, i, t)
-    {
-        if (jstr(t, "node_id") && *jstr(t, "node_id"))
-            return jstr(t, "node_id");
-    }
-    return jstr_or(rec, "node_id", "");
-}
-
 /* What the API shows: the record plus "node_id", "node" (hostname),
  * "mountpoint", "size" (bytes, null when another node holds it),
  * "services", "tasks" and "dangling". New reference. */
@@ -51,7 +33,7 @@ static json_t *volume_view(struct shoal *sh, json_t *rec)
     const char *name = jstr(rec, "name");
     json_t *v = json_deep_copy(rec), *tasks = volume_tasks(sh->store, name);
     json_t *services = volume_services(sh->store, name);
-    const char *node_id = holder(rec, tasks);
+    const char *node_id = volume_holder(rec, tasks);
     json_t *node = *node_id ? store_find(sh->store, "nodes", node_id, NULL) : NULL;
     char *dir = local_dir(sh, name);
     char *data = xasprintf("%s/_data", dir);
@@ -111,8 +93,35 @@ void get_volume(struct shoal *sh, struct http_req *req, char **args)
     json_decref(rec);
 }
 
-/* POST /v1/volumes {"name", "labels"}: recorded as created on the leader,
- * whose data directory is made now (as `docker volume create` does). */
+/* A policy's copy where nodes read it: <backup-dir>/NAME/policy.json.
+ * Checks on the way that the leader's backup dir is set and writable. */
+static int write_policy(struct shoal *sh, json_t *rec, struct serr *err)
+{
+    json_t *policy = json_object_get(rec, "backup");
+    if (policy == NULL)
+        return 0;
+    if (sh->backup_dir == NULL)
+        return serr_set(err, SERR_INVALID, "volume backups need a backup directory: set "
+                        "\"backup-dir\" in daemon.json (the same shared directory on every node)");
+    char *dir = xasprintf("%s/%s", sh->backup_dir, jstr(rec, "name"));
+    char *path = xasprintf("%s/policy.json", dir);
+    char *text = json_dumps(policy, JSON_COMPACT | JSON_SORT_KEYS);
+    int rc = mkdir_p(dir, 0700, err);
+    if (rc == 0)
+        rc = write_file_atomic(path, text, strlen(text), true, err);
+    if (rc < 0) {
+        serr_wrap(err, "backup directory %s is not writable", sh->backup_dir);
+        err->kind = SERR_INVALID;
+    }
+    free(text);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+/* POST /v1/volumes {"name", "labels", "backup"}: recorded as created on the
+ * leader, whose data directory is made now (as `docker volume create`
+ * does); a backup policy is written to the backup dir first. */
 void post_volume(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
@@ -126,7 +135,7 @@ void post_volume(struct shoal *sh, struct http_req *req, char **args)
     json_decref(body);
     char *dir = rec ? local_dir(sh, jstr(rec, "name")) : NULL;
     char *data = dir ? xasprintf("%s/_data", dir) : NULL;
-    if (rec && mkdir_p(data, 0755, &err) < 0) {
+    if (rec && (write_policy(sh, rec, &err) < 0 || mkdir_p(data, 0755, &err) < 0)) {
         json_decref(rec);
         rec = NULL;
     }
@@ -163,6 +172,12 @@ static void removal_done(void *arg, int status, const struct serr *err)
             struct serr ignored = {0};
             rm_rf(dir, &ignored); /* absent: another node held it */
             free(dir);
+            if (r->sh->backup_dir) { /* the backups stay; the schedule goes */
+                char *policy = xasprintf("%s/%s/policy.json", r->sh->backup_dir,
+                                         json_string_value(n));
+                unlink(policy);
+                free(policy);
+            }
         }
         respond_json(r->req, 200, r->reply);
     }

@@ -44,7 +44,7 @@ static int check_body(json_t *body, struct serr *err)
     json_t *val;
     json_object_foreach(body, key, val)
     {
-        if (strcmp(key, "name") != 0 && strcmp(key, "labels") != 0)
+        if (strcmp(key, "name") != 0 && strcmp(key, "labels") != 0 && strcmp(key, "backup") != 0)
             return serr_set(err, SERR_INVALID, "unknown field '%s' in volume", key);
     }
     const char *name = jstr(body, "name");
@@ -53,6 +53,55 @@ static int check_body(json_t *body, struct serr *err)
                         "'.', '-', starting with a letter or digit; at most 64)",
                         name ? name : "");
     return check_labels(json_object_get(body, "labels"), err);
+}
+
+int volume_schedule_seconds(const char *schedule, long long *seconds, struct serr *err)
+{
+    int64_t ms = 0;
+    if (schedule && strcmp(schedule, "daily") == 0)
+        ms = 86400000;
+    else if (schedule && strcmp(schedule, "hourly") == 0)
+        ms = 3600000;
+    else if (schedule == NULL || *schedule == '\0' || parse_duration(schedule, &ms, NULL) < 0 ||
+             ms < 1000 || ms % 1000 != 0)
+        return serr_set(err, SERR_INVALID, "invalid backup schedule '%s': daily, hourly or an "
+                        "interval of whole seconds such as 30m, 6h, 90s", schedule ? schedule : "");
+    *seconds = ms / 1000;
+    return 0;
+}
+
+json_t *volume_backup_policy(json_t *backup, struct serr *err)
+{
+    if (!json_is_object(backup)) {
+        serr_set(err, SERR_INVALID, "backup must be an object {\"schedule\", \"keep\", \"hook\"}");
+        return NULL;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(backup, key, val)
+    {
+        if (strcmp(key, "schedule") && strcmp(key, "keep") && strcmp(key, "hook")) {
+            serr_set(err, SERR_INVALID, "unknown field '%s' in backup", key);
+            return NULL;
+        }
+    }
+    long long seconds = 0;
+    json_t *keep = json_object_get(backup, "keep"), *hook = json_object_get(backup, "hook");
+    if (volume_schedule_seconds(jstr(backup, "schedule"), &seconds, err) < 0)
+        return NULL;
+    if (keep && (!json_is_integer(keep) || json_integer_value(keep) < 1 ||
+                 json_integer_value(keep) > VOLUME_KEEP_MAX)) {
+        serr_set(err, SERR_INVALID, "backup keep must be a number of backups from 1 to %d",
+                 VOLUME_KEEP_MAX);
+        return NULL;
+    }
+    if (hook && (!json_is_string(hook) || json_string_length(hook) == 0)) {
+        serr_set(err, SERR_INVALID, "backup hook must be a non-empty command");
+        return NULL;
+    }
+    return json_pack("{s:s, s:I, s:I, s:O?}", "schedule", jstr(backup, "schedule"), "interval_s",
+                     (json_int_t)seconds, "keep",
+                     keep ? json_integer_value(keep) : (json_int_t)VOLUME_KEEP_DEFAULT, "hook", hook);
 }
 
 static json_t *record(const char *name, json_t *labels, const char *node_id)
@@ -72,10 +121,15 @@ json_t *volume_new(struct store *st, json_t *body, const char *node_id, struct s
         serr_set(err, SERR_CONFLICT, "volume %s already exists", name);
         return NULL;
     }
+    json_t *policy = NULL, *backup = json_object_get(body, "backup");
+    if (backup && (policy = volume_backup_policy(backup, err)) == NULL)
+        return NULL;
     json_t *labels = json_object_get(body, "labels");
     json_t *empty = json_object();
     json_t *rec = record(name, labels ? labels : empty, node_id);
     json_decref(empty);
+    if (policy)
+        json_object_set_new(rec, "backup", policy);
     return rec;
 }
 
@@ -147,6 +201,25 @@ json_t *volume_tasks(struct store *st, const char *name)
     }
     json_decref(svcs);
     return out;
+}
+
+/* The node holding the volume: that of a running task using it, else of
+ * any task using it, else the one it was created on ("" when none). */
+const char *volume_holder(json_t *rec, json_t *tasks)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr_is(t, "state", "running") && jstr(t, "node_id"))
+            return jstr(t, "node_id");
+    }
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr(t, "node_id") && *jstr(t, "node_id"))
+            return jstr(t, "node_id");
+    }
+    return jstr_or(rec, "node_id", "");
 }
 
 void volume_missing_ops(struct store *st, json_t *group, json_t *spec)

@@ -1,10 +1,16 @@
 """Volumes (issue 16): create / ls / inspect / rm / prune as Docker's, the
 records services make for the volumes they mount, the node holding a
-volume, its size and the tasks using it."""
+volume, its size and the tasks using it; backups (by hand, on schedule,
+with a hook), restores by hand and on first start on another node."""
 import json
 import os
+import shutil
+import tarfile
+import tempfile
 
-from conftest import pid_alive, wait_until
+import pytest
+
+from conftest import Daemon, pid_alive, wait_until
 
 GRACE = ("--stop-grace-period", "1s")
 
@@ -99,3 +105,146 @@ def test_prune_and_system_prune_volumes(daemon):
     assert "old3" in out and names(d) == ["kept"], out
     remove_service(d, "keeper")
     d.cli("volume", "rm", "kept")
+
+
+# ---- backups (one daemon with a backup dir) ----
+
+
+@pytest.fixture(scope="module")
+def bd(rootfs_tar):
+    """A one-node swarm whose daemon.json names a backup dir."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = Daemon(tmp)
+    d.backup_dir = os.path.join(tmp, "backups")
+    with open(d.config_path) as f:
+        cfg = json.load(f)
+    cfg["backup-dir"] = d.backup_dir
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.start()
+    d.init_swarm()
+    d.import_image(rootfs_tar)
+    yield d
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+def backups(d, name):
+    return json.loads(d.cli("volume", "backups", "--format", "json", name).stdout)
+
+
+def archive_files(path):
+    with tarfile.open(path, "r:gz") as tar:
+        return {m.name: (tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()}
+
+
+def test_backup_by_hand_with_hook_then_restore(bd):
+    d = bd
+    d.cli("volume", "create", "--backup", "1h", "--keep", "3", "--hook", "echo dumped-$((6*7)) > /data/dump.sql", "pg")
+    v = inspect(d, "pg")
+    assert v["backup"] == {"schedule": "1h", "interval_s": 3600, "keep": 3,
+                           "hook": "echo dumped-$((6*7)) > /data/dump.sql"}, v
+    with open(os.path.join(d.backup_dir, "pg", "policy.json")) as f:
+        assert json.load(f)["keep"] == 3
+    d.cli("service", "create", "--name", "pgsvc", *GRACE, "--mount", "type=volume,src=pg,dst=/data",
+          "busybox", "sh", "-c", "echo v1 > /data/state; exec sleep 1000")
+    d.wait_running("pgsvc", 1)
+    data = inspect(d, "pg")["mountpoint"]
+    wait_until(lambda: os.path.exists(os.path.join(data, "state")))
+    # the schedule's first backup comes at once (no backup yet), then one an hour
+    wait_until(lambda: len(backups(d, "pg")) == 1, timeout=10)
+    name = d.cli("volume", "backup", "pg").stdout.strip()
+    bs = backups(d, "pg")
+    assert bs[0]["name"] == name and name.startswith("pg-") and name.endswith(".tar.gz"), bs
+    path = os.path.join(d.backup_dir, "pg", name)
+    files = archive_files(path)
+    assert files["./state"] == b"v1\n" and files["./dump.sql"] == b"dumped-42\n", files
+    with open(path + ".sha256") as f:
+        assert f.read().split() == [bs[0]["sha256"], name]
+    table = d.cli("volume", "backups", "pg").stdout
+    assert "BACKUP" in table and name in table
+    # retention: 3 kept
+    for _ in range(3):
+        d.cli("volume", "backup", "pg")
+    assert len(backups(d, "pg")) == 3
+    # a restore by hand is refused while a task uses the volume
+    r = d.cli("volume", "restore", "pg", check=False)
+    assert r.returncode != 0 and "in use by task" in r.stderr, r
+    d.cli("service", "scale", "pgsvc=0")
+    wait_until(lambda: all(t["state"] != "running" for t in d.tasks("pgsvc")))
+    with open(os.path.join(data, "state"), "w") as f:
+        f.write("clobbered\n")
+    with open(os.path.join(data, "junk"), "w") as f:
+        f.write("junk\n")
+    oldest = backups(d, "pg")[-1]["name"]
+    out = d.cli("volume", "restore", "--from", oldest, "pg").stdout
+    assert "restored from " + oldest in out, out
+    with open(os.path.join(data, "state")) as f:
+        assert f.read() == "v1\n"
+    assert not os.path.exists(os.path.join(data, "junk"))
+    r = d.cli("volume", "restore", "--from", "pg-nosuch.tar.gz", "pg", check=False)
+    assert r.returncode != 0 and "has no backup pg-nosuch" in r.stderr, r
+    # a corrupt archive is refused, the data untouched
+    newest = backups(d, "pg")[0]
+    with open(newest["path"], "r+b") as f:
+        f.seek(30)
+        f.write(b"\xff\x00\xff\x00")
+    r = d.cli("volume", "restore", "pg", check=False)
+    assert r.returncode != 0 and "is corrupt" in r.stderr, r
+    with open(os.path.join(data, "state")) as f:
+        assert f.read() == "v1\n"
+    remove_service(d, "pgsvc")
+    d.cli("volume", "rm", "pg")
+    assert not os.path.exists(os.path.join(d.backup_dir, "pg", "policy.json"))
+    assert len(backups_on_disk(d, "pg")) == 3  # the backups outlive the volume
+
+
+def backups_on_disk(d, name):
+    return [f for f in os.listdir(os.path.join(d.backup_dir, name)) if f.endswith(".tar.gz")]
+
+
+def test_scheduled_backups_every_few_seconds(bd):
+    d = bd
+    d.cli("volume", "create", "--backup", "2s", "--keep", "2", "tick")
+    d.cli("service", "create", "--name", "ticker", *GRACE, "--mount", "type=volume,src=tick,dst=/t",
+          "busybox", "sh", "-c", "while true; do date >> /t/log; sleep 1; done")
+    d.wait_running("ticker", 1)
+    seen = set()
+
+    def three_made():
+        seen.update(b["name"] for b in backups(d, "tick"))
+        assert len(backups_on_disk(d, "tick")) <= 2  # keep 2
+        return len(seen) >= 3
+
+    wait_until(three_made, timeout=20)
+    remove_service(d, "ticker")
+    d.cli("volume", "rm", "tick")
+
+
+def test_backup_bad_input(bd, daemon):
+    d = bd
+    for args, why in [(("--backup", "5x"), "invalid backup schedule"),
+                      (("--backup", "500ms"), "invalid backup schedule"),
+                      (("--backup", "daily", "--keep", "0"), "keep must be a number of backups from 1"),
+                      (("--hook", "true"), "need --backup"),
+                      (("--keep", "3"), "need --backup")]:
+        r = d.cli("volume", "create", *args, "badvol", check=False)
+        assert r.returncode != 0 and why in r.stderr, (args, r)
+    assert "badvol" not in names(d)
+    # the backup dir not writable (a file where the volume's directory goes)
+    with open(os.path.join(d.backup_dir, "blocked"), "w") as f:
+        f.write("not a directory")
+    r = d.cli("volume", "create", "--backup", "daily", "blocked", check=False)
+    assert r.returncode != 0 and "is not writable" in r.stderr, r
+    assert "blocked" not in names(d)
+    # a daemon without a backup dir says how to set one
+    r = daemon.cli("volume", "create", "--backup", "daily", "nodir", check=False)
+    assert r.returncode != 0 and '"backup-dir"' in r.stderr, r
+    d.cli("volume", "create", "plain")
+    r = d.cli("volume", "backup", "nosuchvol", check=False)
+    assert r.returncode != 0 and "no such volume" in r.stderr, r
+    # a volume without a policy can be backed up by hand
+    assert d.cli("volume", "backup", "plain").stdout.startswith("plain-")
+    d.cli("volume", "rm", "plain")
