@@ -248,3 +248,92 @@ def test_backup_bad_input(bd, daemon):
     # a volume without a policy can be backed up by hand
     assert d.cli("volume", "backup", "plain").stdout.startswith("plain-")
     d.cli("volume", "rm", "plain")
+
+
+# ---- restore on first start (a dev cluster: every node sees the host's backup dir) ----
+
+
+@pytest.fixture
+def bcluster(rootfs_tar):
+    """One manager and two workers whose daemon.json name the same backup dir."""
+    from cluster import Cluster
+
+    c = Cluster(managers=1, workers=2, rootfs_tar=rootfs_tar)
+    try:
+        c.backup_dir = os.path.join(c.dir, "backups")
+        os.makedirs(c.backup_dir)
+        for n in c.nodes[1:] + c.nodes[:1]:  # the leader last: the workers find it again
+            with open(n.config_path, "w") as f:
+                json.dump({"backup-dir": c.backup_dir, "allowed-registries": ["127.0.0.0/8"]}, f)
+            n.extra_args = ["--config", n.config_path]
+            n.restart()
+        c.wait_nodes_ready(3, timeout=40)
+        yield c
+    finally:
+        c.destroy()
+
+
+def task_of(d, service):
+    ts = d.running_tasks(service)
+    return ts[0] if len(ts) == 1 else None
+
+
+def node_by_id(c, node_id):
+    return [n for n in c.nodes if c.node_id(n) == node_id][0]
+
+
+def test_drained_task_restores_its_volume_on_another_node(bcluster):
+    c = bcluster
+    lead = c.leader
+    lead.cli("volume", "create", "--backup", "1h", "--keep", "5", "--hook", "echo dumped > /data/dump.sql", "moving")
+    lead.cli("service", "create", "--name", "mover", *GRACE, "--constraint", "node.role==worker",
+             "--mount", "type=volume,src=moving,dst=/data", "busybox", "sh", "-c",
+             "echo started-on-$(hostname); cat /data/payload 2>/dev/null || echo no-payload; exec sleep 1000")
+    t1 = wait_until(lambda: task_of(lead, "mover"), timeout=60)
+    n1 = node_by_id(c, t1["node_id"])
+    data1 = os.path.join(n1.state_dir, "volumes", "moving", "_data")
+    wait_until(lambda: os.path.isdir(data1))
+    with open(os.path.join(data1, "payload"), "w") as f:
+        f.write("payload-4711\n")
+    v = inspect(lead, "moving")
+    assert v["node_id"] == t1["node_id"] and [t["id"] for t in v["tasks"]] == [t1["id"]], v
+    name = lead.cli("volume", "backup", "moving").stdout.strip()  # relayed to the worker
+    files = archive_files(os.path.join(c.backup_dir, "moving", name))
+    assert files["./payload"] == b"payload-4711\n" and files["./dump.sql"] == b"dumped\n", files
+    lead.cli("node", "update", "--availability", "drain", t1["node_id"])
+    t2 = wait_until(lambda: (lambda t: t if t and t["id"] != t1["id"] else None)(task_of(lead, "mover")),
+                    timeout=60, msg=lambda: lead.tasks("mover"))
+    assert t2["node_id"] != t1["node_id"]
+    wait_until(lambda: "payload-4711" in lead.logs("mover"), timeout=20, msg=lambda: lead.logs("mover"))
+    n2 = node_by_id(c, t2["node_id"])
+    data2 = os.path.join(n2.state_dir, "volumes", "moving", "_data")
+    with open(os.path.join(data2, "dump.sql")) as f:
+        assert f.read() == "dumped\n"  # the hook's dump came along
+    assert not [f for f in os.listdir(os.path.dirname(data2)) if f.startswith("_data.")]
+    assert inspect(lead, "moving")["node_id"] == t2["node_id"]
+
+    # a corrupt newest backup: the task on a node lacking the data does not start, and says why
+    lead.cli("node", "update", "--availability", "active", t1["node_id"])
+    newest = backups(lead, "moving")[0]["path"]
+    with open(newest, "r+b") as f:
+        f.seek(40)
+        f.write(b"\x00\xff\x00\xff")
+    lead_data = os.path.join(lead.state_dir, "volumes", "moving")
+    shutil.rmtree(lead_data)  # `volume create` made it empty on the leader: now it lacks it
+    r = lead.cli("service", "create", "--name", "broken", *GRACE, "--constraint", "node.role==manager",
+                 "--restart-condition", "none", "--mount", "type=volume,src=moving,dst=/data",
+                 "busybox", "sleep", "1000", check=False)
+    assert r.returncode != 0 and "volume moving not restored" in r.stderr, r
+
+    def failed_why():
+        ts = [t for t in lead.tasks("broken") if t["state"] in ("failed", "rejected")]
+        return ts[0] if ts else None
+
+    t3 = wait_until(failed_why, timeout=60, msg=lambda: lead.tasks("broken"))
+    assert "volume moving not restored, the task is not started" in t3["error"], t3
+    assert "is corrupt" in t3["error"], t3
+    assert not os.path.exists(os.path.join(lead_data, "_data"))  # never half-restored
+    assert not [f for f in os.listdir(lead_data) if f.startswith("_data.")]
+    assert "is corrupt" in lead.cli("service", "ps", "--no-trunc", "broken").stdout
+    for s in ("broken", "mover"):
+        lead.cli("service", "rm", s)
