@@ -99,9 +99,12 @@ json_t *volume_backup_policy(json_t *backup, struct serr *err)
         serr_set(err, SERR_INVALID, "backup hook must be a non-empty command");
         return NULL;
     }
-    return json_pack("{s:s, s:I, s:I, s:O?}", "schedule", jstr(backup, "schedule"), "interval_s",
-                     (json_int_t)seconds, "keep",
-                     keep ? json_integer_value(keep) : (json_int_t)VOLUME_KEEP_DEFAULT, "hook", hook);
+    json_t *policy = json_pack("{s:s, s:I, s:I}", "schedule", jstr(backup, "schedule"),
+                               "interval_s", (json_int_t)seconds, "keep",
+                               keep ? json_integer_value(keep) : (json_int_t)VOLUME_KEEP_DEFAULT);
+    if (hook)
+        json_object_set(policy, "hook", hook);
+    return policy;
 }
 
 static json_t *record(const char *name, json_t *labels, const char *node_id)

@@ -212,3 +212,40 @@ TEST(volume_records_from_service_specs)
     json_decref(spec);
     store_close(st);
 }
+
+TEST(volume_backup_policy_schedules)
+{
+    long long s = 0;
+    struct serr err = {0};
+    CHECK(volume_schedule_seconds("daily", &s, &err) == 0 && s == 86400);
+    CHECK(volume_schedule_seconds("hourly", &s, &err) == 0 && s == 3600);
+    CHECK(volume_schedule_seconds("10m", &s, &err) == 0 && s == 600);
+    CHECK(volume_schedule_seconds("1h30m", &s, &err) == 0 && s == 5400);
+    CHECK(volume_schedule_seconds("500ms", &s, &err) < 0);
+    CHECK(volume_schedule_seconds("1500ms", &s, &err) < 0); /* whole seconds */
+    CHECK(volume_schedule_seconds("weekly", &s, &err) < 0);
+    CHECK(strstr(err.msg, "invalid backup schedule 'weekly'") != NULL);
+    CHECK(volume_schedule_seconds(NULL, &s, &err) < 0);
+    json_t *in = json_pack("{s:s}", "schedule", "daily");
+    json_t *p = volume_backup_policy(in, &err);
+    CHECK(p && json_integer_value(json_object_get(p, "keep")) == VOLUME_KEEP_DEFAULT);
+    CHECK(json_object_get(p, "hook") == NULL);
+    json_decref(p);
+    json_decref(in);
+    in = json_pack("{s:s, s:i, s:s}", "schedule", "2s", "keep", 3, "hook", "pg_dump > /d/x");
+    p = volume_backup_policy(in, &err);
+    CHECK(p && json_integer_value(json_object_get(p, "interval_s")) == 2);
+    CHECK_STR(json_string_value(json_object_get(p, "hook")), "pg_dump > /d/x");
+    json_decref(p);
+    json_decref(in);
+    static const char *const bad[] = {"{\"schedule\":\"daily\",\"keep\":0}",
+                                      "{\"schedule\":\"daily\",\"keep\":\"3\"}",
+                                      "{\"schedule\":\"daily\",\"hook\":\"\"}",
+                                      "{\"schedule\":\"daily\",\"when\":1}", "{\"keep\":3}", "[]",
+                                      NULL};
+    for (int i = 0; bad[i]; i++) {
+        in = json_loads(bad[i], 0, NULL);
+        CHECK(volume_backup_policy(in, &err) == NULL);
+        json_decref(in);
+    }
+}
