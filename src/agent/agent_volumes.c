@@ -18,12 +18,19 @@
 #include "base/log.h"
 #include "base/util.h"
 
-char *ctr_volume_prepare(struct ctr *c, const char *name, struct serr *err)
+/* "<state>/volumes/NAME" (new). */
+static char *vol_dir_of(const struct agent_env *env, const char *name)
 {
     char *rel = xasprintf("volumes/%s", name);
-    char *vol_dir = agent_state_path(c->env, rel);
-    char *data = xasprintf("%s/_data", vol_dir);
+    char *dir = agent_state_path(env, rel);
     free(rel);
+    return dir;
+}
+
+char *ctr_volume_prepare(struct ctr *c, const char *name, struct serr *err)
+{
+    char *vol_dir = vol_dir_of(c->env, name);
+    char *data = xasprintf("%s/_data", vol_dir);
     struct stat st;
     json_t *backups = NULL;
     int rc = 0;
@@ -73,15 +80,6 @@ int ctr_volume_restore(struct ctr *c, struct serr *err)
 }
 
 /* ---- backups and restores by request or schedule ---- */
-
-/* "<state>/volumes/NAME" (new). */
-static char *vol_dir_of(const struct agent_env *env, const char *name)
-{
-    char *rel = xasprintf("volumes/%s", name);
-    char *dir = agent_state_path(env, rel);
-    free(rel);
-    return dir;
-}
 
 /* True when c's runtime spec binds the volume's data dir. */
 static bool ctr_mounts(struct ctr *c, const char *data)
