@@ -69,6 +69,8 @@ static void record_write(struct ctr *c)
         json_object_set_new(rec, "addr", json_string(addr));
     if (c->healthcheck)
         json_object_set(rec, "healthcheck", c->healthcheck); /* checks resume after a restart */
+    if (json_object_get(c->rspec, "mounts")) /* backups resume (agent_volumes.c) */
+        json_object_set(rec, "mounts", json_object_get(c->rspec, "mounts"));
     char *text = json_dumps(rec, JSON_COMPACT);
     char *path = ctr_record_path(c, "json");
     struct serr err;
@@ -697,6 +699,8 @@ static void adopt(struct agent *a, json_t *rec)
     c->grace_ms = json_integer_value(json_object_get(rec, "grace_ms"));
     json_t *hc = json_object_get(rec, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
+    if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
+        c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
     struct in_addr in;
     if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
