@@ -71,6 +71,8 @@ static void record_write(struct ctr *c)
         json_object_set(rec, "healthcheck", c->healthcheck); /* checks resume after a restart */
     if (c->stop_signal > 0)
         json_object_set_new(rec, "stop_signal", json_integer(c->stop_signal));
+    if (json_object_get(c->rspec, "mounts")) /* backups resume (agent_volumes.c) */
+        json_object_set(rec, "mounts", json_object_get(c->rspec, "mounts"));
     char *text = json_dumps(rec, JSON_COMPACT);
     char *path = ctr_record_path(c, "json");
     struct serr err;
@@ -183,6 +185,7 @@ static void ctr_maybe_free(struct ctr *c)
     if (!c->released || c->closing > 0 || c->working)
         return;
     json_decref(c->rspec);
+    json_decref(c->restores);
     json_decref(c->pending_container);
     json_decref(c->healthcheck);
     json_decref(c->dns);
@@ -520,6 +523,8 @@ static void work_create(uv_work_t *w)
     char *fifo = ctr_record_path(c, "fifo");
     unlink(fifo);
     int fd = -1;
+    if (ctr_volume_restore(c, &c->werr) < 0)
+        goto out;
     if (mkfifo(fifo, 0600) < 0) {
         serr_errno(&c->werr, "mkfifo %s", fifo);
         goto out;
@@ -629,8 +634,14 @@ int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
                            : "");
     json_t *hc = json_object_get(container, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
+    json_decref(c->restores); /* a relaunch decides again */
+    c->restores = NULL;
     if (ctr_prepare_spec(c, container, err) < 0)
         return -1;
+    char *restoring = ctr_volume_restoring(c);
+    if (restoring)
+        report(c, json_pack("{s:s, s:s}", "state", "restoring", "message", restoring));
+    free(restoring);
     c->phase = PH_CREATING;
     c->working = true;
     c->work.data = c;
@@ -711,6 +722,8 @@ static void adopt(struct agent *a, json_t *rec)
     c->stop_signal = (int)json_integer_value(json_object_get(rec, "stop_signal"));
     json_t *hc = json_object_get(rec, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
+    if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
+        c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
     struct in_addr in;
     if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
@@ -1051,6 +1064,7 @@ int agent_start(const struct agent_env *env, const struct agent_upstream *up, st
     uv_signal_start(&a->sigchld, on_sigchld, SIGCHLD);
     runtime_reap_orphans(); /* any left from before a restart */
     a->net = agent_net_new(a);
+    agent_volumes_start(a);
     adopt_all(a);
     *out = a;
     return 0;
@@ -1079,7 +1093,9 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
         ctr_release(a->ctrs);
     agent_net_close(a->net); /* the bridge, routes and namespaces stay: live restore */
     a->net = NULL;
-    a->closing_timers = 3;
+    agent_volumes_stop(a);
+    a->closing_timers = 4;
+    uv_close((uv_handle_t *)&a->volumes_timer, agent_timer_closed);
     uv_close((uv_handle_t *)&a->kick, agent_timer_closed);
     uv_close((uv_handle_t *)&a->stop_all_timer, agent_timer_closed);
     uv_close((uv_handle_t *)&a->sigchld, agent_timer_closed);

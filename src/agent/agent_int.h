@@ -17,6 +17,7 @@
 
 struct follower;
 struct health;
+struct volumes_sched;
 
 enum ctr_phase { PH_CREATING, PH_RUNNING, PH_FINISHING, PH_DONE };
 
@@ -32,6 +33,8 @@ struct ctr {
     char *name;
     char *image;
     json_t *rspec;    /* runtime spec, built before creation */
+    json_t *restores; /* volumes to restore before creation, or NULL (agent_volumes.c);
+                       * read by work_create in the thread pool */
     json_t *pending_container; /* task container spec kept while layers are fetched */
     struct agent_reply *rm_reply;    /* an `rm -f` waiting for this container to be gone */
     struct agent_reply *start_reply; /* a detached `run` waiting for this container to start */
@@ -88,6 +91,8 @@ struct agent {
     void *close_arg;
     int closing_timers;
     bool closing;
+    struct volumes_sched *volumes; /* scheduled backups (agent_volumes.c) */
+    uv_timer_t volumes_timer;      /* every second: which volumes are due */
 };
 
 /* agent.c */
@@ -150,6 +155,23 @@ void health_start(struct ctr *c, bool adopted);
 /* Stops checking c (stop, exit, release). A probe in flight is killed; its
  * state is freed on its own once the probe is reaped. Idempotent. */
 void health_stop(struct ctr *c);
+
+/* agent_volumes.c: a volume mount's data dir "<state>/volumes/NAME/_data"
+ * (new string, NULL with err). Made empty, unless this node lacks it and
+ * the backup dir has backups of NAME: then the newest is queued in
+ * c->restores, which ctr_volume_restore (thread pool, before the container
+ * is created) restores; ctr_volume_restoring says so for the task's message
+ * (new string, NULL when nothing is to be restored). */
+char *ctr_volume_prepare(struct ctr *c, const char *name, struct serr *err);
+char *ctr_volume_restoring(struct ctr *c);
+int ctr_volume_restore(struct ctr *c, struct serr *err);
+/* The backup schedule: every second, each volume a running task of this
+ * node mounts whose policy (backup dir's policy.json) has an interval is
+ * backed up once that long passed since its newest backup. stop drops the
+ * agent's share of the state (jobs in flight keep theirs); the caller closes
+ * volumes_timer. */
+void agent_volumes_start(struct agent *a);
+void agent_volumes_stop(struct agent *a);
 
 /* agent_spec.c: fills c->rspec and c->layers from a task's container spec */
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);

@@ -48,7 +48,8 @@ static json_t *tmpfs_mount(json_t *m)
     return out;
 }
 
-/* Volumes are directories under <state_dir>/volumes/NAME/_data, made on first use. */
+/* Volumes are directories under <state_dir>/volumes/NAME/_data, made on
+ * first use or restored from a backup (agent_volumes.c). */
 static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
 {
     json_t *out = json_array();
@@ -66,11 +67,8 @@ static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
                                  json_object_get(m, "target"), "readonly",
                                  json_is_true(json_object_get(m, "readonly")));
         if (type && strcmp(type, "volume") == 0) {
-            char *rel = xasprintf("volumes/%s/_data", src);
-            char *path = agent_state_path(c->env, rel);
-            free(rel);
-            if (mkdir_p(path, 0755, err) < 0) {
-                free(path);
+            char *path = ctr_volume_prepare(c, src, err);
+            if (path == NULL) {
                 json_decref(bind);
                 json_decref(out);
                 return NULL;

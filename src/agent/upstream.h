@@ -31,6 +31,8 @@ struct agent_env {
     const char *run_dir;   /* volatile (tmpfs): logs, health probes, secrets */
     const char *node_id;   /* this node's id (the mesh's key for its addresses) */
     const char *bridge;    /* the "bridge" network's bridge (--bridge) */
+    const char *backup_dir; /* daemon.json "backup-dir": volume backups, shared by every
+                             * node (agent/volumes.h); NULL: none */
 };
 
 /* Runs once, later, when a fetch of layers ended: status 0, or <0 with why. */

@@ -74,6 +74,20 @@ void get_image_history(struct shoal *sh, struct http_req *req, char **args);
 /* routes_prune.c */
 void post_images_prune(struct shoal *sh, struct http_req *req, char **args);
 void post_containers_prune(struct shoal *sh, struct http_req *req, char **args);
+/* Bytes used by the files under a directory (du); 0 when unreadable. */
+long long api_dir_size(const char *dir);
+
+/* routes_volumes.c (manager/volume.h) */
+void get_volumes(struct shoal *sh, struct http_req *req, char **args);
+void get_volume(struct shoal *sh, struct http_req *req, char **args);
+void post_volume(struct shoal *sh, struct http_req *req, char **args);
+void delete_volume(struct shoal *sh, struct http_req *req, char **args);
+void post_volumes_prune(struct shoal *sh, struct http_req *req, char **args);
+/* routes_volume_backups.c */
+void post_volume_backup(struct shoal *sh, struct http_req *req, char **args);
+void post_volume_restore(struct shoal *sh, struct http_req *req, char **args);
+void get_volume_backups(struct shoal *sh, struct http_req *req, char **args);
+void post_node_volume(struct shoal *sh, struct http_req *req, char **args);
 void get_system_df(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_networks.c */

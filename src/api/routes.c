@@ -26,6 +26,7 @@
 #include "manager/scheduler.h"
 #include "manager/netmodel.h"
 #include "manager/service.h"
+#include "manager/volume.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
@@ -555,6 +556,7 @@ static void create_service(struct shoal *sh, struct http_req *req, json_t *body,
     json_t *reply = json_pack("{s:s, s:s}", "id", id, "name", name);
     json_t *group = json_array();
     service_port_ops(group, id, NULL, spec);
+    volume_missing_ops(sh->store, group, spec);
     json_array_insert_new(group, 0, op_put_unique_name("services", svc));
     propose_and_reply(sh, req, group, 201, reply);
 }
@@ -596,6 +598,7 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
                               json_object_get(svc, "name"), "version", version);
     json_t *group = json_array();
     service_port_ops(group, json_string_value(json_object_get(svc, "id")), old, spec);
+    volume_missing_ops(sh->store, group, spec);
     json_array_insert_new(group, 0, op_put("services", next));
     propose_and_reply(sh, req, group, 200, reply);
 }
@@ -1228,6 +1231,15 @@ static const struct route {
     {"POST", "/v1/secrets", post_secret, WRITE, true},
     {"GET", "/v1/secrets/*", get_secret, READ, false},
     {"DELETE", "/v1/secrets/*", delete_secret, WRITE, true},
+    {"GET", "/v1/volumes", get_volumes, READ, false},
+    {"POST", "/v1/volumes", post_volume, WRITE, true},
+    {"POST", "/v1/volumes/prune", post_volumes_prune, WRITE, true}, /* before volumes/NAME */
+    {"GET", "/v1/volumes/*", get_volume, READ, false},
+    {"POST", "/v1/volumes/*/backup", post_volume_backup, WRITE, true},
+    {"POST", "/v1/volumes/*/restore", post_volume_restore, WRITE, true},
+    {"GET", "/v1/volumes/*/backups", get_volume_backups, READ, false},
+    {"POST", "/v1/node/volume", post_node_volume, NODE, false}, /* managers only */
+    {"DELETE", "/v1/volumes/*", delete_volume, WRITE, true},
     {"GET", "/v1/configs", get_secrets, READ, false},
     {"POST", "/v1/configs", post_secret, WRITE, true},
     {"GET", "/v1/configs/*", get_secret, SECRET, false}, /* shows the data */

@@ -135,7 +135,7 @@ static int add_size(const char *path, const struct stat *st, int flag, struct FT
 }
 
 /* Bytes used by the files under a directory (du); 0 when unreadable. */
-static long long dir_size(const char *dir)
+long long api_dir_size(const char *dir)
 {
     walk_total = 0;
     nftw(dir, add_size, 16, FTW_PHYS);
@@ -172,7 +172,7 @@ static json_t *df_volumes(struct shoal *sh)
         if (de->d_name[0] == '.')
             continue;
         char *path = xasprintf("%s/%s", dir, de->d_name);
-        long long bytes = dir_size(path);
+        long long bytes = api_dir_size(path);
         free(path);
         bool used = json_object_get(in_use, de->d_name) != NULL;
         total++;

@@ -45,6 +45,7 @@ static const char main_usage[] =
     "  stack       Manage stacks (Compose files)\n"
     "  swarm       Manage the swarm\n"
     "  system      Manage shoal (df, info, prune)\n"
+    "  volume      Manage volumes\n"
     "\n"
     "Commands:\n"
     "  info        Display system-wide information\n"
@@ -76,6 +77,7 @@ static const struct cli_cmd top_commands[] = {
     {"container", NULL, cli_container, NULL},
     {"stack", NULL, cli_stack, NULL},
     {"alert", NULL, cli_alert, NULL},
+    {"volume", NULL, cli_volume, NULL},
     {NULL, NULL, NULL, NULL},
 };
 

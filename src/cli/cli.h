@@ -95,6 +95,9 @@ int cli_dashboard(struct cli *cli, int argc, char **argv);
 int cli_system(struct cli *cli, int argc, char **argv);
 int cli_container(struct cli *cli, int argc, char **argv);
 int cli_image_prune(struct cli *cli, int argc, char **argv);
+int cli_volume_prune(struct cli *cli, int argc, char **argv);
+/* `shoal volume create|ls|inspect|rm|prune` (cli_volume.c). */
+int cli_volume(struct cli *cli, int argc, char **argv);
 /* `system prune [-a] [-f] [--volumes]`: 0, 1 when --help was asked, or -1
  * with a usage message in err. */
 int cli_build_system_prune(int argc, char **argv, bool *all, bool *force, bool *volumes,

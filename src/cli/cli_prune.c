@@ -90,6 +90,48 @@ static int prune_containers(struct cli *cli, int64_t *reclaimed, struct serr *er
     return 0;
 }
 
+static int prune_volumes(struct cli *cli, int64_t *reclaimed, struct serr *err)
+{
+    json_t *reply;
+    if (cli_call(cli, "POST", "/v1/volumes/prune", NULL, &reply, err) < 0)
+        return -1;
+    json_t *deleted = json_object_get(reply, "volumes_deleted");
+    if (json_array_size(deleted) > 0)
+        printf("Deleted Volumes:\n");
+    size_t i;
+    json_t *name;
+    json_array_foreach(deleted, i, name) printf("%s\n", json_string_value(name));
+    *reclaimed += cli_int(reply, "space_reclaimed");
+    json_decref(reply);
+    return 0;
+}
+
+/* ---- volume prune ---- */
+
+static const char volume_prune_usage[] =
+    "Usage:  shoal volume prune [OPTIONS]\n\n"
+    "Remove all unused volumes (those no service mounts)\n\n"
+    "Options:\n"
+    "  -f, --force   Do not prompt for confirmation\n";
+
+int cli_volume_prune(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("volume prune", volume_prune_usage, "f", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("volume prune", argc - fl.first_arg, 0, 0)) >= 0)
+        return rc;
+    if (confirm("  - all volumes not used by at least one service", fl.force))
+        return CLI_EXIT_ERROR;
+    struct serr err;
+    int64_t reclaimed = 0;
+    if (prune_volumes(cli, &reclaimed, &err) < 0)
+        return cli_fail(&err);
+    print_reclaimed(reclaimed);
+    return CLI_EXIT_OK;
+}
+
 /* ---- image prune ---- */
 
 static const char image_prune_usage[] =
@@ -170,8 +212,7 @@ static const char system_prune_usage[] =
     "Options:\n"
     "  -a, --all       Remove all unused images not just dangling ones\n"
     "  -f, --force     Do not prompt for confirmation\n"
-    "      --volumes   Prune anonymous volumes (shoal's volumes are all named:\n"
-    "                  none is removed, as docker keeps named volumes)\n";
+    "      --volumes   Prune volumes no service mounts (as 'volume prune')\n";
 
 int cli_build_system_prune(int argc, char **argv, bool *all, bool *force, bool *volumes,
                            struct serr *err)
@@ -211,13 +252,15 @@ static int system_prune(struct cli *cli, int argc, char **argv)
         return cli_usage_error("system prune", "%s", err.msg);
     char warning[256];
     snprintf(warning, sizeof(warning), "  - all stopped containers\n%s  - %s",
-             volumes ? "  - all anonymous volumes not used by at least one container\n" : "",
+             volumes ? "  - all volumes not used by at least one service\n" : "",
              all ? "all images without at least one service, task or container using them"
                  : "all dangling images");
     if (confirm(warning, force))
         return CLI_EXIT_ERROR;
     int64_t reclaimed = 0;
-    if (prune_containers(cli, &reclaimed, &err) < 0 || prune_images(cli, all, &reclaimed, &err) < 0)
+    if (prune_containers(cli, &reclaimed, &err) < 0 ||
+        (volumes && prune_volumes(cli, &reclaimed, &err) < 0) ||
+        prune_images(cli, all, &reclaimed, &err) < 0)
         return cli_fail(&err);
     print_reclaimed(reclaimed);
     return CLI_EXIT_OK;

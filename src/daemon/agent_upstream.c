@@ -156,5 +156,6 @@ void agent_env_from_shoal(struct shoal *sh, struct agent_env *env)
         .run_dir = sh->run_dir,
         .node_id = sh->node_id,
         .bridge = sh->bridge,
+        .backup_dir = sh->backup_dir,
     };
 }

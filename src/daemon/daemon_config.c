@@ -139,6 +139,8 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
             rc = load_string(&sh->smtp_relay, key, v, "smtp", file, err);
         else if (strcmp(key, "smtp-from") == 0)
             rc = load_string(&sh->smtp_from, key, v, NULL, file, err);
+        else if (strcmp(key, "backup-dir") == 0)
+            rc = load_string(&sh->backup_dir, key, v, "/", file, err);
         else if (strcmp(key, "heat-threshold-celsius") == 0)
             rc = load_celsius(&sh->heat_threshold, key, v, file, err);
         else if (strcmp(key, "heat-hysteresis-celsius") == 0)
@@ -168,5 +170,6 @@ void daemon_config_free(struct shoal *sh)
     free_list(&sh->allowed_registries);
     free(sh->smtp_relay);
     free(sh->smtp_from);
-    sh->smtp_relay = sh->smtp_from = NULL;
+    free(sh->backup_dir);
+    sh->smtp_relay = sh->smtp_from = sh->backup_dir = NULL;
 }

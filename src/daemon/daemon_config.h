@@ -14,6 +14,8 @@
  *       the leader removes the oldest beyond N (the leader's setting applies)
  *   "smtp-relay": "smtp://127.0.0.1:25"  the mail relay alert e-mails go
  *       through (smtps:// for TLS); "smtp-from": the sender (default shoal@HOSTNAME)
+ *   "backup-dir": "/var/backups/shoal"  where volume backups go (absolute; a
+ *       directory every node mounts at the same path: NFS, SMB; agent/volumes.h)
  *   "heat-threshold-celsius": 75  a node at or above it takes no new tasks
  *       until it cools below it minus "heat-hysteresis-celsius" (default 5);
  *       the leader's setting counts (absent or 0: off)

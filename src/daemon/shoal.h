@@ -57,6 +57,7 @@ struct shoal {
     char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */
     char *smtp_relay;           /* daemon.json "smtp-relay" (smtp://HOST:PORT), or NULL */
     char *smtp_from;            /* daemon.json "smtp-from", or NULL: shoal@HOSTNAME */
+    char *backup_dir;           /* daemon.json "backup-dir" (volume backups), or NULL */
     double heat_threshold;      /* daemon.json "heat-threshold-celsius"; 0: off */
     double heat_hysteresis;     /* daemon.json "heat-hysteresis-celsius" (default 5) */
     struct alerting *alerting;  /* alert rules on the leader (daemon/alerting.h) */

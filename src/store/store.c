@@ -30,6 +30,7 @@ static const struct table_def tables[] = {
     {"jobs", {"state", NULL}}, /* batch jobs (manager/jobs.h) */
     {"alert_rules", {NULL}}, /* manager/alert.h */
     {"alerts", {"state", NULL}},
+    {"volumes", {"name", NULL}}, /* manager/volume.h; id = name */
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -78,6 +79,8 @@ static const char schema_additions[] =
     "CREATE TABLE IF NOT EXISTS alert_rules (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  state TEXT GENERATED ALWAYS AS (json_extract(data, '$.state')) STORED);"
+    "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
+    "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";

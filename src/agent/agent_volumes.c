@@ -1,0 +1,448 @@
+/* A task's volumes on this node (agent/volumes.h for the archives): made on
+ * first use, or restored from the newest backup when this node lacks the
+ * data and the backup dir has one (restore on first start: the volume moves
+ * with its service). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "agent/runtime.h"
+#include "agent/volumes.h"
+#include "base/json_get.h"
+#include "base/log.h"
+#include "base/util.h"
+
+/* "<state>/volumes/NAME" (new). */
+static char *vol_dir_of(const struct agent_env *env, const char *name)
+{
+    char *rel = xasprintf("volumes/%s", name);
+    char *dir = agent_state_path(env, rel);
+    free(rel);
+    return dir;
+}
+
+char *ctr_volume_prepare(struct ctr *c, const char *name, struct serr *err)
+{
+    char *vol_dir = vol_dir_of(c->env, name);
+    char *data = xasprintf("%s/_data", vol_dir);
+    struct stat st;
+    json_t *backups = NULL;
+    int rc = 0;
+    if (stat(data, &st) == 0 || c->env->backup_dir == NULL ||
+        json_array_size(backups = volumes_list(c->env->backup_dir, name)) == 0) {
+        rc = mkdir_p(data, 0755, err);
+    } else {
+        rc = mkdir_p(vol_dir, 0755, err);
+        if (c->restores == NULL)
+            c->restores = json_array();
+        json_array_append_new(c->restores,
+                              json_pack("{s:s, s:s, s:O}", "name", name, "vol_dir", vol_dir,
+                                        "archive",
+                                        json_object_get(json_array_get(backups, 0), "path")));
+    }
+    json_decref(backups);
+    free(vol_dir);
+    if (rc < 0) {
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
+char *ctr_volume_restoring(struct ctr *c)
+{
+    if (json_array_size(c->restores) == 0)
+        return NULL;
+    json_t *r = json_array_get(c->restores, 0);
+    const char *archive = jstr(r, "archive"), *base = strrchr(archive, '/');
+    return xasprintf("restoring volume %s from backup %s%s", jstr(r, "name"),
+                     base ? base + 1 : archive,
+                     json_array_size(c->restores) > 1 ? " (and others)" : "");
+}
+
+int ctr_volume_restore(struct ctr *c, struct serr *err)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(c->restores, i, r)
+    {
+        if (volumes_restore(jstr(r, "archive"), jstr(r, "vol_dir"), false, err) < 0)
+            return serr_wrap(err, "volume %s not restored, the task is not started",
+                             jstr(r, "name"));
+    }
+    return 0;
+}
+
+/* ---- backups and restores by request or schedule ---- */
+
+/* True when c's runtime spec binds the volume's data dir. */
+static bool ctr_mounts(struct ctr *c, const char *data)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(c->rspec, "mounts"), i, m)
+    {
+        if (jstr_is(m, "source", data))
+            return true;
+    }
+    return false;
+}
+
+static bool ctr_running(struct ctr *c)
+{
+    return c->phase == PH_RUNNING && c->created && !c->exited;
+}
+
+/* A container of this node that uses the volume: running (for the hook), or
+ * also one being created (a restore must wait for both); NULL when none. */
+static struct ctr *user_of(struct agent *a, const char *name, bool running_only)
+{
+    char *dir = vol_dir_of(a->env, name), *data = xasprintf("%s/_data", dir);
+    struct ctr *found = NULL;
+    for (struct ctr *c = a->ctrs; c && !found; c = c->next)
+        if (ctr_running(c) && ctr_mounts(c, data))
+            found = c;
+    for (struct ctr *c = a->ctrs; c && !found && !running_only; c = c->next)
+        if (!c->released && (c->phase == PH_CREATING || (c->phase == PH_RUNNING && !c->exited)) &&
+            ctr_mounts(c, data))
+            found = c;
+    free(data);
+    free(dir);
+    return found;
+}
+
+#define HOOK_TIMEOUT_MS (10 * 60 * 1000)
+#define HOOK_OUTPUT_SHOWN 300
+
+struct vjob {
+    uv_work_t work;
+    const struct agent_env *env; /* outlives the job (upstream.h) */
+    struct volumes_sched *sched; /* a reference, or NULL (not scheduled) */
+    bool restore;
+    char *name, *vol_dir;
+    char *archive;  /* restore: the backup's path */
+    char ctr_id[32]; /* backup: the container the hook runs in, "" for none */
+    char *hook;     /* backup: the policy's, or NULL */
+    int keep;
+    json_t *result; /* set in the thread pool */
+    struct serr err;
+    agent_volume_cb cb;
+    void *arg;
+};
+
+/* Backup state of the volumes this node holds, shared by the agent and the
+ * jobs in flight (reference counted: a job may end after the agent). */
+struct volumes_sched {
+    int refs;
+    json_t *state; /* NAME -> {"last": ms of the newest backup, "busy": bool} */
+};
+
+static void sched_unref(struct volumes_sched *s)
+{
+    if (s && --s->refs == 0) {
+        json_decref(s->state);
+        free(s);
+    }
+}
+
+/* Tail of the hook's output file, for the error message (new). */
+static char *output_tail(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (read_file(path, &text, &len, NULL) < 0)
+        return xstrdup("");
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    char *tail = xstrdup(len > HOOK_OUTPUT_SHOWN ? text + len - HOOK_OUTPUT_SHOWN : text);
+    free(text);
+    return tail;
+}
+
+/* Waits for the hook's crun exec; kills it past the timeout. */
+static int wait_hook(pid_t child, int *status)
+{
+    int64_t give_up = mono_ms() + HOOK_TIMEOUT_MS;
+    for (;;) {
+        pid_t r = waitpid(child, status, WNOHANG);
+        if (r == child)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (mono_ms() > give_up) {
+            kill(child, SIGKILL);
+            waitpid(child, status, 0);
+            return -1;
+        }
+        usleep(20 * 1000);
+    }
+}
+
+/* Runs the policy's hook as `/bin/sh -c HOOK` in the container (crun exec):
+ * a database dumps itself into the volume before it is archived. */
+static int run_hook(struct vjob *j, struct serr *err)
+{
+    char suffix[9];
+    random_hex(suffix, 8);
+    char *rel = xasprintf("volumes-hook-%s", suffix);
+    char *files = agent_run_path(j->env, rel), *out = xasprintf("%s.out", files);
+    free(rel);
+    int fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const char *argv[] = {"/bin/sh", "-c", j->hook, NULL};
+    pid_t child = 0;
+    int rc = fd < 0 ? serr_errno(err, "%s", out)
+                    : runtime_exec_start(j->env->rt, j->ctr_id, argv, files, fd, &child, err);
+    if (fd >= 0)
+        close(fd);
+    int status = 0;
+    if (rc == 0 && wait_hook(child, &status) < 0)
+        rc = serr_set(err, SERR_INTERNAL, "the backup hook did not end within %d minutes",
+                      HOOK_TIMEOUT_MS / 60000);
+    else if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        char *tail = output_tail(out);
+        rc = serr_set(err, SERR_INTERNAL, "the backup hook failed (exit %d): %s",
+                      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), tail);
+        free(tail);
+    }
+    static const char *const suffixes[] = {"process.json", "pid", "out", NULL};
+    for (int i = 0; suffixes[i]; i++) {
+        char *p = xasprintf("%s.%s", files, suffixes[i]);
+        unlink(p);
+        free(p);
+    }
+    free(out);
+    free(files);
+    return rc;
+}
+
+static void job_work(uv_work_t *w)
+{
+    struct vjob *j = w->data;
+    if (j->restore) {
+        if (volumes_restore(j->archive, j->vol_dir, true, &j->err) == 0)
+            j->result = json_pack("{s:s, s:s}", "name", j->name, "restored", j->archive);
+        return;
+    }
+    if (j->hook && j->ctr_id[0] && run_hook(j, &j->err) < 0)
+        return;
+    char *data = xasprintf("%s/_data", j->vol_dir);
+    json_t *b = NULL;
+    if (volumes_archive(data, j->env->backup_dir, j->name, j->keep, &b, &j->err) == 0)
+        j->result = b;
+    free(data);
+}
+
+static void job_free(struct vjob *j)
+{
+    json_decref(j->result);
+    free(j->name);
+    free(j->vol_dir);
+    free(j->archive);
+    free(j->hook);
+    free(j);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    struct vjob *j = w->data;
+    if (status < 0 && j->result == NULL && j->err.msg[0] == '\0')
+        serr_set(&j->err, SERR_INTERNAL, "cancelled");
+    if (j->sched) {
+        json_t *st = json_object_get(j->sched->state, j->name);
+        json_object_set_new(st, "busy", json_false());
+        if (j->result)
+            json_object_set(st, "last", json_object_get(j->result, "created_at"));
+        else /* the next try after the interval again, not at once */
+            json_object_set_new(st, "last", json_integer(now_ms()));
+        sched_unref(j->sched);
+    }
+    if (j->cb)
+        j->cb(j->arg, j->result, j->result ? NULL : &j->err);
+    job_free(j);
+}
+
+static struct vjob *job_new(struct agent *a, const char *name, agent_volume_cb cb, void *arg)
+{
+    struct vjob *j = xcalloc(1, sizeof(*j));
+    j->env = a->env;
+    j->name = xstrdup(name);
+    j->vol_dir = vol_dir_of(a->env, name);
+    j->cb = cb;
+    j->arg = arg;
+    j->work.data = j;
+    return j;
+}
+
+/* Checks that backups can be made or read here, and the data is here. */
+static int check_here(struct agent *a, const char *name, bool data_needed, struct serr *err)
+{
+    if (a->env->backup_dir == NULL)
+        return serr_set(err, SERR_INVALID, "volume backups need a backup directory: set "
+                        "\"backup-dir\" in this node's daemon.json");
+    char *dir = vol_dir_of(a->env, name), *data = xasprintf("%s/_data", dir);
+    struct stat st;
+    int rc = data_needed && stat(data, &st) < 0
+                 ? serr_set(err, SERR_NOT_FOUND, "volume %s has no data on this node", name)
+                 : 0;
+    free(data);
+    free(dir);
+    return rc;
+}
+
+static int start_backup(struct agent *a, const char *name, struct volumes_sched *sched,
+                        agent_volume_cb cb, void *arg, struct serr *err)
+{
+    if (check_here(a, name, true, err) < 0)
+        return -1;
+    struct vjob *j = job_new(a, name, cb, arg);
+    json_t *policy = volumes_policy(a->env->backup_dir, name);
+    j->keep = (int)jint(policy, "keep", 0);
+    j->hook = jstr(policy, "hook") ? xstrdup(jstr(policy, "hook")) : NULL;
+    json_decref(policy);
+    struct ctr *user = user_of(a, name, true);
+    if (user)
+        snprintf(j->ctr_id, sizeof(j->ctr_id), "%s", user->id);
+    if (sched) {
+        sched->refs++;
+        j->sched = sched;
+    }
+    uv_queue_work(a->env->loop, &j->work, job_work, job_done);
+    return 0;
+}
+
+int agent_volume_backup(struct agent *a, const char *name, agent_volume_cb cb, void *arg,
+                        struct serr *err)
+{
+    return start_backup(a, name, NULL, cb, arg, err);
+}
+
+int agent_volume_restore(struct agent *a, const char *name, const char *from, agent_volume_cb cb,
+                         void *arg, struct serr *err)
+{
+    if (check_here(a, name, false, err) < 0)
+        return -1;
+    struct ctr *user = user_of(a, name, false);
+    if (user)
+        return serr_set(err, SERR_CONFLICT, "volume %s is in use by %s %s on this node: scale "
+                        "its service to 0 first", name, user->task_id ? "task" : "container",
+                        user->task_id ? user->task_id : user->id);
+    json_t *all = volumes_list(a->env->backup_dir, name), *pick = NULL;
+    size_t i;
+    json_t *b;
+    json_array_foreach(all, i, b)
+    {
+        if (pick == NULL && (from == NULL || jstr_is(b, "name", from)))
+            pick = b;
+    }
+    int rc = 0;
+    if (pick == NULL)
+        rc = serr_set(err, SERR_NOT_FOUND, from ? "volume %s has no backup %s" :
+                      "volume %s has no backup%s", name, from ? from : "");
+    else {
+        struct vjob *j = job_new(a, name, cb, arg);
+        j->restore = true;
+        j->archive = xstrdup(jstr(pick, "path"));
+        uv_queue_work(a->env->loop, &j->work, job_work, job_done);
+    }
+    json_decref(all);
+    return rc;
+}
+
+/* ---- schedule ---- */
+
+static int64_t last_backup(const struct agent_env *env, struct volumes_sched *s, const char *name)
+{
+    json_t *st = json_object_get(s->state, name);
+    if (st == NULL) {
+        json_t *all = volumes_list(env->backup_dir, name);
+        json_int_t last = jint(json_array_get(all, 0), "created_at", 0);
+        json_decref(all);
+        st = json_pack("{s:I, s:b}", "last", last, "busy", false);
+        json_object_set_new(s->state, name, st);
+    }
+    return jint(st, "last", 0);
+}
+
+static void scheduled_done(void *arg, json_t *result, const struct serr *err)
+{
+    char *name = arg;
+    if (result)
+        log_info("volume %s: scheduled backup %s", name, jstr(result, "name"));
+    else
+        log_warn("volume %s: scheduled backup failed: %s", name, err ? err->msg : "?");
+    free(name);
+}
+
+/* One volume a running task mounts: backed up when its policy's interval
+ * passed since its newest backup. */
+static void maybe_backup(struct agent *a, const char *name)
+{
+    struct volumes_sched *s = a->volumes;
+    json_t *policy = volumes_policy(a->env->backup_dir, name);
+    json_int_t interval_ms = jint(policy, "interval_s", 0) * 1000;
+    json_decref(policy);
+    if (interval_ms <= 0 || jbool(json_object_get(s->state, name), "busy", false) ||
+        now_ms() - last_backup(a->env, s, name) < interval_ms)
+        return;
+    json_object_set_new(json_object_get(s->state, name), "busy", json_true());
+    struct serr err = {0};
+    char *arg = xstrdup(name);
+    if (start_backup(a, name, s, scheduled_done, arg, &err) < 0) {
+        scheduled_done(arg, NULL, &err);
+        json_object_set_new(json_object_get(s->state, name), "busy", json_false());
+        json_object_set_new(json_object_get(s->state, name), "last", json_integer(now_ms()));
+    }
+}
+
+static void sched_tick(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    if (a->env->backup_dir == NULL)
+        return;
+    char *prefix = agent_state_path(a->env, "volumes/");
+    size_t n = strlen(prefix);
+    json_t *seen = json_object();
+    for (struct ctr *c = a->ctrs; c; c = c->next) {
+        if (!ctr_running(c) || c->task_id == NULL)
+            continue;
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(c->rspec, "mounts"), i, m)
+        {
+            const char *src = jstr(m, "source");
+            const char *tail = src && strncmp(src, prefix, n) == 0 ? strchr(src + n, '/') : NULL;
+            if (tail == NULL || strcmp(tail, "/_data") != 0)
+                continue;
+            char *name = xasprintf("%.*s", (int)(tail - src - n), src + n);
+            if (json_object_get(seen, name) == NULL) {
+                json_object_set_new(seen, name, json_true());
+                maybe_backup(a, name);
+            }
+            free(name);
+        }
+    }
+    json_decref(seen);
+    free(prefix);
+}
+
+void agent_volumes_start(struct agent *a)
+{
+    a->volumes = xcalloc(1, sizeof(*a->volumes));
+    a->volumes->refs = 1;
+    a->volumes->state = json_object();
+    uv_timer_init(a->env->loop, &a->volumes_timer);
+    a->volumes_timer.data = a;
+    uv_timer_start(&a->volumes_timer, sched_tick, 1000, 1000);
+}
+
+void agent_volumes_stop(struct agent *a)
+{
+    sched_unref(a->volumes);
+    a->volumes = NULL;
+}

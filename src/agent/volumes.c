@@ -1,0 +1,426 @@
+/* Volume backups: archive, list, verify, restore (agent/volumes.h). */
+#include "agent/volumes.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/util.h"
+
+#define SUFFIX ".tar.gz"
+#define BLOCK (64 * 1024)
+
+/* ---- checksums ---- */
+
+static int sha256_file(const char *path, char hex[65], struct serr *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return serr_errno(err, "%s", path);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char *buf = xmalloc(BLOCK);
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    ssize_t n;
+    while (ok && (n = read(fd, buf, BLOCK)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        ok = n > 0 && EVP_DigestUpdate(md, buf, (size_t)n) == 1;
+    }
+    unsigned char sum[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    ok = ok && EVP_DigestFinal_ex(md, sum, &len) == 1 && len == 32;
+    for (unsigned i = 0; ok && i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+    free(buf);
+    EVP_MD_CTX_free(md);
+    close(fd);
+    return ok ? 0 : serr_set(err, SERR_INTERNAL, "%s: cannot compute its sha256", path);
+}
+
+/* The hex digest a .sha256 file records (first 64 characters). */
+static int read_sum(const char *archive, char hex[65], struct serr *err)
+{
+    char *path = xasprintf("%s.sha256", archive), *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, err);
+    if (rc == 0 && (len < 64 || strspn(text, "0123456789abcdef") < 64))
+        rc = serr_set(err, SERR_INVALID, "%s is malformed", path);
+    if (rc == 0) {
+        memcpy(hex, text, 64);
+        hex[64] = '\0';
+    }
+    free(text);
+    free(path);
+    return rc;
+}
+
+int volumes_verify(const char *archive, struct serr *err)
+{
+    char want[65], got[65];
+    if (read_sum(archive, want, err) < 0)
+        return serr_wrap(err, "backup %s has no valid checksum", archive);
+    if (sha256_file(archive, got, err) < 0)
+        return -1;
+    if (strcmp(want, got) != 0)
+        return serr_set(err, SERR_INVALID, "backup %s is corrupt: its sha256 is %.12s..., its "
+                        "checksum file says %.12s...", archive, got, want);
+    return 0;
+}
+
+/* ---- listing ---- */
+
+static bool is_backup_of(const char *file, const char *name)
+{
+    size_t n = strlen(name), f = strlen(file), s = strlen(SUFFIX);
+    return f > n + 1 + s && strncmp(file, name, n) == 0 && file[n] == '-' &&
+           strcmp(file + f - s, SUFFIX) == 0;
+}
+
+static json_t *describe(const char *dir, const char *file)
+{
+    char *path = xasprintf("%s/%s", dir, file);
+    char hex[65];
+    struct stat st;
+    json_t *out = NULL;
+    if (stat(path, &st) == 0 && read_sum(path, hex, NULL) == 0)
+        out = json_pack("{s:s, s:s, s:I, s:I, s:s}", "name", file, "path", path, "size",
+                        (json_int_t)st.st_size, "created_at",
+                        (json_int_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000,
+                        "sha256", hex);
+    free(path);
+    return out;
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    return -strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *volumes_list(const char *backup_dir, const char *name)
+{
+    char *dir = xasprintf("%s/%s", backup_dir, name);
+    json_t *out = json_array();
+    DIR *d = opendir(dir);
+    char **files = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (!is_backup_of(de->d_name, name))
+            continue;
+        files = xrealloc(files, (n + 1) * sizeof(*files));
+        files[n++] = xstrdup(de->d_name);
+    }
+    if (d)
+        closedir(d);
+    if (n > 0)
+        qsort(files, n, sizeof(*files), newest_first); /* timestamps sort as text */
+    for (size_t i = 0; i < n; i++) {
+        json_t *b = describe(dir, files[i]);
+        if (b)
+            json_array_append_new(out, b);
+        free(files[i]);
+    }
+    free(files);
+    free(dir);
+    return out;
+}
+
+static void remove_beyond(const char *backup_dir, const char *name, int keep)
+{
+    json_t *all = volumes_list(backup_dir, name);
+    for (size_t i = (size_t)keep; keep > 0 && i < json_array_size(all); i++) {
+        const char *path = json_string_value(json_object_get(json_array_get(all, i), "path"));
+        char *sum = xasprintf("%s.sha256", path);
+        unlink(sum); /* first: a half-removed backup is never listed */
+        unlink(path);
+        free(sum);
+    }
+    json_decref(all);
+}
+
+/* ---- archiving ---- */
+
+/* "./REL" for a path under `root` ("." for root itself), new string. */
+static char *relative_name(const char *root, const char *path)
+{
+    size_t n = strlen(root);
+    if (strncmp(path, root, n) != 0)
+        return NULL;
+    return xasprintf(".%s", path + n);
+}
+
+static int copy_file_data(struct archive *disk, struct archive *w, struct serr *err)
+{
+    char *buf = xmalloc(BLOCK);
+    la_ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = archive_read_data(disk, buf, BLOCK)) != 0) {
+        if (n < 0 || archive_write_data(w, buf, (size_t)n) < 0)
+            rc = serr_set(err, SERR_INTERNAL, "archiving: %s",
+                          n < 0 ? archive_error_string(disk) : archive_error_string(w));
+    }
+    free(buf);
+    return rc;
+}
+
+/* Writes the tree of data_dir into the open archive w. */
+static int write_tree(struct archive *w, const char *data_dir, struct serr *err)
+{
+    struct archive *disk = archive_read_disk_new();
+    archive_read_disk_set_symlink_physical(disk);
+    archive_read_disk_set_standard_lookup(disk);
+    int rc = 0;
+    if (archive_read_disk_open(disk, data_dir) != ARCHIVE_OK)
+        rc = serr_set(err, SERR_INTERNAL, "%s: %s", data_dir, archive_error_string(disk));
+    while (rc == 0) {
+        struct archive_entry *e = archive_entry_new();
+        int r = archive_read_next_header2(disk, e);
+        if (r == ARCHIVE_EOF) {
+            archive_entry_free(e);
+            break;
+        }
+        char *rel = r >= ARCHIVE_WARN ? relative_name(data_dir, archive_entry_pathname(e)) : NULL;
+        if (rel == NULL)
+            rc = serr_set(err, SERR_INTERNAL, "reading %s: %s", data_dir,
+                          archive_error_string(disk));
+        else {
+            archive_read_disk_descend(disk);
+            archive_entry_set_pathname(e, rel);
+            if (archive_write_header(w, e) < ARCHIVE_WARN)
+                rc = serr_set(err, SERR_INTERNAL, "archiving %s: %s", rel,
+                              archive_error_string(w));
+            else if (archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0)
+                rc = copy_file_data(disk, w, err);
+        }
+        free(rel);
+        archive_entry_free(e);
+    }
+    archive_read_close(disk);
+    archive_read_free(disk);
+    return rc;
+}
+
+static char *backup_file_name(const char *name)
+{
+    int64_t ms = now_ms();
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char ts[32];
+    strftime(ts, sizeof(ts), "%Y%m%dT%H%M%S", &tm);
+    return xasprintf("%s-%s.%03dZ%s", name, ts, (int)(ms % 1000), SUFFIX);
+}
+
+/* The archive into `part`, synced. */
+static int write_archive(const char *data_dir, const char *part, struct serr *err)
+{
+    struct archive *w = archive_write_new();
+    archive_write_add_filter_gzip(w);
+    archive_write_set_format_pax_restricted(w);
+    int rc = 0;
+    if (archive_write_open_filename(w, part) != ARCHIVE_OK)
+        rc = serr_set(err, SERR_INTERNAL, "%s: %s", part, archive_error_string(w));
+    else
+        rc = write_tree(w, data_dir, err);
+    if (archive_write_close(w) != ARCHIVE_OK && rc == 0)
+        rc = serr_set(err, SERR_INTERNAL, "%s: %s", part, archive_error_string(w));
+    archive_write_free(w);
+    int fd = rc == 0 ? open(part, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return rc;
+}
+
+int volumes_archive(const char *data_dir, const char *backup_dir, const char *name, int keep,
+                    json_t **out, struct serr *err)
+{
+    char *dir = xasprintf("%s/%s", backup_dir, name);
+    char *file = backup_file_name(name);
+    char *path = xasprintf("%s/%s", dir, file);
+    char *part = xasprintf("%s.part", path);
+    char hex[65];
+    int rc = mkdir_p(dir, 0700, err);
+    if (rc == 0 && access(dir, W_OK) < 0)
+        rc = serr_errno(err, "backup directory %s is not writable", dir);
+    if (rc == 0)
+        rc = write_archive(data_dir, part, err);
+    if (rc == 0 && rename(part, path) < 0)
+        rc = serr_errno(err, "rename %s", part);
+    if (rc == 0)
+        rc = sha256_file(path, hex, err);
+    if (rc == 0) {
+        char *sum = xasprintf("%s.sha256", path), *line = xasprintf("%s  %s\n", hex, file);
+        rc = write_file_atomic(sum, line, strlen(line), true, err);
+        free(line);
+        free(sum);
+    }
+    if (rc < 0) {
+        unlink(part);
+        unlink(path);
+    } else {
+        remove_beyond(backup_dir, name, keep);
+        *out = describe(dir, file);
+    }
+    free(part);
+    free(path);
+    free(file);
+    free(dir);
+    return rc;
+}
+
+/* ---- restoring ---- */
+
+static int copy_entry_data(struct archive *in, struct archive *disk, struct serr *err)
+{
+    const void *buf;
+    size_t len;
+    la_int64_t off;
+    for (;;) {
+        int r = archive_read_data_block(in, &buf, &len, &off);
+        if (r == ARCHIVE_EOF)
+            return 0;
+        if (r < ARCHIVE_WARN)
+            return serr_set(err, SERR_INVALID, "reading the archive: %s", archive_error_string(in));
+        if (archive_write_data_block(disk, buf, len, off) < ARCHIVE_WARN)
+            return serr_set(err, SERR_INTERNAL, "restoring: %s", archive_error_string(disk));
+    }
+}
+
+/* An entry's path under `root` (new), NULL for one that would leave it. */
+static char *entry_path(const char *root, const char *name)
+{
+    if (name == NULL || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
+        strstr(name, "/../") || (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0))
+        return NULL;
+    return xasprintf("%s/%s", root, name);
+}
+
+/* Rewrites the entry's path (and hard link target) under root. */
+static int relocate(struct archive_entry *e, const char *root, struct serr *err)
+{
+    char *path = entry_path(root, archive_entry_pathname(e));
+    const char *link = archive_entry_hardlink(e);
+    char *hard = link ? entry_path(root, link) : NULL;
+    int rc = 0;
+    if (path == NULL || (link && hard == NULL))
+        rc = serr_set(err, SERR_INVALID, "the archive has an entry outside the volume: %s",
+                      archive_entry_pathname(e));
+    else {
+        archive_entry_set_pathname(e, path);
+        if (hard)
+            archive_entry_set_hardlink(e, hard);
+    }
+    free(path);
+    free(hard);
+    return rc;
+}
+
+static int extract(const char *archive, const char *root, struct serr *err)
+{
+    struct archive *in = archive_read_new(), *disk = archive_write_disk_new();
+    archive_read_support_filter_gzip(in);
+    archive_read_support_format_tar(in);
+    archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+                                             ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                             ARCHIVE_EXTRACT_SECURE_SYMLINKS);
+    int rc = 0;
+    if (archive_read_open_filename(in, archive, BLOCK) != ARCHIVE_OK)
+        rc = serr_set(err, SERR_INVALID, "%s: %s", archive, archive_error_string(in));
+    while (rc == 0) {
+        struct archive_entry *e;
+        int r = archive_read_next_header(in, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r < ARCHIVE_WARN)
+            rc = serr_set(err, SERR_INVALID, "%s: %s", archive, archive_error_string(in));
+        else if (relocate(e, root, err) == 0) {
+            if (archive_write_header(disk, e) < ARCHIVE_WARN)
+                rc = serr_set(err, SERR_INTERNAL, "restoring %s: %s", archive_entry_pathname(e),
+                              archive_error_string(disk));
+            else if (archive_entry_size(e) > 0)
+                rc = copy_entry_data(in, disk, err);
+            if (rc == 0 && archive_write_finish_entry(disk) < ARCHIVE_WARN)
+                rc = serr_set(err, SERR_INTERNAL, "restoring: %s", archive_error_string(disk));
+        } else {
+            rc = -1;
+        }
+    }
+    if (archive_write_close(disk) < ARCHIVE_WARN && rc == 0)
+        rc = serr_set(err, SERR_INTERNAL, "restoring: %s", archive_error_string(disk));
+    archive_write_free(disk);
+    archive_read_free(in);
+    return rc;
+}
+
+/* Moves the extracted tree to _data (see volumes_restore). */
+static int put_in_place(const char *tmp, const char *data, bool replace, struct serr *err)
+{
+    if (!replace) {
+        if (rename(tmp, data) == 0)
+            return 0;
+        if (errno == EEXIST || errno == ENOTEMPTY) /* restored meanwhile */
+            return rm_rf(tmp, err);
+        return serr_errno(err, "rename %s", tmp);
+    }
+    char suffix[9];
+    random_hex(suffix, 8);
+    char *old = xasprintf("%s.old-%s", data, suffix);
+    bool had = rename(data, old) == 0;
+    int rc = 0;
+    if (!had && errno != ENOENT)
+        rc = serr_errno(err, "rename %s", data);
+    else if (rename(tmp, data) < 0) {
+        rc = serr_errno(err, "rename %s", tmp);
+        if (had)
+            rename(old, data); /* back as it was */
+    }
+    if (rc == 0 && had)
+        rm_rf(old, err);
+    free(old);
+    return rc;
+}
+
+int volumes_restore(const char *archive, const char *vol_dir, bool replace, struct serr *err)
+{
+    if (volumes_verify(archive, err) < 0)
+        return -1;
+    char suffix[9];
+    random_hex(suffix, 8);
+    char *tmp = xasprintf("%s/_data.restore-%s", vol_dir, suffix);
+    char *data = xasprintf("%s/_data", vol_dir);
+    int rc = mkdir_p(tmp, 0755, err);
+    if (rc == 0)
+        rc = extract(archive, tmp, err);
+    if (rc == 0)
+        rc = put_in_place(tmp, data, replace, err);
+    if (rc < 0) {
+        struct serr ignored = {0};
+        rm_rf(tmp, &ignored);
+    }
+    free(data);
+    free(tmp);
+    return rc;
+}
+
+json_t *volumes_policy(const char *backup_dir, const char *name)
+{
+    char *path = xasprintf("%s/%s/policy.json", backup_dir, name);
+    json_t *p = json_load_file(path, 0, NULL);
+    free(path);
+    if (p && !json_is_object(p)) {
+        json_decref(p);
+        p = NULL;
+    }
+    return p;
+}
