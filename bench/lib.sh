@@ -22,7 +22,9 @@ die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 now() { echo "$EPOCHREALTIME"; }
 calc() { awk "BEGIN { printf \"%.3f\", $* }"; }   # calc '(1.5 - 0.2) * 1000'
 
-for c in unshare tini ip busybox "$DOCKER" dockerd; do
+NEEDED=(unshare tini ip busybox)
+[[ " ${SIDES:-docker} " == *" docker "* ]] && NEEDED+=("$DOCKER" dockerd)   # only when Docker is run
+for c in "${NEEDED[@]}"; do
     command -v "$c" >/dev/null || die "missing $c: run scripts/bench-deps.sh"
 done
 [ "$(id -u)" -eq 0 ] || die "must run as root (daemons, namespaces, cgroups)"
