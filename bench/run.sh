@@ -10,27 +10,45 @@ NET=${NET:-host}
 
 run_args() { case $1 in shoal) echo "--network $NET" ;; *) ;; esac; }
 
-measure() {
-    local side=$1 i t0 t1 out
-    out=$(cli "$side" run --rm $(run_args "$side") "$IMAGE" echo hi 2>&1)
-    [ "$out" = hi ] || { echo "$side: run printed: $out" >&2; return 1; }
-    t0=$(now)
-    for i in $(seq "$RUNS"); do
-        out=$(cli_to 0 "$side" run --rm $(run_args "$side") "$IMAGE" echo hi 2>&1)
-        [ "$out" = hi ] || { echo "$side: run $i printed: $out" >&2; return 1; }
-    done
-    t1=$(now)
-    echo "run_ms $(calc "($t1 - $t0) * 1000 / $RUNS")"
-    log "$side: $RUNS runs in $(calc "$t1 - $t0") s"
-    [ "$side" = shoal ] && measure_floor
-    return 0
+# One timed `run --rm` of the side; its output is checked.
+run_once() {
+    local side=$1 i=$2 out
+    out=$(cli_to 0 "$side" run --rm $(run_args "$side") "$IMAGE" echo hi 2>&1)
+    [ "$out" = hi ] || { echo "$side: run $i printed: $out" >&2; return 1; }
 }
 
-# The floor: shoal's own config.json (taken from a running container, its command made
-# `echo hi`, host network) over a plain copy of the rootfs, run by `crun run` the way shoal
-# calls crun, RUNS times. Printed as floor_ms by the shoal side.
-measure_floor() {
-    local b=$WORK/floor id i t0 t1 out src
+# One timed `crun run` of the floor bundle.
+floor_once() {
+    local i=$1 out
+    out=$(crun --cgroup-manager=disabled --root="$WORK/crun-root" run --bundle "$WORK/floor" "floor-$i" 2>&1)
+    [ "$out" = hi ] || { echo "floor: run $i printed: $out" >&2; return 1; }
+}
+
+# shoal's side alternates one floor run and one shoal run, so that both see the same load
+# (the machine may be shared); Docker's side runs alone.
+measure() {
+    local side=$1 i t0 t1 t2 tf=0 ts=0
+    run_once "$side" 0
+    [ "$side" = shoal ] && floor_bundle
+    for i in $(seq "$RUNS"); do
+        t0=$(now)
+        [ "$side" = shoal ] && floor_once "$i"
+        t1=$(now)
+        run_once "$side" "$i"
+        t2=$(now)
+        tf=$(calc "$tf + $t1 - $t0")
+        ts=$(calc "$ts + $t2 - $t1")
+    done
+    echo "run_ms $(calc "$ts * 1000 / $RUNS")"
+    [ "$side" = shoal ] && echo "floor_ms $(calc "$tf * 1000 / $RUNS")"
+    log "$side: $RUNS runs in $ts s"
+}
+
+# The floor's bundle in $WORK/floor: shoal's own config.json (taken from a running container,
+# its command made `echo hi`, host network) over a plain copy of the rootfs, run by `crun run`
+# the way shoal calls crun.
+floor_bundle() {
+    local b=$WORK/floor id src
     id=$(cli shoal run -d --network host "$IMAGE" sleep 60)
     src=$(grep -l '"sleep"' $(find "$SH/state" -path "*containers/*/config.json") | head -1)
     [ -n "$src" ] || { echo "floor: no config.json of a shoal container found" >&2; return 1; }
@@ -47,14 +65,7 @@ c["linux"]["namespaces"] = [n for n in ns if n["type"] != "network"]
 json.dump(c, open(sys.argv[2], "w"))
 PY
     cli shoal rm -f "$id" >/dev/null 2>&1 || true
-    local crun=(crun --cgroup-manager=disabled --root="$WORK/crun-root")
-    t0=$(now)
-    for i in $(seq "$RUNS"); do
-        out=$("${crun[@]}" run --bundle "$b" "floor-$i" 2>&1)
-        [ "$out" = hi ] || { echo "floor: run $i printed: $out" >&2; return 1; }
-    done
-    t1=$(now)
-    echo "floor_ms $(calc "($t1 - $t0) * 1000 / $RUNS")"
+    floor_once 0
 }
 
 both measure
