@@ -124,12 +124,12 @@ int cron_parse(const char *text, struct cron *out, struct serr *err)
 {
     memset(out, 0, sizeof(*out));
     if (text == NULL)
-        return serr_set(err, SERR_INVALID, "schedule: missing cron expression");
+        return serr_set(err, SERR_INVALID, "missing cron expression");
     if (text[0] == '@') {
         const char *expanded = expand_macro(text);
         if (expanded == NULL)
             return serr_set(err, SERR_INVALID,
-                            "schedule: unknown macro '%s' (@yearly, @monthly, @weekly, @daily, "
+                            "unknown macro '%s' (@yearly, @monthly, @weekly, @daily, "
                             "@hourly)",
                             text);
         text = expanded;
@@ -140,7 +140,7 @@ int cron_parse(const char *text, struct cron *out, struct serr *err)
                    words[3], words[4], extra);
     if (n != 5)
         return serr_set(err, SERR_INVALID,
-                        "schedule: '%s' must have 5 fields (minute hour day-of-month month "
+                        "'%s' must have 5 fields (minute hour day-of-month month "
                         "day-of-week)",
                         text);
     uint64_t bits[5];
