@@ -54,8 +54,8 @@ const char cli_service_create_usage[] =
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
     "      --limit-pids int               Limit the number of processes (cgroup pids.max)\n"
-    "      --mode string                  Service mode (replicated or global) (default "
-    "\"replicated\")\n"
+    "      --mode string                  Service mode (replicated, global or replicated-job)\n"
+    "                                     (default \"replicated\")\n"
     "      --mount mount                  Attach a filesystem mount to the service\n"
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
     "                                     (type=tmpfs,dst=DST[,tmpfs-size=64m][,tmpfs-mode=1777])\n"
@@ -77,6 +77,11 @@ const char cli_service_create_usage[] =
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
+    "      --schedule cron                Run a replicated job on this schedule (\"0 3 * * *\",\n"
+    "                                     @daily)\n"
+    "      --schedule-tz zone             Time zone of --schedule: UTC or local (default UTC)\n"
+    "      --schedule-overlap string      A fire while a run goes on: skip or queue (default\n"
+    "                                     \"skip\")\n"
     "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
     "                                     (default 0: no maximum)\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
@@ -550,6 +555,9 @@ enum {
     OPT_DNS_RM,
     OPT_PLACEMENT_PREF_ADD,
     OPT_PLACEMENT_PREF_RM,
+    OPT_SCHEDULE,
+    OPT_SCHEDULE_TZ,
+    OPT_SCHEDULE_OVERLAP,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -778,6 +786,9 @@ static const struct option create_options[] = {
     {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
     {"restart-max-attempts", required_argument, NULL, OPT_RESTART_MAX_ATTEMPTS},
     {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
+    {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
     {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
@@ -832,9 +843,11 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_REPLICAS:
         return set_uint(spec, "replicas", "--replicas", arg, MAX_REPLICAS, err);
     case OPT_MODE:
-        if (strcmp(arg, "replicated") != 0 && strcmp(arg, "global") != 0)
+        if (strcmp(arg, "replicated") != 0 && strcmp(arg, "global") != 0 &&
+            strcmp(arg, "replicated-job") != 0)
             return serr_set(err, SERR_INVALID,
-                            "invalid --mode \"%s\": must be replicated or global", arg);
+                            "invalid --mode \"%s\": must be replicated, global or replicated-job",
+                            arg);
         json_object_set_new(spec, "mode", json_string(arg));
         return 0;
     case 'e':
@@ -855,6 +868,18 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_RESTART_DELAY:
         return set_duration(spec, "restart_delay_ms", "--restart-delay", arg, err);
+    case OPT_SCHEDULE: /* checked by the managers: model/cron.h */
+        json_object_set_new(spec, "schedule", json_string(arg));
+        return 0;
+    case OPT_SCHEDULE_TZ:
+        json_object_set_new(spec, "schedule_tz", json_string(arg));
+        return 0;
+    case OPT_SCHEDULE_OVERLAP:
+        if (strcmp(arg, "skip") != 0 && strcmp(arg, "queue") != 0)
+            return serr_set(err, SERR_INVALID,
+                            "invalid --schedule-overlap \"%s\": must be skip or queue", arg);
+        json_object_set_new(spec, "schedule_overlap", json_string(arg));
+        return 0;
     case OPT_RESTART_MAX_ATTEMPTS:
         return set_uint(spec, "restart_max_attempts", "--restart-max-attempts", arg, 1000000,
                         err);

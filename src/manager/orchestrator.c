@@ -184,8 +184,9 @@ bool task_finished_for_good(json_t *svc, json_t *task)
     /* "shutdown" is a stop asked for (update, drain, scale): the slot goes on */
     if (!task_state_terminal(state) || strcmp(state, "shutdown") == 0)
         return false;
-    if (jint(task, "spec_version", 0) < jint(svc, "version", 0))
-        return false; /* a new task template runs the slot again */
+    bool scheduled = job_runs_service(svc) && jstr(json_object_get(svc, "spec"), "schedule");
+    if (jint(task, "spec_version", 0) < jint(svc, "version", 0) && !scheduled)
+        return false; /* a new task template runs the slot again (a scheduled job's next run) */
     if (jint(task, "run", 0) < jint(svc, "run", 0))
         return false; /* a new run of a replicated job runs it again */
     return !should_restart(json_object_get(svc, "spec"), task);

@@ -1,0 +1,53 @@
+"""Periodic jobs (issue 16): `service create --mode replicated-job --schedule CRON` on one daemon.
+Schedules have a minute's resolution: the every-minute job takes up to two minutes."""
+import json
+
+from conftest import pid_alive, wait_until
+
+
+def _ended_runs(d, name):
+    runs = d.service(name).get("runs", [])
+    return [r for r in runs if "ended_at" in r]
+
+
+def test_job_every_minute_runs_twice_with_exit_codes(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "tick", "--mode", "replicated-job", "--schedule",
+          "* * * * *", "--stop-grace-period", "1s", "busybox", "sh", "-c", "exit 7")
+    spec = d.service("tick")["spec"]
+    assert (spec["schedule_tz"], spec["schedule_overlap"], spec["restart_condition"]) == \
+        ("UTC", "skip", "none"), spec
+    runs = wait_until(lambda: len(_ended_runs(d, "tick")) >= 2 and _ended_runs(d, "tick"),
+                      timeout=130, msg=lambda: json.dumps(d.service("tick"), indent=1))
+    first, second = runs[0], runs[1]
+    assert (first["run"], second["run"]) == (1, 2), runs
+    assert second["scheduled_at"] - first["scheduled_at"] == 60000, runs
+    for r in (first, second):
+        assert r["scheduled_at"] % 60000 == 0 and r["started_at"] >= r["scheduled_at"], r
+        assert r["ended_at"] >= r["started_at"], r
+        assert (r["state"], r["exit_codes"]) == ("failed", [7]), r
+    done = [t for t in d.tasks("tick") if t.get("run") in (1, 2)]
+    assert sorted(t["run"] for t in done) == [1, 2], done
+    assert all(t["exit_code"] == 7 and t["desired_state"] == "shutdown" for t in done), done
+    rows = [line for line in d.cli("service", "ps", "tick").stdout.splitlines() if "tick.1" in line]
+    assert len(rows) >= 2 and all("Failed" in row for row in rows[:2]), rows
+    pids = [t["pid"] for t in d.tasks("tick") if t.get("pid")]
+    d.cli("service", "rm", "tick")
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20)
+
+
+def test_bad_schedule_is_refused_and_nothing_stored(daemon):
+    d = daemon
+    cases = [
+        (("--mode", "replicated-job", "--schedule", "61 * * * *"),
+         "minute field: 61 is out of range 0-59"),
+        (("--mode", "replicated-job", "--schedule", "0 3 * *"), "must have 5 fields"),
+        (("--mode", "replicated-job", "--schedule", "0 3 * * moon"), "day-of-week field"),
+        (("--mode", "replicated-job", "--schedule", "@daily", "--schedule-tz", "Mars/Base"),
+         "Mars/Base"),
+        (("--schedule", "@daily"), "replicated-job"),
+    ]
+    for args, message in cases:
+        r = d.cli("service", "create", "--name", "badjob", *args, "busybox", "true", check=False)
+        assert r.returncode != 0 and message in r.stderr, (args, r.stderr)
+        assert "badjob" not in d.cli("service", "ls").stdout
