@@ -29,6 +29,11 @@ def test_job_every_minute_runs_twice_with_exit_codes(daemon):
     done = [t for t in d.tasks("tick") if t.get("run") in (1, 2)]
     assert sorted(t["run"] for t in done) == [1, 2], done
     assert all(t["exit_code"] == 7 and t["desired_state"] == "shutdown" for t in done), done
+    out = d.cli("service", "runs", "tick").stdout.splitlines()
+    assert out[0].split()[:3] == ["RUN", "SCHEDULED", "STARTED"], out
+    assert [row.split()[0] for row in out[1:3]] == ["1", "2"], out
+    assert all(row.split()[-2:] == ["failed", "7"] for row in out[1:3]), out
+    assert d.cli_json("service", "runs", "tick")[:2] == runs[:2]
     ls = [line for line in d.cli("service", "ls").stdout.splitlines() if " tick " in line]
     assert "replicated-job" in ls[0] and "0/1 (0/1 completed, 1 failed)" in ls[0], ls
     rows = [line for line in d.cli("service", "ps", "tick").stdout.splitlines() if "tick.1" in line]
