@@ -120,6 +120,9 @@ const char cli_service_update_usage[] =
     "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
     "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
+    "      --schedule cron                A replicated job's schedule (as create)\n"
+    "      --schedule-tz zone             Time zone of --schedule: UTC or local\n"
+    "      --schedule-overlap string      A fire while a run goes on: skip or queue\n"
     "      --stop-signal string           Signal to stop the container\n"
     "      --secret-add secret            Add a secret (as --secret of create)\n"
     "      --secret-rm string             Remove a secret (its name)\n"
@@ -824,6 +827,20 @@ static const struct option create_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* --schedule, --schedule-tz, --schedule-overlap of create and update; the
+ * managers check the expression and the zone (model/cron.h). */
+static int schedule_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    if (opt == OPT_SCHEDULE_OVERLAP && strcmp(arg, "skip") != 0 && strcmp(arg, "queue") != 0)
+        return serr_set(err, SERR_INVALID,
+                        "invalid --schedule-overlap \"%s\": must be skip or queue", arg);
+    const char *field = opt == OPT_SCHEDULE      ? "schedule"
+                        : opt == OPT_SCHEDULE_TZ ? "schedule_tz"
+                                                 : "schedule_overlap";
+    json_object_set_new(spec, field, json_string(arg));
+    return 0;
+}
+
 static int create_option(json_t *spec, int opt, const char *arg, bool *detach, struct serr *err)
 {
     if (is_health_option(opt))
@@ -868,18 +885,10 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_RESTART_DELAY:
         return set_duration(spec, "restart_delay_ms", "--restart-delay", arg, err);
-    case OPT_SCHEDULE: /* checked by the managers: model/cron.h */
-        json_object_set_new(spec, "schedule", json_string(arg));
-        return 0;
+    case OPT_SCHEDULE:
     case OPT_SCHEDULE_TZ:
-        json_object_set_new(spec, "schedule_tz", json_string(arg));
-        return 0;
     case OPT_SCHEDULE_OVERLAP:
-        if (strcmp(arg, "skip") != 0 && strcmp(arg, "queue") != 0)
-            return serr_set(err, SERR_INVALID,
-                            "invalid --schedule-overlap \"%s\": must be skip or queue", arg);
-        json_object_set_new(spec, "schedule_overlap", json_string(arg));
-        return 0;
+        return schedule_option(spec, opt, arg, err);
     case OPT_RESTART_MAX_ATTEMPTS:
         return set_uint(spec, "restart_max_attempts", "--restart-max-attempts", arg, 1000000,
                         err);
@@ -1008,6 +1017,9 @@ static const struct option update_options[] = {
     {"env-rm", required_argument, NULL, OPT_ENV_RM},
     {"args", required_argument, NULL, OPT_ARGS},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
+    {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
     {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
@@ -1184,6 +1196,10 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return 0;
     case OPT_REPLICAS:
         return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_SCHEDULE:
+    case OPT_SCHEDULE_TZ:
+    case OPT_SCHEDULE_OVERLAP:
+        return schedule_option(patch, opt, arg, err);
     case OPT_UPDATE_PARALLELISM:
         return set_uint(cli_json_member(patch, "update_config"), "parallelism",
                         "--update-parallelism", arg, MAX_REPLICAS, err);

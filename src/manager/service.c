@@ -683,7 +683,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "healthcheck", "publish_add", "publish_rm",
                                          "secrets_add", "secrets_rm", "configs_add",
                                          "configs_rm",  "limits",     "constraints_add",
-                                         "constraints_rm", "force",  NULL};
+                                         "constraints_rm", "force",  "schedule",
+                                         "schedule_tz", "schedule_overlap", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -742,6 +743,11 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     if (patch_constraints_limits_force(s, patch, err) < 0 ||
         service_container_patch(s, patch, err) < 0)
         goto err_after_copy;
+    static const char *const schedule_fields[] = {"schedule", "schedule_tz", "schedule_overlap"};
+    for (size_t k = 0; k < sizeof(schedule_fields) / sizeof(schedule_fields[0]); k++) {
+        if ((v = json_object_get(patch, schedule_fields[k])))
+            json_object_set(s, schedule_fields[k], v); /* checked by the normalize below */
+    }
     json_t *out = service_spec_normalize(st, s, err);
     json_decref(s);
     return out;

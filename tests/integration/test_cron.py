@@ -58,3 +58,18 @@ def test_bad_schedule_is_refused_and_nothing_stored(daemon):
         r = d.cli("service", "create", "--name", "badjob", *args, "busybox", "true", check=False)
         assert r.returncode != 0 and message in r.stderr, (args, r.stderr)
         assert "badjob" not in d.cli("service", "ls").stdout
+
+
+def test_schedule_update_checked_as_create(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "yearly", "--mode", "replicated-job", "--schedule",
+          "@yearly", "busybox", "true")
+    assert d.service("yearly")["replicas_desired"] == 0 and not d.tasks("yearly")
+    r = d.cli("service", "update", "--schedule", "0 25 * * *", "yearly", check=False)
+    assert r.returncode != 0 and "hour field: 25 is out of range 0-23" in r.stderr, r.stderr
+    assert d.service("yearly")["spec"]["schedule"] == "@yearly"
+    d.cli("service", "update", "--schedule", "30 4 * * mon-fri", "--schedule-overlap", "queue",
+          "yearly")
+    spec = d.service("yearly")["spec"]
+    assert (spec["schedule"], spec["schedule_overlap"]) == ("30 4 * * mon-fri", "queue"), spec
+    d.cli("service", "rm", "yearly")
