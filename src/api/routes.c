@@ -429,11 +429,13 @@ static void delete_node(struct shoal *sh, struct http_req *req, char **args)
 
 /* ---- services ---- */
 
-/* A replicated job's run wants its replicas; before its first run, none. */
+/* A replicated job's run wants its replicas; a scheduled one before its first
+ * run, none (`service create` need not wait for it). */
 static json_int_t desired_replicas(struct shoal *sh, json_t *svc)
 {
     json_t *spec = json_object_get(svc, "spec");
-    if (job_runs_service(svc) && json_integer_value(json_object_get(svc, "run")) == 0)
+    if (job_runs_service(svc) && json_object_get(spec, "schedule") &&
+        json_integer_value(json_object_get(svc, "run")) == 0)
         return 0;
     const char *mode = json_string_value(json_object_get(spec, "mode"));
     if (mode == NULL || strcmp(mode, "global") != 0)

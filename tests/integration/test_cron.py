@@ -73,3 +73,15 @@ def test_schedule_update_checked_as_create(daemon):
     spec = d.service("yearly")["spec"]
     assert (spec["schedule"], spec["schedule_overlap"]) == ("30 4 * * mon-fri", "queue"), spec
     d.cli("service", "rm", "yearly")
+
+
+def test_job_without_schedule_runs_once_and_create_waits_for_it(daemon):
+    d = daemon
+    r = d.cli("service", "create", "--name", "once", "--mode", "replicated-job", "--replicas", "2",
+              "busybox", "sh", "-c", "exit 0")
+    assert "converged" in r.stdout, r.stdout + r.stderr
+    ts = d.tasks("once")
+    assert len(ts) == 2 and all(t["state"] == "complete" and t["run"] == 1 for t in ts), ts
+    runs = wait_until(lambda: _ended_runs(d, "once"))
+    assert [(r["run"], r["state"], r["exit_codes"]) for r in runs] == [(1, "complete", [0, 0])]
+    d.cli("service", "rm", "once")
