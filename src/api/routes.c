@@ -22,6 +22,7 @@
 #include "daemon/swarm.h"
 #include "manager/ca.h"
 #include "manager/dispatcher.h"
+#include "manager/job_runs.h"
 #include "manager/orchestrator.h"
 #include "manager/scheduler.h"
 #include "manager/netmodel.h"
@@ -429,8 +430,14 @@ static void delete_node(struct shoal *sh, struct http_req *req, char **args)
 
 /* ---- services ---- */
 
-static json_int_t desired_replicas(struct shoal *sh, json_t *spec)
+/* A replicated job's run wants its replicas; a scheduled one before its first
+ * run, none (`service create` need not wait for it). */
+static json_int_t desired_replicas(struct shoal *sh, json_t *svc)
 {
+    json_t *spec = json_object_get(svc, "spec");
+    if (job_runs_service(svc) && json_object_get(spec, "schedule") &&
+        json_integer_value(json_object_get(svc, "run")) == 0)
+        return 0;
     const char *mode = json_string_value(json_object_get(spec, "mode"));
     if (mode == NULL || strcmp(mode, "global") != 0)
         return json_integer_value(json_object_get(spec, "replicas"));
@@ -467,7 +474,7 @@ json_t *service_view(struct shoal *sh, json_t *svc)
     service_count_tasks(svc, tasks, &counts);
     json_object_set_new(v, "replicas_running", json_integer(counts.running));
     json_object_set_new(v, "replicas_desired",
-                        json_integer(desired_replicas(sh, json_object_get(svc, "spec"))));
+                        json_integer(desired_replicas(sh, svc)));
     json_object_set_new(v, "replicas_completed", json_integer(counts.completed));
     json_object_set_new(v, "replicas_failed", json_integer(counts.failed));
     if (counts.pending_reason)

@@ -44,6 +44,8 @@ int cli_swarm(struct cli *cli, int argc, char **argv);
 int cli_node(struct cli *cli, int argc, char **argv);
 int cli_image(struct cli *cli, int argc, char **argv);
 int cli_service(struct cli *cli, int argc, char **argv);
+/* `shoal service runs SERVICE` (cli_service_runs.c). */
+int cli_service_runs(struct cli *cli, int argc, char **argv);
 int cli_network(struct cli *cli, int argc, char **argv);
 int cli_secret(struct cli *cli, int argc, char **argv);
 int cli_config(struct cli *cli, int argc, char **argv);

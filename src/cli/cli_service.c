@@ -540,6 +540,7 @@ static const struct cli_cmd service_cmds[] = {
     {"rollback", NULL, service_rollback, "Revert changes to a service's configuration"},
     {"ps", NULL, service_ps, "List the tasks of a service"},
     {"rm", "remove", service_rm, "Remove one or more services"},
+    {"runs", NULL, cli_service_runs, "List the runs of a replicated job"},
     {"scale", NULL, service_scale, "Scale one or multiple replicated services"},
     {"update", NULL, service_update, "Update a service"},
     {NULL, NULL, NULL, NULL},

@@ -54,8 +54,8 @@ const char cli_service_create_usage[] =
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
     "      --limit-pids int               Limit the number of processes (cgroup pids.max)\n"
-    "      --mode string                  Service mode (replicated or global) (default "
-    "\"replicated\")\n"
+    "      --mode string                  Service mode (replicated, global or replicated-job)\n"
+    "                                     (default \"replicated\")\n"
     "      --mount mount                  Attach a filesystem mount to the service\n"
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
     "                                     (type=tmpfs,dst=DST[,tmpfs-size=64m][,tmpfs-mode=1777])\n"
@@ -77,6 +77,11 @@ const char cli_service_create_usage[] =
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
+    "      --schedule cron                Run a replicated job on this schedule (\"0 3 * * *\",\n"
+    "                                     @daily)\n"
+    "      --schedule-tz zone             Time zone of --schedule: UTC or local (default UTC)\n"
+    "      --schedule-overlap string      A fire while a run goes on: skip or queue (default\n"
+    "                                     \"skip\")\n"
     "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
     "                                     (default 0: no maximum)\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
@@ -115,6 +120,9 @@ const char cli_service_update_usage[] =
     "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
     "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
+    "      --schedule cron                A replicated job's schedule (as create)\n"
+    "      --schedule-tz zone             Time zone of --schedule: UTC or local\n"
+    "      --schedule-overlap string      A fire while a run goes on: skip or queue\n"
     "      --stop-signal string           Signal to stop the container\n"
     "      --secret-add secret            Add a secret (as --secret of create)\n"
     "      --secret-rm string             Remove a secret (its name)\n"
@@ -550,6 +558,9 @@ enum {
     OPT_DNS_RM,
     OPT_PLACEMENT_PREF_ADD,
     OPT_PLACEMENT_PREF_RM,
+    OPT_SCHEDULE,
+    OPT_SCHEDULE_TZ,
+    OPT_SCHEDULE_OVERLAP,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -778,6 +789,9 @@ static const struct option create_options[] = {
     {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
     {"restart-max-attempts", required_argument, NULL, OPT_RESTART_MAX_ATTEMPTS},
     {"restart-window", required_argument, NULL, OPT_RESTART_WINDOW},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
+    {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
     {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
@@ -813,6 +827,20 @@ static const struct option create_options[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* --schedule, --schedule-tz, --schedule-overlap of create and update; the
+ * managers check the expression and the zone (model/cron.h). */
+static int schedule_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    if (opt == OPT_SCHEDULE_OVERLAP && strcmp(arg, "skip") != 0 && strcmp(arg, "queue") != 0)
+        return serr_set(err, SERR_INVALID,
+                        "invalid --schedule-overlap \"%s\": must be skip or queue", arg);
+    const char *field = opt == OPT_SCHEDULE      ? "schedule"
+                        : opt == OPT_SCHEDULE_TZ ? "schedule_tz"
+                                                 : "schedule_overlap";
+    json_object_set_new(spec, field, json_string(arg));
+    return 0;
+}
+
 static int create_option(json_t *spec, int opt, const char *arg, bool *detach, struct serr *err)
 {
     if (is_health_option(opt))
@@ -832,9 +860,11 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     case OPT_REPLICAS:
         return set_uint(spec, "replicas", "--replicas", arg, MAX_REPLICAS, err);
     case OPT_MODE:
-        if (strcmp(arg, "replicated") != 0 && strcmp(arg, "global") != 0)
+        if (strcmp(arg, "replicated") != 0 && strcmp(arg, "global") != 0 &&
+            strcmp(arg, "replicated-job") != 0)
             return serr_set(err, SERR_INVALID,
-                            "invalid --mode \"%s\": must be replicated or global", arg);
+                            "invalid --mode \"%s\": must be replicated, global or replicated-job",
+                            arg);
         json_object_set_new(spec, "mode", json_string(arg));
         return 0;
     case 'e':
@@ -855,6 +885,10 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_RESTART_DELAY:
         return set_duration(spec, "restart_delay_ms", "--restart-delay", arg, err);
+    case OPT_SCHEDULE:
+    case OPT_SCHEDULE_TZ:
+    case OPT_SCHEDULE_OVERLAP:
+        return schedule_option(spec, opt, arg, err);
     case OPT_RESTART_MAX_ATTEMPTS:
         return set_uint(spec, "restart_max_attempts", "--restart-max-attempts", arg, 1000000,
                         err);
@@ -983,6 +1017,9 @@ static const struct option update_options[] = {
     {"env-rm", required_argument, NULL, OPT_ENV_RM},
     {"args", required_argument, NULL, OPT_ARGS},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
+    {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
     {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
     {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
     {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
@@ -1159,6 +1196,10 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return 0;
     case OPT_REPLICAS:
         return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_SCHEDULE:
+    case OPT_SCHEDULE_TZ:
+    case OPT_SCHEDULE_OVERLAP:
+        return schedule_option(patch, opt, arg, err);
     case OPT_UPDATE_PARALLELISM:
         return set_uint(cli_json_member(patch, "update_config"), "parallelism",
                         "--update-parallelism", arg, MAX_REPLICAS, err);

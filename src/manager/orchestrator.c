@@ -7,6 +7,7 @@
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "manager/job_runs.h"
 #include "manager/jobs.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
@@ -97,7 +98,8 @@ static void expand_hostname(json_t *svc, json_t *task)
  * the window since the first counted restart has passed. */
 static void count_restart(struct pass *p, json_t *svc, json_t *previous, json_t *task)
 {
-    if (previous == NULL || jint(previous, "spec_version", 0) != jint(svc, "version", 0))
+    if (previous == NULL || jint(previous, "spec_version", 0) != jint(svc, "version", 0) ||
+        jint(previous, "run", 0) != jint(svc, "run", 0))
         return;
     json_int_t attempts = jint(previous, "restart_attempts", 0);
     json_int_t since = jint(previous, "restart_window_start", p->now);
@@ -135,6 +137,8 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
                   "name", name, "spec_version", json_object_get(svc, "version"), "desired_state",
                   "running", "state", "pending", "state_at", (json_int_t)p->now, "message",
                   "created", "error", "", "created_at", (json_int_t)p->now);
+    if (jint(svc, "run", 0) > 0) /* a replicated job's run (manager/job_runs.h) */
+        json_object_set(task, "run", json_object_get(svc, "run"));
     count_restart(p, svc, previous, task);
     struct serr err = {0};
     json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);
@@ -180,8 +184,11 @@ bool task_finished_for_good(json_t *svc, json_t *task)
     /* "shutdown" is a stop asked for (update, drain, scale): the slot goes on */
     if (!task_state_terminal(state) || strcmp(state, "shutdown") == 0)
         return false;
-    if (jint(task, "spec_version", 0) < jint(svc, "version", 0))
-        return false; /* a new task template runs the slot again */
+    bool scheduled = job_runs_service(svc) && jstr(json_object_get(svc, "spec"), "schedule");
+    if (jint(task, "spec_version", 0) < jint(svc, "version", 0) && !scheduled)
+        return false; /* a new task template runs the slot again (a scheduled job's next run) */
+    if (jint(task, "run", 0) < jint(svc, "run", 0))
+        return false; /* a new run of a replicated job runs it again */
     return !should_restart(json_object_get(svc, "spec"), task);
 }
 
@@ -216,7 +223,9 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
         if (last && task_finished_for_good(svc, last))
             return; /* done: its restart policy does not run it again */
         /* the restart delay slows crash loops; a stop or a lost node is no crash */
-        if (last && !jstr_is(last, "state", "shutdown") && !jstr_is(last, "state", "orphaned")) {
+        bool new_run = last && jint(last, "run", 0) < jint(svc, "run", 0);
+        if (last && !new_run && !jstr_is(last, "state", "shutdown") &&
+            !jstr_is(last, "state", "orphaned")) {
             int64_t due = jint(last, "state_at", 0) + jint(spec, "restart_delay_ms", 0);
             if (due > p->now) {
                 wake_at(p, due);
@@ -410,6 +419,8 @@ static json_t *wanted_slots(struct pass *p, json_t *svc)
         return slots;
     }
     json_int_t replicas = jint(spec, "replicas", 0);
+    if (job_runs_service(svc) && jint(svc, "run", 0) == 0)
+        replicas = 0; /* a scheduled job before its first run */
     for (json_int_t r = 1; r <= replicas; r++)
         json_array_append_new(slots, json_integer(r));
     return slots;
@@ -469,6 +480,16 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
     json_decref(dead);
 }
 
+/* A replicated job: starts its runs, records their ends (manager/job_runs.h). */
+static void follow_job_runs(struct pass *p, json_t *svc, json_t *tasks)
+{
+    json_t *fields = job_runs_pass(svc, tasks, p->now, &p->wake_at);
+    if (json_object_size(fields) > 0)
+        service_merge(p, svc, fields);
+    else
+        json_decref(fields);
+}
+
 static void reconcile_service(struct pass *p, json_t *svc)
 {
     json_t *tasks = json_array();
@@ -479,6 +500,8 @@ static void reconcile_service(struct pass *p, json_t *svc)
         if (jstr_is(t, "service_id", jstr(svc, "id")))
             json_array_append(tasks, t);
     }
+    if (job_runs_service(svc))
+        follow_job_runs(p, svc, tasks);
     json_t *slots = wanted_slots(p, svc);
     json_array_foreach(tasks, i, t)
     {

@@ -11,6 +11,7 @@
 #include "manager/scheduler.h"
 #include "manager/secret.h"
 #include "manager/service_container.h"
+#include "model/cron.h"
 #include "model/imageref.h"
 #include "store/store.h"
 
@@ -373,7 +374,8 @@ static const char *const known_fields[] = {
     "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
     "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
     "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
-    "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", NULL};
+    "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", "schedule",
+    "schedule_tz", "schedule_overlap", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -390,9 +392,35 @@ static int check_fields(json_t *spec, struct serr *err)
     return 0;
 }
 
+/* --schedule, --schedule-tz, --schedule-overlap: a replicated job's only. */
+static int check_schedule(json_t *s, struct serr *err)
+{
+    static const char *const overlaps[] = {"skip", "queue", NULL};
+    json_t *sched = json_object_get(s, "schedule");
+    if (sched == NULL) {
+        if (json_object_get(s, "schedule_tz") || json_object_get(s, "schedule_overlap"))
+            return serr_set(err, SERR_INVALID, "schedule_tz and schedule_overlap need a schedule");
+        return 0;
+    }
+    if (!jstr_is(s, "mode", "replicated-job"))
+        return serr_set(err, SERR_INVALID, "schedule can only be used with replicated-job mode");
+    struct cron c;
+    if (!json_is_string(sched))
+        return serr_set(err, SERR_INVALID, "schedule: expected a cron expression");
+    if (cron_parse(json_string_value(sched), &c, err) < 0)
+        return serr_wrap(err, "invalid schedule '%s'", json_string_value(sched));
+    json_t *tz_name = json_object_get(s, "schedule_tz");
+    enum cron_tz tz;
+    if (tz_name && !json_is_string(tz_name))
+        return serr_set(err, SERR_INVALID, "schedule_tz: expected a string");
+    if (tz_name && cron_tz_parse(json_string_value(tz_name), &tz, err) < 0)
+        return -1;
+    return check_one_of(s, "schedule_overlap", overlaps, err);
+}
+
 static int validate(json_t *s, struct serr *err)
 {
-    static const char *const modes[] = {"replicated", "global", NULL};
+    static const char *const modes[] = {"replicated", "global", "replicated-job", NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
     const char *name = jstr(s, "name");
     if (check_fields(s, err) < 0)
@@ -454,7 +482,7 @@ static int validate(json_t *s, struct serr *err)
                         "max_replicas_per_node can only be used with replicated mode");
     if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
         return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
-    return 0;
+    return check_schedule(s, err);
 }
 
 static void set_default(json_t *s, const char *key, json_t *value)
@@ -503,8 +531,14 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     if (image_normalize_ref(jstr(s, "image"), norm, sizeof(norm), NULL) == 0)
         json_object_set_new(s, "image", json_string(norm));
     set_default(s, "mode", json_string("replicated"));
-    if (strcmp(jstr(s, "mode"), "replicated") == 0)
+    if (strcmp(jstr(s, "mode"), "global") != 0)
         set_default(s, "replicas", json_integer(1));
+    if (strcmp(jstr(s, "mode"), "replicated-job") == 0) /* a job runs once per run */
+        set_default(s, "restart_condition", json_string("none"));
+    if (json_object_get(s, "schedule")) {
+        set_default(s, "schedule_tz", json_string("UTC"));
+        set_default(s, "schedule_overlap", json_string("skip"));
+    }
     set_default(s, "env", json_array());
     set_default(s, "mounts", json_array());
     set_default(s, "constraints", json_array());
@@ -649,7 +683,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "healthcheck", "publish_add", "publish_rm",
                                          "secrets_add", "secrets_rm", "configs_add",
                                          "configs_rm",  "limits",     "constraints_add",
-                                         "constraints_rm", "force",  NULL};
+                                         "constraints_rm", "force",  "schedule",
+                                         "schedule_tz", "schedule_overlap", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -708,6 +743,11 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     if (patch_constraints_limits_force(s, patch, err) < 0 ||
         service_container_patch(s, patch, err) < 0)
         goto err_after_copy;
+    static const char *const schedule_fields[] = {"schedule", "schedule_tz", "schedule_overlap"};
+    for (size_t k = 0; k < sizeof(schedule_fields) / sizeof(schedule_fields[0]); k++) {
+        if ((v = json_object_get(patch, schedule_fields[k])))
+            json_object_set(s, schedule_fields[k], v); /* checked by the normalize below */
+    }
     json_t *out = service_spec_normalize(st, s, err);
     json_decref(s);
     return out;

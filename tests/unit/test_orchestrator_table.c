@@ -37,6 +37,11 @@ struct orch_case {
     "{'id':'h5', 'slot':1, 'desired_state':'shutdown', 'state':'failed', 'created_at':5,"         \
     " 'state_at':1000}"
 
+/* A replicated job every minute, in UTC, with this overlap policy. */
+#define JOB_SPEC(overlap)                                                                         \
+    "{'mode':'replicated-job', 'replicas':1, 'restart_condition':'none', 'schedule':'* * * * *',"   \
+    " 'schedule_tz':'UTC', 'schedule_overlap':'" overlap "'}"
+
 static const struct orch_case cases[] = {
     {"new_service_gets_its_replicas_spread",
      "[{'id':'n1'}, {'id':'n2'}]",
@@ -136,6 +141,43 @@ static const struct orch_case cases[] = {
      "[" DEAD_TASKS "]",
      {{2000, NULL, "del h1; del h2; del h3; del h4", 61000}},
      "{'task_history_limit':0}"},
+    /* replicated jobs (manager/job_runs.h); times from the epoch: a minute is 60000 */
+    {"scheduled_job_fires_at_its_time_not_before_and_wakes_for_the_next",
+     "[{'id':'n1'}]",
+     "[{'id':'job', 'created_at':0, 'spec':" JOB_SPEC("skip") "}]",
+     "[]",
+     {{1000, NULL, "", 60000},
+      {59999, NULL, "", 60000},
+      {60000, NULL, "merge service job run=1; put job.1; merge job.1 state=assigned node=n1", 120000},
+      {61000, "job.1=complete", "merge service job ended=complete; merge job.1 desired=shutdown",
+       120000},
+      {120000, NULL, "merge service job run=2; put job.1; merge job.1 state=assigned node=n1",
+       180000}}, NULL},
+    {"scheduled_job_overlap_skip_skips_the_fire_during_a_run",
+     "[{'id':'n1'}]",
+     "[{'id':'job', 'created_at':0, 'spec':" JOB_SPEC("skip") "}]",
+     "[]",
+     {{60000, NULL, "merge service job run=1; put job.1; merge job.1 state=assigned node=n1", 120000},
+      {120000, "job.1=running", "merge service job skipped=1", 180000},
+      {130000, "job.1=complete", "merge service job ended=complete; merge job.1 desired=shutdown",
+       180000},
+      {180000, NULL, "merge service job run=2; put job.1; merge job.1 state=assigned node=n1",
+       240000}}, NULL},
+    {"scheduled_job_overlap_queue_runs_when_the_run_ends",
+     "[{'id':'n1'}]",
+     "[{'id':'job', 'created_at':0, 'spec':" JOB_SPEC("queue") "}]",
+     "[]",
+     {{60000, NULL, "merge service job run=1; put job.1; merge job.1 state=assigned node=n1", 120000},
+      {150000, "job.1=running", "", 0},
+      {170000, "job.1=failed", "merge service job run=2; merge job.1 desired=shutdown", 180000},
+      {170001, NULL, "put job.1; merge job.1 state=assigned node=n1", 180000}}, NULL},
+    {"job_without_schedule_runs_once",
+     "[{'id':'n1'}]",
+     "[{'id':'once', 'spec':{'mode':'replicated-job', 'replicas':1, 'restart_condition':'none'}}]",
+     "[]",
+     {{1000, NULL, "merge service once run=1; put once.1; merge once.1 state=assigned node=n1", 0},
+      {2000, "once.1=complete", "merge service once ended=complete; merge once.1 desired=shutdown", 0},
+      {3000, NULL, "", 0}}, NULL},
 };
 
 /* ---- building the store ---- */
@@ -235,6 +277,25 @@ static void append(char *buf, size_t size, const char *fmt, const char *a, const
     snprintf(buf + len, size - len, fmt, a, b);
 }
 
+/* A replicated job's fields: " run=N" (a run starts), " skipped=N" (a fire
+ * skipped), " ended=STATE" (the last run in "runs" is over). */
+static void describe_job_run(json_t *fields, char *buf, size_t size)
+{
+    char n[32];
+    static const char *const counters[][2] = {{"run", "run"}, {"runs_skipped", "skipped"}};
+    for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
+        json_t *v = json_object_get(fields, counters[k][0]);
+        if (!json_is_integer(v))
+            continue;
+        snprintf(n, sizeof(n), "%lld", (long long)json_integer_value(v));
+        append(buf, size, " %s=%s", counters[k][1], n);
+    }
+    json_t *runs = json_object_get(fields, "runs");
+    json_t *last = json_array_get(runs, json_array_size(runs) - 1);
+    if (json_object_get(last, "ended_at"))
+        append(buf, size, " %s=%s", "ended", json_string_value(json_object_get(last, "state")));
+}
+
 /* Task ids are random: ops name tasks by their name, from the store or
  * from a put earlier in the same pass. */
 static const char *task_name(json_t *names, const char *id)
@@ -259,6 +320,7 @@ static void describe_op(json_t *op, json_t *names, char *buf, size_t size)
             json_object_get(json_object_get(op, "fields"), "update_state"));
         if (us)
             append(buf, size, " %s=%s", "update_state", us);
+        describe_job_run(json_object_get(op, "fields"), buf, size);
         return;
     }
     if (obj) {

@@ -1,0 +1,87 @@
+"""Periodic jobs (issue 16): `service create --mode replicated-job --schedule CRON` on one daemon.
+Schedules have a minute's resolution: the every-minute job takes up to two minutes."""
+import json
+
+from conftest import pid_alive, wait_until
+
+
+def _ended_runs(d, name):
+    runs = d.service(name).get("runs", [])
+    return [r for r in runs if "ended_at" in r]
+
+
+def test_job_every_minute_runs_twice_with_exit_codes(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "tick", "--mode", "replicated-job", "--schedule",
+          "* * * * *", "--stop-grace-period", "1s", "busybox", "sh", "-c", "exit 7")
+    spec = d.service("tick")["spec"]
+    assert (spec["schedule_tz"], spec["schedule_overlap"], spec["restart_condition"]) == \
+        ("UTC", "skip", "none"), spec
+    runs = wait_until(lambda: len(_ended_runs(d, "tick")) >= 2 and _ended_runs(d, "tick"),
+                      timeout=130, msg=lambda: json.dumps(d.service("tick"), indent=1))
+    first, second = runs[0], runs[1]
+    assert (first["run"], second["run"]) == (1, 2), runs
+    assert second["scheduled_at"] - first["scheduled_at"] == 60000, runs
+    for r in (first, second):
+        assert r["scheduled_at"] % 60000 == 0 and r["started_at"] >= r["scheduled_at"], r
+        assert r["ended_at"] >= r["started_at"], r
+        assert (r["state"], r["exit_codes"]) == ("failed", [7]), r
+    done = [t for t in d.tasks("tick") if t.get("run") in (1, 2)]
+    assert sorted(t["run"] for t in done) == [1, 2], done
+    assert all(t["exit_code"] == 7 and t["desired_state"] == "shutdown" for t in done), done
+    out = d.cli("service", "runs", "tick").stdout.splitlines()
+    assert out[0].split()[:3] == ["RUN", "SCHEDULED", "STARTED"], out
+    assert [row.split()[0] for row in out[1:3]] == ["1", "2"], out
+    assert all(row.split()[-2:] == ["failed", "7"] for row in out[1:3]), out
+    assert d.cli_json("service", "runs", "tick")[:2] == runs[:2]
+    ls = [line for line in d.cli("service", "ls").stdout.splitlines() if " tick " in line]
+    assert "replicated-job" in ls[0] and "0/1 (0/1 completed, 1 failed)" in ls[0], ls
+    rows = [line for line in d.cli("service", "ps", "tick").stdout.splitlines() if "tick.1" in line]
+    assert len(rows) >= 2 and all("Failed" in row for row in rows[:2]), rows
+    pids = [t["pid"] for t in d.tasks("tick") if t.get("pid")]
+    d.cli("service", "rm", "tick")
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=20)
+
+
+def test_bad_schedule_is_refused_and_nothing_stored(daemon):
+    d = daemon
+    cases = [
+        (("--mode", "replicated-job", "--schedule", "61 * * * *"),
+         "minute field: 61 is out of range 0-59"),
+        (("--mode", "replicated-job", "--schedule", "0 3 * *"), "must have 5 fields"),
+        (("--mode", "replicated-job", "--schedule", "0 3 * * moon"), "day-of-week field"),
+        (("--mode", "replicated-job", "--schedule", "@daily", "--schedule-tz", "Mars/Base"),
+         "Mars/Base"),
+        (("--schedule", "@daily"), "replicated-job"),
+    ]
+    for args, message in cases:
+        r = d.cli("service", "create", "--name", "badjob", *args, "busybox", "true", check=False)
+        assert r.returncode != 0 and message in r.stderr, (args, r.stderr)
+        assert "badjob" not in d.cli("service", "ls").stdout
+
+
+def test_schedule_update_checked_as_create(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "yearly", "--mode", "replicated-job", "--schedule",
+          "@yearly", "busybox", "true")
+    assert d.service("yearly")["replicas_desired"] == 0 and not d.tasks("yearly")
+    r = d.cli("service", "update", "--schedule", "0 25 * * *", "yearly", check=False)
+    assert r.returncode != 0 and "hour field: 25 is out of range 0-23" in r.stderr, r.stderr
+    assert d.service("yearly")["spec"]["schedule"] == "@yearly"
+    d.cli("service", "update", "--schedule", "30 4 * * mon-fri", "--schedule-overlap", "queue",
+          "yearly")
+    spec = d.service("yearly")["spec"]
+    assert (spec["schedule"], spec["schedule_overlap"]) == ("30 4 * * mon-fri", "queue"), spec
+    d.cli("service", "rm", "yearly")
+
+
+def test_job_without_schedule_runs_once_and_create_waits_for_it(daemon):
+    d = daemon
+    r = d.cli("service", "create", "--name", "once", "--mode", "replicated-job", "--replicas", "2",
+              "busybox", "sh", "-c", "exit 0")
+    assert "converged" in r.stdout, r.stdout + r.stderr
+    ts = d.tasks("once")
+    assert len(ts) == 2 and all(t["state"] == "complete" and t["run"] == 1 for t in ts), ts
+    runs = wait_until(lambda: _ended_runs(d, "once"))
+    assert [(r["run"], r["state"], r["exit_codes"]) for r in runs] == [(1, "complete", [0, 0])]
+    d.cli("service", "rm", "once")
