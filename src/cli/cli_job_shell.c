@@ -3,6 +3,7 @@
  * container names the exit code; the CLI execs a shell into the job's task
  * (cli_exec_run), then writes the shell's code there, so the job ends
  * Terminated with it. A CLI killed meanwhile leaves the job to its walltime. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +42,20 @@ static int get_job(struct cli *cli, const char *id, json_t **job, struct serr *e
     return rc;
 }
 
-/* Until the job is Running (*job: it then); <0 with err when it ended first. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Until the job is Running (*job: it then); <0 with err when it ended first
+ * or Ctrl-C was pressed (the job is then deleted, as oarsub -I does). */
 static int wait_running(struct cli *cli, const char *id, json_t **job, struct serr *err)
 {
     bool said = false;
-    for (;;) {
+    while (!interrupted) {
         if (get_job(cli, id, job, err) < 0)
             return -1;
         const char *state = cli_str(*job, "state");
@@ -63,6 +73,10 @@ static int wait_running(struct cli *cli, const char *id, json_t **job, struct se
         said = true;
         usleep(POLL_US);
     }
+    char *path = cli_path("/v1/jobs/%s", id);
+    cli_call(cli, "DELETE", path, NULL, NULL, err);
+    free(path);
+    return serr_set(err, SERR_INVALID, "interrupted: job %s deleted", id);
 }
 
 /* A shell in the job's task: a terminal when stdin is one. */
@@ -112,13 +126,19 @@ static int interactive(struct cli *cli, json_t *body, bool oar)
         json_object_set_new(body, "name", json_string("interactive"));
     json_t *out, *job;
     struct serr err;
-    if (cli_call(cli, "POST", "/v1/jobs", body, &out, &err) < 0)
+    int rc = cli_call(cli, "POST", "/v1/jobs", body, &out, &err);
+    if (rc < 0)
         return cli_fail(&err);
     char id[64];
     snprintf(id, sizeof(id), "%s", json_string_value(json_array_get(json_object_get(out, "ids"), 0)));
     json_decref(out);
     fprintf(stderr, oar ? "OAR_JOB_ID=%s\n" : "Job %s submitted\n", id);
-    if (wait_running(cli, id, &job, &err) < 0)
+    void (*old_int)(int) = signal(SIGINT, on_interrupt);
+    void (*old_term)(int) = signal(SIGTERM, on_interrupt);
+    rc = wait_running(cli, id, &job, &err);
+    signal(SIGINT, old_int);
+    signal(SIGTERM, old_term);
+    if (rc < 0)
         return cli_fail(&err);
     int code = open_shell(cli, job);
     code = end_job(cli, job, code);

@@ -190,6 +190,15 @@ def test_two_node_job_and_its_node_file(cluster1x1):
     assert sorted(a["hostname"] for a in j["assigned"]) == hosts
     task = [t for t in lead.api("GET", "/v1/tasks").json() if t["id"] == j["task_id"]][0]
     assert task["node_id"] == j["assigned"][0]["node_id"]  # runs on its first node
+    # an interactive two-node job: the shell on its first node, the node file listing both
+    r = lead.cli("job", "sub", "-I", "-l", "/nodes=2/core=1,walltime=00:10:00", check=False,
+                 input="echo nodes: $(sort -u $SHOAL_NODEFILE)\nexit 4\n")
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "nodes: %s" % " ".join(hosts) in r.stdout, r.stdout
+    ij = max(lead.api("GET", "/v1/jobs").json(), key=lambda x: int(x["id"]))
+    assert ij["state"] == "Terminated" and ij["exit_code"] == 4, ij
+    task = [t for t in lead.api("GET", "/v1/tasks").json() if t["id"] == ij["task_id"]][0]
+    assert task["node_id"] == ij["assigned"][0]["node_id"]
     # more nodes than the cluster has: refused at submission
     r = lead.cli("job", "sub", "-l", "nodes=3", "true", check=False)
     assert r.returncode == 1 and "impossible request: 3 nodes wanted, the cluster has 2" in r.stderr
@@ -664,6 +673,19 @@ def test_interactive_job_through_a_terminal(jd):
     j = wait_state(d, j["id"], "Terminated", "Error")
     assert j["state"] == "Terminated" and j["exit_code"] == 3, j
     assert j["name"] == "interactive"
+
+
+def test_interactive_job_interrupted_while_waiting_is_deleted(jd):
+    d = jd
+    cores = d.api("GET", "/v1/nodes").json()[0]["resources"]["cpus"]
+    big = sub(d, "-l", "core=%d,walltime=0:5:0" % cores, "sleep 1000")
+    wait_state(d, big, "Running")
+    env = dict(os.environ, SHOAL_HOST="unix://" + d.sock)
+    code, out = pty_run([SHOAL_BIN, "job", "sub", "-I", "-l", "core=1,walltime=0:5:0"], env,
+                        [(None, "Waiting for job"), ("\x03", "deleted")])
+    assert code == 1 and "interrupted" in out, out
+    j = last_job(d)
+    assert j["id"] != big and wait_state(d, j["id"], "Terminated", "Error")["state"] == "Error"
 
 
 def test_interactive_job_without_a_terminal(jd, tmp_path):
