@@ -203,6 +203,8 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
         rc = serr_set(err, SERR_INVALID, "-I and -C open a shell: they take no COMMAND");
     if (rc == 0 && shell && scan)
         rc = serr_set(err, SERR_INVALID, "-S reads a script: not with -I or -C");
+    if (rc == 0 && shell && json_object_get(b, "array"))
+        rc = serr_set(err, SERR_INVALID, "-I and -C open one shell: not with --array");
     if (rc == 0 && !shell && argc - optind < 1)
         rc = serr_set(err, SERR_INVALID, "requires a COMMAND");
     if (rc == 0 && json_array_size(types))

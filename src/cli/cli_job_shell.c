@@ -130,7 +130,7 @@ static int interactive(struct cli *cli, json_t *body, bool oar)
     if (rc < 0)
         return cli_fail(&err);
     char id[64];
-    snprintf(id, sizeof(id), "%s", json_string_value(json_array_get(json_object_get(out, "ids"), 0)));
+    snprintf(id, sizeof(id), "%s", cli_str(out, "id"));
     json_decref(out);
     fprintf(stderr, oar ? "OAR_JOB_ID=%s\n" : "Job %s submitted\n", id);
     void (*old_int)(int) = signal(SIGINT, on_interrupt);

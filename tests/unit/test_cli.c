@@ -489,6 +489,8 @@ TEST(cli_job_sub_flags)
     CHECK(JOB_SUB(&err, &b, "oarsub", "-I", "true") < 0);
     CHECK(strstr(err.msg, "they take no COMMAND") != NULL);
     CHECK(JOB_SUB(&err, &b, "oarsub", "-I", "-S") < 0);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-I", "--array", "2") < 0);
+    CHECK(strstr(err.msg, "not with --array") != NULL);
     CHECK(JOB_SUB(&err, &b, "oarsub", "-I", "-l", "core=2") == 0);
     CHECK(cli_job_wants_shell(b) && json_object_get(b, "command") == NULL);
     CHECK_STR(cli_str(b, "resources"), "core=2");
