@@ -68,6 +68,13 @@ extern const char cli_alert_add_usage[];
  * /v1/jobs body (new reference, with "user" from $USER); 1 when help was
  * asked, <0 with err on bad input. -S reads the script's #OAR lines. */
 int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err);
+/* Whether a built submission asks for a shell: -I ("interactive": true) or
+ * -C ID ("connect": ID), which cli_job_shell takes out of it. */
+bool cli_job_wants_shell(json_t *body);
+/* The job's shell: submits `body` as an interactive job, waits for it to run,
+ * opens a shell in it, ends it with the shell's exit code; or, with "connect",
+ * a shell in that running job. `oar` prints OAR_JOB_ID=ID as oarsub does. */
+int cli_job_shell(struct cli *cli, json_t *body, bool oar);
 /* The user jobs are submitted as: $USER, else the account's name (what the
  * client claims, as OAR's owner). */
 const char *cli_job_user(void);
@@ -84,6 +91,11 @@ int cli_rm(struct cli *cli, int argc, char **argv);
 /* `shoal logs SERVICE|TASK` (cli_service.c). */
 int cli_logs(struct cli *cli, int argc, char **argv);
 int cli_exec(struct cli *cli, int argc, char **argv);
+/* Runs req's {cmd, env...} in the container or task `target` as `shoal exec`
+ * does (stdin sent with `interactive`, a raw local terminal with `tty`);
+ * returns the command's exit code, or the CLI's failure code (said). Adds
+ * interactive/tty/rows/cols to req; the caller still owns it. */
+int cli_exec_run(struct cli *cli, const char *target, json_t *req, bool interactive, bool tty);
 int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv);
 struct cli_flags;
 /* Services as `service ls` prints them (cli_service.c). */

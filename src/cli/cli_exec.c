@@ -160,6 +160,7 @@ struct session {
     char id[128];
     pthread_t thread;
     bool started;
+    volatile sig_atomic_t stop; /* the command ended: the thread returns */
 };
 
 static volatile sig_atomic_t window_changed;
@@ -235,7 +236,7 @@ static void *session_main(void *arg)
     struct http_client *c = NULL;
     bool reading = s->interactive;
     char buf[4096];
-    for (;;) {
+    while (!s->stop) {
         if (s->tty && window_changed)
             send_size(s, &c);
         struct pollfd p = {.fd = 0, .events = POLLIN};
@@ -254,6 +255,8 @@ static void *session_main(void *arg)
         if (session_post(s, &c, "input", "", buf, (size_t)got) < 0)
             reading = false; /* the command ended or takes no input */
     }
+    if (c)
+        http_client_close(c);
     return NULL;
 }
 
@@ -264,20 +267,19 @@ static void session_start(struct session *s, const char *id, size_t len)
     memcpy(s->id, id, len);
     s->id[len] = '\0';
     s->started = pthread_create(&s->thread, NULL, session_main, s) == 0;
-    if (s->started)
-        pthread_detach(s->thread);
 }
 
-int cli_exec(struct cli *cli, int argc, char **argv)
+static void session_end(struct session *s)
 {
-    json_t *req = json_object();
-    bool interactive = false, tty = false;
-    struct serr err;
-    int rc = parse_exec(argc, argv, req, &interactive, &tty, &err);
-    if (rc != 0) {
-        json_decref(req);
-        return rc == 1 ? cli_help(exec_usage) : cli_usage_error("exec", "%s", err.msg);
-    }
+    if (!s->started)
+        return;
+    s->stop = 1;
+    pthread_join(s->thread, NULL);
+    s->started = false;
+}
+
+int cli_exec_run(struct cli *cli, const char *target, json_t *req, bool interactive, bool tty)
+{
     struct session s = {.host = cli->host, .tls_dir = cli->tls_dir, .interactive = interactive,
                         .tty = tty};
     struct frames f = {.session = interactive || tty ? &s : NULL};
@@ -293,12 +295,15 @@ int cli_exec(struct cli *cli, int argc, char **argv)
         if (interactive)
             terminal_raw();
     }
-    char *path = xasprintf("/v1/containers/%s/exec", argv[optind]);
-    rc = cli_stream(cli, "POST", path, req, on_frames, &f, &err);
+    struct serr err;
+    char *path = xasprintf("/v1/containers/%s/exec", target);
+    int rc = cli_stream(cli, "POST", path, req, on_frames, &f, &err);
     free(path);
-    json_decref(req);
+    session_end(&s);
     fflush(stdout);
     terminal_restore();
+    if (tty)
+        signal(SIGWINCH, SIG_DFL);
     if (rc < 0)
         return cli_fail(&err);
     if (!f.have_code) {
@@ -306,4 +311,19 @@ int cli_exec(struct cli *cli, int argc, char **argv)
         return EXEC_EXIT_NO_CODE;
     }
     return f.code;
+}
+
+int cli_exec(struct cli *cli, int argc, char **argv)
+{
+    json_t *req = json_object();
+    bool interactive = false, tty = false;
+    struct serr err;
+    int rc = parse_exec(argc, argv, req, &interactive, &tty, &err);
+    if (rc != 0) {
+        json_decref(req);
+        return rc == 1 ? cli_help(exec_usage) : cli_usage_error("exec", "%s", err.msg);
+    }
+    rc = cli_exec_run(cli, argv[optind], req, interactive, tty);
+    json_decref(req);
+    return rc;
 }

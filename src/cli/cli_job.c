@@ -31,6 +31,8 @@ static const char sub_usage[] =
     "                          OAR_ARRAY_INDEX 1..N); prints every id\n"
     "  -S, --scanscript        Read #OAR -l/-n/-q/-t lines from the script (COMMAND's first\n"
     "                          word); the command line's options win\n"
+    "  -I, --interactive       No COMMAND: a shell in the job once it runs (a terminal when\n"
+    "                          stdin is one); the job ends when the shell exits, with its code\n"
     "      --image string      Image to run in (default: the cluster's first image by name)\n";
 
 static const struct option sub_opts[] = {{"resource", required_argument, NULL, 'l'},
@@ -44,6 +46,7 @@ static const struct option sub_opts[] = {{"resource", required_argument, NULL, '
                                          {"array", required_argument, NULL, 'A'},
                                          {"reservation", required_argument, NULL, 'r'},
                                          {"interactive", no_argument, NULL, 'I'},
+                                         {"connect", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
 
@@ -76,7 +79,11 @@ static int sub_option(json_t *b, json_t *types, int opt, const char *arg, struct
         return 0;
     }
     case 'I':
-        return serr_set(err, SERR_INVALID, "interactive jobs (-I) are not supported yet");
+        json_object_set_new(b, "interactive", json_true());
+        return 0;
+    case 'C':
+        json_object_set_new(b, "connect", json_string(arg));
+        return 0;
     default:
         return serr_set(err, SERR_INVALID, "unknown option");
     }
@@ -181,7 +188,7 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
     optind = 0;
     int opt, rc = 0;
     bool scan = false;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SIa:r:", sub_opts, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SIC:a:r:", sub_opts, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
@@ -191,12 +198,19 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
         else
             rc = sub_option(b, types, opt, optarg, err);
     }
-    if (rc == 0 && argc - optind < 1)
+    bool shell = cli_job_wants_shell(b);
+    if (rc == 0 && shell && argc - optind > 0)
+        rc = serr_set(err, SERR_INVALID, "-I and -C open a shell: they take no COMMAND");
+    if (rc == 0 && shell && scan)
+        rc = serr_set(err, SERR_INVALID, "-S reads a script: not with -I or -C");
+    if (rc == 0 && shell && json_object_get(b, "array"))
+        rc = serr_set(err, SERR_INVALID, "-I and -C open one shell: not with --array");
+    if (rc == 0 && !shell && argc - optind < 1)
         rc = serr_set(err, SERR_INVALID, "requires a COMMAND");
     if (rc == 0 && json_array_size(types))
         json_object_set(b, "types", types);
     json_decref(types);
-    if (rc == 0) {
+    if (rc == 0 && !shell) {
         char *cmd = join_words(argc - optind, argv + optind);
         json_object_set_new(b, "command", json_string(cmd));
         free(cmd);
@@ -225,6 +239,8 @@ static int job_sub(struct cli *cli, int argc, char **argv)
         return cli_help(sub_usage);
     if (rc < 0)
         return cli_usage_error("job sub", "%s", err.msg);
+    if (cli_job_wants_shell(body))
+        return cli_job_shell(cli, body, false);
     rc = cli_call(cli, "POST", "/v1/jobs", body, &out, &err);
     json_decref(body);
     if (rc < 0)
@@ -234,6 +250,21 @@ static int job_sub(struct cli *cli, int argc, char **argv)
     json_array_foreach(json_object_get(out, "ids"), i, id) printf("%s\n", json_string_value(id));
     json_decref(out);
     return CLI_EXIT_OK;
+}
+
+static const char connect_usage[] = "Usage:  shoal job connect JOB\n\n"
+                                    "Open a shell in a running job (as oarsub -C); the job goes on\n"
+                                    "when the shell exits\n";
+
+static int job_connect(struct cli *cli, int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags("job connect", connect_usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs("job connect", argc - fl.first_arg, 1, 1)) >= 0)
+        return rc;
+    return cli_job_shell(cli, json_pack("{s:s}", "connect", argv[fl.first_arg]), false);
 }
 
 static const char ls_usage[] =
@@ -427,6 +458,7 @@ static const struct cli_cmd job_cmds[] = {
     {"hold", NULL, job_hold, "Hold waiting jobs"},
     {"resume", NULL, job_resume, "Resume held jobs"},
     {"logs", NULL, job_logs, "Print a job's output"},
+    {"connect", NULL, job_connect, "Open a shell in a running job"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -60,6 +60,8 @@ static const char oarsub_usage[] =
     "  -r, --reservation T   Start at \"YYYY-MM-DD hh:mm:ss\" (advance reservation)\n"
     "      --array N         N jobs sharing an array id (OAR_ARRAY_INDEX 1..N)\n"
     "  -S, --scanscript      Read #OAR lines from the script\n"
+    "  -I, --interactive     A shell in the job (no COMMAND); the job ends with it\n"
+    "  -C, --connect JOB     A shell in the running job JOB\n"
     "      --image IMAGE     Image to run in\n";
 
 static int oarsub(struct cli *cli, int argc, char **argv)
@@ -71,6 +73,8 @@ static int oarsub(struct cli *cli, int argc, char **argv)
         return cli_help(oarsub_usage);
     if (rc < 0)
         return oar_usage_error("oarsub", "%s", err.msg);
+    if (cli_job_wants_shell(body))
+        return cli_job_shell(cli, body, true);
     bool array = json_object_get(body, "array") != NULL;
     bool reservation = json_object_get(body, "reservation") != NULL;
     rc = cli_call(cli, "POST", "/v1/jobs", body, &out, &err);

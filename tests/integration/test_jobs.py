@@ -190,6 +190,15 @@ def test_two_node_job_and_its_node_file(cluster1x1):
     assert sorted(a["hostname"] for a in j["assigned"]) == hosts
     task = [t for t in lead.api("GET", "/v1/tasks").json() if t["id"] == j["task_id"]][0]
     assert task["node_id"] == j["assigned"][0]["node_id"]  # runs on its first node
+    # an interactive two-node job: the shell on its first node, the node file listing both
+    r = lead.cli("job", "sub", "-I", "-l", "/nodes=2/core=1,walltime=00:10:00", check=False,
+                 input="echo nodes: $(sort -u $SHOAL_NODEFILE)\nexit 4\n")
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "nodes: %s" % " ".join(hosts) in r.stdout, r.stdout
+    ij = max(lead.api("GET", "/v1/jobs").json(), key=lambda x: int(x["id"]))
+    assert ij["state"] == "Terminated" and ij["exit_code"] == 4, ij
+    task = [t for t in lead.api("GET", "/v1/tasks").json() if t["id"] == ij["task_id"]][0]
+    assert task["node_id"] == ij["assigned"][0]["node_id"]
     # more nodes than the cluster has: refused at submission
     r = lead.cli("job", "sub", "-l", "nodes=3", "true", check=False)
     assert r.returncode == 1 and "impossible request: 3 nodes wanted, the cluster has 2" in r.stderr
@@ -333,7 +342,8 @@ def test_oar_commands_bad_input(jd, tmp_path):
     for args, code, msg in [
         (("-l", "walltime=0", "true"), 1, "walltime must be above zero"),
         (("-l", "nodes=9", "true"), 1, "impossible request"),
-        (("-I",), 2, "interactive jobs (-I) are not supported yet"),
+        (("-I", "true"), 2, "-I and -C open a shell: they take no COMMAND"),
+        (("-C", "424242"), 1, "not found"),
         ((), 2, "requires a COMMAND"),
         (("-S", str(tmp_path / "nosuch.sh")), 2, "cannot read the script"),
         (("--bogus", "true"), 2, "unknown flag: --bogus"),
@@ -588,3 +598,126 @@ def test_job_history_bounded(fresh_daemon):
     with open(d.config_path, "w") as f:
         json.dump(cfg, f)
     d.start()
+
+
+# ---- interactive jobs: job sub -I / oarsub -I, job connect / oarsub -C ----
+
+def pty_run(argv, env, steps, timeout=60):
+    """Runs argv on a new terminal; for each (text, wanted) types text and
+    reads until wanted shows. Returns (exit code, everything read)."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, env)
+    seen = b""
+
+    def read_until(wanted):
+        nonlocal seen
+        deadline = time.time() + timeout
+        while wanted.encode() not in seen:
+            assert time.time() < deadline, (wanted, seen)
+            if select.select([fd], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert wanted.encode() in seen, (wanted, seen)
+    try:
+        for text, wanted in steps:
+            if text is not None:
+                os.write(fd, text.encode())
+            read_until(wanted)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    pass
+        raise AssertionError("the CLI did not exit: %r" % seen)
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        os.close(fd)
+
+
+def oar_piped(d, tmp_path, stdin, cmd, *args):
+    """An OAR command (through its link) with `stdin` piped in."""
+    link = tmp_path / cmd
+    if not link.exists():
+        link.symlink_to(SHOAL_BIN)
+    return subprocess.run([str(link)] + list(args), input=stdin + "\n", capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, SHOAL_HOST="unix://" + d.sock))
+
+
+def last_job(d):
+    return max(d.api("GET", "/v1/jobs").json(), key=lambda j: int(j["id"]))
+
+
+def test_interactive_job_through_a_terminal(jd):
+    d = jd
+    env = dict(os.environ, SHOAL_HOST="unix://" + d.sock, SHELL="/nonexistent/shell")
+    code, out = pty_run(
+        [SHOAL_BIN, "job", "sub", "-I", "-l", "core=1,walltime=0:5:0"], env,
+        [(None, "Connect to job"), (None, "# "), ("echo $((6*7))\r", "42"),
+         ("echo id=$SHOAL_JOB_ID.\r", "id="), ("exit 3\r", "exit 3")])
+    j = last_job(d)
+    assert "id=%s." % j["id"] in out, out
+    assert code == 3, out
+    j = wait_state(d, j["id"], "Terminated", "Error")
+    assert j["state"] == "Terminated" and j["exit_code"] == 3, j
+    assert j["name"] == "interactive"
+
+
+def test_interactive_job_interrupted_while_waiting_is_deleted(jd):
+    d = jd
+    cores = d.api("GET", "/v1/nodes").json()[0]["resources"]["cpus"]
+    big = sub(d, "-l", "core=%d,walltime=0:5:0" % cores, "sleep 1000")
+    wait_state(d, big, "Running")
+    env = dict(os.environ, SHOAL_HOST="unix://" + d.sock)
+    code, out = pty_run([SHOAL_BIN, "job", "sub", "-I", "-l", "core=1,walltime=0:5:0"], env,
+                        [(None, "Waiting for job"), ("\x03", "deleted")])
+    assert code == 1 and "interrupted" in out, out
+    j = last_job(d)
+    assert j["id"] != big and wait_state(d, j["id"], "Terminated", "Error")["state"] == "Error"
+
+
+def test_interactive_job_without_a_terminal(jd, tmp_path):
+    d = jd
+    r = d.cli("job", "sub", "-I", "-l", "core=1,walltime=0:5:0",
+              input="echo hi-$((6*7))\necho id=$SHOAL_JOB_ID.\nexit 0\n")
+    j = last_job(d)
+    assert "hi-42" in r.stdout and "id=%s." % j["id"] in r.stdout, r.stdout
+    j = wait_state(d, j["id"], "Terminated", "Error")
+    assert j["state"] == "Terminated" and j["exit_code"] == 0, j
+    # oarsub -I: the same, its id said as OAR_JOB_ID=
+    r = oar_piped(d, tmp_path, "echo oar-$OAR_JOB_ID", "oarsub", "-I", "-l", "core=1")
+    j = last_job(d)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "OAR_JOB_ID=%s" % j["id"] in r.stderr and "oar-%s" % j["id"] in r.stdout, r
+    assert wait_state(d, j["id"], "Terminated", "Error")["state"] == "Terminated"
+
+
+def test_connect_to_a_running_job(jd, tmp_path):
+    d = jd
+    jid = sub(d, "-l", "core=1,walltime=0:5:0", "sleep 1000")
+    wait_state(d, jid, "Running")
+    r = d.cli("job", "connect", jid, input="hostname\necho in-$SHOAL_JOB_ID\n")
+    assert "in-%s" % jid in r.stdout and r.stdout.strip().splitlines()[0], r.stdout
+    assert job(d, jid)["state"] == "Running"  # the job goes on
+    r = oar_piped(d, tmp_path, "echo oarc-$OAR_JOB_ID; exit 5", "oarsub", "-C", jid)
+    assert r.returncode == 5 and "oarc-%s" % jid in r.stdout, (r.stdout, r.stderr)
+    assert job(d, jid)["state"] == "Running"
+    # an unknown job, a finished one: said, non-zero
+    r = d.cli("job", "connect", "424242", check=False)
+    assert r.returncode == 1 and "not found" in r.stderr, r.stderr
+    d.cli("job", "rm", jid)
+    wait_state(d, jid, "Terminated", "Error")
+    r = d.cli("job", "connect", jid, check=False)
+    assert r.returncode == 1 and "is not running" in r.stderr, r.stderr
