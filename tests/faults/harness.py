@@ -95,8 +95,11 @@ class Writer(threading.Thread):
                 scaled += 1
             else:
                 name = "w%d-%d" % (self.seed, self.n)
+                # host network: no virtual IP, so a long run is not stopped by the bridge
+                # network's 254 (each create would then fail for that reason alone)
                 res = self._cli(d, "service", "create", "-d", "--replicas", "0", "--stop-grace-period",
-                                "1s", "--name", name, "busybox", "sleep", "100000")
+                                "1s", "--network", "host", "--name", name, "busybox", "sleep",
+                                "100000")
                 self._record("create", name, d, res)
                 if res.returncode == 0:
                     created.append(name)
