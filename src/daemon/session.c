@@ -23,6 +23,7 @@ struct session {
     json_t *tasks;    /* NULL until the first answer */
     json_t *images;
     json_t *managers;
+    json_t *remembered; /* the managers' list swarm.json holds, NULL until first written */
     json_t *nodes;    /* [{"id","addr","subnet"}]: task networking */
     char overlay[16]; /* the cluster's overlay mode, "" until an answer has one */
     json_t *mesh;     /* networks and services' endpoints (manager/netmodel.h) */
@@ -165,11 +166,15 @@ char *session_secret(struct session *s, const char *id, struct serr *err)
 /* A new list of managers outlives a restart (swarm.json). */
 static void remember_managers(struct session *s, json_t *managers)
 {
-    if (json_equal(s->managers, managers))
-        return;
+    if (s->remembered && json_equal(s->remembered, managers))
+        return; /* (not s->managers: it also holds what the node learnt itself) */
     struct serr err = {0};
-    if (swarm_remember_managers(s->sh, managers, &err) < 0)
+    if (swarm_remember_managers(s->sh, managers, &err) < 0) {
         log_warn("keeping the managers' addresses: %s", err.msg);
+        return;
+    }
+    json_decref(s->remembered);
+    s->remembered = json_deep_copy(managers);
 }
 
 static void apply_answer(struct session *s, json_t *answer)
@@ -226,6 +231,7 @@ static void session_free(struct session *s)
     json_decref(s->tasks);
     json_decref(s->images);
     json_decref(s->managers);
+    json_decref(s->remembered);
     json_decref(s->nodes);
     json_decref(s->mesh);
     json_decref(s->secret_data);
