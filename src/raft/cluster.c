@@ -34,6 +34,19 @@ struct cluster {
     struct store_result last_result; /* set by the FSM, taken by the apply callback */
     uv_timer_t flush_timer;          /* defers flushing out of the caller's stack */
 
+    /* The entry in flight when leadership was lost: a new leader may still
+     * commit it. Its proposals wait until this server applies the entry at
+     * that index (ours when the bytes match) or the wait times out. */
+    struct {
+        struct proposal *proposals;
+        uint64_t index;
+        char *text; /* the entry as proposed */
+        size_t len;
+    } lost;
+    uv_timer_t lost_timer;
+    char *flight_text; /* the entry in flight, kept to recognize it later */
+    size_t flight_len;
+
     bool stopping;
     void (*stop_done)(void *arg);
     void *stop_arg;
@@ -54,14 +67,79 @@ static void fail_proposals(struct proposal *p, const char *msg)
     }
 }
 
+/* Answers the proposals of an applied entry, one store result per group. */
+static void answer_applied(struct proposal *p, const struct store_result *res)
+{
+    for (int i = 0; p; i++) {
+        struct proposal *next = p->next;
+        struct serr err = {0};
+        int rc = 0;
+        if (i < res->ngroups && res->status[i] != 0)
+            rc = serr_set(&err, (enum serr_kind)(-res->status[i] - 1), "%s", res->msg[i]);
+        if (p->cb)
+            p->cb(p->arg, rc, &err);
+        json_decref(p->group);
+        free(p);
+        p = next;
+    }
+}
+
+#define LOST_UNKNOWN                                                                          \
+    "leadership was lost while the write was being committed; the write may have been "      \
+    "applied: check before retrying"
+
+/* Ends the wait on an entry proposed before leadership was lost: `applied`
+ * 1 = it was committed (res holds its results), 0 = another entry took its
+ * place, -1 = unknown. */
+static void lost_finish(struct cluster *c, int applied, const struct store_result *res)
+{
+    struct proposal *p = c->lost.proposals;
+    if (p == NULL)
+        return;
+    c->lost.proposals = NULL;
+    free(c->lost.text);
+    c->lost.text = NULL;
+    uv_timer_stop(&c->lost_timer);
+    if (applied == 1)
+        answer_applied(p, res);
+    else if (applied == 0)
+        fail_proposals(p, "not committed: leadership was lost (nothing was applied)");
+    else
+        fail_proposals(p, LOST_UNKNOWN);
+}
+
+static void lost_timer_cb(uv_timer_t *t)
+{
+    lost_finish(t->data, -1, NULL);
+}
+
+/* Called before each entry applied by the FSM, `index` being its index. */
+static void lost_check(struct cluster *c, uint64_t index, const struct raft_buffer *buf)
+{
+    if (c->lost.proposals == NULL || index < c->lost.index)
+        return;
+    if (index > c->lost.index) {
+        lost_finish(c, -1, NULL);
+        return;
+    }
+    bool ours = buf->len == c->lost.len && memcmp(buf->base, c->lost.text, buf->len) == 0;
+    if (!ours)
+        lost_finish(c, 0, NULL);
+    /* ours: answered after the store applied it (fsm_apply) */
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct cluster *c = fsm->data;
     struct serr err;
     store_result_free(&c->last_result);
     *result = NULL;
+    /* raft moves last_applied past an entry after this callback */
+    lost_check(c, raft_last_applied(&c->raft) + 1, buf);
     if (store_apply(c->store, buf->base, buf->len, &c->last_result, &err) < 0)
         log_error("raft entry not applied: %s", err.msg);
+    if (c->lost.proposals)
+        lost_finish(c, 1, &c->last_result);
     if (c->on_change)
         c->on_change(c->change_arg);
     return 0;
@@ -101,6 +179,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_CORRUPT;
     }
     raft_free(buf->base);
+    lost_finish(c, -1, NULL); /* a snapshot says nothing about one entry */
     if (c->on_change)
         c->on_change(c->change_arg);
     return 0;
@@ -113,36 +192,47 @@ static void flush_timer_cb(uv_timer_t *t)
     flush(t->data);
 }
 
+/* Proposals of the entry in flight when leadership was lost wait to learn
+ * whether a new leader committed it (10 s at most, then "unknown"). */
+static void lost_wait(struct cluster *c, struct proposal *p, uint64_t index)
+{
+    lost_finish(c, -1, NULL); /* one wait at a time: an older one ends unknown */
+    c->lost.proposals = p;
+    c->lost.index = index;
+    c->lost.text = c->flight_text;
+    c->lost.len = c->flight_len;
+    c->flight_text = NULL;
+    uv_timer_start(&c->lost_timer, lost_timer_cb, 10000, 0);
+}
+
 /* One request per entry: raft may still hold a request while it runs its
  * callback (it walks its queue of requests when leadership is lost), so a
  * request is never handed to raft again; it is freed by its callback. */
 static void apply_done(struct raft_apply *req, int status, void *result)
 {
+    (void)result;
     struct cluster *c = req->data;
-    if (status == 0 && req->index > c->applied)
-        c->applied = req->index; /* the answers below name it as applied */
+    uint64_t index = req->index;
+    if (status == 0 && index > c->applied)
+        c->applied = index; /* the answers below name it as applied */
     free(req);
     struct proposal *p = c->in_flight;
     c->in_flight = NULL;
     struct store_result res = c->last_result;
     memset(&c->last_result, 0, sizeof(c->last_result));
-    int i = 0;
-    while (p) {
-        struct proposal *next = p->next;
-        struct serr err = {0};
-        int rc = 0;
-        if (status != 0) {
-            rc = serr_set(&err, SERR_UNAVAILABLE, "not committed: %s", raft_strerror(status));
-        } else if (i < res.ngroups && res.status[i] != 0) {
-            rc = serr_set(&err, (enum serr_kind)(-res.status[i] - 1), "%s", res.msg[i]);
-        }
-        if (p->cb)
-            p->cb(p->arg, rc, &err);
-        json_decref(p->group);
-        free(p);
-        p = next;
-        i++;
+    if (status == 0)
+        answer_applied(p, &res);
+    else if (status == RAFT_LEADERSHIPLOST && index > 0 && !c->stopping)
+        lost_wait(c, p, index);
+    else if (status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN)
+        fail_proposals(p, LOST_UNKNOWN);
+    else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "not committed: %s", raft_strerror(status));
+        fail_proposals(p, msg);
     }
+    free(c->flight_text);
+    c->flight_text = NULL;
     store_result_free(&res);
     /* The next batch goes on the next loop turn, never from within raft's
      * callback (re-entering raft_apply from there crashed the leader). */
@@ -175,6 +265,10 @@ static void flush(struct cluster *c)
     memcpy(buf.base, text, len);
     memset((char *)buf.base + len, ' ', padded - len);
     free(text);
+    free(c->flight_text);
+    c->flight_text = xmalloc(padded);
+    memcpy(c->flight_text, buf.base, padded);
+    c->flight_len = padded;
     c->in_flight = c->queue_head;
     c->queue_head = c->queue_tail = NULL;
     struct raft_apply *req = xcalloc(1, sizeof(*req));
@@ -297,6 +391,8 @@ int cluster_start(uv_loop_t *loop, struct store *store, const struct cluster_con
     }
     uv_timer_init(loop, &c->flush_timer);
     c->flush_timer.data = c;
+    uv_timer_init(loop, &c->lost_timer);
+    c->lost_timer.data = c;
     *out = c;
     return 0;
 
@@ -324,6 +420,7 @@ static void handle_closed(uv_handle_t *h)
     if (c->own_transport)
         raft_uv_tcp_close(&c->transport);
     store_result_free(&c->last_result);
+    free(c->flight_text);
     void (*done)(void *) = c->stop_done;
     void *arg = c->stop_arg;
     free(c->addr);
@@ -335,7 +432,10 @@ static void handle_closed(uv_handle_t *h)
 static void raft_closed(struct raft *r)
 {
     struct cluster *c = r->data;
+    lost_finish(c, -1, NULL);
+    c->closing_handles = 2;
     uv_close((uv_handle_t *)&c->flush_timer, handle_closed);
+    uv_close((uv_handle_t *)&c->lost_timer, handle_closed);
 }
 
 void cluster_stop(struct cluster *c, void (*done)(void *arg), void *arg)
@@ -346,7 +446,6 @@ void cluster_stop(struct cluster *c, void (*done)(void *arg), void *arg)
     struct proposal *p = c->queue_head;
     c->queue_head = c->queue_tail = NULL;
     fail_proposals(p, "the daemon is stopping");
-    c->closing_handles = 1;
     c->raft.data = c;
     raft_close(&c->raft, raft_closed);
 }

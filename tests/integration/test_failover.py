@@ -174,6 +174,43 @@ def test_writes_while_the_leader_dies(cluster3):
     assert not [r for r in results if "not found" in r[3]], results
 
 
+def test_a_write_in_flight_when_leadership_is_lost_gets_its_real_outcome(cluster3):
+    """The leader loses its quorum (both peers paused) while a create is being
+    committed; the peers come back and one of them leads. The entry may or may
+    not have reached them: the client is told which, not "lost leadership"
+    while the service was in fact stored (a fault run found that)."""
+    c = cluster3
+    leader = wait_until(lambda: c.find_leader(c.nodes), timeout=30)
+    peers = [d for d in c.nodes if d is not leader]
+    pids = [d.daemon_pid() for d in peers]
+    result = {}
+
+    def create():
+        result["r"] = _create(leader, "inflight")
+
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    t = threading.Thread(target=create)
+    try:
+        t.start()
+        wait_until(lambda: leader.api("GET", "/v1/info").json()["swarm"]["is_leader"] is False, timeout=30)
+        time.sleep(0.5)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    t.join(timeout=60)
+    outcome, err = result["r"]
+    new_leader = wait_until(lambda: c.find_leader(c.nodes), timeout=30)
+    wait_until(lambda: managers_back(c, new_leader), timeout=30)
+    # the orchestrator writes after an election: any entry of the old term is settled by then
+    new_leader.cli("service", "create", "--replicas", "0", "--name", "after", "busybox", "sleep", "1")
+    stored = {s["name"] for s in new_leader.cli_json("service", "ls")}
+    assert outcome != "unknown", err  # the cluster was back within the daemon's wait
+    assert ("inflight" in stored) == (outcome == "ok"), (outcome, err, stored)
+    if outcome == "failed":
+        assert "nothing was applied" in err, err
+
+
 def test_a_restarted_worker_finds_managers_promoted_after_it_joined(rootfs_tar):
     """A worker joined through node-1 when it was the only manager; node-2 and
     node-3 are promoted later. With the worker stopped, node-1 dies: restarted,
