@@ -58,6 +58,12 @@ async function poll(fn, timeoutMs, what) {
   }
 }
 
+// A live view redraws itself: an element can be replaced between finding it
+// and measuring it (boundingBox() is then null); measure the one in place.
+function boxOf(locator) {
+  return poll(() => locator.boundingBox(), 5000, "a box for " + locator);
+}
+
 async function openDashboard(token) {
   const page = await browser.newPage();
   page.on("pageerror", (e) => console.error("page error:", e));
@@ -212,15 +218,15 @@ test("the Gantt tab draws past, running and planned jobs, a now line, and detail
     await planned.waitFor({ timeout: LIVE_MS });
     const nowLine = page.locator("#gantt .gantt-now");
     assert.equal(await nowLine.count(), 1);
-    const nowX = (await nowLine.boundingBox()).x;
-    const bigBox = await page.locator(`#gantt .gbar[data-job="${big}"]`).first().boundingBox();
-    const plannedBox = await planned.boundingBox();
+    const nowX = (await boxOf(nowLine)).x;
+    const bigBox = await boxOf(page.locator(`#gantt .gbar[data-job="${big}"]`).first());
+    const plannedBox = await boxOf(planned);
     assert.ok(bigBox.x <= nowX + 1 && bigBox.x + bigBox.width > nowX, "the running bar spans now");
     assert.ok(plannedBox.x >= bigBox.x + bigBox.width - 2, "planned after the running job");
     // the job that ended, left of now
     const pastBar = page.locator(`#gantt .gbar.past[data-job="${past}"]`);
     await pastBar.waitFor({ timeout: LIVE_MS });
-    assert.ok((await pastBar.boundingBox()).x <= nowX);
+    assert.ok((await boxOf(pastBar)).x <= nowX);
     // a click shows the job's details
     await page.locator(`#gantt .gbar[data-job="${big}"]`).first().click();
     const details = page.locator(`#gantt-details[data-job="${big}"]`);
@@ -242,7 +248,7 @@ test("the Gantt tab draws past, running and planned jobs, a now line, and detail
     await page.click('#gantt [data-gantt="now"]');
     await nowLine.waitFor({ timeout: LIVE_MS });
     // Shift + wheel over the chart scrolls it, Ctrl + wheel zooms
-    const box = await page.locator("#gantt .gantt-rows").boundingBox();
+    const box = await boxOf(page.locator("#gantt .gantt-rows"));
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     for (const key of ["Shift", "Control"]) {
       const was = await range();
