@@ -31,6 +31,7 @@ static const struct table_def tables[] = {
     {"alert_rules", {NULL}}, /* manager/alert.h */
     {"alerts", {"state", NULL}},
     {"volumes", {"name", NULL}}, /* manager/volume.h; id = name */
+    {"metrics_history", {NULL}}, /* a ring (op "append"), manager/stats.h */
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
 
@@ -81,6 +82,7 @@ static const char schema_additions[] =
     "  state TEXT GENERATED ALWAYS AS (json_extract(data, '$.state')) STORED);"
     "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
+    "CREATE TABLE IF NOT EXISTS metrics_history (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";
@@ -91,6 +93,12 @@ static const struct table_def *table_lookup(const char *name)
         if (strcmp(tables[i].name, name) == 0)
             return &tables[i];
     return NULL;
+}
+
+/* Ring tables: rows keyed by time (store_ring_id), pruned by op "append". */
+static bool table_is_ring(const struct table_def *t)
+{
+    return strcmp(t->name, "metrics_history") == 0;
 }
 
 static bool table_has_key(const struct table_def *t, const char *column)
@@ -243,6 +251,58 @@ static int apply_del(sqlite3 *db, const char *table, const char *id, struct serr
     return run_stmt(db, sql, params, err) < 0 ? -1 : 0;
 }
 
+void store_ring_id(long long at, char out[STORE_RING_ID_LEN])
+{
+    snprintf(out, STORE_RING_ID_LEN, "%016lld", at);
+}
+
+/* The ring's rows older than `keep_from` (a time, ms) go, then all but the
+ * newest `keep_max`. Both come from the op: the store reads no clock. */
+static int prune_ring(sqlite3 *db, const char *table, json_t *op, struct serr *err)
+{
+    json_t *keep_from = json_object_get(op, "keep_from");
+    json_t *keep_max = json_object_get(op, "keep_max");
+    if ((keep_from && !json_is_integer(keep_from)) ||
+        (keep_max && (!json_is_integer(keep_max) || json_integer_value(keep_max) < 1)))
+        return serr_set(err, SERR_INVALID, "append: keep_from and keep_max must be integers "
+                        "(keep_max above zero)");
+    char sql[160], bound[STORE_RING_ID_LEN], count[24];
+    if (keep_from) {
+        store_ring_id(json_integer_value(keep_from), bound);
+        snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id < ?", table);
+        const char *params[] = {bound, NULL};
+        if (run_stmt(db, sql, params, err) < 0)
+            return -1;
+    }
+    if (keep_max) {
+        snprintf(count, sizeof(count), "%lld", (long long)json_integer_value(keep_max));
+        snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id NOT IN "
+                 "(SELECT id FROM %s ORDER BY id DESC LIMIT CAST(? AS INTEGER))", table, table);
+        const char *params[] = {count, NULL};
+        if (run_stmt(db, sql, params, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int apply_append(sqlite3 *db, const struct table_def *t, json_t *op, struct serr *err)
+{
+    json_t *obj = json_object_get(op, "obj");
+    json_t *at = json_object_get(obj, "at");
+    if (!table_is_ring(t))
+        return serr_set(err, SERR_INVALID, "append: %s is not a ring table", t->name);
+    if (!json_is_integer(at) || json_integer_value(at) < 0)
+        return serr_set(err, SERR_INVALID, "append: object without a time (at)");
+    char id[STORE_RING_ID_LEN];
+    store_ring_id(json_integer_value(at), id);
+    const char *given = json_string_value(json_object_get(obj, "id"));
+    if (given == NULL || strcmp(given, id) != 0)
+        return serr_set(err, SERR_INVALID, "append: id must be %s (the time, padded)", id);
+    if (apply_put(db, t->name, obj, false, err) < 0)
+        return -1;
+    return prune_ring(db, t->name, op, err);
+}
+
 static int apply_op(sqlite3 *db, json_t *op, struct serr *err)
 {
     const char *kind = json_string_value(json_object_get(op, "op"));
@@ -257,6 +317,8 @@ static int apply_op(sqlite3 *db, json_t *op, struct serr *err)
         return apply_merge(db, t->name, id, json_object_get(op, "fields"), err);
     if (strcmp(kind, "del") == 0)
         return apply_del(db, t->name, id, err);
+    if (strcmp(kind, "append") == 0)
+        return apply_append(db, t, op, err);
     return serr_set(err, SERR_INVALID, "unknown op '%s'", kind);
 }
 
@@ -464,6 +526,25 @@ json_t *store_find(struct store *s, const char *table, const char *ref, struct s
     return first_or_null(rows);
 }
 
+json_t *store_ring_member(struct store *s, const char *table, long long since, const char *key)
+{
+    const struct table_def *t = table_lookup(table);
+    if (t == NULL || !table_is_ring(t) || key == NULL || strpbrk(key, "\"\\") != NULL)
+        return json_array();
+    char bound[STORE_RING_ID_LEN];
+    store_ring_id(since < 0 ? 0 : since, bound);
+    char *path = xasprintf("$.nodes.\"%s\"", key);
+    char sql[320];
+    snprintf(sql, sizeof(sql), "SELECT json_object('at', json_extract(data, '$.at'), 'step', "
+             "json_extract(data, '$.step'), 'fields', json(json_extract(data, '$.fields')), "
+             "'values', json(json_extract(data, ?2))) FROM %s "
+             "WHERE id >= ?1 AND json_type(data, ?2) IS NOT NULL ORDER BY id", table);
+    const char *params[] = {bound, path, NULL};
+    json_t *rows = query_rows(s->db, sql, params);
+    free(path);
+    return rows;
+}
+
 unsigned long long store_version(struct store *s)
 {
     return s->version;
@@ -485,6 +566,15 @@ json_t *op_merge(const char *table, const char *id, json_t *fields)
 {
     return json_pack("{s:s, s:s, s:s, s:o}", "op", "merge", "table", table, "id", id, "fields",
                      fields);
+}
+
+json_t *op_append(const char *table, json_t *obj, long long keep_from, long long keep_max)
+{
+    char id[STORE_RING_ID_LEN];
+    store_ring_id(json_integer_value(json_object_get(obj, "at")), id);
+    json_object_set_new(obj, "id", json_string(id));
+    return json_pack("{s:s, s:s, s:o, s:I, s:I}", "op", "append", "table", table, "obj", obj,
+                     "keep_from", (json_int_t)keep_from, "keep_max", (json_int_t)keep_max);
 }
 
 json_t *op_del(const char *table, const char *id)

@@ -16,6 +16,11 @@
  *      before the rule, which may hold such names, still apply)
  *   {"op":"merge", "table":T, "id":ID, "fields":{...}}  RFC 7396 merge patch
  *   {"op":"del",   "table":T, "id":ID}
+ *   {"op":"append", "table":T, "obj":{...,"id":ID,"at":MS}, "keep_from":MS, "keep_max":N}
+ *      only on a ring table (metrics_history): puts obj, whose id must be
+ *      store_ring_id(at) (so ids sort by time), then deletes the rows older
+ *      than keep_from and all but the newest keep_max (both optional): a
+ *      bounded ring pruned by apply alone, from the op's numbers (no clock)
  * Ops carry every value (ids, times): applying is deterministic. */
 #ifndef SHOAL_STORE_STORE_H
 #define SHOAL_STORE_STORE_H
@@ -66,6 +71,16 @@ json_t *store_find_name(struct store *s, const char *table, const char *name, st
 /* Index of the last applied entry (meta "applied"), for watchers. */
 unsigned long long store_version(struct store *s);
 
+/* A ring row's id: its time (ms) zero-padded to 16 digits, so that ids
+ * sort as times. */
+#define STORE_RING_ID_LEN 24
+void store_ring_id(long long at, char out[STORE_RING_ID_LEN]);
+/* The rows of a ring table from time `since` (ms) on, oldest first, each
+ * cut to {"at", "step", "fields", "values": the row's nodes[key]}; rows
+ * without that key are left out. SQLite extracts the member, so a row of a
+ * thousand nodes is not parsed into jansson to read one. */
+json_t *store_ring_member(struct store *s, const char *table, long long since, const char *key);
+
 /* Op builders (new references). */
 json_t *op_put(const char *table, json_t *obj /* stolen */);
 /* A put that the store refuses (SERR_CONFLICT) when another object of the
@@ -73,5 +88,8 @@ json_t *op_put(const char *table, json_t *obj /* stolen */);
 json_t *op_put_unique_name(const char *table, json_t *obj /* stolen */);
 json_t *op_merge(const char *table, const char *id, json_t *fields /* stolen */);
 json_t *op_del(const char *table, const char *id);
+/* Appends obj (stolen; its "at" sets its id) to a ring table, keeping the
+ * rows from keep_from (ms) on, at most keep_max of them. */
+json_t *op_append(const char *table, json_t *obj, long long keep_from, long long keep_max);
 
 #endif

@@ -198,3 +198,98 @@ TEST(store_names_from_before_the_case_rule_still_load)
     store_close(a);
     store_close(b);
 }
+
+/* Appends a metrics_history row at `at` (ms) holding node n1's values
+ * [at / 1000], keeping rows from keep_from on, at most keep_max. */
+static int append_point(struct store *s, long long at, long long keep_from, long long keep_max,
+                        struct store_result *res)
+{
+    json_t *obj = json_pack("{s:I, s:i, s:[s], s:{s:[I]}}", "at", (json_int_t)at, "step", 1000,
+                            "fields", "cpu_percent_x10", "nodes", "n1", (json_int_t)(at / 1000));
+    json_t *entry = json_pack("{s:[[o]]}", "groups",
+                              op_append("metrics_history", obj, keep_from, keep_max));
+    char *text = json_dumps(entry, JSON_COMPACT);
+    int rc = apply_str(s, text, res);
+    free(text);
+    json_decref(entry);
+    return rc;
+}
+
+static long long ring_at(json_t *rows, size_t i)
+{
+    return json_integer_value(json_object_get(json_array_get(rows, i), "at"));
+}
+
+TEST(store_ring_append_keeps_a_bounded_window)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    /* one point a second for 20 s, keeping 5 s: the op's times decide, no clock */
+    for (long long at = 1000; at <= 20000; at += 1000)
+        CHECK(append_point(s, at, at - 5000, 100, NULL) == 0);
+    json_t *rows = store_ring_member(s, "metrics_history", 0, "n1");
+    CHECK(json_array_size(rows) == 6); /* 15 s to 20 s */
+    CHECK(ring_at(rows, 0) == 15000 && ring_at(rows, 5) == 20000);
+    json_t *first = json_array_get(rows, 0);
+    CHECK(json_integer_value(json_object_get(first, "step")) == 1000);
+    CHECK(json_integer_value(json_array_get(json_object_get(first, "values"), 0)) == 15);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(first, "fields"), 0)),
+              "cpu_percent_x10");
+    json_decref(rows);
+    /* the count bound: at most 3 rows whatever their times */
+    CHECK(append_point(s, 21000, 0, 3, NULL) == 0);
+    rows = store_ring_member(s, "metrics_history", 0, "n1");
+    CHECK(json_array_size(rows) == 3 && ring_at(rows, 0) == 19000 && ring_at(rows, 2) == 21000);
+    json_decref(rows);
+    /* since, and a node without values */
+    rows = store_ring_member(s, "metrics_history", 20000, "n1");
+    CHECK(json_array_size(rows) == 2);
+    json_decref(rows);
+    rows = store_ring_member(s, "metrics_history", 0, "n2");
+    CHECK(json_array_size(rows) == 0);
+    json_decref(rows);
+    rows = store_ring_member(s, "metrics_history", 0, "n\"1");
+    CHECK(json_array_size(rows) == 0);
+    json_decref(rows);
+    store_close(s);
+}
+
+TEST(store_ring_append_refuses_bad_ops)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    struct store_result res;
+    CHECK(apply_str(s,
+                    "{\"groups\":["
+                    /* not a ring table */
+                    "[{\"op\":\"append\",\"table\":\"services\",\"obj\":{\"id\":\"0000000000001000\",\"at\":1000}}],"
+                    /* an id that does not sort as its time */
+                    "[{\"op\":\"append\",\"table\":\"metrics_history\",\"obj\":{\"id\":\"1000\",\"at\":1000}}],"
+                    /* no time */
+                    "[{\"op\":\"append\",\"table\":\"metrics_history\",\"obj\":{\"id\":\"x\"}}],"
+                    /* a bound that is not a number */
+                    "[{\"op\":\"append\",\"table\":\"metrics_history\",\"obj\":{\"id\":\"0000000000001000\",\"at\":1000},\"keep_max\":0}],"
+                    "[{\"op\":\"append\",\"table\":\"metrics_history\",\"obj\":{\"id\":\"0000000000002000\",\"at\":2000}}]]}",
+                    &res) == 0);
+    CHECK(res.ngroups == 5);
+    CHECK(res.status[0] != 0 && strstr(res.msg[0], "not a ring") != NULL);
+    CHECK(res.status[1] != 0 && strstr(res.msg[1], "0000000000001000") != NULL);
+    CHECK(res.status[2] != 0 && res.status[3] != 0 && res.status[4] == 0);
+    store_result_free(&res);
+    json_t *all = store_list(s, "metrics_history", NULL);
+    CHECK(json_array_size(all) == 1); /* the failed group's put was rolled back */
+    json_decref(all);
+    /* the ring survives a snapshot */
+    struct store *b;
+    CHECK(store_open(&b, NULL) == 0);
+    void *buf;
+    size_t len;
+    CHECK(store_snapshot(s, &buf, &len, NULL) == 0);
+    CHECK(store_restore(b, buf, len, NULL) == 0);
+    free(buf);
+    all = store_list(b, "metrics_history", NULL);
+    CHECK(json_array_size(all) == 1);
+    json_decref(all);
+    store_close(b);
+    store_close(s);
+}
