@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "manager/metrics_history.h"
 
 /* A history point: few numbers, so an hour of a node is ~14 KiB. */
 struct point {
@@ -23,6 +24,7 @@ struct node_stats {
     struct point ring[STATS_HISTORY_POINTS];
     size_t head;  /* next slot to write */
     size_t count;
+    struct metrics_window window; /* since the last stats_take_windows */
 };
 
 struct stats {
@@ -100,6 +102,7 @@ void stats_record(struct stats *st, const char *node_id, json_t *sample, int64_t
         return;
     json_decref(ns->latest);
     ns->latest = json_deep_copy(sample);
+    metrics_window_add(&ns->window, sample);
     if (ns->count == 0 || mono_now - ns->last_point_mono >= STATS_POINT_EVERY_MS) {
         add_point(ns, sample);
         ns->last_point_mono = mono_now;
@@ -128,5 +131,18 @@ json_t *stats_history(struct stats *st, const char *node_id)
     size_t oldest = (ns->head + STATS_HISTORY_POINTS - ns->count) % STATS_HISTORY_POINTS;
     for (size_t i = 0; i < ns->count; i++)
         json_array_append_new(out, point_json(&ns->ring[(oldest + i) % STATS_HISTORY_POINTS]));
+    return out;
+}
+
+json_t *stats_take_windows(struct stats *st)
+{
+    json_t *out = json_object();
+    for (size_t i = 0; i < st->n; i++) {
+        struct node_stats *ns = st->nodes[i];
+        json_t *values = metrics_window_values(&ns->window);
+        if (values)
+            json_object_set_new(out, ns->node_id, values);
+        memset(&ns->window, 0, sizeof(ns->window));
+    }
     return out;
 }

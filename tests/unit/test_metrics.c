@@ -8,7 +8,9 @@
 
 #include "agent/metrics.h"
 #include "base/util.h"
+#include "manager/metrics_history.h"
 #include "manager/stats.h"
+#include "store/store.h"
 #include "unit.h"
 
 /* Tests run from the repository root (make test), like __FILE__'s path. */
@@ -178,5 +180,84 @@ TEST(stats_sample_out_of_range_numbers)
     CHECK(json_integer_value(json_object_get(json_array_get(h, 0), "mem_used")) == 0);
     CHECK(json_integer_value(json_object_get(json_array_get(h, 1), "mem_used")) == 0);
     json_decref(h);
+    stats_free(st);
+}
+
+static json_t *window_sample(json_int_t at, double cpu, double mem, double load, json_t *temp)
+{
+    return json_pack("{s:I, s:f, s:f, s:f, s:o, s:I}", "at", at, "cpu_percent", cpu, "mem_used",
+                     mem, "load1", load, "temp_c", temp, "disk_used", (json_int_t)2048);
+}
+
+static void record_window(struct stats *st, const char *node, json_int_t at, double cpu,
+                          double mem, double load, json_t *temp)
+{
+    json_t *s = window_sample(at, cpu, mem, load, temp);
+    stats_record(st, node, s, at);
+    json_decref(s);
+}
+
+static double point_number(json_t *points, size_t i, const char *key)
+{
+    return json_number_value(json_object_get(json_array_get(points, i), key));
+}
+
+/* Appends a window's row to the store's ring at `at`. */
+static void append_window(struct store *s, struct stats *st, int64_t at)
+{
+    json_t *op = metrics_history_op(stats_take_windows(st), at, 300000, 86400000);
+    CHECK(json_integer_value(json_object_get(op, "keep_from")) == at - 86400000);
+    CHECK(json_integer_value(json_object_get(op, "keep_max")) == 289); /* a day of 5 min */
+    char *text = json_dumps(json_pack("{s:[[o]]}", "groups", op), JSON_COMPACT);
+    struct store_result res;
+    CHECK(store_apply(s, text, strlen(text), &res, NULL) == 0 && res.status[0] == 0);
+    store_result_free(&res);
+    free(text);
+}
+
+TEST(stats_windows_become_stored_history)
+{
+    struct stats *st = stats_new();
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    record_window(st, "n1", 1000, 10, 1024 * 1000, 0.5, json_null());
+    record_window(st, "n1", 1000, 90, 0, 0, json_null()); /* the same sample again: ignored */
+    record_window(st, "n1", 3000, 30, 1024 * 3000, 1.5, json_real(40.04));
+    record_window(st, "n2", 3000, 1e300, -1, 1, json_null()); /* out of range: no value */
+    json_t *w = stats_take_windows(st);
+    char *text = json_dumps(json_object_get(w, "n1"), JSON_COMPACT);
+    CHECK_STR(text, "[200,300,2000,3000,100,150,400,400,2]");
+    free(text);
+    text = json_dumps(json_object_get(w, "n2"), JSON_COMPACT);
+    CHECK_STR(text, "[0,0,0,0,100,100,null,null,2]");
+    free(text);
+    json_decref(w);
+    w = stats_take_windows(st); /* a new window: empty until the next sample */
+    CHECK(json_object_size(w) == 0);
+    json_decref(w);
+
+    record_window(st, "n1", 5000, 10, 1024 * 1000, 0.5, json_null());
+    record_window(st, "n1", 7000, 30, 1024 * 3000, 1.5, json_real(40));
+    append_window(s, st, 300000);
+    record_window(st, "n1", 9000, 50, 1024 * 5000, 2.5, json_real(50));
+    append_window(s, st, 600000);
+    json_t *rows = store_ring_member(s, METRICS_HISTORY_TABLE, 0, "n1");
+    json_t *points = metrics_history_points(rows, 0);
+    CHECK(json_array_size(points) == 2);
+    CHECK(point_number(points, 0, "at") == 300000 && point_number(points, 0, "step") == 300000);
+    CHECK(point_number(points, 0, "cpu_percent") == 20 && point_number(points, 0, "cpu_percent_max") == 30);
+    CHECK(point_number(points, 0, "mem_used") == 2000 * 1024 && point_number(points, 0, "disk_used") == 2048);
+    CHECK(point_number(points, 0, "load1") == 1 && point_number(points, 0, "temp_c") == 40);
+    CHECK(json_is_integer(json_object_get(json_array_get(points, 0), "mem_used")));
+    json_decref(points);
+    /* merged into 10-minute buckets: means of the averages, max of the maxima */
+    points = metrics_history_points(rows, 600000);
+    CHECK(json_array_size(points) == 1);
+    CHECK(point_number(points, 0, "at") == 600000 && point_number(points, 0, "step") == 600000);
+    CHECK(point_number(points, 0, "cpu_percent") == 35 && point_number(points, 0, "cpu_percent_max") == 50);
+    CHECK(point_number(points, 0, "temp_c") == 45 && point_number(points, 0, "temp_c_max") == 50);
+    json_decref(points);
+    json_decref(rows);
+    store_close(s);
     stats_free(st);
 }
