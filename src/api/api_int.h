@@ -106,6 +106,9 @@ void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args);
 /* routes_metrics.c */
 void get_node_stats(struct shoal *sh, struct http_req *req, char **args);
 void get_prometheus(struct shoal *sh, struct http_req *req, char **args);
+/* GET /v1/nodes/{id}/metrics?since=MS&step=MS: the leader's recent points
+ * and the stored history (manager/metrics_history.h). */
+void get_node_metrics(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_alerts.c */
 void get_alert_rules(struct shoal *sh, struct http_req *req, char **args);

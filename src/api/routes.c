@@ -1203,6 +1203,7 @@ static const struct route {
     {"POST", "/v1/nodes/cp", post_nodes_cp, WRITE, false},
     {"POST", "/v1/node/exec", post_node_exec, NODE, false}, /* managers only (routes_exec.c) */
     {"GET", "/v1/nodes/*", get_node, READ, false},
+    {"GET", "/v1/nodes/*/metrics", get_node_metrics, READ, false},
     {"POST", "/v1/nodes/*/update", post_node_update, WRITE, true},
     {"DELETE", "/v1/nodes/*", delete_node, WRITE, true},
     {"GET", "/v1/images", get_images, READ, false},

@@ -1,7 +1,9 @@
-/* GET /v1/nodes/stats and GET /metrics (Prometheus text format 0.0.4).
- * Both come from the leader, which holds every node's samples
- * (src/manager/stats.c); a follower forwards them there. A daemon outside a
- * swarm answers with its own node only. */
+/* GET /v1/nodes/stats, GET /v1/nodes/{id}/metrics and GET /metrics
+ * (Prometheus text format 0.0.4). All come from the leader, which holds
+ * every node's samples (src/manager/stats.c); a follower forwards them
+ * there. A daemon outside a swarm answers /v1/nodes/stats and /metrics with
+ * its own node only. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include "daemon/node_metrics.h"
 #include "daemon/shoal.h"
 #include "manager/dispatcher.h"
+#include "manager/metrics_history.h"
 #include "manager/stats.h"
 #include "raft/cluster.h"
 #include "store/store.h"
@@ -96,6 +99,77 @@ void get_node_stats(struct shoal *sh, struct http_req *req, char **args)
     json_t *out = node_stats_or_forward(sh, req, "application/json");
     if (out)
         respond_json(req, 200, out);
+}
+
+/* ---- /v1/nodes/{id}/metrics ---- */
+
+/* A query parameter that is a number of ms (0 when absent); false once
+ * answered 400. */
+static bool query_ms(struct http_req *req, const char *key, long long *out)
+{
+    char v[32], *end;
+    *out = 0;
+    if (!http_query_get(req, key, v, sizeof(v)))
+        return true;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (v[0] == '\0' || *end != '\0' || errno != 0 || n < 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s must be a number of milliseconds", key);
+        respond_err(req, SERR_INVALID, msg);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+/* The in-memory points from `since` on (new). */
+static json_t *recent_points(struct stats *st, const char *node_id, long long since)
+{
+    json_t *all = stats_history(st, node_id), *out = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(all, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "at")) >= since)
+            json_array_append(out, p);
+    }
+    json_decref(all);
+    return out;
+}
+
+static json_t *node_metrics_view(struct shoal *sh, json_t *node, long long since, long long step)
+{
+    const char *id = json_string_value(json_object_get(node, "id"));
+    json_t *rows = store_ring_member(sh->store, METRICS_HISTORY_TABLE, since, id);
+    json_t *history = metrics_history_points(rows, step);
+    json_decref(rows);
+    return json_pack("{s:s, s:O, s:o, s:o}", "node_id", id, "hostname",
+                     json_object_get(node, "hostname"), "recent",
+                     recent_points(dispatcher_stats(sh->dispatcher), id, since), "history",
+                     history);
+}
+
+void get_node_metrics(struct shoal *sh, struct http_req *req, char **args)
+{
+    long long since, step;
+    if (!require_swarm(sh, req) || !query_ms(req, "since", &since) ||
+        !query_ms(req, "step", &step))
+        return;
+    if (!cluster_is_leader(sh->cluster) || sh->dispatcher == NULL) {
+        forward_to_leader(sh, req, "application/json");
+        return;
+    }
+    struct serr err = {0};
+    json_t *node = store_find(sh->store, "nodes", args[0], &err);
+    if (node == NULL) {
+        if (err.msg[0] == '\0')
+            serr_set(&err, SERR_NOT_FOUND, "node %s not found", args[0]);
+        http_respond_error(req, &err);
+        return;
+    }
+    respond_json(req, 200, node_metrics_view(sh, node, since, step));
+    json_decref(node);
 }
 
 /* ---- /metrics ---- */

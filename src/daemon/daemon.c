@@ -31,6 +31,7 @@
 #include "daemon/image_gc.h"
 #include "daemon/layers.h"
 #include "daemon/alerting.h"
+#include "daemon/metrics_keeper.h"
 #include "daemon/node_metrics.h"
 #include "daemon/session.h"
 #include "daemon/swarm.h"
@@ -202,6 +203,8 @@ static void on_signal(uv_signal_t *s, int signum)
     sh->api = NULL;
     alerting_stop(sh->alerting);
     sh->alerting = NULL;
+    metrics_keeper_stop(sh->metrics_keeper);
+    sh->metrics_keeper = NULL;
     node_metrics_stop(sh->metrics); /* it reads the agent's list */
     sh->metrics = NULL;
     agent_close(sh->agent, agent_closed, sh);
@@ -438,6 +441,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
         return -1;
     sh->metrics = node_metrics_start(sh);
     sh->alerting = alerting_start(sh);
+    sh->metrics_keeper = metrics_keeper_start(sh);
     if (swarm_resume(sh, err) < 0)
         return -1;
     static const char *const spool[] = {"/v1/images/import", "/v1/images/load", NULL};

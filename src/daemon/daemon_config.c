@@ -7,6 +7,7 @@
 
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "manager/metrics_history.h"
 
 /* "host[:port]" or "a.b.c.d/bits". */
 static bool registry_name_ok(const char *s)
@@ -77,6 +78,15 @@ static int load_job_history(struct shoal *sh, json_t *v, const char *path, struc
     return 0;
 }
 
+static int load_history_days(struct shoal *sh, json_t *v, const char *path, struct serr *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 366)
+        return serr_set(err, SERR_INVALID,
+                        "%s: metrics-history-days must be a number of days (0 to 366)", path);
+    sh->metrics_history_days = (int)json_integer_value(v);
+    return 0;
+}
+
 static int load_string(char **out, const char *key, json_t *v, const char *prefix,
                        const char *path, struct serr *err)
 {
@@ -105,6 +115,7 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
     sh->image_gc_high = IMAGE_GC_HIGH_DEFAULT;
     sh->image_gc_low = IMAGE_GC_LOW_DEFAULT;
     sh->heat_hysteresis = 5;
+    sh->metrics_history_days = METRICS_HISTORY_DAYS_DEFAULT;
     struct stat st;
     if (path == NULL && stat(file, &st) < 0 && errno == ENOENT)
         return 0;
@@ -135,6 +146,8 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
             rc = load_percent(&sh->image_gc_low, key, v, file, err);
         else if (strcmp(key, "job-history") == 0)
             rc = load_job_history(sh, v, file, err);
+        else if (strcmp(key, "metrics-history-days") == 0)
+            rc = load_history_days(sh, v, file, err);
         else if (strcmp(key, "smtp-relay") == 0)
             rc = load_string(&sh->smtp_relay, key, v, "smtp", file, err);
         else if (strcmp(key, "smtp-from") == 0)

@@ -12,6 +12,9 @@
  *       filesystem used, unused images go until use is down to low (100: off)
  *   "job-history": N  finished batch jobs kept (default 10000, manager/jobs.h);
  *       the leader removes the oldest beyond N (the leader's setting applies)
+ *   "metrics-history-days": 7  node metrics history kept in the store (0 to
+ *       366; 0: none written), a row every 5 minutes (daemon/metrics_keeper.h);
+ *       the leader's setting applies
  *   "smtp-relay": "smtp://127.0.0.1:25"  the mail relay alert e-mails go
  *       through (smtps:// for TLS); "smtp-from": the sender (default shoal@HOSTNAME)
  *   "backup-dir": "/var/backups/shoal"  where volume backups go (absolute; a

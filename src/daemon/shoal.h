@@ -23,6 +23,7 @@ struct session;
 struct dispatcher;
 struct node_metrics;
 struct alerting;
+struct metrics_keeper;
 struct events_hub;
 struct dashboard;
 
@@ -61,6 +62,8 @@ struct shoal {
     double heat_threshold;      /* daemon.json "heat-threshold-celsius"; 0: off */
     double heat_hysteresis;     /* daemon.json "heat-hysteresis-celsius" (default 5) */
     struct alerting *alerting;  /* alert rules on the leader (daemon/alerting.h) */
+    int metrics_history_days;   /* daemon.json "metrics-history-days" (default 7; 0: off) */
+    struct metrics_keeper *metrics_keeper; /* stored metrics history (daemon/metrics_keeper.h) */
     struct runtime rt;
     const char *bridge;      /* bridged tasks' bridge (--bridge, default NET_BRIDGE) */
     struct agent *agent;

@@ -2,6 +2,7 @@
 and tasks, kept by the leader), GET /metrics (Prometheus text format) and
 `shoal node stats`, on one daemon and on a real two-node cluster."""
 import json
+import os
 import re
 
 import pytest
@@ -172,3 +173,74 @@ def test_follower_manager_forwards_stats_to_the_leader(rootfs_tar):
         assert sorted(v for _, v in m["shoal_raft_leader"]) == [0.0, 1.0]
     finally:
         c.destroy()
+
+
+# ---- stored history (through Raft): it survives a leader change ----
+
+HISTORY_FIELDS = {"at", "step", "cpu_percent", "cpu_percent_max", "mem_used", "mem_used_max",
+                  "load1", "load1_max", "temp_c", "temp_c_max", "disk_used"}
+
+
+def node_metrics(d, node_id, query=""):
+    r = d.api("GET", "/v1/nodes/%s/metrics%s" % (node_id, query))
+    assert r.status == 200, r
+    return r.json()
+
+
+@pytest.fixture
+def history_cluster():
+    """Three managers writing a history row every 3 s (the test knob: the
+    daemons of `shoal dev up` inherit its environment)."""
+    os.environ["SHOAL_METRICS_HISTORY_EVERY_MS"] = "3000"
+    try:
+        c = Cluster(managers=3, workers=0)
+    finally:
+        del os.environ["SHOAL_METRICS_HISTORY_EVERY_MS"]
+    try:
+        yield c
+    finally:
+        c.destroy()
+
+
+def test_metrics_history_survives_a_leader_change(history_cluster):
+    c = history_cluster
+    leader = c.find_leader(c.nodes)
+    ids = {d.name: c.node_id(d) for d in c.nodes}
+    wait_until(lambda: all(len(node_metrics(leader, i)["history"]) >= 3 for i in ids.values()),
+               timeout=60, msg=lambda: json.dumps(node_metrics(leader, ids[leader.name])))
+    before = {i: node_metrics(leader, i)["history"] for i in ids.values()}
+    for points in before.values():
+        for p in points:
+            assert set(p) == HISTORY_FIELDS, p
+            assert p["step"] == 3000 and 0 < p["mem_used"] <= p["mem_used_max"], p
+            assert 0 <= p["cpu_percent"] <= p["cpu_percent_max"] and p["disk_used"] > 0, p
+        ats = [p["at"] for p in points]
+        assert ats == sorted(ats) and len(set(ats)) == len(ats), ats
+    view = node_metrics(leader, leader.name)  # by hostname too
+    assert view["node_id"] == ids[leader.name] and view["hostname"] == leader.name
+    assert len(view["recent"]) >= 1 and set(view["recent"][0]) == {
+        "at", "cpu_percent", "mem_used", "temp_c", "load1"}
+    follower = [d for d in c.nodes if d is not leader][0]
+    assert node_metrics(follower, ids[leader.name])["history"][:3] == before[ids[leader.name]][:3]
+
+    c.kill_node(leader)
+    survivors = [d for d in c.nodes if d is not leader]
+    new = wait_until(lambda: c.find_leader(survivors), timeout=30)
+    for node_id, points in before.items():  # the dead leader's own history too
+        kept = node_metrics(new, node_id)["history"]
+        assert kept[:len(points)] == points, (node_id, points, kept)
+    # the new leader goes on writing rows
+    last = max(p["at"] for p in before[ids[new.name]])
+    wait_until(lambda: node_metrics(new, ids[new.name])["history"][-1]["at"] > last + 6000,
+               timeout=60)
+
+    # since and step: later points only; rows merged into buckets of an hour
+    pts = node_metrics(new, ids[new.name])["history"]
+    later = node_metrics(new, ids[new.name], "?since=%d" % (last + 1))["history"]
+    assert later and all(p["at"] > last for p in later) and later == pts[-len(later):]
+    hourly = node_metrics(new, ids[new.name], "?step=3600000")["history"]
+    assert 1 <= len(hourly) <= 2 and all(p["step"] == 3600000 for p in hourly), hourly
+    assert max(p["cpu_percent_max"] for p in hourly) == max(p["cpu_percent_max"] for p in pts)
+    # errors: a malformed time, an unknown node
+    assert new.api("GET", "/v1/nodes/%s/metrics?since=yesterday" % ids[new.name]).status == 400
+    assert new.api("GET", "/v1/nodes/nosuchnode/metrics").status == 404
