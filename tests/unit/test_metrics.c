@@ -208,11 +208,13 @@ static void append_window(struct store *s, struct stats *st, int64_t at)
     json_t *op = metrics_history_op(stats_take_windows(st), at, 300000, 86400000);
     CHECK(json_integer_value(json_object_get(op, "keep_from")) == at - 86400000);
     CHECK(json_integer_value(json_object_get(op, "keep_max")) == 289); /* a day of 5 min */
-    char *text = json_dumps(json_pack("{s:[[o]]}", "groups", op), JSON_COMPACT);
+    json_t *entry = json_pack("{s:[[o]]}", "groups", op);
+    char *text = json_dumps(entry, JSON_COMPACT);
     struct store_result res;
     CHECK(store_apply(s, text, strlen(text), &res, NULL) == 0 && res.status[0] == 0);
     store_result_free(&res);
     free(text);
+    json_decref(entry);
 }
 
 TEST(stats_windows_become_stored_history)
