@@ -9,7 +9,7 @@
  * "fields": [names], "nodes": {NODE_ID: [values in the order of fields]}}.
  * Values are integers in the unit the field's name ends with (_x10: tenths,
  * _x100: hundredths, _kib: KiB) or null (no thermal sensor): short text in
- * the Raft log and the store, about 60 bytes a node (docs/design.md). */
+ * the Raft log and the store, about 80 bytes a node (docs/design.md). */
 #ifndef SHOAL_MANAGER_METRICS_HISTORY_H
 #define SHOAL_MANAGER_METRICS_HISTORY_H
 

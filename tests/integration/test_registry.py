@@ -985,6 +985,7 @@ def test_layers_download_in_parallel(fresh_daemon, fake_registry, images):
     ('{"insecure-registries": "a:5000"}', "insecure-registries must be an array of strings"),
     ('{"allowed-registries": ["a b"]}', "allowed-registries[0]: expected"),
     ('{"insecure-registries": [', "configuration"),
+    ('{"metrics-history-days": 400}', "metrics-history-days must be a number of days (0 to 366)"),
     (None, "configuration"),
 ])
 def test_daemon_config_errors_stop_the_daemon(tmp_path, content, message):
