@@ -1,0 +1,47 @@
+/* Image builds: a build context (a tar, as the CLI sends it) and its
+ * Dockerfile become an image of the store, through buildah (Debian's
+ * `buildah`, run as a command).
+ *
+ * Each build has its own directory (the context unpacked, buildah's storage
+ * with the vfs driver, the archives) removed at the end, so builds on one
+ * node do not share state and leave nothing behind. Base images the store
+ * has are handed to buildah first (a docker-archive made from the store, then
+ * `buildah pull docker-archive:`), so FROM needs no registry; other bases
+ * buildah pulls itself. buildah runs RUN steps with --isolation chroot (no
+ * container runtime, any cgroup layout). The result is pushed to a
+ * docker-archive and loaded with image_load.
+ *
+ * Blocking: the daemon calls build_image from libuv's thread pool. */
+#ifndef SHOAL_AGENT_BUILD_H
+#define SHOAL_AGENT_BUILD_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "base/err.h"
+
+struct image_store;
+
+/* Receives the build's output (buildah's stdout and stderr) as it comes,
+ * from the building thread. */
+typedef void (*build_output_fn)(void *arg, const char *text, size_t len);
+
+struct build_opts {
+    const char *context_tar; /* the build context: a tar (gzip too) */
+    const char *dockerfile;  /* path inside the context; NULL or "": "Dockerfile" */
+    json_t *build_args;      /* {"K": "V"} for --build-arg, or NULL */
+    const char *tag;         /* the image's NAME:TAG, normalised */
+    const char *work_dir;    /* where the build's own directory is made */
+    json_t *known;           /* the store's images (descriptions with "tags"): bases */
+    build_output_fn output;
+    void *output_arg;
+};
+
+/* Builds and loads the image: *image gets a new description tagged o->tag
+ * (not yet committed: the caller proposes it). On failure (a bad context, a
+ * failing step: err says which, with buildah's last line) nothing is stored
+ * but layers image_load may have added, which the GC takes. */
+int build_image(struct image_store *s, const struct build_opts *o, json_t **image,
+                struct serr *err);
+
+#endif

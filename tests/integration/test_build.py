@@ -1,0 +1,101 @@
+"""image build: Dockerfiles built through buildah on a node, the result in the store."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _buildah_works():
+    """buildah comes with scripts/deps.sh; the reason it cannot run, or None."""
+    if shutil.which("buildah") is None:
+        subprocess.run([os.path.join(ROOT, "scripts", "deps.sh")], capture_output=True)
+    if shutil.which("buildah") is None:
+        return "buildah is not installed (scripts/deps.sh could not install it)"
+    r = subprocess.run(["buildah", "--version"], capture_output=True, text=True)
+    return None if r.returncode == 0 else "buildah does not run: " + r.stderr
+
+
+pytestmark = pytest.mark.skipif(_buildah_works() is not None, reason=str(_buildah_works()))
+
+
+def _context(path, dockerfile, files=None):
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    for name, text in (files or {}).items():
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+    return str(path)
+
+
+APP = """FROM busybox
+ENV GREETING=hello-from-env
+ARG FLAVOUR=plain
+COPY msg.txt /msg.txt
+RUN echo "built-by-run $FLAVOUR" > /run.txt
+CMD ["sh", "-c", "cat /msg.txt /run.txt; echo $GREETING; ls /secret.txt 2>&1; sleep 1000"]
+"""
+
+
+def test_build_runs_as_service(daemon, tmp_path):
+    """RUN/COPY/ENV/ARG/CMD end up in the image; the service prints them; .dockerignore is
+    honoured."""
+    ctx = _context(tmp_path / "app", APP, {"msg.txt": "copied-file\n", "secret.txt": "no\n",
+                                           ".dockerignore": "secret.txt\n"})
+    r = daemon.cli("image", "build", "-t", "built:1", "--build-arg", "FLAVOUR=spicy", ctx,
+                   timeout=180)
+    assert "STEP 1/6: FROM busybox" in r.stdout
+    assert "Successfully tagged built:1" in r.stdout
+    img = json.loads(daemon.cli("image", "inspect", "built:1").stdout)[0]
+    assert img["tags"] == ["built:1"] and len(img["layers"]) >= 2
+    daemon.cli("service", "create", "--name", "built", "--stop-grace-period", "1s", "-d",
+               "built:1")
+    daemon.wait_running("built", 1)
+    want = ["copied-file", "built-by-run spicy", "hello-from-env", "No such file"]
+    wait_until(lambda: all(w in daemon.logs("built") for w in want),
+               msg=lambda: daemon.logs("built"))
+    daemon.cli("service", "rm", "built")
+
+
+def test_build_failing_step_stores_nothing(daemon, tmp_path):
+    ctx = _context(tmp_path / "bad", "FROM busybox\nRUN echo before\nRUN exit 3\n")
+    before = daemon.cli("image", "ls", "-q").stdout
+    r = daemon.cli("image", "build", "-t", "broken:1", ctx, check=False, timeout=180)
+    assert r.returncode == 1, r
+    assert "before" in r.stdout
+    assert "the build failed" in r.stderr and "RUN exit 3" in r.stderr, r.stderr
+    assert "broken" not in daemon.cli("image", "ls").stdout
+    assert daemon.cli("image", "ls", "-q").stdout == before
+
+
+def test_build_bad_input(daemon, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = daemon.cli("image", "build", "-t", "x:1", str(empty), check=False)
+    assert r.returncode == 1 and "no Dockerfile" in r.stderr, r.stderr
+    r = daemon.cli("image", "build", str(empty), check=False)
+    assert r.returncode == 2 and "a tag is required" in r.stderr, r.stderr
+    r = daemon.cli("image", "build", "-t", "x:1", "-f", "../Dockerfile", str(empty), check=False)
+    assert r.returncode == 1 and "inside the context" in r.stderr, r.stderr
+
+
+def test_build_two_contexts_base_first(daemon, tmp_path):
+    """b's FROM is a: a is built first, then b on top of it."""
+    a = _context(tmp_path / "a", "FROM busybox\nRUN echo layer-a > /a.txt\n")
+    b = _context(tmp_path / "b", "FROM chain-a:1\nRUN cat /a.txt > /b.txt && echo layer-b >> /b.txt\n"
+                 "CMD [\"sh\", \"-c\", \"cat /b.txt; sleep 1000\"]\n")
+    r = daemon.cli("image", "build", "-t", "chain-b:1", b, "-t", "chain-a:1", a, timeout=300)
+    out = r.stdout
+    assert out.index("[chain-a:1] Successfully tagged") < out.index("[chain-b:1] STEP 1/3"), out
+    daemon.cli("service", "create", "--name", "chain", "--stop-grace-period", "1s", "-d",
+               "chain-b:1")
+    daemon.wait_running("chain", 1)
+    lines = lambda: [l.split("|", 1)[-1].strip() for l in daemon.logs("chain").splitlines()]
+    wait_until(lambda: lines()[:2] == ["layer-a", "layer-b"], msg=lambda: daemon.logs("chain"))
+    daemon.cli("service", "rm", "chain")
