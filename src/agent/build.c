@@ -373,6 +373,30 @@ static int hand_over_bases(struct image_store *s, const struct build_opts *o, co
     return rc;
 }
 
+/* The bases a manager put in the context (build_bundle): pulled, then out
+ * of the context. */
+static int pull_bundled(const struct build_opts *o, const char *dir, struct serr *err)
+{
+    char *bases = xasprintf("%s/context/" BUILD_BASES_DIR, dir);
+    int rc = 0;
+    for (int i = 0; rc == 0; i++) {
+        char *archive = xasprintf("%s/%d.tar", bases, i);
+        char *source = xasprintf("docker-archive:%s", archive);
+        const char *args[] = {"pull", "-q", source, NULL};
+        bool present = access(archive, F_OK) == 0;
+        if (present && buildah(o, dir, args, false, err) < 0)
+            rc = serr_wrap(err, "a base image from the manager");
+        free(source);
+        free(archive);
+        if (!present)
+            break;
+    }
+    struct serr ignored;
+    rm_rf(bases, &ignored);
+    free(bases);
+    return rc;
+}
+
 static bool safe_relative(const char *p)
 {
     return p[0] != '/' && strcmp(p, "..") != 0 && strncmp(p, "../", 3) != 0 &&
@@ -449,6 +473,8 @@ int build_image(struct image_store *s, const struct build_opts *o, json_t **imag
     if (rc == 0 && read_file(dockerfile, &text, &len, NULL) < 0)
         rc = serr_set(err, SERR_INVALID, "the build context has no %s", name);
     if (rc == 0)
+        rc = pull_bundled(o, dir, err);
+    if (rc == 0)
         rc = hand_over_bases(s, o, dir, text, err);
     if (rc == 0)
         rc = bud(o, dir, dockerfile, err);
@@ -460,5 +486,113 @@ int build_image(struct image_store *s, const struct build_opts *o, json_t **imag
     free(dockerfile);
     free(context);
     free(dir);
+    return rc;
+}
+
+/* ---- a build for another node ---- */
+
+/* Copies the context's entries (but BUILD_BASES_DIR's) to `w`; *dockerfile
+ * gets the Dockerfile's text (new) when the context has it. */
+static int copy_context(const char *tar, const char *name, struct archive *w, char **dockerfile,
+                        struct serr *err)
+{
+    struct archive *in = archive_read_new();
+    archive_read_support_filter_gzip(in);
+    archive_read_support_format_tar(in);
+    int rc = 0;
+    if (archive_read_open_filename(in, tar, BLOCK) != ARCHIVE_OK)
+        rc = serr_set(err, SERR_INVALID, "the build context: %s", archive_error_string(in));
+    size_t skip = strlen(BUILD_BASES_DIR);
+    while (rc == 0) {
+        struct archive_entry *e;
+        int r = archive_read_next_header(in, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        const char *path = r >= ARCHIVE_WARN ? archive_entry_pathname(e) : NULL;
+        if (path == NULL) {
+            rc = serr_set(err, SERR_INVALID, "the build context is not a tar: %s",
+                          archive_error_string(in));
+            break;
+        }
+        if (strncmp(path, "./", 2) == 0)
+            path += 2;
+        if (strncmp(path, BUILD_BASES_DIR, skip) == 0 && (path[skip] == '/' || !path[skip]))
+            continue;
+        bool is_dockerfile = strcmp(path, name) == 0 && archive_entry_size(e) < (1 << 20);
+        char *text = is_dockerfile ? xcalloc(1, (size_t)archive_entry_size(e) + 1) : NULL;
+        if (archive_write_header(w, e) < ARCHIVE_WARN)
+            rc = serr_set(err, SERR_INTERNAL, "bundling: %s", archive_error_string(w));
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        while (rc == 0 && (r = archive_read_data_block(in, &buf, &len, &off)) != ARCHIVE_EOF) {
+            if (r < ARCHIVE_WARN || archive_write_data(w, buf, len) < 0)
+                rc = serr_set(err, SERR_INVALID, "bundling the build context: %s",
+                              r < ARCHIVE_WARN ? archive_error_string(in) : archive_error_string(w));
+            else if (text && off >= 0 && (size_t)off + len <= (size_t)archive_entry_size(e))
+                memcpy(text + off, buf, len);
+        }
+        if (text && rc == 0) {
+            free(*dockerfile);
+            *dockerfile = text;
+        } else {
+            free(text);
+        }
+    }
+    archive_read_free(in);
+    return rc;
+}
+
+/* The store's bases the Dockerfile names, as BUILD_BASES_DIR/<N>.tar. */
+static int bundle_bases(struct image_store *s, const struct build_opts *o, struct archive *w,
+                        const char *dockerfile, const char *tmp_dir, struct serr *err)
+{
+    json_t *bases = dockerfile_bases(dockerfile);
+    int rc = 0, n = 0;
+    size_t i;
+    json_t *b;
+    json_array_foreach(bases, i, b)
+    {
+        json_t *img = known_image(o->known, json_string_value(b));
+        char norm[600];
+        if (img == NULL || image_normalize_ref(json_string_value(b), norm, sizeof(norm), NULL) < 0)
+            continue;
+        char *archive = xasprintf("%s/base-%zu.tar", tmp_dir, i);
+        char *name = xasprintf(BUILD_BASES_DIR "/%d.tar", n++);
+        rc = write_base_archive(s, img, norm, archive, err);
+        if (rc == 0)
+            rc = add_file(w, name, archive, err);
+        unlink(archive);
+        free(name);
+        free(archive);
+        if (rc < 0) {
+            serr_wrap(err, "base image %s", norm);
+            break;
+        }
+    }
+    json_decref(bases);
+    return rc;
+}
+
+int build_bundle(struct image_store *s, const struct build_opts *o, const char *bundle,
+                 struct serr *err)
+{
+    const char *name = o->dockerfile && o->dockerfile[0] ? o->dockerfile : "Dockerfile";
+    struct archive *w = archive_write_new();
+    archive_write_set_format_pax_restricted(w);
+    char *dockerfile = NULL;
+    int rc = 0;
+    if (archive_write_open_filename(w, bundle) != ARCHIVE_OK)
+        rc = serr_set(err, SERR_INTERNAL, "%s: %s", bundle, archive_error_string(w));
+    if (rc == 0)
+        rc = copy_context(o->context_tar, name, w, &dockerfile, err);
+    if (rc == 0 && dockerfile == NULL)
+        rc = serr_set(err, SERR_INVALID, "the build context has no %s", name);
+    if (rc == 0)
+        rc = bundle_bases(s, o, w, dockerfile, o->work_dir, err);
+    if (archive_write_close(w) != ARCHIVE_OK && rc == 0)
+        rc = serr_set(err, SERR_INTERNAL, "%s: %s", bundle, archive_error_string(w));
+    archive_write_free(w);
+    free(dockerfile);
     return rc;
 }

@@ -44,4 +44,13 @@ struct build_opts {
 int build_image(struct image_store *s, const struct build_opts *o, json_t **image,
                 struct serr *err);
 
+/* A build for another node (which lacks the bases, or their configs): the
+ * context tar o->context_tar copied to `bundle`, with the store's bases the
+ * Dockerfile names as docker-archives under BUILD_BASES_DIR/ (build_image
+ * pulls them into buildah and takes them out of the context). Uses
+ * o->context_tar, dockerfile, known and work_dir. */
+#define BUILD_BASES_DIR ".shoal-build-bases"
+int build_bundle(struct image_store *s, const struct build_opts *o, const char *bundle,
+                 struct serr *err);
+
 #endif

@@ -99,3 +99,59 @@ def test_build_two_contexts_base_first(daemon, tmp_path):
     lines = lambda: [l.split("|", 1)[-1].strip() for l in daemon.logs("chain").splitlines()]
     wait_until(lambda: lines()[:2] == ["layer-a", "layer-b"], msg=lambda: daemon.logs("chain"))
     daemon.cli("service", "rm", "chain")
+
+
+@pytest.fixture(scope="module")
+def c(rootfs_tar):
+    from cluster import Cluster
+    cl = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    yield cl
+    cl.destroy()
+
+
+def _service_lines(d, name):
+    return [l.split("|", 1)[-1].strip() for l in d.logs(name).splitlines()]
+
+
+# RUN steps share the node's network namespace: its addresses say where they ran.
+WHERE = "ip -4 -o addr | awk '{print $4}' | grep -v 127.0.0.1"
+
+
+def test_build_on_another_node(c, tmp_path):
+    """--node: the worker builds (its address is built in), the leader fetches the layers
+    and commits the image, the manager's node runs it."""
+    ctx = _context(tmp_path / "remote", "FROM busybox\nCOPY msg.txt /msg.txt\n"
+                   "RUN %s > /built-on\n" % WHERE +
+                   'CMD ["sh", "-c", "cat /msg.txt /built-on; sleep 1000"]\n',
+                   {"msg.txt": "remote-copy\n"})
+    r = c.leader.cli("image", "build", "--node", "node-2", "-t", "remote:1", ctx, timeout=300)
+    assert "STEP 3/4: RUN ip" in r.stdout and "Successfully tagged remote:1" in r.stdout
+    c.leader.cli("service", "create", "--name", "remote", "--constraint",
+                 "node.hostname==node-1", "--stop-grace-period", "1s", "-d", "remote:1")
+    c.leader.wait_running("remote", 1, timeout=60)
+    node2 = c.nodes[1].addr + "/"
+    wait_until(lambda: _service_lines(c.leader, "remote")[0] == "remote-copy" and
+               _service_lines(c.leader, "remote")[1].startswith(node2),
+               msg=lambda: c.leader.logs("remote"))
+    c.leader.cli("service", "rm", "remote")
+    r = c.leader.cli("image", "build", "--node", "node-9", "-t", "x:1", ctx, check=False)
+    assert r.returncode == 1 and "node-9" in r.stderr, r.stderr
+
+
+def test_build_contexts_spread_over_nodes(c, tmp_path):
+    """Two contexts, the second FROM the first: built one after the other on the two
+    nodes (the second gets its base from the leader's store); both run on both nodes."""
+    a = _context(tmp_path / "a", "FROM busybox\nRUN echo \"a on $(%s)\" > /a.txt\n" % WHERE)
+    b = _context(tmp_path / "b", "FROM spread-a:1\nRUN echo \"b on $(%s)\" > /b.txt\n" % WHERE +
+                 'CMD ["sh", "-c", "cat /a.txt /b.txt; sleep 1000"]\n')
+    r = c.leader.cli("image", "build", "-t", "spread-a:1", a, "-t", "spread-b:1", b,
+                     timeout=300)
+    assert "[spread-b:1] Successfully tagged spread-b:1" in r.stdout, r.stdout
+    c.leader.cli("service", "create", "--name", "spread", "--mode", "global",
+                 "--stop-grace-period", "1s", "-d", "spread-b:1")
+    c.leader.wait_running("spread", 2, timeout=60)
+    one, two = "a on %s/" % c.nodes[0].addr, "b on %s/" % c.nodes[1].addr
+    wait_until(lambda: sum(l.startswith(one) for l in _service_lines(c.leader, "spread")) == 2
+               and sum(l.startswith(two) for l in _service_lines(c.leader, "spread")) == 2,
+               msg=lambda: c.leader.logs("spread"))
+    c.leader.cli("service", "rm", "spread")
