@@ -133,25 +133,36 @@ static void build_closed(uv_handle_t *h)
     free(b);
 }
 
-static void release_timer_closed(uv_handle_t *h)
+struct keep {
+    uv_timer_t timer;
+    struct shoal *sh;
+    int64_t until; /* mono_ms */
+};
+
+static void keep_closed(uv_handle_t *h)
 {
-    free(h);
+    free(h->data);
 }
 
-static void release_later_cb(uv_timer_t *t)
+/* Checked every second, so that a stopping daemon is not kept waiting. */
+static void keep_check(uv_timer_t *t)
 {
-    layers_release(t->data);
-    uv_close((uv_handle_t *)t, release_timer_closed);
+    struct keep *k = t->data;
+    if (mono_ms() < k->until && !k->sh->stopping)
+        return;
+    layers_release(k->sh);
+    uv_close((uv_handle_t *)t, keep_closed);
 }
 
 /* The builder's hold ends later: the leader fetches the layers meanwhile. */
 static void release_later(struct shoal *sh)
 {
-    uv_timer_t *t = xcalloc(1, sizeof(*t));
-    uv_timer_init(sh->loop, t);
-    t->data = sh;
-    uv_timer_start(t, release_later_cb, BUILD_KEEP_MS, 0);
-    uv_unref((uv_handle_t *)t);
+    struct keep *k = xcalloc(1, sizeof(*k));
+    k->sh = sh;
+    k->until = mono_ms() + BUILD_KEEP_MS;
+    uv_timer_init(sh->loop, &k->timer);
+    k->timer.data = k;
+    uv_timer_start(&k->timer, keep_check, 1000, 1000);
 }
 
 static void build_end(struct build *b, json_t *last /* stolen */)
@@ -274,8 +285,12 @@ static void remote_answer(void *arg, int status, const char *body, size_t len,
                  status < 0 ? errmsg : msg ? msg : "an unexpected answer");
         json_decref(j);
     }
-    json_t *image = b->err.msg[0] ? NULL : b->image;
+    json_t *image = b->image; /* the node's: committed once its layers are here */
     b->image = NULL;
+    if (b->err.msg[0]) {
+        json_decref(image);
+        image = NULL;
+    }
     if (image == NULL) {
         if (b->err.msg[0] == '\0')
             serr_set(&b->err, SERR_UNAVAILABLE, "the building node's answer ended early");

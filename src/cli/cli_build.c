@@ -393,6 +393,7 @@ static const char build_usage[] =
     "      --node string      Build on this node (default: the manager called)\n"
     "  -t, --tag string       Name and tag of the image (NAME[:TAG])\n";
 
+/* -1 to go on (cli_flags' convention), or the usage error's exit code. */
 static int add_build_arg(json_t *args, const char *text)
 {
     const char *eq = strchr(text, '=');

@@ -21,7 +21,8 @@ def _buildah_works():
     return None if r.returncode == 0 else "buildah does not run: " + r.stderr
 
 
-pytestmark = pytest.mark.skipif(_buildah_works() is not None, reason=str(_buildah_works()))
+_NO_BUILDAH = _buildah_works()
+pytestmark = pytest.mark.skipif(_NO_BUILDAH is not None, reason=str(_NO_BUILDAH))
 
 
 def _context(path, dockerfile, files=None):
