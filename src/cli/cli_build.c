@@ -234,14 +234,45 @@ static char *build_path(const struct context *c, json_t *build_args)
     return path;
 }
 
-static int build_one(struct cli *cli, const struct context *c, json_t *build_args,
+/* -f as Docker reads it, a path from here (DIR/Dockerfile.prod), becomes the
+ * path inside the context the daemon wants; a path that names no file from
+ * here is taken as one inside the context already. *out: new, or NULL. */
+static int dockerfile_in_context(const struct context *c, char **out, struct serr *err)
+{
+    *out = NULL;
+    if (c->dockerfile == NULL)
+        return 0;
+    char *file = realpath(c->dockerfile, NULL), *dir = realpath(c->dir, NULL);
+    size_t n = dir ? strlen(dir) : 0;
+    int rc = 0;
+    if (file == NULL || dir == NULL)
+        *out = xstrdup(c->dockerfile);
+    else if (strncmp(file, dir, n) == 0 && file[n] == '/')
+        *out = xstrdup(file + n + 1);
+    else
+        rc = serr_set(err, SERR_INVALID, "the Dockerfile must be inside the context %s: %s",
+                      c->dir, c->dockerfile);
+    free(file);
+    free(dir);
+    return rc;
+}
+
+static int build_one(struct cli *cli, const struct context *given, json_t *build_args,
                      const char *prefix)
 {
     struct membuf tar = {0};
     struct serr err;
-    if (context_tar(c->dir, &tar, &err) < 0)
+    struct context c_in = *given, *c = &c_in;
+    char *dockerfile;
+    if (dockerfile_in_context(given, &dockerfile, &err) < 0)
         return cli_fail(&err);
+    c->dockerfile = dockerfile;
+    if (context_tar(c->dir, &tar, &err) < 0) {
+        free(dockerfile);
+        return cli_fail(&err);
+    }
     char *path = build_path(c, build_args);
+    free(dockerfile);
     struct build_view v = {.prefix = prefix, .at_line_start = true};
     int rc = cli_stream_raw(cli, "POST", path, "application/x-tar", tar.data, tar.len,
                             build_data, &v, &err);
@@ -265,7 +296,11 @@ static int build_one(struct cli *cli, const struct context *c, json_t *build_arg
 /* The context's Dockerfile's bases, normalised. */
 static int read_bases(struct context *c, struct serr *err)
 {
-    char *path = xasprintf("%s/%s", c->dir, c->dockerfile ? c->dockerfile : "Dockerfile");
+    char *inside;
+    if (dockerfile_in_context(c, &inside, err) < 0)
+        return -1;
+    char *path = xasprintf("%s/%s", c->dir, inside ? inside : "Dockerfile");
+    free(inside);
     char *text = NULL;
     size_t len;
     int rc = read_file(path, &text, &len, err);
@@ -389,7 +424,7 @@ static const char build_usage[] =
     "it, the others at once, spread over the nodes.\n\n"
     "Options:\n"
     "      --build-arg list   Set build-time variables (KEY=VALUE)\n"
-    "  -f, --file string      Name of the Dockerfile (default: DIR/Dockerfile)\n"
+    "  -f, --file string      The Dockerfile, inside DIR (default: DIR/Dockerfile)\n"
     "      --node string      Build on this node (default: the manager called)\n"
     "  -t, --tag string       Name and tag of the image (NAME[:TAG])\n";
 

@@ -86,6 +86,22 @@ def test_build_bad_input(daemon, tmp_path):
     assert r.returncode == 1 and "inside the context" in r.stderr, r.stderr
 
 
+def test_build_dockerfile_flag(daemon, tmp_path):
+    """-f as Docker reads it (a path from here inside DIR) or as a path inside DIR."""
+    ctx = _context(tmp_path / "alt", "FROM busybox\nRUN false\n")
+    with open(os.path.join(ctx, "Dockerfile.alt"), "w") as f:
+        f.write("FROM busybox\nRUN echo alt > /alt.txt\n")
+    r = daemon.cli("image", "build", "-t", "alt:1", "-f", os.path.join(ctx, "Dockerfile.alt"),
+                   ctx, timeout=180)
+    assert "STEP 2/2: RUN echo alt" in r.stdout, r.stdout
+    r = daemon.cli("image", "build", "-t", "alt:2", "-f", "Dockerfile.alt", ctx, timeout=180)
+    assert "Successfully tagged alt:2" in r.stdout, r.stdout
+    outside = tmp_path / "Dockerfile.out"
+    outside.write_text("FROM busybox\n")
+    r = daemon.cli("image", "build", "-t", "alt:3", "-f", str(outside), ctx, check=False)
+    assert r.returncode == 1 and "must be inside the context" in r.stderr, r.stderr
+
+
 def test_build_two_contexts_base_first(daemon, tmp_path):
     """b's FROM is a: a is built first, then b on top of it."""
     a = _context(tmp_path / "a", "FROM busybox\nRUN echo layer-a > /a.txt\n")
@@ -156,3 +172,17 @@ def test_build_contexts_spread_over_nodes(c, tmp_path):
                and sum(l.startswith(two) for l in _service_lines(c.leader, "spread")) == 2,
                msg=lambda: c.leader.logs("spread"))
     c.leader.cli("service", "rm", "spread")
+
+
+def test_build_over_tcp(c, tmp_path):
+    """-H tcp:// with the admin certificate: the context goes over the cluster network."""
+    from conftest import SHOAL_BIN
+    certs = str(tmp_path / "certs")
+    c.leader.cli("swarm", "admin-cert", "-o", certs)
+    ctx = _context(tmp_path / "tcp", "FROM busybox\nCOPY msg.txt /msg.txt\n",
+                   {"msg.txt": "over-tcp\n"})
+    r = c.nodes[1].exec(SHOAL_BIN, "-H", "tcp://%s:2377" % c.leader.addr, "--tls-dir", certs,
+                        "image", "build", "-t", "tcp:1", ctx)
+    assert "STEP 2/2: COPY msg.txt /msg.txt" in r.stdout, r.stdout
+    assert "Successfully tagged tcp:1" in r.stdout, r.stdout
+    assert "tcp:1" in [t for i in c.leader.cli_json("image", "ls") for t in i["tags"]]
