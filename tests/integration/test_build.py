@@ -1,4 +1,5 @@
 """image build: Dockerfiles built through buildah on a node, the result in the store."""
+import glob
 import json
 import os
 import shutil
@@ -73,6 +74,8 @@ def test_build_failing_step_stores_nothing(daemon, tmp_path):
     assert "the build failed" in r.stderr and "RUN exit 3" in r.stderr, r.stderr
     assert "broken" not in daemon.cli("image", "ls").stdout
     assert daemon.cli("image", "ls", "-q").stdout == before
+    # each build's directory (context, buildah's storage) is gone
+    assert not glob.glob(os.path.join(daemon.state_dir, "tmp", "build-*"))
 
 
 def test_build_bad_input(daemon, tmp_path):
