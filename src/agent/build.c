@@ -13,6 +13,7 @@
 
 #include "agent/build.h"
 #include "agent/image.h"
+#include "agent/registry.h"
 #include "base/util.h"
 #include "model/dockerfile.h"
 
@@ -342,7 +343,33 @@ static int buildah(const struct build_opts *o, const char *dir, const char *cons
     return rc;
 }
 
-/* Each base the store has goes into buildah's storage under its tag. */
+static void say(const struct build_opts *o, const char *text)
+{
+    if (o->output)
+        o->output(o->output_arg, text, strlen(text));
+}
+
+/* The base `ref` names: the store's (*img borrowed from o->known), or pulled
+ * now (*pulled, new: the caller frees it); neither when the caller leaves it
+ * to buildah. */
+static int find_base(struct image_store *s, const struct build_opts *o, const char *ref,
+                     json_t **img, json_t **pulled, struct serr *err)
+{
+    *pulled = NULL;
+    *img = known_image(o->known, ref);
+    if (*img || o->pull == NULL)
+        return 0;
+    char *line = xasprintf("Pulling base image %s\n", ref);
+    say(o, line);
+    free(line);
+    int fetched;
+    if (registry_pull(s, o->pull, ref, pulled, &fetched, err) < 0)
+        return serr_wrap(err, "base image %s", ref);
+    *img = *pulled;
+    return 0;
+}
+
+/* Each base the store has (or pulls) goes into buildah's storage under its tag. */
 static int hand_over_bases(struct image_store *s, const struct build_opts *o, const char *dir,
                            const char *dockerfile, struct serr *err)
 {
@@ -352,9 +379,13 @@ static int hand_over_bases(struct image_store *s, const struct build_opts *o, co
     int rc = 0;
     json_array_foreach(bases, i, b)
     {
-        json_t *img = known_image(o->known, json_string_value(b));
+        json_t *img, *pulled;
         char norm[600];
-        if (img == NULL || image_normalize_ref(json_string_value(b), norm, sizeof(norm), NULL) < 0)
+        if (image_normalize_ref(json_string_value(b), norm, sizeof(norm), NULL) < 0)
+            continue; /* buildah says what is wrong with it */
+        if ((rc = find_base(s, o, json_string_value(b), &img, &pulled, err)) < 0)
+            break;
+        if (img == NULL)
             continue; /* buildah pulls it */
         char *archive = xasprintf("%s/base-%zu.tar", dir, i);
         char *source = xasprintf("docker-archive:%s", archive);
@@ -366,6 +397,7 @@ static int hand_over_bases(struct image_store *s, const struct build_opts *o, co
             serr_wrap(err, "base image %s", norm);
         free(source);
         free(archive);
+        json_decref(pulled);
         if (rc < 0)
             break;
     }
@@ -553,9 +585,13 @@ static int bundle_bases(struct image_store *s, const struct build_opts *o, struc
     json_t *b;
     json_array_foreach(bases, i, b)
     {
-        json_t *img = known_image(o->known, json_string_value(b));
+        json_t *img, *pulled;
         char norm[600];
-        if (img == NULL || image_normalize_ref(json_string_value(b), norm, sizeof(norm), NULL) < 0)
+        if (image_normalize_ref(json_string_value(b), norm, sizeof(norm), NULL) < 0)
+            continue;
+        if ((rc = find_base(s, o, json_string_value(b), &img, &pulled, err)) < 0)
+            break;
+        if (img == NULL)
             continue;
         char *archive = xasprintf("%s/base-%zu.tar", tmp_dir, i);
         char *name = xasprintf(BUILD_BASES_DIR "/%d.tar", n++);
@@ -565,6 +601,7 @@ static int bundle_bases(struct image_store *s, const struct build_opts *o, struc
         unlink(archive);
         free(name);
         free(archive);
+        json_decref(pulled);
         if (rc < 0) {
             serr_wrap(err, "base image %s", norm);
             break;

@@ -6,8 +6,10 @@
  * with the vfs driver, the archives) removed at the end, so builds on one
  * node do not share state and leave nothing behind. Base images the store
  * has are handed to buildah first (a docker-archive made from the store, then
- * `buildah pull docker-archive:`), so FROM needs no registry; other bases
- * buildah pulls itself. buildah runs RUN steps with --isolation chroot (no
+ * `buildah pull docker-archive:`), so FROM needs no registry; others shoal
+ * pulls into its store first (anonymously, as `image pull` reads names and
+ * with the daemon's insecure and allowed registries), then hands them over
+ * the same way. buildah runs RUN steps with --isolation chroot (no
  * container runtime, any cgroup layout). The result is pushed to a
  * docker-archive and loaded with image_load.
  *
@@ -21,6 +23,7 @@
 #include "base/err.h"
 
 struct image_store;
+struct registry_opts;
 
 /* Receives the build's output (buildah's stdout and stderr) as it comes,
  * from the building thread. */
@@ -33,6 +36,10 @@ struct build_opts {
     const char *tag;         /* the image's NAME:TAG, normalised */
     const char *work_dir;    /* where the build's own directory is made */
     json_t *known;           /* the store's images (descriptions with "tags"): bases */
+    /* Bases the store lacks are pulled into it with these (registry.h; not
+     * committed: the GC takes them once nothing holds the store); NULL:
+     * buildah pulls them itself. */
+    const struct registry_opts *pull;
     build_output_fn output;
     void *output_arg;
 };

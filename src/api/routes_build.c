@@ -20,6 +20,7 @@
 
 #include "agent/build.h"
 #include "agent/image.h"
+#include "agent/registry.h"
 #include "api/api_int.h"
 #include "api/http.h"
 #include "api/http_aclient.h"
@@ -91,10 +92,22 @@ static void build_output(void *arg, const char *text, size_t len)
     uv_async_send(&b->async);
 }
 
+/* Bases the store lacks: pulled as `image pull` would (anonymously). */
+static struct registry_opts base_pulls(struct build *b)
+{
+    return (struct registry_opts){
+        .spool_dir = b->work_dir,
+        .insecure = (const char *const *)b->sh->insecure_registries,
+        .allowed = (const char *const *)b->sh->allowed_registries,
+    };
+}
+
 static void build_work(uv_work_t *w)
 {
     struct build *b = w->data;
+    struct registry_opts pull = base_pulls(b);
     struct build_opts o = {.context_tar = b->context,
+                           .pull = b->on_node ? NULL : &pull,
                            .dockerfile = b->dockerfile,
                            .build_args = b->build_args,
                            .tag = b->tag,
@@ -325,10 +338,14 @@ static void remote_connected(void *arg, int fd, const char *errmsg)
 static void bundle_work(uv_work_t *w)
 {
     struct build *b = w->data;
+    struct registry_opts pull = base_pulls(b);
     struct build_opts o = {.context_tar = b->context,
                            .dockerfile = b->dockerfile,
                            .work_dir = b->work_dir,
-                           .known = b->known};
+                           .known = b->known,
+                           .pull = &pull,
+                           .output = build_output,
+                           .output_arg = b};
     build_bundle(b->sh->images, &o, b->bundle, &b->err);
 }
 

@@ -105,6 +105,28 @@ def test_build_dockerfile_flag(daemon, tmp_path):
     assert r.returncode == 1 and "must be inside the context" in r.stderr, r.stderr
 
 
+def test_build_base_from_a_registry(daemon, tmp_path):
+    """A FROM image the store lacks is pulled by shoal (127.0.0.1 is plain HTTP for shoal,
+    not for buildah: a success shows shoal pulled it), then used as a stored one."""
+    from test_registry import Registry
+    reg = Registry(str(tmp_path / "registry"))
+    reg.start()
+    try:
+        ref = reg.addr + "/base/bb:1"
+        daemon.cli("image", "tag", "busybox", ref)
+        daemon.cli("image", "push", ref, timeout=120)
+        daemon.cli("image", "rm", ref)
+        ctx = _context(tmp_path / "pulled", "FROM %s\nRUN echo on-pulled > /p.txt\n" % ref)
+        r = daemon.cli("image", "build", "-t", "onpulled:1", ctx, timeout=180)
+        assert "Pulling base image " + ref in r.stdout, r.stdout
+        assert "Successfully tagged onpulled:1" in r.stdout, r.stdout
+        bad = _context(tmp_path / "nobase", "FROM %s/base/none:1\n" % reg.addr)
+        r = daemon.cli("image", "build", "-t", "nobase:1", bad, check=False, timeout=180)
+        assert r.returncode == 1 and "base image %s/base/none:1" % reg.addr in r.stderr, r.stderr
+    finally:
+        reg.stop()
+
+
 def test_build_two_contexts_base_first(daemon, tmp_path):
     """b's FROM is a: a is built first, then b on top of it."""
     a = _context(tmp_path / "a", "FROM busybox\nRUN echo layer-a > /a.txt\n")
