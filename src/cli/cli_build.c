@@ -386,11 +386,13 @@ static int build_all(struct cli *cli, struct context *cs, int n, json_t *build_a
                      const char *node)
 {
     struct serr err;
-    for (int i = 0; i < n; i++)
-        if (read_bases(&cs[i], &err) < 0)
-            return cli_fail(&err);
-    json_t *nodes = node ? json_pack("[s]", node) : ready_nodes(cli);
     int left = n, rc = CLI_EXIT_OK, spread = 0;
+    for (int i = 0; i < n && rc == CLI_EXIT_OK; i++)
+        if (read_bases(&cs[i], &err) < 0)
+            rc = cli_fail(&err);
+    json_t *nodes = rc != CLI_EXIT_OK ? json_array()
+                    : node            ? json_pack("[s]", node)
+                                      : ready_nodes(cli);
     while (left > 0 && rc == CLI_EXIT_OK) {
         struct context *round[MAX_CONTEXTS];
         int k = 0;
