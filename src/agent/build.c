@@ -18,8 +18,9 @@
 #include "model/dockerfile.h"
 
 #define BLOCK (64 * 1024)
-/* The image buildah commits, in the build's own storage only. */
-#define OUTPUT_NAME "localhost/shoal-build-output:latest"
+/* Where buildah writes the id of the image it built (no name: the tag is
+ * shoal's, and buildah's output then names none of its own). */
+#define IID_FILE "image-id"
 
 extern char **environ;
 
@@ -440,7 +441,8 @@ static int bud(const struct build_opts *o, const char *dir, const char *dockerfi
                struct serr *err)
 {
     json_t *args = json_pack("[s, s, s, s, s, s, s]", "bud", "--isolation", "chroot", "-f",
-                             dockerfile, "-t", OUTPUT_NAME);
+                             dockerfile, "--iidfile", "");
+    json_array_set_new(args, 6, json_sprintf("%s/" IID_FILE, dir));
     const char *k;
     json_t *v;
     json_object_foreach(o->build_args, k, v)
@@ -465,9 +467,15 @@ static int store_output(struct image_store *s, const struct build_opts *o, const
 {
     char *archive = xasprintf("%s/output.tar", dir);
     char *dest = xasprintf("docker-archive:%s", archive);
-    const char *args[] = {"push", "-q", OUTPUT_NAME, dest, NULL};
+    char *iid_file = xasprintf("%s/" IID_FILE, dir), *iid = NULL;
+    size_t len;
     json_t *images = NULL;
-    int rc = buildah(o, dir, args, false, err);
+    int rc = read_file(iid_file, &iid, &len, err);
+    if (rc == 0) {
+        iid[strcspn(iid, "\r\n")] = '\0';
+        const char *args[] = {"push", "-q", iid, dest, NULL};
+        rc = buildah(o, dir, args, false, err);
+    }
     if (rc == 0)
         rc = image_load(s, archive, &images, err);
     if (rc == 0 && json_array_size(images) != 1)
@@ -478,6 +486,8 @@ static int store_output(struct image_store *s, const struct build_opts *o, const
         json_object_set_new(*image, "tags", json_pack("[s]", o->tag));
     }
     json_decref(images);
+    free(iid);
+    free(iid_file);
     free(dest);
     free(archive);
     return rc;
