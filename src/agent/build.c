@@ -320,7 +320,10 @@ static int run(const struct build_opts *o, char **argv, bool show, struct tail *
         ;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
-    return serr_set(err, SERR_INVALID, "%s", tail->line[0] ? tail->line : "buildah failed");
+    const char *why = tail->line[0] ? tail->line : "buildah failed";
+    if (strncmp(why, "Error: ", 7) == 0)
+        why += 7; /* the caller says what failed */
+    return serr_set(err, SERR_INVALID, "%s", why);
 }
 
 /* buildah with the build's own storage, then `args` (NULL-terminated). */

@@ -211,3 +211,20 @@ def test_build_over_tcp(c, tmp_path):
     assert "STEP 2/2: COPY msg.txt /msg.txt" in r.stdout, r.stdout
     assert "Successfully tagged tcp:1" in r.stdout, r.stdout
     assert "tcp:1" in [t for i in c.leader.cli_json("image", "ls") for t in i["tags"]]
+
+
+def test_build_through_a_follower_manager(rootfs_tar, tmp_path):
+    """A follower forwards the build to the leader (its answer comes whole at the end)."""
+    from cluster import Cluster
+    cl = Cluster(managers=3, workers=0, rootfs_tar=rootfs_tar)
+    try:
+        follower = cl.nodes[1]
+        ctx = _context(tmp_path / "fw", "FROM busybox\nRUN echo forwarded\n")
+        r = follower.cli("image", "build", "-t", "fw:1", ctx, timeout=180)
+        assert "forwarded" in r.stdout and "Successfully tagged fw:1" in r.stdout, r.stdout
+        ctx = _context(tmp_path / "fw2", "FROM busybox\nRUN exit 2\n")
+        r = follower.cli("image", "build", "-t", "fw:2", ctx, check=False, timeout=180)
+        assert r.returncode == 1, r
+        assert 'the build failed: building at STEP "RUN exit 2"' in r.stderr, r.stderr
+    finally:
+        cl.destroy()
