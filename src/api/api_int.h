@@ -47,6 +47,13 @@ void get_image(struct shoal *sh, struct http_req *req, char **args);
 void post_image_import(struct shoal *sh, struct http_req *req, char **args);
 void post_image_load(struct shoal *sh, struct http_req *req, char **args);
 void post_image_pull(struct shoal *sh, struct http_req *req, char **args);
+/* Ops storing each image description of `images` (without its tags, created
+ * at `now`) and pointing each of its tags at it: a new array. */
+json_t *image_ops(json_t *images, int64_t now);
+/* routes_build.c: POST /v1/images/build (docs/api.md); POST /v1/node/build,
+ * the build a manager asks of another node (managers only). */
+void post_image_build(struct shoal *sh, struct http_req *req, char **args);
+void post_node_build(struct shoal *sh, struct http_req *req, char **args);
 void post_registry_login(struct shoal *sh, struct http_req *req, char **args);
 /* Service create/update with an image the store lacks: image_needs_pull says
  * whether obj's "image" is such a registry reference; image_pull_then pulls

@@ -1210,6 +1210,8 @@ static const struct route {
     {"POST", "/v1/images/import", post_image_import, WRITE, true},
     {"POST", "/v1/images/load", post_image_load, WRITE, true},
     {"POST", "/v1/images/pull", post_image_pull, WRITE, true},
+    {"POST", "/v1/images/build", post_image_build, WRITE, true},
+    {"POST", "/v1/node/build", post_node_build, NODE, false}, /* managers only */
     {"POST", "/v1/registry/login", post_registry_login, WRITE, false},
     {"POST", "/v1/images/prune", post_images_prune, WRITE, true}, /* before images/{name}/.. */
     {"POST", "/v1/images/**/tag", post_image_tag, WRITE, true},

@@ -82,8 +82,7 @@ static void upload_work(uv_work_t *w)
         u->images = json_pack("[o]", img);
 }
 
-/* Ops storing each image (without its tags) and pointing each tag at it. */
-static json_t *image_ops(json_t *images, int64_t now)
+json_t *image_ops(json_t *images, int64_t now)
 {
     json_t *group = json_array();
     size_t i, k;

@@ -566,23 +566,32 @@ static int stream_data(const char *data, size_t len, void *arg)
     return 0;
 }
 
-int cli_stream(struct cli *cli, const char *method, const char *path, json_t *body,
-               int (*on_data)(const char *data, size_t len, void *arg), void *arg,
-               struct serr *err)
+int cli_stream_raw(struct cli *cli, const char *method, const char *path,
+                   const char *content_type, const char *body, size_t len,
+                   int (*on_data)(const char *data, size_t len, void *arg), void *arg,
+                   struct serr *err)
 {
     struct http_client *c = client(cli, err);
     if (c == NULL)
         return -1;
     struct stream_ctx ctx = {.on_data = on_data, .arg = arg};
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    int rc = http_request_stream(c, method, path, text ? "application/json" : NULL, text,
-                                 text ? strlen(text) : 0, &ctx.status, stream_data, &ctx, err);
-    free(text);
-    if (rc < 0)
+    if (http_request_stream(c, method, path, content_type, body, len, &ctx.status, stream_data,
+                            &ctx, err) < 0)
         return -1;
     if (ctx.status >= 400)
         return api_error(ctx.status, ctx.error_body, err);
     return 0;
+}
+
+int cli_stream(struct cli *cli, const char *method, const char *path, json_t *body,
+               int (*on_data)(const char *data, size_t len, void *arg), void *arg,
+               struct serr *err)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    int rc = cli_stream_raw(cli, method, path, text ? "application/json" : NULL, text,
+                            text ? strlen(text) : 0, on_data, arg, err);
+    free(text);
+    return rc;
 }
 
 /* ---- waiting for a service ---- */

@@ -119,6 +119,8 @@ int cli_build_system_prune(int argc, char **argv, bool *all, bool *force, bool *
 /* cli_registry.c */
 int cli_image_pull(struct cli *cli, int argc, char **argv);
 int cli_image_push(struct cli *cli, int argc, char **argv);
+/* cli_build.c: `shoal image build`. */
+int cli_image_build(struct cli *cli, int argc, char **argv);
 int cli_login(struct cli *cli, int argc, char **argv);
 int cli_logout(struct cli *cli, int argc, char **argv);
 /* Adds "registry_auth": {"username","password"} to a service spec or patch
@@ -279,6 +281,11 @@ int cli_call_file(struct cli *cli, const char *path, const char *file, json_t **
 int cli_stream(struct cli *cli, const char *method, const char *path, json_t *body,
                int (*on_data)(const char *data, size_t len, void *arg), void *arg,
                struct serr *err);
+/* Same with a body of any type (`body` may be NULL: none). */
+int cli_stream_raw(struct cli *cli, const char *method, const char *path,
+                   const char *content_type, const char *body, size_t len,
+                   int (*on_data)(const char *data, size_t len, void *arg), void *arg,
+                   struct serr *err);
 /* `inspect`: GETs path_fmt for each name and prints a JSON array (exit 1
  * if any is missing). */
 int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);

@@ -1,4 +1,5 @@
-/* shoal image import | load | ls | rm | tag | history (pull, push: cli_registry.c) */
+/* shoal image import | load | ls | rm | tag | history (pull, push: cli_registry.c;
+ * build: cli_build.c) */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -363,6 +364,7 @@ static int image_history(struct cli *cli, int argc, char **argv)
 }
 
 static const struct cli_cmd image_cmds[] = {
+    {"build", NULL, cli_image_build, "Build an image from a Dockerfile (through buildah)"},
     {"history", NULL, image_history, "Show the history of an image"},
     {"import", NULL, image_import, "Import a root filesystem tarball as an image"},
     {"inspect", NULL, image_inspect, "Display detailed information on one or more images"},

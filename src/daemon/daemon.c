@@ -444,7 +444,8 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     sh->metrics_keeper = metrics_keeper_start(sh);
     if (swarm_resume(sh, err) < 0)
         return -1;
-    static const char *const spool[] = {"/v1/images/import", "/v1/images/load", NULL};
+    static const char *const spool[] = {"/v1/images/import", "/v1/images/load",
+                                        "/v1/images/build", "/v1/node/build", NULL};
     char *spool_dir = shoal_state_path(sh, "tmp");
     /* Upload spools and layer downloads left by a daemon killed mid-way:
      * nothing else uses the directory before the API starts. */

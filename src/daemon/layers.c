@@ -129,6 +129,13 @@ static json_t *known_managers(struct shoal *sh)
 
 void layers_fetch(struct shoal *sh, json_t *image, layers_cb cb, void *arg)
 {
+    json_t *managers = known_managers(sh);
+    layers_fetch_from(sh, image, managers, cb, arg);
+    json_decref(managers);
+}
+
+void layers_fetch_from(struct shoal *sh, json_t *image, json_t *sources, layers_cb cb, void *arg)
+{
     struct fetch *f = xcalloc(1, sizeof(*f));
     layers_hold(sh);
     f->sh = sh;
@@ -136,7 +143,7 @@ void layers_fetch(struct shoal *sh, json_t *image, layers_cb cb, void *arg)
     f->arg = arg;
     f->fd = -1;
     f->missing = json_array();
-    f->managers = known_managers(sh);
+    f->managers = json_deep_copy(sources);
     char name[40];
     random_hex(name, 16);
     char *rel = xasprintf("tmp/layer-%s", name);

@@ -14,6 +14,9 @@ typedef void (*layers_cb)(void *arg, int status, const char *errmsg);
 /* Fetches every layer of `image` (a description) missing from this node's
  * store, trying each known manager in turn. cb runs once, later. */
 void layers_fetch(struct shoal *sh, json_t *image, layers_cb cb, void *arg);
+/* The same from the nodes of `sources` (cluster addresses, borrowed): a
+ * manager fetches the layers of an image another node built. */
+void layers_fetch_from(struct shoal *sh, json_t *image, json_t *sources, layers_cb cb, void *arg);
 
 /* On a manager: fetches the layers of one image of the store it lacks (one
  * at a time; called on every change), so that an image outlives the manager
