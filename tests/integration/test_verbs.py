@@ -239,3 +239,25 @@ def test_update_force_constraints_and_limits(daemon):
     res = d.cli("service", "update", "--constraint-add", "bogus", "up", check=False)
     assert res.returncode == 2 and "bogus" in res.stderr
     d.cli("service", "rm", "up")
+
+
+def test_join_with_labels_for_constraints(cluster1x2):
+    c = cluster1x2
+    lead, w = c.leader, c.nodes[2]
+    w.cli("swarm", "leave")
+    wait_until(lambda: w.api("GET", "/v1/info").json()["swarm"]["state"] == "inactive")
+    target = "%s:2377" % lead.addr
+    res = w.cli("swarm", "join", "--label", "bad key=x", "--token", c.token("worker"),
+                "--advertise-addr", w.addr, target, check=False)
+    assert res.returncode != 0 and "invalid label key 'bad key'" in res.stderr, res.stderr
+    w.cli("swarm", "join", "--label", "rack=top", "--label", "zone=b", "--token",
+          c.token("worker"), "--advertise-addr", w.addr, target)
+    c.wait_nodes_ready(3)
+    node = json.loads(lead.cli("node", "inspect", c.node_id(w)).stdout)
+    node = node[0] if isinstance(node, list) else node
+    assert node["labels"] == {"rack": "top", "zone": "b"}, node
+    lead.cli("service", "create", "--name", "ontop", "--constraint", "node.labels.rack==top",
+             "--replicas", "2", "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    ts = lead.wait_running("ontop", 2)
+    assert {t["node_id"] for t in ts} == {c.node_id(w)}, ts
+    lead.cli("service", "rm", "ontop")

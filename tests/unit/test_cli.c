@@ -341,6 +341,21 @@ TEST(cli_swarm_join_flags)
     CHECK(cli_build_swarm_join(ARGC("join", "--token"), ARGV("join", "--token"), &body, &err) < 0);
     CHECK(strstr(err.msg, "flag needs an argument: --token") != NULL);
     CHECK(cli_build_swarm_join(ARGC("join", "-h"), ARGV("join", "-h"), &body, &err) == 1);
+    /* --label k=v, repeatable; a bare key is an empty value */
+    CHECK(cli_build_swarm_join(
+              ARGC("join", "--label", "rack=top", "--label=arch=v7", "--label", "ssd", "--token",
+                   "T", "a:1"),
+              ARGV("join", "--label", "rack=top", "--label=arch=v7", "--label", "ssd", "--token",
+                   "T", "a:1"),
+              &body, &err) == 0);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(body, "labels"), "rack")), "top");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(body, "labels"), "arch")), "v7");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(body, "labels"), "ssd")), "");
+    json_decref(body);
+    CHECK(cli_build_swarm_join(ARGC("join", "--label", "=x", "--token", "T", "a:1"),
+                               ARGV("join", "--label", "=x", "--token", "T", "a:1"), &body,
+                               &err) < 0);
+    CHECK(strstr(err.msg, "empty key") != NULL);
 }
 
 TEST(cli_addr_with_port)
