@@ -188,21 +188,6 @@ const char cli_swarm_join_usage[] =
     "                                (default 0.0.0.0:2377)\n"
     "      --token string            Token for entry into the swarm\n";
 
-/* "key=value" into body.labels; a bare "key" sets an empty value. */
-static int add_join_label(json_t *body, const char *text, struct serr *err)
-{
-    size_t key_len = strcspn(text, "=");
-    if (key_len == 0)
-        return serr_set(err, SERR_INVALID, "invalid --label \"%s\": empty key", text);
-    json_t *labels = json_object_get(body, "labels");
-    if (labels == NULL)
-        json_object_set_new(body, "labels", labels = json_object());
-    char *key = xasprintf("%.*s", (int)key_len, text);
-    json_object_set_new(labels, key, json_string(text[key_len] == '=' ? text + key_len + 1 : ""));
-    free(key);
-    return 0;
-}
-
 int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err)
 {
     static const struct option opts[] = {
@@ -226,7 +211,7 @@ int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err)
         else if (opt == 'L')
             rc = set_addr(b, "listen_addr", "--listen-addr", optarg, false, err);
         else if (opt == 'l')
-            rc = add_join_label(b, optarg, err);
+            rc = cli_add_label(b, "labels", "--label", optarg, err);
         else if (optarg[0] == '\0')
             rc = serr_set(err, SERR_INVALID, "empty --token");
         else

@@ -355,7 +355,7 @@ TEST(cli_swarm_join_flags)
     CHECK(cli_build_swarm_join(ARGC("join", "--label", "=x", "--token", "T", "a:1"),
                                ARGV("join", "--label", "=x", "--token", "T", "a:1"), &body,
                                &err) < 0);
-    CHECK(strstr(err.msg, "empty key") != NULL);
+    CHECK(strstr(err.msg, "invalid --label \"=x\"") != NULL);
 }
 
 TEST(cli_addr_with_port)
