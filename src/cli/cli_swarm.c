@@ -113,6 +113,15 @@ static void print_join_command(struct cli *cli, const char *role)
     json_decref(out);
 }
 
+static void print_unlock_key(const char *key)
+{
+    printf("To unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"
+           "command and provide the following key:\n\n    %s\n\n"
+           "Please remember to store this key in a password manager, since without it you\n"
+           "will not be able to use the swarm's secrets after a manager restarts.\n",
+           key);
+}
+
 static int swarm_init(struct cli *cli, int argc, char **argv)
 {
     json_t *body;
@@ -134,12 +143,10 @@ static int swarm_init(struct cli *cli, int argc, char **argv)
     print_join_command(cli, "worker");
     printf("\nTo add a manager to this swarm, run 'shoal swarm join-token manager' and follow "
            "the instructions.\n");
-    if (unlock_key[0])
-        printf("\nTo unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"
-               "command and provide the following key:\n\n    %s\n\n"
-               "Please remember to store this key in a password manager, since without it you\n"
-               "will not be able to use the swarm's secrets after a manager restarts.\n",
-               unlock_key);
+    if (unlock_key[0]) {
+        printf("\n");
+        print_unlock_key(unlock_key);
+    }
     explicit_bzero(unlock_key, sizeof(unlock_key));
     return CLI_EXIT_OK;
 }
@@ -169,6 +176,55 @@ static int swarm_unlock(struct cli *cli, int argc, char **argv)
     rc = cli_call(cli, "POST", "/v1/swarm/unlock", body, NULL, &err);
     json_decref(body);
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
+}
+
+/* ---- unlock-key ---- */
+
+static const char unlock_key_usage[] =
+    "Usage:  shoal swarm unlock-key [OPTIONS]\n\n"
+    "Manage the unlock key of an autolocked swarm\n\n"
+    "Options:\n"
+    "  -q, --quiet    Only display the key\n"
+    "      --rotate   Rotate the unlock key (a manager down meanwhile still needs the old\n"
+    "                 one, once)\n";
+
+static int swarm_unlock_key(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"quiet", no_argument, NULL, 'q'},
+        {"rotate", no_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool quiet = false, rotate = false;
+    struct serr err;
+    optind = 0;
+    int opt;
+    while ((opt = cli_getopt(argc, argv, "qh", longopts, &err)) != -1) {
+        if (opt == '?')
+            return cli_usage_error("swarm unlock-key", "%s", err.msg);
+        if (opt == 'h')
+            return cli_help(unlock_key_usage);
+        if (opt == 'q')
+            quiet = true;
+        else
+            rotate = true;
+    }
+    if (optind != argc)
+        return cli_usage_error("swarm unlock-key", "accepts no arguments");
+    json_t *out;
+    if (cli_call(cli, rotate ? "POST" : "GET",
+                 rotate ? "/v1/swarm/unlock-key/rotate" : "/v1/swarm/unlock-key", NULL, &out,
+                 &err) < 0)
+        return cli_fail(&err);
+    if (rotate && !quiet)
+        printf("Successfully rotated manager unlock key.\n\n");
+    if (quiet)
+        printf("%s\n", cli_str(out, "unlock_key"));
+    else
+        print_unlock_key(cli_str(out, "unlock_key"));
+    json_decref(out);
+    return CLI_EXIT_OK;
 }
 
 /* ---- join ---- */
@@ -529,6 +585,7 @@ static const struct cli_cmd swarm_cmds[] = {
     {"join-token", NULL, swarm_join_token, "Manage join tokens"},
     {"leave", NULL, swarm_leave, "Leave the swarm"},
     {"unlock", NULL, swarm_unlock, "Unlock the secrets of an autolocked manager"},
+    {"unlock-key", NULL, swarm_unlock_key, "Manage the unlock key"},
     {"update", NULL, swarm_update, "Update the swarm"},
     {NULL, NULL, NULL, NULL},
 };

@@ -42,6 +42,7 @@ struct shoal {
     uint64_t raft_id;
     char role[16];           /* "manager" or "worker" while in a swarm, else "" */
     char secrets_key[65];    /* autolock: the secrets data key (hex) once unlocked, else "" */
+    char autolock_key_id[17]; /* autolock: key_id of the unlock key the key file is sealed with */
     struct net *net;         /* cluster port: TLS contexts, listener, raft transport */
     struct session *session; /* heartbeats to the leader (every node but the leader) */
     struct dispatcher *dispatcher; /* managers: the leader side of sessions */

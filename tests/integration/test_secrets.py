@@ -348,3 +348,32 @@ def test_autolock_unlock(bare_daemon, tmp_path):
     d.cli("secret", "create", "after", write(tmp_path, "s", b"x"))
     assert files_holding(d.state_dir, [b"locked-secret"]) == []
     d.cli("secret", "rm", "before", "after")
+
+
+def test_unlock_key_show_and_rotate(bare_daemon, tmp_path):
+    d = bare_daemon
+    r = d.cli("swarm", "unlock-key", check=False)
+    assert r.returncode != 0 and "not a swarm manager" in r.stderr, r.stderr
+    out = d.cli("swarm", "init", "--autolock", "--advertise-addr", "127.0.0.1:%d" % d.port,
+                "--listen-addr", "127.0.0.1:%d" % d.port, "--default-addr-pool", d.pool).stdout
+    d.swarm_active = True
+    old = re.search(r"(SWMKEY-1-\S+)", out).group(1)
+    assert d.cli("swarm", "unlock-key", "-q").stdout.strip() == old
+    assert old in d.cli("swarm", "unlock-key").stdout
+    d.cli("secret", "create", "kept", write(tmp_path, "s", b"rotated-secret"))
+    out = d.cli("swarm", "unlock-key", "--rotate").stdout
+    assert out.startswith("Successfully rotated manager unlock key.\n"), out
+    new = re.search(r"(SWMKEY-1-\S+)", out).group(1)
+    assert new != old and d.cli("swarm", "unlock-key", "-q").stdout.strip() == new
+    d.restart()
+    wait_until(lambda: d.api("GET", "/v1/info").json()["swarm"]["is_leader"], timeout=30)
+    # locked: the key is not shown, secrets are refused
+    r = d.cli("swarm", "unlock-key", check=False)
+    assert r.returncode != 0 and "locked" in r.stderr, r.stderr
+    r = d.cli("swarm", "unlock", input=old + "\n", check=False)
+    assert r.returncode != 0 and "invalid unlock key" in r.stderr, r.stderr
+    d.cli("swarm", "unlock", input=new + "\n")
+    assert d.cli("swarm", "unlock-key", "-q").stdout.strip() == new
+    d.cli("secret", "create", "after", write(tmp_path, "s", b"x"))
+    assert files_holding(d.state_dir, [b"rotated-secret"]) == []
+    d.cli("secret", "rm", "kept", "after")
