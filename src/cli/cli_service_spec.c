@@ -98,7 +98,7 @@ const char cli_service_create_usage[] =
     "                                     \"rollback\") (default \"pause\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
     "(0 to update all at once)\n"
-    "  -u, --user string                  UID[:GID] (numbers) the command runs as\n"
+    "  -u, --user string                  USER[:GROUP] (names or numbers) the command runs as\n"
     "  -w, --workdir string               Working directory inside the container\n";
 
 const char cli_service_update_usage[] =

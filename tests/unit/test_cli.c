@@ -550,8 +550,11 @@ TEST(cli_service_spec_container_flags)
     CHECK_STR(str_at(json_object_get(spec, "labels"), "flag"), "");
     CHECK_STR(str_at(json_object_get(spec, "container_labels"), "a.b"), "c");
     json_decref(spec);
-    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www-data", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www data", "busybox") < 0);
     CHECK(strstr(err.msg, "--user") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www-data:adm", "busybox") == 0);
+    CHECK_STR(str_at(spec, "user"), "www-data:adm");
+    json_decref(spec);
     CHECK(SPEC(&err, &spec, &detach, "create", "--user", "1:", "busybox") < 0);
     CHECK(SPEC(&err, &spec, &detach, "create", "--workdir", "srv", "busybox") < 0);
     CHECK(strstr(err.msg, "--workdir") != NULL);
