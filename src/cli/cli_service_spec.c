@@ -154,7 +154,13 @@ const char cli_service_update_usage[] =
     "      --dns-add list                 Add a custom DNS server\n"
     "      --dns-rm list                  Remove a custom DNS server\n"
     "      --placement-pref-add pref      Add a placement preference\n"
-    "      --placement-pref-rm pref       Remove a placement preference\n";
+    "      --placement-pref-rm pref       Remove a placement preference\n"
+    "      --network-add network          Put the service on this network (a service is on\n"
+    "                                     one: --network-rm its own with it)\n"
+    "      --network-rm network           Take it off this network (back to bridge)\n"
+    "      --cap-add list                 Add Linux capabilities (no longer dropped)\n"
+    "      --cap-drop list                Drop Linux capabilities (no longer added)\n"
+    "      --restart-condition, --restart-delay, --stop-grace-period, --init  As create\n";
 
 /* ---- mounts ---- */
 
@@ -561,6 +567,8 @@ enum {
     OPT_SCHEDULE,
     OPT_SCHEDULE_TZ,
     OPT_SCHEDULE_OVERLAP,
+    OPT_NETWORK_ADD,
+    OPT_NETWORK_RM,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -1059,6 +1067,14 @@ static const struct option update_options[] = {
     {"container-label-rm", required_argument, NULL, OPT_CONTAINER_LABEL_RM},
     {"mount-add", required_argument, NULL, OPT_MOUNT_ADD},
     {"mount-rm", required_argument, NULL, OPT_MOUNT_RM},
+    {"network-add", required_argument, NULL, OPT_NETWORK_ADD},
+    {"network-rm", required_argument, NULL, OPT_NETWORK_RM},
+    {"restart-condition", required_argument, NULL, OPT_RESTART_CONDITION},
+    {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+    {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
+    {"init", no_argument, NULL, OPT_INIT},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -1154,7 +1170,28 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return runtime_option(patch, opt, arg, err);
     case OPT_RESTART_MAX_ATTEMPTS:
     case OPT_RESTART_WINDOW:
+    case OPT_RESTART_CONDITION:
+    case OPT_RESTART_DELAY:
+    case OPT_STOP_GRACE:
+    case OPT_INIT:
         return create_option(patch, opt, arg, detach, err);
+    case OPT_NETWORK_ADD:
+    case OPT_NETWORK_RM: {
+        const char *key = opt == OPT_NETWORK_ADD ? "network_add" : "network_rm";
+        if (json_object_get(patch, key))
+            return serr_set(err, SERR_INVALID, "--%s once: a service is on one network",
+                            opt == OPT_NETWORK_ADD ? "network-add" : "network-rm");
+        json_t *holder = json_object();
+        int rc = cli_set_network(holder, arg, err);
+        if (rc == 0)
+            json_object_set(patch, key, json_object_get(holder, "network"));
+        json_decref(holder);
+        return rc;
+    }
+    case OPT_CAP_ADD: /* as Docker: added, and no longer dropped */
+        return cli_add_caps(patch, "caps_add", "--cap-add", arg, err);
+    case OPT_CAP_DROP:
+        return cli_add_caps(patch, "caps_drop", "--cap-drop", arg, err);
     case OPT_LIMIT_CPU:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
         return create_option(patch, opt, arg, detach, err);

@@ -261,3 +261,33 @@ def test_join_with_labels_for_constraints(cluster1x2):
     ts = lead.wait_running("ontop", 2)
     assert {t["node_id"] for t in ts} == {c.node_id(w)}, ts
     lead.cli("service", "rm", "ontop")
+
+
+def test_update_network_caps_restart_flags(daemon):
+    d = daemon
+    d.cli("network", "create", "upnet1")
+    d.cli("network", "create", "upnet2")
+    d.cli("service", "create", "--name", "upf", "--stop-grace-period", "1s", "--cap-drop",
+          "NET_RAW", "busybox", "sleep", "1000")
+    d.wait_running("upf", 1)
+    d.cli("service", "update", "--network-add", "upnet1", "--cap-add", "NET_RAW", "--cap-drop",
+          "CHOWN", "--restart-condition", "on-failure", "--restart-delay", "2s",
+          "--stop-grace-period", "2s", "upf")
+    spec = d.service("upf")["spec"]
+    assert spec["network"] == "upnet1", spec
+    assert spec["cap_add"] == ["CAP_NET_RAW"] and spec["cap_drop"] == ["CAP_CHOWN"], spec
+    assert (spec["restart_condition"], spec["restart_delay_ms"],
+            spec["stop_grace_period_ms"]) == ("on-failure", 2000, 2000), spec
+    d.wait_running("upf", 1, version=d.service("upf")["version"])
+    res = d.cli("service", "update", "--network-add", "upnet2", "upf", check=False)
+    assert res.returncode != 0 and "--network-rm upnet1" in res.stderr, res.stderr
+    res = d.cli("service", "update", "--network-rm", "upnet2", "upf", check=False)
+    assert res.returncode != 0 and "not on network upnet2" in res.stderr, res.stderr
+    d.cli("service", "update", "--network-rm", "upnet1", "--network-add", "upnet2", "upf")
+    assert d.service("upf")["spec"]["network"] == "upnet2"
+    t = d.wait_running("upf", 1, version=d.service("upf")["version"])[0]
+    d.cli("service", "update", "--network-rm", "upnet2", "upf")
+    assert d.service("upf")["spec"].get("network", "bridge") == "bridge"  # the default
+    d.wait_running("upf", 1, version=d.service("upf")["version"])
+    d.cli("service", "rm", "upf")
+    d.cli("network", "rm", "upnet1", "upnet2")

@@ -687,3 +687,30 @@ TEST(cli_service_patch_runtime_lists)
     CHECK(strstr(err.msg, "--sysctl-add") != NULL);
     CHECK(PATCH(&err, &patch, &name, "update", "--sysctl-rm", "a=b", "web") < 0);
 }
+
+TEST(cli_service_patch_network_caps_restart)
+{
+    json_t *patch;
+    const char *name;
+    struct serr err;
+    CHECK(PATCH(&err, &patch, &name, "update", "--network-rm", "front", "--network-add", "back",
+                "--cap-add", "net_admin", "--cap-drop", "CHOWN", "--restart-condition",
+                "on-failure", "--restart-delay", "2s", "--stop-grace-period", "3s", "--init",
+                "web") == 0);
+    CHECK_STR(str_at(patch, "network_rm"), "front");
+    CHECK_STR(str_at(patch, "network_add"), "back");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "caps_add"), 0)),
+              "CAP_NET_ADMIN");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "caps_drop"), 0)),
+              "CAP_CHOWN");
+    CHECK_STR(str_at(patch, "restart_condition"), "on-failure");
+    CHECK(json_integer_value(json_object_get(patch, "restart_delay_ms")) == 2000);
+    CHECK(json_integer_value(json_object_get(patch, "stop_grace_period_ms")) == 3000);
+    CHECK(json_is_true(json_object_get(patch, "init")));
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--network-add", "a", "--network-add", "b",
+                "web") < 0);
+    CHECK(strstr(err.msg, "one network") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--network-add", "a b", "web") < 0);
+    CHECK(PATCH(&err, &patch, &name, "update", "--restart-condition", "sometimes", "web") < 0);
+}
