@@ -731,6 +731,19 @@ static int container_option(json_t *spec, int opt, const char *arg, struct serr 
     return serr_set(err, SERR_INVALID, "unexpected option");
 }
 
+int cli_container_flag(json_t *spec, const char *flag, const char *arg, struct serr *err)
+{
+    static const struct {
+        const char *flag;
+        int opt;
+    } flags[] = {{"hostname", OPT_HOSTNAME}, {"user", 'u'}, {"workdir", 'w'},
+                 {"entrypoint", OPT_ENTRYPOINT}};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (strcmp(flags[i].flag, flag) == 0)
+            return container_option(spec, flags[i].opt, arg, err);
+    return serr_set(err, SERR_INVALID, "unexpected option --%s", flag);
+}
+
 /* ---- --read-only, --cap-add/-drop, --sysctl, --ulimit, --dns, --limit-pids,
  * --stop-signal ---- */
 

@@ -174,6 +174,8 @@ TEST(cli_service_patch)
     CHECK(cli_build_service_patch(4, bad, &patch, &name, &detach, &err) < 0);
 }
 
+#define RUN(err, req, ...) cli_build_run_request(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), req, err)
+
 TEST(cli_run_request)
 {
     json_t *req;
@@ -194,10 +196,27 @@ TEST(cli_run_request)
     CHECK(json_is_true(json_object_get(req, "detach")));
     json_decref(req);
     char **empty = ARGV("run", "--rm");
-    CHECK(cli_build_run_request(2, empty, &req, &err) < 0);
+    CHECK(cli_build_run_request(2, empty, &req, &err) < 0);    /* -u, -w, -v, --hostname, --entrypoint as docker run's */
+    CHECK(RUN(&err, &req, "run", "-u", "nobody", "-w", "/srv", "-v", "/host:/data:ro", "-v",
+              "cache:/cache", "--hostname", "h1", "--entrypoint", "sh -c", "busybox") == 0);
+    CHECK_STR(str_at(req, "user"), "nobody");
+    CHECK_STR(str_at(req, "workdir"), "/srv");
+    CHECK_STR(str_at(req, "hostname"), "h1");
+    CHECK(json_array_size(json_object_get(req, "entrypoint")) == 2);
+    json_t *m0 = json_array_get(json_object_get(req, "mounts"), 0);
+    json_t *m1 = json_array_get(json_object_get(req, "mounts"), 1);
+    CHECK_STR(str_at(m0, "type"), "bind");
+    CHECK_STR(str_at(m0, "target"), "/data");
+    CHECK(json_is_true(json_object_get(m0, "readonly")));
+    CHECK_STR(str_at(m1, "type"), "volume");
+    CHECK_STR(str_at(m1, "source"), "cache");
+    json_decref(req);
+    CHECK(RUN(&err, &req, "run", "-v", "/a", "busybox") < 0);
+    CHECK(strstr(err.msg, "-v") != NULL);
+    CHECK(RUN(&err, &req, "run", "-v", "/a:/b:rx", "busybox") < 0);
+    CHECK(RUN(&err, &req, "run", "-w", "rel", "busybox") < 0);
 }
 
-#define RUN(err, req, ...) cli_build_run_request(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), req, err)
 
 TEST(cli_combined_short_flags)
 {
