@@ -121,6 +121,7 @@ void swarm_secrets_key_drop(struct shoal *sh)
     free(path);
     free(locked);
     OPENSSL_cleanse(sh->secrets_key, sizeof(sh->secrets_key));
+    sh->autolock_key_id[0] = '\0';
 }
 
 /* ---- autolock ---- */
