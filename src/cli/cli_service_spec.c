@@ -489,10 +489,11 @@ static int check_constraint(const char *expr, struct serr *err)
     const char *op = strstr(expr, "==");
     if (op == NULL)
         op = strstr(expr, "!=");
-    if (op == NULL || op == expr || op[2] == '\0' || strncmp(expr, "node.", 5) != 0)
+    bool known_prefix = strncmp(expr, "node.", 5) == 0 || strncmp(expr, "engine.labels.", 14) == 0;
+    if (op == NULL || op == expr || op[2] == '\0' || !known_prefix)
         return serr_set(err, SERR_INVALID,
                         "invalid constraint \"%s\" (use e.g. node.role==manager, "
-                        "node.labels.KEY!=VALUE)",
+                        "node.labels.KEY!=VALUE, engine.labels.KEY==VALUE)",
                         expr);
     return 0;
 }

@@ -57,6 +57,7 @@ struct shoal {
     int image_gc_low;           /* daemon.json "image-gc-low-percent" */
     char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */
     char *smtp_relay;           /* daemon.json "smtp-relay" (smtp://HOST:PORT), or NULL */
+    json_t *engine_labels;      /* daemon.json "labels" ["k=v"] as {"k":"v"}, or NULL */
     char *smtp_from;            /* daemon.json "smtp-from", or NULL: shoal@HOSTNAME */
     char *backup_dir;           /* daemon.json "backup-dir" (volume backups), or NULL */
     double heat_threshold;      /* daemon.json "heat-threshold-celsius"; 0: off */

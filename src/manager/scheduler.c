@@ -13,7 +13,8 @@
 #include "model/task.h"
 
 struct constraint {
-    char key[128];   /* "role", "hostname", "id", "labels.KEY", "platform.arch", "platform.os" */
+    char key[128];   /* "role", "hostname", "id", "labels.KEY", "platform.arch", "platform.os",
+                      * "engine_labels.KEY" */
     bool equal;      /* == or != */
     char value[256];
 };
@@ -32,8 +33,16 @@ static void trim_copy(char *out, size_t outlen, const char *start, size_t len)
     out[len] = '\0';
 }
 
-#define CONSTRAINT_KEYS \
-    "node.role, node.hostname, node.id, node.platform.arch, node.platform.os or node.labels.KEY"
+#define CONSTRAINT_KEYS                                                                        \
+    "node.role, node.hostname, node.id, node.platform.arch, node.platform.os, node.labels.KEY " \
+    "or engine.labels.KEY"
+
+static int constraint_value_check(const char *expr, const struct constraint *c, struct serr *err)
+{
+    if (c->value[0] == '\0' || strstr(c->value, "==") || strstr(c->value, "!="))
+        return serr_set(err, SERR_INVALID, "constraint '%s': missing or invalid value", expr);
+    return 0;
+}
 
 static int constraint_parse(const char *expr, struct constraint *c, struct serr *err)
 {
@@ -48,6 +57,10 @@ static int constraint_parse(const char *expr, struct constraint *c, struct serr 
     char lhs[160];
     trim_copy(lhs, sizeof(lhs), expr, (size_t)(op - expr));
     trim_copy(c->value, sizeof(c->value), op + 2, strlen(op + 2));
+    if (strncmp(lhs, "engine.labels.", 14) == 0 && lhs[14] != '\0') {
+        snprintf(c->key, sizeof(c->key), "engine_labels.%s", lhs + 14);
+        return constraint_value_check(expr, c, err);
+    }
     if (strncmp(lhs, "node.", 5) != 0)
         return serr_set(err, SERR_INVALID,
                         "constraint '%s': key must be " CONSTRAINT_KEYS, expr);
@@ -59,8 +72,8 @@ static int constraint_parse(const char *expr, struct constraint *c, struct serr 
     if (!known)
         return serr_set(err, SERR_INVALID,
                         "constraint '%s': unknown key '%s' (use " CONSTRAINT_KEYS ")", expr, lhs);
-    if (c->value[0] == '\0' || strstr(c->value, "==") || strstr(c->value, "!="))
-        return serr_set(err, SERR_INVALID, "constraint '%s': missing or invalid value", expr);
+    if (constraint_value_check(expr, c, err) < 0)
+        return -1;
     if (strcmp(c->key, "role") == 0 && strcmp(c->value, "manager") != 0 &&
         strcmp(c->value, "worker") != 0)
         return serr_set(err, SERR_INVALID, "constraint '%s': node.role is manager or worker",
@@ -78,6 +91,8 @@ static const char *node_attr(json_t *node, const char *key)
 {
     if (strncmp(key, "labels.", 7) == 0)
         return jstr(json_object_get(node, "labels"), key + 7);
+    if (strncmp(key, "engine_labels.", 14) == 0) /* daemon.json "labels" of the node */
+        return jstr(json_object_get(node, "engine_labels"), key + 14);
     return jstr(node, key);
 }
 

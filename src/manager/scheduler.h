@@ -9,8 +9,9 @@
 #include "base/err.h"
 
 /* Checks a constraint expression: node.role, node.hostname, node.id,
- * node.platform.arch, node.platform.os or node.labels.KEY, then == or !=, then
- * a non-empty value. node.platform.arch takes Docker's and the kernel's names
+ * node.platform.arch, node.platform.os, node.labels.KEY or engine.labels.KEY
+ * (the node's daemon.json "labels", as it joined), then == or !=, then a
+ * non-empty value. node.platform.arch takes Docker's and the kernel's names
  * alike (x86_64 or amd64, aarch64 or arm64, armv7l or arm); os and arch
  * compare without case. */
 int constraint_validate(const char *expr, struct serr *err);

@@ -291,3 +291,26 @@ def test_update_network_caps_restart_flags(daemon):
     d.wait_running("upf", 1, version=d.service("upf")["version"])
     d.cli("service", "rm", "upf")
     d.cli("network", "rm", "upnet1", "upnet2")
+
+
+def test_engine_labels_from_daemon_json(bare_daemon, rootfs_tar):
+    d = bare_daemon
+    with open(d.config_path) as f:
+        cfg = json.load(f)
+    cfg["labels"] = ["board=pi4", "disk=ssd"]
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.restart()
+    d.init_swarm()
+    d.import_image(rootfs_tar)
+    node = d.cli_json("node", "ls")[0]["id"]
+    assert json.loads(d.cli("node", "inspect", node).stdout)[0]["engine_labels"] == {
+        "board": "pi4", "disk": "ssd"}
+    d.cli("service", "create", "--name", "onpi4", "--constraint", "engine.labels.board==pi4",
+          "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    d.wait_running("onpi4", 1)
+    d.cli("service", "create", "-d", "--name", "onpi5", "--constraint",
+          "engine.labels.board==pi5", "busybox", "sleep", "1000")
+    why = "no suitable node (scheduling constraints not satisfied on 1 node)"
+    wait_until(lambda: d.tasks("onpi5") and d.tasks("onpi5")[0]["error"] == why)
+    d.cli("service", "rm", "onpi4", "onpi5")

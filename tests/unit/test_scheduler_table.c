@@ -48,11 +48,17 @@ static const struct match_case match_cases[] = {
     {"node.platform.arch==x86_64", false},
     {"node.platform.arch==", false},
     {"node.platform.variant==v7", false}, /* not a key */
+    /* engine labels: the node's daemon.json "labels" */
+    {"engine.labels.board==pi4", true},
+    {"engine.labels.board!=pi4", false},
+    {"engine.labels.board==pi5", false},
+    {"engine.labels.x!=1", true},
+    {"engine.labels.==x", false},
+    {"node.engine_labels.board==pi4", false},
     /* invalid expressions never match, whatever the operator */
     {"node.role=manager", false},
     {"node.color==red", false},
     {"node.color!=red", false},
-    {"engine.labels.x!=1", false},
     {"node.role==", false},
     {"node.role==boss", false},
     {"node.labels.!=x", false},
@@ -62,6 +68,7 @@ TEST(constraint_match_table)
 {
     json_t *node = table_json("{'id':'n1', 'hostname':'pi-1', 'role':'manager',"
                               " 'labels':{'zone':'a', 'disk':'ssd'},"
+                              " 'engine_labels':{'board':'pi4'},"
                               " 'platform':{'os':'linux', 'architecture':'arm', 'variant':'v7'}}");
     int failed = 0;
     for (size_t i = 0; i < sizeof(match_cases) / sizeof(match_cases[0]); i++) {
