@@ -169,8 +169,10 @@ void followers_close_all(struct agent *a)
 
 static int run_validate(json_t *body, struct serr *err)
 {
-    static const char *const fields[] = {"image", "args", "env", "name", "rm", "detach", "init",
-                                         "network", NULL};
+    static const char *const fields[] = {"image",    "args",     "env",        "name",
+                                         "rm",       "detach",   "init",       "network",
+                                         "hostname", "user",     "workdir",    "entrypoint",
+                                         "mounts",   NULL};
     if (!json_is_object(body))
         return serr_set(err, SERR_INVALID, "request body must be a JSON object");
     const char *key;
@@ -204,8 +206,14 @@ static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *er
         json_object_set(spec, "args", args);
     if (env)
         json_object_set(spec, "env", env);
-    if (json_object_get(body, "network"))
-        json_object_set(spec, "network", json_object_get(body, "network"));
+    /* checked by the service spec's normalize, as `service create` */
+    static const char *const passed[] = {"network", "hostname", "user", "workdir", "entrypoint",
+                                         "mounts", NULL};
+    for (int i = 0; passed[i]; i++) {
+        json_t *v = json_object_get(body, passed[i]);
+        if (v)
+            json_object_set(spec, passed[i], v);
+    }
     json_t *container = a->up->run_container_spec(a->up->data, spec, err);
     json_decref(spec);
     return container;

@@ -9,7 +9,7 @@
  *   {"args": ["httpd","-f"],            // required, already resolved with the image's
  *                                        // Entrypoint/Cmd
  *    "env": ["PATH=...","K=V"],          // final environment
- *    "workdir": "/", "user": "0:0",      // numeric uid[:gid] (or absent = 0:0)
+ *    "workdir": "/", "user": "0:0",      // user[:group], names from the rootfs (absent = 0:0)
  *    "hostname": "web-1",
  *    "mounts": [{"type":"bind","source":"/abs/host/path","target":"/in/ctr",
  *                "readonly":true}],     // volumes are already resolved to host paths
@@ -109,7 +109,7 @@ int runtime_exec_start(struct runtime *rt, const char *id, const char *const *ar
                        const char *files, int out_fd, pid_t *child, struct serr *err);
 
 /* `shoal exec`: a command in the running container `id`, with the settings
- * of its own process changed as asked (user "uid[:gid]", cwd absolute, env
+ * of its own process changed as asked (user "user[:group]", cwd absolute, env
  * entries "K=V" replacing the container's own K). Writes FILES.process.json
  * (the caller removes it; crun writes the command's host pid to FILES.pid,
  * the caller's to remove too) and returns the crun command line to spawn, NULL

@@ -13,6 +13,7 @@
 
 #include "agent/runtime_internal.h"
 #include "base/util.h"
+#include "model/user.h"
 #include "model/container_opts.h"
 
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -118,38 +119,6 @@ static bool is_string_array(json_t *v)
             return false;
     }
     return true;
-}
-
-static int parse_id_number(const char *s, const char *end, uint32_t *out)
-{
-    if (s == end || end - s > 10)
-        return -1;
-    uint64_t v = 0;
-    for (const char *p = s; p < end; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v > UINT32_MAX)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
-/* "uid[:gid]", numeric only: the rootfs's /etc/passwd is not consulted. */
-static int parse_user(const char *user, uint32_t *uid, uint32_t *gid, struct serr *err)
-{
-    *uid = 0;
-    *gid = 0;
-    if (user == NULL || *user == '\0')
-        return 0;
-    const char *colon = strchr(user, ':');
-    const char *uid_end = colon ? colon : user + strlen(user);
-    if (parse_id_number(user, uid_end, uid) < 0 ||
-        (colon && parse_id_number(colon + 1, colon + 1 + strlen(colon + 1), gid) < 0))
-        return serr_set(err, SERR_INVALID, "invalid user \"%s\": expected uid[:gid] (numbers)",
-                        user);
-    return 0;
 }
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -307,9 +276,10 @@ int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err)
     if (workdir != NULL && workdir[0] != '\0' && workdir[0] != '/')
         return serr_set(err, SERR_INVALID, "working directory \"%s\" is not an absolute path",
                         workdir);
-    uint32_t uid, gid;
-    if (parse_user(json_string_value(json_object_get(spec, "user")), &uid, &gid, err) < 0)
-        return -1;
+    const char *user = json_string_value(json_object_get(spec, "user"));
+    if (user && user[0] && !user_spec_valid(user))
+        return serr_set(err, SERR_INVALID, "invalid user \"%s\": expected user[:group] (names or "
+                        "numbers)", user);
     if (json_is_true(json_object_get(spec, "init")) && rt->init_path == NULL)
         return serr_set(err, SERR_INVALID, "init requested but no static init (tini-static) found");
     if (check_mounts(rt, json_object_get(spec, "mounts"), err) < 0)
@@ -424,10 +394,9 @@ static json_t *build_rlimits(json_t *spec)
     return rlimits;
 }
 
-static json_t *build_process(json_t *spec)
+/* `user` is taken over. */
+static json_t *build_process(json_t *spec, struct runtime_user *user)
 {
-    uint32_t uid, gid;
-    parse_user(json_string_value(json_object_get(spec, "user")), &uid, &gid, NULL);
     const char *cwd = json_string_value(json_object_get(spec, "workdir"));
     if (cwd == NULL || *cwd == '\0')
         cwd = "/";
@@ -437,8 +406,13 @@ static json_t *build_process(json_t *spec)
     json_object_set(caps, "effective", set);
     json_object_set_new(caps, "permitted", set);
     json_t *rlimits = build_rlimits(spec);
-    return json_pack("{s:b, s:{s:I, s:I}, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", 0, "user",
-                     "uid", (json_int_t)uid, "gid", (json_int_t)gid, "args", build_args(spec),
+    json_t *ids = json_pack("{s:I, s:I}", "uid", (json_int_t)user->uid, "gid",
+                            (json_int_t)user->gid);
+    if (user->additional_gids && json_array_size(user->additional_gids) > 0)
+        json_object_set(ids, "additionalGids", user->additional_gids);
+    json_decref(user->additional_gids);
+    return json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", 0, "user", ids,
+                     "args", build_args(spec),
                      "env", build_env(spec), "cwd", cwd, "capabilities", caps,
                      "noNewPrivileges", 1, "rlimits", rlimits);
 }
@@ -612,9 +586,16 @@ json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *s
 {
     if (runtime_spec_check(rt, spec, err) < 0)
         return NULL;
+    struct runtime_user user;
+    char *rootfs = xasprintf("%s/%s/rootfs", rt->containers_dir, id);
+    int rc = runtime_user_resolve(rootfs, json_string_value(json_object_get(spec, "user")), &user,
+                                  err);
+    free(rootfs);
+    if (rc < 0)
+        return NULL;
     char short_id[16];
     json_t *config = json_pack("{s:s, s:o, s:{s:s, s:b}, s:s, s:o, s:o}", "ociVersion", "1.0.2",
-                               "process", build_process(spec), "root", "path", "rootfs",
+                               "process", build_process(spec, &user), "root", "path", "rootfs",
                                "readonly", json_is_true(json_object_get(spec, "read_only")),
                                "hostname",
                                hostname_of(id, spec, short_id, sizeof(short_id)), "mounts",

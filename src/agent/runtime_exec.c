@@ -5,24 +5,20 @@
 #include <string.h>
 
 #include "agent/runtime.h"
+#include "agent/runtime_internal.h"
 #include "base/util.h"
 
-/* "uid[:gid]", numbers only (as `run --user`). */
-static int set_user(json_t *process, const char *user, struct serr *err)
+/* `user` resolved in the container's rootfs (runtime_user.c). */
+static int set_user(json_t *process, const char *rootfs, const char *user, struct serr *err)
 {
-    char *end;
-    unsigned long uid = strtoul(user, &end, 10), gid = 0;
-    bool ok = end != user && (*end == '\0' || *end == ':');
-    if (ok && *end == ':') {
-        const char *g = end + 1;
-        gid = strtoul(g, &end, 10);
-        ok = end != g && *end == '\0';
-    }
-    if (!ok || uid > 0xfffffffful || gid > 0xfffffffful)
-        return serr_set(err, SERR_INVALID, "invalid user \"%s\": expected uid[:gid] (numbers)",
-                        user);
-    json_object_set_new(process, "user", json_pack("{s:I,s:I}", "uid", (json_int_t)uid, "gid",
-                                                   (json_int_t)gid));
+    struct runtime_user ids;
+    if (runtime_user_resolve(rootfs, user, &ids, err) < 0)
+        return -1;
+    json_t *u = json_pack("{s:I,s:I}", "uid", (json_int_t)ids.uid, "gid", (json_int_t)ids.gid);
+    if (ids.additional_gids && json_array_size(ids.additional_gids) > 0)
+        json_object_set(u, "additionalGids", ids.additional_gids);
+    json_decref(ids.additional_gids);
+    json_object_set_new(process, "user", u);
     return 0;
 }
 
@@ -60,7 +56,8 @@ static int merge_env(json_t *process, json_t *add, struct serr *err)
     return 0;
 }
 
-static int build_process(json_t *process, const struct runtime_exec_opts *o, struct serr *err)
+static int build_process(json_t *process, const char *rootfs, const struct runtime_exec_opts *o,
+                         struct serr *err)
 {
     json_t *args = json_array();
     for (size_t i = 0; o->argv[i] != NULL; i++)
@@ -75,7 +72,7 @@ static int build_process(json_t *process, const struct runtime_exec_opts *o, str
         return serr_set(err, SERR_INVALID, "invalid workdir \"%s\": not an absolute path", o->cwd);
     if (o->cwd)
         json_object_set_new(process, "cwd", json_string(o->cwd));
-    if (o->user && o->user[0] && set_user(process, o->user, err) < 0)
+    if (o->user && o->user[0] && set_user(process, rootfs, o->user, err) < 0)
         return -1;
     return o->env ? merge_env(process, o->env, err) : 0;
 }
@@ -84,6 +81,7 @@ static int write_process(const struct runtime *rt, const char *id,
                          const struct runtime_exec_opts *o, const char *path, struct serr *err)
 {
     char *config_path = xasprintf("%s/%s/config.json", rt->containers_dir, id);
+    char *rootfs = xasprintf("%s/%s/rootfs", rt->containers_dir, id);
     json_error_t jerr;
     json_t *config = json_load_file(config_path, 0, &jerr);
     free(config_path);
@@ -92,13 +90,14 @@ static int write_process(const struct runtime *rt, const char *id,
     if (!json_is_object(process))
         rc = serr_set(err, SERR_NOT_FOUND, "No such container: %s", id);
     else
-        rc = build_process(process, o, err);
+        rc = build_process(process, rootfs, o, err);
     if (rc == 0) {
         char *text = json_dumps(process, JSON_COMPACT);
         rc = write_file_atomic(path, text, strlen(text), false, err);
         free(text);
     }
     json_decref(config);
+    free(rootfs);
     return rc;
 }
 

@@ -23,6 +23,19 @@ json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *s
  * created on disk: args, user, mounts (bind sources must exist), limits. */
 int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err);
 
+/* runtime_user.c: a container's user and groups. */
+struct runtime_user {
+    uint32_t uid, gid;
+    json_t *additional_gids; /* owned: array of gids, or NULL */
+};
+/* `user` ("name", "uid", "name:group", "uid:gid", mixes; NULL or "": root)
+ * to ids. Names are looked up in rootfs's /etc/passwd and /etc/group as
+ * Docker does (a user name alone brings its passwd gid, which is also the
+ * first additional gid, then the groups that list it); numbers are taken as they are. An unknown name fails with Docker's
+ * message ("unable to find user NAME: no matching entries in passwd file"). */
+int runtime_user_resolve(const char *rootfs, const char *user, struct runtime_user *out,
+                         struct serr *err);
+
 /* runtime_cgroup.c */
 int runtime_cgroup_detect(enum cgroup_mode *mode, struct serr *err);
 /* Hybrid hosts: moves controllers still attached to the v2 hierarchy to v1

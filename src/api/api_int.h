@@ -109,6 +109,8 @@ void get_secret(struct shoal *sh, struct http_req *req, char **args);
 void post_secret(struct shoal *sh, struct http_req *req, char **args);
 void delete_secret(struct shoal *sh, struct http_req *req, char **args);
 void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args);
+void get_swarm_unlock_key(struct shoal *sh, struct http_req *req, char **args);
+void post_swarm_unlock_key_rotate(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_metrics.c */
 void get_node_stats(struct shoal *sh, struct http_req *req, char **args);

@@ -1186,6 +1186,8 @@ static const struct route {
     {"POST", "/v1/swarm/join", post_swarm_join, LOCAL, false},
     {"POST", "/v1/swarm/leave", post_swarm_leave, LOCAL, false},
     {"POST", "/v1/swarm/unlock", post_swarm_unlock, LOCAL, false},
+    {"GET", "/v1/swarm/unlock-key", get_swarm_unlock_key, SECRET, false},
+    {"POST", "/v1/swarm/unlock-key/rotate", post_swarm_unlock_key_rotate, WRITE, true},
     {"GET", "/v1/swarm", get_swarm, READ, false},
     {"POST", "/v1/swarm/update", post_swarm_update, WRITE, true},
     {"GET", "/v1/swarm/join-token/*", get_join_token, SECRET, false},

@@ -134,3 +134,40 @@ void post_swarm_unlock(struct shoal *sh, struct http_req *req, char **args)
         respond_json(req, 200, json_object());
     json_decref(body);
 }
+
+/* GET /v1/swarm/unlock-key: {"unlock_key"} (any unlocked manager). */
+void get_swarm_unlock_key(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_swarm(sh, req))
+        return;
+    struct serr err = {0};
+    char *key = swarm_unlock_key_show(sh, &err);
+    if (key == NULL) {
+        http_respond_error(req, &err);
+        return;
+    }
+    respond_json(req, 200, json_pack("{s:s}", "unlock_key", key));
+    OPENSSL_cleanse(key, strlen(key));
+    free(key);
+}
+
+static void unlock_key_answer(void *data, int status, json_t *result, const struct serr *err)
+{
+    struct http_req *req = data;
+    if (status < 0)
+        http_respond_error(req, err);
+    else
+        respond_json(req, 200, result);
+}
+
+/* POST /v1/swarm/unlock-key/rotate: a new unlock key, {"unlock_key"} (the leader). */
+void post_swarm_unlock_key_rotate(struct shoal *sh, struct http_req *req, char **args)
+{
+    (void)args;
+    if (!require_leader(sh, req))
+        return;
+    struct serr err = {0};
+    if (swarm_unlock_key_rotate(sh, unlock_key_answer, req, &err) < 0)
+        http_respond_error(req, &err);
+}

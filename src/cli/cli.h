@@ -176,6 +176,9 @@ int cli_parse_format(const char *s, bool *json, struct serr *err);
 
 /* "type=bind,src=/a,dst=/b,readonly" -> {"type","source","target","readonly"}. */
 int cli_parse_mount(const char *text, json_t **mount, struct serr *err);
+/* --hostname, --user, --workdir or --entrypoint (`flag` without dashes) into
+ * the spec, checked as service create checks them. */
+int cli_container_flag(json_t *spec, const char *flag, const char *arg, struct serr *err);
 
 /* Container flag values (cli_service_values.c). Each adds to the spec or
  * patch `obj` and on a bad value returns SERR_INVALID naming `flag`. */

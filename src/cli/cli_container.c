@@ -18,6 +18,8 @@ const char cli_run_usage[] =
     "Options:\n"
     "  -d, --detach         Run container in background and print container ID\n"
     "  -e, --env list       Set environment variables\n"
+    "      --entrypoint string  Overwrite the image's ENTRYPOINT (words split on spaces)\n"
+    "      --hostname string    Container host name\n"
     "      --init           Run an init inside the container that forwards signals and reaps "
     "processes\n"
     "  -i, --interactive    Not supported yet: the container gets no input\n"
@@ -26,6 +28,9 @@ const char cli_run_usage[] =
     "\"bridge\")\n"
     "      --rm             Automatically remove the container when it exits\n"
     "  -t, --tty            Not supported yet: the output is passed on, without a terminal\n"
+    "  -u, --user string    USER[:GROUP], names (the image's /etc/passwd) or numbers\n"
+    "  -v, --volume list    Bind mount a host path or a named volume: SRC:DST[:ro]\n"
+    "  -w, --workdir string Working directory inside the container\n"
     "\n"
     "Short flags combine: -de K=V is -d -e K=V.\n";
 
@@ -35,13 +40,49 @@ static const struct option run_options[] = {
     {"rm", no_argument, NULL, 'r'},     {"help", no_argument, NULL, 'h'},
     {"network", required_argument, NULL, 'N'},
     {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
+    {"user", required_argument, NULL, 'u'}, {"workdir", required_argument, NULL, 'w'},
+    {"volume", required_argument, NULL, 'v'}, {"hostname", required_argument, NULL, 'H'},
+    {"entrypoint", required_argument, NULL, 'E'},
     {NULL, 0, NULL, 0},
 };
+
+/* Docker's -v SRC:DST[:ro|rw]: SRC an absolute host path (a bind) or a
+ * volume's name. */
+static int add_volume(json_t *req, const char *arg, struct serr *err)
+{
+    char *copy = xstrdup(arg), *save = NULL;
+    char *src = strtok_r(copy, ":", &save), *dst = strtok_r(NULL, ":", &save);
+    char *mode = strtok_r(NULL, ":", &save);
+    int rc = 0;
+    if (src == NULL || dst == NULL || strtok_r(NULL, ":", &save) != NULL ||
+        (mode && strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0) || strchr(arg, ','))
+        rc = serr_set(err, SERR_INVALID, "invalid -v \"%s\": use SRC:DST[:ro]", arg);
+    json_t *mount = NULL;
+    if (rc == 0) {
+        char *text = xasprintf("type=%s,source=%s,target=%s%s", src[0] == '/' ? "bind" : "volume",
+                               src, dst, mode && strcmp(mode, "ro") == 0 ? ",readonly" : "");
+        rc = cli_parse_mount(text, &mount, err);
+        free(text);
+    }
+    if (rc == 0) {
+        json_t *mounts = json_object_get(req, "mounts");
+        if (mounts == NULL)
+            json_object_set_new(req, "mounts", mounts = json_array());
+        json_array_append_new(mounts, mount);
+    }
+    free(copy);
+    return rc < 0 ? serr_wrap(err, "-v") : 0;
+}
 
 static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
 {
     char *env = NULL;
     switch (opt) {
+    case 'u': return cli_container_flag(req, "user", arg, err);
+    case 'w': return cli_container_flag(req, "workdir", arg, err);
+    case 'H': return cli_container_flag(req, "hostname", arg, err);
+    case 'E': return cli_container_flag(req, "entrypoint", arg, err);
+    case 'v': return add_volume(req, arg, err);
     case 'd': json_object_set_new(req, "detach", json_true()); return 0;
     case 'I': json_object_set_new(req, "init", json_true()); return 0;
     case 'r': json_object_set_new(req, "rm", json_true()); return 0;
@@ -76,7 +117,7 @@ int cli_build_run_request(int argc, char **argv, json_t **request, struct serr *
                             "init", 0);
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:hit", run_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:hitu:w:v:", run_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')

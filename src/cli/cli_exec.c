@@ -25,7 +25,7 @@ static const char exec_usage[] =
     "  -e, --env KEY=VALUE   Set an environment variable (repeatable)\n"
     "  -i, --interactive     Send stdin to the command\n"
     "  -t, --tty             Allocate a pseudo-TTY (the local terminal in raw mode)\n"
-    "  -u, --user UID[:GID]  Run as this user (numbers)\n"
+    "  -u, --user USER[:GROUP]  Run as this user (name or number)\n"
     "  -w, --workdir DIR     Working directory inside the container\n";
 
 /* Exit code when the command's own could not be had (as docker exec). */

@@ -98,7 +98,7 @@ const char cli_service_create_usage[] =
     "                                     \"rollback\") (default \"pause\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
     "(0 to update all at once)\n"
-    "  -u, --user string                  UID[:GID] (numbers) the command runs as\n"
+    "  -u, --user string                  USER[:GROUP] (names or numbers) the command runs as\n"
     "  -w, --workdir string               Working directory inside the container\n";
 
 const char cli_service_update_usage[] =
@@ -154,7 +154,13 @@ const char cli_service_update_usage[] =
     "      --dns-add list                 Add a custom DNS server\n"
     "      --dns-rm list                  Remove a custom DNS server\n"
     "      --placement-pref-add pref      Add a placement preference\n"
-    "      --placement-pref-rm pref       Remove a placement preference\n";
+    "      --placement-pref-rm pref       Remove a placement preference\n"
+    "      --network-add network          Put the service on this network (a service is on\n"
+    "                                     one: --network-rm its own with it)\n"
+    "      --network-rm network           Take it off this network (back to bridge)\n"
+    "      --cap-add list                 Add Linux capabilities (no longer dropped)\n"
+    "      --cap-drop list                Drop Linux capabilities (no longer added)\n"
+    "      --restart-condition, --restart-delay, --stop-grace-period, --init  As create\n";
 
 /* ---- mounts ---- */
 
@@ -483,10 +489,11 @@ static int check_constraint(const char *expr, struct serr *err)
     const char *op = strstr(expr, "==");
     if (op == NULL)
         op = strstr(expr, "!=");
-    if (op == NULL || op == expr || op[2] == '\0' || strncmp(expr, "node.", 5) != 0)
+    bool known_prefix = strncmp(expr, "node.", 5) == 0 || strncmp(expr, "engine.labels.", 14) == 0;
+    if (op == NULL || op == expr || op[2] == '\0' || !known_prefix)
         return serr_set(err, SERR_INVALID,
                         "invalid constraint \"%s\" (use e.g. node.role==manager, "
-                        "node.labels.KEY!=VALUE)",
+                        "node.labels.KEY!=VALUE, engine.labels.KEY==VALUE)",
                         expr);
     return 0;
 }
@@ -561,6 +568,8 @@ enum {
     OPT_SCHEDULE,
     OPT_SCHEDULE_TZ,
     OPT_SCHEDULE_OVERLAP,
+    OPT_NETWORK_ADD,
+    OPT_NETWORK_RM,
 };
 
 /* --secret and --config (cli_add_secret_ref): flag, key, in create and update
@@ -721,6 +730,19 @@ static int container_option(json_t *spec, int opt, const char *arg, struct serr 
         return cli_add_label(spec, "container_labels", "--container-label", arg, err);
     }
     return serr_set(err, SERR_INVALID, "unexpected option");
+}
+
+int cli_container_flag(json_t *spec, const char *flag, const char *arg, struct serr *err)
+{
+    static const struct {
+        const char *flag;
+        int opt;
+    } flags[] = {{"hostname", OPT_HOSTNAME}, {"user", 'u'}, {"workdir", 'w'},
+                 {"entrypoint", OPT_ENTRYPOINT}};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (strcmp(flags[i].flag, flag) == 0)
+            return container_option(spec, flags[i].opt, arg, err);
+    return serr_set(err, SERR_INVALID, "unexpected option --%s", flag);
 }
 
 /* ---- --read-only, --cap-add/-drop, --sysctl, --ulimit, --dns, --limit-pids,
@@ -1059,6 +1081,14 @@ static const struct option update_options[] = {
     {"container-label-rm", required_argument, NULL, OPT_CONTAINER_LABEL_RM},
     {"mount-add", required_argument, NULL, OPT_MOUNT_ADD},
     {"mount-rm", required_argument, NULL, OPT_MOUNT_RM},
+    {"network-add", required_argument, NULL, OPT_NETWORK_ADD},
+    {"network-rm", required_argument, NULL, OPT_NETWORK_RM},
+    {"restart-condition", required_argument, NULL, OPT_RESTART_CONDITION},
+    {"restart-delay", required_argument, NULL, OPT_RESTART_DELAY},
+    {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
+    {"init", no_argument, NULL, OPT_INIT},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
     {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -1154,7 +1184,28 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return runtime_option(patch, opt, arg, err);
     case OPT_RESTART_MAX_ATTEMPTS:
     case OPT_RESTART_WINDOW:
+    case OPT_RESTART_CONDITION:
+    case OPT_RESTART_DELAY:
+    case OPT_STOP_GRACE:
+    case OPT_INIT:
         return create_option(patch, opt, arg, detach, err);
+    case OPT_NETWORK_ADD:
+    case OPT_NETWORK_RM: {
+        const char *key = opt == OPT_NETWORK_ADD ? "network_add" : "network_rm";
+        if (json_object_get(patch, key))
+            return serr_set(err, SERR_INVALID, "--%s once: a service is on one network",
+                            opt == OPT_NETWORK_ADD ? "network-add" : "network-rm");
+        json_t *holder = json_object();
+        int rc = cli_set_network(holder, arg, err);
+        if (rc == 0)
+            json_object_set(patch, key, json_object_get(holder, "network"));
+        json_decref(holder);
+        return rc;
+    }
+    case OPT_CAP_ADD: /* as Docker: added, and no longer dropped */
+        return cli_add_caps(patch, "caps_add", "--cap-add", arg, err);
+    case OPT_CAP_DROP:
+        return cli_add_caps(patch, "caps_drop", "--cap-drop", arg, err);
     case OPT_LIMIT_CPU:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
         return create_option(patch, opt, arg, detach, err);

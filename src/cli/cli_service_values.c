@@ -10,6 +10,7 @@
 
 #include "base/util.h"
 #include "cli/cli.h"
+#include "model/user.h"
 #include "model/container_opts.h"
 
 json_t *cli_json_member(json_t *obj, const char *key)
@@ -46,15 +47,10 @@ int cli_add_label(json_t *obj, const char *key, const char *flag, const char *ar
 
 int cli_check_user(const char *user, struct serr *err)
 {
-    const char *colon = strchr(user, ':');
-    size_t ulen = colon ? (size_t)(colon - user) : strlen(user);
-    bool ok = ulen > 0 && strspn(user, "0123456789") == ulen &&
-              (colon == NULL ||
-               (colon[1] != '\0' && strspn(colon + 1, "0123456789") == strlen(colon + 1)));
-    if (!ok)
+    if (!user_spec_valid(user))
         return serr_set(err, SERR_INVALID,
-                        "invalid --user \"%s\": give UID or UID:GID as numbers (user names "
-                        "are not looked up in the image)",
+                        "invalid --user \"%s\": give USER or USER:GROUP, names (looked up in "
+                        "the image's /etc/passwd and /etc/group) or numbers",
                         user);
     return 0;
 }

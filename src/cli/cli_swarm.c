@@ -113,6 +113,15 @@ static void print_join_command(struct cli *cli, const char *role)
     json_decref(out);
 }
 
+static void print_unlock_key(const char *key)
+{
+    printf("To unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"
+           "command and provide the following key:\n\n    %s\n\n"
+           "Please remember to store this key in a password manager, since without it you\n"
+           "will not be able to use the swarm's secrets after a manager restarts.\n",
+           key);
+}
+
 static int swarm_init(struct cli *cli, int argc, char **argv)
 {
     json_t *body;
@@ -134,12 +143,10 @@ static int swarm_init(struct cli *cli, int argc, char **argv)
     print_join_command(cli, "worker");
     printf("\nTo add a manager to this swarm, run 'shoal swarm join-token manager' and follow "
            "the instructions.\n");
-    if (unlock_key[0])
-        printf("\nTo unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n"
-               "command and provide the following key:\n\n    %s\n\n"
-               "Please remember to store this key in a password manager, since without it you\n"
-               "will not be able to use the swarm's secrets after a manager restarts.\n",
-               unlock_key);
+    if (unlock_key[0]) {
+        printf("\n");
+        print_unlock_key(unlock_key);
+    }
     explicit_bzero(unlock_key, sizeof(unlock_key));
     return CLI_EXIT_OK;
 }
@@ -171,6 +178,55 @@ static int swarm_unlock(struct cli *cli, int argc, char **argv)
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
 }
 
+/* ---- unlock-key ---- */
+
+static const char unlock_key_usage[] =
+    "Usage:  shoal swarm unlock-key [OPTIONS]\n\n"
+    "Manage the unlock key of an autolocked swarm\n\n"
+    "Options:\n"
+    "  -q, --quiet    Only display the key\n"
+    "      --rotate   Rotate the unlock key (a manager down meanwhile still needs the old\n"
+    "                 one, once)\n";
+
+static int swarm_unlock_key(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"quiet", no_argument, NULL, 'q'},
+        {"rotate", no_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool quiet = false, rotate = false;
+    struct serr err;
+    optind = 0;
+    int opt;
+    while ((opt = cli_getopt(argc, argv, "qh", longopts, &err)) != -1) {
+        if (opt == '?')
+            return cli_usage_error("swarm unlock-key", "%s", err.msg);
+        if (opt == 'h')
+            return cli_help(unlock_key_usage);
+        if (opt == 'q')
+            quiet = true;
+        else
+            rotate = true;
+    }
+    if (optind != argc)
+        return cli_usage_error("swarm unlock-key", "accepts no arguments");
+    json_t *out;
+    if (cli_call(cli, rotate ? "POST" : "GET",
+                 rotate ? "/v1/swarm/unlock-key/rotate" : "/v1/swarm/unlock-key", NULL, &out,
+                 &err) < 0)
+        return cli_fail(&err);
+    if (rotate && !quiet)
+        printf("Successfully rotated manager unlock key.\n\n");
+    if (quiet)
+        printf("%s\n", cli_str(out, "unlock_key"));
+    else
+        print_unlock_key(cli_str(out, "unlock_key"));
+    json_decref(out);
+    return CLI_EXIT_OK;
+}
+
 /* ---- join ---- */
 
 const char cli_swarm_join_usage[] =
@@ -181,6 +237,9 @@ const char cli_swarm_join_usage[] =
     "      --advertise-addr string   Advertised address (format: <ip|interface>[:port]);\n"
     "                                default: the listen address if it is specific, else\n"
     "                                this host's address toward the manager\n"
+    "      --label list              The node's labels (key=value, repeatable): as\n"
+    "                                shoal node update --label-add, for constraints\n"
+    "                                node.labels.KEY==VALUE\n"
     "      --listen-addr string      Listen address (format: <ip|interface>[:port])\n"
     "                                (default 0.0.0.0:2377)\n"
     "      --token string            Token for entry into the swarm\n";
@@ -191,6 +250,7 @@ int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err)
         {"advertise-addr", required_argument, NULL, 'A'},
         {"listen-addr", required_argument, NULL, 'L'},
         {"token", required_argument, NULL, 'T'},
+        {"label", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -206,6 +266,8 @@ int cli_build_swarm_join(int argc, char **argv, json_t **body, struct serr *err)
             rc = set_addr(b, "advertise_addr", "--advertise-addr", optarg, false, err);
         else if (opt == 'L')
             rc = set_addr(b, "listen_addr", "--listen-addr", optarg, false, err);
+        else if (opt == 'l')
+            rc = cli_add_label(b, "labels", "--label", optarg, err);
         else if (optarg[0] == '\0')
             rc = serr_set(err, SERR_INVALID, "empty --token");
         else
@@ -523,6 +585,7 @@ static const struct cli_cmd swarm_cmds[] = {
     {"join-token", NULL, swarm_join_token, "Manage join tokens"},
     {"leave", NULL, swarm_leave, "Leave the swarm"},
     {"unlock", NULL, swarm_unlock, "Unlock the secrets of an autolocked manager"},
+    {"unlock-key", NULL, swarm_unlock_key, "Manage the unlock key"},
     {"update", NULL, swarm_update, "Update the swarm"},
     {NULL, NULL, NULL, NULL},
 };

@@ -880,10 +880,11 @@ static int add_constraint(struct conv *c, const struct at *a, const char *expr, 
     *o = '\0';
     const char *op = strstr(flat, "==") ? strstr(flat, "==") : strstr(flat, "!=");
     int rc = 0;
-    if (op == NULL || strncmp(flat, "node.", 5) != 0 || op[2] == '\0')
+    bool known_prefix = strncmp(flat, "node.", 5) == 0 || strncmp(flat, "engine.labels.", 14) == 0;
+    if (op == NULL || !known_prefix || op[2] == '\0')
         rc = fail(c, a,
-                  "\"%s\": use node.role, node.hostname, node.id or node.labels.KEY "
-                  "with == or !=",
+                  "\"%s\": use node.role, node.hostname, node.id, node.platform.arch, "
+                  "node.platform.os, node.labels.KEY or engine.labels.KEY with == or !=",
                   expr);
     else
         json_array_append_new(array_member(spec, "constraints"), json_string(flat));

@@ -128,6 +128,7 @@ static void tick_cb(uv_timer_t *t)
 {
     struct shoal *sh = t->data;
     memory_trim(sh);
+    swarm_autolock_sync(sh);
     shoal_kick(sh);
 }
 

@@ -99,6 +99,36 @@ static int load_string(char **out, const char *key, json_t *v, const char *prefi
     return 0;
 }
 
+/* Docker's daemon.json "labels": ["key=value", ...] (engine labels, for
+ * constraints engine.labels.KEY). */
+static int load_engine_labels(struct shoal *sh, json_t *v, const char *path, struct serr *err)
+{
+    json_t *labels = json_object();
+    size_t i;
+    json_t *item;
+    int rc = json_is_array(v) ? 0 : -1;
+    json_array_foreach(v, i, item)
+    {
+        const char *kv = json_string_value(item);
+        size_t klen = kv ? strcspn(kv, "=") : 0;
+        if (klen == 0 || kv[klen] != '=' || strcspn(kv, " \t\n") < klen) {
+            rc = -1;
+            break;
+        }
+        char *key = xasprintf("%.*s", (int)klen, kv);
+        json_object_set_new(labels, key, json_string(kv + klen + 1));
+        free(key);
+    }
+    if (rc < 0) {
+        json_decref(labels);
+        return serr_set(err, SERR_INVALID, "%s: labels must be a list of \"key=value\" strings",
+                        path);
+    }
+    json_decref(sh->engine_labels);
+    sh->engine_labels = labels;
+    return 0;
+}
+
 static int load_celsius(double *out, const char *key, json_t *v, const char *path,
                         struct serr *err)
 {
@@ -154,6 +184,8 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
             rc = load_string(&sh->smtp_from, key, v, NULL, file, err);
         else if (strcmp(key, "backup-dir") == 0)
             rc = load_string(&sh->backup_dir, key, v, "/", file, err);
+        else if (strcmp(key, "labels") == 0)
+            rc = load_engine_labels(sh, v, file, err);
         else if (strcmp(key, "heat-threshold-celsius") == 0)
             rc = load_celsius(&sh->heat_threshold, key, v, file, err);
         else if (strcmp(key, "heat-hysteresis-celsius") == 0)
@@ -185,4 +217,6 @@ void daemon_config_free(struct shoal *sh)
     free(sh->smtp_from);
     free(sh->backup_dir);
     sh->smtp_relay = sh->smtp_from = sh->backup_dir = NULL;
+    json_decref(sh->engine_labels);
+    sh->engine_labels = NULL;
 }

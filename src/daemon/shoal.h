@@ -43,6 +43,7 @@ struct shoal {
     uint64_t raft_id;
     char role[16];           /* "manager" or "worker" while in a swarm, else "" */
     char secrets_key[65];    /* autolock: the secrets data key (hex) once unlocked, else "" */
+    char autolock_key_id[17]; /* autolock: key_id of the unlock key the key file is sealed with */
     struct net *net;         /* cluster port: TLS contexts, listener, raft transport */
     struct session *session; /* heartbeats to the leader (every node but the leader) */
     struct dispatcher *dispatcher; /* managers: the leader side of sessions */
@@ -57,6 +58,7 @@ struct shoal {
     int image_gc_low;           /* daemon.json "image-gc-low-percent" */
     char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */
     char *smtp_relay;           /* daemon.json "smtp-relay" (smtp://HOST:PORT), or NULL */
+    json_t *engine_labels;      /* daemon.json "labels" ["k=v"] as {"k":"v"}, or NULL */
     char *smtp_from;            /* daemon.json "smtp-from", or NULL: shoal@HOSTNAME */
     char *backup_dir;           /* daemon.json "backup-dir" (volume backups), or NULL */
     double heat_threshold;      /* daemon.json "heat-threshold-celsius"; 0: off */

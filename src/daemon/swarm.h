@@ -67,6 +67,19 @@ void swarm_secrets_key_drop(struct shoal *sh);
  * memory; after a restart secrets are refused until swarm_unlock. */
 int swarm_secrets_key_lock(struct shoal *sh, char **unlock_key, struct serr *err);
 int swarm_unlock(struct shoal *sh, const char *unlock_key, struct serr *err);
+/* The store's meta "autolock" record for `unlock_key` (the unlock key sealed
+ * with the data key; new), or NULL with err when the data key is locked. */
+json_t *swarm_autolock_record(struct shoal *sh, const char *unlock_key, struct serr *err);
+/* `swarm unlock-key`: the current unlock key (caller frees), or NULL with err
+ * (not autolocked, this manager locked, or not stored). */
+char *swarm_unlock_key_show(struct shoal *sh, struct serr *err);
+/* `swarm unlock-key --rotate`: a new unlock key proposed; done gets
+ * {"unlock_key"} once committed. Each manager seals its data key file with it
+ * (swarm_autolock_sync); one down meanwhile still opens with the old key once. */
+int swarm_unlock_key_rotate(struct shoal *sh, swarm_done_cb done, void *data, struct serr *err);
+/* An unlocked manager of an autolocked swarm: reseals its data key file when
+ * the store's unlock key changed since it last did (each daemon tick). */
+void swarm_autolock_sync(struct shoal *sh);
 /* The leader's session answer to a node: "secret_data" {id: base64} of the
  * secrets and configs its tasks (desired running) use and `have` (the ids
  * it holds) lacks. Nothing else ever sends a secret's data to a node. */

@@ -11,6 +11,7 @@
 #include "daemon/swarm.h"
 #include "daemon/swarm_int.h"
 #include "manager/ca.h"
+#include "manager/service_container.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
@@ -47,8 +48,11 @@ int swarm_accept_join(struct shoal *sh, json_t *body, swarm_done_cb done, void *
     int rc = -1;
     json_t *existing = node_id ? store_get(sh->store, "nodes", node_id) : NULL;
     const char *existing_status = json_string_value(json_object_get(existing, "status"));
+    json_t *labels = json_object_get(node, "labels");
     if (!secret || !csr || !node_id || !json_string_value(json_object_get(node, "addr"))) {
         serr_set(err, SERR_INVALID, "join request is incomplete");
+    } else if (labels && service_check_labels(labels, "labels", err) < 0) {
+        /* the joining node's own (swarm join --label); later, the managers' to set */
     } else if (existing_status && strcmp(existing_status, "down") != 0) {
         /* an id is a certificate's identity: only a node that is gone may rejoin with it */
         serr_set(err, SERR_CONFLICT, "a node with id %s is already in the swarm", node_id);
@@ -61,7 +65,8 @@ int swarm_accept_join(struct shoal *sh, json_t *body, swarm_done_cb done, void *
         json_object_set_new(rec, "role", json_string(role));
         json_object_set_new(rec, "status", json_string("ready"));
         json_object_set_new(rec, "availability", json_string("active"));
-        json_object_set_new(rec, "labels", json_object()); /* labels are the managers' to set */
+        if (labels == NULL)
+            json_object_set_new(rec, "labels", json_object());
         json_t *managers = swarm_manager_addrs(sh);
         if (strcmp(role, "manager") == 0)
             json_array_append(managers, json_object_get(node, "addr"));

@@ -97,6 +97,9 @@ static void init_wait_leader(uv_timer_t *t)
                                                        "created_at", now, "default_addr_pool",
                                                        ctx->pool, "overlay", ctx->overlay)),
                               op_put("meta", ca), op_put("nodes", swarm_self_node(sh, "manager")));
+    json_t *autolock = ctx->unlock_key ? swarm_autolock_record(sh, ctx->unlock_key, &err) : NULL;
+    if (autolock) /* for swarm unlock-key */
+        json_array_append_new(group, op_put("meta", autolock));
     cluster_propose(sh->cluster, group, init_committed, ctx);
 }
 

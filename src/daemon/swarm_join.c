@@ -15,6 +15,7 @@
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "daemon/swarm_int.h"
+#include "manager/service_container.h"
 #include "tls/identity.h"
 
 struct join_ctx {
@@ -149,6 +150,9 @@ static int join_prepare(struct join_ctx *j, json_t *body, struct serr *err)
         return serr_set(err, SERR_INVALID, "join needs a token and a manager address");
     if (token_parse(token, j->digest, j->secret, sizeof(j->secret), err) < 0)
         return -1;
+    json_t *labels = json_object_get(body, "labels");
+    if (labels && service_check_labels(labels, "labels", err) < 0)
+        return -1;
     if (addr_split(remote, SHOAL_DEFAULT_PORT, &j->manager, err) < 0)
         return serr_wrap(err, "manager");
     if (!addr_is_ipv4(j->manager.host) && !addr_is_hostname(j->manager.host))
@@ -174,6 +178,9 @@ static int join_request(struct join_ctx *j, const char *manager_ip, struct serr 
     swarm_new_raft_id(sh);
     swarm_set_addrs(sh, listen, addr);
     json_t *self = swarm_self_node(sh, "worker");
+    json_t *labels = json_object_get(j->body, "labels");
+    if (labels)
+        json_object_set(self, "labels", labels); /* swarm join --label */
     json_t *req = json_pack("{s:s, s:s, s:o}", "secret", j->secret, "csr", csr, "node", self);
     j->request = json_dumps(req, JSON_COMPACT);
     json_decref(req);

@@ -117,11 +117,12 @@ json_t *swarm_self_node(struct shoal *sh, const char *role)
     json_int_t now = (json_int_t)now_ms();
     char raft_id[17];
     snprintf(raft_id, sizeof(raft_id), "%016llx", (unsigned long long)sh->raft_id);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{s:i, s:I}, s:I, s:I, s:s, s:o}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{}, s:{s:i, s:I}, s:I, s:I, s:s, s:o, s:o}",
                      "id", sh->node_id, "hostname", sh->hostname, "addr", sh->swarm_addr, "role",
                      role, "availability", "active", "status", "ready", "labels", "resources",
                      "cpus", (int)cpus, "memory", (json_int_t)mem, "created_at", now, "updated_at",
-                     now, "raft_id", raft_id, "platform", platform_self());
+                     now, "raft_id", raft_id, "platform", platform_self(), "engine_labels",
+                     sh->engine_labels ? json_deep_copy(sh->engine_labels) : json_object());
 }
 
 void swarm_new_raft_id(struct shoal *sh)

@@ -15,6 +15,7 @@
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "manager/secret.h"
+#include "raft/cluster.h"
 #include "store/store.h"
 
 static char *key_path(struct shoal *sh)
@@ -120,6 +121,7 @@ void swarm_secrets_key_drop(struct shoal *sh)
     free(path);
     free(locked);
     OPENSSL_cleanse(sh->secrets_key, sizeof(sh->secrets_key));
+    sh->autolock_key_id[0] = '\0';
 }
 
 /* ---- autolock ---- */
@@ -127,30 +129,64 @@ void swarm_secrets_key_drop(struct shoal *sh)
 #define UNLOCK_PREFIX "SWMKEY-1-"
 #define LOCK_AAD "shoal secrets key"
 
+/* "SWMKEY-1-BASE64" of a key-encryption key; caller frees. */
+static char *unlock_key_text(const unsigned char kek[SECRET_KEY_LEN])
+{
+    char *b64 = base64_encode(kek, SECRET_KEY_LEN);
+    char *text = xasprintf(UNLOCK_PREFIX "%s", b64);
+    OPENSSL_cleanse(b64, strlen(b64));
+    free(b64);
+    return text;
+}
+
+static int parse_unlock_key(const char *text, unsigned char kek[SECRET_KEY_LEN],
+                            struct serr *err)
+{
+    size_t klen = 0;
+    unsigned char *raw = NULL;
+    if (text && strncmp(text, UNLOCK_PREFIX, strlen(UNLOCK_PREFIX)) == 0)
+        raw = base64_decode(text + strlen(UNLOCK_PREFIX), &klen);
+    int rc = 0;
+    if (raw == NULL || klen != SECRET_KEY_LEN)
+        rc = serr_set(err, SERR_INVALID, "invalid unlock key (it looks like %sBASE64)",
+                      UNLOCK_PREFIX);
+    else
+        memcpy(kek, raw, SECRET_KEY_LEN);
+    if (raw)
+        OPENSSL_cleanse(raw, klen);
+    free(raw);
+    return rc;
+}
+
+/* The data key (hex) sealed with `kek` into the locked file, atomically. */
+static int write_locked(struct shoal *sh, const char *hex, const unsigned char kek[SECRET_KEY_LEN],
+                        struct serr *err)
+{
+    char *path = locked_path(sh);
+    char *sealed = secret_seal(kek, LOCK_AAD, (const unsigned char *)hex, strlen(hex), err);
+    int rc = sealed ? write_file_atomic(path, sealed, strlen(sealed), true, err) : -1;
+    free(sealed);
+    free(path);
+    return rc;
+}
+
 int swarm_secrets_key_lock(struct shoal *sh, char **unlock_key, struct serr *err)
 {
     char hex[2 * SECRET_KEY_LEN + 1];
     if (key_hex(sh, hex, err) < 0)
         return -1;
     unsigned char kek[SECRET_KEY_LEN];
-    char *sealed = NULL, *path = locked_path(sh), *plain = key_path(sh);
+    char *plain = key_path(sh);
     int rc = RAND_bytes(kek, sizeof(kek)) == 1 ? 0 : serr_set(err, SERR_INTERNAL, "no random");
-    if (rc == 0 && (sealed = secret_seal(kek, LOCK_AAD, (unsigned char *)hex, strlen(hex),
-                                         err)) == NULL)
-        rc = -1;
     if (rc == 0)
-        rc = write_file_atomic(path, sealed, strlen(sealed), true, err);
+        rc = write_locked(sh, hex, kek, err);
     if (rc == 0) {
         memcpy(sh->secrets_key, hex, sizeof(hex));
         unlink(plain);
-        char *b64 = base64_encode(kek, sizeof(kek));
-        *unlock_key = xasprintf(UNLOCK_PREFIX "%s", b64);
-        free(b64);
+        *unlock_key = unlock_key_text(kek);
     }
     OPENSSL_cleanse(kek, sizeof(kek));
     OPENSSL_cleanse(hex, sizeof(hex));
-    free(sealed);
-    free(path);
     free(plain);
     return rc;
 }
@@ -161,15 +197,9 @@ int swarm_unlock(struct shoal *sh, const char *unlock_key, struct serr *err)
         return serr_set(err, SERR_INVALID, "swarm is not locked");
     if (sh->secrets_key[0])
         return serr_set(err, SERR_INVALID, "swarm is not locked (already unlocked)");
-    size_t klen = 0;
-    unsigned char *kek = NULL;
-    if (unlock_key && strncmp(unlock_key, UNLOCK_PREFIX, strlen(UNLOCK_PREFIX)) == 0)
-        kek = base64_decode(unlock_key + strlen(UNLOCK_PREFIX), &klen);
-    if (kek == NULL || klen != SECRET_KEY_LEN) {
-        free(kek);
-        return serr_set(err, SERR_INVALID, "invalid unlock key (it looks like %sBASE64)",
-                        UNLOCK_PREFIX);
-    }
+    unsigned char kek[SECRET_KEY_LEN];
+    if (parse_unlock_key(unlock_key, kek, err) < 0)
+        return -1;
     char *path = locked_path(sh), *sealed = NULL;
     size_t len = 0;
     unsigned char *hex = NULL;
@@ -184,12 +214,149 @@ int swarm_unlock(struct shoal *sh, const char *unlock_key, struct serr *err)
     }
     if (hex)
         OPENSSL_cleanse(hex, len);
-    OPENSSL_cleanse(kek, klen);
+    OPENSSL_cleanse(kek, sizeof(kek));
     free(hex);
-    free(kek);
     free(sealed);
     free(path);
+    if (rc == 0)
+        swarm_autolock_sync(sh); /* down during a rotation: sealed with the new key now */
     return rc;
+}
+
+/* ---- the unlock key in the store ----
+ * meta "autolock" {"id","key_id","unlock_key_enc"}: the unlock key sealed with
+ * the data key, for `swarm unlock-key` on any manager that holds the data key.
+ * The data key sealed with the unlock key stays in each manager's file and
+ * never enters the store: the Raft log would keep the old ones after a
+ * rotation. */
+
+#define UNLOCK_KEY_AAD "shoal unlock key"
+#define AUTOLOCK_META "autolock"
+
+json_t *swarm_autolock_record(struct shoal *sh, const char *unlock_key, struct serr *err)
+{
+    unsigned char key[SECRET_KEY_LEN];
+    if (swarm_secrets_key(sh, key, err) < 0)
+        return NULL;
+    char *enc =
+        secret_seal(key, UNLOCK_KEY_AAD, (const unsigned char *)unlock_key, strlen(unlock_key), err);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (enc == NULL)
+        return NULL;
+    char key_id[17];
+    random_hex(key_id, 16);
+    json_t *rec = json_pack("{s:s, s:s, s:s}", "id", AUTOLOCK_META, "key_id", key_id,
+                            "unlock_key_enc", enc);
+    free(enc);
+    return rec;
+}
+
+/* The unlock key of the record, opened with the data key; caller frees. */
+static char *record_unlock_key(struct shoal *sh, json_t *rec, struct serr *err)
+{
+    unsigned char key[SECRET_KEY_LEN];
+    if (swarm_secrets_key(sh, key, err) < 0)
+        return NULL;
+    size_t len = 0;
+    const char *enc = json_string_value(json_object_get(rec, "unlock_key_enc"));
+    unsigned char *text = enc ? secret_unseal(key, UNLOCK_KEY_AAD, enc, &len, err) : NULL;
+    OPENSSL_cleanse(key, sizeof(key));
+    if (text == NULL) {
+        serr_set(err, SERR_INTERNAL, "the stored unlock key cannot be read");
+        return NULL;
+    }
+    char *out = xasprintf("%.*s", (int)len, (const char *)text);
+    OPENSSL_cleanse(text, len);
+    free(text);
+    return out;
+}
+
+char *swarm_unlock_key_show(struct shoal *sh, struct serr *err)
+{
+    if (!is_locked_swarm(sh)) {
+        serr_set(err, SERR_INVALID, "no unlock key is set (the swarm is not autolocked)");
+        return NULL;
+    }
+    json_t *rec = store_get(sh->store, "meta", AUTOLOCK_META);
+    char *text = NULL;
+    if (rec == NULL)
+        serr_set(err, SERR_NOT_FOUND, "the unlock key is not stored (the swarm was locked by an "
+                 "older shoal): make a new one with 'shoal swarm unlock-key --rotate'");
+    else
+        text = record_unlock_key(sh, rec, err);
+    json_decref(rec);
+    return text;
+}
+
+void swarm_autolock_sync(struct shoal *sh)
+{
+    if (sh->cluster == NULL || sh->secrets_key[0] == '\0' || !is_locked_swarm(sh))
+        return;
+    json_t *rec = store_get(sh->store, "meta", AUTOLOCK_META);
+    const char *key_id = json_string_value(json_object_get(rec, "key_id"));
+    if (key_id == NULL || strcmp(key_id, sh->autolock_key_id) == 0) {
+        json_decref(rec);
+        return;
+    }
+    struct serr err = {0};
+    unsigned char kek[SECRET_KEY_LEN];
+    char *text = record_unlock_key(sh, rec, &err);
+    int rc = text ? parse_unlock_key(text, kek, &err) : -1;
+    if (rc == 0)
+        rc = write_locked(sh, sh->secrets_key, kek, &err);
+    if (rc == 0)
+        snprintf(sh->autolock_key_id, sizeof(sh->autolock_key_id), "%s", key_id);
+    else
+        log_warn("autolock: the secrets key cannot be sealed with the current unlock key: %s",
+                 err.msg);
+    OPENSSL_cleanse(kek, sizeof(kek));
+    if (text)
+        OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    json_decref(rec);
+}
+
+struct rotate_ctx {
+    struct shoal *sh;
+    swarm_done_cb done;
+    void *data;
+    char *unlock_key;
+};
+
+static void rotate_committed(void *arg, int status, const struct serr *err)
+{
+    struct rotate_ctx *r = arg;
+    if (status < 0) {
+        r->done(r->data, -1, NULL, err);
+    } else {
+        swarm_autolock_sync(r->sh); /* this manager's file at once; the others within 1 s */
+        json_t *reply = json_pack("{s:s}", "unlock_key", r->unlock_key);
+        r->done(r->data, 0, reply, NULL);
+    }
+    OPENSSL_cleanse(r->unlock_key, strlen(r->unlock_key));
+    free(r->unlock_key);
+    free(r);
+}
+
+int swarm_unlock_key_rotate(struct shoal *sh, swarm_done_cb done, void *data, struct serr *err)
+{
+    if (!is_locked_swarm(sh))
+        return serr_set(err, SERR_INVALID, "no unlock key is set (the swarm is not autolocked)");
+    unsigned char kek[SECRET_KEY_LEN];
+    if (RAND_bytes(kek, sizeof(kek)) != 1)
+        return serr_set(err, SERR_INTERNAL, "no random");
+    char *text = unlock_key_text(kek);
+    OPENSSL_cleanse(kek, sizeof(kek));
+    json_t *rec = swarm_autolock_record(sh, text, err);
+    if (rec == NULL) {
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+        return -1;
+    }
+    struct rotate_ctx *r = xcalloc(1, sizeof(*r));
+    *r = (struct rotate_ctx){sh, done, data, text};
+    cluster_propose(sh->cluster, json_pack("[o]", op_put("meta", rec)), rotate_committed, r);
+    return 0;
 }
 
 /* ---- delivery: only to the nodes whose tasks use them ---- */

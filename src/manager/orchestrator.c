@@ -42,6 +42,15 @@ static void task_set_desired(struct pass *p, json_t *task, const char *desired)
 {
     if (jstr_is(task, "desired_state", desired))
         return;
+    bool unplaced = json_object_get(task, "node_id") == NULL && jstr_is(task, "state", "pending");
+    if (unplaced && strcmp(desired, "shutdown") == 0) {
+        /* no agent will ever report it stopped: it is, now (an update of a
+         * service that could not be placed goes on) */
+        task_merge(p, task, json_pack("{s:s, s:s, s:s, s:I}", "desired_state", desired, "state",
+                                      "shutdown", "message", "shutdown", "state_at",
+                                      (json_int_t)p->now));
+        return;
+    }
     task_merge(p, task, json_pack("{s:s}", "desired_state", desired));
 }
 

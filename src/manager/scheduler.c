@@ -3,13 +3,18 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+#include <ctype.h>
 
 #include "base/json_get.h"
+#include "base/platform.h"
 #include "base/util.h"
 #include "model/task.h"
 
 struct constraint {
-    char key[128];   /* "role", "hostname", "id", "labels.KEY" */
+    char key[128];   /* "role", "hostname", "id", "labels.KEY", "platform.arch", "platform.os",
+                      * "engine_labels.KEY" */
     bool equal;      /* == or != */
     char value[256];
 };
@@ -28,6 +33,17 @@ static void trim_copy(char *out, size_t outlen, const char *start, size_t len)
     out[len] = '\0';
 }
 
+#define CONSTRAINT_KEYS                                                                        \
+    "node.role, node.hostname, node.id, node.platform.arch, node.platform.os, node.labels.KEY " \
+    "or engine.labels.KEY"
+
+static int constraint_value_check(const char *expr, const struct constraint *c, struct serr *err)
+{
+    if (c->value[0] == '\0' || strstr(c->value, "==") || strstr(c->value, "!="))
+        return serr_set(err, SERR_INVALID, "constraint '%s': missing or invalid value", expr);
+    return 0;
+}
+
 static int constraint_parse(const char *expr, struct constraint *c, struct serr *err)
 {
     const char *op = strstr(expr, "==");
@@ -41,20 +57,23 @@ static int constraint_parse(const char *expr, struct constraint *c, struct serr 
     char lhs[160];
     trim_copy(lhs, sizeof(lhs), expr, (size_t)(op - expr));
     trim_copy(c->value, sizeof(c->value), op + 2, strlen(op + 2));
+    if (strncmp(lhs, "engine.labels.", 14) == 0 && lhs[14] != '\0') {
+        snprintf(c->key, sizeof(c->key), "engine_labels.%s", lhs + 14);
+        return constraint_value_check(expr, c, err);
+    }
     if (strncmp(lhs, "node.", 5) != 0)
         return serr_set(err, SERR_INVALID,
-                        "constraint '%s': key must be node.role, node.hostname, node.id or "
-                        "node.labels.KEY", expr);
+                        "constraint '%s': key must be " CONSTRAINT_KEYS, expr);
     snprintf(c->key, sizeof(c->key), "%s", lhs + 5);
     bool known = strcmp(c->key, "role") == 0 || strcmp(c->key, "hostname") == 0 ||
-                 strcmp(c->key, "id") == 0 ||
+                 strcmp(c->key, "id") == 0 || strcmp(c->key, "platform.arch") == 0 ||
+                 strcmp(c->key, "platform.os") == 0 ||
                  (strncmp(c->key, "labels.", 7) == 0 && c->key[7] != '\0');
     if (!known)
         return serr_set(err, SERR_INVALID,
-                        "constraint '%s': unknown key '%s' (use node.role, node.hostname, "
-                        "node.id or node.labels.KEY)", expr, lhs);
-    if (c->value[0] == '\0' || strstr(c->value, "==") || strstr(c->value, "!="))
-        return serr_set(err, SERR_INVALID, "constraint '%s': missing or invalid value", expr);
+                        "constraint '%s': unknown key '%s' (use " CONSTRAINT_KEYS ")", expr, lhs);
+    if (constraint_value_check(expr, c, err) < 0)
+        return -1;
     if (strcmp(c->key, "role") == 0 && strcmp(c->value, "manager") != 0 &&
         strcmp(c->value, "worker") != 0)
         return serr_set(err, SERR_INVALID, "constraint '%s': node.role is manager or worker",
@@ -72,7 +91,42 @@ static const char *node_attr(json_t *node, const char *key)
 {
     if (strncmp(key, "labels.", 7) == 0)
         return jstr(json_object_get(node, "labels"), key + 7);
+    if (strncmp(key, "engine_labels.", 14) == 0) /* daemon.json "labels" of the node */
+        return jstr(json_object_get(node, "engine_labels"), key + 14);
     return jstr(node, key);
+}
+
+/* `wanted` as uname -m or Docker names it ("x86_64" or "amd64", "armv7l" or
+ * "arm"), against the node's OCI platform. A name with a variant ("armv7l")
+ * also wants that variant; plain "arm" is any 32-bit ARM. */
+static bool arch_matches(json_t *platform, const char *wanted)
+{
+    char lower[64];
+    size_t i;
+    for (i = 0; wanted[i] && i + 1 < sizeof(lower); i++)
+        lower[i] = (char)tolower((unsigned char)wanted[i]);
+    lower[i] = '\0';
+    struct platform want = platform_from_machine(lower);
+    const char *arch = jstr(platform, "architecture");
+    if (arch == NULL || strcmp(arch, want.architecture) != 0)
+        return false;
+    if (want.variant[0] == '\0' || strcmp(lower, want.architecture) == 0)
+        return true;
+    const char *variant = jstr(platform, "variant");
+    return variant != NULL && strcmp(variant, want.variant) == 0;
+}
+
+static bool constraint_holds(const struct constraint *c, json_t *node)
+{
+    json_t *platform = json_object_get(node, "platform");
+    if (strcmp(c->key, "platform.arch") == 0)
+        return arch_matches(platform, c->value);
+    if (strcmp(c->key, "platform.os") == 0) {
+        const char *os = jstr(platform, "os");
+        return os != NULL && strcasecmp(os, c->value) == 0;
+    }
+    const char *have = node_attr(node, c->key);
+    return have != NULL && strcmp(have, c->value) == 0;
 }
 
 bool constraint_match(const char *expr, json_t *node)
@@ -80,8 +134,7 @@ bool constraint_match(const char *expr, json_t *node)
     struct constraint c;
     if (constraint_parse(expr, &c, NULL) < 0)
         return false;
-    const char *have = node_attr(node, c.key);
-    bool same = have != NULL && strcmp(have, c.value) == 0;
+    bool same = constraint_holds(&c, node);
     return c.equal ? same : !same;
 }
 

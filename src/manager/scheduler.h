@@ -8,8 +8,12 @@
 
 #include "base/err.h"
 
-/* Checks a constraint expression: node.role, node.hostname, node.id or
- * node.labels.KEY, then == or !=, then a non-empty value. */
+/* Checks a constraint expression: node.role, node.hostname, node.id,
+ * node.platform.arch, node.platform.os, node.labels.KEY or engine.labels.KEY
+ * (the node's daemon.json "labels", as it joined), then == or !=, then a
+ * non-empty value. node.platform.arch takes Docker's and the kernel's names
+ * alike (x86_64 or amd64, aarch64 or arm64, armv7l or arm); os and arch
+ * compare without case. */
 int constraint_validate(const char *expr, struct serr *err);
 /* True when `node` satisfies `expr` (an invalid expression never matches). */
 bool constraint_match(const char *expr, json_t *node);

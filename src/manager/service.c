@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "model/mount.h"
 #include "base/json_get.h"
@@ -633,6 +634,72 @@ static int patch_ports(json_t *spec, json_t *patch, struct serr *err)
     return 0;
 }
 
+/* network_rm, then network_add (names). A service is on one network here:
+ * an add needs it on the default one (bridge) or the rm of its own first. */
+static int patch_network(json_t *s, json_t *patch, struct serr *err)
+{
+    json_t *rm = json_object_get(patch, "network_rm"), *add = json_object_get(patch, "network_add");
+    if ((rm && !json_is_string(rm)) || (add && !json_is_string(add)))
+        return serr_set(err, SERR_INVALID, "network_add, network_rm: expected a network's name");
+    json_t *have = json_object_get(s, "network");
+    if (rm) {
+        if (!json_is_string(have) || strcasecmp(json_string_value(have),
+                                                json_string_value(rm)) != 0)
+            return serr_set(err, SERR_INVALID, "the service is not on network %s",
+                            json_string_value(rm));
+        json_object_del(s, "network");
+        have = NULL;
+    }
+    if (add && json_is_string(have) && strcmp(json_string_value(have), "bridge") != 0 &&
+        strcasecmp(json_string_value(have), json_string_value(add)) != 0)
+        return serr_set(err, SERR_INVALID,
+                        "a service is on one network here, and this one is on %s: give "
+                        "--network-rm %s with --network-add %s",
+                        json_string_value(have), json_string_value(have),
+                        json_string_value(add));
+    if (add)
+        json_object_set(s, "network", add);
+    return 0;
+}
+
+/* caps_add / caps_drop: each name joins one list and leaves the other (Docker's
+ * update --cap-add / --cap-drop). */
+static void patch_caps(json_t *s, json_t *names, const char *into, const char *from)
+{
+    if (json_array_size(names) == 0)
+        return;
+    size_t i, k;
+    json_t *name, *have;
+    json_t *to = json_object_get(s, into), *other = json_object_get(s, from);
+    if (!json_is_array(to))
+        json_object_set_new(s, into, to = json_array());
+    json_array_foreach(names, i, name)
+    {
+        for (k = json_array_size(other); k-- > 0;)
+            if (json_equal(json_array_get(other, k), name))
+                json_array_remove(other, k);
+        bool dup = false;
+        json_array_foreach(to, k, have) dup |= json_equal(have, name);
+        if (!dup)
+            json_array_append(to, name);
+    }
+    if (json_array_size(other) == 0)
+        json_object_del(s, from);
+}
+
+/* restart_condition, restart_delay_ms, stop_grace_period_ms, init: replaced
+ * (the normalize after checks them). */
+static void patch_replaced(json_t *s, json_t *patch)
+{
+    static const char *const replaced[] = {"restart_condition", "restart_delay_ms",
+                                           "stop_grace_period_ms", "init", NULL};
+    for (int i = 0; replaced[i]; i++) {
+        json_t *v = json_object_get(patch, replaced[i]);
+        if (v)
+            json_object_set(s, replaced[i], v);
+    }
+}
+
 /* constraints_add/_rm (lists of expressions), limits {cpus, memory} merged,
  * force: the tasks are replaced even when nothing else changed (Docker's
  * ForceUpdate counter). */
@@ -684,7 +751,10 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "secrets_add", "secrets_rm", "configs_add",
                                          "configs_rm",  "limits",     "constraints_add",
                                          "constraints_rm", "force",  "schedule",
-                                         "schedule_tz", "schedule_overlap", NULL};
+                                         "schedule_tz", "schedule_overlap", "network_add",
+                                         "network_rm", "caps_add", "caps_drop",
+                                         "restart_condition", "restart_delay_ms",
+                                         "stop_grace_period_ms", "init", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -741,8 +811,14 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
         goto err_after_copy;
     if (patch_constraints_limits_force(s, patch, err) < 0 ||
-        service_container_patch(s, patch, err) < 0)
+        service_container_patch(s, patch, err) < 0 || patch_network(s, patch, err) < 0)
         goto err_after_copy;
+    if (((v = json_object_get(patch, "caps_add")) && check_string_array(v, "caps_add", err) < 0) ||
+        ((v = json_object_get(patch, "caps_drop")) && check_string_array(v, "caps_drop", err) < 0))
+        goto err_after_copy;
+    patch_caps(s, json_object_get(patch, "caps_add"), "cap_add", "cap_drop");
+    patch_caps(s, json_object_get(patch, "caps_drop"), "cap_drop", "cap_add");
+    patch_replaced(s, patch);
     static const char *const schedule_fields[] = {"schedule", "schedule_tz", "schedule_overlap"};
     for (size_t k = 0; k < sizeof(schedule_fields) / sizeof(schedule_fields[0]); k++) {
         if ((v = json_object_get(patch, schedule_fields[k])))

@@ -13,6 +13,7 @@
 
 #include "base/json_get.h"
 #include "base/util.h"
+#include "model/user.h"
 #include "model/container_opts.h"
 
 #define MAX_LABELS 256
@@ -40,24 +41,11 @@ static bool valid_hostname(const char *s)
     return true;
 }
 
-/* "uid" or "uid:gid", decimal numbers: the runtime sets ids, it reads no
- * /etc/passwd of the image. */
-static bool valid_id(const char *s, size_t len)
-{
-    if (len == 0 || len > 10)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    return strtoull(s, NULL, 10) <= UINT32_MAX - 1;
-}
-
+/* "user[:group]", names or numbers: the agent looks names up in the image
+ * (model/user.h). */
 bool service_valid_user(const char *s)
 {
-    const char *colon = strchr(s, ':');
-    if (colon == NULL)
-        return valid_id(s, strlen(s));
-    return valid_id(s, (size_t)(colon - s)) && valid_id(colon + 1, strlen(colon + 1));
+    return user_spec_valid(s);
 }
 
 static int check_string_field(json_t *spec, const char *field, json_t **out, struct serr *err)
@@ -142,8 +130,8 @@ static int check_hostname_user_workdir(json_t *spec, struct serr *err)
         return -1;
     if (v && !service_valid_user(json_string_value(v)))
         return serr_set(err, SERR_INVALID,
-                        "invalid user '%s': give uid or uid:gid as numbers (names are not looked "
-                        "up in the image)",
+                        "invalid user '%s': give user[:group], names (looked up in the image) "
+                        "or numbers",
                         json_string_value(v));
     if (check_string_field(spec, "workdir", &v, err) < 0)
         return -1;

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from conftest import Daemon, free_port, wait_until
+from conftest import Daemon, free_port, make_rootfs_tar, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,34 @@ def test_env_workdir_user(d):
     assert r.stdout == "/\n0\n", r
 
 
+def test_user_names_from_the_containers_passwd(d, tmp_path):
+    """-u NAME[:GROUP] as Docker: looked up in the container's /etc/passwd and /etc/group."""
+    passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+    group = "root:x:0:\nnogroup:x:65534:\nstaff:x:50:nobody\n"
+    d.cli("exec", "box", "sh", "-c", "printf '%s' > /etc/passwd; printf '%s' > /etc/group"
+          % (passwd, group))
+    assert d.cli("exec", "-u", "nobody", "box", "id").stdout == \
+        "uid=65534(nobody) gid=65534(nogroup) groups=50(staff),65534(nogroup)\n"  # kernel order
+    assert d.cli("exec", "-u", "nobody:staff", "box", "id", "-g").stdout == "50\n"
+    assert d.cli("exec", "-u", "123:staff", "box", "id", "-u").stdout == "123\n"
+    r = d.cli("exec", "-u", "nobody:ghosts", "box", "true", check=False)
+    assert r.returncode == 1 and "unable to find group ghosts" in r.stderr, r
+    # a service's --user too: the image's files
+    tar = make_rootfs_tar(str(tmp_path / "users.tar"), extra={
+        "etc/passwd": passwd.encode(), "etc/group": group.encode()})
+    d.import_image(tar, "users:latest")
+    d.cli("service", "create", "--name", "asnobody", "--user", "nobody", "users", "sleep", "1000")
+    t = d.wait_running("asnobody", 1)[0]
+    with open("/proc/%d/status" % t["pid"]) as f:
+        status = f.read()
+    assert "\nUid:\t65534\t" in status and "\nGid:\t65534\t" in status, status
+    d.cli("service", "rm", "asnobody")
+    d.cli("service", "create", "-d", "--name", "asghost", "--user", "ghost", "users", "true")
+    wait_until(lambda: any("unable to find user ghost" in t["error"] for t in d.tasks("asghost")),
+               msg=lambda: json.dumps(d.tasks("asghost")))
+    d.cli("service", "rm", "asghost")
+
+
 def test_stdin_piped(d):
     r = d.cli("exec", "-i", "box", "cat", input="hi\nthere\n")
     assert r.stdout == "hi\nthere\n", r
@@ -65,8 +93,11 @@ def test_errors(d):
     assert r.returncode != 0, r
     r = d.cli("exec", "box", check=False)
     assert r.returncode == 2 and "requires a container and a command" in r.stderr, r
-    r = d.cli("exec", "-u", "root", "box", "true", check=False)
-    assert r.returncode == 1 and "expected uid[:gid]" in r.stderr, r
+    r = d.cli("exec", "-u", "ghost", "box", "true", check=False)
+    assert r.returncode == 1 and "unable to find user ghost: no matching entries in passwd file" \
+        in r.stderr, r
+    r = d.cli("exec", "-u", "a b", "box", "true", check=False)
+    assert r.returncode == 1 and "invalid user" in r.stderr, r
     r = d.cli("exec", "-w", "rel", "box", "true", check=False)
     assert r.returncode == 1 and "not an absolute path" in r.stderr, r
     d.cli("run", "--name", "ended", "busybox", "true")

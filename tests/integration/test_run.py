@@ -1,4 +1,6 @@
 """shoal run / ps / rm (containers local to the node)."""
+import os
+
 import pytest
 
 from conftest import pid_alive, wait_until
@@ -151,3 +153,23 @@ def test_fast_exit_service_logs_kept(daemon):
     lines = [l for l in d.logs("quick").splitlines() if l.endswith("| quick-done")]
     assert len(lines) == 6, d.logs("quick")
     d.cli("service", "rm", "quick")
+
+
+def test_run_user_workdir_hostname_entrypoint_volume(daemon, tmp_path):
+    d = daemon
+    (tmp_path / "in.txt").write_text("from the host\n")
+    os.chmod(tmp_path, 0o755)  # readable by uid 1000
+    os.chmod(tmp_path / "in.txt", 0o644)
+    r = d.cli("run", "--rm", "-u", "1000:1001", "-w", "/tmp", "--hostname", "runhost",
+              "-v", "%s:/data:ro" % tmp_path, "busybox", "sh", "-c",
+              "id -u; id -g; pwd; hostname; cat /data/in.txt; touch /data/x 2>/dev/null || "
+              "echo read-only")
+    assert r.stdout == "1000\n1001\n/tmp\nrunhost\nfrom the host\nread-only\n", r
+    r = d.cli("run", "--rm", "--entrypoint", "echo entry", "busybox", "args")
+    assert r.stdout == "entry args\n", r
+    r = d.cli("run", "--rm", "-u", "ghost", "busybox", "true", check=False)
+    assert r.returncode != 0 and "unable to find user ghost" in r.stderr, r
+    for bad, says in ((["-v", "/a"], "-v"), (["-w", "rel"], "--workdir"),
+                      (["-u", "a b"], "--user")):
+        r = d.cli("run", "--rm", *bad, "busybox", "true", check=False)
+        assert r.returncode != 0 and says in r.stderr, (bad, r)

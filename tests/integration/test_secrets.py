@@ -348,3 +348,71 @@ def test_autolock_unlock(bare_daemon, tmp_path):
     d.cli("secret", "create", "after", write(tmp_path, "s", b"x"))
     assert files_holding(d.state_dir, [b"locked-secret"]) == []
     d.cli("secret", "rm", "before", "after")
+
+
+def test_unlock_key_show_and_rotate(bare_daemon, tmp_path):
+    d = bare_daemon
+    r = d.cli("swarm", "unlock-key", check=False)
+    assert r.returncode != 0 and "not a swarm manager" in r.stderr, r.stderr
+    out = d.cli("swarm", "init", "--autolock", "--advertise-addr", "127.0.0.1:%d" % d.port,
+                "--listen-addr", "127.0.0.1:%d" % d.port, "--default-addr-pool", d.pool).stdout
+    d.swarm_active = True
+    old = re.search(r"(SWMKEY-1-\S+)", out).group(1)
+    assert d.cli("swarm", "unlock-key", "-q").stdout.strip() == old
+    assert old in d.cli("swarm", "unlock-key").stdout
+    d.cli("secret", "create", "kept", write(tmp_path, "s", b"rotated-secret"))
+    out = d.cli("swarm", "unlock-key", "--rotate").stdout
+    assert out.startswith("Successfully rotated manager unlock key.\n"), out
+    new = re.search(r"(SWMKEY-1-\S+)", out).group(1)
+    assert new != old and d.cli("swarm", "unlock-key", "-q").stdout.strip() == new
+    d.restart()
+    wait_until(lambda: d.api("GET", "/v1/info").json()["swarm"]["is_leader"], timeout=30)
+    # locked: the key is not shown, secrets are refused
+    r = d.cli("swarm", "unlock-key", check=False)
+    assert r.returncode != 0 and "locked" in r.stderr, r.stderr
+    r = d.cli("swarm", "unlock", input=old + "\n", check=False)
+    assert r.returncode != 0 and "invalid unlock key" in r.stderr, r.stderr
+    d.cli("swarm", "unlock", input=new + "\n")
+    assert d.cli("swarm", "unlock-key", "-q").stdout.strip() == new
+    d.cli("secret", "create", "after", write(tmp_path, "s", b"x"))
+    assert files_holding(d.state_dir, [b"rotated-secret"]) == []
+    d.cli("secret", "rm", "kept", "after")
+
+
+def test_unlock_key_rotation_reaches_the_other_manager(bare_daemon, tmp_path):
+    d1 = bare_daemon
+    addr1 = "127.0.0.1:%d" % d1.port
+    out = d1.cli("swarm", "init", "--autolock", "--advertise-addr", addr1, "--listen-addr", addr1,
+                 "--default-addr-pool", d1.pool).stdout
+    d1.swarm_active = True
+    old = re.search(r"(SWMKEY-1-\S+)", out).group(1)
+    d2 = Daemon(str(tmp_path / "d2"))
+    d2.start()
+    try:
+        addr2 = "127.0.0.1:%d" % d2.port
+        token = d1.cli("swarm", "join-token", "-q", "manager").stdout.strip()
+        d2.cli("swarm", "join", "--token", token, "--advertise-addr", addr2, "--listen-addr",
+               addr2, addr1)
+        d2.swarm_active = True
+        wait_until(lambda: d2.cli("swarm", "unlock-key", "-q", check=False).stdout.strip() == old,
+                   timeout=30)
+        locked = os.path.join(d2.state_dir, "ca", "secrets.key.locked")
+        with open(locked) as f:
+            sealed_before = f.read()
+        new = d1.cli("swarm", "unlock-key", "--rotate", "-q").stdout.strip()
+        assert new.startswith("SWMKEY-1-") and new != old
+
+        def resealed():
+            with open(locked) as f:
+                return f.read() != sealed_before
+        wait_until(resealed, timeout=10)  # the other manager's file, within a tick
+        assert d2.cli("swarm", "unlock-key", "-q").stdout.strip() == new
+        d2.restart()
+        r = d2.cli("swarm", "unlock", input=old + "\n", check=False)
+        assert r.returncode != 0 and "invalid unlock key" in r.stderr, r.stderr
+        d2.cli("swarm", "unlock", input=new + "\n")
+        wait_until(lambda: d2.cli("swarm", "unlock-key", "-q", check=False).stdout.strip() == new,
+                   timeout=30)
+    finally:
+        errors = d2.teardown()
+        assert not errors, "\n".join(errors) + "\n" + d2.log_tail()

@@ -63,14 +63,14 @@ def test_hostname_template(daemon):
 
 def test_container_flags_bad_values(daemon):
     d = daemon
-    refused(d, "bad1", "--user", "nobody", says="--user")
+    refused(d, "bad1", "--user", "no body", says="--user")
     refused(d, "bad2", "--workdir", "tmp", says="--workdir")
     refused(d, "bad3", "--hostname", "a b", says="--hostname")
     refused(d, "bad4", "--label", "=v", says="--label")
     # the manager checks what the API is given
     r = d.api("POST", "/v1/services", {"name": "bad5", "image": "busybox", "hostname": "-x"})
     assert r.status == 400 and "hostname" in r.text, r
-    r = d.api("POST", "/v1/services", {"name": "bad6", "image": "busybox", "user": "root"})
+    r = d.api("POST", "/v1/services", {"name": "bad6", "image": "busybox", "user": "ro ot"})
     assert r.status == 400 and "user" in r.text, r
     assert d.api("GET", "/v1/services/bad5").status == 404
 

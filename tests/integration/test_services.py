@@ -2,6 +2,7 @@
 policies, constraints, task errors, logs, desired-state reconciliation."""
 import json
 import os
+import platform
 import signal
 import subprocess
 import time
@@ -332,6 +333,31 @@ def test_constraints(daemon):
     create(d, "nothost", "--constraint", "node.hostname!=" + host, "busybox", "sleep", "1000", detach=True)
     wait_until(lambda: "no suitable node" in d.tasks("nothost")[0]["error"])
     for s in ("onmgr", "onworker", "onhost", "nothost"):
+        remove(d, s)
+
+
+def test_platform_constraints(daemon):
+    """node.platform.arch in the kernel's or Docker's spelling; the test host is x86_64."""
+    d = daemon
+    assert platform.machine() == "x86_64"
+    create(d, "onx86", "--constraint", "node.platform.arch==x86_64", "--constraint",
+           "node.platform.os==linux", "busybox", "sleep", "1000")
+    d.wait_running("onx86", 1)
+    create(d, "onamd64", "--constraint", "node.platform.arch==amd64", "busybox", "sleep", "1000")
+    d.wait_running("onamd64", 1)
+    create(d, "onarm", "--constraint", "node.platform.arch==aarch64", "busybox", "sleep", "1000",
+           detach=True)
+    why = "no suitable node (scheduling constraints not satisfied on 1 node)"
+    wait_until(lambda: d.tasks("onarm") and d.tasks("onarm")[0]["error"] == why)
+    assert why in d.cli("service", "ps", "onarm").stdout
+    # the operator turned round, the task is placed
+    d.cli("service", "update", "--constraint-rm", "node.platform.arch==aarch64",
+          "--constraint-add", "node.platform.arch!=arm64", "onarm")
+    d.wait_running("onarm", 1, version=d.service("onarm")["version"])
+    res = d.cli("service", "create", "--name", "badkey", "--constraint",
+                "node.platform.variant==v7", "busybox", "sleep", "1", check=False)
+    assert res.returncode != 0 and "node.platform.arch" in res.stderr, res.stderr
+    for s in ("onx86", "onamd64", "onarm"):
         remove(d, s)
 
 

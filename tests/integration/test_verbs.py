@@ -239,3 +239,78 @@ def test_update_force_constraints_and_limits(daemon):
     res = d.cli("service", "update", "--constraint-add", "bogus", "up", check=False)
     assert res.returncode == 2 and "bogus" in res.stderr
     d.cli("service", "rm", "up")
+
+
+def test_join_with_labels_for_constraints(cluster1x2):
+    c = cluster1x2
+    lead, w = c.leader, c.nodes[2]
+    w.cli("swarm", "leave")
+    wait_until(lambda: w.api("GET", "/v1/info").json()["swarm"]["state"] == "inactive")
+    target = "%s:2377" % lead.addr
+    res = w.cli("swarm", "join", "--label", "bad key=x", "--token", c.token("worker"),
+                "--advertise-addr", w.addr, target, check=False)
+    assert res.returncode != 0 and 'invalid --label "bad key=x"' in res.stderr, res.stderr
+    w.cli("swarm", "join", "--label", "rack=top", "--label", "zone=b", "--token",
+          c.token("worker"), "--advertise-addr", w.addr, target)
+    c.wait_nodes_ready(3)
+    node = json.loads(lead.cli("node", "inspect", c.node_id(w)).stdout)
+    node = node[0] if isinstance(node, list) else node
+    assert node["labels"] == {"rack": "top", "zone": "b"}, node
+    lead.cli("service", "create", "--name", "ontop", "--constraint", "node.labels.rack==top",
+             "--replicas", "2", "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    ts = lead.wait_running("ontop", 2)
+    assert {t["node_id"] for t in ts} == {c.node_id(w)}, ts
+    lead.cli("service", "rm", "ontop")
+
+
+def test_update_network_caps_restart_flags(daemon):
+    d = daemon
+    d.cli("network", "create", "upnet1")
+    d.cli("network", "create", "upnet2")
+    d.cli("service", "create", "--name", "upf", "--stop-grace-period", "1s", "--cap-drop",
+          "NET_RAW", "busybox", "sleep", "1000")
+    d.wait_running("upf", 1)
+    d.cli("service", "update", "--network-add", "upnet1", "--cap-add", "NET_RAW", "--cap-drop",
+          "CHOWN", "--restart-condition", "on-failure", "--restart-delay", "2s",
+          "--stop-grace-period", "2s", "upf")
+    spec = d.service("upf")["spec"]
+    assert spec["network"] == "upnet1", spec
+    assert spec["cap_add"] == ["CAP_NET_RAW"] and spec["cap_drop"] == ["CAP_CHOWN"], spec
+    assert (spec["restart_condition"], spec["restart_delay_ms"],
+            spec["stop_grace_period_ms"]) == ("on-failure", 2000, 2000), spec
+    d.wait_running("upf", 1, version=d.service("upf")["version"])
+    res = d.cli("service", "update", "--network-add", "upnet2", "upf", check=False)
+    assert res.returncode != 0 and "--network-rm upnet1" in res.stderr, res.stderr
+    res = d.cli("service", "update", "--network-rm", "upnet2", "upf", check=False)
+    assert res.returncode != 0 and "not on network upnet2" in res.stderr, res.stderr
+    d.cli("service", "update", "--network-rm", "upnet1", "--network-add", "upnet2", "upf")
+    assert d.service("upf")["spec"]["network"] == "upnet2"
+    t = d.wait_running("upf", 1, version=d.service("upf")["version"])[0]
+    d.cli("service", "update", "--network-rm", "upnet2", "upf")
+    assert d.service("upf")["spec"].get("network", "bridge") == "bridge"  # the default
+    d.wait_running("upf", 1, version=d.service("upf")["version"])
+    d.cli("service", "rm", "upf")
+    d.cli("network", "rm", "upnet1", "upnet2")
+
+
+def test_engine_labels_from_daemon_json(bare_daemon, rootfs_tar):
+    d = bare_daemon
+    with open(d.config_path) as f:
+        cfg = json.load(f)
+    cfg["labels"] = ["board=pi4", "disk=ssd"]
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.restart()
+    d.init_swarm()
+    d.import_image(rootfs_tar)
+    node = d.cli_json("node", "ls")[0]["id"]
+    assert json.loads(d.cli("node", "inspect", node).stdout)[0]["engine_labels"] == {
+        "board": "pi4", "disk": "ssd"}
+    d.cli("service", "create", "--name", "onpi4", "--constraint", "engine.labels.board==pi4",
+          "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    d.wait_running("onpi4", 1)
+    d.cli("service", "create", "-d", "--name", "onpi5", "--constraint",
+          "engine.labels.board==pi5", "busybox", "sleep", "1000")
+    why = "no suitable node (scheduling constraints not satisfied on 1 node)"
+    wait_until(lambda: d.tasks("onpi5") and d.tasks("onpi5")[0]["error"] == why)
+    d.cli("service", "rm", "onpi4", "onpi5")

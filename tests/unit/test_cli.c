@@ -174,6 +174,8 @@ TEST(cli_service_patch)
     CHECK(cli_build_service_patch(4, bad, &patch, &name, &detach, &err) < 0);
 }
 
+#define RUN(err, req, ...) cli_build_run_request(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), req, err)
+
 TEST(cli_run_request)
 {
     json_t *req;
@@ -194,10 +196,27 @@ TEST(cli_run_request)
     CHECK(json_is_true(json_object_get(req, "detach")));
     json_decref(req);
     char **empty = ARGV("run", "--rm");
-    CHECK(cli_build_run_request(2, empty, &req, &err) < 0);
+    CHECK(cli_build_run_request(2, empty, &req, &err) < 0);    /* -u, -w, -v, --hostname, --entrypoint as docker run's */
+    CHECK(RUN(&err, &req, "run", "-u", "nobody", "-w", "/srv", "-v", "/host:/data:ro", "-v",
+              "cache:/cache", "--hostname", "h1", "--entrypoint", "sh -c", "busybox") == 0);
+    CHECK_STR(str_at(req, "user"), "nobody");
+    CHECK_STR(str_at(req, "workdir"), "/srv");
+    CHECK_STR(str_at(req, "hostname"), "h1");
+    CHECK(json_array_size(json_object_get(req, "entrypoint")) == 2);
+    json_t *m0 = json_array_get(json_object_get(req, "mounts"), 0);
+    json_t *m1 = json_array_get(json_object_get(req, "mounts"), 1);
+    CHECK_STR(str_at(m0, "type"), "bind");
+    CHECK_STR(str_at(m0, "target"), "/data");
+    CHECK(json_is_true(json_object_get(m0, "readonly")));
+    CHECK_STR(str_at(m1, "type"), "volume");
+    CHECK_STR(str_at(m1, "source"), "cache");
+    json_decref(req);
+    CHECK(RUN(&err, &req, "run", "-v", "/a", "busybox") < 0);
+    CHECK(strstr(err.msg, "-v") != NULL);
+    CHECK(RUN(&err, &req, "run", "-v", "/a:/b:rx", "busybox") < 0);
+    CHECK(RUN(&err, &req, "run", "-w", "rel", "busybox") < 0);
 }
 
-#define RUN(err, req, ...) cli_build_run_request(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), req, err)
 
 TEST(cli_combined_short_flags)
 {
@@ -341,6 +360,21 @@ TEST(cli_swarm_join_flags)
     CHECK(cli_build_swarm_join(ARGC("join", "--token"), ARGV("join", "--token"), &body, &err) < 0);
     CHECK(strstr(err.msg, "flag needs an argument: --token") != NULL);
     CHECK(cli_build_swarm_join(ARGC("join", "-h"), ARGV("join", "-h"), &body, &err) == 1);
+    /* --label k=v, repeatable; a bare key is an empty value */
+    CHECK(cli_build_swarm_join(
+              ARGC("join", "--label", "rack=top", "--label=arch=v7", "--label", "ssd", "--token",
+                   "T", "a:1"),
+              ARGV("join", "--label", "rack=top", "--label=arch=v7", "--label", "ssd", "--token",
+                   "T", "a:1"),
+              &body, &err) == 0);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(body, "labels"), "rack")), "top");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(body, "labels"), "arch")), "v7");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(body, "labels"), "ssd")), "");
+    json_decref(body);
+    CHECK(cli_build_swarm_join(ARGC("join", "--label", "=x", "--token", "T", "a:1"),
+                               ARGV("join", "--label", "=x", "--token", "T", "a:1"), &body,
+                               &err) < 0);
+    CHECK(strstr(err.msg, "invalid --label \"=x\"") != NULL);
 }
 
 TEST(cli_addr_with_port)
@@ -535,8 +569,11 @@ TEST(cli_service_spec_container_flags)
     CHECK_STR(str_at(json_object_get(spec, "labels"), "flag"), "");
     CHECK_STR(str_at(json_object_get(spec, "container_labels"), "a.b"), "c");
     json_decref(spec);
-    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www-data", "busybox") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www data", "busybox") < 0);
     CHECK(strstr(err.msg, "--user") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--user", "www-data:adm", "busybox") == 0);
+    CHECK_STR(str_at(spec, "user"), "www-data:adm");
+    json_decref(spec);
     CHECK(SPEC(&err, &spec, &detach, "create", "--user", "1:", "busybox") < 0);
     CHECK(SPEC(&err, &spec, &detach, "create", "--workdir", "srv", "busybox") < 0);
     CHECK(strstr(err.msg, "--workdir") != NULL);
@@ -668,4 +705,31 @@ TEST(cli_service_patch_runtime_lists)
     CHECK(PATCH(&err, &patch, &name, "update", "--sysctl-add", "vm.x=1", "web") < 0);
     CHECK(strstr(err.msg, "--sysctl-add") != NULL);
     CHECK(PATCH(&err, &patch, &name, "update", "--sysctl-rm", "a=b", "web") < 0);
+}
+
+TEST(cli_service_patch_network_caps_restart)
+{
+    json_t *patch;
+    const char *name;
+    struct serr err;
+    CHECK(PATCH(&err, &patch, &name, "update", "--network-rm", "front", "--network-add", "back",
+                "--cap-add", "net_admin", "--cap-drop", "CHOWN", "--restart-condition",
+                "on-failure", "--restart-delay", "2s", "--stop-grace-period", "3s", "--init",
+                "web") == 0);
+    CHECK_STR(str_at(patch, "network_rm"), "front");
+    CHECK_STR(str_at(patch, "network_add"), "back");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "caps_add"), 0)),
+              "CAP_NET_ADMIN");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "caps_drop"), 0)),
+              "CAP_CHOWN");
+    CHECK_STR(str_at(patch, "restart_condition"), "on-failure");
+    CHECK(json_integer_value(json_object_get(patch, "restart_delay_ms")) == 2000);
+    CHECK(json_integer_value(json_object_get(patch, "stop_grace_period_ms")) == 3000);
+    CHECK(json_is_true(json_object_get(patch, "init")));
+    json_decref(patch);
+    CHECK(PATCH(&err, &patch, &name, "update", "--network-add", "a", "--network-add", "b",
+                "web") < 0);
+    CHECK(strstr(err.msg, "one network") != NULL);
+    CHECK(PATCH(&err, &patch, &name, "update", "--network-add", "a b", "web") < 0);
+    CHECK(PATCH(&err, &patch, &name, "update", "--restart-condition", "sometimes", "web") < 0);
 }

@@ -674,7 +674,7 @@ TEST(runtime_spec_rejects_bad_input)
     struct runtime rt = {.cgroup_mode = CGROUP_V1};
     struct serr err = {0};
     const char *bad[] = {
-        "{}", "{\"args\":[]}", "{\"args\":[1]}", "{\"args\":[\"x\"], \"user\":\"root\"}",
+        "{}", "{\"args\":[]}", "{\"args\":[1]}", "{\"args\":[\"x\"], \"user\":\"ro ot\"}",
         "{\"args\":[\"x\"], \"workdir\":\"rel\"}", "{\"args\":[\"x\"], \"init\":true}",
         "{\"args\":[\"x\"], \"limits\":{\"memory\":1024}}", NULL,
     };

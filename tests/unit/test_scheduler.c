@@ -30,7 +30,8 @@ TEST(constraint_parse_and_match)
     CHECK(constraint_validate("node.role=manager", &err) < 0);
     CHECK(strstr(err.msg, "operator") != NULL);
     CHECK(constraint_validate("node.color==red", &err) < 0);
-    CHECK(constraint_validate("engine.labels.x==1", &err) < 0);
+    CHECK(constraint_validate("engine.labels.x==1", &err) == 0);
+    CHECK(constraint_validate("engine.x==1", &err) < 0);
     CHECK(constraint_validate("node.role==", &err) < 0);
     CHECK(constraint_validate("node.role==boss", &err) < 0);
     CHECK(constraint_validate("node.labels.==x", &err) < 0);

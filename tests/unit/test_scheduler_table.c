@@ -13,7 +13,8 @@ struct match_case {
     bool want;
 };
 
-/* Against {'id':'n1', 'hostname':'pi-1', 'role':'manager', 'labels':{'zone':'a', 'disk':'ssd'}}. */
+/* Against {'id':'n1', 'hostname':'pi-1', 'role':'manager', 'labels':{'zone':'a', 'disk':'ssd'},
+ * 'platform':{'os':'linux', 'architecture':'arm', 'variant':'v7'}}. */
 static const struct match_case match_cases[] = {
     {"node.role==manager", true},
     {"node.role!=manager", false},
@@ -31,11 +32,33 @@ static const struct match_case match_cases[] = {
     {"node.labels.disk==ssd", true},
     {"node.labels.missing==x", false},
     {"node.labels.missing!=x", true}, /* an absent label differs from any value */
+    /* platform: Docker's and the kernel's arch names alike, no case */
+    {"node.platform.os==linux", true},
+    {"node.platform.os==Linux", true},
+    {"node.platform.os!=linux", false},
+    {"node.platform.os==windows", false},
+    {"node.platform.arch==arm", true},
+    {"node.platform.arch==armv7l", true},
+    {"node.platform.arch==ARMv7l", true},
+    {"node.platform.arch==armhf", true},
+    {"node.platform.arch==armv6l", false}, /* another variant */
+    {"node.platform.arch!=armv7l", false},
+    {"node.platform.arch==arm64", false},
+    {"node.platform.arch!=aarch64", true},
+    {"node.platform.arch==x86_64", false},
+    {"node.platform.arch==", false},
+    {"node.platform.variant==v7", false}, /* not a key */
+    /* engine labels: the node's daemon.json "labels" */
+    {"engine.labels.board==pi4", true},
+    {"engine.labels.board!=pi4", false},
+    {"engine.labels.board==pi5", false},
+    {"engine.labels.x!=1", true},
+    {"engine.labels.==x", false},
+    {"node.engine_labels.board==pi4", false},
     /* invalid expressions never match, whatever the operator */
     {"node.role=manager", false},
     {"node.color==red", false},
     {"node.color!=red", false},
-    {"engine.labels.x!=1", false},
     {"node.role==", false},
     {"node.role==boss", false},
     {"node.labels.!=x", false},
@@ -44,7 +67,9 @@ static const struct match_case match_cases[] = {
 TEST(constraint_match_table)
 {
     json_t *node = table_json("{'id':'n1', 'hostname':'pi-1', 'role':'manager',"
-                              " 'labels':{'zone':'a', 'disk':'ssd'}}");
+                              " 'labels':{'zone':'a', 'disk':'ssd'},"
+                              " 'engine_labels':{'board':'pi4'},"
+                              " 'platform':{'os':'linux', 'architecture':'arm', 'variant':'v7'}}");
     int failed = 0;
     for (size_t i = 0; i < sizeof(match_cases) / sizeof(match_cases[0]); i++) {
         bool got = constraint_match(match_cases[i].expr, node);
@@ -55,6 +80,47 @@ TEST(constraint_match_table)
         }
     }
     json_decref(node);
+    CHECK(failed == 0);
+}
+
+struct arch_case {
+    const char *platform; /* the node's, JSON */
+    const char *expr;
+    bool want;
+};
+
+/* Boards mix armv7 and arm64 with x86_64 servers. */
+static const struct arch_case arch_cases[] = {
+    {"{'os':'linux', 'architecture':'amd64'}", "node.platform.arch==x86_64", true},
+    {"{'os':'linux', 'architecture':'amd64'}", "node.platform.arch==amd64", true},
+    {"{'os':'linux', 'architecture':'amd64'}", "node.platform.arch!=x86_64", false},
+    {"{'os':'linux', 'architecture':'amd64'}", "node.platform.arch==arm64", false},
+    {"{'os':'linux', 'architecture':'arm64'}", "node.platform.arch==aarch64", true},
+    {"{'os':'linux', 'architecture':'arm64'}", "node.platform.arch==arm64", true},
+    {"{'os':'linux', 'architecture':'arm64'}", "node.platform.arch==arm", false},
+    {"{'os':'linux', 'architecture':'arm64'}", "node.platform.arch!=armv7l", true},
+    {"{'os':'linux', 'architecture':'arm', 'variant':'v6'}", "node.platform.arch==arm", true},
+    {"{'os':'linux', 'architecture':'arm', 'variant':'v6'}", "node.platform.arch==armv7l", false},
+    {NULL, "node.platform.arch==amd64", false}, /* a node that did not say */
+    {NULL, "node.platform.os!=linux", true},
+};
+
+TEST(constraint_platform_arch_table)
+{
+    int failed = 0;
+    for (size_t i = 0; i < sizeof(arch_cases) / sizeof(arch_cases[0]); i++) {
+        json_t *node = table_json("{'id':'n1'}");
+        if (arch_cases[i].platform)
+            json_object_set_new(node, "platform", table_json(arch_cases[i].platform));
+        bool got = constraint_match(arch_cases[i].expr, node);
+        if (got != arch_cases[i].want) {
+            fprintf(stderr, "%s on %s = %d, want %d\n", arch_cases[i].expr,
+                    arch_cases[i].platform ? arch_cases[i].platform : "no platform", got,
+                    arch_cases[i].want);
+            failed++;
+        }
+        json_decref(node);
+    }
     CHECK(failed == 0);
 }
 

@@ -25,7 +25,8 @@ TEST(service_container_check_fields)
     CHECK(strstr(err.msg, "hostname") != NULL);
     CHECK(check_json("{\"hostname\": \"a..b\"}", &err) < 0);
     CHECK(check_json("{\"hostname\": 3}", &err) < 0);
-    CHECK(check_json("{\"user\": \"root\"}", &err) < 0);
+    CHECK(check_json("{\"user\": \"root\"}", &err) == 0); /* names: looked up by the agent */
+    CHECK(check_json("{\"user\": \"ro ot\"}", &err) < 0);
     CHECK(strstr(err.msg, "user") != NULL);
     CHECK(check_json("{\"user\": \"1:2:3\"}", &err) < 0);
     CHECK(check_json("{\"user\": \"99999999999\"}", &err) < 0);
