@@ -62,4 +62,10 @@ int agent_volume_backup(struct agent *a, const char *name, agent_volume_cb cb, v
 int agent_volume_restore(struct agent *a, const char *name, const char *from, agent_volume_cb cb,
                          void *arg, struct serr *err);
 
+/* The volumes of this node whose last scheduled backup failed (until a
+ * backup of them succeeds, or no task of this node used them for a minute):
+ * [{"volume", "error", "at": ms}] (new). The node's metrics samples carry it
+ * to the leader, where backup-failing alert rules read it (manager/alert.h). */
+json_t *agent_volumes_failures(struct agent *a);
+
 #endif
