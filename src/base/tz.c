@@ -247,7 +247,7 @@ static bool read_header(const unsigned char *p, size_t len, struct tzif_counts *
     if (len < TZIF_HEADER || memcmp(p, "TZif", 4) != 0)
         return false;
     const unsigned char *n = p + 20;
-    *c = (struct tzif_counts){be32(n), be32(n + 4), be32(n + 8),
+    *c = (struct tzif_counts){be32(n),      be32(n + 4),  be32(n + 8),
                               be32(n + 12), be32(n + 16), be32(n + 20)};
     return c->type > 0 && c->type <= 256 && c->time <= 100000 && c->leap <= 100000 &&
            c->chars <= 100000 && c->isut <= 256 && c->isstd <= 256;
@@ -374,8 +374,10 @@ static int tz_load(const char *name, struct tz **out, struct serr *err)
     size_t len = 0;
     int rc = read_file(path, &data, &len, NULL);
     if (rc < 0)
-        rc = serr_set(err, SERR_INVALID, "unknown time zone '%s' (no %s: a name of the tz "
-                      "database such as Europe/Paris, UTC or local)", name, path);
+        rc = serr_set(err, SERR_INVALID,
+                      "unknown time zone '%s' (no %s: a name of the tz "
+                      "database such as Europe/Paris, UTC or local)",
+                      name, path);
     else if (tz_parse_tzif((const unsigned char *)data, len, out, err) < 0)
         rc = serr_wrap(err, "time zone '%s' (%s)", name, path);
     free(data);

@@ -76,7 +76,7 @@ struct deploy {
     const char *stack;
     json_t *plan;
     json_t *services, *networks, *secrets, *configs, *volumes; /* the daemon's */
-    json_t *created;                                 /* [[path, name]] to undo on failure */
+    json_t *created; /* [[path, name]] to undo on failure */
 };
 
 /* Secrets' and configs' "file" become "data" (base64) before anything is made. */
@@ -348,8 +348,7 @@ static int stack_deploy(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "Warning: %s\n", json_string_value(w));
     d.created = json_array();
     rc = run_deploy(&d, prune_services, &err);
-    json_t *owned[] = {d.plan,    d.services, d.networks, d.secrets,
-                       d.configs, d.volumes,  d.created};
+    json_t *owned[] = {d.plan, d.services, d.networks, d.secrets, d.configs, d.volumes, d.created};
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++)
         json_decref(owned[k]);
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;
