@@ -123,13 +123,12 @@ static struct ctr *user_of(struct agent *a, const char *name, bool running_only)
 struct vjob {
     uv_work_t work;
     const struct agent_env *env; /* outlives the job (upstream.h) */
-    struct volumes_sched *sched; /* a reference, or NULL (not scheduled) */
+    struct volumes_sched *sched; /* a reference (backups), or NULL (restores) */
     bool restore;
+    bool scheduled; /* a backup of the schedule, not one asked for */
     char *name, *vol_dir;
     char *archive;  /* restore: the backup's path */
     char ctr_id[32]; /* backup: the container the hook runs in, "" for none */
-    char *hook;     /* backup: the policy's, or NULL */
-    int keep;
     json_t *result; /* set in the thread pool */
     struct serr err;
     agent_volume_cb cb;
@@ -137,11 +136,25 @@ struct vjob {
 };
 
 /* Backup state of the volumes this node holds, shared by the agent and the
- * jobs in flight (reference counted: a job may end after the agent). */
+ * jobs in flight (reference counted: a job may end after the agent). The
+ * loop reads no file for it: what it needs of the backup dir (each volume's
+ * policy and newest backup) is loaded in the thread pool, when a volume is
+ * first seen and every POLICY_REFRESH_MS after, and policy.json re-read only
+ * when its mtime changed. */
 struct volumes_sched {
     int refs;
-    json_t *state; /* NAME -> {"last": ms of the newest backup, "busy": bool} */
+    /* NAME -> {"loaded": bool, "loading": bool, "loaded_at": mono ms,
+     *          "mtime": ns of policy.json (0: none), "policy": object|null,
+     *          "last": ms of the newest backup, "busy": bool,
+     *          "unused_since": mono ms (0: used), "failure"?: {"error", "at"}} */
+    json_t *state;
 };
+
+/* A policy changed by the API (volume rm + create) is seen this late. */
+#define POLICY_REFRESH_MS 5000
+/* A volume no task of this node used for this long is forgotten (with its
+ * failure: a backup-failing alert resolves; the node now holding it reports). */
+#define FORGET_UNUSED_MS 60000
 
 static void sched_unref(struct volumes_sched *s)
 {
@@ -186,7 +199,7 @@ static int wait_hook(pid_t child, int *status)
 
 /* Runs the policy's hook as `/bin/sh -c HOOK` in the container (crun exec):
  * a database dumps itself into the volume before it is archived. */
-static int run_hook(struct vjob *j, struct serr *err)
+static int run_hook(struct vjob *j, const char *hook, struct serr *err)
 {
     char suffix[9];
     random_hex(suffix, 8);
@@ -194,7 +207,7 @@ static int run_hook(struct vjob *j, struct serr *err)
     char *files = agent_run_path(j->env, rel), *out = xasprintf("%s.out", files);
     free(rel);
     int fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    const char *argv[] = {"/bin/sh", "-c", j->hook, NULL};
+    const char *argv[] = {"/bin/sh", "-c", hook, NULL};
     pid_t child = 0;
     int rc = fd < 0 ? serr_errno(err, "%s", out)
                     : runtime_exec_start(j->env->rt, j->ctr_id, argv, files, fd, &child, err);
@@ -229,13 +242,16 @@ static void job_work(uv_work_t *w)
             j->result = json_pack("{s:s, s:s}", "name", j->name, "restored", j->archive);
         return;
     }
-    if (j->hook && j->ctr_id[0] && run_hook(j, &j->err) < 0)
-        return;
+    json_t *policy = volumes_policy(j->env->backup_dir, j->name);
+    const char *hook = jstr(policy, "hook");
+    int keep = (int)jint(policy, "keep", 0);
     char *data = xasprintf("%s/_data", j->vol_dir);
     json_t *b = NULL;
-    if (volumes_archive(data, j->env->backup_dir, j->name, j->keep, &b, &j->err) == 0)
+    if ((hook == NULL || j->ctr_id[0] == '\0' || run_hook(j, hook, &j->err) == 0) &&
+        volumes_archive(data, j->env->backup_dir, j->name, keep, &b, &j->err) == 0)
         j->result = b;
     free(data);
+    json_decref(policy);
 }
 
 static void job_free(struct vjob *j)
@@ -244,8 +260,28 @@ static void job_free(struct vjob *j)
     free(j->name);
     free(j->vol_dir);
     free(j->archive);
-    free(j->hook);
     free(j);
+}
+
+/* A backup's end into the volume's state `st` (NULL when none): the
+ * schedule's next try after the interval again (not at once, after a
+ * failure); a scheduled backup's failure is kept, any success clears it. */
+static void backup_ended(json_t *st, bool scheduled, json_t *result, const struct serr *err)
+{
+    if (st == NULL)
+        return;
+    if (result) {
+        json_object_set(st, "last", json_object_get(result, "created_at"));
+        json_object_del(st, "failure");
+    }
+    if (!scheduled)
+        return;
+    json_object_set_new(st, "busy", json_false());
+    if (result == NULL) {
+        json_object_set_new(st, "last", json_integer(now_ms()));
+        json_object_set_new(st, "failure", json_pack("{s:s, s:I}", "error", err ? err->msg : "?",
+                                                     "at", (json_int_t)now_ms()));
+    }
 }
 
 static void job_done(uv_work_t *w, int status)
@@ -254,12 +290,8 @@ static void job_done(uv_work_t *w, int status)
     if (status < 0 && j->result == NULL && j->err.msg[0] == '\0')
         serr_set(&j->err, SERR_INTERNAL, "cancelled");
     if (j->sched) {
-        json_t *st = json_object_get(j->sched->state, j->name);
-        json_object_set_new(st, "busy", json_false());
-        if (j->result)
-            json_object_set(st, "last", json_object_get(j->result, "created_at"));
-        else /* the next try after the interval again, not at once */
-            json_object_set_new(st, "last", json_integer(now_ms()));
+        backup_ended(json_object_get(j->sched->state, j->name), j->scheduled, j->result,
+                     j->result ? NULL : &j->err);
         sched_unref(j->sched);
     }
     if (j->cb)
@@ -295,22 +327,20 @@ static int check_here(struct agent *a, const char *name, bool data_needed, struc
     return rc;
 }
 
-static int start_backup(struct agent *a, const char *name, struct volumes_sched *sched,
-                        agent_volume_cb cb, void *arg, struct serr *err)
+/* The policy (hook, retention) is read in the thread pool. */
+static int start_backup(struct agent *a, const char *name, bool scheduled, agent_volume_cb cb,
+                        void *arg, struct serr *err)
 {
     if (check_here(a, name, true, err) < 0)
         return -1;
     struct vjob *j = job_new(a, name, cb, arg);
-    json_t *policy = volumes_policy(a->env->backup_dir, name);
-    j->keep = (int)jint(policy, "keep", 0);
-    j->hook = jstr(policy, "hook") ? xstrdup(jstr(policy, "hook")) : NULL;
-    json_decref(policy);
     struct ctr *user = user_of(a, name, true);
     if (user)
         snprintf(j->ctr_id, sizeof(j->ctr_id), "%s", user->id);
-    if (sched) {
-        sched->refs++;
-        j->sched = sched;
+    j->scheduled = scheduled;
+    if (a->volumes) {
+        a->volumes->refs++;
+        j->sched = a->volumes;
     }
     uv_queue_work(a->env->loop, &j->work, job_work, job_done);
     return 0;
@@ -319,7 +349,7 @@ static int start_backup(struct agent *a, const char *name, struct volumes_sched 
 int agent_volume_backup(struct agent *a, const char *name, agent_volume_cb cb, void *arg,
                         struct serr *err)
 {
-    return start_backup(a, name, NULL, cb, arg, err);
+    return start_backup(a, name, false, cb, arg, err);
 }
 
 int agent_volume_restore(struct agent *a, const char *name, const char *from, agent_volume_cb cb,
@@ -356,17 +386,79 @@ int agent_volume_restore(struct agent *a, const char *name, const char *from, ag
 
 /* ---- schedule ---- */
 
-static int64_t last_backup(const struct agent_env *env, struct volumes_sched *s, const char *name)
+/* What the thread pool reads of the backup dir for one volume. */
+struct vload {
+    uv_work_t work;
+    const struct agent_env *env;
+    struct volumes_sched *sched; /* a reference */
+    char *name;
+    int64_t mtime;  /* in: the policy's known mtime; out: its mtime now (0: none) */
+    bool changed;   /* out: policy (re)read */
+    json_t *policy; /* out when changed: the policy, or NULL */
+    bool want_last; /* in: the newest backup's time is not known yet */
+    int64_t last;   /* out */
+};
+
+static int64_t mtime_ns(const char *path)
 {
-    json_t *st = json_object_get(s->state, name);
-    if (st == NULL) {
-        json_t *all = volumes_list(env->backup_dir, name);
-        json_int_t last = jint(json_array_get(all, 0), "created_at", 0);
-        json_decref(all);
-        st = json_pack("{s:I, s:b}", "last", last, "busy", false);
-        json_object_set_new(s->state, name, st);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return 0;
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+static void load_work(uv_work_t *w)
+{
+    struct vload *l = w->data;
+    char *path = xasprintf("%s/%s/policy.json", l->env->backup_dir, l->name);
+    int64_t now = mtime_ns(path);
+    free(path);
+    if (now != l->mtime) {
+        l->changed = true;
+        l->mtime = now;
+        l->policy = now ? volumes_policy(l->env->backup_dir, l->name) : NULL;
     }
-    return jint(st, "last", 0);
+    if (l->want_last) {
+        json_t *all = volumes_list(l->env->backup_dir, l->name);
+        l->last = jint(json_array_get(all, 0), "created_at", 0);
+        json_decref(all);
+    }
+}
+
+static void load_done(uv_work_t *w, int status)
+{
+    struct vload *l = w->data;
+    json_t *st = json_object_get(l->sched->state, l->name);
+    if (st && status == 0) {
+        if (l->changed) {
+            json_object_set_new(st, "mtime", json_integer(l->mtime));
+            json_object_set(st, "policy", l->policy ? l->policy : json_null());
+        }
+        if (l->want_last)
+            json_object_set_new(st, "last", json_integer(l->last));
+        json_object_set_new(st, "loaded", json_true());
+        json_object_set_new(st, "loaded_at", json_integer(mono_ms()));
+    }
+    if (st)
+        json_object_set_new(st, "loading", json_false());
+    sched_unref(l->sched);
+    json_decref(l->policy);
+    free(l->name);
+    free(l);
+}
+
+static void start_load(struct agent *a, const char *name, json_t *st)
+{
+    struct vload *l = xcalloc(1, sizeof(*l));
+    l->env = a->env;
+    l->sched = a->volumes;
+    a->volumes->refs++;
+    l->name = xstrdup(name);
+    l->mtime = jint(st, "mtime", 0);
+    l->want_last = !jbool(st, "loaded", false);
+    l->work.data = l;
+    json_object_set_new(st, "loading", json_true());
+    uv_queue_work(a->env->loop, &l->work, load_work, load_done);
 }
 
 static void scheduled_done(void *arg, json_t *result, const struct serr *err)
@@ -379,24 +471,50 @@ static void scheduled_done(void *arg, json_t *result, const struct serr *err)
     free(name);
 }
 
-/* One volume a running task mounts: backed up when its policy's interval
- * passed since its newest backup. */
+/* One volume a running task mounts: its state loaded (or refreshed) in the
+ * thread pool; backed up when its policy's interval passed since its newest
+ * backup. */
 static void maybe_backup(struct agent *a, const char *name)
 {
-    struct volumes_sched *s = a->volumes;
-    json_t *policy = volumes_policy(a->env->backup_dir, name);
-    json_int_t interval_ms = jint(policy, "interval_s", 0) * 1000;
-    json_decref(policy);
-    if (interval_ms <= 0 || jbool(json_object_get(s->state, name), "busy", false) ||
-        now_ms() - last_backup(a->env, s, name) < interval_ms)
+    json_t *st = json_object_get(a->volumes->state, name);
+    if (st == NULL)
+        json_object_set_new(a->volumes->state, name, st = json_object());
+    json_object_set_new(st, "unused_since", json_integer(0));
+    if (jbool(st, "loading", false))
         return;
-    json_object_set_new(json_object_get(s->state, name), "busy", json_true());
+    if (!jbool(st, "loaded", false) || mono_ms() - jint(st, "loaded_at", 0) >= POLICY_REFRESH_MS) {
+        start_load(a, name, st);
+        if (!jbool(st, "loaded", false))
+            return;
+    }
+    json_int_t interval_ms = jint(json_object_get(st, "policy"), "interval_s", 0) * 1000;
+    if (interval_ms <= 0 || jbool(st, "busy", false) || now_ms() - jint(st, "last", 0) < interval_ms)
+        return;
+    json_object_set_new(st, "busy", json_true());
     struct serr err = {0};
     char *arg = xstrdup(name);
-    if (start_backup(a, name, s, scheduled_done, arg, &err) < 0) {
+    if (start_backup(a, name, true, scheduled_done, arg, &err) < 0) {
+        backup_ended(st, true, NULL, &err);
         scheduled_done(arg, NULL, &err);
-        json_object_set_new(json_object_get(s->state, name), "busy", json_false());
-        json_object_set_new(json_object_get(s->state, name), "last", json_integer(now_ms()));
+    }
+}
+
+/* Volumes no running task mounted for FORGET_UNUSED_MS leave the state. */
+static void forget_unused(struct volumes_sched *s, json_t *seen)
+{
+    int64_t now = mono_ms();
+    void *tmp;
+    const char *name;
+    json_t *st;
+    json_object_foreach_safe(s->state, tmp, name, st)
+    {
+        if (json_object_get(seen, name))
+            continue;
+        if (jint(st, "unused_since", 0) == 0)
+            json_object_set_new(st, "unused_since", json_integer(now));
+        else if (now - jint(st, "unused_since", 0) >= FORGET_UNUSED_MS &&
+                 !jbool(st, "busy", false) && !jbool(st, "loading", false))
+            json_object_del(s->state, name);
     }
 }
 
@@ -427,8 +545,27 @@ static void sched_tick(uv_timer_t *t)
             free(name);
         }
     }
+    forget_unused(a->volumes, seen);
     json_decref(seen);
     free(prefix);
+}
+
+json_t *agent_volumes_failures(struct agent *a)
+{
+    json_t *out = json_array();
+    if (a->volumes == NULL)
+        return out;
+    const char *name;
+    json_t *st;
+    json_object_foreach(a->volumes->state, name, st)
+    {
+        json_t *f = json_object_get(st, "failure");
+        if (f)
+            json_array_append_new(out, json_pack("{s:s, s:O, s:O}", "volume", name, "error",
+                                                 json_object_get(f, "error"), "at",
+                                                 json_object_get(f, "at")));
+    }
+    return out;
 }
 
 void agent_volumes_start(struct agent *a)

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "agent/runtime.h"
+#include "agent/volumes.h"
 #include "base/util.h"
 
 /* ---- parsers ---- */
@@ -246,6 +247,10 @@ int metrics_sample(struct metrics_sampler *s, const char *disk_path, json_t **ou
     json_object_set_new(sample, "disk_used", json_integer((json_int_t)disk_used));
     add_load_and_temp(s, sample);
     json_object_set_new(sample, "tasks", sample_tasks(s, elapsed));
+    json_t *failures = s->agent ? agent_volumes_failures(s->agent) : NULL;
+    if (json_array_size(failures) > 0) /* only then: samples go with every heartbeat */
+        json_object_set(sample, "backup_failures", failures);
+    json_decref(failures);
     *out = sample;
     return 0;
 }

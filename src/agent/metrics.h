@@ -59,7 +59,8 @@ void metrics_sampler_free(struct metrics_sampler *s);
 
 /* One sample (new object in *out):
  * {"at","cpu_percent","cpus","mem_total","mem_used","disk_total","disk_used",
- *  "load1","load5","load15","temp_c"|null,"tasks":[{"id","cpu_percent","mem_bytes"}]}.
+ *  "load1","load5","load15","temp_c"|null,"tasks":[{"id","cpu_percent","mem_bytes"}],
+ *  "backup_failures"?:[{"volume","error","at"}] (agent_volumes_failures; only when some)}.
  * A task's cpu_percent is docker's: 100 is one CPU (0 at its first sample).
  * Returns -1 (and *out NULL) when /proc/stat or /proc/meminfo is unreadable. */
 int metrics_sample(struct metrics_sampler *s, const char *disk_path, json_t **out);

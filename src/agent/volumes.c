@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,16 +327,199 @@ static int relocate(struct archive_entry *e, const char *root, struct serr *err)
     return rc;
 }
 
-static int extract(const char *archive, const char *root, struct serr *err)
+/* ---- restoring: the archive is read, hashed and gunzipped by a thread of
+ * its own while the calling thread writes the files (as `gzip -dc | tar -x`
+ * runs two processes): a queue of QUEUE_BLOCKS blocks of tar bytes between
+ * them. The sha256 of the file comes out of the same read. ---- */
+
+#define QUEUE_BLOCKS 8
+
+struct unzip {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int fd;
+    const char *path;
+    EVP_MD_CTX *md;    /* the producer's */
+    unsigned char *file_buf; /* the producer's read of the file */
+    unsigned char *blocks[QUEUE_BLOCKS];
+    size_t lens[QUEUE_BLOCKS];
+    int tail, count;   /* the oldest block not consumed (held by the consumer), blocks queued */
+    bool held;         /* the consumer holds blocks[tail] */
+    bool done, stop;   /* the producer ended; the consumer gave up */
+    char error[256];   /* why the producer ended early ("" when it did not) */
+    char hex[65];      /* the file's sha256, once done without error */
+};
+
+/* libarchive's read callback of the producer: the file's bytes, hashed. */
+static la_ssize_t file_read(struct archive *a, void *data, const void **buf)
 {
+    struct unzip *u = data;
+    ssize_t n;
+    while ((n = read(u->fd, u->file_buf, BLOCK)) < 0 && errno == EINTR)
+        ;
+    if (n < 0) {
+        archive_set_error(a, errno, "%s: %s", u->path, strerror(errno));
+        return -1;
+    }
+    EVP_DigestUpdate(u->md, u->file_buf, (size_t)n);
+    *buf = u->file_buf;
+    return n;
+}
+
+/* Waits for a free slot; false when the consumer gave up. */
+static bool push_block(struct unzip *u, const void *data, size_t len)
+{
+    pthread_mutex_lock(&u->lock);
+    while (u->count == QUEUE_BLOCKS && !u->stop)
+        pthread_cond_wait(&u->cond, &u->lock);
+    bool ok = !u->stop;
+    pthread_mutex_unlock(&u->lock);
+    if (!ok)
+        return false;
+    int slot = (u->tail + u->count) % QUEUE_BLOCKS; /* free: only this thread adds */
+    memcpy(u->blocks[slot], data, len);
+    u->lens[slot] = len;
+    pthread_mutex_lock(&u->lock);
+    u->count++;
+    pthread_cond_broadcast(&u->cond);
+    pthread_mutex_unlock(&u->lock);
+    return true;
+}
+
+/* Gunzips the whole file into the queue, then hashes what libarchive left. */
+static void *unzip_main(void *arg)
+{
+    struct unzip *u = arg;
+    struct archive *raw = archive_read_new();
+    archive_read_support_filter_gzip(raw);
+    archive_read_support_format_raw(raw);
+    struct archive_entry *e;
+    char *buf = xmalloc(BLOCK);
+    const char *why = NULL;
+    if (archive_read_open(raw, u, NULL, file_read, NULL) != ARCHIVE_OK ||
+        archive_read_next_header(raw, &e) != ARCHIVE_OK)
+        why = archive_error_string(raw);
+    la_ssize_t n = 0;
+    bool stopped = false;
+    while (why == NULL && !stopped && (n = archive_read_data(raw, buf, BLOCK)) > 0)
+        stopped = !push_block(u, buf, (size_t)n);
+    if (why == NULL && n < 0)
+        why = archive_error_string(raw);
+    if (why == NULL && !stopped) { /* the rest of the file (a trailer libarchive skipped) */
+        la_ssize_t more;
+        const void *ignored;
+        while ((more = file_read(raw, u, &ignored)) > 0)
+            ;
+        unsigned char sum[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        if (more < 0 || EVP_DigestFinal_ex(u->md, sum, &len) != 1 || len != 32)
+            why = "cannot compute its sha256";
+        for (unsigned i = 0; why == NULL && i < len; i++)
+            snprintf(u->hex + 2 * i, 3, "%02x", sum[i]);
+    }
+    pthread_mutex_lock(&u->lock);
+    if (why)
+        snprintf(u->error, sizeof(u->error), "%s", why[0] ? why : "unreadable archive");
+    u->done = true;
+    pthread_cond_broadcast(&u->cond);
+    pthread_mutex_unlock(&u->lock);
+    archive_read_free(raw);
+    free(buf);
+    return NULL;
+}
+
+/* The consumer's read callback: the next block of tar bytes. */
+static la_ssize_t queue_read(struct archive *a, void *data, const void **buf)
+{
+    struct unzip *u = data;
+    pthread_mutex_lock(&u->lock);
+    if (u->held) { /* the previous block is consumed: its slot is free */
+        u->held = false;
+        u->tail = (u->tail + 1) % QUEUE_BLOCKS;
+        u->count--;
+        pthread_cond_broadcast(&u->cond);
+    }
+    while (u->count == 0 && !u->done)
+        pthread_cond_wait(&u->cond, &u->lock);
+    la_ssize_t n = 0;
+    if (u->count > 0) {
+        u->held = true;
+        *buf = u->blocks[u->tail];
+        n = (la_ssize_t)u->lens[u->tail];
+    } else if (u->error[0]) {
+        archive_set_error(a, EIO, "%s", u->error);
+        n = -1;
+    }
+    pthread_mutex_unlock(&u->lock);
+    return n;
+}
+
+static void unzip_finish(struct unzip *u, bool started, char hex[65]);
+
+static int unzip_start(struct unzip *u, const char *path, struct serr *err)
+{
+    memset(u, 0, sizeof(*u));
+    u->path = path;
+    u->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (u->fd < 0)
+        return serr_errno(err, "%s", path);
+    u->md = EVP_MD_CTX_new();
+    if (u->md == NULL || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(u->md);
+        close(u->fd);
+        return serr_set(err, SERR_INTERNAL, "%s: cannot compute its sha256", path);
+    }
+    u->file_buf = xmalloc(BLOCK);
+    for (int i = 0; i < QUEUE_BLOCKS; i++)
+        u->blocks[i] = xmalloc(BLOCK);
+    pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->cond, NULL);
+    int rc = pthread_create(&u->thread, NULL, unzip_main, u);
+    if (rc != 0) {
+        char ignored[65];
+        unzip_finish(u, false, ignored);
+        errno = rc;
+        return serr_errno(err, "starting the restore's reader");
+    }
+    return 0;
+}
+
+/* Stops (when the consumer ends early) and joins the producer, frees;
+ * copies the file's sha256 into hex ("" when it was not read through). */
+static void unzip_finish(struct unzip *u, bool started, char hex[65])
+{
+    if (started) {
+        pthread_mutex_lock(&u->lock);
+        u->stop = true;
+        pthread_cond_broadcast(&u->cond);
+        pthread_mutex_unlock(&u->lock);
+        pthread_join(u->thread, NULL);
+    }
+    snprintf(hex, 65, "%s", u->error[0] ? "" : u->hex);
+    pthread_cond_destroy(&u->cond);
+    pthread_mutex_destroy(&u->lock);
+    for (int i = 0; i < QUEUE_BLOCKS; i++)
+        free(u->blocks[i]);
+    free(u->file_buf);
+    EVP_MD_CTX_free(u->md);
+    close(u->fd);
+}
+
+/* Extracts `archive` under root; *hex: its sha256 ("" when not read through). */
+static int extract(const char *archive, const char *root, char hex[65], struct serr *err)
+{
+    hex[0] = '\0';
+    struct unzip u;
+    if (unzip_start(&u, archive, err) < 0)
+        return -1;
     struct archive *in = archive_read_new(), *disk = archive_write_disk_new();
-    archive_read_support_filter_gzip(in);
     archive_read_support_format_tar(in);
     archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
                                              ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS);
     int rc = 0;
-    if (archive_read_open_filename(in, archive, BLOCK) != ARCHIVE_OK)
+    if (archive_read_open(in, &u, NULL, queue_read, NULL) != ARCHIVE_OK)
         rc = serr_set(err, SERR_INVALID, "%s: %s", archive, archive_error_string(in));
     while (rc == 0) {
         struct archive_entry *e;
@@ -356,10 +540,21 @@ static int extract(const char *archive, const char *root, struct serr *err)
             rc = -1;
         }
     }
+    while (rc == 0 && queue_read(in, &u, &(const void *){NULL}) > 0)
+        ; /* the tar's end-of-archive padding: the producer hashes to the end */
     if (archive_write_close(disk) < ARCHIVE_WARN && rc == 0)
         rc = serr_set(err, SERR_INTERNAL, "restoring: %s", archive_error_string(disk));
     archive_write_free(disk);
     archive_read_free(in);
+    if (rc == 0) { /* wait for the producer's end, then its verdict */
+        pthread_mutex_lock(&u.lock);
+        while (!u.done)
+            pthread_cond_wait(&u.cond, &u.lock);
+        pthread_mutex_unlock(&u.lock);
+        if (u.error[0])
+            rc = serr_set(err, SERR_INVALID, "%s: %s", archive, u.error);
+    }
+    unzip_finish(&u, true, hex);
     return rc;
 }
 
@@ -393,15 +588,23 @@ static int put_in_place(const char *tmp, const char *data, bool replace, struct 
 
 int volumes_restore(const char *archive, const char *vol_dir, bool replace, struct serr *err)
 {
-    if (volumes_verify(archive, err) < 0)
-        return -1;
+    char want[65], got[65];
+    if (read_sum(archive, want, err) < 0)
+        return serr_wrap(err, "backup %s has no valid checksum", archive);
     char suffix[9];
     random_hex(suffix, 8);
     char *tmp = xasprintf("%s/_data.restore-%s", vol_dir, suffix);
     char *data = xasprintf("%s/_data", vol_dir);
     int rc = mkdir_p(tmp, 0755, err);
-    if (rc == 0)
-        rc = extract(archive, tmp, err);
+    if (rc == 0 && extract(archive, tmp, got, err) < 0) {
+        struct serr why = {0}; /* a corrupt archive says so, rather than how tar choked */
+        if (volumes_verify(archive, &why) < 0)
+            *err = why;
+        rc = -1;
+    }
+    if (rc == 0 && strcmp(want, got) != 0)
+        rc = serr_set(err, SERR_INVALID, "backup %s is corrupt: its sha256 is %.12s..., its "
+                      "checksum file says %.12s...", archive, got, want);
     if (rc == 0)
         rc = put_in_place(tmp, data, replace, err);
     if (rc < 0) {

@@ -32,8 +32,9 @@ int volumes_archive(const char *data_dir, const char *backup_dir, const char *na
 json_t *volumes_list(const char *backup_dir, const char *name);
 /* Recomputes the archive's sha256 and compares it with its .sha256 file. */
 int volumes_verify(const char *archive, struct serr *err);
-/* Verifies `archive`, extracts it into a temporary directory beside
- * <vol_dir>/_data, then renames it to _data. `replace`: an existing _data is
+/* Extracts `archive` into a temporary directory beside <vol_dir>/_data
+ * (gunzipped and hashed by a second thread while this one writes), checks
+ * its sha256 against its .sha256 file, then renames it to _data. `replace`: an existing _data is
  * swapped out and removed; else one that appeared meanwhile (another task
  * restored it) wins and this extraction is dropped. On any failure nothing
  * changes in _data. */
@@ -61,5 +62,11 @@ int agent_volume_backup(struct agent *a, const char *name, agent_volume_cb cb, v
  * of this node uses it, SERR_NOT_FOUND when there is no such backup. */
 int agent_volume_restore(struct agent *a, const char *name, const char *from, agent_volume_cb cb,
                          void *arg, struct serr *err);
+
+/* The volumes of this node whose last scheduled backup failed (until a
+ * backup of them succeeds, or no task of this node used them for a minute):
+ * [{"volume", "error", "at": ms}] (new). The node's metrics samples carry it
+ * to the leader, where backup-failing alert rules read it (manager/alert.h). */
+json_t *agent_volumes_failures(struct agent *a);
 
 #endif

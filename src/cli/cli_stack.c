@@ -75,8 +75,8 @@ struct deploy {
     struct cli *cli;
     const char *stack;
     json_t *plan;
-    json_t *services, *networks, *secrets, *configs; /* the daemon's */
-    json_t *created;                                 /* [[path, name]] to undo on failure */
+    json_t *services, *networks, *secrets, *configs, *volumes; /* the daemon's */
+    json_t *created; /* [[path, name]] to undo on failure */
 };
 
 /* Secrets' and configs' "file" become "data" (base64) before anything is made. */
@@ -118,7 +118,8 @@ static int fetch_state(struct deploy *d, struct serr *err)
     if (cli_call(d->cli, "GET", "/v1/services", NULL, &d->services, err) < 0 ||
         cli_call(d->cli, "GET", "/v1/networks", NULL, &d->networks, err) < 0 ||
         cli_call(d->cli, "GET", "/v1/secrets", NULL, &d->secrets, err) < 0 ||
-        cli_call(d->cli, "GET", "/v1/configs", NULL, &d->configs, err) < 0)
+        cli_call(d->cli, "GET", "/v1/configs", NULL, &d->configs, err) < 0 ||
+        cli_call(d->cli, "GET", "/v1/volumes", NULL, &d->volumes, err) < 0)
         return -1;
     return 0;
 }
@@ -149,16 +150,19 @@ static int create(struct deploy *d, const char *path, const char *noun, json_t *
     return 0;
 }
 
-/* Networks, secrets and configs the daemon does not have yet. */
+/* Networks, secrets, configs and volumes (those with labels: a backup
+ * policy) the daemon does not have yet. A volume that exists is left as it
+ * is (its data and policy are not a deploy's to change). */
 static int create_objects(struct deploy *d, struct serr *err)
 {
     static const struct {
         const char *section, *path, *noun;
     } kinds[] = {{"networks", "/v1/networks", "network"},
                  {"secrets", "/v1/secrets", "secret"},
-                 {"configs", "/v1/configs", "config"}};
-    json_t *have[] = {d->networks, d->secrets, d->configs};
-    for (int k = 0; k < 3; k++) {
+                 {"configs", "/v1/configs", "config"},
+                 {"volumes", "/v1/volumes", "volume"}};
+    json_t *have[] = {d->networks, d->secrets, d->configs, d->volumes};
+    for (int k = 0; k < 4; k++) {
         size_t i;
         json_t *o;
         json_array_foreach(json_object_get(d->plan, kinds[k].section), i, o)
@@ -344,7 +348,7 @@ static int stack_deploy(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "Warning: %s\n", json_string_value(w));
     d.created = json_array();
     rc = run_deploy(&d, prune_services, &err);
-    json_t *owned[] = {d.plan, d.services, d.networks, d.secrets, d.configs, d.created};
+    json_t *owned[] = {d.plan, d.services, d.networks, d.secrets, d.configs, d.volumes, d.created};
     for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++)
         json_decref(owned[k]);
     return rc < 0 ? cli_fail(&err) : CLI_EXIT_OK;

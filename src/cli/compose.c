@@ -1299,15 +1299,61 @@ static int network_def(struct conv *c, const char *key, json_t *def)
     return 0;
 }
 
+/* The backup policy of a volume's labels (COMPOSE_BACKUP_LABEL...) into
+ * vol["backup"], as `volume create --backup --keep --hook` sends it. */
+static int volume_backup(struct conv *c, const struct at *a, json_t *labels, json_t *vol)
+{
+    const char *schedule = jstr(labels, COMPOSE_BACKUP_LABEL);
+    const char *keep = jstr(labels, COMPOSE_BACKUP_KEEP_LABEL);
+    const char *hook = jstr(labels, COMPOSE_BACKUP_HOOK_LABEL);
+    if (schedule == NULL) {
+        if (keep || hook)
+            return fail(c, a, "%s and %s need %s: SCHEDULE", COMPOSE_BACKUP_KEEP_LABEL,
+                        COMPOSE_BACKUP_HOOK_LABEL, COMPOSE_BACKUP_LABEL);
+        return 0;
+    }
+    json_t *backup = json_pack("{s:s}", "schedule", schedule);
+    json_object_set_new(vol, "backup", backup);
+    if (hook)
+        json_object_set_new(backup, "hook", json_string(hook));
+    if (keep == NULL)
+        return 0;
+    char *end;
+    long n = strtol(keep, &end, 10);
+    if (end == keep || *end != '\0' || n < 1 || n > 1000)
+        return fail(c, a, "%s: \"%s\" is not a number of backups from 1 to 1000",
+                    COMPOSE_BACKUP_KEEP_LABEL, keep);
+    json_object_set_new(backup, "keep", json_integer(n));
+    return 0;
+}
+
+/* A volume with labels is made by the stack (with them, and the backup
+ * policy they give) before its services; one without is made by the first
+ * service mounting it, as before. */
 static int volume_def(struct conv *c, const char *key, json_t *def)
 {
-    static const char *const allowed[] = {"driver", "external", "name", NULL};
+    static const char *const allowed[] = {"driver", "external", "name", "labels", NULL};
     if (check_def(c, "volumes", key, def, allowed) < 0)
         return -1;
     const char *driver = jstr(def, "driver");
     char *path = xasprintf("volumes.%s", key);
-    struct at a = {def, "driver", path};
+    struct at a = {def, "driver", path}, la = {def, "labels", path};
+    json_t *labels_val = json_object_get(def, "labels");
     int rc = driver && strcmp(driver, "local") != 0 ? fail(c, &a, "only the local driver") : 0;
+    if (rc == 0 && labels_val && !is_external(def)) {
+        char *name = object_name(c, "volumes", key);
+        json_t *vol = json_pack("{s:s}", "name", name);
+        free(name);
+        rc = dep_labels(c, &la, labels_val, vol); /* into vol["labels"] */
+        if (rc == 0)
+            rc = volume_backup(c, &la, json_object_get(vol, "labels"), vol);
+        if (rc == 0) {
+            json_object_set_new(json_object_get(vol, "labels"), COMPOSE_NAMESPACE_LABEL,
+                                json_string(c->stack));
+            json_array_append(json_object_get(c->plan, "volumes"), vol);
+        }
+        json_decref(vol);
+    }
     free(path);
     return rc;
 }
@@ -1341,12 +1387,14 @@ static int data_def(struct conv *c, const char *section, const char *key, json_t
     return 0;
 }
 
-/* Only the networks, secrets and configs that some service uses. */
+/* Only the networks, secrets, configs and volumes that some service uses. */
 static void keep_used(json_t *plan)
 {
-    static const char *const sections[][2] = {
-        {"networks", "network"}, {"secrets", "secrets"}, {"configs", "configs"}};
-    for (size_t s = 0; s < 3; s++) {
+    static const char *const sections[][2] = {{"networks", "network"},
+                                              {"secrets", "secrets"},
+                                              {"configs", "configs"},
+                                              {"volumes", "mounts"}};
+    for (size_t s = 0; s < 4; s++) {
         json_t *list = json_object_get(plan, sections[s][0]);
         for (size_t i = json_array_size(list); i-- > 0;) {
             const char *name = jstr(json_array_get(list, i), "name");
@@ -1362,7 +1410,7 @@ static void keep_used(json_t *plan)
                 json_t *ref;
                 json_array_foreach(json_is_array(v) ? v : NULL, k, ref)
                 {
-                    used |= strcmp(jstr(ref, "source"), name) == 0;
+                    used |= jstr_is(ref, "source", name);
                 }
             }
             if (!used)
@@ -1460,8 +1508,8 @@ int compose_convert(json_t *doc, const char *stack, const char *workdir, json_t 
     if (compose_check_stack_name(stack, err) < 0)
         return -1;
     struct conv c = {doc, stack, workdir, NULL, NULL, err};
-    c.plan = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "networks", "secrets", "configs",
-                       "services", "warnings");
+    c.plan = json_pack("{s:[], s:[], s:[], s:[], s:[], s:[]}", "networks", "secrets", "configs",
+                       "volumes", "services", "warnings");
     c.warnings = json_object_get(c.plan, "warnings");
     if (convert_all(&c) < 0) {
         json_decref(c.plan);

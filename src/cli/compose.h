@@ -25,7 +25,8 @@ int compose_parse(const char *text, size_t len, const char *name, json_t **doc, 
 void compose_merge(json_t *base, json_t *over);
 /* The stack's objects (caller frees *plan):
  * {"networks":[{"name","subnet"?}], "secrets":[{"name","file"|"data"}],
- *  "configs":[...], "services":[service spec], "warnings":["FILE:LINE: ..."]}
+ *  "configs":[...], "volumes":[{"name","labels","backup"?}] (those with labels),
+ *  "services":[service spec], "warnings":["FILE:LINE: ..."]}
  * Only what the stack creates is listed (no external objects); names are
  * prefixed "STACK_". Relative paths are taken from `workdir`. Every key is
  * checked: an unknown or unsupported one fails with "FILE:LINE: KEY.PATH: why"
@@ -48,5 +49,10 @@ int stack_service_patch(json_t *old_spec, json_t *new_spec, json_t **patch,
                         const char **replace_why);
 
 #define COMPOSE_NAMESPACE_LABEL "com.docker.stack.namespace"
+/* A top-level volume's labels that give it a backup policy (`volume create
+ * --backup SCHEDULE --keep N --hook CMD`): shoal.backup: daily|hourly|6h... */
+#define COMPOSE_BACKUP_LABEL "shoal.backup"
+#define COMPOSE_BACKUP_KEEP_LABEL "shoal.backup.keep"
+#define COMPOSE_BACKUP_HOOK_LABEL "shoal.backup.hook"
 
 #endif

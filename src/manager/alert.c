@@ -9,7 +9,7 @@
 /* ---- rules ---- */
 
 static const char *const metrics[] = {"cpu", "memory", "disk", "load", "temperature", NULL};
-static const char *const events[] = {"node-down", "task-flapping", NULL};
+static const char *const events[] = {"node-down", "task-flapping", "backup-failing", NULL};
 
 static bool one_of(const char *s, const char *const *list)
 {
@@ -123,7 +123,7 @@ static int add_metric(json_t *rule, json_t *body, const char *metric, struct ser
 static int add_event(json_t *rule, json_t *body, const char *event, struct serr *err)
 {
     if (!one_of(event, events))
-        return serr_set(err, SERR_INVALID, "unknown event '%s' (node-down or task-flapping)",
+        return serr_set(err, SERR_INVALID, "unknown event '%s' (node-down, task-flapping or backup-failing)",
                         event);
     json_object_set_new(rule, "event", json_string(event));
     if (strcmp(event, "task-flapping") != 0)
@@ -328,6 +328,32 @@ static void find_flapping(const struct alert_inputs *in, json_t *rule, finding_f
     json_decref(counts);
 }
 
+/* A scheduled volume backup that failed, as the node holding the volume
+ * reports it in its samples, until one succeeds. */
+static void find_backup_failing(const struct alert_inputs *in, json_t *rule, finding_fn fn,
+                                void *arg)
+{
+    size_t i, j;
+    json_t *node, *failure;
+    json_array_foreach(in->nodes, i, node)
+    {
+        json_t *sample = json_object_get(in->samples, jstr_or(node, "id", ""));
+        if (!rule_covers(rule, node))
+            continue;
+        json_array_foreach(json_object_get(sample, "backup_failures"), j, failure)
+        {
+            char subject[128];
+            snprintf(subject, sizeof(subject), "backup %s", jstr_or(failure, "volume", "?"));
+            struct finding f;
+            finding_init(&f, rule, node, subject);
+            snprintf(f.message, sizeof(f.message), "volume %s: scheduled backup failed on %s: %s",
+                     jstr_or(failure, "volume", "?"), jstr_or(node, "hostname", "?"),
+                     jstr_or(failure, "error", "?"));
+            fn(&f, arg);
+        }
+    }
+}
+
 struct eval {
     const struct alert_inputs *in;
     json_t *rule;
@@ -392,6 +418,8 @@ static void evaluate_rule(struct eval *e)
         find_node_down(e->in, e->rule, on_finding, e);
     else if (event && strcmp(event, "task-flapping") == 0)
         find_flapping(e->in, e->rule, on_finding, e);
+    else if (event && strcmp(event, "backup-failing") == 0)
+        find_backup_failing(e->in, e->rule, on_finding, e);
 }
 
 /* Pending keys and open alerts whose condition no longer holds. */

@@ -1,7 +1,9 @@
 /* Alert rules and their evaluation, and the heat flag of nodes (issue #16).
  *
  * A rule (store table "alert_rules") watches a node metric above a threshold
- * for a duration, or an event: a node down, a task restarting in a loop.
+ * for a duration, or an event: a node down, a task restarting in a loop, a
+ * volume's scheduled backup failing (from the "backup_failures" of the
+ * holding node's samples, agent/volumes.h: open until a backup succeeds).
  * Alerts (table "alerts") are open while their condition holds and resolved
  * after. The leader evaluates rules every few seconds (daemon/alerting.c);
  * everything here is pure: JSON and a time in, JSON out, so unit tests drive
@@ -10,7 +12,8 @@
  * Rule record: {"id","name","created_at","node":"all"|hostname|id,
  *   "notify":[{"type":"webhook"|"email","to":URL|ADDR}],
  *   "metric":"cpu"|"memory"|"disk"|"load"|"temperature","above":X,"for_ms":Y
- *   | "event":"node-down"|"task-flapping" ("restarts":N,"window_ms":W)}.
+ *   | "event":"node-down"|"task-flapping" ("restarts":N,"window_ms":W)
+ *   |"backup-failing"}.
  * Alert record: {"id","key","rule_id","rule","node_id","hostname","subject",
  *   "value","threshold","state":"open"|"resolved","since","resolved_at",
  *   "message"}; times are Unix ms. */

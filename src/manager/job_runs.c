@@ -101,7 +101,7 @@ static void follow_schedule(json_t *svc, json_t *fields, bool going_on, int64_t 
 {
     json_t *spec = json_object_get(svc, "spec");
     struct cron c;
-    enum cron_tz tz;
+    struct cron_tz tz;
     struct serr err = {0};
     if (cron_parse(jstr(spec, "schedule"), &c, &err) < 0 ||
         cron_tz_parse(jstr(spec, "schedule_tz"), &tz, &err) < 0) {
@@ -109,7 +109,7 @@ static void follow_schedule(json_t *svc, json_t *fields, bool going_on, int64_t 
         return; /* validated when stored: not expected */
     }
     int64_t base = jint(svc, "run_scheduled_at", jint(svc, "created_at", now)) / 1000;
-    int64_t next = cron_next(&c, tz, base);
+    int64_t next = cron_next(&c, &tz, base);
     if (next < 0)
         return;
     if (next * 1000 > now) {
@@ -118,7 +118,7 @@ static void follow_schedule(json_t *svc, json_t *fields, bool going_on, int64_t 
     }
     if (going_on && jstr_is(spec, "schedule_overlap", "queue"))
         return; /* the pass after the run's end starts it */
-    int64_t due = cron_last_due(&c, tz, base, now / 1000);
+    int64_t due = cron_last_due(&c, &tz, base, now / 1000);
     if (going_on) {
         json_object_set_new(fields, "run_scheduled_at", json_integer(due * 1000));
         json_object_set_new(fields, "runs_skipped",
@@ -126,7 +126,7 @@ static void follow_schedule(json_t *svc, json_t *fields, bool going_on, int64_t 
     } else {
         start_run(svc, fields, due * 1000, now);
     }
-    int64_t after = cron_next(&c, tz, due);
+    int64_t after = cron_next(&c, &tz, due);
     if (after >= 0)
         lower_wake(wake_at, after * 1000);
 }

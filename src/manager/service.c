@@ -408,13 +408,17 @@ static int check_schedule(json_t *s, struct serr *err)
     struct cron c;
     if (!json_is_string(sched))
         return serr_set(err, SERR_INVALID, "schedule: expected a cron expression");
-    if (cron_parse(json_string_value(sched), &c, err) < 0)
+    char prefix_zone[160];
+    const char *expr = cron_split_tz(json_string_value(sched), prefix_zone, sizeof(prefix_zone));
+    if (cron_parse(expr, &c, err) < 0)
         return serr_wrap(err, "invalid schedule '%s'", json_string_value(sched));
     json_t *tz_name = json_object_get(s, "schedule_tz");
-    enum cron_tz tz;
+    struct cron_tz tz;
     if (tz_name && !json_is_string(tz_name))
         return serr_set(err, SERR_INVALID, "schedule_tz: expected a string");
-    if (tz_name && cron_tz_parse(json_string_value(tz_name), &tz, err) < 0)
+    if (prefix_zone[0] && cron_tz_parse(prefix_zone, &tz, err) < 0)
+        return -1;
+    if (!prefix_zone[0] && tz_name && cron_tz_parse(json_string_value(tz_name), &tz, err) < 0)
         return -1;
     return check_one_of(s, "schedule_overlap", overlaps, err);
 }
@@ -486,6 +490,19 @@ static int validate(json_t *s, struct serr *err)
     return check_schedule(s, err);
 }
 
+/* A `CRON_TZ=ZONE EXPR` schedule (checked) is stored as schedule EXPR and
+ * schedule_tz ZONE: the prefix wins over a schedule_tz given beside it. */
+static void split_schedule_zone(json_t *s)
+{
+    const char *text = jstr(s, "schedule");
+    char zone[160];
+    const char *expr = text ? cron_split_tz(text, zone, sizeof(zone)) : NULL;
+    if (expr == NULL || zone[0] == '\0')
+        return;
+    json_object_set_new(s, "schedule_tz", json_string(zone));
+    json_object_set_new(s, "schedule", json_string(expr));
+}
+
 static void set_default(json_t *s, const char *key, json_t *value)
 {
     if (json_object_get(s, key) == NULL)
@@ -537,6 +554,7 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     if (strcmp(jstr(s, "mode"), "replicated-job") == 0) /* a job runs once per run */
         set_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
+        split_schedule_zone(s);
         set_default(s, "schedule_tz", json_string("UTC"));
         set_default(s, "schedule_overlap", json_string("skip"));
     }

@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/tz.h"
+
 struct field {
     const char *name;
     int min, max;
@@ -159,35 +161,56 @@ int cron_parse(const char *text, struct cron *out, struct serr *err)
     return 0;
 }
 
-int cron_tz_parse(const char *name, enum cron_tz *out, struct serr *err)
+const char *cron_split_tz(const char *text, char *zone, size_t size)
 {
-    if (name == NULL || name[0] == '\0' || strcmp(name, "UTC") == 0 ||
-        strcmp(name, "Etc/UTC") == 0) {
-        *out = CRON_TZ_UTC;
-        return 0;
-    }
-    if (strcmp(name, "local") == 0) {
-        *out = CRON_TZ_LOCAL;
-        return 0;
-    }
-    return serr_set(err, SERR_INVALID,
-                    "schedule time zone '%s' is not supported (UTC or local: the managers' zone)",
-                    name);
+    zone[0] = '\0';
+    size_t skip = strncmp(text, "CRON_TZ=", 8) == 0 ? 8 : strncmp(text, "TZ=", 3) == 0 ? 3 : 0;
+    if (skip == 0)
+        return text;
+    size_t n = strcspn(text + skip, " \t");
+    snprintf(zone, size, "%.*s", (int)n, text + skip);
+    const char *rest = text + skip + n;
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    return rest;
 }
 
-static void to_tm(enum cron_tz tz, int64_t t, struct tm *tm)
+int cron_tz_parse(const char *name, struct cron_tz *out, struct serr *err)
+{
+    *out = (struct cron_tz){CRON_TZ_UTC, NULL};
+    if (name == NULL || name[0] == '\0' || strcmp(name, "UTC") == 0 ||
+        strcmp(name, "Etc/UTC") == 0)
+        return 0;
+    if (strcmp(name, "local") == 0) {
+        out->kind = CRON_TZ_LOCAL;
+        return 0;
+    }
+    const struct tz *zone = tz_get(name, err);
+    if (zone == NULL)
+        return serr_wrap(err, "schedule time zone");
+    *out = (struct cron_tz){CRON_TZ_NAMED, zone};
+    return 0;
+}
+
+static void to_tm(const struct cron_tz *tz, int64_t t, struct tm *tm)
 {
     time_t tt = (time_t)t;
-    if (tz == CRON_TZ_UTC)
-        gmtime_r(&tt, tm);
-    else
+    if (tz->kind == CRON_TZ_LOCAL)
         localtime_r(&tt, tm);
+    else {
+        if (tz->kind == CRON_TZ_NAMED)
+            tt += tz_offset(tz->zone, t);
+        gmtime_r(&tt, tm);
+    }
 }
 
-static int64_t from_tm(enum cron_tz tz, struct tm *tm)
+static int64_t from_tm(const struct cron_tz *tz, struct tm *tm)
 {
     tm->tm_isdst = -1;
-    return tz == CRON_TZ_UTC ? (int64_t)timegm(tm) : (int64_t)mktime(tm);
+    if (tz->kind == CRON_TZ_LOCAL)
+        return (int64_t)mktime(tm);
+    int64_t wall = (int64_t)timegm(tm);
+    return tz->kind == CRON_TZ_NAMED ? tz_to_utc(tz->zone, wall) : wall;
 }
 
 static bool day_matches(const struct cron *c, const struct tm *tm)
@@ -201,9 +224,11 @@ static bool day_matches(const struct cron *c, const struct tm *tm)
     return mday && wday;
 }
 
-/* The first matching minute of this day at or after hour:min, or -1. */
-static int64_t first_in_day(const struct cron *c, enum cron_tz tz, struct tm *tm, int hour,
-                            int min)
+/* The first matching minute of this day at or after hour:min that comes
+ * after `after`, or -1. (After `after`: in the hour repeated when clocks go
+ * back, a wall-clock minute may map to an instant already past.) */
+static int64_t first_in_day(const struct cron *c, const struct cron_tz *tz, struct tm *tm,
+                            int hour, int min, int64_t after)
 {
     for (int h = hour; h < 24; h++) {
         if (!(c->hour & (1u << h)))
@@ -214,7 +239,9 @@ static int64_t first_in_day(const struct cron *c, enum cron_tz tz, struct tm *tm
                 at.tm_hour = h;
                 at.tm_min = m;
                 at.tm_sec = 0;
-                return from_tm(tz, &at);
+                int64_t t = from_tm(tz, &at);
+                if (t > after)
+                    return t;
             }
         }
     }
@@ -223,7 +250,7 @@ static int64_t first_in_day(const struct cron *c, enum cron_tz tz, struct tm *tm
 
 #define CRON_SEARCH_DAYS (8 * 366)
 
-int64_t cron_next(const struct cron *c, enum cron_tz tz, int64_t after)
+int64_t cron_next(const struct cron *c, const struct cron_tz *tz, int64_t after)
 {
     int64_t t = after - (after % 60 + 60) % 60 + 60; /* the next whole minute */
     struct tm tm;
@@ -231,8 +258,8 @@ int64_t cron_next(const struct cron *c, enum cron_tz tz, int64_t after)
     int hour = tm.tm_hour, min = tm.tm_min;
     for (int day = 0; day < CRON_SEARCH_DAYS; day++) {
         if (day_matches(c, &tm)) {
-            int64_t at = first_in_day(c, tz, &tm, hour, min);
-            if (at > after)
+            int64_t at = first_in_day(c, tz, &tm, hour, min, after);
+            if (at >= 0)
                 return at;
         }
         /* noon of the next day: no daylight saving change moves it to another day */
@@ -245,7 +272,7 @@ int64_t cron_next(const struct cron *c, enum cron_tz tz, int64_t after)
     return -1;
 }
 
-int64_t cron_last_due(const struct cron *c, enum cron_tz tz, int64_t after, int64_t at)
+int64_t cron_last_due(const struct cron *c, const struct cron_tz *tz, int64_t after, int64_t at)
 {
     int64_t last = after;
     for (int64_t t = cron_next(c, tz, after); t >= 0 && t <= at; t = cron_next(c, tz, t))

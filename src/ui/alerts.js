@@ -41,7 +41,7 @@ const ALERT_FORM =
   `<input name="name" placeholder="name" required>` +
   `<select name="what"><option>cpu</option><option>memory</option><option>disk</option>` +
   `<option>load</option><option>temperature</option><option>node-down</option>` +
-  `<option>task-flapping</option></select>` +
+  `<option>task-flapping</option><option>backup-failing</option></select>` +
   `<input name="above" placeholder="above" size="6"><input name="for" placeholder="for (2m)" size="8">` +
   `<input name="node" placeholder="node (all)" size="10">` +
   `<input name="notify" placeholder="webhook=URL or email=ADDRESS" size="32">` +
@@ -60,7 +60,7 @@ async function alertSend(method, path, body) {
 function alertFormBody(form) {
   const f = new FormData(form), what = f.get("what");
   const body = { name: f.get("name").trim() };
-  if (["node-down", "task-flapping"].includes(what)) body.event = what;
+  if (["node-down", "task-flapping", "backup-failing"].includes(what)) body.event = what;
   else { body.metric = what; body.above = Number(f.get("above")); }
   if (f.get("for").trim() && body.metric) body.for = f.get("for").trim();
   if (f.get("node").trim()) body.node = f.get("node").trim();

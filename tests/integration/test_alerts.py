@@ -131,7 +131,8 @@ def ad(rootfs_tar):
     with open(d.config_path) as f:
         cfg = json.load(f)
     cfg.update({"smtp-relay": "smtp://127.0.0.1:%d" % d.smtp.port, "smtp-from": "shoal@test",
-                "heat-threshold-celsius": HEAT_THRESHOLD})
+                "heat-threshold-celsius": HEAT_THRESHOLD,
+                "backup-dir": os.path.join(tmp, "backups")})
     with open(d.config_path, "w") as f:
         json.dump(cfg, f)
     d.dashboard_port = free_port()
@@ -313,6 +314,43 @@ def test_task_restarting_in_a_loop_opens_an_alert(ad):
         ad.cli("service", "rm", "crashy")
         ad.cli("alert", "rm", "flap")
     wait_until(lambda: all(x["state"] == "resolved" for x in history(ad)), timeout=20)
+
+
+def test_a_failing_scheduled_backup_fires_and_resolves_on_the_next_success(ad):
+    hook = WebhookSink()
+    try:
+        ad.cli("alert", "add", "--name", "backups", "--event", "backup-failing",
+               "--notify", "webhook=" + hook.url)
+        assert "backup-failing" in ad.cli("alert", "ls").stdout
+        # the hook fails until the file it tests is there
+        ad.cli("volume", "create", "--backup", "2s", "--hook", "test -f /data/ok", "flaky")
+        ad.cli("service", "create", "--detach", "--name", "flakysvc", "--stop-grace-period", "1s",
+               "--mount", "type=volume,src=flaky,dst=/data", "busybox:latest", "sleep", "1000")
+        ad.wait_running("flakysvc", 1)
+        wait_until(lambda: hook.bodies, timeout=40, msg=lambda: ad.log_tail())
+        body = hook.bodies[0][2]
+        assert body["status"] == "firing", body
+        alert = body["alert"]
+        assert alert["rule"] == "backups" and alert["subject"] == "backup flaky", alert
+        assert "volume flaky: scheduled backup failed on" in alert["message"], alert
+        assert "the backup hook failed (exit 1)" in alert["message"], alert
+        [opened] = [a for a in history(ad) if a["state"] == "open"]
+        assert opened["id"] == alert["id"]
+        mountpoint = json.loads(ad.cli("volume", "inspect", "flaky").stdout)[0]["mountpoint"]
+        with open(os.path.join(mountpoint, "ok"), "w") as f:
+            f.write("ok\n")
+        wait_until(lambda: len(hook.bodies) >= 2, timeout=30, msg=lambda: ad.log_tail())
+        body = hook.bodies[1][2]
+        assert body["status"] == "resolved" and body["alert"]["id"] == alert["id"], body
+        backups = json.loads(ad.cli("volume", "backups", "--format", "json", "flaky").stdout)
+        assert backups, "the successful backup that resolved the alert"
+        [past] = [a for a in history(ad) if a["id"] == alert["id"]]
+        assert past["state"] == "resolved"
+    finally:
+        ad.cli("service", "rm", "flakysvc", check=False)
+        ad.cli("alert", "rm", "backups", check=False)
+        hook.close()
+    wait_until(lambda: ad.cli("volume", "rm", "flaky", check=False).returncode == 0, timeout=20)
 
 def test_node_down_opens_an_alert_that_resolves_when_it_is_back(rootfs_tar):
     from cluster import Cluster

@@ -51,7 +51,9 @@ def test_bad_schedule_is_refused_and_nothing_stored(daemon):
         (("--mode", "replicated-job", "--schedule", "0 3 * *"), "must have 5 fields"),
         (("--mode", "replicated-job", "--schedule", "0 3 * * moon"), "day-of-week field"),
         (("--mode", "replicated-job", "--schedule", "@daily", "--schedule-tz", "Mars/Base"),
-         "Mars/Base"),
+         "unknown time zone 'Mars/Base'"),
+        (("--mode", "replicated-job", "--schedule", "CRON_TZ=Mars/Base @daily"),
+         "unknown time zone 'Mars/Base'"),
         (("--schedule", "@daily"), "replicated-job"),
     ]
     for args, message in cases:
@@ -73,6 +75,25 @@ def test_schedule_update_checked_as_create(daemon):
     spec = d.service("yearly")["spec"]
     assert (spec["schedule"], spec["schedule_overlap"]) == ("30 4 * * mon-fri", "queue"), spec
     d.cli("service", "rm", "yearly")
+
+
+def test_named_time_zones(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "paris", "--mode", "replicated-job", "--schedule",
+          "0 3 * * *", "--schedule-tz", "Europe/Paris", "busybox", "true")
+    spec = d.service("paris")["spec"]
+    assert (spec["schedule"], spec["schedule_tz"]) == ("0 3 * * *", "Europe/Paris"), spec
+    # cron's CRON_TZ= prefix: stored as the zone
+    d.cli("service", "create", "--name", "tokyo", "--mode", "replicated-job", "--schedule",
+          "CRON_TZ=Asia/Tokyo 30 4 * * mon-fri", "busybox", "true")
+    spec = d.service("tokyo")["spec"]
+    assert (spec["schedule"], spec["schedule_tz"]) == ("30 4 * * mon-fri", "Asia/Tokyo"), spec
+    d.cli("service", "update", "--schedule-tz", "America/New_York", "tokyo")
+    assert d.service("tokyo")["spec"]["schedule_tz"] == "America/New_York"
+    r = d.cli("service", "update", "--schedule-tz", "Europe/Atlantis", "tokyo", check=False)
+    assert r.returncode != 0 and "unknown time zone 'Europe/Atlantis'" in r.stderr, r.stderr
+    d.cli("service", "rm", "paris")
+    d.cli("service", "rm", "tokyo")
 
 
 def test_job_without_schedule_runs_once_and_create_waits_for_it(daemon):

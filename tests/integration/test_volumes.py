@@ -227,6 +227,47 @@ def test_scheduled_backups_every_few_seconds(bd):
     d.cli("volume", "rm", "tick")
 
 
+STACK_WITH_BACKUPS = """\
+services:
+  db:
+    image: busybox:latest
+    command: sh -c "echo rows > /data/table; exec sleep 1000"
+    stop_grace_period: 1s
+    volumes: [data:/data]
+volumes:
+  data:
+    labels:
+      shoal.backup: 2s
+      shoal.backup.keep: "2"
+      shoal.backup.hook: "echo dumped > /data/dump.sql"
+      tier: db
+"""
+
+
+def test_stack_volume_labels_give_the_backup_policy(bd, tmp_path):
+    d = bd
+    (tmp_path / "compose.yml").write_text(STACK_WITH_BACKUPS)
+    out = d.cli("stack", "deploy", "-c", str(tmp_path / "compose.yml"), "bk").stdout
+    assert "Creating volume bk_data" in out, out
+    v = inspect(d, "bk_data")
+    assert v["backup"] == {"schedule": "2s", "interval_s": 2, "keep": 2,
+                           "hook": "echo dumped > /data/dump.sql"}, v
+    assert v["labels"]["tier"] == "db" and v["labels"]["com.docker.stack.namespace"] == "bk", v
+    d.wait_running("bk_db", 1)
+
+    def dumped():
+        bs = backups(d, "bk_data")
+        return bs and archive_files(bs[0]["path"]).get("./dump.sql") == b"dumped\n"
+
+    wait_until(dumped, timeout=20)
+    assert len(backups_on_disk(d, "bk_data")) <= 2
+    # deploying again leaves the volume as it is
+    out = d.cli("stack", "deploy", "-c", str(tmp_path / "compose.yml"), "bk").stdout
+    assert "Creating volume" not in out, out
+    d.cli("stack", "rm", "bk")
+    wait_until(lambda: d.cli("volume", "rm", "bk_data", check=False).returncode == 0, timeout=20)
+
+
 def test_backup_bad_input(bd, daemon):
     d = bd
     for args, why in [(("--backup", "5x"), "invalid backup schedule"),

@@ -78,6 +78,21 @@ static const struct alert_case cases[] = {
        " {'id':'b','name':'web.1','service_id':'s','slot':1,'node_id':'n1','created_at':16000},"
        " {'id':'d','name':'web.1','service_id':'s','slot':1,'node_id':'n1','created_at':21000}]",
        "resolve f/n1/task web.1"}}},
+    {"backup_failing_fires_per_volume_and_resolves_when_reported_no_more",
+     "[{'id':'b','name':'b','node':'all','event':'backup-failing'}]",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     {{1000, "{'n1':{'cpu_percent':1}, 'n2':{'cpu_percent':1}}", NULL, ""},
+      {2000,
+       "{'n1':{'backup_failures':[{'volume':'db','error':'the backup hook failed','at':1}]},"
+       " 'n2':{'cpu_percent':1}}",
+       NULL, "fire b/n1/backup db"},
+      {3000,
+       "{'n1':{'backup_failures':[{'volume':'db','error':'x','at':1},"
+       "                          {'volume':'web','error':'y','at':2}]}, 'n2':{}}",
+       NULL, "fire b/n1/backup web"},
+      {4000, "{'n1':{'backup_failures':[{'volume':'web','error':'y','at':2}]}, 'n2':{}}", NULL,
+       "resolve b/n1/backup db"},
+      {5000, "{'n1':{}, 'n2':{}}", NULL, "resolve b/n1/backup web"}}},
 };
 
 /* "fire KEY; resolve KEY" */

@@ -391,6 +391,51 @@ TEST(compose_external_and_named_objects)
     json_decref(plan);
 }
 
+TEST(compose_volume_labels_give_a_backup_policy)
+{
+    json_t *plan = must_plan("services:\n"
+                             "  db:\n"
+                             "    image: busybox\n"
+                             "    volumes: [data:/data, plain:/p, listed:/l]\n"
+                             "volumes:\n"
+                             "  data:\n"
+                             "    labels:\n"
+                             "      shoal.backup: daily\n"
+                             "      shoal.backup.keep: \"7\"\n"
+                             "      shoal.backup.hook: \"dump > /data/db.sql\"\n"
+                             "      tier: db\n"
+                             "  plain: {}\n"
+                             "  listed:\n"
+                             "    labels: [shoal.backup=6h]\n"
+                             "  unused:\n"
+                             "    labels: {shoal.backup: daily}\n");
+    json_t *vols = json_object_get(plan, "volumes");
+    CHECK(json_array_size(vols) == 2); /* plain has no labels: its service makes it */
+    json_t *data = json_array_get(vols, 0), *backup = json_object_get(data, "backup");
+    CHECK_STR(str_at(data, "name"), "st_data");
+    CHECK_STR(str_at(backup, "schedule"), "daily");
+    CHECK(json_integer_value(json_object_get(backup, "keep")) == 7);
+    CHECK_STR(str_at(backup, "hook"), "dump > /data/db.sql");
+    json_t *labels = json_object_get(data, "labels");
+    CHECK_STR(str_at(labels, "tier"), "db");
+    CHECK_STR(str_at(labels, "shoal.backup"), "daily");
+    CHECK_STR(str_at(labels, COMPOSE_NAMESPACE_LABEL), "st");
+    json_t *listed = json_array_get(vols, 1);
+    CHECK_STR(str_at(listed, "name"), "st_listed");
+    CHECK_STR(str_at(json_object_get(listed, "backup"), "schedule"), "6h");
+    CHECK(json_object_get(json_object_get(listed, "backup"), "keep") == NULL);
+    json_decref(plan);
+
+    const char *msg = must_fail("services:\n  a: {image: busybox, volumes: [v:/v]}\n"
+                                "volumes:\n  v:\n    labels: {shoal.backup.keep: \"3\"}\n");
+    CHECK_STR(msg, "c.yml:5: volumes.v.labels: shoal.backup.keep and shoal.backup.hook need "
+                   "shoal.backup: SCHEDULE");
+    msg = must_fail("services:\n  a: {image: busybox, volumes: [v:/v]}\n"
+                    "volumes:\n  v:\n    labels: {shoal.backup: daily, shoal.backup.keep: many}\n");
+    CHECK_STR(msg, "c.yml:5: volumes.v.labels: shoal.backup.keep: \"many\" is not a number of "
+                   "backups from 1 to 1000");
+}
+
 TEST(compose_global_mode_host_network_healthcheck_forms)
 {
     json_t *plan = must_plan("services:\n"

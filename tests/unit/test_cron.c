@@ -1,7 +1,10 @@
 /* Table tests of model/cron.c: parsing (and its errors) and next fires. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "base/tz.h"
 #include "model/cron.h"
 #include "unit.h"
 
@@ -15,6 +18,8 @@ static int64_t utc(const char *text)
     tm.tm_mon -= 1;
     return (int64_t)timegm(&tm);
 }
+
+static const struct cron_tz UTC_ZONE = {CRON_TZ_UTC, NULL};
 
 static const struct next_case {
     const char *expr;
@@ -53,7 +58,7 @@ TEST(cron_next_table)
             fprintf(stderr, "case '%s': %s\n", k->expr, err.msg);
             CHECK(0);
         }
-        int64_t got = cron_next(&c, CRON_TZ_UTC, utc(k->after));
+        int64_t got = cron_next(&c, &UTC_ZONE, utc(k->after));
         int64_t want = k->next ? utc(k->next) : -1;
         if (got != want) {
             fprintf(stderr, "case '%s' after %s: got %lld, want %lld\n", k->expr, k->after,
@@ -101,17 +106,105 @@ TEST(cron_last_due_collapses_missed_fires)
     struct serr err = {0};
     CHECK(cron_parse("*/10 * * * *", &c, &err) == 0);
     int64_t after = utc("2026-12-06 08:00");
-    CHECK(cron_last_due(&c, CRON_TZ_UTC, after, utc("2026-12-06 08:35")) == utc("2026-12-06 08:30"));
-    CHECK(cron_last_due(&c, CRON_TZ_UTC, after, utc("2026-12-06 08:05")) == after);
+    CHECK(cron_last_due(&c, &UTC_ZONE, after, utc("2026-12-06 08:35")) == utc("2026-12-06 08:30"));
+    CHECK(cron_last_due(&c, &UTC_ZONE, after, utc("2026-12-06 08:05")) == after);
 }
 
 TEST(cron_tz_names)
 {
-    enum cron_tz tz;
+    struct cron_tz tz;
     struct serr err = {0};
-    CHECK(cron_tz_parse(NULL, &tz, &err) == 0 && tz == CRON_TZ_UTC);
-    CHECK(cron_tz_parse("UTC", &tz, &err) == 0 && tz == CRON_TZ_UTC);
-    CHECK(cron_tz_parse("local", &tz, &err) == 0 && tz == CRON_TZ_LOCAL);
-    CHECK(cron_tz_parse("Europe/Paris", &tz, &err) < 0);
-    CHECK(strstr(err.msg, "Europe/Paris") != NULL);
+    CHECK(cron_tz_parse(NULL, &tz, &err) == 0 && tz.kind == CRON_TZ_UTC);
+    CHECK(cron_tz_parse("UTC", &tz, &err) == 0 && tz.kind == CRON_TZ_UTC);
+    CHECK(cron_tz_parse("local", &tz, &err) == 0 && tz.kind == CRON_TZ_LOCAL);
+    CHECK(cron_tz_parse("Nowhere/Atlantis", &tz, &err) < 0);
+    CHECK(strstr(err.msg, "unknown time zone 'Nowhere/Atlantis'") != NULL);
+    CHECK(cron_tz_parse("../../etc/passwd", &tz, &err) < 0);
+    CHECK(strstr(err.msg, "invalid time zone name") != NULL);
+    if (access("/usr/share/zoneinfo/Europe/Paris", R_OK) == 0 && getenv("TZDIR") == NULL) {
+        CHECK(cron_tz_parse("Europe/Paris", &tz, &err) == 0 && tz.kind == CRON_TZ_NAMED);
+        struct cron_tz again;
+        CHECK(cron_tz_parse("Europe/Paris", &again, &err) == 0 && again.zone == tz.zone);
+    }
+}
+
+TEST(cron_split_tz_prefix)
+{
+    char zone[64];
+    CHECK_STR(cron_split_tz("CRON_TZ=Europe/Paris 0 3 * * *", zone, sizeof(zone)), "0 3 * * *");
+    CHECK_STR(zone, "Europe/Paris");
+    CHECK_STR(cron_split_tz("TZ=Asia/Tokyo  @daily", zone, sizeof(zone)), "@daily");
+    CHECK_STR(zone, "Asia/Tokyo");
+    CHECK_STR(cron_split_tz("0 3 * * *", zone, sizeof(zone)), "0 3 * * *");
+    CHECK_STR(zone, "");
+}
+
+/* Paris in 2026: CEST from 29 March 01:00 UTC (02:00 -> 03:00 local), CET
+ * again from 25 October 01:00 UTC (03:00 -> 02:00 local). */
+static const struct next_case paris_cases[] = {
+    {"0 3 * * *", "2026-12-06 08:00", "2026-12-07 02:00"},  /* winter: UTC+1 */
+    {"0 3 * * *", "2026-07-01 00:00", "2026-07-01 01:00"},  /* summer: UTC+2 */
+    {"0 3 * * *", "2026-03-28 12:00", "2026-03-29 01:00"},  /* 03:00 CEST, just after the change */
+    {"30 2 * * *", "2026-03-28 12:00", "2026-03-29 01:30"}, /* 02:30 does not exist: 03:30 CEST */
+    {"30 2 * * *", "2026-03-29 01:30", "2026-03-30 00:30"}, /* once that day */
+    {"*/30 * * * *", "2026-03-29 00:45", "2026-03-29 01:00"}, /* 01:45 CET -> 03:00 CEST */
+    {"*/30 * * * *", "2026-03-29 01:00", "2026-03-29 01:30"},
+    {"30 2 * * *", "2026-10-24 12:00", "2026-10-25 00:30"}, /* 02:30 twice: the first (CEST) */
+    {"30 2 * * *", "2026-10-25 00:30", "2026-10-26 01:30"}, /* not again in the repeated hour */
+    {"*/30 * * * *", "2026-10-25 00:30", "2026-10-25 02:00"}, /* 02:30 CEST -> 03:00 CET */
+    {"*/30 * * * *", "2026-10-25 01:10", "2026-10-25 02:00"}, /* from inside the repeated hour */
+    {"0 0 1 * *", "2026-03-15 00:00", "2026-03-31 22:00"},  /* midnight of 1 April, CEST */
+    {"0 3 * * *", "2040-07-01 00:00", "2040-07-01 01:00"},  /* past the file's transitions: */
+    {"0 3 * * *", "2040-12-01 00:00", "2040-12-01 02:00"},  /* its footer's rule */
+};
+
+static void check_paris(const struct cron_tz *tz, const char *which)
+{
+    for (size_t i = 0; i < sizeof(paris_cases) / sizeof(paris_cases[0]); i++) {
+        const struct next_case *k = &paris_cases[i];
+        struct cron c;
+        struct serr err = {0};
+        CHECK(cron_parse(k->expr, &c, &err) == 0);
+        int64_t got = cron_next(&c, tz, utc(k->after)), want = utc(k->next);
+        if (got != want) {
+            fprintf(stderr, "%s: '%s' after %s UTC: got %lld, want %lld (%s UTC)\n", which,
+                    k->expr, k->after, (long long)got, (long long)want, k->next);
+            CHECK(0);
+        }
+    }
+}
+
+TEST(cron_named_zone_across_daylight_saving_changes)
+{
+    struct tz *rule;
+    struct serr err = {0};
+    CHECK(tz_parse_rule("CET-1CEST,M3.5.0,M10.5.0/3", &rule, &err) == 0);
+    struct cron_tz tz = {CRON_TZ_NAMED, rule};
+    check_paris(&tz, "POSIX rule");
+    tz_free(rule);
+    /* the system's tz database, when this machine has it */
+    if (access("/usr/share/zoneinfo/Europe/Paris", R_OK) == 0 && getenv("TZDIR") == NULL) {
+        CHECK(cron_tz_parse("Europe/Paris", &tz, &err) == 0);
+        check_paris(&tz, "Europe/Paris TZif");
+    }
+}
+
+TEST(tz_rules_and_files)
+{
+    struct tz *z;
+    struct serr err = {0};
+    /* the southern hemisphere: summer time across the new year */
+    CHECK(tz_parse_rule("AEST-10AEDT,M10.1.0,M4.1.0/3", &z, &err) == 0);
+    CHECK(tz_offset(z, utc("2026-01-01 00:00")) == 11 * 3600);
+    CHECK(tz_offset(z, utc("2026-07-01 00:00")) == 10 * 3600);
+    tz_free(z);
+    CHECK(tz_parse_rule("<+0330>-3:30", &z, &err) == 0); /* quoted name, no DST */
+    CHECK(tz_offset(z, utc("2026-07-01 00:00")) == 3 * 3600 + 1800);
+    CHECK(tz_to_utc(z, utc("2026-07-01 03:30")) == utc("2026-07-01 00:00"));
+    tz_free(z);
+    CHECK(tz_parse_rule("CET", &z, &err) < 0);
+    CHECK(tz_parse_rule("CET-1CEST,M13.5.0,M10.5.0", &z, &err) < 0);
+    static const unsigned char junk[] = "TZif2 this is not a zone";
+    CHECK(tz_parse_tzif(junk, sizeof(junk), &z, &err) < 0);
+    CHECK(strstr(err.msg, "not a valid TZif file") != NULL);
 }
