@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 NPM=(); command -v npm >/dev/null || NPM=(npm)
 PKGS=(build-essential pkg-config libraft-dev libuv1-dev libsqlite3-dev libarchive-dev
       libssl-dev libhttp-parser-dev libjansson-dev libldns-dev libcurl4-openssl-dev libyaml-dev crun
-      busybox-static tini docker-registry skopeo buildah apache2-utils zstd
+      busybox-static tini docker-registry skopeo buildah apache2-utils zstd tzdata
       python3-pytest clang libclang-rt-14-dev valgrind chromium nodejs nftables iproute2 "${NPM[@]}" "$@")
 
 # Cross builds for armhf/arm64 and their tests under qemu-user, .deb packages checked by lintian
