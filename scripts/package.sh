@@ -96,6 +96,8 @@ Architecture: $ARCH
 Maintainer: shoal developers <dev@shoal.example>
 Installed-Size: $(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
 Depends: $depends
+Recommends: tzdata
+Suggests: buildah
 Section: admin
 Priority: optional
 Description: cluster orchestrator for small boards
