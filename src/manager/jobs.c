@@ -300,6 +300,7 @@ struct jpass {
     json_t *nodes; /* eligible nodes, the scheduler's node indexes */
     json_t *all_nodes;
     json_t *tasks;
+    json_t *jobs; /* every job (the pass's list, updated as it goes), or NULL */
     json_t *ops;
     int64_t now;
     int64_t *wake_at;
@@ -498,6 +499,65 @@ static json_t *job_env(json_t *job, json_t *assigned)
     return env;
 }
 
+/* Marks in taken[0..ncores) the cores of `node_id` the active jobs' cpusets
+ * hold. */
+static void cores_taken(json_t *jobs, const char *node_id, bool *taken, int ncores)
+{
+    size_t i, k, c;
+    json_t *job, *a, *core;
+    json_array_foreach(jobs, i, job)
+    {
+        if (!job_state_active(jstr(job, "state")))
+            continue;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            if (!jstr_is(a, "node_id", node_id))
+                continue;
+            json_array_foreach(json_object_get(a, "cpuset"), c, core)
+            {
+                json_int_t n = json_integer_value(core);
+                if (n >= 0 && n < ncores)
+                    taken[n] = true;
+            }
+        }
+    }
+}
+
+/* The job's cpuset on `node` (new array of core numbers, 0 to its cores - 1):
+ * the `want` lowest cores no active job holds. The scheduler only starts a
+ * job where that many are free; should a job from before cpusets hold cores
+ * unnamed, the lowest held ones fill the rest. */
+static json_t *pick_cores(json_t *jobs, json_t *node, int want)
+{
+    int ncores = node_cores(node);
+    bool *taken = xcalloc((size_t)ncores, sizeof(*taken));
+    cores_taken(jobs, jstr(node, "id"), taken, ncores);
+    json_t *cpuset = json_array();
+    for (int pass = 0; pass < 2; pass++)
+        for (int c = 0; c < ncores && (int)json_array_size(cpuset) < want; c++)
+            if (taken[c] == (pass == 1))
+                json_array_append_new(cpuset, json_integer(c));
+    free(taken);
+    return cpuset;
+}
+
+/* "0,2,3": a cpuset as the kernel's cpuset.cpus and OCI's cpu.cpus take it. */
+static json_t *cpuset_text(json_t *cpuset)
+{
+    char text[1024] = "";
+    size_t i, used = 0;
+    json_t *c;
+    json_array_foreach(cpuset, i, c)
+    {
+        int n = snprintf(text + used, sizeof(text) - used, "%s%lld", i ? "," : "",
+                         (long long)json_integer_value(c));
+        if (n < 0 || (size_t)n >= sizeof(text) - used)
+            break;
+        used += (size_t)n;
+    }
+    return json_string(text);
+}
+
 static void launch(struct jpass *p, json_t *job, const int *node_idx)
 {
     json_t *res = json_object_get(job, "resources");
@@ -505,9 +565,10 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
     json_t *assigned = json_array();
     for (int i = 0; i < nnodes; i++) {
         json_t *n = json_array_get(p->nodes, (size_t)node_idx[i]);
-        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I}", "node_id", jstr(n, "id"),
+        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I, s:o}", "node_id", jstr(n, "id"),
                                                   "hostname", jstr(n, "hostname"), "cores",
-                                                  (json_int_t)iget(res, "cores")));
+                                                  (json_int_t)iget(res, "cores"), "cpuset",
+                                                  pick_cores(p->jobs, n, (int)iget(res, "cores"))));
     }
     struct serr err = {0};
     json_t *image = image_resolve(p->st, jstr(job, "image_id"), &err);
@@ -518,9 +579,11 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
         return;
     }
     /* every field task_container_spec reads (a service spec has them normalised) */
-    json_t *spec = json_pack("{s:s, s:o, s:{s:I}, s:I, s:[], s:b}", "image", jstr(job, "image"),
-                             "env", job_env(job, assigned), "limits", "cpus",
-                             (json_int_t)iget(res, "cores"), "stop_grace_period_ms",
+    json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
+    json_t *spec = json_pack("{s:s, s:o, s:{s:I, s:o}, s:I, s:[], s:b}", "image",
+                             jstr(job, "image"), "env", job_env(job, assigned), "limits", "cpus",
+                             (json_int_t)iget(res, "cores"), "cpuset", cpuset_text(cpuset),
+                             "stop_grace_period_ms",
                              (json_int_t)JOB_KILL_GRACE_MS, "mounts", "init", 0);
     json_t *container = task_container_spec(spec, image);
     json_object_set_new(container, "args", json_pack("[s, s, s]", "/bin/sh", "-c", job_script));
@@ -871,11 +934,11 @@ static void schedule(struct jpass *p, json_t *jobs)
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at)
 {
+    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
-                      .tasks = tasks, .ops = ops, .now = now, .wake_at = wake_at};
+                      .tasks = tasks, .jobs = jobs, .ops = ops, .now = now, .wake_at = wake_at};
     size_t i;
     json_t *job;
-    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     json_array_foreach(jobs, i, job)
     {
         const char *state = jstr(job, "state");
