@@ -206,7 +206,7 @@ void get_oar_job(struct shoal *sh, struct http_req *req, char **args)
     json_decref(job);
 }
 
-/* OAR's body: {"resource", "command", "name"?, "queue"?, "type"?}. */
+/* OAR's body: {"resource", "command", "name"?, "queue"?, "type"?, "property"?}. */
 void post_oar_job(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
@@ -218,9 +218,10 @@ void post_oar_job(struct shoal *sh, struct http_req *req, char **args)
     json_t *val;
     json_object_foreach(body, key, val)
     {
-        const char *to = strcmp(key, "resource") == 0 ? "resources"
-                         : strcmp(key, "type") == 0   ? "types"
-                                                      : key;
+        const char *to = strcmp(key, "resource") == 0   ? "resources"
+                         : strcmp(key, "type") == 0     ? "types"
+                         : strcmp(key, "property") == 0 ? "properties"
+                                                        : key;
         if (strcmp(to, "types") == 0 && json_is_string(val))
             json_object_set_new(sub, to, json_pack("[O]", val));
         else

@@ -53,6 +53,7 @@ static const char oarsub_usage[] =
     "Submit a batch job (shoal job sub); prints OAR_JOB_ID=ID\n\n"
     "Options:\n"
     "  -l, --resource R      Resources: /nodes=2/core=1,walltime=00:10:00\n"
+    "  -p, --property P      Only nodes whose labels match: \"gpu='yes' AND rack!='b'\"\n"
     "  -q, --queue Q         admin, default or besteffort\n"
     "  -t, --type T          besteffort, idempotent\n"
     "  -n, --name NAME       The job's name\n"

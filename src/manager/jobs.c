@@ -10,6 +10,7 @@
 #include "manager/jobs_sched.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
+#include "model/job_props.h"
 #include "model/task.h"
 #include "store/store.h"
 
@@ -69,23 +70,47 @@ static int node_cores(json_t *node)
     return n > 0 ? n : 1;
 }
 
-/* Refuses a request no state of the cluster can ever satisfy. */
-static int check_possible(struct store *st, const struct job_res *r, struct serr *err)
+/* Which of `nodes` a job's property filter (-p) allows (caller frees), or
+ * NULL without one: every node. */
+static bool *nodes_allowed(const char *props, json_t *nodes)
+{
+    if (props == NULL)
+        return NULL;
+    bool *allowed = xcalloc(json_array_size(nodes) + 1, sizeof(*allowed));
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) allowed[i] = job_props_match(props, n);
+    return allowed;
+}
+
+/* Refuses a request no state of the cluster can ever satisfy: more nodes
+ * (matching its properties, with enough cores) than the store has. */
+static int check_possible(struct store *st, const struct job_res *r, const char *props,
+                          struct serr *err)
 {
     json_t *nodes = store_list(st, "nodes", NULL);
-    int big = 0, most = 0;
+    int big = 0, most = 0, total = 0;
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
+        if (props && !job_props_match(props, n))
+            continue;
+        total++;
         big += node_cores(n) >= r->cores;
         if (node_cores(n) > most)
             most = node_cores(n);
     }
-    int total = (int)json_array_size(nodes);
     json_decref(nodes);
     if (big >= r->nodes)
         return 0;
+    if (props && total == 0)
+        return serr_set(err, SERR_INVALID, "impossible request: no node matches the properties "
+                        "%s (they are node labels: see node inspect)", props);
+    if (props && r->nodes > total)
+        return serr_set(err, SERR_INVALID, "impossible request: %d node%s wanted, %d node%s "
+                        "match%s the properties %s", r->nodes, r->nodes == 1 ? "" : "s", total,
+                        total == 1 ? "" : "s", total == 1 ? "es" : "", props);
     if (r->nodes > total)
         return serr_set(err, SERR_INVALID, "impossible request: %d node%s wanted, the cluster has "
                         "%d", r->nodes, r->nodes == 1 ? "" : "s", total);
@@ -117,7 +142,8 @@ static json_t *job_image(struct store *st, const char *ref, char *name, size_t s
 static int check_submission_keys(json_t *body, struct serr *err)
 {
     static const char *const known[] = {"command", "resources", "queue", "types", "name",
-                                        "image", "user", "after", "array", "reservation", NULL};
+                                        "image", "user", "after", "array", "reservation",
+                                        "properties", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(body, key, val)
@@ -154,14 +180,14 @@ static int check_after(struct store *st, json_t *after, struct serr *err)
     return 0;
 }
 
-static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
-                             struct serr *err);
+static int check_reservation(struct store *st, const struct job_res *r, const char *props,
+                             int64_t at, int64_t now, struct serr *err);
 
 /* "reservation": "YYYY-MM-DD hh:mm:ss" (the manager's local time, as OAR's
  * server) -> *at in ms (0 without one); refused when malformed, past, or when
  * the resources cannot be had then. */
 static int parse_reservation(struct store *st, const char *text, const struct job_res *r,
-                             int64_t *at, struct serr *err)
+                             const char *props, int64_t *at, struct serr *err)
 {
     *at = 0;
     if (text == NULL)
@@ -177,7 +203,7 @@ static int parse_reservation(struct store *st, const char *text, const struct jo
     if (t == (time_t)-1 || (int64_t)t * 1000 < now / 1000 * 1000)
         return serr_set(err, SERR_INVALID, "reservation refused: %s is in the past", text);
     *at = (int64_t)t * 1000;
-    return check_reservation(st, r, *at, now, err);
+    return check_reservation(st, r, props, *at, now, err);
 }
 
 /* "array": how many jobs the submission makes (1 to JOB_MAX_ARRAY). */
@@ -232,10 +258,16 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         return NULL;
     }
     struct job_res r;
+    const char *props = jstr(body, "properties");
+    if (props && props[strspn(props, " \t\n")] == '\0')
+        props = NULL; /* as OAR: an empty -p filters nothing */
+    if (props && job_props_check(props, err) < 0)
+        return NULL;
     if (check_types(json_object_get(body, "types"), &queue, err) < 0 ||
         check_after(st, json_object_get(body, "after"), err) < 0 ||
         check_array(json_object_get(body, "array"), err) < 0 ||
-        job_res_parse(jstr(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
+        job_res_parse(jstr(body, "resources"), &r, err) < 0 ||
+        check_possible(st, &r, props, err) < 0)
         return NULL;
     if (jstr(body, "reservation") && json_integer_value(json_object_get(body, "array")) > 1) {
         serr_set(err, SERR_INVALID, "job: an array cannot be a reservation (each would want the "
@@ -243,7 +275,7 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         return NULL;
     }
     int64_t reservation_at;
-    if (parse_reservation(st, jstr(body, "reservation"), &r, &reservation_at, err) < 0)
+    if (parse_reservation(st, jstr(body, "reservation"), &r, props, &reservation_at, err) < 0)
         return NULL;
     const char *name = jstr(body, "name");
     if (name && (strlen(name) > 100 || strpbrk(name, "/\n") != NULL)) {
@@ -271,6 +303,8 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
                             types ? json_deep_copy(types) : json_array());
     if (name)
         json_object_set_new(job, "name", json_string(name));
+    if (props)
+        json_object_set_new(job, "properties", json_string(props));
     if (user)
         json_object_set_new(job, "user", json_string(user));
     if (json_object_get(body, "after"))
@@ -673,17 +707,27 @@ static struct sched_node *sched_nodes(json_t *nodes, int *n)
     return out;
 }
 
-static struct sched_job sched_job_of(json_t *job)
+/* The planner's view of a job on `nodes` (its allowed nodes: free with
+ * free_wants). */
+static struct sched_job sched_job_of(json_t *job, json_t *nodes)
 {
     json_t *res = json_object_get(job, "resources");
     return (struct sched_job){(int)iget(res, "nodes"), (int)iget(res, "cores"),
-                              iget(res, "walltime_s") * 1000, iget(job, "reservation_at")};
+                              iget(res, "walltime_s") * 1000, iget(job, "reservation_at"),
+                              nodes_allowed(jstr(job, "properties"), nodes)};
+}
+
+static void free_wants(struct sched_job *want, int n)
+{
+    for (int j = 0; j < n; j++)
+        free((void *)want[j].allowed);
+    free(want);
 }
 
 /* Whether a reservation of r at `at` fits beside the active jobs and the
  * reservations already accepted (planned first, as the pass does). */
-static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
-                             struct serr *err)
+static int check_reservation(struct store *st, const struct job_res *r, const char *props,
+                             int64_t at, int64_t now, struct serr *err)
 {
     json_t *all = store_list(st, "nodes", NULL);
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
@@ -697,13 +741,14 @@ static int check_reservation(struct store *st, const struct job_res *r, int64_t 
     json_array_foreach(jobs, i, job)
     {
         if (iget(job, "reservation_at") && jstr_is(job, "state", "Waiting"))
-            want[nwant++] = sched_job_of(job);
+            want[nwant++] = sched_job_of(job, p.nodes);
     }
-    want[nwant++] = (struct sched_job){r->nodes, r->cores, r->walltime_s * 1000, at};
+    want[nwant++] = (struct sched_job){r->nodes, r->cores, r->walltime_s * 1000, at,
+                                       nodes_allowed(props, p.nodes)};
     struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwant, now);
     bool ok = plans[nwant - 1].start >= 0;
     sched_plans_free(plans, nwant);
-    free(want);
+    free_wants(want, nwant);
     free(running);
     free(nodes);
     json_decref(p.nodes);
@@ -867,16 +912,21 @@ static struct sched_plan *plan_waiting(struct jpass *p, json_t **waiting, int n,
 {
     struct sched_job *want = xcalloc((size_t)n + 1, sizeof(*want));
     for (int j = 0; j < n; j++)
-        want[j] = sched_job_of(waiting[j]);
+        want[j] = sched_job_of(waiting[j], p->nodes);
     struct sched_plan *plans = sched_backfill(nodes, nnodes, held, nheld, want, n, p->now);
-    free(want);
+    free_wants(want, n);
     return plans;
 }
 
 static void wait_message(struct jpass *p, json_t *job, int64_t start, const char *later)
 {
+    char why[JOB_PROPS_MAX + 128];
+    snprintf(why, sizeof(why), "not enough nodes matching the properties %s available (drained, "
+             "paused or down)", jstr(job, "properties"));
     if (iget(job, "reservation_at") > 0)
         wait_reservation(p, job, start);
+    else if (start < 0 && jstr(job, "properties"))
+        job_merge(p, job, json_pack("{s:s}", "message", why));
     else
         job_merge(p, job, json_pack("{s:s}", "message", start < 0
             ? "not enough nodes available (drained, paused or down)" : later));

@@ -1,6 +1,8 @@
 """Batch jobs (issue 14): a job confined to the cores it was given (a
 cpuset), property filters on node labels (-p), and services' reserved cores
 shared with jobs without overcommitting."""
+import time
+
 import pytest
 
 from conftest import wait_until
@@ -48,3 +50,70 @@ def test_job_confined_to_its_cores(jd):
     jb = wait_state(d, both, "Running")
     assert sorted(jb["assigned"][0]["cpuset"]) == [0, 1]
     assert allowed_cpus(d, both) == "0-1"
+
+
+# ---- property filters (-p) on a two-node cluster ----
+
+@pytest.fixture
+def cluster1x1(rootfs_tar):
+    from cluster import Cluster
+
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+def test_property_filters_select_labelled_nodes(cluster1x1, tmp_path):
+    c = cluster1x1
+    lead = c.leader
+    c.wait_nodes_ready(2)
+    nodes = sorted(lead.api("GET", "/v1/nodes").json(), key=lambda n: n["hostname"])
+    gpu, plain = nodes[1], nodes[0]
+    lead.cli("node", "update", "--label-add", "gpu=yes", "--label-add", "rack=a", gpu["id"])
+    lead.cli("node", "update", "--label-add", "rack=b", plain["id"])
+    # each filter lands on the node it names, whichever node the scheduler would pick
+    for props, want in (("gpu='yes'", gpu), ("gpu!='yes'", plain), ("rack='b' OR gpu='no'", plain),
+                        ("(rack='a' or rack='b') and not gpu='yes'", plain),
+                        ("host='%s'" % gpu["hostname"], gpu)):
+        for _ in range(2):
+            jid = sub(lead, "-p", props, "true")
+            j = wait_state(lead, jid, "Terminated", "Error", timeout=120)
+            assert j["state"] == "Terminated", (props, j)
+            assert j["assigned"][0]["node_id"] == want["id"], (props, j["assigned"])
+            assert j["properties"] == props
+    # no node matches, too few match, malformed: refused at submission, saying why
+    r = lead.cli("job", "sub", "-p", "gpu='no'", "true", check=False)
+    assert r.returncode == 1 and "no node matches the properties gpu='no'" in r.stderr, r.stderr
+    r = lead.cli("job", "sub", "-l", "nodes=2", "-p", "rack='a'", "true", check=False)
+    assert r.returncode == 1 and "2 nodes wanted, 1 node matches the properties rack='a'" in r.stderr
+    r = lead.cli("job", "sub", "-p", "gpu='yes' rack='a'", "true", check=False)
+    assert r.returncode == 1, r.stderr
+    assert "invalid property filter \"gpu='yes' rack='a'\": expected AND, OR or the end at column 11" \
+        in r.stderr
+    # oarsub -p and the REST forms (OAR's "property", shoal's "properties")
+    from test_jobs import oarsub
+    jid = oarsub(lead, tmp_path, "-p", "gpu='yes'", "true")
+    assert wait_state(lead, jid, "Terminated", timeout=120)["assigned"][0]["node_id"] == gpu["id"]
+    r = lead.api("POST", "/oarapi/jobs.json", {"resource": "/nodes=1", "command": "true",
+                                                "property": "rack='b'"})
+    assert r.status == 201, r.text
+    j = wait_state(lead, str(r.json()["id"]), "Terminated", timeout=120)
+    assert j["assigned"][0]["node_id"] == plain["id"]
+    r = lead.api("POST", "/v1/jobs", {"command": "true", "properties": "gpu="})
+    assert r.status == 400 and "expected a value" in r.text, r.text
+    # a filtered job waits for its node while the other node is free
+    hold = sub(lead, "-p", "gpu='yes'", "-l", "core=%d" % gpu["resources"]["cpus"], "sleep 600")
+    wait_state(lead, hold, "Running", timeout=120)
+    waiting = sub(lead, "-p", "gpu='yes'", "true")
+    time.sleep(2)
+    assert job(lead, waiting)["state"] == "Waiting"
+    lead.cli("job", "rm", hold)
+    j = wait_state(lead, waiting, "Terminated", timeout=120)
+    assert j["assigned"][0]["node_id"] == gpu["id"]
+    # its node drained: it waits, saying why
+    lead.cli("node", "update", "--availability", "drain", gpu["id"])
+    waiting = sub(lead, "-p", "gpu='yes'", "true")
+    wait_until(lambda: "matching the properties gpu='yes'" in job(lead, waiting)["message"],
+               timeout=30)
+    lead.cli("node", "update", "--availability", "active", gpu["id"])
+    assert wait_state(lead, waiting, "Terminated", timeout=120)["assigned"][0]["node_id"] == gpu["id"]
