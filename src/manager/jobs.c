@@ -335,6 +335,7 @@ struct jpass {
     json_t *all_nodes;
     json_t *tasks;
     json_t *jobs; /* every job (the pass's list, updated as it goes), or NULL */
+    char services_note[256]; /* note_services: why fewer cores are free, or "" */
     json_t *ops;
     int64_t now;
     int64_t *wake_at;
@@ -696,15 +697,52 @@ static json_t *eligible_nodes(json_t *all)
     return out;
 }
 
-/* The cores of each node of `nodes` (caller frees). */
-static struct sched_node *sched_nodes(json_t *nodes, int *n)
+/* Whole cores that services' live tasks reserve on `node` (--reserve-cpu,
+ * rounded up: a job's cores are whole). */
+static int services_cores(struct jpass *p, json_t *node)
 {
-    *n = (int)json_array_size(nodes);
+    double reserved = scheduler_reserved_cpus(p->tasks, jstr(node, "id"));
+    int cores = (int)reserved;
+    return cores + (reserved - cores > 1e-9);
+}
+
+/* The cores of each eligible node that jobs may have: its cores less what
+ * services reserve there (caller frees). */
+static struct sched_node *sched_nodes(struct jpass *p, int *n)
+{
+    *n = (int)json_array_size(p->nodes);
     struct sched_node *out = xcalloc((size_t)*n + 1, sizeof(*out));
     size_t i;
     json_t *node;
-    json_array_foreach(nodes, i, node) out[i].cores = node_cores(node);
+    json_array_foreach(p->nodes, i, node)
+    {
+        int left = node_cores(node) - services_cores(p, node);
+        out[i].cores = left > 0 ? left : 0;
+    }
     return out;
+}
+
+/* Into p->services_note: ", services reserve 2 of the 4 cores of node1
+ * (--reserve-cpu)" when services reserve cores on eligible nodes, else "". */
+static void note_services(struct jpass *p)
+{
+    char *note = p->services_note;
+    size_t size = sizeof(p->services_note), used = 0;
+    note[0] = '\0';
+    size_t i;
+    json_t *node;
+    json_array_foreach(p->nodes, i, node)
+    {
+        int reserved = services_cores(p, node);
+        if (reserved == 0 || used >= size)
+            continue;
+        int n = snprintf(note + used, size - used, "%s%d of the %d cores of %s",
+                         used ? ", " : ", services reserve ", reserved, node_cores(node),
+                         jstr(node, "hostname"));
+        used += n > 0 ? (size_t)n : 0;
+    }
+    if (used > 0 && used < size)
+        snprintf(note + used, size - used, " (--reserve-cpu)");
 }
 
 /* The planner's view of a job on `nodes` (its allowed nodes: free with
@@ -731,9 +769,11 @@ static int check_reservation(struct store *st, const struct job_res *r, const ch
 {
     json_t *all = store_list(st, "nodes", NULL);
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
-    struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .now = now};
+    json_t *tasks = store_list(st, "tasks", NULL);
+    struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .tasks = tasks,
+                      .now = now};
     int nnodes, nrunning, nwant = 0;
-    struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
+    struct sched_node *nodes = sched_nodes(&p, &nnodes);
     struct sched_alloc *running = running_allocs(&p, jobs, false, &nrunning);
     struct sched_job *want = xcalloc(json_array_size(jobs) + 1, sizeof(*want));
     size_t i;
@@ -752,6 +792,7 @@ static int check_reservation(struct store *st, const struct job_res *r, const ch
     free(running);
     free(nodes);
     json_decref(p.nodes);
+    json_decref(tasks);
     json_decref(jobs);
     json_decref(all);
     if (ok)
@@ -920,16 +961,22 @@ static struct sched_plan *plan_waiting(struct jpass *p, json_t **waiting, int n,
 
 static void wait_message(struct jpass *p, json_t *job, int64_t start, const char *later)
 {
-    char why[JOB_PROPS_MAX + 128];
+    char why[JOB_PROPS_MAX + 512];
     snprintf(why, sizeof(why), "not enough nodes matching the properties %s available (drained, "
              "paused or down)", jstr(job, "properties"));
-    if (iget(job, "reservation_at") > 0)
+    if (iget(job, "reservation_at") > 0) {
         wait_reservation(p, job, start);
-    else if (start < 0 && jstr(job, "properties"))
-        job_merge(p, job, json_pack("{s:s}", "message", why));
-    else
-        job_merge(p, job, json_pack("{s:s}", "message", start < 0
-            ? "not enough nodes available (drained, paused or down)" : later));
+        return;
+    }
+    if (start >= 0)
+        snprintf(why, sizeof(why), "%s", later);
+    else if (p->services_note[0] != '\0' && !jstr(job, "properties"))
+        snprintf(why, sizeof(why), "not enough cores free");
+    else if (!jstr(job, "properties"))
+        snprintf(why, sizeof(why), "not enough nodes available (drained, paused or down)");
+    size_t used = strlen(why);
+    snprintf(why + used, sizeof(why) - used, "%s", p->services_note);
+    job_merge(p, job, json_pack("{s:s}", "message", why));
 }
 
 /* Normal jobs are planned as if best-effort jobs were not there (they are
@@ -938,9 +985,10 @@ static void wait_message(struct jpass *p, json_t *job, int64_t start, const char
 static void schedule(struct jpass *p, json_t *jobs)
 {
     int nnormal, nbe, nnodes, nhard, nall;
+    note_services(p);
     json_t **normal = waiting_jobs(p, jobs, false, &nnormal);
     json_t **be = waiting_jobs(p, jobs, true, &nbe);
-    struct sched_node *nodes = sched_nodes(p->nodes, &nnodes);
+    struct sched_node *nodes = sched_nodes(p, &nnodes);
     struct sched_alloc *hard = running_allocs(p, jobs, false, &nhard);
     struct sched_alloc *all = running_allocs(p, jobs, true, &nall);
     int *used = cores_in_use(all, nall, nnodes);
@@ -1006,6 +1054,26 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     json_decref(p.nodes);
 }
 
+json_t *jobs_cores_by_node(struct store *st)
+{
+    json_t *jobs = store_list(st, "jobs", NULL), *out = json_object();
+    size_t i, k;
+    json_t *job, *a;
+    json_array_foreach(jobs, i, job)
+    {
+        if (!job_state_active(jstr(job, "state")))
+            continue;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            const char *node = jstr(a, "node_id");
+            if (node)
+                json_object_set_new(out, node, json_integer(iget(out, node) + iget(a, "cores")));
+        }
+    }
+    json_decref(jobs);
+    return out;
+}
+
 /* ---- the plan, read only ---- */
 
 /* plans[j] of waiting[j] into out: {id: {"start", "node_ids"}}. */
@@ -1033,12 +1101,13 @@ json_t *jobs_plan(struct store *st, int64_t now)
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     json_t *scratch = json_array(), *out = json_object();
     int64_t wake_at = 0;
+    json_t *tasks = store_list(st, "tasks", NULL);
     struct jpass p = {.st = st, .nodes = eligible_nodes(all_nodes), .all_nodes = all_nodes,
-                      .tasks = NULL, .ops = scratch, .now = now, .wake_at = &wake_at};
+                      .tasks = tasks, .ops = scratch, .now = now, .wake_at = &wake_at};
     int nnormal, nbe, nnodes, nhard, nall;
     json_t **normal = waiting_jobs(&p, jobs, false, &nnormal);
     json_t **be = waiting_jobs(&p, jobs, true, &nbe);
-    struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
+    struct sched_node *nodes = sched_nodes(&p, &nnodes);
     struct sched_alloc *hard = running_allocs(&p, jobs, false, &nhard);
     struct sched_alloc *all = running_allocs(&p, jobs, true, &nall);
     struct sched_plan *plans = plan_waiting(&p, normal, nnormal, nodes, nnodes, hard, nhard);
@@ -1067,6 +1136,7 @@ json_t *jobs_plan(struct store *st, int64_t now)
     free(normal);
     json_decref(p.nodes);
     json_decref(scratch);
+    json_decref(tasks);
     json_decref(jobs);
     json_decref(all_nodes);
     return out;

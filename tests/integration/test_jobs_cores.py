@@ -117,3 +117,51 @@ def test_property_filters_select_labelled_nodes(cluster1x1, tmp_path):
                timeout=30)
     lead.cli("node", "update", "--availability", "active", gpu["id"])
     assert wait_state(lead, waiting, "Terminated", timeout=120)["assigned"][0]["node_id"] == gpu["id"]
+
+
+# ---- services' --reserve-cpu and jobs share the cores ----
+
+GRACE = ("--stop-grace-period", "1s")
+
+
+def test_services_reservations_and_jobs_share_cores(jd):
+    d = jd
+    node = d.api("GET", "/v1/nodes").json()[0]
+    if node["resources"]["cpus"] != 2:
+        pytest.skip("needs a node with 2 cores")
+    host = node["hostname"]
+    try:
+        d.cli("service", "create", "--name", "resv1", *GRACE, "--reserve-cpu", "1", "busybox",
+              "sleep", "1000")
+        assert d.service("resv1")["spec"]["reservations"] == {"cpus": 1.0}
+        # a two-core job waits: the service reserves one of the two cores, and it says so
+        big = sub(d, "-l", "core=2", "true")
+        note = "services reserve 1 of the 2 cores of %s (--reserve-cpu)" % host
+        wait_until(lambda: note in job(d, big)["message"], timeout=30,
+                   msg=lambda: job(d, big)["message"])
+        assert job(d, big)["message"] == "not enough cores free, " + note
+        # a one-core job fits beside it
+        small = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 600")
+        wait_state(d, small, "Running")
+        # now no core is free for another reservation: the task waits, saying why
+        why = "no suitable node (insufficient resources on 1 node"
+        r = d.cli("service", "create", "--name", "resv2", *GRACE, "--reserve-cpu", "1",
+                  "busybox", "sleep", "1000", check=False)
+        assert r.returncode == 1 and why in r.stderr, r.stderr
+        assert why in d.tasks("resv2")[0]["error"]
+        # a service without a reservation is not held back
+        d.cli("service", "create", "--name", "noresv", *GRACE, "busybox", "sleep", "1000")
+        # the job ends: the waiting task gets its core
+        d.cli("job", "rm", small)
+        wait_until(lambda: d.tasks("resv2")[0]["state"] == "running", timeout=30)
+        assert job(d, big)["state"] == "Waiting"
+        # reservations gone: the two-core job runs
+        d.cli("service", "update", "--reserve-cpu", "0.5", "resv2")  # update merges it
+        assert d.service("resv2")["spec"]["reservations"] == {"cpus": 0.5}
+        for s in ("resv1", "resv2"):
+            d.cli("service", "rm", s)
+        j = wait_state(d, big, "Terminated", timeout=60)
+        assert j["exit_code"] == 0
+    finally:
+        for s in ("resv1", "resv2", "noresv"):
+            d.cli("service", "rm", s, check=False)
