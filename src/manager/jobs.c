@@ -335,7 +335,7 @@ struct jpass {
     json_t *all_nodes;
     json_t *tasks;
     json_t *jobs; /* every job (the pass's list, updated as it goes), or NULL */
-    char services_note[256]; /* note_services: why fewer cores are free, or "" */
+    char services_note[256]; /* sched_nodes: the cores services reserve, or "" */
     json_t *ops;
     int64_t now;
     int64_t *wake_at;
@@ -697,52 +697,47 @@ static json_t *eligible_nodes(json_t *all)
     return out;
 }
 
-/* Whole cores that services' live tasks reserve on `node` (--reserve-cpu,
- * rounded up: a job's cores are whole). */
-static int services_cores(struct jpass *p, json_t *node)
+/* Appends to p->services_note (", services reserve 2 of the 4 cores of
+ * node1, ... (--reserve-cpu)" once closed by note_close). */
+static void note_reserved(struct jpass *p, json_t *node, int reserved)
 {
-    double reserved = scheduler_reserved_cpus(p->tasks, jstr(node, "id"));
-    int cores = (int)reserved;
-    return cores + (reserved - cores > 1e-9);
+    size_t used = strlen(p->services_note), size = sizeof(p->services_note);
+    if (used + 1 < size)
+        snprintf(p->services_note + used, size - used, "%s%d of the %d cores of %s",
+                 used ? ", " : ", services reserve ", reserved, node_cores(node),
+                 jstr(node, "hostname"));
+}
+
+static void note_close(struct jpass *p)
+{
+    size_t used = strlen(p->services_note), size = sizeof(p->services_note);
+    if (used > 0 && used + 1 < size)
+        snprintf(p->services_note + used, size - used, " (--reserve-cpu)");
 }
 
 /* The cores of each eligible node that jobs may have: its cores less what
- * services reserve there (caller frees). */
+ * services' live tasks reserve there (--reserve-cpu, rounded up: a job's
+ * cores are whole), noted in p->services_note (caller frees). */
 static struct sched_node *sched_nodes(struct jpass *p, int *n)
 {
     *n = (int)json_array_size(p->nodes);
     struct sched_node *out = xcalloc((size_t)*n + 1, sizeof(*out));
+    json_t *reserved = scheduler_reserved_by_node(p->tasks);
+    p->services_note[0] = '\0';
     size_t i;
     json_t *node;
     json_array_foreach(p->nodes, i, node)
     {
-        int left = node_cores(node) - services_cores(p, node);
+        double cpus = json_number_value(json_object_get(reserved, jstr(node, "id")));
+        int held = (int)cpus + (cpus - (int)cpus > 1e-9);
+        int left = node_cores(node) - held;
         out[i].cores = left > 0 ? left : 0;
+        if (held > 0)
+            note_reserved(p, node, held);
     }
+    note_close(p);
+    json_decref(reserved);
     return out;
-}
-
-/* Into p->services_note: ", services reserve 2 of the 4 cores of node1
- * (--reserve-cpu)" when services reserve cores on eligible nodes, else "". */
-static void note_services(struct jpass *p)
-{
-    char *note = p->services_note;
-    size_t size = sizeof(p->services_note), used = 0;
-    note[0] = '\0';
-    size_t i;
-    json_t *node;
-    json_array_foreach(p->nodes, i, node)
-    {
-        int reserved = services_cores(p, node);
-        if (reserved == 0 || used >= size)
-            continue;
-        int n = snprintf(note + used, size - used, "%s%d of the %d cores of %s",
-                         used ? ", " : ", services reserve ", reserved, node_cores(node),
-                         jstr(node, "hostname"));
-        used += n > 0 ? (size_t)n : 0;
-    }
-    if (used > 0 && used < size)
-        snprintf(note + used, size - used, " (--reserve-cpu)");
 }
 
 /* The planner's view of a job on `nodes` (its allowed nodes: free with
@@ -985,7 +980,6 @@ static void wait_message(struct jpass *p, json_t *job, int64_t start, const char
 static void schedule(struct jpass *p, json_t *jobs)
 {
     int nnormal, nbe, nnodes, nhard, nall;
-    note_services(p);
     json_t **normal = waiting_jobs(p, jobs, false, &nnormal);
     json_t **be = waiting_jobs(p, jobs, true, &nbe);
     struct sched_node *nodes = sched_nodes(p, &nnodes);

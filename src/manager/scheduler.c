@@ -159,6 +159,22 @@ double scheduler_reserved_cpus(json_t *tasks, const char *node_id)
     return sum;
 }
 
+json_t *scheduler_reserved_by_node(json_t *tasks)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        double cpus = json_number_value(json_object_get(t, "reserved_cpus"));
+        const char *node = jstr(t, "node_id");
+        if (cpus > 0 && node && task_live(t))
+            json_object_set_new(out, node,
+                                json_real(json_number_value(json_object_get(out, node)) + cpus));
+    }
+    return out;
+}
+
 /* Whether `node` has pl->reserve_cpus cores that no reservation nor job holds. */
 static bool cores_free(json_t *node, json_t *tasks, const struct placement *pl)
 {

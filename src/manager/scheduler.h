@@ -53,6 +53,8 @@ int node_cpus(json_t *node);
 /* Cores that live tasks on `node_id` reserve (their "reserved_cpus", from
  * the service's --reserve-cpu). */
 double scheduler_reserved_cpus(json_t *tasks, const char *node_id);
+/* The same for every node in one sweep: {node id: cores} (new reference). */
+json_t *scheduler_reserved_by_node(json_t *tasks);
 
 /* Checks "node.labels.KEY" (what spread preferences name). */
 int placement_spread_validate(const char *descriptor, struct serr *err);
