@@ -270,8 +270,8 @@ TEST(compose_unknown_key_names_file_line_and_key)
     msg = must_fail("services:\n  web:\n    image: busybox\n    imag: typo\n");
     CHECK_STR(msg, "c.yml:4: services.web.imag: unknown key");
     msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n      resources:\n"
-                    "        reservations: {cpus: '1'}\n");
-    CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations: not supported") ==
+                    "        reservations: {cpus: '1', memory: 1G}\n");
+    CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations.memory: not supported") ==
           msg);
     msg = must_fail("services:\n  web:\n    image: busybox\n    entrypoint: /bin/sh\n");
     CHECK(strstr(msg, "c.yml:4: services.web.entrypoint: not supported by shoal: ") == msg);
