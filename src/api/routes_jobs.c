@@ -152,6 +152,8 @@ static json_t *oar_job(json_t *job, bool full)
     json_object_set_new(o, "assigned_network_address", nodes);
     json_object_set_new(o, "command", json_string(jstr(job, "command")));
     json_object_set_new(o, "wanted_resources", json_string(jstr(job, "request")));
+    json_object_set_new(o, "properties",
+                        json_string(jstr(job, "properties") ? jstr(job, "properties") : ""));
     json_object_set(o, "exit_code", json_object_get(job, "exit_code") ? json_object_get(job, "exit_code") : json_null());
     json_object_set_new(o, "start_time", json_integer(jint(job, "started_at", 0) / 1000));
     json_object_set_new(o, "stop_time", json_integer(jint(job, "stopped_at", 0) / 1000));

@@ -162,6 +162,7 @@ static json_t *oar_fields(json_t *job)
                           types ? json_incref(types) : json_array(), "assigned_network_address", hosts,
                           "wanted_resources", cli_str(job, "request"), "submissionTime", sub,
                           "startTime", start, "stopTime", stop, "message", cli_str(job, "message"));
+    json_object_set_new(o, "properties", json_string(cli_str(job, "properties")));
     json_t *after = json_object_get(job, "after");
     json_object_set_new(o, "dependencies", after ? json_incref(after) : json_array());
     if (*cli_str(job, "array_id")) {

@@ -165,6 +165,7 @@ static int parse_comparison(struct props *s, bool *out)
 
 static int parse_factor(struct props *s, bool *out)
 {
+    *out = false; /* also on an error */
     if (++s->depth > MAX_DEPTH)
         return fail(s, "nested too deep");
     int rc;
@@ -191,7 +192,7 @@ static int parse_and(struct props *s, bool *out)
     if (parse_factor(s, out) < 0)
         return -1;
     while (keyword(s, "and")) {
-        bool next;
+        bool next = false;
         if (parse_factor(s, &next) < 0)
             return -1;
         *out = *out && next;
@@ -204,7 +205,7 @@ static int parse_or(struct props *s, bool *out)
     if (parse_and(s, out) < 0)
         return -1;
     while (keyword(s, "or")) {
-        bool next;
+        bool next = false;
         if (parse_and(s, &next) < 0)
             return -1;
         *out = *out || next;

@@ -99,6 +99,8 @@ def test_property_filters_select_labelled_nodes(cluster1x1, tmp_path):
     assert r.status == 201, r.text
     j = wait_state(lead, str(r.json()["id"]), "Terminated", timeout=120)
     assert j["assigned"][0]["node_id"] == plain["id"]
+    oar_view = lead.api("GET", "/oarapi/jobs/%s.json" % j["id"]).json()
+    assert oar_view["properties"] == "rack='b'", oar_view
     r = lead.api("POST", "/v1/jobs", {"command": "true", "properties": "gpu="})
     assert r.status == 400 and "expected a value" in r.text, r.text
     # a filtered job waits for its node while the other node is free
