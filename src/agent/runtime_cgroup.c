@@ -246,6 +246,18 @@ int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, st
     return 0;
 }
 
+char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id)
+{
+    if (rt->cgroup_mode == CGROUP_V2 || !controller_mounted("cpuset"))
+        return NULL;
+    char *dir = v1_dir("cpuset", id);
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return dir;
+    free(dir);
+    return NULL;
+}
+
 static int rmdir_patiently(const char *dir, struct serr *err)
 {
     for (int i = 0; i < RMDIR_TRIES; i++) {

@@ -167,3 +167,18 @@ def test_services_reservations_and_jobs_share_cores(jd):
     finally:
         for s in ("resv1", "resv2", "noresv"):
             d.cli("service", "rm", s, check=False)
+
+
+def test_interactive_shell_confined_to_the_jobs_cores(jd):
+    d = jd
+    if d.api("GET", "/v1/nodes").json()[0]["resources"]["cpus"] < 2:
+        pytest.skip("needs a node with 2 cores")
+    hold = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 600")
+    held = wait_state(d, hold, "Running")["assigned"][0]["cpuset"]
+    r = d.cli("job", "sub", "-I", "-l", "core=1", check=False,
+              input="grep Cpus_allowed_list /proc/self/status\nexit 3\n")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    ij = max(d.api("GET", "/v1/jobs").json(), key=lambda x: int(x["id"]))
+    mine = ij["assigned"][0]["cpuset"]
+    assert mine != held
+    assert "Cpus_allowed_list:\t%d" % mine[0] in r.stdout, (r.stdout, mine)
