@@ -290,7 +290,8 @@ static int check_limits(json_t *limits, struct serr *err)
     const char *cpus_list = json_string_value(cpuset);
     if (cpuset && (cpus_list == NULL || cpus_list[0] == '\0' ||
                    cpus_list[strspn(cpus_list, "0123456789,-")] != '\0'))
-        return serr_set(err, SERR_INVALID, "limits.cpuset must be a list of cores such as \"0,2-3\"");
+        return serr_set(err, SERR_INVALID,
+                        "limits.cpuset must be a list of cores such as \"0,2-3\"");
     /* The kernel refuses a memory limit this low and the error would only
      * surface as an obscure cgroup write failure. */
     if (memory && json_integer_value(memory) > 0 && json_integer_value(memory) < 6 * 1024 * 1024)

@@ -119,7 +119,8 @@ static int script_line(char *line, int *opt, char **arg, struct serr *err)
         if (strcmp(p + 2, sub_opts[i].name) == 0)
             *opt = sub_opts[i].val;
     if (*opt == 0 || strchr("lqtnp", *opt) == NULL)
-        return serr_set(err, SERR_INVALID, "unsupported #OAR option '%s' (known: -l, -n, -p, -q, -t)",
+        return serr_set(err, SERR_INVALID,
+                        "unsupported #OAR option '%s' (known: -l, -n, -p, -q, -t)",
                         p);
     if (*val == '\0')
         return serr_set(err, SERR_INVALID, "#OAR %s needs a value", p);

@@ -20,7 +20,7 @@ struct pass {
     json_t *ops;
     json_t *nodes;
     json_t *tasks; /* every task, updated in memory as ops are added */
-    json_t *job_cores; /* {node id: cores held by active batch jobs} */
+    json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
     int64_t now;
     int64_t wake_at;
@@ -55,11 +55,14 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
     json_t *spec = json_object_get(svc, "spec");
+    json_t *reservations = json_object_get(spec, "reservations");
+    double reserve = json_number_value(json_object_get(reservations, "cpus"));
+    if (reserve > 0 && p->job_cores == NULL) /* read the jobs only when needed */
+        p->job_cores = jobs_cores_by_node(p->st);
     struct placement pl = {.constraints = json_object_get(spec, "constraints"),
                            .preferences = json_object_get(spec, "placement_preferences"),
                            .max_per_node = (int)jint(spec, "max_replicas_per_node", 0),
-                           .reserve_cpus = json_number_value(
-                               json_object_get(json_object_get(spec, "reservations"), "cpus")),
+                           .reserve_cpus = reserve,
                            .job_cores = p->job_cores};
     json_t *node = scheduler_pick_placement(p->nodes, p->tasks, jstr(svc, "id"), &pl, &err);
     if (node == NULL) {
@@ -616,7 +619,6 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
     p.tasks = store_list(st, "tasks", NULL);
-    p.job_cores = jobs_cores_by_node(st);
     json_t *services = store_list(st, "services", NULL);
     size_t i;
     json_t *svc;

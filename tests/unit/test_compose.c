@@ -177,7 +177,8 @@ TEST(compose_full_service)
                "\"configs\":[{\"source\":\"st_conf\",\"target\":\"/etc/app.conf\"}],"
                "\"mode\":\"replicated\",\"replicas\":3,"
                "\"constraints\":[\"node.role==manager\",\"node.labels.disk!=hdd\"],"
-               "\"limits\":{\"cpus\":0.5,\"memory\":67108864},\"reservations\":{\"cpus\":0.25},"
+               "\"limits\":{\"cpus\":0.5,\"memory\":67108864},"
+               "\"reservations\":{\"cpus\":0.25},"
                "\"restart_condition\":\"on-failure\",\"restart_delay_ms\":500,"
                "\"update_config\":{\"parallelism\":2,\"delay_ms\":10000,"
                "\"failure_action\":\"rollback\"},"
@@ -272,8 +273,8 @@ TEST(compose_unknown_key_names_file_line_and_key)
     CHECK_STR(msg, "c.yml:4: services.web.imag: unknown key");
     msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n      resources:\n"
                     "        reservations: {cpus: '1', memory: 1G}\n");
-    CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations.memory: not supported") ==
-          msg);
+    CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations.memory: "
+                      "not supported") == msg);
     msg = must_fail("services:\n  web:\n    image: busybox\n    entrypoint: /bin/sh\n");
     CHECK(strstr(msg, "c.yml:4: services.web.entrypoint: not supported by shoal: ") == msg);
     msg = must_fail("services:\n  web:\n    image: busybox\nfoo: 1\n");

@@ -43,7 +43,8 @@ static json_t *node(const char *hostname, json_t *labels)
 
 TEST(job_props_match_table)
 {
-    json_t *gpu = node("node1", json_pack("{s:s, s:s, s:s}", "gpu", "yes", "mem", "64", "rack", "a"));
+    json_t *gpu =
+        node("node1", json_pack("{s:s, s:s, s:s}", "gpu", "yes", "mem", "64", "rack", "a"));
     json_t *plain = node("node2", json_pack("{s:s, s:s}", "mem", "8", "rack", "b"));
     for (size_t i = 0; i < sizeof(match_cases) / sizeof(match_cases[0]); i++) {
         const struct match_case *k = &match_cases[i];
