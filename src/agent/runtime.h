@@ -116,7 +116,10 @@ int runtime_exec_start(struct runtime *rt, const char *id, const char *const *ar
  * terminated (free with runtime_exec_argv_free), or NULL with err set. crun
  * exits with the command's status. Without console_socket the process's
  * stdio is the spawner's; with it the process gets a terminal whose master
- * crun sends over that unix socket (SCM_RIGHTS), rows x cols when given. */
+ * crun sends over that unix socket (SCM_RIGHTS), rows x cols when given.
+ * On v1/hybrid hosts the line is crun's behind `/bin/sh -c` joining the
+ * container's cpuset cgroup first, so the command keeps to its cores (a
+ * batch job's); its other cgroups stay the daemon's. */
 struct runtime_exec_opts {
     const char *const *argv; /* NULL terminated */
     const char *user;        /* or NULL: the container's */

@@ -27,8 +27,10 @@
 #define RMDIR_PAUSE_NS (10 * 1000 * 1000)
 
 /* v1 controllers a container is placed in. "devices" is there because
- * without crun's cgroup manager nothing else restricts device access. */
-static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", NULL};
+ * without crun's cgroup manager nothing else restricts device access;
+ * "cpuset" confines a batch job to its cores (limits.cpuset). */
+static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices",
+                                             "cpuset", NULL};
 
 /* Docker's default device rules, in the devices.allow syntax. */
 static const char *const v1_device_allow[] = {
@@ -159,10 +161,49 @@ static int write_device_rules(const char *dir, struct serr *err)
     return 0;
 }
 
+/* A new v1 cpuset cgroup has no cpus and no mems, and no process can join
+ * it so: `file` (cpuset.cpus or cpuset.mems) of `dir` gets its parent's value
+ * when empty. */
+static int cpuset_inherit(const char *dir, const char *file, struct serr *err)
+{
+    char *path = xasprintf("%s/%s", dir, file), *value = NULL, *parent_value = NULL;
+    char *parent = xasprintf("%s/../%s", dir, file);
+    int rc = read_file(path, &value, NULL, err);
+    if (rc == 0 && blank(value))
+        rc = read_file(parent, &parent_value, NULL, err);
+    if (rc == 0 && parent_value)
+        rc = write_cgroup_file(dir, file, parent_value, err);
+    free(parent_value);
+    free(value);
+    free(parent);
+    free(path);
+    return rc;
+}
+
+/* The container's cpuset: the parents' cpus and mems (shoal/ first), then
+ * limits.cpuset (a batch job's cores) when given. */
+static int write_cpuset(const char *dir, json_t *limits, struct serr *err)
+{
+    const char *shoal_dir = CGROUP_ROOT "/cpuset/shoal";
+    int rc = 0;
+    const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        rc = cpuset_inherit(shoal_dir, files[i], err);
+        if (rc == 0)
+            rc = cpuset_inherit(dir, files[i], err);
+    }
+    const char *cores = json_string_value(json_object_get(limits, "cpuset"));
+    if (rc == 0 && cores)
+        rc = write_cgroup_file(dir, "cpuset.cpus", cores, err);
+    return rc;
+}
+
 static int create_one(const char *controller, const char *id, json_t *spec, struct serr *err)
 {
     char *dir = v1_dir(controller, id);
     int rc = mkdir_p(dir, 0755, err);
+    if (rc == 0 && strcmp(controller, "cpuset") == 0)
+        rc = write_cpuset(dir, json_object_get(spec, "limits"), err);
     if (rc == 0)
         rc = write_limits(controller, dir, json_object_get(spec, "limits"), err);
     if (rc == 0 && strcmp(controller, "devices") == 0)
@@ -203,6 +244,18 @@ int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, st
             return -1;
     }
     return 0;
+}
+
+char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id)
+{
+    if (rt->cgroup_mode == CGROUP_V2 || !controller_mounted("cpuset"))
+        return NULL;
+    char *dir = v1_dir("cpuset", id);
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return dir;
+    free(dir);
+    return NULL;
 }
 
 static int rmdir_patiently(const char *dir, struct serr *err)

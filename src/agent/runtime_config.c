@@ -255,6 +255,12 @@ static int check_limits(json_t *limits, struct serr *err)
         return serr_set(err, SERR_INVALID, "limits.cpus must be a positive number");
     if (memory && (!json_is_integer(memory) || json_integer_value(memory) < 0))
         return serr_set(err, SERR_INVALID, "limits.memory must be a positive integer (bytes)");
+    json_t *cpuset = json_object_get(limits, "cpuset");
+    const char *cpus_list = json_string_value(cpuset);
+    if (cpuset && (cpus_list == NULL || cpus_list[0] == '\0' ||
+                   cpus_list[strspn(cpus_list, "0123456789,-")] != '\0'))
+        return serr_set(err, SERR_INVALID,
+                        "limits.cpuset must be a list of cores such as \"0,2-3\"");
     /* The kernel refuses a memory limit this low and the error would only
      * surface as an obscure cgroup write failure. */
     if (memory && json_integer_value(memory) > 0 && json_integer_value(memory) < 6 * 1024 * 1024)
@@ -544,11 +550,18 @@ static json_t *build_resources(json_t *spec)
     json_int_t pids = json_integer_value(json_object_get(limits, "pids"));
     if (pids > 0)
         json_object_set_new(resources, "pids", json_pack("{s:I}", "limit", pids));
+    json_t *cpu = json_object();
     if (cpus > 0)
-        json_object_set_new(resources, "cpu",
-                            json_pack("{s:I, s:I}", "quota",
-                                      (json_int_t)(cpus * CPU_PERIOD_US), "period",
-                                      (json_int_t)CPU_PERIOD_US));
+        json_object_update_new(cpu, json_pack("{s:I, s:I}", "quota",
+                                              (json_int_t)(cpus * CPU_PERIOD_US), "period",
+                                              (json_int_t)CPU_PERIOD_US));
+    const char *cpuset = json_string_value(json_object_get(limits, "cpuset"));
+    if (cpuset) /* a batch job's cores */
+        json_object_set_new(cpu, "cpus", json_string(cpuset));
+    if (json_object_size(cpu) > 0)
+        json_object_set_new(resources, "cpu", cpu);
+    else
+        json_decref(cpu);
     return resources;
 }
 

@@ -101,6 +101,27 @@ static int write_process(const struct runtime *rt, const char *id,
     return rc;
 }
 
+/* On v1/hybrid hosts: `args` run by a shell that first moves itself into the
+ * container's cpuset cgroup, so the command keeps to the container's cores (a
+ * batch job's cpuset; every core for a service). Takes `args`. */
+static char **join_cpuset(const struct runtime *rt, const char *id, char **args)
+{
+    char *dir = runtime_cgroup_cpuset_dir(rt, id);
+    if (dir == NULL)
+        return args;
+    size_t n = 0;
+    while (args[n])
+        n++;
+    char **out = xcalloc(n + 5, sizeof(*out));
+    out[0] = xstrdup("/bin/sh");
+    out[1] = xstrdup("-c");
+    out[2] = xstrdup("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"");
+    out[3] = dir; /* $0 */
+    memcpy(out + 4, args, n * sizeof(*out));
+    free(args); /* its strings are out's now */
+    return out;
+}
+
 char **runtime_exec_prepare(const struct runtime *rt, const char *id,
                             const struct runtime_exec_opts *o, const char *files, struct serr *err)
 {
@@ -133,7 +154,7 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
     }
     args[n++] = xstrdup(id);
     free(process_path);
-    return args;
+    return join_cpuset(rt, id, args);
 }
 
 void runtime_exec_argv_free(char **argv)

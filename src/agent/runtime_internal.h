@@ -46,6 +46,11 @@ int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec
                           struct serr *err);
 /* v1/hybrid: moves `pid` into the container's cgroups. */
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
+/* v1/hybrid: the container's cpuset cgroup (new string), which a `crun exec`
+ * command joins so that it keeps to a batch job's cores (crun without a
+ * cgroup manager would leave it in the daemon's cgroups); NULL on v2 hosts or
+ * when the container has none. */
+char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id);
 /* Removes the container's cgroups (v1/hybrid); missing ones are fine. */
 int runtime_cgroup_remove(const struct runtime *rt, const char *id, struct serr *err);
 void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cpu_ns,

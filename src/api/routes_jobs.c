@@ -152,6 +152,8 @@ static json_t *oar_job(json_t *job, bool full)
     json_object_set_new(o, "assigned_network_address", nodes);
     json_object_set_new(o, "command", json_string(jstr(job, "command")));
     json_object_set_new(o, "wanted_resources", json_string(jstr(job, "request")));
+    json_object_set_new(o, "properties",
+                        json_string(jstr(job, "properties") ? jstr(job, "properties") : ""));
     json_object_set(o, "exit_code", json_object_get(job, "exit_code") ? json_object_get(job, "exit_code") : json_null());
     json_object_set_new(o, "start_time", json_integer(jint(job, "started_at", 0) / 1000));
     json_object_set_new(o, "stop_time", json_integer(jint(job, "stopped_at", 0) / 1000));
@@ -206,7 +208,7 @@ void get_oar_job(struct shoal *sh, struct http_req *req, char **args)
     json_decref(job);
 }
 
-/* OAR's body: {"resource", "command", "name"?, "queue"?, "type"?}. */
+/* OAR's body: {"resource", "command", "name"?, "queue"?, "type"?, "property"?}. */
 void post_oar_job(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
@@ -218,9 +220,10 @@ void post_oar_job(struct shoal *sh, struct http_req *req, char **args)
     json_t *val;
     json_object_foreach(body, key, val)
     {
-        const char *to = strcmp(key, "resource") == 0 ? "resources"
-                         : strcmp(key, "type") == 0   ? "types"
-                                                      : key;
+        const char *to = strcmp(key, "resource") == 0   ? "resources"
+                         : strcmp(key, "type") == 0     ? "types"
+                         : strcmp(key, "property") == 0 ? "properties"
+                                                        : key;
         if (strcmp(to, "types") == 0 && json_is_string(val))
             json_object_set_new(sub, to, json_pack("[O]", val));
         else

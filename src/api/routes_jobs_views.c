@@ -55,29 +55,51 @@ static const char *core_status(json_t *node, json_t *holder)
 
 /* ---- every core ---- */
 
-/* The cores of one node, numbered from *next (resource ids), the active
- * jobs' cores laid from core 0 in job order (shoal gives a job a number of
- * cores, the kernel picks which: the layout is the views'). */
+/* holder[c]: the active job holding core c of `node` (borrowed), or NULL. A
+ * job's cpuset names its cores; a job from before cpusets takes the lowest
+ * cores left. Caller frees the array. */
+static json_t **core_holders(json_t *node, json_t *jobs, int cores)
+{
+    json_t **holder = xcalloc((size_t)cores + 1, sizeof(*holder));
+    size_t i, k, n;
+    json_t *job, *a, *core;
+    for (int named = 1; named >= 0; named--) {
+        json_array_foreach(jobs, i, job)
+        {
+            if (!job_state_active(jstr(job, "state")))
+                continue;
+            json_array_foreach(json_object_get(job, "assigned"), k, a)
+            {
+                json_t *cpuset = json_object_get(a, "cpuset");
+                if (!jstr_is(a, "node_id", jstr(node, "id")) || (cpuset != NULL) != named)
+                    continue;
+                json_array_foreach(cpuset, n, core)
+                {
+                    json_int_t c = json_integer_value(core);
+                    if (c >= 0 && c < cores)
+                        holder[c] = job;
+                }
+                int64_t left = named ? 0 : iget(a, "cores");
+                for (int c = 0; left > 0 && c < cores; c++) {
+                    if (holder[c] == NULL) {
+                        holder[c] = job;
+                        left--;
+                    }
+                }
+            }
+        }
+    }
+    return holder;
+}
+
+/* The cores of one node, numbered from *next (resource ids), with the active
+ * job holding each (its cpuset). */
 static void node_core_items(json_t *out, json_t *node, json_t *jobs, int *next)
 {
     int cores = node_cores(node), c = 0;
-    json_t *holder = json_array();
-    size_t i, k;
-    json_t *job, *a;
-    json_array_foreach(jobs, i, job)
-    {
-        if (!job_state_active(jstr(job, "state")))
-            continue;
-        json_array_foreach(json_object_get(job, "assigned"), k, a)
-        {
-            if (!jstr_is(a, "node_id", jstr(node, "id")))
-                continue;
-            for (int64_t n = 0; n < iget(a, "cores"); n++)
-                json_array_append(holder, job);
-        }
-    }
+    json_t **holder = core_holders(node, jobs, cores);
     for (c = 0; c < cores; c++) {
-        json_t *by = json_array_get(holder, (size_t)c);
+        json_t *by = holder[c];
         bool be = by && jstr_is(by, "queue", "besteffort");
         json_t *item = json_pack("{s:i, s:s, s:s, s:i, s:s, s:s, s:s, s:b}", "resource_id", *next,
                                  "node_id", jstr(node, "id"), "network_address",
@@ -89,7 +111,7 @@ static void node_core_items(json_t *out, json_t *node, json_t *jobs, int *next)
         json_array_append_new(out, item);
         (*next)++;
     }
-    json_decref(holder);
+    free(holder);
 }
 
 /* Every core of every node, nodes by hostname (new array). */

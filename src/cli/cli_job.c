@@ -18,6 +18,8 @@ static const char sub_usage[] =
     "Options:\n"
     "  -l, --resource string   Resources, OAR's syntax (default /nodes=1/core=1,walltime=2:00:00),\n"
     "                          e.g. /nodes=2/core=1,walltime=00:10:00 or core=4,walltime=1:0:0\n"
+    "  -p, --property string   Only nodes whose labels match, OAR's syntax: \"gpu='yes'\",\n"
+    "                          \"rack='a' AND (gpu='yes' OR mem>16)\" (=, !=, <, >, AND, OR, NOT)\n"
     "  -q, --queue string      admin, default or besteffort (default \"default\")\n"
     "  -t, --type string       besteffort (runs on idle cores only, killed when a normal job\n"
     "                          needs them) or idempotent (killed that way, it waits again)\n"
@@ -29,7 +31,7 @@ static const char sub_usage[] =
     "                          then for the walltime\n"
     "      --array N           Submit N jobs sharing an array id (SHOAL_ARRAY_INDEX and\n"
     "                          OAR_ARRAY_INDEX 1..N); prints every id\n"
-    "  -S, --scanscript        Read #OAR -l/-n/-q/-t lines from the script (COMMAND's first\n"
+    "  -S, --scanscript        Read #OAR -l/-n/-p/-q/-t lines from the script (COMMAND's first\n"
     "                          word); the command line's options win\n"
     "  -I, --interactive       No COMMAND: a shell in the job once it runs (a terminal when\n"
     "                          stdin is one); the job ends when the shell exits, with its code\n"
@@ -37,6 +39,7 @@ static const char sub_usage[] =
 
 static const struct option sub_opts[] = {{"resource", required_argument, NULL, 'l'},
                                          {"queue", required_argument, NULL, 'q'},
+                                         {"property", required_argument, NULL, 'p'},
                                          {"type", required_argument, NULL, 't'},
                                          {"name", required_argument, NULL, 'n'},
                                          {"image", required_argument, NULL, 'i'},
@@ -62,8 +65,10 @@ static int sub_option(json_t *b, json_t *types, int opt, const char *arg, struct
     case 'n':
     case 'i':
     case 'r':
+    case 'p':
         json_object_set_new(b, opt == 'l' ? "resources" : opt == 'q' ? "queue"
-                               : opt == 'n' ? "name" : opt == 'r' ? "reservation" : "image",
+                               : opt == 'n' ? "name" : opt == 'r' ? "reservation"
+                               : opt == 'p' ? "properties" : "image",
                             json_string(arg));
         return 0;
     case 'a':
@@ -113,8 +118,9 @@ static int script_line(char *line, int *opt, char **arg, struct serr *err)
     for (int i = 0; *opt == 0 && p[0] == '-' && p[1] == '-' && sub_opts[i].name; i++)
         if (strcmp(p + 2, sub_opts[i].name) == 0)
             *opt = sub_opts[i].val;
-    if (*opt == 0 || strchr("lqtn", *opt) == NULL)
-        return serr_set(err, SERR_INVALID, "unsupported #OAR option '%s' (known: -l, -n, -q, -t)",
+    if (*opt == 0 || strchr("lqtnp", *opt) == NULL)
+        return serr_set(err, SERR_INVALID,
+                        "unsupported #OAR option '%s' (known: -l, -n, -p, -q, -t)",
                         p);
     if (*val == '\0')
         return serr_set(err, SERR_INVALID, "#OAR %s needs a value", p);
@@ -188,7 +194,7 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
     optind = 0;
     int opt, rc = 0;
     bool scan = false;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:q:t:n:SIC:a:r:", sub_opts, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "hl:p:q:t:n:SIC:a:r:", sub_opts, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')

@@ -53,6 +53,7 @@ static const char oarsub_usage[] =
     "Submit a batch job (shoal job sub); prints OAR_JOB_ID=ID\n\n"
     "Options:\n"
     "  -l, --resource R      Resources: /nodes=2/core=1,walltime=00:10:00\n"
+    "  -p, --property P      Only nodes whose labels match: \"gpu='yes' AND rack!='b'\"\n"
     "  -q, --queue Q         admin, default or besteffort\n"
     "  -t, --type T          besteffort, idempotent\n"
     "  -n, --name NAME       The job's name\n"
@@ -161,6 +162,7 @@ static json_t *oar_fields(json_t *job)
                           types ? json_incref(types) : json_array(), "assigned_network_address", hosts,
                           "wanted_resources", cli_str(job, "request"), "submissionTime", sub,
                           "startTime", start, "stopTime", stop, "message", cli_str(job, "message"));
+    json_object_set_new(o, "properties", json_string(cli_str(job, "properties")));
     json_t *after = json_object_get(job, "after");
     json_object_set_new(o, "dependencies", after ? json_incref(after) : json_array());
     if (*cli_str(job, "array_id")) {

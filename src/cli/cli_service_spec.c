@@ -74,6 +74,8 @@ const char cli_service_create_usage[] =
     "                                     unlimited)\n"
     "      --config config                Mount a config: NAME (at /NAME) or\n"
     "                                     source=NAME,target=PATH[,uid=,gid=,mode=0444]\n"
+    "      --reserve-cpu decimal          Reserve CPUs (cores batch jobs and other\n"
+    "                                     reservations then leave to the task)\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
@@ -120,6 +122,8 @@ const char cli_service_update_usage[] =
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
     "      --replicas uint                Number of tasks\n"
     "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
+    "      --reserve-cpu decimal          Reserve CPUs (cores batch jobs and other\n"
+    "                                     reservations then leave to the task)\n"
     "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
     "      --schedule cron                A replicated job's schedule (as create)\n"
@@ -511,6 +515,7 @@ enum {
     OPT_RESTART_CONDITION,
     OPT_RESTART_DELAY,
     OPT_LIMIT_CPU,
+    OPT_RESERVE_CPU,
     OPT_LIMIT_MEMORY,
     OPT_INIT,
     OPT_CONSTRAINT,
@@ -819,6 +824,7 @@ static const struct option create_options[] = {
     {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
     {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
+    {"reserve-cpu", required_argument, NULL, OPT_RESERVE_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"init", no_argument, NULL, OPT_INIT},
     {"constraint", required_argument, NULL, OPT_CONSTRAINT},
@@ -926,6 +932,13 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         if (cli_parse_positive_double("--limit-cpu", arg, &cpus, err) < 0)
             return -1;
         json_object_set_new(cli_json_member(spec, "limits"), "cpus", json_real(cpus));
+        return 0;
+    }
+    case OPT_RESERVE_CPU: {
+        double cpus;
+        if (cli_parse_positive_double("--reserve-cpu", arg, &cpus, err) < 0)
+            return -1;
+        json_object_set_new(cli_json_member(spec, "reservations"), "cpus", json_real(cpus));
         return 0;
     }
     case OPT_LIMIT_MEMORY: {
@@ -1058,6 +1071,7 @@ static const struct option update_options[] = {
     {"constraint-add", required_argument, NULL, OPT_CONSTRAINT_ADD},
     {"constraint-rm", required_argument, NULL, OPT_CONSTRAINT_RM},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
+    {"reserve-cpu", required_argument, NULL, OPT_RESERVE_CPU},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
     {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
@@ -1210,6 +1224,7 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_CAP_DROP:
         return cli_add_caps(patch, "caps_drop", "--cap-drop", arg, err);
     case OPT_LIMIT_CPU:
+    case OPT_RESERVE_CPU: /* "reservations" in the patch, merged as "limits" */
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
         return create_option(patch, opt, arg, detach, err);
     case OPT_CONSTRAINT_ADD:

@@ -958,9 +958,34 @@ static int res_limits(struct conv *c, const struct at *a, json_t *val, json_t *s
     return walk_child(c, a, val, limits_rules, spec);
 }
 
+/* reservations.cpus: --reserve-cpu (cores batch jobs and other reservations
+ * leave to the task). */
+static int res_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    const char *s = want_string(c, a, val);
+    double cpus;
+    if (s == NULL)
+        return -1;
+    if (cli_parse_positive_double("cpus", s, &cpus, c->err) < 0)
+        return fail_wrap(c, a);
+    json_object_set_new(member(spec, "reservations"), "cpus", json_real(cpus));
+    return 0;
+}
+
+static const struct key_rule reservations_rules[] = {
+    {"cpus", res_cpus, NULL, false},
+    {"memory", NULL, "no memory reservations (only cpus)", false},
+    {NULL, NULL, NULL, false},
+};
+
+static int res_reservations(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return walk_child(c, a, val, reservations_rules, spec);
+}
+
 static const struct key_rule resources_rules[] = {
     {"limits", res_limits, NULL, false},
-    {"reservations", NULL, "no reservations yet", false},
+    {"reservations", res_reservations, NULL, false},
     {NULL, NULL, NULL, false},
 };
 

@@ -53,6 +53,7 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     set_default(s, "stop_grace_period_ms", json_integer(10000));
     set_default(s, "init", json_false());
     set_default(s, "limits", json_object());
+    set_default(s, "reservations", json_object());
     set_default(s, "update_config", json_object());
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
@@ -220,8 +221,8 @@ static void diff_lists(json_t *old, json_t *new, json_t *patch)
 
 static void diff_values(json_t *old, json_t *new, json_t *patch)
 {
-    static const char *const keys[] = {"image",         "args",   "replicas",
-                                       "update_config", "limits", NULL};
+    static const char *const keys[] = {"image",  "args",         "replicas", "update_config",
+                                       "limits", "reservations", NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]) && json_object_get(new, keys[i]))
             json_object_set(patch, keys[i], json_object_get(new, keys[i]));

@@ -10,6 +10,7 @@
 #include "manager/jobs_sched.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
+#include "model/job_props.h"
 #include "model/task.h"
 #include "store/store.h"
 
@@ -69,23 +70,47 @@ static int node_cores(json_t *node)
     return n > 0 ? n : 1;
 }
 
-/* Refuses a request no state of the cluster can ever satisfy. */
-static int check_possible(struct store *st, const struct job_res *r, struct serr *err)
+/* Which of `nodes` a job's property filter (-p) allows (caller frees), or
+ * NULL without one: every node. */
+static bool *nodes_allowed(const char *props, json_t *nodes)
+{
+    if (props == NULL)
+        return NULL;
+    bool *allowed = xcalloc(json_array_size(nodes) + 1, sizeof(*allowed));
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) allowed[i] = job_props_match(props, n);
+    return allowed;
+}
+
+/* Refuses a request no state of the cluster can ever satisfy: more nodes
+ * (matching its properties, with enough cores) than the store has. */
+static int check_possible(struct store *st, const struct job_res *r, const char *props,
+                          struct serr *err)
 {
     json_t *nodes = store_list(st, "nodes", NULL);
-    int big = 0, most = 0;
+    int big = 0, most = 0, total = 0;
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
+        if (props && !job_props_match(props, n))
+            continue;
+        total++;
         big += node_cores(n) >= r->cores;
         if (node_cores(n) > most)
             most = node_cores(n);
     }
-    int total = (int)json_array_size(nodes);
     json_decref(nodes);
     if (big >= r->nodes)
         return 0;
+    if (props && total == 0)
+        return serr_set(err, SERR_INVALID, "impossible request: no node matches the properties "
+                        "%s (they are node labels: see node inspect)", props);
+    if (props && r->nodes > total)
+        return serr_set(err, SERR_INVALID, "impossible request: %d node%s wanted, %d node%s "
+                        "match%s the properties %s", r->nodes, r->nodes == 1 ? "" : "s", total,
+                        total == 1 ? "" : "s", total == 1 ? "es" : "", props);
     if (r->nodes > total)
         return serr_set(err, SERR_INVALID, "impossible request: %d node%s wanted, the cluster has "
                         "%d", r->nodes, r->nodes == 1 ? "" : "s", total);
@@ -117,7 +142,8 @@ static json_t *job_image(struct store *st, const char *ref, char *name, size_t s
 static int check_submission_keys(json_t *body, struct serr *err)
 {
     static const char *const known[] = {"command", "resources", "queue", "types", "name",
-                                        "image", "user", "after", "array", "reservation", NULL};
+                                        "image", "user", "after", "array", "reservation",
+                                        "properties", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(body, key, val)
@@ -154,14 +180,14 @@ static int check_after(struct store *st, json_t *after, struct serr *err)
     return 0;
 }
 
-static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
-                             struct serr *err);
+static int check_reservation(struct store *st, const struct job_res *r, const char *props,
+                             int64_t at, int64_t now, struct serr *err);
 
 /* "reservation": "YYYY-MM-DD hh:mm:ss" (the manager's local time, as OAR's
  * server) -> *at in ms (0 without one); refused when malformed, past, or when
  * the resources cannot be had then. */
 static int parse_reservation(struct store *st, const char *text, const struct job_res *r,
-                             int64_t *at, struct serr *err)
+                             const char *props, int64_t *at, struct serr *err)
 {
     *at = 0;
     if (text == NULL)
@@ -177,7 +203,7 @@ static int parse_reservation(struct store *st, const char *text, const struct jo
     if (t == (time_t)-1 || (int64_t)t * 1000 < now / 1000 * 1000)
         return serr_set(err, SERR_INVALID, "reservation refused: %s is in the past", text);
     *at = (int64_t)t * 1000;
-    return check_reservation(st, r, *at, now, err);
+    return check_reservation(st, r, props, *at, now, err);
 }
 
 /* "array": how many jobs the submission makes (1 to JOB_MAX_ARRAY). */
@@ -232,10 +258,16 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         return NULL;
     }
     struct job_res r;
+    const char *props = jstr(body, "properties");
+    if (props && props[strspn(props, " \t\n")] == '\0')
+        props = NULL; /* as OAR: an empty -p filters nothing */
+    if (props && job_props_check(props, err) < 0)
+        return NULL;
     if (check_types(json_object_get(body, "types"), &queue, err) < 0 ||
         check_after(st, json_object_get(body, "after"), err) < 0 ||
         check_array(json_object_get(body, "array"), err) < 0 ||
-        job_res_parse(jstr(body, "resources"), &r, err) < 0 || check_possible(st, &r, err) < 0)
+        job_res_parse(jstr(body, "resources"), &r, err) < 0 ||
+        check_possible(st, &r, props, err) < 0)
         return NULL;
     if (jstr(body, "reservation") && json_integer_value(json_object_get(body, "array")) > 1) {
         serr_set(err, SERR_INVALID, "job: an array cannot be a reservation (each would want the "
@@ -243,7 +275,7 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         return NULL;
     }
     int64_t reservation_at;
-    if (parse_reservation(st, jstr(body, "reservation"), &r, &reservation_at, err) < 0)
+    if (parse_reservation(st, jstr(body, "reservation"), &r, props, &reservation_at, err) < 0)
         return NULL;
     const char *name = jstr(body, "name");
     if (name && (strlen(name) > 100 || strpbrk(name, "/\n") != NULL)) {
@@ -271,6 +303,8 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
                             types ? json_deep_copy(types) : json_array());
     if (name)
         json_object_set_new(job, "name", json_string(name));
+    if (props)
+        json_object_set_new(job, "properties", json_string(props));
     if (user)
         json_object_set_new(job, "user", json_string(user));
     if (json_object_get(body, "after"))
@@ -300,6 +334,8 @@ struct jpass {
     json_t *nodes; /* eligible nodes, the scheduler's node indexes */
     json_t *all_nodes;
     json_t *tasks;
+    json_t *jobs; /* every job (the pass's list, updated as it goes), or NULL */
+    char services_note[256]; /* sched_nodes: the cores services reserve, or "" */
     json_t *ops;
     int64_t now;
     int64_t *wake_at;
@@ -498,6 +534,65 @@ static json_t *job_env(json_t *job, json_t *assigned)
     return env;
 }
 
+/* Marks in taken[0..ncores) the cores of `node_id` the active jobs' cpusets
+ * hold. */
+static void cores_taken(json_t *jobs, const char *node_id, bool *taken, int ncores)
+{
+    size_t i, k, c;
+    json_t *job, *a, *core;
+    json_array_foreach(jobs, i, job)
+    {
+        if (!job_state_active(jstr(job, "state")))
+            continue;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            if (!jstr_is(a, "node_id", node_id))
+                continue;
+            json_array_foreach(json_object_get(a, "cpuset"), c, core)
+            {
+                json_int_t n = json_integer_value(core);
+                if (n >= 0 && n < ncores)
+                    taken[n] = true;
+            }
+        }
+    }
+}
+
+/* The job's cpuset on `node` (new array of core numbers, 0 to its cores - 1):
+ * the `want` lowest cores no active job holds. The scheduler only starts a
+ * job where that many are free; should a job from before cpusets hold cores
+ * unnamed, the lowest held ones fill the rest. */
+static json_t *pick_cores(json_t *jobs, json_t *node, int want)
+{
+    int ncores = node_cores(node);
+    bool *taken = xcalloc((size_t)ncores, sizeof(*taken));
+    cores_taken(jobs, jstr(node, "id"), taken, ncores);
+    json_t *cpuset = json_array();
+    for (int pass = 0; pass < 2; pass++)
+        for (int c = 0; c < ncores && (int)json_array_size(cpuset) < want; c++)
+            if (taken[c] == (pass == 1))
+                json_array_append_new(cpuset, json_integer(c));
+    free(taken);
+    return cpuset;
+}
+
+/* "0,2,3": a cpuset as the kernel's cpuset.cpus and OCI's cpu.cpus take it. */
+static json_t *cpuset_text(json_t *cpuset)
+{
+    char text[1024] = "";
+    size_t i, used = 0;
+    json_t *c;
+    json_array_foreach(cpuset, i, c)
+    {
+        int n = snprintf(text + used, sizeof(text) - used, "%s%lld", i ? "," : "",
+                         (long long)json_integer_value(c));
+        if (n < 0 || (size_t)n >= sizeof(text) - used)
+            break;
+        used += (size_t)n;
+    }
+    return json_string(text);
+}
+
 static void launch(struct jpass *p, json_t *job, const int *node_idx)
 {
     json_t *res = json_object_get(job, "resources");
@@ -505,9 +600,10 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
     json_t *assigned = json_array();
     for (int i = 0; i < nnodes; i++) {
         json_t *n = json_array_get(p->nodes, (size_t)node_idx[i]);
-        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I}", "node_id", jstr(n, "id"),
+        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I, s:o}", "node_id", jstr(n, "id"),
                                                   "hostname", jstr(n, "hostname"), "cores",
-                                                  (json_int_t)iget(res, "cores")));
+                                                  (json_int_t)iget(res, "cores"), "cpuset",
+                                                  pick_cores(p->jobs, n, (int)iget(res, "cores"))));
     }
     struct serr err = {0};
     json_t *image = image_resolve(p->st, jstr(job, "image_id"), &err);
@@ -518,9 +614,11 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
         return;
     }
     /* every field task_container_spec reads (a service spec has them normalised) */
-    json_t *spec = json_pack("{s:s, s:o, s:{s:I}, s:I, s:[], s:b}", "image", jstr(job, "image"),
-                             "env", job_env(job, assigned), "limits", "cpus",
-                             (json_int_t)iget(res, "cores"), "stop_grace_period_ms",
+    json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
+    json_t *spec = json_pack("{s:s, s:o, s:{s:I, s:o}, s:I, s:[], s:b}", "image",
+                             jstr(job, "image"), "env", job_env(job, assigned), "limits", "cpus",
+                             (json_int_t)iget(res, "cores"), "cpuset", cpuset_text(cpuset),
+                             "stop_grace_period_ms",
                              (json_int_t)JOB_KILL_GRACE_MS, "mounts", "init", 0);
     json_t *container = task_container_spec(spec, image);
     json_object_set_new(container, "args", json_pack("[s, s, s]", "/bin/sh", "-c", job_script));
@@ -599,34 +697,78 @@ static json_t *eligible_nodes(json_t *all)
     return out;
 }
 
-/* The cores of each node of `nodes` (caller frees). */
-static struct sched_node *sched_nodes(json_t *nodes, int *n)
+/* Appends to p->services_note (", services reserve 2 of the 4 cores of
+ * node1, ... (--reserve-cpu)" once closed by note_close). */
+static void note_reserved(struct jpass *p, json_t *node, int reserved)
 {
-    *n = (int)json_array_size(nodes);
+    size_t used = strlen(p->services_note), size = sizeof(p->services_note);
+    if (used + 1 < size)
+        snprintf(p->services_note + used, size - used, "%s%d of the %d cores of %s",
+                 used ? ", " : ", services reserve ", reserved, node_cores(node),
+                 jstr(node, "hostname"));
+}
+
+static void note_close(struct jpass *p)
+{
+    size_t used = strlen(p->services_note), size = sizeof(p->services_note);
+    if (used > 0 && used + 1 < size)
+        snprintf(p->services_note + used, size - used, " (--reserve-cpu)");
+}
+
+/* The cores of each eligible node that jobs may have: its cores less what
+ * services' live tasks reserve there (--reserve-cpu, rounded up: a job's
+ * cores are whole), noted in p->services_note (caller frees). */
+static struct sched_node *sched_nodes(struct jpass *p, int *n)
+{
+    *n = (int)json_array_size(p->nodes);
     struct sched_node *out = xcalloc((size_t)*n + 1, sizeof(*out));
+    json_t *reserved = scheduler_reserved_by_node(p->tasks);
+    p->services_note[0] = '\0';
     size_t i;
     json_t *node;
-    json_array_foreach(nodes, i, node) out[i].cores = node_cores(node);
+    json_array_foreach(p->nodes, i, node)
+    {
+        double cpus = json_number_value(json_object_get(reserved, jstr(node, "id")));
+        int held = (int)cpus + (cpus - (int)cpus > 1e-9);
+        int left = node_cores(node) - held;
+        out[i].cores = left > 0 ? left : 0;
+        if (held > 0)
+            note_reserved(p, node, held);
+    }
+    note_close(p);
+    json_decref(reserved);
     return out;
 }
 
-static struct sched_job sched_job_of(json_t *job)
+/* The planner's view of a job on `nodes` (its allowed nodes: free with
+ * free_wants). */
+static struct sched_job sched_job_of(json_t *job, json_t *nodes)
 {
     json_t *res = json_object_get(job, "resources");
     return (struct sched_job){(int)iget(res, "nodes"), (int)iget(res, "cores"),
-                              iget(res, "walltime_s") * 1000, iget(job, "reservation_at")};
+                              iget(res, "walltime_s") * 1000, iget(job, "reservation_at"),
+                              nodes_allowed(jstr(job, "properties"), nodes)};
+}
+
+static void free_wants(struct sched_job *want, int n)
+{
+    for (int j = 0; j < n; j++)
+        free((void *)want[j].allowed);
+    free(want);
 }
 
 /* Whether a reservation of r at `at` fits beside the active jobs and the
  * reservations already accepted (planned first, as the pass does). */
-static int check_reservation(struct store *st, const struct job_res *r, int64_t at, int64_t now,
-                             struct serr *err)
+static int check_reservation(struct store *st, const struct job_res *r, const char *props,
+                             int64_t at, int64_t now, struct serr *err)
 {
     json_t *all = store_list(st, "nodes", NULL);
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
-    struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .now = now};
+    json_t *tasks = store_list(st, "tasks", NULL);
+    struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .tasks = tasks,
+                      .now = now};
     int nnodes, nrunning, nwant = 0;
-    struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
+    struct sched_node *nodes = sched_nodes(&p, &nnodes);
     struct sched_alloc *running = running_allocs(&p, jobs, false, &nrunning);
     struct sched_job *want = xcalloc(json_array_size(jobs) + 1, sizeof(*want));
     size_t i;
@@ -634,16 +776,18 @@ static int check_reservation(struct store *st, const struct job_res *r, int64_t 
     json_array_foreach(jobs, i, job)
     {
         if (iget(job, "reservation_at") && jstr_is(job, "state", "Waiting"))
-            want[nwant++] = sched_job_of(job);
+            want[nwant++] = sched_job_of(job, p.nodes);
     }
-    want[nwant++] = (struct sched_job){r->nodes, r->cores, r->walltime_s * 1000, at};
+    want[nwant++] = (struct sched_job){r->nodes, r->cores, r->walltime_s * 1000, at,
+                                       nodes_allowed(props, p.nodes)};
     struct sched_plan *plans = sched_backfill(nodes, nnodes, running, nrunning, want, nwant, now);
     bool ok = plans[nwant - 1].start >= 0;
     sched_plans_free(plans, nwant);
-    free(want);
+    free_wants(want, nwant);
     free(running);
     free(nodes);
     json_decref(p.nodes);
+    json_decref(tasks);
     json_decref(jobs);
     json_decref(all);
     if (ok)
@@ -804,19 +948,30 @@ static struct sched_plan *plan_waiting(struct jpass *p, json_t **waiting, int n,
 {
     struct sched_job *want = xcalloc((size_t)n + 1, sizeof(*want));
     for (int j = 0; j < n; j++)
-        want[j] = sched_job_of(waiting[j]);
+        want[j] = sched_job_of(waiting[j], p->nodes);
     struct sched_plan *plans = sched_backfill(nodes, nnodes, held, nheld, want, n, p->now);
-    free(want);
+    free_wants(want, n);
     return plans;
 }
 
 static void wait_message(struct jpass *p, json_t *job, int64_t start, const char *later)
 {
-    if (iget(job, "reservation_at") > 0)
+    char why[JOB_PROPS_MAX + 512];
+    snprintf(why, sizeof(why), "not enough nodes matching the properties %s available (drained, "
+             "paused or down)", jstr(job, "properties"));
+    if (iget(job, "reservation_at") > 0) {
         wait_reservation(p, job, start);
-    else
-        job_merge(p, job, json_pack("{s:s}", "message", start < 0
-            ? "not enough nodes available (drained, paused or down)" : later));
+        return;
+    }
+    if (start >= 0)
+        snprintf(why, sizeof(why), "%s", later);
+    else if (p->services_note[0] != '\0' && !jstr(job, "properties"))
+        snprintf(why, sizeof(why), "not enough cores free");
+    else if (!jstr(job, "properties"))
+        snprintf(why, sizeof(why), "not enough nodes available (drained, paused or down)");
+    size_t used = strlen(why);
+    snprintf(why + used, sizeof(why) - used, "%s", p->services_note);
+    job_merge(p, job, json_pack("{s:s}", "message", why));
 }
 
 /* Normal jobs are planned as if best-effort jobs were not there (they are
@@ -827,7 +982,7 @@ static void schedule(struct jpass *p, json_t *jobs)
     int nnormal, nbe, nnodes, nhard, nall;
     json_t **normal = waiting_jobs(p, jobs, false, &nnormal);
     json_t **be = waiting_jobs(p, jobs, true, &nbe);
-    struct sched_node *nodes = sched_nodes(p->nodes, &nnodes);
+    struct sched_node *nodes = sched_nodes(p, &nnodes);
     struct sched_alloc *hard = running_allocs(p, jobs, false, &nhard);
     struct sched_alloc *all = running_allocs(p, jobs, true, &nall);
     int *used = cores_in_use(all, nall, nnodes);
@@ -871,11 +1026,11 @@ static void schedule(struct jpass *p, json_t *jobs)
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at)
 {
+    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
-                      .tasks = tasks, .ops = ops, .now = now, .wake_at = wake_at};
+                      .tasks = tasks, .jobs = jobs, .ops = ops, .now = now, .wake_at = wake_at};
     size_t i;
     json_t *job;
-    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     json_array_foreach(jobs, i, job)
     {
         const char *state = jstr(job, "state");
@@ -891,6 +1046,26 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     schedule(&p, jobs);
     json_decref(jobs);
     json_decref(p.nodes);
+}
+
+json_t *jobs_cores_by_node(struct store *st)
+{
+    json_t *jobs = store_list(st, "jobs", NULL), *out = json_object();
+    size_t i, k;
+    json_t *job, *a;
+    json_array_foreach(jobs, i, job)
+    {
+        if (!job_state_active(jstr(job, "state")))
+            continue;
+        json_array_foreach(json_object_get(job, "assigned"), k, a)
+        {
+            const char *node = jstr(a, "node_id");
+            if (node)
+                json_object_set_new(out, node, json_integer(iget(out, node) + iget(a, "cores")));
+        }
+    }
+    json_decref(jobs);
+    return out;
 }
 
 /* ---- the plan, read only ---- */
@@ -920,12 +1095,13 @@ json_t *jobs_plan(struct store *st, int64_t now)
     json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
     json_t *scratch = json_array(), *out = json_object();
     int64_t wake_at = 0;
+    json_t *tasks = store_list(st, "tasks", NULL);
     struct jpass p = {.st = st, .nodes = eligible_nodes(all_nodes), .all_nodes = all_nodes,
-                      .tasks = NULL, .ops = scratch, .now = now, .wake_at = &wake_at};
+                      .tasks = tasks, .ops = scratch, .now = now, .wake_at = &wake_at};
     int nnormal, nbe, nnodes, nhard, nall;
     json_t **normal = waiting_jobs(&p, jobs, false, &nnormal);
     json_t **be = waiting_jobs(&p, jobs, true, &nbe);
-    struct sched_node *nodes = sched_nodes(p.nodes, &nnodes);
+    struct sched_node *nodes = sched_nodes(&p, &nnodes);
     struct sched_alloc *hard = running_allocs(&p, jobs, false, &nhard);
     struct sched_alloc *all = running_allocs(&p, jobs, true, &nall);
     struct sched_plan *plans = plan_waiting(&p, normal, nnormal, nodes, nnodes, hard, nhard);
@@ -954,6 +1130,7 @@ json_t *jobs_plan(struct store *st, int64_t now)
     free(normal);
     json_decref(p.nodes);
     json_decref(scratch);
+    json_decref(tasks);
     json_decref(jobs);
     json_decref(all_nodes);
     return out;

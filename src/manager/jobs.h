@@ -53,6 +53,10 @@ long long job_next_id(struct store *st, long long *last);
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at);
 
+/* {node id: cores} held by the active jobs (new reference): what the
+ * scheduler of services counts beside the tasks' reservations. */
+json_t *jobs_cores_by_node(struct store *st);
+
 /* The backfilling plan of the waiting jobs as a pass at `now` would make it,
  * read from the store without writing anything (GET /v1/jobs/gantt):
  * {job id: {"start": ms, "node_ids": [...]}} (new reference) for the jobs

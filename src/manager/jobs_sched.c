@@ -154,7 +154,7 @@ static bool fits_at(const struct sched_node *nodes, int nnodes, const struct tim
 {
     int found = 0;
     for (int i = 0; i < nnodes && found < job->nodes; i++)
-        if (nodes[i].cores - peak_use(t, i, start, start + job->walltime) >= job->cores)
+        if ((job->allowed == NULL || job->allowed[i]) && nodes[i].cores - peak_use(t, i, start, start + job->walltime) >= job->cores)
             idx[found++] = i;
     return found == job->nodes;
 }
@@ -171,7 +171,7 @@ static int64_t plan_one(const struct sched_node *nodes, int nnodes, const struct
 {
     int big = 0;
     for (int i = 0; i < nnodes; i++)
-        big += nodes[i].cores >= job->cores;
+        big += (job->allowed == NULL || job->allowed[i]) && nodes[i].cores >= job->cores;
     if (job->nodes < 1 || job->cores < 1 || job->walltime < 1 || big < job->nodes)
         return -1;
     int64_t *times = xmalloc(((size_t)t->n + 1) * sizeof(*times));

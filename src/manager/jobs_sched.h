@@ -47,6 +47,7 @@ struct sched_job {
     int cores;
     int64_t walltime; /* same unit as the times */
     int64_t at;       /* an advance reservation's start (0: none; now when past) */
+    const bool *allowed; /* per node: its properties match (-p); NULL: every node */
 };
 
 /* Decision for one waiting job: its planned start and its nodes (indexes
@@ -57,7 +58,7 @@ struct sched_plan {
     int *node_idx; /* owned: free with sched_plans_free */
 };
 
-/* Conservative backfilling: advance reservations (`at`) first, in order, each
+/* Conservative backfilling (each job only on the nodes it allows): advance reservations (`at`) first, in order, each
  * at its time or -1 when it does not fit then; then every other waiting job,
  * in order, gets the earliest start where it fits beside the running
  * allocations, the reservations and the plans of the jobs before it, so a

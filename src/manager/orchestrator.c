@@ -20,6 +20,7 @@ struct pass {
     json_t *ops;
     json_t *nodes;
     json_t *tasks; /* every task, updated in memory as ops are added */
+    json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
     int64_t now;
     int64_t wake_at;
@@ -63,9 +64,15 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
     json_t *spec = json_object_get(svc, "spec");
+    json_t *reservations = json_object_get(spec, "reservations");
+    double reserve = json_number_value(json_object_get(reservations, "cpus"));
+    if (reserve > 0 && p->job_cores == NULL) /* read the jobs only when needed */
+        p->job_cores = jobs_cores_by_node(p->st);
     struct placement pl = {.constraints = json_object_get(spec, "constraints"),
                            .preferences = json_object_get(spec, "placement_preferences"),
-                           .max_per_node = (int)jint(spec, "max_replicas_per_node", 0)};
+                           .max_per_node = (int)jint(spec, "max_replicas_per_node", 0),
+                           .reserve_cpus = reserve,
+                           .job_cores = p->job_cores};
     json_t *node = scheduler_pick_placement(p->nodes, p->tasks, jstr(svc, "id"), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
@@ -148,6 +155,9 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
                   "created", "error", "", "created_at", (json_int_t)p->now);
     if (jint(svc, "run", 0) > 0) /* a replicated job's run (manager/job_runs.h) */
         json_object_set(task, "run", json_object_get(svc, "run"));
+    json_t *reserve = json_object_get(json_object_get(spec, "reservations"), "cpus");
+    if (json_number_value(reserve) > 0) /* counted by both schedulers (scheduler.h) */
+        json_object_set(task, "reserved_cpus", reserve);
     count_restart(p, svc, previous, task);
     struct serr err = {0};
     json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);
@@ -626,6 +636,7 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at);
     reap_orphans(&p);
     json_decref(services);
+    json_decref(p.job_cores);
     json_decref(p.tasks);
     json_decref(p.nodes);
     *wake_at_ms = p.wake_at;

@@ -193,6 +193,52 @@ static void count_on_node(json_t *tasks, const char *node_id, const char *servic
     }
 }
 
+int node_cpus(json_t *node)
+{
+    json_int_t n = jint(json_object_get(node, "resources"), "cpus", 0);
+    return n > 0 ? (int)n : 1;
+}
+
+double scheduler_reserved_cpus(json_t *tasks, const char *node_id)
+{
+    double sum = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr_is(t, "node_id", node_id) && task_live(t))
+            sum += json_number_value(json_object_get(t, "reserved_cpus"));
+    }
+    return sum;
+}
+
+json_t *scheduler_reserved_by_node(json_t *tasks)
+{
+    json_t *out = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        double cpus = json_number_value(json_object_get(t, "reserved_cpus"));
+        const char *node = jstr(t, "node_id");
+        if (cpus > 0 && node && task_live(t))
+            json_object_set_new(out, node,
+                                json_real(json_number_value(json_object_get(out, node)) + cpus));
+    }
+    return out;
+}
+
+/* Whether `node` has pl->reserve_cpus cores that no reservation nor job holds. */
+static bool cores_free(json_t *node, json_t *tasks, const struct placement *pl)
+{
+    if (pl->reserve_cpus <= 0)
+        return true;
+    const char *id = jstr(node, "id");
+    double held = scheduler_reserved_cpus(tasks, id) +
+                  (double)json_integer_value(json_object_get(pl->job_cores, id));
+    return node_cpus(node) - held >= pl->reserve_cpus - 1e-9;
+}
+
 /* Appends one stage's explanation, "; "-separated. */
 __attribute__((format(printf, 3, 4))) static void explain_stage(char *buf, size_t size,
                                                                 const char *fmt, ...)
@@ -223,6 +269,10 @@ void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size)
     if (r->max_per_node > 0)
         explain_stage(stages, sizeof(stages), "max replicas per node limit exceeded on %d node%s",
                       r->max_per_node, r->max_per_node == 1 ? "" : "s");
+    if (r->resources > 0)
+        explain_stage(stages, sizeof(stages), "insufficient resources on %d node%s (cores "
+                      "reserved by services or held by batch jobs)", r->resources,
+                      r->resources == 1 ? "" : "s");
     if (stages[0] == '\0')
         snprintf(buf, size, "no suitable node (no node in the swarm)");
     else
@@ -320,6 +370,10 @@ json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *servi
         count_on_node(tasks, jstr(node, "id"), service_id, &same, &total);
         if (pl->max_per_node > 0 && same >= pl->max_per_node) {
             rejects.max_per_node++;
+            continue;
+        }
+        if (!cores_free(node, tasks, pl)) {
+            rejects.resources++;
             continue;
         }
         score_node(nodes, tasks, service_id, node, pl->preferences, same, total, &sc);

@@ -28,6 +28,7 @@ struct sched_rejects {
     int hot;         /* available, but flagged "hot" (node too hot, manager/alert.h) */
     int constraints; /* available and cool, but a constraint does not match */
     int max_per_node; /* it runs max_replicas_per_node tasks of the service already */
+    int resources;    /* fewer free cores than the task reserves (--reserve-cpu) */
 };
 /* Swarm's wording: "no suitable node (1 node not available for new tasks;
  * scheduling constraints not satisfied on 4 nodes)". */
@@ -46,14 +47,26 @@ struct placement {
     json_t *constraints;   /* array of expressions, or NULL */
     json_t *preferences;   /* [{"spread": "node.labels.KEY"}], or NULL */
     int max_per_node;      /* 0: no maximum */
+    double reserve_cpus;   /* cores the task reserves (--reserve-cpu); 0: none */
+    json_t *job_cores;     /* {node id: cores held by active batch jobs}, or NULL */
 };
+
+/* A node's cores: its resources.cpus (at least 1). */
+int node_cpus(json_t *node);
+
+/* Cores that live tasks on `node_id` reserve (their "reserved_cpus", from
+ * the service's --reserve-cpu). */
+double scheduler_reserved_cpus(json_t *tasks, const char *node_id);
+/* The same for every node in one sweep: {node id: cores} (new reference). */
+json_t *scheduler_reserved_by_node(json_t *tasks);
 
 /* Checks "node.labels.KEY" (what spread preferences name). */
 int placement_spread_validate(const char *descriptor, struct serr *err);
 
 /* scheduler_pick with Swarm's other placement rules: nodes already running
  * max_per_node live tasks of the service are filtered out (after the
- * constraints); then, preference by preference, the nodes whose value of
+ * constraints), then, for a task reserving cores, nodes whose cores less the
+ * other tasks' reservations and the batch jobs' cores are fewer; then, preference by preference, the nodes whose value of
  * the label has the fewest live tasks of the service win (nodes without the
  * label share the empty value), before the spread of scheduler_pick. */
 json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *service_id,

@@ -218,6 +218,22 @@ static int check_limits(json_t *limits, struct serr *err)
     return 0;
 }
 
+/* reservations {cpus}: cores a task holds on its node (--reserve-cpu), which
+ * the schedulers of tasks and batch jobs count. */
+static int check_reservations(json_t *reservations, struct serr *err)
+{
+    static const char *const known[] = {"cpus", NULL};
+    if (!json_is_object(reservations))
+        return serr_set(err, SERR_INVALID, "reservations must be an object");
+    if (check_keys(reservations, known, "reservations", err) < 0)
+        return -1;
+    json_t *cpus = json_object_get(reservations, "cpus");
+    if (cpus && (!json_is_number(cpus) || json_number_value(cpus) < 0 ||
+                 json_number_value(cpus) > 1024))
+        return serr_set(err, SERR_INVALID, "reservations.cpus: expected a number from 0 to 1024");
+    return 0;
+}
+
 static int check_int(json_t *spec, const char *field, json_int_t min, json_int_t max,
                      struct serr *err)
 {
@@ -376,7 +392,7 @@ static const char *const known_fields[] = {
     "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
     "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
     "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", "schedule",
-    "schedule_tz", "schedule_overlap", NULL};
+    "schedule_tz", "schedule_overlap", "reservations", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -461,6 +477,8 @@ static int validate(json_t *s, struct serr *err)
     if ((v = json_object_get(s, "mounts")) && check_mounts(v, err) < 0)
         return -1;
     if ((v = json_object_get(s, "limits")) && check_limits(v, err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "reservations")) && check_reservations(v, err) < 0)
         return -1;
     if ((v = json_object_get(s, "init")) && !json_is_boolean(v))
         return serr_set(err, SERR_INVALID, "init must be true or false");
@@ -753,6 +771,13 @@ static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr 
         json_object_update(json_object_get(s, "limits"), limits);
     else if (limits)
         json_object_set(s, "limits", limits);
+    json_t *reservations = json_object_get(patch, "reservations");
+    if (reservations && !json_is_object(reservations))
+        return serr_set(err, SERR_INVALID, "reservations must be an object");
+    if (reservations && json_is_object(json_object_get(s, "reservations")))
+        json_object_update(json_object_get(s, "reservations"), reservations);
+    else if (reservations)
+        json_object_set(s, "reservations", reservations);
     json_t *force = json_object_get(patch, "force");
     if (force && !json_is_boolean(force))
         return serr_set(err, SERR_INVALID, "force must be a boolean");
@@ -772,7 +797,7 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "schedule_tz", "schedule_overlap", "network_add",
                                          "network_rm", "caps_add", "caps_drop",
                                          "restart_condition", "restart_delay_ms",
-                                         "stop_grace_period_ms", "init", NULL};
+                                         "stop_grace_period_ms", "init", "reservations", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -859,7 +884,7 @@ int service_spec_template_changed(json_t *a, json_t *b)
                                          "hostname", "user", "workdir", "entrypoint",
                                          "container_labels", "read_only", "cap_add",
                                          "cap_drop", "sysctls", "ulimits", "stop_signal",
-                                         "dns", NULL};
+                                         "dns", "reservations", NULL};
     for (int i = 0; fields[i]; i++)
         if (!json_equal(json_object_get(a, fields[i]), json_object_get(b, fields[i])) &&
             (json_object_get(a, fields[i]) || json_object_get(b, fields[i])))

@@ -352,9 +352,12 @@ def test_oar_commands_bad_input(jd, tmp_path):
         assert r.returncode == code and msg in r.stderr, (args, r.returncode, r.stderr)
         assert r.stdout == "", r.stdout
     bad = tmp_path / "bad.sh"
-    bad.write_text("#OAR -p gpu=yes\ntrue\n")
+    bad.write_text("#OAR -O out.txt\ntrue\n")
     r = oar(d, tmp_path, "oarsub", "-S", str(bad), check=False)
-    assert r.returncode == 2 and "unsupported #OAR option '-p'" in r.stderr, r.stderr
+    assert r.returncode == 2 and "unsupported #OAR option '-O'" in r.stderr, r.stderr
+    bad.write_text("#OAR -p gpu=yes\ntrue\n")  # read, and no node has that label
+    r = oar(d, tmp_path, "oarsub", "-S", str(bad), check=False)
+    assert r.returncode == 1 and "no node matches the properties gpu=yes" in r.stderr, r.stderr
     assert d.api("GET", "/v1/jobs").json() == before
     r = oar(d, tmp_path, "oardel", check=False)
     assert r.returncode == 2 and "requires at least one JOB_ID" in r.stderr

@@ -513,10 +513,16 @@ TEST(cli_job_sub_flags)
     CHECK_STR(str_at(b, "command"), path);
     json_decref(b);
     FILE *f = fopen(path, "a");
-    fputs("#OAR -p gpu=yes\n", f);
+    fputs("#OAR -p gpu='yes'\n", f);
+    fclose(f);
+    CHECK(JOB_SUB(&err, &b, "oarsub", "-S", path) == 0);
+    CHECK_STR(str_at(b, "properties"), "gpu='yes'");
+    json_decref(b);
+    f = fopen(path, "a");
+    fputs("#OAR -O out.txt\n", f);
     fclose(f);
     CHECK(JOB_SUB(&err, &b, "oarsub", "-S", path) < 0);
-    CHECK(strstr(err.msg, "unsupported #OAR option '-p'") != NULL);
+    CHECK(strstr(err.msg, "unsupported #OAR option '-O'") != NULL);
     unlink(path);
     CHECK(JOB_SUB(&err, &b, "oarsub", "-S", path) < 0);
     CHECK(strstr(err.msg, "cannot read the script") != NULL);

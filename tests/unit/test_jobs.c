@@ -71,28 +71,33 @@ struct bf_case {
 
 TEST(sched_backfill_table)
 {
+    static const bool second_only[] = {false, true};
     static const struct bf_case cases[] = {
         {"empty cluster: all start now, side by side", 2, {2, 2}, 0, {{0}}, 2,
-         {{1, 2, 10, 0}, {1, 2, 10, 0}}, {0, 0}, {0, 1}},
+         {{1, 2, 10, 0, NULL}, {1, 2, 10, 0, NULL}}, {0, 0}, {0, 1}},
         {"FIFO: second waits for the first", 1, {2}, 0, {{0}}, 2,
-         {{1, 2, 10, 0}, {1, 2, 10, 0}}, {0, 10}, {0, 0}},
+         {{1, 2, 10, 0, NULL}, {1, 2, 10, 0, NULL}}, {0, 10}, {0, 0}},
         {"backfill: a short job fills the hole before a big one", 2, {2, 2}, 1,
-         {{0, 2, 0, 100}}, 2, {{2, 2, 50, 0}, {1, 2, 30, 0}}, {100, 0}, {0, 1}},
+         {{0, 2, 0, 100}}, 2, {{2, 2, 50, 0, NULL}, {1, 2, 30, 0, NULL}}, {100, 0}, {0, 1}},
         {"no backfill when it would delay the big job", 2, {2, 2}, 1,
-         {{0, 2, 0, 100}}, 2, {{2, 2, 50, 0}, {1, 2, 200, 0}}, {100, 150}, {0, 0}},
+         {{0, 2, 0, 100}}, 2, {{2, 2, 50, 0, NULL}, {1, 2, 200, 0, NULL}}, {100, 150}, {0, 0}},
         {"a job that fits in the hole's cores runs beside the plan", 1, {4}, 1,
-         {{0, 2, 0, 100}}, 3, {{1, 4, 10, 0}, {1, 2, 500, 0}, {1, 1, 5, 0}}, {100, 110, 0},
-         {0, 0, 0}},
+         {{0, 2, 0, 100}}, 3, {{1, 4, 10, 0, NULL}, {1, 2, 500, 0, NULL}, {1, 1, 5, 0, NULL}},
+         {100, 110, 0}, {0, 0, 0}},
         {"impossible: more nodes or cores than there are", 2, {2, 2}, 0, {{0}}, 3,
-         {{3, 1, 10, 0}, {1, 3, 10, 0}, {2, 2, 10, 0}}, {-1, -1, 0}, {0, 0, 0}},
+         {{3, 1, 10, 0, NULL}, {1, 3, 10, 0, NULL}, {2, 2, 10, 0, NULL}}, {-1, -1, 0}, {0, 0, 0}},
         {"multi-node waits for both nodes", 2, {1, 1}, 2,
-         {{0, 1, 0, 20}, {1, 1, 0, 40}}, 1, {{2, 1, 10, 0}}, {40}, {0}},
+         {{0, 1, 0, 20}, {1, 1, 0, 40}}, 1, {{2, 1, 10, 0, NULL}}, {40}, {0}},
         {"cores are counted per node", 2, {4, 4}, 1,
-         {{0, 3, 0, 50}}, 2, {{1, 2, 10, 0}, {2, 1, 10, 0}}, {0, 0}, {1, 0}},
+         {{0, 3, 0, 50}}, 2, {{1, 2, 10, 0, NULL}, {2, 1, 10, 0, NULL}}, {0, 0}, {1, 0}},
         {"a reservation holds its time: a long job waits past it, a short one backfills", 1, {2}, 0,
-         {{0}}, 3, {{1, 1, 100, 0}, {1, 2, 50, 30}, {1, 1, 20, 0}}, {80, 30, 0}, {0, 0, 0}},
+         {{0}}, 3, {{1, 1, 100, 0, NULL}, {1, 2, 50, 30, NULL}, {1, 1, 20, 0, NULL}}, {80, 30, 0},
+         {0, 0, 0}},
         {"a reservation that does not fit beside a running job is refused", 1, {2}, 1,
-         {{0, 1, 0, 100}}, 2, {{1, 2, 10, 50}, {1, 1, 10, 50}}, {-1, 50}, {0, 0}},
+         {{0, 1, 0, 100}}, 2, {{1, 2, 10, 50, NULL}, {1, 1, 10, 50, NULL}}, {-1, 50}, {0, 0}},
+        {"properties: a job only on the nodes it allows (-p)", 2, {2, 2}, 1,
+         {{1, 1, 0, 100}}, 3, {{1, 2, 10, 0, second_only}, {1, 1, 10, 0, second_only},
+         {2, 1, 10, 0, second_only}}, {100, 0, -1}, {1, 1, 0}},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         const struct bf_case *k = &cases[c];

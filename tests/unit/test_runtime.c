@@ -258,7 +258,8 @@ TEST(runtime_limits_reach_cgroups)
     setup(&fx);
     int out_read;
     pid_t pid = create_ok(&fx, "lim1",
-                          "{\"args\":[\"true\"], \"limits\":{\"memory\":67108864, \"cpus\":0.5}}",
+                          "{\"args\":[\"true\"], \"limits\":{\"memory\":67108864, \"cpus\":0.5,"
+                          " \"cpuset\":\"0\"}}",
                           &out_read);
     if (fx.rt.cgroup_mode == CGROUP_V2) {
         char *mem = read_text("/sys/fs/cgroup/shoal/lim1/memory.max");
@@ -271,6 +272,9 @@ TEST(runtime_limits_reach_cgroups)
         CHECK_STR(mem, "67108864\n");
         CHECK_STR(quota, "50000\n");
         CHECK(atoi(procs) == pid);
+        char *cpuset = read_text("/sys/fs/cgroup/cpuset/shoal/lim1/cpuset.cpus");
+        CHECK_STR(cpuset, "0\n"); /* a batch job's cores */
+        free(cpuset);
         free(mem);
         free(quota);
         free(procs);
@@ -335,7 +339,8 @@ TEST(runtime_missing_bind_source)
 
 static bool cgroup_left(const char *id)
 {
-    static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", "", NULL};
+    static const char *const controllers[] = {"memory", "cpu",    "cpuacct", "pids",
+                                              "devices", "cpuset", "",        NULL};
     for (size_t i = 0; controllers[i] != NULL; i++) {
         char *dir = xasprintf("/sys/fs/cgroup/%s/shoal/%s", controllers[i], id);
         bool left = path_exists(dir);
@@ -658,7 +663,7 @@ TEST(runtime_reserved_targets)
 TEST(runtime_config_v2_resources)
 {
     json_t *config = config_for(CGROUP_V2, "{\"args\":[\"x\"], \"limits\":{\"memory\":67108864,"
-                                           " \"cpus\":1.5}}");
+                                           " \"cpus\":1.5, \"cpuset\":\"0,2-3\"}}");
     json_t *linux_ = json_object_get(config, "linux");
     CHECK_STR(json_string_value(json_object_get(linux_, "cgroupsPath")), "/shoal/c1");
     json_t *resources = json_object_get(linux_, "resources");
@@ -666,6 +671,8 @@ TEST(runtime_config_v2_resources)
           67108864);
     CHECK(json_integer_value(json_object_get(json_object_get(resources, "cpu"), "quota")) ==
           150000);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(resources, "cpu"), "cpus")),
+              "0,2-3"); /* a batch job's cores */
     json_decref(config);
 }
 
@@ -676,7 +683,10 @@ TEST(runtime_spec_rejects_bad_input)
     const char *bad[] = {
         "{}", "{\"args\":[]}", "{\"args\":[1]}", "{\"args\":[\"x\"], \"user\":\"ro ot\"}",
         "{\"args\":[\"x\"], \"workdir\":\"rel\"}", "{\"args\":[\"x\"], \"init\":true}",
-        "{\"args\":[\"x\"], \"limits\":{\"memory\":1024}}", NULL,
+        "{\"args\":[\"x\"], \"limits\":{\"memory\":1024}}",
+        "{\"args\":[\"x\"], \"limits\":{\"cpuset\":\"\"}}",
+        "{\"args\":[\"x\"], \"limits\":{\"cpuset\":\"0;1\"}}",
+        "{\"args\":[\"x\"], \"limits\":{\"cpuset\":1}}", NULL,
     };
     for (size_t i = 0; bad[i] != NULL; i++) {
         json_t *spec = spec_of(bad[i]);

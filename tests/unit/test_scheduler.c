@@ -172,3 +172,34 @@ TEST(scheduler_max_replicas_per_node)
     json_decref(nodes);
     json_decref(tasks);
 }
+
+TEST(scheduler_reserved_cores_count_tasks_and_jobs)
+{
+    json_t *nodes = json_array(), *tasks = json_array();
+    for (int i = 0; i < 2; i++) {
+        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
+        json_object_set_new(n, "resources", json_pack("{s:i}", "cpus", 2));
+        json_array_append_new(nodes, n);
+    }
+    /* n1: a task reserving 1.5 cores; n2: a job holding one core */
+    json_t *t = task("other", "n1");
+    json_object_set_new(t, "reserved_cpus", json_real(1.5));
+    json_array_append_new(tasks, t);
+    CHECK(scheduler_reserved_cpus(tasks, "n1") == 1.5 && scheduler_reserved_cpus(tasks, "n2") == 0);
+    json_t *job_cores = json_pack("{s:i}", "n2", 1);
+    struct placement pl = {.reserve_cpus = 1, .job_cores = job_cores};
+    struct serr err = {0};
+    json_t *pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
+    CHECK(pick != NULL && strcmp(json_string_value(json_object_get(pick, "id")), "n2") == 0);
+    pl.reserve_cpus = 1.5; /* n1 has 0.5 left, n2 1 */
+    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) == NULL);
+    CHECK(strstr(err.msg, "no suitable node (insufficient resources on 2 nodes") != NULL);
+    pl.reserve_cpus = 0; /* no reservation: never held back */
+    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) != NULL);
+    /* a finished task reserves nothing */
+    json_object_set_new(t, "state", json_string("complete"));
+    CHECK(scheduler_reserved_cpus(tasks, "n1") == 0);
+    json_decref(job_cores);
+    json_decref(nodes);
+    json_decref(tasks);
+}
