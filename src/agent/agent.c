@@ -190,6 +190,7 @@ static void ctr_maybe_free(struct ctr *c)
     if (c->in_wfd >= 0)
         close(c->in_wfd);
     json_decref(c->rspec);
+    json_decref(c->ports);
     json_decref(c->restores);
     json_decref(c->pending_container);
     json_decref(c->healthcheck);
@@ -486,6 +487,8 @@ static void after_delete(uv_work_t *w, int status)
     struct ctr *c = w->data;
     c->working = false;
     c->phase = PH_DONE;
+    if (c->ports)
+        agent_kick(c->a); /* its published ports go */
     if (c->released) {
         ctr_maybe_free(c);
         return;

@@ -72,6 +72,9 @@ struct ctr {
     int rows, cols;   /* the terminal's first size (0: crun's default) */
     int in_wfd;       /* the stdin pipe's write end until `in` takes it, or -1 */
     uv_pipe_t in;
+    /* `shoal run -p`: [{"published","target","protocol"}] DNATed to its
+     * address on this node (agent_net.c), or NULL */
+    json_t *ports;
     int closing;      /* handles whose close callback is pending */
     uv_poll_t exit_poll;
     uv_pipe_t out;

@@ -32,9 +32,15 @@ static void follower_unlink(struct follower *f)
     free(f);
 }
 
+/* The client left. A `run -i` container's stdin ends then, as Docker's
+ * (a terminal stays: its shell waits). */
 static void follower_gone(struct agent_reply *out)
 {
-    follower_unlink(out->agent_data);
+    struct follower *f = out->agent_data;
+    struct ctr *c = f->frames ? ctr_find(f->a, f->ctr_id) : NULL;
+    if (c && !c->tty)
+        ctr_close_input(c);
+    follower_unlink(f);
 }
 
 static struct follower *follower_add(struct agent *a, struct agent_reply *out)
@@ -242,7 +248,7 @@ static int run_validate(json_t *body, struct serr *err)
                                          "rm",       "detach",   "init",       "network",
                                          "hostname", "user",     "workdir",    "entrypoint",
                                          "mounts",   "interactive", "tty",     "rows",
-                                         "cols",     NULL};
+                                         "cols",     "ports",    NULL};
     if (!json_is_object(body))
         return serr_set(err, SERR_INVALID, "request body must be a JSON object");
     const char *key;
@@ -321,6 +327,64 @@ void ctr_answer_starter(struct ctr *c)
 /* -i and -t: stdin, a terminal of rows x cols; an attached one is a
  * session whose input comes as exec's. Set before the container is
  * created (work_create reads them). */
+/* Another live local container of this node publishing `port`, or NULL. */
+static struct ctr *port_taken(struct agent *a, json_t *port)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next) {
+        size_t i;
+        json_t *p;
+        if (c->phase == PH_DONE)
+            continue;
+        json_array_foreach(c->ports, i, p)
+        {
+            if (json_equal(json_object_get(p, "published"), json_object_get(port, "published")) &&
+                json_equal(json_object_get(p, "protocol"), json_object_get(port, "protocol")))
+                return c;
+        }
+    }
+    return NULL;
+}
+
+/* body's "ports" ([{published, target, protocol}], `run -p`) checked, with
+ * the protocol made explicit (tcp); *out NULL when none. */
+static int run_ports(struct agent *a, json_t *body, json_t **out, struct serr *err)
+{
+    json_t *given = json_object_get(body, "ports");
+    *out = NULL;
+    if (given == NULL || json_array_size(given) == 0)
+        return 0;
+    if (!json_is_array(given))
+        return serr_set(err, SERR_INVALID, "ports: expected [{published, target, protocol}]");
+    json_t *ports = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(given, i, p)
+    {
+        json_int_t pub = json_integer_value(json_object_get(p, "published"));
+        json_int_t target = json_integer_value(json_object_get(p, "target"));
+        const char *proto = json_string_value(json_object_get(p, "protocol"));
+        proto = proto ? proto : "tcp";
+        json_t *port = json_pack("{s:I, s:I, s:s}", "published", pub, "target", target,
+                                 "protocol", proto);
+        struct ctr *other = port_taken(a, port);
+        int rc = 0;
+        if (pub < 1 || pub > 65535 || target < 1 || target > 65535 ||
+            (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0))
+            rc = serr_set(err, SERR_INVALID, "ports: published and target 1 to 65535, "
+                                             "protocol tcp or udp");
+        else if (other)
+            rc = serr_set(err, SERR_CONFLICT, "port %lld/%s is already published by container %s",
+                          (long long)pub, proto, other->name);
+        json_array_append_new(ports, port);
+        if (rc < 0) {
+            json_decref(ports);
+            return -1;
+        }
+    }
+    *out = ports;
+    return 0;
+}
+
 static void run_session_setup(struct agent *a, struct ctr *c, json_t *body)
 {
     c->interactive = json_is_true(json_object_get(body, "interactive"));
@@ -346,8 +410,14 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
         r->fail(r, &err);
         return;
     }
+    json_t *ports;
+    if (run_ports(a, body, &ports, &err) < 0) {
+        r->fail(r, &err);
+        return;
+    }
     json_t *container = run_container_spec(a, body, &err);
     if (container == NULL) {
+        json_decref(ports);
         r->fail(r, &err);
         return;
     }
@@ -358,6 +428,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     c->rm = json_is_true(json_object_get(body, "rm"));
     c->name = xstrdup(name ? name : id);
     run_session_setup(a, c, body);
+    c->ports = ports;
     int rc = ctr_launch(c, container, &err);
     json_decref(container);
     if (rc < 0) {
@@ -365,6 +436,8 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
         r->fail(r, &err);
         return;
     }
+    if (c->ports)
+        agent_kick(a); /* its ports are published (agent_net.c) */
     if (json_is_true(json_object_get(body, "detach"))) {
         c->start_reply = r; /* answered once it runs (or failed to), like docker */
         r->agent_data = c;

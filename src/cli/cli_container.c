@@ -26,6 +26,8 @@ const char cli_run_usage[] =
     "      --name string    Assign a name to the container\n"
     "      --network string Network: bridge (own address, in a swarm) or host (default "
     "\"bridge\")\n"
+    "  -p, --publish list   Publish a port of the container on this node: "
+    "HOST:CONTAINER[/udp]\n"
     "      --rm             Automatically remove the container when it exits\n"
     "  -t, --tty            Allocate a pseudo-TTY (the local terminal in raw mode)\n"
     "  -u, --user string    USER[:GROUP], names (the image's /etc/passwd) or numbers\n"
@@ -42,7 +44,7 @@ static const struct option run_options[] = {
     {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
     {"user", required_argument, NULL, 'u'}, {"workdir", required_argument, NULL, 'w'},
     {"volume", required_argument, NULL, 'v'}, {"hostname", required_argument, NULL, 'H'},
-    {"entrypoint", required_argument, NULL, 'E'},
+    {"entrypoint", required_argument, NULL, 'E'}, {"publish", required_argument, NULL, 'p'},
     {NULL, 0, NULL, 0},
 };
 
@@ -74,6 +76,24 @@ static int add_volume(json_t *req, const char *arg, struct serr *err)
     return rc < 0 ? serr_wrap(err, "-v") : 0;
 }
 
+/* Docker's -p HOST:CONTAINER[/udp] (the host's port given: no port is
+ * chosen for a run container). */
+static int add_publish(json_t *req, const char *arg, struct serr *err)
+{
+    json_t *port;
+    if (cli_parse_publish(arg, &port, err) < 0)
+        return serr_wrap(err, "-p");
+    if (json_object_get(port, "published") == NULL || json_object_get(port, "mode")) {
+        json_decref(port);
+        return serr_set(err, SERR_INVALID, "invalid -p \"%s\": use HOST:CONTAINER[/udp]", arg);
+    }
+    json_t *ports = json_object_get(req, "ports");
+    if (ports == NULL)
+        json_object_set_new(req, "ports", ports = json_array());
+    json_array_append_new(ports, port);
+    return 0;
+}
+
 static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
 {
     char *env = NULL;
@@ -83,6 +103,7 @@ static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
     case 'H': return cli_container_flag(req, "hostname", arg, err);
     case 'E': return cli_container_flag(req, "entrypoint", arg, err);
     case 'v': return add_volume(req, arg, err);
+    case 'p': return add_publish(req, arg, err);
     case 'd': json_object_set_new(req, "detach", json_true()); return 0;
     case 'I': json_object_set_new(req, "init", json_true()); return 0;
     case 'r': json_object_set_new(req, "rm", json_true()); return 0;
@@ -111,7 +132,7 @@ int cli_build_run_request(int argc, char **argv, json_t **request, struct serr *
                             "init", 0);
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:hitu:w:v:", run_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:hitu:w:v:p:", run_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')

@@ -278,3 +278,38 @@ def test_run_stdin_piped(daemon):
     # a container that cannot start: the reason and docker's 125
     r = d.cli("run", "-i", "--rm", "busybox", "nosuchcmd", check=False)
     assert r.returncode == 125 and "nosuchcmd" in r.stderr, r
+
+
+def test_run_publish(rootfs_tar):
+    """-p HOST:CONTAINER: the container's port answers on the node's addresses
+    (and 127.0.0.1) while it runs."""
+    from cluster import Cluster
+    c = Cluster(managers=1, workers=0, rootfs_tar=rootfs_tar)
+    try:
+        lead = c.leader
+
+        def get(host):
+            import subprocess
+            return subprocess.run(["nsenter", "--net=/run/netns/" + lead.netns, "--", "curl", "-s",
+                                   "-m", "2", "http://%s:18081/index.html" % host],
+                                  capture_output=True, text=True, timeout=60)
+
+        # the node's bridge is up shortly after the swarm starts (its subnet comes from the leader)
+        wait_until(lambda: lead.cli("run", "-d", "--name", "web", "-p", "18081:80", "busybox",
+                                    "sh", "-c", "echo hello-published > /tmp/index.html && "
+                                    "exec httpd -f -p 80 -h /tmp", check=False).returncode == 0,
+                   timeout=20)
+        wait_until(lambda: "hello-published" in get(lead.addr).stdout, timeout=20,
+                   msg=lambda: get(lead.addr))
+        assert "hello-published" in get("127.0.0.1").stdout
+        r = lead.cli("run", "-d", "-p", "18081:80", "busybox", "true", check=False)
+        assert r.returncode == 125 and "already published by container web" in r.stderr, r
+        r = lead.cli("run", "--rm", "--network", "host", "-p", "18082:80", "busybox", "true",
+                     check=False)
+        assert r.returncode == 125 and "-p needs the container on the bridge network" in r.stderr, r
+        r = lead.cli("run", "--rm", "-p", "80", "busybox", "true", check=False)
+        assert r.returncode == 2 and "use HOST:CONTAINER" in r.stderr, r
+        lead.cli("rm", "-f", "web")
+        wait_until(lambda: get(lead.addr).returncode != 0, timeout=20)
+    finally:
+        c.destroy()
