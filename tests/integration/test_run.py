@@ -313,3 +313,15 @@ def test_run_publish(rootfs_tar):
         wait_until(lambda: get(lead.addr).returncode != 0, timeout=20)
     finally:
         c.destroy()
+
+
+def test_run_dit_keeps_its_shell(daemon):
+    """-dit as docker's: a shell on a terminal whose stdin stays open runs on."""
+    d = daemon
+    d.cli("run", "-dit", "--name", "dit", "busybox", "sh")
+    wait_until(lambda: by_name(d, "dit") and by_name(d, "dit")[0]["state"] == "running")
+    import time
+    time.sleep(1)
+    assert by_name(d, "dit")[0]["state"] == "running"
+    assert d.cli("exec", "dit", "sh", "-c", "tty 0</proc/1/fd/0").stdout.startswith("/dev/pts/")
+    d.cli("rm", "-f", "dit")
