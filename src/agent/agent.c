@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -118,6 +119,7 @@ struct ctr *ctr_new(struct agent *a, const char *id)
     c->pidfd = -1;
     c->log_fd = -1;
     c->out_rfd = -1;
+    c->in_wfd = -1;
     c->exit_code = -1;
     c->at_line_start = true;
     c->grace_ms = 10000;
@@ -168,6 +170,7 @@ static void ctr_close_handles(struct ctr *c)
 {
     close_handle(c, (uv_handle_t *)&c->exit_poll, &c->poll_open);
     close_handle(c, (uv_handle_t *)&c->out, &c->out_open);
+    close_handle(c, (uv_handle_t *)&c->in, &c->in_open);
     close_handle(c, (uv_handle_t *)&c->timer, &c->timer_open);
     if (c->pidfd >= 0) {
         close(c->pidfd);
@@ -184,7 +187,10 @@ static void ctr_maybe_free(struct ctr *c)
 {
     if (!c->released || c->closing > 0 || c->working)
         return;
+    if (c->in_wfd >= 0)
+        close(c->in_wfd);
     json_decref(c->rspec);
+    json_decref(c->ports);
     json_decref(c->restores);
     json_decref(c->pending_container);
     json_decref(c->healthcheck);
@@ -319,6 +325,27 @@ static int open_output(struct ctr *c, struct serr *err)
         c->log_size = (size_t)st.st_size;
     free(log);
     return 0;
+}
+
+void ctr_close_input(struct ctr *c)
+{
+    close_handle(c, (uv_handle_t *)&c->in, &c->in_open);
+}
+
+/* -i without -t: the write end of the stdin pipe made by work_create. */
+static void open_input(struct ctr *c)
+{
+    int fd = c->in_wfd;
+    c->in_wfd = -1;
+    if (fd < 0)
+        return;
+    uv_pipe_init(c->env->loop, &c->in, 0);
+    c->in.data = c;
+    c->in_open = true;
+    if (uv_pipe_open(&c->in, fd) != 0) {
+        close(fd);
+        ctr_close_input(c);
+    }
 }
 
 /* ---- exit ---- */
@@ -460,6 +487,8 @@ static void after_delete(uv_work_t *w, int status)
     struct ctr *c = w->data;
     c->working = false;
     c->phase = PH_DONE;
+    if (c->ports)
+        agent_kick(c->a); /* its published ports go */
     if (c->released) {
         ctr_maybe_free(c);
         return;
@@ -487,6 +516,7 @@ static void ctr_maybe_finish(struct ctr *c)
     c->phase = PH_FINISHING;
     uv_timer_stop(&c->timer);
     report(c, final_state(c));
+    ctr_close_input(c);
     followers_exit(c->a, c);
     c->working = true;
     c->work.data = c;
@@ -517,12 +547,33 @@ void ctr_stop(struct ctr *c)
 
 /* ---- create ---- */
 
+void term_set_size(int fd, int rows, int cols)
+{
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    if (rows > 0 && cols > 0)
+        ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+/* -i without -t: the container's stdin is a pipe; *rfd its read end for
+ * crun, the write end kept in c->in_wfd. */
+static int stdin_pipe(struct ctr *c, int *rfd)
+{
+    int fds[2];
+    if (!c->interactive || c->tty)
+        return 0;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return serr_errno(&c->werr, "pipe");
+    *rfd = fds[0];
+    c->in_wfd = fds[1];
+    return 0;
+}
+
 static void work_create(uv_work_t *w)
 {
     struct ctr *c = w->data;
     char *fifo = ctr_record_path(c, "fifo");
     unlink(fifo);
-    int fd = -1;
+    int fd = -1, in_rfd = -1;
     if (ctr_volume_restore(c, &c->werr) < 0)
         goto out;
     if (mkfifo(fifo, 0600) < 0) {
@@ -546,9 +597,19 @@ static void work_create(uv_work_t *w)
         goto out;
     if (c->addr == 0 && c->dns && write_resolv_conf(c) < 0) /* --dns on the host network */
         goto out;
-    if (runtime_create(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, fd, &c->pid,
-                       &c->werr) < 0)
+    if (stdin_pipe(c, &in_rfd) < 0)
         goto out;
+    if (c->tty)
+        json_object_set_new(c->rspec, "tty", json_true());
+    struct runtime_io io = {.in_fd = in_rfd, .out_fd = fd};
+    if (runtime_create_io(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, &io,
+                          &c->pid, &c->werr) < 0)
+        goto out;
+    if (io.term_fd >= 0) { /* the terminal is its output from now on */
+        term_set_size(io.term_fd, c->rows, c->cols);
+        close(c->out_rfd);
+        c->out_rfd = io.term_fd;
+    }
     c->start_time = proc_start_time(c->pid);
     if (runtime_start(c->env->rt, c->id, &c->werr) < 0) {
         struct serr ignored;
@@ -560,6 +621,12 @@ static void work_create(uv_work_t *w)
 out:
     if (fd >= 0)
         close(fd);
+    if (in_rfd >= 0)
+        close(in_rfd);
+    if (!c->created && c->in_wfd >= 0) {
+        close(c->in_wfd);
+        c->in_wfd = -1;
+    }
     if (!c->created && c->out_rfd >= 0) {
         close(c->out_rfd);
         c->out_rfd = -1;
@@ -610,9 +677,11 @@ static void after_create(uv_work_t *w, int status)
         log_error("container %s: %s", c->id, err.msg);
         kill(c->pid, SIGKILL);
     }
+    open_input(c);
     record_write(c);
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
+    followers_started(c->a, c);
     char addr[16];
     report(c, json_pack("{s:s, s:s, s:i, s:s?}", "state", "running", "message", "started", "pid",
                         (int)c->pid, "addr", addr_text(c, addr)));

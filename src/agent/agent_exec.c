@@ -44,11 +44,7 @@ struct exec_cmd {
     int64_t exit_code;
 };
 
-/* A frame as Docker's: the stream (1 stdout, 2 stderr, 3 the exit code as
- * decimal text, 4 the session's id: input is taken from then on), three
- * zero bytes, the payload's
- * length big-endian. */
-static void write_frame(struct agent_reply *out, int stream, const char *data, size_t len)
+void agent_write_frame(struct agent_reply *out, int stream, const char *data, size_t len)
 {
     unsigned char head[8] = {(unsigned char)stream, 0, 0, 0, (unsigned char)(len >> 24),
                              (unsigned char)(len >> 16), (unsigned char)(len >> 8),
@@ -114,7 +110,7 @@ static void maybe_finish(struct exec_cmd *x)
     if (x->out) {
         char code[24];
         int n = snprintf(code, sizeof(code), "%lld", (long long)x->exit_code);
-        write_frame(x->out, 3, code, (size_t)n);
+        agent_write_frame(x->out, 3, code, (size_t)n);
         x->out->gone = NULL;
         x->out->stream_end(x->out);
         x->out = NULL;
@@ -141,7 +137,7 @@ static void output_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     struct exec_cmd *x = s->data;
     int stream = s == (uv_stream_t *)&x->pipes[1] ? 2 : 1;
     if (n > 0 && x->out)
-        write_frame(x->out, stream, buf->base, (size_t)n);
+        agent_write_frame(x->out, stream, buf->base, (size_t)n);
     free(buf->base);
     if (n < 0) { /* EOF; a terminal's master says EIO once the command is gone */
         uv_read_stop(s);
@@ -207,13 +203,6 @@ static void client_gone(struct agent_reply *r)
 
 /* ---- the terminal ---- */
 
-static void set_size(int fd, int rows, int cols)
-{
-    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
-    if (rows > 0 && cols > 0)
-        ioctl(fd, TIOCSWINSZ, &ws);
-}
-
 /* The master as crun sends it: one fd in SCM_RIGHTS. */
 static int receive_fd(int sock)
 {
@@ -244,7 +233,7 @@ static void console_ready(uv_poll_t *p, int status, int events)
         close(conn);
     if (master < 0)
         return; /* crun reports its failure on stderr and exits */
-    set_size(master, x->rows, x->cols);
+    term_set_size(master, x->rows, x->cols);
     uv_pipe_init(x->loop, &x->term, 0);
     x->term.data = x;
     x->open_handles++;
@@ -257,7 +246,7 @@ static void console_ready(uv_poll_t *p, int status, int events)
     x->open_outputs++;
     uv_read_start((uv_stream_t *)&x->term, alloc_buf, output_read);
     if (x->out) /* the terminal takes input from now on */
-        write_frame(x->out, 4, x->id, strlen(x->id));
+        agent_write_frame(x->out, 4, x->id, strlen(x->id));
 }
 
 /* A unix socket at FILES.sock that crun connects to; read as it comes. */
@@ -377,13 +366,18 @@ static char **prepare(struct exec_cmd *x, struct ctr *c, json_t *body, const cha
     return crun;
 }
 
+void agent_session_id(struct agent *a, char *out, size_t size)
+{
+    const char *node = a->env->node_id;
+    char rnd[17];
+    random_hex(rnd, 16);
+    snprintf(out, size, "%s-%s", node && node[0] ? node : "local", rnd);
+}
+
 /* An interactive session: an id that names this node for the managers. */
 static void start_session(struct exec_cmd *x)
 {
-    const char *node = x->a->env->node_id;
-    char rnd[17];
-    random_hex(rnd, 16);
-    snprintf(x->id, sizeof(x->id), "%s-%s", node && node[0] ? node : "local", rnd);
+    agent_session_id(x->a, x->id, sizeof(x->id));
     x->next = x->a->execs;
     x->a->execs = x;
     x->linked = true;
@@ -439,7 +433,7 @@ static int exec_start(struct agent *a, const char *ref, json_t *body, struct age
     r->gone = client_gone;
     r->stream_start(r, "application/vnd.shoal.raw-stream");
     if (x->id[0] && !x->tty) /* a terminal's session: once crun sent it */
-        write_frame(r, 4, x->id, strlen(x->id));
+        agent_write_frame(r, 4, x->id, strlen(x->id));
     return 0;
 }
 
@@ -457,36 +451,42 @@ bool agent_has_container(struct agent *a, const char *ref)
 
 /* ---- input of a session ---- */
 
-static struct exec_cmd *session_find(struct agent *a, const char *id, struct serr *err)
+static struct exec_cmd *session_find(struct agent *a, const char *id)
 {
     for (struct exec_cmd *x = a->execs; x; x = x->next)
         if (strcmp(x->id, id) == 0)
             return x;
-    serr_set(err, SERR_NOT_FOUND, "No such exec session: %s", id);
     return NULL;
+}
+
+int agent_write_input(uv_stream_t *to, const char *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (to == NULL)
+        return -1;
+    uv_write_t *w = xmalloc(sizeof(*w));
+    w->data = xmalloc(len);
+    memcpy(w->data, data, len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(w, to, &b, 1, input_written) < 0) {
+        free(w->data);
+        free(w);
+        return -1;
+    }
+    return 0;
 }
 
 int agent_exec_input(struct agent *a, const char *id, const char *data, size_t len, bool close,
                      struct serr *err)
 {
-    struct exec_cmd *x = session_find(a, id, err);
+    struct exec_cmd *x = session_find(a, id);
     if (x == NULL)
-        return -1;
+        return run_session_input(a, id, data, len, close, err);
     uv_stream_t *to = x->tty ? (x->term_open ? (uv_stream_t *)&x->term : NULL)
                              : (x->in_closed ? NULL : (uv_stream_t *)&x->in);
-    if (len > 0 && to == NULL)
+    if (agent_write_input(to, data, len) < 0)
         return serr_set(err, SERR_CONFLICT, "exec session %s takes no more input", id);
-    if (len > 0) {
-        uv_write_t *w = xmalloc(sizeof(*w));
-        w->data = xmalloc(len);
-        memcpy(w->data, data, len);
-        uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-        if (uv_write(w, to, &b, 1, input_written) < 0) {
-            free(w->data);
-            free(w);
-            return serr_set(err, SERR_CONFLICT, "exec session %s takes no more input", id);
-        }
-    }
     if (close && !x->tty && !x->in_closed)
         close_input(x); /* after the writes queued before */
     return 0;
@@ -494,15 +494,15 @@ int agent_exec_input(struct agent *a, const char *id, const char *data, size_t l
 
 int agent_exec_resize(struct agent *a, const char *id, int rows, int cols, struct serr *err)
 {
-    struct exec_cmd *x = session_find(a, id, err);
+    struct exec_cmd *x = session_find(a, id);
     if (x == NULL)
-        return -1;
+        return run_session_resize(a, id, rows, cols, err);
     if (rows <= 0 || cols <= 0 || rows > 10000 || cols > 10000)
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     x->rows = rows;
     x->cols = cols;
     uv_os_fd_t fd;
     if (x->term_open && uv_fileno((uv_handle_t *)&x->term, &fd) == 0)
-        set_size(fd, rows, cols);
+        term_set_size(fd, rows, cols);
     return 0;
 }

@@ -64,6 +64,17 @@ struct ctr {
     bool released;    /* off the list; freed when handles and work are done */
     bool at_line_start;
     bool poll_open, out_open, timer_open;
+    /* `shoal run -i/-t` (agent_stream.c): with a terminal `out` is its
+     * master, which takes the input too; with -i alone `in` is the write
+     * end of the container's stdin pipe. */
+    char session[80]; /* the session's id, "" without -i/-t */
+    bool tty, interactive, in_open;
+    int rows, cols;   /* the terminal's first size (0: crun's default) */
+    int in_wfd;       /* the stdin pipe's write end until `in` takes it, or -1 */
+    uv_pipe_t in;
+    /* `shoal run -p`: [{"published","target","protocol"}] DNATed to its
+     * address on this node (agent_net.c), or NULL */
+    json_t *ports;
     int closing;      /* handles whose close callback is pending */
     uv_poll_t exit_poll;
     uv_pipe_t out;
@@ -103,6 +114,9 @@ void ctr_stop(struct ctr *c);
 void ctr_release(struct ctr *c);
 char *ctr_record_path(struct ctr *c, const char *suffix);
 char *ctr_log_path(struct agent *a, const char *id, bool rotated);
+/* Ends the container's stdin (-i): the pipe's write end closes once what
+ * was written is flushed. */
+void ctr_close_input(struct ctr *c);
 /* Newly allocated "<state_dir>/<rel>" and "<run_dir>/<rel>". */
 char *agent_state_path(const struct agent_env *env, const char *rel);
 char *agent_run_path(const struct agent_env *env, const char *rel);
@@ -173,6 +187,21 @@ int ctr_volume_restore(struct ctr *c, struct serr *err);
 void agent_volumes_start(struct agent *a);
 void agent_volumes_stop(struct agent *a);
 
+/* agent.c: a terminal's size (ignored when rows or cols is 0) */
+void term_set_size(int fd, int rows, int cols);
+
+/* agent_exec.c: the framed streams of exec and `run -i/-t` */
+/* A frame as Docker's: the stream (1 stdout, 2 stderr, 3 the exit code as
+ * decimal text, 4 the session's id), three zero bytes, the payload's length
+ * big-endian, then the payload. */
+void agent_write_frame(struct agent_reply *out, int stream, const char *data, size_t len);
+/* A new session id (out: 80 bytes) that names this node for the managers,
+ * who send the session's input there. */
+void agent_session_id(struct agent *a, char *out, size_t size);
+/* Writes a copy of data to `to` (NULL: nowhere to write); -1 when `to`
+ * takes no input (NULL or closing) and len > 0. */
+int agent_write_input(uv_stream_t *to, const char *data, size_t len);
+
 /* agent_spec.c: fills c->rspec and c->layers from a task's container spec */
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);
 
@@ -183,6 +212,14 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);
 void log_timestamp(char *out);
 void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len);
 void followers_exit(struct agent *a, struct ctr *c);
+/* The container of a `run -i/-t` session runs: its followers get the
+ * session's id (frame 4), input is taken from then on. */
+void followers_started(struct agent *a, struct ctr *c);
+/* Input and resize of a `run -i/-t` session (as agent_exec_input and
+ * agent_exec_resize, which ask here for ids that are not exec sessions). */
+int run_session_input(struct agent *a, const char *id, const char *data, size_t len, bool close,
+                      struct serr *err);
+int run_session_resize(struct agent *a, const char *id, int rows, int cols, struct serr *err);
 void followers_detach_ctr(struct agent *a, struct ctr *c);
 void followers_close_all(struct agent *a);
 void ctr_answer_remover(struct ctr *c);

@@ -305,6 +305,26 @@ static bool publishes_ports(json_t *services)
     return false;
 }
 
+/* The mesh's services, and for each container of `shoal run -p` on this
+ * node one more whose only endpoint is the container: its ports answer on
+ * this node's addresses alone, as the mesh's do (new reference). */
+static json_t *published_services(struct agent *a, json_t *mesh_services, const char *self_id)
+{
+    json_t *services = json_is_array(mesh_services) ? json_copy(mesh_services) : json_array();
+    for (struct ctr *c = a ? a->ctrs : NULL; c; c = c->next) {
+        if (c->ports == NULL || c->addr == 0 || c->phase == PH_DONE)
+            continue;
+        char addr[16];
+        net_format_ip(c->addr, addr);
+        char *name = xasprintf("run.%s", c->name);
+        json_array_append_new(services,
+                              json_pack("{s:s, s:O, s:[{s:s, s:s}]}", "name", name, "ports",
+                                        c->ports, "endpoints", "addr", addr, "node_id", self_id));
+        free(name);
+    }
+    return services;
+}
+
 static char *plan_key(struct net_want *w, const char *overlay)
 {
     char *key = xasprintf("%s;%d;%s;%s", overlay, w->localnet, w->self_ip, w->nft);
@@ -339,15 +359,15 @@ static bool plan(struct agent_net *n, json_t *nodes, json_t *mesh, const char *s
     if (self == 0)
         return false;
     json_t *networks = json_object_get(mesh, "networks");
-    json_t *rules = json_pack("{s:s, s:O, s:o, s:O}", "self", self_id, "networks", networks,
-                              "vip_blocks", vip_blocks(networks), "services",
-                              json_object_get(mesh, "services"));
+    json_t *services = published_services(n->a, json_object_get(mesh, "services"), self_id);
+    json_t *rules = json_pack("{s:s, s:O, s:o, s:o}", "self", self_id, "networks", networks,
+                              "vip_blocks", vip_blocks(networks), "services", services);
     n->want.local = json_object();
     plan_bridges(n, networks, pool, self, rules);
     plan_routes(n, nodes, networks, pool, self_id);
     plan_stale(n);
     n->want.nft = net_rules_script(n->bridge, rules);
-    n->want.localnet = publishes_ports(json_object_get(mesh, "services"));
+    n->want.localnet = publishes_ports(services);
     json_decref(rules);
     n->want.vxlan = strcmp(overlay, NET_OVERLAY_VXLAN) == 0;
     n->want.key = plan_key(&n->want, overlay);

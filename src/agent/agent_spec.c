@@ -168,5 +168,8 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
     }
     if (prepare_network(c, json_string_value(json_object_get(container, "network")), err) < 0)
         return -1;
+    if (c->ports && c->addr == 0)
+        return serr_set(err, SERR_INVALID, "-p needs the container on the bridge network of a "
+                                           "node in a swarm (--network host publishes nothing)");
     return prepare_stop_and_dns(c, container);
 }

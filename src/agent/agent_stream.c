@@ -17,6 +17,7 @@ struct follower {
     struct agent_reply *out;
     struct follower *next;
     char ctr_id[32]; /* run: one container; "" for service logs */
+    bool frames;     /* run -i/-t: frames as exec's, not NDJSON */
     char *service_id;
 };
 
@@ -31,9 +32,15 @@ static void follower_unlink(struct follower *f)
     free(f);
 }
 
+/* The client left. A `run -i` container's stdin ends then, as Docker's
+ * (a terminal stays: its shell waits). */
 static void follower_gone(struct agent_reply *out)
 {
-    follower_unlink(out->agent_data);
+    struct follower *f = out->agent_data;
+    struct ctr *c = f->frames ? ctr_find(f->a, f->ctr_id) : NULL;
+    if (c && !c->tty)
+        ctr_close_input(c);
+    follower_unlink(f);
 }
 
 static struct follower *follower_add(struct agent *a, struct agent_reply *out)
@@ -119,7 +126,9 @@ void followers_output(struct agent *a, struct ctr *c, const char *data, size_t l
     log_timestamp(ts);
     const char *task_id = c->task_id ? c->task_id : c->id;
     for (struct follower *f = a->followers; f; f = f->next) {
-        if (strcmp(f->ctr_id, c->id) == 0) {
+        if (strcmp(f->ctr_id, c->id) == 0 && f->frames) {
+            agent_write_frame(f->out, 1, data, len);
+        } else if (strcmp(f->ctr_id, c->id) == 0) {
             char *text = utf8_sanitize(data, len);
             write_ndjson(f->out, json_pack("{s:s}", "out", text));
             free(text);
@@ -136,13 +145,79 @@ void followers_output(struct agent *a, struct ctr *c, const char *data, size_t l
         c->at_line_start = data[len - 1] == '\n';
 }
 
+/* Docker's exit code when the container could not run. */
+#define RUN_EXIT_NOT_STARTED 125
+
+/* The end of a `run -i/-t` stream: why it could not start (stderr), then
+ * the exit code. */
+static void exit_frames(struct agent_reply *out, struct ctr *c)
+{
+    char code[24];
+    int n = snprintf(code, sizeof(code), "%d", c->error ? RUN_EXIT_NOT_STARTED : c->exit_code);
+    if (c->error) {
+        char *text = xasprintf("%s\n", c->error);
+        agent_write_frame(out, 2, text, strlen(text));
+        free(text);
+    }
+    agent_write_frame(out, 3, code, (size_t)n);
+}
+
+void followers_started(struct agent *a, struct ctr *c)
+{
+    if (c->session[0] == '\0')
+        return;
+    for (struct follower *f = a->followers; f; f = f->next)
+        if (f->frames && strcmp(f->ctr_id, c->id) == 0)
+            agent_write_frame(f->out, 4, c->session, strlen(c->session));
+}
+
+/* The running container whose session is `id`. */
+static struct ctr *session_ctr(struct agent *a, const char *id, struct serr *err)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (c->session[0] && strcmp(c->session, id) == 0 && c->phase == PH_RUNNING)
+            return c;
+    serr_set(err, SERR_NOT_FOUND, "No such exec session: %s", id);
+    return NULL;
+}
+
+int run_session_input(struct agent *a, const char *id, const char *data, size_t len, bool close,
+                      struct serr *err)
+{
+    struct ctr *c = session_ctr(a, id, err);
+    if (c == NULL)
+        return -1;
+    uv_stream_t *to = c->tty ? (c->out_open && c->interactive ? (uv_stream_t *)&c->out : NULL)
+                             : (c->in_open ? (uv_stream_t *)&c->in : NULL);
+    if (agent_write_input(to, data, len) < 0)
+        return serr_set(err, SERR_CONFLICT, "session %s takes no more input", id);
+    if (close && !c->tty)
+        ctr_close_input(c); /* after the writes queued before */
+    return 0;
+}
+
+int run_session_resize(struct agent *a, const char *id, int rows, int cols, struct serr *err)
+{
+    struct ctr *c = session_ctr(a, id, err);
+    if (c == NULL)
+        return -1;
+    if (rows <= 0 || cols <= 0 || rows > 10000 || cols > 10000)
+        return serr_set(err, SERR_INVALID, "rows, cols: out of range");
+    uv_os_fd_t fd;
+    if (c->tty && c->out_open && uv_fileno((uv_handle_t *)&c->out, &fd) == 0)
+        term_set_size(fd, rows, cols);
+    return 0;
+}
+
 void followers_exit(struct agent *a, struct ctr *c)
 {
     for (struct follower *f = a->followers, *next; f; f = next) {
         next = f->next;
         if (strcmp(f->ctr_id, c->id) != 0)
             continue;
-        if (c->error)
+        if (f->frames)
+            exit_frames(f->out, c);
+        else if (c->error)
             write_ndjson(f->out, json_pack("{s:s}", "error", c->error));
         else
             write_ndjson(f->out, json_pack("{s:i}", "exit", c->exit_code));
@@ -172,7 +247,8 @@ static int run_validate(json_t *body, struct serr *err)
     static const char *const fields[] = {"image",    "args",     "env",        "name",
                                          "rm",       "detach",   "init",       "network",
                                          "hostname", "user",     "workdir",    "entrypoint",
-                                         "mounts",   NULL};
+                                         "mounts",   "interactive", "tty",     "rows",
+                                         "cols",     "ports",    NULL};
     if (!json_is_object(body))
         return serr_set(err, SERR_INVALID, "request body must be a JSON object");
     const char *key;
@@ -246,6 +322,81 @@ void ctr_answer_starter(struct ctr *c)
     r->respond(r, 201, reply);
 }
 
+#define RUN_FRAMES_TYPE "application/vnd.shoal.raw-stream"
+
+/* -i and -t: stdin, a terminal of rows x cols; an attached one is a
+ * session whose input comes as exec's. Set before the container is
+ * created (work_create reads them). */
+/* Another live local container of this node publishing `port`, or NULL. */
+static struct ctr *port_taken(struct agent *a, json_t *port)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next) {
+        size_t i;
+        json_t *p;
+        if (c->phase == PH_DONE)
+            continue;
+        json_array_foreach(c->ports, i, p)
+        {
+            if (json_equal(json_object_get(p, "published"), json_object_get(port, "published")) &&
+                json_equal(json_object_get(p, "protocol"), json_object_get(port, "protocol")))
+                return c;
+        }
+    }
+    return NULL;
+}
+
+/* body's "ports" ([{published, target, protocol}], `run -p`) checked, with
+ * the protocol made explicit (tcp); *out NULL when none. */
+static int run_ports(struct agent *a, json_t *body, json_t **out, struct serr *err)
+{
+    json_t *given = json_object_get(body, "ports");
+    *out = NULL;
+    if (given == NULL || json_array_size(given) == 0)
+        return 0;
+    if (!json_is_array(given))
+        return serr_set(err, SERR_INVALID, "ports: expected [{published, target, protocol}]");
+    json_t *ports = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(given, i, p)
+    {
+        json_int_t pub = json_integer_value(json_object_get(p, "published"));
+        json_int_t target = json_integer_value(json_object_get(p, "target"));
+        const char *proto = json_string_value(json_object_get(p, "protocol"));
+        proto = proto ? proto : "tcp";
+        json_t *port = json_pack("{s:I, s:I, s:s}", "published", pub, "target", target,
+                                 "protocol", proto);
+        struct ctr *other = port_taken(a, port);
+        int rc = 0;
+        if (pub < 1 || pub > 65535 || target < 1 || target > 65535 ||
+            (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0))
+            rc = serr_set(err, SERR_INVALID, "ports: published and target 1 to 65535, "
+                                             "protocol tcp or udp");
+        else if (other)
+            rc = serr_set(err, SERR_CONFLICT, "port %lld/%s is already published by container %s",
+                          (long long)pub, proto, other->name);
+        json_array_append_new(ports, port);
+        if (rc < 0) {
+            json_decref(ports);
+            return -1;
+        }
+    }
+    *out = ports;
+    return 0;
+}
+
+static void run_session_setup(struct agent *a, struct ctr *c, json_t *body)
+{
+    c->interactive = json_is_true(json_object_get(body, "interactive"));
+    c->tty = json_is_true(json_object_get(body, "tty"));
+    json_int_t rows = json_integer_value(json_object_get(body, "rows"));
+    json_int_t cols = json_integer_value(json_object_get(body, "cols"));
+    c->rows = rows > 0 && rows <= 10000 ? (int)rows : 0;
+    c->cols = cols > 0 && cols <= 10000 ? (int)cols : 0;
+    if ((c->interactive || c->tty) && !json_is_true(json_object_get(body, "detach")))
+        agent_session_id(a, c->session, sizeof(c->session));
+}
+
 void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
 {
     struct serr err = {0};
@@ -259,8 +410,14 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
         r->fail(r, &err);
         return;
     }
+    json_t *ports;
+    if (run_ports(a, body, &ports, &err) < 0) {
+        r->fail(r, &err);
+        return;
+    }
     json_t *container = run_container_spec(a, body, &err);
     if (container == NULL) {
+        json_decref(ports);
         r->fail(r, &err);
         return;
     }
@@ -270,6 +427,8 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     c->local = true;
     c->rm = json_is_true(json_object_get(body, "rm"));
     c->name = xstrdup(name ? name : id);
+    run_session_setup(a, c, body);
+    c->ports = ports;
     int rc = ctr_launch(c, container, &err);
     json_decref(container);
     if (rc < 0) {
@@ -277,14 +436,17 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
         r->fail(r, &err);
         return;
     }
+    if (c->ports)
+        agent_kick(a); /* its ports are published (agent_net.c) */
     if (json_is_true(json_object_get(body, "detach"))) {
         c->start_reply = r; /* answered once it runs (or failed to), like docker */
         r->agent_data = c;
         r->gone = starter_gone;
         return;
     }
-    r->stream_start(r, "application/x-ndjson");
+    r->stream_start(r, c->session[0] ? RUN_FRAMES_TYPE : "application/x-ndjson");
     struct follower *f = follower_add(a, r);
+    f->frames = c->session[0] != '\0';
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
 }
 

@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -139,10 +141,12 @@ static int crun_failed(const char *log_path, const char *command, int status, st
                     WEXITSTATUS(status));
 }
 
-/* stdin is /dev/null; stdout and stderr are out_fd (or /dev/null when < 0).
- * The child gets default signal dispositions and an empty mask: whatever
- * the daemon ignores or blocks (SIGPIPE...) must not leak into containers. */
-static int spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr, int out_fd)
+/* stdin is in_fd (/dev/null when < 0); stdout and stderr are out_fd (or
+ * /dev/null when < 0). The child gets default signal dispositions and an
+ * empty mask: whatever the daemon ignores or blocks (SIGPIPE...) must not
+ * leak into containers. */
+static int spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr, int in_fd,
+                       int out_fd)
 {
     sigset_t all, none;
     sigfillset(&all);
@@ -152,7 +156,10 @@ static int spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *a
     posix_spawnattr_setsigdefault(attr, &all);
     posix_spawnattr_setsigmask(attr, &none);
     posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    posix_spawn_file_actions_addopen(actions, 0, "/dev/null", O_RDONLY, 0);
+    if (in_fd < 0)
+        posix_spawn_file_actions_addopen(actions, 0, "/dev/null", O_RDONLY, 0);
+    else
+        posix_spawn_file_actions_adddup2(actions, in_fd, 0);
     if (out_fd < 0) {
         posix_spawn_file_actions_addopen(actions, 1, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_adddup2(actions, 1, 2);
@@ -163,11 +170,12 @@ static int spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *a
     return 0;
 }
 
-static int spawn_and_wait(char *const argv[], int out_fd, int *status, struct serr *err)
+static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status,
+                          struct serr *err)
 {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
-    spawn_setup(&actions, &attr, out_fd);
+    spawn_setup(&actions, &attr, in_fd, out_fd);
     pid_t child;
     int rc = posix_spawnp(&child, argv[0], &actions, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -189,8 +197,8 @@ static int spawn_and_wait(char *const argv[], int out_fd, int *status, struct se
 /* Runs `crun <global options> <args...>` and waits for it. crun's own
  * errors are read back from a JSON log in the bundle: its stderr may be
  * the container's output. */
-static int run_crun(const struct runtime *rt, const char *id, const char *const *args, int out_fd,
-                    struct serr *err)
+static int run_crun_io(const struct runtime *rt, const char *id, const char *const *args,
+                       int in_fd, int out_fd, struct serr *err)
 {
     char *bundle = bundle_path(rt, id);
     char *log_path = path_exists(bundle) ? xasprintf("%s/crun.log", bundle) : NULL;
@@ -217,7 +225,7 @@ static int run_crun(const struct runtime *rt, const char *id, const char *const 
     if (log_path)
         unlink(log_path); /* only this command's errors */
     int status = 0;
-    int rc = spawn_and_wait((char *const *)argv, out_fd, &status, err);
+    int rc = spawn_and_wait((char *const *)argv, in_fd, out_fd, &status, err);
     if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         rc = crun_failed(log_path, args[0], status, err);
     free(bundle);
@@ -225,6 +233,13 @@ static int run_crun(const struct runtime *rt, const char *id, const char *const 
     free(log_opt);
     free(root_opt);
     return rc;
+}
+
+/* run_crun_io with stdin /dev/null. */
+static int run_crun(const struct runtime *rt, const char *id, const char *const *args, int out_fd,
+                    struct serr *err)
+{
+    return run_crun_io(rt, id, args, -1, out_fd, err);
 }
 
 /* ---- rootfs ---------------------------------------------------------- */
@@ -341,23 +356,85 @@ static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
     return rc;
 }
 
-static int crun_create(const struct runtime *rt, const char *id, const char *bundle, int out_fd,
-                       pid_t *pid, struct serr *err)
+/* The pty master crun sends over the console socket: one fd in SCM_RIGHTS
+ * (crun connected and sent it during `crun create`: the connection waits in
+ * the backlog). -1 when none came. */
+static int console_receive(int listen_fd)
+{
+    int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (conn < 0)
+        return -1;
+    char byte[256];
+    char ctl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = byte, .iov_len = sizeof(byte)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                         .msg_controllen = sizeof(ctl)};
+    int fd = -1;
+    if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC) >= 0) {
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+    }
+    close(conn);
+    return fd;
+}
+
+/* A unix socket at `path` for crun's --console-socket; -1 with err set. */
+static int console_listen(const char *path, struct serr *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return serr_set(err, SERR_INTERNAL, "console socket path too long: %s", path);
+    strcpy(sa.sun_path, path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        serr_errno(err, "console socket %s", path);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int crun_create(const struct runtime *rt, const char *id, const char *bundle,
+                       struct runtime_io *io, pid_t *pid, struct serr *err)
 {
     char *bundle_opt = xasprintf("--bundle=%s", bundle);
     char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
-    const char *args[] = {"create", bundle_opt, pid_opt, id, NULL};
-    int rc = run_crun(rt, id, args, out_fd, err);
+    char *sock = xasprintf("%s/console.sock", bundle);
+    char *console_opt = xasprintf("--console-socket=%s", sock);
+    int listen_fd = io->tty ? console_listen(sock, err) : -1;
+    const char *args[] = {"create", bundle_opt, pid_opt, io->tty ? console_opt : id,
+                          io->tty ? id : NULL, NULL};
+    int rc = io->tty && listen_fd < 0 ? -1 : run_crun_io(rt, id, args, io->in_fd, io->out_fd, err);
     if (rc == 0)
         rc = read_pid_file(bundle, pid, err);
+    if (rc == 0 && io->tty && (io->term_fd = console_receive(listen_fd)) < 0)
+        rc = serr_set(err, SERR_INTERNAL, "crun sent no terminal");
+    if (listen_fd >= 0)
+        close(listen_fd);
+    unlink(sock);
     free(bundle_opt);
     free(pid_opt);
+    free(sock);
+    free(console_opt);
     return rc;
 }
 
 int runtime_create(struct runtime *rt, const char *id, json_t *spec,
                    const char *const *layer_dirs, int out_fd, pid_t *pid, struct serr *err)
 {
+    struct runtime_io io = {.in_fd = -1, .out_fd = out_fd, .term_fd = -1};
+    return runtime_create_io(rt, id, spec, layer_dirs, &io, pid, err);
+}
+
+int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
+                      const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
+                      struct serr *err)
+{
+    io->term_fd = -1;
+    io->tty = json_is_true(json_object_get(spec, "tty"));
     /* Everything the user can get wrong is checked before touching the disk. */
     if (check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
         return -1;
@@ -374,12 +451,15 @@ int runtime_create(struct runtime *rt, const char *id, json_t *spec,
     }
     if (prepare_bundle(rt, id, bundle, spec, layer_dirs, err) < 0 ||
         runtime_cgroup_create(rt, id, spec, err) < 0 ||
-        crun_create(rt, id, bundle, out_fd, pid, err) < 0 ||
+        crun_create(rt, id, bundle, io, pid, err) < 0 ||
         runtime_cgroup_place(rt, id, *pid, err) < 0)
         goto fail;
     free(bundle);
     return 0;
 fail:
+    if (io->term_fd >= 0)
+        close(io->term_fd);
+    io->term_fd = -1;
     runtime_delete(rt, id, NULL);
     free(bundle);
     return -1;
@@ -599,7 +679,7 @@ int runtime_exec_start(struct runtime *rt, const char *id, const char *const *ar
         args[n] = NULL;
         posix_spawn_file_actions_t actions;
         posix_spawnattr_t attr;
-        spawn_setup(&actions, &attr, out_fd);
+        spawn_setup(&actions, &attr, -1, out_fd);
         int e = posix_spawnp(child, args[0], &actions, &attr, (char *const *)args, environ);
         posix_spawn_file_actions_destroy(&actions);
         posix_spawnattr_destroy(&attr);

@@ -15,6 +15,7 @@
  *                "readonly":true}],     // volumes are already resolved to host paths
  *    "limits": {"cpus": 0.5, "memory": 67108864},   // optional
  *    "init": true,                        // run the small init (tini) as PID 1
+ *    "tty": true,                         // a terminal (runtime_create_io)
  *    "stop_signal": "SIGTERM",
  *    "netns": "/run/netns/shoal-<id>",  // optional: join this network namespace
  *    "resolv_conf": "/path"}           // optional: mounted as /etc/resolv.conf
@@ -76,6 +77,20 @@ void runtime_free(struct runtime *rt);
  * not found in $PATH"... */
 int runtime_create(struct runtime *rt, const char *id, json_t *spec,
                    const char *const *layer_dirs, int out_fd, pid_t *pid, struct serr *err);
+
+/* runtime_create with the container's stdin and a terminal: stdin is in_fd
+ * (/dev/null when < 0); with the spec's "tty": true the process gets a
+ * terminal (`crun create --console-socket`), whose master, received over
+ * the socket (SCM_RIGHTS), is *term_fd on success, close-on-exec, the
+ * caller's to close (out_fd then gets crun's own errors only). */
+struct runtime_io {
+    int in_fd, out_fd;
+    bool tty;    /* set from the spec */
+    int term_fd; /* out: the terminal's master, or -1 */
+};
+int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
+                      const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
+                      struct serr *err);
 
 /* `crun start`: the container's process execs its command. */
 int runtime_start(struct runtime *rt, const char *id, struct serr *err);

@@ -417,7 +417,8 @@ static json_t *build_process(json_t *spec, struct runtime_user *user)
     if (user->additional_gids && json_array_size(user->additional_gids) > 0)
         json_object_set(ids, "additionalGids", user->additional_gids);
     json_decref(user->additional_gids);
-    return json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", 0, "user", ids,
+    bool terminal = json_is_true(json_object_get(spec, "tty"));
+    return json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", terminal, "user", ids,
                      "args", build_args(spec),
                      "env", build_env(spec), "cwd", cwd, "capabilities", caps,
                      "noNewPrivileges", 1, "rlimits", rlimits);

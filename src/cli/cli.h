@@ -96,6 +96,12 @@ int cli_exec(struct cli *cli, int argc, char **argv);
  * returns the command's exit code, or the CLI's failure code (said). Adds
  * interactive/tty/rows/cols to req; the caller still owns it. */
 int cli_exec_run(struct cli *cli, const char *target, json_t *req, bool interactive, bool tty);
+/* POSTs req to `path`, whose answer is a framed stream (exec, `run -i/-t`,
+ * docs/api.md), with a session when interactive or tty as cli_exec_run.
+ * 0 with *code the exit code; 1 when the stream ended without one; -1 with
+ * err set when the request failed. */
+int cli_session_stream(struct cli *cli, const char *path, json_t *req, bool interactive,
+                       bool tty, int *code, struct serr *err);
 int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv);
 struct cli_flags;
 /* Services as `service ls` prints them (cli_service.c). */

@@ -22,12 +22,14 @@ const char cli_run_usage[] =
     "      --hostname string    Container host name\n"
     "      --init           Run an init inside the container that forwards signals and reaps "
     "processes\n"
-    "  -i, --interactive    Not supported yet: the container gets no input\n"
+    "  -i, --interactive    Keep STDIN open: the container's stdin is the CLI's\n"
     "      --name string    Assign a name to the container\n"
     "      --network string Network: bridge (own address, in a swarm) or host (default "
     "\"bridge\")\n"
+    "  -p, --publish list   Publish a port of the container on this node: "
+    "HOST:CONTAINER[/udp]\n"
     "      --rm             Automatically remove the container when it exits\n"
-    "  -t, --tty            Not supported yet: the output is passed on, without a terminal\n"
+    "  -t, --tty            Allocate a pseudo-TTY (the local terminal in raw mode)\n"
     "  -u, --user string    USER[:GROUP], names (the image's /etc/passwd) or numbers\n"
     "  -v, --volume list    Bind mount a host path or a named volume: SRC:DST[:ro]\n"
     "  -w, --workdir string Working directory inside the container\n"
@@ -42,7 +44,7 @@ static const struct option run_options[] = {
     {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
     {"user", required_argument, NULL, 'u'}, {"workdir", required_argument, NULL, 'w'},
     {"volume", required_argument, NULL, 'v'}, {"hostname", required_argument, NULL, 'H'},
-    {"entrypoint", required_argument, NULL, 'E'},
+    {"entrypoint", required_argument, NULL, 'E'}, {"publish", required_argument, NULL, 'p'},
     {NULL, 0, NULL, 0},
 };
 
@@ -74,6 +76,24 @@ static int add_volume(json_t *req, const char *arg, struct serr *err)
     return rc < 0 ? serr_wrap(err, "-v") : 0;
 }
 
+/* Docker's -p HOST:CONTAINER[/udp] (the host's port given: no port is
+ * chosen for a run container). */
+static int add_publish(json_t *req, const char *arg, struct serr *err)
+{
+    json_t *port;
+    if (cli_parse_publish(arg, &port, err) < 0)
+        return serr_wrap(err, "-p");
+    if (json_object_get(port, "published") == NULL || json_object_get(port, "mode")) {
+        json_decref(port);
+        return serr_set(err, SERR_INVALID, "invalid -p \"%s\": use HOST:CONTAINER[/udp]", arg);
+    }
+    json_t *ports = json_object_get(req, "ports");
+    if (ports == NULL)
+        json_object_set_new(req, "ports", ports = json_array());
+    json_array_append_new(ports, port);
+    return 0;
+}
+
 static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
 {
     char *env = NULL;
@@ -83,18 +103,13 @@ static int run_option(json_t *req, int opt, const char *arg, struct serr *err)
     case 'H': return cli_container_flag(req, "hostname", arg, err);
     case 'E': return cli_container_flag(req, "entrypoint", arg, err);
     case 'v': return add_volume(req, arg, err);
+    case 'p': return add_publish(req, arg, err);
     case 'd': json_object_set_new(req, "detach", json_true()); return 0;
     case 'I': json_object_set_new(req, "init", json_true()); return 0;
     case 'r': json_object_set_new(req, "rm", json_true()); return 0;
     case 'N': return cli_set_network(req, arg, err);
-    case 'i':
-    case 't':
-        /* docker's -it: parsed, so the message names what is missing, not a flag */
-        return serr_set(err, SERR_INVALID,
-                        "%s is not supported yet: shoal run passes the container's output on, "
-                        "but gives it no input and no terminal (leave out -i and -t; for a "
-                        "shell, give the commands: IMAGE sh -c '...')",
-                        opt == 'i' ? "-i/--interactive" : "-t/--tty");
+    case 'i': json_object_set_new(req, "interactive", json_true()); return 0;
+    case 't': json_object_set_new(req, "tty", json_true()); return 0;
     case 'n':
         if (arg[0] == '\0')
             return serr_set(err, SERR_INVALID, "invalid --name: empty");
@@ -117,7 +132,7 @@ int cli_build_run_request(int argc, char **argv, json_t **request, struct serr *
                             "init", 0);
     optind = 0;
     int opt, rc = 0;
-    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:hitu:w:v:", run_options, err)) != -1) {
+    while (rc == 0 && (opt = cli_getopt(argc, argv, "de:hitu:w:v:p:", run_options, err)) != -1) {
         if (opt == '?')
             rc = -1;
         else if (opt == 'h')
@@ -212,6 +227,22 @@ static int run_attached(struct cli *cli, json_t *req)
     return rs.exit_code;
 }
 
+/* -i or -t attached: a session as `shoal exec -i -t` (frames, input and
+ * resize requests); the container's exit code is the CLI's. */
+static int run_session(struct cli *cli, json_t *req)
+{
+    struct serr err;
+    int code;
+    int rc = cli_session_stream(cli, "/v1/containers/run", req,
+                                json_is_true(json_object_get(req, "interactive")),
+                                json_is_true(json_object_get(req, "tty")), &code, &err);
+    if (rc < 0)
+        cli_error("%s", err.msg);
+    else if (rc > 0)
+        cli_error("the daemon ended the stream before the container exited");
+    return rc == 0 ? code : RUN_EXIT_DAEMON_ERROR;
+}
+
 int cli_run(struct cli *cli, int argc, char **argv)
 {
     json_t *req;
@@ -221,8 +252,10 @@ int cli_run(struct cli *cli, int argc, char **argv)
         return cli_help(cli_run_usage);
     if (rc < 0)
         return cli_usage_error("run", "%s", err.msg);
+    bool session = json_is_true(json_object_get(req, "interactive")) ||
+                   json_is_true(json_object_get(req, "tty"));
     if (!json_is_true(json_object_get(req, "detach"))) {
-        rc = run_attached(cli, req);
+        rc = session ? run_session(cli, req) : run_attached(cli, req);
         json_decref(req);
         return rc;
     }

@@ -278,7 +278,8 @@ static void session_end(struct session *s)
     s->started = false;
 }
 
-int cli_exec_run(struct cli *cli, const char *target, json_t *req, bool interactive, bool tty)
+int cli_session_stream(struct cli *cli, const char *path, json_t *req, bool interactive,
+                       bool tty, int *code, struct serr *err)
 {
     struct session s = {.host = cli->host, .tls_dir = cli->tls_dir, .interactive = interactive,
                         .tty = tty};
@@ -295,22 +296,32 @@ int cli_exec_run(struct cli *cli, const char *target, json_t *req, bool interact
         if (interactive)
             terminal_raw();
     }
-    struct serr err;
-    char *path = xasprintf("/v1/containers/%s/exec", target);
-    int rc = cli_stream(cli, "POST", path, req, on_frames, &f, &err);
-    free(path);
+    int rc = cli_stream(cli, "POST", path, req, on_frames, &f, err);
     session_end(&s);
     fflush(stdout);
     terminal_restore();
     if (tty)
         signal(SIGWINCH, SIG_DFL);
     if (rc < 0)
+        return -1;
+    *code = f.code;
+    return f.have_code ? 0 : 1;
+}
+
+int cli_exec_run(struct cli *cli, const char *target, json_t *req, bool interactive, bool tty)
+{
+    struct serr err;
+    char *path = xasprintf("/v1/containers/%s/exec", target);
+    int code;
+    int rc = cli_session_stream(cli, path, req, interactive, tty, &code, &err);
+    free(path);
+    if (rc < 0)
         return cli_fail(&err);
-    if (!f.have_code) {
+    if (rc > 0) {
         cli_error("the command's exit code was not received");
         return EXEC_EXIT_NO_CODE;
     }
-    return f.code;
+    return code;
 }
 
 int cli_exec(struct cli *cli, int argc, char **argv)

@@ -41,10 +41,6 @@ def test_run_init(daemon):
 
 def test_run_combined_short_flags(daemon):
     d = daemon
-    # -it: parsed, and refused with what shoal cannot do (was "unknown flag: run")
-    r = d.cli("run", "-it", "--rm", "busybox", "sh", check=False)
-    assert r.returncode == 2 and "shoal run: -i/--interactive is not supported yet" in r.stderr, r
-    assert "unknown flag" not in r.stderr
     r = d.cli("run", "-rm", "busybox", "true", check=False)
     assert r.returncode == 2 and "shoal run: unknown shorthand flag: 'r' in -rm" in r.stderr, r
     r = d.cli("service", "ps", "x", "-xa", check=False)
@@ -173,3 +169,159 @@ def test_run_user_workdir_hostname_entrypoint_volume(daemon, tmp_path):
                       (["-u", "a b"], "--user")):
         r = d.cli("run", "--rm", *bad, "busybox", "true", check=False)
         assert r.returncode != 0 and says in r.stderr, (bad, r)
+
+
+def _read_until(fd, want, timeout=20):
+    """Output until `want`; busybox's line editing asks where the cursor is
+    (ESC [6n) and waits: answered as a terminal would."""
+    import select
+    import time
+    out = b""
+    end = time.time() + timeout
+    while want not in out and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if b"\x1b[6n" in chunk:
+                os.write(fd, b"\x1b[1;1R")
+    return out
+
+
+def _run_in_pty(d, *args, rows=24, cols=80):
+    """`shoal run ARGS` with a pty as its terminal: (pid, master fd)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    from conftest import SHOAL_BIN
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "run"] + list(args))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return pid, fd
+
+
+def _wait_exit(pid, timeout=20):
+    import time
+    end = time.time() + timeout
+    while time.time() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("shoal run did not end")
+
+
+def test_run_it_through_a_pty(daemon):
+    import fcntl
+    import signal
+    import struct
+    import termios
+    import time
+    d = daemon
+    pid, fd = _run_in_pty(d, "-i", "-t", "--rm", "--name", "tty1", "busybox", "sh",
+                          rows=30, cols=100)
+    try:
+        assert b"# " in _read_until(fd, b"# ")  # the prompt: the CLI's terminal is raw now
+        os.write(fd, b"echo $((6*7))\n")
+        out = _read_until(fd, b"42")
+        assert b"42" in out, out
+        os.write(fd, b"stty size\n")
+        out = _read_until(fd, b"30 100")
+        assert b"30 100" in out, out
+        # the local terminal changes size: the CLI passes it on (SIGWINCH)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        for _ in range(50):
+            os.write(fd, b"stty size\n")
+            out = _read_until(fd, b"40 120", timeout=0.4)
+            if b"40 120" in out:
+                break
+        assert b"40 120" in out, out
+        # Ctrl-C goes through the terminal to the container, not to the CLI
+        os.write(fd, b"sleep 100\n")
+        time.sleep(0.5)
+        os.write(fd, b"\x03")
+        os.write(fd, b"echo after-$((1+1))\n")
+        out = _read_until(fd, b"after-2")
+        assert b"after-2" in out, out
+        os.write(fd, b"exit 3\n")
+        _read_until(fd, b"never", timeout=2)
+        assert _wait_exit(pid) == 3
+    finally:
+        os.close(fd)
+    wait_until(lambda: not by_name(d, "tty1"))
+
+
+def test_run_stdin_piped(daemon):
+    d = daemon
+    r = d.cli("run", "-i", "--rm", "busybox", "cat", input="hi\n")
+    assert r.stdout == "hi\n", r
+    r = d.cli("run", "-i", "--rm", "busybox", "sh", "-c", "read a; read b; echo $b-$a; exit 4",
+              input="one\ntwo\n", check=False)
+    assert r.returncode == 4 and r.stdout == "two-one\n", r
+    # without -i the container's stdin is empty
+    r = d.cli("run", "--rm", "busybox", "cat", input="ignored\n")
+    assert r.stdout == "", r
+    # -t without -i: a terminal, no input
+    r = d.cli("run", "-t", "--rm", "busybox", "sh", "-c", "tty; exit 2", input="x\n",
+              check=False)
+    assert r.returncode == 2 and "/dev/pts/" in r.stdout, r
+    # a container that cannot start: the reason and docker's 125
+    r = d.cli("run", "-i", "--rm", "busybox", "nosuchcmd", check=False)
+    assert r.returncode == 125 and "nosuchcmd" in r.stderr, r
+
+
+def test_run_publish(rootfs_tar):
+    """-p HOST:CONTAINER: the container's port answers on the node's addresses
+    (and 127.0.0.1) while it runs."""
+    from cluster import Cluster
+    c = Cluster(managers=1, workers=0, rootfs_tar=rootfs_tar)
+    try:
+        lead = c.leader
+
+        def get(host):
+            import subprocess
+            return subprocess.run(["nsenter", "--net=/run/netns/" + lead.netns, "--", "curl", "-s",
+                                   "-m", "2", "http://%s:18081/index.html" % host],
+                                  capture_output=True, text=True, timeout=60)
+
+        # the node's bridge is up shortly after the swarm starts (its subnet comes from the leader)
+        wait_until(lambda: lead.cli("run", "-d", "--name", "web", "-p", "18081:80", "busybox",
+                                    "sh", "-c", "echo hello-published > /tmp/index.html && "
+                                    "exec httpd -f -p 80 -h /tmp", check=False).returncode == 0,
+                   timeout=20)
+        wait_until(lambda: "hello-published" in get(lead.addr).stdout, timeout=20,
+                   msg=lambda: get(lead.addr))
+        assert "hello-published" in get("127.0.0.1").stdout
+        r = lead.cli("run", "-d", "-p", "18081:80", "busybox", "true", check=False)
+        assert r.returncode == 125 and "already published by container web" in r.stderr, r
+        r = lead.cli("run", "--rm", "--network", "host", "-p", "18082:80", "busybox", "true",
+                     check=False)
+        assert r.returncode == 125 and "-p needs the container on the bridge network" in r.stderr, r
+        r = lead.cli("run", "--rm", "-p", "80", "busybox", "true", check=False)
+        assert r.returncode == 2 and "use HOST:CONTAINER" in r.stderr, r
+        lead.cli("rm", "-f", "web")
+        wait_until(lambda: get(lead.addr).returncode != 0, timeout=20)
+    finally:
+        c.destroy()
+
+
+def test_run_dit_keeps_its_shell(daemon):
+    """-dit as docker's: a shell on a terminal whose stdin stays open runs on."""
+    d = daemon
+    d.cli("run", "-dit", "--name", "dit", "busybox", "sh")
+    wait_until(lambda: by_name(d, "dit") and by_name(d, "dit")[0]["state"] == "running")
+    import time
+    time.sleep(1)
+    assert by_name(d, "dit")[0]["state"] == "running"
+    assert d.cli("exec", "dit", "sh", "-c", "tty 0</proc/1/fd/0").stdout.startswith("/dev/pts/")
+    d.cli("rm", "-f", "dit")

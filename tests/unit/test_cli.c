@@ -230,11 +230,15 @@ TEST(cli_combined_short_flags)
     CHECK(RUN(&err, &req, "run", "-deK=V", "busybox") == 0);
     CHECK_STR(json_string_value(json_array_get(json_object_get(req, "env"), 0)), "K=V");
     json_decref(req);
-    /* -it is parsed: the message says what is missing, not "unknown flag: run" */
-    CHECK(RUN(&err, &req, "run", "-it", "busybox", "sh") < 0);
-    CHECK(strstr(err.msg, "-i/--interactive is not supported yet") != NULL);
-    CHECK(RUN(&err, &req, "run", "-d", "--tty", "busybox", "sh") < 0);
-    CHECK(strstr(err.msg, "-t/--tty is not supported yet") != NULL);
+    /* -it as docker's: stdin and a terminal */
+    CHECK(RUN(&err, &req, "run", "-it", "busybox", "sh") == 0);
+    CHECK(json_is_true(json_object_get(req, "interactive")));
+    CHECK(json_is_true(json_object_get(req, "tty")));
+    json_decref(req);
+    CHECK(RUN(&err, &req, "run", "-d", "--tty", "busybox", "sh") == 0);
+    CHECK(json_is_true(json_object_get(req, "tty")) &&
+          json_object_get(req, "interactive") == NULL);
+    json_decref(req);
     /* every error names the flag and the word it is in */
     CHECK(RUN(&err, &req, "run", "-rm", "busybox") < 0);
     CHECK_STR(err.msg, "unknown shorthand flag: 'r' in -rm");
