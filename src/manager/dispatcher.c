@@ -33,8 +33,11 @@ struct dispatcher {
     int inflight;
     bool closed;
     json_t *mesh;   /* mesh_build() at store version mesh_version: shared by heartbeats */
+    json_t *nodes;  /* host.node_addrs() at that version: task networking */
+    json_t *managers; /* host.manager_addrs() at that version */
     unsigned long long mesh_version;
-    /* names the content of `mesh`: nodes that have it are not sent it again.
+    /* names the content of `mesh` and `nodes`: nodes that have them are not
+     * sent them again (both grow with the cluster).
      * A random prefix per dispatcher: another leader's tags never match. */
     char mesh_tag[40];
     unsigned long long mesh_changes;
@@ -238,6 +241,8 @@ static void dispatcher_free_when_idle(struct dispatcher *d)
         return;
     free(d->seen);
     json_decref(d->mesh);
+    json_decref(d->nodes);
+    json_decref(d->managers);
     stats_free(d->stats);
     free(d);
 }
@@ -327,18 +332,30 @@ static void renew_certificate(struct dispatcher *d, json_t *node, const char *cs
     free(cert);
 }
 
-json_t *dispatcher_mesh(struct dispatcher *d)
+/* The mesh, the node list and the managers' addresses of the store's
+ * current version (each a pass over every node: once per change, not per
+ * heartbeat), and the tag of the first two. */
+static void refresh_network(struct dispatcher *d)
 {
     unsigned long long version = store_version(store_of(d));
-    if (d->mesh == NULL || d->mesh_version != version) {
-        json_t *mesh = mesh_build(store_of(d));
-        if (d->mesh == NULL || !json_equal(mesh, d->mesh))
-            snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix,
-                     ++d->mesh_changes);
-        json_decref(d->mesh);
-        d->mesh = mesh;
-        d->mesh_version = version;
-    }
+    if (d->mesh != NULL && d->mesh_version == version)
+        return;
+    json_t *mesh = mesh_build(store_of(d));
+    json_t *nodes = d->host.node_addrs(d->host.data);
+    json_decref(d->managers);
+    d->managers = d->host.manager_addrs(d->host.data);
+    if (d->mesh == NULL || !json_equal(mesh, d->mesh) || !json_equal(nodes, d->nodes))
+        snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix, ++d->mesh_changes);
+    json_decref(d->mesh);
+    json_decref(d->nodes);
+    d->mesh = mesh;
+    d->nodes = nodes;
+    d->mesh_version = version;
+}
+
+json_t *dispatcher_mesh(struct dispatcher *d)
+{
+    refresh_network(d);
     return d->mesh;
 }
 
@@ -347,18 +364,21 @@ static json_t *assignments(struct dispatcher *d, const char *node_id, json_t *no
 {
     const struct dispatcher_host *h = &d->host;
     json_t *tasks = store_list_where(store_of(d), "tasks", "node_id", node_id);
-    return json_pack("{s:o, s:o, s:o, s:s?, s:O, s:o, s:s}", "tasks", tasks, "images",
-                     images_of(store_of(d), tasks), "managers", h->manager_addrs(h->data), "leader",
-                     h->leader_addr(h->data), "role", json_object_get(node, "role"), "nodes",
-                     h->node_addrs(h->data), "overlay", h->overlay(h->data));
+    refresh_network(d);
+    return json_pack("{s:o, s:o, s:O, s:s?, s:O, s:s}", "tasks", tasks, "images",
+                     images_of(store_of(d), tasks), "managers", d->managers, "leader",
+                     h->leader_addr(h->data), "role", json_object_get(node, "role"), "overlay",
+                     h->overlay(h->data));
 }
 
-/* The mesh goes only to nodes whose copy is not the current one. */
+/* The mesh and the node list go only to nodes whose copy is not the current
+ * one (an agent keeps what it was last sent of either). */
 static void add_mesh(struct dispatcher *d, const char *have, json_t *reply)
 {
-    json_t *mesh = dispatcher_mesh(d);
+    refresh_network(d);
     if (have == NULL || strcmp(have, d->mesh_tag) != 0) {
-        json_object_set(reply, "mesh", mesh);
+        json_object_set(reply, "mesh", d->mesh);
+        json_object_set(reply, "nodes", d->nodes);
         json_object_set_new(reply, "mesh_tag", json_string(d->mesh_tag));
     }
 }

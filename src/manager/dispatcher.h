@@ -76,7 +76,7 @@ void dispatcher_stop(struct dispatcher *d);
  * checked that this node leads: {"reports", "metrics", "mesh_tag", "csr",
  * "secret_ids"} (borrowed). Applies the reports, records the metrics and
  * returns the answer (new reference: tasks, images, managers, leader, role,
- * nodes, overlay, heartbeat_ms, and mesh, cert, secret_data when due), or NULL with err
+ * overlay, heartbeat_ms, and mesh with nodes, cert, secret_data when due), or NULL with err
  * (SERR_NOT_FOUND: the node is not in the store). */
 json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *heartbeat,
                              struct serr *err);

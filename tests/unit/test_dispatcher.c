@@ -130,11 +130,12 @@ TEST(dispatcher_heartbeat_assignments)
     CHECK(json_integer_value(json_object_get(reply, "heartbeat_ms")) == HEARTBEAT_MS);
     CHECK(json_object_get(reply, "cert") == NULL);
     CHECK(f.secrets_asked == 1);
-    /* a node that has the mesh is not sent it again */
+    /* a node that has the mesh and the node list is not sent them again */
     json_object_set(hb, "mesh_tag", json_object_get(reply, "mesh_tag"));
     json_decref(reply);
     reply = dispatcher_heartbeat(d, "n2", hb, &err);
     CHECK(reply != NULL && json_object_get(reply, "mesh") == NULL);
+    CHECK(json_object_get(reply, "nodes") == NULL);
     json_decref(reply);
     json_decref(hb);
     stop(&loop, d, &f);
