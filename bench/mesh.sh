@@ -1,31 +1,44 @@
 #!/bin/bash
-# Requests per second through the routing mesh, against a replica directly and against HAProxy
-# balancing over the same replicas, in one run. Goal: the mesh at least 90% of direct and at
-# least HAProxy's figure.
+# Requests per second and CPU per request through the routing mesh, against a replica directly
+# and against HAProxy balancing over the same replicas, in one run, with and without keep-alive.
+# Goal: the mesh at least 90% of direct and at least HAProxy's figure, in both modes.
 #
 # A `shoal dev` cluster of 3 nodes (network namespaces on a bridge) runs a service of 3 replicas
-# of busybox httpd, published on PORT (ingress mode: every node answers, nft DNAT round-robin to
-# the replicas). wrk and HAProxy run in a client network namespace made here, on the cluster's
-# bridge beside the nodes (.200), with a route to each node's task subnet via that node, as a
-# machine on the nodes' LAN would have. (The host's own namespace cannot be given those routes:
-# every dev cluster on this machine uses the same task pool; tcp_tw_reuse=1 there, see below.)
-# The same wrk run for each target:
+# of the backend, published on PORT (ingress mode: every node answers, nft DNAT round-robin to
+# the replicas). The backend is nginx (BACKEND=nginx, the default: Debian's nginx-light binary,
+# its libraries and a one-worker config packed by this script into an image with busybox, tens
+# of thousands of requests/s) or busybox httpd (BACKEND=busybox: forks per connection, a few
+# hundred a second, so the mesh's own cost does not show). wrk and HAProxy run in a client
+# network namespace made here, on the cluster's bridge beside the nodes (.200), with a route to
+# each node's task subnet via that node, as a machine on the nodes' LAN would have. (The host's
+# own namespace cannot be given those routes: every dev cluster on this machine uses the same
+# task pool; tcp_tw_reuse=1 there, see below.) The same wrk run for each target:
 #   direct   a replica's task address:80 (the replica on node MESH_NODE; routed via that node)
 #   mesh     node MESH_NODE's address:PORT (DNAT + masquerade there; 2 of 3 connections then go
 #            on to a replica on another node)
 #   haproxy  HAProxy in the client namespace (127.0.0.1:PORT), `mode tcp`, `balance roundrobin`
 #            over the 3 task addresses (HAPROXY_MODE=http for an HTTP proxy)
+# and each in two modes: `ka` (wrk's HTTP/1.1 keep-alive connections) and `close` (wrk sends
+# `Connection: close`: a new connection per request). MODES="ka close" picks them.
+# CPU per request: the machine's busy CPU time (/proc/stat: everything but idle and iowait, so
+# the nodes' forwarding in softirq counts) over the measured run divided by the requests served,
+# in microseconds; the busy time of the machine before the rounds (BASE_S seconds, nothing run)
+# is printed as `background_busy_pct` to read it against (the machine may be shared).
 # ROUNDS rounds, the targets interleaved; each figure is the median over the rounds.
 # Prints `KEY VALUE` figure lines, then a table. Exits non-zero if a measurement failed, not if a
 # goal is missed. Removes everything it made (client namespace, HAProxy, cluster, files) on any
-# exit. Installs nothing: scripts/bench-deps.sh installs wrk and haproxy.
-# Usage: bench/mesh.sh   (as root; env: THREADS=2 CONNS=32 DURATION=10 WARMUP=3 ROUNDS=3
-#                         PORT=8000 MESH_NODE=1 HAPROXY_MODE=tcp SHOAL=build/shoal)
+# exit. Installs nothing: scripts/bench-deps.sh installs wrk, haproxy and nginx-light.
+# Usage: bench/mesh.sh [quick]   (as root; env: THREADS=2 CONNS=32 DURATION=10 WARMUP=3 ROUNDS=3
+#                         MODES="ka close" BACKEND=nginx PORT=8000 MESH_NODE=1 HAPROXY_MODE=tcp
+#                         BASE_S=3 SHOAL=build/shoal)
+#   quick: DURATION=4 WARMUP=1 ROUNDS=1 (about a minute; the figures are noisier)
 set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$BENCH")
 SHOAL=${SHOAL:-$REPO/build/shoal}
+if [ "${1:-}" = quick ]; then DURATION=${DURATION:-4} WARMUP=${WARMUP:-1} ROUNDS=${ROUNDS:-1}; fi
 THREADS=${THREADS:-2} CONNS=${CONNS:-32} DURATION=${DURATION:-10} WARMUP=${WARMUP:-3} ROUNDS=${ROUNDS:-3}
+MODES=${MODES:-ka close} BACKEND=${BACKEND:-nginx} BASE_S=${BASE_S:-3}
 PORT=${PORT:-8000}   # not 8080: `shoal dev up` serves the dashboard there on the manager
 MESH_NODE=${MESH_NODE:-1} HAPROXY_MODE=${HAPROXY_MODE:-tcp}
 NODES=3 REPLICAS=3
@@ -36,10 +49,12 @@ calc() { awk "BEGIN { printf \"%.3f\", $* }"; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (dev cluster, namespaces)"
 [ -x "$SHOAL" ] || die "no shoal binary at $SHOAL (make, or set SHOAL=)"
-for c in wrk haproxy ip python3 busybox timeout; do
+case $BACKEND in nginx) NEED_BACKEND=nginx ;; busybox) NEED_BACKEND= ;; *) die "BACKEND: nginx or busybox" ;; esac
+for c in wrk haproxy ip python3 busybox timeout $NEED_BACKEND; do
     command -v "$c" >/dev/null || die "missing $c: run scripts/bench-deps.sh"
 done
 case $HAPROXY_MODE in tcp | http) ;; *) die "HAPROXY_MODE: tcp or http" ;; esac
+for m in $MODES; do case $m in ka | close) ;; *) die "MODES: ka and/or close" ;; esac; done
 
 # A 10.213.X.0/24 no other dev cluster routes now (tests/integration/cluster.py _free_prefix;
 # test clusters start at 150, `shoal dev up` defaults to 0, so start at 90).
@@ -100,12 +115,51 @@ log "dev cluster $NAME on $PFX.0/24 in $WORK"
 "$SHOAL" dev up -n "$NODES" --name "$NAME" --subnet "$PFX.0/24" --dir "$WORK" >"$WORK/up.log"
 "$REPO/scripts/busybox-rootfs.sh" "$WORK/busybox.tar"
 cl image import "$WORK/busybox.tar" busybox:latest >/dev/null
+
+# nginx_rootfs OUT.tar: busybox (for the shell that writes index.html) plus the host's nginx,
+# the libraries ldd names, and a config: one worker, no logs, keep-alive for as many requests as
+# a client sends, the answer from /www (index.html: the container's hostname, as with busybox).
+nginx_rootfs() {
+    local r=$WORK/nginx-root lib
+    mkdir -p "$r"
+    tar -C "$r" -xf "$WORK/busybox.tar"
+    mkdir -p "$r/usr/sbin" "$r/etc/nginx" "$r/var/lib/nginx" "$r/var/log/nginx" "$r/run"
+    cp "$(command -v nginx)" "$r/usr/sbin/nginx"
+    for lib in $(ldd "$(command -v nginx)" | awk '$2 == "=>" { print $3 } $1 ~ /^\// { print $1 }'); do
+        mkdir -p "$r$(dirname "$lib")"
+        cp -L "$lib" "$r$lib"
+    done
+    cat >"$r/etc/nginx/nginx.conf" <<'CONF'
+user root;
+worker_processes 1;
+daemon off;
+pid /run/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    server {
+        listen 80 backlog=4096 reuseport;
+        root /www;
+    }
+}
+CONF
+    tar -C "$r" -cf "$1" .
+}
+case $BACKEND in
+nginx)
+    nginx_rootfs "$WORK/nginx.tar"
+    cl image import "$WORK/nginx.tar" nginx:bench >/dev/null
+    SERVE=(nginx:bench sh -c 'hostname > /www/index.html && exec nginx') ;;
+busybox) SERVE=(busybox sh -c 'hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp') ;;
+esac
 nodes_ready() {
     [ "$(cl node ls --format json | json_of 'len([n for n in j if n["status"] == "ready" and n.get("subnet")])')" = "$NODES" ]
 }
 wait_for 30 "$NODES nodes ready with a subnet" nodes_ready
-cl service create --name web --replicas "$REPLICAS" -p "$PORT:80" busybox \
-    sh -c 'hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp' >/dev/null
+cl service create --name web --replicas "$REPLICAS" -p "$PORT:80" "${SERVE[@]}" >/dev/null
 tasks_up() {
     cl service ps --format json web >"$WORK/tasks.json" &&
         [ "$(json_of 'len([t for t in j if t["state"] == "running" and t.get("addr")])' <"$WORK/tasks.json")" = "$REPLICAS" ]
@@ -132,6 +186,8 @@ in_client ip link set eth0 up
 # reuse of those ports, a run to the same destination within that minute crawled (by hand:
 # 3,800 -> 600 requests/s), which would penalise whichever target came back first.
 in_client sysctl -q -w net.ipv4.tcp_tw_reuse=1
+# nginx without keep-alive: tens of thousands of connections a second, all the ports there are
+in_client sysctl -q -w net.ipv4.ip_local_port_range="1024 65535"
 cl node ls --format json | json_of '"\n".join("%s %s" % (n["subnet"], n["addr"].split(":")[0]) for n in j)' |
     while read -r subnet via; do in_client ip route add "$subnet" via "$via"; done
 
@@ -165,61 +221,85 @@ to_ms() {
     awk -v v="$1" 'BEGIN { u = v; sub(/^[0-9.]+/, "", u); n = v + 0
         printf "%.2f", u == "us" ? n / 1000 : u == "s" ? n * 1000 : u == "m" ? n * 60000 : n }'
 }
-# measure TARGET ROUND: warm-up, then the measured wrk run; prints "TARGET ROUND requests/s
-# p50_ms p99_ms errors" (errors: socket errors + non-2xx answers).
+# busy_ticks: the machine's CPU time so far, idle and iowait excepted (user nice system irq
+# softirq steal of /proc/stat's cpu line), in clock ticks.
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+TICK=$(getconf CLK_TCK)
+# measure TARGET MODE ROUND: warm-up, then the measured wrk run; prints "TARGET MODE ROUND
+# requests/s p50_ms p99_ms errors cpu_us_per_request" (errors: socket errors + non-2xx answers).
 measure() {
-    local t=$1 r=$2 out rps
-    log "round $r, $t: ${URL[$t]}: ${WARMUP} s warm-up, then wrk -t$THREADS -c$CONNS -d${DURATION}s --latency"
-    in_client wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "${URL[$t]}" >/dev/null
-    out=$(in_client wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${URL[$t]}")
-    echo "$out" >"$WORK/wrk-$t-$r.txt"
+    local t=$1 m=$2 r=$3 out rps reqs b0 b1 hdr=()
+    [ "$m" = close ] && hdr=(-H 'Connection: close')
+    log "round $r, $t ($m): ${URL[$t]}: ${WARMUP} s warm-up, then wrk -t$THREADS -c$CONNS -d${DURATION}s --latency ${hdr[*]}"
+    in_client wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "${hdr[@]}" "${URL[$t]}" >/dev/null
+    b0=$(busy_ticks)
+    out=$(in_client wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${hdr[@]}" "${URL[$t]}")
+    b1=$(busy_ticks)
+    echo "$out" >"$WORK/wrk-$t-$m-$r.txt"
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    [[ $rps =~ ^[0-9.]+$ ]] || { echo "$out" >&2; die "$t: no Requests/sec in wrk's output"; }
-    echo "$t $r $rps $(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")" \
+    reqs=$(awk '/ requests in / { print $1 }' <<<"$out")
+    [[ $rps =~ ^[0-9.]+$ && $reqs =~ ^[0-9]+$ && $reqs -gt 0 ]] ||
+        { echo "$out" >&2; die "$t ($m): no requests in wrk's output"; }
+    echo "$t $m $r $rps $(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")" \
         "$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")" \
         "$(awk '/Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
-                /Non-2xx or 3xx/ { e += $NF } END { print e + 0 }' <<<"$out")"
+                /Non-2xx or 3xx/ { e += $NF } END { print e + 0 }' <<<"$out")" \
+        "$(calc "($b1 - $b0) * 1000000 / $TICK / $reqs")"
 }
 # median: of the numbers on stdin.
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-# col TARGET N: column N of the target's rounds.
-col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$WORK/rounds"; }
+# col TARGET MODE N: column N of the target's rounds in that mode.
+col() { awk -v t="$1" -v m="$2" -v n="$3" '$1 == t && $2 == m { print $n }' "$WORK/rounds"; }
 
+b0=$(busy_ticks)
+sleep "$BASE_S"
+background=$(calc "($(busy_ticks) - $b0) * 100 / $TICK / $BASE_S / $(nproc)")
 echo "# bench/mesh $(date -u '+%F %T UTC'), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $(uname -r), shoal $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s --latency (after ${WARMUP} s warm-up), $ROUNDS rounds, busybox httpd x $REPLICAS on $NODES nodes, haproxy mode $HAPROXY_MODE"
+echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s --latency (after ${WARMUP} s warm-up), $ROUNDS rounds, modes: $MODES, $BACKEND x $REPLICAS on $NODES nodes, haproxy mode $HAPROXY_MODE"
+echo "background_busy_pct $background"
 # Rounds interleave the targets, each round starting one further along, so that load from
 # elsewhere on the machine falls on all of them alike; each figure is the median over rounds.
 : >"$WORK/rounds"
 for r in $(seq "$ROUNDS"); do
-    for i in 0 1 2; do
-        t=${TARGETS[$(((i + r - 1) % 3))]}
-        measure "$t" "$r" >>"$WORK/rounds"
-        echo "${t}_rps_r$r $(awk -v t="$t" -v r="$r" '$1 == t && $2 == r { print $3 }' "$WORK/rounds")"
+    for m in $MODES; do
+        for i in 0 1 2; do
+            t=${TARGETS[$(((i + r - 1) % 3))]}
+            measure "$t" "$m" "$r" >>"$WORK/rounds"
+            echo "${t}_${m}_rps_r$r $(awk -v t="$t" -v m="$m" -v r="$r" '$1 == t && $2 == m && $3 == r { print $4 }' "$WORK/rounds")"
+        done
     done
 done
-for t in "${TARGETS[@]}"; do
-    echo "${t}_rps $(col "$t" 3 | median)"
-    echo "${t}_p50_ms $(col "$t" 4 | median)"
-    echo "${t}_p99_ms $(col "$t" 5 | median)"
-    echo "${t}_errors $(col "$t" 6 | awk '{ s += $1 } END { print s + 0 }')"
+for m in $MODES; do
+    for t in "${TARGETS[@]}"; do
+        echo "${t}_${m}_rps $(col "$t" "$m" 4 | median)"
+        echo "${t}_${m}_p50_ms $(col "$t" "$m" 5 | median)"
+        echo "${t}_${m}_p99_ms $(col "$t" "$m" 6 | median)"
+        echo "${t}_${m}_errors $(col "$t" "$m" 7 | awk '{ s += $1 } END { print s + 0 }')"
+        echo "${t}_${m}_cpu_us_per_req $(col "$t" "$m" 8 | median)"
+    done
 done | tee "$WORK/figs"
 fig() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/figs"; }
-md=$(calc "$(fig mesh_rps) / $(fig direct_rps)")
-mh=$(calc "$(fig mesh_rps) / $(fig haproxy_rps)")
-g1=$(awk -v r="$md" 'BEGIN { print (r >= 0.9) ? "met" : "not_met" }')
-g2=$(awk -v r="$mh" 'BEGIN { print (r >= 1) ? "met" : "not_met" }')
-echo "mesh_over_direct $md"
-echo "mesh_over_haproxy $mh"
-echo "goal_mesh_90pct_of_direct $g1"
-echo "goal_mesh_at_least_haproxy $g2"
+for m in $MODES; do
+    md=$(calc "$(fig "mesh_${m}_rps") / $(fig "direct_${m}_rps")")
+    mh=$(calc "$(fig "mesh_${m}_rps") / $(fig "haproxy_${m}_rps")")
+    echo "mesh_over_direct_$m $md"
+    echo "mesh_over_haproxy_$m $mh"
+    echo "goal_mesh_90pct_of_direct_$m $(awk -v r="$md" 'BEGIN { print (r >= 0.9) ? "met" : "not_met" }')"
+    echo "goal_mesh_at_least_haproxy_$m $(awk -v r="$mh" 'BEGIN { print (r >= 1) ? "met" : "not_met" }')"
+done | tee -a "$WORK/figs"
 
 echo
-echo "median of $ROUNDS rounds; requests/s of each round in brackets"
-printf '%-8s %-28s %-26s %9s %9s %7s\n' target url "requests/s" "p50 ms" "p99 ms" errors
-for t in "${TARGETS[@]}"; do
-    printf '%-8s %-28s %-26s %9s %9s %7s\n' "$t" "${URL[$t]#http://}" \
-        "$(fig "${t}_rps") [$(col "$t" 3 | paste -sd' ')]" \
-        "$(fig "${t}_p50_ms")" "$(fig "${t}_p99_ms")" "$(fig "${t}_errors")"
+echo "median of $ROUNDS rounds; requests/s of each round in brackets; CPU: the machine's busy"
+echo "CPU time per request, microseconds (background before the rounds: $background% busy)"
+printf '%-6s %-8s %-28s %-26s %8s %8s %8s %7s\n' mode target url "requests/s" "CPU us" "p50 ms" "p99 ms" errors
+for m in $MODES; do
+    for t in "${TARGETS[@]}"; do
+        printf '%-6s %-8s %-28s %-26s %8s %8s %8s %7s\n' "$m" "$t" "${URL[$t]#http://}" \
+            "$(fig "${t}_${m}_rps") [$(col "$t" "$m" 4 | paste -sd' ')]" "$(fig "${t}_${m}_cpu_us_per_req")" \
+            "$(fig "${t}_${m}_p50_ms")" "$(fig "${t}_${m}_p99_ms")" "$(fig "${t}_${m}_errors")"
+    done
 done
-echo "mesh/direct  $md (goal >= 0.9: ${g1/_/ })"
-echo "mesh/haproxy $mh (goal >= 1: ${g2/_/ })"
+for m in $MODES; do
+    g1=$(fig "goal_mesh_90pct_of_direct_$m") g2=$(fig "goal_mesh_at_least_haproxy_$m")
+    echo "$m: mesh/direct $(fig "mesh_over_direct_$m") (goal >= 0.9: ${g1/_/ }), mesh/haproxy $(fig "mesh_over_haproxy_$m") (goal >= 1: ${g2/_/ })"
+done

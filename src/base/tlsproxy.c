@@ -799,7 +799,7 @@ int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_ac
     l->tcp.data = l;
     int rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&sa, 0);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
+        rc = uv_listen((uv_stream_t *)&l->tcp, TLSPROXY_BACKLOG, on_connection);
     if (rc < 0) {
         serr_set(err, SERR_UNAVAILABLE, "listen on %s: %s", addr, uv_strerror(rc));
         uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);

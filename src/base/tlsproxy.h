@@ -39,6 +39,12 @@
 #include "base/err.h"
 
 #define TLSPROXY_HIGH_WATER (1024 * 1024)
+
+/* Connections the kernel queues for accept (capped by net.core.somaxconn):
+ * every heartbeat is a new connection, and a large cluster's arrive in bursts
+ * while the loop is busy; at 128, bench/c1m at 500 nodes overflowed the queue
+ * (dropped SYNs, retried by the nodes 1 and 3 s later). */
+#define TLSPROXY_BACKLOG 4096
 #define TLSPROXY_HANDSHAKE_TIMEOUT_MS 5000
 
 struct tlsproxy_listener;

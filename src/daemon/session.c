@@ -177,8 +177,23 @@ static void remember_managers(struct session *s, json_t *managers)
     s->remembered = json_deep_copy(managers);
 }
 
+/* The interval the leader asks for (longer in a large cluster), from the
+ * next heartbeat on. Kept when heartbeats fail: the next leader asks for
+ * the same one (it depends on the cluster's size only). */
+static void follow_interval(struct session *s, json_t *answer)
+{
+    json_int_t ms = json_integer_value(json_object_get(answer, "heartbeat_ms"));
+    if (ms < HEARTBEAT_MS)
+        ms = HEARTBEAT_MS; /* none (an older leader) or nonsense */
+    if (ms > HEARTBEAT_MAX_MS)
+        ms = HEARTBEAT_MAX_MS;
+    if ((uint64_t)ms != uv_timer_get_repeat(&s->timer))
+        uv_timer_set_repeat(&s->timer, (uint64_t)ms);
+}
+
 static void apply_answer(struct session *s, json_t *answer)
 {
+    follow_interval(s, answer);
     json_t *tasks = json_object_get(answer, "tasks");
     json_t *images = json_object_get(answer, "images");
     json_t *managers = json_object_get(answer, "managers");

@@ -14,6 +14,7 @@
 struct seen {
     char node_id[64];
     int64_t at; /* monotonic ms of the last heartbeat */
+    int64_t interval_ms; /* the interval the node was last asked for */
 };
 
 struct dispatcher {
@@ -21,6 +22,7 @@ struct dispatcher {
     uv_timer_t timer;
     struct seen *seen;
     size_t nseen;
+    int64_t heartbeat_ms; /* asked of the nodes now: dispatcher_heartbeat_ms */
     struct stats *stats; /* node metrics sent with heartbeats */
     bool was_leader;
     bool changing; /* a raft membership change is in flight */
@@ -31,8 +33,11 @@ struct dispatcher {
     int inflight;
     bool closed;
     json_t *mesh;   /* mesh_build() at store version mesh_version: shared by heartbeats */
+    json_t *nodes;  /* host.node_addrs() at that version: task networking */
+    json_t *managers; /* host.manager_addrs() at that version */
     unsigned long long mesh_version;
-    /* names the content of `mesh`: nodes that have it are not sent it again.
+    /* names the content of `mesh` and `nodes`: nodes that have them are not
+     * sent them again (both grow with the cluster).
      * A random prefix per dispatcher: another leader's tags never match. */
     char mesh_tag[40];
     unsigned long long mesh_changes;
@@ -58,7 +63,21 @@ static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
     struct seen *s = &d->seen[d->nseen++];
     snprintf(s->node_id, sizeof(s->node_id), "%s", node_id);
     s->at = mono_ms();
+    s->interval_ms = d->heartbeat_ms;
     return s;
+}
+
+int64_t dispatcher_heartbeat_ms(size_t nodes)
+{
+    int64_t ms = (int64_t)nodes * 1000 / HEARTBEATS_PER_S;
+    return ms < HEARTBEAT_MS ? HEARTBEAT_MS : ms > HEARTBEAT_MAX_MS ? HEARTBEAT_MAX_MS : ms;
+}
+
+/* Down after as many of the node's intervals as NODE_DOWN_MS is of the
+ * base interval. */
+static bool heartbeats_stopped(const struct seen *s)
+{
+    return mono_ms() - s->at > s->interval_ms * NODE_DOWN_MS / HEARTBEAT_MS;
 }
 
 static void set_node_status(struct dispatcher *d, json_t *node, const char *status, const char *msg)
@@ -166,18 +185,23 @@ static void reconcile_membership(struct dispatcher *d, json_t *nodes)
 }
 
 /* Marks nodes whose heartbeats stopped as down. A new leader first gives
- * every node a full period: it has seen none of them yet. */
+ * every node a full period at the interval the cluster's size implies (what
+ * the previous leader asked for): it has seen none of them yet. */
 static void check_nodes(uv_timer_t *t)
 {
     struct dispatcher *d = t->data;
     bool leader = cluster_is_leader(cluster_of(d));
+    json_t *nodes = leader ? store_list(store_of(d), "nodes", NULL) : NULL;
+    d->heartbeat_ms = dispatcher_heartbeat_ms(json_array_size(nodes));
     if (leader && !d->was_leader)
-        for (size_t i = 0; i < d->nseen; i++)
+        for (size_t i = 0; i < d->nseen; i++) {
             d->seen[i].at = mono_ms();
+            if (d->seen[i].interval_ms < d->heartbeat_ms)
+                d->seen[i].interval_ms = d->heartbeat_ms;
+        }
     d->was_leader = leader;
     if (!leader)
         return;
-    json_t *nodes = store_list(store_of(d), "nodes", NULL);
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n)
@@ -190,7 +214,7 @@ static void check_nodes(uv_timer_t *t)
             continue;
         }
         struct seen *s = seen_entry(d, id);
-        if (status && strcmp(status, "ready") == 0 && mono_ms() - s->at > NODE_DOWN_MS)
+        if (status && strcmp(status, "ready") == 0 && heartbeats_stopped(s))
             set_node_status(d, n, "down", "heartbeat failure");
     }
     reconcile_membership(d, nodes);
@@ -203,6 +227,7 @@ struct dispatcher *dispatcher_start(const struct dispatcher_host *host)
     struct dispatcher *d = xcalloc(1, sizeof(*d));
     d->host = *host;
     d->stats = stats_new();
+    d->heartbeat_ms = HEARTBEAT_MS;
     random_hex(d->tag_prefix, 8);
     uv_timer_init(host->loop, &d->timer);
     d->timer.data = d;
@@ -216,6 +241,8 @@ static void dispatcher_free_when_idle(struct dispatcher *d)
         return;
     free(d->seen);
     json_decref(d->mesh);
+    json_decref(d->nodes);
+    json_decref(d->managers);
     stats_free(d->stats);
     free(d);
 }
@@ -305,18 +332,30 @@ static void renew_certificate(struct dispatcher *d, json_t *node, const char *cs
     free(cert);
 }
 
-json_t *dispatcher_mesh(struct dispatcher *d)
+/* The mesh, the node list and the managers' addresses of the store's
+ * current version (each a pass over every node: once per change, not per
+ * heartbeat), and the tag of the first two. */
+static void refresh_network(struct dispatcher *d)
 {
     unsigned long long version = store_version(store_of(d));
-    if (d->mesh == NULL || d->mesh_version != version) {
-        json_t *mesh = mesh_build(store_of(d));
-        if (d->mesh == NULL || !json_equal(mesh, d->mesh))
-            snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix,
-                     ++d->mesh_changes);
-        json_decref(d->mesh);
-        d->mesh = mesh;
-        d->mesh_version = version;
-    }
+    if (d->mesh != NULL && d->mesh_version == version)
+        return;
+    json_t *mesh = mesh_build(store_of(d));
+    json_t *nodes = d->host.node_addrs(d->host.data);
+    json_decref(d->managers);
+    d->managers = d->host.manager_addrs(d->host.data);
+    if (d->mesh == NULL || !json_equal(mesh, d->mesh) || !json_equal(nodes, d->nodes))
+        snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix, ++d->mesh_changes);
+    json_decref(d->mesh);
+    json_decref(d->nodes);
+    d->mesh = mesh;
+    d->nodes = nodes;
+    d->mesh_version = version;
+}
+
+json_t *dispatcher_mesh(struct dispatcher *d)
+{
+    refresh_network(d);
     return d->mesh;
 }
 
@@ -325,18 +364,21 @@ static json_t *assignments(struct dispatcher *d, const char *node_id, json_t *no
 {
     const struct dispatcher_host *h = &d->host;
     json_t *tasks = store_list_where(store_of(d), "tasks", "node_id", node_id);
-    return json_pack("{s:o, s:o, s:o, s:s?, s:O, s:o, s:s}", "tasks", tasks, "images",
-                     images_of(store_of(d), tasks), "managers", h->manager_addrs(h->data), "leader",
-                     h->leader_addr(h->data), "role", json_object_get(node, "role"), "nodes",
-                     h->node_addrs(h->data), "overlay", h->overlay(h->data));
+    refresh_network(d);
+    return json_pack("{s:o, s:o, s:O, s:s?, s:O, s:s}", "tasks", tasks, "images",
+                     images_of(store_of(d), tasks), "managers", d->managers, "leader",
+                     h->leader_addr(h->data), "role", json_object_get(node, "role"), "overlay",
+                     h->overlay(h->data));
 }
 
-/* The mesh goes only to nodes whose copy is not the current one. */
+/* The mesh and the node list go only to nodes whose copy is not the current
+ * one (an agent keeps what it was last sent of either). */
 static void add_mesh(struct dispatcher *d, const char *have, json_t *reply)
 {
-    json_t *mesh = dispatcher_mesh(d);
+    refresh_network(d);
     if (have == NULL || strcmp(have, d->mesh_tag) != 0) {
-        json_object_set(reply, "mesh", mesh);
+        json_object_set(reply, "mesh", d->mesh);
+        json_object_set(reply, "nodes", d->nodes);
         json_object_set_new(reply, "mesh_tag", json_string(d->mesh_tag));
     }
 }
@@ -350,13 +392,16 @@ json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *
         serr_set(err, SERR_NOT_FOUND, "this node is not part of the swarm (removed?)");
         return NULL;
     }
-    seen_entry(d, node_id)->at = mono_ms();
+    struct seen *seen = seen_entry(d, node_id);
+    seen->at = mono_ms();
+    seen->interval_ms = d->heartbeat_ms;
     const char *status = json_string_value(json_object_get(node, "status"));
     if (status && strcmp(status, "ready") != 0)
         set_node_status(d, node, "ready", NULL);
     apply_reports(d, node_id, json_object_get(heartbeat, "reports"));
     stats_record(d->stats, node_id, json_object_get(heartbeat, "metrics"), mono_ms());
     json_t *reply = assignments(d, node_id, node);
+    json_object_set_new(reply, "heartbeat_ms", json_integer(d->heartbeat_ms));
     add_mesh(d, json_string_value(json_object_get(heartbeat, "mesh_tag")), reply);
     renew_certificate(d, node, json_string_value(json_object_get(heartbeat, "csr")), reply);
     h->secrets_for_node(h->data, json_object_get(reply, "tasks"),

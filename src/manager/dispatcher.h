@@ -11,6 +11,8 @@
 #define SHOAL_MANAGER_DISPATCHER_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "base/err.h"
@@ -20,10 +22,21 @@ struct dispatcher;
 struct stats;
 struct store;
 
-/* A node is down after this long without a heartbeat. */
+/* A node is down after this long without a heartbeat (at HEARTBEAT_MS; at a
+ * longer interval, after as many intervals: NODE_DOWN_MS / HEARTBEAT_MS). */
 #define NODE_DOWN_MS 3000
-/* Agents send heartbeats this often. */
+/* Agents send heartbeats this often in a cluster of up to
+ * HEARTBEATS_PER_S * HEARTBEAT_MS / 1000 nodes; beyond, the leader asks for a
+ * longer interval (`heartbeat_ms` in its answers) so that it receives about
+ * HEARTBEATS_PER_S heartbeats a second whatever the size (as Nomad does). */
 #define HEARTBEAT_MS 500
+#define HEARTBEATS_PER_S 200
+/* An agent takes no longer interval than this, whatever it is asked. */
+#define HEARTBEAT_MAX_MS 60000
+
+/* The heartbeat interval the leader asks of the nodes of a cluster of
+ * `nodes` nodes, in ms (pure). */
+int64_t dispatcher_heartbeat_ms(size_t nodes);
 
 /* What the dispatcher uses of the node it runs on. Copied at creation; the
  * pointers (loop, node_id, data) must outlive the dispatcher. Every callback
@@ -63,7 +76,7 @@ void dispatcher_stop(struct dispatcher *d);
  * checked that this node leads: {"reports", "metrics", "mesh_tag", "csr",
  * "secret_ids"} (borrowed). Applies the reports, records the metrics and
  * returns the answer (new reference: tasks, images, managers, leader, role,
- * nodes, overlay, and mesh, cert, secret_data when due), or NULL with err
+ * overlay, heartbeat_ms, and mesh with nodes, cert, secret_data when due), or NULL with err
  * (SERR_NOT_FOUND: the node is not in the store). */
 json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *heartbeat,
                              struct serr *err);

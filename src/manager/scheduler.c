@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -175,22 +176,34 @@ static bool task_live(json_t *t)
     return desired && strcmp(desired, "running") == 0 && !task_state_terminal(jstr(t, "state"));
 }
 
-static void count_on_node(json_t *tasks, const char *node_id, const char *service_id,
-                          int *same_service, int *total)
+/* Live tasks on each node of `nodes` (by index), all of them and the
+ * service's: one pass over the tasks (a node id index makes each lookup
+ * cheap), not one per candidate node. */
+static void count_per_node(json_t *nodes, json_t *tasks, const char *service_id, int *same,
+                           int *total)
 {
-    *same_service = *total = 0;
+    json_t *index = json_object();
     size_t i;
-    json_t *t;
+    json_t *n, *t;
+    json_array_foreach(nodes, i, n)
+    {
+        same[i] = total[i] = 0;
+        if (jstr(n, "id"))
+            json_object_set_new(index, jstr(n, "id"), json_integer((json_int_t)i));
+    }
     json_array_foreach(tasks, i, t)
     {
-        const char *n = jstr(t, "node_id");
-        if (n == NULL || strcmp(n, node_id) != 0 || !task_live(t))
+        const char *node_id = jstr(t, "node_id");
+        json_t *at = node_id ? json_object_get(index, node_id) : NULL;
+        if (at == NULL || !task_live(t))
             continue;
-        (*total)++;
+        size_t k = (size_t)json_integer_value(at);
+        total[k]++;
         const char *s = jstr(t, "service_id");
         if (s && service_id && strcmp(s, service_id) == 0)
-            (*same_service)++;
+            same[k]++;
     }
+    json_decref(index);
 }
 
 int node_cpus(json_t *node)
@@ -289,10 +302,9 @@ int placement_spread_validate(const char *descriptor, struct serr *err)
     return 0;
 }
 
-/* Live tasks of the service on nodes whose label `key` ("rack") has the same
- * value as on `node`. */
-static int count_in_group(json_t *nodes, json_t *tasks, const char *service_id, json_t *node,
-                          const char *key)
+/* Live tasks of the service (`same`: per node of `nodes`) on nodes whose
+ * label `key` ("rack") has the same value as on `node`. */
+static int count_in_group(json_t *nodes, const int *same, json_t *node, const char *key)
 {
     const char *want = jstr(json_object_get(node, "labels"), key);
     int count = 0;
@@ -301,11 +313,8 @@ static int count_in_group(json_t *nodes, json_t *tasks, const char *service_id, 
     json_array_foreach(nodes, i, n)
     {
         const char *have = jstr(json_object_get(n, "labels"), key);
-        if (strcmp(have ? have : "", want ? want : "") != 0)
-            continue;
-        int same, total;
-        count_on_node(tasks, jstr(n, "id"), service_id, &same, &total);
-        count += same;
+        if (strcmp(have ? have : "", want ? want : "") == 0)
+            count += same[i];
     }
     return count;
 }
@@ -319,8 +328,8 @@ struct score {
     int n;
 };
 
-static void score_node(json_t *nodes, json_t *tasks, const char *service_id, json_t *node,
-                       json_t *preferences, int same, int total, struct score *sc)
+static void score_node(json_t *nodes, const int *same_per_node, json_t *node, json_t *preferences,
+                       int same, int total, struct score *sc)
 {
     sc->n = 0;
     size_t i;
@@ -329,7 +338,7 @@ static void score_node(json_t *nodes, json_t *tasks, const char *service_id, jso
     {
         const char *spread = jstr(pref, "spread");
         if (sc->n < MAX_PREFERENCES && spread && strncmp(spread, "node.labels.", 12) == 0)
-            sc->v[sc->n++] = count_in_group(nodes, tasks, service_id, node, spread + 12);
+            sc->v[sc->n++] = count_in_group(nodes, same_per_node, node, spread + 12);
     }
     sc->v[sc->n++] = same;
     sc->v[sc->n++] = total;
@@ -349,6 +358,9 @@ json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *servi
     json_t *best = NULL;
     struct score best_score = {0}, sc;
     struct sched_rejects rejects = {0};
+    size_t nn = json_array_size(nodes);
+    int *same = xcalloc(nn + 1, sizeof(int)), *total = xcalloc(nn + 1, sizeof(int));
+    count_per_node(nodes, tasks, service_id, same, total);
     size_t i;
     json_t *node;
     json_array_foreach(nodes, i, node)
@@ -366,9 +378,7 @@ json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *servi
             rejects.constraints++;
             continue;
         }
-        int same, total;
-        count_on_node(tasks, jstr(node, "id"), service_id, &same, &total);
-        if (pl->max_per_node > 0 && same >= pl->max_per_node) {
+        if (pl->max_per_node > 0 && same[i] >= pl->max_per_node) {
             rejects.max_per_node++;
             continue;
         }
@@ -376,12 +386,14 @@ json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *servi
             rejects.resources++;
             continue;
         }
-        score_node(nodes, tasks, service_id, node, pl->preferences, same, total, &sc);
+        score_node(nodes, same, node, pl->preferences, same[i], total[i], &sc);
         if (best == NULL || score_better(&sc, &best_score)) {
             best = node;
             best_score = sc;
         }
     }
+    free(same);
+    free(total);
     if (best == NULL) {
         char why[300];
         scheduler_explain(&rejects, why, sizeof(why));

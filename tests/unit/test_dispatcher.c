@@ -127,13 +127,15 @@ TEST(dispatcher_heartbeat_assignments)
     CHECK(json_array_size(json_object_get(reply, "nodes")) == 1);
     CHECK(json_is_object(json_object_get(reply, "mesh")));
     CHECK(json_is_string(json_object_get(reply, "mesh_tag")));
+    CHECK(json_integer_value(json_object_get(reply, "heartbeat_ms")) == HEARTBEAT_MS);
     CHECK(json_object_get(reply, "cert") == NULL);
     CHECK(f.secrets_asked == 1);
-    /* a node that has the mesh is not sent it again */
+    /* a node that has the mesh and the node list is not sent them again */
     json_object_set(hb, "mesh_tag", json_object_get(reply, "mesh_tag"));
     json_decref(reply);
     reply = dispatcher_heartbeat(d, "n2", hb, &err);
     CHECK(reply != NULL && json_object_get(reply, "mesh") == NULL);
+    CHECK(json_object_get(reply, "nodes") == NULL);
     json_decref(reply);
     json_decref(hb);
     stop(&loop, d, &f);
@@ -160,4 +162,16 @@ TEST(dispatcher_heartbeat_csr_and_unknown_node)
     CHECK(strstr(err.msg, "not part of the swarm") != NULL);
     json_decref(hb);
     stop(&loop, d, &f);
+}
+
+/* Small clusters keep the base interval; beyond HEARTBEATS_PER_S * 0.5 nodes
+ * the interval grows with the size (the leader's load stays flat), capped. */
+TEST(dispatcher_heartbeat_interval_grows_with_the_cluster)
+{
+    CHECK(dispatcher_heartbeat_ms(0) == HEARTBEAT_MS);
+    CHECK(dispatcher_heartbeat_ms(3) == HEARTBEAT_MS);
+    CHECK(dispatcher_heartbeat_ms(HEARTBEATS_PER_S / 2) == HEARTBEAT_MS);
+    CHECK(dispatcher_heartbeat_ms(HEARTBEATS_PER_S) == 1000);
+    CHECK(dispatcher_heartbeat_ms(5000) == 5000 * 1000 / HEARTBEATS_PER_S);
+    CHECK(dispatcher_heartbeat_ms(10000000) == HEARTBEAT_MAX_MS);
 }
