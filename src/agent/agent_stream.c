@@ -497,7 +497,9 @@ static int remove_local(struct agent *a, const char *ref, int force, struct agen
     struct ctr *c = ctr_find(a, ref);
     if (c == NULL || !c->local)
         return serr_set(err, SERR_NOT_FOUND, "No such container: %s", ref);
-    if (c->phase != PH_DONE && !force)
+    /* an exited container still being deleted (ps shows it exited) is
+     * removed once that ends, as a forced remove is */
+    if (c->phase != PH_DONE && c->phase != PH_FINISHING && !force)
         return serr_set(err, SERR_CONFLICT,
                         "cannot remove running container %s: stop it first or use force", ref);
     if (c->phase != PH_DONE) {
