@@ -134,8 +134,10 @@ int read_file(const char *path, char **out, size_t *len, struct serr *err)
 int write_file_atomic(const char *path, const void *data, size_t len, bool sync,
                       struct serr *err)
 {
-    char *tmp = xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* a name of its own: two threads writing the same path (two loads of
+     * images sharing a config) must not rename each other's file away */
+    char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
     if (fd < 0) {
         serr_errno(err, "create %s", tmp);
         free(tmp);
