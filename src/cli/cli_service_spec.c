@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,12 @@ const char cli_service_create_usage[] =
     "      --update-delay duration        Delay between updates\n"
     "      --update-failure-action string Action on update failure (\"pause\", \"continue\",\n"
     "                                     \"rollback\") (default \"pause\")\n"
+    "      --update-max-failure-ratio float  Failure rate to tolerate during an update\n"
+    "                                     (default 0)\n"
+    "      --update-monitor duration      Duration after each task update to monitor for\n"
+    "                                     failure (default 5s)\n"
+    "      --update-order string          Update order (\"start-first\"|\"stop-first\")\n"
+    "                                     (default \"stop-first\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
     "(0 to update all at once)\n"
     "  -u, --user string                  USER[:GROUP] (names or numbers) the command runs as\n"
@@ -137,6 +144,10 @@ const char cli_service_update_usage[] =
     "      --limit-pids int               Limit the number of processes\n"
     "      --rollback                     Rollback to previous specification\n"
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
+    "      --update-max-failure-ratio float  Failure rate to tolerate during an update\n"
+    "      --update-monitor duration      Duration after each task update to monitor for\n"
+    "                                     failure\n"
+    "      --update-order string          Update order (start-first|stop-first)\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n"
     "      --hostname, -u/--user, -w/--workdir, --entrypoint  As create (replace)\n"
     "      --label-add list               Add or update a service label (KEY=VALUE)\n"
@@ -512,9 +523,6 @@ enum {
     OPT_INIT,
     OPT_CONSTRAINT,
     OPT_STOP_GRACE,
-    OPT_UPDATE_PARALLELISM,
-    OPT_UPDATE_DELAY,
-    OPT_UPDATE_FAILURE_ACTION,
     OPT_CONSTRAINT_ADD,
     OPT_CONSTRAINT_RM,
     OPT_FORCE,
@@ -801,6 +809,89 @@ static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *e
     return serr_set(err, SERR_INVALID, "unexpected option");
 }
 
+/* ---- --update-* and --rollback-* (update_config and rollback_config) ---- */
+
+enum rollout_field {
+    ROLLOUT_PARALLELISM,
+    ROLLOUT_DELAY,
+    ROLLOUT_FAILURE_ACTION,
+    ROLLOUT_MONITOR,
+    ROLLOUT_MAX_FAILURE_RATIO,
+    ROLLOUT_ORDER,
+    ROLLOUT_FIELDS
+};
+
+/* An option of a rollout: OPT_ROLLOUT + section * ROLLOUT_FIELDS + field,
+ * section 0 for --update-*, 1 for --rollback-*. */
+#define OPT_ROLLOUT 1500
+#define OPT_UPDATE(field) (OPT_ROLLOUT + (field))
+#define OPT_ROLLBACK(field) (OPT_ROLLOUT + ROLLOUT_FIELDS + (field))
+
+static bool is_rollout_option(int opt)
+{
+    return opt >= OPT_ROLLOUT && opt < OPT_ROLLOUT + 2 * ROLLOUT_FIELDS;
+}
+
+#define UPDATE_OPTIONS                                                                             \
+    {"update-parallelism", required_argument, NULL, OPT_UPDATE(ROLLOUT_PARALLELISM)},             \
+        {"update-delay", required_argument, NULL, OPT_UPDATE(ROLLOUT_DELAY)},                     \
+        {"update-failure-action", required_argument, NULL, OPT_UPDATE(ROLLOUT_FAILURE_ACTION)},   \
+        {"update-monitor", required_argument, NULL, OPT_UPDATE(ROLLOUT_MONITOR)},                 \
+        {"update-max-failure-ratio", required_argument, NULL,                                     \
+         OPT_UPDATE(ROLLOUT_MAX_FAILURE_RATIO)},                                                  \
+        {"update-order", required_argument, NULL, OPT_UPDATE(ROLLOUT_ORDER)}
+
+static int set_failure_ratio(json_t *config, const char *flag, const char *arg, struct serr *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double ratio = strtod(arg, &end);
+    if (end == arg || *end != '\0' || errno != 0 || !(ratio >= 0 && ratio <= 1))
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": a number from 0 to 1", flag, arg);
+    json_object_set_new(config, "max_failure_ratio", json_real(ratio));
+    return 0;
+}
+
+/* One --update-X or --rollback-X flag into spec.update_config or
+ * spec.rollback_config (a service update's patch has the same members). */
+static int rollout_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    bool rollback = opt >= OPT_ROLLBACK(0);
+    int field = (opt - OPT_ROLLOUT) % ROLLOUT_FIELDS;
+    static const char *const names[] = {"parallelism", "delay", "failure-action", "monitor",
+                                        "max-failure-ratio", "order"};
+    char flag[64];
+    snprintf(flag, sizeof(flag), "--%s-%s", rollback ? "rollback" : "update", names[field]);
+    json_t *config = cli_json_member(spec, rollback ? "rollback_config" : "update_config");
+    const char *value = NULL;
+    switch (field) {
+    case ROLLOUT_PARALLELISM:
+        return set_uint(config, "parallelism", flag, arg, MAX_REPLICAS, err);
+    case ROLLOUT_DELAY:
+        return set_duration(config, "delay_ms", flag, arg, err);
+    case ROLLOUT_MONITOR:
+        return set_duration(config, "monitor_ms", flag, arg, err);
+    case ROLLOUT_MAX_FAILURE_RATIO:
+        return set_failure_ratio(config, flag, arg, err);
+    case ROLLOUT_FAILURE_ACTION:
+        if (strcmp(arg, "pause") == 0 || strcmp(arg, "continue") == 0 ||
+            (!rollback && strcmp(arg, "rollback") == 0))
+            value = "failure_action";
+        else
+            return serr_set(err, SERR_INVALID, "invalid %s \"%s\": pause, continue%s", flag, arg,
+                            rollback ? "" : " or rollback");
+        break;
+    case ROLLOUT_ORDER:
+        if (strcmp(arg, "start-first") != 0 && strcmp(arg, "stop-first") != 0)
+            return serr_set(err, SERR_INVALID, "invalid %s \"%s\": start-first or stop-first",
+                            flag, arg);
+        value = "order";
+        break;
+    }
+    json_object_set_new(config, value, json_string(arg));
+    return 0;
+}
+
 static const struct option create_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
@@ -820,9 +911,7 @@ static const struct option create_options[] = {
     {"init", no_argument, NULL, OPT_INIT},
     {"constraint", required_argument, NULL, OPT_CONSTRAINT},
     {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
-    {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
-    {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
-    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
+    UPDATE_OPTIONS,
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
     {"publish", required_argument, NULL, 'p'},
@@ -871,6 +960,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return secret_option(spec, opt, arg, err);
     if (is_container_option(opt))
         return container_option(spec, opt, arg, err);
+    if (is_rollout_option(opt))
+        return rollout_option(spec, opt, arg, err);
     if (opt >= OPT_READ_ONLY && opt <= OPT_PLACEMENT_PREF)
         return runtime_option(spec, opt, arg, err);
     switch (opt) {
@@ -949,18 +1040,6 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_STOP_GRACE:
         return set_duration(spec, "stop_grace_period_ms", "--stop-grace-period", arg, err);
-    case OPT_UPDATE_PARALLELISM:
-        return set_uint(cli_json_member(spec, "update_config"), "parallelism",
-                        "--update-parallelism", arg, MAX_REPLICAS, err);
-    case OPT_UPDATE_DELAY:
-        return set_duration(cli_json_member(spec, "update_config"), "delay_ms", "--update-delay",
-                            arg, err);
-    case OPT_UPDATE_FAILURE_ACTION:
-        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
-            return serr_set(err, SERR_INVALID,
-                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(cli_json_member(spec, "update_config"), "failure_action", json_string(arg));
-        return 0;
     case 'd':
         *detach = true;
         return 0;
@@ -1042,9 +1121,7 @@ static const struct option update_options[] = {
     {"schedule", required_argument, NULL, OPT_SCHEDULE},
     {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
     {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
-    {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
-    {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
-    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
+    UPDATE_OPTIONS,
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
@@ -1175,6 +1252,8 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return secret_option(patch, opt, arg, err);
     if (is_container_option(opt))
         return container_option(patch, opt, arg, err);
+    if (is_rollout_option(opt))
+        return rollout_option(patch, opt, arg, err);
     if (is_update_list_option(opt))
         return update_list_option(patch, opt, arg, err);
     switch (opt) {
@@ -1251,18 +1330,6 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_SCHEDULE_TZ:
     case OPT_SCHEDULE_OVERLAP:
         return schedule_option(patch, opt, arg, err);
-    case OPT_UPDATE_PARALLELISM:
-        return set_uint(cli_json_member(patch, "update_config"), "parallelism",
-                        "--update-parallelism", arg, MAX_REPLICAS, err);
-    case OPT_UPDATE_DELAY:
-        return set_duration(cli_json_member(patch, "update_config"), "delay_ms", "--update-delay",
-                            arg, err);
-    case OPT_UPDATE_FAILURE_ACTION:
-        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
-            return serr_set(err, SERR_INVALID,
-                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(cli_json_member(patch, "update_config"), "failure_action", json_string(arg));
-        return 0;
     case 'd':
         *detach = true;
         return 0;

@@ -220,12 +220,30 @@ static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **l
     }
 }
 
+/* --update-order start-first: the old task of the slot runs on until its
+ * replacement `cur` runs (or has ended: it failed or was rejected), as
+ * Swarm's; then it is stopped. Stop-first never has two. */
+static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur)
+{
+    if (cur == NULL || (!jstr_is(cur, "state", "running") && !task_state_terminal(jstr(cur, "state"))))
+        return;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (t != cur && jstr_is(t, "desired_state", "running") &&
+            slot_equal(json_object_get(t, "slot"), slot))
+            task_set_desired(p, t, "shutdown");
+    }
+}
+
 static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *slot,
                            json_t *update_candidates)
 {
     json_t *spec = json_object_get(svc, "spec");
     json_t *cur, *last;
     slot_tasks(tasks, slot, &cur, &last);
+    stop_replaced_tasks(p, tasks, slot, cur);
     if (cur == NULL) {
         if (last && !task_state_terminal(jstr(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
@@ -261,8 +279,14 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
 
 /* With failure_action pause or rollback, a new task that fails within this
  * time after it started running fails the update (Docker's default
- * --update-monitor). */
+ * --update-monitor; update_config.monitor_ms sets another). */
 #define UPDATE_MONITOR_MS 5000
+
+/* The settings of the rolling update under way: spec.update_config. */
+static json_t *rollout_config(json_t *svc)
+{
+    return json_object_get(json_object_get(svc, "spec"), "update_config");
+}
 
 static bool watches_failures(json_t *update_config)
 {
@@ -270,15 +294,32 @@ static bool watches_failures(json_t *update_config)
     return action && strcmp(action, "continue") != 0;
 }
 
+static json_int_t monitor_ms(json_t *update_config)
+{
+    return jint(update_config, "monitor_ms", UPDATE_MONITOR_MS);
+}
+
+/* Replaces the old task `old`: stop-first stops it (its slot gets the new
+ * task once it has stopped); start-first starts the new task now (the old
+ * one is stopped once it runs: stop_replaced_tasks). */
+static void replace_task(struct pass *p, json_t *svc, json_t *tasks, json_t *old)
+{
+    if (jstr_is(rollout_config(svc), "order", "start-first"))
+        json_array_append(tasks, create_task(p, svc, json_object_get(old, "slot"), old));
+    else
+        task_set_desired(p, old, "shutdown");
+}
+
 /* Rolling update: replaces old-version tasks `parallelism` at a time (0 = all),
- * waiting `delay_ms` after the last replacement started running. */
+ * waiting `delay_ms` (and the monitor time when failures are watched) after
+ * the last replacement started running. */
 static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *candidates)
 {
-    json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
+    json_t *uc = rollout_config(svc);
     json_int_t par = jint(uc, "parallelism", 0);
     json_int_t delay = jint(uc, "delay_ms", 0);
-    if (watches_failures(uc) && delay < UPDATE_MONITOR_MS)
-        delay = UPDATE_MONITOR_MS; /* a new task must hold that long before the next */
+    if (watches_failures(uc) && delay < monitor_ms(uc))
+        delay = monitor_ms(uc); /* a new task must hold that long before the next */
     json_int_t version = jint(svc, "version", 0);
     int in_progress = 0;
     int64_t last_running_at = 0;
@@ -312,7 +353,7 @@ static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *c
     {
         if (par > 0 && in_progress >= par)
             break;
-        task_set_desired(p, t, "shutdown");
+        replace_task(p, svc, tasks, t);
         in_progress++;
     }
 }
@@ -330,19 +371,24 @@ static void service_merge(struct pass *p, json_t *svc, json_t *fields)
     json_array_append_new(p->ops, op_merge("services", jstr(svc, "id"), fields));
 }
 
-static bool new_version_failed(json_t *svc, json_t *tasks)
+/* Have more tasks of the new version failed since the update began than
+ * max_failure_ratio (default 0: any) of the `slots` tolerates? */
+static bool new_version_failed(json_t *svc, json_t *tasks, size_t slots)
 {
     json_int_t version = jint(svc, "version", 0);
     json_int_t since = jint(svc, "updated_at", 0);
+    size_t failed = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
         if (jint(t, "spec_version", 0) == version && jstr_is(t, "state", "failed") &&
             jint(t, "state_at", 0) >= since)
-            return true;
+            failed++;
     }
-    return false;
+    json_t *ratio = json_object_get(rollout_config(svc), "max_failure_ratio");
+    double tolerated = json_is_number(ratio) ? json_number_value(ratio) : 0;
+    return failed > 0 && (double)failed > tolerated * (double)(slots > 0 ? slots : 1);
 }
 
 /* Every task wanted runs the new version (for the monitor time, when
@@ -350,7 +396,8 @@ static bool new_version_failed(json_t *svc, json_t *tasks)
 static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
 {
     json_int_t version = jint(svc, "version", 0);
-    bool watch = watches_failures(json_object_get(json_object_get(svc, "spec"), "update_config"));
+    json_t *uc = rollout_config(svc);
+    bool watch = watches_failures(uc);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
@@ -359,7 +406,7 @@ static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
             continue;
         if (jint(t, "spec_version", 0) != version || !jstr_is(t, "state", "running"))
             return false;
-        int64_t held = jint(t, "state_at", 0) + UPDATE_MONITOR_MS;
+        int64_t held = jint(t, "state_at", 0) + monitor_ms(uc);
         if (watch && held > p->now) {
             wake_at(p, held);
             return false;
@@ -382,8 +429,10 @@ static void start_rollback(struct pass *p, json_t *svc)
     json_array_append_new(p->ops, op_put("services", next));
 }
 
-/* Returns whether old tasks may still be replaced in this pass. */
-static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates)
+/* Returns whether old tasks may still be replaced in this pass (`slots`:
+ * how many the service wants). */
+static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates,
+                             size_t slots)
 {
     const char *state = jstr(svc, "update_state");
     bool rolling_back = state && strcmp(state, "rollback_started") == 0;
@@ -394,9 +443,9 @@ static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool ca
                                          rolling_back ? "rollback_completed" : "completed"));
         return true;
     }
-    if (!new_version_failed(svc, tasks))
+    if (!new_version_failed(svc, tasks, slots))
         return true;
-    json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
+    json_t *uc = rollout_config(svc);
     const char *action = jstr(uc, "failure_action");
     if (action == NULL || strcmp(action, "continue") == 0)
         return true;
@@ -521,7 +570,8 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_t *candidates = json_array();
     json_t *slot;
     json_array_foreach(slots, i, slot) reconcile_slot(p, svc, tasks, slot, candidates);
-    bool go_on = update_may_go_on(p, svc, tasks, json_array_size(candidates) > 0);
+    bool go_on = update_may_go_on(p, svc, tasks, json_array_size(candidates) > 0,
+                                  json_array_size(slots));
     if (go_on && json_array_size(candidates))
         rolling_update(p, svc, tasks, candidates);
     json_t *seen = json_array();

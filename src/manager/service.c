@@ -325,9 +325,22 @@ static int check_ports(json_t *ports, struct serr *err)
     return 0;
 }
 
+static int check_failure_ratio(json_t *uc, struct serr *err)
+{
+    json_t *ratio = json_object_get(uc, "max_failure_ratio");
+    if (ratio && (!json_is_number(ratio) || json_number_value(ratio) < 0 ||
+                  json_number_value(ratio) > 1))
+        return serr_set(err, SERR_INVALID, "max_failure_ratio must be a number from 0 to 1");
+    return 0;
+}
+
+/* update_config: {"parallelism", "delay_ms", "failure_action", "monitor_ms",
+ * "max_failure_ratio", "order"}, as Swarm's UpdateConfig. */
 static int check_update_config(json_t *uc, struct serr *err)
 {
-    static const char *const known[] = {"parallelism", "delay_ms", "failure_action", NULL};
+    static const char *const known[] = {"parallelism", "delay_ms", "failure_action", "monitor_ms",
+                                        "max_failure_ratio", "order", NULL};
+    static const char *const orders[] = {"stop-first", "start-first", NULL};
     if (!json_is_object(uc))
         return serr_set(err, SERR_INVALID, "update_config must be an object");
     if (check_keys(uc, known, "update_config", err) < 0)
@@ -339,7 +352,9 @@ static int check_update_config(json_t *uc, struct serr *err)
         return serr_set(err, SERR_INVALID,
                         "update_config: failure_action must be pause, continue or rollback");
     if (check_int(uc, "parallelism", 0, MAX_REPLICAS, err) < 0 ||
-        check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0)
+        check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0 ||
+        check_int(uc, "monitor_ms", 0, 86400000LL * 365, err) < 0 ||
+        check_failure_ratio(uc, err) < 0 || check_one_of(uc, "order", orders, err) < 0)
         return serr_wrap(err, "update_config");
     return 0;
 }

@@ -733,3 +733,31 @@ TEST(cli_service_patch_network_caps_restart)
     CHECK(PATCH(&err, &patch, &name, "update", "--network-add", "a b", "web") < 0);
     CHECK(PATCH(&err, &patch, &name, "update", "--restart-condition", "sometimes", "web") < 0);
 }
+
+TEST(cli_service_update_rollout_flags)
+{
+    json_t *spec = NULL;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-order", "start-first", "--update-monitor",
+               "30s", "--update-max-failure-ratio", "0.2", "busybox") == 0);
+    json_t *uc = json_object_get(spec, "update_config");
+    CHECK_STR(str_at(uc, "order"), "start-first");
+    CHECK(json_integer_value(json_object_get(uc, "monitor_ms")) == 30000);
+    CHECK(json_real_value(json_object_get(uc, "max_failure_ratio")) == 0.2);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-order", "random", "busybox") < 0);
+    CHECK(strstr(err.msg, "--update-order") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-max-failure-ratio", "1.5", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-max-failure-ratio", "x", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-monitor", "10", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-failure-action", "stop", "b") < 0);
+    json_t *patch;
+    const char *name;
+    char **argv = ARGV("update", "--update-order", "stop-first", "--update-monitor", "1m", "web");
+    CHECK(cli_build_service_patch(6, argv, &patch, &name, &detach, &err) == 0);
+    uc = json_object_get(patch, "update_config");
+    CHECK_STR(str_at(uc, "order"), "stop-first");
+    CHECK(json_integer_value(json_object_get(uc, "monitor_ms")) == 60000);
+    json_decref(patch);
+}

@@ -144,7 +144,8 @@ TEST(compose_full_service)
         "      resources:\n"
         "        limits: {cpus: '0.5', memory: 64M}\n"
         "      restart_policy: {condition: on-failure, delay: 500ms}\n"
-        "      update_config: {parallelism: 2, delay: 10s, failure_action: rollback}\n"
+        "      update_config: {parallelism: 2, delay: 10s, failure_action: rollback,\n"
+        "                      monitor: 30s, max_failure_ratio: 0.5, order: start-first}\n"
         "      labels: [traefik.enable=true]\n"
         "networks:\n"
         "  back:\n"
@@ -179,7 +180,8 @@ TEST(compose_full_service)
                "\"limits\":{\"cpus\":0.5,\"memory\":67108864},"
                "\"restart_condition\":\"on-failure\",\"restart_delay_ms\":500,"
                "\"update_config\":{\"parallelism\":2,\"delay_ms\":10000,"
-               "\"failure_action\":\"rollback\"},"
+               "\"failure_action\":\"rollback\",\"monitor_ms\":30000,"
+               "\"max_failure_ratio\":0.5,\"order\":\"start-first\"},"
                "\"labels\":{\"com.docker.stack.namespace\":\"st\",\"traefik.enable\":\"true\"}}");
     check_json(json_object_get(plan, "networks"),
                "[{\"name\":\"st_back\",\"subnet\":\"10.77.0.0/16\"}]");

@@ -117,6 +117,52 @@ static const struct orch_case cases[] = {
      "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000},"
      " {'id':'web.2', 'slot':2, 'node_id':'n2'}]",
      {{2000, NULL, "", 11000}, {11000, NULL, "merge web.2 desired=shutdown", 0}}, NULL},
+    /* --update-order start-first: the old task runs until the new one does */
+    {"rolling_update_start_first_starts_the_new_task_before_stopping_the_old",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2,"
+     " 'spec':{'replicas':1, 'update_config':{'parallelism':1, 'order':'start-first'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1'}]",
+     {{1000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0},
+      {2000, NULL, "", 0}, /* both tasks wanted running while the new one starts */
+      {3000, "web.1=running", "merge web.1 desired=shutdown", 0},
+      {4000, NULL, "", 0}}, NULL},
+    {"rolling_update_start_first_new_task_failing_stops_the_old_too",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2,"
+     " 'spec':{'replicas':1, 'update_config':{'parallelism':1, 'order':'start-first'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1'}]",
+     {{1000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0},
+      {2000, "web.1=failed", "merge web.1 desired=shutdown; merge web.1 desired=shutdown", 0}},
+     NULL},
+    /* --update-monitor: the wait between replacements when failures are watched */
+    {"rolling_update_waits_the_monitor_time_after_the_last_started",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'web', 'version':2, 'spec':{'replicas':2, 'update_config':{'parallelism':1,"
+     " 'failure_action':'pause', 'monitor_ms':20000}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n2'}]",
+     {{2000, NULL, "", 21000}, {21000, NULL, "merge web.2 desired=shutdown", 0}}, NULL},
+    {"rolling_update_completes_after_the_monitor_time",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2, 'update_state':'updating', 'spec':{'replicas':1,"
+     " 'update_config':{'failure_action':'pause', 'monitor_ms':20000}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000}]",
+     {{2000, NULL, "", 21000}, {21000, NULL, "merge service web update_state=completed", 0}},
+     NULL},
+    /* --update-max-failure-ratio 0.25: one failure of four tolerated, not two */
+    {"rolling_update_failure_ratio_tolerates_a_share_of_failures",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2, 'update_state':'updating', 'updated_at':0, 'spec':{'replicas':4,"
+     " 'update_config':{'parallelism':1, 'failure_action':'pause', 'max_failure_ratio':0.25}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state':'failed', 'state_at':500},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n1'}, {'id':'web.4', 'slot':4, 'node_id':'n1'}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge web.3 desired=shutdown", 0},
+      {2000, "web.2=failed",
+       "put web.1; merge web.1 state=assigned node=n1; merge web.2 desired=shutdown; "
+       "merge service web update_state=paused",
+       0}}, NULL},
     {"history_keeps_five_tasks_per_slot_by_default",
      "[{'id':'n1'}]",
      "[{'id':'web', 'spec':{'replicas':1}}]",
