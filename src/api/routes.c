@@ -580,8 +580,11 @@ static void post_service(struct shoal *sh, struct http_req *req, char **args)
     json_decref(body);
 }
 
-/* Replaces a service's spec; a changed task template bumps the version. */
-static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, json_t *spec)
+/* Replaces a service's spec; a changed task template bumps the version and
+ * starts a rollout: `rollout_state` "updating", or "rollback_started" for
+ * `service rollback` (the orchestrator then follows spec.rollback_config). */
+static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, json_t *spec,
+                         const char *rollout_state)
 {
     json_t *old = json_object_get(svc, "spec");
     json_int_t version = json_integer_value(json_object_get(svc, "version"));
@@ -591,7 +594,7 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
     json_t *next = json_deep_copy(svc);
     json_object_set(next, "previous_spec", old); /* for `service rollback`, as Swarm's */
     if (service_spec_template_changed(old, spec)) /* watched by the orchestrator */
-        json_object_set_new(next, "update_state", json_string("updating"));
+        json_object_set_new(next, "update_state", json_string(rollout_state));
     json_object_set_new(next, "spec", spec);
     json_object_set_new(next, "version", json_integer(version));
     json_object_set_new(next, "updated_at", json_integer(now_ms()));
@@ -623,7 +626,7 @@ static void update_service(struct shoal *sh, struct http_req *req, json_t *patch
     if (spec == NULL)
         http_respond_error(req, &err);
     else
-        replace_spec(sh, req, svc, spec);
+        replace_spec(sh, req, svc, spec, "updating");
     json_decref(svc);
 }
 
@@ -659,7 +662,7 @@ static void post_service_rollback(struct shoal *sh, struct http_req *req, char *
         respond_err(req, SERR_CONFLICT, msg);
         free(msg);
     } else {
-        replace_spec(sh, req, svc, json_deep_copy(previous));
+        replace_spec(sh, req, svc, json_deep_copy(previous), "rollback_started");
     }
     json_decref(svc);
 }
@@ -681,7 +684,7 @@ static void post_service_scale(struct shoal *sh, struct http_req *req, char **ar
         json_t *spec = service_spec_patch(sh->store, json_object_get(svc, "spec"), patch, &err);
         json_decref(patch);
         if (spec)
-            replace_spec(sh, req, svc, spec);
+            replace_spec(sh, req, svc, spec, "updating");
         else
             http_respond_error(req, &err);
     }

@@ -87,6 +87,15 @@ const char cli_service_create_usage[] =
     "                                     (default 0: no maximum)\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
     "                                     (default: unbounded)\n"
+    "      --rollback-delay duration      Delay between task rollbacks\n"
+    "      --rollback-failure-action string  Action on rollback failure (\"pause\",\n"
+    "                                     \"continue\")\n"
+    "      --rollback-max-failure-ratio float  Failure rate to tolerate during a rollback\n"
+    "      --rollback-monitor duration    Duration after each task rollback to monitor for\n"
+    "                                     failure\n"
+    "      --rollback-order string        Rollback order (\"start-first\"|\"stop-first\")\n"
+    "      --rollback-parallelism uint    Maximum number of tasks rolled back simultaneously\n"
+    "                                     (without any --rollback-*: as the --update-* ones)\n"
     "      --secret secret                Mount a secret: NAME (at /run/secrets/NAME) or\n"
     "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
@@ -143,6 +152,15 @@ const char cli_service_update_usage[] =
     "      --limit-memory bytes           Limit Memory\n"
     "      --limit-pids int               Limit the number of processes\n"
     "      --rollback                     Rollback to previous specification\n"
+    "      --rollback-delay duration      Delay between task rollbacks\n"
+    "      --rollback-failure-action string  Action on rollback failure (\"pause\",\n"
+    "                                     \"continue\")\n"
+    "      --rollback-max-failure-ratio float  Failure rate to tolerate during a rollback\n"
+    "      --rollback-monitor duration    Duration after each task rollback to monitor for\n"
+    "                                     failure\n"
+    "      --rollback-order string        Rollback order (\"start-first\"|\"stop-first\")\n"
+    "      --rollback-parallelism uint    Maximum number of tasks rolled back simultaneously\n"
+    "                                     (without any --rollback-*: as the --update-* ones)\n"
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
     "      --update-max-failure-ratio float  Failure rate to tolerate during an update\n"
     "      --update-monitor duration      Duration after each task update to monitor for\n"
@@ -841,6 +859,16 @@ static bool is_rollout_option(int opt)
          OPT_UPDATE(ROLLOUT_MAX_FAILURE_RATIO)},                                                  \
         {"update-order", required_argument, NULL, OPT_UPDATE(ROLLOUT_ORDER)}
 
+#define ROLLBACK_OPTIONS                                                                           \
+    {"rollback-parallelism", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_PARALLELISM)},         \
+        {"rollback-delay", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_DELAY)},                 \
+        {"rollback-failure-action", required_argument, NULL,                                      \
+         OPT_ROLLBACK(ROLLOUT_FAILURE_ACTION)},                                                   \
+        {"rollback-monitor", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_MONITOR)},             \
+        {"rollback-max-failure-ratio", required_argument, NULL,                                   \
+         OPT_ROLLBACK(ROLLOUT_MAX_FAILURE_RATIO)},                                                \
+        {"rollback-order", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_ORDER)}
+
 static int set_failure_ratio(json_t *config, const char *flag, const char *arg, struct serr *err)
 {
     char *end = NULL;
@@ -912,6 +940,7 @@ static const struct option create_options[] = {
     {"constraint", required_argument, NULL, OPT_CONSTRAINT},
     {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
     UPDATE_OPTIONS,
+    ROLLBACK_OPTIONS,
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
     {"publish", required_argument, NULL, 'p'},
@@ -1122,6 +1151,7 @@ static const struct option update_options[] = {
     {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
     {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
     UPDATE_OPTIONS,
+    ROLLBACK_OPTIONS,
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},

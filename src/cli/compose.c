@@ -1053,6 +1053,28 @@ static int dep_update_config(struct conv *c, const struct at *a, json_t *val, js
     return walk_child(c, a, val, update_rules, member(spec, "update_config"));
 }
 
+/* A rollback is not rolled back: its failure_action is pause or continue. */
+static int rc_failure_action(struct conv *c, const struct at *a, json_t *val, json_t *rc)
+{
+    static const char *const actions[] = {"pause", "continue", NULL};
+    return set_one_of(c, a, val, rc, "failure_action", actions);
+}
+
+static const struct key_rule rollback_rules[] = {
+    {"parallelism", uc_parallelism, NULL, false},
+    {"delay", uc_delay, NULL, false},
+    {"failure_action", rc_failure_action, NULL, false},
+    {"monitor", uc_monitor, NULL, false},
+    {"max_failure_ratio", uc_max_failure_ratio, NULL, false},
+    {"order", uc_order, NULL, false},
+    {NULL, NULL, NULL, false},
+};
+
+static int dep_rollback_config(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return walk_child(c, a, val, rollback_rules, member(spec, "rollback_config"));
+}
+
 static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
     json_t *labels = member(spec, "labels");
@@ -1103,7 +1125,7 @@ static const struct key_rule deploy_rules[] = {
     {"resources", dep_resources, NULL, false},
     {"restart_policy", dep_restart_policy, NULL, false},
     {"update_config", dep_update_config, NULL, false},
-    {"rollback_config", NULL, "a rollback uses the update's settings", false},
+    {"rollback_config", dep_rollback_config, NULL, false},
     {"labels", dep_labels, NULL, false},
     {"endpoint_mode", dep_endpoint_mode, NULL, false},
     {NULL, NULL, NULL, false},

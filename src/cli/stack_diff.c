@@ -220,8 +220,8 @@ static void diff_lists(json_t *old, json_t *new, json_t *patch)
 
 static void diff_values(json_t *old, json_t *new, json_t *patch)
 {
-    static const char *const keys[] = {"image",         "args",   "replicas",
-                                       "update_config", "limits", NULL};
+    static const char *const keys[] = {"image",           "args",   "replicas", "update_config",
+                                       "rollback_config", "limits", NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]) && json_object_get(new, keys[i]))
             json_object_set(patch, keys[i], json_object_get(new, keys[i]));

@@ -282,10 +282,17 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
  * --update-monitor; update_config.monitor_ms sets another). */
 #define UPDATE_MONITOR_MS 5000
 
-/* The settings of the rolling update under way: spec.update_config. */
+/* The settings of the rolling update under way: spec.update_config, or
+ * during a rollback (update_state rollback_started) spec.rollback_config of
+ * the spec rolled back to, as Swarm's updater; a spec without one rolls back
+ * with its update_config (shoal before rollback_config). */
 static json_t *rollout_config(json_t *svc)
 {
-    return json_object_get(json_object_get(svc, "spec"), "update_config");
+    json_t *spec = json_object_get(svc, "spec");
+    json_t *rollback = json_object_get(spec, "rollback_config");
+    if (jstr_is(svc, "update_state", "rollback_started") && json_is_object(rollback))
+        return rollback;
+    return json_object_get(spec, "update_config");
 }
 
 static bool watches_failures(json_t *update_config)
@@ -429,8 +436,33 @@ static void start_rollback(struct pass *p, json_t *svc)
     json_array_append_new(p->ops, op_put("services", next));
 }
 
+/* Applies the failure action when too many tasks of the new version failed
+ * (new_version_failed); returns whether it stopped the update (paused, or
+ * rolling back: no more old tasks replaced in this pass). */
+static bool failure_stops_update(struct pass *p, json_t *svc, json_t *tasks, size_t slots,
+                                 bool rolling_back)
+{
+    if (!new_version_failed(svc, tasks, slots))
+        return false;
+    const char *action = jstr(rollout_config(svc), "failure_action");
+    if (action == NULL || strcmp(action, "continue") == 0)
+        return false;
+    json_t *previous = json_object_get(svc, "previous_spec");
+    if (!rolling_back && strcmp(action, "rollback") == 0 && json_is_object(previous) &&
+        json_equal(json_object_get(previous, "ports"),
+                   json_object_get(json_object_get(svc, "spec"), "ports"))) {
+        start_rollback(p, svc);
+        return true;
+    }
+    log_info("service %s: a task of the update failed, the update is paused", jstr(svc, "name"));
+    service_merge(p, svc, json_pack("{s:s}", "update_state",
+                                     rolling_back ? "rollback_paused" : "paused"));
+    return true;
+}
+
 /* Returns whether old tasks may still be replaced in this pass (`slots`:
- * how many the service wants). */
+ * how many the service wants). Failures are judged before completion: a
+ * single task whose new version failed pauses (or rolls back) its update. */
 static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates,
                              size_t slots)
 {
@@ -438,28 +470,12 @@ static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool ca
     bool rolling_back = state && strcmp(state, "rollback_started") == 0;
     if (state == NULL || (!rolling_back && strcmp(state, "updating") != 0))
         return state == NULL || (strcmp(state, "paused") != 0 && strcmp(state, "rollback_paused") != 0);
-    if (!candidates && all_on_version(p, svc, tasks)) {
+    if (failure_stops_update(p, svc, tasks, slots, rolling_back))
+        return false;
+    if (!candidates && all_on_version(p, svc, tasks))
         service_merge(p, svc, json_pack("{s:s}", "update_state",
                                          rolling_back ? "rollback_completed" : "completed"));
-        return true;
-    }
-    if (!new_version_failed(svc, tasks, slots))
-        return true;
-    json_t *uc = rollout_config(svc);
-    const char *action = jstr(uc, "failure_action");
-    if (action == NULL || strcmp(action, "continue") == 0)
-        return true;
-    json_t *previous = json_object_get(svc, "previous_spec");
-    if (!rolling_back && strcmp(action, "rollback") == 0 && json_is_object(previous) &&
-        json_equal(json_object_get(previous, "ports"),
-                   json_object_get(json_object_get(svc, "spec"), "ports"))) {
-        start_rollback(p, svc);
-        return false;
-    }
-    log_info("service %s: a task of the update failed, the update is paused", jstr(svc, "name"));
-    service_merge(p, svc, json_pack("{s:s}", "update_state",
-                                     rolling_back ? "rollback_paused" : "paused"));
-    return false;
+    return true;
 }
 
 static json_t *wanted_slots(struct pass *p, json_t *svc)

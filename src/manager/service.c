@@ -334,28 +334,30 @@ static int check_failure_ratio(json_t *uc, struct serr *err)
     return 0;
 }
 
-/* update_config: {"parallelism", "delay_ms", "failure_action", "monitor_ms",
- * "max_failure_ratio", "order"}, as Swarm's UpdateConfig. */
-static int check_update_config(json_t *uc, struct serr *err)
+/* update_config or rollback_config (`what`): {"parallelism", "delay_ms",
+ * "failure_action", "monitor_ms", "max_failure_ratio", "order"}, as Swarm's
+ * UpdateConfig; a rollback's failure_action is pause or continue. */
+static int check_rollout_config(json_t *uc, const char *what, struct serr *err)
 {
     static const char *const known[] = {"parallelism", "delay_ms", "failure_action", "monitor_ms",
                                         "max_failure_ratio", "order", NULL};
     static const char *const orders[] = {"stop-first", "start-first", NULL};
+    bool rollback = strcmp(what, "rollback_config") == 0;
     if (!json_is_object(uc))
-        return serr_set(err, SERR_INVALID, "update_config must be an object");
-    if (check_keys(uc, known, "update_config", err) < 0)
+        return serr_set(err, SERR_INVALID, "%s must be an object", what);
+    if (check_keys(uc, known, what, err) < 0)
         return -1;
     json_t *fa = json_object_get(uc, "failure_action");
     const char *action = json_string_value(fa);
     if (fa && (action == NULL || (strcmp(action, "pause") != 0 && strcmp(action, "continue") != 0 &&
-                                  strcmp(action, "rollback") != 0)))
-        return serr_set(err, SERR_INVALID,
-                        "update_config: failure_action must be pause, continue or rollback");
+                                  (rollback || strcmp(action, "rollback") != 0))))
+        return serr_set(err, SERR_INVALID, "%s: failure_action must be pause, continue%s", what,
+                        rollback ? "" : " or rollback");
     if (check_int(uc, "parallelism", 0, MAX_REPLICAS, err) < 0 ||
         check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0 ||
         check_int(uc, "monitor_ms", 0, 86400000LL * 365, err) < 0 ||
         check_failure_ratio(uc, err) < 0 || check_one_of(uc, "order", orders, err) < 0)
-        return serr_wrap(err, "update_config");
+        return serr_wrap(err, "%s", what);
     return 0;
 }
 
@@ -387,7 +389,7 @@ static int check_healthcheck(json_t *hc, struct serr *err)
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
-    "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
+    "update_config", "rollback_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
     "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
     "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
     "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", "schedule",
@@ -479,7 +481,11 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "constraints")) && check_constraints(v, err) < 0)
         return -1;
-    if ((v = json_object_get(s, "update_config")) && check_update_config(v, err) < 0)
+    if ((v = json_object_get(s, "update_config")) &&
+        check_rollout_config(v, "update_config", err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "rollback_config")) &&
+        check_rollout_config(v, "rollback_config", err) < 0)
         return -1;
     v = json_object_get(s, "healthcheck");
     if (v && !json_is_null(v) && check_healthcheck(v, err) < 0)
@@ -769,7 +775,7 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "schedule_tz", "schedule_overlap", "network_add",
                                          "network_rm", "caps_add", "caps_drop",
                                          "restart_condition", "restart_delay_ms",
-                                         "stop_grace_period_ms", "init", NULL};
+                                         "stop_grace_period_ms", "init", "rollback_config", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -819,10 +825,15 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         }
         json_object_set(s, "replicas", v);
     }
-    if ((v = json_object_get(patch, "update_config")) && json_is_object(v))
-        json_object_update(json_object_get(s, "update_config"), v);
-    else if (v)
-        json_object_set(s, "update_config", v);
+    static const char *const rollout_configs[] = {"update_config", "rollback_config"};
+    for (size_t k = 0; k < sizeof(rollout_configs) / sizeof(rollout_configs[0]); k++) {
+        json_t *current = json_object_get(s, rollout_configs[k]);
+        if ((v = json_object_get(patch, rollout_configs[k])) && json_is_object(v) &&
+            json_is_object(current))
+            json_object_update(current, v); /* merged; checked by the normalize below */
+        else if (v)
+            json_object_set(s, rollout_configs[k], v);
+    }
     if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
         goto err_after_copy;
     if (patch_constraints_limits_force(s, patch, err) < 0 ||

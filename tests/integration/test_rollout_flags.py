@@ -51,3 +51,31 @@ def test_update_flags_bad_values(daemon):
                                        "update_config": {"max_failure_ratio": 1.5}})
     assert r.status == 400 and "max_failure_ratio" in r.text, r
     assert d.api("GET", "/v1/services/bad").status == 404
+
+
+def test_rollback_flags_set_the_rollback_config(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "rbc", *GRACE, "--replicas", "2",
+          "--rollback-parallelism", "0", "--rollback-delay", "1s", "--rollback-monitor", "1s",
+          "--rollback-failure-action", "continue", "--rollback-max-failure-ratio", "0.5",
+          "--rollback-order", "start-first", "busybox", "sleep", "1000")
+    d.wait_running("rbc", 2)
+    rc = d.service("rbc")["spec"]["rollback_config"]
+    assert rc == {"parallelism": 0, "delay_ms": 1000, "monitor_ms": 1000,
+                  "failure_action": "continue", "max_failure_ratio": 0.5,
+                  "order": "start-first"}, rc
+    r = d.cli("service", "update", "--rollback-failure-action", "rollback", "rbc", check=False)
+    assert r.returncode != 0 and "--rollback-failure-action" in r.stderr, r.stderr
+    d.cli("service", "update", "--rollback-parallelism", "1", "--args", "sleep 999", "rbc")
+    d.wait_running("rbc", 2, version=2)
+    assert d.service("rbc")["spec"]["rollback_config"]["parallelism"] == 1
+    # `service rollback` rolls back with the rollback_config of the spec it returns to
+    # (parallelism 0, start-first: both new tasks start beside the old ones)
+    d.cli("service", "rollback", "-d", "rbc")
+    wait_until(lambda: len(running_ids(d, "rbc")) == 4, timeout=30,
+               msg=lambda: json.dumps(d.tasks("rbc"), indent=1))
+    wait_until(lambda: d.service("rbc").get("update_state") == "rollback_completed", timeout=30,
+               msg=lambda: json.dumps(d.service("rbc"), indent=1))
+    assert d.service("rbc")["spec"]["args"] == ["sleep", "1000"]
+    d.wait_running("rbc", 2, version=3)
+    d.cli("service", "rm", "rbc")

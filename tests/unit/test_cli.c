@@ -761,3 +761,34 @@ TEST(cli_service_update_rollout_flags)
     CHECK(json_integer_value(json_object_get(uc, "monitor_ms")) == 60000);
     json_decref(patch);
 }
+
+TEST(cli_service_rollback_config_flags)
+{
+    json_t *spec = NULL;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--rollback-parallelism", "2", "--rollback-delay",
+               "1s", "--rollback-failure-action", "continue", "--rollback-monitor", "10s",
+               "--rollback-max-failure-ratio", "0.5", "--rollback-order", "start-first",
+               "busybox") == 0);
+    json_t *rc = json_object_get(spec, "rollback_config");
+    CHECK(json_integer_value(json_object_get(rc, "parallelism")) == 2);
+    CHECK(json_integer_value(json_object_get(rc, "delay_ms")) == 1000);
+    CHECK_STR(str_at(rc, "failure_action"), "continue");
+    CHECK(json_integer_value(json_object_get(rc, "monitor_ms")) == 10000);
+    CHECK(json_real_value(json_object_get(rc, "max_failure_ratio")) == 0.5);
+    CHECK_STR(str_at(rc, "order"), "start-first");
+    CHECK(json_object_get(spec, "update_config") == NULL);
+    json_decref(spec);
+    /* a rollback is not rolled back */
+    CHECK(SPEC(&err, &spec, &detach, "create", "--rollback-failure-action", "rollback", "b") < 0);
+    CHECK(strstr(err.msg, "--rollback-failure-action") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--rollback-order", "x", "b") < 0);
+    json_t *patch;
+    const char *name;
+    char **argv = ARGV("update", "--rollback-parallelism", "0", "web");
+    CHECK(cli_build_service_patch(4, argv, &patch, &name, &detach, &err) == 0);
+    CHECK(json_integer_value(json_object_get(json_object_get(patch, "rollback_config"),
+                                             "parallelism")) == 0);
+    json_decref(patch);
+}

@@ -146,6 +146,7 @@ TEST(compose_full_service)
         "      restart_policy: {condition: on-failure, delay: 500ms}\n"
         "      update_config: {parallelism: 2, delay: 10s, failure_action: rollback,\n"
         "                      monitor: 30s, max_failure_ratio: 0.5, order: start-first}\n"
+        "      rollback_config: {parallelism: 0, failure_action: continue}\n"
         "      labels: [traefik.enable=true]\n"
         "networks:\n"
         "  back:\n"
@@ -182,6 +183,7 @@ TEST(compose_full_service)
                "\"update_config\":{\"parallelism\":2,\"delay_ms\":10000,"
                "\"failure_action\":\"rollback\",\"monitor_ms\":30000,"
                "\"max_failure_ratio\":0.5,\"order\":\"start-first\"},"
+               "\"rollback_config\":{\"parallelism\":0,\"failure_action\":\"continue\"},"
                "\"labels\":{\"com.docker.stack.namespace\":\"st\",\"traefik.enable\":\"true\"}}");
     check_json(json_object_get(plan, "networks"),
                "[{\"name\":\"st_back\",\"subnet\":\"10.77.0.0/16\"}]");

@@ -163,6 +163,48 @@ static const struct orch_case cases[] = {
        "put web.1; merge web.1 state=assigned node=n1; merge web.2 desired=shutdown; "
        "merge service web update_state=paused",
        0}}, NULL},
+    /* a rollback follows the rollback_config of the spec rolled back to */
+    {"rollback_replaces_tasks_with_the_rollback_parallelism",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'rollback_started', 'spec':{'replicas':3,"
+     " 'update_config':{'parallelism':0}, 'rollback_config':{'parallelism':1}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n1', 'spec_version':2}]",
+     {{1000, NULL, "merge web.1 desired=shutdown", 0}}, NULL},
+    {"update_replaces_tasks_with_the_update_parallelism",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'updating', 'spec':{'replicas':3,"
+     " 'update_config':{'parallelism':0}, 'rollback_config':{'parallelism':1}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n1', 'spec_version':2}]",
+     {{1000, NULL,
+       "merge web.1 desired=shutdown; merge web.2 desired=shutdown; merge web.3 desired=shutdown",
+       0}}, NULL},
+    {"rollback_failure_action_continue_goes_on",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'rollback_started', 'spec':{'replicas':2,"
+     " 'update_config':{'parallelism':1, 'failure_action':'pause'},"
+     " 'rollback_config':{'parallelism':1, 'failure_action':'continue', 'monitor_ms':0}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':3, 'state':'failed', 'state_at':500},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge web.2 desired=shutdown", 0}}, NULL},
+    {"rollback_failing_with_failure_action_pause_pauses",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'rollback_started', 'spec':{'replicas':1,"
+     " 'rollback_config':{'failure_action':'pause'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':3, 'state':'failed', 'state_at':500}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge service web update_state=rollback_paused", 0}},
+     NULL},
+    /* failures are judged before completion: the only new task failing pauses */
+    {"update_whose_only_task_fails_pauses_not_completes",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2, 'update_state':'updating', 'spec':{'replicas':1,"
+     " 'update_config':{'failure_action':'pause'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state':'failed', 'state_at':500}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge service web update_state=paused", 0}},
+     NULL},
     {"history_keeps_five_tasks_per_slot_by_default",
      "[{'id':'n1'}]",
      "[{'id':'web', 'spec':{'replicas':1}}]",
