@@ -438,8 +438,7 @@ static json_int_t desired_replicas(struct shoal *sh, json_t *svc)
     if (job_runs_service(svc) && json_object_get(spec, "schedule") &&
         json_integer_value(json_object_get(svc, "run")) == 0)
         return 0;
-    const char *mode = json_string_value(json_object_get(spec, "mode"));
-    if (mode == NULL || strcmp(mode, "global") != 0)
+    if (!service_mode_global(spec))
         return json_integer_value(json_object_get(spec, "replicas"));
     json_t *nodes = store_list(sh->store, "nodes", NULL);
     json_int_t n = 0;

@@ -55,7 +55,10 @@ const char cli_service_create_usage[] =
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
     "      --limit-pids int               Limit the number of processes (cgroup pids.max)\n"
-    "      --mode string                  Service mode (replicated, global or replicated-job)\n"
+    "      --max-concurrent uint          Number of job tasks to run concurrently (default:\n"
+    "                                     all of a run's)\n"
+    "      --mode string                  Service mode (replicated, global, replicated-job\n"
+    "                                     or global-job)\n"
     "                                     (default \"replicated\")\n"
     "      --mount mount                  Attach a filesystem mount to the service\n"
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
@@ -132,6 +135,7 @@ const char cli_service_update_usage[] =
     "      --image string                 Service image tag\n"
     "      --publish-add port             Add or update a published port (as -p of create)\n"
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
+    "      --max-concurrent uint          Number of job tasks to run concurrently\n"
     "      --replicas uint                Number of tasks\n"
     "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
     "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
@@ -513,6 +517,18 @@ static int set_uint(json_t *obj, const char *key, const char *flag, const char *
     return 0;
 }
 
+/* --max-concurrent N: at least 1 (absent: no bound, every slot of a run at once) */
+static int set_max_concurrent(json_t *obj, const char *arg, struct serr *err)
+{
+    int64_t n;
+    if (cli_parse_uint("--max-concurrent", arg, MAX_REPLICAS, &n, err) < 0)
+        return -1;
+    if (n < 1)
+        return serr_set(err, SERR_INVALID, "invalid --max-concurrent \"%s\": at least 1", arg);
+    json_object_set_new(obj, "max_concurrent", json_integer(n));
+    return 0;
+}
+
 static int check_constraint(const char *expr, struct serr *err)
 {
     const char *op = strstr(expr, "==");
@@ -541,6 +557,7 @@ enum {
     OPT_INIT,
     OPT_CONSTRAINT,
     OPT_STOP_GRACE,
+    OPT_MAX_CONCURRENT,
     OPT_CONSTRAINT_ADD,
     OPT_CONSTRAINT_RM,
     OPT_FORCE,
@@ -923,6 +940,7 @@ static int rollout_option(json_t *spec, int opt, const char *arg, struct serr *e
 static const struct option create_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
     {"mode", required_argument, NULL, OPT_MODE},
     {"env", required_argument, NULL, 'e'},
     {"mount", required_argument, NULL, OPT_MOUNT},
@@ -1001,11 +1019,14 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_REPLICAS:
         return set_uint(spec, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_MAX_CONCURRENT:
+        return set_max_concurrent(spec, arg, err);
     case OPT_MODE:
         if (strcmp(arg, "replicated") != 0 && strcmp(arg, "global") != 0 &&
-            strcmp(arg, "replicated-job") != 0)
+            strcmp(arg, "replicated-job") != 0 && strcmp(arg, "global-job") != 0)
             return serr_set(err, SERR_INVALID,
-                            "invalid --mode \"%s\": must be replicated, global or replicated-job",
+                            "invalid --mode \"%s\": must be replicated, global, replicated-job "
+                            "or global-job",
                             arg);
         json_object_set_new(spec, "mode", json_string(arg));
         return 0;
@@ -1100,7 +1121,8 @@ static int finish_spec(json_t *spec, int argc, char **argv, struct serr *err)
     if (argv[optind][0] == '\0')
         return serr_set(err, SERR_INVALID, "invalid image: empty");
     const char *mode = json_string_value(json_object_get(spec, "mode"));
-    if (mode != NULL && strcmp(mode, "global") == 0 && json_object_get(spec, "replicas"))
+    bool global = mode != NULL && (strcmp(mode, "global") == 0 || strcmp(mode, "global-job") == 0);
+    if (global && json_object_get(spec, "replicas"))
         return serr_set(err, SERR_INVALID, "--replicas can only be used with replicated mode");
     json_object_set_new(spec, "image", json_string(argv[optind]));
     if (optind + 1 < argc)
@@ -1147,6 +1169,7 @@ static const struct option update_options[] = {
     {"env-rm", required_argument, NULL, OPT_ENV_RM},
     {"args", required_argument, NULL, OPT_ARGS},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
     {"schedule", required_argument, NULL, OPT_SCHEDULE},
     {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
     {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
@@ -1356,6 +1379,8 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return 0;
     case OPT_REPLICAS:
         return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_MAX_CONCURRENT:
+        return set_max_concurrent(patch, arg, err);
     case OPT_SCHEDULE:
     case OPT_SCHEDULE_TZ:
     case OPT_SCHEDULE_OVERLAP:

@@ -59,6 +59,27 @@ static bool slot_equal(json_t *a, json_t *b)
     return json_equal(a, b);
 }
 
+/* A global job's task runs on the node its slot names, once per node (a
+ * finished task leaves no live task there, so the scheduler's spreading
+ * alone would not keep it off). Returns [that node] (new reference), or
+ * NULL: any node. */
+static json_t *slot_node(struct pass *p, json_t *svc, json_t *task)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    const char *node_id = json_string_value(json_object_get(task, "slot"));
+    if (node_id == NULL || !jstr_is(spec, "mode", "global-job"))
+        return NULL;
+    json_t *only = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(p->nodes, i, n)
+    {
+        if (jstr_is(n, "id", node_id))
+            json_array_append(only, n);
+    }
+    return only;
+}
+
 static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
@@ -66,7 +87,10 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
     struct placement pl = {.constraints = json_object_get(spec, "constraints"),
                            .preferences = json_object_get(spec, "placement_preferences"),
                            .max_per_node = (int)jint(spec, "max_replicas_per_node", 0)};
-    json_t *node = scheduler_pick_placement(p->nodes, p->tasks, jstr(svc, "id"), &pl, &err);
+    json_t *pinned = slot_node(p, svc, task);
+    json_t *node = scheduler_pick_placement(pinned ? pinned : p->nodes, p->tasks, jstr(svc, "id"),
+                                            &pl, &err);
+    json_decref(pinned);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))
@@ -237,6 +261,24 @@ static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, jso
     }
 }
 
+/* A job with spec.max_concurrent (--max-concurrent) has that many live
+ * tasks (wanted running, not finished): no other starts now. */
+static bool at_max_concurrent(json_t *svc, json_t *tasks)
+{
+    json_int_t max = jint(json_object_get(svc, "spec"), "max_concurrent", 0);
+    if (max <= 0 || !job_runs_service(svc))
+        return false;
+    json_int_t live = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr_is(t, "desired_state", "running") && !task_state_terminal(jstr(t, "state")))
+            live++;
+    }
+    return live >= max;
+}
+
 static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *slot,
                            json_t *update_candidates)
 {
@@ -259,6 +301,8 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
                 return;
             }
         }
+        if (at_max_concurrent(svc, tasks))
+            return; /* a job's slot waits for one of its live tasks to end */
         /* the rolling update of this pass must count it as in progress */
         json_array_append(tasks, create_task(p, svc, slot, last));
         return;
@@ -478,11 +522,12 @@ static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool ca
     return true;
 }
 
-static json_t *wanted_slots(struct pass *p, json_t *svc)
+/* The slots of the spec: the eligible nodes' ids (global modes) or
+ * 1..replicas. New reference. */
+static json_t *spec_slots(struct pass *p, json_t *spec)
 {
-    json_t *spec = json_object_get(svc, "spec");
     json_t *slots = json_array();
-    if (jstr_is(spec, "mode", "global")) {
+    if (service_mode_global(spec)) {
         size_t i;
         json_t *n;
         json_array_foreach(p->nodes, i, n)
@@ -493,11 +538,16 @@ static json_t *wanted_slots(struct pass *p, json_t *svc)
         return slots;
     }
     json_int_t replicas = jint(spec, "replicas", 0);
-    if (job_runs_service(svc) && jint(svc, "run", 0) == 0)
-        replicas = 0; /* a scheduled job before its first run */
     for (json_int_t r = 1; r <= replicas; r++)
         json_array_append_new(slots, json_integer(r));
     return slots;
+}
+
+static json_t *wanted_slots(struct pass *p, json_t *svc)
+{
+    if (job_runs_service(svc) && jint(svc, "run", 0) == 0)
+        return json_array(); /* a scheduled job before its first run */
+    return spec_slots(p, json_object_get(svc, "spec"));
 }
 
 static bool slot_wanted(json_t *slots, json_t *slot)
@@ -557,7 +607,9 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
 /* A replicated job: starts its runs, records their ends (manager/job_runs.h). */
 static void follow_job_runs(struct pass *p, json_t *svc, json_t *tasks)
 {
-    json_t *fields = job_runs_pass(svc, tasks, p->now, &p->wake_at);
+    json_t *slots = spec_slots(p, json_object_get(svc, "spec"));
+    json_t *fields = job_runs_pass(svc, tasks, slots, p->now, &p->wake_at);
+    json_decref(slots);
     if (json_object_size(fields) > 0)
         service_merge(p, svc, fields);
     else

@@ -386,6 +386,16 @@ static int check_healthcheck(json_t *hc, struct serr *err)
     return 0;
 }
 
+bool service_mode_global(json_t *spec)
+{
+    return jstr_is(spec, "mode", "global") || jstr_is(spec, "mode", "global-job");
+}
+
+bool service_mode_job(json_t *spec)
+{
+    return jstr_is(spec, "mode", "replicated-job") || jstr_is(spec, "mode", "global-job");
+}
+
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
@@ -393,7 +403,7 @@ static const char *const known_fields[] = {
     "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
     "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
     "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", "schedule",
-    "schedule_tz", "schedule_overlap", NULL};
+    "schedule_tz", "schedule_overlap", "max_concurrent", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -438,7 +448,8 @@ static int check_schedule(json_t *s, struct serr *err)
 
 static int validate(json_t *s, struct serr *err)
 {
-    static const char *const modes[] = {"replicated", "global", "replicated-job", NULL};
+    static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
+                                        NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
     const char *name = jstr(s, "name");
     if (check_fields(s, err) < 0)
@@ -498,12 +509,16 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "placement_preferences")) && check_preferences(v, err) < 0)
         return -1;
-    const char *mode = jstr(s, "mode");
-    if (mode && strcmp(mode, "global") == 0 && jint(s, "max_replicas_per_node", 0) > 0)
+    if (service_mode_global(s) && jint(s, "max_replicas_per_node", 0) > 0)
         return serr_set(err, SERR_INVALID,
                         "max_replicas_per_node can only be used with replicated mode");
-    if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
+    if (service_mode_global(s) && json_object_get(s, "replicas"))
         return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
+    if (check_int(s, "max_concurrent", 1, MAX_REPLICAS, err) < 0)
+        return -1;
+    if (json_object_get(s, "max_concurrent") && !service_mode_job(s))
+        return serr_set(err, SERR_INVALID,
+                        "max_concurrent can only be used with replicated-job or global-job mode");
     return check_schedule(s, err);
 }
 
@@ -553,9 +568,9 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     if (image_normalize_ref(jstr(s, "image"), norm, sizeof(norm), NULL) == 0)
         json_object_set_new(s, "image", json_string(norm));
     set_default(s, "mode", json_string("replicated"));
-    if (strcmp(jstr(s, "mode"), "global") != 0)
+    if (!service_mode_global(s))
         set_default(s, "replicas", json_integer(1));
-    if (strcmp(jstr(s, "mode"), "replicated-job") == 0) /* a job runs once per run */
+    if (service_mode_job(s)) /* a job runs once per run */
         set_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
         set_default(s, "schedule_tz", json_string("UTC"));
@@ -775,7 +790,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "schedule_tz", "schedule_overlap", "network_add",
                                          "network_rm", "caps_add", "caps_drop",
                                          "restart_condition", "restart_delay_ms",
-                                         "stop_grace_period_ms", "init", "rollback_config", NULL};
+                                         "stop_grace_period_ms", "init", "rollback_config",
+                                         "max_concurrent", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -817,9 +833,10 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         json_object_set(s, "image", v);
     if ((v = json_object_get(patch, "args")))
         json_object_set(s, "args", v);
+    if ((v = json_object_get(patch, "max_concurrent")))
+        json_object_set(s, "max_concurrent", v); /* checked by the normalize below */
     if ((v = json_object_get(patch, "replicas"))) {
-        const char *mode = jstr(s, "mode");
-        if (mode && strcmp(mode, "global") == 0) {
+        if (service_mode_global(s)) {
             serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
             goto err_after_copy;
         }

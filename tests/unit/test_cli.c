@@ -792,3 +792,24 @@ TEST(cli_service_rollback_config_flags)
                                              "parallelism")) == 0);
     json_decref(patch);
 }
+
+TEST(cli_service_global_job_and_max_concurrent)
+{
+    json_t *spec = NULL;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mode", "global-job", "--max-concurrent", "2",
+               "busybox", "true") == 0);
+    CHECK_STR(str_at(spec, "mode"), "global-job");
+    CHECK(json_integer_value(json_object_get(spec, "max_concurrent")) == 2);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mode", "global-job", "--replicas", "2", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--max-concurrent", "0", "b") < 0);
+    CHECK(strstr(err.msg, "--max-concurrent") != NULL);
+    json_t *patch;
+    const char *name;
+    char **argv = ARGV("update", "--max-concurrent", "3", "job");
+    CHECK(cli_build_service_patch(4, argv, &patch, &name, &detach, &err) == 0);
+    CHECK(json_integer_value(json_object_get(patch, "max_concurrent")) == 3);
+    json_decref(patch);
+}

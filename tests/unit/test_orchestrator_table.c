@@ -266,6 +266,41 @@ static const struct orch_case cases[] = {
      {{1000, NULL, "merge service once run=1; put once.1; merge once.1 state=assigned node=n1", 0},
       {2000, "once.1=complete", "merge service once ended=complete; merge once.1 desired=shutdown", 0},
       {3000, NULL, "", 0}}, NULL},
+    /* --mode global-job: one task per eligible node, run to completion */
+    {"global_job_runs_once_per_node",
+     "[{'id':'n1'}, {'id':'n2'}, {'id':'n3', 'availability':'drain'}]",
+     "[{'id':'gj', 'spec':{'mode':'global-job', 'restart_condition':'none'}}]",
+     "[]",
+     {{1000, NULL,
+       "merge service gj run=1; put gj.n1; merge gj.n1 state=assigned node=n1; "
+       "put gj.n2; merge gj.n2 state=assigned node=n2",
+       0},
+      {2000, "gj.n1=complete", "merge gj.n1 desired=shutdown", 0},
+      {3000, "gj.n2=complete", "merge service gj ended=complete; merge gj.n2 desired=shutdown", 0},
+      {4000, NULL, "", 0}}, NULL},
+    /* --max-concurrent 1: the second node's task waits; it still goes to its node */
+    {"global_job_max_concurrent_holds_slots_back_and_pins_them_to_their_node",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'gj', 'spec':{'mode':'global-job', 'restart_condition':'none', 'max_concurrent':1}}]",
+     "[]",
+     {{1000, NULL, "merge service gj run=1; put gj.n1; merge gj.n1 state=assigned node=n1", 0},
+      {1500, "gj.n1=running", "", 0},
+      {2000, "gj.n1=complete",
+       "merge gj.n1 desired=shutdown; put gj.n2; merge gj.n2 state=assigned node=n2", 0}}, NULL},
+    {"replicated_job_max_concurrent_two_of_three",
+     "[{'id':'n1'}]",
+     "[{'id':'job', 'spec':{'mode':'replicated-job', 'replicas':3, 'restart_condition':'none',"
+     " 'max_concurrent':2}}]",
+     "[]",
+     {{1000, NULL,
+       "merge service job run=1; put job.1; merge job.1 state=assigned node=n1; "
+       "put job.2; merge job.2 state=assigned node=n1",
+       0},
+      {2000, "job.2=complete",
+       "merge job.2 desired=shutdown; put job.3; merge job.3 state=assigned node=n1", 0},
+      {3000, "job.1=complete", "merge job.1 desired=shutdown", 0},
+      {4000, "job.3=complete", "merge service job ended=complete; merge job.3 desired=shutdown",
+       0}}, NULL},
 };
 
 /* ---- building the store ---- */
