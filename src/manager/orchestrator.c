@@ -59,15 +59,15 @@ static bool slot_equal(json_t *a, json_t *b)
     return json_equal(a, b);
 }
 
-/* A global job's task runs on the node its slot names, once per node (a
- * finished task leaves no live task there, so the scheduler's spreading
- * alone would not keep it off). Returns [that node] (new reference), or
+/* A global service's task runs on the node its slot names, as Swarm's: a
+ * global job's once per node (a finished task leaves no live task there, so
+ * the scheduler's spreading alone would not keep it off), a start-first
+ * update's beside the old task. Returns [that node] (new reference), or
  * NULL: any node. */
 static json_t *slot_node(struct pass *p, json_t *svc, json_t *task)
 {
-    json_t *spec = json_object_get(svc, "spec");
     const char *node_id = json_string_value(json_object_get(task, "slot"));
-    if (node_id == NULL || !jstr_is(spec, "mode", "global-job"))
+    if (node_id == NULL || !service_mode_global(json_object_get(svc, "spec")))
         return NULL;
     json_t *only = json_array();
     size_t i;

@@ -135,6 +135,18 @@ static const struct orch_case cases[] = {
      {{1000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0},
       {2000, "web.1=failed", "merge web.1 desired=shutdown; merge web.1 desired=shutdown", 0}},
      NULL},
+    /* a global service's new task goes beside the old one, on the node of its slot */
+    {"global_start_first_update_keeps_each_task_on_its_node",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'web', 'version':2, 'spec':{'mode':'global',"
+     " 'update_config':{'parallelism':0, 'order':'start-first'}}},"
+     " {'id':'db', 'spec':{'replicas':1}}]",
+     /* db's task makes n1 the busier node: spreading alone would put web.n1 on n2 */
+     "[{'id':'web.n1', 'slot':'n1', 'node_id':'n1'}, {'id':'web.n2', 'slot':'n2', 'node_id':'n2'},"
+     " {'id':'db.1', 'service_id':'db', 'slot':1, 'node_id':'n1'}]",
+     {{1000, NULL,
+       "put web.n1; merge web.n1 state=assigned node=n1; put web.n2; merge web.n2 state=assigned node=n2",
+       0}}, NULL},
     /* --update-monitor: the wait between replacements when failures are watched */
     {"rolling_update_waits_the_monitor_time_after_the_last_started",
      "[{'id':'n1'}, {'id':'n2'}]",
