@@ -57,6 +57,11 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
     set_default(uc, "delay_ms", json_integer(0));
+    json_t *rc = json_object_get(s, "rollback_config"); /* as the manager normalises it */
+    if (rc) {
+        set_default(rc, "parallelism", json_integer(1));
+        set_default(rc, "delay_ms", json_integer(0));
+    }
     json_t *hc = json_object_get(s, "healthcheck");
     if (json_is_object(hc)) {
         set_default(hc, "interval_ms", json_integer(30000));

@@ -589,6 +589,11 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
     set_default(uc, "delay_ms", json_integer(0));
+    json_t *rc = json_object_get(s, "rollback_config"); /* optional: update_config's then */
+    if (rc) {
+        set_default(rc, "parallelism", json_integer(1));
+        set_default(rc, "delay_ms", json_integer(0));
+    }
     healthcheck_defaults(s);
     return s;
 }

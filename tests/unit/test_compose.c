@@ -644,3 +644,21 @@ TEST(compose_top_level_errors_name_the_object)
     msg = must_fail("services:\n  a: {image: busybox}\nconfigs:\n  c: {}\n");
     CHECK(strstr(msg, "c.yml:4: configs.c: needs file:") == msg);
 }
+
+TEST(stack_patch_rollback_config)
+{
+    const char *why;
+    /* stored with the manager's defaults: the same config again is no change */
+    json_t *patch = patch_between(
+        "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"order\":\"start-first\","
+        "\"parallelism\":1,\"delay_ms\":0}}",
+        "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"order\":\"start-first\"}}", &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"parallelism\":0}}",
+                          &why);
+    check_json(patch, "{\"rollback_config\":{\"parallelism\":0,\"delay_ms\":0}}");
+    json_decref(patch);
+}
