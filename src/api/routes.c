@@ -438,8 +438,7 @@ static json_int_t desired_replicas(struct shoal *sh, json_t *svc)
     if (job_runs_service(svc) && json_object_get(spec, "schedule") &&
         json_integer_value(json_object_get(svc, "run")) == 0)
         return 0;
-    const char *mode = json_string_value(json_object_get(spec, "mode"));
-    if (mode == NULL || strcmp(mode, "global") != 0)
+    if (!service_mode_global(spec))
         return json_integer_value(json_object_get(spec, "replicas"));
     json_t *nodes = store_list(sh->store, "nodes", NULL);
     json_int_t n = 0;
@@ -580,8 +579,11 @@ static void post_service(struct shoal *sh, struct http_req *req, char **args)
     json_decref(body);
 }
 
-/* Replaces a service's spec; a changed task template bumps the version. */
-static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, json_t *spec)
+/* Replaces a service's spec; a changed task template bumps the version and
+ * starts a rollout: `rollout_state` "updating", or "rollback_started" for
+ * `service rollback` (the orchestrator then follows spec.rollback_config). */
+static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, json_t *spec,
+                         const char *rollout_state)
 {
     json_t *old = json_object_get(svc, "spec");
     json_int_t version = json_integer_value(json_object_get(svc, "version"));
@@ -591,7 +593,7 @@ static void replace_spec(struct shoal *sh, struct http_req *req, json_t *svc, js
     json_t *next = json_deep_copy(svc);
     json_object_set(next, "previous_spec", old); /* for `service rollback`, as Swarm's */
     if (service_spec_template_changed(old, spec)) /* watched by the orchestrator */
-        json_object_set_new(next, "update_state", json_string("updating"));
+        json_object_set_new(next, "update_state", json_string(rollout_state));
     json_object_set_new(next, "spec", spec);
     json_object_set_new(next, "version", json_integer(version));
     json_object_set_new(next, "updated_at", json_integer(now_ms()));
@@ -623,7 +625,7 @@ static void update_service(struct shoal *sh, struct http_req *req, json_t *patch
     if (spec == NULL)
         http_respond_error(req, &err);
     else
-        replace_spec(sh, req, svc, spec);
+        replace_spec(sh, req, svc, spec, "updating");
     json_decref(svc);
 }
 
@@ -659,7 +661,7 @@ static void post_service_rollback(struct shoal *sh, struct http_req *req, char *
         respond_err(req, SERR_CONFLICT, msg);
         free(msg);
     } else {
-        replace_spec(sh, req, svc, json_deep_copy(previous));
+        replace_spec(sh, req, svc, json_deep_copy(previous), "rollback_started");
     }
     json_decref(svc);
 }
@@ -681,7 +683,7 @@ static void post_service_scale(struct shoal *sh, struct http_req *req, char **ar
         json_t *spec = service_spec_patch(sh->store, json_object_get(svc, "spec"), patch, &err);
         json_decref(patch);
         if (spec)
-            replace_spec(sh, req, svc, spec);
+            replace_spec(sh, req, svc, spec, "updating");
         else
             http_respond_error(req, &err);
     }

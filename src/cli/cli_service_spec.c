@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +55,10 @@ const char cli_service_create_usage[] =
     "      --limit-cpu decimal            Limit CPUs\n"
     "      --limit-memory bytes           Limit Memory\n"
     "      --limit-pids int               Limit the number of processes (cgroup pids.max)\n"
-    "      --mode string                  Service mode (replicated, global or replicated-job)\n"
+    "      --max-concurrent uint          Number of job tasks to run concurrently (default:\n"
+    "                                     all of a run's)\n"
+    "      --mode string                  Service mode (replicated, global, replicated-job\n"
+    "                                     or global-job)\n"
     "                                     (default \"replicated\")\n"
     "      --mount mount                  Attach a filesystem mount to the service\n"
     "                                     (type=bind|volume,src=SRC,dst=DST[,readonly])\n"
@@ -90,6 +94,15 @@ const char cli_service_create_usage[] =
     "                                     (default 0: no maximum)\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
     "                                     (default: unbounded)\n"
+    "      --rollback-delay duration      Delay between task rollbacks\n"
+    "      --rollback-failure-action string  Action on rollback failure (\"pause\",\n"
+    "                                     \"continue\")\n"
+    "      --rollback-max-failure-ratio float  Failure rate to tolerate during a rollback\n"
+    "      --rollback-monitor duration    Duration after each task rollback to monitor for\n"
+    "                                     failure\n"
+    "      --rollback-order string        Rollback order (\"start-first\"|\"stop-first\")\n"
+    "      --rollback-parallelism uint    Maximum number of tasks rolled back simultaneously\n"
+    "                                     (without any --rollback-*: as the --update-* ones)\n"
     "      --secret secret                Mount a secret: NAME (at /run/secrets/NAME) or\n"
     "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
@@ -100,6 +113,12 @@ const char cli_service_create_usage[] =
     "      --update-delay duration        Delay between updates\n"
     "      --update-failure-action string Action on update failure (\"pause\", \"continue\",\n"
     "                                     \"rollback\") (default \"pause\")\n"
+    "      --update-max-failure-ratio float  Failure rate to tolerate during an update\n"
+    "                                     (default 0)\n"
+    "      --update-monitor duration      Duration after each task update to monitor for\n"
+    "                                     failure (default 5s)\n"
+    "      --update-order string          Update order (\"start-first\"|\"stop-first\")\n"
+    "                                     (default \"stop-first\")\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously "
     "(0 to update all at once)\n"
     "  -u, --user string                  USER[:GROUP] (names or numbers) the command runs as\n"
@@ -120,6 +139,7 @@ const char cli_service_update_usage[] =
     "      --image string                 Service image tag\n"
     "      --publish-add port             Add or update a published port (as -p of create)\n"
     "      --publish-rm port              Remove a published port (PUBLISHED[/udp])\n"
+    "      --max-concurrent uint          Number of job tasks to run concurrently\n"
     "      --replicas uint                Number of tasks\n"
     "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
     "      --reserve-cpu decimal          Reserve CPUs (cores batch jobs and other\n"
@@ -143,7 +163,20 @@ const char cli_service_update_usage[] =
     "      --limit-memory bytes           Limit Memory\n"
     "      --limit-pids int               Limit the number of processes\n"
     "      --rollback                     Rollback to previous specification\n"
+    "      --rollback-delay duration      Delay between task rollbacks\n"
+    "      --rollback-failure-action string  Action on rollback failure (\"pause\",\n"
+    "                                     \"continue\")\n"
+    "      --rollback-max-failure-ratio float  Failure rate to tolerate during a rollback\n"
+    "      --rollback-monitor duration    Duration after each task rollback to monitor for\n"
+    "                                     failure\n"
+    "      --rollback-order string        Rollback order (\"start-first\"|\"stop-first\")\n"
+    "      --rollback-parallelism uint    Maximum number of tasks rolled back simultaneously\n"
+    "                                     (without any --rollback-*: as the --update-* ones)\n"
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
+    "      --update-max-failure-ratio float  Failure rate to tolerate during an update\n"
+    "      --update-monitor duration      Duration after each task update to monitor for\n"
+    "                                     failure\n"
+    "      --update-order string          Update order (start-first|stop-first)\n"
     "      --update-parallelism uint      Maximum number of tasks updated simultaneously\n"
     "      --hostname, -u/--user, -w/--workdir, --entrypoint  As create (replace)\n"
     "      --label-add list               Add or update a service label (KEY=VALUE)\n"
@@ -491,6 +524,18 @@ static int set_uint(json_t *obj, const char *key, const char *flag, const char *
     return 0;
 }
 
+/* --max-concurrent N: at least 1 (absent: no bound, every slot of a run at once) */
+static int set_max_concurrent(json_t *obj, const char *arg, struct serr *err)
+{
+    int64_t n;
+    if (cli_parse_uint("--max-concurrent", arg, MAX_REPLICAS, &n, err) < 0)
+        return -1;
+    if (n < 1)
+        return serr_set(err, SERR_INVALID, "invalid --max-concurrent \"%s\": at least 1", arg);
+    json_object_set_new(obj, "max_concurrent", json_integer(n));
+    return 0;
+}
+
 static int check_constraint(const char *expr, struct serr *err)
 {
     const char *op = strstr(expr, "==");
@@ -520,9 +565,7 @@ enum {
     OPT_INIT,
     OPT_CONSTRAINT,
     OPT_STOP_GRACE,
-    OPT_UPDATE_PARALLELISM,
-    OPT_UPDATE_DELAY,
-    OPT_UPDATE_FAILURE_ACTION,
+    OPT_MAX_CONCURRENT,
     OPT_CONSTRAINT_ADD,
     OPT_CONSTRAINT_RM,
     OPT_FORCE,
@@ -809,9 +852,103 @@ static int runtime_option(json_t *spec, int opt, const char *arg, struct serr *e
     return serr_set(err, SERR_INVALID, "unexpected option");
 }
 
+/* ---- --update-* and --rollback-* (update_config and rollback_config) ---- */
+
+enum rollout_field {
+    ROLLOUT_PARALLELISM,
+    ROLLOUT_DELAY,
+    ROLLOUT_FAILURE_ACTION,
+    ROLLOUT_MONITOR,
+    ROLLOUT_MAX_FAILURE_RATIO,
+    ROLLOUT_ORDER,
+    ROLLOUT_FIELDS
+};
+
+/* An option of a rollout: OPT_ROLLOUT + section * ROLLOUT_FIELDS + field,
+ * section 0 for --update-*, 1 for --rollback-*. */
+#define OPT_ROLLOUT 1500
+#define OPT_UPDATE(field) (OPT_ROLLOUT + (field))
+#define OPT_ROLLBACK(field) (OPT_ROLLOUT + ROLLOUT_FIELDS + (field))
+
+static bool is_rollout_option(int opt)
+{
+    return opt >= OPT_ROLLOUT && opt < OPT_ROLLOUT + 2 * ROLLOUT_FIELDS;
+}
+
+#define UPDATE_OPTIONS                                                                             \
+    {"update-parallelism", required_argument, NULL, OPT_UPDATE(ROLLOUT_PARALLELISM)},             \
+        {"update-delay", required_argument, NULL, OPT_UPDATE(ROLLOUT_DELAY)},                     \
+        {"update-failure-action", required_argument, NULL, OPT_UPDATE(ROLLOUT_FAILURE_ACTION)},   \
+        {"update-monitor", required_argument, NULL, OPT_UPDATE(ROLLOUT_MONITOR)},                 \
+        {"update-max-failure-ratio", required_argument, NULL,                                     \
+         OPT_UPDATE(ROLLOUT_MAX_FAILURE_RATIO)},                                                  \
+        {"update-order", required_argument, NULL, OPT_UPDATE(ROLLOUT_ORDER)}
+
+#define ROLLBACK_OPTIONS                                                                           \
+    {"rollback-parallelism", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_PARALLELISM)},         \
+        {"rollback-delay", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_DELAY)},                 \
+        {"rollback-failure-action", required_argument, NULL,                                      \
+         OPT_ROLLBACK(ROLLOUT_FAILURE_ACTION)},                                                   \
+        {"rollback-monitor", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_MONITOR)},             \
+        {"rollback-max-failure-ratio", required_argument, NULL,                                   \
+         OPT_ROLLBACK(ROLLOUT_MAX_FAILURE_RATIO)},                                                \
+        {"rollback-order", required_argument, NULL, OPT_ROLLBACK(ROLLOUT_ORDER)}
+
+static int set_failure_ratio(json_t *config, const char *flag, const char *arg, struct serr *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double ratio = strtod(arg, &end);
+    if (end == arg || *end != '\0' || errno != 0 || !(ratio >= 0 && ratio <= 1))
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": a number from 0 to 1", flag, arg);
+    json_object_set_new(config, "max_failure_ratio", json_real(ratio));
+    return 0;
+}
+
+/* One --update-X or --rollback-X flag into spec.update_config or
+ * spec.rollback_config (a service update's patch has the same members). */
+static int rollout_option(json_t *spec, int opt, const char *arg, struct serr *err)
+{
+    bool rollback = opt >= OPT_ROLLBACK(0);
+    int field = (opt - OPT_ROLLOUT) % ROLLOUT_FIELDS;
+    static const char *const names[] = {"parallelism", "delay", "failure-action", "monitor",
+                                        "max-failure-ratio", "order"};
+    char flag[64];
+    snprintf(flag, sizeof(flag), "--%s-%s", rollback ? "rollback" : "update", names[field]);
+    json_t *config = cli_json_member(spec, rollback ? "rollback_config" : "update_config");
+    const char *value = NULL;
+    switch (field) {
+    case ROLLOUT_PARALLELISM:
+        return set_uint(config, "parallelism", flag, arg, MAX_REPLICAS, err);
+    case ROLLOUT_DELAY:
+        return set_duration(config, "delay_ms", flag, arg, err);
+    case ROLLOUT_MONITOR:
+        return set_duration(config, "monitor_ms", flag, arg, err);
+    case ROLLOUT_MAX_FAILURE_RATIO:
+        return set_failure_ratio(config, flag, arg, err);
+    case ROLLOUT_FAILURE_ACTION:
+        if (strcmp(arg, "pause") == 0 || strcmp(arg, "continue") == 0 ||
+            (!rollback && strcmp(arg, "rollback") == 0))
+            value = "failure_action";
+        else
+            return serr_set(err, SERR_INVALID, "invalid %s \"%s\": pause, continue%s", flag, arg,
+                            rollback ? "" : " or rollback");
+        break;
+    case ROLLOUT_ORDER:
+        if (strcmp(arg, "start-first") != 0 && strcmp(arg, "stop-first") != 0)
+            return serr_set(err, SERR_INVALID, "invalid %s \"%s\": start-first or stop-first",
+                            flag, arg);
+        value = "order";
+        break;
+    }
+    json_object_set_new(config, value, json_string(arg));
+    return 0;
+}
+
 static const struct option create_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
     {"mode", required_argument, NULL, OPT_MODE},
     {"env", required_argument, NULL, 'e'},
     {"mount", required_argument, NULL, OPT_MOUNT},
@@ -829,9 +966,8 @@ static const struct option create_options[] = {
     {"init", no_argument, NULL, OPT_INIT},
     {"constraint", required_argument, NULL, OPT_CONSTRAINT},
     {"stop-grace-period", required_argument, NULL, OPT_STOP_GRACE},
-    {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
-    {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
-    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
+    UPDATE_OPTIONS,
+    ROLLBACK_OPTIONS,
     {"network", required_argument, NULL, OPT_NETWORK},
     HEALTH_OPTIONS,
     {"publish", required_argument, NULL, 'p'},
@@ -880,6 +1016,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return secret_option(spec, opt, arg, err);
     if (is_container_option(opt))
         return container_option(spec, opt, arg, err);
+    if (is_rollout_option(opt))
+        return rollout_option(spec, opt, arg, err);
     if (opt >= OPT_READ_ONLY && opt <= OPT_PLACEMENT_PREF)
         return runtime_option(spec, opt, arg, err);
     switch (opt) {
@@ -890,11 +1028,14 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_REPLICAS:
         return set_uint(spec, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_MAX_CONCURRENT:
+        return set_max_concurrent(spec, arg, err);
     case OPT_MODE:
         if (strcmp(arg, "replicated") != 0 && strcmp(arg, "global") != 0 &&
-            strcmp(arg, "replicated-job") != 0)
+            strcmp(arg, "replicated-job") != 0 && strcmp(arg, "global-job") != 0)
             return serr_set(err, SERR_INVALID,
-                            "invalid --mode \"%s\": must be replicated, global or replicated-job",
+                            "invalid --mode \"%s\": must be replicated, global, replicated-job "
+                            "or global-job",
                             arg);
         json_object_set_new(spec, "mode", json_string(arg));
         return 0;
@@ -965,18 +1106,6 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         return 0;
     case OPT_STOP_GRACE:
         return set_duration(spec, "stop_grace_period_ms", "--stop-grace-period", arg, err);
-    case OPT_UPDATE_PARALLELISM:
-        return set_uint(cli_json_member(spec, "update_config"), "parallelism",
-                        "--update-parallelism", arg, MAX_REPLICAS, err);
-    case OPT_UPDATE_DELAY:
-        return set_duration(cli_json_member(spec, "update_config"), "delay_ms", "--update-delay",
-                            arg, err);
-    case OPT_UPDATE_FAILURE_ACTION:
-        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
-            return serr_set(err, SERR_INVALID,
-                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(cli_json_member(spec, "update_config"), "failure_action", json_string(arg));
-        return 0;
     case 'd':
         *detach = true;
         return 0;
@@ -1008,7 +1137,8 @@ static int finish_spec(json_t *spec, int argc, char **argv, struct serr *err)
     if (argv[optind][0] == '\0')
         return serr_set(err, SERR_INVALID, "invalid image: empty");
     const char *mode = json_string_value(json_object_get(spec, "mode"));
-    if (mode != NULL && strcmp(mode, "global") == 0 && json_object_get(spec, "replicas"))
+    bool global = mode != NULL && (strcmp(mode, "global") == 0 || strcmp(mode, "global-job") == 0);
+    if (global && json_object_get(spec, "replicas"))
         return serr_set(err, SERR_INVALID, "--replicas can only be used with replicated mode");
     json_object_set_new(spec, "image", json_string(argv[optind]));
     if (optind + 1 < argc)
@@ -1055,12 +1185,12 @@ static const struct option update_options[] = {
     {"env-rm", required_argument, NULL, OPT_ENV_RM},
     {"args", required_argument, NULL, OPT_ARGS},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"max-concurrent", required_argument, NULL, OPT_MAX_CONCURRENT},
     {"schedule", required_argument, NULL, OPT_SCHEDULE},
     {"schedule-tz", required_argument, NULL, OPT_SCHEDULE_TZ},
     {"schedule-overlap", required_argument, NULL, OPT_SCHEDULE_OVERLAP},
-    {"update-parallelism", required_argument, NULL, OPT_UPDATE_PARALLELISM},
-    {"update-delay", required_argument, NULL, OPT_UPDATE_DELAY},
-    {"update-failure-action", required_argument, NULL, OPT_UPDATE_FAILURE_ACTION},
+    UPDATE_OPTIONS,
+    ROLLBACK_OPTIONS,
     HEALTH_OPTIONS,
     {"publish-add", required_argument, NULL, OPT_PUBLISH_ADD},
     {"publish-rm", required_argument, NULL, OPT_PUBLISH_RM},
@@ -1192,6 +1322,8 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return secret_option(patch, opt, arg, err);
     if (is_container_option(opt))
         return container_option(patch, opt, arg, err);
+    if (is_rollout_option(opt))
+        return rollout_option(patch, opt, arg, err);
     if (is_update_list_option(opt))
         return update_list_option(patch, opt, arg, err);
     switch (opt) {
@@ -1265,22 +1397,12 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return 0;
     case OPT_REPLICAS:
         return set_uint(patch, "replicas", "--replicas", arg, MAX_REPLICAS, err);
+    case OPT_MAX_CONCURRENT:
+        return set_max_concurrent(patch, arg, err);
     case OPT_SCHEDULE:
     case OPT_SCHEDULE_TZ:
     case OPT_SCHEDULE_OVERLAP:
         return schedule_option(patch, opt, arg, err);
-    case OPT_UPDATE_PARALLELISM:
-        return set_uint(cli_json_member(patch, "update_config"), "parallelism",
-                        "--update-parallelism", arg, MAX_REPLICAS, err);
-    case OPT_UPDATE_DELAY:
-        return set_duration(cli_json_member(patch, "update_config"), "delay_ms", "--update-delay",
-                            arg, err);
-    case OPT_UPDATE_FAILURE_ACTION:
-        if (strcmp(arg, "pause") != 0 && strcmp(arg, "continue") != 0 && strcmp(arg, "rollback") != 0)
-            return serr_set(err, SERR_INVALID,
-                            "invalid --update-failure-action \"%s\": pause, continue or rollback", arg);
-        json_object_set_new(cli_json_member(patch, "update_config"), "failure_action", json_string(arg));
-        return 0;
     case 'd':
         *detach = true;
         return 0;

@@ -1038,19 +1038,66 @@ static int uc_failure_action(struct conv *c, const struct at *a, json_t *val, js
     return set_one_of(c, a, val, uc, "failure_action", actions);
 }
 
+static int uc_monitor(struct conv *c, const struct at *a, json_t *val, json_t *uc)
+{
+    return set_duration(c, a, val, uc, "monitor_ms");
+}
+
+static int uc_max_failure_ratio(struct conv *c, const struct at *a, json_t *val, json_t *uc)
+{
+    const char *s = want_string(c, a, val);
+    if (s == NULL)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    double ratio = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(ratio >= 0 && ratio <= 1))
+        return fail(c, a, "\"%s\" is not a number from 0 to 1", s);
+    json_object_set_new(uc, "max_failure_ratio", json_real(ratio));
+    return 0;
+}
+
+static int uc_order(struct conv *c, const struct at *a, json_t *val, json_t *uc)
+{
+    static const char *const orders[] = {"stop-first", "start-first", NULL};
+    return set_one_of(c, a, val, uc, "order", orders);
+}
+
 static const struct key_rule update_rules[] = {
     {"parallelism", uc_parallelism, NULL, false},
     {"delay", uc_delay, NULL, false},
     {"failure_action", uc_failure_action, NULL, false},
-    {"monitor", NULL, "shoal monitors each new task for 5s", false},
-    {"max_failure_ratio", NULL, NULL, false},
-    {"order", NULL, "shoal stops the old task first", false},
+    {"monitor", uc_monitor, NULL, false},
+    {"max_failure_ratio", uc_max_failure_ratio, NULL, false},
+    {"order", uc_order, NULL, false},
     {NULL, NULL, NULL, false},
 };
 
 static int dep_update_config(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
     return walk_child(c, a, val, update_rules, member(spec, "update_config"));
+}
+
+/* A rollback is not rolled back: its failure_action is pause or continue. */
+static int rc_failure_action(struct conv *c, const struct at *a, json_t *val, json_t *rc)
+{
+    static const char *const actions[] = {"pause", "continue", NULL};
+    return set_one_of(c, a, val, rc, "failure_action", actions);
+}
+
+static const struct key_rule rollback_rules[] = {
+    {"parallelism", uc_parallelism, NULL, false},
+    {"delay", uc_delay, NULL, false},
+    {"failure_action", rc_failure_action, NULL, false},
+    {"monitor", uc_monitor, NULL, false},
+    {"max_failure_ratio", uc_max_failure_ratio, NULL, false},
+    {"order", uc_order, NULL, false},
+    {NULL, NULL, NULL, false},
+};
+
+static int dep_rollback_config(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return walk_child(c, a, val, rollback_rules, member(spec, "rollback_config"));
 }
 
 static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -1103,7 +1150,7 @@ static const struct key_rule deploy_rules[] = {
     {"resources", dep_resources, NULL, false},
     {"restart_policy", dep_restart_policy, NULL, false},
     {"update_config", dep_update_config, NULL, false},
-    {"rollback_config", NULL, "a rollback uses the update's settings", false},
+    {"rollback_config", dep_rollback_config, NULL, false},
     {"labels", dep_labels, NULL, false},
     {"endpoint_mode", dep_endpoint_mode, NULL, false},
     {NULL, NULL, NULL, false},

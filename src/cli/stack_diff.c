@@ -58,6 +58,11 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
     set_default(uc, "delay_ms", json_integer(0));
+    json_t *rc = json_object_get(s, "rollback_config"); /* as the manager normalises it */
+    if (rc) {
+        set_default(rc, "parallelism", json_integer(1));
+        set_default(rc, "delay_ms", json_integer(0));
+    }
     json_t *hc = json_object_get(s, "healthcheck");
     if (json_is_object(hc)) {
         set_default(hc, "interval_ms", json_integer(30000));
@@ -221,8 +226,9 @@ static void diff_lists(json_t *old, json_t *new, json_t *patch)
 
 static void diff_values(json_t *old, json_t *new, json_t *patch)
 {
-    static const char *const keys[] = {"image",  "args",         "replicas", "update_config",
-                                       "limits", "reservations", NULL};
+    static const char *const keys[] = {"image",           "args",   "replicas",
+                                       "update_config",   "limits", "reservations",
+                                       "rollback_config", NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]) && json_object_get(new, keys[i]))
             json_object_set(patch, keys[i], json_object_get(new, keys[i]));

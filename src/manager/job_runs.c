@@ -5,12 +5,13 @@
 #include "base/json_get.h"
 #include "base/log.h"
 #include "manager/orchestrator.h"
+#include "manager/service.h"
 #include "model/cron.h"
 #include "model/task.h"
 
 bool job_runs_service(json_t *svc)
 {
-    return jstr_is(json_object_get(svc, "spec"), "mode", "replicated-job");
+    return service_mode_job(json_object_get(svc, "spec"));
 }
 
 static void lower_wake(int64_t *wake_at, int64_t when)
@@ -20,14 +21,14 @@ static void lower_wake(int64_t *wake_at, int64_t when)
 }
 
 /* The newest task of `slot` in `run`, or NULL. */
-static json_t *run_slot_task(json_t *tasks, json_int_t run, json_int_t slot)
+static json_t *run_slot_task(json_t *tasks, json_int_t run, json_t *slot)
 {
     json_t *newest = NULL;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (jint(t, "run", 0) == run && jint(t, "slot", 0) == slot &&
+        if (jint(t, "run", 0) == run && json_equal(json_object_get(t, "slot"), slot) &&
             (newest == NULL || jint(t, "created_at", 0) > jint(newest, "created_at", 0)))
             newest = t;
     }
@@ -36,10 +37,12 @@ static json_t *run_slot_task(json_t *tasks, json_int_t run, json_int_t slot)
 
 /* A slot of the run without its task yet, or with one still to run or to
  * run again. */
-static bool run_going_on(json_t *svc, json_t *tasks, json_int_t run)
+static bool run_going_on(json_t *svc, json_t *tasks, json_t *slots, json_int_t run)
 {
-    json_int_t replicas = jint(json_object_get(svc, "spec"), "replicas", 1);
-    for (json_int_t slot = 1; slot <= replicas; slot++) {
+    size_t i;
+    json_t *slot;
+    json_array_foreach(slots, i, slot)
+    {
         json_t *t = run_slot_task(tasks, run, slot);
         if (t == NULL || !task_state_terminal(jstr(t, "state")) || !task_finished_for_good(svc, t))
             return true;
@@ -49,7 +52,7 @@ static bool run_going_on(json_t *svc, json_t *tasks, json_int_t run)
 
 /* A copy of "runs" with the current run's entry ended from its tasks, or
  * NULL when that entry is absent or already ended. */
-static json_t *runs_with_end(json_t *svc, json_t *tasks, json_int_t run)
+static json_t *runs_with_end(json_t *svc, json_t *tasks, json_t *slots, json_int_t run)
 {
     json_t *runs = json_deep_copy(json_object_get(svc, "runs"));
     json_t *entry = json_array_get(runs, json_array_size(runs) - 1);
@@ -60,8 +63,10 @@ static json_t *runs_with_end(json_t *svc, json_t *tasks, json_int_t run)
     json_t *codes = json_array();
     json_int_t ended = 0;
     bool failed = false;
-    json_int_t replicas = jint(json_object_get(svc, "spec"), "replicas", 1);
-    for (json_int_t slot = 1; slot <= replicas; slot++) {
+    size_t i;
+    json_t *slot;
+    json_array_foreach(slots, i, slot)
+    {
         json_t *t = run_slot_task(tasks, run, slot);
         if (t == NULL)
             continue;
@@ -131,13 +136,13 @@ static void follow_schedule(json_t *svc, json_t *fields, bool going_on, int64_t 
         lower_wake(wake_at, after * 1000);
 }
 
-json_t *job_runs_pass(json_t *svc, json_t *tasks, int64_t now, int64_t *wake_at)
+json_t *job_runs_pass(json_t *svc, json_t *tasks, json_t *slots, int64_t now, int64_t *wake_at)
 {
     json_t *fields = json_object();
     json_int_t run = jint(svc, "run", 0);
-    bool going_on = run > 0 && run_going_on(svc, tasks, run);
+    bool going_on = run > 0 && run_going_on(svc, tasks, slots, run);
     if (run > 0 && !going_on) {
-        json_t *runs = runs_with_end(svc, tasks, run);
+        json_t *runs = runs_with_end(svc, tasks, slots, run);
         if (runs)
             json_object_set_new(fields, "runs", runs);
     }

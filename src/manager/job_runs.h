@@ -1,7 +1,9 @@
-/* Runs of replicated-job services (`service create --mode replicated-job
- * [--schedule CRON]`): a run is one set of tasks (slots 1..replicas), each
- * tagged "run": N, that ends when every slot is done (restart condition none
- * by default), as a one-shot service.
+/* Runs of job services (`service create --mode replicated-job [--schedule
+ * CRON]`, `--mode global-job`): a run is one set of tasks (slots 1..replicas,
+ * or one per eligible node for global-job), each tagged "run": N, that ends
+ * when every slot is done (restart condition none by default), as a one-shot
+ * service. spec.max_concurrent bounds how many of its tasks are live at once
+ * (the orchestrator holds the other slots back).
  *
  * State kept on the service (through Raft, so a new leader goes on with the
  * schedule): "run" (the current run's number, 0: none yet),
@@ -25,12 +27,13 @@
 
 #define JOB_RUNS_KEPT 20
 
-/* A replicated-job service? */
+/* A replicated-job or global-job service? */
 bool job_runs_service(json_t *svc);
 
-/* Pure: for one replicated-job service and its tasks at `now` (ms), the
- * fields to merge into the service (new reference; an empty object when
- * nothing changes). Lowers *wake_at (0 = none) to the next fire. */
-json_t *job_runs_pass(json_t *svc, json_t *tasks, int64_t now, int64_t *wake_at);
+/* Pure: for one job service, its tasks and the slots a run has (borrowed)
+ * at `now` (ms), the fields to merge into the service (new reference; an
+ * empty object when nothing changes). Lowers *wake_at (0 = none) to the next
+ * fire. */
+json_t *job_runs_pass(json_t *svc, json_t *tasks, json_t *slots, int64_t now, int64_t *wake_at);
 
 #endif

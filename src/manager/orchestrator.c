@@ -60,6 +60,27 @@ static bool slot_equal(json_t *a, json_t *b)
     return json_equal(a, b);
 }
 
+/* A global service's task runs on the node its slot names, as Swarm's: a
+ * global job's once per node (a finished task leaves no live task there, so
+ * the scheduler's spreading alone would not keep it off), a start-first
+ * update's beside the old task. Returns [that node] (new reference), or
+ * NULL: any node. */
+static json_t *slot_node(struct pass *p, json_t *svc, json_t *task)
+{
+    const char *node_id = json_string_value(json_object_get(task, "slot"));
+    if (node_id == NULL || !service_mode_global(json_object_get(svc, "spec")))
+        return NULL;
+    json_t *only = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(p->nodes, i, n)
+    {
+        if (jstr_is(n, "id", node_id))
+            json_array_append(only, n);
+    }
+    return only;
+}
+
 static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
@@ -73,7 +94,10 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                            .max_per_node = (int)jint(spec, "max_replicas_per_node", 0),
                            .reserve_cpus = reserve,
                            .job_cores = p->job_cores};
-    json_t *node = scheduler_pick_placement(p->nodes, p->tasks, jstr(svc, "id"), &pl, &err);
+    json_t *pinned = slot_node(p, svc, task);
+    json_t *node = scheduler_pick_placement(pinned ? pinned : p->nodes, p->tasks, jstr(svc, "id"),
+                                            &pl, &err);
+    json_decref(pinned);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))
@@ -230,12 +254,48 @@ static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **l
     }
 }
 
+/* --update-order start-first: the old task of the slot runs on until its
+ * replacement `cur` runs (or has ended: it failed or was rejected), as
+ * Swarm's; then it is stopped. Stop-first never has two. */
+static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur)
+{
+    if (cur == NULL || (!jstr_is(cur, "state", "running") && !task_state_terminal(jstr(cur, "state"))))
+        return;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (t != cur && jstr_is(t, "desired_state", "running") &&
+            slot_equal(json_object_get(t, "slot"), slot))
+            task_set_desired(p, t, "shutdown");
+    }
+}
+
+/* A job with spec.max_concurrent (--max-concurrent) has that many live
+ * tasks (wanted running, not finished): no other starts now. */
+static bool at_max_concurrent(json_t *svc, json_t *tasks)
+{
+    json_int_t max = jint(json_object_get(svc, "spec"), "max_concurrent", 0);
+    if (max <= 0 || !job_runs_service(svc))
+        return false;
+    json_int_t live = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr_is(t, "desired_state", "running") && !task_state_terminal(jstr(t, "state")))
+            live++;
+    }
+    return live >= max;
+}
+
 static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *slot,
                            json_t *update_candidates)
 {
     json_t *spec = json_object_get(svc, "spec");
     json_t *cur, *last;
     slot_tasks(tasks, slot, &cur, &last);
+    stop_replaced_tasks(p, tasks, slot, cur);
     if (cur == NULL) {
         if (last && !task_state_terminal(jstr(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
@@ -251,6 +311,8 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
                 return;
             }
         }
+        if (at_max_concurrent(svc, tasks))
+            return; /* a job's slot waits for one of its live tasks to end */
         /* the rolling update of this pass must count it as in progress */
         json_array_append(tasks, create_task(p, svc, slot, last));
         return;
@@ -271,8 +333,21 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
 
 /* With failure_action pause or rollback, a new task that fails within this
  * time after it started running fails the update (Docker's default
- * --update-monitor). */
+ * --update-monitor; update_config.monitor_ms sets another). */
 #define UPDATE_MONITOR_MS 5000
+
+/* The settings of the rolling update under way: spec.update_config, or
+ * during a rollback (update_state rollback_started) spec.rollback_config of
+ * the spec rolled back to, as Swarm's updater; a spec without one rolls back
+ * with its update_config (shoal before rollback_config). */
+static json_t *rollout_config(json_t *svc)
+{
+    json_t *spec = json_object_get(svc, "spec");
+    json_t *rollback = json_object_get(spec, "rollback_config");
+    if (jstr_is(svc, "update_state", "rollback_started") && json_is_object(rollback))
+        return rollback;
+    return json_object_get(spec, "update_config");
+}
 
 static bool watches_failures(json_t *update_config)
 {
@@ -280,15 +355,32 @@ static bool watches_failures(json_t *update_config)
     return action && strcmp(action, "continue") != 0;
 }
 
+static json_int_t monitor_ms(json_t *update_config)
+{
+    return jint(update_config, "monitor_ms", UPDATE_MONITOR_MS);
+}
+
+/* Replaces the old task `old`: stop-first stops it (its slot gets the new
+ * task once it has stopped); start-first starts the new task now (the old
+ * one is stopped once it runs: stop_replaced_tasks). */
+static void replace_task(struct pass *p, json_t *svc, json_t *tasks, json_t *old)
+{
+    if (jstr_is(rollout_config(svc), "order", "start-first"))
+        json_array_append(tasks, create_task(p, svc, json_object_get(old, "slot"), old));
+    else
+        task_set_desired(p, old, "shutdown");
+}
+
 /* Rolling update: replaces old-version tasks `parallelism` at a time (0 = all),
- * waiting `delay_ms` after the last replacement started running. */
+ * waiting `delay_ms` (and the monitor time when failures are watched) after
+ * the last replacement started running. */
 static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *candidates)
 {
-    json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
+    json_t *uc = rollout_config(svc);
     json_int_t par = jint(uc, "parallelism", 0);
     json_int_t delay = jint(uc, "delay_ms", 0);
-    if (watches_failures(uc) && delay < UPDATE_MONITOR_MS)
-        delay = UPDATE_MONITOR_MS; /* a new task must hold that long before the next */
+    if (watches_failures(uc) && delay < monitor_ms(uc))
+        delay = monitor_ms(uc); /* a new task must hold that long before the next */
     json_int_t version = jint(svc, "version", 0);
     int in_progress = 0;
     int64_t last_running_at = 0;
@@ -322,7 +414,7 @@ static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *c
     {
         if (par > 0 && in_progress >= par)
             break;
-        task_set_desired(p, t, "shutdown");
+        replace_task(p, svc, tasks, t);
         in_progress++;
     }
 }
@@ -340,19 +432,24 @@ static void service_merge(struct pass *p, json_t *svc, json_t *fields)
     json_array_append_new(p->ops, op_merge("services", jstr(svc, "id"), fields));
 }
 
-static bool new_version_failed(json_t *svc, json_t *tasks)
+/* Have more tasks of the new version failed since the update began than
+ * max_failure_ratio (default 0: any) of the `slots` tolerates? */
+static bool new_version_failed(json_t *svc, json_t *tasks, size_t slots)
 {
     json_int_t version = jint(svc, "version", 0);
     json_int_t since = jint(svc, "updated_at", 0);
+    size_t failed = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
         if (jint(t, "spec_version", 0) == version && jstr_is(t, "state", "failed") &&
             jint(t, "state_at", 0) >= since)
-            return true;
+            failed++;
     }
-    return false;
+    json_t *ratio = json_object_get(rollout_config(svc), "max_failure_ratio");
+    double tolerated = json_is_number(ratio) ? json_number_value(ratio) : 0;
+    return failed > 0 && (double)failed > tolerated * (double)(slots > 0 ? slots : 1);
 }
 
 /* Every task wanted runs the new version (for the monitor time, when
@@ -360,7 +457,8 @@ static bool new_version_failed(json_t *svc, json_t *tasks)
 static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
 {
     json_int_t version = jint(svc, "version", 0);
-    bool watch = watches_failures(json_object_get(json_object_get(svc, "spec"), "update_config"));
+    json_t *uc = rollout_config(svc);
+    bool watch = watches_failures(uc);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
@@ -369,7 +467,7 @@ static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
             continue;
         if (jint(t, "spec_version", 0) != version || !jstr_is(t, "state", "running"))
             return false;
-        int64_t held = jint(t, "state_at", 0) + UPDATE_MONITOR_MS;
+        int64_t held = jint(t, "state_at", 0) + monitor_ms(uc);
         if (watch && held > p->now) {
             wake_at(p, held);
             return false;
@@ -392,42 +490,54 @@ static void start_rollback(struct pass *p, json_t *svc)
     json_array_append_new(p->ops, op_put("services", next));
 }
 
-/* Returns whether old tasks may still be replaced in this pass. */
-static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates)
+/* Applies the failure action when too many tasks of the new version failed
+ * (new_version_failed); returns whether it stopped the update (paused, or
+ * rolling back: no more old tasks replaced in this pass). */
+static bool failure_stops_update(struct pass *p, json_t *svc, json_t *tasks, size_t slots,
+                                 bool rolling_back)
 {
-    const char *state = jstr(svc, "update_state");
-    bool rolling_back = state && strcmp(state, "rollback_started") == 0;
-    if (state == NULL || (!rolling_back && strcmp(state, "updating") != 0))
-        return state == NULL || (strcmp(state, "paused") != 0 && strcmp(state, "rollback_paused") != 0);
-    if (!candidates && all_on_version(p, svc, tasks)) {
-        service_merge(p, svc, json_pack("{s:s}", "update_state",
-                                         rolling_back ? "rollback_completed" : "completed"));
-        return true;
-    }
-    if (!new_version_failed(svc, tasks))
-        return true;
-    json_t *uc = json_object_get(json_object_get(svc, "spec"), "update_config");
-    const char *action = jstr(uc, "failure_action");
+    if (!new_version_failed(svc, tasks, slots))
+        return false;
+    const char *action = jstr(rollout_config(svc), "failure_action");
     if (action == NULL || strcmp(action, "continue") == 0)
-        return true;
+        return false;
     json_t *previous = json_object_get(svc, "previous_spec");
     if (!rolling_back && strcmp(action, "rollback") == 0 && json_is_object(previous) &&
         json_equal(json_object_get(previous, "ports"),
                    json_object_get(json_object_get(svc, "spec"), "ports"))) {
         start_rollback(p, svc);
-        return false;
+        return true;
     }
     log_info("service %s: a task of the update failed, the update is paused", jstr(svc, "name"));
     service_merge(p, svc, json_pack("{s:s}", "update_state",
                                      rolling_back ? "rollback_paused" : "paused"));
-    return false;
+    return true;
 }
 
-static json_t *wanted_slots(struct pass *p, json_t *svc)
+/* Returns whether old tasks may still be replaced in this pass (`slots`:
+ * how many the service wants). Failures are judged before completion: a
+ * single task whose new version failed pauses (or rolls back) its update. */
+static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates,
+                             size_t slots)
 {
-    json_t *spec = json_object_get(svc, "spec");
+    const char *state = jstr(svc, "update_state");
+    bool rolling_back = state && strcmp(state, "rollback_started") == 0;
+    if (state == NULL || (!rolling_back && strcmp(state, "updating") != 0))
+        return state == NULL || (strcmp(state, "paused") != 0 && strcmp(state, "rollback_paused") != 0);
+    if (failure_stops_update(p, svc, tasks, slots, rolling_back))
+        return false;
+    if (!candidates && all_on_version(p, svc, tasks))
+        service_merge(p, svc, json_pack("{s:s}", "update_state",
+                                         rolling_back ? "rollback_completed" : "completed"));
+    return true;
+}
+
+/* The slots of the spec: the eligible nodes' ids (global modes) or
+ * 1..replicas. New reference. */
+static json_t *spec_slots(struct pass *p, json_t *spec)
+{
     json_t *slots = json_array();
-    if (jstr_is(spec, "mode", "global")) {
+    if (service_mode_global(spec)) {
         size_t i;
         json_t *n;
         json_array_foreach(p->nodes, i, n)
@@ -438,11 +548,16 @@ static json_t *wanted_slots(struct pass *p, json_t *svc)
         return slots;
     }
     json_int_t replicas = jint(spec, "replicas", 0);
-    if (job_runs_service(svc) && jint(svc, "run", 0) == 0)
-        replicas = 0; /* a scheduled job before its first run */
     for (json_int_t r = 1; r <= replicas; r++)
         json_array_append_new(slots, json_integer(r));
     return slots;
+}
+
+static json_t *wanted_slots(struct pass *p, json_t *svc)
+{
+    if (job_runs_service(svc) && jint(svc, "run", 0) == 0)
+        return json_array(); /* a scheduled job before its first run */
+    return spec_slots(p, json_object_get(svc, "spec"));
 }
 
 static bool slot_wanted(json_t *slots, json_t *slot)
@@ -502,7 +617,9 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
 /* A replicated job: starts its runs, records their ends (manager/job_runs.h). */
 static void follow_job_runs(struct pass *p, json_t *svc, json_t *tasks)
 {
-    json_t *fields = job_runs_pass(svc, tasks, p->now, &p->wake_at);
+    json_t *slots = spec_slots(p, json_object_get(svc, "spec"));
+    json_t *fields = job_runs_pass(svc, tasks, slots, p->now, &p->wake_at);
+    json_decref(slots);
     if (json_object_size(fields) > 0)
         service_merge(p, svc, fields);
     else
@@ -531,7 +648,8 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_t *candidates = json_array();
     json_t *slot;
     json_array_foreach(slots, i, slot) reconcile_slot(p, svc, tasks, slot, candidates);
-    bool go_on = update_may_go_on(p, svc, tasks, json_array_size(candidates) > 0);
+    bool go_on = update_may_go_on(p, svc, tasks, json_array_size(candidates) > 0,
+                                  json_array_size(slots));
     if (go_on && json_array_size(candidates))
         rolling_update(p, svc, tasks, candidates);
     json_t *seen = json_array();

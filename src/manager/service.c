@@ -341,22 +341,39 @@ static int check_ports(json_t *ports, struct serr *err)
     return 0;
 }
 
-static int check_update_config(json_t *uc, struct serr *err)
+static int check_failure_ratio(json_t *uc, struct serr *err)
 {
-    static const char *const known[] = {"parallelism", "delay_ms", "failure_action", NULL};
+    json_t *ratio = json_object_get(uc, "max_failure_ratio");
+    if (ratio && (!json_is_number(ratio) || json_number_value(ratio) < 0 ||
+                  json_number_value(ratio) > 1))
+        return serr_set(err, SERR_INVALID, "max_failure_ratio must be a number from 0 to 1");
+    return 0;
+}
+
+/* update_config or rollback_config (`what`): {"parallelism", "delay_ms",
+ * "failure_action", "monitor_ms", "max_failure_ratio", "order"}, as Swarm's
+ * UpdateConfig; a rollback's failure_action is pause or continue. */
+static int check_rollout_config(json_t *uc, const char *what, struct serr *err)
+{
+    static const char *const known[] = {"parallelism", "delay_ms", "failure_action", "monitor_ms",
+                                        "max_failure_ratio", "order", NULL};
+    static const char *const orders[] = {"stop-first", "start-first", NULL};
+    bool rollback = strcmp(what, "rollback_config") == 0;
     if (!json_is_object(uc))
-        return serr_set(err, SERR_INVALID, "update_config must be an object");
-    if (check_keys(uc, known, "update_config", err) < 0)
+        return serr_set(err, SERR_INVALID, "%s must be an object", what);
+    if (check_keys(uc, known, what, err) < 0)
         return -1;
     json_t *fa = json_object_get(uc, "failure_action");
     const char *action = json_string_value(fa);
     if (fa && (action == NULL || (strcmp(action, "pause") != 0 && strcmp(action, "continue") != 0 &&
-                                  strcmp(action, "rollback") != 0)))
-        return serr_set(err, SERR_INVALID,
-                        "update_config: failure_action must be pause, continue or rollback");
+                                  (rollback || strcmp(action, "rollback") != 0))))
+        return serr_set(err, SERR_INVALID, "%s: failure_action must be pause, continue%s", what,
+                        rollback ? "" : " or rollback");
     if (check_int(uc, "parallelism", 0, MAX_REPLICAS, err) < 0 ||
-        check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0)
-        return serr_wrap(err, "update_config");
+        check_int(uc, "delay_ms", 0, 86400000LL * 365, err) < 0 ||
+        check_int(uc, "monitor_ms", 0, 86400000LL * 365, err) < 0 ||
+        check_failure_ratio(uc, err) < 0 || check_one_of(uc, "order", orders, err) < 0)
+        return serr_wrap(err, "%s", what);
     return 0;
 }
 
@@ -385,14 +402,24 @@ static int check_healthcheck(json_t *hc, struct serr *err)
     return 0;
 }
 
+bool service_mode_global(json_t *spec)
+{
+    return jstr_is(spec, "mode", "global") || jstr_is(spec, "mode", "global-job");
+}
+
+bool service_mode_job(json_t *spec)
+{
+    return jstr_is(spec, "mode", "replicated-job") || jstr_is(spec, "mode", "global-job");
+}
+
 static const char *const known_fields[] = {
     "name", "mode", "replicas", "image", "args", "env", "mounts", "restart_condition",
     "restart_delay_ms", "limits", "init", "constraints", "stop_grace_period_ms",
-    "update_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
+    "update_config", "rollback_config", "network", "healthcheck", "ports", "secrets", "configs", "force_update",
     "hostname", "user", "workdir", "entrypoint", "labels", "container_labels",
     "restart_max_attempts", "restart_window_ms", "read_only", "cap_add", "cap_drop", "sysctls",
     "ulimits", "stop_signal", "dns", "max_replicas_per_node", "placement_preferences", "schedule",
-    "schedule_tz", "schedule_overlap", "reservations", NULL};
+    "schedule_tz", "schedule_overlap", "reservations", "max_concurrent", NULL};
 
 static int check_fields(json_t *spec, struct serr *err)
 {
@@ -441,7 +468,8 @@ static int check_schedule(json_t *s, struct serr *err)
 
 static int validate(json_t *s, struct serr *err)
 {
-    static const char *const modes[] = {"replicated", "global", "replicated-job", NULL};
+    static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
+                                        NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
     const char *name = jstr(s, "name");
     if (check_fields(s, err) < 0)
@@ -486,7 +514,11 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "constraints")) && check_constraints(v, err) < 0)
         return -1;
-    if ((v = json_object_get(s, "update_config")) && check_update_config(v, err) < 0)
+    if ((v = json_object_get(s, "update_config")) &&
+        check_rollout_config(v, "update_config", err) < 0)
+        return -1;
+    if ((v = json_object_get(s, "rollback_config")) &&
+        check_rollout_config(v, "rollback_config", err) < 0)
         return -1;
     v = json_object_get(s, "healthcheck");
     if (v && !json_is_null(v) && check_healthcheck(v, err) < 0)
@@ -499,12 +531,16 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "placement_preferences")) && check_preferences(v, err) < 0)
         return -1;
-    const char *mode = jstr(s, "mode");
-    if (mode && strcmp(mode, "global") == 0 && jint(s, "max_replicas_per_node", 0) > 0)
+    if (service_mode_global(s) && jint(s, "max_replicas_per_node", 0) > 0)
         return serr_set(err, SERR_INVALID,
                         "max_replicas_per_node can only be used with replicated mode");
-    if (mode && strcmp(mode, "global") == 0 && json_object_get(s, "replicas"))
+    if (service_mode_global(s) && json_object_get(s, "replicas"))
         return serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
+    if (check_int(s, "max_concurrent", 1, MAX_REPLICAS, err) < 0)
+        return -1;
+    if (json_object_get(s, "max_concurrent") && !service_mode_job(s))
+        return serr_set(err, SERR_INVALID,
+                        "max_concurrent can only be used with replicated-job or global-job mode");
     return check_schedule(s, err);
 }
 
@@ -567,9 +603,9 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     if (image_normalize_ref(jstr(s, "image"), norm, sizeof(norm), NULL) == 0)
         json_object_set_new(s, "image", json_string(norm));
     set_default(s, "mode", json_string("replicated"));
-    if (strcmp(jstr(s, "mode"), "global") != 0)
+    if (!service_mode_global(s))
         set_default(s, "replicas", json_integer(1));
-    if (strcmp(jstr(s, "mode"), "replicated-job") == 0) /* a job runs once per run */
+    if (service_mode_job(s)) /* a job runs once per run */
         set_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
         split_schedule_zone(s);
@@ -589,6 +625,11 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     json_t *uc = json_object_get(s, "update_config");
     set_default(uc, "parallelism", json_integer(1));
     set_default(uc, "delay_ms", json_integer(0));
+    json_t *rc = json_object_get(s, "rollback_config"); /* optional: update_config's then */
+    if (rc) {
+        set_default(rc, "parallelism", json_integer(1));
+        set_default(rc, "delay_ms", json_integer(0));
+    }
     healthcheck_defaults(s);
     return s;
 }
@@ -797,7 +838,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "schedule_tz", "schedule_overlap", "network_add",
                                          "network_rm", "caps_add", "caps_drop",
                                          "restart_condition", "restart_delay_ms",
-                                         "stop_grace_period_ms", "init", "reservations", NULL};
+                                         "stop_grace_period_ms", "init", "reservations",
+                                         "rollback_config", "max_concurrent", NULL};
     if (!json_is_object(patch)) {
         serr_set(err, SERR_INVALID, "update must be a JSON object");
         return NULL;
@@ -839,18 +881,24 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         json_object_set(s, "image", v);
     if ((v = json_object_get(patch, "args")))
         json_object_set(s, "args", v);
+    if ((v = json_object_get(patch, "max_concurrent")))
+        json_object_set(s, "max_concurrent", v); /* checked by the normalize below */
     if ((v = json_object_get(patch, "replicas"))) {
-        const char *mode = jstr(s, "mode");
-        if (mode && strcmp(mode, "global") == 0) {
+        if (service_mode_global(s)) {
             serr_set(err, SERR_INVALID, "replicas can only be used with replicated mode");
             goto err_after_copy;
         }
         json_object_set(s, "replicas", v);
     }
-    if ((v = json_object_get(patch, "update_config")) && json_is_object(v))
-        json_object_update(json_object_get(s, "update_config"), v);
-    else if (v)
-        json_object_set(s, "update_config", v);
+    static const char *const rollout_configs[] = {"update_config", "rollback_config"};
+    for (size_t k = 0; k < sizeof(rollout_configs) / sizeof(rollout_configs[0]); k++) {
+        json_t *current = json_object_get(s, rollout_configs[k]);
+        if ((v = json_object_get(patch, rollout_configs[k])) && json_is_object(v) &&
+            json_is_object(current))
+            json_object_update(current, v); /* merged; checked by the normalize below */
+        else if (v)
+            json_object_set(s, rollout_configs[k], v);
+    }
     if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
         goto err_after_copy;
     if (patch_constraints_limits_force(s, patch, err) < 0 ||

@@ -4,6 +4,7 @@
 #define SHOAL_MANAGER_SERVICE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "base/err.h"
 
@@ -12,6 +13,12 @@ struct store;
 /* The network a service's tasks get when its spec names none: "bridge" (a
  * namespace and address of the node's subnet, agent/net.h) or "host". */
 #define SERVICE_DEFAULT_NETWORK "bridge"
+
+/* Modes of a spec: "global" and "global-job" run one task per eligible node
+ * (slots named by the node id), "replicated-job" and "global-job" run to
+ * completion (manager/job_runs.h). */
+bool service_mode_global(json_t *spec);
+bool service_mode_job(json_t *spec);
 
 /* Validates an API spec and returns a normalised copy (defaults filled in,
  * image reference normalised to NAME:TAG). Unknown fields, bad values and

@@ -743,3 +743,83 @@ TEST(cli_service_patch_network_caps_restart)
     CHECK(PATCH(&err, &patch, &name, "update", "--network-add", "a b", "web") < 0);
     CHECK(PATCH(&err, &patch, &name, "update", "--restart-condition", "sometimes", "web") < 0);
 }
+
+TEST(cli_service_update_rollout_flags)
+{
+    json_t *spec = NULL;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-order", "start-first", "--update-monitor",
+               "30s", "--update-max-failure-ratio", "0.2", "busybox") == 0);
+    json_t *uc = json_object_get(spec, "update_config");
+    CHECK_STR(str_at(uc, "order"), "start-first");
+    CHECK(json_integer_value(json_object_get(uc, "monitor_ms")) == 30000);
+    CHECK(json_real_value(json_object_get(uc, "max_failure_ratio")) == 0.2);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-order", "random", "busybox") < 0);
+    CHECK(strstr(err.msg, "--update-order") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-max-failure-ratio", "1.5", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-max-failure-ratio", "x", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-monitor", "10", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--update-failure-action", "stop", "b") < 0);
+    json_t *patch;
+    const char *name;
+    char **argv = ARGV("update", "--update-order", "stop-first", "--update-monitor", "1m", "web");
+    CHECK(cli_build_service_patch(6, argv, &patch, &name, &detach, &err) == 0);
+    uc = json_object_get(patch, "update_config");
+    CHECK_STR(str_at(uc, "order"), "stop-first");
+    CHECK(json_integer_value(json_object_get(uc, "monitor_ms")) == 60000);
+    json_decref(patch);
+}
+
+TEST(cli_service_rollback_config_flags)
+{
+    json_t *spec = NULL;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--rollback-parallelism", "2", "--rollback-delay",
+               "1s", "--rollback-failure-action", "continue", "--rollback-monitor", "10s",
+               "--rollback-max-failure-ratio", "0.5", "--rollback-order", "start-first",
+               "busybox") == 0);
+    json_t *rc = json_object_get(spec, "rollback_config");
+    CHECK(json_integer_value(json_object_get(rc, "parallelism")) == 2);
+    CHECK(json_integer_value(json_object_get(rc, "delay_ms")) == 1000);
+    CHECK_STR(str_at(rc, "failure_action"), "continue");
+    CHECK(json_integer_value(json_object_get(rc, "monitor_ms")) == 10000);
+    CHECK(json_real_value(json_object_get(rc, "max_failure_ratio")) == 0.5);
+    CHECK_STR(str_at(rc, "order"), "start-first");
+    CHECK(json_object_get(spec, "update_config") == NULL);
+    json_decref(spec);
+    /* a rollback is not rolled back */
+    CHECK(SPEC(&err, &spec, &detach, "create", "--rollback-failure-action", "rollback", "b") < 0);
+    CHECK(strstr(err.msg, "--rollback-failure-action") != NULL);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--rollback-order", "x", "b") < 0);
+    json_t *patch;
+    const char *name;
+    char **argv = ARGV("update", "--rollback-parallelism", "0", "web");
+    CHECK(cli_build_service_patch(4, argv, &patch, &name, &detach, &err) == 0);
+    CHECK(json_integer_value(json_object_get(json_object_get(patch, "rollback_config"),
+                                             "parallelism")) == 0);
+    json_decref(patch);
+}
+
+TEST(cli_service_global_job_and_max_concurrent)
+{
+    json_t *spec = NULL;
+    bool detach;
+    struct serr err;
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mode", "global-job", "--max-concurrent", "2",
+               "busybox", "true") == 0);
+    CHECK_STR(str_at(spec, "mode"), "global-job");
+    CHECK(json_integer_value(json_object_get(spec, "max_concurrent")) == 2);
+    json_decref(spec);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--mode", "global-job", "--replicas", "2", "b") < 0);
+    CHECK(SPEC(&err, &spec, &detach, "create", "--max-concurrent", "0", "b") < 0);
+    CHECK(strstr(err.msg, "--max-concurrent") != NULL);
+    json_t *patch;
+    const char *name;
+    char **argv = ARGV("update", "--max-concurrent", "3", "job");
+    CHECK(cli_build_service_patch(4, argv, &patch, &name, &detach, &err) == 0);
+    CHECK(json_integer_value(json_object_get(patch, "max_concurrent")) == 3);
+    json_decref(patch);
+}

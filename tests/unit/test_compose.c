@@ -145,7 +145,9 @@ TEST(compose_full_service)
         "        limits: {cpus: '0.5', memory: 64M}\n"
         "        reservations: {cpus: '0.25'}\n"
         "      restart_policy: {condition: on-failure, delay: 500ms}\n"
-        "      update_config: {parallelism: 2, delay: 10s, failure_action: rollback}\n"
+        "      update_config: {parallelism: 2, delay: 10s, failure_action: rollback,\n"
+        "                      monitor: 30s, max_failure_ratio: 0.5, order: start-first}\n"
+        "      rollback_config: {parallelism: 0, failure_action: continue}\n"
         "      labels: [traefik.enable=true]\n"
         "networks:\n"
         "  back:\n"
@@ -181,7 +183,9 @@ TEST(compose_full_service)
                "\"reservations\":{\"cpus\":0.25},"
                "\"restart_condition\":\"on-failure\",\"restart_delay_ms\":500,"
                "\"update_config\":{\"parallelism\":2,\"delay_ms\":10000,"
-               "\"failure_action\":\"rollback\"},"
+               "\"failure_action\":\"rollback\",\"monitor_ms\":30000,"
+               "\"max_failure_ratio\":0.5,\"order\":\"start-first\"},"
+               "\"rollback_config\":{\"parallelism\":0,\"failure_action\":\"continue\"},"
                "\"labels\":{\"com.docker.stack.namespace\":\"st\",\"traefik.enable\":\"true\"}}");
     check_json(json_object_get(plan, "networks"),
                "[{\"name\":\"st_back\",\"subnet\":\"10.77.0.0/16\"}]");
@@ -686,4 +690,22 @@ TEST(compose_top_level_errors_name_the_object)
     CHECK_STR(msg, "c.yml:5: secrets.s.environment: not supported by shoal");
     msg = must_fail("services:\n  a: {image: busybox}\nconfigs:\n  c: {}\n");
     CHECK(strstr(msg, "c.yml:4: configs.c: needs file:") == msg);
+}
+
+TEST(stack_patch_rollback_config)
+{
+    const char *why;
+    /* stored with the manager's defaults: the same config again is no change */
+    json_t *patch = patch_between(
+        "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"order\":\"start-first\","
+        "\"parallelism\":1,\"delay_ms\":0}}",
+        "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"order\":\"start-first\"}}", &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"parallelism\":0}}",
+                          &why);
+    check_json(patch, "{\"rollback_config\":{\"parallelism\":0,\"delay_ms\":0}}");
+    json_decref(patch);
 }

@@ -117,6 +117,106 @@ static const struct orch_case cases[] = {
      "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000},"
      " {'id':'web.2', 'slot':2, 'node_id':'n2'}]",
      {{2000, NULL, "", 11000}, {11000, NULL, "merge web.2 desired=shutdown", 0}}, NULL},
+    /* --update-order start-first: the old task runs until the new one does */
+    {"rolling_update_start_first_starts_the_new_task_before_stopping_the_old",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2,"
+     " 'spec':{'replicas':1, 'update_config':{'parallelism':1, 'order':'start-first'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1'}]",
+     {{1000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0},
+      {2000, NULL, "", 0}, /* both tasks wanted running while the new one starts */
+      {3000, "web.1=running", "merge web.1 desired=shutdown", 0},
+      {4000, NULL, "", 0}}, NULL},
+    {"rolling_update_start_first_new_task_failing_stops_the_old_too",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2,"
+     " 'spec':{'replicas':1, 'update_config':{'parallelism':1, 'order':'start-first'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1'}]",
+     {{1000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0},
+      {2000, "web.1=failed", "merge web.1 desired=shutdown; merge web.1 desired=shutdown", 0}},
+     NULL},
+    /* a global service's new task goes beside the old one, on the node of its slot */
+    {"global_start_first_update_keeps_each_task_on_its_node",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'web', 'version':2, 'spec':{'mode':'global',"
+     " 'update_config':{'parallelism':0, 'order':'start-first'}}},"
+     " {'id':'db', 'spec':{'replicas':1}}]",
+     /* db's task makes n1 the busier node: spreading alone would put web.n1 on n2 */
+     "[{'id':'web.n1', 'slot':'n1', 'node_id':'n1'}, {'id':'web.n2', 'slot':'n2', 'node_id':'n2'},"
+     " {'id':'db.1', 'service_id':'db', 'slot':1, 'node_id':'n1'}]",
+     {{1000, NULL,
+       "put web.n1; merge web.n1 state=assigned node=n1; put web.n2; merge web.n2 state=assigned node=n2",
+       0}}, NULL},
+    /* --update-monitor: the wait between replacements when failures are watched */
+    {"rolling_update_waits_the_monitor_time_after_the_last_started",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'web', 'version':2, 'spec':{'replicas':2, 'update_config':{'parallelism':1,"
+     " 'failure_action':'pause', 'monitor_ms':20000}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n2'}]",
+     {{2000, NULL, "", 21000}, {21000, NULL, "merge web.2 desired=shutdown", 0}}, NULL},
+    {"rolling_update_completes_after_the_monitor_time",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2, 'update_state':'updating', 'spec':{'replicas':1,"
+     " 'update_config':{'failure_action':'pause', 'monitor_ms':20000}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state_at':1000}]",
+     {{2000, NULL, "", 21000}, {21000, NULL, "merge service web update_state=completed", 0}},
+     NULL},
+    /* --update-max-failure-ratio 0.25: one failure of four tolerated, not two */
+    {"rolling_update_failure_ratio_tolerates_a_share_of_failures",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2, 'update_state':'updating', 'updated_at':0, 'spec':{'replicas':4,"
+     " 'update_config':{'parallelism':1, 'failure_action':'pause', 'max_failure_ratio':0.25}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state':'failed', 'state_at':500},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n1'}, {'id':'web.4', 'slot':4, 'node_id':'n1'}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge web.3 desired=shutdown", 0},
+      {2000, "web.2=failed",
+       "put web.1; merge web.1 state=assigned node=n1; merge web.2 desired=shutdown; "
+       "merge service web update_state=paused",
+       0}}, NULL},
+    /* a rollback follows the rollback_config of the spec rolled back to */
+    {"rollback_replaces_tasks_with_the_rollback_parallelism",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'rollback_started', 'spec':{'replicas':3,"
+     " 'update_config':{'parallelism':0}, 'rollback_config':{'parallelism':1}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n1', 'spec_version':2}]",
+     {{1000, NULL, "merge web.1 desired=shutdown", 0}}, NULL},
+    {"update_replaces_tasks_with_the_update_parallelism",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'updating', 'spec':{'replicas':3,"
+     " 'update_config':{'parallelism':0}, 'rollback_config':{'parallelism':1}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2},"
+     " {'id':'web.3', 'slot':3, 'node_id':'n1', 'spec_version':2}]",
+     {{1000, NULL,
+       "merge web.1 desired=shutdown; merge web.2 desired=shutdown; merge web.3 desired=shutdown",
+       0}}, NULL},
+    {"rollback_failure_action_continue_goes_on",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'rollback_started', 'spec':{'replicas':2,"
+     " 'update_config':{'parallelism':1, 'failure_action':'pause'},"
+     " 'rollback_config':{'parallelism':1, 'failure_action':'continue', 'monitor_ms':0}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':3, 'state':'failed', 'state_at':500},"
+     " {'id':'web.2', 'slot':2, 'node_id':'n1', 'spec_version':2}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge web.2 desired=shutdown", 0}}, NULL},
+    {"rollback_failing_with_failure_action_pause_pauses",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':3, 'update_state':'rollback_started', 'spec':{'replicas':1,"
+     " 'rollback_config':{'failure_action':'pause'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':3, 'state':'failed', 'state_at':500}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge service web update_state=rollback_paused", 0}},
+     NULL},
+    /* failures are judged before completion: the only new task failing pauses */
+    {"update_whose_only_task_fails_pauses_not_completes",
+     "[{'id':'n1'}]",
+     "[{'id':'web', 'version':2, 'update_state':'updating', 'spec':{'replicas':1,"
+     " 'update_config':{'failure_action':'pause'}}}]",
+     "[{'id':'web.1', 'slot':1, 'node_id':'n1', 'spec_version':2, 'state':'failed', 'state_at':500}]",
+     {{1000, NULL, "merge web.1 desired=shutdown; merge service web update_state=paused", 0}},
+     NULL},
     {"history_keeps_five_tasks_per_slot_by_default",
      "[{'id':'n1'}]",
      "[{'id':'web', 'spec':{'replicas':1}}]",
@@ -178,6 +278,41 @@ static const struct orch_case cases[] = {
      {{1000, NULL, "merge service once run=1; put once.1; merge once.1 state=assigned node=n1", 0},
       {2000, "once.1=complete", "merge service once ended=complete; merge once.1 desired=shutdown", 0},
       {3000, NULL, "", 0}}, NULL},
+    /* --mode global-job: one task per eligible node, run to completion */
+    {"global_job_runs_once_per_node",
+     "[{'id':'n1'}, {'id':'n2'}, {'id':'n3', 'availability':'drain'}]",
+     "[{'id':'gj', 'spec':{'mode':'global-job', 'restart_condition':'none'}}]",
+     "[]",
+     {{1000, NULL,
+       "merge service gj run=1; put gj.n1; merge gj.n1 state=assigned node=n1; "
+       "put gj.n2; merge gj.n2 state=assigned node=n2",
+       0},
+      {2000, "gj.n1=complete", "merge gj.n1 desired=shutdown", 0},
+      {3000, "gj.n2=complete", "merge service gj ended=complete; merge gj.n2 desired=shutdown", 0},
+      {4000, NULL, "", 0}}, NULL},
+    /* --max-concurrent 1: the second node's task waits; it still goes to its node */
+    {"global_job_max_concurrent_holds_slots_back_and_pins_them_to_their_node",
+     "[{'id':'n1'}, {'id':'n2'}]",
+     "[{'id':'gj', 'spec':{'mode':'global-job', 'restart_condition':'none', 'max_concurrent':1}}]",
+     "[]",
+     {{1000, NULL, "merge service gj run=1; put gj.n1; merge gj.n1 state=assigned node=n1", 0},
+      {1500, "gj.n1=running", "", 0},
+      {2000, "gj.n1=complete",
+       "merge gj.n1 desired=shutdown; put gj.n2; merge gj.n2 state=assigned node=n2", 0}}, NULL},
+    {"replicated_job_max_concurrent_two_of_three",
+     "[{'id':'n1'}]",
+     "[{'id':'job', 'spec':{'mode':'replicated-job', 'replicas':3, 'restart_condition':'none',"
+     " 'max_concurrent':2}}]",
+     "[]",
+     {{1000, NULL,
+       "merge service job run=1; put job.1; merge job.1 state=assigned node=n1; "
+       "put job.2; merge job.2 state=assigned node=n1",
+       0},
+      {2000, "job.2=complete",
+       "merge job.2 desired=shutdown; put job.3; merge job.3 state=assigned node=n1", 0},
+      {3000, "job.1=complete", "merge job.1 desired=shutdown", 0},
+      {4000, "job.3=complete", "merge service job ended=complete; merge job.3 desired=shutdown",
+       0}}, NULL},
 };
 
 /* ---- building the store ---- */
