@@ -939,6 +939,80 @@ def test_cluster_pull_on_a_follower_and_worker_runs_the_pinned_image(rootfs_tar,
         c.destroy()
 
 
+def _rejoin_claiming(c, node, platform, monkeypatch):
+    """The node leaves, restarts claiming `platform` (SHOAL_TEST_PLATFORM, a test
+    knob) and joins again as a worker: its node record reports that platform."""
+    old_id = c.node_id(node)
+    token = c.token("worker")
+    node.cli("swarm", "leave", "--force", timeout=120)
+    node.stop()
+    monkeypatch.setenv("SHOAL_TEST_PLATFORM", platform)
+    node.start()
+    monkeypatch.delenv("SHOAL_TEST_PLATFORM")
+    node.cli("swarm", "join", "--token", token, c.leader.addr + ":2377")
+    wait_until(lambda: c.leader.cli("node", "rm", "--force", old_id, check=False).returncode == 0)
+    c.wait_nodes_ready(len(c.nodes))
+
+
+def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path, monkeypatch):
+    """A global service of a multi-platform index: the service pins the index
+    digest, the leader pulls the variant of each node's platform, and each node
+    runs its own (here the worker claims linux/arm64, the leader is this host).
+    An index without a node's platform: that node's task fails listing those it has."""
+    from cluster import Cluster
+
+    if HOST_ARCH == "arm64":
+        pytest.skip("the worker claims arm64: this host must be another platform")
+    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    reg = None
+    try:
+        lead, worker = c.nodes
+        _rejoin_claiming(c, worker, "linux/arm64", monkeypatch)
+        worker_id = c.node_id(worker)
+        platforms = {n["id"]: n.get("platform") for n in c.nodes_view()}
+        assert platforms[worker_id]["architecture"] == "arm64"
+        reg = Registry(str(tmp_path / "reg"), netns=lead.netns)
+        reg.start()
+        reg.push(images, "multi", "test/multi:1", True)
+        reg.push(images, "armonly", "test/armonly:1", True)
+        multi = reg.addr + "/test/multi:1"
+        lead.cli("service", "create", "--name", "each", "--mode", "global", multi,
+                 "sh", "-c", "cat /arch.txt; sleep 1000")
+        pinned = lead.service("each")["spec"]["image"]
+        assert pinned.startswith(multi + "@sha256:")
+        tasks = lead.wait_running("each", 2, timeout=60)
+        seen = {}
+        for t in tasks:
+            node = worker if t["node_id"] == worker_id else lead
+            with open("/proc/%d/root/arch.txt" % t["pid"]) as f:
+                seen[node.name] = f.read().strip()
+        assert seen == {lead.name: HOST_ARCH, worker.name: "arm64/v8"}
+        variants = [i for i in lead.api("GET", "/v1/images").json()
+                    if multi.split(":1")[0] + "@" + pinned.split("@")[1] in i.get("digests", [])]
+        assert sorted(i["platform"] for i in variants) == sorted(["linux/" + HOST_ARCH, "linux/arm64/v8"])
+        for i in variants:  # what the index offers, recorded with each variant
+            assert "linux/arm/v7" in i["platforms"]
+        lead.cli("service", "rm", "each")
+        # an index without the leader's platform: its task fails with the list, the worker runs
+        armonly = reg.addr + "/test/armonly:1"
+        lead.cli("service", "create", "-d", "--name", "armonly", "--mode", "global", armonly,
+                 "sh", "-c", "cat /arch.txt; sleep 1000")
+
+        def refused():
+            ts = [t for t in lead.tasks("armonly") if t["slot"] == c.node_id(lead)]  # global: a node
+            return [t for t in ts if t["state"] == "rejected"] or None
+        t = wait_until(refused, timeout=30, msg=lambda: json.dumps(lead.tasks("armonly"), indent=1))[0]
+        assert "has no variant for this node's platform linux/" + HOST_ARCH in t["error"], t["error"]
+        assert "it has: linux/arm64/v8, linux/arm/v7" in t["error"], t["error"]
+        wait_until(lambda: any(t.get("node_id") == worker_id and t["state"] == "running"
+                               for t in lead.tasks("armonly")), timeout=60)
+        lead.cli("service", "rm", "armonly")
+    finally:
+        if reg:
+            reg.stop()
+        c.destroy()
+
+
 def test_pull_on_a_terminal_rewrites_layer_lines(fresh_daemon, registry):
     """On a terminal each layer keeps one line, rewritten in place (cursor up, clear line)."""
     import pty
