@@ -1013,6 +1013,39 @@ def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path
         c.destroy()
 
 
+def test_tag_and_push_through_a_follower(rootfs_tar, images, tmp_path):
+    """On a 3-manager cluster, `image tag` and `image push` asked of a follower are
+    forwarded to the leader, which pushes (the registry listens on the leader's
+    loopback only, so a push done by the follower could not reach it); the
+    pushed digest joins the image's digests on every manager."""
+    from cluster import Cluster
+
+    c = Cluster(managers=3, rootfs_tar=rootfs_tar)
+    reg = None
+    try:
+        lead, follower = c.nodes[0], c.nodes[1]
+        reg = Registry(str(tmp_path / "reg"), netns=lead.netns)
+        reg.start()
+        dst = reg.addr + "/from/follower:1"
+        follower.cli("image", "tag", "busybox:latest", dst)
+        wait_until(lambda: _image(follower, dst) is not None)
+        r = follower.cli("image", "push", dst)
+        digest = _pushed_digest(r.stdout, "1")
+        assert "Pushed" in r.stdout, r.stdout
+        for node in c.nodes:
+            wait_until(lambda: reg.addr + "/from/follower@" + digest in _image(node, dst)["digests"])
+        out = subprocess.run(reg.wrap + [SKOPEO, "inspect", "--tls-verify=false",
+                                         "docker://" + dst], check=True, capture_output=True,
+                             text=True, timeout=60).stdout
+        assert json.loads(out)["Digest"] == digest
+        r = c.nodes[2].cli("image", "push", dst)  # the other follower: all there already
+        assert "Pushed" not in r.stdout and _pushed_digest(r.stdout, "1") == digest
+    finally:
+        if reg:
+            reg.stop()
+        c.destroy()
+
+
 def test_pull_on_a_terminal_rewrites_layer_lines(fresh_daemon, registry):
     """On a terminal each layer keeps one line, rewritten in place (cursor up, clear line)."""
     import pty
