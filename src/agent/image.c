@@ -166,8 +166,9 @@ static int disk_fail(struct archive *disk, const char *what, struct serr *err)
     int e = archive_errno(disk);
     const char *msg = archive_error_string(disk);
     bool disk_trouble = e == ENOSPC || e == EDQUOT || e == EIO || e == EROFS;
-    return serr_set(err, disk_trouble ? SERR_INTERNAL : SERR_INVALID, "%s: %s", what,
-                    msg ? msg : "write error");
+    if (disk_trouble) /* strerror's words ("No space left on device"), not "Write failed" */
+        return serr_set(err, SERR_INTERNAL, "%s: %s", what, strerror(e));
+    return serr_set(err, SERR_INVALID, "%s: %s", what, msg ? msg : "write error");
 }
 
 static int copy_entry_data(struct archive *in, struct archive *disk, struct serr *err)
@@ -181,7 +182,9 @@ static int copy_entry_data(struct archive *in, struct archive *disk, struct serr
             return 0;
         if (r < ARCHIVE_WARN)
             return reader_fail(in, "read", err);
-        if (archive_write_data_block(disk, buf, len, off) < ARCHIVE_WARN)
+        /* libarchive reports a failed write(2) (ENOSPC, EIO) as ARCHIVE_WARN: a data
+         * block has no harmless warning, so anything but OK is a failure */
+        if (archive_write_data_block(disk, buf, len, off) != ARCHIVE_OK)
             return disk_fail(disk, "write", err);
     }
 }
@@ -611,8 +614,11 @@ static int ensure_layer(struct image_store *s, const char *path, const char *exp
         serr_errno(err, "mkdir %s", root);
         goto out;
     }
-    if (layer_unpack(path, root, hex, size, err) < 0)
+    if (layer_unpack(path, root, hex, size, err) < 0) {
+        if (err && err->kind == SERR_INTERNAL) /* the disk failed: say which one */
+            serr_wrap(err, "unpack into %s", root);
         goto out;
+    }
     if (expected && strcmp(hex, expected) != 0) {
         serr_set(err, SERR_INVALID, "layer content sha256:%s does not match diff_id sha256:%s",
                  hex, expected);

@@ -688,7 +688,8 @@ static size_t xfer_write(char *data, size_t size, size_t n, void *arg)
         return 0;
     }
     if (write_all(x->fd, data, len) < 0) {
-        snprintf(x->error, sizeof(x->error), "write %s: %s", x->path, strerror(errno));
+        snprintf(x->error, sizeof(x->error), "blob %s: write %s: %s", x->digest, x->path,
+                 strerror(errno));
         x->write_failed = true;
         return 0;
     }

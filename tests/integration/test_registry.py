@@ -1046,6 +1046,67 @@ def test_tag_and_push_through_a_follower(rootfs_tar, images, tmp_path):
         c.destroy()
 
 
+def _fill(path, leave_bytes):
+    """A file that takes all but `leave_bytes` of the filesystem holding `path`."""
+    st = os.statvfs(path)
+    size = st.f_bavail * st.f_frsize - leave_bytes
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb") as f:
+        chunk = b"\1" * (1 << 20)
+        while size > 0:
+            f.write(chunk[:min(size, len(chunk))])
+            size -= len(chunk)
+    return filler
+
+
+def test_disk_full_during_a_pull_stores_nothing_then_a_pull_completes(rootfs_tar, registry, tmp_path):
+    """The daemon's state dir on a small tmpfs, filled but for 2 MiB: a pull whose layer
+    does not fit while downloading (random bytes), then one that does not fit while
+    unpacking (a small gzip of 24 MiB of one byte), each fail saying 'No space left on
+    device' and where; nothing is left in tmp/ or layers/; with space again, each pull
+    completes."""
+    from conftest import Daemon
+
+    lay = Layout(str(tmp_path / "oci"))
+    with open(rootfs_tar, "rb") as f:
+        base = f.read()
+    noise = _tar([("noise.bin", os.urandom(8 << 20))])
+    zeros = _tar([("ones.bin", b"\1" * (24 << 20))])  # not zeros: they could unpack sparse
+    lay.tag(lay.image([(base, True), (noise, True)], ["true"]), "noise")
+    lay.tag(lay.image([(base, True), (zeros, True)], ["true"]), "ones")
+    registry.push(lay, "noise", "full/noise:1")
+    registry.push(lay, "ones", "full/ones:1")
+    d = Daemon(str(tmp_path / "d"))
+    small = str(tmp_path / "small")  # outside d.base: the teardown's leftover check passes
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", small], check=True)
+    d.state_dir = os.path.join(small, "state")
+    errors = []
+    try:
+        d.start()
+        d.init_swarm()
+        d.import_image(rootfs_tar)
+        before = _layer_dirs(d)
+        for repo, where in (("full/noise:1", "/tmp/blob-"), ("full/ones:1", "/images/tmp/layer-")):
+            ref = registry.addr + "/" + repo
+            filler = _fill(small, 2 << 20)
+            r = d.cli("image", "pull", ref, check=False)
+            assert r.returncode == 1, r.stdout
+            assert "No space left on device" in r.stderr and d.state_dir + where in r.stderr, r.stderr
+            assert _image(d, ref) is None and _layer_dirs(d) == before
+            assert os.listdir(os.path.join(d.state_dir, "tmp")) == []
+            assert os.listdir(os.path.join(d.state_dir, "images", "tmp")) == []
+            os.unlink(filler)
+            r = d.cli("image", "pull", ref)
+            assert "Status: Downloaded newer image for " + ref in r.stdout
+            assert len(_layer_dirs(d)) == len(before) + 1
+            before = _layer_dirs(d)
+    finally:
+        errors = d.teardown()
+        subprocess.run(["umount", small], check=True)
+    assert not errors, errors
+
+
 def test_pull_on_a_terminal_rewrites_layer_lines(fresh_daemon, registry):
     """On a terminal each layer keeps one line, rewritten in place (cursor up, clear line)."""
     import pty
