@@ -121,9 +121,9 @@ static json_t *index_platforms(json_t *manifests)
         const char *variant = json_string_value(json_object_get(p, "variant"));
         if (!os || !arch || strcmp(os, "unknown") == 0)
             continue;
-        json_array_append_new(out, json_sprintf("%s/%s%s%s", os, arch,
-                                                variant && variant[0] ? "/" : "",
-                                                variant ? variant : ""));
+        json_array_append_new(out,
+                              json_sprintf("%s/%s%s%s", os, arch, variant && variant[0] ? "/" : "",
+                                           variant ? variant : ""));
     }
     return out;
 }
@@ -623,8 +623,8 @@ static json_t *pick_platform(struct reg *g, json_t *index, const struct want_pla
         return fetch_manifest(g, dd, digest, err);
     }
     char *have = list_platforms(manifests);
-    serr_set(err, SERR_NOT_FOUND, NO_PLATFORM "%s/%s%s%s in %s (it has: %s)", want->os,
-             want->arch, want->variant[0] ? "/" : "", want->variant, g->ref.name,
+    serr_set(err, SERR_NOT_FOUND, NO_PLATFORM "%s/%s%s%s in %s (it has: %s)", want->os, want->arch,
+             want->variant[0] ? "/" : "", want->variant, g->ref.name,
              have[0] ? have : "no platforms");
     free(have);
     return NULL;

@@ -11,8 +11,8 @@
 #include "base/util.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
-#include "raft/cluster.h"
 #include "manager/service.h"
+#include "raft/cluster.h"
 #include "store/store.h"
 
 static json_t *image_tags(struct shoal *sh, const char *image_id)
@@ -277,7 +277,8 @@ static void pull_variants(struct pull *p, struct registry_opts *o)
 {
     struct image_ref r;
     char digest[72];
-    if (image_parse_ref(p->ref, &r, &p->err) < 0 || registry_resolve(o, p->ref, digest, &p->err) < 0)
+    if (image_parse_ref(p->ref, &r, &p->err) < 0 ||
+        registry_resolve(o, p->ref, digest, &p->err) < 0)
         return;
     char *pinned = xasprintf("%s@%s", r.name, digest);
     struct serr missing = {0};
@@ -303,8 +304,10 @@ static void pull_variants(struct pull *p, struct registry_opts *o)
         bool again = false; /* "linux/arm64" and "linux/arm64/v8": one manifest */
         size_t k;
         json_t *v;
-        json_array_foreach(p->variants, k, v) again = again || json_equal(json_object_get(v, "id"),
-                                                                            json_object_get(img, "id"));
+        json_array_foreach(p->variants, k, v)
+        {
+            again = again || json_equal(json_object_get(v, "id"), json_object_get(img, "id"));
+        }
         if (again)
             json_decref(img);
         else
@@ -599,7 +602,10 @@ static json_t *node_platforms(struct shoal *sh)
         char platform[100];
         platform_format(json_object_get(n, "platform"), platform, sizeof(platform));
         bool known = platform[0] == '\0';
-        json_array_foreach(out, k, have) known = known || strcmp(json_string_value(have), platform) == 0;
+        json_array_foreach(out, k, have)
+        {
+            known = known || strcmp(json_string_value(have), platform) == 0;
+        }
         if (!known)
             json_array_append_new(out, json_string(platform));
     }

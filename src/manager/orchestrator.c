@@ -80,17 +80,16 @@ static json_t *nodes_for_variants(struct pass *p, json_t *task, json_t *variants
 }
 
 /* The task goes to `node`: with the image's variant for that node's platform. */
-static json_t *assignment(struct pass *p, json_t *svc, json_t *task, json_t *node,
-                          json_t *variants)
+static json_t *assignment(struct pass *p, json_t *svc, json_t *task, json_t *node, json_t *variants)
 {
-    json_t *fields =
-        json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", jstr(node, "id"), "node_hostname",
-                  jstr(node, "hostname"), "state", "assigned", "state_at", (json_int_t)p->now,
-                  "message", "scheduled", "error", "");
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", jstr(node, "id"),
+                               "node_hostname", jstr(node, "hostname"), "state", "assigned",
+                               "state_at", (json_int_t)p->now, "message", "scheduled", "error", "");
     json_t *spec = json_object_get(svc, "spec");
     char platform[100];
     platform_format(json_object_get(node, "platform"), platform, sizeof(platform));
-    json_t *image = variants ? image_variant_for(variants, jstr(spec, "image"), platform, NULL) : NULL;
+    json_t *image =
+        variants ? image_variant_for(variants, jstr(spec, "image"), platform, NULL) : NULL;
     const char *had = jstr(json_object_get(task, "container"), "image_id");
     if (image && !(had && jstr_is(image, "id", had))) {
         json_object_set_new(task, "container", task_container_spec(spec, image));
@@ -112,9 +111,9 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                              : json_incref(p->nodes);
     if (variants && json_array_size(nodes) == 0 && err.msg[0]) {
         /* as a task whose image is missing: rejected, its restart policy decides */
-        task_merge(p, task, json_pack("{s:s, s:s, s:s, s:I}", "state", "rejected", "message",
-                                      "rejected", "error", err.msg, "state_at",
-                                      (json_int_t)p->now));
+        task_merge(p, task,
+                   json_pack("{s:s, s:s, s:s, s:I}", "state", "rejected", "message", "rejected",
+                             "error", err.msg, "state_at", (json_int_t)p->now));
         json_decref(nodes);
         json_decref(variants);
         return;

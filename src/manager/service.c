@@ -89,8 +89,7 @@ static void join_strings(json_t *list, char *out, size_t size)
     }
 }
 
-json_t *image_variant_for(json_t *variants, const char *ref, const char *platform,
-                          struct serr *err)
+json_t *image_variant_for(json_t *variants, const char *ref, const char *platform, struct serr *err)
 {
     json_t *first = json_array_get(variants, 0);
     json_t *offered = json_object_get(first, "platforms");

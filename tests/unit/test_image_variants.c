@@ -8,8 +8,10 @@
 #include "store/store.h"
 #include "unit.h"
 
-#define PINNED "reg.local:5000/app:1@sha256:1111111111111111111111111111111111111111111111111111111111111111"
-#define REPO_DIGEST "reg.local:5000/app@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define PINNED                                                                                     \
+    "reg.local:5000/app:1@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define REPO_DIGEST                                                                                \
+    "reg.local:5000/app@sha256:1111111111111111111111111111111111111111111111111111111111111111"
 
 static json_t *variant(const char *id, const char *platform)
 {
@@ -57,10 +59,10 @@ static void apply(struct store *st, json_t *ops /* stolen */)
 
 static json_t *node(const char *id, const char *arch)
 {
-    return op_put("nodes", json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "id", id,
-                                      "hostname", id, "role", "manager", "status", "ready",
-                                      "availability", "active", "platform", "os", "linux",
-                                      "architecture", arch));
+    return op_put("nodes",
+                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "id", id, "hostname", id,
+                            "role", "manager", "status", "ready", "availability", "active",
+                            "platform", "os", "linux", "architecture", arch));
 }
 
 static json_t *task_on(struct store *st, const char *node_id)
@@ -84,9 +86,9 @@ TEST(orchestrator_gives_each_node_its_platform_variant)
     struct store *st;
     CHECK(store_open(&st, NULL) == 0);
     /* the fields task_container_spec reads, as service_spec_normalize sets them */
-    json_t *spec = json_pack("{s:s, s:s, s:i, s:[], s:[], s:b, s:i}", "image", PINNED, "mode",
-                             "global", "restart_delay_ms", 0, "env", "mounts", "init", 0,
-                             "stop_grace_period_ms", 10000);
+    json_t *spec =
+        json_pack("{s:s, s:s, s:i, s:[], s:[], s:b, s:i}", "image", PINNED, "mode", "global",
+                  "restart_delay_ms", 0, "env", "mounts", "init", 0, "stop_grace_period_ms", 10000);
     apply(st, json_pack("[o,o,o,o,o,o]", node("amd", "amd64"), node("arm", "arm64"),
                         node("zed", "s390x"), op_put("images", variant("sha256:aa", "linux/amd64")),
                         op_put("images", variant("sha256:bb", "linux/arm64/v8")),
@@ -104,7 +106,7 @@ TEST(orchestrator_gives_each_node_its_platform_variant)
               "sha256:bb");
     CHECK_STR(json_string_value(json_object_get(zed, "state")), "rejected");
     CHECK(strstr(json_string_value(json_object_get(zed, "error")), "no variant for this node's "
-                                                                     "platform linux/s390x") != NULL);
+                                                                   "platform linux/s390x") != NULL);
     json_decref(amd);
     json_decref(arm);
     json_decref(zed);
