@@ -749,9 +749,15 @@ static bool pinned_to(struct shoal *sh, const char *ref, const char *image_id)
 {
     if (ref == NULL || strchr(ref, '@') == NULL)
         return false;
-    json_t *img = image_resolve(sh->store, ref, NULL);
-    bool same = img && strcmp(json_string_value(json_object_get(img, "id")), image_id) == 0;
-    json_decref(img);
+    json_t *variants = image_variants(sh->store, ref); /* every platform's image of an index */
+    bool same = false;
+    size_t i;
+    json_t *img;
+    json_array_foreach(variants, i, img)
+    {
+        same = same || strcmp(json_string_value(json_object_get(img, "id")), image_id) == 0;
+    }
+    json_decref(variants);
     return same;
 }
 

@@ -992,6 +992,13 @@ def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path
         assert sorted(i["platform"] for i in variants) == sorted(["linux/" + HOST_ARCH, "linux/arm64/v8"])
         for i in variants:  # what the index offers, recorded with each variant
             assert "linux/arm/v7" in i["platforms"]
+        # the untagged variant is the service's too: prune keeps it, image rm refuses it
+        lead.cli("image", "prune", "-a", "-f")
+        ids = {i["id"] for i in lead.api("GET", "/v1/images").json()}
+        assert all(i["id"] in ids for i in variants)
+        arm_id = [i["id"] for i in variants if i["platform"] == "linux/arm64/v8"][0]
+        r = lead.cli("image", "rm", arm_id, check=False)
+        assert r.returncode == 1 and "each" in r.stderr, r.stderr
         lead.cli("service", "rm", "each")
         # an index without the leader's platform: its task fails with the list, the worker runs
         armonly = reg.addr + "/test/armonly:1"

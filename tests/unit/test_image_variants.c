@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "manager/orchestrator.h"
+#include "manager/prune.h"
 #include "manager/service.h"
 #include "store/store.h"
 #include "unit.h"
@@ -110,5 +111,21 @@ TEST(orchestrator_gives_each_node_its_platform_variant)
     json_decref(amd);
     json_decref(arm);
     json_decref(zed);
+    store_close(st);
+}
+
+TEST(prune_keeps_every_variant_of_a_pinned_index)
+{
+    struct store *st;
+    CHECK(store_open(&st, NULL) == 0);
+    json_t *spec = json_pack("{s:s}", "image", PINNED);
+    apply(st, json_pack("[o,o,o]", op_put("images", variant("sha256:aa", "linux/amd64")),
+                        op_put("images", variant("sha256:bb", "linux/arm64/v8")),
+                        op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
+                                                     "web", "version", 1, "spec", spec))));
+    json_t *in_use = prune_images_in_use(st);
+    CHECK(json_object_get(in_use, "sha256:aa") != NULL);
+    CHECK(json_object_get(in_use, "sha256:bb") != NULL); /* no task yet on an arm64 node */
+    json_decref(in_use);
     store_close(st);
 }
