@@ -129,3 +129,30 @@ TEST(prune_keeps_every_variant_of_a_pinned_index)
     json_decref(in_use);
     store_close(st);
 }
+
+TEST(orchestrator_places_replicas_on_nodes_with_a_variant)
+{
+    struct store *st;
+    CHECK(store_open(&st, NULL) == 0);
+    json_t *spec = json_pack("{s:s, s:s, s:i, s:i, s:[], s:[], s:b, s:i}", "image", PINNED, "mode",
+                             "replicated", "replicas", 3, "restart_delay_ms", 0, "env", "mounts",
+                             "init", 0, "stop_grace_period_ms", 10000);
+    apply(st, json_pack("[o,o,o,o]", node("zed", "s390x"), node("arm", "arm64"),
+                        op_put("images", variant("sha256:bb", "linux/arm64/v8")),
+                        op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
+                                                     "web", "version", 1, "spec", spec))));
+    int64_t wake = 0;
+    apply(st, orchestrator_pass(st, 1000, &wake));
+    json_t *tasks = store_list(st, "tasks", NULL);
+    CHECK(json_array_size(tasks) == 3);
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        CHECK_STR(json_string_value(json_object_get(t, "node_id")), "arm");
+        CHECK_STR(json_string_value(json_object_get(json_object_get(t, "container"), "image_id")),
+                  "sha256:bb");
+    }
+    json_decref(tasks);
+    store_close(st);
+}
