@@ -7,6 +7,7 @@
 #include "agent/registry.h"
 #include "api/api_int.h"
 #include "api/http.h"
+#include "base/log.h"
 #include "base/platform.h"
 #include "base/util.h"
 #include "daemon/layers.h"
@@ -228,6 +229,7 @@ struct pull {
     json_t *platforms; /* image_pull_then: the nodes' platforms, the leader's first */
     json_t *variants;  /* the images pulled for them (pull_variants) */
     bool best_effort;  /* the image is stored already: a failed pull goes on without */
+    bool background;   /* no request: image_pull_missing_variants */
 };
 
 static void pull_send(struct pull *p, json_t *line /* stolen */)
@@ -393,6 +395,12 @@ static void pull_continue(struct pull *p, json_t *last)
 static void pull_end(struct pull *p, json_t *last /* stolen */)
 {
     pull_flush(&p->async);
+    const char *error = json_string_value(json_object_get(last, "error"));
+    if (p->background && error)
+        log_warn("pull of %s for the nodes' platforms: %s", p->ref, error);
+    else if (p->background)
+        log_info("pulled %s for the nodes' platforms (%zu variants)", p->ref,
+                 json_array_size(p->variants));
     if (p->then) {
         pull_continue(p, last);
         json_decref(last);
@@ -564,8 +572,10 @@ static void pull_start(struct pull *p)
     uv_async_init(p->sh->loop, &p->async, pull_flush);
     p->async.data = p;
     p->work.data = p;
-    p->req->data = p;
-    p->req->on_abort = pull_abort;
+    if (p->req) { /* NULL: in the background (image_pull_missing_variants) */
+        p->req->data = p;
+        p->req->on_abort = pull_abort;
+    }
     layers_hold(p->sh); /* the layers it stores are not the GC's until committed */
     uv_queue_work(p->sh->loop, &p->work, pull_work, p->push ? push_done : pull_done);
 }
@@ -663,6 +673,31 @@ void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const 
     p->best_effort = stored != NULL;
     json_decref(stored);
     pull_start(p);
+}
+
+void image_pull_missing_variants(struct shoal *sh)
+{
+    if (sh->cluster == NULL || !cluster_is_leader(sh->cluster))
+        return;
+    json_t *services = store_list(sh->store, "services", NULL);
+    json_t *started = json_object(); /* one pull per pinned reference */
+    size_t i;
+    json_t *svc;
+    json_array_foreach(services, i, svc)
+    {
+        const char *ref = json_string_value(json_object_get(json_object_get(svc, "spec"), "image"));
+        if (ref == NULL || strchr(ref, '@') == NULL || json_object_get(started, ref) ||
+            !variants_missing(sh, ref))
+            continue;
+        json_object_set_new(started, ref, json_true());
+        struct pull *p = pull_new(sh, NULL, ref);
+        p->platforms = node_platforms(sh);
+        p->background = true;
+        log_info("pulling %s for the platforms of the nodes", ref);
+        pull_start(p);
+    }
+    json_decref(started);
+    json_decref(services);
 }
 
 void post_image_pull(struct shoal *sh, struct http_req *req, char **args)

@@ -963,10 +963,11 @@ def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path
 
     if HOST_ARCH == "arm64":
         pytest.skip("the worker claims arm64: this host must be another platform")
-    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
+    c = Cluster(managers=1, workers=2, rootfs_tar=rootfs_tar)
     reg = None
     try:
-        lead, worker = c.nodes
+        lead, worker, late = c.nodes
+        lead.cli("node", "update", "--availability", "drain", c.node_id(late))  # joins later
         _rejoin_claiming(c, worker, "linux/arm64", monkeypatch)
         worker_id = c.node_id(worker)
         platforms = {n["id"]: n.get("platform") for n in c.nodes_view()}
@@ -987,16 +988,27 @@ def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path
             with open("/proc/%d/root/arch.txt" % t["pid"]) as f:
                 seen[node.name] = f.read().strip()
         assert seen == {lead.name: HOST_ARCH, worker.name: "arm64/v8"}
+        # a node of a platform no node had when the service was pinned: the leader pulls
+        # that variant when it joins (the task is refused until then, then runs)
+        _rejoin_claiming(c, late, "linux/arm/v7", monkeypatch)
+        late_id = c.node_id(late)
+        wait_until(lambda: any(t.get("node_id") == late_id and t["state"] == "running"
+                               for t in lead.tasks("each")), timeout=60,
+                   msg=lambda: json.dumps(lead.tasks("each"), indent=1)[-3000:])
+        t = [t for t in lead.tasks("each") if t.get("node_id") == late_id and t["state"] == "running"][0]
+        with open("/proc/%d/root/arch.txt" % t["pid"]) as f:
+            assert f.read().strip() == "arm/v7"
         variants = [i for i in lead.api("GET", "/v1/images").json()
                     if multi.split(":1")[0] + "@" + pinned.split("@")[1] in i.get("digests", [])]
-        assert sorted(i["platform"] for i in variants) == sorted(["linux/" + HOST_ARCH, "linux/arm64/v8"])
+        assert sorted(i["platform"] for i in variants) == sorted(["linux/" + HOST_ARCH, "linux/arm64/v8",
+                                                                  "linux/arm/v7"])
         for i in variants:  # what the index offers, recorded with each variant
             assert "linux/arm/v7" in i["platforms"]
         # the untagged variant is the service's too: prune keeps it, image rm refuses it
         lead.cli("image", "prune", "-a", "-f")
         ids = {i["id"] for i in lead.api("GET", "/v1/images").json()}
         assert all(i["id"] in ids for i in variants)
-        arm_id = [i["id"] for i in variants if i["platform"] == "linux/arm64/v8"][0]
+        arm_id = [i["id"] for i in variants if i["platform"] == "linux/arm/v7"][0]
         r = lead.cli("image", "rm", arm_id, check=False)
         assert r.returncode == 1 and "each" in r.stderr, r.stderr
         lead.cli("service", "rm", "each")
