@@ -45,6 +45,38 @@ make_rootfs() {
     tar -C "$r" -cf "$1" .
 }
 
+# make_layout DIR [BASE.tar]: an OCI layout with tag v1: LAYERS gzip layers of LAYER_MB of
+# random bytes, above BASE.tar when given (a root filesystem, so that the image runs).
+make_layout() {
+    local dir=$1 base=${2:-} i t diff dig size layers="" diffs="" cfg cdig man
+    mkdir -p "$dir/blobs/sha256" "$WORK/layer"
+    for i in ${base:+0} $(seq "$LAYERS"); do
+        t=$WORK/layer.tar
+        if [ "$i" = 0 ]; then
+            cp "$base" "$t"
+        else
+            rm -rf "$WORK/layer"/*; mkdir -p "$WORK/layer/data$i"
+            head -c "$((LAYER_MB * 1048576))" /dev/urandom >"$WORK/layer/data$i/blob"
+            tar -C "$WORK/layer" -cf "$t" .
+        fi
+        diff=$(sha256sum <"$t" | cut -d' ' -f1)
+        gzip -1 -n -f "$t"
+        dig=$(sha256sum <"$t.gz" | cut -d' ' -f1)
+        size=$(stat -c %s "$t.gz")
+        mv "$t.gz" "$dir/blobs/sha256/$dig"
+        layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$dig\",\"size\":$size}"
+        diffs+="${diffs:+,}\"sha256:$diff\""
+    done
+    rm -rf "$WORK/layer"
+    cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$diffs]}}"
+    cdig=$(printf %s "$cfg" | sha256sum | cut -d' ' -f1)
+    printf %s "$cfg" >"$dir/blobs/sha256/$cdig"
+    man="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdig\",\"size\":${#cfg}},\"layers\":[$layers]}"
+    printf %s "$man" >"$dir/blobs/sha256/$(printf %s "$man" | sha256sum | cut -d' ' -f1)"
+    echo '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
+    echo "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$(printf %s "$man" | sha256sum | cut -d' ' -f1)\",\"size\":${#man},\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}}]}" >"$dir/index.json"
+}
+
 # ns_spawn DIR CMD...: run CMD in new net/mount/pid namespaces with lo up and tini as PID 1;
 # output goes to DIR/log, the unshare PID to DIR/ns.pid.
 ns_spawn() {

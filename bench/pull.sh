@@ -16,33 +16,6 @@ for c in docker-registry skopeo nsenter gzip sha256sum /usr/bin/time; do
     command -v "$c" >/dev/null || die "missing $c: scripts/bench-deps.sh"
 done
 
-# make_layout DIR: an OCI layout with tag v1: LAYERS gzip layers of LAYER_MB of random bytes.
-make_layout() {
-    local dir=$1 i t diff dig size layers="" diffs="" cfg cdig man
-    mkdir -p "$dir/blobs/sha256" "$WORK/layer"
-    for i in $(seq "$LAYERS"); do
-        rm -rf "$WORK/layer"/*; mkdir -p "$WORK/layer/data$i"
-        head -c "$((LAYER_MB * 1048576))" /dev/urandom >"$WORK/layer/data$i/blob"
-        t=$WORK/layer.tar
-        tar -C "$WORK/layer" -cf "$t" .
-        diff=$(sha256sum <"$t" | cut -d' ' -f1)
-        gzip -1 -n -f "$t"
-        dig=$(sha256sum <"$t.gz" | cut -d' ' -f1)
-        size=$(stat -c %s "$t.gz")
-        mv "$t.gz" "$dir/blobs/sha256/$dig"
-        layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$dig\",\"size\":$size}"
-        diffs+="${diffs:+,}\"sha256:$diff\""
-    done
-    rm -rf "$WORK/layer"
-    cfg="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Cmd\":[\"/bin/sh\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$diffs]}}"
-    cdig=$(printf %s "$cfg" | sha256sum | cut -d' ' -f1)
-    printf %s "$cfg" >"$dir/blobs/sha256/$cdig"
-    man="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdig\",\"size\":${#cfg}},\"layers\":[$layers]}"
-    printf %s "$man" >"$dir/blobs/sha256/$(printf %s "$man" | sha256sum | cut -d' ' -f1)"
-    echo '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
-    echo "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:$(printf %s "$man" | sha256sum | cut -d' ' -f1)\",\"size\":${#man},\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}}]}" >"$dir/index.json"
-}
-
 # ---- skopeo: no daemon; a namespace of its own with tini and a sleep in it ----
 SK=$WORK/skopeo
 skopeo_start() { mkdir -p "$SK"; ns_spawn "$SK" sleep infinity; sleep 0.2; ns_alive "$SK" || die "skopeo namespace"; }

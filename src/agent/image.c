@@ -166,8 +166,9 @@ static int disk_fail(struct archive *disk, const char *what, struct serr *err)
     int e = archive_errno(disk);
     const char *msg = archive_error_string(disk);
     bool disk_trouble = e == ENOSPC || e == EDQUOT || e == EIO || e == EROFS;
-    return serr_set(err, disk_trouble ? SERR_INTERNAL : SERR_INVALID, "%s: %s", what,
-                    msg ? msg : "write error");
+    if (disk_trouble) /* strerror's words ("No space left on device"), not "Write failed" */
+        return serr_set(err, SERR_INTERNAL, "%s: %s", what, strerror(e));
+    return serr_set(err, SERR_INVALID, "%s: %s", what, msg ? msg : "write error");
 }
 
 static int copy_entry_data(struct archive *in, struct archive *disk, struct serr *err)
@@ -181,7 +182,9 @@ static int copy_entry_data(struct archive *in, struct archive *disk, struct serr
             return 0;
         if (r < ARCHIVE_WARN)
             return reader_fail(in, "read", err);
-        if (archive_write_data_block(disk, buf, len, off) < ARCHIVE_WARN)
+        /* libarchive reports a failed write(2) (ENOSPC, EIO) as ARCHIVE_WARN: a data
+         * block has no harmless warning, so anything but OK is a failure */
+        if (archive_write_data_block(disk, buf, len, off) != ARCHIVE_OK)
             return disk_fail(disk, "write", err);
     }
 }
@@ -611,8 +614,11 @@ static int ensure_layer(struct image_store *s, const char *path, const char *exp
         serr_errno(err, "mkdir %s", root);
         goto out;
     }
-    if (layer_unpack(path, root, hex, size, err) < 0)
+    if (layer_unpack(path, root, hex, size, err) < 0) {
+        if (err && err->kind == SERR_INTERNAL) /* the disk failed: say which one */
+            serr_wrap(err, "unpack into %s", root);
         goto out;
+    }
     if (expected && strcmp(hex, expected) != 0) {
         serr_set(err, SERR_INVALID, "layer content sha256:%s does not match diff_id sha256:%s",
                  hex, expected);
@@ -661,15 +667,32 @@ bool image_has_layers(struct image_store *s, json_t *image)
 /* ---- config blobs ------------------------------------------------------- */
 
 /* Keeps an image's config blob (whose sha256 is the image id) for push and
- * history; written once, atomically. */
+ * history; written once, atomically. Two loads or pulls of one image may
+ * write it at once: each through a temporary file of its own (one shared
+ * name let one rename take the other's file away), the same bytes either way. */
 static int keep_config(struct image_store *s, const char *config, size_t len, struct serr *err)
 {
     char hex[HEX_LEN + 1];
     sha256_hex(config, len, hex);
     char *path = xasprintf("%s/%s", s->configs, hex);
+    char *tmp = xasprintf("%s.XXXXXX", path);
     int rc = 0;
-    if (access(path, F_OK) != 0)
-        rc = write_file_atomic(path, config, len, false, err);
+    if (access(path, F_OK) == 0)
+        goto out;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = serr_errno(err, "create %s", tmp);
+        goto out;
+    }
+    if (write_all(fd, config, len) < 0)
+        rc = serr_errno(err, "write %s", tmp);
+    close(fd);
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = serr_errno(err, "rename %s", tmp);
+    if (rc < 0)
+        unlink(tmp);
+out:
+    free(tmp);
     free(path);
     return rc;
 }

@@ -21,11 +21,13 @@
 #include <unistd.h>
 
 #include "agent/registry_int.h"
+#include "base/platform.h"
 #include "base/util.h"
 
 #define MAX_MANIFEST (4 * 1024 * 1024)
 #define MAX_CONFIG (8 * 1024 * 1024)
 #define DEFAULT_PARALLEL 3
+#define NO_PLATFORM "no matching manifest for " /* registry_missing_platform */
 
 static const char manifest_accept[] = "Accept: application/vnd.oci.image.index.v1+json, "
                                       "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -34,8 +36,17 @@ static const char manifest_accept[] = "Accept: application/vnd.oci.image.index.v
 
 /* ---- platforms ---------------------------------------------------------- */
 
+/* What this binary runs (uname may say more: a 32-bit userland on a 64-bit
+ * kernel), unless the tests' SHOAL_TEST_PLATFORM says otherwise. */
 const char *registry_host_platform(void)
 {
+    static _Thread_local char knob[100];
+    if (getenv("SHOAL_TEST_PLATFORM")) {
+        json_t *self = platform_self();
+        platform_format(self, knob, sizeof(knob));
+        json_decref(self);
+        return knob;
+    }
 #if defined(__x86_64__)
     return "linux/amd64";
 #elif defined(__aarch64__)
@@ -49,11 +60,11 @@ const char *registry_host_platform(void)
 #endif
 }
 
-struct platform {
+struct want_platform {
     char os[32], arch[32], variant[32];
 };
 
-static int parse_platform(const char *text, struct platform *p, struct serr *err)
+static int parse_platform(const char *text, struct want_platform *p, struct serr *err)
 {
     memset(p, 0, sizeof(*p));
     const char *a = strchr(text, '/');
@@ -75,13 +86,13 @@ static int parse_platform(const char *text, struct platform *p, struct serr *err
 
 int registry_check_platform(const char *platform, struct serr *err)
 {
-    struct platform p;
+    struct want_platform p;
     return parse_platform(platform, &p, err);
 }
 
 /* An index entry's platform against the wanted one. arm64's only variant is
  * v8, so an entry without one matches a wanted v8 (and the other way). */
-static bool platform_matches(json_t *desc, const struct platform *want)
+static bool platform_matches(json_t *desc, const struct want_platform *want)
 {
     json_t *p = json_object_get(desc, "platform");
     const char *os = json_string_value(json_object_get(p, "os"));
@@ -95,10 +106,11 @@ static bool platform_matches(json_t *desc, const struct platform *want)
     return arm64 && (variant == NULL || variant[0] == '\0') && strcmp(want->variant, "v8") == 0;
 }
 
-/* "linux/amd64, linux/arm/v7" for error messages (caller frees). */
-static char *list_platforms(json_t *manifests)
+/* The platforms an index offers, ["linux/amd64", "linux/arm/v7"] (a new
+ * array; attestation entries, os "unknown", left out). */
+static json_t *index_platforms(json_t *manifests)
 {
-    char *out = xstrdup("");
+    json_t *out = json_array();
     size_t i;
     json_t *d;
     json_array_foreach(manifests, i, d)
@@ -107,13 +119,29 @@ static char *list_platforms(json_t *manifests)
         const char *os = json_string_value(json_object_get(p, "os"));
         const char *arch = json_string_value(json_object_get(p, "architecture"));
         const char *variant = json_string_value(json_object_get(p, "variant"));
-        if (!os || !arch || strcmp(os, "unknown") == 0) /* attestations */
+        if (!os || !arch || strcmp(os, "unknown") == 0)
             continue;
-        char *next = xasprintf("%s%s%s/%s%s%s", out, out[0] ? ", " : "", os, arch,
-                               variant && variant[0] ? "/" : "", variant ? variant : "");
+        json_array_append_new(out,
+                              json_sprintf("%s/%s%s%s", os, arch, variant && variant[0] ? "/" : "",
+                                           variant ? variant : ""));
+    }
+    return out;
+}
+
+/* "linux/amd64, linux/arm/v7" for error messages (caller frees). */
+static char *list_platforms(json_t *manifests)
+{
+    json_t *all = index_platforms(manifests);
+    char *out = xstrdup("");
+    size_t i;
+    json_t *p;
+    json_array_foreach(all, i, p)
+    {
+        char *next = xasprintf("%s%s%s", out, out[0] ? ", " : "", json_string_value(p));
         free(out);
         out = next;
     }
+    json_decref(all);
     return out;
 }
 
@@ -576,7 +604,7 @@ static bool is_index(json_t *m)
 }
 
 /* An index or manifest list: the manifest for the wanted platform. */
-static json_t *pick_platform(struct reg *g, json_t *index, const struct platform *want,
+static json_t *pick_platform(struct reg *g, json_t *index, const struct want_platform *want,
                              char digest[72], struct serr *err)
 {
     json_t *manifests = json_object_get(index, "manifests");
@@ -595,11 +623,16 @@ static json_t *pick_platform(struct reg *g, json_t *index, const struct platform
         return fetch_manifest(g, dd, digest, err);
     }
     char *have = list_platforms(manifests);
-    serr_set(err, SERR_NOT_FOUND, "no matching manifest for %s/%s%s%s in %s (it has: %s)", want->os,
-             want->arch, want->variant[0] ? "/" : "", want->variant, g->ref.name,
+    serr_set(err, SERR_NOT_FOUND, NO_PLATFORM "%s/%s%s%s in %s (it has: %s)", want->os, want->arch,
+             want->variant[0] ? "/" : "", want->variant, g->ref.name,
              have[0] ? have : "no platforms");
     free(have);
     return NULL;
+}
+
+bool registry_missing_platform(const struct serr *err)
+{
+    return err->kind == SERR_NOT_FOUND && strncmp(err->msg, NO_PLATFORM, strlen(NO_PLATFORM)) == 0;
 }
 
 /* ---- blobs -------------------------------------------------------------- */
@@ -655,7 +688,8 @@ static size_t xfer_write(char *data, size_t size, size_t n, void *arg)
         return 0;
     }
     if (write_all(x->fd, data, len) < 0) {
-        snprintf(x->error, sizeof(x->error), "write %s: %s", x->path, strerror(errno));
+        snprintf(x->error, sizeof(x->error), "blob %s: write %s: %s", x->digest, x->path,
+                 strerror(errno));
         x->write_failed = true;
         return 0;
     }
@@ -792,19 +826,21 @@ static int download_all(struct reg *g, struct xfer *xs, size_t n, struct serr *e
 
 struct plan {
     json_t *manifest;    /* the platform's image manifest */
+    json_t *platforms;   /* an index's platforms (index_platforms), or NULL */
     char top_digest[72]; /* what the tag points at (index or manifest) */
     struct reply config;
 };
 
 static int resolve_manifest(struct reg *g, struct plan *p, struct serr *err)
 {
-    struct platform want;
+    struct want_platform want;
     if (parse_platform(g->o->platform ? g->o->platform : registry_host_platform(), &want, err) < 0)
         return -1;
     const char *what = g->ref.digest[0] ? g->ref.digest : g->ref.tag;
     json_t *m = fetch_manifest(g, what, p->top_digest, err);
     if (m && is_index(m)) {
         char digest[72];
+        p->platforms = index_platforms(json_object_get(m, "manifests"));
         json_t *chosen = pick_platform(g, m, &want, digest, err);
         json_decref(m);
         m = chosen;
@@ -906,6 +942,8 @@ static json_t *image_of(struct reg *g, struct plan *p, struct serr *err)
                 image, "platform",
                 json_sprintf("%s/%s%s%s", os, arch, variant ? "/" : "", variant ? variant : ""));
         json_decref(cfg);
+        if (p->platforms) /* the other variants, for nodes of other platforms */
+            json_object_set(image, "platforms", p->platforms);
     }
     json_decref(tags);
     return image;
@@ -964,6 +1002,7 @@ int registry_pull(struct image_store *s, const struct registry_opts *o, const ch
         xfer_free(&xs[i]);
     free(xs);
     json_decref(p.manifest);
+    json_decref(p.platforms);
     reg_reply_free(&p.config);
     free(g.authz);
     return rc;

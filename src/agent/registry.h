@@ -49,7 +49,9 @@ struct registry_opts {
 /* Once per process, before any thread uses the client (curl_global_init). */
 void registry_global_init(void);
 
-/* This node's platform, "linux/amd64", "linux/arm64" or "linux/arm/v7". */
+/* This node's platform, "linux/amd64", "linux/arm64" or "linux/arm/v7", or
+ * the one SHOAL_TEST_PLATFORM names (base/platform.h); valid until the next
+ * call in this thread. */
 const char *registry_host_platform(void);
 
 /* Checks "os/arch[/variant]"; 0 or -1 with a message. */
@@ -57,12 +59,19 @@ int registry_check_platform(const char *platform, struct serr *err);
 
 /* Pulls `ref` (Docker's grammar, image_parse_ref). *image gets the image's
  * description (agent/image.h) with "tags": [NAME:TAG] (none when pulled by
- * digest alone) and "digests": ["NAME@sha256:<manifest or index digest>"];
+ * digest alone), "digests": ["NAME@sha256:<manifest or index digest>"],
+ * "platform" ("os/arch[/variant]" of its config) and, when the reference
+ * named an index, "platforms" (what the index offers, for the nodes of other
+ * platforms);
  * *fetched the number of layers downloaded. Errors name the registry's
  * address (unreachable), the reference (404, 401), the platforms an index
  * offers, or the blob whose bytes did not match. */
 int registry_pull(struct image_store *s, const struct registry_opts *o, const char *ref,
                   json_t **image, int *fetched, struct serr *err);
+
+/* True when registry_pull failed because the index has no manifest for the
+ * platform asked (the message lists those it has). */
+bool registry_missing_platform(const struct serr *err);
 
 /* Pushes `image` (a description, agent/image.h) as `ref` (NAME[:TAG]; a
  * digest is refused): each layer's blob (the stored one when it is gzip or

@@ -69,6 +69,11 @@ bool image_needs_pull(struct shoal *sh, json_t *obj);
 void image_pin(struct shoal *sh, json_t *obj);
 void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const char *arg,
                      image_pulled_fn then);
+/* On the leader after a node joined: for each service pinned to an index
+ * whose variant for a node's platform the store lacks (the index has it), a
+ * pull in the background (anonymous: service credentials are never stored)
+ * of every node platform's image from that index. Failures are logged. */
+void image_pull_missing_variants(struct shoal *sh);
 void delete_image(struct shoal *sh, struct http_req *req, char **args);
 /* POST /v1/images/{name|id}/tag {"target": NAME[:TAG]}: the target tag
  * (normalised) now names the image. */

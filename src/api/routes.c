@@ -900,6 +900,22 @@ static void get_admin_cert(struct shoal *sh, struct http_req *req, char **args)
     free(ca);
 }
 
+struct join_answer {
+    struct shoal *sh;
+    struct http_req *req;
+};
+
+/* The node is in the store: answer it, then pull what it runs that only it
+ * lacks (a platform no node had when its services were pinned). */
+static void join_answered(void *data, int status, json_t *result, const struct serr *err)
+{
+    struct join_answer *a = data;
+    swarm_answer(a->req, status, result, err);
+    if (status == 0)
+        image_pull_missing_variants(a->sh);
+    free(a);
+}
+
 static void post_cluster_join(struct shoal *sh, struct http_req *req, char **args)
 {
     if (sh->cluster == NULL || !cluster_is_leader(sh->cluster)) {
@@ -910,8 +926,13 @@ static void post_cluster_join(struct shoal *sh, struct http_req *req, char **arg
     if (body == NULL)
         return;
     struct serr err = {0};
-    if (swarm_accept_join(sh, body, swarm_answer, req, &err) < 0)
+    struct join_answer *a = xcalloc(1, sizeof(*a));
+    a->sh = sh;
+    a->req = req;
+    if (swarm_accept_join(sh, body, join_answered, a, &err) < 0) {
+        free(a);
         http_respond_error(req, &err);
+    }
     json_decref(body);
 }
 

@@ -7,11 +7,13 @@
 #include "agent/registry.h"
 #include "api/api_int.h"
 #include "api/http.h"
+#include "base/log.h"
+#include "base/platform.h"
 #include "base/util.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
-#include "raft/cluster.h"
 #include "manager/service.h"
+#include "raft/cluster.h"
 #include "store/store.h"
 
 static json_t *image_tags(struct shoal *sh, const char *image_id)
@@ -223,6 +225,10 @@ struct pull {
     image_pulled_fn then;
     json_t *obj;
     char *arg;
+    json_t *platforms; /* image_pull_then: the nodes' platforms, the leader's first */
+    json_t *variants;  /* the images pulled for them (pull_variants) */
+    bool best_effort;  /* the image is stored already: a failed pull goes on without */
+    bool background;   /* no request: image_pull_missing_variants */
 };
 
 static void pull_send(struct pull *p, json_t *line /* stolen */)
@@ -264,6 +270,58 @@ static void pull_progress(void *arg, const char *id, const char *status, uint64_
     uv_async_send(&p->async);
 }
 
+/* An image for each of p->platforms, all from the index the tag points at
+ * now (resolved once, then pulled by digest): a platform the index lacks is
+ * skipped (that node's tasks are refused with the list of those it has).
+ * The first image pulled keeps the tag. */
+static void pull_variants(struct pull *p, struct registry_opts *o)
+{
+    struct image_ref r;
+    char digest[72];
+    if (image_parse_ref(p->ref, &r, &p->err) < 0 ||
+        registry_resolve(o, p->ref, digest, &p->err) < 0)
+        return;
+    char *pinned = xasprintf("%s@%s", r.name, digest);
+    struct serr missing = {0};
+    p->variants = json_array();
+    size_t i;
+    json_t *platform;
+    json_array_foreach(p->platforms, i, platform)
+    {
+        struct serr err = {0};
+        json_t *img = NULL;
+        int fetched = 0;
+        o->platform = json_string_value(platform);
+        if (registry_pull(p->sh->images, o, pinned, &img, &fetched, &err) < 0) {
+            if (!registry_missing_platform(&err)) {
+                p->err = err;
+                json_array_clear(p->variants);
+                break;
+            }
+            if (missing.msg[0] == '\0')
+                missing = err;
+            continue;
+        }
+        bool again = false; /* "linux/arm64" and "linux/arm64/v8": one manifest */
+        size_t k;
+        json_t *v;
+        json_array_foreach(p->variants, k, v)
+        {
+            again = again || json_equal(json_object_get(v, "id"), json_object_get(img, "id"));
+        }
+        if (again)
+            json_decref(img);
+        else
+            json_array_append_new(p->variants, img);
+    }
+    free(pinned);
+    p->image = json_incref(json_array_get(p->variants, 0));
+    if (p->image == NULL && p->err.msg[0] == '\0')
+        p->err = missing;
+    if (p->image && r.tag[0] && r.digest[0] == '\0')
+        json_object_set_new(p->image, "tags", json_pack("[s++]", r.name, ":", r.tag));
+}
+
 static void pull_work(uv_work_t *w)
 {
     struct pull *p = w->data;
@@ -278,6 +336,8 @@ static void pull_work(uv_work_t *w)
                               .progress_arg = p};
     if (p->push)
         p->rc = registry_push(p->sh->images, &o, p->ref, p->image, p->digest, &p->fetched, &p->err);
+    else if (p->platforms)
+        pull_variants(p, &o);
     else
         registry_pull(p->sh->images, &o, p->ref, &p->image, &p->fetched, &p->err);
 }
@@ -294,6 +354,8 @@ static void pull_closed(uv_handle_t *h)
     free(p->password);
     free(p->spool);
     json_decref(p->obj);
+    json_decref(p->platforms);
+    json_decref(p->variants);
     free(p->arg);
     free(p);
 }
@@ -307,6 +369,10 @@ static void pull_continue(struct pull *p, json_t *last)
         return;
     req->on_abort = NULL;
     const char *error = json_string_value(json_object_get(last, "error"));
+    if (error && p->best_effort) { /* stored already: the nodes lacking a variant say so */
+        p->then(p->sh, req, p->obj, p->arg);
+        return;
+    }
     if (error) {
         struct serr err;
         serr_set(&err, SERR_NOT_FOUND, "No such image: %s (pull: %s)", p->ref, error);
@@ -328,6 +394,12 @@ static void pull_continue(struct pull *p, json_t *last)
 static void pull_end(struct pull *p, json_t *last /* stolen */)
 {
     pull_flush(&p->async);
+    const char *error = json_string_value(json_object_get(last, "error"));
+    if (p->background && error)
+        log_warn("pull of %s for the nodes' platforms: %s", p->ref, error);
+    else if (p->background)
+        log_info("pulled %s for the nodes' platforms (%zu variants)", p->ref,
+                 json_array_size(p->variants));
     if (p->then) {
         pull_continue(p, last);
         json_decref(last);
@@ -392,13 +464,15 @@ static void pull_done(uv_work_t *w, int status)
                               "pull: try again"));
         return;
     }
-    merge_digests(p->sh, p->image);
+    json_t *images = p->variants ? json_incref(p->variants) : json_pack("[O]", p->image);
+    size_t i;
+    json_t *img;
+    json_array_foreach(images, i, img) merge_digests(p->sh, img);
     const char *tag = json_string_value(json_array_get(json_object_get(p->image, "tags"), 0));
     json_t *old_tag = tag ? store_get(p->sh->store, "tags", tag) : NULL;
     p->new_tag =
         tag && !json_equal(json_object_get(old_tag, "image_id"), json_object_get(p->image, "id"));
     json_decref(old_tag);
-    json_t *images = json_pack("[O]", p->image);
     cluster_propose(p->sh->cluster, image_ops(images, now_ms()), pull_committed, p);
     json_decref(images);
 }
@@ -497,8 +571,10 @@ static void pull_start(struct pull *p)
     uv_async_init(p->sh->loop, &p->async, pull_flush);
     p->async.data = p;
     p->work.data = p;
-    p->req->data = p;
-    p->req->on_abort = pull_abort;
+    if (p->req) { /* NULL: in the background (image_pull_missing_variants) */
+        p->req->data = p;
+        p->req->on_abort = pull_abort;
+    }
     layers_hold(p->sh); /* the layers it stores are not the GC's until committed */
     uv_queue_work(p->sh->loop, &p->work, pull_work, p->push ? push_done : pull_done);
 }
@@ -523,6 +599,52 @@ void image_pin(struct shoal *sh, json_t *obj)
     json_decref(img);
 }
 
+/* The platforms of the cluster's nodes, this one's first, each once. */
+static json_t *node_platforms(struct shoal *sh)
+{
+    json_t *out = json_pack("[s]", registry_host_platform());
+    json_t *nodes = store_list(sh->store, "nodes", NULL);
+    size_t i, k;
+    json_t *n, *have;
+    json_array_foreach(nodes, i, n)
+    {
+        char platform[100];
+        platform_format(json_object_get(n, "platform"), platform, sizeof(platform));
+        bool known = platform[0] == '\0';
+        json_array_foreach(out, k, have)
+        {
+            known = known || strcmp(json_string_value(have), platform) == 0;
+        }
+        if (!known)
+            json_array_append_new(out, json_string(platform));
+    }
+    json_decref(nodes);
+    return out;
+}
+
+/* A stored image from an index lacks the variant of a node's platform. */
+static bool variants_missing(struct shoal *sh, const char *ref)
+{
+    json_t *obj = json_pack("{s:s}", "image", ref);
+    image_pin(sh, obj); /* NAME:TAG@DIGEST, as the service will be */
+    const char *pinned = json_string_value(json_object_get(obj, "image"));
+    json_t *variants = image_variants(sh->store, pinned);
+    json_t *platforms = node_platforms(sh);
+    bool missing = false;
+    size_t i;
+    json_t *platform;
+    json_array_foreach(platforms, i, platform)
+    {
+        struct serr err = {0};
+        if (variants && !image_variant_for(variants, pinned, json_string_value(platform), &err))
+            missing = missing || err.kind == SERR_UNAVAILABLE;
+    }
+    json_decref(platforms);
+    json_decref(variants);
+    json_decref(obj);
+    return missing;
+}
+
 bool image_needs_pull(struct shoal *sh, json_t *obj)
 {
     const char *ref = json_string_value(json_object_get(obj, "image"));
@@ -531,20 +653,50 @@ bool image_needs_pull(struct shoal *sh, json_t *obj)
         return false;
     json_t *img = image_resolve(sh->store, ref, NULL);
     json_decref(img);
-    return img == NULL;
+    return img == NULL || variants_missing(sh, ref);
 }
 
 void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const char *arg,
                      image_pulled_fn then)
 {
-    struct pull *p = pull_new(sh, req, json_string_value(json_object_get(obj, "image")));
+    const char *ref = json_string_value(json_object_get(obj, "image"));
+    json_t *stored = image_resolve(sh->store, ref, NULL);
+    struct pull *p = pull_new(sh, req, ref);
     json_t *auth = json_object_get(obj, "registry_auth");
     p->username = body_string(auth, "username");
     p->password = body_string(auth, "password");
     p->obj = json_incref(obj);
     p->arg = arg ? xstrdup(arg) : NULL;
     p->then = then;
+    p->platforms = node_platforms(sh);
+    p->best_effort = stored != NULL;
+    json_decref(stored);
     pull_start(p);
+}
+
+void image_pull_missing_variants(struct shoal *sh)
+{
+    if (sh->cluster == NULL || !cluster_is_leader(sh->cluster))
+        return;
+    json_t *services = store_list(sh->store, "services", NULL);
+    json_t *started = json_object(); /* one pull per pinned reference */
+    size_t i;
+    json_t *svc;
+    json_array_foreach(services, i, svc)
+    {
+        const char *ref = json_string_value(json_object_get(json_object_get(svc, "spec"), "image"));
+        if (ref == NULL || strchr(ref, '@') == NULL || json_object_get(started, ref) ||
+            !variants_missing(sh, ref))
+            continue;
+        json_object_set_new(started, ref, json_true());
+        struct pull *p = pull_new(sh, NULL, ref);
+        p->platforms = node_platforms(sh);
+        p->background = true;
+        log_info("pulling %s for the platforms of the nodes", ref);
+        pull_start(p);
+    }
+    json_decref(started);
+    json_decref(services);
 }
 
 void post_image_pull(struct shoal *sh, struct http_req *req, char **args)
@@ -631,9 +783,15 @@ static bool pinned_to(struct shoal *sh, const char *ref, const char *image_id)
 {
     if (ref == NULL || strchr(ref, '@') == NULL)
         return false;
-    json_t *img = image_resolve(sh->store, ref, NULL);
-    bool same = img && strcmp(json_string_value(json_object_get(img, "id")), image_id) == 0;
-    json_decref(img);
+    json_t *variants = image_variants(sh->store, ref); /* every platform's image of an index */
+    bool same = false;
+    size_t i;
+    json_t *img;
+    json_array_foreach(variants, i, img)
+    {
+        same = same || strcmp(json_string_value(json_object_get(img, "id")), image_id) == 0;
+    }
+    json_decref(variants);
     return same;
 }
 

@@ -15,7 +15,9 @@ struct platform {
 struct platform platform_from_machine(const char *machine);
 
 /* {"os", "architecture", "variant"} of this host (from uname(2)), variant
- * omitted when there is none. */
+ * omitted when there is none. Tests make a node claim another platform with
+ * the environment variable SHOAL_TEST_PLATFORM="os/arch[/variant]" (what the
+ * node reports when it joins, and the default of its pulls). */
 json_t *platform_self(void);
 
 /* "linux/arm/v7", "linux/amd64" into out[size]. */

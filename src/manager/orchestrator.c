@@ -6,6 +6,7 @@
 
 #include "base/json_get.h"
 #include "base/log.h"
+#include "base/platform.h"
 #include "base/util.h"
 #include "manager/job_runs.h"
 #include "manager/jobs.h"
@@ -81,6 +82,54 @@ static json_t *slot_node(struct pass *p, json_t *svc, json_t *task)
     return only;
 }
 
+static void expand_hostname(json_t *svc, json_t *task);
+
+/* The nodes that may run a task of an image with variants (an index pinned
+ * by digest): a global task's own node, or any node, whose platform the
+ * index offers and the store holds (a new array). *why gets the first
+ * refusal's reason, for a task that no node can run. */
+static json_t *nodes_for_variants(struct pass *p, json_t *task, json_t *variants, const char *ref,
+                                  struct serr *why)
+{
+    json_t *slot = json_object_get(task, "slot");
+    json_t *out = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(p->nodes, i, n)
+    {
+        if (json_is_string(slot) && !jstr_is(n, "id", json_string_value(slot)))
+            continue; /* a global service's slot is its node */
+        char platform[100];
+        platform_format(json_object_get(n, "platform"), platform, sizeof(platform));
+        struct serr err = {0};
+        if (image_variant_for(variants, ref, platform, &err))
+            json_array_append(out, n);
+        else if (why->msg[0] == '\0')
+            *why = err;
+    }
+    return out;
+}
+
+/* The task goes to `node`: with the image's variant for that node's platform. */
+static json_t *assignment(struct pass *p, json_t *svc, json_t *task, json_t *node, json_t *variants)
+{
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", jstr(node, "id"),
+                               "node_hostname", jstr(node, "hostname"), "state", "assigned",
+                               "state_at", (json_int_t)p->now, "message", "scheduled", "error", "");
+    json_t *spec = json_object_get(svc, "spec");
+    char platform[100];
+    platform_format(json_object_get(node, "platform"), platform, sizeof(platform));
+    json_t *image =
+        variants ? image_variant_for(variants, jstr(spec, "image"), platform, NULL) : NULL;
+    const char *had = jstr(json_object_get(task, "container"), "image_id");
+    if (image && !(had && jstr_is(image, "id", had))) {
+        json_object_set_new(task, "container", task_container_spec(spec, image));
+        expand_hostname(svc, task);
+        json_object_set(fields, "container", json_object_get(task, "container"));
+    }
+    return fields;
+}
+
 static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
@@ -94,21 +143,31 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                            .max_per_node = (int)jint(spec, "max_replicas_per_node", 0),
                            .reserve_cpus = reserve,
                            .job_cores = p->job_cores};
-    json_t *pinned = slot_node(p, svc, task);
-    json_t *node = scheduler_pick_placement(pinned ? pinned : p->nodes, p->tasks, jstr(svc, "id"),
-                                            &pl, &err);
-    json_decref(pinned);
+    json_t *variants = image_variants(p->st, jstr(spec, "image"));
+    json_t *nodes = variants ? nodes_for_variants(p, task, variants, jstr(spec, "image"), &err)
+                             : slot_node(p, svc, task);
+    if (nodes == NULL)
+        nodes = json_incref(p->nodes);
+    if (variants && json_array_size(nodes) == 0 && err.msg[0]) {
+        /* as a task whose image is missing: rejected, its restart policy decides */
+        task_merge(p, task,
+                   json_pack("{s:s, s:s, s:s, s:I}", "state", "rejected", "message", "rejected",
+                             "error", err.msg, "state_at", (json_int_t)p->now));
+        json_decref(nodes);
+        json_decref(variants);
+        return;
+    }
+    json_t *node = scheduler_pick_placement(nodes, p->tasks, jstr(svc, "id"), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))
             task_merge(p, task, json_pack("{s:s, s:s}", "message", "pending task scheduling",
                                           "error", err.msg));
-        return;
+    } else {
+        task_merge(p, task, assignment(p, svc, task, node, variants));
     }
-    task_merge(p, task,
-               json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", jstr(node, "id"),
-                         "node_hostname", jstr(node, "hostname"), "state", "assigned", "state_at",
-                         (json_int_t)p->now, "message", "scheduled", "error", ""));
+    json_decref(nodes);
+    json_decref(variants);
 }
 
 /* --hostname templates ({{.Task.Slot}}, ...) for this task. */

@@ -14,6 +14,15 @@ void prune_mark_ref(struct store *st, json_t *in_use, const char *ref)
     if (img && jstr(img, "id"))
         json_object_set_new(in_use, jstr(img, "id"), json_true());
     json_decref(img);
+    json_t *variants = image_variants(st, ref); /* an index's: each node's platform */
+    size_t i;
+    json_t *v;
+    json_array_foreach(variants, i, v)
+    {
+        if (jstr(v, "id"))
+            json_object_set_new(in_use, jstr(v, "id"), json_true());
+    }
+    json_decref(variants);
 }
 
 static void mark_id(json_t *in_use, const char *id)

@@ -17,7 +17,9 @@ struct store;
 json_t *prune_images_in_use(struct store *st);
 
 /* Adds the image `ref` names (tag, id or digest) to the set, when the store
- * has it: a local container's image (the caller lists them). */
+ * has it, and for NAME@DIGEST of an index every platform's image pulled from
+ * it (the nodes of each platform run theirs): a local container's image (the
+ * caller lists them). */
 void prune_mark_ref(struct store *st, json_t *in_use, const char *ref);
 
 /* The images a prune removes, least recently used first (the time the image

@@ -29,29 +29,101 @@ static bool valid_name(const char *s, size_t max)
     return true;
 }
 
-/* "NAME@sha256:..." (a tag before the '@' is ignored, as Docker does): the
- * image pulled with that manifest digest from that repository. */
-static json_t *image_by_repo_digest(struct store *st, const char *ref)
+json_t *image_variants(struct store *st, const char *ref)
 {
     struct image_ref r;
-    if (image_parse_ref(ref, &r, NULL) < 0 || r.digest[0] == '\0')
+    if (ref == NULL || image_parse_ref(ref, &r, NULL) < 0 || r.digest[0] == '\0')
         return NULL;
-    char *want = xasprintf("%s@%s", r.name, r.digest);
+    char *want = xasprintf("%s@%s", r.name, r.digest); /* a tag before '@' is ignored */
     json_t *all = store_list(st, "images", NULL);
-    json_t *found = NULL;
+    json_t *found = json_array();
     size_t i, k;
     json_t *img, *d;
     json_array_foreach(all, i, img)
     {
+        bool match = false;
         json_array_foreach(json_object_get(img, "digests"), k, d)
         {
-            if (found == NULL && json_is_string(d) && strcmp(json_string_value(d), want) == 0)
-                found = json_incref(img);
+            match = match || (json_is_string(d) && strcmp(json_string_value(d), want) == 0);
         }
+        if (match)
+            json_array_append(found, img);
     }
     json_decref(all);
     free(want);
     return found;
+}
+
+/* "NAME@sha256:..." (a tag before the '@' is ignored, as Docker does): the
+ * image pulled with that manifest digest from that repository (the first
+ * variant of an index). */
+static json_t *image_by_repo_digest(struct store *st, const char *ref)
+{
+    json_t *variants = image_variants(st, ref);
+    json_t *found = json_incref(json_array_get(variants, 0));
+    json_decref(variants);
+    return found;
+}
+
+/* "linux/arm64/v8" is "linux/arm64": arm64 has no other variant. */
+static bool same_platform(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 3 && strcmp(a + la - 3, "/v8") == 0 && strstr(a, "/arm64/"))
+        la -= 3;
+    if (lb > 3 && strcmp(b + lb - 3, "/v8") == 0 && strstr(b, "/arm64/"))
+        lb -= 3;
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
+/* ", "-joined strings of an array into out[size]. */
+static void join_strings(json_t *list, char *out, size_t size)
+{
+    size_t used = 0, i;
+    json_t *s;
+    out[0] = '\0';
+    json_array_foreach(list, i, s)
+    {
+        if (json_is_string(s) && used < size)
+            used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "",
+                                     json_string_value(s));
+    }
+}
+
+json_t *image_variant_for(json_t *variants, const char *ref, const char *platform, struct serr *err)
+{
+    json_t *first = json_array_get(variants, 0);
+    json_t *offered = json_object_get(first, "platforms");
+    if (first == NULL) {
+        serr_set(err, SERR_NOT_FOUND, "No such image: %s", ref);
+        return NULL;
+    }
+    if (platform == NULL || platform[0] == '\0' || !json_is_array(offered))
+        return first; /* no platform known, or a plain manifest: as before variants */
+    size_t i;
+    json_t *img, *p;
+    json_array_foreach(variants, i, img)
+    {
+        const char *has = jstr(img, "platform");
+        if (has && same_platform(has, platform))
+            return img;
+    }
+    bool offers = false;
+    json_array_foreach(offered, i, p)
+    {
+        offers = offers || (json_is_string(p) && same_platform(json_string_value(p), platform));
+    }
+    if (offers) {
+        serr_set(err, SERR_UNAVAILABLE,
+                 "the %s variant of %s is not in the store: shoal image pull --platform %s %s",
+                 platform, ref, platform, ref);
+        return NULL;
+    }
+    char list[400];
+    join_strings(offered, list, sizeof(list));
+    serr_set(err, SERR_INVALID, "image %s has no variant for this node's platform %s (it has: %s)",
+             ref, platform, list);
+    return NULL;
 }
 
 json_t *image_resolve(struct store *st, const char *ref, struct serr *err)

@@ -35,6 +35,20 @@ int service_spec_template_changed(json_t *a, json_t *b);
 /* Finds an image by NAME[:TAG], full id or unique id prefix (new reference). */
 json_t *image_resolve(struct store *st, const char *ref, struct serr *err);
 
+/* The stored images of a reference pinned to a digest (NAME[:TAG]@DIGEST):
+ * one per platform pulled from that index (a new array, empty when none),
+ * or NULL for any other reference (no variants: image_resolve). */
+json_t *image_variants(struct store *st, const char *ref);
+
+/* The variant of `variants` (image_variants) for a node of `platform`
+ * ("os/arch[/variant]"), borrowed. A single image pulled from a plain
+ * manifest (no "platforms") runs everywhere, as before. NULL with `err`: the
+ * index has no manifest for the platform (SERR_INVALID; the message lists
+ * the platforms it has), or has one that the store lacks (SERR_UNAVAILABLE:
+ * it says how to pull it). `ref` is for messages. */
+json_t *image_variant_for(json_t *variants, const char *ref, const char *platform,
+                          struct serr *err);
+
 /* The container spec of a new task: the image's Entrypoint/Cmd/Env/WorkingDir
  * /User merged with the service spec (new reference). */
 json_t *task_container_spec(json_t *spec, json_t *image);

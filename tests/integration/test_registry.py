@@ -939,6 +939,193 @@ def test_cluster_pull_on_a_follower_and_worker_runs_the_pinned_image(rootfs_tar,
         c.destroy()
 
 
+def _rejoin_claiming(c, node, platform, monkeypatch):
+    """The node leaves, restarts claiming `platform` (SHOAL_TEST_PLATFORM, a test
+    knob) and joins again as a worker: its node record reports that platform."""
+    old_id = c.node_id(node)
+    token = c.token("worker")
+    node.cli("swarm", "leave", "--force", timeout=120)
+    node.stop()
+    monkeypatch.setenv("SHOAL_TEST_PLATFORM", platform)
+    node.start()
+    monkeypatch.delenv("SHOAL_TEST_PLATFORM")
+    node.cli("swarm", "join", "--token", token, c.leader.addr + ":2377")
+    wait_until(lambda: c.leader.cli("node", "rm", "--force", old_id, check=False).returncode == 0)
+    c.wait_nodes_ready(len(c.nodes))
+
+
+def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path, monkeypatch):
+    """A global service of a multi-platform index: the service pins the index
+    digest, the leader pulls the variant of each node's platform, and each node
+    runs its own (here the worker claims linux/arm64, the leader is this host).
+    An index without a node's platform: that node's task fails listing those it has."""
+    from cluster import Cluster
+
+    if HOST_ARCH == "arm64":
+        pytest.skip("the worker claims arm64: this host must be another platform")
+    c = Cluster(managers=1, workers=2, rootfs_tar=rootfs_tar)
+    reg = None
+    try:
+        lead, worker, late = c.nodes
+        lead.cli("node", "update", "--availability", "drain", c.node_id(late))  # joins later
+        _rejoin_claiming(c, worker, "linux/arm64", monkeypatch)
+        worker_id = c.node_id(worker)
+        platforms = {n["id"]: n.get("platform") for n in c.nodes_view()}
+        assert platforms[worker_id]["architecture"] == "arm64"
+        reg = Registry(str(tmp_path / "reg"), netns=lead.netns)
+        reg.start()
+        reg.push(images, "multi", "test/multi:1", True)
+        reg.push(images, "armonly", "test/armonly:1", True)
+        multi = reg.addr + "/test/multi:1"
+        lead.cli("service", "create", "--name", "each", "--mode", "global", multi,
+                 "sh", "-c", "cat /arch.txt; sleep 1000")
+        pinned = lead.service("each")["spec"]["image"]
+        assert pinned.startswith(multi + "@sha256:")
+        tasks = lead.wait_running("each", 2, timeout=60)
+        seen = {}
+        for t in tasks:
+            node = worker if t["node_id"] == worker_id else lead
+            with open("/proc/%d/root/arch.txt" % t["pid"]) as f:
+                seen[node.name] = f.read().strip()
+        assert seen == {lead.name: HOST_ARCH, worker.name: "arm64/v8"}
+        # a node of a platform no node had when the service was pinned: the leader pulls
+        # that variant when it joins (the task is refused until then, then runs)
+        _rejoin_claiming(c, late, "linux/arm/v7", monkeypatch)
+        late_id = c.node_id(late)
+        wait_until(lambda: any(t.get("node_id") == late_id and t["state"] == "running"
+                               for t in lead.tasks("each")), timeout=60,
+                   msg=lambda: json.dumps(lead.tasks("each"), indent=1)[-3000:])
+        t = [t for t in lead.tasks("each") if t.get("node_id") == late_id and t["state"] == "running"][0]
+        with open("/proc/%d/root/arch.txt" % t["pid"]) as f:
+            assert f.read().strip() == "arm/v7"
+        variants = [i for i in lead.api("GET", "/v1/images").json()
+                    if multi.split(":1")[0] + "@" + pinned.split("@")[1] in i.get("digests", [])]
+        assert sorted(i["platform"] for i in variants) == sorted(["linux/" + HOST_ARCH, "linux/arm64/v8",
+                                                                  "linux/arm/v7"])
+        for i in variants:  # what the index offers, recorded with each variant
+            assert "linux/arm/v7" in i["platforms"]
+        # the untagged variant is the service's too: prune keeps it, image rm refuses it
+        lead.cli("image", "prune", "-a", "-f")
+        ids = {i["id"] for i in lead.api("GET", "/v1/images").json()}
+        assert all(i["id"] in ids for i in variants)
+        arm_id = [i["id"] for i in variants if i["platform"] == "linux/arm/v7"][0]
+        r = lead.cli("image", "rm", arm_id, check=False)
+        assert r.returncode == 1 and "each" in r.stderr, r.stderr
+        lead.cli("service", "rm", "each")
+        # an index without the leader's platform: its task fails with the list, the worker runs
+        armonly = reg.addr + "/test/armonly:1"
+        lead.cli("service", "create", "-d", "--name", "armonly", "--mode", "global", armonly,
+                 "sh", "-c", "cat /arch.txt; sleep 1000")
+
+        def refused():
+            ts = [t for t in lead.tasks("armonly") if t["slot"] == c.node_id(lead)]  # global: a node
+            return [t for t in ts if t["state"] == "rejected"] or None
+        t = wait_until(refused, timeout=30, msg=lambda: json.dumps(lead.tasks("armonly"), indent=1))[0]
+        assert "has no variant for this node's platform linux/" + HOST_ARCH in t["error"], t["error"]
+        assert "it has: linux/arm64/v8, linux/arm/v7" in t["error"], t["error"]
+        wait_until(lambda: any(t.get("node_id") == worker_id and t["state"] == "running"
+                               for t in lead.tasks("armonly")), timeout=60)
+        lead.cli("service", "rm", "armonly")
+    finally:
+        if reg:
+            reg.stop()
+        c.destroy()
+
+
+def test_tag_and_push_through_a_follower(rootfs_tar, images, tmp_path):
+    """On a 3-manager cluster, `image tag` and `image push` asked of a follower are
+    forwarded to the leader, which pushes (the registry listens on the leader's
+    loopback only, so a push done by the follower could not reach it); the
+    pushed digest joins the image's digests on every manager."""
+    from cluster import Cluster
+
+    c = Cluster(managers=3, rootfs_tar=rootfs_tar)
+    reg = None
+    try:
+        lead, follower = c.nodes[0], c.nodes[1]
+        reg = Registry(str(tmp_path / "reg"), netns=lead.netns)
+        reg.start()
+        dst = reg.addr + "/from/follower:1"
+        follower.cli("image", "tag", "busybox:latest", dst)
+        wait_until(lambda: _image(follower, dst) is not None)
+        r = follower.cli("image", "push", dst)
+        digest = _pushed_digest(r.stdout, "1")
+        assert "Pushed" in r.stdout, r.stdout
+        for node in c.nodes:
+            wait_until(lambda: reg.addr + "/from/follower@" + digest in _image(node, dst)["digests"])
+        out = subprocess.run(reg.wrap + [SKOPEO, "inspect", "--tls-verify=false",
+                                         "docker://" + dst], check=True, capture_output=True,
+                             text=True, timeout=60).stdout
+        assert json.loads(out)["Digest"] == digest
+        r = c.nodes[2].cli("image", "push", dst)  # the other follower: all there already
+        assert "Pushed" not in r.stdout and _pushed_digest(r.stdout, "1") == digest
+    finally:
+        if reg:
+            reg.stop()
+        c.destroy()
+
+
+def _fill(path, leave_bytes):
+    """A file that takes all but `leave_bytes` of the filesystem holding `path`."""
+    st = os.statvfs(path)
+    size = st.f_bavail * st.f_frsize - leave_bytes
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb") as f:
+        chunk = b"\1" * (1 << 20)
+        while size > 0:
+            f.write(chunk[:min(size, len(chunk))])
+            size -= len(chunk)
+    return filler
+
+
+def test_disk_full_during_a_pull_stores_nothing_then_a_pull_completes(rootfs_tar, registry, tmp_path):
+    """The daemon's state dir on a small tmpfs, filled but for 2 MiB: a pull whose layer
+    does not fit while downloading (random bytes), then one that does not fit while
+    unpacking (a small gzip of 24 MiB of one byte), each fail saying 'No space left on
+    device' and where; nothing is left in tmp/ or layers/; with space again, each pull
+    completes."""
+    from conftest import Daemon
+
+    lay = Layout(str(tmp_path / "oci"))
+    with open(rootfs_tar, "rb") as f:
+        base = f.read()
+    noise = _tar([("noise.bin", os.urandom(8 << 20))])
+    zeros = _tar([("ones.bin", b"\1" * (24 << 20))])  # not zeros: they could unpack sparse
+    lay.tag(lay.image([(base, True), (noise, True)], ["true"]), "noise")
+    lay.tag(lay.image([(base, True), (zeros, True)], ["true"]), "ones")
+    registry.push(lay, "noise", "full/noise:1")
+    registry.push(lay, "ones", "full/ones:1")
+    d = Daemon(str(tmp_path / "d"))
+    small = str(tmp_path / "small")  # outside d.base: the teardown's leftover check passes
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", small], check=True)
+    d.state_dir = os.path.join(small, "state")
+    errors = []
+    try:
+        d.start()
+        d.init_swarm()
+        d.import_image(rootfs_tar)
+        before = _layer_dirs(d)
+        for repo, where in (("full/noise:1", "/tmp/blob-"), ("full/ones:1", "/images/tmp/layer-")):
+            ref = registry.addr + "/" + repo
+            filler = _fill(small, 2 << 20)
+            r = d.cli("image", "pull", ref, check=False)
+            assert r.returncode == 1, r.stdout
+            assert "No space left on device" in r.stderr and d.state_dir + where in r.stderr, r.stderr
+            assert _image(d, ref) is None and _layer_dirs(d) == before
+            assert os.listdir(os.path.join(d.state_dir, "tmp")) == []
+            assert os.listdir(os.path.join(d.state_dir, "images", "tmp")) == []
+            os.unlink(filler)
+            r = d.cli("image", "pull", ref)
+            assert "Status: Downloaded newer image for " + ref in r.stdout
+            assert len(_layer_dirs(d)) == len(before) + 1
+            before = _layer_dirs(d)
+    finally:
+        errors = d.teardown()
+        subprocess.run(["umount", small], check=True)
+    assert not errors, errors
+
+
 def test_pull_on_a_terminal_rewrites_layer_lines(fresh_daemon, registry):
     """On a terminal each layer keeps one line, rewritten in place (cursor up, clear line)."""
     import pty

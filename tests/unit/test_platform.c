@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 
@@ -43,4 +44,21 @@ TEST(platform_self_and_format)
     json_decref(arm);
     platform_format(NULL, text, sizeof(text));
     CHECK_STR(text, "");
+}
+
+TEST(platform_self_test_knob)
+{
+    setenv("SHOAL_TEST_PLATFORM", "linux/arm/v7", 1);
+    json_t *p = platform_self();
+    char text[64];
+    platform_format(p, text, sizeof(text));
+    CHECK_STR(text, "linux/arm/v7");
+    json_decref(p);
+    setenv("SHOAL_TEST_PLATFORM", "linux/arm64", 1);
+    p = platform_self();
+    platform_format(p, text, sizeof(text));
+    CHECK_STR(text, "linux/arm64");
+    CHECK(json_object_get(p, "variant") == NULL);
+    json_decref(p);
+    unsetenv("SHOAL_TEST_PLATFORM");
 }
