@@ -41,6 +41,8 @@ const char cli_service_create_usage[] =
     "      --constraint list              Placement constraints (node.role==manager)\n"
     "  -d, --detach                       Exit immediately instead of waiting for the service "
     "to converge\n"
+    "      --with-registry-auth           Accepted for Docker's habits: the credentials of\n"
+    "                                     'shoal login' for the image's registry are always sent\n"
     "      --dns list                     Set custom DNS servers (replace the node's)\n"
     "      --container-label list         Container labels (KEY=VALUE; OCI annotations)\n"
     "  -e, --env list                     Set environment variables\n"
@@ -133,6 +135,8 @@ const char cli_service_update_usage[] =
     "      --args command                 Service command args (replaces them)\n"
     "  -d, --detach                       Exit immediately instead of waiting for the service "
     "to converge\n"
+    "      --with-registry-auth           Accepted for Docker's habits: the credentials of\n"
+    "                                     'shoal login' for the image's registry are always sent\n"
     "      --env-add list                 Add or update an environment variable\n"
     "      --env-rm list                  Remove an environment variable\n"
     HEALTH_USAGE
@@ -563,6 +567,7 @@ enum {
     OPT_RESERVE_CPU,
     OPT_LIMIT_MEMORY,
     OPT_INIT,
+    OPT_REGISTRY_AUTH,
     OPT_CONSTRAINT,
     OPT_STOP_GRACE,
     OPT_MAX_CONCURRENT,
@@ -990,6 +995,7 @@ static const struct option create_options[] = {
     {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
     {"placement-pref", required_argument, NULL, OPT_PLACEMENT_PREF},
     {"detach", no_argument, NULL, 'd'},
+    {"with-registry-auth", no_argument, NULL, OPT_REGISTRY_AUTH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -1094,6 +1100,8 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
     }
     case OPT_INIT:
         json_object_set_new(spec, "init", json_true());
+        return 0;
+    case OPT_REGISTRY_AUTH: /* Docker's habit: 'shoal login' credentials always go */
         return 0;
     case OPT_NETWORK:
         return cli_set_network(spec, arg, err);
@@ -1237,6 +1245,7 @@ static const struct option update_options[] = {
     {"cap-add", required_argument, NULL, OPT_CAP_ADD},
     {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
     {"detach", no_argument, NULL, 'd'},
+    {"with-registry-auth", no_argument, NULL, OPT_REGISTRY_AUTH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -1337,6 +1346,7 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
     case OPT_RESTART_DELAY:
     case OPT_STOP_GRACE:
     case OPT_INIT:
+    case OPT_REGISTRY_AUTH:
         return create_option(patch, opt, arg, detach, err);
     case OPT_NETWORK_ADD:
     case OPT_NETWORK_RM: {

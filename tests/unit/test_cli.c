@@ -67,7 +67,8 @@ TEST(cli_service_spec_full)
                "--mount", "type=volume,src=data,dst=/data", "--restart-condition", "on-failure",
                "--restart-delay", "1500ms", "--limit-cpu", "0.5", "--limit-memory", "64M",
                "--init", "--constraint", "node.role==manager", "--stop-grace-period", "3s",
-               "--update-parallelism", "2", "--update-delay", "1m", "-d", "busybox:latest",
+               "--update-parallelism", "2", "--update-delay", "1m", "-d", "--with-registry-auth",
+               "busybox:latest",
                "httpd", "-f", "-p", "8080") == 0);
     CHECK(detach);
     CHECK_STR(str_at(spec, "name"), "web");
@@ -725,7 +726,7 @@ TEST(cli_service_patch_network_caps_restart)
     CHECK(PATCH(&err, &patch, &name, "update", "--network-rm", "front", "--network-add", "back",
                 "--cap-add", "net_admin", "--cap-drop", "CHOWN", "--restart-condition",
                 "on-failure", "--restart-delay", "2s", "--stop-grace-period", "3s", "--init",
-                "web") == 0);
+                "--with-registry-auth", "web") == 0);
     CHECK_STR(str_at(patch, "network_rm"), "front");
     CHECK_STR(str_at(patch, "network_add"), "back");
     CHECK_STR(json_string_value(json_array_get(json_object_get(patch, "caps_add"), 0)),
