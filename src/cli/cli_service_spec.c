@@ -82,6 +82,8 @@ const char cli_service_create_usage[] =
     "                                     source=NAME,target=PATH[,uid=,gid=,mode=0444]\n"
     "      --reserve-cpu decimal          Reserve CPUs (cores batch jobs and other\n"
     "                                     reservations then leave to the task)\n"
+    "      --reserve-memory bytes         Reserve memory (placed only where the node's memory\n"
+    "                                     less other tasks' reservations is enough)\n"
     "      --restart-condition string     Restart when condition is met (\"none\", "
     "\"on-failure\", \"any\")\n"
     "      --restart-delay duration       Delay between restart attempts (ns|us|ms|s|m|h)\n"
@@ -148,6 +150,8 @@ const char cli_service_update_usage[] =
     "      --replicas-max-per-node uint   Maximum number of tasks per node (0 = unlimited)\n"
     "      --reserve-cpu decimal          Reserve CPUs (cores batch jobs and other\n"
     "                                     reservations then leave to the task)\n"
+    "      --reserve-memory bytes         Reserve memory (placed only where the node's memory\n"
+    "                                     less other tasks' reservations is enough)\n"
     "      --restart-max-attempts uint    Maximum number of restarts before giving up\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
     "      --schedule cron                A replicated job's schedule (as create)\n"
@@ -565,6 +569,7 @@ enum {
     OPT_RESTART_DELAY,
     OPT_LIMIT_CPU,
     OPT_RESERVE_CPU,
+    OPT_RESERVE_MEMORY,
     OPT_LIMIT_MEMORY,
     OPT_INIT,
     OPT_REGISTRY_AUTH,
@@ -967,6 +972,7 @@ static const struct option create_options[] = {
     {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"reserve-cpu", required_argument, NULL, OPT_RESERVE_CPU},
+    {"reserve-memory", required_argument, NULL, OPT_RESERVE_MEMORY},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"init", no_argument, NULL, OPT_INIT},
     {"constraint", required_argument, NULL, OPT_CONSTRAINT},
@@ -1086,6 +1092,16 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         if (cli_parse_positive_double("--reserve-cpu", arg, &cpus, err) < 0)
             return -1;
         json_object_set_new(cli_json_member(spec, "reservations"), "cpus", json_real(cpus));
+        return 0;
+    }
+    case OPT_RESERVE_MEMORY: {
+        int64_t bytes;
+        if (parse_size(arg, &bytes, err) < 0)
+            return serr_wrap(err, "invalid argument for --reserve-memory");
+        if (bytes <= 0)
+            return serr_set(err, SERR_INVALID, "invalid --reserve-memory \"%s\": must be positive",
+                            arg);
+        json_object_set_new(cli_json_member(spec, "reservations"), "memory", json_integer(bytes));
         return 0;
     }
     case OPT_LIMIT_MEMORY: {
@@ -1210,6 +1226,7 @@ static const struct option update_options[] = {
     {"constraint-rm", required_argument, NULL, OPT_CONSTRAINT_RM},
     {"limit-cpu", required_argument, NULL, OPT_LIMIT_CPU},
     {"reserve-cpu", required_argument, NULL, OPT_RESERVE_CPU},
+    {"reserve-memory", required_argument, NULL, OPT_RESERVE_MEMORY},
     {"limit-memory", required_argument, NULL, OPT_LIMIT_MEMORY},
     {"limit-pids", required_argument, NULL, OPT_LIMIT_PIDS},
     {"replicas-max-per-node", required_argument, NULL, OPT_MAX_PER_NODE},
@@ -1367,6 +1384,7 @@ static int update_option(json_t *patch, int opt, const char *arg, bool *detach, 
         return cli_add_caps(patch, "caps_drop", "--cap-drop", arg, err);
     case OPT_LIMIT_CPU:
     case OPT_RESERVE_CPU: /* "reservations" in the patch, merged as "limits" */
+    case OPT_RESERVE_MEMORY:
     case OPT_LIMIT_MEMORY: /* "limits" in the patch, merged into the spec's */
         return create_option(patch, opt, arg, detach, err);
     case OPT_CONSTRAINT_ADD:

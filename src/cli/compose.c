@@ -972,9 +972,24 @@ static int res_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spe
     return 0;
 }
 
+/* reservations.memory: --reserve-memory. */
+static int res_memory(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    const char *s = want_string(c, a, val);
+    int64_t bytes;
+    if (s == NULL)
+        return -1;
+    if (parse_size(s, &bytes, c->err) < 0)
+        return fail_wrap(c, a);
+    if (bytes <= 0)
+        return fail(c, a, "must be positive");
+    json_object_set_new(member(spec, "reservations"), "memory", json_integer(bytes));
+    return 0;
+}
+
 static const struct key_rule reservations_rules[] = {
     {"cpus", res_cpus, NULL, false},
-    {"memory", NULL, "no memory reservations (only cpus)", false},
+    {"memory", res_memory, NULL, false},
     {NULL, NULL, NULL, false},
 };
 

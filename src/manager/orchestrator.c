@@ -142,6 +142,7 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                            .preferences = json_object_get(spec, "placement_preferences"),
                            .max_per_node = (int)jint(spec, "max_replicas_per_node", 0),
                            .reserve_cpus = reserve,
+                           .reserve_memory = jint(reservations, "memory", 0),
                            .job_cores = p->job_cores};
     json_t *variants = image_variants(p->st, jstr(spec, "image"));
     json_t *nodes = variants ? nodes_for_variants(p, task, variants, jstr(spec, "image"), &err)
@@ -241,6 +242,9 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
     json_t *reserve = json_object_get(json_object_get(spec, "reservations"), "cpus");
     if (json_number_value(reserve) > 0) /* counted by both schedulers (scheduler.h) */
         json_object_set(task, "reserved_cpus", reserve);
+    json_t *memory = json_object_get(json_object_get(spec, "reservations"), "memory");
+    if (json_integer_value(memory) > 0) /* counted by the task scheduler */
+        json_object_set(task, "reserved_memory", memory);
     count_restart(p, svc, previous, task);
     struct serr err = {0};
     json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);

@@ -252,6 +252,23 @@ static bool cores_free(json_t *node, json_t *tasks, const struct placement *pl)
     return node_cpus(node) - held >= pl->reserve_cpus - 1e-9;
 }
 
+/* Whether `node`'s memory less what live tasks there reserve leaves
+ * pl->reserve_memory bytes. */
+static bool memory_free(json_t *node, json_t *tasks, const struct placement *pl)
+{
+    if (pl->reserve_memory <= 0)
+        return true;
+    json_int_t held = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (jstr_is(t, "node_id", jstr(node, "id")) && task_live(t))
+            held += jint(t, "reserved_memory", 0);
+    }
+    return jint(json_object_get(node, "resources"), "memory", 0) - held >= pl->reserve_memory;
+}
+
 /* Appends one stage's explanation, "; "-separated. */
 __attribute__((format(printf, 3, 4))) static void explain_stage(char *buf, size_t size,
                                                                 const char *fmt, ...)
@@ -286,6 +303,9 @@ void scheduler_explain(const struct sched_rejects *r, char *buf, size_t size)
         explain_stage(stages, sizeof(stages), "insufficient resources on %d node%s (cores "
                       "reserved by services or held by batch jobs)", r->resources,
                       r->resources == 1 ? "" : "s");
+    if (r->memory > 0)
+        explain_stage(stages, sizeof(stages), "insufficient memory on %d node%s (memory "
+                      "reserved by services)", r->memory, r->memory == 1 ? "" : "s");
     if (stages[0] == '\0')
         snprintf(buf, size, "no suitable node (no node in the swarm)");
     else
@@ -384,6 +404,10 @@ json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *servi
         }
         if (!cores_free(node, tasks, pl)) {
             rejects.resources++;
+            continue;
+        }
+        if (!memory_free(node, tasks, pl)) {
+            rejects.memory++;
             continue;
         }
         score_node(nodes, same, node, pl->preferences, same[i], total[i], &sc);

@@ -29,6 +29,7 @@ struct sched_rejects {
     int constraints; /* available and cool, but a constraint does not match */
     int max_per_node; /* it runs max_replicas_per_node tasks of the service already */
     int resources;    /* fewer free cores than the task reserves (--reserve-cpu) */
+    int memory;       /* less free memory than the task reserves (--reserve-memory) */
 };
 /* Swarm's wording: "no suitable node (1 node not available for new tasks;
  * scheduling constraints not satisfied on 4 nodes)". */
@@ -48,6 +49,7 @@ struct placement {
     json_t *preferences;   /* [{"spread": "node.labels.KEY"}], or NULL */
     int max_per_node;      /* 0: no maximum */
     double reserve_cpus;   /* cores the task reserves (--reserve-cpu); 0: none */
+    json_int_t reserve_memory; /* bytes the task reserves (--reserve-memory); 0: none */
     json_t *job_cores;     /* {node id: cores held by active batch jobs}, or NULL */
 };
 

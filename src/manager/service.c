@@ -290,11 +290,12 @@ static int check_limits(json_t *limits, struct serr *err)
     return 0;
 }
 
-/* reservations {cpus}: cores a task holds on its node (--reserve-cpu), which
- * the schedulers of tasks and batch jobs count. */
+/* reservations {cpus, memory}: cores a task holds on its node (--reserve-cpu),
+ * which the schedulers of tasks and batch jobs count, and bytes of the node's
+ * memory (--reserve-memory), which the task scheduler counts. */
 static int check_reservations(json_t *reservations, struct serr *err)
 {
-    static const char *const known[] = {"cpus", NULL};
+    static const char *const known[] = {"cpus", "memory", NULL};
     if (!json_is_object(reservations))
         return serr_set(err, SERR_INVALID, "reservations must be an object");
     if (check_keys(reservations, known, "reservations", err) < 0)
@@ -303,6 +304,9 @@ static int check_reservations(json_t *reservations, struct serr *err)
     if (cpus && (!json_is_number(cpus) || json_number_value(cpus) < 0 ||
                  json_number_value(cpus) > 1024))
         return serr_set(err, SERR_INVALID, "reservations.cpus: expected a number from 0 to 1024");
+    json_t *memory = json_object_get(reservations, "memory");
+    if (memory && (!json_is_integer(memory) || json_integer_value(memory) < 0))
+        return serr_set(err, SERR_INVALID, "reservations.memory: expected a number of bytes");
     return 0;
 }
 

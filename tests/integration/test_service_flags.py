@@ -292,3 +292,29 @@ def test_update_runtime_lists(daemon):
     r = d.cli("service", "update", "--ulimit-add", "nofile=9:1", "rl", check=False)
     assert r.returncode != 0 and "--ulimit" in r.stderr
     remove(d, "rl")
+
+
+def test_reserve_memory_places_only_where_memory_is_left(daemon):
+    d = daemon
+    node = d.cli_json("node", "ls")[0]
+    mem = json.loads(d.cli("node", "inspect", node["id"]).stdout)[0]["resources"]["memory"]
+    half = mem // 2 + 1  # two such tasks do not fit on the node
+    create(d, "rmem", "-d", "--replicas", "2", "--reserve-memory", str(half), "busybox", "sleep",
+           "1000")
+    assert spec_of(d, "rmem")["reservations"] == {"memory": half}
+
+    def one_running_one_pending():
+        ts = d.tasks("rmem")
+        running = [t for t in ts if t["state"] == "running"]
+        pending = [t for t in ts if t["state"] == "pending"]
+        return pending if len(running) == 1 and len(pending) == 1 else None
+
+    pending = wait_until(one_running_one_pending, timeout=30)
+    assert "insufficient memory on 1 node" in pending[0]["error"], pending
+    assert all(t.get("reserved_memory") == half for t in d.tasks("rmem"))
+    # less reserved: both fit (the update replaces the tasks)
+    d.cli("service", "update", "-d", "--reserve-memory", "16M", "rmem")
+    d.wait_running("rmem", 2)
+    remove(d, "rmem")
+    refused(d, "rmem2", "--reserve-memory", "0", says="--reserve-memory")
+    refused(d, "rmem3", "--reserve-memory", "lots", says="--reserve-memory")

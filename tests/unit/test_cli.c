@@ -66,6 +66,7 @@ TEST(cli_service_spec_full)
                "--env", "SHOAL_TEST_PASS", "--env", "SHOAL_TEST_UNSET_XYZ",
                "--mount", "type=volume,src=data,dst=/data", "--restart-condition", "on-failure",
                "--restart-delay", "1500ms", "--limit-cpu", "0.5", "--limit-memory", "64M",
+               "--reserve-memory", "32M",
                "--init", "--constraint", "node.role==manager", "--stop-grace-period", "3s",
                "--update-parallelism", "2", "--update-delay", "1m", "-d", "--with-registry-auth",
                "busybox:latest",
@@ -86,6 +87,8 @@ TEST(cli_service_spec_full)
     json_t *limits = json_object_get(spec, "limits");
     CHECK(json_real_value(json_object_get(limits, "cpus")) == 0.5);
     CHECK(json_integer_value(json_object_get(limits, "memory")) == 64 * 1024 * 1024);
+    CHECK(json_integer_value(json_object_get(json_object_get(spec, "reservations"), "memory")) ==
+          32 * 1024 * 1024);
     CHECK(json_is_true(json_object_get(spec, "init")));
     CHECK_STR(json_string_value(json_array_get(json_object_get(spec, "constraints"), 0)),
               "node.role==manager");

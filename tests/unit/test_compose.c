@@ -143,7 +143,7 @@ TEST(compose_full_service)
         "        constraints: [\"node.role == manager\", node.labels.disk!=hdd]\n"
         "      resources:\n"
         "        limits: {cpus: '0.5', memory: 64M}\n"
-        "        reservations: {cpus: '0.25'}\n"
+        "        reservations: {cpus: '0.25', memory: 32M}\n"
         "      restart_policy: {condition: on-failure, delay: 500ms}\n"
         "      update_config: {parallelism: 2, delay: 10s, failure_action: rollback,\n"
         "                      monitor: 30s, max_failure_ratio: 0.5, order: start-first}\n"
@@ -180,7 +180,7 @@ TEST(compose_full_service)
                "\"mode\":\"replicated\",\"replicas\":3,"
                "\"constraints\":[\"node.role==manager\",\"node.labels.disk!=hdd\"],"
                "\"limits\":{\"cpus\":0.5,\"memory\":67108864},"
-               "\"reservations\":{\"cpus\":0.25},"
+               "\"reservations\":{\"cpus\":0.25,\"memory\":33554432},"
                "\"restart_condition\":\"on-failure\",\"restart_delay_ms\":500,"
                "\"update_config\":{\"parallelism\":2,\"delay_ms\":10000,"
                "\"failure_action\":\"rollback\",\"monitor_ms\":30000,"
@@ -276,9 +276,8 @@ TEST(compose_unknown_key_names_file_line_and_key)
     msg = must_fail("services:\n  web:\n    image: busybox\n    imag: typo\n");
     CHECK_STR(msg, "c.yml:4: services.web.imag: unknown key");
     msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n      resources:\n"
-                    "        reservations: {cpus: '1', memory: 1G}\n");
-    CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations.memory: "
-                      "not supported") == msg);
+                    "        reservations: {cpus: '1', memory: 0}\n");
+    CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations.memory: ") == msg);
     msg = must_fail("services:\n  web:\n    image: busybox\n    entrypoint: /bin/sh\n");
     CHECK(strstr(msg, "c.yml:4: services.web.entrypoint: not supported by shoal: ") == msg);
     msg = must_fail("services:\n  web:\n    image: busybox\nfoo: 1\n");

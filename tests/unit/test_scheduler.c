@@ -203,3 +203,32 @@ TEST(scheduler_reserved_cores_count_tasks_and_jobs)
     json_decref(nodes);
     json_decref(tasks);
 }
+
+TEST(scheduler_reserved_memory_counts_live_tasks)
+{
+    json_t *nodes = json_array(), *tasks = json_array();
+    for (int i = 0; i < 2; i++) {
+        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
+        json_object_set_new(n, "resources", json_pack("{s:i, s:I}", "cpus", 4, "memory",
+                                                      (json_int_t)1024 * 1024 * 1024));
+        json_array_append_new(nodes, n);
+    }
+    /* n1: 768 MiB reserved by a task of another service */
+    json_t *t = task("other", "n1");
+    json_object_set_new(t, "reserved_memory", json_integer(768 * 1024 * 1024));
+    json_array_append_new(tasks, t);
+    struct placement pl = {.reserve_memory = 512 * 1024 * 1024};
+    struct serr err = {0};
+    json_t *pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
+    CHECK(pick != NULL && strcmp(json_string_value(json_object_get(pick, "id")), "n2") == 0);
+    pl.reserve_memory = (json_int_t)2 * 1024 * 1024 * 1024; /* more than any node has */
+    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) == NULL);
+    CHECK_STR(err.msg, "no suitable node (insufficient memory on 2 nodes (memory reserved by "
+                       "services))");
+    /* a finished task reserves nothing: n1 has its whole GiB again */
+    json_object_set_new(t, "state", json_string("complete"));
+    pl.reserve_memory = 1024 * 1024 * 1024;
+    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) != NULL);
+    json_decref(nodes);
+    json_decref(tasks);
+}
