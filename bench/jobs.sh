@@ -19,14 +19,15 @@
 # above N, ProctrackType=proctrack/linuxproc and TaskPlugin=task/none (no cgroup set-up).
 # Figure: jobs/s = N / (time the last job ended - submission start), and each side's check that
 # every job ended well (shoal: Terminated with exit code 0; Slurm: COMPLETED, from squeue).
-# Usage: bench/jobs.sh [--quick | N]   (N default 10000, --quick 200; as root; env:
-#        SIDES="shoal slurm slurm-tuned", SLURM_N (Slurm's N, default N), TIMEOUT=7200 s per side)
+# Usage: bench/jobs.sh [--quick | N]   (N default 10000; --quick: 200, Slurm 20; as root; env:
+#        SIDES="shoal slurm slurm-tuned", SLURM_N (Slurm's N, default N: Slurm runs about one
+#        job a second here), TIMEOUT=7200 s per side)
 # The scheduler alone: `make bench && build/sched_bench [JOBS [NODES [CORES]]]`.
 SIDES=${SIDES:-shoal slurm slurm-tuned}
 source "$(dirname "$0")/lib.sh"
 N=10000
 case ${1:-} in
---quick) N=200 ;;
+--quick) N=200 SLURM_N=${SLURM_N:-20} ;;
 '') ;;
 *) [[ $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || die "usage: $0 [--quick | N]"; N=$1 ;;
 esac

@@ -94,7 +94,7 @@ static void request_token(const struct http_req *req, char *out, size_t outlen)
 /* OAR's /oarapi-priv/ takes HTTP basic auth: the login names the OAR user
  * (a job's owner), the password is a dashboard token. Fills login and
  * password from "Basic base64(login:password)"; false when absent or
- * malformed. */
+ * malformed (an empty login included). */
 static bool request_basic(const struct http_req *req, char *login, size_t login_size,
                           char *password, size_t password_size)
 {
@@ -107,7 +107,7 @@ static bool request_basic(const struct http_req *req, char *login, size_t login_
         return false;
     plain[len] = '\0';
     char *colon = strchr((char *)plain, ':');
-    bool ok = colon != NULL && strlen((char *)plain) == len &&
+    bool ok = colon != NULL && colon != (char *)plain && strlen((char *)plain) == len &&
               (size_t)(colon - (char *)plain) < login_size && strlen(colon + 1) < password_size;
     if (ok) {
         snprintf(login, login_size, "%.*s", (int)(colon - (char *)plain), (char *)plain);

@@ -275,7 +275,7 @@ def test_oar_priv_basic_auth_round_trip(oar_dash):
     d = oar_dash
     spec = {"resource": "/nodes=1,walltime=00:10:00", "command": "sleep 600", "name": "priv1"}
     # no, a wrong, or a read-only credential: nothing stored
-    for user in (None, "alice:" + "0" * 32, "alice:"):
+    for user in (None, "alice:" + "0" * 32, "alice:", ":" + d.admin):
         status, head, text = curl(d, "POST", "/oarapi-priv/jobs.json", user, spec)
         assert status == 401, (user, text)
         assert 'WWW-Authenticate: Basic realm="shoal"' in head, head
