@@ -74,6 +74,14 @@ $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libshoal.a
 	@echo "  LD      $@"
 	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The job scheduler's benchmark (bench/sched_bench.c): `make bench`, then
+# build/sched_bench [JOBS [NODES [CORES]]]; not part of the tests.
+bench: $(BUILD)/sched_bench
+
+$(BUILD)/sched_bench: $(BUILD)/bench/sched_bench.o $(BUILD)/libshoal.a
+	@echo "  LD      $@"
+	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 test: all
 	SHOAL_BIN=$(abspath $(BUILD)/shoal) UNIT_BIN=$(abspath $(BUILD)/unit_tests) \
 	  /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/
@@ -118,6 +126,6 @@ deb:
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all test test-asan fuzz fuzz-targets deb clean
+.PHONY: all bench test test-asan fuzz fuzz-targets deb clean
 -include $(OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_SRC:%.c=$(BUILD)/%.d) \
          $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%.d)

@@ -11,6 +11,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "api/ui_assets.h"
+#include "base/base64.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
@@ -90,6 +91,47 @@ static void request_token(const struct http_req *req, char *out, size_t outlen)
         http_query_get(req, "token", out, outlen);
 }
 
+/* OAR's /oarapi-priv/ takes HTTP basic auth: the login names the OAR user
+ * (a job's owner), the password is a dashboard token. Fills login and
+ * password from "Basic base64(login:password)"; false when absent or
+ * malformed (an empty login included). */
+static bool request_basic(const struct http_req *req, char *login, size_t login_size,
+                          char *password, size_t password_size)
+{
+    const char *basic = "Basic ";
+    if (strncasecmp(req->authorization, basic, strlen(basic)) != 0)
+        return false;
+    size_t len;
+    unsigned char *plain = base64_decode(req->authorization + strlen(basic), &len);
+    if (plain == NULL)
+        return false;
+    plain[len] = '\0';
+    char *colon = strchr((char *)plain, ':');
+    bool ok = colon != NULL && colon != (char *)plain && strlen((char *)plain) == len &&
+              (size_t)(colon - (char *)plain) < login_size && strlen(colon + 1) < password_size;
+    if (ok) {
+        snprintf(login, login_size, "%.*s", (int)(colon - (char *)plain), (char *)plain);
+        snprintf(password, password_size, "%s", colon + 1);
+    }
+    free(plain);
+    return ok;
+}
+
+static bool is_oar_priv(const struct http_req *req)
+{
+    return strncmp(req->path, "/oarapi-priv/", strlen("/oarapi-priv/")) == 0;
+}
+
+/* The token a request holds: bearer, ?token=, or (under /oarapi-priv/) the
+ * basic auth password, whose login goes to login ("" otherwise). */
+static void request_credential(const struct http_req *req, char *token, size_t token_size,
+                               char *login, size_t login_size)
+{
+    login[0] = '\0';
+    if (!is_oar_priv(req) || !request_basic(req, login, login_size, token, token_size))
+        request_token(req, token, token_size);
+}
+
 /* ---- assets ---- */
 
 static const struct ui_asset *find_asset(const char *name)
@@ -124,22 +166,50 @@ static void serve_asset(struct http_req *req)
 
 /* ---- router ---- */
 
+/* The header of a 401: OAR clients are asked for basic auth, the others for
+ * a bearer token. */
+static const char *challenge(const struct http_req *req)
+{
+    return is_oar_priv(req) ? "WWW-Authenticate: Basic realm=\"shoal\"\r\n"
+                            : "WWW-Authenticate: Bearer\r\n";
+}
+
 static void deny(struct http_req *req, int status, const char *msg)
 {
     char body[200];
     int n = snprintf(body, sizeof(body), "{\"message\":\"%s\"}", msg);
-    http_respond_with(req, status, "application/json",
-                      status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL, body, (size_t)n);
+    http_respond_with(req, status, "application/json", status == 401 ? challenge(req) : NULL,
+                      body, (size_t)n);
+}
+
+/* An OAR submission through /oarapi-priv/ is owned by the login it was
+ * made with, whatever its body says: the body (a JSON object; anything
+ * else is left for the route to refuse) gets "user" before routing, so
+ * that it goes along when a follower forwards the write to the leader. */
+static void own_submission(struct http_req *req, const char *login)
+{
+    if (strcmp(req->method, "POST") != 0 || req->body == NULL)
+        return;
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    if (json_is_object(body)) {
+        json_object_set_new(body, "user", json_string(login));
+        char *text = json_dumps(body, JSON_COMPACT);
+        free(req->body);
+        req->body = text;
+        req->body_len = strlen(text);
+    }
+    json_decref(body);
 }
 
 /* Bodies are read only for holders of a token (http_gate_cb). */
-static bool dashboard_gate(struct http_server *srv, const struct http_req *req)
+static const char *dashboard_gate(struct http_server *srv, const struct http_req *req)
 {
     struct shoal *sh = http_server_data(srv);
     struct dashboard *d = sh->dashboard;
-    char token[TOKEN_LEN + 8];
-    request_token(req, token, sizeof(token));
-    return token_equal(token, d->admin_token) || token_equal(token, d->read_only_token);
+    char token[TOKEN_LEN + 8], login[72];
+    request_credential(req, token, sizeof(token), login, sizeof(login));
+    bool valid = token_equal(token, d->admin_token) || token_equal(token, d->read_only_token);
+    return valid ? NULL : challenge(req);
 }
 
 static void dashboard_route(struct http_server *srv, struct http_req *req)
@@ -155,13 +225,17 @@ static void dashboard_route(struct http_server *srv, struct http_req *req)
         serve_asset(req);
         return;
     }
-    char token[TOKEN_LEN + 8];
-    request_token(req, token, sizeof(token));
+    char token[TOKEN_LEN + 8], login[72];
+    request_credential(req, token, sizeof(token), login, sizeof(login));
     bool admin = token_equal(token, d->admin_token);
     if (!admin && !token_equal(token, d->read_only_token)) {
-        deny(req, 401, "access denied: a valid dashboard token is required");
+        deny(req, 401, is_oar_priv(req) ? "access denied: basic auth with a user name and a "
+                                          "dashboard token as password is required"
+                                        : "access denied: a valid dashboard token is required");
         return;
     }
+    if (login[0])
+        own_submission(req, login);
     /* Authenticated: the admin token sees the API as an admin certificate
      * does on the cluster port; the read-only token gets the routes whose
      * access is READ (routes.c decides, 403 for the others). */

@@ -99,11 +99,13 @@ struct http_limits {
 };
 void http_server_set_limits(struct http_server *srv, const struct http_limits *limits);
 /* A check of a request that comes with a body, made once its headers are in
- * (method, path, query and authorization are set; the body is not): false
- * answers 401 at once and drops the body unread, so that clients without a
- * credential cannot make the server hold bodies in memory. Requests without
- * a body always reach the router. */
-typedef bool (*http_gate_cb)(struct http_server *srv, const struct http_req *req);
+ * (method, path, query and authorization are set; the body is not): NULL lets
+ * it through; else the 401 is answered at once with the header lines
+ * returned (a static string: "WWW-Authenticate: ...\r\n") and the body is
+ * dropped unread, so that clients without a credential cannot make the
+ * server hold bodies in memory. Requests without a body always reach the
+ * router. */
+typedef const char *(*http_gate_cb)(struct http_server *srv, const struct http_req *req);
 void http_server_set_gate(struct http_server *srv, http_gate_cb gate);
 
 /* Serves HTTP on an already connected stream `fd` (the plain side of a TLS

@@ -391,7 +391,9 @@ static void write_head(struct http_conn *conn, int status, const char *content_t
 }
 
 /* Answers a request that never reaches the router, then closes. */
-static void reject(struct http_conn *conn, int status, const char *message)
+/* `headers`: extra header lines ("Name: value\r\n"), or "". */
+static void reject_with(struct http_conn *conn, int status, const char *headers,
+                        const char *message)
 {
     if (conn->rejected)
         return;
@@ -399,10 +401,15 @@ static void reject(struct http_conn *conn, int status, const char *message)
     conn->keep_alive = false;
     char *body = error_body(message);
     size_t len = strlen(body);
-    char framing[64];
-    snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", len);
+    char *framing = xasprintf("%sContent-Length: %zu\r\n", headers, len);
     write_head(conn, status, "application/json", framing, body, len);
+    free(framing);
     free(body);
+}
+
+static void reject(struct http_conn *conn, int status, const char *message)
+{
+    reject_with(conn, status, "", message);
 }
 
 /* ---- parser callbacks: build conn->req ---- */
@@ -599,8 +606,10 @@ static int on_headers_complete(http_parser *p)
     }
     bool has_body = (p->flags & F_CHUNKED) ||
                     ((p->flags & F_CONTENTLENGTH) && p->content_length > 0);
-    if (has_body && conn->srv->gate != NULL && !conn->srv->gate(conn->srv, req)) {
-        reject(conn, 401, "access denied: a valid credential is required to send a body");
+    const char *challenge = has_body && conn->srv->gate ? conn->srv->gate(conn->srv, req) : NULL;
+    if (challenge != NULL) {
+        reject_with(conn, 401, challenge,
+                    "access denied: a valid credential is required to send a body");
         conn->discard_body = true;
         return 0;
     }

@@ -1411,12 +1411,24 @@ static void deny(struct http_req *req)
                                    : "permission denied: this certificate may not call this API");
 }
 
+/* OAR's authenticated API, /oarapi-priv/..., is /oarapi/... with the same
+ * access rules: the credential (a certificate, the local socket, or on the
+ * dashboard basic auth with a token) decides what it may do. */
+static void route_oar_priv(struct http_req *req)
+{
+    const char *priv = "/oarapi-priv/";
+    size_t n = strlen(priv);
+    if (strncmp(req->path, priv, n) == 0)
+        memmove(req->path + strlen("/oarapi"), req->path + n - 1, strlen(req->path + n - 1) + 1);
+}
+
 void routes_dispatch(struct http_server *srv, struct http_req *req)
 {
     struct shoal *sh = http_server_data(srv);
     char buf[HTTP_MAX_URL];
     char *args[4] = {0};
     bool path_known = false;
+    route_oar_priv(req);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (!match(routes[i].pattern, req->path, buf, sizeof(buf), args))
             continue;

@@ -926,6 +926,24 @@ static void start_or_preempt(struct jpass *p, json_t *jobs, json_t *job, const i
 }
 
 /* Waiting jobs of one kind (best-effort or not), in queue order. */
+/* Keeps in waiting[] (queue order) the first JOB_PLAN_DEPTH jobs and every
+ * advance reservation; the others are told they wait behind. */
+static void keep_plan_depth(struct jpass *p, json_t **waiting, int *n)
+{
+    int kept = 0, others = 0;
+    for (int j = 0; j < *n; j++) {
+        bool reservation = iget(waiting[j], "reservation_at") > 0;
+        if (reservation || others < JOB_PLAN_DEPTH) {
+            others += !reservation;
+            waiting[kept++] = waiting[j];
+        } else {
+            job_merge(p, waiting[j], json_pack("{s:s}", "message", "waiting for resources "
+                                               "(queued behind the jobs being planned)"));
+        }
+    }
+    *n = kept;
+}
+
 static json_t **waiting_jobs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
 {
     size_t i;
@@ -939,6 +957,7 @@ static json_t **waiting_jobs(struct jpass *p, json_t *jobs, bool besteffort, int
             out[(*n)++] = job;
     }
     qsort(out, (size_t)*n, sizeof(*out), cmp_waiting);
+    keep_plan_depth(p, out, n);
     return out;
 }
 

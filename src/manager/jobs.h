@@ -64,6 +64,12 @@ json_t *jobs_cores_by_node(struct store *st);
  * the nodes up now, are absent. */
 json_t *jobs_plan(struct store *st, int64_t now);
 
+/* Waiting jobs a pass plans, in queue order (advance reservations always
+ * are): conservative backfilling costs more than the square of the jobs it
+ * plans, so a long queue is planned by its head, as Slurm's bf_max_job_test
+ * does; the jobs behind wait, with a message saying so, until they get there. */
+#define JOB_PLAN_DEPTH 200
+
 /* Finished jobs kept by default (daemon.json "job-history"). */
 #define JOB_HISTORY_DEFAULT 10000
 

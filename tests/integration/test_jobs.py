@@ -234,6 +234,84 @@ def test_oar_rest_round_trip(jd):
     assert r.status == 400 and "impossible request" in r.text
 
 
+@pytest.fixture
+def oar_dash(rootfs_tar):
+    """A one-node swarm with busybox and the dashboard listener on 127.0.0.1."""
+    import shutil
+    import tempfile
+
+    from conftest import Daemon, free_port
+
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = Daemon(tmp)
+    d.dashboard_port = free_port()
+    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
+    d.start()
+    d.init_swarm()
+    d.import_image(rootfs_tar)
+    d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
+    d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+    yield d
+    cleanup(d)
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+def curl(d, method, path, user=None, body=None):
+    """curl against the dashboard listener: (status, headers text, body text)."""
+    args = ["curl", "-sS", "-D", "-", "-X", method, "http://127.0.0.1:%d%s" % (d.dashboard_port, path)]
+    if user is not None:
+        args += ["-u", user]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True).stdout
+    head, _, text = out.partition("\n\n")  # text mode: CRLF read as LF
+    return int(head.split()[1]), head, text
+
+
+def test_oar_priv_basic_auth_round_trip(oar_dash):
+    d = oar_dash
+    spec = {"resource": "/nodes=1,walltime=00:10:00", "command": "sleep 600", "name": "priv1"}
+    # no, a wrong, or a read-only credential: nothing stored
+    for user in (None, "alice:" + "0" * 32, "alice:", ":" + d.admin):
+        status, head, text = curl(d, "POST", "/oarapi-priv/jobs.json", user, spec)
+        assert status == 401, (user, text)
+        assert 'WWW-Authenticate: Basic realm="shoal"' in head, head
+    status, _, text = curl(d, "POST", "/oarapi-priv/jobs.json", "alice:" + d.ro, spec)
+    assert status == 403 and "read-only" in text, text
+    assert d.api("GET", "/v1/jobs").json() == []
+    # the admin token as password: the login owns the job, whatever the body says
+    status, _, text = curl(d, "POST", "/oarapi-priv/jobs.json", "alice:" + d.admin,
+                           dict(spec, user="mallory"))
+    assert status == 201, text
+    jid = json.loads(text)["id"]
+    assert json.loads(text)["links"][0]["href"] == "/oarapi/jobs/%d" % jid
+    wait_state(d, str(jid), "Running")
+    # reads under /oarapi-priv/ answer as under /oarapi/, with either token
+    status, _, text = curl(d, "GET", "/oarapi-priv/jobs.json", "bob:" + d.ro)
+    assert status == 200, text
+    item = [i for i in json.loads(text)["items"] if i["id"] == jid][0]
+    assert item["owner"] == "alice" and item["state"] == "Running", item
+    status, _, text = curl(d, "GET", "/oarapi-priv/jobs/%d.json" % jid, "alice:" + d.admin)
+    assert status == 200 and json.loads(text)["command"] == "sleep 600", text
+    status, head, _ = curl(d, "GET", "/oarapi-priv/jobs/%d.json" % jid)
+    assert status == 401 and "WWW-Authenticate: Basic" in head
+    # delete: refused without credentials or with the read-only token, done with the admin one
+    assert curl(d, "DELETE", "/oarapi-priv/jobs/%d.json" % jid)[0] == 401
+    assert curl(d, "DELETE", "/oarapi-priv/jobs/%d.json" % jid, "bob:" + d.ro)[0] == 403
+    status, _, text = curl(d, "DELETE", "/oarapi-priv/jobs/%d.json" % jid, "alice:" + d.admin)
+    assert status == 200, text
+    j = wait_state(d, str(jid), "Error")
+    assert "deleted" in j["message"] and j["user"] == "alice"
+    # the public routes keep their bearer tokens: basic auth is for /oarapi-priv/
+    status, head, _ = curl(d, "GET", "/oarapi/jobs.json", "alice:" + d.admin)
+    assert status == 401 and "WWW-Authenticate: Bearer" in head
+    # the local socket serves /oarapi-priv/ too (root)
+    assert d.api("GET", "/oarapi-priv/jobs/%d.json" % jid).status == 200
+
+
 def test_rm_right_after_submission_ends_the_job(jd):
     d = jd
     for _ in range(3):

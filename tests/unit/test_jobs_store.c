@@ -99,3 +99,30 @@ TEST(jobs_trim_history_removes_the_oldest_finished)
     json_decref(ops);
     store_close(st);
 }
+
+TEST(jobs_plan_covers_the_head_of_a_long_queue_and_every_reservation)
+{
+    struct store *st = store_with_node();
+    json_t *ops = json_array();
+    int njobs = JOB_PLAN_DEPTH + 50;
+    for (int i = 1; i <= njobs; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", i);
+        json_t *job = a_job(id, "Waiting", 1, 60);
+        if (i == njobs) /* last in the queue, yet planned: a reservation */
+            json_object_set_new(job, "reservation_at", json_integer(10 * 1000 * 1000));
+        json_array_append_new(ops, op_put("jobs", job));
+    }
+    apply(st, ops);
+    json_t *plan = jobs_plan(st, 1000);
+    CHECK(json_object_size(plan) == JOB_PLAN_DEPTH + 1);
+    CHECK(json_object_get(plan, "1") != NULL);
+    char deepest[16], behind[16], last[16];
+    snprintf(deepest, sizeof(deepest), "%d", JOB_PLAN_DEPTH);
+    snprintf(behind, sizeof(behind), "%d", JOB_PLAN_DEPTH + 1);
+    snprintf(last, sizeof(last), "%d", njobs);
+    CHECK(json_object_get(plan, deepest) != NULL && json_object_get(plan, behind) == NULL);
+    CHECK(json_integer_value(json_object_get(json_object_get(plan, last), "start")) == 10 * 1000 * 1000);
+    json_decref(plan);
+    store_close(st);
+}
