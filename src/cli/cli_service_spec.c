@@ -1020,6 +1020,18 @@ static int schedule_option(json_t *spec, int opt, const char *arg, struct serr *
     return 0;
 }
 
+/* obj.memory = the positive size `arg` (--limit-memory, --reserve-memory). */
+static int set_memory(json_t *obj, const char *flag, const char *arg, struct serr *err)
+{
+    int64_t bytes;
+    if (parse_size(arg, &bytes, err) < 0)
+        return serr_wrap(err, "invalid argument for %s", flag);
+    if (bytes <= 0)
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": must be positive", flag, arg);
+    json_object_set_new(obj, "memory", json_integer(bytes));
+    return 0;
+}
+
 static int create_option(json_t *spec, int opt, const char *arg, bool *detach, struct serr *err)
 {
     if (is_health_option(opt))
@@ -1094,26 +1106,10 @@ static int create_option(json_t *spec, int opt, const char *arg, bool *detach, s
         json_object_set_new(cli_json_member(spec, "reservations"), "cpus", json_real(cpus));
         return 0;
     }
-    case OPT_RESERVE_MEMORY: {
-        int64_t bytes;
-        if (parse_size(arg, &bytes, err) < 0)
-            return serr_wrap(err, "invalid argument for --reserve-memory");
-        if (bytes <= 0)
-            return serr_set(err, SERR_INVALID, "invalid --reserve-memory \"%s\": must be positive",
-                            arg);
-        json_object_set_new(cli_json_member(spec, "reservations"), "memory", json_integer(bytes));
-        return 0;
-    }
-    case OPT_LIMIT_MEMORY: {
-        int64_t bytes;
-        if (parse_size(arg, &bytes, err) < 0)
-            return serr_wrap(err, "invalid argument for --limit-memory");
-        if (bytes <= 0)
-            return serr_set(err, SERR_INVALID, "invalid --limit-memory \"%s\": must be positive",
-                            arg);
-        json_object_set_new(cli_json_member(spec, "limits"), "memory", json_integer(bytes));
-        return 0;
-    }
+    case OPT_RESERVE_MEMORY:
+        return set_memory(cli_json_member(spec, "reservations"), "--reserve-memory", arg, err);
+    case OPT_LIMIT_MEMORY:
+        return set_memory(cli_json_member(spec, "limits"), "--limit-memory", arg, err);
     case OPT_INIT:
         json_object_set_new(spec, "init", json_true());
         return 0;

@@ -932,7 +932,9 @@ static int lim_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spe
     return 0;
 }
 
-static int lim_memory(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+/* spec.<member>.memory = the positive size `val` (limits, reservations). */
+static int set_memory(struct conv *c, const struct at *a, json_t *val, json_t *spec,
+                      const char *member_name)
 {
     const char *s = want_string(c, a, val);
     int64_t bytes;
@@ -942,8 +944,13 @@ static int lim_memory(struct conv *c, const struct at *a, json_t *val, json_t *s
         return fail_wrap(c, a);
     if (bytes <= 0)
         return fail(c, a, "must be positive");
-    json_object_set_new(member(spec, "limits"), "memory", json_integer(bytes));
+    json_object_set_new(member(spec, member_name), "memory", json_integer(bytes));
     return 0;
+}
+
+static int lim_memory(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return set_memory(c, a, val, spec, "limits");
 }
 
 static const struct key_rule limits_rules[] = {
@@ -975,16 +982,7 @@ static int res_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spe
 /* reservations.memory: --reserve-memory. */
 static int res_memory(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
-    const char *s = want_string(c, a, val);
-    int64_t bytes;
-    if (s == NULL)
-        return -1;
-    if (parse_size(s, &bytes, c->err) < 0)
-        return fail_wrap(c, a);
-    if (bytes <= 0)
-        return fail(c, a, "must be positive");
-    json_object_set_new(member(spec, "reservations"), "memory", json_integer(bytes));
-    return 0;
+    return set_memory(c, a, val, spec, "reservations");
 }
 
 static const struct key_rule reservations_rules[] = {
