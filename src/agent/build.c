@@ -14,6 +14,7 @@
 #include "agent/build.h"
 #include "agent/image.h"
 #include "agent/registry.h"
+#include "agent/untar.h"
 #include "base/util.h"
 #include "model/dockerfile.h"
 
@@ -47,54 +48,9 @@ static json_t *known_image(json_t *known, const char *ref)
 
 /* ---- the context ---- */
 
-/* An entry's path under `root` (new), NULL for one that would leave it. */
-static char *entry_path(const char *root, const char *name)
-{
-    if (name == NULL || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
-        strstr(name, "/../") || (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0))
-        return NULL;
-    return xasprintf("%s/%s", root, name);
-}
-
-static int relocate(struct archive_entry *e, const char *root, struct serr *err)
-{
-    char *path = entry_path(root, archive_entry_pathname(e));
-    const char *link = archive_entry_hardlink(e);
-    char *hard = link ? entry_path(root, link) : NULL;
-    int rc = 0;
-    if (path == NULL || (link && hard == NULL))
-        rc = serr_set(err, SERR_INVALID, "the build context has an entry outside it: %s",
-                      archive_entry_pathname(e));
-    else {
-        archive_entry_set_pathname(e, path);
-        if (hard)
-            archive_entry_set_hardlink(e, hard);
-    }
-    free(path);
-    free(hard);
-    return rc;
-}
-
-static int copy_entry(struct archive *in, struct archive *disk, struct serr *err)
-{
-    const void *buf;
-    size_t len;
-    la_int64_t off;
-    for (;;) {
-        int r = archive_read_data_block(in, &buf, &len, &off);
-        if (r == ARCHIVE_EOF)
-            return 0;
-        if (r < ARCHIVE_WARN)
-            return serr_set(err, SERR_INVALID, "reading the build context: %s",
-                            archive_error_string(in));
-        if (archive_write_data_block(disk, buf, len, off) < ARCHIVE_WARN)
-            return serr_set(err, SERR_INTERNAL, "unpacking the build context: %s",
-                            archive_error_string(disk));
-    }
-}
-
 static int extract_context(const char *tar, const char *root, struct serr *err)
 {
+    static const struct untar_words words = {"the build context", "unpacking", "it"};
     struct archive *in = archive_read_new(), *disk = archive_write_disk_new();
     archive_read_support_filter_gzip(in);
     archive_read_support_format_tar(in);
@@ -104,26 +60,8 @@ static int extract_context(const char *tar, const char *root, struct serr *err)
     int rc = 0;
     if (archive_read_open_filename(in, tar, BLOCK) != ARCHIVE_OK)
         rc = serr_set(err, SERR_INVALID, "the build context: %s", archive_error_string(in));
-    while (rc == 0) {
-        struct archive_entry *e;
-        int r = archive_read_next_header(in, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r < ARCHIVE_WARN)
-            rc = serr_set(err, SERR_INVALID, "the build context is not a tar: %s",
-                          archive_error_string(in));
-        else if ((rc = relocate(e, root, err)) == 0) {
-            if (archive_write_header(disk, e) < ARCHIVE_WARN)
-                rc = serr_set(err, SERR_INTERNAL, "unpacking %s: %s", archive_entry_pathname(e),
-                              archive_error_string(disk));
-            else if (archive_entry_size(e) > 0)
-                rc = copy_entry(in, disk, err);
-            if (rc == 0 && archive_write_finish_entry(disk) < ARCHIVE_WARN)
-                rc = serr_set(err, SERR_INTERNAL, "unpacking: %s", archive_error_string(disk));
-        }
-    }
-    if (archive_write_close(disk) < ARCHIVE_WARN && rc == 0)
-        rc = serr_set(err, SERR_INTERNAL, "unpacking: %s", archive_error_string(disk));
+    else
+        rc = untar_entries(in, disk, root, &words, err);
     archive_write_free(disk);
     archive_read_free(in);
     return rc;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/untar.h"
 #include "base/util.h"
 
 #define SUFFIX ".tar.gz"
@@ -282,51 +283,6 @@ int volumes_archive(const char *data_dir, const char *backup_dir, const char *na
 
 /* ---- restoring ---- */
 
-static int copy_entry_data(struct archive *in, struct archive *disk, struct serr *err)
-{
-    const void *buf;
-    size_t len;
-    la_int64_t off;
-    for (;;) {
-        int r = archive_read_data_block(in, &buf, &len, &off);
-        if (r == ARCHIVE_EOF)
-            return 0;
-        if (r < ARCHIVE_WARN)
-            return serr_set(err, SERR_INVALID, "reading the archive: %s", archive_error_string(in));
-        if (archive_write_data_block(disk, buf, len, off) < ARCHIVE_WARN)
-            return serr_set(err, SERR_INTERNAL, "restoring: %s", archive_error_string(disk));
-    }
-}
-
-/* An entry's path under `root` (new), NULL for one that would leave it. */
-static char *entry_path(const char *root, const char *name)
-{
-    if (name == NULL || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
-        strstr(name, "/../") || (strlen(name) >= 3 && strcmp(name + strlen(name) - 3, "/..") == 0))
-        return NULL;
-    return xasprintf("%s/%s", root, name);
-}
-
-/* Rewrites the entry's path (and hard link target) under root. */
-static int relocate(struct archive_entry *e, const char *root, struct serr *err)
-{
-    char *path = entry_path(root, archive_entry_pathname(e));
-    const char *link = archive_entry_hardlink(e);
-    char *hard = link ? entry_path(root, link) : NULL;
-    int rc = 0;
-    if (path == NULL || (link && hard == NULL))
-        rc = serr_set(err, SERR_INVALID, "the archive has an entry outside the volume: %s",
-                      archive_entry_pathname(e));
-    else {
-        archive_entry_set_pathname(e, path);
-        if (hard)
-            archive_entry_set_hardlink(e, hard);
-    }
-    free(path);
-    free(hard);
-    return rc;
-}
-
 /* ---- restoring: the archive is read, hashed and gunzipped by a thread of
  * its own while the calling thread writes the files (as `gzip -dc | tar -x`
  * runs two processes): a queue of QUEUE_BLOCKS blocks of tar bytes between
@@ -518,32 +474,14 @@ static int extract(const char *archive, const char *root, char hex[65], struct s
     archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
                                              ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS);
+    struct untar_words words = {archive, "restoring", "the volume"};
     int rc = 0;
     if (archive_read_open(in, &u, NULL, queue_read, NULL) != ARCHIVE_OK)
         rc = serr_set(err, SERR_INVALID, "%s: %s", archive, archive_error_string(in));
-    while (rc == 0) {
-        struct archive_entry *e;
-        int r = archive_read_next_header(in, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r < ARCHIVE_WARN)
-            rc = serr_set(err, SERR_INVALID, "%s: %s", archive, archive_error_string(in));
-        else if (relocate(e, root, err) == 0) {
-            if (archive_write_header(disk, e) < ARCHIVE_WARN)
-                rc = serr_set(err, SERR_INTERNAL, "restoring %s: %s", archive_entry_pathname(e),
-                              archive_error_string(disk));
-            else if (archive_entry_size(e) > 0)
-                rc = copy_entry_data(in, disk, err);
-            if (rc == 0 && archive_write_finish_entry(disk) < ARCHIVE_WARN)
-                rc = serr_set(err, SERR_INTERNAL, "restoring: %s", archive_error_string(disk));
-        } else {
-            rc = -1;
-        }
-    }
+    else
+        rc = untar_entries(in, disk, root, &words, err);
     while (rc == 0 && queue_read(in, &u, &(const void *){NULL}) > 0)
         ; /* the tar's end-of-archive padding: the producer hashes to the end */
-    if (archive_write_close(disk) < ARCHIVE_WARN && rc == 0)
-        rc = serr_set(err, SERR_INTERNAL, "restoring: %s", archive_error_string(disk));
     archive_write_free(disk);
     archive_read_free(in);
     if (rc == 0) { /* wait for the producer's end, then its verdict */
