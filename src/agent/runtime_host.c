@@ -166,7 +166,9 @@ int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out
 }
 
 /* SIGKILL to every process still in the job's cpuset cgroup (its
- * background processes, also those that left its process group). */
+ * background processes, also those that left its process group). Those
+ * reparented to the daemon (a child subreaper) are reaped here: nobody else
+ * waits for them. */
 static void kill_cgroup_procs(const struct runtime *rt, const char *id)
 {
     char *dir = runtime_cgroup_cpuset_dir(rt, id);
@@ -175,9 +177,12 @@ static void kill_cgroup_procs(const struct runtime *rt, const char *id)
     char *path = xasprintf("%s/cgroup.procs", dir);
     FILE *f = fopen(path, "re");
     long pid;
-    while (f && fscanf(f, "%ld", &pid) == 1)
-        if (pid > 1)
-            kill((pid_t)pid, SIGKILL);
+    while (f && fscanf(f, "%ld", &pid) == 1) {
+        if (pid <= 1 || kill((pid_t)pid, SIGKILL) < 0)
+            continue;
+        while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
+            ; /* ECHILD: another's child, its parent reaps it */
+    }
     if (f)
         fclose(f);
     free(path);
