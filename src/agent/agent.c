@@ -73,6 +73,8 @@ static void record_write(struct ctr *c)
         json_object_set_new(rec, "stop_signal", json_integer(c->stop_signal));
     if (c->host)
         json_object_set_new(rec, "host", json_true());
+    if (json_object_get(c->rspec, "nodefile")) /* a host job's, removed at its end */
+        json_object_set(rec, "nodefile", json_object_get(c->rspec, "nodefile"));
     if (json_object_get(c->rspec, "mounts")) /* backups resume (agent_volumes.c) */
         json_object_set(rec, "mounts", json_object_get(c->rspec, "mounts"));
     char *text = json_dumps(rec, JSON_COMPACT);
@@ -450,6 +452,9 @@ static void work_delete(uv_work_t *w)
     if (c->host ? runtime_host_delete(c->env->rt, c->id, &err) < 0
                 : runtime_delete(c->env->rt, c->id, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
+    const char *nodefile = json_string_value(json_object_get(c->rspec, "nodefile"));
+    if (c->host && nodefile)
+        unlink(nodefile);
     net_task_delete(c->id); /* after the container: nothing holds the namespace now */
     ctr_secret_cleanup(c->env, c->id);
     netns_mark(c, false);
@@ -743,6 +748,8 @@ static void adopt(struct agent *a, json_t *rec)
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
         c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
+    if (json_is_string(json_object_get(rec, "nodefile")))
+        c->rspec = json_pack("{s:O}", "nodefile", json_object_get(rec, "nodefile"));
     struct in_addr in;
     if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */

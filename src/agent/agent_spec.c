@@ -139,6 +139,10 @@ static int prepare_host_spec(struct ctr *c, json_t *container, struct serr *err)
     json_t *limits = json_object_get(container, "limits");
     if (limits)
         json_object_set(c->rspec, "limits", limits);
+    const char *nodefile = jstr(container, "nodefile");
+    /* only a node file (manager/jobs.c JOB_NODEFILE_DIR): nothing else is removed */
+    if (nodefile && strncmp(nodefile, "/tmp/shoal-nodefile-", 20) == 0 && !strstr(nodefile, ".."))
+        json_object_set_new(c->rspec, "nodefile", json_string(nodefile)); /* removed at the end */
     return 0;
 }
 

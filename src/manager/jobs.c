@@ -640,9 +640,11 @@ static json_t *host_spec(json_t *job, json_t *assigned)
     json_array_insert_new(env, 0, json_string("PATH=" JOB_HOST_PATH));
     json_array_insert_new(env, 1, json_string("HOME=/root"));
     json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
-    return json_pack("{s:b, s:[s, s, s], s:o, s:{s:o}, s:I}", "host", 1, "args", "/bin/sh", "-c",
-                     job_script, "env", env, "limits", "cpuset", cpuset_text(cpuset),
-                     "stop_grace_period_ms", (json_int_t)JOB_KILL_GRACE_MS);
+    char nodefile[128];
+    snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_DIR "/shoal-nodefile-%s", jstr(job, "id"));
+    return json_pack("{s:b, s:[s, s, s], s:o, s:{s:o}, s:I, s:s}", "host", 1, "args", "/bin/sh",
+                     "-c", job_script, "env", env, "limits", "cpuset", cpuset_text(cpuset),
+                     "stop_grace_period_ms", (json_int_t)JOB_KILL_GRACE_MS, "nodefile", nodefile);
 }
 
 static void launch(struct jpass *p, json_t *job, const int *node_idx)

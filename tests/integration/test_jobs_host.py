@@ -47,6 +47,8 @@ def test_host_job_runs_on_the_host(jd, tmp_path):
     cpus = [l.split(":", 1)[1].strip() for l in logs.splitlines() if "Cpus_allowed_list" in l]
     assert cpus == [str(j["assigned"][0]["cpuset"][0])], (cpus, j)
     assert "host" in d.cli("job", "inspect", jid).stdout
+    # the node file, written on the host, is removed once the job's task is cleaned up
+    wait_until(lambda: not os.path.exists("/tmp/shoal-nodefile-%s" % jid), timeout=20)
 
 
 def test_host_job_walltime_and_rm_kill_its_processes(jd, tmp_path):
@@ -65,10 +67,13 @@ def test_host_job_walltime_and_rm_kill_its_processes(jd, tmp_path):
     with open(pids) as f:
         background = int(f.read())
     assert alive(background)
+    nodefile = "/tmp/shoal-nodefile-%s" % jid
+    assert os.path.exists(nodefile)
     d.cli("job", "rm", jid)
     j = wait_state(d, jid, "Error", "Terminated")
     assert "deleted by the user" in j["message"], j
     wait_until(lambda: not alive(background), timeout=20)
+    wait_until(lambda: not os.path.exists(nodefile), timeout=20)
 
 
 def test_host_job_bad_input(jd):
