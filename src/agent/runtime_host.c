@@ -153,7 +153,8 @@ int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out
     if (argv == NULL || argv[0] == NULL || argv[0][0] != '/' || envp == NULL)
         rc = serr_set(err, SERR_INVALID, "host job %s: args (absolute program first) and env "
                       "must be arrays of strings", id);
-    const char *cpuset = json_string_value(json_object_get(json_object_get(spec, "limits"), "cpuset"));
+    json_t *limits = json_object_get(spec, "limits");
+    const char *cpuset = json_string_value(json_object_get(limits, "cpuset"));
     if (rc == 0)
         rc = runtime_cgroup_create_host(rt, id, spec, err);
     if (rc == 0 && fork_gated(rt, id, argv, envp, cpuset, out_fd, pid, err) < 0) {
