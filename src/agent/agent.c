@@ -72,6 +72,10 @@ static void record_write(struct ctr *c)
         json_object_set(rec, "healthcheck", c->healthcheck); /* checks resume after a restart */
     if (c->stop_signal > 0)
         json_object_set_new(rec, "stop_signal", json_integer(c->stop_signal));
+    if (c->host)
+        json_object_set_new(rec, "host", json_true());
+    if (json_object_get(c->rspec, "nodefile")) /* a host job's, removed at its end */
+        json_object_set(rec, "nodefile", json_object_get(c->rspec, "nodefile"));
     if (json_object_get(c->rspec, "mounts")) /* backups resume (agent_volumes.c) */
         json_object_set(rec, "mounts", json_object_get(c->rspec, "mounts"));
     char *text = json_dumps(rec, JSON_COMPACT);
@@ -462,12 +466,22 @@ static int write_resolv_conf(struct ctr *c)
     return rc;
 }
 
+/* A signal to the container's init, or to a host job's process group. */
+static void ctr_signal(struct ctr *c, int signo)
+{
+    kill(c->host ? -c->pid : c->pid, signo);
+}
+
 static void work_delete(uv_work_t *w)
 {
     struct ctr *c = w->data;
     struct serr err;
-    if (runtime_delete(c->env->rt, c->id, &err) < 0)
+    if (c->host ? runtime_host_delete(c->env->rt, c->id, &err) < 0
+                : runtime_delete(c->env->rt, c->id, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
+    const char *nodefile = json_string_value(json_object_get(c->rspec, "nodefile"));
+    if (c->host && nodefile)
+        unlink(nodefile);
     net_task_delete(c->id); /* after the container: nothing holds the namespace now */
     ctr_secret_cleanup(c->env, c->id);
     netns_mark(c, false);
@@ -529,7 +543,7 @@ static void grace_expired(uv_timer_t *t)
 {
     struct ctr *c = t->data;
     if (!c->exited && c->pid > 0)
-        kill(c->pid, SIGKILL);
+        ctr_signal(c, SIGKILL);
 }
 
 void ctr_stop(struct ctr *c)
@@ -541,7 +555,7 @@ void ctr_stop(struct ctr *c)
     c->stop_requested = true;
     if (c->phase != PH_RUNNING || c->exited || !first)
         return; /* a container still being created is stopped when it is up */
-    kill(c->pid, c->stop_signal > 0 ? c->stop_signal : SIGTERM);
+    ctr_signal(c, c->stop_signal > 0 ? c->stop_signal : SIGTERM);
     uv_timer_start(&c->timer, grace_expired, (uint64_t)c->grace_ms, 0);
 }
 
@@ -597,6 +611,12 @@ static void work_create(uv_work_t *w)
         goto out;
     if (c->addr == 0 && c->dns && write_resolv_conf(c) < 0) /* --dns on the host network */
         goto out;
+    if (c->host) {
+        c->created = runtime_host_start(c->env->rt, c->id, c->rspec, fd, &c->pid, &c->werr) == 0;
+        if (c->created)
+            c->start_time = proc_start_time(c->pid);
+        goto out;
+    }
     if (stdin_pipe(c, &in_rfd) < 0)
         goto out;
     if (c->tty)
@@ -659,9 +679,12 @@ static void after_create(uv_work_t *w, int status)
             c->out_rfd = -1;
         }
         if (c->created) {
-            kill(c->pid, SIGKILL);
+            ctr_signal(c, SIGKILL);
             struct serr ignored;
-            runtime_delete(c->env->rt, c->id, &ignored);
+            if (c->host)
+                runtime_host_delete(c->env->rt, c->id, &ignored);
+            else
+                runtime_delete(c->env->rt, c->id, &ignored);
             net_task_delete(c->id);
         }
         ctr_maybe_free(c);
@@ -675,7 +698,7 @@ static void after_create(uv_work_t *w, int status)
     struct serr err;
     if (open_output(c, &err) < 0 || watch_exit(c, &err) < 0) {
         log_error("container %s: %s", c->id, err.msg);
-        kill(c->pid, SIGKILL);
+        ctr_signal(c, SIGKILL);
     }
     open_input(c);
     record_write(c);
@@ -786,6 +809,7 @@ static void adopt(struct agent *a, json_t *rec)
     c->start_time = json_integer_value(json_object_get(rec, "start_time"));
     c->local = json_is_true(json_object_get(rec, "local"));
     c->rm = json_is_true(json_object_get(rec, "rm"));
+    c->host = json_is_true(json_object_get(rec, "host"));
     c->created_at = json_integer_value(json_object_get(rec, "created_at"));
     c->grace_ms = json_integer_value(json_object_get(rec, "grace_ms"));
     c->stop_signal = (int)json_integer_value(json_object_get(rec, "stop_signal"));
@@ -793,6 +817,8 @@ static void adopt(struct agent *a, json_t *rec)
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
         c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
+    if (json_is_string(json_object_get(rec, "nodefile")))
+        c->rspec = json_pack("{s:O}", "nodefile", json_object_get(rec, "nodefile"));
     struct in_addr in;
     if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
@@ -1051,7 +1077,7 @@ static void stop_all_kill(struct agent *a)
     for (struct ctr *c = a->ctrs; c; c = c->next)
         if (c->task_id && c->phase == PH_RUNNING && !c->exited && c->pid > 0) {
             log_warn("container %s did not stop within its grace period: killing it", c->id);
-            kill(c->pid, SIGKILL);
+            ctr_signal(c, SIGKILL);
         }
     runtime_reap_orphans();
 }

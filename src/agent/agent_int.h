@@ -59,6 +59,7 @@ struct ctr {
     enum ctr_phase phase;
     bool local, rm;
     bool created, exited, out_eof, stop_requested;
+    bool host;        /* a host job: a process of the host (runtime_host.c) */
     bool unhealthy;   /* stopped because its health check failed: the task fails */
     bool working;     /* a uv_work_t is queued */
     bool released;    /* off the list; freed when handles and work are done */

@@ -126,10 +126,33 @@ static int prepare_stop_and_dns(struct ctr *c, json_t *container)
     return 0;
 }
 
+/* A host job's runtime spec: its command, environment and cores. */
+static int prepare_host_spec(struct ctr *c, json_t *container, struct serr *err)
+{
+    if (c->env->host_jobs_disabled)
+        return serr_set(err, SERR_FORBIDDEN, "this node refuses host jobs (its daemon.json has "
+                        "\"host-jobs\": false)");
+    c->rspec = json_pack("{s:O, s:O}", "args", json_object_get(container, "args"), "env",
+                         json_object_get(container, "env"));
+    if (c->rspec == NULL)
+        return serr_set(err, SERR_INVALID, "host job spec is incomplete");
+    json_t *limits = json_object_get(container, "limits");
+    if (limits)
+        json_object_set(c->rspec, "limits", limits);
+    const char *nodefile = jstr(container, "nodefile");
+    /* only a node file (manager/jobs.c JOB_NODEFILE_DIR): nothing else is removed */
+    if (nodefile && strncmp(nodefile, "/tmp/shoal-nodefile-", 20) == 0 && !strstr(nodefile, ".."))
+        json_object_set_new(c->rspec, "nodefile", json_string(nodefile)); /* removed at the end */
+    return 0;
+}
+
 int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
 {
     if (!json_is_object(container))
         return serr_set(err, SERR_INVALID, "task has no container spec");
+    c->host = json_is_true(json_object_get(container, "host"));
+    if (c->host)
+        return prepare_host_spec(c, container, err);
     json_t *args = json_object_get(container, "args");
     if (json_array_size(args) == 0)
         return serr_set(err, SERR_INVALID, "no command specified (the image has no Cmd)");

@@ -95,6 +95,20 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
 /* `crun start`: the container's process execs its command. */
 int runtime_start(struct runtime *rt, const char *id, struct serr *err);
 
+/* A host job (runtime_host.c): `spec` is {"args": [absolute program, ...],
+ * "env": [...], "limits": {"cpuset": "0,2"}}. Runs args as a process of the
+ * host, leader of its own session and process group, stdin /dev/null,
+ * stdout and stderr `out_fd`, in "/", confined to limits.cpuset (CPU
+ * affinity; on v1/hybrid hosts also the cgroups of a container but
+ * "devices", made before it execs). *pid is the caller's child to reap.
+ * On failure nothing is left behind. */
+int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out_fd, pid_t *pid,
+                       struct serr *err);
+
+/* SIGKILL to what is left of host job `id` in its cgroups, which are
+ * removed. Idempotent. */
+int runtime_host_delete(struct runtime *rt, const char *id, struct serr *err);
+
 /* Sends a signal to the container's init (crun kill). */
 int runtime_kill(struct runtime *rt, const char *id, int signo, struct serr *err);
 

@@ -212,13 +212,15 @@ static int create_one(const char *controller, const char *id, json_t *spec, stru
     return rc;
 }
 
-int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
-                          struct serr *err)
+static int create_all(const struct runtime *rt, const char *id, json_t *spec, bool devices,
+                      struct serr *err)
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
         if (!controller_mounted(v1_controllers[i]))
+            continue;
+        if (!devices && strcmp(v1_controllers[i], "devices") == 0)
             continue;
         if (create_one(v1_controllers[i], id, spec, err) < 0) {
             runtime_cgroup_remove(rt, id, NULL);
@@ -226,6 +228,18 @@ int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec
         }
     }
     return 0;
+}
+
+int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
+                          struct serr *err)
+{
+    return create_all(rt, id, spec, true, err);
+}
+
+int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
+                               struct serr *err)
+{
+    return create_all(rt, id, spec, false, err);
 }
 
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
@@ -238,7 +252,10 @@ int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, st
         if (!controller_mounted(v1_controllers[i]))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
-        int rc = write_cgroup_file(dir, "cgroup.procs", value, err);
+        struct stat st;
+        int rc = stat(dir, &st) < 0 && errno == ENOENT
+                     ? 0 /* a host job has no devices cgroup */
+                     : write_cgroup_file(dir, "cgroup.procs", value, err);
         free(dir);
         if (rc < 0)
             return -1;

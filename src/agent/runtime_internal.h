@@ -44,7 +44,11 @@ int runtime_cgroup_fix_hybrid(struct serr *err);
 /* v1/hybrid: creates the container's cgroups and writes the spec's limits. */
 int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
                           struct serr *err);
-/* v1/hybrid: moves `pid` into the container's cgroups. */
+/* v1/hybrid: the cgroups of a host job (runtime_host.c): the container's
+ * less "devices" (a host process keeps the host's devices). */
+int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
+                               struct serr *err);
+/* v1/hybrid: moves `pid` into the container's cgroups (those that exist). */
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
 /* v1/hybrid: the container's cpuset cgroup (new string), which a `crun exec`
  * command joins so that it keeps to a batch job's cores (crun without a

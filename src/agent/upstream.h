@@ -33,6 +33,7 @@ struct agent_env {
     const char *bridge;    /* the "bridge" network's bridge (--bridge) */
     const char *backup_dir; /* daemon.json "backup-dir": volume backups, shared by every
                              * node (agent/volumes.h); NULL: none */
+    bool host_jobs_disabled; /* daemon.json "host-jobs": false: host jobs are rejected */
 };
 
 /* Runs once, later, when a fetch of layers ended: status 0, or <0 with why. */

@@ -96,10 +96,35 @@ static long long number_jobs(struct shoal *sh, json_t *job, int64_t now, json_t 
     return id;
 }
 
+/* Host jobs run commands as root on the nodes: admin credentials only (the
+ * local socket, managers, admin certificates, the admin dashboard token),
+ * whoever else the job routes are opened to. */
+static bool may_submit_host(struct http_req *req)
+{
+    return !req->remote || strcmp(req->peer_role, "manager") == 0 ||
+           strcmp(req->peer_role, "admin") == 0;
+}
+
+/* A container job without an image gets the leader's daemon.json
+ * "job-image" (else job_from_submission takes the cluster's first image). */
+static void default_image(struct shoal *sh, json_t *body)
+{
+    if (sh->job_image && json_is_object(body) && json_object_get(body, "image") == NULL &&
+        !json_is_true(json_object_get(body, "host")))
+        json_object_set_new(body, "image", json_string(sh->job_image));
+}
+
 /* Stores a submission (stolen); `oar`: answers in OAR's shape. */
 static void submit(struct shoal *sh, struct http_req *req, json_t *body, bool oar)
 {
     struct serr err = {0};
+    if (json_is_true(json_object_get(body, "host")) && !may_submit_host(req)) {
+        json_decref(body);
+        respond_err(req, SERR_FORBIDDEN, "permission denied: host jobs run commands as root on "
+                                         "the nodes: admin credentials only");
+        return;
+    }
+    default_image(sh, body);
     json_t *job = job_from_submission(sh->store, body, &err);
     json_decref(body);
     if (job == NULL) {

@@ -35,7 +35,11 @@ static const char sub_usage[] =
     "                          word); the command line's options win\n"
     "  -I, --interactive       No COMMAND: a shell in the job once it runs (a terminal when\n"
     "                          stdin is one); the job ends when the shell exits, with its code\n"
-    "      --image string      Image to run in (default: the cluster's first image by name)\n";
+    "      --image string      Image to run in (default: the daemon.json \"job-image\" of the\n"
+    "                          leader, else the cluster's first image by name)\n"
+    "      --host              Run as a process of the node's host, not in a container (admin\n"
+    "                          credentials only; a node's daemon.json \"host-jobs\": false\n"
+    "                          refuses them)\n";
 
 static const struct option sub_opts[] = {{"resource", required_argument, NULL, 'l'},
                                          {"queue", required_argument, NULL, 'q'},
@@ -43,6 +47,7 @@ static const struct option sub_opts[] = {{"resource", required_argument, NULL, '
                                          {"type", required_argument, NULL, 't'},
                                          {"name", required_argument, NULL, 'n'},
                                          {"image", required_argument, NULL, 'i'},
+                                         {"host", no_argument, NULL, 'H'},
                                          {"scanscript", no_argument, NULL, 'S'},
                                          {"after", required_argument, NULL, 'a'},
                                          {"anterior", required_argument, NULL, 'a'},
@@ -83,6 +88,9 @@ static int sub_option(json_t *b, json_t *types, int opt, const char *arg, struct
         json_object_set_new(b, "array", json_integer(n));
         return 0;
     }
+    case 'H':
+        json_object_set_new(b, "host", json_true());
+        return 0;
     case 'I':
         json_object_set_new(b, "interactive", json_true());
         return 0;
@@ -209,6 +217,10 @@ int cli_build_job_sub(int argc, char **argv, json_t **body, struct serr *err)
         rc = serr_set(err, SERR_INVALID, "-I and -C open a shell: they take no COMMAND");
     if (rc == 0 && shell && scan)
         rc = serr_set(err, SERR_INVALID, "-S reads a script: not with -I or -C");
+    if (rc == 0 && shell && json_object_get(b, "host"))
+        rc = serr_set(err, SERR_INVALID, "-I and -C open a shell in a container: not with --host");
+    if (rc == 0 && json_object_get(b, "host") && json_object_get(b, "image"))
+        rc = serr_set(err, SERR_INVALID, "--host and --image exclude each other");
     if (rc == 0 && shell && json_object_get(b, "array"))
         rc = serr_set(err, SERR_INVALID, "-I and -C open one shell: not with --array");
     if (rc == 0 && !shell && argc - optind < 1)

@@ -157,5 +157,6 @@ void agent_env_from_shoal(struct shoal *sh, struct agent_env *env)
         .node_id = sh->node_id,
         .bridge = sh->bridge,
         .backup_dir = sh->backup_dir,
+        .host_jobs_disabled = sh->host_jobs_disabled,
     };
 }

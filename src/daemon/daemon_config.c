@@ -44,11 +44,13 @@ static int load_list(char ***out, const char *key, json_t *v, const char *path, 
     return 0;
 }
 
-static int load_node_exec(struct shoal *sh, json_t *v, const char *path, struct serr *err)
+/* "node-exec", "host-jobs": true (the default) or false into *disabled. */
+static int load_switch(bool *disabled, const char *key, json_t *v, const char *path,
+                       struct serr *err)
 {
     if (!json_is_boolean(v))
-        return serr_set(err, SERR_INVALID, "%s: node-exec must be true or false", path);
-    sh->node_exec_disabled = json_is_false(v);
+        return serr_set(err, SERR_INVALID, "%s: %s must be true or false", path, key);
+    *disabled = json_is_false(v);
     return 0;
 }
 
@@ -169,7 +171,11 @@ int daemon_config_load(struct shoal *sh, const char *path, struct serr *err)
         else if (strcmp(key, "allowed-registries") == 0 && sh->allowed_registries == NULL)
             rc = load_list(&sh->allowed_registries, key, v, file, err);
         else if (strcmp(key, "node-exec") == 0)
-            rc = load_node_exec(sh, v, file, err);
+            rc = load_switch(&sh->node_exec_disabled, key, v, file, err);
+        else if (strcmp(key, "host-jobs") == 0)
+            rc = load_switch(&sh->host_jobs_disabled, key, v, file, err);
+        else if (strcmp(key, "job-image") == 0)
+            rc = load_string(&sh->job_image, key, v, NULL, file, err);
         else if (strcmp(key, "image-gc-high-percent") == 0)
             rc = load_percent(&sh->image_gc_high, key, v, file, err);
         else if (strcmp(key, "image-gc-low-percent") == 0)
@@ -216,7 +222,8 @@ void daemon_config_free(struct shoal *sh)
     free(sh->smtp_relay);
     free(sh->smtp_from);
     free(sh->backup_dir);
-    sh->smtp_relay = sh->smtp_from = sh->backup_dir = NULL;
+    free(sh->job_image);
+    sh->smtp_relay = sh->smtp_from = sh->backup_dir = sh->job_image = NULL;
     json_decref(sh->engine_labels);
     sh->engine_labels = NULL;
 }

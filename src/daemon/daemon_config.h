@@ -7,6 +7,11 @@
  *       (absent: any); an air-gapped cluster names its own registry here
  *   "node-exec": false  this node refuses `shoal node exec` and `shoal node cp`
  *       (default true: admins may run commands on the host and push files)
+ *   "host-jobs": false  this node refuses host jobs (`job sub --host`): they
+ *       fail there with why (default true: admins' host jobs run)
+ *   "job-image": "alpine:3.20"  the image of container jobs submitted without
+ *       --image (the leader's setting applies; absent: the cluster's first
+ *       image by name)
  *   "image-gc-high-percent": 85, "image-gc-low-percent": 80  the automatic
  *       image GC (daemon/image_gc.h): above high percent of the state dir's
  *       filesystem used, unused images go until use is down to low (100: off)

@@ -54,6 +54,8 @@ struct shoal {
     struct image_store *images;
     char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */
     bool node_exec_disabled;    /* daemon.json "node-exec": false (node exec, node cp) */
+    bool host_jobs_disabled;    /* daemon.json "host-jobs": false (job sub --host) */
+    char *job_image;            /* daemon.json "job-image": container jobs' default image */
     int image_gc_high;          /* daemon.json "image-gc-high-percent" (daemon/image_gc.h) */
     int image_gc_low;           /* daemon.json "image-gc-low-percent" */
     char **allowed_registries;  /* daemon.json "allowed-registries"; NULL: any */

@@ -14,8 +14,11 @@
 #include "model/task.h"
 #include "store/store.h"
 
-/* Where a job's node file is written inside its container. */
+/* Where a job's node file is written inside its container (on the host for
+ * a host job). */
 #define JOB_NODEFILE_DIR "/tmp"
+/* A host job's PATH (it gets none of the daemon's environment). */
+#define JOB_HOST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static int64_t iget(json_t *o, const char *k)
 {
@@ -143,7 +146,7 @@ static int check_submission_keys(json_t *body, struct serr *err)
 {
     static const char *const known[] = {"command", "resources", "queue", "types", "name",
                                         "image", "user", "after", "array", "reservation",
-                                        "properties", NULL};
+                                        "properties", "host", NULL};
     const char *key;
     json_t *val;
     json_object_foreach(body, key, val)
@@ -153,8 +156,10 @@ static int check_submission_keys(json_t *body, struct serr *err)
             i++;
         if (known[i] == NULL)
             return serr_set(err, SERR_INVALID, "job: unknown field '%s'", key);
+        if (strcmp(key, "host") == 0 && !json_is_boolean(val))
+            return serr_set(err, SERR_INVALID, "job: host must be true or false");
         if (strcmp(key, "types") != 0 && strcmp(key, "after") != 0 &&
-            strcmp(key, "array") != 0 && !json_is_string(val))
+            strcmp(key, "array") != 0 && strcmp(key, "host") != 0 && !json_is_string(val))
             return serr_set(err, SERR_INVALID, "job: %s must be a string", key);
     }
     return 0;
@@ -288,19 +293,31 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
         serr_set(err, SERR_INVALID, "job: invalid user (at most 64 letters, digits, '.', '_', '-')");
         return NULL;
     }
+    bool host = json_is_true(json_object_get(body, "host"));
+    if (host && jstr(body, "image")) {
+        serr_set(err, SERR_INVALID, "job: host and image exclude each other (a host job runs "
+                 "on the node, not in a container)");
+        return NULL;
+    }
     char image_ref[512];
-    json_t *image = job_image(st, jstr(body, "image"), image_ref, sizeof(image_ref), err);
-    if (image == NULL)
+    json_t *image = host ? NULL
+                         : job_image(st, jstr(body, "image"), image_ref, sizeof(image_ref), err);
+    if (image == NULL && !host)
         return NULL;
     char request[128];
     job_res_format(&r, request, sizeof(request));
     json_t *types = json_object_get(body, "types");
-    json_t *job = json_pack("{s:s, s:s, s:s, s:O, s:{s:i, s:i, s:I}, s:s, s:s, s:s, s:o}",
-                            "command", command, "queue", queue, "image", image_ref, "image_id",
-                            json_object_get(image, "id"), "resources", "nodes", r.nodes, "cores",
+    json_t *job = json_pack("{s:s, s:s, s:{s:i, s:i, s:I}, s:s, s:s, s:s, s:o}", "command",
+                            command, "queue", queue, "resources", "nodes", r.nodes, "cores",
                             r.cores, "walltime_s", (json_int_t)r.walltime_s, "request", request,
                             "state", "Waiting", "message", "", "types",
                             types ? json_deep_copy(types) : json_array());
+    if (host) {
+        json_object_set_new(job, "host", json_true());
+    } else {
+        json_object_set_new(job, "image", json_string(image_ref));
+        json_object_set(job, "image_id", json_object_get(image, "id"));
+    }
     if (name)
         json_object_set_new(job, "name", json_string(name));
     if (props)
@@ -593,6 +610,43 @@ static json_t *cpuset_text(json_t *cpuset)
     return json_string(text);
 }
 
+/* The container a job runs in (new reference), or NULL with err set. */
+static json_t *container_spec(struct store *st, json_t *job, json_t *assigned, struct serr *err)
+{
+    json_t *image = image_resolve(st, jstr(job, "image_id"), err);
+    if (image == NULL)
+        return NULL;
+    json_t *res = json_object_get(job, "resources");
+    /* every field task_container_spec reads (a service spec has them normalised) */
+    json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
+    json_t *spec = json_pack("{s:s, s:o, s:{s:I, s:o}, s:I, s:[], s:b}", "image",
+                             jstr(job, "image"), "env", job_env(job, assigned), "limits", "cpus",
+                             (json_int_t)iget(res, "cores"), "cpuset", cpuset_text(cpuset),
+                             "stop_grace_period_ms",
+                             (json_int_t)JOB_KILL_GRACE_MS, "mounts", "init", 0);
+    json_t *container = task_container_spec(spec, image);
+    json_object_set_new(container, "args", json_pack("[s, s, s]", "/bin/sh", "-c", job_script));
+    json_decref(spec);
+    json_decref(image);
+    return container;
+}
+
+/* A host job's spec (agent/runtime.h, runtime_host_start): the job script
+ * on the host, with a PATH of its own (nothing else of the daemon's
+ * environment), confined to its cores. */
+static json_t *host_spec(json_t *job, json_t *assigned)
+{
+    json_t *env = job_env(job, assigned);
+    json_array_insert_new(env, 0, json_string("PATH=" JOB_HOST_PATH));
+    json_array_insert_new(env, 1, json_string("HOME=/root"));
+    json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
+    char nodefile[128];
+    snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_DIR "/shoal-nodefile-%s", jstr(job, "id"));
+    return json_pack("{s:b, s:[s, s, s], s:o, s:{s:o}, s:I, s:s}", "host", 1, "args", "/bin/sh",
+                     "-c", job_script, "env", env, "limits", "cpuset", cpuset_text(cpuset),
+                     "stop_grace_period_ms", (json_int_t)JOB_KILL_GRACE_MS, "nodefile", nodefile);
+}
+
 static void launch(struct jpass *p, json_t *job, const int *node_idx)
 {
     json_t *res = json_object_get(job, "resources");
@@ -606,30 +660,21 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
                                                   pick_cores(p->jobs, n, (int)iget(res, "cores"))));
     }
     struct serr err = {0};
-    json_t *image = image_resolve(p->st, jstr(job, "image_id"), &err);
-    if (image == NULL) {
+    json_t *container = json_is_true(json_object_get(job, "host"))
+                            ? host_spec(job, assigned)
+                            : container_spec(p->st, job, assigned, &err);
+    if (container == NULL) {
         job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message", err.msg,
                                     "stopped_at", (json_int_t)p->now));
         json_decref(assigned);
         return;
     }
-    /* every field task_container_spec reads (a service spec has them normalised) */
-    json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
-    json_t *spec = json_pack("{s:s, s:o, s:{s:I, s:o}, s:I, s:[], s:b}", "image",
-                             jstr(job, "image"), "env", job_env(job, assigned), "limits", "cpus",
-                             (json_int_t)iget(res, "cores"), "cpuset", cpuset_text(cpuset),
-                             "stop_grace_period_ms",
-                             (json_int_t)JOB_KILL_GRACE_MS, "mounts", "init", 0);
-    json_t *container = task_container_spec(spec, image);
-    json_object_set_new(container, "args", json_pack("[s, s, s]", "/bin/sh", "-c", job_script));
-    json_decref(spec);
-    json_decref(image);
     char id[26], name[64];
     random_hex(id, 25);
     snprintf(name, sizeof(name), "job.%s", jstr(job, "id"));
     json_t *first = json_array_get(assigned, 0);
     /* service_id: the task's logs are found as a service's (agent_service_logs) */
-    json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
+    json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s?, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
                              "s:I}", "id", id, "job_id", jstr(job, "id"), "service_id", name,
                              "name", name, "container",
                              container, "image", jstr(job, "image"), "node_id",

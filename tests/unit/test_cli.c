@@ -526,6 +526,12 @@ TEST(cli_job_sub_flags)
     CHECK(JOB_SUB(&err, &b, "oarsub", "-S", path) == 0);
     CHECK_STR(str_at(b, "properties"), "gpu='yes'");
     json_decref(b);
+    CHECK(JOB_SUB(&err, &b, "job", "--host", "hostname") == 0);
+    CHECK(json_is_true(json_object_get(b, "host")));
+    json_decref(b);
+    CHECK(JOB_SUB(&err, &b, "job", "--host", "--image", "alpine", "true") < 0);
+    CHECK(strstr(err.msg, "exclude") != NULL);
+    CHECK(JOB_SUB(&err, &b, "job", "--host", "-I") < 0);
     f = fopen(path, "a");
     fputs("#OAR -O out.txt\n", f);
     fclose(f);

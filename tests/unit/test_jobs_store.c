@@ -126,3 +126,31 @@ TEST(jobs_plan_covers_the_head_of_a_long_queue_and_every_reservation)
     json_decref(plan);
     store_close(st);
 }
+
+/* --host: no image (none in the store is needed), "host": true kept;
+ * host with image, or host not a boolean, refused. */
+TEST(jobs_host_submission)
+{
+    struct store *st = store_with_node();
+    struct serr err = {0};
+    json_t *body = json_pack("{s:s, s:b}", "command", "hostname", "host", 1);
+    json_t *job = job_from_submission(st, body, &err);
+    CHECK(job != NULL);
+    CHECK(json_is_true(json_object_get(job, "host")));
+    CHECK(json_object_get(job, "image") == NULL && json_object_get(job, "image_id") == NULL);
+    json_decref(job);
+    json_decref(body);
+    body = json_pack("{s:s, s:b, s:s}", "command", "true", "host", 1, "image", "alpine");
+    CHECK(job_from_submission(st, body, &err) == NULL);
+    CHECK(strstr(err.msg, "exclude") != NULL);
+    json_decref(body);
+    body = json_pack("{s:s, s:s}", "command", "true", "host", "yes");
+    CHECK(job_from_submission(st, body, &err) == NULL);
+    CHECK_STR(err.msg, "job: host must be true or false");
+    json_decref(body);
+    body = json_pack("{s:s}", "command", "true"); /* a container job: no image anywhere */
+    CHECK(job_from_submission(st, body, &err) == NULL);
+    CHECK(strstr(err.msg, "no image") != NULL);
+    json_decref(body);
+    store_close(st);
+}

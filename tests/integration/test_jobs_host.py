@@ -1,0 +1,146 @@
+"""Host jobs (issue 14): `job sub --host` runs the job as a process of the
+node's host (admin credentials only), with the environment and node file of
+container jobs, confined to its cores, walltime and rm killing its process
+group; a node's daemon.json "host-jobs": false refuses them; "job-image"
+names container jobs' default image."""
+import http.client
+import json
+import os
+import tempfile
+import shutil
+
+import pytest
+
+from conftest import Daemon, free_port, wait_until
+from test_jobs import cleanup, job, sub, wait_state
+
+
+@pytest.fixture
+def jd(daemon):
+    yield daemon
+    cleanup(daemon)
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_host_job_runs_on_the_host(jd, tmp_path):
+    d = jd
+    node = d.api("GET", "/v1/nodes").json()[0]
+    mark = str(tmp_path / "mark")
+    jid = sub(d, "--host", "-l", "core=1,walltime=0:5:0",
+              'echo "$SHOAL_JOB_ID $OAR_JOB_ID" > %s; cat "$OAR_NODEFILE" >> %s; '
+              'grep Cpus_allowed_list /proc/self/status; echo out-line; echo err-line >&2; exit 5'
+              % (mark, mark))
+    j = wait_state(d, jid, "Terminated", "Error")
+    assert j["state"] == "Terminated" and j["exit_code"] == 5, j
+    assert j.get("host") is True and "image" not in j, j
+    with open(mark) as f:
+        assert f.read().split("\n") == ["%s %s" % (jid, jid), node["hostname"], ""]
+    logs = d.cli("job", "logs", jid).stdout
+    assert "out-line" in logs and "err-line" in logs, logs
+    cpus = [l.split(":", 1)[1].strip() for l in logs.splitlines() if "Cpus_allowed_list" in l]
+    assert cpus == [str(j["assigned"][0]["cpuset"][0])], (cpus, j)
+    assert "host" in d.cli("job", "inspect", jid).stdout
+    # the node file, written on the host, is removed once the job's task is cleaned up
+    wait_until(lambda: not os.path.exists("/tmp/shoal-nodefile-%s" % jid), timeout=20)
+
+
+def test_host_job_walltime_and_rm_kill_its_processes(jd, tmp_path):
+    d = jd
+    pids = str(tmp_path / "pids")
+    jid = sub(d, "--host", "-l", "walltime=0:0:2", "sleep 100 & echo $! > %s; sleep 100" % pids)
+    j = wait_state(d, jid, "Terminated", "Error", timeout=60)
+    assert j["state"] == "Error" and "walltime exceeded" in j["message"], j
+    with open(pids) as f:
+        background = int(f.read())
+    wait_until(lambda: not alive(background), timeout=20)
+    jid = sub(d, "--host", "sleep 1000 & echo $! > %s; wait" % pids)
+    wait_state(d, jid, "Running")
+    wait_until(lambda: os.path.getsize(pids) > 0 and open(pids).read() != str(background) + "\n",
+               timeout=20)
+    with open(pids) as f:
+        background = int(f.read())
+    assert alive(background)
+    nodefile = "/tmp/shoal-nodefile-%s" % jid
+    assert os.path.exists(nodefile)
+    d.cli("job", "rm", jid)
+    j = wait_state(d, jid, "Error", "Terminated")
+    assert "deleted by the user" in j["message"], j
+    wait_until(lambda: not alive(background), timeout=20)
+    wait_until(lambda: not os.path.exists(nodefile), timeout=20)
+
+
+def test_host_job_bad_input(jd):
+    d = jd
+    before = d.api("GET", "/v1/jobs").json()
+    r = d.cli("job", "sub", "--host", "--image", "busybox", "true", check=False)
+    assert r.returncode == 2 and "--host and --image exclude each other" in r.stderr, r
+    r = d.cli("job", "sub", "--host", "-I", check=False)
+    assert r.returncode == 2 and "not with --host" in r.stderr, r
+    r = d.api("POST", "/v1/jobs", {"command": "true", "host": "yes"})
+    assert r.status == 400 and "host must be true or false" in r.text, r.text
+    r = d.api("POST", "/v1/jobs", {"command": "true", "host": True, "image": "busybox"})
+    assert r.status == 400 and "exclude each other" in r.text, r.text
+    assert d.api("GET", "/v1/jobs").json() == before
+
+
+@pytest.fixture
+def configured(rootfs_tar):
+    """A daemon whose daemon.json refuses host jobs and names a default job
+    image, with the dashboard (its tokens are credentials)."""
+    tmp = tempfile.mkdtemp(prefix="shoal-it-")
+    d = Daemon(tmp)
+    with open(d.config_path) as f:
+        cfg = json.load(f)
+    cfg.update({"host-jobs": False, "job-image": "nosuch:7"})
+    with open(d.config_path, "w") as f:
+        json.dump(cfg, f)
+    d.dashboard_port = free_port()
+    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
+    d.start()
+    d.init_swarm()
+    d.import_image(rootfs_tar)
+    yield d
+    cleanup(d)
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
+def test_host_jobs_refused_by_config_and_non_admins(configured):
+    d = configured
+    # the node's "host-jobs": false: the job fails there, with why
+    jid = sub(d, "--host", "true")
+    j = wait_state(d, jid, "Terminated", "Error")
+    assert j["state"] == "Error" and "refuses host jobs" in j["message"], j
+    # "job-image": a container job without --image gets it; --image still wins
+    r = d.cli("job", "sub", "true", check=False)
+    assert r.returncode == 1 and "nosuch:7" in r.stderr, r
+    jid = sub(d, "--image", "busybox:latest", "true")
+    assert wait_state(d, jid, "Terminated", "Error")["state"] == "Terminated"
+    # the read-only dashboard token may not submit; the admin token may
+    ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
+    admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+
+    def post(token, body):
+        conn = http.client.HTTPConnection("127.0.0.1", d.dashboard_port, timeout=10)
+        try:
+            conn.request("POST", "/v1/jobs", body=json.dumps(body),
+                         headers={"Authorization": "Bearer " + token,
+                                  "Content-Type": "application/json"})
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    status, text = post(ro, {"command": "true", "host": True})
+    assert status == 403 and "permission denied" in text, (status, text)
+    status, text = post(admin, {"command": "true", "host": True})
+    assert status == 201, (status, text)

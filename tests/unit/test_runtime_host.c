@@ -1,0 +1,71 @@
+/* Host jobs' processes (agent/runtime_host.c), without cgroups (a v2 host:
+ * crun's business there), so not as root. */
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/runtime.h"
+#include "unit.h"
+
+static pid_t start(struct runtime *rt, const char *script, const char *cpuset, int out_fd,
+                   struct serr *err)
+{
+    json_t *spec = json_pack("{s:[s, s, s], s:[s], s:{s:s}}", "args", "/bin/sh", "-c", script,
+                             "env", "FOO=bar", "limits", "cpuset", cpuset);
+    pid_t pid = 0;
+    int rc = runtime_host_start(rt, "hostjob1", spec, out_fd, &pid, err);
+    json_decref(spec);
+    return rc < 0 ? -1 : pid;
+}
+
+TEST(runtime_host_env_cores_group_and_exit_code)
+{
+    struct runtime rt = {.cgroup_mode = CGROUP_V2};
+    struct serr err = {0};
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = start(&rt, "grep Cpus_allowed_list /proc/self/status; echo $FOO; "
+                           "ps -o pgid= -p $$ 2>/dev/null || echo nops; exit 3", "0", fds[1], &err);
+    CHECK(pid > 0);
+    CHECK(getpgid(pid) == pid || getpgid(pid) < 0); /* its own group (or already gone) */
+    close(fds[1]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    char out[512] = "";
+    ssize_t n, used = 0;
+    while ((n = read(fds[0], out + used, sizeof(out) - 1 - (size_t)used)) > 0)
+        used += n;
+    close(fds[0]);
+    CHECK(strstr(out, "Cpus_allowed_list:\t0\n") != NULL);
+    CHECK(strstr(out, "\nbar\n") != NULL);
+    CHECK(runtime_host_delete(&rt, "hostjob1", &err) == 0);
+}
+
+TEST(runtime_host_group_killed)
+{
+    struct runtime rt = {.cgroup_mode = CGROUP_V2};
+    struct serr err = {0};
+    pid_t pid = start(&rt, "sleep 100 & sleep 100", "0", -1, &err);
+    CHECK(pid > 0);
+    CHECK(getpgid(pid) == pid);
+    CHECK(kill(-pid, SIGTERM) == 0);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+}
+
+TEST(runtime_host_bad_spec)
+{
+    struct runtime rt = {.cgroup_mode = CGROUP_V2};
+    struct serr err = {0};
+    pid_t pid;
+    json_t *spec = json_pack("{s:[s], s:[]}", "args", "sh", "env");
+    CHECK(runtime_host_start(&rt, "hostjob2", spec, -1, &pid, &err) < 0);
+    CHECK(strstr(err.msg, "absolute") != NULL);
+    json_decref(spec);
+    CHECK(start(&rt, "true", "x", -1, &err) < 0);
+    CHECK(strstr(err.msg, "bad cpuset") != NULL);
+    CHECK(runtime_host_start(&rt, "../x", NULL, -1, &pid, &err) < 0);
+}
