@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/util.h"
 
@@ -51,6 +52,11 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
 static int64_t year_of(int64_t t)
 {
     int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
@@ -60,6 +66,33 @@ static int64_t year_of(int64_t t)
     while (days_from_civil(y, 1, 1) > days)
         y--;
     return y;
+}
+
+void tz_to_tm(int64_t t, struct tm *tm)
+{
+    int64_t days = floor_div(t, 86400), secs = t - days * 86400;
+    int64_t y = year_of(t);
+    int64_t yday = days - days_from_civil(y, 1, 1);
+    int m = 1;
+    while (m < 12 && days_from_civil(y, m + 1, 1) <= days)
+        m++;
+    *tm = (struct tm){.tm_sec = (int)(secs % 60), .tm_min = (int)(secs / 60 % 60),
+                      .tm_hour = (int)(secs / 3600), .tm_mday = (int)(days - days_from_civil(y, m, 1)) + 1,
+                      .tm_mon = m - 1, .tm_year = (int)(y - 1900), .tm_wday = (int)((days % 7 + 11) % 7),
+                      .tm_yday = (int)yday};
+}
+
+int64_t tz_from_tm(struct tm *tm)
+{
+    int64_t mon = tm->tm_mon;
+    int64_t y = 1900 + (int64_t)tm->tm_year + floor_div(mon, 12);
+    mon -= floor_div(mon, 12) * 12;
+    int64_t t = (days_from_civil(y, (int)mon + 1, 1) + tm->tm_mday - 1) * 86400 +
+                (int64_t)tm->tm_hour * 3600 + (int64_t)tm->tm_min * 60 + tm->tm_sec;
+    int isdst = tm->tm_isdst;
+    tz_to_tm(t, tm);
+    tm->tm_isdst = isdst;
+    return t;
 }
 
 static int days_in_month(int64_t y, int m)

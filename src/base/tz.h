@@ -41,4 +41,11 @@ int32_t tz_offset(const struct tz *z, int64_t utc);
  * before the change (02:30 in a gap of 02:00-03:00 is 03:30 after it). */
 int64_t tz_to_utc(const struct tz *z, int64_t local);
 
+/* gmtime_r and timegm on 64-bit seconds, whatever the width of time_t (32
+ * bits on armhf: 2038). tz_from_tm normalizes *tm as timegm does (fields
+ * out of range roll over; tm_wday and tm_yday are set). */
+struct tm;
+void tz_to_tm(int64_t t, struct tm *tm);
+int64_t tz_from_tm(struct tm *tm);
+
 #endif

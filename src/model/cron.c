@@ -194,13 +194,11 @@ int cron_tz_parse(const char *name, struct cron_tz *out, struct serr *err)
 
 static void to_tm(const struct cron_tz *tz, int64_t t, struct tm *tm)
 {
-    time_t tt = (time_t)t;
-    if (tz->kind == CRON_TZ_LOCAL)
+    if (tz->kind == CRON_TZ_LOCAL) {
+        time_t tt = (time_t)t;
         localtime_r(&tt, tm);
-    else {
-        if (tz->kind == CRON_TZ_NAMED)
-            tt += tz_offset(tz->zone, t);
-        gmtime_r(&tt, tm);
+    } else {
+        tz_to_tm(tz->kind == CRON_TZ_NAMED ? t + tz_offset(tz->zone, t) : t, tm);
     }
 }
 
@@ -209,7 +207,7 @@ static int64_t from_tm(const struct cron_tz *tz, struct tm *tm)
     tm->tm_isdst = -1;
     if (tz->kind == CRON_TZ_LOCAL)
         return (int64_t)mktime(tm);
-    int64_t wall = (int64_t)timegm(tm);
+    int64_t wall = tz_from_tm(tm); /* 64 bits: time_t is 32 on armhf */
     return tz->kind == CRON_TZ_NAMED ? tz_to_utc(tz->zone, wall) : wall;
 }
 

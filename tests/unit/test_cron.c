@@ -16,7 +16,7 @@ static int64_t utc(const char *text)
                  &tm.tm_min) == 5);
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm);
+    return tz_from_tm(&tm); /* timegm stops at 2038 where time_t is 32 bits */
 }
 
 static const struct cron_tz UTC_ZONE = {CRON_TZ_UTC, NULL};
@@ -207,4 +207,33 @@ TEST(tz_rules_and_files)
     static const unsigned char junk[] = "TZif2 this is not a zone";
     CHECK(tz_parse_tzif(junk, sizeof(junk), &z, &err) < 0);
     CHECK(strstr(err.msg, "not a valid TZif file") != NULL);
+}
+
+/* tz_to_tm / tz_from_tm agree with gmtime_r / timegm where time_t reaches
+ * (64 bits here), and go past 2038 where it is 32 bits (armhf). */
+TEST(tz_tm_conversions_are_gmtime_and_timegm_on_64_bits)
+{
+    static const int64_t samples[] = {0, -1, 86399, 951782400 /* 2000-02-29 */, 2147483647,
+                                      2147483648LL, 2224800000LL /* 2040-07-01 */,
+                                      4107542400LL /* 2100-03-01 */, -2208988800LL /* 1900 */};
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        struct tm ours, theirs;
+        tz_to_tm(samples[i], &ours);
+        CHECK(ours.tm_year + 1900 >= 1900);
+        if (sizeof(time_t) == 8) {
+            time_t tt = (time_t)samples[i];
+            gmtime_r(&tt, &theirs);
+            CHECK(ours.tm_year == theirs.tm_year && ours.tm_mon == theirs.tm_mon &&
+                  ours.tm_mday == theirs.tm_mday && ours.tm_hour == theirs.tm_hour &&
+                  ours.tm_min == theirs.tm_min && ours.tm_sec == theirs.tm_sec &&
+                  ours.tm_wday == theirs.tm_wday && ours.tm_yday == theirs.tm_yday);
+        }
+        CHECK(tz_from_tm(&ours) == samples[i]);
+    }
+    /* out-of-range fields roll over as timegm's: 2040-02-30 25:00 is 2040-03-02 01:00 */
+    struct tm tm = {.tm_year = 140, .tm_mon = 1, .tm_mday = 30, .tm_hour = 25};
+    CHECK(tz_from_tm(&tm) == utc("2040-03-02 01:00"));
+    CHECK(tm.tm_mon == 2 && tm.tm_mday == 2 && tm.tm_hour == 1 && tm.tm_wday == 5);
+    tm = (struct tm){.tm_year = 126, .tm_mon = -1, .tm_mday = 1}; /* month -1: December before */
+    CHECK(tz_from_tm(&tm) == utc("2025-12-01 00:00"));
 }
