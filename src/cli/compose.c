@@ -857,8 +857,17 @@ static int svc_init(struct conv *c, const struct at *a, json_t *val, json_t *spe
 
 static int dep_mode(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
-    static const char *const modes[] = {"replicated", "global", NULL};
-    return set_one_of(c, a, val, spec, "mode", modes);
+    static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
+                                        NULL};
+    const char *s = want_string(c, a, val);
+    if (s == NULL)
+        return -1;
+    for (int i = 0; modes[i]; i++)
+        if (strcmp(modes[i], s) == 0) {
+            json_object_set_new(spec, "mode", json_string(s));
+            return 0;
+        }
+    return fail(c, a, "\"%s\" is not one of replicated, global, replicated-job, global-job", s);
 }
 
 static int dep_replicas(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -1113,6 +1122,9 @@ static int dep_rollback_config(struct conv *c, const struct at *a, json_t *val, 
     return walk_child(c, a, val, rollback_rules, member(spec, "rollback_config"));
 }
 
+/* deploy.labels shoal.schedule: CRON -> the replicated job's schedule */
+#define SCHEDULE_LABEL "shoal.schedule"
+
 static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
     json_t *labels = member(spec, "labels");
@@ -1141,6 +1153,8 @@ static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *s
             break;
         }
         json_object_set_new(labels, k, json_string(json_is_null(v) ? "" : json_string_value(v)));
+        if (strcmp(k, SCHEDULE_LABEL) == 0) /* the daemon checks the expression */
+            json_object_set(spec, "schedule", json_object_get(labels, k));
     }
     if (!json_is_object(map))
         rc = fail(c, a, "must be a mapping or a list of KEY=VALUE");
@@ -1291,9 +1305,11 @@ static int convert_service(struct conv *c, json_t *services, const char *key, js
         rc = fail(c, &a, "the service's name %s_%s is longer than 63 characters", c->stack, key);
     /* the stack's own label, whatever deploy.labels say */
     json_object_set_new(member(spec, "labels"), COMPOSE_NAMESPACE_LABEL, json_string(c->stack));
-    const char *mode = jstr(spec, "mode");
-    if (rc == 0 && mode && strcmp(mode, "global") == 0 && json_object_get(spec, "replicas"))
+    const char *mode = jstr_or(spec, "mode", "replicated");
+    if (rc == 0 && strncmp(mode, "global", 6) == 0 && json_object_get(spec, "replicas"))
         rc = fail(c, &a, "deploy.replicas can only be used with replicated mode");
+    if (rc == 0 && json_object_get(spec, "schedule") && strcmp(mode, "replicated-job") != 0)
+        rc = fail(c, &a, "deploy.labels." SCHEDULE_LABEL " needs deploy.mode: replicated-job");
     if (rc == 0 && json_object_get(spec, "network") &&
         json_object_get(member(spec, SCRATCH), "network"))
         rc = fail(c, &a, "network_mode: host and networks exclude each other");

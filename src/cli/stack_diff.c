@@ -42,8 +42,15 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     for (size_t i = 0; i < 2; i++)
         json_object_del(s, not_compared[i]);
     set_default(s, "mode", json_string("replicated"));
-    if (strcmp(jstr(s, "mode"), "replicated") == 0)
+    bool job = strstr(jstr(s, "mode"), "-job") != NULL;
+    if (strncmp(jstr(s, "mode"), "replicated", 10) == 0)
         set_default(s, "replicas", json_integer(1));
+    if (job) /* a job runs once per run */
+        set_default(s, "restart_condition", json_string("none"));
+    if (json_object_get(s, "schedule")) {
+        set_default(s, "schedule_tz", json_string("UTC"));
+        set_default(s, "schedule_overlap", json_string("skip"));
+    }
     static const char *const lists[] = {"env",  "mounts",  "constraints", "ports",
                                         "args", "secrets", "configs"};
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
@@ -123,6 +130,9 @@ static const char *unpatchable(json_t *old, json_t *new)
                                        "init",
                                        "network",
                                        "labels",
+                                       "schedule",
+                                       "schedule_tz",
+                                       "schedule_overlap",
                                        NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]))

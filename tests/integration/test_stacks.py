@@ -192,3 +192,43 @@ def test_usage_errors(daemon, tmp_path):
     assert r.returncode == 1 and "missing.yml" in r.stderr
     r = d.cli("stack", "deploy", "-c", tmp_path / "x.yml", "bad name", check=False)
     assert r.returncode == 2 and "invalid stack name" in r.stderr
+
+
+JOBS = """\
+services:
+  once:
+    image: busybox
+    command: ["sh", "-c", "exit 0"]
+    deploy:
+      mode: replicated-job
+      replicas: 2
+  nightly:
+    image: busybox
+    command: ["true"]
+    deploy:
+      mode: replicated-job
+      labels:
+        shoal.schedule: "0 3 * * *"
+"""
+
+
+def test_stack_replicated_job_completes(daemon, tmp_path):
+    d = daemon
+    (tmp_path / "jobs.yml").write_text(JOBS)
+    d.cli("stack", "deploy", "-c", tmp_path / "jobs.yml", "jb")
+    spec = d.service("jb_once")["spec"]
+    assert (spec["mode"], spec["replicas"], spec["restart_condition"]) == \
+        ("replicated-job", 2, "none"), spec
+    ts = wait_until(lambda: len(d.tasks("jb_once")) == 2 and
+                    all(t["state"] == "complete" for t in d.tasks("jb_once")) and
+                    d.tasks("jb_once"), timeout=30, msg=lambda: d.tasks("jb_once"))
+    assert all(t.get("exit_code", 0) == 0 for t in ts), ts
+    svc = d.service("jb_once")
+    assert (svc["replicas_completed"], svc["replicas_failed"]) == (2, 0), svc
+    nightly = d.service("jb_nightly")["spec"]
+    assert (nightly["schedule"], nightly["schedule_tz"]) == ("0 3 * * *", "UTC"), nightly
+    # deploying the same file again changes nothing (the job is not run again)
+    out = d.cli("stack", "deploy", "-c", tmp_path / "jobs.yml", "jb").stdout
+    assert "Updating" not in out and "Creating service" not in out, out
+    d.cli("stack", "rm", "jb")
+    wait_until(lambda: stack_objects(d, "jb")["services"] == [], timeout=20)

@@ -464,6 +464,39 @@ TEST(compose_global_mode_host_network_healthcheck_forms)
     CHECK(strstr(msg, "replicated mode") != NULL);
 }
 
+/* deploy.mode replicated-job (with replicas and a shoal.schedule label) and global-job. */
+TEST(compose_job_modes_and_schedule)
+{
+    json_t *plan = must_plan("services:\n"
+                             "  backup:\n"
+                             "    image: busybox\n"
+                             "    deploy:\n"
+                             "      mode: replicated-job\n"
+                             "      replicas: 3\n"
+                             "      labels: {shoal.schedule: \"0 3 * * *\"}\n"
+                             "  prune:\n"
+                             "    image: busybox\n"
+                             "    deploy: {mode: global-job}\n");
+    json_t *backup = service(plan, "st_backup");
+    CHECK_STR(str_at(backup, "mode"), "replicated-job");
+    CHECK(json_integer_value(json_object_get(backup, "replicas")) == 3);
+    CHECK_STR(str_at(backup, "schedule"), "0 3 * * *");
+    CHECK_STR(str_at(json_object_get(backup, "labels"), "shoal.schedule"), "0 3 * * *");
+    CHECK_STR(str_at(service(plan, "st_prune"), "mode"), "global-job");
+    CHECK(json_object_get(service(plan, "st_prune"), "schedule") == NULL);
+    json_decref(plan);
+    const char *msg = must_fail("services:\n  a:\n    image: busybox\n"
+                                "    deploy: {mode: global-job, replicas: 2}\n");
+    CHECK(strstr(msg, "replicated mode") != NULL);
+    msg = must_fail("services:\n  a:\n    image: busybox\n"
+                    "    deploy: {labels: [shoal.schedule=@daily]}\n");
+    CHECK_STR(msg, "c.yml:2: services.a: deploy.labels.shoal.schedule needs deploy.mode: "
+                   "replicated-job");
+    msg = must_fail("services:\n  a:\n    image: busybox\n    deploy: {mode: job}\n");
+    CHECK_STR(msg, "c.yml:4: services.a.deploy.mode: \"job\" is not one of replicated, global, "
+                   "replicated-job, global-job");
+}
+
 /* deploy: sections as public examples write them (docker docs, awesome-compose). */
 TEST(compose_real_world_deploy_sections)
 {
@@ -706,5 +739,32 @@ TEST(stack_patch_rollback_config)
                           "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"parallelism\":0}}",
                           &why);
     check_json(patch, "{\"rollback_config\":{\"parallelism\":0,\"delay_ms\":0}}");
+    json_decref(patch);
+}
+
+TEST(stack_patch_job_modes)
+{
+    const char *why;
+    /* a scheduled job stored with the manager's defaults is no change */
+    json_t *patch = patch_between(
+        "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\",\"replicas\":1,"
+        "\"restart_condition\":\"none\",\"schedule\":\"0 3 * * *\",\"schedule_tz\":\"UTC\","
+        "\"schedule_overlap\":\"skip\"}",
+        "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\",\"schedule\":\"0 3 * * *\"}",
+        &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"mode\":\"global-job\","
+                          "\"restart_condition\":\"none\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"global-job\"}", &why);
+    CHECK(why == NULL);
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"0 3 * * *\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"0 4 * * *\"}",
+                          &why);
+    CHECK_STR(why, "schedule");
     json_decref(patch);
 }
