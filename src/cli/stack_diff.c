@@ -133,6 +133,22 @@ static const char *unpatchable(json_t *old, json_t *new)
                                        "schedule",
                                        "schedule_tz",
                                        "schedule_overlap",
+                                       "hostname",
+                                       "user",
+                                       "workdir",
+                                       "entrypoint",
+                                       "container_labels",
+                                       "read_only",
+                                       "stop_signal",
+                                       "cap_add",
+                                       "cap_drop",
+                                       "dns",
+                                       "sysctls",
+                                       "ulimits",
+                                       "placement_preferences",
+                                       "max_replicas_per_node",
+                                       "restart_max_attempts",
+                                       "restart_window_ms",
                                        NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]))
@@ -236,9 +252,8 @@ static void diff_lists(json_t *old, json_t *new, json_t *patch)
 
 static void diff_values(json_t *old, json_t *new, json_t *patch)
 {
-    static const char *const keys[] = {"image",           "args",   "replicas",
-                                       "update_config",   "limits", "reservations",
-                                       "rollback_config", NULL};
+    static const char *const keys[] = {"image",  "args",         "replicas",        "update_config",
+                                       "limits", "reservations", "rollback_config", NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]) && json_object_get(new, keys[i]))
             json_object_set(patch, keys[i], json_object_get(new, keys[i]));

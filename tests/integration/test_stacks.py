@@ -198,10 +198,20 @@ JOBS = """\
 services:
   once:
     image: busybox
-    command: ["sh", "-c", "exit 0"]
+    command: ["sh", "-c", "test $(hostname) = jobhost && test $(pwd) = /tmp"]
+    hostname: jobhost
+    working_dir: /tmp
+    stop_signal: SIGINT
+    ulimits:
+      nofile: {soft: 1024, hard: 2048}
+    labels: {tier: batch}
     deploy:
       mode: replicated-job
       replicas: 2
+      restart_policy: {max_attempts: 2}
+      placement:
+        preferences: [{spread: node.labels.rack}]
+        max_replicas_per_node: 2
   nightly:
     image: busybox
     command: ["true"]
@@ -219,6 +229,8 @@ def test_stack_replicated_job_completes(daemon, tmp_path):
     spec = d.service("jb_once")["spec"]
     assert (spec["mode"], spec["replicas"], spec["restart_condition"]) == \
         ("replicated-job", 2, "none"), spec
+    assert (spec["hostname"], spec["workdir"], spec["container_labels"]) == \
+        ("jobhost", "/tmp", {"tier": "batch"}), spec
     ts = wait_until(lambda: len(d.tasks("jb_once")) == 2 and
                     all(t["state"] == "complete" for t in d.tasks("jb_once")) and
                     d.tasks("jb_once"), timeout=30, msg=lambda: d.tasks("jb_once"))
