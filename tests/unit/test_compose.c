@@ -853,6 +853,14 @@ TEST(stack_patch_job_modes)
                           &why);
     CHECK_STR(why, "schedule");
     json_decref(patch);
+    /* a CRON_TZ= prefix is stored split */
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"0 3 * * *\",\"schedule_tz\":\"Europe/Paris\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"CRON_TZ=Europe/Paris 0 3 * * *\"}",
+                          &why);
+    CHECK(why == NULL);
+    json_decref(patch);
 }
 
 TEST(stack_patch_container_settings_replace)
