@@ -566,6 +566,28 @@ static int volume_short(struct conv *c, const struct at *a, const char *text, js
 }
 
 /* Long syntax: {type: volume|bind, source, target, read_only}. */
+/* {type: tmpfs, target, tmpfs: {size}} (--mount type=tmpfs,dst=,tmpfs-size=) */
+static int tmpfs_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
+{
+    const char *dst = jstr(v, "target");
+    json_t *opts = json_object_get(v, "tmpfs");
+    const char *size = jstr(opts, "size");
+    size_t known = (json_object_get(opts, COMPOSE_POS) != NULL) + (size != NULL);
+    if (dst == NULL || json_object_get(v, "source"))
+        return fail(c, a, "a tmpfs takes a target and no source");
+    if (opts && (!json_is_object(opts) || json_object_size(opts) != known))
+        return fail(c, a, "tmpfs options: size only");
+    char *text =
+        xasprintf("type=tmpfs,dst=%s%s%s", dst, size ? ",tmpfs-size=" : "", size ? size : "");
+    json_t *m;
+    int rc = cli_parse_mount(text, &m, c->err);
+    free(text);
+    if (rc < 0)
+        return fail_wrap(c, a);
+    json_array_append_new(array_member(spec, "mounts"), m);
+    return 0;
+}
+
 static int volume_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
 {
     const char *k;
@@ -573,17 +595,21 @@ static int volume_long(struct conv *c, const struct at *a, json_t *v, json_t *sp
     json_object_foreach(v, k, x)
     {
         if (!is_extension(k) && strcmp(k, "type") && strcmp(k, "source") && strcmp(k, "target") &&
-            strcmp(k, "read_only"))
+            strcmp(k, "read_only") && strcmp(k, "tmpfs"))
             return fail(c, a,
                         "volume key \"%s\" is not supported (type, source, target, "
-                        "read_only)",
+                        "read_only, tmpfs)",
                         k);
     }
     const char *type = jstr(v, "type");
     const char *src = jstr(v, "source");
     const char *dst = jstr(v, "target");
+    if (type && strcmp(type, "tmpfs") == 0)
+        return tmpfs_long(c, a, v, spec);
+    if (json_object_get(v, "tmpfs"))
+        return fail(c, a, "tmpfs options need type: tmpfs");
     if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0))
-        return fail(c, a, "type must be volume or bind");
+        return fail(c, a, "type must be volume, bind or tmpfs");
     if (src == NULL || dst == NULL)
         return fail(c, a, "source and target are required");
     bool ro = false;

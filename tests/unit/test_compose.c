@@ -511,11 +511,19 @@ TEST(compose_container_settings)
     CHECK_STR(str_at(json_array_get(mounts, 0), "type"), "tmpfs");
     CHECK_STR(str_at(json_array_get(mounts, 1), "target"), "/tmp");
     check_json(json_object_get(web, "container_labels"), "{\"tier\":\"front\"}");
+
     CHECK_STR(str_at(json_object_get(web, "labels"), "svc"), "web");
     check_json(json_object_get(web, "placement_preferences"),
                "[{\"spread\":\"node.labels.rack\"}]");
     CHECK(json_integer_value(json_object_get(web, "max_replicas_per_node")) == 2);
     CHECK(json_integer_value(json_object_get(json_object_get(web, "limits"), "pids")) == 100);
+    json_decref(plan);
+    plan = must_plan("services:\n  web:\n    image: busybox\n    volumes:\n"
+                     "      - {type: tmpfs, target: /cache, tmpfs: {size: 64m}}\n");
+    json_t *cache = json_array_get(json_object_get(service(plan, "st_web"), "mounts"), 0);
+    CHECK_STR(str_at(cache, "type"), "tmpfs");
+    CHECK_STR(str_at(cache, "target"), "/cache");
+    CHECK(json_integer_value(json_object_get(cache, "tmpfs_size")) == 64 << 20);
     json_decref(plan);
 }
 
