@@ -481,8 +481,6 @@ static int port_long(struct conv *c, const struct at *a, json_t *p, json_t *spec
         size_t n = strlen(text);
         snprintf(text + n, sizeof(text) - n, "%s%s=%s", n ? "," : "", k, s);
     }
-    if (json_object_get(p, "published") == NULL)
-        return fail(c, a, "a port needs \"published\" in shoal");
     return add_port(c, a, spec, text);
 }
 
@@ -499,8 +497,6 @@ static int svc_ports(struct conv *c, const struct at *a, json_t *val, json_t *sp
             rc = port_long(c, a, p, spec);
         else if (!json_is_string(p))
             rc = fail(c, a, "must be a list of ports");
-        else if (strchr(json_string_value(p), ':') == NULL)
-            rc = fail(c, a, "\"%s\": shoal needs PUBLISHED:TARGET", json_string_value(p));
         else
             rc = add_port(c, a, spec, json_string_value(p));
         if (rc < 0)

@@ -277,12 +277,50 @@ static void diff_values(json_t *old, json_t *new, json_t *patch)
     }
 }
 
+static json_t *port_published(json_t *ports, json_int_t published, const char *protocol)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(ports, i, p)
+    {
+        if (jint(p, "published", 0) == published && strcmp(jstr(p, "protocol"), protocol) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* A port given with its target only keeps the published port the manager
+ * chose for it (the same target and protocol), else each deploy would
+ * publish it again on another. */
+static void keep_chosen_ports(json_t *old, json_t *new)
+{
+    json_t *new_ports = json_object_get(new, "ports");
+    size_t i, j;
+    json_t *p, *q;
+    json_array_foreach(new_ports, i, p)
+    {
+        if (json_object_get(p, "published"))
+            continue;
+        json_array_foreach(json_object_get(old, "ports"), j, q)
+        {
+            json_int_t published = jint(q, "published", 0);
+            if (jint(q, "target", 0) == jint(p, "target", 0) &&
+                strcmp(jstr(q, "protocol"), jstr(p, "protocol")) == 0 &&
+                port_published(new_ports, published, jstr(q, "protocol")) == NULL) {
+                json_object_set_new(p, "published", json_integer(published));
+                break;
+            }
+        }
+    }
+}
+
 int stack_service_patch(json_t *old_spec, json_t *new_spec, json_t **patch,
                         const char **replace_why)
 {
     const char *image = jstr(new_spec, "image");
     bool drop_digest = image && strchr(image, '@') == NULL;
     json_t *old = with_defaults(old_spec, drop_digest), *new = with_defaults(new_spec, drop_digest);
+    keep_chosen_ports(old, new);
     *replace_why = unpatchable(old, new);
     *patch = json_object();
     if (*replace_why == NULL) {

@@ -212,6 +212,11 @@ services:
       placement:
         preferences: [{spread: node.labels.rack}]
         max_replicas_per_node: 2
+  web:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+    ports: ["8080"]
   nightly:
     image: busybox
     command: ["true"]
@@ -239,8 +244,12 @@ def test_stack_replicated_job_completes(daemon, tmp_path):
     assert (svc["replicas_completed"], svc["replicas_failed"]) == (2, 0), svc
     nightly = d.service("jb_nightly")["spec"]
     assert (nightly["schedule"], nightly["schedule_tz"]) == ("0 3 * * *", "UTC"), nightly
-    # deploying the same file again changes nothing (the job is not run again)
+    [port] = d.service("jb_web")["spec"]["ports"]
+    assert port["target"] == 8080 and 30000 <= port["published"] <= 32767, port
+    # deploying the same file again changes nothing (the job is not run again, the port
+    # chosen stays)
     out = d.cli("stack", "deploy", "-c", tmp_path / "jobs.yml", "jb").stdout
     assert "Updating" not in out and "Creating service" not in out, out
+    assert d.service("jb_web")["spec"]["ports"] == [port]
     d.cli("stack", "rm", "jb")
     wait_until(lambda: stack_objects(d, "jb")["services"] == [], timeout=20)

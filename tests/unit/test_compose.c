@@ -289,7 +289,7 @@ TEST(compose_bad_values_name_their_key)
     const char *msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n"
                                 "      replicas: many\n");
     CHECK(strstr(msg, "c.yml:5: services.web.deploy.replicas:") == msg);
-    msg = must_fail("services:\n  web:\n    image: busybox\n    ports: ['80']\n");
+    msg = must_fail("services:\n  web:\n    image: busybox\n    ports: ['80/sctp']\n");
     CHECK(strstr(msg, "c.yml:4: services.web.ports:") == msg);
     msg = must_fail("services:\n  web:\n    image: busybox\n    volumes: [data:/d]\n");
     CHECK(strstr(msg, "not declared") != NULL);
@@ -554,6 +554,16 @@ TEST(compose_container_settings_errors)
     CHECK_STR(must_fail(SVC "    deploy: {resources: {limits: {pids: 0}}}\n"),
               "c.yml:4: services.web.deploy.resources.limits.pids: at least 1");
 #undef SVC
+}
+
+/* A port given by its target only: the manager chooses the published one. */
+TEST(compose_port_target_only)
+{
+    json_t *plan = must_plan("services:\n  web:\n    image: busybox\n"
+                             "    ports: [\"3000\", {target: 53, protocol: udp}]\n");
+    check_json(json_object_get(service(plan, "st_web"), "ports"),
+               "[{\"target\":3000},{\"target\":53,\"protocol\":\"udp\"}]");
+    json_decref(plan);
 }
 
 /* deploy.mode replicated-job (with replicas and a shoal.schedule label) and global-job. */
@@ -891,5 +901,21 @@ TEST(stack_patch_container_settings_replace)
                           "[{\"spread\":\"node.labels.rack\"}]}",
                           &why);
     CHECK_STR(why, "placement_preferences");
+    json_decref(patch);
+}
+
+TEST(stack_patch_port_target_only_keeps_the_chosen_port)
+{
+    const char *why;
+    const char *stored = "{\"name\":\"a\",\"image\":\"b\",\"ports\":[{\"published\":30000,"
+                         "\"target\":3000,\"protocol\":\"tcp\",\"mode\":\"ingress\"}]}";
+    json_t *patch = patch_between(
+        stored, "{\"name\":\"a\",\"image\":\"b\",\"ports\":[{\"target\":3000}]}", &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between(stored, "{\"name\":\"a\",\"image\":\"b\",\"ports\":[{\"target\":3001}]}",
+                          &why);
+    CHECK(json_array_size(json_object_get(patch, "publish_add")) == 1);
     json_decref(patch);
 }
