@@ -1235,8 +1235,10 @@ static int key_values(struct conv *c, const struct at *a, json_t *val, json_t *d
     return rc;
 }
 
-/* deploy.labels shoal.schedule: CRON -> the replicated job's schedule */
+/* deploy.labels shoal.schedule: CRON -> the replicated job's schedule;
+ * shoal.max-concurrent: N -> a job's max_concurrent (Compose has no key) */
 #define SCHEDULE_LABEL "shoal.schedule"
+#define MAX_CONCURRENT_LABEL "shoal.max-concurrent"
 
 static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
@@ -1246,6 +1248,14 @@ static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *s
     json_t *schedule = json_object_get(labels, SCHEDULE_LABEL);
     if (schedule) /* the daemon checks the expression */
         json_object_set(spec, "schedule", schedule);
+    json_t *max = json_object_get(labels, MAX_CONCURRENT_LABEL);
+    int64_t n;
+    if (max && parse_uint(c, a, max, MAX_REPLICAS, &n) < 0)
+        return -1;
+    if (max && n < 1)
+        return fail(c, a, MAX_CONCURRENT_LABEL ": at least 1");
+    if (max)
+        json_object_set_new(spec, "max_concurrent", json_integer(n));
     return 0;
 }
 
@@ -1575,6 +1585,10 @@ static int convert_service(struct conv *c, json_t *services, const char *key, js
         rc = fail(c, &a, "deploy.replicas can only be used with replicated mode");
     if (rc == 0 && json_object_get(spec, "schedule") && strcmp(mode, "replicated-job") != 0)
         rc = fail(c, &a, "deploy.labels." SCHEDULE_LABEL " needs deploy.mode: replicated-job");
+    if (rc == 0 && json_object_get(spec, "max_concurrent") && strstr(mode, "-job") == NULL)
+        rc = fail(c, &a,
+                  "deploy.labels." MAX_CONCURRENT_LABEL " needs deploy.mode: replicated-job or "
+                  "global-job");
     if (rc == 0 && json_object_get(spec, "network") &&
         json_object_get(member(spec, SCRATCH), "network"))
         rc = fail(c, &a, "network_mode: host and networks exclude each other");

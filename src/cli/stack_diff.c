@@ -147,6 +147,7 @@ static const char *unpatchable(json_t *old, json_t *new)
                                        "schedule",
                                        "schedule_tz",
                                        "schedule_overlap",
+                                       "max_concurrent",
                                        "hostname",
                                        "user",
                                        "workdir",

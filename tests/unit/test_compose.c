@@ -575,7 +575,8 @@ TEST(compose_job_modes_and_schedule)
                              "    deploy:\n"
                              "      mode: replicated-job\n"
                              "      replicas: 3\n"
-                             "      labels: {shoal.schedule: \"0 3 * * *\"}\n"
+                             "      labels: {shoal.schedule: \"0 3 * * *\", shoal.max-concurrent: "
+                             "\"2\"}\n"
                              "  prune:\n"
                              "    image: busybox\n"
                              "    deploy: {mode: global-job}\n");
@@ -583,6 +584,7 @@ TEST(compose_job_modes_and_schedule)
     CHECK_STR(str_at(backup, "mode"), "replicated-job");
     CHECK(json_integer_value(json_object_get(backup, "replicas")) == 3);
     CHECK_STR(str_at(backup, "schedule"), "0 3 * * *");
+    CHECK(json_integer_value(json_object_get(backup, "max_concurrent")) == 2);
     CHECK_STR(str_at(json_object_get(backup, "labels"), "shoal.schedule"), "0 3 * * *");
     CHECK_STR(str_at(service(plan, "st_prune"), "mode"), "global-job");
     CHECK(json_object_get(service(plan, "st_prune"), "schedule") == NULL);
@@ -594,6 +596,13 @@ TEST(compose_job_modes_and_schedule)
                     "    deploy: {labels: [shoal.schedule=@daily]}\n");
     CHECK_STR(msg, "c.yml:2: services.a: deploy.labels.shoal.schedule needs deploy.mode: "
                    "replicated-job");
+    msg = must_fail("services:\n  a:\n    image: busybox\n"
+                    "    deploy: {labels: {shoal.max-concurrent: \"2\"}}\n");
+    CHECK_STR(msg, "c.yml:2: services.a: deploy.labels.shoal.max-concurrent needs deploy.mode: "
+                   "replicated-job or global-job");
+    msg = must_fail("services:\n  a:\n    image: busybox\n"
+                    "    deploy: {mode: global-job, labels: {shoal.max-concurrent: \"0\"}}\n");
+    CHECK_STR(msg, "c.yml:4: services.a.deploy.labels: shoal.max-concurrent: at least 1");
     msg = must_fail("services:\n  a:\n    image: busybox\n    deploy: {mode: job}\n");
     CHECK_STR(msg, "c.yml:4: services.a.deploy.mode: \"job\" is not one of replicated, global, "
                    "replicated-job, global-job");
