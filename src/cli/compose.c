@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "cli/cli.h"
 #include "cli/compose.h"
+#include "model/container_opts.h"
 
 #define MAX_REPLICAS 100000
 
@@ -480,8 +481,6 @@ static int port_long(struct conv *c, const struct at *a, json_t *p, json_t *spec
         size_t n = strlen(text);
         snprintf(text + n, sizeof(text) - n, "%s%s=%s", n ? "," : "", k, s);
     }
-    if (json_object_get(p, "published") == NULL)
-        return fail(c, a, "a port needs \"published\" in shoal");
     return add_port(c, a, spec, text);
 }
 
@@ -498,8 +497,6 @@ static int svc_ports(struct conv *c, const struct at *a, json_t *val, json_t *sp
             rc = port_long(c, a, p, spec);
         else if (!json_is_string(p))
             rc = fail(c, a, "must be a list of ports");
-        else if (strchr(json_string_value(p), ':') == NULL)
-            rc = fail(c, a, "\"%s\": shoal needs PUBLISHED:TARGET", json_string_value(p));
         else
             rc = add_port(c, a, spec, json_string_value(p));
         if (rc < 0)
@@ -565,6 +562,28 @@ static int volume_short(struct conv *c, const struct at *a, const char *text, js
 }
 
 /* Long syntax: {type: volume|bind, source, target, read_only}. */
+/* {type: tmpfs, target, tmpfs: {size}} (--mount type=tmpfs,dst=,tmpfs-size=) */
+static int tmpfs_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
+{
+    const char *dst = jstr(v, "target");
+    json_t *opts = json_object_get(v, "tmpfs");
+    const char *size = jstr(opts, "size");
+    size_t known = (json_object_get(opts, COMPOSE_POS) != NULL) + (size != NULL);
+    if (dst == NULL || json_object_get(v, "source"))
+        return fail(c, a, "a tmpfs takes a target and no source");
+    if (opts && (!json_is_object(opts) || json_object_size(opts) != known))
+        return fail(c, a, "tmpfs options: size only");
+    char *text =
+        xasprintf("type=tmpfs,dst=%s%s%s", dst, size ? ",tmpfs-size=" : "", size ? size : "");
+    json_t *m;
+    int rc = cli_parse_mount(text, &m, c->err);
+    free(text);
+    if (rc < 0)
+        return fail_wrap(c, a);
+    json_array_append_new(array_member(spec, "mounts"), m);
+    return 0;
+}
+
 static int volume_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
 {
     const char *k;
@@ -572,17 +591,21 @@ static int volume_long(struct conv *c, const struct at *a, json_t *v, json_t *sp
     json_object_foreach(v, k, x)
     {
         if (!is_extension(k) && strcmp(k, "type") && strcmp(k, "source") && strcmp(k, "target") &&
-            strcmp(k, "read_only"))
+            strcmp(k, "read_only") && strcmp(k, "tmpfs"))
             return fail(c, a,
                         "volume key \"%s\" is not supported (type, source, target, "
-                        "read_only)",
+                        "read_only, tmpfs)",
                         k);
     }
     const char *type = jstr(v, "type");
     const char *src = jstr(v, "source");
     const char *dst = jstr(v, "target");
+    if (type && strcmp(type, "tmpfs") == 0)
+        return tmpfs_long(c, a, v, spec);
+    if (json_object_get(v, "tmpfs"))
+        return fail(c, a, "tmpfs options need type: tmpfs");
     if (type == NULL || (strcmp(type, "bind") != 0 && strcmp(type, "volume") != 0))
-        return fail(c, a, "type must be volume or bind");
+        return fail(c, a, "type must be volume, bind or tmpfs");
     if (src == NULL || dst == NULL)
         return fail(c, a, "source and target are required");
     bool ro = false;
@@ -857,8 +880,17 @@ static int svc_init(struct conv *c, const struct at *a, json_t *val, json_t *spe
 
 static int dep_mode(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
-    static const char *const modes[] = {"replicated", "global", NULL};
-    return set_one_of(c, a, val, spec, "mode", modes);
+    static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
+                                        NULL};
+    const char *s = want_string(c, a, val);
+    if (s == NULL)
+        return -1;
+    for (int i = 0; modes[i]; i++)
+        if (strcmp(modes[i], s) == 0) {
+            json_object_set_new(spec, "mode", json_string(s));
+            return 0;
+        }
+    return fail(c, a, "\"%s\" is not one of replicated, global, replicated-job, global-job", s);
 }
 
 static int dep_replicas(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -908,10 +940,40 @@ static int pl_constraints(struct conv *c, const struct at *a, json_t *val, json_
     return 0;
 }
 
+/* preferences: [{spread: node.labels.KEY}] (--placement-pref spread=node.labels.KEY) */
+static int pl_preferences(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    if (!json_is_array(val))
+        return fail(c, a, "must be a list");
+    size_t i;
+    json_t *e;
+    json_array_foreach(val, i, e)
+    {
+        const char *spread = jstr(e, "spread");
+        bool only_spread = json_is_object(e) &&
+                           json_object_size(e) == 1 + (json_object_get(e, COMPOSE_POS) != NULL);
+        if (spread == NULL || !only_spread || strncmp(spread, "node.labels.", 12) != 0 ||
+            spread[12] == '\0')
+            return fail(c, a, "use a list of {spread: node.labels.KEY}");
+        json_array_append_new(array_member(spec, "placement_preferences"),
+                              json_pack("{s:s}", "spread", spread));
+    }
+    return 0;
+}
+
+static int pl_max_replicas_per_node(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    int64_t n;
+    if (parse_uint(c, a, val, MAX_REPLICAS, &n) < 0)
+        return -1;
+    json_object_set_new(spec, "max_replicas_per_node", json_integer(n));
+    return 0;
+}
+
 static const struct key_rule placement_rules[] = {
     {"constraints", pl_constraints, NULL, false},
-    {"preferences", NULL, NULL, false},
-    {"max_replicas_per_node", NULL, NULL, false},
+    {"preferences", pl_preferences, NULL, false},
+    {"max_replicas_per_node", pl_max_replicas_per_node, NULL, false},
     {NULL, NULL, NULL, false},
 };
 
@@ -953,10 +1015,21 @@ static int lim_memory(struct conv *c, const struct at *a, json_t *val, json_t *s
     return set_memory(c, a, val, spec, "limits");
 }
 
+static int lim_pids(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    int64_t n;
+    if (parse_uint(c, a, val, INT32_MAX, &n) < 0)
+        return -1;
+    if (n < 1)
+        return fail(c, a, "at least 1");
+    json_object_set_new(member(spec, "limits"), "pids", json_integer(n));
+    return 0;
+}
+
 static const struct key_rule limits_rules[] = {
     {"cpus", lim_cpus, NULL, false},
     {"memory", lim_memory, NULL, false},
-    {"pids", NULL, NULL, false},
+    {"pids", lim_pids, NULL, false},
     {NULL, NULL, NULL, false},
 };
 
@@ -1018,11 +1091,25 @@ static int rp_delay(struct conv *c, const struct at *a, json_t *val, json_t *spe
     return set_duration(c, a, val, spec, "restart_delay_ms");
 }
 
+static int rp_max_attempts(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    int64_t n;
+    if (parse_uint(c, a, val, 1000000, &n) < 0)
+        return -1;
+    json_object_set_new(spec, "restart_max_attempts", json_integer(n));
+    return 0;
+}
+
+static int rp_window(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return set_duration(c, a, val, spec, "restart_window_ms");
+}
+
 static const struct key_rule restart_rules[] = {
     {"condition", rp_condition, NULL, false},
     {"delay", rp_delay, NULL, false},
-    {"max_attempts", NULL, NULL, false},
-    {"window", NULL, NULL, false},
+    {"max_attempts", rp_max_attempts, NULL, false},
+    {"window", rp_window, NULL, false},
     {NULL, NULL, NULL, false},
 };
 
@@ -1113,9 +1200,9 @@ static int dep_rollback_config(struct conv *c, const struct at *a, json_t *val, 
     return walk_child(c, a, val, rollback_rules, member(spec, "rollback_config"));
 }
 
-static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+/* A mapping or a list of KEY=VALUE (labels, sysctls) into the object `dest`. */
+static int key_values(struct conv *c, const struct at *a, json_t *val, json_t *dest)
 {
-    json_t *labels = member(spec, "labels");
     json_t *map = json_is_array(val) ? json_object() : json_incref(val);
     if (json_is_array(val)) {
         size_t i;
@@ -1137,15 +1224,39 @@ static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *s
         if (strcmp(k, COMPOSE_POS) == 0)
             continue;
         if (k[0] == '\0' || !(json_is_string(v) || json_is_null(v))) {
-            rc = fail(c, a, "labels are KEY: VALUE strings");
+            rc = fail(c, a, "must be KEY: VALUE strings");
             break;
         }
-        json_object_set_new(labels, k, json_string(json_is_null(v) ? "" : json_string_value(v)));
+        json_object_set_new(dest, k, json_string(json_is_null(v) ? "" : json_string_value(v)));
     }
     if (!json_is_object(map))
         rc = fail(c, a, "must be a mapping or a list of KEY=VALUE");
     json_decref(map);
     return rc;
+}
+
+/* deploy.labels shoal.schedule: CRON -> the replicated job's schedule;
+ * shoal.max-concurrent: N -> a job's max_concurrent (Compose has no key) */
+#define SCHEDULE_LABEL "shoal.schedule"
+#define MAX_CONCURRENT_LABEL "shoal.max-concurrent"
+
+static int dep_labels(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    json_t *labels = member(spec, "labels");
+    if (key_values(c, a, val, labels) < 0)
+        return -1;
+    json_t *schedule = json_object_get(labels, SCHEDULE_LABEL);
+    if (schedule) /* the daemon checks the expression */
+        json_object_set(spec, "schedule", schedule);
+    json_t *max = json_object_get(labels, MAX_CONCURRENT_LABEL);
+    int64_t n;
+    if (max && parse_uint(c, a, max, MAX_REPLICAS, &n) < 0)
+        return -1;
+    if (max && n < 1)
+        return fail(c, a, MAX_CONCURRENT_LABEL ": at least 1");
+    if (max)
+        json_object_set_new(spec, "max_concurrent", json_integer(n));
+    return 0;
 }
 
 static int dep_endpoint_mode(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -1174,14 +1285,192 @@ static int svc_deploy(struct conv *c, const struct at *a, json_t *val, json_t *s
     return walk_child(c, a, val, deploy_rules, spec);
 }
 
+/* ---- container settings (as service create's flags) ---- */
+
+static int svc_entrypoint(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    json_t *words = json_array();
+    json_object_set_new(spec, "entrypoint", words);
+    return command_words(c, a, val, words);
+}
+
+/* hostname, user, workdir: checked as --hostname, --user, --workdir. */
+static int container_flag(struct conv *c, const struct at *a, json_t *val, json_t *spec,
+                          const char *flag)
+{
+    const char *s = want_string(c, a, val);
+    if (s == NULL)
+        return -1;
+    if (cli_container_flag(spec, flag, s, c->err) < 0)
+        return fail_wrap(c, a);
+    return 0;
+}
+
+static int svc_hostname(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return container_flag(c, a, val, spec, "hostname");
+}
+
+static int svc_user(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return container_flag(c, a, val, spec, "user");
+}
+
+static int svc_working_dir(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return container_flag(c, a, val, spec, "workdir");
+}
+
+static int svc_read_only(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    bool on;
+    if (parse_bool(c, a, val, &on) < 0)
+        return -1;
+    if (on)
+        json_object_set_new(spec, "read_only", json_true());
+    return 0;
+}
+
+static int svc_stop_signal(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    const char *s = want_string(c, a, val);
+    if (s == NULL)
+        return -1;
+    if (container_signal_number(s) < 0)
+        return fail(c, a, "\"%s\" is not a signal name or number (SIGINT, TERM, 15)", s);
+    json_object_set_new(spec, "stop_signal", json_string(s));
+    return 0;
+}
+
+typedef int (*value_adder)(json_t *obj, const char *key, const char *flag, const char *arg,
+                           struct serr *err);
+
+/* A string or a list of strings, each given to `add` (spec[field]). */
+static int each_string(struct conv *c, const struct at *a, json_t *val, json_t *spec,
+                       const char *field, value_adder add)
+{
+    json_t *list = json_is_string(val) ? json_pack("[O]", val) : json_incref(val);
+    int rc = json_is_array(list) ? 0 : fail(c, a, "must be a string or a list of strings");
+    size_t i;
+    json_t *e;
+    json_array_foreach(rc == 0 ? list : NULL, i, e)
+    {
+        if (!json_is_string(e))
+            rc = fail(c, a, "must be a list of strings");
+        else if (add(spec, field, a->key, json_string_value(e), c->err) < 0)
+            rc = fail_wrap(c, a);
+        if (rc < 0)
+            break;
+    }
+    json_decref(list);
+    return rc;
+}
+
+static int svc_caps(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return each_string(c, a, val, spec, a->key, cli_add_caps); /* cap_add, cap_drop */
+}
+
+static int svc_dns(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return each_string(c, a, val, spec, "dns", cli_add_dns);
+}
+
+static int svc_labels(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return key_values(c, a, val, member(spec, "container_labels"));
+}
+
+static int svc_sysctls(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    json_t *map = json_object();
+    int rc = key_values(c, a, val, map);
+    const char *k;
+    json_t *v;
+    json_object_foreach(rc == 0 ? map : NULL, k, v)
+    {
+        char *text = xasprintf("%s=%s", k, json_string_value(v));
+        rc = cli_add_sysctl(spec, "sysctls", "sysctls", text, c->err);
+        free(text);
+        if (rc < 0) {
+            rc = fail_wrap(c, a);
+            break;
+        }
+    }
+    json_decref(map);
+    return rc;
+}
+
+/* NAME: N or NAME: {soft: N, hard: M} -> "NAME=N:M" (-2: -1, unlimited, given) */
+static int ulimit_text(json_t *v, char **text, const char *name)
+{
+    const char *soft = json_string_value(v), *hard = NULL;
+    if (json_is_object(v)) {
+        soft = jstr(v, "soft");
+        hard = jstr(v, "hard");
+        if (soft == NULL || hard == NULL ||
+            json_object_size(v) != 2 + (json_object_get(v, COMPOSE_POS) != NULL))
+            return -1;
+    }
+    if (soft == NULL)
+        return -1;
+    if (strcmp(soft, "-1") == 0 || (hard && strcmp(hard, "-1") == 0))
+        return -2;
+    *text = hard ? xasprintf("%s=%s:%s", name, soft, hard) : xasprintf("%s=%s", name, soft);
+    return 0;
+}
+
+static int svc_ulimits(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    if (want_object(c, a, val) < 0)
+        return -1;
+    const char *k;
+    json_t *v;
+    json_object_foreach(val, k, v)
+    {
+        if (strcmp(k, COMPOSE_POS) == 0)
+            continue;
+        char *text = NULL;
+        int rc = ulimit_text(v, &text, k);
+        if (rc == -2)
+            return fail(c, a, "%s: -1 (unlimited) is not supported by shoal", k);
+        if (rc < 0)
+            return fail(c, a, "%s: give a number or {soft: N, hard: M}", k);
+        rc = cli_parse_ulimit(text, member(spec, "ulimits"), c->err);
+        free(text);
+        if (rc < 0)
+            return fail_wrap(c, a);
+    }
+    return 0;
+}
+
+/* tmpfs: a path or a list of paths (type=tmpfs mounts) */
+static int add_tmpfs(json_t *spec, const char *key, const char *flag, const char *path,
+                     struct serr *err)
+{
+    (void)flag;
+    char *text = xasprintf("type=tmpfs,dst=%s", path);
+    json_t *m;
+    int rc = strchr(path, ',') ? serr_set(err, SERR_INVALID, "\"%s\": a path", path)
+                               : cli_parse_mount(text, &m, err);
+    free(text);
+    if (rc == 0)
+        json_array_append_new(array_member(spec, key), m);
+    return rc;
+}
+
+static int svc_tmpfs(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return each_string(c, a, val, spec, "mounts", add_tmpfs);
+}
+
 /* Keys with no handler: ignored with a warning, or refused. */
 #define IGNORED_WHY "ignored: not used by stacks (as Docker)"
 
 static const struct key_rule service_rules[] = {
     {"image", svc_image, NULL, false},
     {"command", svc_words, NULL, false},
-    {"entrypoint", NULL, "a service runs its image's ENTRYPOINT (put the program in command)",
-     false},
+    {"entrypoint", svc_entrypoint, NULL, false},
     {"environment", svc_environment, NULL, false},
     {"env_file", svc_env_file, NULL, false},
     {"ports", svc_ports, NULL, false},
@@ -1194,6 +1483,18 @@ static const struct key_rule service_rules[] = {
     {"deploy", svc_deploy, NULL, false},
     {"stop_grace_period", svc_stop_grace, NULL, false},
     {"init", svc_init, NULL, false},
+    {"hostname", svc_hostname, NULL, false},
+    {"user", svc_user, NULL, false},
+    {"working_dir", svc_working_dir, NULL, false},
+    {"read_only", svc_read_only, NULL, false},
+    {"stop_signal", svc_stop_signal, NULL, false},
+    {"cap_add", svc_caps, NULL, false},
+    {"cap_drop", svc_caps, NULL, false},
+    {"dns", svc_dns, NULL, false},
+    {"sysctls", svc_sysctls, NULL, false},
+    {"ulimits", svc_ulimits, NULL, false},
+    {"tmpfs", svc_tmpfs, NULL, false},
+    {"labels", svc_labels, NULL, false},
     /* what `docker stack deploy` ignores ("Ignoring unsupported options") */
     {"build", NULL, IGNORED_WHY, true},
     {"cgroupns_mode", NULL, IGNORED_WHY, true},
@@ -1214,26 +1515,14 @@ static const struct key_rule service_rules[] = {
     {"depends_on", NULL, IGNORED_WHY, true},
     {"expose", NULL, IGNORED_WHY, true},
     /* what Swarm runs and shoal does not (yet) */
-    {"cap_add", NULL, NULL, false},
-    {"cap_drop", NULL, NULL, false},
     {"credential_spec", NULL, NULL, false},
-    {"dns", NULL, NULL, false},
     {"dns_opt", NULL, NULL, false},
     {"dns_search", NULL, NULL, false},
     {"extra_hosts", NULL, NULL, false},
-    {"hostname", NULL, NULL, false},
     {"isolation", NULL, NULL, false},
     {"logging", NULL, NULL, false},
-    {"read_only", NULL, NULL, false},
     {"stdin_open", NULL, NULL, false},
-    {"stop_signal", NULL, NULL, false},
-    {"sysctls", NULL, NULL, false},
-    {"tmpfs", NULL, NULL, false},
     {"tty", NULL, NULL, false},
-    {"ulimits", NULL, NULL, false},
-    {"user", NULL, NULL, false},
-    {"working_dir", NULL, NULL, false},
-    {"labels", NULL, "container labels (deploy.labels are the service's)", false},
     {NULL, NULL, NULL, false},
 };
 
@@ -1291,9 +1580,15 @@ static int convert_service(struct conv *c, json_t *services, const char *key, js
         rc = fail(c, &a, "the service's name %s_%s is longer than 63 characters", c->stack, key);
     /* the stack's own label, whatever deploy.labels say */
     json_object_set_new(member(spec, "labels"), COMPOSE_NAMESPACE_LABEL, json_string(c->stack));
-    const char *mode = jstr(spec, "mode");
-    if (rc == 0 && mode && strcmp(mode, "global") == 0 && json_object_get(spec, "replicas"))
+    const char *mode = jstr_or(spec, "mode", "replicated");
+    if (rc == 0 && strncmp(mode, "global", 6) == 0 && json_object_get(spec, "replicas"))
         rc = fail(c, &a, "deploy.replicas can only be used with replicated mode");
+    if (rc == 0 && json_object_get(spec, "schedule") && strcmp(mode, "replicated-job") != 0)
+        rc = fail(c, &a, "deploy.labels." SCHEDULE_LABEL " needs deploy.mode: replicated-job");
+    if (rc == 0 && json_object_get(spec, "max_concurrent") && strstr(mode, "-job") == NULL)
+        rc = fail(c, &a,
+                  "deploy.labels." MAX_CONCURRENT_LABEL " needs deploy.mode: replicated-job or "
+                  "global-job");
     if (rc == 0 && json_object_get(spec, "network") &&
         json_object_get(member(spec, SCRATCH), "network"))
         rc = fail(c, &a, "network_mode: host and networks exclude each other");

@@ -406,7 +406,10 @@ int compose_load_files(const char *const *files, int nfiles, const char *stack, 
     char *slash = strrchr(workdir, '/');
     if (slash)
         slash[slash == workdir ? 1 : 0] = '\0';
-    int rc = compose_convert(merged, stack, slash ? workdir : ".", plan, err);
+    /* relative binds are under the first file's directory, made absolute */
+    char *dir = realpath(slash ? workdir : ".", NULL);
+    int rc = compose_convert(merged, stack, dir ? dir : slash ? workdir : ".", plan, err);
+    free(dir);
     free(workdir);
     json_decref(merged);
     return rc;

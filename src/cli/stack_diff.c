@@ -5,6 +5,7 @@
 
 #include "base/json_get.h"
 #include "cli/compose.h"
+#include "model/cron.h"
 #include "model/imageref.h"
 
 static void set_default(json_t *obj, const char *key, json_t *value)
@@ -33,6 +34,18 @@ static void normalize_image(json_t *spec, bool drop_digest)
         json_object_set_new(spec, "image", json_string(norm));
 }
 
+/* "CRON_TZ=ZONE EXPR" is stored as schedule EXPR and schedule_tz ZONE. */
+static void split_schedule_zone(json_t *s)
+{
+    const char *text = jstr(s, "schedule");
+    char zone[160];
+    const char *expr = text ? cron_split_tz(text, zone, sizeof(zone)) : NULL;
+    if (expr == NULL || zone[0] == '\0')
+        return;
+    json_object_set_new(s, "schedule_tz", json_string(zone));
+    json_object_set_new(s, "schedule", json_string(expr));
+}
+
 /* The daemon's defaults (manager/service.c), so that a spec compares equal
  * to the one it stored. */
 static json_t *with_defaults(json_t *spec, bool drop_digest)
@@ -42,8 +55,16 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     for (size_t i = 0; i < 2; i++)
         json_object_del(s, not_compared[i]);
     set_default(s, "mode", json_string("replicated"));
-    if (strcmp(jstr(s, "mode"), "replicated") == 0)
+    bool job = strstr(jstr(s, "mode"), "-job") != NULL;
+    if (strncmp(jstr(s, "mode"), "replicated", 10) == 0)
         set_default(s, "replicas", json_integer(1));
+    if (job) /* a job runs once per run */
+        set_default(s, "restart_condition", json_string("none"));
+    if (json_object_get(s, "schedule")) {
+        split_schedule_zone(s);
+        set_default(s, "schedule_tz", json_string("UTC"));
+        set_default(s, "schedule_overlap", json_string("skip"));
+    }
     static const char *const lists[] = {"env",  "mounts",  "constraints", "ports",
                                         "args", "secrets", "configs"};
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
@@ -123,6 +144,26 @@ static const char *unpatchable(json_t *old, json_t *new)
                                        "init",
                                        "network",
                                        "labels",
+                                       "schedule",
+                                       "schedule_tz",
+                                       "schedule_overlap",
+                                       "max_concurrent",
+                                       "hostname",
+                                       "user",
+                                       "workdir",
+                                       "entrypoint",
+                                       "container_labels",
+                                       "read_only",
+                                       "stop_signal",
+                                       "cap_add",
+                                       "cap_drop",
+                                       "dns",
+                                       "sysctls",
+                                       "ulimits",
+                                       "placement_preferences",
+                                       "max_replicas_per_node",
+                                       "restart_max_attempts",
+                                       "restart_window_ms",
                                        NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]))
@@ -226,9 +267,8 @@ static void diff_lists(json_t *old, json_t *new, json_t *patch)
 
 static void diff_values(json_t *old, json_t *new, json_t *patch)
 {
-    static const char *const keys[] = {"image",           "args",   "replicas",
-                                       "update_config",   "limits", "reservations",
-                                       "rollback_config", NULL};
+    static const char *const keys[] = {"image",  "args",         "replicas",        "update_config",
+                                       "limits", "reservations", "rollback_config", NULL};
     for (int i = 0; keys[i]; i++)
         if (!same(old, new, keys[i]) && json_object_get(new, keys[i]))
             json_object_set(patch, keys[i], json_object_get(new, keys[i]));
@@ -238,12 +278,50 @@ static void diff_values(json_t *old, json_t *new, json_t *patch)
     }
 }
 
+static json_t *port_published(json_t *ports, json_int_t published, const char *protocol)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(ports, i, p)
+    {
+        if (jint(p, "published", 0) == published && strcmp(jstr(p, "protocol"), protocol) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* A port given with its target only keeps the published port the manager
+ * chose for it (the same target and protocol), else each deploy would
+ * publish it again on another. */
+static void keep_chosen_ports(json_t *old, json_t *new)
+{
+    json_t *new_ports = json_object_get(new, "ports");
+    size_t i, j;
+    json_t *p, *q;
+    json_array_foreach(new_ports, i, p)
+    {
+        if (json_object_get(p, "published"))
+            continue;
+        json_array_foreach(json_object_get(old, "ports"), j, q)
+        {
+            json_int_t published = jint(q, "published", 0);
+            if (jint(q, "target", 0) == jint(p, "target", 0) &&
+                strcmp(jstr(q, "protocol"), jstr(p, "protocol")) == 0 &&
+                port_published(new_ports, published, jstr(q, "protocol")) == NULL) {
+                json_object_set_new(p, "published", json_integer(published));
+                break;
+            }
+        }
+    }
+}
+
 int stack_service_patch(json_t *old_spec, json_t *new_spec, json_t **patch,
                         const char **replace_why)
 {
     const char *image = jstr(new_spec, "image");
     bool drop_digest = image && strchr(image, '@') == NULL;
     json_t *old = with_defaults(old_spec, drop_digest), *new = with_defaults(new_spec, drop_digest);
+    keep_chosen_ports(old, new);
     *replace_why = unpatchable(old, new);
     *patch = json_object();
     if (*replace_why == NULL) {

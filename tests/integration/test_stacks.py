@@ -192,3 +192,64 @@ def test_usage_errors(daemon, tmp_path):
     assert r.returncode == 1 and "missing.yml" in r.stderr
     r = d.cli("stack", "deploy", "-c", tmp_path / "x.yml", "bad name", check=False)
     assert r.returncode == 2 and "invalid stack name" in r.stderr
+
+
+JOBS = """\
+services:
+  once:
+    image: busybox
+    command: ["sh", "-c", "test $(hostname) = jobhost && test $(pwd) = /tmp"]
+    hostname: jobhost
+    working_dir: /tmp
+    stop_signal: SIGINT
+    ulimits:
+      nofile: {soft: 1024, hard: 2048}
+    labels: {tier: batch}
+    deploy:
+      mode: replicated-job
+      replicas: 2
+      restart_policy: {max_attempts: 2}
+      placement:
+        preferences: [{spread: node.labels.rack}]
+        max_replicas_per_node: 2
+  web:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_grace_period: 1s
+    ports: ["8080"]
+  nightly:
+    image: busybox
+    command: ["true"]
+    deploy:
+      mode: replicated-job
+      labels:
+        shoal.schedule: "0 3 * * *"
+"""
+
+
+def test_stack_replicated_job_completes(daemon, tmp_path):
+    d = daemon
+    (tmp_path / "jobs.yml").write_text(JOBS)
+    d.cli("stack", "deploy", "-c", tmp_path / "jobs.yml", "jb")
+    spec = d.service("jb_once")["spec"]
+    assert (spec["mode"], spec["replicas"], spec["restart_condition"]) == \
+        ("replicated-job", 2, "none"), spec
+    assert (spec["hostname"], spec["workdir"], spec["container_labels"]) == \
+        ("jobhost", "/tmp", {"tier": "batch"}), spec
+    ts = wait_until(lambda: len(d.tasks("jb_once")) == 2 and
+                    all(t["state"] == "complete" for t in d.tasks("jb_once")) and
+                    d.tasks("jb_once"), timeout=30, msg=lambda: d.tasks("jb_once"))
+    assert all(t.get("exit_code", 0) == 0 for t in ts), ts
+    svc = d.service("jb_once")
+    assert (svc["replicas_completed"], svc["replicas_failed"]) == (2, 0), svc
+    nightly = d.service("jb_nightly")["spec"]
+    assert (nightly["schedule"], nightly["schedule_tz"]) == ("0 3 * * *", "UTC"), nightly
+    [port] = d.service("jb_web")["spec"]["ports"]
+    assert port["target"] == 8080 and 30000 <= port["published"] <= 32767, port
+    # deploying the same file again changes nothing (the job is not run again, the port
+    # chosen stays)
+    out = d.cli("stack", "deploy", "-c", tmp_path / "jobs.yml", "jb").stdout
+    assert "Updating" not in out and "Creating service" not in out, out
+    assert d.service("jb_web")["spec"]["ports"] == [port]
+    d.cli("stack", "rm", "jb")
+    wait_until(lambda: stack_objects(d, "jb")["services"] == [], timeout=20)

@@ -278,8 +278,8 @@ TEST(compose_unknown_key_names_file_line_and_key)
     msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n      resources:\n"
                     "        reservations: {cpus: '1', memory: 0}\n");
     CHECK(strstr(msg, "c.yml:6: services.web.deploy.resources.reservations.memory: ") == msg);
-    msg = must_fail("services:\n  web:\n    image: busybox\n    entrypoint: /bin/sh\n");
-    CHECK(strstr(msg, "c.yml:4: services.web.entrypoint: not supported by shoal: ") == msg);
+    msg = must_fail("services:\n  web:\n    image: busybox\n    extra_hosts: [a:1.2.3.4]\n");
+    CHECK_STR(msg, "c.yml:4: services.web.extra_hosts: not supported by shoal");
     msg = must_fail("services:\n  web:\n    image: busybox\nfoo: 1\n");
     CHECK_STR(msg, "c.yml:4: foo: unknown key");
 }
@@ -289,7 +289,7 @@ TEST(compose_bad_values_name_their_key)
     const char *msg = must_fail("services:\n  web:\n    image: busybox\n    deploy:\n"
                                 "      replicas: many\n");
     CHECK(strstr(msg, "c.yml:5: services.web.deploy.replicas:") == msg);
-    msg = must_fail("services:\n  web:\n    image: busybox\n    ports: ['80']\n");
+    msg = must_fail("services:\n  web:\n    image: busybox\n    ports: ['80/sctp']\n");
     CHECK(strstr(msg, "c.yml:4: services.web.ports:") == msg);
     msg = must_fail("services:\n  web:\n    image: busybox\n    volumes: [data:/d]\n");
     CHECK(strstr(msg, "not declared") != NULL);
@@ -464,6 +464,150 @@ TEST(compose_global_mode_host_network_healthcheck_forms)
     CHECK(strstr(msg, "replicated mode") != NULL);
 }
 
+/* Container settings as service create's flags (--entrypoint, --hostname, --cap-add...). */
+TEST(compose_container_settings)
+{
+    json_t *plan = must_plan("services:\n"
+                             "  web:\n"
+                             "    image: busybox\n"
+                             "    entrypoint: /bin/sh -c\n"
+                             "    command: [\"echo hi\"]\n"
+                             "    hostname: web1\n"
+                             "    user: \"1000:1000\"\n"
+                             "    working_dir: /srv\n"
+                             "    read_only: true\n"
+                             "    stop_signal: SIGINT\n"
+                             "    cap_add: [net_admin]\n"
+                             "    cap_drop: [ALL]\n"
+                             "    dns: 10.0.0.2\n"
+                             "    sysctls: [net.core.somaxconn=1024]\n"
+                             "    ulimits:\n"
+                             "      nproc: 512\n"
+                             "      nofile: {soft: 1024, hard: 4096}\n"
+                             "    tmpfs: [/run, /tmp]\n"
+                             "    labels: {tier: front}\n"
+                             "    deploy:\n"
+                             "      labels: {svc: web}\n"
+                             "      placement:\n"
+                             "        preferences: [{spread: node.labels.rack}]\n"
+                             "        max_replicas_per_node: 2\n"
+                             "      resources: {limits: {pids: 100}}\n");
+    json_t *web = service(plan, "st_web");
+    check_json(json_object_get(web, "entrypoint"), "[\"/bin/sh\",\"-c\"]");
+    check_json(json_object_get(web, "args"), "[\"echo hi\"]");
+    CHECK_STR(str_at(web, "hostname"), "web1");
+    CHECK_STR(str_at(web, "user"), "1000:1000");
+    CHECK_STR(str_at(web, "workdir"), "/srv");
+    CHECK(json_is_true(json_object_get(web, "read_only")));
+    CHECK_STR(str_at(web, "stop_signal"), "SIGINT");
+    check_json(json_object_get(web, "cap_add"), "[\"CAP_NET_ADMIN\"]");
+    check_json(json_object_get(web, "cap_drop"), "[\"ALL\"]");
+    check_json(json_object_get(web, "dns"), "[\"10.0.0.2\"]");
+    check_json(json_object_get(web, "sysctls"), "{\"net.core.somaxconn\":\"1024\"}");
+    check_json(json_object_get(web, "ulimits"), "{\"nproc\":{\"soft\":512,\"hard\":512},"
+                                                "\"nofile\":{\"soft\":1024,\"hard\":4096}}");
+    json_t *mounts = json_object_get(web, "mounts");
+    CHECK(json_array_size(mounts) == 2);
+    CHECK_STR(str_at(json_array_get(mounts, 0), "type"), "tmpfs");
+    CHECK_STR(str_at(json_array_get(mounts, 1), "target"), "/tmp");
+    check_json(json_object_get(web, "container_labels"), "{\"tier\":\"front\"}");
+
+    CHECK_STR(str_at(json_object_get(web, "labels"), "svc"), "web");
+    check_json(json_object_get(web, "placement_preferences"),
+               "[{\"spread\":\"node.labels.rack\"}]");
+    CHECK(json_integer_value(json_object_get(web, "max_replicas_per_node")) == 2);
+    CHECK(json_integer_value(json_object_get(json_object_get(web, "limits"), "pids")) == 100);
+    json_decref(plan);
+    plan = must_plan("services:\n  web:\n    image: busybox\n    volumes:\n"
+                     "      - {type: tmpfs, target: /cache, tmpfs: {size: 64m}}\n");
+    json_t *cache = json_array_get(json_object_get(service(plan, "st_web"), "mounts"), 0);
+    CHECK_STR(str_at(cache, "type"), "tmpfs");
+    CHECK_STR(str_at(cache, "target"), "/cache");
+    CHECK(json_integer_value(json_object_get(cache, "tmpfs_size")) == 64 << 20);
+    json_decref(plan);
+}
+
+/* Bad container settings name their key and value. */
+TEST(compose_container_settings_errors)
+{
+#define SVC "services:\n  web:\n    image: busybox\n"
+    CHECK_STR(must_fail(SVC "    working_dir: srv\n"),
+              "c.yml:4: services.web.working_dir: invalid --workdir \"srv\": must be an "
+              "absolute path");
+    CHECK_STR(must_fail(SVC "    stop_signal: SIGNOPE\n"),
+              "c.yml:4: services.web.stop_signal: \"SIGNOPE\" is not a signal name or number "
+              "(SIGINT, TERM, 15)");
+    CHECK(strstr(must_fail(SVC "    cap_add: [NOPE]\n"), "c.yml:4: services.web.cap_add: "
+                                                         "invalid cap_add \"NOPE\"") != NULL);
+    CHECK(strstr(must_fail(SVC "    dns: [dns.lan]\n"), "not an IP address") != NULL);
+    CHECK(strstr(must_fail(SVC "    sysctls: {kernel.panic: 1}\n"),
+                 "c.yml:4: services.web.sysctls: invalid sysctls") != NULL);
+    CHECK_STR(must_fail(SVC "    ulimits: {nofile: {soft: 10}}\n"),
+              "c.yml:4: services.web.ulimits: nofile: give a number or {soft: N, hard: M}");
+    CHECK_STR(must_fail(SVC "    ulimits: {memlock: -1}\n"),
+              "c.yml:4: services.web.ulimits: memlock: -1 (unlimited) is not supported by shoal");
+    CHECK(strstr(must_fail(SVC "    tmpfs: run\n"), "c.yml:4: services.web.tmpfs: ") != NULL);
+    CHECK_STR(must_fail(SVC "    deploy:\n      placement:\n        preferences: [{spread: "
+                            "node.hostname}]\n"),
+              "c.yml:6: services.web.deploy.placement.preferences: use a list of {spread: "
+              "node.labels.KEY}");
+    CHECK_STR(must_fail(SVC "    deploy: {resources: {limits: {pids: 0}}}\n"),
+              "c.yml:4: services.web.deploy.resources.limits.pids: at least 1");
+#undef SVC
+}
+
+/* A port given by its target only: the manager chooses the published one. */
+TEST(compose_port_target_only)
+{
+    json_t *plan = must_plan("services:\n  web:\n    image: busybox\n"
+                             "    ports: [\"3000\", {target: 53, protocol: udp}]\n");
+    check_json(json_object_get(service(plan, "st_web"), "ports"),
+               "[{\"target\":3000},{\"target\":53,\"protocol\":\"udp\"}]");
+    json_decref(plan);
+}
+
+/* deploy.mode replicated-job (with replicas and a shoal.schedule label) and global-job. */
+TEST(compose_job_modes_and_schedule)
+{
+    json_t *plan = must_plan("services:\n"
+                             "  backup:\n"
+                             "    image: busybox\n"
+                             "    deploy:\n"
+                             "      mode: replicated-job\n"
+                             "      replicas: 3\n"
+                             "      labels: {shoal.schedule: \"0 3 * * *\", shoal.max-concurrent: "
+                             "\"2\"}\n"
+                             "  prune:\n"
+                             "    image: busybox\n"
+                             "    deploy: {mode: global-job}\n");
+    json_t *backup = service(plan, "st_backup");
+    CHECK_STR(str_at(backup, "mode"), "replicated-job");
+    CHECK(json_integer_value(json_object_get(backup, "replicas")) == 3);
+    CHECK_STR(str_at(backup, "schedule"), "0 3 * * *");
+    CHECK(json_integer_value(json_object_get(backup, "max_concurrent")) == 2);
+    CHECK_STR(str_at(json_object_get(backup, "labels"), "shoal.schedule"), "0 3 * * *");
+    CHECK_STR(str_at(service(plan, "st_prune"), "mode"), "global-job");
+    CHECK(json_object_get(service(plan, "st_prune"), "schedule") == NULL);
+    json_decref(plan);
+    const char *msg = must_fail("services:\n  a:\n    image: busybox\n"
+                                "    deploy: {mode: global-job, replicas: 2}\n");
+    CHECK(strstr(msg, "replicated mode") != NULL);
+    msg = must_fail("services:\n  a:\n    image: busybox\n"
+                    "    deploy: {labels: [shoal.schedule=@daily]}\n");
+    CHECK_STR(msg, "c.yml:2: services.a: deploy.labels.shoal.schedule needs deploy.mode: "
+                   "replicated-job");
+    msg = must_fail("services:\n  a:\n    image: busybox\n"
+                    "    deploy: {labels: {shoal.max-concurrent: \"2\"}}\n");
+    CHECK_STR(msg, "c.yml:2: services.a: deploy.labels.shoal.max-concurrent needs deploy.mode: "
+                   "replicated-job or global-job");
+    msg = must_fail("services:\n  a:\n    image: busybox\n"
+                    "    deploy: {mode: global-job, labels: {shoal.max-concurrent: \"0\"}}\n");
+    CHECK_STR(msg, "c.yml:4: services.a.deploy.labels: shoal.max-concurrent: at least 1");
+    msg = must_fail("services:\n  a:\n    image: busybox\n    deploy: {mode: job}\n");
+    CHECK_STR(msg, "c.yml:4: services.a.deploy.mode: \"job\" is not one of replicated, global, "
+                   "replicated-job, global-job");
+}
+
 /* deploy: sections as public examples write them (docker docs, awesome-compose). */
 TEST(compose_real_world_deploy_sections)
 {
@@ -491,22 +635,24 @@ TEST(compose_real_world_deploy_sections)
                              "          - \"node.role==manager\"\n");
     CHECK(json_integer_value(json_object_get(service(plan, "st_redis"), "replicas")) == 6);
     json_decref(plan);
-    /* the voting app's worker: max_attempts and window are reported */
-    const char *msg = must_fail("version: \"3.9\"\n"
-                                "services:\n"
-                                "  worker:\n"
-                                "    image: dockersamples/examplevotingapp_worker\n"
-                                "    deploy:\n"
-                                "      mode: replicated\n"
-                                "      replicas: 1\n"
-                                "      labels: [APP=VOTING]\n"
-                                "      restart_policy:\n"
-                                "        condition: on-failure\n"
-                                "        delay: 10s\n"
-                                "        max_attempts: 3\n"
-                                "        window: 120s\n");
-    CHECK(strstr(msg, "c.yml:12: services.worker.deploy.restart_policy.max_attempts: not "
-                      "supported") == msg);
+    /* the voting app's worker: max_attempts and window */
+    plan = must_plan("version: \"3.9\"\n"
+                     "services:\n"
+                     "  worker:\n"
+                     "    image: dockersamples/examplevotingapp_worker\n"
+                     "    deploy:\n"
+                     "      mode: replicated\n"
+                     "      replicas: 1\n"
+                     "      labels: [APP=VOTING]\n"
+                     "      restart_policy:\n"
+                     "        condition: on-failure\n"
+                     "        delay: 10s\n"
+                     "        max_attempts: 3\n"
+                     "        window: 120s\n");
+    json_t *worker = service(plan, "st_worker");
+    CHECK(json_integer_value(json_object_get(worker, "restart_max_attempts")) == 3);
+    CHECK(json_integer_value(json_object_get(worker, "restart_window_ms")) == 120000);
+    json_decref(plan);
 }
 
 /* ---- deploying again: stack_service_patch (src/cli/stack_diff.c) ---- */
@@ -706,5 +852,79 @@ TEST(stack_patch_rollback_config)
                           "{\"name\":\"a\",\"image\":\"b\",\"rollback_config\":{\"parallelism\":0}}",
                           &why);
     check_json(patch, "{\"rollback_config\":{\"parallelism\":0,\"delay_ms\":0}}");
+    json_decref(patch);
+}
+
+TEST(stack_patch_job_modes)
+{
+    const char *why;
+    /* a scheduled job stored with the manager's defaults is no change */
+    json_t *patch = patch_between(
+        "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\",\"replicas\":1,"
+        "\"restart_condition\":\"none\",\"schedule\":\"0 3 * * *\",\"schedule_tz\":\"UTC\","
+        "\"schedule_overlap\":\"skip\"}",
+        "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\",\"schedule\":\"0 3 * * *\"}",
+        &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"mode\":\"global-job\","
+                          "\"restart_condition\":\"none\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"global-job\"}", &why);
+    CHECK(why == NULL);
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"0 3 * * *\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"0 4 * * *\"}",
+                          &why);
+    CHECK_STR(why, "schedule");
+    json_decref(patch);
+    /* a CRON_TZ= prefix is stored split */
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"0 3 * * *\",\"schedule_tz\":\"Europe/Paris\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"mode\":\"replicated-job\","
+                          "\"schedule\":\"CRON_TZ=Europe/Paris 0 3 * * *\"}",
+                          &why);
+    CHECK(why == NULL);
+    json_decref(patch);
+}
+
+TEST(stack_patch_container_settings_replace)
+{
+    const char *why;
+    json_t *patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"hostname\":\"h\","
+                                  "\"ulimits\":{\"nproc\":{\"soft\":5,\"hard\":5}}}",
+                                  "{\"name\":\"a\",\"image\":\"b\",\"hostname\":\"h\","
+                                  "\"ulimits\":{\"nproc\":{\"soft\":5,\"hard\":5}}}",
+                                  &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\",\"hostname\":\"h\"}",
+                          "{\"name\":\"a\",\"image\":\"b\"}", &why);
+    CHECK_STR(why, "hostname");
+    json_decref(patch);
+    patch = patch_between("{\"name\":\"a\",\"image\":\"b\"}",
+                          "{\"name\":\"a\",\"image\":\"b\",\"placement_preferences\":"
+                          "[{\"spread\":\"node.labels.rack\"}]}",
+                          &why);
+    CHECK_STR(why, "placement_preferences");
+    json_decref(patch);
+}
+
+TEST(stack_patch_port_target_only_keeps_the_chosen_port)
+{
+    const char *why;
+    const char *stored = "{\"name\":\"a\",\"image\":\"b\",\"ports\":[{\"published\":30000,"
+                         "\"target\":3000,\"protocol\":\"tcp\",\"mode\":\"ingress\"}]}";
+    json_t *patch = patch_between(
+        stored, "{\"name\":\"a\",\"image\":\"b\",\"ports\":[{\"target\":3000}]}", &why);
+    CHECK(why == NULL);
+    check_json(patch, "{}");
+    json_decref(patch);
+    patch = patch_between(stored, "{\"name\":\"a\",\"image\":\"b\",\"ports\":[{\"target\":3001}]}",
+                          &why);
+    CHECK(json_array_size(json_object_get(patch, "publish_add")) == 1);
     json_decref(patch);
 }
