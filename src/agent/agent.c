@@ -194,6 +194,7 @@ static void ctr_maybe_free(struct ctr *c)
     if (c->in_wfd >= 0)
         close(c->in_wfd);
     json_decref(c->rspec);
+    json_decref(c->run_spec);
     json_decref(c->ports);
     json_decref(c->restores);
     json_decref(c->pending_container);
@@ -220,6 +221,8 @@ void ctr_release(struct ctr *c)
     health_stop(c);
     ctr_answer_remover(c);
     ctr_answer_starter(c);
+    c->restart_after_stop = false;
+    ctr_answer_stopper(c);
     followers_detach_ctr(c->a, c);
     ctr_close_handles(c);
     ctr_maybe_free(c);
@@ -378,6 +381,7 @@ static void on_exit_poll(uv_poll_t *p, int status, int events)
     else
         c->exit_code = -1; /* not our child (adopted after a restart): code unknown */
     c->exited = true;
+    c->finished_at = now_ms();
     health_stop(c);
     close_handle(c, (uv_handle_t *)&c->exit_poll, &c->poll_open);
     uv_timer_stop(&c->timer);
@@ -519,6 +523,7 @@ static void after_delete(uv_work_t *w, int status)
     }
     if (c->task_id)
         agent_kick(c->a);
+    ctr_answer_stopper(c);
 }
 
 /* Once the process is gone and its output drained: report, then delete the
@@ -702,6 +707,7 @@ static void after_create(uv_work_t *w, int status)
     }
     open_input(c);
     record_write(c);
+    c->started_at = now_ms();
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
     followers_started(c->a, c);
