@@ -14,12 +14,27 @@
 #include "base/util.h"
 #include "model/container_opts.h"
 
+/* By id, local name, task id, or a task container's name as `ps` shows it
+ * (NAME.TASKID). */
 static struct ctr *find_or_fail(struct agent *a, const char *ref, struct serr *err)
 {
     struct ctr *c = ctr_find(a, ref);
+    for (struct ctr *t = a->ctrs; c == NULL && t; t = t->next) {
+        size_t n = t->name ? strlen(t->name) : 0;
+        if (t->task_id && n > 0 && strncmp(ref, t->name, n) == 0 && ref[n] == '.' &&
+            strcmp(ref + n + 1, t->task_id) == 0)
+            c = t;
+    }
     if (c == NULL)
         serr_set(err, SERR_NOT_FOUND, "No such container: %s", ref);
     return c;
+}
+
+/* The name `ps` shows: a task's container is NAME.SLOT.TASKID (new string). */
+static char *ctr_display_name(const struct ctr *c)
+{
+    const char *name = c->name ? c->name : c->id;
+    return c->task_id ? xasprintf("%s.%s", name, c->task_id) : xstrdup(name);
 }
 
 static bool ctr_running(const struct ctr *c)
@@ -103,8 +118,8 @@ int agent_ctr_kill(struct agent *a, const char *ref, const char *signal, struct 
         return -1;
     if (!ctr_running(c))
         return serr_set(err, SERR_CONFLICT, "Container %s is not running", ref);
-    if (signo == SIGKILL || signo == SIGTERM)
-        c->stop_requested = true; /* its end is asked for: a task is shut down, not failed */
+    /* not a stop: a later `stop` still kills it past its grace period, and a
+     * task whose container this ends fails (its service replaces it) */
     kill(c->host ? -c->pid : c->pid, signo);
     return 0;
 }
@@ -221,11 +236,13 @@ json_t *agent_ctr_inspect(struct agent *a, const char *ref, struct serr *err)
     struct ctr *c = find_or_fail(a, ref, err);
     if (c == NULL)
         return NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I}", "id", c->id, "name",
-                          c->name ? c->name : c->id, "image", c->image ? c->image : "", "state",
+    char *name = ctr_display_name(c);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I}", "id", c->id, "name", name,
+                          "image", c->image ? c->image : "", "state",
                           ctr_state_name(c), "running", ctr_running(c), "created_at",
                           (json_int_t)c->created_at, "started_at", (json_int_t)c->started_at,
                           "finished_at", (json_int_t)c->finished_at);
+    free(name);
     json_object_set_new(o, "pid", json_integer(ctr_running(c) ? c->pid : 0));
     json_object_set_new(o, "exit_code", c->exited ? json_integer(c->exit_code) : json_null());
     json_object_set_new(o, "error", c->error ? json_string(c->error) : json_null());
@@ -264,11 +281,13 @@ static json_t *ctr_stats(struct ctr *c)
     }
     if (limit == 0)
         limit = host_memory();
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", c->id, "name",
-                     c->name ? c->name : c->id, "state", ctr_state_name(c), "cpu_ns",
-                     (json_int_t)cpu_ns, "read_ns", (json_int_t)mono_ms() * 1000000,
-                     "mem_bytes", (json_int_t)mem, "mem_limit", (json_int_t)limit, "pids",
-                     (json_int_t)pids);
+    char *name = ctr_display_name(c);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", c->id, "name", name,
+                          "state", ctr_state_name(c), "cpu_ns", (json_int_t)cpu_ns, "read_ns",
+                          (json_int_t)mono_ms() * 1000000, "mem_bytes", (json_int_t)mem,
+                          "mem_limit", (json_int_t)limit, "pids", (json_int_t)pids);
+    free(name);
+    return o;
 }
 
 json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr *err)

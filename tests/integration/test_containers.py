@@ -90,8 +90,8 @@ def test_inspect_fields(daemon, tmp_path):
         assert key in c, (key, c)
     assert c["name"] == "looked" and c["image"] == "busybox:latest"
     assert c["command"] == ["sleep", "1000"] and c["exit_code"] is None
-    assert any(m.get("target") == "/data" or m.get("destination") == "/data"
-               for m in c["mounts"]), c["mounts"]
+    assert {"type": "bind", "source": str(tmp_path), "target": "/data", "readonly": True} \
+        in c["mounts"], c["mounts"]
     assert c["network"]["mode"] in ("bridge", "host")
     assert inspect(d, c["id"])["name"] == "looked"  # by id too
     d.cli("rm", "-f", "looked")
@@ -136,3 +136,28 @@ def test_bad_input(daemon):
     assert r.returncode != 0 and "No such container: nosuch" in r.stderr and \
         r.stdout == "victim\n", r
     d.cli("rm", "victim")
+
+
+def test_task_container_inspect_stats_stop(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "tsvc", "busybox", "sleep", "1000")
+    try:
+        first = wait_until(lambda: [c for c in d.api("GET", "/v1/containers?tasks=1").json()
+                                    if c.get("task_id") and c["name"].startswith("tsvc.")
+                                    and c["state"] == "running"])[0]
+        c = inspect(d, first["name"])  # NAME.SLOT.TASKID, as `ps` shows it
+        assert c["task_id"] == first["task_id"] and c["state"] == "running" and c["pid"] > 0
+        assert inspect(d, first["task_id"])["id"] == c["id"]
+        out = d.cli("stats", "--no-stream", first["name"]).stdout
+        assert first["name"] in out, out
+        r = d.cli("start", first["name"], check=False)  # running: a no-op
+        assert r.returncode == 0, r
+        r = d.cli("restart", first["name"], check=False)
+        assert r.returncode != 0 and "belongs to a task" in r.stderr, r
+        d.cli("stop", "-t", "1", first["name"])
+        # its service replaces it
+        wait_until(lambda: [c for c in d.api("GET", "/v1/containers?tasks=1").json()
+                            if c["name"].startswith("tsvc.") and c["state"] == "running"
+                            and c["task_id"] != first["task_id"]], timeout=30)
+    finally:
+        d.cli("service", "rm", "tsvc", check=False)
