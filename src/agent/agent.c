@@ -74,6 +74,8 @@ static void record_write(struct ctr *c)
         json_object_set_new(rec, "stop_signal", json_integer(c->stop_signal));
     if (c->host)
         json_object_set_new(rec, "host", json_true());
+    if (c->run_spec) /* `shoal start` after a daemon restart */
+        json_object_set(rec, "run_spec", c->run_spec);
     if (json_object_get(c->rspec, "nodefile")) /* a host job's, removed at its end */
         json_object_set(rec, "nodefile", json_object_get(c->rspec, "nodefile"));
     if (json_object_get(c->rspec, "mounts")) /* backups resume (agent_volumes.c) */
@@ -821,6 +823,8 @@ static void adopt(struct agent *a, json_t *rec)
     c->stop_signal = (int)json_integer_value(json_object_get(rec, "stop_signal"));
     json_t *hc = json_object_get(rec, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
+    json_t *run_spec = json_object_get(rec, "run_spec");
+    c->run_spec = json_is_object(run_spec) ? json_incref(run_spec) : NULL;
     if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
         c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
     if (json_is_string(json_object_get(rec, "nodefile")))

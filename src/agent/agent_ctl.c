@@ -162,9 +162,12 @@ static void ctr_reset(struct ctr *c)
 
 static int ctr_relaunch(struct ctr *c, struct serr *err)
 {
-    if (!c->local || c->run_spec == NULL)
+    if (!c->local)
         return serr_set(err, SERR_CONFLICT, "container %s belongs to a task: its service starts "
                                             "its containers", c->name);
+    if (c->run_spec == NULL) /* run by a daemon older than `shoal start` */
+        return serr_set(err, SERR_CONFLICT, "container %s cannot be started again: its spec "
+                                            "was not kept", c->name);
     if (c->phase != PH_DONE || c->closing > 0 || c->working)
         return serr_set(err, SERR_CONFLICT, "container %s is still stopping: try again", c->name);
     size_t i;

@@ -161,3 +161,46 @@ def test_task_container_inspect_stats_stop(daemon):
                             and c["task_id"] != first["task_id"]], timeout=30)
     finally:
         d.cli("service", "rm", "tsvc", check=False)
+
+
+def test_stats_streams_in_a_terminal(daemon):
+    """On a terminal without --no-stream: the table again every second until interrupted."""
+    import pty
+    import select
+    import signal
+    from conftest import SHOAL_BIN
+    d = daemon
+    d.cli("run", "-d", "--name", "watched", "busybox", "sleep", "1000")
+    wait_until(lambda: running(d, "watched"))
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "stats", "watched"])
+    out = b""
+    end = time.monotonic() + 20
+    try:
+        while out.count(b"watched") < 3 and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert out.count(b"\x1b[2J") >= 3 and out.count(b"watched") >= 3, out
+    finally:
+        os.kill(pid, signal.SIGINT)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        d.cli("rm", "-f", "watched")
+
+
+def test_start_after_daemon_restart(daemon):
+    """The spec is in the container's record: a daemon restarted in between still starts it."""
+    d = daemon
+    d.cli("run", "-d", "--name", "survivor", "busybox", "sleep", "1000")
+    wait_until(lambda: running(d, "survivor"))
+    d.restart()
+    wait_until(lambda: running(d, "survivor"))
+    d.cli("stop", "-t", "0", "survivor")
+    d.cli("start", "survivor")
+    c = inspect(d, "survivor")
+    assert c["state"] == "running" and c["command"] == ["sleep", "1000"], c
+    d.cli("rm", "-f", "survivor")
