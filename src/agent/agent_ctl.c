@@ -81,8 +81,10 @@ static int stop_ctr(struct agent *a, const char *ref, int timeout_s, bool restar
     if (c == NULL)
         return -1;
     if (restart && !c->local)
-        return serr_set(err, SERR_CONFLICT, "container %s belongs to a task: its service "
-                                            "starts a new one (service update --force)", ref);
+        return serr_set(err, SERR_CONFLICT,
+                        "container %s belongs to a task: its service "
+                        "starts a new one (service update --force)",
+                        ref);
     if (c->stop_reply || c->rm_reply)
         return serr_set(err, SERR_CONFLICT, "container %s is already being stopped", ref);
     if (timeout_s >= 0)
@@ -163,11 +165,15 @@ static void ctr_reset(struct ctr *c)
 static int ctr_relaunch(struct ctr *c, struct serr *err)
 {
     if (!c->local)
-        return serr_set(err, SERR_CONFLICT, "container %s belongs to a task: its service starts "
-                                            "its containers", c->name);
+        return serr_set(err, SERR_CONFLICT,
+                        "container %s belongs to a task: its service starts "
+                        "its containers",
+                        c->name);
     if (c->run_spec == NULL) /* run by a daemon older than `shoal start` */
-        return serr_set(err, SERR_CONFLICT, "container %s cannot be started again: its spec "
-                                            "was not kept", c->name);
+        return serr_set(err, SERR_CONFLICT,
+                        "container %s cannot be started again: its spec "
+                        "was not kept",
+                        c->name);
     if (c->phase != PH_DONE || c->closing > 0 || c->working)
         return serr_set(err, SERR_CONFLICT, "container %s is still stopping: try again", c->name);
     size_t i;
@@ -221,8 +227,8 @@ static const char *ctr_state_name(const struct ctr *c)
 static json_t *ctr_network(const struct ctr *c)
 {
     if (c->addr == 0)
-        return json_pack("{s:s}", "mode", c->rspec && json_object_get(c->rspec, "netns")
-                                              ? "bridge" : "host");
+        return json_pack("{s:s}", "mode",
+                         c->rspec && json_object_get(c->rspec, "netns") ? "bridge" : "host");
     char addr[16];
     snprintf(addr, sizeof(addr), "%u.%u.%u.%u", c->addr >> 24, (c->addr >> 16) & 255,
              (c->addr >> 8) & 255, c->addr & 255);
@@ -241,10 +247,9 @@ json_t *agent_ctr_inspect(struct agent *a, const char *ref, struct serr *err)
         return NULL;
     char *name = ctr_display_name(c);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I}", "id", c->id, "name", name,
-                          "image", c->image ? c->image : "", "state",
-                          ctr_state_name(c), "running", ctr_running(c), "created_at",
-                          (json_int_t)c->created_at, "started_at", (json_int_t)c->started_at,
-                          "finished_at", (json_int_t)c->finished_at);
+                          "image", c->image ? c->image : "", "state", ctr_state_name(c), "running",
+                          ctr_running(c), "created_at", (json_int_t)c->created_at, "started_at",
+                          (json_int_t)c->started_at, "finished_at", (json_int_t)c->finished_at);
     free(name);
     json_object_set_new(o, "pid", json_integer(ctr_running(c) ? c->pid : 0));
     json_object_set_new(o, "exit_code", c->exited ? json_integer(c->exit_code) : json_null());

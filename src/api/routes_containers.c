@@ -85,7 +85,9 @@ void get_container_json(struct shoal *sh, struct http_req *req, char **args)
 static void container_stats(struct shoal *sh, struct http_req *req, const char *ref)
 {
     struct serr err = {0};
-    json_t *out = require_agent(sh, req) ? agent_ctr_stats(sh->agent, ref, query_flag(req, "all"), &err) : NULL;
+    json_t *out = require_agent(sh, req)
+                      ? agent_ctr_stats(sh->agent, ref, query_flag(req, "all"), &err)
+                      : NULL;
     if (out)
         respond_json(req, 200, out);
     else if (sh->agent)

@@ -90,8 +90,7 @@ int cli_stop(struct cli *cli, int argc, char **argv)
 
 int cli_restart(struct cli *cli, int argc, char **argv)
 {
-    return stop_or_restart(cli, "restart", restart_usage, "/v1/containers/%s/restart", argc,
-                           argv);
+    return stop_or_restart(cli, "restart", restart_usage, "/v1/containers/%s/restart", argc, argv);
 }
 
 /* ---- start ---- */
@@ -108,8 +107,7 @@ int cli_start(struct cli *cli, int argc, char **argv)
         return rc;
     if ((rc = cli_nargs("start", argc - fl.first_arg, 1, -1)) >= 0)
         return rc;
-    return post_each(cli, "/v1/containers/%s/start", "", argc - fl.first_arg,
-                     argv + fl.first_arg);
+    return post_each(cli, "/v1/containers/%s/start", "", argc - fl.first_arg, argv + fl.first_arg);
 }
 
 /* ---- kill ---- */
@@ -192,8 +190,8 @@ static json_t *stats_sample(struct cli *cli, int argc, char **argv, bool all, bo
     struct serr err;
     json_t *out = NULL;
     if (argc == 0) {
-        if (cli_call(cli, "GET", all ? "/v1/containers/stats?all=1" : "/v1/containers/stats",
-                     NULL, &out, &err) < 0) {
+        if (cli_call(cli, "GET", all ? "/v1/containers/stats?all=1" : "/v1/containers/stats", NULL,
+                     &out, &err) < 0) {
             *failed = true;
             cli_fail(&err);
             return json_array();
@@ -248,7 +246,7 @@ static void stats_row(struct table *t, json_t *s, json_t *before)
 
 static void stats_print(json_t *now, json_t *prev)
 {
-    static const char *const head[] = {"CONTAINER ID", "NAME",  "CPU %",
+    static const char *const head[] = {"CONTAINER ID",      "NAME",  "CPU %",
                                        "MEM USAGE / LIMIT", "MEM %", "PIDS"};
     struct table *t = table_new(6, head);
     size_t i;
