@@ -74,6 +74,8 @@ static void record_write(struct ctr *c)
         json_object_set_new(rec, "stop_signal", json_integer(c->stop_signal));
     if (c->host)
         json_object_set_new(rec, "host", json_true());
+    if (c->run_spec) /* `shoal start` after a daemon restart */
+        json_object_set(rec, "run_spec", c->run_spec);
     if (json_object_get(c->rspec, "nodefile")) /* a host job's, removed at its end */
         json_object_set(rec, "nodefile", json_object_get(c->rspec, "nodefile"));
     if (json_object_get(c->rspec, "mounts")) /* backups resume (agent_volumes.c) */
@@ -194,6 +196,7 @@ static void ctr_maybe_free(struct ctr *c)
     if (c->in_wfd >= 0)
         close(c->in_wfd);
     json_decref(c->rspec);
+    json_decref(c->run_spec);
     json_decref(c->ports);
     json_decref(c->restores);
     json_decref(c->pending_container);
@@ -220,6 +223,8 @@ void ctr_release(struct ctr *c)
     health_stop(c);
     ctr_answer_remover(c);
     ctr_answer_starter(c);
+    c->restart_after_stop = false;
+    ctr_answer_stopper(c);
     followers_detach_ctr(c->a, c);
     ctr_close_handles(c);
     ctr_maybe_free(c);
@@ -378,6 +383,7 @@ static void on_exit_poll(uv_poll_t *p, int status, int events)
     else
         c->exit_code = -1; /* not our child (adopted after a restart): code unknown */
     c->exited = true;
+    c->finished_at = now_ms();
     health_stop(c);
     close_handle(c, (uv_handle_t *)&c->exit_poll, &c->poll_open);
     uv_timer_stop(&c->timer);
@@ -519,6 +525,7 @@ static void after_delete(uv_work_t *w, int status)
     }
     if (c->task_id)
         agent_kick(c->a);
+    ctr_answer_stopper(c);
 }
 
 /* Once the process is gone and its output drained: report, then delete the
@@ -702,6 +709,7 @@ static void after_create(uv_work_t *w, int status)
     }
     open_input(c);
     record_write(c);
+    c->started_at = now_ms();
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
     followers_started(c->a, c);
@@ -815,6 +823,8 @@ static void adopt(struct agent *a, json_t *rec)
     c->stop_signal = (int)json_integer_value(json_object_get(rec, "stop_signal"));
     json_t *hc = json_object_get(rec, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
+    json_t *run_spec = json_object_get(rec, "run_spec");
+    c->run_spec = json_is_object(run_spec) ? json_incref(run_spec) : NULL;
     if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
         c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
     if (json_is_string(json_object_get(rec, "nodefile")))

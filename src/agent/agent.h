@@ -60,6 +60,29 @@ json_t *agent_list_local(struct agent *a, bool with_tasks);
  * answers through `r` (200 {}) once it is gone, or with why it cannot be. */
 void agent_remove_local(struct agent *a, const char *ref, int force, struct agent_reply *r);
 
+/* POST /v1/containers/{ref}/stop (restart: .../restart): signals the
+ * container (its stop signal, SIGKILL after timeout_s, -1: its grace
+ * period) and answers through `r` (200 {}) once it ended; restart starts it
+ * again then (201 {"id"} once it runs). A stopped container: answered at
+ * once. */
+void agent_ctr_stop(struct agent *a, const char *ref, int timeout_s, bool restart,
+                    struct agent_reply *r);
+/* POST /v1/containers/{ref}/kill: `signal` (a name as KILL, SIGUSR1, or a
+ * number; NULL: KILL) to a running container. */
+int agent_ctr_kill(struct agent *a, const char *ref, const char *signal, struct serr *err);
+/* POST /v1/containers/{ref}/start: a stopped local container is created
+ * again from the spec it was run with; answered 201 {"id"} once it runs
+ * (200 {} when it runs already). */
+void agent_ctr_start(struct agent *a, const char *ref, struct agent_reply *r);
+/* GET /v1/containers/{ref}/json: the container's state and spec (new). */
+json_t *agent_ctr_inspect(struct agent *a, const char *ref, struct serr *err);
+/* GET /v1/containers/stats and /v1/containers/{ref}/stats: [{"id","name",
+ * "state","cpu_ns","read_ns","mem_bytes","mem_limit","pids"}] of the
+ * running containers (all: stopped ones too), or of `ref` (NULL: all).
+ * mem_limit is the machine's memory when the container has no limit. New
+ * array. */
+json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr *err);
+
 /* POST /v1/node/logs: the log lines of some of a service's tasks on this
  * node, body {"service", "tasks": [ids], "tail": N (-1 = all, per task),
  * "since": TS, "follow": bool}, as text lines "TS TASKID LINE". With follow,

@@ -38,6 +38,9 @@ struct ctr {
     json_t *pending_container; /* task container spec kept while layers are fetched */
     struct agent_reply *rm_reply;    /* an `rm -f` waiting for this container to be gone */
     struct agent_reply *start_reply; /* a detached `run` waiting for this container to start */
+    struct agent_reply *stop_reply;  /* a `stop` (or `restart`) waiting for it to end */
+    bool restart_after_stop;         /* `restart`: started again once stopped */
+    json_t *run_spec; /* a local container's spec, kept for `shoal start` (NULL for tasks) */
     json_t *healthcheck; /* the task's {cmd, interval_ms...} or NULL (kept in the record) */
     struct health *health; /* checks running (agent_health.c), or NULL */
     char **layers;    /* layer dirs, bottom first, NULL terminated */
@@ -53,6 +56,7 @@ struct ctr {
     size_t log_size;
     int exit_code;    /* -1 = unknown */
     int64_t created_at;
+    int64_t started_at, finished_at; /* ms since the epoch; 0: not yet */
     int64_t grace_ms;
     int stop_signal;  /* --stop-signal; 0: SIGTERM */
     json_t *dns;      /* --dns: nameservers of its resolv.conf, or NULL */
@@ -225,6 +229,15 @@ void followers_detach_ctr(struct agent *a, struct ctr *c);
 void followers_close_all(struct agent *a);
 void ctr_answer_remover(struct ctr *c);
 void ctr_answer_starter(struct ctr *c);
+/* A detached run or `start` waits for c to run: `r` answered by ctr_answer_starter. */
+void ctr_wait_start(struct ctr *c, struct agent_reply *r);
+/* Another live container of this node publishing `port`, or NULL. */
+struct ctr *ctr_port_taken(struct agent *a, json_t *port);
+
+/* agent_ctl.c: stop, kill, start, restart, inspect and stats of containers */
+/* c ended (PH_DONE, or released): answers a waiting `stop`, or starts it
+ * again for a `restart`. */
+void ctr_answer_stopper(struct ctr *c);
 
 /* agent_secrets.c: the task's secrets and configs on a tmpfs of their own,
  * bind mounts added to `mounts` (the runtime spec's); cleanup unmounts and

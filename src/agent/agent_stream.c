@@ -322,13 +322,19 @@ void ctr_answer_starter(struct ctr *c)
     r->respond(r, 201, reply);
 }
 
+void ctr_wait_start(struct ctr *c, struct agent_reply *r)
+{
+    c->start_reply = r;
+    r->agent_data = c;
+    r->gone = starter_gone;
+}
+
 #define RUN_FRAMES_TYPE "application/vnd.shoal.raw-stream"
 
 /* -i and -t: stdin, a terminal of rows x cols; an attached one is a
  * session whose input comes as exec's. Set before the container is
  * created (work_create reads them). */
-/* Another live local container of this node publishing `port`, or NULL. */
-static struct ctr *port_taken(struct agent *a, json_t *port)
+struct ctr *ctr_port_taken(struct agent *a, json_t *port)
 {
     for (struct ctr *c = a->ctrs; c; c = c->next) {
         size_t i;
@@ -366,7 +372,7 @@ static int run_ports(struct agent *a, json_t *body, json_t **out, struct serr *e
         proto = proto ? proto : "tcp";
         json_t *port = json_pack("{s:I, s:I, s:s}", "published", pub, "target", target,
                                  "protocol", proto);
-        struct ctr *other = port_taken(a, port);
+        struct ctr *other = ctr_port_taken(a, port);
         int rc = 0;
         if (pub < 1 || pub > 65535 || target < 1 || target > 65535 ||
             (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0))
@@ -430,7 +436,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     run_session_setup(a, c, body);
     c->ports = ports;
     int rc = ctr_launch(c, container, &err);
-    json_decref(container);
+    c->run_spec = container; /* `shoal start` creates it again from this */
     if (rc < 0) {
         ctr_release(c);
         r->fail(r, &err);
@@ -439,9 +445,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     if (c->ports)
         agent_kick(a); /* its ports are published (agent_net.c) */
     if (json_is_true(json_object_get(body, "detach"))) {
-        c->start_reply = r; /* answered once it runs (or failed to), like docker */
-        r->agent_data = c;
-        r->gone = starter_gone;
+        ctr_wait_start(c, r); /* answered once it runs (or failed to), like docker */
         return;
     }
     r->stream_start(r, c->session[0] ? RUN_FRAMES_TYPE : "application/x-ndjson");

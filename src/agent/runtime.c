@@ -704,3 +704,13 @@ int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t
     runtime_cgroup_stats(rt, id, cpu_ns, mem_bytes);
     return 0;
 }
+
+int runtime_limits(struct runtime *rt, const char *id, uint64_t *mem_limit, uint64_t *pids)
+{
+    *mem_limit = 0;
+    *pids = 0;
+    if (check_id(id, NULL) < 0)
+        return -1;
+    runtime_cgroup_limits(rt, id, mem_limit, pids);
+    return 0;
+}

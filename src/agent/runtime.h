@@ -163,5 +163,8 @@ void runtime_exec_argv_free(char **argv);
 
 /* CPU time (ns) and memory (bytes) used by the container's cgroup; 0 when unknown. */
 int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes);
+/* The memory limit (bytes; 0 when none is set) and the number of processes
+ * of the container's cgroup (`shoal stats`). */
+int runtime_limits(struct runtime *rt, const char *id, uint64_t *mem_limit, uint64_t *pids);
 
 #endif

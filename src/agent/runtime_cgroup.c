@@ -335,3 +335,25 @@ void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cp
     free(cpu_path);
     free(mem_path);
 }
+
+/* v1 reports "no limit" as a huge page-rounded number; v2 as "max". */
+#define CGROUP_NO_LIMIT_ABOVE (1ULL << 62)
+
+void runtime_cgroup_limits(const struct runtime *rt, const char *id, uint64_t *mem_limit,
+                           uint64_t *pids)
+{
+    char *mem_path, *pids_path;
+    if (rt->cgroup_mode == CGROUP_V2) {
+        mem_path = xasprintf(CGROUP_ROOT "/shoal/%s/memory.max", id);
+        pids_path = xasprintf(CGROUP_ROOT "/shoal/%s/pids.current", id);
+    } else {
+        mem_path = xasprintf(CGROUP_ROOT "/memory/shoal/%s/memory.limit_in_bytes", id);
+        pids_path = xasprintf(CGROUP_ROOT "/pids/shoal/%s/pids.current", id);
+    }
+    *mem_limit = read_counter(mem_path, NULL);
+    if (*mem_limit >= CGROUP_NO_LIMIT_ABOVE)
+        *mem_limit = 0;
+    *pids = read_counter(pids_path, NULL);
+    free(mem_path);
+    free(pids_path);
+}

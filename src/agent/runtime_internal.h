@@ -59,5 +59,8 @@ char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id);
 int runtime_cgroup_remove(const struct runtime *rt, const char *id, struct serr *err);
 void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cpu_ns,
                           uint64_t *mem_bytes);
+/* memory limit (0: none; v1's "no limit" value too) and process count */
+void runtime_cgroup_limits(const struct runtime *rt, const char *id, uint64_t *mem_limit,
+                           uint64_t *pids);
 
 #endif

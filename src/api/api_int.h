@@ -41,6 +41,16 @@ int logs_since_ts(const char *in, long double now_ns, char *out, struct serr *er
 void service_logs_fanout(struct shoal *sh, struct http_req *req, json_t *svc,
                          const char *task_id, long tail, const char *since);
 
+/* routes_containers.c: stop, restart, start, kill, inspect and stats of a
+ * container of this node */
+void post_container_stop(struct shoal *sh, struct http_req *req, char **args);
+void post_container_restart(struct shoal *sh, struct http_req *req, char **args);
+void post_container_start(struct shoal *sh, struct http_req *req, char **args);
+void post_container_kill(struct shoal *sh, struct http_req *req, char **args);
+void get_container_json(struct shoal *sh, struct http_req *req, char **args);
+void get_containers_stats(struct shoal *sh, struct http_req *req, char **args);
+void get_container_stats(struct shoal *sh, struct http_req *req, char **args);
+
 /* routes_images.c */
 void get_images(struct shoal *sh, struct http_req *req, char **args);
 void get_image(struct shoal *sh, struct http_req *req, char **args);

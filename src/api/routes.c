@@ -1304,6 +1304,13 @@ static const struct route {
     {"POST", "/v1/containers/run", post_container_run, LOCAL, false},
     {"GET", "/v1/containers", get_containers, LOCAL, false},
     {"DELETE", "/v1/containers/*", delete_container, LOCAL, false},
+    {"POST", "/v1/containers/*/stop", post_container_stop, LOCAL, false}, /* routes_containers.c */
+    {"POST", "/v1/containers/*/restart", post_container_restart, LOCAL, false},
+    {"POST", "/v1/containers/*/start", post_container_start, LOCAL, false},
+    {"POST", "/v1/containers/*/kill", post_container_kill, LOCAL, false},
+    {"GET", "/v1/containers/*/json", get_container_json, LOCAL, false},
+    {"GET", "/v1/containers/stats", get_containers_stats, LOCAL, false},
+    {"GET", "/v1/containers/*/stats", get_container_stats, LOCAL, false},
     {"POST", "/v1/containers/*/exec", post_container_exec, WRITE, false}, /* routes_cexec.c */
     {"POST", "/v1/node/containers/*/exec", post_node_container_exec, NODE, false},
     {"POST", "/v1/exec/*/input", post_exec_input, WRITE, false},

@@ -54,8 +54,14 @@ static const char main_usage[] =
     "  exec        Execute a command in a running container\n"
     "  logs        Fetch the logs of a service or task\n"
     "  ps          List containers\n"
+    "  inspect     Return low-level information on containers\n"
+    "  kill        Kill one or more running containers\n"
+    "  restart     Restart one or more containers\n"
     "  rm          Remove one or more containers\n"
     "  run         Run a command in a new container\n"
+    "  start       Start one or more stopped containers\n"
+    "  stats       Display containers' resource usage statistics\n"
+    "  stop        Stop one or more running containers\n"
     "  version     Show the shoal version information\n"
     "  daemon      Run the shoal daemon\n"
     "\n"
@@ -67,6 +73,9 @@ static const struct cli_cmd top_commands[] = {
     {"version", NULL, cli_version, NULL}, {"info", NULL, cli_info, NULL},
     {"run", NULL, cli_run, NULL},         {"ps", NULL, cli_ps, NULL},
     {"rm", NULL, cli_rm, NULL},           {"dev", NULL, cli_dev, NULL},
+    {"stop", NULL, cli_stop, NULL},       {"start", NULL, cli_start, NULL},
+    {"restart", NULL, cli_restart, NULL}, {"kill", NULL, cli_kill, NULL},
+    {"inspect", NULL, cli_inspect_container, NULL}, {"stats", NULL, cli_stats, NULL},
     {"dashboard", NULL, cli_dashboard, NULL}, {"network", NULL, cli_network, NULL},
     {"login", NULL, cli_login, NULL},     {"logout", NULL, cli_logout, NULL},
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},

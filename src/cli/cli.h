@@ -301,6 +301,13 @@ int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);
 /* DELETEs path_fmt+query for each name, printing the names removed. */
 int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, int argc,
                     char **argv);
+/* cli_container_ctl.c: stop, start, restart, kill, inspect and stats of containers */
+int cli_stop(struct cli *cli, int argc, char **argv);
+int cli_start(struct cli *cli, int argc, char **argv);
+int cli_restart(struct cli *cli, int argc, char **argv);
+int cli_kill(struct cli *cli, int argc, char **argv);
+int cli_inspect_container(struct cli *cli, int argc, char **argv);
+int cli_stats(struct cli *cli, int argc, char **argv);
 /* Prints "Error: msg" and returns CLI_EXIT_ERROR. */
 int cli_fail(const struct serr *err);
 

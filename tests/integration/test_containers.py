@@ -1,0 +1,206 @@
+"""shoal stop / start / restart / kill / inspect / stats of the node's containers."""
+import json
+import os
+import time
+
+from conftest import wait_until
+
+
+def inspect(d, name):
+    out = d.cli("inspect", name).stdout
+    objs = json.loads(out)
+    assert len(objs) == 1, out
+    return objs[0]
+
+
+def running(d, name):
+    return inspect(d, name)["state"] == "running"
+
+
+def test_stop_start_restart_keeps_output(daemon):
+    d = daemon
+    d.cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
+          "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done")
+    wait_until(lambda: running(d, "ticker"))
+    t0 = time.monotonic()
+    r = d.cli("stop", "-t", "5", "ticker")
+    assert r.stdout == "ticker\n", r
+    assert time.monotonic() - t0 < 5  # the trap ended it: no wait for the grace
+    c = inspect(d, "ticker")
+    assert c["state"] == "exited" and c["exit_code"] == 0 and c["pid"] == 0, c
+    assert c["finished_at"] >= c["started_at"] > 0
+    # a stopped container: stop again is a no-op
+    assert d.cli("stop", "ticker").returncode == 0
+    first_start = c["started_at"]
+    assert d.cli("start", "ticker").stdout == "ticker\n"
+    c = inspect(d, "ticker")
+    assert c["state"] == "running" and c["pid"] > 0 and c["started_at"] > first_start, c
+    # start of a running container: a no-op
+    assert d.cli("start", "ticker").returncode == 0
+    pid = c["pid"]
+    assert d.cli("restart", "-t", "1", "ticker").stdout == "ticker\n"
+    c = inspect(d, "ticker")
+    assert c["state"] == "running" and c["pid"] != pid, c
+    # its log goes on across its runs (`shoal logs` reads no run container yet: the file)
+    log = os.path.join(d.run_dir, "logs", c["id"] + ".log")
+    out = wait_until(lambda: (lambda o: o if o.count("started") == 3 else None)(
+        open(log).read()))
+    assert out.count("bye") == 2, out
+    d.cli("rm", "-f", "ticker")
+
+
+def test_stop_kills_after_timeout(daemon):
+    d = daemon
+    d.cli("run", "-d", "--name", "stubborn", "busybox", "sh", "-c",
+          "trap '' TERM; while true; do sleep 0.2; done")
+    wait_until(lambda: running(d, "stubborn"))
+    t0 = time.monotonic()
+    d.cli("stop", "-t", "1", "stubborn")
+    assert 0.9 < time.monotonic() - t0 < 8
+    assert inspect(d, "stubborn")["exit_code"] == 137
+    d.cli("rm", "stubborn")
+
+
+def test_kill_signal_reaches_trap(daemon):
+    d = daemon
+    d.cli("run", "-d", "--name", "trapper", "busybox", "sh", "-c",
+          "trap 'echo got-usr1; exit 7' USR1; while true; do sleep 0.2; done")
+    wait_until(lambda: running(d, "trapper"))
+    assert d.cli("kill", "-s", "USR1", "trapper").stdout == "trapper\n"
+    c = wait_until(lambda: (lambda c: c if c["state"] == "exited" else None)(inspect(d, "trapper")))
+    assert c["exit_code"] == 7, c
+    r = d.cli("kill", "trapper", check=False)
+    assert r.returncode != 0 and "is not running" in r.stderr, r
+    d.cli("start", "trapper")
+    wait_until(lambda: running(d, "trapper"))
+    d.cli("kill", "trapper")  # KILL by default
+    c = wait_until(lambda: (lambda c: c if c["state"] == "exited" else None)(inspect(d, "trapper")))
+    assert c["exit_code"] == 137, c
+    d.cli("rm", "trapper")
+
+
+def test_inspect_fields(daemon, tmp_path):
+    d = daemon
+    d.cli("run", "-d", "--name", "looked", "-v", f"{tmp_path}:/data:ro", "busybox",
+          "sleep", "1000")
+    wait_until(lambda: running(d, "looked"))
+    c = inspect(d, "looked")
+    for key in ("id", "name", "image", "state", "pid", "exit_code", "created_at", "started_at",
+                "finished_at", "command", "mounts", "network", "ports"):
+        assert key in c, (key, c)
+    assert c["name"] == "looked" and c["image"] == "busybox:latest"
+    assert c["command"] == ["sleep", "1000"] and c["exit_code"] is None
+    assert {"type": "bind", "source": str(tmp_path), "target": "/data", "readonly": True} \
+        in c["mounts"], c["mounts"]
+    assert c["network"]["mode"] in ("bridge", "host")
+    assert inspect(d, c["id"])["name"] == "looked"  # by id too
+    d.cli("rm", "-f", "looked")
+
+
+def test_stats_no_stream(daemon):
+    d = daemon
+    d.cli("run", "-d", "--name", "measured", "busybox", "sleep", "1000")
+    wait_until(lambda: running(d, "measured"))
+    out = d.cli("stats", "--no-stream").stdout
+    lines = out.splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/",
+                                "LIMIT", "MEM", "%", "PIDS"], out
+    row = [l for l in lines if " measured " in l]
+    assert row, out
+    cells = row[0].split()
+    assert cells[3].endswith("B") and cells[3][0].isdigit() and cells[3] != "0B", row
+    assert int(cells[-1]) >= 1, row
+    one = d.cli("stats", "--no-stream", "measured").stdout
+    assert len(one.splitlines()) == 2 and "measured" in one
+    d.cli("rm", "-f", "measured")
+
+
+def test_bad_input(daemon):
+    d = daemon
+    for verb in ("stop", "start", "restart", "kill", "inspect", "stats"):
+        args = ["--no-stream", "nosuch"] if verb == "stats" else ["nosuch"]
+        r = d.cli(verb, *args, check=False)
+        assert r.returncode != 0, (verb, r)
+        assert "No such container: nosuch" in r.stderr, (verb, r.stderr)
+    for verb in ("stop", "start", "restart", "kill", "inspect"):
+        r = d.cli(verb, check=False)
+        assert r.returncode == 2, (verb, r)
+    d.cli("run", "-d", "--name", "victim", "busybox", "sleep", "1000")
+    wait_until(lambda: running(d, "victim"))
+    r = d.cli("kill", "-s", "NOPE", "victim", check=False)
+    assert r.returncode != 0 and "invalid signal: NOPE" in r.stderr, r
+    r = d.cli("stop", "-t", "x", "victim", check=False)
+    assert r.returncode == 2 and "-t" in r.stderr, r
+    # one name fails, the other is done: non-zero, each error said
+    r = d.cli("stop", "-t", "0", "nosuch", "victim", check=False)
+    assert r.returncode != 0 and "No such container: nosuch" in r.stderr and \
+        r.stdout == "victim\n", r
+    d.cli("rm", "victim")
+
+
+def test_task_container_inspect_stats_stop(daemon):
+    d = daemon
+    d.cli("service", "create", "--name", "tsvc", "busybox", "sleep", "1000")
+    try:
+        first = wait_until(lambda: [c for c in d.api("GET", "/v1/containers?tasks=1").json()
+                                    if c.get("task_id") and c["name"].startswith("tsvc.")
+                                    and c["state"] == "running"])[0]
+        c = inspect(d, first["name"])  # NAME.SLOT.TASKID, as `ps` shows it
+        assert c["task_id"] == first["task_id"] and c["state"] == "running" and c["pid"] > 0
+        assert inspect(d, first["task_id"])["id"] == c["id"]
+        out = d.cli("stats", "--no-stream", first["name"]).stdout
+        assert first["name"] in out, out
+        r = d.cli("start", first["name"], check=False)  # running: a no-op
+        assert r.returncode == 0, r
+        r = d.cli("restart", first["name"], check=False)
+        assert r.returncode != 0 and "belongs to a task" in r.stderr, r
+        d.cli("stop", "-t", "1", first["name"])
+        # its service replaces it
+        wait_until(lambda: [c for c in d.api("GET", "/v1/containers?tasks=1").json()
+                            if c["name"].startswith("tsvc.") and c["state"] == "running"
+                            and c["task_id"] != first["task_id"]], timeout=30)
+    finally:
+        d.cli("service", "rm", "tsvc", check=False)
+
+
+def test_stats_streams_in_a_terminal(daemon):
+    """On a terminal without --no-stream: the table again every second until interrupted."""
+    import pty
+    import select
+    import signal
+    from conftest import SHOAL_BIN
+    d = daemon
+    d.cli("run", "-d", "--name", "watched", "busybox", "sleep", "1000")
+    wait_until(lambda: running(d, "watched"))
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "stats", "watched"])
+    out = b""
+    end = time.monotonic() + 20
+    try:
+        while out.count(b"watched") < 3 and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert out.count(b"\x1b[2J") >= 3 and out.count(b"watched") >= 3, out
+    finally:
+        os.kill(pid, signal.SIGINT)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        d.cli("rm", "-f", "watched")
+
+
+def test_start_after_daemon_restart(daemon):
+    """The spec is in the container's record: a daemon restarted in between still starts it."""
+    d = daemon
+    d.cli("run", "-d", "--name", "survivor", "busybox", "sleep", "1000")
+    wait_until(lambda: running(d, "survivor"))
+    d.restart()
+    wait_until(lambda: running(d, "survivor"))
+    d.cli("stop", "-t", "0", "survivor")
+    d.cli("start", "survivor")
+    c = inspect(d, "survivor")
+    assert c["state"] == "running" and c["command"] == ["sleep", "1000"], c
+    d.cli("rm", "-f", "survivor")
