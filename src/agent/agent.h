@@ -59,6 +59,9 @@ json_t *agent_list_local(struct agent *a, bool with_tasks);
 /* DELETE /v1/containers/{ref}: stops (force) and removes a local container;
  * answers through `r` (200 {}) once it is gone, or with why it cannot be. */
 void agent_remove_local(struct agent *a, const char *ref, int force, struct agent_reply *r);
+/* True when `ref` is a local container whose exit is fully cleaned up (what
+ * prune removes; `rm` also takes one still being deleted, and waits). */
+bool agent_local_done(struct agent *a, const char *ref);
 
 /* POST /v1/containers/{ref}/stop (restart: .../restart): signals the
  * container (its stop signal, SIGKILL after timeout_s, -1: its grace

@@ -527,6 +527,12 @@ static int remove_local(struct agent *a, const char *ref, int force, struct agen
     return 0;
 }
 
+bool agent_local_done(struct agent *a, const char *ref)
+{
+    struct ctr *c = ctr_find(a, ref);
+    return c && c->local && c->phase == PH_DONE;
+}
+
 void agent_remove_local(struct agent *a, const char *ref, int force, struct agent_reply *r)
 {
     struct serr err = {0};

@@ -112,7 +112,7 @@ void post_containers_prune(struct shoal *sh, struct http_req *req, char **args)
     json_t *c;
     json_array_foreach(ctrs, i, c)
     {
-        if (!jstr_is(c, "state", "exited") || !remove_exited(sh->agent, jstr(c, "id")))
+        if (!agent_local_done(sh->agent, jstr(c, "id")) || !remove_exited(sh->agent, jstr(c, "id")))
             continue; /* running, or its exit still being cleaned up: not yet */
         json_array_append_new(deleted, json_pack("{s:O, s:O}", "id", json_object_get(c, "id"),
                                                  "name", json_object_get(c, "name")));
