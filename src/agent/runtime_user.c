@@ -14,6 +14,30 @@
 #include "base/util.h"
 #include "model/user.h"
 
+/* Without openat2 (kernels before 5.6, valgrind): each component opened
+ * below the last with O_NOFOLLOW, so a symlink anywhere is refused rather
+ * than followed out of the rootfs. */
+static int open_no_links(int root, const char *path)
+{
+    char copy[64];
+    snprintf(copy, sizeof(copy), "%s", path);
+    int dir = dup(root);
+    char *save = NULL;
+    for (char *part = strtok_r(copy, "/", &save); part && dir >= 0;) {
+        char *next = strtok_r(NULL, "/", &save);
+        int flags = O_CLOEXEC | O_NOFOLLOW | (next ? O_PATH | O_DIRECTORY : O_RDONLY | O_NONBLOCK);
+        int fd = openat(dir, part, flags);
+        close(dir);
+        dir = fd;
+        if (next == NULL)
+            return fd;
+        part = next;
+    }
+    if (dir >= 0)
+        close(dir);
+    return -1;
+}
+
 /* `path` ("etc/passwd") inside `rootfs`, resolved as if rootfs were "/" (an
  * image's absolute symlink stays inside it); a regular file only. NULL when
  * it cannot be opened. */
@@ -25,6 +49,8 @@ static FILE *open_in_root(const char *rootfs, const char *path)
     struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
     int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+    if (fd < 0 && errno == ENOSYS)
+        fd = open_no_links(root, path);
     close(root);
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {

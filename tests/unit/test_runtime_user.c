@@ -1,8 +1,13 @@
 /* --user names looked up in a container's /etc/passwd and /etc/group. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent/runtime_internal.h"
@@ -15,6 +20,16 @@ static void put(const char *dir, const char *name, const char *text)
     char *path = xasprintf("%s/%s", dir, name);
     CHECK(write_file_atomic(path, text, strlen(text), false, NULL) == 0);
     free(path);
+}
+
+/* openat2 (Linux 5.6) as this process sees it: valgrind 3.19 lacks it. */
+static bool have_openat2(void)
+{
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how));
+    if (fd >= 0)
+        close(fd);
+    return !(fd < 0 && errno == ENOSYS);
 }
 
 TEST(user_spec_syntax)
@@ -72,8 +87,12 @@ TEST(runtime_user_resolves_names_in_the_rootfs)
     char *passwd = xasprintf("%s/passwd", etc), *real = xasprintf("%s/passwd.real", etc);
     CHECK(rename(passwd, real) == 0);
     CHECK(symlink("/etc/passwd.real", passwd) == 0);
-    CHECK(runtime_user_resolve(dir, "web", &u, &err) == 0 && u.uid == 1000);
-    json_decref(u.additional_gids);
+    if (have_openat2()) {
+        CHECK(runtime_user_resolve(dir, "web", &u, &err) == 0 && u.uid == 1000);
+        json_decref(u.additional_gids);
+    } else { /* old kernels, valgrind: a symlink is refused, never followed */
+        CHECK(runtime_user_resolve(dir, "web", &u, &err) < 0);
+    }
     CHECK(unlink(passwd) == 0);
     CHECK(symlink("/etc/hostname-of-the-host/../../../../etc/passwd.real", passwd) == 0);
     CHECK(runtime_user_resolve(dir, "root", &u, &err) < 0); /* no such dir inside */
