@@ -2,9 +2,10 @@
 # Batch throughput (issue 14): N trivial jobs (`true`) end to end, from submission to the last
 # one ended, on this machine's cores, side by side in one run:
 #   shoal         a one-node swarm (lib.sh's stack: own namespaces); the jobs are `shoal job
-#                 sub --array 1000 -l core=1,walltime=0:1:0 true` (N/1000 of them: an array
-#                 has at most 1000 jobs): busybox containers (crun),
-#                 shoal's only job kind (no --host jobs yet), one core each
+#                 sub --array 1000 -l core=1,walltime=0:1:0 true` (N/1000 of them: an
+#                 array has at most 1000 jobs): busybox containers (crun), one core each;
+#                 JOB_KIND=host adds --host: host processes, the cheapest kind (as Slurm's,
+#                 no container), not the default: 200 of them stall (docs/benchmarks.md)
 #   slurm         Debian's slurm-wlm: slurmctld + slurmd + munged on this host (own config,
 #                 state and ports in the bench's directory; stopped on any exit), Slurm's
 #                 defaults but what the run needs (below); `sbatch --array=1-N --wrap=true`
@@ -20,8 +21,8 @@
 # Figure: jobs/s = N / (time the last job ended - submission start), and each side's check that
 # every job ended well (shoal: Terminated with exit code 0; Slurm: COMPLETED, from squeue).
 # Usage: bench/jobs.sh [--quick | N]   (N default 10000; --quick: 200, Slurm 20; as root; env:
-#        SIDES="shoal slurm slurm-tuned", SLURM_N (Slurm's N, default N: Slurm runs about one
-#        job a second here), TIMEOUT=7200 s per side)
+#        SIDES="shoal slurm slurm-tuned", JOB_KIND=container|host (shoal's jobs), SLURM_N
+#        (Slurm's N, default N: Slurm runs about one job a second here), TIMEOUT=7200 s per side)
 # The scheduler alone: `make bench && build/sched_bench [JOBS [NODES [CORES]]]`.
 SIDES=${SIDES:-shoal slurm slurm-tuned}
 source "$(dirname "$0")/lib.sh"
@@ -33,6 +34,9 @@ case ${1:-} in
 esac
 SLURM_N=${SLURM_N:-$N}
 TIMEOUT=${TIMEOUT:-7200}
+case ${JOB_KIND:-container} in   # shoal's jobs: busybox containers, or host processes
+host) JOB_KIND_ARGS=(--host) ;; container) JOB_KIND_ARGS=() ;; *) die "JOB_KIND: host or container" ;;
+esac
 CORES=$(nproc)
 
 # wait_for DESC TIMEOUT_S CMD...: polls CMD (true when done) every 0.2 s.
@@ -60,7 +64,7 @@ shoal_jobs() {
     t0=$(now)
     while [ "$left" -gt 0 ]; do   # arrays of at most 1000 jobs (JOB_MAX_ARRAY)
         k=$((left < 1000 ? left : 1000))
-        last=$(cli shoal job sub --array "$k" -l core=1,walltime=0:1:0 true | tail -1)
+        last=$(cli shoal job sub --array "$k" -l core=1,walltime=0:1:0 "${JOB_KIND_ARGS[@]}" true | tail -1)
         first=${first:-$((last - k + 1))}
         left=$((left - k))
     done

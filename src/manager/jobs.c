@@ -56,6 +56,18 @@ bool job_state_active(const char *state)
     return false;
 }
 
+/* Every state but the final ones: the jobs a pass reads (store index
+ * jobs_state), so that its cost follows them, not the history. */
+static const char *const live_states[] = {"Waiting", "Hold", "toLaunch", "Launching",
+                                          "Running", "Finishing", NULL};
+static const char *const final_states[] = {"Terminated", "Error", NULL};
+
+/* The jobs not ended (new array, by id). */
+static json_t *live_jobs(struct store *st)
+{
+    return store_list_in(st, "jobs", "state", live_states, "CAST(id AS INTEGER)");
+}
+
 static int queue_priority(const char *queue)
 {
     if (queue && strcmp(queue, "admin") == 0)
@@ -351,7 +363,9 @@ struct jpass {
     json_t *nodes; /* eligible nodes, the scheduler's node indexes */
     json_t *all_nodes;
     json_t *tasks;
-    json_t *jobs; /* every job (the pass's list, updated as it goes), or NULL */
+    json_t *task_by_id; /* tasks' index: id -> task (borrowed) */
+    json_t *jobs; /* the jobs not ended (the pass's list, updated as it goes), or NULL */
+    json_t *job_by_id; /* jobs' index: id -> job (borrowed) */
     char services_note[256]; /* sched_nodes: the cores services reserve, or "" */
     json_t *ops;
     int64_t now;
@@ -383,16 +397,37 @@ static void job_merge(struct jpass *p, json_t *job, json_t *fields)
     json_array_append_new(p->ops, op_merge("jobs", jstr(job, "id"), fields));
 }
 
-static json_t *find_task(json_t *tasks, const char *id)
+/* id -> element of `array` (an object of new references to its elements). */
+static json_t *index_by_id(json_t *array)
 {
+    json_t *index = json_object();
     size_t i;
-    json_t *t;
-    json_array_foreach(tasks, i, t)
+    json_t *o;
+    json_array_foreach(array, i, o)
     {
-        if (id && jstr_is(t, "id", id))
-            return t;
+        if (jstr(o, "id"))
+            json_object_set(index, jstr(o, "id"), o);
     }
-    return NULL;
+    return index;
+}
+
+static json_t *find_task(struct jpass *p, const char *id)
+{
+    return id ? json_object_get(p->task_by_id, id) : NULL;
+}
+
+/* Sets up the lists a pass reads (p->st, p->tasks and p->jobs set);
+ * jpass_done drops what it made. */
+static void jpass_index(struct jpass *p)
+{
+    p->task_by_id = index_by_id(p->tasks);
+    p->job_by_id = index_by_id(p->jobs);
+}
+
+static void jpass_done(struct jpass *p)
+{
+    json_decref(p->task_by_id);
+    json_decref(p->job_by_id);
 }
 
 static void task_stop(struct jpass *p, json_t *task)
@@ -470,7 +505,7 @@ static const char *down_node(struct jpass *p, json_t *job)
 /* A job holding nodes: its state from its task's, the walltime, a kill. */
 static void follow_job(struct jpass *p, json_t *job)
 {
-    json_t *task = find_task(p->tasks, jstr(job, "task_id"));
+    json_t *task = find_task(p, jstr(job, "task_id"));
     if (task == NULL) {
         job_merge(p, job, json_pack("{s:s, s:s, s:I}", "state", "Error", "message",
                                     "the job's task is gone", "stopped_at", (json_int_t)p->now));
@@ -683,6 +718,7 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
                              (json_int_t)p->now, "message", "scheduled", "error", "",
                              "created_at", (json_int_t)p->now);
     json_array_append(p->tasks, task);
+    json_object_set(p->task_by_id, id, task);
     json_array_append_new(p->ops, op_put("tasks", task));
     job_merge(p, job, json_pack("{s:s, s:o, s:s, s:I, s:s}", "state", "toLaunch", "assigned",
                                 assigned, "task_id", id, "scheduled_at", (json_int_t)p->now,
@@ -808,7 +844,7 @@ static int check_reservation(struct store *st, const struct job_res *r, const ch
                              int64_t at, int64_t now, struct serr *err)
 {
     json_t *all = store_list(st, "nodes", NULL);
-    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    json_t *jobs = live_jobs(st);
     json_t *tasks = store_list(st, "tasks", NULL);
     struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .tasks = tasks,
                       .now = now};
@@ -853,28 +889,32 @@ static int cmp_waiting(const void *a, const void *b)
     return ix < iy ? -1 : ix > iy;
 }
 
-static json_t *find_job(json_t *jobs, const char *id)
+/* A dependency's state as deps_done reads it: "Error" (or gone),
+ * "Terminated", or "Waiting" for any state before those. Ended jobs are
+ * not in the pass's list: read from the store. */
+static const char *dep_state(struct jpass *p, const char *id)
 {
-    size_t i;
-    json_t *j;
-    json_array_foreach(jobs, i, j)
-    {
-        if (jstr_is(j, "id", id))
-            return j;
-    }
-    return NULL;
+    json_t *dep = id ? json_object_get(p->job_by_id, id) : NULL;
+    const char *state = dep ? jstr(dep, "state") : NULL;
+    json_t *ended = dep || id == NULL ? NULL : store_get(p->st, "jobs", id);
+    if (ended)
+        state = jstr(ended, "state");
+    const char *out = state == NULL || strcmp(state, "Error") == 0 ? "Error"
+                      : strcmp(state, "Terminated") == 0           ? "Terminated"
+                                                                   : "Waiting";
+    json_decref(ended);
+    return out;
 }
 
 /* A waiting job's dependencies ("after", as OAR's -a): true when all are
  * Terminated; one in Error (or gone) ends the job in Error, as OAR does. */
-static bool deps_done(struct jpass *p, json_t *jobs, json_t *job)
+static bool deps_done(struct jpass *p, json_t *job)
 {
     size_t i;
     json_t *id;
     json_array_foreach(json_object_get(job, "after"), i, id)
     {
-        json_t *dep = find_job(jobs, json_string_value(id));
-        const char *state = dep ? jstr(dep, "state") : "Error";
+        const char *state = dep_state(p, json_string_value(id));
         char why[160];
         if (strcmp(state, "Error") == 0) {
             snprintf(why, sizeof(why), "dependency: job %s ended in Error", json_string_value(id));
@@ -935,7 +975,7 @@ static void preempt_on(struct jpass *p, json_t *jobs, int idx, int want)
             if (jstr(job, "kill_reason") == NULL) {
                 job_merge(p, job, json_pack("{s:s, s:s}", "kill_reason", JOB_PREEMPTED,
                                             "state", "Finishing"));
-                json_t *task = find_task(p->tasks, jstr(job, "task_id"));
+                json_t *task = find_task(p, jstr(job, "task_id"));
                 if (task)
                     task_stop(p, task);
             }
@@ -998,7 +1038,7 @@ static json_t **waiting_jobs(struct jpass *p, json_t *jobs, bool besteffort, int
     json_array_foreach(jobs, i, job)
     {
         if (jstr_is(job, "state", "Waiting") && is_besteffort(job) == besteffort &&
-            deps_done(p, jobs, job))
+            deps_done(p, job))
             out[(*n)++] = job;
     }
     qsort(out, (size_t)*n, sizeof(*out), cmp_waiting);
@@ -1087,34 +1127,55 @@ static void schedule(struct jpass *p, json_t *jobs)
     free(normal);
 }
 
+/* Tasks still going whose job has ended (deleted while its task was being
+ * made) are stopped. Ended jobs are not in the pass's list: the few such
+ * tasks' jobs are read from the store. */
+static void stop_tasks_of_ended_jobs(struct jpass *p)
+{
+    size_t i;
+    json_t *task;
+    json_array_foreach(p->tasks, i, task)
+    {
+        const char *job_id = jstr(task, "job_id");
+        if (job_id == NULL || task_state_terminal(jstr(task, "state")) ||
+            json_object_get(p->job_by_id, job_id))
+            continue;
+        json_t *job = store_get(p->st, "jobs", job_id);
+        if (job && job_state_final(jstr(job, "state")) && jstr_is(job, "task_id", jstr(task, "id")))
+            task_stop(p, task);
+        json_decref(job);
+    }
+}
+
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at)
 {
-    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    json_t *jobs = live_jobs(st);
     struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
                       .tasks = tasks, .jobs = jobs, .ops = ops, .now = now, .wake_at = wake_at};
+    jpass_index(&p);
+    stop_tasks_of_ended_jobs(&p);
     size_t i;
     json_t *job;
     json_array_foreach(jobs, i, job)
     {
         const char *state = jstr(job, "state");
-        json_t *task = find_task(tasks, jstr(job, "task_id"));
-        if (job_state_final(state) && task && !task_state_terminal(jstr(task, "state")))
-            task_stop(&p, task); /* deleted while its task was being made */
-        else if (!job_state_active(state) && !job_state_final(state) && task)
+        json_t *task = find_task(&p, jstr(job, "task_id"));
+        if (!job_state_active(state) && !job_state_final(state) && task)
             job_merge(&p, job, json_pack("{s:s, s:s}", "state", "Finishing", "kill_reason",
                                          "held while launching: killed"));
         if (job_state_active(jstr(job, "state")))
             follow_job(&p, job);
     }
     schedule(&p, jobs);
+    jpass_done(&p);
     json_decref(jobs);
     json_decref(p.nodes);
 }
 
 json_t *jobs_cores_by_node(struct store *st)
 {
-    json_t *jobs = store_list(st, "jobs", NULL), *out = json_object();
+    json_t *jobs = live_jobs(st), *out = json_object();
     size_t i, k;
     json_t *job, *a;
     json_array_foreach(jobs, i, job)
@@ -1156,12 +1217,14 @@ static void plans_to_json(json_t *out, json_t *nodes, json_t **waiting, int n,
 json_t *jobs_plan(struct store *st, int64_t now)
 {
     json_t *all_nodes = store_list(st, "nodes", NULL);
-    json_t *jobs = store_list(st, "jobs", "CAST(id AS INTEGER)");
+    json_t *jobs = live_jobs(st);
     json_t *scratch = json_array(), *out = json_object();
     int64_t wake_at = 0;
     json_t *tasks = store_list(st, "tasks", NULL);
     struct jpass p = {.st = st, .nodes = eligible_nodes(all_nodes), .all_nodes = all_nodes,
-                      .tasks = tasks, .ops = scratch, .now = now, .wake_at = &wake_at};
+                      .tasks = tasks, .jobs = jobs, .ops = scratch, .now = now,
+                      .wake_at = &wake_at};
+    jpass_index(&p);
     int nnormal, nbe, nnodes, nhard, nall;
     json_t **normal = waiting_jobs(&p, jobs, false, &nnormal);
     json_t **be = waiting_jobs(&p, jobs, true, &nbe);
@@ -1192,6 +1255,7 @@ json_t *jobs_plan(struct store *st, int64_t now)
     free(nodes);
     free(be);
     free(normal);
+    jpass_done(&p);
     json_decref(p.nodes);
     json_decref(scratch);
     json_decref(tasks);
@@ -1214,7 +1278,9 @@ static int cmp_finished(const void *a, const void *b)
 
 void jobs_trim_history(struct store *st, long long keep, json_t *ops)
 {
-    json_t *jobs = store_list(st, "jobs", NULL);
+    if (store_count_in(st, "jobs", "state", final_states) <= (keep > 0 ? keep : 0))
+        return; /* nothing to trim: no job read */
+    json_t *jobs = store_list_in(st, "jobs", "state", final_states, NULL);
     json_t **done = xcalloc(json_array_size(jobs) + 1, sizeof(*done));
     size_t n = 0, i;
     json_t *job;

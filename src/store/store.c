@@ -66,6 +66,8 @@ static const char schema_additions[] =
     "CREATE TABLE IF NOT EXISTS ports (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  state TEXT GENERATED ALWAYS AS (json_extract(data, '$.state')) STORED);"
+    /* the leader's pass reads the jobs not ended, not the whole history */
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);"
     /* Names are unique regardless of case (swarmkit's rule). Not a UNIQUE
      * index: a store from before the rule may hold "web" and "Web", and must
      * still load; puts with "unique_name" check against this index instead. */
@@ -446,6 +448,53 @@ json_t *store_list(struct store *s, const char *table, const char *order_by)
     json_t *rows = query_rows(s->db, sql, NULL);
     free(sql);
     return rows;
+}
+
+/* "col IN (?1, ?2, ...)" for n values into sql (NULL when a value is
+ * missing or too many). */
+static bool in_clause(char *sql, size_t size, const char *column, const char *const *values)
+{
+    size_t used = (size_t)snprintf(sql, size, "%s IN (", column);
+    for (int i = 0; values[i]; i++) {
+        if (i >= 16 || used + 8 >= size)
+            return false;
+        used += (size_t)snprintf(sql + used, size - used, "%s?%d", i ? ", " : "", i + 1);
+    }
+    return values[0] && used + 2 < size && snprintf(sql + used, size - used, ")") == 1;
+}
+
+json_t *store_list_in(struct store *s, const char *table, const char *column,
+                      const char *const *values, const char *order_by)
+{
+    const struct table_def *t = table_lookup(table);
+    char in[200];
+    if (t == NULL || !table_has_key(t, column) || !in_clause(in, sizeof(in), column, values))
+        return json_array();
+    char *sql = xasprintf("SELECT data FROM %s WHERE %s ORDER BY %s", table, in,
+                          order_by ? order_by : "id");
+    json_t *rows = query_rows(s->db, sql, values);
+    free(sql);
+    return rows;
+}
+
+long long store_count_in(struct store *s, const char *table, const char *column,
+                         const char *const *values)
+{
+    const struct table_def *t = table_lookup(table);
+    char in[200], sql[300];
+    if (t == NULL || !table_has_key(t, column) || !in_clause(in, sizeof(in), column, values))
+        return 0;
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s", table, in);
+    sqlite3_stmt *st = NULL;
+    long long n = 0;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    for (int i = 0; values[i]; i++)
+        sqlite3_bind_text(st, i + 1, values[i], -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
 }
 
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value)

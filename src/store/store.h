@@ -60,6 +60,14 @@ json_t *store_get(struct store *s, const char *table, const char *id);
 json_t *store_list(struct store *s, const char *table, const char *order_by);
 /* Rows where a generated key column equals a value (column in the table's list). */
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value);
+/* Rows where a generated key column is one of `values` (NULL terminated,
+ * at most 16), ordered as store_list: with an index on the column, the cost
+ * follows the rows found, not the table (jobs: the ones not ended). */
+json_t *store_list_in(struct store *s, const char *table, const char *column,
+                      const char *const *values, const char *order_by);
+/* How many rows store_list_in would return (none parsed). */
+long long store_count_in(struct store *s, const char *table, const char *column,
+                         const char *const *values);
 /* A service, task or node by full id, unique id prefix, or name (services:
  * name; nodes: hostname). NULL when absent; SERR_CONFLICT when ambiguous. */
 json_t *store_find(struct store *s, const char *table, const char *ref, struct serr *err);
