@@ -5,7 +5,8 @@
 #                 sub --array 1000 -l core=1,walltime=0:1:0 true` (N/1000 of them: an
 #                 array has at most 1000 jobs): busybox containers (crun), one core each;
 #                 JOB_KIND=host adds --host: host processes, the cheapest kind (as Slurm's,
-#                 no container), not the default: 200 of them stall (docs/benchmarks.md)
+#                 no container), not the default (not measured since a stall was fixed:
+#                 docs/benchmarks.md)
 #   slurm         Debian's slurm-wlm: slurmctld + slurmd + munged on this host (own config,
 #                 state and ports in the bench's directory; stopped on any exit), Slurm's
 #                 defaults but what the run needs (below); `sbatch --array=1-N --wrap=true`

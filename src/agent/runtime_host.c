@@ -5,6 +5,7 @@
  * host. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -109,8 +110,28 @@ static int child_session(pid_t child, int gate, struct serr *err)
                     (int)child);
 }
 
+/* One gated fork at a time: a child forked while another's gate is open
+ * holds a copy of that gate's write end until it execs, and waits on its own
+ * gate, which the other may hold in turn: both would wait for ever (two host
+ * jobs of `true` stayed Running when started together from the thread pool). */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int fork_gated_locked(const struct runtime *rt, const char *id, char **argv,
+                             char **envp, const char *cpuset, int out_fd, pid_t *pid,
+                             struct serr *err);
+
 static int fork_gated(const struct runtime *rt, const char *id, char **argv, char **envp,
                       const char *cpuset, int out_fd, pid_t *pid, struct serr *err)
+{
+    pthread_mutex_lock(&gate_lock);
+    int rc = fork_gated_locked(rt, id, argv, envp, cpuset, out_fd, pid, err);
+    pthread_mutex_unlock(&gate_lock);
+    return rc;
+}
+
+static int fork_gated_locked(const struct runtime *rt, const char *id, char **argv,
+                             char **envp, const char *cpuset, int out_fd, pid_t *pid,
+                             struct serr *err)
 {
     cpu_set_t cores;
     bool confine = parse_cpuset(cpuset, &cores);

@@ -1,7 +1,9 @@
 /* Host jobs' processes (agent/runtime_host.c), without cgroups (a v2 host:
  * crun's business there), so not as root. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,4 +75,54 @@ TEST(runtime_host_bad_spec)
     CHECK(start(&rt, "true", "x", -1, &err) < 0);
     CHECK(strstr(err.msg, "bad cpuset") != NULL);
     CHECK(runtime_host_start(&rt, "../x", NULL, -1, &pid, &err) < 0);
+}
+
+struct starter {
+    int exited; /* of the starts, how many ended within the time */
+};
+
+/* Several threads start host processes at once (the agent forks them in
+ * its thread pool): each ends. Two gated forks at once used to hold each
+ * other's gate open, both children waiting for ever. */
+static void *start_many(void *arg)
+{
+    struct starter *st = arg;
+    struct runtime rt = {.cgroup_mode = CGROUP_V2};
+    int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    for (int i = 0; i < 10; i++) {
+        struct serr err = {0};
+        json_t *spec = json_pack("{s:[s, s, s], s:[]}", "args", "/bin/sh", "-c", "true", "env");
+        pid_t pid = 0;
+        char id[32];
+        snprintf(id, sizeof(id), "many%p%d", (void *)st, i);
+        int rc = runtime_host_start(&rt, id, spec, out, &pid, &err);
+        json_decref(spec);
+        if (rc < 0)
+            continue;
+        for (int waited = 0; waited < 1000; waited++) { /* 10 s */
+            if (waitpid(pid, NULL, WNOHANG) == pid) {
+                st->exited++;
+                break;
+            }
+            usleep(10000);
+        }
+        if (kill(pid, 0) == 0) { /* stuck: end it for the next tests */
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+    }
+    close(out);
+    return NULL;
+}
+
+TEST(runtime_host_starts_at_once_all_end)
+{
+    struct starter st[4] = {{0}};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        CHECK(pthread_create(&t[i], NULL, start_many, &st[i]) == 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(st[i].exited == 10);
+    }
 }
