@@ -429,9 +429,27 @@ static void handle_closed(uv_handle_t *h)
         done(arg);
 }
 
+/* libraft 0.15 may run its I/O close callback twice: in uv_finalize.c a
+ * barrier's callback (UvUnblock) fires the close, then its caller fires it
+ * again. That callback frees the server's address, log and configuration,
+ * then calls close_cb: a second run freed them again (a double free under
+ * ASan on `swarm leave`, about one run in ten). They are freed by now:
+ * emptied here, and close_cb cleared, a second run frees nothing and calls
+ * nobody. It comes from the same call stack, before our handles close. */
+static void disarm_second_close(struct raft *r)
+{
+    r->address = NULL;
+    r->log.entries = NULL;
+    r->log.refs = NULL;
+    r->configuration.servers = NULL;
+    r->configuration.n = 0;
+    r->close_cb = NULL;
+}
+
 static void raft_closed(struct raft *r)
 {
     struct cluster *c = r->data;
+    disarm_second_close(r);
     lost_finish(c, -1, NULL);
     c->closing_handles = 2;
     uv_close((uv_handle_t *)&c->flush_timer, handle_closed);
