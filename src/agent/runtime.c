@@ -356,12 +356,9 @@ static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
     return rc;
 }
 
-/* The pty master crun sends over the console socket: one fd in SCM_RIGHTS
- * (crun connected and sent it during `crun create`: the connection waits in
- * the backlog). -1 when none came. */
-static int console_receive(int listen_fd)
+int runtime_console_accept(int listen_fd)
 {
-    int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0)
         return -1;
     char byte[256];
@@ -379,8 +376,7 @@ static int console_receive(int listen_fd)
     return fd;
 }
 
-/* A unix socket at `path` for crun's --console-socket; -1 with err set. */
-static int console_listen(const char *path, struct serr *err)
+int runtime_console_listen(const char *path, struct serr *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path))
@@ -404,13 +400,13 @@ static int crun_create(const struct runtime *rt, const char *id, const char *bun
     char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
     char *sock = xasprintf("%s/console.sock", bundle);
     char *console_opt = xasprintf("--console-socket=%s", sock);
-    int listen_fd = io->tty ? console_listen(sock, err) : -1;
+    int listen_fd = io->tty ? runtime_console_listen(sock, err) : -1;
     const char *args[] = {"create", bundle_opt, pid_opt, io->tty ? console_opt : id,
                           io->tty ? id : NULL, NULL};
     int rc = io->tty && listen_fd < 0 ? -1 : run_crun_io(rt, id, args, io->in_fd, io->out_fd, err);
     if (rc == 0)
         rc = read_pid_file(bundle, pid, err);
-    if (rc == 0 && io->tty && (io->term_fd = console_receive(listen_fd)) < 0)
+    if (rc == 0 && io->tty && (io->term_fd = runtime_console_accept(listen_fd)) < 0)
         rc = serr_set(err, SERR_INTERNAL, "crun sent no terminal");
     if (listen_fd >= 0)
         close(listen_fd);
