@@ -472,8 +472,7 @@ static int write_resolv_conf(struct ctr *c)
     return rc;
 }
 
-/* A signal to the container's init, or to a host job's process group. */
-static void ctr_signal(struct ctr *c, int signo)
+void ctr_signal(struct ctr *c, int signo)
 {
     kill(c->host ? -c->pid : c->pid, signo);
 }

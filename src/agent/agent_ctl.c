@@ -12,6 +12,7 @@
 #include "agent/reply.h"
 #include "agent/runtime.h"
 #include "base/util.h"
+#include "model/cidr.h"
 #include "model/container_opts.h"
 
 /* By id, local name, task id, or a task container's name as `ps` shows it
@@ -122,7 +123,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, const char *signal, struct 
         return serr_set(err, SERR_CONFLICT, "Container %s is not running", ref);
     /* not a stop: a later `stop` still kills it past its grace period, and a
      * task whose container this ends fails (its service replaces it) */
-    kill(c->host ? -c->pid : c->pid, signo);
+    ctr_signal(c, signo);
     return 0;
 }
 
@@ -230,8 +231,7 @@ static json_t *ctr_network(const struct ctr *c)
         return json_pack("{s:s}", "mode",
                          c->rspec && json_object_get(c->rspec, "netns") ? "bridge" : "host");
     char addr[16];
-    snprintf(addr, sizeof(addr), "%u.%u.%u.%u", c->addr >> 24, (c->addr >> 16) & 255,
-             (c->addr >> 8) & 255, c->addr & 255);
+    net_format_ip(c->addr, addr);
     return json_pack("{s:s, s:s, s:s}", "mode", "bridge", "address", addr, "bridge", c->bridge);
 }
 

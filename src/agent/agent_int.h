@@ -116,6 +116,8 @@ struct ctr *ctr_new(struct agent *a, const char *id);
 struct ctr *ctr_find(struct agent *a, const char *ref);
 int ctr_launch(struct ctr *c, json_t *container, struct serr *err);
 void ctr_stop(struct ctr *c);
+/* A signal to the container's init, or to a host job's process group. */
+void ctr_signal(struct ctr *c, int signo);
 void ctr_release(struct ctr *c);
 char *ctr_record_path(struct ctr *c, const char *suffix);
 char *ctr_log_path(struct agent *a, const char *id, bool rotated);
