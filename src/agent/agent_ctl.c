@@ -280,7 +280,8 @@ static uint64_t host_memory(void)
     return total;
 }
 
-static json_t *ctr_stats(struct ctr *c)
+/* host_mem: the machine's memory, the limit shown for a container without one. */
+static json_t *ctr_stats(struct ctr *c, uint64_t host_mem)
 {
     uint64_t cpu_ns = 0, mem = 0, limit = 0, pids = 0;
     if (ctr_running(c) && !c->host) {
@@ -288,7 +289,7 @@ static json_t *ctr_stats(struct ctr *c)
         runtime_limits(c->env->rt, c->id, &limit, &pids);
     }
     if (limit == 0)
-        limit = host_memory();
+        limit = host_mem;
     char *name = ctr_display_name(c);
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", c->id, "name", name,
                           "state", ctr_state_name(c), "cpu_ns", (json_int_t)cpu_ns, "read_ns",
@@ -300,13 +301,14 @@ static json_t *ctr_stats(struct ctr *c)
 
 json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr *err)
 {
+    uint64_t host_mem = host_memory(); /* once, not once per container */
     if (ref) {
         struct ctr *c = find_or_fail(a, ref, err);
-        return c ? json_pack("[o]", ctr_stats(c)) : NULL;
+        return c ? json_pack("[o]", ctr_stats(c, host_mem)) : NULL;
     }
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next)
         if ((all || ctr_running(c)) && (c->local || c->task_id))
-            json_array_append_new(out, ctr_stats(c));
+            json_array_append_new(out, ctr_stats(c, host_mem));
     return out;
 }
