@@ -318,19 +318,25 @@ static uint64_t read_counter(const char *path, const char *key)
     return v;
 }
 
+/* The container's cgroup file: `v2_file` of its v2 cgroup, or `v1_file` of
+ * its v1 `controller` cgroup (new string). */
+static char *counter_path(const struct runtime *rt, const char *id, const char *controller,
+                          const char *v1_file, const char *v2_file)
+{
+    if (rt->cgroup_mode == CGROUP_V2)
+        return xasprintf(CGROUP_ROOT "/shoal/%s/%s", id, v2_file);
+    return xasprintf(CGROUP_ROOT "/%s/shoal/%s/%s", controller, id, v1_file);
+}
+
 void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cpu_ns,
                           uint64_t *mem_bytes)
 {
-    char *cpu_path, *mem_path;
-    if (rt->cgroup_mode == CGROUP_V2) {
-        cpu_path = xasprintf(CGROUP_ROOT "/shoal/%s/cpu.stat", id);
-        mem_path = xasprintf(CGROUP_ROOT "/shoal/%s/memory.current", id);
+    char *cpu_path = counter_path(rt, id, "cpuacct", "cpuacct.usage", "cpu.stat");
+    char *mem_path = counter_path(rt, id, "memory", "memory.usage_in_bytes", "memory.current");
+    if (rt->cgroup_mode == CGROUP_V2)
         *cpu_ns = read_counter(cpu_path, "usage_usec ") * 1000;
-    } else {
-        cpu_path = xasprintf(CGROUP_ROOT "/cpuacct/shoal/%s/cpuacct.usage", id);
-        mem_path = xasprintf(CGROUP_ROOT "/memory/shoal/%s/memory.usage_in_bytes", id);
+    else
         *cpu_ns = read_counter(cpu_path, NULL);
-    }
     *mem_bytes = read_counter(mem_path, NULL);
     free(cpu_path);
     free(mem_path);
@@ -342,14 +348,8 @@ void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cp
 void runtime_cgroup_limits(const struct runtime *rt, const char *id, uint64_t *mem_limit,
                            uint64_t *pids)
 {
-    char *mem_path, *pids_path;
-    if (rt->cgroup_mode == CGROUP_V2) {
-        mem_path = xasprintf(CGROUP_ROOT "/shoal/%s/memory.max", id);
-        pids_path = xasprintf(CGROUP_ROOT "/shoal/%s/pids.current", id);
-    } else {
-        mem_path = xasprintf(CGROUP_ROOT "/memory/shoal/%s/memory.limit_in_bytes", id);
-        pids_path = xasprintf(CGROUP_ROOT "/pids/shoal/%s/pids.current", id);
-    }
+    char *mem_path = counter_path(rt, id, "memory", "memory.limit_in_bytes", "memory.max");
+    char *pids_path = counter_path(rt, id, "pids", "pids.current", "pids.current");
     *mem_limit = read_counter(mem_path, NULL);
     if (*mem_limit >= CGROUP_NO_LIMIT_ABOVE)
         *mem_limit = 0;
