@@ -412,11 +412,7 @@ static json_t *build_process(json_t *spec, struct runtime_user *user)
     json_object_set(caps, "effective", set);
     json_object_set_new(caps, "permitted", set);
     json_t *rlimits = build_rlimits(spec);
-    json_t *ids = json_pack("{s:I, s:I}", "uid", (json_int_t)user->uid, "gid",
-                            (json_int_t)user->gid);
-    if (user->additional_gids && json_array_size(user->additional_gids) > 0)
-        json_object_set(ids, "additionalGids", user->additional_gids);
-    json_decref(user->additional_gids);
+    json_t *ids = runtime_user_json(user);
     bool terminal = json_is_true(json_object_get(spec, "tty"));
     return json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", terminal, "user", ids,
                      "args", build_args(spec),

@@ -179,3 +179,13 @@ int runtime_user_resolve(const char *rootfs, const char *user, struct runtime_us
     }
     return rc;
 }
+
+json_t *runtime_user_json(struct runtime_user *u)
+{
+    json_t *ids = json_pack("{s:I, s:I}", "uid", (json_int_t)u->uid, "gid", (json_int_t)u->gid);
+    if (json_array_size(u->additional_gids) > 0)
+        json_object_set(ids, "additionalGids", u->additional_gids);
+    json_decref(u->additional_gids);
+    u->additional_gids = NULL;
+    return ids;
+}
