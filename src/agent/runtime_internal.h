@@ -35,6 +35,9 @@ struct runtime_user {
  * message ("unable to find user NAME: no matching entries in passwd file"). */
 int runtime_user_resolve(const char *rootfs, const char *user, struct runtime_user *out,
                          struct serr *err);
+/* Only the form of `user` (no file read): SERR_INVALID unless NULL, "" or
+ * user[:group] of names or numbers. */
+int runtime_user_check(const char *user, struct serr *err);
 /* The OCI process's "user": {"uid", "gid", "additionalGids" when there are
  * some} (new object); u->additional_gids is taken over. */
 json_t *runtime_user_json(struct runtime_user *u);
