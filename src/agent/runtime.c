@@ -81,8 +81,7 @@ void runtime_free(struct runtime *rt)
     memset(rt, 0, sizeof(*rt));
 }
 
-/* Ids become path components and crun arguments: keep them boring. */
-static int check_id(const char *id, struct serr *err)
+int runtime_check_id(const char *id, struct serr *err)
 {
     size_t len = id ? strlen(id) : 0;
     if (len == 0 || len > MAX_ID_LEN || id[0] == '.' || id[0] == '-' ||
@@ -432,7 +431,7 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
     io->term_fd = -1;
     io->tty = json_is_true(json_object_get(spec, "tty"));
     /* Everything the user can get wrong is checked before touching the disk. */
-    if (check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
+    if (runtime_check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
         return -1;
     if (layer_dirs == NULL || layer_dirs[0] == NULL)
         return serr_set(err, SERR_INVALID, "container %s has no image layers", id);
@@ -472,7 +471,7 @@ static bool crun_knows(const struct runtime *rt, const char *id)
 
 static int check_known(const struct runtime *rt, const char *id, struct serr *err)
 {
-    if (check_id(id, err) < 0)
+    if (runtime_check_id(id, err) < 0)
         return -1;
     if (!crun_knows(rt, id))
         return serr_set(err, SERR_NOT_FOUND, "no such container: %s", id);
@@ -508,7 +507,7 @@ static int crun_delete(const struct runtime *rt, const char *id, struct serr *er
 
 int runtime_delete(struct runtime *rt, const char *id, struct serr *err)
 {
-    if (check_id(id, err) < 0)
+    if (runtime_check_id(id, err) < 0)
         return -1;
     /* A container crun could not stop still uses its rootfs and cgroups:
      * leave them for a later retry. */
@@ -695,7 +694,7 @@ int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t
 {
     *cpu_ns = 0;
     *mem_bytes = 0;
-    if (check_id(id, NULL) < 0)
+    if (runtime_check_id(id, NULL) < 0)
         return -1;
     runtime_cgroup_stats(rt, id, cpu_ns, mem_bytes);
     return 0;
@@ -705,7 +704,7 @@ int runtime_limits(struct runtime *rt, const char *id, uint64_t *mem_limit, uint
 {
     *mem_limit = 0;
     *pids = 0;
-    if (check_id(id, NULL) < 0)
+    if (runtime_check_id(id, NULL) < 0)
         return -1;
     runtime_cgroup_limits(rt, id, mem_limit, pids);
     return 0;

@@ -23,6 +23,11 @@ json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *s
  * created on disk: args, user, mounts (bind sources must exist), limits. */
 int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err);
 
+/* runtime.c: ids become path components (bundle, cgroups) and crun
+ * arguments: letters, digits, '_', '.' and '-', not first '.' or '-', at
+ * most 128 characters. SERR_INVALID otherwise (err may be NULL). */
+int runtime_check_id(const char *id, struct serr *err);
+
 /* runtime_user.c: a container's user and groups. */
 struct runtime_user {
     uint32_t uid, gid;
