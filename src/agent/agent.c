@@ -188,6 +188,22 @@ static void ctr_close_handles(struct ctr *c)
     }
 }
 
+void ctr_free_run_state(struct ctr *c)
+{
+    json_decref(c->rspec);
+    json_decref(c->layer_ids);
+    json_decref(c->dns);
+    json_decref(c->healthcheck);
+    c->rspec = c->layer_ids = c->dns = c->healthcheck = NULL;
+    for (int i = 0; c->layers && c->layers[i]; i++)
+        free(c->layers[i]);
+    free(c->layers);
+    c->layers = NULL;
+    free(c->image);
+    free(c->error);
+    c->image = c->error = NULL;
+}
+
 /* Frees a container once it is released (off the list) and its handles closed. */
 static void ctr_maybe_free(struct ctr *c)
 {
@@ -195,22 +211,14 @@ static void ctr_maybe_free(struct ctr *c)
         return;
     if (c->in_wfd >= 0)
         close(c->in_wfd);
-    json_decref(c->rspec);
+    ctr_free_run_state(c);
     json_decref(c->run_spec);
     json_decref(c->ports);
     json_decref(c->restores);
     json_decref(c->pending_container);
-    json_decref(c->healthcheck);
-    json_decref(c->dns);
-    json_decref(c->layer_ids);
-    for (int i = 0; c->layers && c->layers[i]; i++)
-        free(c->layers[i]);
-    free(c->layers);
     free(c->task_id);
     free(c->service_id);
     free(c->name);
-    free(c->image);
-    free(c->error);
     free(c);
 }
 

@@ -134,18 +134,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, const char *signal, struct 
  * was deleted when it ended). */
 static void ctr_reset(struct ctr *c)
 {
-    json_decref(c->rspec);
-    json_decref(c->layer_ids);
-    json_decref(c->dns);
-    json_decref(c->healthcheck);
-    c->rspec = c->layer_ids = c->dns = c->healthcheck = NULL;
-    for (int i = 0; c->layers && c->layers[i]; i++)
-        free(c->layers[i]);
-    free(c->layers);
-    c->layers = NULL;
-    free(c->image);
-    free(c->error);
-    c->image = c->error = NULL;
+    ctr_free_run_state(c);
     if (c->pidfd >= 0)
         close(c->pidfd);
     if (c->log_fd >= 0)

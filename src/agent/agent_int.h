@@ -119,6 +119,10 @@ void ctr_stop(struct ctr *c);
 /* A signal to the container's init, or to a host job's process group. */
 void ctr_signal(struct ctr *c, int signo);
 void ctr_release(struct ctr *c);
+/* Frees (and empties) what one run made of the container's spec: rspec,
+ * layers, layer_ids, dns, healthcheck, image, error; at its end, or before
+ * `shoal start` runs it again. */
+void ctr_free_run_state(struct ctr *c);
 char *ctr_record_path(struct ctr *c, const char *suffix);
 char *ctr_log_path(struct agent *a, const char *id, bool rotated);
 /* Ends the container's stdin (-i): the pipe's write end closes once what
