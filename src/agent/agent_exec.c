@@ -299,7 +299,7 @@ static int read_request(struct exec_cmd *x, json_t *body, const char ***argv, st
     x->tty = json_is_true(json_object_get(body, "tty"));
     x->rows = (int)json_integer_value(json_object_get(body, "rows"));
     x->cols = (int)json_integer_value(json_object_get(body, "cols"));
-    if (x->rows < 0 || x->rows > 10000 || x->cols < 0 || x->cols > 10000)
+    if (x->rows < 0 || x->rows > TERM_MAX_SIZE || x->cols < 0 || x->cols > TERM_MAX_SIZE)
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     size_t n = json_array_size(cmd);
     *argv = xcalloc(n + 1, sizeof(**argv));
@@ -400,7 +400,7 @@ static int exec_start(struct agent *a, const char *ref, json_t *body, struct age
     x->out = r;
     r->agent_data = x;
     r->gone = client_gone;
-    r->stream_start(r, "application/vnd.shoal.raw-stream");
+    r->stream_start(r, AGENT_FRAMES_TYPE);
     if (x->id[0] && !x->tty) /* a terminal's session: once crun sent it */
         agent_write_frame(r, 4, x->id, strlen(x->id));
     return 0;
@@ -466,7 +466,7 @@ int agent_exec_resize(struct agent *a, const char *id, int rows, int cols, struc
     struct exec_cmd *x = session_find(a, id);
     if (x == NULL)
         return run_session_resize(a, id, rows, cols, err);
-    if (rows <= 0 || cols <= 0 || rows > 10000 || cols > 10000)
+    if (rows <= 0 || cols <= 0 || rows > TERM_MAX_SIZE || cols > TERM_MAX_SIZE)
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     x->rows = rows;
     x->cols = cols;

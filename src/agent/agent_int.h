@@ -198,14 +198,18 @@ int ctr_volume_restore(struct ctr *c, struct serr *err);
 void agent_volumes_start(struct agent *a);
 void agent_volumes_stop(struct agent *a);
 
-/* agent.c: a terminal's size (ignored when rows or cols is 0) */
+/* agent.c: a terminal's size (ignored when rows or cols is 0); what
+ * clients ask is at most TERM_MAX_SIZE either way */
 void term_set_size(int fd, int rows, int cols);
+#define TERM_MAX_SIZE 10000
 
 /* agent_exec.c: the framed streams of exec and `run -i/-t` */
 /* A frame as Docker's: the stream (1 stdout, 2 stderr, 3 the exit code as
  * decimal text, 4 the session's id), three zero bytes, the payload's length
  * big-endian, then the payload. */
 void agent_write_frame(struct agent_reply *out, int stream, const char *data, size_t len);
+/* The content type of a stream of frames. */
+#define AGENT_FRAMES_TYPE "application/vnd.shoal.raw-stream"
 /* A new session id (out: 80 bytes) that names this node for the managers,
  * who send the session's input there. */
 void agent_session_id(struct agent *a, char *out, size_t size);

@@ -201,7 +201,7 @@ int run_session_resize(struct agent *a, const char *id, int rows, int cols, stru
     struct ctr *c = session_ctr(a, id, err);
     if (c == NULL)
         return -1;
-    if (rows <= 0 || cols <= 0 || rows > 10000 || cols > 10000)
+    if (rows <= 0 || cols <= 0 || rows > TERM_MAX_SIZE || cols > TERM_MAX_SIZE)
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     uv_os_fd_t fd;
     if (c->tty && c->out_open && uv_fileno((uv_handle_t *)&c->out, &fd) == 0)
@@ -329,11 +329,6 @@ void ctr_wait_start(struct ctr *c, struct agent_reply *r)
     r->gone = starter_gone;
 }
 
-#define RUN_FRAMES_TYPE "application/vnd.shoal.raw-stream"
-
-/* -i and -t: stdin, a terminal of rows x cols; an attached one is a
- * session whose input comes as exec's. Set before the container is
- * created (work_create reads them). */
 struct ctr *ctr_port_taken(struct agent *a, json_t *port)
 {
     for (struct ctr *c = a->ctrs; c; c = c->next) {
@@ -391,14 +386,17 @@ static int run_ports(struct agent *a, json_t *body, json_t **out, struct serr *e
     return 0;
 }
 
+/* -i and -t: stdin, a terminal of rows x cols; an attached one is a
+ * session whose input comes as exec's. Set before the container is
+ * created (work_create reads them). */
 static void run_session_setup(struct agent *a, struct ctr *c, json_t *body)
 {
     c->interactive = json_is_true(json_object_get(body, "interactive"));
     c->tty = json_is_true(json_object_get(body, "tty"));
     json_int_t rows = json_integer_value(json_object_get(body, "rows"));
     json_int_t cols = json_integer_value(json_object_get(body, "cols"));
-    c->rows = rows > 0 && rows <= 10000 ? (int)rows : 0;
-    c->cols = cols > 0 && cols <= 10000 ? (int)cols : 0;
+    c->rows = rows > 0 && rows <= TERM_MAX_SIZE ? (int)rows : 0;
+    c->cols = cols > 0 && cols <= TERM_MAX_SIZE ? (int)cols : 0;
     if ((c->interactive || c->tty) && !json_is_true(json_object_get(body, "detach")))
         agent_session_id(a, c->session, sizeof(c->session));
 }
@@ -448,7 +446,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
         ctr_wait_start(c, r); /* answered once it runs (or failed to), like docker */
         return;
     }
-    r->stream_start(r, c->session[0] ? RUN_FRAMES_TYPE : "application/x-ndjson");
+    r->stream_start(r, c->session[0] ? AGENT_FRAMES_TYPE : "application/x-ndjson");
     struct follower *f = follower_add(a, r);
     f->frames = c->session[0] != '\0';
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
