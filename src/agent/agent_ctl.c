@@ -45,23 +45,13 @@ static bool ctr_running(const struct ctr *c)
 
 /* ---- stop ---- */
 
-static void stopper_gone(struct agent_reply *r)
-{
-    struct ctr *c = r->agent_data;
-    c->stop_reply = NULL;
-    c->restart_after_stop = false;
-}
-
 static int ctr_relaunch(struct ctr *c, struct serr *err);
 
 void ctr_answer_stopper(struct ctr *c)
 {
-    struct agent_reply *r = c->stop_reply;
+    struct agent_reply *r = reply_take(&c->stop_reply);
     if (r == NULL)
         return;
-    c->stop_reply = NULL;
-    r->gone = NULL;
-    r->agent_data = NULL;
     bool restart = c->restart_after_stop;
     c->restart_after_stop = false;
     struct serr err = {0};
@@ -70,7 +60,7 @@ void ctr_answer_stopper(struct ctr *c)
     } else if (ctr_relaunch(c, &err) < 0) {
         r->fail(r, &err);
     } else {
-        ctr_wait_start(c, r);
+        reply_wait(&c->start_reply, r);
     }
 }
 
@@ -90,10 +80,8 @@ static int stop_ctr(struct agent *a, const char *ref, int timeout_s, bool restar
         return serr_set(err, SERR_CONFLICT, "container %s is already being stopped", ref);
     if (timeout_s >= 0)
         c->grace_ms = (int64_t)timeout_s * 1000;
-    c->stop_reply = r;
+    reply_wait(&c->stop_reply, r);
     c->restart_after_stop = restart;
-    r->agent_data = c;
-    r->gone = stopper_gone;
     if (c->phase == PH_DONE)
         ctr_answer_stopper(c); /* stopped already: a no-op, as Docker's (restart: a start) */
     else
@@ -200,7 +188,7 @@ void agent_ctr_start(struct agent *a, const char *ref, struct agent_reply *r)
     if (c && c->start_reply)
         serr_set(&err, SERR_CONFLICT, "container %s is already being started", ref);
     else if (c && ctr_relaunch(c, &err) == 0) {
-        ctr_wait_start(c, r);
+        reply_wait(&c->start_reply, r);
         return;
     }
     r->fail(r, &err);

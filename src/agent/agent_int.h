@@ -39,7 +39,7 @@ struct ctr {
     struct agent_reply *rm_reply;    /* an `rm -f` waiting for this container to be gone */
     struct agent_reply *start_reply; /* a detached `run` waiting for this container to start */
     struct agent_reply *stop_reply;  /* a `stop` (or `restart`) waiting for it to end */
-    bool restart_after_stop;         /* `restart`: started again once stopped */
+    bool restart_after_stop;         /* with stop_reply: a `restart`, started again once stopped */
     json_t *run_spec; /* a local container's spec, kept for `shoal start` (NULL for tasks) */
     json_t *healthcheck; /* the task's {cmd, interval_ms...} or NULL (kept in the record) */
     struct health *health; /* checks running (agent_health.c), or NULL */
@@ -239,8 +239,11 @@ void followers_detach_ctr(struct agent *a, struct ctr *c);
 void followers_close_all(struct agent *a);
 void ctr_answer_remover(struct ctr *c);
 void ctr_answer_starter(struct ctr *c);
-/* A detached run or `start` waits for c to run: `r` answered by ctr_answer_starter. */
-void ctr_wait_start(struct ctr *c, struct agent_reply *r);
+/* A reply kept for later in *slot (rm_reply, start_reply, stop_reply of a
+ * container): its `gone` (the client left) empties the slot; reply_take
+ * takes it out again to answer it (NULL when the slot is empty). */
+void reply_wait(struct agent_reply **slot, struct agent_reply *r);
+struct agent_reply *reply_take(struct agent_reply **slot);
 /* Another live container of this node publishing `port`, or NULL. */
 struct ctr *ctr_port_taken(struct agent *a, json_t *port);
 

@@ -295,21 +295,38 @@ static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *er
     return container;
 }
 
-static void starter_gone(struct agent_reply *r)
+/* The client of a waiting reply left: its slot empties. */
+static void waiting_reply_gone(struct agent_reply *r)
 {
-    struct ctr *c = r->agent_data;
-    c->start_reply = NULL;
+    struct agent_reply **slot = r->agent_data;
+    *slot = NULL;
+}
+
+void reply_wait(struct agent_reply **slot, struct agent_reply *r)
+{
+    *slot = r;
+    r->agent_data = slot;
+    r->gone = waiting_reply_gone;
+}
+
+struct agent_reply *reply_take(struct agent_reply **slot)
+{
+    struct agent_reply *r = *slot;
+    if (r == NULL)
+        return NULL;
+    *slot = NULL;
+    r->gone = NULL;
+    r->agent_data = NULL;
+    return r;
 }
 
 /* Answers a detached `run` once its container started (201 {"id"}) or could
  * not start (the reason). */
 void ctr_answer_starter(struct ctr *c)
 {
-    struct agent_reply *r = c->start_reply;
+    struct agent_reply *r = reply_take(&c->start_reply);
     if (r == NULL)
         return;
-    c->start_reply = NULL;
-    r->gone = NULL;
     if (c->error || !c->created) {
         struct serr err;
         serr_set(&err, c->error ? SERR_INVALID : SERR_UNAVAILABLE, "%s",
@@ -320,13 +337,6 @@ void ctr_answer_starter(struct ctr *c)
     char reply[64];
     snprintf(reply, sizeof(reply), "{\"id\":\"%s\"}", c->id);
     r->respond(r, 201, reply);
-}
-
-void ctr_wait_start(struct ctr *c, struct agent_reply *r)
-{
-    c->start_reply = r;
-    r->agent_data = c;
-    r->gone = starter_gone;
 }
 
 struct ctr *ctr_port_taken(struct agent *a, json_t *port)
@@ -443,7 +453,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     if (c->ports)
         agent_kick(a); /* its ports are published (agent_net.c) */
     if (json_is_true(json_object_get(body, "detach"))) {
-        ctr_wait_start(c, r); /* answered once it runs (or failed to), like docker */
+        reply_wait(&c->start_reply, r); /* answered once it runs (or failed to), like docker */
         return;
     }
     r->stream_start(r, c->session[0] ? AGENT_FRAMES_TYPE : "application/x-ndjson");
@@ -474,21 +484,12 @@ json_t *agent_list_local(struct agent *a, bool with_tasks)
     return out;
 }
 
-static void remover_gone(struct agent_reply *r)
-{
-    struct ctr *c = r->agent_data;
-    c->rm_reply = NULL;
-}
-
 /* Answers a pending `rm -f` once its container is gone (from ctr_release). */
 void ctr_answer_remover(struct ctr *c)
 {
-    struct agent_reply *r = c->rm_reply;
-    if (r == NULL)
-        return;
-    c->rm_reply = NULL;
-    r->gone = NULL;
-    r->respond(r, 200, "{}");
+    struct agent_reply *r = reply_take(&c->rm_reply);
+    if (r)
+        r->respond(r, 200, "{}");
 }
 
 /* 0: removed; 1: being stopped, `r` is answered once it is gone; -1: error
@@ -509,9 +510,7 @@ static int remove_local(struct agent *a, const char *ref, int force, struct agen
             return serr_set(err, SERR_CONFLICT, "container %s is already being removed", ref);
         c->rm = true;
         c->grace_ms = 0;
-        c->rm_reply = r; /* answered when it is gone, like docker */
-        r->agent_data = c;
-        r->gone = remover_gone;
+        reply_wait(&c->rm_reply, r); /* answered when it is gone, like docker */
         ctr_stop(c);
         return 1;
     }
