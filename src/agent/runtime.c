@@ -392,20 +392,21 @@ int runtime_console_listen(const char *path, struct serr *err)
     return fd;
 }
 
-static int crun_create(const struct runtime *rt, const char *id, const char *bundle,
+/* With `tty`: a terminal, its master received into io->term_fd. */
+static int crun_create(const struct runtime *rt, const char *id, const char *bundle, bool tty,
                        struct runtime_io *io, pid_t *pid, struct serr *err)
 {
     char *bundle_opt = xasprintf("--bundle=%s", bundle);
     char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
     char *sock = xasprintf("%s/console.sock", bundle);
     char *console_opt = xasprintf("--console-socket=%s", sock);
-    int listen_fd = io->tty ? runtime_console_listen(sock, err) : -1;
-    const char *args[] = {"create", bundle_opt, pid_opt, io->tty ? console_opt : id,
-                          io->tty ? id : NULL, NULL};
-    int rc = io->tty && listen_fd < 0 ? -1 : run_crun_io(rt, id, args, io->in_fd, io->out_fd, err);
+    int listen_fd = tty ? runtime_console_listen(sock, err) : -1;
+    const char *args[] = {"create", bundle_opt, pid_opt, tty ? console_opt : id, tty ? id : NULL,
+                          NULL};
+    int rc = tty && listen_fd < 0 ? -1 : run_crun_io(rt, id, args, io->in_fd, io->out_fd, err);
     if (rc == 0)
         rc = read_pid_file(bundle, pid, err);
-    if (rc == 0 && io->tty && (io->term_fd = runtime_console_accept(listen_fd)) < 0)
+    if (rc == 0 && tty && (io->term_fd = runtime_console_accept(listen_fd)) < 0)
         rc = serr_set(err, SERR_INTERNAL, "crun sent no terminal");
     if (listen_fd >= 0)
         close(listen_fd);
@@ -429,7 +430,7 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
                       struct serr *err)
 {
     io->term_fd = -1;
-    io->tty = json_is_true(json_object_get(spec, "tty"));
+    bool tty = json_is_true(json_object_get(spec, "tty"));
     /* Everything the user can get wrong is checked before touching the disk. */
     if (runtime_check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
         return -1;
@@ -446,7 +447,7 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
     }
     if (prepare_bundle(rt, id, bundle, spec, layer_dirs, err) < 0 ||
         runtime_cgroup_create(rt, id, spec, err) < 0 ||
-        crun_create(rt, id, bundle, io, pid, err) < 0 ||
+        crun_create(rt, id, bundle, tty, io, pid, err) < 0 ||
         runtime_cgroup_place(rt, id, *pid, err) < 0)
         goto fail;
     free(bundle);

@@ -85,7 +85,6 @@ int runtime_create(struct runtime *rt, const char *id, json_t *spec,
  * caller's to close (out_fd then gets crun's own errors only). */
 struct runtime_io {
     int in_fd, out_fd;
-    bool tty;    /* set from the spec */
     int term_fd; /* out: the terminal's master, or -1 */
 };
 int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
