@@ -809,6 +809,22 @@ static void start_task(struct agent *a, json_t *task)
 
 /* ---- adoption after a restart ---- */
 
+/* What record_write kept of the runtime spec, for the container's end: its
+ * mounts (backups resume) and a host job's node file (removed); NULL when
+ * neither. */
+static json_t *kept_rspec(json_t *rec)
+{
+    json_t *mounts = json_object_get(rec, "mounts"), *nodefile = json_object_get(rec, "nodefile");
+    if (!json_is_array(mounts) && !json_is_string(nodefile))
+        return NULL;
+    json_t *rspec = json_object();
+    if (json_is_array(mounts))
+        json_object_set(rspec, "mounts", mounts);
+    if (json_is_string(nodefile))
+        json_object_set(rspec, "nodefile", nodefile);
+    return rspec;
+}
+
 static void adopt(struct agent *a, json_t *rec)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
@@ -832,10 +848,7 @@ static void adopt(struct agent *a, json_t *rec)
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     json_t *run_spec = json_object_get(rec, "run_spec");
     c->run_spec = json_is_object(run_spec) ? json_incref(run_spec) : NULL;
-    if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
-        c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
-    if (json_is_string(json_object_get(rec, "nodefile")))
-        c->rspec = json_pack("{s:O}", "nodefile", json_object_get(rec, "nodefile"));
+    c->rspec = kept_rspec(rec); /* never created again: what its end needs only */
     struct in_addr in;
     if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
