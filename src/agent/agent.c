@@ -485,12 +485,18 @@ void ctr_signal(struct ctr *c, int signo)
     kill(c->host ? -c->pid : c->pid, signo);
 }
 
+/* The runtime's container, or what is left of a host job, deleted. */
+static int ctr_runtime_delete(struct ctr *c, struct serr *err)
+{
+    return c->host ? runtime_host_delete(c->env->rt, c->id, err)
+                   : runtime_delete(c->env->rt, c->id, err);
+}
+
 static void work_delete(uv_work_t *w)
 {
     struct ctr *c = w->data;
     struct serr err;
-    if (c->host ? runtime_host_delete(c->env->rt, c->id, &err) < 0
-                : runtime_delete(c->env->rt, c->id, &err) < 0)
+    if (ctr_runtime_delete(c, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
     const char *nodefile = json_string_value(json_object_get(c->rspec, "nodefile"));
     if (c->host && nodefile)
@@ -695,10 +701,7 @@ static void after_create(uv_work_t *w, int status)
         if (c->created) {
             ctr_signal(c, SIGKILL);
             struct serr ignored;
-            if (c->host)
-                runtime_host_delete(c->env->rt, c->id, &ignored);
-            else
-                runtime_delete(c->env->rt, c->id, &ignored);
+            ctr_runtime_delete(c, &ignored);
             net_task_delete(c->id);
         }
         ctr_maybe_free(c);
