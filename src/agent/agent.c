@@ -480,6 +480,11 @@ static int write_resolv_conf(struct ctr *c)
     return rc;
 }
 
+bool ctr_running(const struct ctr *c)
+{
+    return c->phase == PH_RUNNING && c->created && !c->exited;
+}
+
 void ctr_signal(struct ctr *c, int signo)
 {
     kill(c->host ? -c->pid : c->pid, signo);
@@ -1079,7 +1084,7 @@ json_t *agent_running_tasks(struct agent *a)
 {
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (c->task_id && c->phase == PH_RUNNING && c->created && !c->exited)
+        if (c->task_id && ctr_running(c))
             json_array_append_new(out, json_pack("{s:s, s:s, s:I}", "id", c->task_id, "container",
                                                  c->id, "pid", (json_int_t)c->pid));
     return out;

@@ -38,11 +38,6 @@ static char *ctr_display_name(const struct ctr *c)
     return c->task_id ? xasprintf("%s.%s", name, c->task_id) : xstrdup(name);
 }
 
-static bool ctr_running(const struct ctr *c)
-{
-    return c->phase == PH_RUNNING && c->created && !c->exited;
-}
-
 /* ---- stop ---- */
 
 static int ctr_relaunch(struct ctr *c, struct serr *err);

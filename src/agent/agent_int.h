@@ -116,6 +116,8 @@ struct ctr *ctr_new(struct agent *a, const char *id);
 struct ctr *ctr_find(struct agent *a, const char *ref);
 int ctr_launch(struct ctr *c, json_t *container, struct serr *err);
 void ctr_stop(struct ctr *c);
+/* Created, running, and not seen to exit. */
+bool ctr_running(const struct ctr *c);
 /* A signal to the container's init, or to a host job's process group. */
 void ctr_signal(struct ctr *c, int signo);
 void ctr_release(struct ctr *c);

@@ -94,11 +94,6 @@ static bool ctr_mounts(struct ctr *c, const char *data)
     return false;
 }
 
-static bool ctr_running(struct ctr *c)
-{
-    return c->phase == PH_RUNNING && c->created && !c->exited;
-}
-
 /* A container of this node that uses the volume: running (for the hook), or
  * also one being created (a restore must wait for both); NULL when none. */
 static struct ctr *user_of(struct agent *a, const char *name, bool running_only)
