@@ -212,15 +212,20 @@ static int create_one(const char *controller, const char *id, json_t *spec, stru
     return rc;
 }
 
+/* A controller of the container's cgroups: mounted, and not "devices" for
+ * a host job (devices false). */
+static bool controller_used(const char *controller, bool devices)
+{
+    return controller_mounted(controller) && (devices || strcmp(controller, "devices") != 0);
+}
+
 static int create_all(const struct runtime *rt, const char *id, json_t *spec, bool devices,
                       struct serr *err)
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_mounted(v1_controllers[i]))
-            continue;
-        if (!devices && strcmp(v1_controllers[i], "devices") == 0)
+        if (!controller_used(v1_controllers[i], devices))
             continue;
         if (create_one(v1_controllers[i], id, spec, err) < 0) {
             runtime_cgroup_remove(rt, id, NULL);
@@ -242,25 +247,35 @@ int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t 
     return create_all(rt, id, spec, false, err);
 }
 
-int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
+/* Writes pid into the cgroups create_all made (the same `devices`). */
+static int place_all(const struct runtime *rt, const char *id, pid_t pid, bool devices,
+                     struct serr *err)
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
     char value[32];
     snprintf(value, sizeof(value), "%d", (int)pid);
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_mounted(v1_controllers[i]))
+        if (!controller_used(v1_controllers[i], devices))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
-        struct stat st;
-        int rc = stat(dir, &st) < 0 && errno == ENOENT
-                     ? 0 /* a host job has no devices cgroup */
-                     : write_cgroup_file(dir, "cgroup.procs", value, err);
+        int rc = write_cgroup_file(dir, "cgroup.procs", value, err);
         free(dir);
         if (rc < 0)
             return -1;
     }
     return 0;
+}
+
+int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
+{
+    return place_all(rt, id, pid, true, err);
+}
+
+int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pid,
+                              struct serr *err)
+{
+    return place_all(rt, id, pid, false, err);
 }
 
 char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id)

@@ -153,7 +153,7 @@ static int fork_gated_locked(const struct runtime *rt, const char *id, char **ar
     close(null_fd);
     int rc = child < 0 ? serr_errno(err, "fork") : child_session(child, gate[1], err);
     if (rc == 0)
-        rc = runtime_cgroup_place(rt, id, child, err);
+        rc = runtime_cgroup_place_host(rt, id, child, err);
     if (rc < 0 && child > 0) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);

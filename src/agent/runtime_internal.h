@@ -59,8 +59,11 @@ int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec
  * less "devices" (a host process keeps the host's devices). */
 int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
                                struct serr *err);
-/* v1/hybrid: moves `pid` into the container's cgroups (those that exist). */
+/* v1/hybrid: moves `pid` into the container's cgroups; _host: into a host
+ * job's (made by runtime_cgroup_create_host: no "devices"). */
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
+int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pid,
+                              struct serr *err);
 /* v1/hybrid: the container's cpuset cgroup (new string), which a `crun exec`
  * command joins so that it keeps to a batch job's cores (crun without a
  * cgroup manager would leave it in the daemon's cgroups); NULL on v2 hosts or
