@@ -188,6 +188,22 @@ static void ctr_close_handles(struct ctr *c)
     }
 }
 
+void ctr_free_run_state(struct ctr *c)
+{
+    json_decref(c->rspec);
+    json_decref(c->layer_ids);
+    json_decref(c->dns);
+    json_decref(c->healthcheck);
+    c->rspec = c->layer_ids = c->dns = c->healthcheck = NULL;
+    for (int i = 0; c->layers && c->layers[i]; i++)
+        free(c->layers[i]);
+    free(c->layers);
+    c->layers = NULL;
+    free(c->image);
+    free(c->error);
+    c->image = c->error = NULL;
+}
+
 /* Frees a container once it is released (off the list) and its handles closed. */
 static void ctr_maybe_free(struct ctr *c)
 {
@@ -195,22 +211,14 @@ static void ctr_maybe_free(struct ctr *c)
         return;
     if (c->in_wfd >= 0)
         close(c->in_wfd);
-    json_decref(c->rspec);
+    ctr_free_run_state(c);
     json_decref(c->run_spec);
     json_decref(c->ports);
     json_decref(c->restores);
     json_decref(c->pending_container);
-    json_decref(c->healthcheck);
-    json_decref(c->dns);
-    json_decref(c->layer_ids);
-    for (int i = 0; c->layers && c->layers[i]; i++)
-        free(c->layers[i]);
-    free(c->layers);
     free(c->task_id);
     free(c->service_id);
     free(c->name);
-    free(c->image);
-    free(c->error);
     free(c);
 }
 
@@ -472,18 +480,28 @@ static int write_resolv_conf(struct ctr *c)
     return rc;
 }
 
-/* A signal to the container's init, or to a host job's process group. */
-static void ctr_signal(struct ctr *c, int signo)
+bool ctr_running(const struct ctr *c)
+{
+    return c->phase == PH_RUNNING && c->created && !c->exited;
+}
+
+void ctr_signal(struct ctr *c, int signo)
 {
     kill(c->host ? -c->pid : c->pid, signo);
+}
+
+/* The runtime's container, or what is left of a host job, deleted. */
+static int ctr_runtime_delete(struct ctr *c, struct serr *err)
+{
+    return c->host ? runtime_host_delete(c->env->rt, c->id, err)
+                   : runtime_delete(c->env->rt, c->id, err);
 }
 
 static void work_delete(uv_work_t *w)
 {
     struct ctr *c = w->data;
     struct serr err;
-    if (c->host ? runtime_host_delete(c->env->rt, c->id, &err) < 0
-                : runtime_delete(c->env->rt, c->id, &err) < 0)
+    if (ctr_runtime_delete(c, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
     const char *nodefile = json_string_value(json_object_get(c->rspec, "nodefile"));
     if (c->host && nodefile)
@@ -688,10 +706,7 @@ static void after_create(uv_work_t *w, int status)
         if (c->created) {
             ctr_signal(c, SIGKILL);
             struct serr ignored;
-            if (c->host)
-                runtime_host_delete(c->env->rt, c->id, &ignored);
-            else
-                runtime_delete(c->env->rt, c->id, &ignored);
+            ctr_runtime_delete(c, &ignored);
             net_task_delete(c->id);
         }
         ctr_maybe_free(c);
@@ -802,6 +817,22 @@ static void start_task(struct agent *a, json_t *task)
 
 /* ---- adoption after a restart ---- */
 
+/* What record_write kept of the runtime spec, for the container's end: its
+ * mounts (backups resume) and a host job's node file (removed); NULL when
+ * neither. */
+static json_t *kept_rspec(json_t *rec)
+{
+    json_t *mounts = json_object_get(rec, "mounts"), *nodefile = json_object_get(rec, "nodefile");
+    if (!json_is_array(mounts) && !json_is_string(nodefile))
+        return NULL;
+    json_t *rspec = json_object();
+    if (json_is_array(mounts))
+        json_object_set(rspec, "mounts", mounts);
+    if (json_is_string(nodefile))
+        json_object_set(rspec, "nodefile", nodefile);
+    return rspec;
+}
+
 static void adopt(struct agent *a, json_t *rec)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
@@ -825,10 +856,7 @@ static void adopt(struct agent *a, json_t *rec)
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     json_t *run_spec = json_object_get(rec, "run_spec");
     c->run_spec = json_is_object(run_spec) ? json_incref(run_spec) : NULL;
-    if (json_is_array(json_object_get(rec, "mounts"))) /* never created again: mounts only */
-        c->rspec = json_pack("{s:O}", "mounts", json_object_get(rec, "mounts"));
-    if (json_is_string(json_object_get(rec, "nodefile")))
-        c->rspec = json_pack("{s:O}", "nodefile", json_object_get(rec, "nodefile"));
+    c->rspec = kept_rspec(rec); /* never created again: what its end needs only */
     struct in_addr in;
     if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
@@ -1056,7 +1084,7 @@ json_t *agent_running_tasks(struct agent *a)
 {
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (c->task_id && c->phase == PH_RUNNING && c->created && !c->exited)
+        if (c->task_id && ctr_running(c))
             json_array_append_new(out, json_pack("{s:s, s:s, s:I}", "id", c->task_id, "container",
                                                  c->id, "pid", (json_int_t)c->pid));
     return out;

@@ -12,6 +12,7 @@
 #include "agent/reply.h"
 #include "agent/runtime.h"
 #include "base/util.h"
+#include "model/cidr.h"
 #include "model/container_opts.h"
 
 /* By id, local name, task id, or a task container's name as `ps` shows it
@@ -37,30 +38,15 @@ static char *ctr_display_name(const struct ctr *c)
     return c->task_id ? xasprintf("%s.%s", name, c->task_id) : xstrdup(name);
 }
 
-static bool ctr_running(const struct ctr *c)
-{
-    return c->phase == PH_RUNNING && c->created && !c->exited;
-}
-
 /* ---- stop ---- */
-
-static void stopper_gone(struct agent_reply *r)
-{
-    struct ctr *c = r->agent_data;
-    c->stop_reply = NULL;
-    c->restart_after_stop = false;
-}
 
 static int ctr_relaunch(struct ctr *c, struct serr *err);
 
 void ctr_answer_stopper(struct ctr *c)
 {
-    struct agent_reply *r = c->stop_reply;
+    struct agent_reply *r = reply_take(&c->stop_reply);
     if (r == NULL)
         return;
-    c->stop_reply = NULL;
-    r->gone = NULL;
-    r->agent_data = NULL;
     bool restart = c->restart_after_stop;
     c->restart_after_stop = false;
     struct serr err = {0};
@@ -69,7 +55,7 @@ void ctr_answer_stopper(struct ctr *c)
     } else if (ctr_relaunch(c, &err) < 0) {
         r->fail(r, &err);
     } else {
-        ctr_wait_start(c, r);
+        reply_wait(&c->start_reply, r);
     }
 }
 
@@ -89,10 +75,8 @@ static int stop_ctr(struct agent *a, const char *ref, int timeout_s, bool restar
         return serr_set(err, SERR_CONFLICT, "container %s is already being stopped", ref);
     if (timeout_s >= 0)
         c->grace_ms = (int64_t)timeout_s * 1000;
-    c->stop_reply = r;
+    reply_wait(&c->stop_reply, r);
     c->restart_after_stop = restart;
-    r->agent_data = c;
-    r->gone = stopper_gone;
     if (c->phase == PH_DONE)
         ctr_answer_stopper(c); /* stopped already: a no-op, as Docker's (restart: a start) */
     else
@@ -122,7 +106,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, const char *signal, struct 
         return serr_set(err, SERR_CONFLICT, "Container %s is not running", ref);
     /* not a stop: a later `stop` still kills it past its grace period, and a
      * task whose container this ends fails (its service replaces it) */
-    kill(c->host ? -c->pid : c->pid, signo);
+    ctr_signal(c, signo);
     return 0;
 }
 
@@ -133,18 +117,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, const char *signal, struct 
  * was deleted when it ended). */
 static void ctr_reset(struct ctr *c)
 {
-    json_decref(c->rspec);
-    json_decref(c->layer_ids);
-    json_decref(c->dns);
-    json_decref(c->healthcheck);
-    c->rspec = c->layer_ids = c->dns = c->healthcheck = NULL;
-    for (int i = 0; c->layers && c->layers[i]; i++)
-        free(c->layers[i]);
-    free(c->layers);
-    c->layers = NULL;
-    free(c->image);
-    free(c->error);
-    c->image = c->error = NULL;
+    ctr_free_run_state(c);
     if (c->pidfd >= 0)
         close(c->pidfd);
     if (c->log_fd >= 0)
@@ -210,7 +183,7 @@ void agent_ctr_start(struct agent *a, const char *ref, struct agent_reply *r)
     if (c && c->start_reply)
         serr_set(&err, SERR_CONFLICT, "container %s is already being started", ref);
     else if (c && ctr_relaunch(c, &err) == 0) {
-        ctr_wait_start(c, r);
+        reply_wait(&c->start_reply, r);
         return;
     }
     r->fail(r, &err);
@@ -230,8 +203,7 @@ static json_t *ctr_network(const struct ctr *c)
         return json_pack("{s:s}", "mode",
                          c->rspec && json_object_get(c->rspec, "netns") ? "bridge" : "host");
     char addr[16];
-    snprintf(addr, sizeof(addr), "%u.%u.%u.%u", c->addr >> 24, (c->addr >> 16) & 255,
-             (c->addr >> 8) & 255, c->addr & 255);
+    net_format_ip(c->addr, addr);
     return json_pack("{s:s, s:s, s:s}", "mode", "bridge", "address", addr, "bridge", c->bridge);
 }
 
@@ -280,7 +252,8 @@ static uint64_t host_memory(void)
     return total;
 }
 
-static json_t *ctr_stats(struct ctr *c)
+/* host_mem: the machine's memory, the limit shown for a container without one. */
+static json_t *ctr_stats(struct ctr *c, uint64_t host_mem)
 {
     uint64_t cpu_ns = 0, mem = 0, limit = 0, pids = 0;
     if (ctr_running(c) && !c->host) {
@@ -288,7 +261,7 @@ static json_t *ctr_stats(struct ctr *c)
         runtime_limits(c->env->rt, c->id, &limit, &pids);
     }
     if (limit == 0)
-        limit = host_memory();
+        limit = host_mem;
     char *name = ctr_display_name(c);
     json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "id", c->id, "name", name,
                           "state", ctr_state_name(c), "cpu_ns", (json_int_t)cpu_ns, "read_ns",
@@ -300,13 +273,14 @@ static json_t *ctr_stats(struct ctr *c)
 
 json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr *err)
 {
+    uint64_t host_mem = host_memory(); /* once, not once per container */
     if (ref) {
         struct ctr *c = find_or_fail(a, ref, err);
-        return c ? json_pack("[o]", ctr_stats(c)) : NULL;
+        return c ? json_pack("[o]", ctr_stats(c, host_mem)) : NULL;
     }
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next)
         if ((all || ctr_running(c)) && (c->local || c->task_id))
-            json_array_append_new(out, ctr_stats(c));
+            json_array_append_new(out, ctr_stats(c, host_mem));
     return out;
 }

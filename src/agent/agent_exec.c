@@ -9,10 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "agent/agent_int.h"
@@ -203,34 +199,13 @@ static void client_gone(struct agent_reply *r)
 
 /* ---- the terminal ---- */
 
-/* The master as crun sends it: one fd in SCM_RIGHTS. */
-static int receive_fd(int sock)
-{
-    char byte[256];
-    char ctl[CMSG_SPACE(sizeof(int))];
-    struct iovec iov = {.iov_base = byte, .iov_len = sizeof(byte)};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
-                         .msg_controllen = sizeof(ctl)};
-    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) < 0)
-        return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-        return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(fd));
-    return fd;
-}
-
 static void console_ready(uv_poll_t *p, int status, int events)
 {
     (void)events;
     struct exec_cmd *x = p->data;
     x->console_open = false;
     close_handle(x, (uv_handle_t *)&x->console);
-    int conn = status < 0 ? -1 : accept4(x->console_fd, NULL, NULL, SOCK_CLOEXEC);
-    int master = conn < 0 ? -1 : receive_fd(conn);
-    if (conn >= 0)
-        close(conn);
+    int master = status < 0 ? -1 : runtime_console_accept(x->console_fd);
     if (master < 0)
         return; /* crun reports its failure on stderr and exits */
     term_set_size(master, x->rows, x->cols);
@@ -253,15 +228,9 @@ static void console_ready(uv_poll_t *p, int status, int events)
 static int console_listen(struct exec_cmd *x, char **path, struct serr *err)
 {
     *path = xasprintf("%s.sock", x->files);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(*path) >= sizeof(sa.sun_path))
-        return serr_set(err, SERR_INTERNAL, "console socket path too long: %s", *path);
-    strcpy(sa.sun_path, *path);
-    unlink(*path);
-    x->console_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (x->console_fd < 0 || bind(x->console_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(x->console_fd, 1) < 0)
-        return serr_errno(err, "console socket %s", *path);
+    x->console_fd = runtime_console_listen(*path, err);
+    if (x->console_fd < 0)
+        return -1;
     uv_poll_init(x->loop, &x->console, x->console_fd);
     x->console.data = x;
     x->open_handles++;
@@ -330,7 +299,7 @@ static int read_request(struct exec_cmd *x, json_t *body, const char ***argv, st
     x->tty = json_is_true(json_object_get(body, "tty"));
     x->rows = (int)json_integer_value(json_object_get(body, "rows"));
     x->cols = (int)json_integer_value(json_object_get(body, "cols"));
-    if (x->rows < 0 || x->rows > 10000 || x->cols < 0 || x->cols > 10000)
+    if (x->rows < 0 || x->rows > TERM_MAX_SIZE || x->cols < 0 || x->cols > TERM_MAX_SIZE)
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     size_t n = json_array_size(cmd);
     *argv = xcalloc(n + 1, sizeof(**argv));
@@ -431,7 +400,7 @@ static int exec_start(struct agent *a, const char *ref, json_t *body, struct age
     x->out = r;
     r->agent_data = x;
     r->gone = client_gone;
-    r->stream_start(r, "application/vnd.shoal.raw-stream");
+    r->stream_start(r, AGENT_FRAMES_TYPE);
     if (x->id[0] && !x->tty) /* a terminal's session: once crun sent it */
         agent_write_frame(r, 4, x->id, strlen(x->id));
     return 0;
@@ -497,7 +466,7 @@ int agent_exec_resize(struct agent *a, const char *id, int rows, int cols, struc
     struct exec_cmd *x = session_find(a, id);
     if (x == NULL)
         return run_session_resize(a, id, rows, cols, err);
-    if (rows <= 0 || cols <= 0 || rows > 10000 || cols > 10000)
+    if (rows <= 0 || cols <= 0 || rows > TERM_MAX_SIZE || cols > TERM_MAX_SIZE)
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     x->rows = rows;
     x->cols = cols;

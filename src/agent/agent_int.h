@@ -39,7 +39,7 @@ struct ctr {
     struct agent_reply *rm_reply;    /* an `rm -f` waiting for this container to be gone */
     struct agent_reply *start_reply; /* a detached `run` waiting for this container to start */
     struct agent_reply *stop_reply;  /* a `stop` (or `restart`) waiting for it to end */
-    bool restart_after_stop;         /* `restart`: started again once stopped */
+    bool restart_after_stop;         /* with stop_reply: a `restart`, started again once stopped */
     json_t *run_spec; /* a local container's spec, kept for `shoal start` (NULL for tasks) */
     json_t *healthcheck; /* the task's {cmd, interval_ms...} or NULL (kept in the record) */
     struct health *health; /* checks running (agent_health.c), or NULL */
@@ -116,7 +116,15 @@ struct ctr *ctr_new(struct agent *a, const char *id);
 struct ctr *ctr_find(struct agent *a, const char *ref);
 int ctr_launch(struct ctr *c, json_t *container, struct serr *err);
 void ctr_stop(struct ctr *c);
+/* Created, running, and not seen to exit. */
+bool ctr_running(const struct ctr *c);
+/* A signal to the container's init, or to a host job's process group. */
+void ctr_signal(struct ctr *c, int signo);
 void ctr_release(struct ctr *c);
+/* Frees (and empties) what one run made of the container's spec: rspec,
+ * layers, layer_ids, dns, healthcheck, image, error; at its end, or before
+ * `shoal start` runs it again. */
+void ctr_free_run_state(struct ctr *c);
 char *ctr_record_path(struct ctr *c, const char *suffix);
 char *ctr_log_path(struct agent *a, const char *id, bool rotated);
 /* Ends the container's stdin (-i): the pipe's write end closes once what
@@ -192,14 +200,18 @@ int ctr_volume_restore(struct ctr *c, struct serr *err);
 void agent_volumes_start(struct agent *a);
 void agent_volumes_stop(struct agent *a);
 
-/* agent.c: a terminal's size (ignored when rows or cols is 0) */
+/* agent.c: a terminal's size (ignored when rows or cols is 0); what
+ * clients ask is at most TERM_MAX_SIZE either way */
 void term_set_size(int fd, int rows, int cols);
+#define TERM_MAX_SIZE 10000
 
 /* agent_exec.c: the framed streams of exec and `run -i/-t` */
 /* A frame as Docker's: the stream (1 stdout, 2 stderr, 3 the exit code as
  * decimal text, 4 the session's id), three zero bytes, the payload's length
  * big-endian, then the payload. */
 void agent_write_frame(struct agent_reply *out, int stream, const char *data, size_t len);
+/* The content type of a stream of frames. */
+#define AGENT_FRAMES_TYPE "application/vnd.shoal.raw-stream"
 /* A new session id (out: 80 bytes) that names this node for the managers,
  * who send the session's input there. */
 void agent_session_id(struct agent *a, char *out, size_t size);
@@ -229,8 +241,11 @@ void followers_detach_ctr(struct agent *a, struct ctr *c);
 void followers_close_all(struct agent *a);
 void ctr_answer_remover(struct ctr *c);
 void ctr_answer_starter(struct ctr *c);
-/* A detached run or `start` waits for c to run: `r` answered by ctr_answer_starter. */
-void ctr_wait_start(struct ctr *c, struct agent_reply *r);
+/* A reply kept for later in *slot (rm_reply, start_reply, stop_reply of a
+ * container): its `gone` (the client left) empties the slot; reply_take
+ * takes it out again to answer it (NULL when the slot is empty). */
+void reply_wait(struct agent_reply **slot, struct agent_reply *r);
+struct agent_reply *reply_take(struct agent_reply **slot);
 /* Another live container of this node publishing `port`, or NULL. */
 struct ctr *ctr_port_taken(struct agent *a, json_t *port);
 

@@ -201,7 +201,7 @@ int run_session_resize(struct agent *a, const char *id, int rows, int cols, stru
     struct ctr *c = session_ctr(a, id, err);
     if (c == NULL)
         return -1;
-    if (rows <= 0 || cols <= 0 || rows > 10000 || cols > 10000)
+    if (rows <= 0 || cols <= 0 || rows > TERM_MAX_SIZE || cols > TERM_MAX_SIZE)
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     uv_os_fd_t fd;
     if (c->tty && c->out_open && uv_fileno((uv_handle_t *)&c->out, &fd) == 0)
@@ -295,21 +295,38 @@ static json_t *run_container_spec(struct agent *a, json_t *body, struct serr *er
     return container;
 }
 
-static void starter_gone(struct agent_reply *r)
+/* The client of a waiting reply left: its slot empties. */
+static void waiting_reply_gone(struct agent_reply *r)
 {
-    struct ctr *c = r->agent_data;
-    c->start_reply = NULL;
+    struct agent_reply **slot = r->agent_data;
+    *slot = NULL;
+}
+
+void reply_wait(struct agent_reply **slot, struct agent_reply *r)
+{
+    *slot = r;
+    r->agent_data = slot;
+    r->gone = waiting_reply_gone;
+}
+
+struct agent_reply *reply_take(struct agent_reply **slot)
+{
+    struct agent_reply *r = *slot;
+    if (r == NULL)
+        return NULL;
+    *slot = NULL;
+    r->gone = NULL;
+    r->agent_data = NULL;
+    return r;
 }
 
 /* Answers a detached `run` once its container started (201 {"id"}) or could
  * not start (the reason). */
 void ctr_answer_starter(struct ctr *c)
 {
-    struct agent_reply *r = c->start_reply;
+    struct agent_reply *r = reply_take(&c->start_reply);
     if (r == NULL)
         return;
-    c->start_reply = NULL;
-    r->gone = NULL;
     if (c->error || !c->created) {
         struct serr err;
         serr_set(&err, c->error ? SERR_INVALID : SERR_UNAVAILABLE, "%s",
@@ -322,18 +339,6 @@ void ctr_answer_starter(struct ctr *c)
     r->respond(r, 201, reply);
 }
 
-void ctr_wait_start(struct ctr *c, struct agent_reply *r)
-{
-    c->start_reply = r;
-    r->agent_data = c;
-    r->gone = starter_gone;
-}
-
-#define RUN_FRAMES_TYPE "application/vnd.shoal.raw-stream"
-
-/* -i and -t: stdin, a terminal of rows x cols; an attached one is a
- * session whose input comes as exec's. Set before the container is
- * created (work_create reads them). */
 struct ctr *ctr_port_taken(struct agent *a, json_t *port)
 {
     for (struct ctr *c = a->ctrs; c; c = c->next) {
@@ -391,14 +396,17 @@ static int run_ports(struct agent *a, json_t *body, json_t **out, struct serr *e
     return 0;
 }
 
+/* -i and -t: stdin, a terminal of rows x cols; an attached one is a
+ * session whose input comes as exec's. Set before the container is
+ * created (work_create reads them). */
 static void run_session_setup(struct agent *a, struct ctr *c, json_t *body)
 {
     c->interactive = json_is_true(json_object_get(body, "interactive"));
     c->tty = json_is_true(json_object_get(body, "tty"));
     json_int_t rows = json_integer_value(json_object_get(body, "rows"));
     json_int_t cols = json_integer_value(json_object_get(body, "cols"));
-    c->rows = rows > 0 && rows <= 10000 ? (int)rows : 0;
-    c->cols = cols > 0 && cols <= 10000 ? (int)cols : 0;
+    c->rows = rows > 0 && rows <= TERM_MAX_SIZE ? (int)rows : 0;
+    c->cols = cols > 0 && cols <= TERM_MAX_SIZE ? (int)cols : 0;
     if ((c->interactive || c->tty) && !json_is_true(json_object_get(body, "detach")))
         agent_session_id(a, c->session, sizeof(c->session));
 }
@@ -445,10 +453,10 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     if (c->ports)
         agent_kick(a); /* its ports are published (agent_net.c) */
     if (json_is_true(json_object_get(body, "detach"))) {
-        ctr_wait_start(c, r); /* answered once it runs (or failed to), like docker */
+        reply_wait(&c->start_reply, r); /* answered once it runs (or failed to), like docker */
         return;
     }
-    r->stream_start(r, c->session[0] ? RUN_FRAMES_TYPE : "application/x-ndjson");
+    r->stream_start(r, c->session[0] ? AGENT_FRAMES_TYPE : "application/x-ndjson");
     struct follower *f = follower_add(a, r);
     f->frames = c->session[0] != '\0';
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
@@ -476,21 +484,12 @@ json_t *agent_list_local(struct agent *a, bool with_tasks)
     return out;
 }
 
-static void remover_gone(struct agent_reply *r)
-{
-    struct ctr *c = r->agent_data;
-    c->rm_reply = NULL;
-}
-
 /* Answers a pending `rm -f` once its container is gone (from ctr_release). */
 void ctr_answer_remover(struct ctr *c)
 {
-    struct agent_reply *r = c->rm_reply;
-    if (r == NULL)
-        return;
-    c->rm_reply = NULL;
-    r->gone = NULL;
-    r->respond(r, 200, "{}");
+    struct agent_reply *r = reply_take(&c->rm_reply);
+    if (r)
+        r->respond(r, 200, "{}");
 }
 
 /* 0: removed; 1: being stopped, `r` is answered once it is gone; -1: error
@@ -511,9 +510,7 @@ static int remove_local(struct agent *a, const char *ref, int force, struct agen
             return serr_set(err, SERR_CONFLICT, "container %s is already being removed", ref);
         c->rm = true;
         c->grace_ms = 0;
-        c->rm_reply = r; /* answered when it is gone, like docker */
-        r->agent_data = c;
-        r->gone = remover_gone;
+        reply_wait(&c->rm_reply, r); /* answered when it is gone, like docker */
         ctr_stop(c);
         return 1;
     }

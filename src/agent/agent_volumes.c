@@ -94,11 +94,6 @@ static bool ctr_mounts(struct ctr *c, const char *data)
     return false;
 }
 
-static bool ctr_running(struct ctr *c)
-{
-    return c->phase == PH_RUNNING && c->created && !c->exited;
-}
-
 /* A container of this node that uses the volume: running (for the hook), or
  * also one being created (a restore must wait for both); NULL when none. */
 static struct ctr *user_of(struct agent *a, const char *name, bool running_only)
@@ -143,7 +138,7 @@ struct vjob {
  * when its mtime changed. */
 struct volumes_sched {
     int refs;
-    /* NAME -> {"loaded": bool, "loading": bool, "loaded_at": mono ms,
+    /* NAME -> {"loading": bool, "loaded_at": mono ms (absent: never loaded),
      *          "mtime": ns of policy.json (0: none), "policy": object|null,
      *          "last": ms of the newest backup, "busy": bool,
      *          "unused_since": mono ms (0: used), "failure"?: {"error", "at"}} */
@@ -436,7 +431,6 @@ static void load_done(uv_work_t *w, int status)
         }
         if (l->want_last)
             json_object_set_new(st, "last", json_integer(l->last));
-        json_object_set_new(st, "loaded", json_true());
         json_object_set_new(st, "loaded_at", json_integer(mono_ms()));
     }
     if (st)
@@ -447,6 +441,12 @@ static void load_done(uv_work_t *w, int status)
     free(l);
 }
 
+/* The volume's policy and newest backup were read once (load_done). */
+static bool loaded(json_t *st)
+{
+    return json_object_get(st, "loaded_at") != NULL;
+}
+
 static void start_load(struct agent *a, const char *name, json_t *st)
 {
     struct vload *l = xcalloc(1, sizeof(*l));
@@ -455,7 +455,7 @@ static void start_load(struct agent *a, const char *name, json_t *st)
     a->volumes->refs++;
     l->name = xstrdup(name);
     l->mtime = jint(st, "mtime", 0);
-    l->want_last = !jbool(st, "loaded", false);
+    l->want_last = !loaded(st);
     l->work.data = l;
     json_object_set_new(st, "loading", json_true());
     uv_queue_work(a->env->loop, &l->work, load_work, load_done);
@@ -482,9 +482,9 @@ static void maybe_backup(struct agent *a, const char *name)
     json_object_set_new(st, "unused_since", json_integer(0));
     if (jbool(st, "loading", false))
         return;
-    if (!jbool(st, "loaded", false) || mono_ms() - jint(st, "loaded_at", 0) >= POLICY_REFRESH_MS) {
+    if (!loaded(st) || mono_ms() - jint(st, "loaded_at", 0) >= POLICY_REFRESH_MS) {
         start_load(a, name, st);
-        if (!jbool(st, "loaded", false))
+        if (!loaded(st))
             return;
     }
     json_int_t interval_ms = jint(json_object_get(st, "policy"), "interval_s", 0) * 1000;

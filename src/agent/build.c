@@ -311,14 +311,20 @@ static int find_base(struct image_store *s, const struct build_opts *o, const ch
     return 0;
 }
 
-/* Each base the store has (or pulls) goes into buildah's storage under its tag. */
-static int hand_over_bases(struct image_store *s, const struct build_opts *o, const char *dir,
-                           const char *dockerfile, struct serr *err)
+/* What becomes of one base image: `archive`, its docker-archive (removed
+ * after), the n-th of those handed over. */
+typedef int (*base_fn)(const struct build_opts *o, const char *archive, int n, void *arg,
+                       struct serr *err);
+
+/* Each base the Dockerfile names that the store has (or pulls) as a
+ * docker-archive in tmp_dir, given to `fn`; the others are left to buildah. */
+static int each_base(struct image_store *s, const struct build_opts *o, const char *dockerfile,
+                     const char *tmp_dir, base_fn fn, void *arg, struct serr *err)
 {
     json_t *bases = dockerfile_bases(dockerfile);
+    int rc = 0, n = 0;
     size_t i;
     json_t *b;
-    int rc = 0;
     json_array_foreach(bases, i, b)
     {
         json_t *img, *pulled;
@@ -329,22 +335,39 @@ static int hand_over_bases(struct image_store *s, const struct build_opts *o, co
             break;
         if (img == NULL)
             continue; /* buildah pulls it */
-        char *archive = xasprintf("%s/base-%zu.tar", dir, i);
-        char *source = xasprintf("docker-archive:%s", archive);
-        const char *args[] = {"pull", "-q", source, NULL};
+        char *archive = xasprintf("%s/base-%zu.tar", tmp_dir, i);
         rc = write_base_archive(s, img, norm, archive, err);
         if (rc == 0)
-            rc = buildah(o, dir, args, false, err);
-        if (rc < 0)
-            serr_wrap(err, "base image %s", norm);
-        free(source);
+            rc = fn(o, archive, n++, arg, err);
+        unlink(archive);
         free(archive);
         json_decref(pulled);
-        if (rc < 0)
+        if (rc < 0) {
+            serr_wrap(err, "base image %s", norm);
             break;
+        }
     }
     json_decref(bases);
     return rc;
+}
+
+/* A base into buildah's storage (of the build's directory `dir`) under its tag. */
+static int pull_base(const struct build_opts *o, const char *archive, int n, void *dir,
+                     struct serr *err)
+{
+    (void)n;
+    char *source = xasprintf("docker-archive:%s", archive);
+    const char *args[] = {"pull", "-q", source, NULL};
+    int rc = buildah(o, dir, args, false, err);
+    free(source);
+    return rc;
+}
+
+/* Each base the store has (or pulls) goes into buildah's storage under its tag. */
+static int hand_over_bases(struct image_store *s, const struct build_opts *o, const char *dir,
+                           const char *dockerfile, struct serr *err)
+{
+    return each_base(s, o, dockerfile, dir, pull_base, (void *)dir, err);
 }
 
 /* The bases a manager put in the context (build_bundle): pulled, then out
@@ -526,39 +549,14 @@ static int copy_context(const char *tar, const char *name, struct archive *w, ch
     return rc;
 }
 
-/* The store's bases the Dockerfile names, as BUILD_BASES_DIR/<N>.tar. */
-static int bundle_bases(struct image_store *s, const struct build_opts *o, struct archive *w,
-                        const char *dockerfile, const char *tmp_dir, struct serr *err)
+/* A base into the bundle `w` as BUILD_BASES_DIR/<N>.tar. */
+static int bundle_base(const struct build_opts *o, const char *archive, int n, void *w,
+                       struct serr *err)
 {
-    json_t *bases = dockerfile_bases(dockerfile);
-    int rc = 0, n = 0;
-    size_t i;
-    json_t *b;
-    json_array_foreach(bases, i, b)
-    {
-        json_t *img, *pulled;
-        char norm[600];
-        if (image_normalize_ref(json_string_value(b), norm, sizeof(norm), NULL) < 0)
-            continue;
-        if ((rc = find_base(s, o, json_string_value(b), &img, &pulled, err)) < 0)
-            break;
-        if (img == NULL)
-            continue;
-        char *archive = xasprintf("%s/base-%zu.tar", tmp_dir, i);
-        char *name = xasprintf(BUILD_BASES_DIR "/%d.tar", n++);
-        rc = write_base_archive(s, img, norm, archive, err);
-        if (rc == 0)
-            rc = add_file(w, name, archive, err);
-        unlink(archive);
-        free(name);
-        free(archive);
-        json_decref(pulled);
-        if (rc < 0) {
-            serr_wrap(err, "base image %s", norm);
-            break;
-        }
-    }
-    json_decref(bases);
+    (void)o;
+    char *name = xasprintf(BUILD_BASES_DIR "/%d.tar", n);
+    int rc = add_file(w, name, archive, err);
+    free(name);
     return rc;
 }
 
@@ -577,7 +575,7 @@ int build_bundle(struct image_store *s, const struct build_opts *o, const char *
     if (rc == 0 && dockerfile == NULL)
         rc = serr_set(err, SERR_INVALID, "the build context has no %s", name);
     if (rc == 0)
-        rc = bundle_bases(s, o, w, dockerfile, o->work_dir, err);
+        rc = each_base(s, o, dockerfile, o->work_dir, bundle_base, w, err);
     if (archive_write_close(w) != ARCHIVE_OK && rc == 0)
         rc = serr_set(err, SERR_INTERNAL, "%s: %s", bundle, archive_error_string(w));
     archive_write_free(w);

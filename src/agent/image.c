@@ -668,31 +668,16 @@ bool image_has_layers(struct image_store *s, json_t *image)
 
 /* Keeps an image's config blob (whose sha256 is the image id) for push and
  * history; written once, atomically. Two loads or pulls of one image may
- * write it at once: each through a temporary file of its own (one shared
- * name let one rename take the other's file away), the same bytes either way. */
+ * write it at once: write_file_atomic's temporary file is each one's own,
+ * the same bytes either way. */
 static int keep_config(struct image_store *s, const char *config, size_t len, struct serr *err)
 {
     char hex[HEX_LEN + 1];
     sha256_hex(config, len, hex);
     char *path = xasprintf("%s/%s", s->configs, hex);
-    char *tmp = xasprintf("%s.XXXXXX", path);
     int rc = 0;
-    if (access(path, F_OK) == 0)
-        goto out;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = serr_errno(err, "create %s", tmp);
-        goto out;
-    }
-    if (write_all(fd, config, len) < 0)
-        rc = serr_errno(err, "write %s", tmp);
-    close(fd);
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = serr_errno(err, "rename %s", tmp);
-    if (rc < 0)
-        unlink(tmp);
-out:
-    free(tmp);
+    if (access(path, F_OK) != 0)
+        rc = write_file_atomic(path, config, len, false, err);
     free(path);
     return rc;
 }

@@ -81,8 +81,7 @@ void runtime_free(struct runtime *rt)
     memset(rt, 0, sizeof(*rt));
 }
 
-/* Ids become path components and crun arguments: keep them boring. */
-static int check_id(const char *id, struct serr *err)
+int runtime_check_id(const char *id, struct serr *err)
 {
     size_t len = id ? strlen(id) : 0;
     if (len == 0 || len > MAX_ID_LEN || id[0] == '.' || id[0] == '-' ||
@@ -356,12 +355,9 @@ static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
     return rc;
 }
 
-/* The pty master crun sends over the console socket: one fd in SCM_RIGHTS
- * (crun connected and sent it during `crun create`: the connection waits in
- * the backlog). -1 when none came. */
-static int console_receive(int listen_fd)
+int runtime_console_accept(int listen_fd)
 {
-    int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
     if (conn < 0)
         return -1;
     char byte[256];
@@ -379,8 +375,7 @@ static int console_receive(int listen_fd)
     return fd;
 }
 
-/* A unix socket at `path` for crun's --console-socket; -1 with err set. */
-static int console_listen(const char *path, struct serr *err)
+int runtime_console_listen(const char *path, struct serr *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path))
@@ -397,20 +392,21 @@ static int console_listen(const char *path, struct serr *err)
     return fd;
 }
 
-static int crun_create(const struct runtime *rt, const char *id, const char *bundle,
+/* With `tty`: a terminal, its master received into io->term_fd. */
+static int crun_create(const struct runtime *rt, const char *id, const char *bundle, bool tty,
                        struct runtime_io *io, pid_t *pid, struct serr *err)
 {
     char *bundle_opt = xasprintf("--bundle=%s", bundle);
     char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
     char *sock = xasprintf("%s/console.sock", bundle);
     char *console_opt = xasprintf("--console-socket=%s", sock);
-    int listen_fd = io->tty ? console_listen(sock, err) : -1;
-    const char *args[] = {"create", bundle_opt, pid_opt, io->tty ? console_opt : id,
-                          io->tty ? id : NULL, NULL};
-    int rc = io->tty && listen_fd < 0 ? -1 : run_crun_io(rt, id, args, io->in_fd, io->out_fd, err);
+    int listen_fd = tty ? runtime_console_listen(sock, err) : -1;
+    const char *args[] = {"create", bundle_opt, pid_opt, tty ? console_opt : id, tty ? id : NULL,
+                          NULL};
+    int rc = tty && listen_fd < 0 ? -1 : run_crun_io(rt, id, args, io->in_fd, io->out_fd, err);
     if (rc == 0)
         rc = read_pid_file(bundle, pid, err);
-    if (rc == 0 && io->tty && (io->term_fd = console_receive(listen_fd)) < 0)
+    if (rc == 0 && tty && (io->term_fd = runtime_console_accept(listen_fd)) < 0)
         rc = serr_set(err, SERR_INTERNAL, "crun sent no terminal");
     if (listen_fd >= 0)
         close(listen_fd);
@@ -434,9 +430,9 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
                       struct serr *err)
 {
     io->term_fd = -1;
-    io->tty = json_is_true(json_object_get(spec, "tty"));
+    bool tty = json_is_true(json_object_get(spec, "tty"));
     /* Everything the user can get wrong is checked before touching the disk. */
-    if (check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
+    if (runtime_check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
         return -1;
     if (layer_dirs == NULL || layer_dirs[0] == NULL)
         return serr_set(err, SERR_INVALID, "container %s has no image layers", id);
@@ -451,7 +447,7 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
     }
     if (prepare_bundle(rt, id, bundle, spec, layer_dirs, err) < 0 ||
         runtime_cgroup_create(rt, id, spec, err) < 0 ||
-        crun_create(rt, id, bundle, io, pid, err) < 0 ||
+        crun_create(rt, id, bundle, tty, io, pid, err) < 0 ||
         runtime_cgroup_place(rt, id, *pid, err) < 0)
         goto fail;
     free(bundle);
@@ -476,7 +472,7 @@ static bool crun_knows(const struct runtime *rt, const char *id)
 
 static int check_known(const struct runtime *rt, const char *id, struct serr *err)
 {
-    if (check_id(id, err) < 0)
+    if (runtime_check_id(id, err) < 0)
         return -1;
     if (!crun_knows(rt, id))
         return serr_set(err, SERR_NOT_FOUND, "no such container: %s", id);
@@ -512,7 +508,7 @@ static int crun_delete(const struct runtime *rt, const char *id, struct serr *er
 
 int runtime_delete(struct runtime *rt, const char *id, struct serr *err)
 {
-    if (check_id(id, err) < 0)
+    if (runtime_check_id(id, err) < 0)
         return -1;
     /* A container crun could not stop still uses its rootfs and cgroups:
      * leave them for a later retry. */
@@ -699,7 +695,7 @@ int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t
 {
     *cpu_ns = 0;
     *mem_bytes = 0;
-    if (check_id(id, NULL) < 0)
+    if (runtime_check_id(id, NULL) < 0)
         return -1;
     runtime_cgroup_stats(rt, id, cpu_ns, mem_bytes);
     return 0;
@@ -709,7 +705,7 @@ int runtime_limits(struct runtime *rt, const char *id, uint64_t *mem_limit, uint
 {
     *mem_limit = 0;
     *pids = 0;
-    if (check_id(id, NULL) < 0)
+    if (runtime_check_id(id, NULL) < 0)
         return -1;
     runtime_cgroup_limits(rt, id, mem_limit, pids);
     return 0;

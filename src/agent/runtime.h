@@ -85,12 +85,21 @@ int runtime_create(struct runtime *rt, const char *id, json_t *spec,
  * caller's to close (out_fd then gets crun's own errors only). */
 struct runtime_io {
     int in_fd, out_fd;
-    bool tty;    /* set from the spec */
     int term_fd; /* out: the terminal's master, or -1 */
 };
 int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
                       const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
                       struct serr *err);
+
+/* A terminal's master as crun sends it (`--console-socket PATH`):
+ * runtime_console_listen makes the unix socket listening at `path` (one
+ * there before is replaced; -1 with err set); runtime_console_accept takes
+ * crun's connection on it and receives the master (one fd in SCM_RIGHTS,
+ * close-on-exec, the caller's), -1 when none came. Both block: crun's
+ * connection is accepted once it came (after `crun create`, or when the
+ * socket polls readable). */
+int runtime_console_listen(const char *path, struct serr *err);
+int runtime_console_accept(int listen_fd);
 
 /* `crun start`: the container's process execs its command. */
 int runtime_start(struct runtime *rt, const char *id, struct serr *err);

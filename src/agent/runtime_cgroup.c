@@ -212,15 +212,20 @@ static int create_one(const char *controller, const char *id, json_t *spec, stru
     return rc;
 }
 
+/* A controller of the container's cgroups: mounted, and not "devices" for
+ * a host job (devices false). */
+static bool controller_used(const char *controller, bool devices)
+{
+    return controller_mounted(controller) && (devices || strcmp(controller, "devices") != 0);
+}
+
 static int create_all(const struct runtime *rt, const char *id, json_t *spec, bool devices,
                       struct serr *err)
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_mounted(v1_controllers[i]))
-            continue;
-        if (!devices && strcmp(v1_controllers[i], "devices") == 0)
+        if (!controller_used(v1_controllers[i], devices))
             continue;
         if (create_one(v1_controllers[i], id, spec, err) < 0) {
             runtime_cgroup_remove(rt, id, NULL);
@@ -242,25 +247,35 @@ int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t 
     return create_all(rt, id, spec, false, err);
 }
 
-int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
+/* Writes pid into the cgroups create_all made (the same `devices`). */
+static int place_all(const struct runtime *rt, const char *id, pid_t pid, bool devices,
+                     struct serr *err)
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
     char value[32];
     snprintf(value, sizeof(value), "%d", (int)pid);
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_mounted(v1_controllers[i]))
+        if (!controller_used(v1_controllers[i], devices))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
-        struct stat st;
-        int rc = stat(dir, &st) < 0 && errno == ENOENT
-                     ? 0 /* a host job has no devices cgroup */
-                     : write_cgroup_file(dir, "cgroup.procs", value, err);
+        int rc = write_cgroup_file(dir, "cgroup.procs", value, err);
         free(dir);
         if (rc < 0)
             return -1;
     }
     return 0;
+}
+
+int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
+{
+    return place_all(rt, id, pid, true, err);
+}
+
+int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pid,
+                              struct serr *err)
+{
+    return place_all(rt, id, pid, false, err);
 }
 
 char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id)
@@ -318,19 +333,25 @@ static uint64_t read_counter(const char *path, const char *key)
     return v;
 }
 
+/* The container's cgroup file: `v2_file` of its v2 cgroup, or `v1_file` of
+ * its v1 `controller` cgroup (new string). */
+static char *counter_path(const struct runtime *rt, const char *id, const char *controller,
+                          const char *v1_file, const char *v2_file)
+{
+    if (rt->cgroup_mode == CGROUP_V2)
+        return xasprintf(CGROUP_ROOT "/shoal/%s/%s", id, v2_file);
+    return xasprintf(CGROUP_ROOT "/%s/shoal/%s/%s", controller, id, v1_file);
+}
+
 void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cpu_ns,
                           uint64_t *mem_bytes)
 {
-    char *cpu_path, *mem_path;
-    if (rt->cgroup_mode == CGROUP_V2) {
-        cpu_path = xasprintf(CGROUP_ROOT "/shoal/%s/cpu.stat", id);
-        mem_path = xasprintf(CGROUP_ROOT "/shoal/%s/memory.current", id);
+    char *cpu_path = counter_path(rt, id, "cpuacct", "cpuacct.usage", "cpu.stat");
+    char *mem_path = counter_path(rt, id, "memory", "memory.usage_in_bytes", "memory.current");
+    if (rt->cgroup_mode == CGROUP_V2)
         *cpu_ns = read_counter(cpu_path, "usage_usec ") * 1000;
-    } else {
-        cpu_path = xasprintf(CGROUP_ROOT "/cpuacct/shoal/%s/cpuacct.usage", id);
-        mem_path = xasprintf(CGROUP_ROOT "/memory/shoal/%s/memory.usage_in_bytes", id);
+    else
         *cpu_ns = read_counter(cpu_path, NULL);
-    }
     *mem_bytes = read_counter(mem_path, NULL);
     free(cpu_path);
     free(mem_path);
@@ -342,14 +363,8 @@ void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cp
 void runtime_cgroup_limits(const struct runtime *rt, const char *id, uint64_t *mem_limit,
                            uint64_t *pids)
 {
-    char *mem_path, *pids_path;
-    if (rt->cgroup_mode == CGROUP_V2) {
-        mem_path = xasprintf(CGROUP_ROOT "/shoal/%s/memory.max", id);
-        pids_path = xasprintf(CGROUP_ROOT "/shoal/%s/pids.current", id);
-    } else {
-        mem_path = xasprintf(CGROUP_ROOT "/memory/shoal/%s/memory.limit_in_bytes", id);
-        pids_path = xasprintf(CGROUP_ROOT "/pids/shoal/%s/pids.current", id);
-    }
+    char *mem_path = counter_path(rt, id, "memory", "memory.limit_in_bytes", "memory.max");
+    char *pids_path = counter_path(rt, id, "pids", "pids.current", "pids.current");
     *mem_limit = read_counter(mem_path, NULL);
     if (*mem_limit >= CGROUP_NO_LIMIT_ABOVE)
         *mem_limit = 0;

@@ -13,7 +13,6 @@
 
 #include "agent/runtime_internal.h"
 #include "base/util.h"
-#include "model/user.h"
 #include "model/container_opts.h"
 
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -282,10 +281,8 @@ int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err)
     if (workdir != NULL && workdir[0] != '\0' && workdir[0] != '/')
         return serr_set(err, SERR_INVALID, "working directory \"%s\" is not an absolute path",
                         workdir);
-    const char *user = json_string_value(json_object_get(spec, "user"));
-    if (user && user[0] && !user_spec_valid(user))
-        return serr_set(err, SERR_INVALID, "invalid user \"%s\": expected user[:group] (names or "
-                        "numbers)", user);
+    if (runtime_user_check(json_string_value(json_object_get(spec, "user")), err) < 0)
+        return -1;
     if (json_is_true(json_object_get(spec, "init")) && rt->init_path == NULL)
         return serr_set(err, SERR_INVALID, "init requested but no static init (tini-static) found");
     if (check_mounts(rt, json_object_get(spec, "mounts"), err) < 0)
@@ -412,11 +409,7 @@ static json_t *build_process(json_t *spec, struct runtime_user *user)
     json_object_set(caps, "effective", set);
     json_object_set_new(caps, "permitted", set);
     json_t *rlimits = build_rlimits(spec);
-    json_t *ids = json_pack("{s:I, s:I}", "uid", (json_int_t)user->uid, "gid",
-                            (json_int_t)user->gid);
-    if (user->additional_gids && json_array_size(user->additional_gids) > 0)
-        json_object_set(ids, "additionalGids", user->additional_gids);
-    json_decref(user->additional_gids);
+    json_t *ids = runtime_user_json(user);
     bool terminal = json_is_true(json_object_get(spec, "tty"));
     return json_pack("{s:b, s:o, s:o, s:o, s:s, s:o, s:b, s:o}", "terminal", terminal, "user", ids,
                      "args", build_args(spec),

@@ -14,11 +14,7 @@ static int set_user(json_t *process, const char *rootfs, const char *user, struc
     struct runtime_user ids;
     if (runtime_user_resolve(rootfs, user, &ids, err) < 0)
         return -1;
-    json_t *u = json_pack("{s:I,s:I}", "uid", (json_int_t)ids.uid, "gid", (json_int_t)ids.gid);
-    if (ids.additional_gids && json_array_size(ids.additional_gids) > 0)
-        json_object_set(u, "additionalGids", ids.additional_gids);
-    json_decref(ids.additional_gids);
-    json_object_set_new(process, "user", u);
+    json_object_set_new(process, "user", runtime_user_json(&ids));
     return 0;
 }
 

@@ -153,7 +153,7 @@ static int fork_gated_locked(const struct runtime *rt, const char *id, char **ar
     close(null_fd);
     int rc = child < 0 ? serr_errno(err, "fork") : child_session(child, gate[1], err);
     if (rc == 0)
-        rc = runtime_cgroup_place(rt, id, child, err);
+        rc = runtime_cgroup_place_host(rt, id, child, err);
     if (rc < 0 && child > 0) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
@@ -166,8 +166,8 @@ static int fork_gated_locked(const struct runtime *rt, const char *id, char **ar
 int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out_fd, pid_t *pid,
                        struct serr *err)
 {
-    if (id == NULL || *id == '\0' || strchr(id, '/') || strcmp(id, "..") == 0)
-        return serr_set(err, SERR_INVALID, "invalid host job id");
+    if (runtime_check_id(id, err) < 0)
+        return -1;
     char **argv = strv_of(json_object_get(spec, "args"));
     char **envp = strv_of(json_object_get(spec, "env"));
     int rc = 0;
@@ -213,8 +213,8 @@ static void kill_cgroup_procs(const struct runtime *rt, const char *id)
 
 int runtime_host_delete(struct runtime *rt, const char *id, struct serr *err)
 {
-    if (id == NULL || *id == '\0' || strchr(id, '/') || strcmp(id, "..") == 0)
-        return serr_set(err, SERR_INVALID, "invalid host job id");
+    if (runtime_check_id(id, err) < 0)
+        return -1;
     kill_cgroup_procs(rt, id);
     return runtime_cgroup_remove(rt, id, err);
 }

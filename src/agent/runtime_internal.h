@@ -23,6 +23,11 @@ json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *s
  * created on disk: args, user, mounts (bind sources must exist), limits. */
 int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err);
 
+/* runtime.c: ids become path components (bundle, cgroups) and crun
+ * arguments: letters, digits, '_', '.' and '-', not first '.' or '-', at
+ * most 128 characters. SERR_INVALID otherwise (err may be NULL). */
+int runtime_check_id(const char *id, struct serr *err);
+
 /* runtime_user.c: a container's user and groups. */
 struct runtime_user {
     uint32_t uid, gid;
@@ -35,6 +40,12 @@ struct runtime_user {
  * message ("unable to find user NAME: no matching entries in passwd file"). */
 int runtime_user_resolve(const char *rootfs, const char *user, struct runtime_user *out,
                          struct serr *err);
+/* Only the form of `user` (no file read): SERR_INVALID unless NULL, "" or
+ * user[:group] of names or numbers. */
+int runtime_user_check(const char *user, struct serr *err);
+/* The OCI process's "user": {"uid", "gid", "additionalGids" when there are
+ * some} (new object); u->additional_gids is taken over. */
+json_t *runtime_user_json(struct runtime_user *u);
 
 /* runtime_cgroup.c */
 int runtime_cgroup_detect(enum cgroup_mode *mode, struct serr *err);
@@ -48,8 +59,11 @@ int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec
  * less "devices" (a host process keeps the host's devices). */
 int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
                                struct serr *err);
-/* v1/hybrid: moves `pid` into the container's cgroups (those that exist). */
+/* v1/hybrid: moves `pid` into the container's cgroups; _host: into a host
+ * job's (made by runtime_cgroup_create_host: no "devices"). */
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
+int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pid,
+                              struct serr *err);
 /* v1/hybrid: the container's cpuset cgroup (new string), which a `crun exec`
  * command joins so that it keeps to a batch job's cores (crun without a
  * cgroup manager would leave it in the daemon's cgroups); NULL on v2 hosts or

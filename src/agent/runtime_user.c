@@ -142,15 +142,22 @@ static bool scan_groups(const char *rootfs, const char *name, uint32_t *gid, con
     return found;
 }
 
+int runtime_user_check(const char *user, struct serr *err)
+{
+    if (user && user[0] && !user_spec_valid(user))
+        return serr_set(err, SERR_INVALID, "invalid user \"%s\": expected user[:group] (names or "
+                        "numbers)", user);
+    return 0;
+}
+
 int runtime_user_resolve(const char *rootfs, const char *user, struct runtime_user *out,
                          struct serr *err)
 {
     *out = (struct runtime_user){0};
+    if (runtime_user_check(user, err) < 0)
+        return -1;
     if (user == NULL || *user == '\0')
         return 0;
-    if (!user_spec_valid(user))
-        return serr_set(err, SERR_INVALID, "invalid user \"%s\": expected user[:group] (names or "
-                        "numbers)", user);
     char *copy = xstrdup(user);
     char *colon = strchr(copy, ':');
     const char *group = colon ? colon + 1 : NULL;
@@ -178,4 +185,14 @@ int runtime_user_resolve(const char *rootfs, const char *user, struct runtime_us
         out->additional_gids = NULL;
     }
     return rc;
+}
+
+json_t *runtime_user_json(struct runtime_user *u)
+{
+    json_t *ids = json_pack("{s:I, s:I}", "uid", (json_int_t)u->uid, "gid", (json_int_t)u->gid);
+    if (json_array_size(u->additional_gids) > 0)
+        json_object_set(ids, "additionalGids", u->additional_gids);
+    json_decref(u->additional_gids);
+    u->additional_gids = NULL;
+    return ids;
 }

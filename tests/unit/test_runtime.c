@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -795,4 +797,60 @@ TEST(runtime_config_service_flags)
     caps = json_object_get(json_object_get(config, "process"), "capabilities");
     CHECK(json_array_size(json_object_get(caps, "effective")) == 0);
     json_decref(config);
+}
+
+/* crun's side of --console-socket: connects and sends one fd (SCM_RIGHTS). */
+static void send_fd_to(const char *path, int fd)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    char byte = 'x', ctl[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                         .msg_controllen = sizeof(ctl)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+    CHECK(sendmsg(s, &msg, 0) == 1);
+    close(s);
+}
+
+/* The terminal's master comes through the console socket (run -t, exec -t);
+ * a connection that sends no fd gives -1. */
+TEST(runtime_console_socket_passes_an_fd)
+{
+    char dir[] = "/tmp/shoal-console-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = xasprintf("%s/console.sock", dir);
+    struct serr err = {0};
+    int listen_fd = runtime_console_listen(path, &err);
+    CHECK(listen_fd >= 0);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    send_fd_to(path, fds[1]);
+    int got = runtime_console_accept(listen_fd);
+    CHECK(got >= 0 && got != fds[1]);
+    CHECK((fcntl(got, F_GETFD) & FD_CLOEXEC) != 0);
+    CHECK(write(got, "hi", 2) == 2);
+    char buf[3] = "";
+    CHECK(read(fds[0], buf, 2) == 2 && strcmp(buf, "hi") == 0);
+    close(got);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int bare = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(connect(bare, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    close(bare);
+    CHECK(runtime_console_accept(listen_fd) == -1);
+    close(listen_fd);
+    close(fds[0]);
+    close(fds[1]);
+    char *long_path = xasprintf("%s/%0200d", dir, 0);
+    CHECK(runtime_console_listen(long_path, &err) < 0 && strstr(err.msg, "too long") != NULL);
+    free(long_path);
+    free(path);
+    CHECK(rm_rf(dir, NULL) == 0);
 }

@@ -78,7 +78,10 @@ TEST(runtime_host_bad_spec)
     json_decref(spec);
     CHECK(start(&rt, "true", "x", -1, &err) < 0);
     CHECK(strstr(err.msg, "bad cpuset") != NULL);
-    CHECK(runtime_host_start(&rt, "../x", NULL, -1, &pid, &err) < 0);
+    json_t *good = json_pack("{s:[s], s:[]}", "args", "/bin/true", "env");
+    CHECK(runtime_host_start(&rt, "../x", good, -1, &pid, &err) < 0); /* the id alone is bad */
+    CHECK(strstr(err.msg, "invalid") != NULL);
+    json_decref(good);
 }
 
 struct starter {

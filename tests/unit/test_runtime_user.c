@@ -101,3 +101,21 @@ TEST(runtime_user_resolves_names_in_the_rootfs)
     free(etc);
     CHECK(rm_rf(dir, NULL) == 0);
 }
+
+/* The OCI process's user: additionalGids only when there are some, the
+ * array taken over. */
+TEST(runtime_user_json_has_gids_when_some)
+{
+    struct runtime_user u = {.uid = 1000, .gid = 1001,
+                             .additional_gids = json_pack("[i, i]", 1001, 4)};
+    json_t *j = runtime_user_json(&u);
+    CHECK(u.additional_gids == NULL);
+    CHECK(json_integer_value(json_object_get(j, "uid")) == 1000);
+    CHECK(json_integer_value(json_object_get(j, "gid")) == 1001);
+    CHECK(json_array_size(json_object_get(j, "additionalGids")) == 2);
+    json_decref(j);
+    u = (struct runtime_user){.uid = 5, .gid = 6, .additional_gids = json_array()};
+    j = runtime_user_json(&u);
+    CHECK(json_object_get(j, "additionalGids") == NULL && json_object_size(j) == 2);
+    json_decref(j);
+}
