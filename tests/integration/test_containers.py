@@ -4,6 +4,7 @@ import os
 import time
 
 from conftest import wait_until
+import ptyutil
 
 
 def inspect(d, name):
@@ -165,29 +166,24 @@ def test_task_container_inspect_stats_stop(daemon):
 
 def test_stats_streams_in_a_terminal(daemon):
     """On a terminal without --no-stream: the table again every second until interrupted."""
-    import pty
-    import select
     import signal
-    from conftest import SHOAL_BIN
     d = daemon
     d.cli("run", "-d", "--name", "watched", "busybox", "sleep", "1000")
     wait_until(lambda: running(d, "watched"))
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "stats", "watched"])
+    pid, fd = ptyutil.shoal(d, "stats", "watched")
     out = b""
     end = time.monotonic() + 20
     try:
         while out.count(b"watched") < 3 and time.monotonic() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    out += os.read(fd, 4096)
-                except OSError:
-                    break
+            more = ptyutil.read_until(fd, b"watched", timeout=end - time.monotonic())
+            if not more:  # ended, or the time is up
+                break
+            out += more
         assert out.count(b"\x1b[2J") >= 3 and out.count(b"watched") >= 3, out
-    finally:
         os.kill(pid, signal.SIGINT)
-        os.waitpid(pid, 0)
+        ptyutil.finish(pid, fd)  # interrupted, it ends
+    finally:
+        ptyutil.kill(pid)
         os.close(fd)
         d.cli("rm", "-f", "watched")
 

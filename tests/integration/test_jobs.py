@@ -686,45 +686,19 @@ def test_job_history_bounded(fresh_daemon):
 def pty_run(argv, env, steps, timeout=60):
     """Runs argv on a new terminal; for each (text, wanted) types text and
     reads until wanted shows. Returns (exit code, everything read)."""
-    import pty
-    import select
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(argv[0], argv, env)
+    import ptyutil
+    pid, fd = ptyutil.spawn(argv, env)
     seen = b""
-
-    def read_until(wanted):
-        nonlocal seen
-        deadline = time.time() + timeout
-        while wanted.encode() not in seen:
-            assert time.time() < deadline, (wanted, seen)
-            if select.select([fd], [], [], 0.5)[0]:
-                try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    break
-        assert wanted.encode() in seen, (wanted, seen)
     try:
         for text, wanted in steps:
             if text is not None:
                 os.write(fd, text.encode())
-            read_until(wanted)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    pass
-        raise AssertionError("the CLI did not exit: %r" % seen)
+            seen += ptyutil.read_until(fd, wanted.encode(), timeout)
+            assert wanted.encode() in seen, (wanted, seen)
+        code, rest = ptyutil.finish(pid, fd, timeout)
+        return code, (seen + rest).decode(errors="replace")
     finally:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+        ptyutil.kill(pid)
         os.close(fd)
 
 
