@@ -336,7 +336,9 @@ def test_a_failing_scheduled_backup_fires_and_resolves_on_the_next_success(ad):
         assert alert["rule"] == "backups" and alert["subject"] == "backup flaky", alert
         assert "volume flaky: scheduled backup failed on" in alert["message"], alert
         assert "the backup hook failed (exit 1)" in alert["message"], alert
-        [opened] = [a for a in history(ad) if a["state"] == "open"]
+        # the webhook may be sent before this manager's store shows the alert
+        [opened] = wait_until(lambda: [a for a in history(ad) if a["state"] == "open"],
+                              timeout=10)
         assert opened["id"] == alert["id"]
         mountpoint = json.loads(ad.cli("volume", "inspect", "flaky").stdout)[0]["mountpoint"]
         with open(os.path.join(mountpoint, "ok"), "w") as f:
@@ -346,8 +348,9 @@ def test_a_failing_scheduled_backup_fires_and_resolves_on_the_next_success(ad):
         assert body["status"] == "resolved" and body["alert"]["id"] == alert["id"], body
         backups = json.loads(ad.cli("volume", "backups", "--format", "json", "flaky").stdout)
         assert backups, "the successful backup that resolved the alert"
-        [past] = [a for a in history(ad) if a["id"] == alert["id"]]
-        assert past["state"] == "resolved"
+        [past] = wait_until(lambda: [a for a in history(ad)
+                                     if a["id"] == alert["id"] and a["state"] == "resolved"],
+                            timeout=10)
     finally:
         ad.cli("service", "rm", "flakysvc", check=False)
         ad.cli("alert", "rm", "backups", check=False)
