@@ -11,22 +11,14 @@ import shutil
 
 import pytest
 
-from conftest import Daemon, free_port, wait_until
-from test_jobs import cleanup, job, sub, wait_state
+from conftest import Daemon, free_port, pid_alive, wait_until
+from test_jobs import cleanup, sub, wait_state
 
 
 @pytest.fixture
 def jd(daemon):
     yield daemon
     cleanup(daemon)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def test_host_job_runs_on_the_host(jd, tmp_path):
@@ -59,20 +51,20 @@ def test_host_job_walltime_and_rm_kill_its_processes(jd, tmp_path):
     assert j["state"] == "Error" and "walltime exceeded" in j["message"], j
     with open(pids) as f:
         background = int(f.read())
-    wait_until(lambda: not alive(background), timeout=20)
+    wait_until(lambda: not pid_alive(background), timeout=20)
     jid = sub(d, "--host", "sleep 1000 & echo $! > %s; wait" % pids)
     wait_state(d, jid, "Running")
     wait_until(lambda: os.path.getsize(pids) > 0 and open(pids).read() != str(background) + "\n",
                timeout=20)
     with open(pids) as f:
         background = int(f.read())
-    assert alive(background)
+    assert pid_alive(background)
     nodefile = "/tmp/shoal-nodefile-%s" % jid
     assert os.path.exists(nodefile)
     d.cli("job", "rm", jid)
     j = wait_state(d, jid, "Error", "Terminated")
     assert "deleted by the user" in j["message"], j
-    wait_until(lambda: not alive(background), timeout=20)
+    wait_until(lambda: not pid_alive(background), timeout=20)
     wait_until(lambda: not os.path.exists(nodefile), timeout=20)
 
 
