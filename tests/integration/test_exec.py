@@ -3,12 +3,11 @@
 import http.client
 import json
 import os
-import shutil
 import tempfile
 
 import pytest
 
-from conftest import Daemon, free_port, make_rootfs_tar, wait_until
+from conftest import dashboard_daemon, end_daemon, make_rootfs_tar, wait_until
 import ptyutil
 
 
@@ -16,21 +15,13 @@ import ptyutil
 def d(rootfs_tar):
     """A one-node swarm with busybox and the dashboard port (tokens)."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    dm = Daemon(tmp)
-    dm.dashboard_port = free_port()
-    dm.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % dm.dashboard_port]
-    dm.start()
-    dm.init_swarm()
-    dm.import_image(rootfs_tar)
+    dm = dashboard_daemon(tmp, rootfs_tar)
     dm.cli("run", "-d", "--name", "box", "busybox", "sleep", "1000")
     wait_until(lambda: [c for c in dm.api("GET", "/v1/containers").json()
                         if c["name"] == "box" and c["state"] == "running"])
     yield dm
     dm.cli("rm", "-f", "box", check=False)
-    errors = dm.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + dm.log_tail()
+    end_daemon(dm, tmp)
 
 
 def test_output_and_exit_code(d):
@@ -109,11 +100,10 @@ def test_errors(d):
 
 
 def test_exec_needs_write_access(d):
-    ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
     conn = http.client.HTTPConnection("127.0.0.1", d.dashboard_port, timeout=10)
     try:
         conn.request("POST", "/v1/containers/box/exec", body=json.dumps({"cmd": ["true"]}),
-                     headers={"Authorization": "Bearer " + ro,
+                     headers={"Authorization": "Bearer " + d.ro,
                               "Content-Type": "application/json"})
         assert conn.getresponse().status == 403
     finally:

@@ -237,26 +237,15 @@ def test_oar_rest_round_trip(jd):
 @pytest.fixture
 def oar_dash(rootfs_tar):
     """A one-node swarm with busybox and the dashboard listener on 127.0.0.1."""
-    import shutil
     import tempfile
 
-    from conftest import Daemon, free_port
+    from conftest import dashboard_daemon, end_daemon
 
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    d = Daemon(tmp)
-    d.dashboard_port = free_port()
-    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
-    d.start()
-    d.init_swarm()
-    d.import_image(rootfs_tar)
-    d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
-    d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+    d = dashboard_daemon(tmp, rootfs_tar)
     yield d
     cleanup(d)
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 def curl(d, method, path, user=None, body=None):

@@ -7,11 +7,10 @@ import http.client
 import json
 import os
 import tempfile
-import shutil
 
 import pytest
 
-from conftest import Daemon, free_port, pid_alive, wait_until
+from conftest import dashboard_daemon, end_daemon, pid_alive, wait_until
 from test_jobs import cleanup, sub, wait_state
 
 
@@ -87,23 +86,10 @@ def configured(rootfs_tar):
     """A daemon whose daemon.json refuses host jobs and names a default job
     image, with the dashboard (its tokens are credentials)."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    d = Daemon(tmp)
-    with open(d.config_path) as f:
-        cfg = json.load(f)
-    cfg.update({"host-jobs": False, "job-image": "nosuch:7"})
-    with open(d.config_path, "w") as f:
-        json.dump(cfg, f)
-    d.dashboard_port = free_port()
-    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
-    d.start()
-    d.init_swarm()
-    d.import_image(rootfs_tar)
+    d = dashboard_daemon(tmp, rootfs_tar, config={"host-jobs": False, "job-image": "nosuch:7"})
     yield d
     cleanup(d)
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 def test_host_jobs_refused_by_config_and_non_admins(configured):
@@ -118,9 +104,6 @@ def test_host_jobs_refused_by_config_and_non_admins(configured):
     jid = sub(d, "--image", "busybox:latest", "true")
     assert wait_state(d, jid, "Terminated", "Error")["state"] == "Terminated"
     # the read-only dashboard token may not submit; the admin token may
-    ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
-    admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
-
     def post(token, body):
         conn = http.client.HTTPConnection("127.0.0.1", d.dashboard_port, timeout=10)
         try:
@@ -132,7 +115,7 @@ def test_host_jobs_refused_by_config_and_non_admins(configured):
         finally:
             conn.close()
 
-    status, text = post(ro, {"command": "true", "host": True})
+    status, text = post(d.ro, {"command": "true", "host": True})
     assert status == 403 and "permission denied" in text, (status, text)
-    status, text = post(admin, {"command": "true", "host": True})
+    status, text = post(d.admin, {"command": "true", "host": True})
     assert status == 201, (status, text)
