@@ -472,6 +472,26 @@ def module_daemon(rootfs_tar):
     end_daemon(d, tmp)
 
 
+def _dev_cluster(managers, workers, rootfs_tar):
+    from cluster import Cluster  # cluster.py imports this module
+
+    c = Cluster(managers=managers, workers=workers, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+@pytest.fixture
+def cluster1x1(rootfs_tar):
+    """A dev cluster of one manager and one worker."""
+    yield from _dev_cluster(1, 1, rootfs_tar)
+
+
+@pytest.fixture
+def cluster1x2(rootfs_tar):
+    """A dev cluster of one manager and two workers."""
+    yield from _dev_cluster(1, 2, rootfs_tar)
+
+
 @pytest.fixture
 def daemon(module_daemon):
     """The module's shared daemon; checks after each test that it still answers."""

@@ -166,15 +166,6 @@ def test_fifo_with_conservative_backfilling(jd):
 
 # ---- a small dev cluster ----
 
-@pytest.fixture
-def cluster1x1(rootfs_tar):
-    from cluster import Cluster
-
-    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
-
-
 def test_two_node_job_and_its_node_file(cluster1x1):
     c = cluster1x1
     lead = c.leader

@@ -108,13 +108,6 @@ def test_stats_outside_a_swarm(bare_daemon):
     assert len(m["shoal_node_up"]) == 1
 
 
-@pytest.fixture
-def cluster1x1(rootfs_tar):
-    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
-
-
 def test_cluster_stats_every_node(cluster1x1):
     c = cluster1x1
     leader, worker = c.nodes
