@@ -285,11 +285,7 @@ def test_update_network_caps_restart_flags(daemon):
 
 def test_engine_labels_from_daemon_json(bare_daemon, rootfs_tar):
     d = bare_daemon
-    with open(d.config_path) as f:
-        cfg = json.load(f)
-    cfg["labels"] = ["board=pi4", "disk=ssd"]
-    with open(d.config_path, "w") as f:
-        json.dump(cfg, f)
+    d.configure({"labels": ["board=pi4", "disk=ssd"]})
     d.restart()
     d.init_swarm()
     d.import_image(rootfs_tar)
