@@ -89,12 +89,15 @@ def finish(pid, fd, timeout=20):
 
 
 def kill(pid):
-    """pid killed and reaped, if it still runs."""
+    """Our child pid killed and reaped, if it still runs. Once reaped, its
+    number may be another process's: then nothing is sent."""
     try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # reaped already
+        return
+    if not done:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
 
 
 def check_shell(d, container, pid, fd):
