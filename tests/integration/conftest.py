@@ -165,6 +165,24 @@ class Daemon:
         self.subnet = "10.%d.%d.0/24" % (100 + os.getpid() % 50, 2 * self.net_index)
         self.bridge = "sht%d-%d" % (os.getpid() % 10000, self.net_index)
 
+    def configure(self, entries):
+        """entries added to daemon.json (read at the next start)."""
+        with open(self.config_path) as f:
+            cfg = json.load(f)
+        cfg.update(entries)
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f)
+
+    def listen_dashboard(self):
+        """From the next start, the dashboard listener on 127.0.0.1:self.dashboard_port."""
+        self.dashboard_port = free_port()
+        self.extra_args += ["--dashboard-addr", "127.0.0.1:%d" % self.dashboard_port]
+
+    def dashboard_token(self, admin=False):
+        """The token of `shoal dashboard url`: read-only, or with admin the admin one."""
+        url = self.cli("dashboard", "url", *(["--admin"] if admin else [])).stdout.strip()
+        return url.split("#token=")[1]
+
     # ---- process control ----
     def start(self):
         if os.path.exists(self.sock):
@@ -390,6 +408,32 @@ class Daemon:
         return errors
 
 
+def dashboard_daemon(tmp, rootfs_tar=None, config=None, extra_args=()):
+    """A one-node swarm in tmp with the dashboard on 127.0.0.1 and its tokens
+    (d.ro, d.admin); busybox imported when rootfs_tar is given. config: entries
+    added to its daemon.json; extra_args: more `shoal daemon` flags."""
+    d = Daemon(tmp)
+    d.configure(config or {})
+    d.listen_dashboard()
+    d.extra_args += list(extra_args)
+    d.start()
+    d.init_swarm()
+    if rootfs_tar is not None:
+        d.import_image(rootfs_tar)
+    d.ro = d.dashboard_token()
+    d.admin = d.dashboard_token(admin=True)
+    return d
+
+
+def end_daemon(d, tmp):
+    """A fixture's daemon torn down; its directory tmp removed when nothing
+    was left behind, else the test fails with what was."""
+    errors = d.teardown()
+    if not errors:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+
+
 def _make_daemon(tmp, rootfs_tar, swarm=True, image=True):
     d = Daemon(tmp)
     d.start()
@@ -406,10 +450,7 @@ def fresh_daemon(rootfs_tar):
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
     d = _make_daemon(tmp, rootfs_tar)
     yield d
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 @pytest.fixture
@@ -419,10 +460,7 @@ def bare_daemon():
     d = Daemon(tmp)
     d.start()
     yield d
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 @pytest.fixture(scope="module")
@@ -431,10 +469,27 @@ def module_daemon(rootfs_tar):
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
     d = _make_daemon(tmp, rootfs_tar)
     yield d
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
+
+
+def _dev_cluster(managers, workers, rootfs_tar):
+    from cluster import Cluster  # cluster.py imports this module
+
+    c = Cluster(managers=managers, workers=workers, rootfs_tar=rootfs_tar)
+    yield c
+    c.destroy()
+
+
+@pytest.fixture
+def cluster1x1(rootfs_tar):
+    """A dev cluster of one manager and one worker."""
+    yield from _dev_cluster(1, 1, rootfs_tar)
+
+
+@pytest.fixture
+def cluster1x2(rootfs_tar):
+    """A dev cluster of one manager and two workers."""
+    yield from _dev_cluster(1, 2, rootfs_tar)
 
 
 @pytest.fixture

@@ -36,6 +36,11 @@ def _context(path, dockerfile, files=None):
     return str(path)
 
 
+def _service_lines(d, name):
+    """The lines of the service's logs, without their task prefix."""
+    return [l.split("|", 1)[-1].strip() for l in d.logs(name).splitlines()]
+
+
 APP = """FROM busybox
 ENV GREETING=hello-from-env
 ARG FLAVOUR=plain
@@ -138,8 +143,8 @@ def test_build_two_contexts_base_first(daemon, tmp_path):
     daemon.cli("service", "create", "--name", "chain", "--stop-grace-period", "1s", "-d",
                "chain-b:1")
     daemon.wait_running("chain", 1)
-    lines = lambda: [l.split("|", 1)[-1].strip() for l in daemon.logs("chain").splitlines()]
-    wait_until(lambda: lines()[:2] == ["layer-a", "layer-b"], msg=lambda: daemon.logs("chain"))
+    wait_until(lambda: _service_lines(daemon, "chain")[:2] == ["layer-a", "layer-b"],
+               msg=lambda: daemon.logs("chain"))
     daemon.cli("service", "rm", "chain")
 
 
@@ -149,10 +154,6 @@ def c(rootfs_tar):
     cl = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
     yield cl
     cl.destroy()
-
-
-def _service_lines(d, name):
-    return [l.split("|", 1)[-1].strip() for l in d.logs(name).splitlines()]
 
 
 # RUN steps share the node's network namespace: its addresses say where they ran.

@@ -19,13 +19,6 @@ def cluster3x2(rootfs_tar):
     c.destroy()
 
 
-@pytest.fixture
-def cluster1x2(rootfs_tar):
-    c = Cluster(managers=1, workers=2, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
-
-
 def _rootfs(c):
     from conftest import make_rootfs_tar
 

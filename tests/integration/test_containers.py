@@ -4,6 +4,7 @@ import os
 import time
 
 from conftest import wait_until
+import ptyutil
 
 
 def inspect(d, name):
@@ -17,11 +18,22 @@ def running(d, name):
     return inspect(d, name)["state"] == "running"
 
 
+def exited(d, name):
+    """The container's record once it has exited, else None."""
+    c = inspect(d, name)
+    return c if c["state"] == "exited" else None
+
+
+def run_detached(d, name, *args):
+    """`shoal run -d --name NAME ARGS`, awaited until the container runs."""
+    d.cli("run", "-d", "--name", name, *args)
+    wait_until(lambda: running(d, name))
+
+
 def test_stop_start_restart_keeps_output(daemon):
     d = daemon
-    d.cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
-          "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done")
-    wait_until(lambda: running(d, "ticker"))
+    run_detached(d, "ticker", "busybox", "sh", "-c",
+                 "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done")
     t0 = time.monotonic()
     r = d.cli("stop", "-t", "5", "ticker")
     assert r.stdout == "ticker\n", r
@@ -51,9 +63,8 @@ def test_stop_start_restart_keeps_output(daemon):
 
 def test_stop_kills_after_timeout(daemon):
     d = daemon
-    d.cli("run", "-d", "--name", "stubborn", "busybox", "sh", "-c",
-          "trap '' TERM; while true; do sleep 0.2; done")
-    wait_until(lambda: running(d, "stubborn"))
+    run_detached(d, "stubborn", "busybox", "sh", "-c",
+                 "trap '' TERM; while true; do sleep 0.2; done")
     t0 = time.monotonic()
     d.cli("stop", "-t", "1", "stubborn")
     assert 0.9 < time.monotonic() - t0 < 8
@@ -63,27 +74,24 @@ def test_stop_kills_after_timeout(daemon):
 
 def test_kill_signal_reaches_trap(daemon):
     d = daemon
-    d.cli("run", "-d", "--name", "trapper", "busybox", "sh", "-c",
-          "trap 'echo got-usr1; exit 7' USR1; while true; do sleep 0.2; done")
-    wait_until(lambda: running(d, "trapper"))
+    run_detached(d, "trapper", "busybox", "sh", "-c",
+                 "trap 'echo got-usr1; exit 7' USR1; while true; do sleep 0.2; done")
     assert d.cli("kill", "-s", "USR1", "trapper").stdout == "trapper\n"
-    c = wait_until(lambda: (lambda c: c if c["state"] == "exited" else None)(inspect(d, "trapper")))
+    c = wait_until(lambda: exited(d, "trapper"))
     assert c["exit_code"] == 7, c
     r = d.cli("kill", "trapper", check=False)
     assert r.returncode != 0 and "is not running" in r.stderr, r
     d.cli("start", "trapper")
     wait_until(lambda: running(d, "trapper"))
     d.cli("kill", "trapper")  # KILL by default
-    c = wait_until(lambda: (lambda c: c if c["state"] == "exited" else None)(inspect(d, "trapper")))
+    c = wait_until(lambda: exited(d, "trapper"))
     assert c["exit_code"] == 137, c
     d.cli("rm", "trapper")
 
 
 def test_inspect_fields(daemon, tmp_path):
     d = daemon
-    d.cli("run", "-d", "--name", "looked", "-v", f"{tmp_path}:/data:ro", "busybox",
-          "sleep", "1000")
-    wait_until(lambda: running(d, "looked"))
+    run_detached(d, "looked", "-v", f"{tmp_path}:/data:ro", "busybox", "sleep", "1000")
     c = inspect(d, "looked")
     for key in ("id", "name", "image", "state", "pid", "exit_code", "created_at", "started_at",
                 "finished_at", "command", "mounts", "network", "ports"):
@@ -99,8 +107,7 @@ def test_inspect_fields(daemon, tmp_path):
 
 def test_stats_no_stream(daemon):
     d = daemon
-    d.cli("run", "-d", "--name", "measured", "busybox", "sleep", "1000")
-    wait_until(lambda: running(d, "measured"))
+    run_detached(d, "measured", "busybox", "sleep", "1000")
     out = d.cli("stats", "--no-stream").stdout
     lines = out.splitlines()
     assert lines[0].split() == ["CONTAINER", "ID", "NAME", "CPU", "%", "MEM", "USAGE", "/",
@@ -125,8 +132,7 @@ def test_bad_input(daemon):
     for verb in ("stop", "start", "restart", "kill", "inspect"):
         r = d.cli(verb, check=False)
         assert r.returncode == 2, (verb, r)
-    d.cli("run", "-d", "--name", "victim", "busybox", "sleep", "1000")
-    wait_until(lambda: running(d, "victim"))
+    run_detached(d, "victim", "busybox", "sleep", "1000")
     r = d.cli("kill", "-s", "NOPE", "victim", check=False)
     assert r.returncode != 0 and "invalid signal: NOPE" in r.stderr, r
     r = d.cli("stop", "-t", "x", "victim", check=False)
@@ -165,29 +171,23 @@ def test_task_container_inspect_stats_stop(daemon):
 
 def test_stats_streams_in_a_terminal(daemon):
     """On a terminal without --no-stream: the table again every second until interrupted."""
-    import pty
-    import select
     import signal
-    from conftest import SHOAL_BIN
     d = daemon
-    d.cli("run", "-d", "--name", "watched", "busybox", "sleep", "1000")
-    wait_until(lambda: running(d, "watched"))
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "stats", "watched"])
+    run_detached(d, "watched", "busybox", "sleep", "1000")
+    pid, fd = ptyutil.shoal(d, "stats", "watched")
     out = b""
     end = time.monotonic() + 20
     try:
         while out.count(b"watched") < 3 and time.monotonic() < end:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    out += os.read(fd, 4096)
-                except OSError:
-                    break
+            more = ptyutil.read_until(fd, b"watched", timeout=end - time.monotonic())
+            if not more:  # ended, or the time is up
+                break
+            out += more
         assert out.count(b"\x1b[2J") >= 3 and out.count(b"watched") >= 3, out
-    finally:
         os.kill(pid, signal.SIGINT)
-        os.waitpid(pid, 0)
+        ptyutil.finish(pid, fd)  # interrupted, it ends
+    finally:
+        ptyutil.kill(pid)
         os.close(fd)
         d.cli("rm", "-f", "watched")
 
@@ -195,8 +195,7 @@ def test_stats_streams_in_a_terminal(daemon):
 def test_start_after_daemon_restart(daemon):
     """The spec is in the container's record: a daemon restarted in between still starts it."""
     d = daemon
-    d.cli("run", "-d", "--name", "survivor", "busybox", "sleep", "1000")
-    wait_until(lambda: running(d, "survivor"))
+    run_detached(d, "survivor", "busybox", "sleep", "1000")
     d.restart()
     wait_until(lambda: running(d, "survivor"))
     d.cli("stop", "-t", "0", "survivor")

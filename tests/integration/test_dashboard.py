@@ -12,7 +12,7 @@ import time
 import pytest
 
 from cluster import Cluster
-from conftest import ROOT, SHOAL_BIN, Daemon, free_port, wait_until
+from conftest import ROOT, SHOAL_BIN, dashboard_daemon, end_daemon, wait_until
 
 UI_TESTS = os.path.join(ROOT, "tests", "ui")
 CHROMIUM = "/usr/bin/chromium"
@@ -37,18 +37,9 @@ def bearer(token):
 def dash():
     """A one-node swarm with the dashboard on 127.0.0.1."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    d = Daemon(tmp)
-    d.dashboard_port = free_port()
-    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
-    d.start()
-    d.init_swarm()
-    d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
-    d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+    d = dashboard_daemon(tmp)
     yield d
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 def test_url_names_the_address_and_tokens_survive_a_restart(dash):
@@ -185,7 +176,7 @@ def test_dashboard_in_a_browser(dash_cluster):
              "1s", "busybox", "sleep", "1000")
     lead.wait_running("web", 4, timeout=60)
     lead.wait_running("cache", 2, timeout=60)
-    token = lead.cli("dashboard", "url").stdout.strip().split("#token=")[1]
+    token = lead.dashboard_token()
     env = dict(os.environ, DASHBOARD_BASE="http://127.0.0.1:%d" % lead.dashboard_port,
                DASHBOARD_TOKEN=token, SHOAL_BIN=SHOAL_BIN, SHOAL_SOCK=lead.sock, SERVICE="web",
                HOSTNAMES=",".join(n["hostname"] for n in c.nodes_view()),

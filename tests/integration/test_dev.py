@@ -5,16 +5,14 @@ the namespaces the tests make."""
 import glob
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
-import time
 
 import pytest
 
 from cluster import _free_prefix
 from conftest import SHOAL_BIN, wait_until
+import ptyutil
 
 DEV_DIR = "/var/lib/shoal-dev"
 
@@ -419,39 +417,17 @@ def test_shell_runs_in_the_node(dev):
     assert r.returncode == 1 and "no node 'node-3'" in r.stderr, r.stderr
 
 
-def read_until(fd, want, timeout=20):
-    out = b""
-    deadline = time.monotonic() + timeout
-    while want not in out and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
-
-
 def test_interactive_shell_through_a_pty(dev):
     dev.up(2)
-    pid, fd = pty.fork()
-    if pid == 0:
-        env = dict(os.environ, SHELL="/bin/sh", PS1="$ ")
-        try:
-            os.execve(SHOAL_BIN, [SHOAL_BIN, "dev", "shell", "node-2", "--name", dev.name], env)
-        finally:
-            os._exit(127)
+    env = dict(os.environ, SHELL="/bin/sh", PS1="$ ")
+    pid, fd = ptyutil.spawn([SHOAL_BIN, "dev", "shell", "node-2", "--name", dev.name], env)
     try:
-        read_until(fd, b"$ ")
+        ptyutil.read_until(fd, b"$ ")
         os.write(fd, b"echo $((6*7)); hostname\n")
-        out = read_until(fd, b"node-2\r\n")
+        out = ptyutil.read_until(fd, b"node-2\r\n")
         assert b"42\r\n" in out and b"node-2\r\n" in out, out
         os.write(fd, b"exit 3\n")
-        read_until(fd, b"never", timeout=5)
+        assert ptyutil.finish(pid, fd)[0] == 3
     finally:
-        _, status = os.waitpid(pid, 0)
+        ptyutil.kill(pid)
         os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 3

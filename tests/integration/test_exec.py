@@ -2,33 +2,26 @@
 -u, stdin), errors, and the access an exec needs."""
 import http.client
 import json
-import shutil
+import os
 import tempfile
 
 import pytest
 
-from conftest import Daemon, free_port, make_rootfs_tar, wait_until
+from conftest import dashboard_daemon, end_daemon, make_rootfs_tar, wait_until
+import ptyutil
 
 
 @pytest.fixture(scope="module")
 def d(rootfs_tar):
     """A one-node swarm with busybox and the dashboard port (tokens)."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    dm = Daemon(tmp)
-    dm.dashboard_port = free_port()
-    dm.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % dm.dashboard_port]
-    dm.start()
-    dm.init_swarm()
-    dm.import_image(rootfs_tar)
+    dm = dashboard_daemon(tmp, rootfs_tar)
     dm.cli("run", "-d", "--name", "box", "busybox", "sleep", "1000")
     wait_until(lambda: [c for c in dm.api("GET", "/v1/containers").json()
                         if c["name"] == "box" and c["state"] == "running"])
     yield dm
     dm.cli("rm", "-f", "box", check=False)
-    errors = dm.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + dm.log_tail()
+    end_daemon(dm, tmp)
 
 
 def test_output_and_exit_code(d):
@@ -107,118 +100,34 @@ def test_errors(d):
 
 
 def test_exec_needs_write_access(d):
-    ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
     conn = http.client.HTTPConnection("127.0.0.1", d.dashboard_port, timeout=10)
     try:
         conn.request("POST", "/v1/containers/box/exec", body=json.dumps({"cmd": ["true"]}),
-                     headers={"Authorization": "Bearer " + ro,
+                     headers={"Authorization": "Bearer " + d.ro,
                               "Content-Type": "application/json"})
         assert conn.getresponse().status == 403
     finally:
         conn.close()
 
 
-def _read_until(fd, want, timeout=20):
-    """Output until `want`; busybox's line editing asks where the cursor is
-    (ESC [6n) and waits: answered as a terminal would."""
-    import os
-    import select
-    import time
-    out = b""
-    end = time.time() + timeout
-    while want not in out and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if b"\x1b[6n" in chunk:
-                os.write(fd, b"\x1b[1;1R")
-    return out
-
-
-def _exec_in_pty(d, *args, rows=24, cols=80):
-    """`shoal exec ARGS` with a pty as its terminal: (pid, master fd)."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-    from conftest import SHOAL_BIN
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "exec"] + list(args))
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    return pid, fd
-
-
-def _wait_exit(pid, timeout=20):
-    import os
-    import time
-    end = time.time() + timeout
-    while time.time() < end:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError("shoal exec did not end")
-
-
 def test_tty_through_a_pty(d):
-    import fcntl
-    import os
-    import signal
-    import struct
-    import termios
-    pid, fd = _exec_in_pty(d, "-it", "box", "sh", rows=30, cols=100)
+    pid, fd = ptyutil.shoal(d, "exec", "-it", "box", "sh", rows=30, cols=100)
     try:
-        assert b"# " in _read_until(fd, b"# ")  # the prompt: the CLI's terminal is raw now
-        os.write(fd, b"echo $((6*7))\n")
-        out = _read_until(fd, b"42")
-        assert b"42" in out, out
-        os.write(fd, b"stty size\n")
-        out = _read_until(fd, b"30 100")
-        assert b"30 100" in out, out
-        # the local terminal changes size: the CLI passes it on (SIGWINCH)
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        os.kill(pid, signal.SIGWINCH)
-        import time
-        for _ in range(50):
-            os.write(fd, b"stty size\n")
-            out = _read_until(fd, b"40 120", timeout=0.4)
-            if b"40 120" in out:
-                break
-        assert b"40 120" in out, out
-        # Ctrl-C goes through the terminal to the command, not to the CLI
-        os.write(fd, b"sleep 100\n")
-        time.sleep(0.5)
-        os.write(fd, b"\x03")
-        os.write(fd, b"echo after-$((1+1))\n")
-        out = _read_until(fd, b"after-2")
-        assert b"after-2" in out, out
-        os.write(fd, b"exit 3\n")
-        _read_until(fd, b"never", timeout=2)
-        assert _wait_exit(pid) == 3
+        ptyutil.check_shell(d, "box", pid, fd)
     finally:
+        ptyutil.kill(pid)
         os.close(fd)
 
 
-
 def test_tty_input_typed_at_once(d):
-    import os
-    pid, fd = _exec_in_pty(d, "-it", "box", "sh", "-c", "read x; echo got-$x; exit 9")
+    pid, fd = ptyutil.shoal(d, "exec", "-it", "box", "sh", "-c", "read x; echo got-$x; exit 9")
     try:
         os.write(fd, b"abc\n")  # before the terminal exists in the container
-        out = _read_until(fd, b"got-abc")
+        out = ptyutil.read_until(fd, b"got-abc")
         assert b"got-abc" in out, out
-        assert _wait_exit(pid) == 9
+        assert ptyutil.finish(pid, fd)[0] == 9
     finally:
+        ptyutil.kill(pid)
         os.close(fd)
 
 
@@ -276,28 +185,16 @@ def test_task_on_a_worker_from_the_manager(rootfs_tar, tmp_path):
         r = c.nodes[1].cli("exec", task["id"], "true", check=False)
         assert r.returncode == 0, r
         # SERVICE.SLOT names the running task; a terminal through the manager
-        import fcntl
-        import os
-        import signal
-        import struct
-        import termios
-        pid, fd = _exec_in_pty(lead, "-it", "far.1", "sh", rows=30, cols=100)
+        pid, fd = ptyutil.shoal(lead, "exec", "-it", "far.1", "sh", rows=30, cols=100)
         try:
-            assert b"# " in _read_until(fd, b"# ")
+            assert b"# " in ptyutil.read_until(fd, b"# ")
             os.write(fd, b"echo $((6*7))\n")
-            assert b"42" in _read_until(fd, b"42")
-            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-            os.kill(pid, signal.SIGWINCH)
-            for _ in range(50):
-                os.write(fd, b"stty size\n")
-                out = _read_until(fd, b"40 120", timeout=0.4)
-                if b"40 120" in out:
-                    break
-            assert b"40 120" in out, out
+            assert b"42" in ptyutil.read_until(fd, b"42")
+            ptyutil.check_resize(pid, fd)
             os.write(fd, b"exit 5\n")
-            _read_until(fd, b"never", timeout=2)
-            assert _wait_exit(pid) == 5
+            assert ptyutil.finish(pid, fd)[0] == 5
         finally:
+            ptyutil.kill(pid)
             os.close(fd)
         # over -H tcp:// with the admin certificate, stdin streamed
         import ssl

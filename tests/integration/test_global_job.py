@@ -3,17 +3,7 @@ one task per node, run to completion once, at most N at a time."""
 import json
 import time
 
-import pytest
-
-from cluster import Cluster
 from conftest import wait_until
-
-
-@pytest.fixture
-def cluster1x1(rootfs_tar):
-    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
 
 
 def test_global_job_completes_once_per_node_max_concurrent_one(cluster1x1):

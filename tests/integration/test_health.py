@@ -285,15 +285,6 @@ def test_restart_keeps_a_healthy_task_healthy(fresh_daemon):
         time.sleep(0.1)
 
 
-@pytest.fixture
-def cluster1x1(rootfs_tar):
-    from cluster import Cluster
-
-    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
-
-
 def test_worker_reports_health_with_its_heartbeats(cluster1x1):
     """A worker's reports reach the leader through its session (dispatcher)."""
     c = cluster1x1

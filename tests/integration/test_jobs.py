@@ -166,15 +166,6 @@ def test_fifo_with_conservative_backfilling(jd):
 
 # ---- a small dev cluster ----
 
-@pytest.fixture
-def cluster1x1(rootfs_tar):
-    from cluster import Cluster
-
-    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
-
-
 def test_two_node_job_and_its_node_file(cluster1x1):
     c = cluster1x1
     lead = c.leader
@@ -237,26 +228,15 @@ def test_oar_rest_round_trip(jd):
 @pytest.fixture
 def oar_dash(rootfs_tar):
     """A one-node swarm with busybox and the dashboard listener on 127.0.0.1."""
-    import shutil
     import tempfile
 
-    from conftest import Daemon, free_port
+    from conftest import dashboard_daemon, end_daemon
 
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    d = Daemon(tmp)
-    d.dashboard_port = free_port()
-    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
-    d.start()
-    d.init_swarm()
-    d.import_image(rootfs_tar)
-    d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
-    d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+    d = dashboard_daemon(tmp, rootfs_tar)
     yield d
     cleanup(d)
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 def curl(d, method, path, user=None, body=None):
@@ -686,45 +666,19 @@ def test_job_history_bounded(fresh_daemon):
 def pty_run(argv, env, steps, timeout=60):
     """Runs argv on a new terminal; for each (text, wanted) types text and
     reads until wanted shows. Returns (exit code, everything read)."""
-    import pty
-    import select
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(argv[0], argv, env)
+    import ptyutil
+    pid, fd = ptyutil.spawn(argv, env)
     seen = b""
-
-    def read_until(wanted):
-        nonlocal seen
-        deadline = time.time() + timeout
-        while wanted.encode() not in seen:
-            assert time.time() < deadline, (wanted, seen)
-            if select.select([fd], [], [], 0.5)[0]:
-                try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    break
-        assert wanted.encode() in seen, (wanted, seen)
     try:
         for text, wanted in steps:
             if text is not None:
                 os.write(fd, text.encode())
-            read_until(wanted)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    pass
-        raise AssertionError("the CLI did not exit: %r" % seen)
+            seen += ptyutil.read_until(fd, wanted.encode(), timeout)
+            assert wanted.encode() in seen, (wanted, seen)
+        code, rest = ptyutil.finish(pid, fd, timeout)
+        return code, (seen + rest).decode(errors="replace")
     finally:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+        ptyutil.kill(pid)
         os.close(fd)
 
 

@@ -54,15 +54,6 @@ def test_job_confined_to_its_cores(jd):
 
 # ---- property filters (-p) on a two-node cluster ----
 
-@pytest.fixture
-def cluster1x1(rootfs_tar):
-    from cluster import Cluster
-
-    c = Cluster(managers=1, workers=1, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
-
-
 def test_property_filters_select_labelled_nodes(cluster1x1, tmp_path):
     c = cluster1x1
     lead = c.leader

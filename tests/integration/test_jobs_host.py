@@ -7,26 +7,17 @@ import http.client
 import json
 import os
 import tempfile
-import shutil
 
 import pytest
 
-from conftest import Daemon, free_port, wait_until
-from test_jobs import cleanup, job, sub, wait_state
+from conftest import dashboard_daemon, end_daemon, pid_alive, wait_until
+from test_jobs import cleanup, sub, wait_state
 
 
 @pytest.fixture
 def jd(daemon):
     yield daemon
     cleanup(daemon)
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def test_host_job_runs_on_the_host(jd, tmp_path):
@@ -59,20 +50,20 @@ def test_host_job_walltime_and_rm_kill_its_processes(jd, tmp_path):
     assert j["state"] == "Error" and "walltime exceeded" in j["message"], j
     with open(pids) as f:
         background = int(f.read())
-    wait_until(lambda: not alive(background), timeout=20)
+    wait_until(lambda: not pid_alive(background), timeout=20)
     jid = sub(d, "--host", "sleep 1000 & echo $! > %s; wait" % pids)
     wait_state(d, jid, "Running")
     wait_until(lambda: os.path.getsize(pids) > 0 and open(pids).read() != str(background) + "\n",
                timeout=20)
     with open(pids) as f:
         background = int(f.read())
-    assert alive(background)
+    assert pid_alive(background)
     nodefile = "/tmp/shoal-nodefile-%s" % jid
     assert os.path.exists(nodefile)
     d.cli("job", "rm", jid)
     j = wait_state(d, jid, "Error", "Terminated")
     assert "deleted by the user" in j["message"], j
-    wait_until(lambda: not alive(background), timeout=20)
+    wait_until(lambda: not pid_alive(background), timeout=20)
     wait_until(lambda: not os.path.exists(nodefile), timeout=20)
 
 
@@ -95,23 +86,10 @@ def configured(rootfs_tar):
     """A daemon whose daemon.json refuses host jobs and names a default job
     image, with the dashboard (its tokens are credentials)."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    d = Daemon(tmp)
-    with open(d.config_path) as f:
-        cfg = json.load(f)
-    cfg.update({"host-jobs": False, "job-image": "nosuch:7"})
-    with open(d.config_path, "w") as f:
-        json.dump(cfg, f)
-    d.dashboard_port = free_port()
-    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
-    d.start()
-    d.init_swarm()
-    d.import_image(rootfs_tar)
+    d = dashboard_daemon(tmp, rootfs_tar, config={"host-jobs": False, "job-image": "nosuch:7"})
     yield d
     cleanup(d)
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 def test_host_jobs_refused_by_config_and_non_admins(configured):
@@ -126,9 +104,6 @@ def test_host_jobs_refused_by_config_and_non_admins(configured):
     jid = sub(d, "--image", "busybox:latest", "true")
     assert wait_state(d, jid, "Terminated", "Error")["state"] == "Terminated"
     # the read-only dashboard token may not submit; the admin token may
-    ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
-    admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
-
     def post(token, body):
         conn = http.client.HTTPConnection("127.0.0.1", d.dashboard_port, timeout=10)
         try:
@@ -140,7 +115,7 @@ def test_host_jobs_refused_by_config_and_non_admins(configured):
         finally:
             conn.close()
 
-    status, text = post(ro, {"command": "true", "host": True})
+    status, text = post(d.ro, {"command": "true", "host": True})
     assert status == 403 and "permission denied" in text, (status, text)
-    status, text = post(admin, {"command": "true", "host": True})
+    status, text = post(d.admin, {"command": "true", "host": True})
     assert status == 201, (status, text)

@@ -202,7 +202,7 @@ def test_admin_certificate_may_read_only_token_and_workers_may_not(c, tmp_path):
     lead.start()
     try:
         c.wait_nodes_ready(3, timeout=30)
-        ro = lead.cli("dashboard", "url").stdout.strip().split("#token=")[1]
+        ro = lead.dashboard_token()
         body = json.dumps({"argv": ["true"]})
         conn = http.client.HTTPConnection(lead.addr, port, timeout=10)
         conn.request("POST", "/v1/nodes/exec", body=body,

@@ -211,11 +211,7 @@ def test_automatic_image_gc_removes_unused_keeps_used(rootfs_tar, tars):
     used first, once older than the minimum age (10 s); a service's image stays."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
     d = Daemon(tmp)
-    with open(d.config_path) as f:
-        cfg = json.load(f)
-    cfg.update({"image-gc-high-percent": 1, "image-gc-low-percent": 0})
-    with open(d.config_path, "w") as f:
-        json.dump(cfg, f)
+    d.configure({"image-gc-high-percent": 1, "image-gc-low-percent": 0})
     d.start()
     try:
         d.init_swarm()

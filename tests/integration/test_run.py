@@ -4,6 +4,7 @@ import os
 import pytest
 
 from conftest import pid_alive, wait_until
+import ptyutil
 
 
 def containers(d):
@@ -171,92 +172,14 @@ def test_run_user_workdir_hostname_entrypoint_volume(daemon, tmp_path):
         assert r.returncode != 0 and says in r.stderr, (bad, r)
 
 
-def _read_until(fd, want, timeout=20):
-    """Output until `want`; busybox's line editing asks where the cursor is
-    (ESC [6n) and waits: answered as a terminal would."""
-    import select
-    import time
-    out = b""
-    end = time.time() + timeout
-    while want not in out and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if b"\x1b[6n" in chunk:
-                os.write(fd, b"\x1b[1;1R")
-    return out
-
-
-def _run_in_pty(d, *args, rows=24, cols=80):
-    """`shoal run ARGS` with a pty as its terminal: (pid, master fd)."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-    from conftest import SHOAL_BIN
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(SHOAL_BIN, [SHOAL_BIN, "-H", "unix://" + d.sock, "run"] + list(args))
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    return pid, fd
-
-
-def _wait_exit(pid, timeout=20):
-    import time
-    end = time.time() + timeout
-    while time.time() < end:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.05)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError("shoal run did not end")
-
-
 def test_run_it_through_a_pty(daemon):
-    import fcntl
-    import signal
-    import struct
-    import termios
-    import time
     d = daemon
-    pid, fd = _run_in_pty(d, "-i", "-t", "--rm", "--name", "tty1", "busybox", "sh",
-                          rows=30, cols=100)
+    pid, fd = ptyutil.shoal(d, "run", "-i", "-t", "--rm", "--name", "tty1", "busybox", "sh",
+                            rows=30, cols=100)
     try:
-        assert b"# " in _read_until(fd, b"# ")  # the prompt: the CLI's terminal is raw now
-        os.write(fd, b"echo $((6*7))\n")
-        out = _read_until(fd, b"42")
-        assert b"42" in out, out
-        os.write(fd, b"stty size\n")
-        out = _read_until(fd, b"30 100")
-        assert b"30 100" in out, out
-        # the local terminal changes size: the CLI passes it on (SIGWINCH)
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        os.kill(pid, signal.SIGWINCH)
-        for _ in range(50):
-            os.write(fd, b"stty size\n")
-            out = _read_until(fd, b"40 120", timeout=0.4)
-            if b"40 120" in out:
-                break
-        assert b"40 120" in out, out
-        # Ctrl-C goes through the terminal to the container, not to the CLI
-        os.write(fd, b"sleep 100\n")
-        time.sleep(0.5)
-        os.write(fd, b"\x03")
-        os.write(fd, b"echo after-$((1+1))\n")
-        out = _read_until(fd, b"after-2")
-        assert b"after-2" in out, out
-        os.write(fd, b"exit 3\n")
-        _read_until(fd, b"never", timeout=2)
-        assert _wait_exit(pid) == 3
+        ptyutil.check_shell(d, "tty1", pid, fd)
     finally:
+        ptyutil.kill(pid)
         os.close(fd)
     wait_until(lambda: not by_name(d, "tty1"))
 

@@ -7,13 +7,12 @@ import http.client
 import json
 import os
 import re
-import shutil
 import tempfile
 
 import pytest
 
 from cluster import Cluster
-from conftest import Daemon, free_port, wait_until
+from conftest import Daemon, dashboard_daemon, end_daemon, wait_until
 from test_security import status_of
 
 SECRET = b"s3cr3t-Pa55w0rd-\x01\x02-zebra-quokka"
@@ -23,19 +22,9 @@ SECRET = b"s3cr3t-Pa55w0rd-\x01\x02-zebra-quokka"
 def sd(rootfs_tar):
     """A one-node swarm with the dashboard on 127.0.0.1, busybox imported."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    d = Daemon(tmp)
-    d.dashboard_port = free_port()
-    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port]
-    d.start()
-    d.init_swarm()
-    d.import_image(rootfs_tar)
-    d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
-    d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+    d = dashboard_daemon(tmp, rootfs_tar)
     yield d
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 def inspect(d, kind, name):

@@ -4,7 +4,6 @@ listeners' limits (caps per listener and per address, request and idle
 timeouts, TLS clients without a certificate)."""
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -12,7 +11,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, SHOAL_BIN, Daemon, free_port, wait_until
+from conftest import ROOT, SHOAL_BIN, dashboard_daemon, end_daemon, wait_until
 
 # Short limits so that the tests see them act (the defaults are 1000/100/10 s/60 s).
 MAX_CONNS = 30
@@ -25,22 +24,12 @@ IDLE_TIMEOUT = 3
 def sec():
     """A one-node swarm with the dashboard on 127.0.0.1 and short limits."""
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
-    d = Daemon(tmp)
-    d.dashboard_port = free_port()
-    d.extra_args = ["--dashboard-addr", "127.0.0.1:%d" % d.dashboard_port,
-                    "--max-connections", str(MAX_CONNS),
-                    "--max-connections-per-ip", str(MAX_PER_IP),
-                    "--request-timeout", str(REQUEST_TIMEOUT),
-                    "--idle-timeout", str(IDLE_TIMEOUT)]
-    d.start()
-    d.init_swarm()
-    d.ro = d.cli("dashboard", "url").stdout.strip().split("#token=")[1]
-    d.admin = d.cli("dashboard", "url", "--admin").stdout.strip().split("#token=")[1]
+    d = dashboard_daemon(tmp, extra_args=["--max-connections", str(MAX_CONNS),
+                                          "--max-connections-per-ip", str(MAX_PER_IP),
+                                          "--request-timeout", str(REQUEST_TIMEOUT),
+                                          "--idle-timeout", str(IDLE_TIMEOUT)])
     yield d
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 # ---- raw HTTP helpers: the status line only (streams never end) ----

@@ -223,21 +223,23 @@ def test_runtime_flags_bad_values(daemon):
     assert r.status == 400 and "cap_add" in r.text, r
 
 
+def pending_beside_running(d, service, n_pending, n_running):
+    """The service's pending tasks when it has n_pending of them and
+    n_running running tasks, else None."""
+    ts = d.tasks(service)
+    running = [t for t in ts if t["state"] == "running"]
+    pending = [t for t in ts if t["state"] == "pending"]
+    return pending if len(pending) == n_pending and len(running) == n_running else None
+
+
 def test_replicas_max_per_node_and_placement_pref(daemon):
     d = daemon
     create(d, "mpn", "-d", "--replicas", "3", "--replicas-max-per-node", "1",
            "--placement-pref", "spread=node.labels.rack", "busybox", "sleep", "1000")
 
-    def one_running_two_pending():
-        ts = d.tasks("mpn")
-        running = [t for t in ts if t["state"] == "running"]
-        pending = [t for t in ts if t["state"] == "pending"]
-        return ts if len(running) == 1 and len(pending) == 2 else None
-
-    ts = wait_until(one_running_two_pending, timeout=30)
-    for t in ts:
-        if t["state"] == "pending":
-            assert "max replicas per node limit exceeded on 1 node" in t["error"], t
+    pending = wait_until(lambda: pending_beside_running(d, "mpn", 2, 1), timeout=30)
+    for t in pending:
+        assert "max replicas per node limit exceeded on 1 node" in t["error"], t
     assert "max replicas per node" in d.service("mpn").get("pending_reason", "")
     ps = d.cli("service", "ps", "mpn").stdout
     assert "max replicas per node" in ps, ps
@@ -303,13 +305,7 @@ def test_reserve_memory_places_only_where_memory_is_left(daemon):
            "1000")
     assert spec_of(d, "rmem")["reservations"] == {"memory": half}
 
-    def one_running_one_pending():
-        ts = d.tasks("rmem")
-        running = [t for t in ts if t["state"] == "running"]
-        pending = [t for t in ts if t["state"] == "pending"]
-        return pending if len(running) == 1 and len(pending) == 1 else None
-
-    pending = wait_until(one_running_one_pending, timeout=30)
+    pending = wait_until(lambda: pending_beside_running(d, "rmem", 1, 1), timeout=30)
     assert "insufficient memory on 1 node" in pending[0]["error"], pending
     assert all(t.get("reserved_memory") == half for t in d.tasks("rmem"))
     # less reserved: both fit (the update replaces the tasks)

@@ -239,7 +239,7 @@ def test_stack_replicated_job_completes(daemon, tmp_path):
     ts = wait_until(lambda: len(d.tasks("jb_once")) == 2 and
                     all(t["state"] == "complete" for t in d.tasks("jb_once")) and
                     d.tasks("jb_once"), timeout=30, msg=lambda: d.tasks("jb_once"))
-    assert all(t.get("exit_code", 0) == 0 for t in ts), ts
+    assert all(t["exit_code"] == 0 for t in ts), ts
     svc = d.service("jb_once")
     assert (svc["replicas_completed"], svc["replicas_failed"]) == (2, 0), svc
     nightly = d.service("jb_nightly")["spec"]

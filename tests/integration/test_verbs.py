@@ -9,20 +9,10 @@ import ssl
 import subprocess
 import time
 
-import pytest
-
-from cluster import Cluster
 from conftest import SHOAL_BIN, wait_until
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
 TICKER = ["sh", "-c", 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.3; done']
-
-
-@pytest.fixture
-def cluster1x2(rootfs_tar):
-    c = Cluster(managers=1, workers=2, rootfs_tar=rootfs_tar)
-    yield c
-    c.destroy()
 
 
 def _prefix_node(line):
@@ -295,11 +285,7 @@ def test_update_network_caps_restart_flags(daemon):
 
 def test_engine_labels_from_daemon_json(bare_daemon, rootfs_tar):
     d = bare_daemon
-    with open(d.config_path) as f:
-        cfg = json.load(f)
-    cfg["labels"] = ["board=pi4", "disk=ssd"]
-    with open(d.config_path, "w") as f:
-        json.dump(cfg, f)
+    d.configure({"labels": ["board=pi4", "disk=ssd"]})
     d.restart()
     d.init_swarm()
     d.import_image(rootfs_tar)

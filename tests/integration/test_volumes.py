@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from conftest import Daemon, pid_alive, wait_until
+from conftest import Daemon, end_daemon, pid_alive, wait_until
 
 GRACE = ("--stop-grace-period", "1s")
 
@@ -116,19 +116,12 @@ def bd(rootfs_tar):
     tmp = tempfile.mkdtemp(prefix="shoal-it-")
     d = Daemon(tmp)
     d.backup_dir = os.path.join(tmp, "backups")
-    with open(d.config_path) as f:
-        cfg = json.load(f)
-    cfg["backup-dir"] = d.backup_dir
-    with open(d.config_path, "w") as f:
-        json.dump(cfg, f)
+    d.configure({"backup-dir": d.backup_dir})
     d.start()
     d.init_swarm()
     d.import_image(rootfs_tar)
     yield d
-    errors = d.teardown()
-    if not errors:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert not errors, "\n".join(errors) + "\ndaemon log:\n" + d.log_tail()
+    end_daemon(d, tmp)
 
 
 def backups(d, name):
