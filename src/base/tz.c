@@ -31,7 +31,6 @@ struct tz {
     uint8_t *trans_type;
     size_t ntrans;
     int32_t *type_off; /* each local time type's offset */
-    size_t ntypes;
     bool has_rule; /* the footer (or the whole zone when ntrans == 0) */
     struct rule rule;
 };
@@ -331,7 +330,6 @@ int tz_parse_tzif(const unsigned char *data, size_t len, struct tz **out, struct
     const unsigned char *p = data + at;
     z = xcalloc(1, sizeof(*z));
     z->ntrans = c.time;
-    z->ntypes = c.type;
     z->trans = xcalloc(c.time ? c.time : 1, sizeof(*z->trans));
     z->trans_type = xcalloc(c.time ? c.time : 1, 1);
     z->type_off = xcalloc(c.type, sizeof(*z->type_off));
