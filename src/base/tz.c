@@ -31,7 +31,7 @@ struct tz {
     uint8_t *trans_type;
     size_t ntrans;
     int32_t *type_off; /* each local time type's offset */
-    bool has_rule; /* the footer (or the whole zone when ntrans == 0) */
+    bool has_rule;     /* the footer (or the whole zone when ntrans == 0) */
     struct rule rule;
 };
 
@@ -97,11 +97,11 @@ void tz_to_tm(int64_t t, struct tm *tm)
 
 int64_t tz_from_tm(struct tm *tm)
 {
-    int64_t mon = tm->tm_mon;
-    int64_t y = 1900 + (int64_t)tm->tm_year + floor_div(mon, 12);
-    mon -= floor_div(mon, 12) * 12;
-    int64_t t = (days_from_civil(y, (int)mon + 1, 1) + tm->tm_mday - 1) * 86400 +
-                (int64_t)tm->tm_hour * 3600 + (int64_t)tm->tm_min * 60 + tm->tm_sec;
+    int64_t years = floor_div(tm->tm_mon, 12); /* a month out of 0-11 rolls into the years */
+    int64_t y = 1900 + (int64_t)tm->tm_year + years;
+    int64_t t =
+        (days_from_civil(y, (int)(tm->tm_mon - years * 12) + 1, 1) + tm->tm_mday - 1) * 86400 +
+        (int64_t)tm->tm_hour * 3600 + (int64_t)tm->tm_min * 60 + tm->tm_sec;
     int isdst = tm->tm_isdst;
     tz_to_tm(t, tm);
     tm->tm_isdst = isdst;
