@@ -31,8 +31,7 @@ struct tz {
     uint8_t *trans_type;
     size_t ntrans;
     int32_t *type_off; /* each local time type's offset */
-    size_t ntypes;
-    bool has_rule; /* the footer (or the whole zone when ntrans == 0) */
+    bool has_rule;     /* the footer (or the whole zone when ntrans == 0) */
     struct rule rule;
 };
 
@@ -57,38 +56,52 @@ static int64_t floor_div(int64_t a, int64_t b)
     return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-static int64_t year_of(int64_t t)
+struct civil {
+    int64_t year;
+    int month, day; /* 1-12, 1-31 */
+};
+
+/* The inverse of days_from_civil (H. Hinnant's civil_from_days). */
+static struct civil civil_from_days(int64_t days)
 {
-    int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
-    int64_t y = 1970 + days / 366; /* an estimate below the year, then up */
-    while (days_from_civil(y + 1, 1, 1) <= days)
-        y++;
-    while (days_from_civil(y, 1, 1) > days)
-        y--;
-    return y;
+    days += 719468;
+    int64_t era = floor_div(days, 146097);
+    int64_t doe = days - era * 146097;                                   /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* from March 1 */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* March is 0 */
+    int month = (int)(mp < 10 ? mp + 3 : mp - 9);
+    return (struct civil){yoe + era * 400 + (month <= 2), month,
+                          (int)(doy - (153 * mp + 2) / 5) + 1};
+}
+
+/* 0 for Sunday; 1970-01-01 was a Thursday. */
+static int weekday(int64_t days)
+{
+    return (int)((days % 7 + 11) % 7);
 }
 
 void tz_to_tm(int64_t t, struct tm *tm)
 {
     int64_t days = floor_div(t, 86400), secs = t - days * 86400;
-    int64_t y = year_of(t);
-    int64_t yday = days - days_from_civil(y, 1, 1);
-    int m = 1;
-    while (m < 12 && days_from_civil(y, m + 1, 1) <= days)
-        m++;
-    *tm = (struct tm){.tm_sec = (int)(secs % 60), .tm_min = (int)(secs / 60 % 60),
-                      .tm_hour = (int)(secs / 3600), .tm_mday = (int)(days - days_from_civil(y, m, 1)) + 1,
-                      .tm_mon = m - 1, .tm_year = (int)(y - 1900), .tm_wday = (int)((days % 7 + 11) % 7),
-                      .tm_yday = (int)yday};
+    struct civil c = civil_from_days(days);
+    *tm = (struct tm){.tm_sec = (int)(secs % 60),
+                      .tm_min = (int)(secs / 60 % 60),
+                      .tm_hour = (int)(secs / 3600),
+                      .tm_mday = c.day,
+                      .tm_mon = c.month - 1,
+                      .tm_year = (int)(c.year - 1900),
+                      .tm_wday = weekday(days),
+                      .tm_yday = (int)(days - days_from_civil(c.year, 1, 1))};
 }
 
 int64_t tz_from_tm(struct tm *tm)
 {
-    int64_t mon = tm->tm_mon;
-    int64_t y = 1900 + (int64_t)tm->tm_year + floor_div(mon, 12);
-    mon -= floor_div(mon, 12) * 12;
-    int64_t t = (days_from_civil(y, (int)mon + 1, 1) + tm->tm_mday - 1) * 86400 +
-                (int64_t)tm->tm_hour * 3600 + (int64_t)tm->tm_min * 60 + tm->tm_sec;
+    int64_t years = floor_div(tm->tm_mon, 12); /* a month out of 0-11 rolls into the years */
+    int64_t y = 1900 + (int64_t)tm->tm_year + years;
+    int64_t t =
+        (days_from_civil(y, (int)(tm->tm_mon - years * 12) + 1, 1) + tm->tm_mday - 1) * 86400 +
+        (int64_t)tm->tm_hour * 3600 + (int64_t)tm->tm_min * 60 + tm->tm_sec;
     int isdst = tm->tm_isdst;
     tz_to_tm(t, tm);
     tm->tm_isdst = isdst;
@@ -110,8 +123,7 @@ static int64_t rule_day(const struct rule_date *r, int64_t y)
     if (r->kind == DATE_JULIAN0)
         return jan1 + r->n;
     int64_t first = days_from_civil(y, r->m, 1);
-    int wday_first = (int)(((first + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday */
-    int day = 1 + (r->d - wday_first + 7) % 7 + (r->w - 1) * 7;
+    int day = 1 + (r->d - weekday(first) + 7) % 7 + (r->w - 1) * 7;
     while (day > days_in_month(y, r->m))
         day -= 7;
     return first + day - 1;
@@ -121,7 +133,7 @@ static bool rule_is_dst(const struct rule *r, int64_t utc)
 {
     if (!r->has_dst)
         return false;
-    int64_t y = year_of(utc + r->std_off);
+    int64_t y = civil_from_days(floor_div(utc + r->std_off, 86400)).year;
     int64_t start = rule_day(&r->start, y) * 86400 + r->start.time - r->std_off;
     int64_t end = rule_day(&r->end, y) * 86400 + r->end.time - r->dst_off;
     if (start <= end)
@@ -318,7 +330,6 @@ int tz_parse_tzif(const unsigned char *data, size_t len, struct tz **out, struct
     const unsigned char *p = data + at;
     z = xcalloc(1, sizeof(*z));
     z->ntrans = c.time;
-    z->ntypes = c.type;
     z->trans = xcalloc(c.time ? c.time : 1, sizeof(*z->trans));
     z->trans_type = xcalloc(c.time ? c.time : 1, 1);
     z->type_off = xcalloc(c.type, sizeof(*z->type_off));

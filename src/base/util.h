@@ -28,7 +28,8 @@ int64_t mono_ms(void);
 /* Reads a whole file into a new NUL-terminated buffer (caller frees).
  * *len gets the size without the NUL when len is not NULL. */
 int read_file(const char *path, char **out, size_t *len, struct serr *err);
-/* Writes via a temporary file and rename(2), then fsyncs when `sync`. */
+/* Writes via a temporary file of its own (mode 0600) and rename(2), fsynced
+ * first when `sync`: concurrent writers of one path each leave a whole file. */
 int write_file_atomic(const char *path, const void *data, size_t len, bool sync,
                       struct serr *err);
 /* write(2) until all of `data` is written (EINTR retried); 0 or -1 with errno. */

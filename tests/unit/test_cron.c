@@ -237,3 +237,27 @@ TEST(tz_tm_conversions_are_gmtime_and_timegm_on_64_bits)
     tm = (struct tm){.tm_year = 126, .tm_mon = -1, .tm_mday = 1}; /* month -1: December before */
     CHECK(tz_from_tm(&tm) == utc("2025-12-01 00:00"));
 }
+
+/* Every day from 1800 to 2500, at a second that moves through the day: the
+ * same fields as gmtime_r, and back by tz_from_tm (where time_t is 64 bits). */
+TEST(tz_to_tm_is_gmtime_every_day_from_1800_to_2500)
+{
+    if (sizeof(time_t) != 8)
+        return;
+    int64_t first = utc("1800-01-01 00:00") / 86400, last = utc("2500-12-31 00:00") / 86400;
+    for (int64_t day = first; day <= last; day++) {
+        int64_t t = day * 86400 + (day * 7919 % 86400 + 86400) % 86400;
+        struct tm ours, theirs;
+        time_t tt = (time_t)t;
+        tz_to_tm(t, &ours);
+        gmtime_r(&tt, &theirs);
+        if (ours.tm_year != theirs.tm_year || ours.tm_mon != theirs.tm_mon ||
+            ours.tm_mday != theirs.tm_mday || ours.tm_hour != theirs.tm_hour ||
+            ours.tm_min != theirs.tm_min || ours.tm_sec != theirs.tm_sec ||
+            ours.tm_wday != theirs.tm_wday || ours.tm_yday != theirs.tm_yday) {
+            fprintf(stderr, "tz_to_tm(%lld) is not gmtime_r's\n", (long long)t);
+            CHECK(0);
+        }
+        CHECK(tz_from_tm(&ours) == t);
+    }
+}

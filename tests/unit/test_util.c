@@ -1,4 +1,8 @@
+#include <dirent.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "unit.h"
@@ -25,4 +29,54 @@ TEST(parse_duration_units)
     CHECK(parse_duration("0", &ms, NULL) == 0 && ms == 0);
     CHECK(parse_duration("10", &ms, NULL) < 0);
     CHECK(parse_duration("x", &ms, NULL) < 0);
+}
+
+struct atomic_writer {
+    const char *path;
+    char byte;
+    int failures;
+};
+
+static void *write_same_path(void *arg)
+{
+    struct atomic_writer *w = arg;
+    char data[4096];
+    memset(data, w->byte, sizeof(data));
+    for (int i = 0; i < 1000; i++)
+        if (write_file_atomic(w->path, data, sizeof(data), false, NULL) < 0)
+            w->failures++;
+    return NULL;
+}
+
+/* Two threads writing one path: every write succeeds, the file is one
+ * writer's whole, and no temporary file is left beside it. */
+TEST(write_file_atomic_concurrent_writers_of_one_path)
+{
+    char dir[] = "/tmp/shoal-unit-atomic.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *path = xasprintf("%s/config.json", dir);
+    struct atomic_writer w[2] = {{path, 'a', 0}, {path, 'b', 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, write_same_path, &w[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    CHECK(w[0].failures == 0 && w[1].failures == 0);
+    char *got;
+    size_t len;
+    CHECK(read_file(path, &got, &len, NULL) == 0 && len == 4096);
+    CHECK(got[0] == 'a' || got[0] == 'b');
+    for (size_t i = 1; i < len; i++)
+        CHECK(got[i] == got[0]);
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        entries += e->d_name[0] != '.';
+    closedir(d);
+    CHECK(entries == 1);
+    unlink(path);
+    rmdir(dir);
+    free(got);
+    free(path);
 }
