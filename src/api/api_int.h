@@ -25,6 +25,9 @@ json_t *body_json(struct http_req *req, bool required);
  * malformed one: 400). */
 json_t *leader_body(struct shoal *sh, struct http_req *req);
 bool query_flag(struct http_req *req, const char *key);
+/* A node by id, id prefix or hostname (new); NULL once answered (404, or 409
+ * when the reference is ambiguous). */
+json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref);
 /* The service with replicas_running, replicas_desired and update_status (new). */
 json_t *service_view(struct shoal *sh, json_t *svc);
 /* Sends the request to the leader over the cluster port and relays its

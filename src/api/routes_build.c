@@ -422,21 +422,21 @@ static void build_free_early(struct build *b)
     free(b);
 }
 
-/* node=NODE: NULL (answered) when unknown or unreachable; `b` gets its
+/* node=NODE: false (answered) when unknown or unreachable; `b` gets its
  * address unless it is this node. */
 static bool build_node(struct shoal *sh, struct http_req *req, struct build *b)
 {
     char ref[256];
     if (!http_query_get(req, "node", ref, sizeof(ref)) || ref[0] == '\0')
         return true;
+    json_t *n = find_node(sh, req, ref);
+    if (n == NULL)
+        return false;
     struct serr err = {0};
-    json_t *n = store_find(sh->store, "nodes", ref, &err);
     const char *id = json_string_value(json_object_get(n, "id"));
     const char *addr = json_string_value(json_object_get(n, "addr"));
     const char *status = json_string_value(json_object_get(n, "status"));
-    if (n == NULL && err.msg[0] == '\0')
-        serr_set(&err, SERR_NOT_FOUND, "node %s not found", ref);
-    else if (n && id && strcmp(id, sh->node_id) != 0) {
+    if (id && strcmp(id, sh->node_id) != 0) {
         if (status && strcmp(status, "down") == 0)
             serr_set(&err, SERR_UNAVAILABLE, "node %s is down", ref);
         else if (addr == NULL || addr[0] == '\0')
