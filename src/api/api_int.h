@@ -19,6 +19,9 @@ void respond_not_leader(struct shoal *sh, struct http_req *req);
 /* Proposes `group` (stolen); answers `status` + `reply` (stolen) when committed. */
 void propose_and_reply(struct shoal *sh, struct http_req *req, json_t *group, int status,
                        json_t *reply);
+/* The answer of a swarm operation (daemon/swarm.h's swarm_done_cb): 200 with
+ * `result`, or the error; `data` is the request. */
+void swarm_answer(void *data, int status, json_t *result, const struct serr *err);
 json_t *body_json(struct http_req *req, bool required);
 /* On the leader, the request's JSON body (new reference); NULL once the
  * request is answered (not the leader: 503 with its address; no body or a
@@ -56,6 +59,8 @@ void get_container_stats(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_images.c */
 void get_images(struct shoal *sh, struct http_req *req, char **args);
+/* Every image of the store, each with "tags": its tag names (new array). */
+json_t *images_with_tags(struct shoal *sh);
 void get_image(struct shoal *sh, struct http_req *req, char **args);
 void post_image_import(struct shoal *sh, struct http_req *req, char **args);
 void post_image_load(struct shoal *sh, struct http_req *req, char **args);

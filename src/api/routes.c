@@ -60,8 +60,7 @@ void respond_not_leader(struct shoal *sh, struct http_req *req)
                            leader));
 }
 
-/* The answer of a swarm operation (daemon/swarm.h); `data` is the request. */
-static void swarm_answer(void *data, int status, json_t *result, const struct serr *err)
+void swarm_answer(void *data, int status, json_t *result, const struct serr *err)
 {
     struct http_req *req = data;
     if (status < 0)
