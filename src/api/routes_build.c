@@ -29,7 +29,6 @@
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
 #include "raft/cluster.h"
-#include "store/store.h"
 
 #define BUILD_KEEP_MS (10 * 60 * 1000)
 
@@ -365,27 +364,6 @@ static void build_abort(struct http_req *req)
     b->req = NULL; /* the build goes on: its image is committed all the same */
 }
 
-/* The known images, each with its tags (bases for FROM). */
-static json_t *known_images(struct shoal *sh)
-{
-    json_t *all = store_list(sh->store, "images", NULL);
-    json_t *tags = store_list(sh->store, "tags", NULL);
-    size_t i, k;
-    json_t *img, *t;
-    json_array_foreach(all, i, img)
-    {
-        json_t *names = json_array();
-        json_array_foreach(tags, k, t)
-        {
-            if (json_equal(json_object_get(t, "image_id"), json_object_get(img, "id")))
-                json_array_append(names, json_object_get(t, "id"));
-        }
-        json_object_set_new(img, "tags", names);
-    }
-    json_decref(tags);
-    return all;
-}
-
 /* The query's options into `b`; false (answered) on a bad one. */
 static bool build_query(struct http_req *req, struct build *b)
 {
@@ -490,7 +468,7 @@ void post_image_build(struct shoal *sh, struct http_req *req, char **args)
         build_free_early(b);
         return;
     }
-    b->known = known_images(sh);
+    b->known = images_with_tags(sh); /* bases for FROM */
     build_start(sh, req, b);
 }
 

@@ -34,17 +34,22 @@ static json_t *image_view(struct shoal *sh, json_t *img)
     return v;
 }
 
-void get_images(struct shoal *sh, struct http_req *req, char **args)
+json_t *images_with_tags(struct shoal *sh)
 {
-    if (!require_swarm(sh, req))
-        return;
     json_t *all = store_list(sh->store, "images", NULL);
     json_t *out = json_array();
     size_t i;
     json_t *img;
     json_array_foreach(all, i, img) json_array_append_new(out, image_view(sh, img));
     json_decref(all);
-    respond_json(req, 200, out);
+    return out;
+}
+
+void get_images(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    respond_json(req, 200, images_with_tags(sh));
 }
 
 /* GET /v1/images/{ref|id}: one image, tags and repository digests included. */
