@@ -14,6 +14,10 @@ void respond_json(struct http_req *req, int status, json_t *obj /* stolen */);
 void respond_err(struct http_req *req, enum serr_kind kind, const char *msg);
 bool require_leader(struct shoal *sh, struct http_req *req);
 bool require_swarm(struct shoal *sh, struct http_req *req);
+/* A node route a manager relays (node exec, volume backups, builds): the
+ * local socket or a manager's certificate; else 403 "only managers may
+ * `what`" and false. */
+bool require_manager_caller(struct http_req *req, const char *what);
 /* 503 with {"message", "leader": address} so that the caller can retry there. */
 void respond_not_leader(struct shoal *sh, struct http_req *req);
 /* Proposes `group` (stolen); answers `status` + `reply` (stolen) when committed. */

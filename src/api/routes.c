@@ -82,6 +82,16 @@ bool require_leader(struct shoal *sh, struct http_req *req)
     return true;
 }
 
+bool require_manager_caller(struct http_req *req, const char *what)
+{
+    if (!req->remote || strcmp(req->peer_role, "manager") == 0)
+        return true;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "permission denied: only managers may %s", what);
+    respond_err(req, SERR_FORBIDDEN, msg);
+    return false;
+}
+
 bool require_swarm(struct shoal *sh, struct http_req *req)
 {
     if (sh->cluster)

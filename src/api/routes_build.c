@@ -477,11 +477,8 @@ void post_image_build(struct shoal *sh, struct http_req *req, char **args)
 void post_node_build(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (req->remote && strcmp(req->peer_role, "manager") != 0) {
-        respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may ask a node to "
-                                         "build");
+    if (!require_manager_caller(req, "ask a node to build"))
         return;
-    }
     struct build *b = xcalloc(1, sizeof(*b));
     if (!build_query(req, b)) {
         build_free_early(b);
