@@ -627,14 +627,14 @@ static json_t *node_platforms(struct shoal *sh)
     return out;
 }
 
-/* A stored image from an index lacks the variant of a node's platform. */
-static bool variants_missing(struct shoal *sh, const char *ref)
+/* A stored image from an index lacks the variant of one of `platforms`
+ * (node_platforms). */
+static bool variants_missing(struct shoal *sh, const char *ref, json_t *platforms)
 {
     json_t *obj = json_pack("{s:s}", "image", ref);
     image_pin(sh, obj); /* NAME:TAG@DIGEST, as the service will be */
     const char *pinned = json_string_value(json_object_get(obj, "image"));
     json_t *variants = image_variants(sh->store, pinned);
-    json_t *platforms = node_platforms(sh);
     bool missing = false;
     size_t i;
     json_t *platform;
@@ -644,7 +644,6 @@ static bool variants_missing(struct shoal *sh, const char *ref)
         if (variants && !image_variant_for(variants, pinned, json_string_value(platform), &err))
             missing = missing || err.kind == SERR_UNAVAILABLE;
     }
-    json_decref(platforms);
     json_decref(variants);
     json_decref(obj);
     return missing;
@@ -658,7 +657,12 @@ bool image_needs_pull(struct shoal *sh, json_t *obj)
         return false;
     json_t *img = image_resolve(sh->store, ref, NULL);
     json_decref(img);
-    return img == NULL || variants_missing(sh, ref);
+    if (img == NULL)
+        return true;
+    json_t *platforms = node_platforms(sh);
+    bool missing = variants_missing(sh, ref, platforms);
+    json_decref(platforms);
+    return missing;
 }
 
 void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const char *arg,
@@ -684,6 +688,7 @@ void image_pull_missing_variants(struct shoal *sh)
     if (sh->cluster == NULL || !cluster_is_leader(sh->cluster))
         return;
     json_t *services = store_list(sh->store, "services", NULL);
+    json_t *platforms = node_platforms(sh); /* read once, not per service */
     json_t *started = json_object(); /* one pull per pinned reference */
     size_t i;
     json_t *svc;
@@ -691,16 +696,17 @@ void image_pull_missing_variants(struct shoal *sh)
     {
         const char *ref = json_string_value(json_object_get(json_object_get(svc, "spec"), "image"));
         if (ref == NULL || strchr(ref, '@') == NULL || json_object_get(started, ref) ||
-            !variants_missing(sh, ref))
+            !variants_missing(sh, ref, platforms))
             continue;
         json_object_set_new(started, ref, json_true());
         struct pull *p = pull_new(sh, NULL, ref);
-        p->platforms = node_platforms(sh);
+        p->platforms = json_deep_copy(platforms); /* its own: read by the pulling thread */
         p->background = true;
         log_info("pulling %s for the platforms of the nodes", ref);
         pull_start(p);
     }
     json_decref(started);
+    json_decref(platforms);
     json_decref(services);
 }
 
