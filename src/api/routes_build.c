@@ -24,6 +24,7 @@
 #include "api/api_int.h"
 #include "api/http.h"
 #include "api/http_aclient.h"
+#include "api/json_lines.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/layers.h"
@@ -36,9 +37,7 @@ struct build {
     struct shoal *sh;
     struct http_req *req; /* NULL once the client went away */
     uv_work_t work;
-    uv_async_t async;
-    uv_mutex_t lock;
-    json_t *pending; /* output lines from the thread, under lock */
+    struct json_lines lines; /* output from the thread */
     char tag[600];
     char *context; /* the spooled body, taken from the request: unlinked at the end */
     char *dockerfile;
@@ -56,39 +55,19 @@ struct build {
     size_t linelen, linecap;
 };
 
-static void build_send(struct build *b, json_t *line /* stolen */)
+static void build_send(void *arg, json_t *line /* stolen */)
 {
-    if (b->req) {
-        char *text = json_dumps(line, JSON_COMPACT);
-        http_stream_write(b->req, text, strlen(text));
-        http_stream_write(b->req, "\n", 1);
-        free(text);
-    }
+    struct build *b = arg;
+    if (b->req)
+        http_stream_json_line(b->req, line);
     json_decref(line);
-}
-
-static void build_flush(uv_async_t *a)
-{
-    struct build *b = a->data;
-    uv_mutex_lock(&b->lock);
-    json_t *lines = b->pending;
-    b->pending = json_array();
-    uv_mutex_unlock(&b->lock);
-    size_t i;
-    json_t *line;
-    json_array_foreach(lines, i, line) build_send(b, json_incref(line));
-    json_decref(lines);
 }
 
 /* From the building thread. */
 static void build_output(void *arg, const char *text, size_t len)
 {
     struct build *b = arg;
-    json_t *line = json_pack("{s:s%}", "stream", text, len);
-    uv_mutex_lock(&b->lock);
-    json_array_append_new(b->pending, line);
-    uv_mutex_unlock(&b->lock);
-    uv_async_send(&b->async);
+    json_lines_queue(&b->lines, json_pack("{s:s%}", "stream", text, len));
 }
 
 /* Bases the store lacks: pulled as `image pull` would (anonymously). */
@@ -123,11 +102,9 @@ static void build_work(uv_work_t *w)
     }
 }
 
-static void build_closed(uv_handle_t *h)
+static void build_closed(void *arg)
 {
-    struct build *b = h->data;
-    uv_mutex_destroy(&b->lock);
-    json_decref(b->pending);
+    struct build *b = arg;
     json_decref(b->image);
     json_decref(b->known);
     json_decref(b->build_args);
@@ -179,7 +156,7 @@ static void release_later(struct shoal *sh)
 
 static void build_end(struct build *b, json_t *last /* stolen */)
 {
-    build_flush(&b->async);
+    json_lines_flush(&b->lines);
     build_send(b, last);
     if (b->req) {
         b->req->on_abort = NULL;
@@ -189,7 +166,7 @@ static void build_end(struct build *b, json_t *last /* stolen */)
         release_later(b->sh);
     else
         layers_release(b->sh);
-    uv_close((uv_handle_t *)&b->async, build_closed);
+    json_lines_close(&b->lines, build_closed);
 }
 
 static void build_committed(void *arg, int status, const struct serr *err)
@@ -433,13 +410,10 @@ static void build_start(struct shoal *sh, struct http_req *req, struct build *b)
 {
     b->sh = sh;
     b->req = req;
-    b->pending = json_array();
     b->work_dir = shoal_state_path(sh, "tmp");
     b->context = req->body_file;
     req->body_file = NULL;
-    uv_mutex_init(&b->lock);
-    uv_async_init(sh->loop, &b->async, build_flush);
-    b->async.data = b;
+    json_lines_init(&b->lines, sh->loop, b, build_send);
     b->work.data = b;
     req->data = b;
     req->on_abort = build_abort;

@@ -7,6 +7,7 @@
 #include "agent/registry.h"
 #include "api/api_int.h"
 #include "api/http.h"
+#include "api/json_lines.h"
 #include "base/log.h"
 #include "base/platform.h"
 #include "base/util.h"
@@ -215,9 +216,7 @@ struct pull {
     struct shoal *sh;
     struct http_req *req; /* NULL once the client went away */
     uv_work_t work;
-    uv_async_t async;
-    uv_mutex_t lock;
-    json_t *pending; /* progress lines from the thread, under lock */
+    struct json_lines lines; /* progress from the thread */
     char *ref, *platform, *username, *password, *spool;
     json_t *image; /* result (push: the image to push) */
     int fetched;   /* layers downloaded (push: blobs uploaded) */
@@ -236,28 +235,12 @@ struct pull {
     bool background;   /* no request: image_pull_missing_variants */
 };
 
-static void pull_send(struct pull *p, json_t *line /* stolen */)
+static void pull_send(void *arg, json_t *line /* stolen */)
 {
-    if (p->req && p->then == NULL) {
-        char *text = json_dumps(line, JSON_COMPACT);
-        http_stream_write(p->req, text, strlen(text));
-        http_stream_write(p->req, "\n", 1);
-        free(text);
-    }
+    struct pull *p = arg;
+    if (p->req && p->then == NULL)
+        http_stream_json_line(p->req, line);
     json_decref(line);
-}
-
-static void pull_flush(uv_async_t *a)
-{
-    struct pull *p = a->data;
-    uv_mutex_lock(&p->lock);
-    json_t *lines = p->pending;
-    p->pending = json_array();
-    uv_mutex_unlock(&p->lock);
-    size_t i;
-    json_t *line;
-    json_array_foreach(lines, i, line) pull_send(p, json_incref(line));
-    json_decref(lines);
 }
 
 static void pull_progress(void *arg, const char *id, const char *status, uint64_t cur,
@@ -269,10 +252,7 @@ static void pull_progress(void *arg, const char *id, const char *status, uint64_
         json_object_set_new(line, "current", json_integer((json_int_t)cur));
         json_object_set_new(line, "total", json_integer((json_int_t)total));
     }
-    uv_mutex_lock(&p->lock);
-    json_array_append_new(p->pending, line);
-    uv_mutex_unlock(&p->lock);
-    uv_async_send(&p->async);
+    json_lines_queue(&p->lines, line);
 }
 
 /* An image for each of p->platforms, all from the index the tag points at
@@ -347,11 +327,9 @@ static void pull_work(uv_work_t *w)
         registry_pull(p->sh->images, &o, p->ref, &p->image, &p->fetched, &p->err);
 }
 
-static void pull_closed(uv_handle_t *h)
+static void pull_closed(void *arg)
 {
-    struct pull *p = h->data;
-    uv_mutex_destroy(&p->lock);
-    json_decref(p->pending);
+    struct pull *p = arg;
     json_decref(p->image);
     free(p->ref);
     free(p->platform);
@@ -398,7 +376,7 @@ static void pull_continue(struct pull *p, json_t *last)
 /* The last line, the end of the stream, and the pull's resources. */
 static void pull_end(struct pull *p, json_t *last /* stolen */)
 {
-    pull_flush(&p->async);
+    json_lines_flush(&p->lines);
     const char *error = json_string_value(json_object_get(last, "error"));
     if (p->background && error)
         log_warn("pull of %s for the nodes' platforms: %s", p->ref, error);
@@ -416,7 +394,7 @@ static void pull_end(struct pull *p, json_t *last /* stolen */)
         }
     }
     layers_release(p->sh);
-    uv_close((uv_handle_t *)&p->async, pull_closed);
+    json_lines_close(&p->lines, pull_closed);
 }
 
 static void pull_committed(void *arg, int status, const struct serr *err)
@@ -566,15 +544,12 @@ static struct pull *pull_new(struct shoal *sh, struct http_req *req, const char 
     p->req = req;
     p->ref = xstrdup(ref);
     p->spool = shoal_state_path(sh, "tmp");
-    p->pending = json_array();
     return p;
 }
 
 static void pull_start(struct pull *p)
 {
-    uv_mutex_init(&p->lock);
-    uv_async_init(p->sh->loop, &p->async, pull_flush);
-    p->async.data = p;
+    json_lines_init(&p->lines, p->sh->loop, p, pull_send);
     p->work.data = p;
     if (p->req) { /* NULL: in the background (image_pull_missing_variants) */
         p->req->data = p;
