@@ -14,17 +14,27 @@ void respond_json(struct http_req *req, int status, json_t *obj /* stolen */);
 void respond_err(struct http_req *req, enum serr_kind kind, const char *msg);
 bool require_leader(struct shoal *sh, struct http_req *req);
 bool require_swarm(struct shoal *sh, struct http_req *req);
+/* A node route a manager relays (node exec, volume backups, builds): the
+ * local socket or a manager's certificate; else 403 "only managers may
+ * `what`" and false. */
+bool require_manager_caller(struct http_req *req, const char *what);
 /* 503 with {"message", "leader": address} so that the caller can retry there. */
 void respond_not_leader(struct shoal *sh, struct http_req *req);
 /* Proposes `group` (stolen); answers `status` + `reply` (stolen) when committed. */
 void propose_and_reply(struct shoal *sh, struct http_req *req, json_t *group, int status,
                        json_t *reply);
+/* The answer of a swarm operation (daemon/swarm.h's swarm_done_cb): 200 with
+ * `result`, or the error; `data` is the request. */
+void swarm_answer(void *data, int status, json_t *result, const struct serr *err);
 json_t *body_json(struct http_req *req, bool required);
 /* On the leader, the request's JSON body (new reference); NULL once the
  * request is answered (not the leader: 503 with its address; no body or a
  * malformed one: 400). */
 json_t *leader_body(struct shoal *sh, struct http_req *req);
 bool query_flag(struct http_req *req, const char *key);
+/* A node by id, id prefix or hostname (new); NULL once answered (404, or 409
+ * when the reference is ambiguous). */
+json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref);
 /* The service with replicas_running, replicas_desired and update_status (new). */
 json_t *service_view(struct shoal *sh, json_t *svc);
 /* Sends the request to the leader over the cluster port and relays its
@@ -53,6 +63,8 @@ void get_container_stats(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_images.c */
 void get_images(struct shoal *sh, struct http_req *req, char **args);
+/* Every image of the store, each with "tags": its tag names (new array). */
+json_t *images_with_tags(struct shoal *sh);
 void get_image(struct shoal *sh, struct http_req *req, char **args);
 void post_image_import(struct shoal *sh, struct http_req *req, char **args);
 void post_image_load(struct shoal *sh, struct http_req *req, char **args);

@@ -60,8 +60,7 @@ void respond_not_leader(struct shoal *sh, struct http_req *req)
                            leader));
 }
 
-/* The answer of a swarm operation (daemon/swarm.h); `data` is the request. */
-static void swarm_answer(void *data, int status, json_t *result, const struct serr *err)
+void swarm_answer(void *data, int status, json_t *result, const struct serr *err)
 {
     struct http_req *req = data;
     if (status < 0)
@@ -81,6 +80,16 @@ bool require_leader(struct shoal *sh, struct http_req *req)
         return false;
     }
     return true;
+}
+
+bool require_manager_caller(struct http_req *req, const char *what)
+{
+    if (!req->remote || strcmp(req->peer_role, "manager") == 0)
+        return true;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "permission denied: only managers may %s", what);
+    respond_err(req, SERR_FORBIDDEN, msg);
+    return false;
 }
 
 bool require_swarm(struct shoal *sh, struct http_req *req)
@@ -288,6 +297,18 @@ static json_t *node_view(struct shoal *sh, json_t *node)
     return n;
 }
 
+json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref)
+{
+    struct serr err = {0};
+    json_t *n = store_find(sh->store, "nodes", ref, &err);
+    if (n == NULL) {
+        if (err.msg[0] == '\0')
+            serr_set(&err, SERR_NOT_FOUND, "node %s not found", ref);
+        http_respond_error(req, &err);
+    }
+    return n;
+}
+
 static void get_nodes(struct shoal *sh, struct http_req *req, char **args)
 {
     if (!require_swarm(sh, req))
@@ -305,28 +326,11 @@ static void get_node(struct shoal *sh, struct http_req *req, char **args)
 {
     if (!require_swarm(sh, req))
         return;
-    struct serr err = {0};
-    json_t *n = store_find(sh->store, "nodes", args[0], &err);
-    if (n == NULL) {
-        if (err.msg[0] == '\0')
-            serr_set(&err, SERR_NOT_FOUND, "node %s not found", args[0]);
-        http_respond_error(req, &err);
+    json_t *n = find_node(sh, req, args[0]);
+    if (n == NULL)
         return;
-    }
     respond_json(req, 200, node_view(sh, n));
     json_decref(n);
-}
-
-static json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref)
-{
-    struct serr err = {0};
-    json_t *n = store_find(sh->store, "nodes", ref, &err);
-    if (n == NULL) {
-        if (err.msg[0] == '\0')
-            serr_set(&err, SERR_NOT_FOUND, "node %s not found", ref);
-        http_respond_error(req, &err);
-    }
-    return n;
 }
 
 static int apply_node_update(json_t *node, json_t *body, struct serr *err)

@@ -24,12 +24,12 @@
 #include "api/api_int.h"
 #include "api/http.h"
 #include "api/http_aclient.h"
+#include "api/json_lines.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
 #include "raft/cluster.h"
-#include "store/store.h"
 
 #define BUILD_KEEP_MS (10 * 60 * 1000)
 
@@ -37,9 +37,7 @@ struct build {
     struct shoal *sh;
     struct http_req *req; /* NULL once the client went away */
     uv_work_t work;
-    uv_async_t async;
-    uv_mutex_t lock;
-    json_t *pending; /* output lines from the thread, under lock */
+    struct json_lines lines; /* output from the thread */
     char tag[600];
     char *context; /* the spooled body, taken from the request: unlinked at the end */
     char *dockerfile;
@@ -57,39 +55,19 @@ struct build {
     size_t linelen, linecap;
 };
 
-static void build_send(struct build *b, json_t *line /* stolen */)
+static void build_send(void *arg, json_t *line /* stolen */)
 {
-    if (b->req) {
-        char *text = json_dumps(line, JSON_COMPACT);
-        http_stream_write(b->req, text, strlen(text));
-        http_stream_write(b->req, "\n", 1);
-        free(text);
-    }
+    struct build *b = arg;
+    if (b->req)
+        http_stream_json_line(b->req, line);
     json_decref(line);
-}
-
-static void build_flush(uv_async_t *a)
-{
-    struct build *b = a->data;
-    uv_mutex_lock(&b->lock);
-    json_t *lines = b->pending;
-    b->pending = json_array();
-    uv_mutex_unlock(&b->lock);
-    size_t i;
-    json_t *line;
-    json_array_foreach(lines, i, line) build_send(b, json_incref(line));
-    json_decref(lines);
 }
 
 /* From the building thread. */
 static void build_output(void *arg, const char *text, size_t len)
 {
     struct build *b = arg;
-    json_t *line = json_pack("{s:s%}", "stream", text, len);
-    uv_mutex_lock(&b->lock);
-    json_array_append_new(b->pending, line);
-    uv_mutex_unlock(&b->lock);
-    uv_async_send(&b->async);
+    json_lines_queue(&b->lines, json_pack("{s:s%}", "stream", text, len));
 }
 
 /* Bases the store lacks: pulled as `image pull` would (anonymously). */
@@ -124,11 +102,9 @@ static void build_work(uv_work_t *w)
     }
 }
 
-static void build_closed(uv_handle_t *h)
+static void build_closed(void *arg)
 {
-    struct build *b = h->data;
-    uv_mutex_destroy(&b->lock);
-    json_decref(b->pending);
+    struct build *b = arg;
     json_decref(b->image);
     json_decref(b->known);
     json_decref(b->build_args);
@@ -180,7 +156,7 @@ static void release_later(struct shoal *sh)
 
 static void build_end(struct build *b, json_t *last /* stolen */)
 {
-    build_flush(&b->async);
+    json_lines_flush(&b->lines);
     build_send(b, last);
     if (b->req) {
         b->req->on_abort = NULL;
@@ -190,7 +166,7 @@ static void build_end(struct build *b, json_t *last /* stolen */)
         release_later(b->sh);
     else
         layers_release(b->sh);
-    uv_close((uv_handle_t *)&b->async, build_closed);
+    json_lines_close(&b->lines, build_closed);
 }
 
 static void build_committed(void *arg, int status, const struct serr *err)
@@ -365,27 +341,6 @@ static void build_abort(struct http_req *req)
     b->req = NULL; /* the build goes on: its image is committed all the same */
 }
 
-/* The known images, each with its tags (bases for FROM). */
-static json_t *known_images(struct shoal *sh)
-{
-    json_t *all = store_list(sh->store, "images", NULL);
-    json_t *tags = store_list(sh->store, "tags", NULL);
-    size_t i, k;
-    json_t *img, *t;
-    json_array_foreach(all, i, img)
-    {
-        json_t *names = json_array();
-        json_array_foreach(tags, k, t)
-        {
-            if (json_equal(json_object_get(t, "image_id"), json_object_get(img, "id")))
-                json_array_append(names, json_object_get(t, "id"));
-        }
-        json_object_set_new(img, "tags", names);
-    }
-    json_decref(tags);
-    return all;
-}
-
 /* The query's options into `b`; false (answered) on a bad one. */
 static bool build_query(struct http_req *req, struct build *b)
 {
@@ -422,21 +377,21 @@ static void build_free_early(struct build *b)
     free(b);
 }
 
-/* node=NODE: NULL (answered) when unknown or unreachable; `b` gets its
+/* node=NODE: false (answered) when unknown or unreachable; `b` gets its
  * address unless it is this node. */
 static bool build_node(struct shoal *sh, struct http_req *req, struct build *b)
 {
     char ref[256];
     if (!http_query_get(req, "node", ref, sizeof(ref)) || ref[0] == '\0')
         return true;
+    json_t *n = find_node(sh, req, ref);
+    if (n == NULL)
+        return false;
     struct serr err = {0};
-    json_t *n = store_find(sh->store, "nodes", ref, &err);
     const char *id = json_string_value(json_object_get(n, "id"));
     const char *addr = json_string_value(json_object_get(n, "addr"));
     const char *status = json_string_value(json_object_get(n, "status"));
-    if (n == NULL && err.msg[0] == '\0')
-        serr_set(&err, SERR_NOT_FOUND, "node %s not found", ref);
-    else if (n && id && strcmp(id, sh->node_id) != 0) {
+    if (id && strcmp(id, sh->node_id) != 0) {
         if (status && strcmp(status, "down") == 0)
             serr_set(&err, SERR_UNAVAILABLE, "node %s is down", ref);
         else if (addr == NULL || addr[0] == '\0')
@@ -455,13 +410,10 @@ static void build_start(struct shoal *sh, struct http_req *req, struct build *b)
 {
     b->sh = sh;
     b->req = req;
-    b->pending = json_array();
     b->work_dir = shoal_state_path(sh, "tmp");
     b->context = req->body_file;
     req->body_file = NULL;
-    uv_mutex_init(&b->lock);
-    uv_async_init(sh->loop, &b->async, build_flush);
-    b->async.data = b;
+    json_lines_init(&b->lines, sh->loop, b, build_send);
     b->work.data = b;
     req->data = b;
     req->on_abort = build_abort;
@@ -490,7 +442,7 @@ void post_image_build(struct shoal *sh, struct http_req *req, char **args)
         build_free_early(b);
         return;
     }
-    b->known = known_images(sh);
+    b->known = images_with_tags(sh); /* bases for FROM */
     build_start(sh, req, b);
 }
 
@@ -499,11 +451,8 @@ void post_image_build(struct shoal *sh, struct http_req *req, char **args)
 void post_node_build(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (req->remote && strcmp(req->peer_role, "manager") != 0) {
-        respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may ask a node to "
-                                         "build");
+    if (!require_manager_caller(req, "ask a node to build"))
         return;
-    }
     struct build *b = xcalloc(1, sizeof(*b));
     if (!build_query(req, b)) {
         build_free_early(b);

@@ -187,7 +187,10 @@ void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
 
 /* Only managers ask (a worker's certificate may not run commands in
  * another node's containers). */
-static bool manager_asks(struct http_req *req);
+static bool manager_asks(struct http_req *req)
+{
+    return require_manager_caller(req, "exec in a node's containers");
+}
 
 void post_node_container_exec(struct shoal *sh, struct http_req *req, char **args)
 {
@@ -322,15 +325,6 @@ void post_exec_input(struct shoal *sh, struct http_req *req, char **args)
 void post_exec_resize(struct shoal *sh, struct http_req *req, char **args)
 {
     session_call(sh, req, args[0], true);
-}
-
-static bool manager_asks(struct http_req *req)
-{
-    if (!req->remote || strcmp(req->peer_role, "manager") == 0)
-        return true;
-    respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may exec in a node's "
-                                     "containers");
-    return false;
 }
 
 void post_node_exec_input(struct shoal *sh, struct http_req *req, char **args)

@@ -72,26 +72,27 @@ void post_container_kill(struct shoal *sh, struct http_req *req, char **args)
         respond_json(req, 200, json_object());
 }
 
+/* 200 with `out`, or the error it came with. */
+static void respond_result(struct http_req *req, json_t *out /* stolen */, const struct serr *err)
+{
+    if (out)
+        respond_json(req, 200, out);
+    else
+        http_respond_error(req, err);
+}
+
 void get_container_json(struct shoal *sh, struct http_req *req, char **args)
 {
     struct serr err = {0};
-    json_t *out = require_agent(sh, req) ? agent_ctr_inspect(sh->agent, args[0], &err) : NULL;
-    if (out)
-        respond_json(req, 200, out);
-    else if (sh->agent)
-        http_respond_error(req, &err);
+    if (require_agent(sh, req))
+        respond_result(req, agent_ctr_inspect(sh->agent, args[0], &err), &err);
 }
 
 static void container_stats(struct shoal *sh, struct http_req *req, const char *ref)
 {
     struct serr err = {0};
-    json_t *out = require_agent(sh, req)
-                      ? agent_ctr_stats(sh->agent, ref, query_flag(req, "all"), &err)
-                      : NULL;
-    if (out)
-        respond_json(req, 200, out);
-    else if (sh->agent)
-        http_respond_error(req, &err);
+    if (require_agent(sh, req))
+        respond_result(req, agent_ctr_stats(sh->agent, ref, query_flag(req, "all"), &err), &err);
 }
 
 void get_containers_stats(struct shoal *sh, struct http_req *req, char **args)

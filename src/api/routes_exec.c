@@ -373,11 +373,8 @@ static void node_answer(void *arg, json_t *result)
 void post_node_exec(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (req->remote && strcmp(req->peer_role, "manager") != 0) {
-        respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may ask a node to "
-                                         "run a command");
+    if (!require_manager_caller(req, "ask a node to run a command"))
         return;
-    }
     json_t *body = body_json(req, true);
     if (body == NULL)
         return;

@@ -7,6 +7,7 @@
 #include "agent/registry.h"
 #include "api/api_int.h"
 #include "api/http.h"
+#include "api/json_lines.h"
 #include "base/log.h"
 #include "base/platform.h"
 #include "base/util.h"
@@ -34,17 +35,22 @@ static json_t *image_view(struct shoal *sh, json_t *img)
     return v;
 }
 
-void get_images(struct shoal *sh, struct http_req *req, char **args)
+json_t *images_with_tags(struct shoal *sh)
 {
-    if (!require_swarm(sh, req))
-        return;
     json_t *all = store_list(sh->store, "images", NULL);
     json_t *out = json_array();
     size_t i;
     json_t *img;
     json_array_foreach(all, i, img) json_array_append_new(out, image_view(sh, img));
     json_decref(all);
-    respond_json(req, 200, out);
+    return out;
+}
+
+void get_images(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (!require_swarm(sh, req))
+        return;
+    respond_json(req, 200, images_with_tags(sh));
 }
 
 /* GET /v1/images/{ref|id}: one image, tags and repository digests included. */
@@ -210,9 +216,7 @@ struct pull {
     struct shoal *sh;
     struct http_req *req; /* NULL once the client went away */
     uv_work_t work;
-    uv_async_t async;
-    uv_mutex_t lock;
-    json_t *pending; /* progress lines from the thread, under lock */
+    struct json_lines lines; /* progress from the thread */
     char *ref, *platform, *username, *password, *spool;
     json_t *image; /* result (push: the image to push) */
     int fetched;   /* layers downloaded (push: blobs uploaded) */
@@ -231,28 +235,12 @@ struct pull {
     bool background;   /* no request: image_pull_missing_variants */
 };
 
-static void pull_send(struct pull *p, json_t *line /* stolen */)
+static void pull_send(void *arg, json_t *line /* stolen */)
 {
-    if (p->req && p->then == NULL) {
-        char *text = json_dumps(line, JSON_COMPACT);
-        http_stream_write(p->req, text, strlen(text));
-        http_stream_write(p->req, "\n", 1);
-        free(text);
-    }
+    struct pull *p = arg;
+    if (p->req && p->then == NULL)
+        http_stream_json_line(p->req, line);
     json_decref(line);
-}
-
-static void pull_flush(uv_async_t *a)
-{
-    struct pull *p = a->data;
-    uv_mutex_lock(&p->lock);
-    json_t *lines = p->pending;
-    p->pending = json_array();
-    uv_mutex_unlock(&p->lock);
-    size_t i;
-    json_t *line;
-    json_array_foreach(lines, i, line) pull_send(p, json_incref(line));
-    json_decref(lines);
 }
 
 static void pull_progress(void *arg, const char *id, const char *status, uint64_t cur,
@@ -264,10 +252,7 @@ static void pull_progress(void *arg, const char *id, const char *status, uint64_
         json_object_set_new(line, "current", json_integer((json_int_t)cur));
         json_object_set_new(line, "total", json_integer((json_int_t)total));
     }
-    uv_mutex_lock(&p->lock);
-    json_array_append_new(p->pending, line);
-    uv_mutex_unlock(&p->lock);
-    uv_async_send(&p->async);
+    json_lines_queue(&p->lines, line);
 }
 
 /* An image for each of p->platforms, all from the index the tag points at
@@ -342,11 +327,9 @@ static void pull_work(uv_work_t *w)
         registry_pull(p->sh->images, &o, p->ref, &p->image, &p->fetched, &p->err);
 }
 
-static void pull_closed(uv_handle_t *h)
+static void pull_closed(void *arg)
 {
-    struct pull *p = h->data;
-    uv_mutex_destroy(&p->lock);
-    json_decref(p->pending);
+    struct pull *p = arg;
     json_decref(p->image);
     free(p->ref);
     free(p->platform);
@@ -393,7 +376,7 @@ static void pull_continue(struct pull *p, json_t *last)
 /* The last line, the end of the stream, and the pull's resources. */
 static void pull_end(struct pull *p, json_t *last /* stolen */)
 {
-    pull_flush(&p->async);
+    json_lines_flush(&p->lines);
     const char *error = json_string_value(json_object_get(last, "error"));
     if (p->background && error)
         log_warn("pull of %s for the nodes' platforms: %s", p->ref, error);
@@ -411,7 +394,7 @@ static void pull_end(struct pull *p, json_t *last /* stolen */)
         }
     }
     layers_release(p->sh);
-    uv_close((uv_handle_t *)&p->async, pull_closed);
+    json_lines_close(&p->lines, pull_closed);
 }
 
 static void pull_committed(void *arg, int status, const struct serr *err)
@@ -561,15 +544,12 @@ static struct pull *pull_new(struct shoal *sh, struct http_req *req, const char 
     p->req = req;
     p->ref = xstrdup(ref);
     p->spool = shoal_state_path(sh, "tmp");
-    p->pending = json_array();
     return p;
 }
 
 static void pull_start(struct pull *p)
 {
-    uv_mutex_init(&p->lock);
-    uv_async_init(p->sh->loop, &p->async, pull_flush);
-    p->async.data = p;
+    json_lines_init(&p->lines, p->sh->loop, p, pull_send);
     p->work.data = p;
     if (p->req) { /* NULL: in the background (image_pull_missing_variants) */
         p->req->data = p;
@@ -622,14 +602,14 @@ static json_t *node_platforms(struct shoal *sh)
     return out;
 }
 
-/* A stored image from an index lacks the variant of a node's platform. */
-static bool variants_missing(struct shoal *sh, const char *ref)
+/* A stored image from an index lacks the variant of one of `platforms`
+ * (node_platforms). */
+static bool variants_missing(struct shoal *sh, const char *ref, json_t *platforms)
 {
     json_t *obj = json_pack("{s:s}", "image", ref);
     image_pin(sh, obj); /* NAME:TAG@DIGEST, as the service will be */
     const char *pinned = json_string_value(json_object_get(obj, "image"));
     json_t *variants = image_variants(sh->store, pinned);
-    json_t *platforms = node_platforms(sh);
     bool missing = false;
     size_t i;
     json_t *platform;
@@ -639,7 +619,6 @@ static bool variants_missing(struct shoal *sh, const char *ref)
         if (variants && !image_variant_for(variants, pinned, json_string_value(platform), &err))
             missing = missing || err.kind == SERR_UNAVAILABLE;
     }
-    json_decref(platforms);
     json_decref(variants);
     json_decref(obj);
     return missing;
@@ -653,7 +632,12 @@ bool image_needs_pull(struct shoal *sh, json_t *obj)
         return false;
     json_t *img = image_resolve(sh->store, ref, NULL);
     json_decref(img);
-    return img == NULL || variants_missing(sh, ref);
+    if (img == NULL)
+        return true;
+    json_t *platforms = node_platforms(sh);
+    bool missing = variants_missing(sh, ref, platforms);
+    json_decref(platforms);
+    return missing;
 }
 
 void image_pull_then(struct shoal *sh, struct http_req *req, json_t *obj, const char *arg,
@@ -679,6 +663,7 @@ void image_pull_missing_variants(struct shoal *sh)
     if (sh->cluster == NULL || !cluster_is_leader(sh->cluster))
         return;
     json_t *services = store_list(sh->store, "services", NULL);
+    json_t *platforms = node_platforms(sh); /* read once, not per service */
     json_t *started = json_object(); /* one pull per pinned reference */
     size_t i;
     json_t *svc;
@@ -686,16 +671,17 @@ void image_pull_missing_variants(struct shoal *sh)
     {
         const char *ref = json_string_value(json_object_get(json_object_get(svc, "spec"), "image"));
         if (ref == NULL || strchr(ref, '@') == NULL || json_object_get(started, ref) ||
-            !variants_missing(sh, ref))
+            !variants_missing(sh, ref, platforms))
             continue;
         json_object_set_new(started, ref, json_true());
         struct pull *p = pull_new(sh, NULL, ref);
-        p->platforms = node_platforms(sh);
+        p->platforms = json_deep_copy(platforms); /* its own: read by the pulling thread */
         p->background = true;
         log_info("pulling %s for the platforms of the nodes", ref);
         pull_start(p);
     }
     json_decref(started);
+    json_decref(platforms);
     json_decref(services);
 }
 

@@ -160,14 +160,9 @@ void get_node_metrics(struct shoal *sh, struct http_req *req, char **args)
         forward_to_leader(sh, req, "application/json");
         return;
     }
-    struct serr err = {0};
-    json_t *node = store_find(sh->store, "nodes", args[0], &err);
-    if (node == NULL) {
-        if (err.msg[0] == '\0')
-            serr_set(&err, SERR_NOT_FOUND, "node %s not found", args[0]);
-        http_respond_error(req, &err);
+    json_t *node = find_node(sh, req, args[0]);
+    if (node == NULL)
         return;
-    }
     respond_json(req, 200, node_metrics_view(sh, node, since, step));
     json_decref(node);
 }

@@ -152,15 +152,6 @@ void get_swarm_unlock_key(struct shoal *sh, struct http_req *req, char **args)
     free(key);
 }
 
-static void unlock_key_answer(void *data, int status, json_t *result, const struct serr *err)
-{
-    struct http_req *req = data;
-    if (status < 0)
-        http_respond_error(req, err);
-    else
-        respond_json(req, 200, result);
-}
-
 /* POST /v1/swarm/unlock-key/rotate: a new unlock key, {"unlock_key"} (the leader). */
 void post_swarm_unlock_key_rotate(struct shoal *sh, struct http_req *req, char **args)
 {
@@ -168,6 +159,6 @@ void post_swarm_unlock_key_rotate(struct shoal *sh, struct http_req *req, char *
     if (!require_leader(sh, req))
         return;
     struct serr err = {0};
-    if (swarm_unlock_key_rotate(sh, unlock_key_answer, req, &err) < 0)
+    if (swarm_unlock_key_rotate(sh, swarm_answer, req, &err) < 0)
         http_respond_error(req, &err);
 }

@@ -54,11 +54,8 @@ static void run_here(struct shoal *sh, struct http_req *req, json_t *body)
 void post_node_volume(struct shoal *sh, struct http_req *req, char **args)
 {
     (void)args;
-    if (req->remote && strcmp(req->peer_role, "manager") != 0) {
-        respond_err(req, SERR_FORBIDDEN, "permission denied: only managers may ask a node to "
-                                         "back up or restore a volume");
+    if (!require_manager_caller(req, "ask a node to back up or restore a volume"))
         return;
-    }
     json_t *body = body_json(req, true);
     if (body == NULL)
         return;

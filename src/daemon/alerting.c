@@ -8,18 +8,16 @@
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "daemon/leader_timer.h"
 #include "daemon/shoal.h"
 #include "manager/alert.h"
 #include "manager/dispatcher.h"
 #include "manager/stats.h"
-#include "raft/cluster.h"
 #include "store/store.h"
 
 struct alerting {
-    struct shoal *sh;
-    uv_timer_t timer;
-    json_t *pending; /* alert_evaluate's memory: {key: since} */
-    bool proposing;  /* the last changes are not committed yet: do not send them twice */
+    struct leader_timer timer; /* proposing: the last changes are not committed yet */
+    json_t *pending;           /* alert_evaluate's memory: {key: since} */
 };
 
 /* ---- notifications (threadpool) ---- */
@@ -248,14 +246,6 @@ static void heat_ops(struct shoal *sh, json_t *nodes, json_t *samples, json_t *o
     json_decref(changes);
 }
 
-static void proposed(void *arg, int status, const struct serr *err)
-{
-    struct alerting *a = arg;
-    a->proposing = false;
-    if (status < 0)
-        log_warn("alerts: committing failed: %s", err ? err->msg : "?");
-}
-
 /* The tasks only task-flapping rules read (reading every task each tick
  * would cost with thousands): all of them, else an empty array. */
 static json_t *tasks_for(struct store *store, json_t *rules)
@@ -272,7 +262,7 @@ static json_t *tasks_for(struct store *store, json_t *rules)
 
 static void evaluate(struct alerting *a)
 {
-    struct shoal *sh = a->sh;
+    struct shoal *sh = a->timer.sh;
     struct store *store = sh->store;
     json_t *nodes = store_list(store, "nodes", NULL);
     json_t *rules = store_list(store, "alert_rules", NULL);
@@ -301,8 +291,7 @@ static void evaluate(struct alerting *a)
         trim_history(store, resolving, ops);
     heat_ops(sh, nodes, in.samples, ops);
     if (json_array_size(ops) > 0) {
-        a->proposing = true;
-        cluster_propose(sh->cluster, ops, proposed, a);
+        leader_timer_propose(&a->timer, ops);
     } else {
         json_decref(ops);
     }
@@ -314,40 +303,36 @@ static void evaluate(struct alerting *a)
     json_decref(nodes);
 }
 
-static void tick(uv_timer_t *t)
+static void tick(struct leader_timer *t, bool leader)
 {
     struct alerting *a = t->data;
-    struct shoal *sh = a->sh;
-    bool leader = !sh->stopping && sh->cluster && sh->dispatcher && sh->store &&
-                  cluster_is_leader(sh->cluster);
     if (!leader) {
         json_object_clear(a->pending); /* a leader again later starts afresh */
         return;
     }
-    if (!a->proposing)
+    if (!t->proposing) /* changes not committed yet are not sent twice */
         evaluate(a);
+}
+
+static void alerting_free(struct leader_timer *t)
+{
+    struct alerting *a = t->data;
+    json_decref(a->pending);
+    free(a);
 }
 
 struct alerting *alerting_start(struct shoal *sh)
 {
     struct alerting *a = xcalloc(1, sizeof(*a));
-    a->sh = sh;
     a->pending = json_object();
-    uv_timer_init(sh->loop, &a->timer);
     a->timer.data = a;
-    uv_timer_start(&a->timer, tick, ALERTING_EVERY_MS, ALERTING_EVERY_MS);
+    leader_timer_start(&a->timer, sh, ALERTING_EVERY_MS, "alerts: committing failed", tick,
+                       alerting_free);
     return a;
-}
-
-static void timer_closed(uv_handle_t *h)
-{
-    struct alerting *a = h->data;
-    json_decref(a->pending);
-    free(a);
 }
 
 void alerting_stop(struct alerting *a)
 {
     if (a)
-        uv_close((uv_handle_t *)&a->timer, timer_closed);
+        leader_timer_stop(&a->timer);
 }

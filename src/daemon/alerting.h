@@ -16,8 +16,9 @@ struct alerting;
 
 /* Starts the timer; it does nothing on nodes that are not the leader. */
 struct alerting *alerting_start(struct shoal *sh);
-/* Stops the timer; frees once the handle is closed (notifications in flight
- * finish on their own). NULL is fine. */
+/* Stops the timer; frees once the handle is closed and the last changes
+ * proposed are answered (notifications in flight finish on their own). NULL
+ * is fine. */
 void alerting_stop(struct alerting *a);
 
 #endif
