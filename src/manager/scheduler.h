@@ -56,10 +56,9 @@ struct placement {
 /* A node's cores: its resources.cpus (at least 1). */
 int node_cpus(json_t *node);
 
-/* Cores that live tasks on `node_id` reserve (their "reserved_cpus", from
- * the service's --reserve-cpu). */
-double scheduler_reserved_cpus(json_t *tasks, const char *node_id);
-/* The same for every node in one sweep: {node id: cores} (new reference). */
+/* Cores that live tasks reserve on each node (their "reserved_cpus", from
+ * the service's --reserve-cpu), in one sweep: {node id: cores} (new
+ * reference; nodes where none is reserved are absent). */
 json_t *scheduler_reserved_by_node(json_t *tasks);
 
 /* Checks "node.labels.KEY" (what spread preferences name). */

@@ -185,7 +185,10 @@ TEST(scheduler_reserved_cores_count_tasks_and_jobs)
     json_t *t = task("other", "n1");
     json_object_set_new(t, "reserved_cpus", json_real(1.5));
     json_array_append_new(tasks, t);
-    CHECK(scheduler_reserved_cpus(tasks, "n1") == 1.5 && scheduler_reserved_cpus(tasks, "n2") == 0);
+    json_t *reserved = scheduler_reserved_by_node(tasks);
+    CHECK(json_real_value(json_object_get(reserved, "n1")) == 1.5 &&
+          json_object_get(reserved, "n2") == NULL);
+    json_decref(reserved);
     json_t *job_cores = json_pack("{s:i}", "n2", 1);
     struct placement pl = {.reserve_cpus = 1, .job_cores = job_cores};
     struct serr err = {0};
@@ -198,7 +201,12 @@ TEST(scheduler_reserved_cores_count_tasks_and_jobs)
     CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) != NULL);
     /* a finished task reserves nothing */
     json_object_set_new(t, "state", json_string("complete"));
-    CHECK(scheduler_reserved_cpus(tasks, "n1") == 0);
+    reserved = scheduler_reserved_by_node(tasks);
+    CHECK(json_object_get(reserved, "n1") == NULL);
+    json_decref(reserved);
+    pl.reserve_cpus = 1.5; /* n1 has its 2 cores again, n2 still 1 */
+    pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
+    CHECK(pick != NULL && strcmp(json_string_value(json_object_get(pick, "id")), "n1") == 0);
     json_decref(job_cores);
     json_decref(nodes);
     json_decref(tasks);
