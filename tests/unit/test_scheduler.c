@@ -221,10 +221,13 @@ TEST(scheduler_reserved_memory_counts_live_tasks)
                                                       (json_int_t)1024 * 1024 * 1024));
         json_array_append_new(nodes, n);
     }
-    /* n1: 768 MiB reserved by a task of another service */
+    /* n1: 768 MiB reserved by a task of another service; n2: 1 MiB */
     json_t *t = task("other", "n1");
     json_object_set_new(t, "reserved_memory", json_integer(768 * 1024 * 1024));
     json_array_append_new(tasks, t);
+    json_t *small = task("other", "n2");
+    json_object_set_new(small, "reserved_memory", json_integer(1024 * 1024));
+    json_array_append_new(tasks, small);
     struct placement pl = {.reserve_memory = 512 * 1024 * 1024};
     struct serr err = {0};
     json_t *pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
@@ -236,7 +239,8 @@ TEST(scheduler_reserved_memory_counts_live_tasks)
     /* a finished task reserves nothing: n1 has its whole GiB again */
     json_object_set_new(t, "state", json_string("complete"));
     pl.reserve_memory = 1024 * 1024 * 1024;
-    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) != NULL);
+    pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
+    CHECK(pick != NULL && strcmp(json_string_value(json_object_get(pick, "id")), "n1") == 0);
     json_decref(nodes);
     json_decref(tasks);
 }
