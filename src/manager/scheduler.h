@@ -67,9 +67,12 @@ int placement_spread_validate(const char *descriptor, struct serr *err);
 /* scheduler_pick with Swarm's other placement rules: nodes already running
  * max_per_node live tasks of the service are filtered out (after the
  * constraints), then, for a task reserving cores, nodes whose cores less the
- * other tasks' reservations and the batch jobs' cores are fewer; then, preference by preference, the nodes whose value of
- * the label has the fewest live tasks of the service win (nodes without the
- * label share the empty value), before the spread of scheduler_pick. */
+ * other tasks' reservations and the batch jobs' cores are fewer, and for
+ * one reserving memory, nodes whose memory less the other tasks'
+ * reservations is less; then, preference by preference, the nodes whose
+ * value of the label has the fewest live tasks of the service win (nodes
+ * without the label share the empty value), before the spread of
+ * scheduler_pick. */
 json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *service_id,
                                  const struct placement *pl, struct serr *err);
 
