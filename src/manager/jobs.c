@@ -79,12 +79,6 @@ static int queue_priority(const char *queue)
 
 /* ---- submission ---- */
 
-static int node_cores(json_t *node)
-{
-    int n = (int)json_integer_value(json_object_get(json_object_get(node, "resources"), "cpus"));
-    return n > 0 ? n : 1;
-}
-
 /* Which of `nodes` a job's property filter (-p) allows (caller frees), or
  * NULL without one: every node. */
 static bool *nodes_allowed(const char *props, json_t *nodes)
@@ -112,9 +106,9 @@ static int check_possible(struct store *st, const struct job_res *r, const char 
         if (props && !job_props_match(props, n))
             continue;
         total++;
-        big += node_cores(n) >= r->cores;
-        if (node_cores(n) > most)
-            most = node_cores(n);
+        big += node_cpus(n) >= r->cores;
+        if (node_cpus(n) > most)
+            most = node_cpus(n);
     }
     json_decref(nodes);
     if (big >= r->nodes)
@@ -616,7 +610,7 @@ static void cores_taken(json_t *jobs, const char *node_id, bool *taken, int ncor
  * unnamed, the lowest held ones fill the rest. */
 static json_t *pick_cores(json_t *jobs, json_t *node, int want)
 {
-    int ncores = node_cores(node);
+    int ncores = node_cpus(node);
     bool *taken = xcalloc((size_t)ncores, sizeof(*taken));
     cores_taken(jobs, jstr(node, "id"), taken, ncores);
     json_t *cpuset = json_array();
@@ -785,7 +779,7 @@ static void note_reserved(struct jpass *p, json_t *node, int reserved)
     size_t used = strlen(p->services_note), size = sizeof(p->services_note);
     if (used + 1 < size)
         snprintf(p->services_note + used, size - used, "%s%d of the %d cores of %s",
-                 used ? ", " : ", services reserve ", reserved, node_cores(node),
+                 used ? ", " : ", services reserve ", reserved, node_cpus(node),
                  jstr(node, "hostname"));
 }
 
@@ -811,7 +805,7 @@ static struct sched_node *sched_nodes(struct jpass *p, int *n)
     {
         double cpus = json_number_value(json_object_get(reserved, jstr(node, "id")));
         int held = (int)cpus + (cpus - (int)cpus > 1e-9);
-        int left = node_cores(node) - held;
+        int left = node_cpus(node) - held;
         out[i].cores = left > 0 ? left : 0;
         if (held > 0)
             note_reserved(p, node, held);
