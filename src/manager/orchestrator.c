@@ -84,21 +84,18 @@ static json_t *slot_node(struct pass *p, json_t *svc, json_t *task)
 
 static void expand_hostname(json_t *svc, json_t *task);
 
-/* The nodes that may run a task of an image with variants (an index pinned
- * by digest): a global task's own node, or any node, whose platform the
- * index offers and the store holds (a new array). *why gets the first
- * refusal's reason, for a task that no node can run. */
-static json_t *nodes_for_variants(struct pass *p, json_t *task, json_t *variants, const char *ref,
+/* Those of `candidates` that may run a task of an image with variants (an
+ * index pinned by digest): whose platform the index offers and the store
+ * holds (a new array). *why gets the first refusal's reason, for a task
+ * that no node can run. */
+static json_t *nodes_for_variants(json_t *candidates, json_t *variants, const char *ref,
                                   struct serr *why)
 {
-    json_t *slot = json_object_get(task, "slot");
     json_t *out = json_array();
     size_t i;
     json_t *n;
-    json_array_foreach(p->nodes, i, n)
+    json_array_foreach(candidates, i, n)
     {
-        if (json_is_string(slot) && !jstr_is(n, "id", json_string_value(slot)))
-            continue; /* a global service's slot is its node */
         char platform[100];
         platform_format(json_object_get(n, "platform"), platform, sizeof(platform));
         struct serr err = {0};
@@ -145,10 +142,14 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                            .reserve_memory = jint(reservations, "memory", 0),
                            .job_cores = p->job_cores};
     json_t *variants = image_variants(p->st, jstr(spec, "image"));
-    json_t *nodes = variants ? nodes_for_variants(p, task, variants, jstr(spec, "image"), &err)
-                             : slot_node(p, svc, task);
+    json_t *nodes = slot_node(p, svc, task);
     if (nodes == NULL)
         nodes = json_incref(p->nodes);
+    if (variants) {
+        json_t *fit = nodes_for_variants(nodes, variants, jstr(spec, "image"), &err);
+        json_decref(nodes);
+        nodes = fit;
+    }
     if (variants && json_array_size(nodes) == 0 && err.msg[0]) {
         /* as a task whose image is missing: rejected, its restart policy decides */
         task_merge(p, task,
