@@ -1004,7 +1004,6 @@ static void start_or_preempt(struct jpass *p, json_t *jobs, json_t *job, const i
         used[node_idx[k]] += cores;
 }
 
-/* Waiting jobs of one kind (best-effort or not), in queue order. */
 /* Keeps in waiting[] (queue order) the first JOB_PLAN_DEPTH jobs and every
  * advance reservation; the others are told they wait behind. */
 static void keep_plan_depth(struct jpass *p, json_t **waiting, int *n)
@@ -1023,6 +1022,8 @@ static void keep_plan_depth(struct jpass *p, json_t **waiting, int *n)
     *n = kept;
 }
 
+/* Waiting jobs of one kind (best-effort or not), in queue order: those
+ * keep_plan_depth keeps. */
 static json_t **waiting_jobs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
 {
     size_t i;
@@ -1155,7 +1156,7 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     {
         const char *state = jstr(job, "state");
         json_t *task = find_task(&p, jstr(job, "task_id"));
-        if (!job_state_active(state) && !job_state_final(state) && task)
+        if (!job_state_active(state) && task) /* Waiting or Hold: live_jobs has no ended one */
             job_merge(&p, job, json_pack("{s:s, s:s}", "state", "Finishing", "kill_reason",
                                          "held while launching: killed"));
         if (job_state_active(jstr(job, "state")))
