@@ -42,25 +42,30 @@ static bool has_type(json_t *job, const char *type)
     return false;
 }
 
+static bool state_in(const char *state, const char *const *states)
+{
+    for (int i = 0; state && states[i]; i++)
+        if (strcmp(state, states[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *const final_states[] = {"Terminated", "Error", NULL};
+/* Every state but the final ones: the jobs a pass reads (store index
+ * jobs_state), so that its cost follows them, not the history. */
+static const char *const live_states[] = {"Waiting", "Hold", "toLaunch", "Launching",
+                                          "Running", "Finishing", NULL};
+
 bool job_state_final(const char *state)
 {
-    return state && (strcmp(state, "Terminated") == 0 || strcmp(state, "Error") == 0);
+    return state_in(state, final_states);
 }
 
 bool job_state_active(const char *state)
 {
     static const char *const active[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
-    for (int i = 0; state && active[i]; i++)
-        if (strcmp(state, active[i]) == 0)
-            return true;
-    return false;
+    return state_in(state, active);
 }
-
-/* Every state but the final ones: the jobs a pass reads (store index
- * jobs_state), so that its cost follows them, not the history. */
-static const char *const live_states[] = {"Waiting", "Hold", "toLaunch", "Launching",
-                                          "Running", "Finishing", NULL};
-static const char *const final_states[] = {"Terminated", "Error", NULL};
 
 /* The jobs not ended (new array, by id). */
 static json_t *live_jobs(struct store *st)
