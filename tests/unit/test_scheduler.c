@@ -15,6 +15,19 @@ static json_t *task(const char *service, const char *node_id)
                      "desired_state", "running", "state", "running");
 }
 
+/* Workers n1 (pi1) and n2 (pi2), each with `resources` (stolen). */
+static json_t *two_workers(json_t *resources)
+{
+    json_t *nodes = json_array();
+    for (int i = 0; i < 2; i++) {
+        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
+        json_object_set_new(n, "resources", json_deep_copy(resources));
+        json_array_append_new(nodes, n);
+    }
+    json_decref(resources);
+    return nodes;
+}
+
 TEST(constraint_parse_and_match)
 {
     struct serr err;
@@ -175,12 +188,7 @@ TEST(scheduler_max_replicas_per_node)
 
 TEST(scheduler_reserved_cores_count_tasks_and_jobs)
 {
-    json_t *nodes = json_array(), *tasks = json_array();
-    for (int i = 0; i < 2; i++) {
-        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
-        json_object_set_new(n, "resources", json_pack("{s:i}", "cpus", 2));
-        json_array_append_new(nodes, n);
-    }
+    json_t *nodes = two_workers(json_pack("{s:i}", "cpus", 2)), *tasks = json_array();
     /* n1: a task reserving 1.5 cores; n2: a job holding one core */
     json_t *t = task("other", "n1");
     json_object_set_new(t, "reserved_cpus", json_real(1.5));
@@ -214,13 +222,9 @@ TEST(scheduler_reserved_cores_count_tasks_and_jobs)
 
 TEST(scheduler_reserved_memory_counts_live_tasks)
 {
-    json_t *nodes = json_array(), *tasks = json_array();
-    for (int i = 0; i < 2; i++) {
-        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
-        json_object_set_new(n, "resources", json_pack("{s:i, s:I}", "cpus", 4, "memory",
-                                                      (json_int_t)1024 * 1024 * 1024));
-        json_array_append_new(nodes, n);
-    }
+    json_t *nodes =
+        two_workers(json_pack("{s:i, s:I}", "cpus", 4, "memory", (json_int_t)1024 * 1024 * 1024));
+    json_t *tasks = json_array();
     /* n1: 768 MiB reserved by a task of another service; n2: 1 MiB */
     json_t *t = task("other", "n1");
     json_object_set_new(t, "reserved_memory", json_integer(768 * 1024 * 1024));
