@@ -299,10 +299,13 @@ bool task_finished_for_good(json_t *svc, json_t *task)
     return !should_restart(json_object_get(svc, "spec"), task);
 }
 
-/* Newest task of a slot with desired state running, and newest task of the slot. */
-static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **latest)
+/* Newest task of a slot with desired state running, and newest task of the
+ * slot; *running: how many of the slot's tasks have desired state running. */
+static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **latest,
+                       int *running)
 {
     *current = *latest = NULL;
+    *running = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
@@ -312,18 +315,24 @@ static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **l
         json_int_t at = jint(t, "created_at", 0);
         if (*latest == NULL || at > jint(*latest, "created_at", 0))
             *latest = t;
-        if (jstr_is(t, "desired_state", "running") &&
-            (*current == NULL || at > jint(*current, "created_at", 0)))
+        if (!jstr_is(t, "desired_state", "running"))
+            continue;
+        (*running)++;
+        if (*current == NULL || at > jint(*current, "created_at", 0))
             *current = t;
     }
 }
 
 /* --update-order start-first: the old task of the slot runs on until its
  * replacement `cur` runs (or has ended: it failed or was rejected), as
- * Swarm's; then it is stopped. Stop-first never has two. */
-static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur)
+ * Swarm's; then it is stopped. Stop-first never has two. `running`: the
+ * slot's tasks wanted running (slot_tasks); with one or none, no task is
+ * replaced and the tasks are not read again. */
+static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur,
+                                int running)
 {
-    if (cur == NULL || (!jstr_is(cur, "state", "running") && !task_state_terminal(jstr(cur, "state"))))
+    if (running < 2 || cur == NULL ||
+        (!jstr_is(cur, "state", "running") && !task_state_terminal(jstr(cur, "state"))))
         return;
     size_t i;
     json_t *t;
@@ -358,8 +367,9 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
 {
     json_t *spec = json_object_get(svc, "spec");
     json_t *cur, *last;
-    slot_tasks(tasks, slot, &cur, &last);
-    stop_replaced_tasks(p, tasks, slot, cur);
+    int running;
+    slot_tasks(tasks, slot, &cur, &last, &running);
+    stop_replaced_tasks(p, tasks, slot, cur, running);
     if (cur == NULL) {
         if (last && !task_state_terminal(jstr(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
@@ -651,7 +661,8 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
     if (p->history_limit < 0)
         return;
     json_t *cur, *newest;
-    slot_tasks(tasks, slot, &cur, &newest);
+    int running;
+    slot_tasks(tasks, slot, &cur, &newest, &running);
     json_t *dead = json_array();
     json_int_t in_slot = 0;
     size_t i;
