@@ -42,25 +42,30 @@ static bool has_type(json_t *job, const char *type)
     return false;
 }
 
+static bool state_in(const char *state, const char *const *states)
+{
+    for (int i = 0; state && states[i]; i++)
+        if (strcmp(state, states[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *const final_states[] = {"Terminated", "Error", NULL};
+/* Every state but the final ones: the jobs a pass reads (store index
+ * jobs_state), so that its cost follows them, not the history. */
+static const char *const live_states[] = {"Waiting", "Hold", "toLaunch", "Launching",
+                                          "Running", "Finishing", NULL};
+
 bool job_state_final(const char *state)
 {
-    return state && (strcmp(state, "Terminated") == 0 || strcmp(state, "Error") == 0);
+    return state_in(state, final_states);
 }
 
 bool job_state_active(const char *state)
 {
     static const char *const active[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
-    for (int i = 0; state && active[i]; i++)
-        if (strcmp(state, active[i]) == 0)
-            return true;
-    return false;
+    return state_in(state, active);
 }
-
-/* Every state but the final ones: the jobs a pass reads (store index
- * jobs_state), so that its cost follows them, not the history. */
-static const char *const live_states[] = {"Waiting", "Hold", "toLaunch", "Launching",
-                                          "Running", "Finishing", NULL};
-static const char *const final_states[] = {"Terminated", "Error", NULL};
 
 /* The jobs not ended (new array, by id). */
 static json_t *live_jobs(struct store *st)
@@ -78,12 +83,6 @@ static int queue_priority(const char *queue)
 }
 
 /* ---- submission ---- */
-
-static int node_cores(json_t *node)
-{
-    int n = (int)json_integer_value(json_object_get(json_object_get(node, "resources"), "cpus"));
-    return n > 0 ? n : 1;
-}
 
 /* Which of `nodes` a job's property filter (-p) allows (caller frees), or
  * NULL without one: every node. */
@@ -112,9 +111,9 @@ static int check_possible(struct store *st, const struct job_res *r, const char 
         if (props && !job_props_match(props, n))
             continue;
         total++;
-        big += node_cores(n) >= r->cores;
-        if (node_cores(n) > most)
-            most = node_cores(n);
+        big += node_cpus(n) >= r->cores;
+        if (node_cpus(n) > most)
+            most = node_cpus(n);
     }
     json_decref(nodes);
     if (big >= r->nodes)
@@ -616,7 +615,7 @@ static void cores_taken(json_t *jobs, const char *node_id, bool *taken, int ncor
  * unnamed, the lowest held ones fill the rest. */
 static json_t *pick_cores(json_t *jobs, json_t *node, int want)
 {
-    int ncores = node_cores(node);
+    int ncores = node_cpus(node);
     bool *taken = xcalloc((size_t)ncores, sizeof(*taken));
     cores_taken(jobs, jstr(node, "id"), taken, ncores);
     json_t *cpuset = json_array();
@@ -785,7 +784,7 @@ static void note_reserved(struct jpass *p, json_t *node, int reserved)
     size_t used = strlen(p->services_note), size = sizeof(p->services_note);
     if (used + 1 < size)
         snprintf(p->services_note + used, size - used, "%s%d of the %d cores of %s",
-                 used ? ", " : ", services reserve ", reserved, node_cores(node),
+                 used ? ", " : ", services reserve ", reserved, node_cpus(node),
                  jstr(node, "hostname"));
 }
 
@@ -811,7 +810,7 @@ static struct sched_node *sched_nodes(struct jpass *p, int *n)
     {
         double cpus = json_number_value(json_object_get(reserved, jstr(node, "id")));
         int held = (int)cpus + (cpus - (int)cpus > 1e-9);
-        int left = node_cores(node) - held;
+        int left = node_cpus(node) - held;
         out[i].cores = left > 0 ? left : 0;
         if (held > 0)
             note_reserved(p, node, held);
@@ -1010,7 +1009,6 @@ static void start_or_preempt(struct jpass *p, json_t *jobs, json_t *job, const i
         used[node_idx[k]] += cores;
 }
 
-/* Waiting jobs of one kind (best-effort or not), in queue order. */
 /* Keeps in waiting[] (queue order) the first JOB_PLAN_DEPTH jobs and every
  * advance reservation; the others are told they wait behind. */
 static void keep_plan_depth(struct jpass *p, json_t **waiting, int *n)
@@ -1029,6 +1027,8 @@ static void keep_plan_depth(struct jpass *p, json_t **waiting, int *n)
     *n = kept;
 }
 
+/* Waiting jobs of one kind (best-effort or not), in queue order: those
+ * keep_plan_depth keeps. */
 static json_t **waiting_jobs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
 {
     size_t i;
@@ -1161,7 +1161,7 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     {
         const char *state = jstr(job, "state");
         json_t *task = find_task(&p, jstr(job, "task_id"));
-        if (!job_state_active(state) && !job_state_final(state) && task)
+        if (!job_state_active(state) && task) /* Waiting or Hold: live_jobs has no ended one */
             job_merge(&p, job, json_pack("{s:s, s:s}", "state", "Finishing", "kill_reason",
                                          "held while launching: killed"));
         if (job_state_active(jstr(job, "state")))

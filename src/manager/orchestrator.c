@@ -84,21 +84,18 @@ static json_t *slot_node(struct pass *p, json_t *svc, json_t *task)
 
 static void expand_hostname(json_t *svc, json_t *task);
 
-/* The nodes that may run a task of an image with variants (an index pinned
- * by digest): a global task's own node, or any node, whose platform the
- * index offers and the store holds (a new array). *why gets the first
- * refusal's reason, for a task that no node can run. */
-static json_t *nodes_for_variants(struct pass *p, json_t *task, json_t *variants, const char *ref,
+/* Those of `candidates` that may run a task of an image with variants (an
+ * index pinned by digest): whose platform the index offers and the store
+ * holds (a new array). *why gets the first refusal's reason, for a task
+ * that no node can run. */
+static json_t *nodes_for_variants(json_t *candidates, json_t *variants, const char *ref,
                                   struct serr *why)
 {
-    json_t *slot = json_object_get(task, "slot");
     json_t *out = json_array();
     size_t i;
     json_t *n;
-    json_array_foreach(p->nodes, i, n)
+    json_array_foreach(candidates, i, n)
     {
-        if (json_is_string(slot) && !jstr_is(n, "id", json_string_value(slot)))
-            continue; /* a global service's slot is its node */
         char platform[100];
         platform_format(json_object_get(n, "platform"), platform, sizeof(platform));
         struct serr err = {0};
@@ -145,10 +142,14 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
                            .reserve_memory = jint(reservations, "memory", 0),
                            .job_cores = p->job_cores};
     json_t *variants = image_variants(p->st, jstr(spec, "image"));
-    json_t *nodes = variants ? nodes_for_variants(p, task, variants, jstr(spec, "image"), &err)
-                             : slot_node(p, svc, task);
+    json_t *nodes = slot_node(p, svc, task);
     if (nodes == NULL)
         nodes = json_incref(p->nodes);
+    if (variants) {
+        json_t *fit = nodes_for_variants(nodes, variants, jstr(spec, "image"), &err);
+        json_decref(nodes);
+        nodes = fit;
+    }
     if (variants && json_array_size(nodes) == 0 && err.msg[0]) {
         /* as a task whose image is missing: rejected, its restart policy decides */
         task_merge(p, task,
@@ -298,10 +299,13 @@ bool task_finished_for_good(json_t *svc, json_t *task)
     return !should_restart(json_object_get(svc, "spec"), task);
 }
 
-/* Newest task of a slot with desired state running, and newest task of the slot. */
-static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **latest)
+/* Newest task of a slot with desired state running, and newest task of the
+ * slot; *running: how many of the slot's tasks have desired state running. */
+static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **latest,
+                       int *running)
 {
     *current = *latest = NULL;
+    *running = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
@@ -311,18 +315,24 @@ static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **l
         json_int_t at = jint(t, "created_at", 0);
         if (*latest == NULL || at > jint(*latest, "created_at", 0))
             *latest = t;
-        if (jstr_is(t, "desired_state", "running") &&
-            (*current == NULL || at > jint(*current, "created_at", 0)))
+        if (!jstr_is(t, "desired_state", "running"))
+            continue;
+        (*running)++;
+        if (*current == NULL || at > jint(*current, "created_at", 0))
             *current = t;
     }
 }
 
 /* --update-order start-first: the old task of the slot runs on until its
  * replacement `cur` runs (or has ended: it failed or was rejected), as
- * Swarm's; then it is stopped. Stop-first never has two. */
-static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur)
+ * Swarm's; then it is stopped. Stop-first never has two. `running`: the
+ * slot's tasks wanted running (slot_tasks); with one or none, no task is
+ * replaced and the tasks are not read again. */
+static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur,
+                                int running)
 {
-    if (cur == NULL || (!jstr_is(cur, "state", "running") && !task_state_terminal(jstr(cur, "state"))))
+    if (running < 2 || cur == NULL ||
+        (!jstr_is(cur, "state", "running") && !task_state_terminal(jstr(cur, "state"))))
         return;
     size_t i;
     json_t *t;
@@ -357,8 +367,9 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
 {
     json_t *spec = json_object_get(svc, "spec");
     json_t *cur, *last;
-    slot_tasks(tasks, slot, &cur, &last);
-    stop_replaced_tasks(p, tasks, slot, cur);
+    int running;
+    slot_tasks(tasks, slot, &cur, &last, &running);
+    stop_replaced_tasks(p, tasks, slot, cur, running);
     if (cur == NULL) {
         if (last && !task_state_terminal(jstr(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
@@ -650,7 +661,8 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
     if (p->history_limit < 0)
         return;
     json_t *cur, *newest;
-    slot_tasks(tasks, slot, &cur, &newest);
+    int running;
+    slot_tasks(tasks, slot, &cur, &newest, &running);
     json_t *dead = json_array();
     json_int_t in_slot = 0;
     size_t i;

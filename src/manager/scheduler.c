@@ -176,18 +176,25 @@ static bool task_live(json_t *t)
     return desired && strcmp(desired, "running") == 0 && !task_state_terminal(jstr(t, "state"));
 }
 
-/* Live tasks on each node of `nodes` (by index), all of them and the
- * service's: one pass over the tasks (a node id index makes each lookup
- * cheap), not one per candidate node. */
-static void count_per_node(json_t *nodes, json_t *tasks, const char *service_id, int *same,
-                           int *total)
+/* What the live tasks on one node of the candidates hold. */
+struct node_load {
+    int same;                   /* live tasks of the service being placed */
+    int total;                  /* all live tasks */
+    double reserved_cpus;       /* their "reserved_cpus" (--reserve-cpu) */
+    json_int_t reserved_memory; /* their "reserved_memory" (--reserve-memory) */
+};
+
+/* The load of each node of `nodes` (by index): one pass over the tasks (a
+ * node id index makes each lookup cheap), not one per candidate node. */
+static void load_per_node(json_t *nodes, json_t *tasks, const char *service_id,
+                          struct node_load *load)
 {
     json_t *index = json_object();
     size_t i;
     json_t *n, *t;
     json_array_foreach(nodes, i, n)
     {
-        same[i] = total[i] = 0;
+        load[i] = (struct node_load){0};
         if (jstr(n, "id"))
             json_object_set_new(index, jstr(n, "id"), json_integer((json_int_t)i));
     }
@@ -197,11 +204,13 @@ static void count_per_node(json_t *nodes, json_t *tasks, const char *service_id,
         json_t *at = node_id ? json_object_get(index, node_id) : NULL;
         if (at == NULL || !task_live(t))
             continue;
-        size_t k = (size_t)json_integer_value(at);
-        total[k]++;
+        struct node_load *l = &load[json_integer_value(at)];
+        l->total++;
         const char *s = jstr(t, "service_id");
         if (s && service_id && strcmp(s, service_id) == 0)
-            same[k]++;
+            l->same++;
+        l->reserved_cpus += json_number_value(json_object_get(t, "reserved_cpus"));
+        l->reserved_memory += jint(t, "reserved_memory", 0);
     }
     json_decref(index);
 }
@@ -210,19 +219,6 @@ int node_cpus(json_t *node)
 {
     json_int_t n = jint(json_object_get(node, "resources"), "cpus", 0);
     return n > 0 ? (int)n : 1;
-}
-
-double scheduler_reserved_cpus(json_t *tasks, const char *node_id)
-{
-    double sum = 0;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tasks, i, t)
-    {
-        if (jstr_is(t, "node_id", node_id) && task_live(t))
-            sum += json_number_value(json_object_get(t, "reserved_cpus"));
-    }
-    return sum;
 }
 
 json_t *scheduler_reserved_by_node(json_t *tasks)
@@ -241,32 +237,25 @@ json_t *scheduler_reserved_by_node(json_t *tasks)
     return out;
 }
 
-/* Whether `node` has pl->reserve_cpus cores that no reservation nor job holds. */
-static bool cores_free(json_t *node, json_t *tasks, const struct placement *pl)
+/* Whether `node` has pl->reserve_cpus cores that no reservation (`load`)
+ * nor job holds. */
+static bool cores_free(json_t *node, const struct node_load *load, const struct placement *pl)
 {
     if (pl->reserve_cpus <= 0)
         return true;
-    const char *id = jstr(node, "id");
-    double held = scheduler_reserved_cpus(tasks, id) +
-                  (double)json_integer_value(json_object_get(pl->job_cores, id));
+    double held = load->reserved_cpus +
+                  (double)json_integer_value(json_object_get(pl->job_cores, jstr(node, "id")));
     return node_cpus(node) - held >= pl->reserve_cpus - 1e-9;
 }
 
-/* Whether `node`'s memory less what live tasks there reserve leaves
- * pl->reserve_memory bytes. */
-static bool memory_free(json_t *node, json_t *tasks, const struct placement *pl)
+/* Whether `node`'s memory less what live tasks there reserve (`load`)
+ * leaves pl->reserve_memory bytes. */
+static bool memory_free(json_t *node, const struct node_load *load, const struct placement *pl)
 {
     if (pl->reserve_memory <= 0)
         return true;
-    json_int_t held = 0;
-    size_t i;
-    json_t *t;
-    json_array_foreach(tasks, i, t)
-    {
-        if (jstr_is(t, "node_id", jstr(node, "id")) && task_live(t))
-            held += jint(t, "reserved_memory", 0);
-    }
-    return jint(json_object_get(node, "resources"), "memory", 0) - held >= pl->reserve_memory;
+    return jint(json_object_get(node, "resources"), "memory", 0) - load->reserved_memory >=
+           pl->reserve_memory;
 }
 
 /* Appends one stage's explanation, "; "-separated. */
@@ -322,9 +311,10 @@ int placement_spread_validate(const char *descriptor, struct serr *err)
     return 0;
 }
 
-/* Live tasks of the service (`same`: per node of `nodes`) on nodes whose
+/* Live tasks of the service (`load`: per node of `nodes`) on nodes whose
  * label `key` ("rack") has the same value as on `node`. */
-static int count_in_group(json_t *nodes, const int *same, json_t *node, const char *key)
+static int count_in_group(json_t *nodes, const struct node_load *load, json_t *node,
+                          const char *key)
 {
     const char *want = jstr(json_object_get(node, "labels"), key);
     int count = 0;
@@ -334,7 +324,7 @@ static int count_in_group(json_t *nodes, const int *same, json_t *node, const ch
     {
         const char *have = jstr(json_object_get(n, "labels"), key);
         if (strcmp(have ? have : "", want ? want : "") == 0)
-            count += same[i];
+            count += load[i].same;
     }
     return count;
 }
@@ -348,8 +338,8 @@ struct score {
     int n;
 };
 
-static void score_node(json_t *nodes, const int *same_per_node, json_t *node, json_t *preferences,
-                       int same, int total, struct score *sc)
+static void score_node(json_t *nodes, const struct node_load *load, size_t at,
+                       json_t *preferences, struct score *sc)
 {
     sc->n = 0;
     size_t i;
@@ -358,10 +348,10 @@ static void score_node(json_t *nodes, const int *same_per_node, json_t *node, js
     {
         const char *spread = jstr(pref, "spread");
         if (sc->n < MAX_PREFERENCES && spread && strncmp(spread, "node.labels.", 12) == 0)
-            sc->v[sc->n++] = count_in_group(nodes, same_per_node, node, spread + 12);
+            sc->v[sc->n++] = count_in_group(nodes, load, json_array_get(nodes, at), spread + 12);
     }
-    sc->v[sc->n++] = same;
-    sc->v[sc->n++] = total;
+    sc->v[sc->n++] = load[at].same;
+    sc->v[sc->n++] = load[at].total;
 }
 
 static bool score_better(const struct score *a, const struct score *b)
@@ -379,8 +369,8 @@ json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *servi
     struct score best_score = {0}, sc;
     struct sched_rejects rejects = {0};
     size_t nn = json_array_size(nodes);
-    int *same = xcalloc(nn + 1, sizeof(int)), *total = xcalloc(nn + 1, sizeof(int));
-    count_per_node(nodes, tasks, service_id, same, total);
+    struct node_load *load = xcalloc(nn + 1, sizeof(*load));
+    load_per_node(nodes, tasks, service_id, load);
     size_t i;
     json_t *node;
     json_array_foreach(nodes, i, node)
@@ -398,26 +388,25 @@ json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *servi
             rejects.constraints++;
             continue;
         }
-        if (pl->max_per_node > 0 && same[i] >= pl->max_per_node) {
+        if (pl->max_per_node > 0 && load[i].same >= pl->max_per_node) {
             rejects.max_per_node++;
             continue;
         }
-        if (!cores_free(node, tasks, pl)) {
+        if (!cores_free(node, &load[i], pl)) {
             rejects.resources++;
             continue;
         }
-        if (!memory_free(node, tasks, pl)) {
+        if (!memory_free(node, &load[i], pl)) {
             rejects.memory++;
             continue;
         }
-        score_node(nodes, same, node, pl->preferences, same[i], total[i], &sc);
+        score_node(nodes, load, i, pl->preferences, &sc);
         if (best == NULL || score_better(&sc, &best_score)) {
             best = node;
             best_score = sc;
         }
     }
-    free(same);
-    free(total);
+    free(load);
     if (best == NULL) {
         char why[300];
         scheduler_explain(&rejects, why, sizeof(why));

@@ -56,10 +56,9 @@ struct placement {
 /* A node's cores: its resources.cpus (at least 1). */
 int node_cpus(json_t *node);
 
-/* Cores that live tasks on `node_id` reserve (their "reserved_cpus", from
- * the service's --reserve-cpu). */
-double scheduler_reserved_cpus(json_t *tasks, const char *node_id);
-/* The same for every node in one sweep: {node id: cores} (new reference). */
+/* Cores that live tasks reserve on each node (their "reserved_cpus", from
+ * the service's --reserve-cpu), in one sweep: {node id: cores} (new
+ * reference; nodes where none is reserved are absent). */
 json_t *scheduler_reserved_by_node(json_t *tasks);
 
 /* Checks "node.labels.KEY" (what spread preferences name). */
@@ -68,9 +67,12 @@ int placement_spread_validate(const char *descriptor, struct serr *err);
 /* scheduler_pick with Swarm's other placement rules: nodes already running
  * max_per_node live tasks of the service are filtered out (after the
  * constraints), then, for a task reserving cores, nodes whose cores less the
- * other tasks' reservations and the batch jobs' cores are fewer; then, preference by preference, the nodes whose value of
- * the label has the fewest live tasks of the service win (nodes without the
- * label share the empty value), before the spread of scheduler_pick. */
+ * other tasks' reservations and the batch jobs' cores are fewer, and for
+ * one reserving memory, nodes whose memory less the other tasks'
+ * reservations is less; then, preference by preference, the nodes whose
+ * value of the label has the fewest live tasks of the service win (nodes
+ * without the label share the empty value), before the spread of
+ * scheduler_pick. */
 json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *service_id,
                                  const struct placement *pl, struct serr *err);
 

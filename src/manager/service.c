@@ -853,9 +853,24 @@ static void patch_replaced(json_t *s, json_t *patch)
     }
 }
 
-/* constraints_add/_rm (lists of expressions), limits {cpus, memory} merged,
- * force: the tasks are replaced even when nothing else changed (Docker's
- * ForceUpdate counter). */
+/* patch[key], an object, merged into the spec's (set when it has none). */
+static int patch_merge_object(json_t *s, json_t *patch, const char *key, struct serr *err)
+{
+    json_t *v = json_object_get(patch, key), *have = json_object_get(s, key);
+    if (v == NULL)
+        return 0;
+    if (!json_is_object(v))
+        return serr_set(err, SERR_INVALID, "%s must be an object", key);
+    if (json_is_object(have))
+        json_object_update(have, v);
+    else
+        json_object_set(s, key, v);
+    return 0;
+}
+
+/* constraints_add/_rm (lists of expressions), limits {cpus, memory} and
+ * reservations {cpus, memory} merged, force: the tasks are replaced even
+ * when nothing else changed (Docker's ForceUpdate counter). */
 static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr *err)
 {
     json_t *rm = json_object_get(patch, "constraints_rm");
@@ -881,20 +896,9 @@ static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr 
         if (!dup)
             json_array_append(cons, c);
     }
-    json_t *limits = json_object_get(patch, "limits");
-    if (limits && !json_is_object(limits))
-        return serr_set(err, SERR_INVALID, "limits must be an object");
-    if (limits && json_is_object(json_object_get(s, "limits")))
-        json_object_update(json_object_get(s, "limits"), limits);
-    else if (limits)
-        json_object_set(s, "limits", limits);
-    json_t *reservations = json_object_get(patch, "reservations");
-    if (reservations && !json_is_object(reservations))
-        return serr_set(err, SERR_INVALID, "reservations must be an object");
-    if (reservations && json_is_object(json_object_get(s, "reservations")))
-        json_object_update(json_object_get(s, "reservations"), reservations);
-    else if (reservations)
-        json_object_set(s, "reservations", reservations);
+    if (patch_merge_object(s, patch, "limits", err) < 0 ||
+        patch_merge_object(s, patch, "reservations", err) < 0)
+        return -1;
     json_t *force = json_object_get(patch, "force");
     if (force && !json_is_boolean(force))
         return serr_set(err, SERR_INVALID, "force must be a boolean");

@@ -7,6 +7,7 @@
 #include "manager/prune.h"
 #include "manager/service.h"
 #include "store/store.h"
+#include "store_ops.h"
 #include "unit.h"
 
 #define PINNED                                                                                     \
@@ -46,18 +47,6 @@ TEST(image_variant_for_platforms)
     json_decref(vs);
 }
 
-static void apply(struct store *st, json_t *ops /* stolen */)
-{
-    json_t *entry = json_pack("{s:[o]}", "groups", ops);
-    char *text = json_dumps(entry, JSON_COMPACT);
-    struct store_result res;
-    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
-    CHECK(res.ngroups == 1 && res.status[0] == 0);
-    store_result_free(&res);
-    free(text);
-    json_decref(entry);
-}
-
 static json_t *node(const char *id, const char *arch)
 {
     return op_put("nodes",
@@ -90,13 +79,14 @@ TEST(orchestrator_gives_each_node_its_platform_variant)
     json_t *spec =
         json_pack("{s:s, s:s, s:i, s:[], s:[], s:b, s:i}", "image", PINNED, "mode", "global",
                   "restart_delay_ms", 0, "env", "mounts", "init", 0, "stop_grace_period_ms", 10000);
-    apply(st, json_pack("[o,o,o,o,o,o]", node("amd", "amd64"), node("arm", "arm64"),
-                        node("zed", "s390x"), op_put("images", variant("sha256:aa", "linux/amd64")),
-                        op_put("images", variant("sha256:bb", "linux/arm64/v8")),
-                        op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
-                                                     "web", "version", 1, "spec", spec))));
+    unit_apply_ops(
+        st, json_pack("[o,o,o,o,o,o]", node("amd", "amd64"), node("arm", "arm64"),
+                      node("zed", "s390x"), op_put("images", variant("sha256:aa", "linux/amd64")),
+                      op_put("images", variant("sha256:bb", "linux/arm64/v8")),
+                      op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
+                                                   "web", "version", 1, "spec", spec))));
     int64_t wake = 0;
-    apply(st, orchestrator_pass(st, 1000, &wake));
+    unit_apply_ops(st, orchestrator_pass(st, 1000, &wake));
     json_t *amd = task_on(st, "amd"), *arm = task_on(st, "arm"), *zed = task_on(st, "zed");
     CHECK(amd && arm && zed);
     CHECK_STR(json_string_value(json_object_get(amd, "node_id")), "amd");
@@ -119,10 +109,11 @@ TEST(prune_keeps_every_variant_of_a_pinned_index)
     struct store *st;
     CHECK(store_open(&st, NULL) == 0);
     json_t *spec = json_pack("{s:s}", "image", PINNED);
-    apply(st, json_pack("[o,o,o]", op_put("images", variant("sha256:aa", "linux/amd64")),
-                        op_put("images", variant("sha256:bb", "linux/arm64/v8")),
-                        op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
-                                                     "web", "version", 1, "spec", spec))));
+    unit_apply_ops(
+        st, json_pack("[o,o,o]", op_put("images", variant("sha256:aa", "linux/amd64")),
+                      op_put("images", variant("sha256:bb", "linux/arm64/v8")),
+                      op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
+                                                   "web", "version", 1, "spec", spec))));
     json_t *in_use = prune_images_in_use(st);
     CHECK(json_object_get(in_use, "sha256:aa") != NULL);
     CHECK(json_object_get(in_use, "sha256:bb") != NULL); /* no task yet on an arm64 node */
@@ -137,12 +128,13 @@ TEST(orchestrator_places_replicas_on_nodes_with_a_variant)
     json_t *spec = json_pack("{s:s, s:s, s:i, s:i, s:[], s:[], s:b, s:i}", "image", PINNED, "mode",
                              "replicated", "replicas", 3, "restart_delay_ms", 0, "env", "mounts",
                              "init", 0, "stop_grace_period_ms", 10000);
-    apply(st, json_pack("[o,o,o,o]", node("zed", "s390x"), node("arm", "arm64"),
-                        op_put("images", variant("sha256:bb", "linux/arm64/v8")),
-                        op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
-                                                     "web", "version", 1, "spec", spec))));
+    unit_apply_ops(
+        st, json_pack("[o,o,o,o]", node("zed", "s390x"), node("arm", "arm64"),
+                      op_put("images", variant("sha256:bb", "linux/arm64/v8")),
+                      op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", "web", "name",
+                                                   "web", "version", 1, "spec", spec))));
     int64_t wake = 0;
-    apply(st, orchestrator_pass(st, 1000, &wake));
+    unit_apply_ops(st, orchestrator_pass(st, 1000, &wake));
     json_t *tasks = store_list(st, "tasks", NULL);
     CHECK(json_array_size(tasks) == 3);
     size_t i;

@@ -4,29 +4,19 @@
 
 #include "manager/jobs.h"
 #include "store/store.h"
+#include "store_ops.h"
 #include "unit.h"
-
-static void apply(struct store *st, json_t *ops /* stolen */)
-{
-    json_t *entry = json_pack("{s:[o]}", "groups", ops);
-    char *text = json_dumps(entry, JSON_COMPACT);
-    struct store_result res;
-    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
-    CHECK(res.ngroups == 1 && res.status[0] == 0);
-    store_result_free(&res);
-    free(text);
-    json_decref(entry);
-}
 
 /* One ready node of 2 cores. */
 static struct store *store_with_node(void)
 {
     struct store *st;
     CHECK(store_open(&st, NULL) == 0);
-    apply(st, json_pack("[o]", op_put("nodes", json_pack("{s:s, s:s, s:s, s:s, s:{s:i}}", "id",
-                                                         "n1", "hostname", "node-1", "status",
-                                                         "ready", "availability", "active",
-                                                         "resources", "cpus", 2))));
+    unit_apply_ops(st,
+                   json_pack("[o]", op_put("nodes", json_pack("{s:s, s:s, s:s, s:s, s:{s:i}}", "id",
+                                                              "n1", "hostname", "node-1", "status",
+                                                              "ready", "availability", "active",
+                                                              "resources", "cpus", 2))));
     return st;
 }
 
@@ -44,7 +34,8 @@ TEST(jobs_plan_places_a_waiting_job_without_writing)
     json_object_set_new(running, "started_at", json_integer(1000));
     json_object_set_new(running, "assigned", json_pack("[{s:s, s:s, s:i}]", "node_id", "n1",
                                                        "hostname", "node-1", "cores", 2));
-    apply(st, json_pack("[o, o]", op_put("jobs", running), op_put("jobs", a_job("2", "Waiting", 1, 5))));
+    unit_apply_ops(st, json_pack("[o, o]", op_put("jobs", running),
+                                 op_put("jobs", a_job("2", "Waiting", 1, 5))));
     unsigned long long version = store_version(st);
     json_t *plan = jobs_plan(st, 2000);
     json_t *p = json_object_get(plan, "2");
@@ -78,7 +69,7 @@ TEST(jobs_trim_history_removes_the_oldest_finished)
                                                              "desired_state", "shutdown")));
     }
     json_array_append_new(ops, op_put("jobs", a_job("6", "Waiting", 1, 10)));
-    apply(st, ops);
+    unit_apply_ops(st, ops);
     ops = json_array();
     jobs_trim_history(st, 2, ops);
     /* the 3 oldest by stop time: 5 and 2 go; 1 stays while its task runs (a later pass) */
@@ -89,7 +80,7 @@ TEST(jobs_trim_history_removes_the_oldest_finished)
     CHECK(strstr(text, "\"id\":\"3\"") == NULL && strstr(text, "\"id\":\"4\"") == NULL);
     CHECK(strstr(text, "\"id\":\"6\"") == NULL);
     free(text);
-    apply(st, ops);
+    unit_apply_ops(st, ops);
     json_t *left = store_list(st, "jobs", "CAST(id AS INTEGER)");
     CHECK(json_array_size(left) == 4); /* 1 (task running), 3, 4, 6 (waiting) */
     json_decref(left);
@@ -113,7 +104,7 @@ TEST(jobs_plan_covers_the_head_of_a_long_queue_and_every_reservation)
             json_object_set_new(job, "reservation_at", json_integer(10 * 1000 * 1000));
         json_array_append_new(ops, op_put("jobs", job));
     }
-    apply(st, ops);
+    unit_apply_ops(st, ops);
     json_t *plan = jobs_plan(st, 1000);
     CHECK(json_object_size(plan) == JOB_PLAN_DEPTH + 1);
     CHECK(json_object_get(plan, "1") != NULL);

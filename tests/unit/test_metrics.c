@@ -11,6 +11,7 @@
 #include "manager/metrics_history.h"
 #include "manager/stats.h"
 #include "store/store.h"
+#include "store_ops.h"
 #include "unit.h"
 
 /* Tests run from the repository root (make test), like __FILE__'s path. */
@@ -208,13 +209,7 @@ static void append_window(struct store *s, struct stats *st, int64_t at)
     json_t *op = metrics_history_op(stats_take_windows(st), at, 300000, 86400000);
     CHECK(json_integer_value(json_object_get(op, "keep_from")) == at - 86400000);
     CHECK(json_integer_value(json_object_get(op, "keep_max")) == 289); /* a day of 5 min */
-    json_t *entry = json_pack("{s:[[o]]}", "groups", op);
-    char *text = json_dumps(entry, JSON_COMPACT);
-    struct store_result res;
-    CHECK(store_apply(s, text, strlen(text), &res, NULL) == 0 && res.status[0] == 0);
-    store_result_free(&res);
-    free(text);
-    json_decref(entry);
+    unit_apply_ops(s, json_pack("[o]", op));
 }
 
 TEST(stats_windows_become_stored_history)

@@ -4,27 +4,13 @@
 
 #include "manager/orchestrator.h"
 #include "store/store.h"
+#include "store_ops.h"
 #include "unit.h"
-
-/* Applies one pass's ops as one entry (as the leader proposes them); returns how many. */
-static size_t apply_ops(struct store *st, json_t *ops)
-{
-    size_t n = json_array_size(ops);
-    json_t *entry = json_pack("{s:[o]}", "groups", ops);
-    char *text = json_dumps(entry, JSON_COMPACT);
-    struct store_result res;
-    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
-    CHECK(res.ngroups == 1 && res.status[0] == 0);
-    store_result_free(&res);
-    free(text);
-    json_decref(entry);
-    return n;
-}
 
 static size_t pass(struct store *st, int64_t now)
 {
     int64_t wake = 0;
-    return apply_ops(st, orchestrator_pass(st, now, &wake));
+    return unit_apply_ops(st, orchestrator_pass(st, now, &wake));
 }
 
 static struct store *store_with_node(void)
@@ -37,7 +23,7 @@ static struct store *store_with_node(void)
                                   "role", "manager", "status", "ready", "availability", "active")),
         op_put("images", json_pack("{s:s, s:{}}", "id", "sha256:abc", "config")),
         op_put("tags", json_pack("{s:s, s:s}", "id", "busybox:latest", "image_id", "sha256:abc")));
-    apply_ops(st, ops);
+    unit_apply_ops(st, ops);
     return st;
 }
 
@@ -46,9 +32,9 @@ static void put_service(struct store *st, const char *id, json_t *spec /* stolen
     json_object_set_new(spec, "image", json_string("busybox:latest"));
     json_object_set_new(spec, "mode", json_string("replicated"));
     json_object_set_new(spec, "restart_delay_ms", json_integer(0));
-    apply_ops(st, json_pack("[o]", op_put("services",
-                                          json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name", id,
-                                                    "version", 1, "spec", spec))));
+    unit_apply_ops(
+        st, json_pack("[o]", op_put("services", json_pack("{s:s, s:s, s:i, s:o}", "id", id, "name",
+                                                          id, "version", 1, "spec", spec))));
 }
 
 /* The agent's report: every task of the store ends in `state`. */
@@ -64,7 +50,7 @@ static void finish_all(struct store *st, const char *state, int64_t at)
                                             json_pack("{s:s, s:I}", "state", state, "state_at",
                                                       (json_int_t)at)));
     }
-    apply_ops(st, ops);
+    unit_apply_ops(st, ops);
     json_decref(tasks);
 }
 
@@ -125,8 +111,8 @@ TEST(orchestrator_pending_reason_one_entry_per_change)
     CHECK_STR(json_string_value(json_object_get(t, "error")),
               "no suitable node (scheduling constraints not satisfied on 1 node)");
     CHECK(pass(st, 2000) == 0); /* unchanged: no entry */
-    apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
-                                            json_pack("{s:s}", "availability", "drain"))));
+    unit_apply_ops(
+        st, json_pack("[o]", op_merge("nodes", "n1", json_pack("{s:s}", "availability", "drain"))));
     CHECK(pass(st, 3000) == 1);
     json_t *tasks = store_list(st, "tasks", NULL);
     CHECK_STR(json_string_value(json_object_get(json_array_get(tasks, 0), "error")),
@@ -138,10 +124,10 @@ TEST(orchestrator_pending_reason_one_entry_per_change)
     json_decref(tasks);
     json_decref(first);
     /* placed: the reason goes */
-    apply_ops(st, json_pack("[o,o]",
-                            op_merge("nodes", "n1", json_pack("{s:s}", "availability", "active")),
-                            op_merge("services", "zoned",
-                                     json_pack("{s:{s:[]}}", "spec", "constraints"))));
+    unit_apply_ops(
+        st,
+        json_pack("[o,o]", op_merge("nodes", "n1", json_pack("{s:s}", "availability", "active")),
+                  op_merge("services", "zoned", json_pack("{s:{s:[]}}", "spec", "constraints"))));
     CHECK(pass(st, 4000) == 1);
     tasks = store_list(st, "tasks", NULL);
     CHECK_STR(json_string_value(json_object_get(json_array_get(tasks, 0), "state")), "assigned");

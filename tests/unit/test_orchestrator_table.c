@@ -9,6 +9,7 @@
 
 #include "manager/orchestrator.h"
 #include "store/store.h"
+#include "store_ops.h"
 #include "table.h"
 #include "unit.h"
 
@@ -317,19 +318,6 @@ static const struct orch_case cases[] = {
 
 /* ---- building the store ---- */
 
-/* Applies ops (stolen) as one entry, as the leader proposes a pass. */
-static void apply_ops(struct store *st, json_t *ops)
-{
-    json_t *entry = json_pack("{s:[o]}", "groups", ops);
-    char *text = json_dumps(entry, JSON_COMPACT);
-    struct store_result res;
-    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
-    CHECK(res.ngroups == 1 && res.status[0] == 0);
-    store_result_free(&res);
-    free(text);
-    json_decref(entry);
-}
-
 static json_t *service_defaults(json_t *svc)
 {
     json_t *spec = json_object_get(svc, "spec");
@@ -375,7 +363,7 @@ static struct store *store_of_case(const struct orch_case *c)
         json_object_set_new(meta, "id", json_string("cluster"));
         json_array_append_new(ops, op_put("meta", meta));
     }
-    apply_ops(st, ops);
+    unit_apply_ops(st, ops);
     return st;
 }
 
@@ -398,9 +386,10 @@ static void apply_report(struct store *st, const char *report, int64_t now)
             newest = t;
     }
     CHECK(newest != NULL);
-    apply_ops(st, json_pack("[o]", op_merge("tasks", json_string_value(json_object_get(newest, "id")),
-                                            json_pack("{s:s, s:I}", "state", eq + 1, "state_at",
-                                                      (json_int_t)now))));
+    unit_apply_ops(
+        st, json_pack("[o]", op_merge("tasks", json_string_value(json_object_get(newest, "id")),
+                                      json_pack("{s:s, s:I}", "state", eq + 1, "state_at",
+                                                (json_int_t)now))));
     json_decref(tasks);
 }
 
@@ -513,7 +502,7 @@ static bool run_case(const struct orch_case *c)
                     c->name, s + 1, (long long)step->now, got, step->ops, (long long)wake,
                     (long long)step->wake);
         if (json_array_size(ops))
-            apply_ops(st, ops);
+            unit_apply_ops(st, ops);
         else
             json_decref(ops);
     }

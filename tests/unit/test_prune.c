@@ -5,19 +5,8 @@
 #include "cli/cli.h"
 #include "manager/prune.h"
 #include "store/store.h"
+#include "store_ops.h"
 #include "unit.h"
-
-static void apply(struct store *st, json_t *group)
-{
-    json_t *entry = json_pack("{s:[o]}", "groups", group);
-    char *text = json_dumps(entry, JSON_COMPACT);
-    struct store_result res;
-    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
-    CHECK(res.ngroups == 1 && res.status[0] == 0);
-    store_result_free(&res);
-    free(text);
-    json_decref(entry);
-}
 
 static json_t *image(const char *id, int created_at, int size)
 {
@@ -51,7 +40,7 @@ static struct store *fixture(void)
                                      "container", "image_id", "sha256:t1")));
     json_array_append_new(g, op_put("jobs", json_pack("{s:s, s:s, s:s}", "id", "1", "state",
                                                       "running", "image_id", "sha256:j1")));
-    apply(st, g);
+    unit_apply_ops(st, g);
     return st;
 }
 
@@ -82,7 +71,7 @@ TEST(prune_keeps_what_services_tasks_and_jobs_need)
     CHECK(prune_images_size(unused) == 70);
 
     /* the ops drop the tags first, then the images; applied, the rest stays */
-    apply(st, prune_image_ops(unused));
+    unit_apply_ops(st, prune_image_ops(unused));
     json_t *left = store_list(st, "images", NULL);
     CHECK(json_array_size(left) == 4);
     json_t *t = store_get(st, "tags", "unused:1");

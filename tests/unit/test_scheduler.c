@@ -15,6 +15,19 @@ static json_t *task(const char *service, const char *node_id)
                      "desired_state", "running", "state", "running");
 }
 
+/* Workers n1 (pi1) and n2 (pi2), each with `resources` (stolen). */
+static json_t *two_workers(json_t *resources)
+{
+    json_t *nodes = json_array();
+    for (int i = 0; i < 2; i++) {
+        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
+        json_object_set_new(n, "resources", json_deep_copy(resources));
+        json_array_append_new(nodes, n);
+    }
+    json_decref(resources);
+    return nodes;
+}
+
 TEST(constraint_parse_and_match)
 {
     struct serr err;
@@ -175,17 +188,15 @@ TEST(scheduler_max_replicas_per_node)
 
 TEST(scheduler_reserved_cores_count_tasks_and_jobs)
 {
-    json_t *nodes = json_array(), *tasks = json_array();
-    for (int i = 0; i < 2; i++) {
-        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
-        json_object_set_new(n, "resources", json_pack("{s:i}", "cpus", 2));
-        json_array_append_new(nodes, n);
-    }
+    json_t *nodes = two_workers(json_pack("{s:i}", "cpus", 2)), *tasks = json_array();
     /* n1: a task reserving 1.5 cores; n2: a job holding one core */
     json_t *t = task("other", "n1");
     json_object_set_new(t, "reserved_cpus", json_real(1.5));
     json_array_append_new(tasks, t);
-    CHECK(scheduler_reserved_cpus(tasks, "n1") == 1.5 && scheduler_reserved_cpus(tasks, "n2") == 0);
+    json_t *reserved = scheduler_reserved_by_node(tasks);
+    CHECK(json_real_value(json_object_get(reserved, "n1")) == 1.5 &&
+          json_object_get(reserved, "n2") == NULL);
+    json_decref(reserved);
     json_t *job_cores = json_pack("{s:i}", "n2", 1);
     struct placement pl = {.reserve_cpus = 1, .job_cores = job_cores};
     struct serr err = {0};
@@ -198,7 +209,12 @@ TEST(scheduler_reserved_cores_count_tasks_and_jobs)
     CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) != NULL);
     /* a finished task reserves nothing */
     json_object_set_new(t, "state", json_string("complete"));
-    CHECK(scheduler_reserved_cpus(tasks, "n1") == 0);
+    reserved = scheduler_reserved_by_node(tasks);
+    CHECK(json_object_get(reserved, "n1") == NULL);
+    json_decref(reserved);
+    pl.reserve_cpus = 1.5; /* n1 has its 2 cores again, n2 still 1 */
+    pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
+    CHECK(pick != NULL && strcmp(json_string_value(json_object_get(pick, "id")), "n1") == 0);
     json_decref(job_cores);
     json_decref(nodes);
     json_decref(tasks);
@@ -206,17 +222,16 @@ TEST(scheduler_reserved_cores_count_tasks_and_jobs)
 
 TEST(scheduler_reserved_memory_counts_live_tasks)
 {
-    json_t *nodes = json_array(), *tasks = json_array();
-    for (int i = 0; i < 2; i++) {
-        json_t *n = node(i ? "n2" : "n1", i ? "pi2" : "pi1", "worker", "active");
-        json_object_set_new(n, "resources", json_pack("{s:i, s:I}", "cpus", 4, "memory",
-                                                      (json_int_t)1024 * 1024 * 1024));
-        json_array_append_new(nodes, n);
-    }
-    /* n1: 768 MiB reserved by a task of another service */
+    json_t *nodes =
+        two_workers(json_pack("{s:i, s:I}", "cpus", 4, "memory", (json_int_t)1024 * 1024 * 1024));
+    json_t *tasks = json_array();
+    /* n1: 768 MiB reserved by a task of another service; n2: 1 MiB */
     json_t *t = task("other", "n1");
     json_object_set_new(t, "reserved_memory", json_integer(768 * 1024 * 1024));
     json_array_append_new(tasks, t);
+    json_t *small = task("other", "n2");
+    json_object_set_new(small, "reserved_memory", json_integer(1024 * 1024));
+    json_array_append_new(tasks, small);
     struct placement pl = {.reserve_memory = 512 * 1024 * 1024};
     struct serr err = {0};
     json_t *pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
@@ -228,7 +243,8 @@ TEST(scheduler_reserved_memory_counts_live_tasks)
     /* a finished task reserves nothing: n1 has its whole GiB again */
     json_object_set_new(t, "state", json_string("complete"));
     pl.reserve_memory = 1024 * 1024 * 1024;
-    CHECK(scheduler_pick_placement(nodes, tasks, "s1", &pl, &err) != NULL);
+    pick = scheduler_pick_placement(nodes, tasks, "s1", &pl, &err);
+    CHECK(pick != NULL && strcmp(json_string_value(json_object_get(pick, "id")), "n1") == 0);
     json_decref(nodes);
     json_decref(tasks);
 }

@@ -293,3 +293,32 @@ TEST(store_ring_append_refuses_bad_ops)
     store_close(b);
     store_close(s);
 }
+
+TEST(store_list_in_reads_the_rows_of_some_states)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    CHECK(apply_str(s,
+                    "{\"groups\":[["
+                    "{\"op\":\"put\",\"table\":\"jobs\",\"obj\":{\"id\":\"10\",\"state\":\"Waiting\"}},"
+                    "{\"op\":\"put\",\"table\":\"jobs\",\"obj\":{\"id\":\"9\",\"state\":\"Running\"}},"
+                    "{\"op\":\"put\",\"table\":\"jobs\",\"obj\":{\"id\":\"2\",\"state\":\"Error\"}},"
+                    "{\"op\":\"put\",\"table\":\"jobs\",\"obj\":{\"id\":\"1\",\"state\":\"Waiting\"}}]]}",
+                    NULL) == 0);
+    static const char *const live[] = {"Waiting", "Running", NULL};
+    json_t *rows = store_list_in(s, "jobs", "state", live, "CAST(id AS INTEGER)");
+    CHECK(json_array_size(rows) == 3);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "id")), "1");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "id")), "10");
+    json_decref(rows);
+    CHECK(store_count_in(s, "jobs", "state", live) == 3);
+    static const char *const ended[] = {"Error", "Terminated", NULL};
+    CHECK(store_count_in(s, "jobs", "state", ended) == 1);
+    /* a column that is no key of the table, or no value: nothing */
+    rows = store_list_in(s, "jobs", "data", live, NULL);
+    CHECK(json_array_size(rows) == 0);
+    json_decref(rows);
+    static const char *const none[] = {NULL};
+    CHECK(store_count_in(s, "jobs", "state", none) == 0);
+    store_close(s);
+}
