@@ -298,7 +298,12 @@ int cli_stream_raw(struct cli *cli, const char *method, const char *path,
 /* `inspect`: GETs path_fmt for each name and prints a JSON array (exit 1
  * if any is missing). */
 int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);
-/* DELETEs path_fmt+query for each name, printing the names removed. */
+/* Calls `method` path_fmt (the name escaped in) + query for each name
+ * (docker style): prints the names done and the error of each other;
+ * CLI_EXIT_ERROR when any failed. */
+int cli_call_each(struct cli *cli, const char *method, const char *path_fmt, const char *query,
+                  int argc, char **argv);
+/* cli_call_each with DELETE. */
 int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, int argc,
                     char **argv);
 /* cli_container_ctl.c: stop, start, restart, kill, inspect and stats of containers */
