@@ -187,13 +187,16 @@ static int set_one_of(struct conv *c, const struct at *a, json_t *val, json_t *o
     const char *s = want_string(c, a, val);
     if (s == NULL)
         return -1;
-    for (int i = 0; allowed[i]; i++)
+    char choices[200] = "";
+    for (int i = 0; allowed[i]; i++) {
         if (strcmp(allowed[i], s) == 0) {
             json_object_set_new(out, field, json_string(s));
             return 0;
         }
-    return fail(c, a, "\"%s\" is not one of %s, %s%s%s", s, allowed[0], allowed[1],
-                allowed[2] ? ", " : "", allowed[2] ? allowed[2] : "");
+        size_t n = strlen(choices);
+        snprintf(choices + n, sizeof(choices) - n, "%s%s", i ? ", " : "", allowed[i]);
+    }
+    return fail(c, a, "\"%s\" is not one of %s", s, choices);
 }
 
 static json_t *member(json_t *obj, const char *key)
@@ -882,15 +885,7 @@ static int dep_mode(struct conv *c, const struct at *a, json_t *val, json_t *spe
 {
     static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
                                         NULL};
-    const char *s = want_string(c, a, val);
-    if (s == NULL)
-        return -1;
-    for (int i = 0; modes[i]; i++)
-        if (strcmp(modes[i], s) == 0) {
-            json_object_set_new(spec, "mode", json_string(s));
-            return 0;
-        }
-    return fail(c, a, "\"%s\" is not one of replicated, global, replicated-job, global-job", s);
+    return set_one_of(c, a, val, spec, "mode", modes);
 }
 
 static int dep_replicas(struct conv *c, const struct at *a, json_t *val, json_t *spec)
