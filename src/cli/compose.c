@@ -1719,7 +1719,7 @@ static int volume_def(struct conv *c, const char *key, json_t *def)
         char *name = object_name(c, "volumes", key);
         json_t *vol = json_pack("{s:s}", "name", name);
         free(name);
-        rc = dep_labels(c, &la, labels_val, vol); /* into vol["labels"] */
+        rc = key_values(c, &la, labels_val, member(vol, "labels"));
         if (rc == 0)
             rc = volume_backup(c, &la, json_object_get(vol, "labels"), vol);
         if (rc == 0) {
