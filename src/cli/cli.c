@@ -440,6 +440,17 @@ int cli_parse_positive_double(const char *what, const char *s, double *out, stru
     return 0;
 }
 
+int cli_parse_ratio(const char *what, const char *s, double *out, struct serr *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v >= 0 && v <= 1))
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": a number from 0 to 1", what, s);
+    *out = v;
+    return 0;
+}
+
 int cli_parse_format(const char *s, bool *json, struct serr *err)
 {
     if (strcmp(s, "json") == 0 || strcmp(s, "{{json .}}") == 0)

@@ -175,6 +175,8 @@ int cli_nargs(const char *cmd, int have, int min, int max);
 /* Strict parsers; they fill err (SERR_INVALID) with a message naming `what`. */
 int cli_parse_uint(const char *what, const char *s, int64_t max, int64_t *out, struct serr *err);
 int cli_parse_positive_double(const char *what, const char *s, double *out, struct serr *err);
+/* A failure ratio: a number from 0 to 1. */
+int cli_parse_ratio(const char *what, const char *s, double *out, struct serr *err);
 /* "--format json" or "table". */
 int cli_parse_format(const char *s, bool *json, struct serr *err);
 

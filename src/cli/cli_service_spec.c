@@ -902,11 +902,9 @@ static bool is_rollout_option(int opt)
 
 static int set_failure_ratio(json_t *config, const char *flag, const char *arg, struct serr *err)
 {
-    char *end = NULL;
-    errno = 0;
-    double ratio = strtod(arg, &end);
-    if (end == arg || *end != '\0' || errno != 0 || !(ratio >= 0 && ratio <= 1))
-        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": a number from 0 to 1", flag, arg);
+    double ratio;
+    if (cli_parse_ratio(flag, arg, &ratio, err) < 0)
+        return -1;
     json_object_set_new(config, "max_failure_ratio", json_real(ratio));
     return 0;
 }

@@ -1143,10 +1143,8 @@ static int uc_max_failure_ratio(struct conv *c, const struct at *a, json_t *val,
     const char *s = want_string(c, a, val);
     if (s == NULL)
         return -1;
-    char *end = NULL;
-    errno = 0;
-    double ratio = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !(ratio >= 0 && ratio <= 1))
+    double ratio;
+    if (cli_parse_ratio(a->key, s, &ratio, c->err) < 0)
         return fail(c, a, "\"%s\" is not a number from 0 to 1", s);
     json_object_set_new(uc, "max_failure_ratio", json_real(ratio));
     return 0;

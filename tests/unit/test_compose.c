@@ -411,7 +411,8 @@ TEST(compose_volume_labels_give_a_backup_policy)
                              "      tier: db\n"
                              "  plain: {}\n"
                              "  listed:\n"
-                             "    labels: [shoal.backup=6h, shoal.schedule=x, shoal.max-concurrent=y]\n"
+                             "    labels: [shoal.backup=6h, shoal.schedule=x,\n"
+                             "             shoal.max-concurrent=y]\n"
                              "  unused:\n"
                              "    labels: {shoal.backup: daily}\n");
     json_t *vols = json_object_get(plan, "volumes");
