@@ -524,6 +524,16 @@ static int volume_source(struct conv *c, const struct at *a, const char *type, c
     return 0;
 }
 
+/* The --mount `text` parsed, onto the array `mounts`. */
+static int append_mount(json_t *mounts, const char *text, struct serr *err)
+{
+    json_t *m;
+    if (cli_parse_mount(text, &m, err) < 0)
+        return -1;
+    json_array_append_new(mounts, m);
+    return 0;
+}
+
 static int add_mount(struct conv *c, const struct at *a, json_t *spec, const char *type,
                      const char *src, const char *dst, bool ro)
 {
@@ -532,13 +542,9 @@ static int add_mount(struct conv *c, const struct at *a, json_t *spec, const cha
         return -1;
     char *text = xasprintf("type=%s,src=%s,dst=%s%s", type, source, dst, ro ? ",readonly" : "");
     free(source);
-    json_t *m;
-    int rc = cli_parse_mount(text, &m, c->err);
+    int rc = append_mount(array_member(spec, "mounts"), text, c->err);
     free(text);
-    if (rc < 0)
-        return fail_wrap(c, a);
-    json_array_append_new(array_member(spec, "mounts"), m);
-    return 0;
+    return rc < 0 ? fail_wrap(c, a) : 0;
 }
 
 /* "SRC:DST[:ro|rw]": SRC a path (bind) or a volume's name. */
@@ -564,7 +570,6 @@ static int volume_short(struct conv *c, const struct at *a, const char *text, js
     return rc;
 }
 
-/* Long syntax: {type: volume|bind, source, target, read_only}. */
 /* {type: tmpfs, target, tmpfs: {size}} (--mount type=tmpfs,dst=,tmpfs-size=) */
 static int tmpfs_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
 {
@@ -578,15 +583,12 @@ static int tmpfs_long(struct conv *c, const struct at *a, json_t *v, json_t *spe
         return fail(c, a, "tmpfs options: size only");
     char *text =
         xasprintf("type=tmpfs,dst=%s%s%s", dst, size ? ",tmpfs-size=" : "", size ? size : "");
-    json_t *m;
-    int rc = cli_parse_mount(text, &m, c->err);
+    int rc = append_mount(array_member(spec, "mounts"), text, c->err);
     free(text);
-    if (rc < 0)
-        return fail_wrap(c, a);
-    json_array_append_new(array_member(spec, "mounts"), m);
-    return 0;
+    return rc < 0 ? fail_wrap(c, a) : 0;
 }
 
+/* Long syntax: {type: volume|bind|tmpfs, source, target, read_only, tmpfs}. */
 static int volume_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
 {
     const char *k;
@@ -1443,12 +1445,9 @@ static int add_tmpfs(json_t *spec, const char *key, const char *flag, const char
 {
     (void)flag;
     char *text = xasprintf("type=tmpfs,dst=%s", path);
-    json_t *m;
     int rc = strchr(path, ',') ? serr_set(err, SERR_INVALID, "\"%s\": a path", path)
-                               : cli_parse_mount(text, &m, err);
+                               : append_mount(array_member(spec, key), text, err);
     free(text);
-    if (rc == 0)
-        json_array_append_new(array_member(spec, key), m);
     return rc;
 }
 
