@@ -1289,31 +1289,16 @@ static int svc_entrypoint(struct conv *c, const struct at *a, json_t *val, json_
     return command_words(c, a, val, words);
 }
 
-/* hostname, user, workdir: checked as --hostname, --user, --workdir. */
-static int container_flag(struct conv *c, const struct at *a, json_t *val, json_t *spec,
-                          const char *flag)
+/* hostname, user, working_dir: checked as --hostname, --user, --workdir. */
+static int svc_container_flag(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
     const char *s = want_string(c, a, val);
     if (s == NULL)
         return -1;
+    const char *flag = strcmp(a->key, "working_dir") == 0 ? "workdir" : a->key;
     if (cli_container_flag(spec, flag, s, c->err) < 0)
         return fail_wrap(c, a);
     return 0;
-}
-
-static int svc_hostname(struct conv *c, const struct at *a, json_t *val, json_t *spec)
-{
-    return container_flag(c, a, val, spec, "hostname");
-}
-
-static int svc_user(struct conv *c, const struct at *a, json_t *val, json_t *spec)
-{
-    return container_flag(c, a, val, spec, "user");
-}
-
-static int svc_working_dir(struct conv *c, const struct at *a, json_t *val, json_t *spec)
-{
-    return container_flag(c, a, val, spec, "workdir");
 }
 
 static int svc_read_only(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -1475,9 +1460,9 @@ static const struct key_rule service_rules[] = {
     {"deploy", svc_deploy, NULL, false},
     {"stop_grace_period", svc_stop_grace, NULL, false},
     {"init", svc_init, NULL, false},
-    {"hostname", svc_hostname, NULL, false},
-    {"user", svc_user, NULL, false},
-    {"working_dir", svc_working_dir, NULL, false},
+    {"hostname", svc_container_flag, NULL, false},
+    {"user", svc_container_flag, NULL, false},
+    {"working_dir", svc_container_flag, NULL, false},
     {"read_only", svc_read_only, NULL, false},
     {"stop_signal", svc_stop_signal, NULL, false},
     {"cap_add", svc_caps, NULL, false},
