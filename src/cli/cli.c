@@ -440,6 +440,17 @@ int cli_parse_positive_double(const char *what, const char *s, double *out, stru
     return 0;
 }
 
+int cli_parse_ratio(const char *what, const char *s, double *out, struct serr *err)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v >= 0 && v <= 1))
+        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": a number from 0 to 1", what, s);
+    *out = v;
+    return 0;
+}
+
 int cli_parse_format(const char *s, bool *json, struct serr *err)
 {
     if (strcmp(s, "json") == 0 || strcmp(s, "{{json .}}") == 0)
@@ -601,6 +612,30 @@ int cli_stream(struct cli *cli, const char *method, const char *path, json_t *bo
                             text ? strlen(text) : 0, on_data, arg, err);
     free(text);
     return rc;
+}
+
+int cli_lines_data(const char *data, size_t len, void *arg)
+{
+    struct cli_lines *l = arg;
+    buf_append(&l->buf, &l->len, &l->cap, data, len);
+    char *start = l->buf, *nl;
+    while ((nl = memchr(start, '\n', l->len - (size_t)(start - l->buf))) != NULL) {
+        l->on_line(l->arg, start, (size_t)(nl - start));
+        start = nl + 1;
+    }
+    size_t rest = l->len - (size_t)(start - l->buf);
+    memmove(l->buf, start, rest);
+    l->len = rest;
+    return 0;
+}
+
+void cli_lines_end(struct cli_lines *l, bool feed)
+{
+    if (feed && l->len > 0)
+        l->on_line(l->arg, l->buf, l->len);
+    free(l->buf);
+    l->buf = NULL;
+    l->len = l->cap = 0;
 }
 
 /* ---- waiting for a service ---- */

@@ -175,6 +175,8 @@ int cli_nargs(const char *cmd, int have, int min, int max);
 /* Strict parsers; they fill err (SERR_INVALID) with a message naming `what`. */
 int cli_parse_uint(const char *what, const char *s, int64_t max, int64_t *out, struct serr *err);
 int cli_parse_positive_double(const char *what, const char *s, double *out, struct serr *err);
+/* A failure ratio: a number from 0 to 1. */
+int cli_parse_ratio(const char *what, const char *s, double *out, struct serr *err);
 /* "--format json" or "table". */
 int cli_parse_format(const char *s, bool *json, struct serr *err);
 
@@ -295,10 +297,29 @@ int cli_stream_raw(struct cli *cli, const char *method, const char *path,
                    const char *content_type, const char *body, size_t len,
                    int (*on_data)(const char *data, size_t len, void *arg), void *arg,
                    struct serr *err);
+/* An answer of JSON lines (pull, push, build) read in pieces: give
+ * cli_lines_data as cli_stream's on_data with a struct cli_lines as its
+ * arg; on_line gets each whole line (without its '\n'), the start of a line
+ * waits in buf for its end. */
+struct cli_lines {
+    void (*on_line)(void *arg, const char *line, size_t len);
+    void *arg;
+    char *buf;
+    size_t len, cap;
+};
+int cli_lines_data(const char *data, size_t len, void *lines);
+/* After the stream: the last line when it had no '\n' (when `feed`: the
+ * stream ended well), then the buffer is freed. */
+void cli_lines_end(struct cli_lines *lines, bool feed);
 /* `inspect`: GETs path_fmt for each name and prints a JSON array (exit 1
  * if any is missing). */
 int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);
-/* DELETEs path_fmt+query for each name, printing the names removed. */
+/* Calls `method` path_fmt (the name escaped in) + query for each name
+ * (docker style): prints the names done and the error of each other;
+ * CLI_EXIT_ERROR when any failed. */
+int cli_call_each(struct cli *cli, const char *method, const char *path_fmt, const char *query,
+                  int argc, char **argv);
+/* cli_call_each with DELETE. */
 int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, int argc,
                     char **argv);
 /* cli_container_ctl.c: stop, start, restart, kill, inspect and stats of containers */

@@ -161,8 +161,6 @@ static int context_tar(const char *dir, struct membuf *out, struct serr *err)
 struct build_view {
     const char *prefix; /* "[tag] " when several builds share the terminal */
     bool at_line_start;
-    char *buf;
-    size_t len, cap;
     char error[4096];
     bool done;
 };
@@ -178,8 +176,9 @@ static void show(struct build_view *v, const char *text)
     fflush(stdout);
 }
 
-static void build_line(struct build_view *v, const char *data, size_t len)
+static void build_line(void *arg, const char *data, size_t len)
 {
+    struct build_view *v = arg;
     json_t *line = json_loadb(data, len, 0, NULL);
     if (json_object_get(line, "error"))
         snprintf(v->error, sizeof(v->error), "%s", cli_str(line, "error"));
@@ -190,21 +189,6 @@ static void build_line(struct build_view *v, const char *data, size_t len)
         v->done = true;
     }
     json_decref(line);
-}
-
-static int build_data(const char *data, size_t len, void *arg)
-{
-    struct build_view *v = arg;
-    buf_append(&v->buf, &v->len, &v->cap, data, len);
-    char *start = v->buf, *nl;
-    while ((nl = memchr(start, '\n', v->len - (size_t)(start - v->buf))) != NULL) {
-        build_line(v, start, (size_t)(nl - start));
-        start = nl + 1;
-    }
-    size_t rest = v->len - (size_t)(start - v->buf);
-    memmove(v->buf, start, rest);
-    v->len = rest;
-    return 0;
 }
 
 static char *build_path(const struct context *c, json_t *build_args)
@@ -274,13 +258,12 @@ static int build_one(struct cli *cli, const struct context *given, json_t *build
     char *path = build_path(c, build_args);
     free(dockerfile);
     struct build_view v = {.prefix = prefix, .at_line_start = true};
+    struct cli_lines lines = {.on_line = build_line, .arg = &v};
     int rc = cli_stream_raw(cli, "POST", path, "application/x-tar", tar.data, tar.len,
-                            build_data, &v, &err);
-    if (rc == 0 && v.len > 0)
-        build_line(&v, v.buf, v.len);
+                            cli_lines_data, &lines, &err);
+    cli_lines_end(&lines, rc == 0);
     free(path);
     free(tar.data);
-    free(v.buf);
     if (rc < 0)
         return cli_fail(&err);
     if (v.error[0] || !v.done) {

@@ -66,12 +66,8 @@ static int add_volume(json_t *req, const char *arg, struct serr *err)
         rc = cli_parse_mount(text, &mount, err);
         free(text);
     }
-    if (rc == 0) {
-        json_t *mounts = json_object_get(req, "mounts");
-        if (mounts == NULL)
-            json_object_set_new(req, "mounts", mounts = json_array());
-        json_array_append_new(mounts, mount);
-    }
+    if (rc == 0)
+        json_array_append_new(cli_json_array(req, "mounts"), mount);
     free(copy);
     return rc < 0 ? serr_wrap(err, "-v") : 0;
 }
@@ -87,10 +83,7 @@ static int add_publish(json_t *req, const char *arg, struct serr *err)
         json_decref(port);
         return serr_set(err, SERR_INVALID, "invalid -p \"%s\": use HOST:CONTAINER[/udp]", arg);
     }
-    json_t *ports = json_object_get(req, "ports");
-    if (ports == NULL)
-        json_object_set_new(req, "ports", ports = json_array());
-    json_array_append_new(ports, port);
+    json_array_append_new(cli_json_array(req, "ports"), port);
     return 0;
 }
 

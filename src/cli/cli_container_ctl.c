@@ -9,26 +9,6 @@
 #include "base/util.h"
 #include "cli/cli.h"
 
-/* POSTs path_fmt (the name escaped in) + query for each name, printing the
- * names done and the error of each other; non-zero when any failed. */
-static int post_each(struct cli *cli, const char *path_fmt, const char *query, int argc,
-                     char **argv)
-{
-    int rc = CLI_EXIT_OK;
-    for (int i = 0; i < argc; i++) {
-        char *base = cli_path(path_fmt, argv[i]);
-        char *path = xasprintf("%s%s", base, query);
-        struct serr err;
-        if (cli_call(cli, "POST", path, NULL, NULL, &err) < 0)
-            rc = cli_fail(&err);
-        else
-            printf("%s\n", argv[i]);
-        free(path);
-        free(base);
-    }
-    return rc;
-}
-
 /* ---- stop, restart ---- */
 
 static const char stop_usage[] = "Usage:  shoal stop [OPTIONS] CONTAINER [CONTAINER...]\n\n"
@@ -80,7 +60,7 @@ static int stop_or_restart(struct cli *cli, const char *cmd, const char *usage,
         return cli_usage_error(cmd, "%s", err.msg);
     if ((rc = cli_nargs(cmd, argc - optind, 1, -1)) >= 0)
         return rc;
-    return post_each(cli, path_fmt, query, argc - optind, argv + optind);
+    return cli_call_each(cli, "POST", path_fmt, query, argc - optind, argv + optind);
 }
 
 int cli_stop(struct cli *cli, int argc, char **argv)
@@ -107,7 +87,8 @@ int cli_start(struct cli *cli, int argc, char **argv)
         return rc;
     if ((rc = cli_nargs("start", argc - fl.first_arg, 1, -1)) >= 0)
         return rc;
-    return post_each(cli, "/v1/containers/%s/start", "", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_call_each(cli, "POST", "/v1/containers/%s/start", "", argc - fl.first_arg,
+                         argv + fl.first_arg);
 }
 
 /* ---- kill ---- */
@@ -142,7 +123,7 @@ int cli_kill(struct cli *cli, int argc, char **argv)
         return rc;
     char *escaped = cli_escape(signal);
     char *query = xasprintf("?signal=%s", escaped);
-    rc = post_each(cli, "/v1/containers/%s/kill", query, argc - optind, argv + optind);
+    rc = cli_call_each(cli, "POST", "/v1/containers/%s/kill", query, argc - optind, argv + optind);
     free(query);
     free(escaped);
     return rc;

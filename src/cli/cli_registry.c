@@ -158,8 +158,6 @@ static int store_creds(const char *registry, const char *user, const char *pass,
 
 struct pull_view {
     bool tty, quiet;
-    char *buf;
-    size_t len, cap;
     json_t *ids;  /* layer ids in the order their lines were printed (tty) */
     json_t *last; /* id -> last status printed (plain output) */
     json_t *image;
@@ -224,8 +222,9 @@ static void show_status(struct pull_view *v, json_t *line)
         show_plain(v, line, out);
 }
 
-static void pull_line(struct pull_view *v, const char *text, size_t len)
+static void pull_line(void *arg, const char *text, size_t len)
 {
+    struct pull_view *v = arg;
     json_t *line = json_loadb(text, len, 0, NULL);
     if (!json_is_object(line)) {
         json_decref(line);
@@ -242,21 +241,6 @@ static void pull_line(struct pull_view *v, const char *text, size_t len)
             show_status(v, line);
     }
     json_decref(line);
-}
-
-static int pull_data(const char *data, size_t len, void *arg)
-{
-    struct pull_view *v = arg;
-    buf_append(&v->buf, &v->len, &v->cap, data, len);
-    char *start = v->buf, *nl;
-    while ((nl = memchr(start, '\n', v->len - (size_t)(start - v->buf))) != NULL) {
-        pull_line(v, start, (size_t)(nl - start));
-        start = nl + 1;
-    }
-    size_t rest = v->len - (size_t)(start - v->buf);
-    memmove(v->buf, start, rest);
-    v->len = rest;
-    return 0;
 }
 
 static const char pull_usage[] =
@@ -304,10 +288,10 @@ static int image_pull(struct cli *cli, int argc, char **argv)
     add_creds(body, r.domain);
     struct pull_view v = {
         .tty = isatty(STDOUT_FILENO), .quiet = quiet, .ids = json_array(), .last = json_object()};
-    rc = cli_stream(cli, "POST", "/v1/images/pull", body, pull_data, &v, &err);
+    struct cli_lines lines = {.on_line = pull_line, .arg = &v};
+    rc = cli_stream(cli, "POST", "/v1/images/pull", body, cli_lines_data, &lines, &err);
+    cli_lines_end(&lines, rc == 0);
     json_decref(body);
-    if (rc == 0 && v.len > 0)
-        pull_line(&v, v.buf, v.len);
     if (rc == 0 && v.error[0])
         rc = serr_set(&err, SERR_INVALID, "%s", v.error);
     else if (rc == 0 && v.image == NULL)
@@ -318,7 +302,6 @@ static int image_pull(struct cli *cli, int argc, char **argv)
         const char *name = json_string_value(json_array_get(tags, 0));
         printf("%s\n", name ? name : json_string_value(json_array_get(digests, 0)));
     }
-    free(v.buf);
     json_decref(v.ids);
     json_decref(v.last);
     json_decref(v.image);
@@ -367,18 +350,17 @@ int cli_image_push(struct cli *cli, int argc, char **argv)
     char *path = cli_path("/v1/images/%s/push", ref);
     struct pull_view v = {
         .tty = isatty(STDOUT_FILENO), .quiet = quiet, .ids = json_array(), .last = json_object()};
-    rc = cli_stream(cli, "POST", path, body, pull_data, &v, &err);
+    struct cli_lines lines = {.on_line = pull_line, .arg = &v};
+    rc = cli_stream(cli, "POST", path, body, cli_lines_data, &lines, &err);
+    cli_lines_end(&lines, rc == 0);
     free(path);
     json_decref(body);
-    if (rc == 0 && v.len > 0)
-        pull_line(&v, v.buf, v.len);
     if (rc == 0 && v.error[0])
         rc = serr_set(&err, SERR_INVALID, "%s", v.error);
     else if (rc == 0 && v.image == NULL)
         rc = serr_set(&err, SERR_INTERNAL, "the daemon ended the push without an answer");
     if (rc == 0 && quiet)
         printf("%s:%s\n", r.name, r.tag);
-    free(v.buf);
     json_decref(v.ids);
     json_decref(v.last);
     json_decref(v.image);

@@ -359,16 +359,15 @@ static int service_scale(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
-/* DELETE each argument; print it when removed (docker style). */
-int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, int argc,
-                    char **argv)
+int cli_call_each(struct cli *cli, const char *method, const char *path_fmt, const char *query,
+                  int argc, char **argv)
 {
     int rc = CLI_EXIT_OK;
     for (int i = 0; i < argc; i++) {
         char *base = cli_path(path_fmt, argv[i]);
         char *path = xasprintf("%s%s", base, query);
         struct serr err;
-        if (cli_call(cli, "DELETE", path, NULL, NULL, &err) < 0)
+        if (cli_call(cli, method, path, NULL, NULL, &err) < 0)
             rc = cli_fail(&err);
         else
             printf("%s\n", argv[i]);
@@ -376,6 +375,12 @@ int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, in
         free(base);
     }
     return rc;
+}
+
+int cli_remove_each(struct cli *cli, const char *path_fmt, const char *query, int argc,
+                    char **argv)
+{
+    return cli_call_each(cli, "DELETE", path_fmt, query, argc, argv);
 }
 
 static const char rm_usage[] = "Usage:  shoal service rm SERVICE [SERVICE...]\n\n"

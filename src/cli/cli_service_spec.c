@@ -30,6 +30,18 @@
     "                                     30s)\n"                                                \
     "      --no-healthcheck               No health check (update: remove it)\n"
 
+/* --rollback-* of create and update */
+#define ROLLBACK_USAGE                                                                             \
+    "      --rollback-delay duration      Delay between task rollbacks\n"                          \
+    "      --rollback-failure-action string  Action on rollback failure (\"pause\",\n"             \
+    "                                     \"continue\")\n"                                         \
+    "      --rollback-max-failure-ratio float  Failure rate to tolerate during a rollback\n"       \
+    "      --rollback-monitor duration    Duration after each task rollback to monitor for\n"      \
+    "                                     failure\n"                                               \
+    "      --rollback-order string        Rollback order (\"start-first\"|\"stop-first\")\n"       \
+    "      --rollback-parallelism uint    Maximum number of tasks rolled back simultaneously\n"    \
+    "                                     (without any --rollback-*: as the --update-* ones)\n"
+
 const char cli_service_create_usage[] =
     "Usage:  shoal service create [OPTIONS] IMAGE [COMMAND] [ARG...]\n"
     "\n"
@@ -98,15 +110,7 @@ const char cli_service_create_usage[] =
     "                                     (default 0: no maximum)\n"
     "      --restart-window duration      Window used to evaluate the restart policy\n"
     "                                     (default: unbounded)\n"
-    "      --rollback-delay duration      Delay between task rollbacks\n"
-    "      --rollback-failure-action string  Action on rollback failure (\"pause\",\n"
-    "                                     \"continue\")\n"
-    "      --rollback-max-failure-ratio float  Failure rate to tolerate during a rollback\n"
-    "      --rollback-monitor duration    Duration after each task rollback to monitor for\n"
-    "                                     failure\n"
-    "      --rollback-order string        Rollback order (\"start-first\"|\"stop-first\")\n"
-    "      --rollback-parallelism uint    Maximum number of tasks rolled back simultaneously\n"
-    "                                     (without any --rollback-*: as the --update-* ones)\n"
+    ROLLBACK_USAGE
     "      --secret secret                Mount a secret: NAME (at /run/secrets/NAME) or\n"
     "                                     source=NAME,target=NAME|PATH[,uid=,gid=,mode=0444]\n"
     "      --stop-grace-period duration   Time to wait before force killing a container\n"
@@ -171,15 +175,7 @@ const char cli_service_update_usage[] =
     "      --limit-memory bytes           Limit Memory\n"
     "      --limit-pids int               Limit the number of processes\n"
     "      --rollback                     Rollback to previous specification\n"
-    "      --rollback-delay duration      Delay between task rollbacks\n"
-    "      --rollback-failure-action string  Action on rollback failure (\"pause\",\n"
-    "                                     \"continue\")\n"
-    "      --rollback-max-failure-ratio float  Failure rate to tolerate during a rollback\n"
-    "      --rollback-monitor duration    Duration after each task rollback to monitor for\n"
-    "                                     failure\n"
-    "      --rollback-order string        Rollback order (\"start-first\"|\"stop-first\")\n"
-    "      --rollback-parallelism uint    Maximum number of tasks rolled back simultaneously\n"
-    "                                     (without any --rollback-*: as the --update-* ones)\n"
+    ROLLBACK_USAGE
     "      --update-failure-action string Action on update failure (pause, continue, rollback)\n"
     "      --update-max-failure-ratio float  Failure rate to tolerate during an update\n"
     "      --update-monitor duration      Duration after each task update to monitor for\n"
@@ -906,11 +902,9 @@ static bool is_rollout_option(int opt)
 
 static int set_failure_ratio(json_t *config, const char *flag, const char *arg, struct serr *err)
 {
-    char *end = NULL;
-    errno = 0;
-    double ratio = strtod(arg, &end);
-    if (end == arg || *end != '\0' || errno != 0 || !(ratio >= 0 && ratio <= 1))
-        return serr_set(err, SERR_INVALID, "invalid %s \"%s\": a number from 0 to 1", flag, arg);
+    double ratio;
+    if (cli_parse_ratio(flag, arg, &ratio, err) < 0)
+        return -1;
     json_object_set_new(config, "max_failure_ratio", json_real(ratio));
     return 0;
 }

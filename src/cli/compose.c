@@ -187,13 +187,16 @@ static int set_one_of(struct conv *c, const struct at *a, json_t *val, json_t *o
     const char *s = want_string(c, a, val);
     if (s == NULL)
         return -1;
-    for (int i = 0; allowed[i]; i++)
+    char choices[200] = "";
+    for (int i = 0; allowed[i]; i++) {
         if (strcmp(allowed[i], s) == 0) {
             json_object_set_new(out, field, json_string(s));
             return 0;
         }
-    return fail(c, a, "\"%s\" is not one of %s, %s%s%s", s, allowed[0], allowed[1],
-                allowed[2] ? ", " : "", allowed[2] ? allowed[2] : "");
+        size_t n = strlen(choices);
+        snprintf(choices + n, sizeof(choices) - n, "%s%s", i ? ", " : "", allowed[i]);
+    }
+    return fail(c, a, "\"%s\" is not one of %s", s, choices);
 }
 
 static json_t *member(json_t *obj, const char *key)
@@ -521,6 +524,16 @@ static int volume_source(struct conv *c, const struct at *a, const char *type, c
     return 0;
 }
 
+/* The --mount `text` parsed, onto the array `mounts`. */
+static int append_mount(json_t *mounts, const char *text, struct serr *err)
+{
+    json_t *m;
+    if (cli_parse_mount(text, &m, err) < 0)
+        return -1;
+    json_array_append_new(mounts, m);
+    return 0;
+}
+
 static int add_mount(struct conv *c, const struct at *a, json_t *spec, const char *type,
                      const char *src, const char *dst, bool ro)
 {
@@ -529,13 +542,9 @@ static int add_mount(struct conv *c, const struct at *a, json_t *spec, const cha
         return -1;
     char *text = xasprintf("type=%s,src=%s,dst=%s%s", type, source, dst, ro ? ",readonly" : "");
     free(source);
-    json_t *m;
-    int rc = cli_parse_mount(text, &m, c->err);
+    int rc = append_mount(array_member(spec, "mounts"), text, c->err);
     free(text);
-    if (rc < 0)
-        return fail_wrap(c, a);
-    json_array_append_new(array_member(spec, "mounts"), m);
-    return 0;
+    return rc < 0 ? fail_wrap(c, a) : 0;
 }
 
 /* "SRC:DST[:ro|rw]": SRC a path (bind) or a volume's name. */
@@ -561,7 +570,6 @@ static int volume_short(struct conv *c, const struct at *a, const char *text, js
     return rc;
 }
 
-/* Long syntax: {type: volume|bind, source, target, read_only}. */
 /* {type: tmpfs, target, tmpfs: {size}} (--mount type=tmpfs,dst=,tmpfs-size=) */
 static int tmpfs_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
 {
@@ -575,15 +583,12 @@ static int tmpfs_long(struct conv *c, const struct at *a, json_t *v, json_t *spe
         return fail(c, a, "tmpfs options: size only");
     char *text =
         xasprintf("type=tmpfs,dst=%s%s%s", dst, size ? ",tmpfs-size=" : "", size ? size : "");
-    json_t *m;
-    int rc = cli_parse_mount(text, &m, c->err);
+    int rc = append_mount(array_member(spec, "mounts"), text, c->err);
     free(text);
-    if (rc < 0)
-        return fail_wrap(c, a);
-    json_array_append_new(array_member(spec, "mounts"), m);
-    return 0;
+    return rc < 0 ? fail_wrap(c, a) : 0;
 }
 
+/* Long syntax: {type: volume|bind|tmpfs, source, target, read_only, tmpfs}. */
 static int volume_long(struct conv *c, const struct at *a, json_t *v, json_t *spec)
 {
     const char *k;
@@ -882,15 +887,7 @@ static int dep_mode(struct conv *c, const struct at *a, json_t *val, json_t *spe
 {
     static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
                                         NULL};
-    const char *s = want_string(c, a, val);
-    if (s == NULL)
-        return -1;
-    for (int i = 0; modes[i]; i++)
-        if (strcmp(modes[i], s) == 0) {
-            json_object_set_new(spec, "mode", json_string(s));
-            return 0;
-        }
-    return fail(c, a, "\"%s\" is not one of replicated, global, replicated-job, global-job", s);
+    return set_one_of(c, a, val, spec, "mode", modes);
 }
 
 static int dep_replicas(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -1148,10 +1145,8 @@ static int uc_max_failure_ratio(struct conv *c, const struct at *a, json_t *val,
     const char *s = want_string(c, a, val);
     if (s == NULL)
         return -1;
-    char *end = NULL;
-    errno = 0;
-    double ratio = strtod(s, &end);
-    if (end == s || *end != '\0' || errno != 0 || !(ratio >= 0 && ratio <= 1))
+    double ratio;
+    if (cli_parse_ratio(a->key, s, &ratio, c->err) < 0)
         return fail(c, a, "\"%s\" is not a number from 0 to 1", s);
     json_object_set_new(uc, "max_failure_ratio", json_real(ratio));
     return 0;
@@ -1294,31 +1289,16 @@ static int svc_entrypoint(struct conv *c, const struct at *a, json_t *val, json_
     return command_words(c, a, val, words);
 }
 
-/* hostname, user, workdir: checked as --hostname, --user, --workdir. */
-static int container_flag(struct conv *c, const struct at *a, json_t *val, json_t *spec,
-                          const char *flag)
+/* hostname, user, working_dir: checked as --hostname, --user, --workdir. */
+static int svc_container_flag(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
     const char *s = want_string(c, a, val);
     if (s == NULL)
         return -1;
+    const char *flag = strcmp(a->key, "working_dir") == 0 ? "workdir" : a->key;
     if (cli_container_flag(spec, flag, s, c->err) < 0)
         return fail_wrap(c, a);
     return 0;
-}
-
-static int svc_hostname(struct conv *c, const struct at *a, json_t *val, json_t *spec)
-{
-    return container_flag(c, a, val, spec, "hostname");
-}
-
-static int svc_user(struct conv *c, const struct at *a, json_t *val, json_t *spec)
-{
-    return container_flag(c, a, val, spec, "user");
-}
-
-static int svc_working_dir(struct conv *c, const struct at *a, json_t *val, json_t *spec)
-{
-    return container_flag(c, a, val, spec, "workdir");
 }
 
 static int svc_read_only(struct conv *c, const struct at *a, json_t *val, json_t *spec)
@@ -1450,12 +1430,9 @@ static int add_tmpfs(json_t *spec, const char *key, const char *flag, const char
 {
     (void)flag;
     char *text = xasprintf("type=tmpfs,dst=%s", path);
-    json_t *m;
     int rc = strchr(path, ',') ? serr_set(err, SERR_INVALID, "\"%s\": a path", path)
-                               : cli_parse_mount(text, &m, err);
+                               : append_mount(array_member(spec, key), text, err);
     free(text);
-    if (rc == 0)
-        json_array_append_new(array_member(spec, key), m);
     return rc;
 }
 
@@ -1483,9 +1460,9 @@ static const struct key_rule service_rules[] = {
     {"deploy", svc_deploy, NULL, false},
     {"stop_grace_period", svc_stop_grace, NULL, false},
     {"init", svc_init, NULL, false},
-    {"hostname", svc_hostname, NULL, false},
-    {"user", svc_user, NULL, false},
-    {"working_dir", svc_working_dir, NULL, false},
+    {"hostname", svc_container_flag, NULL, false},
+    {"user", svc_container_flag, NULL, false},
+    {"working_dir", svc_container_flag, NULL, false},
     {"read_only", svc_read_only, NULL, false},
     {"stop_signal", svc_stop_signal, NULL, false},
     {"cap_add", svc_caps, NULL, false},
@@ -1724,7 +1701,7 @@ static int volume_def(struct conv *c, const char *key, json_t *def)
         char *name = object_name(c, "volumes", key);
         json_t *vol = json_pack("{s:s}", "name", name);
         free(name);
-        rc = dep_labels(c, &la, labels_val, vol); /* into vol["labels"] */
+        rc = key_values(c, &la, labels_val, member(vol, "labels"));
         if (rc == 0)
             rc = volume_backup(c, &la, json_object_get(vol, "labels"), vol);
         if (rc == 0) {

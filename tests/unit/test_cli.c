@@ -200,7 +200,8 @@ TEST(cli_run_request)
     CHECK(json_is_true(json_object_get(req, "detach")));
     json_decref(req);
     char **empty = ARGV("run", "--rm");
-    CHECK(cli_build_run_request(2, empty, &req, &err) < 0);    /* -u, -w, -v, --hostname, --entrypoint as docker run's */
+    CHECK(cli_build_run_request(2, empty, &req, &err) < 0);
+    /* -u, -w, -v, --hostname, --entrypoint as docker run's */
     CHECK(RUN(&err, &req, "run", "-u", "nobody", "-w", "/srv", "-v", "/host:/data:ro", "-v",
               "cache:/cache", "--hostname", "h1", "--entrypoint", "sh -c", "busybox") == 0);
     CHECK_STR(str_at(req, "user"), "nobody");
@@ -220,7 +221,6 @@ TEST(cli_run_request)
     CHECK(RUN(&err, &req, "run", "-v", "/a:/b:rx", "busybox") < 0);
     CHECK(RUN(&err, &req, "run", "-w", "rel", "busybox") < 0);
 }
-
 
 TEST(cli_combined_short_flags)
 {
@@ -532,6 +532,7 @@ TEST(cli_job_sub_flags)
     CHECK(JOB_SUB(&err, &b, "job", "--host", "--image", "alpine", "true") < 0);
     CHECK(strstr(err.msg, "exclude") != NULL);
     CHECK(JOB_SUB(&err, &b, "job", "--host", "-I") < 0);
+    CHECK(strstr(err.msg, "not with --host") != NULL);
     f = fopen(path, "a");
     fputs("#OAR -O out.txt\n", f);
     fclose(f);
@@ -832,4 +833,27 @@ TEST(cli_service_global_job_and_max_concurrent)
     CHECK(cli_build_service_patch(4, argv, &patch, &name, &detach, &err) == 0);
     CHECK(json_integer_value(json_object_get(patch, "max_concurrent")) == 3);
     json_decref(patch);
+}
+
+static void collect_line(void *arg, const char *line, size_t len)
+{
+    json_array_append_new(arg, json_stringn(line, len));
+}
+
+/* An answer's JSON lines come in pieces cut anywhere: each whole line once. */
+TEST(cli_lines_whole_lines_from_pieces)
+{
+    json_t *got = json_array();
+    struct cli_lines lines = {.on_line = collect_line, .arg = got};
+    const char *pieces[] = {"{\"a\"", ":1}\n{\"b\":2}\n", "", "{\"c\"", ":3}\n\n{\"d\":4}"};
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
+        CHECK(cli_lines_data(pieces[i], strlen(pieces[i]), &lines) == 0);
+    CHECK(json_array_size(got) == 4); /* {"d":4} waits for its end */
+    cli_lines_end(&lines, true);
+    CHECK(lines.buf == NULL);
+    char *text = json_dumps(got, JSON_COMPACT);
+    CHECK_STR(text, "[\"{\\\"a\\\":1}\",\"{\\\"b\\\":2}\",\"{\\\"c\\\":3}\",\"\","
+                    "\"{\\\"d\\\":4}\"]");
+    free(text);
+    json_decref(got);
 }

@@ -411,7 +411,8 @@ TEST(compose_volume_labels_give_a_backup_policy)
                              "      tier: db\n"
                              "  plain: {}\n"
                              "  listed:\n"
-                             "    labels: [shoal.backup=6h]\n"
+                             "    labels: [shoal.backup=6h, shoal.schedule=x,\n"
+                             "             shoal.max-concurrent=y]\n"
                              "  unused:\n"
                              "    labels: {shoal.backup: daily}\n");
     json_t *vols = json_object_get(plan, "volumes");
@@ -429,6 +430,9 @@ TEST(compose_volume_labels_give_a_backup_policy)
     CHECK_STR(str_at(listed, "name"), "st_listed");
     CHECK_STR(str_at(json_object_get(listed, "backup"), "schedule"), "6h");
     CHECK(json_object_get(json_object_get(listed, "backup"), "keep") == NULL);
+    /* a service's deploy.labels that make it a job are a volume's labels only */
+    CHECK_STR(str_at(json_object_get(listed, "labels"), "shoal.schedule"), "x");
+    CHECK(json_object_get(listed, "schedule") == NULL);
     json_decref(plan);
 
     const char *msg = must_fail("services:\n  a: {image: busybox, volumes: [v:/v]}\n"
