@@ -36,6 +36,15 @@ static int relocate(struct archive_entry *e, const char *root, const struct unta
     return rc;
 }
 
+/* A failed data write, in the errno's words ("No space left on device")
+ * rather than libarchive's "Write failed" when there is one. */
+static int write_fail(struct archive *disk, const struct untar_words *w, struct serr *err)
+{
+    int e = archive_errno(disk);
+    const char *msg = e > 0 ? strerror(e) : archive_error_string(disk);
+    return serr_set(err, SERR_INTERNAL, "%s: %s", w->verb, msg ? msg : "write error");
+}
+
 static int copy_data(struct archive *in, struct archive *disk, const struct untar_words *w,
                      struct serr *err)
 {
@@ -48,8 +57,10 @@ static int copy_data(struct archive *in, struct archive *disk, const struct unta
             return 0;
         if (r < ARCHIVE_WARN)
             return serr_set(err, SERR_INVALID, "%s: %s", w->source, archive_error_string(in));
-        if (archive_write_data_block(disk, buf, len, off) < ARCHIVE_WARN)
-            return serr_set(err, SERR_INTERNAL, "%s: %s", w->verb, archive_error_string(disk));
+        /* libarchive reports a failed write(2) (ENOSPC, EIO) as ARCHIVE_WARN: a data
+         * block has no harmless warning, so anything but OK is a failure */
+        if (archive_write_data_block(disk, buf, len, off) != ARCHIVE_OK)
+            return write_fail(disk, w, err);
     }
 }
 
