@@ -14,6 +14,7 @@
 #include "agent/build.h"
 #include "agent/image.h"
 #include "agent/registry.h"
+#include "agent/runtime.h"
 #include "agent/untar.h"
 #include "base/util.h"
 #include "model/dockerfile.h"
@@ -228,13 +229,12 @@ static int run(const struct build_opts *o, char **argv, bool show, struct tail *
     if (pipe2(fds, O_CLOEXEC) < 0)
         return serr_errno(err, "pipe");
     posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+    posix_spawnattr_t attr;
+    runtime_spawn_setup(&fa, &attr, -1, fds[1]);
     pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     close(fds[1]);
     if (rc != 0) {
         close(fds[0]);

@@ -140,12 +140,8 @@ static int crun_failed(const char *log_path, const char *command, int status, st
                     WEXITSTATUS(status));
 }
 
-/* stdin is in_fd (/dev/null when < 0); stdout and stderr are out_fd (or
- * /dev/null when < 0). The child gets default signal dispositions and an
- * empty mask: whatever the daemon ignores or blocks (SIGPIPE...) must not
- * leak into containers. */
-static int spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr, int in_fd,
-                       int out_fd)
+void runtime_spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr,
+                         int in_fd, int out_fd)
 {
     sigset_t all, none;
     sigfillset(&all);
@@ -166,7 +162,6 @@ static int spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *a
         posix_spawn_file_actions_adddup2(actions, out_fd, 1);
         posix_spawn_file_actions_adddup2(actions, out_fd, 2);
     }
-    return 0;
 }
 
 static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status,
@@ -174,7 +169,7 @@ static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status
 {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
-    spawn_setup(&actions, &attr, in_fd, out_fd);
+    runtime_spawn_setup(&actions, &attr, in_fd, out_fd);
     pid_t child;
     int rc = posix_spawnp(&child, argv[0], &actions, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -675,7 +670,7 @@ int runtime_exec_start(struct runtime *rt, const char *id, const char *const *ar
         args[n] = NULL;
         posix_spawn_file_actions_t actions;
         posix_spawnattr_t attr;
-        spawn_setup(&actions, &attr, -1, out_fd);
+        runtime_spawn_setup(&actions, &attr, -1, out_fd);
         int e = posix_spawnp(child, args[0], &actions, &attr, (char *const *)args, environ);
         posix_spawn_file_actions_destroy(&actions);
         posix_spawnattr_destroy(&attr);

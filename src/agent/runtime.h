@@ -41,6 +41,7 @@
 #define SHOAL_AGENT_RUNTIME_H
 
 #include <jansson.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -169,6 +170,14 @@ struct runtime_exec_opts {
 char **runtime_exec_prepare(const struct runtime *rt, const char *id,
                             const struct runtime_exec_opts *o, const char *files, struct serr *err);
 void runtime_exec_argv_free(char **argv);
+
+/* Sets up a posix_spawn of a tool (crun, buildah): stdin is in_fd
+ * (/dev/null when < 0); stdout and stderr are out_fd (or /dev/null when
+ * < 0). The child gets default signal dispositions and an empty mask:
+ * whatever the daemon ignores or blocks (SIGPIPE...) must not leak into
+ * containers or tools. The caller destroys both after the spawn. */
+void runtime_spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr,
+                         int in_fd, int out_fd);
 
 /* CPU time (ns) and memory (bytes) used by the container's cgroup; 0 when unknown. */
 int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes);
