@@ -51,8 +51,7 @@ struct build {
     char *node_addr; /* remote: the builder's cluster address */
     char *query;     /* remote: the options, passed on */
     char *bundle;    /* remote: the context with the bases */
-    char *linebuf;   /* remote: the answer's partial line */
-    size_t linelen, linecap;
+    struct line_split answer; /* remote: the builder's answer, cut into lines */
 };
 
 static void build_send(void *arg, json_t *line /* stolen */)
@@ -116,7 +115,7 @@ static void build_closed(void *arg)
     free(b->config);
     free(b->node_addr);
     free(b->query);
-    free(b->linebuf);
+    line_split_end(&b->answer, false);
     free(b->dockerfile);
     free(b->work_dir);
     free(b);
@@ -232,8 +231,9 @@ static void remote_layers(void *arg, int status, const char *errmsg)
 }
 
 /* One line of the builder's answer: output is passed on, the end kept. */
-static void remote_line(struct build *b, const char *data, size_t len)
+static void remote_line(void *arg, const char *data, size_t len)
 {
+    struct build *b = arg;
     json_t *line = json_loadb(data, len, 0, NULL);
     json_t *image = json_object_get(line, "image");
     const char *config = json_string_value(json_object_get(line, "config"));
@@ -253,14 +253,7 @@ static void remote_line(struct build *b, const char *data, size_t len)
 static void remote_chunk(void *arg, const char *data, size_t len)
 {
     struct build *b = arg;
-    buf_append(&b->linebuf, &b->linelen, &b->linecap, data, len);
-    char *start = b->linebuf, *nl;
-    while ((nl = memchr(start, '\n', b->linelen - (size_t)(start - b->linebuf))) != NULL) {
-        remote_line(b, start, (size_t)(nl - start));
-        start = nl + 1;
-    }
-    b->linelen -= (size_t)(start - b->linebuf);
-    memmove(b->linebuf, start, b->linelen);
+    line_split_feed(&b->answer, data, len);
 }
 
 static void remote_answer(void *arg, int status, const char *body, size_t len,
@@ -305,6 +298,7 @@ static void remote_connected(void *arg, int fd, const char *errmsg)
         build_stored(b);
         return;
     }
+    b->answer = (struct line_split){.on_line = remote_line, .arg = b};
     char *path = xasprintf("/v1/node/build?%s", b->query);
     http_arequest_stream(b->sh->loop, fd, "POST", path, body, len, remote_chunk, remote_answer, b);
     free(path);

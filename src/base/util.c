@@ -194,6 +194,28 @@ void buf_append(char **data, size_t *len, size_t *cap, const char *src, size_t n
     (*data)[*len] = '\0';
 }
 
+void line_split_feed(struct line_split *s, const char *data, size_t len)
+{
+    buf_append(&s->buf, &s->len, &s->cap, data, len);
+    char *start = s->buf, *nl;
+    while ((nl = memchr(start, '\n', s->len - (size_t)(start - s->buf))) != NULL) {
+        s->on_line(s->arg, start, (size_t)(nl - start));
+        start = nl + 1;
+    }
+    size_t rest = s->len - (size_t)(start - s->buf);
+    memmove(s->buf, start, rest);
+    s->len = rest;
+}
+
+void line_split_end(struct line_split *s, bool feed)
+{
+    if (feed && s->len > 0)
+        s->on_line(s->arg, s->buf, s->len);
+    free(s->buf);
+    s->buf = NULL;
+    s->len = s->cap = 0;
+}
+
 int mkdir_p(const char *path, unsigned mode, struct serr *err)
 {
     char *p = xstrdup(path);

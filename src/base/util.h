@@ -37,6 +37,19 @@ int write_all(int fd, const void *data, size_t len);
 /* Appends to a growable NUL-terminated buffer (*data may be NULL at first):
  * *len bytes used, *cap allocated; doubles as it grows. */
 void buf_append(char **data, size_t *len, size_t *cap, const char *src, size_t n);
+/* A stream cut into lines (an answer of JSON lines read in pieces): feed it
+ * the pieces as they come; on_line gets each whole line (without its '\n'),
+ * the start of a line waits in buf (the splitter's) for its end. */
+struct line_split {
+    void (*on_line)(void *arg, const char *line, size_t len);
+    void *arg;
+    char *buf;
+    size_t len, cap;
+};
+void line_split_feed(struct line_split *s, const char *data, size_t len);
+/* After the stream: the last line when it had no '\n' (when `feed`: the
+ * stream ended well), then buf is freed. */
+void line_split_end(struct line_split *s, bool feed);
 int mkdir_p(const char *path, unsigned mode, struct serr *err);
 /* Removes a tree; does not cross mount points (skips them). Missing is ok. */
 int rm_rf(const char *path, struct serr *err);

@@ -614,28 +614,10 @@ int cli_stream(struct cli *cli, const char *method, const char *path, json_t *bo
     return rc;
 }
 
-int cli_lines_data(const char *data, size_t len, void *arg)
+int cli_lines_data(const char *data, size_t len, void *split)
 {
-    struct cli_lines *l = arg;
-    buf_append(&l->buf, &l->len, &l->cap, data, len);
-    char *start = l->buf, *nl;
-    while ((nl = memchr(start, '\n', l->len - (size_t)(start - l->buf))) != NULL) {
-        l->on_line(l->arg, start, (size_t)(nl - start));
-        start = nl + 1;
-    }
-    size_t rest = l->len - (size_t)(start - l->buf);
-    memmove(l->buf, start, rest);
-    l->len = rest;
+    line_split_feed(split, data, len);
     return 0;
-}
-
-void cli_lines_end(struct cli_lines *l, bool feed)
-{
-    if (feed && l->len > 0)
-        l->on_line(l->arg, l->buf, l->len);
-    free(l->buf);
-    l->buf = NULL;
-    l->len = l->cap = 0;
 }
 
 /* ---- waiting for a service ---- */

@@ -298,19 +298,9 @@ int cli_stream_raw(struct cli *cli, const char *method, const char *path,
                    int (*on_data)(const char *data, size_t len, void *arg), void *arg,
                    struct serr *err);
 /* An answer of JSON lines (pull, push, build) read in pieces: give
- * cli_lines_data as cli_stream's on_data with a struct cli_lines as its
- * arg; on_line gets each whole line (without its '\n'), the start of a line
- * waits in buf for its end. */
-struct cli_lines {
-    void (*on_line)(void *arg, const char *line, size_t len);
-    void *arg;
-    char *buf;
-    size_t len, cap;
-};
-int cli_lines_data(const char *data, size_t len, void *lines);
-/* After the stream: the last line when it had no '\n' (when `feed`: the
- * stream ended well), then the buffer is freed. */
-void cli_lines_end(struct cli_lines *lines, bool feed);
+ * cli_lines_data as cli_stream's on_data with a struct line_split
+ * (base/util.h) as its arg; line_split_end after the stream. */
+int cli_lines_data(const char *data, size_t len, void *split);
 /* `inspect`: GETs path_fmt for each name and prints a JSON array (exit 1
  * if any is missing). */
 int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);

@@ -258,10 +258,10 @@ static int build_one(struct cli *cli, const struct context *given, json_t *build
     char *path = build_path(c, build_args);
     free(dockerfile);
     struct build_view v = {.prefix = prefix, .at_line_start = true};
-    struct cli_lines lines = {.on_line = build_line, .arg = &v};
+    struct line_split lines = {.on_line = build_line, .arg = &v};
     int rc = cli_stream_raw(cli, "POST", path, "application/x-tar", tar.data, tar.len,
                             cli_lines_data, &lines, &err);
-    cli_lines_end(&lines, rc == 0);
+    line_split_end(&lines, rc == 0);
     free(path);
     free(tar.data);
     if (rc < 0)

@@ -288,9 +288,9 @@ static int image_pull(struct cli *cli, int argc, char **argv)
     add_creds(body, r.domain);
     struct pull_view v = {
         .tty = isatty(STDOUT_FILENO), .quiet = quiet, .ids = json_array(), .last = json_object()};
-    struct cli_lines lines = {.on_line = pull_line, .arg = &v};
+    struct line_split lines = {.on_line = pull_line, .arg = &v};
     rc = cli_stream(cli, "POST", "/v1/images/pull", body, cli_lines_data, &lines, &err);
-    cli_lines_end(&lines, rc == 0);
+    line_split_end(&lines, rc == 0);
     json_decref(body);
     if (rc == 0 && v.error[0])
         rc = serr_set(&err, SERR_INVALID, "%s", v.error);
@@ -350,9 +350,9 @@ int cli_image_push(struct cli *cli, int argc, char **argv)
     char *path = cli_path("/v1/images/%s/push", ref);
     struct pull_view v = {
         .tty = isatty(STDOUT_FILENO), .quiet = quiet, .ids = json_array(), .last = json_object()};
-    struct cli_lines lines = {.on_line = pull_line, .arg = &v};
+    struct line_split lines = {.on_line = pull_line, .arg = &v};
     rc = cli_stream(cli, "POST", path, body, cli_lines_data, &lines, &err);
-    cli_lines_end(&lines, rc == 0);
+    line_split_end(&lines, rc == 0);
     free(path);
     json_decref(body);
     if (rc == 0 && v.error[0])

@@ -834,26 +834,3 @@ TEST(cli_service_global_job_and_max_concurrent)
     CHECK(json_integer_value(json_object_get(patch, "max_concurrent")) == 3);
     json_decref(patch);
 }
-
-static void collect_line(void *arg, const char *line, size_t len)
-{
-    json_array_append_new(arg, json_stringn(line, len));
-}
-
-/* An answer's JSON lines come in pieces cut anywhere: each whole line once. */
-TEST(cli_lines_whole_lines_from_pieces)
-{
-    json_t *got = json_array();
-    struct cli_lines lines = {.on_line = collect_line, .arg = got};
-    const char *pieces[] = {"{\"a\"", ":1}\n{\"b\":2}\n", "", "{\"c\"", ":3}\n\n{\"d\":4}"};
-    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
-        CHECK(cli_lines_data(pieces[i], strlen(pieces[i]), &lines) == 0);
-    CHECK(json_array_size(got) == 4); /* {"d":4} waits for its end */
-    cli_lines_end(&lines, true);
-    CHECK(lines.buf == NULL);
-    char *text = json_dumps(got, JSON_COMPACT);
-    CHECK_STR(text, "[\"{\\\"a\\\":1}\",\"{\\\"b\\\":2}\",\"{\\\"c\\\":3}\",\"\","
-                    "\"{\\\"d\\\":4}\"]");
-    free(text);
-    json_decref(got);
-}

@@ -1,4 +1,5 @@
 #include <dirent.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,4 +80,27 @@ TEST(write_file_atomic_concurrent_writers_of_one_path)
     rmdir(dir);
     free(got);
     free(path);
+}
+
+static void collect_line(void *arg, const char *line, size_t len)
+{
+    json_array_append_new(arg, json_stringn(line, len));
+}
+
+/* An answer's JSON lines come in pieces cut anywhere: each whole line once. */
+TEST(line_split_whole_lines_from_pieces)
+{
+    json_t *got = json_array();
+    struct line_split lines = {.on_line = collect_line, .arg = got};
+    const char *pieces[] = {"{\"a\"", ":1}\n{\"b\":2}\n", "", "{\"c\"", ":3}\n\n{\"d\":4}"};
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
+        line_split_feed(&lines, pieces[i], strlen(pieces[i]));
+    CHECK(json_array_size(got) == 4); /* {"d":4} waits for its end */
+    line_split_end(&lines, true);
+    CHECK(lines.buf == NULL);
+    char *text = json_dumps(got, JSON_COMPACT);
+    CHECK_STR(text, "[\"{\\\"a\\\":1}\",\"{\\\"b\\\":2}\",\"{\\\"c\\\":3}\",\"\","
+                    "\"{\\\"d\\\":4}\"]");
+    free(text);
+    json_decref(got);
 }
