@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "base/err.h"
 
@@ -32,6 +33,10 @@ json_t *body_json(struct http_req *req, bool required);
  * malformed one: 400). */
 json_t *leader_body(struct shoal *sh, struct http_req *req);
 bool query_flag(struct http_req *req, const char *key);
+/* A query parameter that is a number of ms (a time or a length) into *out,
+ * `fallback` when absent or empty; false once answered 400 (not a whole
+ * number >= 0 that fits). */
+bool query_ms(struct http_req *req, const char *key, int64_t fallback, int64_t *out);
 /* A node by id, id prefix or hostname (new); NULL once answered (404, or 409
  * when the reference is ambiguous). */
 json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref);

@@ -2,6 +2,8 @@
  * Raft and answered when committed. */
 #include "api/routes.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -165,6 +167,24 @@ bool query_flag(struct http_req *req, const char *key)
     char v[16];
     return http_query_get(req, key, v, sizeof(v)) &&
            (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || v[0] == '\0');
+}
+
+bool query_ms(struct http_req *req, const char *key, int64_t fallback, int64_t *out)
+{
+    char v[32], *end;
+    *out = fallback;
+    if (!http_query_get(req, key, v, sizeof(v)) || v[0] == '\0')
+        return true;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*end != '\0' || errno != 0 || n < 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s must be a number of milliseconds", key);
+        respond_err(req, SERR_INVALID, msg);
+        return false;
+    }
+    *out = n;
+    return true;
 }
 
 /* ---- system ---- */

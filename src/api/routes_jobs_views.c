@@ -173,25 +173,6 @@ void get_oar_resources(struct shoal *sh, struct http_req *req, char **args)
 
 /* ---- the time line ---- */
 
-/* A `from`/`to` query parameter in ms, else `fallback`; false (answered)
- * when it is not a number. */
-static bool query_ms(struct http_req *req, const char *key, int64_t fallback, int64_t *out)
-{
-    char buf[32], *end;
-    *out = fallback;
-    if (!http_query_get(req, key, buf, sizeof(buf)) || *buf == '\0')
-        return true;
-    long long v = strtoll(buf, &end, 10);
-    if (*end != '\0' || v < 0) {
-        char msg[120];
-        snprintf(msg, sizeof(msg), "%s must be a time in milliseconds since the epoch", key);
-        respond_err(req, SERR_INVALID, msg);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 static const char *hostname_of(json_t *nodes, const char *id)
 {
     size_t i;

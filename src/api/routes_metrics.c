@@ -3,7 +3,6 @@
  * every node's samples (src/manager/stats.c); a follower forwards them
  * there. A daemon outside a swarm answers /v1/nodes/stats and /metrics with
  * its own node only. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,26 +102,6 @@ void get_node_stats(struct shoal *sh, struct http_req *req, char **args)
 
 /* ---- /v1/nodes/{id}/metrics ---- */
 
-/* A query parameter that is a number of ms (0 when absent); false once
- * answered 400. */
-static bool query_ms(struct http_req *req, const char *key, long long *out)
-{
-    char v[32], *end;
-    *out = 0;
-    if (!http_query_get(req, key, v, sizeof(v)))
-        return true;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (v[0] == '\0' || *end != '\0' || errno != 0 || n < 0) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "%s must be a number of milliseconds", key);
-        respond_err(req, SERR_INVALID, msg);
-        return false;
-    }
-    *out = n;
-    return true;
-}
-
 /* The in-memory points from `since` on (new). */
 static json_t *recent_points(struct stats *st, const char *node_id, long long since)
 {
@@ -152,9 +131,9 @@ static json_t *node_metrics_view(struct shoal *sh, json_t *node, long long since
 
 void get_node_metrics(struct shoal *sh, struct http_req *req, char **args)
 {
-    long long since, step;
-    if (!require_swarm(sh, req) || !query_ms(req, "since", &since) ||
-        !query_ms(req, "step", &step))
+    int64_t since, step;
+    if (!require_swarm(sh, req) || !query_ms(req, "since", 0, &since) ||
+        !query_ms(req, "step", 0, &step))
         return;
     if (!cluster_is_leader(sh->cluster) || sh->dispatcher == NULL) {
         forward_to_leader(sh, req, "application/json");

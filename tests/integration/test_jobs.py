@@ -598,6 +598,7 @@ def test_gantt_plans_a_waiting_job_and_resources_show_cores(jd, tmp_path):
     # a window that ends before now still lists the current jobs; bad windows are refused
     assert d.api("GET", "/v1/jobs/gantt?from=%d&to=%d" % (g["now"], g["now"] - 1)).status == 400
     assert d.api("GET", "/v1/jobs/gantt?from=abc").status == 400
+    assert d.api("GET", "/v1/jobs/gantt?to=99999999999999999999").status == 400  # out of range
     # every core with the job holding it
     cores = d.api("GET", "/v1/resources").json()["items"]
     assert [(c["network_address"], c["cpuset"], c["status"], c["job_id"]) for c in cores] == \
