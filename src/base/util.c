@@ -165,6 +165,41 @@ err_after_open:
     return -1;
 }
 
+/* NAME.tmp.XXXXXX as mkostemp makes it in write_file_atomic. */
+static bool is_atomic_tmp_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len <= sizeof(".tmp.XXXXXX") - 1)
+        return false;
+    const char *x = name + len - 6; /* mkostemp's XXXXXX: letters and digits */
+    if (strncmp(x - 5, ".tmp.", 5) != 0)
+        return false;
+    for (; *x; x++)
+        if (!((*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') || (*x >= '0' && *x <= '9')))
+            return false;
+    return true;
+}
+
+int remove_stale_tmp_files(const char *dir, int64_t before_ms)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (!is_atomic_tmp_name(e->d_name) || fstatat(dirfd(d), e->d_name, &st,
+                                                       AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        int64_t mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+        if (S_ISREG(st.st_mode) && mtime_ms < before_ms && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
 int write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;

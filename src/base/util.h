@@ -32,6 +32,11 @@ int read_file(const char *path, char **out, size_t *len, struct serr *err);
  * first when `sync`: concurrent writers of one path each leave a whole file. */
 int write_file_atomic(const char *path, const void *data, size_t len, bool sync,
                       struct serr *err);
+/* Removes the temporary files of write_file_atomic (NAME.tmp.XXXXXX, regular
+ * files) a crash left in `dir`, not below it, but only those last modified
+ * before `before_ms` (wall clock): a writer of now keeps its own. Returns how
+ * many went; a missing or unreadable dir has none. */
+int remove_stale_tmp_files(const char *dir, int64_t before_ms);
 /* write(2) until all of `data` is written (EINTR retried); 0 or -1 with errno. */
 int write_all(int fd, const void *data, size_t len);
 /* Appends to a growable NUL-terminated buffer (*data may be NULL at first):

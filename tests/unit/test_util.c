@@ -1,8 +1,11 @@
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -103,4 +106,59 @@ TEST(line_split_whole_lines_from_pieces)
                     "\"{\\\"d\\\":4}\"]");
     free(text);
     json_decref(got);
+}
+
+/* A file of `name` under dir, last modified `age_s` seconds ago. */
+static void file_aged(const char *dir, const char *name, int age_s)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    CHECK(write_file_atomic(path, "x", 1, false, NULL) == 0);
+    struct timespec t[2] = {{.tv_sec = time(NULL) - age_s}, {.tv_sec = time(NULL) - age_s}};
+    CHECK(utimensat(AT_FDCWD, path, t, 0) == 0);
+    free(path);
+}
+
+static bool present(const char *dir, const char *name)
+{
+    char *path = xasprintf("%s/%s", dir, name);
+    bool here = access(path, F_OK) == 0;
+    free(path);
+    return here;
+}
+
+/* Only write_file_atomic's leftovers older than the start go: a temporary
+ * file being written now, the real files, and names, directories or
+ * subdirectories' files that merely look alike stay. */
+TEST(remove_stale_tmp_files_takes_only_old_leftovers)
+{
+    char dir[] = "/tmp/shoal-unit-stale.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *made = xasprintf("%s/node_id.tmp.XXXXXX", dir); /* as write_file_atomic names it */
+    int fd = mkostemp(made, O_CLOEXEC);
+    CHECK(fd >= 0);
+    close(fd);
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 60}, {.tv_sec = time(NULL) - 60}};
+    CHECK(utimensat(AT_FDCWD, made, old, 0) == 0);
+    static const char *const kept[] = {"node_id", "a.tmp", "b.tmp.abc", "c.tmp.abcdefg",
+                                       "d.tmp.ab-def", "sub/e.tmp.Ab12Z9", NULL};
+    char *sub = xasprintf("%s/sub", dir), *subdir_lookalike = xasprintf("%s/f.tmp.Ab12Z9", dir);
+    CHECK(mkdir(sub, 0700) == 0 && mkdir(subdir_lookalike, 0700) == 0);
+    for (int i = 0; kept[i]; i++)
+        file_aged(dir, kept[i], 60);
+    file_aged(dir, "swarm.json.tmp.Ab12Z9", 60);
+    file_aged(dir, "dashboard.json.tmp.NOWnow", 0);
+
+    CHECK(remove_stale_tmp_files(dir, now_ms() - 10000) == 2);
+    CHECK(access(made, F_OK) != 0 && !present(dir, "swarm.json.tmp.Ab12Z9"));
+    CHECK(present(dir, "dashboard.json.tmp.NOWnow") && present(dir, "f.tmp.Ab12Z9"));
+    for (int i = 0; kept[i]; i++)
+        CHECK(present(dir, kept[i]));
+    CHECK(remove_stale_tmp_files("/nonexistent/shoal", now_ms()) == 0);
+
+    char *rm = xasprintf("rm -rf %s", dir);
+    CHECK(system(rm) == 0);
+    free(rm);
+    free(made);
+    free(sub);
+    free(subdir_lookalike);
 }
