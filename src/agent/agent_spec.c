@@ -140,8 +140,9 @@ static int prepare_host_spec(struct ctr *c, json_t *container, struct serr *err)
     if (limits)
         json_object_set(c->rspec, "limits", limits);
     const char *nodefile = jstr(container, "nodefile");
-    /* only a node file (manager/jobs.c JOB_NODEFILE_DIR): nothing else is removed */
-    if (nodefile && strncmp(nodefile, "/tmp/shoal-nodefile-", 20) == 0 && !strstr(nodefile, ".."))
+    /* only a node file: nothing else is removed */
+    if (nodefile && strncmp(nodefile, JOB_NODEFILE_PREFIX, strlen(JOB_NODEFILE_PREFIX)) == 0 &&
+        !strstr(nodefile, ".."))
         json_object_set_new(c->rspec, "nodefile", json_string(nodefile)); /* removed at the end */
     return 0;
 }

@@ -10,13 +10,11 @@
 #include "manager/jobs_sched.h"
 #include "manager/scheduler.h"
 #include "manager/service.h"
+#include "model/container_opts.h"
 #include "model/job_props.h"
 #include "model/task.h"
 #include "store/store.h"
 
-/* Where a job's node file is written inside its container (on the host for
- * a host job). */
-#define JOB_NODEFILE_DIR "/tmp"
 /* A host job's PATH (it gets none of the daemon's environment). */
 #define JOB_HOST_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -556,7 +554,7 @@ static json_t *job_env(json_t *job, json_t *assigned)
 {
     const char *id = jstr(job, "id");
     char nodefile[128];
-    snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_DIR "/shoal-nodefile-%s", id);
+    snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_PREFIX "%s", id);
     char *list = NULL;
     size_t len = 0, cap = 0, i;
     json_t *a;
@@ -675,7 +673,7 @@ static json_t *host_spec(json_t *job, json_t *assigned)
     json_array_insert_new(env, 1, json_string("HOME=/root"));
     json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
     char nodefile[128];
-    snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_DIR "/shoal-nodefile-%s", jstr(job, "id"));
+    snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_PREFIX "%s", jstr(job, "id"));
     return json_pack("{s:b, s:[s, s, s], s:o, s:{s:o}, s:I, s:s}", "host", 1, "args", "/bin/sh",
                      "-c", job_script, "env", env, "limits", "cpuset", cpuset_text(cpuset),
                      "stop_grace_period_ms", (json_int_t)JOB_KILL_GRACE_MS, "nodefile", nodefile);

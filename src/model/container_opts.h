@@ -6,6 +6,11 @@
 
 #include <stdbool.h>
 
+/* A batch job's node file (its nodes, one a line) is JOB_NODEFILE_PREFIX<job
+ * id>, inside its container or, for a host job, on the host: the agent
+ * removes a host job's at its end, and no file not under this prefix. */
+#define JOB_NODEFILE_PREFIX "/tmp/shoal-nodefile-"
+
 /* Every Linux capability, "CAP_CHOWN" ... "CAP_CHECKPOINT_RESTORE", NULL-terminated. */
 extern const char *const container_all_caps[];
 
