@@ -23,13 +23,14 @@ ALLOWED = {
     "tls": {"base"},                                 # node identity, PEM, every TLS context
     "agent": {"base", "model"},                      # runs the node's tasks
     "manager": {"base", "model", "tls", "store", "raft"},  # orchestrator, scheduler, dispatcher
+    "http": {"base", "tls"},                         # HTTP/1.1 server and clients, JSON lines
     # The top: api/ and daemon/ call each other (routes see struct shoal; the daemon
     # starts the HTTP server with the routes). dev/ is above cli/ (it uses its framework).
-    "api": {"base", "tls", "store", "raft", "model", "agent", "manager", "daemon"},
-    "daemon": {"base", "tls", "store", "raft", "model", "agent", "manager", "api"},
-    # The client side: the CLI speaks HTTP (api/'s client) and sees no daemon internals.
-    "cli": {"base", "tls", "model", "api"},
-    "dev": {"base", "tls", "model", "agent", "api", "cli"},
+    "api": {"base", "tls", "store", "raft", "model", "agent", "manager", "http", "daemon"},
+    "daemon": {"base", "tls", "store", "raft", "model", "agent", "manager", "http", "api"},
+    # The client side: the CLI speaks HTTP (http/'s client) and sees no daemon internals.
+    "cli": {"base", "tls", "model", "http"},
+    "dev": {"base", "tls", "model", "agent", "http", "cli"},
     "ui": set(),                                     # the dashboard's files: no C
 }
 

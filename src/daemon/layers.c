@@ -9,13 +9,13 @@
 #include "agent/agent.h"
 #include "agent/image.h"
 #include "api/api_int.h"
-#include "api/http.h"
-#include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/session.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
+#include "http/http_aclient.h"
 #include "store/store.h"
 
 struct fetch {

@@ -10,8 +10,8 @@
 
 #include "agent/runtime.h"
 #include "agent/upstream.h"
-#include "api/http.h"
 #include "base/version.h"
+#include "http/http.h"
 
 struct store;
 struct cluster;
