@@ -15,7 +15,6 @@
 #include "base/platform.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
-#include "daemon/layers.h"
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "http/http.h"
@@ -957,11 +956,6 @@ static void post_cluster_session(struct shoal *sh, struct http_req *req, char **
         respond_json(req, 200, reply);
     else
         http_respond_error(req, &err);
-}
-
-static void get_layer(struct shoal *sh, struct http_req *req, char **args)
-{
-    layers_serve(sh, req, args[0]);
 }
 
 /* ---- forwarding to the leader ---- */

@@ -937,3 +937,20 @@ void get_image_history(struct shoal *sh, struct http_req *req, char **args)
         http_respond_error(req, &err);
     json_decref(img);
 }
+
+void get_layer(struct shoal *sh, struct http_req *req, char **args)
+{
+    char *path = image_layer_blob(sh->images, args[0]);
+    char *data = NULL;
+    size_t len = 0;
+    struct serr err = {0};
+    if (path == NULL) {
+        respond_err(req, SERR_NOT_FOUND, "layer not on this node");
+    } else if (read_file(path, &data, &len, &err) < 0) {
+        http_respond_error(req, &err);
+    } else {
+        http_respond(req, 200, "application/octet-stream", data, len);
+    }
+    free(data);
+    free(path);
+}
