@@ -32,7 +32,7 @@ CFLAGS ?= -O2 -g
 SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags $(PKGS))
 LDLIBS += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lhttp_parser -lm
 
-SRC := $(wildcard src/base/*.c src/tls/*.c src/model/*.c src/api/*.c src/store/*.c src/raft/*.c \
+SRC := $(wildcard src/base/*.c src/tls/*.c src/model/*.c src/api/*.c src/http/*.c src/store/*.c src/raft/*.c \
                   src/manager/*.c src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
 OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ui_assets.o

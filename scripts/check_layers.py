@@ -4,7 +4,8 @@
 Every `#include "folder/x.h"` in a file under src/<dir>/ must name <dir> itself or a folder
 that ALLOWED lets <dir> use. The include lines issue #11 is still removing are listed in
 KNOWN: they are counted and printed as a warning, not an error. Anything else fails:
-a new include across the layers, or a folder of src/ the table does not place.
+a new include across the layers, a folder of src/ the table does not place, or a cycle
+in the table itself (two folders that may use each other, directly or through others).
 
 Usage: scripts/check_layers.py [SRC_DIR]   (default: src/ next to this script)
 Exit status: 0 when no new violation, 1 otherwise.
@@ -23,13 +24,14 @@ ALLOWED = {
     "tls": {"base"},                                 # node identity, PEM, every TLS context
     "agent": {"base", "model"},                      # runs the node's tasks
     "manager": {"base", "model", "tls", "store", "raft"},  # orchestrator, scheduler, dispatcher
-    # The top: api/ and daemon/ call each other (routes see struct shoal; the daemon
-    # starts the HTTP server with the routes). dev/ is above cli/ (it uses its framework).
-    "api": {"base", "tls", "store", "raft", "model", "agent", "manager", "daemon"},
-    "daemon": {"base", "tls", "store", "raft", "model", "agent", "manager", "api"},
-    # The client side: the CLI speaks HTTP (api/'s client) and sees no daemon internals.
-    "cli": {"base", "tls", "model", "api"},
-    "dev": {"base", "tls", "model", "agent", "api", "cli"},
+    "http": {"base", "tls"},                         # HTTP/1.1 server and clients, JSON lines
+    # The daemon's wiring (struct shoal); it serves the API handed to it from above
+    # (struct daemon_front, given by src/main.c), so it includes nothing of api/.
+    "daemon": {"base", "tls", "store", "raft", "model", "agent", "manager", "http"},
+    "api": {"base", "tls", "store", "raft", "model", "agent", "manager", "http", "daemon"},
+    # The client side: the CLI speaks HTTP (http/'s client) and sees no daemon internals.
+    "cli": {"base", "tls", "model", "http"},
+    "dev": {"base", "tls", "model", "agent", "http", "cli"},  # above cli/ (its framework)
     "ui": set(),                                     # the dashboard's files: no C
 }
 
@@ -60,25 +62,55 @@ def scan(src):
                             yield rel, m.group(1), m.group(1) + "/" + m.group(2)
 
 
-def check(src):
+def table_cycle(allowed):
+    """A cycle of the table ["api", "daemon", "api"], or None: the folders
+    must form layers (issue #11: no cycle between folders)."""
+    done, path = set(), []
+
+    def visit(d):
+        if d in path:
+            return path[path.index(d):] + [d]
+        if d in done:
+            return None
+        path.append(d)
+        for used in sorted(allowed.get(d, ())):
+            found = visit(used)
+            if found:
+                return found
+        path.pop()
+        done.add(d)
+        return None
+
+    for d in sorted(allowed):
+        found = visit(d)
+        if found:
+            return found
+    return None
+
+
+def check(src, allowed=None):
     """Returns (errors, known violations found, known entries no longer found)."""
+    allowed = ALLOWED if allowed is None else allowed
     errors, known_found = [], set()
+    cycle = table_cycle(allowed)
+    if cycle:
+        errors.append("the layer table has a cycle: " + " -> ".join(cycle))
     folders = sorted(d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d)))
     for d in folders:
-        if d not in ALLOWED:
+        if d not in allowed:
             errors.append(f"src/{d}/: a folder the layer table does not place "
                           "(add it to ALLOWED in scripts/check_layers.py and docs/design.md)")
     for rel, used, header in scan(src):
         owner = rel.split("/", 1)[0]
-        if owner not in ALLOWED or used == owner or used not in folders:
+        if owner not in allowed or used == owner or used not in folders:
             continue
-        if used in ALLOWED[owner]:
+        if used in allowed[owner]:
             continue
         if (rel, header) in KNOWN:
             known_found.add((rel, header))
         else:
             errors.append(f"src/{rel}: includes {header}, but {owner}/ may not use {used}/ "
-                          f"(it may use: {', '.join(sorted(ALLOWED[owner])) or 'nothing'})")
+                          f"(it may use: {', '.join(sorted(allowed[owner])) or 'nothing'})")
     return errors, known_found, KNOWN - known_found
 
 

@@ -2,6 +2,7 @@
  * CLI. Called as oarsub, oarstat... (a link to shoal), it is that OAR command. */
 #include <string.h>
 
+#include "api/front.h"
 #include "cli/cli.h"
 #include "daemon/daemon.h"
 
@@ -11,6 +12,6 @@ int main(int argc, char **argv)
     if (oar)
         return cli_oar_main(oar, argc, argv);
     if (argc > 1 && strcmp(argv[1], "daemon") == 0)
-        return daemon_main(argc - 1, argv + 1);
+        return daemon_main(argc - 1, argv + 1, &api_front); /* the daemon serves the API */
     return cli_main(argc, argv);
 }

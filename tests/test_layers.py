@@ -1,5 +1,6 @@
 """The folders' include graph follows the layer table (scripts/check_layers.py,
 docs/design.md "Layers"): a new include across the layers fails the suite."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -41,3 +42,25 @@ def test_unplaced_folder_fails(tmp_path):
     res = run(tmp_path)
     assert res.returncode == 1
     assert "src/registry/" in res.stdout
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("check_layers", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_table_has_no_cycle():
+    layers = load_script()
+    assert layers.table_cycle(layers.ALLOWED) is None
+    assert "api" not in layers.ALLOWED["daemon"]
+
+
+def test_cycle_in_table_fails(tmp_path):
+    layers = load_script()
+    table = {"base": set(), "api": {"base", "daemon"}, "daemon": {"base", "api"}}
+    assert layers.table_cycle(table) == ["api", "daemon", "api"]
+    write(tmp_path / "base" / "util.h", "")
+    errors, _, _ = layers.check(str(tmp_path), table)
+    assert "the layer table has a cycle: api -> daemon -> api" in errors

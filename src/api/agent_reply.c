@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "agent/reply.h"
-#include "api/http.h"
 #include "base/util.h"
+#include "http/http.h"
 
 /* The request answered; the reply is not used again. */
 static struct http_req *finish(struct agent_reply *r)

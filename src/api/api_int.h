@@ -109,6 +109,9 @@ void post_image_tag(struct shoal *sh, struct http_req *req, char **args);
 void post_image_push(struct shoal *sh, struct http_req *req, char **args);
 /* GET /v1/images/{name|id}/history: the config's history, newest first. */
 void get_image_history(struct shoal *sh, struct http_req *req, char **args);
+/* GET /v1/layers/{diff_id}: the layer as it arrived, for another node's
+ * layers_fetch (daemon/layers.h). */
+void get_layer(struct shoal *sh, struct http_req *req, char **args);
 
 /* routes_prune.c */
 void post_images_prune(struct shoal *sh, struct http_req *req, char **args);

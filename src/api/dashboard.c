@@ -8,13 +8,13 @@
 
 #include "api/api_int.h"
 #include "api/events.h"
-#include "api/http.h"
 #include "api/routes.h"
 #include "api/ui_assets.h"
 #include "base/base64.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 
 #define TOKEN_LEN 32
 

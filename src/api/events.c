@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/http.h"
 #include "base/util.h"
+#include "http/http.h"
 #include "store/store.h"
 
 struct events_sub {

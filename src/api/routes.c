@@ -12,22 +12,21 @@
 #include "api/agent_reply.h"
 #include "api/api_int.h"
 #include "api/dashboard.h"
-#include "api/http.h"
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/platform.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
-#include "api/http_aclient.h"
 #include "daemon/clusternet.h"
-#include "daemon/layers.h"
+#include "daemon/shoal.h"
 #include "daemon/swarm.h"
+#include "http/http.h"
+#include "http/http_aclient.h"
 #include "manager/ca.h"
 #include "manager/dispatcher.h"
 #include "manager/job_runs.h"
+#include "manager/netmodel.h"
 #include "manager/orchestrator.h"
 #include "manager/scheduler.h"
-#include "manager/netmodel.h"
 #include "manager/service.h"
 #include "manager/volume.h"
 #include "raft/cluster.h"
@@ -977,11 +976,6 @@ static void post_cluster_session(struct shoal *sh, struct http_req *req, char **
         respond_json(req, 200, reply);
     else
         http_respond_error(req, &err);
-}
-
-static void get_layer(struct shoal *sh, struct http_req *req, char **args)
-{
-    layers_serve(sh, req, args[0]);
 }
 
 /* ---- forwarding to the leader ---- */

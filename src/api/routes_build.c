@@ -22,13 +22,13 @@
 #include "agent/image.h"
 #include "agent/registry.h"
 #include "api/api_int.h"
-#include "api/http.h"
-#include "api/http_aclient.h"
-#include "api/json_lines.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
+#include "http/http_aclient.h"
+#include "http/json_lines.h"
 #include "raft/cluster.h"
 
 #define BUILD_KEEP_MS (10 * 60 * 1000)

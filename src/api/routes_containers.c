@@ -8,8 +8,8 @@
 #include "agent/agent.h"
 #include "api/agent_reply.h"
 #include "api/api_int.h"
-#include "api/http.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 
 static bool require_agent(struct shoal *sh, struct http_req *req)
 {

@@ -13,13 +13,13 @@
 
 #include "api/api_int.h"
 #include "api/events.h"
-#include "api/http.h"
-#include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/node_exec.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
+#include "http/http_aclient.h"
 #include "store/store.h"
 
 /* A node's answer may take the command's timeout, plus this for the trip. */

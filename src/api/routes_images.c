@@ -6,13 +6,13 @@
 #include "agent/image.h"
 #include "agent/registry.h"
 #include "api/api_int.h"
-#include "api/http.h"
-#include "api/json_lines.h"
 #include "base/log.h"
 #include "base/platform.h"
 #include "base/util.h"
 #include "daemon/layers.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
+#include "http/json_lines.h"
 #include "manager/service.h"
 #include "raft/cluster.h"
 #include "store/store.h"
@@ -936,4 +936,21 @@ void get_image_history(struct shoal *sh, struct http_req *req, char **args)
     else
         http_respond_error(req, &err);
     json_decref(img);
+}
+
+void get_layer(struct shoal *sh, struct http_req *req, char **args)
+{
+    char *path = image_layer_blob(sh->images, args[0]);
+    char *data = NULL;
+    size_t len = 0;
+    struct serr err = {0};
+    if (path == NULL) {
+        respond_err(req, SERR_NOT_FOUND, "layer not on this node");
+    } else if (read_file(path, &data, &len, &err) < 0) {
+        http_respond_error(req, &err);
+    } else {
+        http_respond(req, 200, "application/octet-stream", data, len);
+    }
+    free(data);
+    free(path);
 }

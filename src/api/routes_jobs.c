@@ -5,10 +5,10 @@
 
 #include "agent/agent.h"
 #include "api/api_int.h"
-#include "api/http.h"
 #include "base/json_get.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 #include "manager/jobs.h"
 #include "store/store.h"
 

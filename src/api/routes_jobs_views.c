@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "api/api_int.h"
-#include "api/http.h"
 #include "base/json_get.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 #include "manager/jobs.h"
 #include "store/store.h"
 

@@ -10,12 +10,12 @@
 
 #include "agent/agent.h"
 #include "api/api_int.h"
-#include "api/http.h"
-#include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
+#include "http/http_aclient.h"
 #include "store/store.h"
 
 #define TS_LEN 30 /* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ", as the agent writes them */

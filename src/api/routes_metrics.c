@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "api/api_int.h"
-#include "api/http.h"
 #include "daemon/node_metrics.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 #include "manager/dispatcher.h"
 #include "manager/metrics_history.h"
 #include "manager/stats.h"

@@ -2,8 +2,8 @@
 #include <string.h>
 
 #include "api/api_int.h"
-#include "api/http.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 #include "manager/netmodel.h"
 #include "store/store.h"
 

@@ -12,10 +12,10 @@
 #include "agent/agent.h"
 #include "agent/reply.h"
 #include "api/api_int.h"
-#include "api/http.h"
 #include "base/json_get.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 #include "manager/prune.h"
 #include "store/store.h"
 

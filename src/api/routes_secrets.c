@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "api/api_int.h"
-#include "api/http.h"
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
+#include "http/http.h"
 #include "manager/secret.h"
 #include "store/store.h"
 

@@ -9,13 +9,13 @@
 
 #include "agent/volumes.h"
 #include "api/api_int.h"
-#include "api/http.h"
-#include "api/http_aclient.h"
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
+#include "http/http_aclient.h"
 #include "manager/volume.h"
 #include "store/store.h"
 

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include "api/api_int.h"
-#include "api/http.h"
 #include "base/json_get.h"
 #include "base/util.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 #include "manager/volume.h"
 #include "raft/cluster.h"
 #include "store/store.h"

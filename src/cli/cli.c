@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "base/json_get.h"
 #include "base/util.h"
 #include "base/version.h"
+#include "http/http.h"
 
 static const char main_usage[] =
     "Usage:  shoal [OPTIONS] COMMAND\n"

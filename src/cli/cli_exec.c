@@ -14,9 +14,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "http/http.h"
 
 static const char exec_usage[] =
     "Usage:  shoal exec [OPTIONS] CONTAINER|TASK COMMAND [ARG...]\n\n"

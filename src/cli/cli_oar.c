@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/http.h"
 #include "base/util.h"
 #include "cli/cli.h"
+#include "http/http.h"
 
 static const char *const oar_names[] = {"oarsub", "oarstat", "oardel", "oarnodes", "oarhold",
                                         "oarresume", NULL};

@@ -6,10 +6,10 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "api/http.h"
 #include "base/util.h"
-#include "cli/cli.h"
 #include "base/version.h"
+#include "cli/cli.h"
+#include "http/http.h"
 
 char *cli_addr_with_port(const char *addr)
 {

@@ -11,11 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet_int.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 
 /* ---- incoming connections: Raft or HTTP ---- */
 

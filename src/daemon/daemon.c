@@ -19,23 +19,20 @@
 #include "agent/image.h"
 #include "agent/net.h"
 #include "agent/registry.h"
-#include "api/dashboard.h"
-#include "api/events.h"
-#include "api/http.h"
-#include "api/routes.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "daemon/shoal.h"
 #include "daemon/agent_upstream.h"
+#include "daemon/alerting.h"
 #include "daemon/clusternet.h"
 #include "daemon/daemon_config.h"
 #include "daemon/image_gc.h"
 #include "daemon/layers.h"
-#include "daemon/alerting.h"
 #include "daemon/metrics_keeper.h"
 #include "daemon/node_metrics.h"
 #include "daemon/session.h"
+#include "daemon/shoal.h"
 #include "daemon/swarm.h"
+#include "http/http.h"
 #include "manager/dispatcher.h"
 #include "manager/jobs.h"
 #include "manager/orchestrator.h"
@@ -95,7 +92,9 @@ static void kick_cb(uv_timer_t *t)
 
 void shoal_kick(struct shoal *sh)
 {
-    events_changed(sh->events); /* state changes reach here: tell the dashboards */
+    /* State changes reach here: tell the API's streams (no front: a test's shoal). */
+    if (sh->front)
+        sh->front->changed(sh);
     if (!uv_is_active((uv_handle_t *)&sh->kick_timer))
         uv_timer_start(&sh->kick_timer, kick_cb, 0, 0);
 }
@@ -197,10 +196,7 @@ static void on_signal(uv_signal_t *s, int signum)
     log_info("signal %d: stopping (containers keep running)", signum);
     uv_timer_start(&sh->stop_timer, stop_overdue, STOP_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&sh->stop_timer); /* it does not keep the loop */
-    events_hub_stop(sh->events); /* ends the streams while their connections live */
-    sh->events = NULL;
-    dashboard_stop(sh->dashboard);
-    sh->dashboard = NULL;
+    sh->front->stop(sh); /* ends the streams while their connections live */
     http_server_stop(sh->api);
     sh->api = NULL;
     alerting_stop(sh->alerting);
@@ -485,7 +481,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
         free(spool_dir);
         return -1;
     }
-    sh->api = http_server_start(sh->loop, sh->socket_path, spool_dir, spool, routes_dispatch, sh,
+    sh->api = http_server_start(sh->loop, sh->socket_path, spool_dir, spool, sh->front->route, sh,
                                 err);
     free(spool_dir);
     if (sh->api == NULL)
@@ -495,9 +491,8 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
     http_server_set_limits(sh->api, &(struct http_limits){
                                         .request_timeout_ms = sh->net_limits.request_timeout_ms,
                                         .idle_timeout_ms = sh->net_limits.idle_timeout_ms});
-    http_server_set_headers(sh->api, routes_headers);
-    sh->events = events_hub_new(sh->loop, sh->store);
-    if (o->dashboard_addr && dashboard_start(sh, o->dashboard_addr, err) < 0)
+    http_server_set_headers(sh->api, sh->front->headers);
+    if (sh->front->start(sh, o->dashboard_addr, err) < 0)
         return -1;
     uv_timer_start(&sh->tick_timer, tick_cb, 1000, 1000);
     uv_signal_init(sh->loop, &sh->sigterm);
@@ -522,7 +517,7 @@ static void free_shoal(struct shoal *sh)
     free(sh->listen_addr);
 }
 
-int daemon_main(int argc, char **argv)
+int daemon_main(int argc, char **argv, const struct daemon_front *front)
 {
     struct options o;
     if (parse_options(argc, argv, &o) < 0)
@@ -543,7 +538,7 @@ int daemon_main(int argc, char **argv)
     /* Containers are re-parented to the daemon when crun exits, so their exit
      * status reaches us (waitpid on the pidfd's process). */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    struct shoal sh = {.loop = uv_default_loop()};
+    struct shoal sh = {.loop = uv_default_loop(), .front = front};
     struct serr err = {0};
     if (init_shoal(&sh, &o, &err) < 0 || start_services(&sh, &o, &err) < 0) {
         fprintf(stderr, "shoal daemon: %s\n", err.msg);

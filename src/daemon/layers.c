@@ -8,14 +8,12 @@
 
 #include "agent/agent.h"
 #include "agent/image.h"
-#include "api/api_int.h"
-#include "api/http.h"
-#include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/session.h"
 #include "daemon/shoal.h"
+#include "http/http_aclient.h"
 #include "store/store.h"
 
 struct fetch {
@@ -161,23 +159,6 @@ void layers_fetch_from(struct shoal *sh, json_t *image, json_t *sources, layers_
     log_info("fetching %zu layer(s) of %s", json_array_size(f->missing),
              json_string_value(json_object_get(image, "id")));
     fetch_next(f);
-}
-
-void layers_serve(struct shoal *sh, struct http_req *req, const char *diff_id)
-{
-    char *path = image_layer_blob(sh->images, diff_id);
-    char *data = NULL;
-    size_t len = 0;
-    struct serr err = {0};
-    if (path == NULL) {
-        respond_err(req, SERR_NOT_FOUND, "layer not on this node");
-    } else if (read_file(path, &data, &len, &err) < 0) {
-        http_respond_error(req, &err);
-    } else {
-        http_respond(req, 200, "application/octet-stream", data, len);
-    }
-    free(data);
-    free(path);
 }
 
 /* ---- managers keep a copy of every image ---- */

@@ -7,7 +7,6 @@
 #include <jansson.h>
 
 struct shoal;
-struct http_req;
 
 typedef void (*layers_cb)(void *arg, int status, const char *errmsg);
 
@@ -36,8 +35,5 @@ void layers_hold(struct shoal *sh);
 void layers_release(struct shoal *sh);
 /* Called on every pass (after agent_sync): runs the GC when wanted. */
 void layers_gc_pass(struct shoal *sh);
-
-/* GET /v1/layers/{diff_id}: the layer as stored. */
-void layers_serve(struct shoal *sh, struct http_req *req, const char *diff_id);
 
 #endif

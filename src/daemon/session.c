@@ -5,13 +5,13 @@
 #include <string.h>
 
 #include "agent/agent.h"
-#include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/clusternet.h"
 #include "daemon/node_metrics.h"
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
+#include "http/http_aclient.h"
 #include "manager/dispatcher.h"
 #include "raft/cluster.h"
 

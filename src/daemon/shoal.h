@@ -10,8 +10,8 @@
 
 #include "agent/runtime.h"
 #include "agent/upstream.h"
-#include "api/http.h"
 #include "base/version.h"
+#include "http/http.h"
 
 struct store;
 struct cluster;
@@ -26,6 +26,7 @@ struct alerting;
 struct metrics_keeper;
 struct events_hub;
 struct dashboard;
+struct daemon_front;
 
 
 struct shoal {
@@ -73,8 +74,10 @@ struct shoal {
     struct agent *agent;
     struct agent_env agent_env;           /* the agent's, pointing into this */
     struct agent_upstream agent_upstream; /* daemon/agent_upstream.h */
+    const struct daemon_front *front; /* the API served (daemon/daemon.h), from main.c */
     struct http_server *api;
     struct node_metrics *metrics; /* this node's samples (daemon/node_metrics.h) */
+    /* Made and freed by the front (api/front.c): */
     struct events_hub *events;   /* GET /v1/events streams */
     struct dashboard *dashboard; /* --dashboard-addr, else NULL */
     /* The network listeners' limits (dashboard, cluster port; daemon flags,

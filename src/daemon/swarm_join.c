@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/http_aclient.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/addr.h"
@@ -15,6 +14,7 @@
 #include "daemon/shoal.h"
 #include "daemon/swarm.h"
 #include "daemon/swarm_int.h"
+#include "http/http_aclient.h"
 #include "manager/service_container.h"
 #include "tls/identity.h"
 

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "agent/net.h"
-#include "api/http.h"
 #include "base/util.h"
 #include "cli/cli.h"
 #include "dev/dev_int.h"
+#include "http/http.h"
 
 #define DAEMON_START_TIMEOUT_MS 15000
 #define CONVERGE_TIMEOUT_MS 15000

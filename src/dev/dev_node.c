@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "base/util.h"
 #include "cli/cli.h"
 #include "dev/dev_int.h"
+#include "http/http.h"
 
 #define WAIT_POLL_MS 5
 

@@ -1,4 +1,4 @@
-/* The API's HTTP server (api/http_server.c) as a connection drives it: the
+/* The API's HTTP server (http/http_server.c) as a connection drives it: the
  * input is every byte a client sends on one connection (pipelined requests,
  * bodies, spooled uploads), then the client half-closes. The router is the
  * API's route matching and access check (api/routes.c), query and JSON body

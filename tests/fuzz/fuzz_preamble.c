@@ -10,10 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "daemon/clusternet_int.h"
 #include "daemon/shoal.h"
 #include "fuzz.h"
+#include "http/http.h"
 
 static uv_loop_t loop;
 static struct shoal *sh;

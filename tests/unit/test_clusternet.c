@@ -8,10 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "base/util.h"
 #include "daemon/clusternet_int.h"
 #include "daemon/shoal.h"
+#include "http/http.h"
 #include "unit.h"
 
 static struct {

@@ -14,8 +14,8 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "base/util.h"
+#include "http/http.h"
 #include "unit.h"
 
 static char sock_path[256];

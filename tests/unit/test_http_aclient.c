@@ -5,7 +5,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "api/http_aclient.h"
+#include "http/http_aclient.h"
 #include "unit.h"
 
 struct answer {

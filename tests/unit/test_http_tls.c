@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "api/http.h"
 #include "base/util.h"
+#include "http/http.h"
 #include "manager/ca.h"
 #include "tls/identity.h"
 #include "tls/tls_ctx.h"

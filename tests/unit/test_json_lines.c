@@ -1,10 +1,10 @@
-/* json_lines (api/json_lines.h): lines queued from the thread pool reach
+/* json_lines (http/json_lines.h): lines queued from the thread pool reach
  * the owner's send on the loop, in order, and the owner is handed back once
  * the queue is closed. */
 #include <stdbool.h>
 #include <uv.h>
 
-#include "api/json_lines.h"
+#include "http/json_lines.h"
 #include "unit.h"
 
 #define LINES 200

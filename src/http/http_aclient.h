@@ -2,8 +2,8 @@
  * over an already connected stream (the plain side of a TLS connection from
  * tlsproxy_connect), then the connection is closed. Used between nodes:
  * agent sessions, forwarded writes, layer downloads. */
-#ifndef SHOAL_API_HTTP_ACLIENT_H
-#define SHOAL_API_HTTP_ACLIENT_H
+#ifndef SHOAL_HTTP_HTTP_ACLIENT_H
+#define SHOAL_HTTP_HTTP_ACLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>

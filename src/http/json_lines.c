@@ -1,9 +1,9 @@
-#include "api/json_lines.h"
+#include "http/json_lines.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/http.h"
+#include "http/http.h"
 
 static void flush_cb(uv_async_t *a)
 {

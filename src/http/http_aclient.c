@@ -1,4 +1,4 @@
-#include "api/http_aclient.h"
+#include "http/http_aclient.h"
 
 #include <errno.h>
 #include <http_parser.h>

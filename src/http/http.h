@@ -14,8 +14,8 @@
  * one gets 413 and leaves no file); req->body_file names it and the server
  * unlinks it after the response. Only local, manager and admin peers spool;
  * cluster-port peers without a certificate get HTTP_MAX_ANON_BODY. */
-#ifndef SHOAL_API_HTTP_H
-#define SHOAL_API_HTTP_H
+#ifndef SHOAL_HTTP_HTTP_H
+#define SHOAL_HTTP_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>

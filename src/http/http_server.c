@@ -17,7 +17,7 @@
  * each piece of body, the end of its answer) and cleared while the router has
  * the request; a sweep timer closes those past it. The TCP listener counts
  * its connections and closes at once one over a cap. */
-#include "api/http.h"
+#include "http/http.h"
 
 #include <errno.h>
 #include <fcntl.h>

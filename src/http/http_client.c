@@ -3,7 +3,7 @@
  * a manager's cluster port). One connection, reused while the server keeps it
  * alive and reopened when it does not. Every byte goes through conn_send()
  * and conn_recv(), so the HTTP code does not know which transport it uses. */
-#include "api/http.h"
+#include "http/http.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,8 +2,8 @@
  * progress, build output): the work queues JSON values from its thread, the
  * loop hands each to the owner's `send` (which writes it as one line of the
  * request's stream: http_stream_json_line). */
-#ifndef SHOAL_API_JSON_LINES_H
-#define SHOAL_API_JSON_LINES_H
+#ifndef SHOAL_HTTP_JSON_LINES_H
+#define SHOAL_HTTP_JSON_LINES_H
 
 #include <jansson.h>
 #include <uv.h>
