@@ -795,13 +795,13 @@ static void layers_fetched(void *arg, int status, const char *errmsg)
  * prepared is reported rejected at once. */
 static void start_task(struct agent *a, json_t *task)
 {
-    struct ctr *c = ctr_new(a, json_string_value(json_object_get(task, "id")));
+    struct ctr *c = ctr_new(a, task_id(task));
     c->task_id = xstrdup(c->id);
-    const char *sid = json_string_value(json_object_get(task, "service_id"));
+    const char *sid = task_service_id(task);
     c->service_id = sid ? xstrdup(sid) : NULL;
-    const char *name = json_string_value(json_object_get(task, "name"));
+    const char *name = task_name(task);
     c->name = xstrdup(name ? name : c->id);
-    json_t *container = json_object_get(task, "container");
+    json_t *container = task_container(task);
     const char *image_id = json_string_value(json_object_get(container, "image_id"));
     json_t *image = image_id ? a->up->image_get(a->up->data, image_id) : NULL;
     if (image && !image_has_layers(a->env->images, image)) {
@@ -930,7 +930,7 @@ void agent_kick(struct agent *a)
 
 static bool task_waits_for_bridge(struct agent *a, json_t *task)
 {
-    const char *network = jstr(json_object_get(task, "container"), "network");
+    const char *network = jstr(task_container(task), "network");
     /* a set-up that failed rejects the task instead, with the reason */
     return network && strcmp(network, "host") != 0 && !agent_net_ready(a, network) &&
            agent_net_error(a) == NULL;
@@ -938,9 +938,9 @@ static bool task_waits_for_bridge(struct agent *a, json_t *task)
 
 static void sync_task(struct agent *a, json_t *task)
 {
-    const char *id = jstr(task, "id");
-    const char *desired = jstr(task, "desired_state");
-    const char *state = jstr(task, "state");
+    const char *id = task_id(task);
+    const char *desired = task_desired_state(task);
+    const char *state = task_state(task);
     struct ctr *c = ctr_find(a, id);
     bool want_running = desired && strcmp(desired, "running") == 0;
     if (c && c->phase == PH_DONE) {
@@ -1006,7 +1006,7 @@ static void sweep_logs(struct agent *a, json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        const char *id = jstr(t, "id");
+        const char *id = task_id(t);
         if (id)
             json_object_set_new(known, id, json_true());
     }
@@ -1055,7 +1055,7 @@ void agent_sync(struct agent *a)
         bool found = false;
         json_array_foreach(tasks, i, t)
         {
-            if (strcmp(jstr(t, "id"), c->task_id) == 0)
+            if (strcmp(task_id(t), c->task_id) == 0)
                 found = true;
         }
         if (found)
