@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "manager/netmodel.h"
@@ -162,7 +163,7 @@ static void reconcile_membership(struct dispatcher *d, json_t *nodes)
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
-        const char *rid = json_string_value(json_object_get(n, "raft_id"));
+        const char *rid = jstr(n, "raft_id");
         const char *role = node_role(n);
         const char *addr = node_addr(n);
         const char *status = node_status(n);
@@ -303,7 +304,7 @@ static json_t *images_of(struct store *st, json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        const char *id = json_string_value(json_object_get(task_container(t), "image_id"));
+        const char *id = jstr(task_container(t), "image_id");
         if (id == NULL || json_object_get(images, id))
             continue;
         json_t *img = store_get(st, "images", id);
@@ -402,8 +403,8 @@ json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *
     stats_record(d->stats, node_id, json_object_get(heartbeat, "metrics"), mono_ms());
     json_t *reply = assignments(d, node_id, node);
     json_object_set_new(reply, "heartbeat_ms", json_integer(d->heartbeat_ms));
-    add_mesh(d, json_string_value(json_object_get(heartbeat, "mesh_tag")), reply);
-    renew_certificate(d, node, json_string_value(json_object_get(heartbeat, "csr")), reply);
+    add_mesh(d, jstr(heartbeat, "mesh_tag"), reply);
+    renew_certificate(d, node, jstr(heartbeat, "csr"), reply);
     h->secrets_for_node(h->data, json_object_get(reply, "tasks"),
                         json_object_get(heartbeat, "secret_ids"), reply);
     json_decref(node);
