@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/image_int.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "model/imageref.h"
 
@@ -38,12 +39,12 @@ static bool array_has_string(json_t *array, const char *s)
  * description of the same image (an archive may name one image twice). */
 static void add_image(json_t *images, json_t *desc)
 {
-    const char *id = json_string_value(json_object_get(desc, "id"));
+    const char *id = jstr(desc, "id");
     size_t i, j;
     json_t *old, *tag;
     json_array_foreach(images, i, old)
     {
-        if (strcmp(json_string_value(json_object_get(old, "id")), id) != 0)
+        if (strcmp(jstr(old, "id"), id) != 0)
             continue;
         json_t *old_tags = json_object_get(old, "tags");
         json_array_foreach(json_object_get(desc, "tags"), j, tag)
@@ -331,7 +332,7 @@ static int load_docker(struct image_store *s, const char *work, json_t *out, str
         if (rc < 0)
             break;
         struct image_src src = {
-            .config = json_string_value(json_object_get(m, "Config")),
+            .config = jstr(m, "Config"),
             .layer_files = json_object_get(m, "Layers"),
         };
         if (src.config == NULL || !is_string_array(src.layer_files)) {
@@ -351,7 +352,7 @@ static int load_docker(struct image_store *s, const char *work, json_t *out, str
 static json_t *load_oci_blob(const char *work, json_t *desc, struct serr *err)
 {
     char want[HEX_LEN + 1], got[HEX_LEN + 1];
-    const char *digest = json_string_value(json_object_get(desc, "digest"));
+    const char *digest = jstr(desc, "digest");
     if (!image_parse_digest(digest, want)) {
         serr_set(err, SERR_INVALID, "unsupported or invalid digest '%s'", digest ? digest : "");
         return NULL;
@@ -385,8 +386,8 @@ static json_t *oci_tags(json_t *desc, struct serr *err)
 static bool platform_matches(json_t *desc)
 {
     json_t *p = json_object_get(desc, "platform");
-    const char *os = json_string_value(json_object_get(p, "os"));
-    const char *arch = json_string_value(json_object_get(p, "architecture"));
+    const char *os = jstr(p, "os");
+    const char *arch = jstr(p, "architecture");
     return p == NULL || (os && arch && strcmp(os, "linux") == 0 &&
                          strcmp(arch, host_architecture()) == 0);
 }
@@ -415,8 +416,7 @@ static int load_oci_manifest(struct image_store *s, const char *work, json_t *ma
                              json_t *tags, json_t *out, struct serr *err)
 {
     char hex[HEX_LEN + 1];
-    const char *cfg_digest =
-        json_string_value(json_object_get(json_object_get(manifest, "config"), "digest"));
+    const char *cfg_digest = jstr(json_object_get(manifest, "config"), "digest");
     json_t *layers = json_object_get(manifest, "layers");
     if (!image_parse_digest(cfg_digest, hex) || !json_is_array(layers))
         return serr_set(err, SERR_INVALID, "OCI manifest without a valid config or layers");
@@ -429,7 +429,7 @@ static int load_oci_manifest(struct image_store *s, const char *work, json_t *ma
     json_array_foreach(layers, i, l)
     {
         char lhex[HEX_LEN + 1];
-        if (!image_parse_digest(json_string_value(json_object_get(l, "digest")), lhex)) {
+        if (!image_parse_digest(jstr(l, "digest"), lhex)) {
             rc = serr_set(err, SERR_INVALID, "OCI manifest: layer %zu has an invalid digest", i);
             break;
         }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "agent/image_int.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "model/imageref.h"
 
@@ -435,17 +436,16 @@ static json_t *history_rows(struct image_store *s, json_t *cfg)
         bool empty = json_is_true(json_object_get(h, "empty_layer"));
         const char *diff_id = empty ? NULL : json_string_value(json_array_get(diff_ids, layer++));
         json_array_insert_new(rows, 0,
-                              history_row(json_string_value(json_object_get(h, "created")),
-                                          json_string_value(json_object_get(h, "created_by")),
+                              history_row(jstr(h, "created"), jstr(h, "created_by"),
                                           diff_id ? layer_size_or_zero(s, diff_id) : 0,
-                                          json_string_value(json_object_get(h, "comment")), empty));
+                                          jstr(h, "comment"), empty));
     }
     if (json_array_size(history) > 0)
         return rows;
     json_array_foreach(diff_ids, i, h)
     {
         json_array_insert_new(rows, 0,
-                              history_row(json_string_value(json_object_get(cfg, "created")), "",
+                              history_row(jstr(cfg, "created"), "",
                                           layer_size_or_zero(s, json_string_value(h)), "", false));
     }
     return rows;
