@@ -503,7 +503,7 @@ static void work_delete(uv_work_t *w)
     struct serr err;
     if (ctr_runtime_delete(c, &err) < 0)
         log_warn("delete container %s: %s", c->id, err.msg);
-    const char *nodefile = json_string_value(json_object_get(c->rspec, "nodefile"));
+    const char *nodefile = jstr(c->rspec, "nodefile");
     if (c->host && nodefile)
         unlink(nodefile);
     net_task_delete(c->id); /* after the container: nothing holds the namespace now */
@@ -744,9 +744,7 @@ int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
     c->grace_ms = json_integer_value(json_object_get(container, "stop_grace_period_ms"));
     if (json_object_get(container, "stop_grace_period_ms") == NULL)
         c->grace_ms = 10000;
-    c->image = xstrdup(json_string_value(json_object_get(container, "image"))
-                           ? json_string_value(json_object_get(container, "image"))
-                           : "");
+    c->image = xstrdup(jstr(container, "image") ? jstr(container, "image") : "");
     json_t *hc = json_object_get(container, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     json_decref(c->restores); /* a relaunch decides again */
@@ -795,14 +793,14 @@ static void layers_fetched(void *arg, int status, const char *errmsg)
  * prepared is reported rejected at once. */
 static void start_task(struct agent *a, json_t *task)
 {
-    struct ctr *c = ctr_new(a, json_string_value(json_object_get(task, "id")));
+    struct ctr *c = ctr_new(a, task_id(task));
     c->task_id = xstrdup(c->id);
-    const char *sid = json_string_value(json_object_get(task, "service_id"));
+    const char *sid = task_service_id(task);
     c->service_id = sid ? xstrdup(sid) : NULL;
-    const char *name = json_string_value(json_object_get(task, "name"));
+    const char *name = task_name(task);
     c->name = xstrdup(name ? name : c->id);
-    json_t *container = json_object_get(task, "container");
-    const char *image_id = json_string_value(json_object_get(container, "image_id"));
+    json_t *container = task_container(task);
+    const char *image_id = jstr(container, "image_id");
     json_t *image = image_id ? a->up->image_get(a->up->data, image_id) : NULL;
     if (image && !image_has_layers(a->env->images, image)) {
         c->phase = PH_CREATING;
@@ -835,15 +833,15 @@ static json_t *kept_rspec(json_t *rec)
 
 static void adopt(struct agent *a, json_t *rec)
 {
-    const char *id = json_string_value(json_object_get(rec, "id"));
+    const char *id = jstr(rec, "id");
     if (id == NULL)
         return;
     struct ctr *c = ctr_new(a, id);
     const char *s;
-    c->task_id = (s = json_string_value(json_object_get(rec, "task_id"))) ? xstrdup(s) : NULL;
-    c->service_id = (s = json_string_value(json_object_get(rec, "service_id"))) ? xstrdup(s) : NULL;
-    c->name = xstrdup((s = json_string_value(json_object_get(rec, "name"))) ? s : id);
-    c->image = xstrdup((s = json_string_value(json_object_get(rec, "image"))) ? s : "");
+    c->task_id = (s = jstr(rec, "task_id")) ? xstrdup(s) : NULL;
+    c->service_id = (s = jstr(rec, "service_id")) ? xstrdup(s) : NULL;
+    c->name = xstrdup((s = jstr(rec, "name")) ? s : id);
+    c->image = xstrdup((s = jstr(rec, "image")) ? s : "");
     c->pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
     c->start_time = json_integer_value(json_object_get(rec, "start_time"));
     c->local = json_is_true(json_object_get(rec, "local"));
@@ -858,7 +856,7 @@ static void adopt(struct agent *a, json_t *rec)
     c->run_spec = json_is_object(run_spec) ? json_incref(run_spec) : NULL;
     c->rspec = kept_rspec(rec); /* never created again: what its end needs only */
     struct in_addr in;
-    if ((s = json_string_value(json_object_get(rec, "addr"))) && inet_pton(AF_INET, s, &in) == 1)
+    if ((s = jstr(rec, "addr")) && inet_pton(AF_INET, s, &in) == 1)
         c->addr = ntohl(in.s_addr); /* registered again: never handed out twice */
     c->created = true;
     c->phase = PH_RUNNING;
@@ -930,7 +928,7 @@ void agent_kick(struct agent *a)
 
 static bool task_waits_for_bridge(struct agent *a, json_t *task)
 {
-    const char *network = jstr(json_object_get(task, "container"), "network");
+    const char *network = jstr(task_container(task), "network");
     /* a set-up that failed rejects the task instead, with the reason */
     return network && strcmp(network, "host") != 0 && !agent_net_ready(a, network) &&
            agent_net_error(a) == NULL;
@@ -938,9 +936,9 @@ static bool task_waits_for_bridge(struct agent *a, json_t *task)
 
 static void sync_task(struct agent *a, json_t *task)
 {
-    const char *id = jstr(task, "id");
-    const char *desired = jstr(task, "desired_state");
-    const char *state = jstr(task, "state");
+    const char *id = task_id(task);
+    const char *desired = task_desired_state(task);
+    const char *state = task_state(task);
     struct ctr *c = ctr_find(a, id);
     bool want_running = desired && strcmp(desired, "running") == 0;
     if (c && c->phase == PH_DONE) {
@@ -1006,7 +1004,7 @@ static void sweep_logs(struct agent *a, json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        const char *id = jstr(t, "id");
+        const char *id = task_id(t);
         if (id)
             json_object_set_new(known, id, json_true());
     }
@@ -1055,7 +1053,7 @@ void agent_sync(struct agent *a)
         bool found = false;
         json_array_foreach(tasks, i, t)
         {
-            if (strcmp(jstr(t, "id"), c->task_id) == 0)
+            if (strcmp(task_id(t), c->task_id) == 0)
                 found = true;
         }
         if (found)

@@ -15,6 +15,7 @@
 #include "agent/reply.h"
 #include "agent/runtime.h"
 #include "base/base64.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 struct exec_cmd {
@@ -290,7 +291,7 @@ static int read_request(struct exec_cmd *x, json_t *body, const char ***argv, st
 {
     json_t *cmd = json_object_get(body, "cmd");
     json_t *env = json_object_get(body, "env");
-    const char *in = json_string_value(json_object_get(body, "stdin"));
+    const char *in = jstr(body, "stdin");
     if (!json_is_array(cmd) || json_array_size(cmd) == 0 || (env && !json_is_array(env)))
         return serr_set(err, SERR_INVALID, "expected {cmd: [...], env, user, workdir, stdin, "
                                            "interactive, tty, rows, cols}");
@@ -323,8 +324,8 @@ static char **prepare(struct exec_cmd *x, struct ctr *c, json_t *body, const cha
         rc = console_listen(x, &sock, err);
     struct runtime_exec_opts o = {
         .argv = argv,
-        .user = json_string_value(json_object_get(body, "user")),
-        .cwd = json_string_value(json_object_get(body, "workdir")),
+        .user = jstr(body, "user"),
+        .cwd = jstr(body, "workdir"),
         .env = json_object_get(body, "env"),
         .console_socket = sock,
         .rows = x->rows,

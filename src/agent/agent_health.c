@@ -28,6 +28,7 @@
 
 #include "agent/agent_int.h"
 #include "agent/runtime.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -515,7 +516,7 @@ static int64_t hc_int(json_t *hc, const char *key, int64_t dflt)
 
 void health_start(struct ctr *c, bool adopted)
 {
-    const char *cmd = json_string_value(json_object_get(c->healthcheck, "cmd"));
+    const char *cmd = jstr(c->healthcheck, "cmd");
     if (c->health != NULL || c->task_id == NULL || cmd == NULL || *cmd == '\0')
         return;
     struct health *h = xcalloc(1, sizeof(*h));

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "model/cidr.h"
+#include "model/node.h"
 
 /* What one pass wants the kernel to have. */
 struct net_want {
@@ -244,7 +245,7 @@ static void plan_routes(struct agent_net *n, json_t *nodes, json_t *networks, ui
     {
         uint32_t subnet, base, slice;
         int prefix;
-        const char *addr = jstr(node, "addr"), *id = jstr(node, "id");
+        const char *addr = node_addr(node), *id = node_id(node);
         if (!id || !addr || strcmp(id, self_id) == 0 || !parse_cidr(node, "subnet", &subnet, &prefix))
             continue;
         json_array_foreach(networks, j, net)
@@ -350,11 +351,11 @@ static bool plan(struct agent_net *n, json_t *nodes, json_t *mesh, const char *s
         return false;
     json_array_foreach(nodes, i, node)
     {
-        if (strcmp(jstr(node, "id") ? jstr(node, "id") : "", self_id) != 0)
+        if (strcmp(node_id(node) ? node_id(node) : "", self_id) != 0)
             continue;
-        if (!parse_cidr(node, "subnet", &self, &prefix) || jstr(node, "addr") == NULL)
+        if (!parse_cidr(node, "subnet", &self, &prefix) || node_addr(node) == NULL)
             return false;
-        addr_ip(jstr(node, "addr"), n->want.self_ip, sizeof(n->want.self_ip));
+        addr_ip(node_addr(node), n->want.self_ip, sizeof(n->want.self_ip));
     }
     if (self == 0)
         return false;

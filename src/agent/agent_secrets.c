@@ -12,6 +12,7 @@
 
 #include "agent/agent_int.h"
 #include "base/base64.h"
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -32,7 +33,7 @@ static char *secrets_dir(const struct agent_env *env, const char *ctr_id)
 static int write_one(const struct agent_upstream *up, const char *dir, size_t index,
                      const char *table, json_t *ref, json_t *mounts, struct serr *err)
 {
-    const char *id = json_string_value(json_object_get(ref, "id"));
+    const char *id = jstr(ref, "id");
     char *data = id ? up->secret_data(up->data, table, id, err) : NULL;
     if (data == NULL)
         return err->msg[0] ? -1 : serr_set(err, SERR_INVALID, "a reference without an id");
@@ -42,8 +43,8 @@ static int write_one(const struct agent_upstream *up, const char *dir, size_t in
     free(data);
     if (raw == NULL)
         return serr_set(err, SERR_INTERNAL, "%s %s: malformed data", noun(table), id);
-    const char *uid = json_string_value(json_object_get(ref, "uid"));
-    const char *gid = json_string_value(json_object_get(ref, "gid"));
+    const char *uid = jstr(ref, "uid");
+    const char *gid = jstr(ref, "gid");
     json_t *mode = json_object_get(ref, "mode");
     char *path = xasprintf("%s/%c%zu", dir, table[0], index);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -11,8 +11,8 @@
 
 static int resolve_layers(struct ctr *c, json_t *container, struct serr *err)
 {
-    const char *image_ref = json_string_value(json_object_get(container, "image"));
-    const char *image_id = json_string_value(json_object_get(container, "image_id"));
+    const char *image_ref = jstr(container, "image");
+    const char *image_id = jstr(container, "image_id");
     json_t *image = image_id ? c->up->image_get(c->up->data, image_id) : NULL;
     if (image == NULL)
         return serr_set(err, SERR_NOT_FOUND, "No such image: %s", image_ref ? image_ref : "?");
@@ -57,8 +57,8 @@ static json_t *resolve_mounts(struct ctr *c, json_t *mounts, struct serr *err)
     json_t *m;
     json_array_foreach(mounts, i, m)
     {
-        const char *type = json_string_value(json_object_get(m, "type"));
-        const char *src = json_string_value(json_object_get(m, "source"));
+        const char *type = jstr(m, "type");
+        const char *src = jstr(m, "source");
         if (type && strcmp(type, "tmpfs") == 0) {
             json_array_append_new(out, tmpfs_mount(m));
             continue;
@@ -168,7 +168,7 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
     }
     char hostname[13];
     snprintf(hostname, sizeof(hostname), "%s", c->id);
-    const char *spec_hostname = json_string_value(json_object_get(container, "hostname"));
+    const char *spec_hostname = jstr(container, "hostname");
     c->rspec = json_pack("{s:O, s:O, s:O, s:O, s:s, s:o, s:b}", "args", args, "env",
                          json_object_get(container, "env"), "workdir",
                          json_object_get(container, "workdir"), "user",
@@ -190,7 +190,7 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err)
         if (v)
             json_object_set(c->rspec, runtime_options[i], v);
     }
-    if (prepare_network(c, json_string_value(json_object_get(container, "network")), err) < 0)
+    if (prepare_network(c, jstr(container, "network"), err) < 0)
         return -1;
     if (c->ports && c->addr == 0)
         return serr_set(err, SERR_INVALID, "-p needs the container on the bridge network of a "

@@ -10,6 +10,7 @@
 #include "agent/agent_int.h"
 #include "agent/image.h"
 #include "agent/reply.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 struct follower {
@@ -373,7 +374,7 @@ static int run_ports(struct agent *a, json_t *body, json_t **out, struct serr *e
     {
         json_int_t pub = json_integer_value(json_object_get(p, "published"));
         json_int_t target = json_integer_value(json_object_get(p, "target"));
-        const char *proto = json_string_value(json_object_get(p, "protocol"));
+        const char *proto = jstr(p, "protocol");
         proto = proto ? proto : "tcp";
         json_t *port = json_pack("{s:I, s:I, s:s}", "published", pub, "target", target,
                                  "protocol", proto);
@@ -418,7 +419,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
         r->fail(r, &err);
         return;
     }
-    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *name = jstr(body, "name");
     if (name && ctr_find(a, name)) {
         serr_set(&err, SERR_CONFLICT, "the container name \"%s\" is already in use", name);
         r->fail(r, &err);
@@ -634,10 +635,10 @@ static bool is_job_ref(const char *s)
 
 void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body)
 {
-    const char *sid = json_string_value(json_object_get(body, "service"));
+    const char *sid = jstr(body, "service");
     json_t *tasks = json_object_get(body, "tasks");
     json_t *tail_v = json_object_get(body, "tail");
-    const char *since = json_string_value(json_object_get(body, "since"));
+    const char *since = jstr(body, "since");
     if (!(is_hex_id(sid) || is_job_ref(sid)) || !json_is_array(tasks) || (tail_v && !json_is_integer(tail_v)) ||
         (since && strlen(since) > LOG_TS_LEN)) {
         struct serr err;

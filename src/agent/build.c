@@ -16,6 +16,7 @@
 #include "agent/registry.h"
 #include "agent/runtime.h"
 #include "agent/untar.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "model/dockerfile.h"
 
@@ -167,8 +168,7 @@ static int write_base_archive(struct image_store *s, json_t *img, const char *ta
 {
     char *config = NULL;
     size_t config_len = 0;
-    if (image_config_blob(s, json_string_value(json_object_get(img, "id")), &config, &config_len,
-                          err) < 0)
+    if (image_config_blob(s, jstr(img, "id"), &config, &config_len, err) < 0)
         return -1;
     config = complete_history(config, &config_len, json_array_size(json_object_get(img, "layers")));
     struct archive *w = archive_write_new();

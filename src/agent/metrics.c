@@ -9,6 +9,7 @@
 #include "agent/agent.h"
 #include "agent/runtime.h"
 #include "agent/volumes.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 /* ---- parsers ---- */
@@ -169,8 +170,8 @@ static json_t *sample_tasks(struct metrics_sampler *s, int64_t elapsed_ms)
     json_t *t;
     json_array_foreach(running, i, t)
     {
-        const char *id = json_string_value(json_object_get(t, "id"));
-        const char *ctr = json_string_value(json_object_get(t, "container"));
+        const char *id = jstr(t, "id");
+        const char *ctr = jstr(t, "container");
         uint64_t cpu_ns = 0, mem = 0;
         runtime_stats(s->rt, ctr, &cpu_ns, &mem);
         bool known;

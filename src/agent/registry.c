@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent/registry_int.h"
+#include "base/json_get.h"
 #include "base/platform.h"
 #include "base/util.h"
 
@@ -95,9 +96,9 @@ int registry_check_platform(const char *platform, struct serr *err)
 static bool platform_matches(json_t *desc, const struct want_platform *want)
 {
     json_t *p = json_object_get(desc, "platform");
-    const char *os = json_string_value(json_object_get(p, "os"));
-    const char *arch = json_string_value(json_object_get(p, "architecture"));
-    const char *variant = json_string_value(json_object_get(p, "variant"));
+    const char *os = jstr(p, "os");
+    const char *arch = jstr(p, "architecture");
+    const char *variant = jstr(p, "variant");
     if (!os || !arch || strcmp(os, want->os) != 0 || strcmp(arch, want->arch) != 0)
         return false;
     if (want->variant[0] == '\0' || (variant && strcmp(variant, want->variant) == 0))
@@ -116,9 +117,9 @@ static json_t *index_platforms(json_t *manifests)
     json_array_foreach(manifests, i, d)
     {
         json_t *p = json_object_get(d, "platform");
-        const char *os = json_string_value(json_object_get(p, "os"));
-        const char *arch = json_string_value(json_object_get(p, "architecture"));
-        const char *variant = json_string_value(json_object_get(p, "variant"));
+        const char *os = jstr(p, "os");
+        const char *arch = jstr(p, "architecture");
+        const char *variant = jstr(p, "variant");
         if (!os || !arch || strcmp(os, "unknown") == 0)
             continue;
         json_array_append_new(out,
@@ -318,8 +319,8 @@ void reg_error_text(const struct reply *r, char *out, size_t outlen)
 {
     json_t *j = json_loadb(r->body, r->len, 0, NULL);
     json_t *e = json_array_get(json_object_get(j, "errors"), 0);
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    const char *code = json_string_value(json_object_get(e, "code"));
+    const char *msg = jstr(e, "message");
+    const char *code = jstr(e, "code");
     if (msg)
         snprintf(out, outlen, ": %s%s%s", code ? code : "", code ? ": " : "", msg);
     else
@@ -401,9 +402,9 @@ static int bearer_token(struct reg *g, const char *params, const char *scope, st
     else if (rc == 0 && r.status != 200)
         rc = serr_set(err, SERR_UNAVAILABLE, "token server %s answered %ld", realm, r.status);
     json_t *j = rc == 0 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
-    const char *token = json_string_value(json_object_get(j, "token"));
+    const char *token = jstr(j, "token");
     if (token == NULL)
-        token = json_string_value(json_object_get(j, "access_token"));
+        token = jstr(j, "access_token");
     if (rc == 0 && token == NULL)
         rc = serr_set(err, SERR_INVALID, "token server %s gave no token", realm);
     if (rc == 0)
@@ -614,7 +615,7 @@ static json_t *pick_platform(struct reg *g, json_t *index, const struct want_pla
     {
         if (!platform_matches(d, want))
             continue;
-        const char *dd = json_string_value(json_object_get(d, "digest"));
+        const char *dd = jstr(d, "digest");
         if (!digest_ok(dd)) {
             serr_set(err, SERR_INVALID, "%s: index entry %zu has an invalid digest", g->ref.name,
                      i);
@@ -862,8 +863,7 @@ static int plan_layers(struct reg *g, struct plan *p, struct xfer **out, size_t 
                        struct serr *err)
 {
     json_t *layers = json_object_get(p->manifest, "layers");
-    const char *cfg_digest =
-        json_string_value(json_object_get(json_object_get(p->manifest, "config"), "digest"));
+    const char *cfg_digest = jstr(json_object_get(p->manifest, "config"), "digest");
     if (!json_is_array(layers) || !digest_ok(cfg_digest))
         return serr_set(err, SERR_INVALID, "%s: manifest without a valid config or layers",
                         g->ref.name);
@@ -882,7 +882,7 @@ static int plan_layers(struct reg *g, struct plan *p, struct xfer **out, size_t 
     {
         if (rc < 0)
             break;
-        const char *digest = json_string_value(json_object_get(l, "digest"));
+        const char *digest = jstr(l, "digest");
         const char *diff = json_string_value(json_array_get(diff_ids, i));
         json_int_t size = json_integer_value(json_object_get(l, "size"));
         if (!digest_ok(digest) || !digest_ok(diff) || size < 0) {
@@ -934,9 +934,9 @@ static json_t *image_of(struct reg *g, struct plan *p, struct serr *err)
     if (image_describe_config(g->store, p->config.body, p->config.len, tags, &image, err) == 0) {
         json_object_set_new(image, "digests", json_pack("[s++]", g->ref.name, "@", p->top_digest));
         json_t *cfg = json_loadb(p->config.body, p->config.len, 0, NULL);
-        const char *os = json_string_value(json_object_get(cfg, "os"));
-        const char *arch = json_string_value(json_object_get(cfg, "architecture"));
-        const char *variant = json_string_value(json_object_get(cfg, "variant"));
+        const char *os = jstr(cfg, "os");
+        const char *arch = jstr(cfg, "architecture");
+        const char *variant = jstr(cfg, "variant");
         if (os && arch)
             json_object_set_new(
                 image, "platform",

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/registry_int.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 /* A request's body: `data[len]` in memory, or the file `path` streamed. */
@@ -462,7 +463,7 @@ static int prepare_layers(struct reg *g, json_t *image, const char *config, size
     if (!json_is_array(diff_ids) || !json_equal(diff_ids, json_object_get(image, "layers")))
         rc =
             serr_set(err, SERR_INVALID, "image %s: its config's rootfs.diff_ids are not its layers",
-                     json_string_value(json_object_get(image, "id")));
+                     jstr(image, "id"));
     size_t n = json_array_size(diff_ids);
     struct push_layer *ls = xcalloc(n + 1, sizeof(*ls));
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -490,8 +491,7 @@ int registry_push(struct image_store *s, const struct registry_opts *o, const ch
         snprintf(line, sizeof(line), "The push refers to repository [%s/%s]", g.ref.domain,
                  g.ref.path);
         reg_progress(&g, "", line, 0, 0);
-        rc = image_config_blob(s, json_string_value(json_object_get(image, "id")), &config,
-                               &config_len, err);
+        rc = image_config_blob(s, jstr(image, "id"), &config, &config_len, err);
     }
     if (rc == 0)
         rc = prepare_layers(&g, image, config, config_len, &ls, &n, err);

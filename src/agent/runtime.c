@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent/runtime_internal.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 extern char **environ;
@@ -111,8 +112,8 @@ static char *crun_log_error(const char *log_path)
         return NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         json_t *entry = json_loads(line, 0, NULL);
-        const char *msg = json_string_value(json_object_get(entry, "msg"));
-        const char *level = json_string_value(json_object_get(entry, "level"));
+        const char *msg = jstr(entry, "msg");
+        const char *level = jstr(entry, "level");
         if (msg != NULL && (level == NULL || strcmp(level, "error") == 0)) {
             free(found);
             found = xstrdup(msg);

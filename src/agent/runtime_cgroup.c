@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/runtime_internal.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -192,7 +193,7 @@ static int write_cpuset(const char *dir, json_t *limits, struct serr *err)
         if (rc == 0)
             rc = cpuset_inherit(dir, files[i], err);
     }
-    const char *cores = json_string_value(json_object_get(limits, "cpuset"));
+    const char *cores = jstr(limits, "cpuset");
     if (rc == 0 && cores)
         rc = write_cgroup_file(dir, "cpuset.cpus", cores, err);
     return rc;

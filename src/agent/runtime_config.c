@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/runtime_internal.h"
+#include "base/json_get.h"
 #include "base/util.h"
 #include "model/container_opts.h"
 
@@ -181,9 +182,9 @@ static int check_readonly_tree(const struct runtime *rt, const char *source, str
 
 static int check_bind(const struct runtime *rt, json_t *mount, struct serr *err)
 {
-    const char *type = json_string_value(json_object_get(mount, "type"));
-    const char *source = json_string_value(json_object_get(mount, "source"));
-    const char *target = json_string_value(json_object_get(mount, "target"));
+    const char *type = jstr(mount, "type");
+    const char *source = jstr(mount, "source");
+    const char *target = jstr(mount, "target");
     if (type != NULL && strcmp(type, "bind") != 0)
         return serr_set(err, SERR_INVALID, "invalid mount config: unsupported type \"%s\"", type);
     if (source == NULL || source[0] != '/')
@@ -210,7 +211,7 @@ static int check_bind(const struct runtime *rt, json_t *mount, struct serr *err)
 
 static int check_tmpfs(json_t *mount, struct serr *err)
 {
-    const char *target = json_string_value(json_object_get(mount, "target"));
+    const char *target = jstr(mount, "target");
     if (target == NULL || target[0] != '/')
         return serr_set(err, SERR_INVALID,
                         "invalid mount config for type \"tmpfs\": target must be an absolute path");
@@ -223,7 +224,7 @@ static int check_tmpfs(json_t *mount, struct serr *err)
 
 static bool is_tmpfs(json_t *mount)
 {
-    const char *type = json_string_value(json_object_get(mount, "type"));
+    const char *type = jstr(mount, "type");
     return type != NULL && strcmp(type, "tmpfs") == 0;
 }
 
@@ -277,11 +278,11 @@ int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err)
     json_t *env = json_object_get(spec, "env");
     if (env != NULL && !is_string_array(env))
         return serr_set(err, SERR_INVALID, "env must be an array of \"K=V\" strings");
-    const char *workdir = json_string_value(json_object_get(spec, "workdir"));
+    const char *workdir = jstr(spec, "workdir");
     if (workdir != NULL && workdir[0] != '\0' && workdir[0] != '/')
         return serr_set(err, SERR_INVALID, "working directory \"%s\" is not an absolute path",
                         workdir);
-    if (runtime_user_check(json_string_value(json_object_get(spec, "user")), err) < 0)
+    if (runtime_user_check(jstr(spec, "user"), err) < 0)
         return -1;
     if (json_is_true(json_object_get(spec, "init")) && rt->init_path == NULL)
         return serr_set(err, SERR_INVALID, "init requested but no static init (tini-static) found");
@@ -400,7 +401,7 @@ static json_t *build_rlimits(json_t *spec)
 /* `user` is taken over. */
 static json_t *build_process(json_t *spec, struct runtime_user *user)
 {
-    const char *cwd = json_string_value(json_object_get(spec, "workdir"));
+    const char *cwd = jstr(spec, "workdir");
     if (cwd == NULL || *cwd == '\0')
         cwd = "/";
     json_t *caps = json_object();
@@ -441,8 +442,7 @@ static json_t *tmpfs_entry(json_t *m)
     if (json_is_integer(mode))
         snprintf(options + n, sizeof(options) - (size_t)n, ",mode=%llo",
                  (unsigned long long)json_integer_value(mode));
-    return mount_entry(json_string_value(json_object_get(m, "target")), "tmpfs", "tmpfs",
-                       options);
+    return mount_entry(jstr(m, "target"), "tmpfs", "tmpfs", options);
 }
 
 /* A readonly bind is read-only all the way down where the kernel can do it
@@ -461,9 +461,7 @@ static void add_user_binds(const struct runtime *rt, json_t *mounts, json_t *spe
         bool readonly = json_is_true(json_object_get(m, "readonly"));
         /* a single file (a task's secret): no submounts, and crun's rro opens a directory */
         bool file = json_is_true(json_object_get(m, "file"));
-        json_array_append_new(mounts, mount_entry(json_string_value(json_object_get(m, "target")),
-                                                  "bind",
-                                                  json_string_value(json_object_get(m, "source")),
+        json_array_append_new(mounts, mount_entry(jstr(m, "target"), "bind", jstr(m, "source"),
                                                   file       ? "bind,rprivate,ro"
                                                   : readonly ? ro_options
                                                              : "rbind,rprivate"));
@@ -476,7 +474,7 @@ static json_t *build_mounts(const struct runtime *rt, json_t *spec)
     for (size_t i = 0; i < sizeof(base_mounts) / sizeof(base_mounts[0]); i++)
         json_array_append_new(mounts, mount_entry(base_mounts[i].destination, base_mounts[i].type,
                                                   base_mounts[i].source, base_mounts[i].options));
-    const char *resolv = json_string_value(json_object_get(spec, "resolv_conf"));
+    const char *resolv = jstr(spec, "resolv_conf");
     for (size_t i = 0; host_files[i] != NULL; i++) {
         const char *source = host_files[i];
         if (resolv && strcmp(source, "/etc/resolv.conf") == 0)
@@ -505,7 +503,7 @@ static json_t *build_namespaces(json_t *spec)
                            "uts", "type", "ipc");
     /* A bridged task joins the namespace the agent prepared (agent/net.h);
      * without one the container shares the host's network. */
-    const char *netns = json_string_value(json_object_get(spec, "netns"));
+    const char *netns = jstr(spec, "netns");
     if (netns != NULL)
         json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "network", "path", netns));
     return ns;
@@ -549,7 +547,7 @@ static json_t *build_resources(json_t *spec)
         json_object_update_new(cpu, json_pack("{s:I, s:I}", "quota",
                                               (json_int_t)(cpus * CPU_PERIOD_US), "period",
                                               (json_int_t)CPU_PERIOD_US));
-    const char *cpuset = json_string_value(json_object_get(limits, "cpuset"));
+    const char *cpuset = jstr(limits, "cpuset");
     if (cpuset) /* a batch job's cores */
         json_object_set_new(cpu, "cpus", json_string(cpuset));
     if (json_object_size(cpu) > 0)
@@ -580,7 +578,7 @@ static json_t *build_linux(const struct runtime *rt, const char *id, json_t *spe
 
 static const char *hostname_of(const char *id, json_t *spec, char *buf, size_t buflen)
 {
-    const char *hostname = json_string_value(json_object_get(spec, "hostname"));
+    const char *hostname = jstr(spec, "hostname");
     if (hostname != NULL && *hostname != '\0')
         return hostname;
     /* Like Docker: the short id. */
@@ -595,8 +593,7 @@ json_t *runtime_config_build(const struct runtime *rt, const char *id, json_t *s
         return NULL;
     struct runtime_user user;
     char *rootfs = xasprintf("%s/%s/rootfs", rt->containers_dir, id);
-    int rc = runtime_user_resolve(rootfs, json_string_value(json_object_get(spec, "user")), &user,
-                                  err);
+    int rc = runtime_user_resolve(rootfs, jstr(spec, "user"), &user, err);
     free(rootfs);
     if (rc < 0)
         return NULL;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/runtime_internal.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 /* "0,2-3" (limits.cpuset) into set; false when there is none or it is malformed. */
@@ -175,7 +176,7 @@ int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out
         rc = serr_set(err, SERR_INVALID, "host job %s: args (absolute program first) and env "
                       "must be arrays of strings", id);
     json_t *limits = json_object_get(spec, "limits");
-    const char *cpuset = json_string_value(json_object_get(limits, "cpuset"));
+    const char *cpuset = jstr(limits, "cpuset");
     if (rc == 0)
         rc = runtime_cgroup_create_host(rt, id, spec, err);
     if (rc == 0 && fork_gated(rt, id, argv, envp, cpuset, out_fd, pid, err) < 0) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/untar.h"
+#include "base/json_get.h"
 #include "base/util.h"
 
 #define SUFFIX ".tar.gz"
@@ -140,7 +141,7 @@ static void remove_beyond(const char *backup_dir, const char *name, int keep)
 {
     json_t *all = volumes_list(backup_dir, name);
     for (size_t i = (size_t)keep; keep > 0 && i < json_array_size(all); i++) {
-        const char *path = json_string_value(json_object_get(json_array_get(all, i), "path"));
+        const char *path = jstr(json_array_get(all, i), "path");
         char *sum = xasprintf("%s.sha256", path);
         unlink(sum); /* first: a half-removed backup is never listed */
         unlink(path);

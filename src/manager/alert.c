@@ -5,6 +5,8 @@
 
 #include "base/json_get.h"
 #include "base/util.h"
+#include "model/node.h"
+#include "model/task.h"
 
 /* ---- rules ---- */
 
@@ -220,8 +222,8 @@ typedef void (*finding_fn)(struct finding *f, void *arg);
 static void finding_init(struct finding *f, json_t *rule, json_t *node, const char *subject)
 {
     memset(f, 0, sizeof(*f));
-    f->node_id = jstr(node, "id");
-    f->hostname = jstr(node, "hostname");
+    f->node_id = node_id(node);
+    f->hostname = node_hostname(node);
     snprintf(f->subject, sizeof(f->subject), "%s", subject);
     snprintf(f->key, sizeof(f->key), "%s/%s/%s", jstr_or(rule, "id", ""),
              f->node_id ? f->node_id : "", subject);
@@ -236,7 +238,7 @@ static void find_metric(const struct alert_inputs *in, json_t *rule, finding_fn 
     json_array_foreach(in->nodes, i, node)
     {
         double v;
-        if (!rule_covers(rule, node) || !jstr_is(node, "status", "ready") ||
+        if (!rule_covers(rule, node) || !node_status_is(node, "ready") ||
             !metric_value(json_object_get(in->samples, jstr_or(node, "id", "")), metric, &v) ||
             v <= above)
             continue;
@@ -256,7 +258,7 @@ static void find_node_down(const struct alert_inputs *in, json_t *rule, finding_
     json_t *node;
     json_array_foreach(in->nodes, i, node)
     {
-        if (!rule_covers(rule, node) || !jstr_is(node, "status", "down"))
+        if (!rule_covers(rule, node) || !node_status_is(node, "down"))
             continue;
         struct finding f;
         finding_init(&f, rule, node, "node-down");
@@ -289,21 +291,21 @@ static void find_flapping(const struct alert_inputs *in, json_t *rule, finding_f
     json_t *t;
     json_array_foreach(in->tasks, i, t)
     {
-        json_t *node = node_by_id(in->nodes, jstr(t, "node_id"));
-        if (jint(t, "created_at", 0) < since || (node && !rule_covers(rule, node)) ||
+        json_t *node = node_by_id(in->nodes, task_node_id(t));
+        if (task_created_at(t) < since || (node && !rule_covers(rule, node)) ||
             (!node && strcmp(jstr_or(rule, "node", "all"), "all") != 0))
             continue;
         char slot[160];
         snprintf(slot, sizeof(slot), "%s.%s", jstr_or(t, "service_id", "?"),
-                 json_is_integer(json_object_get(t, "slot")) ? "" : jstr_or(t, "node_id", ""));
-        if (json_is_integer(json_object_get(t, "slot")))
+                 json_is_integer(task_slot(t)) ? "" : jstr_or(t, "node_id", ""));
+        if (json_is_integer(task_slot(t)))
             snprintf(slot + strlen(slot), sizeof(slot) - strlen(slot), "%" JSON_INTEGER_FORMAT,
                      jint(t, "slot", 0));
         json_t *c = json_object_get(counts, slot);
         if (c == NULL)
             json_object_set_new(counts, slot, c = json_pack("{s:i, s:O}", "n", 0, "task", t));
         json_object_set_new(c, "n", json_integer(jint(c, "n", 0) + 1));
-        if (jint(t, "created_at", 0) >= jint(json_object_get(c, "task"), "created_at", 0))
+        if (task_created_at(t) >= jint(json_object_get(c, "task"), "created_at", 0))
             json_object_set(c, "task", t);
     }
     const char *slot;

@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "base/json_get.h"
 #include "base/util.h"
 #include "tls/identity.h"
 #include "tls/pem.h"
@@ -239,7 +240,7 @@ static int load_tokens(const char *dir, json_t **out, struct serr *err)
 
 static const char *token_secret(json_t *tokens, const char *role)
 {
-    const char *secret = json_string_value(json_object_get(tokens, role));
+    const char *secret = jstr(tokens, role);
     return secret && strlen(secret) == CA_SECRET_LEN ? secret : NULL;
 }
 

@@ -3,11 +3,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "manager/netmodel.h"
 #include "manager/stats.h"
 #include "manager/subnets.h"
+#include "model/node.h"
+#include "model/task.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
@@ -82,9 +85,9 @@ static bool heartbeats_stopped(const struct seen *s)
 
 static void set_node_status(struct dispatcher *d, json_t *node, const char *status, const char *msg)
 {
-    const char *id = json_string_value(json_object_get(node, "id"));
-    log_info("node %s (%s) is %s%s%s", json_string_value(json_object_get(node, "hostname")), id,
-             status, msg ? ": " : "", msg ? msg : "");
+    const char *id = node_id(node);
+    log_info("node %s (%s) is %s%s%s", node_hostname(node), id, status, msg ? ": " : "",
+             msg ? msg : "");
     json_t *fields = json_pack("{s:s, s:s, s:I}", "status", status, "message", msg ? msg : "",
                                "updated_at", (json_int_t)now_ms());
     cluster_propose(cluster_of(d), json_pack("[o]", op_merge("nodes", id, fields)), NULL,
@@ -160,10 +163,10 @@ static void reconcile_membership(struct dispatcher *d, json_t *nodes)
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
-        const char *rid = json_string_value(json_object_get(n, "raft_id"));
-        const char *role = json_string_value(json_object_get(n, "role"));
-        const char *addr = json_string_value(json_object_get(n, "addr"));
-        const char *status = json_string_value(json_object_get(n, "status"));
+        const char *rid = jstr(n, "raft_id");
+        const char *role = node_role(n);
+        const char *addr = node_addr(n);
+        const char *status = node_status(n);
         if (rid == NULL || role == NULL || addr == NULL)
             continue;
         uint64_t id = strtoull(rid, NULL, 16);
@@ -171,7 +174,7 @@ static void reconcile_membership(struct dispatcher *d, json_t *nodes)
         if (strcmp(role, "manager") == 0 && !voter && status && strcmp(status, "ready") == 0) {
             d->changing = true;
             d->inflight++;
-            log_info("adding manager %s (%s) as a raft voter", json_string_value(json_object_get(n, "hostname")), addr);
+            log_info("adding manager %s (%s) as a raft voter", node_hostname(n), addr);
             cluster_add_voter(cluster, id, addr, membership_done, d);
             return;
         }
@@ -206,8 +209,8 @@ static void check_nodes(uv_timer_t *t)
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
-        const char *id = json_string_value(json_object_get(n, "id"));
-        const char *status = json_string_value(json_object_get(n, "status"));
+        const char *id = node_id(n);
+        const char *status = node_status(n);
         if (strcmp(id, d->host.node_id) == 0) {
             if (status && strcmp(status, "ready") != 0)
                 set_node_status(d, n, "ready", NULL);
@@ -264,7 +267,7 @@ void dispatcher_stop(struct dispatcher *d)
 static bool task_on_node(struct store *st, const char *task_id, const char *node_id)
 {
     json_t *t = store_get(st, "tasks", task_id);
-    const char *on = json_string_value(json_object_get(t, "node_id"));
+    const char *on = task_node_id(t);
     bool mine = on && strcmp(on, node_id) == 0;
     json_decref(t);
     return mine;
@@ -278,7 +281,7 @@ static void apply_reports(struct dispatcher *d, const char *node_id, json_t *rep
     json_t *r;
     json_array_foreach(reports, i, r)
     {
-        const char *id = json_string_value(json_object_get(r, "id"));
+        const char *id = jstr(r, "id");
         json_t *fields = json_object_get(r, "fields");
         if (id == NULL || !json_is_object(fields) || !task_on_node(store_of(d), id, node_id))
             continue;
@@ -301,8 +304,7 @@ static json_t *images_of(struct store *st, json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        const char *id =
-            json_string_value(json_object_get(json_object_get(t, "container"), "image_id"));
+        const char *id = jstr(task_container(t), "image_id");
         if (id == NULL || json_object_get(images, id))
             continue;
         json_t *img = store_get(st, "images", id);
@@ -321,9 +323,8 @@ static void renew_certificate(struct dispatcher *d, json_t *node, const char *cs
     const struct dispatcher_host *h = &d->host;
     struct serr err = {0};
     char *cert = NULL;
-    const char *role = json_string_value(json_object_get(node, "role"));
-    if (h->sign_csr(h->data, csr, json_string_value(json_object_get(node, "id")), role, &cert,
-                    &err) == 0) {
+    const char *role = node_role(node);
+    if (h->sign_csr(h->data, csr, node_id(node), role, &cert, &err) == 0) {
         json_object_set_new(reply, "cert", json_string(cert));
         if (role && strcmp(role, "manager") == 0) /* a promoted node: the secrets key too */
             h->secrets_key_offer(h->data, reply);
@@ -395,15 +396,15 @@ json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *
     struct seen *seen = seen_entry(d, node_id);
     seen->at = mono_ms();
     seen->interval_ms = d->heartbeat_ms;
-    const char *status = json_string_value(json_object_get(node, "status"));
+    const char *status = node_status(node);
     if (status && strcmp(status, "ready") != 0)
         set_node_status(d, node, "ready", NULL);
     apply_reports(d, node_id, json_object_get(heartbeat, "reports"));
     stats_record(d->stats, node_id, json_object_get(heartbeat, "metrics"), mono_ms());
     json_t *reply = assignments(d, node_id, node);
     json_object_set_new(reply, "heartbeat_ms", json_integer(d->heartbeat_ms));
-    add_mesh(d, json_string_value(json_object_get(heartbeat, "mesh_tag")), reply);
-    renew_certificate(d, node, json_string_value(json_object_get(heartbeat, "csr")), reply);
+    add_mesh(d, jstr(heartbeat, "mesh_tag"), reply);
+    renew_certificate(d, node, jstr(heartbeat, "csr"), reply);
     h->secrets_for_node(h->data, json_object_get(reply, "tasks"),
                         json_object_get(heartbeat, "secret_ids"), reply);
     json_decref(node);

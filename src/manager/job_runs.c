@@ -7,11 +7,12 @@
 #include "manager/orchestrator.h"
 #include "manager/service.h"
 #include "model/cron.h"
+#include "model/service.h"
 #include "model/task.h"
 
 bool job_runs_service(json_t *svc)
 {
-    return service_mode_job(json_object_get(svc, "spec"));
+    return service_mode_job(service_spec(svc));
 }
 
 static void lower_wake(int64_t *wake_at, int64_t when)
@@ -28,8 +29,8 @@ static json_t *run_slot_task(json_t *tasks, json_int_t run, json_t *slot)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (jint(t, "run", 0) == run && json_equal(json_object_get(t, "slot"), slot) &&
-            (newest == NULL || jint(t, "created_at", 0) > jint(newest, "created_at", 0)))
+        if (task_run(t) == run && json_equal(task_slot(t), slot) &&
+            (newest == NULL || task_created_at(t) > task_created_at(newest)))
             newest = t;
     }
     return newest;
@@ -44,7 +45,7 @@ static bool run_going_on(json_t *svc, json_t *tasks, json_t *slots, json_int_t r
     json_array_foreach(slots, i, slot)
     {
         json_t *t = run_slot_task(tasks, run, slot);
-        if (t == NULL || !task_state_terminal(jstr(t, "state")) || !task_finished_for_good(svc, t))
+        if (t == NULL || !task_finished(t) || !task_finished_for_good(svc, t))
             return true;
     }
     return false;
@@ -71,9 +72,9 @@ static json_t *runs_with_end(json_t *svc, json_t *tasks, json_t *slots, json_int
         if (t == NULL)
             continue;
         json_array_append_new(codes, json_integer(jint(t, "exit_code", -1)));
-        failed = failed || !jstr_is(t, "state", "complete");
-        if (jint(t, "state_at", 0) > ended)
-            ended = jint(t, "state_at", 0);
+        failed = failed || !task_state_is(t, "complete");
+        if (task_state_at(t) > ended)
+            ended = task_state_at(t);
     }
     json_object_set_new(entry, "ended_at", json_integer(ended));
     json_object_set_new(entry, "state", json_string(failed ? "failed" : "complete"));
@@ -84,7 +85,7 @@ static json_t *runs_with_end(json_t *svc, json_t *tasks, json_t *slots, json_int
 /* Starts run N+1 for the fire `scheduled_at`: its fields into `fields`. */
 static void start_run(json_t *svc, json_t *fields, json_int_t scheduled_at, int64_t now)
 {
-    json_int_t run = jint(svc, "run", 0) + 1;
+    json_int_t run = service_run(svc) + 1;
     json_t *runs = json_object_get(fields, "runs");
     runs = runs ? json_incref(runs) : json_deep_copy(json_object_get(svc, "runs"));
     if (!json_is_array(runs)) {
@@ -104,13 +105,13 @@ static void start_run(json_t *svc, json_t *fields, json_int_t scheduled_at, int6
 static void follow_schedule(json_t *svc, json_t *fields, bool going_on, int64_t now,
                             int64_t *wake_at)
 {
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     struct cron c;
     struct cron_tz tz;
     struct serr err = {0};
     if (cron_parse(jstr(spec, "schedule"), &c, &err) < 0 ||
         cron_tz_parse(jstr(spec, "schedule_tz"), &tz, &err) < 0) {
-        slog(LOG_WARN, "service %s: schedule: %s", jstr(svc, "name"), err.msg);
+        slog(LOG_WARN, "service %s: schedule: %s", service_name(svc), err.msg);
         return; /* validated when stored: not expected */
     }
     int64_t base = jint(svc, "run_scheduled_at", jint(svc, "created_at", now)) / 1000;
@@ -139,14 +140,14 @@ static void follow_schedule(json_t *svc, json_t *fields, bool going_on, int64_t 
 json_t *job_runs_pass(json_t *svc, json_t *tasks, json_t *slots, int64_t now, int64_t *wake_at)
 {
     json_t *fields = json_object();
-    json_int_t run = jint(svc, "run", 0);
+    json_int_t run = service_run(svc);
     bool going_on = run > 0 && run_going_on(svc, tasks, slots, run);
     if (run > 0 && !going_on) {
         json_t *runs = runs_with_end(svc, tasks, slots, run);
         if (runs)
             json_object_set_new(fields, "runs", runs);
     }
-    if (jstr(json_object_get(svc, "spec"), "schedule") == NULL) {
+    if (jstr(service_spec(svc), "schedule") == NULL) {
         if (run == 0)
             start_run(svc, fields, now, now);
         return fields;

@@ -12,6 +12,7 @@
 #include "manager/service.h"
 #include "model/container_opts.h"
 #include "model/job_props.h"
+#include "model/node.h"
 #include "model/task.h"
 #include "store/store.h"
 
@@ -429,11 +430,11 @@ static void jpass_done(struct jpass *p)
 
 static void task_stop(struct jpass *p, json_t *task)
 {
-    if (!jstr_is(task, "desired_state", "running"))
+    if (!task_desired_is(task, "running"))
         return;
     json_t *fields = json_pack("{s:s}", "desired_state", "shutdown");
     json_object_update(task, fields);
-    json_array_append_new(p->ops, op_merge("tasks", jstr(task, "id"), fields));
+    json_array_append_new(p->ops, op_merge("tasks", task_id(task), fields));
 }
 
 /* A preempted idempotent job: Waiting again, as if new (same id). */
@@ -457,10 +458,10 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
         requeue(p, job);
         return;
     }
-    const char *tstate = jstr(task, "state");
+    const char *tstate = task_state(task);
     json_t *code = json_object_get(task, "exit_code");
     const char *reason = jstr(job, "kill_reason");
-    const char *state = "Error", *msg = jstr(task, "error");
+    const char *state = "Error", *msg = task_error(task);
     char why[300];
     if (reason && *reason) {
         msg = reason;
@@ -470,7 +471,7 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
     } else if (msg == NULL || *msg == '\0') {
         /* stopped by the cluster (drain) without an error */
         snprintf(why, sizeof(why), "task %s: %s", tstate,
-                 jstr(task, "message") ? jstr(task, "message") : "");
+                 task_message(task) ? task_message(task) : "");
         msg = why;
     }
     json_t *fields = json_pack("{s:s, s:s, s:I}", "state", state, "message", msg ? msg : "",
@@ -492,7 +493,7 @@ static const char *down_node(struct jpass *p, json_t *job)
     {
         json_array_foreach(p->all_nodes, k, n)
         {
-            if (jstr_is(n, "id", jstr(a, "node_id")) && jstr_is(n, "status", "down"))
+            if (jstr_is(n, "id", jstr(a, "node_id")) && node_status_is(n, "down"))
                 return jstr(a, "hostname");
         }
     }
@@ -508,7 +509,7 @@ static void follow_job(struct jpass *p, json_t *job)
                                     "the job's task is gone", "stopped_at", (json_int_t)p->now));
         return;
     }
-    if (task_state_terminal(jstr(task, "state"))) {
+    if (task_finished(task)) {
         job_finish(p, job, task);
         return;
     }
@@ -531,7 +532,7 @@ static void follow_job(struct jpass *p, json_t *job)
         job_merge(p, job, json_pack("{s:s}", "state", "Finishing"));
         return;
     }
-    const char *ts = jstr(task, "state");
+    const char *ts = task_state(task);
     if (strcmp(ts, "running") == 0) {
         json_t *fields = json_pack("{s:s}", "state", "Running");
         if (started == 0) {
@@ -615,7 +616,7 @@ static json_t *pick_cores(json_t *jobs, json_t *node, int want)
 {
     int ncores = node_cpus(node);
     bool *taken = xcalloc((size_t)ncores, sizeof(*taken));
-    cores_taken(jobs, jstr(node, "id"), taken, ncores);
+    cores_taken(jobs, node_id(node), taken, ncores);
     json_t *cpuset = json_array();
     for (int pass = 0; pass < 2; pass++)
         for (int c = 0; c < ncores && (int)json_array_size(cpuset) < want; c++)
@@ -686,10 +687,10 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
     json_t *assigned = json_array();
     for (int i = 0; i < nnodes; i++) {
         json_t *n = json_array_get(p->nodes, (size_t)node_idx[i]);
-        json_array_append_new(assigned, json_pack("{s:s, s:s, s:I, s:o}", "node_id", jstr(n, "id"),
-                                                  "hostname", jstr(n, "hostname"), "cores",
-                                                  (json_int_t)iget(res, "cores"), "cpuset",
-                                                  pick_cores(p->jobs, n, (int)iget(res, "cores"))));
+        json_array_append_new(assigned,
+                              json_pack("{s:s, s:s, s:I, s:o}", "node_id", node_id(n), "hostname",
+                                        node_hostname(n), "cores", (json_int_t)iget(res, "cores"),
+                                        "cpuset", pick_cores(p->jobs, n, (int)iget(res, "cores"))));
     }
     struct serr err = {0};
     json_t *container = json_is_true(json_object_get(job, "host"))
@@ -783,7 +784,7 @@ static void note_reserved(struct jpass *p, json_t *node, int reserved)
     if (used + 1 < size)
         snprintf(p->services_note + used, size - used, "%s%d of the %d cores of %s",
                  used ? ", " : ", services reserve ", reserved, node_cpus(node),
-                 jstr(node, "hostname"));
+                 node_hostname(node));
 }
 
 static void note_close(struct jpass *p)
@@ -806,7 +807,7 @@ static struct sched_node *sched_nodes(struct jpass *p, int *n)
     json_t *node;
     json_array_foreach(p->nodes, i, node)
     {
-        double cpus = json_number_value(json_object_get(reserved, jstr(node, "id")));
+        double cpus = json_number_value(json_object_get(reserved, node_id(node)));
         int held = (int)cpus + (cpus - (int)cpus > 1e-9);
         int left = node_cpus(node) - held;
         out[i].cores = left > 0 ? left : 0;
@@ -1134,12 +1135,11 @@ static void stop_tasks_of_ended_jobs(struct jpass *p)
     json_t *task;
     json_array_foreach(p->tasks, i, task)
     {
-        const char *job_id = jstr(task, "job_id");
-        if (job_id == NULL || task_state_terminal(jstr(task, "state")) ||
-            json_object_get(p->job_by_id, job_id))
+        const char *job_id = task_job_id(task);
+        if (job_id == NULL || task_finished(task) || json_object_get(p->job_by_id, job_id))
             continue;
         json_t *job = store_get(p->st, "jobs", job_id);
-        if (job && job_state_final(jstr(job, "state")) && jstr_is(job, "task_id", jstr(task, "id")))
+        if (job && job_state_final(jstr(job, "state")) && jstr_is(job, "task_id", task_id(task)))
             task_stop(p, task);
         json_decref(job);
     }
@@ -1294,9 +1294,9 @@ void jobs_trim_history(struct store *st, long long keep, json_t *ops)
         for (i = 0; i < n - (size_t)keep; i++) {
             json_t *task = jstr(done[i], "task_id") ? store_get(st, "tasks", jstr(done[i], "task_id"))
                                                     : NULL;
-            bool stopping = task && !task_state_terminal(jstr(task, "state"));
+            bool stopping = task && !task_finished(task);
             if (task && !stopping)
-                json_array_append_new(ops, op_del("tasks", jstr(task, "id")));
+                json_array_append_new(ops, op_del("tasks", task_id(task)));
             json_decref(task);
             if (!stopping) /* else a later pass, once jobs_pass has stopped it */
                 json_array_append_new(ops, op_del("jobs", jstr(done[i], "id")));

@@ -12,6 +12,8 @@
 #include "base/util.h"
 #include "manager/subnets.h"
 #include "model/cidr.h"
+#include "model/service.h"
+#include "model/task.h"
 #include "store/store.h"
 
 /* ---- networks ---- */
@@ -218,7 +220,7 @@ json_t *network_services(struct store *st, const char *name)
     json_t *s;
     json_array_foreach(svcs, i, s)
     {
-        const char *net = jstr(json_object_get(s, "spec"), "network");
+        const char *net = jstr(service_spec(s), "network");
         if (net && strcmp(net, name) == 0)
             json_array_append(out, json_object_get(s, "name"));
     }
@@ -284,13 +286,13 @@ static int check_port_free(struct store *st, json_t *svc, json_t *port, struct s
     int rc = 0;
     json_array_foreach(svcs, i, other)
     {
-        if (rc < 0 || strcmp(jstr(other, "id"), jstr(svc, "id")) == 0)
+        if (rc < 0 || strcmp(service_id(other), service_id(svc)) == 0)
             continue;
-        json_array_foreach(json_object_get(json_object_get(other, "spec"), "ports"), j, p)
+        json_array_foreach(json_object_get(service_spec(other), "ports"), j, p)
         {
             if (jint(p, "published", 0) == published && strcmp(jstr(p, "protocol"), proto) == 0) {
                 rc = serr_set(err, SERR_CONFLICT, "port %lld/%s is already published by service %s",
-                              (long long)published, proto, jstr(other, "name"));
+                              (long long)published, proto, service_name(other));
                 break;
             }
         }
@@ -347,11 +349,11 @@ static int check_port_unused(struct store *st, json_t *svc, json_t *port, struct
 {
     json_int_t published = jint(port, "published", 0);
     const char *proto = jstr(port, "protocol");
-    json_t *old = store_get(st, "services", jstr(svc, "id"));
+    json_t *old = store_get(st, "services", service_id(svc));
     size_t i;
     json_t *p;
     bool had = false;
-    json_array_foreach(json_object_get(json_object_get(old, "spec"), "ports"), i, p)
+    json_array_foreach(json_object_get(service_spec(old), "ports"), i, p)
     {
         if (jint(p, "published", 0) == published && strcmp(jstr(p, "protocol"), proto) == 0)
             had = true;
@@ -422,9 +424,9 @@ static int pick_vip(struct store *st, json_t *svc, const char *network, uint32_t
     json_t *s;
     json_array_foreach(svcs, i, s)
     {
-        const char *net = jstr(json_object_get(s, "spec"), "network");
+        const char *net = jstr(service_spec(s), "network");
         const char *v = jstr(s, "vip");
-        if (strcmp(jstr(s, "id"), jstr(svc, "id")) == 0 || !net || strcmp(net, network) != 0 || !v)
+        if (strcmp(service_id(s), service_id(svc)) == 0 || !net || strcmp(net, network) != 0 || !v)
             continue;
         uint32_t a;
         if (net_parse_ip(v, &a) && (a & 0xffffff00u) == block)
@@ -583,20 +585,20 @@ void service_port_ops(json_t *group, const char *service_id, json_t *old_spec, j
 
 static bool in_rotation(json_t *task)
 {
-    const char *desired = jstr(task, "desired_state");
+    const char *desired = task_desired_state(task);
     if (desired == NULL || strcmp(desired, "running") != 0)
         return false;
-    const char *state = jstr(task, "state"), *health = jstr(task, "health");
+    const char *state = task_state(task), *health = jstr(task, "health");
     if (state == NULL || strcmp(state, "running") != 0 || jstr(task, "addr") == NULL)
         return false;
-    if (json_object_get(json_object_get(task, "container"), "healthcheck") == NULL)
+    if (json_object_get(task_container(task), "healthcheck") == NULL)
         return true;
     return health && strcmp(health, "healthy") == 0;
 }
 
 static json_t *endpoints(struct store *st, json_t *svc)
 {
-    json_t *tasks = store_list_where(st, "tasks", "service_id", jstr(svc, "id"));
+    json_t *tasks = store_list_where(st, "tasks", "service_id", service_id(svc));
     json_t *out = json_array();
     size_t i;
     json_t *t;
@@ -617,7 +619,7 @@ json_t *mesh_build(struct store *st)
     json_t *s;
     json_array_foreach(svcs, i, s)
     {
-        json_t *spec = json_object_get(s, "spec");
+        json_t *spec = service_spec(s);
         const char *network = jstr(spec, "network");
         if (network == NULL || strcmp(network, NETWORK_HOST) == 0 || jstr(s, "vip") == NULL)
             continue;

@@ -13,6 +13,8 @@
 #include "manager/scheduler.h"
 #include "manager/service.h"
 #include "manager/service_container.h"
+#include "model/node.h"
+#include "model/service.h"
 #include "model/task.h"
 #include "store/store.h"
 
@@ -37,14 +39,14 @@ static void wake_at(struct pass *p, int64_t when)
 static void task_merge(struct pass *p, json_t *task, json_t *fields)
 {
     json_object_update(task, fields);
-    json_array_append_new(p->ops, op_merge("tasks", jstr(task, "id"), fields));
+    json_array_append_new(p->ops, op_merge("tasks", task_id(task), fields));
 }
 
 static void task_set_desired(struct pass *p, json_t *task, const char *desired)
 {
-    if (jstr_is(task, "desired_state", desired))
+    if (task_desired_is(task, desired))
         return;
-    bool unplaced = json_object_get(task, "node_id") == NULL && jstr_is(task, "state", "pending");
+    bool unplaced = json_object_get(task, "node_id") == NULL && task_state_is(task, "pending");
     if (unplaced && strcmp(desired, "shutdown") == 0) {
         /* no agent will ever report it stopped: it is, now (an update of a
          * service that could not be placed goes on) */
@@ -68,8 +70,8 @@ static bool slot_equal(json_t *a, json_t *b)
  * NULL: any node. */
 static json_t *slot_node(struct pass *p, json_t *svc, json_t *task)
 {
-    const char *node_id = json_string_value(json_object_get(task, "slot"));
-    if (node_id == NULL || !service_mode_global(json_object_get(svc, "spec")))
+    const char *node_id = json_string_value(task_slot(task));
+    if (node_id == NULL || !service_mode_global(service_spec(svc)))
         return NULL;
     json_t *only = json_array();
     size_t i;
@@ -110,19 +112,19 @@ static json_t *nodes_for_variants(json_t *candidates, json_t *variants, const ch
 /* The task goes to `node`: with the image's variant for that node's platform. */
 static json_t *assignment(struct pass *p, json_t *svc, json_t *task, json_t *node, json_t *variants)
 {
-    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", jstr(node, "id"),
-                               "node_hostname", jstr(node, "hostname"), "state", "assigned",
+    json_t *fields = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "node_id", node_id(node),
+                               "node_hostname", node_hostname(node), "state", "assigned",
                                "state_at", (json_int_t)p->now, "message", "scheduled", "error", "");
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     char platform[100];
     platform_format(json_object_get(node, "platform"), platform, sizeof(platform));
     json_t *image =
         variants ? image_variant_for(variants, jstr(spec, "image"), platform, NULL) : NULL;
-    const char *had = jstr(json_object_get(task, "container"), "image_id");
+    const char *had = jstr(task_container(task), "image_id");
     if (image && !(had && jstr_is(image, "id", had))) {
         json_object_set_new(task, "container", task_container_spec(spec, image));
         expand_hostname(svc, task);
-        json_object_set(fields, "container", json_object_get(task, "container"));
+        json_object_set(fields, "container", task_container(task));
     }
     return fields;
 }
@@ -130,7 +132,7 @@ static json_t *assignment(struct pass *p, json_t *svc, json_t *task, json_t *nod
 static void try_assign(struct pass *p, json_t *svc, json_t *task)
 {
     struct serr err = {0};
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     json_t *reservations = json_object_get(spec, "reservations");
     double reserve = json_number_value(json_object_get(reservations, "cpus"));
     if (reserve > 0 && p->job_cores == NULL) /* read the jobs only when needed */
@@ -159,7 +161,7 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
         json_decref(variants);
         return;
     }
-    json_t *node = scheduler_pick_placement(nodes, p->tasks, jstr(svc, "id"), &pl, &err);
+    json_t *node = scheduler_pick_placement(nodes, p->tasks, service_id(svc), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))
@@ -175,18 +177,18 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
 /* --hostname templates ({{.Task.Slot}}, ...) for this task. */
 static void expand_hostname(json_t *svc, json_t *task)
 {
-    json_t *container = json_object_get(task, "container");
+    json_t *container = task_container(task);
     const char *tmpl = jstr(container, "hostname");
     if (tmpl == NULL || strstr(tmpl, "{{") == NULL)
         return;
     char slot[64];
-    json_t *s = json_object_get(task, "slot");
+    json_t *s = task_slot(task);
     if (json_is_integer(s))
         snprintf(slot, sizeof(slot), "%lld", (long long)json_integer_value(s));
     else
         snprintf(slot, sizeof(slot), "%s", json_string_value(s) ? json_string_value(s) : "");
-    char *hostname = service_hostname_expand(tmpl, jstr(svc, "id"), jstr(svc, "name"),
-                                             jstr(task, "id"), jstr(task, "name"), slot);
+    char *hostname = service_hostname_expand(tmpl, service_id(svc), service_name(svc),
+                                             task_id(task), task_name(task), slot);
     if (hostname != NULL)
         json_object_set_new(container, "hostname", json_string(hostname));
     free(hostname);
@@ -199,13 +201,13 @@ static void expand_hostname(json_t *svc, json_t *task)
  * the window since the first counted restart has passed. */
 static void count_restart(struct pass *p, json_t *svc, json_t *previous, json_t *task)
 {
-    if (previous == NULL || jint(previous, "spec_version", 0) != jint(svc, "version", 0) ||
-        jint(previous, "run", 0) != jint(svc, "run", 0))
+    if (previous == NULL || task_spec_version(previous) != service_version(svc) ||
+        task_run(previous) != service_run(svc))
         return;
-    json_int_t attempts = jint(previous, "restart_attempts", 0);
+    json_int_t attempts = task_restart_attempts(previous);
     json_int_t since = jint(previous, "restart_window_start", p->now);
-    bool stopped = jstr_is(previous, "state", "shutdown") || jstr_is(previous, "state", "orphaned");
-    json_int_t window = jint(json_object_get(svc, "spec"), "restart_window_ms", 0);
+    bool stopped = task_state_is(previous, "shutdown") || task_state_is(previous, "orphaned");
+    json_int_t window = jint(service_spec(svc), "restart_window_ms", 0);
     if (!stopped) {
         if (attempts == 0 || (window > 0 && p->now - since > window)) {
             attempts = 0;
@@ -223,22 +225,22 @@ static void count_restart(struct pass *p, json_t *svc, json_t *previous, json_t 
  * task or NULL. */
 static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *previous)
 {
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     char id[26];
     random_hex(id, 25);
     char name[300];
     if (json_is_integer(slot))
-        snprintf(name, sizeof(name), "%s.%lld", jstr(svc, "name"),
+        snprintf(name, sizeof(name), "%s.%lld", service_name(svc),
                  (long long)json_integer_value(slot));
     else
-        snprintf(name, sizeof(name), "%s.%s", jstr(svc, "name"), json_string_value(slot));
+        snprintf(name, sizeof(name), "%s.%s", service_name(svc), json_string_value(slot));
     json_t *task =
         json_pack("{s:s, s:s, s:s, s:O, s:s, s:O, s:s, s:s, s:I, s:s, s:s, s:I}", "id", id,
-                  "service_id", jstr(svc, "id"), "service_name", jstr(svc, "name"), "slot", slot,
+                  "service_id", service_id(svc), "service_name", service_name(svc), "slot", slot,
                   "name", name, "spec_version", json_object_get(svc, "version"), "desired_state",
                   "running", "state", "pending", "state_at", (json_int_t)p->now, "message",
                   "created", "error", "", "created_at", (json_int_t)p->now);
-    if (jint(svc, "run", 0) > 0) /* a replicated job's run (manager/job_runs.h) */
+    if (service_run(svc) > 0) /* a replicated job's run (manager/job_runs.h) */
         json_object_set(task, "run", json_object_get(svc, "run"));
     json_t *reserve = json_object_get(json_object_get(spec, "reservations"), "cpus");
     if (json_number_value(reserve) > 0) /* counted by both schedulers (scheduler.h) */
@@ -276,27 +278,26 @@ static bool should_restart(json_t *spec, json_t *task)
         return false;
     json_int_t max = jint(spec, "restart_max_attempts", 0);
     json_int_t window = jint(spec, "restart_window_ms", 0);
-    bool window_over = window > 0 && jint(task, "state_at", 0) -
-                                             jint(task, "restart_window_start", 0) > window;
-    if (max > 0 && !window_over && jint(task, "restart_attempts", 0) >= max)
+    bool window_over = window > 0 && task_state_at(task) - task_restart_window_start(task) > window;
+    if (max > 0 && !window_over && task_restart_attempts(task) >= max)
         return false; /* --restart-max-attempts reached (within --restart-window) */
     if (cond && strcmp(cond, "on-failure") == 0)
-        return !jstr_is(task, "state", "complete");
+        return !task_state_is(task, "complete");
     return true;
 }
 
 bool task_finished_for_good(json_t *svc, json_t *task)
 {
-    const char *state = jstr(task, "state");
+    const char *state = task_state(task);
     /* "shutdown" is a stop asked for (update, drain, scale): the slot goes on */
     if (!task_state_terminal(state) || strcmp(state, "shutdown") == 0)
         return false;
-    bool scheduled = job_runs_service(svc) && jstr(json_object_get(svc, "spec"), "schedule");
-    if (jint(task, "spec_version", 0) < jint(svc, "version", 0) && !scheduled)
+    bool scheduled = job_runs_service(svc) && jstr(service_spec(svc), "schedule");
+    if (task_spec_version(task) < service_version(svc) && !scheduled)
         return false; /* a new task template runs the slot again (a scheduled job's next run) */
-    if (jint(task, "run", 0) < jint(svc, "run", 0))
+    if (task_run(task) < service_run(svc))
         return false; /* a new run of a replicated job runs it again */
-    return !should_restart(json_object_get(svc, "spec"), task);
+    return !should_restart(service_spec(svc), task);
 }
 
 /* Newest task of a slot with desired state running, and newest task of the
@@ -310,15 +311,15 @@ static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **l
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (!slot_equal(json_object_get(t, "slot"), slot))
+        if (!slot_equal(task_slot(t), slot))
             continue;
-        json_int_t at = jint(t, "created_at", 0);
-        if (*latest == NULL || at > jint(*latest, "created_at", 0))
+        json_int_t at = task_created_at(t);
+        if (*latest == NULL || at > task_created_at(*latest))
             *latest = t;
-        if (!jstr_is(t, "desired_state", "running"))
+        if (!task_desired_is(t, "running"))
             continue;
         (*running)++;
-        if (*current == NULL || at > jint(*current, "created_at", 0))
+        if (*current == NULL || at > task_created_at(*current))
             *current = t;
     }
 }
@@ -331,15 +332,13 @@ static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **l
 static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur,
                                 int running)
 {
-    if (running < 2 || cur == NULL ||
-        (!jstr_is(cur, "state", "running") && !task_state_terminal(jstr(cur, "state"))))
+    if (running < 2 || cur == NULL || (!task_state_is(cur, "running") && !task_finished(cur)))
         return;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (t != cur && jstr_is(t, "desired_state", "running") &&
-            slot_equal(json_object_get(t, "slot"), slot))
+        if (t != cur && task_desired_is(t, "running") && slot_equal(task_slot(t), slot))
             task_set_desired(p, t, "shutdown");
     }
 }
@@ -348,7 +347,7 @@ static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, jso
  * tasks (wanted running, not finished): no other starts now. */
 static bool at_max_concurrent(json_t *svc, json_t *tasks)
 {
-    json_int_t max = jint(json_object_get(svc, "spec"), "max_concurrent", 0);
+    json_int_t max = jint(service_spec(svc), "max_concurrent", 0);
     if (max <= 0 || !job_runs_service(svc))
         return false;
     json_int_t live = 0;
@@ -356,7 +355,7 @@ static bool at_max_concurrent(json_t *svc, json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (jstr_is(t, "desired_state", "running") && !task_state_terminal(jstr(t, "state")))
+        if (task_desired_is(t, "running") && !task_finished(t))
             live++;
     }
     return live >= max;
@@ -365,21 +364,21 @@ static bool at_max_concurrent(json_t *svc, json_t *tasks)
 static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *slot,
                            json_t *update_candidates)
 {
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     json_t *cur, *last;
     int running;
     slot_tasks(tasks, slot, &cur, &last, &running);
     stop_replaced_tasks(p, tasks, slot, cur, running);
     if (cur == NULL) {
-        if (last && !task_state_terminal(jstr(last, "state")))
+        if (last && !task_finished(last))
             return; /* stop first: the previous task of this slot is still stopping */
         if (last && task_finished_for_good(svc, last))
             return; /* done: its restart policy does not run it again */
         /* the restart delay slows crash loops; a stop or a lost node is no crash */
-        bool new_run = last && jint(last, "run", 0) < jint(svc, "run", 0);
-        if (last && !new_run && !jstr_is(last, "state", "shutdown") &&
-            !jstr_is(last, "state", "orphaned")) {
-            int64_t due = jint(last, "state_at", 0) + jint(spec, "restart_delay_ms", 0);
+        bool new_run = last && task_run(last) < service_run(svc);
+        if (last && !new_run && !task_state_is(last, "shutdown") &&
+            !task_state_is(last, "orphaned")) {
+            int64_t due = task_state_at(last) + jint(spec, "restart_delay_ms", 0);
             if (due > p->now) {
                 wake_at(p, due);
                 return;
@@ -391,17 +390,17 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
         json_array_append(tasks, create_task(p, svc, slot, last));
         return;
     }
-    if (task_state_terminal(jstr(cur, "state"))) {
+    if (task_finished(cur)) {
         /* no longer wanted running: either a new task replaces it (next pass, after the
          * restart delay) or the slot is done (task_finished_for_good), as Swarm shows it */
         task_set_desired(p, cur, "shutdown");
         return;
     }
-    if (jint(cur, "spec_version", 0) < jint(svc, "version", 0)) {
+    if (task_spec_version(cur) < service_version(svc)) {
         json_array_append(update_candidates, cur);
         return;
     }
-    if (jstr_is(cur, "state", "pending"))
+    if (task_state_is(cur, "pending"))
         try_assign(p, svc, cur);
 }
 
@@ -416,7 +415,7 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *s
  * with its update_config (shoal before rollback_config). */
 static json_t *rollout_config(json_t *svc)
 {
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     json_t *rollback = json_object_get(spec, "rollback_config");
     if (jstr_is(svc, "update_state", "rollback_started") && json_is_object(rollback))
         return rollback;
@@ -440,7 +439,7 @@ static json_int_t monitor_ms(json_t *update_config)
 static void replace_task(struct pass *p, json_t *svc, json_t *tasks, json_t *old)
 {
     if (jstr_is(rollout_config(svc), "order", "start-first"))
-        json_array_append(tasks, create_task(p, svc, json_object_get(old, "slot"), old));
+        json_array_append(tasks, create_task(p, svc, task_slot(old), old));
     else
         task_set_desired(p, old, "shutdown");
 }
@@ -455,29 +454,27 @@ static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *c
     json_int_t delay = jint(uc, "delay_ms", 0);
     if (watches_failures(uc) && delay < monitor_ms(uc))
         delay = monitor_ms(uc); /* a new task must hold that long before the next */
-    json_int_t version = jint(svc, "version", 0);
+    json_int_t version = service_version(svc);
     int in_progress = 0;
     int64_t last_running_at = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (jint(t, "spec_version", 0) != version)
+        if (task_spec_version(t) != version)
             continue;
-        if (jstr_is(t, "desired_state", "running") && jstr_is(t, "state", "running")) {
-            int64_t at = jint(t, "state_at", 0);
+        if (task_desired_is(t, "running") && task_state_is(t, "running")) {
+            int64_t at = task_state_at(t);
             if (at > last_running_at)
                 last_running_at = at;
-        } else if (jstr_is(t, "desired_state", "running") &&
-                   !task_state_terminal(jstr(t, "state"))) {
+        } else if (task_desired_is(t, "running") && !task_finished(t)) {
             in_progress++;
         }
     }
     /* old tasks being stopped for the update count as in progress too */
     json_array_foreach(tasks, i, t)
     {
-        if (jint(t, "spec_version", 0) < version && !jstr_is(t, "desired_state", "running") &&
-            !task_state_terminal(jstr(t, "state")))
+        if (task_spec_version(t) < version && !task_desired_is(t, "running") && !task_finished(t))
             in_progress++;
     }
     if (delay > 0 && last_running_at > 0 && last_running_at + delay > p->now) {
@@ -503,22 +500,22 @@ static void rolling_update(struct pass *p, json_t *svc, json_t *tasks, json_t *c
 static void service_merge(struct pass *p, json_t *svc, json_t *fields)
 {
     json_object_update(svc, fields);
-    json_array_append_new(p->ops, op_merge("services", jstr(svc, "id"), fields));
+    json_array_append_new(p->ops, op_merge("services", service_id(svc), fields));
 }
 
 /* Have more tasks of the new version failed since the update began than
  * max_failure_ratio (default 0: any) of the `slots` tolerates? */
 static bool new_version_failed(json_t *svc, json_t *tasks, size_t slots)
 {
-    json_int_t version = jint(svc, "version", 0);
-    json_int_t since = jint(svc, "updated_at", 0);
+    json_int_t version = service_version(svc);
+    json_int_t since = service_updated_at(svc);
     size_t failed = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (jint(t, "spec_version", 0) == version && jstr_is(t, "state", "failed") &&
-            jint(t, "state_at", 0) >= since)
+        if (task_spec_version(t) == version && task_state_is(t, "failed") &&
+            task_state_at(t) >= since)
             failed++;
     }
     json_t *ratio = json_object_get(rollout_config(svc), "max_failure_ratio");
@@ -530,18 +527,18 @@ static bool new_version_failed(json_t *svc, json_t *tasks, size_t slots)
  * failures are watched). */
 static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
 {
-    json_int_t version = jint(svc, "version", 0);
+    json_int_t version = service_version(svc);
     json_t *uc = rollout_config(svc);
     bool watch = watches_failures(uc);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (!jstr_is(t, "desired_state", "running"))
+        if (!task_desired_is(t, "running"))
             continue;
-        if (jint(t, "spec_version", 0) != version || !jstr_is(t, "state", "running"))
+        if (task_spec_version(t) != version || !task_state_is(t, "running"))
             return false;
-        int64_t held = jint(t, "state_at", 0) + monitor_ms(uc);
+        int64_t held = task_state_at(t) + monitor_ms(uc);
         if (watch && held > p->now) {
             wake_at(p, held);
             return false;
@@ -552,14 +549,14 @@ static bool all_on_version(struct pass *p, json_t *svc, json_t *tasks)
 
 static void start_rollback(struct pass *p, json_t *svc)
 {
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     json_t *next = json_deep_copy(svc);
     json_object_set(next, "spec", json_object_get(svc, "previous_spec"));
     json_object_set(next, "previous_spec", spec);
-    json_object_set_new(next, "version", json_integer(jint(svc, "version", 0) + 1));
+    json_object_set_new(next, "version", json_integer(service_version(svc) + 1));
     json_object_set_new(next, "updated_at", json_integer(p->now));
     json_object_set_new(next, "update_state", json_string("rollback_started"));
-    log_info("service %s: a task of the update failed, rolling back", jstr(svc, "name"));
+    log_info("service %s: a task of the update failed, rolling back", service_name(svc));
     json_object_update(svc, next);
     json_array_append_new(p->ops, op_put("services", next));
 }
@@ -578,11 +575,11 @@ static bool failure_stops_update(struct pass *p, json_t *svc, json_t *tasks, siz
     json_t *previous = json_object_get(svc, "previous_spec");
     if (!rolling_back && strcmp(action, "rollback") == 0 && json_is_object(previous) &&
         json_equal(json_object_get(previous, "ports"),
-                   json_object_get(json_object_get(svc, "spec"), "ports"))) {
+                   json_object_get(service_spec(svc), "ports"))) {
         start_rollback(p, svc);
         return true;
     }
-    log_info("service %s: a task of the update failed, the update is paused", jstr(svc, "name"));
+    log_info("service %s: a task of the update failed, the update is paused", service_name(svc));
     service_merge(p, svc, json_pack("{s:s}", "update_state",
                                      rolling_back ? "rollback_paused" : "paused"));
     return true;
@@ -594,7 +591,7 @@ static bool failure_stops_update(struct pass *p, json_t *svc, json_t *tasks, siz
 static bool update_may_go_on(struct pass *p, json_t *svc, json_t *tasks, bool candidates,
                              size_t slots)
 {
-    const char *state = jstr(svc, "update_state");
+    const char *state = service_update_state(svc);
     bool rolling_back = state && strcmp(state, "rollback_started") == 0;
     if (state == NULL || (!rolling_back && strcmp(state, "updating") != 0))
         return state == NULL || (strcmp(state, "paused") != 0 && strcmp(state, "rollback_paused") != 0);
@@ -629,9 +626,9 @@ static json_t *spec_slots(struct pass *p, json_t *spec)
 
 static json_t *wanted_slots(struct pass *p, json_t *svc)
 {
-    if (job_runs_service(svc) && jint(svc, "run", 0) == 0)
+    if (job_runs_service(svc) && service_run(svc) == 0)
         return json_array(); /* a scheduled job before its first run */
-    return spec_slots(p, json_object_get(svc, "spec"));
+    return spec_slots(p, service_spec(svc));
 }
 
 static bool slot_wanted(json_t *slots, json_t *slot)
@@ -649,7 +646,7 @@ static bool slot_wanted(json_t *slots, json_t *slot)
 /* A task the slot's history may forget: finished and no longer wanted. */
 static bool task_dead(json_t *t)
 {
-    return !jstr_is(t, "desired_state", "running") && task_state_terminal(jstr(t, "state"));
+    return !task_desired_is(t, "running") && task_finished(t);
 }
 
 /* Forgets dead tasks of the slot, oldest first, while the slot holds more
@@ -669,7 +666,7 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (!slot_equal(json_object_get(t, "slot"), slot))
+        if (!slot_equal(task_slot(t), slot))
             continue;
         in_slot++;
         if (task_dead(t) && t != newest)
@@ -679,10 +676,10 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
         size_t oldest = 0;
         json_array_foreach(dead, i, t)
         {
-            if (jint(t, "created_at", 0) < jint(json_array_get(dead, oldest), "created_at", 0))
+            if (task_created_at(t) < task_created_at(json_array_get(dead, oldest)))
                 oldest = i;
         }
-        json_array_append_new(p->ops, op_del("tasks", jstr(json_array_get(dead, oldest), "id")));
+        json_array_append_new(p->ops, op_del("tasks", task_id(json_array_get(dead, oldest))));
         json_array_remove(dead, oldest);
         in_slot--;
     }
@@ -692,7 +689,7 @@ static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
 /* A replicated job: starts its runs, records their ends (manager/job_runs.h). */
 static void follow_job_runs(struct pass *p, json_t *svc, json_t *tasks)
 {
-    json_t *slots = spec_slots(p, json_object_get(svc, "spec"));
+    json_t *slots = spec_slots(p, service_spec(svc));
     json_t *fields = job_runs_pass(svc, tasks, slots, p->now, &p->wake_at);
     json_decref(slots);
     if (json_object_size(fields) > 0)
@@ -708,7 +705,7 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_t *t;
     json_array_foreach(p->tasks, i, t)
     {
-        if (jstr_is(t, "service_id", jstr(svc, "id")))
+        if (task_of_service(t, service_id(svc)))
             json_array_append(tasks, t);
     }
     if (job_runs_service(svc))
@@ -716,8 +713,7 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_t *slots = wanted_slots(p, svc);
     json_array_foreach(tasks, i, t)
     {
-        if (jstr_is(t, "desired_state", "running") &&
-            !slot_wanted(slots, json_object_get(t, "slot")))
+        if (task_desired_is(t, "running") && !slot_wanted(slots, task_slot(t)))
             task_set_desired(p, t, "shutdown");
     }
     json_t *candidates = json_array();
@@ -730,7 +726,7 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_t *seen = json_array();
     json_array_foreach(tasks, i, t)
     {
-        json_t *s = json_object_get(t, "slot");
+        json_t *s = task_slot(t);
         if (!slot_wanted(seen, s)) {
             json_array_append(seen, s);
             trim_history(p, tasks, s);
@@ -751,14 +747,14 @@ static void reap_orphans(struct pass *p)
     {
         if (json_object_get(t, "job_id"))
             continue; /* a job's task: manager/jobs.c */
-        json_t *svc = store_get(p->st, "services", jstr(t, "service_id"));
+        json_t *svc = store_get(p->st, "services", task_service_id(t));
         if (svc) {
             json_decref(svc);
             continue;
         }
         bool unplaced = json_object_get(t, "node_id") == NULL;
-        if (task_state_terminal(jstr(t, "state")) || unplaced)
-            json_array_append_new(p->ops, op_del("tasks", jstr(t, "id")));
+        if (task_finished(t) || unplaced)
+            json_array_append_new(p->ops, op_del("tasks", task_id(t)));
         else
             task_set_desired(p, t, "remove");
     }
@@ -782,24 +778,24 @@ static void orphan_tasks_of_down_nodes(struct pass *p)
             /* drained: stop its tasks; their slots get new tasks elsewhere */
             json_array_foreach(p->tasks, k, t)
             {
-                if (jstr_is(t, "node_id", jstr(n, "id")) && jstr_is(t, "desired_state", "running"))
+                if (task_placed_on(t, node_id(n)) && task_desired_is(t, "running"))
                     task_set_desired(p, t, "shutdown");
             }
         }
-        if (!jstr_is(n, "status", "down"))
+        if (!node_status_is(n, "down"))
             continue;
         /* a short blip (a paused or rebooting board) keeps its tasks */
-        int64_t lost_at = jint(n, "updated_at", 0) + ORPHAN_GRACE_MS;
+        int64_t lost_at = node_updated_at(n) + ORPHAN_GRACE_MS;
         if (lost_at > p->now) {
             wake_at(p, lost_at);
             continue;
         }
         json_array_foreach(p->tasks, k, t)
         {
-            if (!jstr_is(t, "node_id", jstr(n, "id")) || task_state_terminal(jstr(t, "state")))
+            if (!task_placed_on(t, node_id(n)) || task_finished(t))
                 continue;
             char msg[300];
-            snprintf(msg, sizeof(msg), "node %s is down", jstr(n, "hostname"));
+            snprintf(msg, sizeof(msg), "node %s is down", node_hostname(n));
             task_merge(p, t,
                        json_pack("{s:s, s:s, s:s, s:I}", "state", "orphaned", "message",
                                  "orphaned", "error", msg, "state_at", (json_int_t)p->now));
@@ -839,13 +835,12 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 /* Newest task of its slot among `tasks`? */
 static bool newest_of_slot(json_t *tasks, json_t *task)
 {
-    json_int_t at = jint(task, "created_at", 0);
+    json_int_t at = task_created_at(task);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (t != task && slot_equal(json_object_get(t, "slot"), json_object_get(task, "slot")) &&
-            jint(t, "created_at", 0) > at)
+        if (t != task && slot_equal(task_slot(t), task_slot(task)) && task_created_at(t) > at)
             return false;
     }
     return true;
@@ -862,28 +857,28 @@ static bool slot_in_spec(json_t *spec, json_t *slot)
 void service_count_tasks(json_t *svc, json_t *tasks, struct service_counts *out)
 {
     memset(out, 0, sizeof(*out));
-    json_t *spec = json_object_get(svc, "spec");
+    json_t *spec = service_spec(svc);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (jstr_is(t, "desired_state", "running")) {
-            if (jstr_is(t, "state", "running"))
+        if (task_desired_is(t, "running")) {
+            if (task_state_is(t, "running"))
                 out->running++;
-            else if (jstr_is(t, "state", "pending") && jstr(t, "error") && jstr(t, "error")[0] &&
+            else if (task_state_is(t, "pending") && task_error(t) && task_error(t)[0] &&
                      out->pending_reason == NULL)
-                out->pending_reason = jstr(t, "error");
+                out->pending_reason = task_error(t);
             continue;
         }
-        if (!task_finished_for_good(svc, t) || !slot_in_spec(spec, json_object_get(t, "slot")) ||
+        if (!task_finished_for_good(svc, t) || !slot_in_spec(spec, task_slot(t)) ||
             !newest_of_slot(tasks, t))
             continue;
-        if (jstr_is(t, "state", "complete")) {
+        if (task_state_is(t, "complete")) {
             out->completed++;
         } else {
             out->failed++;
             if (out->failed_reason == NULL)
-                out->failed_reason = jstr(t, "error");
+                out->failed_reason = task_error(t);
         }
     }
 }

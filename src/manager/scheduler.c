@@ -11,6 +11,7 @@
 #include "base/json_get.h"
 #include "base/platform.h"
 #include "base/util.h"
+#include "model/node.h"
 #include "model/task.h"
 
 struct constraint {
@@ -91,7 +92,7 @@ int constraint_validate(const char *expr, struct serr *err)
 static const char *node_attr(json_t *node, const char *key)
 {
     if (strncmp(key, "labels.", 7) == 0)
-        return jstr(json_object_get(node, "labels"), key + 7);
+        return jstr(node_labels(node), key + 7);
     if (strncmp(key, "engine_labels.", 14) == 0) /* daemon.json "labels" of the node */
         return jstr(json_object_get(node, "engine_labels"), key + 14);
     return jstr(node, key);
@@ -142,8 +143,8 @@ bool constraint_match(const char *expr, json_t *node)
 /* Swarm's ReadyFilter: status ready and availability active. */
 static bool node_available(json_t *node)
 {
-    const char *status = jstr(node, "status");
-    const char *avail = jstr(node, "availability");
+    const char *status = node_status(node);
+    const char *avail = node_availability(node);
     return status && strcmp(status, "ready") == 0 && avail && strcmp(avail, "active") == 0;
 }
 
@@ -172,8 +173,8 @@ bool node_eligible(json_t *node, json_t *constraints)
 
 static bool task_live(json_t *t)
 {
-    const char *desired = jstr(t, "desired_state");
-    return desired && strcmp(desired, "running") == 0 && !task_state_terminal(jstr(t, "state"));
+    const char *desired = task_desired_state(t);
+    return desired && strcmp(desired, "running") == 0 && !task_finished(t);
 }
 
 /* What the live tasks on one node of the candidates hold. */
@@ -195,18 +196,18 @@ static void load_per_node(json_t *nodes, json_t *tasks, const char *service_id,
     json_array_foreach(nodes, i, n)
     {
         load[i] = (struct node_load){0};
-        if (jstr(n, "id"))
-            json_object_set_new(index, jstr(n, "id"), json_integer((json_int_t)i));
+        if (node_id(n))
+            json_object_set_new(index, node_id(n), json_integer((json_int_t)i));
     }
     json_array_foreach(tasks, i, t)
     {
-        const char *node_id = jstr(t, "node_id");
+        const char *node_id = task_node_id(t);
         json_t *at = node_id ? json_object_get(index, node_id) : NULL;
         if (at == NULL || !task_live(t))
             continue;
         struct node_load *l = &load[json_integer_value(at)];
         l->total++;
-        const char *s = jstr(t, "service_id");
+        const char *s = task_service_id(t);
         if (s && service_id && strcmp(s, service_id) == 0)
             l->same++;
         l->reserved_cpus += json_number_value(json_object_get(t, "reserved_cpus"));
@@ -217,7 +218,7 @@ static void load_per_node(json_t *nodes, json_t *tasks, const char *service_id,
 
 int node_cpus(json_t *node)
 {
-    json_int_t n = jint(json_object_get(node, "resources"), "cpus", 0);
+    json_int_t n = jint(node_resources(node), "cpus", 0);
     return n > 0 ? (int)n : 1;
 }
 
@@ -229,7 +230,7 @@ json_t *scheduler_reserved_by_node(json_t *tasks)
     json_array_foreach(tasks, i, t)
     {
         double cpus = json_number_value(json_object_get(t, "reserved_cpus"));
-        const char *node = jstr(t, "node_id");
+        const char *node = task_node_id(t);
         if (cpus > 0 && node && task_live(t))
             json_object_set_new(out, node,
                                 json_real(json_number_value(json_object_get(out, node)) + cpus));
@@ -244,7 +245,7 @@ static bool cores_free(json_t *node, const struct node_load *load, const struct 
     if (pl->reserve_cpus <= 0)
         return true;
     double held = load->reserved_cpus +
-                  (double)json_integer_value(json_object_get(pl->job_cores, jstr(node, "id")));
+                  (double)json_integer_value(json_object_get(pl->job_cores, node_id(node)));
     return node_cpus(node) - held >= pl->reserve_cpus - 1e-9;
 }
 
@@ -254,8 +255,7 @@ static bool memory_free(json_t *node, const struct node_load *load, const struct
 {
     if (pl->reserve_memory <= 0)
         return true;
-    return jint(json_object_get(node, "resources"), "memory", 0) - load->reserved_memory >=
-           pl->reserve_memory;
+    return jint(node_resources(node), "memory", 0) - load->reserved_memory >= pl->reserve_memory;
 }
 
 /* Appends one stage's explanation, "; "-separated. */
@@ -316,13 +316,13 @@ int placement_spread_validate(const char *descriptor, struct serr *err)
 static int count_in_group(json_t *nodes, const struct node_load *load, json_t *node,
                           const char *key)
 {
-    const char *want = jstr(json_object_get(node, "labels"), key);
+    const char *want = jstr(node_labels(node), key);
     int count = 0;
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
-        const char *have = jstr(json_object_get(n, "labels"), key);
+        const char *have = jstr(node_labels(n), key);
         if (strcmp(have ? have : "", want ? want : "") == 0)
             count += load[i].same;
     }

@@ -10,8 +10,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "model/mount.h"
+#include "base/json_get.h"
 #include "base/util.h"
+#include "model/mount.h"
 #include "store/store.h"
 
 const char *secret_table(const char *kind)
@@ -55,7 +56,7 @@ static int check_body(json_t *body, const char *noun, struct serr *err)
         if (!json_is_string(val))
             return serr_set(err, SERR_INVALID, "%s: expected a string", key);
     }
-    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *name = jstr(body, "name");
     if (!valid_secret_name(name))
         return serr_set(err, SERR_INVALID, "invalid %s name '%s' (letters, digits, '_', '.', "
                         "'-', starting and ending with a letter or digit; at most 64)",
@@ -65,7 +66,7 @@ static int check_body(json_t *body, const char *noun, struct serr *err)
 
 static int check_data(json_t *body, const char *noun, struct serr *err)
 {
-    const char *text = json_string_value(json_object_get(body, "data"));
+    const char *text = jstr(body, "data");
     if (text == NULL)
         return serr_set(err, SERR_INVALID, "data is required (base64)");
     size_t len = 0;
@@ -84,10 +85,10 @@ json_t *secret_new(struct store *st, const char *table, json_t *body, struct ser
     const char *noun = secret_noun(table);
     if (check_body(body, noun, err) < 0 || check_data(body, noun, err) < 0)
         return NULL;
-    const char *name = json_string_value(json_object_get(body, "name"));
+    const char *name = jstr(body, "name");
     json_t *dup = store_find_name(st, table, name, NULL);
     if (dup) {
-        const char *taken = json_string_value(json_object_get(dup, "name"));
+        const char *taken = jstr(dup, "name");
         if (strcmp(taken, name) == 0)
             serr_set(err, SERR_CONFLICT, "%s %s already exists", noun, name);
         else
@@ -131,7 +132,7 @@ json_t *secret_users(struct store *st, const char *table, const char *name)
         json_t *refs = json_object_get(json_object_get(s, "spec"), table);
         json_array_foreach(refs, j, ref)
         {
-            const char *src = json_string_value(json_object_get(ref, "source"));
+            const char *src = jstr(ref, "source");
             if (src && strcasecmp(src, name) == 0) {
                 json_array_append(out, json_object_get(s, "name"));
                 break;
@@ -203,11 +204,11 @@ unsigned char *secret_unseal(const unsigned char key[SECRET_KEY_LEN], const char
 int secret_encrypt_record(json_t *rec, const unsigned char key[SECRET_KEY_LEN], struct serr *err)
 {
     size_t len = 0;
-    const char *text = json_string_value(json_object_get(rec, "data"));
+    const char *text = jstr(rec, "data");
     unsigned char *raw = text ? base64_decode(text, &len) : NULL;
     if (raw == NULL)
         return serr_set(err, SERR_INVALID, "data: not valid base64");
-    char *sealed = secret_seal(key, json_string_value(json_object_get(rec, "id")), raw, len, err);
+    char *sealed = secret_seal(key, jstr(rec, "id"), raw, len, err);
     OPENSSL_cleanse(raw, len);
     free(raw);
     if (sealed == NULL)
@@ -221,11 +222,10 @@ int secret_encrypt_record(json_t *rec, const unsigned char key[SECRET_KEY_LEN], 
 unsigned char *secret_record_data(json_t *rec, const unsigned char key[SECRET_KEY_LEN],
                                   size_t *len, struct serr *err)
 {
-    const char *sealed = json_string_value(json_object_get(rec, "data_enc"));
+    const char *sealed = jstr(rec, "data_enc");
     if (sealed)
-        return secret_unseal(key, json_string_value(json_object_get(rec, "id")), sealed, len,
-                             err);
-    const char *text = json_string_value(json_object_get(rec, "data"));
+        return secret_unseal(key, jstr(rec, "id"), sealed, len, err);
+    const char *text = jstr(rec, "data");
     unsigned char *raw = text ? base64_decode(text, len) : NULL;
     if (raw == NULL)
         serr_set(err, SERR_INTERNAL, "a stored %s has no data", "record");
@@ -330,7 +330,7 @@ static int check_ref_keys(json_t *ref, const char *noun, struct serr *err)
                   end == json_string_value(v) || *end != '\0'))
             return serr_set(err, SERR_INVALID, "%s: %s must be a number", noun, ids[i]);
     }
-    const char *target = json_string_value(json_object_get(ref, "target"));
+    const char *target = jstr(ref, "target");
     if (json_object_get(ref, "target") &&
         (target == NULL || *target == '\0' || strstr(target, "..") || strchr(target, '\n')))
         return serr_set(err, SERR_INVALID, "%s: invalid target", noun);
@@ -347,7 +347,7 @@ static json_t *normalize_ref(struct store *st, const char *table, json_t *ref, s
     else
         json_incref(ref);
     json_t *out = NULL, *rec = NULL;
-    const char *source = json_string_value(json_object_get(ref, "source"));
+    const char *source = jstr(ref, "source");
     if (!json_is_object(ref) || check_ref_keys(ref, noun, err) < 0)
         goto done;
     if (source == NULL) {
@@ -359,8 +359,8 @@ static json_t *normalize_ref(struct store *st, const char *table, json_t *ref, s
             serr_set(err, SERR_NOT_FOUND, "%s not found: %s", noun, source);
         goto done;
     }
-    const char *name = json_string_value(json_object_get(rec, "name"));
-    const char *target = json_string_value(json_object_get(ref, "target"));
+    const char *name = jstr(rec, "name");
+    const char *target = jstr(ref, "target");
     char *path = default_target(table, target ? target : name);
     const char *reserved = mount_reserved_target(path);
     if (reserved || strcmp(path, "/") == 0) {
@@ -370,8 +370,8 @@ static json_t *normalize_ref(struct store *st, const char *table, json_t *ref, s
         goto done;
     }
     json_t *mode = json_object_get(ref, "mode");
-    const char *uid = json_string_value(json_object_get(ref, "uid"));
-    const char *gid = json_string_value(json_object_get(ref, "gid"));
+    const char *uid = jstr(ref, "uid");
+    const char *gid = jstr(ref, "gid");
     out = json_pack("{s:s, s:O, s:s, s:s, s:s, s:I}", "source", name, "id",
                     json_object_get(rec, "id"), "target", path, "uid", uid ? uid : "0", "gid",
                     gid ? gid : "0", "mode", mode ? json_integer_value(mode) : (json_int_t)0444);
@@ -403,12 +403,9 @@ int secret_refs_normalize(struct store *st, json_t *spec, struct serr *err)
             }
             json_array_foreach(norm, j, other)
             {
-                if (strcmp(json_string_value(json_object_get(other, "target")),
-                           json_string_value(json_object_get(n, "target"))) == 0) {
+                if (strcmp(jstr(other, "target"), jstr(n, "target")) == 0) {
                     serr_set(err, SERR_INVALID, "%s and %s are both mounted at %s",
-                             json_string_value(json_object_get(other, "source")),
-                             json_string_value(json_object_get(n, "source")),
-                             json_string_value(json_object_get(n, "target")));
+                             jstr(other, "source"), jstr(n, "source"), jstr(n, "target"));
                     json_decref(n);
                     json_decref(norm);
                     return -1;
@@ -447,8 +444,7 @@ int secret_refs_patch(json_t *spec, json_t *patch, struct serr *err)
         {
             bool found = false;
             for (size_t k = json_array_size(refs); k-- > 0;) {
-                const char *src = json_string_value(json_object_get(json_array_get(refs, k),
-                                                                    "source"));
+                const char *src = jstr(json_array_get(refs, k), "source");
                 if (src && json_string_value(name) &&
                     strcasecmp(src, json_string_value(name)) == 0) {
                     json_array_remove(refs, k);

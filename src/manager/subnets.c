@@ -6,6 +6,7 @@
 #include "base/json_get.h"
 #include "base/util.h"
 #include "model/cidr.h"
+#include "model/node.h"
 #include "store/store.h"
 
 const char *subnets_pool(json_t *cluster_meta)
@@ -41,7 +42,7 @@ json_t *subnets_next_op(json_t *nodes, const char *pool, struct serr *err)
             break;
         }
     }
-    const char *id = jstr(node, "id");
+    const char *id = node_id(node);
     if (id == NULL)
         return NULL;
     uint32_t pool_net, subnet;

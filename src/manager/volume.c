@@ -5,6 +5,7 @@
 
 #include "base/json_get.h"
 #include "base/util.h"
+#include "model/service.h"
 #include "model/task.h"
 #include "store/store.h"
 
@@ -166,7 +167,7 @@ static json_t *services_mounting(struct store *st, const char *name)
     json_t *s;
     json_array_foreach(svcs, i, s)
     {
-        if (spec_mounts(json_object_get(s, "spec"), name))
+        if (spec_mounts(service_spec(s), name))
             json_array_append(out, s);
     }
     json_decref(svcs);
@@ -191,14 +192,14 @@ json_t *volume_tasks(struct store *st, const char *name)
     json_t *s, *t;
     json_array_foreach(svcs, i, s)
     {
-        json_t *tasks = store_list_where(st, "tasks", "service_id", jstr(s, "id"));
+        json_t *tasks = store_list_where(st, "tasks", "service_id", service_id(s));
         json_array_foreach(tasks, j, t)
         {
-            if (task_state_terminal(jstr(t, "state")))
+            if (task_finished(t))
                 continue;
-            json_array_append_new(out, json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", jstr(t, "id"),
-                                                 "service", jstr(s, "name"), "node_id",
-                                                 jstr(t, "node_id"), "state", jstr(t, "state")));
+            json_array_append_new(out, json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", task_id(t),
+                                                 "service", service_name(s), "node_id",
+                                                 task_node_id(t), "state", task_state(t)));
         }
         json_decref(tasks);
     }
@@ -214,13 +215,13 @@ const char *volume_holder(json_t *rec, json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (jstr_is(t, "state", "running") && jstr(t, "node_id"))
-            return jstr(t, "node_id");
+        if (task_state_is(t, "running") && task_node_id(t))
+            return task_node_id(t);
     }
     json_array_foreach(tasks, i, t)
     {
-        if (jstr(t, "node_id") && *jstr(t, "node_id"))
-            return jstr(t, "node_id");
+        if (task_node_id(t) && *task_node_id(t))
+            return task_node_id(t);
     }
     return jstr_or(rec, "node_id", "");
 }
