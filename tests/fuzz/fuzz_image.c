@@ -1,4 +1,4 @@
-/* Image archives (agent/image.c): the input is a file given to `shoal image
+/* Image archives (agent/image_load.c): the input is a file given to `shoal image
  * import` (a root filesystem tarball, any compression) or `shoal image load`
  * (docker save or OCI layout), unpacked into an image store in a new
  * temporary directory that is removed after each input. The first byte picks
