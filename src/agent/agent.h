@@ -93,6 +93,18 @@ json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr 
  * tasks here comes as it is written. */
 void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body);
 
+/* GET /v1/containers/{ref}/logs (`shoal logs CONTAINER`): the container's
+ * log lines (each after its time with `timestamps`) since `since` ("" =
+ * all; a log timestamp), the last `tail` (-1 = all); with `follow` and the
+ * container not ended, then its output as it comes, until it ends. */
+struct ctr_logs_opts {
+    long tail;
+    const char *since;
+    bool follow, timestamps;
+};
+void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts *o,
+                    struct agent_reply *r);
+
 /* `shoal exec`: runs body's {cmd: [...], env: ["K=V"], user, workdir, stdin
  * (base64)} in the running container `ref` (id, name or task id) and
  * streams frames on `r` (agent_exec.c: stdout, stderr, then the exit code). */

@@ -253,6 +253,9 @@ struct ctr *ctr_port_taken(struct agent *a, json_t *port);
 /* c ended (PH_DONE, or released): answers a waiting `stop`, or starts it
  * again for a `restart`. */
 void ctr_answer_stopper(struct ctr *c);
+/* The container `ref` names (an id, a run name, a task id, or a task
+ * container's NAME.SLOT.TASKID), else NULL with a 404 in err. */
+struct ctr *ctr_find_or_fail(struct agent *a, const char *ref, struct serr *err);
 
 /* agent_secrets.c: the task's secrets and configs on a tmpfs of their own,
  * bind mounts added to `mounts` (the runtime spec's); cleanup unmounts and

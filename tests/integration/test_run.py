@@ -248,3 +248,32 @@ def test_run_dit_keeps_its_shell(daemon):
     assert by_name(d, "dit")[0]["state"] == "running"
     assert d.cli("exec", "dit", "sh", "-c", "tty 0</proc/1/fd/0").stdout.startswith("/dev/pts/")
     d.cli("rm", "-f", "dit")
+
+
+def test_logs_of_a_run_container(daemon):
+    """`shoal logs CONTAINER` of a `run -d` container, as docker's: its output,
+    --tail, -t, and -f until it ends."""
+    import subprocess
+    import time
+    from conftest import SHOAL_BIN
+    d = daemon
+    d.cli("run", "-d", "--name", "lg", "busybox", "sh", "-c",
+          "echo one; echo two; sleep 1000")
+    wait_until(lambda: d.cli("logs", "lg").stdout == "one\ntwo\n", msg=lambda: d.cli("logs", "lg"))
+    assert d.cli("logs", "--tail", "1", "lg").stdout == "two\n"
+    stamped = d.cli("logs", "-t", "lg").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["one", "two"], stamped
+    assert stamped[0][:4].isdigit() and stamped[0][10] == "T", stamped
+    r = d.cli("logs", "nosuch", check=False)
+    assert r.returncode == 1 and "nosuch" in r.stderr, r
+    follower = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "logs", "-f", "lg"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        d.cli("exec", "lg", "sh", "-c", "echo three > /proc/1/fd/1")
+        d.cli("rm", "-f", "lg")  # the follow ends with the container
+        out, _ = follower.communicate(timeout=30)
+        assert out == "one\ntwo\nthree\n", out
+        assert follower.returncode == 0
+    finally:
+        follower.kill()
