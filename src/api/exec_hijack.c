@@ -113,16 +113,20 @@ static void client_gone(struct http_req *req)
     hijack_free_if_done(h);
 }
 
+/* 101 once the command runs: with a session, its id names it for resize
+ * (`X-Shoal-Exec-Id`). */
 static void upgrade(struct hijack *h)
 {
     if (h->upgraded || h->req == NULL)
         return;
     h->upgraded = true;
     h->req->on_input = client_input;
+    char *id_header = h->session[0] ? xasprintf("X-Shoal-Exec-Id: %s\r\n", h->session) : NULL;
     http_upgrade(h->req,
                  h->tty ? "application/vnd.docker.raw-stream"
                         : "application/vnd.docker.multiplexed-stream",
-                 NULL);
+                 id_header);
+    free(id_header);
 }
 
 /* A whole small frame: the session's id (kept), or the exit code (sent on
@@ -132,6 +136,7 @@ static void small_frame(struct hijack *h, int stream)
     h->small[h->small_len] = '\0';
     if (stream == 4) {
         snprintf(h->session, sizeof(h->session), "%s", h->small);
+        upgrade(h);
         send_input(h);
     } else if (stream == 3 && !h->tty && h->req) {
         http_stream_write(h->req, (const char *)h->head, FRAME_HEAD);
@@ -145,7 +150,8 @@ static void frame_begins(struct hijack *h)
     h->left = (size_t)h->head[4] << 24 | (size_t)h->head[5] << 16 | (size_t)h->head[6] << 8 |
               (size_t)h->head[7];
     h->small_len = 0;
-    upgrade(h);
+    if (h->head[0] != 4) /* the session's: once its id is in */
+        upgrade(h);
     if ((h->head[0] == 1 || h->head[0] == 2) && !h->tty && h->req)
         http_stream_write(h->req, (const char *)h->head, FRAME_HEAD);
 }

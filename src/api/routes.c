@@ -10,6 +10,7 @@
 #include "api/agent_reply.h"
 #include "api/api_int.h"
 #include "api/dashboard.h"
+#include "api/exec_hijack.h"
 #include "api/http.h"
 #include "base/json_get.h"
 #include "base/log.h"
@@ -849,6 +850,17 @@ static void post_node_logs(struct shoal *sh, struct http_req *req, char **args)
 
 /* ---- containers ---- */
 
+/* `run -i`/`-t` attached streams exec's frames: over Docker's upgraded
+ * connection when the client asked for it (exec_hijack.c). */
+static struct agent_reply *run_reply(struct shoal *sh, struct http_req *req, json_t *body)
+{
+    bool tty = json_is_true(json_object_get(body, "tty"));
+    bool interactive = json_is_true(json_object_get(body, "interactive"));
+    if (req->upgrade_tcp && (tty || interactive) && !json_is_true(json_object_get(body, "detach")))
+        return exec_hijack_reply(sh, req, tty, interactive);
+    return agent_reply_http(req);
+}
+
 static void post_container_run(struct shoal *sh, struct http_req *req, char **args)
 {
     if (!require_swarm(sh, req))
@@ -856,7 +868,7 @@ static void post_container_run(struct shoal *sh, struct http_req *req, char **ar
     json_t *body = body_json(req, true);
     if (body == NULL)
         return;
-    agent_run(sh->agent, agent_reply_http(req), body);
+    agent_run(sh->agent, run_reply(sh, req, body), body);
     json_decref(body);
 }
 

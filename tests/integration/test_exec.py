@@ -205,6 +205,16 @@ def test_task_on_a_worker_from_the_manager(rootfs_tar, tmp_path):
         r = c.nodes[1].exec("sh", "-c", "echo over-tcp | %s -H %s --tls-dir %s exec -i far.1 cat"
                             % (SHOAL_BIN, host, certs))
         assert r.stdout == "over-tcp\n", r
+        # Docker's upgraded stream through the manager to the worker's task
+        import socket
+        head, s = upgraded_exec(lead.sock, task["id"], {"cmd": ["sh", "-c", "cat; exit 6"],
+                                                        "interactive": True})
+        assert head.startswith("HTTP/1.1 101 "), head
+        s.sendall(b"via-manager\n")
+        s.shutdown(socket.SHUT_WR)
+        frames = frames_of(read_all(s))
+        s.close()
+        assert joined(frames, 1) == b"via-manager\n" and frames[-1] == (3, b"6"), frames
         # the node-level route is for managers only
         ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
         ctx.check_hostname = False
@@ -307,6 +317,13 @@ def test_upgraded_exec_tty(d):
     while b"42" not in got:
         got += s.recv(4096)
     assert b"30 100" in got, got
+    # resize as Docker's /exec/ID/resize, the id in the 101's X-Shoal-Exec-Id
+    exec_id = [l.split(": ", 1)[1] for l in head.split("\r\n") if l.startswith("X-Shoal-Exec-Id: ")]
+    assert exec_id, head
+    assert d.api("POST", "/v1/exec/%s/resize?h=40&w=120" % exec_id[0]).status == 200
+    s.sendall(b"stty size\n")
+    while b"40 120" not in got:
+        got += s.recv(4096)
     s.sendall(b"exit 3\n")
     got += read_all(s)
     s.close()

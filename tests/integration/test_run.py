@@ -277,3 +277,33 @@ def test_logs_of_a_run_container(daemon):
         assert follower.returncode == 0
     finally:
         follower.kill()
+
+
+def test_run_it_over_an_upgraded_connection(daemon):
+    """`run -i -t` as Docker's attach: 101, then the terminal's raw bytes both ways."""
+    import json
+    import socket
+    d = daemon
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(d.sock)
+    body = json.dumps({"image": "busybox", "args": ["sh"], "rm": True, "interactive": True,
+                       "tty": True, "rows": 24, "cols": 80, "name": "up1"}).encode()
+    s.sendall(b"POST /v1/containers/run HTTP/1.1\r\nHost: shoal\r\nConnection: Upgrade\r\n"
+              b"Upgrade: tcp\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    got = b""
+    while b"# " not in got:
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    head = got.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("HTTP/1.1 101 UPGRADED\r\n") and "X-Shoal-Exec-Id: " in head, head
+    s.sendall(b"echo $((6*7)); exit 4\n")
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert b"42" in got, got
+    wait_until(lambda: not by_name(d, "up1"))
