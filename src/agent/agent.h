@@ -109,6 +109,10 @@ void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts
  * (base64)} in the running container `ref` (id, name or task id) and
  * streams frames on `r` (agent_exec.c: stdout, stderr, then the exit code). */
 void agent_exec(struct agent *a, const char *ref, json_t *body, struct agent_reply *r);
+/* GET /v1/exec/{id}/json (Docker's exec inspect): {"id", "running", "exit_code"
+ * (null while it runs)} of a session of this node that runs or ended
+ * lately (the last 32 kept), else NULL with a 404 in err. */
+json_t *agent_exec_inspect(struct agent *a, const char *id, struct serr *err);
 /* Input of an interactive exec session (the id of the answer's frame 4):
  * `data` goes to the command's stdin (or its terminal); `close` ends its
  * stdin once what came before is written (no effect with a terminal). */

@@ -239,6 +239,8 @@ int run_session_resize(struct agent *a, const char *id, int rows, int cols, stru
 
 void followers_exit(struct agent *a, struct ctr *c)
 {
+    if (c->session[0])
+        session_ended(a, c->session, c->error ? RUN_EXIT_NOT_STARTED : c->exit_code);
     for (struct follower *f = a->followers, *next; f; f = next) {
         next = f->next;
         if (strcmp(f->ctr_id, c->id) != 0)

@@ -1356,8 +1356,10 @@ static const struct route {
     {"POST", "/v1/node/containers/*/exec", post_node_container_exec, NODE, false},
     {"POST", "/v1/exec/*/input", post_exec_input, WRITE, false},
     {"POST", "/v1/exec/*/resize", post_exec_resize, WRITE, false},
+    {"GET", "/v1/exec/*/json", get_exec_json, WRITE, false},
     {"POST", "/v1/node/exec/*/input", post_node_exec_input, NODE, false},
     {"POST", "/v1/node/exec/*/resize", post_node_exec_resize, NODE, false},
+    {"GET", "/v1/node/exec/*/json", get_node_exec_json, NODE, false},
     {"POST", "/v1/containers/prune", post_containers_prune, LOCAL, false},
     {"GET", "/v1/system/df", get_system_df, READ, false},
 };

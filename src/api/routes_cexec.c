@@ -218,7 +218,11 @@ void post_node_container_exec(struct shoal *sh, struct http_req *req, char **arg
     json_decref(body);
 }
 
-/* ---- input and resize of an interactive session ---- */
+/* ---- input, resize and inspect of an interactive session ---- */
+
+/* What a session request asks, and its path's last part. */
+enum session_op { SESSION_INPUT, SESSION_RESIZE, SESSION_INSPECT };
+static const char *const session_op_names[] = {"input", "resize", "json"};
 
 static void answer_local(struct http_req *req, int rc, const struct serr *err)
 {
@@ -228,11 +232,20 @@ static void answer_local(struct http_req *req, int rc, const struct serr *err)
         http_respond(req, 200, "application/json", "{}", 2);
 }
 
-static void session_here(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+static void session_here(struct shoal *sh, struct http_req *req, const char *id,
+                         enum session_op op)
 {
     struct serr err = {0};
     char v[16];
-    if (resize) {
+    if (op == SESSION_INSPECT) {
+        json_t *o = agent_exec_inspect(sh->agent, id, &err);
+        if (o)
+            respond_json(req, 200, o);
+        else
+            http_respond_error(req, &err);
+        return;
+    }
+    if (op == SESSION_RESIZE) {
         int rows = http_query_get(req, "h", v, sizeof(v)) ? atoi(v) : 0;
         int cols = http_query_get(req, "w", v, sizeof(v)) ? atoi(v) : 0;
         answer_local(req, agent_exec_resize(sh->agent, id, rows, cols, &err), &err);
@@ -245,6 +258,7 @@ static void session_here(struct shoal *sh, struct http_req *req, const char *id,
 
 struct input_relay {
     struct http_req *req; /* NULL once the client left */
+    const char *method;
     char *path;
     char *body;
     size_t len;
@@ -286,7 +300,7 @@ static void input_relay_connected(void *arg, int fd, const char *errmsg)
         input_relay_done(x, -1, NULL, 0, errmsg ? errmsg : "gone");
         return;
     }
-    http_arequest(x->sh->loop, fd, "POST", x->path, "application/octet-stream", x->body, x->len,
+    http_arequest(x->sh->loop, fd, x->method, x->path, "application/octet-stream", x->body, x->len,
                   -1, input_relay_done, x);
 }
 
@@ -298,12 +312,13 @@ static void input_relay_aborted(struct http_req *req)
 }
 
 static void session_on_node(struct shoal *sh, struct http_req *req, const char *addr,
-                            const char *id, bool resize)
+                            const char *id, enum session_op op)
 {
     struct input_relay *x = xcalloc(1, sizeof(*x));
     x->sh = sh;
     x->req = req;
-    x->path = xasprintf("/v1/node/exec/%s/%s?%s", id, resize ? "resize" : "input", req->query);
+    x->path = xasprintf("/v1/node/exec/%s/%s?%s", id, session_op_names[op], req->query);
+    x->method = op == SESSION_INSPECT ? "GET" : "POST";
     x->len = req->body_len;
     x->body = xmalloc(x->len + 1);
     if (x->len)
@@ -334,15 +349,16 @@ static bool session_is_here(struct shoal *sh, const char *id, char **addr)
 }
 
 /* A manager sends a session's input and size to its node. */
-static void session_call(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+static void session_call(struct shoal *sh, struct http_req *req, const char *id,
+                         enum session_op op)
 {
     char *addr;
     if (session_is_here(sh, id, &addr))
-        session_here(sh, req, id, resize);
+        session_here(sh, req, id, op);
     else if (addr == NULL)
         respond_err(req, SERR_NOT_FOUND, "No such exec session");
     else
-        session_on_node(sh, req, addr, id, resize);
+        session_on_node(sh, req, addr, id, op);
     free(addr);
 }
 
@@ -409,22 +425,33 @@ void exec_session_send(struct shoal *sh, const char *id, const char *data, size_
 
 void post_exec_input(struct shoal *sh, struct http_req *req, char **args)
 {
-    session_call(sh, req, args[0], false);
+    session_call(sh, req, args[0], SESSION_INPUT);
 }
 
 void post_exec_resize(struct shoal *sh, struct http_req *req, char **args)
 {
-    session_call(sh, req, args[0], true);
+    session_call(sh, req, args[0], SESSION_RESIZE);
+}
+
+void get_exec_json(struct shoal *sh, struct http_req *req, char **args)
+{
+    session_call(sh, req, args[0], SESSION_INSPECT);
 }
 
 void post_node_exec_input(struct shoal *sh, struct http_req *req, char **args)
 {
     if (manager_asks(req))
-        session_here(sh, req, args[0], false);
+        session_here(sh, req, args[0], SESSION_INPUT);
 }
 
 void post_node_exec_resize(struct shoal *sh, struct http_req *req, char **args)
 {
     if (manager_asks(req))
-        session_here(sh, req, args[0], true);
+        session_here(sh, req, args[0], SESSION_RESIZE);
+}
+
+void get_node_exec_json(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (manager_asks(req))
+        session_here(sh, req, args[0], SESSION_INSPECT);
 }

@@ -215,6 +215,9 @@ def test_task_on_a_worker_from_the_manager(rootfs_tar, tmp_path):
         frames = frames_of(read_all(s))
         s.close()
         assert joined(frames, 1) == b"via-manager\n" and frames[-1] == (3, b"6"), frames
+        exec_id = [l.split(": ", 1)[1] for l in head.split("\r\n")
+                   if l.startswith("X-Shoal-Exec-Id: ")][0]
+        assert lead.api("GET", "/v1/exec/%s/json" % exec_id).json()["exit_code"] == 6
         # the node-level route is for managers only
         ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
         ctx.check_hostname = False
@@ -328,3 +331,7 @@ def test_upgraded_exec_tty(d):
     got += read_all(s)
     s.close()
     assert got.endswith(b"exit 3\r\n"), got  # raw bytes: no frames
+    # the exit code read after, as Docker's exec inspect
+    r = d.api("GET", "/v1/exec/%s/json" % exec_id[0])
+    assert r.status == 200 and r.json() == {"id": exec_id[0], "running": False, "exit_code": 3}, r
+    assert d.api("GET", "/v1/exec/nosuch-1/json").status == 404
