@@ -105,6 +105,14 @@ struct ctr_logs_opts {
 void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts *o,
                     struct agent_reply *r);
 
+/* POST /v1/containers/{ref}/attach (`shoal attach`): the running
+ * container's output from now on as a `run -i/-t` stream's frames (its
+ * session first, when it has one: input and resize go there), then its exit
+ * code. 409 when it is not running. */
+void agent_attach(struct agent *a, const char *ref, struct agent_reply *r);
+/* The container `ref` runs on a terminal (`run -t`). */
+bool agent_ctr_tty(struct agent *a, const char *ref);
+
 /* `shoal exec`: runs body's {cmd: [...], env: ["K=V"], user, workdir, stdin
  * (base64)} in the running container `ref` (id, name or task id) and
  * streams frames on `r` (agent_exec.c: stdout, stderr, then the exit code). */

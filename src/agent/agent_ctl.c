@@ -224,6 +224,8 @@ json_t *agent_ctr_inspect(struct agent *a, const char *ref, struct serr *err)
                           (json_int_t)c->started_at, "finished_at", (json_int_t)c->finished_at);
     free(name);
     json_object_set_new(o, "pid", json_integer(ctr_running(c) ? c->pid : 0));
+    json_object_set_new(o, "tty", json_boolean(c->tty));
+    json_object_set_new(o, "interactive", json_boolean(c->interactive));
     json_object_set_new(o, "exit_code", c->exited ? json_integer(c->exit_code) : json_null());
     json_object_set_new(o, "error", c->error ? json_string(c->error) : json_null());
     json_object_set_new(o, "command", or_null(json_object_get(c->rspec, "args")));

@@ -19,6 +19,7 @@ struct follower {
     char ctr_id[32]; /* run, container logs: one container; "" for service logs */
     enum { F_NDJSON, F_FRAMES, F_LINES } kind; /* run; run -i/-t (exec's frames); logs */
     bool timestamps;                           /* F_LINES: each line after its time */
+    bool attached; /* `shoal attach`: leaving ends nothing (a -i container's stdin stays) */
     char *service_id;
 };
 
@@ -38,7 +39,7 @@ static void follower_unlink(struct follower *f)
 static void follower_gone(struct agent_reply *out)
 {
     struct follower *f = out->agent_data;
-    struct ctr *c = f->kind == F_FRAMES ? ctr_find(f->a, f->ctr_id) : NULL;
+    struct ctr *c = f->kind == F_FRAMES && !f->attached ? ctr_find(f->a, f->ctr_id) : NULL;
     if (c && !c->tty)
         ctr_close_input(c);
     follower_unlink(f);
@@ -715,5 +716,32 @@ void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts
     struct follower *f = follower_add(a, r);
     f->kind = F_LINES;
     f->timestamps = o->timestamps;
+    snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", c->id);
+}
+
+bool agent_ctr_tty(struct agent *a, const char *ref)
+{
+    struct ctr *c = ctr_find(a, ref);
+    return c && c->tty;
+}
+
+void agent_attach(struct agent *a, const char *ref, struct agent_reply *r)
+{
+    struct serr err = {0};
+    struct ctr *c = ctr_find_or_fail(a, ref, &err);
+    if (c && c->phase != PH_RUNNING)
+        serr_set(&err, SERR_CONFLICT, "You cannot attach to a stopped container, start it first");
+    if (err.msg[0]) {
+        r->fail(r, &err);
+        return;
+    }
+    if (c->session[0] == '\0' && (c->interactive || c->tty)) /* run -d: a session from now */
+        agent_session_id(a, c->session, sizeof(c->session));
+    r->stream_start(r, AGENT_FRAMES_TYPE);
+    if (c->session[0])
+        agent_write_frame(r, 4, c->session, strlen(c->session));
+    struct follower *f = follower_add(a, r);
+    f->kind = F_FRAMES;
+    f->attached = true;
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", c->id);
 }

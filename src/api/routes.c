@@ -872,6 +872,18 @@ static void post_container_run(struct shoal *sh, struct http_req *req, char **ar
     json_decref(body);
 }
 
+/* `shoal attach`: as Docker's, over an upgraded connection when asked. */
+static void post_container_attach(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (sh->agent == NULL) {
+        respond_err(req, SERR_UNAVAILABLE, "this node runs no containers yet");
+        return;
+    }
+    bool tty = agent_ctr_tty(sh->agent, args[0]);
+    agent_attach(sh->agent, args[0],
+                 req->upgrade_tcp ? exec_hijack_reply(sh, req, tty, true) : agent_reply_http(req));
+}
+
 static void get_containers(struct shoal *sh, struct http_req *req, char **args)
 {
     respond_json(req, 200, agent_list_local(sh->agent, query_flag(req, "tasks")));
@@ -1350,6 +1362,7 @@ static const struct route {
     {"POST", "/v1/containers/*/kill", post_container_kill, LOCAL, false},
     {"GET", "/v1/containers/*/json", get_container_json, LOCAL, false},
     {"GET", "/v1/containers/*/logs", get_container_logs, LOCAL, false},
+    {"POST", "/v1/containers/*/attach", post_container_attach, LOCAL, false},
     {"GET", "/v1/containers/stats", get_containers_stats, LOCAL, false},
     {"GET", "/v1/containers/*/stats", get_container_stats, LOCAL, false},
     {"POST", "/v1/containers/*/exec", post_container_exec, WRITE, false}, /* routes_cexec.c */

@@ -307,3 +307,55 @@ def test_run_it_over_an_upgraded_connection(daemon):
     s.close()
     assert b"42" in got, got
     wait_until(lambda: not by_name(d, "up1"))
+
+
+def test_attach_to_a_dit_container(daemon):
+    """`shoal attach` as docker's: the shell of a `run -dit` container on this
+    terminal (its size too); ctrl-p ctrl-q leaves it running; its exit ends
+    the CLI with its code."""
+    d = daemon
+    d.cli("run", "-dit", "--name", "att", "busybox", "sh")
+    wait_until(lambda: by_name(d, "att") and by_name(d, "att")[0]["state"] == "running")
+    try:
+        pid, fd = ptyutil.shoal(d, "attach", "att", rows=33, cols=99)
+        try:
+            os.write(fd, b"stty size; echo $((6*7))\n")
+            out = ptyutil.read_until(fd, b"42")
+            assert b"42" in out and b"33 99" in out, out
+            os.write(fd, b"\x10\x11")  # docker's detach keys
+            assert ptyutil.finish(pid, fd)[0] == 0
+        finally:
+            ptyutil.kill(pid)
+            os.close(fd)
+        assert by_name(d, "att")[0]["state"] == "running"
+        # the same over Docker's upgraded connection, by hand: raw terminal bytes
+        import socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(d.sock)
+        s.sendall(b"POST /v1/containers/att/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: shoal\r\n"
+                  b"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        head, got = got.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101 UPGRADED\r\n"), head
+        assert b"Content-Type: application/vnd.docker.raw-stream" in head, head
+        s.sendall(b"echo up-$((1+1))\n")
+        while b"up-2" not in got:
+            got += s.recv(4096)
+        s.close()  # leaving: the shell runs on
+        pid, fd = ptyutil.shoal(d, "attach", "att")
+        try:
+            os.write(fd, b"echo again\n")
+            assert b"again" in ptyutil.read_until(fd, b"again")
+            os.write(fd, b"exit 3\n")
+            assert ptyutil.finish(pid, fd)[0] == 3
+        finally:
+            ptyutil.kill(pid)
+            os.close(fd)
+        wait_until(lambda: by_name(d, "att")[0]["state"] == "exited")
+        r = d.cli("attach", "att", check=False)
+        assert r.returncode == 1 and "You cannot attach to a stopped container" in r.stderr, r
+    finally:
+        d.cli("rm", "-f", "att", check=False)
