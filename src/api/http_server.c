@@ -796,7 +796,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
          * answer, unless it is a stream that would never end. */
         if (nread == UV_EOF && conn->upgraded) { /* its input ends; the output goes on */
             conn->peer_gone = true;
-            if (conn->req->on_input)
+            if (conn->req && conn->req->on_input)
                 conn->req->on_input(conn->req, NULL, 0);
             return;
         }
@@ -807,8 +807,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(conn);
         return;
     }
-    if (conn->upgraded) {
-        if (nread > 0 && conn->req->on_input)
+    if (conn->upgraded) { /* no request once its answer ended: the bytes are dropped */
+        if (nread > 0 && conn->req && conn->req->on_input)
             conn->req->on_input(conn->req, buf->base, (size_t)nread);
         free(buf->base);
         return;
