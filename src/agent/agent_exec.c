@@ -444,7 +444,7 @@ json_t *agent_exec_inspect(struct agent *a, const char *id, struct serr *err)
         running = c->session[0] && strcmp(c->session, id) == 0 && c->phase == PH_RUNNING;
     if (running)
         return json_pack("{s:s, s:b, s:n}", "id", id, "running", true, "exit_code");
-    for (size_t i = 0; i < sizeof(a->ended) / sizeof(a->ended[0]); i++)
+    for (size_t i = 0; id[0] && i < sizeof(a->ended) / sizeof(a->ended[0]); i++)
         if (strcmp(a->ended[i].id, id) == 0)
             return json_pack("{s:s, s:b, s:I}", "id", id, "running", false, "exit_code",
                              (json_int_t)a->ended[i].exit_code);

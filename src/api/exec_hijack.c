@@ -139,7 +139,9 @@ static void small_frame(struct hijack *h, int stream)
         upgrade(h);
         send_input(h);
     } else if (stream == 3 && !h->tty && h->req) {
-        http_stream_write(h->req, (const char *)h->head, FRAME_HEAD);
+        unsigned char head[FRAME_HEAD] = {3, 0, 0, 0, 0, 0, (unsigned char)(h->small_len >> 8),
+                                          (unsigned char)h->small_len};
+        http_stream_write(h->req, (const char *)head, FRAME_HEAD);
         http_stream_write(h->req, h->small, h->small_len);
     }
 }
