@@ -93,10 +93,34 @@ json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr 
  * tasks here comes as it is written. */
 void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body);
 
+/* GET /v1/containers/{ref}/logs (`shoal logs CONTAINER`): the container's
+ * log lines (each after its time with `timestamps`) since `since` ("" =
+ * all; a log timestamp), the last `tail` (-1 = all); with `follow` and the
+ * container not ended, then its output as it comes, until it ends. */
+struct ctr_logs_opts {
+    long tail;
+    const char *since;
+    bool follow, timestamps;
+};
+void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts *o,
+                    struct agent_reply *r);
+
+/* POST /v1/containers/{ref}/attach (`shoal attach`): the running
+ * container's output from now on as a `run -i/-t` stream's frames (its
+ * session first, when it has one: input and resize go there), then its exit
+ * code. 409 when it is not running. */
+void agent_attach(struct agent *a, const char *ref, struct agent_reply *r);
+/* The container `ref` runs on a terminal (`run -t`). */
+bool agent_ctr_tty(struct agent *a, const char *ref);
+
 /* `shoal exec`: runs body's {cmd: [...], env: ["K=V"], user, workdir, stdin
  * (base64)} in the running container `ref` (id, name or task id) and
  * streams frames on `r` (agent_exec.c: stdout, stderr, then the exit code). */
 void agent_exec(struct agent *a, const char *ref, json_t *body, struct agent_reply *r);
+/* GET /v1/exec/{id}/json (Docker's exec inspect): {"id", "running", "exit_code"
+ * (null while it runs)} of a session of this node that runs or ended
+ * lately (the last 32 kept), else NULL with a 404 in err. */
+json_t *agent_exec_inspect(struct agent *a, const char *id, struct serr *err);
 /* Input of an interactive exec session (the id of the answer's frame 4):
  * `data` goes to the command's stdin (or its terminal); `close` ends its
  * stdin once what came before is written (no effect with a terminal). */

@@ -17,7 +17,7 @@
 
 /* By id, local name, task id, or a task container's name as `ps` shows it
  * (NAME.TASKID). */
-static struct ctr *find_or_fail(struct agent *a, const char *ref, struct serr *err)
+struct ctr *ctr_find_or_fail(struct agent *a, const char *ref, struct serr *err)
 {
     struct ctr *c = ctr_find(a, ref);
     for (struct ctr *t = a->ctrs; c == NULL && t; t = t->next) {
@@ -63,7 +63,7 @@ void ctr_answer_stopper(struct ctr *c)
 static int stop_ctr(struct agent *a, const char *ref, int timeout_s, bool restart,
                     struct agent_reply *r, struct serr *err)
 {
-    struct ctr *c = find_or_fail(a, ref, err);
+    struct ctr *c = ctr_find_or_fail(a, ref, err);
     if (c == NULL)
         return -1;
     if (restart && !c->local)
@@ -99,7 +99,7 @@ int agent_ctr_kill(struct agent *a, const char *ref, const char *signal, struct 
     int signo = container_signal_number(signal ? signal : "KILL");
     if (signo < 0)
         return serr_set(err, SERR_INVALID, "invalid signal: %s", signal);
-    struct ctr *c = find_or_fail(a, ref, err);
+    struct ctr *c = ctr_find_or_fail(a, ref, err);
     if (c == NULL)
         return -1;
     if (!ctr_running(c))
@@ -174,7 +174,7 @@ static int ctr_relaunch(struct ctr *c, struct serr *err)
 void agent_ctr_start(struct agent *a, const char *ref, struct agent_reply *r)
 {
     struct serr err = {0};
-    struct ctr *c = find_or_fail(a, ref, &err);
+    struct ctr *c = ctr_find_or_fail(a, ref, &err);
     if (c && (c->phase == PH_RUNNING || c->phase == PH_CREATING) && !c->stop_requested &&
         !c->exited) {
         r->respond(r, 200, "{}"); /* running already: a no-op, as Docker's */
@@ -214,7 +214,7 @@ static json_t *or_null(json_t *v)
 
 json_t *agent_ctr_inspect(struct agent *a, const char *ref, struct serr *err)
 {
-    struct ctr *c = find_or_fail(a, ref, err);
+    struct ctr *c = ctr_find_or_fail(a, ref, err);
     if (c == NULL)
         return NULL;
     char *name = ctr_display_name(c);
@@ -224,6 +224,8 @@ json_t *agent_ctr_inspect(struct agent *a, const char *ref, struct serr *err)
                           (json_int_t)c->started_at, "finished_at", (json_int_t)c->finished_at);
     free(name);
     json_object_set_new(o, "pid", json_integer(ctr_running(c) ? c->pid : 0));
+    json_object_set_new(o, "tty", json_boolean(c->tty));
+    json_object_set_new(o, "interactive", json_boolean(c->interactive));
     json_object_set_new(o, "exit_code", c->exited ? json_integer(c->exit_code) : json_null());
     json_object_set_new(o, "error", c->error ? json_string(c->error) : json_null());
     json_object_set_new(o, "command", or_null(json_object_get(c->rspec, "args")));
@@ -275,7 +277,7 @@ json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr 
 {
     uint64_t host_mem = host_memory(); /* once, not once per container */
     if (ref) {
-        struct ctr *c = find_or_fail(a, ref, err);
+        struct ctr *c = ctr_find_or_fail(a, ref, err);
         return c ? json_pack("[o]", ctr_stats(c, host_mem)) : NULL;
     }
     json_t *out = json_array();

@@ -103,6 +103,8 @@ static void maybe_finish(struct exec_cmd *x)
 {
     if (!x->exited || x->open_outputs > 0)
         return;
+    if (x->linked)
+        session_ended(x->a, x->id, x->exit_code);
     session_unlink(x);
     if (x->out) {
         char code[24];
@@ -426,6 +428,28 @@ static struct exec_cmd *session_find(struct agent *a, const char *id)
     for (struct exec_cmd *x = a->execs; x; x = x->next)
         if (strcmp(x->id, id) == 0)
             return x;
+    return NULL;
+}
+
+void session_ended(struct agent *a, const char *id, int64_t exit_code)
+{
+    struct ended_session *e = &a->ended[a->ended_next++ % (sizeof(a->ended) / sizeof(a->ended[0]))];
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    e->exit_code = exit_code;
+}
+
+json_t *agent_exec_inspect(struct agent *a, const char *id, struct serr *err)
+{
+    bool running = session_find(a, id) != NULL;
+    for (struct ctr *c = a->ctrs; c && !running; c = c->next)
+        running = c->session[0] && strcmp(c->session, id) == 0 && c->phase == PH_RUNNING;
+    if (running)
+        return json_pack("{s:s, s:b, s:n}", "id", id, "running", true, "exit_code");
+    for (size_t i = 0; id[0] && i < sizeof(a->ended) / sizeof(a->ended[0]); i++)
+        if (strcmp(a->ended[i].id, id) == 0)
+            return json_pack("{s:s, s:b, s:I}", "id", id, "running", false, "exit_code",
+                             (json_int_t)a->ended[i].exit_code);
+    serr_set(err, SERR_NOT_FOUND, "No such exec session: %s", id);
     return NULL;
 }
 

@@ -95,6 +95,13 @@ struct agent {
     struct ctr *ctrs;
     struct follower *followers;
     struct exec_cmd *execs; /* interactive `shoal exec` sessions (agent_exec.c) */
+    /* The exit codes of the last sessions that ended (exec's and run -i/-t's),
+     * for agent_exec_inspect; oldest overwritten first. */
+    struct ended_session {
+        char id[80];
+        int64_t exit_code;
+    } ended[32];
+    unsigned ended_next;
     struct agent_net *net; /* agent_net.c */
     uv_timer_t kick;
     uv_timer_t stop_all_timer;
@@ -229,6 +236,8 @@ int ctr_prepare_spec(struct ctr *c, json_t *container, struct serr *err);
 void log_timestamp(char *out);
 void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len);
 void followers_exit(struct agent *a, struct ctr *c);
+/* agent_exec.c: session `id` ended with `exit_code` (kept for inspect). */
+void session_ended(struct agent *a, const char *id, int64_t exit_code);
 /* The container of a `run -i/-t` session runs: its followers get the
  * session's id (frame 4), input is taken from then on. */
 void followers_started(struct agent *a, struct ctr *c);
@@ -253,6 +262,9 @@ struct ctr *ctr_port_taken(struct agent *a, json_t *port);
 /* c ended (PH_DONE, or released): answers a waiting `stop`, or starts it
  * again for a `restart`. */
 void ctr_answer_stopper(struct ctr *c);
+/* The container `ref` names (an id, a run name, a task id, or a task
+ * container's NAME.SLOT.TASKID), else NULL with a 404 in err. */
+struct ctr *ctr_find_or_fail(struct agent *a, const char *ref, struct serr *err);
 
 /* agent_secrets.c: the task's secrets and configs on a tmpfs of their own,
  * bind mounts added to `mounts` (the runtime spec's); cleanup unmounts and

@@ -17,8 +17,10 @@ struct follower {
     struct agent *a;
     struct agent_reply *out;
     struct follower *next;
-    char ctr_id[32]; /* run: one container; "" for service logs */
-    bool frames;     /* run -i/-t: frames as exec's, not NDJSON */
+    char ctr_id[32]; /* run, container logs: one container; "" for service logs */
+    enum { F_NDJSON, F_FRAMES, F_LINES } kind; /* run; run -i/-t (exec's frames); logs */
+    bool timestamps;                           /* F_LINES: each line after its time */
+    bool attached; /* `shoal attach`: leaving ends nothing (a -i container's stdin stays) */
     char *service_id;
 };
 
@@ -38,7 +40,7 @@ static void follower_unlink(struct follower *f)
 static void follower_gone(struct agent_reply *out)
 {
     struct follower *f = out->agent_data;
-    struct ctr *c = f->frames ? ctr_find(f->a, f->ctr_id) : NULL;
+    struct ctr *c = f->kind == F_FRAMES && !f->attached ? ctr_find(f->a, f->ctr_id) : NULL;
     if (c && !c->tty)
         ctr_close_input(c);
     follower_unlink(f);
@@ -108,17 +110,42 @@ void log_timestamp(char *out)
     snprintf(out, LOG_TS_LEN + 1, "%.19s.%09ldZ", sec, (long)ts.tv_nsec);
 }
 
-/* Writes one node log line: "TS TASKID TEXT\n" (a line without its end
- * gets one, so lines of several tasks never mix). */
-static void write_node_line(struct agent_reply *out, const char *ts, const char *task_id,
-                            const char *text, size_t len)
+/* Writes one log line: "[TS ][TAG ]TEXT\n" (ts, tag NULL: left out; a line
+ * without its end gets one, so lines of several tasks never mix). A node's
+ * lines for the manager are "TS TASKID TEXT". */
+static void write_log_line(struct agent_reply *out, const char *ts, const char *tag,
+                           const char *text, size_t len)
 {
     char head[LOG_TS_LEN + 80];
-    int n = snprintf(head, sizeof(head), "%s %s ", ts, task_id);
+    int n = snprintf(head, sizeof(head), "%s%s%s%s", ts ? ts : "", ts ? " " : "", tag ? tag : "",
+                     tag ? " " : "");
     out->stream_write(out, head, (size_t)n);
     out->stream_write(out, text, len);
     if (len == 0 || text[len - 1] != '\n')
         out->stream_write(out, "\n", 1);
+}
+
+/* New output to a `logs -f` of one container: as it comes, with -t each
+ * line after the time it came. */
+static void write_followed_output(struct follower *f, const struct ctr *c, const char *ts,
+                                  const char *data, size_t len)
+{
+    if (!f->timestamps) {
+        f->out->stream_write(f->out, data, len);
+        return;
+    }
+    bool line_start = c->at_line_start;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (data + i)) + 1 : len - i;
+        if (line_start) {
+            f->out->stream_write(f->out, ts, LOG_TS_LEN);
+            f->out->stream_write(f->out, " ", 1);
+        }
+        f->out->stream_write(f->out, data + i, n);
+        line_start = nl != NULL;
+        i += n;
+    }
 }
 
 void followers_output(struct agent *a, struct ctr *c, const char *data, size_t len)
@@ -127,8 +154,10 @@ void followers_output(struct agent *a, struct ctr *c, const char *data, size_t l
     log_timestamp(ts);
     const char *task_id = c->task_id ? c->task_id : c->id;
     for (struct follower *f = a->followers; f; f = f->next) {
-        if (strcmp(f->ctr_id, c->id) == 0 && f->frames) {
+        if (strcmp(f->ctr_id, c->id) == 0 && f->kind == F_FRAMES) {
             agent_write_frame(f->out, 1, data, len);
+        } else if (strcmp(f->ctr_id, c->id) == 0 && f->kind == F_LINES) {
+            write_followed_output(f, c, ts, data, len);
         } else if (strcmp(f->ctr_id, c->id) == 0) {
             char *text = utf8_sanitize(data, len);
             write_ndjson(f->out, json_pack("{s:s}", "out", text));
@@ -137,7 +166,7 @@ void followers_output(struct agent *a, struct ctr *c, const char *data, size_t l
             for (size_t i = 0; i < len;) {
                 const char *nl = memchr(data + i, '\n', len - i);
                 size_t n = nl ? (size_t)(nl - (data + i)) + 1 : len - i;
-                write_node_line(f->out, ts, task_id, data + i, n);
+                write_log_line(f->out, ts, task_id, data + i, n);
                 i += n;
             }
         }
@@ -168,7 +197,7 @@ void followers_started(struct agent *a, struct ctr *c)
     if (c->session[0] == '\0')
         return;
     for (struct follower *f = a->followers; f; f = f->next)
-        if (f->frames && strcmp(f->ctr_id, c->id) == 0)
+        if (f->kind == F_FRAMES && strcmp(f->ctr_id, c->id) == 0)
             agent_write_frame(f->out, 4, c->session, strlen(c->session));
 }
 
@@ -212,16 +241,19 @@ int run_session_resize(struct agent *a, const char *id, int rows, int cols, stru
 
 void followers_exit(struct agent *a, struct ctr *c)
 {
+    if (c->session[0])
+        session_ended(a, c->session, c->error ? RUN_EXIT_NOT_STARTED : c->exit_code);
     for (struct follower *f = a->followers, *next; f; f = next) {
         next = f->next;
         if (strcmp(f->ctr_id, c->id) != 0)
             continue;
-        if (f->frames)
+        if (f->kind == F_FRAMES)
             exit_frames(f->out, c);
-        else if (c->error)
+        else if (f->kind == F_NDJSON && c->error)
             write_ndjson(f->out, json_pack("{s:s}", "error", c->error));
-        else
+        else if (f->kind == F_NDJSON)
             write_ndjson(f->out, json_pack("{s:i}", "exit", c->exit_code));
+        /* F_LINES: a followed log just ends, as Docker's */
         follower_end(f);
     }
 }
@@ -459,7 +491,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     }
     r->stream_start(r, c->session[0] ? AGENT_FRAMES_TYPE : "application/x-ndjson");
     struct follower *f = follower_add(a, r);
-    f->frames = c->session[0] != '\0';
+    f->kind = c->session[0] ? F_FRAMES : F_NDJSON;
     snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", id);
 }
 
@@ -574,14 +606,15 @@ struct log_line {
     size_t len;
 };
 
-/* The lines of a task's log since `since` ("" = all), the last `tail` of
- * them (-1 = all). Lines from before timestamps were written take the time
- * of the line before (or the epoch). */
-static void write_task_history(struct agent *a, struct agent_reply *out, const char *task_id,
-                               const char *since, long tail)
+/* The lines of a container's log since `since` ("" = all), the last `tail`
+ * of them (-1 = all), each after its time when `with_ts` and `tag` (NULL:
+ * none). Lines from before timestamps were written take the time of the
+ * line before (or the epoch). */
+static void write_log_history(struct agent *a, struct agent_reply *out, const char *ctr_id,
+                              const char *since, long tail, bool with_ts, const char *tag)
 {
     size_t len;
-    char *text = read_task_log(a, task_id, &len);
+    char *text = read_task_log(a, ctr_id, &len);
     struct log_line *lines = NULL;
     size_t count = 0, cap = 0;
     char last_ts[LOG_TS_LEN + 1] = "1970-01-01T00:00:00.000000000Z";
@@ -606,7 +639,7 @@ static void write_task_history(struct agent *a, struct agent_reply *out, const c
     }
     size_t first = tail >= 0 && (size_t)tail < count ? count - (size_t)tail : 0;
     for (size_t k = first; k < count; k++)
-        write_node_line(out, lines[k].ts, task_id, lines[k].text, lines[k].len);
+        write_log_line(out, with_ts ? lines[k].ts : NULL, tag, lines[k].text, lines[k].len);
     free(lines);
     free(text);
 }
@@ -653,7 +686,8 @@ void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body)
     json_array_foreach(tasks, i, t)
     {
         if (is_hex_id(json_string_value(t)))
-            write_task_history(a, r, json_string_value(t), since ? since : "", tail);
+            write_log_history(a, r, json_string_value(t), since ? since : "", tail, true,
+                              json_string_value(t));
     }
     if (!json_is_true(json_object_get(body, "follow"))) {
         r->stream_end(r);
@@ -664,3 +698,51 @@ void agent_node_logs(struct agent *a, struct agent_reply *r, json_t *body)
     f->service_id = xstrdup(sid);
 }
 
+
+void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts *o,
+                    struct agent_reply *r)
+{
+    struct serr err = {0};
+    struct ctr *c = ctr_find_or_fail(a, ref, &err);
+    if (c == NULL) {
+        r->fail(r, &err);
+        return;
+    }
+    r->stream_start(r, "text/plain; charset=utf-8");
+    write_log_history(a, r, c->id, o->since, o->tail, o->timestamps, NULL);
+    if (!o->follow || c->phase == PH_FINISHING || c->phase == PH_DONE) {
+        r->stream_end(r);
+        return;
+    }
+    struct follower *f = follower_add(a, r);
+    f->kind = F_LINES;
+    f->timestamps = o->timestamps;
+    snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", c->id);
+}
+
+bool agent_ctr_tty(struct agent *a, const char *ref)
+{
+    struct ctr *c = ctr_find(a, ref);
+    return c && c->tty;
+}
+
+void agent_attach(struct agent *a, const char *ref, struct agent_reply *r)
+{
+    struct serr err = {0};
+    struct ctr *c = ctr_find_or_fail(a, ref, &err);
+    if (c && c->phase != PH_RUNNING)
+        serr_set(&err, SERR_CONFLICT, "You cannot attach to a stopped container, start it first");
+    if (err.msg[0]) {
+        r->fail(r, &err);
+        return;
+    }
+    if (c->session[0] == '\0' && (c->interactive || c->tty)) /* run -d: a session from now */
+        agent_session_id(a, c->session, sizeof(c->session));
+    r->stream_start(r, AGENT_FRAMES_TYPE);
+    if (c->session[0])
+        agent_write_frame(r, 4, c->session, strlen(c->session));
+    struct follower *f = follower_add(a, r);
+    f->kind = F_FRAMES;
+    f->attached = true;
+    snprintf(f->ctr_id, sizeof(f->ctr_id), "%s", c->id);
+}

@@ -195,6 +195,9 @@ void post_node_container_exec(struct shoal *sh, struct http_req *req, char **arg
 /* The input and terminal size of an interactive session, routed by its id. */
 void post_exec_input(struct shoal *sh, struct http_req *req, char **args);
 void post_exec_resize(struct shoal *sh, struct http_req *req, char **args);
+/* Docker's exec inspect: {"id","running","exit_code"} of a session (GET). */
+void get_exec_json(struct shoal *sh, struct http_req *req, char **args);
+void get_node_exec_json(struct shoal *sh, struct http_req *req, char **args);
 void post_node_exec_input(struct shoal *sh, struct http_req *req, char **args);
 void post_node_exec_resize(struct shoal *sh, struct http_req *req, char **args);
 

@@ -12,6 +12,7 @@
 #include "api/agent_reply.h"
 #include "api/api_int.h"
 #include "api/dashboard.h"
+#include "api/exec_hijack.h"
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/platform.h"
@@ -810,27 +811,51 @@ static void get_task_logs(struct shoal *sh, struct http_req *req, char **args)
     json_decref(task);
 }
 
-/* The logs of a service's tasks (task_id: only that one). */
-static void logs_of(struct shoal *sh, struct http_req *req, json_t *svc, const char *task_id)
+/* ?tail=N|all (-1: all) and ?since=T (a log timestamp, "" when not
+ * given); false once answered (a bad value). */
+static bool logs_window(struct http_req *req, long *tail, char since[32])
 {
     char v[32];
-    long tail = -1;
+    *tail = -1;
     if (http_query_get(req, "tail", v, sizeof(v)) && strcmp(v, "all") != 0) {
         char *end;
-        tail = strtol(v, &end, 10);
-        if (*end != '\0' || tail < 0) {
+        *tail = strtol(v, &end, 10);
+        if (*end != '\0' || *tail < 0) {
             respond_err(req, SERR_INVALID, "tail must be a non-negative number or \"all\"");
-            return;
+            return false;
         }
     }
-    char since_in[64] = "", since[32] = "";
+    char since_in[64] = "";
     struct serr err = {0};
+    since[0] = '\0';
     if (http_query_get(req, "since", since_in, sizeof(since_in)) && since_in[0] &&
         logs_since_ts(since_in, (long double)now_ms() * 1e6L, since, &err) < 0) {
         http_respond_error(req, &err);
-        return;
+        return false;
     }
-    service_logs_fanout(sh, req, svc, task_id, tail, since);
+    return true;
+}
+
+/* The logs of a service's tasks (task_id: only that one). */
+static void logs_of(struct shoal *sh, struct http_req *req, json_t *svc, const char *task_id)
+{
+    long tail;
+    char since[32];
+    if (logs_window(req, &tail, since))
+        service_logs_fanout(sh, req, svc, task_id, tail, since);
+}
+
+/* `shoal logs CONTAINER`: one container of this node (docs/api.md). */
+static void get_container_logs(struct shoal *sh, struct http_req *req, char **args)
+{
+    char since[32];
+    struct ctr_logs_opts o = {.since = since,
+                              .follow = query_flag(req, "follow"),
+                              .timestamps = query_flag(req, "timestamps")};
+    if (sh->agent == NULL)
+        respond_err(req, SERR_UNAVAILABLE, "this node runs no containers yet");
+    else if (logs_window(req, &o.tail, since))
+        agent_ctr_logs(sh->agent, args[0], &o, agent_reply_http(req));
 }
 
 static void post_node_logs(struct shoal *sh, struct http_req *req, char **args)
@@ -844,6 +869,17 @@ static void post_node_logs(struct shoal *sh, struct http_req *req, char **args)
 
 /* ---- containers ---- */
 
+/* `run -i`/`-t` attached streams exec's frames: over Docker's upgraded
+ * connection when the client asked for it (exec_hijack.c). */
+static struct agent_reply *run_reply(struct shoal *sh, struct http_req *req, json_t *body)
+{
+    bool tty = json_is_true(json_object_get(body, "tty"));
+    bool interactive = json_is_true(json_object_get(body, "interactive"));
+    if (req->upgrade_tcp && (tty || interactive) && !json_is_true(json_object_get(body, "detach")))
+        return exec_hijack_reply(sh, req, tty, interactive);
+    return agent_reply_http(req);
+}
+
 static void post_container_run(struct shoal *sh, struct http_req *req, char **args)
 {
     if (!require_swarm(sh, req))
@@ -851,8 +887,20 @@ static void post_container_run(struct shoal *sh, struct http_req *req, char **ar
     json_t *body = body_json(req, true);
     if (body == NULL)
         return;
-    agent_run(sh->agent, agent_reply_http(req), body);
+    agent_run(sh->agent, run_reply(sh, req, body), body);
     json_decref(body);
+}
+
+/* `shoal attach`: as Docker's, over an upgraded connection when asked. */
+static void post_container_attach(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (sh->agent == NULL) {
+        respond_err(req, SERR_UNAVAILABLE, "this node runs no containers yet");
+        return;
+    }
+    bool tty = agent_ctr_tty(sh->agent, args[0]);
+    agent_attach(sh->agent, args[0],
+                 req->upgrade_tcp ? exec_hijack_reply(sh, req, tty, true) : agent_reply_http(req));
 }
 
 static void get_containers(struct shoal *sh, struct http_req *req, char **args)
@@ -1327,14 +1375,18 @@ static const struct route {
     {"POST", "/v1/containers/*/start", post_container_start, LOCAL, false},
     {"POST", "/v1/containers/*/kill", post_container_kill, LOCAL, false},
     {"GET", "/v1/containers/*/json", get_container_json, LOCAL, false},
+    {"GET", "/v1/containers/*/logs", get_container_logs, LOCAL, false},
+    {"POST", "/v1/containers/*/attach", post_container_attach, LOCAL, false},
     {"GET", "/v1/containers/stats", get_containers_stats, LOCAL, false},
     {"GET", "/v1/containers/*/stats", get_container_stats, LOCAL, false},
     {"POST", "/v1/containers/*/exec", post_container_exec, WRITE, false}, /* routes_cexec.c */
     {"POST", "/v1/node/containers/*/exec", post_node_container_exec, NODE, false},
     {"POST", "/v1/exec/*/input", post_exec_input, WRITE, false},
     {"POST", "/v1/exec/*/resize", post_exec_resize, WRITE, false},
+    {"GET", "/v1/exec/*/json", get_exec_json, WRITE, false},
     {"POST", "/v1/node/exec/*/input", post_node_exec_input, NODE, false},
     {"POST", "/v1/node/exec/*/resize", post_node_exec_resize, NODE, false},
+    {"GET", "/v1/node/exec/*/json", get_node_exec_json, NODE, false},
     {"POST", "/v1/containers/prune", post_containers_prune, LOCAL, false},
     {"GET", "/v1/system/df", get_system_df, READ, false},
 };

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/reply.h"
 #include "api/agent_reply.h"
 #include "api/api_int.h"
+#include "api/exec_hijack.h"
 #include "base/json_get.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -23,8 +25,8 @@
 
 struct exec_relay {
     struct shoal *sh;
-    struct http_req *req; /* NULL once the client left */
-    struct areq *areq;    /* while the node answers */
+    struct agent_reply *out; /* NULL once the client left */
+    struct areq *areq;       /* while the node answers */
     char *path;
     char *body;
     bool started;
@@ -37,41 +39,46 @@ static void relay_free(struct exec_relay *x)
     free(x);
 }
 
-/* The client's request is answered: it no longer points at the relay. */
-static struct http_req *relay_detach(struct exec_relay *x)
+/* The client's answer ends: the relay no longer points at it. */
+static struct agent_reply *relay_detach(struct exec_relay *x)
 {
-    struct http_req *req = x->req;
-    req->data = NULL;
-    req->on_abort = NULL;
-    x->req = NULL;
-    return req;
+    struct agent_reply *out = x->out;
+    out->gone = NULL;
+    out->agent_data = NULL;
+    x->out = NULL;
+    return out;
 }
 
 static void relay_chunk(void *arg, const char *data, size_t len)
 {
     struct exec_relay *x = arg;
     if (!x->started) {
-        http_stream_start(x->req, 200, EXEC_CONTENT_TYPE);
+        x->out->stream_start(x->out, EXEC_CONTENT_TYPE);
         x->started = true;
     }
-    http_stream_write(x->req, data, len);
+    x->out->stream_write(x->out, data, len);
 }
 
 static void relay_done(void *arg, int status, const char *body, size_t len, const char *errmsg)
 {
     struct exec_relay *x = arg;
     x->areq = NULL;
-    struct http_req *req = relay_detach(x);
+    struct agent_reply *out = relay_detach(x);
     if (x->started || (status >= 200 && status < 300)) {
         if (!x->started)
-            http_stream_start(req, 200, EXEC_CONTENT_TYPE);
-        http_stream_end(req); /* without an exit frame when the node went away */
+            out->stream_start(out, EXEC_CONTENT_TYPE);
+        out->stream_end(out); /* without an exit frame when the node went away */
     } else if (status > 0) {
-        http_respond(req, status, "application/json", body, len);
+        char *json = xmalloc(len + 1); /* the node's error, as it sent it */
+        if (len)
+            memcpy(json, body, len);
+        json[len] = '\0';
+        out->respond(out, status, json);
+        free(json);
     } else {
         struct serr err;
         serr_set(&err, SERR_UNAVAILABLE, "cannot reach the task's node: %s", errmsg);
-        http_respond_error(req, &err);
+        out->fail(out, &err);
     }
     relay_free(x);
 }
@@ -79,7 +86,7 @@ static void relay_done(void *arg, int status, const char *body, size_t len, cons
 static void relay_connected(void *arg, int fd, const char *errmsg)
 {
     struct exec_relay *x = arg;
-    if (x->req == NULL) { /* the client went away meanwhile */
+    if (x->out == NULL) { /* the client went away meanwhile */
         if (fd >= 0)
             close(fd);
         relay_free(x);
@@ -94,48 +101,51 @@ static void relay_connected(void *arg, int fd, const char *errmsg)
 }
 
 /* The client left: the node's answer is cut, which ends the command there. */
-static void relay_aborted(struct http_req *req)
+static void relay_gone(struct agent_reply *out)
 {
-    struct exec_relay *x = req->data;
-    x->req = NULL;
+    struct exec_relay *x = out->agent_data;
+    x->out = NULL;
     if (x->areq) {
         http_arequest_cancel(x->areq);
         relay_free(x);
     } /* else the connection is being made: relay_connected frees */
 }
 
-static void relay_to_node(struct shoal *sh, struct http_req *req, const char *addr,
-                          const char *task_id)
+static void relay_to_node(struct shoal *sh, struct agent_reply *out, json_t *body,
+                          const char *addr, const char *task_id)
 {
     struct exec_relay *x = xcalloc(1, sizeof(*x));
     x->sh = sh;
-    x->req = req;
+    x->out = out;
     x->path = xasprintf("/v1/node/containers/%s/exec", task_id);
-    x->body = xmalloc(req->body_len + 1);
-    if (req->body_len)
-        memcpy(x->body, req->body, req->body_len);
-    x->body[req->body_len] = '\0';
-    req->data = x;
-    req->on_abort = relay_aborted;
+    x->body = json_dumps(body, JSON_COMPACT);
+    out->agent_data = x;
+    out->gone = relay_gone;
     clusternet_connect(sh, addr, relay_connected, x);
 }
 
-static void exec_here(struct shoal *sh, struct http_req *req, const char *ref)
+/* Where the exec's frames go: the HTTP answer, or Docker's upgraded
+ * connection when the client asked for it (exec_hijack.c). */
+static struct agent_reply *exec_reply(struct shoal *sh, struct http_req *req, json_t *body)
 {
-    json_t *body = body_json(req, true);
-    if (body == NULL)
-        return;
-    agent_exec(sh->agent, ref, body, agent_reply_http(req));
-    json_decref(body);
+    if (req->upgrade_tcp)
+        return exec_hijack_reply(sh, req, json_is_true(json_object_get(body, "tty")),
+                                 json_is_true(json_object_get(body, "interactive")));
+    return agent_reply_http(req);
+}
+
+static void exec_here(struct shoal *sh, struct http_req *req, json_t *body, const char *ref)
+{
+    agent_exec(sh->agent, ref, body, exec_reply(sh, req, body));
 }
 
 /* A manager finds a task in the store; it runs here or on its node. */
-static void exec_task(struct shoal *sh, struct http_req *req, json_t *task)
+static void exec_task(struct shoal *sh, struct http_req *req, json_t *body, json_t *task)
 {
     const char *task_id = json_string_value(json_object_get(task, "id"));
     const char *node_id = json_string_value(json_object_get(task, "node_id"));
     if (node_id == NULL || strcmp(node_id, sh->node_id) == 0) {
-        exec_here(sh, req, task_id);
+        exec_here(sh, req, body, task_id);
         return;
     }
     json_t *node = store_get(sh->store, "nodes", node_id);
@@ -143,7 +153,7 @@ static void exec_task(struct shoal *sh, struct http_req *req, json_t *task)
     if (addr == NULL || addr[0] == '\0')
         respond_err(req, SERR_UNAVAILABLE, "the task's node has no address");
     else
-        relay_to_node(sh, req, addr, task_id);
+        relay_to_node(sh, exec_reply(sh, req, body), body, addr, task_id);
     json_decref(node);
 }
 
@@ -168,8 +178,12 @@ static json_t *running_task_named(struct shoal *sh, const char *name)
 void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
 {
     const char *ref = args[0];
+    json_t *body = body_json(req, true);
+    if (body == NULL)
+        return;
     if (agent_has_container(sh->agent, ref) || strcmp(sh->role, "manager") != 0) {
-        exec_here(sh, req, ref);
+        exec_here(sh, req, body, ref);
+        json_decref(body);
         return;
     }
     struct serr err = {0};
@@ -177,12 +191,13 @@ void post_container_exec(struct shoal *sh, struct http_req *req, char **args)
     if (task == NULL && err.msg[0] == '\0')
         task = running_task_named(sh, ref);
     if (task != NULL)
-        exec_task(sh, req, task);
+        exec_task(sh, req, body, task);
     else if (err.msg[0])
         http_respond_error(req, &err);
     else
-        exec_here(sh, req, ref); /* "No such container" */
+        exec_here(sh, req, body, ref); /* "No such container" */
     json_decref(task);
+    json_decref(body);
 }
 
 /* Only managers ask (a worker's certificate may not run commands in
@@ -197,10 +212,17 @@ void post_node_container_exec(struct shoal *sh, struct http_req *req, char **arg
     if (!manager_asks(req))
         return;
     log_info("exec in %s asked by %s", args[0], req->remote ? req->peer_id : "local");
-    exec_here(sh, req, args[0]);
+    json_t *body = body_json(req, true);
+    if (body != NULL)
+        agent_exec(sh->agent, args[0], body, agent_reply_http(req));
+    json_decref(body);
 }
 
-/* ---- input and resize of an interactive session ---- */
+/* ---- input, resize and inspect of an interactive session ---- */
+
+/* What a session request asks, and its path's last part. */
+enum session_op { SESSION_INPUT, SESSION_RESIZE, SESSION_INSPECT };
+static const char *const session_op_names[] = {"input", "resize", "json"};
 
 static void answer_local(struct http_req *req, int rc, const struct serr *err)
 {
@@ -210,11 +232,20 @@ static void answer_local(struct http_req *req, int rc, const struct serr *err)
         http_respond(req, 200, "application/json", "{}", 2);
 }
 
-static void session_here(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+static void session_here(struct shoal *sh, struct http_req *req, const char *id,
+                         enum session_op op)
 {
     struct serr err = {0};
     char v[16];
-    if (resize) {
+    if (op == SESSION_INSPECT) {
+        json_t *o = agent_exec_inspect(sh->agent, id, &err);
+        if (o)
+            respond_json(req, 200, o);
+        else
+            http_respond_error(req, &err);
+        return;
+    }
+    if (op == SESSION_RESIZE) {
         int rows = http_query_get(req, "h", v, sizeof(v)) ? atoi(v) : 0;
         int cols = http_query_get(req, "w", v, sizeof(v)) ? atoi(v) : 0;
         answer_local(req, agent_exec_resize(sh->agent, id, rows, cols, &err), &err);
@@ -227,6 +258,7 @@ static void session_here(struct shoal *sh, struct http_req *req, const char *id,
 
 struct input_relay {
     struct http_req *req; /* NULL once the client left */
+    const char *method;
     char *path;
     char *body;
     size_t len;
@@ -268,7 +300,7 @@ static void input_relay_connected(void *arg, int fd, const char *errmsg)
         input_relay_done(x, -1, NULL, 0, errmsg ? errmsg : "gone");
         return;
     }
-    http_arequest(x->sh->loop, fd, "POST", x->path, "application/octet-stream", x->body, x->len,
+    http_arequest(x->sh->loop, fd, x->method, x->path, "application/octet-stream", x->body, x->len,
                   -1, input_relay_done, x);
 }
 
@@ -280,12 +312,13 @@ static void input_relay_aborted(struct http_req *req)
 }
 
 static void session_on_node(struct shoal *sh, struct http_req *req, const char *addr,
-                            const char *id, bool resize)
+                            const char *id, enum session_op op)
 {
     struct input_relay *x = xcalloc(1, sizeof(*x));
     x->sh = sh;
     x->req = req;
-    x->path = xasprintf("/v1/node/exec/%s/%s?%s", id, resize ? "resize" : "input", req->query);
+    x->path = xasprintf("/v1/node/exec/%s/%s?%s", id, session_op_names[op], req->query);
+    x->method = op == SESSION_INSPECT ? "GET" : "POST";
     x->len = req->body_len;
     x->body = xmalloc(x->len + 1);
     if (x->len)
@@ -295,46 +328,130 @@ static void session_on_node(struct shoal *sh, struct http_req *req, const char *
     clusternet_connect(sh, addr, input_relay_connected, x);
 }
 
-/* A session's id starts with its node's id: a manager sends the input there. */
-static void session_call(struct shoal *sh, struct http_req *req, const char *id, bool resize)
+/* A session's id starts with its node's id: true when it runs here, else
+ * its node's address in *addr (NULL: unknown node; free it). */
+static bool session_is_here(struct shoal *sh, const char *id, char **addr)
 {
     const char *dash = strrchr(id, '-');
     size_t node_len = dash ? (size_t)(dash - id) : 0;
-    bool here = node_len == 0 || strcmp(sh->role, "manager") != 0 ||
-                (strlen(sh->node_id) == node_len && strncmp(sh->node_id, id, node_len) == 0);
-    if (here) {
-        session_here(sh, req, id, resize);
-        return;
-    }
+    *addr = NULL;
+    if (node_len == 0 || strcmp(sh->role, "manager") != 0 ||
+        (strlen(sh->node_id) == node_len && strncmp(sh->node_id, id, node_len) == 0))
+        return true;
     char node_id[80];
     snprintf(node_id, sizeof(node_id), "%.*s", (int)node_len, id);
     json_t *node = store_get(sh->store, "nodes", node_id);
-    const char *addr = json_string_value(json_object_get(node, "addr"));
-    if (addr == NULL || addr[0] == '\0')
+    const char *a = json_string_value(json_object_get(node, "addr"));
+    if (a && a[0])
+        *addr = xstrdup(a);
+    json_decref(node);
+    return false;
+}
+
+/* A manager sends a session's input and size to its node. */
+static void session_call(struct shoal *sh, struct http_req *req, const char *id,
+                         enum session_op op)
+{
+    char *addr;
+    if (session_is_here(sh, id, &addr))
+        session_here(sh, req, id, op);
+    else if (addr == NULL)
         respond_err(req, SERR_NOT_FOUND, "No such exec session");
     else
-        session_on_node(sh, req, addr, id, resize);
-    json_decref(node);
+        session_on_node(sh, req, addr, id, op);
+    free(addr);
+}
+
+/* ---- input of an upgraded exec connection (exec_hijack.c) ---- */
+
+struct input_send {
+    struct shoal *sh;
+    char *path;
+    char *data;
+    size_t len;
+    void (*done)(void *arg, int status);
+    void *arg;
+};
+
+static void input_send_done(void *arg, int status, const char *body, size_t len,
+                            const char *errmsg)
+{
+    struct input_send *x = arg;
+    (void)body;
+    (void)len;
+    (void)errmsg;
+    x->done(x->arg, status >= 200 && status < 300 ? 0 : -1);
+    free(x->path);
+    free(x->data);
+    free(x);
+}
+
+static void input_send_connected(void *arg, int fd, const char *errmsg)
+{
+    struct input_send *x = arg;
+    if (fd < 0) {
+        input_send_done(x, -1, NULL, 0, errmsg);
+        return;
+    }
+    http_arequest(x->sh->loop, fd, "POST", x->path, "application/octet-stream", x->data, x->len,
+                  -1, input_send_done, x);
+}
+
+void exec_session_send(struct shoal *sh, const char *id, const char *data, size_t len, bool close,
+                       void (*done)(void *arg, int status), void *arg)
+{
+    char *addr;
+    struct serr err = {0};
+    if (session_is_here(sh, id, &addr)) {
+        done(arg, agent_exec_input(sh->agent, id, data, len, close, &err));
+        return;
+    }
+    if (addr == NULL) {
+        done(arg, -1);
+        return;
+    }
+    struct input_send *x = xcalloc(1, sizeof(*x));
+    x->sh = sh;
+    x->path = xasprintf("/v1/node/exec/%s/input%s", id, close ? "?close=1" : "");
+    x->data = xmalloc(len + 1);
+    if (len)
+        memcpy(x->data, data, len);
+    x->len = len;
+    x->done = done;
+    x->arg = arg;
+    clusternet_connect(sh, addr, input_send_connected, x);
+    free(addr);
 }
 
 void post_exec_input(struct shoal *sh, struct http_req *req, char **args)
 {
-    session_call(sh, req, args[0], false);
+    session_call(sh, req, args[0], SESSION_INPUT);
 }
 
 void post_exec_resize(struct shoal *sh, struct http_req *req, char **args)
 {
-    session_call(sh, req, args[0], true);
+    session_call(sh, req, args[0], SESSION_RESIZE);
+}
+
+void get_exec_json(struct shoal *sh, struct http_req *req, char **args)
+{
+    session_call(sh, req, args[0], SESSION_INSPECT);
 }
 
 void post_node_exec_input(struct shoal *sh, struct http_req *req, char **args)
 {
     if (manager_asks(req))
-        session_here(sh, req, args[0], false);
+        session_here(sh, req, args[0], SESSION_INPUT);
 }
 
 void post_node_exec_resize(struct shoal *sh, struct http_req *req, char **args)
 {
     if (manager_asks(req))
-        session_here(sh, req, args[0], true);
+        session_here(sh, req, args[0], SESSION_RESIZE);
+}
+
+void get_node_exec_json(struct shoal *sh, struct http_req *req, char **args)
+{
+    if (manager_asks(req))
+        session_here(sh, req, args[0], SESSION_INSPECT);
 }

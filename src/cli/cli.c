@@ -51,8 +51,9 @@ static const char main_usage[] =
     "  info        Display system-wide information\n"
     "  login       Log in to a registry\n"
     "  logout      Log out from a registry\n"
+    "  attach      Attach to a running container's input and output\n"
     "  exec        Execute a command in a running container\n"
-    "  logs        Fetch the logs of a service or task\n"
+    "  logs        Fetch the logs of a container, service or task\n"
     "  ps          List containers\n"
     "  inspect     Return low-level information on containers\n"
     "  kill        Kill one or more running containers\n"
@@ -81,6 +82,7 @@ static const struct cli_cmd top_commands[] = {
     {"secret", NULL, cli_secret, NULL},   {"config", NULL, cli_config, NULL},
     {"logs", NULL, cli_logs, NULL},
     {"exec", NULL, cli_exec, NULL},
+    {"attach", NULL, cli_attach, NULL},
     {"job", NULL, cli_job, NULL},
     {"system", NULL, cli_system, NULL},
     {"container", NULL, cli_container, NULL},

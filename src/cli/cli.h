@@ -91,6 +91,8 @@ int cli_rm(struct cli *cli, int argc, char **argv);
 /* `shoal logs SERVICE|TASK` (cli_service.c). */
 int cli_logs(struct cli *cli, int argc, char **argv);
 int cli_exec(struct cli *cli, int argc, char **argv);
+/* `shoal attach CONTAINER` (cli_exec.c): its output, and input with -i. */
+int cli_attach(struct cli *cli, int argc, char **argv);
 /* Runs req's {cmd, env...} in the container or task `target` as `shoal exec`
  * does (stdin sent with `interactive`, a raw local terminal with `tty`);
  * returns the command's exit code, or the CLI's failure code (said). Adds

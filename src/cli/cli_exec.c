@@ -157,6 +157,8 @@ static int parse_exec(int argc, char **argv, json_t *req, bool *interactive, boo
 struct session {
     const char *host, *tls_dir;
     bool interactive, tty;
+    bool detach_keys; /* attach: ctrl-p ctrl-q leaves, the container runs on */
+    bool saw_ctrl_p;
     char id[128];
     pthread_t thread;
     bool started;
@@ -228,6 +230,38 @@ static void send_size(struct session *s, struct http_client **c)
     session_post(s, c, "resize", q, NULL, 0);
 }
 
+#define CTRL_P 0x10
+#define CTRL_Q 0x11
+
+/* Sends stdin's bytes but Docker's detach keys (ctrl-p ctrl-q): those end
+ * the CLI at once (exit 0), the container running on. -1: no more input. */
+static int send_typed(struct session *s, struct http_client **c, const char *buf, size_t len)
+{
+    if (!s->detach_keys)
+        return session_post(s, c, "input", "", buf, len);
+    char *out = xmalloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s->saw_ctrl_p) {
+            s->saw_ctrl_p = false;
+            if (buf[i] == CTRL_Q) {
+                session_post(s, c, "input", "", out, n);
+                terminal_restore();
+                fflush(stdout);
+                _exit(0);
+            }
+            out[n++] = CTRL_P;
+        }
+        if (buf[i] == CTRL_P)
+            s->saw_ctrl_p = true;
+        else
+            out[n++] = buf[i];
+    }
+    int rc = n ? session_post(s, c, "input", "", out, n) : 0;
+    free(out);
+    return rc;
+}
+
 /* Until stdin ends (then, without a terminal, the command's stdin ends
  * too) or the session is gone; the process exits with the command. */
 static void *session_main(void *arg)
@@ -252,7 +286,7 @@ static void *session_main(void *arg)
                 session_post(s, &c, "input", "close=1", NULL, 0);
             continue;
         }
-        if (session_post(s, &c, "input", "", buf, (size_t)got) < 0)
+        if (send_typed(s, &c, buf, (size_t)got) < 0)
             reading = false; /* the command ended or takes no input */
     }
     if (c)
@@ -278,11 +312,12 @@ static void session_end(struct session *s)
     s->started = false;
 }
 
-int cli_session_stream(struct cli *cli, const char *path, json_t *req, bool interactive,
-                       bool tty, int *code, struct serr *err)
+static int session_stream(struct cli *cli, const char *path, json_t *req, bool interactive,
+                          bool tty, bool attach, int *code, struct serr *err)
 {
     struct session s = {.host = cli->host, .tls_dir = cli->tls_dir, .interactive = interactive,
-                        .tty = tty};
+                        .tty = tty, .detach_keys = attach && tty && interactive};
+    window_changed = attach && tty; /* its terminal takes this one's size */
     struct frames f = {.session = interactive || tty ? &s : NULL};
     json_object_set_new(req, "interactive", json_boolean(interactive));
     json_object_set_new(req, "tty", json_boolean(tty));
@@ -306,6 +341,12 @@ int cli_session_stream(struct cli *cli, const char *path, json_t *req, bool inte
         return -1;
     *code = f.code;
     return f.have_code ? 0 : 1;
+}
+
+int cli_session_stream(struct cli *cli, const char *path, json_t *req, bool interactive,
+                       bool tty, int *code, struct serr *err)
+{
+    return session_stream(cli, path, req, interactive, tty, false, code, err);
 }
 
 int cli_exec_run(struct cli *cli, const char *target, json_t *req, bool interactive, bool tty)
@@ -337,4 +378,52 @@ int cli_exec(struct cli *cli, int argc, char **argv)
     rc = cli_exec_run(cli, argv[optind], req, interactive, tty);
     json_decref(req);
     return rc;
+}
+
+/* ---- attach ---- */
+
+static const char attach_usage[] =
+    "Usage:  shoal attach [OPTIONS] CONTAINER\n\n"
+    "Attach local standard input, output, and error streams to a running container\n"
+    "(detach with ctrl-p ctrl-q when it has a terminal)\n\n"
+    "Options:\n"
+    "      --no-stdin   Do not attach STDIN\n";
+
+int cli_attach(struct cli *cli, int argc, char **argv)
+{
+    bool no_stdin = false;
+    const char *ref = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return cli_help(attach_usage);
+        else if (strcmp(argv[i], "--no-stdin") == 0)
+            no_stdin = true;
+        else if (argv[i][0] == '-')
+            return cli_usage_error("attach", "unknown flag: %s", argv[i]);
+        else if (ref == NULL)
+            ref = argv[i];
+        else
+            return cli_usage_error("attach", "\"attach\" requires exactly 1 argument.");
+    }
+    if (ref == NULL)
+        return cli_usage_error("attach", "\"attach\" requires exactly 1 argument.");
+    struct serr err = {0};
+    char *path = cli_path("/v1/containers/%s/json", ref);
+    json_t *ctr = NULL;
+    int rc = cli_call(cli, "GET", path, NULL, &ctr, &err);
+    free(path);
+    if (rc < 0)
+        return cli_fail(&err);
+    bool tty = json_is_true(json_object_get(ctr, "tty"));
+    bool interactive = !no_stdin && json_is_true(json_object_get(ctr, "interactive"));
+    json_decref(ctr);
+    json_t *req = json_object();
+    path = cli_path("/v1/containers/%s/attach", ref);
+    int code;
+    rc = session_stream(cli, path, req, interactive, tty, true, &code, &err);
+    free(path);
+    json_decref(req);
+    if (rc < 0)
+        return cli_fail(&err);
+    return rc > 0 ? EXEC_EXIT_NO_CODE : code;
 }

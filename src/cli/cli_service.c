@@ -497,7 +497,36 @@ static int logs_query(const char *cmd, int argc, char **argv, char **query, cons
     return -1;
 }
 
-/* `service logs` and `shoal logs`: a service, else a task (id or prefix). */
+/* `shoal logs`: a `run` container of this node (not a task's: those are
+ * read from every node below) answers as Docker's logs. */
+static bool is_run_container(struct cli *cli, const char *ref)
+{
+    struct serr err = {0};
+    char *path = cli_path("/v1/containers/%s/json", ref);
+    json_t *ctr = NULL;
+    bool found = cli_call(cli, "GET", path, NULL, &ctr, &err) == 0 && cli_str(ctr, "task_id")[0] == '\0';
+    json_decref(ctr);
+    free(path);
+    return found;
+}
+
+/* The logs' path for `target` (without the query), else NULL with err. */
+static char *logs_path(struct cli *cli, const char *cmd, const char *target, struct serr *err)
+{
+    if (strcmp(cmd, "logs") == 0 && is_run_container(cli, target))
+        return cli_path("/v1/containers/%s/logs", target);
+    char *base = cli_path("/v1/services/%s", target);
+    json_t *svc = NULL;
+    bool is_service = cli_call(cli, "GET", base, NULL, &svc, err) == 0;
+    json_decref(svc);
+    free(base);
+    if (!is_service && err->kind != SERR_NOT_FOUND)
+        return NULL;
+    return cli_path(is_service ? "/v1/services/%s/logs" : "/v1/tasks/%s/logs", target);
+}
+
+/* `service logs` and `shoal logs`: a service, else a task (id or prefix);
+ * `shoal logs` a `run` container first. */
 int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv)
 {
     char *query;
@@ -508,16 +537,11 @@ int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv)
         return rc;
     }
     struct serr err = {0};
-    char *base = cli_path("/v1/services/%s", target);
-    json_t *svc = NULL;
-    bool is_service = cli_call(cli, "GET", base, NULL, &svc, &err) == 0;
-    json_decref(svc);
-    free(base);
-    if (!is_service && err.kind != SERR_NOT_FOUND) {
+    char *base = logs_path(cli, cmd, target, &err);
+    if (base == NULL) {
         free(query);
         return cli_fail(&err);
     }
-    base = cli_path(is_service ? "/v1/services/%s/logs" : "/v1/tasks/%s/logs", target);
     char *path = xasprintf("%s?%s", base, query[0] ? query + 1 : "");
     memset(&err, 0, sizeof(err));
     rc = cli_stream(cli, "GET", path, NULL, write_stdout, NULL, &err);

@@ -56,6 +56,12 @@ struct http_req {
      * (streams: `follow` readers). After it returns, `req` is freed: the
      * router must drop every pointer to it. */
     void (*on_abort)(struct http_req *req);
+    /* The request came with `Connection: Upgrade` and `Upgrade: tcp`
+     * (Docker's hijacked streams); other Upgrade requests get 400. */
+    bool upgrade_tcp;
+    /* After http_upgrade(): the client's bytes as they come; (NULL, 0) when
+     * it closed its side (the answer may go on). */
+    void (*on_input)(struct http_req *req, const char *data, size_t len);
 };
 
 /* The peer_role the dashboard gives requests made with its read-only token. */
@@ -136,6 +142,12 @@ void http_respond_error(struct http_req *req, const struct serr *err);
 void http_stream_start(struct http_req *req, int status, const char *content_type);
 void http_stream_write(struct http_req *req, const char *data, size_t len);
 void http_stream_end(struct http_req *req);
+/* Answers an upgrade_tcp request `101 UPGRADED` (Connection: Upgrade,
+ * Upgrade: tcp, `content_type`, extra header lines or NULL): from then on
+ * http_stream_write() sends raw bytes, the client's bytes go to
+ * req->on_input (set it first), and http_stream_end() closes the connection
+ * once its output is out. */
+void http_upgrade(struct http_req *req, const char *content_type, const char *extra_headers);
 
 /* ---- client (blocking; used by the CLI) ---- */
 

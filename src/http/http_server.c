@@ -95,6 +95,7 @@ struct http_conn {
     size_t hdr_name_len;
     bool hdr_is_expect;
     bool hdr_is_authorization;
+    bool hdr_upgrade_tcp; /* Upgrade: tcp */
 
     bool dispatched;   /* the router has the request */
     bool streaming;    /* chunked response started */
@@ -103,6 +104,7 @@ struct http_conn {
     bool discard_body; /* after an early 413: swallow the body, then close */
     bool peer_gone;    /* client half-closed: answer the request, then close */
     bool in_abort;     /* inside on_abort: the abort path frees the request */
+    bool upgraded;     /* http_upgrade: a raw two-way stream from then on */
 
     int writes_in_flight;
     bool close_after_write;
@@ -436,6 +438,7 @@ static int on_message_begin(http_parser *p)
     conn->hdr_name_len = 0;
     conn->hdr_is_expect = false;
     conn->hdr_is_authorization = false;
+    conn->hdr_upgrade_tcp = false;
     conn->rejected = 0;
     conn->discard_body = false;
     conn->spooled = 0;
@@ -490,6 +493,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         conn->hdr_is_expect = len >= 3 && strncmp(at, "100", 3) == 0;
     if (!conn->header_was_value)
         conn->hdr_is_authorization = strcasecmp(conn->hdr_name, "Authorization") == 0;
+    if (!conn->header_was_value && strcasecmp(conn->hdr_name, "Upgrade") == 0)
+        conn->hdr_upgrade_tcp = len == 3 && strncasecmp(at, "tcp", 3) == 0;
     if (conn->hdr_is_authorization) /* the value may come in pieces */
         append_bounded(conn->req->authorization, sizeof(conn->req->authorization), at, len);
     conn->header_was_value = true;
@@ -673,10 +678,11 @@ static int on_message_complete(http_parser *p)
         close(conn->spool_fd);
         conn->spool_fd = -1;
     }
-    if (p->upgrade)
-        reject(conn, 400, "protocol upgrades are not supported");
+    if (p->upgrade && !conn->hdr_upgrade_tcp)
+        reject(conn, 400, "protocol upgrades are not supported (but Upgrade: tcp)");
     if (!conn->rejected)
-        conn->keep_alive = http_should_keep_alive(p);
+        conn->keep_alive = http_should_keep_alive(p) && !p->upgrade;
+    conn->req->upgrade_tcp = p->upgrade && conn->hdr_upgrade_tcp;
     /* Stop here: the router runs outside http_parser_execute(). */
     http_parser_pause(p, 1);
     return 0;
@@ -788,11 +794,23 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         uv_read_stop(stream);
         /* A client that half-closes after its request still gets the
          * answer, unless it is a stream that would never end. */
+        if (nread == UV_EOF && conn->upgraded) { /* its input ends; the output goes on */
+            conn->peer_gone = true;
+            if (conn->req && conn->req->on_input)
+                conn->req->on_input(conn->req, NULL, 0);
+            return;
+        }
         if (nread == UV_EOF && conn->dispatched && conn->req->on_abort == NULL) {
             conn->peer_gone = true;
             return;
         }
         conn_close(conn);
+        return;
+    }
+    if (conn->upgraded) { /* no request once its answer ended: the bytes are dropped */
+        if (nread > 0 && conn->req && conn->req->on_input)
+            conn->req->on_input(conn->req, buf->base, (size_t)nread);
+        free(buf->base);
         return;
     }
     if (nread > 0 && !conn->close_after_write)
@@ -1190,8 +1208,8 @@ void http_stream_write(struct http_req *req, const char *data, size_t len)
     if (len == 0 || !answerable(req))
         return;
     char size_line[32];
-    int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
-    conn_write(conn, size_line, (size_t)n, data, len, "\r\n", 2);
+    int n = conn->upgraded ? 0 : snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+    conn_write(conn, size_line, (size_t)n, data, len, "\r\n", conn->upgraded ? 0 : 2);
     if (!conn->closing && uv_stream_get_write_queue_size((uv_stream_t *)&conn->pipe) >
                               MAX_WRITE_QUEUE) {
         /* on_abort follows from the close callback, not from here. */
@@ -1203,9 +1221,33 @@ void http_stream_write(struct http_req *req, const char *data, size_t len)
 void http_stream_end(struct http_req *req)
 {
     struct http_conn *conn = req->conn;
-    if (answerable(req)) {
+    if (answerable(req) && !conn->upgraded) {
         static const char last[] = "0\r\n\r\n";
         conn_write(conn, last, sizeof(last) - 1, NULL, 0, NULL, 0);
     }
     finish_request(conn);
+}
+
+void http_upgrade(struct http_req *req, const char *content_type, const char *extra_headers)
+{
+    struct http_conn *conn = req->conn;
+    conn->streaming = true;
+    conn->keep_alive = false;
+    if (!answerable(req))
+        return;
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\n"
+                     "Upgrade: tcp\r\n%s\r\n",
+                     content_type, extra_headers ? extra_headers : "");
+    if (n >= (int)sizeof(head))
+        n = (int)sizeof(head) - 1; /* callers pass short header lines */
+    conn_write(conn, head, (size_t)n, NULL, 0, NULL, 0);
+    conn->upgraded = true;
+    /* bytes the client sent right after its request */
+    size_t start = conn->in_off, pending = conn->in_len - conn->in_off;
+    conn->in_off = conn->in_len = 0;
+    if (pending > 0 && req->on_input)
+        req->on_input(req, conn->in + start, pending);
+    resume_reading(conn);
 }

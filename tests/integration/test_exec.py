@@ -205,6 +205,19 @@ def test_task_on_a_worker_from_the_manager(rootfs_tar, tmp_path):
         r = c.nodes[1].exec("sh", "-c", "echo over-tcp | %s -H %s --tls-dir %s exec -i far.1 cat"
                             % (SHOAL_BIN, host, certs))
         assert r.stdout == "over-tcp\n", r
+        # Docker's upgraded stream through the manager to the worker's task
+        import socket
+        head, s = upgraded_exec(lead.sock, task["id"], {"cmd": ["sh", "-c", "cat; exit 6"],
+                                                        "interactive": True})
+        assert head.startswith("HTTP/1.1 101 "), head
+        s.sendall(b"via-manager\n")
+        s.shutdown(socket.SHUT_WR)
+        frames = frames_of(read_all(s))
+        s.close()
+        assert joined(frames, 1) == b"via-manager\n" and frames[-1] == (3, b"6"), frames
+        exec_id = [l.split(": ", 1)[1] for l in head.split("\r\n")
+                   if l.startswith("X-Shoal-Exec-Id: ")][0]
+        assert lead.api("GET", "/v1/exec/%s/json" % exec_id).json()["exit_code"] == 6
         # the node-level route is for managers only
         ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
         ctx.check_hostname = False
@@ -216,3 +229,109 @@ def test_task_on_a_worker_from_the_manager(rootfs_tar, tmp_path):
         conn.close()
     finally:
         c.destroy()
+
+
+# ---- Docker's hijacked stream: Connection: Upgrade, Upgrade: tcp ----
+
+def upgraded_exec(sock_path, ref, body):
+    """Speaks the upgrade by hand, as a Docker client does: the answer's
+    head (text) and the socket, now a raw two-way stream."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(sock_path)
+    data = json.dumps(body).encode()
+    s.sendall(b"POST /v1/containers/%s/exec HTTP/1.1\r\nHost: shoal\r\n"
+              b"Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+              b"Content-Length: %d\r\n\r\n" % (ref.encode(), len(data)) + data)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(1)
+        assert b, head
+        head += b
+    return head.decode(), s
+
+
+def read_all(s):
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return out
+        out += b
+
+
+def frames_of(data):
+    """Docker's multiplexed frames: [(stream, payload)]."""
+    frames = []
+    while data:
+        assert len(data) >= 8 and data[1:4] == b"\0\0\0", data
+        size = int.from_bytes(data[4:8], "big")
+        frames.append((data[0], data[8:8 + size]))
+        data = data[8 + size:]
+    return frames
+
+
+def joined(frames, stream):
+    return b"".join(p for s, p in frames if s == stream)
+
+
+def test_upgraded_exec_multiplexed(d):
+    head, s = upgraded_exec(d.sock, "box", {"cmd": ["sh", "-c", "echo out; echo err >&2; exit 7"]})
+    assert head.startswith("HTTP/1.1 101 UPGRADED\r\n"), head
+    assert "Upgrade: tcp\r\n" in head and "Connection: Upgrade\r\n" in head, head
+    assert "Content-Type: application/vnd.docker.multiplexed-stream\r\n" in head, head
+    frames = frames_of(read_all(s))
+    s.close()
+    assert joined(frames, 1) == b"out\n" and joined(frames, 2) == b"err\n", frames
+    assert frames[-1] == (3, b"7"), frames  # the exit code ends the stream
+    # an error before the command runs is a normal answer, as Docker's
+    head, s = upgraded_exec(d.sock, "nosuchbox", {"cmd": ["true"]})
+    s.close()
+    assert head.startswith("HTTP/1.1 404 "), head
+
+
+def test_upgraded_exec_stdin(d):
+    head, s = upgraded_exec(d.sock, "box", {"cmd": ["sh", "-c", "while read l; do echo got-$l; done"],
+                                            "interactive": True})
+    assert head.startswith("HTTP/1.1 101 "), head
+    s.sendall(b"one\n")
+    got = b""
+    while b"got-one\n" not in got:  # before its stdin ended
+        got += s.recv(4096)
+    import socket
+    s.sendall(b"two\n")
+    s.shutdown(socket.SHUT_WR)  # the end of its stdin, as docker's CloseWrite
+    frames = frames_of(got + read_all(s))
+    s.close()
+    assert joined(frames, 1) == b"got-one\ngot-two\n", frames
+    assert frames[-1] == (3, b"0"), frames
+
+
+def test_upgraded_exec_tty(d):
+    head, s = upgraded_exec(d.sock, "box", {"cmd": ["sh"], "tty": True, "interactive": True,
+                                            "rows": 30, "cols": 100})
+    assert head.startswith("HTTP/1.1 101 "), head
+    assert "Content-Type: application/vnd.docker.raw-stream\r\n" in head, head
+    got = b""
+    while b"# " not in got:
+        got += s.recv(4096)
+    s.sendall(b"stty size; echo $((6*7))\n")
+    while b"42" not in got:
+        got += s.recv(4096)
+    assert b"30 100" in got, got
+    # resize as Docker's /exec/ID/resize, the id in the 101's X-Shoal-Exec-Id
+    exec_id = [l.split(": ", 1)[1] for l in head.split("\r\n") if l.startswith("X-Shoal-Exec-Id: ")]
+    assert exec_id, head
+    assert d.api("POST", "/v1/exec/%s/resize?h=40&w=120" % exec_id[0]).status == 200
+    s.sendall(b"stty size\n")
+    while b"40 120" not in got:
+        got += s.recv(4096)
+    s.sendall(b"exit 3\n")
+    got += read_all(s)
+    s.close()
+    assert got.endswith(b"exit 3\r\n"), got  # raw bytes: no frames
+    # the exit code read after, as Docker's exec inspect
+    r = d.api("GET", "/v1/exec/%s/json" % exec_id[0])
+    assert r.status == 200 and r.json() == {"id": exec_id[0], "running": False, "exit_code": 3}, r
+    assert d.api("GET", "/v1/exec/nosuch-1/json").status == 404

@@ -248,3 +248,114 @@ def test_run_dit_keeps_its_shell(daemon):
     assert by_name(d, "dit")[0]["state"] == "running"
     assert d.cli("exec", "dit", "sh", "-c", "tty 0</proc/1/fd/0").stdout.startswith("/dev/pts/")
     d.cli("rm", "-f", "dit")
+
+
+def test_logs_of_a_run_container(daemon):
+    """`shoal logs CONTAINER` of a `run -d` container, as docker's: its output,
+    --tail, -t, and -f until it ends."""
+    import subprocess
+    import time
+    from conftest import SHOAL_BIN
+    d = daemon
+    d.cli("run", "-d", "--name", "lg", "busybox", "sh", "-c",
+          "echo one; echo two; sleep 1000")
+    wait_until(lambda: d.cli("logs", "lg").stdout == "one\ntwo\n", msg=lambda: d.cli("logs", "lg"))
+    assert d.cli("logs", "--tail", "1", "lg").stdout == "two\n"
+    stamped = d.cli("logs", "-t", "lg").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["one", "two"], stamped
+    assert stamped[0][:4].isdigit() and stamped[0][10] == "T", stamped
+    r = d.cli("logs", "nosuch", check=False)
+    assert r.returncode == 1 and "nosuch" in r.stderr, r
+    follower = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "logs", "-f", "lg"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        d.cli("exec", "lg", "sh", "-c", "echo three > /proc/1/fd/1")
+        d.cli("rm", "-f", "lg")  # the follow ends with the container
+        out, _ = follower.communicate(timeout=30)
+        assert out == "one\ntwo\nthree\n", out
+        assert follower.returncode == 0
+    finally:
+        follower.kill()
+
+
+def test_run_it_over_an_upgraded_connection(daemon):
+    """`run -i -t` as Docker's attach: 101, then the terminal's raw bytes both ways."""
+    import json
+    import socket
+    d = daemon
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(d.sock)
+    body = json.dumps({"image": "busybox", "args": ["sh"], "rm": True, "interactive": True,
+                       "tty": True, "rows": 24, "cols": 80, "name": "up1"}).encode()
+    s.sendall(b"POST /v1/containers/run HTTP/1.1\r\nHost: shoal\r\nConnection: Upgrade\r\n"
+              b"Upgrade: tcp\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    got = b""
+    while b"# " not in got:
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    head = got.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("HTTP/1.1 101 UPGRADED\r\n") and "X-Shoal-Exec-Id: " in head, head
+    s.sendall(b"echo $((6*7)); exit 4\n")
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert b"42" in got, got
+    wait_until(lambda: not by_name(d, "up1"))
+
+
+def test_attach_to_a_dit_container(daemon):
+    """`shoal attach` as docker's: the shell of a `run -dit` container on this
+    terminal (its size too); ctrl-p ctrl-q leaves it running; its exit ends
+    the CLI with its code."""
+    d = daemon
+    d.cli("run", "-dit", "--name", "att", "busybox", "sh")
+    wait_until(lambda: by_name(d, "att") and by_name(d, "att")[0]["state"] == "running")
+    try:
+        pid, fd = ptyutil.shoal(d, "attach", "att", rows=33, cols=99)
+        try:
+            os.write(fd, b"stty size; echo $((6*7))\n")
+            out = ptyutil.read_until(fd, b"42")
+            assert b"42" in out and b"33 99" in out, out
+            os.write(fd, b"\x10\x11")  # docker's detach keys
+            assert ptyutil.finish(pid, fd)[0] == 0
+        finally:
+            ptyutil.kill(pid)
+            os.close(fd)
+        assert by_name(d, "att")[0]["state"] == "running"
+        # the same over Docker's upgraded connection, by hand: raw terminal bytes
+        import socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(d.sock)
+        s.sendall(b"POST /v1/containers/att/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: shoal\r\n"
+                  b"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        head, got = got.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101 UPGRADED\r\n"), head
+        assert b"Content-Type: application/vnd.docker.raw-stream" in head, head
+        s.sendall(b"echo up-$((1+1))\n")
+        while b"up-2" not in got:
+            got += s.recv(4096)
+        s.close()  # leaving: the shell runs on
+        pid, fd = ptyutil.shoal(d, "attach", "att")
+        try:
+            os.write(fd, b"echo again\n")
+            assert b"again" in ptyutil.read_until(fd, b"again")
+            os.write(fd, b"exit 3\n")
+            assert ptyutil.finish(pid, fd)[0] == 3
+        finally:
+            ptyutil.kill(pid)
+            os.close(fd)
+        wait_until(lambda: by_name(d, "att")[0]["state"] == "exited")
+        r = d.cli("attach", "att", check=False)
+        assert r.returncode == 1 and "You cannot attach to a stopped container" in r.stderr, r
+    finally:
+        d.cli("rm", "-f", "att", check=False)
