@@ -399,9 +399,7 @@ static int service_rm(struct cli *cli, int argc, char **argv)
 
 /* ---- logs ---- */
 
-static const char logs_usage[] =
-    "Usage:  shoal service logs [OPTIONS] SERVICE|TASK\n\n"
-    "Fetch the logs of a service or task (of every node, merged by time)\n\n"
+static const char logs_options[] =
     "Options:\n"
     "  -f, --follow         Follow log output\n"
     "      --no-task-ids    Do not include task IDs in output\n"
@@ -411,6 +409,16 @@ static const char logs_usage[] =
     "                       relative (e.g. \"42m\" for 42 minutes)\n"
     "  -n, --tail string    Number of lines to show from the end of the logs (default \"all\")\n"
     "  -t, --timestamps     Show timestamps\n";
+
+/* `service logs` reads services and tasks; `shoal logs` also containers. */
+static void print_logs_usage(const char *cmd)
+{
+    bool any = strcmp(cmd, "logs") == 0;
+    printf("Usage:  shoal %s [OPTIONS] %s\n\n"
+           "Fetch the logs of %s (of every node, merged by time)\n\n%s",
+           cmd, any ? "CONTAINER|SERVICE|TASK" : "SERVICE|TASK",
+           any ? "a container of this node, or of a service or task" : "a service or task", logs_options);
+}
 
 static int write_stdout(const char *data, size_t len, void *arg)
 {
@@ -458,7 +466,7 @@ static int logs_query(const char *cmd, int argc, char **argv, char **query, cons
         const char *a = argv[i], *v;
         bool missing = false;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(logs_usage, stdout);
+            print_logs_usage(cmd);
             return CLI_EXIT_OK;
         } else if (strcmp(a, "--follow") == 0) {
             query_add(query, "follow", "1");
