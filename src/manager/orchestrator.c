@@ -21,6 +21,7 @@ struct pass {
     json_t *ops;
     json_t *nodes;
     json_t *tasks; /* every task, updated in memory as ops are added */
+    struct sched_load *load; /* of `tasks`, kept current; NULL until the first placement */
     json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
     int64_t now;
@@ -36,7 +37,11 @@ static void wake_at(struct pass *p, int64_t when)
 /* Records a change of a task both as an op and in the in-memory copy. */
 static void task_merge(struct pass *p, json_t *task, json_t *fields)
 {
+    if (p->load)
+        sched_load_count(p->load, task, -1);
     json_object_update(task, fields);
+    if (p->load)
+        sched_load_count(p->load, task, 1);
     json_array_append_new(p->ops, op_merge("tasks", jstr(task, "id"), fields));
 }
 
@@ -159,7 +164,9 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
         json_decref(variants);
         return;
     }
-    json_t *node = scheduler_pick_placement(nodes, p->tasks, jstr(svc, "id"), &pl, &err);
+    if (p->load == NULL) /* built once a pass: placements add to it (task_merge) */
+        p->load = sched_load_new(p->tasks);
+    json_t *node = scheduler_pick_loaded(nodes, p->load, jstr(svc, "id"), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))
@@ -260,6 +267,8 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
     }
     json_object_set(task, "image", json_object_get(spec, "image"));
     json_array_append(p->tasks, task);
+    if (p->load)
+        sched_load_count(p->load, task, 1);
     json_array_append_new(p->ops, op_put("tasks", json_incref(task)));
     if (image)
         try_assign(p, svc, task);
@@ -830,6 +839,7 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     reap_orphans(&p);
     json_decref(services);
     json_decref(p.job_cores);
+    sched_load_free(p.load);
     json_decref(p.tasks);
     json_decref(p.nodes);
     *wake_at_ms = p.wake_at;
