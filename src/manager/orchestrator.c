@@ -371,14 +371,15 @@ static bool at_max_concurrent(json_t *svc, json_t *tasks)
     return live >= max;
 }
 
-static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *slot,
-                           json_t *update_candidates)
+/* `tasks`: the service's; `of_slot`: those of the slot (tasks_by_slot). */
+static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *of_slot,
+                           json_t *slot, json_t *update_candidates)
 {
     json_t *spec = json_object_get(svc, "spec");
     json_t *cur, *last;
     int running;
-    slot_tasks(tasks, slot, &cur, &last, &running);
-    stop_replaced_tasks(p, tasks, slot, cur, running);
+    slot_tasks(of_slot, slot, &cur, &last, &running);
+    stop_replaced_tasks(p, of_slot, slot, cur, running);
     if (cur == NULL) {
         if (last && !task_state_terminal(jstr(last, "state")))
             return; /* stop first: the previous task of this slot is still stopping */
@@ -643,18 +644,6 @@ static json_t *wanted_slots(struct pass *p, json_t *svc)
     return spec_slots(p, json_object_get(svc, "spec"));
 }
 
-static bool slot_wanted(json_t *slots, json_t *slot)
-{
-    size_t i;
-    json_t *s;
-    json_array_foreach(slots, i, s)
-    {
-        if (slot_equal(s, slot))
-            return true;
-    }
-    return false;
-}
-
 /* A task the slot's history may forget: finished and no longer wanted. */
 static bool task_dead(json_t *t)
 {
@@ -710,6 +699,45 @@ static void follow_job_runs(struct pass *p, json_t *svc, json_t *tasks)
         json_decref(fields);
 }
 
+/* A slot as a key of an object: slots equal (slot_equal) have equal keys.
+ * NULL for a task without one (it equals no slot). Caller frees. */
+static char *slot_key(json_t *slot)
+{
+    return slot ? json_dumps(slot, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+/* {slot key: [its tasks, in the order of `tasks`]}, in the order the slots
+ * first appear: each slot's work then reads its own tasks, not the
+ * service's (a pass is linear in the tasks, not slots x tasks). */
+static json_t *tasks_by_slot(json_t *tasks)
+{
+    json_t *by_slot = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        char *key = slot_key(json_object_get(t, "slot"));
+        if (key == NULL)
+            continue;
+        json_t *list = json_object_get(by_slot, key);
+        if (list == NULL) {
+            list = json_array();
+            json_object_set_new(by_slot, key, list);
+        }
+        json_array_append(list, t);
+        free(key);
+    }
+    return by_slot;
+}
+
+static bool in_slots(json_t *slot_set, json_t *slot)
+{
+    char *key = slot_key(slot);
+    bool in = key && json_object_get(slot_set, key);
+    free(key);
+    return in;
+}
+
 static void reconcile_service(struct pass *p, json_t *svc)
 {
     json_t *tasks = json_array();
@@ -723,29 +751,44 @@ static void reconcile_service(struct pass *p, json_t *svc)
     if (job_runs_service(svc))
         follow_job_runs(p, svc, tasks);
     json_t *slots = wanted_slots(p, svc);
+    json_t *wanted = json_object();
+    json_t *slot;
+    json_array_foreach(slots, i, slot)
+    {
+        char *key = slot_key(slot);
+        json_object_set_new(wanted, key, json_true());
+        free(key);
+    }
     json_array_foreach(tasks, i, t)
     {
-        if (jstr_is(t, "desired_state", "running") &&
-            !slot_wanted(slots, json_object_get(t, "slot")))
+        if (jstr_is(t, "desired_state", "running") && !in_slots(wanted, json_object_get(t, "slot")))
             task_set_desired(p, t, "shutdown");
     }
+    json_decref(wanted);
     json_t *candidates = json_array();
-    json_t *slot;
-    json_array_foreach(slots, i, slot) reconcile_slot(p, svc, tasks, slot, candidates);
+    json_t *by_slot = tasks_by_slot(tasks);
+    json_array_foreach(slots, i, slot)
+    {
+        char *key = slot_key(slot);
+        json_t *of_slot = json_object_get(by_slot, key);
+        if (of_slot == NULL) { /* a slot without tasks yet */
+            of_slot = json_array();
+            json_object_set_new(by_slot, key, of_slot);
+        }
+        free(key);
+        reconcile_slot(p, svc, tasks, of_slot, slot, candidates);
+    }
+    json_decref(by_slot);
     bool go_on = update_may_go_on(p, svc, tasks, json_array_size(candidates) > 0,
                                   json_array_size(slots));
     if (go_on && json_array_size(candidates))
         rolling_update(p, svc, tasks, candidates);
-    json_t *seen = json_array();
-    json_array_foreach(tasks, i, t)
-    {
-        json_t *s = json_object_get(t, "slot");
-        if (!slot_wanted(seen, s)) {
-            json_array_append(seen, s);
-            trim_history(p, tasks, s);
-        }
-    }
-    json_decref(seen);
+    by_slot = tasks_by_slot(tasks); /* with the tasks created meanwhile */
+    const char *key;
+    json_t *of_slot;
+    json_object_foreach(by_slot, key, of_slot)
+        trim_history(p, of_slot, json_object_get(json_array_get(of_slot, 0), "slot"));
+    json_decref(by_slot);
     json_decref(candidates);
     json_decref(slots);
     json_decref(tasks);
