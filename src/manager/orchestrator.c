@@ -794,26 +794,32 @@ static void reconcile_service(struct pass *p, json_t *svc)
     json_decref(tasks);
 }
 
-/* Tasks of removed services: stop them, then forget them once finished. */
-static void reap_orphans(struct pass *p)
+/* Tasks of removed services: stop them, then forget them once finished.
+ * `services`: every service (one lookup per task in memory, not a query). */
+static void reap_orphans(struct pass *p, json_t *services)
 {
+    json_t *ids = json_object();
     size_t i;
-    json_t *t;
+    json_t *t, *svc;
+    json_array_foreach(services, i, svc)
+    {
+        if (jstr(svc, "id"))
+            json_object_set_new(ids, jstr(svc, "id"), json_true());
+    }
     json_array_foreach(p->tasks, i, t)
     {
         if (json_object_get(t, "job_id"))
             continue; /* a job's task: manager/jobs.c */
-        json_t *svc = store_get(p->st, "services", jstr(t, "service_id"));
-        if (svc) {
-            json_decref(svc);
+        const char *service_id = jstr(t, "service_id");
+        if (service_id && json_object_get(ids, service_id))
             continue;
-        }
         bool unplaced = json_object_get(t, "node_id") == NULL;
         if (task_state_terminal(jstr(t, "state")) || unplaced)
             json_array_append_new(p->ops, op_del("tasks", jstr(t, "id")));
         else
             task_set_desired(p, t, "remove");
     }
+    json_decref(ids);
 }
 
 /* A node down for this long has lost its tasks (then started elsewhere):
@@ -879,7 +885,7 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     orphan_tasks_of_down_nodes(&p);
     json_array_foreach(services, i, svc) reconcile_service(&p, svc);
     jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at);
-    reap_orphans(&p);
+    reap_orphans(&p, services);
     json_decref(services);
     json_decref(p.job_cores);
     sched_load_free(p.load);
