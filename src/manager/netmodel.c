@@ -598,7 +598,9 @@ static bool in_rotation(json_t *task)
 
 static json_t *endpoints(struct store *st, json_t *svc)
 {
-    json_t *tasks = store_list_where(st, "tasks", "service_id", service_id(svc));
+    /* only running tasks can be in rotation: the others are not parsed */
+    json_t *tasks =
+        store_list_where_field(st, "tasks", "service_id", service_id(svc), "state", "running");
     json_t *out = json_array();
     size_t i;
     json_t *t;

@@ -23,6 +23,7 @@ struct pass {
     json_t *ops;
     json_t *nodes;
     json_t *tasks; /* every task, updated in memory as ops are added */
+    struct sched_load *load; /* of `tasks`, kept current; NULL until the first placement */
     json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
     int64_t now;
@@ -38,7 +39,11 @@ static void wake_at(struct pass *p, int64_t when)
 /* Records a change of a task both as an op and in the in-memory copy. */
 static void task_merge(struct pass *p, json_t *task, json_t *fields)
 {
+    if (p->load)
+        sched_load_count(p->load, task, -1);
     json_object_update(task, fields);
+    if (p->load)
+        sched_load_count(p->load, task, 1);
     json_array_append_new(p->ops, op_merge("tasks", task_id(task), fields));
 }
 
@@ -161,7 +166,9 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
         json_decref(variants);
         return;
     }
-    json_t *node = scheduler_pick_placement(nodes, p->tasks, service_id(svc), &pl, &err);
+    if (p->load == NULL) /* built once a pass: placements add to it (task_merge) */
+        p->load = sched_load_new(p->tasks);
+    json_t *node = scheduler_pick_loaded(nodes, p->load, service_id(svc), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
         if (!jstr_is(task, "error", err.msg))
@@ -262,6 +269,8 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
     }
     json_object_set(task, "image", json_object_get(spec, "image"));
     json_array_append(p->tasks, task);
+    if (p->load)
+        sched_load_count(p->load, task, 1);
     json_array_append_new(p->ops, op_put("tasks", json_incref(task)));
     if (image)
         try_assign(p, svc, task);
@@ -361,14 +370,15 @@ static bool at_max_concurrent(json_t *svc, json_t *tasks)
     return live >= max;
 }
 
-static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *slot,
-                           json_t *update_candidates)
+/* `tasks`: the service's; `of_slot`: those of the slot (tasks_by_slot). */
+static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *of_slot,
+                           json_t *slot, json_t *update_candidates)
 {
     json_t *spec = service_spec(svc);
     json_t *cur, *last;
     int running;
-    slot_tasks(tasks, slot, &cur, &last, &running);
-    stop_replaced_tasks(p, tasks, slot, cur, running);
+    slot_tasks(of_slot, slot, &cur, &last, &running);
+    stop_replaced_tasks(p, of_slot, slot, cur, running);
     if (cur == NULL) {
         if (last && !task_finished(last))
             return; /* stop first: the previous task of this slot is still stopping */
@@ -631,18 +641,6 @@ static json_t *wanted_slots(struct pass *p, json_t *svc)
     return spec_slots(p, service_spec(svc));
 }
 
-static bool slot_wanted(json_t *slots, json_t *slot)
-{
-    size_t i;
-    json_t *s;
-    json_array_foreach(slots, i, s)
-    {
-        if (slot_equal(s, slot))
-            return true;
-    }
-    return false;
-}
-
 /* A task the slot's history may forget: finished and no longer wanted. */
 static bool task_dead(json_t *t)
 {
@@ -698,6 +696,45 @@ static void follow_job_runs(struct pass *p, json_t *svc, json_t *tasks)
         json_decref(fields);
 }
 
+/* A slot as a key of an object: slots equal (slot_equal) have equal keys.
+ * NULL for a task without one (it equals no slot). Caller frees. */
+static char *slot_key(json_t *slot)
+{
+    return slot ? json_dumps(slot, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+}
+
+/* {slot key: [its tasks, in the order of `tasks`]}, in the order the slots
+ * first appear: each slot's work then reads its own tasks, not the
+ * service's (a pass is linear in the tasks, not slots x tasks). */
+static json_t *tasks_by_slot(json_t *tasks)
+{
+    json_t *by_slot = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        char *key = slot_key(json_object_get(t, "slot"));
+        if (key == NULL)
+            continue;
+        json_t *list = json_object_get(by_slot, key);
+        if (list == NULL) {
+            list = json_array();
+            json_object_set_new(by_slot, key, list);
+        }
+        json_array_append(list, t);
+        free(key);
+    }
+    return by_slot;
+}
+
+static bool in_slots(json_t *slot_set, json_t *slot)
+{
+    char *key = slot_key(slot);
+    bool in = key && json_object_get(slot_set, key);
+    free(key);
+    return in;
+}
+
 static void reconcile_service(struct pass *p, json_t *svc)
 {
     json_t *tasks = json_array();
@@ -711,53 +748,75 @@ static void reconcile_service(struct pass *p, json_t *svc)
     if (job_runs_service(svc))
         follow_job_runs(p, svc, tasks);
     json_t *slots = wanted_slots(p, svc);
+    json_t *wanted = json_object();
+    json_t *slot;
+    json_array_foreach(slots, i, slot)
+    {
+        char *key = slot_key(slot);
+        json_object_set_new(wanted, key, json_true());
+        free(key);
+    }
     json_array_foreach(tasks, i, t)
     {
-        if (task_desired_is(t, "running") && !slot_wanted(slots, task_slot(t)))
+        if (task_desired_is(t, "running") && !in_slots(wanted, task_slot(t)))
             task_set_desired(p, t, "shutdown");
     }
+    json_decref(wanted);
     json_t *candidates = json_array();
-    json_t *slot;
-    json_array_foreach(slots, i, slot) reconcile_slot(p, svc, tasks, slot, candidates);
+    json_t *by_slot = tasks_by_slot(tasks);
+    json_array_foreach(slots, i, slot)
+    {
+        char *key = slot_key(slot);
+        json_t *of_slot = json_object_get(by_slot, key);
+        if (of_slot == NULL) { /* a slot without tasks yet */
+            of_slot = json_array();
+            json_object_set_new(by_slot, key, of_slot);
+        }
+        free(key);
+        reconcile_slot(p, svc, tasks, of_slot, slot, candidates);
+    }
+    json_decref(by_slot);
     bool go_on = update_may_go_on(p, svc, tasks, json_array_size(candidates) > 0,
                                   json_array_size(slots));
     if (go_on && json_array_size(candidates))
         rolling_update(p, svc, tasks, candidates);
-    json_t *seen = json_array();
-    json_array_foreach(tasks, i, t)
-    {
-        json_t *s = task_slot(t);
-        if (!slot_wanted(seen, s)) {
-            json_array_append(seen, s);
-            trim_history(p, tasks, s);
-        }
-    }
-    json_decref(seen);
+    by_slot = tasks_by_slot(tasks); /* with the tasks created meanwhile */
+    const char *key;
+    json_t *of_slot;
+    json_object_foreach(by_slot, key, of_slot)
+        trim_history(p, of_slot, task_slot(json_array_get(of_slot, 0)));
+    json_decref(by_slot);
     json_decref(candidates);
     json_decref(slots);
     json_decref(tasks);
 }
 
-/* Tasks of removed services: stop them, then forget them once finished. */
-static void reap_orphans(struct pass *p)
+/* Tasks of removed services: stop them, then forget them once finished.
+ * `services`: every service (one lookup per task in memory, not a query). */
+static void reap_orphans(struct pass *p, json_t *services)
 {
+    json_t *ids = json_object();
     size_t i;
-    json_t *t;
+    json_t *t, *svc;
+    json_array_foreach(services, i, svc)
+    {
+        if (service_id(svc))
+            json_object_set_new(ids, service_id(svc), json_true());
+    }
     json_array_foreach(p->tasks, i, t)
     {
         if (json_object_get(t, "job_id"))
             continue; /* a job's task: manager/jobs.c */
-        json_t *svc = store_get(p->st, "services", task_service_id(t));
-        if (svc) {
-            json_decref(svc);
+        const char *sid = task_service_id(t);
+        if (sid && json_object_get(ids, sid))
             continue;
-        }
         bool unplaced = json_object_get(t, "node_id") == NULL;
         if (task_finished(t) || unplaced)
             json_array_append_new(p->ops, op_del("tasks", task_id(t)));
         else
             task_set_desired(p, t, "remove");
     }
+    json_decref(ids);
 }
 
 /* A node down for this long has lost its tasks (then started elsewhere):
@@ -823,9 +882,10 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     orphan_tasks_of_down_nodes(&p);
     json_array_foreach(services, i, svc) reconcile_service(&p, svc);
     jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at);
-    reap_orphans(&p);
+    reap_orphans(&p, services);
     json_decref(services);
     json_decref(p.job_cores);
+    sched_load_free(p.load);
     json_decref(p.tasks);
     json_decref(p.nodes);
     *wake_at_ms = p.wake_at;

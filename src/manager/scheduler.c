@@ -185,35 +185,91 @@ struct node_load {
     json_int_t reserved_memory; /* their "reserved_memory" (--reserve-memory) */
 };
 
-/* The load of each node of `nodes` (by index): one pass over the tasks (a
- * node id index makes each lookup cheap), not one per candidate node. */
-static void load_per_node(json_t *nodes, json_t *tasks, const char *service_id,
+struct sched_load {
+    json_t *node_at;  /* {node id: index in `nodes`} */
+    json_t *same;     /* {"SERVICE NODE": live tasks of the service on the node} */
+    struct node_load *nodes; /* .same unused: `same` has it per service */
+    size_t n;
+};
+
+/* The key of `same`: a service id and a node id (ids hold no space). */
+static void service_node_key(char *key, size_t size, const char *service_id, const char *node_id)
+{
+    snprintf(key, size, "%s %s", service_id, node_id);
+}
+
+static struct node_load *load_of_node(struct sched_load *l, const char *node_id)
+{
+    json_t *at = json_object_get(l->node_at, node_id);
+    if (at)
+        return &l->nodes[json_integer_value(at)];
+    l->nodes = xrealloc(l->nodes, (l->n + 1) * sizeof(*l->nodes));
+    l->nodes[l->n] = (struct node_load){0};
+    json_object_set_new(l->node_at, node_id, json_integer((json_int_t)l->n));
+    return &l->nodes[l->n++];
+}
+
+void sched_load_count(struct sched_load *l, json_t *task, int sign)
+{
+    const char *nid = task_node_id(task);
+    if (nid == NULL || !task_live(task))
+        return;
+    struct node_load *nl = load_of_node(l, nid);
+    nl->total += sign;
+    nl->reserved_cpus += sign * json_number_value(json_object_get(task, "reserved_cpus"));
+    nl->reserved_memory += sign * jint(task, "reserved_memory", 0);
+    const char *sid = task_service_id(task);
+    if (sid == NULL)
+        return;
+    char key[256];
+    service_node_key(key, sizeof(key), sid, nid);
+    json_t *count = json_object_get(l->same, key);
+    if (count)
+        json_integer_set(count, json_integer_value(count) + sign);
+    else
+        json_object_set_new(l->same, key, json_integer(sign));
+}
+
+struct sched_load *sched_load_new(json_t *tasks)
+{
+    struct sched_load *l = xcalloc(1, sizeof(*l));
+    l->node_at = json_object();
+    l->same = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) sched_load_count(l, t, 1);
+    return l;
+}
+
+void sched_load_free(struct sched_load *l)
+{
+    if (l == NULL)
+        return;
+    json_decref(l->node_at);
+    json_decref(l->same);
+    free(l->nodes);
+    free(l);
+}
+
+/* The load of each node of `nodes` (by index) for a task of `service_id`:
+ * a lookup per node, whatever the number of tasks. */
+static void load_per_node(json_t *nodes, struct sched_load *l, const char *service_id,
                           struct node_load *load)
 {
-    json_t *index = json_object();
     size_t i;
-    json_t *n, *t;
+    json_t *n;
     json_array_foreach(nodes, i, n)
     {
-        load[i] = (struct node_load){0};
-        if (node_id(n))
-            json_object_set_new(index, node_id(n), json_integer((json_int_t)i));
-    }
-    json_array_foreach(tasks, i, t)
-    {
-        const char *node_id = task_node_id(t);
-        json_t *at = node_id ? json_object_get(index, node_id) : NULL;
-        if (at == NULL || !task_live(t))
+        const char *id = node_id(n);
+        json_t *at = id ? json_object_get(l->node_at, id) : NULL;
+        load[i] = at ? l->nodes[json_integer_value(at)] : (struct node_load){0};
+        load[i].same = 0;
+        if (at == NULL || service_id == NULL)
             continue;
-        struct node_load *l = &load[json_integer_value(at)];
-        l->total++;
-        const char *s = task_service_id(t);
-        if (s && service_id && strcmp(s, service_id) == 0)
-            l->same++;
-        l->reserved_cpus += json_number_value(json_object_get(t, "reserved_cpus"));
-        l->reserved_memory += jint(t, "reserved_memory", 0);
+        char key[256];
+        service_node_key(key, sizeof(key), service_id, id);
+        load[i].same = (int)json_integer_value(json_object_get(l->same, key));
     }
-    json_decref(index);
 }
 
 int node_cpus(json_t *node)
@@ -365,12 +421,21 @@ static bool score_better(const struct score *a, const struct score *b)
 json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *service_id,
                                  const struct placement *pl, struct serr *err)
 {
+    struct sched_load *load = sched_load_new(tasks);
+    json_t *best = scheduler_pick_loaded(nodes, load, service_id, pl, err);
+    sched_load_free(load);
+    return best;
+}
+
+json_t *scheduler_pick_loaded(json_t *nodes, struct sched_load *tally, const char *service_id,
+                              const struct placement *pl, struct serr *err)
+{
     json_t *best = NULL;
     struct score best_score = {0}, sc;
     struct sched_rejects rejects = {0};
     size_t nn = json_array_size(nodes);
     struct node_load *load = xcalloc(nn + 1, sizeof(*load));
-    load_per_node(nodes, tasks, service_id, load);
+    load_per_node(nodes, tally, service_id, load);
     size_t i;
     json_t *node;
     json_array_foreach(nodes, i, node)

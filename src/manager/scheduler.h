@@ -76,4 +76,18 @@ int placement_spread_validate(const char *descriptor, struct serr *err);
 json_t *scheduler_pick_placement(json_t *nodes, json_t *tasks, const char *service_id,
                                  const struct placement *pl, struct serr *err);
 
+/* The live tasks' load of every node (what the picks count), built once
+ * from all tasks and kept current by the caller: a pick then costs a
+ * lookup per node, not a pass over the tasks (many placements in one
+ * orchestrator pass). */
+struct sched_load;
+struct sched_load *sched_load_new(json_t *tasks);
+/* A task starts (+1) or stops (-1) counting as it is now: called with -1
+ * before a change of the task, with +1 after (and +1 for a new task). */
+void sched_load_count(struct sched_load *l, json_t *task, int sign);
+void sched_load_free(struct sched_load *l);
+/* scheduler_pick_placement over a load kept by the caller. */
+json_t *scheduler_pick_loaded(json_t *nodes, struct sched_load *load, const char *service_id,
+                              const struct placement *pl, struct serr *err);
+
 #endif

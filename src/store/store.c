@@ -508,6 +508,20 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
     return query_rows(s->db, sql, params);
 }
 
+json_t *store_list_where_field(struct store *s, const char *table, const char *column,
+                              const char *value, const char *field, const char *field_value)
+{
+    const struct table_def *t = table_lookup(table);
+    if (t == NULL || !table_has_key(t, column) || field[strspn(field, "abcdefghijklmnopqrstuvwxyz_")])
+        return json_array();
+    char sql[200];
+    snprintf(sql, sizeof(sql),
+             "SELECT data FROM %s WHERE %s = ?1 AND json_extract(data, '$.%s') = ?2 ORDER BY id",
+             table, column, field);
+    const char *params[] = {value, field_value, NULL};
+    return query_rows(s->db, sql, params);
+}
+
 static const char *name_column(const char *table)
 {
     if (strcmp(table, "services") == 0 || strcmp(table, "networks") == 0 ||

@@ -60,6 +60,11 @@ json_t *store_get(struct store *s, const char *table, const char *id);
 json_t *store_list(struct store *s, const char *table, const char *order_by);
 /* Rows where a generated key column equals a value (column in the table's list). */
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value);
+/* store_list_where, of the rows whose object's top-level `field` (a name
+ * of lower-case letters and _) is the string field_value: SQLite checks it,
+ * so the rows left out are never parsed into jansson. */
+json_t *store_list_where_field(struct store *s, const char *table, const char *column,
+                              const char *value, const char *field, const char *field_value);
 /* Rows where a generated key column is one of `values` (NULL terminated,
  * at most 16), ordered as store_list: with an index on the column, the cost
  * follows the rows found, not the table (jobs: the ones not ended). */

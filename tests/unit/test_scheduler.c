@@ -248,3 +248,41 @@ TEST(scheduler_reserved_memory_counts_live_tasks)
     json_decref(nodes);
     json_decref(tasks);
 }
+
+/* A load kept with sched_load_count picks as one counted afresh. */
+TEST(scheduler_load_kept_current_picks_as_a_fresh_count)
+{
+    json_t *nodes = two_workers(json_pack("{s:i}", "cpus", 4));
+    json_t *tasks = json_pack("[o,o]", task("s1", "n1"), task("s2", "n2"));
+    struct sched_load *load = sched_load_new(tasks);
+    struct placement pl = {0};
+    /* n2 has none of s1 */
+    CHECK_STR(json_string_value(json_object_get(
+                  scheduler_pick_loaded(nodes, load, "s1", &pl, NULL), "id")), "n2");
+    /* a new s1 task, unplaced (not counted), then placed on n2 */
+    json_t *t = task("s1", "n2");
+    json_object_del(t, "node_id");
+    json_array_append_new(tasks, t);
+    sched_load_count(load, t, 1);
+    sched_load_count(load, t, -1);
+    json_object_set_new(t, "node_id", json_string("n2"));
+    sched_load_count(load, t, 1);
+    /* n1: 1 of s1, 1 in all; n2: 1 of s1, 2 in all */
+    CHECK_STR(json_string_value(json_object_get(
+                  scheduler_pick_loaded(nodes, load, "s1", &pl, NULL), "id")), "n1");
+    /* the s1 task of n1 stops: n1 has none of s1 */
+    json_t *on_n1 = json_array_get(tasks, 0);
+    sched_load_count(load, on_n1, -1);
+    json_object_set_new(on_n1, "desired_state", json_string("shutdown"));
+    sched_load_count(load, on_n1, 1);
+    for (int i = 0; i < 2; i++) {
+        const char *svc = i ? "s2" : "s1";
+        json_t *fresh = scheduler_pick_placement(nodes, tasks, svc, &pl, NULL);
+        CHECK(scheduler_pick_loaded(nodes, load, svc, &pl, NULL) == fresh);
+    }
+    CHECK_STR(json_string_value(json_object_get(
+                  scheduler_pick_loaded(nodes, load, "s1", &pl, NULL), "id")), "n1");
+    sched_load_free(load);
+    json_decref(tasks);
+    json_decref(nodes);
+}

@@ -322,3 +322,30 @@ TEST(store_list_in_reads_the_rows_of_some_states)
     CHECK(store_count_in(s, "jobs", "state", none) == 0);
     store_close(s);
 }
+
+TEST(store_list_where_field_reads_only_the_matching_rows)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    CHECK(apply_str(s,
+                    "{\"groups\":[["
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"t3\",\"service_id\":\"s1\","
+                    "\"state\":\"running\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"t2\",\"service_id\":\"s1\","
+                    "\"state\":\"pending\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"t1\",\"service_id\":\"s1\","
+                    "\"state\":\"running\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"t4\",\"service_id\":\"s2\","
+                    "\"state\":\"running\"}}]]}",
+                    NULL) == 0);
+    json_t *rows = store_list_where_field(s, "tasks", "service_id", "s1", "state", "running");
+    CHECK(json_array_size(rows) == 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 0), "id")), "t1");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "id")), "t3");
+    json_decref(rows);
+    /* a field that is not a plain name: nothing (it goes into the SQL) */
+    rows = store_list_where_field(s, "tasks", "service_id", "s1", "state') OR ('1", "running");
+    CHECK(json_array_size(rows) == 0);
+    json_decref(rows);
+    store_close(s);
+}
