@@ -30,8 +30,9 @@
  * (cgroupsPath "/shoal/<id>", resources in config.json). On a v1 or hybrid
  * host crun runs with --cgroup-manager=disabled and shoal creates
  * /sys/fs/cgroup/<controller>/shoal/<id> itself (memory, cpu, cpuacct, pids),
- * writes the limits and moves the container's PID there between `crun create`
- * and `crun start`. On a hybrid host whose v2 mount still lists controllers
+ * writes the limits and puts the container there: crun joins them before it
+ * execs (runtime_run_io), or the container's PID is moved there between
+ * `crun create` and `crun start`. On a hybrid host whose v2 mount still lists controllers
  * (crun refuses those), runtime_init mounts each such controller as a v1
  * hierarchy under /sys/fs/cgroup/<name>.
  *
