@@ -82,7 +82,10 @@ cross_libdeps() {
 }
 if [ -n "$SYSROOT" ]; then libdeps=$(cross_libdeps); else libdeps=$(native_libdeps); fi
 [ -n "$libdeps" ] || { echo "package: no library dependencies found" >&2; exit 1; }
-depends=$(printf '%s\n' "$libdeps" crun iproute2 nftables | sort -u | paste -sd, - | sed 's/,/, /g')
+# libcurl and libarchive are loaded when first used (src/base/curl_lazy.c, archive_lazy.c), not
+# linked: named here (curl_multi_poll came with libcurl 7.66).
+depends=$(printf '%s\n' "$libdeps" crun iproute2 nftables "libcurl4 (>= 7.66.0)" libarchive13 |
+    sort -u | paste -sd, - | sed 's/,/, /g')
 
 mkdir -p "$ROOT/DEBIAN"
 install -m 755 packaging/postinst packaging/prerm packaging/postrm "$ROOT/DEBIAN/"

@@ -646,22 +646,17 @@ static void work_create(uv_work_t *w)
         goto out;
     if (c->tty)
         json_object_set_new(c->rspec, "tty", json_true());
-    struct runtime_io io = {.in_fd = in_rfd, .out_fd = fd};
-    if (runtime_create_io(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, &io,
-                          &c->pid, &c->werr) < 0)
+    struct runtime_io io = {.in_fd = in_rfd, .out_fd = fd, .rows = c->rows, .cols = c->cols};
+    if (runtime_run_io(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, &io,
+                       &c->pid, &c->werr) < 0) {
+        c->pid = 0;
         goto out;
+    }
     if (io.term_fd >= 0) { /* the terminal is its output from now on */
-        term_set_size(io.term_fd, c->rows, c->cols);
         close(c->out_rfd);
         c->out_rfd = io.term_fd;
     }
     c->start_time = proc_start_time(c->pid);
-    if (runtime_start(c->env->rt, c->id, &c->werr) < 0) {
-        struct serr ignored;
-        runtime_delete(c->env->rt, c->id, &ignored);
-        c->pid = 0;
-        goto out;
-    }
     c->created = true;
 out:
     if (fd >= 0)

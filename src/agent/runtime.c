@@ -6,12 +6,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -187,13 +189,124 @@ static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status
     return 0;
 }
 
+/* `name` as execve needs it: itself when it has a '/', else the first
+ * executable of that name in $PATH (new string), or NULL. */
+static char *program_path(const char *name)
+{
+    if (strchr(name, '/') != NULL)
+        return xstrdup(name);
+    const char *path = getenv("PATH");
+    char *dirs = xstrdup(path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                                                "/sbin:/bin");
+    char *found = NULL, *save = NULL;
+    for (char *dir = strtok_r(dirs, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char *candidate = xasprintf("%s/%s", dir, name);
+        if (access(candidate, X_OK) == 0)
+            found = candidate;
+        else
+            free(candidate);
+    }
+    free(dirs);
+    return found;
+}
+
+/* What a joined child reports before it exits 127: the index in `join` of
+ * the cgroup it could not join (-1: the exec failed) and the errno. */
+struct join_failure {
+    int index, error;
+};
+
+/* Between fork and exec: async-signal-safe calls only. Joins each cgroup of
+ * `join` ("0" written to its cgroup.procs moves the writer), takes the
+ * stdio and signal state spawn_setup gives, then execs. */
+static void joined_child(const char *prog, char *const argv[], char *const *join, int in_fd,
+                         int out_fd, int report)
+{
+    struct join_failure f = {-1, 0};
+    for (int i = 0; join[i] != NULL && f.error == 0; i++) {
+        int fd = open(join[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1)
+            f = (struct join_failure){i, errno};
+        if (fd >= 0)
+            close(fd);
+    }
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
+    int out = out_fd >= 0 ? out_fd : open("/dev/null", O_WRONLY);
+    if (f.error == 0 && (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0))
+        f.error = errno;
+    if (f.error == 0) {
+        execve(prog, argv, environ);
+        f.error = errno;
+    }
+    if (write(report, &f, sizeof(f)) < 0)
+        _exit(127);
+    _exit(127);
+}
+
+static int joined_failed(char *const argv[], char *const *join, int report, struct serr *err)
+{
+    struct join_failure f;
+    if (read(report, &f, sizeof(f)) != (ssize_t)sizeof(f))
+        return 0;
+    errno = f.error;
+    if (f.index >= 0)
+        return serr_errno(err, "join cgroup %s", join[f.index]);
+    return serr_errno(err, "cannot run %s", argv[0]);
+}
+
+/* spawn_and_wait, the child joining the cgroups of `join` (cgroup.procs
+ * files) before it execs: what it starts is born in them. A fork, not a
+ * posix_spawn: the child itself must write before it execs. */
+static int spawn_joined_and_wait(char *const argv[], char *const *join, int in_fd, int out_fd,
+                                 int *status, struct serr *err)
+{
+    char *prog = program_path(argv[0]);
+    if (prog == NULL)
+        return serr_set(err, SERR_INTERNAL, "cannot run %s: not found in $PATH", argv[0]);
+    /* Non-blocking: other children forked meanwhile hold the write end until
+     * they exec, and a report, when there is one, is there before the exit. */
+    int report[2];
+    if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0) {
+        free(prog);
+        return serr_errno(err, "pipe");
+    }
+    /* No handler of the daemon's may run in the child before it resets them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t child = fork();
+    if (child == 0)
+        joined_child(prog, argv, join, in_fd, out_fd, report[1]);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(report[1]);
+    free(prog);
+    int rc = 0;
+    if (child < 0)
+        rc = serr_errno(err, "fork");
+    while (rc == 0 && waitpid(child, status, 0) < 0) {
+        if (errno != EINTR)
+            rc = serr_errno(err, "waitpid %s", argv[0]);
+    }
+    if (rc == 0)
+        rc = joined_failed(argv, join, report[0], err);
+    close(report[0]);
+    return rc;
+}
+
 #define CRUN_MAX_ARGS 16
 
-/* Runs `crun <global options> <args...>` and waits for it. crun's own
- * errors are read back from a JSON log in the bundle: its stderr may be
- * the container's output. */
+/* Runs `crun <global options> <args...>` and waits for it; with `join`
+ * (cgroup.procs files, or NULL) crun runs in those cgroups, and so does what
+ * it starts. crun's own errors are read back from a JSON log in the bundle:
+ * its stderr may be the container's output. */
 static int run_crun_io(const struct runtime *rt, const char *id, const char *const *args,
-                       int in_fd, int out_fd, struct serr *err)
+                       char *const *join, int in_fd, int out_fd, struct serr *err)
 {
     char *bundle = bundle_path(rt, id);
     char *log_path = path_exists(bundle) ? xasprintf("%s/crun.log", bundle) : NULL;
@@ -220,7 +333,8 @@ static int run_crun_io(const struct runtime *rt, const char *id, const char *con
     if (log_path)
         unlink(log_path); /* only this command's errors */
     int status = 0;
-    int rc = spawn_and_wait((char *const *)argv, in_fd, out_fd, &status, err);
+    int rc = join ? spawn_joined_and_wait((char *const *)argv, join, in_fd, out_fd, &status, err)
+                  : spawn_and_wait((char *const *)argv, in_fd, out_fd, &status, err);
     if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         rc = crun_failed(log_path, args[0], status, err);
     free(bundle);
@@ -234,7 +348,7 @@ static int run_crun_io(const struct runtime *rt, const char *id, const char *con
 static int run_crun(const struct runtime *rt, const char *id, const char *const *args, int out_fd,
                     struct serr *err)
 {
-    return run_crun_io(rt, id, args, -1, out_fd, err);
+    return run_crun_io(rt, id, args, NULL, -1, out_fd, err);
 }
 
 /* ---- rootfs ---------------------------------------------------------- */
@@ -399,7 +513,8 @@ static int crun_create(const struct runtime *rt, const char *id, const char *bun
     int listen_fd = tty ? runtime_console_listen(sock, err) : -1;
     const char *args[] = {"create", bundle_opt, pid_opt, tty ? console_opt : id, tty ? id : NULL,
                           NULL};
-    int rc = tty && listen_fd < 0 ? -1 : run_crun_io(rt, id, args, io->in_fd, io->out_fd, err);
+    int rc = tty && listen_fd < 0 ? -1
+                                  : run_crun_io(rt, id, args, NULL, io->in_fd, io->out_fd, err);
     if (rc == 0)
         rc = read_pid_file(bundle, pid, err);
     if (rc == 0 && tty && (io->term_fd = runtime_console_accept(listen_fd)) < 0)
@@ -421,18 +536,17 @@ int runtime_create(struct runtime *rt, const char *id, json_t *spec,
     return runtime_create_io(rt, id, spec, layer_dirs, &io, pid, err);
 }
 
-int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
-                      const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
-                      struct serr *err)
+/* Checks, then the bundle and the cgroups: what precedes the runtime's call. */
+static int make_container(struct runtime *rt, const char *id, json_t *spec,
+                          const char *const *layer_dirs, struct serr *err)
 {
-    io->term_fd = -1;
-    bool tty = json_is_true(json_object_get(spec, "tty"));
     /* Everything the user can get wrong is checked before touching the disk. */
     if (runtime_check_id(id, err) < 0 || runtime_spec_check(rt, spec, err) < 0)
         return -1;
     if (layer_dirs == NULL || layer_dirs[0] == NULL)
         return serr_set(err, SERR_INVALID, "container %s has no image layers", id);
     char *bundle = bundle_path(rt, id);
+    int rc = 0;
     if (mkdir(bundle, 0711) < 0) {
         if (errno == EEXIST)
             serr_set(err, SERR_CONFLICT, "container %s already exists", id);
@@ -442,19 +556,122 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
         return -1;
     }
     if (prepare_bundle(rt, id, bundle, spec, layer_dirs, err) < 0 ||
-        runtime_cgroup_create(rt, id, spec, err) < 0 ||
-        crun_create(rt, id, bundle, tty, io, pid, err) < 0 ||
-        runtime_cgroup_place(rt, id, *pid, err) < 0)
-        goto fail;
+        runtime_cgroup_create(rt, id, spec, err) < 0) {
+        runtime_delete(rt, id, NULL);
+        rc = -1;
+    }
     free(bundle);
-    return 0;
-fail:
+    return rc;
+}
+
+int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
+                      const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
+                      struct serr *err)
+{
+    io->term_fd = -1;
+    bool tty = json_is_true(json_object_get(spec, "tty"));
+    if (make_container(rt, id, spec, layer_dirs, err) < 0)
+        return -1;
+    char *bundle = bundle_path(rt, id);
+    int rc = crun_create(rt, id, bundle, tty, io, pid, err);
+    if (rc == 0)
+        rc = runtime_cgroup_place(rt, id, *pid, err);
+    if (rc < 0) {
+        if (io->term_fd >= 0)
+            close(io->term_fd);
+        io->term_fd = -1;
+        runtime_delete(rt, id, NULL);
+    }
+    free(bundle);
+    return rc;
+}
+
+/* One runtime call can start the container: no terminal (its size is set
+ * between create and start), crun (runc makes cgroups of its own on v1),
+ * and no memory or process limit, which crun itself would count against
+ * while it runs in the container's cgroups. */
+static bool one_call_start(const struct runtime *rt, json_t *spec)
+{
+    json_t *limits = json_object_get(spec, "limits");
+    return !json_is_true(json_object_get(spec, "tty")) &&
+           strstr(rt->runtime_path, "runc") == NULL &&
+           json_integer_value(json_object_get(limits, "memory")) <= 0 &&
+           json_integer_value(json_object_get(limits, "pids")) <= 0;
+}
+
+void runtime_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+struct proc_info;
+static bool proc_info_of(const char *pid, struct proc_info *info);
+static void adopt_container(pid_t pid);
+
+/* `crun run --detach`, crun born in the container's v1 cgroups (on v2 its
+ * own cgroup manager places the container). */
+static int crun_run_detached(const struct runtime *rt, const char *id, const char *bundle,
+                             const struct runtime_io *io, pid_t *pid, struct serr *err)
+{
+    char *bundle_opt = xasprintf("--bundle=%s", bundle);
+    char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
+    char **join = runtime_cgroup_procs_files(rt, id);
+    const char *args[] = {"run", "--detach", bundle_opt, pid_opt, id, NULL};
+    int rc = run_crun_io(rt, id, args, join, io->in_fd, io->out_fd, err);
+    if (rc == 0)
+        rc = read_pid_file(bundle, pid, err);
+    if (rc == 0)
+        adopt_container(*pid);
+    runtime_strv_free(join);
+    free(bundle_opt);
+    free(pid_opt);
+    return rc;
+}
+
+static int run_in_one_call(struct runtime *rt, const char *id, json_t *spec,
+                           const char *const *layer_dirs, const struct runtime_io *io, pid_t *pid,
+                           struct serr *err)
+{
+    if (make_container(rt, id, spec, layer_dirs, err) < 0)
+        return -1;
+    char *bundle = bundle_path(rt, id);
+    int rc = crun_run_detached(rt, id, bundle, io, pid, err);
+    if (rc < 0)
+        runtime_delete(rt, id, NULL);
+    free(bundle);
+    return rc;
+}
+
+static int run_in_two_calls(struct runtime *rt, const char *id, json_t *spec,
+                            const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
+                            struct serr *err)
+{
+    if (runtime_create_io(rt, id, spec, layer_dirs, io, pid, err) < 0)
+        return -1;
+    if (io->term_fd >= 0 && io->rows > 0 && io->cols > 0) {
+        struct winsize ws = {.ws_row = (unsigned short)io->rows,
+                             .ws_col = (unsigned short)io->cols};
+        ioctl(io->term_fd, TIOCSWINSZ, &ws);
+    }
+    if (runtime_start(rt, id, err) == 0)
+        return 0;
     if (io->term_fd >= 0)
         close(io->term_fd);
     io->term_fd = -1;
     runtime_delete(rt, id, NULL);
-    free(bundle);
     return -1;
+}
+
+int runtime_run_io(struct runtime *rt, const char *id, json_t *spec,
+                   const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
+                   struct serr *err)
+{
+    io->term_fd = -1;
+    if (one_call_start(rt, spec))
+        return run_in_one_call(rt, id, spec, layer_dirs, io, pid, err);
+    return run_in_two_calls(rt, id, spec, layer_dirs, io, pid, err);
 }
 
 /* crun has state for `id` (created and not deleted). */
@@ -544,46 +761,83 @@ static int write_exec_process(const struct runtime *rt, const char *id, const ch
     return rc;
 }
 
-/* The NSpid levels of a process ("NSpid: 812 7": 2, the last pid 7), its
- * state and parent, from /proc/PID/status; false when gone. */
-static bool proc_ns_info(const char *pid, int *levels, long *last, char *state, long *ppid)
+/* What /proc/PID/status says of a process. */
+struct proc_info {
+    int levels;      /* NSpid levels ("NSpid: 812 7": 2) */
+    long last;       /* its pid in its own pid namespace (7) */
+    long ppid, sid;  /* parent and session, in our pid namespace */
+    char state;      /* 'Z': a zombie */
+    char name[16];   /* its command's name */
+};
+
+/* false when the process is gone */
+static bool proc_info_of(const char *pid, struct proc_info *info)
 {
     char path[64], *text = NULL;
     snprintf(path, sizeof(path), "/proc/%s/status", pid);
     if (read_file(path, &text, NULL, NULL) < 0)
         return false;
-    *levels = 0;
-    *state = '?';
-    *ppid = 0;
+    *info = (struct proc_info){.state = '?'};
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "State:", 6) == 0)
-            sscanf(line + 6, " %c", state);
+        if (strncmp(line, "Name:", 5) == 0)
+            sscanf(line + 5, " %15s", info->name);
+        else if (strncmp(line, "State:", 6) == 0)
+            sscanf(line + 6, " %c", &info->state);
         else if (strncmp(line, "PPid:", 5) == 0)
-            *ppid = strtol(line + 5, NULL, 10);
+            info->ppid = strtol(line + 5, NULL, 10);
+        else if (strncmp(line, "NSsid:", 6) == 0)
+            info->sid = strtol(line + 6, NULL, 10);
         else if (strncmp(line, "NSpid:", 6) == 0)
             for (char *p = line + 6, *end;; p = end) {
                 long v = strtol(p, &end, 10);
                 if (end == p)
                     break;
-                *last = v;
-                ++*levels;
+                info->last = v;
+                info->levels++;
             }
     }
     free(text);
-    return *levels > 0;
+    return info->levels > 0;
 }
 
-/* Reaps `pid` when it is a zombie child of ours in a pid namespace deeper
- * than ours (`own_levels`) and not that namespace's init. */
-static bool reap_if_orphan(const char *pid, int own_levels)
+/* A zombie child of ours that nobody waits for: in a pid namespace deeper
+ * than ours and not that namespace's init (a command of `crun exec` whose
+ * crun died first); or crun's own, in our namespace, of another session
+ * than ours and not leading its own: the process `crun run --detach` forks
+ * to make the container, reparented to us when crun's first child, which
+ * led its session, exits (a container's init leads a session of its own). */
+static bool unwaited_zombie(const struct proc_info *p, const struct proc_info *self)
 {
-    int levels;
-    long last, ppid;
-    char state;
-    if (pid[0] < '1' || pid[0] > '9' || !proc_ns_info(pid, &levels, &last, &state, &ppid))
+    if (p->state != 'Z' || p->ppid != (long)getpid())
         return false;
-    return ppid == (long)getpid() && state == 'Z' && levels > own_levels && last != 1 &&
+    if (p->levels > self->levels)
+        return p->last != 1;
+    return strcmp(p->name, "crun") == 0 && p->sid != self->sid && p->sid != p->last;
+}
+
+/* After `crun run --detach` the container is still the child of the process
+ * that made it, which exits just after crun: only then is the container
+ * ours (a child subreaper), to wait for as after `crun create`. That process
+ * is our child already (its parent, crun's first child, has exited): waits
+ * for it when it is still the container's parent. */
+static void adopt_container(pid_t pid)
+{
+    char text[24];
+    struct proc_info info;
+    snprintf(text, sizeof(text), "%d", (int)pid);
+    if (!proc_info_of(text, &info) || info.ppid == (long)getpid() || info.ppid <= 1)
+        return;
+    while (waitpid((pid_t)info.ppid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static bool reap_if_orphan(const char *pid, const struct proc_info *self)
+{
+    struct proc_info info;
+    if (pid[0] < '1' || pid[0] > '9' || !proc_info_of(pid, &info))
+        return false;
+    return unwaited_zombie(&info, self) &&
            waitpid((pid_t)strtol(pid, NULL, 10), NULL, WNOHANG) > 0;
 }
 
@@ -624,15 +878,14 @@ static char *own_children(void)
 
 int runtime_reap_orphans(void)
 {
-    int own_levels = 0, reaped = 0;
-    long own_last, ppid;
-    char state;
-    if (!proc_ns_info("self", &own_levels, &own_last, &state, &ppid))
+    struct proc_info self;
+    int reaped = 0;
+    if (!proc_info_of("self", &self))
         return 0;
     char *children = own_children(), *save = NULL;
     if (children) {
         for (char *pid = strtok_r(children, " ", &save); pid; pid = strtok_r(NULL, " ", &save))
-            reaped += reap_if_orphan(pid, own_levels);
+            reaped += reap_if_orphan(pid, &self);
         free(children);
         return reaped;
     }
@@ -640,7 +893,7 @@ int runtime_reap_orphans(void)
     DIR *d = opendir("/proc");
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL)
-        reaped += reap_if_orphan(de->d_name, own_levels);
+        reaped += reap_if_orphan(de->d_name, &self);
     if (d)
         closedir(d);
     return reaped;

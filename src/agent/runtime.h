@@ -30,8 +30,9 @@
  * (cgroupsPath "/shoal/<id>", resources in config.json). On a v1 or hybrid
  * host crun runs with --cgroup-manager=disabled and shoal creates
  * /sys/fs/cgroup/<controller>/shoal/<id> itself (memory, cpu, cpuacct, pids),
- * writes the limits and moves the container's PID there between `crun create`
- * and `crun start`. On a hybrid host whose v2 mount still lists controllers
+ * writes the limits and puts the container there: crun joins them before it
+ * execs (runtime_run_io), or the container's PID is moved there between
+ * `crun create` and `crun start`. On a hybrid host whose v2 mount still lists controllers
  * (crun refuses those), runtime_init mounts each such controller as a v1
  * hierarchy under /sys/fs/cgroup/<name>.
  *
@@ -86,7 +87,8 @@ int runtime_create(struct runtime *rt, const char *id, json_t *spec,
  * caller's to close (out_fd then gets crun's own errors only). */
 struct runtime_io {
     int in_fd, out_fd;
-    int term_fd; /* out: the terminal's master, or -1 */
+    int term_fd;    /* out: the terminal's master, or -1 */
+    int rows, cols; /* runtime_run_io: the terminal's size (0: crun's default) */
 };
 int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
                       const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
@@ -104,6 +106,17 @@ int runtime_console_accept(int listen_fd);
 
 /* `crun start`: the container's process execs its command. */
 int runtime_start(struct runtime *rt, const char *id, struct serr *err);
+
+/* runtime_create_io and runtime_start in one: on success the container runs
+ * its command (a terminal gets io->rows x io->cols before it starts). When
+ * it can, one runtime call: `crun run --detach`, crun forked into the
+ * container's v1 cgroups (its child joins them before it execs crun), so
+ * the container is born there; with a terminal, memory or process limits
+ * (which crun would count against), or runc: create, placement, start.
+ * On failure nothing is left behind, as for runtime_create. */
+int runtime_run_io(struct runtime *rt, const char *id, json_t *spec,
+                   const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
+                   struct serr *err);
 
 /* A host job (runtime_host.c): `spec` is {"args": [absolute program, ...],
  * "env": [...], "limits": {"cpuset": "0,2"}}. Runs args as a process of the
@@ -140,7 +153,10 @@ int runtime_delete(struct runtime *rt, const char *id, struct serr *err);
  * namespace without being its init: commands of `crun exec` whose crun died
  * first, reparented to the daemon (a child subreaper). Nobody else waits for
  * them, and until they are reaped the kernel holds their container's init in
- * its exit (zap_pid_ns_processes): the container never ends. Returns how many
+ * its exit (zap_pid_ns_processes): the container never ends. Also the process
+ * `crun run --detach` forks to make a container, reparented to the daemon
+ * once crun's first child exits (crun's, outside the daemon's session, not
+ * leading one of its own). Returns how many
  * were reaped. Never touches the daemon's own children (crun, ip, nft) nor
  * containers' inits, whose waiters need their status. */
 int runtime_reap_orphans(void);

@@ -279,6 +279,22 @@ int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pi
     return place_all(rt, id, pid, false, err);
 }
 
+char **runtime_cgroup_procs_files(const struct runtime *rt, const char *id)
+{
+    if (rt->cgroup_mode == CGROUP_V2)
+        return NULL;
+    size_t n = 0;
+    char **files = xcalloc(sizeof(v1_controllers) / sizeof(v1_controllers[0]), sizeof(*files));
+    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
+        if (!controller_used(v1_controllers[i], true))
+            continue;
+        char *dir = v1_dir(v1_controllers[i], id);
+        files[n++] = xasprintf("%s/cgroup.procs", dir);
+        free(dir);
+    }
+    return files;
+}
+
 char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id)
 {
     if (rt->cgroup_mode == CGROUP_V2 || !controller_mounted("cpuset"))

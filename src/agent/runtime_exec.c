@@ -155,7 +155,5 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
 
 void runtime_exec_argv_free(char **argv)
 {
-    for (size_t i = 0; argv && argv[i]; i++)
-        free(argv[i]);
-    free(argv);
+    runtime_strv_free(argv);
 }

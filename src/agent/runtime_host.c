@@ -48,14 +48,7 @@ static bool parse_cpuset(const char *text, cpu_set_t *set)
     return true;
 }
 
-static void free_strv(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* A NULL terminated copy of a JSON array of strings (free with free_strv);
+/* A NULL terminated copy of a JSON array of strings (free with runtime_strv_free);
  * NULL when an element is not a string. */
 static char **strv_of(json_t *array)
 {
@@ -64,7 +57,7 @@ static char **strv_of(json_t *array)
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_array_get(array, i));
         if (s == NULL) {
-            free_strv(v);
+            runtime_strv_free(v);
             return NULL;
         }
         v[i] = xstrdup(s);
@@ -183,8 +176,8 @@ int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out
         runtime_cgroup_remove(rt, id, NULL);
         rc = -1;
     }
-    free_strv(argv);
-    free_strv(envp);
+    runtime_strv_free(argv);
+    runtime_strv_free(envp);
     return rc;
 }
 

@@ -28,6 +28,9 @@ int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err)
  * most 128 characters. SERR_INVALID otherwise (err may be NULL). */
 int runtime_check_id(const char *id, struct serr *err);
 
+/* runtime.c: frees each string of a NULL terminated array (NULL: none), then it. */
+void runtime_strv_free(char **v);
+
 /* runtime_user.c: a container's user and groups. */
 struct runtime_user {
     uint32_t uid, gid;
@@ -64,6 +67,10 @@ int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t 
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
 int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pid,
                               struct serr *err);
+/* v1/hybrid: the cgroup.procs files of the cgroups runtime_cgroup_create
+ * made, NULL terminated (the caller frees each and the array); a process
+ * writing "0" to each joins them all. NULL on v2 hosts. */
+char **runtime_cgroup_procs_files(const struct runtime *rt, const char *id);
 /* v1/hybrid: the container's cpuset cgroup (new string), which a `crun exec`
  * command joins so that it keeps to a batch job's cores (crun without a
  * cgroup manager would leave it in the daemon's cgroups); NULL on v2 hosts or

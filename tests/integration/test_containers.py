@@ -81,7 +81,13 @@ def test_kill_signal_reaches_trap(daemon):
     assert c["exit_code"] == 7, c
     r = d.cli("kill", "trapper", check=False)
     assert r.returncode != 0 and "is not running" in r.stderr, r
-    d.cli("start", "trapper")
+    # its end is reported before the runtime's delete is done, which `start` waits for
+    # ("still stopping: try again"): a CLI that starts in ~2 ms gets there first
+    def started():
+        r = d.cli("start", "trapper", check=False)
+        assert r.returncode == 0 or "still stopping: try again" in r.stderr, r
+        return r.returncode == 0
+    wait_until(started)
     wait_until(lambda: running(d, "trapper"))
     d.cli("kill", "trapper")  # KILL by default
     c = wait_until(lambda: exited(d, "trapper"))

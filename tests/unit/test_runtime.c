@@ -2,6 +2,7 @@
  * need root, crun, /bin/busybox and overlayfs; without them they pass
  * without checking anything (and say so). Everything lives under a mkdtemp
  * directory removed at the end. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -515,6 +516,200 @@ TEST(runtime_parallel_containers)
         snprintf(want, sizeof(want), "%s\n", runs[i].id);
         CHECK_STR(runs[i].out, want);
         CHECK(WIFEXITED(runs[i].status) && WEXITSTATUS(runs[i].status) == 0);
+    }
+    teardown(&fx);
+}
+
+/* runtime_run_io of spec_text: its pid, its output to *out_read. */
+static pid_t run_io_ok(struct fixture *fx, const char *id, const char *spec_text, int *out_read)
+{
+    int fds[2];
+    CHECK(pipe2(fds, O_CLOEXEC) == 0);
+    json_t *spec = spec_of(spec_text);
+    struct serr err = {0};
+    struct runtime_io io = {.in_fd = -1, .out_fd = fds[1]};
+    pid_t pid = 0;
+    int rc = runtime_run_io(&fx->rt, id, spec, fx->layers, &io, &pid, &err);
+    json_decref(spec);
+    close(fds[1]);
+    if (rc < 0)
+        fprintf(stderr, "runtime_run_io: %s\n", err.msg);
+    CHECK(rc == 0 && pid > 0 && io.term_fd < 0);
+    *out_read = fds[0];
+    return pid;
+}
+
+/* Our children named `name` (/proc/self/task/TID/children, one list per thread). */
+static int children_named(const char *name)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    struct dirent *de;
+    int count = 0;
+    while (tasks && (de = readdir(tasks)) != NULL) {
+        char path[96], *list = NULL, *save = NULL;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name);
+        if (de->d_name[0] == '.' || read_file(path, &list, NULL, NULL) < 0)
+            continue;
+        for (char *pid = strtok_r(list, " ", &save); pid; pid = strtok_r(NULL, " ", &save)) {
+            char *comm_path = xasprintf("/proc/%s/comm", pid), *comm = NULL;
+            char *want = xasprintf("%s\n", name);
+            if (read_file(comm_path, &comm, NULL, NULL) == 0 && strcmp(comm, want) == 0)
+                count++;
+            free(want);
+            free(comm);
+            free(comm_path);
+        }
+        free(list);
+    }
+    if (tasks)
+        closedir(tasks);
+    return count;
+}
+
+/* The parent of process `pid` (/proc/PID/status), 0 when gone. */
+static long parent_of(pid_t pid)
+{
+    char *path = xasprintf("/proc/%d/status", (int)pid), *text = NULL;
+    long ppid = 0;
+    if (read_file(path, &text, NULL, NULL) == 0 && strstr(text, "\nPPid:"))
+        ppid = strtol(strstr(text, "\nPPid:") + 7, NULL, 10);
+    free(text);
+    free(path);
+    return ppid;
+}
+
+/* One call (`crun run --detach`): the command's output, the container's
+ * init in its v1 cgroups (crun joined them first) and our child as soon as
+ * the call returns, crun's detached process reaped (at once, or as an orphan). */
+TEST(runtime_run_in_one_call)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    int out_read;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t pid = run_io_ok(&fx, "one1",
+                          "{\"args\":[\"sh\",\"-c\",\"echo hi; exec sleep 100 >&- 2>&-\"],"
+                          " \"limits\":{\"cpus\":0.5}}",
+                          &out_read);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "run in one call: %.1f ms\n", elapsed_ms(&t0, &t1));
+    long parent = parent_of(pid);
+    char want[32], *procs[4] = {NULL};
+    snprintf(want, sizeof(want), "%d\n", (int)pid);
+    static const char *const controllers[] = {"memory", "cpu", "pids", "devices"};
+    for (size_t i = 0; i < 4 && fx.rt.cgroup_mode != CGROUP_V2; i++) {
+        char *path = xasprintf("/sys/fs/cgroup/%s/shoal/one1/cgroup.procs", controllers[i]);
+        procs[i] = read_text(path);
+        free(path);
+    }
+    char out[64];
+    read_all(out_read, out, sizeof(out)); /* sleep runs with its output closed */
+    int left = 1;
+    for (int i = 0; i < 200 && left > 0; i++) {
+        runtime_reap_orphans();
+        if ((left = children_named("crun")) > 0)
+            usleep(10 * 1000);
+    }
+    struct serr err = {0};
+    CHECK(runtime_kill(&fx.rt, "one1", SIGKILL, &err) == 0);
+    int status = wait_status(pid);
+    /* checked after the kill: a failed check must not leave the container behind */
+    for (size_t i = 0; i < 4 && fx.rt.cgroup_mode != CGROUP_V2; i++) {
+        char *listed = xasprintf("\n%s", procs[i]), *line = xasprintf("\n%s", want);
+        CHECK(strstr(listed, line) != NULL);
+        free(listed);
+        free(line);
+        free(procs[i]);
+    }
+    CHECK(left == 0);
+    CHECK(parent == (long)getpid());
+    CHECK_STR(out, "hi\n");
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    delete_ok(&fx, "one1");
+    check_nothing_left(&fx, "one1");
+    teardown(&fx);
+}
+
+/* A command crun cannot find fails the one call as it fails create. */
+TEST(runtime_run_in_one_call_missing_executable)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    json_t *spec = spec_of("{\"args\":[\"nope\"]}");
+    struct serr err = {0};
+    int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    struct runtime_io io = {.in_fd = -1, .out_fd = out};
+    pid_t pid = 0;
+    CHECK(runtime_run_io(&fx.rt, "noexec2", spec, fx.layers, &io, &pid, &err) < 0);
+    close(out);
+    if (strstr(err.msg, "executable file `nope` not found in $PATH") == NULL)
+        fprintf(stderr, "unexpected error: %s\n", err.msg);
+    CHECK(strstr(err.msg, "executable file `nope` not found in $PATH") != NULL);
+    CHECK(err.kind == SERR_INVALID);
+    check_nothing_left(&fx, "noexec2");
+    json_decref(spec);
+    teardown(&fx);
+}
+
+/* A memory limit: create, placement of the init alone, start (crun must not
+ * count against the limit). */
+TEST(runtime_run_with_memory_limit_in_two_calls)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    int out_read;
+    pid_t pid = run_io_ok(&fx, "two1", "{\"args\":[\"echo\",\"hi\"],"
+                          " \"limits\":{\"memory\":67108864}}", &out_read);
+    char out[64];
+    read_all(out_read, out, sizeof(out));
+    CHECK_STR(out, "hi\n");
+    CHECK(WIFEXITED(wait_status(pid)));
+    delete_ok(&fx, "two1");
+    check_nothing_left(&fx, "two1");
+    teardown(&fx);
+}
+
+static void *run_io_thread(void *arg)
+{
+    struct parallel_run *run = arg;
+    char *spec = xasprintf("{\"args\":[\"echo\",\"%s\"]}", run->id);
+    int out_read;
+    pid_t pid = run_io_ok(run->fx, run->id, spec, &out_read);
+    read_all(out_read, run->out, sizeof(run->out));
+    run->status = wait_status(pid);
+    delete_ok(run->fx, run->id);
+    free(spec);
+    return NULL;
+}
+
+/* Children forked from several threads at once each join their own cgroups. */
+TEST(runtime_run_in_one_call_from_threads)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    struct parallel_run runs[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        runs[i].fx = &fx;
+        snprintf(runs[i].id, sizeof(runs[i].id), "opar%d", i);
+        CHECK(pthread_create(&threads[i], NULL, run_io_thread, &runs[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        char want[32];
+        snprintf(want, sizeof(want), "%s\n", runs[i].id);
+        CHECK_STR(runs[i].out, want);
+        CHECK(WIFEXITED(runs[i].status) && WEXITSTATUS(runs[i].status) == 0);
+        check_nothing_left(&fx, runs[i].id);
     }
     teardown(&fx);
 }
