@@ -508,6 +508,38 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
     return query_rows(s->db, sql, params);
 }
 
+/* "json_extract(data, '$.state') IN (?2, ?3, ...)": the states from the second
+ * parameter on (false when there are none or too many). */
+static bool states_clause(char *sql, size_t size, const char *const *states)
+{
+    size_t used = (size_t)snprintf(sql, size, "json_extract(data, '$.state') IN (");
+    for (int i = 0; states[i]; i++) {
+        if (i >= 16 || used + 8 >= size)
+            return false;
+        used += (size_t)snprintf(sql + used, size - used, "%s?%d", i ? ", " : "", i + 2);
+    }
+    return states[0] && used + 2 < size && snprintf(sql + used, size - used, ")") == 1;
+}
+
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states)
+{
+    char ended[300];
+    if (!states_clause(ended, sizeof(ended), ended_states))
+        return store_list_where(s, "tasks", "node_id", node_id);
+    char *sql = xasprintf(
+        "SELECT CASE WHEN %s"
+        " THEN json_object('id', id, 'state', json_extract(data, '$.state'),"
+        " 'desired_state', json_extract(data, '$.desired_state'))"
+        " ELSE data END FROM tasks WHERE node_id = ?1 ORDER BY id",
+        ended);
+    const char *params[18] = {node_id};
+    for (int i = 0; ended_states[i]; i++)
+        params[i + 1] = ended_states[i];
+    json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    return rows;
+}
+
 static const char *name_column(const char *table)
 {
     if (strcmp(table, "services") == 0 || strcmp(table, "networks") == 0 ||

@@ -60,6 +60,12 @@ json_t *store_get(struct store *s, const char *table, const char *id);
 json_t *store_list(struct store *s, const char *table, const char *order_by);
 /* Rows where a generated key column equals a value (column in the table's list). */
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value);
+/* A node's tasks (store_list_where on node_id), but each task that has ended
+ * (state one of `ended_states`, at most 16) comes as only {"id", "state",
+ * "desired_state"}: an agent's sync needs no more of its history (a batch
+ * job's ended task stays desired running), and the full JSON of every ended
+ * task is what it would cost. */
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states);
 /* Rows where a generated key column is one of `values` (NULL terminated,
  * at most 16), ordered as store_list: with an index on the column, the cost
  * follows the rows found, not the table (jobs: the ones not ended). */
