@@ -44,7 +44,9 @@ struct agent_upstream {
 
     /* The tasks assigned to this node, history included (new reference), or
      * NULL when not known yet (a worker that has not heard from the leader):
-     * the agent then changes nothing. Outside a swarm: an empty array. */
+     * the agent then changes nothing. Outside a swarm: an empty array. A task
+     * in a final state may come as only {"id", "state", "desired_state"}: all
+     * the agent reads of one. */
     json_t *(*assigned_tasks)(void *data);
 
     /* An image's description {"id", "layers": [diff_ids]...} (new

@@ -14,13 +14,14 @@
 #include "daemon/swarm.h"
 #include "manager/dispatcher.h"
 #include "manager/service.h"
+#include "model/task.h"
 #include "raft/cluster.h"
 #include "store/store.h"
 
 json_t *shoal_assigned_tasks(struct shoal *sh)
 {
     if (sh->cluster)
-        return store_list_where(sh->store, "tasks", "node_id", sh->node_id);
+        return store_node_tasks(sh->store, sh->node_id, task_final_states);
     if (sh->session)
         return session_tasks(sh->session);
     return json_array();

@@ -72,6 +72,11 @@ static json_t *live_jobs(struct store *st)
     return store_list_in(st, "jobs", "state", live_states, "CAST(id AS INTEGER)");
 }
 
+json_t *jobs_pass_tasks(struct store *st)
+{
+    return store_tasks_but_ended_jobs(st, task_final_states, live_states);
+}
+
 static int queue_priority(const char *queue)
 {
     if (queue && strcmp(queue, "admin") == 0)
@@ -843,7 +848,7 @@ static int check_reservation(struct store *st, const struct job_res *r, const ch
 {
     json_t *all = store_list(st, "nodes", NULL);
     json_t *jobs = live_jobs(st);
-    json_t *tasks = store_list(st, "tasks", NULL);
+    json_t *tasks = jobs_pass_tasks(st);
     struct jpass p = {.st = st, .nodes = eligible_nodes(all), .all_nodes = all, .tasks = tasks,
                       .now = now};
     int nnodes, nrunning, nwant = 0;
@@ -1218,7 +1223,7 @@ json_t *jobs_plan(struct store *st, int64_t now)
     json_t *jobs = live_jobs(st);
     json_t *scratch = json_array(), *out = json_object();
     int64_t wake_at = 0;
-    json_t *tasks = store_list(st, "tasks", NULL);
+    json_t *tasks = jobs_pass_tasks(st);
     struct jpass p = {.st = st, .nodes = eligible_nodes(all_nodes), .all_nodes = all_nodes,
                       .tasks = tasks, .jobs = jobs, .ops = scratch, .now = now,
                       .wake_at = &wake_at};

@@ -46,9 +46,13 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err);
  * updated) and the store's meta "jobs". */
 long long job_next_id(struct store *st, long long *last);
 
+/* The tasks a pass reads (new array, by id): every task but the ended tasks
+ * of ended jobs, which no pass looks at (the history trim reads its own). */
+json_t *jobs_pass_tasks(struct store *st);
+
 /* One pass on the leader: follows the tasks of active jobs, enforces
  * walltimes, starts the waiting jobs the backfilling plan starts now.
- * Appends ops; `tasks` is every task (new ones are appended); lowers
+ * Appends ops; `tasks` is jobs_pass_tasks' (new ones are appended); lowers
  * *wake_at (0 = none) to the next walltime deadline. */
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at);

@@ -875,7 +875,7 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     struct pass p = {.st = st, .ops = json_array(), .now = now};
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
-    p.tasks = store_list(st, "tasks", NULL);
+    p.tasks = jobs_pass_tasks(st); /* the job history left out */
     json_t *services = store_list(st, "services", NULL);
     size_t i;
     json_t *svc;

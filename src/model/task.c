@@ -3,12 +3,13 @@
 
 #include <string.h>
 
+const char *const task_final_states[] = {"complete", "failed",   "rejected",
+                                         "shutdown", "orphaned", NULL};
+
 bool task_state_terminal(const char *state)
 {
-    static const char *const finals[] = {"complete", "failed", "rejected", "shutdown",
-                                         "orphaned", NULL};
-    for (int i = 0; state && finals[i]; i++)
-        if (strcmp(state, finals[i]) == 0)
+    for (int i = 0; state && task_final_states[i]; i++)
+        if (strcmp(state, task_final_states[i]) == 0)
             return true;
     return false;
 }

@@ -13,6 +13,8 @@
 /* Task states that are final: complete, failed, rejected, shutdown, orphaned.
  * NULL is not final. */
 bool task_state_terminal(const char *state);
+/* The same states, NULL terminated. */
+extern const char *const task_final_states[];
 
 RECORD_STR(task_id, "id")
 RECORD_STR(task_name, "name")

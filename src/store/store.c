@@ -522,6 +522,72 @@ json_t *store_list_where_field(struct store *s, const char *table, const char *c
     return query_rows(s->db, sql, params);
 }
 
+/* "?FIRST, ?FIRST+1, ..." for `values` into sql (false when there are none or
+ * more than 16). */
+static bool param_list(char *sql, size_t size, int first, const char *const *values)
+{
+    size_t used = 0;
+    sql[0] = 0;
+    for (int i = 0; values[i]; i++) {
+        if (i >= 16 || used + 8 >= size)
+            return false;
+        used += (size_t)snprintf(sql + used, size - used, "%s?%d", i ? ", " : "", first + i);
+    }
+    return values[0] != NULL;
+}
+
+/* params = a then b (a has na values, b NULL terminated), into out[34]. */
+static void params_of(const char **out, const char *const *a, int na, const char *const *b)
+{
+    int n = 0;
+    for (int i = 0; i < na; i++)
+        out[n++] = a[i];
+    for (int i = 0; b && b[i]; i++)
+        out[n++] = b[i];
+    out[n] = NULL;
+}
+
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states)
+{
+    char ended[200];
+    if (!param_list(ended, sizeof(ended), 2, ended_states))
+        return store_list_where(s, "tasks", "node_id", node_id);
+    char *sql = xasprintf(
+        "SELECT CASE WHEN json_extract(data, '$.state') IN (%s)"
+        " THEN json_object('id', id, 'state', json_extract(data, '$.state'),"
+        " 'desired_state', json_extract(data, '$.desired_state'))"
+        " ELSE data END FROM tasks WHERE node_id = ?1 ORDER BY id",
+        ended);
+    const char *params[34];
+    params_of(params, &node_id, 1, ended_states);
+    json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    return rows;
+}
+
+json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
+                                  const char *const *job_live)
+{
+    char final[200], live[200];
+    if (!param_list(final, sizeof(final), 1, task_final))
+        return store_list(s, "tasks", NULL);
+    int nfinal = 0;
+    while (task_final[nfinal])
+        nfinal++;
+    if (!param_list(live, sizeof(live), nfinal + 1, job_live))
+        snprintf(live, sizeof(live), "NULL");
+    char *sql = xasprintf("SELECT data FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
+                          " OR IFNULL(json_extract(data, '$.state'), '') NOT IN (%s)"
+                          " OR json_extract(data, '$.job_id') IN"
+                          " (SELECT id FROM jobs WHERE state IN (%s)) ORDER BY id",
+                          final, live);
+    const char *params[34];
+    params_of(params, task_final, nfinal, job_live);
+    json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    return rows;
+}
+
 static const char *name_column(const char *table)
 {
     if (strcmp(table, "services") == 0 || strcmp(table, "networks") == 0 ||

@@ -65,6 +65,18 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
  * so the rows left out are never parsed into jansson. */
 json_t *store_list_where_field(struct store *s, const char *table, const char *column,
                               const char *value, const char *field, const char *field_value);
+/* A node's tasks (store_list_where on node_id), but each task that has ended
+ * (state one of `ended_states`, at most 16) comes as only {"id", "state",
+ * "desired_state"}: an agent's sync needs no more of its history (a batch
+ * job's ended task stays desired running), and the full JSON of every ended
+ * task is what it would cost. */
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states);
+/* Every task but the ended ones of ended jobs (a job's task has `job_id`;
+ * ended: its state is one of `task_final`, its job's state none of
+ * `job_live`, or the job is gone), by id: what an orchestrator pass reads,
+ * so that its cost does not grow with the job history. At most 16 of each. */
+json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
+                                  const char *const *job_live);
 /* Rows where a generated key column is one of `values` (NULL terminated,
  * at most 16), ordered as store_list: with an index on the column, the cost
  * follows the rows found, not the table (jobs: the ones not ended). */

@@ -294,6 +294,82 @@ TEST(store_ring_append_refuses_bad_ops)
     store_close(s);
 }
 
+TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    CHECK(apply_str(s,
+                    "{\"groups\":[["
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"a\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"running\",\"state\":\"running\",\"container\":{}}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"b\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"shutdown\",\"state\":\"complete\",\"container\":{}}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"c\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"shutdown\",\"state\":\"running\",\"container\":{}}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"d\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"running\",\"state\":\"failed\",\"container\":{}}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"e\",\"node_id\":\"n2\","
+                    "\"desired_state\":\"shutdown\",\"state\":\"complete\"}}]]}",
+                    NULL) == 0);
+    static const char *const ended[] = {"complete", "failed", NULL};
+    json_t *rows = store_node_tasks(s, "n1", ended);
+    CHECK(json_array_size(rows) == 4);
+    /* ended: b and d (a batch job's task stays desired running); c still runs */
+    json_t *b = json_array_get(rows, 1), *d = json_array_get(rows, 3);
+    CHECK_STR(json_string_value(json_object_get(b, "id")), "b");
+    CHECK_STR(json_string_value(json_object_get(b, "state")), "complete");
+    CHECK_STR(json_string_value(json_object_get(b, "desired_state")), "shutdown");
+    CHECK(json_object_size(b) == 3);
+    CHECK_STR(json_string_value(json_object_get(d, "desired_state")), "running");
+    CHECK(json_object_size(d) == 3);
+    CHECK(json_object_get(json_array_get(rows, 0), "container") != NULL);
+    CHECK(json_object_get(json_array_get(rows, 2), "container") != NULL);
+    json_decref(rows);
+    /* no states: the whole rows */
+    static const char *const none[] = {NULL};
+    rows = store_node_tasks(s, "n1", none);
+    CHECK(json_object_get(json_array_get(rows, 1), "container") != NULL);
+    json_decref(rows);
+    store_close(s);
+}
+
+TEST(store_tasks_but_ended_jobs_leaves_the_job_history_out)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    CHECK(apply_str(s,
+                    "{\"groups\":[["
+                    "{\"op\":\"put\",\"table\":\"jobs\",\"obj\":{\"id\":\"1\",\"state\":\"Terminated\"}},"
+                    "{\"op\":\"put\",\"table\":\"jobs\",\"obj\":{\"id\":\"2\",\"state\":\"Finishing\"}},"
+                    "{\"op\":\"put\",\"table\":\"jobs\",\"obj\":{\"id\":\"3\",\"state\":\"Error\"}},"
+                    /* a service's task, ended: kept */
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"a\",\"state\":\"complete\"}},"
+                    /* an ended job's ended task: left out */
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"b\",\"job_id\":\"1\","
+                    "\"state\":\"complete\"}},"
+                    /* a live job's ended task: kept (the pass ends the job) */
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"c\",\"job_id\":\"2\","
+                    "\"state\":\"failed\"}},"
+                    /* an ended job's task still going: kept (the pass stops it) */
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"d\",\"job_id\":\"3\","
+                    "\"state\":\"running\"}},"
+                    /* no state yet, job gone: kept */
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"e\",\"job_id\":\"9\"}},"
+                    /* ended, job gone: left out */
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"f\",\"job_id\":\"9\","
+                    "\"state\":\"shutdown\"}}]]}",
+                    NULL) == 0);
+    static const char *const final[] = {"complete", "failed", "shutdown", NULL};
+    static const char *const live[] = {"Waiting", "Finishing", NULL};
+    json_t *rows = store_tasks_but_ended_jobs(s, final, live);
+    const char *want[] = {"a", "c", "d", "e"};
+    CHECK(json_array_size(rows) == 4);
+    for (size_t i = 0; i < 4; i++)
+        CHECK_STR(json_string_value(json_object_get(json_array_get(rows, i), "id")), want[i]);
+    json_decref(rows);
+    store_close(s);
+}
+
 TEST(store_list_in_reads_the_rows_of_some_states)
 {
     struct store *s;
