@@ -165,19 +165,16 @@ err_after_open:
     return -1;
 }
 
-/* NAME.tmp.XXXXXX as mkostemp makes it in write_file_atomic. */
+/* NAME.tmp.XXXXXX as mkostemp makes it in write_file_atomic: its XXXXXX
+ * become letters and digits. */
 static bool is_atomic_tmp_name(const char *name)
 {
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     size_t len = strlen(name);
     if (len <= sizeof(".tmp.XXXXXX") - 1)
         return false;
-    const char *x = name + len - 6; /* mkostemp's XXXXXX: letters and digits */
-    if (strncmp(x - 5, ".tmp.", 5) != 0)
-        return false;
-    for (; *x; x++)
-        if (!((*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') || (*x >= '0' && *x <= '9')))
-            return false;
-    return true;
+    const char *x = name + len - 6;
+    return strncmp(x - 5, ".tmp.", 5) == 0 && strspn(x, alnum) == 6;
 }
 
 int remove_stale_tmp_files(const char *dir, int64_t before_ms)

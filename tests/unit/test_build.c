@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/build.h"
+#include "base/util.h"
 #include "unit.h"
 
 /* buildah runs with default signal dispositions and an empty mask, whatever
@@ -40,8 +41,7 @@ TEST(build_runs_buildah_with_default_signals)
     json_t *image = NULL;
     struct serr err = {0};
     int rc = build_image(NULL, &o, &image, &err);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    CHECK(rm_rf(dir, NULL) == 0);
     CHECK(rc < 0);
     unsigned long long blocked, ignored;
     CHECK(sscanf(err.msg, "the build failed: blocked=%llx ignored=%llx", &blocked, &ignored) == 2);

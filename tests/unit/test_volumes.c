@@ -12,6 +12,7 @@
 #include "base/util.h"
 #include "manager/volume.h"
 #include "store/store.h"
+#include "store_ops.h"
 #include "unit.h"
 
 static char *tmpdir(void)
@@ -165,18 +166,6 @@ TEST(volumes_keep_removes_the_oldest)
     free(backups);
 }
 
-static void apply(struct store *st, json_t *group)
-{
-    json_t *entry = json_pack("{s:[o]}", "groups", group);
-    char *text = json_dumps(entry, JSON_COMPACT);
-    struct store_result res;
-    CHECK(store_apply(st, text, strlen(text), &res, NULL) == 0);
-    CHECK(res.ngroups == 1 && res.status[0] == 0);
-    store_result_free(&res);
-    free(text);
-    json_decref(entry);
-}
-
 TEST(volume_records_from_service_specs)
 {
     struct store *st;
@@ -186,7 +175,7 @@ TEST(volume_records_from_service_specs)
     json_t *body = json_pack("{s:s, s:{s:s}}", "name", "kept", "labels", "k", "v");
     json_t *rec = volume_new(st, body, "node1", &err);
     CHECK(rec != NULL);
-    apply(st, json_pack("[o]", op_put("volumes", rec)));
+    unit_apply_ops(st, json_pack("[o]", op_put("volumes", rec)));
     CHECK(volume_new(st, body, "node1", &err) == NULL && err.kind == SERR_CONFLICT);
     json_decref(body);
     json_t *spec = json_pack("{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s, s:s}]}", "mounts",
@@ -196,12 +185,12 @@ TEST(volume_records_from_service_specs)
     json_t *group = json_array();
     volume_missing_ops(st, group, spec);
     CHECK(json_array_size(group) == 1); /* only "fresh": "kept" exists, a bind is no volume */
-    apply(st, group);
+    unit_apply_ops(st, group);
     json_t *fresh = volume_get(st, "fresh", &err);
     CHECK(fresh && strcmp(json_string_value(json_object_get(fresh, "node_id")), "") == 0);
     json_decref(fresh);
-    apply(st, json_pack("[o]", op_put("services", json_pack("{s:s, s:s, s:O}", "id", "s1", "name",
-                                                            "web", "spec", spec))));
+    json_t *service = json_pack("{s:s, s:s, s:O}", "id", "s1", "name", "web", "spec", spec);
+    unit_apply_ops(st, json_pack("[o]", op_put("services", service)));
     json_t *users = volume_services(st, "kept");
     CHECK(json_array_size(users) == 1);
     json_decref(users);
