@@ -21,7 +21,7 @@
 #include "http/http.h"
 
 #define FRAME_HEAD 8
-#define SMALL_FRAME_MAX 256 /* a session's id, an exit code */
+#define SMALL_FRAME_MAX 256 /* a session's id */
 
 struct hijack {
     struct agent_reply r; /* what the command's frames are written to */
@@ -129,21 +129,21 @@ static void upgrade(struct hijack *h)
     free(id_header);
 }
 
-/* A whole small frame: the session's id (kept), or the exit code (sent on
- * without a terminal). */
-static void small_frame(struct hijack *h, int stream)
+/* The whole session frame: its id is kept. */
+static void session_frame(struct hijack *h)
 {
     h->small[h->small_len] = '\0';
-    if (stream == 4) {
-        snprintf(h->session, sizeof(h->session), "%s", h->small);
-        upgrade(h);
-        send_input(h);
-    } else if (stream == 3 && !h->tty && h->req) {
-        unsigned char head[FRAME_HEAD] = {3, 0, 0, 0, 0, 0, (unsigned char)(h->small_len >> 8),
-                                          (unsigned char)h->small_len};
-        http_stream_write(h->req, (const char *)head, FRAME_HEAD);
-        http_stream_write(h->req, h->small, h->small_len);
-    }
+    snprintf(h->session, sizeof(h->session), "%s", h->small);
+    upgrade(h);
+    send_input(h);
+}
+
+/* Stdout and stderr pass on; the exit code (3) too, but with a terminal
+ * (Docker's raw stream has no frames). */
+static bool passes_on(const struct hijack *h)
+{
+    int stream = h->head[0];
+    return h->req && (stream == 1 || stream == 2 || (stream == 3 && !h->tty));
 }
 
 /* A frame's header is in: what its payload becomes. */
@@ -154,17 +154,16 @@ static void frame_begins(struct hijack *h)
     h->small_len = 0;
     if (h->head[0] != 4) /* the session's: once its id is in */
         upgrade(h);
-    if ((h->head[0] == 1 || h->head[0] == 2) && !h->tty && h->req)
+    if (passes_on(h) && !h->tty)
         http_stream_write(h->req, (const char *)h->head, FRAME_HEAD);
 }
 
 static size_t frame_payload(struct hijack *h, const char *data, size_t len)
 {
     size_t n = len < h->left ? len : h->left;
-    int stream = h->head[0];
-    if ((stream == 1 || stream == 2) && h->req) {
+    if (passes_on(h)) {
         http_stream_write(h->req, data, n);
-    } else if (stream == 3 || stream == 4) {
+    } else if (h->head[0] == 4) {
         size_t room = SMALL_FRAME_MAX - h->small_len;
         memcpy(h->small + h->small_len, data, n < room ? n : room);
         h->small_len += n < room ? n : room;
@@ -191,8 +190,8 @@ static void reply_stream_write(struct agent_reply *r, const char *data, size_t l
             len -= n;
         }
         if (h->head_len == FRAME_HEAD && h->left == 0) {
-            if (h->head[0] == 3 || h->head[0] == 4)
-                small_frame(h, h->head[0]);
+            if (h->head[0] == 4)
+                session_frame(h);
             h->head_len = 0;
         }
     }

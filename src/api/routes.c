@@ -317,16 +317,24 @@ static json_t *node_view(struct shoal *sh, json_t *node)
     return n;
 }
 
-json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref)
+/* The record `ref` of `table` (the caller's reference), or NULL once the
+ * answer is given: "KIND REF not found", or the store's error. */
+static json_t *find_or_answer(struct shoal *sh, struct http_req *req, const char *table,
+                              const char *kind, const char *ref)
 {
     struct serr err = {0};
-    json_t *n = store_find(sh->store, "nodes", ref, &err);
-    if (n == NULL) {
+    json_t *o = store_find(sh->store, table, ref, &err);
+    if (o == NULL) {
         if (err.msg[0] == '\0')
-            serr_set(&err, SERR_NOT_FOUND, "node %s not found", ref);
+            serr_set(&err, SERR_NOT_FOUND, "%s %s not found", kind, ref);
         http_respond_error(req, &err);
     }
-    return n;
+    return o;
+}
+
+json_t *find_node(struct shoal *sh, struct http_req *req, const char *ref)
+{
+    return find_or_answer(sh, req, "nodes", "node", ref);
 }
 
 static void get_nodes(struct shoal *sh, struct http_req *req, char **args)
@@ -514,14 +522,7 @@ static json_t *find_service(struct shoal *sh, struct http_req *req, const char *
 {
     if (!require_swarm(sh, req))
         return NULL;
-    struct serr err = {0};
-    json_t *svc = store_find(sh->store, "services", ref, &err);
-    if (svc == NULL) {
-        if (err.msg[0] == '\0')
-            serr_set(&err, SERR_NOT_FOUND, "service %s not found", ref);
-        http_respond_error(req, &err);
-    }
-    return svc;
+    return find_or_answer(sh, req, "services", "service", ref);
 }
 
 static void get_services(struct shoal *sh, struct http_req *req, char **args)
