@@ -19,6 +19,10 @@ bool require_swarm(struct shoal *sh, struct http_req *req);
  * local socket or a manager's certificate; else 403 "only managers may
  * `what`" and false. */
 bool require_manager_caller(struct http_req *req, const char *what);
+/* true when this node has its agent (runs containers); else answers 503. */
+bool require_agent(struct shoal *sh, struct http_req *req);
+/* 200 with `out` (stolen), or the error it came with. */
+void respond_result(struct http_req *req, json_t *out, const struct serr *err);
 /* 503 with {"message", "leader": address} so that the caller can retry there. */
 void respond_not_leader(struct shoal *sh, struct http_req *req);
 /* Proposes `group` (stolen); answers `status` + `reply` (stolen) when committed. */

@@ -853,9 +853,7 @@ static void get_container_logs(struct shoal *sh, struct http_req *req, char **ar
     struct ctr_logs_opts o = {.since = since,
                               .follow = query_flag(req, "follow"),
                               .timestamps = query_flag(req, "timestamps")};
-    if (sh->agent == NULL)
-        respond_err(req, SERR_UNAVAILABLE, "this node runs no containers yet");
-    else if (logs_window(req, &o.tail, since))
+    if (require_agent(sh, req) && logs_window(req, &o.tail, since))
         agent_ctr_logs(sh->agent, args[0], &o, agent_reply_http(req));
 }
 
@@ -895,10 +893,8 @@ static void post_container_run(struct shoal *sh, struct http_req *req, char **ar
 /* `shoal attach`: as Docker's, over an upgraded connection when asked. */
 static void post_container_attach(struct shoal *sh, struct http_req *req, char **args)
 {
-    if (sh->agent == NULL) {
-        respond_err(req, SERR_UNAVAILABLE, "this node runs no containers yet");
+    if (!require_agent(sh, req))
         return;
-    }
     bool tty = agent_ctr_tty(sh->agent, args[0]);
     agent_attach(sh->agent, args[0],
                  req->upgrade_tcp ? exec_hijack_reply(sh, req, tty, true) : agent_reply_http(req));

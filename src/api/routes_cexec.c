@@ -238,11 +238,7 @@ static void session_here(struct shoal *sh, struct http_req *req, const char *id,
     struct serr err = {0};
     char v[16];
     if (op == SESSION_INSPECT) {
-        json_t *o = agent_exec_inspect(sh->agent, id, &err);
-        if (o)
-            respond_json(req, 200, o);
-        else
-            http_respond_error(req, &err);
+        respond_result(req, agent_exec_inspect(sh->agent, id, &err), &err);
         return;
     }
     if (op == SESSION_RESIZE) {

@@ -11,7 +11,7 @@
 #include "daemon/shoal.h"
 #include "http/http.h"
 
-static bool require_agent(struct shoal *sh, struct http_req *req)
+bool require_agent(struct shoal *sh, struct http_req *req)
 {
     if (sh->agent != NULL)
         return true;
@@ -72,8 +72,7 @@ void post_container_kill(struct shoal *sh, struct http_req *req, char **args)
         respond_json(req, 200, json_object());
 }
 
-/* 200 with `out`, or the error it came with. */
-static void respond_result(struct http_req *req, json_t *out /* stolen */, const struct serr *err)
+void respond_result(struct http_req *req, json_t *out /* stolen */, const struct serr *err)
 {
     if (out)
         respond_json(req, 200, out);
