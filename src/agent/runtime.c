@@ -611,8 +611,6 @@ void runtime_strv_free(char **v)
     free(v);
 }
 
-struct proc_info;
-static bool proc_info_of(const char *pid, struct proc_info *info);
 static void adopt_container(pid_t pid);
 
 /* `crun run --detach`, crun born in the container's v1 cgroups (on v2 its
