@@ -739,7 +739,7 @@ int ctr_launch(struct ctr *c, json_t *container, struct serr *err)
     c->grace_ms = json_integer_value(json_object_get(container, "stop_grace_period_ms"));
     if (json_object_get(container, "stop_grace_period_ms") == NULL)
         c->grace_ms = 10000;
-    c->image = xstrdup(jstr(container, "image") ? jstr(container, "image") : "");
+    c->image = xstrdup(jstr_or(container, "image", ""));
     json_t *hc = json_object_get(container, "healthcheck");
     c->healthcheck = json_is_object(hc) ? json_incref(hc) : NULL;
     json_decref(c->restores); /* a relaunch decides again */
@@ -835,8 +835,8 @@ static void adopt(struct agent *a, json_t *rec)
     const char *s;
     c->task_id = (s = jstr(rec, "task_id")) ? xstrdup(s) : NULL;
     c->service_id = (s = jstr(rec, "service_id")) ? xstrdup(s) : NULL;
-    c->name = xstrdup((s = jstr(rec, "name")) ? s : id);
-    c->image = xstrdup((s = jstr(rec, "image")) ? s : "");
+    c->name = xstrdup(jstr_or(rec, "name", id));
+    c->image = xstrdup(jstr_or(rec, "image", ""));
     c->pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
     c->start_time = json_integer_value(json_object_get(rec, "start_time"));
     c->local = json_is_true(json_object_get(rec, "local"));

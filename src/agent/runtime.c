@@ -564,6 +564,15 @@ static int make_container(struct runtime *rt, const char *id, json_t *spec,
     return rc;
 }
 
+/* A failed create or start: its terminal closed, all of it deleted. */
+static void discard_created(struct runtime *rt, const char *id, struct runtime_io *io)
+{
+    if (io->term_fd >= 0)
+        close(io->term_fd);
+    io->term_fd = -1;
+    runtime_delete(rt, id, NULL);
+}
+
 int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
                       const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
                       struct serr *err)
@@ -576,12 +585,8 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
     int rc = crun_create(rt, id, bundle, tty, io, pid, err);
     if (rc == 0)
         rc = runtime_cgroup_place(rt, id, *pid, err);
-    if (rc < 0) {
-        if (io->term_fd >= 0)
-            close(io->term_fd);
-        io->term_fd = -1;
-        runtime_delete(rt, id, NULL);
-    }
+    if (rc < 0)
+        discard_created(rt, id, io);
     free(bundle);
     return rc;
 }
@@ -606,8 +611,6 @@ void runtime_strv_free(char **v)
     free(v);
 }
 
-struct proc_info;
-static bool proc_info_of(const char *pid, struct proc_info *info);
 static void adopt_container(pid_t pid);
 
 /* `crun run --detach`, crun born in the container's v1 cgroups (on v2 its
@@ -657,10 +660,7 @@ static int run_in_two_calls(struct runtime *rt, const char *id, json_t *spec,
     }
     if (runtime_start(rt, id, err) == 0)
         return 0;
-    if (io->term_fd >= 0)
-        close(io->term_fd);
-    io->term_fd = -1;
-    runtime_delete(rt, id, NULL);
+    discard_created(rt, id, io);
     return -1;
 }
 

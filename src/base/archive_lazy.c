@@ -6,34 +6,14 @@
  * reason logged once. */
 #include <archive.h>
 #include <archive_entry.h>
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "base/log.h"
+#include "base/lazy_lib.h"
 
-#define LIBARCHIVE_SONAME "libarchive.so.13"
+static struct lazy_lib libarchive = LAZY_LIB("libarchive.so.13");
 
-static void *libarchive;
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-
-static void load_libarchive(void)
-{
-    libarchive = dlopen(LIBARCHIVE_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (libarchive == NULL)
-        log_error("cannot load %s: %s", LIBARCHIVE_SONAME, dlerror());
-}
-
-/* libarchive's `name`, or NULL when it could not be loaded. */
-static void *archive_fn(const char *name)
-{
-    pthread_once(&load_once, load_libarchive);
-    return libarchive ? dlsym(libarchive, name) : NULL;
-}
-
-/* Declares `fn`: libarchive's own `name`, of the same type (NULL when not loaded). */
-#define ARCHIVE_FN(name) __typeof__(&name) fn = (__typeof__(&name))archive_fn(#name)
+#define ARCHIVE_FN(name) LAZY_FN(&libarchive, name)
 
 void archive_entry_copy_hardlink(struct archive_entry *a0, const char *a1)
 {

@@ -8,33 +8,13 @@
  * once. */
 #define CURL_DISABLE_TYPECHECK /* the real functions, not the checking macros */
 #include <curl/curl.h>
-#include <dlfcn.h>
-#include <pthread.h>
 #include <stdarg.h>
 
-#include "base/log.h"
+#include "base/lazy_lib.h"
 
-#define LIBCURL_SONAME "libcurl.so.4"
+static struct lazy_lib libcurl = LAZY_LIB("libcurl.so.4");
 
-static void *libcurl;
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-
-static void load_libcurl(void)
-{
-    libcurl = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (libcurl == NULL)
-        log_error("cannot load %s: %s", LIBCURL_SONAME, dlerror());
-}
-
-/* libcurl's `name`, or NULL when it could not be loaded. */
-static void *curl_fn(const char *name)
-{
-    pthread_once(&load_once, load_libcurl);
-    return libcurl ? dlsym(libcurl, name) : NULL;
-}
-
-/* Declares `fn`: libcurl's own `name`, of the same type (NULL when not loaded). */
-#define CURL_FN(name) __typeof__(&name) fn = (__typeof__(&name))curl_fn(#name)
+#define CURL_FN(name) LAZY_FN(&libcurl, name)
 
 CURLcode curl_global_init(long flags)
 {

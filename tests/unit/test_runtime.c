@@ -496,6 +496,28 @@ static void *run_echo_thread(void *arg)
     return NULL;
 }
 
+#define PARALLEL_RUNS 4
+
+/* Runs `thread` on PARALLEL_RUNS containers <prefix>0.. at once; each echoed
+ * its id and exited 0. */
+static void run_in_threads(struct fixture *fx, const char *prefix, void *(*thread)(void *),
+                           struct parallel_run runs[PARALLEL_RUNS])
+{
+    pthread_t threads[PARALLEL_RUNS];
+    for (int i = 0; i < PARALLEL_RUNS; i++) {
+        runs[i].fx = fx;
+        snprintf(runs[i].id, sizeof(runs[i].id), "%s%d", prefix, i);
+        CHECK(pthread_create(&threads[i], NULL, thread, &runs[i]) == 0);
+    }
+    for (int i = 0; i < PARALLEL_RUNS; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        char want[32];
+        snprintf(want, sizeof(want), "%s\n", runs[i].id);
+        CHECK_STR(runs[i].out, want);
+        CHECK(WIFEXITED(runs[i].status) && WEXITSTATUS(runs[i].status) == 0);
+    }
+}
+
 /* The daemon calls the runtime from libuv's thread pool. */
 TEST(runtime_parallel_containers)
 {
@@ -503,20 +525,8 @@ TEST(runtime_parallel_containers)
         return;
     struct fixture fx;
     setup(&fx);
-    struct parallel_run runs[4];
-    pthread_t threads[4];
-    for (int i = 0; i < 4; i++) {
-        runs[i].fx = &fx;
-        snprintf(runs[i].id, sizeof(runs[i].id), "par%d", i);
-        CHECK(pthread_create(&threads[i], NULL, run_echo_thread, &runs[i]) == 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        CHECK(pthread_join(threads[i], NULL) == 0);
-        char want[32];
-        snprintf(want, sizeof(want), "%s\n", runs[i].id);
-        CHECK_STR(runs[i].out, want);
-        CHECK(WIFEXITED(runs[i].status) && WEXITSTATUS(runs[i].status) == 0);
-    }
+    struct parallel_run runs[PARALLEL_RUNS];
+    run_in_threads(&fx, "par", run_echo_thread, runs);
     teardown(&fx);
 }
 
@@ -696,21 +706,10 @@ TEST(runtime_run_in_one_call_from_threads)
         return;
     struct fixture fx;
     setup(&fx);
-    struct parallel_run runs[4];
-    pthread_t threads[4];
-    for (int i = 0; i < 4; i++) {
-        runs[i].fx = &fx;
-        snprintf(runs[i].id, sizeof(runs[i].id), "opar%d", i);
-        CHECK(pthread_create(&threads[i], NULL, run_io_thread, &runs[i]) == 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        CHECK(pthread_join(threads[i], NULL) == 0);
-        char want[32];
-        snprintf(want, sizeof(want), "%s\n", runs[i].id);
-        CHECK_STR(runs[i].out, want);
-        CHECK(WIFEXITED(runs[i].status) && WEXITSTATUS(runs[i].status) == 0);
+    struct parallel_run runs[PARALLEL_RUNS];
+    run_in_threads(&fx, "opar", run_io_thread, runs);
+    for (int i = 0; i < PARALLEL_RUNS; i++)
         check_nothing_left(&fx, runs[i].id);
-    }
     teardown(&fx);
 }
 

@@ -1,0 +1,25 @@
+/* A shared library loaded when one of its functions is first called, for
+ * forwarders that stand in for a library the binary does not link
+ * (base/curl_lazy.c, base/archive_lazy.c). */
+#ifndef SHOAL_BASE_LAZY_LIB_H
+#define SHOAL_BASE_LAZY_LIB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct lazy_lib {
+    const char *soname;
+    pthread_mutex_t lock;
+    bool tried; /* dlopen was called: handle is the library, or NULL */
+    void *handle;
+};
+#define LAZY_LIB(soname) {(soname), PTHREAD_MUTEX_INITIALIZER, false, NULL}
+
+/* The library's `name`, or NULL when it could not be loaded (the reason is
+ * logged once, at the first call). */
+void *lazy_lib_sym(struct lazy_lib *lib, const char *name);
+
+/* Declares `fn`: the library's own `name`, of the same type (NULL when not loaded). */
+#define LAZY_FN(lib, name) __typeof__(&name) fn = (__typeof__(&name))lazy_lib_sym((lib), #name)
+
+#endif
