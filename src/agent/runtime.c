@@ -236,8 +236,8 @@ static void joined_child(const char *prog, char *const argv[], char *const *join
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
-    int out = out_fd >= 0 ? out_fd : open("/dev/null", O_WRONLY);
+    int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int out = out_fd >= 0 ? out_fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (f.error == 0 && (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0))
         f.error = errno;
     if (f.error == 0) {
@@ -313,7 +313,7 @@ static int run_crun_io(const struct runtime *rt, const char *id, const char *con
     /* runc takes a plain path after --log and has no --cgroup-manager: on v1
      * and hybrid hosts it makes its own cgroups too, and shoal's placement
      * then moves the process into shoal's. */
-    bool runc = strstr(rt->runtime_path, "runc") != NULL;
+    bool runc = runtime_is_runc(rt);
     char *log_opt = log_path ? xasprintf(runc ? "--log=%s" : "--log=file:%s", log_path) : NULL;
     char *root_opt = xasprintf("--root=%s", rt->runtime_root);
     const char *argv[CRUN_MAX_ARGS];
@@ -599,7 +599,7 @@ static bool one_call_start(const struct runtime *rt, json_t *spec)
 {
     json_t *limits = json_object_get(spec, "limits");
     return !json_is_true(json_object_get(spec, "tty")) &&
-           strstr(rt->runtime_path, "runc") == NULL &&
+           !runtime_is_runc(rt) &&
            json_integer_value(json_object_get(limits, "memory")) <= 0 &&
            json_integer_value(json_object_get(limits, "pids")) <= 0;
 }
@@ -910,7 +910,7 @@ int runtime_exec_start(struct runtime *rt, const char *id, const char *const *ar
     char *root_opt = xasprintf("--root=%s", rt->runtime_root);
     int rc = write_exec_process(rt, id, argv, process_path, err);
     if (rc == 0) {
-        bool runc = strstr(rt->runtime_path, "runc") != NULL;
+        bool runc = runtime_is_runc(rt);
         const char *args[8];
         size_t n = 0;
         args[n++] = rt->runtime_path;

@@ -138,7 +138,7 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
     char **args = xcalloc(12, sizeof(*args));
     size_t n = 0;
     args[n++] = xstrdup(rt->runtime_path);
-    if (rt->cgroup_mode != CGROUP_V2 && strstr(rt->runtime_path, "runc") == NULL)
+    if (rt->cgroup_mode != CGROUP_V2 && !runtime_is_runc(rt))
         args[n++] = xstrdup("--cgroup-manager=disabled");
     args[n++] = xasprintf("--root=%s", rt->runtime_root);
     args[n++] = xstrdup("exec");

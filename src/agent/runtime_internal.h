@@ -4,7 +4,9 @@
 #define SHOAL_AGENT_RUNTIME_INTERNAL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "agent/runtime.h"
@@ -27,6 +29,11 @@ int runtime_spec_check(const struct runtime *rt, json_t *spec, struct serr *err)
  * arguments: letters, digits, '_', '.' and '-', not first '.' or '-', at
  * most 128 characters. SERR_INVALID otherwise (err may be NULL). */
 int runtime_check_id(const char *id, struct serr *err);
+/* The runtime is runc (by its path), whose options and run steps differ from crun's. */
+static inline bool runtime_is_runc(const struct runtime *rt)
+{
+    return strstr(rt->runtime_path, "runc") != NULL;
+}
 
 /* runtime.c: frees each string of a NULL terminated array (NULL: none), then it. */
 void runtime_strv_free(char **v);
