@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -585,13 +584,6 @@ void ctr_stop(struct ctr *c)
 }
 
 /* ---- create ---- */
-
-void term_set_size(int fd, int rows, int cols)
-{
-    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
-    if (rows > 0 && cols > 0)
-        ioctl(fd, TIOCSWINSZ, &ws);
-}
 
 /* -i without -t: the container's stdin is a pipe; *rfd its read end for
  * crun, the write end kept in c->in_wfd. */

@@ -211,7 +211,7 @@ static void console_ready(uv_poll_t *p, int status, int events)
     int master = status < 0 ? -1 : runtime_console_accept(x->console_fd);
     if (master < 0)
         return; /* crun reports its failure on stderr and exits */
-    term_set_size(master, x->rows, x->cols);
+    runtime_term_set_size(master, x->rows, x->cols);
     uv_pipe_init(x->loop, &x->term, 0);
     x->term.data = x;
     x->open_handles++;
@@ -497,6 +497,6 @@ int agent_exec_resize(struct agent *a, const char *id, int rows, int cols, struc
     x->cols = cols;
     uv_os_fd_t fd;
     if (x->term_open && uv_fileno((uv_handle_t *)&x->term, &fd) == 0)
-        term_set_size(fd, rows, cols);
+        runtime_term_set_size(fd, rows, cols);
     return 0;
 }

@@ -207,9 +207,6 @@ int ctr_volume_restore(struct ctr *c, struct serr *err);
 void agent_volumes_start(struct agent *a);
 void agent_volumes_stop(struct agent *a);
 
-/* agent.c: a terminal's size (ignored when rows or cols is 0); what
- * clients ask is at most TERM_MAX_SIZE either way */
-void term_set_size(int fd, int rows, int cols);
 #define TERM_MAX_SIZE 10000
 
 /* agent_exec.c: the framed streams of exec and `run -i/-t` */

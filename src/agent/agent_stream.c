@@ -10,6 +10,7 @@
 #include "agent/agent_int.h"
 #include "agent/image.h"
 #include "agent/reply.h"
+#include "agent/runtime.h"
 #include "base/json_get.h"
 #include "base/util.h"
 
@@ -235,7 +236,7 @@ int run_session_resize(struct agent *a, const char *id, int rows, int cols, stru
         return serr_set(err, SERR_INVALID, "rows, cols: out of range");
     uv_os_fd_t fd;
     if (c->tty && c->out_open && uv_fileno((uv_handle_t *)&c->out, &fd) == 0)
-        term_set_size(fd, rows, cols);
+        runtime_term_set_size(fd, rows, cols);
     return 0;
 }
 

@@ -565,6 +565,13 @@ static int make_container(struct runtime *rt, const char *id, json_t *spec,
 }
 
 /* A failed create or start: its terminal closed, all of it deleted. */
+void runtime_term_set_size(int fd, int rows, int cols)
+{
+    struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+    if (rows > 0 && cols > 0)
+        ioctl(fd, TIOCSWINSZ, &ws);
+}
+
 static void discard_created(struct runtime *rt, const char *id, struct runtime_io *io)
 {
     if (io->term_fd >= 0)
@@ -653,11 +660,8 @@ static int run_in_two_calls(struct runtime *rt, const char *id, json_t *spec,
 {
     if (runtime_create_io(rt, id, spec, layer_dirs, io, pid, err) < 0)
         return -1;
-    if (io->term_fd >= 0 && io->rows > 0 && io->cols > 0) {
-        struct winsize ws = {.ws_row = (unsigned short)io->rows,
-                             .ws_col = (unsigned short)io->cols};
-        ioctl(io->term_fd, TIOCSWINSZ, &ws);
-    }
+    if (io->term_fd >= 0)
+        runtime_term_set_size(io->term_fd, io->rows, io->cols);
     if (runtime_start(rt, id, err) == 0)
         return 0;
     discard_created(rt, id, io);

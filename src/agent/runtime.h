@@ -102,6 +102,9 @@ int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
  * connection is accepted once it came (after `crun create`, or when the
  * socket polls readable). */
 int runtime_console_listen(const char *path, struct serr *err);
+/* A terminal's size (ignored when rows or cols is 0); what clients ask is at
+ * most TERM_MAX_SIZE either way (agent_int.h). */
+void runtime_term_set_size(int fd, int rows, int cols);
 int runtime_console_accept(int listen_fd);
 
 /* `crun start`: the container's process execs its command. */
