@@ -713,7 +713,7 @@ static json_t *tasks_by_slot(json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        char *key = slot_key(json_object_get(t, "slot"));
+        char *key = slot_key(task_slot(t));
         if (key == NULL)
             continue;
         json_t *list = json_object_get(by_slot, key);
