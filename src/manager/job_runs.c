@@ -45,7 +45,7 @@ static bool run_going_on(json_t *svc, json_t *tasks, json_t *slots, json_int_t r
     json_array_foreach(slots, i, slot)
     {
         json_t *t = run_slot_task(tasks, run, slot);
-        if (t == NULL || !task_finished(t) || !task_finished_for_good(svc, t))
+        if (t == NULL || !task_finished_for_good(svc, t)) /* not finished, or to run again */
             return true;
     }
     return false;

@@ -585,15 +585,12 @@ void service_port_ops(json_t *group, const char *service_id, json_t *old_spec, j
 
 static bool in_rotation(json_t *task)
 {
-    const char *desired = task_desired_state(task);
-    if (desired == NULL || strcmp(desired, "running") != 0)
-        return false;
-    const char *state = task_state(task), *health = jstr(task, "health");
-    if (state == NULL || strcmp(state, "running") != 0 || jstr(task, "addr") == NULL)
+    if (!task_desired_is(task, "running") || !task_state_is(task, "running") ||
+        jstr(task, "addr") == NULL)
         return false;
     if (json_object_get(task_container(task), "healthcheck") == NULL)
         return true;
-    return health && strcmp(health, "healthy") == 0;
+    return jstr_is(task, "health", "healthy");
 }
 
 static json_t *endpoints(struct store *st, json_t *svc)

@@ -309,45 +309,37 @@ bool task_finished_for_good(json_t *svc, json_t *task)
     return !should_restart(service_spec(svc), task);
 }
 
-/* Newest task of a slot with desired state running, and newest task of the
- * slot; *running: how many of the slot's tasks have desired state running. */
-static void slot_tasks(json_t *tasks, json_t *slot, json_t **current, json_t **latest,
-                       int *running)
+/* Of one slot's `tasks` (tasks_by_slot): the newest with desired state
+ * running, and the newest. */
+static void slot_tasks(json_t *tasks, json_t **current, json_t **latest)
 {
     *current = *latest = NULL;
-    *running = 0;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (!slot_equal(task_slot(t), slot))
-            continue;
         json_int_t at = task_created_at(t);
         if (*latest == NULL || at > task_created_at(*latest))
             *latest = t;
-        if (!task_desired_is(t, "running"))
-            continue;
-        (*running)++;
-        if (*current == NULL || at > task_created_at(*current))
+        if (task_desired_is(t, "running") &&
+            (*current == NULL || at > task_created_at(*current)))
             *current = t;
     }
 }
 
 /* --update-order start-first: the old task of the slot runs on until its
  * replacement `cur` runs (or has ended: it failed or was rejected), as
- * Swarm's; then it is stopped. Stop-first never has two. `running`: the
- * slot's tasks wanted running (slot_tasks); with one or none, no task is
- * replaced and the tasks are not read again. */
-static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *slot, json_t *cur,
-                                int running)
+ * Swarm's; then it is stopped. Stop-first never has two. `tasks`: the
+ * slot's (tasks_by_slot). */
+static void stop_replaced_tasks(struct pass *p, json_t *tasks, json_t *cur)
 {
-    if (running < 2 || cur == NULL || (!task_state_is(cur, "running") && !task_finished(cur)))
+    if (cur == NULL || (!task_state_is(cur, "running") && !task_finished(cur)))
         return;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (t != cur && task_desired_is(t, "running") && slot_equal(task_slot(t), slot))
+        if (t != cur && task_desired_is(t, "running"))
             task_set_desired(p, t, "shutdown");
     }
 }
@@ -376,9 +368,8 @@ static void reconcile_slot(struct pass *p, json_t *svc, json_t *tasks, json_t *o
 {
     json_t *spec = service_spec(svc);
     json_t *cur, *last;
-    int running;
-    slot_tasks(of_slot, slot, &cur, &last, &running);
-    stop_replaced_tasks(p, of_slot, slot, cur, running);
+    slot_tasks(of_slot, &cur, &last);
+    stop_replaced_tasks(p, of_slot, cur);
     if (cur == NULL) {
         if (last && !task_finished(last))
             return; /* stop first: the previous task of this slot is still stopping */
@@ -647,26 +638,22 @@ static bool task_dead(json_t *t)
     return !task_desired_is(t, "running") && task_finished(t);
 }
 
-/* Forgets dead tasks of the slot, oldest first, while the slot holds more
- * tasks than the history limit (live tasks count but are never forgotten:
- * Swarm's task reaper). The newest task stays whatever the limit: its state
+/* Forgets dead tasks of the slot (`tasks`: its own), oldest first, while
+ * the slot holds more tasks than the history limit (live tasks count but
+ * are never forgotten: Swarm's task reaper). The newest task stays whatever the limit: its state
  * decides the slot's restart delay and whether the slot is done. */
-static void trim_history(struct pass *p, json_t *tasks, json_t *slot)
+static void trim_history(struct pass *p, json_t *tasks)
 {
     if (p->history_limit < 0)
         return;
     json_t *cur, *newest;
-    int running;
-    slot_tasks(tasks, slot, &cur, &newest, &running);
+    slot_tasks(tasks, &cur, &newest);
     json_t *dead = json_array();
-    json_int_t in_slot = 0;
+    json_int_t in_slot = (json_int_t)json_array_size(tasks);
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        if (!slot_equal(task_slot(t), slot))
-            continue;
-        in_slot++;
         if (task_dead(t) && t != newest)
             json_array_append(dead, t);
     }
@@ -713,7 +700,7 @@ static json_t *tasks_by_slot(json_t *tasks)
     json_t *t;
     json_array_foreach(tasks, i, t)
     {
-        char *key = slot_key(json_object_get(t, "slot"));
+        char *key = slot_key(task_slot(t));
         if (key == NULL)
             continue;
         json_t *list = json_object_get(by_slot, key);
@@ -784,7 +771,7 @@ static void reconcile_service(struct pass *p, json_t *svc)
     const char *key;
     json_t *of_slot;
     json_object_foreach(by_slot, key, of_slot)
-        trim_history(p, of_slot, task_slot(json_array_get(of_slot, 0)));
+        trim_history(p, of_slot);
     json_decref(by_slot);
     json_decref(candidates);
     json_decref(slots);

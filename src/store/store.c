@@ -450,17 +450,29 @@ json_t *store_list(struct store *s, const char *table, const char *order_by)
     return rows;
 }
 
-/* "col IN (?1, ?2, ...)" for n values into sql (NULL when a value is
- * missing or too many). */
-static bool in_clause(char *sql, size_t size, const char *column, const char *const *values)
+/* "?FIRST, ?FIRST+1, ..." for `values` into sql (false when there are none or
+ * more than 16). */
+static bool param_list(char *sql, size_t size, int first, const char *const *values)
 {
-    size_t used = (size_t)snprintf(sql, size, "%s IN (", column);
+    size_t used = 0;
+    sql[0] = 0;
     for (int i = 0; values[i]; i++) {
         if (i >= 16 || used + 8 >= size)
             return false;
-        used += (size_t)snprintf(sql + used, size - used, "%s?%d", i ? ", " : "", i + 1);
+        used += (size_t)snprintf(sql + used, size - used, "%s?%d", i ? ", " : "", first + i);
     }
-    return values[0] && used + 2 < size && snprintf(sql + used, size - used, ")") == 1;
+    return values[0] != NULL;
+}
+
+/* "col IN (?1, ?2, ...)" for n values into sql (false when a value is
+ * missing or too many). */
+static bool in_clause(char *sql, size_t size, const char *column, const char *const *values)
+{
+    char list[200];
+    if (!param_list(list, sizeof(list), 1, values))
+        return false;
+    int n = snprintf(sql, size, "%s IN (%s)", column, list);
+    return n > 0 && (size_t)n < size;
 }
 
 json_t *store_list_in(struct store *s, const char *table, const char *column,
@@ -520,20 +532,6 @@ json_t *store_list_where_field(struct store *s, const char *table, const char *c
              table, column, field);
     const char *params[] = {value, field_value, NULL};
     return query_rows(s->db, sql, params);
-}
-
-/* "?FIRST, ?FIRST+1, ..." for `values` into sql (false when there are none or
- * more than 16). */
-static bool param_list(char *sql, size_t size, int first, const char *const *values)
-{
-    size_t used = 0;
-    sql[0] = 0;
-    for (int i = 0; values[i]; i++) {
-        if (i >= 16 || used + 8 >= size)
-            return false;
-        used += (size_t)snprintf(sql + used, size - used, "%s?%d", i ? ", " : "", first + i);
-    }
-    return values[0] != NULL;
 }
 
 /* params = a then b (a has na values, b NULL terminated), into out[34]. */
