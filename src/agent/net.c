@@ -17,6 +17,7 @@
 
 #include "agent/net.h"
 #include "agent/net_int.h"
+#include "agent/runtime.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -62,8 +63,11 @@ int run_script(char *const argv[], const char *script, struct serr *err)
     }
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+    posix_spawnattr_t attr;
+    runtime_spawn_attr_init(&attr);
     pid_t pid;
-    int sr = posix_spawn(&pid, tool_path(argv[0]), &fa, NULL, argv, environ);
+    int sr = posix_spawn(&pid, tool_path(argv[0]), &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     close(in[0]);
     close(errp[1]);
     in[0] = errp[1] = -1;
@@ -178,8 +182,11 @@ static char *nft_tables(void)
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     char *argv[] = {"nft", "list", "tables", "ip", NULL};
+    posix_spawnattr_t attr;
+    runtime_spawn_attr_init(&attr);
     pid_t pid;
-    int sr = posix_spawn(&pid, tool_path("nft"), &fa, NULL, argv, environ);
+    int sr = posix_spawn(&pid, tool_path("nft"), &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
     char *text = NULL;

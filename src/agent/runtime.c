@@ -143,17 +143,22 @@ static int crun_failed(const char *log_path, const char *command, int status, st
                     WEXITSTATUS(status));
 }
 
-void runtime_spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr,
-                         int in_fd, int out_fd)
+void runtime_spawn_attr_init(posix_spawnattr_t *attr)
 {
     sigset_t all, none;
     sigfillset(&all);
     sigemptyset(&none);
-    posix_spawn_file_actions_init(actions);
     posix_spawnattr_init(attr);
     posix_spawnattr_setsigdefault(attr, &all);
     posix_spawnattr_setsigmask(attr, &none);
     posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+}
+
+void runtime_spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr,
+                         int in_fd, int out_fd)
+{
+    posix_spawn_file_actions_init(actions);
+    runtime_spawn_attr_init(attr);
     if (in_fd < 0)
         posix_spawn_file_actions_addopen(actions, 0, "/dev/null", O_RDONLY, 0);
     else

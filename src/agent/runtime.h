@@ -190,11 +190,15 @@ char **runtime_exec_prepare(const struct runtime *rt, const char *id,
                             const struct runtime_exec_opts *o, const char *files, struct serr *err);
 void runtime_exec_argv_free(char **argv);
 
-/* Sets up a posix_spawn of a tool (crun, buildah): stdin is in_fd
- * (/dev/null when < 0); stdout and stderr are out_fd (or /dev/null when
- * < 0). The child gets default signal dispositions and an empty mask:
- * whatever the daemon ignores or blocks (SIGPIPE...) must not leak into
- * containers or tools. The caller destroys both after the spawn. */
+/* Initialises the attributes of a posix_spawn of a tool: the child gets
+ * default signal dispositions and an empty mask, whatever the daemon
+ * ignores or blocks (SIGPIPE...), which must not leak into containers or
+ * tools. The caller destroys attr after the spawn. */
+void runtime_spawn_attr_init(posix_spawnattr_t *attr);
+/* Sets up a posix_spawn of a tool (crun, buildah): the attributes of
+ * runtime_spawn_attr_init; stdin is in_fd (/dev/null when < 0); stdout and
+ * stderr are out_fd (or /dev/null when < 0). The caller destroys both after
+ * the spawn. */
 void runtime_spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr,
                          int in_fd, int out_fd);
 

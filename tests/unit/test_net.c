@@ -1,14 +1,56 @@
 /* Task networking's pure parts: interface names, the VXLAN device, the
  * leader's subnet records (the address arithmetic: test_cidr.c). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/net.h"
+#include "agent/net_int.h"
+#include "base/util.h"
 #include "manager/subnets.h"
 #include "unit.h"
 
 static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
 {
     return (a << 24) | (b << 16) | (c << 8) | d;
+}
+
+/* ip and nft run with default signal dispositions and an empty mask,
+ * whatever the daemon blocks or ignores: a fake tool (named by its full
+ * path) fails with the masks it got on stderr, which the error carries. */
+TEST(net_tools_run_with_default_signals)
+{
+    char dir[] = "/tmp/shoal-net-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char tool[64], cmd[512];
+    snprintf(tool, sizeof(tool), "%s/tool", dir);
+    snprintf(cmd, sizeof(cmd),
+             "printf '#!/bin/sh\necho blocked=$(sed -n \"s/^SigBlk:\\t//p\" /proc/$$/status)"
+             " ignored=$(sed -n \"s/^SigIgn:\\t//p\" /proc/$$/status) >&2\nexit 1\n' >%s && "
+             "chmod +x %s",
+             tool, tool);
+    CHECK(system(cmd) == 0);
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
+    void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+
+    char *argv[] = {tool, NULL};
+    struct serr err = {0};
+    int rc = run_script(argv, "", &err);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    signal(SIGPIPE, old_pipe);
+    CHECK(rm_rf(dir, NULL) == 0);
+    CHECK(rc < 0);
+    char fmt[128];
+    snprintf(fmt, sizeof(fmt), "%s: blocked=%%llx ignored=%%llx", tool);
+    unsigned long long blocked, ignored;
+    CHECK(sscanf(err.msg, fmt, &blocked, &ignored) == 2);
+    CHECK((blocked & 1ull << (SIGUSR1 - 1)) == 0);
+    CHECK((ignored & 1ull << (SIGPIPE - 1)) == 0);
 }
 
 TEST(net_names_fit_interfaces)
