@@ -1165,6 +1165,8 @@ int agent_start(const struct agent_env *env, const struct agent_upstream *up, st
     char *agent_dir = agent_state_path(env, "agent");
     char *logs = agent_run_path(env, "logs");
     int rc = mkdir_p(agent_dir, 0700, err);
+    if (rc == 0) /* a record's half-written copy: nothing writes here before the start */
+        remove_stale_tmp_files(agent_dir, now_ms());
     if (rc == 0)
         rc = mkdir_p(logs, 0700, err);
     free(agent_dir);

@@ -97,6 +97,7 @@ int image_store_open(const char *dir, struct image_store **out, struct serr *err
         image_store_close(s);
         return serr_wrap(err, "image store %s", dir);
     }
+    remove_stale_tmp_files(s->configs, now_ms()); /* a config's half-written copy */
     *out = s;
     return 0;
 }

@@ -53,6 +53,25 @@ static bool kernel_has_mount_setattr(void)
     return major > 5 || (major == 5 && minor >= 12);
 }
 
+/* write_file_atomic's leftovers (config.json, an exec's process file) in
+ * each bundle, of a daemon killed mid-write: nothing writes in the bundles
+ * before runtime_init returns. Not below them: root filesystems are users'. */
+static void remove_stale_bundle_tmp(const char *containers_dir)
+{
+    int64_t start_ms = now_ms();
+    DIR *d = opendir(containers_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *bundle = xasprintf("%s/%s", containers_dir, e->d_name);
+        remove_stale_tmp_files(bundle, start_ms);
+        free(bundle);
+    }
+    if (d)
+        closedir(d);
+}
+
 int runtime_init(struct runtime *rt, const char *runtime_path, const char *runtime_root,
                  const char *containers_dir, struct serr *err)
 {
@@ -64,6 +83,7 @@ int runtime_init(struct runtime *rt, const char *runtime_path, const char *runti
     rt->init_path = init ? xstrdup(init) : NULL;
     if (mkdir_p(runtime_root, 0700, err) < 0 || mkdir_p(containers_dir, 0711, err) < 0)
         goto fail;
+    remove_stale_bundle_tmp(containers_dir);
     if (runtime_cgroup_detect(&rt->cgroup_mode, err) < 0)
         goto fail;
     rt->recursive_ro = kernel_has_mount_setattr();

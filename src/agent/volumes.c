@@ -137,8 +137,18 @@ json_t *volumes_list(const char *backup_dir, const char *name)
     return out;
 }
 
+/* write_file_atomic's leftovers in a volume's backup directory (a .sha256,
+ * policy.json) are removed after an hour: other nodes write there too, with
+ * their own clocks. */
+#define STALE_TMP_MS (60 * 60 * 1000)
+
+/* Removes the backups of `name` beyond the `keep` newest, and the stale
+ * temporary files beside them. */
 static void remove_beyond(const char *backup_dir, const char *name, int keep)
 {
+    char *dir = xasprintf("%s/%s", backup_dir, name);
+    remove_stale_tmp_files(dir, now_ms() - STALE_TMP_MS);
+    free(dir);
     json_t *all = volumes_list(backup_dir, name);
     for (size_t i = (size_t)keep; keep > 0 && i < json_array_size(all); i++) {
         const char *path = jstr(json_array_get(all, i), "path");

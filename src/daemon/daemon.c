@@ -397,34 +397,6 @@ static void reserve_fds(struct http_limits *l)
         l->max_conns_per_addr = l->max_conns;
 }
 
-/* The state dir's own directories that write_file_atomic writes in (not
- * below them: volumes, layers and root filesystems hold users' files). */
-static const char *const atomic_dirs[] = {"", "ca", "tls", "agent", "images/configs", NULL};
-
-/* The temporary files of write_file_atomic a daemon killed mid-write left
- * (older than this start): in those directories and each container's bundle. */
-static void remove_stale_tmp(struct shoal *sh, int64_t start_ms)
-{
-    for (int i = 0; atomic_dirs[i]; i++) {
-        char *dir = shoal_state_path(sh, atomic_dirs[i]);
-        remove_stale_tmp_files(dir, start_ms);
-        free(dir);
-    }
-    char *bundles = shoal_state_path(sh, "containers");
-    DIR *d = opendir(bundles);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *bundle = xasprintf("%s/%s", bundles, e->d_name);
-        remove_stale_tmp_files(bundle, start_ms);
-        free(bundle);
-    }
-    if (d)
-        closedir(d);
-    free(bundles);
-}
-
 static int init_shoal(struct shoal *sh, const struct options *o, struct serr *err)
 {
     int64_t start_ms = now_ms();
@@ -434,7 +406,10 @@ static int init_shoal(struct shoal *sh, const struct options *o, struct serr *er
     if (sh->state_dir == NULL && (mkdir_p(o->state_dir, 0700, err) < 0 ||
                                   (sh->state_dir = realpath(o->state_dir, NULL)) == NULL))
         return serr_errno(err, "state dir %s", o->state_dir);
-    remove_stale_tmp(sh, start_ms);
+    /* write_file_atomic's leftovers of a daemon killed mid-write (node_id,
+     * swarm.json...): each store below removes those of its own directory
+     * where it opens it. */
+    remove_stale_tmp_files(sh->state_dir, start_ms);
     if (mkdir_p(o->run_dir, 0700, err) < 0 || (sh->run_dir = realpath(o->run_dir, NULL)) == NULL)
         return serr_wrap(err, "run dir");
     sh->socket_path = o->socket ? xstrdup(o->socket) : shoal_run_path(sh, "shoal.sock");

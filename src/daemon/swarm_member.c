@@ -84,8 +84,22 @@ void swarm_set_addrs(struct shoal *sh, const char *listen, const char *advertise
     sh->swarm_addr = advertise ? xstrdup(advertise) : NULL;
 }
 
+/* write_file_atomic's leftovers of a daemon killed mid-write in ca/ and tls/:
+ * nothing writes there before the membership resumes. */
+static void remove_stale_swarm_tmp(struct shoal *sh)
+{
+    static const char *const dirs[] = {"ca", "tls", NULL};
+    int64_t start_ms = now_ms();
+    for (int i = 0; dirs[i]; i++) {
+        char *dir = shoal_state_path(sh, dirs[i]);
+        remove_stale_tmp_files(dir, start_ms);
+        free(dir);
+    }
+}
+
 int swarm_resume(struct shoal *sh, struct serr *err)
 {
+    remove_stale_swarm_tmp(sh);
     char *path = shoal_state_path(sh, "swarm.json");
     json_t *cfg = json_load_file(path, 0, NULL);
     free(path);

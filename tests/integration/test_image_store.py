@@ -87,6 +87,26 @@ def test_spools_of_a_killed_daemon_are_removed_at_start(fresh_daemon):
     assert _spools(d) == []
 
 
+def test_atomic_write_leftovers_of_a_killed_daemon_are_removed_at_start(fresh_daemon):
+    """write_file_atomic's NAME.tmp.XXXXXX of a daemon killed mid-write go at start, in each
+    directory whose store writes them; a volume's own files of that shape stay."""
+    d = fresh_daemon
+    d.kill9()
+    dirs = ["", "ca", "tls", "agent", "images/configs", "containers/c0ffee"]
+    left = [os.path.join(d.state_dir, rel, "x.json.tmp.Ab12Z9") for rel in dirs]
+    user = os.path.join(d.state_dir, "volumes", "v1", "_data", "db.tmp.Ab12Z9")
+    for path in left + [user]:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(b"{")
+        os.utime(path, (1, 1))
+    d.start()
+    assert [p for p in left if os.path.exists(p)] == []
+    assert os.path.exists(user)
+    os.rmdir(os.path.join(d.state_dir, "containers", "c0ffee"))  # no container of the daemon's
+    shutil.rmtree(os.path.join(d.state_dir, "volumes", "v1"))
+
+
 # ---- layer garbage collection ----
 
 def _layer_dir(d, digest):

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/volumes.h"
@@ -164,6 +165,41 @@ TEST(volumes_keep_removes_the_oldest)
     rm_rf(backups, NULL);
     free(vol);
     free(backups);
+}
+
+/* A file of `age_s` seconds at dir/name. */
+static void put_aged(const char *dir, const char *name, int age_s)
+{
+    put(dir, name, "x");
+    char *path = xasprintf("%s/%s", dir, name);
+    struct timespec t[2] = {{.tv_sec = time(NULL) - age_s}, {.tv_sec = time(NULL) - age_s}};
+    CHECK(utimensat(AT_FDCWD, path, t, 0) == 0);
+    free(path);
+}
+
+/* A backup removes write_file_atomic's leftovers of an hour ago in the
+ * volume's backup directory; a fresh one (another node writing) stays. */
+TEST(volumes_archive_removes_stale_tmp_files)
+{
+    char *vol = volume(), *backups = tmpdir();
+    char *data = xasprintf("%s/_data", vol), *dir = xasprintf("%s/pg", backups);
+    CHECK(mkdir_p(dir, 0700, NULL) == 0);
+    put_aged(dir, "policy.json.tmp.Ab12Z9", 2 * 60 * 60);
+    put_aged(dir, "policy.json.tmp.NOWnow", 60);
+    struct serr err = {0};
+    json_t *b = NULL;
+    CHECK(volumes_archive(data, backups, "pg", 0, &b, &err) == 0);
+    char *old = get(dir, "policy.json.tmp.Ab12Z9"), *fresh = get(dir, "policy.json.tmp.NOWnow");
+    CHECK(old == NULL && fresh != NULL);
+    free(old);
+    free(fresh);
+    json_decref(b);
+    rm_rf(vol, NULL);
+    rm_rf(backups, NULL);
+    free(vol);
+    free(backups);
+    free(data);
+    free(dir);
 }
 
 TEST(volume_records_from_service_specs)
