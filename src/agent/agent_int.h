@@ -214,8 +214,6 @@ void agent_volumes_stop(struct agent *a);
  * decimal text, 4 the session's id), three zero bytes, the payload's length
  * big-endian, then the payload. */
 void agent_write_frame(struct agent_reply *out, int stream, const char *data, size_t len);
-/* The content type of a stream of frames. */
-#define AGENT_FRAMES_TYPE "application/vnd.shoal.raw-stream"
 /* A new session id (out: 80 bytes) that names this node for the managers,
  * who send the session's input there. */
 void agent_session_id(struct agent *a, char *out, size_t size);

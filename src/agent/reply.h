@@ -30,4 +30,8 @@ struct agent_reply {
     void *agent_data;
 };
 
+/* The content type of a stream of frames (exec, `run -i/-t`): a manager
+ * relays a node's stream under the same type. */
+#define AGENT_FRAMES_TYPE "application/vnd.shoal.raw-stream"
+
 #endif

@@ -21,8 +21,6 @@
 #include "http/http_aclient.h"
 #include "store/store.h"
 
-#define EXEC_CONTENT_TYPE "application/vnd.shoal.raw-stream"
-
 struct exec_relay {
     struct shoal *sh;
     struct agent_reply *out; /* NULL once the client left */
@@ -53,7 +51,7 @@ static void relay_chunk(void *arg, const char *data, size_t len)
 {
     struct exec_relay *x = arg;
     if (!x->started) {
-        x->out->stream_start(x->out, EXEC_CONTENT_TYPE);
+        x->out->stream_start(x->out, AGENT_FRAMES_TYPE);
         x->started = true;
     }
     x->out->stream_write(x->out, data, len);
@@ -66,7 +64,7 @@ static void relay_done(void *arg, int status, const char *body, size_t len, cons
     struct agent_reply *out = relay_detach(x);
     if (x->started || (status >= 200 && status < 300)) {
         if (!x->started)
-            out->stream_start(out, EXEC_CONTENT_TYPE);
+            out->stream_start(out, AGENT_FRAMES_TYPE);
         out->stream_end(out); /* without an exit frame when the node went away */
     } else if (status > 0) {
         char *json = xmalloc(len + 1); /* the node's error, as it sent it */
@@ -252,76 +250,95 @@ static void session_here(struct shoal *sh, struct http_req *req, const char *id,
                  &err);
 }
 
-struct input_relay {
-    struct http_req *req; /* NULL once the client left */
+/* One request of a session (input, resize, inspect) sent to its node:
+ * `done` gets the node's answer, or status -1 and why not. */
+struct node_call {
+    struct shoal *sh;
     const char *method;
     char *path;
     char *body;
     size_t len;
-    struct shoal *sh;
+    http_acb done;
+    void *arg;
+    bool abandoned; /* the caller no longer waits: not sent when not yet */
 };
 
-static void input_relay_free(struct input_relay *x)
+static void node_call_done(void *arg, int status, const char *body, size_t len,
+                           const char *errmsg)
 {
+    struct node_call *x = arg;
+    x->done(x->arg, status, body, len, errmsg);
     free(x->path);
     free(x->body);
     free(x);
 }
 
-static void input_relay_done(void *arg, int status, const char *body, size_t len,
-                             const char *errmsg)
+static void node_call_connected(void *arg, int fd, const char *errmsg)
 {
-    struct input_relay *x = arg;
-    if (x->req) {
-        struct http_req *req = x->req;
-        req->data = NULL;
-        req->on_abort = NULL;
-        if (status > 0) {
-            http_respond(req, status, "application/json", body, len);
-        } else {
-            struct serr err;
-            serr_set(&err, SERR_UNAVAILABLE, "cannot reach the session's node: %s", errmsg);
-            http_respond_error(req, &err);
-        }
-    }
-    input_relay_free(x);
-}
-
-static void input_relay_connected(void *arg, int fd, const char *errmsg)
-{
-    struct input_relay *x = arg;
-    if (fd < 0 || x->req == NULL) {
+    struct node_call *x = arg;
+    if (fd < 0 || x->abandoned) {
         if (fd >= 0)
             close(fd);
-        input_relay_done(x, -1, NULL, 0, errmsg ? errmsg : "gone");
+        node_call_done(x, -1, NULL, 0, errmsg ? errmsg : "gone");
         return;
     }
     http_arequest(x->sh->loop, fd, x->method, x->path, "application/octet-stream", x->body, x->len,
-                  -1, input_relay_done, x);
+                  -1, node_call_done, x);
+}
+
+/* Sends `method path` with a copy of data[len] to the node at addr; `path`
+ * passes to the call. The call is freed after `done` ran. */
+static struct node_call *node_call(struct shoal *sh, const char *addr, const char *method,
+                                   char *path, const char *data, size_t len, http_acb done,
+                                   void *arg)
+{
+    struct node_call *x = xcalloc(1, sizeof(*x));
+    x->sh = sh;
+    x->method = method;
+    x->path = path;
+    x->len = len;
+    x->body = xmalloc(len + 1);
+    if (len)
+        memcpy(x->body, data, len);
+    x->done = done;
+    x->arg = arg;
+    clusternet_connect(sh, addr, node_call_connected, x);
+    return x;
+}
+
+/* The node's answer to the client's request (arg), unless it left. */
+static void session_relay_done(void *arg, int status, const char *body, size_t len,
+                               const char *errmsg)
+{
+    struct http_req *req = arg;
+    if (req == NULL)
+        return;
+    req->data = NULL;
+    req->on_abort = NULL;
+    if (status > 0) {
+        http_respond(req, status, "application/json", body, len);
+    } else {
+        struct serr err;
+        serr_set(&err, SERR_UNAVAILABLE, "cannot reach the session's node: %s", errmsg);
+        http_respond_error(req, &err);
+    }
 }
 
 /* The client left: the node's answer is dropped when it comes. */
-static void input_relay_aborted(struct http_req *req)
+static void session_relay_aborted(struct http_req *req)
 {
-    struct input_relay *x = req->data;
-    x->req = NULL;
+    struct node_call *x = req->data;
+    x->arg = NULL;
+    x->abandoned = true;
 }
 
 static void session_on_node(struct shoal *sh, struct http_req *req, const char *addr,
                             const char *id, enum session_op op)
 {
-    struct input_relay *x = xcalloc(1, sizeof(*x));
-    x->sh = sh;
-    x->req = req;
-    x->path = xasprintf("/v1/node/exec/%s/%s?%s", id, session_op_names[op], req->query);
-    x->method = op == SESSION_INSPECT ? "GET" : "POST";
-    x->len = req->body_len;
-    x->body = xmalloc(x->len + 1);
-    if (x->len)
-        memcpy(x->body, req->body, x->len);
-    req->data = x;
-    req->on_abort = input_relay_aborted;
-    clusternet_connect(sh, addr, input_relay_connected, x);
+    char *path = xasprintf("/v1/node/exec/%s/%s?%s", id, session_op_names[op], req->query);
+    req->data = node_call(sh, addr, op == SESSION_INSPECT ? "GET" : "POST", path, req->body,
+                          req->body_len, session_relay_done, req);
+    req->on_abort = session_relay_aborted;
 }
 
 /* A session's id starts with its node's id: true when it runs here, else
@@ -360,37 +377,19 @@ static void session_call(struct shoal *sh, struct http_req *req, const char *id,
 
 /* ---- input of an upgraded exec connection (exec_hijack.c) ---- */
 
-struct input_send {
-    struct shoal *sh;
-    char *path;
-    char *data;
-    size_t len;
+struct input_sent {
     void (*done)(void *arg, int status);
     void *arg;
 };
 
-static void input_send_done(void *arg, int status, const char *body, size_t len,
-                            const char *errmsg)
+static void input_sent(void *arg, int status, const char *body, size_t len, const char *errmsg)
 {
-    struct input_send *x = arg;
+    struct input_sent *x = arg;
     (void)body;
     (void)len;
     (void)errmsg;
     x->done(x->arg, status >= 200 && status < 300 ? 0 : -1);
-    free(x->path);
-    free(x->data);
     free(x);
-}
-
-static void input_send_connected(void *arg, int fd, const char *errmsg)
-{
-    struct input_send *x = arg;
-    if (fd < 0) {
-        input_send_done(x, -1, NULL, 0, errmsg);
-        return;
-    }
-    http_arequest(x->sh->loop, fd, "POST", x->path, "application/octet-stream", x->data, x->len,
-                  -1, input_send_done, x);
 }
 
 void exec_session_send(struct shoal *sh, const char *id, const char *data, size_t len, bool close,
@@ -406,16 +405,11 @@ void exec_session_send(struct shoal *sh, const char *id, const char *data, size_
         done(arg, -1);
         return;
     }
-    struct input_send *x = xcalloc(1, sizeof(*x));
-    x->sh = sh;
-    x->path = xasprintf("/v1/node/exec/%s/input%s", id, close ? "?close=1" : "");
-    x->data = xmalloc(len + 1);
-    if (len)
-        memcpy(x->data, data, len);
-    x->len = len;
+    struct input_sent *x = xcalloc(1, sizeof(*x));
     x->done = done;
     x->arg = arg;
-    clusternet_connect(sh, addr, input_send_connected, x);
+    node_call(sh, addr, "POST", xasprintf("/v1/node/exec/%s/input%s", id, close ? "?close=1" : ""),
+              data, len, input_sent, x);
     free(addr);
 }
 
