@@ -114,6 +114,14 @@ static json_t *spec_of(const char *text)
     return spec;
 }
 
+/* A container id of this process's own: its cgroups are /shoal/<id>, and
+ * two runs of the unit tests at once must not share them. */
+#define ID_MAX 40
+static void unique_id(char id[ID_MAX], const char *name)
+{
+    snprintf(id, ID_MAX, "%s-%d", name, (int)getpid());
+}
+
 static bool path_exists(const char *path)
 {
     struct stat st;
@@ -217,10 +225,12 @@ TEST(runtime_echo_and_exit_code)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "echo1");
     char out[256];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int status = run_to_exit(&fx, "echo1", "{\"args\":[\"sh\",\"-c\",\"echo hi; exit 3\"]}", out,
+    int status = run_to_exit(&fx, id, "{\"args\":[\"sh\",\"-c\",\"echo hi; exit 3\"]}", out,
                              sizeof(out));
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "create+start+exit+delete of an echo: %.1f ms\n", elapsed_ms(&t0, &t1));
@@ -235,8 +245,10 @@ TEST(runtime_env_workdir_user)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "env1");
     char out[256];
-    int status = run_to_exit(&fx, "env1",
+    int status = run_to_exit(&fx, id,
                              "{\"args\":[\"sh\",\"-c\",\"echo $FOO; pwd; id -u; id -g; hostname\"],"
                              " \"env\":[\"PATH=/bin\",\"FOO=bar baz\"], \"workdir\":\"/srv/app\","
                              " \"user\":\"1000:1001\", \"hostname\":\"web-1\"}",
@@ -253,40 +265,51 @@ static char *read_text(const char *path)
     return text;
 }
 
+/* The text of a file of container id's cgroup (controller "" on v2). */
+static char *cgroup_text(const char *controller, const char *id, const char *file)
+{
+    char *path = xasprintf("/sys/fs/cgroup/%s/shoal/%s/%s", controller, id, file);
+    char *text = read_text(path);
+    free(path);
+    return text;
+}
+
 TEST(runtime_limits_reach_cgroups)
 {
     if (!can_run_containers())
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "lim1");
     int out_read;
-    pid_t pid = create_ok(&fx, "lim1",
+    pid_t pid = create_ok(&fx, id,
                           "{\"args\":[\"true\"], \"limits\":{\"memory\":67108864, \"cpus\":0.5,"
                           " \"cpuset\":\"0\"}}",
                           &out_read);
     if (fx.rt.cgroup_mode == CGROUP_V2) {
-        char *mem = read_text("/sys/fs/cgroup/shoal/lim1/memory.max");
+        char *mem = cgroup_text("", id, "memory.max");
         CHECK_STR(mem, "67108864\n");
         free(mem);
     } else {
-        char *mem = read_text("/sys/fs/cgroup/memory/shoal/lim1/memory.limit_in_bytes");
-        char *quota = read_text("/sys/fs/cgroup/cpu/shoal/lim1/cpu.cfs_quota_us");
-        char *procs = read_text("/sys/fs/cgroup/memory/shoal/lim1/cgroup.procs");
+        char *mem = cgroup_text("memory", id, "memory.limit_in_bytes");
+        char *quota = cgroup_text("cpu", id, "cpu.cfs_quota_us");
+        char *procs = cgroup_text("memory", id, "cgroup.procs");
         CHECK_STR(mem, "67108864\n");
         CHECK_STR(quota, "50000\n");
         CHECK(atoi(procs) == pid);
-        char *cpuset = read_text("/sys/fs/cgroup/cpuset/shoal/lim1/cpuset.cpus");
+        char *cpuset = cgroup_text("cpuset", id, "cpuset.cpus");
         CHECK_STR(cpuset, "0\n"); /* a batch job's cores */
         free(cpuset);
         free(mem);
         free(quota);
         free(procs);
     }
-    start_ok(&fx, "lim1");
+    start_ok(&fx, id);
     char out[64];
     read_all(out_read, out, sizeof(out));
     CHECK(WIFEXITED(wait_status(pid)));
-    delete_ok(&fx, "lim1");
+    delete_ok(&fx, id);
     teardown(&fx);
 }
 
@@ -296,6 +319,8 @@ TEST(runtime_bind_mounts)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "bind1");
     char *ro = xasprintf("%s/ro", fx.tmp), *rw = xasprintf("%s/rw", fx.tmp);
     char *file = xasprintf("%s/f", ro);
     CHECK(mkdir(ro, 0755) == 0 && mkdir(rw, 0755) == 0);
@@ -307,7 +332,7 @@ TEST(runtime_bind_mounts)
         "{\"type\":\"bind\",\"source\":\"%s\",\"target\":\"/rw\"}]}",
         ro, rw);
     char out[256];
-    run_to_exit(&fx, "bind1", spec, out, sizeof(out));
+    run_to_exit(&fx, id, spec, out, sizeof(out));
     CHECK_STR(out, "content\nro=1\nrw=0\n");
     char *created = xasprintf("%s/y", rw);
     CHECK(path_exists(created));
@@ -325,15 +350,17 @@ TEST(runtime_missing_bind_source)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "bad1");
     json_t *spec = spec_of("{\"args\":[\"true\"], \"mounts\":[{\"type\":\"bind\","
                            "\"source\":\"/nonexistent/x\",\"target\":\"/x\"}]}");
     struct serr err = {0};
     pid_t pid = 0;
-    CHECK(runtime_create(&fx.rt, "bad1", spec, fx.layers, -1, &pid, &err) < 0);
+    CHECK(runtime_create(&fx.rt, id, spec, fx.layers, -1, &pid, &err) < 0);
     CHECK(err.kind == SERR_INVALID);
     CHECK_STR(err.msg, "invalid mount config for type \"bind\": bind source path does not exist: "
                        "/nonexistent/x");
-    char *bundle = bundle_of(&fx, "bad1");
+    char *bundle = bundle_of(&fx, id);
     CHECK(!path_exists(bundle));
     free(bundle);
     json_decref(spec);
@@ -385,17 +412,19 @@ TEST(runtime_missing_executable)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "noexec1");
     json_t *spec = spec_of("{\"args\":[\"nope\"], \"limits\":{\"memory\":67108864}}");
     struct serr err = {0};
     pid_t pid = 0;
     int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    CHECK(runtime_create(&fx.rt, "noexec1", spec, fx.layers, out, &pid, &err) < 0);
+    CHECK(runtime_create(&fx.rt, id, spec, fx.layers, out, &pid, &err) < 0);
     close(out);
     if (strstr(err.msg, "executable file `nope` not found in $PATH") == NULL)
         fprintf(stderr, "unexpected error: %s\n", err.msg);
     CHECK(strstr(err.msg, "executable file `nope` not found in $PATH") != NULL);
     CHECK(err.kind == SERR_INVALID);
-    check_nothing_left(&fx, "noexec1");
+    check_nothing_left(&fx, id);
     json_decref(spec);
     teardown(&fx);
 }
@@ -406,9 +435,11 @@ TEST(runtime_init_is_pid1)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "init1");
     CHECK(fx.rt.init_path != NULL);
     char out[256];
-    run_to_exit(&fx, "init1", "{\"args\":[\"cat\",\"/proc/1/cmdline\"], \"init\":true}", out,
+    run_to_exit(&fx, id, "{\"args\":[\"cat\",\"/proc/1/cmdline\"], \"init\":true}", out,
                 sizeof(out));
     /* cmdline is NUL separated: the first word is enough. */
     CHECK_STR(out, "/sbin/shoal-init");
@@ -421,29 +452,31 @@ TEST(runtime_kill_and_delete)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "kill1");
     int out_read;
-    pid_t pid = create_ok(&fx, "kill1", "{\"args\":[\"sleep\",\"100\"]}", &out_read);
-    start_ok(&fx, "kill1");
+    pid_t pid = create_ok(&fx, id, "{\"args\":[\"sleep\",\"100\"]}", &out_read);
+    start_ok(&fx, id);
     uint64_t cpu_ns = 0, mem_bytes = 0;
     int stats_rc = -1;
     /* a cgroup's usage is charged in per-CPU batches: it may read 0 at first */
     for (int i = 0; i < 100 && (stats_rc != 0 || mem_bytes == 0); i++) {
-        stats_rc = runtime_stats(&fx.rt, "kill1", &cpu_ns, &mem_bytes);
+        stats_rc = runtime_stats(&fx.rt, id, &cpu_ns, &mem_bytes);
         if (mem_bytes == 0)
             usleep(20 * 1000);
     }
     struct serr err = {0};
-    CHECK(runtime_kill(&fx.rt, "kill1", SIGKILL, &err) == 0);
+    CHECK(runtime_kill(&fx.rt, id, SIGKILL, &err) == 0);
     int status = wait_status(pid);
     /* checked after the kill: a failed check must not leave the container behind */
     CHECK(stats_rc == 0 && mem_bytes > 0);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     close(out_read);
-    delete_ok(&fx, "kill1");
-    check_nothing_left(&fx, "kill1");
-    delete_ok(&fx, "kill1"); /* idempotent */
-    CHECK(runtime_kill(&fx.rt, "kill1", SIGTERM, &err) < 0 && err.kind == SERR_NOT_FOUND);
-    CHECK(runtime_start(&fx.rt, "kill1", &err) < 0 && err.kind == SERR_NOT_FOUND);
+    delete_ok(&fx, id);
+    check_nothing_left(&fx, id);
+    delete_ok(&fx, id); /* idempotent */
+    CHECK(runtime_kill(&fx.rt, id, SIGTERM, &err) < 0 && err.kind == SERR_NOT_FOUND);
+    CHECK(runtime_start(&fx.rt, id, &err) < 0 && err.kind == SERR_NOT_FOUND);
     CHECK(runtime_kill(&fx.rt, "../x", SIGTERM, &err) < 0 && err.kind == SERR_INVALID);
     teardown(&fx);
 }
@@ -454,13 +487,15 @@ TEST(runtime_delete_running_container)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "del1");
     int out_read;
-    pid_t pid = create_ok(&fx, "del1", "{\"args\":[\"sleep\",\"100\"]}", &out_read);
-    start_ok(&fx, "del1");
-    delete_ok(&fx, "del1");
+    pid_t pid = create_ok(&fx, id, "{\"args\":[\"sleep\",\"100\"]}", &out_read);
+    start_ok(&fx, id);
+    delete_ok(&fx, id);
     CHECK(WIFSIGNALED(wait_status(pid)));
     close(out_read);
-    check_nothing_left(&fx, "del1");
+    check_nothing_left(&fx, id);
     teardown(&fx);
 }
 
@@ -470,8 +505,10 @@ TEST(runtime_seccomp_denies_mount_and_unshare)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "sec1");
     char out[512];
-    run_to_exit(&fx, "sec1",
+    run_to_exit(&fx, id,
                 "{\"args\":[\"sh\",\"-c\",\"unshare -u true 2>/dev/null; echo unshare=$?; "
                 "mount -t tmpfs t /mnt 2>/dev/null; echo mount=$?; grep Seccomp: /proc/self/status\"]}",
                 out, sizeof(out));
@@ -482,7 +519,7 @@ TEST(runtime_seccomp_denies_mount_and_unshare)
 
 struct parallel_run {
     struct fixture *fx;
-    char id[16];
+    char id[ID_MAX];
     char out[64];
     int status;
 };
@@ -506,12 +543,14 @@ static void run_in_threads(struct fixture *fx, const char *prefix, void *(*threa
     pthread_t threads[PARALLEL_RUNS];
     for (int i = 0; i < PARALLEL_RUNS; i++) {
         runs[i].fx = fx;
-        snprintf(runs[i].id, sizeof(runs[i].id), "%s%d", prefix, i);
+        char name[16];
+        snprintf(name, sizeof(name), "%s%d", prefix, i);
+        unique_id(runs[i].id, name);
         CHECK(pthread_create(&threads[i], NULL, thread, &runs[i]) == 0);
     }
     for (int i = 0; i < PARALLEL_RUNS; i++) {
         CHECK(pthread_join(threads[i], NULL) == 0);
-        char want[32];
+        char want[ID_MAX + 1];
         snprintf(want, sizeof(want), "%s\n", runs[i].id);
         CHECK_STR(runs[i].out, want);
         CHECK(WIFEXITED(runs[i].status) && WEXITSTATUS(runs[i].status) == 0);
@@ -597,10 +636,12 @@ TEST(runtime_run_in_one_call)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "one1");
     int out_read;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    pid_t pid = run_io_ok(&fx, "one1",
+    pid_t pid = run_io_ok(&fx, id,
                           "{\"args\":[\"sh\",\"-c\",\"echo hi; exec sleep 100 >&- 2>&-\"],"
                           " \"limits\":{\"cpus\":0.5}}",
                           &out_read);
@@ -611,7 +652,7 @@ TEST(runtime_run_in_one_call)
     snprintf(want, sizeof(want), "%d\n", (int)pid);
     static const char *const controllers[] = {"memory", "cpu", "pids", "devices"};
     for (size_t i = 0; i < 4 && fx.rt.cgroup_mode != CGROUP_V2; i++) {
-        char *path = xasprintf("/sys/fs/cgroup/%s/shoal/one1/cgroup.procs", controllers[i]);
+        char *path = xasprintf("/sys/fs/cgroup/%s/shoal/%s/cgroup.procs", controllers[i], id);
         procs[i] = read_text(path);
         free(path);
     }
@@ -624,7 +665,7 @@ TEST(runtime_run_in_one_call)
             usleep(10 * 1000);
     }
     struct serr err = {0};
-    CHECK(runtime_kill(&fx.rt, "one1", SIGKILL, &err) == 0);
+    CHECK(runtime_kill(&fx.rt, id, SIGKILL, &err) == 0);
     int status = wait_status(pid);
     /* checked after the kill: a failed check must not leave the container behind */
     for (size_t i = 0; i < 4 && fx.rt.cgroup_mode != CGROUP_V2; i++) {
@@ -638,8 +679,8 @@ TEST(runtime_run_in_one_call)
     CHECK(parent == (long)getpid());
     CHECK_STR(out, "hi\n");
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    delete_ok(&fx, "one1");
-    check_nothing_left(&fx, "one1");
+    delete_ok(&fx, id);
+    check_nothing_left(&fx, id);
     teardown(&fx);
 }
 
@@ -650,18 +691,20 @@ TEST(runtime_run_in_one_call_missing_executable)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "noexec2");
     json_t *spec = spec_of("{\"args\":[\"nope\"]}");
     struct serr err = {0};
     int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
     struct runtime_io io = {.in_fd = -1, .out_fd = out};
     pid_t pid = 0;
-    CHECK(runtime_run_io(&fx.rt, "noexec2", spec, fx.layers, &io, &pid, &err) < 0);
+    CHECK(runtime_run_io(&fx.rt, id, spec, fx.layers, &io, &pid, &err) < 0);
     close(out);
     if (strstr(err.msg, "executable file `nope` not found in $PATH") == NULL)
         fprintf(stderr, "unexpected error: %s\n", err.msg);
     CHECK(strstr(err.msg, "executable file `nope` not found in $PATH") != NULL);
     CHECK(err.kind == SERR_INVALID);
-    check_nothing_left(&fx, "noexec2");
+    check_nothing_left(&fx, id);
     json_decref(spec);
     teardown(&fx);
 }
@@ -674,15 +717,17 @@ TEST(runtime_run_with_memory_limit_in_two_calls)
         return;
     struct fixture fx;
     setup(&fx);
+    char id[ID_MAX];
+    unique_id(id, "two1");
     int out_read;
-    pid_t pid = run_io_ok(&fx, "two1", "{\"args\":[\"echo\",\"hi\"],"
+    pid_t pid = run_io_ok(&fx, id, "{\"args\":[\"echo\",\"hi\"],"
                           " \"limits\":{\"memory\":67108864}}", &out_read);
     char out[64];
     read_all(out_read, out, sizeof(out));
     CHECK_STR(out, "hi\n");
     CHECK(WIFEXITED(wait_status(pid)));
-    delete_ok(&fx, "two1");
-    check_nothing_left(&fx, "two1");
+    delete_ok(&fx, id);
+    check_nothing_left(&fx, id);
     teardown(&fx);
 }
 
