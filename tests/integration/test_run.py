@@ -347,8 +347,8 @@ def test_attach_to_a_dit_container(daemon):
         s.close()  # leaving: the shell runs on
         pid, fd = ptyutil.shoal(d, "attach", "att")
         try:
-            os.write(fd, b"echo again\n")
-            assert b"again" in ptyutil.read_until(fd, b"again")
+            os.write(fd, b"echo again-$((2+2))\n")  # the echo of what was typed has no "again-4"
+            assert b"again-4" in ptyutil.read_until(fd, b"again-4")
             os.write(fd, b"exit 3\n")
             assert ptyutil.finish(pid, fd)[0] == 3
         finally:

@@ -709,8 +709,22 @@ TEST(runtime_run_in_one_call_missing_executable)
     teardown(&fx);
 }
 
+/* The runtime runs crun through a script that appends each command line to
+ * the text file it returns (new string, the caller frees). */
+static char *log_crun_calls(struct fixture *fx)
+{
+    char *script = xasprintf("%s/logged-crun", fx->tmp), *calls = xasprintf("%s/calls", fx->tmp);
+    char *text = xasprintf("#!/bin/sh\necho \"$*\" >>%s\nexec crun \"$@\"\n", calls);
+    CHECK(write_file_atomic(script, text, strlen(text), false, NULL) == 0);
+    CHECK(chmod(script, 0755) == 0);
+    free(text);
+    free(fx->rt.runtime_path);
+    fx->rt.runtime_path = script;
+    return calls;
+}
+
 /* A memory limit: create, placement of the init alone, start (crun must not
- * count against the limit). */
+ * count against the limit): two crun calls, no `crun run`. */
 TEST(runtime_run_with_memory_limit_in_two_calls)
 {
     if (!can_run_containers())
@@ -719,6 +733,7 @@ TEST(runtime_run_with_memory_limit_in_two_calls)
     setup(&fx);
     char id[ID_MAX];
     unique_id(id, "two1");
+    char *calls_path = log_crun_calls(&fx);
     int out_read;
     pid_t pid = run_io_ok(&fx, id, "{\"args\":[\"echo\",\"hi\"],"
                           " \"limits\":{\"memory\":67108864}}", &out_read);
@@ -726,6 +741,11 @@ TEST(runtime_run_with_memory_limit_in_two_calls)
     read_all(out_read, out, sizeof(out));
     CHECK_STR(out, "hi\n");
     CHECK(WIFEXITED(wait_status(pid)));
+    char *calls = read_text(calls_path);
+    CHECK(strstr(calls, " create ") != NULL && strstr(calls, " start ") != NULL);
+    CHECK(strstr(calls, " run ") == NULL);
+    free(calls);
+    free(calls_path);
     delete_ok(&fx, id);
     check_nothing_left(&fx, id);
     teardown(&fx);
