@@ -509,29 +509,34 @@ long long store_count_in(struct store *s, const char *table, const char *column,
     return n;
 }
 
-json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value)
+/* Rows where key `column` is `value` and, when `field` is not NULL, the
+ * object's top-level `field` (a plain name: it goes into the SQL) is the
+ * string field_value. */
+static json_t *list_where(struct store *s, const char *table, const char *column,
+                          const char *value, const char *field, const char *field_value)
 {
     const struct table_def *t = table_lookup(table);
-    if (t == NULL || !table_has_key(t, column))
+    if (t == NULL || !table_has_key(t, column) ||
+        (field && field[strspn(field, "abcdefghijklmnopqrstuvwxyz_")]))
         return json_array();
-    char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ? ORDER BY id", table, column);
-    const char *params[] = {value, NULL};
+    char cond[96] = "", sql[200];
+    if (field)
+        snprintf(cond, sizeof(cond), " AND json_extract(data, '$.%s') = ?2", field);
+    snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ?1%s ORDER BY id", table, column,
+             cond);
+    const char *params[] = {value, field_value, NULL};
     return query_rows(s->db, sql, params);
+}
+
+json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value)
+{
+    return list_where(s, table, column, value, NULL, NULL);
 }
 
 json_t *store_list_where_field(struct store *s, const char *table, const char *column,
                               const char *value, const char *field, const char *field_value)
 {
-    const struct table_def *t = table_lookup(table);
-    if (t == NULL || !table_has_key(t, column) || field[strspn(field, "abcdefghijklmnopqrstuvwxyz_")])
-        return json_array();
-    char sql[200];
-    snprintf(sql, sizeof(sql),
-             "SELECT data FROM %s WHERE %s = ?1 AND json_extract(data, '$.%s') = ?2 ORDER BY id",
-             table, column, field);
-    const char *params[] = {value, field_value, NULL};
-    return query_rows(s->db, sql, params);
+    return list_where(s, table, column, value, field, field_value);
 }
 
 /* params = a then b (a has na values, b NULL terminated), into out[34]. */
