@@ -3,6 +3,7 @@
  * `docker save` and OCI layouts. Entries never land outside the destination:
  * libarchive's secure flags plus our own check of each entry's name. */
 #include "agent/image_int.h"
+#include "agent/untar.h"
 
 #include <archive_entry.h>
 #include <errno.h>
@@ -44,30 +45,7 @@ int image_reader_fail(struct archive *a, const char *what, struct serr *err)
  * symlinks) unless the disk itself failed. */
 static int disk_fail(struct archive *disk, const char *what, struct serr *err)
 {
-    int e = archive_errno(disk);
-    const char *msg = archive_error_string(disk);
-    bool disk_trouble = e == ENOSPC || e == EDQUOT || e == EIO || e == EROFS;
-    if (disk_trouble) /* strerror's words ("No space left on device"), not "Write failed" */
-        return serr_set(err, SERR_INTERNAL, "%s: %s", what, strerror(e));
-    return serr_set(err, SERR_INVALID, "%s: %s", what, msg ? msg : "write error");
-}
-
-static int copy_entry_data(struct archive *in, struct archive *disk, struct serr *err)
-{
-    for (;;) {
-        const void *buf;
-        size_t len;
-        la_int64_t off;
-        int r = archive_read_data_block(in, &buf, &len, &off);
-        if (r == ARCHIVE_EOF)
-            return 0;
-        if (r < ARCHIVE_WARN)
-            return image_reader_fail(in, "read", err);
-        /* libarchive reports a failed write(2) (ENOSPC, EIO) as ARCHIVE_WARN: a data
-         * block has no harmless warning, so anything but OK is a failure */
-        if (archive_write_data_block(disk, buf, len, off) != ARCHIVE_OK)
-            return disk_fail(disk, "write", err);
-    }
+    return untar_write_fail(disk, what, SERR_INVALID, err);
 }
 
 /* Writes `e` (pathname already absolute) and its data. */
@@ -78,7 +56,8 @@ static int write_entry(struct archive *in, struct archive *disk, struct archive_
     int r = archive_write_header(disk, e);
     if (r < ARCHIVE_WARN)
         return disk_fail(disk, name, err);
-    if (in && archive_entry_size(e) > 0 && copy_entry_data(in, disk, err) < 0)
+    if (in && archive_entry_size(e) > 0 &&
+        untar_copy_data(in, disk, "read", "write", SERR_INVALID, err) < 0)
         return serr_wrap(err, "%s", name);
     if (archive_write_finish_entry(disk) < ARCHIVE_WARN)
         return disk_fail(disk, name, err);

@@ -1,6 +1,7 @@
 #include "agent/untar.h"
 
 #include <archive_entry.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,17 +37,18 @@ static int relocate(struct archive_entry *e, const char *root, const struct unta
     return rc;
 }
 
-/* A failed data write, in the errno's words ("No space left on device")
- * rather than libarchive's "Write failed" when there is one. */
-static int write_fail(struct archive *disk, const struct untar_words *w, struct serr *err)
+int untar_write_fail(struct archive *disk, const char *what, enum serr_kind kind,
+                     struct serr *err)
 {
     int e = archive_errno(disk);
-    const char *msg = e > 0 ? strerror(e) : archive_error_string(disk);
-    return serr_set(err, SERR_INTERNAL, "%s: %s", w->verb, msg ? msg : "write error");
+    const char *msg = archive_error_string(disk);
+    if (e == ENOSPC || e == EDQUOT || e == EIO || e == EROFS) /* not "Write failed" */
+        return serr_set(err, SERR_INTERNAL, "%s: %s", what, strerror(e));
+    return serr_set(err, kind, "%s: %s", what, msg ? msg : "write error");
 }
 
-static int copy_data(struct archive *in, struct archive *disk, const struct untar_words *w,
-                     struct serr *err)
+int untar_copy_data(struct archive *in, struct archive *disk, const char *source,
+                    const char *verb, enum serr_kind kind, struct serr *err)
 {
     const void *buf;
     size_t len;
@@ -55,12 +57,14 @@ static int copy_data(struct archive *in, struct archive *disk, const struct unta
         int r = archive_read_data_block(in, &buf, &len, &off);
         if (r == ARCHIVE_EOF)
             return 0;
-        if (r < ARCHIVE_WARN)
-            return serr_set(err, SERR_INVALID, "%s: %s", w->source, archive_error_string(in));
+        if (r < ARCHIVE_WARN) {
+            const char *msg = archive_error_string(in);
+            return serr_set(err, SERR_INVALID, "%s: %s", source, msg ? msg : "read error");
+        }
         /* libarchive reports a failed write(2) (ENOSPC, EIO) as ARCHIVE_WARN: a data
          * block has no harmless warning, so anything but OK is a failure */
         if (archive_write_data_block(disk, buf, len, off) != ARCHIVE_OK)
-            return write_fail(disk, w, err);
+            return untar_write_fail(disk, verb, kind, err);
     }
 }
 
@@ -69,13 +73,17 @@ static int write_entry(struct archive *in, struct archive *disk, struct archive_
 {
     if (relocate(e, root, w, err) < 0)
         return -1;
-    if (archive_write_header(disk, e) < ARCHIVE_WARN)
-        return serr_set(err, SERR_INTERNAL, "%s %s: %s", w->verb, archive_entry_pathname(e),
-                        archive_error_string(disk));
-    if (archive_entry_size(e) > 0 && copy_data(in, disk, w, err) < 0)
+    if (archive_write_header(disk, e) < ARCHIVE_WARN) {
+        char *what = xasprintf("%s %s", w->verb, archive_entry_pathname(e));
+        untar_write_fail(disk, what, SERR_INTERNAL, err);
+        free(what);
+        return -1;
+    }
+    if (archive_entry_size(e) > 0 &&
+        untar_copy_data(in, disk, w->source, w->verb, SERR_INTERNAL, err) < 0)
         return -1;
     if (archive_write_finish_entry(disk) < ARCHIVE_WARN)
-        return serr_set(err, SERR_INTERNAL, "%s: %s", w->verb, archive_error_string(disk));
+        return untar_write_fail(disk, w->verb, SERR_INTERNAL, err);
     return 0;
 }
 
@@ -94,6 +102,6 @@ int untar_entries(struct archive *in, struct archive *disk, const char *root,
             rc = write_entry(in, disk, e, root, w, err);
     }
     if (archive_write_close(disk) < ARCHIVE_WARN && rc == 0)
-        rc = serr_set(err, SERR_INTERNAL, "%s: %s", w->verb, archive_error_string(disk));
+        rc = untar_write_fail(disk, w->verb, SERR_INTERNAL, err);
     return rc;
 }
