@@ -101,6 +101,7 @@ struct ctr_logs_opts {
     long tail;
     const char *since;
     bool follow, timestamps;
+    bool run_only; /* a task's container is "No such container" too */
 };
 void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts *o,
                     struct agent_reply *r);

@@ -705,6 +705,10 @@ void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts
 {
     struct serr err = {0};
     struct ctr *c = ctr_find_or_fail(a, ref, &err);
+    if (c != NULL && o->run_only && c->task_id != NULL) {
+        serr_set(&err, SERR_NOT_FOUND, "No such container: %s", ref);
+        c = NULL;
+    }
     if (c == NULL) {
         r->fail(r, &err);
         return;

@@ -852,7 +852,8 @@ static void get_container_logs(struct shoal *sh, struct http_req *req, char **ar
     char since[32];
     struct ctr_logs_opts o = {.since = since,
                               .follow = query_flag(req, "follow"),
-                              .timestamps = query_flag(req, "timestamps")};
+                              .timestamps = query_flag(req, "timestamps"),
+                              .run_only = query_flag(req, "run_only")};
     if (require_agent(sh, req) && logs_window(req, &o.tail, since))
         agent_ctr_logs(sh->agent, args[0], &o, agent_reply_http(req));
 }

@@ -505,24 +505,10 @@ static int logs_query(const char *cmd, int argc, char **argv, char **query, cons
     return -1;
 }
 
-/* `shoal logs`: a `run` container of this node (not a task's: those are
- * read from every node below) answers as Docker's logs. */
-static bool is_run_container(struct cli *cli, const char *ref)
+/* The logs' path for `target` (without the query): a service's, else a
+ * task's; NULL with err when the services cannot be asked. */
+static char *logs_path(struct cli *cli, const char *target, struct serr *err)
 {
-    struct serr err = {0};
-    char *path = cli_path("/v1/containers/%s/json", ref);
-    json_t *ctr = NULL;
-    bool found = cli_call(cli, "GET", path, NULL, &ctr, &err) == 0 && cli_str(ctr, "task_id")[0] == '\0';
-    json_decref(ctr);
-    free(path);
-    return found;
-}
-
-/* The logs' path for `target` (without the query), else NULL with err. */
-static char *logs_path(struct cli *cli, const char *cmd, const char *target, struct serr *err)
-{
-    if (strcmp(cmd, "logs") == 0 && is_run_container(cli, target))
-        return cli_path("/v1/containers/%s/logs", target);
     char *base = cli_path("/v1/services/%s", target);
     json_t *svc = NULL;
     bool is_service = cli_call(cli, "GET", base, NULL, &svc, err) == 0;
@@ -533,6 +519,31 @@ static char *logs_path(struct cli *cli, const char *cmd, const char *target, str
     return cli_path(is_service ? "/v1/services/%s/logs" : "/v1/tasks/%s/logs", target);
 }
 
+static int write_stdout_seen(const char *data, size_t len, void *seen)
+{
+    *(bool *)seen = true;
+    return write_stdout(data, len, NULL);
+}
+
+/* `shoal logs` of a `run` container of this node (not a task's: those are
+ * read from every node), as Docker's logs: its exit code, or -1 when the node
+ * has no such container (or none at all) and nothing was written. */
+static int run_container_logs(struct cli *cli, const char *target, const char *query)
+{
+    char *base = cli_path("/v1/containers/%s/logs", target);
+    char *path = xasprintf("%s?run_only=1%s", base, query);
+    struct serr err = {0};
+    bool seen = false;
+    int rc = cli_stream(cli, "GET", path, NULL, write_stdout_seen, &seen, &err);
+    free(path);
+    free(base);
+    if (rc == 0)
+        return CLI_EXIT_OK;
+    if (!seen && (err.kind == SERR_NOT_FOUND || err.kind == SERR_UNAVAILABLE))
+        return -1;
+    return cli_fail(&err);
+}
+
 /* `service logs` and `shoal logs`: a service, else a task (id or prefix);
  * `shoal logs` a `run` container first. */
 int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv)
@@ -540,12 +551,14 @@ int cli_logs_of(struct cli *cli, const char *cmd, int argc, char **argv)
     char *query;
     const char *target;
     int rc = logs_query(cmd, argc, argv, &query, &target);
+    if (rc < 0 && strcmp(cmd, "logs") == 0)
+        rc = run_container_logs(cli, target, query);
     if (rc >= 0) {
         free(query);
         return rc;
     }
     struct serr err = {0};
-    char *base = logs_path(cli, cmd, target, &err);
+    char *base = logs_path(cli, target, &err);
     if (base == NULL) {
         free(query);
         return cli_fail(&err);

@@ -63,6 +63,10 @@ def test_service_logs_from_every_node_merged_by_time(cluster1x2):
     wait_until(lambda: len(one_task()) == 3, timeout=10, msg=one_task)
     one = one_task()
     assert len(one) == 3 and all(_prefix_node(l) == "node-3" for l in one), one
+    # a task whose container is on the asked node: still its task's logs, not the container's
+    here = [t for t in lead.running_tasks("talk") if t["node_id"] == c.node_id(c.nodes[0])][0]
+    mine = lead.cli("logs", "--tail", "1", here["id"]).stdout.splitlines()
+    assert len(mine) == 1 and _prefix_node(mine[0]) == "node-1", mine
 
 
 def test_service_logs_follow_sees_a_workers_new_lines(cluster1x2):
