@@ -251,7 +251,8 @@ static void session_here(struct shoal *sh, struct http_req *req, const char *id,
 }
 
 /* One request of a session (input, resize, inspect) sent to its node:
- * `done` gets the node's answer, or status -1 and why not. */
+ * `done` gets the node's answer, or status -1 and why not (its arg NULL
+ * once the caller left). */
 struct node_call {
     struct shoal *sh;
     const char *method;
@@ -286,11 +287,10 @@ static void node_call_connected(void *arg, int fd, const char *errmsg)
                   -1, node_call_done, x);
 }
 
-/* Sends `method path` with a copy of data[len] to the node at addr; `path`
- * passes to the call. The call is freed after `done` ran. */
-static struct node_call *node_call(struct shoal *sh, const char *addr, const char *method,
-                                   char *path, const char *data, size_t len, http_acb done,
-                                   void *arg)
+/* A call of `method path` with a copy of data[len]; `path` passes to the
+ * call. node_call_send sends it; it is freed after `done` ran. */
+static struct node_call *node_call_new(struct shoal *sh, const char *method, char *path,
+                                       const char *data, size_t len, http_acb done, void *arg)
 {
     struct node_call *x = xcalloc(1, sizeof(*x));
     x->sh = sh;
@@ -302,8 +302,12 @@ static struct node_call *node_call(struct shoal *sh, const char *addr, const cha
         memcpy(x->body, data, len);
     x->done = done;
     x->arg = arg;
-    clusternet_connect(sh, addr, node_call_connected, x);
     return x;
+}
+
+static void node_call_send(struct node_call *x, const char *addr)
+{
+    clusternet_connect(x->sh, addr, node_call_connected, x);
 }
 
 /* The node's answer to the client's request (arg), unless it left. */
@@ -336,9 +340,11 @@ static void session_on_node(struct shoal *sh, struct http_req *req, const char *
                             const char *id, enum session_op op)
 {
     char *path = xasprintf("/v1/node/exec/%s/%s?%s", id, session_op_names[op], req->query);
-    req->data = node_call(sh, addr, op == SESSION_INSPECT ? "GET" : "POST", path, req->body,
-                          req->body_len, session_relay_done, req);
+    struct node_call *x = node_call_new(sh, op == SESSION_INSPECT ? "GET" : "POST", path,
+                                        req->body, req->body_len, session_relay_done, req);
+    req->data = x;
     req->on_abort = session_relay_aborted;
+    node_call_send(x, addr);
 }
 
 /* A session's id starts with its node's id: true when it runs here, else
@@ -408,8 +414,8 @@ void exec_session_send(struct shoal *sh, const char *id, const char *data, size_
     struct input_sent *x = xcalloc(1, sizeof(*x));
     x->done = done;
     x->arg = arg;
-    node_call(sh, addr, "POST", xasprintf("/v1/node/exec/%s/input%s", id, close ? "?close=1" : ""),
-              data, len, input_sent, x);
+    char *path = xasprintf("/v1/node/exec/%s/input%s", id, close ? "?close=1" : "");
+    node_call_send(node_call_new(sh, "POST", path, data, len, input_sent, x), addr);
     free(addr);
 }
 
