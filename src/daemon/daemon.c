@@ -2,7 +2,6 @@
  * orchestrator (when leader) and the agent. */
 #include "daemon/daemon.h"
 
-#include <dirent.h>
 #include <getopt.h>
 #ifdef __GLIBC__
 #include <malloc.h>
