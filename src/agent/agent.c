@@ -297,8 +297,8 @@ static void log_append(struct ctr *c, const char *data, size_t len)
 static void out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct ctr *c = h->data;
-    buf->base = c->readbuf;
-    buf->len = sizeof(c->readbuf);
+    buf->base = c->a->out_buf;
+    buf->len = sizeof(c->a->out_buf);
 }
 
 static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)

@@ -86,7 +86,6 @@ struct ctr {
     uv_timer_t timer; /* grace period, then the wait for output EOF */
     uv_work_t work;
     struct serr werr;
-    char readbuf[16384];
 };
 
 struct agent {
@@ -116,6 +115,9 @@ struct agent {
     bool closing;
     struct volumes_sched *volumes; /* scheduled backups (agent_volumes.c) */
     uv_timer_t volumes_timer;      /* every second: which volumes are due */
+    /* Every container's output is read into this one buffer: the loop reads
+     * one pipe at a time and out_read is done with it when it returns. */
+    char out_buf[16384];
 };
 
 /* agent.c */

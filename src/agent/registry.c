@@ -1055,8 +1055,3 @@ int registry_login(const struct registry_opts *o, const char *registry, struct s
     free(g.authz);
     return rc;
 }
-
-void registry_global_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}

@@ -46,9 +46,6 @@ struct registry_opts {
     void *progress_arg;
 };
 
-/* Once per process, before any thread uses the client (curl_global_init). */
-void registry_global_init(void);
-
 /* This node's platform, "linux/amd64", "linux/arm64" or "linux/arm/v7", or
  * the one SHOAL_TEST_PLATFORM names (base/platform.h); valid until the next
  * call in this thread. */

@@ -3,10 +3,15 @@
  * not link (as libcurl: base/curl_lazy.c). It brings libxml2, ICU and
  * libstdc++, ~1.2 ms of CPU at the start of every CLI command. Without it,
  * constructors return NULL and the others fail (ARCHIVE_FATAL), with the
- * reason logged once. */
+ * reason logged once. Each archive and entry holds the library
+ * (lazy_lib_hold); once the last one is freed, it is unloaded: a daemon that
+ * imported or pulled an image does not keep ~2 MB of libarchive, libxml2,
+ * ICU and compressors mapped (libstdc++, NODELETE, stays). Loading it again
+ * costs ~1 ms of CPU. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "base/lazy_lib.h"
@@ -14,6 +19,25 @@
 static struct lazy_lib libarchive = LAZY_LIB("libarchive.so.13");
 
 #define ARCHIVE_FN(name) LAZY_FN(&libarchive, name)
+
+/* A constructor's `fn`: the library held, while the object it makes lives. */
+#define ARCHIVE_NEW_FN(name) __typeof__(&name) fn = (__typeof__(&name))lazy_lib_hold(&libarchive, #name)
+
+/* What a constructor made; when it made nothing, its hold released. */
+static void *made(void *object, bool held)
+{
+    if (held && object == NULL)
+        lazy_lib_release(&libarchive);
+    return object;
+}
+
+/* A destructor (NULL: nothing freed): the object's hold released after. */
+static int freed(int rc, const void *object)
+{
+    if (object)
+        lazy_lib_release(&libarchive);
+    return rc;
+}
 
 void archive_entry_copy_hardlink(struct archive_entry *a0, const char *a1)
 {
@@ -40,6 +64,7 @@ void archive_entry_free(struct archive_entry *a0)
     ARCHIVE_FN(archive_entry_free);
     if (fn)
         fn(a0);
+    freed(0, a0);
 }
 
 const char *archive_entry_hardlink(struct archive_entry *a0)
@@ -50,8 +75,8 @@ const char *archive_entry_hardlink(struct archive_entry *a0)
 
 struct archive_entry *archive_entry_new(void)
 {
-    ARCHIVE_FN(archive_entry_new);
-    return fn ? fn() : NULL;
+    ARCHIVE_NEW_FN(archive_entry_new);
+    return made(fn ? fn() : NULL, fn != NULL);
 }
 
 const char *archive_entry_pathname(struct archive_entry *a0)
@@ -146,8 +171,8 @@ int archive_read_disk_descend(struct archive *a0)
 
 struct archive *archive_read_disk_new(void)
 {
-    ARCHIVE_FN(archive_read_disk_new);
-    return fn ? fn() : NULL;
+    ARCHIVE_NEW_FN(archive_read_disk_new);
+    return made(fn ? fn() : NULL, fn != NULL);
 }
 
 int archive_read_disk_open(struct archive *a0, const char *a1)
@@ -171,13 +196,13 @@ int archive_read_disk_set_symlink_physical(struct archive *a0)
 int archive_read_free(struct archive *a0)
 {
     ARCHIVE_FN(archive_read_free);
-    return fn ? fn(a0) : ARCHIVE_FATAL;
+    return freed(fn ? fn(a0) : ARCHIVE_FATAL, a0);
 }
 
 struct archive *archive_read_new(void)
 {
-    ARCHIVE_FN(archive_read_new);
-    return fn ? fn() : NULL;
+    ARCHIVE_NEW_FN(archive_read_new);
+    return made(fn ? fn() : NULL, fn != NULL);
 }
 
 int archive_read_next_header(struct archive *a0, struct archive_entry **a1)
@@ -268,8 +293,8 @@ la_ssize_t archive_write_data_block(struct archive *a0, const void *a1, size_t a
 
 struct archive *archive_write_disk_new(void)
 {
-    ARCHIVE_FN(archive_write_disk_new);
-    return fn ? fn() : NULL;
+    ARCHIVE_NEW_FN(archive_write_disk_new);
+    return made(fn ? fn() : NULL, fn != NULL);
 }
 
 int archive_write_disk_set_options(struct archive *a0, int a1)
@@ -293,7 +318,7 @@ int archive_write_finish_entry(struct archive *a0)
 int archive_write_free(struct archive *a0)
 {
     ARCHIVE_FN(archive_write_free);
-    return fn ? fn(a0) : ARCHIVE_FATAL;
+    return freed(fn ? fn(a0) : ARCHIVE_FATAL, a0);
 }
 
 int archive_write_header(struct archive *a0, struct archive_entry *a1)
@@ -304,8 +329,8 @@ int archive_write_header(struct archive *a0, struct archive_entry *a1)
 
 struct archive *archive_write_new(void)
 {
-    ARCHIVE_FN(archive_write_new);
-    return fn ? fn() : NULL;
+    ARCHIVE_NEW_FN(archive_write_new);
+    return made(fn ? fn() : NULL, fn != NULL);
 }
 
 int archive_write_open(struct archive *a0, void *a1, archive_open_callback *a2,

@@ -5,9 +5,11 @@
  * Kerberos, LDAP, RTMP, SSH2...) at start: ~4 ms of CPU per command on the
  * reference machine. Without libcurl installed, the calls fail as libcurl
  * reports failures (NULL handles, CURLE_FAILED_INIT), with the reason logged
- * once. */
+ * once. libcurl's global state (curl_global_init) is set up at the first
+ * handle, not at start: a daemon that never pulls never loads libcurl. */
 #define CURL_DISABLE_TYPECHECK /* the real functions, not the checking macros */
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdarg.h>
 
 #include "base/lazy_lib.h"
@@ -22,8 +24,22 @@ CURLcode curl_global_init(long flags)
     return fn ? fn(flags) : CURLE_FAILED_INIT;
 }
 
+/* Once per process, whichever thread makes the first handle: curl_global_init
+ * is not thread-safe in every libcurl build. */
+static void global_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void global_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, global_init_once);
+}
+
 CURL *curl_easy_init(void)
 {
+    global_init();
     CURL_FN(curl_easy_init);
     return fn ? fn() : NULL;
 }
@@ -109,6 +125,7 @@ void curl_slist_free_all(struct curl_slist *list)
 
 CURLM *curl_multi_init(void)
 {
+    global_init();
     CURL_FN(curl_multi_init);
     return fn ? fn() : NULL;
 }

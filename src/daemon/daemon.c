@@ -17,7 +17,6 @@
 #include "agent/agent.h"
 #include "agent/image.h"
 #include "agent/net.h"
-#include "agent/registry.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/agent_upstream.h"
@@ -504,7 +503,6 @@ int daemon_main(int argc, char **argv, const struct daemon_front *front)
     }
     signal(SIGPIPE, SIG_IGN);
     memory_setup(); /* before any thread */
-    registry_global_init(); /* before any thread: curl_global_init is not thread-safe */
     /* A registry pull holds a thread-pool thread for its whole download; libuv's
      * default of 4 would let four slow pulls stall uploads, layer GC and name
      * lookups. Read by libuv at the first uv_queue_work. */

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from conftest import make_rootfs_tar
+from conftest import make_rootfs_tar, wait_until
 
 
 def _add_bytes(tar, name, data):
@@ -251,3 +251,25 @@ def test_rm_force_in_use_keeps_running_task(daemon, rootfs_tar):
     wait_until(lambda: any(x["state"] == "rejected" and "No such image: solo:1" in x["error"]
                            for x in d.tasks("solo")))
     d.cli("service", "rm", "solo")
+
+
+def _mapped_libraries(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return {os.path.basename(fields[5]) for fields in map(str.split, f) if len(fields) > 5}
+
+
+def test_idle_daemon_keeps_neither_libcurl_nor_libarchive_loaded(fresh_daemon, rootfs_tar):
+    """libcurl is loaded at the first pull, libarchive while an archive is open: an idle daemon
+    that imported images maps neither, nor what they bring (docs/benchmarks.md, Footprint)."""
+    d = fresh_daemon
+    if d.wrapper:
+        pytest.skip("the daemon runs under a wrapper")
+    lazy = ("libcurl.", "libarchive.", "libxml2.", "libicuuc.", "libgnutls.")
+
+    def none_loaded():
+        return not [n for n in _mapped_libraries(d.proc.pid) if n.startswith(lazy)]
+
+    wait_until(none_loaded, timeout=5, msg="libraries still mapped after the import")
+    d.cli("image", "import", rootfs_tar, "again:1")  # loaded and unloaded once more
+    wait_until(none_loaded, timeout=5, msg="libraries still mapped after the second import")
+    assert "again-ok" in d.cli("run", "--rm", "again:1", "echo", "again-ok").stdout

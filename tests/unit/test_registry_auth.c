@@ -100,7 +100,6 @@ TEST(registry_bearer_challenge_asks_the_realm_for_a_token)
     static const char *const proxies[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
     for (size_t i = 0; i < sizeof(proxies) / sizeof(proxies[0]); i++)
         unsetenv(proxies[i]); /* the token server is on loopback */
-    registry_global_init();
     struct registry_opts anonymous = {0}, user = {.username = "u", .password = "p"};
     struct reg g;
     struct serr err = {0};
