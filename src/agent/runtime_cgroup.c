@@ -380,7 +380,7 @@ static void remove_old_slots(const struct runtime *rt, const char *prefix)
 
 void runtime_cgroup_pool_init(struct runtime *rt)
 {
-    if (rt->cgroup_mode == CGROUP_V2 || runtime_is_runc(rt))
+    if (rt->cgroup_mode == CGROUP_V2)
         return;
     struct cgroup_pool *pool = xcalloc(1, sizeof(*pool));
     pthread_mutex_init(&pool->lock, NULL);

@@ -65,7 +65,7 @@ int runtime_cgroup_fix_hybrid(struct serr *err);
 /* v1/hybrid: creates the container's cgroups and writes the spec's limits. */
 int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
                           struct serr *err);
-/* v1/hybrid with crun: the pool of cgroups made ahead, which
+/* v1/hybrid: the pool of cgroups made ahead, which
  * runtime_cgroup_create takes from (runtime_cgroup.c). _init fills it (a
  * failure leaves it empty: containers then make their own); _fill makes
  * what was taken again (call it off the path of a start); _free removes
