@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -246,9 +247,11 @@ static int create_all(const struct runtime *rt, const char *id, json_t *spec, bo
  * container id can have: ids do not start with '.'), then renamed to the
  * container's id (v1 allows a rename within the parent) and given its
  * limits. The tag, from the bundle directory, tells this daemon's cgroups
- * from another's on the same host (dev clusters share /sys/fs/cgroup), so
- * that it can remove those a previous run of it left. Filled at start and
- * after each delete (which runs once the exit was sent to the client). */
+ * from another's on the same host (dev clusters share /sys/fs/cgroup); the
+ * flock on its marker (below) tells a live daemon's pool from one left by a
+ * daemon killed or crashed, which the next daemon to start removes. Filled
+ * at start and after each delete (which runs once the exit was sent to the
+ * client); removed by runtime_free. */
 #define POOL_SIZE 4
 
 struct cgroup_pool {
@@ -258,6 +261,7 @@ struct cgroup_pool {
     unsigned ready[POOL_SIZE];
     int count;              /* ready slots */
     int making;             /* slots being made, counted against POOL_SIZE */
+    int marker_fd;          /* holds the flock on memory/shoal/.pool-TAG */
 };
 
 static char *slot_name(const struct cgroup_pool *pool, unsigned serial)
@@ -361,9 +365,10 @@ void runtime_cgroup_pool_fill(const struct runtime *rt)
     }
 }
 
-/* Removes the slots a previous run of this daemon left (same tag). */
-static void remove_old_slots(const struct runtime *rt, const char *prefix)
+/* Removes the slots of the pool tagged `tag` (".pool-TAG-N" in each controller). */
+static void remove_slots(const struct runtime *rt, const char *tag)
 {
+    char *prefix = xasprintf(".pool-%s-", tag);
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
         char *parent = xasprintf(CGROUP_ROOT "/%s/shoal", v1_controllers[i]);
         DIR *d = opendir(parent);
@@ -376,22 +381,84 @@ static void remove_old_slots(const struct runtime *rt, const char *prefix)
             closedir(d);
         free(parent);
     }
+    free(prefix);
+}
+
+/* A pool's owner holds an flock on its marker, the cgroup directory
+ * memory/shoal/.pool-TAG, while it runs: a marker that can be locked was
+ * left by a daemon that is gone (killed, crashed), with its slots. Returns
+ * the marker's tag when `name` is one, else NULL. */
+static const char *marker_tag(const char *name)
+{
+    const char *tag = name + strlen(".pool-");
+    bool marker = strncmp(name, ".pool-", strlen(".pool-")) == 0 && strlen(tag) == 8 &&
+                  strspn(tag, "0123456789abcdef") == 8;
+    return marker ? tag : NULL;
+}
+
+/* Removes the pools (slots and marker) of daemons that are gone. */
+static void remove_dead_pools(const struct runtime *rt)
+{
+    DIR *d = opendir(CGROUP_ROOT "/memory/shoal");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        const char *tag = marker_tag(e->d_name);
+        char *marker = tag ? xasprintf(CGROUP_ROOT "/memory/shoal/%s", e->d_name) : NULL;
+        int fd = marker ? open(marker, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            remove_slots(rt, tag);
+            rmdir(marker);
+        }
+        if (fd >= 0)
+            close(fd);
+        free(marker);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Makes this daemon's marker, locked (made under another name, then
+ * renamed, so that no other daemon sees it unlocked): its fd, or -1. */
+static int make_marker(const char *tag)
+{
+    char *made = xasprintf(CGROUP_ROOT "/memory/shoal/.pool-new-%s", tag);
+    char *marker = xasprintf(CGROUP_ROOT "/memory/shoal/.pool-%s", tag);
+    int fd = -1;
+    if (mkdir(made, 0755) == 0 || errno == EEXIST)
+        fd = open(made, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && (flock(fd, LOCK_EX | LOCK_NB) < 0 || rename(made, marker) < 0)) {
+        close(fd);
+        fd = -1;
+        rmdir(made);
+    }
+    free(made);
+    free(marker);
+    return fd;
 }
 
 void runtime_cgroup_pool_init(struct runtime *rt)
 {
-    if (rt->cgroup_mode == CGROUP_V2)
+    if (rt->cgroup_mode == CGROUP_V2 || !controller_mounted("memory"))
         return;
-    struct cgroup_pool *pool = xcalloc(1, sizeof(*pool));
-    pthread_mutex_init(&pool->lock, NULL);
+    char tag[9];
     uint32_t hash = 2166136261u; /* FNV-1a */
     for (const char *c = rt->containers_dir; *c; c++)
         hash = (hash ^ (unsigned char)*c) * 16777619u;
-    snprintf(pool->tag, sizeof(pool->tag), "%08" PRIx32, hash);
+    snprintf(tag, sizeof(tag), "%08" PRIx32, hash);
+    /* shoal/ itself: made with the first container's cgroups otherwise */
+    char *parent = xasprintf(CGROUP_ROOT "/memory/shoal");
+    bool ready = mkdir_p(parent, 0755, NULL) == 0;
+    free(parent);
+    if (ready)
+        remove_dead_pools(rt);
+    int fd = ready ? make_marker(tag) : -1;
+    if (fd < 0)
+        return; /* not allowed here, or another daemon has the same bundles */
+    struct cgroup_pool *pool = xcalloc(1, sizeof(*pool));
+    pthread_mutex_init(&pool->lock, NULL);
+    memcpy(pool->tag, tag, sizeof(tag));
+    pool->marker_fd = fd;
     rt->cgroup_pool = pool;
-    char *prefix = xasprintf(".pool-%s-", pool->tag);
-    remove_old_slots(rt, prefix);
-    free(prefix);
     runtime_cgroup_pool_fill(rt);
 }
 
@@ -418,6 +485,10 @@ void runtime_cgroup_pool_free(struct runtime *rt)
         runtime_cgroup_remove(rt, name, NULL);
         free(name);
     }
+    char *marker = xasprintf(CGROUP_ROOT "/memory/shoal/.pool-%s", pool->tag);
+    rmdir(marker);
+    free(marker);
+    close(pool->marker_fd);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
     rt->cgroup_pool = NULL;

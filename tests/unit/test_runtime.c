@@ -721,21 +721,26 @@ static size_t strv_len(char **v)
     return n;
 }
 
-/* v1: a container's cgroups are a slot of the pool renamed (then given the
- * spec's limits); the delete makes a new slot; runtime_free removes them. */
+/* v1: a pool a killed daemon left is removed at start; a container's
+ * cgroups are a slot of the pool renamed (then given the spec's limits); the
+ * delete makes a new slot; runtime_free removes the slots and the marker. */
 TEST(runtime_cgroups_from_the_pool)
 {
-    if (!can_run_containers())
-        return;
+    if (!can_run_containers() || access("/sys/fs/cgroup/memory/shoal", F_OK) != 0)
+        return; /* v2, or v1 not used yet */
+    /* a pool left by a daemon that was killed: marker unlocked, a slot */
+    const char *dead_marker = "/sys/fs/cgroup/memory/shoal/.pool-0dead0ff";
+    const char *dead_slot = "/sys/fs/cgroup/cpu/shoal/.pool-0dead0ff-7";
+    CHECK(mkdir(dead_marker, 0755) == 0 && mkdir(dead_slot, 0755) == 0);
     struct fixture fx;
     setup(&fx);
-    if (fx.rt.cgroup_mode == CGROUP_V2) {
-        teardown(&fx);
-        return;
-    }
+    CHECK(!path_exists(dead_marker) && !path_exists(dead_slot));
     char **before = runtime_cgroup_pool_slots(&fx.rt);
     size_t full = strv_len(before);
     CHECK(full > 0);
+    char *marker = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[0]);
+    *strrchr(marker, '-') = '\0'; /* .pool-TAG-N -> .pool-TAG */
+    CHECK(path_exists(marker));
     char *taken = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[full - 1]);
     CHECK(path_exists(taken));
     int out_read;
@@ -760,6 +765,8 @@ TEST(runtime_cgroups_from_the_pool)
         CHECK(!path_exists(dir));
         free(dir);
     }
+    CHECK(!path_exists(marker));
+    free(marker);
     free(pids);
     free(taken);
     runtime_strv_free(before);
