@@ -261,7 +261,7 @@ struct cgroup_pool {
     unsigned ready[POOL_SIZE];
     int count;              /* ready slots */
     int making;             /* slots being made, counted against POOL_SIZE */
-    int marker_fd;          /* holds the flock on memory/shoal/.pool-TAG */
+    int marker_fd;          /* holds the flock on its marker, shoal/.pool-TAG */
 };
 
 static char *slot_name(const struct cgroup_pool *pool, unsigned serial)
@@ -385,9 +385,9 @@ static void remove_slots(const struct runtime *rt, const char *tag)
 }
 
 /* A pool's owner holds an flock on its marker, the cgroup directory
- * memory/shoal/.pool-TAG, while it runs: a marker that can be locked was
- * left by a daemon that is gone (killed, crashed), with its slots. Returns
- * the marker's tag when `name` is one, else NULL. */
+ * shoal/.pool-TAG (of memory, see marker_parent), while it runs: a marker
+ * that can be locked was left by a daemon that is gone (killed, crashed),
+ * with its slots. Returns the marker's tag when `name` is one, else NULL. */
 static const char *marker_tag(const char *name)
 {
     const char *tag = name + strlen(".pool-");
@@ -396,14 +396,25 @@ static const char *marker_tag(const char *name)
     return marker ? tag : NULL;
 }
 
-/* Removes the pools (slots and marker) of daemons that are gone. */
-static void remove_dead_pools(const struct runtime *rt)
+/* Where markers are: shoal/ of the first controller mounted (memory, unless
+ * the kernel has none, as on Raspberry Pi OS without cgroup_enable=memory). */
+static char *marker_parent(void)
 {
-    DIR *d = opendir(CGROUP_ROOT "/memory/shoal");
+    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
+        if (controller_mounted(v1_controllers[i]))
+            return xasprintf(CGROUP_ROOT "/%s/shoal", v1_controllers[i]);
+    }
+    return NULL;
+}
+
+/* Removes the pools (slots and marker) of daemons that are gone. */
+static void remove_dead_pools(const struct runtime *rt, const char *parent)
+{
+    DIR *d = opendir(parent);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
         const char *tag = marker_tag(e->d_name);
-        char *marker = tag ? xasprintf(CGROUP_ROOT "/memory/shoal/%s", e->d_name) : NULL;
+        char *marker = tag ? xasprintf("%s/%s", parent, e->d_name) : NULL;
         int fd = marker ? open(marker, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
         if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
             remove_slots(rt, tag);
@@ -419,10 +430,10 @@ static void remove_dead_pools(const struct runtime *rt)
 
 /* Makes this daemon's marker, locked (made under another name, then
  * renamed, so that no other daemon sees it unlocked): its fd, or -1. */
-static int make_marker(const char *tag)
+static int make_marker(const char *parent, const char *tag)
 {
-    char *made = xasprintf(CGROUP_ROOT "/memory/shoal/.pool-new-%s", tag);
-    char *marker = xasprintf(CGROUP_ROOT "/memory/shoal/.pool-%s", tag);
+    char *made = xasprintf("%s/.pool-new-%s", parent, tag);
+    char *marker = xasprintf("%s/.pool-%s", parent, tag);
     int fd = -1;
     if (mkdir(made, 0755) == 0 || errno == EEXIST)
         fd = open(made, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -438,7 +449,8 @@ static int make_marker(const char *tag)
 
 void runtime_cgroup_pool_init(struct runtime *rt)
 {
-    if (rt->cgroup_mode == CGROUP_V2 || !controller_mounted("memory"))
+    char *parent = rt->cgroup_mode == CGROUP_V2 ? NULL : marker_parent();
+    if (parent == NULL)
         return;
     char tag[9];
     uint32_t hash = 2166136261u; /* FNV-1a */
@@ -446,12 +458,11 @@ void runtime_cgroup_pool_init(struct runtime *rt)
         hash = (hash ^ (unsigned char)*c) * 16777619u;
     snprintf(tag, sizeof(tag), "%08" PRIx32, hash);
     /* shoal/ itself: made with the first container's cgroups otherwise */
-    char *parent = xasprintf(CGROUP_ROOT "/memory/shoal");
     bool ready = mkdir_p(parent, 0755, NULL) == 0;
-    free(parent);
     if (ready)
-        remove_dead_pools(rt);
-    int fd = ready ? make_marker(tag) : -1;
+        remove_dead_pools(rt, parent);
+    int fd = ready ? make_marker(parent, tag) : -1;
+    free(parent);
     if (fd < 0)
         return; /* not allowed here, or another daemon has the same bundles */
     struct cgroup_pool *pool = xcalloc(1, sizeof(*pool));
@@ -485,9 +496,12 @@ void runtime_cgroup_pool_free(struct runtime *rt)
         runtime_cgroup_remove(rt, name, NULL);
         free(name);
     }
-    char *marker = xasprintf(CGROUP_ROOT "/memory/shoal/.pool-%s", pool->tag);
-    rmdir(marker);
+    char *parent = marker_parent();
+    char *marker = parent ? xasprintf("%s/.pool-%s", parent, pool->tag) : NULL;
+    if (marker)
+        rmdir(marker);
     free(marker);
+    free(parent);
     close(pool->marker_fd);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
