@@ -61,6 +61,8 @@ struct runtime {
      * read-only recursively (crun's "rro"), submounts included. Without it,
      * a readonly bind of a tree with submounts is refused. */
     bool recursive_ro;
+    /* v1/hybrid: cgroups made ahead (runtime_cgroup.c), or NULL. */
+    struct cgroup_pool *cgroup_pool;
 };
 
 /* Fills `rt` (copies the strings), creates directories, detects the cgroup

@@ -778,6 +778,67 @@ TEST(runtime_run_in_one_call_from_threads)
     teardown(&fx);
 }
 
+static size_t strv_len(char **v)
+{
+    size_t n = 0;
+    while (v[n] != NULL)
+        n++;
+    return n;
+}
+
+/* v1: a pool a killed daemon left is removed at start; a container's
+ * cgroups are a slot of the pool renamed (then given the spec's limits); the
+ * delete makes a new slot; runtime_free removes the slots and the marker. */
+TEST(runtime_cgroups_from_the_pool)
+{
+    if (!can_run_containers() || access("/sys/fs/cgroup/memory/shoal", F_OK) != 0)
+        return; /* v2, or v1 not used yet */
+    /* a pool left by a daemon that was killed: marker unlocked, a slot */
+    const char *dead_marker = "/sys/fs/cgroup/memory/shoal/.pool-0dead0ff";
+    const char *dead_slot = "/sys/fs/cgroup/cpu/shoal/.pool-0dead0ff-7";
+    CHECK(mkdir(dead_marker, 0755) == 0 && mkdir(dead_slot, 0755) == 0);
+    struct fixture fx;
+    setup(&fx);
+    CHECK(!path_exists(dead_marker) && !path_exists(dead_slot));
+    char **before = runtime_cgroup_pool_slots(&fx.rt);
+    size_t full = strv_len(before);
+    CHECK(full > 0);
+    char *marker = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[0]);
+    *strrchr(marker, '-') = '\0'; /* .pool-TAG-N -> .pool-TAG */
+    CHECK(path_exists(marker));
+    char *taken = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[full - 1]);
+    CHECK(path_exists(taken));
+    int out_read;
+    pid_t pid = run_io_ok(&fx, "pool1", "{\"args\":[\"echo\",\"hi\"], \"limits\":{\"pids\":64}}",
+                          &out_read);
+    char **during = runtime_cgroup_pool_slots(&fx.rt);
+    CHECK(strv_len(during) == full - 1);
+    CHECK(!path_exists(taken));
+    char *pids = read_text("/sys/fs/cgroup/pids/shoal/pool1/pids.max");
+    CHECK_STR(pids, "64\n");
+    char out[64];
+    read_all(out_read, out, sizeof(out));
+    CHECK_STR(out, "hi\n");
+    CHECK(WIFEXITED(wait_status(pid)));
+    delete_ok(&fx, "pool1");
+    check_nothing_left(&fx, "pool1");
+    char **after = runtime_cgroup_pool_slots(&fx.rt);
+    CHECK(strv_len(after) == full);
+    teardown(&fx);
+    for (size_t i = 0; after[i] != NULL; i++) {
+        char *dir = xasprintf("/sys/fs/cgroup/memory/shoal/%s", after[i]);
+        CHECK(!path_exists(dir));
+        free(dir);
+    }
+    CHECK(!path_exists(marker));
+    free(marker);
+    free(pids);
+    free(taken);
+    runtime_strv_free(before);
+    runtime_strv_free(during);
+    runtime_strv_free(after);
+}
+
 /* ---- config.json, no crun needed -------------------------------------- */
 
 static json_t *config_for(enum cgroup_mode mode, const char *spec_text)
