@@ -1,6 +1,6 @@
 #!/bin/bash
 # Time from `service create --replicas N busybox sleep 1000` to N tasks running (as the CLI's
-# `service ls` reports, polled every 50 ms), for each N in $CONVERGE_NS and each networking mode
+# `service ls` reports, polled every $POLL_S), for each N in $CONVERGE_NS and each networking mode
 # in $CONVERGE_MODES: `host` (--network host: no per-task network) and `net` (a user network the
 # bench creates: a network namespace, a veth and an address per task). Sides: the runtime-only
 # floor, shoal and Docker Swarm (Swarm in host mode only: it has no overlay without its own
@@ -14,6 +14,8 @@
 # runs). In `net` mode each start first makes what shoal makes per task, with the same two `ip
 # -batch` calls: a network namespace, a veth on a bridge, the address, loopback, the route (in
 # shoal's network namespace, beside its bridges).
+# Also the CPU time: the floor's processes', and shoal's daemon with the children it reaped
+# (crun, ip, nft), from the create to the last poll: what the load of a shared machine moves less.
 # Usage: bench/converge.sh   (env: CONVERGE_NS="20 100", CONVERGE_MODES="host net",
 # TIMEOUT=300, SIDES="shoal docker", FLOOR_PARALLEL=16, POLL_S=0.02: `service ls` every 20 ms)
 source "$(dirname "$0")/lib.sh"
@@ -29,15 +31,21 @@ in_stack() { nsenter --net="/proc/$(ns_init "$SH")/ns/net" "$@"; }
 
 network_of() { case $1 in host) echo host ;; net) echo "$NET" ;; esac; }
 
-# converge SIDE NAME N MODE: create the service, wait for N running, print the seconds.
+# cpu_ms PID: CPU time of the process and of its children it has reaped (crun, ip, nft), in ms.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15 + $16 + $17) * 1000 / hz }' "/proc/$1/stat"; }
+
+# converge SIDE NAME N MODE: create the service, wait for N running; prints the seconds, and for
+# shoal the daemon's CPU meanwhile in ms (its own and its children's), else "-".
 converge() {
-    local side=$1 name=$2 n=$3 mode=$4 t0 t1 out
+    local side=$1 name=$2 n=$3 mode=$4 t0 t1 out pid="" c0=0 cpu=-
+    [ "$side" = shoal ] && pid=$(pgrep -P "$(ns_init "$SH")" -x shoal | head -1) && c0=$(cpu_ms "$pid")
     t0=$(now)
     out=$(cli "$side" service create -d --name "$name" --replicas "$n" --network "$(network_of "$mode")" \
         "$IMAGE" sleep 1000 2>&1) || { echo "$out" >&2; return 1; }
     wait_replicas "$side" "$name" "$n" "${TIMEOUT:-300}"
     t1=$(now)
-    calc "$t1 - $t0"
+    [ -z "$pid" ] || cpu=$(($(cpu_ms "$pid") - c0))
+    echo "$(calc "$t1 - $t0") $cpu"
 }
 
 # remove SIDE NAME: the service, and wait until its containers are gone.
@@ -141,27 +149,32 @@ floor_check() {
     local running
     running=$(crun --root="$FL/crun" list 2>/dev/null | awk '$1 ~ /^floor/ && $3 == "running"' | wc -l)
     [ "$running" -eq "$2" ] || { echo "floor: $running of $2 running" >&2; return 1; }
-    [ "$1" != net ] || ip -n floor1 -4 addr show eth0 | grep -q 'inet 10\.199\.0\.' ||
+    # (2>/dev/null: ip complains of every stale file in /run/netns while naming the peer's netns)
+    [ "$1" != net ] || ip -n floor1 -4 addr show eth0 2>/dev/null | grep -q 'inet 10\.199\.0\.' ||
         { echo "floor: floor1 has no address" >&2; return 1; }
 }
 
-# floor MODE N: seconds to start N prepared bundles.
+# floor MODE N: seconds to start N prepared bundles, and their CPU time in ms (xargs and what it
+# waited for: the ip and crun processes).
 floor() {
-    local mode=$1 n=$2 t0 t1 rc=0
+    local mode=$1 n=$2 t0 t1 rc=0 cpu TIMEFORMAT='%U %S'
     floor_bundles "$mode" "$n"
+    rm -f "$FL/failed"
     t0=$(now)
-    seq "$n" | in_stack xargs -P "$FLOOR_PARALLEL" -I{} "$FL/start1.sh" "$FL" "$mode" {} || rc=1
+    cpu=$({ time (seq "$n" | in_stack xargs -P "$FLOOR_PARALLEL" -I{} "$FL/start1.sh" "$FL" "$mode" {} \
+        2>"$FL/err" || touch "$FL/failed"); } 2>&1)
     t1=$(now)
+    [ ! -e "$FL/failed" ] || { cat "$FL/err" >&2; rc=1; }
     floor_check "$mode" "$n" || rc=1
     floor_clean "$n"
     [ $rc -eq 0 ] || { echo "floor: a start failed ($mode, N=$n)" >&2; return 1; }
-    calc "$t1 - $t0"
+    echo "$(calc "$t1 - $t0") $(awk "BEGIN { printf \"%d\", (${cpu% *} + ${cpu#* }) * 1000 }")"
 }
 
 floor_cleanup_all() { rm -rf "$FL"; }   # the bridge goes with shoal's network namespace
 
 measure() {
-    local side=$1 n mode s f
+    local side=$1 n mode s sc f="" fc
     trap 'floor_cleanup_all' RETURN
     for mode in $MODES; do
         [ "$side" = docker ] && [ "$mode" != host ] && continue
@@ -172,12 +185,14 @@ measure() {
         fi
         for n in $NS; do
             if [ "$side" = shoal ]; then
-                f=$(floor "$mode" "$n")
+                read -r f fc < <(floor "$mode" "$n")
                 echo "floor_${mode}_$n $f"
+                echo "floorcpu_${mode}_$n $fc"
             fi
-            s=$(converge "$side" "conv$n" "$n" "$mode")
+            read -r s sc < <(converge "$side" "conv$n" "$n" "$mode")
             echo "converge_${mode}_$n $s"
-            log "$side: $mode N=$n converged in $s s${f:+ (floor $f s)}"
+            echo "cpu_${mode}_$n $sc"
+            log "$side: $mode N=$n converged in $s s, CPU $sc ms${f:+ (floor $f s, CPU $fc ms)}"
             remove "$side" "conv$n"
         done
     done
@@ -190,6 +205,9 @@ for mode in $MODES; do
         [ "$mode" = host ] || d=-
         printf 'converge %-4s N=%-4s floor %7s s  shoal %7s s  swarm %7s s  shoal/floor %5s  shoal/swarm %s\n' \
             "$mode" "$n" "$f" "$s" "$d" "$(ratio "$s" "$f")" "$(ratio "$s" "$d")"
+        f=$(fig shoal "floorcpu_${mode}_$n"); s=$(fig shoal "cpu_${mode}_$n")
+        printf '         %-4s N=%-4s CPU: floor %7s ms  shoal daemon %7s ms  shoal/floor %5s\n' \
+            "$mode" "$n" "$f" "$s" "$(ratio "$s" "$f")"
     done
 done
 exit $FAILED
