@@ -174,7 +174,7 @@ floor() {
 floor_cleanup_all() { rm -rf "$FL"; }   # the bridge goes with shoal's network namespace
 
 measure() {
-    local side=$1 n mode s sc f="" fc
+    local side=$1 n mode s sc f="" fc out
     trap 'floor_cleanup_all' RETURN
     for mode in $MODES; do
         [ "$side" = docker ] && [ "$mode" != host ] && continue
@@ -185,11 +185,13 @@ measure() {
         fi
         for n in $NS; do
             if [ "$side" = shoal ]; then
-                read -r f fc < <(floor "$mode" "$n")
+                out=$(floor "$mode" "$n")   # (a failure stops the side: set -e)
+                read -r f fc <<<"$out"
                 echo "floor_${mode}_$n $f"
                 echo "floorcpu_${mode}_$n $fc"
             fi
-            read -r s sc < <(converge "$side" "conv$n" "$n" "$mode")
+            out=$(converge "$side" "conv$n" "$n" "$mode")
+            read -r s sc <<<"$out"
             echo "converge_${mode}_$n $s"
             echo "cpu_${mode}_$n $sc"
             log "$side: $mode N=$n converged in $s s, CPU $sc ms${f:+ (floor $f s, CPU $fc ms)}"
