@@ -252,7 +252,7 @@ static void session_here(struct shoal *sh, struct http_req *req, const char *id,
 
 /* One request of a session (input, resize, inspect) sent to its node:
  * `done` gets the node's answer, or status -1 and why not (its arg NULL
- * once the caller left). */
+ * once the caller left: node_call_abandon). */
 struct node_call {
     struct shoal *sh;
     const char *method;
@@ -260,8 +260,7 @@ struct node_call {
     char *body;
     size_t len;
     http_acb done;
-    void *arg;
-    bool abandoned; /* the caller no longer waits: not sent when not yet */
+    void *arg; /* NULL: the caller no longer waits, not sent when not yet */
 };
 
 static void node_call_done(void *arg, int status, const char *body, size_t len,
@@ -277,7 +276,7 @@ static void node_call_done(void *arg, int status, const char *body, size_t len,
 static void node_call_connected(void *arg, int fd, const char *errmsg)
 {
     struct node_call *x = arg;
-    if (fd < 0 || x->abandoned) {
+    if (fd < 0 || x->arg == NULL) {
         if (fd >= 0)
             close(fd);
         node_call_done(x, -1, NULL, 0, errmsg ? errmsg : "gone");
@@ -288,7 +287,8 @@ static void node_call_connected(void *arg, int fd, const char *errmsg)
 }
 
 /* A call of `method path` with a copy of data[len]; `path` passes to the
- * call. node_call_send sends it; it is freed after `done` ran. */
+ * call; `arg` is not NULL. node_call_send sends it; it is freed after `done`
+ * ran. */
 static struct node_call *node_call_new(struct shoal *sh, const char *method, char *path,
                                        const char *data, size_t len, http_acb done, void *arg)
 {
@@ -308,6 +308,12 @@ static struct node_call *node_call_new(struct shoal *sh, const char *method, cha
 static void node_call_send(struct node_call *x, const char *addr)
 {
     clusternet_connect(x->sh, addr, node_call_connected, x);
+}
+
+/* The caller no longer waits: `done` gets a NULL arg. */
+static void node_call_abandon(struct node_call *x)
+{
+    x->arg = NULL;
 }
 
 /* The node's answer to the client's request (arg), unless it left. */
@@ -331,9 +337,7 @@ static void session_relay_done(void *arg, int status, const char *body, size_t l
 /* The client left: the node's answer is dropped when it comes. */
 static void session_relay_aborted(struct http_req *req)
 {
-    struct node_call *x = req->data;
-    x->arg = NULL;
-    x->abandoned = true;
+    node_call_abandon(req->data);
 }
 
 static void session_on_node(struct shoal *sh, struct http_req *req, const char *addr,

@@ -18,17 +18,14 @@ static struct lazy_lib libcurl = LAZY_LIB("libcurl.so.4");
 
 #define CURL_FN(name) LAZY_FN(&libcurl, name)
 
-CURLcode curl_global_init(long flags)
-{
-    CURL_FN(curl_global_init);
-    return fn ? fn(flags) : CURLE_FAILED_INIT;
-}
-
 /* Once per process, whichever thread makes the first handle: curl_global_init
- * is not thread-safe in every libcurl build. */
+ * is not thread-safe in every libcurl build. Not forwarded: shoal has no
+ * other call of it, and one would not link. */
 static void global_init_once(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURL_FN(curl_global_init);
+    if (fn)
+        fn(CURL_GLOBAL_DEFAULT);
 }
 
 static void global_init(void)

@@ -279,6 +279,23 @@ def test_logs_of_a_run_container(daemon):
         follower.kill()
 
 
+def test_logs_of_containers_writing_at_once_stay_apart(daemon):
+    """Two containers writing more than a read's buffer at the same time (the agent reads every
+    container's output into one buffer): each log holds its own lines, whole and in order."""
+    d = daemon
+    script = "for i in $(seq 4000); do echo %s-$i; done; sleep 1000"
+    for name in ("lga", "lgb"):
+        d.cli("run", "-d", "--name", name, "busybox", "sh", "-c", script % name)
+    try:
+        for name in ("lga", "lgb"):
+            want = ["%s-%d" % (name, i) for i in range(1, 4001)]
+            wait_until(lambda: len(d.cli("logs", name).stdout.splitlines()) >= 4000,
+                       msg=lambda: d.cli("logs", "--tail", "1", name))
+            assert d.cli("logs", name).stdout.splitlines() == want
+    finally:
+        d.cli("rm", "-f", "lga", "lgb", check=False)
+
+
 def test_run_it_over_an_upgraded_connection(daemon):
     """`run -i -t` as Docker's attach: 101, then the terminal's raw bytes both ways."""
     import json
