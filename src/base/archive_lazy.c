@@ -61,6 +61,8 @@ mode_t archive_entry_filetype(struct archive_entry *a0)
 
 void archive_entry_free(struct archive_entry *a0)
 {
+    if (a0 == NULL)
+        return; /* as libarchive: nothing to free, and nothing loaded for it */
     ARCHIVE_FN(archive_entry_free);
     if (fn)
         fn(a0);
@@ -195,6 +197,8 @@ int archive_read_disk_set_symlink_physical(struct archive *a0)
 
 int archive_read_free(struct archive *a0)
 {
+    if (a0 == NULL)
+        return ARCHIVE_OK; /* as libarchive, without loading it unheld */
     ARCHIVE_FN(archive_read_free);
     return freed(fn ? fn(a0) : ARCHIVE_FATAL, a0);
 }
@@ -317,6 +321,8 @@ int archive_write_finish_entry(struct archive *a0)
 
 int archive_write_free(struct archive *a0)
 {
+    if (a0 == NULL)
+        return ARCHIVE_OK; /* as libarchive, without loading it unheld */
     ARCHIVE_FN(archive_write_free);
     return freed(fn ? fn(a0) : ARCHIVE_FATAL, a0);
 }
