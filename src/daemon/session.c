@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "base/log.h"
@@ -30,6 +31,11 @@ struct session {
     json_t *secret_data; /* {id: base64} of our tasks' secrets and configs: memory only */
     char mesh_tag[40]; /* the leader's name for that mesh: sent back, it is not sent again */
     size_t target;    /* index in managers */
+    /* The connection of the last heartbeat, kept for the next one (no TLS
+     * handshake a heartbeat), -1 when none; conn_to: its manager. */
+    int conn;
+    char conn_to[128];
+    bool reused;      /* the heartbeat in flight went on the kept connection */
     char *renew_key; /* key of a certificate being renewed for a new role */
     char *renew_csr;
     bool busy;
@@ -237,8 +243,16 @@ static void apply_answer(struct session *s, json_t *answer)
                 json_string_value(json_object_get(answer, "cert")), answer);
 }
 
+static void drop_connection(struct session *s)
+{
+    if (s->conn >= 0)
+        close(s->conn);
+    s->conn = -1;
+}
+
 static void session_free(struct session *s)
 {
+    drop_connection(s);
     free(s->renew_key);
     free(s->renew_csr);
     json_decref(s->pending);
@@ -253,6 +267,24 @@ static void session_free(struct session *s)
     free(s);
 }
 
+static void on_connected(void *arg, int fd, const char *errmsg);
+
+/* A kept connection the manager closed meanwhile (its idle timeout, a
+ * restart) fails the heartbeat sent on it: the heartbeat goes again at
+ * once, on a new connection. */
+static bool retry_on_new_connection(struct session *s, int status)
+{
+    const char *target = json_string_value(json_array_get(s->managers, s->target));
+    if (!s->reused || status >= 0 || target == NULL)
+        return false;
+    s->reused = false;
+    s->busy = true;
+    drop_connection(s);
+    snprintf(s->conn_to, sizeof(s->conn_to), "%s", target);
+    clusternet_connect(s->sh, target, on_connected, s);
+    return true;
+}
+
 static void on_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
 {
     struct session *s = arg;
@@ -262,6 +294,8 @@ static void on_answer(void *arg, int status, const char *body, size_t len, const
             session_free(s);
         return;
     }
+    if (retry_on_new_connection(s, status))
+        return;
     json_t *answer = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
     if (answer == NULL) {
         if (s->failures++ % 20 == 0)
@@ -301,7 +335,7 @@ static void on_connected(void *arg, int fd, const char *errmsg)
     json_decref(body);
     /* a manager that stopped answering (paused, cut off) is left in time
      * for the next one to hear from this node before it is declared down */
-    struct http_aopts opts = {.timeout_ms = NODE_DOWN_MS - HEARTBEAT_MS};
+    struct http_aopts opts = {.timeout_ms = NODE_DOWN_MS - HEARTBEAT_MS, .keep_fd = &s->conn};
     http_arequest_opts(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
                        strlen(text), -1, &opts, on_answer, s);
     free(text);
@@ -315,6 +349,7 @@ static void heartbeat(uv_timer_t *t)
         return;
     if (s->sh->cluster && cluster_is_leader(s->sh->cluster)) {
         /* the leader reports to itself directly; queued reports go in now */
+        drop_connection(s);
         size_t i;
         json_t *r;
         json_array_foreach(s->pending, i, r)
@@ -329,6 +364,16 @@ static void heartbeat(uv_timer_t *t)
     json_decref(s->inflight);
     s->inflight = s->pending;
     s->pending = json_array();
+    if (s->conn >= 0 && strcmp(s->conn_to, target) == 0) {
+        int fd = s->conn;
+        s->conn = -1; /* the request takes it */
+        s->reused = true;
+        on_connected(s, fd, NULL);
+        return;
+    }
+    drop_connection(s); /* to a manager no longer the target */
+    s->reused = false;
+    snprintf(s->conn_to, sizeof(s->conn_to), "%s", target);
     clusternet_connect(s->sh, target, on_connected, s);
 }
 
@@ -336,6 +381,7 @@ struct session *session_start(struct shoal *sh, json_t *managers)
 {
     struct session *s = xcalloc(1, sizeof(*s));
     s->sh = sh;
+    s->conn = -1;
     s->pending = json_array();
     s->inflight = json_array();
     s->images = json_object();
