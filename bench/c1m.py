@@ -6,9 +6,10 @@ daemon (`swarm init`, the leader), imports busybox and drains the leader (so no 
 then simulates NODES nodes in AGENT_PROCS processes: each node joins through the real API
 (POST /v1/cluster/join on the cluster port: the join secret, a CSR, its node record; it gets a
 certificate signed by the swarm's CA) and then keeps a real session: a heartbeat over mutual TLS
-(POST /v1/cluster/session with its certificate, a new connection each time, as
-src/daemon/session.c does) at the interval the leader asks for (`heartbeat_ms` in the answer,
-500 ms if it names none), sending back the mesh tag it was given. Nothing runs on the simulated
+(POST /v1/cluster/session with its certificate, on the connection kept from the last one, as
+src/daemon/session.c does; --new-connections: a new one each time) at the interval the leader
+asks for (`heartbeat_ms` in the answer, 500 ms if it names none), sending back the mesh tag and
+the task list's tag it was given (then only the changes to its tasks come). Nothing runs on the simulated
 nodes; with --report they report each newly assigned task `running` in their next heartbeat, as
 a real agent would (one Raft entry per task).
 
@@ -162,6 +163,7 @@ class Node:
         self.ctx = None
         self.conn = None  # (reader, writer) kept from the last heartbeat
         self.mesh_tag = ""
+        self.tasks_tag = ""
         self.tasks = set()
         self.unreported = []
         self.interval_ms = 500
@@ -216,7 +218,7 @@ class Agents:
             body = {"reports": [{"id": t, "fields": {"state": "running", "state_at": int(time.time() * 1000)}}
                                 for t in reports],
                     "metrics": {"at": int(time.time() * 1000), "cpu_percent": 1.0, "load1": 0.1},
-                    "mesh_tag": n.mesh_tag, "secret_ids": []}
+                    "mesh_tag": n.mesh_tag, "tasks_tag": n.tasks_tag, "secret_ids": []}
             status, ans = await self.session_post(n, body)
             if status == 200 and isinstance(ans, dict):
                 self.stats["hb_ok"] += 1
@@ -226,7 +228,8 @@ class Agents:
                     n.mesh_tag = ans["mesh_tag"]
                 n.interval_ms = int(ans.get("heartbeat_ms") or 500)
                 self.stats["interval_ms"] = n.interval_ms
-                for t in ans.get("tasks") or []:
+                n.tasks_tag = ans.get("tasks_tag") or ""  # then only changes come (task_changes)
+                for t in ans.get("tasks") or (ans.get("task_changes") or {}).get("changed") or []:
                     tid = t.get("id")
                     if tid and tid not in n.tasks:
                         n.tasks.add(tid)

@@ -520,6 +520,27 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
     return query_rows(s->db, sql, params);
 }
 
+void store_each_where(struct store *s, const char *table, const char *column, const char *value,
+                      store_row_cb fn, void *arg)
+{
+    const struct table_def *t = table_lookup(table);
+    if (t == NULL || !table_has_key(t, column))
+        return;
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT id, data FROM %s WHERE %s = ? ORDER BY id", table, column);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, value, -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *data = (const char *)sqlite3_column_text(st, 1);
+        if (id && data)
+            fn(arg, id, data, (size_t)sqlite3_column_bytes(st, 1));
+    }
+    sqlite3_finalize(st);
+}
+
 json_t *store_list_where_field(struct store *s, const char *table, const char *column,
                               const char *value, const char *field, const char *field_value)
 {

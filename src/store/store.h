@@ -60,6 +60,11 @@ json_t *store_get(struct store *s, const char *table, const char *id);
 json_t *store_list(struct store *s, const char *table, const char *order_by);
 /* Rows where a generated key column equals a value (column in the table's list). */
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value);
+/* The rows of store_list_where (ordered by id), unparsed: fn(arg, id, the
+ * JSON text, its length) for each, the text valid during the call only. */
+typedef void (*store_row_cb)(void *arg, const char *id, const char *data, size_t len);
+void store_each_where(struct store *s, const char *table, const char *column, const char *value,
+                      store_row_cb fn, void *arg);
 /* store_list_where, of the rows whose object's top-level `field` (a name
  * of lower-case letters and _) is the string field_value: SQLite checks it,
  * so the rows left out are never parsed into jansson. */
