@@ -26,6 +26,7 @@ struct pass {
     /* ids of the tasks this pass puts: their put op holds the task object
      * itself, so it carries the changes made to them later in the pass */
     json_t *created;
+    json_t *images; /* {image reference: the image it resolves to}, once a pass (pass_image) */
     struct sched_load *load; /* of `tasks`, kept current; NULL until the first placement */
     json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
@@ -253,6 +254,19 @@ static void count_restart(struct pass *p, json_t *svc, json_t *previous, json_t 
 
 /* Returns the new task (owned by p->tasks); `previous` is the slot's last
  * task or NULL. */
+/* image_resolve (two store reads) once a pass per reference found: the
+ * tasks a pass creates for a service share the image. */
+static json_t *pass_image(struct pass *p, const char *ref, struct serr *err)
+{
+    json_t *image = ref ? json_object_get(p->images, ref) : NULL;
+    if (image)
+        return json_incref(image);
+    image = image_resolve(p->st, ref, err);
+    if (image && ref)
+        json_object_set(p->images, ref, image);
+    return image;
+}
+
 static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *previous)
 {
     json_t *spec = service_spec(svc);
@@ -280,7 +294,7 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
         json_object_set(task, "reserved_memory", memory);
     count_restart(p, svc, previous, task);
     struct serr err = {0};
-    json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);
+    json_t *image = pass_image(p, jstr(spec, "image"), &err);
     if (image) {
         json_object_set_new(task, "container", task_container_spec(spec, image));
         expand_hostname(svc, task);
@@ -882,7 +896,8 @@ json_int_t orchestrator_history_limit(struct store *st)
 
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 {
-    struct pass p = {.st = st, .ops = json_array(), .created = json_object(), .now = now};
+    struct pass p = {.st = st, .ops = json_array(), .created = json_object(),
+                     .images = json_object(), .now = now};
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
     p.tasks = jobs_pass_tasks(st); /* the job history left out */
@@ -896,6 +911,7 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     json_decref(services);
     json_decref(p.job_cores);
     json_decref(p.created);
+    json_decref(p.images);
     sched_load_free(p.load);
     json_decref(p.tasks);
     json_decref(p.nodes);
