@@ -595,7 +595,10 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
         nfinal++;
     if (!param_list(live, sizeof(live), nfinal + 1, job_live))
         snprintf(live, sizeof(live), "NULL");
-    char *sql = xasprintf("SELECT data FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
+    char *sql = xasprintf("SELECT CASE WHEN json_type(data, '$.container') IS NULL THEN data"
+                          " ELSE json_set(data, '$.container', json_object('image_id',"
+                          " json_extract(data, '$.container.image_id'))) END"
+                          " FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
                           " OR IFNULL(json_extract(data, '$.state'), '') NOT IN (%s)"
                           " OR json_extract(data, '$.job_id') IN"
                           " (SELECT id FROM jobs WHERE state IN (%s)) ORDER BY id",

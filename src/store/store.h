@@ -79,7 +79,10 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
 /* Every task but the ended ones of ended jobs (a job's task has `job_id`;
  * ended: its state is one of `task_final`, its job's state none of
  * `job_live`, or the job is gone), by id: what an orchestrator pass reads,
- * so that its cost does not grow with the job history. At most 16 of each. */
+ * so that its cost does not grow with the job history. At most 16 of each.
+ * A task's "container" (the spec its node runs, the bulk of its JSON) comes
+ * as {"image_id"} only: SQLite cuts it, jansson never parses the rest (a
+ * pass writes back only the fields it changes, and new tasks whole). */
 json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
                                   const char *const *job_live);
 /* Rows where a generated key column is one of `values` (NULL terminated,
