@@ -36,6 +36,7 @@ struct dispatcher {
     uv_timer_t timer;
     struct seen *seen;
     size_t nseen;
+    json_t *seen_at; /* {node id: index in seen}: no scan of seen per node */
     int64_t heartbeat_ms; /* asked of the nodes now: dispatcher_heartbeat_ms */
     struct stats *stats; /* node metrics sent with heartbeats */
     bool was_leader;
@@ -71,9 +72,10 @@ static struct cluster *cluster_of(struct dispatcher *d)
 
 static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
 {
-    for (size_t i = 0; i < d->nseen; i++)
-        if (strcmp(d->seen[i].node_id, node_id) == 0)
-            return &d->seen[i];
+    json_t *at = json_object_get(d->seen_at, node_id);
+    if (at)
+        return &d->seen[json_integer_value(at)];
+    json_object_set_new(d->seen_at, node_id, json_integer((json_int_t)d->nseen));
     d->seen = xrealloc(d->seen, (d->nseen + 1) * sizeof(*d->seen));
     struct seen *s = &d->seen[d->nseen++];
     snprintf(s->node_id, sizeof(s->node_id), "%s", node_id);
@@ -252,6 +254,7 @@ struct dispatcher *dispatcher_start(const struct dispatcher_host *host)
     struct dispatcher *d = xcalloc(1, sizeof(*d));
     d->host = *host;
     d->stats = stats_new();
+    d->seen_at = json_object();
     d->heartbeat_ms = HEARTBEAT_MS;
     random_hex(d->tag_prefix, 8);
     uv_timer_init(host->loop, &d->timer);
@@ -267,6 +270,7 @@ static void dispatcher_free_when_idle(struct dispatcher *d)
     for (size_t i = 0; i < d->nseen; i++)
         forget_sent(d->seen[i].sent, d->seen[i].nsent);
     free(d->seen);
+    json_decref(d->seen_at);
     json_decref(d->mesh);
     json_decref(d->nodes);
     json_decref(d->managers);
