@@ -85,6 +85,10 @@ static const char schema_additions[] =
     "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
     "CREATE TABLE IF NOT EXISTS metrics_history (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    /* a service's running tasks (the mesh's endpoints, at each store
+     * version) without a json_extract of every task of the service */
+    "CREATE INDEX IF NOT EXISTS tasks_service_state ON tasks(service_id,"
+    "  json_extract(data, '$.state'));"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";
