@@ -6,9 +6,10 @@ daemon (`swarm init`, the leader), imports busybox and drains the leader (so no 
 then simulates NODES nodes in AGENT_PROCS processes: each node joins through the real API
 (POST /v1/cluster/join on the cluster port: the join secret, a CSR, its node record; it gets a
 certificate signed by the swarm's CA) and then keeps a real session: a heartbeat over mutual TLS
-(POST /v1/cluster/session with its certificate, a new connection each time, as
-src/daemon/session.c does) at the interval the leader asks for (`heartbeat_ms` in the answer,
-500 ms if it names none), sending back the mesh tag it was given. Nothing runs on the simulated
+(POST /v1/cluster/session with its certificate, on the connection kept from the last one, as
+src/daemon/session.c does; --new-connections: a new one each time) at the interval the leader
+asks for (`heartbeat_ms` in the answer, 500 ms if it names none), sending back the mesh tag and
+the task list's tag it was given (then only the changes to its tasks come). Nothing runs on the simulated
 nodes; with --report they report each newly assigned task `running` in their next heartbeat, as
 a real agent would (one Raft entry per task).
 
@@ -56,8 +57,8 @@ def fig(key, value):
 # ---------------------------------------------------------------- the manager
 
 class Manager:
-    def __init__(self, shoal, work):
-        self.shoal, self.work = shoal, work
+    def __init__(self, shoal, work, max_conns):
+        self.shoal, self.work, self.max_conns = shoal, work, max_conns
         self.sock = os.path.join(work, "shoal.sock")
         self.proc = None
 
@@ -66,7 +67,8 @@ class Manager:
         os.makedirs(os.path.join(self.work, "run"))
         self.log = open(os.path.join(self.work, "daemon.log"), "w")
         self.proc = subprocess.Popen([self.shoal, "daemon", "--state-dir", os.path.join(self.work, "state"),
-                                      "--socket", self.sock, "--run-dir", os.path.join(self.work, "run")],
+                                      "--socket", self.sock, "--run-dir", os.path.join(self.work, "run"),
+                                      "--max-connections", str(self.max_conns)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(300):
             if os.path.exists(self.sock):
@@ -122,25 +124,35 @@ def csr_pem(key, node_id):
         .public_bytes(serialization.Encoding.PEM).decode()
 
 
+async def http_exchange(r, w, host, path, body, timeout, close):
+    """POST JSON on a connected stream; returns (status, parsed JSON or None, whether the server
+    keeps the connection)."""
+    data = json.dumps(body).encode()
+    w.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n%s\r\n" % (path.encode(), host.encode(), len(data),
+                                                 b"Connection: close\r\n" if close else b"") + data)
+    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
+    status = int(head.split(b" ", 2)[1])
+    length, keeps = None, not close
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+        if k.strip().lower() == b"connection" and v.strip().lower() == b"close":
+            keeps = False
+    raw = await asyncio.wait_for(r.readexactly(length) if length is not None else r.read(), timeout)
+    try:
+        return status, json.loads(raw) if raw else None, keeps and length is not None
+    except ValueError:
+        return status, None, keeps and length is not None
+
+
 async def http_post(host, port, ctx, path, body, timeout):
     """POST JSON over a new TLS connection; returns (status, parsed JSON or None)."""
     r, w = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx), timeout)
     try:
-        data = json.dumps(body).encode()
-        w.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (path.encode(), host.encode(), len(data)) + data)
-        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
-        status = int(head.split(b" ", 2)[1])
-        length = None
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
-        raw = await asyncio.wait_for(r.readexactly(length) if length is not None else r.read(), timeout)
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, None
+        status, ans, _ = await http_exchange(r, w, host, path, body, timeout, True)
+        return status, ans
     finally:
         w.close()
 
@@ -149,7 +161,9 @@ class Node:
     def __init__(self, idx, node_id):
         self.idx, self.id = idx, node_id
         self.ctx = None
+        self.conn = None  # (reader, writer) kept from the last heartbeat
         self.mesh_tag = ""
+        self.tasks_tag = ""
         self.tasks = set()
         self.unreported = []
         self.interval_ms = 500
@@ -204,11 +218,8 @@ class Agents:
             body = {"reports": [{"id": t, "fields": {"state": "running", "state_at": int(time.time() * 1000)}}
                                 for t in reports],
                     "metrics": {"at": int(time.time() * 1000), "cpu_percent": 1.0, "load1": 0.1},
-                    "mesh_tag": n.mesh_tag, "secret_ids": []}
-            try:
-                status, ans = await http_post(self.a.host, self.a.port, n.ctx, "/v1/cluster/session", body, 2.5)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as e:
-                status, ans = -1, repr(e)
+                    "mesh_tag": n.mesh_tag, "tasks_tag": n.tasks_tag, "secret_ids": []}
+            status, ans = await self.session_post(n, body)
             if status == 200 and isinstance(ans, dict):
                 self.stats["hb_ok"] += 1
                 self.stats["reported"] += len(reports)
@@ -217,7 +228,8 @@ class Agents:
                     n.mesh_tag = ans["mesh_tag"]
                 n.interval_ms = int(ans.get("heartbeat_ms") or 500)
                 self.stats["interval_ms"] = n.interval_ms
-                for t in ans.get("tasks") or []:
+                n.tasks_tag = ans.get("tasks_tag") or ""  # then only changes come (task_changes)
+                for t in ans.get("tasks") or (ans.get("task_changes") or {}).get("changed") or []:
                     tid = t.get("id")
                     if tid and tid not in n.tasks:
                         n.tasks.add(tid)
@@ -230,6 +242,26 @@ class Agents:
                 self.stats["hb_fail"] += 1
                 n.unreported = reports + n.unreported
             await asyncio.sleep(max(0.0, n.interval_ms / 1000 - (time.monotonic() - start)))
+
+    async def session_post(self, n, body):
+        """One heartbeat, on the connection kept from the last one as src/daemon/session.c does
+        (--new-connections: a new one each time, as before): when the kept one fails (the
+        manager closed it), once more on a new one."""
+        for attempt in range(2):
+            reused = n.conn is not None
+            try:
+                if n.conn is None:
+                    n.conn = await asyncio.wait_for(asyncio.open_connection(self.a.host, self.a.port, ssl=n.ctx), 2.5)
+                status, ans, keeps = await http_exchange(*n.conn, self.a.host, "/v1/cluster/session", body, 2.5,
+                                                         self.a.new_connections)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as e:
+                status, ans, keeps = -1, repr(e), False
+            if not keeps:
+                n.conn[1].close() if n.conn else None
+                n.conn = None
+            if status != -1 or not reused:
+                return status, ans
+        return status, ans
 
     async def publish(self):
         while True:
@@ -340,6 +372,8 @@ def main():
     p.add_argument("--hold", type=float, default=20, help="seconds of heartbeats only")
     p.add_argument("--timeout", type=float, default=1800, help="seconds the placement may take")
     p.add_argument("--report", action="store_true", help="nodes report their tasks running")
+    p.add_argument("--new-connections", action="store_true",
+                   help="a new TLS connection a heartbeat (shoal before keep-alive sessions)")
     p.add_argument("--shoal", default=os.environ.get("SHOAL", os.path.join(REPO, "build", "shoal")))
     a = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on TERM too
@@ -349,7 +383,10 @@ def main():
     a.services = a.services or max(1, a.tasks // 1000)
     a.work = tempfile.mkdtemp(prefix="shoal-bench-c1m.")
     os.makedirs(os.path.join(a.work, "certs"))
-    mgr = Manager(a.shoal, a.work)
+    # The simulated nodes all connect from 127.0.0.1, real ones each from its own address (a
+    # node's address may hold --max-connections, 1,000 by default): room for a kept connection
+    # each, as NODES addresses would have.
+    mgr = Manager(a.shoal, a.work, max(1000, a.nodes + 1000))
     procs = []
     try:
         run(a, mgr, procs)
@@ -384,8 +421,9 @@ def run(a, mgr, procs):
     print("# bench/c1m %s UTC, %d cores, load %s, shoal %s" % (
         time.strftime("%F %T", time.gmtime()), os.cpu_count(), open("/proc/loadavg").read().split()[0],
         subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()))
-    print("# %d simulated nodes in %d processes, %d tasks in %d services, reports %s" % (
-        a.nodes, a.procs, a.tasks, a.services, "on" if a.report else "off"), flush=True)
+    print("# %d simulated nodes in %d processes, %d tasks in %d services, reports %s, %s" % (
+        a.nodes, a.procs, a.tasks, a.services, "on" if a.report else "off",
+        "a new connection a heartbeat" if a.new_connections else "connections kept"), flush=True)
 
     # ---- join ----
     queue = mp.Queue()

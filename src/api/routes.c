@@ -1018,6 +1018,8 @@ static void post_cluster_session(struct shoal *sh, struct http_req *req, char **
     struct serr err = {0};
     json_t *reply = dispatcher_heartbeat(sh->dispatcher, req->peer_id, heartbeat, &err);
     json_decref(heartbeat);
+    if (clusternet_crowded(sh)) /* the node's session connects again next time */
+        http_close_after_response(req);
     if (reply)
         respond_json(req, 200, reply);
     else

@@ -6,6 +6,8 @@
 #ifndef SHOAL_DAEMON_CLUSTERNET_H
 #define SHOAL_DAEMON_CLUSTERNET_H
 
+#include <stdbool.h>
+
 #include "base/err.h"
 
 struct shoal;
@@ -27,6 +29,10 @@ void clusternet_connect_pinned(struct shoal *sh, const char *addr, const char *c
 
 /* Starts the listener on sh->listen_addr, else sh->swarm_addr (managers). */
 int clusternet_listen(struct shoal *sh, struct serr *err);
+/* True when the listener holds 3/4 of --max-connections or more: then the
+ * sessions' connections are not kept (each answer closes its connection),
+ * so that nodes kept out of the cap's last quarter still get in. */
+bool clusternet_crowded(struct shoal *sh);
 void clusternet_stop(struct shoal *sh);
 /* Stops the listener and forgets the certificates (swarm leave, exit). Raft
  * must be closed first: it uses the transport. */

@@ -270,6 +270,15 @@ int clusternet_listen(struct shoal *sh, struct serr *err)
     return 0;
 }
 
+bool clusternet_crowded(struct shoal *sh)
+{
+    struct net *net = sh->net;
+    int max = sh->net_limits.max_conns;
+    if (net == NULL || net->listener == NULL || max <= 0)
+        return false;
+    return tlsproxy_listener_conn_count(net->listener) >= max - max / 4;
+}
+
 void clusternet_stop(struct shoal *sh)
 {
     struct net *net = sh->net;

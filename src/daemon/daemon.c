@@ -56,13 +56,36 @@ static void wakeup_cb(uv_timer_t *t)
 
 /* How often the leader trims the job history. */
 #define JOB_TRIM_EVERY_MS 1000
+/* A settled pass is run again at least this often all the same. */
+#define ORCH_SETTLED_MAX_MS 10000
+
+/* A pass depends on the store and the time, and names the time it waits
+ * for (wake): after one that proposed nothing, none again (each reads every
+ * task) while the store is at the same version, before its wake-up time,
+ * within ORCH_SETTLED_MAX_MS (what no wake-up announces). */
+static bool orchestration_settled(struct shoal *sh, int64_t now)
+{
+    return sh->orch_settled != 0 && sh->orch_settled == store_version(sh->store) &&
+           now - sh->orch_settled_at < ORCH_SETTLED_MAX_MS &&
+           (sh->orch_settled_wake == 0 || now < sh->orch_settled_wake);
+}
 
 static void orchestrate(struct shoal *sh)
 {
-    if (sh->cluster == NULL || !cluster_is_leader(sh->cluster) || cluster_busy(sh->cluster))
+    if (sh->cluster == NULL || !cluster_is_leader(sh->cluster)) {
+        sh->orch_settled = 0;
+        return;
+    }
+    if (cluster_busy(sh->cluster))
         return; /* a pass runs again after the entry in flight is applied */
     int64_t now = now_ms(), wake = 0;
-    json_t *ops = orchestrator_pass(sh->store, now, &wake);
+    bool settled = orchestration_settled(sh, now);
+    json_t *ops = settled ? json_array() : orchestrator_pass(sh->store, now, &wake);
+    if (!settled) {
+        sh->orch_settled = json_array_size(ops) == 0 ? store_version(sh->store) : 0;
+        sh->orch_settled_at = now;
+        sh->orch_settled_wake = wake;
+    }
     if (now - sh->jobs_trimmed_at >= JOB_TRIM_EVERY_MS) {
         /* reads every job: at most once a second (the 1 s tick passes again) */
         jobs_trim_history(sh->store, sh->job_history ? sh->job_history : JOB_HISTORY_DEFAULT, ops);

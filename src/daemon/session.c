@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "base/log.h"
@@ -13,6 +14,7 @@
 #include "daemon/swarm.h"
 #include "http/http_aclient.h"
 #include "manager/dispatcher.h"
+#include "model/task.h"
 #include "raft/cluster.h"
 
 struct session {
@@ -21,6 +23,7 @@ struct session {
     json_t *pending;  /* reports not sent yet */
     json_t *inflight; /* reports of the heartbeat in flight */
     json_t *tasks;    /* NULL until the first answer */
+    char tasks_tag[48]; /* the leader's name for `tasks`: sent back, only changes come */
     json_t *images;
     json_t *managers;
     json_t *remembered; /* the managers' list swarm.json holds, NULL until first written */
@@ -30,6 +33,11 @@ struct session {
     json_t *secret_data; /* {id: base64} of our tasks' secrets and configs: memory only */
     char mesh_tag[40]; /* the leader's name for that mesh: sent back, it is not sent again */
     size_t target;    /* index in managers */
+    /* The connection of the last heartbeat, kept for the next one (no TLS
+     * handshake a heartbeat), -1 when none; conn_to: its manager. */
+    int conn;
+    char conn_to[128];
+    bool reused;      /* the heartbeat in flight went on the kept connection */
     char *renew_key; /* key of a certificate being renewed for a new role */
     char *renew_csr;
     bool busy;
@@ -191,16 +199,96 @@ static void follow_interval(struct session *s, json_t *answer)
         uv_timer_set_repeat(&s->timer, (uint64_t)ms);
 }
 
-static void apply_answer(struct session *s, json_t *answer)
+/* A new list: `tasks` but the ids `changes.removed`, with the tasks of
+ * `changes.changed` in place of those of the same id, or added. */
+static json_t *tasks_with_changes(json_t *tasks, json_t *changes)
 {
-    follow_interval(s, answer);
+    json_t *changed = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(changes, "changed"), i, t)
+    {
+        if (task_id(t))
+            json_object_set(changed, task_id(t), t);
+    }
+    json_t *removed = json_object();
+    json_array_foreach(json_object_get(changes, "removed"), i, t)
+    {
+        if (json_is_string(t))
+            json_object_set_new(removed, json_string_value(t), json_true());
+    }
+    json_t *out = json_array();
+    json_array_foreach(tasks, i, t)
+    {
+        const char *id = task_id(t);
+        json_t *now = id ? json_object_get(changed, id) : NULL;
+        if (id && json_object_get(removed, id))
+            continue;
+        json_array_append(out, now ? now : t);
+        if (now)
+            json_object_del(changed, id);
+    }
+    const char *id;
+    json_object_foreach(changed, id, t) json_array_append(out, t); /* new ones */
+    json_decref(changed);
+    json_decref(removed);
+    return out;
+}
+
+/* Images of tasks no longer ours go (a delta brings only the new tasks'). */
+static void keep_images_used(struct session *s)
+{
+    json_t *used = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(s->tasks, i, t)
+    {
+        const char *img = json_string_value(json_object_get(task_container(t), "image_id"));
+        if (img)
+            json_object_set_new(used, img, json_true());
+    }
+    const char *id;
+    json_t *v, *tmp;
+    json_object_foreach_safe(s->images, tmp, id, v)
+    {
+        if (json_object_get(used, id) == NULL)
+            json_object_del(s->images, id);
+    }
+    json_decref(used);
+}
+
+/* The whole list ("tasks"), or the changes since the list we named by its
+ * tag ("task_changes"), with their images; the tag of the list we then
+ * have is sent back. */
+static void take_tasks(struct session *s, json_t *answer)
+{
     json_t *tasks = json_object_get(answer, "tasks");
+    json_t *changes = json_object_get(answer, "task_changes");
     json_t *images = json_object_get(answer, "images");
-    json_t *managers = json_object_get(answer, "managers");
+    const char *tag = json_string_value(json_object_get(answer, "tasks_tag"));
     if (json_is_array(tasks)) {
         json_decref(s->tasks);
         s->tasks = json_incref(tasks);
+        if (json_is_object(images)) {
+            json_decref(s->images);
+            s->images = json_incref(images);
+        }
+    } else if (json_is_object(changes) && s->tasks) {
+        json_t *now = tasks_with_changes(s->tasks, changes);
+        json_decref(s->tasks);
+        s->tasks = now;
+        if (json_is_object(images))
+            json_object_update(s->images, images);
+        keep_images_used(s);
     }
+    snprintf(s->tasks_tag, sizeof(s->tasks_tag), "%s", tag && s->tasks ? tag : "");
+}
+
+static void apply_answer(struct session *s, json_t *answer)
+{
+    follow_interval(s, answer);
+    json_t *managers = json_object_get(answer, "managers");
+    take_tasks(s, answer);
     keep_secrets(s, json_object_get(answer, "secret_data"));
     if (json_is_array(json_object_get(answer, "nodes"))) {
         json_decref(s->nodes);
@@ -214,10 +302,6 @@ static void apply_answer(struct session *s, json_t *answer)
         s->mesh = json_incref(json_object_get(answer, "mesh"));
         const char *tag = json_string_value(json_object_get(answer, "mesh_tag"));
         snprintf(s->mesh_tag, sizeof(s->mesh_tag), "%s", tag ? tag : "");
-    }
-    if (json_is_object(images)) {
-        json_decref(s->images);
-        s->images = json_incref(images);
     }
     if (json_array_size(managers) > 0) {
         remember_managers(s, managers);
@@ -237,8 +321,16 @@ static void apply_answer(struct session *s, json_t *answer)
                 json_string_value(json_object_get(answer, "cert")), answer);
 }
 
+static void drop_connection(struct session *s)
+{
+    if (s->conn >= 0)
+        close(s->conn);
+    s->conn = -1;
+}
+
 static void session_free(struct session *s)
 {
+    drop_connection(s);
     free(s->renew_key);
     free(s->renew_csr);
     json_decref(s->pending);
@@ -253,6 +345,24 @@ static void session_free(struct session *s)
     free(s);
 }
 
+static void on_connected(void *arg, int fd, const char *errmsg);
+
+/* A kept connection the manager closed meanwhile (its idle timeout, a
+ * restart) fails the heartbeat sent on it: the heartbeat goes again at
+ * once, on a new connection. */
+static bool retry_on_new_connection(struct session *s, int status)
+{
+    const char *target = json_string_value(json_array_get(s->managers, s->target));
+    if (!s->reused || status >= 0 || target == NULL)
+        return false;
+    s->reused = false;
+    s->busy = true;
+    drop_connection(s);
+    snprintf(s->conn_to, sizeof(s->conn_to), "%s", target);
+    clusternet_connect(s->sh, target, on_connected, s);
+    return true;
+}
+
 static void on_answer(void *arg, int status, const char *body, size_t len, const char *errmsg)
 {
     struct session *s = arg;
@@ -262,6 +372,8 @@ static void on_answer(void *arg, int status, const char *body, size_t len, const
             session_free(s);
         return;
     }
+    if (retry_on_new_connection(s, status))
+        return;
     json_t *answer = status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
     if (answer == NULL) {
         if (s->failures++ % 20 == 0)
@@ -289,9 +401,9 @@ static void on_connected(void *arg, int fd, const char *errmsg)
         on_answer(s, -1, NULL, 0, errmsg);
         return;
     }
-    json_t *body = json_pack("{s:O, s:s?, s:O?, s:s}", "reports", s->inflight, "csr",
+    json_t *body = json_pack("{s:O, s:s?, s:O?, s:s, s:s}", "reports", s->inflight, "csr",
                              s->renew_csr, "metrics", node_metrics_latest(s->sh->metrics),
-                             "mesh_tag", s->mesh_tag);
+                             "mesh_tag", s->mesh_tag, "tasks_tag", s->tasks_tag);
     json_t *have = json_array();
     const char *id;
     json_t *v;
@@ -301,7 +413,7 @@ static void on_connected(void *arg, int fd, const char *errmsg)
     json_decref(body);
     /* a manager that stopped answering (paused, cut off) is left in time
      * for the next one to hear from this node before it is declared down */
-    struct http_aopts opts = {.timeout_ms = NODE_DOWN_MS - HEARTBEAT_MS};
+    struct http_aopts opts = {.timeout_ms = NODE_DOWN_MS - HEARTBEAT_MS, .keep_fd = &s->conn};
     http_arequest_opts(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
                        strlen(text), -1, &opts, on_answer, s);
     free(text);
@@ -315,6 +427,7 @@ static void heartbeat(uv_timer_t *t)
         return;
     if (s->sh->cluster && cluster_is_leader(s->sh->cluster)) {
         /* the leader reports to itself directly; queued reports go in now */
+        drop_connection(s);
         size_t i;
         json_t *r;
         json_array_foreach(s->pending, i, r)
@@ -329,6 +442,16 @@ static void heartbeat(uv_timer_t *t)
     json_decref(s->inflight);
     s->inflight = s->pending;
     s->pending = json_array();
+    if (s->conn >= 0 && strcmp(s->conn_to, target) == 0) {
+        int fd = s->conn;
+        s->conn = -1; /* the request takes it */
+        s->reused = true;
+        on_connected(s, fd, NULL);
+        return;
+    }
+    drop_connection(s); /* to a manager no longer the target */
+    s->reused = false;
+    snprintf(s->conn_to, sizeof(s->conn_to), "%s", target);
     clusternet_connect(s->sh, target, on_connected, s);
 }
 
@@ -336,6 +459,7 @@ struct session *session_start(struct shoal *sh, json_t *managers)
 {
     struct session *s = xcalloc(1, sizeof(*s));
     s->sh = sh;
+    s->conn = -1;
     s->pending = json_array();
     s->inflight = json_array();
     s->images = json_object();

@@ -51,6 +51,10 @@ struct shoal {
     long long job_last_id;   /* the highest batch job id this node gave as leader */
     long long job_history;   /* daemon.json "job-history": finished jobs kept (0: default) */
     int64_t jobs_trimmed_at; /* when the leader last trimmed the job history (ms) */
+    /* The store version after which an orchestrator pass proposed nothing
+     * (0: none since this node leads), when, and its wake-up time (0: none) */
+    unsigned long long orch_settled;
+    int64_t orch_settled_at, orch_settled_wake;
 
     struct image_store *images;
     char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */

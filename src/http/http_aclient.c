@@ -1,6 +1,7 @@
 #include "http/http_aclient.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ struct areq {
     size_t field_len;
     bool value_seen;  /* a value came: the next field callback starts a new name */
     uint64_t *applied;
+    int *keep_fd;     /* http_aopts.keep_fd */
     http_acb cb;
     http_achunk chunk_cb; /* streaming: the body of a 2xx answer goes here */
     void *arg;
@@ -46,11 +48,23 @@ static void handle_closed(uv_handle_t *h)
     free(r);
 }
 
+/* A whole answer on a connection the server keeps: the caller gets a
+ * descriptor of it (the pipe's own is closed with the pipe). */
+static void hand_back_connection(struct areq *r, int status)
+{
+    uv_os_fd_t fd;
+    if (status >= 0 && r->pipe_open && http_should_keep_alive(&r->parser) &&
+        uv_fileno((uv_handle_t *)&r->pipe, &fd) == 0)
+        *r->keep_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
 static void finish(struct areq *r, int status, const char *fmt, const char *detail)
 {
     if (r->done)
         return;
     r->done = true;
+    if (r->keep_fd)
+        hand_back_connection(r, status);
     if (status < 0) {
         snprintf(r->errmsg, sizeof(r->errmsg), fmt, detail ? detail : "");
         r->cb(r->arg, -1, NULL, 0, r->errmsg);
@@ -173,6 +187,9 @@ static struct areq *arequest_start(uv_loop_t *loop, int fd, const char *method, 
     r->applied = opts ? opts->applied : NULL;
     if (r->applied)
         *r->applied = 0;
+    r->keep_fd = opts ? opts->keep_fd : NULL;
+    if (r->keep_fd)
+        *r->keep_fd = -1;
     r->out_fd = out_fd;
     r->handles = 1;
     uv_timer_init(loop, &r->defer);
@@ -191,9 +208,10 @@ static struct areq *arequest_start(uv_loop_t *loop, int fd, const char *method, 
     }
     r->pipe_open = true;
     r->handles = 2;
-    char *head = xasprintf("%s %s HTTP/1.1\r\nHost: shoal\r\nConnection: close\r\n"
+    char *head = xasprintf("%s %s HTTP/1.1\r\nHost: shoal\r\n%s"
                            "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-                           method, path, content_type ? content_type : "application/json", len);
+                           method, path, r->keep_fd ? "" : "Connection: close\r\n",
+                           content_type ? content_type : "application/json", len);
     size_t hlen = strlen(head);
     r->out = xmalloc(hlen + len);
     memcpy(r->out, head, hlen);

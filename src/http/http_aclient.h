@@ -1,6 +1,7 @@
 /* Asynchronous one-shot HTTP/1.1 client on the daemon's loop: one request
  * over an already connected stream (the plain side of a TLS connection from
- * tlsproxy_connect), then the connection is closed. Used between nodes:
+ * tlsproxy_connect), then the connection is closed (or handed back to the
+ * caller: http_aopts.keep_fd). Used between nodes:
  * agent sessions, forwarded writes, layer downloads. */
 #ifndef SHOAL_HTTP_HTTP_ACLIENT_H
 #define SHOAL_HTTP_HTTP_ACLIENT_H
@@ -27,6 +28,11 @@ struct http_aopts {
     /* When not NULL: set to the answer's X-Shoal-Applied header (the raft
      * index the answering manager had applied), 0 when absent, before `cb`. */
     uint64_t *applied;
+    /* When not NULL: the request does not ask to close the connection, and
+     * when the answer came whole on a connection the server keeps open,
+     * *keep_fd is set to a descriptor of it (the caller's, for its next
+     * request), else to -1, before `cb`. */
+    int *keep_fd;
 };
 
 /* http_arequest with options (`opts` is read during this call only). */

@@ -14,10 +14,21 @@
 #include "raft/cluster.h"
 #include "store/store.h"
 
+/* A task as a node was last sent it: its id and a hash of its JSON text. */
+struct sent_task {
+    char *id;
+    uint64_t hash;
+};
+
 struct seen {
     char node_id[64];
     int64_t at; /* monotonic ms of the last heartbeat */
     int64_t interval_ms; /* the interval the node was last asked for */
+    /* The node's tasks as of the last answer, by id, named by `tasks_tag`
+     * (the node sends the tag back: then it is sent only what changed) */
+    struct sent_task *sent;
+    size_t nsent;
+    unsigned long long tasks_tag; /* 0: none sent yet */
 };
 
 struct dispatcher {
@@ -25,6 +36,7 @@ struct dispatcher {
     uv_timer_t timer;
     struct seen *seen;
     size_t nseen;
+    json_t *seen_at; /* {node id: index in seen}: no scan of seen per node */
     int64_t heartbeat_ms; /* asked of the nodes now: dispatcher_heartbeat_ms */
     struct stats *stats; /* node metrics sent with heartbeats */
     bool was_leader;
@@ -44,6 +56,7 @@ struct dispatcher {
      * A random prefix per dispatcher: another leader's tags never match. */
     char mesh_tag[40];
     unsigned long long mesh_changes;
+    unsigned long long tasks_changes; /* names the task lists sent (seen.tasks_tag) */
     char tag_prefix[9];
 };
 
@@ -59,15 +72,26 @@ static struct cluster *cluster_of(struct dispatcher *d)
 
 static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
 {
-    for (size_t i = 0; i < d->nseen; i++)
-        if (strcmp(d->seen[i].node_id, node_id) == 0)
-            return &d->seen[i];
+    json_t *at = json_object_get(d->seen_at, node_id);
+    if (at)
+        return &d->seen[json_integer_value(at)];
+    json_object_set_new(d->seen_at, node_id, json_integer((json_int_t)d->nseen));
     d->seen = xrealloc(d->seen, (d->nseen + 1) * sizeof(*d->seen));
     struct seen *s = &d->seen[d->nseen++];
     snprintf(s->node_id, sizeof(s->node_id), "%s", node_id);
     s->at = mono_ms();
     s->interval_ms = d->heartbeat_ms;
+    s->sent = NULL;
+    s->nsent = 0;
+    s->tasks_tag = 0;
     return s;
+}
+
+static void forget_sent(struct sent_task *sent, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(sent[i].id);
+    free(sent);
 }
 
 int64_t dispatcher_heartbeat_ms(size_t nodes)
@@ -230,6 +254,7 @@ struct dispatcher *dispatcher_start(const struct dispatcher_host *host)
     struct dispatcher *d = xcalloc(1, sizeof(*d));
     d->host = *host;
     d->stats = stats_new();
+    d->seen_at = json_object();
     d->heartbeat_ms = HEARTBEAT_MS;
     random_hex(d->tag_prefix, 8);
     uv_timer_init(host->loop, &d->timer);
@@ -242,7 +267,10 @@ static void dispatcher_free_when_idle(struct dispatcher *d)
 {
     if (d->inflight > 0)
         return;
+    for (size_t i = 0; i < d->nseen; i++)
+        forget_sent(d->seen[i].sent, d->seen[i].nsent);
     free(d->seen);
+    json_decref(d->seen_at);
     json_decref(d->mesh);
     json_decref(d->nodes);
     json_decref(d->managers);
@@ -360,16 +388,101 @@ json_t *dispatcher_mesh(struct dispatcher *d)
     return d->mesh;
 }
 
-/* The node's assignments and what it needs to run them. */
-static json_t *assignments(struct dispatcher *d, const char *node_id, json_t *node)
+/* FNV-1a: tells a task's JSON text from the one a node was sent before. */
+static uint64_t text_hash(const char *data, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)data[i]) * 1099511628211ull;
+    return h;
+}
+
+/* One pass over a node's task rows (by id) beside what it was sent (by id
+ * too): the rows that differ are parsed, the others not (all of them when
+ * `whole`: the node has no list we know). */
+struct task_diff {
+    const struct seen *was;
+    size_t at;          /* in was->sent */
+    bool whole;
+    json_t *changed;    /* the tasks new or changed (every task when whole) */
+    json_t *removed;    /* ids of the tasks sent before and gone since */
+    struct sent_task *now;
+    size_t nnow, capnow;
+};
+
+static void diff_skip_removed(struct task_diff *df, const char *id)
+{
+    const struct seen *was = df->was;
+    while (df->at < was->nsent && (id == NULL || strcmp(was->sent[df->at].id, id) < 0))
+        json_array_append_new(df->removed, json_string(was->sent[df->at++].id));
+}
+
+static void diff_row(void *arg, const char *id, const char *data, size_t len)
+{
+    struct task_diff *df = arg;
+    uint64_t hash = text_hash(data, len);
+    diff_skip_removed(df, id);
+    bool same = df->at < df->was->nsent && strcmp(df->was->sent[df->at].id, id) == 0 &&
+                df->was->sent[df->at].hash == hash;
+    if (df->at < df->was->nsent && strcmp(df->was->sent[df->at].id, id) == 0)
+        df->at++;
+    if (!same || df->whole) {
+        json_t *task = json_loadb(data, len, 0, NULL);
+        if (task)
+            json_array_append_new(df->changed, task);
+    }
+    if (df->nnow == df->capnow) {
+        df->capnow = df->capnow ? df->capnow * 2 : 16;
+        df->now = xrealloc(df->now, df->capnow * sizeof(*df->now));
+    }
+    df->now[df->nnow++] = (struct sent_task){xstrdup(id), hash};
+}
+
+/* The node's tasks: the whole list ("tasks") when the node does not have
+ * the list of `have_tag`, else what changed since ("task_changes":
+ * {"changed": tasks, "removed": ids}, left out when nothing did); and the
+ * tag of the list it then has ("tasks_tag"). Returns the tasks sent (a new
+ * reference). */
+static json_t *add_tasks(struct dispatcher *d, struct seen *seen, const char *have_tag,
+                         json_t *reply)
+{
+    char tag[48];
+    snprintf(tag, sizeof(tag), "%s-%llu", d->tag_prefix, seen->tasks_tag);
+    struct task_diff df = {.was = seen, .changed = json_array(), .removed = json_array()};
+    df.whole = seen->tasks_tag == 0 || have_tag == NULL || strcmp(have_tag, tag) != 0;
+    store_each_where(store_of(d), "tasks", "node_id", seen->node_id, diff_row, &df);
+    diff_skip_removed(&df, NULL);
+    forget_sent(seen->sent, seen->nsent);
+    seen->sent = df.now;
+    seen->nsent = df.nnow;
+    if (df.whole)
+        json_object_set(reply, "tasks", df.changed);
+    else if (json_array_size(df.changed) > 0 || json_array_size(df.removed) > 0)
+        json_object_set_new(reply, "task_changes", json_pack("{s:O, s:O}", "changed", df.changed,
+                                                             "removed", df.removed));
+    if (df.whole || json_object_get(reply, "task_changes"))
+        seen->tasks_tag = ++d->tasks_changes;
+    snprintf(tag, sizeof(tag), "%s-%llu", d->tag_prefix, seen->tasks_tag);
+    json_object_set_new(reply, "tasks_tag", json_string(tag));
+    json_decref(df.removed);
+    return df.changed;
+}
+
+/* The node's assignments (add_tasks) and what it needs to run them: the
+ * images of the tasks sent. Returns the tasks sent (a new reference). */
+static json_t *assignments(struct dispatcher *d, struct seen *seen, json_t *node,
+                           const char *have_tag, json_t *reply)
 {
     const struct dispatcher_host *h = &d->host;
-    json_t *tasks = store_list_where(store_of(d), "tasks", "node_id", node_id);
+    json_t *tasks = add_tasks(d, seen, have_tag, reply);
     refresh_network(d);
-    return json_pack("{s:o, s:o, s:O, s:s?, s:O, s:s}", "tasks", tasks, "images",
-                     images_of(store_of(d), tasks), "managers", d->managers, "leader",
-                     h->leader_addr(h->data), "role", json_object_get(node, "role"), "overlay",
-                     h->overlay(h->data));
+    json_object_set_new(reply, "images", images_of(store_of(d), tasks));
+    json_object_set(reply, "managers", d->managers);
+    if (h->leader_addr(h->data))
+        json_object_set_new(reply, "leader", json_string(h->leader_addr(h->data)));
+    json_object_set(reply, "role", json_object_get(node, "role"));
+    json_object_set_new(reply, "overlay", json_string(h->overlay(h->data)));
+    return tasks;
 }
 
 /* The mesh and the node list go only to nodes whose copy is not the current
@@ -401,12 +514,14 @@ json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *
         set_node_status(d, node, "ready", NULL);
     apply_reports(d, node_id, json_object_get(heartbeat, "reports"));
     stats_record(d->stats, node_id, json_object_get(heartbeat, "metrics"), mono_ms());
-    json_t *reply = assignments(d, node_id, node);
+    json_t *reply = json_object();
+    json_t *tasks = assignments(d, seen, node, jstr(heartbeat, "tasks_tag"), reply);
     json_object_set_new(reply, "heartbeat_ms", json_integer(d->heartbeat_ms));
     add_mesh(d, jstr(heartbeat, "mesh_tag"), reply);
     renew_certificate(d, node, jstr(heartbeat, "csr"), reply);
-    h->secrets_for_node(h->data, json_object_get(reply, "tasks"),
-                        json_object_get(heartbeat, "secret_ids"), reply);
+    /* the secrets of the tasks sent: the node keeps those of the others */
+    h->secrets_for_node(h->data, tasks, json_object_get(heartbeat, "secret_ids"), reply);
+    json_decref(tasks);
     json_decref(node);
     return reply;
 }

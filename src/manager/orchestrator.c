@@ -23,6 +23,10 @@ struct pass {
     json_t *ops;
     json_t *nodes;
     json_t *tasks; /* every task, updated in memory as ops are added */
+    /* ids of the tasks this pass puts: their put op holds the task object
+     * itself, so it carries the changes made to them later in the pass */
+    json_t *created;
+    json_t *images; /* {image reference: the image it resolves to}, once a pass (pass_image) */
     struct sched_load *load; /* of `tasks`, kept current; NULL until the first placement */
     json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
@@ -36,6 +40,23 @@ static void wake_at(struct pass *p, int64_t when)
         p->wake_at = when;
 }
 
+/* A merge of `fields` into a task put in this pass is already in its put
+ * (one op a new task, not a put then a merge); not a merge that deletes a
+ * field (a null), which the in-memory update does not do. */
+static bool merged_into_put(struct pass *p, json_t *task, json_t *fields)
+{
+    if (json_object_get(p->created, task_id(task)) == NULL)
+        return false;
+    const char *key;
+    json_t *v;
+    json_object_foreach(fields, key, v)
+    {
+        if (json_is_null(v))
+            return false;
+    }
+    return true;
+}
+
 /* Records a change of a task both as an op and in the in-memory copy. */
 static void task_merge(struct pass *p, json_t *task, json_t *fields)
 {
@@ -44,7 +65,10 @@ static void task_merge(struct pass *p, json_t *task, json_t *fields)
     json_object_update(task, fields);
     if (p->load)
         sched_load_count(p->load, task, 1);
-    json_array_append_new(p->ops, op_merge("tasks", task_id(task), fields));
+    if (merged_into_put(p, task, fields))
+        json_decref(fields);
+    else
+        json_array_append_new(p->ops, op_merge("tasks", task_id(task), fields));
 }
 
 static void task_set_desired(struct pass *p, json_t *task, const char *desired)
@@ -230,6 +254,19 @@ static void count_restart(struct pass *p, json_t *svc, json_t *previous, json_t 
 
 /* Returns the new task (owned by p->tasks); `previous` is the slot's last
  * task or NULL. */
+/* image_resolve (two store reads) once a pass per reference found: the
+ * tasks a pass creates for a service share the image. */
+static json_t *pass_image(struct pass *p, const char *ref, struct serr *err)
+{
+    json_t *image = ref ? json_object_get(p->images, ref) : NULL;
+    if (image)
+        return json_incref(image);
+    image = image_resolve(p->st, ref, err);
+    if (image && ref)
+        json_object_set(p->images, ref, image);
+    return image;
+}
+
 static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *previous)
 {
     json_t *spec = service_spec(svc);
@@ -257,7 +294,7 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
         json_object_set(task, "reserved_memory", memory);
     count_restart(p, svc, previous, task);
     struct serr err = {0};
-    json_t *image = image_resolve(p->st, jstr(spec, "image"), &err);
+    json_t *image = pass_image(p, jstr(spec, "image"), &err);
     if (image) {
         json_object_set_new(task, "container", task_container_spec(spec, image));
         expand_hostname(svc, task);
@@ -272,9 +309,9 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
     if (p->load)
         sched_load_count(p->load, task, 1);
     json_array_append_new(p->ops, op_put("tasks", json_incref(task)));
+    json_object_set_new(p->created, task_id(task), json_true());
     if (image)
-        try_assign(p, svc, task);
-    /* try_assign recorded its merge as an op after the put: order preserved */
+        try_assign(p, svc, task); /* its assignment goes into the put (task_merge) */
     json_decref(task);
     return task;
 }
@@ -859,7 +896,8 @@ json_int_t orchestrator_history_limit(struct store *st)
 
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 {
-    struct pass p = {.st = st, .ops = json_array(), .now = now};
+    struct pass p = {.st = st, .ops = json_array(), .created = json_object(),
+                     .images = json_object(), .now = now};
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
     p.tasks = jobs_pass_tasks(st); /* the job history left out */
@@ -872,6 +910,8 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     reap_orphans(&p, services);
     json_decref(services);
     json_decref(p.job_cores);
+    json_decref(p.created);
+    json_decref(p.images);
     sched_load_free(p.load);
     json_decref(p.tasks);
     json_decref(p.nodes);

@@ -185,28 +185,50 @@ struct node_load {
     json_int_t reserved_memory; /* their "reserved_memory" (--reserve-memory) */
 };
 
-struct sched_load {
-    json_t *node_at;  /* {node id: index in `nodes`} */
-    json_t *same;     /* {"SERVICE NODE": live tasks of the service on the node} */
-    struct node_load *nodes; /* .same unused: `same` has it per service */
+/* One service's live tasks per node, by index in sched_load.nodes. */
+struct same_counts {
+    int *per;
     size_t n;
 };
 
-/* The key of `same`: a service id and a node id (ids hold no space). */
-static void service_node_key(char *key, size_t size, const char *service_id, const char *node_id)
-{
-    snprintf(key, size, "%s %s", service_id, node_id);
-}
+struct sched_load {
+    json_t *node_at;  /* {node id: index in `nodes`} */
+    json_t *service_at; /* {service id: index in `same`} */
+    struct same_counts *same; /* live tasks of each service on each node */
+    size_t nservices;
+    struct node_load *nodes; /* .same unused: `same` has it per service */
+    size_t n;
+    /* The index in `nodes` of each node of the candidates' array `indexed`
+     * (borrowed; SIZE_MAX: no id): made once, not a lookup per node at
+     * every placement. */
+    json_t *indexed;
+    size_t *index;
+    size_t nindex;
+};
 
-static struct node_load *load_of_node(struct sched_load *l, const char *node_id)
+static size_t node_index(struct sched_load *l, const char *node_id)
 {
     json_t *at = json_object_get(l->node_at, node_id);
     if (at)
-        return &l->nodes[json_integer_value(at)];
+        return (size_t)json_integer_value(at);
     l->nodes = xrealloc(l->nodes, (l->n + 1) * sizeof(*l->nodes));
     l->nodes[l->n] = (struct node_load){0};
     json_object_set_new(l->node_at, node_id, json_integer((json_int_t)l->n));
-    return &l->nodes[l->n++];
+    return l->n++;
+}
+
+/* The service's counts, NULL when it has none and `add` is false. */
+static struct same_counts *same_of_service(struct sched_load *l, const char *service_id, bool add)
+{
+    json_t *at = json_object_get(l->service_at, service_id);
+    if (at)
+        return &l->same[json_integer_value(at)];
+    if (!add)
+        return NULL;
+    l->same = xrealloc(l->same, (l->nservices + 1) * sizeof(*l->same));
+    l->same[l->nservices] = (struct same_counts){0};
+    json_object_set_new(l->service_at, service_id, json_integer((json_int_t)l->nservices));
+    return &l->same[l->nservices++];
 }
 
 void sched_load_count(struct sched_load *l, json_t *task, int sign)
@@ -214,27 +236,28 @@ void sched_load_count(struct sched_load *l, json_t *task, int sign)
     const char *nid = task_node_id(task);
     if (nid == NULL || !task_live(task))
         return;
-    struct node_load *nl = load_of_node(l, nid);
+    size_t at = node_index(l, nid);
+    struct node_load *nl = &l->nodes[at];
     nl->total += sign;
     nl->reserved_cpus += sign * json_number_value(json_object_get(task, "reserved_cpus"));
     nl->reserved_memory += sign * jint(task, "reserved_memory", 0);
     const char *sid = task_service_id(task);
     if (sid == NULL)
         return;
-    char key[256];
-    service_node_key(key, sizeof(key), sid, nid);
-    json_t *count = json_object_get(l->same, key);
-    if (count)
-        json_integer_set(count, json_integer_value(count) + sign);
-    else
-        json_object_set_new(l->same, key, json_integer(sign));
+    struct same_counts *sc = same_of_service(l, sid, true);
+    if (at >= sc->n) {
+        sc->per = xrealloc(sc->per, l->n * sizeof(*sc->per));
+        memset(sc->per + sc->n, 0, (l->n - sc->n) * sizeof(*sc->per));
+        sc->n = l->n;
+    }
+    sc->per[at] += sign;
 }
 
 struct sched_load *sched_load_new(json_t *tasks)
 {
     struct sched_load *l = xcalloc(1, sizeof(*l));
     l->node_at = json_object();
-    l->same = json_object();
+    l->service_at = json_object();
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t) sched_load_count(l, t, 1);
@@ -246,29 +269,44 @@ void sched_load_free(struct sched_load *l)
     if (l == NULL)
         return;
     json_decref(l->node_at);
-    json_decref(l->same);
+    json_decref(l->service_at);
+    for (size_t i = 0; i < l->nservices; i++)
+        free(l->same[i].per);
+    free(l->same);
     free(l->nodes);
+    free(l->index);
     free(l);
 }
 
-/* The load of each node of `nodes` (by index) for a task of `service_id`:
- * a lookup per node, whatever the number of tasks. */
-static void load_per_node(json_t *nodes, struct sched_load *l, const char *service_id,
-                          struct node_load *load)
+/* l->index for the candidates `nodes` (every node gets an entry, so that
+ * the index stays right as placements add to them). */
+static void index_candidates(json_t *nodes, struct sched_load *l)
 {
+    if (l->indexed == nodes && l->nindex == json_array_size(nodes))
+        return;
+    l->nindex = json_array_size(nodes);
+    l->index = xrealloc(l->index, (l->nindex + 1) * sizeof(*l->index));
+    l->indexed = nodes;
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n)
     {
         const char *id = node_id(n);
-        json_t *at = id ? json_object_get(l->node_at, id) : NULL;
-        load[i] = at ? l->nodes[json_integer_value(at)] : (struct node_load){0};
-        load[i].same = 0;
-        if (at == NULL || service_id == NULL)
-            continue;
-        char key[256];
-        service_node_key(key, sizeof(key), service_id, id);
-        load[i].same = (int)json_integer_value(json_object_get(l->same, key));
+        l->index[i] = id ? node_index(l, id) : SIZE_MAX;
+    }
+}
+
+/* The load of each node of `nodes` (by index) for a task of `service_id`:
+ * no lookup per node, whatever the number of tasks. */
+static void load_per_node(json_t *nodes, struct sched_load *l, const char *service_id,
+                          struct node_load *load)
+{
+    index_candidates(nodes, l);
+    struct same_counts *sc = service_id ? same_of_service(l, service_id, false) : NULL;
+    for (size_t i = 0; i < l->nindex; i++) {
+        size_t at = l->index[i];
+        load[i] = at != SIZE_MAX ? l->nodes[at] : (struct node_load){0};
+        load[i].same = sc && at < sc->n ? sc->per[at] : 0;
     }
 }
 

@@ -85,6 +85,10 @@ static const char schema_additions[] =
     "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  name TEXT GENERATED ALWAYS AS (json_extract(data, '$.name')) STORED);"
     "CREATE TABLE IF NOT EXISTS metrics_history (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+    /* a service's running tasks (the mesh's endpoints, at each store
+     * version) without a json_extract of every task of the service */
+    "CREATE INDEX IF NOT EXISTS tasks_service_state ON tasks(service_id,"
+    "  json_extract(data, '$.state'));"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";
@@ -533,6 +537,27 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
     return list_where(s, table, column, value, NULL, NULL);
 }
 
+void store_each_where(struct store *s, const char *table, const char *column, const char *value,
+                      store_row_cb fn, void *arg)
+{
+    const struct table_def *t = table_lookup(table);
+    if (t == NULL || !table_has_key(t, column))
+        return;
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT id, data FROM %s WHERE %s = ? ORDER BY id", table, column);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, value, -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *data = (const char *)sqlite3_column_text(st, 1);
+        if (id && data)
+            fn(arg, id, data, (size_t)sqlite3_column_bytes(st, 1));
+    }
+    sqlite3_finalize(st);
+}
+
 json_t *store_list_where_field(struct store *s, const char *table, const char *column,
                               const char *value, const char *field, const char *field_value)
 {
@@ -579,7 +604,10 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
         nfinal++;
     if (!param_list(live, sizeof(live), nfinal + 1, job_live))
         snprintf(live, sizeof(live), "NULL");
-    char *sql = xasprintf("SELECT data FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
+    char *sql = xasprintf("SELECT CASE WHEN json_type(data, '$.container') IS NULL THEN data"
+                          " ELSE json_set(data, '$.container', json_object('image_id',"
+                          " json_extract(data, '$.container.image_id'))) END"
+                          " FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
                           " OR IFNULL(json_extract(data, '$.state'), '') NOT IN (%s)"
                           " OR json_extract(data, '$.job_id') IN"
                           " (SELECT id FROM jobs WHERE state IN (%s)) ORDER BY id",

@@ -60,6 +60,11 @@ json_t *store_get(struct store *s, const char *table, const char *id);
 json_t *store_list(struct store *s, const char *table, const char *order_by);
 /* Rows where a generated key column equals a value (column in the table's list). */
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value);
+/* The rows of store_list_where (ordered by id), unparsed: fn(arg, id, the
+ * JSON text, its length) for each, the text valid during the call only. */
+typedef void (*store_row_cb)(void *arg, const char *id, const char *data, size_t len);
+void store_each_where(struct store *s, const char *table, const char *column, const char *value,
+                      store_row_cb fn, void *arg);
 /* store_list_where, of the rows whose object's top-level `field` (a name
  * of lower-case letters and _) is the string field_value: SQLite checks it,
  * so the rows left out are never parsed into jansson. */
@@ -74,7 +79,10 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
 /* Every task but the ended ones of ended jobs (a job's task has `job_id`;
  * ended: its state is one of `task_final`, its job's state none of
  * `job_live`, or the job is gone), by id: what an orchestrator pass reads,
- * so that its cost does not grow with the job history. At most 16 of each. */
+ * so that its cost does not grow with the job history. At most 16 of each.
+ * A task's "container" (the spec its node runs, the bulk of its JSON) comes
+ * as {"image_id"} only: SQLite cuts it, jansson never parses the rest (a
+ * pass writes back only the fields it changes, and new tasks whole). */
 json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
                                   const char *const *job_live);
 /* Rows where a generated key column is one of `values` (NULL terminated,

@@ -141,6 +141,58 @@ TEST(dispatcher_heartbeat_assignments)
     stop(&loop, d, &f);
 }
 
+/* A heartbeat that names the task list it has (tasks_tag) */
+static json_t *beat_with_tag(struct dispatcher *d, json_t *hb, json_t *reply /* taken */)
+{
+    json_object_set(hb, "tasks_tag", json_object_get(reply, "tasks_tag"));
+    json_decref(reply);
+    struct serr err = {0};
+    reply = dispatcher_heartbeat(d, "n2", hb, &err);
+    CHECK(reply != NULL && json_is_string(json_object_get(reply, "tasks_tag")));
+    return reply;
+}
+
+TEST(dispatcher_heartbeat_sends_only_task_changes)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct fake_host f = {0};
+    struct dispatcher *d = start(&loop, &f);
+    json_t *hb = json_object();
+    struct serr err = {0};
+    json_t *reply = dispatcher_heartbeat(d, "n2", hb, &err);
+    CHECK(json_array_size(json_object_get(reply, "tasks")) == 1); /* no tag: the whole list */
+    /* unchanged: neither list nor changes, the same tag */
+    char *tag = strdup(json_string_value(json_object_get(reply, "tasks_tag")));
+    reply = beat_with_tag(d, hb, reply);
+    CHECK(json_object_get(reply, "tasks") == NULL && json_object_get(reply, "task_changes") == NULL);
+    CHECK_STR(json_string_value(json_object_get(reply, "tasks_tag")), tag);
+    free(tag);
+    /* a task added, one changed: only they come, with their images */
+    apply(f.store,
+          json_pack("[o,o]", op_put("tasks", table_json("{'id':'t2', 'node_id':'n2'}")),
+                    op_merge("tasks", "t1", json_pack("{s:s}", "state", "running"))));
+    reply = beat_with_tag(d, hb, reply);
+    json_t *changes = json_object_get(reply, "task_changes");
+    CHECK(json_object_get(reply, "tasks") == NULL);
+    CHECK(json_array_size(json_object_get(changes, "changed")) == 2);
+    CHECK(json_array_size(json_object_get(changes, "removed")) == 0);
+    CHECK(json_object_get(json_object_get(reply, "images"), "sha256:abc") != NULL);
+    /* one gone: its id */
+    apply(f.store, json_pack("[o]", op_del("tasks", "t1")));
+    reply = beat_with_tag(d, hb, reply);
+    changes = json_object_get(reply, "task_changes");
+    CHECK(json_array_size(json_object_get(changes, "changed")) == 0);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(changes, "removed"), 0)), "t1");
+    /* a tag that is not the last one sent (an answer lost): the whole list */
+    json_object_set_new(reply, "tasks_tag", json_string("old"));
+    reply = beat_with_tag(d, hb, reply);
+    CHECK(json_array_size(json_object_get(reply, "tasks")) == 1);
+    json_decref(reply);
+    json_decref(hb);
+    stop(&loop, d, &f);
+}
+
 TEST(dispatcher_heartbeat_csr_and_unknown_node)
 {
     uv_loop_t loop;

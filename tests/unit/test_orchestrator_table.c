@@ -49,7 +49,7 @@ static const struct orch_case cases[] = {
      "[{'id':'web', 'spec':{'replicas':2}}]",
      "[]",
      {{1000, NULL,
-       "put web.1; merge web.1 state=assigned node=n1; put web.2; merge web.2 state=assigned node=n2",
+       "put web.1 state=assigned node=n1; put web.2 state=assigned node=n2",
        0},
       {2000, NULL, "", 0}}, NULL},
     {"scale_down_stops_the_highest_slots",
@@ -66,7 +66,7 @@ static const struct orch_case cases[] = {
      {{2000, NULL, "", 4000}, /* NODE_DOWN_MS after the last heartbeat, ORPHAN_GRACE_MS more */
       {4000, NULL, "merge web.1 state=orphaned; merge web.1 desired=shutdown", 0},
       /* a lost node is no crash: no restart delay */
-      {4001, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}, NULL},
+      {4001, NULL, "put web.1 state=assigned node=n1", 0}}, NULL},
     {"restart_delay_is_a_wake_time",
      "[{'id':'n1'}]",
      "[{'id':'web', 'spec':{'replicas':1, 'restart_delay_ms':5000}}]",
@@ -74,15 +74,15 @@ static const struct orch_case cases[] = {
      {{2000, NULL, "merge web.1 desired=shutdown", 0},
       {3000, NULL, "", 6000},
       {5999, NULL, "", 6000},
-      {6000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0}}, NULL},
+      {6000, NULL, "put web.1 state=assigned node=n1", 0}}, NULL},
     {"global_one_task_per_eligible_node",
      "[{'id':'n1'}, {'id':'n2'}, {'id':'n3', 'availability':'drain'},"
      " {'id':'n4', 'status':'down', 'updated_at':1000}]",
      "[{'id':'agent', 'spec':{'mode':'global'}}]",
      "[]",
      {{1000, NULL,
-       "put agent.n1; merge agent.n1 state=assigned node=n1; "
-       "put agent.n2; merge agent.n2 state=assigned node=n2",
+       "put agent.n1 state=assigned node=n1; "
+       "put agent.n2 state=assigned node=n2",
        4000}, /* n4's grace */
       {2000, NULL, "", 4000}}, NULL},
     {"constraint_excludes_a_node",
@@ -91,8 +91,8 @@ static const struct orch_case cases[] = {
      " {'id':'mon', 'spec':{'mode':'global', 'constraints':['node.role!=manager']}}]",
      "[]",
      {{1000, NULL,
-       "put mon.n2; merge mon.n2 state=assigned node=n2; "
-       "put web.1; merge web.1 state=assigned node=n2; put web.2; merge web.2 state=assigned node=n2",
+       "put mon.n2 state=assigned node=n2; "
+       "put web.1 state=assigned node=n2; put web.2 state=assigned node=n2",
        0}}, NULL},
     {"one_shot_service_is_not_restarted",
      "[{'id':'n1'}]",
@@ -108,7 +108,7 @@ static const struct orch_case cases[] = {
      " {'id':'web.3', 'slot':3, 'node_id':'n3'}]",
      {{1000, NULL, "merge web.1 desired=shutdown", 0},
       {2000, NULL, "", 0}, /* the old task is still stopping */
-      {3000, "web.1=shutdown", "put web.1; merge web.1 state=assigned node=n1", 0},
+      {3000, "web.1=shutdown", "put web.1 state=assigned node=n1", 0},
       {4000, NULL, "", 0}, /* the new one is not running yet */
       {5000, "web.1=running", "merge web.2 desired=shutdown", 0}}, NULL},
     {"rolling_update_delay_after_the_last_started",
@@ -124,7 +124,7 @@ static const struct orch_case cases[] = {
      "[{'id':'web', 'version':2,"
      " 'spec':{'replicas':1, 'update_config':{'parallelism':1, 'order':'start-first'}}}]",
      "[{'id':'web.1', 'slot':1, 'node_id':'n1'}]",
-     {{1000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0},
+     {{1000, NULL, "put web.1 state=assigned node=n1", 0},
       {2000, NULL, "", 0}, /* both tasks wanted running while the new one starts */
       {3000, "web.1=running", "merge web.1 desired=shutdown", 0},
       {4000, NULL, "", 0}}, NULL},
@@ -133,7 +133,7 @@ static const struct orch_case cases[] = {
      "[{'id':'web', 'version':2,"
      " 'spec':{'replicas':1, 'update_config':{'parallelism':1, 'order':'start-first'}}}]",
      "[{'id':'web.1', 'slot':1, 'node_id':'n1'}]",
-     {{1000, NULL, "put web.1; merge web.1 state=assigned node=n1", 0},
+     {{1000, NULL, "put web.1 state=assigned node=n1", 0},
       {2000, "web.1=failed", "merge web.1 desired=shutdown; merge web.1 desired=shutdown", 0}},
      NULL},
     /* a global service's new task goes beside the old one, on the node of its slot */
@@ -146,7 +146,7 @@ static const struct orch_case cases[] = {
      "[{'id':'web.n1', 'slot':'n1', 'node_id':'n1'}, {'id':'web.n2', 'slot':'n2', 'node_id':'n2'},"
      " {'id':'db.1', 'service_id':'db', 'slot':1, 'node_id':'n1'}]",
      {{1000, NULL,
-       "put web.n1; merge web.n1 state=assigned node=n1; put web.n2; merge web.n2 state=assigned node=n2",
+       "put web.n1 state=assigned node=n1; put web.n2 state=assigned node=n2",
        0}}, NULL},
     /* --update-monitor: the wait between replacements when failures are watched */
     {"rolling_update_waits_the_monitor_time_after_the_last_started",
@@ -173,7 +173,7 @@ static const struct orch_case cases[] = {
      " {'id':'web.3', 'slot':3, 'node_id':'n1'}, {'id':'web.4', 'slot':4, 'node_id':'n1'}]",
      {{1000, NULL, "merge web.1 desired=shutdown; merge web.3 desired=shutdown", 0},
       {2000, "web.2=failed",
-       "put web.1; merge web.1 state=assigned node=n1; merge web.2 desired=shutdown; "
+       "put web.1 state=assigned node=n1; merge web.2 desired=shutdown; "
        "merge service web update_state=paused",
        0}}, NULL},
     /* a rollback follows the rollback_config of the spec rolled back to */
@@ -249,34 +249,34 @@ static const struct orch_case cases[] = {
      "[]",
      {{1000, NULL, "", 60000},
       {59999, NULL, "", 60000},
-      {60000, NULL, "merge service job run=1; put job.1; merge job.1 state=assigned node=n1", 120000},
+      {60000, NULL, "merge service job run=1; put job.1 state=assigned node=n1", 120000},
       {61000, "job.1=complete", "merge service job ended=complete; merge job.1 desired=shutdown",
        120000},
-      {120000, NULL, "merge service job run=2; put job.1; merge job.1 state=assigned node=n1",
+      {120000, NULL, "merge service job run=2; put job.1 state=assigned node=n1",
        180000}}, NULL},
     {"scheduled_job_overlap_skip_skips_the_fire_during_a_run",
      "[{'id':'n1'}]",
      "[{'id':'job', 'created_at':0, 'spec':" JOB_SPEC("skip") "}]",
      "[]",
-     {{60000, NULL, "merge service job run=1; put job.1; merge job.1 state=assigned node=n1", 120000},
+     {{60000, NULL, "merge service job run=1; put job.1 state=assigned node=n1", 120000},
       {120000, "job.1=running", "merge service job skipped=1", 180000},
       {130000, "job.1=complete", "merge service job ended=complete; merge job.1 desired=shutdown",
        180000},
-      {180000, NULL, "merge service job run=2; put job.1; merge job.1 state=assigned node=n1",
+      {180000, NULL, "merge service job run=2; put job.1 state=assigned node=n1",
        240000}}, NULL},
     {"scheduled_job_overlap_queue_runs_when_the_run_ends",
      "[{'id':'n1'}]",
      "[{'id':'job', 'created_at':0, 'spec':" JOB_SPEC("queue") "}]",
      "[]",
-     {{60000, NULL, "merge service job run=1; put job.1; merge job.1 state=assigned node=n1", 120000},
+     {{60000, NULL, "merge service job run=1; put job.1 state=assigned node=n1", 120000},
       {150000, "job.1=running", "", 0},
       {170000, "job.1=failed", "merge service job run=2; merge job.1 desired=shutdown", 180000},
-      {170001, NULL, "put job.1; merge job.1 state=assigned node=n1", 180000}}, NULL},
+      {170001, NULL, "put job.1 state=assigned node=n1", 180000}}, NULL},
     {"job_without_schedule_runs_once",
      "[{'id':'n1'}]",
      "[{'id':'once', 'spec':{'mode':'replicated-job', 'replicas':1, 'restart_condition':'none'}}]",
      "[]",
-     {{1000, NULL, "merge service once run=1; put once.1; merge once.1 state=assigned node=n1", 0},
+     {{1000, NULL, "merge service once run=1; put once.1 state=assigned node=n1", 0},
       {2000, "once.1=complete", "merge service once ended=complete; merge once.1 desired=shutdown", 0},
       {3000, NULL, "", 0}}, NULL},
     /* --mode global-job: one task per eligible node, run to completion */
@@ -285,8 +285,8 @@ static const struct orch_case cases[] = {
      "[{'id':'gj', 'spec':{'mode':'global-job', 'restart_condition':'none'}}]",
      "[]",
      {{1000, NULL,
-       "merge service gj run=1; put gj.n1; merge gj.n1 state=assigned node=n1; "
-       "put gj.n2; merge gj.n2 state=assigned node=n2",
+       "merge service gj run=1; put gj.n1 state=assigned node=n1; "
+       "put gj.n2 state=assigned node=n2",
        0},
       {2000, "gj.n1=complete", "merge gj.n1 desired=shutdown", 0},
       {3000, "gj.n2=complete", "merge service gj ended=complete; merge gj.n2 desired=shutdown", 0},
@@ -296,21 +296,21 @@ static const struct orch_case cases[] = {
      "[{'id':'n1'}, {'id':'n2'}]",
      "[{'id':'gj', 'spec':{'mode':'global-job', 'restart_condition':'none', 'max_concurrent':1}}]",
      "[]",
-     {{1000, NULL, "merge service gj run=1; put gj.n1; merge gj.n1 state=assigned node=n1", 0},
+     {{1000, NULL, "merge service gj run=1; put gj.n1 state=assigned node=n1", 0},
       {1500, "gj.n1=running", "", 0},
       {2000, "gj.n1=complete",
-       "merge gj.n1 desired=shutdown; put gj.n2; merge gj.n2 state=assigned node=n2", 0}}, NULL},
+       "merge gj.n1 desired=shutdown; put gj.n2 state=assigned node=n2", 0}}, NULL},
     {"replicated_job_max_concurrent_two_of_three",
      "[{'id':'n1'}]",
      "[{'id':'job', 'spec':{'mode':'replicated-job', 'replicas':3, 'restart_condition':'none',"
      " 'max_concurrent':2}}]",
      "[]",
      {{1000, NULL,
-       "merge service job run=1; put job.1; merge job.1 state=assigned node=n1; "
-       "put job.2; merge job.2 state=assigned node=n1",
+       "merge service job run=1; put job.1 state=assigned node=n1; "
+       "put job.2 state=assigned node=n1",
        0},
       {2000, "job.2=complete",
-       "merge job.2 desired=shutdown; put job.3; merge job.3 state=assigned node=n1", 0},
+       "merge job.2 desired=shutdown; put job.3 state=assigned node=n1", 0},
       {3000, "job.1=complete", "merge job.1 desired=shutdown", 0},
       {4000, "job.3=complete", "merge service job ended=complete; merge job.3 desired=shutdown",
        0}}, NULL},
@@ -428,7 +428,7 @@ static const char *task_name(json_t *names, const char *id)
     return name ? name : id;
 }
 
-/* One op as "put NAME", "del NAME", "merge NAME state=.. node=.. desired=.."
+/* One op as "put NAME" (with " state=.. node=.." when placed), "del NAME", "merge NAME state=.. node=.. desired=.."
  * (the fields among those present), "put service ID", "merge service ID
  * update_state=..". */
 static void describe_op(json_t *op, json_t *names, char *buf, size_t size)
@@ -451,6 +451,10 @@ static void describe_op(json_t *op, json_t *names, char *buf, size_t size)
         json_object_set(names, json_string_value(json_object_get(obj, "id")),
                         json_object_get(obj, "name"));
         append(buf, size, "%s %s", kind, json_string_value(json_object_get(obj, "name")));
+        const char *node = json_string_value(json_object_get(obj, "node_id"));
+        if (node) /* placed in the pass that created it: one put */
+            append(buf, size, " state=%s node=%s",
+                   json_string_value(json_object_get(obj, "state")), node);
         return;
     }
     append(buf, size, "%s %s", kind, task_name(names, json_string_value(json_object_get(op, "id"))));
