@@ -778,6 +778,35 @@ TEST(runtime_run_in_one_call_from_threads)
     teardown(&fx);
 }
 
+/* v1: the joined child (clone on a stack of its own) cannot exec the runtime:
+ * it reports why on its pipe, and the start fails with that, leaving nothing.
+ * Under `make test-asan` the child must leave no sanitizer report either. */
+TEST(runtime_run_joined_exec_failure_reported)
+{
+    if (!can_run_containers() || access("/sys/fs/cgroup/memory", F_OK) != 0)
+        return; /* v2: crun places itself, no joined child */
+    struct fixture fx;
+    setup(&fx);
+    char *script = xasprintf("%s/not-executable", fx.tmp);
+    CHECK(write_file_atomic(script, "#!/bin/sh\n", 10, false, NULL) == 0);
+    CHECK(chmod(script, 0644) == 0);
+    free(fx.rt.runtime_path);
+    fx.rt.runtime_path = script;
+    char id[ID_MAX];
+    unique_id(id, "jfail1");
+    json_t *spec = spec_of("{\"args\":[\"true\"]}");
+    struct serr err = {0};
+    struct runtime_io io = {.in_fd = -1, .out_fd = -1};
+    pid_t pid = 0;
+    CHECK(runtime_run_io(&fx.rt, id, spec, fx.layers, &io, &pid, &err) < 0);
+    if (strstr(err.msg, "cannot run") == NULL || strstr(err.msg, "ermission denied") == NULL)
+        fprintf(stderr, "unexpected error: %s\n", err.msg);
+    CHECK(strstr(err.msg, "cannot run") != NULL && strstr(err.msg, "ermission denied") != NULL);
+    check_nothing_left(&fx, id);
+    json_decref(spec);
+    teardown(&fx);
+}
+
 static size_t strv_len(char **v)
 {
     size_t n = 0;
