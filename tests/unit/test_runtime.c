@@ -838,13 +838,17 @@ TEST(runtime_cgroups_from_the_pool)
     char *taken = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[full - 1]);
     CHECK(path_exists(taken));
     int out_read;
-    pid_t pid = run_io_ok(&fx, "pool1", "{\"args\":[\"echo\",\"hi\"], \"limits\":{\"pids\":64}}",
+    pid_t pid = run_io_ok(&fx, "pool1",
+                          "{\"args\":[\"echo\",\"hi\"], \"limits\":{\"pids\":64, \"cpuset\":\"0\"}}",
                           &out_read);
     char **during = runtime_cgroup_pool_slots(&fx.rt);
     CHECK(strv_len(during) == full - 1);
     CHECK(!path_exists(taken));
     char *pids = read_text("/sys/fs/cgroup/pids/shoal/pool1/pids.max");
     CHECK_STR(pids, "64\n");
+    char *cores = read_text("/sys/fs/cgroup/cpuset/shoal/pool1/cpuset.cpus");
+    CHECK_STR(cores, "0\n"); /* a batch job's cores, written after the rename */
+    free(cores);
     char out[64];
     read_all(out_read, out, sizeof(out));
     CHECK_STR(out, "hi\n");
