@@ -872,6 +872,62 @@ TEST(runtime_cgroups_from_the_pool)
     runtime_strv_free(after);
 }
 
+/* A slot of a pool, by name, in the memory controller. */
+static bool slot_exists(const char *name)
+{
+    char *dir = xasprintf("/sys/fs/cgroup/memory/shoal/%s", name);
+    bool exists = path_exists(dir);
+    free(dir);
+    return exists;
+}
+
+/* A second runtime of this fixture (another daemon on the host) with its
+ * bundles in `dir` (under the fixture's directory). */
+static void init_other(struct fixture *fx, struct runtime *rt, const char *dir)
+{
+    char *root = xasprintf("%s/crun-%s", fx->tmp, dir), *bundles = xasprintf("%s/%s", fx->tmp, dir);
+    struct serr err = {0};
+    CHECK(runtime_init(rt, NULL, root, bundles, &err) == 0);
+    free(root);
+    free(bundles);
+}
+
+/* v1: daemons sharing a host (shoal dev) each have a pool of their own, and
+ * one starting leaves the pools of those running alone; a second daemon with
+ * the same bundles has none. */
+TEST(runtime_cgroup_pools_of_daemons_on_one_host)
+{
+    if (!can_run_containers() || access("/sys/fs/cgroup/memory/shoal", F_OK) != 0)
+        return; /* v2, or v1 not used yet */
+    struct fixture fx;
+    setup(&fx);
+    char **mine = runtime_cgroup_pool_slots(&fx.rt);
+    CHECK(strv_len(mine) > 0);
+    struct runtime other, same;
+    init_other(&fx, &other, "other");
+    char **theirs = runtime_cgroup_pool_slots(&other);
+    CHECK(strv_len(theirs) == strv_len(mine));
+    CHECK(strcmp(theirs[0], mine[0]) != 0);
+    char *fresh = xasprintf("%s/containers", fx.tmp); /* the fixture's bundles again */
+    struct serr err = {0};
+    CHECK(runtime_init(&same, NULL, fx.rt.runtime_root, fresh, &err) == 0);
+    free(fresh);
+    char **none = runtime_cgroup_pool_slots(&same);
+    CHECK(none[0] == NULL);
+    runtime_free(&same);
+    for (size_t i = 0; mine[i] != NULL; i++)
+        CHECK(slot_exists(mine[i]) && slot_exists(theirs[i]));
+    runtime_free(&other);
+    for (size_t i = 0; mine[i] != NULL; i++)
+        CHECK(slot_exists(mine[i]) && !slot_exists(theirs[i]));
+    teardown(&fx);
+    for (size_t i = 0; mine[i] != NULL; i++)
+        CHECK(!slot_exists(mine[i]));
+    runtime_strv_free(mine);
+    runtime_strv_free(theirs);
+    runtime_strv_free(none);
+}
+
 /* ---- config.json, no crun needed -------------------------------------- */
 
 static json_t *config_for(enum cgroup_mode mode, const char *spec_text)
