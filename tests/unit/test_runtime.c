@@ -807,6 +807,16 @@ TEST(runtime_run_joined_exec_failure_reported)
     teardown(&fx);
 }
 
+/* v1 with a memory controller (where a pool's marker is): its shoal/
+ * made, as runtime_init makes it, for cgroups put there before. */
+static bool v1_memory_shoal(void)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) != 0)
+        return false;
+    CHECK(mkdir("/sys/fs/cgroup/memory/shoal", 0755) == 0 || errno == EEXIST);
+    return true;
+}
+
 static size_t strv_len(char **v)
 {
     size_t n = 0;
@@ -820,11 +830,12 @@ static size_t strv_len(char **v)
  * delete makes a new slot; runtime_free removes the slots and the marker. */
 TEST(runtime_cgroups_from_the_pool)
 {
-    if (!can_run_containers() || access("/sys/fs/cgroup/memory/shoal", F_OK) != 0)
-        return; /* v2, or v1 not used yet */
+    if (!can_run_containers() || !v1_memory_shoal())
+        return; /* v2, or v1 without a memory controller */
     /* a pool left by a daemon that was killed: marker unlocked, a slot */
     const char *dead_marker = "/sys/fs/cgroup/memory/shoal/.pool-0dead0ff";
     const char *dead_slot = "/sys/fs/cgroup/cpu/shoal/.pool-0dead0ff-7";
+    CHECK(mkdir("/sys/fs/cgroup/cpu/shoal", 0755) == 0 || errno == EEXIST);
     CHECK(mkdir(dead_marker, 0755) == 0 && mkdir(dead_slot, 0755) == 0);
     struct fixture fx;
     setup(&fx);
@@ -897,8 +908,8 @@ static void init_other(struct fixture *fx, struct runtime *rt, const char *dir)
  * the same bundles has none. */
 TEST(runtime_cgroup_pools_of_daemons_on_one_host)
 {
-    if (!can_run_containers() || access("/sys/fs/cgroup/memory/shoal", F_OK) != 0)
-        return; /* v2, or v1 not used yet */
+    if (!can_run_containers() || !v1_memory_shoal())
+        return; /* v2, or v1 without a memory controller */
     struct fixture fx;
     setup(&fx);
     char **mine = runtime_cgroup_pool_slots(&fx.rt);
