@@ -130,9 +130,14 @@ static int write_cgroup_file(const char *dir, const char *file, const char *valu
     return rc;
 }
 
+/* The spec's limits that fall to `controller`, written in the container's
+ * cgroup `dir` of it (made, or a pool slot renamed). */
 static int write_limits(const char *controller, const char *dir, json_t *limits, struct serr *err)
 {
     char value[64];
+    const char *cores = jstr(limits, "cpuset"); /* a batch job's cores */
+    if (strcmp(controller, "cpuset") == 0 && cores)
+        return write_cgroup_file(dir, "cpuset.cpus", cores, err);
     json_int_t memory = json_integer_value(json_object_get(limits, "memory"));
     double cpus = json_number_value(json_object_get(limits, "cpus"));
     if (strcmp(controller, "memory") == 0 && memory > 0) {
@@ -184,9 +189,9 @@ static int cpuset_inherit(const char *dir, const char *file, struct serr *err)
     return rc;
 }
 
-/* The container's cpuset: the parents' cpus and mems (shoal/ first), then
- * limits.cpuset (a batch job's cores) when given. */
-static int write_cpuset(const char *dir, json_t *limits, struct serr *err)
+/* The container's cpuset: the parents' cpus and mems (shoal/ first);
+ * write_limits then writes limits.cpuset (a batch job's cores) when given. */
+static int write_cpuset(const char *dir, struct serr *err)
 {
     const char *shoal_dir = CGROUP_ROOT "/cpuset/shoal";
     int rc = 0;
@@ -196,9 +201,6 @@ static int write_cpuset(const char *dir, json_t *limits, struct serr *err)
         if (rc == 0)
             rc = cpuset_inherit(dir, files[i], err);
     }
-    const char *cores = jstr(limits, "cpuset");
-    if (rc == 0 && cores)
-        rc = write_cgroup_file(dir, "cpuset.cpus", cores, err);
     return rc;
 }
 
@@ -207,7 +209,7 @@ static int create_one(const char *controller, const char *id, json_t *spec, stru
     char *dir = v1_dir(controller, id);
     int rc = mkdir_p(dir, 0755, err);
     if (rc == 0 && strcmp(controller, "cpuset") == 0)
-        rc = write_cpuset(dir, json_object_get(spec, "limits"), err);
+        rc = write_cpuset(dir, err);
     if (rc == 0)
         rc = write_limits(controller, dir, json_object_get(spec, "limits"), err);
     if (rc == 0 && strcmp(controller, "devices") == 0)
@@ -322,14 +324,11 @@ static int create_from_pool(const struct runtime *rt, const char *id, json_t *sp
         runtime_cgroup_remove(rt, name, NULL);
     free(name);
     json_t *limits = json_object_get(spec, "limits");
-    const char *cores = jstr(limits, "cpuset");
     for (size_t i = 0; v1_controllers[i] != NULL && rc == 1; i++) {
         if (!controller_used(v1_controllers[i], true))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
-        if (write_limits(v1_controllers[i], dir, limits, err) < 0 ||
-            (cores && strcmp(v1_controllers[i], "cpuset") == 0 &&
-             write_cgroup_file(dir, "cpuset.cpus", cores, err) < 0))
+        if (write_limits(v1_controllers[i], dir, limits, err) < 0)
             rc = -1;
         free(dir);
     }

@@ -778,6 +778,45 @@ TEST(runtime_run_in_one_call_from_threads)
     teardown(&fx);
 }
 
+/* v1: the joined child (clone on a stack of its own) cannot exec the runtime:
+ * it reports why on its pipe, and the start fails with that, leaving nothing.
+ * Under `make test-asan` the child must leave no sanitizer report either. */
+TEST(runtime_run_joined_exec_failure_reported)
+{
+    if (!can_run_containers() || access("/sys/fs/cgroup/memory", F_OK) != 0)
+        return; /* v2: crun places itself, no joined child */
+    struct fixture fx;
+    setup(&fx);
+    char *script = xasprintf("%s/not-executable", fx.tmp);
+    CHECK(write_file_atomic(script, "#!/bin/sh\n", 10, false, NULL) == 0);
+    CHECK(chmod(script, 0644) == 0);
+    free(fx.rt.runtime_path);
+    fx.rt.runtime_path = script;
+    char id[ID_MAX];
+    unique_id(id, "jfail1");
+    json_t *spec = spec_of("{\"args\":[\"true\"]}");
+    struct serr err = {0};
+    struct runtime_io io = {.in_fd = -1, .out_fd = -1};
+    pid_t pid = 0;
+    CHECK(runtime_run_io(&fx.rt, id, spec, fx.layers, &io, &pid, &err) < 0);
+    if (strstr(err.msg, "cannot run") == NULL || strstr(err.msg, "ermission denied") == NULL)
+        fprintf(stderr, "unexpected error: %s\n", err.msg);
+    CHECK(strstr(err.msg, "cannot run") != NULL && strstr(err.msg, "ermission denied") != NULL);
+    check_nothing_left(&fx, id);
+    json_decref(spec);
+    teardown(&fx);
+}
+
+/* v1 with a memory controller (where a pool's marker is): its shoal/
+ * made, as runtime_init makes it, for cgroups put there before. */
+static bool v1_memory_shoal(void)
+{
+    if (access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) != 0)
+        return false;
+    CHECK(mkdir("/sys/fs/cgroup/memory/shoal", 0755) == 0 || errno == EEXIST);
+    return true;
+}
+
 static size_t strv_len(char **v)
 {
     size_t n = 0;
@@ -791,11 +830,12 @@ static size_t strv_len(char **v)
  * delete makes a new slot; runtime_free removes the slots and the marker. */
 TEST(runtime_cgroups_from_the_pool)
 {
-    if (!can_run_containers() || access("/sys/fs/cgroup/memory/shoal", F_OK) != 0)
-        return; /* v2, or v1 not used yet */
+    if (!can_run_containers() || !v1_memory_shoal())
+        return; /* v2, or v1 without a memory controller */
     /* a pool left by a daemon that was killed: marker unlocked, a slot */
     const char *dead_marker = "/sys/fs/cgroup/memory/shoal/.pool-0dead0ff";
     const char *dead_slot = "/sys/fs/cgroup/cpu/shoal/.pool-0dead0ff-7";
+    CHECK(mkdir("/sys/fs/cgroup/cpu/shoal", 0755) == 0 || errno == EEXIST);
     CHECK(mkdir(dead_marker, 0755) == 0 && mkdir(dead_slot, 0755) == 0);
     struct fixture fx;
     setup(&fx);
@@ -809,13 +849,17 @@ TEST(runtime_cgroups_from_the_pool)
     char *taken = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[full - 1]);
     CHECK(path_exists(taken));
     int out_read;
-    pid_t pid = run_io_ok(&fx, "pool1", "{\"args\":[\"echo\",\"hi\"], \"limits\":{\"pids\":64}}",
+    pid_t pid = run_io_ok(&fx, "pool1",
+                          "{\"args\":[\"echo\",\"hi\"], \"limits\":{\"pids\":64, \"cpuset\":\"0\"}}",
                           &out_read);
     char **during = runtime_cgroup_pool_slots(&fx.rt);
     CHECK(strv_len(during) == full - 1);
     CHECK(!path_exists(taken));
     char *pids = read_text("/sys/fs/cgroup/pids/shoal/pool1/pids.max");
     CHECK_STR(pids, "64\n");
+    char *cores = read_text("/sys/fs/cgroup/cpuset/shoal/pool1/cpuset.cpus");
+    CHECK_STR(cores, "0\n"); /* a batch job's cores, written after the rename */
+    free(cores);
     char out[64];
     read_all(out_read, out, sizeof(out));
     CHECK_STR(out, "hi\n");
@@ -837,6 +881,62 @@ TEST(runtime_cgroups_from_the_pool)
     runtime_strv_free(before);
     runtime_strv_free(during);
     runtime_strv_free(after);
+}
+
+/* A slot of a pool, by name, in the memory controller. */
+static bool slot_exists(const char *name)
+{
+    char *dir = xasprintf("/sys/fs/cgroup/memory/shoal/%s", name);
+    bool exists = path_exists(dir);
+    free(dir);
+    return exists;
+}
+
+/* A second runtime of this fixture (another daemon on the host) with its
+ * bundles in `dir` (under the fixture's directory). */
+static void init_other(struct fixture *fx, struct runtime *rt, const char *dir)
+{
+    char *root = xasprintf("%s/crun-%s", fx->tmp, dir), *bundles = xasprintf("%s/%s", fx->tmp, dir);
+    struct serr err = {0};
+    CHECK(runtime_init(rt, NULL, root, bundles, &err) == 0);
+    free(root);
+    free(bundles);
+}
+
+/* v1: daemons sharing a host (shoal dev) each have a pool of their own, and
+ * one starting leaves the pools of those running alone; a second daemon with
+ * the same bundles has none. */
+TEST(runtime_cgroup_pools_of_daemons_on_one_host)
+{
+    if (!can_run_containers() || !v1_memory_shoal())
+        return; /* v2, or v1 without a memory controller */
+    struct fixture fx;
+    setup(&fx);
+    char **mine = runtime_cgroup_pool_slots(&fx.rt);
+    CHECK(strv_len(mine) > 0);
+    struct runtime other, same;
+    init_other(&fx, &other, "other");
+    char **theirs = runtime_cgroup_pool_slots(&other);
+    CHECK(strv_len(theirs) == strv_len(mine));
+    CHECK(strcmp(theirs[0], mine[0]) != 0);
+    char *fresh = xasprintf("%s/containers", fx.tmp); /* the fixture's bundles again */
+    struct serr err = {0};
+    CHECK(runtime_init(&same, NULL, fx.rt.runtime_root, fresh, &err) == 0);
+    free(fresh);
+    char **none = runtime_cgroup_pool_slots(&same);
+    CHECK(none[0] == NULL);
+    runtime_free(&same);
+    for (size_t i = 0; mine[i] != NULL; i++)
+        CHECK(slot_exists(mine[i]) && slot_exists(theirs[i]));
+    runtime_free(&other);
+    for (size_t i = 0; mine[i] != NULL; i++)
+        CHECK(slot_exists(mine[i]) && !slot_exists(theirs[i]));
+    teardown(&fx);
+    for (size_t i = 0; mine[i] != NULL; i++)
+        CHECK(!slot_exists(mine[i]));
+    runtime_strv_free(mine);
+    runtime_strv_free(theirs);
+    runtime_strv_free(none);
 }
 
 /* ---- config.json, no crun needed -------------------------------------- */
