@@ -90,7 +90,7 @@ int runtime_init(struct runtime *rt, const char *runtime_path, const char *runti
     rt->recursive_ro = kernel_has_mount_setattr();
     if (rt->cgroup_mode == CGROUP_HYBRID && runtime_cgroup_fix_hybrid(err) < 0)
         goto fail;
-    runtime_cgroup_pool_init(rt);
+    runtime_cgroup_setup_parents(rt);
     return 0;
 fail:
     runtime_free(rt);
@@ -99,7 +99,6 @@ fail:
 
 void runtime_free(struct runtime *rt)
 {
-    runtime_cgroup_pool_free(rt);
     free(rt->runtime_path);
     free(rt->runtime_root);
     free(rt->containers_dir);
@@ -794,8 +793,6 @@ int runtime_delete(struct runtime *rt, const char *id, struct serr *err)
     if (unmount_rootfs(bundle, err) < 0 || rm_rf(bundle, err) < 0)
         rc = -1;
     free(bundle);
-    if (rt->cgroup_pool)
-        runtime_cgroup_pool_fill(rt); /* the next container's, made now */
     return rc;
 }
 

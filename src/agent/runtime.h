@@ -61,8 +61,11 @@ struct runtime {
      * read-only recursively (crun's "rro"), submounts included. Without it,
      * a readonly bind of a tree with submounts is refused. */
     bool recursive_ro;
-    /* v1/hybrid: cgroups made ahead (runtime_cgroup.c), or NULL. */
-    struct cgroup_pool *cgroup_pool;
+    /* v1/hybrid: the parents shoal/ of "devices" / "cpuset" pass their
+     * device rules / cpus and mems on to a container's new cgroup
+     * (runtime_cgroup.c); false: they are written in each. */
+    bool cgroup_devices_inherited;
+    bool cgroup_cpuset_inherited;
 };
 
 /* Fills `rt` (copies the strings), creates directories, detects the cgroup

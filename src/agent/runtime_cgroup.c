@@ -2,12 +2,10 @@
  * hybrid hosts the cgroups shoal manages itself (crun runs there with
  * --cgroup-manager=disabled). On v2 hosts crun owns the cgroup and this file
  * only reads statistics. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,9 +101,13 @@ out:
     return rc;
 }
 
+/* The parent of the containers' cgroups in each v1 controller ("shoal";
+ * another in tests, runtime_cgroup_set_parent). */
+static char cgroup_parent[64] = "shoal";
+
 static char *v1_dir(const char *controller, const char *id)
 {
-    return xasprintf(CGROUP_ROOT "/%s/shoal/%s", controller, id);
+    return xasprintf(CGROUP_ROOT "/%s/%s/%s", controller, cgroup_parent, id);
 }
 
 static bool controller_mounted(const char *controller)
@@ -131,7 +133,7 @@ static int write_cgroup_file(const char *dir, const char *file, const char *valu
 }
 
 /* The spec's limits that fall to `controller`, written in the container's
- * cgroup `dir` of it (made, or a pool slot renamed). */
+ * cgroup `dir` of it. */
 static int write_limits(const char *controller, const char *dir, json_t *limits, struct serr *err)
 {
     char value[64];
@@ -193,7 +195,7 @@ static int cpuset_inherit(const char *dir, const char *file, struct serr *err)
  * write_limits then writes limits.cpuset (a batch job's cores) when given. */
 static int write_cpuset(const char *dir, struct serr *err)
 {
-    const char *shoal_dir = CGROUP_ROOT "/cpuset/shoal";
+    char *shoal_dir = xasprintf(CGROUP_ROOT "/cpuset/%s", cgroup_parent);
     int rc = 0;
     const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
     for (int i = 0; i < 2 && rc == 0; i++) {
@@ -201,18 +203,22 @@ static int write_cpuset(const char *dir, struct serr *err)
         if (rc == 0)
             rc = cpuset_inherit(dir, files[i], err);
     }
+    free(shoal_dir);
     return rc;
 }
 
-static int create_one(const char *controller, const char *id, json_t *spec, struct serr *err)
+/* The container's cgroup of `controller`: made (with what its parent
+ * passes on, see runtime_cgroup_setup_parents), then given the spec's limits. */
+static int create_one(const struct runtime *rt, const char *controller, const char *id,
+                      json_t *spec, struct serr *err)
 {
     char *dir = v1_dir(controller, id);
-    int rc = mkdir_p(dir, 0755, err);
-    if (rc == 0 && strcmp(controller, "cpuset") == 0)
+    int rc = mkdir(dir, 0755) == 0 ? 0 : mkdir_p(dir, 0755, err);
+    if (rc == 0 && strcmp(controller, "cpuset") == 0 && !rt->cgroup_cpuset_inherited)
         rc = write_cpuset(dir, err);
     if (rc == 0)
         rc = write_limits(controller, dir, json_object_get(spec, "limits"), err);
-    if (rc == 0 && strcmp(controller, "devices") == 0)
+    if (rc == 0 && strcmp(controller, "devices") == 0 && !rt->cgroup_devices_inherited)
         rc = write_device_rules(dir, err);
     free(dir);
     return rc;
@@ -233,7 +239,7 @@ static int create_all(const struct runtime *rt, const char *id, json_t *spec, bo
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
         if (!controller_used(v1_controllers[i], devices))
             continue;
-        if (create_one(v1_controllers[i], id, spec, err) < 0) {
+        if (create_one(rt, v1_controllers[i], id, spec, err) < 0) {
             runtime_cgroup_remove(rt, id, NULL);
             return -1;
         }
@@ -241,270 +247,78 @@ static int create_all(const struct runtime *rt, const char *id, json_t *spec, bo
     return 0;
 }
 
-/* ---- the pool of cgroups made ahead (v1/hybrid) ----------------------
- *
- * A container's cgroups cost ~0.7 ms to make (6 mkdirs, 12 device rules,
- * cpuset copies): made ahead, off the path from the request to the
- * runtime's call, as `shoal/.pool-<tag>-<n>` in each controller (a name no
- * container id can have: ids do not start with '.'), then renamed to the
- * container's id (v1 allows a rename within the parent) and given its
- * limits. The tag, from the bundle directory, tells this daemon's cgroups
- * from another's on the same host (dev clusters share /sys/fs/cgroup); the
- * flock on its marker (below) tells a live daemon's pool from one left by a
- * daemon killed or crashed, which the next daemon to start removes. Filled
- * at start and after each delete (which runs once the exit was sent to the
- * client); removed by runtime_free. */
-#define POOL_SIZE 4
+/* v1/hybrid, once at runtime_init: the parents shoal/ of "devices" and
+ * "cpuset" hold what a container's cgroup of them gets when it is made (the
+ * kernel copies a parent's device rules, and a cpuset parent's cpus and mems
+ * when its cgroup.clone_children is 1), so that making a container's
+ * cgroups is mkdirs only. A parent that could not be set (devices: writing
+ * "a" is refused while shoal/ has children, as when made by an older shoal)
+ * leaves its controller's values written in each container's cgroup. Only
+ * containers are made in shoal/: a host job has no devices cgroup
+ * (runtime_cgroup_create_host) and the daemon is not placed there. */
 
-struct cgroup_pool {
-    pthread_mutex_t lock;
-    char tag[9];
-    unsigned next;          /* serial of the next slot made */
-    unsigned ready[POOL_SIZE];
-    int count;              /* ready slots */
-    int making;             /* slots being made, counted against POOL_SIZE */
-    int marker_fd;          /* holds the flock on its marker, shoal/.pool-TAG */
-};
-
-static char *slot_name(const struct cgroup_pool *pool, unsigned serial)
+/* devices.list of `dir` holds exactly the rules of v1_device_allow. */
+static bool has_device_rules(const char *dir)
 {
-    return xasprintf(".pool-%s-%u", pool->tag, serial);
-}
-
-/* Renames the slot's cgroups to `to_id` in each controller used; on a
- * failure, those already renamed go back. */
-static int rename_slot(const char *from, const char *to, struct serr *err)
-{
-    size_t done = 0;
-    int rc = 0;
-    for (; v1_controllers[done] != NULL && rc == 0; done++) {
-        if (!controller_used(v1_controllers[done], true))
-            continue;
-        char *src = v1_dir(v1_controllers[done], from), *dst = v1_dir(v1_controllers[done], to);
-        if (rename(src, dst) < 0)
-            rc = serr_errno(err, "rename cgroup %s to %s", src, dst);
-        free(src);
-        free(dst);
+    char *path = xasprintf("%s/devices.list", dir), *text = NULL;
+    bool ok = read_file(path, &text, NULL, NULL) == 0;
+    size_t lines = 0, rules = 0;
+    while (v1_device_allow[rules] != NULL)
+        rules++;
+    char *save = NULL;
+    for (char *line = ok ? strtok_r(text, "\n", &save) : NULL; ok && line;
+         line = strtok_r(NULL, "\n", &save), lines++) {
+        ok = false;
+        for (size_t i = 0; v1_device_allow[i] != NULL && !ok; i++)
+            ok = strcmp(line, v1_device_allow[i]) == 0;
     }
-    if (rc == 0)
-        return 0;
-    for (size_t i = 0; i + 1 < done; i++) {
-        if (!controller_used(v1_controllers[i], true))
-            continue;
-        char *src = v1_dir(v1_controllers[i], to), *dst = v1_dir(v1_controllers[i], from);
-        rename(src, dst);
-        free(src);
-        free(dst);
-    }
-    return -1;
+    free(text);
+    free(path);
+    return ok && lines == rules;
 }
 
-/* A ready slot's serial, taken from the pool, or -1 when there is none. */
-static long take_slot(struct cgroup_pool *pool)
+static char *parent_dir(const char *controller)
 {
-    long serial = -1;
-    pthread_mutex_lock(&pool->lock);
-    if (pool->count > 0)
-        serial = pool->ready[--pool->count];
-    pthread_mutex_unlock(&pool->lock);
-    return serial;
+    return xasprintf(CGROUP_ROOT "/%s/%s", controller, cgroup_parent);
 }
 
-/* The container's cgroups from the pool, with the spec's limits: 1 done, 0
- * no slot (or it could not be renamed: removed), -1 a limit failed. */
-static int create_from_pool(const struct runtime *rt, const char *id, json_t *spec,
-                            struct serr *err)
+static bool setup_devices_parent(struct serr *err)
 {
-    long serial = rt->cgroup_pool ? take_slot(rt->cgroup_pool) : -1;
-    if (serial < 0)
-        return 0;
-    char *name = slot_name(rt->cgroup_pool, (unsigned)serial);
-    int rc = rename_slot(name, id, NULL) == 0 ? 1 : 0;
-    if (rc == 0)
-        runtime_cgroup_remove(rt, name, NULL);
-    free(name);
-    json_t *limits = json_object_get(spec, "limits");
-    for (size_t i = 0; v1_controllers[i] != NULL && rc == 1; i++) {
-        if (!controller_used(v1_controllers[i], true))
-            continue;
-        char *dir = v1_dir(v1_controllers[i], id);
-        if (write_limits(v1_controllers[i], dir, limits, err) < 0)
-            rc = -1;
-        free(dir);
-    }
-    if (rc < 0)
-        runtime_cgroup_remove(rt, id, NULL);
-    return rc;
-}
-
-void runtime_cgroup_pool_fill(const struct runtime *rt)
-{
-    struct cgroup_pool *pool = rt->cgroup_pool;
-    for (;;) {
-        pthread_mutex_lock(&pool->lock);
-        bool full = pool->count + pool->making >= POOL_SIZE;
-        unsigned serial = pool->next;
-        if (!full) {
-            pool->next++;
-            pool->making++;
-        }
-        pthread_mutex_unlock(&pool->lock);
-        if (full)
-            return;
-        char *name = slot_name(pool, serial);
-        bool made = create_all(rt, name, NULL, true, NULL) == 0;
-        free(name);
-        pthread_mutex_lock(&pool->lock);
-        pool->making--;
-        if (made)
-            pool->ready[pool->count++] = serial;
-        pthread_mutex_unlock(&pool->lock);
-        if (!made)
-            return; /* not allowed here (not root...): containers make their own */
-    }
-}
-
-/* Removes the slots of the pool tagged `tag` (".pool-TAG-N" in each controller). */
-static void remove_slots(const struct runtime *rt, const char *tag)
-{
-    char *prefix = xasprintf(".pool-%s-", tag);
-    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        char *parent = xasprintf(CGROUP_ROOT "/%s/shoal", v1_controllers[i]);
-        DIR *d = opendir(parent);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-                runtime_cgroup_remove(rt, e->d_name, NULL);
-        }
-        if (d)
-            closedir(d);
-        free(parent);
-    }
-    free(prefix);
-}
-
-/* A pool's owner holds an flock on its marker, the cgroup directory
- * shoal/.pool-TAG (of memory, see marker_parent), while it runs: a marker
- * that can be locked was left by a daemon that is gone (killed, crashed),
- * with its slots. Returns the marker's tag when `name` is one, else NULL. */
-static const char *marker_tag(const char *name)
-{
-    const char *tag = name + strlen(".pool-");
-    bool marker = strncmp(name, ".pool-", strlen(".pool-")) == 0 && strlen(tag) == 8 &&
-                  strspn(tag, "0123456789abcdef") == 8;
-    return marker ? tag : NULL;
-}
-
-/* Where markers are: shoal/ of the first controller mounted (memory, unless
- * the kernel has none, as on Raspberry Pi OS without cgroup_enable=memory). */
-static char *marker_parent(void)
-{
-    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (controller_mounted(v1_controllers[i]))
-            return xasprintf(CGROUP_ROOT "/%s/shoal", v1_controllers[i]);
-    }
-    return NULL;
-}
-
-/* Removes the pools (slots and marker) of daemons that are gone. */
-static void remove_dead_pools(const struct runtime *rt, const char *parent)
-{
-    DIR *d = opendir(parent);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        const char *tag = marker_tag(e->d_name);
-        char *marker = tag ? xasprintf("%s/%s", parent, e->d_name) : NULL;
-        int fd = marker ? open(marker, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            remove_slots(rt, tag);
-            rmdir(marker);
-        }
-        if (fd >= 0)
-            close(fd);
-        free(marker);
-    }
-    if (d)
-        closedir(d);
-}
-
-/* Makes this daemon's marker, locked (made under another name, then
- * renamed, so that no other daemon sees it unlocked): its fd, or -1. */
-static int make_marker(const char *parent, const char *tag)
-{
-    char *made = xasprintf("%s/.pool-new-%s", parent, tag);
-    char *marker = xasprintf("%s/.pool-%s", parent, tag);
+    char *dir = parent_dir("devices");
+    bool ok = false;
     int fd = -1;
-    if (mkdir(made, 0755) == 0 || errno == EEXIST)
-        fd = open(made, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0 && (flock(fd, LOCK_EX | LOCK_NB) < 0 || rename(made, marker) < 0)) {
+    if (mkdir_p(dir, 0755, err) == 0 && (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+        flock(fd, LOCK_EX) == 0) /* daemons of one host starting together */
+        ok = has_device_rules(dir) || (write_device_rules(dir, err) == 0 && has_device_rules(dir));
+    if (fd >= 0)
         close(fd);
-        fd = -1;
-        rmdir(made);
-    }
-    free(made);
-    free(marker);
-    return fd;
+    free(dir);
+    return ok;
 }
 
-void runtime_cgroup_pool_init(struct runtime *rt)
+static bool setup_cpuset_parent(struct serr *err)
 {
-    char *parent = rt->cgroup_mode == CGROUP_V2 ? NULL : marker_parent();
-    if (parent == NULL)
+    char *dir = parent_dir("cpuset");
+    bool ok = mkdir_p(dir, 0755, err) == 0 && cpuset_inherit(dir, "cpuset.cpus", err) == 0 &&
+              cpuset_inherit(dir, "cpuset.mems", err) == 0 &&
+              write_cgroup_file(dir, "cgroup.clone_children", "1", err) == 0;
+    free(dir);
+    return ok;
+}
+
+void runtime_cgroup_setup_parents(struct runtime *rt)
+{
+    rt->cgroup_devices_inherited = rt->cgroup_cpuset_inherited = false;
+    if (rt->cgroup_mode == CGROUP_V2)
         return;
-    char tag[9];
-    uint32_t hash = 2166136261u; /* FNV-1a */
-    for (const char *c = rt->containers_dir; *c; c++)
-        hash = (hash ^ (unsigned char)*c) * 16777619u;
-    snprintf(tag, sizeof(tag), "%08" PRIx32, hash);
-    /* shoal/ itself: made with the first container's cgroups otherwise */
-    bool ready = mkdir_p(parent, 0755, NULL) == 0;
-    if (ready)
-        remove_dead_pools(rt, parent);
-    int fd = ready ? make_marker(parent, tag) : -1;
-    free(parent);
-    if (fd < 0)
-        return; /* not allowed here, or another daemon has the same bundles */
-    struct cgroup_pool *pool = xcalloc(1, sizeof(*pool));
-    pthread_mutex_init(&pool->lock, NULL);
-    memcpy(pool->tag, tag, sizeof(tag));
-    pool->marker_fd = fd;
-    rt->cgroup_pool = pool;
-    runtime_cgroup_pool_fill(rt);
+    struct serr err = {0};
+    rt->cgroup_devices_inherited = controller_mounted("devices") && setup_devices_parent(&err);
+    rt->cgroup_cpuset_inherited = controller_mounted("cpuset") && setup_cpuset_parent(&err);
 }
 
-char **runtime_cgroup_pool_slots(const struct runtime *rt)
+void runtime_cgroup_set_parent(const char *name)
 {
-    struct cgroup_pool *pool = rt->cgroup_pool;
-    char **names = xcalloc(POOL_SIZE + 1, sizeof(*names));
-    if (pool == NULL)
-        return names;
-    pthread_mutex_lock(&pool->lock);
-    for (int i = 0; i < pool->count; i++)
-        names[i] = slot_name(pool, pool->ready[i]);
-    pthread_mutex_unlock(&pool->lock);
-    return names;
-}
-
-void runtime_cgroup_pool_free(struct runtime *rt)
-{
-    struct cgroup_pool *pool = rt->cgroup_pool;
-    if (pool == NULL)
-        return;
-    for (int i = 0; i < pool->count; i++) {
-        char *name = slot_name(pool, pool->ready[i]);
-        runtime_cgroup_remove(rt, name, NULL);
-        free(name);
-    }
-    char *parent = marker_parent();
-    char *marker = parent ? xasprintf("%s/.pool-%s", parent, pool->tag) : NULL;
-    if (marker)
-        rmdir(marker);
-    free(marker);
-    free(parent);
-    close(pool->marker_fd);
-    pthread_mutex_destroy(&pool->lock);
-    free(pool);
-    rt->cgroup_pool = NULL;
+    snprintf(cgroup_parent, sizeof(cgroup_parent), "%s", name);
 }
 
 int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
@@ -512,8 +326,7 @@ int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
-    int rc = create_from_pool(rt, id, spec, err);
-    return rc != 0 ? (rc > 0 ? 0 : -1) : create_all(rt, id, spec, true, err);
+    return create_all(rt, id, spec, true, err);
 }
 
 int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
@@ -631,7 +444,7 @@ static char *counter_path(const struct runtime *rt, const char *id, const char *
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return xasprintf(CGROUP_ROOT "/shoal/%s/%s", id, v2_file);
-    return xasprintf(CGROUP_ROOT "/%s/shoal/%s/%s", controller, id, v1_file);
+    return xasprintf(CGROUP_ROOT "/%s/%s/%s/%s", controller, cgroup_parent, id, v1_file);
 }
 
 void runtime_cgroup_stats(const struct runtime *rt, const char *id, uint64_t *cpu_ns,

@@ -65,17 +65,13 @@ int runtime_cgroup_fix_hybrid(struct serr *err);
 /* v1/hybrid: creates the container's cgroups and writes the spec's limits. */
 int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
                           struct serr *err);
-/* v1/hybrid: the pool of cgroups made ahead, which
- * runtime_cgroup_create takes from (runtime_cgroup.c). _init fills it (a
- * failure leaves it empty: containers then make their own); _fill makes
- * what was taken again (call it off the path of a start); _free removes
- * what is left. */
-void runtime_cgroup_pool_init(struct runtime *rt);
-void runtime_cgroup_pool_fill(const struct runtime *rt);
-void runtime_cgroup_pool_free(struct runtime *rt);
-/* The ready slots' names (cgroups `shoal/NAME` of each controller), NULL
- * terminated (free with runtime_strv_free); none on v2. */
-char **runtime_cgroup_pool_slots(const struct runtime *rt);
+/* v1/hybrid, at runtime_init: writes the device rules, and the cpus, mems
+ * and cgroup.clone_children 1, in the parents shoal/ of "devices" and
+ * "cpuset", whose new children inherit them; sets rt->cgroup_*_inherited
+ * (false where it could not: the values are then written per container). */
+void runtime_cgroup_setup_parents(struct runtime *rt);
+/* Tests: the parent of the containers' v1 cgroups, "shoal" by default. */
+void runtime_cgroup_set_parent(const char *name);
 /* v1/hybrid: the cgroups of a host job (runtime_host.c): the container's
  * less "devices" (a host process keeps the host's devices). */
 int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,

@@ -807,137 +807,118 @@ TEST(runtime_run_joined_exec_failure_reported)
     teardown(&fx);
 }
 
-/* v1 with a memory controller (where a pool's marker is): its shoal/
- * made, as runtime_init makes it, for cgroups put there before. */
-static bool v1_memory_shoal(void)
-{
-    if (access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) != 0)
-        return false;
-    CHECK(mkdir("/sys/fs/cgroup/memory/shoal", 0755) == 0 || errno == EEXIST);
-    return true;
-}
+static const char *const parent_controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices",
+                                                  "cpuset", NULL};
 
-static size_t strv_len(char **v)
+static void remove_parent(const char *parent)
 {
-    size_t n = 0;
-    while (v[n] != NULL)
-        n++;
-    return n;
-}
-
-/* v1: a pool a killed daemon left is removed at start; a container's
- * cgroups are a slot of the pool renamed (then given the spec's limits); the
- * delete makes a new slot; runtime_free removes the slots and the marker. */
-TEST(runtime_cgroups_from_the_pool)
-{
-    if (!can_run_containers() || !v1_memory_shoal())
-        return; /* v2, or v1 without a memory controller */
-    /* a pool left by a daemon that was killed: marker unlocked, a slot */
-    const char *dead_marker = "/sys/fs/cgroup/memory/shoal/.pool-0dead0ff";
-    const char *dead_slot = "/sys/fs/cgroup/cpu/shoal/.pool-0dead0ff-7";
-    CHECK(mkdir("/sys/fs/cgroup/cpu/shoal", 0755) == 0 || errno == EEXIST);
-    CHECK(mkdir(dead_marker, 0755) == 0 && mkdir(dead_slot, 0755) == 0);
-    struct fixture fx;
-    setup(&fx);
-    CHECK(!path_exists(dead_marker) && !path_exists(dead_slot));
-    char **before = runtime_cgroup_pool_slots(&fx.rt);
-    size_t full = strv_len(before);
-    CHECK(full > 0);
-    char *marker = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[0]);
-    *strrchr(marker, '-') = '\0'; /* .pool-TAG-N -> .pool-TAG */
-    CHECK(path_exists(marker));
-    char *taken = xasprintf("/sys/fs/cgroup/memory/shoal/%s", before[full - 1]);
-    CHECK(path_exists(taken));
-    int out_read;
-    pid_t pid = run_io_ok(&fx, "pool1",
-                          "{\"args\":[\"echo\",\"hi\"], \"limits\":{\"pids\":64, \"cpuset\":\"0\"}}",
-                          &out_read);
-    char **during = runtime_cgroup_pool_slots(&fx.rt);
-    CHECK(strv_len(during) == full - 1);
-    CHECK(!path_exists(taken));
-    char *pids = read_text("/sys/fs/cgroup/pids/shoal/pool1/pids.max");
-    CHECK_STR(pids, "64\n");
-    char *cores = read_text("/sys/fs/cgroup/cpuset/shoal/pool1/cpuset.cpus");
-    CHECK_STR(cores, "0\n"); /* a batch job's cores, written after the rename */
-    free(cores);
-    char out[64];
-    read_all(out_read, out, sizeof(out));
-    CHECK_STR(out, "hi\n");
-    CHECK(WIFEXITED(wait_status(pid)));
-    delete_ok(&fx, "pool1");
-    check_nothing_left(&fx, "pool1");
-    char **after = runtime_cgroup_pool_slots(&fx.rt);
-    CHECK(strv_len(after) == full);
-    teardown(&fx);
-    for (size_t i = 0; after[i] != NULL; i++) {
-        char *dir = xasprintf("/sys/fs/cgroup/memory/shoal/%s", after[i]);
-        CHECK(!path_exists(dir));
+    for (size_t i = 0; parent_controllers[i] != NULL; i++) {
+        char *dir = xasprintf("/sys/fs/cgroup/%s/%s", parent_controllers[i], parent);
+        CHECK(rmdir(dir) == 0 || errno == ENOENT);
         free(dir);
     }
-    CHECK(!path_exists(marker));
-    free(marker);
+}
+
+/* Docker's default rules, as a container's devices.list lists them. */
+#define DEFAULT_DEVICES                                                                           \
+    "c *:* m\nb *:* m\nc 1:3 rwm\nc 1:5 rwm\nc 1:7 rwm\nc 1:8 rwm\nc 1:9 rwm\nc 5:0 rwm\nc 5:1 " \
+    "rwm\nc 5:2 rwm\nc 136:* rwm\n"
+
+/* One container in the cgroup parent `parent`: its cgroups have Docker's
+ * device rules, the parent's cpus and mems (or the job's cores), its limits. */
+static void check_container_cgroups(struct fixture *fx, const char *parent, const char *id,
+                                    const char *limits)
+{
+    int out_read;
+    char *spec = xasprintf("{\"args\":[\"cat\",\"/proc/self/cgroup\"], \"limits\":%s}", limits);
+    pid_t pid = run_io_ok(fx, id, spec, &out_read);
+    char *path = xasprintf("/sys/fs/cgroup/devices/%s/%s/devices.list", parent, id);
+    char *devices = read_text(path);
+    CHECK_STR(devices, DEFAULT_DEVICES);
+    free(path);
+    path = xasprintf("/sys/fs/cgroup/pids/%s/%s/pids.max", parent, id);
+    char *pids = read_text(path);
+    CHECK_STR(pids, "64\n");
+    free(path);
+    path = xasprintf("/sys/fs/cgroup/cpuset/%s/%s/cpuset.cpus", parent, id);
+    char *cpus = read_text(path), *host_cpus = read_text("/sys/fs/cgroup/cpuset/cpuset.cpus");
+    CHECK_STR(cpus, strstr(limits, "cpuset") ? "0\n" : host_cpus);
+    free(path);
+    path = xasprintf("/sys/fs/cgroup/cpuset/%s/%s/cpuset.mems", parent, id);
+    char *mems = read_text(path), *host_mems = read_text("/sys/fs/cgroup/cpuset/cpuset.mems");
+    CHECK_STR(mems, host_mems);
+    char out[4096];
+    read_all(out_read, out, sizeof(out));
+    char *in = xasprintf("devices:/%s/%s\n", parent, id);
+    CHECK(strstr(out, in) != NULL); /* the container ran in them */
+    CHECK(WIFEXITED(wait_status(pid)));
+    delete_ok(fx, id);
+    check_nothing_left(fx, id);
+    for (size_t i = 0; parent_controllers[i] != NULL; i++) {
+        char *left = xasprintf("/sys/fs/cgroup/%s/%s/%s", parent_controllers[i], parent, id);
+        CHECK(!path_exists(left));
+        free(left);
+    }
+    free(in);
+    free(path);
+    free(mems);
+    free(host_mems);
+    free(cpus);
+    free(host_cpus);
     free(pids);
-    free(taken);
-    runtime_strv_free(before);
-    runtime_strv_free(during);
-    runtime_strv_free(after);
+    free(devices);
+    free(spec);
 }
 
-/* A slot of a pool, by name, in the memory controller. */
-static bool slot_exists(const char *name)
+/* v1: runtime_init writes the device rules, cpus, mems and clone_children
+ * in the containers' parent cgroups, and a container's cgroups, made by
+ * mkdir only, have the same rules and values as when they were written in
+ * each; a parent with children already (made by an older shoal) cannot
+ * take "a" in devices.deny: its containers get the rules written. */
+TEST(runtime_cgroup_parents_pass_rules_on)
 {
-    char *dir = xasprintf("/sys/fs/cgroup/memory/shoal/%s", name);
-    bool exists = path_exists(dir);
-    free(dir);
-    return exists;
-}
-
-/* A second runtime of this fixture (another daemon on the host) with its
- * bundles in `dir` (under the fixture's directory). */
-static void init_other(struct fixture *fx, struct runtime *rt, const char *dir)
-{
-    char *root = xasprintf("%s/crun-%s", fx->tmp, dir), *bundles = xasprintf("%s/%s", fx->tmp, dir);
-    struct serr err = {0};
-    CHECK(runtime_init(rt, NULL, root, bundles, &err) == 0);
-    free(root);
-    free(bundles);
-}
-
-/* v1: daemons sharing a host (shoal dev) each have a pool of their own, and
- * one starting leaves the pools of those running alone; a second daemon with
- * the same bundles has none. */
-TEST(runtime_cgroup_pools_of_daemons_on_one_host)
-{
-    if (!can_run_containers() || !v1_memory_shoal())
-        return; /* v2, or v1 without a memory controller */
+    if (!can_run_containers() || access("/sys/fs/cgroup/devices/devices.list", F_OK) != 0 ||
+        access("/sys/fs/cgroup/cpuset/cpuset.cpus", F_OK) != 0)
+        return; /* v2, or v1 without these controllers */
+    char parent[64], old[64];
+    snprintf(parent, sizeof(parent), "shoal-ut-%d", (int)getpid());
+    snprintf(old, sizeof(old), "shoal-ut-old-%d", (int)getpid());
+    runtime_cgroup_set_parent(parent);
     struct fixture fx;
     setup(&fx);
-    char **mine = runtime_cgroup_pool_slots(&fx.rt);
-    CHECK(strv_len(mine) > 0);
-    struct runtime other, same;
-    init_other(&fx, &other, "other");
-    char **theirs = runtime_cgroup_pool_slots(&other);
-    CHECK(strv_len(theirs) == strv_len(mine));
-    CHECK(strcmp(theirs[0], mine[0]) != 0);
-    char *fresh = xasprintf("%s/containers", fx.tmp); /* the fixture's bundles again */
+    CHECK(fx.rt.cgroup_devices_inherited && fx.rt.cgroup_cpuset_inherited);
+    char *path = xasprintf("/sys/fs/cgroup/devices/%s/devices.list", parent);
+    char *rules = read_text(path);
+    CHECK_STR(rules, DEFAULT_DEVICES);
+    check_container_cgroups(&fx, parent, "par1", "{\"pids\":64}");
+    check_container_cgroups(&fx, parent, "par2", "{\"pids\":64, \"cpuset\":\"0\"}");
+    struct runtime again; /* a daemon started again finds the rules there */
+    char *root = xasprintf("%s/crun", fx.tmp), *dir = xasprintf("%s/containers", fx.tmp);
     struct serr err = {0};
-    CHECK(runtime_init(&same, NULL, fx.rt.runtime_root, fresh, &err) == 0);
-    free(fresh);
-    char **none = runtime_cgroup_pool_slots(&same);
-    CHECK(none[0] == NULL);
-    runtime_free(&same);
-    for (size_t i = 0; mine[i] != NULL; i++)
-        CHECK(slot_exists(mine[i]) && slot_exists(theirs[i]));
-    runtime_free(&other);
-    for (size_t i = 0; mine[i] != NULL; i++)
-        CHECK(slot_exists(mine[i]) && !slot_exists(theirs[i]));
+    CHECK(runtime_init(&again, NULL, root, dir, &err) == 0);
+    CHECK(again.cgroup_devices_inherited && again.cgroup_cpuset_inherited);
+    runtime_free(&again);
     teardown(&fx);
-    for (size_t i = 0; mine[i] != NULL; i++)
-        CHECK(!slot_exists(mine[i]));
-    runtime_strv_free(mine);
-    runtime_strv_free(theirs);
-    runtime_strv_free(none);
+    remove_parent(parent);
+
+    /* the parent of an older shoal, with a container's cgroup in it */
+    char *child = xasprintf("/sys/fs/cgroup/devices/%s/left", old);
+    CHECK(mkdir_p(child, 0755, NULL) == 0);
+    runtime_cgroup_set_parent(old);
+    setup(&fx);
+    CHECK(!fx.rt.cgroup_devices_inherited && fx.rt.cgroup_cpuset_inherited);
+    check_container_cgroups(&fx, old, "par3", "{\"pids\":64}");
+    teardown(&fx);
+    CHECK(rmdir(child) == 0);
+    remove_parent(old);
+    runtime_cgroup_set_parent("shoal");
+    free(child);
+    free(root);
+    free(dir);
+    free(rules);
+    free(path);
 }
+
 
 /* ---- config.json, no crun needed -------------------------------------- */
 
