@@ -41,7 +41,7 @@ struct net_want {
 #define NET_PASS_GAP_MS 1000
 
 struct agent_net {
-    struct agent *a; /* NULL once the agent closed: the work in flight frees this */
+    struct agent *a; /* NULL once the agent closed: the pass in flight or deferred_closed frees us */
     const char *bridge; /* the daemon's --bridge (the "bridge" network's): outlives us */
     uv_work_t work;
     bool working;
@@ -538,8 +538,7 @@ static void deferred_due(uv_timer_t *t)
 static bool pass_deferred(struct agent_net *n, uv_loop_t *loop)
 {
     uint64_t since = uv_now(loop) - n->pass_ended;
-    if (!n->ready || since >= NET_PASS_GAP_MS ||
-        !json_equal(n->want.local, n->local))
+    if (!n->ready || since >= NET_PASS_GAP_MS || !json_equal(n->want.local, n->local))
         return false;
     if (!uv_is_active((uv_handle_t *)&n->deferred))
         uv_timer_start(&n->deferred, deferred_due, NET_PASS_GAP_MS - since, 0);
