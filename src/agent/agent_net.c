@@ -41,7 +41,7 @@ struct net_want {
 #define NET_PASS_GAP_MS 1000
 
 struct agent_net {
-    struct agent *a; /* NULL once the agent closed: the pass in flight or deferred_closed frees us */
+    struct agent *a; /* NULL once the agent closed (then freed by the pass or deferred_closed) */
     const char *bridge; /* the daemon's --bridge (the "bridge" network's): outlives us */
     uv_work_t work;
     bool working;
