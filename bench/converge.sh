@@ -17,7 +17,8 @@
 # Also the CPU time: the floor's processes', and shoal's daemon with the children it reaped
 # (crun, ip, nft), from the create to the last poll: what the load of a shared machine moves less.
 # Usage: bench/converge.sh   (env: CONVERGE_NS="20 100", CONVERGE_MODES="host net",
-# TIMEOUT=300, SIDES="shoal docker", FLOOR_PARALLEL=16, POLL_S=0.02: `service ls` every 20 ms)
+# TIMEOUT=300, SIDES="shoal docker", FLOOR_PARALLEL=16, POLL_S=0.02: `service ls` every 20 ms;
+# SHOAL_DAEMON_ARGS=--debug: also the network passes of each create, from the daemon's log)
 source "$(dirname "$0")/lib.sh"
 NS=${CONVERGE_NS:-20 100}
 MODES=${CONVERGE_MODES:-host net}
@@ -33,6 +34,9 @@ network_of() { case $1 in host) echo host ;; net) echo "$NET" ;; esac; }
 
 # cpu_ms PID: CPU time of the process and of its children it has reaped (crun, ip, nft), in ms.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15 + $16 + $17) * 1000 / hz }' "/proc/$1/stat"; }
+
+# passes: the network passes the shoal daemon logged so far (with SHOAL_DAEMON_ARGS=--debug).
+passes() { grep -c 'network pass' "$SH/log" || true; }
 
 # converge SIDE NAME N MODE: create the service, wait for N running; prints the seconds, and for
 # shoal the daemon's CPU meanwhile in ms (its own and its children's), else "-".
@@ -190,11 +194,16 @@ measure() {
                 echo "floor_${mode}_$n $f"
                 echo "floorcpu_${mode}_$n $fc"
             fi
+            p0=$([ "$side" = shoal ] && passes || echo 0)
             out=$(converge "$side" "conv$n" "$n" "$mode")
             read -r s sc <<<"$out"
             echo "converge_${mode}_$n $s"
             echo "cpu_${mode}_$n $sc"
             log "$side: $mode N=$n converged in $s s, CPU $sc ms${f:+ (floor $f s, CPU $fc ms)}"
+            if [ "$side" = shoal ] && [ "$(passes)" -gt 0 ]; then
+                sleep 2   # the passes of the last commits (not timed)
+                log "shoal: $mode N=$n: $(($(passes) - p0)) network passes from the create to 2 s after"
+            fi
             remove "$side" "conv$n"
         done
     done

@@ -167,7 +167,9 @@ shoal_start() {
     make_rootfs "$WORK/rootfs.tar"
     local port i
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    ns_spawn "$SH" "$SHOAL" daemon --state-dir "$SH/state" --socket "$SH/shoal.sock" --run-dir "$SH/run"
+    # shellcheck disable=SC2086 # SHOAL_DAEMON_ARGS: more options, e.g. --debug
+    ns_spawn "$SH" "$SHOAL" daemon --state-dir "$SH/state" --socket "$SH/shoal.sock" --run-dir "$SH/run" \
+        ${SHOAL_DAEMON_ARGS:-}
     for i in $(seq 300); do
         [ -S "$SH/shoal.sock" ] && break
         ns_alive "$SH" || { tail -20 "$SH/log" >&2; die "shoal daemon exited"; }

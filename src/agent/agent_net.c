@@ -34,11 +34,21 @@ struct net_want {
     char self_ip[16]; /* this node's address: the VXLAN tunnels' source */
 };
 
+/* A pass that changes only rules and routes (the bridges stay: no task
+ * waits for it) starts at least this long after the previous one ended: the
+ * commits of a burst of task reports, each changing a service's endpoints,
+ * make one pass or two, each with the newest state, not one each. */
+#define NET_PASS_GAP_MS 1000
+
 struct agent_net {
-    struct agent *a; /* NULL once the agent closed: the work in flight frees this */
+    struct agent *a; /* NULL once the agent closed (then freed by the pass or deferred_closed) */
     const char *bridge; /* the daemon's --bridge (the "bridge" network's): outlives us */
     uv_work_t work;
     bool working;
+    uv_timer_t deferred; /* the next pass, held back (NET_PASS_GAP_MS) */
+    bool deferred_open;  /* until its handle closed */
+    uint64_t pass_ended; /* loop time (ms) the last pass ended */
+    unsigned passes;     /* started since the daemon started (debug log) */
     bool ready;          /* the kernel has `applied` */
     bool teardown_after; /* swarm left while the work ran */
     char *applied;       /* the key of the last success */
@@ -129,6 +139,9 @@ struct agent_net *agent_net_new(struct agent *a)
     n->localnet_path = agent_state_path(a->env, "route_localnet.saved");
     n->local = local_load(n);
     n->dns = dns_server_new(a->env->loop, dns_lookup, n);
+    uv_timer_init(a->env->loop, &n->deferred);
+    n->deferred.data = n;
+    n->deferred_open = true;
     return n;
 }
 
@@ -157,13 +170,21 @@ static void net_free(struct agent_net *n)
     free(n);
 }
 
+/* Freed by the last of the pass in flight and the timer's close. */
+static void deferred_closed(uv_handle_t *h)
+{
+    struct agent_net *n = h->data;
+    n->deferred_open = false;
+    if (!n->working)
+        net_free(n);
+}
+
 void agent_net_close(struct agent_net *n)
 {
     n->a = NULL;
     dns_server_close(n->dns);
     n->dns = NULL;
-    if (!n->working)
-        net_free(n);
+    uv_close((uv_handle_t *)&n->deferred, deferred_closed);
 }
 
 bool agent_net_ready(struct agent *a, const char *network)
@@ -470,9 +491,11 @@ static void after_apply(uv_work_t *w, int status)
         teardown(n);
     }
     if (n->a == NULL) {
-        net_free(n);
+        if (!n->deferred_open)
+            net_free(n);
         return;
     }
+    n->pass_ended = uv_now(n->a->env->loop);
     if (!left && n->rc == 0) {
         applied(n);
     } else if (!left && strcmp(n->last_error, n->err.msg) != 0) {
@@ -503,6 +526,37 @@ static const char *missing_link(struct agent_net *n)
     return NULL;
 }
 
+static void deferred_due(uv_timer_t *t)
+{
+    struct agent_net *n = t->data;
+    agent_kick(n->a); /* plans again: the newest state */
+}
+
+/* True when the pass planned in n->want waits: it keeps the bridges as they
+ * are and the previous pass ended less than NET_PASS_GAP_MS ago. The timer
+ * then kicks the agent once the gap is over. */
+static bool pass_deferred(struct agent_net *n, uv_loop_t *loop)
+{
+    uint64_t since = uv_now(loop) - n->pass_ended;
+    if (!n->ready || since >= NET_PASS_GAP_MS || !json_equal(n->want.local, n->local))
+        return false;
+    if (!uv_is_active((uv_handle_t *)&n->deferred))
+        uv_timer_start(&n->deferred, deferred_due, NET_PASS_GAP_MS - since, 0);
+    return true;
+}
+
+static void pass_start(struct agent_net *n, json_t *mesh, uv_loop_t *loop)
+{
+    local_save_ahead(n);
+    n->want_mesh = mesh;
+    n->working = true;
+    n->passes++;
+    log_debug("network pass %u: %zu bridge(s), %zu route(s), %zu bytes of rules", n->passes,
+              n->want.nbridges, n->want.nroutes, strlen(n->want.nft));
+    n->work.data = n;
+    uv_queue_work(loop, &n->work, work_apply, after_apply);
+}
+
 void agent_net_sync(struct agent *a)
 {
     struct agent_net *n = a->net;
@@ -521,8 +575,9 @@ void agent_net_sync(struct agent *a)
     json_t *mesh = nodes ? up->mesh(up->data) : NULL;
     bool planned = mesh && plan(n, nodes, mesh, a->env->node_id, up->overlay(up->data));
     json_decref(nodes);
-    if (!planned || (n->applied && strcmp(n->applied, n->want.key) == 0)) {
-        if (planned && n->ready) { /* the kernel is up to date; the names may not be */
+    bool current = planned && n->applied && strcmp(n->applied, n->want.key) == 0;
+    if (!planned || current || pass_deferred(n, a->env->loop)) {
+        if (current && n->ready) { /* the kernel is up to date; the names may not be */
             json_decref(n->mesh);
             n->mesh = mesh;
             mesh = NULL;
@@ -531,11 +586,7 @@ void agent_net_sync(struct agent *a)
         json_decref(mesh);
         return;
     }
-    local_save_ahead(n);
-    n->want_mesh = mesh;
-    n->working = true;
-    n->work.data = n;
-    uv_queue_work(a->env->loop, &n->work, work_apply, after_apply);
+    pass_start(n, mesh, a->env->loop);
 }
 
 void agent_net_leave(struct agent *a)

@@ -7,7 +7,9 @@ the nft table."""
 import ipaddress
 import json
 import os
+import re
 import subprocess
+import time
 
 import pytest
 
@@ -247,3 +249,31 @@ def test_a_damaged_saved_network_list_harms_nothing(fresh_daemon, saved):
     assert d.wait_running("after", 1, timeout=30)[0]["addr"]
     assert "UP" in sh("ip", "link", "show", "lo")
     assert d.bridge in sh("ip", "-o", "link", "show", "type", "bridge")
+
+
+def network_passes(d):
+    with open(d.log_path) as f:
+        return sum("network pass" in line for line in f)
+
+
+def test_a_burst_of_replicas_makes_few_network_passes(fresh_daemon):
+    """Each replica's start is a commit that changes the service's endpoints (its virtual IP's
+    rules): the node's network passes (ip, nft) coalesce, and the rules end with all of them."""
+    d = fresh_daemon
+    d.extra_args.append("--debug")  # one log line per pass
+    d.restart()
+    d.cli("network", "create", "burst")
+    wait_until(lambda: network_passes(d) > 0, timeout=20)
+    before, t0 = network_passes(d), time.monotonic()
+    d.cli("service", "create", "-d", "--name", "web", "--replicas", "30", "--network", "burst",
+          "busybox", "sleep", "1000")
+    addrs = [t["addr"] for t in d.wait_running("web", 30, timeout=120)]
+    starting = time.monotonic() - t0
+    ruleset = lambda: sh("nft", "list", "ruleset")
+    wait_until(lambda: "mod 30 map" in ruleset() and
+               all(re.search(r"\b%s\b" % re.escape(a), ruleset()) for a in addrs),
+               timeout=20, msg=ruleset)
+    time.sleep(2)  # what a pass still deferred would do
+    passes = network_passes(d) - before
+    # one pass a second at most (the agent's gap) while the replicas start, and the last one
+    assert passes <= 2 + int(starting), (passes, starting)
