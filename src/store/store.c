@@ -68,6 +68,12 @@ static const char schema_additions[] =
     "  state TEXT GENERATED ALWAYS AS (json_extract(data, '$.state')) STORED);"
     /* the leader's pass reads the jobs not ended, not the whole history */
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);"
+    /* nor every task: store_tasks_but_ended_jobs and store_node_tasks read the
+     * task history from these indexes alone (issue 14) */
+    "CREATE INDEX IF NOT EXISTS tasks_job ON tasks(json_extract(data, '$.job_id'));"
+    "CREATE INDEX IF NOT EXISTS tasks_state ON tasks(json_extract(data, '$.state'));"
+    "CREATE INDEX IF NOT EXISTS tasks_node_state ON tasks(node_id, json_extract(data, '$.state'),"
+    "  json_extract(data, '$.desired_state'));"
     /* Names are unique regardless of case (swarmkit's rule). Not a UNIQUE
      * index: a store from before the rule may hold "web" and "Web", and must
      * still load; puts with "unique_name" check against this index instead. */
@@ -545,20 +551,48 @@ static void params_of(const char **out, const char *const *a, int na, const char
     out[n] = NULL;
 }
 
+/* Appends to `out` a node's ended tasks as {"id", "state", "desired_state"}
+ * from `sql`'s three columns (read from the index tasks_node_state alone: no
+ * row's JSON is parsed). */
+static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
+                               const char *const *params)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return;
+    for (int i = 0; params[i]; i++)
+        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    static const char *const fields[] = {"id", "state", "desired_state"};
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *task = json_object();
+        for (int col = 0; col < 3; col++) {
+            const char *v = (const char *)sqlite3_column_text(st, col);
+            if (v)
+                json_object_set_new(task, fields[col], json_string(v));
+        }
+        json_array_append_new(out, task);
+    }
+    sqlite3_finalize(st);
+}
+
 json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states)
 {
     char ended[200];
     if (!param_list(ended, sizeof(ended), 2, ended_states))
         return store_list_where(s, "tasks", "node_id", node_id);
-    char *sql = xasprintf(
-        "SELECT CASE WHEN json_extract(data, '$.state') IN (%s)"
-        " THEN json_object('id', id, 'state', json_extract(data, '$.state'),"
-        " 'desired_state', json_extract(data, '$.desired_state'))"
-        " ELSE data END FROM tasks WHERE node_id = ?1 ORDER BY id",
-        ended);
     const char *params[34];
     params_of(params, &node_id, 1, ended_states);
+    /* both through the index tasks_node_state: the history costs an index entry a task */
+    char *sql = xasprintf("SELECT data FROM tasks WHERE node_id = ?1 AND"
+                          " (json_extract(data, '$.state') IS NULL OR"
+                          " json_extract(data, '$.state') NOT IN (%s)) ORDER BY id",
+                          ended);
     json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    sql = xasprintf("SELECT id, json_extract(data, '$.state'), json_extract(data, '$.desired_state')"
+                    " FROM tasks WHERE node_id = ?1 AND json_extract(data, '$.state') IN (%s)",
+                    ended);
+    append_ended_tasks(s->db, rows, sql, params);
     free(sql);
     return rows;
 }
@@ -574,11 +608,18 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
         nfinal++;
     if (!param_list(live, sizeof(live), nfinal + 1, job_live))
         snprintf(live, sizeof(live), "NULL");
-    char *sql = xasprintf("SELECT data FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
-                          " OR IFNULL(json_extract(data, '$.state'), '') NOT IN (%s)"
-                          " OR json_extract(data, '$.job_id') IN"
-                          " (SELECT id FROM jobs WHERE state IN (%s)) ORDER BY id",
-                          final, live);
+    /* three indexed parts (tasks_job, tasks_state, jobs_state then tasks_job), so
+     * that the ended tasks of ended jobs are not read; `+j.id` (no affinity)
+     * lets the expression index tasks_job be searched */
+    char *sql = xasprintf(
+        "SELECT data FROM tasks WHERE rowid IN"
+        " (SELECT rowid FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
+        " UNION SELECT rowid FROM tasks INDEXED BY tasks_state WHERE"
+        " json_extract(data, '$.state') IS NULL OR json_extract(data, '$.state') NOT IN (%s)"
+        " UNION SELECT t.rowid FROM jobs j CROSS JOIN tasks t"
+        " WHERE j.state IN (%s) AND json_extract(t.data, '$.job_id') = +j.id)"
+        " ORDER BY id",
+        final, live);
     const char *params[34];
     params_of(params, task_final, nfinal, job_live);
     json_t *rows = query_rows(s->db, sql, params);
