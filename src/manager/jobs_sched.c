@@ -124,38 +124,100 @@ static void timeline_add(struct timeline *t, struct sched_alloc a)
     t->a[t->n++] = a;
 }
 
-static int used_at(const struct timeline *t, int node, int64_t when)
+/* The timeline as a step function per node: from at[k] (sorted) until the
+ * next breakpoint, used[k] cores of the node are held. Built once per job
+ * planned, so that a candidate start costs a binary search and a few steps
+ * rather than a walk of every allocation for each of them. */
+struct profile {
+    int64_t *at;
+    int *used;
+    int *first; /* per node: its breakpoints are [first[i], first[i + 1]) */
+};
+
+struct step {
+    int node;
+    int64_t at;
+    int delta;
+};
+
+static int cmp_step(const void *a, const void *b)
 {
-    int used = 0;
-    for (int i = 0; i < t->n; i++)
-        if (t->a[i].node == node && t->a[i].start <= when && when < t->a[i].end)
-            used += t->a[i].cores;
-    return used;
+    const struct step *x = a, *y = b;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
 }
 
-/* Most cores of `node` in use at any moment of [start, end). */
-static int peak_use(const struct timeline *t, int node, int64_t start, int64_t end)
+static void profile_build(struct profile *p, const struct timeline *t, int nnodes)
 {
-    int peak = used_at(t, node, start);
+    struct step *steps = xmalloc(((size_t)t->n * 2 + 1) * sizeof(*steps));
+    int n = 0;
     for (int i = 0; i < t->n; i++) {
-        if (t->a[i].node != node || t->a[i].start <= start || t->a[i].start >= end)
-            continue;
-        int u = used_at(t, node, t->a[i].start);
-        if (u > peak)
-            peak = u;
+        const struct sched_alloc *a = &t->a[i];
+        if (a->start >= a->end || a->node < 0 || a->node >= nnodes)
+            continue; /* holds nothing at any moment */
+        steps[n++] = (struct step){a->node, a->start, a->cores};
+        steps[n++] = (struct step){a->node, a->end, -a->cores};
     }
+    qsort(steps, (size_t)n, sizeof(*steps), cmp_step);
+    p->at = xmalloc(((size_t)n + 1) * sizeof(*p->at));
+    p->used = xmalloc(((size_t)n + 1) * sizeof(*p->used));
+    p->first = xmalloc(((size_t)nnodes + 1) * sizeof(*p->first));
+    int k = 0, s = 0;
+    for (int node = 0; node < nnodes; node++) {
+        p->first[node] = k;
+        for (int used = 0; s < n && steps[s].node == node; k++) {
+            int64_t at = steps[s].at;
+            for (; s < n && steps[s].node == node && steps[s].at == at; s++)
+                used += steps[s].delta;
+            p->at[k] = at;
+            p->used[k] = used;
+        }
+    }
+    p->first[nnodes] = k;
+    free(steps);
+}
+
+static void profile_free(struct profile *p)
+{
+    free(p->at);
+    free(p->used);
+    free(p->first);
+}
+
+/* Most cores of `node` in use at any moment of [start, end), or a number
+ * above `limit` as soon as one is seen. */
+static int peak_use(const struct profile *p, int node, int64_t start, int64_t end, int limit)
+{
+    int lo = p->first[node], hi = p->first[node + 1];
+    /* k: the first breakpoint after start */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (p->at[mid] <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int k = lo;
+    int peak = k > p->first[node] ? p->used[k - 1] : 0;
+    for (; k < p->first[node + 1] && p->at[k] < end && peak <= limit; k++)
+        if (p->used[k] > peak)
+            peak = p->used[k];
     return peak;
 }
 
 /* Fills idx with the first job->nodes nodes that have its cores free over
  * [start, start + walltime); false when fewer do. */
-static bool fits_at(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+static bool fits_at(const struct sched_node *nodes, int nnodes, const struct profile *p,
                     const struct sched_job *job, int64_t start, int *idx)
 {
     int found = 0;
-    for (int i = 0; i < nnodes && found < job->nodes; i++)
-        if ((job->allowed == NULL || job->allowed[i]) && nodes[i].cores - peak_use(t, i, start, start + job->walltime) >= job->cores)
+    for (int i = 0; i < nnodes && found < job->nodes; i++) {
+        int spare = nodes[i].cores - job->cores; /* what others may hold meanwhile */
+        if ((job->allowed == NULL || job->allowed[i]) && spare >= 0 &&
+            peak_use(p, i, start, start + job->walltime, spare) <= spare)
             idx[found++] = i;
+    }
     return found == job->nodes;
 }
 
@@ -167,7 +229,8 @@ static int cmp_i64(const void *a, const void *b)
 
 /* Earliest start at or after now: now or when an allocation ends. */
 static int64_t plan_one(const struct sched_node *nodes, int nnodes, const struct timeline *t,
-                        const struct sched_job *job, int64_t now, int *idx)
+                        const struct profile *p, const struct sched_job *job, int64_t now,
+                        int *idx)
 {
     int big = 0;
     for (int i = 0; i < nnodes; i++)
@@ -183,28 +246,31 @@ static int64_t plan_one(const struct sched_node *nodes, int nnodes, const struct
     qsort(times, (size_t)ntimes, sizeof(*times), cmp_i64);
     int64_t start = -1;
     for (int i = 0; i < ntimes && start < 0; i++)
-        if (fits_at(nodes, nnodes, t, job, times[i], idx))
+        if (fits_at(nodes, nnodes, p, job, times[i], idx))
             start = times[i];
     free(times);
     return start; /* the last end always fits: the cluster is empty then */
 }
 
 /* A reservation: its time (now once past) or -1 when it does not fit then. */
-static int64_t plan_at(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+static int64_t plan_at(const struct sched_node *nodes, int nnodes, const struct profile *p,
                        const struct sched_job *job, int64_t now, int *idx)
 {
     int64_t at = job->at > now ? job->at : now;
     if (job->nodes < 1 || job->cores < 1 || job->walltime < 1)
         return -1;
-    return fits_at(nodes, nnodes, t, job, at, idx) ? at : -1;
+    return fits_at(nodes, nnodes, p, job, at, idx) ? at : -1;
 }
 
 static void plan_job(const struct sched_node *nodes, int nnodes, struct timeline *t,
                      const struct sched_job *job, int64_t now, struct sched_plan *plan)
 {
     int *idx = xcalloc((size_t)(job->nodes > 0 ? job->nodes : 1), sizeof(*idx));
-    plan->start = job->at > 0 ? plan_at(nodes, nnodes, t, job, now, idx)
-                              : plan_one(nodes, nnodes, t, job, now, idx);
+    struct profile p;
+    profile_build(&p, t, nnodes);
+    plan->start = job->at > 0 ? plan_at(nodes, nnodes, &p, job, now, idx)
+                              : plan_one(nodes, nnodes, t, &p, job, now, idx);
+    profile_free(&p);
     plan->node_idx = idx;
     for (int k = 0; plan->start >= 0 && k < job->nodes; k++)
         timeline_add(t, (struct sched_alloc){idx[k], job->cores, plan->start,
