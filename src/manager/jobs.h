@@ -73,6 +73,9 @@ json_t *jobs_plan(struct store *st, int64_t now);
  * plans, so a long queue is planned by its head, as Slurm's bf_max_job_test
  * does; the jobs behind wait, with a message saying so, until they get there. */
 #define JOB_PLAN_DEPTH 200
+/* The message of a waiting job behind those (a pass reads such jobs only
+ * when they reach the head). */
+#define JOB_QUEUED_BEHIND "waiting for resources (queued behind the jobs being planned)"
 
 /* Finished jobs kept by default (daemon.json "job-history"). */
 #define JOB_HISTORY_DEFAULT 10000

@@ -52,6 +52,11 @@ static const char schema[] =
     "CREATE INDEX tasks_service ON tasks(service_id);"
     "CREATE INDEX tasks_node ON tasks(node_id);";
 
+/* A job's place in the queue before its id: queue admin, then every other
+ * queue but besteffort, then besteffort (manager/jobs.c's queue_priority). */
+#define JOB_QUEUE_RANK                                                                             \
+    "(CASE json_extract(data, '$.queue') WHEN 'admin' THEN 0 WHEN 'besteffort' THEN 2 ELSE 1 END)"
+
 /* Tables added since the first release: also made in restored snapshots of
  * older stores. */
 static const char schema_additions[] =
@@ -74,6 +79,10 @@ static const char schema_additions[] =
     "CREATE INDEX IF NOT EXISTS tasks_state ON tasks(json_extract(data, '$.state'));"
     "CREATE INDEX IF NOT EXISTS tasks_node_state ON tasks(node_id, json_extract(data, '$.state'),"
     "  json_extract(data, '$.desired_state'));"
+    /* a pass reads the head of the waiting queue (store_jobs_queue_head), and
+     * the waiting jobs whose message it may have to change (store_jobs_message_not) */
+    "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, " JOB_QUEUE_RANK ", CAST(id AS INTEGER));"
+    "CREATE INDEX IF NOT EXISTS jobs_message ON jobs(state, json_extract(data, '$.message'));"
     /* Names are unique regardless of case (swarmkit's rule). Not a UNIQUE
      * index: a store from before the rule may hold "web" and "Web", and must
      * still load; puts with "unique_name" check against this index instead. */
@@ -625,6 +634,30 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
     json_t *rows = query_rows(s->db, sql, params);
     free(sql);
     return rows;
+}
+
+json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
+                              long long limit)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%lld", limit);
+    const char *params[] = {state, n, NULL};
+    /* the same expressions as the index jobs_queue: it gives the order */
+    char *sql = xasprintf("SELECT data FROM jobs WHERE state = ?1 AND " JOB_QUEUE_RANK " %s 2"
+                          " ORDER BY " JOB_QUEUE_RANK ", CAST(id AS INTEGER) LIMIT ?2",
+                          besteffort ? "=" : "<");
+    json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    return rows;
+}
+
+json_t *store_jobs_message_not(struct store *s, const char *state, const char *message)
+{
+    const char *params[] = {state, message, NULL};
+    return query_rows(s->db,
+                      "SELECT data FROM jobs WHERE state = ?1"
+                      " AND json_extract(data, '$.message') IS NOT ?2 ORDER BY CAST(id AS INTEGER)",
+                      params);
 }
 
 static const char *name_column(const char *table)

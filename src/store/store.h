@@ -26,6 +26,7 @@
 #define SHOAL_STORE_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/err.h"
@@ -78,6 +79,15 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
  * so that its cost does not grow with the job history. At most 16 of each. */
 json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
                                   const char *const *job_live);
+/* The first `limit` jobs in `state` of one class (besteffort: queue
+ * besteffort; else every other queue) in queue order: queue admin first,
+ * then by id as a number. Through the index jobs_queue: the jobs behind are
+ * not read. */
+json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
+                              long long limit);
+/* The jobs in `state` whose "message" is not `message` (absent counts as
+ * not), by id, through the index jobs_message. */
+json_t *store_jobs_message_not(struct store *s, const char *state, const char *message);
 /* Rows where a generated key column is one of `values` (NULL terminated,
  * at most 16), ordered as store_list: with an index on the column, the cost
  * follows the rows found, not the table (jobs: the ones not ended). */
