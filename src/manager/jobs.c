@@ -80,7 +80,12 @@ static json_t *active_jobs(struct store *st)
 
 json_t *jobs_pass_tasks(struct store *st)
 {
-    return store_tasks_but_ended_jobs(st, task_final_states, live_states);
+    /* the jobs that can have a task: all live ones but Waiting (launch gives a
+     * job its task as it leaves Waiting, requeue drops it): a long queue of
+     * waiting jobs costs no lookup of a task each */
+    static const char *const with_task[] = {"Hold",    "toLaunch",  "Launching",
+                                            "Running", "Finishing", NULL};
+    return store_tasks_but_ended_jobs(st, task_final_states, with_task);
 }
 
 static int queue_priority(const char *queue)

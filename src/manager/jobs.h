@@ -47,7 +47,8 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err);
 long long job_next_id(struct store *st, long long *last);
 
 /* The tasks a pass reads (new array, by id): every task but the ended tasks
- * of ended jobs, which no pass looks at (the history trim reads its own). */
+ * of ended jobs and of Waiting ones, which no pass looks at (the history trim
+ * reads its own). */
 json_t *jobs_pass_tasks(struct store *st);
 
 /* One pass on the leader: follows the tasks of active jobs, enforces
