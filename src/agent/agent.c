@@ -1013,33 +1013,6 @@ static void sweep_logs(struct agent *a, json_t *tasks)
     json_decref(known);
 }
 
-/* The logs are swept with the node's whole task list, at most every
- * LOGS_SWEEP_EVERY_MS: a sync gets the tasks going and its containers' only. */
-#define LOGS_SWEEP_EVERY_MS 10000
-
-static void sweep_logs_now_and_then(struct agent *a)
-{
-    int64_t now = mono_ms();
-    if (a->logs_swept_at != 0 && now - a->logs_swept_at < LOGS_SWEEP_EVERY_MS)
-        return;
-    json_t *all = a->up->assigned_tasks(a->up->data, NULL);
-    if (all == NULL)
-        return;
-    sweep_logs(a, all);
-    a->logs_swept_at = now;
-    json_decref(all);
-}
-
-/* The ids of the tasks whose containers the agent holds (new array). */
-static json_t *held_task_ids(struct agent *a)
-{
-    json_t *ids = json_array();
-    for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (c->task_id)
-            json_array_append_new(ids, json_string(c->task_id));
-    return ids;
-}
-
 static void stop_all_finish(struct agent *a)
 {
     void (*done)(void *) = a->stop_all_done;
@@ -1053,9 +1026,7 @@ void agent_sync(struct agent *a)
     if (a->closing)
         return;
     agent_net_sync(a);
-    json_t *held = held_task_ids(a);
-    json_t *tasks = a->up->assigned_tasks(a->up->data, held);
-    json_decref(held);
+    json_t *tasks = a->up->assigned_tasks(a->up->data);
     if (tasks == NULL)
         return; /* a worker that has not heard from the leader yet: change nothing */
     size_t i;
@@ -1079,8 +1050,8 @@ void agent_sync(struct agent *a)
         else
             ctr_stop(c);
     }
+    sweep_logs(a, tasks);
     json_decref(tasks);
-    sweep_logs_now_and_then(a);
     if (a->stop_all_done && !agent_has_tasks(a))
         stop_all_finish(a);
 }

@@ -114,7 +114,6 @@ struct agent {
     void *close_arg;
     int closing_timers;
     bool closing;
-    int64_t logs_swept_at;         /* mono_ms of the last sweep_logs (0: none yet) */
     struct volumes_sched *volumes; /* scheduled backups (agent_volumes.c) */
     uv_timer_t volumes_timer;      /* every second: which volumes are due */
 };

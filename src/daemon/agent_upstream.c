@@ -18,10 +18,10 @@
 #include "raft/cluster.h"
 #include "store/store.h"
 
-json_t *shoal_assigned_tasks(struct shoal *sh, json_t *held)
+json_t *shoal_assigned_tasks(struct shoal *sh)
 {
     if (sh->cluster)
-        return store_node_tasks(sh->store, sh->node_id, task_final_states, held);
+        return store_node_tasks(sh->store, sh->node_id, task_final_states);
     if (sh->session)
         return session_tasks(sh->session);
     return json_array();
@@ -75,9 +75,9 @@ void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields)
 
 /* ---- struct agent_upstream over the functions above ---- */
 
-static json_t *up_assigned_tasks(void *data, json_t *held)
+static json_t *up_assigned_tasks(void *data)
 {
-    return shoal_assigned_tasks(data, held);
+    return shoal_assigned_tasks(data);
 }
 
 static json_t *up_image_get(void *data, const char *image_id)

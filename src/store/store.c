@@ -584,13 +584,12 @@ static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
     sqlite3_finalize(st);
 }
 
-json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,
-                         json_t *held)
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states)
 {
     char ended[200];
     if (!param_list(ended, sizeof(ended), 2, ended_states))
         return store_list_where(s, "tasks", "node_id", node_id);
-    const char *params[35];
+    const char *params[34];
     params_of(params, &node_id, 1, ended_states);
     /* both through the index tasks_node_state: the history costs an index entry a task */
     char *sql = xasprintf("SELECT data FROM tasks WHERE node_id = ?1 AND"
@@ -599,23 +598,11 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
                           ended);
     json_t *rows = query_rows(s->db, sql, params);
     free(sql);
-    int nparams = 0;
-    while (params[nparams])
-        nparams++;
-    char *held_text = held ? json_dumps(held, JSON_COMPACT) : NULL;
-    char only_held[64] = "";
-    if (held_text) { /* by id: the cost follows `held`, not the history */
-        params[nparams] = held_text;
-        params[nparams + 1] = NULL;
-        snprintf(only_held, sizeof(only_held), "id IN (SELECT value FROM json_each(?%d)) AND ",
-                 nparams + 1);
-    }
     sql = xasprintf("SELECT id, json_extract(data, '$.state'), json_extract(data, '$.desired_state')"
-                    " FROM tasks WHERE %snode_id = ?1 AND json_extract(data, '$.state') IN (%s)",
-                    only_held, ended);
+                    " FROM tasks WHERE node_id = ?1 AND json_extract(data, '$.state') IN (%s)",
+                    ended);
     append_ended_tasks(s->db, rows, sql, params);
     free(sql);
-    free(held_text);
     return rows;
 }
 

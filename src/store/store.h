@@ -71,10 +71,8 @@ json_t *store_list_where_field(struct store *s, const char *table, const char *c
  * "desired_state"}: an agent's sync needs no more of its history (a batch
  * job's ended task stays desired running), and the full JSON of every ended
  * task is what it would cost. The tasks not ended come first (by id), then
- * the ended ones, read from an index (no row of the history is parsed); with
- * `held` (an array of task ids), only the ended ones among those. */
-json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,
-                         json_t *held);
+ * the ended ones, read from an index (no row of the history is parsed). */
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states);
 /* Every task but the ended ones of ended jobs (a job's task has `job_id`;
  * ended: its state is one of `task_final`, its job's state none of
  * `job_live`, or the job is gone), by id: what an orchestrator pass reads,

@@ -312,7 +312,7 @@ TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
                     "\"desired_state\":\"shutdown\",\"state\":\"complete\"}}]]}",
                     NULL) == 0);
     static const char *const ended[] = {"complete", "failed", NULL};
-    json_t *rows = store_node_tasks(s, "n1", ended, NULL);
+    json_t *rows = store_node_tasks(s, "n1", ended);
     CHECK(json_array_size(rows) == 4);
     /* the tasks going on first (a, c), then the ended ones: b and d (a batch
      * job's task stays desired running) */
@@ -330,15 +330,7 @@ TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
     json_decref(rows);
     /* no states: the whole rows */
     static const char *const none[] = {NULL};
-    /* held: the ended tasks among those only (d), the others all (a, c) */
-    json_t *held = json_pack("[s, s, s]", "d", "a", "e");
-    rows = store_node_tasks(s, "n1", ended, held);
-    json_decref(held);
-    CHECK(json_array_size(rows) == 3);
-    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "id")), "d");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "state")), "failed");
-    json_decref(rows);
-    rows = store_node_tasks(s, "n1", none, NULL);
+    rows = store_node_tasks(s, "n1", none);
     CHECK(json_object_get(json_array_get(rows, 1), "container") != NULL);
     json_decref(rows);
     store_close(s);
