@@ -72,9 +72,20 @@ static json_t *live_jobs(struct store *st)
     return store_list_in(st, "jobs", "state", live_states, "CAST(id AS INTEGER)");
 }
 
+static json_t *active_jobs(struct store *st)
+{
+    static const char *const active[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
+    return store_list_in(st, "jobs", "state", active, NULL);
+}
+
 json_t *jobs_pass_tasks(struct store *st)
 {
-    return store_tasks_but_ended_jobs(st, task_final_states, live_states);
+    /* the jobs that can have a task: all live ones but Waiting (launch gives a
+     * job its task as it leaves Waiting, requeue drops it): a long queue of
+     * waiting jobs costs no lookup of a task each */
+    static const char *const with_task[] = {"Hold",    "toLaunch",  "Launching",
+                                            "Running", "Finishing", NULL};
+    return store_tasks_but_ended_jobs(st, task_final_states, with_task);
 }
 
 static int queue_priority(const char *queue)
@@ -1024,8 +1035,7 @@ static void keep_plan_depth(struct jpass *p, json_t **waiting, int *n)
             others += !reservation;
             waiting[kept++] = waiting[j];
         } else {
-            job_merge(p, waiting[j], json_pack("{s:s}", "message", "waiting for resources "
-                                               "(queued behind the jobs being planned)"));
+            job_merge(p, waiting[j], json_pack("{s:s}", "message", JOB_QUEUED_BEHIND));
         }
     }
     *n = kept;
@@ -1150,10 +1160,76 @@ static void stop_tasks_of_ended_jobs(struct jpass *p)
     }
 }
 
+/* Moves each of `rows` (stolen) into `by_id` unless its id is there. */
+static void add_jobs(json_t *by_id, json_t *rows)
+{
+    size_t i;
+    json_t *job;
+    json_array_foreach(rows, i, job)
+    {
+        if (jstr(job, "id") && json_object_get(by_id, jstr(job, "id")) == NULL)
+            json_object_set(by_id, jstr(job, "id"), job);
+    }
+    json_decref(rows);
+}
+
+/* Waiting jobs of `rows` of one class that keep_plan_depth may not count
+ * (a dependency, a reservation). */
+static long long not_counted(json_t *rows, bool besteffort)
+{
+    long long n = 0;
+    size_t i;
+    json_t *job;
+    json_array_foreach(rows, i, job)
+    {
+        n += is_besteffort(job) == besteffort &&
+             (json_array_size(json_object_get(job, "after")) > 0 || iget(job, "reservation_at") > 0);
+    }
+    return n;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    long long x = atoll(jstr(*(json_t *const *)a, "id")), y = atoll(jstr(*(json_t *const *)b, "id"));
+    return x < y ? -1 : x > y;
+}
+
+/* The jobs a pass reads (new array, by id): the live jobs but the Waiting
+ * ones deep in the queue, whose message already says so (a long queue costs
+ * its head, not its length). Read: every job holding nodes or held; every
+ * Waiting job whose message is not JOB_QUEUED_BEHIND (new ones, the head's,
+ * those waiting for a dependency or a reservation's time); and the head of
+ * each class in queue order, long enough to hold the JOB_PLAN_DEPTH jobs
+ * keep_plan_depth keeps (every job it may skip is among the former). */
+static json_t *pass_jobs(struct store *st)
+{
+    static const char *const not_waiting[] = {"Hold",    "toLaunch",  "Launching",
+                                              "Running", "Finishing", NULL};
+    json_t *by_id = json_object();
+    add_jobs(by_id, store_list_in(st, "jobs", "state", not_waiting, NULL));
+    json_t *unlike = store_jobs_message_not(st, "Waiting", JOB_QUEUED_BEHIND);
+    for (int be = 0; be < 2; be++)
+        add_jobs(by_id, store_jobs_queue_head(st, "Waiting", be,
+                                              JOB_PLAN_DEPTH + not_counted(unlike, be)));
+    add_jobs(by_id, unlike);
+    json_t **sorted = xcalloc(json_object_size(by_id) + 1, sizeof(*sorted));
+    size_t n = 0;
+    const char *id;
+    json_t *job;
+    json_object_foreach(by_id, id, job) sorted[n++] = job;
+    qsort(sorted, n, sizeof(*sorted), cmp_id);
+    json_t *jobs = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(jobs, sorted[i]);
+    free(sorted);
+    json_decref(by_id);
+    return jobs;
+}
+
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at)
 {
-    json_t *jobs = live_jobs(st);
+    json_t *jobs = pass_jobs(st);
     struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
                       .tasks = tasks, .jobs = jobs, .ops = ops, .now = now, .wake_at = wake_at};
     jpass_index(&p);
@@ -1178,7 +1254,7 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
 
 json_t *jobs_cores_by_node(struct store *st)
 {
-    json_t *jobs = live_jobs(st), *out = json_object();
+    json_t *jobs = active_jobs(st), *out = json_object();
     size_t i, k;
     json_t *job, *a;
     json_array_foreach(jobs, i, job)

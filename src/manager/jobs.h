@@ -47,7 +47,8 @@ json_t *job_from_submission(struct store *st, json_t *body, struct serr *err);
 long long job_next_id(struct store *st, long long *last);
 
 /* The tasks a pass reads (new array, by id): every task but the ended tasks
- * of ended jobs, which no pass looks at (the history trim reads its own). */
+ * of ended jobs and of Waiting ones, which no pass looks at (the history trim
+ * reads its own). */
 json_t *jobs_pass_tasks(struct store *st);
 
 /* One pass on the leader: follows the tasks of active jobs, enforces
@@ -73,6 +74,9 @@ json_t *jobs_plan(struct store *st, int64_t now);
  * plans, so a long queue is planned by its head, as Slurm's bf_max_job_test
  * does; the jobs behind wait, with a message saying so, until they get there. */
 #define JOB_PLAN_DEPTH 200
+/* The message of a waiting job behind those (a pass reads such jobs only
+ * when they reach the head). */
+#define JOB_QUEUED_BEHIND "waiting for resources (queued behind the jobs being planned)"
 
 /* Finished jobs kept by default (daemon.json "job-history"). */
 #define JOB_HISTORY_DEFAULT 10000

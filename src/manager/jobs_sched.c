@@ -110,101 +110,151 @@ void job_res_format(const struct job_res *r, char *buf, size_t size)
 
 /* ---- backfilling ---- */
 
-struct timeline {
-    struct sched_alloc *a;
+/* One node's timeline as a step function: from at[k] (sorted) until the
+ * next breakpoint, used[k] of its cores are held (none before at[0]). Kept
+ * as allocations are added, so that a candidate start costs a binary search
+ * and a few steps rather than a walk of every allocation. */
+struct steps {
+    int64_t *at;
+    int *used;
     int n, cap;
 };
 
+/* The backfilling's state: each node's steps, and the ends of every
+ * allocation (sorted): the candidate starts of a job. */
+struct timeline {
+    struct steps *node;
+    int nnodes;
+    int64_t *ends;
+    int nends, cap;
+};
+
+/* The index of the breakpoint at `at` in s, made if missing. */
+static int steps_point(struct steps *s, int64_t at)
+{
+    int lo = 0, hi = s->n;
+    while (lo < hi) { /* the first breakpoint at or after `at` */
+        int mid = lo + (hi - lo) / 2;
+        if (s->at[mid] < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->n && s->at[lo] == at)
+        return lo;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->at = xrealloc(s->at, (size_t)s->cap * sizeof(*s->at));
+        s->used = xrealloc(s->used, (size_t)s->cap * sizeof(*s->used));
+    }
+    memmove(s->at + lo + 1, s->at + lo, (size_t)(s->n - lo) * sizeof(*s->at));
+    memmove(s->used + lo + 1, s->used + lo, (size_t)(s->n - lo) * sizeof(*s->used));
+    s->at[lo] = at;
+    s->used[lo] = lo > 0 ? s->used[lo - 1] : 0;
+    s->n++;
+    return lo;
+}
+
+static void add_end(struct timeline *t, int64_t end)
+{
+    if (t->nends == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->ends = xrealloc(t->ends, (size_t)t->cap * sizeof(*t->ends));
+    }
+    int k = t->nends;
+    for (; k > 0 && t->ends[k - 1] > end; k--)
+        t->ends[k] = t->ends[k - 1];
+    t->ends[k] = end;
+    t->nends++;
+}
+
 static void timeline_add(struct timeline *t, struct sched_alloc a)
 {
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 16;
-        t->a = xrealloc(t->a, (size_t)t->cap * sizeof(*t->a));
-    }
-    t->a[t->n++] = a;
+    add_end(t, a.end);
+    if (a.start >= a.end || a.node < 0 || a.node >= t->nnodes)
+        return; /* holds no core at any moment */
+    struct steps *s = &t->node[a.node];
+    int from = steps_point(s, a.start), to = steps_point(s, a.end);
+    for (int k = from; k < to; k++)
+        s->used[k] += a.cores;
 }
 
-static int used_at(const struct timeline *t, int node, int64_t when)
+static void timeline_free(struct timeline *t)
 {
-    int used = 0;
-    for (int i = 0; i < t->n; i++)
-        if (t->a[i].node == node && t->a[i].start <= when && when < t->a[i].end)
-            used += t->a[i].cores;
-    return used;
+    for (int i = 0; i < t->nnodes; i++) {
+        free(t->node[i].at);
+        free(t->node[i].used);
+    }
+    free(t->node);
+    free(t->ends);
 }
 
-/* Most cores of `node` in use at any moment of [start, end). */
-static int peak_use(const struct timeline *t, int node, int64_t start, int64_t end)
+/* Most cores of a node in use at any moment of [start, end), or a number
+ * above `limit` as soon as one is seen. */
+static int peak_use(const struct steps *s, int64_t start, int64_t end, int limit)
 {
-    int peak = used_at(t, node, start);
-    for (int i = 0; i < t->n; i++) {
-        if (t->a[i].node != node || t->a[i].start <= start || t->a[i].start >= end)
-            continue;
-        int u = used_at(t, node, t->a[i].start);
-        if (u > peak)
-            peak = u;
+    int lo = 0, hi = s->n;
+    while (lo < hi) { /* the first breakpoint after start */
+        int mid = lo + (hi - lo) / 2;
+        if (s->at[mid] <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    int peak = lo > 0 ? s->used[lo - 1] : 0;
+    for (int k = lo; k < s->n && s->at[k] < end && peak <= limit; k++)
+        if (s->used[k] > peak)
+            peak = s->used[k];
     return peak;
 }
 
 /* Fills idx with the first job->nodes nodes that have its cores free over
  * [start, start + walltime); false when fewer do. */
-static bool fits_at(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+static bool fits_at(const struct sched_node *nodes, const struct timeline *t,
                     const struct sched_job *job, int64_t start, int *idx)
 {
     int found = 0;
-    for (int i = 0; i < nnodes && found < job->nodes; i++)
-        if ((job->allowed == NULL || job->allowed[i]) && nodes[i].cores - peak_use(t, i, start, start + job->walltime) >= job->cores)
+    for (int i = 0; i < t->nnodes && found < job->nodes; i++) {
+        int spare = nodes[i].cores - job->cores; /* what others may hold meanwhile */
+        if ((job->allowed == NULL || job->allowed[i]) && spare >= 0 &&
+            peak_use(&t->node[i], start, start + job->walltime, spare) <= spare)
             idx[found++] = i;
+    }
     return found == job->nodes;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Earliest start at or after now: now or when an allocation ends. */
-static int64_t plan_one(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+static int64_t plan_one(const struct sched_node *nodes, const struct timeline *t,
                         const struct sched_job *job, int64_t now, int *idx)
 {
     int big = 0;
-    for (int i = 0; i < nnodes; i++)
+    for (int i = 0; i < t->nnodes; i++)
         big += (job->allowed == NULL || job->allowed[i]) && nodes[i].cores >= job->cores;
     if (job->nodes < 1 || job->cores < 1 || job->walltime < 1 || big < job->nodes)
         return -1;
-    int64_t *times = xmalloc(((size_t)t->n + 1) * sizeof(*times));
-    int ntimes = 0;
-    times[ntimes++] = now;
-    for (int i = 0; i < t->n; i++)
-        if (t->a[i].end > now)
-            times[ntimes++] = t->a[i].end;
-    qsort(times, (size_t)ntimes, sizeof(*times), cmp_i64);
-    int64_t start = -1;
-    for (int i = 0; i < ntimes && start < 0; i++)
-        if (fits_at(nodes, nnodes, t, job, times[i], idx))
-            start = times[i];
-    free(times);
-    return start; /* the last end always fits: the cluster is empty then */
+    if (fits_at(nodes, t, job, now, idx))
+        return now;
+    for (int i = 0; i < t->nends; i++)
+        if (t->ends[i] > now && fits_at(nodes, t, job, t->ends[i], idx))
+            return t->ends[i];
+    return -1; /* not reached: the last end always fits, the cluster is empty then */
 }
 
 /* A reservation: its time (now once past) or -1 when it does not fit then. */
-static int64_t plan_at(const struct sched_node *nodes, int nnodes, const struct timeline *t,
+static int64_t plan_at(const struct sched_node *nodes, const struct timeline *t,
                        const struct sched_job *job, int64_t now, int *idx)
 {
     int64_t at = job->at > now ? job->at : now;
     if (job->nodes < 1 || job->cores < 1 || job->walltime < 1)
         return -1;
-    return fits_at(nodes, nnodes, t, job, at, idx) ? at : -1;
+    return fits_at(nodes, t, job, at, idx) ? at : -1;
 }
 
-static void plan_job(const struct sched_node *nodes, int nnodes, struct timeline *t,
+static void plan_job(const struct sched_node *nodes, struct timeline *t,
                      const struct sched_job *job, int64_t now, struct sched_plan *plan)
 {
     int *idx = xcalloc((size_t)(job->nodes > 0 ? job->nodes : 1), sizeof(*idx));
-    plan->start = job->at > 0 ? plan_at(nodes, nnodes, t, job, now, idx)
-                              : plan_one(nodes, nnodes, t, job, now, idx);
+    plan->start = job->at > 0 ? plan_at(nodes, t, job, now, idx) : plan_one(nodes, t, job, now, idx);
     plan->node_idx = idx;
     for (int k = 0; plan->start >= 0 && k < job->nodes; k++)
         timeline_add(t, (struct sched_alloc){idx[k], job->cores, plan->start,
@@ -215,15 +265,16 @@ struct sched_plan *sched_backfill(const struct sched_node *nodes, int nnodes,
                                   const struct sched_alloc *running, int nrunning,
                                   const struct sched_job *jobs, int njobs, int64_t now)
 {
-    struct timeline t = {0};
+    struct timeline t = {.node = xcalloc((size_t)(nnodes > 0 ? nnodes : 1), sizeof(*t.node)),
+                         .nnodes = nnodes};
     for (int i = 0; i < nrunning; i++)
         timeline_add(&t, running[i]);
     struct sched_plan *plans = xcalloc((size_t)(njobs ? njobs : 1), sizeof(*plans));
     for (int pass = 0; pass < 2; pass++) /* reservations, then the others */
         for (int j = 0; j < njobs; j++)
             if ((jobs[j].at > 0) == (pass == 0))
-                plan_job(nodes, nnodes, &t, &jobs[j], now, &plans[j]);
-    free(t.a);
+                plan_job(nodes, &t, &jobs[j], now, &plans[j]);
+    timeline_free(&t);
     return plans;
 }
 

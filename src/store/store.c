@@ -52,6 +52,11 @@ static const char schema[] =
     "CREATE INDEX tasks_service ON tasks(service_id);"
     "CREATE INDEX tasks_node ON tasks(node_id);";
 
+/* A job's place in the queue before its id: queue admin, then every other
+ * queue but besteffort, then besteffort (manager/jobs.c's queue_priority). */
+#define JOB_QUEUE_RANK                                                                             \
+    "(CASE json_extract(data, '$.queue') WHEN 'admin' THEN 0 WHEN 'besteffort' THEN 2 ELSE 1 END)"
+
 /* Tables added since the first release: also made in restored snapshots of
  * older stores. */
 static const char schema_additions[] =
@@ -68,6 +73,16 @@ static const char schema_additions[] =
     "  state TEXT GENERATED ALWAYS AS (json_extract(data, '$.state')) STORED);"
     /* the leader's pass reads the jobs not ended, not the whole history */
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);"
+    /* nor every task: store_tasks_but_ended_jobs and store_node_tasks read the
+     * task history from these indexes alone (issue 14) */
+    "CREATE INDEX IF NOT EXISTS tasks_job ON tasks(json_extract(data, '$.job_id'));"
+    "CREATE INDEX IF NOT EXISTS tasks_state ON tasks(json_extract(data, '$.state'));"
+    "CREATE INDEX IF NOT EXISTS tasks_node_state ON tasks(node_id, json_extract(data, '$.state'),"
+    "  json_extract(data, '$.desired_state'));"
+    /* a pass reads the head of the waiting queue (store_jobs_queue_head), and
+     * the waiting jobs whose message it may have to change (store_jobs_message_not) */
+    "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, " JOB_QUEUE_RANK ", CAST(id AS INTEGER));"
+    "CREATE INDEX IF NOT EXISTS jobs_message ON jobs(state, json_extract(data, '$.message'));"
     /* Names are unique regardless of case (swarmkit's rule). Not a UNIQUE
      * index: a store from before the rule may hold "web" and "Web", and must
      * still load; puts with "unique_name" check against this index instead. */
@@ -575,20 +590,48 @@ static void params_of(const char **out, const char *const *a, int na, const char
     out[n] = NULL;
 }
 
+/* Appends to `out` a node's ended tasks as {"id", "state", "desired_state"}
+ * from `sql`'s three columns (read from the index tasks_node_state alone: no
+ * row's JSON is parsed). */
+static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
+                               const char *const *params)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return;
+    for (int i = 0; params[i]; i++)
+        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    static const char *const fields[] = {"id", "state", "desired_state"};
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        json_t *task = json_object();
+        for (int col = 0; col < 3; col++) {
+            const char *v = (const char *)sqlite3_column_text(st, col);
+            if (v)
+                json_object_set_new(task, fields[col], json_string(v));
+        }
+        json_array_append_new(out, task);
+    }
+    sqlite3_finalize(st);
+}
+
 json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states)
 {
     char ended[200];
     if (!param_list(ended, sizeof(ended), 2, ended_states))
         return store_list_where(s, "tasks", "node_id", node_id);
-    char *sql = xasprintf(
-        "SELECT CASE WHEN json_extract(data, '$.state') IN (%s)"
-        " THEN json_object('id', id, 'state', json_extract(data, '$.state'),"
-        " 'desired_state', json_extract(data, '$.desired_state'))"
-        " ELSE data END FROM tasks WHERE node_id = ?1 ORDER BY id",
-        ended);
     const char *params[34];
     params_of(params, &node_id, 1, ended_states);
+    /* both through the index tasks_node_state: the history costs an index entry a task */
+    char *sql = xasprintf("SELECT data FROM tasks WHERE node_id = ?1 AND"
+                          " (json_extract(data, '$.state') IS NULL OR"
+                          " json_extract(data, '$.state') NOT IN (%s)) ORDER BY id",
+                          ended);
     json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    sql = xasprintf("SELECT id, json_extract(data, '$.state'), json_extract(data, '$.desired_state')"
+                    " FROM tasks WHERE node_id = ?1 AND json_extract(data, '$.state') IN (%s)",
+                    ended);
+    append_ended_tasks(s->db, rows, sql, params);
     free(sql);
     return rows;
 }
@@ -604,19 +647,51 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
         nfinal++;
     if (!param_list(live, sizeof(live), nfinal + 1, job_live))
         snprintf(live, sizeof(live), "NULL");
-    char *sql = xasprintf("SELECT CASE WHEN json_type(data, '$.container') IS NULL THEN data"
-                          " ELSE json_set(data, '$.container', json_object('image_id',"
-                          " json_extract(data, '$.container.image_id'))) END"
-                          " FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
-                          " OR IFNULL(json_extract(data, '$.state'), '') NOT IN (%s)"
-                          " OR json_extract(data, '$.job_id') IN"
-                          " (SELECT id FROM jobs WHERE state IN (%s)) ORDER BY id",
-                          final, live);
+    /* three indexed parts (tasks_job, tasks_state, jobs_state then tasks_job), so
+     * that the ended tasks of ended jobs are not read; `+j.id` (no affinity)
+     * lets the expression index tasks_job be searched; the container spec cut
+     * to its image_id by SQLite (the pass needs no more of it) */
+    char *sql = xasprintf(
+        "SELECT CASE WHEN json_type(data, '$.container') IS NULL THEN data"
+        " ELSE json_set(data, '$.container', json_object('image_id',"
+        " json_extract(data, '$.container.image_id'))) END"
+        " FROM tasks WHERE rowid IN"
+        " (SELECT rowid FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
+        " UNION SELECT rowid FROM tasks INDEXED BY tasks_state WHERE"
+        " json_extract(data, '$.state') IS NULL OR json_extract(data, '$.state') NOT IN (%s)"
+        " UNION SELECT t.rowid FROM jobs j CROSS JOIN tasks t"
+        " WHERE j.state IN (%s) AND json_extract(t.data, '$.job_id') = +j.id)"
+        " ORDER BY id",
+        final, live);
     const char *params[34];
     params_of(params, task_final, nfinal, job_live);
     json_t *rows = query_rows(s->db, sql, params);
     free(sql);
     return rows;
+}
+
+json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
+                              long long limit)
+{
+    char n[24];
+    snprintf(n, sizeof(n), "%lld", limit);
+    const char *params[] = {state, n, NULL};
+    /* the same expressions as the index jobs_queue: it gives the order */
+    char *sql = xasprintf("SELECT data FROM jobs WHERE state = ?1 AND " JOB_QUEUE_RANK " %s 2"
+                          " ORDER BY " JOB_QUEUE_RANK ", CAST(id AS INTEGER) LIMIT ?2",
+                          besteffort ? "=" : "<");
+    json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    return rows;
+}
+
+json_t *store_jobs_message_not(struct store *s, const char *state, const char *message)
+{
+    const char *params[] = {state, message, NULL};
+    return query_rows(s->db,
+                      "SELECT data FROM jobs WHERE state = ?1"
+                      " AND json_extract(data, '$.message') IS NOT ?2 ORDER BY CAST(id AS INTEGER)",
+                      params);
 }
 
 static const char *name_column(const char *table)

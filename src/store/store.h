@@ -26,6 +26,7 @@
 #define SHOAL_STORE_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/err.h"
@@ -74,7 +75,8 @@ json_t *store_list_where_field(struct store *s, const char *table, const char *c
  * (state one of `ended_states`, at most 16) comes as only {"id", "state",
  * "desired_state"}: an agent's sync needs no more of its history (a batch
  * job's ended task stays desired running), and the full JSON of every ended
- * task is what it would cost. */
+ * task is what it would cost. The tasks not ended come first (by id), then
+ * the ended ones, read from an index (no row of the history is parsed). */
 json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states);
 /* Every task but the ended ones of ended jobs (a job's task has `job_id`;
  * ended: its state is one of `task_final`, its job's state none of
@@ -85,6 +87,15 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
  * pass writes back only the fields it changes, and new tasks whole). */
 json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
                                   const char *const *job_live);
+/* The first `limit` jobs in `state` of one class (besteffort: queue
+ * besteffort; else every other queue) in queue order: queue admin first,
+ * then by id as a number. Through the index jobs_queue: the jobs behind are
+ * not read. */
+json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
+                              long long limit);
+/* The jobs in `state` whose "message" is not `message` (absent counts as
+ * not), by id, through the index jobs_message. */
+json_t *store_jobs_message_not(struct store *s, const char *state, const char *message);
 /* Rows where a generated key column is one of `values` (NULL terminated,
  * at most 16), ordered as store_list: with an index on the column, the cost
  * follows the rows found, not the table (jobs: the ones not ended). */

@@ -1,4 +1,5 @@
 /* The jobs' read-only plan and the history bound, over a real store. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,5 +144,77 @@ TEST(jobs_host_submission)
     CHECK(job_from_submission(st, body, &err) == NULL);
     CHECK(strstr(err.msg, "no image") != NULL);
     json_decref(body);
+    store_close(st);
+}
+
+static const char *job_message(struct store *st, int id, char *buf, size_t size)
+{
+    char key[16];
+    snprintf(key, sizeof(key), "%d", id);
+    json_t *job = store_get(st, "jobs", key);
+    const char *msg = json_string_value(json_object_get(job, "message"));
+    snprintf(buf, size, "%s", msg ? msg : "");
+    json_decref(job);
+    return buf;
+}
+
+static void jobs_pass_on_store(struct store *st, int64_t now)
+{
+    int64_t wake = 0;
+    json_t *nodes = store_list(st, "nodes", NULL), *tasks = json_array(), *ops = json_array();
+    jobs_pass(st, nodes, tasks, ops, now, &wake);
+    unit_apply_ops(st, ops);
+    json_decref(tasks);
+    json_decref(nodes);
+}
+
+/* A pass reads the waiting jobs deep in the queue only once they reach its
+ * head: those behind keep JOB_QUEUED_BEHIND, and move into the head (their
+ * message changes) when jobs before them leave it or when an admin job
+ * comes before them. The node is paused: nothing starts. */
+TEST(jobs_pass_follows_the_head_of_a_long_queue)
+{
+    struct store *st = store_with_node();
+    unit_apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
+                                                 json_pack("{s:s}", "availability", "pause"))));
+    json_t *ops = json_array();
+    int njobs = JOB_PLAN_DEPTH + 20;
+    for (int i = 1; i <= njobs; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", i);
+        json_t *job = a_job(id, "Waiting", 1, 60);
+        json_object_set_new(job, "message", json_string(""));
+        json_array_append_new(ops, op_put("jobs", job));
+    }
+    unit_apply_ops(st, ops);
+    char msg[200];
+    const char *none = "not enough nodes available (drained, paused or down)";
+    jobs_pass_on_store(st, 1000);
+    CHECK_STR(job_message(st, JOB_PLAN_DEPTH, msg, sizeof(msg)), none);
+    CHECK_STR(job_message(st, JOB_PLAN_DEPTH + 1, msg, sizeof(msg)), JOB_QUEUED_BEHIND);
+    /* ten jobs of the head end: ten behind come into it */
+    ops = json_array();
+    for (int i = 1; i <= 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", i);
+        json_array_append_new(ops, op_merge("jobs", id, json_pack("{s:s}", "state", "Error")));
+    }
+    unit_apply_ops(st, ops);
+    jobs_pass_on_store(st, 2000);
+    CHECK_STR(job_message(st, JOB_PLAN_DEPTH + 10, msg, sizeof(msg)), none);
+    CHECK_STR(job_message(st, JOB_PLAN_DEPTH + 11, msg, sizeof(msg)), JOB_QUEUED_BEHIND);
+    /* an admin job goes before them all: the last of the head goes behind */
+    json_t *admin = a_job("500", "Waiting", 1, 60);
+    json_object_set_new(admin, "queue", json_string("admin"));
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", admin)));
+    jobs_pass_on_store(st, 3000);
+    CHECK_STR(job_message(st, 500, msg, sizeof(msg)), none);
+    CHECK_STR(job_message(st, JOB_PLAN_DEPTH + 9, msg, sizeof(msg)), none);
+    CHECK_STR(job_message(st, JOB_PLAN_DEPTH + 10, msg, sizeof(msg)), JOB_QUEUED_BEHIND);
+    /* a job waiting for a dependency does not count in the head */
+    unit_apply_ops(st, json_pack("[o]", op_merge("jobs", "11", json_pack("{s:[s]}", "after", "12"))));
+    jobs_pass_on_store(st, 4000);
+    CHECK_STR(job_message(st, 11, msg, sizeof(msg)), "waiting for job 12 to end");
+    CHECK_STR(job_message(st, JOB_PLAN_DEPTH + 10, msg, sizeof(msg)), none);
     store_close(st);
 }

@@ -314,16 +314,19 @@ TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
     static const char *const ended[] = {"complete", "failed", NULL};
     json_t *rows = store_node_tasks(s, "n1", ended);
     CHECK(json_array_size(rows) == 4);
-    /* ended: b and d (a batch job's task stays desired running); c still runs */
-    json_t *b = json_array_get(rows, 1), *d = json_array_get(rows, 3);
+    /* the tasks going on first (a, c), then the ended ones: b and d (a batch
+     * job's task stays desired running) */
+    json_t *b = json_array_get(rows, 2), *d = json_array_get(rows, 3);
     CHECK_STR(json_string_value(json_object_get(b, "id")), "b");
     CHECK_STR(json_string_value(json_object_get(b, "state")), "complete");
     CHECK_STR(json_string_value(json_object_get(b, "desired_state")), "shutdown");
     CHECK(json_object_size(b) == 3);
     CHECK_STR(json_string_value(json_object_get(d, "desired_state")), "running");
     CHECK(json_object_size(d) == 3);
+    CHECK_STR(json_string_value(json_object_get(d, "id")), "d");
     CHECK(json_object_get(json_array_get(rows, 0), "container") != NULL);
-    CHECK(json_object_get(json_array_get(rows, 2), "container") != NULL);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "id")), "c");
+    CHECK(json_object_get(json_array_get(rows, 1), "container") != NULL);
     json_decref(rows);
     /* no states: the whole rows */
     static const char *const none[] = {NULL};
