@@ -621,7 +621,6 @@ static int make_container(struct runtime *rt, const char *id, json_t *spec,
     return rc;
 }
 
-/* A failed create or start: its terminal closed, all of it deleted. */
 void runtime_term_set_size(int fd, int rows, int cols)
 {
     struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
@@ -629,6 +628,7 @@ void runtime_term_set_size(int fd, int rows, int cols)
         ioctl(fd, TIOCSWINSZ, &ws);
 }
 
+/* A failed create or start: its terminal closed, all of it deleted. */
 static void discard_created(struct runtime *rt, const char *id, struct runtime_io *io)
 {
     if (io->term_fd >= 0)
