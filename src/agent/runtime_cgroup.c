@@ -324,8 +324,6 @@ void runtime_cgroup_set_parent(const char *name)
 int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec,
                           struct serr *err)
 {
-    if (rt->cgroup_mode == CGROUP_V2)
-        return 0;
     return create_all(rt, id, spec, true, err);
 }
 
