@@ -270,9 +270,12 @@ def test_a_burst_of_replicas_makes_few_network_passes(fresh_daemon):
     addrs = [t["addr"] for t in d.wait_running("web", 30, timeout=120)]
     starting = time.monotonic() - t0
     ruleset = lambda: sh("nft", "list", "ruleset")
-    wait_until(lambda: "mod 30 map" in ruleset() and
-               all(re.search(r"\b%s\b" % re.escape(a), ruleset()) for a in addrs),
-               timeout=20, msg=ruleset)
+
+    def holds_every_replica():
+        rules = ruleset()  # one `nft list` a poll, not one per address
+        return "mod 30 map" in rules and all(re.search(r"\b%s\b" % re.escape(a), rules)
+                                             for a in addrs)
+    wait_until(holds_every_replica, timeout=20, msg=ruleset)
     time.sleep(2)  # what a pass still deferred would do
     passes = network_passes(d) - before
     # one pass a second at most (the agent's gap) while the replicas start, and the last one
