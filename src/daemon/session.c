@@ -142,6 +142,19 @@ static void follow_role(struct session *s, const char *role, const char *cert, j
         log_error("role change to %s: %s", role, err.msg);
 }
 
+/* Drops from `obj` the keys not in `used` (taken). */
+static void keep_only_keys(json_t *obj, json_t *used)
+{
+    const char *id;
+    json_t *v, *tmp;
+    json_object_foreach_safe(obj, tmp, id, v)
+    {
+        if (json_object_get(used, id) == NULL)
+            json_object_del(obj, id);
+    }
+    json_decref(used);
+}
+
 /* Adds what the leader sent, forgets what no task of ours uses any more. */
 static void keep_secrets(struct session *s, json_t *sent)
 {
@@ -149,15 +162,7 @@ static void keep_secrets(struct session *s, json_t *sent)
         s->secret_data = json_object();
     if (json_is_object(sent))
         json_object_update(s->secret_data, sent);
-    json_t *used = swarm_secrets_used(s->tasks);
-    const char *id;
-    json_t *v, *tmp;
-    json_object_foreach_safe(s->secret_data, tmp, id, v)
-    {
-        if (json_object_get(used, id) == NULL)
-            json_object_del(s->secret_data, id);
-    }
-    json_decref(used);
+    keep_only_keys(s->secret_data, swarm_secrets_used(s->tasks));
 }
 
 char *session_secret(struct session *s, const char *id, struct serr *err)
@@ -247,14 +252,7 @@ static void keep_images_used(struct session *s)
         if (img)
             json_object_set_new(used, img, json_true());
     }
-    const char *id;
-    json_t *v, *tmp;
-    json_object_foreach_safe(s->images, tmp, id, v)
-    {
-        if (json_object_get(used, id) == NULL)
-            json_object_del(s->images, id);
-    }
-    json_decref(used);
+    keep_only_keys(s->images, used);
 }
 
 /* The whole list ("tasks"), or the changes since the list we named by its

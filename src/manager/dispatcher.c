@@ -422,10 +422,8 @@ static void diff_row(void *arg, const char *id, const char *data, size_t len)
     struct task_diff *df = arg;
     uint64_t hash = text_hash(data, len);
     diff_skip_removed(df, id);
-    bool same = df->at < df->was->nsent && strcmp(df->was->sent[df->at].id, id) == 0 &&
-                df->was->sent[df->at].hash == hash;
-    if (df->at < df->was->nsent && strcmp(df->was->sent[df->at].id, id) == 0)
-        df->at++;
+    bool known = df->at < df->was->nsent && strcmp(df->was->sent[df->at].id, id) == 0;
+    bool same = known && df->was->sent[df->at++].hash == hash;
     if (!same || df->whole) {
         json_t *task = json_loadb(data, len, 0, NULL);
         if (task)

@@ -252,8 +252,6 @@ static void count_restart(struct pass *p, json_t *svc, json_t *previous, json_t 
     json_object_set_new(task, "restart_window_start", json_integer(since));
 }
 
-/* Returns the new task (owned by p->tasks); `previous` is the slot's last
- * task or NULL. */
 /* image_resolve (two store reads) once a pass per reference found: the
  * tasks a pass creates for a service share the image. */
 static json_t *pass_image(struct pass *p, const char *ref, struct serr *err)
@@ -267,6 +265,8 @@ static json_t *pass_image(struct pass *p, const char *ref, struct serr *err)
     return image;
 }
 
+/* Returns the new task (owned by p->tasks); `previous` is the slot's last
+ * task or NULL. */
 static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *previous)
 {
     json_t *spec = service_spec(svc);

@@ -199,7 +199,8 @@ struct sched_load {
     struct node_load *nodes; /* .same unused: `same` has it per service */
     size_t n;
     /* The index in `nodes` of each node of the candidates' array `indexed`
-     * (borrowed; SIZE_MAX: no id): made once, not a lookup per node at
+     * (a reference held: no other array gets its address while it is the
+     * one indexed; SIZE_MAX: no id): made once, not a lookup per node at
      * every placement. */
     json_t *indexed;
     size_t *index;
@@ -275,6 +276,7 @@ void sched_load_free(struct sched_load *l)
     free(l->same);
     free(l->nodes);
     free(l->index);
+    json_decref(l->indexed);
     free(l);
 }
 
@@ -286,7 +288,8 @@ static void index_candidates(json_t *nodes, struct sched_load *l)
         return;
     l->nindex = json_array_size(nodes);
     l->index = xrealloc(l->index, (l->nindex + 1) * sizeof(*l->index));
-    l->indexed = nodes;
+    json_decref(l->indexed);
+    l->indexed = json_incref(nodes);
     size_t i;
     json_t *n;
     json_array_foreach(nodes, i, n)

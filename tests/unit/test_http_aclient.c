@@ -25,6 +25,12 @@ static void on_answer(void *arg, int status, const char *body, size_t len, const
     snprintf(a->errmsg, sizeof(a->errmsg), "%s", errmsg ? errmsg : "");
 }
 
+/* The server's side: `reply` written whole on `fd` before the request. */
+static void send_reply(int fd, const char *reply)
+{
+    CHECK(write(fd, reply, strlen(reply)) == (ssize_t)strlen(reply));
+}
+
 TEST(aclient_reads_the_applied_index)
 {
     uv_loop_t loop;
@@ -33,7 +39,7 @@ TEST(aclient_reads_the_applied_index)
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     static const char reply[] = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
                                 "X-Shoal-Applied: 1234\r\nContent-Length: 2\r\n\r\n{}";
-    CHECK(write(sv[1], reply, strlen(reply)) == (ssize_t)strlen(reply));
+    send_reply(sv[1], reply);
     struct answer a = {0};
     uint64_t applied = 99;
     struct http_aopts opts = {.applied = &applied};
@@ -53,7 +59,7 @@ TEST(aclient_without_the_header_reads_zero)
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     static const char reply[] = "HTTP/1.1 200 OK\r\nX-Shoal-Appliedx: 7\r\nContent-Length: 0\r\n\r\n";
-    CHECK(write(sv[1], reply, strlen(reply)) == (ssize_t)strlen(reply));
+    send_reply(sv[1], reply);
     struct answer a = {0};
     uint64_t applied = 99;
     struct http_aopts opts = {.applied = &applied};
@@ -95,7 +101,7 @@ TEST(aclient_hands_back_a_kept_connection)
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-    CHECK(write(sv[1], reply, strlen(reply)) == (ssize_t)strlen(reply));
+    send_reply(sv[1], reply);
     struct answer a = {0};
     int kept = 99;
     struct http_aopts opts = {.keep_fd = &kept};
@@ -108,7 +114,7 @@ TEST(aclient_hands_back_a_kept_connection)
     CHECK(strstr(req, "Connection: close") == NULL);
     CHECK(kept >= 0);
     /* the same connection carries the next request */
-    CHECK(write(sv[1], reply, strlen(reply)) == (ssize_t)strlen(reply));
+    send_reply(sv[1], reply);
     a.calls = 0;
     opts.keep_fd = NULL;
     http_arequest_opts(&loop, kept, "POST", "/v1/cluster/session", NULL, "{}", 2, -1, &opts,
@@ -128,7 +134,7 @@ TEST(aclient_keeps_no_connection_the_server_closes)
     int sv[2];
     CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     static const char reply[] = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}";
-    CHECK(write(sv[1], reply, strlen(reply)) == (ssize_t)strlen(reply));
+    send_reply(sv[1], reply);
     struct answer a = {0};
     int kept = 99;
     struct http_aopts opts = {.keep_fd = &kept};

@@ -286,3 +286,22 @@ TEST(scheduler_load_kept_current_picks_as_a_fresh_count)
     json_decref(tasks);
     json_decref(nodes);
 }
+
+/* Candidates' arrays made and freed one after another (a global service's
+ * one node each): each is read for its own nodes, whatever its address. */
+TEST(scheduler_load_reads_each_candidates_array_afresh)
+{
+    json_t *all = two_workers(json_pack("{s:i}", "cpus", 4));
+    json_t *tasks = json_pack("[o]", task("s1", "n1"));
+    struct sched_load *load = sched_load_new(tasks);
+    struct placement pl = {.max_per_node = 1};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *only = json_pack("[O]", json_array_get(all, i));
+        json_t *pick = scheduler_pick_loaded(only, load, "s1", &pl, NULL);
+        CHECK(i == 0 ? pick == NULL : pick == json_array_get(all, 1)); /* n1 holds its one */
+        json_decref(only);
+    }
+    sched_load_free(load);
+    json_decref(tasks);
+    json_decref(all);
+}
