@@ -905,8 +905,9 @@ static int cmp_waiting(const void *a, const void *b)
 }
 
 /* A dependency's state as deps_done reads it: "Error" (or gone),
- * "Terminated", or "Waiting" for any state before those. Ended jobs are
- * not in the pass's list: read from the store. */
+ * "Terminated", or "Waiting" for any state before those. Ended jobs, and
+ * waiting ones deep in the queue (pass_jobs), are not in the pass's list:
+ * read from the store. */
 static const char *dep_state(struct jpass *p, const char *id)
 {
     json_t *dep = id ? json_object_get(p->job_by_id, id) : NULL;
