@@ -54,6 +54,12 @@ static const char *const final_states[] = {"Terminated", "Error", NULL};
  * jobs_state), so that its cost follows them, not the history. */
 static const char *const live_states[] = {"Waiting", "Hold", "toLaunch", "Launching",
                                           "Running", "Finishing", NULL};
+static const char *const active_states[] = {"toLaunch", "Launching", "Running", "Finishing",
+                                            NULL};
+/* The live states but Waiting: the jobs that can have a task (launch gives a
+ * job its task as it leaves Waiting, requeue drops it). */
+static const char *const live_not_waiting[] = {"Hold",    "toLaunch",  "Launching",
+                                               "Running", "Finishing", NULL};
 
 bool job_state_final(const char *state)
 {
@@ -62,8 +68,7 @@ bool job_state_final(const char *state)
 
 bool job_state_active(const char *state)
 {
-    static const char *const active[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
-    return state_in(state, active);
+    return state_in(state, active_states);
 }
 
 /* The jobs not ended (new array, by id). */
@@ -74,18 +79,14 @@ static json_t *live_jobs(struct store *st)
 
 static json_t *active_jobs(struct store *st)
 {
-    static const char *const active[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
-    return store_list_in(st, "jobs", "state", active, NULL);
+    return store_list_in(st, "jobs", "state", active_states, NULL);
 }
 
 json_t *jobs_pass_tasks(struct store *st)
 {
-    /* the jobs that can have a task: all live ones but Waiting (launch gives a
-     * job its task as it leaves Waiting, requeue drops it): a long queue of
-     * waiting jobs costs no lookup of a task each */
-    static const char *const with_task[] = {"Hold",    "toLaunch",  "Launching",
-                                            "Running", "Finishing", NULL};
-    return store_tasks_but_ended_jobs(st, task_final_states, with_task);
+    /* only the jobs that can have a task: a long queue of waiting jobs costs
+     * no lookup of a task each */
+    return store_tasks_but_ended_jobs(st, task_final_states, live_not_waiting);
 }
 
 static int queue_priority(const char *queue)
@@ -904,8 +905,9 @@ static int cmp_waiting(const void *a, const void *b)
 }
 
 /* A dependency's state as deps_done reads it: "Error" (or gone),
- * "Terminated", or "Waiting" for any state before those. Ended jobs are
- * not in the pass's list: read from the store. */
+ * "Terminated", or "Waiting" for any state before those. Ended jobs, and
+ * waiting ones deep in the queue (pass_jobs), are not in the pass's list:
+ * read from the store. */
 static const char *dep_state(struct jpass *p, const char *id)
 {
     json_t *dep = id ? json_object_get(p->job_by_id, id) : NULL;
@@ -1203,10 +1205,8 @@ static int cmp_id(const void *a, const void *b)
  * keep_plan_depth keeps (every job it may skip is among the former). */
 static json_t *pass_jobs(struct store *st)
 {
-    static const char *const not_waiting[] = {"Hold",    "toLaunch",  "Launching",
-                                              "Running", "Finishing", NULL};
     json_t *by_id = json_object();
-    add_jobs(by_id, store_list_in(st, "jobs", "state", not_waiting, NULL));
+    add_jobs(by_id, store_list_in(st, "jobs", "state", live_not_waiting, NULL));
     json_t *unlike = store_jobs_message_not(st, "Waiting", JOB_QUEUED_BEHIND);
     for (int be = 0; be < 2; be++)
         add_jobs(by_id, store_jobs_queue_head(st, "Waiting", be,

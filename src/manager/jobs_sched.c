@@ -120,8 +120,8 @@ struct steps {
     int n, cap;
 };
 
-/* The backfilling's state: each node's steps, and the ends of every
- * allocation (sorted): the candidate starts of a job. */
+/* The backfilling's state: each node's steps, and the ends of the
+ * allocations (sorted, each once): the candidate starts of a job. */
 struct timeline {
     struct steps *node;
     int nnodes;
@@ -129,17 +129,24 @@ struct timeline {
     int nends, cap;
 };
 
-/* The index of the breakpoint at `at` in s, made if missing. */
-static int steps_point(struct steps *s, int64_t at)
+/* The index of the first of the n sorted times `v` at or after `at` (n if none). */
+static int first_from(const int64_t *v, int n, int64_t at)
 {
-    int lo = 0, hi = s->n;
-    while (lo < hi) { /* the first breakpoint at or after `at` */
+    int lo = 0, hi = n;
+    while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (s->at[mid] < at)
+        if (v[mid] < at)
             lo = mid + 1;
         else
             hi = mid;
     }
+    return lo;
+}
+
+/* The index of the breakpoint at `at` in s, made if missing. */
+static int steps_point(struct steps *s, int64_t at)
+{
+    int lo = first_from(s->at, s->n, at);
     if (lo < s->n && s->at[lo] == at)
         return lo;
     if (s->n == s->cap) {
@@ -155,15 +162,18 @@ static int steps_point(struct steps *s, int64_t at)
     return lo;
 }
 
+/* Each end once: plan_one tries a start once (the nodes of a job, and the
+ * jobs started together, end together). */
 static void add_end(struct timeline *t, int64_t end)
 {
+    int k = first_from(t->ends, t->nends, end);
+    if (k < t->nends && t->ends[k] == end)
+        return;
     if (t->nends == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 16;
         t->ends = xrealloc(t->ends, (size_t)t->cap * sizeof(*t->ends));
     }
-    int k = t->nends;
-    for (; k > 0 && t->ends[k - 1] > end; k--)
-        t->ends[k] = t->ends[k - 1];
+    memmove(t->ends + k + 1, t->ends + k, (size_t)(t->nends - k) * sizeof(*t->ends));
     t->ends[k] = end;
     t->nends++;
 }

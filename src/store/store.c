@@ -423,15 +423,25 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     return 0;
 }
 
+/* `sql` prepared with its text parameters bound (params NULL terminated, or
+ * NULL: none), or NULL when it does not prepare. */
+static sqlite3_stmt *prepared(sqlite3 *db, const char *sql, const char *const *params)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    for (int i = 0; params && params[i]; i++)
+        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    return st;
+}
+
 /* Collects the data column of a query's rows into a JSON array. */
 static json_t *query_rows(sqlite3 *db, const char *sql, const char *const *params)
 {
     json_t *out = json_array();
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = prepared(db, sql, params);
+    if (st == NULL)
         return out;
-    for (int i = 0; params && params[i]; i++)
-        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *data = (const char *)sqlite3_column_text(st, 0);
         json_t *obj = data ? json_loads(data, 0, NULL) : NULL;
@@ -516,12 +526,10 @@ long long store_count_in(struct store *s, const char *table, const char *column,
     if (t == NULL || !table_has_key(t, column) || !in_clause(in, sizeof(in), column, values))
         return 0;
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s", table, in);
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = prepared(s->db, sql, values);
     long long n = 0;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (st == NULL)
         return 0;
-    for (int i = 0; values[i]; i++)
-        sqlite3_bind_text(st, i + 1, values[i], -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -560,10 +568,10 @@ void store_each_where(struct store *s, const char *table, const char *column, co
         return;
     char sql[160];
     snprintf(sql, sizeof(sql), "SELECT id, data FROM %s WHERE %s = ? ORDER BY id", table, column);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    const char *params[] = {value, NULL};
+    sqlite3_stmt *st = prepared(s->db, sql, params);
+    if (st == NULL)
         return;
-    sqlite3_bind_text(st, 1, value, -1, SQLITE_TRANSIENT);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
         const char *data = (const char *)sqlite3_column_text(st, 1);
@@ -596,11 +604,9 @@ static void params_of(const char **out, const char *const *a, int na, const char
 static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
                                const char *const *params)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st = prepared(db, sql, params);
+    if (st == NULL)
         return;
-    for (int i = 0; params[i]; i++)
-        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
     static const char *const fields[] = {"id", "state", "desired_state"};
     while (sqlite3_step(st) == SQLITE_ROW) {
         json_t *task = json_object();

@@ -28,6 +28,14 @@ static json_t *a_job(const char *id, const char *state, int cores, int walltime_
                      walltime_s);
 }
 
+/* Waiting job number i (its id) of 1 core for 60 s: the jobs of a long queue. */
+static json_t *waiting_job(int i)
+{
+    char id[16];
+    snprintf(id, sizeof(id), "%d", i);
+    return a_job(id, "Waiting", 1, 60);
+}
+
 TEST(jobs_plan_places_a_waiting_job_without_writing)
 {
     struct store *st = store_with_node();
@@ -98,9 +106,7 @@ TEST(jobs_plan_covers_the_head_of_a_long_queue_and_every_reservation)
     json_t *ops = json_array();
     int njobs = JOB_PLAN_DEPTH + 50;
     for (int i = 1; i <= njobs; i++) {
-        char id[16];
-        snprintf(id, sizeof(id), "%d", i);
-        json_t *job = a_job(id, "Waiting", 1, 60);
+        json_t *job = waiting_job(i);
         if (i == njobs) /* last in the queue, yet planned: a reservation */
             json_object_set_new(job, "reservation_at", json_integer(10 * 1000 * 1000));
         json_array_append_new(ops, op_put("jobs", job));
@@ -180,9 +186,7 @@ TEST(jobs_pass_follows_the_head_of_a_long_queue)
     json_t *ops = json_array();
     int njobs = JOB_PLAN_DEPTH + 20;
     for (int i = 1; i <= njobs; i++) {
-        char id[16];
-        snprintf(id, sizeof(id), "%d", i);
-        json_t *job = a_job(id, "Waiting", 1, 60);
+        json_t *job = waiting_job(i);
         json_object_set_new(job, "message", json_string(""));
         json_array_append_new(ops, op_put("jobs", job));
     }
