@@ -696,6 +696,11 @@ static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
     sqlite3_finalize(st);
 }
 
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,
                          json_t *held)
 {
@@ -704,13 +709,34 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
         return store_list_where(s, "tasks", "node_id", node_id);
     const char *params[35];
     params_of(params, &node_id, 1, ended_states);
-    /* both through the index tasks_node_state: the history costs an index entry a task */
-    char *sql = xasprintf("SELECT data FROM tasks WHERE node_id = ?1 AND"
-                          " (json_extract(data, '$.state') IS NULL OR"
-                          " json_extract(data, '$.state') NOT IN (%s)) ORDER BY id",
-                          ended);
-    json_t *rows = query_rows(s->db, sql, params);
+    int nended = 0;
+    while (params[1 + nended])
+        nended++;
+    qsort(params + 1, (size_t)nended, sizeof(params[0]), cmp_strp); /* ?2.. in order */
+    /* The tasks going on: a seek of the index tasks_node_state for each range of
+     * states between the ended ones (a NOT IN would walk the node's whole
+     * history in the index, an entry per ended task, on every sync). */
+#define NODE_STATE "SELECT id, data FROM tasks WHERE node_id = ?1 AND "
+#define STATE "json_extract(data, '$.state')"
+    char *sql = xstrdup(NODE_STATE STATE " IS NULL");
+    for (int i = 0; i <= nended; i++) {
+        char range[128];
+        if (i == 0)
+            snprintf(range, sizeof(range), STATE " < ?2");
+        else if (i == nended)
+            snprintf(range, sizeof(range), STATE " > ?%d", i + 1);
+        else
+            snprintf(range, sizeof(range), STATE " > ?%d AND " STATE " < ?%d", i + 1, i + 2);
+        char *more = xasprintf("%s UNION ALL " NODE_STATE "%s", sql, range);
+        free(sql);
+        sql = more;
+    }
+#undef NODE_STATE
+#undef STATE
+    char *ordered = xasprintf("SELECT data FROM (%s) ORDER BY id", sql);
     free(sql);
+    json_t *rows = query_rows(s->db, ordered, params);
+    free(ordered);
     int nparams = 0;
     while (params[nparams])
         nparams++;

@@ -75,8 +75,10 @@ json_t *store_list_where_field(struct store *s, const char *table, const char *c
  * (state one of `ended_states`, at most 16) comes as only {"id", "state",
  * "desired_state"}: an agent's sync needs no more of its history (a batch
  * job's ended task stays desired running), and the full JSON of every ended
- * task is what it would cost. The tasks not ended come first (by id), then
- * the ended ones, read from an index (no row of the history is parsed); with
+ * task is what it would cost. The tasks not ended come first (by id; a seek
+ * of the index for each range of states between the ended ones: no index
+ * entry of the history is walked), then the ended ones, read from an index
+ * (no row of the history is parsed); with
  * `held` (an array of task ids), only the ended ones among those (looked up
  * by id: the cost follows `held`, not the history). */
 json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,

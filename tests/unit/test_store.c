@@ -309,13 +309,23 @@ TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
                     "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"d\",\"node_id\":\"n1\","
                     "\"desired_state\":\"running\",\"state\":\"failed\",\"container\":{}}},"
                     "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"e\",\"node_id\":\"n2\","
-                    "\"desired_state\":\"shutdown\",\"state\":\"complete\"}}]]}",
+                    "\"desired_state\":\"shutdown\",\"state\":\"complete\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"ba\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"running\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"bb\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"running\",\"state\":\"assigned\"}}]]}",
                     NULL) == 0);
-    static const char *const ended[] = {"complete", "failed", NULL};
+    /* not in order: the store sorts them (the tasks going on are the ranges between) */
+    static const char *const ended[] = {"failed", "complete", NULL};
     json_t *rows = store_node_tasks(s, "n1", ended, NULL);
-    CHECK(json_array_size(rows) == 4);
-    /* the tasks going on first (a, c), then the ended ones: b and d (a batch
-     * job's task stays desired running) */
+    CHECK(json_array_size(rows) == 6);
+    /* the tasks going on first, by id (a; ba, without a state; bb, assigned, before
+     * "complete"; c), then the ended ones: b and d (a batch job's task stays
+     * desired running) */
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "id")), "ba");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "id")), "bb");
+    json_array_remove(rows, 1);
+    json_array_remove(rows, 1);
     json_t *b = json_array_get(rows, 2), *d = json_array_get(rows, 3);
     CHECK_STR(json_string_value(json_object_get(b, "id")), "b");
     CHECK_STR(json_string_value(json_object_get(b, "state")), "complete");
@@ -328,13 +338,13 @@ TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
     CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "id")), "c");
     CHECK(json_object_get(json_array_get(rows, 1), "container") != NULL);
     json_decref(rows);
-    /* held: the ended tasks among those only (d), the others all (a, c) */
+    /* held: the ended tasks among those only (d), the others all (a, ba, bb, c) */
     json_t *held = json_pack("[s, s, s]", "d", "a", "e");
     rows = store_node_tasks(s, "n1", ended, held);
     json_decref(held);
-    CHECK(json_array_size(rows) == 3);
-    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "id")), "d");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "state")), "failed");
+    CHECK(json_array_size(rows) == 5);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 4), "id")), "d");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 4), "state")), "failed");
     json_decref(rows);
     /* no states: the whole rows */
     static const char *const none[] = {NULL};
