@@ -1013,6 +1013,48 @@ static void sweep_logs(struct agent *a, json_t *tasks)
     json_decref(known);
 }
 
+/* The ids of the tasks whose containers the agent holds (new array). */
+static json_t *held_task_ids(struct agent *a)
+{
+    json_t *ids = json_array();
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (c->task_id)
+            json_array_append_new(ids, json_string(c->task_id));
+    return ids;
+}
+
+/* The logs of the tasks that left the store (`deleted`, from the upstream's
+ * deleted_tasks; NULL: none given) go at once, as sweep_logs would remove
+ * them, without reading the node's history or the logs directory: a log
+ * whose container is still on the list (being stopped) waits in
+ * a->logs_waiting until the container leaves it. */
+static void drop_deleted_logs(struct agent *a, json_t *deleted)
+{
+    size_t i;
+    json_t *v;
+    if (json_array_size(deleted) > 0) {
+        if (a->logs_waiting == NULL)
+            a->logs_waiting = json_array();
+        json_array_extend(a->logs_waiting, deleted);
+    }
+    for (i = 0; i < json_array_size(a->logs_waiting);) {
+        v = json_array_get(a->logs_waiting, i);
+        const char *id = json_string_value(v);
+        if (id && ctr_listed(a, id)) {
+            i++;
+            continue;
+        }
+        if (id && id[0] != '.' && id[0] != '\0' && strchr(id, '/') == NULL) {
+            char *log = ctr_log_path(a, id, false), *old = ctr_log_path(a, id, true);
+            unlink(log);
+            unlink(old);
+            free(log);
+            free(old);
+        }
+        json_array_remove(a->logs_waiting, i);
+    }
+}
+
 static void stop_all_finish(struct agent *a)
 {
     void (*done)(void *) = a->stop_all_done;
@@ -1026,9 +1068,19 @@ void agent_sync(struct agent *a)
     if (a->closing)
         return;
     agent_net_sync(a);
-    json_t *tasks = a->up->assigned_tasks(a->up->data);
-    if (tasks == NULL)
-        return; /* a worker that has not heard from the leader yet: change nothing */
+    /* Given the tasks deleted since the last sync, the ended tasks the agent
+     * holds no container of need not come (nor the logs directory be read):
+     * a sync costs the tasks going on, not the node's history (issue 14).
+     * Not known (start, a worker): the whole list, and the logs swept with it. */
+    json_t *deleted = a->up->deleted_tasks ? a->up->deleted_tasks(a->up->data) : NULL;
+    json_t *held = deleted ? held_task_ids(a) : NULL;
+    json_t *tasks = a->up->assigned_tasks(a->up->data, held);
+    json_decref(held);
+    if (tasks == NULL) { /* a worker that has not heard from the leader yet: change nothing */
+        drop_deleted_logs(a, deleted);
+        json_decref(deleted);
+        return;
+    }
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t) sync_task(a, t);
@@ -1050,7 +1102,10 @@ void agent_sync(struct agent *a)
         else
             ctr_stop(c);
     }
-    sweep_logs(a, tasks);
+    if (deleted == NULL)
+        sweep_logs(a, tasks);
+    drop_deleted_logs(a, deleted);
+    json_decref(deleted);
     json_decref(tasks);
     if (a->stop_all_done && !agent_has_tasks(a))
         stop_all_finish(a);
@@ -1198,6 +1253,7 @@ static void agent_timer_closed(uv_handle_t *h)
     /* containers keep running; their handles close on their own */
     void (*done)(void *) = a->close_done;
     void *arg = a->close_arg;
+    json_decref(a->logs_waiting);
     free(a);
     if (done)
         done(arg);

@@ -113,6 +113,9 @@ struct agent {
     void *close_arg;
     int closing_timers;
     bool closing;
+    /* Ids of tasks gone from the store whose logs wait for their container to
+     * leave the list (drop_deleted_logs); NULL: none yet. */
+    json_t *logs_waiting;
     struct volumes_sched *volumes; /* scheduled backups (agent_volumes.c) */
     uv_timer_t volumes_timer;      /* every second: which volumes are due */
     /* Every container's output is read into this one buffer: the loop reads

@@ -46,8 +46,18 @@ struct agent_upstream {
      * NULL when not known yet (a worker that has not heard from the leader):
      * the agent then changes nothing. Outside a swarm: an empty array. A task
      * in a final state may come as only {"id", "state", "desired_state"}: all
-     * the agent reads of one. */
-    json_t *(*assigned_tasks)(void *data);
+     * the agent reads of one. With `held` (the ids of the tasks whose
+     * containers the agent holds; NULL: the whole history), the ended tasks
+     * not in it may be left out (a manager does: the agent does nothing for
+     * them, and the history would cost each sync its length). */
+    json_t *(*assigned_tasks)(void *data, json_t *held);
+
+    /* The ids of this node's tasks that left the store since the last call
+     * (new reference), or NULL when not known (the first call, a worker, a
+     * restored snapshot; or no such function): the agent then asks for the
+     * whole list and sweeps the logs with it. Given ids, it removes those
+     * tasks' logs only, and asks assigned_tasks with `held` (issue 14). */
+    json_t *(*deleted_tasks)(void *data);
 
     /* An image's description {"id", "layers": [diff_ids]...} (new
      * reference), or NULL when unknown. */

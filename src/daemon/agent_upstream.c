@@ -18,13 +18,24 @@
 #include "raft/cluster.h"
 #include "store/store.h"
 
-json_t *shoal_assigned_tasks(struct shoal *sh)
+json_t *shoal_assigned_tasks(struct shoal *sh, json_t *held)
 {
     if (sh->cluster)
-        return store_node_tasks(sh->store, sh->node_id, task_final_states);
+        return store_node_tasks(sh->store, sh->node_id, task_final_states, held);
     if (sh->session)
         return session_tasks(sh->session);
     return json_array();
+}
+
+/* A manager's store keeps the deletions of this node's tasks; a worker's
+ * session gives the whole list (history included) instead: NULL, the agent
+ * then sweeps with it. The store's first answer after the node becomes a
+ * manager is NULL too (not known), and so a full sweep. */
+json_t *shoal_deleted_tasks(struct shoal *sh)
+{
+    if (sh->cluster)
+        return store_take_deleted_tasks(sh->store, sh->node_id);
+    return NULL;
 }
 
 json_t *shoal_image_get(struct shoal *sh, const char *image_id)
@@ -75,9 +86,14 @@ void shoal_report_task(struct shoal *sh, const char *task_id, json_t *fields)
 
 /* ---- struct agent_upstream over the functions above ---- */
 
-static json_t *up_assigned_tasks(void *data)
+static json_t *up_assigned_tasks(void *data, json_t *held)
 {
-    return shoal_assigned_tasks(data);
+    return shoal_assigned_tasks(data, held);
+}
+
+static json_t *up_deleted_tasks(void *data)
+{
+    return shoal_deleted_tasks(data);
 }
 
 static json_t *up_image_get(void *data, const char *image_id)
@@ -136,6 +152,7 @@ void agent_upstream_from_shoal(struct shoal *sh, struct agent_upstream *up)
     *up = (struct agent_upstream){
         .data = sh,
         .assigned_tasks = up_assigned_tasks,
+        .deleted_tasks = up_deleted_tasks,
         .image_get = up_image_get,
         .report_task = up_report_task,
         .nodes = up_nodes,

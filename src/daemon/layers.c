@@ -250,7 +250,7 @@ static json_t *known_images(struct shoal *sh)
 {
     if (sh->cluster)
         return store_list(sh->store, "images", NULL);
-    json_t *tasks = shoal_assigned_tasks(sh);
+    json_t *tasks = shoal_assigned_tasks(sh, NULL);
     if (tasks == NULL)
         return NULL;
     json_t *images = json_array();

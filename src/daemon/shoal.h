@@ -105,7 +105,11 @@ void shoal_kick(struct shoal *sh);
  * agent as its struct agent_upstream), the same on managers (local store,
  * reports proposed or forwarded to the leader) and on workers (the session
  * with the leader). Each returns a new reference; report takes `fields`. */
-json_t *shoal_assigned_tasks(struct shoal *sh);
+json_t *shoal_assigned_tasks(struct shoal *sh, json_t *held);
+/* The ids of this node's tasks deleted since the last call (a manager's
+ * store), or NULL when not known (a worker, or the first call): see struct
+ * agent_upstream's deleted_tasks. */
+json_t *shoal_deleted_tasks(struct shoal *sh);
 json_t *shoal_image_get(struct shoal *sh, const char *image_id);
 /* Every node's [{"id","addr","subnet"}] (daemon/swarm.h); NULL when unknown. */
 json_t *shoal_nodes(struct shoal *sh);

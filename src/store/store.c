@@ -9,7 +9,16 @@
 struct store {
     sqlite3 *db;
     unsigned long long version;
+    /* The deletions of one node's tasks, for its agent's log sweep
+     * (store_take_deleted_tasks): the node, and the ids of its tasks deleted
+     * since the last take, or NULL when not known (no take yet, a restored
+     * snapshot, too many). */
+    char *watch_node;
+    json_t *deleted;
 };
+
+/* Past this many ids not taken, the list is dropped (not known). */
+#define DELETED_KEEP_MAX 100000
 
 struct table_def {
     const char *name;
@@ -160,6 +169,8 @@ void store_close(struct store *s)
     if (s == NULL)
         return;
     sqlite3_close(s->db);
+    free(s->watch_node);
+    json_decref(s->deleted);
     free(s);
 }
 
@@ -324,13 +335,64 @@ static int apply_append(sqlite3 *db, const struct table_def *t, json_t *op, stru
     return prune_ring(db, t->name, op, err);
 }
 
-static int apply_op(sqlite3 *db, json_t *op, struct serr *err)
+/* A task of the watched node leaves it (deleted: `new_node` NULL, or put or
+ * merged with another node): its id is kept for store_take_deleted_tasks.
+ * One look-up by id, and only while a node is watched. */
+static void note_task_leaving(struct store *s, const char *id, json_t *new_node, bool deleted)
 {
+    if (s->deleted == NULL || id == NULL)
+        return;
+    if (!deleted && json_is_string(new_node) &&
+        strcmp(json_string_value(new_node), s->watch_node) == 0)
+        return; /* stays on the node (or comes to it) */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT node_id FROM tasks WHERE id = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *node = (const char *)sqlite3_column_text(st, 0);
+        if (node && strcmp(node, s->watch_node) == 0) {
+            if (json_array_size(s->deleted) >= DELETED_KEEP_MAX) {
+                json_decref(s->deleted); /* nobody takes them: a full sweep then */
+                s->deleted = NULL;
+            } else {
+                json_array_append_new(s->deleted, json_string(id));
+            }
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+/* Before a task's put, merge or del: whether it leaves the watched node. */
+static void watch_task_op(struct store *s, const char *kind, const char *id, json_t *op)
+{
+    if (s->deleted == NULL)
+        return;
+    if (strcmp(kind, "del") == 0) {
+        note_task_leaving(s, id, NULL, true);
+    } else if (strcmp(kind, "put") == 0) {
+        json_t *obj = json_object_get(op, "obj");
+        note_task_leaving(s, json_string_value(json_object_get(obj, "id")),
+                          json_object_get(obj, "node_id"), false);
+    } else if (strcmp(kind, "merge") == 0) {
+        json_t *fields = json_object_get(op, "fields");
+        json_t *node = json_object_get(fields, "node_id");
+        if (node) /* a merge without node_id keeps the task where it is */
+            note_task_leaving(s, id, node, false);
+    }
+}
+
+static int apply_op(struct store *s, json_t *op, struct serr *err)
+{
+    sqlite3 *db = s->db;
     const char *kind = json_string_value(json_object_get(op, "op"));
     const struct table_def *t = table_lookup(json_string_value(json_object_get(op, "table")));
     if (kind == NULL || t == NULL)
         return serr_set(err, SERR_INVALID, "op without a known kind or table");
     const char *id = json_string_value(json_object_get(op, "id"));
+    if (strcmp(t->name, "tasks") == 0)
+        watch_task_op(s, kind, id, op);
     if (strcmp(kind, "put") == 0)
         return apply_put(db, t->name, json_object_get(op, "obj"),
                          json_is_true(json_object_get(op, "unique_name")), err);
@@ -343,18 +405,22 @@ static int apply_op(sqlite3 *db, json_t *op, struct serr *err)
     return serr_set(err, SERR_INVALID, "unknown op '%s'", kind);
 }
 
-static int apply_group(sqlite3 *db, json_t *group, struct serr *err)
+static int apply_group(struct store *s, json_t *group, struct serr *err)
 {
+    sqlite3 *db = s->db;
     if (!json_is_array(group))
         return serr_set(err, SERR_INVALID, "group is not an array");
     if (exec_sql(db, "SAVEPOINT grp", err) < 0)
         return -1;
-    size_t i;
+    size_t i, kept = json_array_size(s->deleted);
     json_t *op;
     json_array_foreach(group, i, op)
     {
-        if (apply_op(db, op, err) < 0) {
+        if (apply_op(s, op, err) < 0) {
             exec_sql(db, "ROLLBACK TO grp; RELEASE grp", NULL);
+            /* the group's deletions did not happen */
+            while (s->deleted && json_array_size(s->deleted) > kept)
+                json_array_remove(s->deleted, json_array_size(s->deleted) - 1);
             return -1;
         }
     }
@@ -379,7 +445,7 @@ int store_apply(struct store *s, const char *entry, size_t len, struct store_res
     }
     for (size_t i = 0; i < n; i++) {
         struct serr gerr = {0};
-        int rc = apply_group(s->db, json_array_get(groups, i), &gerr);
+        int rc = apply_group(s, json_array_get(groups, i), &gerr);
         if (res) {
             res->status[i] = rc < 0 ? -(int)gerr.kind - 1 : 0;
             res->msg[i] = rc < 0 ? xstrdup(gerr.msg) : NULL;
@@ -419,6 +485,8 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
         sqlite3_free(msg);
         return -1;
     }
+    json_decref(s->deleted); /* the deletions a snapshot stands for are not known */
+    s->deleted = NULL;
     s->version++;
     return 0;
 }
@@ -433,6 +501,20 @@ static sqlite3_stmt *prepared(sqlite3 *db, const char *sql, const char *const *p
     for (int i = 0; params && params[i]; i++)
         sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
     return st;
+}
+
+json_t *store_take_deleted_tasks(struct store *s, const char *node_id)
+{
+    json_t *taken = NULL;
+    if (s->watch_node && strcmp(s->watch_node, node_id) == 0) {
+        taken = s->deleted;
+    } else {
+        free(s->watch_node);
+        s->watch_node = xstrdup(node_id);
+        json_decref(s->deleted);
+    }
+    s->deleted = json_array();
+    return taken;
 }
 
 /* Collects the data column of a query's rows into a JSON array. */
@@ -620,25 +702,65 @@ static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
     sqlite3_finalize(st);
 }
 
-json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states)
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,
+                         json_t *held)
 {
     char ended[200];
     if (!param_list(ended, sizeof(ended), 2, ended_states))
         return store_list_where(s, "tasks", "node_id", node_id);
-    const char *params[34];
+    const char *params[35];
     params_of(params, &node_id, 1, ended_states);
-    /* both through the index tasks_node_state: the history costs an index entry a task */
-    char *sql = xasprintf("SELECT data FROM tasks WHERE node_id = ?1 AND"
-                          " (json_extract(data, '$.state') IS NULL OR"
-                          " json_extract(data, '$.state') NOT IN (%s)) ORDER BY id",
-                          ended);
-    json_t *rows = query_rows(s->db, sql, params);
+    int nended = 0;
+    while (params[1 + nended])
+        nended++;
+    qsort(params + 1, (size_t)nended, sizeof(params[0]), cmp_strp); /* ?2.. in order */
+    /* The tasks going on: a seek of the index tasks_node_state for each range of
+     * states between the ended ones (a NOT IN would walk the node's whole
+     * history in the index, an entry per ended task, on every sync). */
+#define NODE_STATE "SELECT id, data FROM tasks WHERE node_id = ?1 AND "
+#define STATE "json_extract(data, '$.state')"
+    char *sql = xstrdup(NODE_STATE STATE " IS NULL");
+    for (int i = 0; i <= nended; i++) {
+        char range[128];
+        if (i == 0)
+            snprintf(range, sizeof(range), STATE " < ?2");
+        else if (i == nended)
+            snprintf(range, sizeof(range), STATE " > ?%d", i + 1);
+        else
+            snprintf(range, sizeof(range), STATE " > ?%d AND " STATE " < ?%d", i + 1, i + 2);
+        char *more = xasprintf("%s UNION ALL " NODE_STATE "%s", sql, range);
+        free(sql);
+        sql = more;
+    }
+#undef NODE_STATE
+#undef STATE
+    char *ordered = xasprintf("SELECT data FROM (%s) ORDER BY id", sql);
     free(sql);
-    sql = xasprintf("SELECT id, json_extract(data, '$.state'), json_extract(data, '$.desired_state')"
-                    " FROM tasks WHERE node_id = ?1 AND json_extract(data, '$.state') IN (%s)",
-                    ended);
+    json_t *rows = query_rows(s->db, ordered, params);
+    free(ordered);
+    int nparams = 0;
+    while (params[nparams])
+        nparams++;
+    char *held_text = held ? json_dumps(held, JSON_COMPACT) : NULL;
+    char only_held[64] = "";
+    if (held_text) { /* by id (the primary key, CROSS JOIN: in this order): the cost
+                      * follows `held`, not the history */
+        params[nparams] = held_text;
+        params[nparams + 1] = NULL;
+        snprintf(only_held, sizeof(only_held), "json_each(?%d) AS h CROSS JOIN ", nparams + 1);
+    }
+    sql = xasprintf("SELECT tasks.id, json_extract(data, '$.state'),"
+                    " json_extract(data, '$.desired_state') FROM %stasks WHERE %snode_id = ?1"
+                    " AND json_extract(data, '$.state') IN (%s)",
+                    only_held, held_text ? "tasks.id = h.value AND " : "", ended);
     append_ended_tasks(s->db, rows, sql, params);
     free(sql);
+    free(held_text);
     return rows;
 }
 

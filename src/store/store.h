@@ -75,9 +75,21 @@ json_t *store_list_where_field(struct store *s, const char *table, const char *c
  * (state one of `ended_states`, at most 16) comes as only {"id", "state",
  * "desired_state"}: an agent's sync needs no more of its history (a batch
  * job's ended task stays desired running), and the full JSON of every ended
- * task is what it would cost. The tasks not ended come first (by id), then
- * the ended ones, read from an index (no row of the history is parsed). */
-json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states);
+ * task is what it would cost. The tasks not ended come first (by id; a seek
+ * of the index for each range of states between the ended ones: no index
+ * entry of the history is walked), then the ended ones, read from an index
+ * (no row of the history is parsed); with
+ * `held` (an array of task ids), only the ended ones among those (looked up
+ * by id: the cost follows `held`, not the history). */
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,
+                         json_t *held);
+/* The ids of `node_id`'s tasks that left the store (deleted, or given to
+ * another node) since the last call (new array), or NULL when not known: the
+ * first call for this node (the store keeps those of one node only, from
+ * then on), after a restored snapshot, or when more than 100,000 piled up
+ * untaken. What an agent's log sweep needs (issue 14): a log goes with its
+ * task, without reading the node's whole history at each sync. */
+json_t *store_take_deleted_tasks(struct store *s, const char *node_id);
 /* Every task but the ended ones of ended jobs (a job's task has `job_id`;
  * ended: its state is one of `task_final`, its job's state none of
  * `job_live`, or the job is gone), by id: what an orchestrator pass reads,

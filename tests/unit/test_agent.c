@@ -27,11 +27,14 @@
 #include "agent/runtime.h"
 #include "agent/upstream.h"
 #include "base/util.h"
+#include "model/task.h"
 #include "unit.h"
 
 /* The fake cluster: what the upstream answers, what it was told. */
 struct fake {
     json_t *tasks;   /* assigned_tasks' answer (NULL: not known yet) */
+    json_t *deleted; /* deleted_tasks' answer, taken (NULL: not known) */
+    int held_asks;   /* assigned_tasks calls with `held` */
     json_t *images;  /* image id -> description */
     json_t *reports; /* [{"task", fields...}] in order */
     int fetches;     /* fetch_layers calls */
@@ -39,10 +42,38 @@ struct fake {
     void *fetch_arg;
 };
 
-static json_t *fake_assigned_tasks(void *data)
+/* With `held`, the ended tasks among those only (a manager's answer). */
+static json_t *fake_assigned_tasks(void *data, json_t *held)
 {
     struct fake *f = data;
-    return f->tasks ? json_deep_copy(f->tasks) : NULL;
+    if (f->tasks == NULL)
+        return NULL;
+    if (held == NULL)
+        return json_deep_copy(f->tasks);
+    f->held_asks++;
+    json_t *out = json_array();
+    size_t i, j;
+    json_t *t, *h;
+    json_array_foreach(f->tasks, i, t)
+    {
+        bool keep = !task_state_terminal(json_string_value(json_object_get(t, "state")));
+        json_array_foreach(held, j, h)
+        {
+            if (json_equal(h, json_object_get(t, "id")))
+                keep = true;
+        }
+        if (keep)
+            json_array_append_new(out, json_deep_copy(t));
+    }
+    return out;
+}
+
+static json_t *fake_deleted_tasks(void *data)
+{
+    struct fake *f = data;
+    json_t *taken = f->deleted;
+    f->deleted = json_array();
+    return taken;
 }
 
 static json_t *fake_image_get(void *data, const char *image_id)
@@ -189,6 +220,7 @@ static void fixture_free(struct fixture *fx)
     free(fx->rt.runtime_root);
     free(fx->rt.containers_dir);
     json_decref(fx->fake.tasks);
+    json_decref(fx->fake.deleted);
     json_decref(fx->fake.images);
     json_decref(fx->fake.reports);
     CHECK(rm_rf(fx->dir, NULL) == 0);
@@ -474,6 +506,42 @@ TEST(agent_sweeps_the_logs_of_tasks_gone)
     free(kept);
     free(gone);
     free(gone_old);
+    fixture_free(&fx);
+}
+
+/* Given the deletions (a manager's store), a sync asks for the tasks held
+ * and going on only, reads no logs directory, and removes the logs of the
+ * tasks deleted at once; not known (the first sync): a full sweep. */
+TEST(agent_removes_the_logs_of_deleted_tasks_at_once)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fx.up.deleted_tasks = fake_deleted_tasks;
+    fixture_start(&fx);
+    add_task(&fx, "t1", "shutdown", "complete", NULL);
+    add_task(&fx, "t2", "shutdown", "complete", NULL);
+    char *t1 = xasprintf("%s/logs/t1.log", fx.run_dir);
+    char *t1_old = xasprintf("%s/logs/t1.log.1", fx.run_dir);
+    char *t2 = xasprintf("%s/logs/t2.log", fx.run_dir);
+    char *t9 = xasprintf("%s/logs/t9.log", fx.run_dir);
+    CHECK(write_file_atomic(t1, "x\n", 2, false, NULL) == 0);
+    CHECK(write_file_atomic(t1_old, "x\n", 2, false, NULL) == 0);
+    CHECK(write_file_atomic(t2, "x\n", 2, false, NULL) == 0);
+    CHECK(write_file_atomic(t9, "x\n", 2, false, NULL) == 0);
+    agent_sync(fx.agent); /* not known yet: the whole list, a full sweep */
+    CHECK(fx.fake.held_asks == 0);
+    CHECK(access(t1, F_OK) == 0 && access(t2, F_OK) == 0 && access(t9, F_OK) != 0);
+    /* t1 leaves the store: its logs go, t2's stay though the sync no longer sees it */
+    json_array_remove(fx.fake.tasks, 0);
+    json_array_append_new(fx.fake.deleted, json_string("t1"));
+    agent_sync(fx.agent);
+    CHECK(fx.fake.held_asks == 1);
+    CHECK(access(t1, F_OK) != 0 && access(t1_old, F_OK) != 0);
+    CHECK(access(t2, F_OK) == 0);
+    free(t1);
+    free(t1_old);
+    free(t2);
+    free(t9);
     fixture_free(&fx);
 }
 

@@ -309,13 +309,23 @@ TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
                     "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"d\",\"node_id\":\"n1\","
                     "\"desired_state\":\"running\",\"state\":\"failed\",\"container\":{}}},"
                     "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"e\",\"node_id\":\"n2\","
-                    "\"desired_state\":\"shutdown\",\"state\":\"complete\"}}]]}",
+                    "\"desired_state\":\"shutdown\",\"state\":\"complete\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"ba\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"running\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"bb\",\"node_id\":\"n1\","
+                    "\"desired_state\":\"running\",\"state\":\"assigned\"}}]]}",
                     NULL) == 0);
-    static const char *const ended[] = {"complete", "failed", NULL};
-    json_t *rows = store_node_tasks(s, "n1", ended);
-    CHECK(json_array_size(rows) == 4);
-    /* the tasks going on first (a, c), then the ended ones: b and d (a batch
-     * job's task stays desired running) */
+    /* not in order: the store sorts them (the tasks going on are the ranges between) */
+    static const char *const ended[] = {"failed", "complete", NULL};
+    json_t *rows = store_node_tasks(s, "n1", ended, NULL);
+    CHECK(json_array_size(rows) == 6);
+    /* the tasks going on first, by id (a; ba, without a state; bb, assigned, before
+     * "complete"; c), then the ended ones: b and d (a batch job's task stays
+     * desired running) */
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "id")), "ba");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 2), "id")), "bb");
+    json_array_remove(rows, 1);
+    json_array_remove(rows, 1);
     json_t *b = json_array_get(rows, 2), *d = json_array_get(rows, 3);
     CHECK_STR(json_string_value(json_object_get(b, "id")), "b");
     CHECK_STR(json_string_value(json_object_get(b, "state")), "complete");
@@ -328,11 +338,64 @@ TEST(store_node_tasks_gives_ended_tasks_as_their_states_only)
     CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "id")), "c");
     CHECK(json_object_get(json_array_get(rows, 1), "container") != NULL);
     json_decref(rows);
+    /* held: the ended tasks among those only (d), the others all (a, ba, bb, c) */
+    json_t *held = json_pack("[s, s, s]", "d", "a", "e");
+    rows = store_node_tasks(s, "n1", ended, held);
+    json_decref(held);
+    CHECK(json_array_size(rows) == 5);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 4), "id")), "d");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 4), "state")), "failed");
+    json_decref(rows);
     /* no states: the whole rows */
     static const char *const none[] = {NULL};
-    rows = store_node_tasks(s, "n1", none);
+    rows = store_node_tasks(s, "n1", none, NULL);
     CHECK(json_object_get(json_array_get(rows, 1), "container") != NULL);
     json_decref(rows);
+    store_close(s);
+}
+
+/* The watched node's tasks that leave the store (deleted, or moved to
+ * another node), taken once; a group that fails keeps none of its own; a
+ * restored snapshot's are not known. */
+TEST(store_take_deleted_tasks_gives_the_node_tasks_gone_since)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    CHECK(apply_str(s,
+                    "{\"groups\":[["
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"a\",\"node_id\":\"n1\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"b\",\"node_id\":\"n1\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"c\",\"node_id\":\"n1\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"d\",\"node_id\":\"n1\"}},"
+                    "{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"e\",\"node_id\":\"n2\"}}]]}",
+                    NULL) == 0);
+    CHECK(store_take_deleted_tasks(s, "n1") == NULL); /* the first: not known */
+    json_t *ids = store_take_deleted_tasks(s, "n1");
+    CHECK(ids != NULL && json_array_size(ids) == 0);
+    json_decref(ids);
+    CHECK(apply_str(s,
+                    "{\"groups\":[["
+                    "{\"op\":\"del\",\"table\":\"tasks\",\"id\":\"a\"},"
+                    "{\"op\":\"del\",\"table\":\"tasks\",\"id\":\"e\"},"
+                    "{\"op\":\"merge\",\"table\":\"tasks\",\"id\":\"b\",\"fields\":{\"node_id\":\"n2\"}},"
+                    "{\"op\":\"merge\",\"table\":\"tasks\",\"id\":\"c\",\"fields\":{\"state\":\"x\"}}],"
+                    "[{\"op\":\"del\",\"table\":\"tasks\",\"id\":\"c\"},"
+                    "{\"op\":\"merge\",\"table\":\"tasks\",\"id\":\"nope\",\"fields\":{}}]]}",
+                    NULL) == 0);
+    json_t *c = store_get(s, "tasks", "c");
+    CHECK(c != NULL); /* the second group failed */
+    json_decref(c);
+    ids = store_take_deleted_tasks(s, "n1");
+    CHECK(ids != NULL && json_array_size(ids) == 2);
+    CHECK_STR(json_string_value(json_array_get(ids, 0)), "a");
+    CHECK_STR(json_string_value(json_array_get(ids, 1)), "b");
+    json_decref(ids);
+    void *snap;
+    size_t len;
+    CHECK(store_snapshot(s, &snap, &len, NULL) == 0);
+    CHECK(store_restore(s, snap, len, NULL) == 0);
+    free(snap);
+    CHECK(store_take_deleted_tasks(s, "n1") == NULL);
     store_close(s);
 }
 
