@@ -31,13 +31,15 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CFLAGS ?= -O2 -g
 SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags $(PKGS))
 # libcurl and libarchive are not linked: src/base/curl_lazy.c and archive_lazy.c load them
-# when first called (CLI start-up).
-LDLIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libcurl libarchive,$(PKGS))) -lhttp_parser -lm
+# when first called (CLI start-up); nor are raft, sqlite3, openssl and ldns: the stubs of
+# src/base/lazy_stubs.S load them (the functions shoal calls are in src/base/lazy_stubs.def).
+STUBBED_PKGS := raft sqlite3 openssl ldns
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libcurl libarchive $(STUBBED_PKGS),$(PKGS))) -lhttp_parser -lm
 
 SRC := $(wildcard src/base/*.c src/tls/*.c src/model/*.c src/api/*.c src/http/*.c src/store/*.c src/raft/*.c \
                   src/manager/*.c src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
-OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/ui_assets.o
+OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/base/lazy_stubs_S.o $(BUILD)/gen/ui_assets.o
 UI_FILES := $(wildcard src/ui/*.html src/ui/*.js src/ui/*.css)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 
@@ -54,6 +56,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/src/base/lazy_stubs_S.o: src/base/lazy_stubs.S
+	@mkdir -p $(dir $@)
+	@echo "  AS      $<"
+	@$(CC) -Isrc $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The dashboard's files, compiled in (src/api/ui_assets.h).
 $(BUILD)/gen/ui_assets.c: $(UI_FILES) scripts/embed_ui.py
@@ -72,11 +79,12 @@ $(BUILD)/shoal: $(BUILD)/src/main.o $(BUILD)/libshoal.a
 	@echo "  LD      $@"
 	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# The unit tests make archives with more of libarchive than shoal uses: linked.
+# The unit tests make archives with more of libarchive than shoal uses, and call more of the
+# stubbed libraries: linked (shoal's own calls still go through the stubs).
 $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libshoal.a
 	@echo "  LD      $@"
 	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) \
-	  $(shell $(PKG_CONFIG) --libs libarchive)
+	  $(shell $(PKG_CONFIG) --libs libarchive $(STUBBED_PKGS))
 
 # The job scheduler's benchmark (bench/sched_bench.c): `make bench`, then
 # build/sched_bench [JOBS [NODES [CORES]]]; not part of the tests.

@@ -65,26 +65,42 @@ native_libdeps() {
     (cd "$dir" && dpkg-shlibdeps -O "$dir/debian/shoal/usr/bin/shoal") | sed -n 's/^shlibs:Depends=//p' | sed 's/, /\n/g'
     rm -rf "$dir"
 }
+# The package of a library from its soname, by the shlibs lines of FILES.
+shlibs_dep() {
+    local soname=$1 name ver dep
+    shift
+    # libfoo.so.1 -> "libfoo 1"; libfoo-1.2.so -> "libfoo-1.2" with an empty version
+    if [[ $soname =~ ^(.*)\.so\.(.*)$ ]]; then
+        name=${BASH_REMATCH[1]} ver=${BASH_REMATCH[2]}
+    else
+        name=${soname%.so} ver=
+    fi
+    dep=$(cat "$@" | awk -v n="$name" -v v="$ver" '!found && $1 == n && $2 == v {
+        $1 = ""; $2 = ""; sub(/^ +/, ""); print; found = 1 }')
+    [ -n "$dep" ] || { echo "package: no shlibs entry for $soname" >&2; exit 1; }
+    echo "$dep"
+}
 cross_libdeps() {
-    local soname name ver dep
+    local soname
     for soname in $($READELF -d "$ROOT/usr/bin/shoal" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-        # libfoo.so.1 -> "libfoo 1"; libfoo-1.2.so -> "libfoo-1.2" with an empty version
-        if [[ $soname =~ ^(.*)\.so\.(.*)$ ]]; then
-            name=${BASH_REMATCH[1]} ver=${BASH_REMATCH[2]}
-        else
-            name=${soname%.so} ver=
-        fi
-        dep=$(awk -v n="$name" -v v="$ver" '!found && $1 == n && $2 == v {
-            $1 = ""; $2 = ""; sub(/^ +/, ""); print; found = 1 }' "$SYSROOT/.shlibs")
-        [ -n "$dep" ] || { echo "package: no shlibs entry for $soname" >&2; exit 1; }
-        echo "$dep"
+        shlibs_dep "$soname" "$SYSROOT/.shlibs"
+    done
+}
+# The libraries the stubs of src/base/lazy_stubs.S load (not linked, so not seen above).
+stubbed_libdeps() {
+    local soname shlibs
+    if [ -n "$SYSROOT" ]; then shlibs=("$SYSROOT/.shlibs"); else shlibs=(/var/lib/dpkg/info/*.shlibs); fi
+    for soname in $(sed -n 's/^STUB_LIB([a-z0-9_]*, "\(.*\)")$/\1/p' src/base/lazy_stubs.def); do
+        shlibs_dep "$soname" "${shlibs[@]}"
     done
 }
 if [ -n "$SYSROOT" ]; then libdeps=$(cross_libdeps); else libdeps=$(native_libdeps); fi
 [ -n "$libdeps" ] || { echo "package: no library dependencies found" >&2; exit 1; }
+stubbed=$(stubbed_libdeps)
+[ -n "$stubbed" ] || { echo "package: no stubbed library found in src/base/lazy_stubs.def" >&2; exit 1; }
 # libcurl and libarchive are loaded when first used (src/base/curl_lazy.c, archive_lazy.c), not
 # linked: named here (curl_multi_poll came with libcurl 7.66).
-depends=$(printf '%s\n' "$libdeps" crun iproute2 nftables "libcurl4 (>= 7.66.0)" libarchive13 |
+depends=$(printf '%s\n' "$libdeps" "$stubbed" crun iproute2 nftables "libcurl4 (>= 7.66.0)" libarchive13 |
     sort -u | paste -sd, - | sed 's/,/, /g')
 
 mkdir -p "$ROOT/DEBIAN"

@@ -459,7 +459,8 @@ void http_client_close(struct http_client *c)
     if (c == NULL)
         return;
     client_disconnect(c);
-    SSL_CTX_free(c->tls);
+    if (c->tls != NULL) /* not SSL_CTX_free(NULL): a unix socket's client never loads libssl */
+        SSL_CTX_free(c->tls);
     free(c->tls_dir);
     free(c->node);
     free(c->port);
