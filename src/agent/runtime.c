@@ -902,39 +902,18 @@ static bool reap_if_orphan(const char *pid, const struct proc_info *self)
            waitpid((pid_t)strtol(pid, NULL, 10), NULL, WNOHANG) > 0;
 }
 
-/* Our children, from /proc/self/task/TID/children (one list per thread),
- * as "PID PID ...": NULL when the kernel has no such file. */
+/* The children of our main thread, from its /proc/self/task/PID/children,
+ * as "PID PID ...": NULL when the kernel has no such file. An orphan goes to
+ * the first live thread of its subreaper, the thread group's leader: the
+ * other threads' children (the runtime calls of the thread pool) are never
+ * reparented, and each is waited for by the thread that started it. One file
+ * instead of one per thread: this runs at each SIGCHLD, several times per
+ * container start, on the loop. */
 static char *own_children(void)
 {
-    DIR *tasks = opendir("/proc/self/task");
-    struct dirent *de;
-    char *all = NULL;
-    size_t len = 0, cap = 0;
-    bool missing = false;
-    while (tasks && !missing && (de = readdir(tasks)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[96], *text = NULL;
-        size_t n = 0;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name);
-        if (read_file(path, &text, &n, NULL) < 0) {
-            /* the thread is still there but not the file: a kernel without
-             * it (else a thread that just ended) */
-            snprintf(path, sizeof(path), "/proc/self/task/%s", de->d_name);
-            missing = access(path, F_OK) == 0;
-            continue;
-        }
-        buf_append(&all, &len, &cap, text, n);
-        buf_append(&all, &len, &cap, " ", 1);
-        free(text);
-    }
-    if (tasks)
-        closedir(tasks);
-    if (tasks == NULL || missing) {
-        free(all);
-        return NULL;
-    }
-    return all ? all : xstrdup("");
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+    return read_file(path, &text, NULL, NULL) == 0 ? text : NULL;
 }
 
 int runtime_reap_orphans(void)
