@@ -30,9 +30,9 @@ PKGS := libuv raft sqlite3 libarchive jansson openssl ldns libcurl yaml-0.1
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS ?= -O2 -g
 SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags $(PKGS))
-# libcurl and libarchive are not linked: src/base/curl_lazy.c and archive_lazy.c load them
-# when first called (CLI start-up).
-LDLIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libcurl libarchive,$(PKGS))) -lhttp_parser -lm
+# libcurl, libarchive and libyaml are not linked: src/base/curl_lazy.c, archive_lazy.c and
+# yaml_lazy.c load them when first called (CLI start-up, daemon's memory).
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libcurl libarchive yaml-0.1,$(PKGS))) -lhttp_parser -lm
 
 SRC := $(wildcard src/base/*.c src/tls/*.c src/model/*.c src/api/*.c src/http/*.c src/store/*.c src/raft/*.c \
                   src/manager/*.c src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)
