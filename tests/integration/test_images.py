@@ -266,7 +266,8 @@ def test_idle_daemon_keeps_neither_libcurl_nor_libarchive_loaded(fresh_daemon, r
     d = fresh_daemon
     if d.wrapper:
         pytest.skip("the daemon runs under a wrapper")
-    lazy = ("libcurl.", "libarchive.", "libxml2.", "libicuuc.", "libgnutls.", "libstdc++.", "libyaml-")
+    lazy = ("libcurl.", "libarchive.", "libxml2.", "libicuuc.", "libgnutls.", "libstdc++.",
+            "libyaml-")
 
     def none_loaded():
         return not [n for n in _mapped_libraries(d.proc.pid) if n.startswith(lazy)]
