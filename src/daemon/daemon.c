@@ -3,8 +3,8 @@
 #include "daemon/daemon.h"
 
 #include <getopt.h>
-#ifdef __GLIBC__
 #include <limits.h>
+#ifdef __GLIBC__
 #include <malloc.h>
 #endif
 #include <sys/resource.h>
