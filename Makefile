@@ -30,11 +30,12 @@ PKGS := libuv raft sqlite3 libarchive jansson openssl ldns libcurl yaml-0.1
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS ?= -O2 -g
 SHOAL_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -Isrc $(shell $(PKG_CONFIG) --cflags $(PKGS))
-# libcurl and libarchive are not linked: src/base/curl_lazy.c and archive_lazy.c load them
-# when first called (CLI start-up); nor are raft, sqlite3, openssl and ldns: the stubs of
-# src/base/lazy_stubs.S load them (the functions shoal calls are in src/base/lazy_stubs.def).
+# libcurl, libarchive and libyaml are not linked: src/base/curl_lazy.c, archive_lazy.c and
+# yaml_lazy.c load them when first called (CLI start-up, daemon's memory); nor are raft,
+# sqlite3, openssl and ldns: the stubs of src/base/lazy_stubs.S load them (the functions
+# shoal calls are in src/base/lazy_stubs.def).
 STUBBED_PKGS := raft sqlite3 openssl ldns
-LDLIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libcurl libarchive $(STUBBED_PKGS),$(PKGS))) -lhttp_parser -lm
+LDLIBS += $(shell $(PKG_CONFIG) --libs $(filter-out libcurl libarchive yaml-0.1 $(STUBBED_PKGS),$(PKGS))) -lhttp_parser -lm
 
 SRC := $(wildcard src/base/*.c src/tls/*.c src/model/*.c src/api/*.c src/http/*.c src/store/*.c src/raft/*.c \
                   src/manager/*.c src/agent/*.c src/cli/*.c src/daemon/*.c src/dev/*.c)

@@ -41,12 +41,22 @@ start_tasks() {
     echo "$side: not $TASKS containers running after 30 s" >&2; return 1
 }
 
+# remove_containers SIDE: the `run -d` containers gone again once sampled (the stack's end
+# would not remove their network namespaces and cgroups on the host).
+remove_containers() {
+    local names
+    names=$(cli "$1" ps -a --format '{{.Names}}')   # shoal's `rm` takes no `ps -q` short ID
+    # shellcheck disable=SC2086 # one word per name
+    [ -z "$names" ] || cli "$1" rm -f $names >/dev/null
+}
+
 measure() {
     sleep "${SETTLE:-5}"
     sample "$1" idle
     start_tasks "$1"
     sleep "${SETTLE:-5}"
     sample "$1" tasks
+    if [ "$KIND" = run ]; then remove_containers "$1"; fi
 }
 
 both measure

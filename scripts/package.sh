@@ -98,9 +98,9 @@ if [ -n "$SYSROOT" ]; then libdeps=$(cross_libdeps); else libdeps=$(native_libde
 [ -n "$libdeps" ] || { echo "package: no library dependencies found" >&2; exit 1; }
 stubbed=$(stubbed_libdeps)
 [ -n "$stubbed" ] || { echo "package: no stubbed library found in src/base/lazy_stubs.def" >&2; exit 1; }
-# libcurl and libarchive are loaded when first used (src/base/curl_lazy.c, archive_lazy.c), not
-# linked: named here (curl_multi_poll came with libcurl 7.66).
-depends=$(printf '%s\n' "$libdeps" "$stubbed" crun iproute2 nftables "libcurl4 (>= 7.66.0)" libarchive13 |
+# libcurl, libarchive and libyaml are loaded when first used (src/base/curl_lazy.c,
+# archive_lazy.c, yaml_lazy.c), not linked: named here (curl_multi_poll came with libcurl 7.66).
+depends=$(printf '%s\n' "$libdeps" "$stubbed" crun iproute2 nftables "libcurl4 (>= 7.66.0)" libarchive13 libyaml-0-2 |
     sort -u | paste -sd, - | sed 's/,/, /g')
 
 mkdir -p "$ROOT/DEBIAN"

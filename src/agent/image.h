@@ -42,6 +42,16 @@ struct image_store;
 int image_store_open(const char *dir, struct image_store **out, struct serr *err);
 void image_store_close(struct image_store *s);
 
+/* From now on, each layer of `s` is unpacked by a short-lived process of
+ * binary `exe` (shoal: `exe IMAGE_UNPACK_COMMAND FILE DIR`, image_unpack_main):
+ * libarchive and the libraries it loads (libxml2, ICU and libstdc++, which
+ * stays once loaded) are then never mapped in the daemon. */
+void image_store_unpack_apart(struct image_store *s, const char *exe);
+#define IMAGE_UNPACK_COMMAND "_unpack-layer"
+/* That process: argv is {"shoal", IMAGE_UNPACK_COMMAND, FILE, DIR}; prints
+ * "HEX SIZE" (exit 0) or "KIND MESSAGE" (exit 1, KIND an enum serr_kind). */
+int image_unpack_main(int argc, char **argv);
+
 /* A pulled image: the description of the image whose config blob is
  * config[len] (id: its sha256), once every layer its rootfs.diff_ids names
  * is in the store (sizes read from the store). *image gets a new reference,

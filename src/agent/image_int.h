@@ -45,6 +45,17 @@ void image_work_dir_discard(char *path);
  * otherwise the content must hash to it. `hex` gets the diff_id. */
 int image_ensure_layer(struct image_store *s, const char *path, const char *expected,
                        char hex[HEX_LEN + 1], uint64_t *size, struct serr *err);
+/* Unpacks the layer file at `path` (tar, any compression) into `dest` and
+ * gives its diff_id (hex) and uncompressed size. */
+int image_layer_unpack(const char *path, const char *dest, char hex[HEX_LEN + 1], uint64_t *size,
+                       struct serr *err);
+
+/* ---- the helper process (image_helper.c) ---- */
+
+/* image_layer_unpack, done by a process of binary `exe` run for it
+ * (IMAGE_UNPACK_COMMAND), which reports the result on a pipe. */
+int image_layer_unpack_apart(const char *exe, const char *path, const char *dest,
+                             char hex[HEX_LEN + 1], uint64_t *size, struct serr *err);
 /* Keeps an image's config blob (whose sha256 is the image id). */
 int image_keep_config(struct image_store *s, const char *config, size_t len, struct serr *err);
 /* A new image description (image.h); takes references to none of its

@@ -1,6 +1,6 @@
 /* Image store: see image.h for the on-disk layout and the description format.
  *
- * Every layer goes through one pipeline (layer_unpack): a libarchive reader
+ * Every layer goes through one pipeline (image_layer_unpack): a libarchive reader
  * with only decompression filters and the "raw" format turns the file into the
  * uncompressed tar stream; a second libarchive reader parses that stream as
  * tar and extracts it. The bytes handed from the first reader to the second
@@ -43,6 +43,7 @@ struct image_store {
     char *layers;
     char *configs; /* configs/<hex>: image config blobs as they came */
     char *tmp;
+    char *unpack_helper; /* the binary that unpacks layers (image_helper.c); NULL: this process */
 };
 
 /* ---- digests ---------------------------------------------------------- */
@@ -102,6 +103,12 @@ int image_store_open(const char *dir, struct image_store **out, struct serr *err
     return 0;
 }
 
+void image_store_unpack_apart(struct image_store *s, const char *exe)
+{
+    free(s->unpack_helper);
+    s->unpack_helper = xstrdup(exe);
+}
+
 void image_store_close(struct image_store *s)
 {
     if (s == NULL)
@@ -110,6 +117,7 @@ void image_store_close(struct image_store *s)
     free(s->layers);
     free(s->configs);
     free(s->tmp);
+    free(s->unpack_helper);
     free(s);
 }
 
@@ -203,10 +211,8 @@ static const int layer_extract_flags =
     ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_PERM |
     ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_TIME;
 
-/* Unpacks the layer file at `path` (tar, any compression) into `dest` and
- * gives its diff_id (hex) and uncompressed size. */
-static int layer_unpack(const char *path, const char *dest, char hex[HEX_LEN + 1], uint64_t *size,
-                        struct serr *err)
+int image_layer_unpack(const char *path, const char *dest, char hex[HEX_LEN + 1], uint64_t *size,
+                       struct serr *err)
 {
     struct layer_stream ls;
     struct archive *tar = NULL;
@@ -316,7 +322,10 @@ int image_ensure_layer(struct image_store *s, const char *path, const char *expe
         serr_errno(err, "mkdir %s", root);
         goto out;
     }
-    if (layer_unpack(path, root, hex, size, err) < 0) {
+    int unpacked = s->unpack_helper
+                       ? image_layer_unpack_apart(s->unpack_helper, path, root, hex, size, err)
+                       : image_layer_unpack(path, root, hex, size, err);
+    if (unpacked < 0) {
         if (err && err->kind == SERR_INTERNAL) /* the disk failed: say which one */
             serr_wrap(err, "unpack into %s", root);
         goto out;

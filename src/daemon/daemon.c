@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 
 #include <getopt.h>
+#include <limits.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -418,6 +419,19 @@ static void reserve_fds(struct http_limits *l)
         l->max_conns_per_addr = l->max_conns;
 }
 
+/* Layers are unpacked by processes of this binary: libarchive and what it
+ * loads (libstdc++ among them, never unloaded) stay out of the daemon
+ * (docs/benchmarks.md, Footprint). Unpacked here when the binary cannot be named. */
+static void unpack_layers_apart(struct image_store *images)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    image_store_unpack_apart(images, exe);
+}
+
 static int init_shoal(struct shoal *sh, const struct options *o, struct serr *err)
 {
     int64_t start_ms = now_ms();
@@ -444,6 +458,8 @@ static int init_shoal(struct shoal *sh, const struct options *o, struct serr *er
     char *crun_root = shoal_run_path(sh, "runtime");
     char *bundles = shoal_state_path(sh, "containers");
     int rc = image_store_open(images, &sh->images, err);
+    if (rc == 0)
+        unpack_layers_apart(sh->images);
     if (rc == 0)
         rc = runtime_init(&sh->rt, o->runtime, crun_root, bundles, err);
     free(images);

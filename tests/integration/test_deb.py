@@ -78,7 +78,7 @@ def fresh_root(tmp_path):
 def test_deb_contents_and_lintian(deb):
     fields = run(["dpkg-deb", "-f", deb, "Package", "Depends"]).stdout
     assert "Package: shoal" in fields
-    for dep in ("crun", "libuv1", "libraft2", "libssl3", "libc6"):
+    for dep in ("crun", "libuv1", "libraft2", "libssl3", "libc6", "libyaml-0-2"):
         assert dep in fields, fields
     files = run(["dpkg-deb", "-c", deb]).stdout
     for path in ("./usr/bin/shoal", "./lib/systemd/system/shoal.service", "./etc/shoal/daemon.json",

@@ -1,0 +1,117 @@
+/* Layers unpacked by a helper process (image.h, image_store_unpack_apart):
+ * the daemon runs its own binary, `shoal IMAGE_UNPACK_COMMAND FILE DIR`, once
+ * per layer, and reads the result from a pipe. The work is the same
+ * image_layer_unpack; only the libraries it loads stay out of the daemon. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/image_int.h"
+#include "agent/runtime.h"
+
+/* The result line is "HEX SIZE" or "KIND MESSAGE": a message and a little more. */
+#define REPORT_MAX (sizeof(((struct serr *)0)->msg) + 32)
+
+int image_unpack_main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: shoal %s FILE DIR\n", IMAGE_UNPACK_COMMAND);
+        return 2;
+    }
+    char hex[HEX_LEN + 1];
+    uint64_t size;
+    struct serr err = {0};
+    if (image_layer_unpack(argv[2], argv[3], hex, &size, &err) < 0) {
+        printf("%d %s\n", (int)err.kind, err.msg);
+        return 1;
+    }
+    printf("%s %" PRIu64 "\n", hex, size);
+    return 0;
+}
+
+/* Runs the helper `exe` with its stdout on `out_fd` (stdin /dev/null, stderr
+ * the daemon's); *pid gets its PID. */
+static int spawn_helper(const char *exe, const char *path, const char *dest, int out_fd, pid_t *pid,
+                        struct serr *err)
+{
+    char *const argv[] = {"shoal", IMAGE_UNPACK_COMMAND, (char *)path, (char *)dest, NULL};
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    runtime_spawn_attr_init(&attr);
+    int rc = posix_spawn(pid, exe, &actions, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        return serr_errno(err, "cannot run the layer unpacking process");
+    }
+    return 0;
+}
+
+/* What the helper printed (at most len - 1 bytes, NUL-terminated). */
+static void read_report(int fd, char *buf, size_t len)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        ssize_t r = read(fd, buf + n, len - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* The helper's result: the layer's diff_id and size when it exited 0, its
+ * error (kind and message) when it exited 1. */
+static int parse_report(const char *report, int status, char hex[HEX_LEN + 1], uint64_t *size,
+                        struct serr *err)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+        sscanf(report, "%64[0-9a-f] %" SCNu64, hex, size) == 2 && strlen(hex) == HEX_LEN)
+        return 0;
+    int kind, at = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 1 && sscanf(report, "%d %n", &kind, &at) == 1 &&
+        at > 0 && kind >= SERR_INTERNAL && kind <= SERR_FORBIDDEN)
+        return serr_set(err, (enum serr_kind)kind, "%s", report + at);
+    if (WIFSIGNALED(status))
+        return serr_set(err, SERR_INTERNAL, "layer unpacking process killed by signal %d",
+                        WTERMSIG(status));
+    return serr_set(err, SERR_INTERNAL, "layer unpacking process failed (status %d): %s",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1, report);
+}
+
+int image_layer_unpack_apart(const char *exe, const char *path, const char *dest,
+                             char hex[HEX_LEN + 1], uint64_t *size, struct serr *err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return serr_errno(err, "pipe");
+    pid_t pid;
+    int rc = spawn_helper(exe, path, dest, fds[1], &pid, err);
+    close(fds[1]);
+    char report[REPORT_MAX];
+    if (rc == 0)
+        read_report(fds[0], report, sizeof(report));
+    close(fds[0]);
+    if (rc < 0)
+        return -1;
+    int status;
+    /* Only our own child: the agent reaps its other children itself. */
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return serr_errno(err, "waitpid layer unpacking process");
+    }
+    return parse_report(report, status, hex, size, err);
+}
