@@ -15,18 +15,55 @@
 #include "model/cidr.h"
 #include "model/container_opts.h"
 
-/* By id, local name, task id, or a task container's name as `ps` shows it
- * (NAME.TASKID). */
-struct ctr *ctr_find_or_fail(struct agent *a, const char *ref, struct serr *err)
+/* The one container whose id starts with `prefix` (`ps` shows 12
+ * characters of it, and docker takes any unique prefix); NULL when none or
+ * more than one (*ambiguous) do. */
+static struct ctr *ctr_find_prefix(struct agent *a, const char *prefix, bool *ambiguous)
+{
+    size_t n = strlen(prefix);
+    struct ctr *found = NULL;
+    *ambiguous = false;
+    for (struct ctr *c = a->ctrs; n > 0 && c; c = c->next) {
+        if (strncmp(c->id, prefix, n) != 0)
+            continue;
+        if (found) {
+            *ambiguous = true;
+            return NULL;
+        }
+        found = c;
+    }
+    return found;
+}
+
+/* By id, local name, task id, a task container's name as `ps` shows it
+ * (NAME.TASKID), or a unique prefix of the id. */
+static struct ctr *ctr_resolve(struct agent *a, const char *ref, bool *ambiguous)
 {
     struct ctr *c = ctr_find(a, ref);
+    *ambiguous = false;
     for (struct ctr *t = a->ctrs; c == NULL && t; t = t->next) {
         size_t n = t->name ? strlen(t->name) : 0;
         if (t->task_id && n > 0 && strncmp(ref, t->name, n) == 0 && ref[n] == '.' &&
             strcmp(ref + n + 1, t->task_id) == 0)
             c = t;
     }
-    if (c == NULL)
+    return c ? c : ctr_find_prefix(a, ref, ambiguous);
+}
+
+struct ctr *ctr_lookup(struct agent *a, const char *ref)
+{
+    bool ambiguous;
+    return ctr_resolve(a, ref, &ambiguous);
+}
+
+struct ctr *ctr_find_or_fail(struct agent *a, const char *ref, struct serr *err)
+{
+    bool ambiguous;
+    struct ctr *c = ctr_resolve(a, ref, &ambiguous);
+    if (ambiguous)
+        serr_set(err, SERR_INVALID, "multiple containers match the prefix %s: give more of the id",
+                 ref);
+    else if (c == NULL)
         serr_set(err, SERR_NOT_FOUND, "No such container: %s", ref);
     return c;
 }

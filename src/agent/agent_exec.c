@@ -376,9 +376,9 @@ static void drop(struct exec_cmd *x)
 static int exec_start(struct agent *a, const char *ref, json_t *body, struct agent_reply *r,
                       struct serr *err)
 {
-    struct ctr *c = ctr_find(a, ref);
+    struct ctr *c = ctr_find_or_fail(a, ref, err);
     if (c == NULL)
-        return serr_set(err, SERR_NOT_FOUND, "No such container: %s", ref);
+        return -1;
     if (c->phase != PH_RUNNING)
         return serr_set(err, SERR_CONFLICT, "container %s is not running", ref);
     struct exec_cmd *x = xcalloc(1, sizeof(*x));
@@ -418,7 +418,7 @@ void agent_exec(struct agent *a, const char *ref, json_t *body, struct agent_rep
 
 bool agent_has_container(struct agent *a, const char *ref)
 {
-    return ctr_find(a, ref) != NULL;
+    return ctr_lookup(a, ref) != NULL;
 }
 
 /* ---- input of a session ---- */

@@ -262,9 +262,12 @@ struct ctr *ctr_port_taken(struct agent *a, json_t *port);
 /* c ended (PH_DONE, or released): answers a waiting `stop`, or starts it
  * again for a `restart`. */
 void ctr_answer_stopper(struct ctr *c);
-/* The container `ref` names (an id, a run name, a task id, or a task
- * container's NAME.SLOT.TASKID), else NULL with a 404 in err. */
+/* The container `ref` names (an id or a unique prefix of it, a run name, a
+ * task id, or a task container's NAME.SLOT.TASKID), else NULL with a 404 in
+ * err (a 400 when several ids start with ref). */
 struct ctr *ctr_find_or_fail(struct agent *a, const char *ref, struct serr *err);
+/* The same, without an error: NULL when none or several match. */
+struct ctr *ctr_lookup(struct agent *a, const char *ref);
 
 /* agent_secrets.c: the task's secrets and configs on a tmpfs of their own,
  * bind mounts added to `mounts` (the runtime spec's); cleanup unmounts and

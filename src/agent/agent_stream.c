@@ -531,8 +531,10 @@ void ctr_answer_remover(struct ctr *c)
 static int remove_local(struct agent *a, const char *ref, int force, struct agent_reply *r,
                         struct serr *err)
 {
-    struct ctr *c = ctr_find(a, ref);
-    if (c == NULL || !c->local)
+    struct ctr *c = ctr_find_or_fail(a, ref, err);
+    if (c == NULL)
+        return -1;
+    if (!c->local)
         return serr_set(err, SERR_NOT_FOUND, "No such container: %s", ref);
     /* an exited container still being deleted (ps shows it exited) is
      * removed once that ends, as a forced remove is */
@@ -560,7 +562,7 @@ static int remove_local(struct agent *a, const char *ref, int force, struct agen
 
 bool agent_local_done(struct agent *a, const char *ref)
 {
-    struct ctr *c = ctr_find(a, ref);
+    struct ctr *c = ctr_lookup(a, ref);
     return c && c->local && c->phase == PH_DONE;
 }
 
@@ -727,7 +729,7 @@ void agent_ctr_logs(struct agent *a, const char *ref, const struct ctr_logs_opts
 
 bool agent_ctr_tty(struct agent *a, const char *ref)
 {
-    struct ctr *c = ctr_find(a, ref);
+    struct ctr *c = ctr_lookup(a, ref);
     return c && c->tty;
 }
 

@@ -209,3 +209,21 @@ def test_start_after_daemon_restart(daemon):
     c = inspect(d, "survivor")
     assert c["state"] == "running" and c["command"] == ["sleep", "1000"], c
     d.cli("rm", "-f", "survivor")
+
+
+def test_ids_as_ps_shows_them(daemon):
+    """The 12 characters of an id that `ps -q` prints (any unique prefix) name the
+    container for every verb, as docker's short ids do."""
+    d = daemon
+    run_detached(d, "shortid", "busybox", "sleep", "1000")
+    full = inspect(d, "shortid")["id"]
+    short = [i for i in d.cli("ps", "-aq").stdout.split() if full.startswith(i)]
+    assert len(short) == 1 and len(short[0]) == 12, (short, full)
+    sid = short[0]
+    assert inspect(d, sid)["name"] == "shortid"
+    assert d.cli("exec", sid, "echo", "in").stdout == "in\n"
+    d.cli("stop", "-t", "0", sid)
+    wait_until(lambda: exited(d, "shortid"))
+    d.cli("rm", sid)
+    r = d.cli("inspect", sid, check=False)
+    assert r.returncode != 0 and f"No such container: {sid}" in r.stderr, r
