@@ -106,12 +106,13 @@ int image_layer_unpack_apart(const char *exe, const char *path, const char *dest
         read_report(fds[0], report, sizeof(report));
     close(fds[0]);
     if (rc < 0)
-        return -1;
+        return IMAGE_HELPER_NOT_RUN;
     int status;
     /* Only our own child: the agent reaps its other children itself. */
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR)
             return serr_errno(err, "waitpid layer unpacking process");
     }
-    return parse_report(report, status, hex, size, err);
+    rc = parse_report(report, status, hex, size, err);
+    return rc < 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127 ? IMAGE_HELPER_NOT_RUN : rc;
 }

@@ -53,7 +53,10 @@ int image_layer_unpack(const char *path, const char *dest, char hex[HEX_LEN + 1]
 /* ---- the helper process (image_helper.c) ---- */
 
 /* image_layer_unpack, done by a process of binary `exe` run for it
- * (IMAGE_UNPACK_COMMAND), which reports the result on a pipe. */
+ * (IMAGE_UNPACK_COMMAND), which reports the result on a pipe. Returns
+ * IMAGE_HELPER_NOT_RUN (err says why) when that process could not run at all
+ * (the binary gone or replaced by an upgrade, no loader for it: exit 127). */
+#define IMAGE_HELPER_NOT_RUN (-2)
 int image_layer_unpack_apart(const char *exe, const char *path, const char *dest,
                              char hex[HEX_LEN + 1], uint64_t *size, struct serr *err);
 /* Keeps an image's config blob (whose sha256 is the image id). */

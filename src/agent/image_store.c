@@ -14,6 +14,7 @@
  * `image load` in image_load.c; what they share with this file, in
  * image_int.h. */
 #include "agent/image.h"
+#include "base/log.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -44,6 +45,7 @@ struct image_store {
     char *configs; /* configs/<hex>: image config blobs as they came */
     char *tmp;
     char *unpack_helper; /* the binary that unpacks layers (image_helper.c); NULL: this process */
+    bool unpack_here;    /* the helper could not run: this process (atomic) */
 };
 
 /* ---- digests ---------------------------------------------------------- */
@@ -303,6 +305,26 @@ static int keep_blob(const char *path, const char *work, struct serr *err)
     return rc;
 }
 
+/* A layer unpacked by the helper process, or here when the daemon has none
+ * or it cannot run (then here from now on, said once in the log; layers may
+ * be unpacked by several threads at once). */
+static int unpack_layer(struct image_store *s, const char *path, const char *root,
+                        char hex[HEX_LEN + 1], uint64_t *size, struct serr *err)
+{
+    if (s->unpack_helper && !__atomic_load_n(&s->unpack_here, __ATOMIC_RELAXED)) {
+        struct serr why = {0};
+        int rc = image_layer_unpack_apart(s->unpack_helper, path, root, hex, size, &why);
+        if (rc != IMAGE_HELPER_NOT_RUN) {
+            if (rc < 0 && err)
+                *err = why;
+            return rc;
+        }
+        if (!__atomic_exchange_n(&s->unpack_here, true, __ATOMIC_RELAXED))
+            log_warn("%s: layers are unpacked in the daemon from now on", why.msg);
+    }
+    return image_layer_unpack(path, root, hex, size, err);
+}
+
 /* Makes sure the layer in file `path` is in the store. When `expected` (the
  * config's diff_id) is given and already stored, the file is not unpacked;
  * otherwise the content must hash to it. `hex` gets the diff_id. */
@@ -322,10 +344,7 @@ int image_ensure_layer(struct image_store *s, const char *path, const char *expe
         serr_errno(err, "mkdir %s", root);
         goto out;
     }
-    int unpacked = s->unpack_helper
-                       ? image_layer_unpack_apart(s->unpack_helper, path, root, hex, size, err)
-                       : image_layer_unpack(path, root, hex, size, err);
-    if (unpacked < 0) {
+    if (unpack_layer(s, path, root, hex, size, err) < 0) {
         if (err && err->kind == SERR_INTERNAL) /* the disk failed: say which one */
             serr_wrap(err, "unpack into %s", root);
         goto out;

@@ -271,6 +271,25 @@ TEST(image_import_busybox)
     fixture_done(&f);
 }
 
+/* A daemon whose unpacking helper cannot run (its binary replaced by an
+ * upgrade, no loader for it) unpacks the layers itself. */
+TEST(image_import_helper_not_run)
+{
+    struct fixture f;
+    fixture_init(&f);
+    make_busybox_rootfs(&f);
+    image_store_unpack_apart(f.store, "/nonexistent/shoal");
+    char *tar = fixture_path(&f, "rootfs.tar");
+    struct serr err;
+    json_t *img = NULL;
+    CHECK(image_import(f.store, tar, "busybox", &img, &err) == 0);
+    CHECK(image_has_layers(f.store, img));
+    CHECK(count_entries(&f, "tmp") == 0);
+    json_decref(img);
+    free(tar);
+    fixture_done(&f);
+}
+
 /* The store keeps the config blob (its sha256 is the id) for push and
  * history; an import's history is a row for its one layer. */
 TEST(image_config_kept_and_history)
