@@ -96,7 +96,7 @@ int dev_node_index(const char *text);
 int dev_parse_subnet(const char *text, uint32_t *net, int *prefix, struct serr *err);
 /* Fails when a route of this machine's main table overlaps the subnet. */
 int dev_check_routes(uint32_t net, int prefix, struct serr *err);
-/* Bridge, namespaces and veth pairs, all in one `ip -batch` process. */
+/* The LAN's namespace and bridge, the nodes' namespaces and veth pairs: two `ip -batch`. */
 int dev_net_create(const struct dev_cluster *c, struct serr *err);
 /* Inside a node's namespace (after setns): lo and eth0 up, eth0's address. */
 int dev_net_configure_inside(const char *addr, int prefix, struct serr *err);
