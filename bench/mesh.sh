@@ -9,8 +9,10 @@
 # its libraries and a one-worker config packed by this script into an image with busybox, tens
 # of thousands of requests/s) or busybox httpd (BACKEND=busybox: forks per connection, a few
 # hundred a second, so the mesh's own cost does not show). wrk and HAProxy run in a client
-# network namespace made here, on the cluster's bridge beside the nodes (.200), with a route to
-# each node's task subnet via that node, as a machine on the nodes' LAN would have. (The host's
+# network namespace made here, on the cluster's bridge beside the nodes (.200, and .201 for the
+# mesh's connections and .202 for HAProxy's, so that no target meets TIME_WAITs another left),
+# with a route to each node's task subnet via that node, as a machine on the nodes' LAN would
+# have. (The host's
 # own namespace cannot be given those routes: every dev cluster on this machine uses the same
 # task pool; tcp_tw_reuse=1 there, see below.) The same wrk run for each target:
 #   direct   a replica's task address:80 (the replica on node MESH_NODE; routed via that node)
@@ -72,6 +74,8 @@ NAME=bm$(($$ % 1000000))    # dev cluster name: 1 to 8 of [a-z0-9]
 PFX=$(free_prefix)
 WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/shoal-bench-mesh.XXXXXX")
 CLNS=shoalbench-$NAME CLV=sbc-$NAME CLADDR=$PFX.200
+# Each target is reached from an address of its own (see the client namespace below).
+MESH_SRC=$PFX.201 HAPROXY_SRC=$PFX.202
 HAPROXY_PID=
 SOCK=unix://$WORK/$NAME/node-1/run/shoal.sock
 
@@ -174,12 +178,32 @@ DIRECT=$(awk -v n="node-$MESH_NODE" '$2 == n { print $1; exit }' "$WORK/replicas
 MESH=$PFX.$MESH_NODE
 
 # ---- client namespace: on the cluster's bridge, routes to the task subnets ----
+# The bridge is in the cluster's LAN namespace, shoal-NAME-lan (docs/design.md, `shoal dev`);
+# a shoal from before that (SHOAL=) has it in this machine's namespace.
 ip netns add "$CLNS"
-ip link add "$CLV" type veth peer name eth0 netns "$CLNS"
-ip link set "$CLV" master "shoal-$NAME" up
+if [ -e "/run/netns/shoal-$NAME-lan" ]; then
+    ip link add "$CLV" netns "shoal-$NAME-lan" type veth peer name eth0 netns "$CLNS"
+    ip -n "shoal-$NAME-lan" link set "$CLV" master "shoal-$NAME" up
+else
+    ip link add "$CLV" type veth peer name eth0 netns "$CLNS"
+    ip link set "$CLV" master "shoal-$NAME" up
+fi
 in_client ip link set lo up
 in_client ip addr add "$CLADDR/24" dev eth0
+in_client ip addr add "$MESH_SRC/24" dev eth0
+in_client ip addr add "$HAPROXY_SRC/24" dev eth0
 in_client ip link set eth0 up
+# One source address per target: direct from .200, the mesh from .201 (a route to node-1 with
+# that source), HAProxy's connections to the replicas from .202 (`source` on its server lines).
+# With one address for all three, a replica would see the same (address, port) pair come as a
+# direct connection and, seconds later, as a mesh connection (DNAT, no SNAT: served on node-1)
+# or an HAProxy one, each with its own TCP timestamp offset (Linux derives it from the
+# connection's two addresses): the new SYN then fails the PAWS check against the TIME_WAIT the
+# previous target's connection left there (nginx closes first), and waits a 1 s SYN
+# retransmission. By hand: 2,192 SYNs retransmitted in a 4 s close-mode run of the mesh after
+# direct, TcpExtPAWSTimewait counting them in the replica's namespace. That is an artifact of
+# measuring three paths from one client within the 60 s of TIME_WAIT, not of any of them.
+in_client ip route add "$MESH/32" dev eth0 src "$MESH_SRC"
 # wrk opens a connection per request (busybox httpd closes after each answer): ~4,000 a second
 # from one address to one destination, many of them closed by wrk first, so a 10 s run leaves
 # ~14,000 of the 28,000 local ports in TIME_WAIT towards that destination for a minute. Without
@@ -197,7 +221,7 @@ cl node ls --format json | json_of '"\n".join("%s %s" % (n["subnet"], n["addr"].
     printf 'defaults\n    mode %s\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n' "$HAPROXY_MODE"
     printf 'frontend fe\n    bind 127.0.0.1:%s\n    default_backend be\n' "$PORT"
     printf 'backend be\n    balance roundrobin\n'
-    awk '{ printf "    server %s %s:80\n", $3, $1 }' "$WORK/replicas"
+    awk -v src="$HAPROXY_SRC" '{ printf "    server %s %s:80 source %s\n", $3, $1, src }' "$WORK/replicas"
 } >"$WORK/haproxy.cfg"
 in_client haproxy -c -q -f "$WORK/haproxy.cfg" || die "haproxy rejects $WORK/haproxy.cfg"
 ip netns exec "$CLNS" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &

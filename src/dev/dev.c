@@ -213,7 +213,7 @@ static bool cluster_exists(const struct dev_cluster *c)
     char *bridge = xasprintf("/sys/class/net/%s", c->bridge);
     char *veth = xasprintf("/sys/class/net/%s", c->nodes[0].veth);
     bool exists = count > 0 || access(bridge, F_OK) == 0 || access(veth, F_OK) == 0 ||
-                  access(c->dir, F_OK) == 0;
+                  dev_netns_inode(c->lan) != 0 || access(c->dir, F_OK) == 0;
     free(veth);
     free(bridge);
     return exists;

@@ -314,9 +314,10 @@ static bool network_left(const char *name)
     int *idx;
     int count = dev_net_list(name, &idx);
     free(idx);
-    char path[64];
+    char path[64], lan[32];
     snprintf(path, sizeof(path), "/sys/class/net/shoal-%s", name);
-    return count > 0 || access(path, F_OK) == 0;
+    dev_lan_netns(name, lan, sizeof(lan));
+    return count > 0 || access(path, F_OK) == 0 || dev_netns_inode(lan) != 0;
 }
 
 /* Bridged tasks have their own network namespace, /run/netns/shoal-<id>

@@ -2,12 +2,16 @@
  *
  * A dev cluster NAME on this machine is, for node i in 1..N:
  *   network namespace  shoal-NAME-i   (/run/netns/shoal-NAME-i)
- *   veth pair          sh-NAME-i (host end, on bridge shoal-NAME) <-> eth0 in the namespace
+ *   veth pair          sh-NAME-i (on bridge shoal-NAME, in namespace shoal-NAME-lan)
+ *                      <-> eth0 in the node's namespace
  *   address            subnet base + i, on eth0
  *   directory          DIR/NAME/node-i/{state,run,daemon.log}
  *   daemon             `shoal daemon` in the namespace, hostname node-i (own UTS namespace;
  *                      own mount namespace too when volumes are given: dev_volume.c)
- * and DIR/NAME/cluster.json records it. Every name derives from (DIR, NAME, i),
+ * and, once per cluster, the "LAN": namespace shoal-NAME-lan holding bridge shoal-NAME, with
+ * a veth pair shoal-NAME (this machine's end, with the subnet's last address) <-> host on
+ * the bridge, so that this machine reaches the nodes without bridging anything itself
+ * (dev_net.c says why). DIR/NAME/cluster.json records it. Every name derives from (DIR, NAME, i),
  * so `dev down` can clean up after a partial `up` without the state file. */
 #ifndef SHOAL_DEV_DEV_INT_H
 #define SHOAL_DEV_DEV_INT_H
@@ -52,7 +56,8 @@ struct dev_volume {
 
 struct dev_cluster {
     char name[DEV_MAX_NAME + 1];
-    char bridge[16];    /* "shoal-NAME" */
+    char bridge[16];    /* "shoal-NAME": the bridge (in lan) and this machine's veth end */
+    char lan[32];       /* "shoal-NAME-lan": the namespace of the bridge */
     char subnet[32];    /* "10.213.0.0/24" as given (normalized) */
     uint32_t net;       /* subnet base, host order */
     int prefix;         /* subnet prefix length */
@@ -91,10 +96,12 @@ int dev_node_index(const char *text);
 int dev_parse_subnet(const char *text, uint32_t *net, int *prefix, struct serr *err);
 /* Fails when a route of this machine's main table overlaps the subnet. */
 int dev_check_routes(uint32_t net, int prefix, struct serr *err);
-/* Bridge, namespaces and veth pairs, all in one `ip -batch` process. */
+/* The LAN's namespace and bridge, the nodes' namespaces and veth pairs: two `ip -batch`. */
 int dev_net_create(const struct dev_cluster *c, struct serr *err);
 /* Inside a node's namespace (after setns): lo and eth0 up, eth0's address. */
 int dev_net_configure_inside(const char *addr, int prefix, struct serr *err);
+/* "shoal-NAME-lan": the namespace of cluster NAME's bridge. */
+void dev_lan_netns(const char *name, char *out, size_t outlen);
 /* Deletes the namespaces shoal-NAME-* that exist and the bridge; missing is fine. */
 int dev_net_destroy(const char *name, struct serr *err);
 /* Indices i of the namespaces shoal-NAME-i that exist now, ascending; returns

@@ -1,11 +1,21 @@
-/* The dev cluster's network: one bridge, one namespace and veth pair per node.
+/* The dev cluster's network: a "LAN" namespace with one bridge, one namespace
+ * and veth pair per node.
  *
- * Host-side links are made by one `ip -batch -` process for the whole cluster
- * (one fork+exec instead of 3N). The namespace side (addresses, links up) is
- * set with plain ioctls by each node's daemon process right after it enters
- * its namespace, so it costs no process at all and runs in parallel. The
- * bridge has no address: the host's routing table stays untouched and nodes
- * only reach each other. */
+ * The bridge lives in a namespace of its own (shoal-NAME-lan), not in this
+ * machine's: where br_netfilter is loaded with bridge-nf-call-iptables=1 (other
+ * software sets it), every frame a bridge of the root namespace forwards goes
+ * through this machine's netfilter hooks and conntrack table, a third tracking
+ * of each connection between nodes that a real LAN does not do. The sysctl is
+ * per namespace (Linux 5.3 and later), so it is turned off in the LAN's alone;
+ * this machine's own sysctls are left as they are. This machine reaches the
+ * nodes through a veth pair (shoal-NAME here, with the subnet's last address,
+ * <-> `host` on the bridge): routed, not bridged, in its namespace.
+ *
+ * Links are made by two `ip -batch -` processes for the whole cluster (one
+ * fork+exec each instead of 3N): one in this namespace, one in the LAN's. The
+ * namespace side of each node (addresses, links up) is set with plain ioctls by
+ * the node's daemon process right after it enters its namespace, so it costs no
+ * process at all and runs in parallel. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -104,8 +114,8 @@ static const char *ip_path(void)
     return "ip";
 }
 
-/* Runs `ip [-force] -batch -` with `script` on its stdin. */
-static int ip_batch(const char *script, bool force, struct serr *err)
+/* Runs `ip [-n NETNS] [-force] -batch -` with `script` on its stdin. */
+static int ip_batch_in(const char *netns, const char *script, bool force, struct serr *err)
 {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -113,10 +123,20 @@ static int ip_batch(const char *script, bool force, struct serr *err)
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pipefd[0], 0);
-    char *argv_force[] = {"ip", "-force", "-batch", "-", NULL};
-    char *argv_plain[] = {"ip", "-batch", "-", NULL};
+    char *argv[8];
+    int argc = 0;
+    argv[argc++] = "ip";
+    if (netns != NULL) {
+        argv[argc++] = "-n";
+        argv[argc++] = (char *)netns;
+    }
+    if (force)
+        argv[argc++] = "-force";
+    argv[argc++] = "-batch";
+    argv[argc++] = "-";
+    argv[argc] = NULL;
     pid_t pid;
-    int rc = posix_spawnp(&pid, ip_path(), &fa, NULL, force ? argv_force : argv_plain, environ);
+    int rc = posix_spawnp(&pid, ip_path(), &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[0]);
     if (rc != 0) {
@@ -133,6 +153,11 @@ static int ip_batch(const char *script, bool force, struct serr *err)
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return serr_set(err, SERR_INTERNAL, "ip -batch failed (see the message above)");
     return 0;
+}
+
+static int ip_batch(const char *script, bool force, struct serr *err)
+{
+    return ip_batch_in(NULL, script, force, err);
 }
 
 /* Appends to a growing script. */
@@ -156,14 +181,23 @@ void dev_bridge_addr(const struct dev_cluster *c, char *out, size_t outlen)
     snprintf(out, outlen, "%s/%d", text, c->prefix);
 }
 
-int dev_net_create(const struct dev_cluster *c, struct serr *err)
+void dev_lan_netns(const char *name, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "shoal-%s-lan", name);
+}
+
+/* This namespace's side: the namespaces, this machine's veth end with its
+ * address, and every veth pair made straight between the LAN and a node. */
+static char *host_side_script(const struct dev_cluster *c)
 {
     char *script = xstrdup("");
     size_t len = 0;
-    script_add(&script, &len, "link add %s type bridge\n", c->bridge, NULL);
-    /* No IPv6 link-local address on the host side. The bridge takes the
-     * subnet's last address so that this machine reaches the nodes (a browser
-     * on the managers' dashboards); `up` refused subnets that overlap a route. */
+    script_add(&script, &len, "netns add %s\n", c->lan, NULL);
+    script_add(&script, &len, "link add %s type veth peer name host netns %s\n", c->bridge,
+               c->lan);
+    /* No IPv6 link-local address on this side. The veth takes the subnet's
+     * last address so that this machine reaches the nodes (a browser on the
+     * managers' dashboards); `up` refused subnets that overlap a route. */
     script_add(&script, &len, "link set %s addrgenmode none up\n", c->bridge, NULL);
     char host_addr[40];
     dev_bridge_addr(c, host_addr, sizeof(host_addr));
@@ -171,13 +205,73 @@ int dev_net_create(const struct dev_cluster *c, struct serr *err)
     for (int i = 0; i < c->n; i++) {
         const struct dev_node *node = &c->nodes[i];
         script_add(&script, &len, "netns add %s\n", node->netns, NULL);
-        script_add(&script, &len, "link add %s type veth peer name eth0 netns %s\n", node->veth,
-                   node->netns);
-        script_add(&script, &len, "link set %s addrgenmode none master %s up\n", node->veth,
-                   c->bridge);
+        script_add(&script, &len, "link add %s netns %s type veth", node->veth, c->lan);
+        script_add(&script, &len, " peer name eth0 netns %s\n", node->netns, NULL);
     }
-    int rc = ip_batch(script, false, err);
-    free(script);
+    return script;
+}
+
+/* The LAN's side: the bridge and its ports. */
+static char *lan_side_script(const struct dev_cluster *c)
+{
+    char *script = xstrdup("");
+    size_t len = 0;
+    script_add(&script, &len, "link add %s type bridge\n", c->bridge, NULL);
+    script_add(&script, &len, "link set %s addrgenmode none up\n", c->bridge, NULL);
+    script_add(&script, &len, "link set host addrgenmode none master %s up\n", c->bridge, NULL);
+    for (int i = 0; i < c->n; i++)
+        script_add(&script, &len, "link set %s addrgenmode none master %s up\n",
+                   c->nodes[i].veth, c->bridge);
+    return script;
+}
+
+/* Writes "0" to /proc/sys/net/bridge/bridge-nf-call-KIND if it exists (it
+ * does only while br_netfilter is loaded). */
+static int bridge_nf_off(const char *kind, struct serr *err)
+{
+    char *path = xasprintf("/proc/sys/net/bridge/bridge-nf-call-%s", kind);
+    int rc = 0;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write_all(fd, "0\n", 2) < 0)
+            rc = serr_errno(err, "%s", path);
+        close(fd);
+    } else if (errno != ENOENT) {
+        rc = serr_errno(err, "%s", path);
+    }
+    free(path);
+    return rc;
+}
+
+/* The LAN's bridge forwards frames without calling netfilter, whatever this
+ * machine's own namespace does: sysctls are set from inside the namespace. */
+static int lan_netfilter_off(const char *lan, struct serr *err)
+{
+    int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0)
+        return serr_errno(err, "/proc/self/ns/net");
+    int rc = dev_netns_enter(lan, err);
+    if (rc == 0) {
+        static const char *const kinds[] = {"iptables", "ip6tables", "arptables"};
+        for (size_t i = 0; rc == 0 && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+            rc = bridge_nf_off(kinds[i], err);
+        if (setns(home, CLONE_NEWNET) < 0 && rc == 0)
+            rc = serr_errno(err, "back to this machine's network namespace");
+    }
+    close(home);
+    return rc;
+}
+
+int dev_net_create(const struct dev_cluster *c, struct serr *err)
+{
+    char *host_side = host_side_script(c), *lan_side = lan_side_script(c);
+    int rc = ip_batch(host_side, false, err);
+    if (rc == 0)
+        rc = lan_netfilter_off(c->lan, err);
+    if (rc == 0)
+        rc = ip_batch_in(c->lan, lan_side, false, err);
+    free(lan_side);
+    free(host_side);
     return rc < 0 ? serr_wrap(err, "creating the network of dev cluster '%s'", c->name) : 0;
 }
 
@@ -271,10 +365,20 @@ int dev_net_list(const char *name, int **out)
     return list_indices(NETNS_DIR, prefix, out);
 }
 
-/* Appends "link del" for every host end of a veth pair still there. */
-static size_t script_del_veths(const char *name, char **script, size_t *len)
+static bool link_here(const char *ifname, const char *sub)
 {
-    char prefix[32];
+    char *path = xasprintf("/sys/class/net/%s%s", ifname, sub);
+    bool here = access(path, F_OK) == 0;
+    free(path);
+    return here;
+}
+
+/* Appends "link del" for every link of the cluster still in this namespace:
+ * this machine's veth end (it goes with the LAN's namespace) and, from a
+ * cluster made before the LAN had its namespace, the nodes' veth ends. */
+static size_t script_del_links(const char *name, char **script, size_t *len)
+{
+    char prefix[32], bridge[32];
     int *idx;
     snprintf(prefix, sizeof(prefix), "sh-%s-", name);
     int count = list_indices("/sys/class/net", prefix, &idx);
@@ -284,17 +388,23 @@ static size_t script_del_veths(const char *name, char **script, size_t *len)
         script_add(script, len, "link del %s\n", veth, NULL);
     }
     free(idx);
+    snprintf(bridge, sizeof(bridge), "shoal-%s", name);
+    if (link_here(bridge, "")) {
+        script_add(script, len, "link del %s\n", bridge, NULL);
+        count++;
+    }
     return (size_t)count;
 }
 
 /* Deleting a namespace takes its veth pairs with it, all in one batch of the
  * kernel's asynchronous clean-up; deleting them one by one would cost a
- * grace period (~20 ms) each. So: namespaces, then the bridge, then a wait
- * for the host ends to go, and only what stays (a namespace someone still
- * holds open) is deleted by name. */
+ * grace period (~20 ms) each. So: the nodes' namespaces and the LAN's (with
+ * the bridge), then a wait for this side's veth ends to go, and only what
+ * stays (a namespace someone still holds open) is deleted by name. A bridge
+ * in this namespace (a cluster made before the LAN had its own) goes at once. */
 int dev_net_destroy(const char *name, struct serr *err)
 {
-    char *script = xstrdup(""), bridge[32];
+    char *script = xstrdup(""), bridge[32], lan[32];
     size_t len = 0;
     int *idx;
     int count = dev_net_list(name, &idx);
@@ -304,17 +414,18 @@ int dev_net_destroy(const char *name, struct serr *err)
         script_add(&script, &len, "netns del %s\n", netns, NULL);
     }
     free(idx);
+    dev_lan_netns(name, lan, sizeof(lan));
+    if (dev_netns_inode(lan) != 0)
+        script_add(&script, &len, "netns del %s\n", lan, NULL);
     snprintf(bridge, sizeof(bridge), "shoal-%s", name);
-    char *sys = xasprintf("/sys/class/net/%s", bridge);
-    if (access(sys, F_OK) == 0)
+    if (link_here(bridge, "/bridge"))
         script_add(&script, &len, "link del %s\n", bridge, NULL);
-    free(sys);
     int rc = len > 0 ? ip_batch(script, true, err) : 0;
     int64_t deadline = mono_ms() + VETH_GONE_WAIT_MS;
     for (;;) {
         len = 0;
         script[0] = '\0';
-        if (rc < 0 || script_del_veths(name, &script, &len) == 0)
+        if (rc < 0 || script_del_links(name, &script, &len) == 0)
             break;
         if (mono_ms() > deadline) {
             rc = ip_batch(script, true, err);

@@ -73,6 +73,7 @@ int dev_cluster_init(struct dev_cluster *c, const char *dir, const char *name, i
     snprintf(c->subnet, sizeof(c->subnet), "%s/%d", base, c->prefix);
     snprintf(c->name, sizeof(c->name), "%s", name);
     snprintf(c->bridge, sizeof(c->bridge), "shoal-%s", name);
+    dev_lan_netns(name, c->lan, sizeof(c->lan));
     c->dir = xasprintf("%s/%s", dir, name);
     c->n = n;
     c->managers = managers;
@@ -117,9 +118,10 @@ int dev_cluster_save(const struct dev_cluster *c, struct serr *err)
     for (int i = 0; i < c->n; i++)
         json_array_append_new(nodes, node_json(&c->nodes[i]));
     json_t *volumes = dev_volumes_json(c);
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "name", c->name, "dir", c->dir,
-                            "bridge", c->bridge, "subnet", c->subnet, "managers", c->managers,
-                            "nodes", nodes, "volumes", volumes);
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "name", c->name, "dir",
+                            c->dir, "bridge", c->bridge, "lan_netns", c->lan, "subnet",
+                            c->subnet, "managers", c->managers, "nodes", nodes, "volumes",
+                            volumes);
     char *text = json_dumps(doc, JSON_INDENT(2));
     char *path = dev_cluster_file(c);
     int rc = write_file_atomic(path, text, strlen(text), false, err);

@@ -67,7 +67,7 @@ class DevNode(Daemon):
         self.addr = addr
         self.port = 2377
         self.netns = "shoal-%s-%d" % (cluster.name, index)
-        self.veth = "sh-%s-%d" % (cluster.name, index)
+        self.veth = "sh-%s-%d" % (cluster.name, index)  # the LAN's end, in cluster.lan
         self.proc = _NodeProcess(self)
 
     def netns_pids(self):
@@ -178,11 +178,16 @@ class Cluster:
                 pass
         wait_until(lambda: not d.netns_pids(), timeout=10)
 
+    @property
+    def lan(self):
+        """The namespace of the cluster's bridge, where the nodes' veth ends are."""
+        return "shoal-%s-lan" % self.name
+
     def cut_link(self, d):
-        _run("ip", "link", "set", d.veth, "down")
+        _run("ip", "-n", self.lan, "link", "set", d.veth, "down")
 
     def restore_link(self, d):
-        _run("ip", "link", "set", d.veth, "up")
+        _run("ip", "-n", self.lan, "link", "set", d.veth, "up")
 
     def destroy(self):
         _run(SHOAL_BIN, "dev", "down", "--name", self.name, "--dir", self.dir, check=False)

@@ -142,6 +142,37 @@ def test_up_ls_exec_down(dev):
     dev.assert_gone(pids)
 
 
+def test_lan_has_a_namespace_of_its_own(dev):
+    """The bridge between the nodes is in shoal-NAME-lan, where it calls no
+    netfilter hook (whatever br_netfilter does in this machine's namespace);
+    this machine keeps a veth end with the subnet's last address, and reaches
+    the nodes through it."""
+    dev.up(2)
+    lan = "shoal-%s-lan" % dev.name
+    assert dev.state()["lan_netns"] == lan
+    assert lan in netns_list()
+    assert not glob.glob("/sys/class/net/sh-%s-*" % dev.name)
+    here = subprocess.run(["ip", "-o", "addr", "show", "shoal-" + dev.name], capture_output=True,
+                          text=True, check=True).stdout
+    assert " %s.254/24 " % dev.prefix in here, here
+    links = subprocess.run(["ip", "-n", lan, "-o", "link", "show", "master", "shoal-" + dev.name],
+                           capture_output=True, text=True, check=True).stdout
+    ports = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+    assert ports == ["host", "sh-%s-1" % dev.name, "sh-%s-2" % dev.name], links
+    if os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
+        for kind in ("iptables", "ip6tables", "arptables"):
+            r = subprocess.run(["ip", "netns", "exec", lan, "cat",
+                                "/proc/sys/net/bridge/bridge-nf-call-" + kind],
+                               capture_output=True, text=True, check=True)
+            assert r.stdout.strip() == "0", (kind, r.stdout)
+    code = ("import socket,sys; s=socket.create_connection((sys.argv[1], 2377), 2); s.close()")
+    subprocess.run(["python3", "-c", code, dev.addr(2)], check=True, timeout=10)
+    pids = [n["pid"] for n in dev.state()["nodes"]]
+    dev.down()
+    dev.assert_gone(pids)
+    assert lan not in netns_list()
+
+
 def test_managers_and_state_file(dev):
     dev.up(4, "--managers", "2")
     state = dev.state()
