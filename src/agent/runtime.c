@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -324,49 +326,77 @@ static pid_t clone_joined(struct joined_start *start)
     return child;
 }
 
+/* joined_child started, not waited for: its pid once it has exec'd, or -1
+ * (a failed join or exec reported, the child reaped). */
+static pid_t spawn_joined(char *const argv[], char *const *join, int in_fd, int out_fd,
+                          struct serr *err)
+{
+    char *prog = program_path(argv[0]);
+    if (prog == NULL) {
+        serr_set(err, SERR_INTERNAL, "cannot run %s: not found in $PATH", argv[0]);
+        return -1;
+    }
+    /* Non-blocking: other children forked meanwhile hold the write end until
+     * they exec; a report, when there is one, is there once clone returns
+     * (CLONE_VFORK: the child has exec'd or exited). */
+    int report[2];
+    if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0) {
+        free(prog);
+        serr_errno(err, "pipe");
+        return -1;
+    }
+    pid_t child = clone_joined(&(struct joined_start){prog, argv, join, in_fd, out_fd, report[1]});
+    close(report[1]);
+    free(prog);
+    if (child < 0)
+        serr_errno(err, "fork");
+    else if (joined_failed(argv, join, report[0], err) < 0) {
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        child = -1;
+    }
+    close(report[0]);
+    return child;
+}
+
 /* spawn_and_wait, the child joining the cgroups of `join` (cgroup.procs
  * files) before it execs: what it starts is born in them. Not posix_spawn:
  * the child itself must write before it execs. */
 static int spawn_joined_and_wait(char *const argv[], char *const *join, int in_fd, int out_fd,
                                  int *status, struct serr *err)
 {
-    char *prog = program_path(argv[0]);
-    if (prog == NULL)
-        return serr_set(err, SERR_INTERNAL, "cannot run %s: not found in $PATH", argv[0]);
-    /* Non-blocking: other children forked meanwhile hold the write end until
-     * they exec, and a report, when there is one, is there before the exit. */
-    int report[2];
-    if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0) {
-        free(prog);
-        return serr_errno(err, "pipe");
-    }
-    pid_t child = clone_joined(&(struct joined_start){prog, argv, join, in_fd, out_fd, report[1]});
-    close(report[1]);
-    free(prog);
-    int rc = 0;
+    pid_t child = spawn_joined(argv, join, in_fd, out_fd, err);
     if (child < 0)
-        rc = serr_errno(err, "fork");
-    while (rc == 0 && waitpid(child, status, 0) < 0) {
+        return -1;
+    while (waitpid(child, status, 0) < 0) {
         if (errno != EINTR)
-            rc = serr_errno(err, "waitpid %s", argv[0]);
+            return serr_errno(err, "waitpid %s", argv[0]);
     }
-    if (rc == 0)
-        rc = joined_failed(argv, join, report[0], err);
-    close(report[0]);
-    return rc;
+    return 0;
 }
 
 #define CRUN_MAX_ARGS 16
 
-/* Runs `crun <global options> <args...>` and waits for it; with `join`
- * (cgroup.procs files, or NULL) crun runs in those cgroups, and so does what
- * it starts. crun's own errors are read back from a JSON log in the bundle:
- * its stderr may be the container's output. */
-static int run_crun_io(const struct runtime *rt, const char *id, const char *const *args,
-                       char *const *join, int in_fd, int out_fd, struct serr *err)
+/* crun's log for its errors: BUNDLE/crun.log when the bundle exists. */
+static char *crun_log_path(const struct runtime *rt, const char *id)
 {
     char *bundle = bundle_path(rt, id);
     char *log_path = path_exists(bundle) ? xasprintf("%s/crun.log", bundle) : NULL;
+    free(bundle);
+    return log_path;
+}
+
+/* Starts `crun <global options> <args...>`; with `join` (cgroup.procs files,
+ * or NULL) crun runs in those cgroups, and so does what it starts. With
+ * `runner` crun is not waited for: its pid goes there (0 on failure);
+ * otherwise its status goes to *status. crun's own errors are written to a
+ * JSON log in the bundle (crun_log_path): its stderr may be the container's
+ * output. */
+static int spawn_crun(const struct runtime *rt, const char *id, const char *const *args,
+                      char *const *join, int in_fd, int out_fd, pid_t *runner, int *status,
+                      struct serr *err)
+{
+    char *log_path = crun_log_path(rt, id);
     /* runc takes a plain path after --log and has no --cgroup-manager: on v1
      * and hybrid hosts it makes its own cgroups too, and shoal's placement
      * then moves the process into shoal's. */
@@ -389,15 +419,34 @@ static int run_crun_io(const struct runtime *rt, const char *id, const char *con
 
     if (log_path)
         unlink(log_path); /* only this command's errors */
-    int status = 0;
-    int rc = join ? spawn_joined_and_wait((char *const *)argv, join, in_fd, out_fd, &status, err)
-                  : spawn_and_wait((char *const *)argv, in_fd, out_fd, &status, err);
-    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-        rc = crun_failed(log_path, args[0], status, err);
-    free(bundle);
+    int rc;
+    if (runner) {
+        *runner = spawn_joined((char *const *)argv, join, in_fd, out_fd, err);
+        rc = *runner > 0 ? 0 : -1;
+        if (*runner < 0)
+            *runner = 0;
+    } else {
+        rc = join ? spawn_joined_and_wait((char *const *)argv, join, in_fd, out_fd, status, err)
+                  : spawn_and_wait((char *const *)argv, in_fd, out_fd, status, err);
+    }
     free(log_path);
     free(log_opt);
     free(root_opt);
+    return rc;
+}
+
+/* Runs `crun <global options> <args...>` (spawn_crun) and waits for it: -1
+ * with crun's error when it failed. */
+static int run_crun_io(const struct runtime *rt, const char *id, const char *const *args,
+                       char *const *join, int in_fd, int out_fd, struct serr *err)
+{
+    int status = 0;
+    int rc = spawn_crun(rt, id, args, join, in_fd, out_fd, NULL, &status, err);
+    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        char *log_path = crun_log_path(rt, id);
+        rc = crun_failed(log_path, args[0], status, err);
+        free(log_path);
+    }
     return rc;
 }
 
@@ -697,14 +746,85 @@ static int crun_run_detached(const struct runtime *rt, const char *id, const cha
     return rc;
 }
 
+/* Waits until crun `runner` (our child) wrote BUNDLE/pid, or exited without
+ * it: then reaps it and returns -1 with its error. crun writes the pid file
+ * once the container is created, its command found, before it starts it. */
+static int await_pid_file(const char *log_path, pid_t runner, const char *bundle, pid_t *pid,
+                          struct serr *err)
+{
+    int watch = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    int pidfd = (int)syscall(SYS_pidfd_open, runner, 0);
+    if (watch >= 0)
+        inotify_add_watch(watch, bundle, IN_CLOSE_WRITE | IN_MOVED_TO);
+    struct serr quiet;
+    int rc = -1;
+    bool exited = false;
+    for (;;) {
+        if (read_pid_file(bundle, pid, &quiet) == 0) {
+            rc = 0;
+            break;
+        }
+        if (exited)
+            break; /* crun exited without writing it */
+        struct pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = watch, .events = POLLIN}};
+        /* without inotify or a pidfd: look again every 10 ms */
+        poll(fds, 2, pidfd < 0 || watch < 0 ? 10 : -1);
+        siginfo_t info = {0};
+        exited = pidfd >= 0 ? (fds[0].revents & POLLIN) != 0
+                            : waitid(P_PID, (id_t)runner, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                                  info.si_pid == runner;
+        char events[4096];
+        while (watch >= 0 && read(watch, events, sizeof(events)) > 0)
+            ;
+    }
+    if (rc < 0) {
+        int status = 0;
+        while (waitpid(runner, &status, 0) < 0 && errno == EINTR)
+            ;
+        crun_failed(log_path, "run", status, err);
+    }
+    if (watch >= 0)
+        close(watch);
+    if (pidfd >= 0)
+        close(pidfd);
+    return rc;
+}
+
+/* `crun run` attached: crun, born in the container's v1 cgroups, stays the
+ * container's parent until it ends; its pid goes to io->runner, for the
+ * caller to wait for (its exit status is the container's: 128 + signal when
+ * killed). No fork and start handshake of --detach (benchmarks.md), but one
+ * crun process per running container. */
+static int crun_run_attached(const struct runtime *rt, const char *id, const char *bundle,
+                             struct runtime_io *io, pid_t *pid, struct serr *err)
+{
+    char *bundle_opt = xasprintf("--bundle=%s", bundle);
+    char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
+    char **join = runtime_cgroup_procs_files(rt, id);
+    const char *args[] = {"run", bundle_opt, pid_opt, id, NULL};
+    int rc = spawn_crun(rt, id, args, join, io->in_fd, io->out_fd, &io->runner, NULL, err);
+    if (rc == 0) {
+        char *log_path = crun_log_path(rt, id);
+        rc = await_pid_file(log_path, io->runner, bundle, pid, err);
+        free(log_path);
+    }
+    if (rc < 0)
+        io->runner = 0;
+    runtime_strv_free(join);
+    free(bundle_opt);
+    free(pid_opt);
+    return rc;
+}
+
 static int run_in_one_call(struct runtime *rt, const char *id, json_t *spec,
-                           const char *const *layer_dirs, const struct runtime_io *io, pid_t *pid,
+                           const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
                            struct serr *err)
 {
     if (make_container(rt, id, spec, layer_dirs, err) < 0)
         return -1;
     char *bundle = bundle_path(rt, id);
-    int rc = crun_run_detached(rt, id, bundle, io, pid, err);
+    int rc = io->attached ? crun_run_attached(rt, id, bundle, io, pid, err)
+                          : crun_run_detached(rt, id, bundle, io, pid, err);
     if (rc < 0)
         runtime_delete(rt, id, NULL);
     free(bundle);
@@ -730,6 +850,7 @@ int runtime_run_io(struct runtime *rt, const char *id, json_t *spec,
                    struct serr *err)
 {
     io->term_fd = -1;
+    io->runner = 0;
     if (one_call_start(rt, spec))
         return run_in_one_call(rt, id, spec, layer_dirs, io, pid, err);
     return run_in_two_calls(rt, id, spec, layer_dirs, io, pid, err);
