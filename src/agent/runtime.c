@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -555,9 +554,9 @@ static int prepare_bundle(const struct runtime *rt, const char *id, const char *
 
 /* ---- lifecycle ------------------------------------------------------- */
 
-static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
+static int read_pid_file_at(const char *path, pid_t *pid, struct serr *err)
 {
-    char *path = xasprintf("%s/pid", bundle), *text = NULL;
+    char *text = NULL;
     int rc = read_file(path, &text, NULL, err);
     if (rc == 0) {
         long v = strtol(text, NULL, 10);
@@ -567,6 +566,13 @@ static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
             *pid = (pid_t)v;
     }
     free(text);
+    return rc;
+}
+
+static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
+{
+    char *path = xasprintf("%s/pid", bundle);
+    int rc = read_pid_file_at(path, pid, err);
     free(path);
     return rc;
 }
@@ -746,48 +752,65 @@ static int crun_run_detached(const struct runtime *rt, const char *id, const cha
     return rc;
 }
 
-/* Waits until crun `runner` (our child) wrote BUNDLE/pid, or exited without
- * it: then reaps it and returns -1 with its error. crun writes the pid file
- * once the container is created, its command found, before it starts it. */
-static int await_pid_file(const char *log_path, pid_t runner, const char *bundle, pid_t *pid,
-                          struct serr *err)
+/* The pid crun writes into the FIFO `fifo_fd` (read end, non-blocking):
+ * 1 when it is all there (crun closed its end), 0 not yet, -1 never (crun
+ * closed it empty). */
+static int read_pid_fifo(int fifo_fd, char *text, size_t size, size_t *len, short revents)
 {
-    int watch = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    ssize_t n;
+    while ((n = read(fifo_fd, text + *len, size - 1 - *len)) > 0)
+        *len += (size_t)n;
+    text[*len] = '\0';
+    if (n == 0 && *len > 0)
+        return 1;
+    return (revents & POLLHUP) && *len == 0 ? -1 : 0;
+}
+
+/* Waits until crun `runner` (our child) wrote the container's pid into its
+ * --pid-file, the FIFO `fifo` (`fifo_fd` its read end, opened before crun
+ * started), or exited without: then reaps it and returns -1 with its error.
+ * crun writes the pid once the container runs its command (not when the
+ * command is not found). A FIFO rather than a watch of a file: closing an
+ * inotify instance or removing a watch waits for an SRCU grace period,
+ * 10-30 ms here under load. Should a crun replace the file instead of
+ * writing into it, it is read when crun exits or every 100 ms. */
+static int await_pid_fifo(const char *log_path, pid_t runner, const char *fifo, int fifo_fd,
+                          pid_t *pid, struct serr *err)
+{
     int pidfd = (int)syscall(SYS_pidfd_open, runner, 0);
-    if (watch >= 0)
-        inotify_add_watch(watch, bundle, IN_CLOSE_WRITE | IN_MOVED_TO);
-    struct serr quiet;
-    int rc = -1;
+    char text[32];
+    size_t len = 0;
+    int got = 0;
     bool exited = false;
-    for (;;) {
-        if (read_pid_file(bundle, pid, &quiet) == 0) {
-            rc = 0;
-            break;
-        }
-        if (exited)
-            break; /* crun exited without writing it */
-        struct pollfd fds[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = watch, .events = POLLIN}};
-        /* without inotify or a pidfd: look again every 10 ms */
-        poll(fds, 2, pidfd < 0 || watch < 0 ? 10 : -1);
+    struct stat st;
+    struct serr quiet;
+    while (got == 0 && !exited) {
+        struct pollfd fds[2] = {{.fd = fifo_fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+        int ready = poll(fds, 2, pidfd < 0 ? 10 : 100);
+        got = read_pid_fifo(fifo_fd, text, sizeof(text), &len, fds[0].revents);
+        if (got == 0 && (ready == 0 || (fds[1].revents & POLLIN)) && lstat(fifo, &st) == 0 &&
+            !S_ISFIFO(st.st_mode))
+            got = read_pid_file_at(fifo, pid, &quiet) == 0 ? 2 : 0;
         siginfo_t info = {0};
-        exited = pidfd >= 0 ? (fds[0].revents & POLLIN) != 0
+        exited = pidfd >= 0 ? (fds[1].revents & POLLIN) != 0
                             : waitid(P_PID, (id_t)runner, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
                                   info.si_pid == runner;
-        char events[4096];
-        while (watch >= 0 && read(watch, events, sizeof(events)) > 0)
-            ;
+        if (exited && got == 0) /* what it wrote just before it exited */
+            got = read_pid_fifo(fifo_fd, text, sizeof(text), &len, POLLHUP);
     }
-    if (rc < 0) {
-        int status = 0;
-        while (waitpid(runner, &status, 0) < 0 && errno == EINTR)
-            ;
-        crun_failed(log_path, "run", status, err);
-    }
-    if (watch >= 0)
-        close(watch);
     if (pidfd >= 0)
         close(pidfd);
-    return rc;
+    long v = got == 1 ? strtol(text, NULL, 10) : 0;
+    if (got == 1 && v > 0)
+        *pid = (pid_t)v;
+    if (got == 2 || (got == 1 && v > 0))
+        return 0;
+    int status = 0;
+    while (waitpid(runner, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (got == 1)
+        return serr_set(err, SERR_INTERNAL, "bad pid from crun: \"%s\"", text);
+    return crun_failed(log_path, "run", status, err);
 }
 
 /* `crun run` attached: crun, born in the container's v1 cgroups, stays the
@@ -798,19 +821,27 @@ static int await_pid_file(const char *log_path, pid_t runner, const char *bundle
 static int crun_run_attached(const struct runtime *rt, const char *id, const char *bundle,
                              struct runtime_io *io, pid_t *pid, struct serr *err)
 {
+    char *fifo = xasprintf("%s/pid", bundle);
     char *bundle_opt = xasprintf("--bundle=%s", bundle);
-    char *pid_opt = xasprintf("--pid-file=%s/pid", bundle);
+    char *pid_opt = xasprintf("--pid-file=%s", fifo);
     char **join = runtime_cgroup_procs_files(rt, id);
     const char *args[] = {"run", bundle_opt, pid_opt, id, NULL};
-    int rc = spawn_crun(rt, id, args, join, io->in_fd, io->out_fd, &io->runner, NULL, err);
+    int fifo_fd = -1, rc = 0;
+    if (mkfifo(fifo, 0600) < 0 || (fifo_fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        rc = serr_errno(err, "pid FIFO %s", fifo);
+    if (rc == 0)
+        rc = spawn_crun(rt, id, args, join, io->in_fd, io->out_fd, &io->runner, NULL, err);
     if (rc == 0) {
         char *log_path = crun_log_path(rt, id);
-        rc = await_pid_file(log_path, io->runner, bundle, pid, err);
+        rc = await_pid_fifo(log_path, io->runner, fifo, fifo_fd, pid, err);
         free(log_path);
     }
     if (rc < 0)
         io->runner = 0;
+    if (fifo_fd >= 0)
+        close(fifo_fd);
     runtime_strv_free(join);
+    free(fifo);
     free(bundle_opt);
     free(pid_opt);
     return rc;
