@@ -257,7 +257,8 @@ struct joined_start {
 /* The child of clone(CLONE_VM | CLONE_VFORK), on its own stack, the parent
  * thread stopped until it execs or exits: async-signal-safe calls only, and
  * nothing written to memory but its own stack. Joins each cgroup of `join`
- * ("0" written to its cgroup.procs moves the writer), takes the stdio and
+ * ("0" written to its cgroup.procs moves the writer; NULL on v2 hosts, where
+ * crun places the container), takes the stdio and
  * signal state spawn_setup gives, then execs. Not instrumented by ASan: its
  * stack is not the thread's it knows, and before _exit it would report
  * that (a report file of the child's pid, which `make test-asan` fails on). */
@@ -266,7 +267,7 @@ __attribute__((no_sanitize_address)) static int joined_child(void *arg)
     const struct joined_start *start = arg;
     char *const *join = start->join;
     struct join_failure f = {-1, 0};
-    for (int i = 0; join[i] != NULL && f.error == 0; i++) {
+    for (int i = 0; join && join[i] != NULL && f.error == 0; i++) {
         int fd = open(join[i], O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "0", 1) != 1)
             f = (struct join_failure){i, errno};
