@@ -382,10 +382,12 @@ static void on_exit_poll(uv_poll_t *p, int status, int events)
 {
     struct ctr *c = p->data;
     int wstatus = 0;
-    pid_t r = waitpid(c->pid, &wstatus, WNOHANG);
+    pid_t child = c->runner ? c->runner : c->pid; /* crun's status is the container's */
+    pid_t r = waitpid(child, &wstatus, WNOHANG);
     if (r == 0)
         return; /* spurious wake-up */
-    if (r == c->pid)
+    c->runner = 0;
+    if (r == child)
         c->exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
     else
         c->exit_code = -1; /* not our child (adopted after a restart): code unknown */
@@ -401,9 +403,10 @@ static void on_exit_poll(uv_poll_t *p, int status, int events)
 
 static int watch_exit(struct ctr *c, struct serr *err)
 {
-    c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+    pid_t child = c->runner ? c->runner : c->pid;
+    c->pidfd = (int)syscall(SYS_pidfd_open, child, 0);
     if (c->pidfd < 0)
-        return serr_errno(err, "pidfd_open %d", (int)c->pid);
+        return serr_errno(err, "pidfd_open %d", (int)child);
     uv_poll_init(c->env->loop, &c->exit_poll, c->pidfd);
     c->exit_poll.data = c;
     c->poll_open = true;
@@ -638,12 +641,14 @@ static void work_create(uv_work_t *w)
         goto out;
     if (c->tty)
         json_object_set_new(c->rspec, "tty", json_true());
-    struct runtime_io io = {.in_fd = in_rfd, .out_fd = fd, .rows = c->rows, .cols = c->cols};
+    struct runtime_io io = {.in_fd = in_rfd, .out_fd = fd, .rows = c->rows, .cols = c->cols,
+                            .attached = c->attached_runtime};
     if (runtime_run_io(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, &io,
                        &c->pid, &c->werr) < 0) {
         c->pid = 0;
         goto out;
     }
+    c->runner = io.runner;
     if (io.term_fd >= 0) { /* the terminal is its output from now on */
         close(c->out_rfd);
         c->out_rfd = io.term_fd;
@@ -692,6 +697,8 @@ static void after_create(uv_work_t *w, int status)
         }
         if (c->created) {
             ctr_signal(c, SIGKILL);
+            while (c->runner && waitpid(c->runner, NULL, 0) < 0 && errno == EINTR)
+                ;
             struct serr ignored;
             ctr_runtime_delete(c, &ignored);
             net_task_delete(c->id);

@@ -47,6 +47,11 @@ struct ctr {
     json_t *layer_ids; /* their diff_ids, kept from the layer GC (NULL when adopted) */
     char *error;      /* why it could not start */
     pid_t pid;
+    /* A `run --rm` the CLI waits on: crun runs attached, the container's
+     * parent until it ends (runtime_io.attached), and `runner` is crun, the
+     * child waited for instead of the container (0: none, or reaped). */
+    bool attached_runtime;
+    pid_t runner;
     uint32_t addr;    /* bridged: the address of its eth0 (host order); 0: host network */
     char bridge[16];  /* bridged: the bridge of its network (set before creation) */
     long long start_time;

@@ -477,6 +477,8 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     c->name = xstrdup(name ? name : id);
     run_session_setup(a, c, body);
     c->ports = ports;
+    bool detach = json_is_true(json_object_get(body, "detach"));
+    c->attached_runtime = c->rm && !detach; /* the CLI waits for its end */
     int rc = ctr_launch(c, container, &err);
     c->run_spec = container; /* `shoal start` creates it again from this */
     if (rc < 0) {
@@ -486,7 +488,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
     }
     if (c->ports)
         agent_kick(a); /* its ports are published (agent_net.c) */
-    if (json_is_true(json_object_get(body, "detach"))) {
+    if (detach) {
         reply_wait(&c->start_reply, r); /* answered once it runs (or failed to), like docker */
         return;
     }

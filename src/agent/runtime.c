@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -256,7 +257,8 @@ struct joined_start {
 /* The child of clone(CLONE_VM | CLONE_VFORK), on its own stack, the parent
  * thread stopped until it execs or exits: async-signal-safe calls only, and
  * nothing written to memory but its own stack. Joins each cgroup of `join`
- * ("0" written to its cgroup.procs moves the writer), takes the stdio and
+ * ("0" written to its cgroup.procs moves the writer; NULL on v2 hosts, where
+ * crun places the container), takes the stdio and
  * signal state spawn_setup gives, then execs. Not instrumented by ASan: its
  * stack is not the thread's it knows, and before _exit it would report
  * that (a report file of the child's pid, which `make test-asan` fails on). */
@@ -265,7 +267,7 @@ __attribute__((no_sanitize_address)) static int joined_child(void *arg)
     const struct joined_start *start = arg;
     char *const *join = start->join;
     struct join_failure f = {-1, 0};
-    for (int i = 0; join[i] != NULL && f.error == 0; i++) {
+    for (int i = 0; join && join[i] != NULL && f.error == 0; i++) {
         int fd = open(join[i], O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "0", 1) != 1)
             f = (struct join_failure){i, errno};
@@ -324,49 +326,77 @@ static pid_t clone_joined(struct joined_start *start)
     return child;
 }
 
+/* joined_child started, not waited for: its pid once it has exec'd, or -1
+ * (a failed join or exec reported, the child reaped). */
+static pid_t spawn_joined(char *const argv[], char *const *join, int in_fd, int out_fd,
+                          struct serr *err)
+{
+    char *prog = program_path(argv[0]);
+    if (prog == NULL) {
+        serr_set(err, SERR_INTERNAL, "cannot run %s: not found in $PATH", argv[0]);
+        return -1;
+    }
+    /* Non-blocking: other children forked meanwhile hold the write end until
+     * they exec; a report, when there is one, is there once clone returns
+     * (CLONE_VFORK: the child has exec'd or exited). */
+    int report[2];
+    if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0) {
+        free(prog);
+        serr_errno(err, "pipe");
+        return -1;
+    }
+    pid_t child = clone_joined(&(struct joined_start){prog, argv, join, in_fd, out_fd, report[1]});
+    close(report[1]);
+    free(prog);
+    if (child < 0)
+        serr_errno(err, "fork");
+    else if (joined_failed(argv, join, report[0], err) < 0) {
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        child = -1;
+    }
+    close(report[0]);
+    return child;
+}
+
 /* spawn_and_wait, the child joining the cgroups of `join` (cgroup.procs
  * files) before it execs: what it starts is born in them. Not posix_spawn:
  * the child itself must write before it execs. */
 static int spawn_joined_and_wait(char *const argv[], char *const *join, int in_fd, int out_fd,
                                  int *status, struct serr *err)
 {
-    char *prog = program_path(argv[0]);
-    if (prog == NULL)
-        return serr_set(err, SERR_INTERNAL, "cannot run %s: not found in $PATH", argv[0]);
-    /* Non-blocking: other children forked meanwhile hold the write end until
-     * they exec, and a report, when there is one, is there before the exit. */
-    int report[2];
-    if (pipe2(report, O_CLOEXEC | O_NONBLOCK) < 0) {
-        free(prog);
-        return serr_errno(err, "pipe");
-    }
-    pid_t child = clone_joined(&(struct joined_start){prog, argv, join, in_fd, out_fd, report[1]});
-    close(report[1]);
-    free(prog);
-    int rc = 0;
+    pid_t child = spawn_joined(argv, join, in_fd, out_fd, err);
     if (child < 0)
-        rc = serr_errno(err, "fork");
-    while (rc == 0 && waitpid(child, status, 0) < 0) {
+        return -1;
+    while (waitpid(child, status, 0) < 0) {
         if (errno != EINTR)
-            rc = serr_errno(err, "waitpid %s", argv[0]);
+            return serr_errno(err, "waitpid %s", argv[0]);
     }
-    if (rc == 0)
-        rc = joined_failed(argv, join, report[0], err);
-    close(report[0]);
-    return rc;
+    return 0;
 }
 
 #define CRUN_MAX_ARGS 16
 
-/* Runs `crun <global options> <args...>` and waits for it; with `join`
- * (cgroup.procs files, or NULL) crun runs in those cgroups, and so does what
- * it starts. crun's own errors are read back from a JSON log in the bundle:
- * its stderr may be the container's output. */
-static int run_crun_io(const struct runtime *rt, const char *id, const char *const *args,
-                       char *const *join, int in_fd, int out_fd, struct serr *err)
+/* crun's log for its errors: BUNDLE/crun.log when the bundle exists. */
+static char *crun_log_path(const struct runtime *rt, const char *id)
 {
     char *bundle = bundle_path(rt, id);
     char *log_path = path_exists(bundle) ? xasprintf("%s/crun.log", bundle) : NULL;
+    free(bundle);
+    return log_path;
+}
+
+/* Starts `crun <global options> <args...>`; with `join` (cgroup.procs files,
+ * or NULL) crun runs in those cgroups, and so does what it starts. With
+ * `runner` crun is not waited for: its pid goes there (0 on failure);
+ * otherwise its status goes to *status. crun's own errors are written to a
+ * JSON log in the bundle (crun_log_path): its stderr may be the container's
+ * output. */
+static int spawn_crun(const struct runtime *rt, const char *id, const char *const *args,
+                      char *const *join, int in_fd, int out_fd, pid_t *runner, int *status,
+                      struct serr *err)
+{
+    char *log_path = crun_log_path(rt, id);
     /* runc takes a plain path after --log and has no --cgroup-manager: on v1
      * and hybrid hosts it makes its own cgroups too, and shoal's placement
      * then moves the process into shoal's. */
@@ -389,15 +419,34 @@ static int run_crun_io(const struct runtime *rt, const char *id, const char *con
 
     if (log_path)
         unlink(log_path); /* only this command's errors */
-    int status = 0;
-    int rc = join ? spawn_joined_and_wait((char *const *)argv, join, in_fd, out_fd, &status, err)
-                  : spawn_and_wait((char *const *)argv, in_fd, out_fd, &status, err);
-    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-        rc = crun_failed(log_path, args[0], status, err);
-    free(bundle);
+    int rc;
+    if (runner) {
+        *runner = spawn_joined((char *const *)argv, join, in_fd, out_fd, err);
+        rc = *runner > 0 ? 0 : -1;
+        if (*runner < 0)
+            *runner = 0;
+    } else {
+        rc = join ? spawn_joined_and_wait((char *const *)argv, join, in_fd, out_fd, status, err)
+                  : spawn_and_wait((char *const *)argv, in_fd, out_fd, status, err);
+    }
     free(log_path);
     free(log_opt);
     free(root_opt);
+    return rc;
+}
+
+/* Runs `crun <global options> <args...>` (spawn_crun) and waits for it: -1
+ * with crun's error when it failed. */
+static int run_crun_io(const struct runtime *rt, const char *id, const char *const *args,
+                       char *const *join, int in_fd, int out_fd, struct serr *err)
+{
+    int status = 0;
+    int rc = spawn_crun(rt, id, args, join, in_fd, out_fd, NULL, &status, err);
+    if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        char *log_path = crun_log_path(rt, id);
+        rc = crun_failed(log_path, args[0], status, err);
+        free(log_path);
+    }
     return rc;
 }
 
@@ -506,9 +555,9 @@ static int prepare_bundle(const struct runtime *rt, const char *id, const char *
 
 /* ---- lifecycle ------------------------------------------------------- */
 
-static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
+static int read_pid_file_at(const char *path, pid_t *pid, struct serr *err)
 {
-    char *path = xasprintf("%s/pid", bundle), *text = NULL;
+    char *text = NULL;
     int rc = read_file(path, &text, NULL, err);
     if (rc == 0) {
         long v = strtol(text, NULL, 10);
@@ -518,6 +567,13 @@ static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
             *pid = (pid_t)v;
     }
     free(text);
+    return rc;
+}
+
+static int read_pid_file(const char *bundle, pid_t *pid, struct serr *err)
+{
+    char *path = xasprintf("%s/pid", bundle);
+    int rc = read_pid_file_at(path, pid, err);
     free(path);
     return rc;
 }
@@ -697,14 +753,110 @@ static int crun_run_detached(const struct runtime *rt, const char *id, const cha
     return rc;
 }
 
+/* The pid crun writes into the FIFO `fifo_fd` (read end, non-blocking):
+ * 1 when it is all there (crun closed its end), 0 not yet, -1 never (crun
+ * closed it empty). */
+static int read_pid_fifo(int fifo_fd, char *text, size_t size, size_t *len, short revents)
+{
+    ssize_t n;
+    while ((n = read(fifo_fd, text + *len, size - 1 - *len)) > 0)
+        *len += (size_t)n;
+    text[*len] = '\0';
+    if (n == 0 && *len > 0)
+        return 1;
+    return (revents & POLLHUP) && *len == 0 ? -1 : 0;
+}
+
+/* Waits until crun `runner` (our child) wrote the container's pid into its
+ * --pid-file, the FIFO `fifo` (`fifo_fd` its read end, opened before crun
+ * started), or exited without: then reaps it and returns -1 with its error.
+ * crun writes the pid once the container runs its command (not when the
+ * command is not found). A FIFO rather than a watch of a file: closing an
+ * inotify instance or removing a watch waits for an SRCU grace period,
+ * 10-30 ms here under load. Should a crun replace the file instead of
+ * writing into it, it is read when crun exits or every 100 ms. */
+static int await_pid_fifo(const char *log_path, pid_t runner, const char *fifo, int fifo_fd,
+                          pid_t *pid, struct serr *err)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, runner, 0);
+    char text[32];
+    size_t len = 0;
+    int got = 0;
+    bool exited = false;
+    struct stat st;
+    struct serr quiet;
+    while (got == 0 && !exited) {
+        struct pollfd fds[2] = {{.fd = fifo_fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+        int ready = poll(fds, 2, pidfd < 0 ? 10 : 100);
+        got = read_pid_fifo(fifo_fd, text, sizeof(text), &len, fds[0].revents);
+        if (got == 0 && (ready == 0 || (fds[1].revents & POLLIN)) && lstat(fifo, &st) == 0 &&
+            !S_ISFIFO(st.st_mode))
+            got = read_pid_file_at(fifo, pid, &quiet) == 0 ? 2 : 0;
+        siginfo_t info = {0};
+        exited = pidfd >= 0 ? (fds[1].revents & POLLIN) != 0
+                            : waitid(P_PID, (id_t)runner, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                                  info.si_pid == runner;
+        if (exited && got == 0) /* what it wrote just before it exited */
+            got = read_pid_fifo(fifo_fd, text, sizeof(text), &len, POLLHUP);
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    long v = got == 1 ? strtol(text, NULL, 10) : 0;
+    if (got == 1 && v > 0)
+        *pid = (pid_t)v;
+    if (got == 2 || (got == 1 && v > 0))
+        return 0;
+    int status = 0;
+    while (waitpid(runner, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (got == 1)
+        return serr_set(err, SERR_INTERNAL, "bad pid from crun: \"%s\"", text);
+    return crun_failed(log_path, "run", status, err);
+}
+
+/* `crun run` attached: crun, born in the container's v1 cgroups, stays the
+ * container's parent until it ends; its pid goes to io->runner, for the
+ * caller to wait for (its exit status is the container's: 128 + signal when
+ * killed). No fork and start handshake of --detach (benchmarks.md), but one
+ * crun process per running container. */
+static int crun_run_attached(const struct runtime *rt, const char *id, const char *bundle,
+                             struct runtime_io *io, pid_t *pid, struct serr *err)
+{
+    char *fifo = xasprintf("%s/pid", bundle);
+    char *bundle_opt = xasprintf("--bundle=%s", bundle);
+    char *pid_opt = xasprintf("--pid-file=%s", fifo);
+    char **join = runtime_cgroup_procs_files(rt, id);
+    const char *args[] = {"run", bundle_opt, pid_opt, id, NULL};
+    int fifo_fd = -1, rc = 0;
+    if (mkfifo(fifo, 0600) < 0 || (fifo_fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        rc = serr_errno(err, "pid FIFO %s", fifo);
+    if (rc == 0)
+        rc = spawn_crun(rt, id, args, join, io->in_fd, io->out_fd, &io->runner, NULL, err);
+    if (rc == 0) {
+        char *log_path = crun_log_path(rt, id);
+        rc = await_pid_fifo(log_path, io->runner, fifo, fifo_fd, pid, err);
+        free(log_path);
+    }
+    if (rc < 0)
+        io->runner = 0;
+    if (fifo_fd >= 0)
+        close(fifo_fd);
+    runtime_strv_free(join);
+    free(fifo);
+    free(bundle_opt);
+    free(pid_opt);
+    return rc;
+}
+
 static int run_in_one_call(struct runtime *rt, const char *id, json_t *spec,
-                           const char *const *layer_dirs, const struct runtime_io *io, pid_t *pid,
+                           const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
                            struct serr *err)
 {
     if (make_container(rt, id, spec, layer_dirs, err) < 0)
         return -1;
     char *bundle = bundle_path(rt, id);
-    int rc = crun_run_detached(rt, id, bundle, io, pid, err);
+    int rc = io->attached ? crun_run_attached(rt, id, bundle, io, pid, err)
+                          : crun_run_detached(rt, id, bundle, io, pid, err);
     if (rc < 0)
         runtime_delete(rt, id, NULL);
     free(bundle);
@@ -730,6 +882,7 @@ int runtime_run_io(struct runtime *rt, const char *id, json_t *spec,
                    struct serr *err)
 {
     io->term_fd = -1;
+    io->runner = 0;
     if (one_call_start(rt, spec))
         return run_in_one_call(rt, id, spec, layer_dirs, io, pid, err);
     return run_in_two_calls(rt, id, spec, layer_dirs, io, pid, err);

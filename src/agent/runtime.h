@@ -94,6 +94,9 @@ struct runtime_io {
     int in_fd, out_fd;
     int term_fd;    /* out: the terminal's master, or -1 */
     int rows, cols; /* runtime_run_io: the terminal's size (0: crun's default) */
+    bool attached;  /* runtime_run_io: the runtime may stay the container's parent */
+    pid_t runner;   /* out: that runtime process (0: none), the caller's child to
+                     * wait for: its exit status is the container's */
 };
 int runtime_create_io(struct runtime *rt, const char *id, json_t *spec,
                       const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
@@ -121,7 +124,9 @@ int runtime_start(struct runtime *rt, const char *id, struct serr *err);
  * container's v1 cgroups (its child joins them before it execs crun), so
  * the container is born there; with a terminal, memory or process limits
  * (which crun would count against), or runc: create, placement, start.
- * On failure nothing is left behind, as for runtime_create. */
+ * With io->attached a one-call start is `crun run` without --detach, its
+ * pid in io->runner (waited for by the caller), returning once crun wrote
+ * the container's pid. On failure nothing is left behind, as for runtime_create. */
 int runtime_run_io(struct runtime *rt, const char *id, json_t *spec,
                    const char *const *layer_dirs, struct runtime_io *io, pid_t *pid,
                    struct serr *err);

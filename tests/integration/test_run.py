@@ -376,3 +376,72 @@ def test_attach_to_a_dit_container(daemon):
         assert r.returncode == 1 and "You cannot attach to a stopped container" in r.stderr, r
     finally:
         d.cli("rm", "-f", "att", check=False)
+
+
+def crun_children(daemon_pid):
+    """crun processes whose parent is the daemon (a `run --rm`'s attached crun)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if name == "crun" and ppid == daemon_pid:
+            found.append(int(entry))
+    return found
+
+
+def test_run_rm_attached_crun_is_waited_for(daemon):
+    """A `run --rm` the CLI waits on: crun runs attached (the daemon's child,
+    the container's parent); ps, inspect, exec and kill work on the container
+    as for any other; the exit code is the container's, and nothing is left."""
+    import subprocess
+    from conftest import SHOAL_BIN
+    d = daemon
+    cli = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "run", "--rm", "--name", "att",
+                            "busybox", "sh", "-c", "echo up; exec sleep 1000"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        c = wait_until(lambda: [c for c in by_name(d, "att") if c["state"] == "running"])[0]
+        assert len(crun_children(d.proc.pid)) == 1, crun_children(d.proc.pid)
+        import json
+        pid = json.loads(d.cli("inspect", "att").stdout)[0]["pid"]
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            assert f.read().split(b"\0")[0] == b"sleep"  # the container's process, not crun
+        assert d.cli("exec", "att", "echo", "inside").stdout == "inside\n"
+        d.cli("kill", "att")
+        out, _ = cli.communicate(timeout=30)
+        assert cli.returncode == 137 and out == "up\n", (cli.returncode, out)
+        wait_until(lambda: not by_name(d, "att"))
+        assert not os.path.exists(os.path.join(d.state_dir, "containers", c["id"]))
+        assert not pid_alive(pid)
+        wait_until(lambda: not crun_children(d.proc.pid))  # reaped, no zombie
+    finally:
+        cli.kill()
+        d.cli("rm", "-f", "att", check=False)
+
+
+def test_run_rm_attached_across_a_daemon_restart(daemon):
+    """The attached crun is no longer the daemon's child after a restart: the
+    new daemon finds the container as any other and still removes it."""
+    import subprocess
+    from conftest import SHOAL_BIN
+    d = daemon
+    cli = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "run", "--rm", "--name", "stay",
+                            "busybox", "sleep", "1000"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        c = wait_until(lambda: [c for c in by_name(d, "stay") if c["state"] == "running"])[0]
+        d.restart()
+        cli.wait(timeout=30)  # its connection ended with the daemon
+        wait_until(lambda: [c for c in by_name(d, "stay") if c["state"] == "running"])
+        d.cli("kill", "stay")
+        wait_until(lambda: not by_name(d, "stay"), msg=lambda: by_name(d, "stay"))
+        bundle = os.path.join(d.state_dir, "containers", c["id"])
+        wait_until(lambda: not os.path.exists(bundle), msg=lambda: os.listdir(bundle))
+    finally:
+        cli.kill()
+        d.cli("rm", "-f", "stay", check=False)
