@@ -677,6 +677,8 @@ out:
         net_task_delete(c->id);
         netns_mark(c, false);
     }
+    if (c->created) /* here, not on the loop: a new file is costly on some disks */
+        record_write(c);
     free(fifo);
 }
 
@@ -703,6 +705,9 @@ static void after_create(uv_work_t *w, int status)
             struct serr ignored;
             ctr_runtime_delete(c, &ignored);
             net_task_delete(c->id);
+            char *rec = ctr_record_path(c, "json");
+            unlink(rec);
+            free(rec);
         }
         ctr_maybe_free(c);
         return;
@@ -718,7 +723,6 @@ static void after_create(uv_work_t *w, int status)
         ctr_signal(c, SIGKILL);
     }
     open_input(c);
-    record_write(c);
     c->started_at = now_ms();
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
