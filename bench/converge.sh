@@ -19,6 +19,12 @@
 # Usage: bench/converge.sh   (env: CONVERGE_NS="20 100", CONVERGE_MODES="host net",
 # TIMEOUT=300, SIDES="shoal docker", FLOOR_PARALLEL=16, POLL_S=0.02: `service ls` every 20 ms;
 # SHOAL_DAEMON_ARGS=--debug: also the network passes of each create, from the daemon's log)
+# "floor" as a side: the floor is measured within shoal's side (each N just before shoal's).
+if [[ " ${SIDES:-} " == *" floor "* ]]; then
+    SIDES=$(echo " $SIDES " | sed 's/ floor / /g')
+    [[ " $SIDES " == *" shoal "* ]] || SIDES="shoal $SIDES"
+    SIDES=$(echo $SIDES)
+fi
 source "$(dirname "$0")/lib.sh"
 NS=${CONVERGE_NS:-20 100}
 MODES=${CONVERGE_MODES:-host net}

@@ -265,12 +265,26 @@ static void log_rotate_if_needed(struct ctr *c)
     free(old);
 }
 
+/* The log file, opened (made if need be) at the container's first output:
+ * a task that writes nothing, as most replicas of a service, makes no file
+ * (its logs read as empty). */
+static int log_open(struct ctr *c)
+{
+    char *log = ctr_log_path(c->a, c->id, false);
+    c->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    struct stat st;
+    if (c->log_fd >= 0 && fstat(c->log_fd, &st) == 0)
+        c->log_size = (size_t)st.st_size;
+    free(log);
+    return c->log_fd;
+}
+
 /* Every line in the file starts with the time its first bytes came
  * (LOG_TS_LEN characters and a space), so that logs of tasks on several
  * nodes can be merged by time. */
 static void log_append(struct ctr *c, const char *data, size_t len)
 {
-    if (c->log_fd < 0)
+    if (c->log_fd < 0 && log_open(c) < 0)
         return;
     char ts[LOG_TS_LEN + 2];
     log_timestamp(ts);
@@ -334,12 +348,6 @@ static int open_output(struct ctr *c, struct serr *err)
         return serr_set(err, SERR_INTERNAL, "uv_pipe_open failed");
     }
     uv_read_start((uv_stream_t *)&c->out, out_alloc, out_read);
-    char *log = ctr_log_path(c->a, c->id, false);
-    c->log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    struct stat st;
-    if (c->log_fd >= 0 && fstat(c->log_fd, &st) == 0)
-        c->log_size = (size_t)st.st_size;
-    free(log);
     return 0;
 }
 
@@ -674,6 +682,8 @@ out:
         net_task_delete(c->id);
         netns_mark(c, false);
     }
+    if (c->created) /* here, not on the loop: a new file is costly on some disks */
+        record_write(c);
     free(fifo);
 }
 
@@ -702,6 +712,9 @@ static void after_create(uv_work_t *w, int status)
             struct serr ignored;
             ctr_runtime_delete(c, &ignored);
             net_task_delete(c->id);
+            char *rec = ctr_record_path(c, "json");
+            unlink(rec);
+            free(rec);
         }
         ctr_maybe_free(c);
         return;
@@ -717,7 +730,6 @@ static void after_create(uv_work_t *w, int status)
         ctr_signal(c, SIGKILL);
     }
     open_input(c);
-    record_write(c);
     c->started_at = now_ms();
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
