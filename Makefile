@@ -89,9 +89,15 @@ $(BUILD)/unit_tests: $(UNIT_SRC:%.c=$(BUILD)/%.o) $(BUILD)/libshoal.a
 
 # The job scheduler's benchmark (bench/sched_bench.c): `make bench`, then
 # build/sched_bench [JOBS [NODES [CORES]]]; not part of the tests.
-bench: $(BUILD)/sched_bench
+bench: $(BUILD)/sched_bench $(BUILD)/orch_bench
 
 $(BUILD)/sched_bench: $(BUILD)/bench/sched_bench.o $(BUILD)/libshoal.a
+	@echo "  LD      $@"
+	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The orchestrator pass's benchmark (bench/orch_bench.c): build/orch_bench
+# [SERVICES [REPLICAS [NODES]]].
+$(BUILD)/orch_bench: $(BUILD)/bench/orch_bench.o $(BUILD)/libshoal.a
 	@echo "  LD      $@"
 	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -75,13 +75,20 @@ static void orchestrate(struct shoal *sh)
 {
     if (sh->cluster == NULL || !cluster_is_leader(sh->cluster)) {
         sh->orch_settled = 0;
+        if (sh->orch_tasks) {
+            orch_tasks_free(sh->orch_tasks);
+            sh->orch_tasks = NULL;
+            store_forget_changed_tasks(sh->store);
+        }
         return;
     }
     if (cluster_busy(sh->cluster))
         return; /* a pass runs again after the entry in flight is applied */
     int64_t now = now_ms(), wake = 0;
     bool settled = orchestration_settled(sh, now);
-    json_t *ops = settled ? json_array() : orchestrator_pass(sh->store, now, &wake);
+    if (!settled && sh->orch_tasks == NULL)
+        sh->orch_tasks = orch_tasks_new();
+    json_t *ops = settled ? json_array() : orchestrator_pass_kept(sh->orch_tasks, sh->store, now, &wake);
     if (!settled) {
         sh->orch_settled = json_array_size(ops) == 0 ? store_version(sh->store) : 0;
         sh->orch_settled_at = now;
@@ -518,6 +525,7 @@ static int start_services(struct shoal *sh, const struct options *o, struct serr
 
 static void free_shoal(struct shoal *sh)
 {
+    orch_tasks_free(sh->orch_tasks);
     store_close(sh->store);
     image_store_close(sh->images);
     daemon_config_free(sh);

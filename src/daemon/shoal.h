@@ -21,6 +21,7 @@ struct http_server;
 struct net;
 struct session;
 struct dispatcher;
+struct orch_tasks;
 struct node_metrics;
 struct alerting;
 struct metrics_keeper;
@@ -55,6 +56,7 @@ struct shoal {
      * (0: none since this node leads), when, and its wake-up time (0: none) */
     unsigned long long orch_settled;
     int64_t orch_settled_at, orch_settled_wake;
+    struct orch_tasks *orch_tasks; /* the leader's tasks between passes, or NULL */
 
     struct image_store *images;
     char **insecure_registries; /* daemon.json "insecure-registries", NULL-terminated */

@@ -89,6 +89,11 @@ json_t *jobs_pass_tasks(struct store *st)
     return store_tasks_but_ended_jobs(st, task_final_states, live_not_waiting);
 }
 
+json_t *jobs_pass_tasks_among(struct store *st, json_t *ids)
+{
+    return store_tasks_but_ended_jobs_among(st, task_final_states, live_not_waiting, ids);
+}
+
 static int queue_priority(const char *queue)
 {
     if (queue && strcmp(queue, "admin") == 0)

@@ -50,6 +50,8 @@ long long job_next_id(struct store *st, long long *last);
  * of ended jobs and of Waiting ones, which no pass looks at (the history trim
  * reads its own). */
 json_t *jobs_pass_tasks(struct store *st);
+/* Those of jobs_pass_tasks whose id is a key of the object `ids`. */
+json_t *jobs_pass_tasks_among(struct store *st, json_t *ids);
 
 /* One pass on the leader: follows the tasks of active jobs, enforces
  * walltimes, starts the waiting jobs the backfilling plan starts now.

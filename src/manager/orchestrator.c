@@ -759,16 +759,37 @@ static bool in_slots(json_t *slot_set, json_t *slot)
     return in;
 }
 
-static void reconcile_service(struct pass *p, json_t *svc)
+/* {service id: [its tasks, in the order of `tasks`]}: each service's
+ * reconciliation reads its own tasks, not every task of the cluster. */
+static json_t *tasks_by_service(json_t *tasks)
 {
-    json_t *tasks = json_array();
+    json_t *by_service = json_object();
     size_t i;
     json_t *t;
-    json_array_foreach(p->tasks, i, t)
+    json_array_foreach(tasks, i, t)
     {
-        if (task_of_service(t, service_id(svc)))
-            json_array_append(tasks, t);
+        const char *sid = task_service_id(t);
+        if (sid == NULL)
+            continue;
+        json_t *list = json_object_get(by_service, sid);
+        if (list == NULL) {
+            list = json_array();
+            json_object_set_new(by_service, sid, list);
+        }
+        json_array_append(list, t);
     }
+    return by_service;
+}
+
+/* `by_service`: tasks_by_service of the pass's tasks. */
+static void reconcile_service(struct pass *p, json_t *svc, json_t *by_service)
+{
+    /* its own array: the tasks created for it are appended */
+    json_t *tasks = json_copy(json_object_get(by_service, service_id(svc)));
+    if (tasks == NULL)
+        tasks = json_array();
+    size_t i;
+    json_t *t;
     if (job_runs_service(svc))
         follow_job_runs(p, svc, tasks);
     json_t *slots = wanted_slots(p, svc);
@@ -847,21 +868,52 @@ static void reap_orphans(struct pass *p, json_t *services)
  * a board back within NODE_DOWN_MS + this keeps them. */
 #define ORPHAN_GRACE_MS 3000
 
+/* {node id: [the tasks placed on it, in the order of `tasks`]}. */
+static json_t *tasks_by_node(json_t *tasks)
+{
+    json_t *by_node = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *node = jstr(t, "node_id");
+        if (node == NULL)
+            continue;
+        json_t *list = json_object_get(by_node, node);
+        if (list == NULL) {
+            list = json_array();
+            json_object_set_new(by_node, node, list);
+        }
+        json_array_append(list, t);
+    }
+    return by_node;
+}
+
+/* The tasks placed on `node` (borrowed; NULL: none), from *by_node, built
+ * on first use: one pass over the tasks, not one per node. */
+static json_t *tasks_on(struct pass *p, json_t **by_node, json_t *node)
+{
+    if (*by_node == NULL)
+        *by_node = tasks_by_node(p->tasks);
+    return json_object_get(*by_node, node_id(node));
+}
+
 /* Tasks on a node that is down are lost to the cluster: orphaned (a final
  * state), so that restart policies start them elsewhere, once the node has
  * been down for ORPHAN_GRACE_MS. Tasks on a drained
  * node are stopped, and started elsewhere. */
 static void orphan_tasks_of_down_nodes(struct pass *p)
 {
+    json_t *by_node = NULL;
     size_t i, k;
     json_t *n, *t;
     json_array_foreach(p->nodes, i, n)
     {
         if (jstr_is(n, "availability", "drain")) {
             /* drained: stop its tasks; their slots get new tasks elsewhere */
-            json_array_foreach(p->tasks, k, t)
+            json_array_foreach(tasks_on(p, &by_node, n), k, t)
             {
-                if (task_placed_on(t, node_id(n)) && task_desired_is(t, "running"))
+                if (task_desired_is(t, "running"))
                     task_set_desired(p, t, "shutdown");
             }
         }
@@ -873,9 +925,9 @@ static void orphan_tasks_of_down_nodes(struct pass *p)
             wake_at(p, lost_at);
             continue;
         }
-        json_array_foreach(p->tasks, k, t)
+        json_array_foreach(tasks_on(p, &by_node, n), k, t)
         {
-            if (!task_placed_on(t, node_id(n)) || task_finished(t))
+            if (task_finished(t))
                 continue;
             char msg[300];
             snprintf(msg, sizeof(msg), "node %s is down", node_hostname(n));
@@ -884,6 +936,7 @@ static void orphan_tasks_of_down_nodes(struct pass *p)
                                  "orphaned", "error", msg, "state_at", (json_int_t)p->now));
         }
     }
+    json_decref(by_node);
 }
 
 json_int_t orchestrator_history_limit(struct store *st)
@@ -894,18 +947,22 @@ json_int_t orchestrator_history_limit(struct store *st)
     return limit;
 }
 
-json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
+/* A pass over `tasks` (jobs_pass_tasks; taken), which it changes in memory
+ * as it adds ops. */
+static json_t *pass_over(struct store *st, json_t *tasks, int64_t now, int64_t *wake_at_ms)
 {
     struct pass p = {.st = st, .ops = json_array(), .created = json_object(),
                      .images = json_object(), .now = now};
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
-    p.tasks = jobs_pass_tasks(st); /* the job history left out */
+    p.tasks = tasks;
     json_t *services = store_list(st, "services", NULL);
     size_t i;
     json_t *svc;
     orphan_tasks_of_down_nodes(&p);
-    json_array_foreach(services, i, svc) reconcile_service(&p, svc);
+    json_t *by_service = tasks_by_service(p.tasks);
+    json_array_foreach(services, i, svc) reconcile_service(&p, svc, by_service);
+    json_decref(by_service);
     jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at);
     reap_orphans(&p, services);
     json_decref(services);
@@ -917,6 +974,103 @@ json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
     json_decref(p.nodes);
     *wake_at_ms = p.wake_at;
     return p.ops;
+}
+
+json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
+{
+    return pass_over(st, jobs_pass_tasks(st) /* the job history left out */, now, wake_at_ms);
+}
+
+struct orch_tasks {
+    json_t *tasks; /* jobs_pass_tasks as of the last pass, by id; NULL: not read yet */
+    json_t *changed; /* {id: true} of the tasks the last pass changed in memory */
+};
+
+struct orch_tasks *orch_tasks_new(void)
+{
+    struct orch_tasks *kept = xcalloc(1, sizeof(*kept));
+    kept->changed = json_object();
+    return kept;
+}
+
+void orch_tasks_free(struct orch_tasks *kept)
+{
+    if (kept == NULL)
+        return;
+    json_decref(kept->tasks);
+    json_decref(kept->changed);
+    free(kept);
+}
+
+/* `kept` (by id) without the tasks named in `ids`, with `fresh` (by id) in
+ * their place: a new array, by id. */
+static json_t *merged_by_id(json_t *kept, json_t *ids, json_t *fresh)
+{
+    json_t *out = json_array();
+    size_t i, k = 0, nfresh = json_array_size(fresh);
+    json_t *t;
+    json_array_foreach(kept, i, t)
+    {
+        if (json_object_get(ids, task_id(t)))
+            continue;
+        while (k < nfresh && strcmp(task_id(json_array_get(fresh, k)), task_id(t)) < 0)
+            json_array_append(out, json_array_get(fresh, k++));
+        json_array_append(out, t);
+    }
+    while (k < nfresh)
+        json_array_append(out, json_array_get(fresh, k++));
+    return out;
+}
+
+/* Brings kept->tasks up to the store: the tasks changed since the last
+ * pass, by the entries applied or by that pass in memory, read again; all
+ * of them when the store does not know what changed. */
+static void bring_up_to_date(struct orch_tasks *kept, struct store *st)
+{
+    json_t *ids = store_take_changed_tasks(st);
+    if (ids == NULL || kept->tasks == NULL) {
+        json_decref(kept->tasks);
+        kept->tasks = jobs_pass_tasks(st);
+    } else {
+        json_object_update(ids, kept->changed);
+        if (json_object_size(ids) > 0) {
+            json_t *fresh = jobs_pass_tasks_among(st, ids);
+            json_t *tasks = merged_by_id(kept->tasks, ids, fresh);
+            json_decref(fresh);
+            json_decref(kept->tasks);
+            kept->tasks = tasks;
+        }
+    }
+    json_decref(ids);
+    json_object_clear(kept->changed);
+}
+
+/* The tasks `ops` put, merge or delete: changed in memory by the pass (or
+ * new), read again before the next. */
+static void note_changed(struct orch_tasks *kept, json_t *ops)
+{
+    size_t i;
+    json_t *op;
+    json_array_foreach(ops, i, op)
+    {
+        if (!jstr_is(op, "table", "tasks"))
+            continue;
+        const char *id = jstr(op, "id");
+        if (id == NULL)
+            id = jstr(json_object_get(op, "obj"), "id");
+        if (id)
+            json_object_set_new(kept->changed, id, json_true());
+    }
+}
+
+json_t *orchestrator_pass_kept(struct orch_tasks *kept, struct store *st, int64_t now,
+                               int64_t *wake_at_ms)
+{
+    bring_up_to_date(kept, st);
+    /* the pass's own array (it appends the tasks it creates), of the kept objects */
+    json_t *ops = pass_over(st, json_copy(kept->tasks), now, wake_at_ms);
+    note_changed(kept, ops);
+    return ops;
 }
 
 /* Newest task of its slot among `tasks`? */

@@ -17,6 +17,18 @@ struct store;
  * (0 = none). `now` is wall-clock ms, chosen by the leader. */
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms);
 
+/* The tasks a pass reads, kept by the leader from one pass to the next: a
+ * pass reads from the store only the tasks changed since the last
+ * (store_take_changed_tasks), not every task; all of them again when the
+ * store does not know what changed (first pass, restored snapshot, a change
+ * of the jobs). Free it when no longer leader (store_forget_changed_tasks). */
+struct orch_tasks;
+struct orch_tasks *orch_tasks_new(void);
+void orch_tasks_free(struct orch_tasks *kept);
+/* orchestrator_pass over the kept tasks, brought up to date first. */
+json_t *orchestrator_pass_kept(struct orch_tasks *kept, struct store *st, int64_t now,
+                               int64_t *wake_at_ms);
+
 /* Tasks kept per slot, for `service ps` history (the cluster setting
  * "task_history_limit" of meta "cluster", set by `swarm update
  * --task-history-limit`). Live tasks count but are never removed; dead ones

@@ -86,7 +86,9 @@ struct sched_load *sched_load_new(json_t *tasks);
  * before a change of the task, with +1 after (and +1 for a new task). */
 void sched_load_count(struct sched_load *l, json_t *task, int sign);
 void sched_load_free(struct sched_load *l);
-/* scheduler_pick_placement over a load kept by the caller. */
+/* scheduler_pick_placement over a load kept by the caller. The same
+ * `nodes` array passed again is taken as unchanged: its nodes' ids and
+ * readiness are read once (a pass's node list). */
 json_t *scheduler_pick_loaded(json_t *nodes, struct sched_load *load, const char *service_id,
                               const struct placement *pl, struct serr *err);
 

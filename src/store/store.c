@@ -15,6 +15,10 @@ struct store {
      * snapshot, too many). */
     char *watch_node;
     json_t *deleted;
+    /* The ids of the tasks put, merged or deleted since the last
+     * store_take_changed_tasks ({id: true}), or NULL when not known (no take
+     * yet, a restored snapshot, a change of the jobs table, too many). */
+    json_t *changed_tasks;
 };
 
 /* Past this many ids not taken, the list is dropped (not known). */
@@ -171,6 +175,7 @@ void store_close(struct store *s)
     sqlite3_close(s->db);
     free(s->watch_node);
     json_decref(s->deleted);
+    json_decref(s->changed_tasks);
     free(s);
 }
 
@@ -383,6 +388,28 @@ static void watch_task_op(struct store *s, const char *kind, const char *id, jso
     }
 }
 
+/* Notes a task's put, merge or del for store_take_changed_tasks; a change of
+ * the jobs table makes the changes not known (which tasks a pass reads
+ * depends on their jobs' states: store_tasks_but_ended_jobs). A failed
+ * group's ids stay noted: reading a task again that did not change is
+ * harmless. */
+static void note_change(struct store *s, const struct table_def *t, const char *id, json_t *op)
+{
+    if (s->changed_tasks == NULL)
+        return;
+    if (strcmp(t->name, "jobs") == 0 || json_object_size(s->changed_tasks) >= DELETED_KEEP_MAX) {
+        json_decref(s->changed_tasks);
+        s->changed_tasks = NULL;
+        return;
+    }
+    if (strcmp(t->name, "tasks") != 0)
+        return;
+    if (id == NULL) /* a put names its task in its object */
+        id = json_string_value(json_object_get(json_object_get(op, "obj"), "id"));
+    if (id)
+        json_object_set_new(s->changed_tasks, id, json_true());
+}
+
 static int apply_op(struct store *s, json_t *op, struct serr *err)
 {
     sqlite3 *db = s->db;
@@ -393,6 +420,7 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     const char *id = json_string_value(json_object_get(op, "id"));
     if (strcmp(t->name, "tasks") == 0)
         watch_task_op(s, kind, id, op);
+    note_change(s, t, id, op);
     if (strcmp(kind, "put") == 0)
         return apply_put(db, t->name, json_object_get(op, "obj"),
                          json_is_true(json_object_get(op, "unique_name")), err);
@@ -487,6 +515,8 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     }
     json_decref(s->deleted); /* the deletions a snapshot stands for are not known */
     s->deleted = NULL;
+    json_decref(s->changed_tasks); /* nor its changes */
+    s->changed_tasks = NULL;
     s->version++;
     return 0;
 }
@@ -515,6 +545,19 @@ json_t *store_take_deleted_tasks(struct store *s, const char *node_id)
     }
     s->deleted = json_array();
     return taken;
+}
+
+json_t *store_take_changed_tasks(struct store *s)
+{
+    json_t *taken = s->changed_tasks;
+    s->changed_tasks = json_object();
+    return taken;
+}
+
+void store_forget_changed_tasks(struct store *s)
+{
+    json_decref(s->changed_tasks);
+    s->changed_tasks = NULL;
 }
 
 /* Collects the data column of a query's rows into a JSON array. */
@@ -764,6 +807,12 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
     return rows;
 }
 
+/* A task's JSON with its container spec cut to its image_id. */
+#define TASK_CONTAINER_CUT                                                                      \
+    "CASE WHEN json_type(data, '$.container') IS NULL THEN data"                               \
+    " ELSE json_set(data, '$.container', json_object('image_id',"                             \
+    " json_extract(data, '$.container.image_id'))) END"
+
 json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
                                   const char *const *job_live)
 {
@@ -780,10 +829,7 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
      * lets the expression index tasks_job be searched; the container spec cut
      * to its image_id by SQLite (the pass needs no more of it) */
     char *sql = xasprintf(
-        "SELECT CASE WHEN json_type(data, '$.container') IS NULL THEN data"
-        " ELSE json_set(data, '$.container', json_object('image_id',"
-        " json_extract(data, '$.container.image_id'))) END"
-        " FROM tasks WHERE rowid IN"
+        "SELECT " TASK_CONTAINER_CUT " FROM tasks WHERE rowid IN"
         " (SELECT rowid FROM tasks WHERE json_extract(data, '$.job_id') IS NULL"
         " UNION SELECT rowid FROM tasks INDEXED BY tasks_state WHERE"
         " json_extract(data, '$.state') IS NULL OR json_extract(data, '$.state') NOT IN (%s)"
@@ -794,6 +840,35 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
     const char *params[34];
     params_of(params, task_final, nfinal, job_live);
     json_t *rows = query_rows(s->db, sql, params);
+    free(sql);
+    return rows;
+}
+
+json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *task_final,
+                                        const char *const *job_live, json_t *ids)
+{
+    char final[200], live[200];
+    if (!param_list(final, sizeof(final), 2, task_final))
+        return json_array();
+    int nfinal = 0;
+    while (task_final[nfinal])
+        nfinal++;
+    if (!param_list(live, sizeof(live), nfinal + 2, job_live))
+        snprintf(live, sizeof(live), "NULL");
+    /* the conditions of store_tasks_but_ended_jobs, on the rows of `ids` only */
+    char *sql = xasprintf(
+        "SELECT " TASK_CONTAINER_CUT " FROM tasks WHERE id IN (SELECT key FROM json_each(?1))"
+        " AND (json_extract(data, '$.job_id') IS NULL OR json_extract(data, '$.state') IS NULL"
+        " OR json_extract(data, '$.state') NOT IN (%s) OR EXISTS (SELECT 1 FROM jobs j"
+        " WHERE j.state IN (%s) AND j.id = json_extract(tasks.data, '$.job_id')))"
+        " ORDER BY id",
+        final, live);
+    char *id_text = json_dumps(ids, JSON_COMPACT);
+    const char *params[35];
+    params[0] = id_text;
+    params_of(params + 1, task_final, nfinal, job_live);
+    json_t *rows = query_rows(s->db, sql, params);
+    free(id_text);
     free(sql);
     return rows;
 }

@@ -99,6 +99,19 @@ json_t *store_take_deleted_tasks(struct store *s, const char *node_id);
  * pass writes back only the fields it changes, and new tasks whole). */
 json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
                                   const char *const *job_live);
+/* Those of store_tasks_but_ended_jobs whose id is a key of the object
+ * `ids`, by id: what changed of a pass's tasks (store_take_changed_tasks). */
+json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *task_final,
+                                        const char *const *job_live, json_t *ids);
+/* The ids of the tasks put, merged or deleted by the entries applied since
+ * the last call, as the keys of a new object, or NULL when not known: the
+ * first call (the store notes changes from then on, for one reader: the
+ * leader's orchestrator), after a restored snapshot, after a change of the
+ * jobs table (on which store_tasks_but_ended_jobs depends), or when more than
+ * 100,000 piled up. */
+json_t *store_take_changed_tasks(struct store *s);
+/* Stops noting them (the reader is gone: a leader no more). */
+void store_forget_changed_tasks(struct store *s);
 /* The first `limit` jobs in `state` of one class (besteffort: queue
  * besteffort; else every other queue) in queue order: queue admin first,
  * then by id as a number. Through the index jobs_queue: the jobs behind are
