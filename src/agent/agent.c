@@ -535,6 +535,8 @@ static void after_delete(uv_work_t *w, int status)
     struct ctr *c = w->data;
     c->working = false;
     c->phase = PH_DONE;
+    if (c->local && c->rm) /* as docker's run --rm: the CLI ends once it is gone */
+        followers_exit(c->a, c);
     if (c->ports)
         agent_kick(c->a); /* its published ports go */
     if (c->released) {
@@ -566,7 +568,8 @@ static void ctr_maybe_finish(struct ctr *c)
     uv_timer_stop(&c->timer);
     report(c, final_state(c));
     ctr_close_input(c);
-    followers_exit(c->a, c);
+    if (!(c->local && c->rm))
+        followers_exit(c->a, c);
     c->working = true;
     c->work.data = c;
     uv_queue_work(c->env->loop, &c->work, work_delete, after_delete);

@@ -25,6 +25,17 @@ def test_run_rm_exit_code(daemon):
     assert r.returncode == 0 and r.stdout == ""
 
 
+def test_run_rm_is_gone_when_the_cli_returns(daemon):
+    """As docker's: once `run --rm` returns, the container is removed, so a script can
+    reuse its name at once."""
+    d = daemon
+    for i in range(3):
+        r = d.cli("run", "--rm", "--name", "again", "busybox", "sh", "-c", f"exit {i}",
+                  check=False)
+        assert r.returncode == i, r
+        assert not by_name(d, "again")
+
+
 def test_run_output_and_env(daemon):
     d = daemon
     r = d.cli("run", "--rm", "-e", "GREETING=hello there", "busybox", "sh", "-c",
