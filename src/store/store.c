@@ -799,18 +799,29 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
 }
 
 json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
-                              long long limit)
+                              long long limit, json_t *known)
 {
     char n[24];
     snprintf(n, sizeof(n), "%lld", limit);
     const char *params[] = {state, n, NULL};
     /* the same expressions as the index jobs_queue: it gives the order */
-    char *sql = xasprintf("SELECT data FROM jobs WHERE state = ?1 AND " JOB_QUEUE_RANK " %s 2"
+    char *sql = xasprintf("SELECT id, data FROM jobs WHERE state = ?1 AND " JOB_QUEUE_RANK " %s 2"
                           " ORDER BY " JOB_QUEUE_RANK ", CAST(id AS INTEGER) LIMIT ?2",
                           besteffort ? "=" : "<");
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *out = json_array();
+    sqlite3_stmt *st = prepared(s->db, sql, params);
     free(sql);
-    return rows;
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *data = (const char *)sqlite3_column_text(st, 1);
+        if (data == NULL || (id && known && json_object_get(known, id)))
+            continue;
+        json_t *obj = json_loads(data, 0, NULL);
+        if (obj)
+            json_array_append_new(out, obj);
+    }
+    sqlite3_finalize(st);
+    return out;
 }
 
 json_t *store_jobs_message_not(struct store *s, const char *state, const char *message)
