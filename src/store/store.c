@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/util.h"
 
 struct store {
@@ -15,7 +16,14 @@ struct store {
      * snapshot, too many). */
     char *watch_node;
     json_t *deleted;
+    /* The rows of jobs the pass's queries parsed (job_rows): id -> parsed
+     * data, dropped as soon as an op touches the row (a pass reads the same
+     * head of the queue again and again, and parsing was most of its cost). */
+    json_t *parsed_jobs;
 };
+
+/* Past this many parsed rows kept, the cache is emptied. */
+#define PARSED_JOBS_MAX 4096
 
 /* Past this many ids not taken, the list is dropped (not known). */
 #define DELETED_KEEP_MAX 100000
@@ -155,6 +163,7 @@ int store_open(struct store **out, struct serr *err)
         sqlite3_free(msg);
         goto err_after_open;
     }
+    s->parsed_jobs = json_object();
     *out = s;
     return 0;
 
@@ -171,6 +180,7 @@ void store_close(struct store *s)
     sqlite3_close(s->db);
     free(s->watch_node);
     json_decref(s->deleted);
+    json_decref(s->parsed_jobs);
     free(s);
 }
 
@@ -383,6 +393,15 @@ static void watch_task_op(struct store *s, const char *kind, const char *id, jso
     }
 }
 
+/* A job's row changes (or may: a group rolled back): its parse is dropped. */
+static void forget_parsed_job(struct store *s, const char *id)
+{
+    if (id)
+        json_object_del(s->parsed_jobs, id);
+    else
+        json_object_clear(s->parsed_jobs);
+}
+
 static int apply_op(struct store *s, json_t *op, struct serr *err)
 {
     sqlite3 *db = s->db;
@@ -393,6 +412,8 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     const char *id = json_string_value(json_object_get(op, "id"));
     if (strcmp(t->name, "tasks") == 0)
         watch_task_op(s, kind, id, op);
+    if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
+        forget_parsed_job(s, id ? id : jstr(json_object_get(op, "obj"), "id"));
     if (strcmp(kind, "put") == 0)
         return apply_put(db, t->name, json_object_get(op, "obj"),
                          json_is_true(json_object_get(op, "unique_name")), err);
@@ -487,6 +508,7 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     }
     json_decref(s->deleted); /* the deletions a snapshot stands for are not known */
     s->deleted = NULL;
+    json_object_clear(s->parsed_jobs);
     s->version++;
     return 0;
 }
@@ -798,6 +820,40 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
     return rows;
 }
 
+/* A new copy of a job's row (parsed once: parsed_jobs). */
+static json_t *parsed_job(struct store *s, const char *id, const char *data)
+{
+    json_t *parsed = json_object_get(s->parsed_jobs, id);
+    if (parsed == NULL) {
+        parsed = json_loads(data, 0, NULL);
+        if (parsed == NULL)
+            return NULL;
+        if (json_object_size(s->parsed_jobs) >= PARSED_JOBS_MAX)
+            json_object_clear(s->parsed_jobs);
+        json_object_set_new(s->parsed_jobs, id, parsed);
+    }
+    return json_deep_copy(parsed);
+}
+
+/* The jobs of a query of their id and data, but those whose id is a key of
+ * `known` (may be NULL), as new copies (their callers change them). */
+static json_t *job_rows(struct store *s, const char *sql, const char *const *params, json_t *known)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = prepared(s->db, sql, params);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *data = (const char *)sqlite3_column_text(st, 1);
+        if (id == NULL || data == NULL || (known && json_object_get(known, id)))
+            continue;
+        json_t *job = parsed_job(s, id, data);
+        if (job)
+            json_array_append_new(out, job);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
 json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
                               long long limit, json_t *known)
 {
@@ -808,29 +864,18 @@ json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffor
     char *sql = xasprintf("SELECT id, data FROM jobs WHERE state = ?1 AND " JOB_QUEUE_RANK " %s 2"
                           " ORDER BY " JOB_QUEUE_RANK ", CAST(id AS INTEGER) LIMIT ?2",
                           besteffort ? "=" : "<");
-    json_t *out = json_array();
-    sqlite3_stmt *st = prepared(s->db, sql, params);
+    json_t *rows = job_rows(s, sql, params, known);
     free(sql);
-    while (st && sqlite3_step(st) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
-        const char *data = (const char *)sqlite3_column_text(st, 1);
-        if (data == NULL || (id && known && json_object_get(known, id)))
-            continue;
-        json_t *obj = json_loads(data, 0, NULL);
-        if (obj)
-            json_array_append_new(out, obj);
-    }
-    sqlite3_finalize(st);
-    return out;
+    return rows;
 }
 
 json_t *store_jobs_message_not(struct store *s, const char *state, const char *message)
 {
     const char *params[] = {state, message, NULL};
-    return query_rows(s->db,
-                      "SELECT data FROM jobs WHERE state = ?1"
-                      " AND json_extract(data, '$.message') IS NOT ?2 ORDER BY CAST(id AS INTEGER)",
-                      params);
+    return job_rows(s,
+                    "SELECT id, data FROM jobs WHERE state = ?1"
+                    " AND json_extract(data, '$.message') IS NOT ?2 ORDER BY CAST(id AS INTEGER)",
+                    params, NULL);
 }
 
 static const char *name_column(const char *table)
