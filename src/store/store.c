@@ -7,6 +7,9 @@
 #include "base/json_get.h"
 #include "base/util.h"
 
+/* How many statements are kept prepared. */
+#define STMT_CACHE_SIZE 48
+
 struct store {
     sqlite3 *db;
     unsigned long long version;
@@ -20,6 +23,15 @@ struct store {
      * data, dropped as soon as an op touches the row (a pass reads the same
      * head of the queue again and again, and parsing was most of its cost). */
     json_t *parsed_jobs;
+    /* The reads' statements, prepared once (prepared, finished): a pass and
+     * an agent's sync run the same few queries after every entry, and
+     * preparing them was a fifth of the daemon's time. */
+    struct cached_stmt {
+        char *sql;
+        sqlite3_stmt *st;
+        bool busy; /* handed out: a nested read of the same SQL prepares its own */
+    } stmts[STMT_CACHE_SIZE];
+    int stmt_next; /* the slot the next statement takes when all are used */
 };
 
 /* Past this many parsed rows kept, the cache is emptied. */
@@ -173,10 +185,20 @@ err_after_open:
     return -1;
 }
 
+static void forget_stmts(struct store *s)
+{
+    for (int i = 0; i < STMT_CACHE_SIZE; i++) {
+        sqlite3_finalize(s->stmts[i].st);
+        free(s->stmts[i].sql);
+        s->stmts[i] = (struct cached_stmt){0};
+    }
+}
+
 void store_close(struct store *s)
 {
     if (s == NULL)
         return;
+    forget_stmts(s);
     sqlite3_close(s->db);
     free(s->watch_node);
     json_decref(s->deleted);
@@ -496,6 +518,7 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     if (copy == NULL)
         return serr_set(err, SERR_INTERNAL, "out of memory restoring a snapshot");
     memcpy(copy, buf, len);
+    forget_stmts(s); /* none is running: the restore is applied between reads */
     int rc = sqlite3_deserialize(s->db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
                                  SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
     if (rc != SQLITE_OK)
@@ -513,16 +536,61 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     return 0;
 }
 
+/* Keeps `st` (prepared from `sql`, handed out) in `slot`, or when that is
+ * -1 (all used) in the next one not handed out, in turn; else not at all. */
+static void keep_stmt(struct store *s, int slot, const char *sql, sqlite3_stmt *st)
+{
+    for (int tries = 0; slot < 0 && tries < STMT_CACHE_SIZE; tries++) {
+        struct cached_stmt *c = &s->stmts[s->stmt_next];
+        s->stmt_next = (s->stmt_next + 1) % STMT_CACHE_SIZE;
+        if (!c->busy) {
+            sqlite3_finalize(c->st);
+            free(c->sql);
+            slot = (int)(c - s->stmts);
+        }
+    }
+    if (slot >= 0)
+        s->stmts[slot] = (struct cached_stmt){xstrdup(sql), st, true};
+}
+
 /* `sql` prepared with its text parameters bound (params NULL terminated, or
- * NULL: none), or NULL when it does not prepare. */
-static sqlite3_stmt *prepared(sqlite3 *db, const char *sql, const char *const *params)
+ * NULL: none), or NULL when it does not prepare; given back with finished().
+ * A statement of the same SQL prepared before and not in use is reused. */
+static sqlite3_stmt *prepared(struct store *s, const char *sql, const char *const *params)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return NULL;
+    int free_slot = -1;
+    for (int i = 0; i < STMT_CACHE_SIZE && st == NULL; i++) {
+        struct cached_stmt *c = &s->stmts[i];
+        if (c->sql && !c->busy && strcmp(c->sql, sql) == 0)
+            st = c->st, c->busy = true;
+        else if (c->sql == NULL && free_slot < 0)
+            free_slot = i;
+    }
+    if (st == NULL) {
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+            return NULL;
+        keep_stmt(s, free_slot, sql, st);
+    }
     for (int i = 0; params && params[i]; i++)
         sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
     return st;
+}
+
+/* Ends a read of a statement from prepared(): kept ready for the next. */
+static void finished(struct store *s, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < STMT_CACHE_SIZE; i++) {
+        if (s->stmts[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->stmts[i].busy = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
 }
 
 json_t *store_take_deleted_tasks(struct store *s, const char *node_id)
@@ -540,10 +608,10 @@ json_t *store_take_deleted_tasks(struct store *s, const char *node_id)
 }
 
 /* Collects the data column of a query's rows into a JSON array. */
-static json_t *query_rows(sqlite3 *db, const char *sql, const char *const *params)
+static json_t *query_rows(struct store *s, const char *sql, const char *const *params)
 {
     json_t *out = json_array();
-    sqlite3_stmt *st = prepared(db, sql, params);
+    sqlite3_stmt *st = prepared(s, sql, params);
     if (st == NULL)
         return out;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -552,7 +620,7 @@ static json_t *query_rows(sqlite3 *db, const char *sql, const char *const *param
         if (obj)
             json_array_append_new(out, obj);
     }
-    sqlite3_finalize(st);
+    finished(s, st);
     return out;
 }
 
@@ -570,7 +638,7 @@ json_t *store_get(struct store *s, const char *table, const char *id)
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE id = ?", table);
     const char *params[] = {id, NULL};
-    return first_or_null(query_rows(s->db, sql, params));
+    return first_or_null(query_rows(s, sql, params));
 }
 
 json_t *store_list(struct store *s, const char *table, const char *order_by)
@@ -578,7 +646,7 @@ json_t *store_list(struct store *s, const char *table, const char *order_by)
     if (table_lookup(table) == NULL)
         return json_array();
     char *sql = xasprintf("SELECT data FROM %s ORDER BY %s", table, order_by ? order_by : "id");
-    json_t *rows = query_rows(s->db, sql, NULL);
+    json_t *rows = query_rows(s, sql, NULL);
     free(sql);
     return rows;
 }
@@ -617,7 +685,7 @@ json_t *store_list_in(struct store *s, const char *table, const char *column,
         return json_array();
     char *sql = xasprintf("SELECT data FROM %s WHERE %s ORDER BY %s", table, in,
                           order_by ? order_by : "id");
-    json_t *rows = query_rows(s->db, sql, values);
+    json_t *rows = query_rows(s, sql, values);
     free(sql);
     return rows;
 }
@@ -630,13 +698,13 @@ long long store_count_in(struct store *s, const char *table, const char *column,
     if (t == NULL || !table_has_key(t, column) || !in_clause(in, sizeof(in), column, values))
         return 0;
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s", table, in);
-    sqlite3_stmt *st = prepared(s->db, sql, values);
+    sqlite3_stmt *st = prepared(s, sql, values);
     long long n = 0;
     if (st == NULL)
         return 0;
     if (sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    finished(s, st);
     return n;
 }
 
@@ -656,7 +724,7 @@ static json_t *list_where(struct store *s, const char *table, const char *column
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ?1%s ORDER BY id", table, column,
              cond);
     const char *params[] = {value, field_value, NULL};
-    return query_rows(s->db, sql, params);
+    return query_rows(s, sql, params);
 }
 
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value)
@@ -673,7 +741,7 @@ void store_each_where(struct store *s, const char *table, const char *column, co
     char sql[160];
     snprintf(sql, sizeof(sql), "SELECT id, data FROM %s WHERE %s = ? ORDER BY id", table, column);
     const char *params[] = {value, NULL};
-    sqlite3_stmt *st = prepared(s->db, sql, params);
+    sqlite3_stmt *st = prepared(s, sql, params);
     if (st == NULL)
         return;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -682,7 +750,7 @@ void store_each_where(struct store *s, const char *table, const char *column, co
         if (id && data)
             fn(arg, id, data, (size_t)sqlite3_column_bytes(st, 1));
     }
-    sqlite3_finalize(st);
+    finished(s, st);
 }
 
 json_t *store_list_where_field(struct store *s, const char *table, const char *column,
@@ -705,10 +773,10 @@ static void params_of(const char **out, const char *const *a, int na, const char
 /* Appends to `out` a node's ended tasks as {"id", "state", "desired_state"}
  * from `sql`'s three columns (read from the index tasks_node_state alone: no
  * row's JSON is parsed). */
-static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
+static void append_ended_tasks(struct store *s, json_t *out, const char *sql,
                                const char *const *params)
 {
-    sqlite3_stmt *st = prepared(db, sql, params);
+    sqlite3_stmt *st = prepared(s, sql, params);
     if (st == NULL)
         return;
     static const char *const fields[] = {"id", "state", "desired_state"};
@@ -721,7 +789,7 @@ static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
         }
         json_array_append_new(out, task);
     }
-    sqlite3_finalize(st);
+    finished(s, st);
 }
 
 static int cmp_strp(const void *a, const void *b)
@@ -763,7 +831,7 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
 #undef STATE
     char *ordered = xasprintf("SELECT data FROM (%s) ORDER BY id", sql);
     free(sql);
-    json_t *rows = query_rows(s->db, ordered, params);
+    json_t *rows = query_rows(s, ordered, params);
     free(ordered);
     int nparams = 0;
     while (params[nparams])
@@ -780,7 +848,7 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
                     " json_extract(data, '$.desired_state') FROM %stasks WHERE %snode_id = ?1"
                     " AND json_extract(data, '$.state') IN (%s)",
                     only_held, held_text ? "tasks.id = h.value AND " : "", ended);
-    append_ended_tasks(s->db, rows, sql, params);
+    append_ended_tasks(s, rows, sql, params);
     free(sql);
     free(held_text);
     return rows;
@@ -815,7 +883,7 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
         final, live);
     const char *params[34];
     params_of(params, task_final, nfinal, job_live);
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     free(sql);
     return rows;
 }
@@ -840,7 +908,7 @@ static json_t *parsed_job(struct store *s, const char *id, const char *data)
 static json_t *job_rows(struct store *s, const char *sql, const char *const *params, json_t *known)
 {
     json_t *out = json_array();
-    sqlite3_stmt *st = prepared(s->db, sql, params);
+    sqlite3_stmt *st = prepared(s, sql, params);
     while (st && sqlite3_step(st) == SQLITE_ROW) {
         const char *id = (const char *)sqlite3_column_text(st, 0);
         const char *data = (const char *)sqlite3_column_text(st, 1);
@@ -850,7 +918,7 @@ static json_t *job_rows(struct store *s, const char *sql, const char *const *par
         if (job)
             json_array_append_new(out, job);
     }
-    sqlite3_finalize(st);
+    finished(s, st);
     return out;
 }
 
@@ -900,7 +968,7 @@ json_t *store_find_name(struct store *s, const char *table, const char *name, st
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ? COLLATE NOCASE LIMIT 2", table,
              col);
     const char *params[] = {name, NULL};
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     if (json_array_size(rows) > 1) { /* only in a store from before the rule */
         json_decref(rows);
         serr_set(err, SERR_CONFLICT, "'%s' matches more than one name in another case; give "
@@ -935,7 +1003,7 @@ json_t *store_find(struct store *s, const char *table, const char *ref, struct s
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2",
              table);
     const char *params[] = {ref, NULL};
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     if (json_array_size(rows) > 1) {
         json_decref(rows);
         serr_set(err, SERR_CONFLICT, "'%s' matches more than one object; give more of the ID",
@@ -959,7 +1027,7 @@ json_t *store_ring_member(struct store *s, const char *table, long long since, c
              "'values', json(json_extract(data, ?2))) FROM %s "
              "WHERE id >= ?1 AND json_type(data, ?2) IS NOT NULL ORDER BY id", table);
     const char *params[] = {bound, path, NULL};
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     free(path);
     return rows;
 }
