@@ -940,10 +940,16 @@ json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffor
 json_t *store_jobs_message_not(struct store *s, const char *state, const char *message)
 {
     const char *params[] = {state, message, NULL};
+    /* a seek of the index jobs_message for each range but `message`: IS NOT
+     * would walk every entry of the state (the whole queue behind) */
+#define JOBS_MESSAGE_PART(cond)                                                                    \
+    "SELECT id, data, CAST(id AS INTEGER) AS n FROM jobs WHERE state = ?1"                         \
+    " AND json_extract(data, '$.message') " cond
     return job_rows(s,
-                    "SELECT id, data FROM jobs WHERE state = ?1"
-                    " AND json_extract(data, '$.message') IS NOT ?2 ORDER BY CAST(id AS INTEGER)",
+                    JOBS_MESSAGE_PART("IS NULL") " UNION ALL " JOBS_MESSAGE_PART("< ?2")
+                    " UNION ALL " JOBS_MESSAGE_PART("> ?2") " ORDER BY n",
                     params, NULL);
+#undef JOBS_MESSAGE_PART
 }
 
 static const char *name_column(const char *table)
