@@ -1213,10 +1213,13 @@ static json_t *pass_jobs(struct store *st)
     json_t *by_id = json_object();
     add_jobs(by_id, store_list_in(st, "jobs", "state", live_not_waiting, NULL));
     json_t *unlike = store_jobs_message_not(st, "Waiting", JOB_QUEUED_BEHIND);
-    for (int be = 0; be < 2; be++)
-        add_jobs(by_id, store_jobs_queue_head(st, "Waiting", be,
-                                              JOB_PLAN_DEPTH + not_counted(unlike, be)));
+    long long skipped[2] = {not_counted(unlike, false), not_counted(unlike, true)};
     add_jobs(by_id, unlike);
+    /* the head's jobs already read (most of them: their message is not
+     * JOB_QUEUED_BEHIND) are not parsed again */
+    for (int be = 0; be < 2; be++)
+        add_jobs(by_id, store_jobs_queue_head(st, "Waiting", be, JOB_PLAN_DEPTH + skipped[be],
+                                              by_id));
     json_t **sorted = xcalloc(json_object_size(by_id) + 1, sizeof(*sorted));
     size_t n = 0;
     const char *id;

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "base/util.h"
+
+/* How many statements are kept prepared. */
+#define STMT_CACHE_SIZE 48
 
 struct store {
     sqlite3 *db;
@@ -19,7 +23,23 @@ struct store {
      * store_take_changed_tasks ({id: true}), or NULL when not known (no take
      * yet, a restored snapshot, a change of the jobs table, too many). */
     json_t *changed_tasks;
+    /* The rows of jobs the pass's queries parsed (job_rows): id -> parsed
+     * data, dropped as soon as an op touches the row (a pass reads the same
+     * head of the queue again and again, and parsing was most of its cost). */
+    json_t *parsed_jobs;
+    /* The reads' statements, prepared once (prepared, finished): a pass and
+     * an agent's sync run the same few queries after every entry, and
+     * preparing them was a fifth of the daemon's time. */
+    struct cached_stmt {
+        char *sql;
+        sqlite3_stmt *st;
+        bool busy; /* handed out: a nested read of the same SQL prepares its own */
+    } stmts[STMT_CACHE_SIZE];
+    int stmt_next; /* the slot the next statement takes when all are used */
 };
+
+/* Past this many parsed rows kept, the cache is emptied. */
+#define PARSED_JOBS_MAX 4096
 
 /* Past this many ids not taken, the list is dropped (not known). */
 #define DELETED_KEEP_MAX 100000
@@ -159,6 +179,7 @@ int store_open(struct store **out, struct serr *err)
         sqlite3_free(msg);
         goto err_after_open;
     }
+    s->parsed_jobs = json_object();
     *out = s;
     return 0;
 
@@ -168,14 +189,25 @@ err_after_open:
     return -1;
 }
 
+static void forget_stmts(struct store *s)
+{
+    for (int i = 0; i < STMT_CACHE_SIZE; i++) {
+        sqlite3_finalize(s->stmts[i].st);
+        free(s->stmts[i].sql);
+        s->stmts[i] = (struct cached_stmt){0};
+    }
+}
+
 void store_close(struct store *s)
 {
     if (s == NULL)
         return;
+    forget_stmts(s);
     sqlite3_close(s->db);
     free(s->watch_node);
     json_decref(s->deleted);
     json_decref(s->changed_tasks);
+    json_decref(s->parsed_jobs);
     free(s);
 }
 
@@ -410,6 +442,15 @@ static void note_change(struct store *s, const struct table_def *t, const char *
         json_object_set_new(s->changed_tasks, id, json_true());
 }
 
+/* A job's row changes (or may: a group rolled back): its parse is dropped. */
+static void forget_parsed_job(struct store *s, const char *id)
+{
+    if (id)
+        json_object_del(s->parsed_jobs, id);
+    else
+        json_object_clear(s->parsed_jobs);
+}
+
 static int apply_op(struct store *s, json_t *op, struct serr *err)
 {
     sqlite3 *db = s->db;
@@ -421,6 +462,8 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     if (strcmp(t->name, "tasks") == 0)
         watch_task_op(s, kind, id, op);
     note_change(s, t, id, op);
+    if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
+        forget_parsed_job(s, id ? id : jstr(json_object_get(op, "obj"), "id"));
     if (strcmp(kind, "put") == 0)
         return apply_put(db, t->name, json_object_get(op, "obj"),
                          json_is_true(json_object_get(op, "unique_name")), err);
@@ -503,6 +546,7 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     if (copy == NULL)
         return serr_set(err, SERR_INTERNAL, "out of memory restoring a snapshot");
     memcpy(copy, buf, len);
+    forget_stmts(s); /* none is running: the restore is applied between reads */
     int rc = sqlite3_deserialize(s->db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
                                  SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
     if (rc != SQLITE_OK)
@@ -517,20 +561,66 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     s->deleted = NULL;
     json_decref(s->changed_tasks); /* nor its changes */
     s->changed_tasks = NULL;
+    json_object_clear(s->parsed_jobs);
     s->version++;
     return 0;
 }
 
+/* Keeps `st` (prepared from `sql`, handed out) in `slot`, or when that is
+ * -1 (all used) in the next one not handed out, in turn; else not at all. */
+static void keep_stmt(struct store *s, int slot, const char *sql, sqlite3_stmt *st)
+{
+    for (int tries = 0; slot < 0 && tries < STMT_CACHE_SIZE; tries++) {
+        struct cached_stmt *c = &s->stmts[s->stmt_next];
+        s->stmt_next = (s->stmt_next + 1) % STMT_CACHE_SIZE;
+        if (!c->busy) {
+            sqlite3_finalize(c->st);
+            free(c->sql);
+            slot = (int)(c - s->stmts);
+        }
+    }
+    if (slot >= 0)
+        s->stmts[slot] = (struct cached_stmt){xstrdup(sql), st, true};
+}
+
 /* `sql` prepared with its text parameters bound (params NULL terminated, or
- * NULL: none), or NULL when it does not prepare. */
-static sqlite3_stmt *prepared(sqlite3 *db, const char *sql, const char *const *params)
+ * NULL: none), or NULL when it does not prepare; given back with finished().
+ * A statement of the same SQL prepared before and not in use is reused. */
+static sqlite3_stmt *prepared(struct store *s, const char *sql, const char *const *params)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return NULL;
+    int free_slot = -1;
+    for (int i = 0; i < STMT_CACHE_SIZE && st == NULL; i++) {
+        struct cached_stmt *c = &s->stmts[i];
+        if (c->sql && !c->busy && strcmp(c->sql, sql) == 0)
+            st = c->st, c->busy = true;
+        else if (c->sql == NULL && free_slot < 0)
+            free_slot = i;
+    }
+    if (st == NULL) {
+        if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+            return NULL;
+        keep_stmt(s, free_slot, sql, st);
+    }
     for (int i = 0; params && params[i]; i++)
         sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
     return st;
+}
+
+/* Ends a read of a statement from prepared(): kept ready for the next. */
+static void finished(struct store *s, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < STMT_CACHE_SIZE; i++) {
+        if (s->stmts[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->stmts[i].busy = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
 }
 
 json_t *store_take_deleted_tasks(struct store *s, const char *node_id)
@@ -561,10 +651,10 @@ void store_forget_changed_tasks(struct store *s)
 }
 
 /* Collects the data column of a query's rows into a JSON array. */
-static json_t *query_rows(sqlite3 *db, const char *sql, const char *const *params)
+static json_t *query_rows(struct store *s, const char *sql, const char *const *params)
 {
     json_t *out = json_array();
-    sqlite3_stmt *st = prepared(db, sql, params);
+    sqlite3_stmt *st = prepared(s, sql, params);
     if (st == NULL)
         return out;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -573,7 +663,7 @@ static json_t *query_rows(sqlite3 *db, const char *sql, const char *const *param
         if (obj)
             json_array_append_new(out, obj);
     }
-    sqlite3_finalize(st);
+    finished(s, st);
     return out;
 }
 
@@ -591,7 +681,7 @@ json_t *store_get(struct store *s, const char *table, const char *id)
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE id = ?", table);
     const char *params[] = {id, NULL};
-    return first_or_null(query_rows(s->db, sql, params));
+    return first_or_null(query_rows(s, sql, params));
 }
 
 json_t *store_list(struct store *s, const char *table, const char *order_by)
@@ -599,7 +689,7 @@ json_t *store_list(struct store *s, const char *table, const char *order_by)
     if (table_lookup(table) == NULL)
         return json_array();
     char *sql = xasprintf("SELECT data FROM %s ORDER BY %s", table, order_by ? order_by : "id");
-    json_t *rows = query_rows(s->db, sql, NULL);
+    json_t *rows = query_rows(s, sql, NULL);
     free(sql);
     return rows;
 }
@@ -638,7 +728,7 @@ json_t *store_list_in(struct store *s, const char *table, const char *column,
         return json_array();
     char *sql = xasprintf("SELECT data FROM %s WHERE %s ORDER BY %s", table, in,
                           order_by ? order_by : "id");
-    json_t *rows = query_rows(s->db, sql, values);
+    json_t *rows = query_rows(s, sql, values);
     free(sql);
     return rows;
 }
@@ -651,13 +741,13 @@ long long store_count_in(struct store *s, const char *table, const char *column,
     if (t == NULL || !table_has_key(t, column) || !in_clause(in, sizeof(in), column, values))
         return 0;
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s", table, in);
-    sqlite3_stmt *st = prepared(s->db, sql, values);
+    sqlite3_stmt *st = prepared(s, sql, values);
     long long n = 0;
     if (st == NULL)
         return 0;
     if (sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    finished(s, st);
     return n;
 }
 
@@ -677,7 +767,7 @@ static json_t *list_where(struct store *s, const char *table, const char *column
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ?1%s ORDER BY id", table, column,
              cond);
     const char *params[] = {value, field_value, NULL};
-    return query_rows(s->db, sql, params);
+    return query_rows(s, sql, params);
 }
 
 json_t *store_list_where(struct store *s, const char *table, const char *column, const char *value)
@@ -694,7 +784,7 @@ void store_each_where(struct store *s, const char *table, const char *column, co
     char sql[160];
     snprintf(sql, sizeof(sql), "SELECT id, data FROM %s WHERE %s = ? ORDER BY id", table, column);
     const char *params[] = {value, NULL};
-    sqlite3_stmt *st = prepared(s->db, sql, params);
+    sqlite3_stmt *st = prepared(s, sql, params);
     if (st == NULL)
         return;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -703,7 +793,7 @@ void store_each_where(struct store *s, const char *table, const char *column, co
         if (id && data)
             fn(arg, id, data, (size_t)sqlite3_column_bytes(st, 1));
     }
-    sqlite3_finalize(st);
+    finished(s, st);
 }
 
 json_t *store_list_where_field(struct store *s, const char *table, const char *column,
@@ -726,10 +816,10 @@ static void params_of(const char **out, const char *const *a, int na, const char
 /* Appends to `out` a node's ended tasks as {"id", "state", "desired_state"}
  * from `sql`'s three columns (read from the index tasks_node_state alone: no
  * row's JSON is parsed). */
-static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
+static void append_ended_tasks(struct store *s, json_t *out, const char *sql,
                                const char *const *params)
 {
-    sqlite3_stmt *st = prepared(db, sql, params);
+    sqlite3_stmt *st = prepared(s, sql, params);
     if (st == NULL)
         return;
     static const char *const fields[] = {"id", "state", "desired_state"};
@@ -742,7 +832,7 @@ static void append_ended_tasks(sqlite3 *db, json_t *out, const char *sql,
         }
         json_array_append_new(out, task);
     }
-    sqlite3_finalize(st);
+    finished(s, st);
 }
 
 static int cmp_strp(const void *a, const void *b)
@@ -784,7 +874,7 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
 #undef STATE
     char *ordered = xasprintf("SELECT data FROM (%s) ORDER BY id", sql);
     free(sql);
-    json_t *rows = query_rows(s->db, ordered, params);
+    json_t *rows = query_rows(s, ordered, params);
     free(ordered);
     int nparams = 0;
     while (params[nparams])
@@ -801,7 +891,7 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
                     " json_extract(data, '$.desired_state') FROM %stasks WHERE %snode_id = ?1"
                     " AND json_extract(data, '$.state') IN (%s)",
                     only_held, held_text ? "tasks.id = h.value AND " : "", ended);
-    append_ended_tasks(s->db, rows, sql, params);
+    append_ended_tasks(s, rows, sql, params);
     free(sql);
     free(held_text);
     return rows;
@@ -839,7 +929,7 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
         final, live);
     const char *params[34];
     params_of(params, task_final, nfinal, job_live);
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     free(sql);
     return rows;
 }
@@ -867,23 +957,57 @@ json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *tas
     const char *params[35];
     params[0] = id_text;
     params_of(params + 1, task_final, nfinal, job_live);
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     free(id_text);
     free(sql);
     return rows;
 }
 
+/* A new copy of a job's row (parsed once: parsed_jobs). */
+static json_t *parsed_job(struct store *s, const char *id, const char *data)
+{
+    json_t *parsed = json_object_get(s->parsed_jobs, id);
+    if (parsed == NULL) {
+        parsed = json_loads(data, 0, NULL);
+        if (parsed == NULL)
+            return NULL;
+        if (json_object_size(s->parsed_jobs) >= PARSED_JOBS_MAX)
+            json_object_clear(s->parsed_jobs);
+        json_object_set_new(s->parsed_jobs, id, parsed);
+    }
+    return json_deep_copy(parsed);
+}
+
+/* The jobs of a query of their id and data, but those whose id is a key of
+ * `known` (may be NULL), as new copies (their callers change them). */
+static json_t *job_rows(struct store *s, const char *sql, const char *const *params, json_t *known)
+{
+    json_t *out = json_array();
+    sqlite3_stmt *st = prepared(s, sql, params);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *data = (const char *)sqlite3_column_text(st, 1);
+        if (id == NULL || data == NULL || (known && json_object_get(known, id)))
+            continue;
+        json_t *job = parsed_job(s, id, data);
+        if (job)
+            json_array_append_new(out, job);
+    }
+    finished(s, st);
+    return out;
+}
+
 json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
-                              long long limit)
+                              long long limit, json_t *known)
 {
     char n[24];
     snprintf(n, sizeof(n), "%lld", limit);
     const char *params[] = {state, n, NULL};
     /* the same expressions as the index jobs_queue: it gives the order */
-    char *sql = xasprintf("SELECT data FROM jobs WHERE state = ?1 AND " JOB_QUEUE_RANK " %s 2"
+    char *sql = xasprintf("SELECT id, data FROM jobs WHERE state = ?1 AND " JOB_QUEUE_RANK " %s 2"
                           " ORDER BY " JOB_QUEUE_RANK ", CAST(id AS INTEGER) LIMIT ?2",
                           besteffort ? "=" : "<");
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = job_rows(s, sql, params, known);
     free(sql);
     return rows;
 }
@@ -891,10 +1015,16 @@ json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffor
 json_t *store_jobs_message_not(struct store *s, const char *state, const char *message)
 {
     const char *params[] = {state, message, NULL};
-    return query_rows(s->db,
-                      "SELECT data FROM jobs WHERE state = ?1"
-                      " AND json_extract(data, '$.message') IS NOT ?2 ORDER BY CAST(id AS INTEGER)",
-                      params);
+    /* a seek of the index jobs_message for each range but `message`: IS NOT
+     * would walk every entry of the state (the whole queue behind) */
+#define JOBS_MESSAGE_PART(cond)                                                                    \
+    "SELECT id, data, CAST(id AS INTEGER) AS n FROM jobs WHERE state = ?1"                         \
+    " AND json_extract(data, '$.message') " cond
+    return job_rows(s,
+                    JOBS_MESSAGE_PART("IS NULL") " UNION ALL " JOBS_MESSAGE_PART("< ?2")
+                    " UNION ALL " JOBS_MESSAGE_PART("> ?2") " ORDER BY n",
+                    params, NULL);
+#undef JOBS_MESSAGE_PART
 }
 
 static const char *name_column(const char *table)
@@ -919,7 +1049,7 @@ json_t *store_find_name(struct store *s, const char *table, const char *name, st
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ? COLLATE NOCASE LIMIT 2", table,
              col);
     const char *params[] = {name, NULL};
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     if (json_array_size(rows) > 1) { /* only in a store from before the rule */
         json_decref(rows);
         serr_set(err, SERR_CONFLICT, "'%s' matches more than one name in another case; give "
@@ -954,7 +1084,7 @@ json_t *store_find(struct store *s, const char *table, const char *ref, struct s
     snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2",
              table);
     const char *params[] = {ref, NULL};
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     if (json_array_size(rows) > 1) {
         json_decref(rows);
         serr_set(err, SERR_CONFLICT, "'%s' matches more than one object; give more of the ID",
@@ -978,7 +1108,7 @@ json_t *store_ring_member(struct store *s, const char *table, long long since, c
              "'values', json(json_extract(data, ?2))) FROM %s "
              "WHERE id >= ?1 AND json_type(data, ?2) IS NOT NULL ORDER BY id", table);
     const char *params[] = {bound, path, NULL};
-    json_t *rows = query_rows(s->db, sql, params);
+    json_t *rows = query_rows(s, sql, params);
     free(path);
     return rows;
 }

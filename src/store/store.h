@@ -114,10 +114,11 @@ json_t *store_take_changed_tasks(struct store *s);
 void store_forget_changed_tasks(struct store *s);
 /* The first `limit` jobs in `state` of one class (besteffort: queue
  * besteffort; else every other queue) in queue order: queue admin first,
- * then by id as a number. Through the index jobs_queue: the jobs behind are
- * not read. */
+ * then by id as a number, but those whose id is a key of `known` (may be
+ * NULL): they count in the limit, but are not parsed nor returned. Through
+ * the index jobs_queue: the jobs behind are not read. */
 json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffort,
-                              long long limit);
+                              long long limit, json_t *known);
 /* The jobs in `state` whose "message" is not `message` (absent counts as
  * not), by id, through the index jobs_message. */
 json_t *store_jobs_message_not(struct store *s, const char *state, const char *message);

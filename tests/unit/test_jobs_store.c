@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "manager/jobs.h"
 #include "store/store.h"
 #include "store_ops.h"
@@ -220,5 +221,48 @@ TEST(jobs_pass_follows_the_head_of_a_long_queue)
     jobs_pass_on_store(st, 4000);
     CHECK_STR(job_message(st, 11, msg, sizeof(msg)), "waiting for job 12 to end");
     CHECK_STR(job_message(st, JOB_PLAN_DEPTH + 10, msg, sizeof(msg)), none);
+    store_close(st);
+}
+
+static const char *message_read(struct store *st)
+{
+    static char out[64];
+    json_t *rows = store_jobs_message_not(st, "Waiting", "none");
+    json_t *head = store_jobs_queue_head(st, "Waiting", false, 10, NULL);
+    const char *m = jstr(json_array_get(rows, 0), "message");
+    CHECK(json_array_size(rows) == json_array_size(head));
+    CHECK(json_array_size(rows) == 0 ||
+          json_equal(json_array_get(rows, 0), json_array_get(head, 0)));
+    snprintf(out, sizeof(out), "%s", m ? m : "(gone)");
+    /* what a reader does to its copy stays there (a pass changes its jobs) */
+    json_object_set_new(json_array_get(rows, 0), "message", json_string("changed by a reader"));
+    json_decref(head);
+    json_decref(rows);
+    return out;
+}
+
+/* The pass's reads of the queue keep each row parsed; every write of a row
+ * (merge, put, delete) is seen by the next read. */
+TEST(store_job_reads_follow_each_write)
+{
+    struct store *st = store_with_node();
+    json_t *job = waiting_job(1);
+    json_object_set_new(job, "message", json_string("a"));
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", job)));
+    CHECK_STR(message_read(st), "a");
+    CHECK_STR(message_read(st), "a");
+    unit_apply_ops(st, json_pack("[o]", op_merge("jobs", "1", json_pack("{s:s}", "message", "b"))));
+    CHECK_STR(message_read(st), "b");
+    job = waiting_job(1);
+    json_object_set_new(job, "message", json_string("c"));
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", job)));
+    CHECK_STR(message_read(st), "c");
+    json_t *known = json_pack("{s:b}", "1", 1);
+    json_t *head = store_jobs_queue_head(st, "Waiting", false, 10, known);
+    CHECK(json_array_size(head) == 0);
+    json_decref(head);
+    json_decref(known);
+    unit_apply_ops(st, json_pack("[o]", op_del("jobs", "1")));
+    CHECK_STR(message_read(st), "(gone)");
     store_close(st);
 }

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -490,4 +491,38 @@ TEST(store_list_where_field_reads_only_the_matching_rows)
     CHECK(json_array_size(rows) == 0);
     json_decref(rows);
     store_close(s);
+}
+
+static const char *waiting_message(struct store *s)
+{
+    static char out[32];
+    json_t *rows = store_jobs_message_not(s, "Waiting", "none");
+    const char *m = json_string_value(json_object_get(json_array_get(rows, 0), "message"));
+    snprintf(out, sizeof(out), "%s", m ? m : "(none)");
+    json_decref(rows);
+    return out;
+}
+
+/* Reads keep their statements and parsed jobs: a restore replaces both. */
+TEST(store_reads_after_a_restore_see_the_restored_rows)
+{
+    struct store *a, *b;
+    CHECK(store_open(&a, NULL) == 0 && store_open(&b, NULL) == 0);
+    const char *put = "{\"groups\":[[{\"op\":\"put\",\"table\":\"jobs\",\"obj\":"
+                      "{\"id\":\"1\",\"state\":\"Waiting\",\"message\":\"%s\"}}]]}";
+    char entry[200];
+    snprintf(entry, sizeof(entry), put, "old");
+    CHECK(apply_str(b, entry, NULL) == 0);
+    CHECK_STR(waiting_message(b), "old");
+    CHECK_STR(waiting_message(b), "old");
+    snprintf(entry, sizeof(entry), put, "new");
+    CHECK(apply_str(a, entry, NULL) == 0);
+    void *buf;
+    size_t len;
+    CHECK(store_snapshot(a, &buf, &len, NULL) == 0);
+    CHECK(store_restore(b, buf, len, NULL) == 0);
+    free(buf);
+    CHECK_STR(waiting_message(b), "new");
+    store_close(a);
+    store_close(b);
 }
