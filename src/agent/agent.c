@@ -137,6 +137,21 @@ struct ctr *ctr_new(struct agent *a, const char *id)
     return c;
 }
 
+bool ctr_removing(const struct ctr *c)
+{
+    return c->local && c->rm && (c->phase == PH_FINISHING || c->phase == PH_DONE);
+}
+
+struct ctr *ctr_find_shown(struct agent *a, const char *ref)
+{
+    for (struct ctr *c = a->ctrs; c; c = c->next)
+        if (!ctr_removing(c) && (strcmp(c->id, ref) == 0 ||
+                                 (c->task_id && strcmp(c->task_id, ref) == 0) ||
+                                 (c->local && c->name && strcmp(c->name, ref) == 0)))
+            return c;
+    return NULL;
+}
+
 struct ctr *ctr_find(struct agent *a, const char *ref)
 {
     for (struct ctr *c = a->ctrs; c; c = c->next)
@@ -535,8 +550,6 @@ static void after_delete(uv_work_t *w, int status)
     struct ctr *c = w->data;
     c->working = false;
     c->phase = PH_DONE;
-    if (c->local && c->rm) /* as docker's run --rm: the CLI ends once it is gone */
-        followers_exit(c->a, c);
     if (c->ports)
         agent_kick(c->a); /* its published ports go */
     if (c->released) {
@@ -568,8 +581,7 @@ static void ctr_maybe_finish(struct ctr *c)
     uv_timer_stop(&c->timer);
     report(c, final_state(c));
     ctr_close_input(c);
-    if (!(c->local && c->rm))
-        followers_exit(c->a, c);
+    followers_exit(c->a, c); /* a `run --rm` one is hidden from now on (ctr_removing) */
     c->working = true;
     c->work.data = c;
     uv_queue_work(c->env->loop, &c->work, work_delete, after_delete);

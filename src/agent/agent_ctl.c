@@ -24,7 +24,7 @@ static struct ctr *ctr_find_prefix(struct agent *a, const char *prefix, bool *am
     struct ctr *found = NULL;
     *ambiguous = false;
     for (struct ctr *c = a->ctrs; n > 0 && c; c = c->next) {
-        if (strncmp(c->id, prefix, n) != 0)
+        if (ctr_removing(c) || strncmp(c->id, prefix, n) != 0)
             continue;
         if (found) {
             *ambiguous = true;
@@ -39,10 +39,12 @@ static struct ctr *ctr_find_prefix(struct agent *a, const char *prefix, bool *am
  * (NAME.TASKID), or a unique prefix of the id. */
 static struct ctr *ctr_resolve(struct agent *a, const char *ref, bool *ambiguous)
 {
-    struct ctr *c = ctr_find(a, ref);
+    struct ctr *c = ctr_find_shown(a, ref);
     *ambiguous = false;
     for (struct ctr *t = a->ctrs; c == NULL && t; t = t->next) {
         size_t n = t->name ? strlen(t->name) : 0;
+        if (ctr_removing(t))
+            continue;
         if (t->task_id && n > 0 && strncmp(ref, t->name, n) == 0 && ref[n] == '.' &&
             strcmp(ref + n + 1, t->task_id) == 0)
             c = t;
@@ -319,7 +321,7 @@ json_t *agent_ctr_stats(struct agent *a, const char *ref, bool all, struct serr 
     }
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if ((all || ctr_running(c)) && (c->local || c->task_id))
+        if ((all || ctr_running(c)) && (c->local || c->task_id) && !ctr_removing(c))
             json_array_append_new(out, ctr_stats(c, host_mem));
     return out;
 }

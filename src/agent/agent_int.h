@@ -131,6 +131,12 @@ struct agent {
 /* agent.c */
 struct ctr *ctr_new(struct agent *a, const char *id);
 struct ctr *ctr_find(struct agent *a, const char *ref);
+/* A `run --rm` container that has exited is being removed: its client has
+ * its exit, and, as after Docker's, it is no longer listed or found by the
+ * users' verbs, and its name is free (the removal goes on in the thread pool). */
+bool ctr_removing(const struct ctr *c);
+/* ctr_find among the containers not being removed (the users' view). */
+struct ctr *ctr_find_shown(struct agent *a, const char *ref);
 int ctr_launch(struct ctr *c, json_t *container, struct serr *err);
 void ctr_stop(struct ctr *c);
 /* Created, running, and not seen to exit. */

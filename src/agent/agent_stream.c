@@ -453,7 +453,7 @@ void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
         return;
     }
     const char *name = jstr(body, "name");
-    if (name && ctr_find(a, name)) {
+    if (name && ctr_find_shown(a, name)) {
         serr_set(&err, SERR_CONFLICT, "the container name \"%s\" is already in use", name);
         r->fail(r, &err);
         return;
@@ -503,7 +503,7 @@ json_t *agent_list_local(struct agent *a, bool with_tasks)
     static const char *const phases[] = {"created", "running", "exited", "exited"};
     json_t *out = json_array();
     for (struct ctr *c = a->ctrs; c; c = c->next) {
-        if (!c->local && !(with_tasks && c->task_id))
+        if ((!c->local && !(with_tasks && c->task_id)) || ctr_removing(c))
             continue;
         char *name = c->local ? xstrdup(c->name) : xasprintf("%s.%s", c->name, c->task_id);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id, "name", name, "image",

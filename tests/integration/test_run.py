@@ -426,8 +426,9 @@ def test_run_rm_attached_crun_is_waited_for(daemon):
         d.cli("kill", "att")
         out, _ = cli.communicate(timeout=30)
         assert cli.returncode == 137 and out == "up\n", (cli.returncode, out)
-        wait_until(lambda: not by_name(d, "att"))
-        assert not os.path.exists(os.path.join(d.state_dir, "containers", c["id"]))
+        assert not by_name(d, "att")  # hidden once the CLI has the exit
+        # its removal goes on in the daemon's thread pool
+        wait_until(lambda: not os.path.exists(os.path.join(d.state_dir, "containers", c["id"])))
         assert not pid_alive(pid)
         wait_until(lambda: not crun_children(d.proc.pid))  # reaped, no zombie
     finally:
