@@ -129,7 +129,8 @@ fuzz-targets: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%)
 
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libshoal.a
 	@echo "  LD      $@"
-	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libshoal.a $(LDLIBS)
+	@$(CC) $(SHOAL_CFLAGS) $(CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< $(BUILD)/libshoal.a $(LDLIBS) \
+	  $(shell $(PKG_CONFIG) --libs $(STUBBED_PKGS))
 
 # Debian package: `make deb` (this machine's architecture) or `make deb ARCH=armhf|arm64` gives
 # build-deb-ARCH/shoal_VERSION_ARCH.deb, built with Debian's hardening flags (dpkg-buildflags)
