@@ -727,6 +727,17 @@ static char *slot_key(json_t *slot)
     return slot ? json_dumps(slot, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 }
 
+/* Appends t to the list of `key` in groups ({key: [...]}), made when first needed. */
+static void group_append(json_t *groups, const char *key, json_t *t)
+{
+    json_t *list = json_object_get(groups, key);
+    if (list == NULL) {
+        list = json_array();
+        json_object_set_new(groups, key, list);
+    }
+    json_array_append(list, t);
+}
+
 /* {slot key: [its tasks, in the order of `tasks`]}, in the order the slots
  * first appear: each slot's work then reads its own tasks, not the
  * service's (a pass is linear in the tasks, not slots x tasks). */
@@ -740,12 +751,7 @@ static json_t *tasks_by_slot(json_t *tasks)
         char *key = slot_key(task_slot(t));
         if (key == NULL)
             continue;
-        json_t *list = json_object_get(by_slot, key);
-        if (list == NULL) {
-            list = json_array();
-            json_object_set_new(by_slot, key, list);
-        }
-        json_array_append(list, t);
+        group_append(by_slot, key, t);
         free(key);
     }
     return by_slot;
@@ -771,12 +777,7 @@ static json_t *tasks_by_service(json_t *tasks)
         const char *sid = task_service_id(t);
         if (sid == NULL)
             continue;
-        json_t *list = json_object_get(by_service, sid);
-        if (list == NULL) {
-            list = json_array();
-            json_object_set_new(by_service, sid, list);
-        }
-        json_array_append(list, t);
+        group_append(by_service, sid, t);
     }
     return by_service;
 }
@@ -879,12 +880,7 @@ static json_t *tasks_by_node(json_t *tasks)
         const char *node = jstr(t, "node_id");
         if (node == NULL)
             continue;
-        json_t *list = json_object_get(by_node, node);
-        if (list == NULL) {
-            list = json_array();
-            json_object_set_new(by_node, node, list);
-        }
-        json_array_append(list, t);
+        group_append(by_node, node, t);
     }
     return by_node;
 }
