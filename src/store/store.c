@@ -903,17 +903,29 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
     " ELSE json_set(data, '$.container', json_object('image_id',"                             \
     " json_extract(data, '$.container.image_id'))) END"
 
+/* The placeholders of the task states (from ?first) and, after them, of the
+ * job states ("NULL" when none) of the two queries below; the number of task
+ * states, or -1 when they do not fit. */
+static int final_and_live(char *final, char *live, size_t size, int first,
+                          const char *const *task_final, const char *const *job_live)
+{
+    if (!param_list(final, size, first, task_final))
+        return -1;
+    int nfinal = 0;
+    while (task_final[nfinal])
+        nfinal++;
+    if (!param_list(live, size, nfinal + first, job_live))
+        snprintf(live, size, "NULL");
+    return nfinal;
+}
+
 json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_final,
                                   const char *const *job_live)
 {
     char final[200], live[200];
-    if (!param_list(final, sizeof(final), 1, task_final))
+    int nfinal = final_and_live(final, live, sizeof(final), 1, task_final, job_live);
+    if (nfinal < 0)
         return store_list(s, "tasks", NULL);
-    int nfinal = 0;
-    while (task_final[nfinal])
-        nfinal++;
-    if (!param_list(live, sizeof(live), nfinal + 1, job_live))
-        snprintf(live, sizeof(live), "NULL");
     /* three indexed parts (tasks_job, tasks_state, jobs_state then tasks_job), so
      * that the ended tasks of ended jobs are not read; `+j.id` (no affinity)
      * lets the expression index tasks_job be searched; the container spec cut
@@ -938,13 +950,9 @@ json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *tas
                                         const char *const *job_live, json_t *ids)
 {
     char final[200], live[200];
-    if (!param_list(final, sizeof(final), 2, task_final))
+    int nfinal = final_and_live(final, live, sizeof(final), 2, task_final, job_live);
+    if (nfinal < 0)
         return json_array();
-    int nfinal = 0;
-    while (task_final[nfinal])
-        nfinal++;
-    if (!param_list(live, sizeof(live), nfinal + 2, job_live))
-        snprintf(live, sizeof(live), "NULL");
     /* the conditions of store_tasks_but_ended_jobs, on the rows of `ids` only */
     char *sql = xasprintf(
         "SELECT " TASK_CONTAINER_CUT " FROM tasks WHERE id IN (SELECT key FROM json_each(?1))"
