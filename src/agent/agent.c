@@ -142,12 +142,17 @@ bool ctr_removing(const struct ctr *c)
     return c->local && c->rm && (c->phase == PH_FINISHING || c->phase == PH_DONE);
 }
 
+/* ref is c's id, its task id, or its name as a `run` container. */
+static bool ctr_named(const struct ctr *c, const char *ref)
+{
+    return strcmp(c->id, ref) == 0 || (c->task_id && strcmp(c->task_id, ref) == 0) ||
+           (c->local && c->name && strcmp(c->name, ref) == 0);
+}
+
 struct ctr *ctr_find_shown(struct agent *a, const char *ref)
 {
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (!ctr_removing(c) && (strcmp(c->id, ref) == 0 ||
-                                 (c->task_id && strcmp(c->task_id, ref) == 0) ||
-                                 (c->local && c->name && strcmp(c->name, ref) == 0)))
+        if (!ctr_removing(c) && ctr_named(c, ref))
             return c;
     return NULL;
 }
@@ -155,8 +160,7 @@ struct ctr *ctr_find_shown(struct agent *a, const char *ref)
 struct ctr *ctr_find(struct agent *a, const char *ref)
 {
     for (struct ctr *c = a->ctrs; c; c = c->next)
-        if (strcmp(c->id, ref) == 0 || (c->task_id && strcmp(c->task_id, ref) == 0) ||
-            (c->local && c->name && strcmp(c->name, ref) == 0))
+        if (ctr_named(c, ref))
             return c;
     return NULL;
 }
