@@ -372,6 +372,9 @@ static int apply_append(sqlite3 *db, const struct table_def *t, json_t *op, stru
     return prune_ring(db, t->name, op, err);
 }
 
+static sqlite3_stmt *prepared(struct store *s, const char *sql, const char *const *params);
+static void finished(struct store *s, sqlite3_stmt *st);
+
 /* A task of the watched node leaves it (deleted: `new_node` NULL, or put or
  * merged with another node): its id is kept for store_take_deleted_tasks.
  * One look-up by id, and only while a node is watched. */
@@ -382,11 +385,10 @@ static void note_task_leaving(struct store *s, const char *id, json_t *new_node,
     if (!deleted && json_is_string(new_node) &&
         strcmp(json_string_value(new_node), s->watch_node) == 0)
         return; /* stays on the node (or comes to it) */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT node_id FROM tasks WHERE id = ?", -1, &st, NULL) !=
-        SQLITE_OK)
+    const char *params[] = {id, NULL};
+    sqlite3_stmt *st = prepared(s, "SELECT node_id FROM tasks WHERE id = ?", params);
+    if (st == NULL)
         return;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW) {
         const char *node = (const char *)sqlite3_column_text(st, 0);
         if (node && strcmp(node, s->watch_node) == 0) {
@@ -398,7 +400,7 @@ static void note_task_leaving(struct store *s, const char *id, json_t *new_node,
             }
         }
     }
-    sqlite3_finalize(st);
+    finished(s, st);
 }
 
 /* Before a task's put, merge or del: whether it leaves the watched node. */
