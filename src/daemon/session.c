@@ -34,9 +34,10 @@ struct session {
     char mesh_tag[40]; /* the leader's name for that mesh: sent back, it is not sent again */
     size_t target;    /* index in managers */
     /* The connection of the last heartbeat, kept for the next one (no TLS
-     * handshake a heartbeat), -1 when none; conn_to: its manager. */
+     * handshake a heartbeat), -1 when none; conn_to: its manager (owned,
+     * NULL before the first connection). */
     int conn;
-    char conn_to[128];
+    char *conn_to;
     bool reused;      /* the heartbeat in flight went on the kept connection */
     char *renew_key; /* key of a certificate being renewed for a new role */
     char *renew_csr;
@@ -329,6 +330,7 @@ static void drop_connection(struct session *s)
 static void session_free(struct session *s)
 {
     drop_connection(s);
+    free(s->conn_to);
     free(s->renew_key);
     free(s->renew_csr);
     json_decref(s->pending);
@@ -345,6 +347,16 @@ static void session_free(struct session *s)
 
 static void on_connected(void *arg, int fd, const char *errmsg);
 
+/* A new connection to manager `target` for the heartbeat, the kept one (if
+ * any) closed. */
+static void connect_to(struct session *s, const char *target)
+{
+    drop_connection(s);
+    free(s->conn_to);
+    s->conn_to = xstrdup(target);
+    clusternet_connect(s->sh, target, on_connected, s);
+}
+
 /* A kept connection the manager closed meanwhile (its idle timeout, a
  * restart) fails the heartbeat sent on it: the heartbeat goes again at
  * once, on a new connection. */
@@ -355,9 +367,7 @@ static bool retry_on_new_connection(struct session *s, int status)
         return false;
     s->reused = false;
     s->busy = true;
-    drop_connection(s);
-    snprintf(s->conn_to, sizeof(s->conn_to), "%s", target);
-    clusternet_connect(s->sh, target, on_connected, s);
+    connect_to(s, target);
     return true;
 }
 
@@ -440,17 +450,15 @@ static void heartbeat(uv_timer_t *t)
     json_decref(s->inflight);
     s->inflight = s->pending;
     s->pending = json_array();
-    if (s->conn >= 0 && strcmp(s->conn_to, target) == 0) {
+    if (s->conn >= 0 && s->conn_to && strcmp(s->conn_to, target) == 0) {
         int fd = s->conn;
         s->conn = -1; /* the request takes it */
         s->reused = true;
         on_connected(s, fd, NULL);
         return;
     }
-    drop_connection(s); /* to a manager no longer the target */
     s->reused = false;
-    snprintf(s->conn_to, sizeof(s->conn_to), "%s", target);
-    clusternet_connect(s->sh, target, on_connected, s);
+    connect_to(s, target); /* the kept one is to a manager no longer the target */
 }
 
 struct session *session_start(struct shoal *sh, json_t *managers)
