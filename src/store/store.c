@@ -842,21 +842,13 @@ static int cmp_strp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,
-                         json_t *held)
+/* The query (new string) of node ?1's tasks going on, by id: state NULL or
+ * none of the `nended` ended states ?2, ?3... (bound in ascending order). A
+ * seek of the index tasks_node_state for each range of states between the
+ * ended ones (a NOT IN would walk the node's whole history in the index, an
+ * entry per ended task, on every sync). */
+static char *tasks_going_on_sql(int nended)
 {
-    char ended[200];
-    if (!param_list(ended, sizeof(ended), 2, ended_states))
-        return store_list_where(s, "tasks", "node_id", node_id);
-    const char *params[35];
-    params_of(params, &node_id, 1, ended_states);
-    int nended = 0;
-    while (params[1 + nended])
-        nended++;
-    qsort(params + 1, (size_t)nended, sizeof(params[0]), cmp_strp); /* ?2.. in order */
-    /* The tasks going on: a seek of the index tasks_node_state for each range of
-     * states between the ended ones (a NOT IN would walk the node's whole
-     * history in the index, an entry per ended task, on every sync). */
 #define NODE_STATE "SELECT id, data FROM tasks WHERE node_id = ?1 AND "
 #define STATE "json_extract(data, '$.state')"
     char *sql = xstrdup(NODE_STATE STATE " IS NULL");
@@ -876,8 +868,15 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
 #undef STATE
     char *ordered = xasprintf("SELECT data FROM (%s) ORDER BY id", sql);
     free(sql);
-    json_t *rows = query_rows(s, ordered, params);
-    free(ordered);
+    return ordered;
+}
+
+/* Appends node ?1's ended tasks (states `ended`, a list of placeholders of
+ * `params`), only those among `held` when not NULL (then bound after the
+ * last of `params`, which has room for it). */
+static void append_node_ended_tasks(struct store *s, json_t *rows, const char *ended,
+                                    const char **params, json_t *held)
+{
     int nparams = 0;
     while (params[nparams])
         nparams++;
@@ -889,13 +888,31 @@ json_t *store_node_tasks(struct store *s, const char *node_id, const char *const
         params[nparams + 1] = NULL;
         snprintf(only_held, sizeof(only_held), "json_each(?%d) AS h CROSS JOIN ", nparams + 1);
     }
-    sql = xasprintf("SELECT tasks.id, json_extract(data, '$.state'),"
-                    " json_extract(data, '$.desired_state') FROM %stasks WHERE %snode_id = ?1"
-                    " AND json_extract(data, '$.state') IN (%s)",
-                    only_held, held_text ? "tasks.id = h.value AND " : "", ended);
+    char *sql = xasprintf("SELECT tasks.id, json_extract(data, '$.state'),"
+                          " json_extract(data, '$.desired_state') FROM %stasks WHERE %snode_id = ?1"
+                          " AND json_extract(data, '$.state') IN (%s)",
+                          only_held, held_text ? "tasks.id = h.value AND " : "", ended);
     append_ended_tasks(s, rows, sql, params);
     free(sql);
     free(held_text);
+}
+
+json_t *store_node_tasks(struct store *s, const char *node_id, const char *const *ended_states,
+                         json_t *held)
+{
+    char ended[200];
+    if (!param_list(ended, sizeof(ended), 2, ended_states))
+        return store_list_where(s, "tasks", "node_id", node_id);
+    const char *params[35]; /* node_id, up to 16 states, held, NULL */
+    params_of(params, &node_id, 1, ended_states);
+    int nended = 0;
+    while (params[1 + nended])
+        nended++;
+    qsort(params + 1, (size_t)nended, sizeof(params[0]), cmp_strp); /* ?2.. in order */
+    char *sql = tasks_going_on_sql(nended);
+    json_t *rows = query_rows(s, sql, params);
+    free(sql);
+    append_node_ended_tasks(s, rows, ended, params, held);
     return rows;
 }
 
