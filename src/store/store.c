@@ -753,21 +753,33 @@ long long store_count_in(struct store *s, const char *table, const char *column,
     return n;
 }
 
-/* Rows where key `column` is `value` and, when `field` is not NULL, the
- * object's top-level `field` (a plain name: it goes into the SQL) is the
- * string field_value. */
-static json_t *list_where(struct store *s, const char *table, const char *column,
-                          const char *value, const char *field, const char *field_value)
+/* Into sql: "SELECT COLS FROM TABLE WHERE COLUMN = ?1 ORDER BY id", with
+ * " AND json_extract(data, '$.FIELD') = ?2" when `field` is not NULL; false
+ * when `table` has no key `column`, or `field` is not a plain name (it goes
+ * into the SQL). */
+static bool where_sql(char *sql, size_t size, const char *cols, const char *table,
+                      const char *column, const char *field)
 {
     const struct table_def *t = table_lookup(table);
     if (t == NULL || !table_has_key(t, column) ||
         (field && field[strspn(field, "abcdefghijklmnopqrstuvwxyz_")]))
-        return json_array();
-    char cond[96] = "", sql[200];
+        return false;
+    char cond[96] = "";
     if (field)
         snprintf(cond, sizeof(cond), " AND json_extract(data, '$.%s') = ?2", field);
-    snprintf(sql, sizeof(sql), "SELECT data FROM %s WHERE %s = ?1%s ORDER BY id", table, column,
-             cond);
+    int n = snprintf(sql, size, "SELECT %s FROM %s WHERE %s = ?1%s ORDER BY id", cols, table,
+                     column, cond);
+    return n > 0 && (size_t)n < size;
+}
+
+/* Rows where key `column` is `value` and, when `field` is not NULL, the
+ * object's top-level `field` is the string field_value. */
+static json_t *list_where(struct store *s, const char *table, const char *column,
+                          const char *value, const char *field, const char *field_value)
+{
+    char sql[200];
+    if (!where_sql(sql, sizeof(sql), "data", table, column, field))
+        return json_array();
     const char *params[] = {value, field_value, NULL};
     return query_rows(s, sql, params);
 }
@@ -780,11 +792,9 @@ json_t *store_list_where(struct store *s, const char *table, const char *column,
 void store_each_where(struct store *s, const char *table, const char *column, const char *value,
                       store_row_cb fn, void *arg)
 {
-    const struct table_def *t = table_lookup(table);
-    if (t == NULL || !table_has_key(t, column))
+    char sql[200];
+    if (!where_sql(sql, sizeof(sql), "id, data", table, column, NULL))
         return;
-    char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT id, data FROM %s WHERE %s = ? ORDER BY id", table, column);
     const char *params[] = {value, NULL};
     sqlite3_stmt *st = prepared(s, sql, params);
     if (st == NULL)
