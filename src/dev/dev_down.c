@@ -314,8 +314,9 @@ static bool network_left(const char *name)
     int *idx;
     int count = dev_net_list(name, &idx);
     free(idx);
-    char path[64], lan[32];
-    snprintf(path, sizeof(path), "/sys/class/net/shoal-%s", name);
+    char bridge[32], path[64], lan[32];
+    dev_bridge_name(name, bridge, sizeof(bridge));
+    snprintf(path, sizeof(path), "/sys/class/net/%s", bridge);
     dev_lan_netns(name, lan, sizeof(lan));
     return count > 0 || access(path, F_OK) == 0 || dev_netns_inode(lan) != 0;
 }
@@ -377,7 +378,7 @@ int dev_down(const char *dir, const char *name, struct serr *err)
     ino_t *inodes = xcalloc((size_t)count + 1, sizeof(ino_t));
     for (int k = 0; k < count; k++) {
         char netns[40];
-        snprintf(netns, sizeof(netns), "shoal-%s-%d", name, idx[k]);
+        dev_node_netns(name, idx[k], netns, sizeof(netns));
         inodes[k] = dev_netns_inode(netns);
     }
     struct pid_list killed = {0};

@@ -102,6 +102,10 @@ int dev_net_create(const struct dev_cluster *c, struct serr *err);
 int dev_net_configure_inside(const char *addr, int prefix, struct serr *err);
 /* "shoal-NAME-lan": the namespace of cluster NAME's bridge. */
 void dev_lan_netns(const char *name, char *out, size_t outlen);
+/* "shoal-NAME": cluster NAME's bridge (in the LAN) and this machine's veth end. */
+void dev_bridge_name(const char *name, char *out, size_t outlen);
+/* "shoal-NAME-i": the network namespace of cluster NAME's node i. */
+void dev_node_netns(const char *name, int i, char *out, size_t outlen);
 /* Deletes the namespaces shoal-NAME-* that exist and the bridge; missing is fine. */
 int dev_net_destroy(const char *name, struct serr *err);
 /* Indices i of the namespaces shoal-NAME-i that exist now, ascending; returns

@@ -186,6 +186,16 @@ void dev_lan_netns(const char *name, char *out, size_t outlen)
     snprintf(out, outlen, "shoal-%s-lan", name);
 }
 
+void dev_bridge_name(const char *name, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "shoal-%s", name);
+}
+
+void dev_node_netns(const char *name, int i, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "shoal-%s-%d", name, i);
+}
+
 /* This namespace's side: the namespaces, this machine's veth end with its
  * address, and every veth pair made straight between the LAN and a node. */
 static char *host_side_script(const struct dev_cluster *c)
@@ -388,7 +398,7 @@ static size_t script_del_links(const char *name, char **script, size_t *len)
         script_add(script, len, "link del %s\n", veth, NULL);
     }
     free(idx);
-    snprintf(bridge, sizeof(bridge), "shoal-%s", name);
+    dev_bridge_name(name, bridge, sizeof(bridge));
     if (link_here(bridge, "")) {
         script_add(script, len, "link del %s\n", bridge, NULL);
         count++;
@@ -410,14 +420,14 @@ int dev_net_destroy(const char *name, struct serr *err)
     int count = dev_net_list(name, &idx);
     for (int k = 0; k < count; k++) {
         char netns[40];
-        snprintf(netns, sizeof(netns), "shoal-%s-%d", name, idx[k]);
+        dev_node_netns(name, idx[k], netns, sizeof(netns));
         script_add(&script, &len, "netns del %s\n", netns, NULL);
     }
     free(idx);
     dev_lan_netns(name, lan, sizeof(lan));
     if (dev_netns_inode(lan) != 0)
         script_add(&script, &len, "netns del %s\n", lan, NULL);
-    snprintf(bridge, sizeof(bridge), "shoal-%s", name);
+    dev_bridge_name(name, bridge, sizeof(bridge));
     if (link_here(bridge, "/bridge"))
         script_add(&script, &len, "link del %s\n", bridge, NULL);
     int rc = len > 0 ? ip_batch(script, true, err) : 0;

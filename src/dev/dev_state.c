@@ -40,7 +40,7 @@ static void node_init(struct dev_node *node, const struct dev_cluster *c, int i)
 {
     node->index = i;
     snprintf(node->name, sizeof(node->name), "node-%d", i);
-    snprintf(node->netns, sizeof(node->netns), "shoal-%s-%d", c->name, i);
+    dev_node_netns(c->name, i, node->netns, sizeof(node->netns));
     snprintf(node->veth, sizeof(node->veth), "sh-%s-%d", c->name, i);
     struct in_addr a = {.s_addr = htonl(c->net + (uint32_t)i)};
     inet_ntop(AF_INET, &a, node->addr, sizeof(node->addr));
@@ -72,7 +72,7 @@ int dev_cluster_init(struct dev_cluster *c, const char *dir, const char *name, i
     inet_ntop(AF_INET, &a, base, sizeof(base));
     snprintf(c->subnet, sizeof(c->subnet), "%s/%d", base, c->prefix);
     snprintf(c->name, sizeof(c->name), "%s", name);
-    snprintf(c->bridge, sizeof(c->bridge), "shoal-%s", name);
+    dev_bridge_name(name, c->bridge, sizeof(c->bridge));
     dev_lan_netns(name, c->lan, sizeof(c->lan));
     c->dir = xasprintf("%s/%s", dir, name);
     c->n = n;
