@@ -1,6 +1,8 @@
 /* A shared library loaded when one of its functions is first called, for
  * forwarders that stand in for a library the binary does not link
- * (base/curl_lazy.c, base/archive_lazy.c). */
+ * (base/curl_lazy.c, base/archive_lazy.c, base/yaml_lazy.c: a missing
+ * library fails each call as the library would) and for the stubs of
+ * base/lazy_stubs.S (lazy_stubs.c: a missing library ends the process). */
 #ifndef SHOAL_BASE_LAZY_LIB_H
 #define SHOAL_BASE_LAZY_LIB_H
 
