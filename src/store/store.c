@@ -710,12 +710,14 @@ static bool param_list(char *sql, size_t size, int first, const char *const *val
     return values[0] != NULL;
 }
 
-/* "col IN (?1, ?2, ...)" for n values into sql (false when a value is
- * missing or too many). */
-static bool in_clause(char *sql, size_t size, const char *column, const char *const *values)
+/* "COLUMN IN (?1, ?2, ...)" for `values` into sql: false when `table` has no
+ * key `column`, or there are no values or too many. */
+static bool in_clause(char *sql, size_t size, const char *table, const char *column,
+                      const char *const *values)
 {
+    const struct table_def *t = table_lookup(table);
     char list[200];
-    if (!param_list(list, sizeof(list), 1, values))
+    if (t == NULL || !table_has_key(t, column) || !param_list(list, sizeof(list), 1, values))
         return false;
     int n = snprintf(sql, size, "%s IN (%s)", column, list);
     return n > 0 && (size_t)n < size;
@@ -724,9 +726,8 @@ static bool in_clause(char *sql, size_t size, const char *column, const char *co
 json_t *store_list_in(struct store *s, const char *table, const char *column,
                       const char *const *values, const char *order_by)
 {
-    const struct table_def *t = table_lookup(table);
     char in[200];
-    if (t == NULL || !table_has_key(t, column) || !in_clause(in, sizeof(in), column, values))
+    if (!in_clause(in, sizeof(in), table, column, values))
         return json_array();
     char *sql = xasprintf("SELECT data FROM %s WHERE %s ORDER BY %s", table, in,
                           order_by ? order_by : "id");
@@ -738,9 +739,8 @@ json_t *store_list_in(struct store *s, const char *table, const char *column,
 long long store_count_in(struct store *s, const char *table, const char *column,
                          const char *const *values)
 {
-    const struct table_def *t = table_lookup(table);
     char in[200], sql[300];
-    if (t == NULL || !table_has_key(t, column) || !in_clause(in, sizeof(in), column, values))
+    if (!in_clause(in, sizeof(in), table, column, values))
         return 0;
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE %s", table, in);
     sqlite3_stmt *st = prepared(s, sql, values);
