@@ -43,7 +43,7 @@ int image_store_open(const char *dir, struct image_store **out, struct serr *err
 void image_store_close(struct image_store *s);
 
 /* From now on, each layer of `s` is unpacked by a short-lived process of
- * binary `exe` (shoal: `exe IMAGE_UNPACK_COMMAND FILE DIR`, image_unpack_main):
+ * binary `exe` (copied; shoal: `exe IMAGE_UNPACK_COMMAND FILE DIR`, image_unpack_main):
  * libarchive and the libraries it loads (libxml2, ICU and libstdc++, which
  * stays once loaded) are then never mapped in the daemon. */
 void image_store_unpack_apart(struct image_store *s, const char *exe);
