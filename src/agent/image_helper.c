@@ -88,8 +88,8 @@ static int parse_report(const char *report, int status, char hex[HEX_LEN + 1], u
     if (WIFSIGNALED(status))
         return serr_set(err, SERR_INTERNAL, "layer unpacking process killed by signal %d",
                         WTERMSIG(status));
-    return serr_set(err, SERR_INTERNAL, "layer unpacking process failed (status %d): %s",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1, report);
+    return serr_set(err, SERR_INTERNAL, "layer unpacking process failed (status %d)%s%s",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : -1, report[0] ? ": " : "", report);
 }
 
 int image_layer_unpack_apart(const char *exe, const char *path, const char *dest,
