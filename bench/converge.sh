@@ -69,6 +69,9 @@ remove() { cli "$1" service rm "$2" >/dev/null; wait_no_tasks "$1" 120; }
 floor_setup() {
     local mode=$1 src
     mkdir -p "$FL/$mode" "$FL/lower" "$FL/crun"
+    # the placement shoal asks for its bundles and crun's state (dir_spread_subdirs: ext4's
+    # top-directory flag), so that both sides allocate their inodes alike
+    chattr +T "$FL" "$FL/crun" 2>/dev/null || true
     [ -n "$(ls -A "$FL/lower")" ] || tar -C "$FL/lower" -xf "$WORK/rootfs.tar"
     converge shoal "convref$mode" 1 "$mode" >/dev/null
     src=$(grep -l '"sleep"' $(find "$SH/state" -path "*containers/*/config.json") | head -1)
