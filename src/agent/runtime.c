@@ -86,6 +86,8 @@ int runtime_init(struct runtime *rt, const char *runtime_path, const char *runti
     if (mkdir_p(runtime_root, 0700, err) < 0 || mkdir_p(containers_dir, 0711, err) < 0)
         goto fail;
     remove_stale_bundle_tmp(containers_dir);
+    dir_spread_subdirs(containers_dir); /* a bundle per subdirectory */
+    dir_spread_subdirs(runtime_root);   /* crun's state, a directory per container */
     if (runtime_cgroup_detect(&rt->cgroup_mode, err) < 0)
         goto fail;
     rt->recursive_ro = kernel_has_mount_setattr();

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -267,6 +269,19 @@ int mkdir_p(const char *path, unsigned mode, struct serr *err)
         rc = serr_errno(err, "mkdir %s", p);
     free(p);
     return rc;
+}
+
+void dir_spread_subdirs(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    int flags = 0; /* the kernel reads and writes an int, whatever the header says */
+    if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_TOPDIR_FL)) {
+        flags |= FS_TOPDIR_FL;
+        ioctl(fd, FS_IOC_SETFLAGS, &flags);
+    }
+    close(fd);
 }
 
 static int rm_tree(int parent, const char *name, dev_t dev, struct serr *err)

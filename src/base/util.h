@@ -56,6 +56,12 @@ void line_split_feed(struct line_split *s, const char *data, size_t len);
  * stream ended well), then buf is freed. */
 void line_split_end(struct line_split *s, bool feed);
 int mkdir_p(const char *path, unsigned mode, struct serr *err);
+/* Asks the filesystem to place each new subdirectory of `path` (one
+ * container's tree) in a group of its own, away from its siblings (ext4's
+ * top-directory flag, `chattr +T`): there a new inode need not skip every
+ * inode freed in the last minutes near `path`, which ext4 without a journal
+ * does for each one. Best effort: filesystems without the flag are left. */
+void dir_spread_subdirs(const char *path);
 /* Removes a tree; does not cross mount points (skips them). Missing is ok. */
 int rm_rf(const char *path, struct serr *err);
 

@@ -11,10 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -426,6 +430,31 @@ TEST(runtime_missing_executable)
     CHECK(err.kind == SERR_INVALID);
     check_nothing_left(&fx, id);
     json_decref(spec);
+    teardown(&fx);
+}
+
+/* FS_TOPDIR_FL is set on fx->tmp's subdirectory `name`. */
+static bool spreads_subdirs(struct fixture *fx, const char *name)
+{
+    char *path = xasprintf("%s/%s", fx->tmp, name);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), flags = 0;
+    bool set = fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_TOPDIR_FL);
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return set;
+}
+
+TEST(runtime_init_spreads_bundles_and_crun_state_over_ext4s_groups)
+{
+    if (!can_run_containers())
+        return;
+    struct fixture fx;
+    setup(&fx);
+    struct statfs fs;
+    CHECK(statfs(fx.tmp, &fs) == 0);
+    if (fs.f_type == EXT4_SUPER_MAGIC) /* elsewhere the flag does not exist */
+        CHECK(spreads_subdirs(&fx, "containers") && spreads_subdirs(&fx, "crun"));
     teardown(&fx);
 }
 

@@ -1,10 +1,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -159,4 +163,29 @@ TEST(remove_stale_tmp_files_takes_only_old_leftovers)
     free(made);
     free(sub);
     free(subdir_lookalike);
+}
+
+/* The directory's flags, or -1 when its filesystem keeps none. */
+static int dir_flags(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), flags = 0;
+    int rc = fd >= 0 ? ioctl(fd, FS_IOC_GETFLAGS, &flags) : -1;
+    if (fd >= 0)
+        close(fd);
+    return rc == 0 ? flags : -1;
+}
+
+TEST(dir_spread_subdirs_sets_ext4s_top_directory_flag)
+{
+    char dir[] = "/tmp/shoal-unit-spread.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    struct statfs fs;
+    CHECK(statfs(dir, &fs) == 0);
+    dir_spread_subdirs(dir);
+    if (fs.f_type == EXT4_SUPER_MAGIC) /* elsewhere: left as it was, without an error */
+        CHECK(dir_flags(dir) >= 0 && (dir_flags(dir) & FS_TOPDIR_FL));
+    dir_spread_subdirs(dir); /* again: no change */
+    CHECK(fs.f_type != EXT4_SUPER_MAGIC || (dir_flags(dir) & FS_TOPDIR_FL));
+    dir_spread_subdirs("/nonexistent/shoal");
+    CHECK(rm_rf(dir, NULL) == 0);
 }
