@@ -1,7 +1,7 @@
 /* Task networking: the kernel side (see agent/net.h). Every change is a
  * short script given to `ip -batch -` or `nft -f -` on stdin, so user data
  * never meets a shell and one process makes many changes; but a task's
- * namespace is configured from inside by rtnetlink (net_inside.c). */
+ * namespace and veth are made by rtnetlink (net_task.c), on the path to crun. */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -344,23 +344,8 @@ void net_teardown(const char *bridge)
 
 int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err)
 {
-    char veth[IFNAMSIZ], netns[64], mtu[16] = "";
-    net_veth_name(id, veth, sizeof(veth));
-    int bridge_mtu = net_link_mtu(bridge);
-    if (bridge_mtu > 0)
-        snprintf(mtu, sizeof(mtu), " mtu %d", bridge_mtu);
-    snprintf(netns, sizeof(netns), "shoal-%s", id);
     net_task_delete(id); /* leftovers of a try cut short (daemon killed) */
-    struct script outside = {0};
-    script_add(&outside, "netns add %s\n", netns);
-    script_add(&outside, "link add %s%s type veth peer name eth0%s netns %s\n", veth, mtu, mtu,
-               netns);
-    script_add(&outside, "link set %s master %s up\n", veth, bridge);
-    int rc = ip_batch(outside.text, false, err);
-    if (rc == 0)
-        rc = net_task_inside(id, host, err);
-    free(outside.text);
-    if (rc < 0) {
+    if (net_task_make(id, bridge, net_link_mtu(bridge), host, err) < 0) {
         net_task_delete(id);
         return serr_wrap(err, "task network");
     }

@@ -24,8 +24,10 @@ __attribute__((format(printf, 2, 3))) void script_add(struct script *s, const ch
 int run_script(char *const argv[], const char *script, struct serr *err);
 /* `ip -batch -`, with -force (go on after a failed line) when `force`. */
 int ip_batch(const char *script, bool force, struct serr *err);
-/* Inside the task's namespace shoal-<id> (made, eth0 in it): lo and eth0 up,
- * eth0 = `host`/24, default route via .1, by rtnetlink (net_inside.c). */
-int net_task_inside(const char *id, uint32_t host, struct serr *err);
+/* Network namespace shoal-<id> bound in /run/netns, the veth pair (eth0 in
+ * it, the other end on `bridge`, both of MTU `mtu` when > 0), lo and eth0 up,
+ * eth0 = `host`/24, default route via .1: by rtnetlink, no ip (net_task.c).
+ * On failure the caller removes what was made (net_task_delete). */
+int net_task_make(const char *id, const char *bridge, int mtu, uint32_t host, struct serr *err);
 
 #endif
