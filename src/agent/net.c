@@ -352,15 +352,3 @@ int net_task_create(const char *id, const char *bridge, uint32_t host, struct se
     return 0;
 }
 
-void net_task_delete(const char *id)
-{
-    char veth[IFNAMSIZ], path[128];
-    net_veth_name(id, veth, sizeof(veth));
-    net_netns_path(id, path, sizeof(path));
-    if (if_nametoindex(veth) == 0 && access(path, F_OK) != 0)
-        return; /* nothing to do: no need to run ip */
-    char *script = xasprintf("link del %s\nnetns del shoal-%s\n", veth, id);
-    struct serr err;
-    ip_batch(script, true, &err); /* -force: whichever part is left goes */
-    free(script);
-}

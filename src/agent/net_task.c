@@ -5,7 +5,8 @@
  * rtnetlink requests the two `ip -batch` runs sent, made by the daemon
  * itself: two execs of ip less on the path to crun (~1 ms each here). The
  * calling thread enters a namespace only to make it or to open an rtnetlink
- * socket in it (the socket stays bound to that namespace), and comes back. */
+ * socket in it (the socket stays bound to that namespace), and comes back.
+ * Removed the same way (no exec of ip in the removal either). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -301,4 +302,26 @@ int net_task_make(const char *id, const char *bridge, int mtu, uint32_t host, st
     if (make_outside(path, veth, bridge, mtu > 0 ? (uint32_t)mtu : 0, err) < 0)
         return -1;
     return make_inside(path, host, err);
+}
+
+/* `link del VETH` (its peer goes with it), then `netns del`: the binding
+ * unmounted and its file removed; the namespace goes with its last user. */
+void net_task_delete(const char *id)
+{
+    char path[128], veth[IFNAMSIZ];
+    net_netns_path(id, path, sizeof(path));
+    net_veth_name(id, veth, sizeof(veth));
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = (int)if_nametoindex(veth)};
+    int fd = ifi.ifi_index != 0 ? socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) : -1;
+    struct serr err;
+    if (fd >= 0) {
+        struct nl_req r;
+        nl_start(&r, RTM_DELLINK, 0, &ifi, sizeof(ifi));
+        if (nl_call(fd, &r, "link del", &err) < 0)
+            log_warn("%s: %s", veth, err.msg);
+        close(fd);
+    }
+    umount2(path, MNT_DETACH);
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("remove %s: %s", path, strerror(errno));
 }
