@@ -35,6 +35,14 @@ struct nl_req {
     char body[256];
 };
 
+/* The requests here are fixed and small (< 200 bytes): more is a bug. */
+static void *nl_room(struct nl_req *r, size_t len)
+{
+    if (NLMSG_ALIGN(r->h.nlmsg_len) + len > sizeof(*r))
+        abort();
+    return (char *)r + NLMSG_ALIGN(r->h.nlmsg_len);
+}
+
 static void nl_start(struct nl_req *r, uint16_t type, uint16_t flags, const void *fixed,
                      size_t fixed_len)
 {
@@ -47,7 +55,7 @@ static void nl_start(struct nl_req *r, uint16_t type, uint16_t flags, const void
 
 static void nl_attr(struct nl_req *r, uint16_t type, const void *data, size_t len)
 {
-    struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->h.nlmsg_len));
+    struct rtattr *a = nl_room(r, RTA_SPACE(len));
     a->rta_type = type;
     a->rta_len = (uint16_t)RTA_LENGTH(len);
     if (len > 0)
@@ -58,14 +66,14 @@ static void nl_attr(struct nl_req *r, uint16_t type, const void *data, size_t le
 /* Raw bytes at the end of the request (a nested header, e.g. the veth peer's ifinfomsg). */
 static void nl_put(struct nl_req *r, const void *data, size_t len)
 {
-    memcpy((char *)r + NLMSG_ALIGN(r->h.nlmsg_len), data, len);
+    memcpy(nl_room(r, NLMSG_ALIGN(len)), data, len);
     r->h.nlmsg_len = (uint32_t)(NLMSG_ALIGN(r->h.nlmsg_len) + NLMSG_ALIGN(len));
 }
 
 /* A nested attribute: opened, attributes added, closed with its length. */
 static struct rtattr *nl_nest(struct nl_req *r, uint16_t type)
 {
-    struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->h.nlmsg_len));
+    struct rtattr *a = nl_room(r, RTA_SPACE(0));
     nl_attr(r, type, NULL, 0);
     return a;
 }
