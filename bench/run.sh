@@ -2,13 +2,15 @@
 # Mean wall time of `run --rm busybox echo hi`, RUNS times in sequence (after one warm-up run):
 # the floor (`crun run` alone of the same config.json and rootfs), `shoal run --rm` and
 # `docker run --rm`, in one run. Each run's output is checked.
-# Usage: bench/run.sh   (env: RUNS=100, SIDES="shoal docker", NET=host|bridge (shoal's --network,
-# default host: what `docker run` without a bridge does here))
+# Usage: bench/run.sh   (env: RUNS=100, SIDES="shoal docker", NET=host|bridge|default (shoal's
+# --network; default: none given, i.e. the bridge; host is the default here: what `docker run`
+# without a bridge does here))
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-100}
 NET=${NET:-host}
 
 RUN_ARGS_shoal="--network $NET"
+[ "$NET" = default ] && RUN_ARGS_shoal=""
 RUN_ARGS_docker=""
 
 # One timed `run --rm` of the side; its output is checked. The side's options come from
@@ -32,6 +34,7 @@ floor_once() {
 # (the machine may be shared); Docker's side runs alone.
 measure() {
     local side=$1 i t0 t1 t2 tf=0 ts=0
+    [ "$side" = shoal ] && [ "$NET" != host ] && wait_bridge
     run_once "$side" 0
     [ "$side" = shoal ] && floor_bundle
     for i in $(seq "$RUNS"); do
@@ -46,6 +49,20 @@ measure() {
     echo "run_ms $(calc "$ts * 1000 / $RUNS")"
     [ "$side" = shoal ] && echo "floor_ms $(calc "$tf * 1000 / $RUNS")"
     log "$side: $RUNS runs in $ts s"
+}
+
+# Until the node's network is up (~1 s after `swarm init`), a local container asking for the
+# bridge gets the host's network instead: wait until one has its eth0, or the bridge side would
+# measure the host network.
+wait_bridge() {
+    local i
+    for i in $(seq 100); do
+        # shellcheck disable=SC2086 # the options are words
+        cli shoal run --rm $RUN_ARGS_shoal "$IMAGE" ls /sys/class/net | grep -qx eth0 && return 0
+        sleep 0.1
+    done
+    echo "shoal: no eth0 in a container of the bridge network after 10 s" >&2
+    return 1
 }
 
 # The floor's bundle in $WORK/floor: shoal's own config.json (taken from a running container,

@@ -1,6 +1,7 @@
 /* Task networking: the kernel side (see agent/net.h). Every change is a
  * short script given to `ip -batch -` or `nft -f -` on stdin, so user data
- * never meets a shell and one process makes many changes. */
+ * never meets a shell and one process makes many changes; but a task's
+ * namespace and veth are made by rtnetlink (net_task.c), on the path to crun. */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -341,52 +342,13 @@ void net_teardown(const char *bridge)
 
 /* ---- tasks ---- */
 
-/* `ip -n NETNS -batch -`: batch lines cannot name a namespace themselves. */
-static int ip_batch_in(const char *netns, const char *script, struct serr *err)
-{
-    char *argv[] = {"ip", "-n", (char *)netns, "-batch", "-", NULL};
-    return run_script(argv, script, err);
-}
-
 int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err)
 {
-    char veth[IFNAMSIZ], addr[16], gw[16], netns[64], mtu[16] = "";
-    net_veth_name(id, veth, sizeof(veth));
-    int bridge_mtu = net_link_mtu(bridge);
-    if (bridge_mtu > 0)
-        snprintf(mtu, sizeof(mtu), " mtu %d", bridge_mtu);
-    net_format_ip(host, addr);
-    net_format_ip((host & 0xffffff00u) + 1, gw);
-    snprintf(netns, sizeof(netns), "shoal-%s", id);
     net_task_delete(id); /* leftovers of a try cut short (daemon killed) */
-    struct script outside = {0}, inside = {0};
-    script_add(&outside, "netns add %s\n", netns);
-    script_add(&outside, "link add %s%s type veth peer name eth0%s netns %s\n", veth, mtu, mtu,
-               netns);
-    script_add(&outside, "link set %s master %s up\n", veth, bridge);
-    script_add(&inside, "link set lo up\naddr add %s/24 dev eth0\nlink set eth0 up\n", addr);
-    script_add(&inside, "route add default via %s\n", gw);
-    int rc = ip_batch(outside.text, false, err);
-    if (rc == 0)
-        rc = ip_batch_in(netns, inside.text, err);
-    free(outside.text);
-    free(inside.text);
-    if (rc < 0) {
+    if (net_task_make(id, bridge, net_link_mtu(bridge), host, err) < 0) {
         net_task_delete(id);
         return serr_wrap(err, "task network");
     }
     return 0;
 }
 
-void net_task_delete(const char *id)
-{
-    char veth[IFNAMSIZ], path[128];
-    net_veth_name(id, veth, sizeof(veth));
-    net_netns_path(id, path, sizeof(path));
-    if (if_nametoindex(veth) == 0 && access(path, F_OK) != 0)
-        return; /* nothing to do: no need to run ip */
-    char *script = xasprintf("link del %s\nnetns del shoal-%s\n", veth, id);
-    struct serr err;
-    ip_batch(script, true, &err); /* -force: whichever part is left goes */
-    free(script);
-}

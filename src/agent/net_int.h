@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 
@@ -23,5 +24,10 @@ __attribute__((format(printf, 2, 3))) void script_add(struct script *s, const ch
 int run_script(char *const argv[], const char *script, struct serr *err);
 /* `ip -batch -`, with -force (go on after a failed line) when `force`. */
 int ip_batch(const char *script, bool force, struct serr *err);
+/* Network namespace shoal-<id> bound in /run/netns, the veth pair (eth0 in
+ * it, the other end on `bridge`, both of MTU `mtu` when > 0), lo and eth0 up,
+ * eth0 = `host`/24, default route via .1: by rtnetlink, no ip (net_task.c).
+ * On failure the caller removes what was made (net_task_delete). */
+int net_task_make(const char *id, const char *bridge, int mtu, uint32_t host, struct serr *err);
 
 #endif
