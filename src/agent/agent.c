@@ -1303,6 +1303,7 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
     a->close_done = done;
     a->close_arg = arg;
     followers_close_all(a);
+    runs_waiting_close_all(a);
     while (a->ctrs)
         ctr_release(a->ctrs);
     agent_net_close(a->net); /* the bridge, routes and namespaces stay: live restore */

@@ -98,6 +98,7 @@ struct agent {
     const struct agent_upstream *up;
     struct ctr *ctrs;
     struct follower *followers;
+    struct run_waiting *runs_waiting; /* `shoal run`s waiting for the bridge (agent_stream.c) */
     struct exec_cmd *execs; /* interactive `shoal exec` sessions (agent_exec.c) */
     /* The exit codes of the last sessions that ended (exec's and run -i/-t's),
      * for agent_exec_inspect; oldest overwritten first. */
@@ -259,6 +260,8 @@ int run_session_input(struct agent *a, const char *id, const char *data, size_t 
 int run_session_resize(struct agent *a, const char *id, int rows, int cols, struct serr *err);
 void followers_detach_ctr(struct agent *a, struct ctr *c);
 void followers_close_all(struct agent *a);
+/* Answers the `shoal run`s still waiting for the node's bridge: the daemon stops. */
+void runs_waiting_close_all(struct agent *a);
 void ctr_answer_remover(struct ctr *c);
 void ctr_answer_starter(struct ctr *c);
 /* A reply kept for later in *slot (rm_reply, start_reply, stop_reply of a

@@ -445,11 +445,126 @@ static void run_session_setup(struct agent *a, struct ctr *c, json_t *body)
         agent_session_id(a, c->session, sizeof(c->session));
 }
 
+/* A `shoal run` on the bridge while the node's network is being set up (in
+ * the second after `swarm init` or `join`) waits for it, as a service's
+ * task does, instead of running on the host's network: a poll every
+ * RUN_WAIT_POLL_MS, for RUN_WAIT_MAX_MS at most. */
+#define RUN_WAIT_POLL_MS 20
+#define RUN_WAIT_MAX_MS 15000
+
+struct run_waiting {
+    struct agent *a;
+    struct agent_reply *r; /* NULL once its client left */
+    json_t *body;          /* the request, owned */
+    int64_t give_up_at;    /* mono_ms */
+    uv_timer_t timer;
+    struct run_waiting *next;
+};
+
+static bool run_waits_for_bridge(struct agent *a, json_t *body)
+{
+    const char *network = jstr_or(body, "network", "bridge");
+    if (strcmp(network, "bridge") != 0 || agent_net_ready(a, network) || agent_net_error(a))
+        return false;
+    json_t *nodes = a->up->nodes(a->up->data); /* NULL outside a swarm: the host's network */
+    json_decref(nodes);
+    return nodes != NULL;
+}
+
+static void run_wait_closed(uv_handle_t *h)
+{
+    struct run_waiting *w = h->data;
+    json_decref(w->body);
+    free(w);
+}
+
+/* Unlinks w and closes its timer; w is freed once closed. */
+static void run_wait_end(struct run_waiting *w)
+{
+    for (struct run_waiting **p = &w->a->runs_waiting; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    uv_close((uv_handle_t *)&w->timer, run_wait_closed);
+}
+
+static void run_wait_gone(struct agent_reply *r)
+{
+    struct run_waiting *w = r->agent_data;
+    w->r = NULL;
+}
+
+static struct agent_reply *run_wait_take_reply(struct run_waiting *w)
+{
+    struct agent_reply *r = w->r;
+    if (r) {
+        r->gone = NULL;
+        r->agent_data = NULL;
+    }
+    w->r = NULL;
+    return r;
+}
+
+static void run_wait_tick(uv_timer_t *t)
+{
+    struct run_waiting *w = t->data;
+    struct agent *a = w->a;
+    bool waits = w->r && run_waits_for_bridge(a, w->body);
+    if (waits && mono_ms() < w->give_up_at)
+        return;
+    struct agent_reply *r = run_wait_take_reply(w);
+    json_t *body = json_incref(w->body);
+    run_wait_end(w);
+    if (r && waits) {
+        struct serr err = {0};
+        serr_set(&err, SERR_UNAVAILABLE, "network bridge is not ready on this node yet");
+        r->fail(r, &err);
+    } else if (r) {
+        agent_run(a, r, body);
+    }
+    json_decref(body);
+}
+
+static void run_wait(struct agent *a, struct agent_reply *r, json_t *body)
+{
+    struct run_waiting *w = xcalloc(1, sizeof(*w));
+    w->a = a;
+    w->r = r;
+    w->body = json_incref(body);
+    w->give_up_at = mono_ms() + RUN_WAIT_MAX_MS;
+    uv_timer_init(a->env->loop, &w->timer);
+    w->timer.data = w;
+    uv_timer_start(&w->timer, run_wait_tick, RUN_WAIT_POLL_MS, RUN_WAIT_POLL_MS);
+    w->next = a->runs_waiting;
+    a->runs_waiting = w;
+    r->agent_data = w;
+    r->gone = run_wait_gone;
+}
+
+void runs_waiting_close_all(struct agent *a)
+{
+    while (a->runs_waiting) {
+        struct run_waiting *w = a->runs_waiting;
+        struct agent_reply *r = run_wait_take_reply(w);
+        run_wait_end(w);
+        if (r) {
+            struct serr err = {0};
+            serr_set(&err, SERR_UNAVAILABLE, "the daemon is stopping");
+            r->fail(r, &err);
+        }
+    }
+}
+
 void agent_run(struct agent *a, struct agent_reply *r, json_t *body)
 {
     struct serr err = {0};
     if (run_validate(body, &err) < 0) {
         r->fail(r, &err);
+        return;
+    }
+    if (run_waits_for_bridge(a, body)) {
+        run_wait(a, r, body);
         return;
     }
     const char *name = jstr(body, "name");

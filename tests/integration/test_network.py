@@ -14,7 +14,7 @@ import time
 import pytest
 
 from cluster import Cluster
-from conftest import wait_until
+from conftest import SHOAL_BIN, wait_until
 
 ROUTE_PROTO = "213"
 
@@ -162,6 +162,22 @@ def test_default_addr_pool_and_bridged_run(fresh_daemon):
     assert pool.rsplit(".", 1)[0] + "." in out, out
     out = d.cli("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link").stdout
     assert d.bridge in out, out
+
+
+def test_run_right_after_swarm_init_waits_for_the_bridge(bare_daemon, rootfs_tar):
+    """The node's network is set up in the second after `swarm init`: a `shoal run` in that
+    second waits for its bridge instead of running on the host's network."""
+    d = bare_daemon
+    d.init_swarm()
+    d.import_image(rootfs_tar)
+    # a client that leaves while its run waits harms nothing
+    gone = subprocess.Popen([SHOAL_BIN, "-H", "unix://" + d.sock, "run", "--rm", "busybox",
+                             "true"])
+    time.sleep(0.05)
+    gone.kill()
+    gone.wait()
+    out = d.cli("run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+    assert d.subnet.rsplit(".", 1)[0] + "." in out, out
 
 
 def test_network_create_takes_dockers_overlay_driver(fresh_daemon):
