@@ -30,10 +30,11 @@ TEST(net_rules_script_balances_ports_and_virtual_ips)
     json_t *p = plan();
     char *s = net_rules_script("shoal0", p);
     CHECK(strstr(s, "table ip shoal0\ndelete table ip shoal0\n") == s);
-    CHECK(strstr(s, "fib daddr type local tcp dport 8080 ct mark set 0x5ea1 dnat to numgen inc "
+    CHECK(strstr(s, "tcp dport 8080 fib daddr type local ct mark set 0x5ea1 dnat to numgen inc "
                     "mod 2 map { 0 : 10.42.0.2, 1 : 10.42.1.2 } : 80") != NULL);
     /* host mode: this node's endpoint only */
-    CHECK(strstr(s, "udp dport 53 ct mark set 0x5ea3 dnat to 10.42.0.2 : 5353") != NULL);
+    CHECK(strstr(s, "udp dport 53 fib daddr type local ct mark set 0x5ea3 dnat to 10.42.0.2 : "
+                    "5353") != NULL);
     CHECK(strstr(s, "ip daddr 10.42.255.2 ct mark set 0x5ea2 dnat to numgen inc mod 2") != NULL);
     /* no endpoint: no translation (the VIP is rejected by the filter) */
     CHECK(strstr(s, "dport 9000") == NULL && strstr(s, "10.42.255.3") == NULL);
@@ -55,13 +56,13 @@ TEST(net_rules_script_guards_127_8_and_says_who_needs_route_localnet)
     char *s = net_rules_script("shoal0", p);
     /* before any translation (raw, ahead of dstnat): 127/8 only from lo */
     CHECK(strstr(s, "chain localnet {\n  type filter hook prerouting priority raw; policy "
-                    "accept;\n  iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n }") != NULL);
+                    "accept;\n  ip daddr 127.0.0.0/8 iifname != \"lo\" drop\n }") != NULL);
     CHECK(strstr(s, "chain " NET_LOCALNET_USER " {") != NULL);
     free(s);
     /* no published port: the guard stays, route_localnet is not needed */
     json_object_set_new(p, "services", json_array());
     s = net_rules_script("shoal0", p);
-    CHECK(strstr(s, "ip daddr 127.0.0.0/8 drop") != NULL);
+    CHECK(strstr(s, "ip daddr 127.0.0.0/8 iifname != \"lo\" drop") != NULL);
     CHECK(strstr(s, NET_LOCALNET_USER) == NULL);
     free(s);
     json_decref(p);
