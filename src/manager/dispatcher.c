@@ -259,7 +259,7 @@ struct dispatcher *dispatcher_start(const struct dispatcher_host *host)
     random_hex(d->tag_prefix, 8);
     uv_timer_init(host->loop, &d->timer);
     d->timer.data = d;
-    uv_timer_start(&d->timer, check_nodes, 1000, 500);
+    uv_timer_start(&d->timer, check_nodes, 100, 500);
     return d;
 }
 
