@@ -27,6 +27,9 @@ struct store {
      * data, dropped as soon as an op touches the row (a pass reads the same
      * head of the queue again and again, and parsing was most of its cost). */
     json_t *parsed_jobs;
+    /* Ops applied that may change the plan of the job queue
+     * (store_op_changes_plan), counted for store_plan_changes. */
+    unsigned long long plan_changes;
     /* The reads' statements, prepared once (prepared, finished): a pass and
      * an agent's sync run the same few queries after every entry, and
      * preparing them was a fifth of the daemon's time. */
@@ -40,6 +43,10 @@ struct store {
 
 /* Past this many parsed rows kept, the cache is emptied. */
 #define PARSED_JOBS_MAX 4096
+
+/* What a rolled-back group or a restored snapshot adds to plan_changes: no
+ * reader's count of the ops it expects can match after it. */
+#define PLAN_CHANGES_UNKNOWN (1ULL << 32)
 
 /* Past this many ids not taken, the list is dropped (not known). */
 #define DELETED_KEEP_MAX 100000
@@ -462,6 +469,7 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     if (strcmp(t->name, "tasks") == 0)
         watch_task_op(s, kind, id, op);
     note_change(s, t, id, op);
+    s->plan_changes += store_op_changes_plan(op);
     if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
         forget_parsed_job(s, id ? id : jstr(json_object_get(op, "obj"), "id"));
     if (strcmp(kind, "put") == 0)
@@ -489,6 +497,7 @@ static int apply_group(struct store *s, json_t *group, struct serr *err)
     {
         if (apply_op(s, op, err) < 0) {
             exec_sql(db, "ROLLBACK TO grp; RELEASE grp", NULL);
+            s->plan_changes += PLAN_CHANGES_UNKNOWN; /* which of its ops stayed: not known */
             /* the group's deletions did not happen */
             while (s->deleted && json_array_size(s->deleted) > kept)
                 json_array_remove(s->deleted, json_array_size(s->deleted) - 1);
@@ -562,6 +571,7 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     json_decref(s->changed_tasks); /* nor its changes */
     s->changed_tasks = NULL;
     json_object_clear(s->parsed_jobs);
+    s->plan_changes += PLAN_CHANGES_UNKNOWN;
     s->version++;
     return 0;
 }
@@ -1124,6 +1134,43 @@ json_t *store_ring_member(struct store *s, const char *table, long long since, c
 unsigned long long store_version(struct store *s)
 {
     return s->version;
+}
+
+/* A job's progress once started (the pass that started it planned for it):
+ * a merge of only these fields, its state (if named) one of these. */
+static bool job_progress_merge(json_t *fields)
+{
+    static const char *const keys[] = {"state", "message", "started_at", "scheduled_at",
+                                       "assigned", "task_id", "kill_reason", NULL};
+    static const char *const states[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
+    const char *key, *state = jstr(fields, "state");
+    json_t *val;
+    json_object_foreach(fields, key, val)
+    {
+        int i = 0;
+        while (keys[i] && strcmp(keys[i], key) != 0)
+            i++;
+        if (keys[i] == NULL)
+            return false;
+    }
+    int i = 0;
+    while (state && states[i] && strcmp(states[i], state) != 0)
+        i++;
+    return state == NULL || states[i] != NULL;
+}
+
+bool store_op_changes_plan(json_t *op)
+{
+    if (jstr_is(op, "table", "nodes"))
+        return true;
+    if (!jstr_is(op, "table", "jobs"))
+        return false;
+    return !jstr_is(op, "op", "merge") || !job_progress_merge(json_object_get(op, "fields"));
+}
+
+unsigned long long store_plan_changes(struct store *s)
+{
+    return s->plan_changes;
 }
 
 json_t *op_put(const char *table, json_t *obj)

@@ -140,6 +140,16 @@ json_t *store_find(struct store *s, const char *table, const char *ref, struct s
 json_t *store_find_name(struct store *s, const char *table, const char *name, struct serr *err);
 /* Index of the last applied entry (meta "applied"), for watchers. */
 unsigned long long store_version(struct store *s);
+/* Whether an op may change what the job queue's plan starts (a job put,
+ * deleted, or merged otherwise than by its progress once started: toLaunch,
+ * Launching, Running, Finishing, their message, times and kill reason; any
+ * op on a node). */
+bool store_op_changes_plan(json_t *op);
+/* A count of the ops applied that change the plan (store_op_changes_plan),
+ * raised by far more by a rolled-back group or a restored snapshot: a pass
+ * that planned, knowing the ops it proposed, reuses its plan while the count
+ * is what those ops make it (jobs_pass). */
+unsigned long long store_plan_changes(struct store *s);
 
 /* A ring row's id: its time (ms) zero-padded to 16 digits, so that ids
  * sort as times. */

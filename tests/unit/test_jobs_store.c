@@ -165,14 +165,58 @@ static const char *job_message(struct store *st, int id, char *buf, size_t size)
     return buf;
 }
 
-static void jobs_pass_on_store(struct store *st, int64_t now)
+/* A pass (with `memo`: as the leader's, which keeps its plan), its ops applied. */
+static void jobs_pass_memo(struct store *st, int64_t now, struct jobs_plan_memo *memo)
 {
     int64_t wake = 0;
     json_t *nodes = store_list(st, "nodes", NULL), *tasks = json_array(), *ops = json_array();
-    jobs_pass(st, nodes, tasks, ops, now, &wake);
+    jobs_pass(st, nodes, tasks, ops, now, &wake, memo);
     unit_apply_ops(st, ops);
     json_decref(tasks);
     json_decref(nodes);
+}
+
+static void jobs_pass_on_store(struct store *st, int64_t now)
+{
+    jobs_pass_memo(st, now, NULL);
+}
+
+/* A leader's pass plans the queue again only when what the last plan
+ * depended on changed: a job put (or ended, held, deleted), a node, the
+ * time (JOB_PLAN_REUSE_MAX_MS); a change of only a job's message (as a
+ * started job's progress) is not one. The node is paused: nothing starts. */
+TEST(jobs_pass_reuses_its_plan_until_the_queue_changes)
+{
+    struct store *st = store_with_node();
+    unit_apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
+                                                 json_pack("{s:s}", "availability", "pause"))));
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", waiting_job(1))));
+    struct jobs_plan_memo memo = {0};
+    char msg[200];
+    const char *none = "not enough nodes available (drained, paused or down)";
+    json_t *mark = json_pack("[o]", op_merge("jobs", "1", json_pack("{s:s}", "message", "mark")));
+    jobs_pass_memo(st, 1000, &memo);
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    unit_apply_ops(st, json_deep_copy(mark));
+    jobs_pass_memo(st, 1100, &memo); /* the plan kept: the message left as it is */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), "mark");
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", waiting_job(2))));
+    jobs_pass_memo(st, 1200, &memo); /* a new job: planned again */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    CHECK_STR(job_message(st, 2, msg, sizeof(msg)), none);
+    unit_apply_ops(st, json_deep_copy(mark));
+    jobs_pass_memo(st, 1300, &memo);
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), "mark");
+    jobs_pass_memo(st, 1200 + JOB_PLAN_REUSE_MAX_MS, &memo); /* planned again in time */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    unit_apply_ops(st, json_deep_copy(mark));
+    unit_apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
+                                                 json_pack("{s:s}", "availability", "pause"))));
+    jobs_pass_memo(st, 1300 + JOB_PLAN_REUSE_MAX_MS, &memo); /* a node's op: planned again */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    json_decref(mark);
+    jobs_plan_memo_clear(&memo);
+    store_close(st);
 }
 
 /* A pass reads the waiting jobs deep in the queue only once they reach its
