@@ -8,7 +8,7 @@
 #include "base/util.h"
 
 /* How many statements are kept prepared. */
-#define STMT_CACHE_SIZE 48
+#define STMT_CACHE_SIZE 64
 
 struct store {
     sqlite3 *db;
@@ -240,22 +240,24 @@ static int exec_sql(sqlite3 *db, const char *sql, struct serr *err)
     return 0;
 }
 
-/* Runs a statement with text parameters (NULL terminated) that returns no rows. */
-static int run_stmt(sqlite3 *db, const char *sql, const char *const *params, struct serr *err)
+static sqlite3_stmt *prepared(struct store *s, const char *sql, const char *const *params);
+static void finished(struct store *s, sqlite3_stmt *st);
+
+/* Runs a statement with text parameters (NULL terminated) that returns no
+ * rows; kept prepared as the reads' are (the same few writes every entry). */
+static int run_stmt(struct store *s, const char *sql, const char *const *params, struct serr *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return serr_set(err, SERR_INTERNAL, "prepare: %s", sqlite3_errmsg(db));
-    for (int i = 0; params[i]; i++)
-        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    sqlite3_stmt *st = prepared(s, sql, params);
+    if (st == NULL)
+        return serr_set(err, SERR_INTERNAL, "prepare: %s", sqlite3_errmsg(s->db));
     int rc = sqlite3_step(st);
-    int changes = sqlite3_changes(db);
-    sqlite3_finalize(st);
+    int changes = sqlite3_changes(s->db);
     if (rc == SQLITE_CONSTRAINT)
-        return serr_set(err, SERR_CONFLICT, "conflict: %s", sqlite3_errmsg(db));
-    if (rc != SQLITE_DONE)
-        return serr_set(err, SERR_INTERNAL, "%s", sqlite3_errmsg(db));
-    return changes;
+        serr_set(err, SERR_CONFLICT, "conflict: %s", sqlite3_errmsg(s->db));
+    else if (rc != SQLITE_DONE)
+        serr_set(err, SERR_INTERNAL, "%s", sqlite3_errmsg(s->db));
+    finished(s, st);
+    return rc == SQLITE_DONE ? changes : -1;
 }
 
 static const char *name_column(const char *table);
@@ -283,25 +285,25 @@ static int check_name_free(sqlite3 *db, const char *table, json_t *obj, struct s
     return rc;
 }
 
-static int apply_put(sqlite3 *db, const char *table, json_t *obj, bool unique_name,
+static int apply_put(struct store *s, const char *table, json_t *obj, bool unique_name,
                      struct serr *err)
 {
     const char *id = json_string_value(json_object_get(obj, "id"));
     if (!json_is_object(obj) || id == NULL)
         return serr_set(err, SERR_INVALID, "put: object without id");
-    if (unique_name && check_name_free(db, table, obj, err) < 0)
+    if (unique_name && check_name_free(s->db, table, obj, err) < 0)
         return -1;
     char *data = json_dumps(obj, JSON_COMPACT);
     char sql[160];
     snprintf(sql, sizeof(sql), "INSERT INTO %s (id, data) VALUES (?, ?) "
              "ON CONFLICT(id) DO UPDATE SET data = excluded.data", table);
     const char *params[] = {id, data, NULL};
-    int rc = run_stmt(db, sql, params, err);
+    int rc = run_stmt(s, sql, params, err);
     free(data);
     return rc < 0 ? -1 : 0;
 }
 
-static int apply_merge(sqlite3 *db, const char *table, const char *id, json_t *fields,
+static int apply_merge(struct store *s, const char *table, const char *id, json_t *fields,
                        struct serr *err)
 {
     if (id == NULL || !json_is_object(fields))
@@ -310,21 +312,21 @@ static int apply_merge(sqlite3 *db, const char *table, const char *id, json_t *f
     char sql[128];
     snprintf(sql, sizeof(sql), "UPDATE %s SET data = json_patch(data, ?) WHERE id = ?", table);
     const char *params[] = {patch, id, NULL};
-    int rc = run_stmt(db, sql, params, err);
+    int rc = run_stmt(s, sql, params, err);
     free(patch);
     if (rc == 0)
         return serr_set(err, SERR_NOT_FOUND, "no such object in %s: %s", table, id);
     return rc < 0 ? -1 : 0;
 }
 
-static int apply_del(sqlite3 *db, const char *table, const char *id, struct serr *err)
+static int apply_del(struct store *s, const char *table, const char *id, struct serr *err)
 {
     if (id == NULL)
         return serr_set(err, SERR_INVALID, "del: missing id");
     char sql[128];
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", table);
     const char *params[] = {id, NULL};
-    return run_stmt(db, sql, params, err) < 0 ? -1 : 0;
+    return run_stmt(s, sql, params, err) < 0 ? -1 : 0;
 }
 
 void store_ring_id(long long at, char out[STORE_RING_ID_LEN])
@@ -334,7 +336,7 @@ void store_ring_id(long long at, char out[STORE_RING_ID_LEN])
 
 /* The ring's rows older than `keep_from` (a time, ms) go, then all but the
  * newest `keep_max`. Both come from the op: the store reads no clock. */
-static int prune_ring(sqlite3 *db, const char *table, json_t *op, struct serr *err)
+static int prune_ring(struct store *s, const char *table, json_t *op, struct serr *err)
 {
     json_t *keep_from = json_object_get(op, "keep_from");
     json_t *keep_max = json_object_get(op, "keep_max");
@@ -347,7 +349,7 @@ static int prune_ring(sqlite3 *db, const char *table, json_t *op, struct serr *e
         store_ring_id(json_integer_value(keep_from), bound);
         snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id < ?", table);
         const char *params[] = {bound, NULL};
-        if (run_stmt(db, sql, params, err) < 0)
+        if (run_stmt(s, sql, params, err) < 0)
             return -1;
     }
     if (keep_max) {
@@ -355,13 +357,13 @@ static int prune_ring(sqlite3 *db, const char *table, json_t *op, struct serr *e
         snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id NOT IN "
                  "(SELECT id FROM %s ORDER BY id DESC LIMIT CAST(? AS INTEGER))", table, table);
         const char *params[] = {count, NULL};
-        if (run_stmt(db, sql, params, err) < 0)
+        if (run_stmt(s, sql, params, err) < 0)
             return -1;
     }
     return 0;
 }
 
-static int apply_append(sqlite3 *db, const struct table_def *t, json_t *op, struct serr *err)
+static int apply_append(struct store *s, const struct table_def *t, json_t *op, struct serr *err)
 {
     json_t *obj = json_object_get(op, "obj");
     json_t *at = json_object_get(obj, "at");
@@ -374,9 +376,9 @@ static int apply_append(sqlite3 *db, const struct table_def *t, json_t *op, stru
     const char *given = json_string_value(json_object_get(obj, "id"));
     if (given == NULL || strcmp(given, id) != 0)
         return serr_set(err, SERR_INVALID, "append: id must be %s (the time, padded)", id);
-    if (apply_put(db, t->name, obj, false, err) < 0)
+    if (apply_put(s, t->name, obj, false, err) < 0)
         return -1;
-    return prune_ring(db, t->name, op, err);
+    return prune_ring(s, t->name, op, err);
 }
 
 /* A task of the watched node leaves it (deleted: `new_node` NULL, or put or
@@ -389,11 +391,10 @@ static void note_task_leaving(struct store *s, const char *id, json_t *new_node,
     if (!deleted && json_is_string(new_node) &&
         strcmp(json_string_value(new_node), s->watch_node) == 0)
         return; /* stays on the node (or comes to it) */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT node_id FROM tasks WHERE id = ?", -1, &st, NULL) !=
-        SQLITE_OK)
+    const char *params[] = {id, NULL};
+    sqlite3_stmt *st = prepared(s, "SELECT node_id FROM tasks WHERE id = ?", params);
+    if (st == NULL)
         return;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW) {
         const char *node = (const char *)sqlite3_column_text(st, 0);
         if (node && strcmp(node, s->watch_node) == 0) {
@@ -405,7 +406,7 @@ static void note_task_leaving(struct store *s, const char *id, json_t *new_node,
             }
         }
     }
-    sqlite3_finalize(st);
+    finished(s, st);
 }
 
 /* Before a task's put, merge or del: whether it leaves the watched node. */
@@ -460,7 +461,6 @@ static void forget_parsed_job(struct store *s, const char *id)
 
 static int apply_op(struct store *s, json_t *op, struct serr *err)
 {
-    sqlite3 *db = s->db;
     const char *kind = json_string_value(json_object_get(op, "op"));
     const struct table_def *t = table_lookup(json_string_value(json_object_get(op, "table")));
     if (kind == NULL || t == NULL)
@@ -473,14 +473,14 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
         forget_parsed_job(s, id ? id : jstr(json_object_get(op, "obj"), "id"));
     if (strcmp(kind, "put") == 0)
-        return apply_put(db, t->name, json_object_get(op, "obj"),
+        return apply_put(s, t->name, json_object_get(op, "obj"),
                          json_is_true(json_object_get(op, "unique_name")), err);
     if (strcmp(kind, "merge") == 0)
-        return apply_merge(db, t->name, id, json_object_get(op, "fields"), err);
+        return apply_merge(s, t->name, id, json_object_get(op, "fields"), err);
     if (strcmp(kind, "del") == 0)
-        return apply_del(db, t->name, id, err);
+        return apply_del(s, t->name, id, err);
     if (strcmp(kind, "append") == 0)
-        return apply_append(db, t, op, err);
+        return apply_append(s, t, op, err);
     return serr_set(err, SERR_INVALID, "unknown op '%s'", kind);
 }
 
