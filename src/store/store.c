@@ -428,25 +428,43 @@ static void watch_task_op(struct store *s, const char *kind, const char *id, jso
     }
 }
 
-/* Notes a task's put, merge or del for store_take_changed_tasks; a change of
- * the jobs table makes the changes not known (which tasks a pass reads
- * depends on their jobs' states: store_tasks_but_ended_jobs). A failed
- * group's ids stay noted: reading a task again that did not change is
- * harmless. */
+/* The tasks of job `job_id`, noted as changed: whether its ended ones are
+ * among those a pass reads depends on the job's state
+ * (store_tasks_but_ended_jobs). */
+static void note_job_tasks(struct store *s, const char *job_id)
+{
+    const char *params[] = {job_id, NULL};
+    sqlite3_stmt *st =
+        prepared(s, "SELECT id FROM tasks WHERE json_extract(data, '$.job_id') = ?", params);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (id)
+            json_object_set_new(s->changed_tasks, id, json_true());
+    }
+    finished(s, st);
+}
+
+/* Notes a task's put, merge or del for store_take_changed_tasks, and a
+ * job's tasks on a change of the job (a job put, merged or deleted). A
+ * failed group's ids stay noted: reading a task again that did not change
+ * is harmless. */
 static void note_change(struct store *s, const struct table_def *t, const char *id, json_t *op)
 {
     if (s->changed_tasks == NULL)
         return;
-    if (strcmp(t->name, "jobs") == 0 || json_object_size(s->changed_tasks) >= DELETED_KEEP_MAX) {
+    if (json_object_size(s->changed_tasks) >= DELETED_KEEP_MAX) {
         json_decref(s->changed_tasks);
         s->changed_tasks = NULL;
         return;
     }
-    if (strcmp(t->name, "tasks") != 0)
+    bool job = strcmp(t->name, "jobs") == 0;
+    if (!job && strcmp(t->name, "tasks") != 0)
         return;
-    if (id == NULL) /* a put names its task in its object */
+    if (id == NULL) /* a put names its row in its object */
         id = json_string_value(json_object_get(json_object_get(op, "obj"), "id"));
-    if (id)
+    if (id && job)
+        note_job_tasks(s, id);
+    else if (id)
         json_object_set_new(s->changed_tasks, id, json_true());
 }
 

@@ -104,11 +104,12 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
 json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *task_final,
                                         const char *const *job_live, json_t *ids);
 /* The ids of the tasks put, merged or deleted by the entries applied since
- * the last call, as the keys of a new object, or NULL when not known: the
- * first call (the store notes changes from then on, for one reader: the
- * leader's orchestrator), after a restored snapshot, after a change of the
- * jobs table (on which store_tasks_but_ended_jobs depends), or when more than
- * 100,000 piled up. */
+ * the last call, and of the tasks of the jobs put, merged or deleted (on a
+ * job's state depends whether store_tasks_but_ended_jobs has its ended
+ * tasks), as the keys of a new object, or NULL when not known: the first
+ * call (the store notes changes from then on, for one reader: the leader's
+ * orchestrator), after a restored snapshot, or when more than 100,000 piled
+ * up. */
 json_t *store_take_changed_tasks(struct store *s);
 /* Stops noting them (the reader is gone: a leader no more). */
 void store_forget_changed_tasks(struct store *s);

@@ -310,3 +310,25 @@ TEST(store_job_reads_follow_each_write)
     CHECK_STR(message_read(st), "(gone)");
     store_close(st);
 }
+
+/* A change of a job names its tasks among the changed ones (whether a pass
+ * reads its ended tasks depends on its state), not "not known". */
+TEST(store_changed_tasks_name_a_changed_jobs_tasks)
+{
+    struct store *st = store_with_node();
+    unit_apply_ops(st, json_pack("[o, o, o]", op_put("jobs", a_job("1", "Running", 1, 60)),
+                                 op_put("jobs", a_job("2", "Running", 1, 60)),
+                                 op_put("tasks", json_pack("{s:s, s:s, s:s, s:s}", "id", "t1",
+                                                           "job_id", "1", "state", "complete",
+                                                           "node_id", "n1"))));
+    json_decref(store_take_changed_tasks(st)); /* the first: not known; noted from then on */
+    unit_apply_ops(st, json_pack("[o, o]", op_merge("jobs", "1", json_pack("{s:s}", "state",
+                                                                           "Terminated")),
+                                 op_merge("jobs", "2", json_pack("{s:s}", "state", "Error"))));
+    json_t *ids = store_take_changed_tasks(st);
+    CHECK(ids != NULL);
+    CHECK(json_object_get(ids, "t1") != NULL);
+    CHECK(json_object_size(ids) == 1);
+    json_decref(ids);
+    store_close(st);
+}
