@@ -1102,12 +1102,11 @@ static void wait_message(struct jpass *p, json_t *job, int64_t start, const char
 /* Normal jobs are planned as if best-effort jobs were not there (they are
  * killed when a normal job needs their cores now); best-effort jobs start
  * only on cores idle now, beside the normal jobs starting now. */
-static void schedule(struct jpass *p, json_t *jobs)
+static void schedule(struct jpass *p, json_t *jobs, const struct sched_node *nodes, int nnodes)
 {
-    int nnormal, nbe, nnodes, nhard, nall;
+    int nnormal, nbe, nhard, nall;
     json_t **normal = waiting_jobs(p, jobs, false, &nnormal);
     json_t **be = waiting_jobs(p, jobs, true, &nbe);
-    struct sched_node *nodes = sched_nodes(p, &nnodes);
     struct sched_alloc *hard = running_allocs(p, jobs, false, &nhard);
     struct sched_alloc *all = running_allocs(p, jobs, true, &nall);
     int *used = cores_in_use(all, nall, nnodes);
@@ -1143,7 +1142,6 @@ static void schedule(struct jpass *p, json_t *jobs)
     free(used);
     free(all);
     free(hard);
-    free(nodes);
     free(be);
     free(normal);
 }
@@ -1201,17 +1199,15 @@ static int cmp_id(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The jobs a pass reads (new array, by id): the live jobs but the Waiting
- * ones deep in the queue, whose message already says so (a long queue costs
- * its head, not its length). Read: every job holding nodes or held; every
- * Waiting job whose message is not JOB_QUEUED_BEHIND (new ones, the head's,
- * those waiting for a dependency or a reservation's time); and the head of
- * each class in queue order, long enough to hold the JOB_PLAN_DEPTH jobs
- * keep_plan_depth keeps (every job it may skip is among the former). */
-static json_t *pass_jobs(struct store *st)
+/* Adds to `by_id` the Waiting jobs a pass plans (and those whose message it
+ * may change), but those deep in the queue, whose message already says so
+ * (a long queue costs its head, not its length): every Waiting job whose
+ * message is not JOB_QUEUED_BEHIND (new ones, the head's, those waiting for
+ * a dependency or a reservation's time) and the head of each class in queue
+ * order, long enough to hold the JOB_PLAN_DEPTH jobs keep_plan_depth keeps
+ * (every job it may skip is among the former). */
+static void add_waiting_jobs(struct store *st, json_t *by_id)
 {
-    json_t *by_id = json_object();
-    add_jobs(by_id, store_list_in(st, "jobs", "state", live_not_waiting, NULL));
     json_t *unlike = store_jobs_message_not(st, "Waiting", JOB_QUEUED_BEHIND);
     long long skipped[2] = {not_counted(unlike, false), not_counted(unlike, true)};
     add_jobs(by_id, unlike);
@@ -1220,6 +1216,11 @@ static json_t *pass_jobs(struct store *st)
     for (int be = 0; be < 2; be++)
         add_jobs(by_id, store_jobs_queue_head(st, "Waiting", be, JOB_PLAN_DEPTH + skipped[be],
                                               by_id));
+}
+
+/* The jobs of `by_id` as a new array, by id. */
+static json_t *jobs_by_id(json_t *by_id)
+{
     json_t **sorted = xcalloc(json_object_size(by_id) + 1, sizeof(*sorted));
     size_t n = 0;
     const char *id;
@@ -1230,33 +1231,136 @@ static json_t *pass_jobs(struct store *st)
     for (size_t i = 0; i < n; i++)
         json_array_append(jobs, sorted[i]);
     free(sorted);
-    json_decref(by_id);
     return jobs;
 }
 
-void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
-               int64_t *wake_at)
+/* Each job of the pass's list: a held one's task stopped, an active one
+ * followed (run again on the same jobs, it changes nothing more). */
+static void follow_jobs(struct jpass *p)
 {
-    json_t *jobs = pass_jobs(st);
-    struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
-                      .tasks = tasks, .jobs = jobs, .ops = ops, .now = now, .wake_at = wake_at};
-    jpass_index(&p);
-    stop_tasks_of_ended_jobs(&p);
     size_t i;
     json_t *job;
-    json_array_foreach(jobs, i, job)
+    json_array_foreach(p->jobs, i, job)
     {
-        const char *state = jstr(job, "state");
-        json_t *task = find_task(&p, jstr(job, "task_id"));
-        if (!job_state_active(state) && task) /* Waiting or Hold: live_jobs has no ended one */
-            job_merge(&p, job, json_pack("{s:s, s:s}", "state", "Finishing", "kill_reason",
-                                         "held while launching: killed"));
+        bool waiting = jstr_is(job, "state", "Waiting") || jstr_is(job, "state", "Hold");
+        json_t *task = find_task(p, jstr(job, "task_id"));
+        if (waiting && task) /* (a job this pass ended is neither) */
+            job_merge(p, job, json_pack("{s:s, s:s}", "state", "Finishing", "kill_reason",
+                                        "held while launching: killed"));
         if (job_state_active(jstr(job, "state")))
-            follow_job(&p, job);
+            follow_job(p, job);
     }
-    schedule(&p, jobs);
+}
+
+/* The pass's list of jobs (p->jobs, indexed) made again from `by_id`. */
+static void jpass_set_jobs(struct jpass *p, json_t *by_id)
+{
+    if (p->jobs) {
+        jpass_done(p);
+        json_decref(p->jobs);
+    }
+    p->jobs = jobs_by_id(by_id);
+    jpass_index(p);
+}
+
+/* How many of `ops`, from `from` on, change the plan (store_op_changes_plan). */
+static unsigned long long plan_changing_ops(json_t *ops, size_t from)
+{
+    unsigned long long n = 0;
+    for (size_t i = from; i < json_array_size(ops); i++)
+        n += store_op_changes_plan(json_array_get(ops, i));
+    return n;
+}
+
+void jobs_plan_memo_clear(struct jobs_plan_memo *memo)
+{
+    free(memo->cores);
+    *memo = (struct jobs_plan_memo){0};
+}
+
+/* Whether the last plan still holds, as far as the store and the time tell
+ * (before the pass reads anything). */
+static bool memo_fresh(const struct jobs_plan_memo *memo, struct store *st, int64_t now)
+{
+    return memo && memo->valid && memo->expect == store_plan_changes(st) &&
+           now - memo->planned_at < JOB_PLAN_REUSE_MAX_MS && (memo->wake == 0 || now < memo->wake);
+}
+
+static bool memo_same_nodes(const struct jobs_plan_memo *memo, const struct sched_node *nodes,
+                            int n)
+{
+    if (memo->nnodes != n)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (memo->cores[i] != nodes[i].cores)
+            return false;
+    return true;
+}
+
+static void memo_keep(struct jobs_plan_memo *memo, const struct sched_node *nodes, int n,
+                      int64_t now, int64_t wake)
+{
+    jobs_plan_memo_clear(memo);
+    memo->cores = xcalloc((size_t)n + 1, sizeof(*memo->cores));
+    for (int i = 0; i < n; i++)
+        memo->cores[i] = nodes[i].cores;
+    *memo = (struct jobs_plan_memo){.valid = true, .planned_at = now, .wake = wake, .nnodes = n,
+                                    .cores = memo->cores};
+}
+
+/* schedule(), its wake-up time kept apart in *sched_wake as well. */
+static void schedule_noting_wake(struct jpass *p, const struct sched_node *nodes, int n,
+                                 int64_t *sched_wake)
+{
+    int64_t *outer = p->wake_at;
+    *sched_wake = 0;
+    p->wake_at = sched_wake;
+    schedule(p, p->jobs, nodes, n);
+    p->wake_at = outer;
+    if (*sched_wake)
+        wake(p, *sched_wake);
+}
+
+void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
+               int64_t *wake_at, struct jobs_plan_memo *memo)
+{
+    struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
+                      .tasks = tasks, .ops = ops, .now = now, .wake_at = wake_at};
+    size_t ops_before = json_array_size(ops);
+    /* the jobs holding nodes or held; the waiting ones only to plan */
+    bool reuse = memo_fresh(memo, st, now);
+    json_t *by_id = json_object();
+    add_jobs(by_id, store_list_in(st, "jobs", "state", live_not_waiting, NULL));
+    if (!reuse)
+        add_waiting_jobs(st, by_id);
+    jpass_set_jobs(&p, by_id);
+    stop_tasks_of_ended_jobs(&p);
+    follow_jobs(&p);
+    int nnodes;
+    struct sched_node *snodes = sched_nodes(&p, &nnodes);
+    if (reuse &&
+        (plan_changing_ops(ops, ops_before) > 0 || !memo_same_nodes(memo, snodes, nnodes))) {
+        /* a job ended (cores freed), or the nodes changed: plan after all */
+        reuse = false;
+        add_waiting_jobs(st, by_id);
+        jpass_set_jobs(&p, by_id);
+        follow_jobs(&p); /* the waiting jobs now read */
+    }
+    if (reuse) {
+        if (memo->wake)
+            wake(&p, memo->wake);
+    } else {
+        int64_t sched_wake;
+        schedule_noting_wake(&p, snodes, nnodes, &sched_wake);
+        if (memo)
+            memo_keep(memo, snodes, nnodes, now, sched_wake);
+    }
+    if (memo && memo->valid) /* what the ops proposed make of the count, once applied */
+        memo->expect = store_plan_changes(st) + plan_changing_ops(ops, 0);
+    free(snodes);
     jpass_done(&p);
-    json_decref(jobs);
+    json_decref(p.jobs);
+    json_decref(by_id);
     json_decref(p.nodes);
 }
 
@@ -1339,7 +1443,6 @@ json_t *jobs_plan(struct store *st, int64_t now)
     free(held);
     free(all);
     free(hard);
-    free(nodes);
     free(be);
     free(normal);
     jpass_done(&p);

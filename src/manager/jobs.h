@@ -53,12 +53,32 @@ json_t *jobs_pass_tasks(struct store *st);
 /* Those of jobs_pass_tasks whose id is a key of the object `ids`. */
 json_t *jobs_pass_tasks_among(struct store *st, json_t *ids);
 
+/* What the last plan of the queue depended on, kept by the leader between
+ * passes (zeroed at first; jobs_plan_memo_clear frees it). */
+struct jobs_plan_memo {
+    bool valid;
+    unsigned long long expect; /* store_plan_changes once the plan's pass's ops are applied */
+    int64_t planned_at;
+    int64_t wake; /* the time the plan waits for (a reservation's start), or 0 */
+    int nnodes;
+    int *cores; /* the cores jobs may have on each eligible node */
+};
+void jobs_plan_memo_clear(struct jobs_plan_memo *memo);
+
+/* A plan is made again at least this often all the same. */
+#define JOB_PLAN_REUSE_MAX_MS 1000
+
 /* One pass on the leader: follows the tasks of active jobs, enforces
  * walltimes, starts the waiting jobs the backfilling plan starts now.
  * Appends ops; `tasks` is jobs_pass_tasks' (new ones are appended); lowers
- * *wake_at (0 = none) to the next walltime deadline. */
+ * *wake_at (0 = none) to the next walltime deadline. With `memo` (else
+ * NULL), the waiting jobs are neither read nor planned when nothing the
+ * last plan depended on changed since: no op of the store_op_changes_plan
+ * kind but the pass's own, no job ended by this pass, the same cores on the
+ * same nodes, before its wake-up time and within JOB_PLAN_REUSE_MAX_MS
+ * (docs/design.md). */
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
-               int64_t *wake_at);
+               int64_t *wake_at, struct jobs_plan_memo *memo);
 
 /* {node id: cores} held by the active jobs (new reference): what the
  * scheduler of services counts beside the tasks' reservations. */

@@ -945,7 +945,8 @@ json_int_t orchestrator_history_limit(struct store *st)
 
 /* A pass over `tasks` (jobs_pass_tasks; taken), which it changes in memory
  * as it adds ops. */
-static json_t *pass_over(struct store *st, json_t *tasks, int64_t now, int64_t *wake_at_ms)
+static json_t *pass_over(struct store *st, json_t *tasks, int64_t now, int64_t *wake_at_ms,
+                         struct jobs_plan_memo *plan)
 {
     struct pass p = {.st = st, .ops = json_array(), .created = json_object(),
                      .images = json_object(), .now = now};
@@ -959,7 +960,7 @@ static json_t *pass_over(struct store *st, json_t *tasks, int64_t now, int64_t *
     json_t *by_service = tasks_by_service(p.tasks);
     json_array_foreach(services, i, svc) reconcile_service(&p, svc, by_service);
     json_decref(by_service);
-    jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at);
+    jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at, plan);
     reap_orphans(&p, services);
     json_decref(services);
     json_decref(p.job_cores);
@@ -974,12 +975,14 @@ static json_t *pass_over(struct store *st, json_t *tasks, int64_t now, int64_t *
 
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 {
-    return pass_over(st, jobs_pass_tasks(st) /* the job history left out */, now, wake_at_ms);
+    return pass_over(st, jobs_pass_tasks(st) /* the job history left out */, now, wake_at_ms,
+                     NULL);
 }
 
 struct orch_tasks {
     json_t *tasks; /* jobs_pass_tasks as of the last pass, by id; NULL: not read yet */
     json_t *changed; /* {id: true} of the tasks the last pass changed in memory */
+    struct jobs_plan_memo plan; /* the last pass's plan of the job queue */
 };
 
 struct orch_tasks *orch_tasks_new(void)
@@ -995,6 +998,7 @@ void orch_tasks_free(struct orch_tasks *kept)
         return;
     json_decref(kept->tasks);
     json_decref(kept->changed);
+    jobs_plan_memo_clear(&kept->plan);
     free(kept);
 }
 
@@ -1064,7 +1068,7 @@ json_t *orchestrator_pass_kept(struct orch_tasks *kept, struct store *st, int64_
 {
     bring_up_to_date(kept, st);
     /* the pass's own array (it appends the tasks it creates), of the kept objects */
-    json_t *ops = pass_over(st, json_copy(kept->tasks), now, wake_at_ms);
+    json_t *ops = pass_over(st, json_copy(kept->tasks), now, wake_at_ms, &kept->plan);
     note_changed(kept, ops);
     return ops;
 }

@@ -8,7 +8,7 @@
 #include "base/util.h"
 
 /* How many statements are kept prepared. */
-#define STMT_CACHE_SIZE 48
+#define STMT_CACHE_SIZE 64
 
 struct store {
     sqlite3 *db;
@@ -27,6 +27,9 @@ struct store {
      * data, dropped as soon as an op touches the row (a pass reads the same
      * head of the queue again and again, and parsing was most of its cost). */
     json_t *parsed_jobs;
+    /* Ops applied that may change the plan of the job queue
+     * (store_op_changes_plan), counted for store_plan_changes. */
+    unsigned long long plan_changes;
     /* The reads' statements, prepared once (prepared, finished): a pass and
      * an agent's sync run the same few queries after every entry, and
      * preparing them was a fifth of the daemon's time. */
@@ -40,6 +43,10 @@ struct store {
 
 /* Past this many parsed rows kept, the cache is emptied. */
 #define PARSED_JOBS_MAX 4096
+
+/* What a rolled-back group or a restored snapshot adds to plan_changes: no
+ * reader's count of the ops it expects can match after it. */
+#define PLAN_CHANGES_UNKNOWN (1ULL << 32)
 
 /* Past this many ids not taken, the list is dropped (not known). */
 #define DELETED_KEEP_MAX 100000
@@ -233,22 +240,24 @@ static int exec_sql(sqlite3 *db, const char *sql, struct serr *err)
     return 0;
 }
 
-/* Runs a statement with text parameters (NULL terminated) that returns no rows. */
-static int run_stmt(sqlite3 *db, const char *sql, const char *const *params, struct serr *err)
+static sqlite3_stmt *prepared(struct store *s, const char *sql, const char *const *params);
+static void finished(struct store *s, sqlite3_stmt *st);
+
+/* Runs a statement with text parameters (NULL terminated) that returns no
+ * rows; kept prepared as the reads' are (the same few writes every entry). */
+static int run_stmt(struct store *s, const char *sql, const char *const *params, struct serr *err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return serr_set(err, SERR_INTERNAL, "prepare: %s", sqlite3_errmsg(db));
-    for (int i = 0; params[i]; i++)
-        sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_TRANSIENT);
+    sqlite3_stmt *st = prepared(s, sql, params);
+    if (st == NULL)
+        return serr_set(err, SERR_INTERNAL, "prepare: %s", sqlite3_errmsg(s->db));
     int rc = sqlite3_step(st);
-    int changes = sqlite3_changes(db);
-    sqlite3_finalize(st);
+    int changes = sqlite3_changes(s->db);
     if (rc == SQLITE_CONSTRAINT)
-        return serr_set(err, SERR_CONFLICT, "conflict: %s", sqlite3_errmsg(db));
-    if (rc != SQLITE_DONE)
-        return serr_set(err, SERR_INTERNAL, "%s", sqlite3_errmsg(db));
-    return changes;
+        serr_set(err, SERR_CONFLICT, "conflict: %s", sqlite3_errmsg(s->db));
+    else if (rc != SQLITE_DONE)
+        serr_set(err, SERR_INTERNAL, "%s", sqlite3_errmsg(s->db));
+    finished(s, st);
+    return rc == SQLITE_DONE ? changes : -1;
 }
 
 static const char *name_column(const char *table);
@@ -276,25 +285,25 @@ static int check_name_free(sqlite3 *db, const char *table, json_t *obj, struct s
     return rc;
 }
 
-static int apply_put(sqlite3 *db, const char *table, json_t *obj, bool unique_name,
+static int apply_put(struct store *s, const char *table, json_t *obj, bool unique_name,
                      struct serr *err)
 {
     const char *id = json_string_value(json_object_get(obj, "id"));
     if (!json_is_object(obj) || id == NULL)
         return serr_set(err, SERR_INVALID, "put: object without id");
-    if (unique_name && check_name_free(db, table, obj, err) < 0)
+    if (unique_name && check_name_free(s->db, table, obj, err) < 0)
         return -1;
     char *data = json_dumps(obj, JSON_COMPACT);
     char sql[160];
     snprintf(sql, sizeof(sql), "INSERT INTO %s (id, data) VALUES (?, ?) "
              "ON CONFLICT(id) DO UPDATE SET data = excluded.data", table);
     const char *params[] = {id, data, NULL};
-    int rc = run_stmt(db, sql, params, err);
+    int rc = run_stmt(s, sql, params, err);
     free(data);
     return rc < 0 ? -1 : 0;
 }
 
-static int apply_merge(sqlite3 *db, const char *table, const char *id, json_t *fields,
+static int apply_merge(struct store *s, const char *table, const char *id, json_t *fields,
                        struct serr *err)
 {
     if (id == NULL || !json_is_object(fields))
@@ -303,21 +312,21 @@ static int apply_merge(sqlite3 *db, const char *table, const char *id, json_t *f
     char sql[128];
     snprintf(sql, sizeof(sql), "UPDATE %s SET data = json_patch(data, ?) WHERE id = ?", table);
     const char *params[] = {patch, id, NULL};
-    int rc = run_stmt(db, sql, params, err);
+    int rc = run_stmt(s, sql, params, err);
     free(patch);
     if (rc == 0)
         return serr_set(err, SERR_NOT_FOUND, "no such object in %s: %s", table, id);
     return rc < 0 ? -1 : 0;
 }
 
-static int apply_del(sqlite3 *db, const char *table, const char *id, struct serr *err)
+static int apply_del(struct store *s, const char *table, const char *id, struct serr *err)
 {
     if (id == NULL)
         return serr_set(err, SERR_INVALID, "del: missing id");
     char sql[128];
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = ?", table);
     const char *params[] = {id, NULL};
-    return run_stmt(db, sql, params, err) < 0 ? -1 : 0;
+    return run_stmt(s, sql, params, err) < 0 ? -1 : 0;
 }
 
 void store_ring_id(long long at, char out[STORE_RING_ID_LEN])
@@ -327,7 +336,7 @@ void store_ring_id(long long at, char out[STORE_RING_ID_LEN])
 
 /* The ring's rows older than `keep_from` (a time, ms) go, then all but the
  * newest `keep_max`. Both come from the op: the store reads no clock. */
-static int prune_ring(sqlite3 *db, const char *table, json_t *op, struct serr *err)
+static int prune_ring(struct store *s, const char *table, json_t *op, struct serr *err)
 {
     json_t *keep_from = json_object_get(op, "keep_from");
     json_t *keep_max = json_object_get(op, "keep_max");
@@ -340,7 +349,7 @@ static int prune_ring(sqlite3 *db, const char *table, json_t *op, struct serr *e
         store_ring_id(json_integer_value(keep_from), bound);
         snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id < ?", table);
         const char *params[] = {bound, NULL};
-        if (run_stmt(db, sql, params, err) < 0)
+        if (run_stmt(s, sql, params, err) < 0)
             return -1;
     }
     if (keep_max) {
@@ -348,13 +357,13 @@ static int prune_ring(sqlite3 *db, const char *table, json_t *op, struct serr *e
         snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id NOT IN "
                  "(SELECT id FROM %s ORDER BY id DESC LIMIT CAST(? AS INTEGER))", table, table);
         const char *params[] = {count, NULL};
-        if (run_stmt(db, sql, params, err) < 0)
+        if (run_stmt(s, sql, params, err) < 0)
             return -1;
     }
     return 0;
 }
 
-static int apply_append(sqlite3 *db, const struct table_def *t, json_t *op, struct serr *err)
+static int apply_append(struct store *s, const struct table_def *t, json_t *op, struct serr *err)
 {
     json_t *obj = json_object_get(op, "obj");
     json_t *at = json_object_get(obj, "at");
@@ -367,9 +376,9 @@ static int apply_append(sqlite3 *db, const struct table_def *t, json_t *op, stru
     const char *given = json_string_value(json_object_get(obj, "id"));
     if (given == NULL || strcmp(given, id) != 0)
         return serr_set(err, SERR_INVALID, "append: id must be %s (the time, padded)", id);
-    if (apply_put(db, t->name, obj, false, err) < 0)
+    if (apply_put(s, t->name, obj, false, err) < 0)
         return -1;
-    return prune_ring(db, t->name, op, err);
+    return prune_ring(s, t->name, op, err);
 }
 
 static sqlite3_stmt *prepared(struct store *s, const char *sql, const char *const *params);
@@ -422,25 +431,43 @@ static void watch_task_op(struct store *s, const char *kind, const char *id, jso
     }
 }
 
-/* Notes a task's put, merge or del for store_take_changed_tasks; a change of
- * the jobs table makes the changes not known (which tasks a pass reads
- * depends on their jobs' states: store_tasks_but_ended_jobs). A failed
- * group's ids stay noted: reading a task again that did not change is
- * harmless. */
+/* The tasks of job `job_id`, noted as changed: whether its ended ones are
+ * among those a pass reads depends on the job's state
+ * (store_tasks_but_ended_jobs). */
+static void note_job_tasks(struct store *s, const char *job_id)
+{
+    const char *params[] = {job_id, NULL};
+    sqlite3_stmt *st =
+        prepared(s, "SELECT id FROM tasks WHERE json_extract(data, '$.job_id') = ?", params);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (id)
+            json_object_set_new(s->changed_tasks, id, json_true());
+    }
+    finished(s, st);
+}
+
+/* Notes a task's put, merge or del for store_take_changed_tasks, and a
+ * job's tasks on a change of the job (a job put, merged or deleted). A
+ * failed group's ids stay noted: reading a task again that did not change
+ * is harmless. */
 static void note_change(struct store *s, const struct table_def *t, const char *id, json_t *op)
 {
     if (s->changed_tasks == NULL)
         return;
-    if (strcmp(t->name, "jobs") == 0 || json_object_size(s->changed_tasks) >= DELETED_KEEP_MAX) {
+    if (json_object_size(s->changed_tasks) >= DELETED_KEEP_MAX) {
         json_decref(s->changed_tasks);
         s->changed_tasks = NULL;
         return;
     }
-    if (strcmp(t->name, "tasks") != 0)
+    bool job = strcmp(t->name, "jobs") == 0;
+    if (!job && strcmp(t->name, "tasks") != 0)
         return;
-    if (id == NULL) /* a put names its task in its object */
+    if (id == NULL) /* a put names its row in its object */
         id = json_string_value(json_object_get(json_object_get(op, "obj"), "id"));
-    if (id)
+    if (id && job)
+        note_job_tasks(s, id);
+    else if (id)
         json_object_set_new(s->changed_tasks, id, json_true());
 }
 
@@ -455,7 +482,6 @@ static void forget_parsed_job(struct store *s, const char *id)
 
 static int apply_op(struct store *s, json_t *op, struct serr *err)
 {
-    sqlite3 *db = s->db;
     const char *kind = json_string_value(json_object_get(op, "op"));
     const struct table_def *t = table_lookup(json_string_value(json_object_get(op, "table")));
     if (kind == NULL || t == NULL)
@@ -464,17 +490,18 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     if (strcmp(t->name, "tasks") == 0)
         watch_task_op(s, kind, id, op);
     note_change(s, t, id, op);
+    s->plan_changes += store_op_changes_plan(op);
     if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
         forget_parsed_job(s, id ? id : jstr(json_object_get(op, "obj"), "id"));
     if (strcmp(kind, "put") == 0)
-        return apply_put(db, t->name, json_object_get(op, "obj"),
+        return apply_put(s, t->name, json_object_get(op, "obj"),
                          json_is_true(json_object_get(op, "unique_name")), err);
     if (strcmp(kind, "merge") == 0)
-        return apply_merge(db, t->name, id, json_object_get(op, "fields"), err);
+        return apply_merge(s, t->name, id, json_object_get(op, "fields"), err);
     if (strcmp(kind, "del") == 0)
-        return apply_del(db, t->name, id, err);
+        return apply_del(s, t->name, id, err);
     if (strcmp(kind, "append") == 0)
-        return apply_append(db, t, op, err);
+        return apply_append(s, t, op, err);
     return serr_set(err, SERR_INVALID, "unknown op '%s'", kind);
 }
 
@@ -491,6 +518,7 @@ static int apply_group(struct store *s, json_t *group, struct serr *err)
     {
         if (apply_op(s, op, err) < 0) {
             exec_sql(db, "ROLLBACK TO grp; RELEASE grp", NULL);
+            s->plan_changes += PLAN_CHANGES_UNKNOWN; /* which of its ops stayed: not known */
             /* the group's deletions did not happen */
             while (s->deleted && json_array_size(s->deleted) > kept)
                 json_array_remove(s->deleted, json_array_size(s->deleted) - 1);
@@ -564,6 +592,7 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     json_decref(s->changed_tasks); /* nor its changes */
     s->changed_tasks = NULL;
     json_object_clear(s->parsed_jobs);
+    s->plan_changes += PLAN_CHANGES_UNKNOWN;
     s->version++;
     return 0;
 }
@@ -1153,6 +1182,43 @@ json_t *store_ring_member(struct store *s, const char *table, long long since, c
 unsigned long long store_version(struct store *s)
 {
     return s->version;
+}
+
+/* A job's progress once started (the pass that started it planned for it):
+ * a merge of only these fields, its state (if named) one of these. */
+static bool job_progress_merge(json_t *fields)
+{
+    static const char *const keys[] = {"state", "message", "started_at", "scheduled_at",
+                                       "assigned", "task_id", "kill_reason", NULL};
+    static const char *const states[] = {"toLaunch", "Launching", "Running", "Finishing", NULL};
+    const char *key, *state = jstr(fields, "state");
+    json_t *val;
+    json_object_foreach(fields, key, val)
+    {
+        int i = 0;
+        while (keys[i] && strcmp(keys[i], key) != 0)
+            i++;
+        if (keys[i] == NULL)
+            return false;
+    }
+    int i = 0;
+    while (state && states[i] && strcmp(states[i], state) != 0)
+        i++;
+    return state == NULL || states[i] != NULL;
+}
+
+bool store_op_changes_plan(json_t *op)
+{
+    if (jstr_is(op, "table", "nodes"))
+        return true;
+    if (!jstr_is(op, "table", "jobs"))
+        return false;
+    return !jstr_is(op, "op", "merge") || !job_progress_merge(json_object_get(op, "fields"));
+}
+
+unsigned long long store_plan_changes(struct store *s)
+{
+    return s->plan_changes;
 }
 
 json_t *op_put(const char *table, json_t *obj)

@@ -104,11 +104,12 @@ json_t *store_tasks_but_ended_jobs(struct store *s, const char *const *task_fina
 json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *task_final,
                                         const char *const *job_live, json_t *ids);
 /* The ids of the tasks put, merged or deleted by the entries applied since
- * the last call, as the keys of a new object, or NULL when not known: the
- * first call (the store notes changes from then on, for one reader: the
- * leader's orchestrator), after a restored snapshot, after a change of the
- * jobs table (on which store_tasks_but_ended_jobs depends), or when more than
- * 100,000 piled up. */
+ * the last call, and of the tasks of the jobs put, merged or deleted (on a
+ * job's state depends whether store_tasks_but_ended_jobs has its ended
+ * tasks), as the keys of a new object, or NULL when not known: the first
+ * call (the store notes changes from then on, for one reader: the leader's
+ * orchestrator), after a restored snapshot, or when more than 100,000 piled
+ * up. */
 json_t *store_take_changed_tasks(struct store *s);
 /* Stops noting them (the reader is gone: a leader no more). */
 void store_forget_changed_tasks(struct store *s);
@@ -140,6 +141,16 @@ json_t *store_find(struct store *s, const char *table, const char *ref, struct s
 json_t *store_find_name(struct store *s, const char *table, const char *name, struct serr *err);
 /* Index of the last applied entry (meta "applied"), for watchers. */
 unsigned long long store_version(struct store *s);
+/* Whether an op may change what the job queue's plan starts (a job put,
+ * deleted, or merged otherwise than by its progress once started: toLaunch,
+ * Launching, Running, Finishing, their message, times and kill reason; any
+ * op on a node). */
+bool store_op_changes_plan(json_t *op);
+/* A count of the ops applied that change the plan (store_op_changes_plan),
+ * raised by far more by a rolled-back group or a restored snapshot: a pass
+ * that planned, knowing the ops it proposed, reuses its plan while the count
+ * is what those ops make it (jobs_pass). */
+unsigned long long store_plan_changes(struct store *s);
 
 /* A ring row's id: its time (ms) zero-padded to 16 digits, so that ids
  * sort as times. */

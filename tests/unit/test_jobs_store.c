@@ -165,14 +165,58 @@ static const char *job_message(struct store *st, int id, char *buf, size_t size)
     return buf;
 }
 
-static void jobs_pass_on_store(struct store *st, int64_t now)
+/* A pass (with `memo`: as the leader's, which keeps its plan), its ops applied. */
+static void jobs_pass_memo(struct store *st, int64_t now, struct jobs_plan_memo *memo)
 {
     int64_t wake = 0;
     json_t *nodes = store_list(st, "nodes", NULL), *tasks = json_array(), *ops = json_array();
-    jobs_pass(st, nodes, tasks, ops, now, &wake);
+    jobs_pass(st, nodes, tasks, ops, now, &wake, memo);
     unit_apply_ops(st, ops);
     json_decref(tasks);
     json_decref(nodes);
+}
+
+static void jobs_pass_on_store(struct store *st, int64_t now)
+{
+    jobs_pass_memo(st, now, NULL);
+}
+
+/* A leader's pass plans the queue again only when what the last plan
+ * depended on changed: a job put (or ended, held, deleted), a node, the
+ * time (JOB_PLAN_REUSE_MAX_MS); a change of only a job's message (as a
+ * started job's progress) is not one. The node is paused: nothing starts. */
+TEST(jobs_pass_reuses_its_plan_until_the_queue_changes)
+{
+    struct store *st = store_with_node();
+    unit_apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
+                                                 json_pack("{s:s}", "availability", "pause"))));
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", waiting_job(1))));
+    struct jobs_plan_memo memo = {0};
+    char msg[200];
+    const char *none = "not enough nodes available (drained, paused or down)";
+    json_t *mark = json_pack("[o]", op_merge("jobs", "1", json_pack("{s:s}", "message", "mark")));
+    jobs_pass_memo(st, 1000, &memo);
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    unit_apply_ops(st, json_deep_copy(mark));
+    jobs_pass_memo(st, 1100, &memo); /* the plan kept: the message left as it is */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), "mark");
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", waiting_job(2))));
+    jobs_pass_memo(st, 1200, &memo); /* a new job: planned again */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    CHECK_STR(job_message(st, 2, msg, sizeof(msg)), none);
+    unit_apply_ops(st, json_deep_copy(mark));
+    jobs_pass_memo(st, 1300, &memo);
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), "mark");
+    jobs_pass_memo(st, 1200 + JOB_PLAN_REUSE_MAX_MS, &memo); /* planned again in time */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    unit_apply_ops(st, json_deep_copy(mark));
+    unit_apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
+                                                 json_pack("{s:s}", "availability", "pause"))));
+    jobs_pass_memo(st, 1300 + JOB_PLAN_REUSE_MAX_MS, &memo); /* a node's op: planned again */
+    CHECK_STR(job_message(st, 1, msg, sizeof(msg)), none);
+    json_decref(mark);
+    jobs_plan_memo_clear(&memo);
+    store_close(st);
 }
 
 /* A pass reads the waiting jobs deep in the queue only once they reach its
@@ -264,5 +308,27 @@ TEST(store_job_reads_follow_each_write)
     json_decref(known);
     unit_apply_ops(st, json_pack("[o]", op_del("jobs", "1")));
     CHECK_STR(message_read(st), "(gone)");
+    store_close(st);
+}
+
+/* A change of a job names its tasks among the changed ones (whether a pass
+ * reads its ended tasks depends on its state), not "not known". */
+TEST(store_changed_tasks_name_a_changed_jobs_tasks)
+{
+    struct store *st = store_with_node();
+    unit_apply_ops(st, json_pack("[o, o, o]", op_put("jobs", a_job("1", "Running", 1, 60)),
+                                 op_put("jobs", a_job("2", "Running", 1, 60)),
+                                 op_put("tasks", json_pack("{s:s, s:s, s:s, s:s}", "id", "t1",
+                                                           "job_id", "1", "state", "complete",
+                                                           "node_id", "n1"))));
+    json_decref(store_take_changed_tasks(st)); /* the first: not known; noted from then on */
+    unit_apply_ops(st, json_pack("[o, o]", op_merge("jobs", "1", json_pack("{s:s}", "state",
+                                                                           "Terminated")),
+                                 op_merge("jobs", "2", json_pack("{s:s}", "state", "Error"))));
+    json_t *ids = store_take_changed_tasks(st);
+    CHECK(ids != NULL);
+    CHECK(json_object_get(ids, "t1") != NULL);
+    CHECK(json_object_size(ids) == 1);
+    json_decref(ids);
     store_close(st);
 }
