@@ -1240,7 +1240,11 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     json_t *jobs = pass_jobs(st);
     struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
                       .tasks = tasks, .jobs = jobs, .ops = ops, .now = now, .wake_at = wake_at};
-    jpass_index(&p);
+    /* no job alive (a pass of services only): no index of every task nor
+     * load of every node to make, only tasks of ended jobs to stop */
+    bool any_job = json_array_size(jobs) > 0;
+    if (any_job)
+        jpass_index(&p);
     stop_tasks_of_ended_jobs(&p);
     size_t i;
     json_t *job;
@@ -1254,7 +1258,8 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
         if (job_state_active(jstr(job, "state")))
             follow_job(&p, job);
     }
-    schedule(&p, jobs);
+    if (any_job)
+        schedule(&p, jobs);
     jpass_done(&p);
     json_decref(jobs);
     json_decref(p.nodes);
