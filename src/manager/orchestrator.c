@@ -855,9 +855,28 @@ static void reconcile_service(struct pass *p, json_t *svc, json_t *by_service)
     json_decref(tasks);
 }
 
+/* Whether the pass's tasks hold no orphan: each of the `ntasks` tasks
+ * grouped in `by_service` (tasks_by_service) had a service of `ids` (the
+ * tasks the pass created since are of its services). */
+static bool no_orphans(json_t *by_service, size_t ntasks, json_t *ids)
+{
+    size_t grouped = 0;
+    const char *sid;
+    json_t *list;
+    json_object_foreach(by_service, sid, list)
+    {
+        if (json_object_get(ids, sid) == NULL)
+            return false;
+        grouped += json_array_size(list);
+    }
+    return grouped == ntasks;
+}
+
 /* Tasks of removed services: stop them, then forget them once finished.
- * `services`: every service (one lookup per task in memory, not a query). */
-static void reap_orphans(struct pass *p, json_t *services)
+ * `services`: every service (one lookup per task in memory, not a query);
+ * `by_service` of the first `ntasks` of the pass's tasks: when each has its
+ * service, no task is looked at. */
+static void reap_orphans(struct pass *p, json_t *services, json_t *by_service, size_t ntasks)
 {
     json_t *ids = json_object();
     size_t i;
@@ -866,6 +885,10 @@ static void reap_orphans(struct pass *p, json_t *services)
     {
         if (service_id(svc))
             json_object_set_new(ids, service_id(svc), json_true());
+    }
+    if (no_orphans(by_service, ntasks, ids)) {
+        json_decref(ids);
+        return;
     }
     json_array_foreach(p->tasks, i, t)
     {
@@ -1047,6 +1070,7 @@ static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *task
     json_t *svc;
     orphan_tasks_of_down_nodes(&p);
     json_t *by_service = tasks_by_service(p.tasks);
+    size_t ntasks = json_array_size(p.tasks); /* those by_service holds */
     json_t *settled = json_object();
     json_array_foreach(services, i, svc) visit_service(&p, svc, by_service, settled);
     if (kept) {
@@ -1055,9 +1079,9 @@ static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *task
     } else {
         json_decref(settled);
     }
-    json_decref(by_service);
     jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at);
-    reap_orphans(&p, services);
+    reap_orphans(&p, services, by_service, ntasks);
+    json_decref(by_service);
     json_decref(services);
     json_decref(p.job_cores);
     json_decref(p.created);

@@ -225,3 +225,26 @@ TEST(orchestrator_kept_passes_visit_what_changed)
     orch_tasks_free(kept);
     store_close(st);
 }
+
+/* The tasks of a removed service are stopped, the other services' kept. */
+TEST(orchestrator_removed_service_tasks_stopped)
+{
+    struct store *st = store_with_node();
+    put_service(st, "web", json_pack("{s:i}", "replicas", 2));
+    put_service(st, "db", json_pack("{s:i}", "replicas", 1));
+    CHECK(pass(st, 1000) == 3);
+    CHECK(pass(st, 2000) == 0);
+    unit_apply_ops(st, json_pack("[o]", op_del("services", "web")));
+    CHECK(pass(st, 3000) == 2);
+    json_t *web = store_list_where(st, "tasks", "service_id", "web");
+    size_t i;
+    json_t *t;
+    json_array_foreach(web, i, t)
+        CHECK_STR(json_string_value(json_object_get(t, "desired_state")), "remove");
+    json_decref(web);
+    json_t *db = store_list_where(st, "tasks", "service_id", "db");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(db, 0), "desired_state")),
+              "running");
+    json_decref(db);
+    store_close(st);
+}
