@@ -1017,6 +1017,36 @@ static bool service_quiet(json_t *svc, json_t *tasks, bool proposed, bool waits)
     return true;
 }
 
+/* Whether nodes `a` and `b` are the same as a pass reads them: a node's
+ * "subnet" (task networking: the leader assigns them one node at a time as
+ * nodes join, an entry each) is read by no pass. */
+static bool node_same_for_pass(json_t *a, json_t *b)
+{
+    if (json_equal(a, b))
+        return true;
+    json_t *x = json_copy(a), *y = json_copy(b);
+    json_object_del(x, "subnet");
+    json_object_del(y, "subnet");
+    bool same = json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+static bool nodes_same_for_pass(json_t *a, json_t *b)
+{
+    if (a == NULL || json_array_size(a) != json_array_size(b))
+        return false;
+    size_t i;
+    json_t *n;
+    json_array_foreach(a, i, n)
+    {
+        if (!node_same_for_pass(n, json_array_get(b, i)))
+            return false;
+    }
+    return true;
+}
+
 /* Forgets the settled services when the nodes or the history limit, which
  * every service reads, changed since the last pass; keeps this pass's. */
 static void settled_inputs(struct pass *p)
@@ -1024,8 +1054,7 @@ static void settled_inputs(struct pass *p)
     struct orch_tasks *kept = p->kept;
     if (kept == NULL)
         return;
-    if (kept->nodes == NULL || !json_equal(kept->nodes, p->nodes) ||
-        kept->history_limit != p->history_limit)
+    if (!nodes_same_for_pass(kept->nodes, p->nodes) || kept->history_limit != p->history_limit)
         json_object_clear(kept->settled);
     json_decref(kept->nodes);
     kept->nodes = json_incref(p->nodes);
