@@ -8,7 +8,8 @@
  *          leader runs), reading only the tasks changed since.
  * Prints the CPU seconds (process CPU time) and placements per CPU second.
  * Built by `make bench` (build/orch_bench); not part of the tests.
- * Usage: orch_bench [SERVICES [REPLICAS [NODES]]]   (defaults 100 1000 500) */
+ * Usage: orch_bench [SERVICES [REPLICAS [NODES [WAY]]]]   (defaults 100 1000 500 both;
+ * WAY: fresh, kept or both) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,10 @@ int main(int argc, char **argv)
     int services = argc > 1 ? atoi(argv[1]) : 100;
     int replicas = argc > 2 ? atoi(argv[2]) : 1000;
     int nodes = argc > 3 ? atoi(argv[3]) : 500;
+    const char *way = argc > 4 ? argv[4] : "both";
     for (int k = 0; k < 2; k++) {
+        if (strcmp(way, "both") != 0 && strcmp(way, k == 1 ? "kept" : "fresh") != 0)
+            continue;
         int passes;
         double cpu = run(k == 1, services, replicas, nodes, &passes);
         printf("%s %d services x %d replicas on %d nodes: %d passes, %.2f CPU s, "

@@ -1333,6 +1333,16 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     add_jobs(by_id, store_list_in(st, "jobs", "state", live_not_waiting, NULL));
     if (!reuse)
         add_waiting_jobs(st, by_id);
+    if (!reuse && json_object_size(by_id) == 0) {
+        /* no job alive (a pass of services only): no index of every task nor
+         * load of every node to make, only tasks of ended jobs to stop */
+        stop_tasks_of_ended_jobs(&p);
+        if (memo)
+            jobs_plan_memo_clear(memo);
+        json_decref(by_id);
+        json_decref(p.nodes);
+        return;
+    }
     jpass_set_jobs(&p, by_id);
     stop_tasks_of_ended_jobs(&p);
     follow_jobs(&p);

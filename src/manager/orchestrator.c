@@ -18,8 +18,22 @@
 #include "model/task.h"
 #include "store/store.h"
 
+struct orch_tasks {
+    json_t *tasks; /* jobs_pass_tasks as of the last pass, by id; NULL: not read yet */
+    json_t *changed; /* {id: true} of the tasks the last pass changed in memory */
+    /* The services a pass found settled (service_quiet), {id: the service as
+     * it was}: the next pass skips those whose record, tasks (`dirty`), the
+     * nodes and the history limit are the same (service_settled). */
+    json_t *settled;
+    json_t *dirty;  /* {service id: true} of the services whose tasks changed since */
+    json_t *nodes;  /* the nodes of the last pass (NULL: none yet) */
+    json_int_t history_limit; /* of the last pass */
+    struct jobs_plan_memo plan; /* the last pass's plan of the job queue */
+};
+
 struct pass {
     struct store *st;
+    struct orch_tasks *kept; /* orchestrator_pass_kept's, or NULL: every service visited */
     json_t *ops;
     json_t *nodes;
     json_t *tasks; /* every task, updated in memory as ops are added */
@@ -30,6 +44,9 @@ struct pass {
     struct sched_load *load; /* of `tasks`, kept current; NULL until the first placement */
     json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
+    /* {service id: true} of the services whose tasks this pass changed
+     * (task_merge): not one to skip (service_settled) */
+    json_t *touched;
     int64_t now;
     int64_t wake_at;
 };
@@ -60,6 +77,8 @@ static bool merged_into_put(struct pass *p, json_t *task, json_t *fields)
 /* Records a change of a task both as an op and in the in-memory copy. */
 static void task_merge(struct pass *p, json_t *task, json_t *fields)
 {
+    if (task_service_id(task))
+        json_object_set_new(p->touched, task_service_id(task), json_true());
     if (p->load)
         sched_load_count(p->load, task, -1);
     json_object_update(task, fields);
@@ -837,9 +856,28 @@ static void reconcile_service(struct pass *p, json_t *svc, json_t *by_service)
     json_decref(tasks);
 }
 
+/* Whether the pass's tasks hold no orphan: each of the `ntasks` tasks
+ * grouped in `by_service` (tasks_by_service) had a service of `ids` (the
+ * tasks the pass created since are of its services). */
+static bool no_orphans(json_t *by_service, size_t ntasks, json_t *ids)
+{
+    size_t grouped = 0;
+    const char *sid;
+    json_t *list;
+    json_object_foreach(by_service, sid, list)
+    {
+        if (json_object_get(ids, sid) == NULL)
+            return false;
+        grouped += json_array_size(list);
+    }
+    return grouped == ntasks;
+}
+
 /* Tasks of removed services: stop them, then forget them once finished.
- * `services`: every service (one lookup per task in memory, not a query). */
-static void reap_orphans(struct pass *p, json_t *services)
+ * `services`: every service (one lookup per task in memory, not a query);
+ * `by_service` of the first `ntasks` of the pass's tasks: when each has its
+ * service, no task is looked at. */
+static void reap_orphans(struct pass *p, json_t *services, json_t *by_service, size_t ntasks)
 {
     json_t *ids = json_object();
     size_t i;
@@ -848,6 +886,10 @@ static void reap_orphans(struct pass *p, json_t *services)
     {
         if (service_id(svc))
             json_object_set_new(ids, service_id(svc), json_true());
+    }
+    if (no_orphans(by_service, ntasks, ids)) {
+        json_decref(ids);
+        return;
     }
     json_array_foreach(p->tasks, i, t)
     {
@@ -943,29 +985,138 @@ json_int_t orchestrator_history_limit(struct store *st)
     return limit;
 }
 
-/* A pass over `tasks` (jobs_pass_tasks; taken), which it changes in memory
- * as it adds ops. */
-static json_t *pass_over(struct store *st, json_t *tasks, int64_t now, int64_t *wake_at_ms,
-                         struct jobs_plan_memo *plan)
+/* Whether the pass may skip `svc`: the last pass found it settled
+ * (service_quiet), and nothing it reads changed since: its record, its
+ * tasks (in the store or in this pass), the nodes, the history limit
+ * (settled_inputs). */
+static bool service_settled(struct pass *p, json_t *svc)
 {
-    struct pass p = {.st = st, .ops = json_array(), .created = json_object(),
-                     .images = json_object(), .now = now};
+    if (p->kept == NULL)
+        return false;
+    const char *sid = service_id(svc);
+    json_t *was = json_object_get(p->kept->settled, sid);
+    return was && json_equal(was, svc) && !json_object_get(p->kept->dirty, sid) &&
+           !json_object_get(p->touched, sid);
+}
+
+/* Whether a pass that visited `svc` (its `tasks`, by_service's) would, with
+ * the same inputs, do nothing: it proposed nothing for it nor waits for a
+ * time (`waits`), it has no pending task (whose placement hangs on other
+ * services' loads and the jobs' cores), and it is no replicated job (whose
+ * runs follow the clock). */
+static bool service_quiet(json_t *svc, json_t *tasks, bool proposed, bool waits)
+{
+    if (proposed || waits || job_runs_service(svc))
+        return false;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        if (task_state_is(t, "pending"))
+            return false;
+    }
+    return true;
+}
+
+/* Whether nodes `a` and `b` are the same as a pass reads them: a node's
+ * "subnet" (task networking: the leader assigns them one node at a time as
+ * nodes join, an entry each) is read by no pass. */
+static bool node_same_for_pass(json_t *a, json_t *b)
+{
+    if (json_equal(a, b))
+        return true;
+    json_t *x = json_copy(a), *y = json_copy(b);
+    json_object_del(x, "subnet");
+    json_object_del(y, "subnet");
+    bool same = json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+static bool nodes_same_for_pass(json_t *a, json_t *b)
+{
+    if (a == NULL || json_array_size(a) != json_array_size(b))
+        return false;
+    size_t i;
+    json_t *n;
+    json_array_foreach(a, i, n)
+    {
+        if (!node_same_for_pass(n, json_array_get(b, i)))
+            return false;
+    }
+    return true;
+}
+
+/* Forgets the settled services when the nodes or the history limit, which
+ * every service reads, changed since the last pass; keeps this pass's. */
+static void settled_inputs(struct pass *p)
+{
+    struct orch_tasks *kept = p->kept;
+    if (kept == NULL)
+        return;
+    if (!nodes_same_for_pass(kept->nodes, p->nodes) || kept->history_limit != p->history_limit)
+        json_object_clear(kept->settled);
+    json_decref(kept->nodes);
+    kept->nodes = json_incref(p->nodes);
+    kept->history_limit = p->history_limit;
+}
+
+/* reconcile_service, unless the service is settled (service_settled);
+ * `settled`: the pass's settled services, which it adds to. */
+static void visit_service(struct pass *p, json_t *svc, json_t *by_service, json_t *settled)
+{
+    const char *sid = service_id(svc);
+    if (service_settled(p, svc)) {
+        json_object_set(settled, sid, svc);
+        return;
+    }
+    size_t ops_before = json_array_size(p->ops);
+    int64_t wake_before = p->wake_at;
+    p->wake_at = 0; /* this service's own */
+    reconcile_service(p, svc, by_service);
+    bool waits = p->wake_at != 0;
+    if (wake_before != 0)
+        wake_at(p, wake_before);
+    bool proposed = json_array_size(p->ops) != ops_before;
+    if (p->kept && service_quiet(svc, json_object_get(by_service, sid), proposed, waits))
+        json_object_set(settled, sid, svc);
+}
+
+/* A pass over `tasks` (jobs_pass_tasks; taken), which it changes in memory
+ * as it adds ops; with `kept`, it skips the services settled since the
+ * last pass. */
+static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *tasks, int64_t now,
+                         int64_t *wake_at_ms, struct jobs_plan_memo *plan)
+{
+    struct pass p = {.st = st, .kept = kept, .ops = json_array(), .created = json_object(),
+                     .images = json_object(), .touched = json_object(), .now = now};
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
     p.tasks = tasks;
+    settled_inputs(&p);
     json_t *services = store_list(st, "services", NULL);
     size_t i;
     json_t *svc;
     orphan_tasks_of_down_nodes(&p);
     json_t *by_service = tasks_by_service(p.tasks);
-    json_array_foreach(services, i, svc) reconcile_service(&p, svc, by_service);
-    json_decref(by_service);
+    size_t ntasks = json_array_size(p.tasks); /* those by_service holds */
+    json_t *settled = json_object();
+    json_array_foreach(services, i, svc) visit_service(&p, svc, by_service, settled);
+    if (kept) {
+        json_decref(kept->settled);
+        kept->settled = settled;
+    } else {
+        json_decref(settled);
+    }
     jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at, plan);
-    reap_orphans(&p, services);
+    reap_orphans(&p, services, by_service, ntasks);
+    json_decref(by_service);
     json_decref(services);
     json_decref(p.job_cores);
     json_decref(p.created);
     json_decref(p.images);
+    json_decref(p.touched);
     sched_load_free(p.load);
     json_decref(p.tasks);
     json_decref(p.nodes);
@@ -975,20 +1126,16 @@ static json_t *pass_over(struct store *st, json_t *tasks, int64_t now, int64_t *
 
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 {
-    return pass_over(st, jobs_pass_tasks(st) /* the job history left out */, now, wake_at_ms,
-                     NULL);
+    return pass_over(st, NULL, jobs_pass_tasks(st) /* the job history left out */, now,
+                     wake_at_ms, NULL);
 }
-
-struct orch_tasks {
-    json_t *tasks; /* jobs_pass_tasks as of the last pass, by id; NULL: not read yet */
-    json_t *changed; /* {id: true} of the tasks the last pass changed in memory */
-    struct jobs_plan_memo plan; /* the last pass's plan of the job queue */
-};
 
 struct orch_tasks *orch_tasks_new(void)
 {
     struct orch_tasks *kept = xcalloc(1, sizeof(*kept));
     kept->changed = json_object();
+    kept->settled = json_object();
+    kept->dirty = json_object();
     return kept;
 }
 
@@ -999,20 +1146,34 @@ void orch_tasks_free(struct orch_tasks *kept)
     json_decref(kept->tasks);
     json_decref(kept->changed);
     jobs_plan_memo_clear(&kept->plan);
+    json_decref(kept->settled);
+    json_decref(kept->dirty);
+    json_decref(kept->nodes);
     free(kept);
 }
 
+/* Notes the service of task `t` in `dirty` ({service id: true}). */
+static void note_dirty(json_t *dirty, json_t *t)
+{
+    if (task_service_id(t))
+        json_object_set_new(dirty, task_service_id(t), json_true());
+}
+
 /* `kept` (by id) without the tasks named in `ids`, with `fresh` (by id) in
- * their place: a new array, by id. */
-static json_t *merged_by_id(json_t *kept, json_t *ids, json_t *fresh)
+ * their place: a new array, by id. The services of the tasks replaced or
+ * read go into `dirty`. */
+static json_t *merged_by_id(json_t *kept, json_t *ids, json_t *fresh, json_t *dirty)
 {
     json_t *out = json_array();
     size_t i, k = 0, nfresh = json_array_size(fresh);
     json_t *t;
+    json_array_foreach(fresh, i, t) note_dirty(dirty, t);
     json_array_foreach(kept, i, t)
     {
-        if (json_object_get(ids, task_id(t)))
+        if (json_object_get(ids, task_id(t))) {
+            note_dirty(dirty, t); /* deleted, or read again: its service as it was */
             continue;
+        }
         while (k < nfresh && strcmp(task_id(json_array_get(fresh, k)), task_id(t)) < 0)
             json_array_append(out, json_array_get(fresh, k++));
         json_array_append(out, t);
@@ -1028,14 +1189,16 @@ static json_t *merged_by_id(json_t *kept, json_t *ids, json_t *fresh)
 static void bring_up_to_date(struct orch_tasks *kept, struct store *st)
 {
     json_t *ids = store_take_changed_tasks(st);
+    json_object_clear(kept->dirty);
     if (ids == NULL || kept->tasks == NULL) {
         json_decref(kept->tasks);
         kept->tasks = jobs_pass_tasks(st);
+        json_object_clear(kept->settled); /* what changed is not known */
     } else {
         json_object_update(ids, kept->changed);
         if (json_object_size(ids) > 0) {
             json_t *fresh = jobs_pass_tasks_among(st, ids);
-            json_t *tasks = merged_by_id(kept->tasks, ids, fresh);
+            json_t *tasks = merged_by_id(kept->tasks, ids, fresh, kept->dirty);
             json_decref(fresh);
             json_decref(kept->tasks);
             kept->tasks = tasks;
@@ -1068,7 +1231,7 @@ json_t *orchestrator_pass_kept(struct orch_tasks *kept, struct store *st, int64_
 {
     bring_up_to_date(kept, st);
     /* the pass's own array (it appends the tasks it creates), of the kept objects */
-    json_t *ops = pass_over(st, json_copy(kept->tasks), now, wake_at_ms, &kept->plan);
+    json_t *ops = pass_over(st, kept, json_copy(kept->tasks), now, wake_at_ms, &kept->plan);
     note_changed(kept, ops);
     return ops;
 }

@@ -184,3 +184,67 @@ TEST(orchestrator_restart_window_resets_the_count)
     CHECK(count_tasks(st) >= 5);
     store_close(st);
 }
+
+/* A pass of the leader's (tasks kept between passes); returns its ops' count. */
+static size_t kept_pass(struct orch_tasks *kept, struct store *st, int64_t now)
+{
+    int64_t wake = 0;
+    return unit_apply_ops(st, orchestrator_pass_kept(kept, st, now, &wake));
+}
+
+/* Kept passes skip the services settled since the last pass, and visit
+ * again those whose record or tasks changed, and all of them when the
+ * nodes did. */
+TEST(orchestrator_kept_passes_visit_what_changed)
+{
+    struct store *st = store_with_node();
+    struct orch_tasks *kept = orch_tasks_new();
+    put_service(st, "web", json_pack("{s:i}", "replicas", 1));
+    put_service(st, "db", json_pack("{s:i}", "replicas", 1));
+    unit_apply_ops(st, json_pack("[o]", op_put("services", json_pack(
+        "{s:s, s:s, s:i, s:{s:s, s:s}}", "id", "mon", "name", "mon", "version", 1, "spec",
+        "image", "busybox:latest", "mode", "global"))));
+    CHECK(kept_pass(kept, st, 1000) == 3);
+    CHECK(kept_pass(kept, st, 2000) == 0); /* all settled */
+    put_service(st, "web", json_pack("{s:i}", "replicas", 2)); /* its record changed */
+    CHECK(kept_pass(kept, st, 3000) == 1);
+    CHECK(kept_pass(kept, st, 4000) == 0);
+    json_t *db = store_list_where(st, "tasks", "service_id", "db");
+    unit_apply_ops(st, json_pack("[o]", op_merge("tasks", json_string_value(json_object_get(
+        json_array_get(db, 0), "id")), json_pack("{s:s, s:i}", "state", "failed", "state_at",
+                                                 4500)))); /* one of its tasks changed */
+    json_decref(db);
+    CHECK(kept_pass(kept, st, 5000) == 1); /* desired shutdown */
+    CHECK(kept_pass(kept, st, 6000) == 1); /* its replacement */
+    CHECK(kept_pass(kept, st, 7000) == 0);
+    unit_apply_ops(st, json_pack("[o]", op_put("nodes", json_pack(
+        "{s:s, s:s, s:s, s:s, s:s}", "id", "n2", "hostname", "node-2", "role", "worker",
+        "status", "ready", "availability", "active")))); /* the nodes changed */
+    CHECK(kept_pass(kept, st, 8000) == 1); /* the global service's task on n2 */
+    CHECK(kept_pass(kept, st, 9000) == 0);
+    orch_tasks_free(kept);
+    store_close(st);
+}
+
+/* The tasks of a removed service are stopped, the other services' kept. */
+TEST(orchestrator_removed_service_tasks_stopped)
+{
+    struct store *st = store_with_node();
+    put_service(st, "web", json_pack("{s:i}", "replicas", 2));
+    put_service(st, "db", json_pack("{s:i}", "replicas", 1));
+    CHECK(pass(st, 1000) == 3);
+    CHECK(pass(st, 2000) == 0);
+    unit_apply_ops(st, json_pack("[o]", op_del("services", "web")));
+    CHECK(pass(st, 3000) == 2);
+    json_t *web = store_list_where(st, "tasks", "service_id", "web");
+    size_t i;
+    json_t *t;
+    json_array_foreach(web, i, t)
+        CHECK_STR(json_string_value(json_object_get(t, "desired_state")), "remove");
+    json_decref(web);
+    json_t *db = store_list_where(st, "tasks", "service_id", "db");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(db, 0), "desired_state")),
+              "running");
+    json_decref(db);
+    store_close(st);
+}
