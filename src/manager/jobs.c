@@ -1453,6 +1453,7 @@ json_t *jobs_plan(struct store *st, int64_t now)
     free(held);
     free(all);
     free(hard);
+    free(nodes);
     free(be);
     free(normal);
     jpass_done(&p);
