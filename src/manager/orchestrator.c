@@ -1066,11 +1066,13 @@ static void settled_inputs(struct pass *p)
  * `settled`: the pass's settled services, which it adds to. */
 static void visit_service(struct pass *p, json_t *svc, json_t *by_service, json_t *settled)
 {
-    const char *sid = service_id(svc);
     if (service_settled(p, svc)) {
-        json_object_set(settled, sid, svc);
+        json_object_set(settled, service_id(svc), svc);
         return;
     }
+    /* reconcile_service may replace members of svc (a rollback's spec):
+     * its id is copied */
+    char *sid = xstrdup(service_id(svc));
     size_t ops_before = json_array_size(p->ops);
     int64_t wake_before = p->wake_at;
     p->wake_at = 0; /* this service's own */
@@ -1081,6 +1083,7 @@ static void visit_service(struct pass *p, json_t *svc, json_t *by_service, json_
     bool proposed = json_array_size(p->ops) != ops_before;
     if (p->kept && service_quiet(svc, json_object_get(by_service, sid), proposed, waits))
         json_object_set(settled, sid, svc);
+    free(sid);
 }
 
 /* A pass over `tasks` (jobs_pass_tasks; taken), which it changes in memory
