@@ -489,23 +489,6 @@ static void run_wait_end(struct run_waiting *w)
     uv_close((uv_handle_t *)&w->timer, run_wait_closed);
 }
 
-static void run_wait_gone(struct agent_reply *r)
-{
-    struct run_waiting *w = r->agent_data;
-    w->r = NULL;
-}
-
-static struct agent_reply *run_wait_take_reply(struct run_waiting *w)
-{
-    struct agent_reply *r = w->r;
-    if (r) {
-        r->gone = NULL;
-        r->agent_data = NULL;
-    }
-    w->r = NULL;
-    return r;
-}
-
 static void run_wait_tick(uv_timer_t *t)
 {
     struct run_waiting *w = t->data;
@@ -513,7 +496,7 @@ static void run_wait_tick(uv_timer_t *t)
     bool waits = w->r && run_waits_for_bridge(a, w->body);
     if (waits && mono_ms() < w->give_up_at)
         return;
-    struct agent_reply *r = run_wait_take_reply(w);
+    struct agent_reply *r = reply_take(&w->r);
     json_t *body = json_incref(w->body);
     run_wait_end(w);
     if (r && waits) {
@@ -538,15 +521,14 @@ static void run_wait(struct agent *a, struct agent_reply *r, json_t *body)
     uv_timer_start(&w->timer, run_wait_tick, RUN_WAIT_POLL_MS, RUN_WAIT_POLL_MS);
     w->next = a->runs_waiting;
     a->runs_waiting = w;
-    r->agent_data = w;
-    r->gone = run_wait_gone;
+    reply_wait(&w->r, r); /* w->r emptied if the client leaves */
 }
 
 void runs_waiting_close_all(struct agent *a)
 {
     while (a->runs_waiting) {
         struct run_waiting *w = a->runs_waiting;
-        struct agent_reply *r = run_wait_take_reply(w);
+        struct agent_reply *r = reply_take(&w->r);
         run_wait_end(w);
         if (r) {
             struct serr err = {0};
