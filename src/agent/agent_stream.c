@@ -289,10 +289,7 @@ static int run_validate(json_t *body, struct serr *err)
     json_t *v;
     json_object_foreach(body, key, v)
     {
-        int i = 0;
-        while (fields[i] && strcmp(fields[i], key) != 0)
-            i++;
-        if (fields[i] == NULL)
+        if (!str_in_list(key, fields))
             return serr_set(err, SERR_INVALID, "unknown field '%s'", key);
     }
     if (!json_is_string(json_object_get(body, "image")))

@@ -368,10 +368,7 @@ static int apply_node_update(json_t *node, json_t *body, struct serr *err)
     json_t *v;
     json_object_foreach(body, key, v)
     {
-        int i = 0;
-        while (fields[i] && strcmp(fields[i], key) != 0)
-            i++;
-        if (fields[i] == NULL)
+        if (!str_in_list(key, fields))
             return serr_set(err, SERR_INVALID, "unknown field '%s' in node update", key);
     }
     const char *avail = json_string_value(json_object_get(body, "availability"));

@@ -271,6 +271,14 @@ int mkdir_p(const char *path, unsigned mode, struct serr *err)
     return rc;
 }
 
+bool str_in_list(const char *s, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
 void dir_spread_subdirs(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

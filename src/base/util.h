@@ -25,6 +25,9 @@ void random_hex(char *out, size_t len);
 int64_t now_ms(void);
 int64_t mono_ms(void);
 
+/* Whether `s` is one of `list` (NULL-terminated). */
+bool str_in_list(const char *s, const char *const *list);
+
 /* Reads a whole file into a new NUL-terminated buffer (caller frees).
  * *len gets the size without the NUL when len is not NULL. */
 int read_file(const char *path, char **out, size_t *len, struct serr *err);

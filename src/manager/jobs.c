@@ -183,10 +183,7 @@ static int check_submission_keys(json_t *body, struct serr *err)
     json_t *val;
     json_object_foreach(body, key, val)
     {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL)
+        if (!str_in_list(key, known))
             return serr_set(err, SERR_INVALID, "job: unknown field '%s'", key);
         if (strcmp(key, "host") == 0 && !json_is_boolean(val))
             return serr_set(err, SERR_INVALID, "job: host must be true or false");

@@ -48,10 +48,7 @@ static int check_body(json_t *body, const char *noun, struct serr *err)
     json_t *val;
     json_object_foreach(body, key, val)
     {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL)
+        if (!str_in_list(key, known))
             return serr_set(err, SERR_INVALID, "unknown field '%s' in %s", key, noun);
         if (!json_is_string(val))
             return serr_set(err, SERR_INVALID, "%s: expected a string", key);
@@ -311,10 +308,7 @@ static int check_ref_keys(json_t *ref, const char *noun, struct serr *err)
     json_t *val;
     json_object_foreach(ref, key, val)
     {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL)
+        if (!str_in_list(key, known))
             return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", noun, key);
     }
     json_t *mode = json_object_get(ref, "mode");

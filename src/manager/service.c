@@ -194,10 +194,7 @@ static int check_keys(json_t *obj, const char *const *known, const char *what, s
     json_t *val;
     json_object_foreach(obj, key, val)
     {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL)
+        if (!str_in_list(key, known))
             return serr_set(err, SERR_INVALID, "%s: unknown field '%s'", what, key);
     }
     return 0;
@@ -503,10 +500,7 @@ static int check_fields(json_t *spec, struct serr *err)
     json_t *val;
     json_object_foreach(spec, key, val)
     {
-        int i = 0;
-        while (known_fields[i] && strcmp(known_fields[i], key) != 0)
-            i++;
-        if (known_fields[i] == NULL)
+        if (!str_in_list(key, known_fields))
             return serr_set(err, SERR_INVALID, "unknown field '%s' in service spec", key);
     }
     return 0;

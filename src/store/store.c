@@ -1195,16 +1195,10 @@ static bool job_progress_merge(json_t *fields)
     json_t *val;
     json_object_foreach(fields, key, val)
     {
-        int i = 0;
-        while (keys[i] && strcmp(keys[i], key) != 0)
-            i++;
-        if (keys[i] == NULL)
+        if (!str_in_list(key, keys))
             return false;
     }
-    int i = 0;
-    while (state && states[i] && strcmp(states[i], state) != 0)
-        i++;
-    return state == NULL || states[i] != NULL;
+    return state == NULL || str_in_list(state, states);
 }
 
 bool store_op_changes_plan(json_t *op)
