@@ -17,10 +17,7 @@ static const char *const job_states[] = {"Waiting", "Hold", "toLaunch", "Launchi
 
 static bool known_state(const char *s)
 {
-    for (int i = 0; job_states[i]; i++)
-        if (strcmp(job_states[i], s) == 0)
-            return true;
-    return false;
+    return str_in_list(s, job_states);
 }
 
 void get_jobs(struct shoal *sh, struct http_req *req, char **args)

@@ -470,10 +470,7 @@ static int port_long(struct conv *c, const struct at *a, json_t *p, json_t *spec
     {
         if (is_extension(k))
             continue;
-        int i = 0;
-        while (known[i] && strcmp(known[i], k) != 0)
-            i++;
-        if (known[i] == NULL)
+        if (!str_in_list(k, known))
             return fail(c, a,
                         "port key \"%s\" is not supported (target, published, protocol, "
                         "mode)",
@@ -1609,11 +1606,8 @@ static int check_def(struct conv *c, const char *section, const char *key, json_
     {
         if (is_extension(k))
             continue;
-        int i = 0;
-        while (allowed[i] && strcmp(allowed[i], k) != 0)
-            i++;
         struct at ka = {def, k, path};
-        if (allowed[i] == NULL) {
+        if (!str_in_list(k, allowed)) {
             rc = fail(c, &ka, "not supported by shoal");
             break;
         }

@@ -170,10 +170,7 @@ json_t *network_new(struct store *st, json_t *body, struct serr *err)
     }
     json_object_foreach(body, key, val)
     {
-        int i = 0;
-        while (known[i] && strcmp(known[i], key) != 0)
-            i++;
-        if (known[i] == NULL) {
+        if (!str_in_list(key, known)) {
             serr_set(err, SERR_INVALID, "unknown field '%s' in network", key);
             return NULL;
         }

@@ -329,9 +329,8 @@ static int check_one_of(json_t *spec, const char *field, const char *const *allo
         return 0;
     if (!json_is_string(v))
         return serr_set(err, SERR_INVALID, "%s: expected a string", field);
-    for (int i = 0; allowed[i]; i++)
-        if (strcmp(json_string_value(v), allowed[i]) == 0)
-            return 0;
+    if (str_in_list(json_string_value(v), allowed))
+        return 0;
     return serr_set(err, SERR_INVALID, "invalid %s (want %s%s%s%s%s)", field, allowed[0],
                     allowed[1] ? ", " : "", allowed[1] ? allowed[1] : "",
                     allowed[1] && allowed[2] ? ", " : "", allowed[1] && allowed[2] ? allowed[2] : "");
@@ -922,14 +921,7 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     json_t *val;
     json_object_foreach(patch, key, val)
     {
-        int i = 0;
-        while (fields[i] && strcmp(fields[i], key) != 0)
-            i++;
-        int k = 0;
-        while (service_container_patch_fields[k] &&
-               strcmp(service_container_patch_fields[k], key) != 0)
-            k++;
-        if (fields[i] == NULL && service_container_patch_fields[k] == NULL) {
+        if (!str_in_list(key, fields) && !str_in_list(key, service_container_patch_fields)) {
             serr_set(err, SERR_INVALID, "unknown field '%s' in service update", key);
             return NULL;
         }

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "base/util.h"
+
 const char *const container_all_caps[] = {
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -52,10 +54,7 @@ const char *const container_all_caps[] = {
 
 bool container_cap_known(const char *name)
 {
-    for (int i = 0; container_all_caps[i]; i++)
-        if (strcmp(container_all_caps[i], name) == 0)
-            return true;
-    return false;
+    return str_in_list(name, container_all_caps);
 }
 
 static const struct {
@@ -95,9 +94,8 @@ bool container_sysctl_allowed(const char *key, bool own_network)
     static const char *const exact[] = {"kernel.msgmax", "kernel.msgmnb",          "kernel.msgmni",
                                         "kernel.sem",    "kernel.shmall",          "kernel.shmmax",
                                         "kernel.shmmni", "kernel.shm_rmid_forced", NULL};
-    for (int i = 0; exact[i]; i++)
-        if (strcmp(key, exact[i]) == 0)
-            return true;
+    if (str_in_list(key, exact))
+        return true;
     if (strncmp(key, "fs.mqueue.", 10) == 0 && key[10] != '\0')
         return true;
     return own_network && strncmp(key, "net.", 4) == 0 && key[4] != '\0';
