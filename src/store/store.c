@@ -48,8 +48,10 @@ struct store {
  * reader's count of the ops it expects can match after it. */
 #define PLAN_CHANGES_UNKNOWN (1ULL << 32)
 
-/* Past this many ids not taken, the list is dropped (not known). */
-#define DELETED_KEEP_MAX 100000
+/* Past this many task ids noted and not taken (tasks that left the watched
+ * node, tasks changed), the list is dropped: its reader is told it is not
+ * known (store_take_deleted_tasks, store_take_changed_tasks). */
+#define NOTED_TASKS_MAX 100000
 
 struct table_def {
     const char *name;
@@ -381,9 +383,6 @@ static int apply_append(struct store *s, const struct table_def *t, json_t *op, 
     return prune_ring(s, t->name, op, err);
 }
 
-static sqlite3_stmt *prepared(struct store *s, const char *sql, const char *const *params);
-static void finished(struct store *s, sqlite3_stmt *st);
-
 /* A task of the watched node leaves it (deleted: `new_node` NULL, or put or
  * merged with another node): its id is kept for store_take_deleted_tasks.
  * One look-up by id, and only while a node is watched. */
@@ -401,7 +400,7 @@ static void note_task_leaving(struct store *s, const char *id, json_t *new_node,
     if (sqlite3_step(st) == SQLITE_ROW) {
         const char *node = (const char *)sqlite3_column_text(st, 0);
         if (node && strcmp(node, s->watch_node) == 0) {
-            if (json_array_size(s->deleted) >= DELETED_KEEP_MAX) {
+            if (json_array_size(s->deleted) >= NOTED_TASKS_MAX) {
                 json_decref(s->deleted); /* nobody takes them: a full sweep then */
                 s->deleted = NULL;
             } else {
@@ -455,7 +454,7 @@ static void note_change(struct store *s, const struct table_def *t, const char *
 {
     if (s->changed_tasks == NULL)
         return;
-    if (json_object_size(s->changed_tasks) >= DELETED_KEEP_MAX) {
+    if (json_object_size(s->changed_tasks) >= NOTED_TASKS_MAX) {
         json_decref(s->changed_tasks);
         s->changed_tasks = NULL;
         return;
