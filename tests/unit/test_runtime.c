@@ -80,8 +80,12 @@ static char *make_busybox_layer(const char *tmp)
     return layer;
 }
 
-static void setup(struct fixture *fx)
+/* A runtime under a new temporary directory, with a busybox layer: false
+ * (the test then checks nothing) where containers cannot run. */
+static bool setup(struct fixture *fx)
 {
+    if (!can_run_containers())
+        return false;
     /* The containers' inits are reparented to us once crun exits. */
     CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
     strcpy(fx->tmp, "/tmp/shoal-rt-XXXXXX");
@@ -97,6 +101,7 @@ static void setup(struct fixture *fx)
     }
     free(root);
     free(dir);
+    return true;
 }
 
 static void teardown(struct fixture *fx)
@@ -225,10 +230,9 @@ static int run_to_exit(struct fixture *fx, const char *id, const char *spec_text
 
 TEST(runtime_echo_and_exit_code)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "echo1");
     char out[256];
@@ -245,10 +249,9 @@ TEST(runtime_echo_and_exit_code)
 
 TEST(runtime_env_workdir_user)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "env1");
     char out[256];
@@ -280,10 +283,9 @@ static char *cgroup_text(const char *controller, const char *id, const char *fil
 
 TEST(runtime_limits_reach_cgroups)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "lim1");
     int out_read;
@@ -319,10 +321,9 @@ TEST(runtime_limits_reach_cgroups)
 
 TEST(runtime_bind_mounts)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "bind1");
     char *ro = xasprintf("%s/ro", fx.tmp), *rw = xasprintf("%s/rw", fx.tmp);
@@ -350,10 +351,9 @@ TEST(runtime_bind_mounts)
 
 TEST(runtime_missing_bind_source)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "bad1");
     json_t *spec = spec_of("{\"args\":[\"true\"], \"mounts\":[{\"type\":\"bind\","
@@ -412,10 +412,9 @@ static void check_nothing_left(struct fixture *fx, const char *id)
 
 TEST(runtime_missing_executable)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "noexec1");
     json_t *spec = spec_of("{\"args\":[\"nope\"], \"limits\":{\"memory\":67108864}}");
@@ -447,10 +446,9 @@ static bool spreads_subdirs(struct fixture *fx, const char *name)
 
 TEST(runtime_init_spreads_bundles_and_crun_state_over_ext4s_groups)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     struct statfs fs;
     CHECK(statfs(fx.tmp, &fs) == 0);
     if (fs.f_type == EXT4_SUPER_MAGIC) /* elsewhere the flag does not exist */
@@ -460,10 +458,9 @@ TEST(runtime_init_spreads_bundles_and_crun_state_over_ext4s_groups)
 
 TEST(runtime_init_is_pid1)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "init1");
     CHECK(fx.rt.init_path != NULL);
@@ -477,10 +474,9 @@ TEST(runtime_init_is_pid1)
 
 TEST(runtime_kill_and_delete)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "kill1");
     int out_read;
@@ -512,10 +508,9 @@ TEST(runtime_kill_and_delete)
 
 TEST(runtime_delete_running_container)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "del1");
     int out_read;
@@ -530,10 +525,9 @@ TEST(runtime_delete_running_container)
 
 TEST(runtime_seccomp_denies_mount_and_unshare)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "sec1");
     char out[512];
@@ -589,10 +583,9 @@ static void run_in_threads(struct fixture *fx, const char *prefix, void *(*threa
 /* The daemon calls the runtime from libuv's thread pool. */
 TEST(runtime_parallel_containers)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     struct parallel_run runs[PARALLEL_RUNS];
     run_in_threads(&fx, "par", run_echo_thread, runs);
     teardown(&fx);
@@ -661,10 +654,9 @@ static long parent_of(pid_t pid)
  * the call returns, crun's detached process reaped (at once, or as an orphan). */
 TEST(runtime_run_in_one_call)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "one1");
     int out_read;
@@ -716,10 +708,9 @@ TEST(runtime_run_in_one_call)
 /* A command crun cannot find fails the one call as it fails create. */
 TEST(runtime_run_in_one_call_missing_executable)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "noexec2");
     json_t *spec = spec_of("{\"args\":[\"nope\"]}");
@@ -756,10 +747,9 @@ static char *log_crun_calls(struct fixture *fx)
  * count against the limit): two crun calls, no `crun run`. */
 TEST(runtime_run_with_memory_limit_in_two_calls)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char id[ID_MAX];
     unique_id(id, "two1");
     char *calls_path = log_crun_calls(&fx);
@@ -796,10 +786,9 @@ static void *run_io_thread(void *arg)
 /* Children forked from several threads at once each join their own cgroups. */
 TEST(runtime_run_in_one_call_from_threads)
 {
-    if (!can_run_containers())
-        return;
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     struct parallel_run runs[PARALLEL_RUNS];
     run_in_threads(&fx, "opar", run_io_thread, runs);
     for (int i = 0; i < PARALLEL_RUNS; i++)
@@ -812,10 +801,11 @@ TEST(runtime_run_in_one_call_from_threads)
  * Under `make test-asan` the child must leave no sanitizer report either. */
 TEST(runtime_run_joined_exec_failure_reported)
 {
-    if (!can_run_containers() || access("/sys/fs/cgroup/memory", F_OK) != 0)
+    if (access("/sys/fs/cgroup/memory", F_OK) != 0)
         return; /* v2: crun places itself, no joined child */
     struct fixture fx;
-    setup(&fx);
+    if (!setup(&fx))
+        return;
     char *script = xasprintf("%s/not-executable", fx.tmp);
     CHECK(write_file_atomic(script, "#!/bin/sh\n", 10, false, NULL) == 0);
     CHECK(chmod(script, 0644) == 0);
@@ -914,7 +904,7 @@ TEST(runtime_cgroup_parents_pass_rules_on)
     snprintf(old, sizeof(old), "shoal-ut-old-%d", (int)getpid());
     runtime_cgroup_set_parent(parent);
     struct fixture fx;
-    setup(&fx);
+    CHECK(setup(&fx)); /* can_run_containers above */
     CHECK(fx.rt.cgroup_devices_inherited && fx.rt.cgroup_cpuset_inherited);
     char *path = xasprintf("/sys/fs/cgroup/devices/%s/devices.list", parent);
     char *rules = read_text(path);
@@ -934,7 +924,7 @@ TEST(runtime_cgroup_parents_pass_rules_on)
     char *child = xasprintf("/sys/fs/cgroup/devices/%s/left", old);
     CHECK(mkdir_p(child, 0755, NULL) == 0);
     runtime_cgroup_set_parent(old);
-    setup(&fx);
+    CHECK(setup(&fx));
     CHECK(!fx.rt.cgroup_devices_inherited && fx.rt.cgroup_cpuset_inherited);
     check_container_cgroups(&fx, old, "par3", "{\"pids\":64}");
     teardown(&fx);
