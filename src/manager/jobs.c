@@ -94,15 +94,6 @@ json_t *jobs_pass_tasks_among(struct store *st, json_t *ids)
     return store_tasks_but_ended_jobs_among(st, task_final_states, live_not_waiting, ids);
 }
 
-static int queue_priority(const char *queue)
-{
-    if (queue && strcmp(queue, "admin") == 0)
-        return 10;
-    if (queue && strcmp(queue, "besteffort") == 0)
-        return 0;
-    return 5;
-}
-
 /* ---- submission ---- */
 
 /* Which of `nodes` a job's property filter (-p) allows (caller frees), or
@@ -899,9 +890,9 @@ static int check_reservation(struct store *st, const struct job_res *r, const ch
 static int cmp_waiting(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    int px = queue_priority(jstr(x, "queue")), py = queue_priority(jstr(y, "queue"));
-    if (px != py)
-        return px > py ? -1 : 1;
+    int rx = store_job_queue_rank(jstr(x, "queue")), ry = store_job_queue_rank(jstr(y, "queue"));
+    if (rx != ry)
+        return rx < ry ? -1 : 1;
     long long ix = atoll(jstr(x, "id")), iy = atoll(jstr(y, "id"));
     return ix < iy ? -1 : ix > iy;
 }

@@ -95,9 +95,19 @@ static const char schema[] =
     "CREATE INDEX tasks_node ON tasks(node_id);";
 
 /* A job's place in the queue before its id: queue admin, then every other
- * queue but besteffort, then besteffort (manager/jobs.c's queue_priority). */
+ * queue but besteffort, then besteffort; store_job_queue_rank in C. The
+ * index jobs_queue of existing stores is made of this text: it stays. */
 #define JOB_QUEUE_RANK                                                                             \
     "(CASE json_extract(data, '$.queue') WHEN 'admin' THEN 0 WHEN 'besteffort' THEN 2 ELSE 1 END)"
+
+int store_job_queue_rank(const char *queue)
+{
+    if (queue && strcmp(queue, "admin") == 0)
+        return 0;
+    if (queue && strcmp(queue, "besteffort") == 0)
+        return 2;
+    return 1;
+}
 
 /* Tables added since the first release: also made in restored snapshots of
  * older stores. */

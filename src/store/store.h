@@ -113,6 +113,10 @@ json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *tas
 json_t *store_take_changed_tasks(struct store *s);
 /* Stops noting them (the reader is gone: a leader no more). */
 void store_forget_changed_tasks(struct store *s);
+/* A job's place in the queue before its id, smallest first: 0 for queue
+ * admin, 2 for besteffort, 1 for any other (or none): the order of
+ * store_jobs_queue_head. */
+int store_job_queue_rank(const char *queue);
 /* The first `limit` jobs in `state` of one class (besteffort: queue
  * besteffort; else every other queue) in queue order: queue admin first,
  * then by id as a number, but those whose id is a key of `known` (may be

@@ -332,3 +332,42 @@ TEST(store_changed_tasks_name_a_changed_jobs_tasks)
     json_decref(ids);
     store_close(st);
 }
+
+/* The queue's order in SQL (store_jobs_queue_head, the index jobs_queue) and
+ * in C (store_job_queue_rank, the pass's sort of the waiting jobs) agree:
+ * rank, then id as a number. */
+TEST(store_job_queue_rank_is_the_queue_heads_order)
+{
+    struct store *st = store_with_node();
+    static const char *const queues[] = {"besteffort", "default", NULL, "admin", "other",
+                                         "admin", "besteffort"};
+    json_t *ops = json_array();
+    for (int i = 0; i < 7; i++) {
+        json_t *job = waiting_job(10 - i); /* ids 10 down to 4: "10" sorts first as text */
+        if (queues[i])
+            json_object_set_new(job, "queue", json_string(queues[i]));
+        else
+            json_object_del(job, "queue");
+        json_array_append_new(ops, op_put("jobs", job));
+    }
+    unit_apply_ops(st, ops);
+    for (int be = 0; be < 2; be++) {
+        json_t *head = store_jobs_queue_head(st, "Waiting", be, 10, NULL);
+        CHECK(json_array_size(head) == (be ? 2u : 5u));
+        for (size_t i = 0; i < json_array_size(head); i++) {
+            const char *queue = jstr(json_array_get(head, i), "queue");
+            CHECK((store_job_queue_rank(queue) == 2) == (be == 1));
+            if (i == 0)
+                continue;
+            json_t *prev = json_array_get(head, i - 1);
+            int r0 = store_job_queue_rank(jstr(prev, "queue")), r1 = store_job_queue_rank(queue);
+            CHECK(r0 < r1 || (r0 == r1 && atoi(jstr(prev, "id")) <
+                                              atoi(jstr(json_array_get(head, i), "id"))));
+        }
+        json_decref(head);
+    }
+    CHECK(store_job_queue_rank("admin") < store_job_queue_rank("default"));
+    CHECK(store_job_queue_rank(NULL) == store_job_queue_rank("other"));
+    CHECK(store_job_queue_rank("default") < store_job_queue_rank("besteffort"));
+    store_close(st);
+}
