@@ -14,23 +14,11 @@
 #include "api/api_int.h"
 #include "base/json_get.h"
 #include "base/util.h"
+#include "daemon/image_gc.h"
 #include "daemon/shoal.h"
 #include "http/http.h"
 #include "manager/prune.h"
 #include "store/store.h"
-
-/* The images the cluster needs, and those this node's own containers run
- * (their layers stay anyway: the layer GC keeps what containers use). */
-static json_t *images_in_use(struct shoal *sh)
-{
-    json_t *in_use = prune_images_in_use(sh->store);
-    json_t *ctrs = sh->agent ? agent_list_local(sh->agent, false) : json_array();
-    size_t i;
-    json_t *c;
-    json_array_foreach(ctrs, i, c) prune_mark_ref(sh->store, in_use, jstr(c, "image"));
-    json_decref(ctrs);
-    return in_use;
-}
 
 /* Removed images as the reply lists them: {"id", "tags"}. */
 static json_t *removed_view(json_t *candidates)
@@ -53,7 +41,7 @@ void post_images_prune(struct shoal *sh, struct http_req *req, char **args)
     (void)args;
     if (!require_leader(sh, req))
         return;
-    json_t *in_use = images_in_use(sh);
+    json_t *in_use = image_gc_images_in_use(sh);
     json_t *gone = prune_image_candidates(sh->store, in_use, query_flag(req, "all"));
     json_t *reply = json_pack("{s:o, s:I}", "deleted", removed_view(gone), "space_reclaimed",
                               (json_int_t)prune_images_size(gone));
@@ -190,7 +178,7 @@ static json_t *df_volumes(struct shoal *sh)
 
 static json_t *df_images(struct shoal *sh)
 {
-    json_t *in_use = images_in_use(sh);
+    json_t *in_use = image_gc_images_in_use(sh);
     json_t *all = store_list(sh->store, "images", NULL);
     json_t *unused = prune_image_candidates(sh->store, in_use, true);
     json_t *out = json_pack("{s:I, s:I, s:I, s:I}", "total", (json_int_t)json_array_size(all),

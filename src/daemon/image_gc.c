@@ -14,8 +14,7 @@
 /* One daemon per process: the last look is the process's. */
 static int64_t last_look_ms;
 
-/* The images this node's own containers run count as needed too. */
-static json_t *images_needed(struct shoal *sh)
+json_t *image_gc_images_in_use(struct shoal *sh)
 {
     json_t *in_use = prune_images_in_use(sh->store);
     json_t *ctrs = sh->agent ? agent_list_local(sh->agent, false) : json_array();
@@ -67,7 +66,7 @@ void image_gc_pass(struct shoal *sh)
     double used_pct = 100.0 * (double)(capacity - avail) / (double)capacity;
     if (used_pct <= sh->image_gc_high)
         return;
-    json_t *in_use = images_needed(sh);
+    json_t *in_use = image_gc_images_in_use(sh);
     json_t *unused = prune_image_candidates(sh->store, in_use, true);
     json_t *candidates = old_enough(unused, now);
     json_decref(unused);

@@ -9,7 +9,14 @@
 #ifndef SHOAL_DAEMON_IMAGE_GC_H
 #define SHOAL_DAEMON_IMAGE_GC_H
 
+#include <jansson.h>
+
 struct shoal;
+
+/* The images the cluster needs (manager/prune.h's prune_images_in_use), and
+ * those this node's own containers run (their layers stay anyway: the layer
+ * GC keeps what containers use): what neither the GC nor a prune removes. */
+json_t *image_gc_images_in_use(struct shoal *sh);
 
 /* Called on every pass: looks at the disk at most every IMAGE_GC_PERIOD_MS,
  * on the leader only, and never while an entry is in flight. */
