@@ -1309,6 +1309,42 @@ static void schedule_noting_wake(struct jpass *p, const struct sched_node *nodes
         wake(p, *sched_wake);
 }
 
+/* A pass with jobs alive (`by_id`: those holding nodes or held, and the
+ * waiting ones unless `reuse`): their tasks followed, then the queue planned,
+ * or the memo's plan kept when nothing it depended on changed; `ops_before`:
+ * the ops of the pass before the jobs'. */
+static void pass_live_jobs(struct jpass *p, json_t *by_id, struct jobs_plan_memo *memo,
+                           bool reuse, size_t ops_before)
+{
+    jpass_set_jobs(p, by_id);
+    stop_tasks_of_ended_jobs(p);
+    follow_jobs(p);
+    int nnodes;
+    struct sched_node *snodes = sched_nodes(p, &nnodes);
+    if (reuse &&
+        (plan_changing_ops(p->ops, ops_before) > 0 || !memo_same_nodes(memo, snodes, nnodes))) {
+        /* a job ended (cores freed), or the nodes changed: plan after all */
+        reuse = false;
+        add_waiting_jobs(p->st, by_id);
+        jpass_set_jobs(p, by_id);
+        follow_jobs(p); /* the waiting jobs now read */
+    }
+    if (reuse) {
+        if (memo->wake)
+            wake(p, memo->wake);
+    } else {
+        int64_t sched_wake;
+        schedule_noting_wake(p, snodes, nnodes, &sched_wake);
+        if (memo)
+            memo_keep(memo, snodes, nnodes, p->now, sched_wake);
+    }
+    if (memo && memo->valid) /* what the ops proposed make of the count, once applied */
+        memo->expect = store_plan_changes(p->st) + plan_changing_ops(p->ops, 0);
+    free(snodes);
+    jpass_done(p);
+    json_decref(p->jobs);
+}
+
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at, struct jobs_plan_memo *memo)
 {
@@ -1327,37 +1363,9 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
         stop_tasks_of_ended_jobs(&p);
         if (memo)
             jobs_plan_memo_clear(memo);
-        json_decref(by_id);
-        json_decref(p.nodes);
-        return;
-    }
-    jpass_set_jobs(&p, by_id);
-    stop_tasks_of_ended_jobs(&p);
-    follow_jobs(&p);
-    int nnodes;
-    struct sched_node *snodes = sched_nodes(&p, &nnodes);
-    if (reuse &&
-        (plan_changing_ops(ops, ops_before) > 0 || !memo_same_nodes(memo, snodes, nnodes))) {
-        /* a job ended (cores freed), or the nodes changed: plan after all */
-        reuse = false;
-        add_waiting_jobs(st, by_id);
-        jpass_set_jobs(&p, by_id);
-        follow_jobs(&p); /* the waiting jobs now read */
-    }
-    if (reuse) {
-        if (memo->wake)
-            wake(&p, memo->wake);
     } else {
-        int64_t sched_wake;
-        schedule_noting_wake(&p, snodes, nnodes, &sched_wake);
-        if (memo)
-            memo_keep(memo, snodes, nnodes, now, sched_wake);
+        pass_live_jobs(&p, by_id, memo, reuse, ops_before);
     }
-    if (memo && memo->valid) /* what the ops proposed make of the count, once applied */
-        memo->expect = store_plan_changes(st) + plan_changing_ops(ops, 0);
-    free(snodes);
-    jpass_done(&p);
-    json_decref(p.jobs);
     json_decref(by_id);
     json_decref(p.nodes);
 }
