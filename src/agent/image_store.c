@@ -586,22 +586,6 @@ void image_keep_layers(json_t *keep, json_t *image)
     }
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *str)
-{
-    char *out = str;
-    for (const char *p = str; *p; p++) {
-        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
-            p[3] >= '0' && p[3] <= '7') {
-            *out++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-            p += 3;
-        } else {
-            *out++ = *p;
-        }
-    }
-    *out = '\0';
-}
-
 /* Adds to `used` ("sha256:<hex>" -> true) the store's layers named in one
  * overlay's "lowerdir=a:b:c" option (a mountinfo line). */
 static void note_lowerdirs(struct image_store *s, const char *line, json_t *used)
@@ -614,7 +598,7 @@ static void note_lowerdirs(struct image_store *s, const char *line, json_t *used
     size_t prefix = strlen(s->layers);
     char *save = NULL;
     for (char *dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-        unescape_octal(dir);
+        mountinfo_unescape(dir);
         if (strncmp(dir, s->layers, prefix) != 0 || dir[prefix] != '/')
             continue;
         char hex[HEX_LEN + 1];

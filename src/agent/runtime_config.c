@@ -121,22 +121,6 @@ static bool is_string_array(json_t *v)
     return true;
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s)
-{
-    char *out = s;
-    for (; *s; s++) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-            s[3] >= '0' && s[3] <= '7') {
-            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-            s += 3;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = '\0';
-}
-
 /* The first mount point strictly below `dir` (canonical path) in
  * /proc/self/mountinfo, copied to out[outlen]; false when there is none. */
 static bool first_submount(const char *dir, char *out, size_t outlen)
@@ -151,7 +135,7 @@ static bool first_submount(const char *dir, char *out, size_t outlen)
     while (!found && getline(&line, &cap, f) > 0) {
         if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
             continue;
-        unescape_octal(point);
+        mountinfo_unescape(point);
         found = strncmp(point, dir, dlen) == 0 && point[dlen] == '/' && point[dlen + 1] != '\0';
     }
     free(line);

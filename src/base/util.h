@@ -27,6 +27,9 @@ int64_t mono_ms(void);
 
 /* Whether `s` is one of `list` (NULL-terminated). */
 bool str_in_list(const char *s, const char *const *list);
+/* Decodes in place a field of /proc/self/mountinfo, where space, tab,
+ * newline and backslash stand as \ooo (octal). */
+void mountinfo_unescape(char *s);
 
 /* Reads a whole file into a new NUL-terminated buffer (caller frees).
  * *len gets the size without the NUL when len is not NULL. */

@@ -259,22 +259,6 @@ static void remove_cgroups(const glob_t *cgroups)
 
 /* ---- mounts ---- */
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s)
-{
-    char *out = s;
-    for (; *s; s++) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] >= '0' && s[2] <= '7' &&
-            s[3] >= '0' && s[3] <= '7') {
-            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-            s += 3;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = '\0';
-}
-
 static int cmp_deepest_first(const void *a, const void *b)
 {
     size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
@@ -291,7 +275,7 @@ static void unmount_under(const char *cluster_dir)
     while (fgets(line, sizeof(line), f)) {
         if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
             continue;
-        unescape_octal(point);
+        mountinfo_unescape(point);
         if (strncmp(point, cluster_dir, dlen) != 0 || (point[dlen] != '/' && point[dlen] != 0))
             continue;
         mounts = xrealloc(mounts, (count + 1) * sizeof(char *));

@@ -189,3 +189,22 @@ TEST(dir_spread_subdirs_sets_ext4s_top_directory_flag)
     dir_spread_subdirs("/nonexistent/shoal");
     CHECK(rm_rf(dir, NULL) == 0);
 }
+
+TEST(str_in_list_finds_only_whole_members)
+{
+    static const char *const list[] = {"image", "env", NULL};
+    static const char *const empty[] = {NULL};
+    CHECK(str_in_list("image", list) && str_in_list("env", list));
+    CHECK(!str_in_list("im", list) && !str_in_list("envs", list) && !str_in_list("", list));
+    CHECK(!str_in_list("image", empty));
+}
+
+TEST(mountinfo_unescape_decodes_octal_escapes_only)
+{
+    char point[] = "/mnt/a\\040b\\011c\\134d\\012";
+    mountinfo_unescape(point);
+    CHECK_STR(point, "/mnt/a b\tc\\d\n");
+    char kept[] = "/x\\08y\\7\\";
+    mountinfo_unescape(kept); /* not three octal digits: as is */
+    CHECK_STR(kept, "/x\\08y\\7\\");
+}
