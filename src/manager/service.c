@@ -900,7 +900,8 @@ static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr 
     return 0;
 }
 
-json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct serr *err)
+/* A service update's patch: an object of known fields only. */
+static int check_patch_keys(json_t *patch, struct serr *err)
 {
     static const char *const fields[] = {"image",       "env_add",    "env_rm",
                                          "args",        "replicas",   "update_config",
@@ -913,26 +914,28 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
                                          "restart_condition", "restart_delay_ms",
                                          "stop_grace_period_ms", "init", "reservations",
                                          "rollback_config", "max_concurrent", NULL};
-    if (!json_is_object(patch)) {
-        serr_set(err, SERR_INVALID, "update must be a JSON object");
-        return NULL;
-    }
+    if (!json_is_object(patch))
+        return serr_set(err, SERR_INVALID, "update must be a JSON object");
     const char *key;
     json_t *val;
     json_object_foreach(patch, key, val)
     {
-        if (!str_in_list(key, fields) && !str_in_list(key, service_container_patch_fields)) {
-            serr_set(err, SERR_INVALID, "unknown field '%s' in service update", key);
-            return NULL;
-        }
+        if (!str_in_list(key, fields) && !str_in_list(key, service_container_patch_fields))
+            return serr_set(err, SERR_INVALID, "unknown field '%s' in service update", key);
     }
-    json_t *s = json_deep_copy(spec);
+    return 0;
+}
+
+/* The patch's env_rm (names) and env_add (NAME=VALUE, replacing the same
+ * name) applied to spec `s`'s env. */
+static int patch_env(json_t *s, json_t *patch, struct serr *err)
+{
     json_t *env = json_object_get(s, "env");
     json_t *v;
     if ((v = json_object_get(patch, "env_rm")) && check_string_array(v, "env_rm", err) < 0)
-        goto err_after_copy;
+        return -1;
     if ((v = json_object_get(patch, "env_add")) && check_env(v, "env_add", err) < 0)
-        goto err_after_copy;
+        return -1;
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(patch, "env_rm"), i, e) env_remove(env, json_string_value(e));
@@ -941,7 +944,32 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         env_remove(env, json_string_value(e));
         json_array_append(env, e);
     }
-    if (patch_ports(s, patch, err) < 0 || secret_refs_patch(s, patch, err) < 0)
+    return 0;
+}
+
+/* The patch's update_config and rollback_config: merged into the spec's
+ * when both are objects, else set (checked by the normalize after). */
+static void patch_rollout_configs(json_t *s, json_t *patch)
+{
+    static const char *const rollout_configs[] = {"update_config", "rollback_config"};
+    for (size_t k = 0; k < sizeof(rollout_configs) / sizeof(rollout_configs[0]); k++) {
+        json_t *current = json_object_get(s, rollout_configs[k]);
+        json_t *v = json_object_get(patch, rollout_configs[k]);
+        if (v && json_is_object(v) && json_is_object(current))
+            json_object_update(current, v);
+        else if (v)
+            json_object_set(s, rollout_configs[k], v);
+    }
+}
+
+json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct serr *err)
+{
+    if (check_patch_keys(patch, err) < 0)
+        return NULL;
+    json_t *s = json_deep_copy(spec);
+    json_t *v;
+    if (patch_env(s, patch, err) < 0 || patch_ports(s, patch, err) < 0 ||
+        secret_refs_patch(s, patch, err) < 0)
         goto err_after_copy;
     if ((v = json_object_get(patch, "image")))
         json_object_set(s, "image", v);
@@ -956,15 +984,7 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
         }
         json_object_set(s, "replicas", v);
     }
-    static const char *const rollout_configs[] = {"update_config", "rollback_config"};
-    for (size_t k = 0; k < sizeof(rollout_configs) / sizeof(rollout_configs[0]); k++) {
-        json_t *current = json_object_get(s, rollout_configs[k]);
-        if ((v = json_object_get(patch, rollout_configs[k])) && json_is_object(v) &&
-            json_is_object(current))
-            json_object_update(current, v); /* merged; checked by the normalize below */
-        else if (v)
-            json_object_set(s, rollout_configs[k], v);
-    }
+    patch_rollout_configs(s, patch);
     if ((v = json_object_get(patch, "healthcheck")) && patch_healthcheck(s, v, err) < 0)
         goto err_after_copy;
     if (patch_constraints_limits_force(s, patch, err) < 0 ||
