@@ -976,7 +976,9 @@ static int dep_placement(struct conv *c, const struct at *a, json_t *val, json_t
     return walk_child(c, a, val, placement_rules, spec);
 }
 
-static int lim_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+/* spec.<member>.cpus = the positive number `val` (limits, reservations). */
+static int set_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spec,
+                    const char *member_name)
 {
     const char *s = want_string(c, a, val);
     double cpus;
@@ -984,8 +986,13 @@ static int lim_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spe
         return -1;
     if (cli_parse_positive_double("cpus", s, &cpus, c->err) < 0)
         return fail_wrap(c, a);
-    json_object_set_new(member(spec, "limits"), "cpus", json_real(cpus));
+    json_object_set_new(member(spec, member_name), "cpus", json_real(cpus));
     return 0;
+}
+
+static int lim_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spec)
+{
+    return set_cpus(c, a, val, spec, "limits");
 }
 
 /* spec.<member>.memory = the positive size `val` (limits, reservations). */
@@ -1036,14 +1043,7 @@ static int res_limits(struct conv *c, const struct at *a, json_t *val, json_t *s
  * leave to the task). */
 static int res_cpus(struct conv *c, const struct at *a, json_t *val, json_t *spec)
 {
-    const char *s = want_string(c, a, val);
-    double cpus;
-    if (s == NULL)
-        return -1;
-    if (cli_parse_positive_double("cpus", s, &cpus, c->err) < 0)
-        return fail_wrap(c, a);
-    json_object_set_new(member(spec, "reservations"), "cpus", json_real(cpus));
-    return 0;
+    return set_cpus(c, a, val, spec, "reservations");
 }
 
 /* reservations.memory: --reserve-memory. */
