@@ -899,7 +899,7 @@ static int cmp_waiting(const void *a, const void *b)
 
 /* A dependency's state as deps_done reads it: "Error" (or gone),
  * "Terminated", or "Waiting" for any state before those. Ended jobs, and
- * waiting ones deep in the queue (pass_jobs), are not in the pass's list:
+ * waiting ones deep in the queue (add_waiting_jobs), are not in the pass's list:
  * read from the store. */
 static const char *dep_state(struct jpass *p, const char *id)
 {
