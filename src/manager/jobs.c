@@ -716,7 +716,7 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
     random_hex(id, 25);
     snprintf(name, sizeof(name), "job.%s", jstr(job, "id"));
     json_t *first = json_array_get(assigned, 0);
-    /* service_id: the task's logs are found as a service's (agent_service_logs) */
+    /* service_id: the task's logs are found as a service's (agent_node_logs) */
     json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s?, s:s, s:s, s:s, s:s, s:I, s:s, s:s, "
                              "s:I}", "id", id, "job_id", jstr(job, "id"), "service_id", name,
                              "name", name, "container",
