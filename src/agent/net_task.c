@@ -30,6 +30,7 @@
 #include "agent/net.h"
 #include "agent/net_int.h"
 #include "base/log.h"
+#include "base/util.h"
 
 /* One request: header, its fixed part, then attributes. */
 struct nl_req {
@@ -326,13 +327,16 @@ static int link_watch_open(void)
     return fd;
 }
 
-/* Waits up to `ms` for the kernel's RTM_DELLINK of link `index` on `watch`:
- * true once it came (or the link is gone), false on timeout or error. */
+/* Waits up to `ms` in all (other links' changes keep coming on a busy host)
+ * for the kernel's RTM_DELLINK of link `index` on `watch`: true once it came
+ * (or the link is gone), false on timeout or error. */
 static bool link_gone_wait(int watch, int index, const char *name, int ms)
 {
     struct pollfd p = {.fd = watch, .events = POLLIN};
     char buf[8192];
-    while (poll(&p, 1, ms) > 0) {
+    int64_t deadline = mono_ms() + ms, left = ms;
+    while (left > 0 && poll(&p, 1, (int)left) > 0) {
+        left = deadline - mono_ms();
         ssize_t n = recv(watch, buf, sizeof(buf), 0);
         if (n < 0) /* ENOBUFS: messages lost; the name says if it is still there */
             return if_nametoindex(name) == 0;
