@@ -15,7 +15,9 @@
 #include <linux/veth.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #include "agent/net.h"
 #include "agent/net_int.h"
 #include "base/log.h"
+#include "base/util.h"
 
 /* One request: header, its fixed part, then attributes. */
 struct nl_req {
@@ -312,24 +315,76 @@ int net_task_make(const char *id, const char *bridge, int mtu, uint32_t host, st
     return make_inside(path, host, err);
 }
 
-/* `link del VETH` (its peer goes with it), then `netns del`: the binding
- * unmounted and its file removed; the namespace goes with its last user. */
+/* A rtnetlink socket told of every link change (RTNLGRP_LINK), or -1. */
+static int link_watch_open(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = 1u << (RTNLGRP_LINK - 1)};
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Waits up to `ms` in all (other links' changes keep coming on a busy host)
+ * for the kernel's RTM_DELLINK of link `index` on `watch`: true once it came
+ * (or the link is gone), false on timeout or error. */
+static bool link_gone_wait(int watch, int index, const char *name, int ms)
+{
+    struct pollfd p = {.fd = watch, .events = POLLIN};
+    char buf[8192];
+    int64_t deadline = mono_ms() + ms, left = ms;
+    while (left > 0 && poll(&p, 1, (int)left) > 0) {
+        left = deadline - mono_ms();
+        ssize_t n = recv(watch, buf, sizeof(buf), 0);
+        if (n < 0) /* ENOBUFS: messages lost; the name says if it is still there */
+            return if_nametoindex(name) == 0;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+             h = NLMSG_NEXT(h, n)) {
+            struct ifinfomsg *ifi = NLMSG_DATA(h);
+            if (h->nlmsg_type == RTM_DELLINK && ifi->ifi_index == index)
+                return true;
+        }
+    }
+    return if_nametoindex(name) == 0;
+}
+
+/* `link del VETH` (its peer goes with it). */
+static void veth_del(const char *veth, int index)
+{
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = index};
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    struct serr err;
+    if (fd < 0)
+        return;
+    struct nl_req r;
+    nl_start(&r, RTM_DELLINK, 0, &ifi, sizeof(ifi));
+    if (nl_call(fd, &r, "link del", &err) < 0)
+        log_warn("%s: %s", veth, err.msg);
+    close(fd);
+}
+
+/* `netns del`: the binding unmounted and its file removed; the namespace
+ * goes with its last user, and the kernel's teardown of it takes eth0 and
+ * so the veth pair with it, batched with lo under one hold of the rtnl lock
+ * (an RTM_DELLINK first held it once more, ~14 ms here, with the next
+ * container's namespace waiting for it). Waits for the veth to be gone, so
+ * that nothing of the task is left when the removal is done; deletes it
+ * itself if the namespace was not bound (a leftover) or outlives the wait
+ * (held by some other process). */
 void net_task_delete(const char *id)
 {
     char path[128], veth[IFNAMSIZ];
     net_netns_path(id, path, sizeof(path));
     net_veth_name(id, veth, sizeof(veth));
-    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = (int)if_nametoindex(veth)};
-    int fd = ifi.ifi_index != 0 ? socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE) : -1;
-    struct serr err;
-    if (fd >= 0) {
-        struct nl_req r;
-        nl_start(&r, RTM_DELLINK, 0, &ifi, sizeof(ifi));
-        if (nl_call(fd, &r, "link del", &err) < 0)
-            log_warn("%s: %s", veth, err.msg);
-        close(fd);
-    }
-    umount2(path, MNT_DETACH);
+    int watch = if_nametoindex(veth) != 0 ? link_watch_open() : -1;
+    int index = (int)if_nametoindex(veth); /* after the watch: its deletion cannot be missed */
+    bool unbound = umount2(path, MNT_DETACH) == 0;
     if (unlink(path) < 0 && errno != ENOENT)
         log_warn("remove %s: %s", path, strerror(errno));
+    if (index != 0 && !(unbound && watch >= 0 && link_gone_wait(watch, index, veth, 2000)))
+        veth_del(veth, index);
+    if (watch >= 0)
+        close(watch);
 }

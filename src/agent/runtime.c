@@ -219,15 +219,10 @@ static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status
     return 0;
 }
 
-/* `name` as execve needs it: itself when it has a '/', else the first
- * executable of that name in $PATH (new string), or NULL. */
-static char *program_path(const char *name)
+/* The first executable `name` in the directories of `path` (new string), or NULL. */
+static char *path_search(const char *name, const char *path)
 {
-    if (strchr(name, '/') != NULL)
-        return xstrdup(name);
-    const char *path = getenv("PATH");
-    char *dirs = xstrdup(path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
-                                                "/sbin:/bin");
+    char *dirs = xstrdup(path);
     char *found = NULL, *save = NULL;
     for (char *dir = strtok_r(dirs, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
         char *candidate = xasprintf("%s/%s", dir, name);
@@ -237,6 +232,56 @@ static char *program_path(const char *name)
             free(candidate);
     }
     free(dirs);
+    return found;
+}
+
+/* The last search of program_path: the name, $PATH then, and what was found
+ * (kept for the daemon's life, as a shell's `hash` keeps it). */
+static struct {
+    pthread_mutex_t lock;
+    char *name, *path, *found;
+} last_search = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* last_search's answer for `name` in `path` when it still names an
+ * executable (new string), or NULL. */
+static char *last_search_for(const char *name, const char *path)
+{
+    char *found = NULL;
+    pthread_mutex_lock(&last_search.lock);
+    if (last_search.found && strcmp(last_search.name, name) == 0 &&
+        strcmp(last_search.path, path) == 0 && access(last_search.found, X_OK) == 0)
+        found = xstrdup(last_search.found);
+    pthread_mutex_unlock(&last_search.lock);
+    return found;
+}
+
+static void last_search_keep(const char *name, const char *path, const char *found)
+{
+    pthread_mutex_lock(&last_search.lock);
+    free(last_search.name);
+    free(last_search.path);
+    free(last_search.found);
+    last_search.name = xstrdup(name);
+    last_search.path = xstrdup(path);
+    last_search.found = xstrdup(found);
+    pthread_mutex_unlock(&last_search.lock);
+}
+
+/* `name` as execve needs it: itself when it has a '/', else the first
+ * executable of that name in $PATH (new string), or NULL. The search is
+ * kept: the next start of the same name under the same $PATH checks the
+ * one path found (one access instead of one per directory before it, ~10
+ * here: ~1% of a `run --rm`'s CPU). */
+static char *program_path(const char *name)
+{
+    if (strchr(name, '/') != NULL)
+        return xstrdup(name);
+    const char *env = getenv("PATH");
+    const char *path = env && *env ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                                           "/sbin:/bin";
+    char *found = last_search_for(name, path);
+    if (found == NULL && (found = path_search(name, path)) != NULL)
+        last_search_keep(name, path, found);
     return found;
 }
 

@@ -164,6 +164,41 @@ def test_default_addr_pool_and_bridged_run(fresh_daemon):
     assert d.bridge in out, out
 
 
+def links_on(bridge):
+    out = sh("ip", "-o", "link", "show", "master", bridge)
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+def links():
+    return {line.split(":")[1].strip().split("@")[0]
+            for line in sh("ip", "-o", "link", "show").splitlines()}
+
+
+def test_a_bridged_containers_namespace_and_veth_go(fresh_daemon):
+    """The removal unbinds the task's namespace and the kernel's teardown of it takes the
+    veth; when something else still holds the namespace, the removal deletes the veth itself
+    (after 2 s)."""
+    d = fresh_daemon
+    wait_until(lambda: "eth0" in d.cli("run", "--rm", "busybox", "ls", "/sys/class/net",
+                                       check=False).stdout.split(), timeout=20)
+    cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    veth, netns = "vsh" + cid[:11], "shoal-" + cid
+    assert veth in links_on(d.bridge) and netns in task_netns()
+    for _ in range(3):  # back to back: each removal overlaps the next start
+        assert d.cli("run", "--rm", "busybox", "true", check=False).returncode == 0
+    wait_until(lambda: links_on(d.bridge) == {veth}, timeout=10,
+               msg=lambda: links_on(d.bridge))
+    holder = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "30"])
+    try:
+        time.sleep(0.3)  # the holder in the namespace
+        assert holder.poll() is None
+        d.cli("rm", "-f", cid)
+        assert veth not in links() and netns not in task_netns()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_run_right_after_swarm_init_waits_for_the_bridge(bare_daemon, rootfs_tar):
     """The node's network is set up in the second after `swarm init`: a `shoal run` in that
     second waits for its bridge instead of running on the host's network."""
