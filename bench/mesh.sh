@@ -32,8 +32,8 @@
 # in microseconds; the busy time of the machine before the rounds (BASE_S seconds, nothing run)
 # is printed as `background_busy_pct` to read it against (the machine may be shared): on a
 # busy machine that figure counts the others' work too. Path CPU per request counts only the
-# bench's own processes: wrk (/usr/bin/time), the replicas' server processes, HAProxy and the
-# ksoftirqd threads (user and system time, /proc/PID/stat), over the requests. The nodes'
+# bench's own processes: wrk (/usr/bin/time), the replicas (their cgroups' CPU time), HAProxy
+# and the ksoftirqd threads (user and system time, /proc/PID/stat), over the requests. The nodes'
 # forwarding is in it: a packet sent on a veth is forwarded, through every namespace on its
 # way, in softirq in the sender's context (wrk, a server, HAProxy) or in ksoftirqd (which may
 # also run some of the others' softirq work). Client CPU per request is wrk's part of it.
@@ -278,25 +278,43 @@ to_ms() {
 # softirq steal of /proc/stat's cpu line), in clock ticks.
 busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 TICK=$(getconf CLK_TCK)
-# proc_ticks PID...: user and system time of these processes and of their children waited
-# for (busybox httpd forks per connection), in clock ticks; a process gone counts 0.
+# proc_ticks PID...: user and system time of these processes, in clock ticks; a process gone
+# counts 0.
 proc_ticks() {
     local p s=0 v
     for p in "$@"; do
-        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || v=0
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) || v=0
         s=$((s + ${v:-0}))
     done
     echo "$s"
 }
-# The replicas' server processes: those whose hostname (UTS namespace) is a replica's.
-SERVER_PIDS=()
+# The replicas' CPU time counters: the cgroups of the processes whose hostname (UTS namespace)
+# is a replica's, cpuacct.usage (cgroup v1, nanoseconds) or cpu.stat's usage_usec (v2). They
+# count every process of the task, the children busybox httpd forks per connection and does
+# not wait for included.
+CPUACCT=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpuacct(,|$)/ { print $2; exit }' /proc/mounts)
+SERVER_CPU=()
 for p in $(pgrep -x "$SERVER_COMM"); do
     h=$(nsenter -t "$p" -u hostname 2>/dev/null) || continue
-    awk -v h="$h" '$3 == h { f = 1 } END { exit !f }' "$WORK/replicas" && SERVER_PIDS+=("$p")
+    awk -v h="$h" '$3 == h { f = 1 } END { exit !f }' "$WORK/replicas" || continue
+    if [ -n "$CPUACCT" ]; then
+        f=$CPUACCT$(awk -F: '$2 ~ /(^|,)cpuacct(,|$)/ { print $3 }' "/proc/$p/cgroup")/cpuacct.usage
+    else
+        f=/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$p/cgroup")/cpu.stat
+    fi
+    [ -r "$f" ] || die "no $f for $SERVER_COMM $p"
+    [[ " ${SERVER_CPU[*]} " == *" $f "* ]] || SERVER_CPU+=("$f")
 done
-[ ${#SERVER_PIDS[@]} -ge "$REPLICAS" ] || die "found ${#SERVER_PIDS[@]} $SERVER_COMM processes of the replicas, expected $REPLICAS or more"
+[ ${#SERVER_CPU[@]} -eq "$REPLICAS" ] || die "found ${#SERVER_CPU[@]} cgroups of the replicas' $SERVER_COMM, expected $REPLICAS"
 read -r -a KSOFTIRQD <<<"$(pgrep '^ksoftirqd/' | tr '\n' ' ')"
-path_ticks() { proc_ticks "${SERVER_PIDS[@]}" "$HAPROXY_PID" "${KSOFTIRQD[@]}"; }
+# path_us: CPU time so far of the replicas, HAProxy and ksoftirqd, in microseconds.
+path_us() {
+    local f s=0
+    for f in "${SERVER_CPU[@]}"; do
+        s=$((s + $(awk 'NF == 1 { print int($1 / 1000) } $1 == "usage_usec" { print $2 }' "$f")))
+    done
+    echo $((s + $(proc_ticks "$HAPROXY_PID" "${KSOFTIRQD[@]}") * 1000000 / TICK))
+}
 # measure TARGET MODE ROUND: warm-up, then the measured wrk run; prints "TARGET MODE ROUND
 # requests/s p50_ms p99_ms errors cpu_us_per_request client_cpu_us_per_request
 # path_cpu_us_per_request" (errors: socket errors + non-2xx answers).
@@ -305,10 +323,10 @@ measure() {
     [ "$m" = close ] && hdr=(-H 'Connection: close')
     log "round $r, $t ($m): ${URL[$t]}: ${WARMUP} s warm-up, then wrk -t$THREADS -c$CONNS -d${DURATION}s --latency ${hdr[*]}"
     in_client wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "${hdr[@]}" "${URL[$t]}" >/dev/null
-    b0=$(busy_ticks) p0=$(path_ticks)
+    b0=$(busy_ticks) p0=$(path_us)
     out=$(/usr/bin/time -f '%U %S' -o "$WORK/time" ip netns exec "$CLNS" \
         wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${hdr[@]}" "${URL[$t]}")
-    b1=$(busy_ticks) p1=$(path_ticks)
+    b1=$(busy_ticks) p1=$(path_us)
     echo "$out" >"$WORK/wrk-$t-$m-$r.txt"
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     reqs=$(awk '/ requests in / { print $1 }' <<<"$out")
@@ -320,7 +338,7 @@ measure() {
         "$(awk '/Socket errors:/ { gsub(/,/, ""); e += $4 + $6 + $8 + $10 }
                 /Non-2xx or 3xx/ { e += $NF } END { print e + 0 }' <<<"$out")" \
         "$(calc "($b1 - $b0) * 1000000 / $TICK / $reqs")" "$client" \
-        "$(calc "$client + ($p1 - $p0) * 1000000 / $TICK / $reqs")"
+        "$(calc "$client + ($p1 - $p0) / $reqs")"
 }
 # median: of the numbers on stdin.
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
