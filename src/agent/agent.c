@@ -1171,6 +1171,8 @@ json_t *agent_running_tasks(struct agent *a)
 void agent_layer_users(struct agent *a, json_t *users, json_t *keep)
 {
     for (struct ctr *c = a->ctrs; c; c = c->next) {
+        if (c->host)
+            continue; /* no image: its leaving frees no layer */
         json_object_set_new(users, c->id, json_true());
         size_t i;
         json_t *l;

@@ -137,7 +137,8 @@ json_t *agent_running_tasks(struct agent *a);
 
 /* For the layer GC (daemon/layers.h): adds the id of every container on the
  * agent's list to `users` and the diff_ids of its image's layers to `keep`
- * (both sets: JSON objects). */
+ * (both sets: JSON objects); host jobs, which have no image, are left out, so
+ * that their leaving does not run the GC. */
 void agent_layer_users(struct agent *a, json_t *users, json_t *keep);
 
 #endif

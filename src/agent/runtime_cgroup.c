@@ -333,16 +333,15 @@ int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t 
     return create_all(rt, id, spec, false, err);
 }
 
-/* Writes pid into the cgroups create_all made (the same `devices`). */
-static int place_all(const struct runtime *rt, const char *id, pid_t pid, bool devices,
-                     struct serr *err)
+/* Writes pid into the cgroups runtime_cgroup_create made. */
+int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
     char value[32];
     snprintf(value, sizeof(value), "%d", (int)pid);
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_used(v1_controllers[i], devices))
+        if (!controller_used(v1_controllers[i], true))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
         int rc = write_cgroup_file(dir, "cgroup.procs", value, err);
@@ -353,31 +352,30 @@ static int place_all(const struct runtime *rt, const char *id, pid_t pid, bool d
     return 0;
 }
 
-int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err)
-{
-    return place_all(rt, id, pid, true, err);
-}
-
-int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pid,
-                              struct serr *err)
-{
-    return place_all(rt, id, pid, false, err);
-}
-
-char **runtime_cgroup_procs_files(const struct runtime *rt, const char *id)
+static char **procs_files(const struct runtime *rt, const char *id, bool devices)
 {
     if (rt->cgroup_mode == CGROUP_V2)
         return NULL;
     size_t n = 0;
     char **files = xcalloc(sizeof(v1_controllers) / sizeof(v1_controllers[0]), sizeof(*files));
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_used(v1_controllers[i], true))
+        if (!controller_used(v1_controllers[i], devices))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
         files[n++] = xasprintf("%s/cgroup.procs", dir);
         free(dir);
     }
     return files;
+}
+
+char **runtime_cgroup_procs_files(const struct runtime *rt, const char *id)
+{
+    return procs_files(rt, id, true);
+}
+
+char **runtime_cgroup_host_procs_files(const struct runtime *rt, const char *id)
+{
+    return procs_files(rt, id, false);
 }
 
 char *runtime_cgroup_cpuset_dir(const struct runtime *rt, const char *id)

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,95 +64,131 @@ static char **strv_of(json_t *array)
     return v;
 }
 
-/* Between fork and exec: async-signal-safe calls only. Leads its own
- * session and process group, says so on `gate`, waits for the parent to
- * have placed it in its cgroups (EOF on gate), then execs. */
-static void child_exec(int gate, int null_fd, int out_fd, const cpu_set_t *cores, bool confine,
-                       char **argv, char **envp)
+/* What the child of a host job's start gets, in the memory it shares with the
+ * parent (CLONE_VM): it writes `failed` (the call that failed, and its errno)
+ * before it exits when it could not lead its session or join its cgroups. */
+struct host_child {
+    char **argv, **envp;
+    const int *cgroup_fds; /* cgroup.procs files to write "0" to, -1 ended */
+    int null_fd, out_fd;
+    bool confine;
+    cpu_set_t cores;
+    const char *failed;
+    int failed_errno;
+};
+
+/* Between clone and exec, in the parent's memory (the parent's thread is
+ * suspended until the exec: CLONE_VFORK): only system calls, no allocation
+ * nor lock. Leads its own session and process group, joins the job's
+ * cgroups itself (so the agent may signal the group and the job is confined
+ * before any of its code runs), then execs. */
+static int child_exec(void *arg)
 {
-    char byte = setsid() < 0 ? 'e' : 's';
-    if (write(gate, &byte, 1) != 1)
+    struct host_child *c = arg;
+    if (setsid() < 0) {
+        c->failed = "setsid", c->failed_errno = errno;
         _exit(126);
-    while (read(gate, &byte, 1) < 0 && errno == EINTR)
-        ;
+    }
+    for (const int *fd = c->cgroup_fds; *fd >= 0; fd++) {
+        if (write(*fd, "0", 1) != 1) {
+            c->failed = "write cgroup.procs", c->failed_errno = errno;
+            _exit(126);
+        }
+    }
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int s = 1; s < NSIG; s++)
         sigaction(s, &dfl, NULL); /* the daemon ignores SIGPIPE: not its jobs */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (confine && sched_setaffinity(0, sizeof(*cores), cores) < 0)
+    if (c->confine && sched_setaffinity(0, sizeof(c->cores), &c->cores) < 0)
         _exit(126);
-    if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 || chdir("/") < 0)
+    if (dup2(c->null_fd, 0) < 0 || dup2(c->out_fd, 1) < 0 || dup2(c->out_fd, 2) < 0 ||
+        chdir("/") < 0)
         _exit(126);
-    execve(argv[0], argv, envp);
+    execve(c->argv[0], c->argv, c->envp);
     _exit(127);
 }
 
-/* Waits for the child to lead its process group: the agent may signal the
- * group as soon as this returns. */
-static int child_session(pid_t child, int gate, struct serr *err)
+/* The job's cgroup.procs files opened for writing into fds (-1 ended; none
+ * on v2 hosts); -1 with err when one cannot be opened. */
+static int open_cgroup_procs(const struct runtime *rt, const char *id, int *fds, size_t max,
+                             struct serr *err)
 {
-    char byte = 0;
-    ssize_t n;
-    while ((n = read(gate, &byte, 1)) < 0 && errno == EINTR)
-        ;
-    if (n == 1 && byte == 's')
-        return 0;
-    return serr_set(err, SERR_INTERNAL, "host job: process %d could not start a session",
-                    (int)child);
-}
-
-/* One gated fork at a time: a child forked while another's gate is open
- * holds a copy of that gate's write end until it execs, and waits on its own
- * gate, which the other may hold in turn: both would wait for ever (two host
- * jobs of `true` stayed Running when started together from the thread pool). */
-static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int fork_gated_locked(const struct runtime *rt, const char *id, char **argv,
-                             char **envp, const char *cpuset, int out_fd, pid_t *pid,
-                             struct serr *err);
-
-static int fork_gated(const struct runtime *rt, const char *id, char **argv, char **envp,
-                      const char *cpuset, int out_fd, pid_t *pid, struct serr *err)
-{
-    pthread_mutex_lock(&gate_lock);
-    int rc = fork_gated_locked(rt, id, argv, envp, cpuset, out_fd, pid, err);
-    pthread_mutex_unlock(&gate_lock);
+    char **files = runtime_cgroup_host_procs_files(rt, id);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; files && files[i] && rc == 0; i++) {
+        if (n + 1 >= max)
+            rc = serr_set(err, SERR_INTERNAL, "host job %s: too many cgroups", id);
+        else if ((fds[n] = open(files[i], O_WRONLY | O_CLOEXEC)) < 0)
+            rc = serr_errno(err, "open %s", files[i]);
+        else
+            n++;
+    }
+    fds[n] = -1;
+    runtime_strv_free(files);
     return rc;
 }
 
-static int fork_gated_locked(const struct runtime *rt, const char *id, char **argv,
-                             char **envp, const char *cpuset, int out_fd, pid_t *pid,
-                             struct serr *err)
+static void close_fds(const int *fds)
 {
-    cpu_set_t cores;
-    bool confine = parse_cpuset(cpuset, &cores);
-    if (cpuset && !confine)
-        return serr_set(err, SERR_INVALID, "host job %s: bad cpuset '%s'", id, cpuset);
-    int gate[2], null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0)
-        return serr_errno(err, "open /dev/null");
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gate) < 0) {
-        close(null_fd);
-        return serr_errno(err, "socketpair");
+    for (; *fds >= 0; fds++)
+        close(*fds);
+}
+
+#define HOST_CHILD_STACK (64 * 1024)
+#define HOST_MAX_CGROUPS 16
+
+/* clone(CLONE_VM | CLONE_VFORK), as posix_spawn: the child shares the
+ * daemon's memory until it execs instead of copying its page tables (a
+ * fork's cost grows with the daemon's size, and its copy-on-write faults
+ * land on every thread afterwards); this thread waits for the exec, the
+ * others go on. Signals are blocked across the clone so that no handler of
+ * the daemon runs in the child before it resets them. */
+static int clone_exec(struct host_child *c, pid_t *pid, struct serr *err)
+{
+    char *stack = xmalloc(HOST_CHILD_STACK);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t child = clone(child_exec, stack + HOST_CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, c);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    free(stack);
+    if (child < 0) {
+        errno = clone_errno;
+        return serr_errno(err, "clone");
     }
-    pid_t child = fork();
-    if (child == 0) {
-        close(gate[1]); /* the parent's end: its close is the go */
-        child_exec(gate[0], null_fd, out_fd, &cores, confine, argv, envp);
+    if (c->failed) {
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = c->failed_errno;
+        return serr_errno(err, "host job: process %d: %s", (int)child, c->failed);
     }
-    close(gate[0]);
-    close(null_fd);
-    int rc = child < 0 ? serr_errno(err, "fork") : child_session(child, gate[1], err);
-    if (rc == 0)
-        rc = runtime_cgroup_place_host(rt, id, child, err);
-    if (rc < 0 && child > 0) {
-        kill(child, SIGKILL);
-        waitpid(child, NULL, 0);
-    }
-    close(gate[1]); /* the child goes on */
     *pid = child;
+    return 0;
+}
+
+static int start_child(const struct runtime *rt, const char *id, char **argv, char **envp,
+                       const char *cpuset, int out_fd, pid_t *pid, struct serr *err)
+{
+    struct host_child c = {.argv = argv, .envp = envp, .out_fd = out_fd};
+    c.confine = parse_cpuset(cpuset, &c.cores);
+    if (cpuset && !c.confine)
+        return serr_set(err, SERR_INVALID, "host job %s: bad cpuset '%s'", id, cpuset);
+    int cgroup_fds[HOST_MAX_CGROUPS];
+    if (open_cgroup_procs(rt, id, cgroup_fds, HOST_MAX_CGROUPS, err) < 0) {
+        close_fds(cgroup_fds);
+        return -1;
+    }
+    c.cgroup_fds = cgroup_fds;
+    int rc = (c.null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0
+                 ? serr_errno(err, "open /dev/null")
+                 : clone_exec(&c, pid, err);
+    if (c.null_fd >= 0)
+        close(c.null_fd);
+    close_fds(cgroup_fds);
     return rc;
 }
 
@@ -172,7 +207,7 @@ int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out
     const char *cpuset = jstr(limits, "cpuset");
     if (rc == 0)
         rc = runtime_cgroup_create_host(rt, id, spec, err);
-    if (rc == 0 && fork_gated(rt, id, argv, envp, cpuset, out_fd, pid, err) < 0) {
+    if (rc == 0 && start_child(rt, id, argv, envp, cpuset, out_fd, pid, err) < 0) {
         runtime_cgroup_remove(rt, id, NULL);
         rc = -1;
     }

@@ -76,15 +76,14 @@ void runtime_cgroup_set_parent(const char *name);
  * less "devices" (a host process keeps the host's devices). */
 int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
                                struct serr *err);
-/* v1/hybrid: moves `pid` into the container's cgroups; _host: into a host
- * job's (made by runtime_cgroup_create_host: no "devices"). */
+/* v1/hybrid: moves `pid` into the container's cgroups. */
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
-int runtime_cgroup_place_host(const struct runtime *rt, const char *id, pid_t pid,
-                              struct serr *err);
 /* v1/hybrid: the cgroup.procs files of the cgroups runtime_cgroup_create
  * made, NULL terminated (the caller frees each and the array); a process
- * writing "0" to each joins them all. NULL on v2 hosts. */
+ * writing "0" to each joins them all. NULL on v2 hosts. _host: those of
+ * runtime_cgroup_create_host (no "devices"). */
 char **runtime_cgroup_procs_files(const struct runtime *rt, const char *id);
+char **runtime_cgroup_host_procs_files(const struct runtime *rt, const char *id);
 /* v1/hybrid: the container's cpuset cgroup (new string), which a `crun exec`
  * command joins so that it keeps to a batch job's cores (crun without a
  * cgroup manager would leave it in the daemon's cgroups); NULL on v2 hosts or

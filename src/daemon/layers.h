@@ -26,7 +26,8 @@ void layers_replicate(struct shoal *sh);
  * those of the images this node knows (managers: every image of the store;
  * workers: the images of their tasks, history included), those of the agent's
  * containers and those mounted under an overlay. It runs at the first pass
- * after the daemon starts and whenever an image or a container goes away,
+ * after the daemon starts and whenever an image or a container (not a host
+ * job's) goes away,
  * never while a producer holds the store: an upload from its start until its
  * images are committed (or failed), a layer fetch until its callback returned.
  * A run wanted meanwhile happens when the last hold is released, and every

@@ -26,7 +26,8 @@ def test_host_job_runs_on_the_host(jd, tmp_path):
     mark = str(tmp_path / "mark")
     jid = sub(d, "--host", "-l", "core=1,walltime=0:5:0",
               'echo "$SHOAL_JOB_ID $OAR_JOB_ID" > %s; cat "$OAR_NODEFILE" >> %s; '
-              'grep Cpus_allowed_list /proc/self/status; echo out-line; echo err-line >&2; exit 5'
+              'grep Cpus_allowed_list /proc/self/status; grep -E "^[0-9]+:cpuset:" /proc/self/cgroup; '
+              'echo out-line; echo err-line >&2; exit 5'
               % (mark, mark))
     j = wait_state(d, jid, "Terminated", "Error")
     assert j["state"] == "Terminated" and j["exit_code"] == 5, j
@@ -37,6 +38,10 @@ def test_host_job_runs_on_the_host(jd, tmp_path):
     assert "out-line" in logs and "err-line" in logs, logs
     cpus = [l.split(":", 1)[1].strip() for l in logs.splitlines() if "Cpus_allowed_list" in l]
     assert cpus == [str(j["assigned"][0]["cpuset"][0])], (cpus, j)
+    if os.path.isdir("/sys/fs/cgroup/cpuset"):  # v1/hybrid: in its own cpuset cgroup
+        cgroups = [l.split(":", 2)[2] for l in logs.splitlines() if ":cpuset:" in l]
+        assert len(cgroups) == 1 and cgroups[0].startswith("/shoal"), (cgroups, logs)
+        assert cgroups[0].rstrip("/") != "/shoal", cgroups
     assert "host" in d.cli("job", "inspect", jid).stdout
     # the node file, written on the host, is removed once the job's task is cleaned up
     wait_until(lambda: not os.path.exists("/tmp/shoal-nodefile-%s" % jid), timeout=20)

@@ -335,6 +335,27 @@ TEST(agent_rejects_a_task_without_a_command)
     fixture_free(&fx);
 }
 
+/* A host job has no image: its container is no user of the layer GC, whose
+ * run each such container's end would otherwise ask for. */
+TEST(agent_host_job_is_no_layer_user)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    add_task(&fx, "t1", "running", "assigned",
+             json_pack("{s:b, s:[s, s], s:[]}", "host", 1, "args", "/bin/sleep", "1", "env"));
+    agent_sync(fx.agent);
+    run_until_reports(&fx, 1);
+    CHECK(json_array_size(fx.fake.reports) >= 1);
+    CHECK_STR(field(report(&fx, 0), "state"), "running");
+    json_t *users = json_object(), *keep = json_object();
+    agent_layer_users(fx.agent, users, keep);
+    CHECK(json_object_size(users) == 0 && json_object_size(keep) == 0);
+    json_decref(users);
+    json_decref(keep);
+    fixture_free(&fx);
+}
+
 TEST(agent_fetches_missing_layers_and_reports_a_failed_fetch)
 {
     struct fixture fx;
