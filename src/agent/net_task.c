@@ -92,14 +92,18 @@ static int nl_call(int fd, struct nl_req *r, const char *what, struct serr *err)
 {
     if (send(fd, &r->h, r->h.nlmsg_len, 0) < 0)
         return serr_errno(err, "netlink %s", what);
-    char buf[1024];
+    union { /* aligned for the header read from it */
+        struct nlmsghdr h;
+        char bytes[1024];
+    } buf;
     ssize_t n;
-    while ((n = recv(fd, buf, sizeof(buf), 0)) < 0 && errno == EINTR)
+    while ((n = recv(fd, buf.bytes, sizeof(buf.bytes), 0)) < 0 && errno == EINTR)
         ;
     if (n < 0)
         return serr_errno(err, "netlink %s", what);
-    struct nlmsghdr *h = (struct nlmsghdr *)buf;
-    if (!NLMSG_OK(h, (size_t)n) || h->nlmsg_type != NLMSG_ERROR)
+    struct nlmsghdr *h = &buf.h;
+    if (!NLMSG_OK(h, (size_t)n) || h->nlmsg_type != NLMSG_ERROR ||
+        h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
         return serr_set(err, SERR_INTERNAL, "netlink %s: unexpected answer", what);
     int code = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
     if (code != 0) {
@@ -333,17 +337,20 @@ static int link_watch_open(void)
 static bool link_gone_wait(int watch, int index, const char *name, int ms)
 {
     struct pollfd p = {.fd = watch, .events = POLLIN};
-    char buf[8192];
+    union { /* aligned for the headers read from it */
+        struct nlmsghdr h;
+        char bytes[8192];
+    } buf;
     int64_t deadline = mono_ms() + ms, left = ms;
     while (left > 0 && poll(&p, 1, (int)left) > 0) {
         left = deadline - mono_ms();
-        ssize_t n = recv(watch, buf, sizeof(buf), 0);
+        ssize_t n = recv(watch, buf.bytes, sizeof(buf.bytes), 0);
         if (n < 0) /* ENOBUFS: messages lost; the name says if it is still there */
             return if_nametoindex(name) == 0;
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-             h = NLMSG_NEXT(h, n)) {
+        for (struct nlmsghdr *h = &buf.h; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
             struct ifinfomsg *ifi = NLMSG_DATA(h);
-            if (h->nlmsg_type == RTM_DELLINK && ifi->ifi_index == index)
+            if (h->nlmsg_type == RTM_DELLINK && h->nlmsg_len >= NLMSG_LENGTH(sizeof(*ifi)) &&
+                ifi->ifi_index == index)
                 return true;
         }
     }
