@@ -11,13 +11,15 @@
 # overlay of the rootfs, prepared before the clock starts) started with `crun run -d` the way
 # shoal calls crun (--cgroup-manager=disabled, own --root), $FLOOR_PARALLEL at a time (shoal's
 # thread pool has 16 threads), timed until every `crun run -d` has returned (the container
-# runs). In `net` mode each start first makes what shoal makes per task, with the same two `ip
-# -batch` calls: a network namespace, a veth on a bridge, the address, loopback, the route (in
-# shoal's network namespace, beside its bridges).
+# runs). In `net` mode each start first makes what shoal makes per task (in shoal's network
+# namespace, beside its bridges): a network namespace, a veth on a bridge, the address,
+# loopback, the route, by the same rtnetlink requests shoal sends (bench/floor_net.c: shoal's
+# src/agent/net_task.c in a plain program that then execs crun); FLOOR_NET=ip: with two `ip
+# -batch` runs instead, the floor of sessions 7 to 9 (two execs more per task: slower).
 # Also the CPU time: the floor's processes', and shoal's daemon with the children it reaped
 # (crun, ip, nft), from the create to the last poll: what the load of a shared machine moves less.
 # Usage: bench/converge.sh   (env: CONVERGE_NS="20 100", CONVERGE_MODES="host net",
-# TIMEOUT=300, SIDES="shoal docker", FLOOR_PARALLEL=16, POLL_S=0.02: `service ls` every 20 ms;
+# TIMEOUT=300, SIDES="shoal docker", FLOOR_PARALLEL=16, FLOOR_NET=netlink (or ip), POLL_S=0.02: `service ls` every 20 ms;
 # SHOAL_DAEMON_ARGS=--debug: also the network passes of each create, from the daemon's log)
 # "floor" as a side: the floor is measured within shoal's side (each N just before shoal's).
 if [[ " ${SIDES:-} " == *" floor "* ]]; then
@@ -29,6 +31,7 @@ source "$(dirname "$0")/lib.sh"
 NS=${CONVERGE_NS:-20 100}
 MODES=${CONVERGE_MODES:-host net}
 FLOOR_PARALLEL=${FLOOR_PARALLEL:-16}
+FLOOR_NET=${FLOOR_NET:-netlink}
 FL=$WORK/floor
 export POLL_S=${POLL_S:-0.02}
 NET=convnet
@@ -119,12 +122,19 @@ PY
     done
 }
 
-# The script run per floor container (by xargs): [network], then `crun run -d`.
+# The script run per floor container (by xargs): [network], then `crun run -d`; and the
+# netlink helper of the `net` floor, built from shoal's source.
 floor_start_script() {
+    cc -std=c11 -D_GNU_SOURCE -O2 -I "$REPO/src" -o "$FL/floor_net" "$REPO/bench/floor_net.c" \
+        "$REPO/src/base/err.c"
     cat >"$FL/start1.sh" <<'EOF'
 #!/bin/sh
-# start1.sh FLOORDIR MODE I
-fl=$1 mode=$2 i=$3
+# start1.sh FLOORDIR MODE I NETWAY
+fl=$1 mode=$2 i=$3 netway=$4
+crun="crun --cgroup-manager=disabled --root=$fl/crun run -d --bundle $fl/b$i floor$i"
+if [ "$mode" = net ] && [ "$netway" = netlink ]; then
+    exec "$fl/floor_net" "floor$i" cfl0 1500 "10.199.0.$((i % 250 + 2))" $crun </dev/null >/dev/null
+fi
 if [ "$mode" = net ]; then
     ip -batch - <<E || exit 1
 netns add floor$i
@@ -138,7 +148,7 @@ link set eth0 up
 route add default via 10.199.0.1
 E
 fi
-exec crun --cgroup-manager=disabled --root="$fl/crun" run -d --bundle "$fl/b$i" "floor$i" </dev/null >/dev/null
+exec $crun </dev/null >/dev/null
 EOF
     chmod +x "$FL/start1.sh"
 }
@@ -174,7 +184,7 @@ floor() {
     floor_bundles "$mode" "$n"
     rm -f "$FL/failed"
     t0=$(now)
-    cpu=$({ time (seq "$n" | in_stack xargs -P "$FLOOR_PARALLEL" -I{} "$FL/start1.sh" "$FL" "$mode" {} \
+    cpu=$({ time (seq "$n" | in_stack xargs -P "$FLOOR_PARALLEL" -I{} "$FL/start1.sh" "$FL" "$mode" {} "$FLOOR_NET" \
         2>"$FL/err" || touch "$FL/failed"); } 2>&1)
     t1=$(now)
     [ ! -e "$FL/failed" ] || { cat "$FL/err" >&2; rc=1; }

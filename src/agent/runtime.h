@@ -66,6 +66,11 @@ struct runtime {
      * (runtime_cgroup.c); false: they are written in each. */
     bool cgroup_devices_inherited;
     bool cgroup_cpuset_inherited;
+    /* v1/hybrid: which controllers of a container's cgroups are mounted
+     * (runtime_cgroup.c), as runtime_init found them: bit i for the i-th.
+     * Not known (a runtime not made by runtime_init): looked up at each use. */
+    bool cgroup_mounts_known;
+    unsigned cgroup_mounted;
 };
 
 /* Fills `rt` (copies the strings), creates directories, detects the cgroup

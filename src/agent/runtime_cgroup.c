@@ -226,9 +226,12 @@ static int create_one(const struct runtime *rt, const char *controller, const ch
 
 /* A controller of the container's cgroups: mounted, and not "devices" for
  * a host job (devices false). */
-static bool controller_used(const char *controller, bool devices)
+static bool controller_used(const struct runtime *rt, size_t i, bool devices)
 {
-    return controller_mounted(controller) && (devices || strcmp(controller, "devices") != 0);
+    const char *controller = v1_controllers[i];
+    bool mounted = rt->cgroup_mounts_known ? (rt->cgroup_mounted & (1u << i)) != 0
+                                           : controller_mounted(controller);
+    return mounted && (devices || strcmp(controller, "devices") != 0);
 }
 
 static int create_all(const struct runtime *rt, const char *id, json_t *spec, bool devices,
@@ -237,7 +240,7 @@ static int create_all(const struct runtime *rt, const char *id, json_t *spec, bo
     if (rt->cgroup_mode == CGROUP_V2)
         return 0;
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_used(v1_controllers[i], devices))
+        if (!controller_used(rt, i, devices))
             continue;
         if (create_one(rt, v1_controllers[i], id, spec, err) < 0) {
             runtime_cgroup_remove(rt, id, NULL);
@@ -311,6 +314,12 @@ void runtime_cgroup_setup_parents(struct runtime *rt)
     rt->cgroup_devices_inherited = rt->cgroup_cpuset_inherited = false;
     if (rt->cgroup_mode == CGROUP_V2)
         return;
+    /* once here, not a statfs per controller twice at each container start */
+    rt->cgroup_mounted = 0;
+    for (size_t i = 0; v1_controllers[i] != NULL; i++)
+        if (controller_mounted(v1_controllers[i]))
+            rt->cgroup_mounted |= 1u << i;
+    rt->cgroup_mounts_known = true;
     struct serr err = {0};
     rt->cgroup_devices_inherited = controller_mounted("devices") && setup_devices_parent(&err);
     rt->cgroup_cpuset_inherited = controller_mounted("cpuset") && setup_cpuset_parent(&err);
@@ -341,7 +350,7 @@ int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, st
     char value[32];
     snprintf(value, sizeof(value), "%d", (int)pid);
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_used(v1_controllers[i], true))
+        if (!controller_used(rt, i, true))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
         int rc = write_cgroup_file(dir, "cgroup.procs", value, err);
@@ -359,7 +368,7 @@ static char **procs_files(const struct runtime *rt, const char *id, bool devices
     size_t n = 0;
     char **files = xcalloc(sizeof(v1_controllers) / sizeof(v1_controllers[0]), sizeof(*files));
     for (size_t i = 0; v1_controllers[i] != NULL; i++) {
-        if (!controller_used(v1_controllers[i], devices))
+        if (!controller_used(rt, i, devices))
             continue;
         char *dir = v1_dir(v1_controllers[i], id);
         files[n++] = xasprintf("%s/cgroup.procs", dir);
