@@ -516,7 +516,7 @@ static bool task_absent_or_job(struct store *s, const char *id)
 /* Whether an op may change what a node's network is made from (the nodes,
  * the mesh: networks, services and their tasks, the meta row "cluster"):
  * any op on those tables but one on another meta row, or on a batch job's
- * task that leaves it one. */
+ * task that leaves it one of the same job and service_id. */
 static bool op_changes_net(struct store *s, const char *table, const char *kind, const char *id,
                            json_t *op)
 {
@@ -532,8 +532,10 @@ static bool op_changes_net(struct store *s, const char *table, const char *kind,
         return false;
     if (strcmp(kind, "put") == 0)
         return jstr(obj, "job_id") == NULL || !task_absent_or_job(s, jstr(obj, "id"));
-    if (strcmp(kind, "merge") == 0 && json_object_get(json_object_get(op, "fields"), "job_id"))
-        return true;
+    json_t *fields = json_object_get(op, "fields");
+    if (strcmp(kind, "merge") == 0 &&
+        (json_object_get(fields, "job_id") || json_object_get(fields, "service_id")))
+        return true; /* the task may become a service's */
     return !task_absent_or_job(s, id);
 }
 

@@ -48,6 +48,8 @@ TEST(store_net_changes_stays_for_batch_jobs_and_other_rows)
     /* a merge that may make a job's task a service's does move it */
     CHECK(!moves(s, op_put("tasks", json_pack("{s:s, s:s}", "id", "j2", "job_id", "2"))));
     CHECK(moves(s, op_merge("tasks", "j2", json_pack("{s:n}", "job_id"))));
+    CHECK(!moves(s, op_put("tasks", json_pack("{s:s, s:s}", "id", "j3", "job_id", "3"))));
+    CHECK(moves(s, op_merge("tasks", "j3", json_pack("{s:s}", "service_id", "s1"))));
     /* a job's task put over a service's task of the same id too */
     CHECK(moves(s, op_put("tasks", json_pack("{s:s, s:s}", "id", "t1", "service_id", "s1"))));
     CHECK(moves(s, op_put("tasks", json_pack("{s:s, s:s}", "id", "t1", "job_id", "3"))));
