@@ -56,6 +56,11 @@ struct agent_net {
     char *local_path;    /* `local` as last saved: bridges made before a restart */
     char *localnet_path; /* route_localnet's value before we set it (net_apply) */
     json_t *mesh;        /* the mesh it was made from (DNS answers) */
+    /* What the last plan found current was made from: up->net_changes (0:
+     * no such plan, or not known) and runs_key() then. While both are the
+     * same, a sync neither reads the nodes and the mesh nor plans. */
+    unsigned long long current_changes;
+    char *current_runs;
     struct dns_server *dns; /* on .1 of each bridge: service names for the tasks */
     struct net_want want; /* the work's input */
     json_t *want_mesh;
@@ -165,6 +170,7 @@ static void net_free(struct agent_net *n)
     json_decref(n->local);
     json_decref(n->mesh);
     free(n->applied);
+    free(n->current_runs);
     free(n->local_path);
     free(n->localnet_path);
     free(n);
@@ -557,6 +563,40 @@ static void pass_start(struct agent_net *n, json_t *mesh, uv_loop_t *loop)
     uv_queue_work(loop, &n->work, work_apply, after_apply);
 }
 
+/* What the plan takes from the agent itself: the containers of `shoal run
+ * -p` (published_services), as text ("" when none; newly allocated). */
+static char *runs_key(struct agent *a)
+{
+    char *key = xstrdup("");
+    size_t len = 0, cap = 1;
+    for (struct ctr *c = a->ctrs; c; c = c->next) {
+        if (c->ports == NULL || c->addr == 0 || c->phase == PH_DONE)
+            continue;
+        char *ports = json_dumps(c->ports, JSON_COMPACT | JSON_SORT_KEYS);
+        char *one = xasprintf("%s@%u:%s;", c->name, (unsigned)c->addr, ports ? ports : "?");
+        buf_append(&key, &len, &cap, one, strlen(one));
+        free(one);
+        free(ports);
+    }
+    return key;
+}
+
+static void forget_current(struct agent_net *n)
+{
+    n->current_changes = 0;
+    free(n->current_runs);
+    n->current_runs = NULL;
+}
+
+/* True when nothing the last plan found current was made from can have
+ * changed since: the kernel has it (no device missing) and the upstream's
+ * count and the local published containers are the same. */
+static bool still_current(struct agent_net *n, unsigned long long changes, const char *runs)
+{
+    return n->ready && n->applied && changes != 0 && changes == n->current_changes &&
+           n->current_runs && strcmp(runs, n->current_runs) == 0;
+}
+
 void agent_net_sync(struct agent *a)
 {
     struct agent_net *n = a->net;
@@ -571,6 +611,13 @@ void agent_net_sync(struct agent *a)
         n->applied = NULL;
     }
     const struct agent_upstream *up = a->up;
+    unsigned long long changes = up->net_changes ? up->net_changes(up->data) : 0;
+    char *runs = runs_key(a);
+    if (still_current(n, changes, runs)) {
+        free(runs);
+        return;
+    }
+    forget_current(n);
     json_t *nodes = up->nodes(up->data);
     json_t *mesh = nodes ? up->mesh(up->data) : NULL;
     bool planned = mesh && plan(n, nodes, mesh, a->env->node_id, up->overlay(up->data));
@@ -581,11 +628,16 @@ void agent_net_sync(struct agent *a)
             json_decref(n->mesh);
             n->mesh = mesh;
             mesh = NULL;
+            n->current_changes = changes;
+            n->current_runs = runs;
+            runs = NULL;
         }
         want_clear(&n->want);
         json_decref(mesh);
+        free(runs);
         return;
     }
+    free(runs);
     pass_start(n, mesh, a->env->loop);
 }
 
@@ -595,6 +647,7 @@ void agent_net_leave(struct agent *a)
     n->ready = false;
     free(n->applied);
     n->applied = NULL;
+    forget_current(n);
     if (n->working)
         n->teardown_after = true;
     else

@@ -80,6 +80,11 @@ struct agent_upstream {
      * static string); NET_OVERLAY_DIRECT when unknown. */
     const char *(*overlay)(void *data);
 
+    /* A count that moves whenever what nodes, mesh and overlay answer may
+     * have changed; 0 when not known (or no such function): the agent then
+     * reads them and plans the node's network at every sync. */
+    unsigned long long (*net_changes)(void *data);
+
     /* Fetches the layers of `image` (borrowed) this node lacks into the image
      * store; `cb` runs once, later, on the loop. */
     void (*fetch_layers)(void *data, json_t *image, agent_layers_cb cb, void *arg);

@@ -122,6 +122,16 @@ static const char *up_overlay(void *data)
     return shoal_overlay(data);
 }
 
+/* A manager answers nodes, mesh and overlay from its store: its count of
+ * the ops that may change them (never 0); a worker cannot tell. */
+static unsigned long long up_net_changes(void *data)
+{
+    struct shoal *sh = data;
+    if (sh->role[0] == '\0' || sh->cluster == NULL || sh->dispatcher == NULL)
+        return 0;
+    return store_net_changes(sh->store) + 1;
+}
+
 static void up_fetch_layers(void *data, json_t *image, agent_layers_cb cb, void *arg)
 {
     layers_fetch(data, image, cb, arg);
@@ -158,6 +168,7 @@ void agent_upstream_from_shoal(struct shoal *sh, struct agent_upstream *up)
         .nodes = up_nodes,
         .mesh = up_mesh,
         .overlay = up_overlay,
+        .net_changes = up_net_changes,
         .fetch_layers = up_fetch_layers,
         .secret_data = up_secret_data,
         .run_container_spec = up_run_container_spec,

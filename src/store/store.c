@@ -30,6 +30,9 @@ struct store {
     /* Ops applied that may change the plan of the job queue
      * (store_op_changes_plan), counted for store_plan_changes. */
     unsigned long long plan_changes;
+    /* Ops applied that may change a node's network (store_op_changes_net),
+     * counted for store_net_changes. */
+    unsigned long long net_changes;
     /* The reads' statements, prepared once (prepared, finished): a pass and
      * an agent's sync run the same few queries after every entry, and
      * preparing them was a fifth of the daemon's time. */
@@ -184,6 +187,9 @@ static bool table_has_key(const struct table_def *t, const char *column)
     return false;
 }
 
+/* Stores opened by this process (swarm leave opens a new one). */
+static unsigned long long stores_opened;
+
 int store_open(struct store **out, struct serr *err)
 {
     struct store *s = xcalloc(1, sizeof(*s));
@@ -199,6 +205,7 @@ int store_open(struct store **out, struct serr *err)
         goto err_after_open;
     }
     s->parsed_jobs = json_object();
+    s->net_changes = ++stores_opened << 40; /* apart from an earlier store's counts */
     *out = s;
     return 0;
 
@@ -489,6 +496,49 @@ static void forget_parsed_job(struct store *s, const char *id)
         json_object_clear(s->parsed_jobs);
 }
 
+/* Whether task `id` is absent or a batch job's (job_id set): the mesh
+ * lists services' tasks only. One look-up by id. */
+static bool task_absent_or_job(struct store *s, const char *id)
+{
+    if (id == NULL)
+        return false;
+    const char *params[] = {id, NULL};
+    sqlite3_stmt *st =
+        prepared(s, "SELECT json_extract(data, '$.job_id') IS NOT NULL FROM tasks WHERE id = ?",
+                 params);
+    if (st == NULL)
+        return false;
+    bool yes = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 0;
+    finished(s, st);
+    return yes;
+}
+
+/* Whether an op may change what a node's network is made from (the nodes,
+ * the mesh: networks, services and their tasks, the meta row "cluster"):
+ * any op on those tables but one on another meta row, or on a batch job's
+ * task that leaves it one of the same job and service_id. */
+static bool op_changes_net(struct store *s, const char *table, const char *kind, const char *id,
+                           json_t *op)
+{
+    static const char *const net_tables[] = {"nodes", "networks", "services", NULL};
+    json_t *obj = json_object_get(op, "obj");
+    if (str_in_list(table, net_tables))
+        return true;
+    if (strcmp(table, "meta") == 0) {
+        const char *row = id ? id : jstr(obj, "id");
+        return row == NULL || strcmp(row, "cluster") == 0;
+    }
+    if (strcmp(table, "tasks") != 0)
+        return false;
+    if (strcmp(kind, "put") == 0)
+        return jstr(obj, "job_id") == NULL || !task_absent_or_job(s, jstr(obj, "id"));
+    json_t *fields = json_object_get(op, "fields");
+    if (strcmp(kind, "merge") == 0 &&
+        (json_object_get(fields, "job_id") || json_object_get(fields, "service_id")))
+        return true; /* the task may become a service's */
+    return !task_absent_or_job(s, id);
+}
+
 static int apply_op(struct store *s, json_t *op, struct serr *err)
 {
     const char *kind = json_string_value(json_object_get(op, "op"));
@@ -500,6 +550,7 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
         watch_task_op(s, kind, id, op);
     note_change(s, t, id, op);
     s->plan_changes += store_op_changes_plan(op);
+    s->net_changes += op_changes_net(s, t->name, kind, id, op);
     if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
         forget_parsed_job(s, id ? id : jstr(json_object_get(op, "obj"), "id"));
     if (strcmp(kind, "put") == 0)
@@ -528,6 +579,7 @@ static int apply_group(struct store *s, json_t *group, struct serr *err)
         if (apply_op(s, op, err) < 0) {
             exec_sql(db, "ROLLBACK TO grp; RELEASE grp", NULL);
             s->plan_changes += PLAN_CHANGES_UNKNOWN; /* which of its ops stayed: not known */
+            s->net_changes++;
             /* the group's deletions did not happen */
             while (s->deleted && json_array_size(s->deleted) > kept)
                 json_array_remove(s->deleted, json_array_size(s->deleted) - 1);
@@ -602,6 +654,7 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     s->changed_tasks = NULL;
     json_object_clear(s->parsed_jobs);
     s->plan_changes += PLAN_CHANGES_UNKNOWN;
+    s->net_changes++;
     s->version++;
     return 0;
 }
@@ -1222,6 +1275,11 @@ bool store_op_changes_plan(json_t *op)
 unsigned long long store_plan_changes(struct store *s)
 {
     return s->plan_changes;
+}
+
+unsigned long long store_net_changes(struct store *s)
+{
+    return s->net_changes;
 }
 
 json_t *op_put(const char *table, json_t *obj)

@@ -155,6 +155,11 @@ bool store_op_changes_plan(json_t *op);
  * that planned, knowing the ops it proposed, reuses its plan while the count
  * is what those ops make it (jobs_pass). */
 unsigned long long store_plan_changes(struct store *s);
+/* A count that moves with every applied op that may change what a node's
+ * network is made from (nodes, networks, services, meta, and tasks but
+ * batch jobs'), a rolled-back group or a restored snapshot: equal counts,
+ * the same nodes, mesh and overlay (agent_net_sync). */
+unsigned long long store_net_changes(struct store *s);
 
 /* A ring row's id: its time (ms) zero-padded to 16 digits, so that ids
  * sort as times. */

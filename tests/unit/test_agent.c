@@ -38,6 +38,7 @@ struct fake {
     json_t *images;  /* image id -> description */
     json_t *reports; /* [{"task", fields...}] in order */
     int fetches;     /* fetch_layers calls */
+    int node_reads;  /* nodes calls */
     agent_layers_cb fetch_cb;
     void *fetch_arg;
 };
@@ -91,7 +92,14 @@ static void fake_report_task(void *data, const char *task_id, json_t *fields)
 
 static json_t *fake_nodes(void *data)
 {
+    struct fake *f = data;
+    f->node_reads++;
     return NULL; /* outside a swarm: the agent sets no network up */
+}
+
+static unsigned long long fake_net_changes(void *data)
+{
+    return 7; /* never moves */
 }
 
 static json_t *fake_mesh(void *data)
@@ -170,6 +178,7 @@ static void fixture_init(struct fixture *fx)
         .nodes = fake_nodes,
         .mesh = fake_mesh,
         .overlay = fake_overlay,
+        .net_changes = fake_net_changes,
         .fetch_layers = fake_fetch_layers,
         .secret_data = fake_secret_data,
         .run_container_spec = fake_run_container_spec,
@@ -291,6 +300,20 @@ TEST(agent_changes_nothing_before_it_knows_its_tasks)
     CHECK(json_array_size(fx.fake.reports) == 0);
     CHECK(access(log, F_OK) == 0); /* not swept either */
     free(log);
+    fixture_free(&fx);
+}
+
+/* The count alone skips nothing: the network's plan is skipped only once
+ * one was found applied (agent_net_sync). */
+TEST(agent_reads_the_nodes_each_sync_while_its_network_is_not_set_up)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    int before = fx.fake.node_reads;
+    for (int i = 0; i < 3; i++)
+        agent_sync(fx.agent);
+    CHECK(fx.fake.node_reads == before + 3);
     fixture_free(&fx);
 }
 
