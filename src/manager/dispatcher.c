@@ -29,6 +29,7 @@ struct seen {
     struct sent_task *sent;
     size_t nsent;
     unsigned long long tasks_tag; /* 0: none sent yet */
+    unsigned long long tasks_read_at; /* store_tasks_changes when `sent` was read */
 };
 
 struct dispatcher {
@@ -84,6 +85,7 @@ static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
     s->sent = NULL;
     s->nsent = 0;
     s->tasks_tag = 0;
+    s->tasks_read_at = 0;
     return s;
 }
 
@@ -436,6 +438,25 @@ static void diff_row(void *arg, const char *id, const char *data, size_t len)
     df->now[df->nnow++] = (struct sent_task){xstrdup(id), hash};
 }
 
+/* Whether a task of the node may have changed since `seen->sent` was read
+ * (if not, its rows are not read: nothing would differ). */
+static bool node_tasks_changed(struct dispatcher *d, const struct seen *seen)
+{
+    return store_node_tasks_changed_at(store_of(d), seen->node_id) > seen->tasks_read_at;
+}
+
+/* Reads the node's task rows beside what it was sent (diff_row), which
+ * they then replace. */
+static void read_node_tasks(struct dispatcher *d, struct seen *seen, struct task_diff *df)
+{
+    seen->tasks_read_at = store_tasks_changes(store_of(d));
+    store_each_where(store_of(d), "tasks", "node_id", seen->node_id, diff_row, df);
+    diff_skip_removed(df, NULL);
+    forget_sent(seen->sent, seen->nsent);
+    seen->sent = df->now;
+    seen->nsent = df->nnow;
+}
+
 /* The node's tasks: the whole list ("tasks") when the node does not have
  * the list of `have_tag`, else what changed since ("task_changes":
  * {"changed": tasks, "removed": ids}, left out when nothing did); and the
@@ -448,11 +469,8 @@ static json_t *add_tasks(struct dispatcher *d, struct seen *seen, const char *ha
     snprintf(tag, sizeof(tag), "%s-%llu", d->tag_prefix, seen->tasks_tag);
     struct task_diff df = {.was = seen, .changed = json_array(), .removed = json_array()};
     df.whole = seen->tasks_tag == 0 || have_tag == NULL || strcmp(have_tag, tag) != 0;
-    store_each_where(store_of(d), "tasks", "node_id", seen->node_id, diff_row, &df);
-    diff_skip_removed(&df, NULL);
-    forget_sent(seen->sent, seen->nsent);
-    seen->sent = df.now;
-    seen->nsent = df.nnow;
+    if (df.whole || node_tasks_changed(d, seen))
+        read_node_tasks(d, seen, &df);
     if (df.whole)
         json_object_set(reply, "tasks", df.changed);
     else if (json_array_size(df.changed) > 0 || json_array_size(df.removed) > 0)

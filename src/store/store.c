@@ -23,6 +23,13 @@ struct store {
      * store_take_changed_tasks ({id: true}), or NULL when not known (no take
      * yet, a restored snapshot, a change of the jobs table, too many). */
     json_t *changed_tasks;
+    /* Task ops counted (store_tasks_changes), and the count at the last op
+     * on a task of each node ({node id: count}) or at the last restored
+     * snapshot (tasks_reset_at): a heartbeat skips the rows of a node none
+     * of whose tasks changed (store_node_tasks_changed_at). */
+    unsigned long long tasks_changes;
+    unsigned long long tasks_reset_at;
+    json_t *node_tasks_changed_at;
     /* The rows of jobs the pass's queries parsed (job_rows): id -> parsed
      * data, dropped as soon as an op touches the row (a pass reads the same
      * head of the queue again and again, and parsing was most of its cost). */
@@ -187,6 +194,7 @@ int store_open(struct store **out, struct serr *err)
         goto err_after_open;
     }
     s->parsed_jobs = json_object();
+    s->node_tasks_changed_at = json_object();
     *out = s;
     return 0;
 
@@ -215,6 +223,7 @@ void store_close(struct store *s)
     json_decref(s->deleted);
     json_decref(s->changed_tasks);
     json_decref(s->parsed_jobs);
+    json_decref(s->node_tasks_changed_at);
     free(s);
 }
 
@@ -431,6 +440,36 @@ static void watch_task_op(struct store *s, const char *kind, const char *id, jso
     }
 }
 
+/* `node_id`'s tasks changed at the current count (may be NULL: none). */
+static void note_node_tasks(struct store *s, const char *node_id)
+{
+    if (node_id == NULL)
+        return;
+    json_t *at = json_object_get(s->node_tasks_changed_at, node_id);
+    if (at)
+        json_integer_set(at, (json_int_t)s->tasks_changes);
+    else
+        json_object_set_new(s->node_tasks_changed_at, node_id,
+                            json_integer((json_int_t)s->tasks_changes));
+}
+
+/* Before a task's put, merge or del: counts it, and notes the nodes whose
+ * task rows it changes: the one its row is on (one look-up by id) and the
+ * one it names. */
+static void count_task_op(struct store *s, const char *kind, const char *id, json_t *op)
+{
+    s->tasks_changes++;
+    json_t *obj = json_object_get(op, strcmp(kind, "put") == 0 ? "obj" : "fields");
+    note_node_tasks(s, json_string_value(json_object_get(obj, "node_id")));
+    if (id == NULL) /* a put names its row in its object */
+        id = json_string_value(json_object_get(obj, "id"));
+    const char *params[] = {id, NULL};
+    sqlite3_stmt *st = id ? prepared(s, "SELECT node_id FROM tasks WHERE id = ?", params) : NULL;
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        note_node_tasks(s, (const char *)sqlite3_column_text(st, 0));
+    finished(s, st);
+}
+
 /* The tasks of job `job_id`, noted as changed: whether its ended ones are
  * among those a pass reads depends on the job's state
  * (store_tasks_but_ended_jobs). */
@@ -487,8 +526,10 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     if (kind == NULL || t == NULL)
         return serr_set(err, SERR_INVALID, "op without a known kind or table");
     const char *id = json_string_value(json_object_get(op, "id"));
-    if (strcmp(t->name, "tasks") == 0)
+    if (strcmp(t->name, "tasks") == 0) {
         watch_task_op(s, kind, id, op);
+        count_task_op(s, kind, id, op);
+    }
     note_change(s, t, id, op);
     s->plan_changes += store_op_changes_plan(op);
     if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
@@ -591,6 +632,8 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     s->deleted = NULL;
     json_decref(s->changed_tasks); /* nor its changes */
     s->changed_tasks = NULL;
+    s->tasks_reset_at = ++s->tasks_changes; /* nor which nodes' tasks changed */
+    json_object_clear(s->node_tasks_changed_at);
     json_object_clear(s->parsed_jobs);
     s->plan_changes += PLAN_CHANGES_UNKNOWN;
     s->version++;
@@ -673,6 +716,17 @@ json_t *store_take_changed_tasks(struct store *s)
     json_t *taken = s->changed_tasks;
     s->changed_tasks = json_object();
     return taken;
+}
+
+unsigned long long store_tasks_changes(struct store *s)
+{
+    return s->tasks_changes;
+}
+
+unsigned long long store_node_tasks_changed_at(struct store *s, const char *node_id)
+{
+    json_int_t at = json_integer_value(json_object_get(s->node_tasks_changed_at, node_id));
+    return (unsigned long long)at > s->tasks_reset_at ? (unsigned long long)at : s->tasks_reset_at;
 }
 
 void store_forget_changed_tasks(struct store *s)

@@ -113,6 +113,15 @@ json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *tas
 json_t *store_take_changed_tasks(struct store *s);
 /* Stops noting them (the reader is gone: a leader no more). */
 void store_forget_changed_tasks(struct store *s);
+/* A count of the task ops applied (a put, merge or del of a task; a
+ * restored snapshot counts too): a reader of a node's task rows notes it,
+ * then store_node_tasks_changed_at(node) above the count noted says that
+ * the rows may have changed since (not above: they did not). */
+unsigned long long store_tasks_changes(struct store *s);
+/* The count (store_tasks_changes) at the last op on a task that is or was
+ * on `node_id` (put, merged or deleted there, or moved from or to it), or
+ * at the last restored snapshot, whichever came later. */
+unsigned long long store_node_tasks_changed_at(struct store *s, const char *node_id);
 /* The first `limit` jobs in `state` of one class (besteffort: queue
  * besteffort; else every other queue) in queue order: queue admin first,
  * then by id as a number, but those whose id is a key of `known` (may be
