@@ -29,7 +29,7 @@ struct seen {
     struct sent_task *sent;
     size_t nsent;
     unsigned long long tasks_tag; /* 0: none sent yet */
-    unsigned long long tasks_read_at; /* store_tasks_changes when `sent` was read */
+    unsigned long long tasks_read_at; /* store_changes_now when `sent` was read */
 };
 
 struct dispatcher {
@@ -52,6 +52,7 @@ struct dispatcher {
     json_t *nodes;  /* host.node_addrs() at that version: task networking */
     json_t *managers; /* host.manager_addrs() at that version */
     unsigned long long mesh_version;
+    unsigned long long node_changes; /* store_table_changes of nodes at that version */
     /* names the content of `mesh` and `nodes`: nodes that have them are not
      * sent them again (both grow with the cluster).
      * A random prefix per dispatcher: another leader's tags never match. */
@@ -372,9 +373,15 @@ static void refresh_network(struct dispatcher *d)
     if (d->mesh != NULL && d->mesh_version == version)
         return;
     json_t *mesh = mesh_build(store_of(d));
-    json_t *nodes = d->host.node_addrs(d->host.data);
-    json_decref(d->managers);
-    d->managers = d->host.manager_addrs(d->host.data);
+    unsigned long long node_changes = store_table_changes(store_of(d), "nodes");
+    json_t *nodes = d->nodes;
+    if (nodes == NULL || node_changes != d->node_changes) { /* the nodes table changed */
+        nodes = d->host.node_addrs(d->host.data);
+        json_decref(d->managers);
+        d->managers = d->host.manager_addrs(d->host.data);
+    } else {
+        json_incref(nodes);
+    }
     if (d->mesh == NULL || !json_equal(mesh, d->mesh) || !json_equal(nodes, d->nodes))
         snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix, ++d->mesh_changes);
     json_decref(d->mesh);
@@ -382,6 +389,7 @@ static void refresh_network(struct dispatcher *d)
     d->mesh = mesh;
     d->nodes = nodes;
     d->mesh_version = version;
+    d->node_changes = node_changes;
 }
 
 json_t *dispatcher_mesh(struct dispatcher *d)
@@ -449,7 +457,7 @@ static bool node_tasks_changed(struct dispatcher *d, const struct seen *seen)
  * they then replace. */
 static void read_node_tasks(struct dispatcher *d, struct seen *seen, struct task_diff *df)
 {
-    seen->tasks_read_at = store_tasks_changes(store_of(d));
+    seen->tasks_read_at = store_changes_now();
     store_each_where(store_of(d), "tasks", "node_id", seen->node_id, diff_row, df);
     diff_skip_removed(df, NULL);
     forget_sent(seen->sent, seen->nsent);

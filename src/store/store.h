@@ -113,14 +113,17 @@ json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *tas
 json_t *store_take_changed_tasks(struct store *s);
 /* Stops noting them (the reader is gone: a leader no more). */
 void store_forget_changed_tasks(struct store *s);
-/* A count of the task ops applied (a put, merge or del of a task; a
- * restored snapshot counts too): a reader of a node's task rows notes it,
- * then store_node_tasks_changed_at(node) above the count noted says that
- * the rows may have changed since (not above: they did not). */
-unsigned long long store_tasks_changes(struct store *s);
-/* The count (store_tasks_changes) at the last op on a task that is or was
- * on `node_id` (put, merged or deleted there, or moved from or to it), or
- * at the last restored snapshot, whichever came later. */
+/* Changes of the stores are numbered, in one sequence for the process (a
+ * store made anew never gives a number of the one before); a store's
+ * opening and each restored snapshot count as a change of every table and
+ * of every node's tasks. The number of the last change so far: a reader
+ * notes it as it reads, then a change number above it names a change
+ * made since. */
+unsigned long long store_changes_now(void);
+/* The number of the last change of `table` (0 for a table unknown). */
+unsigned long long store_table_changes(struct store *s, const char *table);
+/* The number of the last op on a task that is or was on `node_id` (put,
+ * merged or deleted there, or moved from or to it). */
 unsigned long long store_node_tasks_changed_at(struct store *s, const char *node_id);
 /* The first `limit` jobs in `state` of one class (besteffort: queue
  * besteffort; else every other queue) in queue order: queue admin first,
