@@ -146,24 +146,54 @@ static void subnet_assigned(void *arg, int status, const struct serr *err)
         log_warn("node subnet: %s", err->msg);
 }
 
+/* The node of `id` in the array `nodes` (borrowed), or NULL. */
+static json_t *node_in(json_t *nodes, const char *id)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        if (id && jstr_is(n, "id", id))
+            return n;
+    }
+    return NULL;
+}
+
+/* Subnets assigned by one proposal at most: nodes joining by the thousand
+ * get theirs in a few entries, not one entry (and one orchestrator pass)
+ * per node. */
+#define SUBNETS_PER_PROPOSAL 256
+
 /* Nodes get their /24 here, one proposal at a time, rather than in the join
- * request: racing joins then never pick the same one. */
+ * request: racing joins then never pick the same one. A proposal assigns
+ * the subnets of every node without one (up to SUBNETS_PER_PROPOSAL), each
+ * picked with those before it as taken: `nodes` (store_list's, the caller's
+ * own) is given them as it goes. */
 static void assign_subnets(struct dispatcher *d, json_t *nodes)
 {
     if (d->assigning)
         return;
     json_t *meta = store_get(store_of(d), "meta", "cluster");
     struct serr err = {0};
-    json_t *op = subnets_next_op(nodes, subnets_pool(meta), &err);
+    json_t *group = json_array(), *op;
+    while (json_array_size(group) < SUBNETS_PER_PROPOSAL &&
+           (op = subnets_next_op(nodes, subnets_pool(meta), &err)) != NULL) {
+        json_t *node = node_in(nodes, jstr(op, "id"));
+        json_array_append_new(group, op);
+        if (node == NULL)
+            break; /* not one of `nodes`: cannot be */
+        json_object_set(node, "subnet", json_object_get(json_object_get(op, "fields"), "subnet"));
+    }
     json_decref(meta);
-    if (op == NULL) {
-        if (err.msg[0])
-            log_warn("node subnet: %s", err.msg);
+    if (err.msg[0])
+        log_warn("node subnet: %s", err.msg);
+    if (json_array_size(group) == 0) {
+        json_decref(group);
         return;
     }
     d->assigning = true;
     d->inflight++;
-    cluster_propose(cluster_of(d), json_pack("[o]", op), subnet_assigned, d);
+    cluster_propose(cluster_of(d), group, subnet_assigned, d);
 }
 
 static void membership_done(void *arg, int status, const struct serr *err)
