@@ -23,6 +23,8 @@ Phases, each printing `KEY VALUE` figure lines:
             counted as the simulated nodes receive them in their heartbeat answers (each node's
             count of distinct tasks assigned to it, summed; so a placement is counted at most
             one heartbeat interval after its commit), the leader's CPU and RSS meanwhile
+  settled   HOLD seconds of heartbeats only again, every task placed (as idle: what the
+            leader spends on a cluster at rest with its tasks)
 Everything it started (daemon, simulators) is ended on exit; the work directory is removed.
 """
 import argparse
@@ -458,23 +460,7 @@ def run(a, mgr, procs):
     sampler.report("join")
 
     # ---- idle: heartbeats only ----
-    totals.take_latencies()
-    ok0, fail0 = totals.total("hb_ok"), totals.total("hb_fail")
-    sampler = Sampler(mgr)
-    h0 = time.monotonic()
-    while time.monotonic() - h0 < a.hold:
-        time.sleep(1)
-        sampler.sample()
-    dt = time.monotonic() - h0
-    lat = totals.take_latencies()
-    nodes = mgr.cli_json("node", "ls")
-    fig("idle_heartbeats_per_s", "%.0f" % ((totals.total("hb_ok") - ok0) / dt))
-    fig("idle_heartbeats_failed_per_s", "%.1f" % ((totals.total("hb_fail") - fail0) / dt))
-    fig("idle_heartbeat_p50_ms", "%.1f" % (pct(lat, 0.5) * 1000))
-    fig("idle_heartbeat_p99_ms", "%.1f" % (pct(lat, 0.99) * 1000))
-    fig("idle_heartbeat_interval_ms", max(s["interval_ms"] for s in totals.latest.values()))
-    fig("idle_nodes_down", sum(1 for n in nodes if n.get("status") != "ready"))
-    sampler.report("idle")
+    heartbeats_only(a, mgr, totals, "idle")
 
     # ---- placement ----
     sampler = Sampler(mgr)
@@ -506,6 +492,30 @@ def run(a, mgr, procs):
     fig("place_heartbeat_p99_ms", "%.1f" % (pct(lat, 0.99) * 1000))
     fig("place_nodes_down", sum(1 for n in mgr.cli_json("node", "ls") if n.get("status") != "ready"))
     sampler.report("place")
+
+    # ---- settled: heartbeats only, every task placed ----
+    heartbeats_only(a, mgr, totals, "settled")
+
+
+def heartbeats_only(a, mgr, totals, prefix):
+    """HOLD seconds of heartbeats only: figures PREFIX_*."""
+    totals.take_latencies()
+    ok0, fail0 = totals.total("hb_ok"), totals.total("hb_fail")
+    sampler = Sampler(mgr)
+    h0 = time.monotonic()
+    while time.monotonic() - h0 < a.hold:
+        time.sleep(1)
+        sampler.sample()
+    dt = time.monotonic() - h0
+    lat = totals.take_latencies()
+    nodes = mgr.cli_json("node", "ls")
+    fig(prefix + "_heartbeats_per_s", "%.0f" % ((totals.total("hb_ok") - ok0) / dt))
+    fig(prefix + "_heartbeats_failed_per_s", "%.1f" % ((totals.total("hb_fail") - fail0) / dt))
+    fig(prefix + "_heartbeat_p50_ms", "%.1f" % (pct(lat, 0.5) * 1000))
+    fig(prefix + "_heartbeat_p99_ms", "%.1f" % (pct(lat, 0.99) * 1000))
+    fig(prefix + "_heartbeat_interval_ms", max(s["interval_ms"] for s in totals.latest.values()))
+    fig(prefix + "_nodes_down", sum(1 for n in nodes if n.get("status") != "ready"))
+    sampler.report(prefix)
 
 
 def agents_proc(a, first, count, out):

@@ -29,6 +29,7 @@ struct seen {
     struct sent_task *sent;
     size_t nsent;
     unsigned long long tasks_tag; /* 0: none sent yet */
+    unsigned long long tasks_read_at; /* store_changes_now when `sent` was read */
 };
 
 struct dispatcher {
@@ -51,6 +52,7 @@ struct dispatcher {
     json_t *nodes;  /* host.node_addrs() at that version: task networking */
     json_t *managers; /* host.manager_addrs() at that version */
     unsigned long long mesh_version;
+    unsigned long long node_changes; /* store_table_changes of nodes at that version */
     /* names the content of `mesh` and `nodes`: nodes that have them are not
      * sent them again (both grow with the cluster).
      * A random prefix per dispatcher: another leader's tags never match. */
@@ -84,6 +86,7 @@ static struct seen *seen_entry(struct dispatcher *d, const char *node_id)
     s->sent = NULL;
     s->nsent = 0;
     s->tasks_tag = 0;
+    s->tasks_read_at = 0;
     return s;
 }
 
@@ -143,24 +146,54 @@ static void subnet_assigned(void *arg, int status, const struct serr *err)
         log_warn("node subnet: %s", err->msg);
 }
 
+/* The node of `id` in the array `nodes` (borrowed), or NULL. */
+static json_t *node_in(json_t *nodes, const char *id)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        if (id && jstr_is(n, "id", id))
+            return n;
+    }
+    return NULL;
+}
+
+/* Subnets assigned by one proposal at most: nodes joining by the thousand
+ * get theirs in a few entries, not one entry (and one orchestrator pass)
+ * per node. */
+#define SUBNETS_PER_PROPOSAL 256
+
 /* Nodes get their /24 here, one proposal at a time, rather than in the join
- * request: racing joins then never pick the same one. */
+ * request: racing joins then never pick the same one. A proposal assigns
+ * the subnets of every node without one (up to SUBNETS_PER_PROPOSAL), each
+ * picked with those before it as taken: `nodes` (store_list's, the caller's
+ * own) is given them as it goes. */
 static void assign_subnets(struct dispatcher *d, json_t *nodes)
 {
     if (d->assigning)
         return;
     json_t *meta = store_get(store_of(d), "meta", "cluster");
     struct serr err = {0};
-    json_t *op = subnets_next_op(nodes, subnets_pool(meta), &err);
+    json_t *group = json_array(), *op;
+    while (json_array_size(group) < SUBNETS_PER_PROPOSAL &&
+           (op = subnets_next_op(nodes, subnets_pool(meta), &err)) != NULL) {
+        json_t *node = node_in(nodes, jstr(op, "id"));
+        json_array_append_new(group, op);
+        if (node == NULL)
+            break; /* not one of `nodes`: cannot be */
+        json_object_set(node, "subnet", json_object_get(json_object_get(op, "fields"), "subnet"));
+    }
     json_decref(meta);
-    if (op == NULL) {
-        if (err.msg[0])
-            log_warn("node subnet: %s", err.msg);
+    if (err.msg[0])
+        log_warn("node subnet: %s", err.msg);
+    if (json_array_size(group) == 0) {
+        json_decref(group);
         return;
     }
     d->assigning = true;
     d->inflight++;
-    cluster_propose(cluster_of(d), json_pack("[o]", op), subnet_assigned, d);
+    cluster_propose(cluster_of(d), group, subnet_assigned, d);
 }
 
 static void membership_done(void *arg, int status, const struct serr *err)
@@ -370,9 +403,15 @@ static void refresh_network(struct dispatcher *d)
     if (d->mesh != NULL && d->mesh_version == version)
         return;
     json_t *mesh = mesh_build(store_of(d));
-    json_t *nodes = d->host.node_addrs(d->host.data);
-    json_decref(d->managers);
-    d->managers = d->host.manager_addrs(d->host.data);
+    unsigned long long node_changes = store_table_changes(store_of(d), "nodes");
+    json_t *nodes = d->nodes;
+    if (nodes == NULL || node_changes != d->node_changes) { /* the nodes table changed */
+        nodes = d->host.node_addrs(d->host.data);
+        json_decref(d->managers);
+        d->managers = d->host.manager_addrs(d->host.data);
+    } else {
+        json_incref(nodes);
+    }
     if (d->mesh == NULL || !json_equal(mesh, d->mesh) || !json_equal(nodes, d->nodes))
         snprintf(d->mesh_tag, sizeof(d->mesh_tag), "%s-%llu", d->tag_prefix, ++d->mesh_changes);
     json_decref(d->mesh);
@@ -380,6 +419,7 @@ static void refresh_network(struct dispatcher *d)
     d->mesh = mesh;
     d->nodes = nodes;
     d->mesh_version = version;
+    d->node_changes = node_changes;
 }
 
 json_t *dispatcher_mesh(struct dispatcher *d)
@@ -436,6 +476,25 @@ static void diff_row(void *arg, const char *id, const char *data, size_t len)
     df->now[df->nnow++] = (struct sent_task){xstrdup(id), hash};
 }
 
+/* Whether a task of the node may have changed since `seen->sent` was read
+ * (if not, its rows are not read: nothing would differ). */
+static bool node_tasks_changed(struct dispatcher *d, const struct seen *seen)
+{
+    return store_node_tasks_changed_at(store_of(d), seen->node_id) > seen->tasks_read_at;
+}
+
+/* Reads the node's task rows beside what it was sent (diff_row), which
+ * they then replace. */
+static void read_node_tasks(struct dispatcher *d, struct seen *seen, struct task_diff *df)
+{
+    seen->tasks_read_at = store_changes_now();
+    store_each_where(store_of(d), "tasks", "node_id", seen->node_id, diff_row, df);
+    diff_skip_removed(df, NULL);
+    forget_sent(seen->sent, seen->nsent);
+    seen->sent = df->now;
+    seen->nsent = df->nnow;
+}
+
 /* The node's tasks: the whole list ("tasks") when the node does not have
  * the list of `have_tag`, else what changed since ("task_changes":
  * {"changed": tasks, "removed": ids}, left out when nothing did); and the
@@ -448,11 +507,8 @@ static json_t *add_tasks(struct dispatcher *d, struct seen *seen, const char *ha
     snprintf(tag, sizeof(tag), "%s-%llu", d->tag_prefix, seen->tasks_tag);
     struct task_diff df = {.was = seen, .changed = json_array(), .removed = json_array()};
     df.whole = seen->tasks_tag == 0 || have_tag == NULL || strcmp(have_tag, tag) != 0;
-    store_each_where(store_of(d), "tasks", "node_id", seen->node_id, diff_row, &df);
-    diff_skip_removed(&df, NULL);
-    forget_sent(seen->sent, seen->nsent);
-    seen->sent = df.now;
-    seen->nsent = df.nnow;
+    if (df.whole || node_tasks_changed(d, seen))
+        read_node_tasks(d, seen, &df);
     if (df.whole)
         json_object_set(reply, "tasks", df.changed);
     else if (json_array_size(df.changed) > 0 || json_array_size(df.removed) > 0)

@@ -49,7 +49,8 @@ struct dispatcher_host {
      * replaces both under a running dispatcher. The cluster may be NULL. */
     struct store *(*store)(void *data);
     struct cluster *(*cluster)(void *data);
-    /* The cluster addresses of every manager node (new reference). */
+    /* The cluster addresses of every manager node (new reference). Both
+     * read the nodes table alone: made again when it changed. */
     json_t *(*manager_addrs)(void *data);
     /* [{"id","addr","subnet"}] of every node with a subnet (new reference). */
     json_t *(*node_addrs)(void *data);

@@ -7,6 +7,13 @@
 #include "base/json_get.h"
 #include "base/util.h"
 
+/* At least the number of tables (NTABLES). */
+#define TABLES_MAX 24
+
+/* Numbers the ops applied by every store of the process (struct store's
+ * reset_at). */
+static _Atomic unsigned long long changes_seq;
+
 /* How many statements are kept prepared. */
 #define STMT_CACHE_SIZE 64
 
@@ -23,6 +30,19 @@ struct store {
      * store_take_changed_tasks ({id: true}), or NULL when not known (no take
      * yet, a restored snapshot, a change of the jobs table, too many). */
     json_t *changed_tasks;
+    /* Changes are numbered in changes_seq (of every store of the process,
+     * so that a store made anew, a forced new cluster, never gives a reader
+     * a number it kept of the one before). `reset_at`: the number of the
+     * store's opening or last restored snapshot, which count as changes of
+     * every table and every node's tasks. */
+    unsigned long long reset_at;
+    /* The number of the last op on a task of each node ({node id: number}):
+     * a heartbeat skips the rows of a node none of whose tasks changed
+     * (store_node_tasks_changed_at). */
+    json_t *node_tasks_changed_at;
+    /* Of each table, by index in `tables`: the number of the last op
+     * applied on it (store_table_changes). */
+    unsigned long long table_changes[TABLES_MAX];
     /* The rows of jobs the pass's queries parsed (job_rows): id -> parsed
      * data, dropped as soon as an op touches the row (a pass reads the same
      * head of the queue again and again, and parsing was most of its cost). */
@@ -79,6 +99,7 @@ static const struct table_def tables[] = {
     {"metrics_history", {NULL}}, /* a ring (op "append"), manager/stats.h */
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))
+_Static_assert(NTABLES <= TABLES_MAX, "TABLES_MAX below the number of tables");
 
 static const char schema[] =
     "CREATE TABLE meta (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
@@ -206,6 +227,8 @@ int store_open(struct store **out, struct serr *err)
     }
     s->parsed_jobs = json_object();
     s->net_changes = ++stores_opened << 40; /* apart from an earlier store's counts */
+    s->node_tasks_changed_at = json_object();
+    s->reset_at = ++changes_seq;
     *out = s;
     return 0;
 
@@ -234,6 +257,7 @@ void store_close(struct store *s)
     json_decref(s->deleted);
     json_decref(s->changed_tasks);
     json_decref(s->parsed_jobs);
+    json_decref(s->node_tasks_changed_at);
     free(s);
 }
 
@@ -447,6 +471,35 @@ static void watch_task_op(struct store *s, const char *kind, const char *id, jso
     }
 }
 
+/* `node_id`'s tasks changed by op number `at` (node_id may be NULL: none). */
+static void note_node_tasks(struct store *s, const char *node_id, unsigned long long at)
+{
+    if (node_id == NULL)
+        return;
+    json_t *was = json_object_get(s->node_tasks_changed_at, node_id);
+    if (was)
+        json_integer_set(was, (json_int_t)at);
+    else
+        json_object_set_new(s->node_tasks_changed_at, node_id, json_integer((json_int_t)at));
+}
+
+/* Before a task's put, merge or del numbered `at`: notes the nodes whose
+ * task rows it changes: the one its row is on (one look-up by id) and the
+ * one it names. */
+static void note_task_nodes(struct store *s, const char *kind, const char *id, json_t *op,
+                            unsigned long long at)
+{
+    json_t *obj = json_object_get(op, strcmp(kind, "put") == 0 ? "obj" : "fields");
+    note_node_tasks(s, json_string_value(json_object_get(obj, "node_id")), at);
+    if (id == NULL) /* a put names its row in its object */
+        id = json_string_value(json_object_get(obj, "id"));
+    const char *params[] = {id, NULL};
+    sqlite3_stmt *st = id ? prepared(s, "SELECT node_id FROM tasks WHERE id = ?", params) : NULL;
+    if (st && sqlite3_step(st) == SQLITE_ROW)
+        note_node_tasks(s, (const char *)sqlite3_column_text(st, 0), at);
+    finished(s, st);
+}
+
 /* The tasks of job `job_id`, noted as changed: whether its ended ones are
  * among those a pass reads depends on the job's state
  * (store_tasks_but_ended_jobs). */
@@ -546,8 +599,11 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
     if (kind == NULL || t == NULL)
         return serr_set(err, SERR_INVALID, "op without a known kind or table");
     const char *id = json_string_value(json_object_get(op, "id"));
-    if (strcmp(t->name, "tasks") == 0)
+    unsigned long long at = s->table_changes[t - tables] = ++changes_seq;
+    if (strcmp(t->name, "tasks") == 0) {
         watch_task_op(s, kind, id, op);
+        note_task_nodes(s, kind, id, op, at);
+    }
     note_change(s, t, id, op);
     s->plan_changes += store_op_changes_plan(op);
     s->net_changes += op_changes_net(s, t->name, kind, id, op);
@@ -652,6 +708,8 @@ int store_restore(struct store *s, const void *buf, size_t len, struct serr *err
     s->deleted = NULL;
     json_decref(s->changed_tasks); /* nor its changes */
     s->changed_tasks = NULL;
+    s->reset_at = ++changes_seq; /* nor which tables and nodes' tasks changed */
+    json_object_clear(s->node_tasks_changed_at);
     json_object_clear(s->parsed_jobs);
     s->plan_changes += PLAN_CHANGES_UNKNOWN;
     s->net_changes++;
@@ -735,6 +793,29 @@ json_t *store_take_changed_tasks(struct store *s)
     json_t *taken = s->changed_tasks;
     s->changed_tasks = json_object();
     return taken;
+}
+
+/* The later of two change numbers. */
+static unsigned long long later(unsigned long long a, unsigned long long b)
+{
+    return a > b ? a : b;
+}
+
+unsigned long long store_table_changes(struct store *s, const char *table)
+{
+    const struct table_def *t = table_lookup(table);
+    return t ? later(s->table_changes[t - tables], s->reset_at) : 0;
+}
+
+unsigned long long store_changes_now(void)
+{
+    return changes_seq;
+}
+
+unsigned long long store_node_tasks_changed_at(struct store *s, const char *node_id)
+{
+    json_t *at = json_object_get(s->node_tasks_changed_at, node_id);
+    return later((unsigned long long)json_integer_value(at), s->reset_at);
 }
 
 void store_forget_changed_tasks(struct store *s)

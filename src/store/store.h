@@ -117,6 +117,18 @@ void store_forget_changed_tasks(struct store *s);
  * admin, 2 for besteffort, 1 for any other (or none): the order of
  * store_jobs_queue_head. */
 int store_job_queue_rank(const char *queue);
+/* Changes of the stores are numbered, in one sequence for the process (a
+ * store made anew never gives a number of the one before); a store's
+ * opening and each restored snapshot count as a change of every table and
+ * of every node's tasks. The number of the last change so far: a reader
+ * notes it as it reads, then a change number above it names a change
+ * made since. */
+unsigned long long store_changes_now(void);
+/* The number of the last change of `table` (0 for a table unknown). */
+unsigned long long store_table_changes(struct store *s, const char *table);
+/* The number of the last op on a task that is or was on `node_id` (put,
+ * merged or deleted there, or moved from or to it). */
+unsigned long long store_node_tasks_changed_at(struct store *s, const char *node_id);
 /* The first `limit` jobs in `state` of one class (besteffort: queue
  * besteffort; else every other queue) in queue order: queue admin first,
  * then by id as a number, but those whose id is a key of `known` (may be

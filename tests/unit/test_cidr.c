@@ -38,6 +38,11 @@ TEST(net_pick_subnet_lowest_free)
     CHECK(net_pick_subnet(ip4(10, 0, 0, 0), 23, full, 2, &subnet, &err) < 0);
     CHECK(strstr(err.msg, "no free /24") != NULL);
     CHECK(net_pick_subnet(ip4(10, 0, 0, 0), 25, NULL, 0, &subnet, NULL) < 0);
+    /* taken in any order, with duplicates and addresses outside the pool */
+    uint32_t mixed[] = {ip4(10, 42, 1, 0), ip4(192, 168, 0, 0), ip4(10, 42, 0, 0),
+                        ip4(10, 41, 0, 0), ip4(10, 42, 1, 0), ip4(10, 42, 3, 0)};
+    CHECK(net_pick_subnet(ip4(10, 42, 0, 0), 16, mixed, 6, &subnet, NULL) == 0);
+    CHECK(subnet == ip4(10, 42, 2, 0));
 }
 
 TEST(net_pick_host_skips_bridge_and_used)

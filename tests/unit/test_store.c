@@ -131,6 +131,92 @@ TEST(store_snapshot_round_trip)
     store_close(b);
 }
 
+/* Whether node `n`'s tasks changed since `count` (store_changes_now). */
+static bool node_changed_since(struct store *s, const char *n, unsigned long long count)
+{
+    return store_node_tasks_changed_at(s, n) > count;
+}
+
+/* What makes a heartbeat read a node's task rows again: an op on a task
+ * that is, was or comes on the node, or a restored snapshot; not an op
+ * on another node's task. */
+TEST(store_node_tasks_changed_at_follows_each_node)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":"
+                    "{\"id\":\"t1\",\"service_id\":\"s1\",\"node_id\":\"n1\"}}]]}",
+                    NULL) == 0);
+    unsigned long long read = store_changes_now();
+    CHECK(!node_changed_since(s, "n1", read) && !node_changed_since(s, "n2", read));
+    /* a merge that does not name the node: the node its row is on */
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"merge\",\"table\":\"tasks\",\"id\":\"t1\","
+                    "\"fields\":{\"state\":\"running\"}}]]}",
+                    NULL) == 0);
+    CHECK(node_changed_since(s, "n1", read) && !node_changed_since(s, "n2", read));
+    read = store_changes_now();
+    /* moved: both nodes */
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"merge\",\"table\":\"tasks\",\"id\":\"t1\","
+                    "\"fields\":{\"node_id\":\"n2\"}}]]}",
+                    NULL) == 0);
+    CHECK(node_changed_since(s, "n1", read) && node_changed_since(s, "n2", read));
+    read = store_changes_now();
+    /* another table's op: no node */
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"put\",\"table\":\"services\",\"obj\":"
+                    "{\"id\":\"s1\",\"name\":\"web\"}}]]}",
+                    NULL) == 0);
+    CHECK(!node_changed_since(s, "n1", read) && !node_changed_since(s, "n2", read));
+    /* deleted: the node it was on */
+    CHECK(apply_str(s, "{\"groups\":[[{\"op\":\"del\",\"table\":\"tasks\",\"id\":\"t1\"}]]}",
+                    NULL) == 0);
+    CHECK(!node_changed_since(s, "n1", read) && node_changed_since(s, "n2", read));
+    read = store_changes_now();
+    /* a restored snapshot: every node, those never seen too */
+    void *buf;
+    size_t len;
+    CHECK(store_snapshot(s, &buf, &len, NULL) == 0);
+    CHECK(store_restore(s, buf, len, NULL) == 0);
+    free(buf);
+    CHECK(node_changed_since(s, "n1", read) && node_changed_since(s, "n3", read));
+    store_close(s);
+}
+
+/* What makes the dispatcher make its node lists again: an op on the nodes
+ * table, a restored snapshot, a store made anew; not an op on another. */
+TEST(store_table_changes_follow_each_table)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    unsigned long long nodes = store_table_changes(s, "nodes");
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":"
+                    "{\"id\":\"t1\",\"node_id\":\"n1\"}}]]}",
+                    NULL) == 0);
+    CHECK(store_table_changes(s, "nodes") == nodes);
+    CHECK(apply_str(s,
+                    "{\"groups\":[[{\"op\":\"put\",\"table\":\"nodes\",\"obj\":"
+                    "{\"id\":\"n1\",\"hostname\":\"a\"}}]]}",
+                    NULL) == 0);
+    CHECK(store_table_changes(s, "nodes") > nodes);
+    nodes = store_table_changes(s, "nodes");
+    void *buf;
+    size_t len;
+    CHECK(store_snapshot(s, &buf, &len, NULL) == 0);
+    CHECK(store_restore(s, buf, len, NULL) == 0);
+    free(buf);
+    CHECK(store_table_changes(s, "nodes") > nodes);
+    nodes = store_table_changes(s, "nodes");
+    store_close(s);
+    CHECK(store_open(&s, NULL) == 0);
+    CHECK(store_table_changes(s, "nodes") > nodes);
+    CHECK(store_table_changes(s, "no such table") == 0);
+    store_close(s);
+}
+
 TEST(store_names_unique_regardless_of_case)
 {
     struct store *s;
