@@ -401,6 +401,7 @@ static void job_merge(struct jpass *p, json_t *job, json_t *fields)
         json_decref(fields);
         return;
     }
+    store_job_unshare(p->st, job);
     json_object_update(job, fields);
     json_array_append_new(p->ops, op_merge("jobs", jstr(job, "id"), fields));
 }
@@ -452,6 +453,7 @@ static void requeue(struct jpass *p, json_t *job)
 {
     static const char *const run_fields[] = {"assigned", "task_id", "scheduled_at", "started_at",
                                              "stopped_at", "exit_code", "kill_reason", NULL};
+    store_job_unshare(p->st, job);
     for (int i = 0; run_fields[i]; i++)
         json_object_del(job, run_fields[i]);
     json_object_set_new(job, "state", json_string("Waiting"));

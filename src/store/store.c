@@ -1172,7 +1172,8 @@ json_t *store_tasks_but_ended_jobs_among(struct store *s, const char *const *tas
     return rows;
 }
 
-/* A new copy of a job's row (parsed once: parsed_jobs). */
+/* A job's row, parsed once (parsed_jobs): a new reference to the cache's
+ * object, which the caller shares until store_job_unshare. */
 static json_t *parsed_job(struct store *s, const char *id, const char *data)
 {
     json_t *parsed = json_object_get(s->parsed_jobs, id);
@@ -1184,11 +1185,18 @@ static json_t *parsed_job(struct store *s, const char *id, const char *data)
             json_object_clear(s->parsed_jobs);
         json_object_set_new(s->parsed_jobs, id, parsed);
     }
-    return json_deep_copy(parsed);
+    return json_incref(parsed);
+}
+
+void store_job_unshare(struct store *s, json_t *job)
+{
+    const char *id = json_string_value(json_object_get(job, "id"));
+    if (id && json_object_get(s->parsed_jobs, id) == job)
+        json_object_del(s->parsed_jobs, id);
 }
 
 /* The jobs of a query of their id and data, but those whose id is a key of
- * `known` (may be NULL), as new copies (their callers change them). */
+ * `known` (may be NULL), shared with parsed_jobs (store_job_unshare). */
 static json_t *job_rows(struct store *s, const char *sql, const char *const *params, json_t *known)
 {
     json_t *out = json_array();

@@ -139,6 +139,12 @@ json_t *store_jobs_queue_head(struct store *s, const char *state, bool besteffor
 /* The jobs in `state` whose "message" is not `message` (absent counts as
  * not), by id, through the index jobs_message. */
 json_t *store_jobs_message_not(struct store *s, const char *state, const char *message);
+/* The jobs these two return are shared with the store's cache of parsed
+ * rows (a pass reads the same head again after each job's end; copying it
+ * was most of the read): read only, but for one that store_job_unshare made
+ * the caller's alone first (the store hands that object out no more; a no-op
+ * for any other job). */
+void store_job_unshare(struct store *s, json_t *job);
 /* Rows where a generated key column is one of `values` (NULL terminated,
  * at most 16), ordered as store_list: with an index on the column, the cost
  * follows the rows found, not the table (jobs: the ones not ended). */

@@ -278,7 +278,9 @@ static const char *message_read(struct store *st)
     CHECK(json_array_size(rows) == 0 ||
           json_equal(json_array_get(rows, 0), json_array_get(head, 0)));
     snprintf(out, sizeof(out), "%s", m ? m : "(gone)");
-    /* what a reader does to its copy stays there (a pass changes its jobs) */
+    /* what a reader does to a job it unshared stays there (a pass changes its jobs) */
+    if (json_array_size(rows) > 0)
+        store_job_unshare(st, json_array_get(rows, 0));
     json_object_set_new(json_array_get(rows, 0), "message", json_string("changed by a reader"));
     json_decref(head);
     json_decref(rows);
@@ -308,6 +310,31 @@ TEST(store_job_reads_follow_each_write)
     json_decref(known);
     unit_apply_ops(st, json_pack("[o]", op_del("jobs", "1")));
     CHECK_STR(message_read(st), "(gone)");
+    store_close(st);
+}
+
+/* A pass changes the jobs it read from the store's cache of parsed rows
+ * (their messages) only once they are its own: with its ops dropped, as a
+ * leader's whose entry failed, the store's reads are what they were. */
+TEST(jobs_pass_changes_no_job_the_store_shares)
+{
+    struct store *st = store_with_node();
+    unit_apply_ops(st, json_pack("[o]", op_merge("nodes", "n1",
+                                                 json_pack("{s:s}", "availability", "pause"))));
+    json_t *job = waiting_job(1);
+    json_object_set_new(job, "message", json_string("a"));
+    unit_apply_ops(st, json_pack("[o]", op_put("jobs", job)));
+    json_decref(store_jobs_message_not(st, "Waiting", "none")); /* parsed and kept */
+    int64_t wake = 0;
+    json_t *nodes = store_list(st, "nodes", NULL), *tasks = json_array(), *ops = json_array();
+    jobs_pass(st, nodes, tasks, ops, 1000, &wake, NULL);
+    CHECK(json_array_size(ops) == 1); /* the message "not enough nodes ..." */
+    json_t *rows = store_jobs_message_not(st, "Waiting", "none");
+    CHECK_STR(jstr(json_array_get(rows, 0), "message"), "a");
+    json_decref(rows);
+    json_decref(ops);
+    json_decref(tasks);
+    json_decref(nodes);
     store_close(st);
 }
 
