@@ -368,6 +368,23 @@ def test_unlock_key_show_and_rotate(bare_daemon, tmp_path):
     d.cli("secret", "rm", "kept", "after")
 
 
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def _sealed_once_synced(locked):
+    """The key file a joined manager got, once it has resealed it with the stored unlock key
+    (its first tick after the join, within a second: a new seal of the same key): a change
+    seen after this one is the rotation's."""
+    first = _read(locked)
+    try:
+        wait_until(lambda: _read(locked) != first, timeout=3)
+    except AssertionError:
+        pass  # resealed before `first` was read
+    return _read(locked)
+
+
 def test_unlock_key_rotation_reaches_the_other_manager(bare_daemon, tmp_path):
     d1 = bare_daemon
     addr1 = "127.0.0.1:%d" % d1.port
@@ -386,8 +403,7 @@ def test_unlock_key_rotation_reaches_the_other_manager(bare_daemon, tmp_path):
         wait_until(lambda: d2.cli("swarm", "unlock-key", "-q", check=False).stdout.strip() == old,
                    timeout=30)
         locked = os.path.join(d2.state_dir, "ca", "secrets.key.locked")
-        with open(locked) as f:
-            sealed_before = f.read()
+        sealed_before = _sealed_once_synced(locked)
         new = d1.cli("swarm", "unlock-key", "--rotate", "-q").stdout.strip()
         assert new.startswith("SWMKEY-1-") and new != old
 
