@@ -175,14 +175,8 @@ void get_oar_resources(struct shoal *sh, struct http_req *req, char **args)
 
 static const char *hostname_of(json_t *nodes, const char *id)
 {
-    size_t i;
-    json_t *n;
-    json_array_foreach(nodes, i, n)
-    {
-        if (id && jstr_is(n, "id", id))
-            return jstr(n, "hostname");
-    }
-    return "?";
+    json_t *n = jarray_find(nodes, "id", id);
+    return n ? jstr(n, "hostname") : "?";
 }
 
 /* A bar's copy of the job's fields. */

@@ -20,6 +20,18 @@ bool jstr_is(json_t *o, const char *key, const char *want)
     return s && strcmp(s, want) == 0;
 }
 
+json_t *jarray_find(json_t *array, const char *key, const char *want)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(array, i, o)
+    {
+        if (want && jstr_is(o, key, want))
+            return o;
+    }
+    return NULL;
+}
+
 json_int_t jint(json_t *o, const char *key, json_int_t def)
 {
     json_t *v = json_object_get(o, key);

@@ -14,6 +14,9 @@ const char *jstr(json_t *o, const char *key);
 const char *jstr_or(json_t *o, const char *key, const char *def);
 /* True when `key` holds the string `want` (false when absent). */
 bool jstr_is(json_t *o, const char *key, const char *want);
+/* The first object of `array` whose `key` holds the string `want`, or NULL
+ * (also for a NULL `want`). */
+json_t *jarray_find(json_t *array, const char *key, const char *want);
 /* The integer at `key`, or `def` when absent or not an integer. */
 json_int_t jint(json_t *o, const char *key, json_int_t def);
 /* The boolean at `key`, or `def` when absent or not a boolean. */

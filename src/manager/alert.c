@@ -269,18 +269,6 @@ static void find_node_down(const struct alert_inputs *in, json_t *rule, finding_
     }
 }
 
-static json_t *node_by_id(json_t *nodes, const char *id)
-{
-    size_t i;
-    json_t *node;
-    json_array_foreach(nodes, i, node)
-    {
-        if (id && jstr_is(node, "id", id))
-            return node;
-    }
-    return NULL;
-}
-
 /* The tasks of one slot created in the window: each restart is a new task. */
 static void find_flapping(const struct alert_inputs *in, json_t *rule, finding_fn fn, void *arg)
 {
@@ -291,7 +279,7 @@ static void find_flapping(const struct alert_inputs *in, json_t *rule, finding_f
     json_t *t;
     json_array_foreach(in->tasks, i, t)
     {
-        json_t *node = node_by_id(in->nodes, task_node_id(t));
+        json_t *node = jarray_find(in->nodes, "id", task_node_id(t));
         if (task_created_at(t) < since || (node && !rule_covers(rule, node)) ||
             (!node && strcmp(jstr_or(rule, "node", "all"), "all") != 0))
             continue;
@@ -319,7 +307,7 @@ static void find_flapping(const struct alert_inputs *in, json_t *rule, finding_f
         struct finding f;
         char subject[128];
         snprintf(subject, sizeof(subject), "task %s", jstr_or(latest, "name", slot));
-        finding_init(&f, rule, node_by_id(in->nodes, jstr(latest, "node_id")), subject);
+        finding_init(&f, rule, jarray_find(in->nodes, "id", jstr(latest, "node_id")), subject);
         f.value = (double)n;
         f.threshold = (double)restarts;
         snprintf(f.message, sizeof(f.message),

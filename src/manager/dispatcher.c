@@ -146,19 +146,6 @@ static void subnet_assigned(void *arg, int status, const struct serr *err)
         log_warn("node subnet: %s", err->msg);
 }
 
-/* The node of `id` in the array `nodes` (borrowed), or NULL. */
-static json_t *node_in(json_t *nodes, const char *id)
-{
-    size_t i;
-    json_t *n;
-    json_array_foreach(nodes, i, n)
-    {
-        if (id && jstr_is(n, "id", id))
-            return n;
-    }
-    return NULL;
-}
-
 /* Subnets assigned by one proposal at most: nodes joining by the thousand
  * get theirs in a few entries, not one entry (and one orchestrator pass)
  * per node. */
@@ -178,7 +165,7 @@ static void assign_subnets(struct dispatcher *d, json_t *nodes)
     json_t *group = json_array(), *op;
     while (json_array_size(group) < SUBNETS_PER_PROPOSAL &&
            (op = subnets_next_op(nodes, subnets_pool(meta), &err)) != NULL) {
-        json_t *node = node_in(nodes, jstr(op, "id"));
+        json_t *node = jarray_find(nodes, "id", jstr(op, "id"));
         json_array_append_new(group, op);
         if (node == NULL)
             break; /* not one of `nodes`: cannot be */

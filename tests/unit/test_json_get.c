@@ -25,3 +25,14 @@ TEST(json_get_reads_typed_fields)
     CHECK(!jbool(o, "missing", false));
     json_decref(o);
 }
+
+TEST(jarray_find_gives_the_first_object_holding_the_string)
+{
+    json_t *nodes = json_pack("[{s:s}, {s:s, s:s}, {s:s, s:s}, {s:i}]", "hostname", "x", "id",
+                              "n2", "hostname", "b", "id", "n2", "hostname", "c", "id", 3);
+    CHECK_STR(jstr(jarray_find(nodes, "id", "n2"), "hostname"), "b");
+    CHECK(jarray_find(nodes, "id", "n3") == NULL);
+    CHECK(jarray_find(nodes, "id", NULL) == NULL);
+    CHECK(jarray_find(NULL, "id", "n2") == NULL);
+    json_decref(nodes);
+}
