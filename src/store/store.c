@@ -427,47 +427,69 @@ static int apply_append(struct store *s, const struct table_def *t, json_t *op, 
 /* A task of the watched node leaves it (deleted: `new_node` NULL, or put or
  * merged with another node): its id is kept for store_take_deleted_tasks.
  * One look-up by id, and only while a node is watched. */
-static void note_task_leaving(struct store *s, const char *id, json_t *new_node, bool deleted)
+/* A task's row before an op on it, read once for the notes the op makes
+ * (the watched node, the nodes' tasks, the network). */
+struct task_before {
+    bool known;    /* looked up: an id, a statement */
+    bool exists;   /* the row is there */
+    bool job;      /* a batch job's task (job_id set) */
+    char *node_id; /* its node (NULL: none); owned */
+};
+
+static void task_before_read(struct store *s, const char *id, struct task_before *b)
+{
+    *b = (struct task_before){0};
+    const char *params[] = {id, NULL};
+    sqlite3_stmt *st = id ? prepared(s,
+                                     "SELECT node_id, json_extract(data, '$.job_id') IS NOT NULL "
+                                     "FROM tasks WHERE id = ?",
+                                     params)
+                          : NULL;
+    b->known = st != NULL;
+    if (st && sqlite3_step(st) == SQLITE_ROW) {
+        const char *node = (const char *)sqlite3_column_text(st, 0);
+        b->exists = true;
+        b->node_id = node ? xstrdup(node) : NULL;
+        b->job = sqlite3_column_int64(st, 1) != 0;
+    }
+    finished(s, st);
+}
+
+static void note_task_leaving(struct store *s, const char *id, json_t *new_node, bool deleted,
+                              const struct task_before *b)
 {
     if (s->deleted == NULL || id == NULL)
         return;
     if (!deleted && json_is_string(new_node) &&
         strcmp(json_string_value(new_node), s->watch_node) == 0)
         return; /* stays on the node (or comes to it) */
-    const char *params[] = {id, NULL};
-    sqlite3_stmt *st = prepared(s, "SELECT node_id FROM tasks WHERE id = ?", params);
-    if (st == NULL)
+    if (b->node_id == NULL || strcmp(b->node_id, s->watch_node) != 0)
         return;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const char *node = (const char *)sqlite3_column_text(st, 0);
-        if (node && strcmp(node, s->watch_node) == 0) {
-            if (json_array_size(s->deleted) >= NOTED_TASKS_MAX) {
-                json_decref(s->deleted); /* nobody takes them: a full sweep then */
-                s->deleted = NULL;
-            } else {
-                json_array_append_new(s->deleted, json_string(id));
-            }
-        }
+    if (json_array_size(s->deleted) >= NOTED_TASKS_MAX) {
+        json_decref(s->deleted); /* nobody takes them: a full sweep then */
+        s->deleted = NULL;
+    } else {
+        json_array_append_new(s->deleted, json_string(id));
     }
-    finished(s, st);
 }
 
 /* Before a task's put, merge or del: whether it leaves the watched node. */
-static void watch_task_op(struct store *s, const char *kind, const char *id, json_t *op)
+static void watch_task_op(struct store *s, const char *kind, const char *id, json_t *op,
+                          const struct task_before *b)
 {
     if (s->deleted == NULL)
         return;
     if (strcmp(kind, "del") == 0) {
-        note_task_leaving(s, id, NULL, true);
+        note_task_leaving(s, id, NULL, true, b);
     } else if (strcmp(kind, "put") == 0) {
         json_t *obj = json_object_get(op, "obj");
         note_task_leaving(s, json_string_value(json_object_get(obj, "id")),
-                          json_object_get(obj, "node_id"), false);
+                          json_object_get(obj, "node_id"), false, b);
     } else if (strcmp(kind, "merge") == 0) {
         json_t *fields = json_object_get(op, "fields");
         json_t *node = json_object_get(fields, "node_id");
         if (node) /* a merge without node_id keeps the task where it is */
-            note_task_leaving(s, id, node, false);
+            note_task_leaving(s, id, node, false, b);
     }
 }
 
@@ -486,18 +508,12 @@ static void note_node_tasks(struct store *s, const char *node_id, unsigned long 
 /* Before a task's put, merge or del numbered `at`: notes the nodes whose
  * task rows it changes: the one its row is on (one look-up by id) and the
  * one it names. */
-static void note_task_nodes(struct store *s, const char *kind, const char *id, json_t *op,
-                            unsigned long long at)
+static void note_task_nodes(struct store *s, const char *kind, json_t *op,
+                            const struct task_before *b, unsigned long long at)
 {
     json_t *obj = json_object_get(op, strcmp(kind, "put") == 0 ? "obj" : "fields");
     note_node_tasks(s, json_string_value(json_object_get(obj, "node_id")), at);
-    if (id == NULL) /* a put names its row in its object */
-        id = json_string_value(json_object_get(obj, "id"));
-    const char *params[] = {id, NULL};
-    sqlite3_stmt *st = id ? prepared(s, "SELECT node_id FROM tasks WHERE id = ?", params) : NULL;
-    if (st && sqlite3_step(st) == SQLITE_ROW)
-        note_node_tasks(s, (const char *)sqlite3_column_text(st, 0), at);
-    finished(s, st);
+    note_node_tasks(s, b->node_id, at);
 }
 
 /* The tasks of job `job_id`, noted as changed: whether its ended ones are
@@ -551,27 +567,17 @@ static void forget_parsed_job(struct store *s, const char *id)
 
 /* Whether task `id` is absent or a batch job's (job_id set): the mesh
  * lists services' tasks only. One look-up by id. */
-static bool task_absent_or_job(struct store *s, const char *id)
+static bool task_absent_or_job(const struct task_before *b)
 {
-    if (id == NULL)
-        return false;
-    const char *params[] = {id, NULL};
-    sqlite3_stmt *st =
-        prepared(s, "SELECT json_extract(data, '$.job_id') IS NOT NULL FROM tasks WHERE id = ?",
-                 params);
-    if (st == NULL)
-        return false;
-    bool yes = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 0;
-    finished(s, st);
-    return yes;
+    return b->known && (!b->exists || b->job);
 }
 
 /* Whether an op may change what a node's network is made from (the nodes,
  * the mesh: networks, services and their tasks, the meta row "cluster"):
  * any op on those tables but one on another meta row, or on a batch job's
  * task that leaves it one of the same job and service_id. */
-static bool op_changes_net(struct store *s, const char *table, const char *kind, const char *id,
-                           json_t *op)
+static bool op_changes_net(const char *table, const char *kind, const char *id, json_t *op,
+                           const struct task_before *b)
 {
     static const char *const net_tables[] = {"nodes", "networks", "services", NULL};
     json_t *obj = json_object_get(op, "obj");
@@ -584,12 +590,12 @@ static bool op_changes_net(struct store *s, const char *table, const char *kind,
     if (strcmp(table, "tasks") != 0)
         return false;
     if (strcmp(kind, "put") == 0)
-        return jstr(obj, "job_id") == NULL || !task_absent_or_job(s, jstr(obj, "id"));
+        return jstr(obj, "job_id") == NULL || !task_absent_or_job(b);
     json_t *fields = json_object_get(op, "fields");
     if (strcmp(kind, "merge") == 0 &&
         (json_object_get(fields, "job_id") || json_object_get(fields, "service_id")))
         return true; /* the task may become a service's */
-    return !task_absent_or_job(s, id);
+    return !task_absent_or_job(b);
 }
 
 static int apply_op(struct store *s, json_t *op, struct serr *err)
@@ -600,13 +606,16 @@ static int apply_op(struct store *s, json_t *op, struct serr *err)
         return serr_set(err, SERR_INVALID, "op without a known kind or table");
     const char *id = json_string_value(json_object_get(op, "id"));
     unsigned long long at = s->table_changes[t - tables] = ++changes_seq;
-    if (strcmp(t->name, "tasks") == 0) {
-        watch_task_op(s, kind, id, op);
-        note_task_nodes(s, kind, id, op, at);
+    struct task_before before = {0};
+    if (strcmp(t->name, "tasks") == 0) { /* a put names its row in its object */
+        task_before_read(s, id ? id : jstr(json_object_get(op, "obj"), "id"), &before);
+        watch_task_op(s, kind, id, op, &before);
+        note_task_nodes(s, kind, op, &before, at);
     }
     note_change(s, t, id, op);
     s->plan_changes += store_op_changes_plan(op);
-    s->net_changes += op_changes_net(s, t->name, kind, id, op);
+    s->net_changes += op_changes_net(t->name, kind, id, op, &before);
+    free(before.node_id);
     if (strcmp(t->name, "jobs") == 0) /* a put names its row in its object */
         forget_parsed_job(s, id ? id : jstr(json_object_get(op, "obj"), "id"));
     if (strcmp(kind, "put") == 0)
