@@ -103,7 +103,7 @@ $(BUILD)/orch_bench: $(BUILD)/bench/orch_bench.o $(BUILD)/libshoal.a
 
 test: all
 	SHOAL_BIN=$(abspath $(BUILD)/shoal) UNIT_BIN=$(abspath $(BUILD)/unit_tests) \
-	  /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/
+	  /usr/bin/python3 -m pytest -v -p no:cacheprovider --durations=30 tests/
 
 # Sanitizer reports of every shoal process the tests run go to build-asan/sanitizer/;
 # tests/test_zz_sanitizers.py fails when any report is there.
