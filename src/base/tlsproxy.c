@@ -33,8 +33,8 @@ enum conn_state { HANDSHAKE, WAIT_TICKET, OPEN, FLUSHING, CLOSING };
 
 struct tlsproxy_listener {
     uv_tcp_t tcp;
-    SSL_CTX *ctx;             /* a reference of the listener's, or NULL with ctx_cb */
-    tlsproxy_ctx_cb ctx_cb;   /* the context of each connection, when ctx is NULL */
+    SSL_CTX *ctx;           /* a reference of the listener's, or NULL with ctx_cb */
+    tlsproxy_ctx_cb ctx_cb; /* the context of each connection, when ctx is NULL */
     tlsproxy_accept_cb cb;
     void *data;
     struct conn *handshaking; /* list of connections not yet given to cb */
