@@ -308,3 +308,23 @@ def test_lone_manager_loads_openssl_at_its_first_peer(cluster1x1):
     lead.cli("service", "create", "--name", "there", "--constraint", "node.id==" + c.node_id(w),
              "--stop-grace-period", "1s", "busybox", "sleep", "1000")
     lead.wait_running("there", 1, timeout=60)
+
+
+def test_unreadable_certificate_is_reported_at_the_first_connection(cluster1x1):
+    """The contexts being made by the first connection, a node certificate that does not parse
+    no longer stops the start: the manager answers locally, a joining node is refused, and the
+    manager's log says why."""
+    c = cluster1x1
+    lead, w = c.leader, c.nodes[1]
+    w.cli("swarm", "leave")
+    wait_until(lambda: w.api("GET", "/v1/info").json()["swarm"]["state"] == "inactive")
+    token = c.token("worker")
+    lead.stop()
+    with open(os.path.join(lead.state_dir, "tls", "node.crt"), "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    lead.start()
+    assert lead.api("GET", "/v1/info").json()["swarm"]["is_leader"]
+    res = w.cli("swarm", "join", "--token", token, "--advertise-addr", w.addr,
+                "%s:2377" % lead.addr, check=False)
+    assert res.returncode != 0
+    wait_until(lambda: "cluster port: node certificate" in lead.log_tail(200))
