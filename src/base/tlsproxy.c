@@ -33,7 +33,8 @@ enum conn_state { HANDSHAKE, WAIT_TICKET, OPEN, FLUSHING, CLOSING };
 
 struct tlsproxy_listener {
     uv_tcp_t tcp;
-    SSL_CTX *ctx;
+    SSL_CTX *ctx;           /* a reference of the listener's, or NULL with ctx_cb */
+    tlsproxy_ctx_cb ctx_cb; /* the context of each connection, when ctx is NULL */
     tlsproxy_accept_cb cb;
     void *data;
     struct conn *handshaking; /* list of connections not yet given to cb */
@@ -749,6 +750,16 @@ int tlsproxy_listener_conn_count(const struct tlsproxy_listener *l)
     return l->nconns;
 }
 
+/* Accepts a connection and closes it at once (the listener has no context to
+ * run its handshake with). */
+static void refuse_without_ctx(uv_stream_t *server)
+{
+    uv_tcp_t *tcp = xmalloc(sizeof(*tcp));
+    uv_tcp_init(server->loop, tcp);
+    uv_accept(server, (uv_stream_t *)tcp);
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct tlsproxy_listener *l = server->data;
@@ -756,7 +767,12 @@ static void on_connection(uv_stream_t *server, int status)
         log_warn("tls listener: %s", uv_strerror(status));
         return;
     }
-    struct conn *c = conn_new(server->loop, l->ctx, "?");
+    SSL_CTX *ctx = l->ctx_cb ? l->ctx_cb(l->data) : l->ctx;
+    if (ctx == NULL) {
+        refuse_without_ctx(server);
+        return;
+    }
+    struct conn *c = conn_new(server->loop, ctx, "?");
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
         conn_close(c);
         return;
@@ -788,8 +804,9 @@ static void on_connection(uv_stream_t *server, int status)
     uv_read_start((uv_stream_t *)&c->tcp, alloc_chunk, on_tcp_read);
 }
 
-int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_accept_cb cb,
-                    void *data, struct tlsproxy_listener **out, struct serr *err)
+/* Binds and listens; the caller sets the context (ctx or ctx_cb). */
+static int listen_on(uv_loop_t *loop, const char *addr, tlsproxy_accept_cb cb, void *data,
+                     struct tlsproxy_listener **out, struct serr *err)
 {
     struct sockaddr_storage sa;
     if (parse_addr(addr, &sa, err) < 0)
@@ -809,11 +826,29 @@ int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_ac
     uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&sa, &len);
     l->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
                                              : ((struct sockaddr_in *)&sa)->sin_port);
-    SSL_CTX_up_ref(ctx);
-    l->ctx = ctx;
     l->cb = cb;
     l->data = data;
     *out = l;
+    return 0;
+}
+
+int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_accept_cb cb,
+                    void *data, struct tlsproxy_listener **out, struct serr *err)
+{
+    if (listen_on(loop, addr, cb, data, out, err) < 0)
+        return -1;
+    SSL_CTX_up_ref(ctx);
+    (*out)->ctx = ctx;
+    return 0;
+}
+
+int tlsproxy_listen_lazy(uv_loop_t *loop, const char *addr, tlsproxy_ctx_cb ctx_cb,
+                         tlsproxy_accept_cb cb, void *data, struct tlsproxy_listener **out,
+                         struct serr *err)
+{
+    if (listen_on(loop, addr, cb, data, out, err) < 0)
+        return -1;
+    (*out)->ctx_cb = ctx_cb;
     return 0;
 }
 

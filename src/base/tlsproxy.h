@@ -71,6 +71,15 @@ typedef void (*tlsproxy_connect_cb)(void *data, int status, int plain_fd,
  * cb sees only completed ones. The listener takes its own reference on ctx. */
 int tlsproxy_listen(uv_loop_t *loop, const char *addr, SSL_CTX *ctx, tlsproxy_accept_cb cb,
                     void *data, struct tlsproxy_listener **out, struct serr *err);
+/* The context of a connection just accepted, borrowed (the connection takes
+ * its own reference), or NULL to close it at once. */
+typedef SSL_CTX *(*tlsproxy_ctx_cb)(void *data);
+/* As tlsproxy_listen, but each connection's context is ctx_cb(data), asked at
+ * its accept: a daemon can make its contexts (and load OpenSSL) only when a
+ * first peer connects, and a new certificate serves the next connections. */
+int tlsproxy_listen_lazy(uv_loop_t *loop, const char *addr, tlsproxy_ctx_cb ctx_cb,
+                         tlsproxy_accept_cb cb, void *data, struct tlsproxy_listener **out,
+                         struct serr *err);
 int tlsproxy_listener_port(const struct tlsproxy_listener *l);
 /* Caps on the connections the listener holds at once (handshaking or open,
  * until both sides closed), in all and from one IP address; 0: no cap. A

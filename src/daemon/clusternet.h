@@ -38,8 +38,10 @@ void clusternet_stop(struct shoal *sh);
  * must be closed first: it uses the transport. */
 void clusternet_free(struct shoal *sh);
 
-/* Loads (or reloads) this node's certificate, key and CA from
- * <state_dir>/tls/. */
+/* Takes (or takes again) this node's certificate, key and CA from
+ * <state_dir>/tls/: fails if a file is missing; the TLS contexts are made
+ * from them at the next connection that needs one, so that a node no peer
+ * talks to never loads OpenSSL (a file that does not parse is then logged). */
 int clusternet_load_tls(struct shoal *sh, struct serr *err);
 
 /* A raft transport over the cluster port (for cluster_start). */

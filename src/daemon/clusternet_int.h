@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -15,6 +16,9 @@ struct raft_connect;
 
 struct net {
     struct shoal *sh;
+    /* Made at the first connection that needs them (clusternet_tls.c's net_ctx)
+     * while tls_files says clusternet_load_tls found the certificate's files. */
+    bool tls_files;
     SSL_CTX *server_ctx; /* presents the node certificate; client certs optional */
     SSL_CTX *client_ctx; /* presents the node certificate; verifies against the CA */
     struct tlsproxy_listener *listener;

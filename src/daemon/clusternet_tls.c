@@ -40,12 +40,12 @@ static char *read_tls(struct shoal *sh, const char *name, struct serr *err)
     return rc == 0 ? text : NULL;
 }
 
-int clusternet_load_tls(struct shoal *sh, struct serr *err)
+/* The node's two contexts from <state_dir>/tls/, both or neither. */
+static int make_contexts(struct net *net, struct serr *err)
 {
-    struct net *net = net_get(sh);
-    char *ca = read_tls(sh, "ca.crt", err);
-    char *cert = ca ? read_tls(sh, "node.crt", err) : NULL;
-    char *key = cert ? read_tls(sh, "node.key", err) : NULL;
+    char *ca = read_tls(net->sh, "ca.crt", err);
+    char *cert = ca ? read_tls(net->sh, "node.crt", err) : NULL;
+    char *key = cert ? read_tls(net->sh, "node.key", err) : NULL;
     SSL_CTX *server = key ? tls_ctx_new(ca, cert, key, true, false, err) : NULL;
     SSL_CTX *client = server ? tls_ctx_new(ca, cert, key, false, true, err) : NULL;
     free(ca);
@@ -55,10 +55,54 @@ int clusternet_load_tls(struct shoal *sh, struct serr *err)
         SSL_CTX_free(server);
         return serr_wrap(err, "node certificate");
     }
-    SSL_CTX_free(net->server_ctx);
-    SSL_CTX_free(net->client_ctx);
     net->server_ctx = server;
     net->client_ctx = client;
+    return 0;
+}
+
+/* (Not even SSL_CTX_free(NULL) while none was made: the call would load
+ * OpenSSL, base/lazy_stubs.S.) */
+static void drop_contexts(struct net *net)
+{
+    if (net->server_ctx == NULL)
+        return;
+    SSL_CTX_free(net->server_ctx);
+    SSL_CTX_free(net->client_ctx);
+    net->server_ctx = net->client_ctx = NULL;
+}
+
+/* The contexts are made by the first connection that needs one, either way,
+ * not when the certificate is loaded: a node no peer talks to (a one-node
+ * swarm at rest) then never loads OpenSSL, ~4.5 MB of RSS (docs/benchmarks.md,
+ * Session 11). NULL if they cannot be made: logged once, and the node then
+ * has no certificate until the next clusternet_load_tls. */
+static SSL_CTX *net_ctx(struct net *net, bool server)
+{
+    struct serr err = {0};
+    if (net->server_ctx == NULL && net->tls_files && make_contexts(net, &err) < 0) {
+        log_error("cluster port: %s", err.msg);
+        net->tls_files = false;
+    }
+    return server ? net->server_ctx : net->client_ctx;
+}
+
+static SSL_CTX *server_ctx(void *data)
+{
+    return net_ctx(data, true);
+}
+
+int clusternet_load_tls(struct shoal *sh, struct serr *err)
+{
+    static const char *const files[] = {"ca.crt", "node.crt", "node.key"};
+    struct net *net = net_get(sh);
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *text = read_tls(sh, files[i], err);
+        if (text == NULL)
+            return serr_wrap(err, "node certificate");
+        free(text);
+    }
+    drop_contexts(net);
+    net->tls_files = true;
     return 0;
 }
 
@@ -193,7 +237,7 @@ static void start_connect(struct shoal *sh, const char *addr, SSL_CTX *ctx, SSL_
 
 void clusternet_connect(struct shoal *sh, const char *addr, clusternet_connect_cb cb, void *arg)
 {
-    start_connect(sh, addr, net_get(sh)->client_ctx, NULL, cb, arg);
+    start_connect(sh, addr, net_ctx(net_get(sh), false), NULL, cb, arg);
 }
 
 void clusternet_connect_pinned(struct shoal *sh, const char *addr, const char *ca_digest,
@@ -259,10 +303,10 @@ int clusternet_listen(struct shoal *sh, struct serr *err)
     struct net *net = net_get(sh);
     if (net->listener)
         return 0;
-    if (net->server_ctx == NULL && clusternet_load_tls(sh, err) < 0)
+    if (!net->tls_files && clusternet_load_tls(sh, err) < 0)
         return -1;
     const char *addr = sh->listen_addr ? sh->listen_addr : sh->swarm_addr;
-    if (tlsproxy_listen(sh->loop, addr, net->server_ctx, accepted, net, &net->listener, err) < 0)
+    if (tlsproxy_listen_lazy(sh->loop, addr, server_ctx, accepted, net, &net->listener, err) < 0)
         return serr_wrap(err, "cluster port %s", addr);
     tlsproxy_listener_set_caps(net->listener, sh->net_limits.max_conns,
                                sh->net_limits.max_conns_per_addr, node_ip);
@@ -297,8 +341,7 @@ void clusternet_free(struct shoal *sh)
     clusternet_stop(sh);
     json_decref(net->node_ips);
     tlsproxy_close_all(sh->loop); /* raft is closed: what is left goes too */
-    SSL_CTX_free(net->server_ctx);
-    SSL_CTX_free(net->client_ctx);
+    drop_contexts(net);
     free(net);
     sh->net = NULL;
 }

@@ -283,3 +283,48 @@ def test_remove_a_dead_worker(cluster1x2):
                timeout=15)
     c.leader.cli("node", "rm", w_id)
     assert w_id not in [n["id"] for n in c.nodes_view()]
+
+
+def _maps_openssl(d):
+    with open("/proc/%d/maps" % d.daemon_pid()) as f:
+        return "libssl.so" in f.read()
+
+
+def test_lone_manager_loads_openssl_at_its_first_peer(cluster1x1):
+    """The cluster port's TLS contexts are made by the first connection that needs one
+    (docs/design.md): a restarted manager no node talks to has not loaded OpenSSL, and a
+    node joining it then (its first TLS connection) works and gets its tasks."""
+    c = cluster1x1
+    lead, w = c.leader, c.nodes[1]
+    w.cli("swarm", "leave")
+    wait_until(lambda: w.api("GET", "/v1/info").json()["swarm"]["state"] == "inactive")
+    lead.restart()
+    wait_until(lambda: lead.api("GET", "/v1/info").json()["swarm"]["is_leader"])
+    assert not _maps_openssl(lead)
+    token = c.token("worker")
+    w.cli("swarm", "join", "--token", token, "--advertise-addr", w.addr, "%s:2377" % lead.addr)
+    c.wait_nodes_ready(2)
+    assert _maps_openssl(lead)
+    lead.cli("service", "create", "--name", "there", "--constraint", "node.id==" + c.node_id(w),
+             "--stop-grace-period", "1s", "busybox", "sleep", "1000")
+    lead.wait_running("there", 1, timeout=60)
+
+
+def test_unreadable_certificate_is_reported_at_the_first_connection(cluster1x1):
+    """The contexts being made by the first connection, a node certificate that does not parse
+    no longer stops the start: the manager answers locally, a joining node is refused, and the
+    manager's log says why."""
+    c = cluster1x1
+    lead, w = c.leader, c.nodes[1]
+    w.cli("swarm", "leave")
+    wait_until(lambda: w.api("GET", "/v1/info").json()["swarm"]["state"] == "inactive")
+    token = c.token("worker")
+    lead.stop()
+    with open(os.path.join(lead.state_dir, "tls", "node.crt"), "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    lead.start()
+    assert lead.api("GET", "/v1/info").json()["swarm"]["is_leader"]
+    res = w.cli("swarm", "join", "--token", token, "--advertise-addr", w.addr,
+                "%s:2377" % lead.addr, check=False)
+    assert res.returncode != 0
+    wait_until(lambda: "cluster port: node certificate" in lead.log_tail(200))

@@ -315,6 +315,61 @@ TEST(tlsproxy_mutual_tls_echo)
     pki_free(&p);
 }
 
+/* ---- a listener asking for its context at each accept ---- */
+
+static SSL_CTX *lazy_ctx; /* what lazy_ctx_of gives */
+static int lazy_calls;
+
+static SSL_CTX *lazy_ctx_of(void *data)
+{
+    (void)data;
+    lazy_calls++;
+    return lazy_ctx;
+}
+
+/* As run_scenario (no echo), the listener made by tlsproxy_listen_lazy. */
+static void run_lazy_scenario(SSL_CTX *given, SSL_CTX *client_ctx)
+{
+    struct serr err;
+    setup();
+    lazy_ctx = given;
+    lazy_calls = 0;
+    CHECK(tlsproxy_listen_lazy(&loop, "127.0.0.1:0", lazy_ctx_of, on_accept, NULL, &listener,
+                               &err) == 0);
+    CHECK(lazy_calls == 0); /* not before a peer connects */
+    char *addr = xasprintf("127.0.0.1:%d", tlsproxy_listener_port(listener));
+    CHECK(tlsproxy_connect(&loop, addr, client_ctx, on_connect, NULL, &err) == 0);
+    finish();
+    free(addr);
+}
+
+TEST(tlsproxy_lazy_listener_asks_its_context_at_accept)
+{
+    struct pki p;
+    struct serr err;
+    pki_make(&p);
+    SSL_CTX *server = server_ctx_for(&p, true);
+    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
+    CHECK(client != NULL);
+
+    run_lazy_scenario(server, client);
+    CHECK(connect_status == 0);
+    CHECK(lazy_calls == 1);
+    CHECK(accepted == 1);
+    CHECK_STR(client_saw_id, "mgr-1");
+    CHECK_STR(server_saw_id, "node-7");
+
+    /* No context to give: the connection is closed, no handshake runs. */
+    run_lazy_scenario(NULL, client);
+    CHECK(connect_status < 0);
+    CHECK(lazy_calls == 1);
+    CHECK(accepted == 0);
+
+    SSL_CTX_free(client);
+    SSL_CTX_free(server);
+    pki_free(&p);
+}
+
 TEST(tlsproxy_refuses_foreign_or_missing_cert)
 {
     struct pki p;
