@@ -2,6 +2,7 @@
  * short script given to `ip -batch -` or `nft -f -` on stdin, so user data
  * never meets a shell and one process makes many changes; but a task's
  * namespace and veth are made by rtnetlink (net_task.c), on the path to crun. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -16,7 +17,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "agent/net.h"
@@ -318,7 +318,8 @@ int net_addr_ifname(const char *ip, char *out, size_t outlen)
     for (struct ifaddrs *i = ifs; i && rc < 0; i = i->ifa_next)
         if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
             ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr == want.s_addr) {
-            snprintf(out, outlen, "%s", i->ifa_name);
+            /* an address's label ("eth0:1") names its device up to the ':' */
+            snprintf(out, outlen, "%.*s", (int)strcspn(i->ifa_name, ":"), i->ifa_name);
             rc = 0;
         }
     freeifaddrs(ifs);

@@ -81,8 +81,9 @@ int net_localnet_restore(const char *saved, const char *table, struct serr *err)
 void net_bridges_delete(char *const *names, size_t n);
 /* Replaces the routes this daemon made (NET_ROUTE_PROTO) with `routes`. */
 int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err);
-/* The name of the interface holding IPv4 address `ip` ("10.0.0.5") into
- * out; -1 when none does (or `ip` is not an address). */
+/* The name of the device holding IPv4 address `ip` ("10.0.0.5") into out
+ * (an address label's ":suffix" cut); -1 when none does (or `ip` is not an
+ * address). */
 int net_addr_ifname(const char *ip, char *out, size_t outlen);
 /* Turns off ICMP redirects (send_redirects of `all` and of the interface
  * holding `local_ip`, the node's address, when one does). A node forwards a
