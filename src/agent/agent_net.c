@@ -409,6 +409,8 @@ static void work_apply(uv_work_t *w)
     n->rc = net_apply(want->bridges, want->nbridges, want->stale, want->nstale, want->nft,
                       want->localnet, n->localnet_path, n->bridge, &n->err);
     if (n->rc == 0)
+        n->rc = net_redirects_off(want->self_ip, &n->err);
+    if (n->rc == 0)
         n->rc = want->vxlan ? net_vxlan_apply(n->bridge, want->bridges, want->nbridges,
                                               want->self_ip, want->routes, want->nroutes, &n->err)
                             : net_routes_apply(want->routes, want->nroutes, &n->err);

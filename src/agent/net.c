@@ -2,9 +2,12 @@
  * short script given to `ip -batch -` or `nft -f -` on stdin, so user data
  * never meets a shell and one process makes many changes; but a task's
  * namespace and veth are made by rtnetlink (net_task.c), on the path to crun. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -303,6 +306,39 @@ int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err)
     int rc = ip_batch(s.text, false, err);
     free(s.text);
     return rc < 0 ? serr_wrap(err, "routes to the other nodes") : 0;
+}
+
+int net_addr_ifname(const char *ip, char *out, size_t outlen)
+{
+    struct in_addr want;
+    struct ifaddrs *ifs;
+    if (inet_pton(AF_INET, ip, &want) != 1 || getifaddrs(&ifs) < 0)
+        return -1;
+    int rc = -1;
+    for (struct ifaddrs *i = ifs; i && rc < 0; i = i->ifa_next)
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+            ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr == want.s_addr) {
+            /* an address's label ("eth0:1") names its device up to the ':' */
+            snprintf(out, outlen, "%.*s", (int)strcspn(i->ifa_name, ":"), i->ifa_name);
+            rc = 0;
+        }
+    freeifaddrs(ifs);
+    return rc;
+}
+
+/* The kernel sends redirects out of an interface when `all` or the
+ * interface's own value is 1: both go to 0. */
+int net_redirects_off(const char *local_ip, struct serr *err)
+{
+    char dev[IFNAMSIZ], path[80];
+    if (write_sysctl("/proc/sys/net/ipv4/conf/all/send_redirects", "0\n", err) < 0)
+        return serr_wrap(err, "ICMP redirects off");
+    if (net_addr_ifname(local_ip, dev, sizeof(dev)) < 0)
+        return 0; /* the address is not this host's (behind NAT): nothing forwards on it */
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/send_redirects", dev);
+    if (write_sysctl(path, "0\n", err) < 0)
+        return serr_wrap(err, "ICMP redirects off");
+    return 0;
 }
 
 bool net_link_exists(const char *name)

@@ -81,6 +81,19 @@ int net_localnet_restore(const char *saved, const char *table, struct serr *err)
 void net_bridges_delete(char *const *names, size_t n);
 /* Replaces the routes this daemon made (NET_ROUTE_PROTO) with `routes`. */
 int net_routes_apply(const struct net_route *routes, size_t n, struct serr *err);
+/* The name of the device holding IPv4 address `ip` ("10.0.0.5") into out
+ * (an address label's ":suffix" cut); -1 when none does (or `ip` is not an
+ * address). */
+int net_addr_ifname(const char *ip, char *out, size_t outlen);
+/* Turns off ICMP redirects (send_redirects of `all` and of the interface
+ * holding `local_ip`, the node's address, when one does). A node forwards a
+ * published port's connection sent on to another node out of the interface
+ * it came in by, and its answers the same way: with redirects on, the kernel
+ * checks every such packet's source against the routes a second time
+ * (__fib_validate_source) and readies a redirect to a client that never
+ * needs one (an LVS-NAT director on one network turns them off alike). Left
+ * off after leaving, as forwarding is left on. */
+int net_redirects_off(const char *local_ip, struct serr *err);
 /* True when the interface exists (one cheap syscall). */
 bool net_link_exists(const char *name);
 /* The interface's MTU, -1 when it does not exist. */

@@ -7,7 +7,6 @@
  * and P's own device has MAC(P), derived from P's address, so no node has
  * to be told another's MAC. */
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -44,21 +43,6 @@ void net_vxlan_mac(uint32_t ip, char *out)
 }
 
 /* ---- kernel (blocking) ---- */
-
-/* The MTU of the interface holding `ip` (network order); -1 when none does. */
-static int underlay_mtu(in_addr_t ip)
-{
-    struct ifaddrs *ifs;
-    if (getifaddrs(&ifs) < 0)
-        return -1;
-    int mtu = -1;
-    for (struct ifaddrs *i = ifs; i && mtu < 0; i = i->ifa_next)
-        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-            ((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr == ip)
-            mtu = net_link_mtu(i->ifa_name);
-    freeifaddrs(ifs);
-    return mtu;
-}
 
 /* True when the link's hardware address is `mac` ("xx:xx:xx:xx:xx:xx"). */
 static bool link_has_mac(const char *name, const char *mac)
@@ -98,7 +82,8 @@ int net_vxlan_apply(const char *bridge, const struct net_bridge *bridges, size_t
         serr_set(err, SERR_INVALID, "this node's address '%s' is not IPv4", local_ip);
         return serr_wrap(err, "vxlan overlay %s", vx);
     }
-    int mtu = underlay_mtu(local.s_addr);
+    char uplink[IFNAMSIZ];
+    int mtu = net_addr_ifname(local_ip, uplink, sizeof(uplink)) == 0 ? net_link_mtu(uplink) : -1;
     if (mtu < 0) {
         serr_set(err, SERR_UNAVAILABLE,
                  "no interface has this node's address %s (the tunnels' source)", local_ip);

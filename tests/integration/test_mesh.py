@@ -151,6 +151,32 @@ def test_published_port_answers_from_every_node_and_balances(cluster, lead):
     assert "ADDR" in ps and tasks[0]["addr"] in ps, ps
 
 
+def icmp_redirects_sent(node):
+    """The node's Icmp OutRedirects counter (/proc/net/snmp of its namespace)."""
+    lines = [l.split() for l in node.exec("cat", "/proc/net/snmp").stdout.splitlines()
+             if l.startswith("Icmp:")]
+    return int(dict(zip(lines[0], lines[1]))["OutRedirects"])
+
+
+def test_a_node_sending_connections_on_sends_no_icmp_redirects(cluster, lead):
+    # The test is a client on the nodes' LAN: a node sends 2 of its connections in 3
+    # on to another node's replica out of the interface they came in by, and the
+    # answers back to us the same way; with redirects on, the kernel checks each such
+    # packet's source a second time and tells us to use the other node (net.h).
+    lead.cli("service", "create", "--name", "redir", "--replicas", "3", "-p", "8090:80",
+             "busybox", *WEB)
+    hostnames = {t["id"][:12] for t in running(lead, "redir", 3)}
+    via = cluster.nodes[1]
+    wait_until(lambda: try_get(via.addr, 8090), timeout=20)
+
+    def served_by_others():
+        seen = {http_get(via.addr, 8090) for _ in range(12)}
+        assert seen <= hostnames, (seen, hostnames)
+        return len(seen) >= 2
+    wait_until(served_by_others, timeout=10, msg="node 1 sends every request to one replica")
+    assert [icmp_redirects_sent(n) for n in cluster.nodes] == [0] * len(cluster.nodes)
+
+
 def test_killed_replica_is_replaced_and_the_port_keeps_answering(cluster, lead):
     lead.cli("service", "create", "--name", "heal", "--replicas", "3", "-p", "8081:80",
              "busybox", *WEB)
