@@ -6,7 +6,12 @@
  * itself: two execs of ip less on the path to crun (~1 ms each here). The
  * calling thread enters a namespace only to make it or to open an rtnetlink
  * socket in it (the socket stays bound to that namespace), and comes back.
- * Removed the same way (no exec of ip in the removal either). */
+ * Removed the same way (no exec of ip in the removal either).
+ *
+ * A small pool of namespaces made ahead (NET_POOL_SIZE, filled after each
+ * removal) takes the namespace's unshare, the veth's creation and lo and
+ * eth0 up off the path to crun: a task takes one by binding it at its own
+ * path and renaming the veth (design.md, Networks). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +20,9 @@
 #include <linux/veth.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -394,4 +401,272 @@ void net_task_delete(const char *id)
         veth_del(veth, index);
     if (watch >= 0)
         close(watch);
+}
+
+/* ---- the pool of namespaces made ahead ----
+ *
+ * A slot is a namespace bound at /run/netns/shoal-pool-<key>-<i> with eth0
+ * up in it (no address), lo up, and the veth's host end vsp<key><i> down
+ * and on no bridge (a link must be down to be renamed); plus an rtnetlink
+ * socket opened inside, for the address and route at take. <key> derives
+ * from the daemon's state directory: daemons on one host have their own
+ * slots, and a daemon restarted after kill -9 finds its leftovers. The
+ * lock guards the slots' states; the slow work (unshare, netlink) runs
+ * with the slot marked SLOT_BUSY, outside it. */
+
+enum slot_state { SLOT_EMPTY, SLOT_BUSY, SLOT_READY };
+
+struct pool_slot {
+    enum slot_state state;
+    int mtu;   /* of the veth pair, 0: the default */
+    int nl_fd; /* rtnetlink socket bound to the namespace; -1 when not ready */
+    int eth0;  /* its index in the namespace */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    char key[9];  /* "" until net_pool_start: no pool */
+    int mtu;      /* of the last task network made; -1: none yet, nothing to fill */
+    bool stopped; /* net_pool_stop ran: a fill in flight undoes its slot */
+    struct pool_slot slots[NET_POOL_SIZE];
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .mtu = -1};
+
+static void slot_path(int i, char *out, size_t outlen)
+{
+    snprintf(out, outlen, NET_NETNS_DIR "/shoal-pool-%s-%d", pool.key, i);
+}
+
+static void slot_veth(int i, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "vsp%s%d", pool.key, i);
+}
+
+/* The namespace bound at `path` unbound (its teardown takes the veth). */
+static void netns_unbind(const char *path)
+{
+    umount2(path, MNT_DETACH);
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("remove %s: %s", path, strerror(errno));
+}
+
+/* Slot i's namespace and veth, made while the slot is SLOT_BUSY. */
+static int slot_make(int i, int mtu, struct pool_slot *s, struct serr *err)
+{
+    char path[128], veth[IFNAMSIZ];
+    slot_path(i, path, sizeof(path));
+    slot_veth(i, veth, sizeof(veth));
+    netns_unbind(path); /* a leftover of a fill cut short */
+    if (netns_add(path, err) < 0)
+        return -1;
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    int rc = ns < 0 || fd < 0 ? serr_errno(err, "netlink socket or %s", path)
+                              : veth_add(fd, veth, mtu > 0 ? (uint32_t)mtu : 0, ns, err);
+    if (fd >= 0)
+        close(fd);
+    if (ns >= 0)
+        close(ns);
+    s->nl_fd = -1;
+    if (rc == 0)
+        rc = enter_for_socket(path, &s->nl_fd, &s->eth0, err);
+    if (rc == 0)
+        rc = link_up(s->nl_fd, 1, "lo", err);
+    if (rc == 0)
+        rc = link_up(s->nl_fd, s->eth0, "eth0", err);
+    if (rc < 0) {
+        if (s->nl_fd >= 0)
+            close(s->nl_fd);
+        netns_unbind(path);
+    }
+    s->mtu = mtu;
+    return rc;
+}
+
+/* An empty slot marked busy, or -1 when none is empty or there is nothing
+ * to fill for. Under the lock. */
+static int slot_to_fill(void)
+{
+    if (pool.key[0] == '\0' || pool.stopped || pool.mtu < 0)
+        return -1;
+    for (int i = 0; i < NET_POOL_SIZE; i++)
+        if (pool.slots[i].state == SLOT_EMPTY) {
+            pool.slots[i].state = SLOT_BUSY;
+            return i;
+        }
+    return -1;
+}
+
+/* A ready slot's namespace and socket given up. */
+static void slot_drop(int i, struct pool_slot *s)
+{
+    char path[128];
+    slot_path(i, path, sizeof(path));
+    close(s->nl_fd);
+    s->nl_fd = -1;
+    netns_unbind(path);
+}
+
+void net_pool_fill(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&pool.lock);
+        int i = slot_to_fill(), mtu = pool.mtu;
+        pthread_mutex_unlock(&pool.lock);
+        if (i < 0)
+            return;
+        struct pool_slot made;
+        struct serr err;
+        int rc = slot_make(i, mtu, &made, &err);
+        if (rc < 0)
+            log_warn("network namespace made ahead: %s", err.msg);
+        pthread_mutex_lock(&pool.lock);
+        bool keep = rc == 0 && !pool.stopped;
+        if (keep)
+            pool.slots[i] = made;
+        pool.slots[i].state = keep ? SLOT_READY : SLOT_EMPTY;
+        pthread_mutex_unlock(&pool.lock);
+        if (rc == 0 && !keep)
+            slot_drop(i, &made);
+        if (rc < 0)
+            return; /* tried again after the next removal */
+    }
+}
+
+/* A ready slot of MTU `mtu`, taken out (SLOT_BUSY, its fields copied into
+ * `out`), or -1. Records `mtu` as the one to fill for. */
+static int slot_take(int mtu, struct pool_slot *out)
+{
+    int taken = -1;
+    pthread_mutex_lock(&pool.lock);
+    pool.mtu = mtu;
+    for (int i = 0; i < NET_POOL_SIZE && taken < 0; i++)
+        if (pool.slots[i].state == SLOT_READY && pool.slots[i].mtu == mtu) {
+            *out = pool.slots[i];
+            pool.slots[i].state = SLOT_BUSY;
+            taken = i;
+        }
+    pthread_mutex_unlock(&pool.lock);
+    return taken;
+}
+
+/* `link set VETH name NAME master BRIDGE up` in one request (a rename
+ * comes before the flags in the kernel's handling of it). */
+static int veth_rename_attach(const char *veth, const char *name, const char *bridge,
+                              struct serr *err)
+{
+    uint32_t master = if_nametoindex(bridge);
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = (int)if_nametoindex(veth),
+                            .ifi_flags = IFF_UP, .ifi_change = IFF_UP};
+    if (master == 0 || ifi.ifi_index == 0)
+        return serr_errno(err, "link set %s name %s master %s", veth, name, bridge);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return serr_errno(err, "netlink socket");
+    struct nl_req r;
+    nl_start(&r, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
+    nl_attr(&r, IFLA_IFNAME, name, strlen(name) + 1);
+    nl_attr(&r, IFLA_MASTER, &master, sizeof(master));
+    int rc = nl_call(fd, &r, "link set name master up", err);
+    close(fd);
+    return rc;
+}
+
+/* Slot i's namespace bound at `path` instead of its own. */
+static int slot_rebind(int i, const char *path, struct serr *err)
+{
+    char own[128];
+    slot_path(i, own, sizeof(own));
+    int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    if (fd < 0)
+        return serr_errno(err, "create %s", path);
+    close(fd);
+    if (mount(own, path, "none", MS_BIND, NULL) < 0) {
+        serr_errno(err, "mount %s on %s", own, path);
+        unlink(path);
+        return -1;
+    }
+    netns_unbind(own);
+    return 0;
+}
+
+/* Slot i (taken) made the task's: bound at its path, the veth renamed and on
+ * the bridge, the address and route set. On failure the caller removes what
+ * is left under the task's names (net_task_delete). */
+static int slot_assign(int i, struct pool_slot *s, const char *id, const char *bridge,
+                       uint32_t host, struct serr *err)
+{
+    char path[128], veth[IFNAMSIZ], name[IFNAMSIZ];
+    net_netns_path(id, path, sizeof(path));
+    net_veth_name(id, name, sizeof(name));
+    slot_veth(i, veth, sizeof(veth));
+    int rc = slot_rebind(i, path, err);
+    if (rc == 0)
+        rc = veth_rename_attach(veth, name, bridge, err);
+    if (rc == 0)
+        rc = addr_add(s->nl_fd, s->eth0, host, err);
+    if (rc == 0)
+        rc = default_route(s->nl_fd, (host & 0xffffff00u) + 1, err);
+    return rc;
+}
+
+int net_pool_take(const char *id, const char *bridge, int mtu, uint32_t host, struct serr *err)
+{
+    struct pool_slot s;
+    int i = slot_take(mtu, &s);
+    if (i < 0)
+        return -1;
+    int rc = slot_assign(i, &s, id, bridge, host, err);
+    if (rc < 0)
+        log_warn("network namespace made ahead for %s: %s", id, err->msg);
+    slot_drop(i, &s); /* its own binding, if still there, and the socket */
+    pthread_mutex_lock(&pool.lock);
+    pool.slots[i].state = SLOT_EMPTY;
+    pthread_mutex_unlock(&pool.lock);
+    return rc;
+}
+
+/* Every binding of this key's slots in /run/netns removed (a daemon killed
+ * before its stop left them). */
+static void pool_leftovers_remove(void)
+{
+    char prefix[32];
+    int n = snprintf(prefix, sizeof(prefix), "shoal-pool-%s-", pool.key);
+    DIR *d = opendir(NET_NETNS_DIR);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, prefix, (size_t)n) == 0) {
+            char path[300];
+            snprintf(path, sizeof(path), NET_NETNS_DIR "/%s", e->d_name);
+            log_info("removing network namespace %s, made ahead before a restart", path);
+            netns_unbind(path);
+        }
+    closedir(d);
+}
+
+void net_pool_start(const char *state_dir)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *c = state_dir; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    pthread_mutex_lock(&pool.lock);
+    snprintf(pool.key, sizeof(pool.key), "%08x", h);
+    pool.stopped = false;
+    pool.mtu = -1;
+    for (int i = 0; i < NET_POOL_SIZE; i++)
+        pool.slots[i] = (struct pool_slot){.state = SLOT_EMPTY, .nl_fd = -1};
+    pool_leftovers_remove();
+    pthread_mutex_unlock(&pool.lock);
+}
+
+void net_pool_stop(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopped = true;
+    for (int i = 0; i < NET_POOL_SIZE; i++)
+        if (pool.slots[i].state == SLOT_READY) {
+            slot_drop(i, &pool.slots[i]);
+            pool.slots[i].state = SLOT_EMPTY;
+        }
+    pthread_mutex_unlock(&pool.lock);
 }
