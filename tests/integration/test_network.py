@@ -199,6 +199,58 @@ def test_a_bridged_containers_namespace_and_veth_go(fresh_daemon):
         holder.wait()
 
 
+POOL_SIZE = 2  # NET_POOL_SIZE
+
+
+def pool_of(d):
+    """The daemon's namespaces made ahead and their veths: named after a key, the FNV-1a hash
+    of its state directory (net_task.c), so that daemons on one host keep apart."""
+    h = 2166136261
+    for b in d.state_dir.encode():
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    key = "%08x" % h
+    return ({n for n in task_netns() if n.startswith("shoal-pool-%s-" % key)},
+            {name for name in links() if name.startswith("vsp" + key)})
+
+
+def netns_inode(name):
+    return os.stat("/run/netns/" + name).st_ino
+
+
+def test_namespaces_made_ahead_are_taken_and_leave_nothing(fresh_daemon):
+    """The removal of a bridged container fills a pool of namespaces made ahead; a start takes
+    one (bound at the task's path, its veth renamed onto the bridge, its address and route set
+    then). Stopping the daemon leaves none of them, nor their veths; a daemon killed with -9
+    removes its own at its next start."""
+    d = fresh_daemon
+    wait_until(lambda: "eth0" in d.cli("run", "--rm", "busybox", "ls", "/sys/class/net",
+                                       check=False).stdout.split(), timeout=20)
+    full = lambda: len(pool_of(d)[0]) == POOL_SIZE and len(pool_of(d)[1]) == POOL_SIZE
+    wait_until(full, timeout=10, msg=lambda: pool_of(d))
+    made_ahead = {netns_inode(n) for n in pool_of(d)[0]}
+    cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    assert netns_inode("shoal-" + cid) in made_ahead
+    assert "vsh" + cid[:11] in links_on(d.bridge)
+    gateway = d.subnet.rsplit(".", 1)[0] + ".1"
+    out = d.cli("exec", cid, "sh", "-c", "ip -o -4 addr show eth0; ip route; "
+                "ping -c 1 -W 5 " + gateway).stdout
+    assert d.subnet.rsplit(".", 1)[0] + "." in out and "default via " + gateway in out, out
+    assert " 0% packet loss" in out, out
+    d.cli("rm", "-f", cid)
+    wait_until(full, timeout=10, msg=lambda: pool_of(d))
+    gone = lambda: pool_of(d) == (set(), set())
+    d.stop()
+    wait_until(gone, timeout=10, msg=lambda: pool_of(d))  # the veths go with the namespaces
+    d.start()
+    assert d.cli("run", "--rm", "busybox", "true", check=False).returncode == 0
+    wait_until(full, timeout=10, msg=lambda: pool_of(d))
+    d.kill9()
+    assert len(pool_of(d)[0]) == POOL_SIZE  # left behind
+    d.start()
+    wait_until(gone, timeout=10, msg=lambda: pool_of(d))
+    d.stop()
+
+
 def test_run_right_after_swarm_init_waits_for_the_bridge(bare_daemon, rootfs_tar):
     """The node's network is set up in the second after `swarm init`: a `shoal run` in that
     second waits for its bridge instead of running on the host's network."""
