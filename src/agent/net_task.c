@@ -456,6 +456,9 @@ static int slot_make(int i, int mtu, struct pool_slot *s, struct serr *err)
     slot_path(i, path, sizeof(path));
     slot_veth(i, veth, sizeof(veth));
     netns_unbind(path); /* a leftover of a fill cut short */
+    int left = (int)if_nametoindex(veth); /* a dropped slot's, its namespace still going */
+    if (left != 0)
+        veth_del(veth, left);
     if (netns_add(path, err) < 0)
         return -1;
     int ns = open(path, O_RDONLY | O_CLOEXEC);
@@ -482,17 +485,21 @@ static int slot_make(int i, int mtu, struct pool_slot *s, struct serr *err)
     return rc;
 }
 
-/* An empty slot marked busy, or -1 when none is empty or there is nothing
- * to fill for. Under the lock. */
-static int slot_to_fill(void)
+/* A slot to make, marked busy: an empty one, or a ready one made for
+ * another MTU than the last task network's (*stale set: the caller drops it
+ * first); -1 when none or there is nothing to fill for. Under the lock. */
+static int slot_to_fill(bool *stale)
 {
     if (pool.key[0] == '\0' || pool.stopped || pool.mtu < 0)
         return -1;
-    for (int i = 0; i < NET_POOL_SIZE; i++)
-        if (pool.slots[i].state == SLOT_EMPTY) {
-            pool.slots[i].state = SLOT_BUSY;
+    for (int i = 0; i < NET_POOL_SIZE; i++) {
+        struct pool_slot *s = &pool.slots[i];
+        *stale = s->state == SLOT_READY && s->mtu != pool.mtu;
+        if (s->state == SLOT_EMPTY || *stale) {
+            s->state = SLOT_BUSY;
             return i;
         }
+    }
     return -1;
 }
 
@@ -509,11 +516,15 @@ static void slot_drop(int i, struct pool_slot *s)
 void net_pool_fill(void)
 {
     for (;;) {
+        bool stale = false;
         pthread_mutex_lock(&pool.lock);
-        int i = slot_to_fill(), mtu = pool.mtu;
+        int i = slot_to_fill(&stale), mtu = pool.mtu;
+        struct pool_slot old = i >= 0 ? pool.slots[i] : (struct pool_slot){0};
         pthread_mutex_unlock(&pool.lock);
         if (i < 0)
             return;
+        if (stale)
+            slot_drop(i, &old);
         struct pool_slot made;
         struct serr err;
         int rc = slot_make(i, mtu, &made, &err);
