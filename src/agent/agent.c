@@ -535,7 +535,8 @@ static void work_delete(uv_work_t *w)
     const char *nodefile = jstr(c->rspec, "nodefile");
     if (c->host && nodefile)
         unlink(nodefile);
-    net_task_delete(c->id); /* after the container: nothing holds the namespace now */
+    net_pool_release_spent(); /* the pool's hold on the namespaces tasks took */
+    net_task_delete(c->id);   /* after the container: nothing holds the namespace now */
     net_pool_fill();        /* for the next start, off its path */
     ctr_secret_cleanup(c->env, c->id);
     netns_mark(c, false);

@@ -104,10 +104,18 @@ void net_task_delete(const char *id);
  * the bindings of that key left by a daemon killed before its stop are
  * removed. Before any other net_pool_ call. */
 void net_pool_start(const char *state_dir);
-/* Makes namespaces until the pool is full, for the MTU of the last task
- * network made (none before the first). Blocks: for the thread pool, off
+/* The bindings of the pool of the daemon of `state_dir` removed (the daemon
+ * killed: `dev down`, a restart); a task's namespace taken from it stays. */
+void net_pool_remove_leftovers(const char *state_dir);
+/* Makes namespaces until the pool is full, for the bridge and MTU of the
+ * last task network made (none before the first). Blocks: for the thread pool, off
  * the path of a start (after a removal). */
 void net_pool_fill(void);
+/* The pool's own bindings of the namespaces tasks took removed (a task's
+ * binding then holds its namespace alone, and its removal's teardown is not
+ * held up). Blocks (an unmount): before a task's removal, off the path of a
+ * start. */
+void net_pool_release_spent(void);
 /* The pool emptied: every namespace made ahead unbound (the kernel's
  * teardown takes its veth); a fill in flight undoes its own. */
 void net_pool_stop(void);
