@@ -670,20 +670,40 @@ int net_pool_take(const char *id, const char *bridge, int mtu, uint32_t host, st
         slot_drop(i, &s); /* its namespace goes unless the task's binding was made */
     }
     pthread_mutex_lock(&pool.lock);
-    pool.slots[i].state = rc == 0 ? SLOT_SPENT : SLOT_EMPTY;
+    bool stopped = pool.stopped; /* the stop passed this slot by: its binding is ours to drop */
+    pool.slots[i].state = rc == 0 && !stopped ? SLOT_SPENT : SLOT_EMPTY;
     pool.slots[i].nl_fd = -1;
     pthread_mutex_unlock(&pool.lock);
+    if (rc == 0 && stopped)
+        slot_drop(i, &s);
     return rc;
+}
+
+/* Marks the spent slots busy (under the lock) into `spent`; returns how many. */
+static int spent_take(int spent[NET_POOL_SIZE])
+{
+    int n = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < NET_POOL_SIZE; i++)
+        if (pool.slots[i].state == SLOT_SPENT) {
+            pool.slots[i].state = SLOT_BUSY;
+            spent[n++] = i;
+        }
+    pthread_mutex_unlock(&pool.lock);
+    return n;
 }
 
 void net_pool_release_spent(void)
 {
+    int spent[NET_POOL_SIZE], n = spent_take(spent);
+    for (int k = 0; k < n; k++) { /* unmounts, outside the lock: a take waits for none */
+        char path[128];
+        slot_path(spent[k], path, sizeof(path));
+        netns_unbind(path);
+    }
     pthread_mutex_lock(&pool.lock);
-    for (int i = 0; i < NET_POOL_SIZE; i++)
-        if (pool.slots[i].state == SLOT_SPENT) {
-            slot_drop(i, &pool.slots[i]);
-            pool.slots[i].state = SLOT_EMPTY;
-        }
+    for (int k = 0; k < n; k++)
+        pool.slots[spent[k]].state = SLOT_EMPTY;
     pthread_mutex_unlock(&pool.lock);
 }
 
