@@ -520,6 +520,8 @@ static int slot_to_fill(bool *stale)
     if (pool.key[0] == '\0' || pool.stopped || pool.mtu < 0)
         return -1;
     int bridge = (int)if_nametoindex(pool.bridge);
+    if (bridge == 0) /* gone (the swarm left): nothing to fill for until a task network */
+        return -1;
     for (int i = 0; i < NET_POOL_SIZE; i++) {
         struct pool_slot *s = &pool.slots[i];
         *stale = s->state == SLOT_READY && (s->mtu != pool.mtu || s->bridge != bridge);
