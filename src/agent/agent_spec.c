@@ -142,8 +142,12 @@ static int prepare_host_spec(struct ctr *c, json_t *container, struct serr *err)
     const char *nodefile = jstr(container, "nodefile");
     /* only a node file: nothing else is removed */
     if (nodefile && strncmp(nodefile, JOB_NODEFILE_PREFIX, strlen(JOB_NODEFILE_PREFIX)) == 0 &&
-        !strstr(nodefile, ".."))
+        !strstr(nodefile, "..")) {
         json_object_set_new(c->rspec, "nodefile", json_string(nodefile)); /* removed at the end */
+        json_t *text = json_object_get(container, "nodefile_text"); /* written at the start */
+        if (json_is_string(text))
+            json_object_set(c->rspec, "nodefile_text", text);
+    }
     return 0;
 }
 

@@ -141,8 +141,10 @@ int runtime_run_io(struct runtime *rt, const char *id, json_t *spec,
  * host, leader of its own session and process group, stdin /dev/null,
  * stdout and stderr `out_fd`, in "/", confined to limits.cpuset (CPU
  * affinity; on v1/hybrid hosts also the cgroups of a container but
- * "devices", made before it execs). *pid is the caller's child to reap.
- * On failure nothing is left behind. */
+ * "devices", made before it execs). With "nodefile" and "nodefile_text"
+ * (strings), that text is written to that file first (0644, replaced).
+ * *pid is the caller's child to reap. On failure nothing is left behind
+ * (the node file is the caller's to remove, as at the job's end). */
 int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out_fd, pid_t *pid,
                        struct serr *err);
 

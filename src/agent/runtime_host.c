@@ -192,6 +192,23 @@ static int start_child(const struct runtime *rt, const char *id, char **argv, ch
     return rc;
 }
 
+/* The job's node file, when its spec gives one with its text. */
+static int write_nodefile(json_t *spec, struct serr *err)
+{
+    const char *path = jstr(spec, "nodefile");
+    json_t *text = json_object_get(spec, "nodefile_text");
+    if (path == NULL || !json_is_string(text))
+        return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return serr_errno(err, "open %s", path);
+    int rc = write_all(fd, json_string_value(text), json_string_length(text));
+    if (rc < 0)
+        serr_errno(err, "write %s", path);
+    close(fd);
+    return rc < 0 ? -1 : 0;
+}
+
 int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out_fd, pid_t *pid,
                        struct serr *err)
 {
@@ -205,6 +222,8 @@ int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out
                       "must be arrays of strings", id);
     json_t *limits = json_object_get(spec, "limits");
     const char *cpuset = jstr(limits, "cpuset");
+    if (rc == 0)
+        rc = write_nodefile(spec, err);
     if (rc == 0)
         rc = runtime_cgroup_create_host(rt, id, spec, err);
     if (rc == 0 && start_child(rt, id, argv, envp, cpuset, out_fd, pid, err) < 0) {

@@ -112,8 +112,13 @@ static void kick_cb(uv_timer_t *t)
     struct shoal *sh = t->data;
     if (sh->stopping)
         return;
-    orchestrate(sh);
+    /* The agent first: the starts an applied entry hands this node go to the
+     * thread pool before the pass (the longer part) runs, so a start overlaps
+     * the pass on another core instead of waiting for it (issue 14). Neither
+     * sees the other's work: the pass's ops and the agent's reports are only
+     * proposed here. */
     agent_sync(sh->agent);
+    orchestrate(sh);
     layers_replicate(sh);
     layers_gc_pass(sh);
     image_gc_pass(sh);

@@ -676,9 +676,31 @@ static json_t *container_spec(struct store *st, json_t *job, json_t *assigned, s
     return container;
 }
 
-/* A host job's spec (agent/runtime.h, runtime_host_start): the job script
- * on the host, with a PATH of its own (nothing else of the daemon's
- * environment), confined to its cores. */
+/* The node file's text: a line per core of the job, its node's hostname,
+ * as the job script's printf writes it (new reference). */
+static json_t *nodefile_text(json_t *assigned)
+{
+    char *text = NULL;
+    size_t len = 0, cap = 0, i;
+    json_t *a;
+    json_array_foreach(assigned, i, a)
+    {
+        const char *host = jstr(a, "hostname");
+        for (int64_t c = 0; c < iget(a, "cores"); c++) {
+            buf_append(&text, &len, &cap, host, strlen(host));
+            buf_append(&text, &len, &cap, "\n", 1);
+        }
+    }
+    json_t *out = json_stringn(text ? text : "", len);
+    free(text);
+    return out;
+}
+
+/* A host job's spec (agent/runtime.h, runtime_host_start): `/bin/sh -c` of
+ * the command on the host, with a PATH of its own (nothing else of the
+ * daemon's environment), confined to its cores. The agent writes the node
+ * file (nodefile_text at nodefile) before the start: not the job script, one
+ * shell fewer per job (issue 14). */
 static json_t *host_spec(json_t *job, json_t *assigned)
 {
     json_t *env = job_env(job, assigned);
@@ -687,9 +709,10 @@ static json_t *host_spec(json_t *job, json_t *assigned)
     json_t *cpuset = json_object_get(json_array_get(assigned, 0), "cpuset");
     char nodefile[128];
     snprintf(nodefile, sizeof(nodefile), JOB_NODEFILE_PREFIX "%s", jstr(job, "id"));
-    return json_pack("{s:b, s:[s, s, s], s:o, s:{s:o}, s:I, s:s}", "host", 1, "args", "/bin/sh",
-                     "-c", job_script, "env", env, "limits", "cpuset", cpuset_text(cpuset),
-                     "stop_grace_period_ms", (json_int_t)JOB_KILL_GRACE_MS, "nodefile", nodefile);
+    return json_pack("{s:b, s:[s, s, s], s:o, s:{s:o}, s:I, s:s, s:o}", "host", 1, "args",
+                     "/bin/sh", "-c", jstr(job, "command"), "env", env, "limits", "cpuset",
+                     cpuset_text(cpuset), "stop_grace_period_ms", (json_int_t)JOB_KILL_GRACE_MS,
+                     "nodefile", nodefile, "nodefile_text", nodefile_text(assigned));
 }
 
 static void launch(struct jpass *p, json_t *job, const int *node_idx)

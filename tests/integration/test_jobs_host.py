@@ -47,6 +47,24 @@ def test_host_job_runs_on_the_host(jd, tmp_path):
     wait_until(lambda: not os.path.exists("/tmp/shoal-nodefile-%s" % jid), timeout=20)
 
 
+def test_many_host_jobs_ending_together_each_end_with_their_code_and_log(jd):
+    """An array of short host jobs, ending close together on the node's cores
+    (their starts, reports and ends batched in shared entries and passes):
+    each reaches Terminated with its own exit code, log and node file."""
+    d = jd
+    node = d.api("GET", "/v1/nodes").json()[0]
+    ids = d.cli("job", "sub", "--host", "--array", "24", "-l", "core=1,walltime=0:5:0",
+                'echo "idx=$SHOAL_ARRAY_INDEX node=$(cat "$OAR_NODEFILE")"; '
+                'exit $((SHOAL_ARRAY_INDEX % 4))').stdout.split()
+    assert len(ids) == 24, ids
+    for k, jid in enumerate(ids, 1):
+        j = wait_state(d, jid, "Terminated", "Error")
+        assert j["state"] == "Terminated" and j["exit_code"] == k % 4, j
+        assert j.get("started_at") and j["stopped_at"] >= j["started_at"], j
+        out = d.cli("job", "logs", jid).stdout
+        assert "idx=%d node=%s" % (k, node["hostname"]) in out, out
+
+
 def test_host_job_walltime_and_rm_kill_its_processes(jd, tmp_path):
     d = jd
     pids = str(tmp_path / "pids")

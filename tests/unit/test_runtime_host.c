@@ -84,6 +84,34 @@ TEST(runtime_host_bad_spec)
     json_decref(good);
 }
 
+/* The node file is written before the command runs, which reads it. */
+TEST(runtime_host_writes_the_node_file_first)
+{
+    struct runtime rt = {.cgroup_mode = CGROUP_V2};
+    struct serr err = {0};
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/shoal-unit-nodefile-%d", (int)getpid());
+    json_t *spec = json_pack("{s:[s, s, s, s], s:[], s:s, s:s}", "args", "/bin/sh", "-c",
+                             "cat \"$0\"", path, "env", "nodefile", path, "nodefile_text",
+                             "n1\nn1\n");
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = 0;
+    CHECK(runtime_host_start(&rt, "hostjob3", spec, fds[1], &pid, &err) == 0);
+    close(fds[1]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char out[64] = "";
+    ssize_t n, used = 0;
+    while ((n = read(fds[0], out + used, sizeof(out) - 1 - (size_t)used)) > 0)
+        used += n;
+    close(fds[0]);
+    CHECK(strcmp(out, "n1\nn1\n") == 0);
+    CHECK(unlink(path) == 0);
+    json_decref(spec);
+}
+
 struct starter {
     int exited; /* of the starts, how many ended within the time */
 };
