@@ -47,6 +47,16 @@ char *ctr_log_path(struct agent *a, const char *id, bool rotated)
     return xasprintf("%s/logs/%s.log%s", a->env->run_dir, id, rotated ? ".1" : "");
 }
 
+void ctr_logs_remove(struct agent *a, const char *id)
+{
+    char *log = ctr_log_path(a, id, false);
+    char *old = ctr_log_path(a, id, true);
+    unlink(log);
+    unlink(old);
+    free(log);
+    free(old);
+}
+
 /* The task's address as text, or NULL on the host network. */
 static const char *addr_text(struct ctr *c, char *buf)
 {
@@ -561,12 +571,7 @@ static void after_delete(uv_work_t *w, int status)
         return;
     }
     if (c->local && c->rm) {
-        char *log = ctr_log_path(c->a, c->id, false);
-        char *old = ctr_log_path(c->a, c->id, true);
-        unlink(log);
-        unlink(old);
-        free(log);
-        free(old);
+        ctr_logs_remove(c->a, c->id);
         ctr_release(c);
         return;
     }
@@ -1082,13 +1087,8 @@ static void drop_deleted_logs(struct agent *a, json_t *deleted)
             i++;
             continue;
         }
-        if (id && id[0] != '.' && id[0] != '\0' && strchr(id, '/') == NULL) {
-            char *log = ctr_log_path(a, id, false), *old = ctr_log_path(a, id, true);
-            unlink(log);
-            unlink(old);
-            free(log);
-            free(old);
-        }
+        if (id && id[0] != '.' && id[0] != '\0' && strchr(id, '/') == NULL)
+            ctr_logs_remove(a, id);
         json_array_remove(a->logs_waiting, i);
     }
 }
