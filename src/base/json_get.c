@@ -20,16 +20,22 @@ bool jstr_is(json_t *o, const char *key, const char *want)
     return s && strcmp(s, want) == 0;
 }
 
-json_t *jarray_find(json_t *array, const char *key, const char *want)
+int jarray_index(json_t *array, const char *key, const char *want)
 {
     size_t i;
     json_t *o;
     json_array_foreach(array, i, o)
     {
         if (want && jstr_is(o, key, want))
-            return o;
+            return (int)i;
     }
-    return NULL;
+    return -1;
+}
+
+json_t *jarray_find(json_t *array, const char *key, const char *want)
+{
+    int i = jarray_index(array, key, want);
+    return i < 0 ? NULL : json_array_get(array, (size_t)i);
 }
 
 json_int_t jint(json_t *o, const char *key, json_int_t def)

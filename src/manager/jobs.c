@@ -735,18 +735,6 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
                                 "message", ""));
 }
 
-static int node_index(json_t *nodes, const char *id)
-{
-    size_t i;
-    json_t *n;
-    json_array_foreach(nodes, i, n)
-    {
-        if (id && jstr_is(n, "id", id))
-            return (int)i;
-    }
-    return -1;
-}
-
 /* Cores held by active jobs (best-effort ones too when `besteffort`), until
  * their walltime ends (at least now + 1). */
 static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
@@ -766,7 +754,7 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, bool be
             end = p->now + 1;
         json_array_foreach(json_object_get(job, "assigned"), k, a)
         {
-            int idx = node_index(p->nodes, jstr(a, "node_id"));
+            int idx = jarray_index(p->nodes, "id", jstr(a, "node_id"));
             if (idx >= 0)
                 out[(*n)++] = (struct sched_alloc){idx, (int)iget(a, "cores"), start, end};
         }

@@ -36,3 +36,15 @@ TEST(jarray_find_gives_the_first_object_holding_the_string)
     CHECK(jarray_find(NULL, "id", "n2") == NULL);
     json_decref(nodes);
 }
+
+TEST(jarray_index_gives_the_place_of_the_first_object_holding_the_string)
+{
+    json_t *nodes = json_pack("[{s:s}, {s:s}, {s:s}, {s:i}]", "id", "n1", "id", "n2", "id", "n2",
+                              "id", 3);
+    CHECK(jarray_index(nodes, "id", "n1") == 0);
+    CHECK(jarray_index(nodes, "id", "n2") == 1);
+    CHECK(jarray_index(nodes, "id", "n3") == -1);
+    CHECK(jarray_index(nodes, "id", NULL) == -1);
+    CHECK(jarray_index(NULL, "id", "n1") == -1);
+    json_decref(nodes);
+}
