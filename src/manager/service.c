@@ -535,15 +535,14 @@ static int check_schedule(json_t *s, struct serr *err)
     return check_one_of(s, "schedule_overlap", overlaps, err);
 }
 
-static int validate(json_t *s, struct serr *err)
+/* name, image, mode, restart_condition and network: their types and values. */
+static int check_identity(json_t *s, struct serr *err)
 {
     static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
                                         NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
-    const char *name = jstr(s, "name");
-    if (check_fields(s, err) < 0)
-        return -1;
     static const char *const strings[] = {"name", "image", "network", NULL};
+    const char *name = jstr(s, "name");
     for (int i = 0; strings[i]; i++) {
         json_t *v = json_object_get(s, strings[i]);
         if (v && !json_is_null(v) && !json_is_string(v))
@@ -560,12 +559,25 @@ static int validate(json_t *s, struct serr *err)
     json_t *network = json_object_get(s, "network");
     if (network && (!json_is_string(network) || json_string_length(network) == 0))
         return serr_set(err, SERR_INVALID, "network must be a network's name");
+    return 0;
+}
+
+/* The replica count and the restart policy's numbers. */
+static int check_counts(json_t *s, struct serr *err)
+{
     if (check_int(s, "replicas", 0, MAX_REPLICAS, err) < 0 ||
         check_int(s, "restart_delay_ms", 0, 86400000, err) < 0 ||
         check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0 ||
         check_int(s, "restart_max_attempts", 0, 1000000, err) < 0 ||
         check_int(s, "restart_window_ms", 0, 31LL * 86400000, err) < 0)
         return -1;
+    return 0;
+}
+
+/* What each task runs with: args, env, mounts, limits, reservations, init,
+ * force_update and constraints, each when given. */
+static int check_task_parts(json_t *s, struct serr *err)
+{
     json_t *v;
     if ((v = json_object_get(s, "args")) && check_string_array(v, "args", err) < 0)
         return -1;
@@ -583,6 +595,14 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "constraints")) && check_constraints(v, err) < 0)
         return -1;
+    return 0;
+}
+
+/* update_config and rollback_config, then the healthcheck (null: removed),
+ * the published ports and the container's own options (service_container.c). */
+static int check_rollouts_and_health(json_t *s, struct serr *err)
+{
+    json_t *v;
     if ((v = json_object_get(s, "update_config")) &&
         check_rollout_config(v, "update_config", err) < 0)
         return -1;
@@ -594,8 +614,14 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "ports")) && check_ports(v, err) < 0)
         return -1;
-    if (service_container_check(s, err) < 0)
-        return -1;
+    return service_container_check(s, err);
+}
+
+/* Placement (max_replicas_per_node, preferences) and the fields that only
+ * some modes take: replicas, max_replicas_per_node and max_concurrent. */
+static int check_placement(json_t *s, struct serr *err)
+{
+    json_t *v;
     if (check_int(s, "max_replicas_per_node", 0, MAX_REPLICAS, err) < 0)
         return -1;
     if ((v = json_object_get(s, "placement_preferences")) && check_preferences(v, err) < 0)
@@ -610,6 +636,16 @@ static int validate(json_t *s, struct serr *err)
     if (json_object_get(s, "max_concurrent") && !service_mode_job(s))
         return serr_set(err, SERR_INVALID,
                         "max_concurrent can only be used with replicated-job or global-job mode");
+    return 0;
+}
+
+/* The spec's checks, in turn: the first that fails sets err. */
+static int validate(json_t *s, struct serr *err)
+{
+    if (check_fields(s, err) < 0 || check_identity(s, err) < 0 || check_counts(s, err) < 0 ||
+        check_task_parts(s, err) < 0 || check_rollouts_and_health(s, err) < 0 ||
+        check_placement(s, err) < 0)
+        return -1;
     return check_schedule(s, err);
 }
 
