@@ -34,18 +34,6 @@ static void normalize_image(json_t *spec, bool drop_digest)
         json_object_set_new(spec, "image", json_string(norm));
 }
 
-/* "CRON_TZ=ZONE EXPR" is stored as schedule EXPR and schedule_tz ZONE. */
-static void split_schedule_zone(json_t *s)
-{
-    const char *text = jstr(s, "schedule");
-    char zone[160];
-    const char *expr = text ? cron_split_tz(text, zone, sizeof(zone)) : NULL;
-    if (expr == NULL || zone[0] == '\0')
-        return;
-    json_object_set_new(s, "schedule_tz", json_string(zone));
-    json_object_set_new(s, "schedule", json_string(expr));
-}
-
 /* The daemon's defaults (manager/service.c), so that a spec compares equal
  * to the one it stored. */
 static json_t *with_defaults(json_t *spec, bool drop_digest)
@@ -61,7 +49,7 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     if (job) /* a job runs once per run */
         set_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
-        split_schedule_zone(s);
+        cron_spec_split_zone(s);
         set_default(s, "schedule_tz", json_string("UTC"));
         set_default(s, "schedule_overlap", json_string("skip"));
     }

@@ -649,19 +649,6 @@ static int validate(json_t *s, struct serr *err)
     return check_schedule(s, err);
 }
 
-/* A `CRON_TZ=ZONE EXPR` schedule (checked) is stored as schedule EXPR and
- * schedule_tz ZONE: the prefix wins over a schedule_tz given beside it. */
-static void split_schedule_zone(json_t *s)
-{
-    const char *text = jstr(s, "schedule");
-    char zone[160];
-    const char *expr = text ? cron_split_tz(text, zone, sizeof(zone)) : NULL;
-    if (expr == NULL || zone[0] == '\0')
-        return;
-    json_object_set_new(s, "schedule_tz", json_string(zone));
-    json_object_set_new(s, "schedule", json_string(expr));
-}
-
 static void set_default(json_t *s, const char *key, json_t *value)
 {
     if (json_object_get(s, key) == NULL)
@@ -713,7 +700,7 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     if (service_mode_job(s)) /* a job runs once per run */
         set_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
-        split_schedule_zone(s);
+        cron_spec_split_zone(s);
         set_default(s, "schedule_tz", json_string("UTC"));
         set_default(s, "schedule_overlap", json_string("skip"));
     }
