@@ -38,6 +38,14 @@ json_t *jarray_find(json_t *array, const char *key, const char *want)
     return i < 0 ? NULL : json_array_get(array, (size_t)i);
 }
 
+void jset_default(json_t *o, const char *key, json_t *value)
+{
+    if (json_object_get(o, key) == NULL)
+        json_object_set_new(o, key, value);
+    else
+        json_decref(value);
+}
+
 json_int_t jint(json_t *o, const char *key, json_int_t def)
 {
     json_t *v = json_object_get(o, key);

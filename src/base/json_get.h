@@ -19,6 +19,8 @@ bool jstr_is(json_t *o, const char *key, const char *want);
 json_t *jarray_find(json_t *array, const char *key, const char *want);
 /* The index of that object in `array`, or -1 (none, or a NULL `want`). */
 int jarray_index(json_t *array, const char *key, const char *want);
+/* Sets `key` to `value` (taken: freed when not used) unless `key` is there. */
+void jset_default(json_t *o, const char *key, json_t *value);
 /* The integer at `key`, or `def` when absent or not an integer. */
 json_int_t jint(json_t *o, const char *key, json_int_t def);
 /* The boolean at `key`, or `def` when absent or not a boolean. */

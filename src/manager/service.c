@@ -649,14 +649,6 @@ static int validate(json_t *s, struct serr *err)
     return check_schedule(s, err);
 }
 
-static void set_default(json_t *s, const char *key, json_t *value)
-{
-    if (json_object_get(s, key) == NULL)
-        json_object_set_new(s, key, value);
-    else
-        json_decref(value);
-}
-
 /* Docker's defaults; a null healthcheck (what an update sends to remove it)
  * is dropped. */
 static void healthcheck_defaults(json_t *s)
@@ -668,10 +660,10 @@ static void healthcheck_defaults(json_t *s)
     }
     if (hc == NULL)
         return;
-    set_default(hc, "interval_ms", json_integer(30000));
-    set_default(hc, "timeout_ms", json_integer(30000));
-    set_default(hc, "retries", json_integer(3));
-    set_default(hc, "start_period_ms", json_integer(0));
+    jset_default(hc, "interval_ms", json_integer(30000));
+    jset_default(hc, "timeout_ms", json_integer(30000));
+    jset_default(hc, "retries", json_integer(3));
+    jset_default(hc, "start_period_ms", json_integer(0));
 }
 
 json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
@@ -694,33 +686,33 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     char norm[512];
     if (image_normalize_ref(jstr(s, "image"), norm, sizeof(norm), NULL) == 0)
         json_object_set_new(s, "image", json_string(norm));
-    set_default(s, "mode", json_string("replicated"));
+    jset_default(s, "mode", json_string("replicated"));
     if (!service_mode_global(s))
-        set_default(s, "replicas", json_integer(1));
+        jset_default(s, "replicas", json_integer(1));
     if (service_mode_job(s)) /* a job runs once per run */
-        set_default(s, "restart_condition", json_string("none"));
+        jset_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
         cron_spec_split_zone(s);
-        set_default(s, "schedule_tz", json_string("UTC"));
-        set_default(s, "schedule_overlap", json_string("skip"));
+        jset_default(s, "schedule_tz", json_string("UTC"));
+        jset_default(s, "schedule_overlap", json_string("skip"));
     }
-    set_default(s, "env", json_array());
-    set_default(s, "mounts", json_array());
-    set_default(s, "constraints", json_array());
-    set_default(s, "restart_condition", json_string("any"));
-    set_default(s, "restart_delay_ms", json_integer(1000));
-    set_default(s, "stop_grace_period_ms", json_integer(10000));
-    set_default(s, "init", json_false());
-    set_default(s, "network", json_string(SERVICE_DEFAULT_NETWORK));
-    set_default(s, "ports", json_array());
-    set_default(s, "update_config", json_object());
+    jset_default(s, "env", json_array());
+    jset_default(s, "mounts", json_array());
+    jset_default(s, "constraints", json_array());
+    jset_default(s, "restart_condition", json_string("any"));
+    jset_default(s, "restart_delay_ms", json_integer(1000));
+    jset_default(s, "stop_grace_period_ms", json_integer(10000));
+    jset_default(s, "init", json_false());
+    jset_default(s, "network", json_string(SERVICE_DEFAULT_NETWORK));
+    jset_default(s, "ports", json_array());
+    jset_default(s, "update_config", json_object());
     json_t *uc = json_object_get(s, "update_config");
-    set_default(uc, "parallelism", json_integer(1));
-    set_default(uc, "delay_ms", json_integer(0));
+    jset_default(uc, "parallelism", json_integer(1));
+    jset_default(uc, "delay_ms", json_integer(0));
     json_t *rc = json_object_get(s, "rollback_config"); /* optional: update_config's then */
     if (rc) {
-        set_default(rc, "parallelism", json_integer(1));
-        set_default(rc, "delay_ms", json_integer(0));
+        jset_default(rc, "parallelism", json_integer(1));
+        jset_default(rc, "delay_ms", json_integer(0));
     }
     healthcheck_defaults(s);
     return s;

@@ -37,6 +37,16 @@ TEST(jarray_find_gives_the_first_object_holding_the_string)
     json_decref(nodes);
 }
 
+TEST(jset_default_sets_only_a_missing_key)
+{
+    json_t *o = json_pack("{s:i}", "replicas", 3);
+    jset_default(o, "replicas", json_integer(1));
+    jset_default(o, "mode", json_string("replicated"));
+    CHECK(jint(o, "replicas", 0) == 3);
+    CHECK_STR(jstr(o, "mode"), "replicated");
+    json_decref(o);
+}
+
 TEST(jarray_index_gives_the_place_of_the_first_object_holding_the_string)
 {
     json_t *nodes = json_pack("[{s:s}, {s:s}, {s:s}, {s:i}]", "id", "n1", "id", "n2", "id", "n2",
