@@ -57,3 +57,17 @@ bool jbool(json_t *o, const char *key, bool def)
     json_t *v = json_object_get(o, key);
     return json_is_boolean(v) ? json_is_true(v) : def;
 }
+
+int jcheck_string_array(json_t *v, const char *field, struct serr *err)
+{
+    if (!json_is_array(v))
+        return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s))
+            return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
+    }
+    return 0;
+}

@@ -157,23 +157,9 @@ json_t *image_resolve(struct store *st, const char *ref, struct serr *err)
     return img;
 }
 
-static int check_string_array(json_t *v, const char *field, struct serr *err)
-{
-    if (!json_is_array(v))
-        return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
-    size_t i;
-    json_t *s;
-    json_array_foreach(v, i, s)
-    {
-        if (!json_is_string(s))
-            return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
-    }
-    return 0;
-}
-
 static int check_env(json_t *env, const char *field, struct serr *err)
 {
-    if (check_string_array(env, field, err) < 0)
+    if (jcheck_string_array(env, field, err) < 0)
         return -1;
     size_t i;
     json_t *e;
@@ -338,7 +324,7 @@ static int check_one_of(json_t *spec, const char *field, const char *const *allo
 
 static int check_constraints(json_t *cons, struct serr *err)
 {
-    if (check_string_array(cons, "constraints", err) < 0)
+    if (jcheck_string_array(cons, "constraints", err) < 0)
         return -1;
     size_t i;
     json_t *c;
@@ -579,7 +565,7 @@ static int check_counts(json_t *s, struct serr *err)
 static int check_task_parts(json_t *s, struct serr *err)
 {
     json_t *v;
-    if ((v = json_object_get(s, "args")) && check_string_array(v, "args", err) < 0)
+    if ((v = json_object_get(s, "args")) && jcheck_string_array(v, "args", err) < 0)
         return -1;
     if ((v = json_object_get(s, "env")) && check_env(v, "env", err) < 0)
         return -1;
@@ -770,7 +756,7 @@ static void ports_remove(json_t *ports, const char *key)
 static int patch_ports(json_t *spec, json_t *patch, struct serr *err)
 {
     json_t *rm = json_object_get(patch, "publish_rm"), *add = json_object_get(patch, "publish_add");
-    if (rm && check_string_array(rm, "publish_rm", err) < 0)
+    if (rm && jcheck_string_array(rm, "publish_rm", err) < 0)
         return -1;
     if (add && !json_is_array(add))
         return serr_set(err, SERR_INVALID, "publish_add must be an array");
@@ -883,8 +869,8 @@ static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr 
 {
     json_t *rm = json_object_get(patch, "constraints_rm");
     json_t *add = json_object_get(patch, "constraints_add");
-    if ((rm && check_string_array(rm, "constraints_rm", err) < 0) ||
-        (add && check_string_array(add, "constraints_add", err) < 0))
+    if ((rm && jcheck_string_array(rm, "constraints_rm", err) < 0) ||
+        (add && jcheck_string_array(add, "constraints_add", err) < 0))
         return -1;
     json_t *cons = json_object_get(s, "constraints");
     if (!json_is_array(cons))
@@ -947,7 +933,7 @@ static int patch_env(json_t *s, json_t *patch, struct serr *err)
 {
     json_t *env = json_object_get(s, "env");
     json_t *v;
-    if ((v = json_object_get(patch, "env_rm")) && check_string_array(v, "env_rm", err) < 0)
+    if ((v = json_object_get(patch, "env_rm")) && jcheck_string_array(v, "env_rm", err) < 0)
         return -1;
     if ((v = json_object_get(patch, "env_add")) && check_env(v, "env_add", err) < 0)
         return -1;
@@ -1005,8 +991,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     if (patch_constraints_limits_force(s, patch, err) < 0 ||
         service_container_patch(s, patch, err) < 0 || patch_network(s, patch, err) < 0)
         goto err_after_copy;
-    if (((v = json_object_get(patch, "caps_add")) && check_string_array(v, "caps_add", err) < 0) ||
-        ((v = json_object_get(patch, "caps_drop")) && check_string_array(v, "caps_drop", err) < 0))
+    if (((v = json_object_get(patch, "caps_add")) && jcheck_string_array(v, "caps_add", err) < 0) ||
+        ((v = json_object_get(patch, "caps_drop")) && jcheck_string_array(v, "caps_drop", err) < 0))
         goto err_after_copy;
     patch_caps(s, json_object_get(patch, "caps_add"), "cap_add", "cap_drop");
     patch_caps(s, json_object_get(patch, "caps_drop"), "cap_drop", "cap_add");
