@@ -303,9 +303,11 @@ int cli_stream_raw(struct cli *cli, const char *method, const char *path,
  * cli_lines_data as cli_stream's on_data with a struct line_split
  * (base/util.h) as its arg; line_split_end after the stream. */
 int cli_lines_data(const char *data, size_t len, void *split);
-/* `inspect`: GETs path_fmt for each name and prints a JSON array (exit 1
- * if any is missing). */
-int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);
+/* An `inspect` verb, `cmd` ("service inspect") with `usage`: its flags
+ * (--help alone) and at least one name, then GETs path_fmt for each name
+ * and prints a JSON array (exit 1 if any is missing). */
+int cli_inspect(struct cli *cli, const char *cmd, const char *usage, const char *path_fmt,
+                int argc, char **argv);
 /* Calls `method` path_fmt (the name escaped in) + query for each name
  * (docker style): prints the names done and the error of each other;
  * CLI_EXIT_ERROR when any failed. */

@@ -112,13 +112,7 @@ static const char inspect_usage[] = "Usage:  shoal network inspect NETWORK [NETW
 
 static int network_inspect(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("network inspect", inspect_usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("network inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/networks/%s", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "network inspect", inspect_usage, "/v1/networks/%s", argc, argv);
 }
 
 static const char rm_usage[] = "Usage:  shoal network rm NETWORK [NETWORK...]\n\n"

@@ -130,14 +130,8 @@ static int kind_inspect(const struct kind *k, struct cli *cli, int argc, char **
              "Usage:  shoal %s inspect %s [%s...]\n\nDisplay detailed information on one or "
              "more %ss%s\n", k->noun, k->noun, k->noun, k->noun,
              strcmp(k->noun, "secret") == 0 ? " (never their data)" : " (data in base64)");
-    struct cli_flags fl;
-    int rc = cli_flags(cmd, usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs(cmd, argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
     snprintf(path, sizeof(path), "%s/%%s", k->path);
-    return cli_inspect(cli, path, argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, cmd, usage, path, argc, argv);
 }
 
 static int kind_rm(const struct kind *k, struct cli *cli, int argc, char **argv)
