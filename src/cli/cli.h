@@ -287,6 +287,9 @@ char *cli_path(const char *fmt, const char *arg);
  * connection failures fill err with the API's message. */
 int cli_call(struct cli *cli, const char *method, const char *path, json_t *body, json_t **out,
              struct serr *err);
+/* POSTs `body` (taken) to path and prints the id of what it made; the exit
+ * code (the API's error printed). */
+int cli_create(struct cli *cli, const char *path, json_t *body);
 /* Same with a file as the body (uploads). */
 int cli_call_file(struct cli *cli, const char *path, const char *file, json_t **out,
                   struct serr *err);

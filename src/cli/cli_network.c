@@ -50,20 +50,14 @@ static int build_create(int argc, char **argv, json_t **body, struct serr *err)
 
 static int network_create(struct cli *cli, int argc, char **argv)
 {
-    json_t *body = NULL, *out;
+    json_t *body = NULL;
     struct serr err = {0};
     int rc = build_create(argc, argv, &body, &err);
     if (rc == 1)
         return cli_help(create_usage);
     if (rc < 0)
         return cli_usage_error("network create", "%s", err.msg);
-    rc = cli_call(cli, "POST", "/v1/networks", body, &out, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(&err);
-    printf("%s\n", cli_str(out, "id"));
-    json_decref(out);
-    return CLI_EXIT_OK;
+    return cli_create(cli, "/v1/networks", body);
 }
 
 static const char ls_usage[] = "Usage:  shoal network ls [OPTIONS]\n\nList networks\n\n"

@@ -70,14 +70,7 @@ static int kind_create(const struct kind *k, struct cli *cli, int argc, char **a
     json_t *body = json_pack("{s:s, s:s}", "name", argv[fl.first_arg], "data", b64);
     explicit_bzero(b64, strlen(b64));
     free(b64);
-    json_t *out = NULL;
-    rc = cli_call(cli, "POST", k->path, body, &out, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(&err);
-    printf("%s\n", cli_str(out, "id"));
-    json_decref(out);
-    return CLI_EXIT_OK;
+    return cli_create(cli, k->path, body);
 }
 
 static int kind_ls(const struct kind *k, struct cli *cli, int argc, char **argv)
