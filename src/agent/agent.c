@@ -47,6 +47,16 @@ char *ctr_log_path(struct agent *a, const char *id, bool rotated)
     return xasprintf("%s/logs/%s.log%s", a->env->run_dir, id, rotated ? ".1" : "");
 }
 
+void ctr_logs_remove(struct agent *a, const char *id)
+{
+    char *log = ctr_log_path(a, id, false);
+    char *old = ctr_log_path(a, id, true);
+    unlink(log);
+    unlink(old);
+    free(log);
+    free(old);
+}
+
 /* The task's address as text, or NULL on the host network. */
 static const char *addr_text(struct ctr *c, char *buf)
 {
@@ -563,12 +573,7 @@ static void after_delete(uv_work_t *w, int status)
         return;
     }
     if (c->local && c->rm) {
-        char *log = ctr_log_path(c->a, c->id, false);
-        char *old = ctr_log_path(c->a, c->id, true);
-        unlink(log);
-        unlink(old);
-        free(log);
-        free(old);
+        ctr_logs_remove(c->a, c->id);
         ctr_release(c);
         return;
     }
@@ -631,51 +636,62 @@ static int stdin_pipe(struct ctr *c, int *rfd)
     return 0;
 }
 
-static void work_create(uv_work_t *w)
+/* The container's output fifo, made anew: `*fd` the end the container
+ * writes, c->out_rfd the daemon's reader. */
+static int fifo_open(struct ctr *c, const char *fifo, int *fd)
 {
-    struct ctr *c = w->data;
-    char *fifo = ctr_record_path(c, "fifo");
-    unlink(fifo);
-    int fd = -1, in_rfd = -1;
-    if (ctr_volume_restore(c, &c->werr) < 0)
-        goto out;
-    if (mkfifo(fifo, 0600) < 0) {
-        serr_errno(&c->werr, "mkfifo %s", fifo);
-        goto out;
-    }
+    if (mkfifo(fifo, 0600) < 0)
+        return serr_errno(&c->werr, "mkfifo %s", fifo);
     /* O_RDWR: the container holds a reader too, so its writes never fail with
      * EPIPE while the daemon is away (the pipe buffer fills instead). */
-    fd = open(fifo, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        serr_errno(&c->werr, "open %s", fifo);
-        goto out;
-    }
+    *fd = open(fifo, O_RDWR | O_CLOEXEC);
+    if (*fd < 0)
+        return serr_errno(&c->werr, "open %s", fifo);
     /* Our reader, open before the start: a container that exits before
      * after_create runs must not take its buffered output away with it. */
     c->out_rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    /* crun joins the namespace: it must exist before `crun create`. The
-     * marker lets a daemon killed before the record exists find it again. */
+    return 0;
+}
+
+/* The task's network namespace and resolv.conf. crun joins the namespace:
+ * it must exist before `crun create`. The marker lets a daemon killed
+ * before the record exists find it again. */
+static int network_prepare(struct ctr *c)
+{
     if (c->addr != 0 && (netns_mark(c, true) < 0 || write_resolv_conf(c) < 0 ||
                          net_task_create(c->id, c->bridge, c->addr, &c->werr) < 0))
-        goto out;
+        return -1;
     if (c->addr == 0 && c->dns && write_resolv_conf(c) < 0) /* --dns on the host network */
-        goto out;
-    if (c->host) {
-        c->created = runtime_host_start(c->env->rt, c->id, c->rspec, fd, &c->pid, &c->werr) == 0;
-        if (c->created)
-            c->start_time = proc_start_time(c->pid);
-        goto out;
-    }
+        return -1;
+    return 0;
+}
+
+/* A host job: its process started by the daemon itself, output to `fd`. */
+static void host_start(struct ctr *c, int fd)
+{
+    c->created = runtime_host_start(c->env->rt, c->id, c->rspec, fd, &c->pid, &c->werr) == 0;
+    if (c->created)
+        c->start_time = proc_start_time(c->pid);
+}
+
+/* The container run by the OCI runtime, output to `fd` (or to its terminal
+ * with -t), its stdin a pipe with -i alone. */
+static void container_start(struct ctr *c, int fd)
+{
+    int in_rfd = -1;
     if (stdin_pipe(c, &in_rfd) < 0)
-        goto out;
+        return;
     if (c->tty)
         json_object_set_new(c->rspec, "tty", json_true());
     struct runtime_io io = {.in_fd = in_rfd, .out_fd = fd, .rows = c->rows, .cols = c->cols,
                             .attached = c->attached_runtime};
-    if (runtime_run_io(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, &io,
-                       &c->pid, &c->werr) < 0) {
+    int rc = runtime_run_io(c->env->rt, c->id, c->rspec, (const char *const *)c->layers, &io,
+                            &c->pid, &c->werr);
+    if (in_rfd >= 0)
+        close(in_rfd);
+    if (rc < 0) {
         c->pid = 0;
-        goto out;
+        return;
     }
     c->runner = io.runner;
     if (io.term_fd >= 0) { /* the terminal is its output from now on */
@@ -684,27 +700,46 @@ static void work_create(uv_work_t *w)
     }
     c->start_time = proc_start_time(c->pid);
     c->created = true;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (in_rfd >= 0)
-        close(in_rfd);
-    if (!c->created && c->in_wfd >= 0) {
+}
+
+/* Takes back what a create that failed made: stdin pipe, reader, fifo,
+ * network namespace. */
+static void create_undo(struct ctr *c, const char *fifo)
+{
+    if (c->in_wfd >= 0) {
         close(c->in_wfd);
         c->in_wfd = -1;
     }
-    if (!c->created && c->out_rfd >= 0) {
+    if (c->out_rfd >= 0) {
         close(c->out_rfd);
         c->out_rfd = -1;
     }
-    if (!c->created)
-        unlink(fifo);
-    if (!c->created && c->addr != 0) {
+    unlink(fifo);
+    if (c->addr != 0) {
         net_task_delete(c->id);
         netns_mark(c, false);
     }
+}
+
+static void work_create(uv_work_t *w)
+{
+    struct ctr *c = w->data;
+    char *fifo = ctr_record_path(c, "fifo");
+    unlink(fifo);
+    int fd = -1;
+    if (ctr_volume_restore(c, &c->werr) == 0 && fifo_open(c, fifo, &fd) == 0 &&
+        network_prepare(c) == 0) {
+        if (c->host)
+            host_start(c, fd);
+        else
+            container_start(c, fd);
+    }
+    if (fd >= 0)
+        close(fd);
     if (c->created) /* here, not on the loop: a new file is costly on some disks */
         record_write(c);
+    else
+        create_undo(c, fifo);
     free(fifo);
 }
 
@@ -1084,13 +1119,8 @@ static void drop_deleted_logs(struct agent *a, json_t *deleted)
             i++;
             continue;
         }
-        if (id && id[0] != '.' && id[0] != '\0' && strchr(id, '/') == NULL) {
-            char *log = ctr_log_path(a, id, false), *old = ctr_log_path(a, id, true);
-            unlink(log);
-            unlink(old);
-            free(log);
-            free(old);
-        }
+        if (id && id[0] != '.' && id[0] != '\0' && strchr(id, '/') == NULL)
+            ctr_logs_remove(a, id);
         json_array_remove(a->logs_waiting, i);
     }
 }

@@ -151,6 +151,8 @@ void ctr_release(struct ctr *c);
 void ctr_free_run_state(struct ctr *c);
 char *ctr_record_path(struct ctr *c, const char *suffix);
 char *ctr_log_path(struct agent *a, const char *id, bool rotated);
+/* Unlinks the task's log and its rotated one (either may be missing). */
+void ctr_logs_remove(struct agent *a, const char *id);
 /* Ends the container's stdin (-i): the pipe's write end closes once what
  * was written is flushed. */
 void ctr_close_input(struct ctr *c);

@@ -646,12 +646,7 @@ static int remove_local(struct agent *a, const char *ref, int force, struct agen
         ctr_stop(c);
         return 1;
     }
-    char *log = ctr_log_path(a, c->id, false);
-    char *old = ctr_log_path(a, c->id, true);
-    unlink(log);
-    unlink(old);
-    free(log);
-    free(old);
+    ctr_logs_remove(a, c->id);
     ctr_release(c);
     return 0;
 }

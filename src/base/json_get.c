@@ -20,16 +20,30 @@ bool jstr_is(json_t *o, const char *key, const char *want)
     return s && strcmp(s, want) == 0;
 }
 
-json_t *jarray_find(json_t *array, const char *key, const char *want)
+int jarray_index(json_t *array, const char *key, const char *want)
 {
     size_t i;
     json_t *o;
     json_array_foreach(array, i, o)
     {
         if (want && jstr_is(o, key, want))
-            return o;
+            return (int)i;
     }
-    return NULL;
+    return -1;
+}
+
+json_t *jarray_find(json_t *array, const char *key, const char *want)
+{
+    int i = jarray_index(array, key, want);
+    return i < 0 ? NULL : json_array_get(array, (size_t)i);
+}
+
+void jset_default(json_t *o, const char *key, json_t *value)
+{
+    if (json_object_get(o, key) == NULL)
+        json_object_set_new(o, key, value);
+    else
+        json_decref(value);
 }
 
 json_int_t jint(json_t *o, const char *key, json_int_t def)
@@ -42,4 +56,18 @@ bool jbool(json_t *o, const char *key, bool def)
 {
     json_t *v = json_object_get(o, key);
     return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+int jcheck_string_array(json_t *v, const char *field, struct serr *err)
+{
+    if (!json_is_array(v))
+        return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
+    size_t i;
+    json_t *s;
+    json_array_foreach(v, i, s)
+    {
+        if (!json_is_string(s))
+            return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
+    }
+    return 0;
 }

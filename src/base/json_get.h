@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "base/err.h"
+
 /* The string at `key`, or NULL when absent or not a string. */
 const char *jstr(json_t *o, const char *key);
 /* The string at `key`, or `def` when absent or not a string. */
@@ -17,9 +19,17 @@ bool jstr_is(json_t *o, const char *key, const char *want);
 /* The first object of `array` whose `key` holds the string `want`, or NULL
  * (also for a NULL `want`). */
 json_t *jarray_find(json_t *array, const char *key, const char *want);
+/* The index of that object in `array`, or -1 (none, or a NULL `want`). */
+int jarray_index(json_t *array, const char *key, const char *want);
+/* Sets `key` to `value` (taken: freed when not used) unless `key` is there. */
+void jset_default(json_t *o, const char *key, json_t *value);
 /* The integer at `key`, or `def` when absent or not an integer. */
 json_int_t jint(json_t *o, const char *key, json_int_t def);
 /* The boolean at `key`, or `def` when absent or not a boolean. */
 bool jbool(json_t *o, const char *key, bool def);
+
+/* 0 when `v` is an array of strings; else -1 with SERR_INVALID "<field> must
+ * be an array of strings". */
+int jcheck_string_array(json_t *v, const char *field, struct serr *err);
 
 #endif

@@ -552,6 +552,19 @@ int cli_call(struct cli *cli, const char *method, const char *path, json_t *body
     return parse_answer(&resp, out, err);
 }
 
+int cli_create(struct cli *cli, const char *path, json_t *body)
+{
+    struct serr err = {0};
+    json_t *out = NULL;
+    int rc = cli_call(cli, "POST", path, body, &out, &err);
+    json_decref(body);
+    if (rc < 0)
+        return cli_fail(&err);
+    printf("%s\n", cli_str(out, "id"));
+    json_decref(out);
+    return CLI_EXIT_OK;
+}
+
 int cli_call_file(struct cli *cli, const char *path, const char *file, json_t **out,
                   struct serr *err)
 {

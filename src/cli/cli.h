@@ -287,6 +287,9 @@ char *cli_path(const char *fmt, const char *arg);
  * connection failures fill err with the API's message. */
 int cli_call(struct cli *cli, const char *method, const char *path, json_t *body, json_t **out,
              struct serr *err);
+/* POSTs `body` (taken) to path and prints the id of what it made; the exit
+ * code (the API's error printed). */
+int cli_create(struct cli *cli, const char *path, json_t *body);
 /* Same with a file as the body (uploads). */
 int cli_call_file(struct cli *cli, const char *path, const char *file, json_t **out,
                   struct serr *err);
@@ -303,9 +306,11 @@ int cli_stream_raw(struct cli *cli, const char *method, const char *path,
  * cli_lines_data as cli_stream's on_data with a struct line_split
  * (base/util.h) as its arg; line_split_end after the stream. */
 int cli_lines_data(const char *data, size_t len, void *split);
-/* `inspect`: GETs path_fmt for each name and prints a JSON array (exit 1
- * if any is missing). */
-int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv);
+/* An `inspect` verb, `cmd` ("service inspect") with `usage`: its flags
+ * (--help alone) and at least one name, then GETs path_fmt for each name
+ * and prints a JSON array (exit 1 if any is missing). */
+int cli_inspect(struct cli *cli, const char *cmd, const char *usage, const char *path_fmt,
+                int argc, char **argv);
 /* Calls `method` path_fmt (the name escaped in) + query for each name
  * (docker style): prints the names done and the error of each other;
  * CLI_EXIT_ERROR when any failed. */

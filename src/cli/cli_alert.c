@@ -88,20 +88,14 @@ int cli_build_alert_add(int argc, char **argv, json_t **out, struct serr *err)
 
 static int alert_add(struct cli *cli, int argc, char **argv)
 {
-    json_t *body = NULL, *out = NULL;
+    json_t *body = NULL;
     struct serr err = {0};
     int rc = cli_build_alert_add(argc, argv, &body, &err);
     if (rc == 1)
         return cli_help(cli_alert_add_usage);
     if (rc < 0)
         return cli_usage_error("alert add", "%s", err.msg);
-    rc = cli_call(cli, "POST", "/v1/alerts", body, &out, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(&err);
-    printf("%s\n", cli_str(out, "id"));
-    json_decref(out);
-    return CLI_EXIT_OK;
+    return cli_create(cli, "/v1/alerts", body);
 }
 
 static void format_duration_ms(int64_t ms, char *buf, size_t size)

@@ -136,13 +136,7 @@ static const char inspect_usage[] = "Usage:  shoal inspect CONTAINER [CONTAINER.
 
 int cli_inspect_container(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("inspect", inspect_usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/containers/%s/json", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "inspect", inspect_usage, "/v1/containers/%s/json", argc, argv);
 }
 
 /* ---- stats ---- */

@@ -233,13 +233,7 @@ static const char inspect_usage[] = "Usage:  shoal image inspect IMAGE [IMAGE...
 
 static int image_inspect(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("image inspect", inspect_usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("image inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/images/%s", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "image inspect", inspect_usage, "/v1/images/%s", argc, argv);
 }
 
 static const char rm_usage[] = "Usage:  shoal image rm [OPTIONS] IMAGE [IMAGE...]\n\n"

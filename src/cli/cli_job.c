@@ -373,13 +373,7 @@ static const char inspect_usage[] = "Usage:  shoal job inspect JOB [JOB...]\n\n"
 
 static int job_inspect(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("job inspect", inspect_usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("job inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/jobs/%s", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "job inspect", inspect_usage, "/v1/jobs/%s", argc, argv);
 }
 
 static const char rm_usage[] = "Usage:  shoal job rm JOB [JOB...]\n\n"

@@ -50,20 +50,14 @@ static int build_create(int argc, char **argv, json_t **body, struct serr *err)
 
 static int network_create(struct cli *cli, int argc, char **argv)
 {
-    json_t *body = NULL, *out;
+    json_t *body = NULL;
     struct serr err = {0};
     int rc = build_create(argc, argv, &body, &err);
     if (rc == 1)
         return cli_help(create_usage);
     if (rc < 0)
         return cli_usage_error("network create", "%s", err.msg);
-    rc = cli_call(cli, "POST", "/v1/networks", body, &out, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(&err);
-    printf("%s\n", cli_str(out, "id"));
-    json_decref(out);
-    return CLI_EXIT_OK;
+    return cli_create(cli, "/v1/networks", body);
 }
 
 static const char ls_usage[] = "Usage:  shoal network ls [OPTIONS]\n\nList networks\n\n"
@@ -112,13 +106,7 @@ static const char inspect_usage[] = "Usage:  shoal network inspect NETWORK [NETW
 
 static int network_inspect(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("network inspect", inspect_usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("network inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/networks/%s", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "network inspect", inspect_usage, "/v1/networks/%s", argc, argv);
 }
 
 static const char rm_usage[] = "Usage:  shoal network rm NETWORK [NETWORK...]\n\n"

@@ -64,13 +64,7 @@ static const char inspect_usage[] = "Usage:  shoal node inspect NODE [NODE...]\n
 
 static int node_inspect(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("node inspect", inspect_usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("node inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/nodes/%s", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "node inspect", inspect_usage, "/v1/nodes/%s", argc, argv);
 }
 
 /* ---- update ---- */

@@ -70,14 +70,7 @@ static int kind_create(const struct kind *k, struct cli *cli, int argc, char **a
     json_t *body = json_pack("{s:s, s:s}", "name", argv[fl.first_arg], "data", b64);
     explicit_bzero(b64, strlen(b64));
     free(b64);
-    json_t *out = NULL;
-    rc = cli_call(cli, "POST", k->path, body, &out, &err);
-    json_decref(body);
-    if (rc < 0)
-        return cli_fail(&err);
-    printf("%s\n", cli_str(out, "id"));
-    json_decref(out);
-    return CLI_EXIT_OK;
+    return cli_create(cli, k->path, body);
 }
 
 static int kind_ls(const struct kind *k, struct cli *cli, int argc, char **argv)
@@ -130,14 +123,8 @@ static int kind_inspect(const struct kind *k, struct cli *cli, int argc, char **
              "Usage:  shoal %s inspect %s [%s...]\n\nDisplay detailed information on one or "
              "more %ss%s\n", k->noun, k->noun, k->noun, k->noun,
              strcmp(k->noun, "secret") == 0 ? " (never their data)" : " (data in base64)");
-    struct cli_flags fl;
-    int rc = cli_flags(cmd, usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs(cmd, argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
     snprintf(path, sizeof(path), "%s/%%s", k->path);
-    return cli_inspect(cli, path, argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, cmd, usage, path, argc, argv);
 }
 
 static int kind_rm(const struct kind *k, struct cli *cli, int argc, char **argv)

@@ -269,7 +269,7 @@ void cli_print_tasks(json_t *tasks, const struct cli_flags *fl)
 
 /* Like docker inspect: a JSON array of the objects named; a missing one is
  * reported and makes the exit code 1, the others are still printed. */
-int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv)
+static int inspect_each(struct cli *cli, const char *path_fmt, int argc, char **argv)
 {
     json_t *all = json_array();
     int rc = CLI_EXIT_OK;
@@ -289,18 +289,24 @@ int cli_inspect(struct cli *cli, const char *path_fmt, int argc, char **argv)
     return rc;
 }
 
+int cli_inspect(struct cli *cli, const char *cmd, const char *usage, const char *path_fmt,
+                int argc, char **argv)
+{
+    struct cli_flags fl;
+    int rc = cli_flags(cmd, usage, "", argc, argv, &fl);
+    if (rc >= 0)
+        return rc;
+    if ((rc = cli_nargs(cmd, argc - fl.first_arg, 1, -1)) >= 0)
+        return rc;
+    return inspect_each(cli, path_fmt, argc - fl.first_arg, argv + fl.first_arg);
+}
+
 static const char inspect_usage[] = "Usage:  shoal service inspect SERVICE [SERVICE...]\n\n"
                                     "Display detailed information on one or more services\n";
 
 static int service_inspect(struct cli *cli, int argc, char **argv)
 {
-    struct cli_flags fl;
-    int rc = cli_flags("service inspect", inspect_usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("service inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/services/%s", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "service inspect", inspect_usage, "/v1/services/%s", argc, argv);
 }
 
 /* ---- scale / rm ---- */

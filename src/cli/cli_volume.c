@@ -174,13 +174,7 @@ static int volume_inspect(struct cli *cli, int argc, char **argv)
     static const char usage[] = "Usage:  shoal volume inspect VOLUME [VOLUME...]\n\n"
                                 "Display detailed information on one or more volumes: the\n"
                                 "node holding it, its size, the services and tasks using it\n";
-    struct cli_flags fl;
-    int rc = cli_flags("volume inspect", usage, "", argc, argv, &fl);
-    if (rc >= 0)
-        return rc;
-    if ((rc = cli_nargs("volume inspect", argc - fl.first_arg, 1, -1)) >= 0)
-        return rc;
-    return cli_inspect(cli, "/v1/volumes/%s", argc - fl.first_arg, argv + fl.first_arg);
+    return cli_inspect(cli, "volume inspect", usage, "/v1/volumes/%s", argc, argv);
 }
 
 static int volume_rm(struct cli *cli, int argc, char **argv)

@@ -8,13 +8,6 @@
 #include "model/cron.h"
 #include "model/imageref.h"
 
-static void set_default(json_t *obj, const char *key, json_t *value)
-{
-    if (json_object_get(obj, key) == NULL)
-        json_object_set(obj, key, value);
-    json_decref(value);
-}
-
 /* "busybox" -> "busybox:latest"; the digest the leader pinned a pulled tag
  * to ("nginx:1.25@sha256:...") is dropped when the file names a tag: the
  * same tag deployed again is no change. */
@@ -34,18 +27,6 @@ static void normalize_image(json_t *spec, bool drop_digest)
         json_object_set_new(spec, "image", json_string(norm));
 }
 
-/* "CRON_TZ=ZONE EXPR" is stored as schedule EXPR and schedule_tz ZONE. */
-static void split_schedule_zone(json_t *s)
-{
-    const char *text = jstr(s, "schedule");
-    char zone[160];
-    const char *expr = text ? cron_split_tz(text, zone, sizeof(zone)) : NULL;
-    if (expr == NULL || zone[0] == '\0')
-        return;
-    json_object_set_new(s, "schedule_tz", json_string(zone));
-    json_object_set_new(s, "schedule", json_string(expr));
-}
-
 /* The daemon's defaults (manager/service.c), so that a spec compares equal
  * to the one it stored. */
 static json_t *with_defaults(json_t *spec, bool drop_digest)
@@ -54,50 +35,50 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
     static const char *const not_compared[] = {"registry_auth", "force_update"};
     for (size_t i = 0; i < 2; i++)
         json_object_del(s, not_compared[i]);
-    set_default(s, "mode", json_string("replicated"));
+    jset_default(s, "mode", json_string("replicated"));
     bool job = strstr(jstr(s, "mode"), "-job") != NULL;
     if (strncmp(jstr(s, "mode"), "replicated", 10) == 0)
-        set_default(s, "replicas", json_integer(1));
+        jset_default(s, "replicas", json_integer(1));
     if (job) /* a job runs once per run */
-        set_default(s, "restart_condition", json_string("none"));
+        jset_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
-        split_schedule_zone(s);
-        set_default(s, "schedule_tz", json_string("UTC"));
-        set_default(s, "schedule_overlap", json_string("skip"));
+        cron_spec_split_zone(s);
+        jset_default(s, "schedule_tz", json_string("UTC"));
+        jset_default(s, "schedule_overlap", json_string("skip"));
     }
     static const char *const lists[] = {"env",  "mounts",  "constraints", "ports",
                                         "args", "secrets", "configs"};
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
-        set_default(s, lists[i], json_array());
-    set_default(s, "restart_condition", json_string("any"));
-    set_default(s, "restart_delay_ms", json_integer(1000));
-    set_default(s, "stop_grace_period_ms", json_integer(10000));
-    set_default(s, "init", json_false());
-    set_default(s, "limits", json_object());
-    set_default(s, "reservations", json_object());
-    set_default(s, "update_config", json_object());
+        jset_default(s, lists[i], json_array());
+    jset_default(s, "restart_condition", json_string("any"));
+    jset_default(s, "restart_delay_ms", json_integer(1000));
+    jset_default(s, "stop_grace_period_ms", json_integer(10000));
+    jset_default(s, "init", json_false());
+    jset_default(s, "limits", json_object());
+    jset_default(s, "reservations", json_object());
+    jset_default(s, "update_config", json_object());
     json_t *uc = json_object_get(s, "update_config");
-    set_default(uc, "parallelism", json_integer(1));
-    set_default(uc, "delay_ms", json_integer(0));
+    jset_default(uc, "parallelism", json_integer(1));
+    jset_default(uc, "delay_ms", json_integer(0));
     json_t *rc = json_object_get(s, "rollback_config"); /* as the manager normalises it */
     if (rc) {
-        set_default(rc, "parallelism", json_integer(1));
-        set_default(rc, "delay_ms", json_integer(0));
+        jset_default(rc, "parallelism", json_integer(1));
+        jset_default(rc, "delay_ms", json_integer(0));
     }
     json_t *hc = json_object_get(s, "healthcheck");
     if (json_is_object(hc)) {
-        set_default(hc, "interval_ms", json_integer(30000));
-        set_default(hc, "timeout_ms", json_integer(30000));
-        set_default(hc, "retries", json_integer(3));
-        set_default(hc, "start_period_ms", json_integer(0));
+        jset_default(hc, "interval_ms", json_integer(30000));
+        jset_default(hc, "timeout_ms", json_integer(30000));
+        jset_default(hc, "retries", json_integer(3));
+        jset_default(hc, "start_period_ms", json_integer(0));
     }
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(s, "mounts"), i, v) set_default(v, "readonly", json_false());
+    json_array_foreach(json_object_get(s, "mounts"), i, v) jset_default(v, "readonly", json_false());
     json_array_foreach(json_object_get(s, "ports"), i, v)
     {
-        set_default(v, "protocol", json_string("tcp"));
-        set_default(v, "mode", json_string("ingress"));
+        jset_default(v, "protocol", json_string("tcp"));
+        jset_default(v, "mode", json_string("ingress"));
     }
     static const char *const refs[][2] = {{"secrets", "/run/secrets/"}, {"configs", "/"}};
     for (int r = 0; r < 2; r++) {
@@ -110,9 +91,9 @@ static json_t *with_defaults(json_t *spec, bool drop_digest)
                 snprintf(abs, sizeof(abs), "%s%s", refs[r][1], target);
                 json_object_set_new(v, "target", json_string(abs));
             }
-            set_default(v, "uid", json_string("0"));
-            set_default(v, "gid", json_string("0"));
-            set_default(v, "mode", json_integer(0444));
+            jset_default(v, "uid", json_string("0"));
+            jset_default(v, "gid", json_string("0"));
+            jset_default(v, "mode", json_integer(0444));
         }
     }
     normalize_image(s, drop_digest);

@@ -508,6 +508,27 @@ static int exec_in_node(const struct dev_cluster *c, const struct dev_node *node
     return 127;
 }
 
+/* exec_in_node on the node named `which` ("node-2", ...) of the cluster
+ * `a` names, as root; CLI_EXIT_ERROR when there is no such node. */
+static int exec_in_named_node(const struct dev_args *a, const char *which, char **command)
+{
+    struct dev_cluster c;
+    if (load_cluster(a, &c) < 0)
+        return CLI_EXIT_ERROR;
+    int rc, i = dev_node_index(which);
+    if (i < 1 || i > c.n) {
+        cli_error("no node '%s' in dev cluster '%s' (nodes: node-1 to node-%d)", which, c.name,
+                  c.n);
+        rc = CLI_EXIT_ERROR;
+    } else if (need_root() < 0) {
+        rc = CLI_EXIT_ERROR;
+    } else {
+        rc = exec_in_node(&c, &c.nodes[i - 1], command);
+    }
+    dev_cluster_free(&c);
+    return rc;
+}
+
 static int dev_exec(struct cli *cli, int argc, char **argv)
 {
     struct dev_args a;
@@ -522,21 +543,7 @@ static int dev_exec(struct cli *cli, int argc, char **argv)
     char **command = a.command;
     if (command == NULL || command[0] == NULL)
         return cli_usage_error("dev exec", "no command to run (shoal dev exec NODE -- COMMAND)");
-    struct dev_cluster c;
-    if (load_cluster(&a, &c) < 0)
-        return CLI_EXIT_ERROR;
-    int i = dev_node_index(a.positional[0]);
-    if (i < 1 || i > c.n) {
-        cli_error("no node '%s' in dev cluster '%s' (nodes: node-1 to node-%d)", a.positional[0],
-                  c.name, c.n);
-        rc = CLI_EXIT_ERROR;
-    } else if (need_root() < 0) {
-        rc = CLI_EXIT_ERROR;
-    } else {
-        rc = exec_in_node(&c, &c.nodes[i - 1], command);
-    }
-    dev_cluster_free(&c);
-    return rc;
+    return exec_in_named_node(&a, a.positional[0], command);
 }
 
 /* ---- shell ---- */
@@ -553,22 +560,7 @@ static int dev_shell(struct cli *cli, int argc, char **argv)
     const char *shell = getenv("SHELL");
     char *interactive[] = {(char *)(shell && shell[0] ? shell : "/bin/sh"), NULL};
     char **command = a.command && a.command[0] ? a.command : interactive;
-    const char *which = a.npositional ? a.positional[0] : "node-1";
-    struct dev_cluster c;
-    if (load_cluster(&a, &c) < 0)
-        return CLI_EXIT_ERROR;
-    int i = dev_node_index(which);
-    if (i < 1 || i > c.n) {
-        cli_error("no node '%s' in dev cluster '%s' (nodes: node-1 to node-%d)", which, c.name,
-                  c.n);
-        rc = CLI_EXIT_ERROR;
-    } else if (need_root() < 0) {
-        rc = CLI_EXIT_ERROR;
-    } else {
-        rc = exec_in_node(&c, &c.nodes[i - 1], command);
-    }
-    dev_cluster_free(&c);
-    return rc;
+    return exec_in_named_node(&a, a.npositional ? a.positional[0] : "node-1", command);
 }
 
 /* ---- down ---- */

@@ -264,93 +264,128 @@ static int check_types(json_t *types, const char **queue, struct serr *err)
     return 0;
 }
 
+/* What job_from_submission reads of a submission, checked; the strings
+ * are the body's. */
+struct submission {
+    const char *command, *queue, *props, *name, *user;
+    struct job_res r;
+    int64_t reservation_at; /* ms, 0: not a reservation */
+    bool host;
+    char image_ref[512];
+    json_t *image; /* owned; NULL for a host job */
+};
+
+/* The command (required), the queue (default: default) and the properties
+ * (an empty one: none). */
+static int submission_basics(json_t *body, struct submission *sub, struct serr *err)
+{
+    sub->command = jstr(body, "command");
+    if (sub->command == NULL || sub->command[strspn(sub->command, " \t\n")] == '\0')
+        return serr_set(err, SERR_INVALID, "job: a command is required");
+    sub->queue = jstr_or(body, "queue", "default");
+    if (strcmp(sub->queue, "admin") && strcmp(sub->queue, "default") &&
+        strcmp(sub->queue, "besteffort"))
+        return serr_set(err, SERR_INVALID, "unknown queue %s (queues: admin, default, besteffort)",
+                        sub->queue);
+    sub->props = jstr(body, "properties");
+    if (sub->props && sub->props[strspn(sub->props, " \t\n")] == '\0')
+        sub->props = NULL; /* as OAR: an empty -p filters nothing */
+    if (sub->props && job_props_check(sub->props, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* types, after, array, the resources (possible in the cluster) and the
+ * reservation (not of an array). */
+static int submission_resources(struct store *st, json_t *body, struct submission *sub,
+                                struct serr *err)
+{
+    if (check_types(json_object_get(body, "types"), &sub->queue, err) < 0 ||
+        check_after(st, json_object_get(body, "after"), err) < 0 ||
+        check_array(json_object_get(body, "array"), err) < 0 ||
+        job_res_parse(jstr(body, "resources"), &sub->r, err) < 0 ||
+        check_possible(st, &sub->r, sub->props, err) < 0)
+        return -1;
+    if (jstr(body, "reservation") && json_integer_value(json_object_get(body, "array")) > 1)
+        return serr_set(err, SERR_INVALID, "job: an array cannot be a reservation (each would "
+                        "want the same resources at the same time)");
+    return parse_reservation(st, jstr(body, "reservation"), &sub->r, sub->props,
+                             &sub->reservation_at, err);
+}
+
+/* The job's name and the user it runs as, each when given. */
+static int submission_names(json_t *body, struct submission *sub, struct serr *err)
+{
+    sub->name = jstr(body, "name");
+    if (sub->name && (strlen(sub->name) > 100 || strpbrk(sub->name, "/\n") != NULL))
+        return serr_set(err, SERR_INVALID, "job: invalid name (at most 100 characters, no '/')");
+    const char *user = sub->user = jstr(body, "user");
+    if (user && (*user == '\0' || strlen(user) > 64 || user[strspn(user, "abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] != '\0'))
+        return serr_set(err, SERR_INVALID,
+                        "job: invalid user (at most 64 letters, digits, '.', '_', '-')");
+    return 0;
+}
+
+/* A host job, or the image the job's container runs (job_image). */
+static int submission_image(struct store *st, json_t *body, struct submission *sub,
+                            struct serr *err)
+{
+    sub->host = json_is_true(json_object_get(body, "host"));
+    if (sub->host && jstr(body, "image"))
+        return serr_set(err, SERR_INVALID, "job: host and image exclude each other (a host job "
+                        "runs on the node, not in a container)");
+    if (sub->host)
+        return 0;
+    sub->image = job_image(st, jstr(body, "image"), sub->image_ref, sizeof(sub->image_ref), err);
+    return sub->image ? 0 : -1;
+}
+
+/* The job made of a checked submission (new object). */
+static json_t *job_new(json_t *body, const struct submission *sub)
+{
+    char request[128];
+    job_res_format(&sub->r, request, sizeof(request));
+    json_t *types = json_object_get(body, "types");
+    json_t *job = json_pack("{s:s, s:s, s:{s:i, s:i, s:I}, s:s, s:s, s:s, s:o}", "command",
+                            sub->command, "queue", sub->queue, "resources", "nodes", sub->r.nodes,
+                            "cores", sub->r.cores, "walltime_s", (json_int_t)sub->r.walltime_s,
+                            "request", request, "state", "Waiting", "message", "", "types",
+                            types ? json_deep_copy(types) : json_array());
+    if (sub->host) {
+        json_object_set_new(job, "host", json_true());
+    } else {
+        json_object_set_new(job, "image", json_string(sub->image_ref));
+        json_object_set(job, "image_id", json_object_get(sub->image, "id"));
+    }
+    if (sub->name)
+        json_object_set_new(job, "name", json_string(sub->name));
+    if (sub->props)
+        json_object_set_new(job, "properties", json_string(sub->props));
+    if (sub->user)
+        json_object_set_new(job, "user", json_string(sub->user));
+    if (json_object_get(body, "after"))
+        json_object_set_new(job, "after", json_deep_copy(json_object_get(body, "after")));
+    if (json_object_get(body, "array"))
+        json_object_set(job, "array_size", json_object_get(body, "array"));
+    if (sub->reservation_at)
+        json_object_set_new(job, "reservation_at", json_integer(sub->reservation_at));
+    return job;
+}
+
 json_t *job_from_submission(struct store *st, json_t *body, struct serr *err)
 {
     if (!json_is_object(body)) {
         serr_set(err, SERR_INVALID, "job: expected an object");
         return NULL;
     }
-    if (check_submission_keys(body, err) < 0)
+    struct submission sub = {0};
+    if (check_submission_keys(body, err) < 0 || submission_basics(body, &sub, err) < 0 ||
+        submission_resources(st, body, &sub, err) < 0 || submission_names(body, &sub, err) < 0 ||
+        submission_image(st, body, &sub, err) < 0)
         return NULL;
-    const char *command = jstr(body, "command");
-    if (command == NULL || command[strspn(command, " \t\n")] == '\0') {
-        serr_set(err, SERR_INVALID, "job: a command is required");
-        return NULL;
-    }
-    const char *queue = jstr(body, "queue") ? jstr(body, "queue") : "default";
-    if (strcmp(queue, "admin") && strcmp(queue, "default") && strcmp(queue, "besteffort")) {
-        serr_set(err, SERR_INVALID, "unknown queue %s (queues: admin, default, besteffort)", queue);
-        return NULL;
-    }
-    struct job_res r;
-    const char *props = jstr(body, "properties");
-    if (props && props[strspn(props, " \t\n")] == '\0')
-        props = NULL; /* as OAR: an empty -p filters nothing */
-    if (props && job_props_check(props, err) < 0)
-        return NULL;
-    if (check_types(json_object_get(body, "types"), &queue, err) < 0 ||
-        check_after(st, json_object_get(body, "after"), err) < 0 ||
-        check_array(json_object_get(body, "array"), err) < 0 ||
-        job_res_parse(jstr(body, "resources"), &r, err) < 0 ||
-        check_possible(st, &r, props, err) < 0)
-        return NULL;
-    if (jstr(body, "reservation") && json_integer_value(json_object_get(body, "array")) > 1) {
-        serr_set(err, SERR_INVALID, "job: an array cannot be a reservation (each would want the "
-                 "same resources at the same time)");
-        return NULL;
-    }
-    int64_t reservation_at;
-    if (parse_reservation(st, jstr(body, "reservation"), &r, props, &reservation_at, err) < 0)
-        return NULL;
-    const char *name = jstr(body, "name");
-    if (name && (strlen(name) > 100 || strpbrk(name, "/\n") != NULL)) {
-        serr_set(err, SERR_INVALID, "job: invalid name (at most 100 characters, no '/')");
-        return NULL;
-    }
-    const char *user = jstr(body, "user");
-    if (user && (*user == '\0' || strlen(user) > 64 || user[strspn(user, "abcdefghijklmnopqrstuvwxyz"
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] != '\0')) {
-        serr_set(err, SERR_INVALID, "job: invalid user (at most 64 letters, digits, '.', '_', '-')");
-        return NULL;
-    }
-    bool host = json_is_true(json_object_get(body, "host"));
-    if (host && jstr(body, "image")) {
-        serr_set(err, SERR_INVALID, "job: host and image exclude each other (a host job runs "
-                 "on the node, not in a container)");
-        return NULL;
-    }
-    char image_ref[512];
-    json_t *image = host ? NULL
-                         : job_image(st, jstr(body, "image"), image_ref, sizeof(image_ref), err);
-    if (image == NULL && !host)
-        return NULL;
-    char request[128];
-    job_res_format(&r, request, sizeof(request));
-    json_t *types = json_object_get(body, "types");
-    json_t *job = json_pack("{s:s, s:s, s:{s:i, s:i, s:I}, s:s, s:s, s:s, s:o}", "command",
-                            command, "queue", queue, "resources", "nodes", r.nodes, "cores",
-                            r.cores, "walltime_s", (json_int_t)r.walltime_s, "request", request,
-                            "state", "Waiting", "message", "", "types",
-                            types ? json_deep_copy(types) : json_array());
-    if (host) {
-        json_object_set_new(job, "host", json_true());
-    } else {
-        json_object_set_new(job, "image", json_string(image_ref));
-        json_object_set(job, "image_id", json_object_get(image, "id"));
-    }
-    if (name)
-        json_object_set_new(job, "name", json_string(name));
-    if (props)
-        json_object_set_new(job, "properties", json_string(props));
-    if (user)
-        json_object_set_new(job, "user", json_string(user));
-    if (json_object_get(body, "after"))
-        json_object_set_new(job, "after", json_deep_copy(json_object_get(body, "after")));
-    if (json_object_get(body, "array"))
-        json_object_set(job, "array_size", json_object_get(body, "array"));
-    if (reservation_at)
-        json_object_set_new(job, "reservation_at", json_integer(reservation_at));
-    json_decref(image);
+    json_t *job = job_new(body, &sub);
+    json_decref(sub.image);
     return job;
 }
 
@@ -758,18 +793,6 @@ static void launch(struct jpass *p, json_t *job, const int *node_idx)
                                 "message", ""));
 }
 
-static int node_index(json_t *nodes, const char *id)
-{
-    size_t i;
-    json_t *n;
-    json_array_foreach(nodes, i, n)
-    {
-        if (id && jstr_is(n, "id", id))
-            return (int)i;
-    }
-    return -1;
-}
-
 /* Cores held by active jobs (best-effort ones too when `besteffort`), until
  * their walltime ends (at least now + 1). */
 static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, bool besteffort, int *n)
@@ -789,7 +812,7 @@ static struct sched_alloc *running_allocs(struct jpass *p, json_t *jobs, bool be
             end = p->now + 1;
         json_array_foreach(json_object_get(job, "assigned"), k, a)
         {
-            int idx = node_index(p->nodes, jstr(a, "node_id"));
+            int idx = jarray_index(p->nodes, "id", jstr(a, "node_id"));
             if (idx >= 0)
                 out[(*n)++] = (struct sched_alloc){idx, (int)iget(a, "cores"), start, end};
         }

@@ -157,23 +157,9 @@ json_t *image_resolve(struct store *st, const char *ref, struct serr *err)
     return img;
 }
 
-static int check_string_array(json_t *v, const char *field, struct serr *err)
-{
-    if (!json_is_array(v))
-        return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
-    size_t i;
-    json_t *s;
-    json_array_foreach(v, i, s)
-    {
-        if (!json_is_string(s))
-            return serr_set(err, SERR_INVALID, "%s must be an array of strings", field);
-    }
-    return 0;
-}
-
 static int check_env(json_t *env, const char *field, struct serr *err)
 {
-    if (check_string_array(env, field, err) < 0)
+    if (jcheck_string_array(env, field, err) < 0)
         return -1;
     size_t i;
     json_t *e;
@@ -338,7 +324,7 @@ static int check_one_of(json_t *spec, const char *field, const char *const *allo
 
 static int check_constraints(json_t *cons, struct serr *err)
 {
-    if (check_string_array(cons, "constraints", err) < 0)
+    if (jcheck_string_array(cons, "constraints", err) < 0)
         return -1;
     size_t i;
     json_t *c;
@@ -535,15 +521,14 @@ static int check_schedule(json_t *s, struct serr *err)
     return check_one_of(s, "schedule_overlap", overlaps, err);
 }
 
-static int validate(json_t *s, struct serr *err)
+/* name, image, mode, restart_condition and network: their types and values. */
+static int check_identity(json_t *s, struct serr *err)
 {
     static const char *const modes[] = {"replicated", "global", "replicated-job", "global-job",
                                         NULL};
     static const char *const conds[] = {"any", "on-failure", "none", NULL};
-    const char *name = jstr(s, "name");
-    if (check_fields(s, err) < 0)
-        return -1;
     static const char *const strings[] = {"name", "image", "network", NULL};
+    const char *name = jstr(s, "name");
     for (int i = 0; strings[i]; i++) {
         json_t *v = json_object_get(s, strings[i]);
         if (v && !json_is_null(v) && !json_is_string(v))
@@ -560,14 +545,27 @@ static int validate(json_t *s, struct serr *err)
     json_t *network = json_object_get(s, "network");
     if (network && (!json_is_string(network) || json_string_length(network) == 0))
         return serr_set(err, SERR_INVALID, "network must be a network's name");
+    return 0;
+}
+
+/* The replica count and the restart policy's numbers. */
+static int check_counts(json_t *s, struct serr *err)
+{
     if (check_int(s, "replicas", 0, MAX_REPLICAS, err) < 0 ||
         check_int(s, "restart_delay_ms", 0, 86400000, err) < 0 ||
         check_int(s, "stop_grace_period_ms", 0, 86400000, err) < 0 ||
         check_int(s, "restart_max_attempts", 0, 1000000, err) < 0 ||
         check_int(s, "restart_window_ms", 0, 31LL * 86400000, err) < 0)
         return -1;
+    return 0;
+}
+
+/* What each task runs with: args, env, mounts, limits, reservations, init,
+ * force_update and constraints, each when given. */
+static int check_task_parts(json_t *s, struct serr *err)
+{
     json_t *v;
-    if ((v = json_object_get(s, "args")) && check_string_array(v, "args", err) < 0)
+    if ((v = json_object_get(s, "args")) && jcheck_string_array(v, "args", err) < 0)
         return -1;
     if ((v = json_object_get(s, "env")) && check_env(v, "env", err) < 0)
         return -1;
@@ -583,6 +581,14 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "constraints")) && check_constraints(v, err) < 0)
         return -1;
+    return 0;
+}
+
+/* update_config and rollback_config, then the healthcheck (null: removed),
+ * the published ports and the container's own options (service_container.c). */
+static int check_rollouts_and_health(json_t *s, struct serr *err)
+{
+    json_t *v;
     if ((v = json_object_get(s, "update_config")) &&
         check_rollout_config(v, "update_config", err) < 0)
         return -1;
@@ -594,8 +600,14 @@ static int validate(json_t *s, struct serr *err)
         return -1;
     if ((v = json_object_get(s, "ports")) && check_ports(v, err) < 0)
         return -1;
-    if (service_container_check(s, err) < 0)
-        return -1;
+    return service_container_check(s, err);
+}
+
+/* Placement (max_replicas_per_node, preferences) and the fields that only
+ * some modes take: replicas, max_replicas_per_node and max_concurrent. */
+static int check_placement(json_t *s, struct serr *err)
+{
+    json_t *v;
     if (check_int(s, "max_replicas_per_node", 0, MAX_REPLICAS, err) < 0)
         return -1;
     if ((v = json_object_get(s, "placement_preferences")) && check_preferences(v, err) < 0)
@@ -610,28 +622,17 @@ static int validate(json_t *s, struct serr *err)
     if (json_object_get(s, "max_concurrent") && !service_mode_job(s))
         return serr_set(err, SERR_INVALID,
                         "max_concurrent can only be used with replicated-job or global-job mode");
+    return 0;
+}
+
+/* The spec's checks, in turn: the first that fails sets err. */
+static int validate(json_t *s, struct serr *err)
+{
+    if (check_fields(s, err) < 0 || check_identity(s, err) < 0 || check_counts(s, err) < 0 ||
+        check_task_parts(s, err) < 0 || check_rollouts_and_health(s, err) < 0 ||
+        check_placement(s, err) < 0)
+        return -1;
     return check_schedule(s, err);
-}
-
-/* A `CRON_TZ=ZONE EXPR` schedule (checked) is stored as schedule EXPR and
- * schedule_tz ZONE: the prefix wins over a schedule_tz given beside it. */
-static void split_schedule_zone(json_t *s)
-{
-    const char *text = jstr(s, "schedule");
-    char zone[160];
-    const char *expr = text ? cron_split_tz(text, zone, sizeof(zone)) : NULL;
-    if (expr == NULL || zone[0] == '\0')
-        return;
-    json_object_set_new(s, "schedule_tz", json_string(zone));
-    json_object_set_new(s, "schedule", json_string(expr));
-}
-
-static void set_default(json_t *s, const char *key, json_t *value)
-{
-    if (json_object_get(s, key) == NULL)
-        json_object_set_new(s, key, value);
-    else
-        json_decref(value);
 }
 
 /* Docker's defaults; a null healthcheck (what an update sends to remove it)
@@ -645,10 +646,10 @@ static void healthcheck_defaults(json_t *s)
     }
     if (hc == NULL)
         return;
-    set_default(hc, "interval_ms", json_integer(30000));
-    set_default(hc, "timeout_ms", json_integer(30000));
-    set_default(hc, "retries", json_integer(3));
-    set_default(hc, "start_period_ms", json_integer(0));
+    jset_default(hc, "interval_ms", json_integer(30000));
+    jset_default(hc, "timeout_ms", json_integer(30000));
+    jset_default(hc, "retries", json_integer(3));
+    jset_default(hc, "start_period_ms", json_integer(0));
 }
 
 json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
@@ -671,33 +672,33 @@ json_t *service_spec_normalize(struct store *st, json_t *spec, struct serr *err)
     char norm[512];
     if (image_normalize_ref(jstr(s, "image"), norm, sizeof(norm), NULL) == 0)
         json_object_set_new(s, "image", json_string(norm));
-    set_default(s, "mode", json_string("replicated"));
+    jset_default(s, "mode", json_string("replicated"));
     if (!service_mode_global(s))
-        set_default(s, "replicas", json_integer(1));
+        jset_default(s, "replicas", json_integer(1));
     if (service_mode_job(s)) /* a job runs once per run */
-        set_default(s, "restart_condition", json_string("none"));
+        jset_default(s, "restart_condition", json_string("none"));
     if (json_object_get(s, "schedule")) {
-        split_schedule_zone(s);
-        set_default(s, "schedule_tz", json_string("UTC"));
-        set_default(s, "schedule_overlap", json_string("skip"));
+        cron_spec_split_zone(s);
+        jset_default(s, "schedule_tz", json_string("UTC"));
+        jset_default(s, "schedule_overlap", json_string("skip"));
     }
-    set_default(s, "env", json_array());
-    set_default(s, "mounts", json_array());
-    set_default(s, "constraints", json_array());
-    set_default(s, "restart_condition", json_string("any"));
-    set_default(s, "restart_delay_ms", json_integer(1000));
-    set_default(s, "stop_grace_period_ms", json_integer(10000));
-    set_default(s, "init", json_false());
-    set_default(s, "network", json_string(SERVICE_DEFAULT_NETWORK));
-    set_default(s, "ports", json_array());
-    set_default(s, "update_config", json_object());
+    jset_default(s, "env", json_array());
+    jset_default(s, "mounts", json_array());
+    jset_default(s, "constraints", json_array());
+    jset_default(s, "restart_condition", json_string("any"));
+    jset_default(s, "restart_delay_ms", json_integer(1000));
+    jset_default(s, "stop_grace_period_ms", json_integer(10000));
+    jset_default(s, "init", json_false());
+    jset_default(s, "network", json_string(SERVICE_DEFAULT_NETWORK));
+    jset_default(s, "ports", json_array());
+    jset_default(s, "update_config", json_object());
     json_t *uc = json_object_get(s, "update_config");
-    set_default(uc, "parallelism", json_integer(1));
-    set_default(uc, "delay_ms", json_integer(0));
+    jset_default(uc, "parallelism", json_integer(1));
+    jset_default(uc, "delay_ms", json_integer(0));
     json_t *rc = json_object_get(s, "rollback_config"); /* optional: update_config's then */
     if (rc) {
-        set_default(rc, "parallelism", json_integer(1));
-        set_default(rc, "delay_ms", json_integer(0));
+        jset_default(rc, "parallelism", json_integer(1));
+        jset_default(rc, "delay_ms", json_integer(0));
     }
     healthcheck_defaults(s);
     return s;
@@ -755,7 +756,7 @@ static void ports_remove(json_t *ports, const char *key)
 static int patch_ports(json_t *spec, json_t *patch, struct serr *err)
 {
     json_t *rm = json_object_get(patch, "publish_rm"), *add = json_object_get(patch, "publish_add");
-    if (rm && check_string_array(rm, "publish_rm", err) < 0)
+    if (rm && jcheck_string_array(rm, "publish_rm", err) < 0)
         return -1;
     if (add && !json_is_array(add))
         return serr_set(err, SERR_INVALID, "publish_add must be an array");
@@ -868,8 +869,8 @@ static int patch_constraints_limits_force(json_t *s, json_t *patch, struct serr 
 {
     json_t *rm = json_object_get(patch, "constraints_rm");
     json_t *add = json_object_get(patch, "constraints_add");
-    if ((rm && check_string_array(rm, "constraints_rm", err) < 0) ||
-        (add && check_string_array(add, "constraints_add", err) < 0))
+    if ((rm && jcheck_string_array(rm, "constraints_rm", err) < 0) ||
+        (add && jcheck_string_array(add, "constraints_add", err) < 0))
         return -1;
     json_t *cons = json_object_get(s, "constraints");
     if (!json_is_array(cons))
@@ -932,7 +933,7 @@ static int patch_env(json_t *s, json_t *patch, struct serr *err)
 {
     json_t *env = json_object_get(s, "env");
     json_t *v;
-    if ((v = json_object_get(patch, "env_rm")) && check_string_array(v, "env_rm", err) < 0)
+    if ((v = json_object_get(patch, "env_rm")) && jcheck_string_array(v, "env_rm", err) < 0)
         return -1;
     if ((v = json_object_get(patch, "env_add")) && check_env(v, "env_add", err) < 0)
         return -1;
@@ -990,8 +991,8 @@ json_t *service_spec_patch(struct store *st, json_t *spec, json_t *patch, struct
     if (patch_constraints_limits_force(s, patch, err) < 0 ||
         service_container_patch(s, patch, err) < 0 || patch_network(s, patch, err) < 0)
         goto err_after_copy;
-    if (((v = json_object_get(patch, "caps_add")) && check_string_array(v, "caps_add", err) < 0) ||
-        ((v = json_object_get(patch, "caps_drop")) && check_string_array(v, "caps_drop", err) < 0))
+    if (((v = json_object_get(patch, "caps_add")) && jcheck_string_array(v, "caps_add", err) < 0) ||
+        ((v = json_object_get(patch, "caps_drop")) && jcheck_string_array(v, "caps_drop", err) < 0))
         goto err_after_copy;
     patch_caps(s, json_object_get(patch, "caps_add"), "cap_add", "cap_drop");
     patch_caps(s, json_object_get(patch, "caps_drop"), "cap_drop", "cap_add");

@@ -141,20 +141,6 @@ static int check_hostname_user_workdir(json_t *spec, struct serr *err)
     return 0;
 }
 
-static int check_entrypoint(json_t *v, struct serr *err)
-{
-    if (!json_is_array(v))
-        return serr_set(err, SERR_INVALID, "entrypoint must be an array of strings");
-    size_t i;
-    json_t *s;
-    json_array_foreach(v, i, s)
-    {
-        if (!json_is_string(s))
-            return serr_set(err, SERR_INVALID, "entrypoint must be an array of strings");
-    }
-    return 0;
-}
-
 int service_check_labels(json_t *labels, const char *field, struct serr *err)
 {
     if (!json_is_object(labels))
@@ -278,7 +264,7 @@ int service_container_check(json_t *spec, struct serr *err)
     if (check_hostname_user_workdir(spec, err) < 0)
         return -1;
     json_t *v;
-    if ((v = json_object_get(spec, "entrypoint")) && check_entrypoint(v, err) < 0)
+    if ((v = json_object_get(spec, "entrypoint")) && jcheck_string_array(v, "entrypoint", err) < 0)
         return -1;
     if ((v = json_object_get(spec, "labels")) && service_check_labels(v, "labels", err) < 0)
         return -1;

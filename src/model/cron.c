@@ -175,6 +175,18 @@ const char *cron_split_tz(const char *text, char *zone, size_t size)
     return rest;
 }
 
+void cron_spec_split_zone(json_t *spec)
+{
+    json_t *schedule = json_object_get(spec, "schedule");
+    const char *text = json_string_value(schedule);
+    char zone[160];
+    const char *expr = text ? cron_split_tz(text, zone, sizeof(zone)) : NULL;
+    if (expr == NULL || zone[0] == '\0')
+        return;
+    json_object_set_new(spec, "schedule_tz", json_string(zone));
+    json_object_set_new(spec, "schedule", json_string(expr));
+}
+
 int cron_tz_parse(const char *name, struct cron_tz *out, struct serr *err)
 {
     *out = (struct cron_tz){CRON_TZ_UTC, NULL};

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "base/err.h"
 
 /* A parsed expression: one bit per allowed value of each field. */
@@ -45,6 +47,11 @@ struct cron_tz {
  * zone (size bytes; "" without the prefix), and the expression after it
  * returned (a pointer into text). */
 const char *cron_split_tz(const char *text, char *zone, size_t size);
+
+/* A spec's `CRON_TZ=ZONE EXPR` schedule (checked before) stored as schedule
+ * EXPR and schedule_tz ZONE: the prefix wins over a schedule_tz beside it.
+ * A spec without a schedule, or whose schedule has no prefix, is left as is. */
+void cron_spec_split_zone(json_t *spec);
 
 /* Parses `text` into *out; on error names the field and the bad part
  * ("hour field: 24 is out of range 0-23") and leaves *out undefined. */

@@ -139,6 +139,25 @@ TEST(cron_split_tz_prefix)
     CHECK_STR(zone, "");
 }
 
+TEST(cron_spec_split_zone_moves_the_prefix_to_schedule_tz)
+{
+    json_t *spec = json_pack("{s:s, s:s}", "schedule", "CRON_TZ=Europe/Paris 0 3 * * *",
+                             "schedule_tz", "UTC");
+    cron_spec_split_zone(spec);
+    CHECK_STR(json_string_value(json_object_get(spec, "schedule")), "0 3 * * *");
+    CHECK_STR(json_string_value(json_object_get(spec, "schedule_tz")), "Europe/Paris");
+    json_t *plain = json_pack("{s:s}", "schedule", "@daily");
+    cron_spec_split_zone(plain);
+    CHECK_STR(json_string_value(json_object_get(plain, "schedule")), "@daily");
+    CHECK(json_object_get(plain, "schedule_tz") == NULL);
+    json_t *none = json_object();
+    cron_spec_split_zone(none);
+    CHECK(json_object_size(none) == 0);
+    json_decref(spec);
+    json_decref(plain);
+    json_decref(none);
+}
+
 /* Paris in 2026: CEST from 29 March 01:00 UTC (02:00 -> 03:00 local), CET
  * again from 25 October 01:00 UTC (03:00 -> 02:00 local). */
 static const struct next_case paris_cases[] = {

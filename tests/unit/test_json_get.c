@@ -36,3 +36,43 @@ TEST(jarray_find_gives_the_first_object_holding_the_string)
     CHECK(jarray_find(NULL, "id", "n2") == NULL);
     json_decref(nodes);
 }
+
+TEST(jset_default_sets_only_a_missing_key)
+{
+    json_t *o = json_pack("{s:i}", "replicas", 3);
+    jset_default(o, "replicas", json_integer(1));
+    jset_default(o, "mode", json_string("replicated"));
+    CHECK(jint(o, "replicas", 0) == 3);
+    CHECK_STR(jstr(o, "mode"), "replicated");
+    json_decref(o);
+}
+
+TEST(jcheck_string_array_names_the_field)
+{
+    struct serr err = {0};
+    json_t *ok = json_pack("[s, s]", "a", "b"), *mixed = json_pack("[s, i]", "a", 1);
+    json_t *empty = json_array(), *text = json_string("a");
+    CHECK(jcheck_string_array(ok, "args", &err) == 0);
+    CHECK(jcheck_string_array(empty, "args", &err) == 0);
+    CHECK(jcheck_string_array(mixed, "args", &err) < 0 && err.kind == SERR_INVALID);
+    CHECK_STR(err.msg, "args must be an array of strings");
+    CHECK(jcheck_string_array(text, "entrypoint", &err) < 0);
+    CHECK_STR(err.msg, "entrypoint must be an array of strings");
+    CHECK(jcheck_string_array(NULL, "env", &err) < 0);
+    json_decref(ok);
+    json_decref(mixed);
+    json_decref(empty);
+    json_decref(text);
+}
+
+TEST(jarray_index_gives_the_place_of_the_first_object_holding_the_string)
+{
+    json_t *nodes = json_pack("[{s:s}, {s:s}, {s:s}, {s:i}]", "id", "n1", "id", "n2", "id", "n2",
+                              "id", 3);
+    CHECK(jarray_index(nodes, "id", "n1") == 0);
+    CHECK(jarray_index(nodes, "id", "n2") == 1);
+    CHECK(jarray_index(nodes, "id", "n3") == -1);
+    CHECK(jarray_index(nodes, "id", NULL) == -1);
+    CHECK(jarray_index(NULL, "id", "n1") == -1);
+    json_decref(nodes);
+}
