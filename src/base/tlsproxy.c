@@ -629,10 +629,28 @@ static void drive(struct conn *c)
         pump_tls_to_plain(c);
 }
 
+/* Whether the client of a connection accepted here closed its side before
+ * its first flight was answered (its FIN queued behind the bytes read): it
+ * gave up waiting, as clients of a starved server's backlog do, and the
+ * server's answer (a signature) would be computed for nobody. A client
+ * closes no side of a handshake it means to finish. */
+static bool client_left(struct conn *c)
+{
+    uv_os_fd_t fd;
+    char byte;
+    if (c->listener == NULL || !SSL_in_before(c->ssl) ||
+        uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return false;
+    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static void on_tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
-    if (nread > 0 && c->state < FLUSHING) {
+    if (nread > 0 && c->state == HANDSHAKE && client_left(c)) {
+        fail(c, UV_EPROTO, "TLS handshake with %s: the client left before it was answered",
+             c->addr);
+    } else if (nread > 0 && c->state < FLUSHING) {
         BIO_write(c->rbio, buf->base, (int)nread);
         drive(c);
     } else if (nread < 0 && c->state == OPEN) {

@@ -28,6 +28,12 @@ struct orch_tasks {
     json_t *dirty;  /* {service id: true} of the services whose tasks changed since */
     json_t *nodes;  /* the nodes of the last pass (NULL: none yet) */
     json_int_t history_limit; /* of the last pass */
+    /* The scheduler's loads of `tasks`, the objects as they are now (a pass
+     * changes them with their counts, task_merge), kept across passes and
+     * brought up to date with the tasks read again (merged_by_id), not
+     * counted from every task at each placing pass; NULL: counted when
+     * first needed. */
+    struct sched_load *load;
     struct jobs_plan_memo plan; /* the last pass's plan of the job queue */
 };
 
@@ -41,7 +47,9 @@ struct pass {
      * itself, so it carries the changes made to them later in the pass */
     json_t *created;
     json_t *images; /* {image reference: the image it resolves to}, once a pass (pass_image) */
-    struct sched_load *load; /* of `tasks`, kept current; NULL until the first placement */
+    /* of `tasks`, kept current; NULL until the first placement; kept's
+     * (kept->load), when the pass has one */
+    struct sched_load *load;
     json_t *job_cores; /* {node id: cores held by active jobs}; NULL until a task reserves cores */
     json_int_t history_limit; /* orchestrator_history_limit */
     /* {service id: true} of the services whose tasks this pass changed
@@ -1094,14 +1102,34 @@ static void visit_service(struct pass *p, json_t *svc, json_t *by_service, json_
     free(sid);
 }
 
+/* Hands the pass's loads (p->load) back to its `kept` as they count the
+ * kept tasks: less the tasks the services' reconciliation created (p->tasks
+ * from `created_from` to `created_to`: read again at the next pass, then
+ * counted); none when the jobs' pass changed tasks (it does not count its
+ * changes) or the pass keeps nothing. */
+static void keep_load(struct pass *p, size_t created_from, size_t created_to, bool jobs_changed)
+{
+    if (p->kept == NULL || jobs_changed) {
+        sched_load_free(p->load);
+        return;
+    }
+    for (size_t i = created_from; p->load && i < created_to; i++)
+        sched_load_count(p->load, json_array_get(p->tasks, i), -1);
+    p->kept->load = p->load;
+}
+
 /* A pass over `tasks` (jobs_pass_tasks; taken), which it changes in memory
  * as it adds ops; with `kept`, it skips the services settled since the
- * last pass. */
+ * last pass and takes the loads kept (kept->load) until it hands them back. */
 static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *tasks, int64_t now,
                          int64_t *wake_at_ms, struct jobs_plan_memo *plan)
 {
     struct pass p = {.st = st, .kept = kept, .ops = json_array(), .created = json_object(),
                      .images = json_object(), .touched = json_object(), .now = now};
+    if (kept) {
+        p.load = kept->load;
+        kept->load = NULL;
+    }
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
     p.tasks = tasks;
@@ -1120,15 +1148,17 @@ static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *task
     } else {
         json_decref(settled);
     }
+    size_t created_to = json_array_size(p.tasks), ops_before_jobs = json_array_size(p.ops);
     jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at, plan);
+    bool jobs_changed = json_array_size(p.ops) != ops_before_jobs;
     reap_orphans(&p, services, by_service, ntasks);
+    keep_load(&p, ntasks, created_to, jobs_changed);
     json_decref(by_service);
     json_decref(services);
     json_decref(p.job_cores);
     json_decref(p.created);
     json_decref(p.images);
     json_decref(p.touched);
-    sched_load_free(p.load);
     json_decref(p.tasks);
     json_decref(p.nodes);
     *wake_at_ms = p.wake_at;
@@ -1160,6 +1190,7 @@ void orch_tasks_free(struct orch_tasks *kept)
     json_decref(kept->settled);
     json_decref(kept->dirty);
     json_decref(kept->nodes);
+    sched_load_free(kept->load);
     free(kept);
 }
 
@@ -1172,17 +1203,26 @@ static void note_dirty(json_t *dirty, json_t *t)
 
 /* `kept` (by id) without the tasks named in `ids`, with `fresh` (by id) in
  * their place: a new array, by id. The services of the tasks replaced or
- * read go into `dirty`. */
-static json_t *merged_by_id(json_t *kept, json_t *ids, json_t *fresh, json_t *dirty)
+ * read go into `dirty`; `load` (or NULL) counts the replaced ones out and
+ * the fresh ones in. */
+static json_t *merged_by_id(json_t *kept, json_t *ids, json_t *fresh, json_t *dirty,
+                            struct sched_load *load)
 {
     json_t *out = json_array();
     size_t i, k = 0, nfresh = json_array_size(fresh);
     json_t *t;
-    json_array_foreach(fresh, i, t) note_dirty(dirty, t);
+    json_array_foreach(fresh, i, t)
+    {
+        note_dirty(dirty, t);
+        if (load)
+            sched_load_count(load, t, 1);
+    }
     json_array_foreach(kept, i, t)
     {
         if (json_object_get(ids, task_id(t))) {
             note_dirty(dirty, t); /* deleted, or read again: its service as it was */
+            if (load)
+                sched_load_count(load, t, -1);
             continue;
         }
         while (k < nfresh && strcmp(task_id(json_array_get(fresh, k)), task_id(t)) < 0)
@@ -1205,11 +1245,13 @@ static void bring_up_to_date(struct orch_tasks *kept, struct store *st)
         json_decref(kept->tasks);
         kept->tasks = jobs_pass_tasks(st);
         json_object_clear(kept->settled); /* what changed is not known */
+        sched_load_free(kept->load);
+        kept->load = NULL; /* counted again when first needed */
     } else {
         json_object_update(ids, kept->changed);
         if (json_object_size(ids) > 0) {
             json_t *fresh = jobs_pass_tasks_among(st, ids);
-            json_t *tasks = merged_by_id(kept->tasks, ids, fresh, kept->dirty);
+            json_t *tasks = merged_by_id(kept->tasks, ids, fresh, kept->dirty, kept->load);
             json_decref(fresh);
             json_decref(kept->tasks);
             kept->tasks = tasks;

@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
+#include "base/util.h"
 #include "manager/orchestrator.h"
 #include "store/store.h"
 #include "store_ops.h"
@@ -222,6 +224,69 @@ TEST(orchestrator_kept_passes_visit_what_changed)
         "status", "ready", "availability", "active")))); /* the nodes changed */
     CHECK(kept_pass(kept, st, 8000) == 1); /* the global service's task on n2 */
     CHECK(kept_pass(kept, st, 9000) == 0);
+    orch_tasks_free(kept);
+    store_close(st);
+}
+
+/* The node of the one task of `service` on a node other than `not_on`
+ * (NULL: any); a copy. */
+static char *node_of_task(struct store *st, const char *service, const char *not_on)
+{
+    json_t *tasks = store_list_where(st, "tasks", "service_id", service);
+    char *node = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "node_id"));
+        if (node == NULL && n && (not_on == NULL || strcmp(n, not_on) != 0))
+            node = xstrdup(n);
+    }
+    json_decref(tasks);
+    return node;
+}
+
+/* The scheduler's loads kept across the leader's passes follow the tasks
+ * the store changed between them: a task that stopped counting frees its
+ * node for the next placement, as loads counted afresh would. */
+TEST(orchestrator_kept_loads_follow_the_store)
+{
+    struct store *st = store_with_node();
+    unit_apply_ops(st, json_pack("[o]", op_put("nodes", json_pack(
+        "{s:s, s:s, s:s, s:s, s:s}", "id", "n2", "hostname", "node-2", "role", "worker",
+        "status", "ready", "availability", "active"))));
+    struct orch_tasks *kept = orch_tasks_new();
+    put_service(st, "a", json_pack("{s:i, s:s}", "replicas", 2, "restart_condition", "on-failure"));
+    CHECK(kept_pass(kept, st, 1000) == 2); /* one on each node */
+    CHECK(kept_pass(kept, st, 2000) == 0);
+    /* a probe's one task, placed now, could go to either node: the first pick */
+    put_service(st, "probe", json_pack("{s:i}", "replicas", 1));
+    CHECK(kept_pass(kept, st, 3000) == 1);
+    char *first_pick = node_of_task(st, "probe", NULL);
+    unit_apply_ops(st, json_pack("[o]", op_del("services", "probe")));
+    CHECK(kept_pass(kept, st, 4000) == 1); /* its task removed */
+    json_t *probe = store_list_where(st, "tasks", "service_id", "probe");
+    unit_apply_ops(st, json_pack("[o]", op_del("tasks", json_string_value(json_object_get(
+        json_array_get(probe, 0), "id")))));
+    json_decref(probe);
+    /* a's task on the other node completes: not restarted, no longer counted */
+    json_t *a = store_list_where(st, "tasks", "service_id", "a");
+    size_t i;
+    json_t *t;
+    json_array_foreach(a, i, t)
+    {
+        if (first_pick && !jstr_is(t, "node_id", first_pick))
+            unit_apply_ops(st, json_pack("[o]", op_merge("tasks", jstr(t, "id"), json_pack(
+                "{s:s, s:i}", "state", "complete", "state_at", 4500))));
+    }
+    json_decref(a);
+    CHECK(kept_pass(kept, st, 5000) == 1); /* its desired state: shutdown */
+    put_service(st, "b", json_pack("{s:i}", "replicas", 1));
+    CHECK(kept_pass(kept, st, 6000) == 1);
+    char *b_on = node_of_task(st, "b", NULL);
+    CHECK(b_on && first_pick && strcmp(b_on, first_pick) != 0); /* the node without a live task */
+    free(b_on);
+    free(first_pick);
     orch_tasks_free(kept);
     store_close(st);
 }

@@ -1,10 +1,12 @@
 /* TLS proxy: mutual TLS between a listener and clients on 127.0.0.1, echo over
  * the plain fds, refusals (foreign CA, wrong pin, no certificate), timeouts. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -698,5 +700,57 @@ TEST(tlsproxy_caps_refuse_at_once_but_not_exempt_addresses)
     finish();
     CHECK(accepted == 0); /* no handshake was made */
     free(addr);
+    pki_free(&p);
+}
+
+/* The first flight of a TLS client of `ctx` (its ClientHello); *len gets
+ * its size. Caller frees. */
+static unsigned char *client_hello(SSL_CTX *ctx, size_t *len)
+{
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_bio(ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+    SSL_set_connect_state(ssl);
+    CHECK(SSL_do_handshake(ssl) <= 0); /* waits for the server's answer */
+    char *data;
+    long n = BIO_get_mem_data(SSL_get_wbio(ssl), &data);
+    CHECK(n > 0);
+    unsigned char *hello = xmalloc((size_t)n);
+    memcpy(hello, data, (size_t)n);
+    *len = (size_t)n;
+    SSL_free(ssl);
+    return hello;
+}
+
+/* A client that sent its ClientHello and closed its side (it gave up
+ * waiting) is dropped unanswered: no ServerHello, no handshake computed. */
+TEST(tlsproxy_drops_a_client_that_left_unanswered)
+{
+    struct pki p;
+    struct serr err;
+    pki_make(&p);
+    SSL_CTX *server = server_ctx_for(&p, true);
+    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
+    setup();
+    CHECK(tlsproxy_listen(&loop, "127.0.0.1:0", server, on_accept, NULL, &listener, &err) == 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)tlsproxy_listener_port(listener))};
+    CHECK(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr) == 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    size_t len;
+    unsigned char *hello = client_hello(client, &len);
+    CHECK(write(fd, hello, len) == (ssize_t)len);
+    CHECK(shutdown(fd, SHUT_WR) == 0);
+    char byte;
+    while (recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN)
+        uv_run(&loop, UV_RUN_ONCE); /* until the server answers or closes */
+    CHECK(recv(fd, &byte, 1, 0) == 0); /* closed, nothing sent */
+    close(fd);
+    close_listener();
+    finish();
+    CHECK(accepted == 0);
+    free(hello);
+    SSL_CTX_free(client);
+    SSL_CTX_free(server);
     pki_free(&p);
 }
