@@ -179,8 +179,10 @@ slurm_jobs() {
 }
 slurm-tuned_jobs() { slurm_jobs slurm-tuned; }
 
-for c in munged slurmctld slurmd sbatch squeue sinfo; do command -v "$c" >/dev/null ||
-    die "missing $c: apt-get install slurm-wlm munge"; done
+case " $SIDES " in *" slurm"*)  # Slurm's commands only for its sides
+    for c in munged slurmctld slurmd sbatch squeue sinfo; do command -v "$c" >/dev/null ||
+        die "missing $c: apt-get install slurm-wlm munge"; done ;;
+esac
 for s in $SIDES; do
     case $s in shoal) run_side shoal shoal_jobs ;; slurm) run_side slurm slurm_jobs ;;
     slurm-tuned) run_side slurm-tuned slurm-tuned_jobs ;; *) die "unknown side $s" ;; esac || FAILED=1
