@@ -27,7 +27,7 @@ SUPPRESSIONS = os.path.join(os.path.dirname(__file__), "..", "valgrind.supp")
 
 
 def memcheck(log):
-    return [VALGRIND, "-q", "--error-exitcode=99", "--leak-check=full",
+    return [VALGRIND, "-q", "--num-callers=40", "--error-exitcode=99", "--leak-check=full",
             "--errors-for-leak-kinds=definite", "--suppressions=" + SUPPRESSIONS,
             "--log-file=" + log]
 
