@@ -290,14 +290,21 @@ static SSL_CTX *server_ctx_for(struct pki *p, bool require_peer_cert)
     return ctx;
 }
 
+/* A client context presenting the client certificate, verifying the server. */
+static SSL_CTX *client_ctx_for(struct pki *p)
+{
+    struct serr err;
+    SSL_CTX *ctx = tls_ctx_new(p->ca_pem, p->client_cert, p->client_key, false, true, &err);
+    CHECK(ctx != NULL);
+    return ctx;
+}
+
 TEST(tlsproxy_mutual_tls_echo)
 {
     struct pki p;
-    struct serr err;
     pki_make(&p);
     SSL_CTX *server = server_ctx_for(&p, true);
-    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
-    CHECK(client != NULL);
+    SSL_CTX *client = client_ctx_for(&p);
 
     run_scenario(server, client, true);
     if (connect_status != 0)
@@ -348,11 +355,9 @@ static void run_lazy_scenario(SSL_CTX *given, SSL_CTX *client_ctx)
 TEST(tlsproxy_lazy_listener_asks_its_context_at_accept)
 {
     struct pki p;
-    struct serr err;
     pki_make(&p);
     SSL_CTX *server = server_ctx_for(&p, true);
-    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
-    CHECK(client != NULL);
+    SSL_CTX *client = client_ctx_for(&p);
 
     run_lazy_scenario(server, client);
     CHECK(connect_status == 0);
@@ -480,7 +485,7 @@ TEST(tlsproxy_connect_failures)
     struct pki p;
     struct serr err;
     pki_make(&p);
-    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
+    SSL_CTX *client = client_ctx_for(&p);
 
     /* A port nobody listens on: take a free one and close it again. */
     setup();
@@ -562,7 +567,7 @@ TEST(tlsproxy_server_hangs_up)
     struct serr err;
     pki_make(&p);
     SSL_CTX *server = server_ctx_for(&p, true);
-    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
+    SSL_CTX *client = client_ctx_for(&p);
     setup();
     client_saw_eof = false;
     CHECK(tlsproxy_listen(&loop, "127.0.0.1:0", server, on_accept_and_hang_up, NULL, &listener,
@@ -729,7 +734,7 @@ TEST(tlsproxy_drops_a_client_that_left_unanswered)
     struct serr err;
     pki_make(&p);
     SSL_CTX *server = server_ctx_for(&p, true);
-    SSL_CTX *client = tls_ctx_new(p.ca_pem, p.client_cert, p.client_key, false, true, &err);
+    SSL_CTX *client = client_ctx_for(&p);
     setup();
     CHECK(tlsproxy_listen(&loop, "127.0.0.1:0", server, on_accept, NULL, &listener, &err) == 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
