@@ -22,6 +22,21 @@ static pid_t start(struct runtime *rt, const char *script, const char *cpuset, i
     return rc < 0 ? -1 : pid;
 }
 
+/* The exit code of child `pid` (-1 if it did not exit), and all it wrote on
+ * `fd` (closed) into out, NUL-terminated. */
+static int exit_code_and_output(pid_t pid, int fd, char *out, size_t len)
+{
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    size_t used = 0;
+    ssize_t n;
+    while (used + 1 < len && (n = read(fd, out + used, len - 1 - used)) > 0)
+        used += (size_t)n;
+    out[used] = '\0';
+    close(fd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 TEST(runtime_host_env_cores_group_and_exit_code)
 {
     struct runtime rt = {.cgroup_mode = CGROUP_V2};
@@ -33,14 +48,8 @@ TEST(runtime_host_env_cores_group_and_exit_code)
     CHECK(pid > 0);
     CHECK(getpgid(pid) == pid || getpgid(pid) < 0); /* its own group (or already gone) */
     close(fds[1]);
-    int status;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
-    char out[512] = "";
-    ssize_t n, used = 0;
-    while ((n = read(fds[0], out + used, sizeof(out) - 1 - (size_t)used)) > 0)
-        used += n;
-    close(fds[0]);
+    char out[512];
+    CHECK(exit_code_and_output(pid, fds[0], out, sizeof(out)) == 3);
     CHECK(strstr(out, "Cpus_allowed_list:\t0\n") != NULL);
     CHECK(strstr(out, "\nbar\n") != NULL);
     CHECK(runtime_host_delete(&rt, "hostjob1", &err) == 0);
@@ -99,14 +108,8 @@ TEST(runtime_host_writes_the_node_file_first)
     pid_t pid = 0;
     CHECK(runtime_host_start(&rt, "hostjob3", spec, fds[1], &pid, &err) == 0);
     close(fds[1]);
-    int status;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    char out[64] = "";
-    ssize_t n, used = 0;
-    while ((n = read(fds[0], out + used, sizeof(out) - 1 - (size_t)used)) > 0)
-        used += n;
-    close(fds[0]);
+    char out[64];
+    CHECK(exit_code_and_output(pid, fds[0], out, sizeof(out)) == 0);
     CHECK(strcmp(out, "n1\nn1\n") == 0);
     CHECK(unlink(path) == 0);
     json_decref(spec);
