@@ -124,7 +124,13 @@ def test_tty_input_typed_at_once(d):
     try:
         os.write(fd, b"abc\n")  # before the terminal exists in the container
         out = ptyutil.read_until(fd, b"got-abc")
-        assert b"got-abc" in out, out
+        if b"got-abc" not in out:  # what the CLI and the daemon said, to know why
+            try:
+                code, rest = ptyutil.finish(pid, fd, timeout=5)
+            except AssertionError as e:  # it runs on
+                code, rest = "none", str(e)
+            raise AssertionError("read %r, then %r; CLI exit %s; daemon log:\n%s"
+                                 % (out, rest, code, d.log_tail()))
         assert ptyutil.finish(pid, fd)[0] == 9
     finally:
         ptyutil.kill(pid)
