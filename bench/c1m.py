@@ -126,6 +126,13 @@ def csr_pem(key, node_id):
         .public_bytes(serialization.Encoding.PEM).decode()
 
 
+def answer_wait(interval_ms):
+    """How long an agent waits for a heartbeat's answer (dispatcher_answer_wait_ms): one interval
+    less than the leader waits before it declares the node down (6 intervals)."""
+    interval = max(interval_ms, 500) / 1000
+    return interval * 6 - interval
+
+
 async def http_exchange(r, w, host, path, body, timeout, close):
     """POST JSON on a connected stream; returns (status, parsed JSON or None, whether the server
     keeps the connection)."""
@@ -249,12 +256,13 @@ class Agents:
         """One heartbeat, on the connection kept from the last one as src/daemon/session.c does
         (--new-connections: a new one each time, as before): when the kept one fails (the
         manager closed it), once more on a new one."""
+        wait = answer_wait(n.interval_ms)
         for attempt in range(2):
             reused = n.conn is not None
             try:
                 if n.conn is None:
-                    n.conn = await asyncio.wait_for(asyncio.open_connection(self.a.host, self.a.port, ssl=n.ctx), 2.5)
-                status, ans, keeps = await http_exchange(*n.conn, self.a.host, "/v1/cluster/session", body, 2.5,
+                    n.conn = await asyncio.wait_for(asyncio.open_connection(self.a.host, self.a.port, ssl=n.ctx), wait)
+                status, ans, keeps = await http_exchange(*n.conn, self.a.host, "/v1/cluster/session", body, wait,
                                                          self.a.new_connections)
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as e:
                 status, ans, keeps = -1, repr(e), False

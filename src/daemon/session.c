@@ -420,8 +420,10 @@ static void on_connected(void *arg, int fd, const char *errmsg)
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     /* a manager that stopped answering (paused, cut off) is left in time
-     * for the next one to hear from this node before it is declared down */
-    struct http_aopts opts = {.timeout_ms = NODE_DOWN_MS - HEARTBEAT_MS, .keep_fd = &s->conn};
+     * for the next one to hear from this node before it is declared down;
+     * a leader slow to answer in a large cluster is not left sooner */
+    int64_t wait_ms = dispatcher_answer_wait_ms((int64_t)uv_timer_get_repeat(&s->timer));
+    struct http_aopts opts = {.timeout_ms = (unsigned)wait_ms, .keep_fd = &s->conn};
     http_arequest_opts(s->sh->loop, fd, "POST", "/v1/cluster/session", "application/json", text,
                        strlen(text), -1, &opts, on_answer, s);
     free(text);

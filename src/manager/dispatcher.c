@@ -103,6 +103,13 @@ int64_t dispatcher_heartbeat_ms(size_t nodes)
     return ms < HEARTBEAT_MS ? HEARTBEAT_MS : ms > HEARTBEAT_MAX_MS ? HEARTBEAT_MAX_MS : ms;
 }
 
+int64_t dispatcher_answer_wait_ms(int64_t interval_ms)
+{
+    if (interval_ms < HEARTBEAT_MS)
+        interval_ms = HEARTBEAT_MS;
+    return interval_ms * NODE_DOWN_MS / HEARTBEAT_MS - interval_ms;
+}
+
 /* Down after as many of the node's intervals as NODE_DOWN_MS is of the
  * base interval. */
 static bool heartbeats_stopped(const struct seen *s)

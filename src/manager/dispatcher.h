@@ -38,6 +38,12 @@ struct store;
  * `nodes` nodes, in ms (pure). */
 int64_t dispatcher_heartbeat_ms(size_t nodes);
 
+/* How long a node waits for the answer to a heartbeat sent at interval_ms
+ * before it tries another manager: one interval less than the leader waits
+ * before it declares the node down, so that the next manager hears from it
+ * in time, however long the interval the cluster's size asks for (pure). */
+int64_t dispatcher_answer_wait_ms(int64_t interval_ms);
+
 /* What the dispatcher uses of the node it runs on. Copied at creation; the
  * pointers (loop, node_id, data) must outlive the dispatcher. Every callback
  * receives `data` first. */

@@ -227,3 +227,15 @@ TEST(dispatcher_heartbeat_interval_grows_with_the_cluster)
     CHECK(dispatcher_heartbeat_ms(5000) == 5000 * 1000 / HEARTBEATS_PER_S);
     CHECK(dispatcher_heartbeat_ms(10000000) == HEARTBEAT_MAX_MS);
 }
+
+/* A node waits for an answer one interval less than the leader waits before
+ * it declares the node down: 2.5 s at the base interval, longer at the
+ * longer intervals of large clusters (a busy leader is not left, with a new
+ * TLS handshake to the next manager, while it still has time). */
+TEST(dispatcher_answer_wait_grows_with_the_interval)
+{
+    CHECK(dispatcher_answer_wait_ms(HEARTBEAT_MS) == NODE_DOWN_MS - HEARTBEAT_MS);
+    CHECK(dispatcher_answer_wait_ms(0) == NODE_DOWN_MS - HEARTBEAT_MS);
+    CHECK(dispatcher_answer_wait_ms(5000) == 5000 * NODE_DOWN_MS / HEARTBEAT_MS - 5000);
+    CHECK(dispatcher_answer_wait_ms(HEARTBEAT_MAX_MS) > HEARTBEAT_MAX_MS);
+}
