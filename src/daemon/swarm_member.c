@@ -116,6 +116,10 @@ int swarm_resume(struct shoal *sh, struct serr *err)
     sh->raft_id = strtoull(raft_id, NULL, 16);
     snprintf(sh->role, sizeof(sh->role), "%s", role ? role : "manager");
     log_info("resuming swarm membership as a %s, address %s", sh->role, sh->swarm_addr);
+    if (clusternet_check_tls(sh, err) < 0) {
+        json_decref(cfg);
+        return -1;
+    }
     json_t *managers = swarm_managers_with(json_object_get(cfg, "managers"),
                                            json_string_value(json_object_get(cfg, "join_addr")));
     int rc = swarm_start_member(sh, false, managers, err);
