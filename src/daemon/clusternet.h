@@ -41,7 +41,8 @@ void clusternet_free(struct shoal *sh);
 /* Takes (or takes again) this node's certificate, key and CA from
  * <state_dir>/tls/: fails if a file is missing; the TLS contexts are made
  * from them at the next connection that needs one, so that a node no peer
- * talks to never loads OpenSSL (a file that does not parse is then logged). */
+ * talks to never loads OpenSSL (a file that does not parse is then logged;
+ * clusternet_check_tls checks them at start). */
 int clusternet_load_tls(struct shoal *sh, struct serr *err);
 
 /* The hidden verb of this binary that checks a node certificate (main.c):
