@@ -18,24 +18,7 @@
 /* "node certificate: ..." and a little more. */
 #define REPORT_MAX (sizeof(((struct serr *)0)->msg) + 32)
 
-int clusternet_check_main(int argc, char **argv)
-{
-    if (argc != 3) {
-        fprintf(stderr, "usage: shoal %s TLS_DIR\n", CLUSTERNET_CHECK_COMMAND);
-        return 2;
-    }
-    SSL_CTX *server, *client;
-    struct serr err = {0};
-    if (clusternet_tls_contexts(argv[2], &server, &client, &err) < 0) {
-        printf("%s\n", err.msg);
-        return 1;
-    }
-    SSL_CTX_free(server);
-    SSL_CTX_free(client);
-    return 0;
-}
-
-/* The same check in the daemon (this binary cannot be named): loads OpenSSL. */
+/* Both contexts made and freed: loads OpenSSL into the calling process. */
 static int check_here(const char *tls_dir, struct serr *err)
 {
     SSL_CTX *server, *client;
@@ -43,6 +26,20 @@ static int check_here(const char *tls_dir, struct serr *err)
         return -1;
     SSL_CTX_free(server);
     SSL_CTX_free(client);
+    return 0;
+}
+
+int clusternet_check_main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: shoal %s TLS_DIR\n", CLUSTERNET_CHECK_COMMAND);
+        return 2;
+    }
+    struct serr err = {0};
+    if (check_here(argv[2], &err) < 0) {
+        printf("%s\n", err.msg);
+        return 1;
+    }
     return 0;
 }
 
@@ -66,7 +63,7 @@ int clusternet_check_tls(struct shoal *sh, struct serr *err)
     char *const argv[] = {"shoal", CLUSTERNET_CHECK_COMMAND, tls_dir, NULL};
     char report[REPORT_MAX] = "";
     int status, rc;
-    if (sh->exe == NULL) {
+    if (sh->exe == NULL) { /* the binary cannot be named: in the daemon */
         rc = check_here(tls_dir, err);
     } else if (runtime_run_helper(sh->exe, argv, report, sizeof(report), &status, err) < 0) {
         log_warn("%s: checking the node certificate in the daemon", err->msg);

@@ -44,7 +44,8 @@ int clusternet_tls_contexts(const char *tls_dir, SSL_CTX **server, SSL_CTX **cli
     free(cert);
     free(key);
     if (*client == NULL) {
-        SSL_CTX_free(*server);
+        if (*server) /* not SSL_CTX_free(NULL): a missing file loads no OpenSSL */
+            SSL_CTX_free(*server);
         *server = NULL;
         return serr_wrap(err, "node certificate");
     }
