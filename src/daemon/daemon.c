@@ -546,6 +546,12 @@ static void free_shoal(struct shoal *sh)
     free(sh->listen_addr);
 }
 
+static int start_failed(const struct serr *err)
+{
+    fprintf(stderr, "shoal daemon: %s\n", err->msg);
+    return 1;
+}
+
 int daemon_main(int argc, char **argv, const struct daemon_front *front)
 {
     struct options o;
@@ -568,10 +574,14 @@ int daemon_main(int argc, char **argv, const struct daemon_front *front)
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     struct shoal sh = {.loop = uv_default_loop(), .front = front};
     struct serr err = {0};
-    if (init_shoal(&sh, &o, &err) < 0 || start_services(&sh, &o, &err) < 0) {
-        fprintf(stderr, "shoal daemon: %s\n", err.msg);
-        return 1;
+    if (init_shoal(&sh, &o, &err) < 0)
+        return start_failed(&err);
+    if (swarm_check_tls(&sh, &err) < 0) { /* nothing runs yet: all is freed */
+        free_shoal(&sh);
+        return start_failed(&err);
     }
+    if (start_services(&sh, &o, &err) < 0)
+        return start_failed(&err);
     log_info("shoal %s: node %s (%s), API on %s", SHOAL_VERSION, sh.node_id, sh.hostname,
              sh.socket_path);
     uv_run(sh.loop, UV_RUN_DEFAULT);

@@ -97,6 +97,14 @@ static void remove_stale_swarm_tmp(struct shoal *sh)
     }
 }
 
+int swarm_check_tls(struct shoal *sh, struct serr *err)
+{
+    char *path = shoal_state_path(sh, "swarm.json");
+    bool member = access(path, F_OK) == 0;
+    free(path);
+    return member ? clusternet_check_tls(sh, err) : 0;
+}
+
 int swarm_resume(struct shoal *sh, struct serr *err)
 {
     remove_stale_swarm_tmp(sh);
@@ -116,10 +124,6 @@ int swarm_resume(struct shoal *sh, struct serr *err)
     sh->raft_id = strtoull(raft_id, NULL, 16);
     snprintf(sh->role, sizeof(sh->role), "%s", role ? role : "manager");
     log_info("resuming swarm membership as a %s, address %s", sh->role, sh->swarm_addr);
-    if (clusternet_check_tls(sh, err) < 0) {
-        json_decref(cfg);
-        return -1;
-    }
     json_t *managers = swarm_managers_with(json_object_get(cfg, "managers"),
                                            json_string_value(json_object_get(cfg, "join_addr")));
     int rc = swarm_start_member(sh, false, managers, err);
