@@ -5,6 +5,10 @@
 # it runs. Idle: SETTLE s after the stack is up (swarm initialised, busybox imported); with
 # tasks: SETTLE s after they are all running. KIND=service: `service create --replicas TASKS`;
 # KIND=run: TASKS times `run -d` (Docker without Swarm's tasks, shoal's plain containers).
+# Both are read twice: "after set-up", by the processes that initialised the swarm and
+# imported the image, then, the tasks removed, "after restart": the daemon stopped and started
+# again on the same state, as a node is after a reboot or an upgrade (what a board runs most
+# of its life); the goals are of that state (docs/benchmarks.md, Footprint).
 # Usage: bench/footprint.sh   (env: TASKS=20, SETTLE=5, KIND=service|run, SIDES=...)
 source "$(dirname "$0")/lib.sh"
 TASKS=${TASKS:-20}
@@ -50,13 +54,26 @@ remove_containers() {
     [ -z "$names" ] || cli "$1" rm -f $names >/dev/null
 }
 
-measure() {
+# stop_tasks SIDE: what start_tasks started removed; returns once no container process is left.
+stop_tasks() {
+    if [ "$KIND" = service ]; then cli "$1" service rm fp >/dev/null; else remove_containers "$1"; fi
+    wait_no_tasks "$1" 120
+}
+
+# measure_state SIDE PREFIX: PREFIX_idle_* then PREFIX_tasks_* figures; the tasks removed after.
+measure_state() {
     sleep "${SETTLE:-5}"
-    sample "$1" idle
+    sample "$1" "$2_idle"
     start_tasks "$1"
     sleep "${SETTLE:-5}"
-    sample "$1" tasks
-    if [ "$KIND" = run ]; then remove_containers "$1"; fi
+    sample "$1" "$2_tasks"
+    stop_tasks "$1"
+}
+
+measure() {
+    measure_state "$1" setup
+    "$1_restart"
+    measure_state "$1" restart
 }
 
 both measure
@@ -64,13 +81,20 @@ row() {
     printf '%-28s shoal %8s MB  swarm %8s MB  shoal/swarm %s\n' "$1" "$(fig shoal "$2")" "$(fig docker "$2")" \
         "$(ratio "$(fig shoal "$2")" "$(fig docker "$2")")"
 }
+rows() {
+    local state=$1
+    row "idle, RSS" "${state}_idle_rss_mb"
+    row "idle, PSS" "${state}_idle_pss_mb"
+    row "idle, USS (private)" "${state}_idle_uss_mb"
+    row "$TASKS tasks up, RSS" "${state}_tasks_rss_mb"
+    row "$TASKS tasks up, PSS" "${state}_tasks_pss_mb"
+    row "$TASKS tasks up, USS (private)" "${state}_tasks_uss_mb"
+    printf 'processes: idle shoal %s swarm %s; %s tasks up shoal %s swarm %s\n' "$(fig shoal "${state}_idle_procs")" \
+        "$(fig docker "${state}_idle_procs")" "$TASKS" "$(fig shoal "${state}_tasks_procs")" "$(fig docker "${state}_tasks_procs")"
+}
 echo "footprint (containers' own processes excluded; $KIND)"
-row "idle, RSS" idle_rss_mb
-row "idle, PSS" idle_pss_mb
-row "idle, USS (private)" idle_uss_mb
-row "$TASKS tasks up, RSS" tasks_rss_mb
-row "$TASKS tasks up, PSS" tasks_pss_mb
-row "$TASKS tasks up, USS (private)" tasks_uss_mb
-printf 'processes: idle shoal %s swarm %s; %s tasks up shoal %s swarm %s\n' "$(fig shoal idle_procs)" \
-    "$(fig docker idle_procs)" "$TASKS" "$(fig shoal tasks_procs)" "$(fig docker tasks_procs)"
+echo "after set-up (the daemons that initialised the swarm and imported the image):"
+rows setup
+echo "after restart (stopped and started again on the same state, as after a reboot: the goals' state):"
+rows restart
 exit $FAILED

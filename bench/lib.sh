@@ -78,11 +78,11 @@ make_layout() {
 }
 
 # ns_spawn DIR CMD...: run CMD in new net/mount/pid namespaces with lo up and tini as PID 1;
-# output goes to DIR/log, the unshare PID to DIR/ns.pid.
+# output is appended to DIR/log, the unshare PID written to DIR/ns.pid.
 ns_spawn() {
     local dir=$1; shift
     unshare --net --mount --pid --fork --kill-child --mount-proc --propagation private \
-        sh -c 'ip link set lo up && exec tini -- "$@"' sh "$@" >"$dir/log" 2>&1 &
+        sh -c 'ip link set lo up && exec tini -- "$@"' sh "$@" >>"$dir/log" 2>&1 &
     echo $! >"$dir/ns.pid"
 }
 
@@ -128,9 +128,9 @@ uss_kb() { local p; for p in "$@"; do awk '/^Private_(Clean|Dirty):/ { s += $2 }
 
 # ---- Docker Swarm ----
 DK=$WORK/docker
-docker_start() {
+# docker_spawn: dockerd up in its namespace on $DK's data (made on the first call).
+docker_spawn() {
     mkdir -p "$DK"
-    make_rootfs "$WORK/rootfs.tar"
     # --iptables/--ip6tables=false: no firewall rules (own netns anyway); --bridge=none: no
     # docker0, so containers not given a network get none; own cgroup parent, removed at stop.
     ns_spawn "$DK" dockerd --data-root "$DK/data" --exec-root "$DK/exec" --pidfile "$DK/pid" \
@@ -143,9 +143,19 @@ docker_start() {
         sleep 0.1
     done
     cli docker version >/dev/null || { tail -20 "$DK/log" >&2; die "dockerd did not answer in 30 s"; }
+}
+docker_start() {
+    make_rootfs "$WORK/rootfs.tar"
+    docker_spawn
     cli docker swarm init --advertise-addr 127.0.0.1 >/dev/null
     cli docker import "$WORK/rootfs.tar" "$IMAGE" >/dev/null
     log "docker: dockerd $(cli docker version -f '{{.Server.Version}}') up, swarm initialised, $IMAGE imported"
+}
+# docker_restart: dockerd stopped and started again on the same data, as after a reboot.
+docker_restart() {
+    ns_stop "$DK"
+    docker_spawn
+    log "docker: dockerd restarted"
 }
 docker_stop() {
     [ -d "$DK" ] || return 0
@@ -161,24 +171,37 @@ docker_stop() {
 
 # ---- shoal ----
 SH=$WORK/shoal
-shoal_start() {
+# shoal_spawn: the daemon up in its namespace on $SH's state (made on the first call).
+shoal_spawn() {
     [ -x "$SHOAL" ] || die "no shoal binary at $SHOAL (make, or set SHOAL=)"
     mkdir -p "$SH/state" "$SH/run"
-    make_rootfs "$WORK/rootfs.tar"
-    local port i
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # shellcheck disable=SC2086 # SHOAL_DAEMON_ARGS: more options, e.g. --debug
     ns_spawn "$SH" "$SHOAL" daemon --state-dir "$SH/state" --socket "$SH/shoal.sock" --run-dir "$SH/run" \
         ${SHOAL_DAEMON_ARGS:-}
+    local i
     for i in $(seq 300); do
-        [ -S "$SH/shoal.sock" ] && break
+        [ -S "$SH/shoal.sock" ] && return 0
         ns_alive "$SH" || { tail -20 "$SH/log" >&2; die "shoal daemon exited"; }
         sleep 0.1
     done
-    [ -S "$SH/shoal.sock" ] || { tail -20 "$SH/log" >&2; die "shoal daemon made no socket in 30 s"; }
+    tail -20 "$SH/log" >&2; die "shoal daemon made no socket in 30 s"
+}
+shoal_start() {
+    make_rootfs "$WORK/rootfs.tar"
+    shoal_spawn
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     cli shoal swarm init --advertise-addr "127.0.0.1:$port" >/dev/null
     cli shoal image import "$WORK/rootfs.tar" "$IMAGE" >/dev/null
     log "shoal: daemon up, swarm initialised on 127.0.0.1:$port, $IMAGE imported"
+}
+# shoal_restart: the daemon stopped and started again on the same state, as after a reboot
+# (its socket file is left by the old one: removed, so that the wait sees the new one's).
+shoal_restart() {
+    ns_stop "$SH"
+    rm -f "$SH/shoal.sock"
+    shoal_spawn
+    log "shoal: daemon restarted"
 }
 shoal_stop() {
     [ -d "$SH" ] || return 0

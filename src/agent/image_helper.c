@@ -2,15 +2,10 @@
  * the daemon runs its own binary, `shoal IMAGE_UNPACK_COMMAND FILE DIR`, once
  * per layer, and reads the result from a pipe. The work is the same
  * image_layer_unpack; only the libraries it loads stay out of the daemon. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <spawn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "agent/image_int.h"
 #include "agent/runtime.h"
@@ -35,44 +30,6 @@ int image_unpack_main(int argc, char **argv)
     return 0;
 }
 
-/* Runs the helper `exe` with its stdout on `out_fd` (stdin /dev/null, stderr
- * the daemon's); *pid gets its PID. */
-static int spawn_helper(const char *exe, const char *path, const char *dest, int out_fd, pid_t *pid,
-                        struct serr *err)
-{
-    char *const argv[] = {"shoal", IMAGE_UNPACK_COMMAND, (char *)path, (char *)dest, NULL};
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-    runtime_spawn_attr_init(&attr);
-    int rc = posix_spawn(pid, exe, &actions, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        errno = rc;
-        return serr_errno(err, "cannot run the layer unpacking process");
-    }
-    return 0;
-}
-
-/* What the helper printed (at most len - 1 bytes, NUL-terminated). */
-static void read_report(int fd, char *buf, size_t len)
-{
-    size_t n = 0;
-    while (n + 1 < len) {
-        ssize_t r = read(fd, buf + n, len - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-}
-
 /* The helper's result: the layer's diff_id and size when it exited 0, its
  * error (kind and message) when it exited 1. */
 static int parse_report(const char *report, int status, char hex[HEX_LEN + 1], uint64_t *size,
@@ -95,24 +52,11 @@ static int parse_report(const char *report, int status, char hex[HEX_LEN + 1], u
 int image_layer_unpack_apart(const char *exe, const char *path, const char *dest,
                              char hex[HEX_LEN + 1], uint64_t *size, struct serr *err)
 {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return serr_errno(err, "pipe");
-    pid_t pid;
-    int rc = spawn_helper(exe, path, dest, fds[1], &pid, err);
-    close(fds[1]);
+    char *const argv[] = {"shoal", IMAGE_UNPACK_COMMAND, (char *)path, (char *)dest, NULL};
     char report[REPORT_MAX];
-    if (rc == 0)
-        read_report(fds[0], report, sizeof(report));
-    close(fds[0]);
-    if (rc < 0)
-        return IMAGE_HELPER_NOT_RUN;
     int status;
-    /* Only our own child: the agent reaps its other children itself. */
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return serr_errno(err, "waitpid layer unpacking process");
-    }
-    rc = parse_report(report, status, hex, size, err);
+    if (runtime_run_helper(exe, argv, report, sizeof(report), &status, err) < 0)
+        return IMAGE_HELPER_NOT_RUN;
+    int rc = parse_report(report, status, hex, size, err);
     return rc < 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127 ? IMAGE_HELPER_NOT_RUN : rc;
 }

@@ -219,6 +219,63 @@ static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status
     return 0;
 }
 
+/* What a helper printed on fd (at most len - 1 bytes, NUL-terminated), up to
+ * its first newline. */
+static void read_report(int fd, char *buf, size_t len)
+{
+    size_t n = 0;
+    while (n + 1 < len) {
+        ssize_t r = read(fd, buf + n, len - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int spawn_helper(const char *exe, char *const argv[], int out_fd, pid_t *pid,
+                        struct serr *err)
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    runtime_spawn_attr_init(&attr);
+    int rc = posix_spawn(pid, exe, &actions, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        return serr_errno(err, "cannot run the %s process", argv[1]);
+    }
+    return 0;
+}
+
+int runtime_run_helper(const char *exe, char *const argv[], char *report, size_t len, int *status,
+                       struct serr *err)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return serr_errno(err, "pipe");
+    pid_t pid;
+    int rc = spawn_helper(exe, argv, fds[1], &pid, err);
+    close(fds[1]);
+    if (rc == 0)
+        read_report(fds[0], report, len);
+    close(fds[0]);
+    if (rc < 0)
+        return -1;
+    while (waitpid(pid, status, 0) < 0) {
+        if (errno != EINTR)
+            return serr_errno(err, "waitpid %s process", argv[1]);
+    }
+    return 0;
+}
+
 /* The first executable `name` in the directories of `path` (new string), or NULL. */
 static char *path_search(const char *name, const char *path)
 {

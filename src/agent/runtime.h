@@ -219,6 +219,15 @@ void runtime_spawn_attr_init(posix_spawnattr_t *attr);
 void runtime_spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t *attr,
                          int in_fd, int out_fd);
 
+/* Runs a helper process of this binary, `exe` with argv (no $PATH search;
+ * stdin /dev/null, stdout on a pipe, stderr the caller's), and waits for it,
+ * and only for it: the daemon reaps its other children itself. `report` gets
+ * the first line the helper printed (at most len - 1 bytes, NUL-terminated),
+ * *status its wait status. -1 when it could not be run or waited for (err
+ * says why, naming argv[1], the helper's verb). Blocks: at start, or off the loop. */
+int runtime_run_helper(const char *exe, char *const argv[], char *report, size_t len, int *status,
+                       struct serr *err);
+
 /* CPU time (ns) and memory (bytes) used by the container's cgroup; 0 when unknown. */
 int runtime_stats(struct runtime *rt, const char *id, uint64_t *cpu_ns, uint64_t *mem_bytes);
 /* The memory limit (bytes; 0 when none is set) and the number of processes

@@ -41,8 +41,22 @@ void clusternet_free(struct shoal *sh);
 /* Takes (or takes again) this node's certificate, key and CA from
  * <state_dir>/tls/: fails if a file is missing; the TLS contexts are made
  * from them at the next connection that needs one, so that a node no peer
- * talks to never loads OpenSSL (a file that does not parse is then logged). */
+ * talks to never loads OpenSSL (a file that does not parse is then logged;
+ * clusternet_check_tls checks them at start). */
 int clusternet_load_tls(struct shoal *sh, struct serr *err);
+
+/* The hidden verb of this binary that checks a node certificate (main.c):
+ * `shoal CLUSTERNET_CHECK_COMMAND TLS_DIR` makes the cluster port's contexts
+ * from TLS_DIR and exits 0, or prints why it cannot and exits 1. */
+#define CLUSTERNET_CHECK_COMMAND "_check-node-cert"
+int clusternet_check_main(int argc, char **argv);
+
+/* Checks, at the daemon's start, that <state_dir>/tls/ makes the cluster
+ * port's contexts, in a process of this binary (sh->exe) so that OpenSSL is
+ * not loaded into the daemon (in the daemon when it cannot be run). -1 with
+ * "node certificate: ..." when it does not: the start stops there, as it did
+ * when the contexts were made at start. */
+int clusternet_check_tls(struct shoal *sh, struct serr *err);
 
 /* A raft transport over the cluster port (for cluster_start). */
 struct raft_uv_transport *clusternet_raft_transport(struct shoal *sh);

@@ -1,5 +1,6 @@
 /* Internals of the cluster port shared by clusternet.c (Raft/HTTP split, raft
- * transport) and clusternet_tls.c (certificates, TLS links). */
+ * transport), clusternet_tls.c (certificates, TLS links) and
+ * clusternet_check.c (the certificate checked at start). */
 #ifndef SHOAL_DAEMON_CLUSTERNET_INT_H
 #define SHOAL_DAEMON_CLUSTERNET_INT_H
 
@@ -9,6 +10,8 @@
 #include <stdint.h>
 #include <raft.h>
 #include <raft/uv.h>
+
+#include "base/err.h"
 
 struct shoal;
 struct tlsproxy_listener;
@@ -31,6 +34,13 @@ struct net {
     json_t *node_ips;       /* the swarm's node addresses (IPs), for the listener's cap */
     uint64_t node_ips_at;   /* uv_now() when read from the store */
 };
+
+/* The cluster port's two contexts from tls_dir's ca.crt, node.crt and
+ * node.key: *server presents the certificate and lets clients without one in;
+ * *client presents it and requires the peer's. Both made (the caller frees
+ * them), or neither: -1, err "node certificate: ..." says why. */
+int clusternet_tls_contexts(const char *tls_dir, SSL_CTX **server, SSL_CTX **client,
+                            struct serr *err);
 
 /* The daemon's net state, made on first use. */
 struct net *net_get(struct shoal *sh);

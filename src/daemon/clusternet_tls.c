@@ -23,41 +23,42 @@ struct net *net_get(struct shoal *sh)
     return sh->net;
 }
 
-static char *tls_file(struct shoal *sh, const char *name)
+static char *read_tls(const char *tls_dir, const char *name, struct serr *err)
 {
-    char *rel = xasprintf("tls/%s", name);
-    char *path = shoal_state_path(sh, rel);
-    free(rel);
-    return path;
-}
-
-static char *read_tls(struct shoal *sh, const char *name, struct serr *err)
-{
-    char *path = tls_file(sh, name);
+    char *path = xasprintf("%s/%s", tls_dir, name);
     char *text = NULL;
     int rc = read_file(path, &text, NULL, err);
     free(path);
     return rc == 0 ? text : NULL;
 }
 
-/* The node's two contexts from <state_dir>/tls/, both or neither. */
-static int make_contexts(struct net *net, struct serr *err)
+int clusternet_tls_contexts(const char *tls_dir, SSL_CTX **server, SSL_CTX **client,
+                            struct serr *err)
 {
-    char *ca = read_tls(net->sh, "ca.crt", err);
-    char *cert = ca ? read_tls(net->sh, "node.crt", err) : NULL;
-    char *key = cert ? read_tls(net->sh, "node.key", err) : NULL;
-    SSL_CTX *server = key ? tls_ctx_new(ca, cert, key, true, false, err) : NULL;
-    SSL_CTX *client = server ? tls_ctx_new(ca, cert, key, false, true, err) : NULL;
+    char *ca = read_tls(tls_dir, "ca.crt", err);
+    char *cert = ca ? read_tls(tls_dir, "node.crt", err) : NULL;
+    char *key = cert ? read_tls(tls_dir, "node.key", err) : NULL;
+    *server = key ? tls_ctx_new(ca, cert, key, true, false, err) : NULL;
+    *client = *server ? tls_ctx_new(ca, cert, key, false, true, err) : NULL;
     free(ca);
     free(cert);
     free(key);
-    if (client == NULL) {
-        SSL_CTX_free(server);
+    if (*client == NULL) {
+        if (*server) /* not SSL_CTX_free(NULL): a missing file loads no OpenSSL */
+            SSL_CTX_free(*server);
+        *server = NULL;
         return serr_wrap(err, "node certificate");
     }
-    net->server_ctx = server;
-    net->client_ctx = client;
     return 0;
+}
+
+/* The node's two contexts from <state_dir>/tls/, both or neither. */
+static int make_contexts(struct net *net, struct serr *err)
+{
+    char *dir = shoal_state_path(net->sh, "tls");
+    int rc = clusternet_tls_contexts(dir, &net->server_ctx, &net->client_ctx, err);
+    free(dir);
+    return rc;
 }
 
 /* (Not even SSL_CTX_free(NULL) while none was made: the call would load
@@ -95,12 +96,16 @@ int clusternet_load_tls(struct shoal *sh, struct serr *err)
 {
     static const char *const files[] = {"ca.crt", "node.crt", "node.key"};
     struct net *net = net_get(sh);
+    char *dir = shoal_state_path(sh, "tls");
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        char *text = read_tls(sh, files[i], err);
-        if (text == NULL)
+        char *text = read_tls(dir, files[i], err);
+        if (text == NULL) {
+            free(dir);
             return serr_wrap(err, "node certificate");
+        }
         free(text);
     }
+    free(dir);
     drop_contexts(net);
     net->tls_files = true;
     return 0;

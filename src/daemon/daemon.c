@@ -431,17 +431,16 @@ static void reserve_fds(struct http_limits *l)
         l->max_conns_per_addr = l->max_conns;
 }
 
-/* Layers are unpacked by processes of this binary: libarchive and what it
- * loads (libstdc++ among them, never unloaded) stay out of the daemon
- * (docs/benchmarks.md, Footprint). Unpacked here when the binary cannot be named. */
-static void unpack_layers_apart(struct image_store *images)
+/* This binary's path, for its helper processes (layers unpacked, the node
+ * certificate checked): new string, or NULL when it cannot be named. */
+static char *self_exe(void)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n <= 0)
-        return;
+        return NULL;
     exe[n] = '\0';
-    image_store_unpack_apart(images, exe);
+    return xstrdup(exe);
 }
 
 static int init_shoal(struct shoal *sh, const struct options *o, struct serr *err)
@@ -460,6 +459,7 @@ static int init_shoal(struct shoal *sh, const struct options *o, struct serr *er
     if (mkdir_p(o->run_dir, 0700, err) < 0 || (sh->run_dir = realpath(o->run_dir, NULL)) == NULL)
         return serr_wrap(err, "run dir");
     sh->socket_path = o->socket ? xstrdup(o->socket) : shoal_run_path(sh, "shoal.sock");
+    sh->exe = self_exe();
     sh->bridge = o->bridge;
     sh->net_limits = o->limits;
     reserve_fds(&sh->net_limits);
@@ -470,8 +470,11 @@ static int init_shoal(struct shoal *sh, const struct options *o, struct serr *er
     char *crun_root = shoal_run_path(sh, "runtime");
     char *bundles = shoal_state_path(sh, "containers");
     int rc = image_store_open(images, &sh->images, err);
-    if (rc == 0)
-        unpack_layers_apart(sh->images);
+    /* Layers are unpacked by processes of this binary: libarchive and what it
+     * loads (libstdc++ among them, never unloaded) stay out of the daemon
+     * (docs/benchmarks.md, Footprint). Unpacked here when it cannot be named. */
+    if (rc == 0 && sh->exe)
+        image_store_unpack_apart(sh->images, sh->exe);
     if (rc == 0)
         rc = runtime_init(&sh->rt, o->runtime, crun_root, bundles, err);
     free(images);
@@ -536,10 +539,17 @@ static void free_shoal(struct shoal *sh)
     daemon_config_free(sh);
     runtime_free(&sh->rt);
     free(sh->state_dir);
+    free(sh->exe);
     free(sh->run_dir);
     free(sh->socket_path);
     free(sh->swarm_addr);
     free(sh->listen_addr);
+}
+
+static int start_failed(const struct serr *err)
+{
+    fprintf(stderr, "shoal daemon: %s\n", err->msg);
+    return 1;
 }
 
 int daemon_main(int argc, char **argv, const struct daemon_front *front)
@@ -564,10 +574,14 @@ int daemon_main(int argc, char **argv, const struct daemon_front *front)
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     struct shoal sh = {.loop = uv_default_loop(), .front = front};
     struct serr err = {0};
-    if (init_shoal(&sh, &o, &err) < 0 || start_services(&sh, &o, &err) < 0) {
-        fprintf(stderr, "shoal daemon: %s\n", err.msg);
-        return 1;
+    if (init_shoal(&sh, &o, &err) < 0)
+        return start_failed(&err);
+    if (swarm_check_tls(&sh, &err) < 0) { /* nothing runs yet: all is freed */
+        free_shoal(&sh);
+        return start_failed(&err);
     }
+    if (start_services(&sh, &o, &err) < 0)
+        return start_failed(&err);
     log_info("shoal %s: node %s (%s), API on %s", SHOAL_VERSION, sh.node_id, sh.hostname,
              sh.socket_path);
     uv_run(sh.loop, UV_RUN_DEFAULT);

@@ -35,6 +35,7 @@ struct shoal {
     char *state_dir;   /* persistent: raft log, layers, volumes, container records */
     char *run_dir;     /* volatile (tmpfs): logs, crun state */
     char *socket_path; /* API */
+    char *exe;         /* this binary, run for helper processes; NULL if unknown */
     char node_id[33];
     char hostname[256];
 

@@ -15,6 +15,10 @@
 
 struct shoal;
 
+/* When swarm.json exists, checks that the node certificate makes the cluster
+ * port's TLS contexts (clusternet_check_tls): run before anything starts, so
+ * that a failure stops the start with the reason and leaves nothing running. */
+int swarm_check_tls(struct shoal *sh, struct serr *err);
 /* Starts the node's swarm parts again when swarm.json exists. */
 int swarm_resume(struct shoal *sh, struct serr *err);
 

@@ -97,6 +97,14 @@ static void remove_stale_swarm_tmp(struct shoal *sh)
     }
 }
 
+int swarm_check_tls(struct shoal *sh, struct serr *err)
+{
+    char *path = shoal_state_path(sh, "swarm.json");
+    bool member = access(path, F_OK) == 0;
+    free(path);
+    return member ? clusternet_check_tls(sh, err) : 0;
+}
+
 int swarm_resume(struct shoal *sh, struct serr *err)
 {
     remove_stale_swarm_tmp(sh);

@@ -288,6 +288,10 @@ TEST(ca_tls_contexts)
     SSL_CTX *pinning = tls_ctx_new_pinning(digest, &err);
     CHECK(pinning != NULL);
     CHECK(tls_ctx_new_pinning("abc", &err) == NULL);
+    /* idle links hold no record buffers (docs/benchmarks.md, Session 12 foot12) */
+    CHECK(SSL_CTX_get_mode(server) & SSL_MODE_RELEASE_BUFFERS);
+    CHECK(SSL_CTX_get_mode(client) & SSL_MODE_RELEASE_BUFFERS);
+    CHECK(SSL_CTX_get_mode(pinning) & SSL_MODE_RELEASE_BUFFERS);
     CHECK(tls_ctx_new(ca_pem, cert, NULL, true, true, &err) == NULL);
     CHECK(tls_ctx_new(ca_pem, cert, "junk", true, true, &err) == NULL);
 
