@@ -68,6 +68,10 @@ struct ctr {
     enum ctr_phase phase;
     bool local, rm;
     bool created, exited, out_eof, stop_requested;
+    /* A sync found its task ended in the store while it was being deleted:
+     * the delete's end releases it without another sync (after_delete). */
+    bool final_in_store;
+    bool task_gone; /* a sync found its task gone from the store */
     bool host;        /* a host job: a process of the host (runtime_host.c) */
     bool unhealthy;   /* stopped because its health check failed: the task fails */
     bool working;     /* a uv_work_t is queued */

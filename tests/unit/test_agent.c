@@ -35,6 +35,7 @@ struct fake {
     json_t *tasks;   /* assigned_tasks' answer (NULL: not known yet) */
     json_t *deleted; /* deleted_tasks' answer, taken (NULL: not known) */
     int held_asks;   /* assigned_tasks calls with `held` */
+    int syncs;       /* assigned_tasks calls */
     json_t *images;  /* image id -> description */
     json_t *reports; /* [{"task", fields...}] in order */
     int fetches;     /* fetch_layers calls */
@@ -47,6 +48,7 @@ struct fake {
 static json_t *fake_assigned_tasks(void *data, json_t *held)
 {
     struct fake *f = data;
+    f->syncs++;
     if (f->tasks == NULL)
         return NULL;
     if (held == NULL)
@@ -376,6 +378,49 @@ TEST(agent_host_job_is_no_layer_user)
     CHECK(json_object_size(users) == 0 && json_object_size(keep) == 0);
     json_decref(users);
     json_decref(keep);
+    fixture_free(&fx);
+}
+
+/* The first task's state in the fake store. */
+static void set_state(struct fixture *fx, const char *state)
+{
+    json_object_set_new(json_array_get(fx->fake.tasks, 0), "state", json_string(state));
+}
+
+/* A task's container is released once deleted and its final report in the
+ * store, whichever comes first, with no sync of its own after the delete:
+ * that sync, after every batch job, read the node's tasks again (issue 14). */
+TEST(agent_releases_an_ended_task_without_a_sync_after_its_delete)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    /* the store has the final report before the delete ends */
+    add_task(&fx, "t1", "running", "assigned",
+             json_pack("{s:b, s:[s], s:[]}", "host", 1, "args", "/bin/true", "env"));
+    agent_sync(fx.agent);
+    run_until_reports(&fx, 2); /* running, complete: the delete is queued, not done */
+    CHECK_STR(field(report(&fx, 1), "state"), "complete");
+    CHECK(fx.agent->ctrs != NULL && fx.agent->ctrs->phase != PH_DONE);
+    set_state(&fx, "complete");
+    agent_sync(fx.agent);
+    int syncs = fx.fake.syncs;
+    settle(&fx);
+    CHECK(fx.agent->ctrs == NULL);
+    CHECK(fx.fake.syncs == syncs);
+    /* the delete ends first: the sync after the report's entry releases it */
+    json_array_clear(fx.fake.tasks);
+    json_array_clear(fx.fake.reports);
+    add_task(&fx, "t2", "running", "assigned",
+             json_pack("{s:b, s:[s], s:[]}", "host", 1, "args", "/bin/true", "env"));
+    agent_sync(fx.agent);
+    run_until_reports(&fx, 2);
+    settle(&fx);
+    CHECK(fx.agent->ctrs != NULL && fx.agent->ctrs->phase == PH_DONE);
+    set_state(&fx, "complete");
+    agent_sync(fx.agent);
+    CHECK(fx.agent->ctrs == NULL);
+    CHECK(json_array_size(fx.fake.reports) == 2);
     fixture_free(&fx);
 }
 
