@@ -1152,10 +1152,24 @@ static void stop_all_finish(struct agent *a)
     done(a->stop_all_arg);
 }
 
+/* Past this long since the last sync, agent_sync_if_changed syncs all the
+ * same (a bound on what an uncounted change could delay). */
+#define AGENT_SYNC_MAX_MS 1000
+
+void agent_sync_if_changed(struct agent *a)
+{
+    unsigned long long key = a->up->sync_key ? a->up->sync_key(a->up->data) : 0;
+    if (key != 0 && key == a->synced_key && mono_ms() - a->synced_at < AGENT_SYNC_MAX_MS)
+        return;
+    agent_sync(a);
+}
+
 void agent_sync(struct agent *a)
 {
     if (a->closing)
         return;
+    a->synced_key = a->up->sync_key ? a->up->sync_key(a->up->data) : 0;
+    a->synced_at = mono_ms();
     agent_net_sync(a);
     /* Given the tasks deleted since the last sync, the ended tasks the agent
      * holds no container of need not come (nor the logs directory be read):

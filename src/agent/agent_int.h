@@ -126,6 +126,8 @@ struct agent {
     /* Ids of tasks gone from the store whose logs wait for their container to
      * leave the list (drop_deleted_logs); NULL: none yet. */
     json_t *logs_waiting;
+    unsigned long long synced_key; /* up->sync_key at the last sync's start (0: none) */
+    int64_t synced_at;             /* mono_ms of that sync */
     struct volumes_sched *volumes; /* scheduled backups (agent_volumes.c) */
     uv_timer_t volumes_timer;      /* every second: which volumes are due */
     /* Every container's output is read into this one buffer: the loop reads

@@ -36,6 +36,7 @@ struct fake {
     json_t *deleted; /* deleted_tasks' answer, taken (NULL: not known) */
     int held_asks;   /* assigned_tasks calls with `held` */
     int syncs;       /* assigned_tasks calls */
+    unsigned long long sync_key; /* sync_key's answer */
     json_t *images;  /* image id -> description */
     json_t *reports; /* [{"task", fields...}] in order */
     int fetches;     /* fetch_layers calls */
@@ -102,6 +103,12 @@ static json_t *fake_nodes(void *data)
 static unsigned long long fake_net_changes(void *data)
 {
     return 7; /* never moves */
+}
+
+static unsigned long long fake_sync_key(void *data)
+{
+    struct fake *f = data;
+    return f->sync_key;
 }
 
 static json_t *fake_mesh(void *data)
@@ -181,6 +188,7 @@ static void fixture_init(struct fixture *fx)
         .mesh = fake_mesh,
         .overlay = fake_overlay,
         .net_changes = fake_net_changes,
+        .sync_key = fake_sync_key,
         .fetch_layers = fake_fetch_layers,
         .secret_data = fake_secret_data,
         .run_container_spec = fake_run_container_spec,
@@ -421,6 +429,40 @@ TEST(agent_releases_an_ended_task_without_a_sync_after_its_delete)
     agent_sync(fx.agent);
     CHECK(fx.agent->ctrs == NULL);
     CHECK(json_array_size(fx.fake.reports) == 2);
+    fixture_free(&fx);
+}
+
+/* After an applied entry the agent syncs only when the key of what a sync
+ * reads moved (or is not known): a batch job's state changes none of it. */
+TEST(agent_syncs_after_an_entry_only_when_its_tasks_may_have_changed)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    fx.fake.sync_key = 5;
+    int64_t first = mono_ms();
+    agent_sync_if_changed(fx.agent);
+    int syncs = fx.fake.syncs;
+    CHECK(syncs >= 1);
+    add_task(&fx, "t1", "running", "running", NULL); /* known to the fake, key unchanged */
+    agent_sync_if_changed(fx.agent);
+    if (mono_ms() - first < 1000) { /* (past 1 s it syncs all the same) */
+        CHECK(fx.fake.syncs == syncs);
+        CHECK(json_array_size(fx.fake.reports) == 0);
+    }
+    syncs = fx.fake.syncs;
+    json_array_clear(fx.fake.reports);
+    fx.fake.sync_key = 6;
+    agent_sync_if_changed(fx.agent);
+    CHECK(fx.fake.syncs == syncs + 1);
+    CHECK(json_array_size(fx.fake.reports) == 1); /* t1 has no container here: lost */
+    CHECK_STR(field(report(&fx, 0), "state"), "failed");
+    agent_sync(fx.agent); /* the agent's own events sync whatever the key */
+    CHECK(fx.fake.syncs == syncs + 2);
+    fx.fake.sync_key = 0; /* not known (a worker): every time */
+    agent_sync_if_changed(fx.agent);
+    agent_sync_if_changed(fx.agent);
+    CHECK(fx.fake.syncs == syncs + 4);
     fixture_free(&fx);
 }
 
