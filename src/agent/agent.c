@@ -559,6 +559,23 @@ static void work_delete(uv_work_t *w)
     free(resolv);
 }
 
+/* A task's container deleted: released now when a sync already found its
+ * final report in the store (what the next sync would do), else left to
+ * the sync after that report's entry. A full sync here, after every task's
+ * end, was one more read of the node's tasks per batch job (issue 14). The
+ * kick stays when a sync has more to do than the release: the task gone
+ * from the store, logs waiting for containers to leave, the agent leaving. */
+static void after_task_delete(struct ctr *c)
+{
+    struct agent *a = c->a;
+    bool more = c->task_gone || json_array_size(a->logs_waiting) > 0 || a->stop_all_done != NULL;
+    ctr_answer_stopper(c);
+    if (more)
+        agent_kick(a);
+    else if (c->final_in_store)
+        ctr_release(c);
+}
+
 static void after_delete(uv_work_t *w, int status)
 {
     struct ctr *c = w->data;
@@ -575,8 +592,10 @@ static void after_delete(uv_work_t *w, int status)
         ctr_release(c);
         return;
     }
-    if (c->task_id)
-        agent_kick(c->a);
+    if (c->task_id) {
+        after_task_delete(c);
+        return;
+    }
     ctr_answer_stopper(c);
 }
 
@@ -1007,6 +1026,8 @@ static void sync_task(struct agent *a, json_t *task)
         return;
     }
     if (c) {
+        if (task_state_terminal(state))
+            c->final_in_store = true;
         if (!want_running)
             ctr_stop(c);
         return;
@@ -1131,10 +1152,24 @@ static void stop_all_finish(struct agent *a)
     done(a->stop_all_arg);
 }
 
+/* Past this long since the last sync, agent_sync_if_changed syncs all the
+ * same (a bound on what an uncounted change could delay). */
+#define AGENT_SYNC_MAX_MS 1000
+
+void agent_sync_if_changed(struct agent *a)
+{
+    unsigned long long key = a->up->sync_key ? a->up->sync_key(a->up->data) : 0;
+    if (key != 0 && key == a->synced_key && mono_ms() - a->synced_at < AGENT_SYNC_MAX_MS)
+        return;
+    agent_sync(a);
+}
+
 void agent_sync(struct agent *a)
 {
     if (a->closing)
         return;
+    a->synced_key = a->up->sync_key ? a->up->sync_key(a->up->data) : 0;
+    a->synced_at = mono_ms();
     agent_net_sync(a);
     /* Given the tasks deleted since the last sync, the ended tasks the agent
      * holds no container of need not come (nor the logs directory be read):
@@ -1165,10 +1200,12 @@ void agent_sync(struct agent *a)
         }
         if (found)
             continue;
-        if (c->phase == PH_DONE)
+        if (c->phase == PH_DONE) {
             ctr_release(c);
-        else
+        } else {
+            c->task_gone = true; /* its delete's end asks for a sync (after_task_delete) */
             ctr_stop(c);
+        }
     }
     if (deleted == NULL)
         sweep_logs(a, tasks);

@@ -35,6 +35,13 @@ int agent_start(const struct agent_env *env, const struct agent_upstream *up, st
  * starts, stops and forgets. Called on every change of the store. */
 void agent_sync(struct agent *a);
 
+/* agent_sync, unless the upstream's sync_key is the one noted by the last
+ * sync, at most AGENT_SYNC_MAX_MS ago: called after every applied entry,
+ * most of which (a batch job's state, another node's tasks) change nothing
+ * a sync reads. The agent's own events (a container's end, a bridge set
+ * up) still sync at once (agent_kick). */
+void agent_sync_if_changed(struct agent *a);
+
 /* Stops every task container (swarm leave); `done` runs when all are gone,
  * or in bounded time whatever they do: what still runs 5 s past the longest
  * grace period is SIGKILLed, and 30 s later `done` runs anyway (the

@@ -68,6 +68,10 @@ struct ctr {
     enum ctr_phase phase;
     bool local, rm;
     bool created, exited, out_eof, stop_requested;
+    /* A sync found its task ended in the store while it was being deleted:
+     * the delete's end releases it without another sync (after_delete). */
+    bool final_in_store;
+    bool task_gone; /* a sync found its task gone from the store */
     bool host;        /* a host job: a process of the host (runtime_host.c) */
     bool unhealthy;   /* stopped because its health check failed: the task fails */
     bool working;     /* a uv_work_t is queued */
@@ -122,6 +126,8 @@ struct agent {
     /* Ids of tasks gone from the store whose logs wait for their container to
      * leave the list (drop_deleted_logs); NULL: none yet. */
     json_t *logs_waiting;
+    unsigned long long synced_key; /* up->sync_key at the last sync's start (0: none) */
+    int64_t synced_at;             /* mono_ms of that sync */
     struct volumes_sched *volumes; /* scheduled backups (agent_volumes.c) */
     uv_timer_t volumes_timer;      /* every second: which volumes are due */
     /* Every container's output is read into this one buffer: the loop reads

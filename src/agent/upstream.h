@@ -85,6 +85,11 @@ struct agent_upstream {
      * reads them and plans the node's network at every sync. */
     unsigned long long (*net_changes)(void *data);
 
+    /* A number that moves whenever what a sync reads may have changed: this
+     * node's tasks (deleted ones included) or what net_changes counts; 0 when
+     * not known (or no such function): every agent_sync_if_changed syncs. */
+    unsigned long long (*sync_key)(void *data);
+
     /* Fetches the layers of `image` (borrowed) this node lacks into the image
      * store; `cb` runs once, later, on the loop. */
     void (*fetch_layers)(void *data, json_t *image, agent_layers_cb cb, void *arg);

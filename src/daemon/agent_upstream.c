@@ -132,6 +132,17 @@ static unsigned long long up_net_changes(void *data)
     return store_net_changes(sh->store) + 1;
 }
 
+/* A manager: the last change of this node's tasks plus the count above, both
+ * only growing, so the sum moves when either does; a worker cannot tell. */
+static unsigned long long up_sync_key(void *data)
+{
+    struct shoal *sh = data;
+    unsigned long long net = up_net_changes(data);
+    if (net == 0)
+        return 0;
+    return store_node_tasks_changed_at(sh->store, sh->node_id) + net;
+}
+
 static void up_fetch_layers(void *data, json_t *image, agent_layers_cb cb, void *arg)
 {
     layers_fetch(data, image, cb, arg);
@@ -169,6 +180,7 @@ void agent_upstream_from_shoal(struct shoal *sh, struct agent_upstream *up)
         .mesh = up_mesh,
         .overlay = up_overlay,
         .net_changes = up_net_changes,
+        .sync_key = up_sync_key,
         .fetch_layers = up_fetch_layers,
         .secret_data = up_secret_data,
         .run_container_spec = up_run_container_spec,

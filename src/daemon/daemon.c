@@ -117,7 +117,7 @@ static void kick_cb(uv_timer_t *t)
      * the pass on another core instead of waiting for it (issue 14). Neither
      * sees the other's work: the pass's ops and the agent's reports are only
      * proposed here. */
-    agent_sync(sh->agent);
+    agent_sync_if_changed(sh->agent);
     orchestrate(sh);
     layers_replicate(sh);
     layers_gc_pass(sh);

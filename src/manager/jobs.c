@@ -411,6 +411,10 @@ struct jpass {
     json_t *job_by_id; /* jobs' index: id -> job (borrowed) */
     char services_note[256]; /* sched_nodes: the cores services reserve, or "" */
     json_t *ops;
+    /* Started jobs' progress merges, proposed only beside other ops
+     * (job_progress); progress_wake: when the first of them is due alone. */
+    json_t *progress;
+    int64_t progress_wake;
     int64_t now;
     int64_t *wake_at;
 };
@@ -439,6 +443,27 @@ static void job_merge(struct jpass *p, json_t *job, json_t *fields)
     store_job_unshare(p->st, job);
     json_object_update(job, fields);
     json_array_append_new(p->ops, op_merge("jobs", jstr(job, "id"), fields));
+}
+
+/* A started job's progress (`fields`: Launching or Running), its task's
+ * state changed at `since`: an entry of its own only once
+ * JOB_PROGRESS_ALONE_MS have passed; before, it goes with the pass's other
+ * ops, if any (jobs_pass). A trivial job usually ends first: its end then
+ * makes the only entry after its start (issue 14). */
+static void job_progress(struct jpass *p, json_t *job, json_t *fields, int64_t since)
+{
+    int64_t due = since + JOB_PROGRESS_ALONE_MS;
+    if (p->now >= due) {
+        job_merge(p, job, fields);
+        return;
+    }
+    json_t *ops = p->ops;
+    size_t before = json_array_size(p->progress);
+    p->ops = p->progress;
+    job_merge(p, job, fields);
+    p->ops = ops;
+    if (json_array_size(p->progress) > before && (p->progress_wake == 0 || due < p->progress_wake))
+        p->progress_wake = due;
 }
 
 /* id -> element of `array` (an object of new references to its elements). */
@@ -580,16 +605,18 @@ static void follow_job(struct jpass *p, json_t *job)
         return;
     }
     const char *ts = task_state(task);
+    int64_t at = iget(task, "state_at");
+    if (at == 0)
+        at = p->now;
     if (strcmp(ts, "running") == 0) {
         json_t *fields = json_pack("{s:s}", "state", "Running");
         if (started == 0) {
-            json_int_t at = (json_int_t)iget(task, "state_at");
-            json_object_set_new(fields, "started_at", json_integer(at ? at : p->now));
-            wake(p, (at ? at : p->now) + iget(json_object_get(job, "resources"), "walltime_s") * 1000);
+            json_object_set_new(fields, "started_at", json_integer(at));
+            wake(p, at + iget(json_object_get(job, "resources"), "walltime_s") * 1000);
         }
-        job_merge(p, job, fields);
+        job_progress(p, job, fields, at);
     } else if (strcmp(ts, "pending") != 0 && strcmp(ts, "assigned") != 0) {
-        job_merge(p, job, json_pack("{s:s}", "state", "Launching"));
+        job_progress(p, job, json_pack("{s:s}", "state", "Launching"), at);
     }
 }
 
@@ -1393,11 +1420,24 @@ static void pass_live_jobs(struct jpass *p, json_t *by_id, struct jobs_plan_memo
     json_decref(p->jobs);
 }
 
+/* The progress merges the pass kept back go with its other ops (services'
+ * included); with none, they are dropped and the pass asks to be woken when
+ * the first is due alone (its jobs read again from the store then). */
+static void progress_with_other_ops(struct jpass *p)
+{
+    if (json_array_size(p->ops) > 0)
+        json_array_extend(p->ops, p->progress);
+    else if (p->progress_wake)
+        wake(p, p->progress_wake);
+    json_decref(p->progress);
+}
+
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at, struct jobs_plan_memo *memo)
 {
     struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
-                      .tasks = tasks, .ops = ops, .now = now, .wake_at = wake_at};
+                      .tasks = tasks, .ops = ops, .progress = json_array(), .now = now,
+                      .wake_at = wake_at};
     size_t ops_before = json_array_size(ops);
     /* the jobs holding nodes or held; the waiting ones only to plan */
     bool reuse = memo_fresh(memo, st, now);
@@ -1414,6 +1454,7 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
     } else {
         pass_live_jobs(&p, by_id, memo, reuse, ops_before);
     }
+    progress_with_other_ops(&p);
     json_decref(by_id);
     json_decref(p.nodes);
 }

@@ -68,6 +68,11 @@ void jobs_plan_memo_clear(struct jobs_plan_memo *memo);
 /* A plan is made again at least this often all the same. */
 #define JOB_PLAN_REUSE_MAX_MS 1000
 
+/* A started job's progress (Launching, Running) waits this long after its
+ * task's state changed for other ops of a pass to go with, before it is
+ * proposed alone (docs/design.md). */
+#define JOB_PROGRESS_ALONE_MS 100
+
 /* One pass on the leader: follows the tasks of active jobs, enforces
  * walltimes, starts the waiting jobs the backfilling plan starts now.
  * Appends ops; `tasks` is jobs_pass_tasks' (new ones are appended); lowers

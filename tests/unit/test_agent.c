@@ -35,6 +35,8 @@ struct fake {
     json_t *tasks;   /* assigned_tasks' answer (NULL: not known yet) */
     json_t *deleted; /* deleted_tasks' answer, taken (NULL: not known) */
     int held_asks;   /* assigned_tasks calls with `held` */
+    int syncs;       /* assigned_tasks calls */
+    unsigned long long sync_key; /* sync_key's answer */
     json_t *images;  /* image id -> description */
     json_t *reports; /* [{"task", fields...}] in order */
     int fetches;     /* fetch_layers calls */
@@ -47,6 +49,7 @@ struct fake {
 static json_t *fake_assigned_tasks(void *data, json_t *held)
 {
     struct fake *f = data;
+    f->syncs++;
     if (f->tasks == NULL)
         return NULL;
     if (held == NULL)
@@ -100,6 +103,12 @@ static json_t *fake_nodes(void *data)
 static unsigned long long fake_net_changes(void *data)
 {
     return 7; /* never moves */
+}
+
+static unsigned long long fake_sync_key(void *data)
+{
+    struct fake *f = data;
+    return f->sync_key;
 }
 
 static json_t *fake_mesh(void *data)
@@ -179,6 +188,7 @@ static void fixture_init(struct fixture *fx)
         .mesh = fake_mesh,
         .overlay = fake_overlay,
         .net_changes = fake_net_changes,
+        .sync_key = fake_sync_key,
         .fetch_layers = fake_fetch_layers,
         .secret_data = fake_secret_data,
         .run_container_spec = fake_run_container_spec,
@@ -376,6 +386,87 @@ TEST(agent_host_job_is_no_layer_user)
     CHECK(json_object_size(users) == 0 && json_object_size(keep) == 0);
     json_decref(users);
     json_decref(keep);
+    fixture_free(&fx);
+}
+
+/* The first task's state in the fake store. */
+static void set_state(struct fixture *fx, const char *state)
+{
+    json_object_set_new(json_array_get(fx->fake.tasks, 0), "state", json_string(state));
+}
+
+/* A task's container is released once deleted and its final report in the
+ * store, whichever comes first, with no sync of its own after the delete:
+ * that sync, after every batch job, read the node's tasks again (issue 14). */
+static bool have_pidfd(void);
+
+TEST(agent_releases_an_ended_task_without_a_sync_after_its_delete)
+{
+    if (!have_pidfd()) /* (valgrind) */
+        return;
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    /* the store has the final report before the delete ends */
+    add_task(&fx, "t1", "running", "assigned",
+             json_pack("{s:b, s:[s], s:[]}", "host", 1, "args", "/bin/true", "env"));
+    agent_sync(fx.agent);
+    run_until_reports(&fx, 2); /* running, complete: the delete is queued, not done */
+    CHECK_STR(field(report(&fx, 1), "state"), "complete");
+    CHECK(fx.agent->ctrs != NULL && fx.agent->ctrs->phase != PH_DONE);
+    set_state(&fx, "complete");
+    agent_sync(fx.agent);
+    int syncs = fx.fake.syncs;
+    settle(&fx);
+    CHECK(fx.agent->ctrs == NULL);
+    CHECK(fx.fake.syncs == syncs);
+    /* the delete ends first: the sync after the report's entry releases it */
+    json_array_clear(fx.fake.tasks);
+    json_array_clear(fx.fake.reports);
+    add_task(&fx, "t2", "running", "assigned",
+             json_pack("{s:b, s:[s], s:[]}", "host", 1, "args", "/bin/true", "env"));
+    agent_sync(fx.agent);
+    run_until_reports(&fx, 2);
+    settle(&fx);
+    CHECK(fx.agent->ctrs != NULL && fx.agent->ctrs->phase == PH_DONE);
+    set_state(&fx, "complete");
+    agent_sync(fx.agent);
+    CHECK(fx.agent->ctrs == NULL);
+    CHECK(json_array_size(fx.fake.reports) == 2);
+    fixture_free(&fx);
+}
+
+/* After an applied entry the agent syncs only when the key of what a sync
+ * reads moved (or is not known): a batch job's state changes none of it. */
+TEST(agent_syncs_after_an_entry_only_when_its_tasks_may_have_changed)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    fixture_start(&fx);
+    fx.fake.sync_key = 5;
+    int64_t first = mono_ms();
+    agent_sync_if_changed(fx.agent);
+    int syncs = fx.fake.syncs;
+    CHECK(syncs >= 1);
+    add_task(&fx, "t1", "running", "running", NULL); /* known to the fake, key unchanged */
+    agent_sync_if_changed(fx.agent);
+    if (mono_ms() - first < 1000) { /* (past 1 s it syncs all the same) */
+        CHECK(fx.fake.syncs == syncs);
+        CHECK(json_array_size(fx.fake.reports) == 0);
+    }
+    syncs = fx.fake.syncs;
+    json_array_clear(fx.fake.reports);
+    fx.fake.sync_key = 6;
+    agent_sync_if_changed(fx.agent);
+    CHECK(fx.fake.syncs == syncs + 1);
+    CHECK(json_array_size(fx.fake.reports) == 1); /* t1 has no container here: lost */
+    CHECK_STR(field(report(&fx, 0), "state"), "failed");
+    agent_sync(fx.agent); /* the agent's own events sync whatever the key */
+    CHECK(fx.fake.syncs == syncs + 2);
+    fx.fake.sync_key = 0; /* not known (a worker): every time */
+    agent_sync_if_changed(fx.agent);
+    agent_sync_if_changed(fx.agent);
+    CHECK(fx.fake.syncs == syncs + 4);
     fixture_free(&fx);
 }
 

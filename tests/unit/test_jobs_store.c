@@ -398,3 +398,76 @@ TEST(store_job_queue_rank_is_the_queue_heads_order)
     CHECK(store_job_queue_rank("default") < store_job_queue_rank("besteffort"));
     store_close(st);
 }
+
+/* A job launched at 1000 on n1 whose task t1 is `state` since 1000. */
+static struct store *store_with_started_job(const char *state)
+{
+    struct store *st = store_with_node();
+    json_t *job = a_job("1", "toLaunch", 1, 60);
+    json_object_set_new(job, "task_id", json_string("t1"));
+    json_object_set_new(job, "scheduled_at", json_integer(1000));
+    json_object_set_new(job, "assigned", json_pack("[{s:s, s:s, s:i, s:[i]}]", "node_id", "n1",
+                                                   "hostname", "node-1", "cores", 1, "cpuset", 0));
+    json_t *task = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "id", "t1", "job_id", "1",
+                             "node_id", "n1", "desired_state", "running", "state", state,
+                             "state_at", 1000);
+    if (strcmp(state, "complete") == 0)
+        json_object_set_new(task, "exit_code", json_integer(3));
+    unit_apply_ops(st, json_pack("[o, o]", op_put("jobs", job), op_put("tasks", task)));
+    return st;
+}
+
+/* A pass at `now` over the store's tasks, with `ops` (taken) before the
+ * jobs' as a pass's services' ops: the ops it leaves, its wake-up time. */
+static json_t *pass_with(struct store *st, int64_t now, json_t *ops, int64_t *wake)
+{
+    *wake = 0;
+    json_t *nodes = store_list(st, "nodes", NULL), *tasks = jobs_pass_tasks(st);
+    jobs_pass(st, nodes, tasks, ops, now, wake, NULL);
+    json_decref(tasks);
+    json_decref(nodes);
+    return ops;
+}
+
+static const char *op_state(json_t *ops, size_t i)
+{
+    return jstr(json_object_get(json_array_get(ops, i), "fields"), "state");
+}
+
+/* A job's Running waits JOB_PROGRESS_ALONE_MS for other ops to go with
+ * (issue 14): a trivial job that ends within it makes no entry of its own
+ * for Running; its end then goes straight to Terminated. */
+TEST(jobs_pass_proposes_running_alone_only_once_it_is_due)
+{
+    struct store *st = store_with_started_job("running");
+    int64_t wake, due = 1000 + JOB_PROGRESS_ALONE_MS;
+    json_t *ops = pass_with(st, due - 1, json_array(), &wake);
+    CHECK(json_array_size(ops) == 0);
+    CHECK(wake == due);
+    json_decref(ops);
+    json_t *other = op_merge("nodes", "n1", json_pack("{s:s}", "note", "x"));
+    ops = pass_with(st, due - 1, json_pack("[o]", other), &wake); /* other ops: goes along */
+    CHECK(json_array_size(ops) == 2);
+    CHECK_STR(op_state(ops, 1), "Running");
+    json_decref(ops);
+    ops = pass_with(st, due, json_array(), &wake); /* due: alone */
+    CHECK(json_array_size(ops) == 1);
+    CHECK_STR(op_state(ops, 0), "Running");
+    CHECK(json_integer_value(json_object_get(json_object_get(json_array_get(ops, 0), "fields"),
+                                             "started_at")) == 1000);
+    unit_apply_ops(st, ops);
+    json_t *job = store_get(st, "jobs", "1");
+    CHECK_STR(jstr(job, "state"), "Running");
+    json_decref(job);
+    store_close(st);
+    st = store_with_started_job("complete"); /* ended before its Running was proposed */
+    ops = pass_with(st, 1010, json_array(), &wake);
+    CHECK(json_array_size(ops) == 1);
+    CHECK_STR(op_state(ops, 0), "Terminated");
+    unit_apply_ops(st, ops);
+    job = store_get(st, "jobs", "1");
+    CHECK(json_integer_value(json_object_get(job, "exit_code")) == 3);
+    CHECK(json_integer_value(json_object_get(job, "started_at")) == 1000);
+    json_decref(job);
+    store_close(st);
+}
