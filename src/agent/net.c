@@ -381,7 +381,12 @@ void net_teardown(const char *bridge)
 int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err)
 {
     net_task_delete(id); /* leftovers of a try cut short (daemon killed) */
-    if (net_task_make(id, bridge, net_link_mtu(bridge), host, err) < 0) {
+    int mtu = net_link_mtu(bridge);
+    struct serr taken;
+    if (net_pool_take(id, bridge, mtu, host, &taken) == 0)
+        return 0;
+    net_task_delete(id); /* what a failed take left, if any */
+    if (net_task_make(id, bridge, mtu, host, err) < 0) {
         net_task_delete(id);
         return serr_wrap(err, "task network");
     }
