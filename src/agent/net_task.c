@@ -131,6 +131,16 @@ static int link_up(int fd, int index, const char *name, struct serr *err)
     return nl_call(fd, &r, what, err);
 }
 
+/* `link set eth0 address MAC` (a veth takes a new address while up). */
+static int link_set_mac(int fd, int index, const unsigned char mac[6], struct serr *err)
+{
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = index};
+    struct nl_req r;
+    nl_start(&r, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
+    nl_attr(&r, IFLA_ADDRESS, mac, 6);
+    return nl_call(fd, &r, "link set address", err);
+}
+
 static int addr_add(int fd, int index, uint32_t host, struct serr *err)
 {
     struct ifaddrmsg ifa = {.ifa_family = AF_INET, .ifa_prefixlen = 24,
@@ -206,9 +216,11 @@ static int netns_add(const char *path, struct serr *err)
     return rc;
 }
 
-/* `link add VETH mtu M type veth peer name eth0 mtu M netns NS`: NS the
- * namespace file open as ns_fd; mtu 0 leaves the default. */
-static int veth_add(int fd, const char *veth, uint32_t mtu, int ns_fd, struct serr *err)
+/* `link add VETH mtu M type veth peer name eth0 address MAC mtu M netns
+ * NS`: NS the namespace file open as ns_fd; mtu 0 leaves the default, a
+ * NULL mac the kernel's random one. */
+static int veth_add(int fd, const char *veth, uint32_t mtu, const unsigned char *mac, int ns_fd,
+                    struct serr *err)
 {
     struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
     uint32_t ns = (uint32_t)ns_fd;
@@ -223,6 +235,8 @@ static int veth_add(int fd, const char *veth, uint32_t mtu, int ns_fd, struct se
     struct rtattr *peer = nl_nest(&r, VETH_INFO_PEER);
     nl_put(&r, &ifi, sizeof(ifi));
     nl_attr(&r, IFLA_IFNAME, "eth0", 5);
+    if (mac)
+        nl_attr(&r, IFLA_ADDRESS, mac, 6);
     if (mtu > 0)
         nl_attr(&r, IFLA_MTU, &mtu, sizeof(mtu));
     nl_attr(&r, IFLA_NET_NS_FD, &ns, sizeof(ns));
@@ -246,9 +260,10 @@ static int veth_attach(int fd, const char *veth, const char *bridge, struct serr
     return nl_call(fd, &r, "link set master up", err);
 }
 
-/* The host's side: the namespace at `path` and the veth pair, on the bridge. */
+/* The host's side: the namespace at `path` and the veth pair (eth0 with
+ * `mac`), on the bridge. */
 static int make_outside(const char *path, const char *veth, const char *bridge, uint32_t mtu,
-                        struct serr *err)
+                        const unsigned char *mac, struct serr *err)
 {
     if (netns_add(path, err) < 0)
         return -1;
@@ -258,7 +273,7 @@ static int make_outside(const char *path, const char *veth, const char *bridge, 
     int rc = -1, fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0)
         serr_errno(err, "netlink socket");
-    else if (veth_add(fd, veth, mtu, ns, err) == 0)
+    else if (veth_add(fd, veth, mtu, mac, ns, err) == 0)
         rc = veth_attach(fd, veth, bridge, err);
     if (fd >= 0)
         close(fd);
@@ -321,7 +336,9 @@ int net_task_make(const char *id, const char *bridge, int mtu, uint32_t host, st
     char path[128], veth[IFNAMSIZ];
     net_netns_path(id, path, sizeof(path));
     net_veth_name(id, veth, sizeof(veth));
-    if (make_outside(path, veth, bridge, mtu > 0 ? (uint32_t)mtu : 0, err) < 0)
+    unsigned char mac[6];
+    net_task_mac(host, mac);
+    if (make_outside(path, veth, bridge, mtu > 0 ? (uint32_t)mtu : 0, mac, err) < 0)
         return -1;
     return make_inside(path, host, err);
 }
@@ -474,7 +491,8 @@ static int slot_links(const char *path, const char *bridge, struct pool_slot *s,
     int ns = open(path, O_RDONLY | O_CLOEXEC);
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     int rc = ns < 0 || fd < 0 ? serr_errno(err, "netlink socket or %s", path)
-                              : veth_add(fd, s->veth, s->mtu > 0 ? (uint32_t)s->mtu : 0, ns, err);
+                              : veth_add(fd, s->veth, s->mtu > 0 ? (uint32_t)s->mtu : 0, NULL,
+                                         ns, err);
     if (rc == 0)
         rc = veth_attach(fd, s->veth, bridge, err);
     if (fd >= 0)
@@ -640,7 +658,8 @@ static int slot_bind(int i, const char *path, struct serr *err)
 }
 
 /* Slot i (taken) made the task's: bound at its path, its veth named after
- * it, the address and route set. On failure the caller removes what is left
+ * it, eth0's MAC from the address (net_task_mac), the address and route
+ * set. On failure the caller removes what is left
  * under the task's names (net_task_delete). */
 static int slot_assign(int i, struct pool_slot *s, const char *id, uint32_t host,
                        struct serr *err)
@@ -648,9 +667,13 @@ static int slot_assign(int i, struct pool_slot *s, const char *id, uint32_t host
     char path[128], name[IFNAMSIZ];
     net_netns_path(id, path, sizeof(path));
     net_veth_name(id, name, sizeof(name));
+    unsigned char mac[6];
+    net_task_mac(host, mac);
     int rc = slot_bind(i, path, err);
     if (rc == 0)
         rc = veth_altname(s->veth, name, err);
+    if (rc == 0)
+        rc = link_set_mac(s->nl_fd, s->eth0, mac, err);
     if (rc == 0)
         rc = addr_add(s->nl_fd, s->eth0, host, err);
     if (rc == 0)
