@@ -32,11 +32,14 @@
 bool net_valid_ifname(const char *name);
 /* The veth's host end for a task: "vsh" + the id's first 11 characters. */
 void net_veth_name(const char *id, char *out, size_t outlen);
-/* A task's eth0 hardware address from its address `ip` (host order):
- * 02:54 + the address's four bytes. A task given an address another had
- * answers under the same MAC, so the neighbour entries the node and the
- * other tasks on the bridge kept for that address still lead to it. */
+/* The hardware address of `ip` (host order) on a task bridge, a task's
+ * eth0 or the bridge's own (its .1): 02:54 + the address's four bytes. A
+ * task given an address another had answers under the same MAC, so the
+ * neighbour entries the node and the other tasks on the bridge kept for
+ * that address still lead to it. */
 void net_task_mac(uint32_t ip, unsigned char out[6]);
+/* "xx:xx:xx:xx:xx:xx" of `mac` into out (18 bytes). */
+void net_format_mac(const unsigned char mac[6], char *out);
 
 /* ---- the nftables table (pure) ---- */
 

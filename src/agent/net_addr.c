@@ -30,6 +30,12 @@ void net_task_mac(uint32_t ip, unsigned char out[6])
     memcpy(out, mac, sizeof(mac));
 }
 
+void net_format_mac(const unsigned char mac[6], char *out)
+{
+    snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+             mac[5]);
+}
+
 void net_netns_path(const char *id, char *out, size_t outlen)
 {
     snprintf(out, outlen, NET_NETNS_DIR "/shoal-%s", id);
