@@ -563,6 +563,16 @@ static void slot_drop(int i, struct pool_slot *s)
     netns_unbind(path);
 }
 
+/* The next veth name of the count that no link has (`out` IFNAMSIZ): the
+ * tasks a daemon restarted with live kept theirs, and its count began at 0
+ * again. Under the lock. */
+static void veth_name_unused(char *out)
+{
+    do
+        snprintf(out, IFNAMSIZ, "vsp%.6s%06x", pool.key, pool.made++ & 0xffffffu);
+    while (if_nametoindex(out) != 0);
+}
+
 /* Slot i made again, for the last task network's bridge and MTU. */
 static void slot_fill(int i, bool stale)
 {
@@ -570,7 +580,7 @@ static void slot_fill(int i, bool stale)
     struct pool_slot old = pool.slots[i], made = {.mtu = pool.mtu};
     char bridge[IFNAMSIZ];
     memcpy(bridge, pool.bridge, sizeof(bridge));
-    snprintf(made.veth, sizeof(made.veth), "vsp%.6s%06x", pool.key, pool.made++ & 0xffffffu);
+    veth_name_unused(made.veth);
     pthread_mutex_unlock(&pool.lock);
     if (stale)
         slot_drop(i, &old);

@@ -243,7 +243,7 @@ def test_namespaces_made_ahead_are_taken_and_leave_nothing(fresh_daemon):
     full = lambda: len(pool_of(d)[0]) == POOL_SIZE and len(
         [line for line in sh("ip", "-o", "link", "show", "master", d.bridge).splitlines()
          if ": vsp" in line and "LOWER_UP" in line]) >= POOL_SIZE
-    wait_until(full, timeout=10, msg=lambda: pool_of(d))
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
     made_ahead = {netns_inode(n) for n in pool_of(d)[0]}
     cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
     assert netns_inode("shoal-" + cid) in made_ahead
@@ -254,27 +254,31 @@ def test_namespaces_made_ahead_are_taken_and_leave_nothing(fresh_daemon):
     assert d.subnet.rsplit(".", 1)[0] + "." in out and "default via " + gateway in out, out
     assert " 0% packet loss" in out, out
     d.cli("rm", "-f", cid)
-    wait_until(full, timeout=10, msg=lambda: pool_of(d))
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
     gone = lambda: pool_of(d) == (set(), set())
     d.stop()
-    wait_until(gone, timeout=10, msg=lambda: pool_of(d))  # the veths go with the namespaces
+    wait_until(gone, timeout=10, msg=lambda: str(pool_of(d)))  # the veths go with the namespaces
     d.start()
     assert d.cli("run", "--rm", "busybox", "true", check=False).returncode == 0
-    wait_until(full, timeout=10, msg=lambda: pool_of(d))
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
     cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
     d.kill9()
     assert len(pool_of(d)[0]) == POOL_SIZE  # left behind
     d.start()
-    wait_until(lambda: not pool_of(d)[0], timeout=10, msg=lambda: pool_of(d))
+    wait_until(lambda: not pool_of(d)[0], timeout=10, msg=lambda: str(pool_of(d)))
     # the task's namespace, taken from the pool, stays with the task (live restore)
     assert "shoal-" + cid in task_netns() and "vsh" + cid[:11] in links_on(d.bridge)
+    # one removal fills the pool again: the names of the count the daemon began again are
+    # not those the task kept
+    assert d.cli("run", "--rm", "busybox", "true", check=False).returncode == 0
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
     d.stop()
     assert "shoal-" + cid in task_netns() and "vsh" + cid[:11] in links_on(d.bridge)
     d.start()
     d.cli("rm", "-f", cid)
     assert "vsh" + cid[:11] not in links() and "shoal-" + cid not in task_netns()
     d.stop()
-    wait_until(gone, timeout=10, msg=lambda: pool_of(d))
+    wait_until(gone, timeout=10, msg=lambda: str(pool_of(d)))
 
 
 def eth0_of(d, cid):
@@ -299,7 +303,7 @@ def test_an_address_given_again_answers_under_the_same_mac(fresh_daemon):
     d = fresh_daemon
     wait_until(lambda: "eth0" in d.cli("run", "--rm", "busybox", "ls", "/sys/class/net",
                                        check=False).stdout.split(), timeout=20)
-    wait_until(lambda: len(pool_of(d)[0]) == POOL_SIZE, timeout=10, msg=lambda: pool_of(d))
+    wait_until(lambda: len(pool_of(d)[0]) == POOL_SIZE, timeout=10, msg=lambda: str(pool_of(d)))
     with open("/sys/class/net/%s/address" % d.bridge) as f:
         bridge_mac = f.read().strip()
     gateway = ipaddress.ip_address(d.subnet.rsplit(".", 1)[0] + ".1")
