@@ -545,7 +545,9 @@ static void work_delete(uv_work_t *w)
     const char *nodefile = jstr(c->rspec, "nodefile");
     if (c->host && nodefile)
         unlink(nodefile);
-    net_task_delete(c->id); /* after the container: nothing holds the namespace now */
+    net_pool_release_spent(); /* the pool's hold on the namespaces tasks took */
+    net_task_delete(c->id);   /* after the container: nothing holds the namespace now */
+    net_pool_fill();        /* for the next start, off its path */
     ctr_secret_cleanup(c->env, c->id);
     netns_mark(c, false);
     char *rec = ctr_record_path(c, "json");
@@ -1345,6 +1347,7 @@ int agent_start(const struct agent_env *env, const struct agent_upstream *up, st
     a->sigchld.data = a;
     uv_signal_start(&a->sigchld, on_sigchld, SIGCHLD);
     runtime_reap_orphans(); /* any left from before a restart */
+    net_pool_start(env->state_dir);
     a->net = agent_net_new(a);
     agent_volumes_start(a);
     adopt_all(a);
@@ -1376,6 +1379,7 @@ void agent_close(struct agent *a, void (*done)(void *arg), void *arg)
     while (a->ctrs)
         ctr_release(a->ctrs);
     agent_net_close(a->net); /* the bridge, routes and namespaces stay: live restore */
+    net_pool_stop();         /* not the ones made ahead: they are no task's */
     a->net = NULL;
     agent_volumes_stop(a);
     a->closing_timers = 4;

@@ -250,6 +250,14 @@ int net_localnet_restore(const char *saved, const char *own_table, struct serr *
     return 0;
 }
 
+/* The bridge of the /24 at `slice`: its gateway's MAC, as text. */
+static void bridge_mac(uint32_t slice, char *out)
+{
+    unsigned char mac[6];
+    net_task_mac(slice + 1, mac);
+    net_format_mac(mac, out);
+}
+
 int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, size_t nstale,
               const char *nft, bool localnet, const char *localnet_saved, const char *table,
               struct serr *err)
@@ -260,10 +268,17 @@ int net_apply(const struct net_bridge *bridges, size_t n, char *const *stale, si
         if (if_nametoindex(stale[i]) != 0)
             script_add(&s, "link del %s\n", stale[i]);
     for (size_t i = 0; i < n; i++) {
-        char gw[16];
+        char gw[16], mac[18];
         net_format_ip(bridges[i].slice + 1, gw);
+        bridge_mac(bridges[i].slice, mac);
+        /* A MAC of its own: one taken from its ports (the lowest) changes when
+         * that port goes, and the tasks' neighbour entries of the gateway
+         * then lead nowhere. Set, it stays (a bridge made before keeps its
+         * neighbours until it changes once). */
         if (if_nametoindex(bridges[i].name) == 0)
-            script_add(&s, "link add %s type bridge\n", bridges[i].name);
+            script_add(&s, "link add %s address %s type bridge\n", bridges[i].name, mac);
+        else if (!net_link_has_mac(bridges[i].name, mac))
+            script_add(&s, "link set %s address %s\n", bridges[i].name, mac);
         /* replace: a restarted daemon converges without a gap for the running tasks */
         script_add(&s, "addr replace %s/24 dev %s\nlink set %s up\n", gw, bridges[i].name,
                    bridges[i].name);
@@ -341,6 +356,22 @@ int net_redirects_off(const char *local_ip, struct serr *err)
     return 0;
 }
 
+bool net_link_has_mac(const char *name, const char *mac)
+{
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
+    close(fd);
+    if (rc < 0)
+        return false;
+    char have[18];
+    net_format_mac((const unsigned char *)ifr.ifr_hwaddr.sa_data, have);
+    return strcmp(have, mac) == 0;
+}
+
 bool net_link_exists(const char *name)
 {
     return if_nametoindex(name) != 0;
@@ -381,7 +412,12 @@ void net_teardown(const char *bridge)
 int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err)
 {
     net_task_delete(id); /* leftovers of a try cut short (daemon killed) */
-    if (net_task_make(id, bridge, net_link_mtu(bridge), host, err) < 0) {
+    int mtu = net_link_mtu(bridge);
+    struct serr taken;
+    if (net_pool_take(id, bridge, mtu, host, &taken) == 0)
+        return 0;
+    net_task_delete(id); /* what a failed take left, if any */
+    if (net_task_make(id, bridge, mtu, host, err) < 0) {
         net_task_delete(id);
         return serr_wrap(err, "task network");
     }

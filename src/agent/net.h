@@ -32,6 +32,14 @@
 bool net_valid_ifname(const char *name);
 /* The veth's host end for a task: "vsh" + the id's first 11 characters. */
 void net_veth_name(const char *id, char *out, size_t outlen);
+/* The hardware address of `ip` (host order) on a task bridge, a task's
+ * eth0 or the bridge's own (its .1): 02:54 + the address's four bytes. A
+ * task given an address another had answers under the same MAC, so the
+ * neighbour entries the node and the other tasks on the bridge kept for
+ * that address still lead to it. */
+void net_task_mac(uint32_t ip, unsigned char out[6]);
+/* "xx:xx:xx:xx:xx:xx" of `mac` into out (18 bytes). */
+void net_format_mac(const unsigned char mac[6], char *out);
 
 /* ---- the nftables table (pure) ---- */
 
@@ -109,6 +117,29 @@ void net_teardown(const char *bridge);
 int net_task_create(const char *id, const char *bridge, uint32_t host, struct serr *err);
 /* Removes the namespace and the veth. Idempotent. */
 void net_task_delete(const char *id);
+
+/* Namespaces made ahead (net_task.c): at most this many, for the MTU of the
+ * last task network made. */
+#define NET_POOL_SIZE 2
+/* The pool's names keyed by `state_dir` (daemons on one host keep apart);
+ * the bindings of that key left by a daemon killed before its stop are
+ * removed. Before any other net_pool_ call. */
+void net_pool_start(const char *state_dir);
+/* The bindings of the pool of the daemon of `state_dir` removed (the daemon
+ * killed: `dev down`, a restart); a task's namespace taken from it stays. */
+void net_pool_remove_leftovers(const char *state_dir);
+/* Makes namespaces until the pool is full, for the bridge and MTU of the
+ * last task network made (none before the first). Blocks: for the thread pool, off
+ * the path of a start (after a removal). */
+void net_pool_fill(void);
+/* The pool's own bindings of the namespaces tasks took removed (a task's
+ * binding then holds its namespace alone, and its removal's teardown is not
+ * held up). Blocks (an unmount): before a task's removal, off the path of a
+ * start. */
+void net_pool_release_spent(void);
+/* The pool emptied: every namespace made ahead unbound (the kernel's
+ * teardown takes its veth); a fill in flight undoes its own. */
+void net_pool_stop(void);
 /* "/run/netns/shoal-<id>" into out. */
 void net_netns_path(const char *id, char *out, size_t outlen);
 

@@ -28,6 +28,14 @@ int ip_batch(const char *script, bool force, struct serr *err);
  * it, the other end on `bridge`, both of MTU `mtu` when > 0), lo and eth0 up,
  * eth0 = `host`/24, default route via .1: by rtnetlink, no ip (net_task.c).
  * On failure the caller removes what was made (net_task_delete). */
+/* True when the link's hardware address is `mac` ("xx:xx:xx:xx:xx:xx"). */
+bool net_link_has_mac(const char *name, const char *mac);
 int net_task_make(const char *id, const char *bridge, int mtu, uint32_t host, struct serr *err);
+/* The same, from a namespace of the pool made for `bridge` and `mtu` (the
+ * veth keeps its pool name, vsh<id> becomes its alternative name): -1 when
+ * none is ready (err untouched) or on failure (err set; the caller removes
+ * what was made under the task's names, net_task_delete). Records `bridge`
+ * and `mtu` as the ones to fill the pool for. */
+int net_pool_take(const char *id, const char *bridge, int mtu, uint32_t host, struct serr *err);
 
 #endif

@@ -6,7 +6,12 @@
  * itself: two execs of ip less on the path to crun (~1 ms each here). The
  * calling thread enters a namespace only to make it or to open an rtnetlink
  * socket in it (the socket stays bound to that namespace), and comes back.
- * Removed the same way (no exec of ip in the removal either). */
+ * Removed the same way (no exec of ip in the removal either).
+ *
+ * A small pool of namespaces made ahead (NET_POOL_SIZE, filled after each
+ * removal) takes the namespace's unshare, the veth's creation and lo and
+ * eth0 up off the path to crun: a task takes one by binding it at its own
+ * path and renaming the veth (design.md, Networks). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +20,9 @@
 #include <linux/veth.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -124,6 +131,16 @@ static int link_up(int fd, int index, const char *name, struct serr *err)
     return nl_call(fd, &r, what, err);
 }
 
+/* `link set eth0 address MAC` (a veth takes a new address while up). */
+static int link_set_mac(int fd, int index, const unsigned char mac[6], struct serr *err)
+{
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = index};
+    struct nl_req r;
+    nl_start(&r, RTM_NEWLINK, 0, &ifi, sizeof(ifi));
+    nl_attr(&r, IFLA_ADDRESS, mac, 6);
+    return nl_call(fd, &r, "link set address", err);
+}
+
 static int addr_add(int fd, int index, uint32_t host, struct serr *err)
 {
     struct ifaddrmsg ifa = {.ifa_family = AF_INET, .ifa_prefixlen = 24,
@@ -199,9 +216,11 @@ static int netns_add(const char *path, struct serr *err)
     return rc;
 }
 
-/* `link add VETH mtu M type veth peer name eth0 mtu M netns NS`: NS the
- * namespace file open as ns_fd; mtu 0 leaves the default. */
-static int veth_add(int fd, const char *veth, uint32_t mtu, int ns_fd, struct serr *err)
+/* `link add VETH mtu M type veth peer name eth0 address MAC mtu M netns
+ * NS`: NS the namespace file open as ns_fd; mtu 0 leaves the default, a
+ * NULL mac the kernel's random one. */
+static int veth_add(int fd, const char *veth, uint32_t mtu, const unsigned char *mac, int ns_fd,
+                    struct serr *err)
 {
     struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
     uint32_t ns = (uint32_t)ns_fd;
@@ -216,6 +235,8 @@ static int veth_add(int fd, const char *veth, uint32_t mtu, int ns_fd, struct se
     struct rtattr *peer = nl_nest(&r, VETH_INFO_PEER);
     nl_put(&r, &ifi, sizeof(ifi));
     nl_attr(&r, IFLA_IFNAME, "eth0", 5);
+    if (mac)
+        nl_attr(&r, IFLA_ADDRESS, mac, 6);
     if (mtu > 0)
         nl_attr(&r, IFLA_MTU, &mtu, sizeof(mtu));
     nl_attr(&r, IFLA_NET_NS_FD, &ns, sizeof(ns));
@@ -239,9 +260,10 @@ static int veth_attach(int fd, const char *veth, const char *bridge, struct serr
     return nl_call(fd, &r, "link set master up", err);
 }
 
-/* The host's side: the namespace at `path` and the veth pair, on the bridge. */
+/* The host's side: the namespace at `path` and the veth pair (eth0 with
+ * `mac`), on the bridge. */
 static int make_outside(const char *path, const char *veth, const char *bridge, uint32_t mtu,
-                        struct serr *err)
+                        const unsigned char *mac, struct serr *err)
 {
     if (netns_add(path, err) < 0)
         return -1;
@@ -251,7 +273,7 @@ static int make_outside(const char *path, const char *veth, const char *bridge, 
     int rc = -1, fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0)
         serr_errno(err, "netlink socket");
-    else if (veth_add(fd, veth, mtu, ns, err) == 0)
+    else if (veth_add(fd, veth, mtu, mac, ns, err) == 0)
         rc = veth_attach(fd, veth, bridge, err);
     if (fd >= 0)
         close(fd);
@@ -314,7 +336,9 @@ int net_task_make(const char *id, const char *bridge, int mtu, uint32_t host, st
     char path[128], veth[IFNAMSIZ];
     net_netns_path(id, path, sizeof(path));
     net_veth_name(id, veth, sizeof(veth));
-    if (make_outside(path, veth, bridge, mtu > 0 ? (uint32_t)mtu : 0, err) < 0)
+    unsigned char mac[6];
+    net_task_mac(host, mac);
+    if (make_outside(path, veth, bridge, mtu > 0 ? (uint32_t)mtu : 0, mac, err) < 0)
         return -1;
     return make_inside(path, host, err);
 }
@@ -394,4 +418,368 @@ void net_task_delete(const char *id)
         veth_del(veth, index);
     if (watch >= 0)
         close(watch);
+}
+
+/* ---- the pool of namespaces made ahead ----
+ *
+ * A ready slot is a namespace bound at /run/netns/shoal-pool-<key>-<i>
+ * with lo and eth0 up in it (no address), the veth's host end on the bridge
+ * and up, named vsp<6 chars of key><6 hex digits of a count> (unique: it
+ * keeps that name when a task takes it), and an rtnetlink socket opened
+ * inside for the address and route at take. A task's veth gets its name
+ * vsh<id> as an alternative name (a rename needs the link down and costs an
+ * RCU grace period, 3-4 ms here under load); the slot's own binding is
+ * removed by the next fill (an unmount also waits for a grace period).
+ * <key> derives from the state directory's device and inode: daemons on one
+ * host have their own slots, and a daemon restarted after kill -9 (or `dev
+ * down`) finds its leftovers. The lock guards the slots' states; the slow
+ * work runs with the slot SLOT_BUSY, outside it. */
+
+enum slot_state { SLOT_EMPTY, SLOT_BUSY, SLOT_READY, SLOT_SPENT /* taken, own binding left */ };
+
+struct pool_slot {
+    enum slot_state state;
+    int mtu;        /* of the veth pair, 0: the default */
+    int bridge;     /* the bridge's index: a bridge made again has another */
+    int nl_fd;      /* rtnetlink socket bound to the namespace; -1 when not ready */
+    int eth0;       /* its index in the namespace */
+    char veth[IFNAMSIZ];
+};
+
+static struct {
+    pthread_mutex_t lock;
+    char key[9];                /* "" until net_pool_start: no pool */
+    int mtu;                    /* of the last task network made; -1: none yet */
+    char bridge[IFNAMSIZ];      /* its bridge */
+    bool stopped;               /* net_pool_stop ran: a fill in flight undoes its slot */
+    uint32_t made;              /* veths made, for their names */
+    struct pool_slot slots[NET_POOL_SIZE];
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .mtu = -1};
+
+static void pool_key(const char *state_dir, char *out, size_t outlen)
+{
+    struct stat st;
+    uint64_t parts[2] = {0, 0};
+    if (stat(state_dir, &st) == 0) {
+        parts[0] = (uint64_t)st.st_dev;
+        parts[1] = (uint64_t)st.st_ino;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a over the two numbers' bytes */
+    for (size_t i = 0; i < sizeof(parts); i++)
+        h = (h ^ ((const uint8_t *)parts)[i]) * 16777619u;
+    snprintf(out, outlen, "%08x", h);
+}
+
+static void slot_path(int i, char *out, size_t outlen)
+{
+    snprintf(out, outlen, NET_NETNS_DIR "/shoal-pool-%s-%d", pool.key, i);
+}
+
+/* The namespace bound at `path` unbound (its teardown takes the veth). */
+static void netns_unbind(const char *path)
+{
+    umount2(path, MNT_DETACH);
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("remove %s: %s", path, strerror(errno));
+}
+
+/* The slot's namespace: its veth pair (the host end on `bridge`, up), and
+ * from inside lo and eth0 up, the socket kept. */
+static int slot_links(const char *path, const char *bridge, struct pool_slot *s,
+                      struct serr *err)
+{
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    int rc = ns < 0 || fd < 0 ? serr_errno(err, "netlink socket or %s", path)
+                              : veth_add(fd, s->veth, s->mtu > 0 ? (uint32_t)s->mtu : 0, NULL,
+                                         ns, err);
+    if (rc == 0)
+        rc = veth_attach(fd, s->veth, bridge, err);
+    if (fd >= 0)
+        close(fd);
+    if (ns >= 0)
+        close(ns);
+    if (rc == 0)
+        rc = enter_for_socket(path, &s->nl_fd, &s->eth0, err);
+    if (rc == 0)
+        rc = link_up(s->nl_fd, 1, "lo", err);
+    if (rc == 0)
+        rc = link_up(s->nl_fd, s->eth0, "eth0", err);
+    return rc;
+}
+
+/* Slot i made for `bridge` and `mtu` (in s), while it is SLOT_BUSY. */
+static int slot_make(int i, const char *bridge, struct pool_slot *s, struct serr *err)
+{
+    char path[128];
+    slot_path(i, path, sizeof(path));
+    netns_unbind(path); /* a leftover of a fill cut short, or a spent slot's */
+    s->nl_fd = -1;
+    s->bridge = (int)if_nametoindex(bridge);
+    if (s->bridge == 0)
+        return serr_errno(err, "bridge %s", bridge);
+    if (netns_add(path, err) < 0)
+        return -1;
+    int rc = slot_links(path, bridge, s, err);
+    if (rc < 0) {
+        if (s->nl_fd >= 0)
+            close(s->nl_fd);
+        netns_unbind(path);
+    }
+    return rc;
+}
+
+/* A slot to make, marked busy: an empty or spent one, or a ready one made
+ * for another bridge or MTU than the last task network's (*stale set: the
+ * caller drops it first); -1 when none or there is nothing to fill for.
+ * Under the lock. */
+static int slot_to_fill(bool *stale)
+{
+    if (pool.key[0] == '\0' || pool.stopped || pool.mtu < 0)
+        return -1;
+    int bridge = (int)if_nametoindex(pool.bridge);
+    if (bridge == 0) /* gone (the swarm left): nothing to fill for until a task network */
+        return -1;
+    for (int i = 0; i < NET_POOL_SIZE; i++) {
+        struct pool_slot *s = &pool.slots[i];
+        *stale = s->state == SLOT_READY && (s->mtu != pool.mtu || s->bridge != bridge);
+        if (s->state == SLOT_EMPTY || s->state == SLOT_SPENT || *stale) {
+            s->state = SLOT_BUSY;
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* A slot's namespace binding removed and its socket closed (a spent slot's
+ * namespace stays: the task's binding holds it). */
+static void slot_drop(int i, struct pool_slot *s)
+{
+    char path[128];
+    slot_path(i, path, sizeof(path));
+    if (s->nl_fd >= 0)
+        close(s->nl_fd);
+    s->nl_fd = -1;
+    netns_unbind(path);
+}
+
+/* The next veth name of the count that no link has (`out` IFNAMSIZ): the
+ * tasks a daemon restarted with live kept theirs, and its count began at 0
+ * again. Under the lock. */
+static void veth_name_unused(char *out)
+{
+    do
+        snprintf(out, IFNAMSIZ, "vsp%.6s%06x", pool.key, pool.made++ & 0xffffffu);
+    while (if_nametoindex(out) != 0);
+}
+
+/* Slot i made again, for the last task network's bridge and MTU. */
+static void slot_fill(int i, bool stale)
+{
+    pthread_mutex_lock(&pool.lock);
+    struct pool_slot old = pool.slots[i], made = {.mtu = pool.mtu};
+    char bridge[IFNAMSIZ];
+    memcpy(bridge, pool.bridge, sizeof(bridge));
+    veth_name_unused(made.veth);
+    pthread_mutex_unlock(&pool.lock);
+    if (stale)
+        slot_drop(i, &old);
+    struct serr err;
+    int rc = slot_make(i, bridge, &made, &err);
+    if (rc < 0)
+        log_warn("network namespace made ahead: %s", err.msg);
+    pthread_mutex_lock(&pool.lock);
+    bool keep = rc == 0 && !pool.stopped;
+    made.state = keep ? SLOT_READY : SLOT_EMPTY;
+    pool.slots[i] = made;
+    pthread_mutex_unlock(&pool.lock);
+    if (rc == 0 && !keep)
+        slot_drop(i, &made);
+}
+
+void net_pool_fill(void)
+{
+    for (int n = 0; n < NET_POOL_SIZE; n++) {
+        bool stale = false;
+        pthread_mutex_lock(&pool.lock);
+        int i = slot_to_fill(&stale);
+        pthread_mutex_unlock(&pool.lock);
+        if (i < 0)
+            return;
+        slot_fill(i, stale);
+    }
+}
+
+/* A ready slot for `bridge` and `mtu`, taken out (SLOT_BUSY, its fields
+ * copied into `out`), or -1. Records them as the ones to fill for. */
+static int slot_take(const char *bridge, int mtu, struct pool_slot *out)
+{
+    int taken = -1, index = (int)if_nametoindex(bridge);
+    pthread_mutex_lock(&pool.lock);
+    pool.mtu = mtu;
+    snprintf(pool.bridge, sizeof(pool.bridge), "%s", bridge);
+    for (int i = 0; i < NET_POOL_SIZE && taken < 0; i++) {
+        struct pool_slot *s = &pool.slots[i];
+        if (s->state == SLOT_READY && s->mtu == mtu && s->bridge == index) {
+            *out = *s;
+            s->state = SLOT_BUSY;
+            taken = i;
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return taken;
+}
+
+/* `link property add dev VETH altname NAME`. */
+static int veth_altname(const char *veth, const char *name, struct serr *err)
+{
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = (int)if_nametoindex(veth)};
+    if (ifi.ifi_index == 0)
+        return serr_errno(err, "link %s", veth);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return serr_errno(err, "netlink socket");
+    struct nl_req r;
+    nl_start(&r, RTM_NEWLINKPROP, NLM_F_CREATE | NLM_F_APPEND, &ifi, sizeof(ifi));
+    struct rtattr *list = nl_nest(&r, IFLA_PROP_LIST | NLA_F_NESTED); /* checked strictly */
+    nl_attr(&r, IFLA_ALT_IFNAME, name, strlen(name) + 1);
+    nl_nest_end(&r, list);
+    int rc = nl_call(fd, &r, "link property add altname", err);
+    close(fd);
+    return rc;
+}
+
+/* Slot i's namespace bound at `path` too (its own binding is left to the
+ * next fill). */
+static int slot_bind(int i, const char *path, struct serr *err)
+{
+    char own[128];
+    slot_path(i, own, sizeof(own));
+    int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    if (fd < 0)
+        return serr_errno(err, "create %s", path);
+    close(fd);
+    if (mount(own, path, "none", MS_BIND, NULL) < 0) {
+        serr_errno(err, "mount %s on %s", own, path);
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Slot i (taken) made the task's: bound at its path, its veth named after
+ * it, eth0's MAC from the address (net_task_mac), the address and route
+ * set. On failure the caller removes what is left
+ * under the task's names (net_task_delete). */
+static int slot_assign(int i, struct pool_slot *s, const char *id, uint32_t host,
+                       struct serr *err)
+{
+    char path[128], name[IFNAMSIZ];
+    net_netns_path(id, path, sizeof(path));
+    net_veth_name(id, name, sizeof(name));
+    unsigned char mac[6];
+    net_task_mac(host, mac);
+    int rc = slot_bind(i, path, err);
+    if (rc == 0)
+        rc = veth_altname(s->veth, name, err);
+    if (rc == 0)
+        rc = link_set_mac(s->nl_fd, s->eth0, mac, err);
+    if (rc == 0)
+        rc = addr_add(s->nl_fd, s->eth0, host, err);
+    if (rc == 0)
+        rc = default_route(s->nl_fd, (host & 0xffffff00u) + 1, err);
+    return rc;
+}
+
+int net_pool_take(const char *id, const char *bridge, int mtu, uint32_t host, struct serr *err)
+{
+    struct pool_slot s;
+    int i = slot_take(bridge, mtu, &s);
+    if (i < 0)
+        return -1;
+    int rc = slot_assign(i, &s, id, host, err);
+    close(s.nl_fd);
+    s.nl_fd = -1;
+    if (rc < 0) {
+        log_warn("network namespace made ahead for %s: %s", id, err->msg);
+        slot_drop(i, &s); /* its namespace goes unless the task's binding was made */
+    }
+    pthread_mutex_lock(&pool.lock);
+    bool stopped = pool.stopped; /* the stop passed this slot by: its binding is ours to drop */
+    pool.slots[i].state = rc == 0 && !stopped ? SLOT_SPENT : SLOT_EMPTY;
+    pool.slots[i].nl_fd = -1;
+    pthread_mutex_unlock(&pool.lock);
+    if (rc == 0 && stopped)
+        slot_drop(i, &s);
+    return rc;
+}
+
+/* Marks the spent slots busy (under the lock) into `spent`; returns how many. */
+static int spent_take(int spent[NET_POOL_SIZE])
+{
+    int n = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < NET_POOL_SIZE; i++)
+        if (pool.slots[i].state == SLOT_SPENT) {
+            pool.slots[i].state = SLOT_BUSY;
+            spent[n++] = i;
+        }
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
+void net_pool_release_spent(void)
+{
+    int spent[NET_POOL_SIZE], n = spent_take(spent);
+    for (int k = 0; k < n; k++) { /* unmounts, outside the lock: a take waits for none */
+        char path[128];
+        slot_path(spent[k], path, sizeof(path));
+        netns_unbind(path);
+    }
+    pthread_mutex_lock(&pool.lock);
+    for (int k = 0; k < n; k++)
+        pool.slots[spent[k]].state = SLOT_EMPTY;
+    pthread_mutex_unlock(&pool.lock);
+}
+
+void net_pool_remove_leftovers(const char *state_dir)
+{
+    char key[9], prefix[32];
+    pool_key(state_dir, key, sizeof(key));
+    int n = snprintf(prefix, sizeof(prefix), "shoal-pool-%s-", key);
+    DIR *d = opendir(NET_NETNS_DIR);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, prefix, (size_t)n) == 0) {
+            char path[300];
+            snprintf(path, sizeof(path), NET_NETNS_DIR "/%s", e->d_name);
+            log_info("removing %s, a network namespace made ahead before a restart", path);
+            netns_unbind(path);
+        }
+    closedir(d);
+}
+
+void net_pool_start(const char *state_dir)
+{
+    net_pool_remove_leftovers(state_dir);
+    pthread_mutex_lock(&pool.lock);
+    pool_key(state_dir, pool.key, sizeof(pool.key));
+    pool.stopped = false;
+    pool.mtu = -1;
+    for (int i = 0; i < NET_POOL_SIZE; i++)
+        pool.slots[i] = (struct pool_slot){.state = SLOT_EMPTY, .nl_fd = -1};
+    pthread_mutex_unlock(&pool.lock);
+}
+
+void net_pool_stop(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopped = true;
+    for (int i = 0; i < NET_POOL_SIZE; i++)
+        if (pool.slots[i].state == SLOT_READY || pool.slots[i].state == SLOT_SPENT) {
+            slot_drop(i, &pool.slots[i]);
+            pool.slots[i].state = SLOT_EMPTY;
+        }
+    pthread_mutex_unlock(&pool.lock);
 }

@@ -12,9 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "agent/net.h"
 #include "agent/net_int.h"
@@ -43,25 +40,6 @@ void net_vxlan_mac(uint32_t ip, char *out)
 }
 
 /* ---- kernel (blocking) ---- */
-
-/* True when the link's hardware address is `mac` ("xx:xx:xx:xx:xx:xx"). */
-static bool link_has_mac(const char *name, const char *mac)
-{
-    struct ifreq ifr = {0};
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    int rc = ioctl(fd, SIOCGIFHWADDR, &ifr);
-    close(fd);
-    if (rc < 0)
-        return false;
-    const unsigned char *b = (const unsigned char *)ifr.ifr_hwaddr.sa_data;
-    char have[18];
-    snprintf(have, sizeof(have), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4],
-             b[5]);
-    return strcmp(have, mac) == 0;
-}
 
 static bool via_seen(const struct net_route *routes, size_t i)
 {
@@ -94,7 +72,7 @@ int net_vxlan_apply(const char *bridge, const struct net_bridge *bridges, size_t
 
     struct script ip = {0}, fdb = {0};
     bool exists = net_link_exists(vx);
-    if (exists && !link_has_mac(vx, mac)) {
+    if (exists && !net_link_has_mac(vx, mac)) {
         /* made for another address (the node's changed): made again */
         script_add(&ip, "link del %s\n", vx);
         exists = false;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/net.h"
 #include "base/util.h"
 #include "dev/dev_int.h"
 
@@ -318,6 +319,20 @@ static void remove_task_netns(const struct id_list *ids)
     }
 }
 
+/* The namespaces each node's daemon made ahead (agent/net.h), keyed by its
+ * state directory: unbound, as the killed daemons could not. */
+static void remove_pool_netns(const char *cluster_dir)
+{
+    char *pattern = xasprintf("%s/node-*/state", cluster_dir);
+    glob_t found;
+    if (glob(pattern, GLOB_ONLYDIR, NULL, &found) == 0) {
+        for (size_t i = 0; i < found.gl_pathc; i++)
+            net_pool_remove_leftovers(found.gl_pathv[i]);
+        globfree(&found);
+    }
+    free(pattern);
+}
+
 /* An `up` killed while its `ip -batch` ran leaves that ip process going on
  * for some milliseconds: what it makes after a pass is removed by the next. */
 static int destroy_network(const char *name, struct serr *err)
@@ -384,6 +399,7 @@ int dev_down(const char *dir, const char *name, struct serr *err)
     unmount_under(cluster_dir);
     remove_made_mountpoints(dir, name);
     remove_task_netns(&ids);
+    remove_pool_netns(cluster_dir);
     remove_cgroups(&cgroups);
     id_list_free(&ids);
     free(pid_ns);

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import re
+import struct
 import subprocess
 import time
 
@@ -36,8 +37,7 @@ def node_leftovers(node):
     ns = node.netns
     problems = []
     links = sh("ip", "-n", ns, "-o", "link", "show")
-    for line in links.splitlines():
-        name = line.split(":")[1].strip().split("@")[0]
+    for name in link_names(links):
         if name == "shoal0" or name.startswith("vsh") or name.startswith("shn"):
             problems.append("%s: link %s" % (node.name, name))
     routes = sh("ip", "-n", ns, "route", "show", "proto", ROUTE_PROTO).strip()
@@ -164,14 +164,26 @@ def test_default_addr_pool_and_bridged_run(fresh_daemon):
     assert d.bridge in out, out
 
 
+def link_names(ip_o_link):
+    """Every name of the links in `ip -o link` output: a task's veth taken from the pool of
+    namespaces made ahead has its name vsh<id> as an alternative name."""
+    names = set()
+    for line in ip_o_link.splitlines():
+        names.add(line.split(":")[1].strip().split("@")[0])
+        names.update(re.findall(r"altname (\S+)", line))
+    return names
+
+
 def links_on(bridge):
-    out = sh("ip", "-o", "link", "show", "master", bridge)
-    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+    return link_names(sh("ip", "-o", "link", "show", "master", bridge))
+
+
+def task_links_on(bridge):
+    return {n for n in links_on(bridge) if n.startswith("vsh")}
 
 
 def links():
-    return {line.split(":")[1].strip().split("@")[0]
-            for line in sh("ip", "-o", "link", "show").splitlines()}
+    return link_names(sh("ip", "-o", "link", "show"))
 
 
 def test_a_bridged_containers_namespace_and_veth_go(fresh_daemon):
@@ -186,7 +198,7 @@ def test_a_bridged_containers_namespace_and_veth_go(fresh_daemon):
     assert veth in links_on(d.bridge) and netns in task_netns()
     for _ in range(3):  # back to back: each removal overlaps the next start
         assert d.cli("run", "--rm", "busybox", "true", check=False).returncode == 0
-    wait_until(lambda: links_on(d.bridge) == {veth}, timeout=10,
+    wait_until(lambda: task_links_on(d.bridge) == {veth}, timeout=10,
                msg=lambda: links_on(d.bridge))
     holder = subprocess.Popen(["ip", "netns", "exec", netns, "sleep", "30"])
     try:
@@ -197,6 +209,118 @@ def test_a_bridged_containers_namespace_and_veth_go(fresh_daemon):
     finally:
         holder.kill()
         holder.wait()
+
+
+POOL_SIZE = 2  # NET_POOL_SIZE
+
+
+def pool_of(d):
+    """The daemon's namespaces made ahead and their veths: named after a key, the FNV-1a hash
+    of its state directory's device and inode (net_task.c), so that daemons on one host keep
+    apart."""
+    st = os.stat(d.state_dir)
+    h = 2166136261
+    for b in struct.pack("<QQ", st.st_dev, st.st_ino):
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    key = "%08x" % h
+    return ({n for n in task_netns() if n.startswith("shoal-pool-%s-" % key)},
+            {name for name in links() if name.startswith("vsp" + key[:6])})
+
+
+def netns_inode(name):
+    return os.stat("/run/netns/" + name).st_ino
+
+
+def test_namespaces_made_ahead_are_taken_and_leave_nothing(fresh_daemon):
+    """The removal of a bridged container fills a pool of namespaces made ahead; a start takes
+    one (bound at the task's path, its veth renamed onto the bridge, its address and route set
+    then). Stopping the daemon leaves none of them, nor their veths; a daemon killed with -9
+    removes its own at its next start."""
+    d = fresh_daemon
+    wait_until(lambda: "eth0" in d.cli("run", "--rm", "busybox", "ls", "/sys/class/net",
+                                       check=False).stdout.split(), timeout=20)
+    # ready: bound, and each veth on the bridge with its carrier (eth0 up inside, the last step)
+    full = lambda: len(pool_of(d)[0]) == POOL_SIZE and len(
+        [line for line in sh("ip", "-o", "link", "show", "master", d.bridge).splitlines()
+         if ": vsp" in line and "LOWER_UP" in line]) >= POOL_SIZE
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
+    made_ahead = {netns_inode(n) for n in pool_of(d)[0]}
+    cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    assert netns_inode("shoal-" + cid) in made_ahead
+    assert "vsh" + cid[:11] in links_on(d.bridge)  # its alternative name
+    gateway = d.subnet.rsplit(".", 1)[0] + ".1"
+    out = d.cli("exec", cid, "sh", "-c", "ip -o -4 addr show eth0; ip route; "
+                "ping -c 1 -W 5 " + gateway).stdout
+    assert d.subnet.rsplit(".", 1)[0] + "." in out and "default via " + gateway in out, out
+    assert " 0% packet loss" in out, out
+    d.cli("rm", "-f", cid)
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
+    gone = lambda: pool_of(d) == (set(), set())
+    d.stop()
+    wait_until(gone, timeout=10, msg=lambda: str(pool_of(d)))  # the veths go with the namespaces
+    d.start()
+    assert d.cli("run", "--rm", "busybox", "true", check=False).returncode == 0
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
+    cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    d.kill9()
+    assert len(pool_of(d)[0]) == POOL_SIZE  # left behind
+    d.start()
+    wait_until(lambda: not pool_of(d)[0], timeout=10, msg=lambda: str(pool_of(d)))
+    # the task's namespace, taken from the pool, stays with the task (live restore)
+    assert "shoal-" + cid in task_netns() and "vsh" + cid[:11] in links_on(d.bridge)
+    # one removal fills the pool again: the names of the count the daemon began again are
+    # not those the task kept
+    assert d.cli("run", "--rm", "busybox", "true", check=False).returncode == 0
+    wait_until(full, timeout=10, msg=lambda: str(pool_of(d)))
+    d.stop()
+    assert "shoal-" + cid in task_netns() and "vsh" + cid[:11] in links_on(d.bridge)
+    d.start()
+    d.cli("rm", "-f", cid)
+    assert "vsh" + cid[:11] not in links() and "shoal-" + cid not in task_netns()
+    d.stop()
+    wait_until(gone, timeout=10, msg=lambda: str(pool_of(d)))
+
+
+def eth0_of(d, cid):
+    """A container's eth0: its address and MAC."""
+    out = d.cli("exec", cid, "sh", "-c", "ip -o -4 addr show eth0; cat /sys/class/net/eth0/address"
+                ).stdout.split()
+    return out[3].split("/")[0], out[-1]
+
+
+def neighbour_mac(addr, dev):
+    """The node's neighbour entry of `addr` on `dev`: its MAC, or None."""
+    found = re.search(r"lladdr (\S+)", sh("ip", "neigh", "show", addr, "dev", dev))
+    return found.group(1) if found else None
+
+
+def test_an_address_given_again_answers_under_the_same_mac(fresh_daemon):
+    """A container given the address a removed one had answers under the same MAC, so the
+    node's neighbour entry of that address, kept from the first, leads to the second: with
+    namespaces made ahead no port joins the bridge at a start, and nothing flushes that entry
+    (the published port and virtual IP of a replaced task stayed dark in test_mesh). The
+    bridge's own MAC is set, not the lowest of its ports', which changes as they go."""
+    d = fresh_daemon
+    wait_until(lambda: "eth0" in d.cli("run", "--rm", "busybox", "ls", "/sys/class/net",
+                                       check=False).stdout.split(), timeout=20)
+    wait_until(lambda: len(pool_of(d)[0]) == POOL_SIZE, timeout=10, msg=lambda: str(pool_of(d)))
+    with open("/sys/class/net/%s/address" % d.bridge) as f:
+        bridge_mac = f.read().strip()
+    gateway = ipaddress.ip_address(d.subnet.rsplit(".", 1)[0] + ".1")
+    assert bridge_mac == "02:54:" + ":".join("%02x" % b for b in gateway.packed), bridge_mac
+    first = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    addr, first_mac = eth0_of(d, first)
+    sh("busybox", "ping", "-c", "1", "-W", "5", addr)
+    assert neighbour_mac(addr, d.bridge) == first_mac
+    d.cli("rm", "-f", first)
+    second = d.cli("run", "-d", "busybox", "sleep", "1000").stdout.strip()
+    again, second_mac = eth0_of(d, second)
+    assert again == addr  # the lowest free address: the one the first had
+    assert neighbour_mac(addr, d.bridge) in (None, second_mac)
+    assert " 0% packet loss" in sh("busybox", "ping", "-c", "1", "-W", "5", addr)
+    with open("/sys/class/net/%s/address" % d.bridge) as f:
+        assert f.read().strip() == bridge_mac
+    d.cli("rm", "-f", second)
 
 
 def test_run_right_after_swarm_init_waits_for_the_bridge(bare_daemon, rootfs_tar):

@@ -96,6 +96,18 @@ TEST(net_vxlan_mac_from_the_address)
     CHECK_STR(mac, "02:53:00:00:00:00");
 }
 
+TEST(net_task_mac_from_the_address)
+{
+    unsigned char mac[6];
+    net_task_mac(ip4(10, 42, 1, 2), mac);
+    CHECK(memcmp(mac, (const unsigned char[]){0x02, 0x54, 10, 42, 1, 2}, 6) == 0);
+    net_task_mac(ip4(192, 168, 255, 254), mac);
+    CHECK(memcmp(mac, (const unsigned char[]){0x02, 0x54, 192, 168, 255, 254}, 6) == 0);
+    char text[18];
+    net_format_mac(mac, text);
+    CHECK_STR(text, "02:54:c0:a8:ff:fe");
+}
+
 TEST(subnets_next_op_assigns_first_node_without_one)
 {
     json_t *nodes = json_loads("[{\"id\":\"a\",\"subnet\":\"10.9.0.0/24\"},{\"id\":\"b\"},"
