@@ -3,6 +3,7 @@ access, no use of uninitialised memory, no definite leak. Only in the normal
 build: the ASan build (`make test-asan`) has its own checks."""
 import os
 import random
+import re
 import shutil
 import socket
 import struct
@@ -32,10 +33,33 @@ def memcheck(log):
             "--log-file=" + log]
 
 
+def start_unit_tests(names, log, out):
+    """unit_tests NAMES... under memcheck, its output into the file out."""
+    with open(out, "w") as f:
+        return subprocess.Popen(memcheck(str(log)) + [UNIT_BIN] + names, stdout=f,
+                                stderr=subprocess.STDOUT)
+
+
 def test_unit_tests_under_valgrind(tmp_path):
-    log = str(tmp_path / "vg.log")
-    r = subprocess.run(memcheck(log) + [UNIT_BIN], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, open(log).read()[-6000:] + r.stdout[-2000:]
+    """All the unit tests, split over one valgrind per CPU (each test runs in a process
+    of its own and names what it makes after its pid: they do not collide)."""
+    names = subprocess.run([UNIT_BIN, "--list"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    shards = max(1, min(os.cpu_count() or 1, len(names)))
+    runs = [(tmp_path / ("vg%d.log" % i), tmp_path / ("out%d.txt" % i)) for i in range(shards)]
+    procs = [start_unit_tests(names[i::shards], *runs[i]) for i in range(shards)]
+    try:
+        passed = 0
+        for (log, out), proc in zip(runs, procs):
+            code = proc.wait(timeout=900)
+            assert code == 0, log.read_text()[-6000:] + out.read_text()[-2000:]
+            passed += int(re.search(r"^(\d+) passed, 0 failed$", out.read_text(), re.M).group(1))
+        assert passed == len(names)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def dns_query(server, name):
