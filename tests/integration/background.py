@@ -3,18 +3,21 @@ package) run in the background while the wait-dominated tests run.
 
 A module lists its Jobs in BACKGROUND; when the session has collected
 (conftest's pytest_collection_finish), the jobs of every module with a test
-that will run are queued, in collection order, on one worker thread at nice 19
+that will run are queued, in run order, on one worker thread at nice 19
 (Linux niceness is per thread and inherited by the processes it starts): they
 use the CPU the daemons under test leave idle, one job at a time. A test that
-needs a job's result waits for it (Job.result); a job nobody queued (the
-module run on its own, pytest -p no:...) runs when first asked for, on the
-same worker. What a job raises is raised again in every test that asks."""
+needs a job's result waits for it (Job.result), and the job gets normal
+priority back meanwhile. A job nobody queued (the module run on its own) runs
+when first asked for, on the same worker. What a job raises is raised again
+in every test that asks."""
 import os
 import queue
 import threading
 
+LOW_PRIORITY = 19  # nice
 _PENDING = queue.Queue()
 _worker = None
+_worker_tid = None
 _worker_lock = threading.Lock()
 
 
@@ -39,9 +42,12 @@ class Job:
             _start_worker()
 
     def result(self):
-        """Waits for the job (queueing it if nobody did); its value, or raises its exception."""
+        """Waits for the job (queueing it if nobody did); its value, or raises its exception.
+        While a test waits, the job runs at normal priority (other work on the machine would
+        otherwise hold it back)."""
         self.start()
-        self._done.wait()
+        while not self._done.wait(2):
+            _hurry()
         if self._error is not None:
             raise self._error
         return self._value
@@ -62,12 +68,51 @@ def _start_worker():
 
 
 def _work():
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    global _worker_tid
+    _worker_tid = threading.get_native_id()
     while True:
         job = _PENDING.get()
         if job is None:
             return
+        os.setpriority(os.PRIO_PROCESS, _worker_tid, LOW_PRIORITY)
         job._run()
+
+
+def _descendants(pid):
+    """The pids of pid's descendants (a snapshot of /proc)."""
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _hurry():
+    """Normal priority for the worker thread and the processes its job started (the
+    descendants at LOW_PRIORITY: the tests' own processes run at normal priority)."""
+    if _worker_tid is None:
+        return
+    tids = [_worker_tid]
+    for pid in _descendants(os.getpid()):
+        try:
+            tids += [int(t) for t in os.listdir("/proc/%d/task" % pid)]  # niceness is per thread
+        except OSError:
+            pass  # ended meanwhile
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) == LOW_PRIORITY:
+                os.setpriority(os.PRIO_PROCESS, tid, 0)
+        except OSError:
+            pass  # ended meanwhile, or not root
 
 
 def will_run(item):
