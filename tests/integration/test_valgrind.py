@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import warnings
 
 import pytest
 
@@ -40,26 +41,40 @@ def start_unit_tests(names, log, out):
                                 stderr=subprocess.STDOUT)
 
 
+def check_unit_run(code, log, out):
+    """The names of the unit tests that failed in a run that valgrind found nothing in (its
+    reports, "==PID== ...", go to log: the forked tests' too); fails on a report or a crash."""
+    text = out.read_text()
+    reports = [line for line in log.read_text().splitlines() if line.startswith("==")]
+    assert code in (0, 1) and not reports and " passed, " in text, \
+        "exit %d\n%s\n%s" % (code, "\n".join(reports)[-6000:], text[-3000:])
+    return re.findall(r"^FAIL (\S+)$", text, re.M)
+
+
 def test_unit_tests_under_valgrind(tmp_path):
     """All the unit tests, split over one valgrind per CPU (each test runs in a process
-    of its own and names what it makes after its pid: they do not collide)."""
+    of its own and names what it makes after its pid: they do not collide). A test that
+    fails with no valgrind report gets one more try alone, as under qemu (test_arm): at
+    valgrind's speed on a loaded machine a timeout can pass; test_unit.py runs each natively."""
     names = subprocess.run([UNIT_BIN, "--list"], capture_output=True, text=True,
                            check=True).stdout.split()
     shards = max(1, min(os.cpu_count() or 1, len(names)))
     runs = [(tmp_path / ("vg%d.log" % i), tmp_path / ("out%d.txt" % i)) for i in range(shards)]
     procs = [start_unit_tests(names[i::shards], *runs[i]) for i in range(shards)]
     try:
-        passed = 0
+        failed = []
         for (log, out), proc in zip(runs, procs):
-            code = proc.wait(timeout=900)
-            assert code == 0, log.read_text()[-6000:] + out.read_text()[-2000:]
-            passed += int(re.search(r"^(\d+) passed, 0 failed$", out.read_text(), re.M).group(1))
-        assert passed == len(names)
+            failed += check_unit_run(proc.wait(timeout=900), log, out)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    if failed:
+        warnings.warn("unit tests failed under valgrind, retried alone: %s" % " ".join(failed))
+        log, out = tmp_path / "vg-retry.log", tmp_path / "out-retry.txt"
+        code = start_unit_tests(failed, log, out).wait(timeout=900)
+        assert not check_unit_run(code, log, out) and code == 0, out.read_text()[-3000:]
 
 
 def dns_query(server, name):
