@@ -120,11 +120,11 @@ test-asan: export UBSAN_OPTIONS = log_path=$(abspath build-asan)/sanitizer/ubsan
 test-asan: export SHOAL_SANITIZER_DIR = $(abspath build-asan)/sanitizer
 test-asan:
 	rm -rf build-asan/sanitizer && mkdir -p build-asan/sanitizer
-	$(ASAN_MAKE) test
+	+$(ASAN_MAKE) test
 
 # Only the build of build-asan/ (scripts/test.sh runs it at low priority during `make test`).
 asan:
-	$(ASAN_MAKE) all
+	+$(ASAN_MAKE) all
 
 ASAN_MAKE = $(MAKE) BUILD=build-asan CC=clang \
   CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
