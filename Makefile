@@ -120,9 +120,15 @@ test-asan: export UBSAN_OPTIONS = log_path=$(abspath build-asan)/sanitizer/ubsan
 test-asan: export SHOAL_SANITIZER_DIR = $(abspath build-asan)/sanitizer
 test-asan:
 	rm -rf build-asan/sanitizer && mkdir -p build-asan/sanitizer
-	$(MAKE) BUILD=build-asan CC=clang \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" test
+	+$(ASAN_MAKE) test
+
+# Only the build of build-asan/ (scripts/test.sh runs it at low priority during `make test`).
+asan:
+	+$(ASAN_MAKE) all
+
+ASAN_MAKE = $(MAKE) BUILD=build-asan CC=clang \
+  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+  LDFLAGS="-fsanitize=address,undefined"
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c, docs/fuzzing.md) in build-fuzz/: the library
 # built with coverage instrumentation and ASan+UBSan, each target linked with libFuzzer.
@@ -154,6 +160,6 @@ deb:
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all bench test test-asan fuzz fuzz-targets deb clean
+.PHONY: all asan bench test test-asan fuzz fuzz-targets deb clean
 -include $(OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_SRC:%.c=$(BUILD)/%.d) \
          $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/%.d)

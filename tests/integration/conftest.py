@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+import background
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHOAL_BIN = os.environ.get("SHOAL_BIN", os.path.join(ROOT, "build", "shoal"))
 BUSYBOX = "/bin/busybox"
@@ -498,3 +500,31 @@ def daemon(module_daemon):
     yield module_daemon
     if module_daemon.proc is not None and module_daemon.proc.poll() is None:
         assert module_daemon.api("GET", "/v1/info").status == 200
+
+
+# Session-wide hooks (this conftest is loaded whenever tests/integration is collected, as
+# in `make test`; tests/ can have no conftest.py of its own: tests/faults imports this one
+# as `conftest`).
+def _run_order(item):
+    """0: the rest, in collection order (top-level tests/*.py, tests/faults, tests/integration);
+    1: the modules awaiting background jobs, whose jobs have had the rest's time to finish;
+    2: tests/test_zz_sanitizers.py, which checks the reports of every shoal process run before."""
+    if os.path.basename(str(item.fspath)) == "test_zz_sanitizers.py":
+        return 2
+    return 1 if getattr(getattr(item, "module", None), "BACKGROUND", None) else 0
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=_run_order)
+
+
+# The CPU-bound preparations of the modules that will run start in the background
+# (background.py), tests/test_fuzz.py's too.
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    background.start_for(session.items)
+
+
+def pytest_sessionfinish(session):
+    background.finish()

@@ -3,8 +3,9 @@ build-ARCH/), its unit tests run under qemu-user, and a smoke test of the ARM
 daemon and CLI under qemu: daemon up, `swarm init`, the API answers with the
 node's platform, an image imported and a service spec stored.
 
-Built once per run and architecture (make is incremental); runs in the normal
-pass only: `make test-asan` builds for the host."""
+Built once per run and architecture (make is incremental), and the unit tests' first run
+under qemu, in the background from the start of the session (background.py); runs in the
+normal pass only: `make test-asan` builds for the host."""
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import tempfile
 
 import pytest
 
+import background
 import conftest
 from conftest import ROOT, Daemon
 
@@ -57,10 +59,33 @@ class ArmBuild:
         return subprocess.run([self.qemu, "-L", self.sysroot, os.path.join(self.dir, binary)] + list(args),
                               capture_output=True, text=True, timeout=timeout)
 
+    def run_unit_tests(self):
+        """(names listed, result of running those qemu can run)."""
+        names = self.run("unit_tests", "--list").stdout.split()
+        return names, self.run("unit_tests", *[n for n in names if not n.startswith(QEMU_SKIPPED_PREFIX)])
+
+
+def build_and_run_unit_tests(arch):
+    """The cross build, then its unit tests' first run under qemu (each test in a process of
+    its own, names made from its pid: nothing shared with the tests running meanwhile);
+    test_unit_tests_under_qemu checks it."""
+    arm = ArmBuild(arch)
+    try:
+        arm.unit_run = arm.run_unit_tests()
+    except subprocess.TimeoutExpired as e:
+        arm.unit_run = e
+    return arm
+
+
+BUILDS = {arch: background.Job("make ARCH=%s and its unit tests" % arch,
+                               lambda arch=arch: build_and_run_unit_tests(arch))
+          for arch in sorted(ARCHES)}
+BACKGROUND = list(BUILDS.values())
+
 
 @pytest.fixture(scope="module", params=sorted(ARCHES))
 def arm(request):
-    return ArmBuild(request.param)
+    return BUILDS[request.param].result()
 
 
 def test_binaries_are_for_the_target(arm):
@@ -71,10 +96,10 @@ def test_binaries_are_for_the_target(arm):
 
 
 def test_unit_tests_under_qemu(arm):
-    names = arm.run("unit_tests", "--list").stdout.split()
+    if isinstance(arm.unit_run, Exception):
+        raise arm.unit_run
+    names, res = arm.unit_run
     assert len(names) > 50
-    wanted = [n for n in names if not n.startswith(QEMU_SKIPPED_PREFIX)]
-    res = arm.run("unit_tests", *wanted)
     assert "passed, " in res.stdout, "unit_tests crashed:\n%s\n%s" % (res.stdout[-3000:], res.stderr[-5000:])
     failed = [line.split()[1] for line in res.stdout.splitlines() if line.startswith("FAIL ")]
     if failed:

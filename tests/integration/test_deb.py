@@ -6,6 +6,7 @@ state on upgrade and removal and delete it on purge.
 
 The fresh root is bootstrapped once per machine into /var/cache/shoal-tests/ (a tar of
 Debian 12's minimal apt system plus systemd and man-db) and unpacked anew for every run.
+The package is built in the background from the start of the session (background.py).
 Runs in the normal pass only."""
 import glob
 import os
@@ -15,6 +16,7 @@ import tempfile
 
 import pytest
 
+import background
 from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("SHOAL_SANITIZER_DIR")),
@@ -55,13 +57,21 @@ def base_root_tar():
     return BASE_TAR
 
 
-@pytest.fixture(scope="module")
-def deb():
+def make_deb():
     arch = run(["dpkg", "--print-architecture"]).stdout.strip()
     res = run(["make", "-j2", "deb"], timeout=1500, cwd=ROOT)
     path = os.path.join(ROOT, res.stdout.strip().splitlines()[-1])
     assert path.endswith("_%s.deb" % arch) and os.path.exists(path), res.stdout
     return path
+
+
+BUILD = background.Job("make deb", make_deb)
+BACKGROUND = [BUILD]
+
+
+@pytest.fixture(scope="module")
+def deb():
+    return BUILD.result()
 
 
 @pytest.fixture
