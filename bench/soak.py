@@ -53,9 +53,21 @@ def state_files(d):
     return out
 
 
-def veths(d):
+NET_POOL_SIZE = 2  # src/agent/net.h
+
+
+def bridge_ports(d):
     r = subprocess.run(["ip", "-o", "link", "show", "master", d.bridge], capture_output=True, text=True)
-    return [l.split(":")[1].strip() for l in r.stdout.splitlines()]
+    return len(r.stdout.splitlines())
+
+
+def veths(d):
+    """The task veths on d's bridge: not the spare ones of the pool of namespaces made ahead
+    (named vsp..., NET_POOL_SIZE of them at rest); a pooled one a task took has the alternative
+    name vsh<task id>."""
+    r = subprocess.run(["ip", "-o", "link", "show", "master", d.bridge], capture_output=True, text=True)
+    return [l.split(":")[1].strip() for l in r.stdout.splitlines()
+            if not l.split(":")[1].strip().startswith("vsp") or "altname vsh" in l]
 
 
 def nft_rules(d):
@@ -85,7 +97,7 @@ def cycle(d, i):
 def settle(d):
     wait_until(lambda: d.api("GET", "/v1/tasks").json() == [] and
                d.api("GET", "/v1/containers").json() == [] and not veths(d), timeout=60,
-               msg=lambda: (d.api("GET", "/v1/tasks").json(), veths(d)))
+               msg=lambda: "tasks %s, veths %s" % (d.api("GET", "/v1/tasks").json(), veths(d)))
 
 
 def snapshot(d):
@@ -140,6 +152,9 @@ def soak(cycles, warmup=5, log=print):
         v = veths(d)
         if v:
             problems.append("veths left: %s" % v)
+        spare = bridge_ports(d) - len(v)
+        if spare > NET_POOL_SIZE:
+            problems.append("%d spare veths on the bridge, more than the pool's %d" % (spare, NET_POOL_SIZE))
         return {"cycles": cycles, "seconds": round(dt), "rss_kb": (b["rss_kb"], a["rss_kb"]),
                 "raft_files": (b["raft_files"], a["raft_files"]),
                 "fds": (b["fds"], a["fds"]), "problems": problems}

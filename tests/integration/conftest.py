@@ -37,7 +37,7 @@ def wait_until(fn, timeout=20, interval=0.1, msg=None):
             detail = msg() if callable(msg) else msg
             raise AssertionError(
                 "condition not met within %ss%s%s"
-                % (timeout, ": %s" % detail if detail else "", " (last error: %r)" % last_exc if last_exc else "")
+                % (timeout, ": %s" % (detail,) if detail else "", " (last error: %r)" % last_exc if last_exc else "")
             )
         time.sleep(interval)
 
