@@ -197,6 +197,17 @@ void runtime_spawn_setup(posix_spawn_file_actions_t *actions, posix_spawnattr_t 
     }
 }
 
+/* Waits for our own child `pid` (the daemon reaps its other children
+ * itself): its wait status in *status. */
+static int wait_child(pid_t pid, int *status, const char *what, struct serr *err)
+{
+    while (waitpid(pid, status, 0) < 0) {
+        if (errno != EINTR)
+            return serr_errno(err, "waitpid %s", what);
+    }
+    return 0;
+}
+
 static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status,
                           struct serr *err)
 {
@@ -211,12 +222,7 @@ static int spawn_and_wait(char *const argv[], int in_fd, int out_fd, int *status
         errno = rc;
         return serr_errno(err, "cannot run %s", argv[0]);
     }
-    /* Only our own child: the daemon reaps its other children itself. */
-    while (waitpid(child, status, 0) < 0) {
-        if (errno != EINTR)
-            return serr_errno(err, "waitpid %s", argv[0]);
-    }
-    return 0;
+    return wait_child(child, status, argv[0], err);
 }
 
 /* What a helper printed on fd (at most len - 1 bytes, NUL-terminated), up to
@@ -269,11 +275,7 @@ int runtime_run_helper(const char *exe, char *const argv[], char *report, size_t
     close(fds[0]);
     if (rc < 0)
         return -1;
-    while (waitpid(pid, status, 0) < 0) {
-        if (errno != EINTR)
-            return serr_errno(err, "waitpid %s process", argv[1]);
-    }
-    return 0;
+    return wait_child(pid, status, argv[1], err);
 }
 
 /* The first executable `name` in the directories of `path` (new string), or NULL. */
@@ -472,11 +474,7 @@ static int spawn_joined_and_wait(char *const argv[], char *const *join, int in_f
     pid_t child = spawn_joined(argv, join, in_fd, out_fd, err);
     if (child < 0)
         return -1;
-    while (waitpid(child, status, 0) < 0) {
-        if (errno != EINTR)
-            return serr_errno(err, "waitpid %s", argv[0]);
-    }
-    return 0;
+    return wait_child(child, status, argv[0], err);
 }
 
 #define CRUN_MAX_ARGS 16
