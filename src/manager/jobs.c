@@ -425,7 +425,8 @@ static void wake(struct jpass *p, int64_t when)
         *p->wake_at = when;
 }
 
-static void job_merge(struct jpass *p, json_t *job, json_t *fields)
+/* `fields` (taken) merged into `job` and as an op appended to `ops`. */
+static void job_merge_into(struct jpass *p, json_t *ops, json_t *job, json_t *fields)
 {
     /* only what changes: an unchanged job costs no entry */
     const char *key;
@@ -442,7 +443,12 @@ static void job_merge(struct jpass *p, json_t *job, json_t *fields)
     }
     store_job_unshare(p->st, job);
     json_object_update(job, fields);
-    json_array_append_new(p->ops, op_merge("jobs", jstr(job, "id"), fields));
+    json_array_append_new(ops, op_merge("jobs", jstr(job, "id"), fields));
+}
+
+static void job_merge(struct jpass *p, json_t *job, json_t *fields)
+{
+    job_merge_into(p, p->ops, job, fields);
 }
 
 /* A started job's progress (`fields`: Launching or Running), its task's
@@ -457,11 +463,8 @@ static void job_progress(struct jpass *p, json_t *job, json_t *fields, int64_t s
         job_merge(p, job, fields);
         return;
     }
-    json_t *ops = p->ops;
     size_t before = json_array_size(p->progress);
-    p->ops = p->progress;
-    job_merge(p, job, fields);
-    p->ops = ops;
+    job_merge_into(p, p->progress, job, fields);
     if (json_array_size(p->progress) > before && (p->progress_wake == 0 || due < p->progress_wake))
         p->progress_wake = due;
 }
