@@ -275,7 +275,15 @@ static void report(struct ctr *c, json_t *fields)
         return;
     }
     json_object_set_new(fields, "state_at", json_integer(now_ms()));
+    c->reported_at = mono_ms();
     c->up->report_task(c->up->data, c->task_id, fields);
+}
+
+static void report_running(struct ctr *c)
+{
+    char addr[16];
+    report(c, json_pack("{s:s, s:s, s:i, s:s?}", "state", "running", "message", "started", "pid",
+                        (int)c->pid, "addr", addr_text(c, addr)));
 }
 
 /* ---- output ---- */
@@ -809,9 +817,7 @@ static void after_create(uv_work_t *w, int status)
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
     followers_started(c->a, c);
-    char addr[16];
-    report(c, json_pack("{s:s, s:s, s:i, s:s?}", "state", "running", "message", "started", "pid",
-                        (int)c->pid, "addr", addr_text(c, addr)));
+    report_running(c);
     if (!c->stop_requested)
         health_start(c, false);
     if (c->stop_requested) {
@@ -1015,6 +1021,39 @@ static bool task_waits_for_bridge(struct agent *a, json_t *task)
            agent_net_error(a) == NULL;
 }
 
+/* A report is fire and forget: the daemon may stop before its entry is
+ * committed (the container found running after the restart, the store still
+ * saying assigned), a leader may fall with it. A sync that finds the store
+ * behind the container says it again, once that report had time to land. */
+#define REPORT_AGAIN_AFTER_MS 5000
+#define REPORTS_AGAIN_MAX 3
+
+static bool report_again_due(struct ctr *c)
+{
+    if (c->reports_again >= REPORTS_AGAIN_MAX)
+        return false; /* a store that keeps refusing it: said often enough */
+    return c->reported_at == 0 || mono_ms() - c->reported_at >= REPORT_AGAIN_AFTER_MS;
+}
+
+/* `state`: the store's for the task of c, which is still wanted running. */
+static void report_again_if_lost(struct ctr *c, const char *state)
+{
+    bool store_behind = false;
+    if (c->phase == PH_RUNNING && c->created && !c->exited)
+        store_behind = state && strcmp(state, "running") != 0 && !task_state_terminal(state);
+    else if (c->phase == PH_DONE)
+        store_behind = !task_state_terminal(state);
+    if (!store_behind || !report_again_due(c))
+        return;
+    c->reports_again++;
+    log_info("container %s (%s): the store says %s, reporting its state again", c->id, c->name,
+             state ? state : "nothing");
+    if (c->phase == PH_DONE)
+        report(c, final_state(c));
+    else
+        report_running(c);
+}
+
 static void sync_task(struct agent *a, json_t *task)
 {
     const char *id = task_id(task);
@@ -1025,6 +1064,8 @@ static void sync_task(struct agent *a, json_t *task)
     if (c && c->phase == PH_DONE) {
         if (task_state_terminal(state))
             ctr_release(c); /* the store has our final report */
+        else
+            report_again_if_lost(c, state);
         return;
     }
     if (c) {
@@ -1032,6 +1073,8 @@ static void sync_task(struct agent *a, json_t *task)
             c->final_in_store = true;
         if (!want_running)
             ctr_stop(c);
+        else
+            report_again_if_lost(c, state);
         return;
     }
     if (want_running && state && strcmp(state, "assigned") == 0) {

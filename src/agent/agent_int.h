@@ -63,6 +63,11 @@ struct ctr {
     int64_t created_at;
     int64_t started_at, finished_at; /* ms since the epoch; 0: not yet */
     int64_t grace_ms;
+    /* mono_ms() of its last state report (0: none from this process, as
+     * for an adopted container), and how many times a sync said one again
+     * (report_again_if_lost) */
+    int64_t reported_at;
+    int reports_again;
     int stop_signal;  /* --stop-signal; 0: SIGTERM */
     json_t *dns;      /* --dns: nameservers of its resolv.conf, or NULL */
     enum ctr_phase phase;

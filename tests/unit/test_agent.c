@@ -623,6 +623,49 @@ TEST(agent_adopts_a_live_container_logs_its_output_and_reports_its_exit)
     fixture_free(&fx);
 }
 
+/* The daemon stopped after starting a container but before its `running`
+ * report was committed: the container is adopted alive while the store
+ * still says assigned. The agent says running again (once), else the task
+ * would stay assigned for good. */
+TEST(agent_reports_again_a_running_report_lost_before_a_restart)
+{
+    if (!have_pidfd())
+        return;
+    struct fixture fx;
+    fixture_init(&fx);
+    char *dir = xasprintf("%s/agent", fx.state_dir);
+    CHECK(mkdir_p(dir, 0700, NULL) == 0);
+    char *fifo = xasprintf("%s/c1.fifo", dir);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    int go;
+    pid_t pid = fake_container(fifo, &go);
+    char *rec = xasprintf("%s/c1.json", dir);
+    char *text = xasprintf("{\"id\":\"c1\",\"task_id\":\"t1\",\"name\":\"web.1\",\"pid\":%d,"
+                           "\"start_time\":%lld,\"created_at\":1,\"grace_ms\":1000}",
+                           (int)pid, proc_start_time(pid));
+    CHECK(write_file_atomic(rec, text, strlen(text), false, NULL) == 0);
+    add_task(&fx, "t1", "running", "assigned", NULL);
+    fixture_start(&fx);
+    agent_sync(fx.agent);
+    CHECK(json_array_size(fx.fake.reports) == 1);
+    CHECK_STR(field(report(&fx, 0), "state"), "running");
+    CHECK(json_integer_value(json_object_get(report(&fx, 0), "pid")) == pid);
+    agent_sync(fx.agent); /* that report may still be on its way: not said twice at once */
+    CHECK(json_array_size(fx.fake.reports) == 1);
+
+    CHECK(write(go, "g", 1) == 1);
+    run_until_reports(&fx, 2);
+    CHECK(json_array_size(fx.fake.reports) == 2);
+    CHECK_STR(field(report(&fx, 1), "state"), "failed");
+    settle(&fx);
+    close(go);
+    free(text);
+    free(rec);
+    free(fifo);
+    free(dir);
+    fixture_free(&fx);
+}
+
 TEST(agent_sweeps_the_logs_of_tasks_gone)
 {
     struct fixture fx;
