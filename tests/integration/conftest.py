@@ -323,7 +323,14 @@ class Daemon:
             cur = [t for t in self.tasks(service) if t["desired_state"] == "running"]
             return ts if len(ts) == n and len(cur) == n else None
 
-        return wait_until(ok, timeout=timeout, msg=lambda: json.dumps(self.tasks(service), indent=1)[:3000])
+        return wait_until(ok, timeout=timeout, msg=lambda: self.tasks_summary(service))
+
+    def tasks_summary(self, service):
+        """One line per task, then the daemon's log tail: what a failed wait prints."""
+        lines = ["%s v%s %s/%s %r %r pid=%s node=%s at=%s" % (
+            t.get("name"), t.get("spec_version"), t.get("state"), t.get("desired_state"), t.get("message"),
+            t.get("error"), t.get("pid"), t.get("node_hostname"), t.get("state_at")) for t in self.tasks(service)]
+        return "\n".join(lines) + "\n--- daemon log ---\n" + self.log_tail(40)
 
     def logs(self, service, *extra):
         return self.cli("service", "logs", *extra, service).stdout
