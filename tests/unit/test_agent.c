@@ -613,6 +613,36 @@ static pid_t fake_container(const char *fifo, int *go_fd)
     return pid;
 }
 
+/* A live fake container c1 of task t1 with its record, as a daemon
+ * stopped before the agent's start left them; `go` lets it write and exit. */
+struct adoptee {
+    char *dir, *fifo, *rec;
+    int go;
+};
+
+static void adoptee_make(struct fixture *fx, struct adoptee *ad, int created_at)
+{
+    ad->dir = xasprintf("%s/agent", fx->state_dir);
+    CHECK(mkdir_p(ad->dir, 0700, NULL) == 0);
+    ad->fifo = xasprintf("%s/c1.fifo", ad->dir);
+    CHECK(mkfifo(ad->fifo, 0600) == 0);
+    pid_t pid = fake_container(ad->fifo, &ad->go);
+    ad->rec = xasprintf("%s/c1.json", ad->dir);
+    char *text = xasprintf("{\"id\":\"c1\",\"task_id\":\"t1\",\"name\":\"web.1\",\"pid\":%d,"
+                           "\"start_time\":%lld,\"created_at\":%d,\"grace_ms\":1000}",
+                           (int)pid, proc_start_time(pid), created_at);
+    CHECK(write_file_atomic(ad->rec, text, strlen(text), false, NULL) == 0);
+    free(text);
+}
+
+static void adoptee_free(struct adoptee *ad)
+{
+    close(ad->go);
+    free(ad->rec);
+    free(ad->fifo);
+    free(ad->dir);
+}
+
 /* The agent watches containers through pidfds: not under valgrind, which
  * lacks pidfd_open (the test then passes without running). */
 static bool have_pidfd(void)
@@ -630,17 +660,8 @@ TEST(agent_adopts_a_live_container_logs_its_output_and_reports_its_exit)
         return;
     struct fixture fx;
     fixture_init(&fx);
-    char *dir = xasprintf("%s/agent", fx.state_dir);
-    CHECK(mkdir_p(dir, 0700, NULL) == 0);
-    char *fifo = xasprintf("%s/c1.fifo", dir);
-    CHECK(mkfifo(fifo, 0600) == 0);
-    int go;
-    pid_t pid = fake_container(fifo, &go);
-    char *rec = xasprintf("%s/c1.json", dir);
-    char *text = xasprintf("{\"id\":\"c1\",\"task_id\":\"t1\",\"name\":\"web.1\",\"pid\":%d,"
-                           "\"start_time\":%lld,\"created_at\":1,\"grace_ms\":1000}",
-                           (int)pid, proc_start_time(pid));
-    CHECK(write_file_atomic(rec, text, strlen(text), false, NULL) == 0);
+    struct adoptee ad;
+    adoptee_make(&fx, &ad, 1);
     add_task(&fx, "t1", "running", "running", NULL);
     fixture_start(&fx);
     agent_sync(fx.agent);
@@ -650,7 +671,7 @@ TEST(agent_adopts_a_live_container_logs_its_output_and_reports_its_exit)
     CHECK_STR(field(json_array_get(running, 0), "id"), "t1");
     json_decref(running);
 
-    CHECK(write(go, "g", 1) == 1);
+    CHECK(write(ad.go, "g", 1) == 1);
     run_until_reports(&fx, 1);
     CHECK(json_array_size(fx.fake.reports) == 1);
     CHECK_STR(field(report(&fx, 0), "state"), "failed");
@@ -660,14 +681,10 @@ TEST(agent_adopts_a_live_container_logs_its_output_and_reports_its_exit)
     CHECK(read_file(log, &logged, NULL, NULL) == 0);
     CHECK(strlen(logged) == LOG_TS_LEN + 7 && strcmp(logged + LOG_TS_LEN, " hello\n") == 0);
     settle(&fx);
-    CHECK(access(rec, F_OK) != 0 && access(fifo, F_OK) != 0); /* deleted with the container */
-    close(go);
+    CHECK(access(ad.rec, F_OK) != 0 && access(ad.fifo, F_OK) != 0); /* deleted with it */
     free(logged);
     free(log);
-    free(text);
-    free(rec);
-    free(fifo);
-    free(dir);
+    adoptee_free(&ad);
     fixture_free(&fx);
 }
 
@@ -680,17 +697,8 @@ TEST(agent_reports_an_adopted_container_running_when_its_task_is_still_assigned)
         return;
     struct fixture fx;
     fixture_init(&fx);
-    char *dir = xasprintf("%s/agent", fx.state_dir);
-    CHECK(mkdir_p(dir, 0700, NULL) == 0);
-    char *fifo = xasprintf("%s/c1.fifo", dir);
-    CHECK(mkfifo(fifo, 0600) == 0);
-    int go;
-    pid_t pid = fake_container(fifo, &go);
-    char *rec = xasprintf("%s/c1.json", dir);
-    char *text = xasprintf("{\"id\":\"c1\",\"task_id\":\"t1\",\"name\":\"1\",\"pid\":%d,"
-                           "\"start_time\":%lld,\"created_at\":7,\"grace_ms\":1000}",
-                           (int)pid, proc_start_time(pid));
-    CHECK(write_file_atomic(rec, text, strlen(text), false, NULL) == 0);
+    struct adoptee ad;
+    adoptee_make(&fx, &ad, 7);
     add_task(&fx, "t1", "running", "assigned", NULL);
     set_job(&fx);
     fixture_start(&fx);
@@ -700,15 +708,11 @@ TEST(agent_reports_an_adopted_container_running_when_its_task_is_still_assigned)
     CHECK(json_integer_value(json_object_get(report(&fx, 0), "started_at")) == 7);
     agent_sync(fx.agent); /* the report's entry not applied yet: not sent twice */
     CHECK(json_array_size(fx.fake.reports) == 1);
-    CHECK(write(go, "g", 1) == 1);
+    CHECK(write(ad.go, "g", 1) == 1);
     run_until_reports(&fx, 2);
     CHECK_STR(field(report(&fx, 1), "state"), "failed");
     settle(&fx);
-    close(go);
-    free(text);
-    free(rec);
-    free(fifo);
-    free(dir);
+    adoptee_free(&ad);
     fixture_free(&fx);
 }
 
