@@ -311,8 +311,10 @@ static void report_started(struct ctr *c)
         report_running(c);
         return;
     }
+    int hold = c->env->job_running_hold_ms > 0 ? c->env->job_running_hold_ms
+                                                : AGENT_JOB_RUNNING_HOLD_MS;
     c->running_held = true;
-    uv_timer_start(&c->timer, running_hold_expired, AGENT_JOB_RUNNING_HOLD_MS, 0);
+    uv_timer_start(&c->timer, running_hold_expired, (uint64_t)hold, 0);
 }
 
 /* The end's report, with the start time when no `running` report went out

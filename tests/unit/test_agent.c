@@ -452,6 +452,7 @@ TEST(agent_reports_a_short_jobs_end_only_with_its_start)
         return;
     struct fixture fx;
     fixture_init(&fx);
+    fx.env.job_running_hold_ms = 10000; /* /bin/true ends within it, whatever the load */
     fixture_start(&fx);
     int64_t before = now_ms();
     add_task(&fx, "t1", "running", "assigned",
@@ -467,8 +468,9 @@ TEST(agent_reports_a_short_jobs_end_only_with_its_start)
     CHECK(started >= before && started <= json_integer_value(json_object_get(end, "state_at")));
     json_array_clear(fx.fake.tasks);
     json_array_clear(fx.fake.reports);
+    fx.env.job_running_hold_ms = 100; /* a `sleep 2` outlasts it */
     add_task(&fx, "t2", "running", "assigned",
-             json_pack("{s:b, s:[s, s], s:[]}", "host", 1, "args", "/bin/sleep", "1", "env"));
+             json_pack("{s:b, s:[s, s], s:[]}", "host", 1, "args", "/bin/sleep", "2", "env"));
     set_job(&fx);
     agent_sync(fx.agent);
     run_until_reports(&fx, 1);
