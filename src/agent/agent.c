@@ -317,11 +317,13 @@ static void report_started(struct ctr *c)
     uv_timer_start(&c->timer, running_hold_expired, (uint64_t)hold, 0);
 }
 
-/* The end's report, with the start time when no `running` report went out
- * (a job that ended within the hold, a container adopted after a restart). */
+/* The end's report, with the start time when the `running` report was still
+ * held (a job that ended within the hold). Not for an adopted container
+ * that ended while the daemon was stopped: its start is not recorded, and
+ * the store may have the exact one from its `running` report. */
 static json_t *end_report(struct ctr *c, json_t *fields)
 {
-    if (!c->running_reported && c->started_at > 0 && c->exited)
+    if (c->running_held && c->started_at > 0)
         json_object_set_new(fields, "started_at", json_integer(c->started_at));
     c->running_held = false;
     return fields;

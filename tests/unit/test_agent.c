@@ -715,6 +715,7 @@ TEST(agent_reports_an_adopted_container_running_when_its_task_is_still_assigned)
     CHECK(write(ad.go, "g", 1) == 1);
     run_until_reports(&fx, 2);
     CHECK_STR(field(report(&fx, 1), "state"), "failed");
+    CHECK(json_object_get(report(&fx, 1), "started_at") == NULL); /* the running report's */
     settle(&fx);
     adoptee_free(&ad);
     fixture_free(&fx);
