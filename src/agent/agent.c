@@ -279,11 +279,54 @@ static void report(struct ctr *c, json_t *fields)
     c->up->report_task(c->up->data, c->task_id, fields);
 }
 
+/* A batch job's `running` report waits this long after its start: a job
+ * that ends within it reports only its end, which carries its `started_at`
+ * (per short job one Raft entry fewer, and the agent sync and orchestrator
+ * pass after it: issue 14). Services report at once: updates and health
+ * checks wait on it. */
+#define AGENT_JOB_RUNNING_HOLD_MS 100
+
+/* The `running` report, with the start time the task keeps (the report's
+ * own `state_at` is when it was sent, later for a held one). */
 static void report_running(struct ctr *c)
 {
     char addr[16];
-    report(c, json_pack("{s:s, s:s, s:i, s:s?}", "state", "running", "message", "started", "pid",
-                        (int)c->pid, "addr", addr_text(c, addr)));
+    c->running_held = false;
+    report(c, json_pack("{s:s, s:s, s:i, s:s?, s:I}", "state", "running", "message", "started",
+                        "pid", (int)c->pid, "addr", addr_text(c, addr), "started_at",
+                        (json_int_t)c->started_at));
+}
+
+static void running_hold_expired(uv_timer_t *t)
+{
+    report_running(t->data);
+}
+
+/* Reports a started container running: a batch job's at the end of the
+ * hold, unless its end comes first (ctr_maybe_finish) or a stop (ctr_stop,
+ * whose grace period takes the timer). */
+static void report_started(struct ctr *c)
+{
+    if (!c->job) {
+        report_running(c);
+        return;
+    }
+    int hold = c->env->job_running_hold_ms > 0 ? c->env->job_running_hold_ms
+                                                : AGENT_JOB_RUNNING_HOLD_MS;
+    c->running_held = true;
+    uv_timer_start(&c->timer, running_hold_expired, (uint64_t)hold, 0);
+}
+
+/* The end's report, with the start time when the `running` report was still
+ * held (a job that ended within the hold). Not for an adopted container
+ * that ended while the daemon was stopped: its start is not recorded, and
+ * the store may have the exact one from its `running` report. */
+static json_t *end_report(struct ctr *c, json_t *fields)
+{
+    if (c->running_held && c->started_at > 0)
+        json_object_set_new(fields, "started_at", json_integer(c->started_at));
+    c->running_held = false;
+    return fields;
 }
 
 /* ---- output ---- */
@@ -617,7 +660,7 @@ static void ctr_maybe_finish(struct ctr *c)
         return;
     c->phase = PH_FINISHING;
     uv_timer_stop(&c->timer);
-    report(c, final_state(c));
+    report(c, end_report(c, final_state(c)));
     ctr_close_input(c);
     followers_exit(c->a, c); /* a `run --rm` one is hidden from now on (ctr_removing) */
     c->working = true;
@@ -643,6 +686,8 @@ void ctr_stop(struct ctr *c)
     c->stop_requested = true;
     if (c->phase != PH_RUNNING || c->exited || !first)
         return; /* a container still being created is stopped when it is up */
+    if (c->running_held) /* the grace period takes the timer: Running shows now */
+        report_running(c);
     ctr_signal(c, c->stop_signal > 0 ? c->stop_signal : SIGTERM);
     uv_timer_start(&c->timer, grace_expired, (uint64_t)c->grace_ms, 0);
 }
@@ -817,7 +862,7 @@ static void after_create(uv_work_t *w, int status)
     c->phase = PH_RUNNING;
     ctr_answer_starter(c);
     followers_started(c->a, c);
-    report_running(c);
+    report_started(c);
     if (!c->stop_requested)
         health_start(c, false);
     if (c->stop_requested) {
@@ -882,6 +927,7 @@ static void start_task(struct agent *a, json_t *task)
 {
     struct ctr *c = ctr_new(a, task_id(task));
     c->task_id = xstrdup(c->id);
+    c->job = task_job_id(task) != NULL;
     const char *sid = task_service_id(task);
     c->service_id = sid ? xstrdup(sid) : NULL;
     const char *name = task_name(task);
@@ -935,6 +981,7 @@ static void adopt(struct agent *a, json_t *rec)
     c->rm = json_is_true(json_object_get(rec, "rm"));
     c->host = json_is_true(json_object_get(rec, "host"));
     c->created_at = json_integer_value(json_object_get(rec, "created_at"));
+    c->started_at = c->created_at; /* (not recorded: its start followed at once) */
     c->grace_ms = json_integer_value(json_object_get(rec, "grace_ms"));
     c->stop_signal = (int)json_integer_value(json_object_get(rec, "stop_signal"));
     json_t *hc = json_object_get(rec, "healthcheck");
@@ -1039,7 +1086,7 @@ static bool report_again_due(struct ctr *c)
 static void report_again_if_lost(struct ctr *c, const char *state)
 {
     bool store_behind = false;
-    if (c->phase == PH_RUNNING && c->created && !c->exited)
+    if (c->phase == PH_RUNNING && c->created && !c->exited && !c->running_held)
         store_behind = state && strcmp(state, "running") != 0 && !task_state_terminal(state);
     else if (c->phase == PH_DONE)
         store_behind = !task_state_terminal(state);

@@ -78,6 +78,11 @@ struct ctr {
     bool final_in_store;
     bool task_gone; /* a sync found its task gone from the store */
     bool host;        /* a host job: a process of the host (runtime_host.c) */
+    /* A batch job's task (`job_id`): its `running` report is held back
+     * (AGENT_JOB_RUNNING_HOLD_MS, on `timer`) while `running_held`, so a job
+     * that ends first reports only its end (a sync does not say it again
+     * meanwhile: report_again_if_lost). */
+    bool job, running_held;
     bool unhealthy;   /* stopped because its health check failed: the task fails */
     bool working;     /* a uv_work_t is queued */
     bool released;    /* off the list; freed when handles and work are done */
@@ -97,7 +102,9 @@ struct ctr {
     int closing;      /* handles whose close callback is pending */
     uv_poll_t exit_poll;
     uv_pipe_t out;
-    uv_timer_t timer; /* grace period, then the wait for output EOF */
+    /* a job's held `running` report, the grace period, then the wait for
+     * output EOF */
+    uv_timer_t timer;
     uv_work_t work;
     struct serr werr;
 };

@@ -34,6 +34,10 @@ struct agent_env {
     const char *backup_dir; /* daemon.json "backup-dir": volume backups, shared by every
                              * node (agent/volumes.h); NULL: none */
     bool host_jobs_disabled; /* daemon.json "host-jobs": false: host jobs are rejected */
+    /* How long a batch job's `running` report is held (agent.c); 0: the
+     * default, AGENT_JOB_RUNNING_HOLD_MS (tests set it to be sure a job
+     * ends within it, or not). */
+    int job_running_hold_ms;
 };
 
 /* Runs once, later, when a fetch of layers ended: status 0, or <0 with why. */

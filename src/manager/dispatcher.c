@@ -328,6 +328,17 @@ static bool task_on_node(struct store *st, const char *task_id, const char *node
     return mine;
 }
 
+json_t *dispatcher_report_fields(json_t *fields)
+{
+    static const char *const keys[] = {"state", "state_at", "started_at", "message", "error",
+                                       "exit_code", "pid", "addr", "health", NULL};
+    json_t *allowed = json_object();
+    for (int k = 0; keys[k]; k++)
+        if (json_object_get(fields, keys[k]))
+            json_object_set(allowed, keys[k], json_object_get(fields, keys[k]));
+    return allowed;
+}
+
 /* Reports are applied one group each: a report about a task deleted
  * meanwhile fails alone. */
 static void apply_reports(struct dispatcher *d, const char *node_id, json_t *reports)
@@ -340,13 +351,7 @@ static void apply_reports(struct dispatcher *d, const char *node_id, json_t *rep
         json_t *fields = json_object_get(r, "fields");
         if (id == NULL || !json_is_object(fields) || !task_on_node(store_of(d), id, node_id))
             continue;
-        /* only observed-state fields: agents never write desired state */
-        json_t *allowed = json_object();
-        static const char *const keys[] = {"state", "state_at", "message", "error", "exit_code",
-                                           "pid", "addr", "health", NULL};
-        for (int k = 0; keys[k]; k++)
-            if (json_object_get(fields, keys[k]))
-                json_object_set(allowed, keys[k], json_object_get(fields, keys[k]));
+        json_t *allowed = dispatcher_report_fields(fields);
         cluster_propose(cluster_of(d), json_pack("[o]", op_merge("tasks", id, allowed)), NULL,
                         NULL);
     }

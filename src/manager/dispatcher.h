@@ -95,4 +95,8 @@ json_t *dispatcher_mesh(struct dispatcher *d);
 /* Node metrics the leader received (and its own, recorded by the daemon). */
 struct stats *dispatcher_stats(struct dispatcher *d);
 
+/* The fields of a node's task report that are applied (new object; `fields`
+ * is only read): observed state only, agents never write desired state. */
+json_t *dispatcher_report_fields(json_t *fields);
+
 #endif

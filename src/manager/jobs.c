@@ -526,6 +526,13 @@ static void requeue(struct jpass *p, json_t *job)
     json_array_append_new(p->ops, op_put("jobs", json_deep_copy(job)));
 }
 
+/* The task's `started_at` (the agent's, ms since the epoch), or NULL. */
+static json_t *task_started_at(json_t *task)
+{
+    json_t *at = json_object_get(task, "started_at");
+    return json_integer_value(at) > 0 ? at : NULL;
+}
+
 /* The job's state once its task is final. */
 static void job_finish(struct jpass *p, json_t *job, json_t *task)
 {
@@ -554,8 +561,11 @@ static void job_finish(struct jpass *p, json_t *job, json_t *task)
     if (code && json_integer_value(code) >= 0)
         json_object_set(fields, "exit_code", code);
     if (json_object_get(job, "started_at") == NULL && strcmp(tstate, "rejected") != 0)
-        /* ended before a pass saw it running: it started when it was launched */
-        json_object_set(fields, "started_at", json_object_get(job, "scheduled_at"));
+        /* ended before a pass saw it running: the task's start (the agent's end
+         * report carries it when no `running` report went out), else when it
+         * was launched (a task from before that field) */
+        json_object_set(fields, "started_at", task_started_at(task) ? task_started_at(task)
+                                                  : json_object_get(job, "scheduled_at"));
     job_merge(p, job, fields);
 }
 
@@ -614,8 +624,11 @@ static void follow_job(struct jpass *p, json_t *job)
     if (strcmp(ts, "running") == 0) {
         json_t *fields = json_pack("{s:s}", "state", "Running");
         if (started == 0) {
-            json_object_set_new(fields, "started_at", json_integer(at));
-            wake(p, at + iget(json_object_get(job, "resources"), "walltime_s") * 1000);
+            /* a held `running` report was sent after the start it carries */
+            json_t *agent_start = task_started_at(task);
+            int64_t start = agent_start ? json_integer_value(agent_start) : at;
+            json_object_set_new(fields, "started_at", json_integer(start));
+            wake(p, start + iget(json_object_get(job, "resources"), "walltime_s") * 1000);
         }
         job_progress(p, job, fields, at);
     } else if (strcmp(ts, "pending") != 0 && strcmp(ts, "assigned") != 0) {

@@ -239,3 +239,19 @@ TEST(dispatcher_answer_wait_grows_with_the_interval)
     CHECK(dispatcher_answer_wait_ms(5000) == 5000 * NODE_DOWN_MS / HEARTBEAT_MS - 5000);
     CHECK(dispatcher_answer_wait_ms(HEARTBEAT_MAX_MS) > HEARTBEAT_MAX_MS);
 }
+
+/* A worker's report keeps its observed fields, `started_at` included (a
+ * short batch job's end report carries its start: issue 14), and loses any
+ * desired state. */
+TEST(dispatcher_applies_a_reports_observed_fields_only)
+{
+    json_t *fields = json_pack("{s:s, s:i, s:i, s:i, s:s}", "state", "complete", "state_at", 9,
+                               "started_at", 5, "exit_code", 0, "desired_state", "shutdown");
+    json_t *allowed = dispatcher_report_fields(fields);
+    CHECK(json_integer_value(json_object_get(allowed, "started_at")) == 5);
+    CHECK_STR(json_string_value(json_object_get(allowed, "state")), "complete");
+    CHECK(json_object_get(allowed, "desired_state") == NULL);
+    CHECK(json_object_size(allowed) == 4);
+    json_decref(allowed);
+    json_decref(fields);
+}

@@ -434,6 +434,37 @@ static const char *op_state(json_t *ops, size_t i)
     return jstr(json_object_get(json_array_get(ops, i), "fields"), "state");
 }
 
+/* The start time the agent put on the task (its end report when the job
+ * ended within the hold of its `running` report, or a held `running` report
+ * sent after the start) is the job's, not its launch nor the report's time. */
+TEST(jobs_pass_takes_a_jobs_start_from_its_tasks_started_at)
+{
+    struct store *st = store_with_started_job("complete");
+    unit_apply_ops(st, json_pack("[o]", op_merge("tasks", "t1", json_pack("{s:i, s:i}", "started_at",
+                                                                          1004, "state_at", 1009))));
+    int64_t wake;
+    json_t *ops = pass_with(st, 1010, json_array(), &wake);
+    CHECK(json_array_size(ops) == 1);
+    CHECK_STR(op_state(ops, 0), "Terminated");
+    unit_apply_ops(st, ops);
+    json_t *job = store_get(st, "jobs", "1");
+    CHECK(json_integer_value(json_object_get(job, "started_at")) == 1004);
+    CHECK(json_integer_value(json_object_get(job, "stopped_at")) == 1010);
+    json_decref(job);
+    store_close(st);
+    st = store_with_started_job("running"); /* held: sent at 1100, started at 1002 */
+    unit_apply_ops(st, json_pack("[o]", op_merge("tasks", "t1", json_pack("{s:i, s:i}", "started_at",
+                                                                          1002, "state_at", 1100))));
+    ops = pass_with(st, 1100 + JOB_PROGRESS_ALONE_MS, json_array(), &wake);
+    CHECK(json_array_size(ops) == 1);
+    CHECK_STR(op_state(ops, 0), "Running");
+    CHECK(json_integer_value(json_object_get(json_object_get(json_array_get(ops, 0), "fields"),
+                                             "started_at")) == 1002);
+    CHECK(wake == 1002 + 60 * 1000); /* the walltime counts from the start */
+    json_decref(ops);
+    store_close(st);
+}
+
 /* A job's Running waits JOB_PROGRESS_ALONE_MS for other ops to go with
  * (issue 14): a trivial job that ends within it makes no entry of its own
  * for Running; its end then goes straight to Terminated. */
