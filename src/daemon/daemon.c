@@ -18,6 +18,7 @@
 #include "agent/agent.h"
 #include "agent/image.h"
 #include "agent/net.h"
+#include "base/lib_pages.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/agent_upstream.h"
@@ -148,14 +149,19 @@ static void memory_setup(void)
 #endif
 }
 
+/* OpenSSL's handshake code, run once per link, need not stay mapped: its
+ * pages are unmapped with the heap's trim and come back from the page cache
+ * at the next handshake (base/lib_pages.h). */
+static const char *const tls_libs[] = {"libcrypto.so.", "libssl.so.", NULL};
+
 static void memory_trim(struct shoal *sh)
 {
+    if (++sh->ticks % TRIM_EVERY_TICKS != 0)
+        return;
 #ifdef __GLIBC__
-    if (++sh->ticks % TRIM_EVERY_TICKS == 0)
-        malloc_trim(0);
-#else
-    (void)sh;
+    malloc_trim(0);
 #endif
+    lib_pages_release(tls_libs);
 }
 
 static void tick_cb(uv_timer_t *t)
