@@ -12,8 +12,12 @@
  * mappings without private or anonymous pages (text, symbol tables, read-only
  * data; never relocated data, .data, .bss). The pages stay in the page cache
  * (shared with every process that maps them) and come back on their next use
- * by a page fault, as at load. A library not loaded is skipped. Returns the
- * kB of RSS the mappings held, or -1 when /proc/self/smaps cannot be read. */
+ * by a page fault, as at load; a thread running that code meanwhile only
+ * faults. A library not loaded is skipped. Only for libraries never unloaded
+ * (libcrypto and libssl are NODELETE): another thread's dlclose between the
+ * read of smaps and the madvise could hand the range to another mapping.
+ * Returns the kB of RSS the mappings held, or -1 when /proc/self/smaps cannot
+ * be read. */
 long lib_pages_release(const char *const names[]);
 
 #endif

@@ -149,10 +149,13 @@ static void memory_setup(void)
 #endif
 }
 
-/* OpenSSL's handshake code, run once per link, need not stay mapped: its
- * pages are unmapped with the heap's trim and come back from the page cache
- * at the next handshake (base/lib_pages.h). */
-static const char *const tls_libs[] = {"libcrypto.so.", "libssl.so.", NULL};
+/* Code run once need not stay mapped: OpenSSL's handshake (once per link)
+ * and SQLite's opening of the store (schema, migrations; a worker queries
+ * nothing at idle). Their pages are unmapped with the heap's trim and come
+ * back from the page cache at their next use (base/lib_pages.h); the stubs
+ * never unload these libraries. */
+static const char *const run_once_libs[] = {"libcrypto.so.", "libssl.so.", "libsqlite3.so.",
+                                            NULL};
 
 static void memory_trim(struct shoal *sh)
 {
@@ -161,7 +164,7 @@ static void memory_trim(struct shoal *sh)
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
-    lib_pages_release(tls_libs);
+    lib_pages_release(run_once_libs);
 }
 
 static void tick_cb(uv_timer_t *t)
