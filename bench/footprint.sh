@@ -82,10 +82,10 @@ measure() {
 
 # A node of a real cluster keeps a mutual-TLS link to the others, so OpenSSL is loaded and
 # initialised in it: a `shoal dev` cluster of one manager and one worker (its own namespaces
-# and bridge), each daemon read SETTLE s after the cluster is up, then again after both were
-# stopped and started again on their state. Shoal only (a two-node Swarm needs a second host).
-# Each is read twice: SETTLE s after its start, and LINK_LATE s after it (default 65: after the
-# daemon's first memory trim, which runs every 60 s).
+# and bridge), each daemon read as the cluster is set up, then after both were stopped and
+# started again on their state; each time SETTLE s after the start and LINK_LATE s after it
+# (default 65: after the daemon's first memory trim, which runs every 60 s). Shoal only (a
+# two-node Swarm needs a second host).
 LINK_LATE=${LINK_LATE:-65}
 LINK_NAME=fp$((RANDOM % 100))
 LINK_DEV=$WORK/dev
@@ -163,11 +163,11 @@ rows() {
         "$(fig docker "${state}_idle_procs")" "$TASKS" "$(fig shoal "${state}_tasks_procs")" "$(fig docker "${state}_tasks_procs")"
 }
 if [ "${LINKED:-1}" != only ]; then
-echo "footprint (containers' own processes excluded; $KIND)"
-echo "after set-up (the daemons that initialised the swarm and imported the image):"
-rows setup
-echo "after restart (stopped and started again on the same state, as after a reboot: the goals' state):"
-rows restart
+    echo "footprint (containers' own processes excluded; $KIND)"
+    echo "after set-up (the daemons that initialised the swarm and imported the image):"
+    rows setup
+    echo "after restart (stopped and started again on the same state, as after a reboot: the goals' state):"
+    rows restart
 fi
 if [ -f "$WORK/link.fig" ]; then
     link() { awk -v k="link_$1" '$1 == k { print $2 }' "$WORK/link.fig"; }
