@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-
 /* One mapping of /proc/self/smaps as read so far: its header line, then its
  * "Key: value kB" lines. */
 struct mapping {
