@@ -11,8 +11,8 @@
  * "Key: value kB" lines. */
 struct mapping {
     unsigned long start, end;
-    bool wanted;    /* a read-only mapping of one of the libraries */
-    bool written;   /* private dirty or anonymous pages: this process's own data */
+    bool wanted;  /* a read-only mapping of one of the libraries */
+    bool written; /* private dirty or anonymous pages: this process's own data */
     long rss_kb;
 };
 

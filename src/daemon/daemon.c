@@ -154,8 +154,7 @@ static void memory_setup(void)
  * nothing at idle). Their pages are unmapped with the heap's trim and come
  * back from the page cache at their next use (base/lib_pages.h); the stubs
  * never unload these libraries. */
-static const char *const run_once_libs[] = {"libcrypto.so.", "libssl.so.", "libsqlite3.so.",
-                                            NULL};
+static const char *const run_once_libs[] = {"libcrypto.so.", "libssl.so.", "libsqlite3.so.", NULL};
 
 static void memory_trim(struct shoal *sh)
 {

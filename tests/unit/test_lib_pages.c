@@ -45,7 +45,7 @@ TEST(lib_pages_release_unmaps_a_library_text_and_keeps_its_written_data)
     /* (a page or so may come back at once: smaps is read by the test's own code) */
     CHECK(libcrypto_kb("Rss:") < rss - released / 2);
     CHECK(libcrypto_kb("Private_Dirty:") == dirty); /* relocated data untouched */
-    sha256_of_abc(after); /* the code comes back at its next use */
+    sha256_of_abc(after);                           /* the code comes back at its next use */
     CHECK(memcmp(before, after, sizeof(before)) == 0);
     CHECK(libcrypto_kb("Rss:") > rss - released);
 }
