@@ -18,6 +18,7 @@
 #include "agent/agent.h"
 #include "agent/image.h"
 #include "agent/net.h"
+#include "base/lib_pages.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon/agent_upstream.h"
@@ -148,14 +149,21 @@ static void memory_setup(void)
 #endif
 }
 
+/* Code run once need not stay mapped: OpenSSL's handshake (once per link)
+ * and SQLite's opening of the store (schema, migrations; a worker queries
+ * nothing at idle). Their pages are unmapped with the heap's trim and come
+ * back from the page cache at their next use (base/lib_pages.h); the stubs
+ * never unload these libraries. */
+static const char *const run_once_libs[] = {"libcrypto.so.", "libssl.so.", "libsqlite3.so.", NULL};
+
 static void memory_trim(struct shoal *sh)
 {
+    if (++sh->ticks % TRIM_EVERY_TICKS != 0)
+        return;
 #ifdef __GLIBC__
-    if (++sh->ticks % TRIM_EVERY_TICKS == 0)
-        malloc_trim(0);
-#else
-    (void)sh;
+    malloc_trim(0);
 #endif
+    lib_pages_release(run_once_libs);
 }
 
 static void tick_cb(uv_timer_t *t)
