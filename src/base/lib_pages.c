@@ -1,75 +1,82 @@
 /* Unmapping a shared library's clean pages. See lib_pages.h. */
 #include "base/lib_pages.h"
 
+#include <elf.h>
+#include <link.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-/* One mapping of /proc/self/smaps as read so far: its header line, then its
- * "Key: value kB" lines. */
-struct mapping {
-    unsigned long start, end;
-    bool wanted;  /* a read-only mapping of one of the libraries */
-    bool written; /* private dirty or anonymous pages: this process's own data */
-    long rss_kb;
+struct release {
+    const char *const *names;
+    size_t page;
+    long released_kb;
 };
 
-static bool is_wanted_file(const char *line, const char *perms, const char *const names[])
+static bool is_named(const char *path, const char *const names[])
 {
-    const char *slash = strrchr(line, '/');
-    if (perms[1] == 'w' || slash == NULL)
-        return false;
+    const char *slash = strrchr(path, '/');
+    const char *file = slash ? slash + 1 : path;
     for (size_t i = 0; names[i]; i++)
-        if (strncmp(slash + 1, names[i], strlen(names[i])) == 0)
+        if (strncmp(file, names[i], strlen(names[i])) == 0)
             return true;
     return false;
 }
 
-/* The mapping's pages unmapped when it qualifies; returns its RSS in kB then, else 0. */
-static long release(const struct mapping *m)
+/* A library whose code the loader wrote (text relocations) has private
+ * copies of those pages: they must stay. */
+static bool has_text_relocations(const struct dl_phdr_info *info)
 {
-    if (!m->wanted || m->written || m->rss_kb == 0)
-        return 0;
-    if (madvise((void *)m->start, m->end - m->start, MADV_DONTNEED) < 0)
-        return 0;
-    return m->rss_kb;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_DYNAMIC)
+            continue;
+        for (const ElfW(Dyn) *d = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
+             d->d_tag != DT_NULL; d++) {
+            if (d->d_tag == DT_TEXTREL || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
+                return true;
+        }
+    }
+    return false;
 }
 
-/* Reads one smaps line into *m; a header line ends the previous mapping,
- * whose release is added to *released. */
-static void read_line(const char *line, struct mapping *m, const char *const names[],
-                      long *released)
+/* The whole pages of a loaded segment that the loader mapped read-only:
+ * their content is the file's, whatever this process did. */
+static void release_segment(const struct dl_phdr_info *info, const ElfW(Phdr) *ph,
+                            struct release *r)
 {
-    unsigned long start, end;
-    char perms[5];
-    long kb;
-    if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) == 3) {
-        *released += release(m);
-        *m = (struct mapping){start, end, is_wanted_file(line, perms, names), false, 0};
-    } else if (sscanf(line, "Rss: %ld", &kb) == 1) {
-        m->rss_kb = kb;
-    } else if ((sscanf(line, "Private_Dirty: %ld", &kb) == 1 ||
-                sscanf(line, "Anonymous: %ld", &kb) == 1) &&
-               kb > 0) {
-        m->written = true;
+    uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+    uintptr_t first = (start + r->page - 1) & ~(uintptr_t)(r->page - 1);
+    uintptr_t last = end & ~(uintptr_t)(r->page - 1);
+    if (last <= first) /* (a page shared with a neighbour segment is kept) */
+        return;
+    if (madvise((void *)first, last - first, MADV_DONTNEED) == 0)
+        r->released_kb += (long)((last - first) / 1024);
+}
+
+/* Runs with the loader's list lock held: a library in the list is not
+ * unmapped meanwhile by another thread's dlclose. */
+static int release_library(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct release *r = arg;
+    if (info->dlpi_name == NULL || !is_named(info->dlpi_name, r->names) ||
+        has_text_relocations(info))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && !(ph->p_flags & PF_W))
+            release_segment(info, ph, r);
     }
+    return 0;
 }
 
 long lib_pages_release(const char *const names[])
 {
-    FILE *smaps = fopen("/proc/self/smaps", "re");
-    if (smaps == NULL)
-        return -1;
-    struct mapping m = {0};
-    long released = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, smaps) >= 0)
-        read_line(line, &m, names, &released);
-    released += release(&m);
-    free(line);
-    fclose(smaps);
-    return released;
+    long page = sysconf(_SC_PAGESIZE);
+    struct release r = {.names = names, .page = page > 0 ? (size_t)page : 4096};
+    dl_iterate_phdr(release_library, &r);
+    return r.released_kb;
 }

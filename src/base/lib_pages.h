@@ -6,18 +6,18 @@
 #ifndef SHOAL_BASE_LIB_PAGES_H
 #define SHOAL_BASE_LIB_PAGES_H
 
-/* Unmaps (madvise MADV_DONTNEED) every page of the mappings of the libraries
- * whose file names start with one of `names` (NULL-terminated, e.g.
- * "libcrypto.so."), keeping whatever this process wrote: only read-only
- * mappings without private or anonymous pages (text, symbol tables, read-only
- * data; never relocated data, .data, .bss). The pages stay in the page cache
- * (shared with every process that maps them) and come back on their next use
- * by a page fault, as at load; a thread running that code meanwhile only
- * faults. A library not loaded is skipped. Only for libraries never unloaded
- * (libcrypto and libssl are NODELETE): another thread's dlclose between the
- * read of smaps and the madvise could hand the range to another mapping.
- * Returns the kB of RSS the mappings held, or -1 when /proc/self/smaps cannot
- * be read. */
+/* Unmaps (madvise MADV_DONTNEED) the read-only segments of the loaded
+ * libraries whose file names start with one of `names` (NULL-terminated,
+ * e.g. "libcrypto.so."): text, symbol tables, read-only data, found by
+ * dl_iterate_phdr from the libraries' program headers, whole pages only.
+ * The loader never writes those (a library with text relocations is
+ * skipped), so their content is always the file's: nothing this process
+ * wrote can be lost (relocated data, .data and .bss are in writable
+ * segments, swapped out or not), whatever another thread does meanwhile.
+ * The pages stay in the page cache (shared with every process that maps
+ * them) and come back on their next use by a page fault, as at load. A
+ * library not loaded is skipped. Returns the kB of the ranges unmapped
+ * (not all of them were mapped). */
 long lib_pages_release(const char *const names[]);
 
 #endif

@@ -327,6 +327,8 @@ def _libcrypto_text_kb(d):
     return rss, size
 
 
+@pytest.mark.skipif(bool(os.environ.get("SHOAL_SANITIZER_DIR")),
+                    reason="a minute's wait for the trim; lib_pages' unit test runs under ASan")
 def test_idle_nodes_unmap_openssl_code_at_the_minute_trim(cluster1x1):
     """The link's handshakes map nearly all of libcrypto's code; the daemon's minute trim
     unmaps the clean pages, and the idle link maps back only what its records use, less than

@@ -41,13 +41,13 @@ TEST(lib_pages_release_unmaps_a_library_text_and_keeps_its_written_data)
     long rss = libcrypto_kb("Rss:"), dirty = libcrypto_kb("Private_Dirty:");
     CHECK(rss > dirty);
     long released = lib_pages_release(libcrypto);
-    CHECK(released > 0 && released <= rss - dirty);
-    /* (a page or so may come back at once: smaps is read by the test's own code) */
-    CHECK(libcrypto_kb("Rss:") < rss - released / 2);
+    CHECK(released > 0);
+    long rss_after = libcrypto_kb("Rss:");
+    CHECK(rss_after < (rss - dirty) / 2 + dirty); /* most of the clean pages gone */
     CHECK(libcrypto_kb("Private_Dirty:") == dirty); /* relocated data untouched */
     sha256_of_abc(after);                           /* the code comes back at its next use */
     CHECK(memcmp(before, after, sizeof(before)) == 0);
-    CHECK(libcrypto_kb("Rss:") > rss - released);
+    CHECK(libcrypto_kb("Rss:") > rss_after);
 }
 
 TEST(lib_pages_release_skips_libraries_not_loaded)
