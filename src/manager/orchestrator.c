@@ -80,17 +80,7 @@ static int by_task_id(const void *a, const void *b)
 /* `tasks` (taken) sorted by id, as the store lists them: a new array. */
 static json_t *sorted_by_id(json_t *tasks)
 {
-    size_t n = json_array_size(tasks);
-    json_t **v = xcalloc(n + 1, sizeof(*v));
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_array_get(tasks, i);
-    qsort(v, n, sizeof(*v), by_task_id);
-    json_t *out = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append(out, v[i]);
-    free(v);
-    json_decref(tasks);
-    return out;
+    return jarray_sorted(tasks, by_task_id);
 }
 
 /* Every task of the pass (p->tasks), made from its groups when first
