@@ -20,13 +20,14 @@ Phases, each printing `KEY VALUE` figure lines:
             leader saw down, the leader's CPU (% of one core) and RSS
   place     TASKS tasks as SERVICES services of TASKS/SERVICES replicas (`sleep` in busybox),
             created through the API by CREATE_JOBS concurrent CLI calls (--create-jobs, 8; 1:
-            one after the other, as before 2026-12-07): placements committed per second
-            (place_committed_per_s: tasks / (the newest placement's time in the store, its
-            `state_at` set by the leader's pass that placed it, read once all are delivered -
-            the first create's start)) and delivered per second (place_per_s: counted as the
-            simulated nodes receive them in their heartbeat answers, each node's count of
-            distinct tasks assigned to it, summed; so up to one heartbeat interval after the
-            commit), the leader's CPU and RSS meanwhile
+            one after the other, as before 2026-12-07): placements a second between two
+            bounds of their commit: from below, place_last_pass_per_s (tasks / the time from the
+            first create's start to the start of the leader's pass that placed the last task:
+            the newest `state_at` of an assigned task in the store, read once all are
+            delivered; that pass's run and its entry's apply come after), from above,
+            place_per_s (delivered: counted as the simulated nodes receive them in their
+            heartbeat answers, each node's count of distinct tasks assigned to it, summed; so up
+            to one heartbeat interval after the commit), the leader's CPU and RSS meanwhile
   settled   HOLD seconds of heartbeats only again, every task placed (as idle: what the
             leader spends on a cluster at rest with its tasks)
 Everything it started (daemon, simulators) is ended on exit; the work directory is removed.
@@ -523,13 +524,14 @@ def run(a, mgr, procs):
     fig("place_s", "%.1f" % took)
     fig("place_per_s", "%.0f" % (want / took))
     if not a.report:  # reported tasks have their report's state_at: not the placement's
-        # committed: the newest placement's time in the store (read after the measure: one read of every task)
+        # the start of the pass that placed the last task: the `now` it stamps its placements
+        # with (read after the measure: one read of every task)
         placed_at = [t["state_at"] for t in mgr.get_json("/v1/tasks")
                      if t.get("node_id") and t.get("state") == "assigned"]
-        committed = max(placed_at) / 1000.0 - wall0
-        fig("place_committed", len(placed_at))
-        fig("place_committed_s", "%.2f" % committed)
-        fig("place_committed_per_s", "%.0f" % (len(placed_at) / committed))
+        last_pass = max(placed_at) / 1000.0 - wall0
+        fig("place_last_pass_tasks", len(placed_at))
+        fig("place_last_pass_s", "%.2f" % last_pass)
+        fig("place_last_pass_per_s", "%.0f" % (len(placed_at) / last_pass))
     lat = totals.take_latencies()
     fig("place_heartbeat_p99_ms", "%.1f" % (pct(lat, 0.99) * 1000))
     fig("place_nodes_down", sum(1 for n in mgr.cli_json("node", "ls") if n.get("status") != "ready"))
