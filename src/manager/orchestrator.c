@@ -973,12 +973,41 @@ static json_t *tasks_by_node(json_t *tasks)
     return by_node;
 }
 
-/* The tasks placed on `node` (borrowed; NULL: none), from *by_node, built
- * on first use: one pass over the tasks, not one per node. */
+struct kept_on_node {
+    json_t *by_id; /* the kept tasks, by id */
+    json_t *out;
+};
+
+static void add_kept_task(void *arg, const char *id, const char *data, size_t len)
+{
+    (void)data, (void)len;
+    struct kept_on_node *k = arg;
+    json_t *t = json_object_get(k->by_id, id);
+    if (t) /* not an ended job's, which a pass does not read */
+        json_array_append(k->out, t);
+}
+
+/* The kept tasks on node `id`, by id: the store's index of tasks by node
+ * names them (no row parsed), the kept objects are the pass's. The kept
+ * tasks are the store's as a pass begins (bring_up_to_date), so these are
+ * the tasks a pass over all of them would find; a drained leader with no
+ * task costs a pass one look-up, not a grouping of every task. New array. */
+static json_t *kept_tasks_on(struct pass *p, const char *id)
+{
+    struct kept_on_node k = {.by_id = p->kept->by_id, .out = json_array()};
+    store_each_where(p->st, "tasks", "node_id", id, add_kept_task, &k);
+    return k.out;
+}
+
+/* The tasks placed on `node` (borrowed; NULL: none), from *by_node, made
+ * on first use: with kept tasks, the node's alone (kept_tasks_on); else one
+ * pass over the tasks, not one per node. */
 static json_t *tasks_on(struct pass *p, json_t **by_node, json_t *node)
 {
     if (*by_node == NULL)
-        *by_node = tasks_by_node(pass_tasks(p));
+        *by_node = p->kept ? json_object() : tasks_by_node(pass_tasks(p));
+    if (p->kept && json_object_get(*by_node, node_id(node)) == NULL)
+        json_object_set_new(*by_node, node_id(node), kept_tasks_on(p, node_id(node)));
     return json_object_get(*by_node, node_id(node));
 }
 
