@@ -85,8 +85,9 @@ static json_t *sorted_by_id(json_t *tasks)
 
 /* Every task of the pass (p->tasks), made from its groups when first
  * needed: by id, as the store lists them, then those created so far. Only
- * the rare work over every task needs them (drained or down nodes, orphans,
- * jobs alive, the scheduler's loads counted afresh). Borrowed. */
+ * the rare work over every task needs them (a job alive, the scheduler's
+ * loads counted afresh; drained or down nodes when the pass keeps nothing:
+ * tasks_on). Borrowed. */
 static json_t *pass_tasks(struct pass *p)
 {
     if (p->tasks == NULL) {
