@@ -19,21 +19,29 @@ Phases, each printing `KEY VALUE` figure lines:
             (p50/p99, measured by the simulator: TLS handshake + request + answer), nodes the
             leader saw down, the leader's CPU (% of one core) and RSS
   place     TASKS tasks as SERVICES services of TASKS/SERVICES replicas (`sleep` in busybox),
-            created one after the other through the API: placements committed per second,
-            counted as the simulated nodes receive them in their heartbeat answers (each node's
-            count of distinct tasks assigned to it, summed; so a placement is counted at most
-            one heartbeat interval after its commit), the leader's CPU and RSS meanwhile
+            created through the API by CREATE_JOBS concurrent CLI calls (--create-jobs, 8; 1:
+            one after the other, as before 2026-12-07): placements a second between two
+            bounds of their commit: from below, place_last_pass_per_s (tasks / the time from the
+            first create's start to the start of the leader's pass that placed the last task:
+            the newest `state_at` of an assigned task in the store, read once all are
+            delivered; that pass's run and its entry's apply come after), from above,
+            place_per_s (delivered: counted as the simulated nodes receive them in their
+            heartbeat answers, each node's count of distinct tasks assigned to it, summed; so up
+            to one heartbeat interval after the commit), the leader's CPU and RSS meanwhile
   settled   HOLD seconds of heartbeats only again, every task placed (as idle: what the
             leader spends on a cluster at rest with its tasks)
 Everything it started (daemon, simulators) is ended on exit; the work directory is removed.
 """
 import argparse
 import asyncio
+import concurrent.futures
+import http.client
 import json
 import multiprocessing as mp
 import os
 import random
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -89,6 +97,20 @@ class Manager:
 
     def cli_json(self, *args):
         return json.loads(self.cli(*args, "--format", "json"))
+
+    def get_json(self, path):
+        """GET path on the API socket (what the CLI has no verb for)."""
+        conn = http.client.HTTPConnection("localhost", timeout=600)
+        conn.sock = socket.socket(socket.AF_UNIX)
+        conn.sock.settimeout(600)
+        conn.sock.connect(self.sock)
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        if r.status != 200:
+            raise SystemExit("GET %s: %d %s" % (path, r.status, body[:200]))
+        return json.loads(body)
 
     def usage(self):
         """(CPU seconds so far, RSS in kB) of the daemon."""
@@ -382,6 +404,7 @@ def main():
     p.add_argument("--hold", type=float, default=20, help="seconds of heartbeats only")
     p.add_argument("--timeout", type=float, default=1800, help="seconds the placement may take")
     p.add_argument("--report", action="store_true", help="nodes report their tasks running")
+    p.add_argument("--create-jobs", type=int, default=8, help="service creates run at once (1: one after the other)")
     p.add_argument("--new-connections", action="store_true",
                    help="a new TLS connection a heartbeat (shoal before keep-alive sessions)")
     p.add_argument("--shoal", default=os.environ.get("SHOAL", os.path.join(REPO, "build", "shoal")))
@@ -474,10 +497,14 @@ def run(a, mgr, procs):
     sampler = Sampler(mgr)
     per_svc = a.tasks // a.services
     placed0 = totals.total("placed")
-    p0 = time.monotonic()
-    for i in range(a.services):
+    p0, wall0 = time.monotonic(), time.time()
+
+    def create(i):
         mgr.cli("service", "create", "--detach", "--name", "s%04d" % i, "--replicas", str(per_svc), "busybox", "sleep", "1d")
-        sampler.sample()
+    with concurrent.futures.ThreadPoolExecutor(max(1, a.create_jobs)) as pool:
+        for f in [pool.submit(create, i) for i in range(a.services)]:
+            f.result()
+            sampler.sample()
     created = time.monotonic() - p0
     fig("place_create_s", "%.1f" % created)
     want = per_svc * a.services
@@ -496,6 +523,15 @@ def run(a, mgr, procs):
     fig("place_tasks", want)
     fig("place_s", "%.1f" % took)
     fig("place_per_s", "%.0f" % (want / took))
+    if not a.report:  # reported tasks have their report's state_at: not the placement's
+        # the start of the pass that placed the last task: the `now` it stamps its placements
+        # with (read after the measure: one read of every task)
+        placed_at = [t["state_at"] for t in mgr.get_json("/v1/tasks")
+                     if t.get("node_id") and t.get("state") == "assigned"]
+        last_pass = max(placed_at) / 1000.0 - wall0
+        fig("place_last_pass_tasks", len(placed_at))
+        fig("place_last_pass_s", "%.2f" % last_pass)
+        fig("place_last_pass_per_s", "%.0f" % (len(placed_at) / last_pass))
     lat = totals.take_latencies()
     fig("place_heartbeat_p99_ms", "%.1f" % (pct(lat, 0.99) * 1000))
     fig("place_nodes_down", sum(1 for n in mgr.cli_json("node", "ls") if n.get("status") != "ready"))

@@ -8,8 +8,9 @@
  *          leader runs), reading only the tasks changed since.
  * Prints the CPU seconds (process CPU time) and placements per CPU second.
  * Built by `make bench` (build/orch_bench); not part of the tests.
- * Usage: orch_bench [SERVICES [REPLICAS [NODES [WAY]]]]   (defaults 100 1000 500 both;
- * WAY: fresh, kept or both) */
+ * Usage: orch_bench [SERVICES [REPLICAS [NODES [WAY [DRAINED]]]]]   (defaults 100 1000 500
+ * both 0; WAY: fresh, kept or both; DRAINED: the first nodes drained, without tasks, as
+ * bench/c1m.py drains its leader: each pass looks for their tasks) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static size_t apply(struct store *st, json_t *ops)
     return n;
 }
 
-static struct store *store_with_nodes(int nodes)
+static struct store *store_with_nodes(int nodes, int drained)
 {
     struct store *st;
     if (store_open(&st, NULL) < 0)
@@ -53,7 +54,7 @@ static struct store *store_with_nodes(int nodes)
         json_array_append_new(ops, op_put("nodes", json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", id,
                                                              "hostname", host, "role", "worker",
                                                              "status", "ready", "availability",
-                                                             "active")));
+                                                             i < drained ? "drain" : "active")));
     }
     json_array_append_new(ops, op_put("images", json_pack("{s:s, s:{}}", "id", "sha256:abc",
                                                           "config")));
@@ -75,9 +76,10 @@ static void create_service(struct store *st, int i, int replicas)
 }
 
 /* Returns the CPU seconds of all the passes; *passes gets their number. */
-static double run(bool kept_tasks, int services, int replicas, int nodes, int *passes)
+static double run(bool kept_tasks, int services, int replicas, int nodes, int drained,
+                  int *passes)
 {
-    struct store *st = store_with_nodes(nodes);
+    struct store *st = store_with_nodes(nodes, drained);
     struct orch_tasks *kept = kept_tasks ? orch_tasks_new() : NULL;
     double cpu = 0;
     int64_t now = 1000000;
@@ -106,14 +108,15 @@ int main(int argc, char **argv)
     int replicas = argc > 2 ? atoi(argv[2]) : 1000;
     int nodes = argc > 3 ? atoi(argv[3]) : 500;
     const char *way = argc > 4 ? argv[4] : "both";
+    int drained = argc > 5 ? atoi(argv[5]) : 0;
     for (int k = 0; k < 2; k++) {
         if (strcmp(way, "both") != 0 && strcmp(way, k == 1 ? "kept" : "fresh") != 0)
             continue;
         int passes;
-        double cpu = run(k == 1, services, replicas, nodes, &passes);
-        printf("%s %d services x %d replicas on %d nodes: %d passes, %.2f CPU s, "
+        double cpu = run(k == 1, services, replicas, nodes, drained, &passes);
+        printf("%s %d services x %d replicas on %d nodes (%d drained): %d passes, %.2f CPU s, "
                "%.0f placements per CPU second\n",
-               k == 1 ? "kept " : "fresh", services, replicas, nodes, passes, cpu,
+               k == 1 ? "kept " : "fresh", services, replicas, nodes, drained, passes, cpu,
                (double)services * replicas / cpu);
         fflush(stdout);
     }

@@ -748,17 +748,7 @@ static int cmp_task(const void *a, const void *b)
 /* Tasks by slot, newest first within a slot (docker's `service ps` order). */
 static json_t *sorted_tasks(json_t *tasks)
 {
-    size_t n = json_array_size(tasks);
-    json_t **v = xcalloc(n, sizeof(json_t *));
-    for (size_t i = 0; i < n; i++)
-        v[i] = json_array_get(tasks, i);
-    qsort(v, n, sizeof(json_t *), cmp_task);
-    json_t *out = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append(out, v[i]);
-    free(v);
-    json_decref(tasks);
-    return out;
+    return jarray_sorted(tasks, cmp_task);
 }
 
 static void get_service_tasks(struct shoal *sh, struct http_req *req, char **args)

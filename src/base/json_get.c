@@ -1,7 +1,10 @@
-/* Typed reads of JSON fields (json_get.h). */
+/* Typed reads of JSON fields, and arrays searched or sorted (json_get.h). */
 #include "base/json_get.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "base/util.h"
 
 const char *jstr(json_t *o, const char *key)
 {
@@ -36,6 +39,21 @@ json_t *jarray_find(json_t *array, const char *key, const char *want)
 {
     int i = jarray_index(array, key, want);
     return i < 0 ? NULL : json_array_get(array, (size_t)i);
+}
+
+json_t *jarray_sorted(json_t *array, int (*cmp)(const void *, const void *))
+{
+    size_t n = json_array_size(array);
+    json_t **v = xcalloc(n + 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(array, i);
+    qsort(v, n, sizeof(*v), cmp);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    json_decref(array);
+    return out;
 }
 
 void jset_default(json_t *o, const char *key, json_t *value)

@@ -21,6 +21,9 @@ bool jstr_is(json_t *o, const char *key, const char *want);
 json_t *jarray_find(json_t *array, const char *key, const char *want);
 /* The index of that object in `array`, or -1 (none, or a NULL `want`). */
 int jarray_index(json_t *array, const char *key, const char *want);
+/* The members of `array` (taken) in the order of `cmp` (qsort's, over
+ * json_t *const * pointers): a new array holding the same members. */
+json_t *jarray_sorted(json_t *array, int (*cmp)(const void *, const void *));
 /* Sets `key` to `value` (taken: freed when not used) unless `key` is there. */
 void jset_default(json_t *o, const char *key, json_t *value);
 /* The integer at `key`, or `def` when absent or not an integer. */

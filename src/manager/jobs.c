@@ -1448,11 +1448,11 @@ static void progress_with_other_ops(struct jpass *p)
     json_decref(p->progress);
 }
 
-void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
-               int64_t *wake_at, struct jobs_plan_memo *memo)
+void jobs_pass_of(struct store *st, json_t *nodes, const struct jobs_tasks *tasks, json_t *ops,
+                  int64_t now, int64_t *wake_at, struct jobs_plan_memo *memo)
 {
     struct jpass p = {.st = st, .nodes = eligible_nodes(nodes), .all_nodes = nodes,
-                      .tasks = tasks, .ops = ops, .progress = json_array(), .now = now,
+                      .tasks = tasks->of_jobs, .ops = ops, .progress = json_array(), .now = now,
                       .wake_at = wake_at};
     size_t ops_before = json_array_size(ops);
     /* the jobs holding nodes or held; the waiting ones only to plan */
@@ -1468,11 +1468,24 @@ void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int6
         if (memo)
             jobs_plan_memo_clear(memo);
     } else {
+        p.tasks = tasks->all(tasks->arg);
         pass_live_jobs(&p, by_id, memo, reuse, ops_before);
     }
     progress_with_other_ops(&p);
     json_decref(by_id);
     json_decref(p.nodes);
+}
+
+static json_t *tasks_given(void *tasks)
+{
+    return tasks;
+}
+
+void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
+               int64_t *wake_at, struct jobs_plan_memo *memo)
+{
+    struct jobs_tasks all = {.of_jobs = tasks, .all = tasks_given, .arg = tasks};
+    jobs_pass_of(st, nodes, &all, ops, now, wake_at, memo);
 }
 
 json_t *jobs_cores_by_node(struct store *st)

@@ -85,6 +85,20 @@ void jobs_plan_memo_clear(struct jobs_plan_memo *memo);
 void jobs_pass(struct store *st, json_t *nodes, json_t *tasks, json_t *ops, int64_t now,
                int64_t *wake_at, struct jobs_plan_memo *memo);
 
+/* The tasks of a jobs pass, for a caller that does not hold them all in
+ * one array: `all(arg)` gives every task (as `tasks` of jobs_pass,
+ * borrowed), asked for only when a job is alive; with none, the pass reads
+ * only `of_jobs` (borrowed): at least the tasks of a job, by id. */
+struct jobs_tasks {
+    json_t *of_jobs;
+    json_t *(*all)(void *arg);
+    void *arg;
+};
+/* jobs_pass over `tasks`: a pass with no job alive looks at no task of a
+ * service. */
+void jobs_pass_of(struct store *st, json_t *nodes, const struct jobs_tasks *tasks, json_t *ops,
+                  int64_t now, int64_t *wake_at, struct jobs_plan_memo *memo);
+
 /* {node id: cores} held by the active jobs (new reference): what the
  * scheduler of services counts beside the tasks' reservations. */
 json_t *jobs_cores_by_node(struct store *st);

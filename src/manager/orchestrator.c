@@ -18,8 +18,16 @@
 #include "model/task.h"
 #include "store/store.h"
 
+/* The group (tasks_by_service) of the tasks of no service. */
+#define NO_SERVICE ""
+
 struct orch_tasks {
-    json_t *tasks; /* jobs_pass_tasks as of the last pass, by id; NULL: not read yet */
+    /* jobs_pass_tasks as of the last pass, grouped by service
+     * (tasks_by_service: {service id: [its tasks, by id]}), so that bringing
+     * them up to date and a pass's visits cost the changed services' tasks,
+     * not every task; NULL: not read yet */
+    json_t *groups;
+    json_t *by_id; /* {task id: task} of `groups`: the group a changed task was in */
     json_t *changed; /* {id: true} of the tasks the last pass changed in memory */
     /* The services a pass found settled (service_quiet), {id: the service as
      * it was}: the next pass skips those whose record, tasks (`dirty`), the
@@ -42,7 +50,12 @@ struct pass {
     struct orch_tasks *kept; /* orchestrator_pass_kept's, or NULL: every service visited */
     json_t *ops;
     json_t *nodes;
-    json_t *tasks; /* every task, updated in memory as ops are added */
+    /* every task (by id, then those created), updated in memory as ops are
+     * added; NULL until a pass needs them all (pass_tasks): a pass of
+     * services alone reads only `by_service` */
+    json_t *tasks;
+    json_t *by_service; /* tasks_by_service of the tasks read (kept's groups) */
+    json_t *new_tasks; /* the tasks this pass created, in order */
     /* ids of the tasks this pass puts: their put op holds the task object
      * itself, so it carries the changes made to them later in the pass */
     json_t *created;
@@ -58,6 +71,35 @@ struct pass {
     int64_t now;
     int64_t wake_at;
 };
+
+static int by_task_id(const void *a, const void *b)
+{
+    return strcmp(task_id(*(json_t *const *)a), task_id(*(json_t *const *)b));
+}
+
+/* `tasks` (taken) sorted by id, as the store lists them: a new array. */
+static json_t *sorted_by_id(json_t *tasks)
+{
+    return jarray_sorted(tasks, by_task_id);
+}
+
+/* Every task of the pass (p->tasks), made from its groups when first
+ * needed: by id, as the store lists them, then those created so far. Only
+ * the rare work over every task needs them (a job alive, the scheduler's
+ * loads counted afresh; drained or down nodes when the pass keeps nothing:
+ * tasks_on). Borrowed. */
+static json_t *pass_tasks(struct pass *p)
+{
+    if (p->tasks == NULL) {
+        json_t *all = json_array();
+        const char *sid;
+        json_t *list;
+        json_object_foreach(p->by_service, sid, list) json_array_extend(all, list);
+        p->tasks = sorted_by_id(all);
+        json_array_extend(p->tasks, p->new_tasks);
+    }
+    return p->tasks;
+}
 
 static void wake_at(struct pass *p, int64_t when)
 {
@@ -218,7 +260,7 @@ static void try_assign(struct pass *p, json_t *svc, json_t *task)
         return;
     }
     if (p->load == NULL) /* built once a pass: placements add to it (task_merge) */
-        p->load = sched_load_new(p->tasks);
+        p->load = sched_load_new(pass_tasks(p));
     json_t *node = scheduler_pick_loaded(nodes, p->load, service_id(svc), &pl, &err);
     if (node == NULL) {
         /* as Swarm: the reason in the task's error; one entry per change, not per pass */
@@ -332,7 +374,9 @@ static json_t *create_task(struct pass *p, json_t *svc, json_t *slot, json_t *pr
         json_object_set_new(task, "error", json_string(err.msg));
     }
     json_object_set(task, "image", json_object_get(spec, "image"));
-    json_array_append(p->tasks, task);
+    json_array_append(p->new_tasks, task);
+    if (p->tasks)
+        json_array_append(p->tasks, task);
     if (p->load)
         sched_load_count(p->load, task, 1);
     json_array_append_new(p->ops, op_put("tasks", json_incref(task)));
@@ -792,20 +836,21 @@ static bool in_slots(json_t *slot_set, json_t *slot)
     return in;
 }
 
-/* {service id: [its tasks, in the order of `tasks`]}: each service's
- * reconciliation reads its own tasks, not every task of the cluster. */
+static const char *group_of(json_t *task)
+{
+    const char *sid = task_service_id(task);
+    return sid ? sid : NO_SERVICE;
+}
+
+/* {service id: [its tasks, in the order of `tasks`]}, those of no service
+ * under NO_SERVICE: each service's reconciliation reads its own tasks, not
+ * every task of the cluster. */
 static json_t *tasks_by_service(json_t *tasks)
 {
     json_t *by_service = json_object();
     size_t i;
     json_t *t;
-    json_array_foreach(tasks, i, t)
-    {
-        const char *sid = task_service_id(t);
-        if (sid == NULL)
-            continue;
-        group_append(by_service, sid, t);
-    }
+    json_array_foreach(tasks, i, t) group_append(by_service, group_of(t), t);
     return by_service;
 }
 
@@ -864,55 +909,49 @@ static void reconcile_service(struct pass *p, json_t *svc, json_t *by_service)
     json_decref(tasks);
 }
 
-/* Whether the pass's tasks hold no orphan: each of the `ntasks` tasks
- * grouped in `by_service` (tasks_by_service) had a service of `ids` (the
- * tasks the pass created since are of its services). */
-static bool no_orphans(json_t *by_service, size_t ntasks, json_t *ids)
-{
-    size_t grouped = 0;
-    const char *sid;
-    json_t *list;
-    json_object_foreach(by_service, sid, list)
-    {
-        if (json_object_get(ids, sid) == NULL)
-            return false;
-        grouped += json_array_size(list);
-    }
-    return grouped == ntasks;
-}
-
-/* Tasks of removed services: stop them, then forget them once finished.
- * `services`: every service (one lookup per task in memory, not a query);
- * `by_service` of the first `ntasks` of the pass's tasks: when each has its
- * service, no task is looked at. */
-static void reap_orphans(struct pass *p, json_t *services, json_t *by_service, size_t ntasks)
+/* The tasks read (p->by_service) of no service of `services`, by id: a
+ * removed service's, a batch job's (its service id "job.ID", not a
+ * service's: manager/jobs.c) or of no service at all. One look-up per
+ * group, not per task (the tasks the pass creates are of its services). New
+ * array. */
+static json_t *stray_tasks(struct pass *p, json_t *services)
 {
     json_t *ids = json_object();
     size_t i;
-    json_t *t, *svc;
+    json_t *svc;
     json_array_foreach(services, i, svc)
     {
         if (service_id(svc))
             json_object_set_new(ids, service_id(svc), json_true());
     }
-    if (no_orphans(by_service, ntasks, ids)) {
-        json_decref(ids);
-        return;
+    json_t *strays = json_array();
+    const char *sid;
+    json_t *list;
+    json_object_foreach(p->by_service, sid, list)
+    {
+        if (json_object_get(ids, sid) == NULL)
+            json_array_extend(strays, list);
     }
-    json_array_foreach(p->tasks, i, t)
+    json_decref(ids);
+    return sorted_by_id(strays);
+}
+
+/* Tasks of removed services (among `strays`, stray_tasks'): stop them,
+ * then forget them once finished. */
+static void reap_orphans(struct pass *p, json_t *strays)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(strays, i, t)
     {
         if (json_object_get(t, "job_id"))
             continue; /* a job's task: manager/jobs.c */
-        const char *sid = task_service_id(t);
-        if (sid && json_object_get(ids, sid))
-            continue;
         bool unplaced = json_object_get(t, "node_id") == NULL;
         if (task_finished(t) || unplaced)
             json_array_append_new(p->ops, op_del("tasks", task_id(t)));
         else
             task_set_desired(p, t, "remove");
     }
-    json_decref(ids);
 }
 
 /* A node down for this long has lost its tasks (then started elsewhere):
@@ -935,12 +974,41 @@ static json_t *tasks_by_node(json_t *tasks)
     return by_node;
 }
 
-/* The tasks placed on `node` (borrowed; NULL: none), from *by_node, built
- * on first use: one pass over the tasks, not one per node. */
+struct kept_on_node {
+    json_t *by_id; /* the kept tasks, by id */
+    json_t *out;
+};
+
+static void add_kept_task(void *arg, const char *id, const char *data, size_t len)
+{
+    (void)data, (void)len;
+    struct kept_on_node *k = arg;
+    json_t *t = json_object_get(k->by_id, id);
+    if (t) /* not an ended job's, which a pass does not read */
+        json_array_append(k->out, t);
+}
+
+/* The kept tasks on node `id`, by id: the store's index of tasks by node
+ * names them (no row parsed), the kept objects are the pass's. The kept
+ * tasks are the store's as a pass begins (bring_up_to_date), so these are
+ * the tasks a pass over all of them would find; a drained leader with no
+ * task costs a pass one look-up, not a grouping of every task. New array. */
+static json_t *kept_tasks_on(struct pass *p, const char *id)
+{
+    struct kept_on_node k = {.by_id = p->kept->by_id, .out = json_array()};
+    store_each_where(p->st, "tasks", "node_id", id, add_kept_task, &k);
+    return k.out;
+}
+
+/* The tasks placed on `node` (borrowed; NULL: none), from *by_node, made
+ * on first use: with kept tasks, the node's alone (kept_tasks_on); else one
+ * pass over the tasks, not one per node. */
 static json_t *tasks_on(struct pass *p, json_t **by_node, json_t *node)
 {
     if (*by_node == NULL)
-        *by_node = tasks_by_node(p->tasks);
+        *by_node = p->kept ? json_object() : tasks_by_node(pass_tasks(p));
+    if (p->kept && json_object_get(*by_node, node_id(node)) == NULL)
+        json_object_set_new(*by_node, node_id(node), kept_tasks_on(p, node_id(node)));
     return json_object_get(*by_node, node_id(node));
 }
 
@@ -1080,8 +1148,9 @@ static void settled_inputs(struct pass *p)
 
 /* reconcile_service, unless the service is settled (service_settled);
  * `settled`: the pass's settled services, which it adds to. */
-static void visit_service(struct pass *p, json_t *svc, json_t *by_service, json_t *settled)
+static void visit_service(struct pass *p, json_t *svc, json_t *settled)
 {
+    json_t *by_service = p->by_service;
     if (service_settled(p, svc)) {
         json_object_set(settled, service_id(svc), svc);
         return;
@@ -1103,29 +1172,44 @@ static void visit_service(struct pass *p, json_t *svc, json_t *by_service, json_
 }
 
 /* Hands the pass's loads (p->load) back to its `kept` as they count the
- * kept tasks: less the tasks the services' reconciliation created (p->tasks
- * from `created_from` to `created_to`: read again at the next pass, then
- * counted); none when the jobs' pass changed tasks (it does not count its
- * changes) or the pass keeps nothing. */
-static void keep_load(struct pass *p, size_t created_from, size_t created_to, bool jobs_changed)
+ * kept tasks: less the tasks the services' reconciliation created
+ * (p->new_tasks: read again at the next pass, then counted); none when the
+ * jobs' pass changed tasks (it does not count its changes) or the pass
+ * keeps nothing. */
+static void keep_load(struct pass *p, bool jobs_changed)
 {
     if (p->kept == NULL || jobs_changed) {
         sched_load_free(p->load);
         return;
     }
-    for (size_t i = created_from; p->load && i < created_to; i++)
-        sched_load_count(p->load, json_array_get(p->tasks, i), -1);
+    size_t i;
+    json_t *t;
+    json_array_foreach(p->new_tasks, i, t)
+    {
+        if (p->load)
+            sched_load_count(p->load, t, -1);
+    }
     p->kept->load = p->load;
 }
 
-/* A pass over `tasks` (jobs_pass_tasks; taken), which it changes in memory
+/* jobs_pass's every task: the pass's (struct pass), made when first needed. */
+static json_t *every_task_of_pass(void *pass)
+{
+    return pass_tasks(pass);
+}
+
+/* A pass over the tasks grouped in `by_service` (tasks_by_service of
+ * jobs_pass_tasks; taken) and, when the caller has them, `tasks` (all of
+ * them, by id; taken; NULL: made when needed), which it changes in memory
  * as it adds ops; with `kept`, it skips the services settled since the
  * last pass and takes the loads kept (kept->load) until it hands them back. */
-static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *tasks, int64_t now,
-                         int64_t *wake_at_ms, struct jobs_plan_memo *plan)
+static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *by_service,
+                         json_t *tasks, int64_t now, int64_t *wake_at_ms,
+                         struct jobs_plan_memo *plan)
 {
     struct pass p = {.st = st, .kept = kept, .ops = json_array(), .created = json_object(),
-                     .images = json_object(), .touched = json_object(), .now = now};
+                     .images = json_object(), .touched = json_object(),
+                     .new_tasks = json_array(), .now = now};
     if (kept) {
         p.load = kept->load;
         kept->load = NULL;
@@ -1133,27 +1217,30 @@ static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *task
     p.history_limit = orchestrator_history_limit(st);
     p.nodes = store_list(st, "nodes", NULL);
     p.tasks = tasks;
+    p.by_service = by_service;
     settled_inputs(&p);
     json_t *services = store_list(st, "services", NULL);
     size_t i;
     json_t *svc;
     orphan_tasks_of_down_nodes(&p);
-    json_t *by_service = tasks_by_service(p.tasks);
-    size_t ntasks = json_array_size(p.tasks); /* those by_service holds */
     json_t *settled = json_object();
-    json_array_foreach(services, i, svc) visit_service(&p, svc, by_service, settled);
+    json_array_foreach(services, i, svc) visit_service(&p, svc, settled);
     if (kept) {
         json_decref(kept->settled);
         kept->settled = settled;
     } else {
         json_decref(settled);
     }
-    size_t created_to = json_array_size(p.tasks), ops_before_jobs = json_array_size(p.ops);
-    jobs_pass(st, p.nodes, p.tasks, p.ops, now, &p.wake_at, plan);
+    size_t ops_before_jobs = json_array_size(p.ops);
+    json_t *strays = stray_tasks(&p, services);
+    struct jobs_tasks jobs_tasks = {.of_jobs = strays, .all = every_task_of_pass, .arg = &p};
+    jobs_pass_of(st, p.nodes, &jobs_tasks, p.ops, now, &p.wake_at, plan);
     bool jobs_changed = json_array_size(p.ops) != ops_before_jobs;
-    reap_orphans(&p, services, by_service, ntasks);
-    keep_load(&p, ntasks, created_to, jobs_changed);
-    json_decref(by_service);
+    reap_orphans(&p, strays);
+    keep_load(&p, jobs_changed);
+    json_decref(strays);
+    json_decref(p.by_service);
+    json_decref(p.new_tasks);
     json_decref(services);
     json_decref(p.job_cores);
     json_decref(p.created);
@@ -1167,8 +1254,8 @@ static json_t *pass_over(struct store *st, struct orch_tasks *kept, json_t *task
 
 json_t *orchestrator_pass(struct store *st, int64_t now, int64_t *wake_at_ms)
 {
-    return pass_over(st, NULL, jobs_pass_tasks(st) /* the job history left out */, now,
-                     wake_at_ms, NULL);
+    json_t *tasks = jobs_pass_tasks(st); /* the job history left out */
+    return pass_over(st, NULL, tasks_by_service(tasks), tasks, now, wake_at_ms, NULL);
 }
 
 struct orch_tasks *orch_tasks_new(void)
@@ -1184,7 +1271,8 @@ void orch_tasks_free(struct orch_tasks *kept)
 {
     if (kept == NULL)
         return;
-    json_decref(kept->tasks);
+    json_decref(kept->groups);
+    json_decref(kept->by_id);
     json_decref(kept->changed);
     jobs_plan_memo_clear(&kept->plan);
     json_decref(kept->settled);
@@ -1234,28 +1322,86 @@ static json_t *merged_by_id(json_t *kept, json_t *ids, json_t *fresh, json_t *di
     return out;
 }
 
-/* Brings kept->tasks up to the store: the tasks changed since the last
+/* Reads every task again (jobs_pass_tasks) into kept's groups. */
+static void read_every_task(struct orch_tasks *kept, struct store *st)
+{
+    json_t *tasks = jobs_pass_tasks(st);
+    json_decref(kept->groups);
+    json_decref(kept->by_id);
+    kept->groups = tasks_by_service(tasks);
+    kept->by_id = json_object();
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) json_object_set(kept->by_id, task_id(t), t);
+    json_decref(tasks);
+}
+
+/* The groups (by service) that the tasks of `ids` were in or that the
+ * `fresh` ones (tasks_by_service of those read again) go to: {group: true}. */
+static json_t *groups_changed(struct orch_tasks *kept, json_t *ids, json_t *fresh)
+{
+    json_t *groups = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(ids, key, v)
+    {
+        json_t *was = json_object_get(kept->by_id, key);
+        if (was)
+            json_object_set_new(groups, group_of(was), json_true());
+    }
+    json_object_foreach(fresh, key, v) json_object_set_new(groups, key, json_true());
+    return groups;
+}
+
+/* Replaces in kept's groups (and its index by id) the tasks of `ids` with
+ * those read again: only the groups they were in or go to are merged. */
+static void merge_changed(struct orch_tasks *kept, struct store *st, json_t *ids)
+{
+    json_t *read = jobs_pass_tasks_among(st, ids);
+    json_t *fresh = tasks_by_service(read);
+    json_t *groups = groups_changed(kept, ids, fresh);
+    json_t *none = json_array();
+    const char *key;
+    json_t *v;
+    json_object_foreach(groups, key, v)
+    {
+        json_t *was = json_object_get(kept->groups, key);
+        json_t *now = json_object_get(fresh, key);
+        json_t *merged = merged_by_id(was ? was : none, ids, now ? now : none, kept->dirty,
+                                      kept->load);
+        if (json_array_size(merged) > 0) {
+            json_object_set_new(kept->groups, key, merged);
+        } else {
+            json_decref(merged);
+            json_object_del(kept->groups, key);
+        }
+    }
+    json_object_foreach(ids, key, v) json_object_del(kept->by_id, key);
+    size_t i;
+    json_t *t;
+    json_array_foreach(read, i, t) json_object_set(kept->by_id, task_id(t), t);
+    json_decref(none);
+    json_decref(groups);
+    json_decref(fresh);
+    json_decref(read);
+}
+
+/* Brings kept's groups up to the store: the tasks changed since the last
  * pass, by the entries applied or by that pass in memory, read again; all
  * of them when the store does not know what changed. */
 static void bring_up_to_date(struct orch_tasks *kept, struct store *st)
 {
     json_t *ids = store_take_changed_tasks(st);
     json_object_clear(kept->dirty);
-    if (ids == NULL || kept->tasks == NULL) {
-        json_decref(kept->tasks);
-        kept->tasks = jobs_pass_tasks(st);
+    if (ids == NULL || kept->groups == NULL) {
+        read_every_task(kept, st);
         json_object_clear(kept->settled); /* what changed is not known */
         sched_load_free(kept->load);
         kept->load = NULL; /* counted again when first needed */
     } else {
         json_object_update(ids, kept->changed);
-        if (json_object_size(ids) > 0) {
-            json_t *fresh = jobs_pass_tasks_among(st, ids);
-            json_t *tasks = merged_by_id(kept->tasks, ids, fresh, kept->dirty, kept->load);
-            json_decref(fresh);
-            json_decref(kept->tasks);
-            kept->tasks = tasks;
-        }
+        if (json_object_size(ids) > 0)
+            merge_changed(kept, st, ids);
     }
     json_decref(ids);
     json_object_clear(kept->changed);
@@ -1283,8 +1429,10 @@ json_t *orchestrator_pass_kept(struct orch_tasks *kept, struct store *st, int64_
                                int64_t *wake_at_ms)
 {
     bring_up_to_date(kept, st);
-    /* the pass's own array (it appends the tasks it creates), of the kept objects */
-    json_t *ops = pass_over(st, kept, json_copy(kept->tasks), now, wake_at_ms, &kept->plan);
+    /* the groups are not changed by the pass (each service's reconciliation
+     * copies its own), their tasks are, in memory (read again next time) */
+    json_t *ops = pass_over(st, kept, json_incref(kept->groups), NULL, now, wake_at_ms,
+                            &kept->plan);
     note_changed(kept, ops);
     return ops;
 }

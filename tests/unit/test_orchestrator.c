@@ -313,3 +313,61 @@ TEST(orchestrator_removed_service_tasks_stopped)
     json_decref(db);
     store_close(st);
 }
+
+/* The ops a pass reading every task would propose now (none applied). */
+static size_t fresh_ops(struct store *st, int64_t now)
+{
+    int64_t wake = 0;
+    json_t *ops = orchestrator_pass(st, now, &wake);
+    size_t n = json_array_size(ops);
+    json_decref(ops);
+    return n;
+}
+
+/* A kept pass that proposes what a pass reading every task would: the
+ * leader's groups of tasks by service follow the store as one would read it. */
+static size_t kept_pass_as_fresh(struct orch_tasks *kept, struct store *st, int64_t now)
+{
+    size_t want = fresh_ops(st, now);
+    size_t got = kept_pass(kept, st, now);
+    CHECK(got == want);
+    return got;
+}
+
+/* The leader keeps its tasks grouped by service and merges only the groups
+ * of the tasks changed: a removed service's tasks, stopped then deleted,
+ * leave their group (a deleted task kept would be deleted again at every
+ * pass), and a task of no service is found among the strays. */
+TEST(orchestrator_kept_groups_follow_the_store)
+{
+    struct store *st = store_with_node();
+    struct orch_tasks *kept = orch_tasks_new();
+    put_service(st, "web", json_pack("{s:i}", "replicas", 2));
+    put_service(st, "db", json_pack("{s:i}", "replicas", 1));
+    CHECK(kept_pass_as_fresh(kept, st, 1000) == 3);
+    CHECK(kept_pass_as_fresh(kept, st, 2000) == 0);
+    unit_apply_ops(st, json_pack("[o]", op_del("services", "web")));
+    CHECK(kept_pass_as_fresh(kept, st, 3000) == 2); /* desired remove */
+    CHECK(kept_pass_as_fresh(kept, st, 4000) == 0);
+    json_t *web = store_list_where(st, "tasks", "service_id", "web");
+    json_t *ops = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(web, i, t)
+        json_array_append_new(ops, op_merge("tasks", jstr(t, "id"), json_pack(
+            "{s:s, s:i}", "state", "shutdown", "state_at", 4500)));
+    unit_apply_ops(st, ops);
+    json_decref(web);
+    CHECK(kept_pass_as_fresh(kept, st, 5000) == 2); /* both forgotten */
+    CHECK(kept_pass_as_fresh(kept, st, 6000) == 0); /* and not again */
+    unit_apply_ops(st, json_pack("[o]", op_put("tasks", json_pack(
+        "{s:s, s:s, s:s, s:s, s:i}", "id", "stray", "node_id", "n1", "desired_state",
+        "running", "state", "running", "created_at", 6500))));
+    CHECK(kept_pass_as_fresh(kept, st, 7000) == 1); /* a task of no service: removed */
+    CHECK(kept_pass_as_fresh(kept, st, 8000) == 0);
+    json_t *stray = store_get(st, "tasks", "stray");
+    CHECK_STR(jstr(stray, "desired_state"), "remove");
+    json_decref(stray);
+    orch_tasks_free(kept);
+    store_close(st);
+}
