@@ -25,6 +25,9 @@ def spawn(argv, env=None, rows=None, cols=None):
     pid, fd = pty.fork()
     if pid == 0:
         try:
+            # Ctrl-C's default, as on a terminal: a shell's `pytest ... &` (no job control)
+            # passes SIGINT ignored down, and `shoal stats` then never ended on it
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execve(argv[0], argv, os.environ if env is None else env)
         finally:
             os._exit(127)

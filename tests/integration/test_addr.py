@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from conftest import BUSYBOX, SHOAL_BIN, Daemon, wait_until
+from conftest import BUSYBOX, Daemon, QUICK_STOP, SHOAL_BIN, wait_until
 
 
 def sh(*args, check=True):
@@ -183,7 +183,7 @@ def test_join_by_host_name(lab, rootfs_tar):
 
     # a task on the worker is reached through the worker's address
     n1.import_image(rootfs_tar)
-    n1.cli("service", "create", "-d", "--name", "far", "--constraint", "node.hostname==node2",
+    n1.cli("service", "create", *QUICK_STOP, "-d", "--name", "far", "--constraint", "node.hostname==node2",
            "busybox", "sleep", "100000")
     task = n1.wait_running("far", 1, timeout=60)[0]
     routes = lambda: sh("ip", "-n", n1.netns, "route", "show", "proto", "213").stdout

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cluster import Cluster
-from conftest import wait_until
+from conftest import QUICK_STOP, wait_until
 
 WEB = ["sh", "-c", "hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp"]
 
@@ -159,11 +159,11 @@ def test_route_localnet_restored_and_127_never_reachable_from_outside(cluster, l
     assert probe(other, lead, "127.0.0.1", 9931) == "silent"
 
     # no published port: route_localnet is left alone
-    lead.cli("service", "create", "--name", "plain", "busybox", "sleep", "1000")
+    lead.cli("service", "create", *QUICK_STOP, "--name", "plain", "busybox", "sleep", "1000")
     lead.wait_running("plain", 1)
     assert unchanged(lead, before), localnet_values(lead)
 
-    lead.cli("service", "create", "--name", "pub", "-p", "8095:80", "busybox", *WEB)
+    lead.cli("service", "create", *QUICK_STOP, "--name", "pub", "-p", "8095:80", "busybox", *WEB)
     lead.wait_running("pub", 1)
     wait_until(lambda: localnet_values(lead)["/proc/sys/net/ipv4/conf/all/route_localnet"] == "1",
                timeout=20)

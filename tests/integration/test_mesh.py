@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from cluster import Cluster
-from conftest import make_rootfs_tar, wait_until
+from conftest import make_rootfs_tar, QUICK_STOP, wait_until
 from test_network import node_leftovers
 
 UDP_ECHO_C = r"""
@@ -121,7 +121,7 @@ def in_container(lead, task, *cmd):
 
 
 def test_published_port_answers_from_every_node_and_balances(cluster, lead):
-    lead.cli("service", "create", "--name", "web", "--replicas", "3", "-p", "8088:80",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "web", "--replicas", "3", "-p", "8088:80",
              "busybox", *WEB)
     tasks = running(lead, "web", 3)
     hostnames = {t["id"][:12] for t in tasks}
@@ -163,7 +163,7 @@ def test_a_node_sending_connections_on_sends_no_icmp_redirects(cluster, lead):
     # on to another node's replica out of the interface they came in by, and the
     # answers back to us the same way; with redirects on, the kernel checks each such
     # packet's source a second time and tells us to use the other node (net.h).
-    lead.cli("service", "create", "--name", "redir", "--replicas", "3", "-p", "8090:80",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "redir", "--replicas", "3", "-p", "8090:80",
              "busybox", *WEB)
     hostnames = {t["id"][:12] for t in running(lead, "redir", 3)}
     via = cluster.nodes[1]
@@ -178,7 +178,7 @@ def test_a_node_sending_connections_on_sends_no_icmp_redirects(cluster, lead):
 
 
 def test_killed_replica_is_replaced_and_the_port_keeps_answering(cluster, lead):
-    lead.cli("service", "create", "--name", "heal", "--replicas", "3", "-p", "8081:80",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "heal", "--replicas", "3", "-p", "8081:80",
              "busybox", *WEB)
     tasks = running(lead, "heal", 3)
     wait_until(lambda: try_get(cluster.nodes[0].addr, 8081), timeout=20)
@@ -196,7 +196,7 @@ def test_killed_replica_is_replaced_and_the_port_keeps_answering(cluster, lead):
 
 def test_host_mode_publishes_only_where_a_task_runs(cluster, lead):
     worker = cluster.nodes[3]
-    lead.cli("service", "create", "--name", "hostmode", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "hostmode", "--constraint",
              "node.hostname==" + worker.name, "--publish",
              "published=8082,target=80,mode=host", "busybox", *WEB)
     t = running(lead, "hostmode", 1)[0]
@@ -205,7 +205,7 @@ def test_host_mode_publishes_only_where_a_task_runs(cluster, lead):
 
 
 def test_udp_published_port(cluster, lead):
-    lead.cli("service", "create", "--name", "echo", "--replicas", "2", "-p", "9053:53/udp",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "echo", "--replicas", "2", "-p", "9053:53/udp",
              "busybox", "udpecho", "53")
     tasks = running(lead, "echo", 2)
     names = {t["id"][:12] for t in tasks}
@@ -227,11 +227,11 @@ def test_udp_published_port(cluster, lead):
 
 
 def test_virtual_ip_balances_between_containers(cluster, lead):
-    lead.cli("service", "create", "--name", "vipweb", "--replicas", "2", "busybox", *WEB)
+    lead.cli("service", "create", *QUICK_STOP, "--name", "vipweb", "--replicas", "2", "busybox", *WEB)
     tasks = running(lead, "vipweb", 2)
     vip = lead.service("vipweb")["vip"]
     assert vip.startswith("10.42.255."), vip
-    lead.cli("service", "create", "--name", "vipclient", "busybox", "sleep", "1000")
+    lead.cli("service", "create", *QUICK_STOP, "--name", "vipclient", "busybox", "sleep", "1000")
     client = running(lead, "vipclient", 1)[0]
     seen = set()
     # the nodes' rules follow a burst of endpoint changes within the agent's
@@ -253,15 +253,15 @@ def test_user_networks_are_isolated(cluster, lead):
     assert nets["front"]["subnet"] == "10.77.0.0/16"
     assert nets["back"]["subnet"] == "10.43.0.0/16"
     assert {"bridge", "host"} <= set(nets)
-    lead.cli("service", "create", "--name", "fsrv", "--network", "front", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "fsrv", "--network", "front", "--constraint",
              "node.hostname==" + cluster.nodes[1].name, "busybox", *WEB)
     srv = running(lead, "fsrv", 1)[0]
     assert srv["addr"].startswith("10.77."), srv
-    lead.cli("service", "create", "--name", "fcli", "--network", "front", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "fcli", "--network", "front", "--constraint",
              "node.hostname==" + cluster.nodes[2].name, "busybox", "sleep", "1000")
-    lead.cli("service", "create", "--name", "bcli", "--network", "back", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "bcli", "--network", "back", "--constraint",
              "node.hostname==" + cluster.nodes[2].name, "busybox", "sleep", "1000")
-    lead.cli("service", "create", "--name", "dcli", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "dcli", "--constraint",
              "node.hostname==" + cluster.nodes[1].name, "busybox", "sleep", "1000")
     fcli = running(lead, "fcli", 1)[0]
     bcli = running(lead, "bcli", 1)[0]
@@ -304,7 +304,7 @@ def test_bad_network_and_port_input(cluster, lead):
     fails("network", "rm", "bridge", want="built-in")
     fails("network", "rm", "nope", want="not found")
     fails("service", "create", "--network", "nope", "busybox", "true", want="network nope not found")
-    lead.cli("service", "create", "--name", "p1", "-p", "8090:80", "busybox", *WEB)
+    lead.cli("service", "create", *QUICK_STOP, "--name", "p1", "-p", "8090:80", "busybox", *WEB)
     fails("service", "create", "--name", "p2", "-p", "8090:81", "busybox", *WEB,
           want="port 8090/tcp is already published by service p1")
     fails("service", "create", "--name", "p3", "-p", "2377:80", "busybox", *WEB,
@@ -322,7 +322,8 @@ def test_bad_network_and_port_input(cluster, lead):
     names = [s["name"] for s in lead.api("GET", "/v1/services").json()]
     assert names == ["p1"], names
     # the same port over UDP is another port
-    lead.cli("service", "create", "--name", "p8", "-p", "8090:80/udp", "busybox", "sleep", "1000")
+    lead.cli("service", "create", *QUICK_STOP, "--name", "p8", "-p", "8090:80/udp", "busybox", "sleep",
+             "1000")
     # update: add and remove ports
     lead.cli("service", "update", "--publish-add", "8092:80", "--publish-rm", "8090", "p1")
     ports = lead.service("p1")["spec"]["ports"]
@@ -330,7 +331,7 @@ def test_bad_network_and_port_input(cluster, lead):
     fails("service", "update", "--publish-add", "8090:80/udp", "p1",
           want="port 8090/udp is already published by service p8")
     # ports given up (by update, by removal) can be taken again
-    lead.cli("service", "create", "--name", "p9", "-p", "8090:80", "busybox", "sleep", "1000")
+    lead.cli("service", "create", *QUICK_STOP, "--name", "p9", "-p", "8090:80", "busybox", "sleep", "1000")
     lead.cli("service", "rm", "p1")
     lead.cli("service", "update", "--publish-add", "8092:80", "p9")
     assert [p["published"] for p in lead.service("p9")["spec"]["ports"]] == [8090, 8092]
@@ -345,11 +346,11 @@ def in_task_fs(task, *cmd):
 
 
 def test_dns_names_of_services(cluster, lead):
-    lead.cli("service", "create", "--name", "dnsweb", "--replicas", "2", "busybox", *WEB)
+    lead.cli("service", "create", *QUICK_STOP, "--name", "dnsweb", "--replicas", "2", "busybox", *WEB)
     lead.cli("network", "create", "other")
-    lead.cli("service", "create", "--name", "elsewhere", "--network", "other", "busybox",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "elsewhere", "--network", "other", "busybox",
              "sleep", "1000")
-    lead.cli("service", "create", "--name", "dnsclient", "busybox", "sleep", "1000")
+    lead.cli("service", "create", *QUICK_STOP, "--name", "dnsclient", "busybox", "sleep", "1000")
     web = running(lead, "dnsweb", 2)
     client = running(lead, "dnsclient", 1)[0]
     other = running(lead, "elsewhere", 1)[0]
@@ -374,7 +375,7 @@ def test_dns_names_of_services(cluster, lead):
 
 
 def test_unhealthy_task_leaves_the_rotation(cluster, lead):
-    lead.cli("service", "create", "--name", "hc", "--replicas", "2", "-p", "8083:80",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "hc", "--replicas", "2", "-p", "8083:80",
              "--health-cmd", "test -f /tmp/ok", "--health-interval", "200ms",
              "--health-retries", "2", "busybox", "sh", "-c",
              "touch /tmp/ok && hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp")

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cluster import Cluster
-from conftest import wait_until
+from conftest import QUICK_STOP, wait_until
 
 SAMPLE_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)')
@@ -64,7 +64,7 @@ def stats(d):
 
 def test_single_node_stats_metrics_and_cli(fresh_daemon):
     d = fresh_daemon
-    d.cli("service", "create", "--name", "mon", "busybox:latest", "sleep", "1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "mon", "busybox:latest", "sleep", "1000")
     [task] = d.wait_running("mon", 1)
 
     def task_sampled():

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from cluster import Cluster
-from conftest import SHOAL_BIN, wait_until
+from conftest import QUICK_STOP, SHOAL_BIN, wait_until
 
 ROUTE_PROTO = "213"
 
@@ -84,14 +84,14 @@ def test_each_node_gets_a_subnet_and_each_task_an_address(cluster):
     subnets = wait_until(lambda: (lambda s: s if all(s.values()) else None)(node_subnets(c)),
                          timeout=10)
     assert sorted(subnets.values()) == ["10.42.0.0/24", "10.42.1.0/24"]
-    lead.cli("service", "create", "--name", "web", "--network", "bridge", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "web", "--network", "bridge", "--constraint",
              "node.role==worker", "busybox", "sh", "-c",
              "echo hello-from-web > /tmp/index.html && exec httpd -f -p 8080 -h /tmp")
     web = running_task(lead, "web")
     assert ipaddress.ip_address(web["addr"]) in ipaddress.ip_network(subnets[web["node_id"]])
     assert web["addr"] != ipaddress.ip_network(subnets[web["node_id"]])[1]  # .1 is the bridge
     # a task on the other node reaches it through the routes between the nodes
-    lead.cli("service", "create", "--name", "client", "--network", "bridge", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "client", "--network", "bridge", "--constraint",
              "node.role==manager", "-e", "TARGET=" + web["addr"], "busybox", "sh", "-c",
              "while true; do wget -q -O - http://$TARGET:8080/index.html; sleep 0.5; done")
     client = running_task(lead, "client")
@@ -110,7 +110,7 @@ def test_each_node_gets_a_subnet_and_each_task_an_address(cluster):
 def test_host_network_keeps_the_nodes_network(cluster):
     c = cluster
     lead = c.leader
-    lead.cli("service", "create", "--name", "hostweb", "--network", "host", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "hostweb", "--network", "host", "--constraint",
              "node.role==manager", "busybox", "sh", "-c",
              "echo on-the-host > /tmp/index.html && exec httpd -f -p 8081 -h /tmp")
     t = running_task(lead, "hostweb")
@@ -127,7 +127,7 @@ def test_addresses_survive_a_daemon_restart(cluster):
     c = cluster
     lead = c.leader
     worker = c.nodes[1]
-    lead.cli("service", "create", "--name", "keep", "--network", "bridge", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "keep", "--network", "bridge", "--constraint",
              "node.role==worker", "busybox", "sh", "-c",
              "echo kept > /tmp/index.html && exec httpd -f -p 8080 -h /tmp")
     first = running_task(lead, "keep")
@@ -140,7 +140,7 @@ def test_addresses_survive_a_daemon_restart(cluster):
     assert "kept" in out
     assert running_task(lead, "keep")["id"] == first["id"]
     # a new task on that node does not get the restored task's address
-    lead.cli("service", "create", "--name", "second", "--network", "bridge", "--constraint",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "second", "--network", "bridge", "--constraint",
              "node.role==worker", "busybox", "sleep", "1000")
     second = running_task(lead, "second")
     assert second["addr"] != first["addr"]
@@ -153,7 +153,7 @@ def test_default_addr_pool_and_bridged_run(fresh_daemon):
     node = wait_until(lambda: (lambda n: n if n.get("subnet") else None)(
         d.api("GET", "/v1/nodes").json()[0]), timeout=10)
     assert node["subnet"] == pool
-    d.cli("service", "create", "--name", "b", "busybox", "sleep", "1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "b", "busybox", "sleep", "1000")
     t = d.wait_running("b", 1)[0]
     assert ipaddress.ip_address(t["addr"]) in ipaddress.ip_network(pool)
     assert d.service("b")["spec"]["network"] == "bridge"
@@ -420,7 +420,7 @@ def test_a_damaged_saved_network_list_harms_nothing(fresh_daemon, saved):
     with open(os.path.join(d.state_dir, "networks.local"), "w") as f:
         f.write(saved)
     d.start()
-    d.cli("service", "create", "--name", "after", "busybox", "sleep", "1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "after", "busybox", "sleep", "1000")
     assert d.wait_running("after", 1, timeout=30)[0]["addr"]
     assert "UP" in sh("ip", "link", "show", "lo")
     assert d.bridge in sh("ip", "-o", "link", "show", "type", "bridge")
@@ -440,7 +440,7 @@ def test_a_burst_of_replicas_makes_few_network_passes(fresh_daemon):
     d.cli("network", "create", "burst")
     wait_until(lambda: network_passes(d) > 0, timeout=20)
     before, t0 = network_passes(d), time.monotonic()
-    d.cli("service", "create", "-d", "--name", "web", "--replicas", "30", "--network", "burst",
+    d.cli("service", "create", *QUICK_STOP, "-d", "--name", "web", "--replicas", "30", "--network", "burst",
           "busybox", "sleep", "1000")
     addrs = [t["addr"] for t in d.wait_running("web", 30, timeout=120)]
     starting = time.monotonic() - t0

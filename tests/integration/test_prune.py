@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from conftest import SHOAL_BIN, Daemon, make_rootfs_tar, wait_until
+from conftest import QUICK_STOP, SHOAL_BIN, Daemon, make_rootfs_tar, wait_until
 
 
 def _tiny_tar(path, text):
@@ -86,7 +86,7 @@ def test_swarm_update_rejects_a_bad_limit(daemon):
 
 def test_info_shows_cluster_totals(daemon):
     d = daemon
-    d.cli("service", "create", "--name", "sleepy", "--replicas", "2", "busybox", "sleep", "1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "sleepy", "--replicas", "2", "busybox", "sleep", "1000")
     try:
         c = d.cli_json("info")["swarm"]["cluster"]
         assert c["nodes"] == 1 and c["nodes_ready"] == 1 and c["nodes_down"] == 0
@@ -111,7 +111,7 @@ def test_image_prune_removes_dangling_then_unused_never_a_used_one(daemon, tars,
     d.import_image(tars["used"], "usedimg:1")
     used = _id_of(d, "usedimg:1")
     assert old != new and _image_ids(d)[old]["tags"] == []
-    d.cli("service", "create", "--name", "user", "usedimg:1", "sleep", "1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "user", "usedimg:1", "sleep", "1000")
     try:
         out = d.cli("image", "prune", "-f").stdout
         assert "deleted: " + old in out and "Total reclaimed space:" in out, out
@@ -220,7 +220,7 @@ def test_automatic_image_gc_removes_unused_keeps_used(rootfs_tar, tars):
         unused = _id_of(d, "gcunused:1")
         d.import_image(tars["used"], "gcused:1")
         used = _id_of(d, "gcused:1")
-        d.cli("service", "create", "--name", "gcuser", "gcused:1", "sleep", "1000")
+        d.cli("service", "create", *QUICK_STOP, "--name", "gcuser", "gcused:1", "sleep", "1000")
         wait_until(lambda: unused not in _image_ids(d), timeout=40)
         assert used in _image_ids(d)
         assert "image gc: disk" in d.log_tail(200)

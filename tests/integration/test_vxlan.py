@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from cluster import Cluster
-from conftest import SHOAL_BIN, wait_until
+from conftest import QUICK_STOP, SHOAL_BIN, wait_until
 
 VX = "shoal0vx"  # the daemon's default bridge shoal0 + "vx"
 VNI = 4242
@@ -126,7 +126,7 @@ def test_tasks_on_different_nodes_talk_through_vxlan(cluster):
         check_node_overlay(c, n, subnets)
 
     # a web server on every node, serving its own address and a big file
-    lead.cli("service", "create", "--name", "web", "--mode", "global", "--network", "bridge",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "web", "--mode", "global", "--network", "bridge",
              "busybox", "sh", "-c",
              "ip -o -4 addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 > /tmp/me && "
              "echo hello-from-$(cat /tmp/me) > /tmp/index.html && "
@@ -140,7 +140,7 @@ def test_tasks_on_different_nodes_talk_through_vxlan(cluster):
         assert link_mtu("shoal-" + w["id"], "eth0") == link_mtu(node.netns, "eth0") - 50
     # a client on every node fetches from every web server
     targets = " ".join(w["addr"] for w in webs)
-    lead.cli("service", "create", "--name", "client", "--mode", "global", "--network", "bridge",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "client", "--mode", "global", "--network", "bridge",
              "-e", "TARGETS=" + targets, "busybox", "sh", "-c",
              "ME=$(ip -o -4 addr show dev eth0 | awk '{print $4}' | cut -d/ -f1); "
              "while true; do for t in $TARGETS; do "
@@ -190,7 +190,7 @@ def test_user_network_and_published_port_over_vxlan(cluster):
     c = cluster
     lead = c.leader
     lead.cli("network", "create", "--subnet", "10.66.0.0/16", "vxnet")
-    lead.cli("service", "create", "--name", "big", "--mode", "global", "--network", "vxnet",
+    lead.cli("service", "create", *QUICK_STOP, "--name", "big", "--mode", "global", "--network", "vxnet",
              "-p", "8089:8080", "busybox", "sh", "-c",
              "yes vxlan | head -c %d > /tmp/big && exec httpd -f -p 8080 -h /tmp" % BIG)
     webs = lead.wait_running("big", 3, timeout=40)
