@@ -116,7 +116,7 @@ c["root"]["path"] = b + "/rootfs"
 c["hostname"] = "floor%s" % i
 for ns in c["linux"]["namespaces"]:
     if ns["type"] == "network" and mode == "net":
-        ns["path"] = "/run/netns/floor%s" % i
+        ns["path"] = "/run/netns/shoal-floor%s" % i  # as shoal names them (net_netns_path)
 json.dump(c, open(b + "/config.json", "w"))
 PY
     done
@@ -126,7 +126,7 @@ PY
 # netlink helper of the `net` floor, built from shoal's source.
 floor_start_script() {
     cc -std=c11 -D_GNU_SOURCE -O2 -I "$REPO/src" -o "$FL/floor_net" "$REPO/bench/floor_net.c" \
-        "$REPO/src/base/err.c"
+        "$REPO/src/base/err.c" "$REPO/src/agent/net_addr.c"
     cat >"$FL/start1.sh" <<'EOF'
 #!/bin/sh
 # start1.sh FLOORDIR MODE I NETWAY
@@ -137,11 +137,11 @@ if [ "$mode" = net ] && [ "$netway" = netlink ]; then
 fi
 if [ "$mode" = net ]; then
     ip -batch - <<E || exit 1
-netns add floor$i
-link add vfl$i type veth peer name eth0 netns floor$i
+netns add shoal-floor$i
+link add vfl$i type veth peer name eth0 netns shoal-floor$i
 link set vfl$i master cfl0 up
 E
-    ip -n floor$i -batch - <<E || exit 1
+    ip -n shoal-floor$i -batch - <<E || exit 1
 link set lo up
 addr add 10.199.0.$((i % 250 + 2))/24 dev eth0
 link set eth0 up
@@ -161,7 +161,7 @@ floor_clean() {
     done
     for i in $(seq "$n"); do
         crun --cgroup-manager=disabled --root="$FL/crun" delete -f "floor$i" >/dev/null 2>&1 || true
-        [ -e "/run/netns/floor$i" ] && ip netns del "floor$i"
+        [ -e "/run/netns/shoal-floor$i" ] && ip netns del "shoal-floor$i"
         umount "$FL/b$i/rootfs" 2>/dev/null || true
         rm -rf "$FL/b$i"
     done
@@ -173,8 +173,8 @@ floor_check() {
     running=$(crun --root="$FL/crun" list 2>/dev/null | awk '$1 ~ /^floor/ && $3 == "running"' | wc -l)
     [ "$running" -eq "$2" ] || { echo "floor: $running of $2 running" >&2; return 1; }
     # (2>/dev/null: ip complains of every stale file in /run/netns while naming the peer's netns)
-    [ "$1" != net ] || ip -n floor1 -4 addr show eth0 2>/dev/null | grep -q 'inet 10\.199\.0\.' ||
-        { echo "floor: floor1 has no address" >&2; return 1; }
+    [ "$1" != net ] || ip -n shoal-floor1 -4 addr show eth0 2>/dev/null | grep -q 'inet 10\.199\.0\.' ||
+        { echo "floor: shoal-floor1 has no address" >&2; return 1; }
 }
 
 # floor MODE N: seconds to start N prepared bundles, and their CPU time in ms (xargs and what it
