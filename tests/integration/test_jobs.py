@@ -640,10 +640,13 @@ def test_job_history_bounded(fresh_daemon):
     with open(d.config_path, "w") as f:
         json.dump(cfg, f)
     d.restart()
-    ids = [sub(d, "true") for _ in range(5)]
-    for jid in ids:
-        wait_until(lambda: d.api("GET", "/v1/jobs/%s" % jid).status == 404
-                   or job(d, jid)["state"] in ("Terminated", "Error"), timeout=60)
+    # one after another, so that the ends come in the order of the ids (on 2 cores, the
+    # third of jobs submitted together could end before the second)
+    ids = []
+    for _ in range(5):
+        jid = sub(d, "true")
+        wait_until(lambda: job(d, jid)["state"] in ("Terminated", "Error"), timeout=60)
+        ids.append(jid)
     # the two oldest finished are removed by the leader's pass, their tasks with them
     wait_until(lambda: [j["id"] for j in d.api("GET", "/v1/jobs").json()] == ids[2:], timeout=20)
     tasks = [t for t in d.api("GET", "/v1/tasks").json() if t.get("job_id")]
