@@ -1184,11 +1184,8 @@ static void keep_load(struct pass *p, bool jobs_changed)
     }
     size_t i;
     json_t *t;
-    json_array_foreach(p->new_tasks, i, t)
-    {
-        if (p->load)
-            sched_load_count(p->load, t, -1);
-    }
+    if (p->load)
+        json_array_foreach(p->new_tasks, i, t) sched_load_count(p->load, t, -1);
     p->kept->load = p->load;
 }
 
