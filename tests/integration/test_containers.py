@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from conftest import wait_until
+from conftest import QUICK_STOP, wait_until
 import ptyutil
 
 
@@ -30,10 +30,19 @@ def run_detached(d, name, *args):
     wait_until(lambda: running(d, name))
 
 
+def wait_logged(d, name, text, count=1):
+    """Until the container's log holds text count times: a script that prints it once its
+    trap is set gets a signal sent after that (a signal sent before, to a pid 1 with no handler
+    yet, is dropped by the kernel). The log file, as `shoal logs` reads no run container yet."""
+    log = os.path.join(d.run_dir, "logs", inspect(d, name)["id"] + ".log")
+    wait_until(lambda: open(log).read().count(text) >= count)
+
+
 def test_stop_start_restart_keeps_output(daemon):
     d = daemon
     run_detached(d, "ticker", "busybox", "sh", "-c",
-                 "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.2; done")
+                 "trap 'echo bye; exit 0' TERM; echo started; while true; do sleep 0.2; done")
+    wait_logged(d, "ticker", "started")
     t0 = time.monotonic()
     r = d.cli("stop", "-t", "5", "ticker")
     assert r.stdout == "ticker\n", r
@@ -50,6 +59,7 @@ def test_stop_start_restart_keeps_output(daemon):
     # start of a running container: a no-op
     assert d.cli("start", "ticker").returncode == 0
     pid = c["pid"]
+    wait_logged(d, "ticker", "started", 2)
     assert d.cli("restart", "-t", "1", "ticker").stdout == "ticker\n"
     c = inspect(d, "ticker")
     assert c["state"] == "running" and c["pid"] != pid, c
@@ -75,7 +85,8 @@ def test_stop_kills_after_timeout(daemon):
 def test_kill_signal_reaches_trap(daemon):
     d = daemon
     run_detached(d, "trapper", "busybox", "sh", "-c",
-                 "trap 'echo got-usr1; exit 7' USR1; while true; do sleep 0.2; done")
+                 "trap 'echo got-usr1; exit 7' USR1; echo trapping; while true; do sleep 0.2; done")
+    wait_logged(d, "trapper", "trapping")
     assert d.cli("kill", "-s", "USR1", "trapper").stdout == "trapper\n"
     c = wait_until(lambda: exited(d, "trapper"))
     assert c["exit_code"] == 7, c
@@ -152,7 +163,7 @@ def test_bad_input(daemon):
 
 def test_task_container_inspect_stats_stop(daemon):
     d = daemon
-    d.cli("service", "create", "--name", "tsvc", "busybox", "sleep", "1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "tsvc", "busybox", "sleep", "1000")
     try:
         first = wait_until(lambda: [c for c in d.api("GET", "/v1/containers?tasks=1").json()
                                     if c.get("task_id") and c["name"].startswith("tsvc.")
