@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import Daemon, end_daemon, wait_until
+from conftest import Daemon, QUICK_STOP, end_daemon, wait_until
 
 HEAT_THRESHOLD = 70  # hysteresis 5: cool again below 65
 
@@ -217,7 +217,8 @@ def test_hot_node_takes_no_new_tasks_until_it_cools(ad):
         return n.get("hot") is True
 
     wait_until(hot, timeout=20, msg=lambda: ad.log_tail())
-    ad.cli("service", "create", "--detach", "--name", "warmsvc", "busybox:latest", "sleep", "1000")
+    ad.cli("service", "create", *QUICK_STOP, "--detach", "--name", "warmsvc", "busybox:latest",
+           "sleep", "1000")
 
     def refused():
         tasks = ad.tasks("warmsvc")

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from conftest import dashboard_daemon, end_daemon, make_rootfs_tar, wait_until
+from conftest import QUICK_STOP, dashboard_daemon, end_daemon, make_rootfs_tar, wait_until
 import ptyutil
 
 
@@ -59,7 +59,8 @@ def test_user_names_from_the_containers_passwd(d, tmp_path):
     tar = make_rootfs_tar(str(tmp_path / "users.tar"), extra={
         "etc/passwd": passwd.encode(), "etc/group": group.encode()})
     d.import_image(tar, "users:latest")
-    d.cli("service", "create", "--name", "asnobody", "--user", "nobody", "users", "sleep", "1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "asnobody", "--user", "nobody", "users",
+          "sleep", "1000")
     t = d.wait_running("asnobody", 1)[0]
     with open("/proc/%d/status" % t["pid"]) as f:
         status = f.read()

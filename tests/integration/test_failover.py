@@ -11,7 +11,7 @@ import time
 import pytest
 
 from cluster import Cluster
-from conftest import SHOAL_BIN, wait_until
+from conftest import QUICK_STOP, SHOAL_BIN, wait_until
 
 
 @pytest.fixture
@@ -49,11 +49,12 @@ def managers_back(c, via):
 def test_hundreds_of_replicas_on_three_managers(cluster3):
     c = cluster3
     # every node has the image first: the test is about raft, not 200 layer downloads at once
-    c.nodes[0].cli("service", "create", "--mode", "global", "--name", "warm", "busybox", "sleep", "100000")
+    c.nodes[0].cli("service", "create", *QUICK_STOP, "--mode", "global", "--name", "warm",
+                   "busybox", "sleep", "100000")
     c.nodes[0].wait_running("warm", 3, timeout=120)
     c.nodes[0].cli("service", "rm", "warm")
-    c.nodes[0].cli("service", "create", "-d", "--replicas", "200", "--name", "b200", "busybox",
-                   "sleep", "100000")
+    c.nodes[0].cli("service", "create", *QUICK_STOP, "-d", "--replicas", "200", "--name", "b200",
+                   "busybox", "sleep", "100000")
     c.nodes[0].wait_running("b200", 200, timeout=600)
     for d in c.nodes:  # no manager's daemon died on the way
         assert d.daemon_pid(), d.name

@@ -112,8 +112,8 @@ def test_cluster_stats_every_node(cluster1x1):
     c = cluster1x1
     leader, worker = c.nodes
     worker_id = c.node_id(worker)
-    leader.cli("service", "create", "--name", "mon", "--constraint", "node.role==worker",
-               "busybox:latest", "sleep", "1000")
+    leader.cli("service", "create", *QUICK_STOP, "--name", "mon", "--constraint",
+               "node.role==worker", "busybox:latest", "sleep", "1000")
     [task] = leader.wait_running("mon", 1)
     assert task["node_id"] == worker_id
 

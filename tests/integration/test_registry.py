@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from conftest import SHOAL_BIN, free_port, wait_until
+from conftest import QUICK_STOP, SHOAL_BIN, free_port, wait_until
 
 REGISTRY_BIN = shutil.which("docker-registry")
 SKOPEO = shutil.which("skopeo")
@@ -607,7 +607,8 @@ def test_service_from_registry_pins_the_digest(daemon, registry, images):
     ref = registry.addr + "/test/app:v1"
     d.api("DELETE", "/v1/images/%s?force=1" % ref)
     assert _image(d, ref) is None
-    d.cli("service", "create", "--name", "pulled", ref, "sh", "-c", "cat /hello.txt; sleep 1000")
+    d.cli("service", "create", *QUICK_STOP, "--name", "pulled", ref, "sh", "-c",
+          "cat /hello.txt; sleep 1000")
     try:
         pinned = "%s@%s" % (ref, images.app["digest"])
         svc = d.service("pulled")
@@ -921,8 +922,8 @@ def test_cluster_pull_on_a_follower_and_worker_runs_the_pinned_image(rootfs_tar,
         # a service of an image the cluster lacks: the leader pulls and pins it
         multi = reg.addr + "/test/multi:1"
         reg.push(images, "multi", "test/multi:1", True)
-        lead.cli("service", "create", "--name", "far", "--constraint", "node.id==" + c.node_id(worker),
-                 multi, "sh", "-c", "cat /arch.txt; sleep 1000")
+        lead.cli("service", "create", *QUICK_STOP, "--name", "far", "--constraint",
+                 "node.id==" + c.node_id(worker), multi, "sh", "-c", "cat /arch.txt; sleep 1000")
         spec_image = lead.service("far")["spec"]["image"]
         assert spec_image.startswith(multi + "@sha256:")
         task = lead.wait_running("far", 1, timeout=60)[0]
@@ -977,7 +978,7 @@ def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path
         reg.push(images, "multi", "test/multi:1", True)
         reg.push(images, "armonly", "test/armonly:1", True)
         multi = reg.addr + "/test/multi:1"
-        lead.cli("service", "create", "--name", "each", "--mode", "global", multi,
+        lead.cli("service", "create", *QUICK_STOP, "--name", "each", "--mode", "global", multi,
                  "sh", "-c", "cat /arch.txt; sleep 1000")
         pinned = lead.service("each")["spec"]["image"]
         assert pinned.startswith(multi + "@sha256:")
@@ -1014,8 +1015,8 @@ def test_each_node_runs_the_variant_of_its_platform(rootfs_tar, images, tmp_path
         lead.cli("service", "rm", "each")
         # an index without the leader's platform: its task fails with the list, the worker runs
         armonly = reg.addr + "/test/armonly:1"
-        lead.cli("service", "create", "-d", "--name", "armonly", "--mode", "global", armonly,
-                 "sh", "-c", "cat /arch.txt; sleep 1000")
+        lead.cli("service", "create", *QUICK_STOP, "-d", "--name", "armonly", "--mode", "global",
+                 armonly, "sh", "-c", "cat /arch.txt; sleep 1000")
 
         def refused():
             ts = [t for t in lead.tasks("armonly") if t["slot"] == c.node_id(lead)]  # global: a node
