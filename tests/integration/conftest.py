@@ -516,12 +516,33 @@ def daemon(module_daemon):
 # Session-wide hooks (this conftest is loaded whenever tests/integration is collected, as
 # in `make test`; tests/ can have no conftest.py of its own: tests/faults imports this one
 # as `conftest`).
+def starts_early(starter):
+    """Decorates a test whose long wait starts with the session: when collection ends and the
+    test will run, starter.start() (which keeps what it raised for the test); at the session's
+    end starter.end() (a no-op once the test ended it). The test runs after the rest
+    (_run_order): what start() began went on meanwhile."""
+    def mark(test):
+        test.early_starter = starter
+        return test
+    return mark
+
+
+def _early_starter(item):
+    return getattr(getattr(item, "function", None), "early_starter", None)
+
+
+_early_started = []
+
+
 def _run_order(item):
     """0: the rest, in collection order (top-level tests/*.py, tests/faults, tests/integration);
-    1: the modules awaiting background jobs, whose jobs have had the rest's time to finish;
+    1: the modules awaiting background jobs, whose jobs have had the rest's time to finish, and
+    the tests started early (starts_early);
     2: tests/test_zz_sanitizers.py, which checks the reports of every shoal process run before."""
     if os.path.basename(str(item.fspath)) == "test_zz_sanitizers.py":
         return 2
+    if _early_starter(item) is not None:
+        return 1
     return 1 if getattr(getattr(item, "module", None), "BACKGROUND", None) else 0
 
 
@@ -535,7 +556,14 @@ def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     background.start_for(session.items)
+    for item in session.items:
+        starter = _early_starter(item)
+        if starter is not None and background.will_run(item):
+            starter.start()
+            _early_started.append(starter)
 
 
 def pytest_sessionfinish(session):
     background.finish()
+    for starter in _early_started:
+        starter.end()
