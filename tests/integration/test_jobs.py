@@ -11,6 +11,11 @@ import pytest
 
 from conftest import SHOAL_BIN, wait_until
 
+# A job that holds its cores until killed, and ends at the kill's SIGTERM: `sleep` or `sh` as the
+# container's pid 1 ignores it, and every rm, preemption or cleanup of such a job waited the 5 s
+# SIGTERM-to-SIGKILL grace (JOB_KILL_GRACE_MS). The tests of the kill itself keep `sleep 1000`.
+HOLD = "trap 'exit 143' TERM; sleep 1000 & wait"
+
 
 def sub(d, *args):
     return d.cli("job", "sub", *args).stdout.strip()
@@ -124,7 +129,7 @@ def test_rm_kills_a_running_job(jd):
 
 def test_hold_and_resume(jd):
     d = jd
-    big = sub(d, "-l", "core=2", "sleep 1000")
+    big = sub(d, "-l", "core=2", HOLD)
     wait_state(d, big, "Running")
     small = sub(d, "-l", "core=1", "true")
     assert job(d, small)["state"] == "Waiting"
@@ -148,7 +153,7 @@ def test_fifo_with_conservative_backfilling(jd):
     is long: beside A it would still hold a core when B is due, so it waits
     behind B."""
     d = jd
-    a = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    a = sub(d, "-l", "core=1,walltime=0:10:0", HOLD)
     wait_state(d, a, "Running")
     b = sub(d, "-l", "core=2,walltime=0:1:0", "true")
     d_ = sub(d, "-l", "core=1,walltime=1:0:0", "true")
@@ -194,7 +199,7 @@ def test_two_node_job_and_its_node_file(cluster1x1):
     r = lead.cli("job", "sub", "-l", "nodes=3", "true", check=False)
     assert r.returncode == 1 and "impossible request: 3 nodes wanted, the cluster has 2" in r.stderr
     # a whole-cluster job waits while a one-core job holds a node, then runs
-    small = sub(lead, "-l", "core=%d,walltime=0:10:0" % cores, "sleep 1000")
+    small = sub(lead, "-l", "core=%d,walltime=0:10:0" % cores, HOLD)
     wait_state(lead, small, "Running", timeout=120)
     big = sub(lead, "-l", "/nodes=2/core=%d" % cores, "true")
     assert job(lead, big)["state"] == "Waiting"
@@ -339,7 +344,7 @@ def oarsub(d, tmp_path, *args):
 
 def test_oar_commands(jd, tmp_path):
     d = jd
-    jid = oarsub(d, tmp_path, "-l", "core=1,walltime=0:10:0", "-n", "oarjob", "sleep 1000")
+    jid = oarsub(d, tmp_path, "-l", "core=1,walltime=0:10:0", "-n", "oarjob", HOLD)
     j = wait_state(d, jid, "Running")
     assert j["user"] == "alice" and j["name"] == "oarjob"
     lines = oar(d, tmp_path, "oarstat").stdout.splitlines()
@@ -375,7 +380,7 @@ def test_oar_commands(jd, tmp_path):
 
 def test_oarsub_hold_resume_and_script(jd, tmp_path):
     d = jd
-    big = oarsub(d, tmp_path, "-l", "core=2", "sleep 1000")
+    big = oarsub(d, tmp_path, "-l", "core=2", HOLD)
     wait_state(d, big, "Running")
     small = oarsub(d, tmp_path, "true")
     assert "held" in oar(d, tmp_path, "oarhold", small).stdout
@@ -438,7 +443,7 @@ def test_after_waits_for_terminated_and_fails_on_error(jd, tmp_path):
     ja, jb = wait_state(d, a, "Terminated"), wait_state(d, b, "Terminated", "Error")
     assert jb["state"] == "Terminated" and jb["started_at"] >= ja["stopped_at"], (ja, jb)
     # the job it depends on ends in Error: so does it
-    e = sub(d, "sleep 1000")
+    e = sub(d, HOLD)
     f = oarsub(d, tmp_path, "-a", e, "true")  # OAR's -a (--anterior)
     assert job(d, f)["after"] == [e]
     d.cli("job", "rm", e)
@@ -474,7 +479,7 @@ def test_array_jobs(jd, tmp_path):
     js = json.loads(oar(d, tmp_path, "oarstat", "-J", "-j", out[1].split("=")[1]).stdout)
     assert list(js.values())[0]["array_index"] == 2, js
     # oardel --array: the array's jobs not ended yet
-    arr = oar(d, tmp_path, "oarsub", "--array", "2", "sleep 1000").stdout.split()[-1]
+    arr = oar(d, tmp_path, "oarsub", "--array", "2", HOLD).stdout.split()[-1]
     assert arr.startswith("OAR_ARRAY_ID="), arr
     arr = arr.split("=")[1]
     dl = oar(d, tmp_path, "oardel", "--array", arr).stdout
@@ -538,22 +543,22 @@ def test_reservation_honoured_and_planned_around(jd, tmp_path):
 
 def test_besteffort_preempted_and_idempotent_waits_again(jd):
     d = jd
-    be = sub(d, "-t", "besteffort", "-l", "core=2", "sleep 1000")
+    be = sub(d, "-t", "besteffort", "-l", "core=2", HOLD)
     assert wait_state(d, be, "Running")["queue"] == "besteffort"
     # a normal job needs one of its cores: the best-effort job is killed, the normal one runs
-    n1 = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    n1 = sub(d, "-l", "core=1,walltime=0:10:0", HOLD)
     jb = wait_state(d, be, "Error", "Terminated")
     assert jb["state"] == "Error" and jb["message"] == "besteffort preempted", jb
     wait_state(d, n1, "Running")
     # best-effort jobs run on idle cores only
-    be2 = sub(d, "-t", "besteffort", "-t", "idempotent", "-l", "core=1", "sleep 1000")
+    be2 = sub(d, "-t", "besteffort", "-t", "idempotent", "-l", "core=1", HOLD)
     wait_state(d, be2, "Running")
     be3 = sub(d, "-t", "besteffort", "-l", "core=1", "true")
     wait_until(lambda: job(d, be3)["message"] == "waiting for idle resources (best-effort)",
                timeout=10)
     assert job(d, be3)["state"] == "Waiting"
     # idempotent: preempted, it waits again (same id) instead of ending in Error
-    n2 = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 1000")
+    n2 = sub(d, "-l", "core=1,walltime=0:10:0", HOLD)
     wait_state(d, n2, "Running")
     j2 = wait_state(d, be2, "Waiting")
     assert j2["resubmitted"] == 1 and "task_id" not in j2, j2
@@ -572,7 +577,7 @@ def test_gantt_plans_a_waiting_job_and_resources_show_cores(jd, tmp_path):
     """2 cores: A holds both for 10 min; B waits, planned at A's walltime end
     (the plan is computed for the answer, nothing is written on GET)."""
     d = jd
-    a = sub(d, "-l", "core=2,walltime=0:10:0", "-n", "holder", "sleep 1000")
+    a = sub(d, "-l", "core=2,walltime=0:10:0", "-n", "holder", HOLD)
     ja = wait_state(d, a, "Running")
     b = sub(d, "-l", "core=1,walltime=0:5:0", "true")
     wait_until(lambda: job(d, b)["message"] == "waiting for resources", timeout=10)
@@ -717,7 +722,7 @@ def test_interactive_job_through_a_terminal(jd):
 def test_interactive_job_interrupted_while_waiting_is_deleted(jd):
     d = jd
     cores = d.api("GET", "/v1/nodes").json()[0]["resources"]["cpus"]
-    big = sub(d, "-l", "core=%d,walltime=0:5:0" % cores, "sleep 1000")
+    big = sub(d, "-l", "core=%d,walltime=0:5:0" % cores, HOLD)
     wait_state(d, big, "Running")
     env = dict(os.environ, SHOAL_HOST="unix://" + d.sock)
     code, out = pty_run([SHOAL_BIN, "job", "sub", "-I", "-l", "core=1,walltime=0:5:0"], env,
@@ -745,7 +750,7 @@ def test_interactive_job_without_a_terminal(jd, tmp_path):
 
 def test_connect_to_a_running_job(jd, tmp_path):
     d = jd
-    jid = sub(d, "-l", "core=1,walltime=0:5:0", "sleep 1000")
+    jid = sub(d, "-l", "core=1,walltime=0:5:0", HOLD)
     wait_state(d, jid, "Running")
     r = d.cli("job", "connect", jid, input="hostname\necho in-$SHOAL_JOB_ID\n")
     assert "in-%s" % jid in r.stdout and r.stdout.strip().splitlines()[0], r.stdout

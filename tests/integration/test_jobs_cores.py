@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import wait_until
-from test_jobs import cleanup, job, sub, wait_state
+from test_jobs import HOLD, cleanup, job, sub, wait_state
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_job_confined_to_its_cores(jd):
     node = d.api("GET", "/v1/nodes").json()[0]
     if node["resources"]["cpus"] < 2:
         pytest.skip("needs a node with 2 cores")
-    show = "grep Cpus_allowed_list /proc/self/status; sleep 600"
+    show = "grep Cpus_allowed_list /proc/self/status; " + HOLD
     first = sub(d, "-l", "core=1,walltime=0:10:0", show)
     j1 = wait_state(d, first, "Running")
     second = sub(d, "-l", "core=1,walltime=0:10:0", show)
@@ -95,7 +95,7 @@ def test_property_filters_select_labelled_nodes(cluster1x1, tmp_path):
     r = lead.api("POST", "/v1/jobs", {"command": "true", "properties": "gpu="})
     assert r.status == 400 and "expected a value" in r.text, r.text
     # a filtered job waits for its node while the other node is free
-    hold = sub(lead, "-p", "gpu='yes'", "-l", "core=%d" % gpu["resources"]["cpus"], "sleep 600")
+    hold = sub(lead, "-p", "gpu='yes'", "-l", "core=%d" % gpu["resources"]["cpus"], HOLD)
     wait_state(lead, hold, "Running", timeout=120)
     waiting = sub(lead, "-p", "gpu='yes'", "true")
     time.sleep(2)
@@ -134,7 +134,7 @@ def test_services_reservations_and_jobs_share_cores(jd):
                    msg=lambda: job(d, big)["message"])
         assert job(d, big)["message"] == "not enough cores free, " + note
         # a one-core job fits beside it
-        small = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 600")
+        small = sub(d, "-l", "core=1,walltime=0:10:0", HOLD)
         wait_state(d, small, "Running")
         # now no core is free for another reservation: the task waits, saying why
         why = "no suitable node (insufficient resources on 1 node"
@@ -164,7 +164,7 @@ def test_interactive_shell_confined_to_the_jobs_cores(jd):
     d = jd
     if d.api("GET", "/v1/nodes").json()[0]["resources"]["cpus"] < 2:
         pytest.skip("needs a node with 2 cores")
-    hold = sub(d, "-l", "core=1,walltime=0:10:0", "sleep 600")
+    hold = sub(d, "-l", "core=1,walltime=0:10:0", HOLD)
     held = wait_state(d, hold, "Running")["assigned"][0]["cpuset"]
     r = d.cli("job", "sub", "-I", "-l", "core=1", check=False,
               input="grep Cpus_allowed_list /proc/self/status\nexit 3\n")
