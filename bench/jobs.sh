@@ -19,11 +19,14 @@
 # (CPUs=nproc), one partition, SelectType=select/cons_tres with CR_CPU (the default
 # select/linear gives a job the whole node: one job at a time), MaxArraySize and MaxJobCount
 # above N, ProctrackType=proctrack/linuxproc and TaskPlugin=task/none (no cgroup set-up).
-# Figure: jobs/s = N / (time the last job ended - submission start), and each side's check that
+# Figure: jobs/s = N / (time the last job ended - submission start; the end is what each side
+# recorded: shoal's latest stopped_at, Slurm's latest end time, not a poll's time; shoal: N at most
+# its job-history, 10,000 by default), shoal's daemon and jobs CPU, and each side's check that
 # every job ended well (shoal: Terminated with exit code 0; Slurm: COMPLETED, from squeue).
 # Usage: bench/jobs.sh [--quick | N]   (N default 10000; --quick: 200, Slurm 20; as root; env:
 #        SIDES="shoal slurm slurm-tuned", JOB_KIND=container|host (shoal's jobs), SLURM_N
-#        (Slurm's N, default N: Slurm runs about one job a second here), TIMEOUT=7200 s per side)
+#        (Slurm's N, default N: Slurm runs about one job a second here), TIMEOUT=7200 s per side,
+#        POLL_S=1 (seconds between polls))
 # The scheduler alone: `make bench && build/sched_bench [JOBS [NODES [CORES]]]`.
 SIDES=${SIDES:-shoal slurm slurm-tuned}
 source "$(dirname "$0")/lib.sh"
