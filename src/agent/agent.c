@@ -587,6 +587,18 @@ static int ctr_runtime_delete(struct ctr *c, struct serr *err)
                    : runtime_delete(c->env->rt, c->id, err);
 }
 
+/* What a container may have beside its runtime's state: its network
+ * namespace and veth, its secrets' mount, its resolv.conf. */
+static void delete_container_extras(struct ctr *c)
+{
+    net_task_delete(c->id); /* after the container: nothing holds the namespace now */
+    ctr_secret_cleanup(c->env, c->id);
+    netns_mark(c, false);
+    char *resolv = ctr_record_path(c, "resolv");
+    unlink(resolv);
+    free(resolv);
+}
+
 static void work_delete(uv_work_t *w)
 {
     struct ctr *c = w->data;
@@ -597,19 +609,15 @@ static void work_delete(uv_work_t *w)
     if (c->host && nodefile)
         unlink(nodefile);
     net_pool_release_spent(); /* the pool's hold on the namespaces tasks took */
-    net_task_delete(c->id);   /* after the container: nothing holds the namespace now */
-    net_pool_fill();        /* for the next start, off its path */
-    ctr_secret_cleanup(c->env, c->id);
-    netns_mark(c, false);
+    if (!c->host)             /* a host job has no network, secrets nor resolv.conf */
+        delete_container_extras(c);
+    net_pool_fill(); /* for the next start, off its path */
     char *rec = ctr_record_path(c, "json");
     char *fifo = ctr_record_path(c, "fifo");
-    char *resolv = ctr_record_path(c, "resolv");
     unlink(rec);
     unlink(fifo);
-    unlink(resolv);
     free(rec);
     free(fifo);
-    free(resolv);
 }
 
 /* A task's container deleted: released now when a sync already found its

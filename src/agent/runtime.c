@@ -94,6 +94,7 @@ int runtime_init(struct runtime *rt, const char *runtime_path, const char *runti
     if (rt->cgroup_mode == CGROUP_HYBRID && runtime_cgroup_fix_hybrid(err) < 0)
         goto fail;
     runtime_cgroup_setup_parents(rt);
+    runtime_cgroup_pool_init(rt);
     return 0;
 fail:
     runtime_free(rt);
@@ -102,6 +103,7 @@ fail:
 
 void runtime_free(struct runtime *rt)
 {
+    runtime_cgroup_pool_free(rt);
     free(rt->runtime_path);
     free(rt->runtime_root);
     free(rt->containers_dir);

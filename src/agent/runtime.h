@@ -71,6 +71,10 @@ struct runtime {
      * Not known (a runtime not made by runtime_init): looked up at each use. */
     bool cgroup_mounts_known;
     unsigned cgroup_mounted;
+    /* v1/hybrid: the cgroups of ended host jobs kept for the next ones
+     * (runtime_cgroup.c; its own lock); NULL: none kept (v2, or a runtime
+     * not made by runtime_init). */
+    struct cgroup_pool *host_pool;
 };
 
 /* Fills `rt` (copies the strings), creates directories, detects the cgroup

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <dirent.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,10 +338,212 @@ int runtime_cgroup_create(const struct runtime *rt, const char *id, json_t *spec
     return create_all(rt, id, spec, true, err);
 }
 
+/* ---- host jobs' cgroups kept for the next ones ----------------------------
+ * v1/hybrid: making a host job's cgroups and removing them after it (a mkdir
+ * and an rmdir in each of five controllers; a memory cgroup's set-up and its
+ * offlining are the kernel's heavier work) was a cost of every job. The
+ * sets of ended host jobs are kept, empty, renamed ".pool-TAG-N" in the same
+ * parents (v1 renames a cgroup within its parent), and a new host job's set
+ * is one of them renamed to its id, its limits written again. TAG is of the
+ * daemon's containers directory: the daemons of one host share shoal/, each
+ * keeps its own sets, and a daemon started again on its state removes those
+ * a killed one left. Container ids cannot start with '.', so no container's
+ * cgroup has such a name. */
+#define POOL_MAX 64
+
+struct cgroup_pool {
+    pthread_mutex_t lock; /* the thread pool's starts and deletes */
+    char tag[17];
+    unsigned next;          /* N of the next set kept */
+    size_t max, count;      /* max: twice the cores, plus two */
+    unsigned kept[POOL_MAX]; /* N of the kept sets, the last one reused first */
+};
+
+static void pool_name(const struct cgroup_pool *p, unsigned n, char *name, size_t size)
+{
+    snprintf(name, size, ".pool-%s-%u", p->tag, n);
+}
+
+/* Renames the host job's cgroups named `from` to `to` in each parent; false
+ * at the first failure (those renamed stay so). */
+static bool rename_set(const struct runtime *rt, const char *from, const char *to)
+{
+    bool ok = true;
+    for (size_t i = 0; v1_controllers[i] != NULL && ok; i++) {
+        if (!controller_used(rt, i, false))
+            continue;
+        char *a = v1_dir(v1_controllers[i], from), *b = v1_dir(v1_controllers[i], to);
+        ok = rename(a, b) == 0;
+        free(a);
+        free(b);
+    }
+    return ok;
+}
+
+/* A value of `limits` not set: its default written again in a reused set
+ * (which the previous job may have set), and the CPU usage counted anew. */
+static int write_unset_limit(const char *controller, const char *dir, json_t *limits,
+                             struct serr *err)
+{
+    if (strcmp(controller, "cpuacct") == 0)
+        return write_cgroup_file(dir, "cpuacct.usage", "0", err);
+    if (strcmp(controller, "memory") == 0 &&
+        json_integer_value(json_object_get(limits, "memory")) <= 0)
+        return write_cgroup_file(dir, "memory.limit_in_bytes", "-1", err);
+    if (strcmp(controller, "pids") == 0 && json_integer_value(json_object_get(limits, "pids")) <= 0)
+        return write_cgroup_file(dir, "pids.max", "max", err);
+    if (strcmp(controller, "cpu") == 0 && json_number_value(json_object_get(limits, "cpus")) <= 0)
+        return write_cgroup_file(dir, "cpu.cfs_quota_us", "-1", err);
+    return 0;
+}
+
+static int write_reused_limits(const struct runtime *rt, const char *id, json_t *limits,
+                               struct serr *err)
+{
+    int rc = 0;
+    for (size_t i = 0; v1_controllers[i] != NULL && rc == 0; i++) {
+        if (!controller_used(rt, i, false))
+            continue;
+        char *dir = v1_dir(v1_controllers[i], id);
+        rc = write_limits(v1_controllers[i], dir, limits, err);
+        if (rc == 0)
+            rc = write_unset_limit(v1_controllers[i], dir, limits, err);
+        free(dir);
+    }
+    return rc;
+}
+
+/* A kept set renamed to `id`: true, or false when none is kept or the
+ * renames failed (what they left removed). */
+static bool reuse_kept_set(const struct runtime *rt, const char *id)
+{
+    struct cgroup_pool *p = rt->host_pool;
+    unsigned n = 0;
+    bool taken = false;
+    pthread_mutex_lock(&p->lock);
+    if (p->count > 0)
+        n = p->kept[--p->count], taken = true;
+    pthread_mutex_unlock(&p->lock);
+    if (!taken)
+        return false;
+    char name[64];
+    pool_name(p, n, name, sizeof(name));
+    if (rename_set(rt, name, id))
+        return true;
+    runtime_cgroup_remove(rt, name, NULL);
+    runtime_cgroup_remove(rt, id, NULL);
+    return false;
+}
+
+/* Keeps job `id`'s set (empty): true (kept, or removed when the pool filled
+ * meanwhile), or false when the pool is full or a rename failed (what was
+ * renamed removed: the caller removes the rest). */
+static bool keep_set(const struct runtime *rt, const char *id)
+{
+    struct cgroup_pool *p = rt->host_pool;
+    pthread_mutex_lock(&p->lock);
+    bool room = p->count < p->max;
+    unsigned n = p->next++;
+    pthread_mutex_unlock(&p->lock);
+    if (!room)
+        return false;
+    char name[64];
+    pool_name(p, n, name, sizeof(name));
+    if (!rename_set(rt, id, name)) {
+        runtime_cgroup_remove(rt, name, NULL);
+        return false;
+    }
+    pthread_mutex_lock(&p->lock);
+    bool kept = p->count < POOL_MAX;
+    if (kept)
+        p->kept[p->count++] = n;
+    pthread_mutex_unlock(&p->lock);
+    if (!kept)
+        runtime_cgroup_remove(rt, name, NULL);
+    return true;
+}
+
 int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
                                struct serr *err)
 {
-    return create_all(rt, id, spec, false, err);
+    json_t *limits = json_object_get(spec, "limits");
+    /* a kept set's cpuset.cpus is the previous job's: only a job with its cores takes one */
+    if (rt->host_pool == NULL || jstr(limits, "cpuset") == NULL || !reuse_kept_set(rt, id))
+        return create_all(rt, id, spec, false, err);
+    if (write_reused_limits(rt, id, limits, err) < 0) {
+        runtime_cgroup_remove(rt, id, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int runtime_cgroup_release_host(const struct runtime *rt, const char *id, bool empty,
+                                struct serr *err)
+{
+    if (rt->host_pool != NULL && empty && keep_set(rt, id))
+        return 0;
+    return runtime_cgroup_remove(rt, id, err);
+}
+
+/* The sets `prefix`* a previous run of this daemon left (killed). */
+static void remove_left_sets(const struct runtime *rt, const char *prefix)
+{
+    for (size_t i = 0; v1_controllers[i] != NULL; i++) {
+        if (!controller_used(rt, i, false))
+            continue;
+        char *parent = parent_dir(v1_controllers[i]);
+        DIR *d = opendir(parent);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+                continue;
+            char *dir = xasprintf("%s/%s", parent, e->d_name);
+            rmdir(dir);
+            free(dir);
+        }
+        if (d)
+            closedir(d);
+        free(parent);
+    }
+}
+
+/* FNV-1a, 64 bits: the tag of a containers directory. */
+static uint64_t text_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+void runtime_cgroup_pool_init(struct runtime *rt)
+{
+    if (rt->cgroup_mode == CGROUP_V2 || rt->containers_dir == NULL)
+        return;
+    struct cgroup_pool *p = xcalloc(1, sizeof(*p));
+    pthread_mutex_init(&p->lock, NULL);
+    snprintf(p->tag, sizeof(p->tag), "%016" PRIx64, text_hash(rt->containers_dir));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    p->max = cores > 0 && (size_t)cores * 2 + 2 < POOL_MAX ? (size_t)cores * 2 + 2 : POOL_MAX;
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), ".pool-%s-", p->tag);
+    remove_left_sets(rt, prefix);
+    rt->host_pool = p;
+}
+
+void runtime_cgroup_pool_free(struct runtime *rt)
+{
+    struct cgroup_pool *p = rt->host_pool;
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->count; i++) {
+        char name[64];
+        pool_name(p, p->kept[i], name, sizeof(name));
+        runtime_cgroup_remove(rt, name, NULL);
+    }
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    rt->host_pool = NULL;
 }
 
 /* Writes pid into the cgroups runtime_cgroup_create made. */

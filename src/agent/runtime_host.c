@@ -238,16 +238,19 @@ int runtime_host_start(struct runtime *rt, const char *id, json_t *spec, int out
 /* SIGKILL to every process still in the job's cpuset cgroup (its
  * background processes, also those that left its process group). Those
  * reparented to the daemon (a child subreaper) are reaped here: nobody else
- * waits for them. */
-static void kill_cgroup_procs(const struct runtime *rt, const char *id)
+ * waits for them. True when there was one, or when it is not known (no
+ * cpuset cgroup, or its list could not be read). */
+static bool kill_cgroup_procs(const struct runtime *rt, const char *id)
 {
     char *dir = runtime_cgroup_cpuset_dir(rt, id);
     if (dir == NULL)
-        return;
+        return true; /* not known */
     char *path = xasprintf("%s/cgroup.procs", dir);
     FILE *f = fopen(path, "re");
     long pid;
+    bool found = false;
     while (f && fscanf(f, "%ld", &pid) == 1) {
+        found = true;
         if (pid <= 1 || kill((pid_t)pid, SIGKILL) < 0)
             continue;
         while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
@@ -257,12 +260,15 @@ static void kill_cgroup_procs(const struct runtime *rt, const char *id)
         fclose(f);
     free(path);
     free(dir);
+    return found || f == NULL;
 }
 
+/* The job's cgroups kept for the next host job when none of its processes
+ * was left in them (those killed may still be exiting: removed then). */
 int runtime_host_delete(struct runtime *rt, const char *id, struct serr *err)
 {
     if (runtime_check_id(id, err) < 0)
         return -1;
-    kill_cgroup_procs(rt, id);
-    return runtime_cgroup_remove(rt, id, err);
+    bool left = kill_cgroup_procs(rt, id);
+    return runtime_cgroup_release_host(rt, id, !left, err);
 }

@@ -73,9 +73,21 @@ void runtime_cgroup_setup_parents(struct runtime *rt);
 /* Tests: the parent of the containers' v1 cgroups, "shoal" by default. */
 void runtime_cgroup_set_parent(const char *name);
 /* v1/hybrid: the cgroups of a host job (runtime_host.c): the container's
- * less "devices" (a host process keeps the host's devices). */
+ * less "devices" (a host process keeps the host's devices); a set the pool
+ * kept, renamed to `id` with its limits written again, when there is one
+ * and the spec gives the job's cores (limits.cpuset). */
 int runtime_cgroup_create_host(const struct runtime *rt, const char *id, json_t *spec,
                                struct serr *err);
+/* v1/hybrid: the pool of host jobs' cgroup sets (runtime_cgroup.c): made
+ * at runtime_init (removing the sets a killed run of this daemon left),
+ * freed with its kept sets at runtime_free. Nothing on v2 hosts. */
+void runtime_cgroup_pool_init(struct runtime *rt);
+void runtime_cgroup_pool_free(struct runtime *rt);
+/* v1/hybrid: a host job's cgroups after its end: kept for the next host job
+ * when `empty` (no process of the job left in them) and the pool has room,
+ * else removed as runtime_cgroup_remove. */
+int runtime_cgroup_release_host(const struct runtime *rt, const char *id, bool empty,
+                                struct serr *err);
 /* v1/hybrid: moves `pid` into the container's cgroups. */
 int runtime_cgroup_place(const struct runtime *rt, const char *id, pid_t pid, struct serr *err);
 /* v1/hybrid: the cgroup.procs files of the cgroups runtime_cgroup_create

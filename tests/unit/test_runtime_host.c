@@ -1,14 +1,21 @@
 /* Host jobs' processes (agent/runtime_host.c), without cgroups (a v2 host:
- * crun's business there), so not as root. */
+ * crun's business there), so not as root; the last test, as root on a v1
+ * host, with shoal's own cgroups kept from one job to the next. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/runtime.h"
+#include "agent/runtime_internal.h"
+#include "base/util.h"
 #include "unit.h"
 
 static pid_t start(struct runtime *rt, const char *script, const char *cpuset, int out_fd,
@@ -163,4 +170,99 @@ TEST(runtime_host_starts_at_once_all_end)
         pthread_join(t[i], NULL);
         CHECK(st[i].exited == 10);
     }
+}
+
+/* ---- v1 cgroups kept from one host job to the next (as root) ---------- */
+
+static const char *const pool_controllers[] = {"memory", "cpu", "cpuacct", "pids", "cpuset",
+                                               "devices", NULL};
+
+/* The first unsigned number in file `path` (0 when it cannot be read). */
+static unsigned long long number_in(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    unsigned long long v = 0;
+    if (f && fscanf(f, "%llu", &v) != 1)
+        v = 0;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Runs host job `id` on `cores` with `script` to its end, then deletes it:
+ * the inode of its cpuset cgroup (the same one when reused) and its CPU
+ * usage in ns (cpuacct.usage). The job checks it runs in its cpuset cgroup. */
+static ino_t run_pooled(struct runtime *rt, const char *parent, const char *id,
+                        const char *cores, const char *script, unsigned long long *usage)
+{
+    char *check = xasprintf("grep -q ':cpuset:/%s/%s$' /proc/self/cgroup || exit 9; %s", parent,
+                            id, script);
+    json_t *spec = json_pack("{s:[s, s, s], s:[], s:{s:s, s:i}}", "args", "/bin/sh", "-c", check,
+                             "env", "limits", "cpuset", cores, "cpus", 1);
+    struct serr err = {0};
+    pid_t pid = 0;
+    int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    CHECK(runtime_host_start(rt, id, spec, out, &pid, &err) == 0);
+    close(out);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *dir = xasprintf("/sys/fs/cgroup/cpuset/%s/%s", parent, id);
+    char *cpus = xasprintf("%s/cpuset.cpus", dir), *acct = xasprintf(
+        "/sys/fs/cgroup/cpuacct/%s/%s/cpuacct.usage", parent, id);
+    struct stat st;
+    CHECK(stat(dir, &st) == 0);
+    CHECK(number_in(cpus) == strtoull(cores, NULL, 10));
+    *usage = number_in(acct);
+    CHECK(runtime_host_delete(rt, id, &err) == 0);
+    CHECK(access(dir, F_OK) != 0); /* kept under another name, or removed */
+    free(acct);
+    free(cpus);
+    free(dir);
+    free(check);
+    json_decref(spec);
+    return st.st_ino;
+}
+
+/* v1: the cgroups of an ended host job are kept (renamed) and the next
+ * host job gets them (the same cgroup: no mkdir nor rmdir per job), with
+ * its own cores and its CPU usage counted from zero; runtime_free removes
+ * what the pool kept. */
+TEST(runtime_host_reuses_an_ended_jobs_cgroups)
+{
+    if (geteuid() != 0 || access("/sys/fs/cgroup/cpuset/cpuset.cpus", F_OK) != 0 ||
+        access("/sys/fs/cgroup/cpuacct/cpuacct.usage", F_OK) != 0)
+        return; /* v2 or not root: no cgroups of shoal's own */
+    char parent[64], tmp[] = "/tmp/shoal-unit-pool-XXXXXX";
+    snprintf(parent, sizeof(parent), "shoal-ut-pool-%d", (int)getpid());
+    runtime_cgroup_set_parent(parent);
+    CHECK(mkdtemp(tmp) != NULL);
+    char *root = xasprintf("%s/crun", tmp), *dir = xasprintf("%s/containers", tmp);
+    struct runtime rt;
+    struct serr err = {0};
+    CHECK(runtime_init(&rt, NULL, root, dir, &err) == 0);
+    const char *last = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? "1" : "0";
+    unsigned long long busy = 0, idle = 0;
+    ino_t first = run_pooled(&rt, parent, "pool1", "0",
+                             "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done", &busy);
+    ino_t second = run_pooled(&rt, parent, "pool2", last, "true", &idle);
+    CHECK(first == second);
+    CHECK(idle < busy);
+    runtime_free(&rt);
+    char *cpuset_parent = xasprintf("/sys/fs/cgroup/cpuset/%s", parent);
+    DIR *d = opendir(cpuset_parent);
+    CHECK(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        CHECK(strncmp(e->d_name, ".pool-", 6) != 0);
+    closedir(d);
+    for (size_t i = 0; pool_controllers[i] != NULL; i++) {
+        char *p = xasprintf("/sys/fs/cgroup/%s/%s", pool_controllers[i], parent);
+        CHECK(rmdir(p) == 0 || errno == ENOENT);
+        free(p);
+    }
+    runtime_cgroup_set_parent("shoal");
+    CHECK(rm_rf(tmp, &err) == 0);
+    free(cpuset_parent);
+    free(root);
+    free(dir);
 }
