@@ -1003,14 +1003,15 @@ static void post_cluster_session(struct shoal *sh, struct http_req *req, char **
     if (heartbeat == NULL)
         return;
     struct serr err = {0};
-    json_t *reply = dispatcher_heartbeat(sh->dispatcher, req->peer_id, heartbeat, &err);
+    char *reply = dispatcher_heartbeat_text(sh->dispatcher, req->peer_id, heartbeat, &err);
     json_decref(heartbeat);
     if (clusternet_crowded(sh)) /* the node's session connects again next time */
         http_close_after_response(req);
     if (reply)
-        respond_json(req, 200, reply);
+        http_respond(req, 200, "application/json", reply, strlen(reply));
     else
         http_respond_error(req, &err);
+    free(reply);
 }
 
 /* ---- forwarding to the leader ---- */

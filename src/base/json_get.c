@@ -89,3 +89,25 @@ int jcheck_string_array(json_t *v, const char *field, struct serr *err)
     }
     return 0;
 }
+
+char *jdumps_with_members(json_t *obj, const char *members)
+{
+    if (!json_is_object(obj))
+        return NULL;
+    char *text = json_dumps(obj, JSON_COMPACT);
+    if (text == NULL || members == NULL || members[0] == '\0')
+        return text;
+    size_t len = strlen(text), more = strlen(members);
+    bool empty = json_object_size(obj) == 0; /* "{}" */
+    char *out = xmalloc(len + more + 2);
+    memcpy(out, text, len - 1); /* all but the closing brace */
+    size_t at = len - 1;
+    if (!empty)
+        out[at++] = ',';
+    memcpy(out + at, members, more);
+    at += more;
+    out[at++] = '}';
+    out[at] = '\0';
+    free(text);
+    return out;
+}

@@ -31,6 +31,12 @@ json_int_t jint(json_t *o, const char *key, json_int_t def);
 /* The boolean at `key`, or `def` when absent or not a boolean. */
 bool jbool(json_t *o, const char *key, bool def);
 
+/* The compact text of object `obj` with `members` (the compact text of
+ * more members, "\"k\":v,...", without braces; NULL or "": none) added
+ * at its end: a text dumped once (a large member shared by many answers)
+ * is not dumped again into each. A new string (free it), or NULL when obj
+ * is not an object or does not encode. */
+char *jdumps_with_members(json_t *obj, const char *members);
 /* 0 when `v` is an array of strings; else -1 with SERR_INVALID "<field> must
  * be an array of strings". */
 int jcheck_string_array(json_t *v, const char *field, struct serr *err);

@@ -87,6 +87,11 @@ void dispatcher_stop(struct dispatcher *d);
  * (SERR_NOT_FOUND: the node is not in the store). */
 json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *heartbeat,
                              struct serr *err);
+/* The same answer as compact JSON text (a new string: free it), or NULL with
+ * err. The mesh and the node list, when sent, are dumped once per change of
+ * them for every node's answer, not once per answer. */
+char *dispatcher_heartbeat_text(struct dispatcher *d, const char *node_id, json_t *heartbeat,
+                                struct serr *err);
 
 /* The mesh (manager/netmodel.h) of the store's current version, cached
  * (borrowed: valid until the store changes). */

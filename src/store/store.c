@@ -114,9 +114,7 @@ static const char schema[] =
     "CREATE TABLE tasks (id TEXT PRIMARY KEY, data TEXT NOT NULL,"
     "  service_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.service_id')) STORED,"
     "  node_id TEXT GENERATED ALWAYS AS (json_extract(data, '$.node_id')) STORED,"
-    "  slot TEXT GENERATED ALWAYS AS (json_extract(data, '$.slot')) STORED);"
-    "CREATE INDEX tasks_service ON tasks(service_id);"
-    "CREATE INDEX tasks_node ON tasks(node_id);";
+    "  slot TEXT GENERATED ALWAYS AS (json_extract(data, '$.slot')) STORED);";
 
 /* A job's place in the queue before its id: queue admin, then every other
  * queue but besteffort, then besteffort; store_job_queue_rank in C. The
@@ -180,6 +178,12 @@ static const char schema_additions[] =
      * version) without a json_extract of every task of the service */
     "CREATE INDEX IF NOT EXISTS tasks_service_state ON tasks(service_id,"
     "  json_extract(data, '$.state'));"
+    /* tasks_service (service_id) and tasks_node (node_id) of the first
+     * schema: prefixes of tasks_service_state and tasks_node_state, which
+     * serve the same look-ups; each was one more index entry written per
+     * task put (100,000 in a c1m placement) */
+    "DROP INDEX IF EXISTS tasks_service;"
+    "DROP INDEX IF EXISTS tasks_node;"
     "CREATE TRIGGER IF NOT EXISTS ports_owned BEFORE UPDATE ON ports"
     "  WHEN json_extract(old.data, '$.service_id') IS NOT json_extract(new.data, '$.service_id')"
     "  BEGIN SELECT RAISE(ABORT, 'port already published by another service'); END;";
@@ -654,17 +658,16 @@ static int apply_group(struct store *s, json_t *group, struct serr *err)
     return exec_sql(db, "RELEASE grp", err);
 }
 
-int store_apply(struct store *s, const char *entry, size_t len, struct store_result *res,
-                struct serr *err)
+int store_apply_parsed(struct store *s, json_t *entry, struct store_result *res,
+                       struct serr *err)
 {
-    json_error_t jerr;
-    json_t *root = json_loadb(entry, len, 0, &jerr);
-    json_t *groups = json_object_get(root, "groups");
-    if (!json_is_array(groups)) {
-        json_decref(root);
+    json_t *groups = json_object_get(entry, "groups");
+    if (!json_is_array(groups))
         return serr_set(err, SERR_INVALID, "raft entry is not a group list");
-    }
     size_t n = json_array_size(groups);
+    /* one transaction for the entry (each group a savepoint in it): not one
+     * per group */
+    bool in_tx = exec_sql(s->db, "BEGIN", NULL) == 0;
     if (res) {
         res->ngroups = (int)n;
         res->status = xcalloc(n, sizeof(int));
@@ -678,9 +681,19 @@ int store_apply(struct store *s, const char *entry, size_t len, struct store_res
             res->msg[i] = rc < 0 ? xstrdup(gerr.msg) : NULL;
         }
     }
+    if (in_tx)
+        exec_sql(s->db, "COMMIT", NULL);
     s->version++;
-    json_decref(root);
     return 0;
+}
+
+int store_apply(struct store *s, const char *entry, size_t len, struct store_result *res,
+                struct serr *err)
+{
+    json_t *root = json_loadb(entry, len, 0, NULL);
+    int rc = store_apply_parsed(s, root, res, err);
+    json_decref(root);
+    return rc;
 }
 
 int store_snapshot(struct store *s, void **buf, size_t *len, struct serr *err)

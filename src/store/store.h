@@ -49,6 +49,10 @@ void store_close(struct store *s);
  * store_result_free, res may be NULL). */
 int store_apply(struct store *s, const char *entry, size_t len, struct store_result *res,
                 struct serr *err);
+/* store_apply of an entry already parsed (`entry` only read): the leader
+ * applies its own entries so, not parsing again the text it dumped. */
+int store_apply_parsed(struct store *s, json_t *entry, struct store_result *res,
+                       struct serr *err);
 
 /* Serialized database (sqlite3_serialize); caller frees with free(). */
 int store_snapshot(struct store *s, void **buf, size_t *len, struct serr *err);

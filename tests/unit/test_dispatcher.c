@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_get.h"
 #include "manager/dispatcher.h"
 #include "store/store.h"
 #include "table.h"
@@ -189,6 +190,42 @@ TEST(dispatcher_heartbeat_sends_only_task_changes)
     reply = beat_with_tag(d, hb, reply);
     CHECK(json_array_size(json_object_get(reply, "tasks")) == 1);
     json_decref(reply);
+    json_decref(hb);
+    stop(&loop, d, &f);
+}
+
+/* The text answer: the JSON answer's members, the mesh and node list (sent
+ * to a node without the current tag) dumped once for every node. */
+TEST(dispatcher_heartbeat_text_is_the_answer_with_the_mesh_dumped_once)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct fake_host f = {0};
+    struct dispatcher *d = start(&loop, &f);
+    json_t *hb = json_object();
+    struct serr err = {0};
+    json_t *want = dispatcher_heartbeat(d, "n1", hb, &err);
+    CHECK(json_object_get(want, "mesh") != NULL && json_object_get(want, "nodes") != NULL);
+    char *text = dispatcher_heartbeat_text(d, "n2", hb, &err);
+    json_t *got = json_loads(text, 0, NULL);
+    CHECK(got != NULL);
+    CHECK(json_equal(json_object_get(got, "mesh"), json_object_get(want, "mesh")));
+    CHECK(json_equal(json_object_get(got, "nodes"), json_object_get(want, "nodes")));
+    CHECK_STR(jstr(got, "mesh_tag"), jstr(want, "mesh_tag"));
+    CHECK(json_array_size(json_object_get(got, "tasks")) == 1); /* n2's own members too */
+    CHECK(json_integer_value(json_object_get(got, "heartbeat_ms")) > 0);
+    /* with the current tag: neither the mesh nor the nodes */
+    json_object_set(hb, "mesh_tag", json_object_get(want, "mesh_tag"));
+    free(text);
+    text = dispatcher_heartbeat_text(d, "n2", hb, &err);
+    json_t *again = json_loads(text, 0, NULL);
+    CHECK(again != NULL && json_object_get(again, "mesh") == NULL &&
+          json_object_get(again, "nodes") == NULL && json_object_get(again, "mesh_tag") == NULL);
+    CHECK(dispatcher_heartbeat_text(d, "gone", hb, &err) == NULL && err.kind == SERR_NOT_FOUND);
+    free(text);
+    json_decref(again);
+    json_decref(got);
+    json_decref(want);
     json_decref(hb);
     stop(&loop, d, &f);
 }

@@ -76,3 +76,23 @@ TEST(jarray_index_gives_the_place_of_the_first_object_holding_the_string)
     CHECK(jarray_index(NULL, "id", "n1") == -1);
     json_decref(nodes);
 }
+
+TEST(jdumps_with_members_adds_text_members_at_the_end)
+{
+    json_t *o = json_pack("{s:i}", "a", 1);
+    char *t = jdumps_with_members(o, "\"m\":[1,2],\"t\":\"x\"");
+    CHECK_STR(t, "{\"a\":1,\"m\":[1,2],\"t\":\"x\"}");
+    free(t);
+    t = jdumps_with_members(o, NULL);
+    CHECK_STR(t, "{\"a\":1}");
+    free(t);
+    json_t *empty = json_object();
+    t = jdumps_with_members(empty, "\"m\":{}");
+    CHECK_STR(t, "{\"m\":{}}");
+    free(t);
+    json_t *arr = json_array();
+    CHECK(jdumps_with_members(arr, "\"m\":1") == NULL);
+    json_decref(arr);
+    json_decref(empty);
+    json_decref(o);
+}

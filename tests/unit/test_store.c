@@ -103,6 +103,49 @@ TEST(store_rejects_garbage)
     store_close(s);
 }
 
+/* The leader applies its own entries parsed (raft/cluster.c): as the text
+ * would, in one transaction whose groups still fail alone, the entry left as
+ * it was. */
+TEST(store_apply_parsed_applies_as_the_text_and_reads_only)
+{
+    struct store *s;
+    CHECK(store_open(&s, NULL) == 0);
+    json_t *entry = json_loads(
+        "{\"groups\":["
+        "[{\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"a\",\"name\":\"web\"}}],"
+        "[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"t1\",\"service_id\":\"b\"}},"
+        " {\"op\":\"put\",\"table\":\"services\",\"obj\":{\"id\":\"b\",\"name\":\"web\"}}],"
+        "[{\"op\":\"put\",\"table\":\"tasks\",\"obj\":{\"id\":\"t2\",\"service_id\":\"a\","
+        "\"node_id\":\"n1\"}}]]}",
+        0, NULL);
+    json_t *copy = json_deep_copy(entry);
+    struct store_result res;
+    unsigned long long version = store_version(s);
+    CHECK(store_apply_parsed(s, entry, &res, NULL) == 0);
+    CHECK(res.ngroups == 3 && res.status[0] == 0 && res.status[1] != 0 && res.status[2] == 0);
+    store_result_free(&res);
+    CHECK(store_version(s) == version + 1);
+    CHECK(json_equal(entry, copy));
+    CHECK(store_get(s, "tasks", "t1") == NULL);
+    json_t *rows = store_list_where(s, "tasks", "node_id", "n1");
+    CHECK(json_array_size(rows) == 1);
+    json_decref(rows);
+    rows = store_list_where(s, "tasks", "service_id", "a");
+    CHECK(json_array_size(rows) == 1);
+    json_decref(rows);
+    /* the next entry applies in a transaction of its own */
+    CHECK(apply_str(s, "{\"groups\":[[{\"op\":\"del\",\"table\":\"tasks\",\"id\":\"t2\"}]]}",
+                    NULL) == 0);
+    CHECK(store_get(s, "tasks", "t2") == NULL);
+    json_t *bad = json_pack("{s:i}", "groups", 1);
+    struct serr err = {0};
+    CHECK(store_apply_parsed(s, bad, NULL, &err) < 0 && store_version(s) == version + 2);
+    json_decref(bad);
+    json_decref(copy);
+    json_decref(entry);
+    store_close(s);
+}
+
 TEST(store_snapshot_round_trip)
 {
     struct store *a, *b;
