@@ -149,13 +149,13 @@ static void memory_setup(void)
 #endif
 }
 
-/* Code run once need not stay mapped: OpenSSL's handshake (once per link)
- * and SQLite's opening of the store (schema, migrations; a worker queries
- * nothing at idle). Their pages are unmapped with the heap's trim and come
- * back from the page cache at their next use (base/lib_pages.h); the stubs
- * never unload these libraries. */
-static const char *const run_once_libs[] = {"libcrypto.so.", "libssl.so.", "libsqlite3.so.", NULL};
-
+/* Code run once need not stay mapped: OpenSSL's handshake (once per link),
+ * SQLite's opening of the store (schema, migrations; a worker queries
+ * nothing at idle), the start's own code in libc, ld.so, libm and the
+ * binary. The read-only pages of every loaded object are unmapped with the
+ * heap's trim, and what idle uses comes back from the page cache at its
+ * next use (base/lib_pages.h, docs/design.md); the stubs never unload
+ * these libraries. */
 static void memory_trim(struct shoal *sh)
 {
     if (++sh->ticks % TRIM_EVERY_TICKS != 0)
@@ -163,7 +163,7 @@ static void memory_trim(struct shoal *sh)
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
-    lib_pages_release(run_once_libs);
+    lib_pages_release(NULL); /* every library and the program */
 }
 
 static void tick_cb(uv_timer_t *t)
