@@ -613,16 +613,6 @@ static json_t *answer_but_mesh(struct dispatcher *d, const char *node_id, json_t
     return reply;
 }
 
-json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *heartbeat,
-                             struct serr *err)
-{
-    bool mesh = false;
-    json_t *reply = answer_but_mesh(d, node_id, heartbeat, &mesh, err);
-    if (reply && mesh)
-        add_mesh(d, reply);
-    return reply;
-}
-
 char *dispatcher_heartbeat_text(struct dispatcher *d, const char *node_id, json_t *heartbeat,
                                 struct serr *err)
 {

@@ -82,14 +82,11 @@ void dispatcher_stop(struct dispatcher *d);
 /* One heartbeat of node `node_id` (its mTLS identity), the caller having
  * checked that this node leads: {"reports", "metrics", "mesh_tag", "csr",
  * "secret_ids"} (borrowed). Applies the reports, records the metrics and
- * returns the answer (new reference: tasks, images, managers, leader, role,
- * overlay, heartbeat_ms, and mesh with nodes, cert, secret_data when due), or NULL with err
- * (SERR_NOT_FOUND: the node is not in the store). */
-json_t *dispatcher_heartbeat(struct dispatcher *d, const char *node_id, json_t *heartbeat,
-                             struct serr *err);
-/* The same answer as compact JSON text (a new string: free it), or NULL with
- * err. The mesh and the node list, when sent, are dumped once per change of
- * them for every node's answer, not once per answer. */
+ * returns the answer as compact JSON text (a new string: free it: tasks, images,
+ * managers, leader, role, overlay, heartbeat_ms, and mesh with nodes, cert,
+ * secret_data when due), or NULL with err (SERR_NOT_FOUND: the node is not in
+ * the store). The mesh and the node list, when sent, are dumped once per
+ * change of them for every node's answer, not once per answer. */
 char *dispatcher_heartbeat_text(struct dispatcher *d, const char *node_id, json_t *heartbeat,
                                 struct serr *err);
 
